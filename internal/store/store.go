@@ -1,0 +1,421 @@
+// Package store is xavyo's one store code path over two backends:
+// PostgreSQL (pgx, production, row-level security) and SQLite (modernc,
+// embedded default). SQL is written once in the subset both accept
+// (docs/design/0001-sql-subset.md); a flavor layer adapts the few
+// differences. Only this package imports database drivers.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/xavyo/xavyo/internal/apperr"
+)
+
+// Flavor is the SQL dialect of a backend.
+type Flavor int
+
+// Backends.
+const (
+	Postgres Flavor = iota + 1
+	SQLite
+)
+
+// String names the flavor.
+func (f Flavor) String() string {
+	if f == Postgres {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+// Config opens a DB.
+type Config struct {
+	// URL is postgres://… or sqlite:PATH (or a bare path for SQLite).
+	URL string
+	// MaxConns bounds open connections (reads, for SQLite).
+	MaxConns int
+	Logger   *slog.Logger
+}
+
+// CheckAndSetDefaults validates c and fills defaults.
+func (c *Config) CheckAndSetDefaults() error {
+	if c.URL == "" {
+		return errors.New("store: URL is required")
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = 16
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// DB is a handle on the store. It is safe for concurrent use.
+type DB struct {
+	flavor Flavor
+	// rw runs write transactions; on SQLite it has one connection, so
+	// writers queue in Go instead of spinning on SQLITE_BUSY.
+	rw *sql.DB
+	// ro runs read-only transactions; on PostgreSQL it is rw.
+	ro     *sql.DB
+	url    string
+	log    *slog.Logger
+	queries sync.Map // original SQL → flavored SQL
+	local  *localNotifier
+}
+
+// Open connects to the backend named by cfg.URL.
+func Open(ctx context.Context, cfg Config) (*DB, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, err
+	}
+	db := &DB{url: cfg.URL, log: cfg.Logger, local: newLocalNotifier()}
+	if IsPostgresURL(cfg.URL) {
+		db.flavor = Postgres
+		pool, err := sql.Open("pgx", cfg.URL)
+		if err != nil {
+			return nil, fmt.Errorf("store: open postgres: %w", err)
+		}
+		pool.SetMaxOpenConns(cfg.MaxConns)
+		pool.SetMaxIdleConns(cfg.MaxConns)
+		pool.SetConnMaxIdleTime(5 * time.Minute)
+		db.rw, db.ro = pool, pool
+	} else {
+		db.flavor = SQLite
+		path := strings.TrimPrefix(cfg.URL, "sqlite:")
+		if dir := filepath.Dir(path); dir != "" {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return nil, fmt.Errorf("store: create data dir: %w", err)
+			}
+		}
+		rw, err := sql.Open("sqlite", sqliteDSN(path, false))
+		if err != nil {
+			return nil, fmt.Errorf("store: open sqlite: %w", err)
+		}
+		rw.SetMaxOpenConns(1)
+		rw.SetMaxIdleConns(1)
+		rw.SetConnMaxIdleTime(0)
+		rw.SetConnMaxLifetime(0)
+		// The first connection switches the file to WAL before readers open it.
+		if err := rw.PingContext(ctx); err != nil {
+			_ = rw.Close()
+			return nil, fmt.Errorf("store: open sqlite: %w", err)
+		}
+		ro, err := sql.Open("sqlite", sqliteDSN(path, true))
+		if err != nil {
+			_ = rw.Close()
+			return nil, fmt.Errorf("store: open sqlite: %w", err)
+		}
+		ro.SetMaxOpenConns(cfg.MaxConns)
+		ro.SetMaxIdleConns(cfg.MaxConns)
+		db.rw, db.ro = rw, ro
+	}
+	if err := db.Ping(ctx); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func sqliteDSN(path string, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	// FULL: a commit survives a power loss, not only a process crash.
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Set("_time_format", "sqlite")
+	if readOnly {
+		q.Add("_pragma", "query_only(1)")
+	} else {
+		q.Set("_txlock", "immediate")
+	}
+	return "file:" + path + "?" + q.Encode()
+}
+
+// IsPostgresURL reports whether u names a PostgreSQL database.
+func IsPostgresURL(u string) bool {
+	return strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://")
+}
+
+// Flavor returns the backend's dialect.
+func (db *DB) Flavor() Flavor { return db.flavor }
+
+// URL returns the connection URL the DB was opened with.
+func (db *DB) URL() string { return db.url }
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.rw.PingContext(ctx); err != nil {
+		return apperr.Wrap(err, apperr.KindUnavailable, "database unreachable")
+	}
+	return nil
+}
+
+// Close closes every connection.
+func (db *DB) Close() error {
+	err := db.rw.Close()
+	if db.ro != db.rw {
+		err = errors.Join(err, db.ro.Close())
+	}
+	return err
+}
+
+// Stats returns the write pool's statistics.
+func (db *DB) Stats() sql.DBStats { return db.rw.Stats() }
+
+// tenantKey carries the tenant a request works in.
+type tenantKey struct{}
+
+// WithTenant returns a context whose tenant transactions run in id.
+func WithTenant(ctx context.Context, id uuid.UUID) context.Context {
+	return context.WithValue(ctx, tenantKey{}, id)
+}
+
+// TenantFrom returns the tenant of ctx, if any.
+func TenantFrom(ctx context.Context) (uuid.UUID, bool) {
+	id, ok := ctx.Value(tenantKey{}).(uuid.UUID)
+	return id, ok && id != uuid.Nil
+}
+
+// ErrNoTenant is returned by tenant transactions when the context names no
+// tenant: the store fails closed.
+var ErrNoTenant = apperr.New(apperr.KindInternal, "no tenant in context")
+
+// InTenantTx runs fn in a read-write transaction scoped to the tenant of
+// ctx. On PostgreSQL the transaction first sets app.tenant_id, so
+// row-level security admits only that tenant's rows. fn may be retried on
+// a serialization failure, so it must not have effects outside tx.
+func (db *DB) InTenantTx(ctx context.Context, fn func(*Tx) error) error {
+	tid, ok := TenantFrom(ctx)
+	if !ok {
+		return ErrNoTenant
+	}
+	return db.run(ctx, db.rw, false, tid, false, fn)
+}
+
+// InTenantRead runs fn in a read-only transaction scoped to the tenant of
+// ctx.
+func (db *DB) InTenantRead(ctx context.Context, fn func(*Tx) error) error {
+	tid, ok := TenantFrom(ctx)
+	if !ok {
+		return ErrNoTenant
+	}
+	return db.run(ctx, db.ro, true, tid, false, fn)
+}
+
+// SystemTx runs fn in a read-write transaction that is not scoped to one
+// tenant: the explicitly named path for platform tables (tenants,
+// settings) and for workers that serve every tenant (outbox). On
+// PostgreSQL it sets app.system, which the row-level security policies
+// admit; nothing else sets it.
+func (db *DB) SystemTx(ctx context.Context, fn func(*Tx) error) error {
+	return db.run(ctx, db.rw, false, uuid.Nil, true, fn)
+}
+
+// SystemRead is SystemTx, read-only.
+func (db *DB) SystemRead(ctx context.Context, fn func(*Tx) error) error {
+	return db.run(ctx, db.ro, true, uuid.Nil, true, fn)
+}
+
+const maxAttempts = 4
+
+func (db *DB) run(ctx context.Context, pool *sql.DB, readOnly bool, tenant uuid.UUID, system bool, fn func(*Tx) error) error {
+	var err error
+	for attempt := 1; ; attempt++ {
+		var after []func()
+		after, err = db.runOnce(ctx, pool, readOnly, tenant, system, fn)
+		if err == nil {
+			for _, f := range after {
+				f()
+			}
+			return nil
+		}
+		if attempt == maxAttempts || !retryable(err) || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(time.Duration(attempt*attempt) * 5 * time.Millisecond)
+	}
+}
+
+func (db *DB) runOnce(ctx context.Context, pool *sql.DB, readOnly bool, tenant uuid.UUID, system bool, fn func(*Tx) error) (after []func(), err error) {
+	opts := &sql.TxOptions{}
+	if db.flavor == Postgres {
+		opts.ReadOnly = readOnly
+	}
+	stx, err := pool.BeginTx(ctx, opts)
+	if err != nil {
+		return nil, translate(fmt.Errorf("store: begin: %w", err))
+	}
+	tx := &Tx{tx: stx, db: db, tenant: tenant, system: system}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = stx.Rollback()
+			panic(p)
+		}
+	}()
+	if db.flavor == Postgres {
+		// One round trip sets both: the tenant (empty for system work)
+		// and whether this is the system path.
+		sys := ""
+		if system {
+			sys = "on"
+		}
+		t := ""
+		if tenant != uuid.Nil {
+			t = tenant.String()
+		}
+		if _, err := stx.ExecContext(ctx, `SELECT set_config('app.tenant_id', $1, true), set_config('app.system', $2, true)`, t, sys); err != nil {
+			_ = stx.Rollback()
+			return nil, translate(fmt.Errorf("store: set tenant: %w", err))
+		}
+	}
+	if err := fn(tx); err != nil {
+		_ = stx.Rollback()
+		return nil, translate(err)
+	}
+	if err := stx.Commit(); err != nil {
+		return nil, translate(fmt.Errorf("store: commit: %w", err))
+	}
+	return tx.after, nil
+}
+
+// Tx is one transaction. Its methods take SQL in the common subset and
+// adapt it to the backend.
+type Tx struct {
+	tx     *sql.Tx
+	db     *DB
+	tenant uuid.UUID
+	system bool
+	after  []func()
+}
+
+// TenantID returns the tenant the transaction is scoped to (uuid.Nil on
+// the system path).
+func (t *Tx) TenantID() uuid.UUID { return t.tenant }
+
+// Flavor returns the backend's dialect.
+func (t *Tx) Flavor() Flavor { return t.db.flavor }
+
+// Exec runs a statement.
+func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	r, err := t.tx.ExecContext(ctx, t.db.flavored(query), args...)
+	return r, translate(err)
+}
+
+// Query runs a query returning rows.
+func (t *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	r, err := t.tx.QueryContext(ctx, t.db.flavored(query), args...)
+	return r, translate(err)
+}
+
+// QueryRow runs a query returning at most one row.
+func (t *Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(ctx, t.db.flavored(query), args...)
+}
+
+// AfterCommit registers fn to run after the transaction commits (not if it
+// rolls back). Functions run in order, on the committing goroutine.
+func (t *Tx) AfterCommit(fn func()) { t.after = append(t.after, fn) }
+
+// flavored rewrites PostgreSQL-subset SQL for the backend. Rewrites are
+// cached: queries are constants, so the cache is bounded by the code.
+func (db *DB) flavored(q string) string {
+	if db.flavor == Postgres {
+		return q
+	}
+	if v, ok := db.queries.Load(q); ok {
+		return v.(string)
+	}
+	r := sqliteRewriter.Replace(q)
+	db.queries.Store(q, r)
+	return r
+}
+
+// sqliteRewriter drops what SQLite lacks and needs not: row locks (SQLite
+// has one writer at a time) and explicit casts to PostgreSQL-only types.
+var sqliteRewriter = strings.NewReplacer(
+	" FOR UPDATE SKIP LOCKED", "",
+	" FOR UPDATE", "",
+	"::uuid", "",
+	"::jsonb", "",
+	"::timestamptz", "",
+)
+
+// translate maps driver errors to apperr kinds; other errors pass through.
+func translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ae *apperr.Error
+	if errors.As(err, &ae) {
+		return err
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return apperr.Wrap(err, apperr.KindNotFound, "not found")
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "23505":
+			return apperr.Wrap(err, apperr.KindAlreadyExists, "already exists")
+		case "23503":
+			return apperr.Wrap(err, apperr.KindConflict, "referenced record missing or still in use")
+		case "23514", "23502", "22P02", "22001":
+			return apperr.Wrap(err, apperr.KindInvalidArgument, "invalid value")
+		}
+		return err
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return apperr.Wrap(err, apperr.KindAlreadyExists, "already exists")
+		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+			return apperr.Wrap(err, apperr.KindConflict, "referenced record missing or still in use")
+		case sqlite3.SQLITE_CONSTRAINT_CHECK, sqlite3.SQLITE_CONSTRAINT_NOTNULL:
+			return apperr.Wrap(err, apperr.KindInvalidArgument, "invalid value")
+		}
+	}
+	return err
+}
+
+// retryable reports a transient conflict worth running the transaction
+// again: PostgreSQL serialization failure or deadlock, SQLite busy.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "40001" || pe.Code == "40P01"
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code()&0xff == sqlite3.SQLITE_BUSY
+	}
+	return false
+}
+
+// Conn returns a dedicated connection from the write pool, for
+// session-level work such as advisory locks. The caller closes it.
+func (db *DB) Conn(ctx context.Context) (*sql.Conn, error) { return db.rw.Conn(ctx) }
+
+// Now returns the current time as the store keeps it: UTC, truncated to
+// microseconds (PostgreSQL's precision), so values round-trip equal on
+// both backends.
+func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
