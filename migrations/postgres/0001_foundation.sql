@@ -65,7 +65,7 @@ CREATE TABLE audit_log (
     target_id   text NOT NULL,
     outcome     text NOT NULL,
     request_id  text NOT NULL,
-    details     jsonb NOT NULL,
+    details     text NOT NULL, -- the exact JSON bytes that were hashed
     prev_hash   bytea NOT NULL,
     hash        bytea NOT NULL,
     PRIMARY KEY (tenant_id, seq)

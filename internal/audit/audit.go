@@ -1,0 +1,344 @@
+// Package audit is the append-only, per-tenant hash-chained audit log
+// (DESIGN.md §8, §11). Appends go through a Sequencer that group-commits
+// every queued record in one transaction; a caller that must not answer
+// before its record is durable waits on its receipt.
+//
+// Each record's hash is SHA-256(prev_hash || canonical fields), so an
+// altered, deleted, inserted or reordered row breaks the chain, and the
+// chain head (audit_heads) exposes a truncated tail. The chain of
+// uuid.Nil is the platform's own.
+package audit
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// Outcomes.
+const (
+	OutcomeSuccess = "success"
+	OutcomeDenied  = "denied"
+	OutcomeFailure = "failure"
+)
+
+// Platform is the tenant ID of the platform's own chain.
+var Platform = uuid.Nil
+
+// Entry is what a caller records.
+type Entry struct {
+	TenantID   uuid.UUID
+	ActorKind  string
+	ActorID    string
+	Action     string
+	TargetKind string
+	TargetID   string
+	Outcome    string
+	RequestID  string
+	// Details is any JSON-encodable value (nil for none).
+	Details any
+}
+
+// ActorFrom fills the actor fields from a principal.
+func (e Entry) ActorFrom(p *principal.Principal) Entry {
+	if p == nil {
+		e.ActorKind, e.ActorID = "anonymous", ""
+		return e
+	}
+	e.ActorKind, e.ActorID = string(p.Kind), p.SubjectID
+	return e
+}
+
+// Record is a stored entry.
+type Record struct {
+	TenantID   uuid.UUID       `json:"tenant_id"`
+	Seq        int64           `json:"seq"`
+	ID         uuid.UUID       `json:"id"`
+	At         time.Time       `json:"at"`
+	ActorKind  string          `json:"actor_kind"`
+	ActorID    string          `json:"actor_id"`
+	Action     string          `json:"action"`
+	TargetKind string          `json:"target_kind"`
+	TargetID   string          `json:"target_id"`
+	Outcome    string          `json:"outcome"`
+	RequestID  string          `json:"request_id"`
+	Details    json.RawMessage `json:"details"`
+	PrevHash   []byte          `json:"prev_hash"`
+	Hash       []byte          `json:"hash"`
+}
+
+// computeHash is the chain function: SHA-256 over the previous hash and
+// every field, each length-prefixed so no two records encode alike.
+func computeHash(r *Record) []byte {
+	h := sha256.New()
+	var n [8]byte
+	field := func(b []byte) {
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	field(r.PrevHash)
+	field(r.TenantID[:])
+	binary.BigEndian.PutUint64(n[:], uint64(r.Seq))
+	field(n[:])
+	field(r.ID[:])
+	field([]byte(strconv.FormatInt(r.At.UTC().UnixMicro(), 10)))
+	for _, s := range []string{r.ActorKind, r.ActorID, r.Action, r.TargetKind, r.TargetID, r.Outcome, r.RequestID} {
+		field([]byte(s))
+	}
+	field(r.Details)
+	return h.Sum(nil)
+}
+
+// Config configures a Sequencer.
+type Config struct {
+	DB     *store.DB
+	Logger *slog.Logger
+	// MaxBatch bounds the records committed in one transaction (default 256).
+	MaxBatch int
+	// Queue bounds records waiting for a batch (default 8192); Append
+	// blocks when it is full.
+	Queue int
+}
+
+// CheckAndSetDefaults validates and fills defaults.
+func (c *Config) CheckAndSetDefaults() error {
+	if c.DB == nil {
+		return errors.New("audit: DB is required")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 256
+	}
+	if c.Queue <= 0 {
+		c.Queue = 8192
+	}
+	return nil
+}
+
+// Receipt is the promise of one appended record.
+type Receipt struct {
+	// ID is the record's ID, known at once.
+	ID   uuid.UUID
+	done chan struct{}
+	err  error
+	seq  int64
+}
+
+// Wait blocks until the record is durable (nil) or failed.
+func (r *Receipt) Wait(ctx context.Context) error {
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Seq returns the record's position in its chain once durable.
+func (r *Receipt) Seq() int64 { <-r.done; return r.seq }
+
+type pending struct {
+	rec     Record
+	receipt *Receipt
+}
+
+// Sequencer orders appends into per-tenant chains and group-commits them.
+type Sequencer struct {
+	cfg     Config
+	in      chan *pending
+	stopped chan struct{}
+}
+
+// ErrStopped is returned by appends after the sequencer stopped.
+var ErrStopped = errors.New("audit: sequencer stopped")
+
+// New returns a Sequencer; start it with Run.
+func New(cfg Config) (*Sequencer, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, err
+	}
+	return &Sequencer{cfg: cfg, in: make(chan *pending, cfg.Queue), stopped: make(chan struct{})}, nil
+}
+
+// Append queues e and returns its receipt at once.
+func (s *Sequencer) Append(ctx context.Context, e Entry) (*Receipt, error) {
+	details := []byte("{}")
+	if e.Details != nil {
+		var err error
+		if details, err = json.Marshal(e.Details); err != nil {
+			return nil, fmt.Errorf("audit: details: %w", err)
+		}
+	}
+	if e.Action == "" {
+		return nil, errors.New("audit: action is required")
+	}
+	if e.Outcome == "" {
+		e.Outcome = OutcomeSuccess
+	}
+	p := &pending{
+		rec: Record{
+			TenantID: e.TenantID, ID: uuid.Must(uuid.NewV7()),
+			ActorKind: e.ActorKind, ActorID: e.ActorID, Action: e.Action,
+			TargetKind: e.TargetKind, TargetID: e.TargetID, Outcome: e.Outcome,
+			RequestID: e.RequestID, Details: details,
+		},
+	}
+	p.receipt = &Receipt{ID: p.rec.ID, done: make(chan struct{})}
+	select {
+	case s.in <- p:
+		return p.receipt, nil
+	case <-s.stopped:
+		return nil, ErrStopped
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// AppendSync appends e and waits until it is durable.
+func (s *Sequencer) AppendSync(ctx context.Context, e Entry) error {
+	r, err := s.Append(ctx, e)
+	if err != nil {
+		return err
+	}
+	return r.Wait(ctx)
+}
+
+// Run commits batches until ctx ends, then commits what is still queued.
+func (s *Sequencer) Run(ctx context.Context) error {
+	defer close(s.stopped)
+	batch := make([]*pending, 0, s.cfg.MaxBatch)
+	for {
+		select {
+		case p := <-s.in:
+			batch = append(batch[:0], p)
+		case <-ctx.Done():
+			s.drain()
+			return nil
+		}
+		// Group commit: take everything queued while the last commit ran.
+	fill:
+		for len(batch) < s.cfg.MaxBatch {
+			select {
+			case p := <-s.in:
+				batch = append(batch, p)
+			default:
+				break fill
+			}
+		}
+		s.commit(context.WithoutCancel(ctx), batch)
+	}
+}
+
+// drain commits what was queued before the stop.
+func (s *Sequencer) drain() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		batch := make([]*pending, 0, s.cfg.MaxBatch)
+	fill:
+		for len(batch) < s.cfg.MaxBatch {
+			select {
+			case p := <-s.in:
+				batch = append(batch, p)
+			default:
+				break fill
+			}
+		}
+		if len(batch) == 0 {
+			return
+		}
+		s.commit(ctx, batch)
+	}
+}
+
+func (s *Sequencer) commit(ctx context.Context, batch []*pending) {
+	err := s.cfg.DB.SystemTx(ctx, func(tx *store.Tx) error {
+		return writeBatch(ctx, tx, batch)
+	})
+	if err != nil {
+		s.cfg.Logger.Error("audit batch failed", "records", len(batch), "error", err)
+		err = fmt.Errorf("audit: commit: %w", err)
+	}
+	for _, p := range batch {
+		p.receipt.err = err
+		if err == nil {
+			p.receipt.seq = p.rec.Seq
+		}
+		close(p.receipt.done)
+	}
+}
+
+const insertCols = 14
+
+// writeBatch extends each tenant's chain from its locked head.
+func writeBatch(ctx context.Context, tx *store.Tx, batch []*pending) error {
+	byTenant := map[uuid.UUID][]*pending{}
+	var order []uuid.UUID
+	for _, p := range batch {
+		if _, ok := byTenant[p.rec.TenantID]; !ok {
+			order = append(order, p.rec.TenantID)
+		}
+		byTenant[p.rec.TenantID] = append(byTenant[p.rec.TenantID], p)
+	}
+	now := store.Now()
+	for _, tid := range order {
+		ps := byTenant[tid]
+		var seq int64
+		var head []byte
+		err := tx.QueryRow(ctx, `SELECT seq, hash FROM audit_heads WHERE tenant_id = $1 FOR UPDATE`, tid).Scan(&seq, &head)
+		if err != nil && !isNoRows(err) {
+			return err
+		}
+		if head == nil {
+			head = []byte{}
+		}
+		var sb strings.Builder
+		sb.WriteString(`INSERT INTO audit_log (tenant_id, seq, id, at, actor_kind, actor_id, action, target_kind, target_id, outcome, request_id, details, prev_hash, hash) VALUES `)
+		args := make([]any, 0, len(ps)*insertCols)
+		for i, p := range ps {
+			r := &p.rec
+			seq++
+			r.Seq, r.At, r.PrevHash = seq, now, head
+			r.Hash = computeHash(r)
+			head = r.Hash
+			if i > 0 {
+				sb.WriteByte(',')
+			}
+			sb.WriteByte('(')
+			for c := range insertCols {
+				if c > 0 {
+					sb.WriteByte(',')
+				}
+				sb.WriteByte('$')
+				sb.WriteString(strconv.Itoa(i*insertCols + c + 1))
+			}
+			sb.WriteByte(')')
+			args = append(args, r.TenantID, r.Seq, r.ID, r.At, r.ActorKind, r.ActorID, r.Action, r.TargetKind, r.TargetID,
+				r.Outcome, r.RequestID, string(r.Details), r.PrevHash, r.Hash)
+		}
+		if _, err := tx.Exec(ctx, sb.String(), args...); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO audit_heads (tenant_id, seq, hash, updated_at) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, updated_at = excluded.updated_at`,
+			tid, seq, head, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
