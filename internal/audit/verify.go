@@ -3,13 +3,10 @@ package audit
 import (
 	"bytes"
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 
 	"github.com/google/uuid"
 
-	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/store"
 )
 
@@ -34,7 +31,7 @@ type Report struct {
 func (r Report) OK() bool { return r.First == nil }
 
 func isNoRows(err error) bool {
-	return errors.Is(err, sql.ErrNoRows) || apperr.KindOf(err) == apperr.KindNotFound
+	return store.NoRows(err)
 }
 
 // Verify walks tenant's chain in order and reports the first row that

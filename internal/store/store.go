@@ -419,3 +419,8 @@ func (db *DB) Conn(ctx context.Context) (*sql.Conn, error) { return db.rw.Conn(c
 // microseconds (PostgreSQL's precision), so values round-trip equal on
 // both backends.
 func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// NoRows reports whether err says a single-row query found nothing.
+func NoRows(err error) bool {
+	return errors.Is(err, sql.ErrNoRows) || apperr.KindOf(err) == apperr.KindNotFound
+}

@@ -1,0 +1,376 @@
+// Package tenant manages tenants: the unit of isolation everywhere in
+// xavyo. A tenant's UUID is its identity inside (database, tokens, SPIFFE
+// IDs, events); its slug appears only in URLs and never changes. Deleting
+// a tenant is a soft delete: every endpoint refuses it from then on, and
+// its data is kept for the retention period.
+package tenant
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"regexp"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/audit"
+	"github.com/xavyo/xavyo/internal/events"
+	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/xavyo/xavyo/internal/reqid"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// Statuses.
+const (
+	StatusActive    = "active"
+	StatusSuspended = "suspended"
+	StatusDeleted   = "deleted"
+)
+
+// EventKind is the change-event kind of tenants.
+const EventKind = "tenant"
+
+// Tenant is one tenant.
+type Tenant struct {
+	ID        uuid.UUID       `json:"id"`
+	Slug      string          `json:"slug" doc:"immutable, [a-z0-9-]{2,63}; used in URLs"`
+	Name      string          `json:"name"`
+	Status    string          `json:"status" doc:"active, suspended or deleted"`
+	Settings  json.RawMessage `json:"settings" doc:"free-form JSON object of tenant settings"`
+	CreatedAt time.Time       `json:"created_at"`
+	UpdatedAt time.Time       `json:"updated_at"`
+	DeletedAt *time.Time      `json:"deleted_at,omitempty"`
+	Version   int64           `json:"version"`
+}
+
+// CreateInput creates a tenant.
+type CreateInput struct {
+	Slug     string          `json:"slug"`
+	Name     string          `json:"name"`
+	Settings json.RawMessage `json:"settings,omitempty"`
+}
+
+// UpdateInput changes a tenant; absent fields stay as they are.
+type UpdateInput struct {
+	Name     *string          `json:"name,omitempty"`
+	Status   *string          `json:"status,omitempty" doc:"active or suspended (delete to delete)"`
+	Settings *json.RawMessage `json:"settings,omitempty"`
+}
+
+// ListOptions filters and pages a listing.
+type ListOptions struct {
+	Status         string
+	IncludeDeleted bool
+	SlugPrefix     string
+	Limit          int
+	// After is the ID of the last tenant of the previous page.
+	After uuid.UUID
+}
+
+var slugRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,61}[a-z0-9]$`)
+
+// reserved slugs would collide with routes or confuse readers.
+var reserved = map[string]bool{
+	"api": true, "admin": true, "platform": true, "system": true, "oauth": true,
+	"mcp": true, "a2a": true, "pki": true, "healthz": true, "readyz": true, "metrics": true,
+	"well-known": true, "static": true, "assets": true, "login": true, "default": true,
+}
+
+// ValidSlug reports whether s is a well-formed, unreserved slug.
+func ValidSlug(s string) error {
+	if !slugRE.MatchString(s) {
+		return apperr.Invalid("slug", "must be 2 to 63 characters of a-z, 0-9 and '-', not starting or ending with '-'")
+	}
+	if reserved[s] {
+		return apperr.Invalid("slug", "is reserved")
+	}
+	return nil
+}
+
+const maxSettings = 64 << 10
+
+func validSettings(raw json.RawMessage) error {
+	if len(raw) > maxSettings {
+		return apperr.Invalid("settings", "must be at most 64 KiB")
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
+		return apperr.Invalid("settings", "must be a JSON object")
+	}
+	return nil
+}
+
+func validName(n string) error {
+	if n == "" || len(n) > 200 {
+		return apperr.Invalid("name", "must be 1 to 200 characters")
+	}
+	return nil
+}
+
+// Auditor is what the service needs of the audit log.
+type Auditor interface {
+	AppendSync(ctx context.Context, e audit.Entry) error
+}
+
+// Service manages tenants. Tenants are platform records: it works on the
+// store's system path.
+type Service struct {
+	DB    *store.DB
+	Audit Auditor
+}
+
+// Create makes a tenant.
+func (s *Service) Create(ctx context.Context, in CreateInput) (*Tenant, error) {
+	if err := ValidSlug(in.Slug); err != nil {
+		return nil, err
+	}
+	if err := validName(in.Name); err != nil {
+		return nil, err
+	}
+	if len(in.Settings) == 0 {
+		in.Settings = json.RawMessage("{}")
+	}
+	if err := validSettings(in.Settings); err != nil {
+		return nil, err
+	}
+	now := store.Now()
+	t := &Tenant{ID: uuid.Must(uuid.NewV7()), Slug: in.Slug, Name: in.Name, Status: StatusActive,
+		Settings: compact(in.Settings), CreatedAt: now, UpdatedAt: now, Version: 1}
+	err := s.DB.SystemTx(ctx, func(tx *store.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO tenants (id, slug, name, status, settings, created_at, updated_at, version)
+			VALUES ($1, $2, $3, $4, $5, $6, $6, $7)`, t.ID, t.Slug, t.Name, t.Status, string(t.Settings), now, t.Version)
+		if apperr.KindOf(err) == apperr.KindAlreadyExists {
+			return apperr.New(apperr.KindAlreadyExists, "a tenant with slug %q already exists", t.Slug)
+		}
+		if err != nil {
+			return err
+		}
+		return events.Publish(ctx, tx, events.Change{TenantID: t.ID, Kind: EventKind, ID: t.ID.String(), Version: t.Version}, t)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return t, s.audit(ctx, "tenant.create", t, nil)
+}
+
+// Get returns a tenant that is not deleted.
+func (s *Service) Get(ctx context.Context, id uuid.UUID) (*Tenant, error) {
+	var t *Tenant
+	err := s.DB.SystemRead(ctx, func(tx *store.Tx) error {
+		var err error
+		t, err = get(ctx, tx, `id = $1`, id)
+		return err
+	})
+	return t, err
+}
+
+// GetBySlug returns a tenant that is not deleted by its slug.
+func (s *Service) GetBySlug(ctx context.Context, slug string) (*Tenant, error) {
+	var t *Tenant
+	err := s.DB.SystemRead(ctx, func(tx *store.Tx) error {
+		var err error
+		t, err = get(ctx, tx, `slug = $1`, slug)
+		return err
+	})
+	return t, err
+}
+
+// ActiveTenant implements httpx.TenantResolver: deleted and unknown
+// tenants are not found; suspended ones are refused.
+func (s *Service) ActiveTenant(ctx context.Context, id uuid.UUID) error {
+	t, err := s.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if t.Status != StatusActive {
+		return apperr.New(apperr.KindPermissionDenied, "tenant is %s", t.Status)
+	}
+	return nil
+}
+
+const cols = `id, slug, name, status, settings, created_at, updated_at, deleted_at, version`
+
+func scan(row interface{ Scan(...any) error }) (*Tenant, error) {
+	var t Tenant
+	var settings []byte
+	if err := row.Scan(&t.ID, &t.Slug, &t.Name, &t.Status, &settings, &t.CreatedAt, &t.UpdatedAt, &t.DeletedAt, &t.Version); err != nil {
+		return nil, err
+	}
+	t.Settings = compact(settings)
+	return &t, nil
+}
+
+func get(ctx context.Context, tx *store.Tx, where string, arg any) (*Tenant, error) {
+	t, err := scan(tx.QueryRow(ctx, `SELECT `+cols+` FROM tenants WHERE `+where+` AND status <> 'deleted'`, arg))
+	if store.NoRows(err) {
+		return nil, apperr.NotFound("tenant")
+	}
+	return t, err
+}
+
+// List returns a page of tenants in creation order, and whether more follow.
+func (s *Service) List(ctx context.Context, o ListOptions) ([]*Tenant, bool, error) {
+	if o.Limit <= 0 {
+		o.Limit = 50
+	}
+	switch o.Status {
+	case "", StatusActive, StatusSuspended:
+	case StatusDeleted:
+		o.IncludeDeleted = true
+	default:
+		return nil, false, apperr.Invalid("status", "must be active, suspended or deleted")
+	}
+	q := `SELECT ` + cols + ` FROM tenants WHERE id > $1
+		AND ($2 = '' OR status = $2)
+		AND ($3 OR status <> 'deleted')
+		AND ($4 = '' OR substr(slug, 1, length($4)) = $4)
+		ORDER BY id LIMIT $5`
+	var out []*Tenant
+	err := s.DB.SystemRead(ctx, func(tx *store.Tx) error {
+		out = out[:0]
+		rows, err := tx.Query(ctx, q, o.After, o.Status, o.IncludeDeleted, o.SlugPrefix, o.Limit+1)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			t, err := scan(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, t)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	more := len(out) > o.Limit
+	if more {
+		out = out[:o.Limit]
+	}
+	return out, more, nil
+}
+
+// Update changes a tenant. ifVersion, when not 0, must be its current
+// version (optimistic concurrency).
+func (s *Service) Update(ctx context.Context, id uuid.UUID, in UpdateInput, ifVersion int64) (*Tenant, error) {
+	if in.Name != nil {
+		if err := validName(*in.Name); err != nil {
+			return nil, err
+		}
+	}
+	if in.Status != nil && *in.Status != StatusActive && *in.Status != StatusSuspended {
+		return nil, apperr.Invalid("status", "must be active or suspended (DELETE deletes)")
+	}
+	if in.Settings != nil {
+		if err := validSettings(*in.Settings); err != nil {
+			return nil, err
+		}
+	}
+	var before, after *Tenant
+	err := s.DB.SystemTx(ctx, func(tx *store.Tx) error {
+		var err error
+		before, err = lockCurrent(ctx, tx, id, ifVersion)
+		if err != nil {
+			return err
+		}
+		t := *before
+		if in.Name != nil {
+			t.Name = *in.Name
+		}
+		if in.Status != nil {
+			t.Status = *in.Status
+		}
+		if in.Settings != nil {
+			t.Settings = compact(*in.Settings)
+		}
+		t.UpdatedAt = store.Now()
+		t.Version++
+		if _, err := tx.Exec(ctx, `UPDATE tenants SET name = $1, status = $2, settings = $3, updated_at = $4, version = $5
+			WHERE id = $6 AND version = $7`, t.Name, t.Status, string(t.Settings), t.UpdatedAt, t.Version, id, before.Version); err != nil {
+			return err
+		}
+		after = &t
+		return events.Publish(ctx, tx, events.Change{TenantID: t.ID, Kind: EventKind, ID: t.ID.String(), Version: t.Version}, t)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return after, s.audit(ctx, "tenant.update", after, map[string]any{"before": before})
+}
+
+// Delete soft-deletes a tenant: from now on every endpoint refuses it.
+func (s *Service) Delete(ctx context.Context, id uuid.UUID, ifVersion int64) error {
+	var t *Tenant
+	err := s.DB.SystemTx(ctx, func(tx *store.Tx) error {
+		var err error
+		t, err = lockCurrent(ctx, tx, id, ifVersion)
+		if err != nil {
+			return err
+		}
+		now := store.Now()
+		t.Status, t.DeletedAt, t.UpdatedAt = StatusDeleted, &now, now
+		t.Version++
+		if _, err := tx.Exec(ctx, `UPDATE tenants SET status = 'deleted', deleted_at = $1, updated_at = $1, version = $2 WHERE id = $3`,
+			now, t.Version, id); err != nil {
+			return err
+		}
+		return events.Publish(ctx, tx, events.Change{TenantID: t.ID, Kind: EventKind, ID: t.ID.String(), Version: t.Version}, t)
+	})
+	if err != nil {
+		return err
+	}
+	return s.audit(ctx, "tenant.delete", t, nil)
+}
+
+// lockCurrent reads a live tenant for update and checks the expected version.
+func lockCurrent(ctx context.Context, tx *store.Tx, id uuid.UUID, ifVersion int64) (*Tenant, error) {
+	t, err := scan(tx.QueryRow(ctx, `SELECT `+cols+` FROM tenants WHERE id = $1 AND status <> 'deleted' FOR UPDATE`, id))
+	if store.NoRows(err) {
+		return nil, apperr.NotFound("tenant")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if ifVersion != 0 && t.Version != ifVersion {
+		return nil, apperr.New(apperr.KindPreconditionFailed, "tenant changed since version %d (now %d)", ifVersion, t.Version)
+	}
+	return t, nil
+}
+
+// audit records a tenant lifecycle action in the platform chain and in
+// the tenant's own chain, and waits until both are durable.
+func (s *Service) audit(ctx context.Context, action string, t *Tenant, details map[string]any) error {
+	if s.Audit == nil {
+		return nil
+	}
+	if details == nil {
+		details = map[string]any{}
+	}
+	details["slug"] = t.Slug
+	details["version"] = t.Version
+	e := audit.Entry{Action: action, TargetKind: "tenant", TargetID: t.ID.String(),
+		RequestID: reqid.From(ctx), Details: details}.ActorFrom(principal.From(ctx))
+	e.TenantID = audit.Platform
+	if err := s.Audit.AppendSync(ctx, e); err != nil {
+		return apperr.Wrap(err, apperr.KindUnavailable, "audit log unavailable")
+	}
+	e.TenantID = t.ID
+	if err := s.Audit.AppendSync(ctx, e); err != nil {
+		return apperr.Wrap(err, apperr.KindUnavailable, "audit log unavailable")
+	}
+	return nil
+}
+
+// compact removes insignificant whitespace (PostgreSQL jsonb and SQLite
+// text would otherwise return different spellings of the same object).
+func compact(raw []byte) json.RawMessage {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return json.RawMessage(raw)
+	}
+	return buf.Bytes()
+}

@@ -1,0 +1,138 @@
+package httpx
+
+import (
+	"context"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// Authenticator turns the Authorization header's scheme and token into a
+// principal. It returns (nil, nil) when the credentials are not of its
+// kind, so the next one may try, and an Unauthenticated error when they
+// are but do not verify.
+type Authenticator interface {
+	Authenticate(ctx context.Context, scheme, token string) (*principal.Principal, error)
+}
+
+// TenantResolver says whether a tenant exists and may be used: an error
+// of kind NotFound for unknown or deleted tenants.
+type TenantResolver interface {
+	ActiveTenant(ctx context.Context, id uuid.UUID) error
+}
+
+// CrossTenantAuditor records a super admin acting inside another tenant.
+type CrossTenantAuditor interface {
+	CrossTenant(ctx context.Context, p *principal.Principal, tenant uuid.UUID, method, path string)
+}
+
+const (
+	localPrincipal = "xavyo.principal"
+	localTenant    = "xavyo.tenant"
+)
+
+// authenticate runs the authenticators on the Authorization header. A
+// request without one stays anonymous; routes decide if that is enough.
+func authenticate(authns []Authenticator) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		h := c.Get(fiber.HeaderAuthorization)
+		if h == "" {
+			return c.Next()
+		}
+		scheme, token, ok := strings.Cut(h, " ")
+		token = strings.TrimSpace(token)
+		if !ok || token == "" {
+			return apperr.New(apperr.KindUnauthenticated, "malformed Authorization header")
+		}
+		for _, a := range authns {
+			p, err := a.Authenticate(c.UserContext(), scheme, token)
+			if err != nil {
+				return err
+			}
+			if p != nil {
+				c.Locals(localPrincipal, p)
+				c.SetUserContext(principal.With(c.UserContext(), p))
+				return c.Next()
+			}
+		}
+		return apperr.New(apperr.KindUnauthenticated, "credentials not recognized")
+	}
+}
+
+// Principal returns the request's authenticated principal, or nil.
+func Principal(c *fiber.Ctx) *principal.Principal {
+	p, _ := c.Locals(localPrincipal).(*principal.Principal)
+	return p
+}
+
+// authorize enforces a route's access rule: the one place roles are
+// checked. There is no bypass: super_admin passes because HasRole says so.
+func authorize(r *Route) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if r.Public {
+			return c.Next()
+		}
+		p := Principal(c)
+		if p == nil {
+			return apperr.New(apperr.KindUnauthenticated, "authentication required")
+		}
+		if r.Scope == ScopePlatform && !p.IsSuperAdmin() {
+			return apperr.New(apperr.KindPermissionDenied, "platform operation: super_admin required")
+		}
+		if len(r.Roles) > 0 {
+			ok := false
+			for _, role := range r.Roles {
+				if p.HasRole(role) {
+					ok = true
+					break
+				}
+			}
+			if !ok {
+				return apperr.New(apperr.KindPermissionDenied, "role required: %s", strings.Join(r.Roles, " or "))
+			}
+		}
+		return c.Next()
+	}
+}
+
+// scopeTenant puts the tenant a tenant-scoped request works in into its
+// context: the principal's own, or — for a super admin only — the one
+// named by X-Tenant-ID, which is audited.
+func scopeTenant(res TenantResolver, aud CrossTenantAuditor) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		p := Principal(c)
+		tenant := uuid.Nil
+		if p != nil {
+			tenant = p.TenantID
+		}
+		if h := c.Get("X-Tenant-ID"); h != "" {
+			id, err := uuid.Parse(h)
+			if err != nil || id == uuid.Nil {
+				return apperr.Invalid("X-Tenant-ID", "must be a tenant UUID")
+			}
+			if id != tenant {
+				if !p.IsSuperAdmin() {
+					return apperr.New(apperr.KindPermissionDenied, "X-Tenant-ID is reserved to super admins")
+				}
+				if aud != nil {
+					aud.CrossTenant(c.UserContext(), p, id, c.Method(), c.Path())
+				}
+			}
+			tenant = id
+		}
+		if tenant == uuid.Nil {
+			return apperr.Invalid("X-Tenant-ID", "this operation works inside a tenant: name one")
+		}
+		if err := res.ActiveTenant(c.UserContext(), tenant); err != nil {
+			return err
+		}
+		c.Locals(localTenant, tenant.String())
+		c.SetUserContext(store.WithTenant(c.UserContext(), tenant))
+		return c.Next()
+	}
+}
