@@ -24,6 +24,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/xavyo/xavyo/internal/reqid"
 	"github.com/xavyo/xavyo/internal/store"
 )
 
@@ -341,4 +342,14 @@ func writeBatch(ctx context.Context, tx *store.Tx, batch []*pending) error {
 		}
 	}
 	return nil
+}
+
+// CrossTenant records a super admin acting inside another tenant, in that
+// tenant's chain, without holding up the request.
+func (s *Sequencer) CrossTenant(ctx context.Context, p *principal.Principal, tenant uuid.UUID, method, path string) {
+	e := Entry{TenantID: tenant, Action: "admin.cross_tenant", TargetKind: "tenant", TargetID: tenant.String(),
+		RequestID: reqid.From(ctx), Details: map[string]string{"method": method, "path": path}}.ActorFrom(p)
+	if _, err := s.Append(ctx, e); err != nil {
+		s.cfg.Logger.Error("audit of cross-tenant access failed", "error", err, "tenant_id", tenant.String())
+	}
 }

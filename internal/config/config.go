@@ -52,13 +52,6 @@ type Database struct {
 	MaxConns   int    `yaml:"max_conns" env:"XAVYO_DATABASE_MAX_CONNS" desc:"maximum open connections (default 16)"`
 }
 
-// TLS names certificate files.
-type TLS struct {
-	CertFile     string `yaml:"cert_file" desc:"PEM certificate chain"`
-	KeyFile      string `yaml:"key_file" desc:"PEM private key"`
-	ClientCAFile string `yaml:"client_ca_file" desc:"PEM CA bundle that verifies client certificates"`
-}
-
 // Admin configures the admin and human plane.
 type Admin struct {
 	Addr      string `yaml:"addr" env:"XAVYO_ADMIN_ADDR" desc:"admin plane listen address (default 127.0.0.1:8080)"`

@@ -1,8 +1,6 @@
 package httpx
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"runtime/debug"
 	"time"
@@ -82,28 +80,11 @@ const localRequestID = "xavyo.request_id"
 // requestID takes a well-formed X-Request-ID from the client or makes one,
 // echoes it, and puts it in the request context.
 func requestID(c *fiber.Ctx) error {
-	id := c.Get(fiber.HeaderXRequestID)
-	if !validRequestID(id) {
-		var b [12]byte
-		_, _ = rand.Read(b[:])
-		id = hex.EncodeToString(b[:])
-	}
+	id := reqid.OrNew(c.Get(fiber.HeaderXRequestID))
 	c.Locals(localRequestID, id)
 	c.Set(fiber.HeaderXRequestID, id)
 	c.SetUserContext(reqid.With(c.UserContext(), id))
 	return c.Next()
-}
-
-func validRequestID(s string) bool {
-	if len(s) == 0 || len(s) > 128 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
-			return false
-		}
-	}
-	return true
 }
 
 // RequestID returns the request's ID.
@@ -111,7 +92,6 @@ func RequestID(c *fiber.Ctx) string {
 	id, _ := c.Locals(localRequestID).(string)
 	return id
 }
-
 
 func accessLog(log *slog.Logger) fiber.Handler {
 	return func(c *fiber.Ctx) error {

@@ -74,11 +74,11 @@ type DB struct {
 	// writers queue in Go instead of spinning on SQLITE_BUSY.
 	rw *sql.DB
 	// ro runs read-only transactions; on PostgreSQL it is rw.
-	ro     *sql.DB
-	url    string
-	log    *slog.Logger
+	ro      *sql.DB
+	url     string
+	log     *slog.Logger
 	queries sync.Map // original SQL → flavored SQL
-	local  *localNotifier
+	local   *localNotifier
 }
 
 // Open connects to the backend named by cfg.URL.

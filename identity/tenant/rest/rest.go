@@ -44,7 +44,7 @@ func (h *Handler) Mount(api *httpx.API) {
 		Handler: h.update})
 	api.Handle(httpx.Route{Method: fiber.MethodDelete, Path: "/tenants/:id", OperationID: "deleteTenant",
 		Summary: "Delete a tenant (soft delete: every endpoint refuses it afterwards)",
-		Tags: tags, Scope: httpx.ScopePlatform, Status: fiber.StatusNoContent, IfMatch: true, Handler: h.delete})
+		Tags:    tags, Scope: httpx.ScopePlatform, Status: fiber.StatusNoContent, IfMatch: true, Handler: h.delete})
 }
 
 func (h *Handler) create(c *fiber.Ctx) error {

@@ -1,0 +1,308 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/xavyo/xavyo/gateway"
+	"github.com/xavyo/xavyo/identity/bootstrap"
+	"github.com/xavyo/xavyo/identity/tenant"
+	tenantrest "github.com/xavyo/xavyo/identity/tenant/rest"
+	"github.com/xavyo/xavyo/internal/audit"
+	"github.com/xavyo/xavyo/internal/config"
+	"github.com/xavyo/xavyo/internal/devtls"
+	"github.com/xavyo/xavyo/internal/events"
+	"github.com/xavyo/xavyo/internal/health"
+	"github.com/xavyo/xavyo/internal/httpx"
+	"github.com/xavyo/xavyo/internal/seal"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+func (c *cli) serveCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the admin plane, the agent plane and the background workers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := c.load()
+			if err != nil {
+				return err
+			}
+			log := c.logger(cfg)
+			s, err := newServer(cmd.Context(), cfg, log, c.stdout)
+			if err != nil {
+				return err
+			}
+			return s.run(cmd.Context())
+		},
+	}
+}
+
+// server is one running xavyo process: both planes and the workers.
+type server struct {
+	cfg *config.Config
+	log *slog.Logger
+	out io.Writer
+
+	db       *store.DB
+	seq      *audit.Sequencer
+	bus      *events.Bus
+	outbox   *events.Outbox
+	admin    *fiber.App
+	api      *httpx.API
+	agent    *gateway.Server
+	adminLn  net.Listener
+	agentLn  net.Listener
+	tenants  *tenant.Service
+	boot     *bootstrap.Service
+	bootNote string
+}
+
+// newServer opens the store, prepares keys, binds both listeners and
+// builds both planes; run serves them.
+func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Writer) (s *server, err error) {
+	s = &server{cfg: cfg, log: log, out: out}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	sealer, generated, err := seal.Load(cfg.Secrets.KEK, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if generated && cfg.IsPostgres() {
+		log.Warn("generated a key-encryption key in the data dir; replicas sharing this database need the same secrets.kek",
+			"path", filepath.Join(cfg.DataDir, "kek"))
+	}
+	if s.db, err = openStore(ctx, cfg, log); err != nil {
+		return nil, err
+	}
+	want, err := schemaSteps(cfg)
+	if err != nil {
+		return nil, err
+	}
+	checker := &health.Checker{DB: s.db, Schema: want}
+
+	if s.seq, err = audit.New(audit.Config{DB: s.db, Logger: log}); err != nil {
+		return nil, err
+	}
+	s.bus = events.NewBus(s.db, log)
+	if s.outbox, err = events.NewOutbox(events.OutboxConfig{DB: s.db, Dispatcher: &events.InProcess{}, Bus: s.bus, Logger: log}); err != nil {
+		return nil, err
+	}
+	s.tenants = &tenant.Service{DB: s.db, Audit: s.seq}
+	s.boot = &bootstrap.Service{DB: s.db, Audit: s.seq}
+
+	if s.adminLn, err = net.Listen("tcp", cfg.Admin.Addr); err != nil {
+		return nil, fmt.Errorf("admin plane: %w", err)
+	}
+	if s.agentLn, err = net.Listen("tcp", cfg.Agent.Addr); err != nil {
+		return nil, fmt.Errorf("agent plane: %w", err)
+	}
+	if cfg.Admin.PublicURL == "" {
+		cfg.Admin.PublicURL = "http://" + s.adminLn.Addr().String()
+	}
+	if cfg.Agent.PublicURL == "" {
+		cfg.Agent.PublicURL = "https://" + s.agentLn.Addr().String()
+	}
+
+	// The admin plane.
+	s.admin = httpx.NewApp(httpx.AppConfig{Logger: log, BodyLimit: cfg.Admin.BodyLimit})
+	mountHealth(s.admin, checker.Ready)
+	s.api = httpx.NewAPI(s.admin, httpx.APIConfig{
+		Prefix: "/api/v1", Title: "xavyo admin API", Version: version,
+		Authenticators: []httpx.Authenticator{s.boot},
+		Tenants:        s.tenants,
+		CrossTenant:    s.seq,
+	})
+	(&tenantrest.Handler{Tenants: s.tenants}).Mount(s.api)
+	mountDocs(s.api)
+
+	// The agent plane.
+	tlsCfg, err := s.agentTLS(ctx, sealer)
+	if err != nil {
+		return nil, err
+	}
+	if s.agent, err = gateway.New(gateway.Config{TLS: tlsCfg, TrustDomain: cfg.PKI.TrustDomain,
+		AllowedOrigins: cfg.Agent.AllowedOrigins, Ready: checker.Ready, Logger: log}); err != nil {
+		return nil, err
+	}
+
+	token, err := s.boot.Ensure(ctx, cfg.BootstrapToken, cfg.BootstrapTokenSet)
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap token: %w", err)
+	}
+	if token != "" {
+		s.bootNote = token
+	}
+	return s, nil
+}
+
+// agentTLS loads the configured certificate, or the development one.
+func (s *server) agentTLS(ctx context.Context, sealer *seal.Sealer) (*tls.Config, error) {
+	cfg := s.cfg
+	clientCAs := x509.NewCertPool()
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ClientCAs: clientCAs}
+	if cfg.Agent.TLS.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.Agent.TLS.CertFile, cfg.Agent.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("agent.tls: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	} else {
+		host := "127.0.0.1"
+		if u, err := url.Parse(cfg.Agent.PublicURL); err == nil && u.Hostname() != "" {
+			host = u.Hostname()
+		}
+		m, err := devtls.Ensure(ctx, s.db, sealer, []string{host})
+		if err != nil {
+			return nil, fmt.Errorf("agent plane development certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{m.Server}
+		clientCAs.AddCert(m.CA)
+		// For clients: curl --cacert data/agent-ca.pem …
+		if err := os.WriteFile(filepath.Join(cfg.DataDir, "agent-ca.pem"), m.CAPEM, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Agent.TLS.ClientCAFile != "" {
+		pemBytes, err := os.ReadFile(cfg.Agent.TLS.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("agent.tls.client_ca_file: %w", err)
+		}
+		if !clientCAs.AppendCertsFromPEM(pemBytes) {
+			return nil, errors.New("agent.tls.client_ca_file holds no PEM certificate")
+		}
+	}
+	return tc, nil
+}
+
+func mountHealth(app *fiber.App, ready func(context.Context) error) {
+	app.Get("/healthz", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		return c.SendString(`{"status":"ok"}`)
+	})
+	app.Get("/readyz", func(c *fiber.Ctx) error {
+		code, body := health.Body(ready(c.UserContext()))
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		return c.Status(code).Send(body)
+	})
+}
+
+var docsPage = template.Must(template.New("docs").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>xavyo admin API</title>
+<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
+code{background:#f3f3f3;padding:0 .3em}td{padding:.2em .8em;vertical-align:top}.m{font-weight:bold}</style></head>
+<body><h1>xavyo admin API</h1>
+<p>The machine-readable description is <a href="{{.Spec}}"><code>{{.Spec}}</code></a> (OpenAPI 3.1).
+Errors are RFC 9457 problem details. Authenticate with <code>Authorization: Bearer …</code>.</p>
+<table>{{range .Routes}}<tr><td class="m">{{.Method}}</td><td><code>{{.Path}}</code></td><td>{{.Summary}}</td></tr>{{end}}</table>
+</body></html>`))
+
+// mountDocs serves the OpenAPI document and a page listing every route.
+func mountDocs(api *httpx.API) {
+	api.Handle(httpx.Route{Method: fiber.MethodGet, Path: "/openapi.json", OperationID: "getOpenAPI",
+		Summary: "This API's OpenAPI 3.1 document", Tags: []string{"meta"}, Public: true, Scope: httpx.ScopeNone,
+		Handler: func(c *fiber.Ctx) error { return c.JSON(api.Doc()) }})
+	api.Handle(httpx.Route{Method: fiber.MethodGet, Path: "/docs", OperationID: "getDocs",
+		Summary: "A page listing every operation", Tags: []string{"meta"}, Public: true, Scope: httpx.ScopeNone,
+		Handler: func(c *fiber.Ctx) error {
+			var b strings.Builder
+			if err := docsPage.Execute(&b, map[string]any{"Spec": httpx.JoinPath(api.Prefix(), "openapi.json"), "Routes": api.Doc().Routes()}); err != nil {
+				return err
+			}
+			c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+			return c.SendString(b.String())
+		}})
+}
+
+// run serves until ctx ends, then shuts down in order: stop accepting and
+// drain requests (bounded), stop the workers, and last flush the audit
+// log, which requests and workers write to.
+func (s *server) run(ctx context.Context) error {
+	defer s.close()
+	fmt.Fprintf(s.out, "xavyo %s\n  admin plane: %s   (API %s/api/v1, docs %s/api/v1/docs)\n  agent plane: %s   (TLS; development CA in %s)\n",
+		version, s.cfg.Admin.PublicURL, s.cfg.Admin.PublicURL, s.cfg.Admin.PublicURL, s.cfg.Agent.PublicURL,
+		filepath.Join(s.cfg.DataDir, "agent-ca.pem"))
+	if s.bootNote != "" {
+		fmt.Fprintf(s.out, "  bootstrap token (super_admin; shown once, keep it safe): %s\n", s.bootNote)
+	}
+
+	auditCtx, stopAudit := context.WithCancel(context.WithoutCancel(ctx))
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAudit()
+	defer stopWork()
+
+	g, gctx := errgroup.WithContext(ctx)
+	auditDone := make(chan struct{})
+	g.Go(func() error { defer close(auditDone); return s.seq.Run(auditCtx) })
+	workers := &errgroup.Group{}
+	workers.Go(func() error { return s.bus.Run(workCtx) })
+	workers.Go(func() error { return s.outbox.Run(workCtx) })
+	g.Go(func() error {
+		if err := s.admin.Listener(s.adminLn); err != nil {
+			return fmt.Errorf("admin plane: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := s.agent.Serve(s.agentLn); err != nil {
+			return fmt.Errorf("agent plane: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		s.log.Info("shutting down", "drain_timeout", s.cfg.ShutdownTimeout)
+		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+		defer cancel()
+		var errs []error
+		done := make(chan error, 1)
+		go func() { done <- s.admin.ShutdownWithContext(sctx) }()
+		errs = append(errs, s.agent.Shutdown(sctx), <-done)
+		stopWork()
+		errs = append(errs, workers.Wait())
+		stopAudit()
+		<-auditDone
+		if err := errors.Join(errs...); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		return nil
+	})
+	err := g.Wait()
+	if err == nil || errors.Is(err, context.Canceled) {
+		s.log.Info("stopped")
+		return nil
+	}
+	return err
+}
+
+func (s *server) close() {
+	for _, ln := range []net.Listener{s.adminLn, s.agentLn} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
+	if s.db != nil {
+		_ = s.db.Close()
+	}
+}

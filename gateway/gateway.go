@@ -1,0 +1,200 @@
+// Package gateway is the agent plane: a net/http server over TLS (client
+// certificates requested and verified when given) that authenticates
+// agents, checks browser origins, and hosts the MCP and A2A endpoints.
+// Streaming never goes through a buffering adaptor here.
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"slices"
+	"time"
+
+	"github.com/xavyo/xavyo/internal/health"
+	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/xavyo/xavyo/internal/reqid"
+	"github.com/xavyo/xavyo/pki/spiffe"
+)
+
+// Config configures the agent plane.
+type Config struct {
+	// TLS is the server's TLS configuration; ClientAuth is forced to
+	// VerifyClientCertIfGiven.
+	TLS *tls.Config
+	// TrustDomain is the SPIFFE trust domain of client certificates.
+	TrustDomain string
+	// AllowedOrigins are the browser origins allowed to call; requests
+	// with any other Origin header get 403.
+	AllowedOrigins []string
+	// Ready reports readiness for /readyz.
+	Ready  func(context.Context) error
+	Logger *slog.Logger
+}
+
+// CheckAndSetDefaults validates and fills defaults.
+func (c *Config) CheckAndSetDefaults() error {
+	if c.TLS == nil {
+		return errors.New("gateway: TLS configuration is required")
+	}
+	if c.TrustDomain == "" {
+		return errors.New("gateway: trust domain is required")
+	}
+	if c.Ready == nil {
+		return errors.New("gateway: readiness check is required")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Server is the agent plane.
+type Server struct {
+	cfg  Config
+	mux  *http.ServeMux
+	http *http.Server
+}
+
+// New returns the agent plane server.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, err
+	}
+	tc := cfg.TLS.Clone()
+	tc.ClientAuth = tls.VerifyClientCertIfGiven
+	if tc.MinVersion < tls.VersionTLS12 {
+		tc.MinVersion = tls.VersionTLS12
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	health.Mount(s.mux, cfg.Ready)
+	s.http = &http.Server{
+		Handler:           s.middleware(s.mux),
+		TLSConfig:         tc,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// Handle registers a handler on the agent plane's mux (Go 1.22 patterns).
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// Serve serves TLS on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.http.ServeTLS(ln, "", "")
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting and waits for in-flight requests until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error { return s.http.Shutdown(ctx) }
+
+// Handler returns the server's root handler (for tests).
+func (s *Server) Handler() http.Handler { return s.http.Handler }
+
+func (s *Server) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := reqid.OrNew(r.Header.Get("X-Request-ID"))
+		w.Header().Set("X-Request-ID", id)
+		ctx := reqid.With(r.Context(), id)
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.cfg.Logger.Error("panic serving agent request", "panic", p, "request_id", id, "stack", string(debug.Stack()))
+				if !sw.wrote {
+					http.Error(sw, `{"error":"internal error"}`, http.StatusInternalServerError)
+				}
+			}
+			attrs := []slog.Attr{slog.String("request_id", id), slog.String("method", r.Method), slog.String("path", r.URL.Path),
+				slog.Int("status", sw.status), slog.Duration("duration", time.Since(start))}
+			if p := principal.From(ctx); p != nil {
+				attrs = append(attrs, slog.String("tenant_id", p.TenantID.String()), slog.String("agent_id", p.SubjectID))
+			}
+			s.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "agent request", attrs...)
+		}()
+		if o := r.Header.Get("Origin"); o != "" && !slices.Contains(s.cfg.AllowedOrigins, o) {
+			sw.Header().Set("Content-Type", "application/json")
+			sw.WriteHeader(http.StatusForbidden)
+			_, _ = sw.Write([]byte(`{"error":"origin not allowed"}`))
+			return
+		}
+		if p := s.certPrincipal(r); p != nil {
+			ctx = principal.With(ctx, p)
+		}
+		next.ServeHTTP(sw, r.WithContext(ctx))
+	})
+}
+
+// certPrincipal maps a verified client certificate with a xavyo SPIFFE ID
+// to a principal. Verification happened in the handshake; revocation and
+// the NHI's lifecycle are checked per request by the layers that know
+// them (a resumed TLS session skips handshake callbacks, so nothing here
+// may rely on them).
+func (s *Server) certPrincipal(r *http.Request) *principal.Principal {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.PeerCertificates) == 0 {
+		return nil
+	}
+	leaf := r.TLS.PeerCertificates[0]
+	return PrincipalFromCert(leaf, s.cfg.TrustDomain)
+}
+
+// PrincipalFromCert returns the principal a verified certificate names,
+// or nil when it carries no single xavyo SPIFFE ID of trustDomain.
+func PrincipalFromCert(leaf *x509.Certificate, trustDomain string) *principal.Principal {
+	if len(leaf.URIs) != 1 {
+		return nil
+	}
+	id, err := spiffe.Parse(leaf.URIs[0], trustDomain)
+	if err != nil {
+		return nil
+	}
+	sum := sha256.Sum256(leaf.Raw)
+	return &principal.Principal{
+		TenantID: id.TenantID, Kind: principal.KindNHI, NHIKind: id.Kind, SubjectID: id.Name,
+		AuthMethod: principal.MethodMTLS, CertThumbprint: base64.RawURLEncoding.EncodeToString(sum[:]),
+	}
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush lets streaming handlers flush through the wrapper.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap exposes the underlying writer to http.ResponseController.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
