@@ -180,7 +180,7 @@ func (s *server) agentTLS(ctx context.Context, sealer *seal.Sealer) (*tls.Config
 		tc.Certificates = []tls.Certificate{m.Server}
 		clientCAs.AddCert(m.CA)
 		// For clients: curl --cacert data/agent-ca.pem …
-		if err := os.WriteFile(filepath.Join(cfg.DataDir, "agent-ca.pem"), m.CAPEM, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(cfg.DataDir, "agent-ca.pem"), m.CAPEM, 0o600); err != nil {
 			return nil, err
 		}
 	}

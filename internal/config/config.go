@@ -152,7 +152,7 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if c.Database.URL != "" && !strings.HasPrefix(c.Database.URL, "postgres://") &&
 		!strings.HasPrefix(c.Database.URL, "postgresql://") && !strings.HasPrefix(c.Database.URL, "sqlite:") {
-		errs = append(errs, errors.New("database.url must start with postgres://, postgresql:// or sqlite:"))
+		errs = append(errs, errors.New("database.url must be a postgres:// or postgresql:// URL, or sqlite:PATH"))
 	}
 	if c.Database.MigrateURL != "" && !c.IsPostgres() {
 		errs = append(errs, errors.New("database.migrate_url is only used with PostgreSQL"))

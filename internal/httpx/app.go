@@ -1,6 +1,7 @@
 package httpx
 
 import (
+	"errors"
 	"log/slog"
 	"runtime/debug"
 	"time"
@@ -101,7 +102,8 @@ func accessLog(log *slog.Logger) fiber.Handler {
 		if err != nil {
 			// The error handler has not run yet; log the status it will set.
 			status = StatusOf(apperr.KindOf(err))
-			if fe, ok := err.(*fiber.Error); ok {
+			var fe *fiber.Error
+			if errors.As(err, &fe) {
 				status = fe.Code
 			}
 		}

@@ -1,0 +1,52 @@
+# xavyo — `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
+.PHONY: help build run test test-short lint bench fuzz generate verify tools clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## Build bin/xavyo
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/xavyo ./cmd/xavyo
+
+run: build ## Build and start xavyo on the embedded store (data in ./data)
+	./$(BIN)/xavyo serve
+
+test: ## Run every test (PostgreSQL tests skip without a server unless XAVYO_REQUIRE_POSTGRES=1)
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+test-short: ## Run the tests without the race detector
+	$(GO) test -count=1 ./...
+
+$(BIN)/golangci-lint: tools/go.mod tools/go.sum
+	cd tools && GOBIN=$(CURDIR)/$(BIN) $(GO) install tool
+
+tools: $(BIN)/golangci-lint ## Install the pinned tools (go.mod tool directives in tools/)
+
+lint: $(BIN)/golangci-lint ## Lint, including the import rules of DESIGN.md §2
+	$(GO) vet ./...
+	./$(BIN)/golangci-lint run ./...
+
+bench: ## Run the benchmarks (figures go to docs/benchmarks.md)
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./bench/... | tee bench/last.txt
+
+FUZZTIME ?= 10s
+fuzz: ## Run each fuzz target for FUZZTIME (default 10s)
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+generate: ## Run code generators
+	$(GO) generate ./...
+
+verify: lint test ## Everything CI runs
+
+clean: ## Remove build output
+	rm -rf $(BIN)
