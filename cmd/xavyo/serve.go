@@ -75,8 +75,8 @@ type server struct {
 
 // newServer opens the store, prepares keys, binds both listeners and
 // builds both planes; run serves them.
-func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Writer) (s *server, err error) {
-	s = &server{cfg: cfg, log: log, out: out}
+func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Writer) (_ *server, err error) {
+	s := &server{cfg: cfg, log: log, out: out}
 	defer func() {
 		if err != nil {
 			s.close()

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"io"
@@ -33,6 +34,9 @@ import (
 )
 
 func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
+
+// sharedKEK is the key-encryption key of every PostgreSQL test server.
+var sharedKEK = base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
 
 const testToken = "xvb_test-bootstrap-token-0123456789abcdefghijklmnop"
 
@@ -60,7 +64,10 @@ func env(t *testing.T, flavor store.Flavor, dataDir string) []string {
 		"XAVYO_SHUTDOWN_TIMEOUT=5s",
 	}
 	if flavor == store.Postgres {
-		e = append(e, "XAVYO_DATABASE_URL="+testdb.AppURL(t), "XAVYO_DATABASE_MIGRATE_URL="+testdb.OwnerURL(t))
+		// The package database is shared by every test, as by replicas:
+		// they share one KEK too.
+		e = append(e, "XAVYO_DATABASE_URL="+testdb.AppURL(t), "XAVYO_DATABASE_MIGRATE_URL="+testdb.OwnerURL(t),
+			"XAVYO_SECRETS_KEK="+sharedKEK)
 	}
 	return e
 }
@@ -174,7 +181,9 @@ type tenantJSON struct {
 	Settngs json.RawMessage `json:"settings"`
 }
 
-func uniqueSlug(prefix string) string { return prefix + "-" + strings.ReplaceAll(uuid.NewString()[:8], "-", "") }
+func uniqueSlug(prefix string) string {
+	return prefix + "-" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
+}
 
 // TestTenantLifecycleSurvivesRestart is the foundation's acceptance path:
 // both planes answer; with the bootstrap token, tenants are created,
