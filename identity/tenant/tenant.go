@@ -75,7 +75,7 @@ var slugRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,61}[a-z0-9]$`)
 var reserved = map[string]bool{
 	"api": true, "admin": true, "platform": true, "system": true, "oauth": true,
 	"mcp": true, "a2a": true, "pki": true, "healthz": true, "readyz": true, "metrics": true,
-	"well-known": true, "static": true, "assets": true, "login": true, "default": true,
+	"well-known": true, "static": true, "assets": true, "login": true,
 }
 
 // ValidSlug reports whether s is a well-formed, unreserved slug.

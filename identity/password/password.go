@@ -1,0 +1,164 @@
+// Package password hashes and checks passwords with argon2id and
+// evaluates per-tenant password policies.
+//
+// Parameters: m = 46 MiB, t = 1, p = 1 — the first of OWASP's argon2id
+// configurations (Password Storage Cheat Sheet); hashes are PHC strings,
+// so stronger parameters can be set later and old hashes upgrade at the
+// next login. Hashing is memory-hard: a semaphore bounds how many run at
+// once so a login burst cannot exhaust memory.
+package password
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// Params are argon2id parameters.
+type Params struct {
+	MemoryKiB uint32
+	Time      uint32
+	Threads   uint8
+	SaltLen   int
+	KeyLen    uint32
+}
+
+// Default is OWASP's first argon2id configuration.
+var Default = Params{MemoryKiB: 46 * 1024, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+
+// MaxLength bounds a password in bytes; longer input is refused before
+// hashing so it cannot be used to burn CPU.
+const MaxLength = 1024
+
+// Hasher hashes and verifies passwords.
+type Hasher struct {
+	params Params
+	sem    chan struct{}
+	dummy  string
+	// verifications counts Verify calls, dummy ones included (a metric,
+	// and the proof that unknown users cost a verification too).
+	verifications atomic.Int64
+}
+
+// NewHasher returns a Hasher with params, running at most concurrency
+// hashes at once (default: GOMAXPROCS).
+func NewHasher(params Params, concurrency int) *Hasher {
+	if concurrency <= 0 {
+		concurrency = runtime.GOMAXPROCS(0)
+	}
+	h := &Hasher{params: params, sem: make(chan struct{}, concurrency)}
+	d, err := h.hash([]byte("xavyo-dummy-password"))
+	if err != nil {
+		panic(err)
+	}
+	h.dummy = d
+	return h
+}
+
+// ErrTooLong is returned for passwords over MaxLength bytes.
+var ErrTooLong = errors.New("password: too long")
+
+func (h *Hasher) acquire(ctx context.Context) error {
+	select {
+	case h.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (h *Hasher) release() { <-h.sem }
+
+// Hash returns the PHC string of pw.
+func (h *Hasher) Hash(ctx context.Context, pw string) (string, error) {
+	if len(pw) > MaxLength {
+		return "", ErrTooLong
+	}
+	if err := h.acquire(ctx); err != nil {
+		return "", err
+	}
+	defer h.release()
+	return h.hash([]byte(pw))
+}
+
+func (h *Hasher) hash(pw []byte) (string, error) {
+	p := h.params
+	salt := make([]byte, p.SaltLen)
+	if _, err := rand.Read(salt); err != nil {
+		return "", err
+	}
+	key := argon2.IDKey(pw, salt, p.Time, p.MemoryKiB, p.Threads, p.KeyLen)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.MemoryKiB, p.Time, p.Threads,
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key)), nil
+}
+
+// Verify reports whether pw matches encoded, and whether encoded should be
+// rehashed because its parameters are not the current ones. An empty
+// encoded (unknown user, no password set) verifies against a dummy hash
+// at the same cost and returns false.
+func (h *Hasher) Verify(ctx context.Context, pw, encoded string) (ok, rehash bool, err error) {
+	h.verifications.Add(1)
+	if len(pw) > MaxLength {
+		pw = pw[:MaxLength] // same cost as a refusal-worthy guess; never matches a real hash of a longer input
+	}
+	target, real := encoded, encoded != ""
+	if !real {
+		target = h.dummy
+	}
+	p, salt, key, perr := decode(target)
+	if perr != nil {
+		// A corrupt stored hash must not be distinguishable by timing either.
+		p, salt, key, _ = decode(h.dummy)
+		real = false
+	}
+	if err := h.acquire(ctx); err != nil {
+		return false, false, err
+	}
+	got := argon2.IDKey([]byte(pw), salt, p.Time, p.MemoryKiB, p.Threads, uint32(len(key)))
+	h.release()
+	match := subtle.ConstantTimeCompare(got, key) == 1 && real
+	return match, match && p != h.params, nil
+}
+
+// Verifications returns how many verifications ran.
+func (h *Hasher) Verifications() int64 { return h.verifications.Load() }
+
+func decode(s string) (Params, []byte, []byte, error) {
+	parts := strings.Split(s, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" || parts[2] != "v="+strconv.Itoa(argon2.Version) {
+		return Params{}, nil, nil, errors.New("password: not an argon2id hash")
+	}
+	var p Params
+	for _, kv := range strings.Split(parts[3], ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			return Params{}, nil, nil, errors.New("password: bad parameters")
+		}
+		switch k {
+		case "m":
+			p.MemoryKiB = uint32(n)
+		case "t":
+			p.Time = uint32(n)
+		case "p":
+			p.Threads = uint8(n)
+		}
+	}
+	salt, err1 := base64.RawStdEncoding.DecodeString(parts[4])
+	key, err2 := base64.RawStdEncoding.DecodeString(parts[5])
+	if err1 != nil || err2 != nil || len(salt) < 8 || len(key) < 16 || p.Time == 0 || p.Threads == 0 ||
+		p.MemoryKiB < 8*uint32(p.Threads) || p.MemoryKiB > 1<<21 || p.Time > 16 {
+		return Params{}, nil, nil, errors.New("password: bad hash")
+	}
+	p.SaltLen, p.KeyLen = len(salt), uint32(len(key))
+	return p, salt, key, nil
+}

@@ -1,0 +1,153 @@
+package tenant
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/identity/password"
+	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/audit"
+	"github.com/xavyo/xavyo/internal/events"
+	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/xavyo/xavyo/internal/reqid"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// LockoutPolicy locks an account after repeated failed logins.
+type LockoutPolicy struct {
+	// MaxAttempts failed logins in a row lock the account (0: never).
+	MaxAttempts int `json:"max_attempts" doc:"failed logins in a row that lock the account (0: never; default 5)"`
+	// BaseSeconds is the first lock's length; each further lock doubles it.
+	BaseSeconds int `json:"base_seconds" doc:"length of the first lock; each further lock doubles it (default 60)"`
+	// MaxSeconds caps the lock's length.
+	MaxSeconds int `json:"max_seconds" doc:"cap on a lock's length (default 3600)"`
+}
+
+// LockFor returns how long the nth lock (1-based) lasts.
+func (p LockoutPolicy) LockFor(n int) time.Duration {
+	d := time.Duration(p.BaseSeconds) * time.Second
+	for i := 1; i < n && d < time.Duration(p.MaxSeconds)*time.Second; i++ {
+		d *= 2
+	}
+	return min(d, time.Duration(p.MaxSeconds)*time.Second)
+}
+
+// SessionPolicy bounds sessions and tokens.
+type SessionPolicy struct {
+	// MaxConcurrent sessions per user; a new login beyond it ends the
+	// oldest (0: unlimited).
+	MaxConcurrent int `json:"max_concurrent" doc:"sessions per user; a login beyond it ends the oldest (0: unlimited; default 10)"`
+	// IdleMinutes ends a session unused this long.
+	IdleMinutes int `json:"idle_minutes" doc:"a session unused this long ends (default 1440)"`
+	// LifetimeHours ends a session this long after login.
+	LifetimeHours int `json:"lifetime_hours" doc:"a session ends this long after login (default 720)"`
+	// AccessTokenMinutes is the lifetime of access tokens.
+	AccessTokenMinutes int `json:"access_token_minutes" doc:"access token lifetime (1-60, default 15)"`
+}
+
+// Policies are a tenant's identity policies.
+type Policies struct {
+	Password password.Policy `json:"password"`
+	Lockout  LockoutPolicy   `json:"lockout"`
+	Session  SessionPolicy   `json:"session"`
+}
+
+// DefaultPolicies apply where a tenant set none.
+var DefaultPolicies = Policies{
+	Password: password.DefaultPolicy,
+	Lockout:  LockoutPolicy{MaxAttempts: 5, BaseSeconds: 60, MaxSeconds: 3600},
+	Session:  SessionPolicy{MaxConcurrent: 10, IdleMinutes: 1440, LifetimeHours: 720, AccessTokenMinutes: 15},
+}
+
+// Validate checks every field.
+func (p Policies) Validate() error {
+	if err := p.Password.Validate(); err != nil {
+		return err
+	}
+	l := p.Lockout
+	if l.MaxAttempts < 0 || l.MaxAttempts > 100 {
+		return apperr.Invalid("lockout.max_attempts", "must be from 0 to 100")
+	}
+	if l.BaseSeconds < 1 || l.BaseSeconds > 86400 || l.MaxSeconds < l.BaseSeconds || l.MaxSeconds > 7*86400 {
+		return apperr.Invalid("lockout", "base_seconds must be 1-86400 and max_seconds from base_seconds to 604800")
+	}
+	s := p.Session
+	if s.MaxConcurrent < 0 || s.MaxConcurrent > 1000 {
+		return apperr.Invalid("session.max_concurrent", "must be from 0 to 1000")
+	}
+	if s.IdleMinutes < 5 || s.IdleMinutes > 43200 {
+		return apperr.Invalid("session.idle_minutes", "must be from 5 to 43200")
+	}
+	if s.LifetimeHours < 1 || s.LifetimeHours > 8760 {
+		return apperr.Invalid("session.lifetime_hours", "must be from 1 to 8760")
+	}
+	if s.AccessTokenMinutes < 1 || s.AccessTokenMinutes > 60 {
+		return apperr.Invalid("session.access_token_minutes", "must be from 1 to 60")
+	}
+	return nil
+}
+
+// PoliciesOf reads a tenant's policies from its settings ("policies"),
+// defaults where absent.
+func PoliciesOf(t *Tenant) Policies {
+	p := DefaultPolicies
+	var s struct {
+		Policies json.RawMessage `json:"policies"`
+	}
+	if json.Unmarshal(t.Settings, &s) == nil && len(s.Policies) > 0 {
+		_ = json.Unmarshal(s.Policies, &p)
+	}
+	return p
+}
+
+// Policies returns the policies of tenant id.
+func (s *Service) Policies(ctx context.Context, id uuid.UUID) (Policies, int64, error) {
+	t, err := s.Get(ctx, id)
+	if err != nil {
+		return Policies{}, 0, err
+	}
+	return PoliciesOf(t), t.Version, nil
+}
+
+// SetPolicies replaces the policies of tenant id.
+func (s *Service) SetPolicies(ctx context.Context, id uuid.UUID, p Policies, ifVersion int64) (Policies, int64, error) {
+	if err := p.Validate(); err != nil {
+		return Policies{}, 0, err
+	}
+	var after *Tenant
+	err := s.DB.SystemTx(ctx, func(tx *store.Tx) error {
+		t, err := lockCurrent(ctx, tx, id, ifVersion)
+		if err != nil {
+			return err
+		}
+		var settings map[string]json.RawMessage
+		if err := json.Unmarshal(t.Settings, &settings); err != nil || settings == nil {
+			settings = map[string]json.RawMessage{}
+		}
+		raw, _ := json.Marshal(p)
+		settings["policies"] = raw
+		t.Settings, _ = json.Marshal(settings)
+		t.UpdatedAt = store.Now()
+		t.Version++
+		if _, err := tx.Exec(ctx, `UPDATE tenants SET settings = $1, updated_at = $2, version = $3 WHERE id = $4`,
+			string(t.Settings), t.UpdatedAt, t.Version, id); err != nil {
+			return err
+		}
+		after = t
+		return events.Publish(ctx, tx, events.Change{TenantID: id, Kind: EventKind, ID: id.String(), Version: t.Version}, nil)
+	})
+	if err != nil {
+		return Policies{}, 0, err
+	}
+	if s.Audit != nil {
+		e := audit.Entry{TenantID: id, Action: "tenant.policies.update", TargetKind: "tenant", TargetID: id.String(),
+			RequestID: reqid.From(ctx), Details: p}.ActorFrom(principal.From(ctx))
+		if err := s.Audit.AppendSync(ctx, e); err != nil {
+			return Policies{}, 0, apperr.Wrap(err, apperr.KindUnavailable, "audit log unavailable")
+		}
+	}
+	return p, after.Version, nil
+}

@@ -1,0 +1,95 @@
+package token
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/internal/events"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// RevocationEventKind is the change-event kind of revocations; the ID is
+// "jti:<jti>" or "sid:<session>".
+const RevocationEventKind = "token_revocation"
+
+// maxAccessLifetime bounds access tokens; revocations need be kept no
+// longer than the tokens they kill.
+const maxAccessLifetime = time.Hour
+
+// RevokeInTx records, in the caller's transaction, that the access
+// tokens with this jti (kind "jti") or of this session (kind "sid") are
+// revoked. Every replica learns it at commit.
+func (s *Service) RevokeInTx(ctx context.Context, tx *store.Tx, tenant uuid.UUID, kind, value string) error {
+	now := store.Now()
+	exp := now.Add(maxAccessLifetime + s.cfg.Leeway)
+	if _, err := tx.Exec(ctx, `INSERT INTO token_revocations (tenant_id, kind, value, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (tenant_id, kind, value) DO UPDATE SET expires_at = excluded.expires_at`, tenant, kind, value, exp, now); err != nil {
+		return err
+	}
+	tx.AfterCommit(func() { s.markRevoked(tenant, kind, value, exp) })
+	return events.Publish(ctx, tx, events.Change{TenantID: tenant, Kind: RevocationEventKind, ID: kind + ":" + value, Version: 1}, nil)
+}
+
+// Revoke revokes access tokens by jti or session in its own transaction.
+func (s *Service) Revoke(ctx context.Context, tenant uuid.UUID, kind, value string) error {
+	ctx = store.WithTenant(ctx, tenant)
+	return s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error { return s.RevokeInTx(ctx, tx, tenant, kind, value) })
+}
+
+func (s *Service) markRevoked(tenant uuid.UUID, kind, value string, exp time.Time) {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	s.revoked[revocationKey{tenant, kind, value}] = exp
+	if len(s.revoked)%1024 == 0 {
+		now := time.Now()
+		for k, e := range s.revoked {
+			if e.Before(now) {
+				delete(s.revoked, k)
+			}
+		}
+	}
+}
+
+func (s *Service) isRevoked(tenant uuid.UUID, kind, value string) bool {
+	s.rmu.RLock()
+	_, ok := s.revoked[revocationKey{tenant, kind, value}]
+	s.rmu.RUnlock()
+	return ok
+}
+
+// LoadRevocations loads every unexpired revocation (at start and after a
+// resync) and prunes expired rows.
+func (s *Service) LoadRevocations(ctx context.Context) error {
+	now := store.Now()
+	fresh := map[revocationKey]time.Time{}
+	err := s.cfg.DB.SystemTx(ctx, func(tx *store.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM token_revocations WHERE expires_at < $1`, now); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT tenant_id, kind, value, expires_at FROM token_revocations`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k revocationKey
+			var exp time.Time
+			if err := rows.Scan(&k.tenant, &k.kind, &k.value, &exp); err != nil {
+				return err
+			}
+			fresh[k] = exp
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return err
+	}
+	s.rmu.Lock()
+	for k, e := range fresh {
+		s.revoked[k] = e
+	}
+	s.rmu.Unlock()
+	return nil
+}

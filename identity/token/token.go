@@ -1,0 +1,321 @@
+// Package token is xavyo's one token service (DESIGN.md §11): per-tenant
+// signing keys (ES256, RS256 for compatibility) sealed under the KEK and
+// rotated with overlap; access-token minting with iss =
+// {admin.public_url}/t/{slug}; verification with a verified-token cache;
+// revocation by jti and by session; refresh-token families with rotation
+// and reuse detection.
+package token
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/events"
+	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/xavyo/xavyo/internal/seal"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// Tenants resolves tenant IDs and slugs (the issuer path uses the slug).
+type Tenants interface {
+	SlugOf(ctx context.Context, id uuid.UUID) (string, error)
+}
+
+// Config configures the service.
+type Config struct {
+	DB      *store.DB
+	Sealer  *seal.Sealer
+	Tenants Tenants
+	// IssuerBase is admin.public_url; a tenant's issuer is IssuerBase/t/{slug}.
+	IssuerBase string
+	Logger     *slog.Logger
+	// RotateEvery is the age at which the active key is replaced (default 30 days).
+	RotateEvery time.Duration
+	// Overlap is how long a replaced key keeps verifying (default 48h; must
+	// exceed every token lifetime).
+	Overlap time.Duration
+	// RotationCheck is how often the rotation worker looks (default 1h).
+	RotationCheck time.Duration
+	// Leeway tolerates clock skew on exp/nbf/iat (default 30s).
+	Leeway time.Duration
+	// CacheSize bounds the verified-token cache (default 100k entries).
+	CacheSize int
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// CheckAndSetDefaults validates and fills defaults.
+func (c *Config) CheckAndSetDefaults() error {
+	if c.DB == nil || c.Sealer == nil || c.Tenants == nil || c.IssuerBase == "" {
+		return errors.New("token: DB, Sealer, Tenants and IssuerBase are required")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.RotateEvery <= 0 {
+		c.RotateEvery = 30 * 24 * time.Hour
+	}
+	if c.Overlap <= 0 {
+		c.Overlap = 48 * time.Hour
+	}
+	if c.RotationCheck <= 0 {
+		c.RotationCheck = time.Hour
+	}
+	if c.Leeway <= 0 {
+		c.Leeway = 30 * time.Second
+	}
+	if c.CacheSize <= 0 {
+		c.CacheSize = 100_000
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// Actor is one link of the `act` claim (RFC 8693), nested for chains.
+type Actor struct {
+	Subject  string `json:"sub"`
+	ClientID string `json:"client_id,omitempty"`
+	Kind     string `json:"sub_kind,omitempty"`
+	Act      *Actor `json:"act,omitempty"`
+}
+
+// Confirmation is the `cnf` claim (RFC 8705 certificate binding).
+type Confirmation struct {
+	X5tS256 string `json:"x5t#S256,omitempty"`
+}
+
+// Claims are the claims of xavyo access tokens.
+type Claims struct {
+	jwt.Claims
+	TenantID    uuid.UUID     `json:"tid"`
+	Scope       string        `json:"scope,omitempty"`
+	Act         *Actor        `json:"act,omitempty"`
+	Cnf         *Confirmation `json:"cnf,omitempty"`
+	SessionID   string        `json:"sid,omitempty"`
+	ClientID    string        `json:"client_id,omitempty"`
+	Roles       []string      `json:"roles,omitempty"`
+	AMR         []string      `json:"amr,omitempty"`
+	SubjectKind string        `json:"sub_kind,omitempty"`
+	NHIKind     string        `json:"nhi_kind,omitempty"`
+}
+
+// Service is the token service.
+type Service struct {
+	cfg Config
+
+	mu     sync.RWMutex
+	active map[uuid.UUID]*keyEntry
+	keys   map[string]*keyEntry
+	misses map[string]time.Time
+
+	cmu   sync.RWMutex
+	cache map[[32]byte]*Claims
+
+	rmu     sync.RWMutex
+	revoked map[revocationKey]time.Time
+}
+
+type revocationKey struct {
+	tenant uuid.UUID
+	kind   string
+	value  string
+}
+
+// New returns the service. Call Watch to follow other replicas' changes.
+func New(cfg Config) (*Service, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, err
+	}
+	cfg.IssuerBase = strings.TrimSuffix(cfg.IssuerBase, "/")
+	return &Service{cfg: cfg, active: map[uuid.UUID]*keyEntry{}, keys: map[string]*keyEntry{}, misses: map[string]time.Time{},
+		cache: map[[32]byte]*Claims{}, revoked: map[revocationKey]time.Time{}}, nil
+}
+
+// Issuer returns the issuer URL of a tenant slug.
+func (s *Service) Issuer(slug string) string { return s.cfg.IssuerBase + "/t/" + slug }
+
+// AdminAudience is the audience of admin API tokens.
+func (s *Service) AdminAudience() string { return s.cfg.IssuerBase + "/api/v1" }
+
+// Mint signs an access token for c.TenantID. It fills iss, iat, nbf and
+// jti; c must carry sub, aud and exp.
+func (s *Service) Mint(ctx context.Context, c Claims) (string, error) {
+	if c.TenantID == uuid.Nil || c.Subject == "" || len(c.Audience) == 0 || c.Expiry == nil {
+		return "", errors.New("token: tid, sub, aud and exp are required")
+	}
+	slug, err := s.cfg.Tenants.SlugOf(ctx, c.TenantID)
+	if err != nil {
+		return "", err
+	}
+	k, err := s.activeKey(ctx, c.TenantID)
+	if err != nil {
+		return "", err
+	}
+	now := s.cfg.Now()
+	c.Issuer = s.Issuer(slug)
+	c.IssuedAt = jwt.NewNumericDate(now)
+	c.NotBefore = jwt.NewNumericDate(now)
+	if c.ID == "" {
+		c.ID = uuid.Must(uuid.NewV7()).String()
+	}
+	return jwt.Signed(k.signer).Claims(c).Serialize()
+}
+
+// Expect is what a verifier requires of a token.
+type Expect struct {
+	// Audience must be one of the token's audiences.
+	Audience string
+	// Tenant, when set, must be the token's tenant.
+	Tenant uuid.UUID
+}
+
+var errInvalid = apperr.New(apperr.KindUnauthenticated, "invalid token")
+
+// Verify checks a token's signature, issuer, audience, times and
+// revocation, and returns its claims. Tokens verified before are served
+// from a cache keyed by their hash (revocation and expiry still checked).
+func (s *Service) Verify(ctx context.Context, raw string, want Expect) (*Claims, error) {
+	if len(raw) > 16<<10 {
+		return nil, errInvalid
+	}
+	h := sha256.Sum256([]byte(raw))
+	s.cmu.RLock()
+	c, hit := s.cache[h]
+	s.cmu.RUnlock()
+	if !hit {
+		var err error
+		if c, err = s.verify(ctx, raw); err != nil {
+			return nil, err
+		}
+		s.cmu.Lock()
+		if len(s.cache) >= s.cfg.CacheSize {
+			clear(s.cache)
+		}
+		s.cache[h] = c
+		s.cmu.Unlock()
+	}
+	now := s.cfg.Now()
+	if c.Expiry.Time().Add(s.cfg.Leeway).Before(now) {
+		return nil, apperr.New(apperr.KindUnauthenticated, "token expired")
+	}
+	if want.Tenant != uuid.Nil && c.TenantID != want.Tenant {
+		return nil, apperr.New(apperr.KindUnauthenticated, "token issued for another tenant")
+	}
+	if want.Audience != "" && !slices.Contains(c.Audience, want.Audience) {
+		return nil, apperr.New(apperr.KindUnauthenticated, "token not issued for this audience")
+	}
+	if s.isRevoked(c.TenantID, "jti", c.ID) || (c.SessionID != "" && s.isRevoked(c.TenantID, "sid", c.SessionID)) {
+		return nil, apperr.New(apperr.KindUnauthenticated, "token revoked")
+	}
+	return c, nil
+}
+
+// verify does the uncached work: parse, find the key, check signature and
+// registered claims.
+func (s *Service) verify(ctx context.Context, raw string) (*Claims, error) {
+	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256, jose.RS256})
+	if err != nil || len(tok.Headers) != 1 {
+		return nil, errInvalid
+	}
+	hdr := tok.Headers[0]
+	if hdr.KeyID == "" || (hdr.ExtraHeaders["typ"] != nil && !strings.EqualFold(asString(hdr.ExtraHeaders["typ"]), "JWT") &&
+		!strings.EqualFold(asString(hdr.ExtraHeaders["typ"]), "at+jwt")) {
+		return nil, errInvalid
+	}
+	k, err := s.verifyingKey(ctx, hdr.KeyID)
+	if err != nil {
+		return nil, apperr.Wrap(err, apperr.KindUnavailable, "cannot verify tokens now")
+	}
+	if k == nil || k.alg != hdr.Algorithm || !k.verifies(s.cfg.Now()) {
+		return nil, apperr.New(apperr.KindUnauthenticated, "token signed with an unknown key")
+	}
+	var c Claims
+	if err := tok.Claims(k.public, &c); err != nil {
+		return nil, errInvalid
+	}
+	if c.TenantID != k.tenant {
+		return nil, errInvalid // a tenant's key only vouches for its own tenant
+	}
+	slug, err := s.cfg.Tenants.SlugOf(ctx, c.TenantID)
+	if err != nil {
+		return nil, apperr.New(apperr.KindUnauthenticated, "token of an unknown tenant")
+	}
+	if c.Expiry == nil || c.Subject == "" || c.ID == "" {
+		return nil, errInvalid
+	}
+	if err := c.ValidateWithLeeway(jwt.Expected{Issuer: s.Issuer(slug), Time: s.cfg.Now()}, s.cfg.Leeway); err != nil {
+		switch {
+		case errors.Is(err, jwt.ErrExpired):
+			return nil, apperr.New(apperr.KindUnauthenticated, "token expired")
+		case errors.Is(err, jwt.ErrNotValidYet), errors.Is(err, jwt.ErrIssuedInTheFuture):
+			return nil, apperr.New(apperr.KindUnauthenticated, "token not valid yet")
+		}
+		return nil, errInvalid
+	}
+	return &c, nil
+}
+
+func asString(v any) string { s, _ := v.(string); return s }
+
+// Principal maps verified claims to the request principal.
+func Principal(c *Claims, method principal.AuthMethod) *principal.Principal {
+	p := &principal.Principal{
+		TenantID: c.TenantID, SubjectID: c.Subject, ClientID: c.ClientID, TokenID: c.ID,
+		AdminRoles: c.Roles, AuthMethod: method, NHIKind: c.NHIKind,
+	}
+	if c.Scope != "" {
+		p.Scopes = strings.Fields(c.Scope)
+	}
+	switch c.SubjectKind {
+	case string(principal.KindNHI):
+		p.Kind = principal.KindNHI
+	default:
+		p.Kind = principal.KindUser
+	}
+	if c.Cnf != nil {
+		p.CertThumbprint = c.Cnf.X5tS256
+	}
+	for a := c.Act; a != nil; a = a.Act {
+		p.Actors = append(p.Actors, principal.Actor{SubjectID: a.Subject, ClientID: a.ClientID, Kind: principal.Kind(a.Kind)})
+	}
+	return p
+}
+
+// Watch follows change events so that key rotations and revocations made
+// by other replicas take effect here; a Resync drops every cache.
+func (s *Service) Watch(bus *events.Bus) (stop func()) {
+	return bus.Subscribe(func(m events.Message) {
+		switch {
+		case m.Resync:
+			s.mu.Lock()
+			clear(s.active)
+			clear(s.keys)
+			clear(s.misses)
+			s.mu.Unlock()
+			s.cmu.Lock()
+			clear(s.cache)
+			s.cmu.Unlock()
+			go func() { _ = s.LoadRevocations(context.Background()) }()
+		case m.Change.Kind == KeyEventKind:
+			s.dropTenantKeys(m.Change.TenantID)
+		case m.Change.Kind == RevocationEventKind:
+			kind, value, ok := strings.Cut(m.Change.ID, ":")
+			if ok {
+				s.markRevoked(m.Change.TenantID, kind, value, time.Now().Add(maxAccessLifetime+s.cfg.Leeway))
+			}
+		}
+	})
+}
