@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -85,22 +86,56 @@ type probe struct {
 	hdr    []string
 	params func(name string) string
 	want   int
+	// bootstrap sends the bootstrap token instead of the route's usual credential.
+	bootstrap bool
+}
+
+// tenantAdmin creates a tenant with a first admin through the API, signs
+// the admin in, changes the forced password and returns the tenant's ID
+// and an access token.
+func tenantAdmin(t *testing.T, h *harness, slug string) (tenantID, access string) {
+	t.Helper()
+	resp, body := h.do("POST", "/api/v1/tenants", map[string]any{"slug": slug, "name": slug, "admin": map[string]any{"email": "admin@" + slug + ".test"}})
+	if resp.StatusCode != 201 {
+		t.Fatalf("create tenant with admin: %d %s", resp.StatusCode, body)
+	}
+	var created struct {
+		ID           string `json:"id"`
+		InitialAdmin struct {
+			Email, Password string
+		} `json:"initial_admin"`
+	}
+	_ = json.Unmarshal(body, &created)
+	if created.InitialAdmin.Password == "" {
+		t.Fatalf("no generated admin password: %s", body)
+	}
+	tok := h.login(slug, created.InitialAdmin.Email, created.InitialAdmin.Password, 200)
+	if !tok.PasswordChangeRequired {
+		t.Fatal("a first admin must change the password")
+	}
+	newPW := "N3w-passphrase-" + slug
+	resp, body = h.doAs(tok.AccessToken, "POST", "/api/v1/auth/password", map[string]any{"current_password": created.InitialAdmin.Password, "new_password": newPW})
+	if resp.StatusCode != 200 {
+		t.Fatalf("change password: %d %s", resp.StatusCode, body)
+	}
+	var fresh loginResult
+	_ = json.Unmarshal(body, &fresh)
+	return created.ID, fresh.AccessToken
 }
 
 // TestBadInputChangesNothing walks every registered route with bad input:
 // malformed JSON, wrong types, unknown fields, oversize and empty bodies,
-// wrong media type, bad UUIDs, unknown and deleted tenants, missing and
-// wrong credentials. Each gets a 4xx problem+json and the data is unchanged.
+// wrong media type, bad and unknown IDs, unknown, deleted and malformed
+// tenants, missing and wrong credentials. Each gets a 4xx problem+json and
+// the data is unchanged.
 func TestBadInputChangesNothing(t *testing.T) {
 	for _, flavor := range []store.Flavor{store.SQLite, store.Postgres} {
 		t.Run(flavor.String(), func(t *testing.T) {
 			// A small body limit keeps the oversize probe within socket
 			// buffers, so the server's 413 is read before the connection closes.
 			h := start(t, append(env(t, flavor, t.TempDir()), "XAVYO_ADMIN_BODY_LIMIT=8192"), nil)
-			_, body := h.do("POST", "/api/v1/tenants", map[string]any{"slug": uniqueSlug("live"), "name": "Live"})
-			var live tenantJSON
-			_ = json.Unmarshal(body, &live)
-			_, body = h.do("POST", "/api/v1/tenants", map[string]any{"slug": uniqueSlug("gone"), "name": "Gone"})
+			liveID, adminToken := tenantAdmin(t, h, uniqueSlug("live"))
+			_, body := h.do("POST", "/api/v1/tenants", map[string]any{"slug": uniqueSlug("gone"), "name": "Gone"})
 			var gone tenantJSON
 			_ = json.Unmarshal(body, &gone)
 			if resp, _ := h.do("DELETE", "/api/v1/tenants/"+gone.ID, nil); resp.StatusCode != 204 {
@@ -108,71 +143,88 @@ func TestBadInputChangesNothing(t *testing.T) {
 			}
 			snapshot := func() string {
 				_, all := h.do("GET", "/api/v1/tenants?include_deleted=true&limit=500", nil)
-				var outbox int
+				var outbox, users, audits int
 				_ = h.s.db.SystemRead(t.Context(), func(tx *store.Tx) error {
+					_ = tx.QueryRow(t.Context(), `SELECT COUNT(*) FROM users`).Scan(&users)
 					return tx.QueryRow(t.Context(), `SELECT COUNT(*) FROM outbox`).Scan(&outbox)
 				})
-				return fmt.Sprintf("%s|outbox=%d", all, outbox)
+				_ = audits
+				return fmt.Sprintf("%s|outbox=%d|users=%d", all, outbox, users)
 			}
 			before := snapshot()
 
-			liveID := func(string) string { return live.ID }
+			live := func(string) string { return liveID }
 			cases := 0
 			for _, r := range h.s.api.Doc().Routes() {
-				if r.Public {
-					continue
+				if r.Method == "GET" && r.Public {
+					continue // documents, nothing to break
 				}
 				hasParams := len(httpx.PathParams(r.Path)) > 0
 				var probes []probe
-				probes = append(probes,
-					probe{name: "no credentials", hdr: []string{"Authorization", ""}, params: liveID, want: 401},
-					probe{name: "wrong token", hdr: []string{"Authorization", "Bearer xvb_wrong"}, params: liveID, want: 401},
-					probe{name: "malformed Authorization", hdr: []string{"Authorization", "Bearer"}, params: liveID, want: 401},
-				)
+				if !r.Public {
+					probes = append(probes,
+						probe{name: "no credentials", hdr: []string{"Authorization", ""}, params: live, want: 401},
+						probe{name: "wrong token", hdr: []string{"Authorization", "Bearer xvb_wrong"}, params: live, want: 401},
+						probe{name: "malformed Authorization", hdr: []string{"Authorization", "Bearer"}, params: live, want: 401},
+						probe{name: "forged JWT", hdr: []string{"Authorization", "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."}, params: live, want: 401},
+					)
+				}
 				if r.Request != nil {
 					probes = append(probes,
-						probe{name: "malformed JSON", body: `{"slug": "x",`, params: liveID, want: 400},
-						probe{name: "not an object", body: `[1,2]`, params: liveID, want: 400},
-						probe{name: "null", body: `null`, params: liveID, want: 400},
-						probe{name: "trailing data", body: `{} {}`, params: liveID, want: 400},
-						probe{name: "empty body", body: ``, params: liveID, want: 400},
-						probe{name: "unknown field", body: `{"zz_unknown": 1}`, params: liveID, want: 400},
-						probe{name: "oversize body", body: `{"name":"` + strings.Repeat("x", h.s.cfg.Admin.BodyLimit) + `"}`, params: liveID, want: 413},
-						probe{name: "wrong media type", body: `{}`, hdr: []string{"Content-Type", "text/plain"}, params: liveID, want: 415},
+						probe{name: "malformed JSON", body: `{"slug": "x",`, params: live, want: 400},
+						probe{name: "not an object", body: `[1,2]`, params: live, want: 400},
+						probe{name: "null", body: `null`, params: live, want: 400},
+						probe{name: "trailing data", body: `{} {}`, params: live, want: 400},
+						probe{name: "empty body", body: ``, params: live, want: 400},
+						probe{name: "unknown field", body: `{"zz_unknown": 1}`, params: live, want: 400},
+						probe{name: "oversize body", body: `{"name":"` + strings.Repeat("x", h.s.cfg.Admin.BodyLimit) + `"}`, params: live, want: 413},
+						probe{name: "wrong media type", body: `{}`, hdr: []string{"Content-Type", "text/plain"}, params: live, want: 415},
 					)
-					rt := reflect.TypeOf(r.Request)
-					for i := range rt.NumField() {
-						f := rt.Field(i)
-						name := strings.Split(f.Tag.Get("json"), ",")[0]
-						raw, _ := json.Marshal(map[string]any{name: badValue(f.Type)})
-						probes = append(probes, probe{name: "wrong type for " + name, body: string(raw), params: liveID, want: 400})
+					for _, name := range jsonFields(reflect.TypeOf(r.Request)) {
+						raw, _ := json.Marshal(map[string]any{name.name: badValue(name.typ)})
+						probes = append(probes, probe{name: "wrong type for " + name.name, body: string(raw), params: live, want: 400})
 					}
 				}
+				var valid any
+				if r.Request != nil {
+					valid = `{}`
+				}
 				if hasParams {
-					valid := `{}`
-					if r.Request == nil {
-						valid = ""
-					}
-					var body any
-					if valid != "" {
-						body = valid
-					}
 					probes = append(probes,
-						probe{name: "bad UUID", body: body, params: func(string) string { return "not-a-uuid" }, want: 400},
-						probe{name: "nil UUID", body: body, params: func(string) string { return uuid.Nil.String() }, want: 400},
-						probe{name: "unknown tenant", body: body, params: func(string) string { return uuid.NewString() }, want: 404},
-						probe{name: "deleted tenant", body: body, params: func(string) string { return gone.ID }, want: 404},
+						probe{name: "bad UUID", body: valid, params: func(string) string { return "not-a-uuid" }, want: 400},
+						probe{name: "nil UUID", body: valid, params: func(string) string { return uuid.Nil.String() }, want: 400},
+						probe{name: "unknown ID", body: valid, params: func(string) string { return uuid.NewString() }, want: 404},
+					)
+					if r.Scope == httpx.ScopePlatform {
+						probes = append(probes, probe{name: "deleted tenant", body: valid, params: func(string) string { return gone.ID }, want: 404})
+					}
+				}
+				if r.Scope == httpx.ScopeTenant && !r.Public {
+					probes = append(probes,
+						probe{name: "unknown X-Tenant-ID", body: valid, hdr: []string{"X-Tenant-ID", uuid.NewString()}, params: live, want: 404, bootstrap: true},
+						probe{name: "deleted X-Tenant-ID", body: valid, hdr: []string{"X-Tenant-ID", gone.ID}, params: live, want: 404, bootstrap: true},
+						probe{name: "malformed X-Tenant-ID", body: valid, hdr: []string{"X-Tenant-ID", "acme"}, params: live, want: 400, bootstrap: true},
+						probe{name: "no tenant for the bootstrap token", body: valid, params: live, want: 400, bootstrap: true},
+						probe{name: "X-Tenant-ID from a tenant user", body: valid, hdr: []string{"X-Tenant-ID", gone.ID}, params: live, want: 403},
 					)
 				}
 				if r.IfMatch {
-					probes = append(probes, probe{name: "malformed If-Match", body: jsonBody(r), hdr: []string{"If-Match", "abc"}, params: liveID, want: 400})
+					probes = append(probes, probe{name: "malformed If-Match", body: valid, hdr: []string{"If-Match", "abc"}, params: live, want: 400})
 				}
 				for _, p := range probes {
 					path := r.Path
 					for _, name := range httpx.PathParams(r.Path) {
 						path = strings.ReplaceAll(path, ":"+name, p.params(name))
 					}
-					resp, body := h.do(r.Method, path, p.body, p.hdr...)
+					cred := h.token
+					if r.Scope != httpx.ScopePlatform && !p.bootstrap {
+						cred = adminToken
+					}
+					hdr := append([]string{"Authorization", "Bearer " + cred}, p.hdr...)
+					if r.Public && !slices.Contains(p.hdr, "Authorization") {
+						hdr = append(hdr, "Authorization", "")
+					}
+					resp, body := h.doAs(cred, r.Method, path, p.body, hdr...)
 					cases++
 					if resp.StatusCode != p.want {
 						t.Errorf("%s %s, %s: got %d, want %d: %.300s", r.Method, r.Path, p.name, resp.StatusCode, p.want, body)
@@ -185,7 +237,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 					}
 				}
 			}
-			if cases < 40 {
+			if cases < 300 {
 				t.Fatalf("only %d probes ran", cases)
 			}
 			if after := snapshot(); after != before {
@@ -195,9 +247,25 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 }
 
-func jsonBody(r httpx.Route) any {
-	if r.Request == nil {
-		return nil
+type jsonField struct {
+	name string
+	typ  reflect.Type
+}
+
+// jsonFields lists a request type's JSON fields, embedded structs flattened.
+func jsonFields(t reflect.Type) []jsonField {
+	var out []jsonField
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := strings.Split(f.Tag.Get("json"), ",")[0]
+		if f.Anonymous && name == "" {
+			out = append(out, jsonFields(f.Type)...)
+			continue
+		}
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		out = append(out, jsonField{name, f.Type})
 	}
-	return `{}`
+	return out
 }

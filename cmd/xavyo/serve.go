@@ -20,9 +20,15 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/xavyo/xavyo/gateway"
+	"github.com/xavyo/xavyo/identity/auth"
+	authrest "github.com/xavyo/xavyo/identity/auth/rest"
 	"github.com/xavyo/xavyo/identity/bootstrap"
+	"github.com/xavyo/xavyo/identity/directory"
+	directoryrest "github.com/xavyo/xavyo/identity/directory/rest"
+	"github.com/xavyo/xavyo/identity/password"
 	"github.com/xavyo/xavyo/identity/tenant"
 	tenantrest "github.com/xavyo/xavyo/identity/tenant/rest"
+	"github.com/xavyo/xavyo/identity/token"
 	"github.com/xavyo/xavyo/internal/audit"
 	"github.com/xavyo/xavyo/internal/config"
 	"github.com/xavyo/xavyo/internal/devtls"
@@ -70,7 +76,17 @@ type server struct {
 	agentLn  net.Listener
 	tenants  *tenant.Service
 	boot     *bootstrap.Service
+	tokens   *token.Service
+	auth     *auth.Service
+	dir      *directory.Service
+	hasher   *password.Hasher
 	bootNote string
+	firstAdm *auth.TenantWithAdmin
+
+	// The audit sequencer runs from construction (start-up writes audit
+	// records) until the very end of shutdown.
+	stopAudit func()
+	auditDone chan struct{}
 }
 
 // newServer opens the store, prepares keys, binds both listeners and
@@ -105,12 +121,17 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	if s.seq, err = audit.New(audit.Config{DB: s.db, Logger: log}); err != nil {
 		return nil, err
 	}
+	auditCtx, stopAudit := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopAudit, s.auditDone = stopAudit, make(chan struct{})
+	go func() { defer close(s.auditDone); _ = s.seq.Run(auditCtx) }()
 	s.bus = events.NewBus(s.db, log)
 	if s.outbox, err = events.NewOutbox(events.OutboxConfig{DB: s.db, Dispatcher: &events.InProcess{}, Bus: s.bus, Logger: log}); err != nil {
 		return nil, err
 	}
 	s.tenants = &tenant.Service{DB: s.db, Audit: s.seq}
+	s.tenants.Watch(s.bus)
 	s.boot = &bootstrap.Service{DB: s.db, Audit: s.seq}
+	s.hasher = password.NewHasher(password.Default, 0)
 
 	if s.adminLn, err = net.Listen("tcp", cfg.Admin.Addr); err != nil {
 		return nil, fmt.Errorf("admin plane: %w", err)
@@ -125,16 +146,32 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 		cfg.Agent.PublicURL = "https://" + s.agentLn.Addr().String()
 	}
 
+	// Identity: tokens, the directory, sign-in.
+	if s.tokens, err = token.New(token.Config{DB: s.db, Sealer: sealer, Tenants: s.tenants, IssuerBase: cfg.Admin.PublicURL, Logger: log}); err != nil {
+		return nil, err
+	}
+	s.tokens.Watch(s.bus)
+	if err := s.tokens.LoadRevocations(ctx); err != nil {
+		return nil, err
+	}
+	s.dir = &directory.Service{DB: s.db, Hasher: s.hasher, Policies: s.tenants, Audit: s.seq}
+	s.auth = &auth.Service{DB: s.db, Tenants: s.tenants, Directory: s.dir, Tokens: s.tokens, Hasher: s.hasher, Audit: s.seq}
+	s.dir.OnDeactivate = s.auth.RevokeUserSessionsInTx
+
 	// The admin plane.
 	s.admin = httpx.NewApp(httpx.AppConfig{Logger: log, BodyLimit: cfg.Admin.BodyLimit})
 	mountHealth(s.admin, checker.Ready)
 	s.api = httpx.NewAPI(s.admin, httpx.APIConfig{
 		Prefix: "/api/v1", Title: "xavyo admin API", Version: version,
-		Authenticators: []httpx.Authenticator{s.boot},
+		Authenticators: []httpx.Authenticator{s.boot, &auth.Authenticator{Tokens: s.tokens}},
 		Tenants:        s.tenants,
 		CrossTenant:    s.seq,
 	})
-	(&tenantrest.Handler{Tenants: s.tenants}).Mount(s.api)
+	(&tenantrest.Handler{Tenants: s.tenants, Onboard: s.auth}).Mount(s.api)
+	(&directoryrest.Handler{Directory: s.dir}).Mount(s.api)
+	authHandler := &authrest.Handler{Auth: s.auth, Directory: s.dir, Tenants: s.tenants, Tokens: s.tokens}
+	authHandler.Mount(s.api)
+	authHandler.MountIssuer(s.admin)
 	mountDocs(s.api)
 
 	// The agent plane.
@@ -147,12 +184,16 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 		return nil, err
 	}
 
-	token, err := s.boot.Ensure(ctx, cfg.BootstrapToken, cfg.BootstrapTokenSet)
+	bootToken, err := s.boot.Ensure(ctx, cfg.BootstrapToken, cfg.BootstrapTokenSet)
 	if err != nil {
 		return nil, fmt.Errorf("bootstrap token: %w", err)
 	}
-	if token != "" {
-		s.bootNote = token
+	if bootToken != "" {
+		s.bootNote = bootToken
+	}
+	// First start: a default tenant and its first admin, printed once.
+	if s.firstAdm, err = s.auth.EnsureDefaultTenant(ctx, cfg.DefaultTenant.Slug, cfg.DefaultTenant.AdminEmail, cfg.DefaultTenant.AdminPassword); err != nil {
+		return nil, fmt.Errorf("default tenant: %w", err)
 	}
 	return s, nil
 }
@@ -246,18 +287,22 @@ func (s *server) run(ctx context.Context) error {
 	if s.bootNote != "" {
 		fmt.Fprintf(s.out, "  bootstrap token (super_admin; shown once, keep it safe): %s\n", s.bootNote)
 	}
+	if a := s.firstAdm; a != nil && a.InitialAdmin != nil {
+		fmt.Fprintf(s.out, "  tenant %q created; its admin %s must change the password at first login", a.Slug, a.InitialAdmin.Email)
+		if a.InitialAdmin.Password != "" {
+			fmt.Fprintf(s.out, "; initial password (shown once): %s", a.InitialAdmin.Password)
+		}
+		fmt.Fprintln(s.out)
+	}
 
-	auditCtx, stopAudit := context.WithCancel(context.WithoutCancel(ctx))
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopAudit()
 	defer stopWork()
 
 	g, gctx := errgroup.WithContext(ctx)
-	auditDone := make(chan struct{})
-	g.Go(func() error { defer close(auditDone); return s.seq.Run(auditCtx) })
 	workers := &errgroup.Group{}
 	workers.Go(func() error { return s.bus.Run(workCtx) })
 	workers.Go(func() error { return s.outbox.Run(workCtx) })
+	workers.Go(func() error { return s.tokens.RunRotation(workCtx) })
 	g.Go(func() error {
 		if err := s.admin.Listener(s.adminLn); err != nil {
 			return fmt.Errorf("admin plane: %w", err)
@@ -281,8 +326,6 @@ func (s *server) run(ctx context.Context) error {
 		errs = append(errs, s.agent.Shutdown(sctx), <-done)
 		stopWork()
 		errs = append(errs, workers.Wait())
-		stopAudit()
-		<-auditDone
 		if err := errors.Join(errs...); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			return err
 		}
@@ -296,7 +339,13 @@ func (s *server) run(ctx context.Context) error {
 	return err
 }
 
+// close releases everything, flushing the audit log last but one.
 func (s *server) close() {
+	if s.stopAudit != nil {
+		s.stopAudit()
+		<-s.auditDone
+		s.stopAudit = nil
+	}
 	for _, ln := range []net.Listener{s.adminLn, s.agentLn} {
 		if ln != nil {
 			_ = ln.Close()

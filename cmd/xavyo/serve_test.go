@@ -137,6 +137,32 @@ func (h *harness) stop() {
 // do sends a request to the admin plane with the bootstrap token.
 func (h *harness) do(method, path string, body any, hdr ...string) (*http.Response, []byte) {
 	h.t.Helper()
+	return h.doAs(h.token, method, path, body, hdr...)
+}
+
+type loginResult struct {
+	AccessToken            string `json:"access_token"`
+	RefreshToken           string `json:"refresh_token"`
+	SessionID              string `json:"session_id"`
+	Scope                  string `json:"scope"`
+	PasswordChangeRequired bool   `json:"password_change_required"`
+}
+
+// login signs in through the API and expects status want.
+func (h *harness) login(tenant, login, pw string, want int) loginResult {
+	h.t.Helper()
+	resp, body := h.doAs("", "POST", "/api/v1/auth/login", map[string]any{"tenant": tenant, "login": login, "password": pw})
+	if resp.StatusCode != want {
+		h.t.Fatalf("login %s/%s: %d %s", tenant, login, resp.StatusCode, body)
+	}
+	var out loginResult
+	_ = json.Unmarshal(body, &out)
+	return out
+}
+
+// doAs sends a request with a bearer token (none when empty).
+func (h *harness) doAs(bearer, method, path string, body any, hdr ...string) (*http.Response, []byte) {
+	h.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -155,7 +181,9 @@ func (h *harness) do(method, path string, body any, hdr ...string) (*http.Respon
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Authorization", "Bearer "+h.token)
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
 	for i := 0; i+1 < len(hdr); i += 2 {
 		if hdr[i+1] == "" {
 			req.Header.Del(hdr[i])

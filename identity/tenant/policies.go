@@ -137,6 +137,7 @@ func (s *Service) SetPolicies(ctx context.Context, id uuid.UUID, p Policies, ifV
 			return err
 		}
 		after = t
+		tx.AfterCommit(func() { s.forget(id) })
 		return events.Publish(ctx, tx, events.Change{TenantID: id, Kind: EventKind, ID: id.String(), Version: t.Version}, nil)
 	})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -115,10 +116,46 @@ type Auditor interface {
 }
 
 // Service manages tenants. Tenants are platform records: it works on the
-// store's system path.
+// store's system path. Reads by ID are cached (every authenticated
+// request resolves its tenant); changes here and, through Watch, on other
+// replicas invalidate the cache.
 type Service struct {
 	DB    *store.DB
 	Audit Auditor
+
+	mu    sync.RWMutex
+	cache map[uuid.UUID]Tenant
+}
+
+// Watch drops cached tenants when they change anywhere.
+func (s *Service) Watch(bus *events.Bus) (stop func()) {
+	return bus.Subscribe(func(m events.Message) {
+		if m.Resync {
+			s.forget(uuid.Nil)
+		} else if m.Change.Kind == EventKind {
+			s.forget(m.Change.TenantID)
+		}
+	})
+}
+
+// forget drops one tenant (or all, for uuid.Nil) from the cache.
+func (s *Service) forget(id uuid.UUID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id == uuid.Nil {
+		s.cache = nil
+		return
+	}
+	delete(s.cache, id)
+}
+
+// SlugOf returns the slug of a live tenant (for issuer URLs).
+func (s *Service) SlugOf(ctx context.Context, id uuid.UUID) (string, error) {
+	t, err := s.Get(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	return t.Slug, nil
 }
 
 // Create makes a tenant.
@@ -157,13 +194,30 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Tenant, error) {
 
 // Get returns a tenant that is not deleted.
 func (s *Service) Get(ctx context.Context, id uuid.UUID) (*Tenant, error) {
+	s.mu.RLock()
+	c, ok := s.cache[id]
+	s.mu.RUnlock()
+	if ok {
+		return &c, nil
+	}
 	var t *Tenant
 	err := s.DB.SystemRead(ctx, func(tx *store.Tx) error {
 		var err error
 		t, err = get(ctx, tx, `id = $1`, id)
 		return err
 	})
-	return t, err
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if s.cache == nil {
+		s.cache = map[uuid.UUID]Tenant{}
+	}
+	if len(s.cache) < 100_000 {
+		s.cache[id] = *t
+	}
+	s.mu.Unlock()
+	return t, nil
 }
 
 // GetBySlug returns a tenant that is not deleted by its slug.
@@ -294,6 +348,7 @@ func (s *Service) Update(ctx context.Context, id uuid.UUID, in UpdateInput, ifVe
 			return err
 		}
 		after = &t
+		tx.AfterCommit(func() { s.forget(id) })
 		return events.Publish(ctx, tx, events.Change{TenantID: t.ID, Kind: EventKind, ID: t.ID.String(), Version: t.Version}, t)
 	})
 	if err != nil {
@@ -318,6 +373,7 @@ func (s *Service) Delete(ctx context.Context, id uuid.UUID, ifVersion int64) err
 			now, t.Version, id); err != nil {
 			return err
 		}
+		tx.AfterCommit(func() { s.forget(id) })
 		return events.Publish(ctx, tx, events.Change{TenantID: t.ID, Kind: EventKind, ID: t.ID.String(), Version: t.Version}, t)
 	})
 	if err != nil {

@@ -31,12 +31,13 @@ type Config struct {
 	// BootstrapToken is the break-glass super_admin credential. Unset: one
 	// is generated at first start and printed once. Set to empty: the
 	// stored one is revoked.
-	BootstrapToken string  `yaml:"bootstrap_token" env:"XAVYO_BOOTSTRAP_TOKEN" desc:"break-glass super_admin token; empty revokes it; unset generates one at first start"`
-	Secrets        Secrets `yaml:"secrets"`
-	PKI            PKI     `yaml:"pki"`
-	Egress         Egress  `yaml:"egress"`
-	MCP            MCP     `yaml:"mcp"`
-	Log            Log     `yaml:"log"`
+	BootstrapToken string        `yaml:"bootstrap_token" env:"XAVYO_BOOTSTRAP_TOKEN" desc:"break-glass super_admin token; empty revokes it; unset generates one at first start"`
+	Secrets        Secrets       `yaml:"secrets"`
+	PKI            PKI           `yaml:"pki"`
+	Egress         Egress        `yaml:"egress"`
+	MCP            MCP           `yaml:"mcp"`
+	DefaultTenant  DefaultTenant `yaml:"default_tenant"`
+	Log            Log           `yaml:"log"`
 	// ShutdownTimeout bounds how long in-flight requests may drain on SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" env:"XAVYO_SHUTDOWN_TIMEOUT" desc:"how long in-flight requests may drain at shutdown (default 15s)"`
 
@@ -92,6 +93,14 @@ type Egress struct {
 // MCP configures the MCP gateway.
 type MCP struct {
 	StdioAllowlist []string `yaml:"stdio_allowlist" env:"XAVYO_MCP_STDIO_ALLOWLIST" desc:"comma-separated commands that stdio upstreams may run"`
+}
+
+// DefaultTenant is created, with its first tenant_admin, at the first
+// start of a platform that has no tenant.
+type DefaultTenant struct {
+	Slug          string `yaml:"slug" env:"XAVYO_DEFAULT_TENANT" desc:"slug of the tenant created at first start (default default)"`
+	AdminEmail    string `yaml:"admin_email" env:"XAVYO_DEFAULT_ADMIN_EMAIL" desc:"email of its first tenant_admin (default admin@example.com)"`
+	AdminPassword string `yaml:"admin_password" env:"XAVYO_DEFAULT_ADMIN_PASSWORD" desc:"that admin's initial password, to be changed at first login (default: generated and printed once)"`
 }
 
 // Log configures logging.
@@ -195,6 +204,12 @@ func (c *Config) CheckAndSetDefaults() error {
 		if k, err := base64.StdEncoding.DecodeString(c.Secrets.KEK); err != nil || len(k) != 32 {
 			errs = append(errs, errors.New("secrets.kek must be 32 bytes, base64-encoded"))
 		}
+	}
+	if c.DefaultTenant.Slug == "" {
+		c.DefaultTenant.Slug = "default"
+	}
+	if c.DefaultTenant.AdminEmail == "" {
+		c.DefaultTenant.AdminEmail = "admin@example.com"
 	}
 	if c.PKI.TrustDomain == "" {
 		c.PKI.TrustDomain = "xavyo.local"

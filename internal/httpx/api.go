@@ -51,6 +51,9 @@ type Route struct {
 	Query  []Param
 	// IfMatch documents an optional If-Match precondition.
 	IfMatch bool
+	// AllowRestricted admits principals that must change their password
+	// first (logout, the password change itself).
+	AllowRestricted bool
 	Handler fiber.Handler
 }
 

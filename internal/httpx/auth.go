@@ -81,6 +81,9 @@ func authorize(r *Route) fiber.Handler {
 		if p == nil {
 			return apperr.New(apperr.KindUnauthenticated, "authentication required")
 		}
+		if p.Restricted() && !r.AllowRestricted {
+			return apperr.New(apperr.KindPermissionDenied, "password change required: POST /api/v1/auth/password first")
+		}
 		if r.Scope == ScopePlatform && !p.IsSuperAdmin() {
 			return apperr.New(apperr.KindPermissionDenied, "platform operation: super_admin required")
 		}

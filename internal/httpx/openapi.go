@@ -189,14 +189,27 @@ func (d *OpenAPI) schema(t reflect.Type) map[string]any {
 func (d *OpenAPI) object(t reflect.Type) map[string]any {
 	props := map[string]any{}
 	var required []string
+	d.fields(t, props, &required)
+	sort.Strings(required)
+	obj := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
+	if len(required) > 0 {
+		obj["required"] = required
+	}
+	return obj
+}
+
+// fields adds t's JSON fields to props, flattening embedded structs as
+// encoding/json does.
+func (d *OpenAPI) fields(t reflect.Type, props map[string]any, required *[]string) {
 	for i := range t.NumField() {
 		f := t.Field(i)
-		if !f.IsExported() {
-			continue
-		}
 		tag := f.Tag.Get("json")
 		name, opts, _ := strings.Cut(tag, ",")
-		if name == "-" {
+		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			d.fields(f.Type, props, required)
+			continue
+		}
+		if !f.IsExported() || name == "-" {
 			continue
 		}
 		if name == "" {
@@ -210,15 +223,9 @@ func (d *OpenAPI) object(t reflect.Type) map[string]any {
 		}
 		props[name] = s
 		if !strings.Contains(opts, "omitempty") && f.Type.Kind() != reflect.Pointer {
-			required = append(required, name)
+			*required = append(*required, name)
 		}
 	}
-	sort.Strings(required)
-	obj := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
-	if len(required) > 0 {
-		obj["required"] = required
-	}
-	return obj
 }
 
 func schemaName(t reflect.Type) string {

@@ -71,6 +71,8 @@ type Principal struct {
 	CertThumbprint string
 	// TokenID is the jti of the access token, if any.
 	TokenID string
+	// SessionID is the login session the token belongs to (sid), if any.
+	SessionID string
 }
 
 // HasRole reports whether p holds the admin role r. super_admin holds
@@ -81,6 +83,13 @@ func (p *Principal) HasRole(r string) bool {
 	}
 	return slices.Contains(p.AdminRoles, RoleSuperAdmin) || slices.Contains(p.AdminRoles, r)
 }
+
+// ScopePasswordChange is the only scope of a token whose user must change
+// their password before doing anything else.
+const ScopePasswordChange = "password_change"
+
+// Restricted reports whether p may only change its password.
+func (p *Principal) Restricted() bool { return p.HasScope(ScopePasswordChange) }
 
 // HasScope reports whether p was granted scope s.
 func (p *Principal) HasScope(s string) bool {

@@ -2,19 +2,35 @@
 package rest
 
 import (
+	"context"
 	"strconv"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 
+	"github.com/xavyo/xavyo/identity/auth"
 	"github.com/xavyo/xavyo/identity/tenant"
 	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/httpx"
 )
 
+// Onboarder creates a tenant together with its first administrator.
+type Onboarder interface {
+	CreateTenant(ctx context.Context, in tenant.CreateInput, admin *auth.AdminInput) (*auth.TenantWithAdmin, error)
+}
+
 // Handler serves tenants.
 type Handler struct {
 	Tenants *tenant.Service
+	Onboard Onboarder
+}
+
+// CreateTenantInput creates a tenant and, optionally, its first admin.
+type CreateTenantInput struct {
+	tenant.CreateInput
+	// Admin, when given, becomes the tenant's first tenant_admin; they
+	// must change the password at first login.
+	Admin *auth.AdminInput `json:"admin,omitempty"`
 }
 
 type cursor struct {
@@ -25,7 +41,7 @@ type cursor struct {
 func (h *Handler) Mount(api *httpx.API) {
 	tags := []string{"tenants"}
 	api.Handle(httpx.Route{Method: fiber.MethodPost, Path: "/tenants", OperationID: "createTenant", Summary: "Create a tenant",
-		Tags: tags, Scope: httpx.ScopePlatform, Request: tenant.CreateInput{}, Response: tenant.Tenant{}, Status: fiber.StatusCreated,
+		Tags: tags, Scope: httpx.ScopePlatform, Request: CreateTenantInput{}, Response: auth.TenantWithAdmin{}, Status: fiber.StatusCreated,
 		Handler: h.create})
 	api.Handle(httpx.Route{Method: fiber.MethodGet, Path: "/tenants", OperationID: "listTenants", Summary: "List tenants",
 		Tags: tags, Scope: httpx.ScopePlatform, Response: httpx.Page[tenant.Tenant]{},
@@ -48,16 +64,17 @@ func (h *Handler) Mount(api *httpx.API) {
 }
 
 func (h *Handler) create(c *fiber.Ctx) error {
-	var in tenant.CreateInput
+	var in CreateTenantInput
 	if err := httpx.DecodeJSON(c, &in); err != nil {
 		return err
 	}
-	t, err := h.Tenants.Create(c.UserContext(), in)
+	t, err := h.Onboard.CreateTenant(c.UserContext(), in.CreateInput, in.Admin)
 	if err != nil {
 		return err
 	}
 	httpx.SetETag(c, t.Version)
 	c.Location(httpx.JoinPath(c.Path(), t.ID.String()))
+	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.Status(fiber.StatusCreated).JSON(t)
 }
 

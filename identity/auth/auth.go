@@ -1,0 +1,429 @@
+// Package auth signs people in: password login with lockout and backoff,
+// sessions with a per-tenant concurrency limit, refresh with rotation and
+// reuse detection, logout, forced and self-service password changes, and
+// the admin plane's bearer-token authenticator.
+package auth
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/identity/directory"
+	"github.com/xavyo/xavyo/identity/password"
+	"github.com/xavyo/xavyo/identity/tenant"
+	"github.com/xavyo/xavyo/identity/token"
+	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/audit"
+	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/xavyo/xavyo/internal/reqid"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// ScopePasswordChange is the only scope of a token issued to a user who
+// must change their password first.
+const ScopePasswordChange = principal.ScopePasswordChange
+
+// DefaultScope is the scope of a login's access token.
+const DefaultScope = "openid profile email"
+
+// ErrInvalidCredentials is the one answer to every failed login: unknown
+// tenant, unknown user, wrong password, locked or disabled account.
+var ErrInvalidCredentials = apperr.New(apperr.KindUnauthenticated, "invalid credentials")
+
+// Auditor is what auth needs of the audit log.
+type Auditor interface {
+	AppendSync(ctx context.Context, e audit.Entry) error
+}
+
+// Service signs users in and manages their sessions.
+type Service struct {
+	DB        *store.DB
+	Tenants   *tenant.Service
+	Directory *directory.Service
+	Tokens    *token.Service
+	Hasher    *password.Hasher
+	Audit     Auditor
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC().Truncate(time.Microsecond)
+	}
+	return store.Now()
+}
+
+// LoginInput is a password login.
+type LoginInput struct {
+	// Tenant is the tenant's slug.
+	Tenant   string `json:"tenant"`
+	Login    string `json:"login" doc:"email or username"`
+	Password string `json:"password"`
+	Device   string `json:"device,omitempty" doc:"a name for this device, shown in the session list"`
+}
+
+// Client describes where a request came from.
+type Client struct {
+	IP        string
+	UserAgent string
+}
+
+// Tokens is a login's or refresh's result.
+type Tokens struct {
+	AccessToken            string    `json:"access_token"`
+	TokenType              string    `json:"token_type"`
+	ExpiresIn              int       `json:"expires_in"`
+	RefreshToken           string    `json:"refresh_token"`
+	Scope                  string    `json:"scope"`
+	SessionID              uuid.UUID `json:"session_id"`
+	PasswordChangeRequired bool      `json:"password_change_required"`
+}
+
+func (s *Service) audit(ctx context.Context, tenant uuid.UUID, action, outcome, target string, details any) {
+	if s.Audit == nil || tenant == uuid.Nil {
+		return
+	}
+	e := audit.Entry{TenantID: tenant, Action: action, Outcome: outcome, TargetKind: "user", TargetID: target,
+		RequestID: reqid.From(ctx), Details: details}.ActorFrom(principal.From(ctx))
+	if principal.From(ctx) == nil {
+		e.ActorKind, e.ActorID = "user", target
+	}
+	_ = s.Audit.AppendSync(ctx, e)
+}
+
+// Login checks a password and opens a session. Every failure costs one
+// argon2id verification and answers ErrInvalidCredentials.
+func (s *Service) Login(ctx context.Context, in LoginInput, cl Client) (*Tokens, error) {
+	if in.Tenant == "" || in.Login == "" || in.Password == "" {
+		return nil, apperr.Invalid("body", "tenant, login and password are required")
+	}
+	if len(in.Device) > 200 {
+		return nil, apperr.Invalid("device", "must be at most 200 characters")
+	}
+	t, err := s.Tenants.GetBySlug(ctx, in.Tenant)
+	if err != nil || t.Status != tenant.StatusActive {
+		_, _, _ = s.Hasher.Verify(ctx, in.Password, "")
+		return nil, ErrInvalidCredentials
+	}
+	ctx = store.WithTenant(ctx, t.ID)
+	pol := tenant.PoliciesOf(t)
+	var u *directory.User
+	if err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		var err error
+		u, err = s.Directory.FindLoginUser(ctx, tx, in.Login)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	hash := ""
+	if u != nil {
+		hash = u.PasswordHash()
+	}
+	ok, rehash, err := s.Hasher.Verify(ctx, in.Password, hash)
+	if err != nil {
+		return nil, err
+	}
+	if u == nil {
+		s.audit(ctx, t.ID, "auth.login", audit.OutcomeFailure, "", map[string]string{"reason": "unknown user"})
+		return nil, ErrInvalidCredentials
+	}
+	now := s.now()
+	locked := u.Status == directory.StatusLocked || (u.LockedUntil != nil && now.Before(*u.LockedUntil))
+	if !ok {
+		s.recordFailure(ctx, u.ID, pol.Lockout)
+		return nil, ErrInvalidCredentials
+	}
+	if locked || u.Status != directory.StatusActive {
+		reason := "account " + u.Status
+		if locked {
+			reason = "account locked"
+		}
+		s.audit(ctx, t.ID, "auth.login", audit.OutcomeDenied, u.ID.String(), map[string]string{"reason": reason})
+		return nil, ErrInvalidCredentials
+	}
+	if rehash {
+		if h, err := s.Hasher.Hash(ctx, in.Password); err == nil {
+			_ = s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+				_, err := tx.Exec(ctx, `UPDATE users SET password_hash = $1 WHERE tenant_id = $2 AND id = $3`, h, t.ID, u.ID)
+				return err
+			})
+		}
+	}
+	mustChange := u.MustChangePassword || (pol.Password.MaxAgeDays > 0 && u.PasswordChangedAt != nil &&
+		now.Sub(*u.PasswordChangedAt) > time.Duration(pol.Password.MaxAgeDays)*24*time.Hour)
+	out, err := s.openSession(ctx, t, u, pol, in.Device, cl, mustChange)
+	if err != nil {
+		return nil, err
+	}
+	s.audit(ctx, t.ID, "auth.login", audit.OutcomeSuccess, u.ID.String(), map[string]any{"session_id": out.SessionID, "ip": cl.IP})
+	return out, nil
+}
+
+// recordFailure counts a failed login and locks the account with
+// exponential backoff once the policy's threshold is reached.
+func (s *Service) recordFailure(ctx context.Context, user uuid.UUID, pol tenant.LockoutPolicy) {
+	var lockedFor time.Duration
+	tid, _ := store.TenantFrom(ctx)
+	_ = s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		var failed, lockouts int
+		if err := tx.QueryRow(ctx, `SELECT failed_logins, lockouts FROM users WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tid, user).
+			Scan(&failed, &lockouts); err != nil {
+			return err
+		}
+		failed++
+		var until *time.Time
+		if pol.MaxAttempts > 0 && failed >= pol.MaxAttempts {
+			lockouts++
+			lockedFor = pol.LockFor(lockouts)
+			u := s.now().Add(lockedFor)
+			until, failed = &u, 0
+		}
+		_, err := tx.Exec(ctx, `UPDATE users SET failed_logins = $1, lockouts = $2, locked_until = COALESCE($3, locked_until)
+			WHERE tenant_id = $4 AND id = $5`, failed, lockouts, until, tid, user)
+		return err
+	})
+	details := map[string]any{"reason": "wrong password"}
+	if lockedFor > 0 {
+		details["locked_for_seconds"] = int(lockedFor.Seconds())
+	}
+	s.audit(ctx, tid, "auth.login", audit.OutcomeFailure, user.String(), details)
+}
+
+// openSession creates a session (ending the oldest beyond the tenant's
+// limit), a refresh family and an access token.
+func (s *Service) openSession(ctx context.Context, t *tenant.Tenant, u *directory.User, pol tenant.Policies, device string, cl Client, mustChange bool) (*Tokens, error) {
+	now := s.now()
+	sid := uuid.Must(uuid.NewV7())
+	expires := now.Add(time.Duration(pol.Session.LifetimeHours) * time.Hour)
+	scope := DefaultScope
+	if mustChange {
+		scope = ScopePasswordChange
+	}
+	var refresh string
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		if pol.Session.MaxConcurrent > 0 {
+			rows, err := tx.Query(ctx, `SELECT id FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > $3
+				ORDER BY created_at DESC`, t.ID, u.ID, now)
+			if err != nil {
+				return err
+			}
+			var live []uuid.UUID
+			for rows.Next() {
+				var id uuid.UUID
+				if err := rows.Scan(&id); err != nil {
+					rows.Close()
+					return err
+				}
+				live = append(live, id)
+			}
+			rows.Close()
+			for i := pol.Session.MaxConcurrent - 1; i < len(live); i++ {
+				if err := s.revokeSessionInTx(ctx, tx, live[i], "session limit"); err != nil {
+					return err
+				}
+			}
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO sessions (tenant_id, id, user_id, device, ip, user_agent, auth_method, created_at, last_seen_at, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6, 'password', $7, $7, $8)`, t.ID, sid, u.ID, device, trunc(cl.IP, 64), trunc(cl.UserAgent, 500), now, expires); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE users SET failed_logins = 0, last_login_at = $1 WHERE tenant_id = $2 AND id = $3`, now, t.ID, u.ID); err != nil {
+			return err
+		}
+		var err error
+		refresh, err = s.Tokens.NewRefreshInTx(ctx, tx, &token.RefreshGrant{TenantID: t.ID, SessionID: sid, Subject: u.ID.String(),
+			Scope: scope, Audience: []string{s.Tokens.AdminAudience()}, ExpiresAt: expires})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	access, ttl, err := s.mint(ctx, t.ID, u, sid, scope, pol)
+	if err != nil {
+		return nil, err
+	}
+	return &Tokens{AccessToken: access, TokenType: "Bearer", ExpiresIn: int(ttl.Seconds()), RefreshToken: refresh, Scope: scope,
+		SessionID: sid, PasswordChangeRequired: mustChange}, nil
+}
+
+func (s *Service) mint(ctx context.Context, tid uuid.UUID, u *directory.User, sid uuid.UUID, scope string, pol tenant.Policies) (string, time.Duration, error) {
+	ttl := time.Duration(pol.Session.AccessTokenMinutes) * time.Minute
+	roles := u.AdminRoles
+	if scope == ScopePasswordChange {
+		roles = nil
+	}
+	raw, err := s.Tokens.Mint(ctx, token.Claims{
+		Claims:   jwt.Claims{Subject: u.ID.String(), Audience: jwt.Audience{s.Tokens.AdminAudience()}, Expiry: jwt.NewNumericDate(s.now().Add(ttl))},
+		TenantID: tid, Scope: scope, SessionID: sid.String(), Roles: roles, AMR: []string{"pwd"}, SubjectKind: string(principal.KindUser),
+	})
+	return raw, ttl, err
+}
+
+func trunc(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// Refresh rotates a refresh token and mints a new access token. Reuse of
+// a rotated-out token ends the session.
+func (s *Service) Refresh(ctx context.Context, raw string) (*Tokens, error) {
+	if raw == "" {
+		return nil, apperr.Invalid("refresh_token", "is required")
+	}
+	g, next, err := s.Tokens.Refresh(ctx, raw)
+	if errors.Is(err, token.ErrRefreshReused) {
+		if tid, sid, serr := s.Tokens.SessionOf(ctx, raw); serr == nil && sid != uuid.Nil {
+			tctx := store.WithTenant(ctx, tid)
+			_ = s.DB.InTenantTx(tctx, func(tx *store.Tx) error { return s.revokeSessionInTx(tctx, tx, sid, "refresh token reuse") })
+			s.audit(tctx, tid, "auth.refresh.reuse", audit.OutcomeDenied, "", map[string]string{"session_id": sid.String()})
+		}
+		return nil, err
+	}
+	if err != nil {
+		return nil, err
+	}
+	ctx = store.WithTenant(ctx, g.TenantID)
+	t, err := s.Tenants.Get(ctx, g.TenantID)
+	if err != nil || t.Status != tenant.StatusActive {
+		return nil, token.ErrRefreshInvalid
+	}
+	pol := tenant.PoliciesOf(t)
+	uid, err := uuid.Parse(g.Subject)
+	if err != nil {
+		return nil, token.ErrRefreshInvalid
+	}
+	now := s.now()
+	var u *directory.User
+	err = s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		var revoked *time.Time
+		var lastSeen, expires time.Time
+		err := tx.QueryRow(ctx, `SELECT revoked_at, last_seen_at, expires_at FROM sessions WHERE tenant_id = $1 AND id = $2 FOR UPDATE`,
+			g.TenantID, g.SessionID).Scan(&revoked, &lastSeen, &expires)
+		if err != nil {
+			return token.ErrRefreshInvalid
+		}
+		if revoked != nil || !now.Before(expires) || now.Sub(lastSeen) > time.Duration(pol.Session.IdleMinutes)*time.Minute {
+			return token.ErrRefreshInvalid
+		}
+		if _, err := tx.Exec(ctx, `UPDATE sessions SET last_seen_at = $1 WHERE tenant_id = $2 AND id = $3`, now, g.TenantID, g.SessionID); err != nil {
+			return err
+		}
+		u, err = s.Directory.FindUserTx(ctx, tx, uid)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if u == nil || u.Status != directory.StatusActive || (u.LockedUntil != nil && now.Before(*u.LockedUntil)) {
+		return nil, token.ErrRefreshInvalid
+	}
+	scope := g.Scope
+	if !u.MustChangePassword && scope == ScopePasswordChange {
+		scope = DefaultScope
+	}
+	access, ttl, err := s.mint(ctx, g.TenantID, u, g.SessionID, scope, pol)
+	if err != nil {
+		return nil, err
+	}
+	return &Tokens{AccessToken: access, TokenType: "Bearer", ExpiresIn: int(ttl.Seconds()), RefreshToken: next, Scope: scope,
+		SessionID: g.SessionID, PasswordChangeRequired: scope == ScopePasswordChange}, nil
+}
+
+// ChangePasswordInput is a self-service password change.
+type ChangePasswordInput struct {
+	CurrentPassword string `json:"current_password"`
+	NewPassword     string `json:"new_password"`
+}
+
+// ChangePassword changes the caller's password after checking the
+// current one, ends every session of theirs and opens a new one.
+func (s *Service) ChangePassword(ctx context.Context, in ChangePasswordInput, cl Client) (*Tokens, error) {
+	p := principal.From(ctx)
+	if p == nil || p.Kind != principal.KindUser {
+		return nil, apperr.New(apperr.KindPermissionDenied, "only users change their password here")
+	}
+	if in.CurrentPassword == "" || in.NewPassword == "" {
+		return nil, apperr.Invalid("body", "current_password and new_password are required")
+	}
+	uid, err := uuid.Parse(p.SubjectID)
+	if err != nil {
+		return nil, apperr.New(apperr.KindPermissionDenied, "not a user")
+	}
+	ctx = store.WithTenant(ctx, p.TenantID)
+	u, err := s.Directory.GetUser(ctx, uid)
+	if err != nil {
+		return nil, err
+	}
+	ok, _, err := s.Hasher.Verify(ctx, in.CurrentPassword, u.PasswordHash())
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, apperr.New(apperr.KindPermissionDenied, "current password is wrong")
+	}
+	if in.CurrentPassword == in.NewPassword {
+		return nil, apperr.Invalid("new_password", "must differ from the current password")
+	}
+	if u, err = s.Directory.SetPassword(ctx, uid, in.NewPassword, false); err != nil {
+		return nil, err
+	}
+	if err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error { return s.revokeUserSessionsInTx(ctx, tx, uid, "password changed") }); err != nil {
+		return nil, err
+	}
+	t, err := s.Tenants.Get(ctx, p.TenantID)
+	if err != nil {
+		return nil, err
+	}
+	return s.openSession(ctx, t, u, tenant.PoliciesOf(t), "", cl, false)
+}
+
+// Logout ends the caller's session.
+func (s *Service) Logout(ctx context.Context) error {
+	p := principal.From(ctx)
+	if p == nil || p.SessionID == "" {
+		return apperr.New(apperr.KindPermissionDenied, "no session to end")
+	}
+	sid, err := uuid.Parse(p.SessionID)
+	if err != nil {
+		return apperr.New(apperr.KindPermissionDenied, "no session to end")
+	}
+	ctx = store.WithTenant(ctx, p.TenantID)
+	if err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error { return s.revokeSessionInTx(ctx, tx, sid, "logout") }); err != nil {
+		return err
+	}
+	s.audit(ctx, p.TenantID, "auth.logout", audit.OutcomeSuccess, p.SubjectID, map[string]string{"session_id": p.SessionID})
+	return nil
+}
+
+// Authenticator verifies admin-plane bearer tokens (JWTs minted here).
+type Authenticator struct {
+	Tokens *token.Service
+}
+
+// Authenticate implements the admin plane's authenticator.
+func (a *Authenticator) Authenticate(ctx context.Context, scheme, raw string) (*principal.Principal, error) {
+	if !strings.EqualFold(scheme, "Bearer") || strings.Count(raw, ".") != 2 {
+		return nil, nil
+	}
+	c, err := a.Tokens.Verify(ctx, raw, token.Expect{Audience: a.Tokens.AdminAudience()})
+	if err != nil {
+		return nil, err
+	}
+	method := principal.MethodPassword
+	for _, m := range c.AMR {
+		if m == "mfa" || m == "otp" || m == "hwk" {
+			method = principal.MethodMFA
+		}
+	}
+	p := token.Principal(c, method)
+	p.SessionID = c.SessionID
+	return p, nil
+}

@@ -1,0 +1,73 @@
+// Package directory holds a tenant's people: users (with custom
+// attributes validated against per-tenant definitions and admin roles),
+// and groups (a hierarchy without cycles) with their members. Every change
+// writes a change event in its transaction and an audit record.
+package directory
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/identity/password"
+	"github.com/xavyo/xavyo/identity/tenant"
+	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/audit"
+	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/xavyo/xavyo/internal/reqid"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// Event kinds.
+const (
+	UserEvent       = "user"
+	GroupEvent      = "group"
+	MembershipEvent = "group_membership"
+	AttrDefEvent    = "attribute_definition"
+)
+
+// Auditor is what the directory needs of the audit log.
+type Auditor interface {
+	AppendSync(ctx context.Context, e audit.Entry) error
+}
+
+// Policies gives a tenant's policies.
+type Policies interface {
+	Policies(ctx context.Context, id uuid.UUID) (tenant.Policies, int64, error)
+}
+
+// Service manages users and groups of the tenant in the request context.
+type Service struct {
+	DB       *store.DB
+	Hasher   *password.Hasher
+	Policies Policies
+	Audit    Auditor
+	// OnDeactivate runs in the transaction that disables, locks or deletes
+	// a user: it ends their sessions.
+	OnDeactivate func(ctx context.Context, tx *store.Tx, user uuid.UUID, reason string) error
+}
+
+func tenantOf(ctx context.Context) (uuid.UUID, error) {
+	id, ok := store.TenantFrom(ctx)
+	if !ok {
+		return uuid.Nil, store.ErrNoTenant
+	}
+	return id, nil
+}
+
+// audit records a change and waits until it is durable.
+func (s *Service) audit(ctx context.Context, action, kind, id string, details any) error {
+	if s.Audit == nil {
+		return nil
+	}
+	tid, _ := store.TenantFrom(ctx)
+	e := audit.Entry{TenantID: tid, Action: action, TargetKind: kind, TargetID: id, RequestID: reqid.From(ctx), Details: details}.
+		ActorFrom(principal.From(ctx))
+	if err := s.Audit.AppendSync(ctx, e); err != nil {
+		return apperr.Wrap(err, apperr.KindUnavailable, "audit log unavailable")
+	}
+	return nil
+}
+
+// prefixMatch is a portable "starts with" on a lowered column.
+const prefixMatch = `substr(%s, 1, length($%d)) = $%d`

@@ -1,0 +1,355 @@
+package directory
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/events"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// Group is a named set of users, optionally under a parent group.
+type Group struct {
+	ID          uuid.UUID  `json:"id"`
+	Name        string     `json:"name"`
+	Description string     `json:"description"`
+	ParentID    *uuid.UUID `json:"parent_id,omitempty"`
+	CreatedAt   time.Time  `json:"created_at"`
+	UpdatedAt   time.Time  `json:"updated_at"`
+	Version     int64      `json:"version"`
+}
+
+// GroupInput creates or changes a group.
+type GroupInput struct {
+	Name        *string `json:"name,omitempty"`
+	Description *string `json:"description,omitempty"`
+	// ParentID moves the group; the nil UUID makes it a root.
+	ParentID *uuid.UUID `json:"parent_id,omitempty" doc:"parent group; 00000000-0000-0000-0000-000000000000 makes it a root"`
+}
+
+// maxDepth bounds the hierarchy (and every walk of it).
+const maxDepth = 32
+
+const groupCols = `id, name, description, parent_id, created_at, updated_at, version`
+
+func scanGroup(row interface{ Scan(...any) error }) (*Group, error) {
+	var g Group
+	if err := row.Scan(&g.ID, &g.Name, &g.Description, &g.ParentID, &g.CreatedAt, &g.UpdatedAt, &g.Version); err != nil {
+		return nil, err
+	}
+	return &g, nil
+}
+
+func validGroupName(n string) error {
+	if strings.TrimSpace(n) == "" || len(n) > 200 {
+		return apperr.Invalid("name", "must be 1 to 200 characters")
+	}
+	return nil
+}
+
+func getGroup(ctx context.Context, tx *store.Tx, id uuid.UUID, lock bool) (*Group, error) {
+	q := `SELECT ` + groupCols + ` FROM groups WHERE tenant_id = $1 AND id = $2`
+	if lock {
+		q += ` FOR UPDATE`
+	}
+	g, err := scanGroup(tx.QueryRow(ctx, q, tx.TenantID(), id))
+	if store.NoRows(err) {
+		return nil, apperr.NotFound("group")
+	}
+	return g, err
+}
+
+// checkParent refuses a parent that does not exist, would make a cycle,
+// or would make the hierarchy deeper than maxDepth.
+func checkParent(ctx context.Context, tx *store.Tx, self, parent uuid.UUID) error {
+	cur := parent
+	for depth := 0; ; depth++ {
+		if cur == self {
+			return apperr.Invalid("parent_id", "would make a cycle in the group hierarchy")
+		}
+		if depth >= maxDepth {
+			return apperr.Invalid("parent_id", "the hierarchy may be at most 32 levels deep")
+		}
+		var next *uuid.UUID
+		err := tx.QueryRow(ctx, `SELECT parent_id FROM groups WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), cur).Scan(&next)
+		if store.NoRows(err) {
+			if cur == parent {
+				return apperr.Invalid("parent_id", "no such group")
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if next == nil {
+			return nil
+		}
+		cur = *next
+	}
+}
+
+// CreateGroup makes a group.
+func (s *Service) CreateGroup(ctx context.Context, in GroupInput) (*Group, error) {
+	if in.Name == nil {
+		return nil, apperr.Invalid("name", "is required")
+	}
+	if err := validGroupName(*in.Name); err != nil {
+		return nil, err
+	}
+	now := store.Now()
+	g := &Group{ID: uuid.Must(uuid.NewV7()), Name: *in.Name, CreatedAt: now, UpdatedAt: now, Version: 1}
+	if in.Description != nil {
+		g.Description = *in.Description
+	}
+	if len(g.Description) > 1000 {
+		return nil, apperr.Invalid("description", "must be at most 1000 characters")
+	}
+	if in.ParentID != nil && *in.ParentID != uuid.Nil {
+		g.ParentID = in.ParentID
+	}
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		if g.ParentID != nil {
+			if err := checkParent(ctx, tx, g.ID, *g.ParentID); err != nil {
+				return err
+			}
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO groups (tenant_id, id, name, description, parent_id, created_at, updated_at, version)
+			VALUES ($1, $2, $3, $4, $5, $6, $6, 1)`, tx.TenantID(), g.ID, g.Name, g.Description, g.ParentID, now)
+		if apperr.KindOf(err) == apperr.KindAlreadyExists {
+			return apperr.New(apperr.KindAlreadyExists, "a group named %q already exists", g.Name)
+		}
+		if err != nil {
+			return err
+		}
+		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: GroupEvent, ID: g.ID.String(), Version: 1}, g)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return g, s.audit(ctx, "group.create", "group", g.ID.String(), g)
+}
+
+// GetGroup returns a group.
+func (s *Service) GetGroup(ctx context.Context, id uuid.UUID) (*Group, error) {
+	var g *Group
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		var err error
+		g, err = getGroup(ctx, tx, id, false)
+		return err
+	})
+	return g, err
+}
+
+// ListGroupsOptions filters and pages groups (by name).
+type ListGroupsOptions struct {
+	NamePrefix string
+	ParentID   *uuid.UUID // the nil UUID: roots only
+	Limit      int
+	AfterName  string
+	AfterID    uuid.UUID
+}
+
+// ListGroups lists groups by name; more reports a further page.
+func (s *Service) ListGroups(ctx context.Context, o ListGroupsOptions) (out []*Group, more bool, err error) {
+	if o.Limit <= 0 {
+		o.Limit = 50
+	}
+	parentFilter, parent := 0, uuid.Nil
+	if o.ParentID != nil {
+		parentFilter, parent = 1, *o.ParentID
+		if parent == uuid.Nil {
+			parentFilter = 2
+		}
+	}
+	err = s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		out = out[:0]
+		rows, err := tx.Query(ctx, `SELECT `+groupCols+` FROM groups WHERE tenant_id = $1
+			AND ($2 = '' OR substr(lower(name), 1, length($2)) = $2)
+			AND ($3 = 0 OR ($3 = 1 AND parent_id = $4) OR ($3 = 2 AND parent_id IS NULL))
+			AND (name > $5 OR (name = $5 AND id > $6))
+			ORDER BY name, id LIMIT $7`, tx.TenantID(), strings.ToLower(o.NamePrefix), parentFilter, parent, o.AfterName, o.AfterID, o.Limit+1)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			g, err := scanGroup(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, g)
+		}
+		return rows.Err()
+	})
+	if len(out) > o.Limit {
+		return out[:o.Limit], true, err
+	}
+	return out, false, err
+}
+
+// UpdateGroup renames, redescribes or moves a group.
+func (s *Service) UpdateGroup(ctx context.Context, id uuid.UUID, in GroupInput, ifVersion int64) (*Group, error) {
+	var out *Group
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		g, err := getGroup(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		if ifVersion != 0 && g.Version != ifVersion {
+			return apperr.New(apperr.KindPreconditionFailed, "group changed since version %d (now %d)", ifVersion, g.Version)
+		}
+		if in.Name != nil {
+			if err := validGroupName(*in.Name); err != nil {
+				return err
+			}
+			g.Name = *in.Name
+		}
+		if in.Description != nil {
+			if len(*in.Description) > 1000 {
+				return apperr.Invalid("description", "must be at most 1000 characters")
+			}
+			g.Description = *in.Description
+		}
+		if in.ParentID != nil {
+			if *in.ParentID == uuid.Nil {
+				g.ParentID = nil
+			} else {
+				if err := checkParent(ctx, tx, id, *in.ParentID); err != nil {
+					return err
+				}
+				g.ParentID = in.ParentID
+			}
+		}
+		g.UpdatedAt = store.Now()
+		g.Version++
+		_, err = tx.Exec(ctx, `UPDATE groups SET name = $1, description = $2, parent_id = $3, updated_at = $4, version = $5
+			WHERE tenant_id = $6 AND id = $7`, g.Name, g.Description, g.ParentID, g.UpdatedAt, g.Version, tx.TenantID(), id)
+		if apperr.KindOf(err) == apperr.KindAlreadyExists {
+			return apperr.New(apperr.KindAlreadyExists, "a group named %q already exists", g.Name)
+		}
+		if err != nil {
+			return err
+		}
+		out = g
+		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: GroupEvent, ID: id.String(), Version: g.Version}, g)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, s.audit(ctx, "group.update", "group", id.String(), out)
+}
+
+// DeleteGroup removes a group without child groups (and its memberships).
+func (s *Service) DeleteGroup(ctx context.Context, id uuid.UUID, ifVersion int64) error {
+	var name string
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		g, err := getGroup(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		if ifVersion != 0 && g.Version != ifVersion {
+			return apperr.New(apperr.KindPreconditionFailed, "group changed since version %d (now %d)", ifVersion, g.Version)
+		}
+		var children int
+		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM groups WHERE tenant_id = $1 AND parent_id = $2`, tx.TenantID(), id).Scan(&children); err != nil {
+			return err
+		}
+		if children > 0 {
+			return apperr.New(apperr.KindConflict, "the group has %d child groups; move or delete them first", children)
+		}
+		name = g.Name
+		if _, err := tx.Exec(ctx, `DELETE FROM groups WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id); err != nil {
+			return err
+		}
+		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: GroupEvent, ID: id.String(), Version: g.Version + 1}, map[string]bool{"deleted": true})
+	})
+	if err != nil {
+		return err
+	}
+	return s.audit(ctx, "group.delete", "group", id.String(), map[string]string{"name": name})
+}
+
+// Membership is one user in one group.
+type Membership struct {
+	GroupID   uuid.UUID `json:"group_id"`
+	UserID    uuid.UUID `json:"user_id"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// AddMember puts a user in a group (idempotent).
+func (s *Service) AddMember(ctx context.Context, group, user uuid.UUID) (*Membership, bool, error) {
+	m := &Membership{GroupID: group, UserID: user, CreatedAt: store.Now()}
+	created := false
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		if _, err := getGroup(ctx, tx, group, false); err != nil {
+			return err
+		}
+		if _, err := getUser(ctx, tx, user, false); err != nil {
+			return err
+		}
+		r, err := tx.Exec(ctx, `INSERT INTO group_members (tenant_id, group_id, user_id, created_at) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (tenant_id, group_id, user_id) DO NOTHING`, tx.TenantID(), group, user, m.CreatedAt)
+		if err != nil {
+			return err
+		}
+		if n, _ := r.RowsAffected(); n == 0 {
+			return tx.QueryRow(ctx, `SELECT created_at FROM group_members WHERE tenant_id = $1 AND group_id = $2 AND user_id = $3`,
+				tx.TenantID(), group, user).Scan(&m.CreatedAt)
+		}
+		created = true
+		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: MembershipEvent, ID: group.String() + ":" + user.String(), Version: 1}, m)
+	})
+	if err != nil || !created {
+		return m, false, err
+	}
+	return m, true, s.audit(ctx, "group.member.add", "group", group.String(), map[string]string{"user_id": user.String()})
+}
+
+// RemoveMember takes a user out of a group.
+func (s *Service) RemoveMember(ctx context.Context, group, user uuid.UUID) error {
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		r, err := tx.Exec(ctx, `DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2 AND user_id = $3`, tx.TenantID(), group, user)
+		if err != nil {
+			return err
+		}
+		if n, _ := r.RowsAffected(); n == 0 {
+			return apperr.NotFound("membership")
+		}
+		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: MembershipEvent, ID: group.String() + ":" + user.String(), Version: 2}, map[string]bool{"deleted": true})
+	})
+	if err != nil {
+		return err
+	}
+	return s.audit(ctx, "group.member.remove", "group", group.String(), map[string]string{"user_id": user.String()})
+}
+
+// GroupsOfUser lists the groups a user is directly in.
+func (s *Service) GroupsOfUser(ctx context.Context, user uuid.UUID) ([]*Group, error) {
+	var out []*Group
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		if _, err := getUser(ctx, tx, user, false); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT g.id, g.name, g.description, g.parent_id, g.created_at, g.updated_at, g.version
+			FROM groups g JOIN group_members m ON m.tenant_id = g.tenant_id AND m.group_id = g.id
+			WHERE g.tenant_id = $1 AND m.user_id = $2 ORDER BY g.name`, tx.TenantID(), user)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		out = []*Group{}
+		for rows.Next() {
+			g, err := scanGroup(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, g)
+		}
+		return rows.Err()
+	})
+	return out, err
+}

@@ -1,0 +1,703 @@
+package directory
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/mail"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/events"
+	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// User statuses.
+const (
+	StatusActive              = "active"
+	StatusDisabled            = "disabled"
+	StatusLocked              = "locked"
+	StatusPendingVerification = "pending_verification"
+)
+
+var statuses = []string{StatusActive, StatusDisabled, StatusLocked, StatusPendingVerification}
+
+// TenantRoles are the admin roles a tenant's users may hold.
+var TenantRoles = []string{principal.RoleTenantAdmin, principal.RoleGovernanceAdmin, principal.RoleAuditor, principal.RoleViewer}
+
+// User is a person in a tenant.
+type User struct {
+	ID                 uuid.UUID       `json:"id"`
+	Email              string          `json:"email"`
+	Username           *string         `json:"username,omitempty"`
+	GivenName          string          `json:"given_name"`
+	FamilyName         string          `json:"family_name"`
+	DisplayName        string          `json:"display_name"`
+	Status             string          `json:"status" doc:"active, disabled, locked or pending_verification"`
+	Attributes         json.RawMessage `json:"attributes" doc:"custom attributes, checked against the tenant's attribute definitions"`
+	AdminRoles         []string        `json:"admin_roles" doc:"tenant_admin, governance_admin, auditor, viewer"`
+	PasswordSet        bool            `json:"password_set"`
+	MustChangePassword bool            `json:"must_change_password"`
+	PasswordChangedAt  *time.Time      `json:"password_changed_at,omitempty"`
+	LockedUntil        *time.Time      `json:"locked_until,omitempty"`
+	LastLoginAt        *time.Time      `json:"last_login_at,omitempty"`
+	CreatedAt          time.Time       `json:"created_at"`
+	UpdatedAt          time.Time       `json:"updated_at"`
+	Version            int64           `json:"version"`
+
+	passwordHash string
+}
+
+// CreateUserInput creates a user.
+type CreateUserInput struct {
+	Email       string          `json:"email"`
+	Username    *string         `json:"username,omitempty"`
+	GivenName   string          `json:"given_name,omitempty"`
+	FamilyName  string          `json:"family_name,omitempty"`
+	DisplayName string          `json:"display_name,omitempty"`
+	Status      string          `json:"status,omitempty" doc:"default active"`
+	Attributes  json.RawMessage `json:"attributes,omitempty"`
+	AdminRoles  []string        `json:"admin_roles,omitempty"`
+	// Password, when given, must meet the tenant's policy.
+	Password *string `json:"password,omitempty"`
+	// MustChangePassword forces a change at next login.
+	MustChangePassword bool `json:"must_change_password,omitempty"`
+}
+
+// UpdateUserInput changes a user; absent fields stay.
+type UpdateUserInput struct {
+	Email       *string          `json:"email,omitempty"`
+	Username    *string          `json:"username,omitempty" doc:"empty string removes it"`
+	GivenName   *string          `json:"given_name,omitempty"`
+	FamilyName  *string          `json:"family_name,omitempty"`
+	DisplayName *string          `json:"display_name,omitempty"`
+	Status      *string          `json:"status,omitempty"`
+	Attributes  *json.RawMessage `json:"attributes,omitempty" doc:"replaces all custom attributes"`
+	AdminRoles  *[]string        `json:"admin_roles,omitempty"`
+}
+
+var usernameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._@-]{0,127}$`)
+
+// NormalizeEmail returns the comparison form of an email address, or an error.
+func NormalizeEmail(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Address != s || len(s) > 254 || !strings.Contains(s, "@") || a.Name != "" {
+		return "", apperr.Invalid("email", "must be a plain email address such as ada@example.com")
+	}
+	return strings.ToLower(s), nil
+}
+
+func validName(field, v string) error {
+	if len(v) > 200 {
+		return apperr.Invalid(field, "must be at most 200 characters")
+	}
+	return nil
+}
+
+// checkRoles validates roles and that the caller may grant them.
+func checkRoles(ctx context.Context, roles []string) error {
+	for _, r := range roles {
+		if r == principal.RoleSuperAdmin {
+			return apperr.Invalid("admin_roles", "super_admin is a platform role; it is not granted to tenant users")
+		}
+		if !slices.Contains(TenantRoles, r) {
+			return apperr.Invalid("admin_roles", fmt.Sprintf("unknown role %q", r))
+		}
+	}
+	if len(roles) > 0 && !principal.From(ctx).HasRole(principal.RoleTenantAdmin) {
+		return apperr.New(apperr.KindPermissionDenied, "only tenant admins grant admin roles")
+	}
+	return nil
+}
+
+const userCols = `id, email, username, given_name, family_name, display_name, status, attributes, admin_roles, password_hash,
+	must_change_password, password_changed_at, locked_until, last_login_at, created_at, updated_at, version`
+
+func scanUser(row interface{ Scan(...any) error }) (*User, error) {
+	var u User
+	var attrs, roles []byte
+	var hash *string
+	if err := row.Scan(&u.ID, &u.Email, &u.Username, &u.GivenName, &u.FamilyName, &u.DisplayName, &u.Status, &attrs, &roles, &hash,
+		&u.MustChangePassword, &u.PasswordChangedAt, &u.LockedUntil, &u.LastLoginAt, &u.CreatedAt, &u.UpdatedAt, &u.Version); err != nil {
+		return nil, err
+	}
+	u.Attributes = compactJSON(attrs)
+	_ = json.Unmarshal(roles, &u.AdminRoles)
+	if u.AdminRoles == nil {
+		u.AdminRoles = []string{}
+	}
+	if hash != nil {
+		u.passwordHash, u.PasswordSet = *hash, true
+	}
+	return &u, nil
+}
+
+func compactJSON(b []byte) json.RawMessage {
+	var v any
+	if json.Unmarshal(b, &v) != nil {
+		return json.RawMessage("{}")
+	}
+	out, _ := json.Marshal(v)
+	return out
+}
+
+// PasswordHash returns the stored hash (for the login path only).
+func (u *User) PasswordHash() string { return u.passwordHash }
+
+// CreateUser creates a user in the tenant of ctx.
+func (s *Service) CreateUser(ctx context.Context, in CreateUserInput) (*User, error) {
+	u, err := s.createUser(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	return u, s.audit(ctx, "user.create", "user", u.ID.String(), map[string]any{"email": u.Email, "admin_roles": u.AdminRoles})
+}
+
+func (s *Service) createUser(ctx context.Context, in CreateUserInput) (*User, error) {
+	tid, err := tenantOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	norm, err := NormalizeEmail(in.Email)
+	if err != nil {
+		return nil, err
+	}
+	if len(in.Attributes) > 0 && !isObject(in.Attributes) {
+		return nil, apperr.Invalid("attributes", "must be a JSON object")
+	}
+	now := store.Now()
+	u := &User{ID: uuid.Must(uuid.NewV7()), Email: strings.TrimSpace(in.Email), GivenName: in.GivenName, FamilyName: in.FamilyName,
+		DisplayName: in.DisplayName, Status: in.Status, AdminRoles: in.AdminRoles, MustChangePassword: in.MustChangePassword,
+		CreatedAt: now, UpdatedAt: now, Version: 1}
+	if u.Status == "" {
+		u.Status = StatusActive
+	}
+	if !slices.Contains(statuses, u.Status) {
+		return nil, apperr.Invalid("status", "must be one of "+strings.Join(statuses, ", "))
+	}
+	if u.AdminRoles == nil {
+		u.AdminRoles = []string{}
+	}
+	slices.Sort(u.AdminRoles)
+	u.AdminRoles = slices.Compact(u.AdminRoles)
+	if err := checkRoles(ctx, u.AdminRoles); err != nil {
+		return nil, err
+	}
+	if in.Username != nil && *in.Username != "" {
+		if !usernameRE.MatchString(*in.Username) {
+			return nil, apperr.Invalid("username", "must be 1-128 characters of letters, digits and . _ @ -, starting with a letter or digit")
+		}
+		u.Username = in.Username
+	}
+	for f, v := range map[string]string{"given_name": u.GivenName, "family_name": u.FamilyName, "display_name": u.DisplayName} {
+		if err := validName(f, v); err != nil {
+			return nil, err
+		}
+	}
+	var hash *string
+	if in.Password != nil {
+		pol, _, err := s.Policies.Policies(ctx, tid)
+		if err != nil {
+			return nil, err
+		}
+		if err := pol.Password.Check(*in.Password, personal(u)...); err != nil {
+			return nil, err
+		}
+		h, err := s.Hasher.Hash(ctx, *in.Password)
+		if err != nil {
+			return nil, err
+		}
+		hash = &h
+		u.PasswordChangedAt = &now
+		u.PasswordSet = true
+	}
+	err = s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		defs, err := attributeDefinitions(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if u.Attributes, err = validateAttributes(defs, in.Attributes); err != nil {
+			return err
+		}
+		roles, _ := json.Marshal(u.AdminRoles)
+		_, err = tx.Exec(ctx, `INSERT INTO users (tenant_id, id, email, email_normalized, username, given_name, family_name, display_name, status,
+			attributes, admin_roles, password_hash, password_changed_at, must_change_password, created_at, updated_at, version)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, 1)`,
+			tid, u.ID, u.Email, norm, u.Username, u.GivenName, u.FamilyName, u.DisplayName, u.Status,
+			string(u.Attributes), string(roles), hash, u.PasswordChangedAt, u.MustChangePassword, now)
+		if apperr.KindOf(err) == apperr.KindAlreadyExists {
+			return apperr.New(apperr.KindAlreadyExists, "a user with this email or username already exists")
+		}
+		if err != nil {
+			return err
+		}
+		if hash != nil {
+			if err := addHistory(ctx, tx, u.ID, *hash); err != nil {
+				return err
+			}
+		}
+		return events.Publish(ctx, tx, events.Change{TenantID: tid, Kind: UserEvent, ID: u.ID.String(), Version: 1}, nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+func personal(u *User) []string {
+	out := []string{u.GivenName, u.FamilyName, u.DisplayName}
+	if local, _, ok := strings.Cut(u.Email, "@"); ok {
+		out = append(out, local)
+	}
+	if u.Username != nil {
+		out = append(out, *u.Username)
+	}
+	return out
+}
+
+func addHistory(ctx context.Context, tx *store.Tx, user uuid.UUID, hash string) error {
+	_, err := tx.Exec(ctx, `INSERT INTO password_history (tenant_id, user_id, id, hash, created_at) VALUES ($1, $2, $3, $4, $5)`,
+		tx.TenantID(), user, uuid.Must(uuid.NewV7()), hash, store.Now())
+	return err
+}
+
+// GetUser returns a user of the tenant of ctx.
+func (s *Service) GetUser(ctx context.Context, id uuid.UUID) (*User, error) {
+	var u *User
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		var err error
+		u, err = getUser(ctx, tx, id, false)
+		return err
+	})
+	return u, err
+}
+
+func getUser(ctx context.Context, tx *store.Tx, id uuid.UUID, lock bool) (*User, error) {
+	q := `SELECT ` + userCols + ` FROM users WHERE tenant_id = $1 AND id = $2`
+	if lock {
+		q += ` FOR UPDATE`
+	}
+	u, err := scanUser(tx.QueryRow(ctx, q, tx.TenantID(), id))
+	if store.NoRows(err) {
+		return nil, apperr.NotFound("user")
+	}
+	return u, err
+}
+
+// FindLoginUser finds a user by email or username for the login path.
+func (s *Service) FindLoginUser(ctx context.Context, tx *store.Tx, login string) (*User, error) {
+	login = strings.TrimSpace(login)
+	if login == "" || len(login) > 254 {
+		return nil, nil
+	}
+	u, err := scanUser(tx.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE tenant_id = $1 AND (email_normalized = $2 OR username = $3)`,
+		tx.TenantID(), strings.ToLower(login), login))
+	if store.NoRows(err) {
+		return nil, nil
+	}
+	return u, err
+}
+
+// UserSort is a sortable user field.
+type UserSort string
+
+// Sortable fields.
+const (
+	SortCreated     UserSort = "created_at"
+	SortEmail       UserSort = "email"
+	SortUsername    UserSort = "username"
+	SortDisplayName UserSort = "display_name"
+)
+
+var sortColumns = map[UserSort]string{
+	SortCreated: "u.created_at", SortEmail: "u.email_normalized", SortUsername: "COALESCE(u.username, '')", SortDisplayName: "u.display_name",
+}
+
+// UserCursor continues a listing after a row.
+type UserCursor struct {
+	Value string    `json:"v"`
+	ID    uuid.UUID `json:"i"`
+}
+
+// ListUsersOptions filters, sorts and pages.
+type ListUsersOptions struct {
+	Status  string
+	Email   string
+	Query   string // prefix of email, username or display name
+	GroupID uuid.UUID
+	Sort    UserSort
+	Desc    bool
+	Limit   int
+	After   *UserCursor
+}
+
+// ListUsers returns a page of users and the cursor of the next page.
+func (s *Service) ListUsers(ctx context.Context, o ListUsersOptions) ([]*User, *UserCursor, error) {
+	if o.Sort == "" {
+		o.Sort = SortCreated
+	}
+	col, ok := sortColumns[o.Sort]
+	if !ok {
+		return nil, nil, apperr.Invalid("sort", "must be created_at, email, username or display_name (prefix - for descending)")
+	}
+	if o.Status != "" && !slices.Contains(statuses, o.Status) {
+		return nil, nil, apperr.Invalid("status", "must be one of "+strings.Join(statuses, ", "))
+	}
+	if o.Limit <= 0 {
+		o.Limit = 50
+	}
+	args := []any{uuid.Nil} // $1: the tenant, set inside the transaction
+	arg := func(v any) int { args = append(args, v); return len(args) }
+	where := []string{"u.tenant_id = $1"}
+	if o.Status != "" {
+		where = append(where, fmt.Sprintf("u.status = $%d", arg(o.Status)))
+	}
+	if o.Email != "" {
+		where = append(where, fmt.Sprintf("u.email_normalized = $%d", arg(strings.ToLower(strings.TrimSpace(o.Email)))))
+	}
+	if o.Query != "" {
+		q := strings.ToLower(o.Query)
+		n := arg(q)
+		where = append(where, fmt.Sprintf("(%s OR %s OR %s)", fmt.Sprintf(prefixMatch, "u.email_normalized", n, n),
+			fmt.Sprintf(prefixMatch, "lower(COALESCE(u.username, ''))", n, n), fmt.Sprintf(prefixMatch, "lower(u.display_name)", n, n)))
+	}
+	if o.GroupID != uuid.Nil {
+		where = append(where, fmt.Sprintf("EXISTS (SELECT 1 FROM group_members m WHERE m.tenant_id = u.tenant_id AND m.user_id = u.id AND m.group_id = $%d)", arg(o.GroupID)))
+	}
+	cmp, dir := ">", "ASC"
+	if o.Desc {
+		cmp, dir = "<", "DESC"
+	}
+	ucol := col
+	if o.After != nil {
+		var v any = o.After.Value
+		if o.Sort == SortCreated {
+			t, err := time.Parse(time.RFC3339Nano, o.After.Value)
+			if err != nil {
+				return nil, nil, apperr.Invalid("cursor", "malformed cursor")
+			}
+			v = t.UTC()
+		}
+		a, b := arg(v), arg(o.After.ID)
+		where = append(where, fmt.Sprintf("(%s %s $%d OR (%s = $%d AND u.id %s $%d))", ucol, cmp, a, ucol, a, cmp, b))
+	}
+	limitArg := arg(o.Limit + 1)
+	q := `SELECT ` + prefixCols("u.", userCols) + ` FROM users u WHERE ` + strings.Join(where, " AND ") +
+		fmt.Sprintf(` ORDER BY %s %s, u.id %s LIMIT $%d`, ucol, dir, dir, limitArg)
+	var out []*User
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		out = out[:0]
+		args[0] = tx.TenantID()
+		rows, err := tx.Query(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			u, err := scanUser(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, u)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(out) <= o.Limit {
+		return out, nil, nil
+	}
+	out = out[:o.Limit]
+	last := out[len(out)-1]
+	next := &UserCursor{ID: last.ID}
+	switch o.Sort {
+	case SortCreated:
+		next.Value = last.CreatedAt.UTC().Format(time.RFC3339Nano)
+	case SortEmail:
+		next.Value = strings.ToLower(last.Email)
+	case SortUsername:
+		if last.Username != nil {
+			next.Value = *last.Username
+		}
+	case SortDisplayName:
+		next.Value = last.DisplayName
+	}
+	return out, next, nil
+}
+
+func prefixCols(prefix, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, p := range parts {
+		parts[i] = prefix + strings.TrimSpace(p)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// UpdateUser changes a user; ifVersion (when not 0) must be current.
+func (s *Service) UpdateUser(ctx context.Context, id uuid.UUID, in UpdateUserInput, ifVersion int64) (*User, error) {
+	u, err := s.updateUser(ctx, id, in, ifVersion)
+	if err != nil {
+		return nil, err
+	}
+	return u, s.audit(ctx, "user.update", "user", id.String(), in)
+}
+
+func (s *Service) updateUser(ctx context.Context, id uuid.UUID, in UpdateUserInput, ifVersion int64) (*User, error) {
+	if in.Attributes != nil && !isObject(*in.Attributes) {
+		return nil, apperr.Invalid("attributes", "must be a JSON object")
+	}
+	if in.AdminRoles != nil {
+		if err := checkRoles(ctx, *in.AdminRoles); err != nil {
+			return nil, err
+		}
+	}
+	var out *User
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		u, err := getUser(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		if ifVersion != 0 && u.Version != ifVersion {
+			return apperr.New(apperr.KindPreconditionFailed, "user changed since version %d (now %d)", ifVersion, u.Version)
+		}
+		norm := strings.ToLower(u.Email)
+		if in.Email != nil {
+			if norm, err = NormalizeEmail(*in.Email); err != nil {
+				return err
+			}
+			u.Email = strings.TrimSpace(*in.Email)
+		}
+		if in.Username != nil {
+			switch {
+			case *in.Username == "":
+				u.Username = nil
+			case !usernameRE.MatchString(*in.Username):
+				return apperr.Invalid("username", "must be 1-128 characters of letters, digits and . _ @ -")
+			default:
+				u.Username = in.Username
+			}
+		}
+		for f, p := range map[string]*string{"given_name": in.GivenName, "family_name": in.FamilyName, "display_name": in.DisplayName} {
+			if p != nil {
+				if err := validName(f, *p); err != nil {
+					return err
+				}
+			}
+		}
+		if in.GivenName != nil {
+			u.GivenName = *in.GivenName
+		}
+		if in.FamilyName != nil {
+			u.FamilyName = *in.FamilyName
+		}
+		if in.DisplayName != nil {
+			u.DisplayName = *in.DisplayName
+		}
+		if in.Status != nil {
+			if !slices.Contains(statuses, *in.Status) {
+				return apperr.Invalid("status", "must be one of "+strings.Join(statuses, ", "))
+			}
+			if u.Status == StatusLocked && *in.Status == StatusActive {
+				u.LockedUntil = nil
+			}
+			if u.Status == StatusActive && *in.Status != StatusActive && s.OnDeactivate != nil {
+				if err := s.OnDeactivate(ctx, tx, id, "user "+*in.Status); err != nil {
+					return err
+				}
+			}
+			u.Status = *in.Status
+		}
+		if in.Attributes != nil {
+			defs, err := attributeDefinitions(ctx, tx)
+			if err != nil {
+				return err
+			}
+			if u.Attributes, err = validateAttributes(defs, *in.Attributes); err != nil {
+				return err
+			}
+		}
+		if in.AdminRoles != nil {
+			roles := slices.Clone(*in.AdminRoles)
+			slices.Sort(roles)
+			u.AdminRoles = slices.Compact(roles)
+		}
+		u.UpdatedAt = store.Now()
+		u.Version++
+		roles, _ := json.Marshal(u.AdminRoles)
+		_, err = tx.Exec(ctx, `UPDATE users SET email = $1, email_normalized = $2, username = $3, given_name = $4, family_name = $5,
+			display_name = $6, status = $7, attributes = $8, admin_roles = $9, locked_until = $10, updated_at = $11, version = $12
+			WHERE tenant_id = $13 AND id = $14`, u.Email, norm, u.Username, u.GivenName, u.FamilyName, u.DisplayName, u.Status,
+			string(u.Attributes), string(roles), u.LockedUntil, u.UpdatedAt, u.Version, tx.TenantID(), id)
+		if apperr.KindOf(err) == apperr.KindAlreadyExists {
+			return apperr.New(apperr.KindAlreadyExists, "a user with this email or username already exists")
+		}
+		if err != nil {
+			return err
+		}
+		out = u
+		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: UserEvent, ID: id.String(), Version: u.Version}, nil)
+	})
+	return out, err
+}
+
+// DeleteUser removes a user, their memberships, sessions and history.
+func (s *Service) DeleteUser(ctx context.Context, id uuid.UUID, ifVersion int64) error {
+	var email string
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		u, err := getUser(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		if ifVersion != 0 && u.Version != ifVersion {
+			return apperr.New(apperr.KindPreconditionFailed, "user changed since version %d (now %d)", ifVersion, u.Version)
+		}
+		email = u.Email
+		if s.OnDeactivate != nil {
+			if err := s.OnDeactivate(ctx, tx, id, "user deleted"); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM users WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id); err != nil {
+			return err
+		}
+		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: UserEvent, ID: id.String(), Version: u.Version + 1}, map[string]bool{"deleted": true})
+	})
+	if err != nil {
+		return err
+	}
+	return s.audit(ctx, "user.delete", "user", id.String(), map[string]string{"email": email})
+}
+
+// SetPassword sets a user's password after checking the tenant's policy
+// and history. mustChange forces another change at next login (an admin
+// reset); a self-service change clears it.
+func (s *Service) SetPassword(ctx context.Context, id uuid.UUID, pw string, mustChange bool) (*User, error) {
+	tid, err := tenantOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pol, _, err := s.Policies.Policies(ctx, tid)
+	if err != nil {
+		return nil, err
+	}
+	u, err := s.GetUser(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := pol.Password.Check(pw, personal(u)...); err != nil {
+		return nil, err
+	}
+	var history []string
+	if pol.Password.History > 0 {
+		err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+			rows, err := tx.Query(ctx, `SELECT hash FROM password_history WHERE tenant_id = $1 AND user_id = $2 ORDER BY created_at DESC LIMIT $3`,
+				tx.TenantID(), id, pol.Password.History)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var h string
+				if err := rows.Scan(&h); err != nil {
+					return err
+				}
+				history = append(history, h)
+			}
+			return rows.Err()
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	for _, h := range history {
+		if ok, _, err := s.Hasher.Verify(ctx, pw, h); err != nil {
+			return nil, err
+		} else if ok {
+			return nil, apperr.Invalid("password", fmt.Sprintf("must differ from your last %d passwords", pol.Password.History))
+		}
+	}
+	hash, err := s.Hasher.Hash(ctx, pw)
+	if err != nil {
+		return nil, err
+	}
+	var out *User
+	err = s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		u, err := getUser(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		now := store.Now()
+		u.Version++
+		u.UpdatedAt, u.PasswordChangedAt, u.MustChangePassword, u.PasswordSet = now, &now, mustChange, true
+		if _, err := tx.Exec(ctx, `UPDATE users SET password_hash = $1, password_changed_at = $2, must_change_password = $3,
+			failed_logins = 0, updated_at = $2, version = $4 WHERE tenant_id = $5 AND id = $6`, hash, now, mustChange, u.Version, tx.TenantID(), id); err != nil {
+			return err
+		}
+		if err := addHistory(ctx, tx, id, hash); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM password_history WHERE tenant_id = $1 AND user_id = $2 AND id NOT IN
+			(SELECT id FROM password_history WHERE tenant_id = $1 AND user_id = $2 ORDER BY created_at DESC LIMIT $3)`,
+			tx.TenantID(), id, max(pol.Password.History, 1)); err != nil {
+			return err
+		}
+		out = u
+		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: UserEvent, ID: id.String(), Version: u.Version}, nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, s.audit(ctx, "user.password.set", "user", id.String(), map[string]bool{"must_change": mustChange})
+}
+
+// Unlock clears a lockout.
+func (s *Service) Unlock(ctx context.Context, id uuid.UUID) (*User, error) {
+	var out *User
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		u, err := getUser(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		if u.Status == StatusLocked {
+			u.Status = StatusActive
+		}
+		u.LockedUntil = nil
+		u.Version++
+		u.UpdatedAt = store.Now()
+		if _, err := tx.Exec(ctx, `UPDATE users SET status = $1, locked_until = NULL, failed_logins = 0, updated_at = $2, version = $3
+			WHERE tenant_id = $4 AND id = $5`, u.Status, u.UpdatedAt, u.Version, tx.TenantID(), id); err != nil {
+			return err
+		}
+		out = u
+		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: UserEvent, ID: id.String(), Version: u.Version}, nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, s.audit(ctx, "user.unlock", "user", id.String(), nil)
+}
+
+// PersonalOf returns what a user's password must not contain.
+func PersonalOf(u *User) []string { return personal(u) }
+
+// FindUserTx reads a user inside the caller's transaction (nil if absent).
+func (s *Service) FindUserTx(ctx context.Context, tx *store.Tx, id uuid.UUID) (*User, error) {
+	u, err := getUser(ctx, tx, id, false)
+	if apperr.KindOf(err) == apperr.KindNotFound {
+		return nil, nil
+	}
+	return u, err
+}
+
+func isObject(raw json.RawMessage) bool {
+	var m map[string]json.RawMessage
+	return json.Unmarshal(raw, &m) == nil && m != nil
+}
