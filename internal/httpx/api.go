@@ -54,7 +54,7 @@ type Route struct {
 	// AllowRestricted admits principals that must change their password
 	// first (logout, the password change itself).
 	AllowRestricted bool
-	Handler fiber.Handler
+	Handler         fiber.Handler
 }
 
 // APIConfig builds an API.

@@ -68,7 +68,7 @@ func (h *Handler) Mount(api *httpx.API) {
 		Roles: WriteRoles, Status: 204, IfMatch: true, Handler: h.deleteUser}))
 	api.Handle(route(idUser, httpx.Route{Method: "POST", Path: "/users/:id/password", OperationID: "setUserPassword",
 		Summary: "Set a user's password (they must change it at next login unless must_change is false)",
-		Roles: WriteRoles, Request: SetPasswordInput{}, Response: directory.User{}, Handler: h.setPassword}))
+		Roles:   WriteRoles, Request: SetPasswordInput{}, Response: directory.User{}, Handler: h.setPassword}))
 	api.Handle(route(idUser, httpx.Route{Method: "POST", Path: "/users/:id/unlock", OperationID: "unlockUser", Summary: "Clear a lockout",
 		Roles: WriteRoles, Response: directory.User{}, Handler: h.unlock}))
 	api.Handle(route(idUser, httpx.Route{Method: "GET", Path: "/users/:id/groups", OperationID: "listUserGroups", Summary: "Groups a user is in",
@@ -481,4 +481,3 @@ func (h *Handler) deleteAttr(c *fiber.Ctx) error {
 	}
 	return c.SendStatus(204)
 }
-
