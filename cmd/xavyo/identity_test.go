@@ -273,7 +273,7 @@ func TestLoginFailuresAreIndistinguishable(t *testing.T) {
 	if codeLocked != 401 || bodyLocked != bodyUnknown {
 		t.Fatalf("locked account: %d %s", codeLocked, bodyLocked)
 	}
-	resp, body = h.doAs(tok, "GET", "/api/v1/users/"+eve.ID, nil)
+	_, body = h.doAs(tok, "GET", "/api/v1/users/"+eve.ID, nil)
 	if !strings.Contains(string(body), "locked_until") {
 		t.Fatalf("lock not recorded: %s", body)
 	}
@@ -288,7 +288,7 @@ func TestLoginFailuresAreIndistinguishable(t *testing.T) {
 	if resp.StatusCode != 401 {
 		t.Fatalf("the oldest session outlived the limit: %d", resp.StatusCode)
 	}
-	resp, body = h.doAs(c.AccessToken, "GET", "/api/v1/me/sessions", nil)
+	_, body = h.doAs(c.AccessToken, "GET", "/api/v1/me/sessions", nil)
 	if n := len(decode[[]sessionJSON](t, body)); n != 2 {
 		t.Fatalf("%d live sessions, want 2", n)
 	}

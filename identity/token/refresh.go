@@ -169,8 +169,8 @@ func (s *Service) RevokeSessionInTx(ctx context.Context, tx *store.Tx, tenant, s
 	return s.RevokeInTx(ctx, tx, tenant, "sid", session.String())
 }
 
-// FamilyOf returns the session a refresh token's family belongs to, for
-// callers that act on reuse (nil when unknown).
+// SessionOf returns the tenant and session a refresh token belongs to, for
+// callers that act on reuse (uuid.Nil session when unknown).
 func (s *Service) SessionOf(ctx context.Context, raw string) (uuid.UUID, uuid.UUID, error) {
 	tenant, err := RefreshTenant(raw)
 	if err != nil {
