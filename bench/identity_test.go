@@ -213,4 +213,3 @@ func freeAddr(b *testing.B) string {
 	defer ln.Close()
 	return ln.Addr().String()
 }
-
