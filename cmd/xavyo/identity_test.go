@@ -242,7 +242,7 @@ func TestLoginFailuresAreIndistinguishable(t *testing.T) {
 	h := start(t, env(t, store.SQLite, t.TempDir()), nil)
 	slug := uniqueSlug("lk")
 	_, tok := tenantAdmin(t, h, slug)
-	resp, body := h.doAs(tok, "PUT", "/api/v1/policies", map[string]any{
+	resp, body := h.doAs(tok, "PATCH", "/api/v1/policies", map[string]any{
 		"password": map[string]any{"min_length": 12, "history": 3},
 		"lockout":  map[string]any{"max_attempts": 3, "base_seconds": 60, "max_seconds": 600},
 		"session":  map[string]any{"max_concurrent": 2, "idle_minutes": 60, "lifetime_hours": 24, "access_token_minutes": 5}})

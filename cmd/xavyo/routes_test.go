@@ -188,6 +188,9 @@ func TestBadInputChangesNothing(t *testing.T) {
 				var valid any
 				if r.Request != nil {
 					valid = `{}`
+					if r.Example != nil {
+						valid = r.Example
+					}
 				}
 				if hasParams {
 					probes = append(probes,

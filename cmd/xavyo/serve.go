@@ -25,6 +25,8 @@ import (
 	"github.com/xavyo/xavyo/identity/bootstrap"
 	"github.com/xavyo/xavyo/identity/directory"
 	directoryrest "github.com/xavyo/xavyo/identity/directory/rest"
+	"github.com/xavyo/xavyo/identity/nhi"
+	nhirest "github.com/xavyo/xavyo/identity/nhi/rest"
 	"github.com/xavyo/xavyo/identity/password"
 	"github.com/xavyo/xavyo/identity/tenant"
 	tenantrest "github.com/xavyo/xavyo/identity/tenant/rest"
@@ -79,6 +81,7 @@ type server struct {
 	tokens   *token.Service
 	auth     *auth.Service
 	dir      *directory.Service
+	nhis     *nhi.Service
 	hasher   *password.Hasher
 	bootNote string
 	firstAdm *auth.TenantWithAdmin
@@ -157,6 +160,7 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	s.dir = &directory.Service{DB: s.db, Hasher: s.hasher, Policies: s.tenants, Audit: s.seq}
 	s.auth = &auth.Service{DB: s.db, Tenants: s.tenants, Directory: s.dir, Tokens: s.tokens, Hasher: s.hasher, Audit: s.seq}
 	s.dir.OnDeactivate = s.auth.RevokeUserSessionsInTx
+	s.nhis = &nhi.Service{DB: s.db, Audit: s.seq, Policies: s.tenants, StdioAllowlist: cfg.MCP.StdioAllowlist}
 
 	// The admin plane.
 	s.admin = httpx.NewApp(httpx.AppConfig{Logger: log, BodyLimit: cfg.Admin.BodyLimit})
@@ -172,6 +176,7 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	authHandler := &authrest.Handler{Auth: s.auth, Directory: s.dir, Tenants: s.tenants, Tokens: s.tokens}
 	authHandler.Mount(s.api)
 	authHandler.MountIssuer(s.admin)
+	(&nhirest.Handler{NHIs: s.nhis}).Mount(s.api)
 	mountDocs(s.api)
 
 	// The agent plane.

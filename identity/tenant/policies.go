@@ -48,18 +48,30 @@ type SessionPolicy struct {
 	AccessTokenMinutes int `json:"access_token_minutes" doc:"access token lifetime (1-60, default 15)"`
 }
 
+// CredentialPolicy governs non-human credentials.
+type CredentialPolicy struct {
+	// SecretMaxAgeDays is how long a client secret lives (1-730, default 90).
+	SecretMaxAgeDays int `json:"secret_max_age_days" doc:"client secret lifetime in days (1-730, default 90)"`
+	// SecretGraceHours is how long the old secret keeps working after a rotation.
+	SecretGraceHours int `json:"secret_grace_hours" doc:"how long a rotated-out secret keeps working (0-720, default 24)"`
+	// CertificateHours is the default lifetime of NHI certificates.
+	CertificateHours int `json:"certificate_hours" doc:"default NHI certificate lifetime (1-720, default 24)"`
+}
+
 // Policies are a tenant's identity policies.
 type Policies struct {
-	Password password.Policy `json:"password"`
-	Lockout  LockoutPolicy   `json:"lockout"`
-	Session  SessionPolicy   `json:"session"`
+	Password    password.Policy  `json:"password"`
+	Lockout     LockoutPolicy    `json:"lockout"`
+	Session     SessionPolicy    `json:"session"`
+	Credentials CredentialPolicy `json:"credentials"`
 }
 
 // DefaultPolicies apply where a tenant set none.
 var DefaultPolicies = Policies{
-	Password: password.DefaultPolicy,
-	Lockout:  LockoutPolicy{MaxAttempts: 5, BaseSeconds: 60, MaxSeconds: 3600},
-	Session:  SessionPolicy{MaxConcurrent: 10, IdleMinutes: 1440, LifetimeHours: 720, AccessTokenMinutes: 15},
+	Password:    password.DefaultPolicy,
+	Lockout:     LockoutPolicy{MaxAttempts: 5, BaseSeconds: 60, MaxSeconds: 3600},
+	Session:     SessionPolicy{MaxConcurrent: 10, IdleMinutes: 1440, LifetimeHours: 720, AccessTokenMinutes: 15},
+	Credentials: CredentialPolicy{SecretMaxAgeDays: 90, SecretGraceHours: 24, CertificateHours: 24},
 }
 
 // Validate checks every field.
@@ -86,6 +98,16 @@ func (p Policies) Validate() error {
 	}
 	if s.AccessTokenMinutes < 1 || s.AccessTokenMinutes > 60 {
 		return apperr.Invalid("session.access_token_minutes", "must be from 1 to 60")
+	}
+	c := p.Credentials
+	if c.SecretMaxAgeDays < 1 || c.SecretMaxAgeDays > 730 {
+		return apperr.Invalid("credentials.secret_max_age_days", "must be from 1 to 730")
+	}
+	if c.SecretGraceHours < 0 || c.SecretGraceHours > 720 {
+		return apperr.Invalid("credentials.secret_grace_hours", "must be from 0 to 720")
+	}
+	if c.CertificateHours < 1 || c.CertificateHours > 720 {
+		return apperr.Invalid("credentials.certificate_hours", "must be from 1 to 720")
 	}
 	return nil
 }

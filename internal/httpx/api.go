@@ -44,6 +44,9 @@ type Route struct {
 	Scope Scope
 	// Request is a value of the JSON body type (nil: no body).
 	Request any
+	// Example is a valid request body, shown in the document (and used by
+	// tests that need one).
+	Example any
 	// Response is a value of the JSON response type (nil: no body).
 	Response any
 	// Status is the success status (default 200).

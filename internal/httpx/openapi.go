@@ -105,8 +105,11 @@ func (d *OpenAPI) operation(r *Route) map[string]any {
 		op["parameters"] = params
 	}
 	if r.Request != nil {
-		op["requestBody"] = map[string]any{"required": true, "content": map[string]any{
-			"application/json": map[string]any{"schema": d.schema(reflect.TypeOf(r.Request))}}}
+		media := map[string]any{"schema": d.schema(reflect.TypeOf(r.Request))}
+		if r.Example != nil {
+			media["example"] = r.Example
+		}
+		op["requestBody"] = map[string]any{"required": true, "content": map[string]any{"application/json": media}}
 	}
 	problem := map[string]any{"content": map[string]any{ProblemContentType: map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/Problem"}}}}
 	ok := map[string]any{"description": http.StatusText(r.Status)}

@@ -82,7 +82,7 @@ func (h *Handler) Mount(api *httpx.API) {
 	p := []string{"policies"}
 	api.Handle(httpx.Route{Method: "GET", Path: "/policies", OperationID: "getPolicies", Summary: "Password, lockout and session policies",
 		Tags: p, Roles: policyRoles, Response: PoliciesOutput{}, Handler: h.getPolicies})
-	api.Handle(httpx.Route{Method: "PUT", Path: "/policies", OperationID: "setPolicies", Summary: "Replace the policies",
+	api.Handle(httpx.Route{Method: "PATCH", Path: "/policies", OperationID: "setPolicies", Summary: "Change the policies (fields left out keep their values)",
 		Tags: p, Roles: adminRoles, Request: tenant.Policies{}, Response: PoliciesOutput{}, IfMatch: true, Handler: h.setPolicies})
 
 	k := []string{"signing keys"}
@@ -239,7 +239,11 @@ func (h *Handler) setPolicies(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	var in tenant.Policies
+	// Decode over the current policies: what the body leaves out stays.
+	in, _, err := h.Tenants.Policies(c.UserContext(), tid)
+	if err != nil {
+		return err
+	}
 	if err := httpx.DecodeJSON(c, &in); err != nil {
 		return err
 	}

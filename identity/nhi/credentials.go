@@ -1,0 +1,177 @@
+package nhi
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/identity/tenant"
+	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/events"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// Policies gives a tenant's policies.
+type Policies interface {
+	Policies(ctx context.Context, id uuid.UUID) (tenant.Policies, int64, error)
+}
+
+type credPolicy struct {
+	maxAge, grace time.Duration
+	certLifetime  time.Duration
+}
+
+func (s *Service) credentialPolicy(ctx context.Context) (credPolicy, error) {
+	p := tenant.DefaultPolicies.Credentials
+	if s.Policies != nil {
+		tid, ok := store.TenantFrom(ctx)
+		if !ok {
+			return credPolicy{}, store.ErrNoTenant
+		}
+		all, _, err := s.Policies.Policies(ctx, tid)
+		if err != nil {
+			return credPolicy{}, err
+		}
+		p = all.Credentials
+	}
+	return credPolicy{maxAge: time.Duration(p.SecretMaxAgeDays) * 24 * time.Hour, grace: time.Duration(p.SecretGraceHours) * time.Hour,
+		certLifetime: time.Duration(p.CertificateHours) * time.Hour}, nil
+}
+
+// CertificateLifetime is the tenant's default NHI certificate lifetime.
+func (s *Service) CertificateLifetime(ctx context.Context) (time.Duration, error) {
+	p, err := s.credentialPolicy(ctx)
+	return p.certLifetime, err
+}
+
+// SecretInfo describes a client secret (never the secret).
+type SecretInfo struct {
+	ID        uuid.UUID  `json:"id"`
+	Hint      string     `json:"hint" doc:"the secret's last four characters"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	Active    bool       `json:"active"`
+}
+
+// Rotated is the result of a rotation: the new secret, shown once.
+type Rotated struct {
+	ClientID     string    `json:"client_id"`
+	ClientSecret string    `json:"client_secret" doc:"shown once"`
+	ExpiresAt    time.Time `json:"expires_at"`
+	// PreviousValidUntil is when the secrets it replaces stop working.
+	PreviousValidUntil time.Time `json:"previous_valid_until"`
+}
+
+// SecretEvent is the change-event kind of secret rotations (owners are
+// notified through it).
+const SecretEvent = "nhi.secret"
+
+// RotateSecret issues a new client secret; the current ones keep working
+// for the tenant's grace period (manage permission).
+func (s *Service) RotateSecret(ctx context.Context, id uuid.UUID) (*Rotated, error) {
+	pol, err := s.credentialPolicy(ctx)
+	if err != nil {
+		return nil, err
+	}
+	secret := NewSecret()
+	now := s.now()
+	out := &Rotated{ClientSecret: secret, ExpiresAt: now.Add(pol.maxAge), PreviousValidUntil: now.Add(pol.grace)}
+	var n *NHI
+	err = s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		var err error
+		if n, err = get(ctx, tx, id, true); err != nil {
+			return err
+		}
+		if err := s.authorize(ctx, tx, n, PermManage); err != nil {
+			return err
+		}
+		if n.Status == StatusArchived {
+			return apperr.New(apperr.KindConflict, "an archived NHI has no credentials")
+		}
+		var client uuid.UUID
+		if err := tx.QueryRow(ctx, `SELECT id FROM oauth_clients WHERE tenant_id = $1 AND nhi_id = $2`, tx.TenantID(), id).Scan(&client); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE client_secrets SET expires_at = $1 WHERE tenant_id = $2 AND client = $3 AND revoked_at IS NULL
+			AND (expires_at IS NULL OR expires_at > $1)`, out.PreviousValidUntil, tx.TenantID(), client); err != nil {
+			return err
+		}
+		if err := insertSecret(ctx, tx, client, secret, out.ExpiresAt); err != nil {
+			return err
+		}
+		out.ClientID = n.ClientID
+		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: SecretEvent, ID: id.String(), Version: n.Version},
+			map[string]any{"nhi_id": id, "owner_id": n.OwnerID, "previous_valid_until": out.PreviousValidUntil})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, s.audit(ctx, "nhi.secret.rotate", n, map[string]any{"previous_valid_until": out.PreviousValidUntil})
+}
+
+// Secrets lists an NHI's client secrets.
+func (s *Service) Secrets(ctx context.Context, id uuid.UUID) ([]SecretInfo, error) {
+	now := s.now()
+	var out []SecretInfo
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		n, err := get(ctx, tx, id, false)
+		if err != nil {
+			return err
+		}
+		if err := s.authorize(ctx, tx, n, PermManage); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT s.id, s.hint, s.created_at, s.expires_at, s.revoked_at FROM client_secrets s
+			JOIN oauth_clients c ON c.tenant_id = s.tenant_id AND c.id = s.client WHERE s.tenant_id = $1 AND c.nhi_id = $2
+			ORDER BY s.created_at DESC`, tx.TenantID(), id)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		out = []SecretInfo{}
+		for rows.Next() {
+			var x SecretInfo
+			if err := rows.Scan(&x.ID, &x.Hint, &x.CreatedAt, &x.ExpiresAt, &x.RevokedAt); err != nil {
+				return err
+			}
+			x.Active = x.RevokedAt == nil && (x.ExpiresAt == nil || now.Before(*x.ExpiresAt))
+			out = append(out, x)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// VerifySecret authenticates an NHI's OAuth client: it returns the NHI
+// when secret is one of the client's live secrets and the NHI is active.
+func (s *Service) VerifySecret(ctx context.Context, clientID, secret string) (*NHI, error) {
+	bad := apperr.New(apperr.KindUnauthenticated, "invalid client credentials")
+	if clientID == "" || len(secret) < 16 || len(secret) > 256 {
+		return nil, bad
+	}
+	now := s.now()
+	var n *NHI
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		var nid uuid.UUID
+		err := tx.QueryRow(ctx, `SELECT c.nhi_id FROM client_secrets s JOIN oauth_clients c ON c.tenant_id = s.tenant_id AND c.id = s.client
+			WHERE s.tenant_id = $1 AND s.secret_hash = $2 AND c.client_id = $3 AND s.revoked_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > $4)`,
+			tx.TenantID(), HashSecret(secret), clientID, now).Scan(&nid)
+		if store.NoRows(err) {
+			return bad
+		}
+		if err != nil {
+			return err
+		}
+		n, err = get(ctx, tx, nid, false)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if n.Status != StatusActive {
+		return nil, bad
+	}
+	return n, nil
+}

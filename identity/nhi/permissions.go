@@ -1,0 +1,130 @@
+package nhi
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/events"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// PermissionEvent is the change-event kind of NHI permissions.
+const PermissionEvent = "nhi.permission"
+
+// Permission is a user's right on an NHI.
+type Permission struct {
+	UserID     uuid.UUID `json:"user_id"`
+	Permission string    `json:"permission" doc:"use, manage or admin"`
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+// GrantInput grants a user a permission on an NHI.
+type GrantInput struct {
+	UserID     uuid.UUID `json:"user_id"`
+	Permission string    `json:"permission"`
+}
+
+// Grant gives (or changes) a user's permission on an NHI (admin permission).
+func (s *Service) Grant(ctx context.Context, id uuid.UUID, in GrantInput) (*Permission, error) {
+	if _, ok := permRank[in.Permission]; !ok {
+		return nil, apperr.Invalid("permission", "must be use, manage or admin")
+	}
+	if in.UserID == uuid.Nil {
+		return nil, apperr.Invalid("user_id", "is required")
+	}
+	p := &Permission{UserID: in.UserID, Permission: in.Permission, CreatedAt: s.now()}
+	var n *NHI
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		var err error
+		if n, err = get(ctx, tx, id, true); err != nil {
+			return err
+		}
+		if err := s.authorize(ctx, tx, n, PermAdmin); err != nil {
+			return err
+		}
+		if err := checkOwner(ctx, tx, "user_id", in.UserID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO nhi_permissions (tenant_id, nhi_id, user_id, permission, created_at) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (tenant_id, nhi_id, user_id) DO UPDATE SET permission = excluded.permission`, tx.TenantID(), id, in.UserID, in.Permission, p.CreatedAt); err != nil {
+			return err
+		}
+		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: PermissionEvent, ID: id.String() + ":" + in.UserID.String(), Version: 1}, p)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, s.audit(ctx, "nhi.permission.grant", n, in)
+}
+
+// Revoke removes a user's permission on an NHI (admin permission).
+func (s *Service) Revoke(ctx context.Context, id, user uuid.UUID) error {
+	var n *NHI
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		var err error
+		if n, err = get(ctx, tx, id, true); err != nil {
+			return err
+		}
+		if err := s.authorize(ctx, tx, n, PermAdmin); err != nil {
+			return err
+		}
+		r, err := tx.Exec(ctx, `DELETE FROM nhi_permissions WHERE tenant_id = $1 AND nhi_id = $2 AND user_id = $3`, tx.TenantID(), id, user)
+		if err != nil {
+			return err
+		}
+		if k, _ := r.RowsAffected(); k == 0 {
+			return apperr.NotFound("permission")
+		}
+		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: PermissionEvent, ID: id.String() + ":" + user.String(), Version: 2}, nil)
+	})
+	if err != nil {
+		return err
+	}
+	return s.audit(ctx, "nhi.permission.revoke", n, map[string]string{"user_id": user.String()})
+}
+
+// Permissions lists the grants on an NHI.
+func (s *Service) Permissions(ctx context.Context, id uuid.UUID) ([]Permission, error) {
+	var out []Permission
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		n, err := get(ctx, tx, id, false)
+		if err != nil {
+			return err
+		}
+		if !seesAll(ctx) {
+			if err := s.authorize(ctx, tx, n, PermUse); err != nil {
+				return err
+			}
+		}
+		rows, err := tx.Query(ctx, `SELECT user_id, permission, created_at FROM nhi_permissions WHERE tenant_id = $1 AND nhi_id = $2 ORDER BY created_at`,
+			tx.TenantID(), id)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		out = []Permission{}
+		for rows.Next() {
+			var p Permission
+			if err := rows.Scan(&p.UserID, &p.Permission, &p.CreatedAt); err != nil {
+				return err
+			}
+			out = append(out, p)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// Touch records that an NHI authenticated (for inactivity reports); it
+// writes at most once a minute per NHI.
+func (s *Service) Touch(ctx context.Context, id uuid.UUID) error {
+	now := s.now()
+	return s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE nhis SET last_used_at = $1 WHERE tenant_id = $2 AND id = $3 AND (last_used_at IS NULL OR last_used_at < $4)`,
+			now, tx.TenantID(), id, now.Add(-time.Minute))
+		return err
+	})
+}
