@@ -59,14 +59,17 @@ func (s *Service) risk(n *NHI, now, oldestSecret time.Time, ownerActive bool, po
 func (s *Service) rescore(ctx context.Context, tx *store.Tx, n *NHI, pol credPolicy) error {
 	now := s.now()
 	oldest := now
-	var t *time.Time
-	if err := tx.QueryRow(ctx, `SELECT MIN(s.created_at) FROM client_secrets s JOIN oauth_clients c ON c.tenant_id = s.tenant_id AND c.id = s.client
-		WHERE s.tenant_id = $1 AND c.nhi_id = $2 AND s.revoked_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > $3)`,
-		tx.TenantID(), n.ID, now).Scan(&t); err != nil {
+	// ORDER BY … LIMIT 1 rather than MIN(): SQLite returns aggregates of
+	// timestamps as text.
+	var t time.Time
+	err := tx.QueryRow(ctx, `SELECT s.created_at FROM client_secrets s JOIN oauth_clients c ON c.tenant_id = s.tenant_id AND c.id = s.client
+		WHERE s.tenant_id = $1 AND c.nhi_id = $2 AND s.revoked_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > $3)
+		ORDER BY s.created_at LIMIT 1`, tx.TenantID(), n.ID, now).Scan(&t)
+	if err != nil && !store.NoRows(err) {
 		return err
 	}
-	if t != nil {
-		oldest = *t
+	if err == nil {
+		oldest = t
 	}
 	active := false
 	if n.OwnerID != nil {
