@@ -6,10 +6,9 @@ package gateway
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
@@ -18,10 +17,10 @@ import (
 	"slices"
 	"time"
 
+	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/health"
 	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/reqid"
-	"github.com/xavyo/xavyo/pki/spiffe"
 )
 
 // Config configures the agent plane.
@@ -37,6 +36,19 @@ type Config struct {
 	// Ready reports readiness for /readyz.
 	Ready  func(context.Context) error
 	Logger *slog.Logger
+	// Certs maps verified client certificates to principals on every
+	// request (resumed TLS sessions included), refusing revoked ones.
+	Certs CertAuthenticator
+	// ClientCAs, when set, supplies the client-certificate roots at each
+	// handshake, so CA rotations apply without a restart.
+	ClientCAs func() *x509.CertPool
+}
+
+// CertAuthenticator maps a verified client certificate to a principal:
+// (nil, nil) for certificates it does not know, an error for ones it
+// refuses.
+type CertAuthenticator interface {
+	Authenticate(ctx context.Context, leaf *x509.Certificate) (*principal.Principal, error)
 }
 
 // CheckAndSetDefaults validates and fills defaults.
@@ -72,6 +84,14 @@ func New(cfg Config) (*Server, error) {
 	tc.ClientAuth = tls.VerifyClientCertIfGiven
 	if tc.MinVersion < tls.VersionTLS12 {
 		tc.MinVersion = tls.VersionTLS12
+	}
+	if cfg.ClientCAs != nil {
+		base := tc.Clone()
+		tc.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			c := base.Clone()
+			c.ClientCAs = cfg.ClientCAs()
+			return c, nil
+		}
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
 	health.Mount(s.mux, cfg.Ready)
@@ -134,41 +154,21 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			_, _ = sw.Write([]byte(`{"error":"origin not allowed"}`))
 			return
 		}
-		if p := s.certPrincipal(r); p != nil {
-			ctx = principal.With(ctx, p)
+		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && s.cfg.Certs != nil && r.URL.Path != "/healthz" && r.URL.Path != "/readyz" {
+			p, err := s.cfg.Certs.Authenticate(ctx, r.TLS.PeerCertificates[0])
+			if err != nil {
+				sw.Header().Set("Content-Type", "application/json")
+				sw.WriteHeader(http.StatusUnauthorized)
+				msg, _ := json.Marshal(map[string]string{"error": "invalid_client_certificate", "error_description": apperr.PublicMessage(err)})
+				_, _ = sw.Write(msg)
+				return
+			}
+			if p != nil {
+				ctx = principal.With(ctx, p)
+			}
 		}
 		next.ServeHTTP(sw, r.WithContext(ctx))
 	})
-}
-
-// certPrincipal maps a verified client certificate with a xavyo SPIFFE ID
-// to a principal. Verification happened in the handshake; revocation and
-// the NHI's lifecycle are checked per request by the layers that know
-// them (a resumed TLS session skips handshake callbacks, so nothing here
-// may rely on them).
-func (s *Server) certPrincipal(r *http.Request) *principal.Principal {
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.PeerCertificates) == 0 {
-		return nil
-	}
-	leaf := r.TLS.PeerCertificates[0]
-	return PrincipalFromCert(leaf, s.cfg.TrustDomain)
-}
-
-// PrincipalFromCert returns the principal a verified certificate names,
-// or nil when it carries no single xavyo SPIFFE ID of trustDomain.
-func PrincipalFromCert(leaf *x509.Certificate, trustDomain string) *principal.Principal {
-	if len(leaf.URIs) != 1 {
-		return nil
-	}
-	id, err := spiffe.Parse(leaf.URIs[0], trustDomain)
-	if err != nil {
-		return nil
-	}
-	sum := sha256.Sum256(leaf.Raw)
-	return &principal.Principal{
-		TenantID: id.TenantID, Kind: principal.KindNHI, NHIKind: id.Kind, SubjectID: id.Name,
-		AuthMethod: principal.MethodMTLS, CertThumbprint: base64.RawURLEncoding.EncodeToString(sum[:]),
-	}
 }
 
 type statusWriter struct {

@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/spf13/cobra"
@@ -39,6 +41,8 @@ import (
 	"github.com/xavyo/xavyo/internal/httpx"
 	"github.com/xavyo/xavyo/internal/seal"
 	"github.com/xavyo/xavyo/internal/store"
+	"github.com/xavyo/xavyo/pki"
+	pkirest "github.com/xavyo/xavyo/pki/rest"
 )
 
 func (c *cli) serveCmd() *cobra.Command {
@@ -82,6 +86,8 @@ type server struct {
 	auth     *auth.Service
 	dir      *directory.Service
 	nhis     *nhi.Service
+	ca       *pki.CA
+	certs    *pki.Verifier
 	hasher   *password.Hasher
 	bootNote string
 	firstAdm *auth.TenantWithAdmin
@@ -161,6 +167,13 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	s.auth = &auth.Service{DB: s.db, Tenants: s.tenants, Directory: s.dir, Tokens: s.tokens, Hasher: s.hasher, Audit: s.seq}
 	s.dir.OnDeactivate = s.auth.RevokeUserSessionsInTx
 	s.nhis = &nhi.Service{DB: s.db, Audit: s.seq, Policies: s.tenants, StdioAllowlist: cfg.MCP.StdioAllowlist}
+	if s.ca, err = pki.New(ctx, pki.Config{DB: s.db, Sealer: sealer, TrustDomain: cfg.PKI.TrustDomain,
+		CRLURL: cfg.Agent.PublicURL + "/pki/crl", Logger: log}); err != nil {
+		return nil, err
+	}
+	s.ca.Audit = s.seq
+	s.certs = &pki.Verifier{DB: s.db}
+	s.certs.Watch(s.bus)
 
 	// The admin plane.
 	s.admin = httpx.NewApp(httpx.AppConfig{Logger: log, BodyLimit: cfg.Admin.BodyLimit})
@@ -177,6 +190,7 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	authHandler.Mount(s.api)
 	authHandler.MountIssuer(s.admin)
 	(&nhirest.Handler{NHIs: s.nhis}).Mount(s.api)
+	(&pkirest.Handler{CA: s.ca, NHIs: s.nhis}).Mount(s.api)
 	mountDocs(s.api)
 
 	// The agent plane.
@@ -184,10 +198,13 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	if err != nil {
 		return nil, err
 	}
+	extra := tlsCfg.ClientCAs
 	if s.agent, err = gateway.New(gateway.Config{TLS: tlsCfg, TrustDomain: cfg.PKI.TrustDomain,
-		AllowedOrigins: cfg.Agent.AllowedOrigins, Ready: checker.Ready, Logger: log}); err != nil {
+		AllowedOrigins: cfg.Agent.AllowedOrigins, Ready: checker.Ready, Logger: log,
+		Certs: s.certs, ClientCAs: clientCAs(s.ca, extra)}); err != nil {
 		return nil, err
 	}
+	(&pki.AgentHandlers{CA: s.ca, Verifier: s.certs, NHIs: s.nhis, Tenants: s.tenants}).Mount(s.agent.Handle)
 
 	bootToken, err := s.boot.Ensure(ctx, cfg.BootstrapToken, cfg.BootstrapTokenSet)
 	if err != nil {
@@ -240,6 +257,32 @@ func (s *server) agentTLS(ctx context.Context, sealer *seal.Sealer) (*tls.Config
 		}
 	}
 	return tc, nil
+}
+
+// clientCAs returns the agent plane's client-certificate roots at each
+// handshake: the CA's current roots (they change on rotation) plus the
+// configured extra ones.
+func clientCAs(ca *pki.CA, extra *x509.CertPool) func() *x509.CertPool {
+	var (
+		mu     sync.Mutex
+		pool   *x509.CertPool
+		source *x509.Certificate
+		n      int
+	)
+	return func() *x509.CertPool {
+		roots := ca.Roots()
+		mu.Lock()
+		defer mu.Unlock()
+		if pool != nil && source == roots[0] && n == len(roots) {
+			return pool
+		}
+		pool = extra.Clone()
+		for _, r := range roots {
+			pool.AddCert(r)
+		}
+		source, n = roots[0], len(roots)
+		return pool
+	}
 }
 
 func mountHealth(app *fiber.App, ready func(context.Context) error) {
@@ -308,6 +351,7 @@ func (s *server) run(ctx context.Context) error {
 	workers.Go(func() error { return s.bus.Run(workCtx) })
 	workers.Go(func() error { return s.outbox.Run(workCtx) })
 	workers.Go(func() error { return s.tokens.RunRotation(workCtx) })
+	workers.Go(func() error { return s.ca.RunReload(workCtx, 30*time.Second) })
 	g.Go(func() error {
 		if err := s.admin.Listener(s.adminLn); err != nil {
 			return fmt.Errorf("admin plane: %w", err)

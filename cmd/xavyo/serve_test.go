@@ -416,10 +416,11 @@ func (h *harness) agentClient(cert *tls.Certificate) *http.Client {
 	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: base}}
 }
 
-// TestAgentPlaneAuthenticatesClientCertificates: a verified certificate
-// with a xavyo SPIFFE ID becomes an NHI principal; none stays anonymous;
-// an untrusted one fails the handshake; foreign origins get 403.
-func TestAgentPlaneAuthenticatesClientCertificates(t *testing.T) {
+// TestAgentPlaneIgnoresForeignCertificates: a certificate from an extra
+// trusted CA (agent.tls.client_ca_file) passes the handshake but names no
+// NHI, even with a SPIFFE ID; an untrusted one fails the handshake;
+// foreign origins get 403.
+func TestAgentPlaneIgnoresForeignCertificates(t *testing.T) {
 	ca := newTestCA(t)
 	dir := t.TempDir()
 	caFile := filepath.Join(dir, "client-ca.pem")
@@ -450,17 +451,10 @@ func TestAgentPlaneAuthenticatesClientCertificates(t *testing.T) {
 	if code, p := whoami(h.agentClient(nil), ""); code != 200 || p != nil {
 		t.Fatalf("no certificate: %d %+v", code, p)
 	}
-	tenant := uuid.New()
-	id := spiffe.ID{TrustDomain: "xavyo.local", TenantID: tenant, Kind: "agent", Name: "billing-bot"}
+	id := spiffe.ID{TrustDomain: "xavyo.local", TenantID: uuid.New(), Kind: "agent", Name: "billing-bot"}
 	cert := ca.client(t, id.String())
-	code, p := whoami(h.agentClient(&cert), "")
-	if code != 200 || p == nil || p.TenantID != tenant || p.Kind != principal.KindNHI || p.NHIKind != "agent" ||
-		p.SubjectID != "billing-bot" || p.AuthMethod != principal.MethodMTLS || p.CertThumbprint == "" {
-		t.Fatalf("SPIFFE certificate: %d %+v", code, p)
-	}
-	foreign := ca.client(t, "spiffe://other.domain/t/"+tenant.String()+"/agent/x")
-	if code, p := whoami(h.agentClient(&foreign), ""); code != 200 || p != nil {
-		t.Fatalf("foreign trust domain became a principal: %+v", p)
+	if code, p := whoami(h.agentClient(&cert), ""); code != 200 || p != nil {
+		t.Fatalf("a certificate xavyo did not issue became a principal: %d %+v", code, p)
 	}
 	rogue := newTestCA(t).client(t, id.String())
 	if _, err := h.agentClient(&rogue).Get(h.agent + "/healthz"); err == nil {
@@ -469,7 +463,7 @@ func TestAgentPlaneAuthenticatesClientCertificates(t *testing.T) {
 	if code, _ := whoami(h.agentClient(&cert), "https://evil.example.test"); code != 403 {
 		t.Fatalf("foreign origin: %d", code)
 	}
-	if code, p := whoami(h.agentClient(&cert), "https://console.example.test"); code != 200 || p == nil {
+	if code, _ := whoami(h.agentClient(&cert), "https://console.example.test"); code != 200 {
 		t.Fatalf("allowed origin: %d", code)
 	}
 }

@@ -378,3 +378,29 @@ func (s *Service) Transition(ctx context.Context, id uuid.UUID, in TransitionInp
 	}
 	return out, s.audit(ctx, "nhi.transition", out, map[string]string{"from": from, "to": in.Status, "reason": in.Reason})
 }
+
+// Authorize returns the NHI when the caller holds need on it.
+func (s *Service) Authorize(ctx context.Context, id uuid.UUID, need string) (*NHI, error) {
+	var n *NHI
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		var err error
+		if n, err = get(ctx, tx, id, false); err != nil {
+			return err
+		}
+		return s.authorize(ctx, tx, n, need)
+	})
+	return n, err
+}
+
+// Lookup reads an NHI of the tenant in ctx without checking the caller's
+// rights on it: for internal callers (the agent plane, the CA) that have
+// authenticated the NHI itself.
+func (s *Service) Lookup(ctx context.Context, id uuid.UUID) (*NHI, error) {
+	var n *NHI
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		var err error
+		n, err = get(ctx, tx, id, false)
+		return err
+	})
+	return n, err
+}
