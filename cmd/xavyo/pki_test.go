@@ -11,6 +11,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -254,4 +257,31 @@ func mustURL(s string) *url.URL {
 		panic(err)
 	}
 	return u
+}
+
+// TestMTLSWithOpenSSLAndCurl runs testdata/mtls.sh: keys and CSRs from
+// openssl, mTLS from curl, chain and CRL checks by openssl verify.
+func TestMTLSWithOpenSSLAndCurl(t *testing.T) {
+	for _, tool := range []string{"openssl", "curl", "bash"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+	}
+	dir := t.TempDir()
+	h := start(t, env(t, store.SQLite, dir), nil)
+	slug, other := uniqueSlug("sh"), uniqueSlug("sh")
+	_, tok := tenantAdmin(t, h, slug)
+	tenantAdmin(t, h, other)
+	_, body := h.doAs(tok, "GET", "/api/v1/me", nil)
+	me := decode[userJSON](t, body)
+	resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "billing-bot", "name": "Billing", "owner_id": me.ID})
+	expect(t, resp, body, 201, "create agent")
+	agent := decode[userJSON](t, body)
+	cmd := exec.Command("bash", "testdata/mtls.sh")
+	cmd.Env = append(os.Environ(), "ADMIN="+h.admin, "AGENT="+h.agent, "AGENT_CA="+filepath.Join(dir, "agent-ca.pem"),
+		"TOKEN="+tok, "NHI="+agent.ID, "SLUG="+slug, "OTHER_SLUG="+other, "WORK="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "mtls shell test passed") {
+		t.Fatalf("mtls.sh: %v\n%s", err, out)
+	}
 }

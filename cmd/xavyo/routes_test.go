@@ -153,7 +153,22 @@ func TestBadInputChangesNothing(t *testing.T) {
 			}
 			before := snapshot()
 
-			live := func(string) string { return liveID }
+			// Path parameters are UUIDs, except certificate serials (decimal).
+			param := func(uuidValue string) func(string) string {
+				return func(name string) string {
+					if name != "serial" {
+						return uuidValue
+					}
+					switch uuidValue {
+					case "not-a-uuid":
+						return "not-a-serial"
+					case liveID, uuid.Nil.String():
+						return "12345"
+					}
+					return "987654321"
+				}
+			}
+			live := param(liveID)
 			cases := 0
 			for _, r := range h.s.api.Doc().Routes() {
 				if r.Method == "GET" && r.Public {
@@ -194,9 +209,9 @@ func TestBadInputChangesNothing(t *testing.T) {
 				}
 				if hasParams {
 					probes = append(probes,
-						probe{name: "bad UUID", body: valid, params: func(string) string { return "not-a-uuid" }, want: 400},
-						probe{name: "nil UUID", body: valid, params: func(string) string { return uuid.Nil.String() }, want: 400},
-						probe{name: "unknown ID", body: valid, params: func(string) string { return uuid.NewString() }, want: 404},
+						probe{name: "bad UUID", body: valid, params: param("not-a-uuid"), want: 400},
+						probe{name: "nil UUID", body: valid, params: param(uuid.Nil.String()), want: 400},
+						probe{name: "unknown ID", body: valid, params: param(uuid.NewString()), want: 404},
 					)
 					if r.Scope == httpx.ScopePlatform {
 						probes = append(probes, probe{name: "deleted tenant", body: valid, params: func(string) string { return gone.ID }, want: 404})

@@ -79,6 +79,12 @@ func (h *Handler) issue(c *fiber.Ctx) error {
 		return err
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Set("X-Certificate-Serial", out.Serial)
+	if c.Get(fiber.HeaderAccept) == "application/x-pem-file" {
+		// For shell clients: the chain, then the generated key if any.
+		c.Set(fiber.HeaderContentType, "application/x-pem-file")
+		return c.Status(201).SendString(out.ChainPEM + out.PrivateKeyPEM)
+	}
 	return c.Status(201).JSON(out)
 }
 
