@@ -285,3 +285,56 @@ func TestMTLSWithOpenSSLAndCurl(t *testing.T) {
 		t.Fatalf("mtls.sh: %v\n%s", err, out)
 	}
 }
+
+// TestReplicasEnforceRevocationWithinASecond runs two servers on one
+// PostgreSQL database (two replicas: separate caches and listeners): a
+// revocation or suspension made through one is enforced by the other
+// within one second.
+func TestReplicasEnforceRevocationWithinASecond(t *testing.T) {
+	one := start(t, env(t, store.Postgres, t.TempDir()), nil)
+	two := start(t, env(t, store.Postgres, t.TempDir()), nil)
+	slug := uniqueSlug("rep")
+	_, tok := tenantAdmin(t, one, slug)
+	_, body := one.doAs(tok, "GET", "/api/v1/me", nil)
+	me := decode[userJSON](t, body)
+	newAgent := func(s string) (string, *http.Client, string) {
+		resp, body := one.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": s, "name": s, "owner_id": me.ID})
+		expect(t, resp, body, 201, "create agent")
+		a := decode[userJSON](t, body)
+		resp, body = one.doAs(tok, "POST", "/api/v1/nhis/"+a.ID+"/certificates", map[string]any{})
+		expect(t, resp, body, 201, "issue")
+		c := decode[issued](t, body)
+		// The second replica's trust: its own development CA for the
+		// server, the shared CA for clients.
+		client := two.mtlsClient(c.keyPair(t, ""))
+		if code, body, _ := agentGet(t, client, two.agent+"/t/"+slug+"/pki/identity"); code != 200 {
+			t.Fatalf("replica two before: %d %s", code, body)
+		}
+		return a.ID, client, c.Serial
+	}
+	waitRefused := func(what string, client *http.Client) {
+		t.Helper()
+		start := time.Now()
+		for {
+			freshConn(client)
+			code, _, _ := agentGet(t, client, two.agent+"/t/"+slug+"/pki/identity")
+			if code == 401 {
+				t.Logf("%s enforced by the other replica after %v", what, time.Since(start))
+				return
+			}
+			if time.Since(start) > time.Second {
+				t.Fatalf("%s not enforced by the other replica within a second (status %d)", what, code)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	id, client, serial := newAgent("revoked-bot")
+	resp, body := one.doAs(tok, "POST", "/api/v1/nhis/"+id+"/certificates/"+serial+"/revoke", map[string]any{"reason": "replica test"})
+	expect(t, resp, body, 204, "revoke on replica one")
+	waitRefused("revocation", client)
+
+	id, client, _ = newAgent("suspended-bot")
+	resp, body = one.doAs(tok, "POST", "/api/v1/nhis/"+id+"/transition", map[string]any{"status": "suspended", "reason": "replica test"})
+	expect(t, resp, body, 200, "suspend on replica one")
+	waitRefused("suspension", client)
+}
