@@ -129,53 +129,25 @@ func BenchmarkToken(b *testing.B) {
 // BenchmarkLoginEndToEnd drives POST /api/v1/auth/login of a real xavyo
 // process (embedded store) over loopback HTTP with concurrent clients.
 func BenchmarkLoginEndToEnd(b *testing.B) {
-	dir := b.TempDir()
-	bin := filepath.Join(dir, "xavyo")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/xavyo").CombinedOutput(); err != nil {
-		b.Fatalf("build: %v %s", err, out)
-	}
-	admin := freeAddr(b)
-	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(), "XAVYO_DATA_DIR="+filepath.Join(dir, "data"), "XAVYO_ADMIN_ADDR="+admin,
-		"XAVYO_AGENT_ADDR="+freeAddr(b), "XAVYO_DEFAULT_ADMIN_PASSWORD=Initial-passphrase-1", "XAVYO_LOG_LEVEL=error")
-	var out bytes.Buffer
-	cmd.Stdout = &out
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
-	base := "http://" + admin
-	for i := 0; ; i++ {
-		if resp, err := http.Get(base + "/readyz"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		if i > 200 {
-			b.Fatal("server did not start")
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	token := regexp.MustCompile(`xvb_[A-Za-z0-9_-]+`).FindString(out.String())
+	x := startBinary(b)
 	// A user with a settled password in the default tenant.
 	body := `{"email":"bench@example.com","password":"Correct-horse-battery-42"}`
-	req, _ := http.NewRequest("POST", base+"/api/v1/users", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+token)
+	req, _ := http.NewRequest("POST", x.admin+"/api/v1/users", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+x.token)
 	req.Header.Set("Content-Type", "application/json")
-	tenants := mustJSON(b, base+"/api/v1/tenants", token)
-	req.Header.Set("X-Tenant-ID", tenants["items"].([]any)[0].(map[string]any)["id"].(string))
+	req.Header.Set("X-Tenant-ID", x.tenantID)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != 201 {
 		b.Fatalf("create user: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	// No session limit in the way: each login opens a session.
 	login := []byte(`{"tenant":"default","login":"bench@example.com","password":"Correct-horse-battery-42"}`)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	b.SetParallelism(4)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			resp, err := client.Post(base+"/api/v1/auth/login", "application/json", bytes.NewReader(login))
+			resp, err := client.Post(x.admin+"/api/v1/auth/login", "application/json", bytes.NewReader(login))
 			if err != nil {
 				b.Error(err)
 				return
@@ -188,6 +160,46 @@ func BenchmarkLoginEndToEnd(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "logins/s")
+}
+
+// binary is a running xavyo process on the embedded store.
+type binary struct {
+	admin, agent, token, tenantID, dataDir string
+}
+
+// startBinary builds and starts xavyo serve; it stops with the benchmark.
+func startBinary(b *testing.B) *binary {
+	b.Helper()
+	dir := b.TempDir()
+	bin := filepath.Join(dir, "xavyo")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/xavyo").CombinedOutput(); err != nil {
+		b.Fatalf("build: %v %s", err, out)
+	}
+	x := &binary{admin: freeAddr(b), agent: freeAddr(b), dataDir: filepath.Join(dir, "data")}
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(os.Environ(), "XAVYO_DATA_DIR="+x.dataDir, "XAVYO_ADMIN_ADDR="+x.admin,
+		"XAVYO_AGENT_ADDR="+x.agent, "XAVYO_DEFAULT_ADMIN_PASSWORD=Initial-passphrase-1", "XAVYO_LOG_LEVEL=error")
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() })
+	x.admin, x.agent = "http://"+x.admin, "https://"+x.agent
+	for i := 0; ; i++ {
+		if resp, err := http.Get(x.admin + "/readyz"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if i > 200 {
+			b.Fatal("server did not start")
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	x.token = regexp.MustCompile(`xvb_[A-Za-z0-9_-]+`).FindString(out.String())
+	tenants := mustJSON(b, x.admin+"/api/v1/tenants", x.token)
+	x.tenantID = tenants["items"].([]any)[0].(map[string]any)["id"].(string)
+	return x
 }
 
 func mustJSON(b *testing.B, url, bearer string) map[string]any {

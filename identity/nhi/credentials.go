@@ -2,7 +2,15 @@ package nhi
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"encoding/json"
+	"fmt"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 
 	"github.com/google/uuid"
 
@@ -174,4 +182,87 @@ func (s *Service) VerifySecret(ctx context.Context, clientID, secret string) (*N
 		return nil, bad
 	}
 	return n, nil
+}
+
+// ClientKeysInput replaces the public keys an NHI signs private_key_jwt
+// client assertions with.
+type ClientKeysInput struct {
+	// Keys is a JWK set of public keys (ES256, RS256 ≥ 2048 bits or EdDSA), each with a unique kid.
+	Keys json.RawMessage `json:"keys"`
+}
+
+// ClientKeys is an NHI client's registered public keys.
+type ClientKeys struct {
+	ClientID string          `json:"client_id"`
+	Keys     json.RawMessage `json:"keys"`
+}
+
+// SetClientKeys validates and stores the public keys for private_key_jwt
+// (manage permission). Private key material is refused.
+func (s *Service) SetClientKeys(ctx context.Context, id uuid.UUID, in ClientKeysInput) (*ClientKeys, error) {
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal([]byte(`{"keys":`+string(in.Keys)+`}`), &set); err != nil || len(in.Keys) == 0 {
+		return nil, apperr.Invalid("keys", "must be an array of JWKs")
+	}
+	if len(set.Keys) > 10 {
+		return nil, apperr.Invalid("keys", "at most 10 keys")
+	}
+	seen := map[string]bool{}
+	for i, k := range set.Keys {
+		field := fmt.Sprintf("keys[%d]", i)
+		if !k.IsPublic() {
+			return nil, apperr.Invalid(field, "must be a public key (private material is never accepted)")
+		}
+		if k.KeyID == "" || seen[k.KeyID] {
+			return nil, apperr.Invalid(field, "needs a unique kid")
+		}
+		seen[k.KeyID] = true
+		switch pk := k.Key.(type) {
+		case *ecdsa.PublicKey:
+			if pk.Curve != elliptic.P256() {
+				return nil, apperr.Invalid(field, "EC keys must be P-256 (ES256)")
+			}
+		case *rsa.PublicKey:
+			if pk.N.BitLen() < 2048 {
+				return nil, apperr.Invalid(field, "RSA keys must be at least 2048 bits")
+			}
+		case ed25519.PublicKey:
+		default:
+			return nil, apperr.Invalid(field, "must be an EC P-256, RSA or Ed25519 key")
+		}
+		if k.Use != "" && k.Use != "sig" {
+			return nil, apperr.Invalid(field, `use must be "sig"`)
+		}
+	}
+	raw, _ := json.Marshal(set)
+	var out *ClientKeys
+	var n *NHI
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		var err error
+		if n, err = get(ctx, tx, id, true); err != nil {
+			return err
+		}
+		if err := s.authorize(ctx, tx, n, PermManage); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE oauth_clients SET jwks = $1, updated_at = $2, version = version + 1 WHERE tenant_id = $3 AND nhi_id = $4`,
+			string(raw), s.now(), tx.TenantID(), id); err != nil {
+			return err
+		}
+		keys, _ := json.Marshal(set.Keys)
+		out = &ClientKeys{ClientID: n.ClientID, Keys: keys}
+		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: SecretEvent, ID: id.String(), Version: n.Version}, map[string]any{"client_keys": len(set.Keys)})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, s.audit(ctx, "nhi.client_keys.set", n, map[string]any{"kids": keysOf(set)})
+}
+
+func keysOf(set jose.JSONWebKeySet) []string {
+	var out []string
+	for _, k := range set.Keys {
+		out = append(out, k.KeyID)
+	}
+	return out
 }

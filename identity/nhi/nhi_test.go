@@ -2,11 +2,17 @@ package nhi_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/google/uuid"
 
 	"github.com/xavyo/xavyo/identity/directory"
@@ -222,4 +228,26 @@ func TestObjectPermissions(t *testing.T) {
 			t.Fatalf("manage permission changed the lifecycle: %v", err)
 		}
 	})
+}
+
+func TestClientKeys(t *testing.T) {
+	f := setup(t, testdb.SQLite(t))
+	c, _ := f.svc.Create(f.ctx, nhi.CreateInput{Kind: nhi.KindAgent, Slug: "k", Name: "K", OwnerID: f.owner})
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pub, _ := jose.JSONWebKey{Key: ec.Public(), KeyID: "k1", Use: "sig"}.MarshalJSON()
+	priv, _ := jose.JSONWebKey{Key: ec, KeyID: "k2"}.MarshalJSON()
+	weak, _ := rsa.GenerateKey(rand.Reader, 1024)
+	weakJSON, _ := jose.JSONWebKey{Key: weak.Public(), KeyID: "k3"}.MarshalJSON()
+	out, err := f.svc.SetClientKeys(f.ctx, c.ID, nhi.ClientKeysInput{Keys: json.RawMessage("[" + string(pub) + "]")})
+	if err != nil || !strings.Contains(string(out.Keys), `"kid":"k1"`) {
+		t.Fatalf("%v %v", out, err)
+	}
+	for name, keys := range map[string]string{
+		"private key": "[" + string(priv) + "]", "weak RSA": "[" + string(weakJSON) + "]", "duplicate kid": "[" + string(pub) + "," + string(pub) + "]",
+		"not an array": `{"kty":"EC"}`, "garbage": `[{"kty":"nope"}]`,
+	} {
+		if _, err := f.svc.SetClientKeys(f.ctx, c.ID, nhi.ClientKeysInput{Keys: json.RawMessage(keys)}); apperr.KindOf(err) != apperr.KindInvalidArgument {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
 }

@@ -52,6 +52,9 @@ func (h *Handler) Mount(api *httpx.API) {
 	api.Handle(httpx.Route{Method: "POST", Path: "/nhis/:id/secrets/rotate", OperationID: "rotateNHISecret",
 		Summary: "Issue a new client secret; current ones work through the grace period (manage)", Tags: t,
 		Response: nhi.Rotated{}, Status: 201, Handler: h.rotate})
+	api.Handle(httpx.Route{Method: "PUT", Path: "/nhis/:id/client-keys", OperationID: "setNHIClientKeys",
+		Summary: "Replace the public keys of private_key_jwt client authentication (manage)", Tags: t,
+		Request: nhi.ClientKeysInput{}, Response: nhi.ClientKeys{}, Example: map[string]any{"keys": []any{}}, Handler: h.clientKeys})
 	api.Handle(httpx.Route{Method: "GET", Path: "/nhis/:id/permissions", OperationID: "listNHIPermissions", Summary: "Who may use or manage the NHI",
 		Tags: t, Response: []nhi.Permission{}, Handler: h.permissions})
 	api.Handle(httpx.Route{Method: "PUT", Path: "/nhis/:id/permissions", OperationID: "grantNHIPermission", Summary: "Grant a user use, manage or admin (admin)",
@@ -249,6 +252,22 @@ func (h *Handler) inactive(c *fiber.Ctx) error {
 
 func (h *Handler) orphaned(c *fiber.Ctx) error {
 	out, err := h.NHIs.Orphaned(c.UserContext())
+	if err != nil {
+		return err
+	}
+	return c.JSON(out)
+}
+
+func (h *Handler) clientKeys(c *fiber.Ctx) error {
+	id, err := httpx.PathUUID(c, "id")
+	if err != nil {
+		return err
+	}
+	var in nhi.ClientKeysInput
+	if err := httpx.DecodeJSON(c, &in); err != nil {
+		return err
+	}
+	out, err := h.NHIs.SetClientKeys(c.UserContext(), id, in)
 	if err != nil {
 		return err
 	}
