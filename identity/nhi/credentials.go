@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -265,4 +266,70 @@ func keysOf(set jose.JSONWebKeySet) []string {
 		out = append(out, k.KeyID)
 	}
 	return out
+}
+
+// ExpiringEvent is the change-event kind that tells an NHI's owners a
+// client secret expires soon (sent once per secret).
+const ExpiringEvent = "nhi.secret_expiring"
+
+// NotifyExpiring publishes an ExpiringEvent for every live secret that
+// expires within the window and was not announced yet; it returns how many
+// it announced. Every tenant is scanned (the system path).
+func (s *Service) NotifyExpiring(ctx context.Context, window time.Duration) (int, error) {
+	now := s.now()
+	n := 0
+	err := s.DB.SystemTx(ctx, func(tx *store.Tx) error {
+		n = 0
+		rows, err := tx.Query(ctx, `UPDATE client_secrets SET expiry_notified_at = $1
+			WHERE revoked_at IS NULL AND expiry_notified_at IS NULL AND expires_at > $1 AND expires_at <= $2
+			RETURNING tenant_id, id, client, expires_at`, now, now.Add(window))
+		if err != nil {
+			return err
+		}
+		type due struct {
+			tenant, id, client uuid.UUID
+			expires            time.Time
+		}
+		var all []due
+		for rows.Next() {
+			var d due
+			if err := rows.Scan(&d.tenant, &d.id, &d.client, &d.expires); err != nil {
+				rows.Close()
+				return err
+			}
+			all = append(all, d)
+		}
+		rows.Close()
+		for _, d := range all {
+			var nhiID uuid.UUID
+			var owner, backup *uuid.UUID
+			if err := tx.QueryRow(ctx, `SELECT n.id, n.owner_id, n.backup_owner_id FROM oauth_clients c JOIN nhis n ON n.tenant_id = c.tenant_id AND n.id = c.nhi_id
+				WHERE c.tenant_id = $1 AND c.id = $2`, d.tenant, d.client).Scan(&nhiID, &owner, &backup); err != nil {
+				return err
+			}
+			if err := events.Publish(ctx, tx, events.Change{TenantID: d.tenant, Kind: ExpiringEvent, ID: d.id.String(), Version: 1},
+				map[string]any{"nhi_id": nhiID, "owner_id": owner, "backup_owner_id": backup, "expires_at": d.expires}); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// RunExpiryNotices announces secrets expiring within a week, every interval, until ctx ends.
+func (s *Service) RunExpiryNotices(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if _, err := s.NotifyExpiring(ctx, 7*24*time.Hour); err != nil && ctx.Err() == nil {
+			slog.Default().Error("secret expiry notices failed", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }

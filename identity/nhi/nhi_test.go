@@ -183,6 +183,27 @@ func TestSecretRotationGracePeriod(t *testing.T) {
 		if !verify(r.ClientSecret) {
 			t.Fatal("the new secret stopped working")
 		}
+		// The new secret (90-day lifetime) is announced once when a week is
+		// left. (Other tests' tenants share the PostgreSQL database: count
+		// this tenant's notices.)
+		notices := func() int {
+			var n int
+			_ = db.InTenantRead(f.ctx, func(tx *store.Tx) error {
+				return tx.QueryRow(f.ctx, `SELECT COUNT(*) FROM outbox WHERE tenant_id = $1 AND kind = $2`, tx.TenantID(), nhi.ExpiringEvent).Scan(&n)
+			})
+			return n
+		}
+		if _, err := f.svc.NotifyExpiring(f.ctx, 7*24*time.Hour); err != nil || notices() != 0 {
+			t.Fatalf("early notice: %d %v", notices(), err)
+		}
+		*f.clock = f.clock.Add(84 * 24 * time.Hour)
+		if _, err := f.svc.NotifyExpiring(f.ctx, 7*24*time.Hour); err != nil || notices() != 1 {
+			t.Fatalf("notice: %d %v", notices(), err)
+		}
+		if _, _ = f.svc.NotifyExpiring(f.ctx, 7*24*time.Hour); notices() != 1 {
+			t.Fatal("announced twice")
+		}
+		*f.clock = f.clock.Add(-84 * 24 * time.Hour)
 		secrets, _ := f.svc.Secrets(f.ctx, c.ID)
 		if len(secrets) != 2 || !secrets[0].Active || secrets[1].Active {
 			t.Fatalf("secret list: %+v", secrets)

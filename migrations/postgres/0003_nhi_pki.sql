@@ -86,6 +86,7 @@ CREATE TABLE client_secrets (
     created_at   timestamptz NOT NULL,
     expires_at   timestamptz,
     revoked_at   timestamptz,
+    expiry_notified_at timestamptz,
     PRIMARY KEY (tenant_id, id),
     FOREIGN KEY (tenant_id, client) REFERENCES oauth_clients (tenant_id, id) ON DELETE CASCADE
 );

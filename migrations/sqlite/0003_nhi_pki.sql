@@ -71,6 +71,7 @@ CREATE TABLE client_secrets (
     created_at   TIMESTAMP NOT NULL,
     expires_at   TIMESTAMP,
     revoked_at   TIMESTAMP,
+    expiry_notified_at TIMESTAMP,
     PRIMARY KEY (tenant_id, id),
     FOREIGN KEY (tenant_id, client) REFERENCES oauth_clients (tenant_id, id) ON DELETE CASCADE
 );
