@@ -1,0 +1,636 @@
+package governance
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	_ "time/tzdata" // time windows name IANA zones
+
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// RoleInput creates or changes a role. Entitlements and induced roles,
+// when given, replace the current lists.
+type RoleInput struct {
+	Key            string       `json:"key,omitempty"`
+	Name           *string      `json:"name,omitempty"`
+	Type           string       `json:"type,omitempty"`
+	ParentID       *uuid.UUID   `json:"parent_id,omitempty" doc:"the nil UUID makes it a root"`
+	OwnerID        *uuid.UUID   `json:"owner_id,omitempty"`
+	Requestable    *bool        `json:"requestable,omitempty"`
+	Description    *string      `json:"description,omitempty"`
+	EntitlementIDs *[]uuid.UUID `json:"entitlement_ids,omitempty"`
+	InducedRoleIDs *[]uuid.UUID `json:"induced_role_ids,omitempty"`
+}
+
+const roleCols = `id, key, name, type, parent_id, owner_id, requestable, description, created_at, updated_at, version`
+
+func getRole(ctx context.Context, tx *store.Tx, id uuid.UUID, lock bool) (*Role, error) {
+	q := `SELECT ` + roleCols + ` FROM roles WHERE tenant_id = $1 AND id = $2`
+	if lock {
+		q += ` FOR UPDATE`
+	}
+	var r Role
+	err := tx.QueryRow(ctx, q, tx.TenantID(), id).Scan(&r.ID, &r.Key, &r.Name, &r.Type, &r.ParentID, &r.OwnerID, &r.Requestable, &r.Description,
+		&r.CreatedAt, &r.UpdatedAt, &r.Version)
+	if store.NoRows(err) {
+		return nil, apperr.NotFound("role")
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.Entitlement, err = ids(ctx, tx, `SELECT entitlement_id FROM role_entitlements WHERE tenant_id = $1 AND role_id = $2 ORDER BY entitlement_id`, id)
+	if err != nil {
+		return nil, err
+	}
+	r.Induces, err = ids(ctx, tx, `SELECT induced_role_id FROM role_inducements WHERE tenant_id = $1 AND role_id = $2 ORDER BY induced_role_id`, id)
+	return &r, err
+}
+
+func ids(ctx context.Context, tx *store.Tx, q string, id uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := tx.Query(ctx, q, tx.TenantID(), id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []uuid.UUID{}
+	for rows.Next() {
+		var x uuid.UUID
+		if err := rows.Scan(&x); err != nil {
+			return nil, err
+		}
+		out = append(out, x)
+	}
+	return out, rows.Err()
+}
+
+// roleGraphCheck refuses a parent chain or inducement graph that would
+// contain a cycle through role.
+func roleGraphCheck(ctx context.Context, tx *store.Tx, role uuid.UUID, parent *uuid.UUID, induced []uuid.UUID) error {
+	if parent != nil {
+		cur := *parent
+		for depth := 0; ; depth++ {
+			if cur == role {
+				return apperr.Invalid("parent_id", "would make a cycle in the role hierarchy")
+			}
+			if depth > 64 {
+				return apperr.Invalid("parent_id", "the hierarchy may be at most 64 levels deep")
+			}
+			var next *uuid.UUID
+			err := tx.QueryRow(ctx, `SELECT parent_id FROM roles WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), cur).Scan(&next)
+			if store.NoRows(err) {
+				if cur == *parent {
+					return apperr.Invalid("parent_id", "no such role")
+				}
+				break
+			}
+			if err != nil {
+				return err
+			}
+			if next == nil {
+				break
+			}
+			cur = *next
+		}
+	}
+	// Inducements: no induced role may reach role through inducements or parents.
+	seen := map[uuid.UUID]bool{}
+	stack := slices.Clone(induced)
+	for len(stack) > 0 {
+		cur := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if cur == role {
+			return apperr.Invalid("induced_role_ids", "would make a cycle of inducements")
+		}
+		if seen[cur] {
+			continue
+		}
+		seen[cur] = true
+		if len(seen) > 10000 {
+			return apperr.Invalid("induced_role_ids", "the inducement graph is too large")
+		}
+		next, err := ids(ctx, tx, `SELECT induced_role_id FROM role_inducements WHERE tenant_id = $1 AND role_id = $2`, cur)
+		if err != nil {
+			return err
+		}
+		var p *uuid.UUID
+		if err := tx.QueryRow(ctx, `SELECT parent_id FROM roles WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), cur).Scan(&p); err != nil {
+			if store.NoRows(err) {
+				return apperr.Invalid("induced_role_ids", fmt.Sprintf("no such role %s", cur))
+			}
+			return err
+		}
+		if p != nil {
+			next = append(next, *p)
+		}
+		stack = append(stack, next...)
+	}
+	return nil
+}
+
+func (s *Service) writeRoleLinks(ctx context.Context, tx *store.Tx, r *Role, in RoleInput) error {
+	now := s.now()
+	if in.EntitlementIDs != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM role_entitlements WHERE tenant_id = $1 AND role_id = $2`, tx.TenantID(), r.ID); err != nil {
+			return err
+		}
+		list := slices.Clone(*in.EntitlementIDs)
+		slices.SortFunc(list, func(a, b uuid.UUID) int { return strings.Compare(a.String(), b.String()) })
+		list = slices.Compact(list)
+		for _, e := range list {
+			if ok, err := exists(ctx, tx, "entitlements", e); err != nil || !ok {
+				if err == nil {
+					err = apperr.Invalid("entitlement_ids", fmt.Sprintf("no such entitlement %s", e))
+				}
+				return err
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO role_entitlements (tenant_id, role_id, entitlement_id, created_at) VALUES ($1, $2, $3, $4)`,
+				tx.TenantID(), r.ID, e, now); err != nil {
+				return err
+			}
+		}
+		r.Entitlement = list
+	}
+	if in.InducedRoleIDs != nil {
+		list := slices.Clone(*in.InducedRoleIDs)
+		slices.SortFunc(list, func(a, b uuid.UUID) int { return strings.Compare(a.String(), b.String()) })
+		list = slices.Compact(list)
+		if err := roleGraphCheck(ctx, tx, r.ID, nil, list); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM role_inducements WHERE tenant_id = $1 AND role_id = $2`, tx.TenantID(), r.ID); err != nil {
+			return err
+		}
+		for _, x := range list {
+			if _, err := tx.Exec(ctx, `INSERT INTO role_inducements (tenant_id, role_id, induced_role_id, created_at) VALUES ($1, $2, $3, $4)`,
+				tx.TenantID(), r.ID, x, now); err != nil {
+				return err
+			}
+		}
+		r.Induces = list
+	}
+	return nil
+}
+
+// CreateRole makes a role.
+func (s *Service) CreateRole(ctx context.Context, in RoleInput) (*Role, error) {
+	if err := validKey("key", in.Key); err != nil {
+		return nil, err
+	}
+	if in.Name == nil {
+		return nil, apperr.Invalid("name", "is required")
+	}
+	if err := validName(*in.Name); err != nil {
+		return nil, err
+	}
+	if in.Type == "" {
+		in.Type = "business"
+	}
+	if err := oneOf("type", in.Type, "business", "it"); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	r := &Role{ID: uuid.Must(uuid.NewV7()), Key: in.Key, Name: *in.Name, Type: in.Type, OwnerID: in.OwnerID, CreatedAt: now, UpdatedAt: now,
+		Version: 1, Entitlement: []uuid.UUID{}, Induces: []uuid.UUID{}}
+	if in.ParentID != nil && *in.ParentID != uuid.Nil {
+		r.ParentID = in.ParentID
+	}
+	if in.Requestable != nil {
+		r.Requestable = *in.Requestable
+	}
+	if in.Description != nil {
+		r.Description = *in.Description
+	}
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		if err := userExists(ctx, tx, "owner_id", r.OwnerID); err != nil {
+			return err
+		}
+		if err := roleGraphCheck(ctx, tx, r.ID, r.ParentID, nil); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO roles (tenant_id, id, key, name, type, parent_id, owner_id, requestable, description, created_at, updated_at, version)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 1)`, tx.TenantID(), r.ID, r.Key, r.Name, r.Type, r.ParentID, r.OwnerID, r.Requestable,
+			r.Description, now)
+		if apperr.KindOf(err) == apperr.KindAlreadyExists {
+			return apperr.New(apperr.KindAlreadyExists, "a role with key %q already exists", r.Key)
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.writeRoleLinks(ctx, tx, r, in); err != nil {
+			return err
+		}
+		return s.change(ctx, tx, "role", r.ID, 1, r)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return r, s.audit(ctx, "governance.role.create", "role", r.ID, r)
+}
+
+// GetRole returns a role with its entitlements and inducements.
+func (s *Service) GetRole(ctx context.Context, id uuid.UUID) (*Role, error) {
+	var r *Role
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		var err error
+		r, err = getRole(ctx, tx, id, false)
+		return err
+	})
+	return r, err
+}
+
+// ListRoles lists roles by key.
+func (s *Service) ListRoles(ctx context.Context, limit int, afterKey string) ([]*Role, bool, error) {
+	var out []*Role
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		keys, err := tx.Query(ctx, `SELECT id FROM roles WHERE tenant_id = $1 AND key > $2 ORDER BY key LIMIT $3`, tx.TenantID(), afterKey, limit+1)
+		if err != nil {
+			return err
+		}
+		var list []uuid.UUID
+		for keys.Next() {
+			var id uuid.UUID
+			if err := keys.Scan(&id); err != nil {
+				keys.Close()
+				return err
+			}
+			list = append(list, id)
+		}
+		keys.Close()
+		out = []*Role{}
+		for _, id := range list {
+			r, err := getRole(ctx, tx, id, false)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if len(out) > limit {
+		return out[:limit], true, err
+	}
+	return out, false, err
+}
+
+// UpdateRole changes a role.
+func (s *Service) UpdateRole(ctx context.Context, id uuid.UUID, in RoleInput, ifVersion int64) (*Role, error) {
+	if in.Key != "" || in.Type != "" {
+		return nil, apperr.Invalid("key", "key and type cannot change")
+	}
+	var r *Role
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		var err error
+		if r, err = getRole(ctx, tx, id, true); err != nil {
+			return err
+		}
+		if err := checkVersion("role", r.Version, ifVersion); err != nil {
+			return err
+		}
+		if in.Name != nil {
+			if err := validName(*in.Name); err != nil {
+				return err
+			}
+			r.Name = *in.Name
+		}
+		if in.ParentID != nil {
+			if *in.ParentID == uuid.Nil {
+				r.ParentID = nil
+			} else {
+				if err := roleGraphCheck(ctx, tx, id, in.ParentID, nil); err != nil {
+					return err
+				}
+				r.ParentID = in.ParentID
+			}
+		}
+		if in.OwnerID != nil {
+			if err := userExists(ctx, tx, "owner_id", in.OwnerID); err != nil {
+				return err
+			}
+			r.OwnerID = in.OwnerID
+		}
+		if in.Requestable != nil {
+			r.Requestable = *in.Requestable
+		}
+		if in.Description != nil {
+			r.Description = *in.Description
+		}
+		r.UpdatedAt, r.Version = s.now(), r.Version+1
+		if _, err := tx.Exec(ctx, `UPDATE roles SET name = $1, parent_id = $2, owner_id = $3, requestable = $4, description = $5, updated_at = $6, version = $7
+			WHERE tenant_id = $8 AND id = $9`, r.Name, r.ParentID, r.OwnerID, r.Requestable, r.Description, r.UpdatedAt, r.Version, tx.TenantID(), id); err != nil {
+			return err
+		}
+		if err := s.writeRoleLinks(ctx, tx, r, in); err != nil {
+			return err
+		}
+		return s.change(ctx, tx, "role", id, r.Version, r)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return r, s.audit(ctx, "governance.role.update", "role", id, in)
+}
+
+// DeleteRole removes a role without child roles, its links and its assignments.
+func (s *Service) DeleteRole(ctx context.Context, id uuid.UUID) error {
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		if ok, err := exists(ctx, tx, "roles", id); err != nil || !ok {
+			if err == nil {
+				err = apperr.NotFound("role")
+			}
+			return err
+		}
+		var children int
+		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM roles WHERE tenant_id = $1 AND parent_id = $2`, tx.TenantID(), id).Scan(&children); err != nil {
+			return err
+		}
+		if children > 0 {
+			return apperr.New(apperr.KindConflict, "the role has %d child roles; move or delete them first", children)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM assignments WHERE tenant_id = $1 AND target_type = 'role' AND target_id = $2`, tx.TenantID(), id); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM roles WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id); err != nil {
+			return err
+		}
+		return s.change(ctx, tx, "role", id, 0, map[string]bool{"deleted": true})
+	})
+	if err != nil {
+		return err
+	}
+	return s.audit(ctx, "governance.role.delete", "role", id, nil)
+}
+
+// ---- assignments ----
+
+// AssignmentInput creates or changes an assignment.
+type AssignmentInput struct {
+	SubjectType   string       `json:"subject_type,omitempty"`
+	SubjectID     uuid.UUID    `json:"subject_id,omitempty"`
+	TargetType    string       `json:"target_type,omitempty"`
+	TargetID      uuid.UUID    `json:"target_id,omitempty"`
+	Source        string       `json:"source,omitempty" doc:"direct (default), birthright or request"`
+	ValidFrom     *time.Time   `json:"valid_from,omitempty"`
+	ValidUntil    *time.Time   `json:"valid_until,omitempty"`
+	Justification *string      `json:"justification,omitempty"`
+	Constraints   *Constraints `json:"constraints,omitempty"`
+}
+
+const assignCols = `id, subject_type, subject_id, target_type, target_id, source, valid_from, valid_until, justification, constraints,
+	created_by, created_at, updated_at, version`
+
+func scanAssignment(row interface{ Scan(...any) error }) (*Assignment, error) {
+	var a Assignment
+	var c []byte
+	if err := row.Scan(&a.ID, &a.SubjectType, &a.SubjectID, &a.TargetType, &a.TargetID, &a.Source, &a.ValidFrom, &a.ValidUntil, &a.Justification,
+		&c, &a.CreatedBy, &a.CreatedAt, &a.UpdatedAt, &a.Version); err != nil {
+		return nil, err
+	}
+	_ = json.Unmarshal(c, &a.Constraints)
+	return &a, nil
+}
+
+// Validate checks constraints.
+func (c *Constraints) Validate() error {
+	if c.RateLimitPerMinute < 0 || c.RateLimitPerMinute > 1_000_000 {
+		return apperr.Invalid("constraints.rate_limit_per_minute", "must be from 0 to 1000000")
+	}
+	if len(c.ArgumentConstraints) > 100 {
+		return apperr.Invalid("constraints.argument_constraints", "at most 100 arguments")
+	}
+	for name, vals := range c.ArgumentConstraints {
+		if name == "" || len(vals) == 0 || len(vals) > 1000 {
+			return apperr.Invalid("constraints.argument_constraints", "each argument lists 1 to 1000 allowed values")
+		}
+		for _, v := range vals {
+			if !json.Valid(v) {
+				return apperr.Invalid("constraints.argument_constraints", "values must be JSON")
+			}
+		}
+	}
+	for i := range c.TimeWindows {
+		w := &c.TimeWindows[i]
+		if _, err := parseClock(w.Start); err != nil {
+			return apperr.Invalid("constraints.time_windows.start", "must be HH:MM")
+		}
+		if _, err := parseClock(w.End); err != nil {
+			return apperr.Invalid("constraints.time_windows.end", "must be HH:MM")
+		}
+		if w.TZ != "" {
+			if _, err := time.LoadLocation(w.TZ); err != nil {
+				return apperr.Invalid("constraints.time_windows.tz", "must be an IANA time zone")
+			}
+		}
+		for _, d := range w.Days {
+			if d < 0 || d > 6 {
+				return apperr.Invalid("constraints.time_windows.days", "days are 0 (Sunday) to 6 (Saturday)")
+			}
+		}
+	}
+	return nil
+}
+
+func parseClock(s string) (int, error) {
+	t, err := time.Parse("15:04", s)
+	if err != nil {
+		return 0, err
+	}
+	return t.Hour()*60 + t.Minute(), nil
+}
+
+// CreateAssignment grants an entitlement or role to a user, group or NHI.
+func (s *Service) CreateAssignment(ctx context.Context, in AssignmentInput) (*Assignment, error) {
+	if err := oneOf("subject_type", in.SubjectType, SubjectUser, SubjectGroup, SubjectNHI); err != nil {
+		return nil, err
+	}
+	if err := oneOf("target_type", in.TargetType, "entitlement", "role"); err != nil {
+		return nil, err
+	}
+	if in.Source == "" {
+		in.Source = SourceDirect
+	}
+	if err := oneOf("source", in.Source, SourceDirect, SourceBirthright, SourceRequest); err != nil {
+		return nil, err
+	}
+	if in.ValidFrom != nil && in.ValidUntil != nil && !in.ValidUntil.After(*in.ValidFrom) {
+		return nil, apperr.Invalid("valid_until", "must be after valid_from")
+	}
+	now := s.now()
+	a := &Assignment{ID: uuid.Must(uuid.NewV7()), SubjectType: in.SubjectType, SubjectID: in.SubjectID, TargetType: in.TargetType, TargetID: in.TargetID,
+		Source: in.Source, ValidFrom: utc(in.ValidFrom), ValidUntil: utc(in.ValidUntil), CreatedAt: now, UpdatedAt: now, Version: 1}
+	if in.Justification != nil {
+		if len(*in.Justification) > 2000 {
+			return nil, apperr.Invalid("justification", "must be at most 2000 characters")
+		}
+		a.Justification = *in.Justification
+	}
+	if in.Constraints != nil {
+		if err := in.Constraints.Validate(); err != nil {
+			return nil, err
+		}
+		a.Constraints = *in.Constraints
+	}
+	if p := principal.From(ctx); p != nil {
+		a.CreatedBy = string(p.Kind) + ":" + p.SubjectID
+	}
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		table := map[string]string{SubjectUser: "users", SubjectGroup: "groups", SubjectNHI: "nhis"}[a.SubjectType]
+		if ok, err := exists(ctx, tx, table, a.SubjectID); err != nil || !ok {
+			if err == nil {
+				err = apperr.Invalid("subject_id", "no such "+a.SubjectType+" in this tenant")
+			}
+			return err
+		}
+		target := map[string]string{"entitlement": "entitlements", "role": "roles"}[a.TargetType]
+		if ok, err := exists(ctx, tx, target, a.TargetID); err != nil || !ok {
+			if err == nil {
+				err = apperr.Invalid("target_id", "no such "+a.TargetType+" in this tenant")
+			}
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO assignments (tenant_id, id, subject_type, subject_id, target_type, target_id, source, valid_from, valid_until,
+			justification, constraints, created_by, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, 1)`,
+			tx.TenantID(), a.ID, a.SubjectType, a.SubjectID, a.TargetType, a.TargetID, a.Source, a.ValidFrom, a.ValidUntil, a.Justification,
+			marshal(a.Constraints), a.CreatedBy, now); err != nil {
+			return err
+		}
+		return s.change(ctx, tx, "assignment", a.ID, 1, a)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, s.audit(ctx, "governance.assignment.create", "assignment", a.ID, a)
+}
+
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC().Truncate(time.Microsecond)
+	return &u
+}
+
+// GetAssignment returns an assignment.
+func (s *Service) GetAssignment(ctx context.Context, id uuid.UUID) (*Assignment, error) {
+	var a *Assignment
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		var err error
+		a, err = scanAssignment(tx.QueryRow(ctx, `SELECT `+assignCols+` FROM assignments WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id))
+		return err
+	})
+	if store.NoRows(err) {
+		return nil, apperr.NotFound("assignment")
+	}
+	return a, err
+}
+
+// ListAssignmentsOptions filters assignments.
+type ListAssignmentsOptions struct {
+	SubjectType string
+	SubjectID   uuid.UUID
+	TargetType  string
+	TargetID    uuid.UUID
+	Limit       int
+	After       uuid.UUID
+}
+
+// ListAssignments lists assignments by ID.
+func (s *Service) ListAssignments(ctx context.Context, o ListAssignmentsOptions) ([]*Assignment, bool, error) {
+	var out []*Assignment
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		out = []*Assignment{}
+		rows, err := tx.Query(ctx, `SELECT `+assignCols+` FROM assignments WHERE tenant_id = $1 AND id > $2
+			AND ($3 = '' OR subject_type = $3) AND ($4 = $5 OR subject_id = $4) AND ($6 = '' OR target_type = $6) AND ($7 = $5 OR target_id = $7)
+			ORDER BY id LIMIT $8`, tx.TenantID(), o.After, o.SubjectType, o.SubjectID, uuid.Nil, o.TargetType, o.TargetID, o.Limit+1)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			a, err := scanAssignment(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, a)
+		}
+		return rows.Err()
+	})
+	if len(out) > o.Limit {
+		return out[:o.Limit], true, err
+	}
+	return out, false, err
+}
+
+// UpdateAssignment changes an assignment's window, justification or constraints.
+func (s *Service) UpdateAssignment(ctx context.Context, id uuid.UUID, in AssignmentInput, ifVersion int64) (*Assignment, error) {
+	if in.SubjectType != "" || in.TargetType != "" || in.SubjectID != uuid.Nil || in.TargetID != uuid.Nil || in.Source != "" {
+		return nil, apperr.Invalid("subject_id", "subject, target and source cannot change; create another assignment")
+	}
+	var a *Assignment
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		var err error
+		a, err = scanAssignment(tx.QueryRow(ctx, `SELECT `+assignCols+` FROM assignments WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tx.TenantID(), id))
+		if store.NoRows(err) {
+			return apperr.NotFound("assignment")
+		}
+		if err != nil {
+			return err
+		}
+		if err := checkVersion("assignment", a.Version, ifVersion); err != nil {
+			return err
+		}
+		if in.ValidFrom != nil {
+			a.ValidFrom = utc(in.ValidFrom)
+		}
+		if in.ValidUntil != nil {
+			a.ValidUntil = utc(in.ValidUntil)
+		}
+		if a.ValidFrom != nil && a.ValidUntil != nil && !a.ValidUntil.After(*a.ValidFrom) {
+			return apperr.Invalid("valid_until", "must be after valid_from")
+		}
+		if in.Justification != nil {
+			a.Justification = *in.Justification
+		}
+		if in.Constraints != nil {
+			if err := in.Constraints.Validate(); err != nil {
+				return err
+			}
+			a.Constraints = *in.Constraints
+		}
+		a.UpdatedAt, a.Version = s.now(), a.Version+1
+		if _, err := tx.Exec(ctx, `UPDATE assignments SET valid_from = $1, valid_until = $2, justification = $3, constraints = $4, updated_at = $5, version = $6
+			WHERE tenant_id = $7 AND id = $8`, a.ValidFrom, a.ValidUntil, a.Justification, marshal(a.Constraints), a.UpdatedAt, a.Version, tx.TenantID(), id); err != nil {
+			return err
+		}
+		return s.change(ctx, tx, "assignment", id, a.Version, a)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, s.audit(ctx, "governance.assignment.update", "assignment", id, in)
+}
+
+// DeleteAssignment removes an assignment.
+func (s *Service) DeleteAssignment(ctx context.Context, id uuid.UUID) error {
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		r, err := tx.Exec(ctx, `DELETE FROM assignments WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id)
+		if err != nil {
+			return err
+		}
+		if n, _ := r.RowsAffected(); n == 0 {
+			return apperr.NotFound("assignment")
+		}
+		return s.change(ctx, tx, "assignment", id, 0, map[string]bool{"deleted": true})
+	})
+	if err != nil {
+		return err
+	}
+	return s.audit(ctx, "governance.assignment.delete", "assignment", id, nil)
+}

@@ -1,0 +1,594 @@
+package governance
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/audit"
+	"github.com/xavyo/xavyo/internal/events"
+	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/xavyo/xavyo/internal/reqid"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// Auditor is what governance needs of the audit log.
+type Auditor interface {
+	AppendSync(ctx context.Context, e audit.Entry) error
+	Append(ctx context.Context, e audit.Entry) (*audit.Receipt, error)
+}
+
+// Service manages the governance records of the tenant in the context.
+type Service struct {
+	DB    *store.DB
+	Audit Auditor
+	// Now is the clock (default store.Now).
+	Now func() time.Time
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC().Truncate(time.Microsecond)
+	}
+	return store.Now()
+}
+
+var keyRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._:-]{0,127}$`)
+
+func validKey(field, k string) error {
+	if !keyRE.MatchString(k) {
+		return apperr.Invalid(field, "must be 1 to 128 characters of a-z, 0-9 and . _ : -, starting with a letter or digit")
+	}
+	return nil
+}
+
+func validName(n string) error {
+	if strings.TrimSpace(n) == "" || len(n) > 200 {
+		return apperr.Invalid("name", "must be 1 to 200 characters")
+	}
+	return nil
+}
+
+func oneOf(field, v string, allowed ...string) error {
+	if !slices.Contains(allowed, v) {
+		return apperr.Invalid(field, "must be one of "+strings.Join(allowed, ", "))
+	}
+	return nil
+}
+
+// change publishes a change event and returns the audit entry to record
+// after commit.
+func (s *Service) change(ctx context.Context, tx *store.Tx, kind string, id uuid.UUID, version int64, payload any) error {
+	return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: EventPrefix + kind, ID: id.String(), Version: version}, payload)
+}
+
+func (s *Service) audit(ctx context.Context, action, kind string, id uuid.UUID, details any) error {
+	if s.Audit == nil {
+		return nil
+	}
+	tid, _ := store.TenantFrom(ctx)
+	e := audit.Entry{TenantID: tid, Action: action, TargetKind: kind, TargetID: id.String(), RequestID: reqid.From(ctx), Details: details}.
+		ActorFrom(principal.From(ctx))
+	if err := s.Audit.AppendSync(ctx, e); err != nil {
+		return apperr.Wrap(err, apperr.KindUnavailable, "audit log unavailable")
+	}
+	return nil
+}
+
+func checkVersion(what string, have, want int64) error {
+	if want != 0 && have != want {
+		return apperr.New(apperr.KindPreconditionFailed, "%s changed since version %d (now %d)", what, want, have)
+	}
+	return nil
+}
+
+// exists reports whether a row of table with id exists in the tenant.
+func exists(ctx context.Context, tx *store.Tx, table string, id uuid.UUID) (bool, error) {
+	var n int
+	err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM `+table+` WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id).Scan(&n)
+	return n > 0, err
+}
+
+func userExists(ctx context.Context, tx *store.Tx, field string, id *uuid.UUID) error {
+	if id == nil {
+		return nil
+	}
+	ok, err := exists(ctx, tx, "users", *id)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return apperr.Invalid(field, "no such user in this tenant")
+	}
+	return nil
+}
+
+func marshal(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// ---- applications ----
+
+// ApplicationInput creates or changes an application.
+type ApplicationInput struct {
+	Key         string     `json:"key,omitempty"`
+	Name        *string    `json:"name,omitempty"`
+	Type        string     `json:"type,omitempty"`
+	Status      *string    `json:"status,omitempty"`
+	OwnerID     *uuid.UUID `json:"owner_id,omitempty"`
+	Description *string    `json:"description,omitempty"`
+}
+
+const appCols = `id, key, name, type, status, owner_id, nhi_id, description, created_at, updated_at, version`
+
+func scanApp(row interface{ Scan(...any) error }) (*Application, error) {
+	var a Application
+	err := row.Scan(&a.ID, &a.Key, &a.Name, &a.Type, &a.Status, &a.OwnerID, &a.NHIID, &a.Description, &a.CreatedAt, &a.UpdatedAt, &a.Version)
+	return &a, err
+}
+
+// CreateApplication registers an application.
+func (s *Service) CreateApplication(ctx context.Context, in ApplicationInput) (*Application, error) {
+	return s.createApplication(ctx, in, nil)
+}
+
+func (s *Service) createApplication(ctx context.Context, in ApplicationInput, nhiID *uuid.UUID) (*Application, error) {
+	if err := validKey("key", in.Key); err != nil {
+		return nil, err
+	}
+	if in.Name == nil {
+		return nil, apperr.Invalid("name", "is required")
+	}
+	if err := validName(*in.Name); err != nil {
+		return nil, err
+	}
+	if in.Type == "" {
+		in.Type = "generic"
+	}
+	if err := oneOf("type", in.Type, "generic", "mcp_server", "a2a_agent", "saas", "internal"); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	a := &Application{ID: uuid.Must(uuid.NewV7()), Key: in.Key, Name: *in.Name, Type: in.Type, Status: "active", OwnerID: in.OwnerID, NHIID: nhiID,
+		CreatedAt: now, UpdatedAt: now, Version: 1}
+	if in.Description != nil {
+		a.Description = *in.Description
+	}
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		if err := userExists(ctx, tx, "owner_id", a.OwnerID); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO applications (tenant_id, id, key, name, type, status, owner_id, nhi_id, description, created_at, updated_at, version)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 1)`, tx.TenantID(), a.ID, a.Key, a.Name, a.Type, a.Status, a.OwnerID, a.NHIID, a.Description, now)
+		if apperr.KindOf(err) == apperr.KindAlreadyExists {
+			return apperr.New(apperr.KindAlreadyExists, "an application with key %q already exists", a.Key)
+		}
+		if err != nil {
+			return err
+		}
+		return s.change(ctx, tx, "application", a.ID, 1, a)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, s.audit(ctx, "governance.application.create", "application", a.ID, a)
+}
+
+// GetApplication returns an application.
+func (s *Service) GetApplication(ctx context.Context, id uuid.UUID) (*Application, error) {
+	var a *Application
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		var err error
+		a, err = scanApp(tx.QueryRow(ctx, `SELECT `+appCols+` FROM applications WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id))
+		return err
+	})
+	if store.NoRows(err) {
+		return nil, apperr.NotFound("application")
+	}
+	return a, err
+}
+
+// ListApplications lists applications by key.
+func (s *Service) ListApplications(ctx context.Context, typ string, limit int, afterKey string) ([]*Application, bool, error) {
+	var out []*Application
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		out = []*Application{}
+		rows, err := tx.Query(ctx, `SELECT `+appCols+` FROM applications WHERE tenant_id = $1 AND ($2 = '' OR type = $2) AND key > $3 ORDER BY key LIMIT $4`,
+			tx.TenantID(), typ, afterKey, limit+1)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			a, err := scanApp(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, a)
+		}
+		return rows.Err()
+	})
+	if len(out) > limit {
+		return out[:limit], true, err
+	}
+	return out, false, err
+}
+
+// UpdateApplication changes an application.
+func (s *Service) UpdateApplication(ctx context.Context, id uuid.UUID, in ApplicationInput, ifVersion int64) (*Application, error) {
+	if in.Key != "" || in.Type != "" {
+		return nil, apperr.Invalid("key", "key and type cannot change")
+	}
+	var a *Application
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		var err error
+		a, err = scanApp(tx.QueryRow(ctx, `SELECT `+appCols+` FROM applications WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tx.TenantID(), id))
+		if store.NoRows(err) {
+			return apperr.NotFound("application")
+		}
+		if err != nil {
+			return err
+		}
+		if err := checkVersion("application", a.Version, ifVersion); err != nil {
+			return err
+		}
+		if in.Name != nil {
+			if err := validName(*in.Name); err != nil {
+				return err
+			}
+			a.Name = *in.Name
+		}
+		if in.Status != nil {
+			if err := oneOf("status", *in.Status, "active", "inactive", "retired"); err != nil {
+				return err
+			}
+			a.Status = *in.Status
+		}
+		if in.OwnerID != nil {
+			if err := userExists(ctx, tx, "owner_id", in.OwnerID); err != nil {
+				return err
+			}
+			a.OwnerID = in.OwnerID
+		}
+		if in.Description != nil {
+			a.Description = *in.Description
+		}
+		a.UpdatedAt, a.Version = s.now(), a.Version+1
+		if _, err := tx.Exec(ctx, `UPDATE applications SET name = $1, status = $2, owner_id = $3, description = $4, updated_at = $5, version = $6
+			WHERE tenant_id = $7 AND id = $8`, a.Name, a.Status, a.OwnerID, a.Description, a.UpdatedAt, a.Version, tx.TenantID(), id); err != nil {
+			return err
+		}
+		return s.change(ctx, tx, "application", id, a.Version, a)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, s.audit(ctx, "governance.application.update", "application", id, in)
+}
+
+// DeleteApplication removes an application, its entitlements and every
+// assignment of them.
+func (s *Service) DeleteApplication(ctx context.Context, id uuid.UUID) error {
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		if ok, err := exists(ctx, tx, "applications", id); err != nil || !ok {
+			if err == nil {
+				err = apperr.NotFound("application")
+			}
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM assignments WHERE tenant_id = $1 AND target_type = 'entitlement'
+			AND target_id IN (SELECT id FROM entitlements WHERE tenant_id = $1 AND application_id = $2)`, tx.TenantID(), id); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM applications WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id); err != nil {
+			return err
+		}
+		return s.change(ctx, tx, "application", id, 0, map[string]bool{"deleted": true})
+	})
+	if err != nil {
+		return err
+	}
+	return s.audit(ctx, "governance.application.delete", "application", id, nil)
+}
+
+// ---- entitlements ----
+
+// EntitlementInput creates or changes an entitlement.
+type EntitlementInput struct {
+	Kind           string     `json:"kind,omitempty"`
+	Key            string     `json:"key,omitempty"`
+	Name           *string    `json:"name,omitempty"`
+	Description    *string    `json:"description,omitempty"`
+	RiskLevel      *string    `json:"risk_level,omitempty"`
+	Classification *string    `json:"classification,omitempty"`
+	OwnerID        *uuid.UUID `json:"owner_id,omitempty"`
+	Requestable    *bool      `json:"requestable,omitempty"`
+	ApprovalState  *string    `json:"approval_state,omitempty"`
+}
+
+const entCols = `id, application_id, kind, key, name, description, risk_level, classification, owner_id, requestable, approval_state,
+	definition_hash, created_at, updated_at, version`
+
+func scanEnt(row interface{ Scan(...any) error }) (*Entitlement, error) {
+	var e Entitlement
+	err := row.Scan(&e.ID, &e.ApplicationID, &e.Kind, &e.Key, &e.Name, &e.Description, &e.RiskLevel, &e.Classification, &e.OwnerID,
+		&e.Requestable, &e.ApprovalState, &e.DefinitionHash, &e.CreatedAt, &e.UpdatedAt, &e.Version)
+	return &e, err
+}
+
+func (in *EntitlementInput) apply(e *Entitlement) error {
+	if in.Name != nil {
+		if err := validName(*in.Name); err != nil {
+			return err
+		}
+		e.Name = *in.Name
+	}
+	if in.Description != nil {
+		if len(*in.Description) > 2000 {
+			return apperr.Invalid("description", "must be at most 2000 characters")
+		}
+		e.Description = *in.Description
+	}
+	if in.RiskLevel != nil {
+		if err := oneOf("risk_level", *in.RiskLevel, "low", "medium", "high", "critical"); err != nil {
+			return err
+		}
+		e.RiskLevel = *in.RiskLevel
+	}
+	if in.Classification != nil {
+		if err := oneOf("classification", *in.Classification, "public", "internal", "confidential", "restricted"); err != nil {
+			return err
+		}
+		e.Classification = *in.Classification
+	}
+	if in.OwnerID != nil {
+		e.OwnerID = in.OwnerID
+	}
+	if in.Requestable != nil {
+		e.Requestable = *in.Requestable
+	}
+	if in.ApprovalState != nil {
+		if err := oneOf("approval_state", *in.ApprovalState, Approved, Pending, Quarantined, Rejected); err != nil {
+			return err
+		}
+		e.ApprovalState = *in.ApprovalState
+	}
+	return nil
+}
+
+// CreateEntitlement adds an entitlement to an application. Tool
+// entitlements start pending unless approval_state says otherwise.
+func (s *Service) CreateEntitlement(ctx context.Context, app uuid.UUID, in EntitlementInput) (*Entitlement, error) {
+	if in.Kind == "" {
+		in.Kind = KindGeneric
+	}
+	if err := oneOf("kind", in.Kind, KindGeneric, KindMCPTool, KindA2ACall); err != nil {
+		return nil, err
+	}
+	if err := validKey("key", in.Key); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	e := &Entitlement{ID: uuid.Must(uuid.NewV7()), ApplicationID: app, Kind: in.Kind, Key: in.Key, Name: in.Key, RiskLevel: "medium",
+		Classification: "internal", ApprovalState: Approved, CreatedAt: now, UpdatedAt: now, Version: 1}
+	if in.Kind == KindMCPTool {
+		e.ApprovalState = Pending
+	}
+	if err := in.apply(e); err != nil {
+		return nil, err
+	}
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		if ok, err := exists(ctx, tx, "applications", app); err != nil || !ok {
+			if err == nil {
+				err = apperr.NotFound("application")
+			}
+			return err
+		}
+		if err := userExists(ctx, tx, "owner_id", e.OwnerID); err != nil {
+			return err
+		}
+		return s.insertEntitlement(ctx, tx, e)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return e, s.audit(ctx, "governance.entitlement.create", "entitlement", e.ID, e)
+}
+
+func (s *Service) insertEntitlement(ctx context.Context, tx *store.Tx, e *Entitlement) error {
+	_, err := tx.Exec(ctx, `INSERT INTO entitlements (tenant_id, id, application_id, kind, key, name, description, risk_level, classification,
+		owner_id, requestable, approval_state, definition_hash, created_at, updated_at, version)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, 1)`, tx.TenantID(), e.ID, e.ApplicationID, e.Kind, e.Key, e.Name,
+		e.Description, e.RiskLevel, e.Classification, e.OwnerID, e.Requestable, e.ApprovalState, e.DefinitionHash, e.CreatedAt)
+	if apperr.KindOf(err) == apperr.KindAlreadyExists {
+		return apperr.New(apperr.KindAlreadyExists, "the application already has an entitlement %q", e.Key)
+	}
+	if err != nil {
+		return err
+	}
+	return s.change(ctx, tx, "entitlement", e.ID, 1, e)
+}
+
+// GetEntitlement returns an entitlement.
+func (s *Service) GetEntitlement(ctx context.Context, id uuid.UUID) (*Entitlement, error) {
+	var e *Entitlement
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		var err error
+		e, err = scanEnt(tx.QueryRow(ctx, `SELECT `+entCols+` FROM entitlements WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id))
+		return err
+	})
+	if store.NoRows(err) {
+		return nil, apperr.NotFound("entitlement")
+	}
+	return e, err
+}
+
+// ListEntitlements lists an application's (or every) entitlement by ID.
+func (s *Service) ListEntitlements(ctx context.Context, app uuid.UUID, kind, state string, limit int, after uuid.UUID) ([]*Entitlement, bool, error) {
+	var out []*Entitlement
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		out = []*Entitlement{}
+		rows, err := tx.Query(ctx, `SELECT `+entCols+` FROM entitlements WHERE tenant_id = $1 AND ($2 = $3 OR application_id = $2)
+			AND ($4 = '' OR kind = $4) AND ($5 = '' OR approval_state = $5) AND id > $6 ORDER BY id LIMIT $7`,
+			tx.TenantID(), app, uuid.Nil, kind, state, after, limit+1)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			e, err := scanEnt(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, e)
+		}
+		return rows.Err()
+	})
+	if len(out) > limit {
+		return out[:limit], true, err
+	}
+	return out, false, err
+}
+
+// UpdateEntitlement changes an entitlement (approving a tool included).
+func (s *Service) UpdateEntitlement(ctx context.Context, id uuid.UUID, in EntitlementInput, ifVersion int64) (*Entitlement, error) {
+	if in.Kind != "" || in.Key != "" {
+		return nil, apperr.Invalid("key", "kind and key cannot change")
+	}
+	var e *Entitlement
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		var err error
+		e, err = scanEnt(tx.QueryRow(ctx, `SELECT `+entCols+` FROM entitlements WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tx.TenantID(), id))
+		if store.NoRows(err) {
+			return apperr.NotFound("entitlement")
+		}
+		if err != nil {
+			return err
+		}
+		if err := checkVersion("entitlement", e.Version, ifVersion); err != nil {
+			return err
+		}
+		if err := in.apply(e); err != nil {
+			return err
+		}
+		if err := userExists(ctx, tx, "owner_id", in.OwnerID); err != nil {
+			return err
+		}
+		e.UpdatedAt, e.Version = s.now(), e.Version+1
+		if _, err := tx.Exec(ctx, `UPDATE entitlements SET name = $1, description = $2, risk_level = $3, classification = $4, owner_id = $5,
+			requestable = $6, approval_state = $7, updated_at = $8, version = $9 WHERE tenant_id = $10 AND id = $11`,
+			e.Name, e.Description, e.RiskLevel, e.Classification, e.OwnerID, e.Requestable, e.ApprovalState, e.UpdatedAt, e.Version, tx.TenantID(), id); err != nil {
+			return err
+		}
+		return s.change(ctx, tx, "entitlement", id, e.Version, e)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return e, s.audit(ctx, "governance.entitlement.update", "entitlement", id, in)
+}
+
+// DeleteEntitlement removes an entitlement and its assignments.
+func (s *Service) DeleteEntitlement(ctx context.Context, id uuid.UUID) error {
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		if ok, err := exists(ctx, tx, "entitlements", id); err != nil || !ok {
+			if err == nil {
+				err = apperr.NotFound("entitlement")
+			}
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM assignments WHERE tenant_id = $1 AND target_type = 'entitlement' AND target_id = $2`, tx.TenantID(), id); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM entitlements WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id); err != nil {
+			return err
+		}
+		return s.change(ctx, tx, "entitlement", id, 0, map[string]bool{"deleted": true})
+	})
+	if err != nil {
+		return err
+	}
+	return s.audit(ctx, "governance.entitlement.delete", "entitlement", id, nil)
+}
+
+// Tool is one tool of a catalog sync.
+type Tool struct {
+	Name string `json:"name"`
+	// Hash pins the tool's definition as the upstream sent it.
+	Hash string `json:"hash"`
+}
+
+// SyncResult tells what a catalog sync did to each tool.
+type SyncResult struct {
+	Name          string    `json:"name"`
+	EntitlementID uuid.UUID `json:"entitlement_id"`
+	Outcome       string    `json:"outcome" doc:"created, unchanged or changed"`
+	ApprovalState string    `json:"approval_state"`
+}
+
+// UpsertTools is the catalog-sync hook: one mcp_tool entitlement per tool
+// of an application. A new tool, or one whose definition hash changed, is
+// not callable until approved — unless autoApprove.
+func (s *Service) UpsertTools(ctx context.Context, app uuid.UUID, tools []Tool, autoApprove bool) ([]SyncResult, error) {
+	var out []SyncResult
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		out = out[:0]
+		if ok, err := exists(ctx, tx, "applications", app); err != nil || !ok {
+			if err == nil {
+				err = apperr.NotFound("application")
+			}
+			return err
+		}
+		for _, t := range tools {
+			if err := validKey("tools.name", strings.ToLower(t.Name)); err != nil || t.Hash == "" || len(t.Hash) > 128 {
+				return apperr.Invalid("tools", fmt.Sprintf("tool %q needs a name and a definition hash", t.Name))
+			}
+			e, err := scanEnt(tx.QueryRow(ctx, `SELECT `+entCols+` FROM entitlements WHERE tenant_id = $1 AND application_id = $2 AND key = $3 FOR UPDATE`,
+				tx.TenantID(), app, t.Name))
+			now := s.now()
+			state := Pending
+			if autoApprove {
+				state = Approved
+			}
+			switch {
+			case store.NoRows(err):
+				e = &Entitlement{ID: uuid.Must(uuid.NewV7()), ApplicationID: app, Kind: KindMCPTool, Key: t.Name, Name: t.Name, RiskLevel: "medium",
+					Classification: "internal", ApprovalState: state, DefinitionHash: t.Hash, CreatedAt: now, UpdatedAt: now, Version: 1}
+				if err := s.insertEntitlement(ctx, tx, e); err != nil {
+					return err
+				}
+				out = append(out, SyncResult{Name: t.Name, EntitlementID: e.ID, Outcome: "created", ApprovalState: state})
+			case err != nil:
+				return err
+			case e.DefinitionHash == t.Hash:
+				out = append(out, SyncResult{Name: t.Name, EntitlementID: e.ID, Outcome: "unchanged", ApprovalState: e.ApprovalState})
+			default:
+				if !autoApprove {
+					state = Quarantined
+				}
+				e.Version++
+				if _, err := tx.Exec(ctx, `UPDATE entitlements SET definition_hash = $1, approval_state = $2, updated_at = $3, version = $4
+					WHERE tenant_id = $5 AND id = $6`, t.Hash, state, now, e.Version, tx.TenantID(), e.ID); err != nil {
+					return err
+				}
+				if err := s.change(ctx, tx, "entitlement", e.ID, e.Version, map[string]string{"approval_state": state}); err != nil {
+					return err
+				}
+				out = append(out, SyncResult{Name: t.Name, EntitlementID: e.ID, Outcome: "changed", ApprovalState: state})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, s.audit(ctx, "governance.catalog.sync", "application", app, out)
+}

@@ -1,0 +1,606 @@
+package governance
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/events"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// Step is one link of a grant path: why a subject holds an entitlement.
+type Step struct {
+	Type string    `json:"type" doc:"assignment, group, role, parent_role or induced_role"`
+	ID   uuid.UUID `json:"id"`
+	Key  string    `json:"key,omitempty"`
+}
+
+// Grant is one way a subject holds an entitlement.
+type Grant struct {
+	EntitlementID uuid.UUID   `json:"entitlement_id"`
+	Assignment    *Assignment `json:"assignment"`
+	Path          []Step      `json:"path"`
+}
+
+type subjectKey struct {
+	typ string
+	id  uuid.UUID
+}
+
+type entInfo struct {
+	id       uuid.UUID
+	app      uuid.UUID
+	kind     string
+	key      string
+	approval string
+}
+
+type appInfo struct {
+	key    string
+	status string
+}
+
+type allowSet map[string]struct{}
+
+// compiled holds an assignment's constraints in decision-ready form.
+type compiled struct {
+	args    map[string]allowSet
+	windows []window
+}
+
+type window struct {
+	days       uint8 // bit per weekday; 0 = every day
+	start, end int   // minutes of the day
+	loc        *time.Location
+}
+
+// access is a subject's effective entitlements.
+type access struct {
+	grants map[uuid.UUID][]Grant
+}
+
+// Snapshot is a tenant's effective-access state at one moment: immutable
+// but for its per-subject cache, safe for concurrent readers.
+type Snapshot struct {
+	Tenant  uuid.UUID
+	BuiltAt time.Time
+
+	users       map[uuid.UUID]string
+	nhis        map[uuid.UUID]string
+	groupParent map[uuid.UUID]uuid.UUID
+	userGroups  map[uuid.UUID][]uuid.UUID
+	groupName   map[uuid.UUID]string
+	apps        map[uuid.UUID]appInfo
+	ents        map[uuid.UUID]*entInfo
+	entByKey    map[string]uuid.UUID
+	roleKey     map[uuid.UUID]string
+	roleParent  map[uuid.UUID]uuid.UUID
+	roleEnts    map[uuid.UUID][]uuid.UUID
+	roleInduces map[uuid.UUID][]uuid.UUID
+	bySubject   map[subjectKey][]*Assignment
+	constraints map[uuid.UUID]*compiled
+
+	cache sync.Map // subjectKey → *access
+}
+
+// Stats describes a snapshot's size.
+type Stats struct {
+	Users, Groups, NHIs, Entitlements, Roles, Assignments int
+	BuiltAt                                               time.Time
+}
+
+// Stats returns the snapshot's size.
+func (s *Snapshot) Stats() Stats {
+	n := 0
+	for _, l := range s.bySubject {
+		n += len(l)
+	}
+	return Stats{Users: len(s.users), Groups: len(s.groupName), NHIs: len(s.nhis), Entitlements: len(s.ents), Roles: len(s.roleKey),
+		Assignments: n, BuiltAt: s.BuiltAt}
+}
+
+func compile(c *Constraints) *compiled {
+	if len(c.ArgumentConstraints) == 0 && len(c.TimeWindows) == 0 {
+		return nil
+	}
+	out := &compiled{}
+	if len(c.ArgumentConstraints) > 0 {
+		out.args = map[string]allowSet{}
+		for name, vals := range c.ArgumentConstraints {
+			set := allowSet{}
+			for _, v := range vals {
+				set[canonical(v)] = struct{}{}
+			}
+			out.args[name] = set
+		}
+	}
+	for _, w := range c.TimeWindows {
+		x := window{loc: time.UTC}
+		x.start, _ = parseClock(w.Start)
+		x.end, _ = parseClock(w.End)
+		if w.TZ != "" {
+			if loc, err := time.LoadLocation(w.TZ); err == nil {
+				x.loc = loc
+			}
+		}
+		for _, d := range w.Days {
+			x.days |= 1 << d
+		}
+		out.windows = append(out.windows, x)
+	}
+	return out
+}
+
+// canonical is the comparison form of a JSON value.
+func canonical(v json.RawMessage) string {
+	var b bytes.Buffer
+	if err := json.Compact(&b, v); err != nil {
+		return string(v)
+	}
+	return b.String()
+}
+
+func (w window) contains(t time.Time) bool {
+	t = t.In(w.loc)
+	if w.days != 0 && w.days&(1<<t.Weekday()) == 0 {
+		return false
+	}
+	m := t.Hour()*60 + t.Minute()
+	if w.start <= w.end {
+		return m >= w.start && m < w.end
+	}
+	return m >= w.start || m < w.end // wraps midnight
+}
+
+// build loads a tenant's governance state.
+func build(ctx context.Context, db *store.DB, tenant uuid.UUID, now time.Time) (*Snapshot, error) {
+	s := &Snapshot{Tenant: tenant, BuiltAt: now, users: map[uuid.UUID]string{}, nhis: map[uuid.UUID]string{}, groupParent: map[uuid.UUID]uuid.UUID{},
+		userGroups: map[uuid.UUID][]uuid.UUID{}, groupName: map[uuid.UUID]string{}, apps: map[uuid.UUID]appInfo{}, ents: map[uuid.UUID]*entInfo{},
+		entByKey: map[string]uuid.UUID{}, roleKey: map[uuid.UUID]string{}, roleParent: map[uuid.UUID]uuid.UUID{}, roleEnts: map[uuid.UUID][]uuid.UUID{},
+		roleInduces: map[uuid.UUID][]uuid.UUID{}, bySubject: map[subjectKey][]*Assignment{}, constraints: map[uuid.UUID]*compiled{}}
+	ctx = store.WithTenant(ctx, tenant)
+	err := db.InTenantRead(ctx, func(tx *store.Tx) error {
+		each := func(q string, scan func(rows interface{ Scan(...any) error }) error) error {
+			rows, err := tx.Query(ctx, q, tenant)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				if err := scan(rows); err != nil {
+					return err
+				}
+			}
+			return rows.Err()
+		}
+		var id, other uuid.UUID
+		var str string
+		var parent *uuid.UUID
+		steps := []struct {
+			q    string
+			scan func(interface{ Scan(...any) error }) error
+		}{
+			{`SELECT id, status FROM users WHERE tenant_id = $1`, func(r interface{ Scan(...any) error }) error {
+				if err := r.Scan(&id, &str); err != nil {
+					return err
+				}
+				s.users[id] = str
+				return nil
+			}},
+			{`SELECT id, status FROM nhis WHERE tenant_id = $1`, func(r interface{ Scan(...any) error }) error {
+				if err := r.Scan(&id, &str); err != nil {
+					return err
+				}
+				s.nhis[id] = str
+				return nil
+			}},
+			{`SELECT id, name, parent_id FROM groups WHERE tenant_id = $1`, func(r interface{ Scan(...any) error }) error {
+				if err := r.Scan(&id, &str, &parent); err != nil {
+					return err
+				}
+				s.groupName[id] = str
+				if parent != nil {
+					s.groupParent[id] = *parent
+				}
+				return nil
+			}},
+			{`SELECT user_id, group_id FROM group_members WHERE tenant_id = $1`, func(r interface{ Scan(...any) error }) error {
+				if err := r.Scan(&id, &other); err != nil {
+					return err
+				}
+				s.userGroups[id] = append(s.userGroups[id], other)
+				return nil
+			}},
+			{`SELECT id, key, status FROM applications WHERE tenant_id = $1`, func(r interface{ Scan(...any) error }) error {
+				var a appInfo
+				if err := r.Scan(&id, &a.key, &a.status); err != nil {
+					return err
+				}
+				s.apps[id] = a
+				return nil
+			}},
+			{`SELECT id, application_id, kind, key, approval_state FROM entitlements WHERE tenant_id = $1`, func(r interface{ Scan(...any) error }) error {
+				e := &entInfo{}
+				if err := r.Scan(&e.id, &e.app, &e.kind, &e.key, &e.approval); err != nil {
+					return err
+				}
+				s.ents[e.id] = e
+				return nil
+			}},
+			{`SELECT id, key, parent_id FROM roles WHERE tenant_id = $1`, func(r interface{ Scan(...any) error }) error {
+				if err := r.Scan(&id, &str, &parent); err != nil {
+					return err
+				}
+				s.roleKey[id] = str
+				if parent != nil {
+					s.roleParent[id] = *parent
+				}
+				return nil
+			}},
+			{`SELECT role_id, entitlement_id FROM role_entitlements WHERE tenant_id = $1`, func(r interface{ Scan(...any) error }) error {
+				if err := r.Scan(&id, &other); err != nil {
+					return err
+				}
+				s.roleEnts[id] = append(s.roleEnts[id], other)
+				return nil
+			}},
+			{`SELECT role_id, induced_role_id FROM role_inducements WHERE tenant_id = $1`, func(r interface{ Scan(...any) error }) error {
+				if err := r.Scan(&id, &other); err != nil {
+					return err
+				}
+				s.roleInduces[id] = append(s.roleInduces[id], other)
+				return nil
+			}},
+			{`SELECT ` + assignCols + ` FROM assignments WHERE tenant_id = $1`, func(r interface{ Scan(...any) error }) error {
+				a, err := scanAssignment(r)
+				if err != nil {
+					return err
+				}
+				k := subjectKey{a.SubjectType, a.SubjectID}
+				s.bySubject[k] = append(s.bySubject[k], a)
+				if c := compile(&a.Constraints); c != nil {
+					s.constraints[a.ID] = c
+				}
+				return nil
+			}},
+		}
+		for _, st := range steps {
+			if err := each(st.q, st.scan); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range s.ents {
+		if a, ok := s.apps[e.app]; ok {
+			s.entByKey[a.key+"/"+e.key] = e.id
+		}
+	}
+	return s, nil
+}
+
+// roleClosure lists every role a held role brings (itself, its ancestors,
+// induced roles and theirs), each with the path from the held role.
+func (s *Snapshot) roleClosure(role uuid.UUID, base []Step, emit func(role uuid.UUID, path []Step)) {
+	seen := map[uuid.UUID]bool{}
+	var visit func(r uuid.UUID, path []Step)
+	visit = func(r uuid.UUID, path []Step) {
+		if seen[r] {
+			return
+		}
+		seen[r] = true
+		emit(r, path)
+		if p, ok := s.roleParent[r]; ok {
+			visit(p, append(path[:len(path):len(path)], Step{Type: "parent_role", ID: p, Key: s.roleKey[p]}))
+		}
+		for _, ind := range s.roleInduces[r] {
+			visit(ind, append(path[:len(path):len(path)], Step{Type: "induced_role", ID: ind, Key: s.roleKey[ind]}))
+		}
+	}
+	visit(role, base)
+}
+
+// Access returns a subject's effective entitlements with their grant
+// paths (cached per subject in the snapshot).
+func (s *Snapshot) access(typ string, id uuid.UUID) *access {
+	k := subjectKey{typ, id}
+	if a, ok := s.cache.Load(k); ok {
+		return a.(*access)
+	}
+	acc := &access{grants: map[uuid.UUID][]Grant{}}
+	add := func(a *Assignment, base []Step) {
+		path := append(base[:len(base):len(base)], Step{Type: "assignment", ID: a.ID})
+		if a.TargetType == "entitlement" {
+			acc.grants[a.TargetID] = append(acc.grants[a.TargetID], Grant{EntitlementID: a.TargetID, Assignment: a, Path: path})
+			return
+		}
+		s.roleClosure(a.TargetID, append(path, Step{Type: "role", ID: a.TargetID, Key: s.roleKey[a.TargetID]}), func(r uuid.UUID, rp []Step) {
+			for _, e := range s.roleEnts[r] {
+				acc.grants[e] = append(acc.grants[e], Grant{EntitlementID: e, Assignment: a, Path: rp})
+			}
+		})
+	}
+	for _, a := range s.bySubject[k] {
+		add(a, nil)
+	}
+	if typ == SubjectUser {
+		seen := map[uuid.UUID]bool{}
+		for _, g := range s.userGroups[id] {
+			path := []Step{{Type: "group", ID: g, Key: s.groupName[g]}}
+			for cur, ok := g, true; ok && !seen[cur]; cur, ok = s.groupParent[cur] {
+				seen[cur] = true
+				if cur != g {
+					path = append(path[:len(path):len(path)], Step{Type: "group", ID: cur, Key: s.groupName[cur]})
+				}
+				for _, a := range s.bySubject[subjectKey{SubjectGroup, cur}] {
+					add(a, path)
+				}
+			}
+		}
+	}
+	actual, _ := s.cache.LoadOrStore(k, acc)
+	return actual.(*access)
+}
+
+// Effective lists a subject's grants, entitlement by entitlement.
+func (s *Snapshot) Effective(typ string, id uuid.UUID) []Grant {
+	acc := s.access(typ, id)
+	var out []Grant
+	for _, gs := range acc.grants {
+		out = append(out, gs...)
+	}
+	return out
+}
+
+// Subject names who is asking.
+type Subject struct {
+	Type string    `json:"type" doc:"user or nhi"`
+	ID   uuid.UUID `json:"id"`
+}
+
+// Request asks whether a subject may use an entitlement now.
+type Request struct {
+	Subject Subject `json:"subject"`
+	// Actor, for delegated calls: both the actor and the subject must be allowed.
+	Actor *Subject `json:"actor,omitempty"`
+	// EntitlementID, or Application and Entitlement keys.
+	EntitlementID uuid.UUID                  `json:"entitlement_id,omitempty"`
+	Application   string                     `json:"application,omitempty"`
+	Entitlement   string                     `json:"entitlement,omitempty"`
+	Arguments     map[string]json.RawMessage `json:"arguments,omitempty"`
+}
+
+// Decisions.
+const (
+	Allow            = "allow"
+	Deny             = "deny"
+	ApprovalRequired = "approval_required"
+)
+
+// Decision answers a Request.
+type Decision struct {
+	Decision      string       `json:"decision" doc:"allow, deny or approval_required"`
+	Reason        string       `json:"reason"`
+	EntitlementID uuid.UUID    `json:"entitlement_id,omitempty"`
+	AssignmentID  *uuid.UUID   `json:"assignment_id,omitempty"`
+	Path          []Step       `json:"path,omitempty"`
+	Constraints   *Constraints `json:"constraints,omitempty"`
+	AuditID       *uuid.UUID   `json:"audit_id,omitempty"`
+}
+
+// Allowed reports an allow decision.
+func (d *Decision) Allowed() bool { return d.Decision == Allow }
+
+// Denial reasons, most specific last.
+const (
+	reasonNoGrant   = "no assignment grants this entitlement"
+	reasonExpired   = "the assignments granting it are not valid now"
+	reasonWindow    = "outside the allowed time windows"
+	reasonArgument  = "an argument is not allowed by the assignment's constraints"
+	reasonInactive  = "the subject is not active"
+	reasonUnknown   = "no such entitlement"
+	reasonApproval  = "the entitlement is not approved"
+	reasonAppStatus = "the application is not active"
+)
+
+// Decide answers req at t from the snapshot.
+func (s *Snapshot) Decide(req *Request, t time.Time) Decision {
+	ent := req.EntitlementID
+	if ent == uuid.Nil {
+		ent = s.entByKey[req.Application+"/"+req.Entitlement]
+	}
+	e, ok := s.ents[ent]
+	if !ok {
+		return Decision{Decision: Deny, Reason: reasonUnknown}
+	}
+	if e.approval != Approved {
+		return Decision{Decision: Deny, Reason: reasonApproval, EntitlementID: ent}
+	}
+	if s.apps[e.app].status != "active" {
+		return Decision{Decision: Deny, Reason: reasonAppStatus, EntitlementID: ent}
+	}
+	d := s.decide(req.Subject, ent, req.Arguments, t)
+	if d.Decision == Deny || req.Actor == nil {
+		return d
+	}
+	ad := s.decide(*req.Actor, ent, req.Arguments, t)
+	if ad.Decision == Deny {
+		ad.Reason = "actor: " + ad.Reason
+		return ad
+	}
+	if ad.Decision == ApprovalRequired {
+		return ad
+	}
+	return d
+}
+
+func (s *Snapshot) decide(sub Subject, ent uuid.UUID, args map[string]json.RawMessage, t time.Time) Decision {
+	var status string
+	switch sub.Type {
+	case SubjectUser:
+		status = s.users[sub.ID]
+	case SubjectNHI:
+		status = s.nhis[sub.ID]
+	}
+	if status != "active" {
+		return Decision{Decision: Deny, Reason: reasonInactive, EntitlementID: ent}
+	}
+	grants := s.access(sub.Type, sub.ID).grants[ent]
+	reason := reasonNoGrant
+	var approval *Grant
+	for i := range grants {
+		g := &grants[i]
+		a := g.Assignment
+		if !a.ValidAt(t) {
+			reason = reasonExpired
+			continue
+		}
+		if c := s.constraints[a.ID]; c != nil {
+			if len(c.windows) > 0 && !inWindows(c.windows, t) {
+				reason = reasonWindow
+				continue
+			}
+			if !argsAllowed(c.args, args) {
+				reason = reasonArgument
+				continue
+			}
+		}
+		if a.Constraints.RequiresApproval {
+			if approval == nil {
+				approval = g
+			}
+			continue
+		}
+		return Decision{Decision: Allow, Reason: "granted", EntitlementID: ent, AssignmentID: &a.ID, Path: g.Path, Constraints: &a.Constraints}
+	}
+	if approval != nil {
+		a := approval.Assignment
+		return Decision{Decision: ApprovalRequired, Reason: "the assignment requires approval of each call", EntitlementID: ent,
+			AssignmentID: &a.ID, Path: approval.Path, Constraints: &a.Constraints}
+	}
+	return Decision{Decision: Deny, Reason: reason, EntitlementID: ent}
+}
+
+func inWindows(ws []window, t time.Time) bool {
+	for _, w := range ws {
+		if w.contains(t) {
+			return true
+		}
+	}
+	return false
+}
+
+func argsAllowed(allowed map[string]allowSet, args map[string]json.RawMessage) bool {
+	for name, set := range allowed {
+		v, ok := args[name]
+		if !ok {
+			return false
+		}
+		if _, ok := set[string(v)]; ok {
+			continue
+		}
+		if _, ok := set[canonical(v)]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// Engine keeps one snapshot per tenant, rebuilt on first use after a
+// change event invalidates it.
+type Engine struct {
+	DB  *store.DB
+	Now func() time.Time
+
+	mu    sync.Mutex
+	slots map[uuid.UUID]*slot
+}
+
+type slot struct {
+	build sync.Mutex
+	snap  atomic.Pointer[Snapshot]
+	gen   atomic.Int64 // bumped by every invalidation
+	built atomic.Int64 // the gen the snapshot was built at
+}
+
+func (e *Engine) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
+}
+
+func (e *Engine) slot(tenant uuid.UUID) *slot {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.slots == nil {
+		e.slots = map[uuid.UUID]*slot{}
+	}
+	s := e.slots[tenant]
+	if s == nil {
+		s = &slot{}
+		s.gen.Store(1)
+		e.slots[tenant] = s
+	}
+	return s
+}
+
+// Snapshot returns the tenant's current snapshot, building it if needed.
+func (e *Engine) Snapshot(ctx context.Context, tenant uuid.UUID) (*Snapshot, error) {
+	sl := e.slot(tenant)
+	if s := sl.snap.Load(); s != nil && sl.built.Load() == sl.gen.Load() {
+		return s, nil
+	}
+	sl.build.Lock()
+	defer sl.build.Unlock()
+	gen := sl.gen.Load()
+	if s := sl.snap.Load(); s != nil && sl.built.Load() == gen {
+		return s, nil
+	}
+	s, err := build(ctx, e.DB, tenant, e.now())
+	if err != nil {
+		return nil, apperr.Wrap(err, apperr.KindUnavailable, "access decisions unavailable")
+	}
+	sl.snap.Store(s)
+	sl.built.Store(gen)
+	return s, nil
+}
+
+// Invalidate marks a tenant's snapshot stale (uuid.Nil: every tenant).
+func (e *Engine) Invalidate(tenant uuid.UUID) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for id, s := range e.slots {
+		if tenant == uuid.Nil || id == tenant {
+			s.gen.Add(1)
+		}
+	}
+}
+
+// affects reports whether a change event kind changes effective access.
+func affects(kind string) bool {
+	return strings.HasPrefix(kind, EventPrefix) || kind == "group" || kind == "group_membership" || kind == "user" || kind == "nhi"
+}
+
+// Watch invalidates snapshots on relevant change events from any replica.
+func (e *Engine) Watch(bus *events.Bus) (stop func()) {
+	return bus.Subscribe(func(m events.Message) {
+		switch {
+		case m.Resync:
+			e.Invalidate(uuid.Nil)
+		case affects(m.Change.Kind):
+			e.Invalidate(m.Change.TenantID)
+		}
+	})
+}
