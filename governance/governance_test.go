@@ -165,7 +165,9 @@ func TestScenario(t *testing.T) {
 		}
 		agent := governance.Subject{Type: "nhi", ID: bot.ID}
 		*f.clock = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC) // 13:00 in Paris, Tuesday
-		args := func(repo string) map[string]json.RawMessage { return map[string]json.RawMessage{"repo": json.RawMessage(repo)} }
+		args := func(repo string) map[string]json.RawMessage {
+			return map[string]json.RawMessage{"repo": json.RawMessage(repo)}
+		}
 		if d := f.decide(t, governance.Request{Subject: agent, EntitlementID: ent["create_issue"].ID, Arguments: args(`"acme/web"`)}); d.Decision != "allow" {
 			t.Fatalf("allowed call: %+v", d)
 		}

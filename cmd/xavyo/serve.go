@@ -22,6 +22,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/xavyo/xavyo/gateway"
+	"github.com/xavyo/xavyo/governance"
+	govrest "github.com/xavyo/xavyo/governance/rest"
 	"github.com/xavyo/xavyo/identity/auth"
 	authrest "github.com/xavyo/xavyo/identity/auth/rest"
 	"github.com/xavyo/xavyo/identity/bootstrap"
@@ -87,6 +89,9 @@ type server struct {
 	dir      *directory.Service
 	nhis     *nhi.Service
 	ca       *pki.CA
+	gov      *governance.Service
+	engine   *governance.Engine
+	handlers *events.InProcess
 	certs    *pki.Verifier
 	hasher   *password.Hasher
 	bootNote string
@@ -134,7 +139,8 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	s.stopAudit, s.auditDone = stopAudit, make(chan struct{})
 	go func() { defer close(s.auditDone); _ = s.seq.Run(auditCtx) }()
 	s.bus = events.NewBus(s.db, log)
-	if s.outbox, err = events.NewOutbox(events.OutboxConfig{DB: s.db, Dispatcher: &events.InProcess{}, Bus: s.bus, Logger: log}); err != nil {
+	s.handlers = &events.InProcess{}
+	if s.outbox, err = events.NewOutbox(events.OutboxConfig{DB: s.db, Dispatcher: s.handlers, Bus: s.bus, Logger: log}); err != nil {
 		return nil, err
 	}
 	s.tenants = &tenant.Service{DB: s.db, Audit: s.seq}
@@ -174,6 +180,10 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	s.ca.Audit = s.seq
 	s.certs = &pki.Verifier{DB: s.db}
 	s.certs.Watch(s.bus)
+	s.gov = &governance.Service{DB: s.db, Audit: s.seq}
+	s.engine = &governance.Engine{DB: s.db}
+	s.engine.Watch(s.bus)
+	s.handlers.Handle(nhi.EventKind, s.gov.OnNHIEvent(s.nhis))
 
 	// The admin plane.
 	s.admin = httpx.NewApp(httpx.AppConfig{Logger: log, BodyLimit: cfg.Admin.BodyLimit})
@@ -191,6 +201,7 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	authHandler.MountIssuer(s.admin)
 	(&nhirest.Handler{NHIs: s.nhis}).Mount(s.api)
 	(&pkirest.Handler{CA: s.ca, NHIs: s.nhis}).Mount(s.api)
+	(&govrest.Handler{Gov: s.gov, Auth: &governance.Authorizer{Engine: s.engine, Audit: s.seq}}).Mount(s.api)
 	mountDocs(s.api)
 
 	// The agent plane.
