@@ -93,7 +93,7 @@ func start(t *testing.T, environ []string, prepare func(*server)) *harness {
 		prepare(s)
 	}
 	h := &harness{t: t, s: s, out: out, cancel: cancel, done: make(chan error, 1),
-		admin: cfg.Admin.PublicURL, agent: cfg.Agent.PublicURL, token: cfg.BootstrapToken,
+		admin: "http://" + s.adminLn.Addr().String(), agent: "https://" + s.agentLn.Addr().String(), token: cfg.BootstrapToken,
 		http: &http.Client{Timeout: 10 * time.Second}}
 	ca, err := os.ReadFile(filepath.Join(cfg.DataDir, "agent-ca.pem"))
 	if err != nil {
