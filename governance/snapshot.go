@@ -89,6 +89,13 @@ type Snapshot struct {
 	constraints map[uuid.UUID]*compiled
 
 	cache sync.Map // subjectKey → *access
+	roles sync.Map // role ID → []roleReach: closures shared by every subject
+}
+
+// roleReach is one role a held role brings, with the path from it.
+type roleReach struct {
+	role uuid.UUID
+	path []Step
 }
 
 // Stats describes a snapshot's size.
@@ -311,6 +318,19 @@ func (s *Snapshot) roleClosure(role uuid.UUID, base []Step, emit func(role uuid.
 	visit(role, base)
 }
 
+// reach returns the roles a held role brings, computed once per snapshot.
+func (s *Snapshot) reach(role uuid.UUID) []roleReach {
+	if r, ok := s.roles.Load(role); ok {
+		return r.([]roleReach)
+	}
+	var out []roleReach
+	s.roleClosure(role, []Step{{Type: "role", ID: role, Key: s.roleKey[role]}}, func(r uuid.UUID, path []Step) {
+		out = append(out, roleReach{role: r, path: path})
+	})
+	actual, _ := s.roles.LoadOrStore(role, out)
+	return actual.([]roleReach)
+}
+
 // Access returns a subject's effective entitlements with their grant
 // paths (cached per subject in the snapshot).
 func (s *Snapshot) access(typ string, id uuid.UUID) *access {
@@ -325,11 +345,13 @@ func (s *Snapshot) access(typ string, id uuid.UUID) *access {
 			acc.grants[a.TargetID] = append(acc.grants[a.TargetID], Grant{EntitlementID: a.TargetID, Assignment: a, Path: path})
 			return
 		}
-		s.roleClosure(a.TargetID, append(path, Step{Type: "role", ID: a.TargetID, Key: s.roleKey[a.TargetID]}), func(r uuid.UUID, rp []Step) {
-			for _, e := range s.roleEnts[r] {
+		for _, rr := range s.reach(a.TargetID) {
+			rp := make([]Step, 0, len(path)+len(rr.path))
+			rp = append(append(rp, path...), rr.path...)
+			for _, e := range s.roleEnts[rr.role] {
 				acc.grants[e] = append(acc.grants[e], Grant{EntitlementID: e, Assignment: a, Path: rp})
 			}
-		})
+		}
 	}
 	for _, a := range s.bySubject[k] {
 		add(a, nil)
