@@ -78,8 +78,15 @@ func TestGovernanceOverREST(t *testing.T) {
 				t.Fatalf("effective access: %d %s", resp.StatusCode, body)
 			}
 
+			resp, body = h.doAs(tokA, "POST", "/api/v1/roles", map[string]any{"key": "dev", "name": "Developer", "entitlement_ids": []string{tool}})
+			expect(t, resp, body, 201, "role")
+			role := decode[idJSON](t, body)
+			resp, body = h.doAs(tokA, "POST", "/api/v1/assignments", map[string]any{"subject_type": "user", "subject_id": me.ID, "target_type": "role", "target_id": role.ID})
+			expect(t, resp, body, 201, "assign role")
+			assignment := decode[idJSON](t, body)
+
 			// Tenant B sees none of it.
-			for _, path := range []string{"/api/v1/applications/" + app.ID, "/api/v1/entitlements/" + tool, "/api/v1/applications/" + app.ID + "/entitlements",
+			for _, path := range []string{"/api/v1/roles/" + role.ID, "/api/v1/assignments/" + assignment.ID, "/api/v1/applications/" + app.ID, "/api/v1/entitlements/" + tool, "/api/v1/applications/" + app.ID + "/entitlements",
 				"/api/v1/effective-access?subject_type=user&subject_id=" + me.ID} {
 				if resp, body := h.doAs(tokB, "GET", path, nil); resp.StatusCode != 404 {
 					t.Errorf("B read %s: %d %s", path, resp.StatusCode, body)
