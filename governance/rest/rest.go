@@ -54,13 +54,13 @@ func (h *Handler) Mount(api *httpx.API) {
 		Roles: readRoles, Response: httpx.Page[governance.Application]{}, Query: []httpx.Param{{Name: "type"}, {Name: "limit", Type: "integer"}, {Name: "cursor"}},
 		Handler: h.listApps})
 	api.Handle(httpx.Route{Method: "POST", Path: "/applications", OperationID: "createApplication", Summary: "Register an application", Tags: app,
-		Roles: writeRoles, Request: governance.ApplicationInput{}, Response: governance.Application{}, Status: 201, Handler: h.createApp})
+		Roles: writeRoles, Request: governance.ApplicationInput{}, Response: governance.Application{}, Status: 201, Handler: httpx.CreateJSON(h.Gov.CreateApplication, appVersion)})
 	api.Handle(httpx.Route{Method: "GET", Path: "/applications/:id", OperationID: "getApplication", Summary: "Get an application", Tags: app,
-		Roles: readRoles, Response: governance.Application{}, Handler: h.getApp})
+		Roles: readRoles, Response: governance.Application{}, Handler: httpx.GetByID(h.Gov.GetApplication, appVersion)})
 	api.Handle(httpx.Route{Method: "PATCH", Path: "/applications/:id", OperationID: "updateApplication", Summary: "Update an application", Tags: app,
-		Roles: writeRoles, Request: governance.ApplicationInput{}, Response: governance.Application{}, IfMatch: true, Handler: h.updateApp})
+		Roles: writeRoles, Request: governance.ApplicationInput{}, Response: governance.Application{}, IfMatch: true, Handler: httpx.UpdateByID(h.Gov.UpdateApplication, appVersion)})
 	api.Handle(httpx.Route{Method: "DELETE", Path: "/applications/:id", OperationID: "deleteApplication",
-		Summary: "Delete an application with its entitlements and their assignments", Tags: app, Roles: writeRoles, Status: 204, Handler: h.deleteApp})
+		Summary: "Delete an application with its entitlements and their assignments", Tags: app, Roles: writeRoles, Status: 204, Handler: httpx.DeleteByID(h.Gov.DeleteApplication)})
 	api.Handle(httpx.Route{Method: "POST", Path: "/applications/:id/tools/sync", OperationID: "syncTools",
 		Summary: "Catalog sync: one mcp_tool entitlement per tool; new or changed tools wait for approval", Tags: app, Roles: writeRoles,
 		Request: SyncInput{}, Response: []governance.SyncResult{}, Example: map[string]any{"tools": []any{}}, Handler: h.sync})
@@ -73,24 +73,24 @@ func (h *Handler) Mount(api *httpx.API) {
 
 	ent := []string{"entitlements"}
 	api.Handle(httpx.Route{Method: "GET", Path: "/entitlements/:id", OperationID: "getEntitlement", Summary: "Get an entitlement", Tags: ent,
-		Roles: readRoles, Response: governance.Entitlement{}, Handler: h.getEnt})
+		Roles: readRoles, Response: governance.Entitlement{}, Handler: httpx.GetByID(h.Gov.GetEntitlement, entVersion)})
 	api.Handle(httpx.Route{Method: "PATCH", Path: "/entitlements/:id", OperationID: "updateEntitlement",
 		Summary: "Update an entitlement (approve a tool with approval_state)", Tags: ent, Roles: writeRoles, Request: governance.EntitlementInput{},
-		Response: governance.Entitlement{}, IfMatch: true, Handler: h.updateEnt})
+		Response: governance.Entitlement{}, IfMatch: true, Handler: httpx.UpdateByID(h.Gov.UpdateEntitlement, entVersion)})
 	api.Handle(httpx.Route{Method: "DELETE", Path: "/entitlements/:id", OperationID: "deleteEntitlement", Summary: "Delete an entitlement and its assignments",
-		Tags: ent, Roles: writeRoles, Status: 204, Handler: h.deleteEnt})
+		Tags: ent, Roles: writeRoles, Status: 204, Handler: httpx.DeleteByID(h.Gov.DeleteEntitlement)})
 
 	role := []string{"roles"}
 	api.Handle(httpx.Route{Method: "GET", Path: "/roles", OperationID: "listRoles", Summary: "List roles", Tags: role, Roles: readRoles,
 		Response: httpx.Page[governance.Role]{}, Query: []httpx.Param{{Name: "limit", Type: "integer"}, {Name: "cursor"}}, Handler: h.listRoles})
 	api.Handle(httpx.Route{Method: "POST", Path: "/roles", OperationID: "createRole", Summary: "Create a role", Tags: role, Roles: writeRoles,
-		Request: governance.RoleInput{}, Response: governance.Role{}, Status: 201, Handler: h.createRole})
+		Request: governance.RoleInput{}, Response: governance.Role{}, Status: 201, Handler: httpx.CreateJSON(h.Gov.CreateRole, roleVersion)})
 	api.Handle(httpx.Route{Method: "GET", Path: "/roles/:id", OperationID: "getRole", Summary: "Get a role", Tags: role, Roles: readRoles,
-		Response: governance.Role{}, Handler: h.getRole})
+		Response: governance.Role{}, Handler: httpx.GetByID(h.Gov.GetRole, roleVersion)})
 	api.Handle(httpx.Route{Method: "PATCH", Path: "/roles/:id", OperationID: "updateRole", Summary: "Update a role", Tags: role, Roles: writeRoles,
-		Request: governance.RoleInput{}, Response: governance.Role{}, IfMatch: true, Handler: h.updateRole})
+		Request: governance.RoleInput{}, Response: governance.Role{}, IfMatch: true, Handler: httpx.UpdateByID(h.Gov.UpdateRole, roleVersion)})
 	api.Handle(httpx.Route{Method: "DELETE", Path: "/roles/:id", OperationID: "deleteRole", Summary: "Delete a role without children", Tags: role,
-		Roles: writeRoles, Status: 204, Handler: h.deleteRole})
+		Roles: writeRoles, Status: 204, Handler: httpx.DeleteByID(h.Gov.DeleteRole)})
 
 	as := []string{"assignments"}
 	api.Handle(httpx.Route{Method: "GET", Path: "/assignments", OperationID: "listAssignments", Summary: "List assignments", Tags: as, Roles: readRoles,
@@ -98,14 +98,14 @@ func (h *Handler) Mount(api *httpx.API) {
 			{Name: "target_id"}, {Name: "limit", Type: "integer"}, {Name: "cursor"}}, Handler: h.listAssignments})
 	api.Handle(httpx.Route{Method: "POST", Path: "/assignments", OperationID: "createAssignment",
 		Summary: "Assign an entitlement or role to a user, group or NHI", Tags: as, Roles: writeRoles, Request: governance.AssignmentInput{},
-		Response: governance.Assignment{}, Status: 201, Handler: h.createAssignment})
+		Response: governance.Assignment{}, Status: 201, Handler: httpx.CreateJSON(h.Gov.CreateAssignment, assignmentVersion)})
 	api.Handle(httpx.Route{Method: "GET", Path: "/assignments/:id", OperationID: "getAssignment", Summary: "Get an assignment", Tags: as,
-		Roles: readRoles, Response: governance.Assignment{}, Handler: h.getAssignment})
+		Roles: readRoles, Response: governance.Assignment{}, Handler: httpx.GetByID(h.Gov.GetAssignment, assignmentVersion)})
 	api.Handle(httpx.Route{Method: "PATCH", Path: "/assignments/:id", OperationID: "updateAssignment",
 		Summary: "Change an assignment's validity, justification or constraints", Tags: as, Roles: writeRoles, Request: governance.AssignmentInput{},
-		Response: governance.Assignment{}, IfMatch: true, Handler: h.updateAssignment})
+		Response: governance.Assignment{}, IfMatch: true, Handler: httpx.UpdateByID(h.Gov.UpdateAssignment, assignmentVersion)})
 	api.Handle(httpx.Route{Method: "DELETE", Path: "/assignments/:id", OperationID: "deleteAssignment", Summary: "Remove an assignment", Tags: as,
-		Roles: writeRoles, Status: 204, Handler: h.deleteAssignment})
+		Roles: writeRoles, Status: 204, Handler: httpx.DeleteByID(h.Gov.DeleteAssignment)})
 
 	az := []string{"authorization"}
 	api.Handle(httpx.Route{Method: "GET", Path: "/effective-access", OperationID: "effectiveAccess",
@@ -143,60 +143,6 @@ func (h *Handler) listApps(c *fiber.Ctx) error {
 		out.NextCursor = httpx.EncodeCursor(keyCursor{K: items[len(items)-1].Key})
 	}
 	return c.JSON(out)
-}
-
-func (h *Handler) createApp(c *fiber.Ctx) error {
-	var in governance.ApplicationInput
-	if err := httpx.DecodeJSON(c, &in); err != nil {
-		return err
-	}
-	a, err := h.Gov.CreateApplication(c.UserContext(), in)
-	if err != nil {
-		return err
-	}
-	httpx.SetETag(c, a.Version)
-	return c.Status(201).JSON(a)
-}
-
-func (h *Handler) getApp(c *fiber.Ctx) error {
-	id, err := httpx.PathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	a, err := h.Gov.GetApplication(c.UserContext(), id)
-	if err != nil {
-		return err
-	}
-	httpx.SetETag(c, a.Version)
-	return c.JSON(a)
-}
-
-func (h *Handler) updateApp(c *fiber.Ctx) error {
-	id, v, err := idAndVersion(c)
-	if err != nil {
-		return err
-	}
-	var in governance.ApplicationInput
-	if err := httpx.DecodeJSON(c, &in); err != nil {
-		return err
-	}
-	a, err := h.Gov.UpdateApplication(c.UserContext(), id, in, v)
-	if err != nil {
-		return err
-	}
-	httpx.SetETag(c, a.Version)
-	return c.JSON(a)
-}
-
-func (h *Handler) deleteApp(c *fiber.Ctx) error {
-	id, err := httpx.PathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	if err := h.Gov.DeleteApplication(c.UserContext(), id); err != nil {
-		return err
-	}
-	return c.SendStatus(204)
 }
 
 func (h *Handler) sync(c *fiber.Ctx) error {
@@ -267,47 +213,6 @@ func (h *Handler) createEnt(c *fiber.Ctx) error {
 	return c.Status(201).JSON(e)
 }
 
-func (h *Handler) getEnt(c *fiber.Ctx) error {
-	id, err := httpx.PathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	e, err := h.Gov.GetEntitlement(c.UserContext(), id)
-	if err != nil {
-		return err
-	}
-	httpx.SetETag(c, e.Version)
-	return c.JSON(e)
-}
-
-func (h *Handler) updateEnt(c *fiber.Ctx) error {
-	id, v, err := idAndVersion(c)
-	if err != nil {
-		return err
-	}
-	var in governance.EntitlementInput
-	if err := httpx.DecodeJSON(c, &in); err != nil {
-		return err
-	}
-	e, err := h.Gov.UpdateEntitlement(c.UserContext(), id, in, v)
-	if err != nil {
-		return err
-	}
-	httpx.SetETag(c, e.Version)
-	return c.JSON(e)
-}
-
-func (h *Handler) deleteEnt(c *fiber.Ctx) error {
-	id, err := httpx.PathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	if err := h.Gov.DeleteEntitlement(c.UserContext(), id); err != nil {
-		return err
-	}
-	return c.SendStatus(204)
-}
-
 func (h *Handler) listRoles(c *fiber.Ctx) error {
 	p, err := page(c)
 	if err != nil {
@@ -331,60 +236,6 @@ func (h *Handler) listRoles(c *fiber.Ctx) error {
 		out.NextCursor = httpx.EncodeCursor(keyCursor{K: items[len(items)-1].Key})
 	}
 	return c.JSON(out)
-}
-
-func (h *Handler) createRole(c *fiber.Ctx) error {
-	var in governance.RoleInput
-	if err := httpx.DecodeJSON(c, &in); err != nil {
-		return err
-	}
-	r, err := h.Gov.CreateRole(c.UserContext(), in)
-	if err != nil {
-		return err
-	}
-	httpx.SetETag(c, r.Version)
-	return c.Status(201).JSON(r)
-}
-
-func (h *Handler) getRole(c *fiber.Ctx) error {
-	id, err := httpx.PathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	r, err := h.Gov.GetRole(c.UserContext(), id)
-	if err != nil {
-		return err
-	}
-	httpx.SetETag(c, r.Version)
-	return c.JSON(r)
-}
-
-func (h *Handler) updateRole(c *fiber.Ctx) error {
-	id, v, err := idAndVersion(c)
-	if err != nil {
-		return err
-	}
-	var in governance.RoleInput
-	if err := httpx.DecodeJSON(c, &in); err != nil {
-		return err
-	}
-	r, err := h.Gov.UpdateRole(c.UserContext(), id, in, v)
-	if err != nil {
-		return err
-	}
-	httpx.SetETag(c, r.Version)
-	return c.JSON(r)
-}
-
-func (h *Handler) deleteRole(c *fiber.Ctx) error {
-	id, err := httpx.PathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	if err := h.Gov.DeleteRole(c.UserContext(), id); err != nil {
-		return err
-	}
-	return c.SendStatus(204)
 }
 
 func (h *Handler) listAssignments(c *fiber.Ctx) error {
@@ -419,60 +270,6 @@ func (h *Handler) listAssignments(c *fiber.Ctx) error {
 		out.NextCursor = httpx.EncodeCursor(idCursor{I: items[len(items)-1].ID})
 	}
 	return c.JSON(out)
-}
-
-func (h *Handler) createAssignment(c *fiber.Ctx) error {
-	var in governance.AssignmentInput
-	if err := httpx.DecodeJSON(c, &in); err != nil {
-		return err
-	}
-	a, err := h.Gov.CreateAssignment(c.UserContext(), in)
-	if err != nil {
-		return err
-	}
-	httpx.SetETag(c, a.Version)
-	return c.Status(201).JSON(a)
-}
-
-func (h *Handler) getAssignment(c *fiber.Ctx) error {
-	id, err := httpx.PathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	a, err := h.Gov.GetAssignment(c.UserContext(), id)
-	if err != nil {
-		return err
-	}
-	httpx.SetETag(c, a.Version)
-	return c.JSON(a)
-}
-
-func (h *Handler) updateAssignment(c *fiber.Ctx) error {
-	id, v, err := idAndVersion(c)
-	if err != nil {
-		return err
-	}
-	var in governance.AssignmentInput
-	if err := httpx.DecodeJSON(c, &in); err != nil {
-		return err
-	}
-	a, err := h.Gov.UpdateAssignment(c.UserContext(), id, in, v)
-	if err != nil {
-		return err
-	}
-	httpx.SetETag(c, a.Version)
-	return c.JSON(a)
-}
-
-func (h *Handler) deleteAssignment(c *fiber.Ctx) error {
-	id, err := httpx.PathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	if err := h.Gov.DeleteAssignment(c.UserContext(), id); err != nil {
-		return err
-	}
-	return c.SendStatus(204)
 }
 
 func (h *Handler) effective(c *fiber.Ctx) error {
@@ -511,11 +308,7 @@ func (h *Handler) authorizeBatch(c *fiber.Ctx) error {
 	return c.JSON(BatchOutput{Decisions: out})
 }
 
-func idAndVersion(c *fiber.Ctx) (uuid.UUID, int64, error) {
-	id, err := httpx.PathUUID(c, "id")
-	if err != nil {
-		return id, 0, err
-	}
-	v, err := httpx.IfMatch(c)
-	return id, v, err
-}
+func appVersion(a *governance.Application) int64       { return a.Version }
+func entVersion(e *governance.Entitlement) int64       { return e.Version }
+func roleVersion(r *governance.Role) int64             { return r.Version }
+func assignmentVersion(a *governance.Assignment) int64 { return a.Version }
