@@ -61,9 +61,9 @@ func (h *Handler) Mount(api *httpx.API) {
 	api.Handle(route(idUser, httpx.Route{Method: "POST", Path: "/users/bulk", OperationID: "bulkUsers", Summary: "Create and update users in bulk, with a result per row",
 		Roles: WriteRoles, Request: directory.BulkInput{}, Response: directory.BulkOutput{}, Handler: h.bulk}))
 	api.Handle(route(idUser, httpx.Route{Method: "GET", Path: "/users/:id", OperationID: "getUser", Summary: "Get a user",
-		Response: directory.User{}, Handler: h.getUser}))
+		Response: directory.User{}, Handler: httpx.GetByID(h.Directory.GetUser, userVersion)}))
 	api.Handle(route(idUser, httpx.Route{Method: "PATCH", Path: "/users/:id", OperationID: "updateUser", Summary: "Update a user",
-		Roles: WriteRoles, Request: directory.UpdateUserInput{}, Response: directory.User{}, IfMatch: true, Handler: h.updateUser}))
+		Roles: WriteRoles, Request: directory.UpdateUserInput{}, Response: directory.User{}, IfMatch: true, Handler: httpx.UpdateByID(h.Directory.UpdateUser, userVersion)}))
 	api.Handle(route(idUser, httpx.Route{Method: "DELETE", Path: "/users/:id", OperationID: "deleteUser", Summary: "Delete a user",
 		Roles: WriteRoles, Status: 204, IfMatch: true, Handler: h.deleteUser}))
 	api.Handle(route(idUser, httpx.Route{Method: "POST", Path: "/users/:id/password", OperationID: "setUserPassword",
@@ -81,9 +81,9 @@ func (h *Handler) Mount(api *httpx.API) {
 	api.Handle(httpx.Route{Method: "POST", Path: "/groups", OperationID: "createGroup", Summary: "Create a group", Tags: g, Roles: WriteRoles,
 		Request: directory.GroupInput{}, Response: directory.Group{}, Status: 201, Handler: h.createGroup})
 	api.Handle(httpx.Route{Method: "GET", Path: "/groups/:id", OperationID: "getGroup", Summary: "Get a group", Tags: g, Roles: ReadRoles,
-		Response: directory.Group{}, Handler: h.getGroup})
+		Response: directory.Group{}, Handler: httpx.GetByID(h.Directory.GetGroup, groupVersion)})
 	api.Handle(httpx.Route{Method: "PATCH", Path: "/groups/:id", OperationID: "updateGroup", Summary: "Rename or move a group", Tags: g,
-		Roles: WriteRoles, Request: directory.GroupInput{}, Response: directory.Group{}, IfMatch: true, Handler: h.updateGroup})
+		Roles: WriteRoles, Request: directory.GroupInput{}, Response: directory.Group{}, IfMatch: true, Handler: httpx.UpdateByID(h.Directory.UpdateGroup, groupVersion)})
 	api.Handle(httpx.Route{Method: "DELETE", Path: "/groups/:id", OperationID: "deleteGroup", Summary: "Delete a group without children",
 		Tags: g, Roles: WriteRoles, Status: 204, IfMatch: true, Handler: h.deleteGroup})
 	api.Handle(httpx.Route{Method: "GET", Path: "/groups/:id/members", OperationID: "listGroupMembers", Summary: "List a group's members",
@@ -98,12 +98,12 @@ func (h *Handler) Mount(api *httpx.API) {
 		Summary: "List custom user attributes", Tags: a, Roles: ReadRoles, Response: []directory.AttributeDefinition{}, Handler: h.listAttrs})
 	api.Handle(httpx.Route{Method: "POST", Path: "/attribute-definitions", OperationID: "createAttributeDefinition",
 		Summary: "Define a custom user attribute", Tags: a, Roles: WriteRoles, Request: directory.AttributeDefinitionInput{},
-		Response: directory.AttributeDefinition{}, Status: 201, Handler: h.createAttr})
+		Response: directory.AttributeDefinition{}, Status: 201, Handler: httpx.CreateJSON(h.Directory.CreateAttributeDefinition, attrVersion)})
 	api.Handle(httpx.Route{Method: "PATCH", Path: "/attribute-definitions/:id", OperationID: "updateAttributeDefinition",
 		Summary: "Change a custom attribute's requiredness, values or description", Tags: a, Roles: WriteRoles,
-		Request: directory.AttributeDefinitionInput{}, Response: directory.AttributeDefinition{}, IfMatch: true, Handler: h.updateAttr})
+		Request: directory.AttributeDefinitionInput{}, Response: directory.AttributeDefinition{}, IfMatch: true, Handler: httpx.UpdateByID(h.Directory.UpdateAttributeDefinition, attrVersion)})
 	api.Handle(httpx.Route{Method: "DELETE", Path: "/attribute-definitions/:id", OperationID: "deleteAttributeDefinition",
-		Summary: "Remove a custom attribute no user carries", Tags: a, Roles: WriteRoles, Status: 204, Handler: h.deleteAttr})
+		Summary: "Remove a custom attribute no user carries", Tags: a, Roles: WriteRoles, Status: 204, Handler: httpx.DeleteByID(h.Directory.DeleteAttributeDefinition)})
 }
 
 func (h *Handler) listUsers(c *fiber.Ctx) error {
@@ -166,40 +166,6 @@ func (h *Handler) bulk(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(out)
-}
-
-func (h *Handler) getUser(c *fiber.Ctx) error {
-	id, err := httpx.PathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	u, err := h.Directory.GetUser(c.UserContext(), id)
-	if err != nil {
-		return err
-	}
-	httpx.SetETag(c, u.Version)
-	return c.JSON(u)
-}
-
-func (h *Handler) updateUser(c *fiber.Ctx) error {
-	id, err := httpx.PathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	v, err := httpx.IfMatch(c)
-	if err != nil {
-		return err
-	}
-	var in directory.UpdateUserInput
-	if err := httpx.DecodeJSON(c, &in); err != nil {
-		return err
-	}
-	u, err := h.Directory.UpdateUser(c.UserContext(), id, in, v)
-	if err != nil {
-		return err
-	}
-	httpx.SetETag(c, u.Version)
-	return c.JSON(u)
 }
 
 func (h *Handler) deleteUser(c *fiber.Ctx) error {
@@ -311,40 +277,6 @@ func (h *Handler) createGroup(c *fiber.Ctx) error {
 	return c.Status(201).JSON(g)
 }
 
-func (h *Handler) getGroup(c *fiber.Ctx) error {
-	id, err := httpx.PathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	g, err := h.Directory.GetGroup(c.UserContext(), id)
-	if err != nil {
-		return err
-	}
-	httpx.SetETag(c, g.Version)
-	return c.JSON(g)
-}
-
-func (h *Handler) updateGroup(c *fiber.Ctx) error {
-	id, err := httpx.PathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	v, err := httpx.IfMatch(c)
-	if err != nil {
-		return err
-	}
-	var in directory.GroupInput
-	if err := httpx.DecodeJSON(c, &in); err != nil {
-		return err
-	}
-	g, err := h.Directory.UpdateGroup(c.UserContext(), id, in, v)
-	if err != nil {
-		return err
-	}
-	httpx.SetETag(c, g.Version)
-	return c.JSON(g)
-}
-
 func (h *Handler) deleteGroup(c *fiber.Ctx) error {
 	id, err := httpx.PathUUID(c, "id")
 	if err != nil {
@@ -437,47 +369,6 @@ func (h *Handler) listAttrs(c *fiber.Ctx) error {
 	return c.JSON(defs)
 }
 
-func (h *Handler) createAttr(c *fiber.Ctx) error {
-	var in directory.AttributeDefinitionInput
-	if err := httpx.DecodeJSON(c, &in); err != nil {
-		return err
-	}
-	d, err := h.Directory.CreateAttributeDefinition(c.UserContext(), in)
-	if err != nil {
-		return err
-	}
-	httpx.SetETag(c, d.Version)
-	return c.Status(201).JSON(d)
-}
-
-func (h *Handler) updateAttr(c *fiber.Ctx) error {
-	id, err := httpx.PathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	v, err := httpx.IfMatch(c)
-	if err != nil {
-		return err
-	}
-	var in directory.AttributeDefinitionInput
-	if err := httpx.DecodeJSON(c, &in); err != nil {
-		return err
-	}
-	d, err := h.Directory.UpdateAttributeDefinition(c.UserContext(), id, in, v)
-	if err != nil {
-		return err
-	}
-	httpx.SetETag(c, d.Version)
-	return c.JSON(d)
-}
-
-func (h *Handler) deleteAttr(c *fiber.Ctx) error {
-	id, err := httpx.PathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	if err := h.Directory.DeleteAttributeDefinition(c.UserContext(), id); err != nil {
-		return err
-	}
-	return c.SendStatus(204)
-}
+func userVersion(u *directory.User) int64                { return u.Version }
+func groupVersion(g *directory.Group) int64              { return g.Version }
+func attrVersion(d *directory.AttributeDefinition) int64 { return d.Version }

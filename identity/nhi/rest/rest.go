@@ -41,12 +41,12 @@ func (h *Handler) Mount(api *httpx.API) {
 	api.Handle(httpx.Route{Method: "GET", Path: "/nhis/reports/orphaned", OperationID: "reportOrphanedNHIs",
 		Summary: "NHIs without an active owner", Tags: t, Roles: reportRoles, Response: nhi.Report{}, Handler: h.orphaned})
 	api.Handle(httpx.Route{Method: "GET", Path: "/nhis/:id", OperationID: "getNHI", Summary: "Get an NHI", Tags: t,
-		Response: nhi.NHI{}, Handler: h.get})
+		Response: nhi.NHI{}, Handler: httpx.GetByID(h.NHIs.Get, nhiVersion)})
 	api.Handle(httpx.Route{Method: "PATCH", Path: "/nhis/:id", OperationID: "updateNHI", Summary: "Update an NHI (manage)", Tags: t,
-		Request: nhi.UpdateInput{}, Response: nhi.NHI{}, IfMatch: true, Handler: h.update})
+		Request: nhi.UpdateInput{}, Response: nhi.NHI{}, IfMatch: true, Handler: httpx.UpdateByID(h.NHIs.Update, nhiVersion)})
 	api.Handle(httpx.Route{Method: "POST", Path: "/nhis/:id/transition", OperationID: "transitionNHI",
 		Summary: "Move an NHI through its lifecycle, with a reason (admin)", Tags: t, Request: nhi.TransitionInput{}, Response: nhi.NHI{},
-		Example: map[string]string{"status": "suspended", "reason": "investigating unusual tool calls"}, IfMatch: true, Handler: h.transition})
+		Example: map[string]string{"status": "suspended", "reason": "investigating unusual tool calls"}, IfMatch: true, Handler: httpx.UpdateByID(h.NHIs.Transition, nhiVersion)})
 	api.Handle(httpx.Route{Method: "GET", Path: "/nhis/:id/secrets", OperationID: "listNHISecrets", Summary: "The NHI's client secrets (manage)",
 		Tags: t, Response: []nhi.SecretInfo{}, Handler: h.secrets})
 	api.Handle(httpx.Route{Method: "POST", Path: "/nhis/:id/secrets/rotate", OperationID: "rotateNHISecret",
@@ -109,61 +109,6 @@ func (h *Handler) create(c *fiber.Ctx) error {
 	c.Location(httpx.JoinPath(c.Path(), n.ID.String()))
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.Status(201).JSON(n)
-}
-
-func (h *Handler) get(c *fiber.Ctx) error {
-	id, err := httpx.PathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	n, err := h.NHIs.Get(c.UserContext(), id)
-	if err != nil {
-		return err
-	}
-	httpx.SetETag(c, n.Version)
-	return c.JSON(n)
-}
-
-func (h *Handler) update(c *fiber.Ctx) error {
-	id, err := httpx.PathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	v, err := httpx.IfMatch(c)
-	if err != nil {
-		return err
-	}
-	var in nhi.UpdateInput
-	if err := httpx.DecodeJSON(c, &in); err != nil {
-		return err
-	}
-	n, err := h.NHIs.Update(c.UserContext(), id, in, v)
-	if err != nil {
-		return err
-	}
-	httpx.SetETag(c, n.Version)
-	return c.JSON(n)
-}
-
-func (h *Handler) transition(c *fiber.Ctx) error {
-	id, err := httpx.PathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	v, err := httpx.IfMatch(c)
-	if err != nil {
-		return err
-	}
-	var in nhi.TransitionInput
-	if err := httpx.DecodeJSON(c, &in); err != nil {
-		return err
-	}
-	n, err := h.NHIs.Transition(c.UserContext(), id, in, v)
-	if err != nil {
-		return err
-	}
-	httpx.SetETag(c, n.Version)
-	return c.JSON(n)
 }
 
 func (h *Handler) secrets(c *fiber.Ctx) error {
@@ -273,3 +218,5 @@ func (h *Handler) clientKeys(c *fiber.Ctx) error {
 	}
 	return c.JSON(out)
 }
+
+func nhiVersion(n *nhi.NHI) int64 { return n.Version }
