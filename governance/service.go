@@ -14,8 +14,6 @@ import (
 	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/audit"
 	"github.com/xavyo/xavyo/internal/events"
-	"github.com/xavyo/xavyo/internal/principal"
-	"github.com/xavyo/xavyo/internal/reqid"
 	"github.com/xavyo/xavyo/internal/store"
 )
 
@@ -73,13 +71,7 @@ func (s *Service) audit(ctx context.Context, action, kind string, id uuid.UUID, 
 	if s.Audit == nil {
 		return nil
 	}
-	tid, _ := store.TenantFrom(ctx)
-	e := audit.Entry{TenantID: tid, Action: action, TargetKind: kind, TargetID: id.String(), RequestID: reqid.From(ctx), Details: details}.
-		ActorFrom(principal.From(ctx))
-	if err := s.Audit.AppendSync(ctx, e); err != nil {
-		return apperr.Wrap(err, apperr.KindUnavailable, "audit log unavailable")
-	}
-	return nil
+	return audit.RecordChange(ctx, s.Audit, action, kind, id.String(), details)
 }
 
 func checkVersion(what string, have, want int64) error {

@@ -25,8 +25,6 @@ import (
 	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/audit"
 	"github.com/xavyo/xavyo/internal/events"
-	"github.com/xavyo/xavyo/internal/principal"
-	"github.com/xavyo/xavyo/internal/reqid"
 	"github.com/xavyo/xavyo/internal/store"
 	"github.com/xavyo/xavyo/pki/spiffe"
 )
@@ -212,13 +210,7 @@ func (c *CA) audit(ctx context.Context, action, serial string, details any) erro
 	if c.Audit == nil {
 		return nil
 	}
-	tid, _ := store.TenantFrom(ctx)
-	e := audit.Entry{TenantID: tid, Action: action, TargetKind: "certificate", TargetID: serial, RequestID: reqid.From(ctx), Details: details}.
-		ActorFrom(principal.From(ctx))
-	if err := c.Audit.AppendSync(ctx, e); err != nil {
-		return apperr.Wrap(err, apperr.KindUnavailable, "audit log unavailable")
-	}
-	return nil
+	return audit.RecordChange(ctx, c.Audit, action, "certificate", serial, details)
 }
 
 // Certificates lists an NHI's certificates, newest first.

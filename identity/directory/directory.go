@@ -11,10 +11,7 @@ import (
 
 	"github.com/xavyo/xavyo/identity/password"
 	"github.com/xavyo/xavyo/identity/tenant"
-	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/audit"
-	"github.com/xavyo/xavyo/internal/principal"
-	"github.com/xavyo/xavyo/internal/reqid"
 	"github.com/xavyo/xavyo/internal/store"
 )
 
@@ -60,13 +57,7 @@ func (s *Service) audit(ctx context.Context, action, kind, id string, details an
 	if s.Audit == nil {
 		return nil
 	}
-	tid, _ := store.TenantFrom(ctx)
-	e := audit.Entry{TenantID: tid, Action: action, TargetKind: kind, TargetID: id, RequestID: reqid.From(ctx), Details: details}.
-		ActorFrom(principal.From(ctx))
-	if err := s.Audit.AppendSync(ctx, e); err != nil {
-		return apperr.Wrap(err, apperr.KindUnavailable, "audit log unavailable")
-	}
-	return nil
+	return audit.RecordChange(ctx, s.Audit, action, kind, id, details)
 }
 
 // prefixMatch is a portable "starts with" on a lowered column.

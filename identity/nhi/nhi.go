@@ -21,8 +21,6 @@ import (
 	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/audit"
 	"github.com/xavyo/xavyo/internal/events"
-	"github.com/xavyo/xavyo/internal/principal"
-	"github.com/xavyo/xavyo/internal/reqid"
 	"github.com/xavyo/xavyo/internal/store"
 )
 
@@ -315,13 +313,7 @@ func (s *Service) audit(ctx context.Context, action string, n *NHI, details any)
 	if s.Audit == nil {
 		return nil
 	}
-	tid, _ := store.TenantFrom(ctx)
-	e := audit.Entry{TenantID: tid, Action: action, TargetKind: "nhi", TargetID: n.ID.String(), RequestID: reqid.From(ctx), Details: details}.
-		ActorFrom(principal.From(ctx))
-	if err := s.Audit.AppendSync(ctx, e); err != nil {
-		return apperr.Wrap(err, apperr.KindUnavailable, "audit log unavailable")
-	}
-	return nil
+	return audit.RecordChange(ctx, s.Audit, action, "nhi", n.ID.String(), details)
 }
 
 func (s *Service) write(ctx context.Context, tx *store.Tx, n *NHI) error {

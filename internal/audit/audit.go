@@ -23,6 +23,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/reqid"
 	"github.com/xavyo/xavyo/internal/store"
@@ -352,4 +353,24 @@ func (s *Sequencer) CrossTenant(ctx context.Context, p *principal.Principal, ten
 	if _, err := s.Append(ctx, e); err != nil {
 		s.cfg.Logger.Error("audit of cross-tenant access failed", "error", err, "tenant_id", tenant.String())
 	}
+}
+
+// Syncer appends a record and waits until it is durable.
+type Syncer interface {
+	AppendSync(ctx context.Context, e Entry) error
+}
+
+// RecordChange writes the durable audit record of a change made by the
+// principal of ctx in the tenant of ctx. A nil Syncer records nothing.
+func RecordChange(ctx context.Context, s Syncer, action, targetKind, targetID string, details any) error {
+	if s == nil {
+		return nil
+	}
+	tid, _ := store.TenantFrom(ctx)
+	e := Entry{TenantID: tid, Action: action, TargetKind: targetKind, TargetID: targetID, RequestID: reqid.From(ctx), Details: details}.
+		ActorFrom(principal.From(ctx))
+	if err := s.AppendSync(ctx, e); err != nil {
+		return apperr.Wrap(err, apperr.KindUnavailable, "audit log unavailable")
+	}
+	return nil
 }
