@@ -134,7 +134,7 @@ func (h *Hasher) Verifications() int64 { return h.verifications.Load() }
 
 func decode(s string) (Params, []byte, []byte, error) {
 	parts := strings.Split(s, "$")
-	if len(parts) != 6 || parts[1] != "argon2id" || parts[2] != "v="+strconv.Itoa(argon2.Version) {
+	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" || parts[2] != "v="+strconv.Itoa(argon2.Version) {
 		return Params{}, nil, nil, errors.New("password: not an argon2id hash")
 	}
 	var p Params

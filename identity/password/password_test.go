@@ -85,3 +85,22 @@ func TestPolicy(t *testing.T) {
 		}
 	}
 }
+
+// FuzzVerifyStoredHash: whatever a stored hash holds, verification never
+// panics, never matches a corrupt hash, and never takes absurd parameters.
+func FuzzVerifyStoredHash(f *testing.F) {
+	h := password.NewHasher(fast, 1)
+	enc, _ := h.Hash(context.Background(), "pw")
+	f.Add(enc)
+	f.Add("$argon2id$v=19$m=4294967295,t=4294967295,p=255$c2FsdHNhbHQ$a2V5a2V5a2V5a2V5a2V5a2V5")
+	f.Add("$argon2id$v=19$m=,t=,p=$$")
+	f.Fuzz(func(t *testing.T, stored string) {
+		ok, _, err := h.Verify(context.Background(), "pw", stored)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok && stored != enc && !strings.HasPrefix(stored, "$argon2id$v=19$m=64,t=1,p=1$") {
+			t.Fatalf("matched %q", stored)
+		}
+	})
+}

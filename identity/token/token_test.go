@@ -374,3 +374,35 @@ func FuzzRefreshTenant(f *testing.F) {
 		}
 	})
 }
+
+// FuzzVerify: arbitrary bearer strings never verify and never panic.
+func FuzzVerify(f *testing.F) {
+	db := testdb.SQLite(f)
+	fx := &fixture{db: db, a: uuid.Must(uuid.NewV7())}
+	slug := "t" + fx.a.String()[24:]
+	if err := db.SystemTx(context.Background(), func(tx *store.Tx) error {
+		_, err := tx.Exec(context.Background(), `INSERT INTO tenants (id, slug, name, status, settings, created_at, updated_at, version)
+			VALUES ($1, $2, 'T', 'active', '{}', $3, $3, 1)`, fx.a, slug, store.Now())
+		return err
+	}); err != nil {
+		f.Fatal(err)
+	}
+	sealer, _ := seal.New(make([]byte, 32))
+	svc, err := token.New(token.Config{DB: db, Sealer: sealer, Tenants: tenants{fx.a: slug}, IssuerBase: base})
+	if err != nil {
+		f.Fatal(err)
+	}
+	good, err := svc.Mint(context.Background(), fx.claims(fx.a))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add(good[:len(good)-2] + "AA")
+	f.Add("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.")
+	f.Fuzz(func(t *testing.T, raw string) {
+		c, err := svc.Verify(context.Background(), raw, token.Expect{Audience: base + "/api/v1"})
+		if err == nil && raw != good {
+			t.Fatalf("a string other than the minted token verified: %q → %+v", raw, c)
+		}
+	})
+}
