@@ -31,6 +31,8 @@ import (
 	directoryrest "github.com/xavyo/xavyo/identity/directory/rest"
 	"github.com/xavyo/xavyo/identity/nhi"
 	nhirest "github.com/xavyo/xavyo/identity/nhi/rest"
+	"github.com/xavyo/xavyo/identity/oauth"
+	oauthrest "github.com/xavyo/xavyo/identity/oauth/rest"
 	"github.com/xavyo/xavyo/identity/password"
 	"github.com/xavyo/xavyo/identity/tenant"
 	tenantrest "github.com/xavyo/xavyo/identity/tenant/rest"
@@ -202,6 +204,8 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	(&nhirest.Handler{NHIs: s.nhis}).Mount(s.api)
 	(&pkirest.Handler{CA: s.ca, NHIs: s.nhis}).Mount(s.api)
 	(&govrest.Handler{Gov: s.gov, Auth: &governance.Authorizer{Engine: s.engine, Audit: s.seq}}).Mount(s.api)
+	(&oauthrest.Handler{Server: oauth.New(oauth.Config{Tokens: s.tokens, NHIs: s.nhis, Tenants: s.tenants, DB: s.db,
+		AdminURL: cfg.Admin.PublicURL, AgentURL: cfg.Agent.PublicURL}), Tenants: s.tenants}).Mount(s.admin)
 	mountDocs(s.api)
 
 	// The agent plane.

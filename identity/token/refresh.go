@@ -186,3 +186,30 @@ func (s *Service) SessionOf(ctx context.Context, raw string) (uuid.UUID, uuid.UU
 	}
 	return tenant, *sid, nil
 }
+
+// RevokeRefresh revokes the family of a refresh token issued to clientID
+// (RFC 7009); unknown tokens and other clients' tokens are ignored.
+func (s *Service) RevokeRefresh(ctx context.Context, raw, clientID string) error {
+	tenant, err := RefreshTenant(raw)
+	if err != nil {
+		return nil
+	}
+	ctx = store.WithTenant(ctx, tenant)
+	return s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		var family uuid.UUID
+		var sid *uuid.UUID
+		err := tx.QueryRow(ctx, `SELECT family_id, session_id FROM refresh_tokens WHERE tenant_id = $1 AND token_hash = $2 AND client_id = $3`,
+			tenant, refreshHash(raw), clientID).Scan(&family, &sid)
+		if store.NoRows(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		session := uuid.Nil
+		if sid != nil {
+			session = *sid
+		}
+		return s.revokeFamily(ctx, tx, tenant, family, session)
+	})
+}

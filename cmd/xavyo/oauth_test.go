@@ -1,0 +1,187 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// form posts an OAuth form to the admin plane.
+func (h *harness) form(path string, v url.Values, basicID, basicSecret string) (int, map[string]any) {
+	h.t.Helper()
+	req, _ := http.NewRequest("POST", h.admin+path, strings.NewReader(v.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if basicID != "" {
+		req.SetBasicAuth(url.QueryEscape(basicID), url.QueryEscape(basicSecret))
+	}
+	resp, err := h.http.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	_ = json.Unmarshal(b, &out)
+	return resp.StatusCode, out
+}
+
+func claimsOf(t *testing.T, raw string) map[string]any {
+	t.Helper()
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %q", raw)
+	}
+	b, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	var c map[string]any
+	_ = json.Unmarshal(b, &c)
+	return c
+}
+
+type agentJSON struct {
+	ID           string `json:"id"`
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
+}
+
+// TestOAuthTokenEndpoint: metadata at every well-known form; client
+// credentials (Basic and form); resource indicators; scope limits; token
+// exchange with act, nested for chains; introspection; revocation; a
+// client at another tenant's issuer; secret guessing slowed down.
+func TestOAuthTokenEndpoint(t *testing.T) {
+	for _, flavor := range []store.Flavor{store.SQLite, store.Postgres} {
+		t.Run(flavor.String(), func(t *testing.T) {
+			h := start(t, env(t, flavor, t.TempDir()), nil)
+			slug, other := uniqueSlug("oa"), uniqueSlug("ob")
+			_, tok := tenantAdmin(t, h, slug)
+			tenantAdmin(t, h, other)
+			_, body := h.doAs(tok, "GET", "/api/v1/me", nil)
+			me := decode[userJSON](t, body)
+			newNHI := func(v map[string]any) agentJSON {
+				v["owner_id"] = me.ID
+				resp, body := h.doAs(tok, "POST", "/api/v1/nhis", v)
+				expect(t, resp, body, 201, "create NHI")
+				return decode[agentJSON](t, body)
+			}
+			agent := newNHI(map[string]any{"kind": "agent", "slug": "planner", "name": "Planner"})
+			agent2 := newNHI(map[string]any{"kind": "agent", "slug": "executor", "name": "Executor"})
+			newNHI(map[string]any{"kind": "tool_server", "slug": "github", "name": "GitHub",
+				"profile": map[string]any{"tool_server": map[string]any{"transport": "streamable_http", "url": "https://mcp.example.test/mcp"}}})
+			iss := h.admin + "/t/" + slug
+
+			// Metadata, four ways.
+			for _, p := range []string{"/t/" + slug + "/.well-known/oauth-authorization-server", "/t/" + slug + "/.well-known/openid-configuration",
+				"/.well-known/oauth-authorization-server/t/" + slug, "/.well-known/openid-configuration/t/" + slug} {
+				resp, body := h.doAs("", "GET", p, nil)
+				if resp.StatusCode != 200 || !strings.Contains(string(body), `"issuer":"`+iss+`"`) || !strings.Contains(string(body), `"token_endpoint":"`+iss+`/token"`) {
+					t.Fatalf("%s: %d %s", p, resp.StatusCode, body)
+				}
+			}
+
+			// Client credentials, Basic.
+			code, out := h.form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}}, agent.ClientID, agent.ClientSecret)
+			if code != 200 || out["token_type"] != "Bearer" {
+				t.Fatalf("client credentials: %d %v", code, out)
+			}
+			c := claimsOf(t, out["access_token"].(string))
+			if c["sub"] != agent.ID || c["iss"] != iss || c["client_id"] != agent.ClientID || c["scope"] != "mcp a2a" || c["sub_kind"] != "nhi" {
+				t.Fatalf("claims: %v", c)
+			}
+			if aud := c["aud"]; aud != h.agent+"/t/"+slug+"/mcp" && !strings.Contains(mustJSON(aud), h.agent+"/t/"+slug+"/mcp") {
+				t.Fatalf("default audience: %v", aud)
+			}
+			// Form authentication, a resource, a narrower scope.
+			res := h.agent + "/t/" + slug + "/mcp/github"
+			code, out = h.form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {agent.ClientID},
+				"client_secret": {agent.ClientSecret}, "resource": {res}, "scope": {"mcp"}}, "", "")
+			if code != 200 || claimsOf(t, out["access_token"].(string))["scope"] != "mcp" || !strings.Contains(mustJSON(claimsOf(t, out["access_token"].(string))["aud"]), res) {
+				t.Fatalf("resource: %d %v", code, out)
+			}
+			agentToken := out["access_token"].(string)
+			for name, v := range map[string]url.Values{
+				"unknown tool server": {"grant_type": {"client_credentials"}, "resource": {h.agent + "/t/" + slug + "/mcp/nope"}},
+				"foreign resource":    {"grant_type": {"client_credentials"}, "resource": {"https://evil.example.test/mcp"}},
+				"other tenant":        {"grant_type": {"client_credentials"}, "resource": {h.agent + "/t/" + other + "/mcp"}},
+			} {
+				if code, out := h.form("/t/"+slug+"/token", v, agent.ClientID, agent.ClientSecret); code != 400 || out["error"] != "invalid_target" {
+					t.Errorf("%s: %d %v", name, code, out)
+				}
+			}
+			if code, out := h.form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"admin"}}, agent.ClientID, agent.ClientSecret); code != 400 || out["error"] != "invalid_scope" {
+				t.Fatalf("scope beyond the client: %d %v", code, out)
+			}
+			if code, out := h.form("/t/"+slug+"/token", url.Values{"grant_type": {"password"}}, agent.ClientID, agent.ClientSecret); code != 400 || out["error"] != "unsupported_grant_type" {
+				t.Fatalf("unsupported grant: %d %v", code, out)
+			}
+			if code, out := h.form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "client_secret": {agent.ClientSecret}}, agent.ClientID, agent.ClientSecret); code != 400 {
+				t.Fatalf("two authentication methods: %d %v", code, out)
+			}
+
+			// Token exchange: the planner acts for the admin user; the executor acts on that.
+			exchange := func(subject, clientID, secret string) (int, map[string]any) {
+				return h.form("/t/"+slug+"/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"},
+					"subject_token": {subject}, "subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"},
+					"resource": {res}, "scope": {"mcp"}}, clientID, secret)
+			}
+			code, out = exchange(tok, agent.ClientID, agent.ClientSecret)
+			if code != 200 || out["issued_token_type"] != "urn:ietf:params:oauth:token-type:access_token" {
+				t.Fatalf("exchange: %d %v", code, out)
+			}
+			ex := claimsOf(t, out["access_token"].(string))
+			act, _ := ex["act"].(map[string]any)
+			if ex["sub"] != me.ID || act == nil || act["sub"] != agent.ID || ex["scope"] != "mcp" {
+				t.Fatalf("exchanged claims: %v", ex)
+			}
+			code, out = exchange(out["access_token"].(string), agent2.ClientID, agent2.ClientSecret)
+			if code != 200 {
+				t.Fatalf("second hop: %d %v", code, out)
+			}
+			chain := claimsOf(t, out["access_token"].(string))
+			outer, _ := chain["act"].(map[string]any)
+			inner, _ := outer["act"].(map[string]any)
+			if chain["sub"] != me.ID || outer["sub"] != agent2.ID || inner == nil || inner["sub"] != agent.ID {
+				t.Fatalf("act chain: %v", chain)
+			}
+			if code, out := exchange("not-a-token", agent.ClientID, agent.ClientSecret); code != 400 || out["error"] != "invalid_grant" {
+				t.Fatalf("bad subject token: %d %v", code, out)
+			}
+
+			// Introspection and revocation.
+			code, out = h.form("/t/"+slug+"/introspect", url.Values{"token": {agentToken}}, agent.ClientID, agent.ClientSecret)
+			if code != 200 || out["active"] != true || out["sub"] != agent.ID {
+				t.Fatalf("introspect: %d %v", code, out)
+			}
+			if code, _ := h.form("/t/"+slug+"/revoke", url.Values{"token": {agentToken}}, agent.ClientID, agent.ClientSecret); code != 200 {
+				t.Fatalf("revoke: %d", code)
+			}
+			if code, out = h.form("/t/"+slug+"/introspect", url.Values{"token": {agentToken}}, agent.ClientID, agent.ClientSecret); out["active"] != false {
+				t.Fatalf("revoked token still active: %v", out)
+			}
+			if code, out = h.form("/t/"+slug+"/introspect", url.Values{"token": {"garbage"}}, agent.ClientID, agent.ClientSecret); code != 200 || out["active"] != false {
+				t.Fatalf("garbage: %d %v", code, out)
+			}
+
+			// A tenant's client is unknown at another tenant's issuer.
+			if code, out := h.form("/t/"+other+"/token", url.Values{"grant_type": {"client_credentials"}}, agent.ClientID, agent.ClientSecret); code != 401 || out["error"] != "invalid_client" {
+				t.Fatalf("cross-tenant client: %d %v", code, out)
+			}
+			// Guessing the secret is slowed down: after ten failures even the right one waits.
+			for range 10 {
+				h.form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}}, agent2.ClientID, "xvs_wrong-guess-0000000000")
+			}
+			if code, _ := h.form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}}, agent2.ClientID, agent2.ClientSecret); code != 429 {
+				t.Fatalf("guessing not slowed down: %d", code)
+			}
+		})
+	}
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}

@@ -1,0 +1,367 @@
+// Package oauth is the OAuth 2.1 authorization server of each tenant's
+// issuer ({admin.public_url}/t/{slug}): client authentication, the token
+// endpoint's grants (client credentials, token exchange with act chains,
+// refresh with rotation), resource indicators, introspection and
+// revocation — all on the one token service (docs/design/0006).
+package oauth
+
+import (
+	"context"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/xavyo/xavyo/identity/nhi"
+	"github.com/xavyo/xavyo/identity/tenant"
+	"github.com/xavyo/xavyo/identity/token"
+	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// Grant types.
+const (
+	GrantClientCredentials = "client_credentials"
+	GrantRefreshToken      = "refresh_token"
+	GrantTokenExchange     = "urn:ietf:params:oauth:grant-type:token-exchange"
+	TokenTypeAccess        = "urn:ietf:params:oauth:token-type:access_token"
+	TokenTypeJWT           = "urn:ietf:params:oauth:token-type:jwt"
+)
+
+// Error is an RFC 6749 §5.2 error.
+type Error struct {
+	Code        string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+	Status      int    `json:"-"`
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Description }
+
+func oerr(status int, code, desc string) *Error {
+	return &Error{Code: code, Description: desc, Status: status}
+}
+
+// Errors.
+var (
+	ErrInvalidClient = oerr(401, "invalid_client", "client authentication failed")
+	ErrSlowDown      = oerr(429, "invalid_client", "too many failed client authentications; try again later")
+)
+
+// Config configures the server.
+type Config struct {
+	Tokens  *token.Service
+	NHIs    *nhi.Service
+	Tenants *tenant.Service
+	DB      *store.DB
+	// AdminURL and AgentURL are admin.public_url and agent.public_url.
+	AdminURL, AgentURL string
+	// AccessTTL is the lifetime of client-credential and exchanged tokens (default 10 min).
+	AccessTTL time.Duration
+	Now       func() time.Time
+}
+
+// Server answers the token, introspection and revocation endpoints.
+type Server struct {
+	cfg     Config
+	limiter *limiter
+}
+
+// New returns a server.
+func New(cfg Config) *Server {
+	if cfg.AccessTTL == 0 {
+		cfg.AccessTTL = 10 * time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	cfg.AdminURL = strings.TrimSuffix(cfg.AdminURL, "/")
+	cfg.AgentURL = strings.TrimSuffix(cfg.AgentURL, "/")
+	return &Server{cfg: cfg, limiter: &limiter{window: time.Minute, max: 10, hits: map[string]*bucket{}}}
+}
+
+// Issuer returns a tenant's issuer URL.
+func (s *Server) Issuer(slug string) string { return s.cfg.AdminURL + "/t/" + slug }
+
+// Client is an authenticated OAuth client.
+type Client struct {
+	ID     string
+	NHI    *nhi.NHI
+	Scopes []string
+}
+
+// Authenticate checks client credentials presented by Basic or in the
+// form. Failures are counted per client and address and slowed down.
+func (s *Server) Authenticate(ctx context.Context, clientID, secret, remote string) (*Client, error) {
+	key := clientID + "|" + remote
+	if !s.limiter.allow(key, s.cfg.Now()) {
+		return nil, ErrSlowDown
+	}
+	if clientID == "" || secret == "" {
+		s.limiter.fail(key, s.cfg.Now())
+		return nil, ErrInvalidClient
+	}
+	n, err := s.cfg.NHIs.VerifySecret(ctx, clientID, secret)
+	if err != nil {
+		s.limiter.fail(key, s.cfg.Now())
+		return nil, ErrInvalidClient
+	}
+	scope, err := s.clientScope(ctx, clientID)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{ID: clientID, NHI: n, Scopes: strings.Fields(scope)}, nil
+}
+
+func (s *Server) clientScope(ctx context.Context, clientID string) (string, error) {
+	var scope string
+	err := s.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		return tx.QueryRow(ctx, `SELECT scope FROM oauth_clients WHERE tenant_id = $1 AND client_id = $2`, tx.TenantID(), clientID).Scan(&scope)
+	})
+	return scope, err
+}
+
+// TokenResponse is RFC 6749 §5.1 plus RFC 8693's issued_token_type.
+type TokenResponse struct {
+	AccessToken     string `json:"access_token"`
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
+	TokenType       string `json:"token_type"`
+	ExpiresIn       int    `json:"expires_in"`
+	RefreshToken    string `json:"refresh_token,omitempty"`
+	Scope           string `json:"scope,omitempty"`
+}
+
+// Resources checks RFC 8707 resource indicators: each must be a resource
+// of this tenant (its admin API, its MCP gateway endpoints, its A2A
+// endpoints); none means the tenant's MCP gateway endpoint.
+func (s *Server) Resources(ctx context.Context, slug string, requested []string) ([]string, *Error) {
+	if len(requested) == 0 {
+		return []string{s.cfg.AgentURL + "/t/" + slug + "/mcp"}, nil
+	}
+	if len(requested) > 10 {
+		return nil, oerr(400, "invalid_target", "at most 10 resources")
+	}
+	mcp := s.cfg.AgentURL + "/t/" + slug + "/mcp"
+	a2a := s.cfg.AgentURL + "/t/" + slug + "/a2a/agents/"
+	for _, r := range requested {
+		u, err := url.Parse(r)
+		if err != nil || u.Fragment != "" || u.RawQuery != "" {
+			return nil, oerr(400, "invalid_target", "a resource is an absolute URL without query or fragment")
+		}
+		switch {
+		case r == s.cfg.AdminURL+"/api/v1", r == mcp:
+		case strings.HasPrefix(r, mcp+"/"), strings.HasPrefix(r, a2a):
+			name := strings.TrimPrefix(strings.TrimPrefix(r, mcp+"/"), a2a)
+			kind := nhi.KindToolServer
+			if strings.HasPrefix(r, a2a) {
+				kind = nhi.KindAgent
+			}
+			if !s.nhiExists(ctx, kind, name) {
+				return nil, oerr(400, "invalid_target", "unknown resource "+r)
+			}
+		default:
+			return nil, oerr(400, "invalid_target", "not a resource of this issuer: "+r)
+		}
+	}
+	return dedupe(requested), nil
+}
+
+func dedupe(in []string) []string {
+	out := slices.Clone(in)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func (s *Server) nhiExists(ctx context.Context, kind, slug string) bool {
+	var n int
+	_ = s.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		return tx.QueryRow(ctx, `SELECT COUNT(*) FROM nhis WHERE tenant_id = $1 AND kind = $2 AND slug = $3 AND status = 'active'`,
+			tx.TenantID(), kind, slug).Scan(&n)
+	})
+	return n > 0
+}
+
+// intersect keeps the requested scopes allowed by every list; no request
+// means everything allowed.
+func intersect(requested []string, allowed ...[]string) []string {
+	out := requested
+	if len(out) == 0 {
+		out = allowed[0]
+	}
+	var keep []string
+	for _, sc := range out {
+		ok := true
+		for _, a := range allowed {
+			if !slices.Contains(a, sc) {
+				ok = false
+				break
+			}
+		}
+		if ok && !slices.Contains(keep, sc) {
+			keep = append(keep, sc)
+		}
+	}
+	return keep
+}
+
+// ClientCredentials issues a token to the client's NHI itself.
+func (s *Server) ClientCredentials(ctx context.Context, slug string, c *Client, scope []string, resources []string) (*TokenResponse, error) {
+	auds, e := s.Resources(ctx, slug, resources)
+	if e != nil {
+		return nil, e
+	}
+	granted := intersect(scope, c.Scopes)
+	if len(scope) > 0 && len(granted) != len(dedupe(scope)) {
+		return nil, oerr(400, "invalid_scope", "the client may not ask for "+strings.Join(scope, " "))
+	}
+	tid, _ := store.TenantFrom(ctx)
+	raw, err := s.cfg.Tokens.Mint(ctx, token.Claims{
+		Claims:   jwt.Claims{Subject: c.NHI.ID.String(), Audience: jwt.Audience(auds), Expiry: jwt.NewNumericDate(s.cfg.Now().Add(s.cfg.AccessTTL))},
+		TenantID: tid, Scope: strings.Join(granted, " "), ClientID: c.ID, SubjectKind: string(principal.KindNHI), NHIKind: c.NHI.Kind,
+	})
+	if err != nil {
+		return nil, err
+	}
+	go func() { _ = s.cfg.NHIs.Touch(context.WithoutCancel(ctx), c.NHI.ID) }()
+	return &TokenResponse{AccessToken: raw, TokenType: "Bearer", ExpiresIn: int(s.cfg.AccessTTL.Seconds()), Scope: strings.Join(granted, " ")}, nil
+}
+
+// userScopes are the coarse scopes a user may delegate (rights are
+// entitlements, checked at call time).
+var userScopes = []string{"mcp", "a2a", "openid", "profile", "email", "offline_access"}
+
+// Exchange is RFC 8693: the client (an agent) presents a user's token and
+// gets one with sub = the user and act = the agent, nested when the
+// subject token already carries an act chain.
+func (s *Server) Exchange(ctx context.Context, slug string, c *Client, subjectToken, subjectType, actorToken, actorType string,
+	scope, resources, audiences []string) (*TokenResponse, error) {
+	if subjectToken == "" || (subjectType != TokenTypeAccess && subjectType != TokenTypeJWT) {
+		return nil, oerr(400, "invalid_request", "subject_token and a subject_token_type of access_token or jwt are required")
+	}
+	tid, _ := store.TenantFrom(ctx)
+	sub, err := s.cfg.Tokens.Verify(ctx, subjectToken, token.Expect{Tenant: tid})
+	if err != nil {
+		return nil, oerr(400, "invalid_grant", "the subject token is not valid here")
+	}
+	actorID := c.NHI.ID.String()
+	if actorToken != "" {
+		if actorType != TokenTypeAccess && actorType != TokenTypeJWT {
+			return nil, oerr(400, "invalid_request", "actor_token_type must be access_token or jwt")
+		}
+		act, err := s.cfg.Tokens.Verify(ctx, actorToken, token.Expect{Tenant: tid})
+		if err != nil || act.Subject != c.NHI.ID.String() {
+			return nil, oerr(400, "invalid_grant", "the actor token must be the authenticated client's own")
+		}
+	}
+	subjectScopes := strings.Fields(sub.Scope)
+	if sub.SubjectKind == string(principal.KindUser) || sub.SubjectKind == "" {
+		subjectScopes = append(subjectScopes, userScopes...)
+	}
+	granted := intersect(scope, c.Scopes, subjectScopes)
+	if len(scope) > 0 && len(granted) != len(dedupe(scope)) {
+		return nil, oerr(400, "invalid_scope", "the requested scope exceeds what the subject or the actor holds")
+	}
+	auds, e := s.Resources(ctx, slug, append(resources, audiences...))
+	if e != nil {
+		return nil, e
+	}
+	act := &token.Actor{Subject: actorID, ClientID: c.ID, Kind: string(principal.KindNHI), Act: sub.Act}
+	exp := s.cfg.Now().Add(s.cfg.AccessTTL)
+	if sub.Expiry != nil && sub.Expiry.Time().Before(exp) {
+		exp = sub.Expiry.Time() // never outlive the subject's own token
+	}
+	raw, err := s.cfg.Tokens.Mint(ctx, token.Claims{
+		Claims:   jwt.Claims{Subject: sub.Subject, Audience: jwt.Audience(auds), Expiry: jwt.NewNumericDate(exp)},
+		TenantID: tid, Scope: strings.Join(granted, " "), ClientID: c.ID, SubjectKind: sub.SubjectKind, NHIKind: sub.NHIKind, Act: act,
+		SessionID: sub.SessionID,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &TokenResponse{AccessToken: raw, IssuedTokenType: TokenTypeAccess, TokenType: "Bearer", ExpiresIn: int(time.Until(exp).Seconds()),
+		Scope: strings.Join(granted, " ")}, nil
+}
+
+// Introspection is RFC 7662's response.
+type Introspection struct {
+	Active    bool                `json:"active"`
+	Scope     string              `json:"scope,omitempty"`
+	ClientID  string              `json:"client_id,omitempty"`
+	Subject   string              `json:"sub,omitempty"`
+	Audience  []string            `json:"aud,omitempty"`
+	Issuer    string              `json:"iss,omitempty"`
+	Expiry    int64               `json:"exp,omitempty"`
+	IssuedAt  int64               `json:"iat,omitempty"`
+	JTI       string              `json:"jti,omitempty"`
+	TokenType string              `json:"token_type,omitempty"`
+	Act       *token.Actor        `json:"act,omitempty"`
+	Cnf       *token.Confirmation `json:"cnf,omitempty"`
+}
+
+// Introspect describes a token of this tenant to an authenticated client.
+func (s *Server) Introspect(ctx context.Context, raw string) *Introspection {
+	tid, _ := store.TenantFrom(ctx)
+	c, err := s.cfg.Tokens.Verify(ctx, raw, token.Expect{Tenant: tid})
+	if err != nil {
+		return &Introspection{Active: false}
+	}
+	out := &Introspection{Active: true, Scope: c.Scope, ClientID: c.ClientID, Subject: c.Subject, Audience: c.Audience, Issuer: c.Issuer,
+		JTI: c.ID, TokenType: "Bearer", Act: c.Act, Cnf: c.Cnf}
+	if c.Expiry != nil {
+		out.Expiry = c.Expiry.Time().Unix()
+	}
+	if c.IssuedAt != nil {
+		out.IssuedAt = c.IssuedAt.Time().Unix()
+	}
+	return out
+}
+
+// Revoke is RFC 7009: access tokens by jti, refresh tokens by family.
+// Tokens of other clients, unknown tokens and garbage are ignored.
+func (s *Server) Revoke(ctx context.Context, c *Client, raw, hint string) error {
+	tid, _ := store.TenantFrom(ctx)
+	if strings.HasPrefix(raw, token.RefreshPrefix) {
+		return s.cfg.Tokens.RevokeRefresh(ctx, raw, c.ID)
+	}
+	cl, err := s.cfg.Tokens.Verify(ctx, raw, token.Expect{Tenant: tid})
+	if err != nil || cl.ClientID != c.ID {
+		return nil
+	}
+	return s.cfg.Tokens.Revoke(ctx, tid, "jti", cl.ID)
+}
+
+// limiter slows down client-secret guessing, per replica.
+type limiter struct {
+	mu     sync.Mutex
+	window time.Duration
+	max    int
+	hits   map[string]*bucket
+}
+
+type bucket struct {
+	start time.Time
+	n     int
+}
+
+func (l *limiter) allow(key string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.hits[key]
+	return b == nil || now.Sub(b.start) > l.window || b.n < l.max
+}
+
+func (l *limiter) fail(key string, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.hits) > 100_000 {
+		clear(l.hits)
+	}
+	b := l.hits[key]
+	if b == nil || now.Sub(b.start) > l.window {
+		l.hits[key] = &bucket{start: now, n: 1}
+		return
+	}
+	b.n++
+}

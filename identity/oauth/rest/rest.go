@@ -1,0 +1,200 @@
+// Package rest serves each tenant issuer's OAuth endpoints on the admin
+// plane: metadata (RFC 8414 and OpenID discovery, including the
+// path-inserted forms), token, introspection and revocation.
+package rest
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"net/url"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/xavyo/xavyo/identity/oauth"
+	"github.com/xavyo/xavyo/identity/tenant"
+	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// Handler serves the OAuth endpoints.
+type Handler struct {
+	Server  *oauth.Server
+	Tenants *tenant.Service
+}
+
+// Mount registers the routes on the admin plane.
+func (h *Handler) Mount(app *fiber.App) {
+	app.Get("/t/:slug/.well-known/oauth-authorization-server", h.metadata)
+	app.Get("/t/:slug/.well-known/openid-configuration", h.metadata)
+	app.Get("/.well-known/oauth-authorization-server/t/:slug", h.metadata)
+	app.Get("/.well-known/openid-configuration/t/:slug", h.metadata)
+	app.Post("/t/:slug/token", h.token)
+	app.Post("/t/:slug/introspect", h.introspect)
+	app.Post("/t/:slug/revoke", h.revoke)
+}
+
+// write renders a result or an RFC 6749 §5.2 error, never cached.
+func write(c *fiber.Ctx, v any, err error) error {
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Set(fiber.HeaderPragma, "no-cache")
+	if err == nil {
+		return c.JSON(v)
+	}
+	var oe *oauth.Error
+	if !errors.As(err, &oe) {
+		switch apperr.KindOf(err) {
+		case apperr.KindNotFound:
+			oe = &oauth.Error{Code: "invalid_request", Description: apperr.PublicMessage(err), Status: 404}
+		case apperr.KindInvalidArgument:
+			oe = &oauth.Error{Code: "invalid_request", Description: apperr.PublicMessage(err), Status: 400}
+		default:
+			oe = &oauth.Error{Code: "server_error", Description: "the server could not answer", Status: 500}
+		}
+	}
+	if oe.Code == "invalid_client" && oe.Status == 401 {
+		c.Set(fiber.HeaderWWWAuthenticate, `Basic realm="xavyo"`)
+	}
+	return c.Status(oe.Status).JSON(oe)
+}
+
+func (h *Handler) tenant(c *fiber.Ctx) (*tenant.Tenant, context.Context, error) {
+	t, err := h.Tenants.GetBySlug(c.UserContext(), c.Params("slug"))
+	if err != nil {
+		return nil, nil, &oauth.Error{Code: "invalid_request", Description: "no such issuer", Status: 404}
+	}
+	return t, store.WithTenant(c.UserContext(), t.ID), nil
+}
+
+// Metadata is the authorization server's metadata.
+type Metadata struct {
+	Issuer                                string   `json:"issuer"`
+	TokenEndpoint                         string   `json:"token_endpoint"`
+	JWKSURI                               string   `json:"jwks_uri"`
+	IntrospectionEndpoint                 string   `json:"introspection_endpoint"`
+	RevocationEndpoint                    string   `json:"revocation_endpoint"`
+	UserinfoEndpoint                      string   `json:"userinfo_endpoint"`
+	GrantTypesSupported                   []string `json:"grant_types_supported"`
+	TokenEndpointAuthMethodsSupported     []string `json:"token_endpoint_auth_methods_supported"`
+	IntrospectionEndpointAuthMethods      []string `json:"introspection_endpoint_auth_methods_supported"`
+	RevocationEndpointAuthMethods         []string `json:"revocation_endpoint_auth_methods_supported"`
+	ScopesSupported                       []string `json:"scopes_supported"`
+	ResponseTypesSupported                []string `json:"response_types_supported"`
+	SubjectTypesSupported                 []string `json:"subject_types_supported"`
+	IDTokenSigningAlgValuesSupported      []string `json:"id_token_signing_alg_values_supported"`
+	TokenEndpointAuthSigningAlgsSupported []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
+}
+
+func (h *Handler) metadata(c *fiber.Ctx) error {
+	t, _, err := h.tenant(c)
+	if err != nil {
+		return write(c, nil, err)
+	}
+	iss := h.Server.Issuer(t.Slug)
+	auth := []string{"client_secret_basic", "client_secret_post"}
+	md := Metadata{
+		Issuer: iss, TokenEndpoint: iss + "/token", JWKSURI: iss + "/jwks", IntrospectionEndpoint: iss + "/introspect",
+		RevocationEndpoint: iss + "/revoke", UserinfoEndpoint: iss + "/userinfo",
+		GrantTypesSupported:               []string{oauth.GrantClientCredentials, oauth.GrantTokenExchange},
+		TokenEndpointAuthMethodsSupported: auth, IntrospectionEndpointAuthMethods: auth, RevocationEndpointAuthMethods: auth,
+		ScopesSupported:        []string{"mcp", "a2a", "openid", "profile", "email", "offline_access"},
+		ResponseTypesSupported: []string{}, SubjectTypesSupported: []string{"public"},
+		IDTokenSigningAlgValuesSupported: []string{"ES256", "RS256"},
+	}
+	c.Set(fiber.HeaderCacheControl, "public, max-age=300")
+	return c.JSON(md)
+}
+
+// client reads client credentials from Basic auth or the form (not both).
+func (h *Handler) client(c *fiber.Ctx, ctx context.Context) (*oauth.Client, error) {
+	id, secret := c.FormValue("client_id"), c.FormValue("client_secret")
+	if hdr := c.Get(fiber.HeaderAuthorization); hdr != "" {
+		scheme, value, _ := strings.Cut(hdr, " ")
+		if !strings.EqualFold(scheme, "Basic") || secret != "" {
+			return nil, &oauth.Error{Code: "invalid_request", Description: "use one client authentication method", Status: 400}
+		}
+		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(value))
+		if err != nil {
+			return nil, oauth.ErrInvalidClient
+		}
+		u, p, ok := strings.Cut(string(raw), ":")
+		if !ok {
+			return nil, oauth.ErrInvalidClient
+		}
+		// RFC 6749 §2.3.1: both parts are form-urlencoded.
+		bu, err1 := url.QueryUnescape(u)
+		bp, err2 := url.QueryUnescape(p)
+		if err1 != nil || err2 != nil || (id != "" && id != bu) {
+			return nil, oauth.ErrInvalidClient
+		}
+		id, secret = bu, bp
+	}
+	return h.Server.Authenticate(ctx, id, secret, c.IP())
+}
+
+func multi(c *fiber.Ctx, key string) []string {
+	var out []string
+	for _, v := range c.Request().PostArgs().PeekMulti(key) {
+		out = append(out, string(v))
+	}
+	return out
+}
+
+func (h *Handler) token(c *fiber.Ctx) error {
+	t, ctx, err := h.tenant(c)
+	if err != nil {
+		return write(c, nil, err)
+	}
+	if !strings.HasPrefix(c.Get(fiber.HeaderContentType), fiber.MIMEApplicationForm) {
+		return write(c, nil, &oauth.Error{Code: "invalid_request", Description: "the token request is application/x-www-form-urlencoded", Status: 400})
+	}
+	cl, err := h.client(c, ctx)
+	if err != nil {
+		return write(c, nil, err)
+	}
+	scope := strings.Fields(c.FormValue("scope"))
+	switch c.FormValue("grant_type") {
+	case oauth.GrantClientCredentials:
+		out, err := h.Server.ClientCredentials(ctx, t.Slug, cl, scope, multi(c, "resource"))
+		return write(c, out, err)
+	case oauth.GrantTokenExchange:
+		out, err := h.Server.Exchange(ctx, t.Slug, cl, c.FormValue("subject_token"), c.FormValue("subject_token_type"),
+			c.FormValue("actor_token"), c.FormValue("actor_token_type"), scope, multi(c, "resource"), multi(c, "audience"))
+		return write(c, out, err)
+	case "":
+		return write(c, nil, &oauth.Error{Code: "invalid_request", Description: "grant_type is required", Status: 400})
+	default:
+		return write(c, nil, &oauth.Error{Code: "unsupported_grant_type", Description: "this issuer does not support that grant", Status: 400})
+	}
+}
+
+func (h *Handler) introspect(c *fiber.Ctx) error {
+	_, ctx, err := h.tenant(c)
+	if err != nil {
+		return write(c, nil, err)
+	}
+	if _, err := h.client(c, ctx); err != nil {
+		return write(c, nil, err)
+	}
+	return write(c, h.Server.Introspect(ctx, c.FormValue("token")), nil)
+}
+
+func (h *Handler) revoke(c *fiber.Ctx) error {
+	_, ctx, err := h.tenant(c)
+	if err != nil {
+		return write(c, nil, err)
+	}
+	cl, err := h.client(c, ctx)
+	if err != nil {
+		return write(c, nil, err)
+	}
+	if c.FormValue("token") == "" {
+		return write(c, nil, &oauth.Error{Code: "invalid_request", Description: "token is required", Status: 400})
+	}
+	if err := h.Server.Revoke(ctx, cl, c.FormValue("token"), c.FormValue("token_type_hint")); err != nil {
+		return write(c, nil, err)
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.SendStatus(200)
+}
