@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: help build run test test-short lint bench bench-governance fuzz generate verify tools clean
+.PHONY: help build run test test-short lint bench bench-oauth bench-governance fuzz generate verify tools clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ lint: $(BIN)/golangci-lint ## Lint, including the import rules of DESIGN.md §2
 
 bench: ## Run the benchmarks (figures go to docs/benchmarks.md)
 	$(GO) test -run '^$$' -bench . -skip Governance -benchmem -count 6 ./bench/... | tee bench/last.txt
+
+bench-oauth: ## Token endpoint under load from separate processes, beside the raw signing rate
+	bash bench/oauth.sh | tee bench/oauth.txt
 
 bench-governance: ## Governance at scale on PostgreSQL: 10k users, 1k roles, 50k entitlements, 500k assignments
 	XAVYO_REQUIRE_POSTGRES=1 $(GO) test -run '^$$' -bench Governance -benchtime 2s -timeout 30m ./bench/ | tee bench/governance.txt

@@ -156,17 +156,25 @@ func (s *Service) Secrets(ctx context.Context, id uuid.UUID) ([]SecretInfo, erro
 // VerifySecret authenticates an NHI's OAuth client: it returns the NHI
 // when secret is one of the client's live secrets and the NHI is active.
 func (s *Service) VerifySecret(ctx context.Context, clientID, secret string) (*NHI, error) {
+	n, _, err := s.AuthenticateClient(ctx, clientID, secret)
+	return n, err
+}
+
+// AuthenticateClient is VerifySecret that also returns the client's
+// registered scope, in one read transaction (the token endpoint's path).
+func (s *Service) AuthenticateClient(ctx context.Context, clientID, secret string) (*NHI, string, error) {
 	bad := apperr.New(apperr.KindUnauthenticated, "invalid client credentials")
 	if clientID == "" || len(secret) < 16 || len(secret) > 256 {
-		return nil, bad
+		return nil, "", bad
 	}
 	now := s.now()
 	var n *NHI
+	var scope string
 	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
 		var nid uuid.UUID
-		err := tx.QueryRow(ctx, `SELECT c.nhi_id FROM client_secrets s JOIN oauth_clients c ON c.tenant_id = s.tenant_id AND c.id = s.client
+		err := tx.QueryRow(ctx, `SELECT c.nhi_id, c.scope FROM client_secrets s JOIN oauth_clients c ON c.tenant_id = s.tenant_id AND c.id = s.client
 			WHERE s.tenant_id = $1 AND s.secret_hash = $2 AND c.client_id = $3 AND s.revoked_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > $4)`,
-			tx.TenantID(), HashSecret(secret), clientID, now).Scan(&nid)
+			tx.TenantID(), HashSecret(secret), clientID, now).Scan(&nid, &scope)
 		if store.NoRows(err) {
 			return bad
 		}
@@ -177,12 +185,12 @@ func (s *Service) VerifySecret(ctx context.Context, clientID, secret string) (*N
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if n.Status != StatusActive {
-		return nil, bad
+		return nil, "", bad
 	}
-	return n, nil
+	return n, scope, nil
 }
 
 // ClientKeysInput replaces the public keys an NHI signs private_key_jwt

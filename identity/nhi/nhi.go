@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -155,6 +156,9 @@ type Service struct {
 	StdioAllowlist []string
 	// Now is the clock (default store.Now).
 	Now func() time.Time
+
+	touchMu sync.Mutex
+	touched map[uuid.UUID]time.Time
 }
 
 func (s *Service) now() time.Time {

@@ -103,24 +103,12 @@ func (s *Server) Authenticate(ctx context.Context, clientID, secret, remote stri
 		s.limiter.fail(key, s.cfg.Now())
 		return nil, ErrInvalidClient
 	}
-	n, err := s.cfg.NHIs.VerifySecret(ctx, clientID, secret)
+	n, scope, err := s.cfg.NHIs.AuthenticateClient(ctx, clientID, secret)
 	if err != nil {
 		s.limiter.fail(key, s.cfg.Now())
 		return nil, ErrInvalidClient
 	}
-	scope, err := s.clientScope(ctx, clientID)
-	if err != nil {
-		return nil, err
-	}
 	return &Client{ID: clientID, NHI: n, Scopes: strings.Fields(scope)}, nil
-}
-
-func (s *Server) clientScope(ctx context.Context, clientID string) (string, error) {
-	var scope string
-	err := s.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		return tx.QueryRow(ctx, `SELECT scope FROM oauth_clients WHERE tenant_id = $1 AND client_id = $2`, tx.TenantID(), clientID).Scan(&scope)
-	})
-	return scope, err
 }
 
 // TokenResponse is RFC 6749 §5.1 plus RFC 8693's issued_token_type.

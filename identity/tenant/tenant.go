@@ -123,8 +123,9 @@ type Service struct {
 	DB    *store.DB
 	Audit Auditor
 
-	mu    sync.RWMutex
-	cache map[uuid.UUID]Tenant
+	mu     sync.RWMutex
+	cache  map[uuid.UUID]Tenant
+	bySlug map[string]uuid.UUID // slugs never change
 }
 
 // Watch drops cached tenants when they change anywhere.
@@ -222,13 +223,28 @@ func (s *Service) Get(ctx context.Context, id uuid.UUID) (*Tenant, error) {
 
 // GetBySlug returns a tenant that is not deleted by its slug.
 func (s *Service) GetBySlug(ctx context.Context, slug string) (*Tenant, error) {
+	s.mu.RLock()
+	id, ok := s.bySlug[slug]
+	s.mu.RUnlock()
+	if ok {
+		return s.Get(ctx, id)
+	}
 	var t *Tenant
 	err := s.DB.SystemRead(ctx, func(tx *store.Tx) error {
 		var err error
 		t, err = get(ctx, tx, `slug = $1`, slug)
 		return err
 	})
-	return t, err
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if s.bySlug == nil || len(s.bySlug) > 100_000 {
+		s.bySlug = map[string]uuid.UUID{}
+	}
+	s.bySlug[slug] = t.ID
+	s.mu.Unlock()
+	return t, nil
 }
 
 // ActiveTenant implements httpx.TenantResolver: deleted and unknown

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -79,6 +80,50 @@ type DB struct {
 	log     *slog.Logger
 	queries sync.Map // original SQL → flavored SQL
 	local   *localNotifier
+	// stmts caches prepared statements per pool (SQLite: modernc parses
+	// every unprepared query anew, which dominated short transactions).
+	stmts  sync.Map // stmtKey → *sql.Stmt
+	nstmts atomic.Int64
+}
+
+type stmtKey struct {
+	pool  *sql.DB
+	query string
+}
+
+// maxStmts bounds the statement cache; queries built on the fly beyond
+// it run unprepared.
+const maxStmts = 2000
+
+// stmt returns the read pool's prepared statement for q, or nil when q
+// is not to be cached. Only SQLite reads are cached: pgx caches
+// statements per connection itself, and preparing needs a free
+// connection, which the single-connection write pool never has while a
+// transaction runs. A read that finds every connection busy within a
+// millisecond runs unprepared this time.
+func (db *DB) stmt(ctx context.Context, pool *sql.DB, q string) *sql.Stmt {
+	if db.flavor != SQLite || pool != db.ro || db.ro == db.rw {
+		return nil
+	}
+	k := stmtKey{pool, q}
+	if v, ok := db.stmts.Load(k); ok {
+		return v.(*sql.Stmt)
+	}
+	if db.nstmts.Load() >= maxStmts {
+		return nil
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Millisecond)
+	defer cancel()
+	st, err := pool.PrepareContext(pctx, q)
+	if err != nil {
+		return nil // the direct path runs it (and reports real errors)
+	}
+	if v, loaded := db.stmts.LoadOrStore(k, st); loaded {
+		_ = st.Close()
+		return v.(*sql.Stmt)
+	}
+	db.nstmts.Add(1)
+	return st
 }
 
 // Open connects to the backend named by cfg.URL.
@@ -171,6 +216,7 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close closes every connection.
 func (db *DB) Close() error {
+	db.stmts.Range(func(_, v any) bool { _ = v.(*sql.Stmt).Close(); return true })
 	err := db.rw.Close()
 	if db.ro != db.rw {
 		err = errors.Join(err, db.ro.Close())
@@ -264,7 +310,7 @@ func (db *DB) runOnce(ctx context.Context, pool *sql.DB, readOnly bool, tenant u
 	if err != nil {
 		return nil, translate(fmt.Errorf("store: begin: %w", err))
 	}
-	tx := &Tx{tx: stx, db: db, tenant: tenant, system: system}
+	tx := &Tx{tx: stx, db: db, pool: pool, tenant: tenant, system: system}
 	defer func() {
 		if p := recover(); p != nil {
 			_ = stx.Rollback()
@@ -302,6 +348,7 @@ func (db *DB) runOnce(ctx context.Context, pool *sql.DB, readOnly bool, tenant u
 type Tx struct {
 	tx     *sql.Tx
 	db     *DB
+	pool   *sql.DB
 	tenant uuid.UUID
 	system bool
 	after  []func()
@@ -316,19 +363,33 @@ func (t *Tx) Flavor() Flavor { return t.db.flavor }
 
 // Exec runs a statement.
 func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	r, err := t.tx.ExecContext(ctx, t.db.flavored(query), args...)
+	q := t.db.flavored(query)
+	if st := t.db.stmt(ctx, t.pool, q); st != nil {
+		r, err := t.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+		return r, translate(err)
+	}
+	r, err := t.tx.ExecContext(ctx, q, args...)
 	return r, translate(err)
 }
 
 // Query runs a query returning rows.
 func (t *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	r, err := t.tx.QueryContext(ctx, t.db.flavored(query), args...)
+	q := t.db.flavored(query)
+	if st := t.db.stmt(ctx, t.pool, q); st != nil {
+		r, err := t.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+		return r, translate(err)
+	}
+	r, err := t.tx.QueryContext(ctx, q, args...)
 	return r, translate(err)
 }
 
 // QueryRow runs a query returning at most one row.
 func (t *Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	return t.tx.QueryRowContext(ctx, t.db.flavored(query), args...)
+	q := t.db.flavored(query)
+	if st := t.db.stmt(ctx, t.pool, q); st != nil {
+		return t.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return t.tx.QueryRowContext(ctx, q, args...)
 }
 
 // AfterCommit registers fn to run after the transaction commits (not if it
