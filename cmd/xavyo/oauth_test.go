@@ -1,6 +1,9 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -8,6 +11,11 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/google/uuid"
 
 	"github.com/xavyo/xavyo/internal/store"
 )
@@ -184,4 +192,60 @@ func TestOAuthTokenEndpoint(t *testing.T) {
 func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestPrivateKeyJWT: a client registers a public key and authenticates
+// with signed assertions; replays, wrong audiences, unregistered keys,
+// expired and mismatched assertions are refused.
+func TestPrivateKeyJWT(t *testing.T) {
+	h := start(t, env(t, store.SQLite, t.TempDir()), nil)
+	slug := uniqueSlug("pk")
+	_, tok := tenantAdmin(t, h, slug)
+	_, body := h.doAs(tok, "GET", "/api/v1/me", nil)
+	me := decode[userJSON](t, body)
+	resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "service_account", "slug": "ci", "name": "CI", "owner_id": me.ID,
+		"profile": map[string]any{"service_account": map[string]any{"purpose": "deploys"}}})
+	expect(t, resp, body, 201, "create NHI")
+	sa := decode[agentJSON](t, body)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pub, _ := jose.JSONWebKey{Key: key.Public(), KeyID: "ci-1", Use: "sig", Algorithm: "ES256"}.MarshalJSON()
+	resp, body = h.doAs(tok, "PUT", "/api/v1/nhis/"+sa.ID+"/client-keys", map[string]any{"keys": []json.RawMessage{pub}})
+	expect(t, resp, body, 200, "register key")
+
+	endpoint := h.s.cfg.Admin.PublicURL + "/t/" + slug + "/token"
+	assertion := func(signer *ecdsa.PrivateKey, kid string, mut func(*jwt.Claims)) string {
+		s, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: signer, KeyID: kid}}, nil)
+		c := jwt.Claims{Issuer: sa.ClientID, Subject: sa.ClientID, Audience: jwt.Audience{endpoint}, ID: uuid.NewString(),
+			IssuedAt: jwt.NewNumericDate(time.Now()), Expiry: jwt.NewNumericDate(time.Now().Add(time.Minute))}
+		if mut != nil {
+			mut(&c)
+		}
+		raw, _ := jwt.Signed(s).Claims(c).Serialize()
+		return raw
+	}
+	post := func(a string) (int, map[string]any) {
+		return h.form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+			"client_assertion": {a}}, "", "")
+	}
+	good := assertion(key, "ci-1", nil)
+	if code, out := post(good); code != 200 || claimsOf(t, out["access_token"].(string))["sub"] != sa.ID {
+		t.Fatalf("private_key_jwt: %d %v", code, out)
+	}
+	if code, _ := post(good); code != 401 {
+		t.Fatalf("replayed assertion: %d", code)
+	}
+	stranger, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	for name, a := range map[string]string{
+		"unregistered key": assertion(stranger, "ci-1", nil),
+		"wrong audience":   assertion(key, "ci-1", func(c *jwt.Claims) { c.Audience = jwt.Audience{"https://elsewhere.example.test/token"} }),
+		"expired":          assertion(key, "ci-1", func(c *jwt.Claims) { c.Expiry = jwt.NewNumericDate(time.Now().Add(-time.Hour)) }),
+		"too long-lived":   assertion(key, "ci-1", func(c *jwt.Claims) { c.Expiry = jwt.NewNumericDate(time.Now().Add(48 * time.Hour)) }),
+		"iss is not sub":   assertion(key, "ci-1", func(c *jwt.Claims) { c.Issuer = "someone-else" }),
+		"no jti":           assertion(key, "ci-1", func(c *jwt.Claims) { c.ID = "" }),
+		"garbage":          "a.b.c",
+	} {
+		if code, out := post(a); code != 401 || out["error"] != "invalid_client" {
+			t.Errorf("%s: %d %v", name, code, out)
+		}
+	}
 }

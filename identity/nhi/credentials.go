@@ -341,3 +341,36 @@ func (s *Service) RunExpiryNotices(ctx context.Context, every time.Duration) err
 		}
 	}
 }
+
+// ClientByID returns an active NHI's client: the NHI, its registered
+// scope and its public keys (for private_key_jwt).
+func (s *Service) ClientByID(ctx context.Context, clientID string) (*NHI, string, *jose.JSONWebKeySet, error) {
+	bad := apperr.New(apperr.KindUnauthenticated, "invalid client credentials")
+	var n *NHI
+	var scope string
+	var raw []byte
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		var nid *uuid.UUID
+		err := tx.QueryRow(ctx, `SELECT nhi_id, scope, jwks FROM oauth_clients WHERE tenant_id = $1 AND client_id = $2`, tx.TenantID(), clientID).
+			Scan(&nid, &scope, &raw)
+		if store.NoRows(err) || (err == nil && nid == nil) {
+			return bad
+		}
+		if err != nil {
+			return err
+		}
+		n, err = get(ctx, tx, *nid, false)
+		return err
+	})
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if n.Status != StatusActive {
+		return nil, "", nil, bad
+	}
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(raw, &set); err != nil {
+		return nil, "", nil, err
+	}
+	return n, scope, &set, nil
+}

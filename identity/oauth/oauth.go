@@ -67,6 +67,7 @@ type Config struct {
 type Server struct {
 	cfg     Config
 	limiter *limiter
+	replay  replayCache
 }
 
 // New returns a server.

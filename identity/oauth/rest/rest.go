@@ -92,7 +92,7 @@ func (h *Handler) metadata(c *fiber.Ctx) error {
 		return write(c, nil, err)
 	}
 	iss := h.Server.Issuer(t.Slug)
-	auth := []string{"client_secret_basic", "client_secret_post"}
+	auth := []string{"client_secret_basic", "client_secret_post", "private_key_jwt"}
 	md := Metadata{
 		Issuer: iss, TokenEndpoint: iss + "/token", JWKSURI: iss + "/jwks", IntrospectionEndpoint: iss + "/introspect",
 		RevocationEndpoint: iss + "/revoke", UserinfoEndpoint: iss + "/userinfo",
@@ -100,15 +100,24 @@ func (h *Handler) metadata(c *fiber.Ctx) error {
 		TokenEndpointAuthMethodsSupported: auth, IntrospectionEndpointAuthMethods: auth, RevocationEndpointAuthMethods: auth,
 		ScopesSupported:        []string{"mcp", "a2a", "openid", "profile", "email", "offline_access"},
 		ResponseTypesSupported: []string{}, SubjectTypesSupported: []string{"public"},
-		IDTokenSigningAlgValuesSupported: []string{"ES256", "RS256"},
+		IDTokenSigningAlgValuesSupported:      []string{"ES256", "RS256"},
+		TokenEndpointAuthSigningAlgsSupported: []string{"ES256", "RS256", "PS256", "EdDSA"},
 	}
 	c.Set(fiber.HeaderCacheControl, "public, max-age=300")
 	return c.JSON(md)
 }
 
-// client reads client credentials from Basic auth or the form (not both).
+// client authenticates the client: private_key_jwt when the form carries
+// an assertion, else a secret from Basic auth or the form (one method only).
 func (h *Handler) client(c *fiber.Ctx, ctx context.Context) (*oauth.Client, error) {
 	id, secret := c.FormValue("client_id"), c.FormValue("client_secret")
+	if at := c.FormValue("client_assertion_type"); at != "" || c.FormValue("client_assertion") != "" {
+		if at != oauth.AssertionType || secret != "" || c.Get(fiber.HeaderAuthorization) != "" {
+			return nil, &oauth.Error{Code: "invalid_request", Description: "use one client authentication method; client_assertion_type must be jwt-bearer", Status: 400}
+		}
+		slug := c.Params("slug")
+		return h.Server.AuthenticateAssertion(ctx, c.FormValue("client_assertion"), id, slug, h.Server.Issuer(slug)+c.Path()[len("/t/"+slug):], c.IP())
+	}
 	if hdr := c.Get(fiber.HeaderAuthorization); hdr != "" {
 		scheme, value, _ := strings.Cut(hdr, " ")
 		if !strings.EqualFold(scheme, "Basic") || secret != "" {
