@@ -167,7 +167,7 @@ func TestOAuthTokenEndpoint(t *testing.T) {
 			if code, _ := h.form("/t/"+slug+"/revoke", url.Values{"token": {agentToken}}, agent.ClientID, agent.ClientSecret); code != 200 {
 				t.Fatalf("revoke: %d", code)
 			}
-			if code, out = h.form("/t/"+slug+"/introspect", url.Values{"token": {agentToken}}, agent.ClientID, agent.ClientSecret); out["active"] != false {
+			if _, out = h.form("/t/"+slug+"/introspect", url.Values{"token": {agentToken}}, agent.ClientID, agent.ClientSecret); out["active"] != false {
 				t.Fatalf("revoked token still active: %v", out)
 			}
 			if code, out = h.form("/t/"+slug+"/introspect", url.Values{"token": {"garbage"}}, agent.ClientID, agent.ClientSecret); code != 200 || out["active"] != false {

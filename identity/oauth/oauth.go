@@ -22,7 +22,9 @@ import (
 	"github.com/xavyo/xavyo/internal/store"
 )
 
-// Grant types.
+// Grant and token types (URNs, not credentials).
+//
+//nolint:gosec // G101: these are RFC 8693 identifiers
 const (
 	GrantClientCredentials = "client_credentials"
 	GrantRefreshToken      = "refresh_token"
