@@ -249,3 +249,54 @@ func TestPrivateKeyJWT(t *testing.T) {
 		}
 	}
 }
+
+// TestMTLSClientAuthBindsTokens: at the agent plane's mTLS alias an agent
+// authenticates with its xavyo certificate and gets a token bound to it
+// (cnf.x5t#S256); without a certificate, or at another tenant, it is refused.
+func TestMTLSClientAuthBindsTokens(t *testing.T) {
+	h := start(t, env(t, store.SQLite, t.TempDir()), nil)
+	slug, other := uniqueSlug("mt"), uniqueSlug("mu")
+	_, tok := tenantAdmin(t, h, slug)
+	tenantAdmin(t, h, other)
+	_, body := h.doAs(tok, "GET", "/api/v1/me", nil)
+	me := decode[userJSON](t, body)
+	_, body = h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "bot", "name": "Bot", "owner_id": me.ID})
+	agent := decode[agentJSON](t, body)
+	resp, body := h.doAs(tok, "POST", "/api/v1/nhis/"+agent.ID+"/certificates", map[string]any{})
+	expect(t, resp, body, 201, "issue")
+	cert := decode[struct {
+		issued
+		Fingerprint string `json:"fingerprint"`
+	}](t, body)
+	_, md := h.doAs("", "GET", "/.well-known/oauth-authorization-server/t/"+slug, nil)
+	alias := h.s.cfg.Agent.PublicURL + "/t/" + slug + "/oauth/token"
+	if !strings.Contains(string(md), `"mtls_endpoint_aliases":{"token_endpoint":"`+alias+`"}`) || !strings.Contains(string(md), "tls_client_auth") {
+		t.Fatalf("metadata: %s", md)
+	}
+	post := func(c *http.Client, s string) (int, map[string]any) {
+		resp, err := c.Post(h.agent+"/t/"+s+"/oauth/token", "application/x-www-form-urlencoded", strings.NewReader("grant_type=client_credentials"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	withCert := h.mtlsClient(cert.keyPair(t, ""))
+	code, out := post(withCert, slug)
+	if code != 200 {
+		t.Fatalf("mTLS client credentials: %d %v", code, out)
+	}
+	c := claimsOf(t, out["access_token"].(string))
+	cnf, _ := c["cnf"].(map[string]any)
+	if c["sub"] != agent.ID || cnf == nil || cnf["x5t#S256"] != cert.Fingerprint {
+		t.Fatalf("bound token: %v", c)
+	}
+	if code, _ := post(h.tls, slug); code != 401 {
+		t.Fatalf("without a certificate: %d", code)
+	}
+	if code, _ := post(withCert, other); code != 401 {
+		t.Fatalf("at another tenant: %d", code)
+	}
+}

@@ -92,6 +92,7 @@ type server struct {
 	nhis     *nhi.Service
 	ca       *pki.CA
 	gov      *governance.Service
+	oauth    *oauth.Server
 	engine   *governance.Engine
 	handlers *events.InProcess
 	certs    *pki.Verifier
@@ -204,8 +205,9 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	(&nhirest.Handler{NHIs: s.nhis}).Mount(s.api)
 	(&pkirest.Handler{CA: s.ca, NHIs: s.nhis}).Mount(s.api)
 	(&govrest.Handler{Gov: s.gov, Auth: &governance.Authorizer{Engine: s.engine, Audit: s.seq}}).Mount(s.api)
-	(&oauthrest.Handler{Server: oauth.New(oauth.Config{Tokens: s.tokens, NHIs: s.nhis, Tenants: s.tenants, DB: s.db,
-		AdminURL: cfg.Admin.PublicURL, AgentURL: cfg.Agent.PublicURL}), Tenants: s.tenants}).Mount(s.admin)
+	s.oauth = oauth.New(oauth.Config{Tokens: s.tokens, NHIs: s.nhis, Tenants: s.tenants, DB: s.db,
+		AdminURL: cfg.Admin.PublicURL, AgentURL: cfg.Agent.PublicURL})
+	(&oauthrest.Handler{Server: s.oauth, Tenants: s.tenants, AgentURL: cfg.Agent.PublicURL}).Mount(s.admin)
 	mountDocs(s.api)
 
 	// The agent plane.
@@ -220,6 +222,7 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 		return nil, err
 	}
 	(&pki.AgentHandlers{CA: s.ca, Verifier: s.certs, NHIs: s.nhis, Tenants: s.tenants}).Mount(s.agent.Handle)
+	(&oauth.MTLSHandlers{Server: s.oauth, Tenants: s.tenants}).Mount(s.agent.Handle)
 
 	bootToken, err := s.boot.Ensure(ctx, cfg.BootstrapToken, cfg.BootstrapTokenSet)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/google/uuid"
 
 	"github.com/xavyo/xavyo/identity/nhi"
 	"github.com/xavyo/xavyo/identity/tenant"
@@ -93,6 +94,31 @@ type Client struct {
 	ID     string
 	NHI    *nhi.NHI
 	Scopes []string
+	// CertThumbprint, set when the client authenticated with a certificate
+	// (RFC 8705), binds the tokens issued to it (cnf.x5t#S256).
+	CertThumbprint string
+}
+
+func (c *Client) cnf() *token.Confirmation {
+	if c.CertThumbprint == "" {
+		return nil
+	}
+	return &token.Confirmation{X5tS256: c.CertThumbprint}
+}
+
+// CertificateClient is tls_client_auth (RFC 8705 §2.1) with xavyo's own
+// CA: the agent plane verified the certificate and mapped it to an active
+// NHI, whose client this is.
+func (s *Server) CertificateClient(ctx context.Context, nhiID uuid.UUID, thumbprint string) (*Client, error) {
+	n, err := s.cfg.NHIs.Lookup(ctx, nhiID)
+	if err != nil || n.Status != nhi.StatusActive {
+		return nil, ErrInvalidClient
+	}
+	_, scope, _, err := s.cfg.NHIs.ClientByID(ctx, n.ClientID)
+	if err != nil {
+		return nil, ErrInvalidClient
+	}
+	return &Client{ID: n.ClientID, NHI: n, Scopes: strings.Fields(scope), CertThumbprint: thumbprint}, nil
 }
 
 // Authenticate checks client credentials presented by Basic or in the
@@ -211,6 +237,7 @@ func (s *Server) ClientCredentials(ctx context.Context, slug string, c *Client, 
 	raw, err := s.cfg.Tokens.Mint(ctx, token.Claims{
 		Claims:   jwt.Claims{Subject: c.NHI.ID.String(), Audience: jwt.Audience(auds), Expiry: jwt.NewNumericDate(s.cfg.Now().Add(s.cfg.AccessTTL))},
 		TenantID: tid, Scope: strings.Join(granted, " "), ClientID: c.ID, SubjectKind: string(principal.KindNHI), NHIKind: c.NHI.Kind,
+		Cnf: c.cnf(),
 	})
 	if err != nil {
 		return nil, err
@@ -266,7 +293,7 @@ func (s *Server) Exchange(ctx context.Context, slug string, c *Client, subjectTo
 	raw, err := s.cfg.Tokens.Mint(ctx, token.Claims{
 		Claims:   jwt.Claims{Subject: sub.Subject, Audience: jwt.Audience(auds), Expiry: jwt.NewNumericDate(exp)},
 		TenantID: tid, Scope: strings.Join(granted, " "), ClientID: c.ID, SubjectKind: sub.SubjectKind, NHIKind: sub.NHIKind, Act: act,
-		SessionID: sub.SessionID,
+		SessionID: sub.SessionID, Cnf: c.cnf(),
 	})
 	if err != nil {
 		return nil, err

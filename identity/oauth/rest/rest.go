@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -22,6 +23,8 @@ import (
 type Handler struct {
 	Server  *oauth.Server
 	Tenants *tenant.Service
+	// AgentURL is agent.public_url, where the mTLS aliases live.
+	AgentURL string
 }
 
 // Mount registers the routes on the admin plane.
@@ -84,6 +87,9 @@ type Metadata struct {
 	SubjectTypesSupported                 []string `json:"subject_types_supported"`
 	IDTokenSigningAlgValuesSupported      []string `json:"id_token_signing_alg_values_supported"`
 	TokenEndpointAuthSigningAlgsSupported []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
+	// RFC 8705.
+	MTLSEndpointAliases             map[string]string `json:"mtls_endpoint_aliases"`
+	TLSClientCertificateBoundTokens bool              `json:"tls_client_certificate_bound_access_tokens"`
 }
 
 func (h *Handler) metadata(c *fiber.Ctx) error {
@@ -102,7 +108,10 @@ func (h *Handler) metadata(c *fiber.Ctx) error {
 		ResponseTypesSupported: []string{}, SubjectTypesSupported: []string{"public"},
 		IDTokenSigningAlgValuesSupported:      []string{"ES256", "RS256"},
 		TokenEndpointAuthSigningAlgsSupported: []string{"ES256", "RS256", "PS256", "EdDSA"},
+		MTLSEndpointAliases:                   map[string]string{"token_endpoint": strings.TrimSuffix(h.AgentURL, "/") + "/t/" + t.Slug + "/oauth/token"},
+		TLSClientCertificateBoundTokens:       true,
 	}
+	md.TokenEndpointAuthMethodsSupported = append(slices.Clone(auth), "tls_client_auth")
 	c.Set(fiber.HeaderCacheControl, "public, max-age=300")
 	return c.JSON(md)
 }

@@ -1,0 +1,94 @@
+package oauth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/identity/tenant"
+	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// TenantsBySlug resolves the tenant of a /t/{slug} path.
+type TenantsBySlug interface {
+	GetBySlug(ctx context.Context, slug string) (*tenant.Tenant, error)
+}
+
+// MTLSHandlers serve the RFC 8705 mTLS alias of the token endpoint on
+// the agent plane, where client certificates are seen: tls_client_auth
+// with xavyo-issued certificates, and certificate-bound tokens.
+type MTLSHandlers struct {
+	Server  *Server
+	Tenants TenantsBySlug
+}
+
+// Mount registers the alias.
+func (h *MTLSHandlers) Mount(handle func(pattern string, hd http.Handler)) {
+	handle("POST /t/{slug}/oauth/token", http.HandlerFunc(h.token))
+}
+
+func writeJSON(w http.ResponseWriter, v any, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if err != nil {
+		var oe *Error
+		if !errors.As(err, &oe) {
+			oe = &Error{Code: "server_error", Description: "the server could not answer", Status: 500}
+		}
+		w.WriteHeader(oe.Status)
+		_ = json.NewEncoder(w).Encode(oe)
+		return
+	}
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (h *MTLSHandlers) token(w http.ResponseWriter, r *http.Request) {
+	t, err := h.Tenants.GetBySlug(r.Context(), r.PathValue("slug"))
+	if err != nil {
+		writeJSON(w, nil, &Error{Code: "invalid_request", Description: "no such issuer", Status: 404})
+		return
+	}
+	ctx := store.WithTenant(r.Context(), t.ID)
+	p := principal.From(ctx)
+	if p == nil || p.AuthMethod != principal.MethodMTLS || p.TenantID != t.ID {
+		writeJSON(w, nil, ErrInvalidClient)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") || r.ParseForm() != nil {
+		writeJSON(w, nil, &Error{Code: "invalid_request", Description: "the token request is application/x-www-form-urlencoded", Status: 400})
+		return
+	}
+	id, err := uuid.Parse(p.SubjectID)
+	if err != nil {
+		writeJSON(w, nil, ErrInvalidClient)
+		return
+	}
+	c, err := h.Server.CertificateClient(ctx, id, p.CertThumbprint)
+	if err != nil {
+		writeJSON(w, nil, err)
+		return
+	}
+	if cid := r.PostForm.Get("client_id"); cid != "" && cid != c.ID {
+		writeJSON(w, nil, ErrInvalidClient)
+		return
+	}
+	scope := strings.Fields(r.PostForm.Get("scope"))
+	switch r.PostForm.Get("grant_type") {
+	case GrantClientCredentials:
+		out, err := h.Server.ClientCredentials(ctx, t.Slug, c, scope, r.PostForm["resource"])
+		writeJSON(w, out, err)
+	case GrantTokenExchange:
+		f := r.PostForm
+		out, err := h.Server.Exchange(ctx, t.Slug, c, f.Get("subject_token"), f.Get("subject_token_type"), f.Get("actor_token"),
+			f.Get("actor_token_type"), scope, f["resource"], f["audience"])
+		writeJSON(w, out, err)
+	default:
+		writeJSON(w, nil, &Error{Code: "unsupported_grant_type", Description: "this endpoint issues client credentials and token exchanges", Status: 400})
+	}
+}
