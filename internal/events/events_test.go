@@ -166,5 +166,23 @@ func TestOutboxDeliversAtLeastOnceWithRetries(t *testing.T) {
 		if pending != 0 {
 			t.Fatalf("%d events left undelivered", pending)
 		}
+		// Delivered events go after the retention period, undelivered ones stay.
+		pruner, _ := events.NewOutbox(events.OutboxConfig{DB: db, Dispatcher: d, Retention: time.Nanosecond})
+		if err := db.InTenantTx(ctx, func(tx *store.Tx) error {
+			return events.Publish(ctx, tx, events.Change{TenantID: tid, Kind: "test.pending", ID: "z", Version: 1}, nil)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+		if err := pruner.Prune(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		var left int
+		_ = db.InTenantRead(ctx, func(tx *store.Tx) error {
+			return tx.QueryRow(ctx, `SELECT COUNT(*) FROM outbox WHERE tenant_id = $1`, tid).Scan(&left)
+		})
+		if left != 1 {
+			t.Fatalf("%d events left after pruning, want the one undelivered", left)
+		}
 	})
 }

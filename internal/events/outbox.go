@@ -88,6 +88,8 @@ type OutboxConfig struct {
 	Lease time.Duration
 	// MaxBackoff caps the retry delay (default 10m).
 	MaxBackoff time.Duration
+	// Retention is how long delivered events are kept (default 7 days).
+	Retention time.Duration
 }
 
 // CheckAndSetDefaults validates and fills defaults.
@@ -109,6 +111,9 @@ func (c *OutboxConfig) CheckAndSetDefaults() error {
 	}
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = 10 * time.Minute
+	}
+	if c.Retention <= 0 {
+		c.Retention = 7 * 24 * time.Hour
 	}
 	return nil
 }
@@ -133,7 +138,14 @@ func (o *Outbox) Run(ctx context.Context) error {
 	if o.cfg.Bus != nil {
 		defer o.cfg.Bus.Subscribe(func(Message) { o.Wake() })()
 	}
+	lastPrune := time.Time{}
 	for {
+		if time.Since(lastPrune) > time.Hour {
+			if err := o.Prune(ctx); err != nil && ctx.Err() == nil {
+				o.cfg.Logger.Warn("pruning delivered outbox events failed", "error", err)
+			}
+			lastPrune = time.Now()
+		}
 		n, err := o.RunOnce(ctx)
 		if err != nil && ctx.Err() == nil {
 			o.cfg.Logger.Error("outbox delivery failed", "error", err)
@@ -211,6 +223,14 @@ func (o *Outbox) settle(ctx context.Context, e Event, derr error) error {
 			msg = msg[:1000]
 		}
 		_, err := tx.Exec(ctx, `UPDATE outbox SET next_attempt_at = $1, last_error = $2 WHERE id = $3`, store.Now().Add(delay), msg, e.ID)
+		return err
+	})
+}
+
+// Prune deletes events delivered longer ago than the retention period.
+func (o *Outbox) Prune(ctx context.Context) error {
+	return o.cfg.DB.SystemTx(ctx, func(tx *store.Tx) error {
+		_, err := tx.Exec(ctx, `DELETE FROM outbox WHERE dispatched_at IS NOT NULL AND dispatched_at < $1`, store.Now().Add(-o.cfg.Retention))
 		return err
 	})
 }
