@@ -206,8 +206,10 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	(&pkirest.Handler{CA: s.ca, NHIs: s.nhis}).Mount(s.api)
 	(&govrest.Handler{Gov: s.gov, Auth: &governance.Authorizer{Engine: s.engine, Audit: s.seq}}).Mount(s.api)
 	s.oauth = oauth.New(oauth.Config{Tokens: s.tokens, NHIs: s.nhis, Tenants: s.tenants, DB: s.db,
-		AdminURL: cfg.Admin.PublicURL, AgentURL: cfg.Agent.PublicURL})
-	(&oauthrest.Handler{Server: s.oauth, Tenants: s.tenants, AgentURL: cfg.Agent.PublicURL}).Mount(s.admin)
+		AdminURL: cfg.Admin.PublicURL, AgentURL: cfg.Agent.PublicURL, Audit: s.seq, Auth: s.auth})
+	oh := &oauthrest.Handler{Server: s.oauth, Tenants: s.tenants, AgentURL: cfg.Agent.PublicURL, Auth: s.auth}
+	oh.Mount(s.admin)
+	oh.MountClients(s.api)
 	mountDocs(s.api)
 
 	// The agent plane.

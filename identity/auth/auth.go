@@ -106,57 +106,12 @@ func (s *Service) Login(ctx context.Context, in LoginInput, cl Client) (*Tokens,
 	if len(in.Device) > 200 {
 		return nil, apperr.Invalid("device", "must be at most 200 characters")
 	}
-	t, err := s.Tenants.GetBySlug(ctx, in.Tenant)
-	if err != nil || t.Status != tenant.StatusActive {
-		_, _, _ = s.Hasher.Verify(ctx, in.Password, "")
-		return nil, ErrInvalidCredentials
-	}
-	ctx = store.WithTenant(ctx, t.ID)
-	pol := tenant.PoliciesOf(t)
-	var u *directory.User
-	if err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		var err error
-		u, err = s.Directory.FindLoginUser(ctx, tx, in.Login)
-		return err
-	}); err != nil {
-		return nil, err
-	}
-	hash := ""
-	if u != nil {
-		hash = u.PasswordHash()
-	}
-	ok, rehash, err := s.Hasher.Verify(ctx, in.Password, hash)
+	t, u, mustChange, err := s.CheckPassword(ctx, in.Tenant, in.Login, in.Password)
 	if err != nil {
 		return nil, err
 	}
-	if u == nil {
-		s.audit(ctx, t.ID, "auth.login", audit.OutcomeFailure, "", map[string]string{"reason": "unknown user"})
-		return nil, ErrInvalidCredentials
-	}
-	now := s.now()
-	locked := u.Status == directory.StatusLocked || (u.LockedUntil != nil && now.Before(*u.LockedUntil))
-	if !ok {
-		s.recordFailure(ctx, u.ID, pol.Lockout)
-		return nil, ErrInvalidCredentials
-	}
-	if locked || u.Status != directory.StatusActive {
-		reason := "account " + u.Status
-		if locked {
-			reason = "account locked"
-		}
-		s.audit(ctx, t.ID, "auth.login", audit.OutcomeDenied, u.ID.String(), map[string]string{"reason": reason})
-		return nil, ErrInvalidCredentials
-	}
-	if rehash {
-		if h, err := s.Hasher.Hash(ctx, in.Password); err == nil {
-			_ = s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-				_, err := tx.Exec(ctx, `UPDATE users SET password_hash = $1 WHERE tenant_id = $2 AND id = $3`, h, t.ID, u.ID)
-				return err
-			})
-		}
-	}
-	mustChange := u.MustChangePassword || (pol.Password.MaxAgeDays > 0 && u.PasswordChangedAt != nil &&
-		now.Sub(*u.PasswordChangedAt) > time.Duration(pol.Password.MaxAgeDays)*24*time.Hour)
+	ctx = store.WithTenant(ctx, t.ID)
+	pol := tenant.PoliciesOf(t)
 	out, err := s.openSession(ctx, t, u, pol, in.Device, cl, mustChange)
 	if err != nil {
 		return nil, err
@@ -426,4 +381,64 @@ func (a *Authenticator) Authenticate(ctx context.Context, scheme, raw string) (*
 	p := token.Principal(c, method)
 	p.SessionID = c.SessionID
 	return p, nil
+}
+
+// CheckPassword verifies a user's password in the tenant with this slug:
+// one argon2id verification whatever happens, lockout counting, and the
+// same ErrInvalidCredentials for every failure. It tells whether the user
+// must change the password before anything else. Login and the OAuth
+// login page both sign in through it.
+func (s *Service) CheckPassword(ctx context.Context, slug, login, password string) (*tenant.Tenant, *directory.User, bool, error) {
+	t, err := s.Tenants.GetBySlug(ctx, slug)
+	if err != nil || t.Status != tenant.StatusActive {
+		_, _, _ = s.Hasher.Verify(ctx, password, "")
+		return nil, nil, false, ErrInvalidCredentials
+	}
+	ctx = store.WithTenant(ctx, t.ID)
+	pol := tenant.PoliciesOf(t)
+	var u *directory.User
+	if err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		var err error
+		u, err = s.Directory.FindLoginUser(ctx, tx, login)
+		return err
+	}); err != nil {
+		return nil, nil, false, err
+	}
+	hash := ""
+	if u != nil {
+		hash = u.PasswordHash()
+	}
+	ok, rehash, err := s.Hasher.Verify(ctx, password, hash)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if u == nil {
+		s.audit(ctx, t.ID, "auth.login", audit.OutcomeFailure, "", map[string]string{"reason": "unknown user"})
+		return nil, nil, false, ErrInvalidCredentials
+	}
+	now := s.now()
+	locked := u.Status == directory.StatusLocked || (u.LockedUntil != nil && now.Before(*u.LockedUntil))
+	if !ok {
+		s.recordFailure(ctx, u.ID, pol.Lockout)
+		return nil, nil, false, ErrInvalidCredentials
+	}
+	if locked || u.Status != directory.StatusActive {
+		reason := "account " + u.Status
+		if locked {
+			reason = "account locked"
+		}
+		s.audit(ctx, t.ID, "auth.login", audit.OutcomeDenied, u.ID.String(), map[string]string{"reason": reason})
+		return nil, nil, false, ErrInvalidCredentials
+	}
+	if rehash {
+		if h, err := s.Hasher.Hash(ctx, password); err == nil {
+			_ = s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+				_, err := tx.Exec(ctx, `UPDATE users SET password_hash = $1 WHERE tenant_id = $2 AND id = $3`, h, t.ID, u.ID)
+				return err
+			})
+		}
+	}
+	mustChange := u.MustChangePassword || (pol.Password.MaxAgeDays > 0 && u.PasswordChangedAt != nil &&
+		now.Sub(*u.PasswordChangedAt) > time.Duration(pol.Password.MaxAgeDays)*24*time.Hour)
+	return t, u, mustChange, nil
 }

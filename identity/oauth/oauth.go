@@ -19,6 +19,7 @@ import (
 	"github.com/xavyo/xavyo/identity/nhi"
 	"github.com/xavyo/xavyo/identity/tenant"
 	"github.com/xavyo/xavyo/identity/token"
+	"github.com/xavyo/xavyo/internal/audit"
 	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/store"
 )
@@ -63,7 +64,11 @@ type Config struct {
 	AdminURL, AgentURL string
 	// AccessTTL is the lifetime of client-credential and exchanged tokens (default 10 min).
 	AccessTTL time.Duration
-	Now       func() time.Time
+	// Audit records client registrations.
+	Audit audit.Syncer
+	// Auth checks passwords on the login page.
+	Auth PasswordChecker
+	Now  func() time.Time
 }
 
 // Server answers the token, introspection and revocation endpoints.

@@ -213,3 +213,9 @@ func (s *Service) RevokeRefresh(ctx context.Context, raw, clientID string) error
 		return s.revokeFamily(ctx, tx, tenant, family, session)
 	})
 }
+
+// RevokeFamilyInTx revokes a refresh family (a replayed authorization
+// code revokes what it issued).
+func (s *Service) RevokeFamilyInTx(ctx context.Context, tx *store.Tx, tenant, family uuid.UUID) error {
+	return s.revokeFamily(ctx, tx, tenant, family, uuid.Nil)
+}

@@ -16,6 +16,8 @@ import (
 	"github.com/xavyo/xavyo/identity/oauth"
 	"github.com/xavyo/xavyo/identity/tenant"
 	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/httpx"
+	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/store"
 )
 
@@ -23,6 +25,8 @@ import (
 type Handler struct {
 	Server  *oauth.Server
 	Tenants *tenant.Service
+	// Auth checks passwords on the login page.
+	Auth oauth.PasswordChecker
 	// AgentURL is agent.public_url, where the mTLS aliases live.
 	AgentURL string
 }
@@ -33,6 +37,8 @@ func (h *Handler) Mount(app *fiber.App) {
 	app.Get("/t/:slug/.well-known/openid-configuration", h.metadata)
 	app.Get("/.well-known/oauth-authorization-server/t/:slug", h.metadata)
 	app.Get("/.well-known/openid-configuration/t/:slug", h.metadata)
+	app.Get("/t/:slug/authorize", h.authorizeGet)
+	app.Post("/t/:slug/authorize", h.authorizePost)
 	app.Post("/t/:slug/token", h.token)
 	app.Post("/t/:slug/introspect", h.introspect)
 	app.Post("/t/:slug/revoke", h.revoke)
@@ -73,6 +79,9 @@ func (h *Handler) tenant(c *fiber.Ctx) (*tenant.Tenant, context.Context, error) 
 // Metadata is the authorization server's metadata.
 type Metadata struct {
 	Issuer                                string   `json:"issuer"`
+	AuthorizationEndpoint                 string   `json:"authorization_endpoint"`
+	CodeChallengeMethodsSupported         []string `json:"code_challenge_methods_supported"`
+	AuthorizationResponseISS              bool     `json:"authorization_response_iss_parameter_supported"`
 	TokenEndpoint                         string   `json:"token_endpoint"`
 	JWKSURI                               string   `json:"jwks_uri"`
 	IntrospectionEndpoint                 string   `json:"introspection_endpoint"`
@@ -102,16 +111,19 @@ func (h *Handler) metadata(c *fiber.Ctx) error {
 	md := Metadata{
 		Issuer: iss, TokenEndpoint: iss + "/token", JWKSURI: iss + "/jwks", IntrospectionEndpoint: iss + "/introspect",
 		RevocationEndpoint: iss + "/revoke", UserinfoEndpoint: iss + "/userinfo",
-		GrantTypesSupported:               []string{oauth.GrantClientCredentials, oauth.GrantTokenExchange},
+		GrantTypesSupported:               []string{oauth.GrantAuthorizationCode, oauth.GrantRefreshToken, oauth.GrantClientCredentials, oauth.GrantTokenExchange},
+		AuthorizationEndpoint:             iss + "/authorize",
+		CodeChallengeMethodsSupported:     []string{"S256"},
+		AuthorizationResponseISS:          true,
 		TokenEndpointAuthMethodsSupported: auth, IntrospectionEndpointAuthMethods: auth, RevocationEndpointAuthMethods: auth,
 		ScopesSupported:        []string{"mcp", "a2a", "openid", "profile", "email", "offline_access"},
-		ResponseTypesSupported: []string{}, SubjectTypesSupported: []string{"public"},
+		ResponseTypesSupported: []string{"code"}, SubjectTypesSupported: []string{"public"},
 		IDTokenSigningAlgValuesSupported:      []string{"ES256", "RS256"},
 		TokenEndpointAuthSigningAlgsSupported: []string{"ES256", "RS256", "PS256", "EdDSA"},
 		MTLSEndpointAliases:                   map[string]string{"token_endpoint": strings.TrimSuffix(h.AgentURL, "/") + "/t/" + t.Slug + "/oauth/token"},
 		TLSClientCertificateBoundTokens:       true,
 	}
-	md.TokenEndpointAuthMethodsSupported = append(slices.Clone(auth), "tls_client_auth")
+	md.TokenEndpointAuthMethodsSupported = append(slices.Clone(auth), "tls_client_auth", "none")
 	c.Set(fiber.HeaderCacheControl, "public, max-age=300")
 	return c.JSON(md)
 }
@@ -167,6 +179,20 @@ func (h *Handler) token(c *fiber.Ctx) error {
 	if !strings.HasPrefix(c.Get(fiber.HeaderContentType), fiber.MIMEApplicationForm) {
 		return write(c, nil, &oauth.Error{Code: "invalid_request", Description: "the token request is application/x-www-form-urlencoded", Status: 400})
 	}
+	switch c.FormValue("grant_type") {
+	case oauth.GrantAuthorizationCode, oauth.GrantRefreshToken:
+		// Public clients (auth method none): the client is named, PKCE
+		// and rotation protect the grant.
+		if c.FormValue("client_secret") != "" || c.Get(fiber.HeaderAuthorization) != "" || c.FormValue("client_id") == "" {
+			return write(c, nil, &oauth.Error{Code: "invalid_client", Description: "this grant is for public clients: send client_id only", Status: 401})
+		}
+		if c.FormValue("grant_type") == oauth.GrantAuthorizationCode {
+			out, err := h.Server.ExchangeCode(ctx, t.Slug, c.FormValue("client_id"), c.FormValue("code"), c.FormValue("redirect_uri"), c.FormValue("code_verifier"))
+			return write(c, out, err)
+		}
+		out, err := h.Server.RefreshForClient(ctx, c.FormValue("client_id"), c.FormValue("refresh_token"))
+		return write(c, out, err)
+	}
 	cl, err := h.client(c, ctx)
 	if err != nil {
 		return write(c, nil, err)
@@ -215,4 +241,24 @@ func (h *Handler) revoke(c *fiber.Ctx) error {
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.SendStatus(200)
+}
+
+// MountClients registers the admin REST of relying-party clients.
+func (h *Handler) MountClients(api *httpx.API) {
+	t := []string{"oauth clients"}
+	roles := []string{principal.RoleTenantAdmin}
+	api.Handle(httpx.Route{Method: "GET", Path: "/clients", OperationID: "listClients", Summary: "Relying-party OAuth clients", Tags: t,
+		Roles: []string{principal.RoleTenantAdmin, principal.RoleAuditor}, Response: []oauth.AppClient{},
+		Handler: func(c *fiber.Ctx) error {
+			out, err := h.Server.AppClients(c.UserContext())
+			if err != nil {
+				return err
+			}
+			return c.JSON(out)
+		}})
+	api.Handle(httpx.Route{Method: "POST", Path: "/clients", OperationID: "createClient",
+		Summary: "Register a public relying-party client (authorization code + PKCE)", Tags: t, Roles: roles,
+		Request: oauth.AppClientInput{}, Response: oauth.AppClient{}, Status: 201, Handler: httpx.CreateJSON(h.Server.CreateAppClient, nil)})
+	api.Handle(httpx.Route{Method: "DELETE", Path: "/clients/:id", OperationID: "deleteClient", Summary: "Remove a relying-party client",
+		Tags: t, Roles: roles, Status: 204, Handler: httpx.DeleteByID(h.Server.DeleteAppClient)})
 }

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// TestAuthorizationCodeWithPKCE walks the code flow through the real
+// login page (form posted over HTTP) and its negative cases.
+func TestAuthorizationCodeWithPKCE(t *testing.T) {
+	h := start(t, env(t, store.SQLite, t.TempDir()), nil)
+	slug := uniqueSlug("cf")
+	_, tok := tenantAdmin(t, h, slug)
+	redirectURI := "http://127.0.0.1:9999/callback"
+	resp, body := h.doAs(tok, "POST", "/api/v1/clients", map[string]any{"name": "Inspector", "redirect_uris": []string{redirectURI}})
+	expect(t, resp, body, 201, "register client")
+	clientID := decode[struct {
+		ClientID string `json:"client_id"`
+	}](t, body).ClientID
+	resp, body = h.doAs(tok, "POST", "/api/v1/users", map[string]any{"email": "ada@cf.test", "password": "Analytical-engine-1843"})
+	expect(t, resp, body, 201, "user")
+	ada := decode[userJSON](t, body)
+	iss := h.s.cfg.Admin.PublicURL + "/t/" + slug
+
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	verifier := strings.Repeat("v", 20) + "-verifier-0123456789abcdef"
+	sum := sha256.Sum256([]byte(verifier))
+	challenge := base64.RawURLEncoding.EncodeToString(sum[:])
+	authz := func(mut func(url.Values)) (*http.Response, string) {
+		v := url.Values{"response_type": {"code"}, "client_id": {clientID}, "redirect_uri": {redirectURI}, "state": {"st-1"},
+			"scope": {"openid mcp offline_access"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+		if mut != nil {
+			mut(v)
+		}
+		r, err := noFollow.Get(h.admin + "/t/" + slug + "/authorize?" + v.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return r, string(b)
+	}
+	csrfRE := regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
+	login := func(pw string, withCSRF bool) *http.Response {
+		r, page := authz(nil)
+		if r.StatusCode != 200 || !strings.Contains(page, "Inspector") {
+			t.Fatalf("login page: %d %s", r.StatusCode, page)
+		}
+		m := csrfRE.FindStringSubmatch(page)
+		form := url.Values{"response_type": {"code"}, "client_id": {clientID}, "redirect_uri": {redirectURI}, "state": {"st-1"},
+			"scope": {"openid mcp offline_access"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"},
+			"login": {"ada@cf.test"}, "password": {pw}}
+		if withCSRF {
+			form.Set("csrf", m[1])
+		}
+		req, _ := http.NewRequest("POST", h.admin+"/t/"+slug+"/authorize", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for _, c := range r.Cookies() {
+			req.AddCookie(c)
+		}
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	codeOf := func(resp *http.Response) string {
+		loc, err := url.Parse(resp.Header.Get("Location"))
+		if resp.StatusCode != 302 || err != nil || !strings.HasPrefix(loc.String(), redirectURI) || loc.Query().Get("state") != "st-1" || loc.Query().Get("iss") != iss {
+			t.Fatalf("authorization response: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		return loc.Query().Get("code")
+	}
+	exchange := func(code, v string) (int, map[string]any) {
+		return h.form("/t/"+slug+"/token", url.Values{"grant_type": {"authorization_code"}, "client_id": {clientID}, "code": {code},
+			"redirect_uri": {redirectURI}, "code_verifier": {v}}, "", "")
+	}
+
+	if r := login("wrong-password-123", true); r.StatusCode != 401 {
+		t.Fatalf("wrong password: %d", r.StatusCode)
+	}
+	if r := login("Analytical-engine-1843", false); r.StatusCode != 403 {
+		t.Fatalf("missing CSRF token: %d", r.StatusCode)
+	}
+	code := codeOf(login("Analytical-engine-1843", true))
+	if c, out := exchange(code, strings.Repeat("x", 43)); c != 400 || out["error"] != "invalid_grant" {
+		t.Fatalf("wrong verifier: %d %v", c, out)
+	}
+	// The failed attempt did not burn the code: the right verifier works once.
+	c, out := exchange(code, verifier)
+	if c != 200 || out["refresh_token"] == nil {
+		t.Fatalf("code exchange: %d %v", c, out)
+	}
+	claims := claimsOf(t, out["access_token"].(string))
+	if claims["sub"] != ada.ID || claims["iss"] != iss || claims["client_id"] != clientID {
+		t.Fatalf("claims: %v", claims)
+	}
+	firstRefresh := out["refresh_token"].(string)
+	// Replaying the code fails and revokes what it issued.
+	if c, out := exchange(code, verifier); c != 400 || out["error"] != "invalid_grant" {
+		t.Fatalf("code replay: %d %v", c, out)
+	}
+	refresh := func(rt string) (int, map[string]any) {
+		return h.form("/t/"+slug+"/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {clientID}, "refresh_token": {rt}}, "", "")
+	}
+	if c, _ := refresh(firstRefresh); c != 400 {
+		t.Fatalf("refresh from a replayed code survived: %d", c)
+	}
+	// Refresh rotation and reuse detection.
+	_, out = exchange(codeOf(login("Analytical-engine-1843", true)), verifier)
+	rt := out["refresh_token"].(string)
+	c, out = refresh(rt)
+	if c != 200 || out["refresh_token"] == rt {
+		t.Fatalf("refresh: %d %v", c, out)
+	}
+	next := out["refresh_token"].(string)
+	if c, _ := refresh(rt); c != 400 {
+		t.Fatalf("refresh reuse accepted: %d", c)
+	}
+	if c, _ := refresh(next); c != 400 {
+		t.Fatalf("the family survived reuse: %d", c)
+	}
+
+	// Negative authorization requests.
+	if r, page := authz(func(v url.Values) { v.Set("redirect_uri", redirectURI+"/other") }); r.StatusCode != 400 || r.Header.Get("Location") != "" || !strings.Contains(page, "redirect_uri") {
+		t.Fatalf("non-exact redirect_uri: %d %q", r.StatusCode, r.Header.Get("Location"))
+	}
+	for name, mut := range map[string]func(url.Values){
+		"no PKCE":            func(v url.Values) { v.Del("code_challenge"); v.Del("code_challenge_method") },
+		"plain PKCE":         func(v url.Values) { v.Set("code_challenge_method", "plain") },
+		"token response":     func(v url.Values) { v.Set("response_type", "token") },
+		"unknown resource":   func(v url.Values) { v.Set("resource", "https://evil.example.test/mcp") },
+		"scope beyond grant": func(v url.Values) { v.Set("scope", "admin") },
+	} {
+		r, _ := authz(mut)
+		loc, _ := url.Parse(r.Header.Get("Location"))
+		if r.StatusCode != 302 || loc.Query().Get("error") == "" || loc.Query().Get("iss") != iss || loc.Query().Get("state") != "st-1" {
+			t.Errorf("%s: %d %s", name, r.StatusCode, r.Header.Get("Location"))
+		}
+	}
+	if r, _ := authz(func(v url.Values) { v.Set("client_id", "app-unknown") }); r.StatusCode != 400 || r.Header.Get("Location") != "" {
+		t.Fatalf("unknown client: %d", r.StatusCode)
+	}
+}

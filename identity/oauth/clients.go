@@ -1,0 +1,166 @@
+package oauth
+
+import (
+	"context"
+	"encoding/json"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/audit"
+	"github.com/xavyo/xavyo/internal/events"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// AppClient is a relying-party client (an application people sign in to,
+// such as an MCP client); NHI clients are managed with their NHIs.
+type AppClient struct {
+	ID           uuid.UUID `json:"id"`
+	ClientID     string    `json:"client_id"`
+	Name         string    `json:"name"`
+	ClientType   string    `json:"client_type" doc:"public (PKCE, no secret) in this release"`
+	RedirectURIs []string  `json:"redirect_uris"`
+	Scope        string    `json:"scope"`
+	CreatedAt    time.Time `json:"created_at"`
+	Version      int64     `json:"version"`
+}
+
+// AppClientInput registers a relying-party client.
+type AppClientInput struct {
+	Name         string   `json:"name"`
+	RedirectURIs []string `json:"redirect_uris"`
+	Scope        string   `json:"scope,omitempty" doc:"default: openid profile email offline_access mcp a2a"`
+}
+
+// ClientEvent is the change-event kind of relying-party clients.
+const ClientEvent = "oauth.client"
+
+func validRedirect(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Fragment != "" || u.User != nil || len(raw) > 2000 {
+		return apperr.Invalid("redirect_uris", "each must be an absolute URL without fragment or credentials")
+	}
+	loopback := u.Hostname() == "127.0.0.1" || u.Hostname() == "localhost" || u.Hostname() == "::1"
+	switch {
+	case u.Scheme == "https" && u.Host != "":
+	case u.Scheme == "http" && loopback:
+	case u.Scheme != "http" && u.Scheme != "https" && strings.Contains(u.Scheme, "."): // private-use scheme (RFC 8252)
+	default:
+		return apperr.Invalid("redirect_uris", "must be https, loopback http, or a reverse-DNS private scheme")
+	}
+	return nil
+}
+
+// CreateAppClient registers a public relying-party client.
+func (s *Server) CreateAppClient(ctx context.Context, in AppClientInput) (*AppClient, error) {
+	if strings.TrimSpace(in.Name) == "" || len(in.Name) > 200 {
+		return nil, apperr.Invalid("name", "must be 1 to 200 characters")
+	}
+	if len(in.RedirectURIs) == 0 || len(in.RedirectURIs) > 20 {
+		return nil, apperr.Invalid("redirect_uris", "list 1 to 20 redirect URIs")
+	}
+	for _, r := range in.RedirectURIs {
+		if err := validRedirect(r); err != nil {
+			return nil, err
+		}
+	}
+	if in.Scope == "" {
+		in.Scope = "openid profile email offline_access mcp a2a"
+	}
+	for _, sc := range strings.Fields(in.Scope) {
+		if !containsStr(userScopes, sc) {
+			return nil, apperr.Invalid("scope", "unknown scope "+sc)
+		}
+	}
+	now := store.Now()
+	c := &AppClient{ID: uuid.Must(uuid.NewV7()), ClientID: "app-" + strings.ReplaceAll(uuid.NewString(), "-", "")[:20], Name: in.Name,
+		ClientType: "public", RedirectURIs: in.RedirectURIs, Scope: in.Scope, CreatedAt: now, Version: 1}
+	redirects, _ := json.Marshal(c.RedirectURIs)
+	err := s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO oauth_clients (tenant_id, id, client_id, name, client_type, token_endpoint_auth_method, grant_types,
+			redirect_uris, scope, jwks, metadata, created_at, updated_at, version) VALUES ($1, $2, $3, $4, 'public', 'none',
+			'["authorization_code","refresh_token"]', $5, $6, '{"keys":[]}', '{}', $7, $7, 1)`,
+			tx.TenantID(), c.ID, c.ClientID, c.Name, string(redirects), c.Scope, now); err != nil {
+			return err
+		}
+		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: ClientEvent, ID: c.ClientID, Version: 1}, c)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c, audit.RecordChange(ctx, s.cfg.Audit, "oauth.client.create", "oauth_client", c.ClientID, c)
+}
+
+func containsStr(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// AppClients lists the tenant's relying-party clients.
+func (s *Server) AppClients(ctx context.Context) ([]AppClient, error) {
+	out := []AppClient{}
+	err := s.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT id, client_id, name, client_type, redirect_uris, scope, created_at, version FROM oauth_clients
+			WHERE tenant_id = $1 AND nhi_id IS NULL ORDER BY created_at`, tx.TenantID())
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var c AppClient
+			var redirects []byte
+			if err := rows.Scan(&c.ID, &c.ClientID, &c.Name, &c.ClientType, &redirects, &c.Scope, &c.CreatedAt, &c.Version); err != nil {
+				return err
+			}
+			_ = json.Unmarshal(redirects, &c.RedirectURIs)
+			out = append(out, c)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// DeleteAppClient removes a relying-party client.
+func (s *Server) DeleteAppClient(ctx context.Context, id uuid.UUID) error {
+	var clientID string
+	err := s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		err := tx.QueryRow(ctx, `SELECT client_id FROM oauth_clients WHERE tenant_id = $1 AND id = $2 AND nhi_id IS NULL`, tx.TenantID(), id).Scan(&clientID)
+		if store.NoRows(err) {
+			return apperr.NotFound("client")
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM oauth_clients WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id); err != nil {
+			return err
+		}
+		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: ClientEvent, ID: clientID, Version: 2}, nil)
+	})
+	if err != nil {
+		return err
+	}
+	return audit.RecordChange(ctx, s.cfg.Audit, "oauth.client.delete", "oauth_client", clientID, nil)
+}
+
+// appClient reads a public client for the code flow.
+func (s *Server) appClient(ctx context.Context, clientID string) (*AppClient, error) {
+	var c AppClient
+	var redirects []byte
+	err := s.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		return tx.QueryRow(ctx, `SELECT id, client_id, name, client_type, redirect_uris, scope, created_at, version FROM oauth_clients
+			WHERE tenant_id = $1 AND client_id = $2 AND nhi_id IS NULL`, tx.TenantID(), clientID).
+			Scan(&c.ID, &c.ClientID, &c.Name, &c.ClientType, &redirects, &c.Scope, &c.CreatedAt, &c.Version)
+	})
+	if err != nil {
+		return nil, err
+	}
+	_ = json.Unmarshal(redirects, &c.RedirectURIs)
+	return &c, nil
+}

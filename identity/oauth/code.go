@@ -1,0 +1,225 @@
+package oauth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/identity/directory"
+	"github.com/xavyo/xavyo/identity/tenant"
+	"github.com/xavyo/xavyo/identity/token"
+	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// PasswordChecker signs a person in (identity/auth).
+type PasswordChecker interface {
+	CheckPassword(ctx context.Context, slug, login, password string) (*tenant.Tenant, *directory.User, bool, error)
+}
+
+// Grant types of the code flow.
+const (
+	GrantAuthorizationCode = "authorization_code"
+	codeLifetime           = time.Minute
+	refreshLifetime        = 30 * 24 * time.Hour
+)
+
+// AuthorizeRequest is a validated authorization request.
+type AuthorizeRequest struct {
+	ClientID      string
+	ClientName    string
+	RedirectURI   string
+	State         string
+	Scope         []string
+	Resources     []string
+	CodeChallenge string
+}
+
+// RedirectError is an authorization error returned to the client at its
+// (verified) redirect URI.
+type RedirectError struct{ E *Error }
+
+func (r RedirectError) Error() string { return r.E.Error() }
+
+var verifierRE = regexp.MustCompile(`^[A-Za-z0-9._~-]{43,128}$`)
+
+// ValidateAuthorize checks an authorization request. An unknown client or
+// a redirect URI that is not exactly registered is an *Error (shown on a
+// page, never redirected to); other problems are RedirectErrors.
+func (s *Server) ValidateAuthorize(ctx context.Context, slug string, q func(string) string, multi func(string) []string) (*AuthorizeRequest, error) {
+	c, err := s.appClient(ctx, q("client_id"))
+	if err != nil {
+		return nil, oerr(400, "invalid_client", "unknown client")
+	}
+	redirect := q("redirect_uri")
+	if redirect == "" && len(c.RedirectURIs) == 1 {
+		redirect = c.RedirectURIs[0]
+	}
+	if !slices.Contains(c.RedirectURIs, redirect) {
+		return nil, oerr(400, "invalid_request", "the redirect_uri is not registered for this client (exact match)")
+	}
+	req := &AuthorizeRequest{ClientID: c.ClientID, ClientName: c.Name, RedirectURI: redirect, State: q("state"), CodeChallenge: q("code_challenge")}
+	bad := func(code, desc string) error { return RedirectError{oerr(400, code, desc)} }
+	if q("response_type") != "code" {
+		return req, bad("unsupported_response_type", "only response_type=code")
+	}
+	if req.CodeChallenge == "" {
+		return req, bad("invalid_request", "PKCE is required: code_challenge with code_challenge_method=S256")
+	}
+	if q("code_challenge_method") != "S256" {
+		return req, bad("invalid_request", "code_challenge_method must be S256")
+	}
+	if !verifierRE.MatchString(req.CodeChallenge) {
+		return req, bad("invalid_request", "malformed code_challenge")
+	}
+	req.Scope = intersect(strings.Fields(q("scope")), strings.Fields(c.Scope))
+	if q("scope") != "" && len(req.Scope) != len(dedupe(strings.Fields(q("scope")))) {
+		return req, bad("invalid_scope", "the client may not ask for that scope")
+	}
+	if _, e := s.Resources(ctx, slug, multi("resource")); e != nil {
+		return req, RedirectError{e}
+	}
+	req.Resources = multi("resource")
+	return req, nil
+}
+
+func hashCode(code string) string {
+	sum := sha256.Sum256([]byte(code))
+	return hex.EncodeToString(sum[:])
+}
+
+// IssueCode records a single-use code for a signed-in user.
+func (s *Server) IssueCode(ctx context.Context, req *AuthorizeRequest, user uuid.UUID) (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	code := base64.RawURLEncoding.EncodeToString(b)
+	res, _ := json.Marshal(req.Resources)
+	now := store.Now()
+	err := s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO authorization_codes (tenant_id, code_hash, client_id, redirect_uri, user_id, scope, resources, code_challenge, created_at, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, tx.TenantID(), hashCode(code), req.ClientID, req.RedirectURI, user,
+			strings.Join(req.Scope, " "), string(res), req.CodeChallenge, now, now.Add(codeLifetime))
+		return err
+	})
+	return code, err
+}
+
+// ExchangeCode is the authorization_code grant for a public client: the
+// code is single use (a replay revokes what it issued), bound to the
+// client, the redirect URI and the PKCE verifier.
+func (s *Server) ExchangeCode(ctx context.Context, slug, clientID, code, redirect, verifier string) (*TokenResponse, error) {
+	if !verifierRE.MatchString(verifier) {
+		return nil, oerr(400, "invalid_grant", "a code_verifier of 43 to 128 characters is required")
+	}
+	if _, err := s.appClient(ctx, clientID); err != nil {
+		return nil, ErrInvalidClient
+	}
+	tid, _ := store.TenantFrom(ctx)
+	var (
+		user      uuid.UUID
+		scope     string
+		resources []string
+		family    uuid.UUID
+		refresh   string
+		reused    bool
+	)
+	invalid := oerr(400, "invalid_grant", "the code is invalid, expired, used, or not yours")
+	err := s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		reused = false
+		var cid, ruri, challenge string
+		var res []byte
+		var expires time.Time
+		var used *time.Time
+		var fam *uuid.UUID
+		err := tx.QueryRow(ctx, `SELECT client_id, redirect_uri, user_id, scope, resources, code_challenge, expires_at, used_at, family_id
+			FROM authorization_codes WHERE tenant_id = $1 AND code_hash = $2 FOR UPDATE`, tid, hashCode(code)).
+			Scan(&cid, &ruri, &user, &scope, &res, &challenge, &expires, &used, &fam)
+		if store.NoRows(err) {
+			return invalid
+		}
+		if err != nil {
+			return err
+		}
+		if used != nil {
+			reused = true
+			if fam != nil {
+				return s.cfg.Tokens.RevokeFamilyInTx(ctx, tx, tid, *fam)
+			}
+			return nil
+		}
+		sum := sha256.Sum256([]byte(verifier))
+		if cid != clientID || ruri != redirect || !store.Now().Before(expires) || base64.RawURLEncoding.EncodeToString(sum[:]) != challenge {
+			return invalid
+		}
+		_ = json.Unmarshal(res, &resources)
+		auds, e := s.Resources(ctx, slug, resources)
+		if e != nil {
+			return e
+		}
+		g := &token.RefreshGrant{TenantID: tid, Subject: user.String(), ClientID: clientID, Scope: scope, Audience: auds,
+			ExpiresAt: store.Now().Add(refreshLifetime)}
+		var err2 error
+		if refresh, err2 = s.cfg.Tokens.NewRefreshInTx(ctx, tx, g); err2 != nil {
+			return err2
+		}
+		family = g.FamilyID
+		if _, err := tx.Exec(ctx, `UPDATE authorization_codes SET used_at = $1, family_id = $2 WHERE tenant_id = $3 AND code_hash = $4`,
+			store.Now(), family, tid, hashCode(code)); err != nil {
+			return err
+		}
+		resources = auds
+		return nil
+	})
+	if err != nil {
+		var oe *Error
+		if errors.As(err, &oe) {
+			return nil, oe
+		}
+		return nil, err
+	}
+	if reused {
+		return nil, invalid
+	}
+	return s.userToken(ctx, user.String(), clientID, scope, resources, refresh)
+}
+
+func (s *Server) userToken(ctx context.Context, sub, clientID, scope string, auds []string, refresh string) (*TokenResponse, error) {
+	tid, _ := store.TenantFrom(ctx)
+	raw, err := s.cfg.Tokens.Mint(ctx, token.Claims{
+		Claims:   jwt.Claims{Subject: sub, Audience: jwt.Audience(auds), Expiry: jwt.NewNumericDate(s.cfg.Now().Add(s.cfg.AccessTTL))},
+		TenantID: tid, Scope: scope, ClientID: clientID, SubjectKind: string(principal.KindUser), AMR: []string{"pwd"},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &TokenResponse{AccessToken: raw, TokenType: "Bearer", ExpiresIn: int(s.cfg.AccessTTL.Seconds()), RefreshToken: refresh, Scope: scope}, nil
+}
+
+// RefreshForClient rotates a refresh token issued to a public client.
+func (s *Server) RefreshForClient(ctx context.Context, clientID, raw string) (*TokenResponse, error) {
+	tid, _ := store.TenantFrom(ctx)
+	if t, err := token.RefreshTenant(raw); err != nil || t != tid {
+		return nil, oerr(400, "invalid_grant", "the refresh token is invalid")
+	}
+	g, next, err := s.cfg.Tokens.Refresh(ctx, raw)
+	if err != nil {
+		return nil, oerr(400, "invalid_grant", "the refresh token is invalid, expired, revoked or reused")
+	}
+	if g.ClientID != clientID {
+		return nil, oerr(400, "invalid_grant", "the refresh token was issued to another client")
+	}
+	return s.userToken(ctx, g.Subject, clientID, g.Scope, g.Audience, next)
+}

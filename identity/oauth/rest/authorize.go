@@ -1,0 +1,163 @@
+package rest
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"html/template"
+	"net/url"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/xavyo/xavyo/identity/oauth"
+)
+
+// The login page. It carries the authorization request in hidden fields
+// and a CSRF token that must match the cookie set with the page (double
+// submit; SameSite=Strict). MFA and consent steps slot in after the
+// password check.
+var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Sign in — {{.Tenant}}</title>
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}
+label{display:block;margin:.8rem 0 .2rem}input[type=text],input[type=password]{width:100%;padding:.4rem}
+button{margin-top:1rem;padding:.5rem 1rem}.err{color:#b00020}</style></head>
+<body><h1>Sign in</h1><p><strong>{{.Client}}</strong> asks to act for you{{if .Scope}} ({{.Scope}}){{end}}.</p>
+{{if .Error}}<p class="err">{{.Error}}</p>{{end}}
+<form method="post" action="{{.Action}}">
+{{range $k, $v := .Hidden}}<input type="hidden" name="{{$k}}" value="{{$v}}">
+{{end}}<input type="hidden" name="csrf" value="{{.CSRF}}">
+<label for="login">Email or username</label><input id="login" name="login" type="text" autocomplete="username" required>
+<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit">Sign in</button></form></body></html>`))
+
+var errorPage = template.Must(template.New("error").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Authorization error</title></head>
+<body><h1>This sign-in request cannot continue</h1><p>{{.}}</p></body></html>`))
+
+var authorizeParams = []string{"response_type", "client_id", "redirect_uri", "state", "scope", "code_challenge", "code_challenge_method"}
+
+const csrfCookie = "xv_csrf"
+
+func (h *Handler) authorizeGet(c *fiber.Ctx) error  { return h.authorize(c, false) }
+func (h *Handler) authorizePost(c *fiber.Ctx) error { return h.authorize(c, true) }
+
+func (h *Handler) authorize(c *fiber.Ctx, posted bool) error {
+	t, ctx, err := h.tenant(c)
+	if err != nil {
+		return page(c, 404, errorPage, "unknown issuer")
+	}
+	get := c.Query
+	multi := func(k string) []string {
+		var out []string
+		for _, v := range c.Context().QueryArgs().PeekMulti(k) {
+			out = append(out, string(v))
+		}
+		return out
+	}
+	if posted {
+		get = func(k string, _ ...string) string { return c.FormValue(k) }
+		multi = func(k string) []string { return formMulti(c, k) }
+	}
+	q := func(k string) string { return get(k) }
+	req, err := h.Server.ValidateAuthorize(ctx, t.Slug, q, multi)
+	iss := h.Server.Issuer(t.Slug)
+	var rerr oauth.RedirectError
+	switch {
+	case errors.As(err, &rerr):
+		return redirect(c, req.RedirectURI, url.Values{"error": {rerr.E.Code}, "error_description": {rerr.E.Description}, "state": {req.State}, "iss": {iss}})
+	case err != nil:
+		// No trusted redirect URI: an error page, never a redirect.
+		var oe *oauth.Error
+		if !errors.As(err, &oe) {
+			return page(c, 500, errorPage, "the sign-in could not start")
+		}
+		return page(c, oe.Status, errorPage, oe.Description)
+	}
+	hidden := map[string]string{}
+	for _, k := range authorizeParams {
+		hidden[k] = q(k)
+	}
+	hidden["redirect_uri"] = req.RedirectURI
+	show := func(status int, msg string) error {
+		token := newCSRF()
+		c.Cookie(&fiber.Cookie{Name: csrfCookie, Value: token, Path: "/t/" + t.Slug + "/authorize", HTTPOnly: true, SameSite: "Strict",
+			Secure: strings.HasPrefix(iss, "https://")})
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		c.Set("X-Frame-Options", "DENY")
+		c.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
+		return page(c, status, loginPage, map[string]any{"Tenant": t.Name, "Client": req.ClientName, "Scope": strings.Join(req.Scope, " "),
+			"Hidden": hidden, "CSRF": token, "Action": "/t/" + t.Slug + "/authorize" + resourceQuery(req.Resources), "Error": msg})
+	}
+	if !posted {
+		return show(200, "")
+	}
+	cookie := c.Cookies(csrfCookie)
+	if cookie == "" || subtle.ConstantTimeCompare([]byte(cookie), []byte(c.FormValue("csrf"))) != 1 {
+		return show(403, "The form expired; please sign in again.")
+	}
+	_, u, mustChange, err := h.Auth.CheckPassword(ctx, t.Slug, c.FormValue("login"), c.FormValue("password"))
+	if err != nil {
+		return show(401, "Wrong email, username or password.")
+	}
+	if mustChange {
+		return show(403, "You must change your password before signing in to applications.")
+	}
+	code, err := h.Server.IssueCode(ctx, req, u.ID)
+	if err != nil {
+		return page(c, 500, errorPage, "the sign-in could not be completed")
+	}
+	return redirect(c, req.RedirectURI, url.Values{"code": {code}, "state": {req.State}, "iss": {iss}})
+}
+
+func resourceQuery(res []string) string {
+	if len(res) == 0 {
+		return ""
+	}
+	v := url.Values{"resource": res}
+	return "?" + v.Encode()
+}
+
+func formMulti(c *fiber.Ctx, k string) []string {
+	var out []string
+	for _, v := range c.Request().PostArgs().PeekMulti(k) {
+		out = append(out, string(v))
+	}
+	if len(out) == 0 {
+		for _, v := range c.Context().QueryArgs().PeekMulti(k) {
+			out = append(out, string(v))
+		}
+	}
+	return out
+}
+
+func newCSRF() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func redirect(c *fiber.Ctx, to string, v url.Values) error {
+	for k, vals := range v {
+		if len(vals) == 1 && vals[0] == "" {
+			delete(v, k)
+		}
+	}
+	sep := "?"
+	if strings.Contains(to, "?") {
+		sep = "&"
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Redirect(to+sep+v.Encode(), fiber.StatusFound)
+}
+
+func page(c *fiber.Ctx, status int, t *template.Template, data any) error {
+	var b strings.Builder
+	if err := t.Execute(&b, data); err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+	return c.Status(status).SendString(b.String())
+}
