@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -149,5 +150,57 @@ func TestAuthorizationCodeWithPKCE(t *testing.T) {
 	}
 	if r, _ := authz(func(v url.Values) { v.Set("client_id", "app-unknown") }); r.StatusCode != 400 || r.Header.Get("Location") != "" {
 		t.Fatalf("unknown client: %d", r.StatusCode)
+	}
+}
+
+// TestDynamicRegistration: RFC 7591 under the tenant's policy (open,
+// token, off); registered clients can start the code flow.
+func TestDynamicRegistration(t *testing.T) {
+	h := start(t, env(t, store.SQLite, t.TempDir()), nil)
+	slug := uniqueSlug("dcr")
+	_, tok := tenantAdmin(t, h, slug)
+	reg := func(bearer string, body map[string]any) (int, map[string]any) {
+		resp, raw := h.doAs(bearer, "POST", "/t/"+slug+"/register", body)
+		var out map[string]any
+		_ = json.Unmarshal(raw, &out)
+		return resp.StatusCode, out
+	}
+	meta := map[string]any{"client_name": "MCP Inspector", "redirect_uris": []string{"http://localhost:6274/oauth/callback"},
+		"token_endpoint_auth_method": "none", "grant_types": []string{"authorization_code", "refresh_token"}, "unknown_member": true}
+	code, out := reg("", meta)
+	if code != 201 || out["client_id"] == nil || out["token_endpoint_auth_method"] != "none" {
+		t.Fatalf("open registration: %d %v", code, out)
+	}
+	r, err := http.Get(h.admin + "/t/" + slug + "/authorize?response_type=code&client_id=" + out["client_id"].(string) +
+		"&redirect_uri=" + url.QueryEscape("http://localhost:6274/oauth/callback") + "&code_challenge=" + strings.Repeat("c", 43) + "&code_challenge_method=S256")
+	if err != nil || r.StatusCode != 200 {
+		t.Fatalf("registered client cannot start the flow: %v %v", r, err)
+	}
+	r.Body.Close()
+	for name, m := range map[string]map[string]any{
+		"confidential":       {"redirect_uris": []string{"https://app.example.test/cb"}, "token_endpoint_auth_method": "client_secret_basic"},
+		"plain http":         {"redirect_uris": []string{"http://app.example.test/cb"}},
+		"no redirect":        {"client_name": "x"},
+		"implicit":           {"redirect_uris": []string{"https://app.example.test/cb"}, "response_types": []string{"token"}},
+		"client credentials": {"redirect_uris": []string{"https://app.example.test/cb"}, "grant_types": []string{"client_credentials"}},
+	} {
+		if code, out := reg("", m); code != 400 {
+			t.Errorf("%s: %d %v", name, code, out)
+		}
+	}
+	setPolicy := func(mode string) {
+		resp, body := h.doAs(tok, "PATCH", "/api/v1/policies", map[string]any{"oauth": map[string]any{"registration": mode}})
+		expect(t, resp, body, 200, "policy "+mode)
+	}
+	setPolicy("token")
+	if code, _ := reg("", meta); code != 401 {
+		t.Fatalf("token policy without a token: %d", code)
+	}
+	if code, _ := reg(tok, meta); code != 201 {
+		t.Fatalf("token policy with an admin token: %d", code)
+	}
+	setPolicy("off")
+	if code, _ := reg(tok, meta); code != 403 {
+		t.Fatalf("registration off: %d", code)
 	}
 }

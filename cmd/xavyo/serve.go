@@ -207,7 +207,8 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	(&govrest.Handler{Gov: s.gov, Auth: &governance.Authorizer{Engine: s.engine, Audit: s.seq}}).Mount(s.api)
 	s.oauth = oauth.New(oauth.Config{Tokens: s.tokens, NHIs: s.nhis, Tenants: s.tenants, DB: s.db,
 		AdminURL: cfg.Admin.PublicURL, AgentURL: cfg.Agent.PublicURL, Audit: s.seq, Auth: s.auth})
-	oh := &oauthrest.Handler{Server: s.oauth, Tenants: s.tenants, AgentURL: cfg.Agent.PublicURL, Auth: s.auth}
+	oh := &oauthrest.Handler{Server: s.oauth, Tenants: s.tenants, AgentURL: cfg.Agent.PublicURL, Auth: s.auth,
+		Admin: &auth.Authenticator{Tokens: s.tokens}}
 	oh.Mount(s.admin)
 	oh.MountClients(s.api)
 	mountDocs(s.api)

@@ -58,12 +58,20 @@ type CredentialPolicy struct {
 	CertificateHours int `json:"certificate_hours" doc:"default NHI certificate lifetime (1-720, default 24)"`
 }
 
+// OAuthPolicy governs the tenant's authorization server.
+type OAuthPolicy struct {
+	// Registration is open (anyone registers public clients), token (a
+	// tenant admin's bearer token is required) or off.
+	Registration string `json:"registration" doc:"dynamic client registration: open, token or off (default open)"`
+}
+
 // Policies are a tenant's identity policies.
 type Policies struct {
 	Password    password.Policy  `json:"password"`
 	Lockout     LockoutPolicy    `json:"lockout"`
 	Session     SessionPolicy    `json:"session"`
 	Credentials CredentialPolicy `json:"credentials"`
+	OAuth       OAuthPolicy      `json:"oauth"`
 }
 
 // DefaultPolicies apply where a tenant set none.
@@ -72,6 +80,7 @@ var DefaultPolicies = Policies{
 	Lockout:     LockoutPolicy{MaxAttempts: 5, BaseSeconds: 60, MaxSeconds: 3600},
 	Session:     SessionPolicy{MaxConcurrent: 10, IdleMinutes: 1440, LifetimeHours: 720, AccessTokenMinutes: 15},
 	Credentials: CredentialPolicy{SecretMaxAgeDays: 90, SecretGraceHours: 24, CertificateHours: 24},
+	OAuth:       OAuthPolicy{Registration: "open"},
 }
 
 // Validate checks every field.
@@ -108,6 +117,11 @@ func (p Policies) Validate() error {
 	}
 	if c.CertificateHours < 1 || c.CertificateHours > 720 {
 		return apperr.Invalid("credentials.certificate_hours", "must be from 1 to 720")
+	}
+	switch p.OAuth.Registration {
+	case "open", "token", "off":
+	default:
+		return apperr.Invalid("oauth.registration", "must be open, token or off")
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ package rest
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/url"
 	"slices"
@@ -27,6 +28,8 @@ type Handler struct {
 	Tenants *tenant.Service
 	// Auth checks passwords on the login page.
 	Auth oauth.PasswordChecker
+	// Admin verifies admin bearer tokens (registration policy "token").
+	Admin httpx.Authenticator
 	// AgentURL is agent.public_url, where the mTLS aliases live.
 	AgentURL string
 }
@@ -40,6 +43,7 @@ func (h *Handler) Mount(app *fiber.App) {
 	app.Get("/t/:slug/authorize", h.authorizeGet)
 	app.Post("/t/:slug/authorize", h.authorizePost)
 	app.Post("/t/:slug/token", h.token)
+	app.Post("/t/:slug/register", h.register)
 	app.Post("/t/:slug/introspect", h.introspect)
 	app.Post("/t/:slug/revoke", h.revoke)
 }
@@ -80,6 +84,7 @@ func (h *Handler) tenant(c *fiber.Ctx) (*tenant.Tenant, context.Context, error) 
 type Metadata struct {
 	Issuer                                string   `json:"issuer"`
 	AuthorizationEndpoint                 string   `json:"authorization_endpoint"`
+	RegistrationEndpoint                  string   `json:"registration_endpoint,omitempty"`
 	CodeChallengeMethodsSupported         []string `json:"code_challenge_methods_supported"`
 	AuthorizationResponseISS              bool     `json:"authorization_response_iss_parameter_supported"`
 	TokenEndpoint                         string   `json:"token_endpoint"`
@@ -113,6 +118,7 @@ func (h *Handler) metadata(c *fiber.Ctx) error {
 		RevocationEndpoint: iss + "/revoke", UserinfoEndpoint: iss + "/userinfo",
 		GrantTypesSupported:               []string{oauth.GrantAuthorizationCode, oauth.GrantRefreshToken, oauth.GrantClientCredentials, oauth.GrantTokenExchange},
 		AuthorizationEndpoint:             iss + "/authorize",
+		RegistrationEndpoint:              iss + "/register",
 		CodeChallengeMethodsSupported:     []string{"S256"},
 		AuthorizationResponseISS:          true,
 		TokenEndpointAuthMethodsSupported: auth, IntrospectionEndpointAuthMethods: auth, RevocationEndpointAuthMethods: auth,
@@ -261,4 +267,44 @@ func (h *Handler) MountClients(api *httpx.API) {
 		Request: oauth.AppClientInput{}, Response: oauth.AppClient{}, Status: 201, Handler: httpx.CreateJSON(h.Server.CreateAppClient, nil)})
 	api.Handle(httpx.Route{Method: "DELETE", Path: "/clients/:id", OperationID: "deleteClient", Summary: "Remove a relying-party client",
 		Tags: t, Roles: roles, Status: 204, Handler: httpx.DeleteByID(h.Server.DeleteAppClient)})
+}
+
+// register is RFC 7591 dynamic registration under the tenant's policy.
+func (h *Handler) register(c *fiber.Ctx) error {
+	t, ctx, err := h.tenant(c)
+	if err != nil {
+		return write(c, nil, err)
+	}
+	switch tenant.PoliciesOf(t).OAuth.Registration {
+	case oauth.RegistrationOff:
+		return write(c, nil, &oauth.Error{Code: "access_denied", Description: "dynamic registration is off for this issuer", Status: 403})
+	case oauth.RegistrationToken:
+		raw, ok := strings.CutPrefix(c.Get(fiber.HeaderAuthorization), "Bearer ")
+		if !ok || h.Admin == nil {
+			return write(c, nil, &oauth.Error{Code: "invalid_token", Description: "registration needs a tenant admin's bearer token", Status: 401})
+		}
+		p, err := h.Admin.Authenticate(ctx, "Bearer", raw)
+		if err != nil || p == nil || p.TenantID != t.ID || !p.HasRole(principal.RoleTenantAdmin) {
+			return write(c, nil, &oauth.Error{Code: "invalid_token", Description: "registration needs a tenant admin's bearer token", Status: 401})
+		}
+	}
+	var in oauth.RegistrationRequest
+	if err := decodeLenient(c.Body(), &in); err != nil {
+		return write(c, nil, &oauth.Error{Code: "invalid_client_metadata", Description: "the body must be a JSON object of client metadata", Status: 400})
+	}
+	out, err := h.Server.Register(ctx, in)
+	if err != nil {
+		return write(c, nil, err)
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Status(201).JSON(out)
+}
+
+// decodeLenient reads RFC 7591 metadata: unknown members are ignored, as
+// the RFC requires of servers.
+func decodeLenient(body []byte, v any) error {
+	if len(body) == 0 || len(body) > 64<<10 {
+		return errors.New("bad size")
+	}
+	return json.Unmarshal(body, v)
 }
