@@ -44,6 +44,7 @@ type AuthorizeRequest struct {
 	Scope         []string
 	Resources     []string
 	CodeChallenge string
+	Nonce         string
 }
 
 // RedirectError is an authorization error returned to the client at its
@@ -69,7 +70,11 @@ func (s *Server) ValidateAuthorize(ctx context.Context, slug string, q func(stri
 	if !slices.Contains(c.RedirectURIs, redirect) {
 		return nil, oerr(400, "invalid_request", "the redirect_uri is not registered for this client (exact match)")
 	}
-	req := &AuthorizeRequest{ClientID: c.ClientID, ClientName: c.Name, RedirectURI: redirect, State: q("state"), CodeChallenge: q("code_challenge")}
+	req := &AuthorizeRequest{ClientID: c.ClientID, ClientName: c.Name, RedirectURI: redirect, State: q("state"), CodeChallenge: q("code_challenge"),
+		Nonce: q("nonce")}
+	if len(req.Nonce) > 256 || len(req.State) > 1024 {
+		return req, RedirectError{oerr(400, "invalid_request", "state or nonce too long")}
+	}
 	bad := func(code, desc string) error { return RedirectError{oerr(400, code, desc)} }
 	if q("response_type") != "code" {
 		return req, bad("unsupported_response_type", "only response_type=code")
@@ -109,9 +114,9 @@ func (s *Server) IssueCode(ctx context.Context, req *AuthorizeRequest, user uuid
 	res, _ := json.Marshal(req.Resources)
 	now := store.Now()
 	err := s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO authorization_codes (tenant_id, code_hash, client_id, redirect_uri, user_id, scope, resources, code_challenge, created_at, expires_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, tx.TenantID(), hashCode(code), req.ClientID, req.RedirectURI, user,
-			strings.Join(req.Scope, " "), string(res), req.CodeChallenge, now, now.Add(codeLifetime))
+		_, err := tx.Exec(ctx, `INSERT INTO authorization_codes (tenant_id, code_hash, client_id, redirect_uri, user_id, scope, resources, code_challenge, nonce, created_at, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, tx.TenantID(), hashCode(code), req.ClientID, req.RedirectURI, user,
+			strings.Join(req.Scope, " "), string(res), req.CodeChallenge, req.Nonce, now, now.Add(codeLifetime))
 		return err
 	})
 	return code, err
@@ -134,6 +139,8 @@ func (s *Server) ExchangeCode(ctx context.Context, slug, clientID, code, redirec
 		resources []string
 		family    uuid.UUID
 		refresh   string
+		nonce     string
+		authTime  time.Time
 		reused    bool
 	)
 	invalid := oerr(400, "invalid_grant", "the code is invalid, expired, used, or not yours")
@@ -144,9 +151,9 @@ func (s *Server) ExchangeCode(ctx context.Context, slug, clientID, code, redirec
 		var expires time.Time
 		var used *time.Time
 		var fam *uuid.UUID
-		err := tx.QueryRow(ctx, `SELECT client_id, redirect_uri, user_id, scope, resources, code_challenge, expires_at, used_at, family_id
+		err := tx.QueryRow(ctx, `SELECT client_id, redirect_uri, user_id, scope, resources, code_challenge, nonce, created_at, expires_at, used_at, family_id
 			FROM authorization_codes WHERE tenant_id = $1 AND code_hash = $2 FOR UPDATE`, tid, hashCode(code)).
-			Scan(&cid, &ruri, &user, &scope, &res, &challenge, &expires, &used, &fam)
+			Scan(&cid, &ruri, &user, &scope, &res, &challenge, &nonce, &authTime, &expires, &used, &fam)
 		if store.NoRows(err) {
 			return invalid
 		}
@@ -193,7 +200,17 @@ func (s *Server) ExchangeCode(ctx context.Context, slug, clientID, code, redirec
 	if reused {
 		return nil, invalid
 	}
-	return s.userToken(ctx, user.String(), clientID, scope, resources, refresh)
+	out, err := s.userToken(ctx, user.String(), clientID, scope, resources, refresh)
+	if err != nil || !slices.Contains(strings.Fields(scope), "openid") {
+		return out, err
+	}
+	// OpenID Connect: an ID token for the client (aud = client_id, so it
+	// is never accepted as an access token by a resource).
+	out.IDToken, err = s.cfg.Tokens.Mint(ctx, token.Claims{
+		Claims:   jwt.Claims{Subject: user.String(), Audience: jwt.Audience{clientID}, Expiry: jwt.NewNumericDate(s.cfg.Now().Add(s.cfg.AccessTTL))},
+		TenantID: tid, Nonce: nonce, AuthTime: authTime.Unix(), SubjectKind: string(principal.KindUser), AMR: []string{"pwd"},
+	})
+	return out, err
 }
 
 func (s *Server) userToken(ctx context.Context, sub, clientID, scope string, auds []string, refresh string) (*TokenResponse, error) {

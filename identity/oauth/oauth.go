@@ -153,6 +153,7 @@ type TokenResponse struct {
 	ExpiresIn       int    `json:"expires_in"`
 	RefreshToken    string `json:"refresh_token,omitempty"`
 	Scope           string `json:"scope,omitempty"`
+	IDToken         string `json:"id_token,omitempty"`
 }
 
 // Resources checks RFC 8707 resource indicators: each must be a resource

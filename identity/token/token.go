@@ -110,6 +110,10 @@ type Claims struct {
 	AMR         []string      `json:"amr,omitempty"`
 	SubjectKind string        `json:"sub_kind,omitempty"`
 	NHIKind     string        `json:"nhi_kind,omitempty"`
+	// ID token claims (OpenID Connect Core §2).
+	Nonce    string `json:"nonce,omitempty"`
+	AuthTime int64  `json:"auth_time,omitempty"`
+	Email    string `json:"email,omitempty"`
 }
 
 // Service is the token service.

@@ -9,6 +9,7 @@ CREATE TABLE authorization_codes (
     scope           text NOT NULL,
     resources       jsonb NOT NULL,
     code_challenge  text NOT NULL,
+    nonce           text NOT NULL DEFAULT '',
     created_at      timestamptz NOT NULL,
     expires_at      timestamptz NOT NULL,
     used_at         timestamptz,

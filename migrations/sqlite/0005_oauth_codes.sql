@@ -9,6 +9,7 @@ CREATE TABLE authorization_codes (
     scope           TEXT NOT NULL,
     resources       TEXT NOT NULL,
     code_challenge  TEXT NOT NULL,
+    nonce           TEXT NOT NULL DEFAULT '',
     created_at      TIMESTAMP NOT NULL,
     expires_at      TIMESTAMP NOT NULL,
     used_at         TIMESTAMP,

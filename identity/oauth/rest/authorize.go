@@ -37,7 +37,7 @@ var errorPage = template.Must(template.New("error").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Authorization error</title></head>
 <body><h1>This sign-in request cannot continue</h1><p>{{.}}</p></body></html>`))
 
-var authorizeParams = []string{"response_type", "client_id", "redirect_uri", "state", "scope", "code_challenge", "code_challenge_method"}
+var authorizeParams = []string{"response_type", "client_id", "redirect_uri", "state", "scope", "code_challenge", "code_challenge_method", "nonce"}
 
 const csrfCookie = "xv_csrf"
 

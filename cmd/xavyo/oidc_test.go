@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// TestGoOIDCCodeFlow: go-oidc discovers the tenant issuer, x/oauth2 runs
+// the code flow with PKCE (the login form posted over HTTP), and go-oidc
+// verifies the ID token against the JWKS.
+func TestGoOIDCCodeFlow(t *testing.T) {
+	h := start(t, env(t, store.SQLite, t.TempDir()), nil)
+	slug := uniqueSlug("oidc")
+	_, tok := tenantAdmin(t, h, slug)
+	redirectURI := "http://127.0.0.1:9999/cb"
+	resp, body := h.doAs(tok, "POST", "/api/v1/clients", map[string]any{"name": "Go app", "redirect_uris": []string{redirectURI}})
+	expect(t, resp, body, 201, "client")
+	clientID := decode[struct {
+		ClientID string `json:"client_id"`
+	}](t, body).ClientID
+	resp, body = h.doAs(tok, "POST", "/api/v1/users", map[string]any{"email": "grace@oidc.test", "password": "Compiler-pioneer-1952"})
+	expect(t, resp, body, 201, "user")
+	grace := decode[userJSON](t, body)
+
+	// The issuer is built from admin.public_url, which is this listener.
+	ctx := oidc.ClientContext(context.Background(), h.http)
+	provider, err := oidc.NewProvider(ctx, h.s.cfg.Admin.PublicURL+"/t/"+slug)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := oauth2.Config{ClientID: clientID, Endpoint: provider.Endpoint(), RedirectURL: redirectURI,
+		Scopes: []string{oidc.ScopeOpenID, "mcp"}}
+	conf.Endpoint.AuthStyle = oauth2.AuthStyleInParams
+	verifier := oauth2.GenerateVerifier()
+	nonceBytes := make([]byte, 8)
+	_, _ = rand.Read(nonceBytes)
+	nonce := hex.EncodeToString(nonceBytes)
+	authURL := conf.AuthCodeURL("state-42", oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce))
+
+	// A person signs in on the page.
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	r, err := noFollow.Get(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	form := url.Values{}
+	for _, m := range regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`).FindAllStringSubmatch(string(page), -1) {
+		form.Set(m[1], htmlUnescape(m[2]))
+	}
+	form.Set("login", "grace@oidc.test")
+	form.Set("password", "Compiler-pioneer-1952")
+	req, _ := http.NewRequest("POST", h.admin+"/t/"+slug+"/authorize", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for _, c := range r.Cookies() {
+		req.AddCookie(c)
+	}
+	r, err = noFollow.Do(req)
+	if err != nil || r.StatusCode != 302 {
+		t.Fatalf("login: %v %v", r, err)
+	}
+	r.Body.Close()
+	loc, _ := url.Parse(r.Header.Get("Location"))
+	if loc.Query().Get("state") != "state-42" {
+		t.Fatalf("state: %s", loc)
+	}
+
+	tokens, err := conf.Exchange(ctx, loc.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rawID, ok := tokens.Extra("id_token").(string)
+	if !ok {
+		t.Fatal("no id_token")
+	}
+	idt, err := provider.Verifier(&oidc.Config{ClientID: clientID}).Verify(ctx, rawID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idt.Subject != grace.ID || idt.Nonce != nonce {
+		t.Fatalf("ID token: sub %s nonce %s", idt.Subject, idt.Nonce)
+	}
+	// The ID token is not an access token for anything.
+	if resp, _ := h.doAs(rawID, "GET", "/api/v1/me", nil); resp.StatusCode != 401 {
+		t.Fatalf("ID token accepted by the admin API: %d", resp.StatusCode)
+	}
+	// Userinfo with the access token.
+	info, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(tokens))
+	if err != nil || info.Subject != grace.ID {
+		t.Fatalf("userinfo: %+v %v", info, err)
+	}
+}
+
+func htmlUnescape(s string) string {
+	return strings.NewReplacer("&amp;", "&", "&lt;", "<", "&gt;", ">", "&#34;", `"`, "&#39;", "'", "&#43;", "+").Replace(s)
+}
