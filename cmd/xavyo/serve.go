@@ -225,7 +225,9 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 		return nil, err
 	}
 	(&pki.AgentHandlers{CA: s.ca, Verifier: s.certs, NHIs: s.nhis, Tenants: s.tenants}).Mount(s.agent.Handle)
-	(&oauth.MTLSHandlers{Server: s.oauth, Tenants: s.tenants}).Mount(s.agent.Handle)
+	mh := &oauth.MTLSHandlers{Server: s.oauth, Tenants: s.tenants}
+	mh.Mount(s.agent.Handle)
+	mh.MountResourceMetadata(s.agent.Handle)
 
 	bootToken, err := s.boot.Ensure(ctx, cfg.BootstrapToken, cfg.BootstrapTokenSet)
 	if err != nil {

@@ -92,3 +92,39 @@ func (h *MTLSHandlers) token(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, nil, &Error{Code: "unsupported_grant_type", Description: "this endpoint issues client credentials and token exchanges", Status: 400})
 	}
 }
+
+// ResourceMetadata is RFC 9728 protected-resource metadata for the
+// tenant's MCP endpoints, served on the agent plane so off-the-shelf MCP
+// clients find the tenant's authorization server.
+type ResourceMetadata struct {
+	Resource               string   `json:"resource"`
+	AuthorizationServers   []string `json:"authorization_servers"`
+	ScopesSupported        []string `json:"scopes_supported"`
+	BearerMethodsSupported []string `json:"bearer_methods_supported"`
+	ResourceName           string   `json:"resource_name,omitempty"`
+	// RFC 8705 certificate-bound tokens are accepted.
+	TLSClientCertificateBoundTokens bool `json:"tls_client_certificate_bound_access_tokens"`
+}
+
+// MountResourceMetadata registers the RFC 9728 documents.
+func (h *MTLSHandlers) MountResourceMetadata(handle func(pattern string, hd http.Handler)) {
+	serve := func(w http.ResponseWriter, r *http.Request) {
+		t, err := h.Tenants.GetBySlug(r.Context(), r.PathValue("slug"))
+		if err != nil {
+			writeJSON(w, nil, &Error{Code: "invalid_request", Description: "no such resource", Status: 404})
+			return
+		}
+		res := h.Server.cfg.AgentURL + "/t/" + t.Slug + "/mcp"
+		if server := r.PathValue("server"); server != "" {
+			if !h.Server.nhiExists(store.WithTenant(r.Context(), t.ID), "tool_server", server) {
+				writeJSON(w, nil, &Error{Code: "invalid_request", Description: "no such resource", Status: 404})
+				return
+			}
+			res += "/" + server
+		}
+		writeJSON(w, ResourceMetadata{Resource: res, AuthorizationServers: []string{h.Server.Issuer(t.Slug)}, ScopesSupported: []string{"mcp"},
+			BearerMethodsSupported: []string{"header"}, ResourceName: t.Name + " MCP gateway", TLSClientCertificateBoundTokens: true}, nil)
+	}
+	handle("GET /.well-known/oauth-protected-resource/t/{slug}/mcp", http.HandlerFunc(serve))
+	handle("GET /.well-known/oauth-protected-resource/t/{slug}/mcp/{server}", http.HandlerFunc(serve))
+}
