@@ -2,15 +2,19 @@ package main
 
 import (
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/xavyo/xavyo/internal/egress"
 	"github.com/xavyo/xavyo/internal/store"
 )
 
@@ -202,5 +206,59 @@ func TestDynamicRegistration(t *testing.T) {
 	setPolicy("off")
 	if code, _ := reg(tok, meta); code != 403 {
 		t.Fatalf("registration off: %d", code)
+	}
+}
+
+// TestClientIDMetadataDocuments: an https client_id names its metadata
+// document, fetched through the egress client; a document on a private
+// address is refused unless egress.allow_private.
+func TestClientIDMetadataDocuments(t *testing.T) {
+	var docURL string
+	doc := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := docURL
+		if r.URL.Path == "/liar.json" {
+			id = "https://someone-else.example.test/client.json"
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"client_id": id, "client_name": "Metadata app",
+			"redirect_uris": []string{"http://127.0.0.1:9999/cb"}, "token_endpoint_auth_method": "none"})
+	}))
+	defer doc.Close()
+	docURL = doc.URL + "/client.json"
+	pool := x509.NewCertPool()
+	pool.AddCert(doc.Certificate())
+	authorize := func(h *harness, slug, clientID string) (int, string) {
+		r, err := http.Get(h.admin + "/t/" + slug + "/authorize?response_type=code&client_id=" + url.QueryEscape(clientID) +
+			"&redirect_uri=" + url.QueryEscape("http://127.0.0.1:9999/cb") + "&code_challenge=" + strings.Repeat("c", 43) + "&code_challenge_method=S256")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return r.StatusCode, string(b)
+	}
+
+	// Loopback is private: the default egress refuses it.
+	strict := start(t, env(t, store.SQLite, t.TempDir()), nil)
+	slug := uniqueSlug("cimd")
+	tenantAdmin(t, strict, slug)
+	if code, page := authorize(strict, slug, docURL); code != 400 || !strings.Contains(page, "could not be fetched") {
+		t.Fatalf("private address: %d %s", code, page)
+	}
+	strict.stop()
+
+	dev := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), func(s *server) {
+		c, _ := egress.New(egress.Config{AllowPrivate: true, RootCAs: pool, Timeout: 5 * time.Second})
+		s.oauth.SetFetcher(c)
+	})
+	tenantAdmin(t, dev, slug)
+	if code, page := authorize(dev, slug, docURL); code != 200 || !strings.Contains(page, "Metadata app") {
+		t.Fatalf("metadata document client: %d %s", code, page)
+	}
+	if code, page := authorize(dev, slug, doc.URL+"/liar.json"); code != 400 || !strings.Contains(page, "client_id") {
+		t.Fatalf("a document naming another client_id: %d %s", code, page)
+	}
+	if _, md := dev.doAs("", "GET", "/.well-known/oauth-authorization-server/t/"+slug, nil); !strings.Contains(string(md), `"client_id_metadata_document_supported":true`) {
+		t.Fatalf("metadata: %s", md)
 	}
 }

@@ -300,3 +300,39 @@ func TestMTLSClientAuthBindsTokens(t *testing.T) {
 		t.Fatalf("at another tenant: %d", code)
 	}
 }
+
+// TestBoundTokenNeedsItsCertificate: a token bound to a certificate
+// (obtained at the mTLS alias) is refused where it is presented without
+// that certificate, and still introspects as active.
+func TestBoundTokenNeedsItsCertificate(t *testing.T) {
+	h := start(t, env(t, store.SQLite, t.TempDir()), nil)
+	slug := uniqueSlug("bd")
+	_, tok := tenantAdmin(t, h, slug)
+	_, body := h.doAs(tok, "GET", "/api/v1/me", nil)
+	me := decode[userJSON](t, body)
+	_, body = h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "bot", "name": "Bot", "owner_id": me.ID})
+	agent := decode[agentJSON](t, body)
+	_, body = h.doAs(tok, "POST", "/api/v1/nhis/"+agent.ID+"/certificates", map[string]any{})
+	cert := decode[issued](t, body)
+	withCert := h.mtlsClient(cert.keyPair(t, ""))
+	// The agent exchanges the admin's token for one bound to its certificate, for the admin API.
+	form := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}, "subject_token": {tok},
+		"subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"}, "resource": {h.s.cfg.Admin.PublicURL + "/api/v1"}}
+	resp, err := withCert.Post(h.agent+"/t/"+slug+"/oauth/token", "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("bound exchange: %d %v", resp.StatusCode, out)
+	}
+	bound := out["access_token"].(string)
+	if r, body := h.doAs(bound, "GET", "/api/v1/me", nil); r.StatusCode != 401 || !strings.Contains(string(body), "without its certificate") {
+		t.Fatalf("bound token without its certificate: %d %s", r.StatusCode, body)
+	}
+	if code, out := h.form("/t/"+slug+"/introspect", url.Values{"token": {bound}}, agent.ClientID, agent.ClientSecret); code != 200 || out["active"] != true || out["cnf"] == nil {
+		t.Fatalf("introspection of a bound token: %d %v", code, out)
+	}
+}

@@ -40,6 +40,7 @@ import (
 	"github.com/xavyo/xavyo/internal/audit"
 	"github.com/xavyo/xavyo/internal/config"
 	"github.com/xavyo/xavyo/internal/devtls"
+	"github.com/xavyo/xavyo/internal/egress"
 	"github.com/xavyo/xavyo/internal/events"
 	"github.com/xavyo/xavyo/internal/health"
 	"github.com/xavyo/xavyo/internal/httpx"
@@ -205,8 +206,12 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	(&nhirest.Handler{NHIs: s.nhis}).Mount(s.api)
 	(&pkirest.Handler{CA: s.ca, NHIs: s.nhis}).Mount(s.api)
 	(&govrest.Handler{Gov: s.gov, Auth: &governance.Authorizer{Engine: s.engine, Audit: s.seq}}).Mount(s.api)
+	fetch, err := egress.New(egress.Config{AllowPrivate: cfg.Egress.AllowPrivate, Timeout: 5 * time.Second, MaxResponseBytes: 64 << 10})
+	if err != nil {
+		return nil, err
+	}
 	s.oauth = oauth.New(oauth.Config{Tokens: s.tokens, NHIs: s.nhis, Tenants: s.tenants, DB: s.db,
-		AdminURL: cfg.Admin.PublicURL, AgentURL: cfg.Agent.PublicURL, Audit: s.seq, Auth: s.auth})
+		AdminURL: cfg.Admin.PublicURL, AgentURL: cfg.Agent.PublicURL, Audit: s.seq, Auth: s.auth, Fetch: fetch})
 	oh := &oauthrest.Handler{Server: s.oauth, Tenants: s.tenants, AgentURL: cfg.Agent.PublicURL, Auth: s.auth,
 		Admin: &auth.Authenticator{Tokens: s.tokens}}
 	oh.Mount(s.admin)

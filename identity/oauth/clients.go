@@ -149,8 +149,12 @@ func (s *Server) DeleteAppClient(ctx context.Context, id uuid.UUID) error {
 	return audit.RecordChange(ctx, s.cfg.Audit, "oauth.client.delete", "oauth_client", clientID, nil)
 }
 
-// appClient reads a public client for the code flow.
+// appClient reads a public client for the code flow: registered, or
+// described by its client ID metadata document.
 func (s *Server) appClient(ctx context.Context, clientID string) (*AppClient, error) {
+	if IsMetadataDocumentID(clientID) {
+		return s.metadataClient(ctx, clientID)
+	}
 	var c AppClient
 	var redirects []byte
 	err := s.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {

@@ -61,7 +61,11 @@ var verifierRE = regexp.MustCompile(`^[A-Za-z0-9._~-]{43,128}$`)
 func (s *Server) ValidateAuthorize(ctx context.Context, slug string, q func(string) string, multi func(string) []string) (*AuthorizeRequest, error) {
 	c, err := s.appClient(ctx, q("client_id"))
 	if err != nil {
-		return nil, oerr(400, "invalid_client", "unknown client")
+		desc := "unknown client"
+		if IsMetadataDocumentID(q("client_id")) {
+			desc = err.Error()
+		}
+		return nil, oerr(400, "invalid_client", desc)
 	}
 	redirect := q("redirect_uri")
 	if redirect == "" && len(c.RedirectURIs) == 1 {

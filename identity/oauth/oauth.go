@@ -7,6 +7,7 @@ package oauth
 
 import (
 	"context"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -68,7 +69,10 @@ type Config struct {
 	Audit audit.Syncer
 	// Auth checks passwords on the login page.
 	Auth PasswordChecker
-	Now  func() time.Time
+	// Fetch retrieves client ID metadata documents; it must be the egress
+	// client (nil: metadata documents are not accepted).
+	Fetch *http.Client
+	Now   func() time.Time
 }
 
 // Server answers the token, introspection and revocation endpoints.
@@ -76,7 +80,11 @@ type Server struct {
 	cfg     Config
 	limiter *limiter
 	replay  replayCache
+	cimd    cimdCache
 }
+
+// SetFetcher replaces the client that fetches metadata documents.
+func (s *Server) SetFetcher(c *http.Client) { s.cfg.Fetch = c }
 
 // New returns a server.
 func New(cfg Config) *Server {
@@ -265,7 +273,7 @@ func (s *Server) Exchange(ctx context.Context, slug string, c *Client, subjectTo
 		return nil, oerr(400, "invalid_request", "subject_token and a subject_token_type of access_token or jwt are required")
 	}
 	tid, _ := store.TenantFrom(ctx)
-	sub, err := s.cfg.Tokens.Verify(ctx, subjectToken, token.Expect{Tenant: tid})
+	sub, err := s.cfg.Tokens.Verify(ctx, subjectToken, token.Expect{Tenant: tid, AnyHolder: true})
 	if err != nil {
 		return nil, oerr(400, "invalid_grant", "the subject token is not valid here")
 	}
@@ -274,7 +282,7 @@ func (s *Server) Exchange(ctx context.Context, slug string, c *Client, subjectTo
 		if actorType != TokenTypeAccess && actorType != TokenTypeJWT {
 			return nil, oerr(400, "invalid_request", "actor_token_type must be access_token or jwt")
 		}
-		act, err := s.cfg.Tokens.Verify(ctx, actorToken, token.Expect{Tenant: tid})
+		act, err := s.cfg.Tokens.Verify(ctx, actorToken, token.Expect{Tenant: tid, AnyHolder: true})
 		if err != nil || act.Subject != c.NHI.ID.String() {
 			return nil, oerr(400, "invalid_grant", "the actor token must be the authenticated client's own")
 		}
@@ -327,7 +335,7 @@ type Introspection struct {
 // Introspect describes a token of this tenant to an authenticated client.
 func (s *Server) Introspect(ctx context.Context, raw string) *Introspection {
 	tid, _ := store.TenantFrom(ctx)
-	c, err := s.cfg.Tokens.Verify(ctx, raw, token.Expect{Tenant: tid})
+	c, err := s.cfg.Tokens.Verify(ctx, raw, token.Expect{Tenant: tid, AnyHolder: true})
 	if err != nil {
 		return &Introspection{Active: false}
 	}
@@ -349,7 +357,7 @@ func (s *Server) Revoke(ctx context.Context, c *Client, raw, hint string) error 
 	if strings.HasPrefix(raw, token.RefreshPrefix) {
 		return s.cfg.Tokens.RevokeRefresh(ctx, raw, c.ID)
 	}
-	cl, err := s.cfg.Tokens.Verify(ctx, raw, token.Expect{Tenant: tid})
+	cl, err := s.cfg.Tokens.Verify(ctx, raw, token.Expect{Tenant: tid, AnyHolder: true})
 	if err != nil || cl.ClientID != c.ID {
 		return nil
 	}

@@ -184,6 +184,13 @@ type Expect struct {
 	Audience string
 	// Tenant, when set, must be the token's tenant.
 	Tenant uuid.UUID
+	// CertThumbprint is the x5t#S256 of the client certificate the request
+	// came with, if any: a certificate-bound token (cnf) is accepted only
+	// with its certificate (RFC 8705 §3).
+	CertThumbprint string
+	// AnyHolder skips the binding check: for the authorization server's
+	// own uses (introspection, revocation, exchange subject tokens).
+	AnyHolder bool
 }
 
 var errInvalid = apperr.New(apperr.KindUnauthenticated, "invalid token")
@@ -223,6 +230,9 @@ func (s *Service) Verify(ctx context.Context, raw string, want Expect) (*Claims,
 	}
 	if s.isRevoked(c.TenantID, "jti", c.ID) || (c.SessionID != "" && s.isRevoked(c.TenantID, "sid", c.SessionID)) {
 		return nil, apperr.New(apperr.KindUnauthenticated, "token revoked")
+	}
+	if !want.AnyHolder && c.Cnf != nil && c.Cnf.X5tS256 != "" && c.Cnf.X5tS256 != want.CertThumbprint {
+		return nil, apperr.New(apperr.KindUnauthenticated, "certificate-bound token presented without its certificate")
 	}
 	return c, nil
 }

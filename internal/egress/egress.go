@@ -7,6 +7,8 @@ package egress
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +37,8 @@ type Config struct {
 	// MaxRedirects bounds redirects followed (default 5; each target is
 	// checked again at dial time).
 	MaxRedirects int
+	// RootCAs, when set, replaces the system roots (a private PKI).
+	RootCAs *x509.CertPool
 }
 
 // CheckAndSetDefaults fills defaults.
@@ -144,6 +148,7 @@ func Transport(cfg Config) *http.Transport {
 		MaxIdleConnsPerHost:   64,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
+		TLSClientConfig:       &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12},
 		ResponseHeaderTimeout: cfg.Timeout,
 		ExpectContinueTimeout: time.Second,
 	}

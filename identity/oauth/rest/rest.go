@@ -85,6 +85,7 @@ type Metadata struct {
 	Issuer                                string   `json:"issuer"`
 	AuthorizationEndpoint                 string   `json:"authorization_endpoint"`
 	RegistrationEndpoint                  string   `json:"registration_endpoint,omitempty"`
+	CIMDSupported                         bool     `json:"client_id_metadata_document_supported"`
 	CodeChallengeMethodsSupported         []string `json:"code_challenge_methods_supported"`
 	AuthorizationResponseISS              bool     `json:"authorization_response_iss_parameter_supported"`
 	TokenEndpoint                         string   `json:"token_endpoint"`
@@ -119,6 +120,7 @@ func (h *Handler) metadata(c *fiber.Ctx) error {
 		GrantTypesSupported:               []string{oauth.GrantAuthorizationCode, oauth.GrantRefreshToken, oauth.GrantClientCredentials, oauth.GrantTokenExchange},
 		AuthorizationEndpoint:             iss + "/authorize",
 		RegistrationEndpoint:              iss + "/register",
+		CIMDSupported:                     true,
 		CodeChallengeMethodsSupported:     []string{"S256"},
 		AuthorizationResponseISS:          true,
 		TokenEndpointAuthMethodsSupported: auth, IntrospectionEndpointAuthMethods: auth, RevocationEndpointAuthMethods: auth,
