@@ -213,6 +213,7 @@ func TestPrivateKeyJWT(t *testing.T) {
 	expect(t, resp, body, 200, "register key")
 
 	endpoint := h.s.cfg.Admin.PublicURL + "/t/" + slug + "/token"
+	stranger := func() *ecdsa.PrivateKey { k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader); return k }
 	assertion := func(signer *ecdsa.PrivateKey, kid string, mut func(*jwt.Claims)) string {
 		s, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: signer, KeyID: kid}}, nil)
 		c := jwt.Claims{Issuer: sa.ClientID, Subject: sa.ClientID, Audience: jwt.Audience{endpoint}, ID: uuid.NewString(),
@@ -227,6 +228,16 @@ func TestPrivateKeyJWT(t *testing.T) {
 		return h.form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
 			"client_assertion": {a}}, "", "")
 	}
+	// RFC 7523 §2.1: the assertion itself as the grant.
+	grant := func(a string) (int, map[string]any) {
+		return h.form("/t/"+slug+"/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "assertion": {a}}, "", "")
+	}
+	if code, out := grant(assertion(key, "ci-1", nil)); code != 200 || claimsOf(t, out["access_token"].(string))["sub"] != sa.ID {
+		t.Fatalf("jwt-bearer grant: %d %v", code, out)
+	}
+	if code, out := grant(assertion(stranger(), "ci-1", nil)); code != 400 || out["error"] != "invalid_grant" {
+		t.Fatalf("jwt-bearer grant with a stranger's key: %d %v", code, out)
+	}
 	good := assertion(key, "ci-1", nil)
 	if code, out := post(good); code != 200 || claimsOf(t, out["access_token"].(string))["sub"] != sa.ID {
 		t.Fatalf("private_key_jwt: %d %v", code, out)
@@ -234,9 +245,8 @@ func TestPrivateKeyJWT(t *testing.T) {
 	if code, _ := post(good); code != 401 {
 		t.Fatalf("replayed assertion: %d", code)
 	}
-	stranger, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	for name, a := range map[string]string{
-		"unregistered key": assertion(stranger, "ci-1", nil),
+		"unregistered key": assertion(stranger(), "ci-1", nil),
 		"wrong audience":   assertion(key, "ci-1", func(c *jwt.Claims) { c.Audience = jwt.Audience{"https://elsewhere.example.test/token"} }),
 		"expired":          assertion(key, "ci-1", func(c *jwt.Claims) { c.Expiry = jwt.NewNumericDate(time.Now().Add(-time.Hour)) }),
 		"too long-lived":   assertion(key, "ci-1", func(c *jwt.Claims) { c.Expiry = jwt.NewNumericDate(time.Now().Add(48 * time.Hour)) }),

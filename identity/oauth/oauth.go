@@ -32,6 +32,7 @@ const (
 	GrantClientCredentials = "client_credentials"
 	GrantRefreshToken      = "refresh_token"
 	GrantTokenExchange     = "urn:ietf:params:oauth:grant-type:token-exchange"
+	GrantJWTBearer         = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 	TokenTypeAccess        = "urn:ietf:params:oauth:token-type:access_token"
 	TokenTypeJWT           = "urn:ietf:params:oauth:token-type:jwt"
 )

@@ -117,7 +117,8 @@ func (h *Handler) metadata(c *fiber.Ctx) error {
 	md := Metadata{
 		Issuer: iss, TokenEndpoint: iss + "/token", JWKSURI: iss + "/jwks", IntrospectionEndpoint: iss + "/introspect",
 		RevocationEndpoint: iss + "/revoke", UserinfoEndpoint: iss + "/userinfo",
-		GrantTypesSupported:               []string{oauth.GrantAuthorizationCode, oauth.GrantRefreshToken, oauth.GrantClientCredentials, oauth.GrantTokenExchange},
+		GrantTypesSupported: []string{oauth.GrantAuthorizationCode, oauth.GrantRefreshToken, oauth.GrantClientCredentials, oauth.GrantTokenExchange,
+			oauth.GrantJWTBearer},
 		AuthorizationEndpoint:             iss + "/authorize",
 		RegistrationEndpoint:              iss + "/register",
 		CIMDSupported:                     true,
@@ -188,6 +189,19 @@ func (h *Handler) token(c *fiber.Ctx) error {
 		return write(c, nil, &oauth.Error{Code: "invalid_request", Description: "the token request is application/x-www-form-urlencoded", Status: 400})
 	}
 	switch c.FormValue("grant_type") {
+	case oauth.GrantJWTBearer:
+		// RFC 7523 §2.1: the assertion is the grant — signed by a key the
+		// NHI registered, about itself (iss = sub = its client_id).
+		if c.FormValue("client_secret") != "" || c.Get(fiber.HeaderAuthorization) != "" || c.FormValue("client_assertion") != "" {
+			return write(c, nil, &oauth.Error{Code: "invalid_request", Description: "the jwt-bearer grant authenticates by its assertion", Status: 400})
+		}
+		slug := c.Params("slug")
+		cl, err := h.Server.AuthenticateAssertion(ctx, c.FormValue("assertion"), c.FormValue("client_id"), slug, h.Server.Issuer(slug)+"/token", c.IP())
+		if err != nil {
+			return write(c, nil, &oauth.Error{Code: "invalid_grant", Description: "the assertion is not valid", Status: 400})
+		}
+		out, err := h.Server.ClientCredentials(ctx, t.Slug, cl, strings.Fields(c.FormValue("scope")), multi(c, "resource"))
+		return write(c, out, err)
 	case oauth.GrantAuthorizationCode, oauth.GrantRefreshToken:
 		// Public clients (auth method none): the client is named, PKCE
 		// and rotation protect the grant.
