@@ -96,6 +96,12 @@ func TestScenario(t *testing.T) {
 			t.Fatalf("inducement cycle: %v", err)
 		}
 
+		if err := f.gov.DeleteRole(f.ctx, engineer.ID); apperr.KindOf(err) != apperr.KindConflict {
+			t.Fatalf("deleting a role with children: %v", err)
+		}
+		if err := f.gov.DeleteRole(f.ctx, uuid.New()); apperr.KindOf(err) != apperr.KindNotFound {
+			t.Fatalf("deleting an unknown role: %v", err)
+		}
 		ada, _ := f.dir.CreateUser(f.ctx, directory.CreateUserInput{Email: "ada@x.test"})
 		parentGroup, _ := f.dir.CreateGroup(f.ctx, directory.GroupInput{Name: ptr("Engineering")})
 		team, _ := f.dir.CreateGroup(f.ctx, directory.GroupInput{Name: ptr("Platform"), ParentID: &parentGroup.ID})

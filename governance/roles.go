@@ -340,13 +340,7 @@ func (s *Service) UpdateRole(ctx context.Context, id uuid.UUID, in RoleInput, if
 
 // DeleteRole removes a role without child roles, its links and its assignments.
 func (s *Service) DeleteRole(ctx context.Context, id uuid.UUID) error {
-	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		if ok, err := exists(ctx, tx, "roles", id); err != nil || !ok {
-			if err == nil {
-				err = apperr.NotFound("role")
-			}
-			return err
-		}
+	return s.deleteTarget(ctx, "role", "roles", id, func(ctx context.Context, tx *store.Tx) error {
 		var children int
 		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM roles WHERE tenant_id = $1 AND parent_id = $2`, tx.TenantID(), id).Scan(&children); err != nil {
 			return err
@@ -354,18 +348,8 @@ func (s *Service) DeleteRole(ctx context.Context, id uuid.UUID) error {
 		if children > 0 {
 			return apperr.New(apperr.KindConflict, "the role has %d child roles; move or delete them first", children)
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM assignments WHERE tenant_id = $1 AND target_type = 'role' AND target_id = $2`, tx.TenantID(), id); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM roles WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id); err != nil {
-			return err
-		}
-		return s.change(ctx, tx, "role", id, 0, map[string]bool{"deleted": true})
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return s.audit(ctx, "governance.role.delete", "role", id, nil)
 }
 
 // ---- assignments ----

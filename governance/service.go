@@ -490,25 +490,36 @@ func (s *Service) UpdateEntitlement(ctx context.Context, id uuid.UUID, in Entitl
 
 // DeleteEntitlement removes an entitlement and its assignments.
 func (s *Service) DeleteEntitlement(ctx context.Context, id uuid.UUID) error {
+	return s.deleteTarget(ctx, "entitlement", "entitlements", id, nil)
+}
+
+// deleteTarget deletes an assignable record (an entitlement or a role)
+// together with every assignment of it, after an optional check.
+func (s *Service) deleteTarget(ctx context.Context, kind, table string, id uuid.UUID, check func(context.Context, *store.Tx) error) error {
 	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		if ok, err := exists(ctx, tx, "entitlements", id); err != nil || !ok {
+		if ok, err := exists(ctx, tx, table, id); err != nil || !ok {
 			if err == nil {
-				err = apperr.NotFound("entitlement")
+				err = apperr.NotFound(kind)
 			}
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM assignments WHERE tenant_id = $1 AND target_type = 'entitlement' AND target_id = $2`, tx.TenantID(), id); err != nil {
+		if check != nil {
+			if err := check(ctx, tx); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM assignments WHERE tenant_id = $1 AND target_type = $2 AND target_id = $3`, tx.TenantID(), kind, id); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM entitlements WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id); err != nil {
 			return err
 		}
-		return s.change(ctx, tx, "entitlement", id, 0, map[string]bool{"deleted": true})
+		return s.change(ctx, tx, kind, id, 0, map[string]bool{"deleted": true})
 	})
 	if err != nil {
 		return err
 	}
-	return s.audit(ctx, "governance.entitlement.delete", "entitlement", id, nil)
+	return s.audit(ctx, "governance."+kind+".delete", kind, id, nil)
 }
 
 // Tool is one tool of a catalog sync.
