@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -13,36 +12,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xavyo/xavyo/identity/directory"
-	"github.com/xavyo/xavyo/identity/nhi"
-	"github.com/xavyo/xavyo/identity/password"
-	"github.com/xavyo/xavyo/identity/tenant"
-	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/seal"
-	"github.com/xavyo/xavyo/internal/store"
-	"github.com/xavyo/xavyo/internal/testdb"
 	"github.com/xavyo/xavyo/pki"
 )
 
 // BenchmarkIssueCertificate signs and records P-256 certificates with a
 // server-generated key (key generation included) and from a CSR.
 func BenchmarkIssueCertificate(b *testing.B) {
-	db := testdb.SQLite(b)
-	ctx := context.Background()
-	tenants := &tenant.Service{DB: db}
-	tn, err := tenants.Create(ctx, tenant.CreateInput{Slug: "bench", Name: "B"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx = principal.With(store.WithTenant(ctx, tn.ID), &principal.Principal{TenantID: tn.ID, Kind: principal.KindUser,
-		SubjectID: "admin", AdminRoles: []string{principal.RoleTenantAdmin}})
-	dir := &directory.Service{DB: db, Hasher: password.NewHasher(password.Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, 1), Policies: tenants}
-	u, _ := dir.CreateUser(ctx, directory.CreateUserInput{Email: "o@x.test"})
-	nhis := &nhi.Service{DB: db, Policies: tenants}
-	created, err := nhis.Create(ctx, nhi.CreateInput{Kind: nhi.KindAgent, Slug: "a", Name: "A", OwnerID: u.ID})
-	if err != nil {
-		b.Fatal(err)
-	}
+	f := newAgentFixture(b, "pki-bench")
+	db, ctx, created := f.db, f.ctx, f.agent
 	sealer, _ := seal.New(make([]byte, 32))
 	ca, err := pki.New(ctx, pki.Config{DB: db, Sealer: sealer, TrustDomain: "xavyo.local", CRLURL: "https://127.0.0.1:8443/pki/crl"})
 	if err != nil {
