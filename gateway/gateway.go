@@ -5,9 +5,12 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -15,9 +18,11 @@ import (
 	"net/http"
 	"runtime/debug"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/clientcert"
 	"github.com/xavyo/xavyo/internal/health"
 	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/reqid"
@@ -73,6 +78,9 @@ type Server struct {
 	cfg  Config
 	mux  *http.ServeMux
 	http *http.Server
+
+	kmu   sync.Mutex
+	kinds map[string]kindEntry
 }
 
 // New returns the agent plane server.
@@ -81,19 +89,29 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	tc := cfg.TLS.Clone()
-	tc.ClientAuth = tls.VerifyClientCertIfGiven
 	if tc.MinVersion < tls.VersionTLS12 {
 		tc.MinVersion = tls.VersionTLS12
 	}
-	if cfg.ClientCAs != nil {
-		base := tc.Clone()
-		tc.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
-			c := base.Clone()
-			c.ClientCAs = cfg.ClientCAs()
-			return c, nil
-		}
-	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	if cfg.ClientCAs == nil {
+		pool := tc.ClientCAs
+		cfg.ClientCAs = func() *x509.CertPool { return pool }
+		s.cfg.ClientCAs = cfg.ClientCAs
+	}
+	// Client certificates are requested, and verified by us: chained to a
+	// trusted CA, or self-signed (RFC 8705 self_signed_tls_client_auth,
+	// usable only where a client registered that very certificate). Any
+	// other certificate fails the handshake. Because resumed sessions skip
+	// this callback, every request classifies its certificate again.
+	tc.ClientAuth = tls.RequestClientCert
+	tc.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+		_, err := classify(raw, cfg.ClientCAs())
+		return err
+	}
+	// No CA names are advertised (an empty certificate_authorities list):
+	// clients then send the certificate they hold, self-signed or not,
+	// rather than withholding one that matches no advertised name.
+	tc.ClientCAs = nil
 	health.Mount(s.mux, cfg.Ready)
 	s.http = &http.Server{
 		Handler:           s.middleware(s.mux),
@@ -154,7 +172,20 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			_, _ = sw.Write([]byte(`{"error":"origin not allowed"}`))
 			return
 		}
-		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && s.cfg.Certs != nil && r.URL.Path != "/healthz" && r.URL.Path != "/readyz" {
+		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 && r.URL.Path != "/healthz" && r.URL.Path != "/readyz" {
+			kind, err := s.certKind(r.TLS.PeerCertificates)
+			if err != nil {
+				sw.Header().Set("Content-Type", "application/json")
+				sw.WriteHeader(http.StatusUnauthorized)
+				_, _ = sw.Write([]byte(`{"error":"invalid_client_certificate","error_description":"client certificate not trusted"}`))
+				return
+			}
+			ctx = context.WithValue(ctx, certKindKey{}, kind)
+			if kind.selfSigned {
+				ctx = clientcert.WithSelfSigned(ctx, kind.thumbprint)
+			}
+		}
+		if kind, _ := ctx.Value(certKindKey{}).(certKind); kind.trusted && s.cfg.Certs != nil {
 			p, err := s.cfg.Certs.Authenticate(ctx, r.TLS.PeerCertificates[0])
 			if err != nil {
 				sw.Header().Set("Content-Type", "application/json")
@@ -198,3 +229,79 @@ func (w *statusWriter) Flush() {
 
 // Unwrap exposes the underlying writer to http.ResponseController.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// certKind classifies a client certificate.
+type certKind struct {
+	trusted    bool   // chains to a trusted CA
+	selfSigned bool   // self-signed (RFC 8705 §2.2)
+	thumbprint string // x5t#S256
+}
+
+type certKindKey struct{}
+
+// classify verifies a presented chain: trusted (to pool, for client
+// authentication), or a lone self-signed certificate; anything else is an
+// error.
+func classify(raw [][]byte, pool *x509.CertPool) (certKind, error) {
+	if len(raw) == 0 {
+		return certKind{}, nil
+	}
+	leaf, err := x509.ParseCertificate(raw[0])
+	if err != nil {
+		return certKind{}, errors.New("gateway: malformed client certificate")
+	}
+	sum := sha256.Sum256(leaf.Raw)
+	k := certKind{thumbprint: base64.RawURLEncoding.EncodeToString(sum[:])}
+	inter := x509.NewCertPool()
+	for _, r := range raw[1:] {
+		if c, err := x509.ParseCertificate(r); err == nil {
+			inter.AddCert(c)
+		}
+	}
+	// A nil pool would mean the system roots: with no CA, no chain is trusted.
+	if pool != nil {
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err == nil {
+			k.trusted = true
+			return k, nil
+		}
+	}
+	now := time.Now()
+	if len(raw) == 1 && bytes.Equal(leaf.RawIssuer, leaf.RawSubject) && now.After(leaf.NotBefore) && now.Before(leaf.NotAfter) &&
+		leaf.CheckSignature(leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature) == nil {
+		k.selfSigned = true
+		return k, nil
+	}
+	return certKind{}, errors.New("gateway: client certificate not trusted")
+}
+
+// certKind classifies a request's certificate, caching by fingerprint and
+// trust pool (a CA rotation changes the pool, so old verdicts lapse).
+func (s *Server) certKind(chain []*x509.Certificate) (certKind, error) {
+	pool := s.cfg.ClientCAs()
+	sum := sha256.Sum256(chain[0].Raw)
+	key := string(sum[:])
+	s.kmu.Lock()
+	if e, ok := s.kinds[key]; ok && e.pool == pool {
+		s.kmu.Unlock()
+		return e.kind, e.err
+	}
+	s.kmu.Unlock()
+	raw := make([][]byte, len(chain))
+	for i, c := range chain {
+		raw[i] = c.Raw
+	}
+	k, err := classify(raw, pool)
+	s.kmu.Lock()
+	if s.kinds == nil || len(s.kinds) > 100_000 {
+		s.kinds = map[string]kindEntry{}
+	}
+	s.kinds[key] = kindEntry{pool: pool, kind: k, err: err}
+	s.kmu.Unlock()
+	return k, err
+}
+
+type kindEntry struct {
+	pool *x509.CertPool
+	kind certKind
+	err  error
+}

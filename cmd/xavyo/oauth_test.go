@@ -4,9 +4,14 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"math/big"
 	"net/http"
 	"net/url"
 	"strings"
@@ -344,5 +349,88 @@ func TestBoundTokenNeedsItsCertificate(t *testing.T) {
 	}
 	if code, out := h.form("/t/"+slug+"/introspect", url.Values{"token": {bound}}, agent.ClientID, agent.ClientSecret); code != 200 || out["active"] != true || out["cnf"] == nil {
 		t.Fatalf("introspection of a bound token: %d %v", code, out)
+	}
+}
+
+// TestSelfSignedClientAuth: a client that registered a self-signed
+// certificate (x5c of one of its keys) authenticates with it at the mTLS
+// alias and gets a token bound to it; an unregistered self-signed
+// certificate, another client's id, or a certificate signed by a stranger
+// are refused, and a self-signed certificate is no identity elsewhere.
+func TestSelfSignedClientAuth(t *testing.T) {
+	h := start(t, env(t, store.SQLite, t.TempDir()), nil)
+	slug := uniqueSlug("ss")
+	_, tok := tenantAdmin(t, h, slug)
+	_, body := h.doAs(tok, "GET", "/api/v1/me", nil)
+	me := decode[userJSON](t, body)
+	mk := func(name string) (*x509.Certificate, tls.Certificate) {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
+			NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := x509.ParseCertificate(der)
+		return c, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: c}
+	}
+	nhi := func(s string) agentJSON {
+		resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": s, "name": s, "owner_id": me.ID})
+		expect(t, resp, body, 201, "create NHI")
+		return decode[agentJSON](t, body)
+	}
+	agent, other := nhi("bot"), nhi("other")
+	cert, pair := mk("bot")
+	pub, _ := jose.JSONWebKey{Key: pair.PrivateKey.(*ecdsa.PrivateKey).Public(), KeyID: "bot-tls", Use: "sig", Algorithm: "ES256",
+		Certificates: []*x509.Certificate{cert}}.MarshalJSON()
+	resp, body := h.doAs(tok, "PUT", "/api/v1/nhis/"+agent.ID+"/client-keys", map[string]any{"keys": []json.RawMessage{pub}})
+	expect(t, resp, body, 200, "register certificate")
+	_, md := h.doAs("", "GET", "/.well-known/oauth-authorization-server/t/"+slug, nil)
+	if !strings.Contains(string(md), "self_signed_tls_client_auth") {
+		t.Fatalf("metadata: %s", md)
+	}
+	post := func(c *http.Client, clientID string) (int, map[string]any) {
+		resp, err := c.Post(h.agent+"/t/"+slug+"/oauth/token", "application/x-www-form-urlencoded",
+			strings.NewReader(url.Values{"grant_type": {"client_credentials"}, "client_id": {clientID}}.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	withCert := h.mtlsClient(pair)
+	code, out := post(withCert, agent.ClientID)
+	if code != 200 {
+		t.Fatalf("self-signed client credentials: %d %v", code, out)
+	}
+	sum := sha256.Sum256(cert.Raw)
+	c := claimsOf(t, out["access_token"].(string))
+	if cnf, _ := c["cnf"].(map[string]any); c["sub"] != agent.ID || cnf == nil || cnf["x5t#S256"] != base64.RawURLEncoding.EncodeToString(sum[:]) {
+		t.Fatalf("bound token: %v", c)
+	}
+	if code, _ := post(withCert, other.ClientID); code != 401 {
+		t.Fatalf("another client's id with this certificate: %d", code)
+	}
+	if code, _ := post(withCert, ""); code != 401 {
+		t.Fatalf("no client_id: %d", code)
+	}
+	_, unregistered := mk("bot")
+	if code, _ := post(h.mtlsClient(unregistered), agent.ClientID); code != 401 {
+		t.Fatalf("unregistered self-signed certificate: %d", code)
+	}
+	// A leaf signed by a stranger's CA fails the handshake.
+	caCert, caPair := mk("stranger CA")
+	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leafDER, _ := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "bot"},
+		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour)}, caCert, leafKey.Public(), caPair.PrivateKey)
+	if _, err := h.mtlsClient(tls.Certificate{Certificate: [][]byte{leafDER}, PrivateKey: leafKey}).Post(h.agent+"/t/"+slug+"/oauth/token",
+		"application/x-www-form-urlencoded", strings.NewReader("grant_type=client_credentials")); err == nil {
+		t.Fatal("a certificate from an untrusted CA passed the handshake")
+	}
+	// A self-signed certificate names no principal on the agent plane.
+	if code, _, _ := agentGet(t, withCert, h.agent+"/t/"+slug+"/pki/identity"); code != 401 {
+		t.Fatalf("self-signed certificate as an identity: %d", code)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/xavyo/xavyo/identity/tenant"
+	"github.com/xavyo/xavyo/internal/clientcert"
 	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/store"
 )
@@ -54,24 +55,34 @@ func (h *MTLSHandlers) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := store.WithTenant(r.Context(), t.ID)
-	p := principal.From(ctx)
-	if p == nil || p.AuthMethod != principal.MethodMTLS || p.TenantID != t.ID {
-		writeJSON(w, nil, ErrInvalidClient)
-		return
-	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") || r.ParseForm() != nil {
 		writeJSON(w, nil, &Error{Code: "invalid_request", Description: "the token request is application/x-www-form-urlencoded", Status: 400})
 		return
 	}
-	id, err := uuid.Parse(p.SubjectID)
-	if err != nil {
+	var c *Client
+	p := principal.From(ctx)
+	switch {
+	case p != nil && p.AuthMethod == principal.MethodMTLS && p.TenantID == t.ID:
+		// tls_client_auth: a certificate from xavyo's CA names its NHI.
+		id, err := uuid.Parse(p.SubjectID)
+		if err != nil {
+			writeJSON(w, nil, ErrInvalidClient)
+			return
+		}
+		if c, err = h.Server.CertificateClient(ctx, id, p.CertThumbprint); err != nil {
+			writeJSON(w, nil, err)
+			return
+		}
+	case clientcert.SelfSigned(ctx) != "":
+		// self_signed_tls_client_auth: the named client registered this certificate.
+		var err error
+		if c, err = h.Server.SelfSignedClient(ctx, r.PostForm.Get("client_id"), clientcert.SelfSigned(ctx), r.RemoteAddr); err != nil {
+			writeJSON(w, nil, err)
+			return
+		}
+	default:
 		writeJSON(w, nil, ErrInvalidClient)
-		return
-	}
-	c, err := h.Server.CertificateClient(ctx, id, p.CertThumbprint)
-	if err != nil {
-		writeJSON(w, nil, err)
 		return
 	}
 	if cid := r.PostForm.Get("client_id"); cid != "" && cid != c.ID {

@@ -7,6 +7,8 @@ package oauth
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"net/http"
 	"net/url"
 	"slices"
@@ -118,6 +120,33 @@ func (c *Client) cnf() *token.Confirmation {
 		return nil
 	}
 	return &token.Confirmation{X5tS256: c.CertThumbprint}
+}
+
+// SelfSignedClient is self_signed_tls_client_auth (RFC 8705 §2.2): the
+// client names itself and must have registered the presented certificate
+// (x5c of one of its keys). Failures count toward the guessing slow-down.
+func (s *Server) SelfSignedClient(ctx context.Context, clientID, thumbprint, remote string) (*Client, error) {
+	key := clientID + "|" + remote
+	now := s.cfg.Now()
+	if !s.limiter.allow(key, now) {
+		return nil, ErrSlowDown
+	}
+	if clientID != "" {
+		n, scope, keys, err := s.cfg.NHIs.ClientByID(ctx, clientID)
+		if err == nil {
+			for _, k := range keys.Keys {
+				if len(k.Certificates) == 0 {
+					continue
+				}
+				sum := sha256.Sum256(k.Certificates[0].Raw)
+				if base64.RawURLEncoding.EncodeToString(sum[:]) == thumbprint {
+					return &Client{ID: clientID, NHI: n, Scopes: strings.Fields(scope), CertThumbprint: thumbprint}, nil
+				}
+			}
+		}
+	}
+	s.limiter.fail(key, now)
+	return nil, ErrInvalidClient
 }
 
 // CertificateClient is tls_client_auth (RFC 8705 §2.1) with xavyo's own

@@ -132,7 +132,7 @@ func (h *Handler) metadata(c *fiber.Ctx) error {
 		MTLSEndpointAliases:                   map[string]string{"token_endpoint": strings.TrimSuffix(h.AgentURL, "/") + "/t/" + t.Slug + "/oauth/token"},
 		TLSClientCertificateBoundTokens:       true,
 	}
-	md.TokenEndpointAuthMethodsSupported = append(slices.Clone(auth), "tls_client_auth", "none")
+	md.TokenEndpointAuthMethodsSupported = append(slices.Clone(auth), "tls_client_auth", "self_signed_tls_client_auth", "none")
 	c.Set(fiber.HeaderCacheControl, "public, max-age=300")
 	return c.JSON(md)
 }
