@@ -101,10 +101,14 @@ func New(cfg Config) (*Server, error) {
 	// Client certificates are requested, and verified by us: chained to a
 	// trusted CA, or self-signed (RFC 8705 self_signed_tls_client_auth,
 	// usable only where a client registered that very certificate). Any
-	// other certificate fails the handshake. Because resumed sessions skip
-	// this callback, every request classifies its certificate again.
+	// other certificate fails the handshake (resumed ones too); each request
+	// classifies its certificate again, as the CA pool may have rotated.
 	tc.ClientAuth = tls.RequestClientCert
-	tc.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+	tc.VerifyConnection = func(cs tls.ConnectionState) error {
+		raw := make([][]byte, len(cs.PeerCertificates))
+		for i, c := range cs.PeerCertificates {
+			raw[i] = c.Raw
+		}
 		_, err := classify(raw, cfg.ClientCAs())
 		return err
 	}
