@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"strings"
 
@@ -76,8 +77,11 @@ func (h *MTLSHandlers) token(w http.ResponseWriter, r *http.Request) {
 		}
 	case clientcert.SelfSigned(ctx) != "":
 		// self_signed_tls_client_auth: the named client registered this certificate.
-		var err error
-		if c, err = h.Server.SelfSignedClient(ctx, r.PostForm.Get("client_id"), clientcert.SelfSigned(ctx), r.RemoteAddr); err != nil {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			host = r.RemoteAddr
+		}
+		if c, err = h.Server.SelfSignedClient(ctx, r.PostForm.Get("client_id"), clientcert.SelfSigned(ctx), host); err != nil {
 			writeJSON(w, nil, err)
 			return
 		}
