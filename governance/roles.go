@@ -560,14 +560,7 @@ func (s *Service) UpdateAssignment(ctx context.Context, id uuid.UUID, in Assignm
 	var a *Assignment
 	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		var err error
-		a, err = scanAssignment(tx.QueryRow(ctx, `SELECT `+assignCols+` FROM assignments WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tx.TenantID(), id))
-		if store.NoRows(err) {
-			return apperr.NotFound("assignment")
-		}
-		if err != nil {
-			return err
-		}
-		if err := checkVersion("assignment", a.Version, ifVersion); err != nil {
+		if a, err = lockVersioned(ctx, tx, "assignment", "assignments", assignCols, id, ifVersion, scanAssignment, func(x *Assignment) int64 { return x.Version }); err != nil {
 			return err
 		}
 		if in.ValidFrom != nil {

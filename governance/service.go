@@ -81,6 +81,20 @@ func checkVersion(what string, have, want int64) error {
 	return nil
 }
 
+// lockVersioned loads the row of table with id for update (not found is a
+// 404 naming what) and checks it is still at ifVersion (0: any).
+func lockVersioned[T any](ctx context.Context, tx *store.Tx, what, table, cols string, id uuid.UUID, ifVersion int64,
+	scan func(interface{ Scan(...any) error }) (T, error), version func(T) int64) (T, error) {
+	v, err := scan(tx.QueryRow(ctx, `SELECT `+cols+` FROM `+table+` WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tx.TenantID(), id))
+	if store.NoRows(err) {
+		return v, apperr.NotFound(what)
+	}
+	if err != nil {
+		return v, err
+	}
+	return v, checkVersion(what, version(v), ifVersion)
+}
+
 // exists reports whether a row of table with id exists in the tenant.
 func exists(ctx context.Context, tx *store.Tx, table string, id uuid.UUID) (bool, error) {
 	var n int
@@ -222,14 +236,7 @@ func (s *Service) UpdateApplication(ctx context.Context, id uuid.UUID, in Applic
 	var a *Application
 	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		var err error
-		a, err = scanApp(tx.QueryRow(ctx, `SELECT `+appCols+` FROM applications WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tx.TenantID(), id))
-		if store.NoRows(err) {
-			return apperr.NotFound("application")
-		}
-		if err != nil {
-			return err
-		}
-		if err := checkVersion("application", a.Version, ifVersion); err != nil {
+		if a, err = lockVersioned(ctx, tx, "application", "applications", appCols, id, ifVersion, scanApp, func(x *Application) int64 { return x.Version }); err != nil {
 			return err
 		}
 		if in.Name != nil {
@@ -458,14 +465,7 @@ func (s *Service) UpdateEntitlement(ctx context.Context, id uuid.UUID, in Entitl
 	var e *Entitlement
 	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		var err error
-		e, err = scanEnt(tx.QueryRow(ctx, `SELECT `+entCols+` FROM entitlements WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tx.TenantID(), id))
-		if store.NoRows(err) {
-			return apperr.NotFound("entitlement")
-		}
-		if err != nil {
-			return err
-		}
-		if err := checkVersion("entitlement", e.Version, ifVersion); err != nil {
+		if e, err = lockVersioned(ctx, tx, "entitlement", "entitlements", entCols, id, ifVersion, scanEnt, func(x *Entitlement) int64 { return x.Version }); err != nil {
 			return err
 		}
 		if err := in.apply(e); err != nil {

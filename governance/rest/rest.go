@@ -135,10 +135,7 @@ func (h *Handler) listApps(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	out := httpx.Page[governance.Application]{Items: make([]governance.Application, 0, len(items))}
-	for _, a := range items {
-		out.Items = append(out.Items, *a)
-	}
+	out := httpx.PageOf(items)
 	if more {
 		out.NextCursor = httpx.EncodeCursor(keyCursor{K: items[len(items)-1].Key})
 	}
@@ -186,10 +183,7 @@ func (h *Handler) listEnts(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	out := httpx.Page[governance.Entitlement]{Items: make([]governance.Entitlement, 0, len(items))}
-	for _, e := range items {
-		out.Items = append(out.Items, *e)
-	}
+	out := httpx.PageOf(items)
 	if more {
 		out.NextCursor = httpx.EncodeCursor(idCursor{I: items[len(items)-1].ID})
 	}
@@ -228,10 +222,7 @@ func (h *Handler) listRoles(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	out := httpx.Page[governance.Role]{Items: make([]governance.Role, 0, len(items))}
-	for _, r := range items {
-		out.Items = append(out.Items, *r)
-	}
+	out := httpx.PageOf(items)
 	if more {
 		out.NextCursor = httpx.EncodeCursor(keyCursor{K: items[len(items)-1].Key})
 	}
@@ -262,10 +253,7 @@ func (h *Handler) listAssignments(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	out := httpx.Page[governance.Assignment]{Items: make([]governance.Assignment, 0, len(items))}
-	for _, a := range items {
-		out.Items = append(out.Items, *a)
-	}
+	out := httpx.PageOf(items)
 	if more {
 		out.NextCursor = httpx.EncodeCursor(idCursor{I: items[len(items)-1].ID})
 	}

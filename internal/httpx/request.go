@@ -110,6 +110,15 @@ type Page[T any] struct {
 	NextCursor string `json:"next_cursor,omitempty"`
 }
 
+// PageOf is a page of items (the caller sets NextCursor when more follow).
+func PageOf[T any](items []*T) Page[T] {
+	out := Page[T]{Items: make([]T, 0, len(items))}
+	for _, it := range items {
+		out.Items = append(out.Items, *it)
+	}
+	return out
+}
+
 // Page limits.
 const (
 	DefaultPageLimit = 50

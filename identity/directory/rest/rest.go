@@ -121,25 +121,7 @@ func (h *Handler) listUsers(c *fiber.Ctx) error {
 			return apperr.Invalid("group_id", "must be a UUID")
 		}
 	}
-	if page.Cursor != "" {
-		var cur directory.UserCursor
-		if err := httpx.DecodeCursor(page.Cursor, &cur); err != nil {
-			return err
-		}
-		o.After = &cur
-	}
-	users, next, err := h.Directory.ListUsers(c.UserContext(), o)
-	if err != nil {
-		return err
-	}
-	out := httpx.Page[directory.User]{Items: make([]directory.User, 0, len(users))}
-	for _, u := range users {
-		out.Items = append(out.Items, *u)
-	}
-	if next != nil {
-		out.NextCursor = httpx.EncodeCursor(next)
-	}
-	return c.JSON(out)
+	return h.userPage(c, o, page.Cursor)
 }
 
 func (h *Handler) createUser(c *fiber.Ctx) error {
@@ -252,10 +234,7 @@ func (h *Handler) listGroups(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	out := httpx.Page[directory.Group]{Items: make([]directory.Group, 0, len(gs))}
-	for _, g := range gs {
-		out.Items = append(out.Items, *g)
-	}
+	out := httpx.PageOf(gs)
 	if more {
 		last := gs[len(gs)-1]
 		out.NextCursor = httpx.EncodeCursor(groupCursor{Name: last.Name, ID: last.ID})
@@ -305,25 +284,7 @@ func (h *Handler) members(c *fiber.Ctx) error {
 		return err
 	}
 	o := directory.ListUsersOptions{GroupID: id, Limit: page.Limit}
-	if page.Cursor != "" {
-		var cur directory.UserCursor
-		if err := httpx.DecodeCursor(page.Cursor, &cur); err != nil {
-			return err
-		}
-		o.After = &cur
-	}
-	users, next, err := h.Directory.ListUsers(c.UserContext(), o)
-	if err != nil {
-		return err
-	}
-	out := httpx.Page[directory.User]{Items: make([]directory.User, 0, len(users))}
-	for _, u := range users {
-		out.Items = append(out.Items, *u)
-	}
-	if next != nil {
-		out.NextCursor = httpx.EncodeCursor(next)
-	}
-	return c.JSON(out)
+	return h.userPage(c, o, page.Cursor)
 }
 
 func (h *Handler) addMember(c *fiber.Ctx) error {
@@ -372,3 +333,23 @@ func (h *Handler) listAttrs(c *fiber.Ctx) error {
 func userVersion(u *directory.User) int64                { return u.Version }
 func groupVersion(g *directory.Group) int64              { return g.Version }
 func attrVersion(d *directory.AttributeDefinition) int64 { return d.Version }
+
+// userPage answers one page of users listed with o after cursor.
+func (h *Handler) userPage(c *fiber.Ctx, o directory.ListUsersOptions, cursor string) error {
+	if cursor != "" {
+		var cur directory.UserCursor
+		if err := httpx.DecodeCursor(cursor, &cur); err != nil {
+			return err
+		}
+		o.After = &cur
+	}
+	users, next, err := h.Directory.ListUsers(c.UserContext(), o)
+	if err != nil {
+		return err
+	}
+	out := httpx.PageOf(users)
+	if next != nil {
+		out.NextCursor = httpx.EncodeCursor(next)
+	}
+	return c.JSON(out)
+}

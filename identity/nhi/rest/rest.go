@@ -86,10 +86,7 @@ func (h *Handler) list(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	out := httpx.Page[nhi.NHI]{Items: make([]nhi.NHI, 0, len(items))}
-	for _, n := range items {
-		out.Items = append(out.Items, *n)
-	}
+	out := httpx.PageOf(items)
 	if more {
 		out.NextCursor = httpx.EncodeCursor(cursor{After: items[len(items)-1].ID})
 	}

@@ -102,10 +102,7 @@ func (h *Handler) list(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	out := httpx.Page[tenant.Tenant]{Items: make([]tenant.Tenant, 0, len(items))}
-	for _, t := range items {
-		out.Items = append(out.Items, *t)
-	}
+	out := httpx.PageOf(items)
 	if more {
 		out.NextCursor = httpx.EncodeCursor(cursor{After: items[len(items)-1].ID})
 	}
