@@ -355,12 +355,13 @@ func TestBoundTokenNeedsItsCertificate(t *testing.T) {
 // TestSelfSignedClientAuth: a client that registered a self-signed
 // certificate (x5c of one of its keys) authenticates with it at the mTLS
 // alias and gets a token bound to it; an unregistered self-signed
-// certificate, another client's id, or a certificate signed by a stranger
+// certificate, another client's id or tenant, or a certificate signed by a stranger
 // are refused, and a self-signed certificate is no identity elsewhere.
 func TestSelfSignedClientAuth(t *testing.T) {
 	h := start(t, env(t, store.SQLite, t.TempDir()), nil)
-	slug := uniqueSlug("ss")
+	slug, otherSlug := uniqueSlug("ss"), uniqueSlug("st")
 	_, tok := tenantAdmin(t, h, slug)
+	tenantAdmin(t, h, otherSlug)
 	_, body := h.doAs(tok, "GET", "/api/v1/me", nil)
 	me := decode[userJSON](t, body)
 	mk := func(name string) (*x509.Certificate, tls.Certificate) {
@@ -389,8 +390,8 @@ func TestSelfSignedClientAuth(t *testing.T) {
 	if !strings.Contains(string(md), "self_signed_tls_client_auth") {
 		t.Fatalf("metadata: %s", md)
 	}
-	post := func(c *http.Client, clientID string) (int, map[string]any) {
-		resp, err := c.Post(h.agent+"/t/"+slug+"/oauth/token", "application/x-www-form-urlencoded",
+	postAt := func(c *http.Client, at, clientID string) (int, map[string]any) {
+		resp, err := c.Post(h.agent+"/t/"+at+"/oauth/token", "application/x-www-form-urlencoded",
 			strings.NewReader(url.Values{"grant_type": {"client_credentials"}, "client_id": {clientID}}.Encode()))
 		if err != nil {
 			t.Fatal(err)
@@ -400,6 +401,7 @@ func TestSelfSignedClientAuth(t *testing.T) {
 		_ = json.NewDecoder(resp.Body).Decode(&out)
 		return resp.StatusCode, out
 	}
+	post := func(c *http.Client, clientID string) (int, map[string]any) { return postAt(c, slug, clientID) }
 	withCert := h.mtlsClient(pair)
 	code, out := post(withCert, agent.ClientID)
 	if code != 200 {
@@ -412,6 +414,9 @@ func TestSelfSignedClientAuth(t *testing.T) {
 	}
 	if code, _ := post(withCert, other.ClientID); code != 401 {
 		t.Fatalf("another client's id with this certificate: %d", code)
+	}
+	if code, _ := postAt(withCert, otherSlug, agent.ClientID); code != 401 {
+		t.Fatalf("at another tenant: %d", code)
 	}
 	if code, _ := post(withCert, ""); code != 401 {
 		t.Fatalf("no client_id: %d", code)
