@@ -86,3 +86,27 @@ func (s *Service) EnsureApplicationFor(ctx context.Context, n *nhi.NHI) error {
 	}
 	return err
 }
+
+// ApplicationFor returns the application standing for an NHI, creating it
+// first if the NHI's creation event has not been handled yet.
+func (s *Service) ApplicationFor(ctx context.Context, n *nhi.NHI) (uuid.UUID, error) {
+	find := func() (uuid.UUID, error) {
+		var id uuid.UUID
+		err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+			return tx.QueryRow(ctx, `SELECT id FROM applications WHERE tenant_id = $1 AND nhi_id = $2`, tx.TenantID(), n.ID).Scan(&id)
+		})
+		return id, err
+	}
+	id, err := find()
+	if !store.NoRows(err) {
+		return id, err
+	}
+	if err := s.EnsureApplicationFor(ctx, n); err != nil {
+		return uuid.Nil, err
+	}
+	id, err = find()
+	if store.NoRows(err) {
+		return uuid.Nil, apperr.NotFound("application")
+	}
+	return id, err
+}

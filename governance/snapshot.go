@@ -467,7 +467,26 @@ func (s *Snapshot) Decide(req *Request, t time.Time) Decision {
 	return d
 }
 
+// Permits reports whether the subject (and the actor, for delegated calls)
+// may use the entitlement at t with some arguments: what a tool list
+// shows. Argument constraints are left to the call; entitlements held
+// only under approval count.
+func (s *Snapshot) Permits(sub Subject, actor *Subject, ent uuid.UUID, t time.Time) bool {
+	e, ok := s.ents[ent]
+	if !ok || e.approval != Approved || s.apps[e.app].status != "active" {
+		return false
+	}
+	if s.decideArgs(sub, ent, nil, true, t).Decision == Deny {
+		return false
+	}
+	return actor == nil || s.decideArgs(*actor, ent, nil, true, t).Decision != Deny
+}
+
 func (s *Snapshot) decide(sub Subject, ent uuid.UUID, args map[string]json.RawMessage, t time.Time) Decision {
+	return s.decideArgs(sub, ent, args, false, t)
+}
+
+func (s *Snapshot) decideArgs(sub Subject, ent uuid.UUID, args map[string]json.RawMessage, anyArgs bool, t time.Time) Decision {
 	var status string
 	switch sub.Type {
 	case SubjectUser:
@@ -493,7 +512,7 @@ func (s *Snapshot) decide(sub Subject, ent uuid.UUID, args map[string]json.RawMe
 				reason = reasonWindow
 				continue
 			}
-			if !argsAllowed(c.args, args) {
+			if !anyArgs && !argsAllowed(c.args, args) {
 				reason = reasonArgument
 				continue
 			}

@@ -18,6 +18,10 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
@@ -38,6 +42,7 @@ import (
 	tenantrest "github.com/xavyo/xavyo/identity/tenant/rest"
 	"github.com/xavyo/xavyo/identity/token"
 	"github.com/xavyo/xavyo/internal/audit"
+	auditrest "github.com/xavyo/xavyo/internal/audit/rest"
 	"github.com/xavyo/xavyo/internal/config"
 	"github.com/xavyo/xavyo/internal/devtls"
 	"github.com/xavyo/xavyo/internal/egress"
@@ -46,6 +51,8 @@ import (
 	"github.com/xavyo/xavyo/internal/httpx"
 	"github.com/xavyo/xavyo/internal/seal"
 	"github.com/xavyo/xavyo/internal/store"
+	"github.com/xavyo/xavyo/mcp"
+	mcprest "github.com/xavyo/xavyo/mcp/rest"
 	"github.com/xavyo/xavyo/pki"
 	pkirest "github.com/xavyo/xavyo/pki/rest"
 )
@@ -98,6 +105,7 @@ type server struct {
 	handlers *events.InProcess
 	certs    *pki.Verifier
 	hasher   *password.Hasher
+	mcp      *mcp.Gateway
 	bootNote string
 	firstAdm *auth.TenantWithAdmin
 
@@ -216,6 +224,23 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 		Admin: &auth.Authenticator{Tokens: s.tokens}}
 	oh.Mount(s.admin)
 	oh.MountClients(s.api)
+	(&auditrest.Handler{DB: s.db}).Mount(s.api)
+
+	// The MCP gateway: its admin routes here, its endpoints on the agent plane.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	upstreams, err := egress.New(egress.Config{AllowPrivate: cfg.Egress.AllowPrivate, Timeout: 30 * time.Second, Streaming: true})
+	if err != nil {
+		return nil, err
+	}
+	if s.mcp, err = mcp.New(mcp.Config{DB: s.db, Sealer: sealer, NHIs: s.nhis, Gov: s.gov, Access: s.engine, Tokens: s.tokens,
+		Tenants: s.tenants, Audit: s.seq, Client: upstreams, AgentURL: cfg.Agent.PublicURL, Logger: log,
+		Metrics: mcp.NewMetrics(reg), Version: version}); err != nil {
+		return nil, err
+	}
+	s.mcp.Watch(s.bus)
+	(&mcprest.Handler{Gateway: s.mcp}).Mount(s.api)
+	s.admin.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	mountDocs(s.api)
 
 	// The agent plane.
@@ -233,6 +258,7 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	mh := &oauth.MTLSHandlers{Server: s.oauth, Tenants: s.tenants}
 	mh.Mount(s.agent.Handle)
 	mh.MountResourceMetadata(s.agent.Handle)
+	s.mcp.Mount(s.agent.Handle)
 
 	bootToken, err := s.boot.Ensure(ctx, cfg.BootstrapToken, cfg.BootstrapTokenSet)
 	if err != nil {
@@ -402,6 +428,7 @@ func (s *server) run(ctx context.Context) error {
 		done := make(chan error, 1)
 		go func() { done <- s.admin.ShutdownWithContext(sctx) }()
 		errs = append(errs, s.agent.Shutdown(sctx), <-done)
+		s.mcp.Close()
 		stopWork()
 		errs = append(errs, workers.Wait())
 		if err := errors.Join(errs...); err != nil && !errors.Is(err, context.DeadlineExceeded) {

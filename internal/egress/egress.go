@@ -39,6 +39,10 @@ type Config struct {
 	MaxRedirects int
 	// RootCAs, when set, replaces the system roots (a private PKI).
 	RootCAs *x509.CertPool
+	// Streaming drops the whole-request timeout (responses that stream
+	// for as long as the caller's context allows); Timeout then bounds
+	// only the wait for response headers.
+	Streaming bool
 }
 
 // CheckAndSetDefaults fills defaults.
@@ -160,9 +164,13 @@ func New(cfg Config) (*http.Client, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, err
 	}
+	timeout := cfg.Timeout
+	if cfg.Streaming {
+		timeout = 0
+	}
 	return &http.Client{
 		Transport: &limitedTransport{base: Transport(cfg), max: cfg.MaxResponseBytes},
-		Timeout:   cfg.Timeout,
+		Timeout:   timeout,
 		CheckRedirect: func(_ *http.Request, via []*http.Request) error {
 			if len(via) > cfg.MaxRedirects {
 				return fmt.Errorf("egress: more than %d redirects", cfg.MaxRedirects)

@@ -1,0 +1,445 @@
+package mcp
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/xavyo/xavyo/governance"
+	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/audit"
+	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/xavyo/xavyo/internal/reqid"
+)
+
+type governanceSubject = governance.Subject
+
+// visible lists the tools of an endpoint in order, with the names the
+// client sees.
+func (ep *endpoint) tools() []*toolEntry {
+	if ep.server == "" {
+		return ep.cat.all
+	}
+	return ep.cat.bySlug[ep.server].tools
+}
+
+// lookup finds a tool by the name the client used.
+func (ep *endpoint) lookup(name string) *toolEntry {
+	if ep.server == "" {
+		t := ep.cat.byPrefixed[name]
+		if t == nil || !t.server.active {
+			return nil
+		}
+		return t
+	}
+	return ep.cat.bySlug[ep.server].byName[name]
+}
+
+func (ep *endpoint) clientName(t *toolEntry) string {
+	if ep.server == "" {
+		return t.server.slug + "__" + t.name
+	}
+	return t.name
+}
+
+// listTools answers tools/list: exactly the tools this principal may call
+// now, a page at a time (the cursor is the last name of the page before).
+func (g *Gateway) listTools(ctx context.Context, w http.ResponseWriter, ep *endpoint, p *principal.Principal, m *message) {
+	var in struct {
+		Cursor string `json:"cursor"`
+	}
+	if len(m.Params) > 0 && json.Unmarshal(m.Params, &in) != nil {
+		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeInvalidParams, Message: "invalid params"}))
+		return
+	}
+	after := ""
+	if in.Cursor != "" {
+		b, err := base64.RawURLEncoding.DecodeString(in.Cursor)
+		if err != nil {
+			writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeInvalidParams, Message: "invalid cursor"}))
+			return
+		}
+		after = string(b)
+	}
+	sub, actor, ok := subjects(p)
+	snap, err := g.cfg.Access.Snapshot(ctx, ep.tenant.ID)
+	if err != nil {
+		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeInternal, Message: apperr.PublicMessage(err)}))
+		return
+	}
+	now := g.cfg.Now()
+	var b bytes.Buffer
+	b.WriteString(`{"tools":[`)
+	n, next := 0, ""
+	var lastListed *toolEntry
+	if ok {
+		for _, t := range ep.tools() {
+			name := ep.clientName(t)
+			if (after != "" && name <= after) || !t.server.active || !snap.Permits(sub, actor, t.ent, now) {
+				continue
+			}
+			if n == g.cfg.PageSize {
+				next = base64.RawURLEncoding.EncodeToString([]byte(ep.clientName(lastListed)))
+				break
+			}
+			if n > 0 {
+				b.WriteByte(',')
+			}
+			if ep.server == "" {
+				b.Write(t.prefixed)
+			} else {
+				b.Write(t.def)
+			}
+			lastListed = t
+			n++
+		}
+	}
+	b.WriteByte(']')
+	if next != "" {
+		b.WriteString(`,"nextCursor":`)
+		c, _ := json.Marshal(next)
+		b.Write(c)
+	}
+	b.WriteByte('}')
+	writeJSON(w, http.StatusOK, resultBody(m.ID, b.Bytes()))
+}
+
+// callDetails is the audit record of one tools/call decision.
+type callDetails struct {
+	Decision      string            `json:"decision"`
+	Reason        string            `json:"reason"`
+	Endpoint      string            `json:"endpoint"`
+	Server        string            `json:"server"`
+	Tool          string            `json:"tool"`
+	EntitlementID *uuid.UUID        `json:"entitlement_id,omitempty"`
+	AssignmentID  *uuid.UUID        `json:"assignment_id,omitempty"`
+	Actors        []principal.Actor `json:"actors,omitempty"`
+	ArgsSHA256    string            `json:"args_sha256"`
+	AuthMethod    string            `json:"auth_method"`
+	ClientID      string            `json:"client_id,omitempty"`
+	Session       string            `json:"session"`
+}
+
+// resultDetails is the audit record of a forwarded call's outcome.
+type resultDetails struct {
+	CallID         uuid.UUID `json:"call_id" doc:"the decision record"`
+	Server         string    `json:"server"`
+	Tool           string    `json:"tool"`
+	LatencyMS      float64   `json:"latency_ms"`
+	UpstreamStatus string    `json:"upstream_status" doc:"ok, tool_error, rpc_error, unavailable, timeout or cancelled"`
+}
+
+// Audit actions of the gateway.
+const (
+	ActionCall   = "mcp.tools.call"
+	ActionResult = "mcp.tools.result"
+)
+
+func argsHash(args json.RawMessage) string {
+	h, err := canonicalHash(args)
+	if err != nil {
+		sum := sha256.Sum256(args)
+		return hex.EncodeToString(sum[:])
+	}
+	return h
+}
+
+// callTool decides a tools/call inline, audits the decision while the
+// upstream call runs, and answers once both are done.
+func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal, s *session, m *message) {
+	start := time.Now()
+	var in struct {
+		Name      string          `json:"name"`
+		Arguments json.RawMessage `json:"arguments"`
+		Meta      struct {
+			ProgressToken json.RawMessage `json:"progressToken"`
+		} `json:"_meta"`
+	}
+	if err := json.Unmarshal(m.Params, &in); err != nil || in.Name == "" {
+		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeInvalidParams, Message: "tools/call needs a tool name"}))
+		return
+	}
+	args := in.Arguments
+	if len(args) == 0 || string(args) == "null" {
+		args = json.RawMessage("{}")
+	}
+	var argMap map[string]json.RawMessage
+	if err := json.Unmarshal(args, &argMap); err != nil || argMap == nil {
+		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeInvalidParams, Message: "arguments must be a JSON object"}))
+		return
+	}
+	det := callDetails{Endpoint: ep.url, Tool: in.Name, Actors: p.Actors, ArgsSHA256: argsHash(args), AuthMethod: string(p.AuthMethod),
+		ClientID: p.ClientID, Session: s.hash[:16]}
+	entry := audit.Entry{TenantID: ep.tenant.ID, Action: ActionCall, TargetKind: "mcp_tool", RequestID: reqid.From(ctx)}.ActorFrom(p)
+
+	t := ep.lookup(in.Name)
+	if t == nil {
+		det.Decision, det.Reason = governance.Deny, "unknown tool"
+		g.deny(ctx, w, m, entry, det, codeInvalidParams, "unknown tool: "+in.Name, start)
+		return
+	}
+	det.Server, det.Tool, det.EntitlementID = t.server.slug, t.name, &t.ent
+	entry.TargetID = t.server.slug + "/" + t.name
+	sub, actor, ok := subjects(p)
+	if !ok {
+		det.Decision, det.Reason = governance.Deny, "the caller is not a governed subject"
+		g.deny(ctx, w, m, entry, det, codeDenied, det.Reason, start)
+		return
+	}
+	snap, err := g.cfg.Access.Snapshot(ctx, ep.tenant.ID)
+	if err != nil {
+		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeInternal, Message: apperr.PublicMessage(err)}))
+		return
+	}
+	d := snap.Decide(&governance.Request{Subject: sub, Actor: actor, EntitlementID: t.ent, Arguments: argMap}, g.cfg.Now())
+	det.Decision, det.Reason, det.AssignmentID = d.Decision, d.Reason, d.AssignmentID
+	switch {
+	case d.Decision == governance.ApprovalRequired:
+		det.Decision, det.Reason = governance.Deny, "the call needs an approval, and approval holds are not enabled on this gateway"
+		g.deny(ctx, w, m, entry, det, codeDenied, det.Reason, start)
+		return
+	case !d.Allowed():
+		g.deny(ctx, w, m, entry, det, codeDenied, d.Reason, start)
+		return
+	}
+	sch, err := t.inputSchema()
+	if err != nil {
+		det.Decision, det.Reason = governance.Deny, "the tool's input schema cannot be checked"
+		g.deny(ctx, w, m, entry, det, codeDenied, det.Reason, start)
+		return
+	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(args))
+	if err == nil {
+		err = sch.Validate(inst)
+	}
+	if err != nil {
+		det.Decision, det.Reason = governance.Deny, "arguments do not match the tool's input schema"
+		g.deny(ctx, w, m, entry, det, codeInvalidParams, "invalid arguments: "+schemaMessage(err), start)
+		return
+	}
+
+	entry.Outcome, entry.Details = audit.OutcomeSuccess, det
+	receipt, err := g.cfg.Audit.Append(ctx, entry)
+	if err != nil {
+		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeInternal, Message: "the call could not be audited"}))
+		return
+	}
+	up, err := g.upstreamByID(ctx, t.server.id)
+	if err != nil {
+		_ = receipt.Wait(context.WithoutCancel(ctx))
+		g.finish(ctx, receipt.ID, entry, t, start, "unavailable", p)
+		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeUnavailable, Message: "the tool server is not reachable: " + apperr.PublicMessage(err),
+			Data: map[string]string{"audit_id": receipt.ID.String()}}))
+		return
+	}
+	params := forwardParams(m.Params, t.name)
+	var stream *sseWriter
+	var onProgress func(json.RawMessage)
+	if len(in.Meta.ProgressToken) > 0 && validID(in.Meta.ProgressToken) {
+		stream = &sseWriter{w: w}
+		clientTok := in.Meta.ProgressToken
+		onProgress = func(raw json.RawMessage) {
+			var pm map[string]json.RawMessage
+			if json.Unmarshal(raw, &pm) != nil {
+				return
+			}
+			pm["progressToken"] = clientTok
+			b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "method": "notifications/progress", "params": pm})
+			stream.event(b)
+		}
+	}
+	res, callErr := up.call(ctx, "tools/call", params, onProgress)
+	// The reply waits for the decision record too: no answered call is
+	// missing from the audit log, even after a crash.
+	if err := receipt.Wait(context.WithoutCancel(ctx)); err != nil {
+		g.cfg.Logger.Error("tool call audit failed", "error", err)
+		g.reply(w, stream, errorBody(m.ID, rpcError{Code: codeInternal, Message: "the call could not be audited"}))
+		return
+	}
+	var body []byte
+	status := "ok"
+	switch {
+	case callErr != nil:
+		status = "unavailable"
+		msg := "the tool server failed: " + apperr.PublicMessage(callErr)
+		switch {
+		case errors.Is(callErr, context.Canceled):
+			status, msg = "cancelled", "the call was cancelled"
+		case strings.Contains(apperr.PublicMessage(callErr), "did not answer within"):
+			status = "timeout"
+		}
+		body = errorBody(m.ID, rpcError{Code: codeUnavailable, Message: msg, Data: map[string]string{"audit_id": receipt.ID.String()}})
+	case res.Error != nil:
+		status = "rpc_error"
+		b, _ := json.Marshal(struct {
+			JSONRPC string          `json:"jsonrpc"`
+			ID      json.RawMessage `json:"id"`
+			Error   any             `json:"error"`
+		}{"2.0", m.ID, res.Error})
+		body = b
+	default:
+		if isToolError(res.Result) {
+			status = "tool_error"
+		}
+		body = resultBody(m.ID, res.Result)
+	}
+	g.finish(ctx, receipt.ID, entry, t, start, status, p)
+	if status == "cancelled" && r.Context().Err() != nil {
+		return // the client is gone
+	}
+	g.reply(w, stream, body)
+}
+
+// reply writes the final message: on the event stream if one was opened.
+func (g *Gateway) reply(w http.ResponseWriter, stream *sseWriter, body []byte) {
+	if stream != nil {
+		stream.final(body)
+		return
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// finish records the outcome of a forwarded call (not waited for: the
+// decision record is the durable proof of the call).
+func (g *Gateway) finish(ctx context.Context, callID uuid.UUID, e audit.Entry, t *toolEntry, start time.Time, status string, p *principal.Principal) {
+	lat := time.Since(start)
+	e.Action = ActionResult
+	e.Outcome = audit.OutcomeSuccess
+	if status != "ok" {
+		e.Outcome = audit.OutcomeFailure
+	}
+	e.Details = resultDetails{CallID: callID, Server: t.server.slug, Tool: t.name, LatencyMS: float64(lat.Microseconds()) / 1000, UpstreamStatus: status}
+	if _, err := g.cfg.Audit.Append(context.WithoutCancel(ctx), e); err != nil {
+		g.cfg.Logger.Warn("tool result audit not queued", "error", err)
+	}
+	g.cfg.Metrics.observe(t.server.slug, t.name, "allow", status, lat)
+}
+
+// deny audits a refusal, waits until it is durable, and answers with a
+// JSON-RPC error that carries the reason and the audit id.
+func (g *Gateway) deny(ctx context.Context, w http.ResponseWriter, m *message, e audit.Entry, det callDetails, code int, msg string, start time.Time) {
+	e.Outcome, e.Details = audit.OutcomeDenied, det
+	if e.TargetID == "" {
+		e.TargetID = det.Tool
+	}
+	rec, err := g.cfg.Audit.Append(ctx, e)
+	if err == nil {
+		err = rec.Wait(context.WithoutCancel(ctx))
+	}
+	if err != nil {
+		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeInternal, Message: "the call could not be audited"}))
+		return
+	}
+	g.cfg.Metrics.observe(det.Server, det.Tool, "deny", "", time.Since(start))
+	writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: code, Message: msg,
+		Data: map[string]string{"reason": det.Reason, "audit_id": rec.ID.String()}}))
+}
+
+// forwardParams rewrites the client's params for the upstream: the
+// upstream's own tool name, and no client progress token (the gateway
+// sets its own when the client asked for progress).
+func forwardParams(params json.RawMessage, name string) json.RawMessage {
+	var pm map[string]json.RawMessage
+	if json.Unmarshal(params, &pm) != nil {
+		return params
+	}
+	pm["name"], _ = json.Marshal(name)
+	if raw, ok := pm["_meta"]; ok {
+		var meta map[string]json.RawMessage
+		if json.Unmarshal(raw, &meta) == nil {
+			delete(meta, "progressToken")
+			if len(meta) == 0 {
+				delete(pm, "_meta")
+			} else {
+				pm["_meta"], _ = json.Marshal(meta)
+			}
+		}
+	}
+	out, _ := json.Marshal(pm)
+	return out
+}
+
+func isToolError(result json.RawMessage) bool {
+	var r struct {
+		IsError bool `json:"isError"`
+	}
+	return json.Unmarshal(result, &r) == nil && r.IsError
+}
+
+// schemaMessage is a short, safe description of a validation failure.
+func schemaMessage(err error) string {
+	var ve *jsonschema.ValidationError
+	if errors.As(err, &ve) {
+		msg := ve.Error()
+		if i := strings.IndexByte(msg, '\n'); i > 0 && len(ve.Causes) > 0 {
+			msg = strings.TrimSpace(strings.ReplaceAll(msg[i+1:], "\n", "; "))
+		}
+		if len(msg) > 500 {
+			msg = msg[:500]
+		}
+		return msg
+	}
+	return "not valid JSON"
+}
+
+func errorText(err error) string { return apperr.PublicMessage(err) }
+
+// passThrough forwards resource, prompt and completion requests to the
+// endpoint's tool server, for principals allowed at least one of its
+// tools. The aggregate endpoint lists none (use the server's endpoint).
+func (g *Gateway) passThrough(ctx context.Context, w http.ResponseWriter, ep *endpoint, p *principal.Principal, m *message) {
+	if ep.server == "" {
+		empty := map[string]string{"resources/list": `{"resources":[]}`, "resources/templates/list": `{"resourceTemplates":[]}`, "prompts/list": `{"prompts":[]}`}
+		if res, ok := empty[m.Method]; ok {
+			writeJSON(w, http.StatusOK, resultBody(m.ID, []byte(res)))
+			return
+		}
+		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeInvalidParams, Message: "resources and prompts are served on each tool server's endpoint (/t/{tenant}/mcp/{server})"}))
+		return
+	}
+	srv := ep.cat.bySlug[ep.server]
+	sub, actor, ok := subjects(p)
+	snap, err := g.cfg.Access.Snapshot(ctx, ep.tenant.ID)
+	allowed := false
+	if ok && err == nil {
+		now := g.cfg.Now()
+		for _, t := range srv.tools {
+			if snap.Permits(sub, actor, t.ent, now) {
+				allowed = true
+				break
+			}
+		}
+	}
+	if !allowed {
+		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeDenied, Message: "no access to this tool server"}))
+		return
+	}
+	up, err := g.upstreamByID(ctx, srv.id)
+	var res *callResult
+	if err == nil {
+		res, err = up.call(ctx, m.Method, m.Params, nil)
+	}
+	switch {
+	case err != nil:
+		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeUnavailable, Message: "the tool server failed: " + apperr.PublicMessage(err)}))
+	case res.Error != nil:
+		b, _ := json.Marshal(struct {
+			JSONRPC string          `json:"jsonrpc"`
+			ID      json.RawMessage `json:"id"`
+			Error   any             `json:"error"`
+		}{"2.0", m.ID, res.Error})
+		writeJSON(w, http.StatusOK, b)
+	default:
+		writeJSON(w, http.StatusOK, resultBody(m.ID, res.Result))
+	}
+}

@@ -1,0 +1,463 @@
+package mcp
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/xavyo/xavyo/governance"
+	"github.com/xavyo/xavyo/identity/nhi"
+	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/audit"
+	"github.com/xavyo/xavyo/internal/events"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// Limits of one catalog sync.
+const (
+	maxPages = 100
+	maxTools = 5000
+)
+
+// toolNameRE is the MCP tool-name charset (2025-11-25: 1–128 characters of
+// A–Z, a–z, 0–9, _, - and .). The gateway also keeps "__" out of names it
+// prefixes, as the aggregate endpoint splits "<server>__<tool>" there.
+var toolNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+
+// Tool is a catalog entry as the admin API shows it.
+type Tool struct {
+	ServerID      uuid.UUID       `json:"server_id"`
+	Name          string          `json:"name"`
+	Definition    json.RawMessage `json:"definition" doc:"exactly as the upstream sent it"`
+	Hash          string          `json:"hash" doc:"SHA-256 of the canonical definition"`
+	EntitlementID uuid.UUID       `json:"entitlement_id"`
+	UpdatedAt     time.Time       `json:"updated_at"`
+}
+
+// SyncReport tells what a catalog sync found.
+type SyncReport struct {
+	ServerID uuid.UUID                `json:"server_id"`
+	Tools    []governance.SyncResult  `json:"tools"`
+	Removed  []string                 `json:"removed"`
+	Skipped  []map[string]string      `json:"skipped" doc:"tools the gateway cannot serve, with why"`
+	SyncedAt time.Time                `json:"synced_at"`
+}
+
+// toolEntry is one tool of the in-memory catalog.
+type toolEntry struct {
+	server   *serverEntry
+	name     string
+	def      json.RawMessage // as the upstream sent it
+	prefixed json.RawMessage // the same with name "<server>__<tool>"
+	ent      uuid.UUID
+
+	schemaOnce sync.Once
+	schema     *jsonschema.Schema
+	schemaErr  error
+}
+
+type serverEntry struct {
+	id     uuid.UUID
+	slug   string
+	active bool
+	tools  []*toolEntry // by name
+	byName map[string]*toolEntry
+}
+
+// catalog is a tenant's tool catalog at one moment, immutable.
+type catalog struct {
+	bySlug     map[string]*serverEntry
+	byID       map[uuid.UUID]*serverEntry
+	all        []*toolEntry // by server slug, then name
+	byPrefixed map[string]*toolEntry
+}
+
+type catalogSlot struct {
+	build sync.Mutex
+	cat   atomic.Pointer[catalog]
+	gen   atomic.Int64
+	built atomic.Int64
+}
+
+// catalogs keeps one catalog per tenant, rebuilt on first use after a
+// change event invalidates it.
+type catalogs struct {
+	db    *store.DB
+	mu    sync.Mutex
+	slots map[uuid.UUID]*catalogSlot
+}
+
+func (c *catalogs) slot(tenant uuid.UUID) *catalogSlot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.slots == nil {
+		c.slots = map[uuid.UUID]*catalogSlot{}
+	}
+	s := c.slots[tenant]
+	if s == nil {
+		s = &catalogSlot{}
+		s.gen.Store(1)
+		c.slots[tenant] = s
+	}
+	return s
+}
+
+func (c *catalogs) invalidate(tenant uuid.UUID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, s := range c.slots {
+		if tenant == uuid.Nil || id == tenant {
+			s.gen.Add(1)
+		}
+	}
+}
+
+func (c *catalogs) get(ctx context.Context, tenant uuid.UUID) (*catalog, error) {
+	sl := c.slot(tenant)
+	if cat := sl.cat.Load(); cat != nil && sl.built.Load() == sl.gen.Load() {
+		return cat, nil
+	}
+	sl.build.Lock()
+	defer sl.build.Unlock()
+	gen := sl.gen.Load()
+	if cat := sl.cat.Load(); cat != nil && sl.built.Load() == gen {
+		return cat, nil
+	}
+	cat, err := loadCatalog(store.WithTenant(ctx, tenant), c.db)
+	if err != nil {
+		return nil, apperr.Wrap(err, apperr.KindUnavailable, "the tool catalog is unavailable")
+	}
+	sl.cat.Store(cat)
+	sl.built.Store(gen)
+	return cat, nil
+}
+
+func loadCatalog(ctx context.Context, db *store.DB) (*catalog, error) {
+	cat := &catalog{bySlug: map[string]*serverEntry{}, byID: map[uuid.UUID]*serverEntry{}, byPrefixed: map[string]*toolEntry{}}
+	err := db.InTenantRead(ctx, func(tx *store.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT id, slug, status FROM nhis WHERE tenant_id = $1 AND kind = $2`, tx.TenantID(), nhi.KindToolServer)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var s serverEntry
+			var status string
+			if err := rows.Scan(&s.id, &s.slug, &status); err != nil {
+				_ = rows.Close()
+				return err
+			}
+			s.active = status == nhi.StatusActive
+			s.byName = map[string]*toolEntry{}
+			cat.bySlug[s.slug], cat.byID[s.id] = &s, &s
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `SELECT server_id, name, definition, entitlement_id FROM mcp_tools WHERE tenant_id = $1`, tx.TenantID())
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var sid, ent uuid.UUID
+			var name string
+			var def []byte
+			if err := rows.Scan(&sid, &name, &def, &ent); err != nil {
+				return err
+			}
+			s := cat.byID[sid]
+			if s == nil {
+				continue
+			}
+			t := &toolEntry{server: s, name: name, def: def, ent: ent, prefixed: renamed(def, s.slug+"__"+name)}
+			s.tools = append(s.tools, t)
+			s.byName[name] = t
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	slugs := make([]string, 0, len(cat.bySlug))
+	for slug, s := range cat.bySlug {
+		slugs = append(slugs, slug)
+		sort.Slice(s.tools, func(i, j int) bool { return s.tools[i].name < s.tools[j].name })
+	}
+	sort.Strings(slugs)
+	for _, slug := range slugs {
+		for _, t := range cat.bySlug[slug].tools {
+			cat.all = append(cat.all, t)
+			cat.byPrefixed[slug+"__"+t.name] = t
+		}
+	}
+	return cat, nil
+}
+
+// renamed returns a definition with another name, the rest kept raw.
+func renamed(def json.RawMessage, name string) json.RawMessage {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(def, &m) != nil {
+		return def
+	}
+	m["name"], _ = json.Marshal(name)
+	out, err := json.Marshal(m)
+	if err != nil {
+		return def
+	}
+	return out
+}
+
+// canonicalHash hashes a definition independent of whitespace and key order.
+func canonicalHash(def json.RawMessage) (string, error) {
+	var v any
+	if err := json.Unmarshal(def, &v); err != nil {
+		return "", err
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// inputSchema compiles the tool's input schema once. Schemas may not load
+// anything: no remote or file references.
+func (t *toolEntry) inputSchema() (*jsonschema.Schema, error) {
+	t.schemaOnce.Do(func() {
+		var d struct {
+			InputSchema json.RawMessage `json:"inputSchema"`
+		}
+		if err := json.Unmarshal(t.def, &d); err != nil || len(d.InputSchema) == 0 {
+			t.schemaErr = fmt.Errorf("the tool has no input schema")
+			return
+		}
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(d.InputSchema))
+		if err != nil {
+			t.schemaErr = err
+			return
+		}
+		c := jsonschema.NewCompiler()
+		c.UseLoader(jsonschema.SchemeURLLoader{})
+		c.DefaultDraft(jsonschema.Draft2020)
+		const loc = "urn:xavyo:tool-input"
+		if err := c.AddResource(loc, doc); err != nil {
+			t.schemaErr = err
+			return
+		}
+		t.schema, t.schemaErr = c.Compile(loc)
+	})
+	return t.schema, t.schemaErr
+}
+
+// Sync refreshes a tool server's catalog from its upstream (tools/list,
+// every page): one entitlement per tool; new or changed tools wait for
+// approval unless the server auto-approves.
+func (g *Gateway) Sync(ctx context.Context, id uuid.UUID) (*SyncReport, error) {
+	n, err := g.toolServer(ctx, id, "manage")
+	if err != nil {
+		return nil, err
+	}
+	return g.sync(ctx, n)
+}
+
+func (g *Gateway) sync(ctx context.Context, n *nhi.NHI) (*SyncReport, error) {
+	rep, err := g.syncTools(ctx, n)
+	msg := ""
+	if err != nil {
+		msg = apperr.PublicMessage(err)
+	}
+	now := store.Now()
+	if werr := g.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO mcp_servers (tenant_id, nhi_id, timeout_ms, credential_type, synced_at, sync_error, created_at, updated_at, version)
+			VALUES ($1, $2, $3, $4, $5, $6, $5, $5, 1)
+			ON CONFLICT (tenant_id, nhi_id) DO UPDATE SET synced_at = $5, sync_error = $6`,
+			tx.TenantID(), n.ID, defaultTimeoutMS, CredNone, now, msg)
+		return err
+	}); werr != nil && err == nil {
+		err = werr
+	}
+	return rep, err
+}
+
+func (g *Gateway) syncTools(ctx context.Context, n *nhi.NHI) (*SyncReport, error) {
+	up, err := g.upstreamFor(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	type fetched struct {
+		name string
+		def  json.RawMessage
+		hash string
+	}
+	var tools []fetched
+	rep := &SyncReport{ServerID: n.ID, Removed: []string{}, Skipped: []map[string]string{}}
+	seen := map[string]bool{}
+	cursor := ""
+	for page := 0; ; page++ {
+		if page == maxPages {
+			return nil, apperr.New(apperr.KindUnavailable, "the tool server listed more than %d pages", maxPages)
+		}
+		params := json.RawMessage(`{}`)
+		if cursor != "" {
+			params, _ = json.Marshal(map[string]string{"cursor": cursor})
+		}
+		res, err := up.call(ctx, "tools/list", params, nil)
+		if err != nil {
+			return nil, err
+		}
+		if res.Error != nil {
+			return nil, apperr.New(apperr.KindUnavailable, "the tool server refused tools/list: %s", res.Error.Message)
+		}
+		var body struct {
+			Tools      []json.RawMessage `json:"tools"`
+			NextCursor string            `json:"nextCursor"`
+		}
+		if err := json.Unmarshal(res.Result, &body); err != nil {
+			return nil, apperr.New(apperr.KindUnavailable, "the tool server sent a malformed tools/list result")
+		}
+		for _, raw := range body.Tools {
+			var d struct {
+				Name string `json:"name"`
+			}
+			if err := json.Unmarshal(raw, &d); err != nil {
+				rep.Skipped = append(rep.Skipped, map[string]string{"name": "", "reason": "not a JSON object"})
+				continue
+			}
+			if !toolNameRE.MatchString(d.Name) || !governanceKey(d.Name) {
+				rep.Skipped = append(rep.Skipped, map[string]string{"name": d.Name, "reason": "a tool name is 1 to 128 characters of A-Z, a-z, 0-9, _, - and ., starting with a letter or digit"})
+				continue
+			}
+			if seen[d.Name] {
+				rep.Skipped = append(rep.Skipped, map[string]string{"name": d.Name, "reason": "listed twice"})
+				continue
+			}
+			seen[d.Name] = true
+			var buf bytes.Buffer
+			if err := json.Compact(&buf, raw); err != nil {
+				continue
+			}
+			h, err := canonicalHash(raw)
+			if err != nil {
+				continue
+			}
+			tools = append(tools, fetched{name: d.Name, def: buf.Bytes(), hash: h})
+			if len(tools) > maxTools {
+				return nil, apperr.New(apperr.KindUnavailable, "the tool server listed more than %d tools", maxTools)
+			}
+		}
+		if body.NextCursor == "" {
+			break
+		}
+		cursor = body.NextCursor
+	}
+	app, err := g.cfg.Gov.ApplicationFor(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	in := make([]governance.Tool, len(tools))
+	for i, t := range tools {
+		in[i] = governance.Tool{Name: t.name, Hash: t.hash}
+	}
+	results, err := g.cfg.Gov.UpsertTools(ctx, app, in, up.cfg.auto)
+	if err != nil {
+		return nil, err
+	}
+	rep.Tools = results
+	entOf := map[string]uuid.UUID{}
+	for _, r := range results {
+		entOf[r.Name] = r.EntitlementID
+	}
+	now := store.Now()
+	err = g.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		rep.Removed = rep.Removed[:0]
+		rows, err := tx.Query(ctx, `SELECT name FROM mcp_tools WHERE tenant_id = $1 AND server_id = $2`, tx.TenantID(), n.ID)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var name string
+			if err := rows.Scan(&name); err != nil {
+				_ = rows.Close()
+				return err
+			}
+			if !seen[name] {
+				rep.Removed = append(rep.Removed, name)
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		for _, name := range rep.Removed {
+			if _, err := tx.Exec(ctx, `DELETE FROM mcp_tools WHERE tenant_id = $1 AND server_id = $2 AND name = $3`, tx.TenantID(), n.ID, name); err != nil {
+				return err
+			}
+		}
+		for _, t := range tools {
+			if _, err := tx.Exec(ctx, `INSERT INTO mcp_tools (tenant_id, server_id, name, definition, hash, entitlement_id, updated_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7)
+				ON CONFLICT (tenant_id, server_id, name) DO UPDATE SET definition = $4, hash = $5, entitlement_id = $6, updated_at = $7`,
+				tx.TenantID(), n.ID, t.name, string(t.def), t.hash, entOf[t.name], now); err != nil {
+				return err
+			}
+		}
+		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: EventCatalog, ID: n.ID.String()}, nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	rep.SyncedAt = now
+	return rep, audit.RecordChange(ctx, g.cfg.Audit, "mcp.catalog.sync", "nhi", n.ID.String(),
+		map[string]any{"tools": len(tools), "removed": rep.Removed, "skipped": len(rep.Skipped)})
+}
+
+// governanceKey mirrors the entitlement key rule (lowercased).
+var govKeyRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._:-]{0,127}$`)
+
+func governanceKey(name string) bool {
+	b := []byte(name)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 32
+		}
+	}
+	return govKeyRE.Match(b)
+}
+
+// Tools lists a tool server's synced catalog.
+func (g *Gateway) Tools(ctx context.Context, id uuid.UUID) ([]Tool, error) {
+	if _, err := g.toolServer(ctx, id, "use"); err != nil {
+		return nil, err
+	}
+	out := []Tool{}
+	err := g.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT name, definition, hash, entitlement_id, updated_at FROM mcp_tools
+			WHERE tenant_id = $1 AND server_id = $2 ORDER BY name`, tx.TenantID(), id)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			t := Tool{ServerID: id}
+			var def []byte
+			if err := rows.Scan(&t.Name, &def, &t.Hash, &t.EntitlementID, &t.UpdatedAt); err != nil {
+				return err
+			}
+			t.Definition = def
+			out = append(out, t)
+		}
+		return rows.Err()
+	})
+	return out, err
+}

@@ -1,0 +1,230 @@
+package mcp
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/governance"
+	"github.com/xavyo/xavyo/identity/nhi"
+	"github.com/xavyo/xavyo/identity/tenant"
+	"github.com/xavyo/xavyo/identity/token"
+	"github.com/xavyo/xavyo/internal/audit"
+	"github.com/xavyo/xavyo/internal/events"
+	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// Governance is what the gateway needs of governance.
+type Governance interface {
+	ApplicationFor(ctx context.Context, n *nhi.NHI) (uuid.UUID, error)
+	UpsertTools(ctx context.Context, app uuid.UUID, tools []governance.Tool, autoApprove bool) ([]governance.SyncResult, error)
+}
+
+// Snapshots gives the effective-access snapshot of a tenant.
+type Snapshots interface {
+	Snapshot(ctx context.Context, tenant uuid.UUID) (*governance.Snapshot, error)
+}
+
+// Tokens verifies bearer tokens.
+type Tokens interface {
+	Verify(ctx context.Context, raw string, want token.Expect) (*token.Claims, error)
+}
+
+// Tenants resolves the tenant of a /t/{slug} path.
+type Tenants interface {
+	GetBySlug(ctx context.Context, slug string) (*tenant.Tenant, error)
+}
+
+// Auditor is the audit log: decisions are appended and waited for.
+type Auditor interface {
+	Append(ctx context.Context, e audit.Entry) (*audit.Receipt, error)
+	AppendSync(ctx context.Context, e audit.Entry) error
+}
+
+// Config configures the gateway.
+type Config struct {
+	DB      *store.DB
+	Sealer  Sealer
+	NHIs    NHIs
+	Gov     Governance
+	Access  Snapshots
+	Tokens  Tokens
+	Tenants Tenants
+	Audit   Auditor
+	// Client makes upstream calls: the egress client (checked dials), in
+	// streaming mode; per-call timeouts come from each server's settings.
+	Client *http.Client
+	// AgentURL is agent.public_url: endpoint URLs (token audiences) and
+	// resource-metadata URLs are built from it.
+	AgentURL string
+	// AllowedOrigins are the browser origins allowed to call (the agent
+	// plane refuses others before the gateway sees them).
+	Logger *slog.Logger
+	// MaxMessageBytes bounds one JSON-RPC message from a client (default 4 MiB).
+	MaxMessageBytes int64
+	// PageSize is the number of tools per tools/list page (default 100).
+	PageSize int
+	// SessionTTL bounds a client session's life (default 24h).
+	SessionTTL time.Duration
+	// Metrics records calls; nil records nothing.
+	Metrics *Metrics
+	// Version is reported as the server's version.
+	Version string
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// CheckAndSetDefaults validates and fills defaults.
+func (c *Config) CheckAndSetDefaults() error {
+	if c.DB == nil || c.Sealer == nil || c.NHIs == nil || c.Gov == nil || c.Access == nil || c.Tokens == nil || c.Tenants == nil || c.Audit == nil {
+		return errors.New("mcp: DB, Sealer, NHIs, Gov, Access, Tokens, Tenants and Audit are required")
+	}
+	if c.Client == nil {
+		return errors.New("mcp: an egress client is required")
+	}
+	if c.AgentURL == "" {
+		return errors.New("mcp: the agent plane's public URL is required")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = 4 << 20
+	}
+	if c.PageSize == 0 {
+		c.PageSize = 100
+	}
+	if c.SessionTTL == 0 {
+		c.SessionTTL = 24 * time.Hour
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// Gateway is the MCP gateway of this replica.
+type Gateway struct {
+	cfg      Config
+	catalogs *catalogs
+	pool     pool
+	sessions sessions
+}
+
+// New returns a gateway.
+func New(cfg Config) (*Gateway, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, err
+	}
+	g := &Gateway{cfg: cfg, catalogs: &catalogs{db: cfg.DB}}
+	g.sessions.db = cfg.DB
+	return g, nil
+}
+
+// Watch follows change events from every replica: catalogs, upstream
+// settings and sessions are dropped when they change.
+func (g *Gateway) Watch(bus *events.Bus) (stop func()) {
+	return bus.Subscribe(func(m events.Message) {
+		if m.Resync {
+			g.catalogs.invalidate(uuid.Nil)
+			g.pool.dropAll()
+			g.sessions.dropAll()
+			return
+		}
+		c := m.Change
+		switch c.Kind {
+		case EventCatalog:
+			g.catalogs.invalidate(c.TenantID)
+		case EventServer, nhi.EventKind:
+			g.catalogs.invalidate(c.TenantID)
+			if id, err := uuid.Parse(c.ID); err == nil {
+				g.pool.drop(id)
+			}
+		case EventSession:
+			g.sessions.drop(c.ID)
+		}
+	})
+}
+
+// Close ends every upstream session.
+func (g *Gateway) Close() { g.pool.dropAll() }
+
+// upstreamFor returns this replica's connection to a tool server.
+func (g *Gateway) upstreamFor(ctx context.Context, n *nhi.NHI) (*upstream, error) {
+	if u := g.pool.get(n.ID); u != nil {
+		return u, nil
+	}
+	cfg, err := g.loadUpstream(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	tenant := cfg.tenant
+	onList := func() {
+		// The upstream's tools changed: sync again, as the system.
+		sctx := principal.With(store.WithTenant(context.Background(), tenant), &principal.Principal{TenantID: tenant,
+			Kind: principal.KindBootstrap, SubjectID: "system", AdminRoles: []string{principal.RoleSuperAdmin}})
+		sctx, cancel := context.WithTimeout(sctx, 2*time.Minute)
+		defer cancel()
+		cur, err := g.cfg.NHIs.Lookup(sctx, n.ID)
+		if err != nil {
+			return
+		}
+		if _, err := g.sync(sctx, cur); err != nil {
+			g.cfg.Logger.Warn("catalog sync after list_changed failed", "tenant_id", tenant.String(), "server", n.Slug, "error", err)
+		}
+	}
+	return g.pool.put(n.ID, newUpstream(cfg, g.cfg.Client, onList)), nil
+}
+
+// upstreamByID returns the connection to a tool server of the catalog.
+func (g *Gateway) upstreamByID(ctx context.Context, id uuid.UUID) (*upstream, error) {
+	if u := g.pool.get(id); u != nil {
+		return u, nil
+	}
+	n, err := g.cfg.NHIs.Lookup(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return g.upstreamFor(ctx, n)
+}
+
+// Health is a tool server's reachability as this replica sees it.
+type Health struct {
+	ServerID  uuid.UUID `json:"server_id"`
+	Reachable bool      `json:"reachable"`
+	LatencyMS float64   `json:"latency_ms"`
+	Circuit   string    `json:"circuit" doc:"closed, open or half_open"`
+	Error     string    `json:"error,omitempty"`
+}
+
+// Health pings a tool server's upstream.
+func (g *Gateway) Health(ctx context.Context, id uuid.UUID) (*Health, error) {
+	n, err := g.toolServer(ctx, id, "use")
+	if err != nil {
+		return nil, err
+	}
+	u, err := g.upstreamFor(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	res, err := u.call(ctx, "ping", nil, nil)
+	h := &Health{ServerID: id, LatencyMS: float64(time.Since(start).Microseconds()) / 1000, Circuit: u.state()}
+	switch {
+	case err != nil:
+		h.Error = errorText(err)
+	case res.Error != nil:
+		h.Error = res.Error.Message
+	default:
+		h.Reachable = true
+	}
+	return h, nil
+}

@@ -1,0 +1,408 @@
+package mcp
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/identity/tenant"
+	"github.com/xavyo/xavyo/identity/token"
+	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/principal"
+)
+
+// Protocol revisions served to clients (the legacy, session era).
+var supportedVersions = []string{"2025-11-25", "2025-06-18", "2025-03-26"}
+
+const latestVersion = "2025-11-25"
+
+// Header names of streamable HTTP.
+const (
+	hdrSession = "Mcp-Session-Id"
+	hdrVersion = "Mcp-Protocol-Version"
+)
+
+// JSON-RPC error codes.
+const (
+	codeParse          = -32700
+	codeInvalidRequest = -32600
+	codeNoMethod       = -32601
+	codeInvalidParams  = -32602
+	codeInternal       = -32603
+	// codeUnavailable: the tool server failed or did not answer.
+	codeUnavailable = -32000
+	// codeDenied: the gateway's policy refused the call.
+	codeDenied = -32003
+)
+
+// message is one JSON-RPC message from a client.
+type message struct {
+	JSONRPC string          `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id,omitempty"`
+	Method  string          `json:"method,omitempty"`
+	Params  json.RawMessage `json:"params,omitempty"`
+	Result  json.RawMessage `json:"result,omitempty"`
+	Error   json.RawMessage `json:"error,omitempty"`
+}
+
+func (m *message) isRequest() bool      { return m.Method != "" && len(m.ID) > 0 }
+func (m *message) isNotification() bool { return m.Method != "" && len(m.ID) == 0 }
+
+// validID reports a JSON-RPC id that is a string or a number.
+func validID(id json.RawMessage) bool {
+	if len(id) == 0 {
+		return false
+	}
+	switch id[0] {
+	case '"':
+		var s string
+		return json.Unmarshal(id, &s) == nil
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		var n json.Number
+		return json.Unmarshal(id, &n) == nil
+	}
+	return false
+}
+
+// rpcError is a JSON-RPC error object.
+type rpcError struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+	Data    any    `json:"data,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+func errorBody(id json.RawMessage, e rpcError) []byte {
+	if len(id) == 0 {
+		id = json.RawMessage("null")
+	}
+	b, _ := json.Marshal(struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Error   rpcError        `json:"error"`
+	}{"2.0", id, e})
+	return b
+}
+
+func resultBody(id json.RawMessage, result []byte) []byte {
+	var b bytes.Buffer
+	b.Grow(len(result) + len(id) + 32)
+	b.WriteString(`{"jsonrpc":"2.0","id":`)
+	b.Write(id)
+	b.WriteString(`,"result":`)
+	b.Write(result)
+	b.WriteByte('}')
+	return b.Bytes()
+}
+
+// Mount registers the MCP endpoints on the agent plane's mux.
+func (g *Gateway) Mount(handle func(pattern string, h http.Handler)) {
+	handle("/t/{slug}/mcp", http.HandlerFunc(g.serveHTTP))
+	handle("/t/{slug}/mcp/{server}", http.HandlerFunc(g.serveHTTP))
+}
+
+// endpoint is one MCP endpoint being served.
+type endpoint struct {
+	tenant *tenant.Tenant
+	server string // "" for the aggregate endpoint
+	url    string
+	cat    *catalog
+}
+
+func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	slug, server := r.PathValue("slug"), r.PathValue("server")
+	t, err := g.cfg.Tenants.GetBySlug(ctx, slug)
+	if err != nil || t.Status != tenant.StatusActive {
+		writeJSON(w, http.StatusNotFound, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: "no such MCP endpoint"}))
+		return
+	}
+	ep := &endpoint{tenant: t, server: server, url: g.cfg.AgentURL + "/t/" + slug + "/mcp"}
+	if server != "" {
+		ep.url += "/" + server
+	}
+	p, ok := g.authenticate(w, r, ep)
+	if !ok {
+		return
+	}
+	if ep.cat, err = g.catalogs.get(ctx, t.ID); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, errorBody(nil, rpcError{Code: codeInternal, Message: apperr.PublicMessage(err)}))
+		return
+	}
+	if server != "" {
+		if s := ep.cat.bySlug[server]; s == nil || !s.active {
+			writeJSON(w, http.StatusNotFound, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: "no such MCP endpoint"}))
+			return
+		}
+	}
+	if v := r.Header.Get(hdrVersion); v != "" && !slices.Contains(supportedVersions, v) {
+		writeJSON(w, http.StatusBadRequest, errorBody(nil, rpcError{Code: codeInvalidRequest,
+			Message: "unsupported MCP-Protocol-Version " + v + "; supported: " + strings.Join(supportedVersions, ", ")}))
+		return
+	}
+	switch r.Method {
+	case http.MethodPost:
+		g.post(w, r, ep, p)
+	case http.MethodDelete:
+		s, ok := g.session(w, r, ep, p)
+		if !ok {
+			return
+		}
+		if err := g.sessions.terminate(ctx, s); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, errorBody(nil, rpcError{Code: codeInternal, Message: "could not end the session"}))
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		// No standalone server-to-client stream in this release: the
+		// transport allows a 405 for GET.
+		w.Header().Set("Allow", "POST, DELETE")
+		writeJSON(w, http.StatusMethodNotAllowed, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: "method not allowed"}))
+	}
+}
+
+// authenticate finds the caller: a bearer token whose audience is this
+// exact endpoint (bound tokens only with their certificate), or an NHI's
+// client certificate. Others get 401 pointing at the resource metadata.
+func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, ep *endpoint) (*principal.Principal, bool) {
+	prm := g.cfg.AgentURL + "/.well-known/oauth-protected-resource/t/" + ep.tenant.Slug + "/mcp"
+	if ep.server != "" {
+		prm += "/" + ep.server
+	}
+	challenge := func(status int, params string, msg string) {
+		h := `Bearer resource_metadata="` + prm + `"`
+		if params != "" {
+			h += ", " + params
+		}
+		w.Header().Set("WWW-Authenticate", h)
+		writeJSON(w, status, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: msg}))
+	}
+	if authz := r.Header.Get("Authorization"); authz != "" {
+		scheme, raw, _ := strings.Cut(authz, " ")
+		if !strings.EqualFold(scheme, "Bearer") || raw == "" {
+			challenge(http.StatusUnauthorized, `error="invalid_request", error_description="use a Bearer token"`, "authentication required")
+			return nil, false
+		}
+		thumb := ""
+		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+			sum := sha256.Sum256(r.TLS.PeerCertificates[0].Raw)
+			thumb = base64.RawURLEncoding.EncodeToString(sum[:])
+		}
+		c, err := g.cfg.Tokens.Verify(r.Context(), strings.TrimSpace(raw), token.Expect{Audience: ep.url, Tenant: ep.tenant.ID, CertThumbprint: thumb})
+		if err != nil {
+			challenge(http.StatusUnauthorized, `error="invalid_token", error_description="`+strings.ReplaceAll(apperr.PublicMessage(err), `"`, `'`)+`"`, "invalid token")
+			return nil, false
+		}
+		p := token.Principal(c, methodOf(c))
+		if !slices.Contains(p.Scopes, "mcp") {
+			challenge(http.StatusForbidden, `error="insufficient_scope", scope="mcp"`, "the token lacks the mcp scope")
+			return nil, false
+		}
+		return p, true
+	}
+	if p := principal.From(r.Context()); p != nil && p.Kind == principal.KindNHI && p.TenantID == ep.tenant.ID && p.AuthMethod == principal.MethodMTLS {
+		return p, true
+	}
+	challenge(http.StatusUnauthorized, "", "authentication required")
+	return nil, false
+}
+
+func methodOf(c *token.Claims) principal.AuthMethod {
+	switch {
+	case c.Act != nil:
+		return principal.MethodTokenExchange
+	case c.SubjectKind == string(principal.KindNHI) && c.Cnf != nil:
+		return principal.MethodMTLS
+	case c.SubjectKind == string(principal.KindNHI):
+		return principal.MethodClientSecret
+	case slices.Contains(c.AMR, "mfa"), slices.Contains(c.AMR, "otp"), slices.Contains(c.AMR, "hwk"):
+		return principal.MethodMFA
+	default:
+		return principal.MethodPassword
+	}
+}
+
+// session finds the request's session: it must exist on this endpoint
+// and belong to this principal (else 404, as if unknown).
+func (g *Gateway) session(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal) (*session, bool) {
+	id := r.Header.Get(hdrSession)
+	if id == "" {
+		writeJSON(w, http.StatusBadRequest, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: "Mcp-Session-Id header required; initialize first"}))
+		return nil, false
+	}
+	if len(id) > 128 {
+		writeJSON(w, http.StatusNotFound, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: errNoSession.Error()}))
+		return nil, false
+	}
+	s, err := g.sessions.get(r.Context(), ep.tenant.ID, id, g.cfg.Now())
+	if err == nil && (s.subjectKind != string(p.Kind) || s.subjectID != p.SubjectID || s.server != ep.server) {
+		err = errNoSession
+	}
+	if err != nil {
+		status := http.StatusNotFound
+		if !errors.Is(err, errNoSession) {
+			status = http.StatusServiceUnavailable
+		}
+		writeJSON(w, status, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: apperr.PublicMessage(err)}))
+		return nil, false
+	}
+	return s, true
+}
+
+// post handles one JSON-RPC message.
+func (g *Gateway) post(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxMessageBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeJSON(w, http.StatusRequestEntityTooLarge, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: "message too large"}))
+			return
+		}
+		writeJSON(w, http.StatusBadRequest, errorBody(nil, rpcError{Code: codeParse, Message: "could not read the body"}))
+		return
+	}
+	body = bytes.TrimSpace(body)
+	if len(body) > 0 && body[0] == '[' {
+		writeJSON(w, http.StatusBadRequest, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: "JSON-RPC batches are not supported"}))
+		return
+	}
+	var m message
+	if err := json.Unmarshal(body, &m); err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody(nil, rpcError{Code: codeParse, Message: "parse error: not a JSON-RPC message"}))
+		return
+	}
+	if m.JSONRPC != "2.0" || (len(m.ID) > 0 && !validID(m.ID)) || (m.Method == "" && len(m.Result) == 0 && len(m.Error) == 0) {
+		writeJSON(w, http.StatusBadRequest, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: "invalid JSON-RPC message"}))
+		return
+	}
+	if m.Method == "initialize" {
+		if !m.isRequest() {
+			writeJSON(w, http.StatusBadRequest, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: "initialize is a request"}))
+			return
+		}
+		g.initialize(w, r, ep, p, &m)
+		return
+	}
+	s, ok := g.session(w, r, ep, p)
+	if !ok {
+		return
+	}
+	switch {
+	case m.isNotification():
+		if m.Method == "notifications/cancelled" {
+			var c struct {
+				RequestID json.RawMessage `json:"requestId"`
+			}
+			if json.Unmarshal(m.Params, &c) == nil && validID(c.RequestID) {
+				s.cancel(string(c.RequestID))
+			}
+		}
+		w.WriteHeader(http.StatusAccepted)
+	case !m.isRequest():
+		// A response to a server request; the gateway sends none.
+		w.WriteHeader(http.StatusAccepted)
+	default:
+		g.request(w, r, ep, p, s, &m)
+	}
+}
+
+// initialize opens a session.
+func (g *Gateway) initialize(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal, m *message) {
+	var in struct {
+		ProtocolVersion string          `json:"protocolVersion"`
+		ClientInfo      json.RawMessage `json:"clientInfo"`
+	}
+	if err := json.Unmarshal(m.Params, &in); err != nil || in.ProtocolVersion == "" {
+		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeInvalidParams, Message: "initialize needs protocolVersion"}))
+		return
+	}
+	version := in.ProtocolVersion
+	if !slices.Contains(supportedVersions, version) {
+		version = latestVersion
+	}
+	s := &session{tenant: ep.tenant.ID, subjectKind: string(p.Kind), subjectID: p.SubjectID, server: ep.server, version: version,
+		expires: g.cfg.Now().Add(g.cfg.SessionTTL)}
+	id, err := g.sessions.create(r.Context(), s, in.ClientInfo)
+	if err != nil {
+		g.cfg.Logger.Error("mcp session not stored", "error", err)
+		writeJSON(w, http.StatusServiceUnavailable, errorBody(m.ID, rpcError{Code: codeInternal, Message: "could not open a session"}))
+		return
+	}
+	name := "xavyo MCP gateway (" + ep.tenant.Slug + ")"
+	if ep.server != "" {
+		name = "xavyo MCP gateway (" + ep.tenant.Slug + "/" + ep.server + ")"
+	}
+	res, _ := json.Marshal(map[string]any{
+		"protocolVersion": version,
+		"capabilities": map[string]any{
+			"tools":     map[string]any{"listChanged": false},
+			"resources": map[string]any{},
+			"prompts":   map[string]any{},
+			"logging":   map[string]any{},
+		},
+		"serverInfo":   map[string]any{"name": name, "version": g.cfg.Version},
+		"instructions": "Tools of this gateway are the ones you are allowed to call; every call is checked and audited.",
+	})
+	w.Header().Set(hdrSession, id)
+	writeJSON(w, http.StatusOK, resultBody(m.ID, res))
+}
+
+// request answers one request of a session.
+func (g *Gateway) request(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal, s *session, m *message) {
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	key := string(m.ID)
+	s.track(key, cancel)
+	defer s.untrack(key)
+	switch m.Method {
+	case "ping":
+		writeJSON(w, http.StatusOK, resultBody(m.ID, []byte("{}")))
+	case "logging/setLevel":
+		writeJSON(w, http.StatusOK, resultBody(m.ID, []byte("{}")))
+	case "tools/list":
+		g.listTools(ctx, w, ep, p, m)
+	case "tools/call":
+		g.callTool(ctx, w, r, ep, p, s, m)
+	case "resources/list", "resources/templates/list", "resources/read", "prompts/list", "prompts/get", "completion/complete":
+		g.passThrough(ctx, w, ep, p, m)
+	default:
+		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeNoMethod, Message: "method not found: " + m.Method}))
+	}
+}
+
+// subjects maps a principal to governance subjects: the subject and, for
+// delegated calls, the immediate actor.
+func subjects(p *principal.Principal) (sub governanceSubject, actor *governanceSubject, ok bool) {
+	id, err := uuid.Parse(p.SubjectID)
+	if err != nil {
+		return sub, nil, false
+	}
+	sub = governanceSubject{Type: string(p.Kind), ID: id}
+	if len(p.Actors) > 0 {
+		a := p.Actors[0]
+		aid, err := uuid.Parse(a.SubjectID)
+		if err != nil {
+			return sub, nil, false
+		}
+		kind := string(a.Kind)
+		if kind == "" {
+			kind = string(principal.KindNHI)
+		}
+		actor = &governanceSubject{Type: kind, ID: aid}
+	}
+	return sub, actor, true
+}

@@ -1,0 +1,287 @@
+// Package mcp is xavyo's MCP gateway: the tool catalog synced from
+// upstream MCP servers (tool servers), the upstream connections, the
+// agent-facing streamable HTTP endpoints with per-principal tool lists,
+// and the inline decision, audit and forwarding of every tool call.
+//
+// The gateway is a lean JSON-RPC router: it parses what it decides on
+// (method, id, tool name, arguments) and forwards upstream definitions and
+// results as the upstream sent them.
+package mcp
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/identity/nhi"
+	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/audit"
+	"github.com/xavyo/xavyo/internal/events"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// Upstream credential types.
+const (
+	CredNone         = "none"
+	CredBearer       = "bearer"
+	CredOAuth        = "oauth_client_credentials"
+	CredMTLS         = "mtls"
+	defaultTimeoutMS = 30_000
+)
+
+// EventServer is the change-event kind of a tool server's upstream
+// settings; EventCatalog of its synced catalog.
+const (
+	EventServer  = "mcp.server"
+	EventCatalog = "mcp.catalog"
+)
+
+// Settings are how the gateway reaches a tool server's upstream. Secrets
+// are write-only: they are sealed with the KEK and never returned.
+type Settings struct {
+	ServerID       uuid.UUID  `json:"server_id"`
+	AutoApprove    bool       `json:"auto_approve" doc:"new tools are approved at sync (definition changes still need approval unless also auto)"`
+	TimeoutMS      int        `json:"timeout_ms" doc:"bound of one upstream call (default 30000)"`
+	CredentialType string     `json:"credential_type" doc:"none, bearer, oauth_client_credentials or mtls"`
+	TokenURL       string     `json:"token_url,omitempty" doc:"oauth_client_credentials: the upstream's token endpoint"`
+	ClientID       string     `json:"client_id,omitempty" doc:"oauth_client_credentials: xavyo's client at the upstream"`
+	Scope          string     `json:"scope,omitempty"`
+	HasSecret      bool       `json:"has_secret" doc:"a token or client secret is stored"`
+	SyncedAt       *time.Time `json:"synced_at,omitempty"`
+	SyncError      string     `json:"sync_error,omitempty"`
+	UpdatedAt      time.Time  `json:"updated_at"`
+	Version        int64      `json:"version"`
+}
+
+// SettingsInput sets a tool server's upstream settings.
+type SettingsInput struct {
+	AutoApprove    bool   `json:"auto_approve"`
+	TimeoutMS      int    `json:"timeout_ms,omitempty"`
+	CredentialType string `json:"credential_type"`
+	// Token is the static bearer token (credential_type bearer).
+	Token        string `json:"token,omitempty"`
+	TokenURL     string `json:"token_url,omitempty"`
+	ClientID     string `json:"client_id,omitempty"`
+	ClientSecret string `json:"client_secret,omitempty"`
+	Scope        string `json:"scope,omitempty"`
+}
+
+// secret is the sealed part of the settings.
+type secret struct {
+	Token        string `json:"token,omitempty"`
+	ClientSecret string `json:"client_secret,omitempty"`
+}
+
+// Sealer encrypts upstream secrets at rest.
+type Sealer interface {
+	Seal(plaintext, aad []byte) []byte
+	Open(sealed, aad []byte) ([]byte, error)
+}
+
+// NHIs is what the gateway needs of the NHI service.
+type NHIs interface {
+	Authorize(ctx context.Context, id uuid.UUID, need string) (*nhi.NHI, error)
+	Lookup(ctx context.Context, id uuid.UUID) (*nhi.NHI, error)
+}
+
+func secretAAD(tenant, server uuid.UUID) []byte {
+	return []byte("mcp_server:" + tenant.String() + ":" + server.String())
+}
+
+func (in *SettingsInput) validate() error {
+	if in.TimeoutMS == 0 {
+		in.TimeoutMS = defaultTimeoutMS
+	}
+	if in.TimeoutMS < 100 || in.TimeoutMS > 600_000 {
+		return apperr.Invalid("timeout_ms", "must be between 100 and 600000")
+	}
+	if in.CredentialType == "" {
+		in.CredentialType = CredNone
+	}
+	switch in.CredentialType {
+	case CredNone, CredMTLS:
+		if in.Token != "" || in.ClientSecret != "" || in.TokenURL != "" || in.ClientID != "" {
+			return apperr.Invalid("credential_type", in.CredentialType+" takes no token or client")
+		}
+	case CredBearer:
+		if in.Token == "" || len(in.Token) > 8192 {
+			return apperr.Invalid("token", "a bearer credential needs a token (at most 8192 characters)")
+		}
+	case CredOAuth:
+		u, err := url.Parse(in.TokenURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return apperr.Invalid("token_url", "must be an absolute http(s) URL")
+		}
+		if in.ClientID == "" || in.ClientSecret == "" {
+			return apperr.Invalid("client_id", "client credentials need client_id and client_secret")
+		}
+	default:
+		return apperr.Invalid("credential_type", "must be none, bearer, oauth_client_credentials or mtls")
+	}
+	if len(in.Scope) > 1000 || len(in.ClientID) > 500 || len(in.TokenURL) > 2000 {
+		return apperr.Invalid("scope", "too long")
+	}
+	return nil
+}
+
+const settingsCols = `nhi_id, auto_approve, timeout_ms, credential_type, token_url, client_id, scope, credential IS NOT NULL,
+	synced_at, sync_error, updated_at, version`
+
+func scanSettings(row interface{ Scan(...any) error }) (*Settings, error) {
+	var s Settings
+	err := row.Scan(&s.ServerID, &s.AutoApprove, &s.TimeoutMS, &s.CredentialType, &s.TokenURL, &s.ClientID, &s.Scope, &s.HasSecret,
+		&s.SyncedAt, &s.SyncError, &s.UpdatedAt, &s.Version)
+	if err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// defaultSettings are a tool server's settings before any are set.
+func defaultSettings(id uuid.UUID) *Settings {
+	return &Settings{ServerID: id, TimeoutMS: defaultTimeoutMS, CredentialType: CredNone}
+}
+
+// toolServer returns the NHI when it is a tool server the caller may
+// manage (need "manage") or use.
+func (g *Gateway) toolServer(ctx context.Context, id uuid.UUID, need string) (*nhi.NHI, error) {
+	n, err := g.cfg.NHIs.Authorize(ctx, id, need)
+	if err != nil {
+		return nil, err
+	}
+	if n.Kind != nhi.KindToolServer {
+		return nil, apperr.NotFound("tool server")
+	}
+	return n, nil
+}
+
+// Settings returns a tool server's upstream settings.
+func (g *Gateway) Settings(ctx context.Context, id uuid.UUID) (*Settings, error) {
+	if _, err := g.toolServer(ctx, id, "use"); err != nil {
+		return nil, err
+	}
+	var s *Settings
+	err := g.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		var err error
+		s, err = scanSettings(tx.QueryRow(ctx, `SELECT `+settingsCols+` FROM mcp_servers WHERE tenant_id = $1 AND nhi_id = $2`, tx.TenantID(), id))
+		if store.NoRows(err) {
+			s, err = defaultSettings(id), nil
+		}
+		return err
+	})
+	return s, err
+}
+
+// SetSettings replaces a tool server's upstream settings (If-Match by
+// version when ifVersion > 0).
+func (g *Gateway) SetSettings(ctx context.Context, id uuid.UUID, in SettingsInput, ifVersion int64) (*Settings, error) {
+	n, err := g.toolServer(ctx, id, "manage")
+	if err != nil {
+		return nil, err
+	}
+	if n.Profile.ToolServer == nil || n.Profile.ToolServer.Transport != "streamable_http" {
+		return nil, apperr.Invalid("profile.tool_server.transport", "the gateway reaches streamable_http upstreams in this release")
+	}
+	if err := in.validate(); err != nil {
+		return nil, err
+	}
+	var sealed []byte
+	if in.Token != "" || in.ClientSecret != "" {
+		b, _ := json.Marshal(secret{Token: in.Token, ClientSecret: in.ClientSecret})
+		tenant, _ := store.TenantFrom(ctx)
+		sealed = g.cfg.Sealer.Seal(b, secretAAD(tenant, id))
+	}
+	var out *Settings
+	err = g.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		cur, err := scanSettings(tx.QueryRow(ctx, `SELECT `+settingsCols+` FROM mcp_servers WHERE tenant_id = $1 AND nhi_id = $2 FOR UPDATE`, tx.TenantID(), id))
+		now := store.Now()
+		switch {
+		case store.NoRows(err):
+			if ifVersion > 0 {
+				return apperr.New(apperr.KindConflict, "the settings changed since you read them")
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO mcp_servers (tenant_id, nhi_id, auto_approve, timeout_ms, credential_type, credential, token_url,
+				client_id, scope, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 1)`,
+				tx.TenantID(), id, in.AutoApprove, in.TimeoutMS, in.CredentialType, sealed, in.TokenURL, in.ClientID, in.Scope, now); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		default:
+			if ifVersion > 0 && cur.Version != ifVersion {
+				return apperr.New(apperr.KindConflict, "the settings changed since you read them")
+			}
+			if _, err := tx.Exec(ctx, `UPDATE mcp_servers SET auto_approve = $1, timeout_ms = $2, credential_type = $3, credential = $4, token_url = $5,
+				client_id = $6, scope = $7, updated_at = $8, version = version + 1 WHERE tenant_id = $9 AND nhi_id = $10`,
+				in.AutoApprove, in.TimeoutMS, in.CredentialType, sealed, in.TokenURL, in.ClientID, in.Scope, now, tx.TenantID(), id); err != nil {
+				return err
+			}
+		}
+		if out, err = scanSettings(tx.QueryRow(ctx, `SELECT `+settingsCols+` FROM mcp_servers WHERE tenant_id = $1 AND nhi_id = $2`, tx.TenantID(), id)); err != nil {
+			return err
+		}
+		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: EventServer, ID: id.String(), Version: out.Version}, nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, audit.RecordChange(ctx, g.cfg.Audit, "mcp.server.settings", "nhi", id.String(),
+		map[string]any{"credential_type": in.CredentialType, "auto_approve": in.AutoApprove, "timeout_ms": in.TimeoutMS, "token_url": in.TokenURL})
+}
+
+// upstreamConfig is everything needed to reach one upstream.
+type upstreamConfig struct {
+	tenant   uuid.UUID
+	server   uuid.UUID
+	slug     string
+	url      string
+	timeout  time.Duration
+	credType string
+	token    string
+	tokenURL string
+	clientID string
+	secret   string
+	scope    string
+	auto     bool
+}
+
+// loadUpstream reads a tool server's upstream configuration (secrets
+// opened) in the tenant of ctx.
+func (g *Gateway) loadUpstream(ctx context.Context, n *nhi.NHI) (*upstreamConfig, error) {
+	if n.Profile.ToolServer == nil || n.Profile.ToolServer.Transport != "streamable_http" || n.Profile.ToolServer.URL == "" {
+		return nil, apperr.Invalid("profile.tool_server", "the gateway reaches streamable_http upstreams with a URL in this release")
+	}
+	tenant, _ := store.TenantFrom(ctx)
+	c := &upstreamConfig{tenant: tenant, server: n.ID, slug: n.Slug, url: n.Profile.ToolServer.URL,
+		timeout: defaultTimeoutMS * time.Millisecond, credType: CredNone}
+	err := g.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		var sealed []byte
+		var ms int
+		err := tx.QueryRow(ctx, `SELECT auto_approve, timeout_ms, credential_type, credential, token_url, client_id, scope FROM mcp_servers
+			WHERE tenant_id = $1 AND nhi_id = $2`, tx.TenantID(), n.ID).Scan(&c.auto, &ms, &c.credType, &sealed, &c.tokenURL, &c.clientID, &c.scope)
+		if store.NoRows(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		c.timeout = time.Duration(ms) * time.Millisecond
+		if len(sealed) > 0 {
+			plain, err := g.cfg.Sealer.Open(sealed, secretAAD(tenant, n.ID))
+			if err != nil {
+				return fmt.Errorf("mcp: open upstream credential: %w", err)
+			}
+			var s secret
+			if err := json.Unmarshal(plain, &s); err != nil {
+				return fmt.Errorf("mcp: upstream credential: %w", err)
+			}
+			c.token, c.secret = s.Token, s.ClientSecret
+		}
+		return nil
+	})
+	return c, err
+}

@@ -1,0 +1,162 @@
+package mcp
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/events"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// EventSession is the change-event kind of a terminated session.
+const EventSession = "mcp.session"
+
+// session is a client's MCP session: bound to the principal that opened
+// it and to one endpoint. It lives in the database, so any replica can
+// continue it; in-flight requests (for cancellation) are replica-local.
+type session struct {
+	tenant      uuid.UUID
+	hash        string
+	subjectKind string
+	subjectID   string
+	server      string
+	version     string
+	expires     time.Time
+
+	mu       sync.Mutex
+	inflight map[string]context.CancelFunc // client request id (raw JSON) → cancel
+}
+
+func (s *session) track(id string, cancel context.CancelFunc) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inflight == nil {
+		s.inflight = map[string]context.CancelFunc{}
+	}
+	s.inflight[id] = cancel
+}
+
+func (s *session) untrack(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.inflight, id)
+}
+
+// cancel cancels an in-flight request of the session, if here.
+func (s *session) cancel(id string) {
+	s.mu.Lock()
+	c := s.inflight[id]
+	s.mu.Unlock()
+	if c != nil {
+		c()
+	}
+}
+
+// sessions caches sessions read from the database.
+type sessions struct {
+	db    *store.DB
+	mu    sync.Mutex
+	byKey map[string]*session // tenant/hash → session
+}
+
+func sessionHash(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:])
+}
+
+func (ss *sessions) key(tenant uuid.UUID, hash string) string { return tenant.String() + "/" + hash }
+
+// create opens a session and returns its id (256-bit random).
+func (ss *sessions) create(ctx context.Context, s *session, clientInfo []byte) (string, error) {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	id := base64.RawURLEncoding.EncodeToString(b[:])
+	s.hash = sessionHash(id)
+	if len(clientInfo) == 0 || len(clientInfo) > 4096 {
+		clientInfo = []byte("{}")
+	}
+	now := store.Now()
+	err := ss.db.InTenantTx(store.WithTenant(ctx, s.tenant), func(tx *store.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO mcp_sessions (tenant_id, id_hash, subject_kind, subject_id, server, protocol_version, client_info, created_at, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			tx.TenantID(), s.hash, s.subjectKind, s.subjectID, s.server, s.version, string(clientInfo), now, s.expires)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	ss.put(s)
+	return id, nil
+}
+
+func (ss *sessions) put(s *session) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.byKey == nil || len(ss.byKey) > 200_000 {
+		ss.byKey = map[string]*session{}
+	}
+	ss.byKey[ss.key(s.tenant, s.hash)] = s
+}
+
+// errNoSession is answered with 404: the client must initialize anew.
+var errNoSession = apperr.New(apperr.KindNotFound, "session not found or ended; initialize a new one")
+
+// get returns a live session, reading it from the database on a miss
+// (another replica may have opened it).
+func (ss *sessions) get(ctx context.Context, tenant uuid.UUID, id string, now time.Time) (*session, error) {
+	h := sessionHash(id)
+	ss.mu.Lock()
+	s := ss.byKey[ss.key(tenant, h)]
+	ss.mu.Unlock()
+	if s == nil {
+		s = &session{tenant: tenant, hash: h}
+		var terminated *time.Time
+		err := ss.db.InTenantRead(store.WithTenant(ctx, tenant), func(tx *store.Tx) error {
+			return tx.QueryRow(ctx, `SELECT subject_kind, subject_id, server, protocol_version, expires_at, terminated_at FROM mcp_sessions
+				WHERE tenant_id = $1 AND id_hash = $2`, tx.TenantID(), h).Scan(&s.subjectKind, &s.subjectID, &s.server, &s.version, &s.expires, &terminated)
+		})
+		if store.NoRows(err) || (err == nil && terminated != nil) {
+			return nil, errNoSession
+		}
+		if err != nil {
+			return nil, err
+		}
+		ss.put(s)
+	}
+	if !now.Before(s.expires) {
+		return nil, errNoSession
+	}
+	return s, nil
+}
+
+// terminate ends a session on every replica.
+func (ss *sessions) terminate(ctx context.Context, s *session) error {
+	return ss.db.InTenantTx(store.WithTenant(ctx, s.tenant), func(tx *store.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE mcp_sessions SET terminated_at = $1 WHERE tenant_id = $2 AND id_hash = $3 AND terminated_at IS NULL`,
+			store.Now(), tx.TenantID(), s.hash); err != nil {
+			return err
+		}
+		tx.AfterCommit(func() { ss.drop(ss.key(s.tenant, s.hash)) })
+		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: EventSession, ID: ss.key(s.tenant, s.hash)}, nil)
+	})
+}
+
+func (ss *sessions) drop(key string) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	delete(ss.byKey, key)
+}
+
+func (ss *sessions) dropAll() {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.byKey = nil
+}

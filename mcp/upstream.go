@@ -1,0 +1,392 @@
+package mcp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/client/transport"
+
+	"github.com/xavyo/xavyo/internal/apperr"
+)
+
+// upstreamVersion is the protocol revision the gateway speaks upstream.
+const upstreamVersion = "2025-11-25"
+
+// Breaker settings: this many consecutive transport failures open the
+// circuit for breakerCooldown; then one call probes it.
+const (
+	breakerThreshold = 5
+	breakerCooldown  = 10 * time.Second
+)
+
+// ErrUpstreamUnavailable is returned while a tool server's circuit is open.
+var ErrUpstreamUnavailable = apperr.New(apperr.KindUnavailable, "the tool server is unavailable (circuit open)")
+
+// upstream is the gateway's one connection to a tool server on this
+// replica, shared by every agent session: the gateway calls upstream with
+// the tool server's own credential, never an agent's, so one upstream
+// session serves all.
+type upstream struct {
+	cfg    *upstreamConfig
+	client *http.Client
+	onList func() // called on notifications/tools/list_changed
+
+	mu sync.Mutex
+	tr *transport.StreamableHTTP
+
+	ids      atomic.Int64
+	progress sync.Map // upstream progress token → func(json.RawMessage)
+
+	bmu      sync.Mutex
+	failures int
+	openTill time.Time
+
+	tmu      sync.Mutex
+	oauthTok string
+	oauthExp time.Time
+}
+
+func newUpstream(cfg *upstreamConfig, client *http.Client, onList func()) *upstream {
+	return &upstream{cfg: cfg, client: client, onList: onList}
+}
+
+// allow reports whether the circuit lets a call through.
+func (u *upstream) allow(now time.Time) bool {
+	u.bmu.Lock()
+	defer u.bmu.Unlock()
+	if u.failures < breakerThreshold {
+		return true
+	}
+	if now.Before(u.openTill) {
+		return false
+	}
+	// Half-open: let this call probe; others wait for its outcome.
+	u.openTill = now.Add(breakerCooldown)
+	return true
+}
+
+func (u *upstream) record(err error) {
+	u.bmu.Lock()
+	defer u.bmu.Unlock()
+	if err == nil {
+		u.failures = 0
+		return
+	}
+	u.failures++
+	if u.failures >= breakerThreshold {
+		u.openTill = time.Now().Add(breakerCooldown)
+	}
+}
+
+// state describes the circuit for health reports.
+func (u *upstream) state() string {
+	u.bmu.Lock()
+	defer u.bmu.Unlock()
+	switch {
+	case u.failures < breakerThreshold:
+		return "closed"
+	case time.Now().Before(u.openTill):
+		return "open"
+	default:
+		return "half_open"
+	}
+}
+
+// headers returns the upstream credential's headers.
+func (u *upstream) headers(ctx context.Context) map[string]string {
+	switch u.cfg.credType {
+	case CredBearer:
+		return map[string]string{"Authorization": "Bearer " + u.cfg.token}
+	case CredOAuth:
+		tok, err := u.oauthToken(ctx)
+		if err != nil {
+			return nil
+		}
+		return map[string]string{"Authorization": "Bearer " + tok}
+	}
+	return nil
+}
+
+// oauthToken returns a client-credentials token from the upstream's
+// authorization server, cached until shortly before it expires.
+func (u *upstream) oauthToken(ctx context.Context) (string, error) {
+	u.tmu.Lock()
+	defer u.tmu.Unlock()
+	if u.oauthTok != "" && time.Now().Before(u.oauthExp) {
+		return u.oauthTok, nil
+	}
+	form := url.Values{"grant_type": {"client_credentials"}}
+	if u.cfg.scope != "" {
+		form.Set("scope", u.cfg.scope)
+	}
+	form.Set("resource", u.cfg.url)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.cfg.tokenURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	req.SetBasicAuth(url.QueryEscape(u.cfg.clientID), url.QueryEscape(u.cfg.secret))
+	resp, err := u.client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("upstream token endpoint: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("upstream token endpoint answered %d", resp.StatusCode)
+	}
+	var tr struct {
+		AccessToken string `json:"access_token"`
+		ExpiresIn   int64  `json:"expires_in"`
+	}
+	if err := json.Unmarshal(body, &tr); err != nil || tr.AccessToken == "" {
+		return "", errors.New("upstream token endpoint: no access_token")
+	}
+	life := time.Duration(tr.ExpiresIn) * time.Second
+	if life <= 0 {
+		life = 5 * time.Minute
+	}
+	u.oauthTok, u.oauthExp = tr.AccessToken, time.Now().Add(life*9/10)
+	return u.oauthTok, nil
+}
+
+// conn returns the initialized transport, connecting first if needed.
+func (u *upstream) conn(ctx context.Context) (*transport.StreamableHTTP, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.tr != nil {
+		return u.tr, nil
+	}
+	tr, err := transport.NewStreamableHTTP(u.cfg.url,
+		transport.WithHTTPBasicClient(u.client),
+		transport.WithHTTPHeaderFunc(func(ctx context.Context) map[string]string { return u.headers(ctx) }),
+		transport.WithContinuousListening())
+	if err != nil {
+		return nil, err
+	}
+	tr.SetNotificationHandler(u.notification)
+	if err := tr.Start(context.WithoutCancel(ctx)); err != nil {
+		return nil, err
+	}
+	ictx, cancel := context.WithTimeout(ctx, u.cfg.timeout)
+	defer cancel()
+	params := map[string]any{
+		"protocolVersion": upstreamVersion,
+		"capabilities":    map[string]any{},
+		"clientInfo":      map[string]any{"name": "xavyo-gateway", "version": "1"},
+	}
+	resp, err := tr.SendRequest(ictx, transport.JSONRPCRequest{JSONRPC: "2.0", ID: mcpgo.NewRequestId(u.ids.Add(1)), Method: "initialize", Params: params})
+	if err != nil {
+		_ = tr.Close()
+		return nil, fmt.Errorf("initialize: %w", err)
+	}
+	if resp.Error != nil {
+		_ = tr.Close()
+		return nil, fmt.Errorf("initialize: upstream error %d: %s", resp.Error.Code, resp.Error.Message)
+	}
+	var init struct {
+		ProtocolVersion string `json:"protocolVersion"`
+	}
+	if err := json.Unmarshal(resp.Result, &init); err != nil || init.ProtocolVersion == "" {
+		_ = tr.Close()
+		return nil, errors.New("initialize: no protocol version in the upstream's answer")
+	}
+	tr.SetProtocolVersion(init.ProtocolVersion)
+	if err := tr.SendNotification(ictx, mcpgo.JSONRPCNotification{JSONRPC: "2.0",
+		Notification: mcpgo.Notification{Method: "notifications/initialized"}}); err != nil {
+		_ = tr.Close()
+		return nil, fmt.Errorf("initialized: %w", err)
+	}
+	u.tr = tr
+	return tr, nil
+}
+
+// reset drops the connection (after the upstream ended its session).
+func (u *upstream) reset(tr *transport.StreamableHTTP) {
+	u.mu.Lock()
+	if u.tr == tr {
+		u.tr = nil
+	}
+	u.mu.Unlock()
+	go func() { _ = tr.Close() }()
+}
+
+// close ends the upstream session.
+func (u *upstream) close() {
+	u.mu.Lock()
+	tr := u.tr
+	u.tr = nil
+	u.mu.Unlock()
+	if tr != nil {
+		_ = tr.Close()
+	}
+}
+
+func (u *upstream) notification(n mcpgo.JSONRPCNotification) {
+	switch n.Method {
+	case "notifications/tools/list_changed":
+		if u.onList != nil {
+			go u.onList()
+		}
+	case "notifications/progress":
+		raw, err := json.Marshal(n.Params)
+		if err != nil {
+			return
+		}
+		var p struct {
+			Token json.RawMessage `json:"progressToken"`
+		}
+		if json.Unmarshal(raw, &p) != nil {
+			return
+		}
+		if fn, ok := u.progress.Load(string(p.Token)); ok {
+			fn.(func(json.RawMessage))(raw)
+		}
+	}
+}
+
+// callResult is an upstream answer: a result or a JSON-RPC error, raw.
+type callResult struct {
+	Result json.RawMessage
+	Error  *mcpgo.JSONRPCErrorDetails
+}
+
+// call sends one request upstream and waits for its answer within the
+// tool server's timeout. onProgress, when set, receives the upstream's
+// progress notifications for this request (params, with the upstream
+// token). A session the upstream ended is re-established once.
+func (u *upstream) call(ctx context.Context, method string, params json.RawMessage, onProgress func(json.RawMessage)) (*callResult, error) {
+	if !u.allow(time.Now()) {
+		return nil, ErrUpstreamUnavailable
+	}
+	ctx, cancel := context.WithTimeout(ctx, u.cfg.timeout)
+	defer cancel()
+	res, err := u.send(ctx, method, params, onProgress)
+	if errors.Is(err, transport.ErrSessionTerminated) {
+		res, err = u.send(ctx, method, params, onProgress)
+	}
+	u.record(err)
+	if err != nil {
+		if ctx.Err() == context.DeadlineExceeded {
+			return nil, apperr.New(apperr.KindUnavailable, "the tool server did not answer within %s", u.cfg.timeout)
+		}
+		if errors.Is(err, context.Canceled) {
+			return nil, err
+		}
+		return nil, apperr.Wrap(err, apperr.KindUnavailable, "the tool server could not be reached")
+	}
+	return res, nil
+}
+
+func (u *upstream) send(ctx context.Context, method string, params json.RawMessage, onProgress func(json.RawMessage)) (*callResult, error) {
+	tr, err := u.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id := u.ids.Add(1)
+	if onProgress != nil {
+		tok := "xv-" + strconv.FormatInt(id, 10)
+		params = withProgressToken(params, tok)
+		key := strconv.Quote(tok)
+		u.progress.Store(key, onProgress)
+		defer u.progress.Delete(key)
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			// The agent cancelled, or the timeout struck: tell the upstream.
+			nctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = tr.SendNotification(nctx, mcpgo.JSONRPCNotification{JSONRPC: "2.0", Notification: mcpgo.Notification{
+				Method: "notifications/cancelled",
+				Params: mcpgo.NotificationParams{AdditionalFields: map[string]any{"requestId": id, "reason": "cancelled by the gateway"}}}})
+		case <-done:
+		}
+	}()
+	resp, err := tr.SendRequest(ctx, transport.JSONRPCRequest{JSONRPC: "2.0", ID: mcpgo.NewRequestId(id), Method: method, Params: params})
+	if err != nil {
+		if errors.Is(err, transport.ErrSessionTerminated) {
+			u.reset(tr)
+		}
+		return nil, err
+	}
+	return &callResult{Result: resp.Result, Error: resp.Error}, nil
+}
+
+// withProgressToken sets params._meta.progressToken, keeping the rest raw.
+func withProgressToken(params json.RawMessage, tok string) json.RawMessage {
+	var m map[string]json.RawMessage
+	if len(params) == 0 || json.Unmarshal(params, &m) != nil || m == nil {
+		m = map[string]json.RawMessage{}
+	}
+	var meta map[string]json.RawMessage
+	if raw, ok := m["_meta"]; !ok || json.Unmarshal(raw, &meta) != nil || meta == nil {
+		meta = map[string]json.RawMessage{}
+	}
+	meta["progressToken"], _ = json.Marshal(tok)
+	m["_meta"], _ = json.Marshal(meta)
+	out, _ := json.Marshal(m)
+	return out
+}
+
+// pool holds the upstream connections of this replica.
+type pool struct {
+	mu  sync.Mutex
+	ups map[uuid.UUID]*upstream
+}
+
+func (p *pool) get(id uuid.UUID) *upstream {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ups[id]
+}
+
+func (p *pool) put(id uuid.UUID, u *upstream) *upstream {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ups == nil {
+		p.ups = map[uuid.UUID]*upstream{}
+	}
+	if cur, ok := p.ups[id]; ok {
+		return cur
+	}
+	p.ups[id] = u
+	return u
+}
+
+// drop closes and forgets a server's connection (its settings changed).
+func (p *pool) drop(id uuid.UUID) {
+	p.mu.Lock()
+	u := p.ups[id]
+	delete(p.ups, id)
+	p.mu.Unlock()
+	if u != nil {
+		go u.close()
+	}
+}
+
+// dropAll closes every connection.
+func (p *pool) dropAll() {
+	p.mu.Lock()
+	ups := p.ups
+	p.ups = nil
+	p.mu.Unlock()
+	for _, u := range ups {
+		go u.close()
+	}
+}
