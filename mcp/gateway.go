@@ -181,7 +181,7 @@ func (g *Gateway) upstreamFor(ctx context.Context, n *nhi.NHI) (*upstream, error
 			g.cfg.Logger.Warn("catalog sync after list_changed failed", "tenant_id", tenant.String(), "server", n.Slug, "error", err)
 		}
 	}
-	return g.pool.put(n.ID, newUpstream(cfg, g.cfg.Client, onList)), nil
+	return g.pool.put(n.ID, newUpstream(cfg, g.cfg.Client, g.cfg.Logger, onList)), nil
 }
 
 // upstreamByID returns the connection to a tool server of the catalog.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -40,6 +41,7 @@ var ErrUpstreamUnavailable = apperr.New(apperr.KindUnavailable, "the tool server
 // session serves all.
 type upstream struct {
 	cfg    *upstreamConfig
+	log    *slog.Logger
 	client *http.Client
 	onList func() // called on notifications/tools/list_changed
 
@@ -58,8 +60,8 @@ type upstream struct {
 	oauthExp time.Time
 }
 
-func newUpstream(cfg *upstreamConfig, client *http.Client, onList func()) *upstream {
-	return &upstream{cfg: cfg, client: client, onList: onList}
+func newUpstream(cfg *upstreamConfig, client *http.Client, log *slog.Logger, onList func()) *upstream {
+	return &upstream{cfg: cfg, client: client, log: log.With("tool_server", cfg.slug), onList: onList}
 }
 
 // allow reports whether the circuit lets a call through.
@@ -173,7 +175,8 @@ func (u *upstream) conn(ctx context.Context) (*transport.StreamableHTTP, error) 
 	tr, err := transport.NewStreamableHTTP(u.cfg.url,
 		transport.WithHTTPBasicClient(u.client),
 		transport.WithHTTPHeaderFunc(func(ctx context.Context) map[string]string { return u.headers(ctx) }),
-		transport.WithContinuousListening())
+		transport.WithContinuousListening(),
+		transport.WithLogger(u.log))
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,556 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+	mcpserver "github.com/mark3labs/mcp-go/server"
+
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// upstreamSecret is the credential the gateway presents to the test upstream.
+const upstreamSecret = "upstream-secret-7f3a"
+
+// testUpstream is a real MCP server (mcp-go, streamable HTTP) that
+// demands its own bearer token and records what the gateway sent it.
+type testUpstream struct {
+	srv      *httptest.Server
+	mcp      *mcpserver.MCPServer
+	calls    atomic.Int64
+	badAuth  atomic.Int64
+	mu       sync.Mutex
+	authSeen map[string]bool
+}
+
+func newTestUpstream(t *testing.T) *testUpstream {
+	t.Helper()
+	u := &testUpstream{authSeen: map[string]bool{}}
+	s := mcpserver.NewMCPServer("test-upstream", "1.0.0", mcpserver.WithToolCapabilities(true))
+	text := func(s string) *mcp.CallToolResult { return mcp.NewToolResultText(s) }
+	s.AddTool(mcp.NewTool("echo", mcp.WithDescription("Echo the text."), mcp.WithString("text", mcp.Required(), mcp.MaxLength(100))),
+		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			u.calls.Add(1)
+			v, _ := req.RequireString("text")
+			return text(v), nil
+		})
+	s.AddTool(mcp.NewTool("add", mcp.WithNumber("a", mcp.Required()), mcp.WithNumber("b", mcp.Required())),
+		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			u.calls.Add(1)
+			a, _ := req.RequireFloat("a")
+			b, _ := req.RequireFloat("b")
+			return text(fmt.Sprint(a + b)), nil
+		})
+	s.AddTool(mcp.NewTool("delete_repo", mcp.WithString("name", mcp.Required())),
+		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			u.calls.Add(1)
+			return text("deleted"), nil
+		})
+	s.AddTool(mcp.NewTool("slow", mcp.WithNumber("ms", mcp.Required())),
+		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			u.calls.Add(1)
+			ms, _ := req.RequireFloat("ms")
+			if tok := req.Params.Meta; tok != nil && tok.ProgressToken != nil {
+				_ = mcpserver.ServerFromContext(ctx).SendNotificationToClient(ctx, "notifications/progress",
+					map[string]any{"progressToken": tok.ProgressToken, "progress": 1, "total": 2, "message": "half way"})
+			}
+			select {
+			case <-time.After(time.Duration(ms) * time.Millisecond):
+				return text("done"), nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		})
+	u.mcp = s
+	h := mcpserver.NewStreamableHTTPServer(s)
+	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		u.mu.Lock()
+		u.authSeen[auth] = true
+		u.mu.Unlock()
+		if auth != "Bearer "+upstreamSecret {
+			u.badAuth.Add(1)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(u.srv.Close)
+	return u
+}
+
+// mcpSetup is a tenant with a synced tool server, an agent and grants.
+type mcpSetup struct {
+	slug, adminTok, ownerID string
+	server                  agentJSON
+	agent                   agentJSON
+	ents                    map[string]string // tool → entitlement ID
+	assign                  map[string]string // tool → assignment ID
+	endpoint                string
+}
+
+func setupMCP(t *testing.T, h *harness, up *testUpstream) *mcpSetup {
+	t.Helper()
+	m := &mcpSetup{slug: uniqueSlug("mcp"), ents: map[string]string{}, assign: map[string]string{}}
+	_, m.adminTok = tenantAdmin(t, h, m.slug)
+	_, body := h.doAs(m.adminTok, "GET", "/api/v1/me", nil)
+	m.ownerID = decode[userJSON](t, body).ID
+	resp, body := h.doAs(m.adminTok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": "tools", "name": "Tools",
+		"owner_id": m.ownerID, "profile": map[string]any{"tool_server": map[string]any{"transport": "streamable_http", "url": up.srv.URL + "/mcp"}}})
+	expect(t, resp, body, 201, "create tool server")
+	m.server = decode[agentJSON](t, body)
+	resp, body = h.doAs(m.adminTok, "PUT", "/api/v1/tool-servers/"+m.server.ID+"/upstream",
+		map[string]any{"credential_type": "bearer", "token": upstreamSecret, "timeout_ms": 2000})
+	expect(t, resp, body, 200, "upstream settings")
+	if strings.Contains(string(body), upstreamSecret) {
+		t.Fatalf("settings echo the secret: %s", body)
+	}
+	resp, body = h.doAs(m.adminTok, "POST", "/api/v1/tool-servers/"+m.server.ID+"/sync", nil)
+	expect(t, resp, body, 200, "sync")
+	var rep struct {
+		Tools []struct {
+			Name          string `json:"name"`
+			EntitlementID string `json:"entitlement_id"`
+			ApprovalState string `json:"approval_state"`
+		} `json:"tools"`
+	}
+	_ = json.Unmarshal(body, &rep)
+	if len(rep.Tools) != 4 {
+		t.Fatalf("sync found %d tools: %s", len(rep.Tools), body)
+	}
+	for _, tl := range rep.Tools {
+		if tl.ApprovalState != "pending" {
+			t.Fatalf("a new tool must wait for approval: %+v", tl)
+		}
+		m.ents[tl.Name] = tl.EntitlementID
+	}
+	// Approve all but delete_repo's grant; leave "slow" approved too.
+	for _, name := range []string{"echo", "add", "delete_repo", "slow"} {
+		resp, body = h.doAs(m.adminTok, "PATCH", "/api/v1/entitlements/"+m.ents[name], map[string]any{"approval_state": "approved"})
+		expect(t, resp, body, 200, "approve "+name)
+	}
+	resp, body = h.doAs(m.adminTok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "helper", "name": "Helper", "owner_id": m.ownerID})
+	expect(t, resp, body, 201, "create agent")
+	m.agent = decode[agentJSON](t, body)
+	for _, name := range []string{"echo", "add", "slow"} {
+		resp, body = h.doAs(m.adminTok, "POST", "/api/v1/assignments", map[string]any{"subject_type": "nhi", "subject_id": m.agent.ID,
+			"target_type": "entitlement", "target_id": m.ents[name]})
+		expect(t, resp, body, 201, "grant "+name)
+		m.assign[name] = decode[struct{ ID string }](t, body).ID
+	}
+	m.endpoint = h.agent + "/t/" + m.slug + "/mcp"
+	return m
+}
+
+// agentToken gets the agent a client-credentials token for resource.
+func (m *mcpSetup) agentToken(t *testing.T, h *harness, resource string) string {
+	t.Helper()
+	code, out := h.form("/t/"+m.slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {resource}, "scope": {"mcp"}},
+		m.agent.ClientID, m.agent.ClientSecret)
+	if code != 200 {
+		t.Fatalf("token: %d %v", code, out)
+	}
+	return out["access_token"].(string)
+}
+
+// mcpClient is the mcp-go client over streamable HTTP through the gateway.
+func mcpClient(t *testing.T, h *harness, endpoint, bearer string, cert *tls.Certificate) *client.Client {
+	t.Helper()
+	hc := h.tls
+	if cert != nil {
+		hc = h.mtlsClient(*cert)
+	}
+	opts := []transport.StreamableHTTPCOption{transport.WithHTTPBasicClient(hc)}
+	if bearer != "" {
+		opts = append(opts, transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + bearer}))
+	}
+	c, err := client.NewStreamableHttpClient(endpoint, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	init := mcp.InitializeRequest{}
+	init.Params.ProtocolVersion = "2025-06-18"
+	init.Params.ClientInfo = mcp.Implementation{Name: "gateway-test", Version: "1"}
+	res, err := c.Initialize(ctx, init)
+	if err != nil {
+		t.Fatalf("initialize: %v", err)
+	}
+	if res.ProtocolVersion != "2025-06-18" {
+		t.Fatalf("negotiated %q", res.ProtocolVersion)
+	}
+	return c
+}
+
+func toolNames(t *testing.T, c *client.Client) []string {
+	t.Helper()
+	res, err := c.ListTools(context.Background(), mcp.ListToolsRequest{})
+	if err != nil {
+		t.Fatalf("tools/list: %v", err)
+	}
+	var out []string
+	for _, tl := range res.Tools {
+		out = append(out, tl.Name)
+	}
+	return out
+}
+
+func callTool(c *client.Client, name string, args map[string]any) (*mcp.CallToolResult, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req := mcp.CallToolRequest{}
+	req.Params.Name, req.Params.Arguments = name, args
+	return c.CallTool(ctx, req)
+}
+
+func resultText(r *mcp.CallToolResult) string {
+	if r == nil || len(r.Content) == 0 {
+		return ""
+	}
+	if tc, ok := r.Content[0].(mcp.TextContent); ok {
+		return tc.Text
+	}
+	return ""
+}
+
+// auditCount counts audit records of an action and outcome.
+func auditCount(t *testing.T, h *harness, tok, action, outcome string) int {
+	t.Helper()
+	resp, body := h.doAs(tok, "GET", "/api/v1/audit?limit=500&action="+url.QueryEscape(action)+"&outcome="+outcome, nil)
+	expect(t, resp, body, 200, "audit query")
+	var page struct {
+		Items []json.RawMessage `json:"items"`
+	}
+	_ = json.Unmarshal(body, &page)
+	return len(page.Items)
+}
+
+// TestMCPGateway: an agent with a client-credentials token sees exactly
+// its approved, granted tools, calls one (proxied with the upstream's own
+// credential, never the agent's token), is refused another with a reason
+// and an audit id; revoking the grant or suspending the agent takes effect
+// on the next call of the open session; everything is audited.
+func TestMCPGateway(t *testing.T) {
+	for _, flavor := range []store.Flavor{store.SQLite, store.Postgres} {
+		t.Run(flavor.String(), func(t *testing.T) {
+			up := newTestUpstream(t)
+			h := start(t, append(env(t, flavor, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
+			m := setupMCP(t, h, up)
+			tok := m.agentToken(t, h, m.endpoint)
+			c := mcpClient(t, h, m.endpoint, tok, nil)
+
+			names := toolNames(t, c)
+			if strings.Join(names, ",") != "tools__add,tools__echo,tools__slow" {
+				t.Fatalf("tools/list: %v", names)
+			}
+			res, err := callTool(c, "tools__echo", map[string]any{"text": "hello"})
+			if err != nil || res.IsError || resultText(res) != "hello" {
+				t.Fatalf("echo: %v %+v", err, res)
+			}
+			res, err = callTool(c, "tools__add", map[string]any{"a": 2, "b": 40})
+			if err != nil || resultText(res) != "42" {
+				t.Fatalf("add: %v %+v", err, res)
+			}
+			// Approved but not granted: refused with the reason and an audit id.
+			if _, err := callTool(c, "tools__delete_repo", map[string]any{"name": "prod"}); err == nil ||
+				!strings.Contains(err.Error(), "no assignment grants this entitlement") {
+				t.Fatalf("ungranted tool: %v", err)
+			}
+			// Unknown tool, and arguments that break the tool's schema.
+			if _, err := callTool(c, "tools__nope", nil); err == nil || !strings.Contains(err.Error(), "unknown tool") {
+				t.Fatalf("unknown tool: %v", err)
+			}
+			if _, err := callTool(c, "tools__echo", map[string]any{"text": strings.Repeat("x", 101)}); err == nil || !strings.Contains(err.Error(), "invalid arguments") {
+				t.Fatalf("schema: %v", err)
+			}
+			if _, err := callTool(c, "tools__add", map[string]any{"a": "two", "b": 1}); err == nil {
+				t.Fatal("a string for a number passed the schema")
+			}
+			if n := up.calls.Load(); n != 2 {
+				t.Fatalf("upstream saw %d calls, want 2 (denials never reach it)", n)
+			}
+			up.mu.Lock()
+			for auth := range up.authSeen {
+				if strings.Contains(auth, tok) {
+					t.Fatal("the agent's token reached the upstream")
+				}
+			}
+			up.mu.Unlock()
+			if up.badAuth.Load() != 0 {
+				t.Fatalf("the gateway called upstream without its credential %d times", up.badAuth.Load())
+			}
+
+			// The per-server endpoint: original names, its own audience.
+			serverURL := m.endpoint + "/tools"
+			sc := mcpClient(t, h, serverURL, m.agentToken(t, h, serverURL), nil)
+			if got := strings.Join(toolNames(t, sc), ","); got != "add,echo,slow" {
+				t.Fatalf("server endpoint tools: %s", got)
+			}
+			if res, err := callTool(sc, "echo", map[string]any{"text": "direct"}); err != nil || resultText(res) != "direct" {
+				t.Fatalf("server endpoint call: %v %+v", err, res)
+			}
+
+			// Revoking the grant: refused on the open session's next call.
+			resp, body := h.doAs(m.adminTok, "DELETE", "/api/v1/assignments/"+m.assign["add"], nil)
+			expect(t, resp, body, 204, "revoke grant")
+			if _, err := callTool(c, "tools__add", map[string]any{"a": 1, "b": 1}); err == nil {
+				t.Fatal("a revoked grant still calls")
+			}
+			if got := strings.Join(toolNames(t, c), ","); got != "tools__echo,tools__slow" {
+				t.Fatalf("tools after revocation: %s", got)
+			}
+			// Suspending the agent: refused on the next call, token still valid.
+			_, body = h.doAs(m.adminTok, "GET", "/api/v1/nhis/"+m.agent.ID, nil)
+			ver := decode[struct{ Version int64 }](t, body).Version
+			resp, body = h.doAs(m.adminTok, "POST", "/api/v1/nhis/"+m.agent.ID+"/transition", map[string]any{"status": "suspended", "reason": "test"},
+				"If-Match", fmt.Sprintf(`"%d"`, ver))
+			expect(t, resp, body, 200, "suspend")
+			if _, err := callTool(c, "tools__echo", map[string]any{"text": "x"}); err == nil || !strings.Contains(err.Error(), "not active") {
+				t.Fatalf("suspended agent: %v", err)
+			}
+
+			if n := auditCount(t, h, m.adminTok, "mcp.tools.call", "success"); n != 3 {
+				t.Errorf("allowed-call records: %d, want 3", n)
+			}
+			if n := auditCount(t, h, m.adminTok, "mcp.tools.call", "denied"); n != 6 {
+				t.Errorf("denied-call records: %d, want 6", n)
+			}
+			if n := auditCount(t, h, m.adminTok, "mcp.tools.*", ""); n < 12 {
+				t.Errorf("records under mcp.tools.*: %d", n)
+			}
+		})
+	}
+}
+
+// rawMCP posts one JSON-RPC body to the gateway and returns the answer.
+func rawMCP(t *testing.T, hc *http.Client, endpoint, body string, hdr ...string) (*http.Response, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", endpoint, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	_ = json.Unmarshal(b, &out)
+	return resp, out
+}
+
+func rpcCode(out map[string]any) float64 {
+	e, _ := out["error"].(map[string]any)
+	c, _ := e["code"].(float64)
+	return c
+}
+
+// TestMCPGatewayRefusesBadInput: missing, foreign-audience and other
+// tenants' tokens; bad Origin; malformed JSON-RPC, batches, unknown
+// methods, oversized messages, unsupported versions, unknown sessions and
+// sessions of another principal — each the protocol's error, and a
+// session in use meanwhile is unaffected.
+func TestMCPGatewayRefusesBadInput(t *testing.T) {
+	up := newTestUpstream(t)
+	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
+	m := setupMCP(t, h, up)
+	other := setupMCP(t, h, up)
+	tok := m.agentToken(t, h, m.endpoint)
+	c := mcpClient(t, h, m.endpoint, tok, nil)
+	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`
+
+	// No token: 401 pointing at the resource metadata, which names the issuer.
+	resp, _ := rawMCP(t, h.tls, m.endpoint, init)
+	prm := h.agent + "/.well-known/oauth-protected-resource/t/" + m.slug + "/mcp"
+	if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `resource_metadata="`+prm+`"`) {
+		t.Fatalf("no token: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	code, b, _ := agentGet(t, h.tls, prm)
+	if code != 200 || !strings.Contains(string(b), `"authorization_servers":["`+h.admin+`/t/`+m.slug+`"]`) {
+		t.Fatalf("resource metadata: %d %s", code, b)
+	}
+	for name, bearer := range map[string]string{
+		"garbage":              "not-a-token",
+		"other endpoint":       m.agentToken(t, h, m.endpoint+"/tools"),
+		"other tenant":         other.agentToken(t, h, other.endpoint),
+		"admin API audience":   m.adminTok,
+	} {
+		resp, _ := rawMCP(t, h.tls, m.endpoint, init, "Authorization", "Bearer "+bearer)
+		if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+			t.Errorf("%s: %d %q", name, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		}
+	}
+	// A token without the mcp scope.
+	code2, out := h.form("/t/"+m.slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {m.endpoint}, "scope": {"a2a"}},
+		m.agent.ClientID, m.agent.ClientSecret)
+	if code2 != 200 {
+		t.Fatalf("a2a token: %d %v", code2, out)
+	}
+	resp, _ = rawMCP(t, h.tls, m.endpoint, init, "Authorization", "Bearer "+out["access_token"].(string))
+	if resp.StatusCode != 403 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="insufficient_scope"`) {
+		t.Fatalf("no mcp scope: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	auth := []string{"Authorization", "Bearer " + tok}
+	if resp, _ := rawMCP(t, h.tls, m.endpoint, init, append(auth, "Origin", "https://evil.example")...); resp.StatusCode != 403 {
+		t.Fatalf("bad origin: %d", resp.StatusCode)
+	}
+	resp, out = rawMCP(t, h.tls, m.endpoint, init, auth...)
+	sid := resp.Header.Get("Mcp-Session-Id")
+	if resp.StatusCode != 200 || sid == "" {
+		t.Fatalf("initialize: %d %v", resp.StatusCode, out)
+	}
+	sess := append(auth, "Mcp-Session-Id", sid)
+	cases := []struct {
+		name   string
+		body   string
+		hdr    []string
+		status int
+		code   float64
+	}{
+		{"not JSON", `{"jsonrpc":`, sess, 400, -32700},
+		{"batch", `[{"jsonrpc":"2.0","id":1,"method":"ping"}]`, sess, 400, -32600},
+		{"wrong version field", `{"jsonrpc":"1.0","id":1,"method":"ping"}`, sess, 400, -32600},
+		{"object id", `{"jsonrpc":"2.0","id":{},"method":"ping"}`, sess, 400, -32600},
+		{"unknown method", `{"jsonrpc":"2.0","id":1,"method":"tools/destroy"}`, sess, 200, -32601},
+		{"no session", `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, auth, 400, -32600},
+		{"unknown session", `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, append(auth, "Mcp-Session-Id", "nope"), 404, -32600},
+		{"unsupported protocol version", `{"jsonrpc":"2.0","id":1,"method":"ping"}`, append(sess, "MCP-Protocol-Version", "1999-01-01"), 400, -32600},
+		{"oversized", `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":"` + strings.Repeat("a", 5<<20) + `"}}`, sess, 413, -32600},
+		{"call without name", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}`, sess, 200, -32602},
+		{"arguments not an object", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"tools__echo","arguments":[1]}}`, sess, 200, -32602},
+	}
+	for _, tc := range cases {
+		resp, out := rawMCP(t, h.tls, m.endpoint, tc.body, tc.hdr...)
+		if resp.StatusCode != tc.status || rpcCode(out) != tc.code {
+			t.Errorf("%s: %d %v", tc.name, resp.StatusCode, out)
+		}
+	}
+	// Another agent of the same tenant cannot ride this session.
+	resp, body := h.doAs(m.adminTok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "intruder", "name": "Intruder", "owner_id": m.ownerID})
+	expect(t, resp, body, 201, "second agent")
+	intruder := decode[agentJSON](t, body)
+	code2, out = h.form("/t/"+m.slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {m.endpoint}},
+		intruder.ClientID, intruder.ClientSecret)
+	if code2 != 200 {
+		t.Fatal(out)
+	}
+	if resp, _ := rawMCP(t, h.tls, m.endpoint, `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`,
+		"Authorization", "Bearer "+out["access_token"].(string), "Mcp-Session-Id", sid); resp.StatusCode != 404 {
+		t.Fatalf("hijacked session: %d", resp.StatusCode)
+	}
+	// DELETE ends the session; it is then unknown.
+	req, _ := http.NewRequest("DELETE", m.endpoint, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Mcp-Session-Id", sid)
+	dr, err := h.tls.Do(req)
+	if err != nil || dr.StatusCode != 204 {
+		t.Fatalf("delete session: %v %v", err, dr)
+	}
+	dr.Body.Close()
+	if resp, _ := rawMCP(t, h.tls, m.endpoint, `{"jsonrpc":"2.0","id":1,"method":"ping"}`, sess...); resp.StatusCode != 404 {
+		t.Fatalf("ended session: %d", resp.StatusCode)
+	}
+	// The client's own session was unaffected throughout.
+	if res, err := callTool(c, "tools__echo", map[string]any{"text": "still here"}); err != nil || resultText(res) != "still here" {
+		t.Fatalf("other session: %v %+v", err, res)
+	}
+}
+
+// TestMCPGatewayStreamsProgressAndFailsFast: progress notifications pass
+// through with the client's token; an upstream slower than the tool
+// server's timeout, or gone, gives a prompt error (never a hang); a new
+// tool needs approval before anyone sees it.
+func TestMCPGatewayStreamsProgressAndFailsFast(t *testing.T) {
+	up := newTestUpstream(t)
+	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
+	m := setupMCP(t, h, up)
+	tok := m.agentToken(t, h, m.endpoint)
+	c := mcpClient(t, h, m.endpoint, tok, nil)
+
+	var got []mcp.JSONRPCNotification
+	var mu sync.Mutex
+	c.OnNotification(func(n mcp.JSONRPCNotification) {
+		mu.Lock()
+		got = append(got, n)
+		mu.Unlock()
+	})
+	req := mcp.CallToolRequest{}
+	req.Params.Name, req.Params.Arguments = "tools__slow", map[string]any{"ms": 50}
+	req.Params.Meta = &mcp.Meta{ProgressToken: "client-token-1"}
+	res, err := c.CallTool(context.Background(), req)
+	if err != nil || resultText(res) != "done" {
+		t.Fatalf("slow call: %v %+v", err, res)
+	}
+	mu.Lock()
+	if len(got) != 1 || got[0].Method != "notifications/progress" || got[0].Params.AdditionalFields["progressToken"] != "client-token-1" {
+		t.Fatalf("progress: %+v", got)
+	}
+	mu.Unlock()
+
+	// Slower than the 2 s timeout: a clean error soon after it.
+	begin := time.Now()
+	if _, err := callTool(c, "tools__slow", map[string]any{"ms": 10000}); err == nil || !strings.Contains(err.Error(), "did not answer within") {
+		t.Fatalf("timeout: %v", err)
+	}
+	if d := time.Since(begin); d > 6*time.Second {
+		t.Fatalf("the timeout took %s", d)
+	}
+	// A new upstream tool is invisible until approved.
+	up.mcp.AddTool(mcp.NewTool("fresh"), func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		return mcp.NewToolResultText("fresh"), nil
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, body := h.doAs(m.adminTok, "GET", "/api/v1/tool-servers/"+m.server.ID+"/tools", nil)
+		if bytes.Contains(body, []byte(`"name":"fresh"`)) {
+			break // synced on notifications/tools/list_changed
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("list_changed did not sync the catalog: %s", body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if names := strings.Join(toolNames(t, c), ","); strings.Contains(names, "fresh") {
+		t.Fatalf("an unapproved tool is listed: %s", names)
+	}
+	// The upstream goes away: a prompt error, then the circuit opens.
+	up.srv.CloseClientConnections()
+	up.srv.Close()
+	for i := 0; i < 6; i++ {
+		begin = time.Now()
+		if _, err := callTool(c, "tools__echo", map[string]any{"text": "x"}); err == nil {
+			t.Fatal("a call to a dead upstream succeeded")
+		}
+		if d := time.Since(begin); d > 3*time.Second {
+			t.Fatalf("a dead upstream took %s to fail", d)
+		}
+	}
+	resp, body := h.doAs(m.adminTok, "GET", "/api/v1/tool-servers/"+m.server.ID+"/health", nil)
+	expect(t, resp, body, 200, "health")
+	if !strings.Contains(string(body), `"reachable":false`) || !strings.Contains(string(body), `"circuit":"open"`) {
+		t.Fatalf("health: %s", body)
+	}
+}
