@@ -554,3 +554,63 @@ func TestMCPGatewayStreamsProgressAndFailsFast(t *testing.T) {
 		t.Fatalf("health: %s", body)
 	}
 }
+
+// TestMCPGatewayWithCertificates: an agent calls with its xavyo-issued
+// client certificate alone; a certificate-bound token works only with its
+// certificate; a certificate of tenant A is refused at tenant B; revoking
+// the certificate refuses the open session's next call.
+func TestMCPGatewayWithCertificates(t *testing.T) {
+	up := newTestUpstream(t)
+	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
+	m := setupMCP(t, h, up)
+	other := setupMCP(t, h, up)
+	resp, body := h.doAs(m.adminTok, "POST", "/api/v1/nhis/"+m.agent.ID+"/certificates", map[string]any{})
+	expect(t, resp, body, 201, "issue")
+	cert := decode[issued](t, body)
+	kp := cert.keyPair(t, "")
+
+	c := mcpClient(t, h, m.endpoint, "", &kp)
+	if got := strings.Join(toolNames(t, c), ","); got != "tools__add,tools__echo,tools__slow" {
+		t.Fatalf("mTLS tools/list: %s", got)
+	}
+	if res, err := callTool(c, "tools__echo", map[string]any{"text": "by certificate"}); err != nil || resultText(res) != "by certificate" {
+		t.Fatalf("mTLS call: %v %+v", err, res)
+	}
+	if _, err := callTool(c, "tools__delete_repo", map[string]any{"name": "x"}); err == nil {
+		t.Fatal("mTLS: an ungranted tool was called")
+	}
+	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`
+	if resp, _ := rawMCP(t, h.mtlsClient(kp), other.endpoint, init); resp.StatusCode != 401 {
+		t.Fatalf("A's certificate at B: %d", resp.StatusCode)
+	}
+
+	// A certificate-bound token (RFC 8705) from the mTLS token alias.
+	req, _ := http.NewRequest("POST", h.agent+"/t/"+m.slug+"/oauth/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"},
+		"client_id": {m.agent.ClientID}, "resource": {m.endpoint}, "scope": {"mcp"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	tr, err := h.mtlsClient(kp).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tokOut map[string]any
+	_ = json.NewDecoder(tr.Body).Decode(&tokOut)
+	tr.Body.Close()
+	bound, _ := tokOut["access_token"].(string)
+	if tr.StatusCode != 200 || claimsOf(t, bound)["cnf"] == nil {
+		t.Fatalf("bound token: %d %v", tr.StatusCode, tokOut)
+	}
+	if resp, _ := rawMCP(t, h.tls, m.endpoint, init, "Authorization", "Bearer "+bound); resp.StatusCode != 401 {
+		t.Fatalf("bound token without its certificate: %d", resp.StatusCode)
+	}
+	bc := mcpClient(t, h, m.endpoint, bound, &kp)
+	if res, err := callTool(bc, "tools__echo", map[string]any{"text": "bound"}); err != nil || resultText(res) != "bound" {
+		t.Fatalf("bound token with its certificate: %v %+v", err, res)
+	}
+
+	// Revocation: the open session's next call is refused.
+	resp, body = h.doAs(m.adminTok, "POST", "/api/v1/nhis/"+m.agent.ID+"/certificates/"+cert.Serial+"/revoke", map[string]any{"reason": "key compromise"})
+	expect(t, resp, body, 204, "revoke")
+	if _, err := callTool(c, "tools__echo", map[string]any{"text": "after revocation"}); err == nil {
+		t.Fatal("a revoked certificate still calls")
+	}
+}
