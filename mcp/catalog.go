@@ -47,11 +47,11 @@ type Tool struct {
 
 // SyncReport tells what a catalog sync found.
 type SyncReport struct {
-	ServerID uuid.UUID                `json:"server_id"`
-	Tools    []governance.SyncResult  `json:"tools"`
-	Removed  []string                 `json:"removed"`
-	Skipped  []map[string]string      `json:"skipped" doc:"tools the gateway cannot serve, with why"`
-	SyncedAt time.Time                `json:"synced_at"`
+	ServerID uuid.UUID               `json:"server_id"`
+	Tools    []governance.SyncResult `json:"tools"`
+	Removed  []string                `json:"removed"`
+	Skipped  []map[string]string     `json:"skipped" doc:"tools the gateway cannot serve, with why"`
+	SyncedAt time.Time               `json:"synced_at"`
 }
 
 // toolEntry is one tool of the in-memory catalog.

@@ -18,6 +18,7 @@ import (
 	"github.com/xavyo/xavyo/identity/token"
 	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/xavyo/xavyo/internal/store"
 )
 
 // Protocol revisions served to clients (the legacy, session era).
@@ -131,6 +132,9 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: "no such MCP endpoint"}))
 		return
 	}
+	// Everything below reads the tenant's records.
+	ctx = store.WithTenant(ctx, t.ID)
+	r = r.WithContext(ctx)
 	ep := &endpoint{tenant: t, server: server, url: g.cfg.AgentURL + "/t/" + slug + "/mcp"}
 	if server != "" {
 		ep.url += "/" + server

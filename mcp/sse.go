@@ -8,7 +8,7 @@ import (
 // sseWriter answers a request as a stream of server-sent events: progress
 // notifications, then the response.
 type sseWriter struct {
-	w    http.ResponseWriter
+	w      http.ResponseWriter
 	mu     sync.Mutex
 	open   bool
 	closed bool

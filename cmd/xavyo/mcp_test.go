@@ -393,10 +393,10 @@ func TestMCPGatewayRefusesBadInput(t *testing.T) {
 		t.Fatalf("resource metadata: %d %s", code, b)
 	}
 	for name, bearer := range map[string]string{
-		"garbage":              "not-a-token",
-		"other endpoint":       m.agentToken(t, h, m.endpoint+"/tools"),
-		"other tenant":         other.agentToken(t, h, other.endpoint),
-		"admin API audience":   m.adminTok,
+		"garbage":            "not-a-token",
+		"other endpoint":     m.agentToken(t, h, m.endpoint+"/tools"),
+		"other tenant":       other.agentToken(t, h, other.endpoint),
+		"admin API audience": m.adminTok,
 	} {
 		resp, _ := rawMCP(t, h.tls, m.endpoint, init, "Authorization", "Bearer "+bearer)
 		if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
@@ -612,5 +612,54 @@ func TestMCPGatewayWithCertificates(t *testing.T) {
 	expect(t, resp, body, 204, "revoke")
 	if _, err := callTool(c, "tools__echo", map[string]any{"text": "after revocation"}); err == nil {
 		t.Fatal("a revoked certificate still calls")
+	}
+}
+
+// TestMCPSessionsMoveBetweenReplicas: two replicas behind one public
+// URL share PostgreSQL. A session opened on one is continued on the
+// other, and a grant revoked on the first is refused by the second within
+// a second.
+func TestMCPSessionsMoveBetweenReplicas(t *testing.T) {
+	up := newTestUpstream(t)
+	agentAddr, adminAddr := freeAddr(t), freeAddr(t)
+	public := []string{"XAVYO_EGRESS_ALLOW_PRIVATE=true", "XAVYO_AGENT_PUBLIC_URL=https://" + agentAddr, "XAVYO_ADMIN_PUBLIC_URL=http://" + adminAddr}
+	one := start(t, append(append(env(t, store.Postgres, t.TempDir()), public...), "XAVYO_AGENT_ADDR="+agentAddr, "XAVYO_ADMIN_ADDR="+adminAddr), nil)
+	two := start(t, append(env(t, store.Postgres, t.TempDir()), public...), nil)
+	m := setupMCP(t, one, up)
+	tok := m.agentToken(t, one, m.endpoint)
+	twoEndpoint := strings.Replace(m.endpoint, one.agent, two.agent, 1)
+	if twoEndpoint == m.endpoint {
+		t.Fatal("the replicas share a listener")
+	}
+	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`
+	resp, out := rawMCP(t, one.tls, m.endpoint, init, "Authorization", "Bearer "+tok)
+	sid := resp.Header.Get("Mcp-Session-Id")
+	if resp.StatusCode != 200 || sid == "" {
+		t.Fatalf("initialize on one: %d %v", resp.StatusCode, out)
+	}
+	call := func(h *harness, endpoint string) map[string]any {
+		_, out := rawMCP(t, h.tls, endpoint, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"tools__echo","arguments":{"text":"hop"}}}`,
+			"Authorization", "Bearer "+tok, "Mcp-Session-Id", sid, "MCP-Protocol-Version", "2025-11-25")
+		return out
+	}
+	if out := call(one, m.endpoint); out["result"] == nil {
+		t.Fatalf("call on one: %v", out)
+	}
+	if out := call(two, twoEndpoint); out["result"] == nil {
+		t.Fatalf("the session did not continue on two: %v", out)
+	}
+	resp, body := one.doAs(m.adminTok, "DELETE", "/api/v1/assignments/"+m.assign["echo"], nil)
+	expect(t, resp, body, 204, "revoke on one")
+	begin := time.Now()
+	for {
+		out := call(two, twoEndpoint)
+		if out["error"] != nil {
+			t.Logf("revocation enforced by the other replica after %v", time.Since(begin))
+			break
+		}
+		if time.Since(begin) > time.Second {
+			t.Fatalf("replica two still allows the call a second after the revocation: %v", out)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

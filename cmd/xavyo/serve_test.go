@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -33,7 +34,19 @@ import (
 	"github.com/xavyo/xavyo/pki/spiffe"
 )
 
-func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
+func TestMain(m *testing.M) {
+	// The crash test re-executes this binary as a real server process.
+	if os.Getenv("XAVYO_TEST_RUN_SERVE") == "1" {
+		root := newRoot(os.Stdout, os.Stderr, os.Environ())
+		root.SetArgs([]string{"serve"})
+		if err := root.Execute(); err != nil {
+			fmt.Fprintln(os.Stderr, "xavyo:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(testdb.Main(m))
+}
 
 // sharedKEK is the key-encryption key of every PostgreSQL test server.
 var sharedKEK = base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// freeAddr returns a loopback address nobody listens on now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// serveProcess runs this test binary as `xavyo serve` and waits until it
+// answers; the harness talks to it over both planes.
+func serveProcess(t *testing.T, environ []string) (*exec.Cmd, *harness) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), append(environ, "XAVYO_TEST_RUN_SERVE=1")...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	var adminAddr, agentAddr, dataDir string
+	for _, e := range environ {
+		k, v, _ := strings.Cut(e, "=")
+		switch k {
+		case "XAVYO_ADMIN_ADDR":
+			adminAddr = v
+		case "XAVYO_AGENT_ADDR":
+			agentAddr = v
+		case "XAVYO_DATA_DIR":
+			dataDir = v
+		}
+	}
+	h := &harness{t: t, admin: "http://" + adminAddr, agent: "https://" + agentAddr, token: testToken, http: &http.Client{Timeout: 10 * time.Second}}
+	for i := 0; ; i++ {
+		resp, err := h.http.Get(h.admin + "/readyz")
+		if err == nil && resp.StatusCode == 200 {
+			resp.Body.Close()
+			break
+		}
+		if i > 600 {
+			t.Fatalf("the server did not start: %v\n%s", err, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ca, err := os.ReadFile(filepath.Join(dataDir, "agent-ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	h.tls = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	return cmd, h
+}
+
+// TestAnsweredCallsSurviveKill9: concurrent sessions call a tool through
+// a real server process, which is killed with SIGKILL mid-load. After a
+// restart, every call that got an answer has its audit record, and the
+// tenant's audit chain verifies.
+func TestAnsweredCallsSurviveKill9(t *testing.T) {
+	up := newTestUpstream(t)
+	dataDir := t.TempDir()
+	environ := []string{"XAVYO_DATA_DIR=" + dataDir, "XAVYO_ADMIN_ADDR=" + freeAddr(t), "XAVYO_AGENT_ADDR=" + freeAddr(t),
+		"XAVYO_BOOTSTRAP_TOKEN=" + testToken, "XAVYO_EGRESS_ALLOW_PRIVATE=true", "XAVYO_LOG_LEVEL=error"}
+	cmd, h := serveProcess(t, environ)
+	m := setupMCP(t, h, up)
+	tok := m.agentToken(t, h, m.endpoint)
+
+	var mu sync.Mutex
+	answered := map[string]bool{} // args hash → answered
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		c := mcpClient(t, h, m.endpoint, tok, nil)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				text := fmt.Sprintf("w%d-call-%d", w, i)
+				res, err := callTool(c, "tools__echo", map[string]any{"text": text})
+				if err != nil {
+					return // the server is gone
+				}
+				if resultText(res) == text {
+					args, _ := json.Marshal(map[string]any{"text": text})
+					sum := sha256.Sum256(args)
+					mu.Lock()
+					answered[hex.EncodeToString(sum[:])] = true
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	close(stop)
+	wg.Wait()
+	if len(answered) < 20 {
+		t.Fatalf("only %d calls answered before the kill", len(answered))
+	}
+
+	_, h = serveProcess(t, environ)
+	recorded := map[string]bool{}
+	cursor := ""
+	for {
+		path := "/api/v1/audit?limit=500&action=mcp.tools.call"
+		if cursor != "" {
+			path += "&cursor=" + url.QueryEscape(cursor)
+		}
+		resp, body := h.doAs(m.adminTok, "GET", path, nil)
+		expect(t, resp, body, 200, "audit query")
+		var page struct {
+			Items []struct {
+				Details struct {
+					ArgsSHA256 string `json:"args_sha256"`
+				} `json:"details"`
+			} `json:"items"`
+			NextCursor string `json:"next_cursor"`
+		}
+		_ = json.Unmarshal(body, &page)
+		for _, it := range page.Items {
+			recorded[it.Details.ArgsSHA256] = true
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		cursor = page.NextCursor
+	}
+	missing := 0
+	for h := range answered {
+		if !recorded[h] {
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Fatalf("%d of %d answered calls have no audit record", missing, len(answered))
+	}
+	t.Logf("%d answered calls before SIGKILL, all audited (%d records)", len(answered), len(recorded))
+
+	var out bytes.Buffer
+	root := newRoot(&out, &out, append(os.Environ(), environ...))
+	root.SetArgs([]string{"audit", "verify", "--tenant", m.slug})
+	if err := root.Execute(); err != nil || !strings.Contains(out.String(), "verifies") {
+		t.Fatalf("audit verify: %v %s", err, out.String())
+	}
+}
