@@ -5,11 +5,15 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -68,5 +72,162 @@ func TestInteropWithRealClients(t *testing.T) {
 	t.Logf("%s", out)
 	if err != nil || !strings.Contains(string(out), "interop: all passed") {
 		t.Fatalf("interop.mjs failed: %v", err)
+	}
+}
+
+// mcpBench builds ../shared/tools/mcpbench (the neutral MCP upstream and
+// load generator) once per test binary.
+var (
+	mcpBenchOnce sync.Once
+	mcpBenchDir  string
+	mcpBenchErr  error
+)
+
+func mcpBench(t *testing.T) string {
+	t.Helper()
+	mcpBenchOnce.Do(func() {
+		src, _ := filepath.Abs("../../../shared/tools/mcpbench")
+		if _, err := os.Stat(filepath.Join(src, "go.mod")); err != nil {
+			mcpBenchErr = fmt.Errorf("mcpbench sources not found beside the repository: %w", err)
+			return
+		}
+		if mcpBenchDir, mcpBenchErr = os.MkdirTemp("", "mcpbench"); mcpBenchErr != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", mcpBenchDir+string(os.PathSeparator), "./cmd/...")
+		cmd.Dir = src
+		if out, err := cmd.CombinedOutput(); err != nil {
+			mcpBenchErr = fmt.Errorf("build mcpbench: %v\n%s", err, out)
+		}
+	})
+	if mcpBenchErr != nil {
+		t.Fatal(mcpBenchErr)
+	}
+	return mcpBenchDir
+}
+
+// startBenchUpstream runs mcpbench's mcp-upstream on a free loopback port
+// and returns its MCP URL.
+func startBenchUpstream(t *testing.T, args ...string) string {
+	t.Helper()
+	addr := freeAddr(t)
+	cmd := exec.Command(filepath.Join(mcpBench(t), "mcp-upstream"), append([]string{"-addr", addr}, args...)...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	for i := 0; ; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if i > 200 {
+			t.Fatalf("mcp-upstream did not listen: %v", err)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	return "http://" + addr + "/mcp"
+}
+
+// TestGatewayInteropWithOfficialSDK runs test/interop/gateway.mjs: the
+// official MCP TypeScript SDK client through the gateway in front of
+// mcpbench's upstream, with a client-credentials token, an mTLS
+// certificate and a user's code-flow token.
+func TestGatewayInteropWithOfficialSDK(t *testing.T) {
+	dir, _ := filepath.Abs("../../test/interop")
+	_, nodeErr := exec.LookPath("node")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "undici")); err != nil || nodeErr != nil {
+		if os.Getenv("XAVYO_REQUIRE_INTEROP") == "1" {
+			t.Fatalf("node and test/interop/node_modules are required (npm ci --prefix test/interop): %v %v", err, nodeErr)
+		}
+		t.Skip("node or test/interop/node_modules missing")
+	}
+	upstream := startBenchUpstream(t, "-tools", "3")
+	data := t.TempDir()
+	h := start(t, append(env(t, store.SQLite, data), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
+	slug := uniqueSlug("gw")
+	_, tok := tenantAdmin(t, h, slug)
+	_, body := h.doAs(tok, "GET", "/api/v1/me", nil)
+	me := decode[userJSON](t, body)
+
+	resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": "bench", "name": "Bench", "owner_id": me.ID,
+		"profile": map[string]any{"tool_server": map[string]any{"transport": "streamable_http", "url": upstream}}})
+	expect(t, resp, body, 201, "tool server")
+	server := decode[agentJSON](t, body)
+	resp, body = h.doAs(tok, "PUT", "/api/v1/tool-servers/"+server.ID+"/upstream", map[string]any{"auto_approve": true})
+	expect(t, resp, body, 200, "auto-approve")
+	resp, body = h.doAs(tok, "POST", "/api/v1/tool-servers/"+server.ID+"/sync", nil)
+	expect(t, resp, body, 200, "sync")
+	var rep struct {
+		Tools []struct {
+			Name          string `json:"name"`
+			EntitlementID string `json:"entitlement_id"`
+			ApprovalState string `json:"approval_state"`
+		} `json:"tools"`
+	}
+	_ = json.Unmarshal(body, &rep)
+	ents := map[string]string{}
+	for _, tl := range rep.Tools {
+		if tl.ApprovalState != "approved" {
+			t.Fatalf("auto-approval: %+v", tl)
+		}
+		ents[tl.Name] = tl.EntitlementID
+	}
+	if len(ents) != 5 {
+		t.Fatalf("mcpbench tools: %v", ents)
+	}
+
+	resp, body = h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "sdk-agent", "name": "SDK agent", "owner_id": me.ID})
+	expect(t, resp, body, 201, "agent")
+	agent := decode[agentJSON](t, body)
+	resp, body = h.doAs(tok, "POST", "/api/v1/users", map[string]any{"email": "grace@gw.test", "password": "Compiler-pioneer-1952"})
+	expect(t, resp, body, 201, "user")
+	grace := decode[userJSON](t, body)
+	grant := func(typ, id, tool string) {
+		resp, body := h.doAs(tok, "POST", "/api/v1/assignments", map[string]any{"subject_type": typ, "subject_id": id,
+			"target_type": "entitlement", "target_id": ents[tool]})
+		expect(t, resp, body, 201, "grant "+tool)
+	}
+	grant("nhi", agent.ID, "echo")
+	grant("nhi", agent.ID, "add")
+	grant("user", grace.ID, "echo")
+
+	resp, body = h.doAs(tok, "POST", "/api/v1/nhis/"+agent.ID+"/certificates", map[string]any{})
+	expect(t, resp, body, 201, "certificate")
+	cert := decode[issued](t, body)
+	certFile, keyFile := filepath.Join(data, "agent.pem"), filepath.Join(data, "agent.key")
+	if err := os.WriteFile(certFile, []byte(cert.ChainPEM), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, []byte(cert.PrivateKeyPEM), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	redirectURI := "http://127.0.0.1:9999/callback"
+	resp, body = h.doAs(tok, "POST", "/api/v1/clients", map[string]any{"name": "SDK user app", "redirect_uris": []string{redirectURI}})
+	expect(t, resp, body, 201, "app client")
+	app := decode[struct {
+		ClientID string `json:"client_id"`
+	}](t, body)
+
+	cmd := exec.Command("node", "gateway.mjs")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "ADMIN="+h.s.cfg.Admin.PublicURL, "AGENT="+h.s.cfg.Agent.PublicURL, "SLUG="+slug,
+		"AGENT_CA="+filepath.Join(data, "agent-ca.pem"), "NODE_EXTRA_CA_CERTS="+filepath.Join(data, "agent-ca.pem"),
+		"CLIENT_ID="+agent.ClientID, "CLIENT_SECRET="+agent.ClientSecret, "CERT_FILE="+certFile, "KEY_FILE="+keyFile,
+		"APP_CLIENT_ID="+app.ClientID, "REDIRECT_URI="+redirectURI, "USER_LOGIN=grace@gw.test", "USER_PASSWORD=Compiler-pioneer-1952")
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil || !strings.Contains(string(out), "gateway interop: all passed") {
+		t.Fatalf("gateway.mjs failed: %v", err)
+	}
+	// The calls went through the gateway: their decisions are audited.
+	resp, body = h.doAs(tok, "GET", "/api/v1/audit?action=mcp.tools.call&limit=100", nil)
+	expect(t, resp, body, 200, "audit")
+	if n := strings.Count(string(body), `"outcome":"success"`); n != 3 {
+		t.Errorf("allowed calls audited: %d, want 3", n)
+	}
+	if n := strings.Count(string(body), `"outcome":"denied"`); n != 3 {
+		t.Errorf("denied calls audited: %d, want 3", n)
 	}
 }
