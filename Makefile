@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: help build run test test-short lint bench bench-oauth bench-governance fuzz generate verify tools clean
+.PHONY: help build run test test-short lint bench bench-oauth bench-governance bench-gateway fuzz generate verify tools clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ bench: ## Run the benchmarks (figures go to docs/benchmarks.md)
 
 bench-oauth: ## Token endpoint under load from separate processes, beside the raw signing rate
 	bash bench/oauth.sh | tee bench/oauth.txt
+
+bench-gateway: ## MCP tools/call through the gateway vs directly (mcpbench), 1 and 32 sessions, plaintext and TLS
+	bash bench/gateway.sh | tee bench/gateway.txt
 
 bench-governance: ## Governance at scale on PostgreSQL: 10k users, 1k roles, 50k entitlements, 500k assignments
 	XAVYO_REQUIRE_POSTGRES=1 $(GO) test -run '^$$' -bench Governance -benchtime 2s -timeout 30m ./bench/ | tee bench/governance.txt

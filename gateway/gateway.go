@@ -47,6 +47,9 @@ type Config struct {
 	// ClientCAs, when set, supplies the client-certificate roots at each
 	// handshake, so CA rotations apply without a restart.
 	ClientCAs func() *x509.CertPool
+	// Plaintext serves HTTP without TLS (behind a TLS-terminating proxy);
+	// no client certificates are seen then.
+	Plaintext bool
 }
 
 // CertAuthenticator maps a verified client certificate to a principal:
@@ -133,7 +136,12 @@ func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, 
 
 // Serve serves TLS on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.http.ServeTLS(ln, "", "")
+	var err error
+	if s.cfg.Plaintext {
+		err = s.http.Serve(ln)
+	} else {
+		err = s.http.ServeTLS(ln, "", "")
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}

@@ -180,7 +180,7 @@ func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.R
 	}
 	det := callDetails{Endpoint: ep.url, Tool: in.Name, Actors: p.Actors, ArgsSHA256: argsHash(args), AuthMethod: string(p.AuthMethod),
 		ClientID: p.ClientID, Session: s.hash[:16]}
-	entry := audit.Entry{TenantID: ep.tenant.ID, Action: ActionCall, TargetKind: "mcp_tool", RequestID: reqid.From(ctx)}.ActorFrom(p)
+	entry := audit.Entry{TenantID: ep.tenant.ID, Action: ActionCall, TargetKind: "mcp_tool", RequestID: reqid.From(ctx), ProcessDurable: true}.ActorFrom(p)
 
 	t := ep.lookup(in.Name)
 	if t == nil {
@@ -313,7 +313,7 @@ func (g *Gateway) reply(w http.ResponseWriter, stream *sseWriter, body []byte) {
 // decision record is the durable proof of the call).
 func (g *Gateway) finish(ctx context.Context, callID uuid.UUID, e audit.Entry, t *toolEntry, start time.Time, status string, p *principal.Principal) {
 	lat := time.Since(start)
-	e.Action = ActionResult
+	e.Action, e.Lazy = ActionResult, true
 	e.Outcome = audit.OutcomeSuccess
 	if status != "ok" {
 		e.Outcome = audit.OutcomeFailure

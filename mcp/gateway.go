@@ -2,9 +2,12 @@ package mcp
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -13,10 +16,13 @@ import (
 	"github.com/xavyo/xavyo/identity/nhi"
 	"github.com/xavyo/xavyo/identity/tenant"
 	"github.com/xavyo/xavyo/identity/token"
+	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/audit"
+	"github.com/xavyo/xavyo/internal/egress"
 	"github.com/xavyo/xavyo/internal/events"
 	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/store"
+	"github.com/xavyo/xavyo/pki"
 )
 
 // Governance is what the gateway needs of governance.
@@ -33,6 +39,11 @@ type Snapshots interface {
 // Tokens verifies bearer tokens.
 type Tokens interface {
 	Verify(ctx context.Context, raw string, want token.Expect) (*token.Claims, error)
+}
+
+// CertIssuer issues client certificates to NHIs.
+type CertIssuer interface {
+	Issue(ctx context.Context, n *nhi.NHI, in pki.IssueInput, defaultLifetime time.Duration, renewedFrom string) (*pki.Issued, error)
 }
 
 // Tenants resolves the tenant of a /t/{slug} path.
@@ -59,6 +70,12 @@ type Config struct {
 	// Client makes upstream calls: the egress client (checked dials), in
 	// streaming mode; per-call timeouts come from each server's settings.
 	Client *http.Client
+	// Egress is the configuration Client was built from: upstreams that
+	// take an mTLS credential get a client of their own from it.
+	Egress egress.Config
+	// CA issues the certificates of mTLS upstream credentials (nil: the
+	// mtls credential type is refused).
+	CA CertIssuer
 	// AgentURL is agent.public_url: endpoint URLs (token audiences) and
 	// resource-metadata URLs are built from it.
 	AgentURL string
@@ -154,8 +171,8 @@ func (g *Gateway) Watch(bus *events.Bus) (stop func()) {
 	})
 }
 
-// Close ends every upstream session.
-func (g *Gateway) Close() { g.pool.dropAll() }
+// Close ends every upstream session and waits until they are ended.
+func (g *Gateway) Close() { g.pool.closeAll() }
 
 // upstreamFor returns this replica's connection to a tool server.
 func (g *Gateway) upstreamFor(ctx context.Context, n *nhi.NHI) (*upstream, error) {
@@ -167,11 +184,50 @@ func (g *Gateway) upstreamFor(ctx context.Context, n *nhi.NHI) (*upstream, error
 		return nil, err
 	}
 	tenant := cfg.tenant
-	onList := func() {
-		// The upstream's tools changed: sync again, as the system.
+	system := func(timeout time.Duration) (context.Context, context.CancelFunc) {
 		sctx := principal.With(store.WithTenant(context.Background(), tenant), &principal.Principal{TenantID: tenant,
 			Kind: principal.KindBootstrap, SubjectID: "system", AdminRoles: []string{principal.RoleSuperAdmin}})
-		sctx, cancel := context.WithTimeout(sctx, 2*time.Minute)
+		return context.WithTimeout(sctx, timeout)
+	}
+	client := g.cfg.Client
+	ec := g.cfg.Egress
+	if cfg.serverCA != "" {
+		pool := ec.RootCAs
+		if pool == nil {
+			pool = x509.NewCertPool()
+		}
+		pool = pool.Clone()
+		pool.AppendCertsFromPEM([]byte(cfg.serverCA))
+		ec.RootCAs = pool
+	}
+	if cfg.credType == CredMTLS {
+		if g.cfg.CA == nil {
+			return nil, apperr.New(apperr.KindUnavailable, "mTLS upstream credentials are not available on this gateway")
+		}
+		certs := &clientCerts{issue: func() (*tls.Certificate, error) {
+			ictx, cancel := system(30 * time.Second)
+			defer cancel()
+			cur, err := g.cfg.NHIs.Lookup(ictx, n.ID)
+			if err != nil {
+				return nil, err
+			}
+			iss, err := g.cfg.CA.Issue(ictx, cur, pki.IssueInput{}, 24*time.Hour, "")
+			if err != nil {
+				return nil, err
+			}
+			c, err := tls.X509KeyPair([]byte(iss.ChainPEM), []byte(iss.PrivateKeyPEM))
+			return &c, err
+		}}
+		ec.ClientCertificate = certs.get
+	}
+	if cfg.serverCA != "" || cfg.credType == CredMTLS {
+		if client, err = egress.New(ec); err != nil {
+			return nil, err
+		}
+	}
+	onList := func() {
+		// The upstream's tools changed: sync again, as the system.
+		sctx, cancel := system(2 * time.Minute)
 		defer cancel()
 		cur, err := g.cfg.NHIs.Lookup(sctx, n.ID)
 		if err != nil {
@@ -181,7 +237,40 @@ func (g *Gateway) upstreamFor(ctx context.Context, n *nhi.NHI) (*upstream, error
 			g.cfg.Logger.Warn("catalog sync after list_changed failed", "tenant_id", tenant.String(), "server", n.Slug, "error", err)
 		}
 	}
-	return g.pool.put(n.ID, newUpstream(cfg, g.cfg.Client, g.cfg.Logger, onList)), nil
+	return g.pool.put(n.ID, newUpstream(cfg, client, g.cfg.Logger, onList)), nil
+}
+
+// clientCerts holds the certificate an mTLS upstream credential presents,
+// issued by xavyo's CA to the tool server's NHI and renewed once two
+// thirds of its life have passed.
+type clientCerts struct {
+	issue func() (*tls.Certificate, error)
+	mu    sync.Mutex
+	cur   *tls.Certificate
+	renew time.Time
+}
+
+func (c *clientCerts) get(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur != nil && time.Now().Before(c.renew) {
+		return c.cur, nil
+	}
+	cert, err := c.issue()
+	if err != nil {
+		if c.cur != nil {
+			return c.cur, nil // keep the current one until it expires
+		}
+		return nil, err
+	}
+	if cert.Leaf == nil && len(cert.Certificate) > 0 {
+		cert.Leaf, _ = x509.ParseCertificate(cert.Certificate[0])
+	}
+	c.cur = cert
+	if cert.Leaf != nil {
+		c.renew = cert.Leaf.NotBefore.Add(cert.Leaf.NotAfter.Sub(cert.Leaf.NotBefore) * 2 / 3)
+	}
+	return c.cur, nil
 }
 
 // upstreamByID returns the connection to a tool server of the catalog.

@@ -10,6 +10,7 @@ package mcp
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -25,6 +26,8 @@ import (
 )
 
 // Upstream credential types.
+//
+//nolint:gosec // G101: names of credential types, not credentials
 const (
 	CredNone         = "none"
 	CredBearer       = "bearer"
@@ -50,6 +53,7 @@ type Settings struct {
 	TokenURL       string     `json:"token_url,omitempty" doc:"oauth_client_credentials: the upstream's token endpoint"`
 	ClientID       string     `json:"client_id,omitempty" doc:"oauth_client_credentials: xavyo's client at the upstream"`
 	Scope          string     `json:"scope,omitempty"`
+	ServerCAPEM    string     `json:"server_ca_pem,omitempty" doc:"extra roots trusted for the upstream's server certificate"`
 	HasSecret      bool       `json:"has_secret" doc:"a token or client secret is stored"`
 	SyncedAt       *time.Time `json:"synced_at,omitempty"`
 	SyncError      string     `json:"sync_error,omitempty"`
@@ -68,6 +72,9 @@ type SettingsInput struct {
 	ClientID     string `json:"client_id,omitempty"`
 	ClientSecret string `json:"client_secret,omitempty"`
 	Scope        string `json:"scope,omitempty"`
+	// ServerCAPEM adds roots for the upstream's server certificate (beside
+	// the system roots and xavyo's own CA).
+	ServerCAPEM string `json:"server_ca_pem,omitempty"`
 }
 
 // secret is the sealed part of the settings.
@@ -103,7 +110,7 @@ func (in *SettingsInput) validate() error {
 		in.CredentialType = CredNone
 	}
 	switch in.CredentialType {
-	case CredNone, CredMTLS:
+	case CredNone, CredMTLS: // mtls: xavyo's CA issues the tool server's certificate
 		if in.Token != "" || in.ClientSecret != "" || in.TokenURL != "" || in.ClientID != "" {
 			return apperr.Invalid("credential_type", in.CredentialType+" takes no token or client")
 		}
@@ -125,15 +132,20 @@ func (in *SettingsInput) validate() error {
 	if len(in.Scope) > 1000 || len(in.ClientID) > 500 || len(in.TokenURL) > 2000 {
 		return apperr.Invalid("scope", "too long")
 	}
+	if in.ServerCAPEM != "" {
+		if len(in.ServerCAPEM) > 64<<10 || !x509.NewCertPool().AppendCertsFromPEM([]byte(in.ServerCAPEM)) {
+			return apperr.Invalid("server_ca_pem", "must hold PEM certificates (at most 64 KiB)")
+		}
+	}
 	return nil
 }
 
-const settingsCols = `nhi_id, auto_approve, timeout_ms, credential_type, token_url, client_id, scope, credential IS NOT NULL,
+const settingsCols = `nhi_id, auto_approve, timeout_ms, credential_type, token_url, client_id, scope, server_ca_pem, credential IS NOT NULL,
 	synced_at, sync_error, updated_at, version`
 
 func scanSettings(row interface{ Scan(...any) error }) (*Settings, error) {
 	var s Settings
-	err := row.Scan(&s.ServerID, &s.AutoApprove, &s.TimeoutMS, &s.CredentialType, &s.TokenURL, &s.ClientID, &s.Scope, &s.HasSecret,
+	err := row.Scan(&s.ServerID, &s.AutoApprove, &s.TimeoutMS, &s.CredentialType, &s.TokenURL, &s.ClientID, &s.Scope, &s.ServerCAPEM, &s.HasSecret,
 		&s.SyncedAt, &s.SyncError, &s.UpdatedAt, &s.Version)
 	if err != nil {
 		return nil, err
@@ -191,7 +203,8 @@ func (g *Gateway) SetSettings(ctx context.Context, id uuid.UUID, in SettingsInpu
 	}
 	var sealed []byte
 	if in.Token != "" || in.ClientSecret != "" {
-		b, _ := json.Marshal(secret{Token: in.Token, ClientSecret: in.ClientSecret})
+		// Marshaled only to be sealed with the KEK below.
+		b, _ := json.Marshal(secret{Token: in.Token, ClientSecret: in.ClientSecret}) //nolint:gosec // G117: sealed, never stored or sent in clear
 		tenant, _ := store.TenantFrom(ctx)
 		sealed = g.cfg.Sealer.Seal(b, secretAAD(tenant, id))
 	}
@@ -205,8 +218,8 @@ func (g *Gateway) SetSettings(ctx context.Context, id uuid.UUID, in SettingsInpu
 				return apperr.New(apperr.KindConflict, "the settings changed since you read them")
 			}
 			if _, err := tx.Exec(ctx, `INSERT INTO mcp_servers (tenant_id, nhi_id, auto_approve, timeout_ms, credential_type, credential, token_url,
-				client_id, scope, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 1)`,
-				tx.TenantID(), id, in.AutoApprove, in.TimeoutMS, in.CredentialType, sealed, in.TokenURL, in.ClientID, in.Scope, now); err != nil {
+				client_id, scope, server_ca_pem, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, 1)`,
+				tx.TenantID(), id, in.AutoApprove, in.TimeoutMS, in.CredentialType, sealed, in.TokenURL, in.ClientID, in.Scope, in.ServerCAPEM, now); err != nil {
 				return err
 			}
 		case err != nil:
@@ -216,8 +229,8 @@ func (g *Gateway) SetSettings(ctx context.Context, id uuid.UUID, in SettingsInpu
 				return apperr.New(apperr.KindConflict, "the settings changed since you read them")
 			}
 			if _, err := tx.Exec(ctx, `UPDATE mcp_servers SET auto_approve = $1, timeout_ms = $2, credential_type = $3, credential = $4, token_url = $5,
-				client_id = $6, scope = $7, updated_at = $8, version = version + 1 WHERE tenant_id = $9 AND nhi_id = $10`,
-				in.AutoApprove, in.TimeoutMS, in.CredentialType, sealed, in.TokenURL, in.ClientID, in.Scope, now, tx.TenantID(), id); err != nil {
+				client_id = $6, scope = $7, server_ca_pem = $8, updated_at = $9, version = version + 1 WHERE tenant_id = $10 AND nhi_id = $11`,
+				in.AutoApprove, in.TimeoutMS, in.CredentialType, sealed, in.TokenURL, in.ClientID, in.Scope, in.ServerCAPEM, now, tx.TenantID(), id); err != nil {
 				return err
 			}
 		}
@@ -230,7 +243,8 @@ func (g *Gateway) SetSettings(ctx context.Context, id uuid.UUID, in SettingsInpu
 		return nil, err
 	}
 	return out, audit.RecordChange(ctx, g.cfg.Audit, "mcp.server.settings", "nhi", id.String(),
-		map[string]any{"credential_type": in.CredentialType, "auto_approve": in.AutoApprove, "timeout_ms": in.TimeoutMS, "token_url": in.TokenURL})
+		map[string]any{"credential_type": in.CredentialType, "auto_approve": in.AutoApprove, "timeout_ms": in.TimeoutMS, "token_url": in.TokenURL,
+			"server_ca": in.ServerCAPEM != ""})
 }
 
 // upstreamConfig is everything needed to reach one upstream.
@@ -246,6 +260,7 @@ type upstreamConfig struct {
 	clientID string
 	secret   string
 	scope    string
+	serverCA string
 	auto     bool
 }
 
@@ -261,8 +276,8 @@ func (g *Gateway) loadUpstream(ctx context.Context, n *nhi.NHI) (*upstreamConfig
 	err := g.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
 		var sealed []byte
 		var ms int
-		err := tx.QueryRow(ctx, `SELECT auto_approve, timeout_ms, credential_type, credential, token_url, client_id, scope FROM mcp_servers
-			WHERE tenant_id = $1 AND nhi_id = $2`, tx.TenantID(), n.ID).Scan(&c.auto, &ms, &c.credType, &sealed, &c.tokenURL, &c.clientID, &c.scope)
+		err := tx.QueryRow(ctx, `SELECT auto_approve, timeout_ms, credential_type, credential, token_url, client_id, scope, server_ca_pem FROM mcp_servers
+			WHERE tenant_id = $1 AND nhi_id = $2`, tx.TenantID(), n.ID).Scan(&c.auto, &ms, &c.credType, &sealed, &c.tokenURL, &c.clientID, &c.scope, &c.serverCA)
 		if store.NoRows(err) {
 			return nil
 		}

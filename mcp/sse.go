@@ -22,12 +22,6 @@ func (s *sseWriter) final(data []byte) {
 	s.mu.Unlock()
 }
 
-func (s *sseWriter) started() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.open
-}
-
 func (s *sseWriter) event(data []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -175,8 +175,10 @@ func (u *upstream) conn(ctx context.Context) (*transport.StreamableHTTP, error) 
 	tr, err := transport.NewStreamableHTTP(u.cfg.url,
 		transport.WithHTTPBasicClient(u.client),
 		transport.WithHTTPHeaderFunc(func(ctx context.Context) map[string]string { return u.headers(ctx) }),
-		transport.WithContinuousListening(),
-		transport.WithLogger(u.log))
+		// The upstream is spoken to in the legacy era (this release), where
+		// the standalone GET stream carries list_changed notifications.
+		transport.WithContinuousListening(), //nolint:staticcheck // SA1019: legacy-era upstreams use the GET stream
+		transport.WithHTTPLogger(u.log))
 	if err != nil {
 		return nil, err
 	}
@@ -313,7 +315,7 @@ func (u *upstream) send(ctx context.Context, method string, params json.RawMessa
 		select {
 		case <-ctx.Done():
 			// The agent cancelled, or the timeout struck: tell the upstream.
-			nctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 			defer cancel()
 			_ = tr.SendNotification(nctx, mcpgo.JSONRPCNotification{JSONRPC: "2.0", Notification: mcpgo.Notification{
 				Method: "notifications/cancelled",
@@ -381,6 +383,19 @@ func (p *pool) drop(id uuid.UUID) {
 	if u != nil {
 		go u.close()
 	}
+}
+
+// closeAll closes every connection and waits.
+func (p *pool) closeAll() {
+	p.mu.Lock()
+	ups := p.ups
+	p.ups = nil
+	p.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, u := range ups {
+		wg.Go(u.close)
+	}
+	wg.Wait()
 }
 
 // dropAll closes every connection.

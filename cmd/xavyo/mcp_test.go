@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -662,4 +663,127 @@ func TestMCPSessionsMoveBetweenReplicas(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestMCPUpstreamCredentials: the gateway reaches upstreams with an mTLS
+// certificate that xavyo's CA issues to the tool server (checked by an
+// upstream that trusts only that CA), and with client-credentials tokens
+// from the upstream's own authorization server.
+func TestMCPUpstreamCredentials(t *testing.T) {
+	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
+	slug := uniqueSlug("cred")
+	tid, tok := tenantAdmin(t, h, slug)
+	_, body := h.doAs(tok, "GET", "/api/v1/me", nil)
+	owner := decode[userJSON](t, body).ID
+
+	echo := mcpserver.NewMCPServer("cred-upstream", "1.0.0")
+	echo.AddTool(mcp.NewTool("whoami"), func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		return mcp.NewToolResultText("ok"), nil
+	})
+	handler := mcpserver.NewStreamableHTTPServer(echo)
+
+	// mTLS: the upstream trusts xavyo's CA only and records who called.
+	var peers sync.Map
+	mtlsUp := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, u := range r.TLS.PeerCertificates[0].URIs {
+			peers.Store(u.String(), true)
+		}
+		handler.ServeHTTP(w, r)
+	}))
+	mtlsUp.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: h.s.ca.Pool()}
+	mtlsUp.StartTLS()
+	t.Cleanup(func() { mtlsUp.CloseClientConnections(); mtlsUp.Close() })
+	serverCA := string(pemCert(mtlsUp.Certificate().Raw))
+
+	// Client credentials: a token endpoint and an upstream that wants its token.
+	var issuedTokens atomic.Int64
+	ccUp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/token" {
+			id, secret, _ := r.BasicAuth()
+			if r.FormValue("grant_type") != "client_credentials" || id != "xavyo" || secret != "s3cret" {
+				http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
+				return
+			}
+			issuedTokens.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"access_token":"cc-token-1","token_type":"Bearer","expires_in":3600}`))
+			return
+		}
+		if r.Header.Get("Authorization") != "Bearer cc-token-1" {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() { ccUp.CloseClientConnections(); ccUp.Close() })
+
+	for _, tc := range []struct {
+		slug, url string
+		settings  map[string]any
+	}{
+		{"mtls-up", mtlsUp.URL + "/mcp", map[string]any{"credential_type": "mtls", "server_ca_pem": serverCA, "auto_approve": true}},
+		{"cc-up", ccUp.URL + "/mcp", map[string]any{"credential_type": "oauth_client_credentials", "token_url": ccUp.URL + "/token",
+			"client_id": "xavyo", "client_secret": "s3cret", "scope": "tools", "auto_approve": true}},
+	} {
+		resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": tc.slug, "name": tc.slug, "owner_id": owner,
+			"profile": map[string]any{"tool_server": map[string]any{"transport": "streamable_http", "url": tc.url}}})
+		expect(t, resp, body, 201, "tool server "+tc.slug)
+		server := decode[agentJSON](t, body)
+		resp, body = h.doAs(tok, "PUT", "/api/v1/tool-servers/"+server.ID+"/upstream", tc.settings)
+		expect(t, resp, body, 200, "settings "+tc.slug)
+		if strings.Contains(string(body), "s3cret") {
+			t.Fatalf("the client secret is echoed: %s", body)
+		}
+		resp, body = h.doAs(tok, "POST", "/api/v1/tool-servers/"+server.ID+"/sync", nil)
+		expect(t, resp, body, 200, "sync "+tc.slug)
+		if !strings.Contains(string(body), `"name":"whoami"`) {
+			t.Fatalf("%s: %s", tc.slug, body)
+		}
+		resp, body = h.doAs(tok, "GET", "/api/v1/tool-servers/"+server.ID+"/health", nil)
+		expect(t, resp, body, 200, "health "+tc.slug)
+		if !strings.Contains(string(body), `"reachable":true`) {
+			t.Fatalf("%s health: %s", tc.slug, body)
+		}
+		if tc.slug == "mtls-up" {
+			want := "spiffe://xavyo.local/t/" + tid + "/tool_server/" + server.ID
+			if _, ok := peers.Load(want); !ok {
+				t.Fatalf("the upstream did not see the tool server's SPIFFE ID %s", want)
+			}
+		}
+	}
+	if issuedTokens.Load() != 1 {
+		t.Fatalf("upstream tokens issued: %d, want 1 (cached)", issuedTokens.Load())
+	}
+	// Without the server's CA, the mTLS upstream's certificate is not trusted.
+	resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": "untrusted", "name": "untrusted", "owner_id": owner,
+		"profile": map[string]any{"tool_server": map[string]any{"transport": "streamable_http", "url": mtlsUp.URL + "/mcp"}}})
+	expect(t, resp, body, 201, "untrusted server")
+	untrusted := decode[agentJSON](t, body)
+	resp, body = h.doAs(tok, "POST", "/api/v1/tool-servers/"+untrusted.ID+"/sync", nil)
+	if resp.StatusCode != 503 {
+		t.Fatalf("sync with an untrusted upstream certificate: %d %s", resp.StatusCode, body)
+	}
+	// Bad settings change nothing.
+	_, before := h.doAs(tok, "GET", "/api/v1/tool-servers/"+untrusted.ID+"/upstream", nil)
+	for _, bad := range []map[string]any{
+		{"credential_type": "bearer"},
+		{"credential_type": "magic"},
+		{"credential_type": "oauth_client_credentials", "token_url": "ftp://x", "client_id": "a", "client_secret": "b"},
+		{"credential_type": "none", "server_ca_pem": "not a PEM"},
+		{"credential_type": "none", "timeout_ms": 5},
+		{"credential_type": "none", "token": "stray"},
+	} {
+		resp, body := h.doAs(tok, "PUT", "/api/v1/tool-servers/"+untrusted.ID+"/upstream", bad)
+		if resp.StatusCode != 400 {
+			t.Errorf("settings %v: %d %s", bad, resp.StatusCode, body)
+		}
+	}
+	_, body = h.doAs(tok, "GET", "/api/v1/tool-servers/"+untrusted.ID+"/upstream", nil)
+	if !bytes.Equal(body, before) || !strings.Contains(string(body), `"credential_type":"none"`) {
+		t.Fatalf("bad settings changed something: %s, before %s", body, before)
+	}
+}
+
+func pemCert(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }

@@ -144,7 +144,7 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	}
 	checker := &health.Checker{DB: s.db, Schema: want}
 
-	if s.seq, err = audit.New(audit.Config{DB: s.db, Logger: log}); err != nil {
+	if s.seq, err = audit.New(audit.Config{DB: s.db, Logger: log, DiskDurable: cfg.Audit.Durability == "disk"}); err != nil {
 		return nil, err
 	}
 	auditCtx, stopAudit := context.WithCancel(context.WithoutCancel(ctx))
@@ -170,7 +170,14 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 		cfg.Admin.PublicURL = "http://" + s.adminLn.Addr().String()
 	}
 	if cfg.Agent.PublicURL == "" {
-		cfg.Agent.PublicURL = "https://" + s.agentLn.Addr().String()
+		scheme := "https://"
+		if cfg.Agent.TLS.Plaintext {
+			scheme = "http://"
+		}
+		cfg.Agent.PublicURL = scheme + s.agentLn.Addr().String()
+	}
+	if cfg.Agent.TLS.Plaintext {
+		log.Warn("the agent plane serves plain HTTP (agent.tls.plaintext): run it only behind a TLS-terminating proxy; client certificates are unavailable")
 	}
 
 	// Identity: tokens, the directory, sign-in.
@@ -229,12 +236,13 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	// The MCP gateway: its admin routes here, its endpoints on the agent plane.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	upstreams, err := egress.New(egress.Config{AllowPrivate: cfg.Egress.AllowPrivate, Timeout: 30 * time.Second, Streaming: true})
+	upstreamEgress := egress.Config{AllowPrivate: cfg.Egress.AllowPrivate, Timeout: 30 * time.Second, Streaming: true, RootCAs: upstreamRoots(s.ca)}
+	upstreams, err := egress.New(upstreamEgress)
 	if err != nil {
 		return nil, err
 	}
 	if s.mcp, err = mcp.New(mcp.Config{DB: s.db, Sealer: sealer, NHIs: s.nhis, Gov: s.gov, Access: s.engine, Tokens: s.tokens,
-		Tenants: s.tenants, Audit: s.seq, Client: upstreams, AgentURL: cfg.Agent.PublicURL, Logger: log,
+		Tenants: s.tenants, Audit: s.seq, Client: upstreams, Egress: upstreamEgress, CA: s.ca, AgentURL: cfg.Agent.PublicURL, Logger: log,
 		Metrics: mcp.NewMetrics(reg), Version: version}); err != nil {
 		return nil, err
 	}
@@ -251,7 +259,7 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	extra := tlsCfg.ClientCAs
 	if s.agent, err = gateway.New(gateway.Config{TLS: tlsCfg, TrustDomain: cfg.PKI.TrustDomain,
 		AllowedOrigins: cfg.Agent.AllowedOrigins, Ready: checker.Ready, Logger: log,
-		Certs: s.certs, ClientCAs: clientCAs(s.ca, extra)}); err != nil {
+		Certs: s.certs, ClientCAs: clientCAs(s.ca, extra), Plaintext: cfg.Agent.TLS.Plaintext}); err != nil {
 		return nil, err
 	}
 	(&pki.AgentHandlers{CA: s.ca, Verifier: s.certs, NHIs: s.nhis, Tenants: s.tenants}).Mount(s.agent.Handle)
@@ -311,6 +319,19 @@ func (s *server) agentTLS(ctx context.Context, sealer *seal.Sealer) (*tls.Config
 		}
 	}
 	return tc, nil
+}
+
+// upstreamRoots trusts the system roots and xavyo's own CA for upstream
+// MCP servers (a tool server may present a certificate from xavyo's CA).
+func upstreamRoots(ca *pki.CA) *x509.CertPool {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	for _, r := range ca.Roots() {
+		pool.AddCert(r)
+	}
+	return pool
 }
 
 // clientCAs returns the agent plane's client-certificate roots at each

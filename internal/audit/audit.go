@@ -51,6 +51,14 @@ type Entry struct {
 	RequestID  string
 	// Details is any JSON-encodable value (nil for none).
 	Details any
+	// ProcessDurable marks a record that needs to survive a crash of this
+	// process but not of the machine (the gateway's call records): unless
+	// the sequencer is configured for disk durability, a batch of only
+	// such records commits without waiting for the disk flush.
+	ProcessDurable bool
+	// Lazy marks a record nobody waits for: it does not start a commit of
+	// its own but joins the next batch, or is committed after LazyDelay.
+	Lazy bool
 }
 
 // ActorFrom fills the actor fields from a principal.
@@ -113,6 +121,11 @@ type Config struct {
 	// Queue bounds records waiting for a batch (default 8192); Append
 	// blocks when it is full.
 	Queue int
+	// DiskDurable makes every batch wait for the disk flush, process-
+	// durable records included (config audit.durability = disk).
+	DiskDurable bool
+	// LazyDelay bounds how long a lazy record waits for company (default 50ms).
+	LazyDelay time.Duration
 }
 
 // CheckAndSetDefaults validates and fills defaults.
@@ -128,6 +141,9 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if c.Queue <= 0 {
 		c.Queue = 8192
+	}
+	if c.LazyDelay <= 0 {
+		c.LazyDelay = 50 * time.Millisecond
 	}
 	return nil
 }
@@ -157,6 +173,8 @@ func (r *Receipt) Seq() int64 { <-r.done; return r.seq }
 type pending struct {
 	rec     Record
 	receipt *Receipt
+	process bool // process-durable
+	lazy    bool
 }
 
 // Sequencer orders appends into per-tenant chains and group-commits them.
@@ -164,6 +182,34 @@ type Sequencer struct {
 	cfg     Config
 	in      chan *pending
 	stopped chan struct{}
+	stmts   *stmts
+}
+
+// stmts are the batch writer's statements, prepared once.
+type stmts struct {
+	head, insert, setHead *store.Stmt
+}
+
+const (
+	qHead    = `SELECT seq, hash FROM audit_heads WHERE tenant_id = $1 FOR UPDATE`
+	qInsert  = `INSERT INTO audit_log (tenant_id, seq, id, at, actor_kind, actor_id, action, target_kind, target_id, outcome, request_id, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
+	qSetHead = `INSERT INTO audit_heads (tenant_id, seq, hash, updated_at) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, updated_at = excluded.updated_at`
+)
+
+func prepare(ctx context.Context, db *store.DB) (*stmts, error) {
+	var s stmts
+	var err error
+	if s.head, err = db.PrepareWrite(ctx, qHead); err != nil {
+		return nil, err
+	}
+	if s.insert, err = db.PrepareWrite(ctx, qInsert); err != nil {
+		return nil, err
+	}
+	if s.setHead, err = db.PrepareWrite(ctx, qSetHead); err != nil {
+		return nil, err
+	}
+	return &s, nil
 }
 
 // ErrStopped is returned by appends after the sequencer stopped.
@@ -201,6 +247,7 @@ func (s *Sequencer) Append(ctx context.Context, e Entry) (*Receipt, error) {
 		},
 	}
 	p.receipt = &Receipt{ID: p.rec.ID, done: make(chan struct{})}
+	p.process, p.lazy = e.ProcessDurable, e.Lazy
 	select {
 	case s.in <- p:
 		return p.receipt, nil
@@ -233,17 +280,52 @@ func (s *Sequencer) Run(ctx context.Context) error {
 			return nil
 		}
 		// Group commit: take everything queued while the last commit ran.
-	fill:
-		for len(batch) < s.cfg.MaxBatch {
-			select {
-			case p := <-s.in:
-				batch = append(batch, p)
-			default:
-				break fill
+		batch = s.fill(batch)
+		if allLazy(batch) {
+			// Nobody waits for these: give them a moment to join a batch
+			// that must be committed anyway.
+			timer := time.NewTimer(s.cfg.LazyDelay)
+		wait:
+			for len(batch) < s.cfg.MaxBatch {
+				select {
+				case p := <-s.in:
+					batch = append(batch, p)
+					if !p.lazy {
+						break wait
+					}
+				case <-timer.C:
+					break wait
+				case <-ctx.Done():
+					break wait
+				}
 			}
+			timer.Stop()
+			batch = s.fill(batch)
 		}
 		s.commit(context.WithoutCancel(ctx), batch)
 	}
+}
+
+// fill adds what is queued, without waiting.
+func (s *Sequencer) fill(batch []*pending) []*pending {
+	for len(batch) < s.cfg.MaxBatch {
+		select {
+		case p := <-s.in:
+			batch = append(batch, p)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+func allLazy(batch []*pending) bool {
+	for _, p := range batch {
+		if !p.lazy {
+			return false
+		}
+	}
+	return true
 }
 
 // drain commits what was queued before the stop.
@@ -269,8 +351,24 @@ func (s *Sequencer) drain() {
 }
 
 func (s *Sequencer) commit(ctx context.Context, batch []*pending) {
-	err := s.cfg.DB.SystemTx(ctx, func(tx *store.Tx) error {
-		return writeBatch(ctx, tx, batch)
+	run := s.cfg.DB.SystemTxRelaxed
+	for _, p := range batch {
+		if !p.process || s.cfg.DiskDurable {
+			run = s.cfg.DB.SystemTx
+			break
+		}
+	}
+	if s.stmts == nil {
+		// Prepared outside any transaction, at the first commit.
+		st, err := prepare(ctx, s.cfg.DB)
+		if err != nil {
+			s.cfg.Logger.Warn("audit statements not prepared", "error", err)
+			st = &stmts{}
+		}
+		s.stmts = st
+	}
+	err := run(ctx, func(tx *store.Tx) error {
+		return writeBatch(ctx, tx, s.stmts, batch)
 	})
 	if err != nil {
 		s.cfg.Logger.Error("audit batch failed", "records", len(batch), "error", err)
@@ -287,8 +385,10 @@ func (s *Sequencer) commit(ctx context.Context, batch []*pending) {
 
 const insertCols = 14
 
-// writeBatch extends each tenant's chain from its locked head.
-func writeBatch(ctx context.Context, tx *store.Tx, batch []*pending) error {
+// writeBatch extends each tenant's chain from its locked head. With
+// prepared statements (SQLite, in process) rows go one by one; otherwise
+// (PostgreSQL) one multi-row insert saves round trips.
+func writeBatch(ctx context.Context, tx *store.Tx, st *stmts, batch []*pending) error {
 	byTenant := map[uuid.UUID][]*pending{}
 	var order []uuid.UUID
 	for _, p := range batch {
@@ -297,12 +397,18 @@ func writeBatch(ctx context.Context, tx *store.Tx, batch []*pending) error {
 		}
 		byTenant[p.rec.TenantID] = append(byTenant[p.rec.TenantID], p)
 	}
+	prepared := st != nil && st.head != nil
 	now := store.Now()
 	for _, tid := range order {
 		ps := byTenant[tid]
 		var seq int64
 		var head []byte
-		err := tx.QueryRow(ctx, `SELECT seq, hash FROM audit_heads WHERE tenant_id = $1 FOR UPDATE`, tid).Scan(&seq, &head)
+		var err error
+		if prepared {
+			err = tx.QueryRowStmt(ctx, st.head, tid).Scan(&seq, &head)
+		} else {
+			err = tx.QueryRow(ctx, qHead, tid).Scan(&seq, &head)
+		}
 		if err != nil && !isNoRows(err) {
 			return err
 		}
@@ -318,6 +424,14 @@ func writeBatch(ctx context.Context, tx *store.Tx, batch []*pending) error {
 			r.Seq, r.At, r.PrevHash = seq, now, head
 			r.Hash = computeHash(r)
 			head = r.Hash
+			row := []any{r.TenantID, r.Seq, r.ID, r.At, r.ActorKind, r.ActorID, r.Action, r.TargetKind, r.TargetID,
+				r.Outcome, r.RequestID, string(r.Details), r.PrevHash, r.Hash}
+			if prepared {
+				if _, err := tx.ExecStmt(ctx, st.insert, row...); err != nil {
+					return err
+				}
+				continue
+			}
 			if i > 0 {
 				sb.WriteByte(',')
 			}
@@ -330,15 +444,19 @@ func writeBatch(ctx context.Context, tx *store.Tx, batch []*pending) error {
 				sb.WriteString(strconv.Itoa(i*insertCols + c + 1))
 			}
 			sb.WriteByte(')')
-			args = append(args, r.TenantID, r.Seq, r.ID, r.At, r.ActorKind, r.ActorID, r.Action, r.TargetKind, r.TargetID,
-				r.Outcome, r.RequestID, string(r.Details), r.PrevHash, r.Hash)
+			args = append(args, row...)
 		}
-		if _, err := tx.Exec(ctx, sb.String(), args...); err != nil {
-			return err
+		if !prepared {
+			if _, err := tx.Exec(ctx, sb.String(), args...); err != nil {
+				return err
+			}
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO audit_heads (tenant_id, seq, hash, updated_at) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, updated_at = excluded.updated_at`,
-			tid, seq, head, now); err != nil {
+		if prepared {
+			_, err = tx.ExecStmt(ctx, st.setHead, tid, seq, head, now)
+		} else {
+			_, err = tx.Exec(ctx, qSetHead, tid, seq, head, now)
+		}
+		if err != nil {
 			return err
 		}
 	}

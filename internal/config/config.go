@@ -38,6 +38,7 @@ type Config struct {
 	MCP            MCP           `yaml:"mcp"`
 	DefaultTenant  DefaultTenant `yaml:"default_tenant"`
 	Log            Log           `yaml:"log"`
+	Audit          Audit         `yaml:"audit"`
 	// ShutdownTimeout bounds how long in-flight requests may drain on SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" env:"XAVYO_SHUTDOWN_TIMEOUT" desc:"how long in-flight requests may drain at shutdown (default 15s)"`
 
@@ -73,6 +74,9 @@ type AgentTLS struct {
 	CertFile     string `yaml:"cert_file" env:"XAVYO_AGENT_TLS_CERT_FILE" desc:"server certificate chain (default: a generated development certificate)"`
 	KeyFile      string `yaml:"key_file" env:"XAVYO_AGENT_TLS_KEY_FILE" desc:"server private key"`
 	ClientCAFile string `yaml:"client_ca_file" env:"XAVYO_AGENT_TLS_CLIENT_CA_FILE" desc:"extra CA bundle trusted for client certificates"`
+	// Plaintext serves the agent plane without TLS, for deployments behind
+	// a TLS-terminating proxy: no client certificates then.
+	Plaintext bool `yaml:"plaintext" env:"XAVYO_AGENT_TLS_PLAINTEXT" desc:"serve the agent plane over plain HTTP (only behind a TLS-terminating proxy; disables mTLS)"`
 }
 
 // Secrets configures encryption of secrets at rest.
@@ -101,6 +105,11 @@ type DefaultTenant struct {
 	Slug          string `yaml:"slug" env:"XAVYO_DEFAULT_TENANT" desc:"slug of the tenant created at first start (default default)"`
 	AdminEmail    string `yaml:"admin_email" env:"XAVYO_DEFAULT_ADMIN_EMAIL" desc:"email of its first tenant_admin (default admin@example.com)"`
 	AdminPassword string `yaml:"admin_password" env:"XAVYO_DEFAULT_ADMIN_PASSWORD" desc:"that admin's initial password, to be changed at first login (default: generated and printed once)"`
+}
+
+// Audit configures the audit log.
+type Audit struct {
+	Durability string `yaml:"durability" env:"XAVYO_AUDIT_DURABILITY" desc:"process (default): gateway call records survive any crash of xavyo and reach the disk within moments; disk: every record waits for the disk flush"`
 }
 
 // Log configures logging.
@@ -226,6 +235,13 @@ func (c *Config) CheckAndSetDefaults() error {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, errors.New("log.level must be debug, info, warn or error"))
+	}
+	switch c.Audit.Durability {
+	case "":
+		c.Audit.Durability = "process"
+	case "process", "disk":
+	default:
+		errs = append(errs, errors.New("audit.durability must be process or disk"))
 	}
 	switch c.Log.Format {
 	case "":

@@ -39,6 +39,9 @@ type Config struct {
 	MaxRedirects int
 	// RootCAs, when set, replaces the system roots (a private PKI).
 	RootCAs *x509.CertPool
+	// ClientCertificate, when set, answers TLS client-certificate requests
+	// (mTLS toward upstreams that require it).
+	ClientCertificate func(*tls.CertificateRequestInfo) (*tls.Certificate, error)
 	// Streaming drops the whole-request timeout (responses that stream
 	// for as long as the caller's context allows); Timeout then bounds
 	// only the wait for response headers.
@@ -152,7 +155,7 @@ func Transport(cfg Config) *http.Transport {
 		MaxIdleConnsPerHost:   64,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
-		TLSClientConfig:       &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12},
+		TLSClientConfig:       &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12, GetClientCertificate: cfg.ClientCertificate},
 		ResponseHeaderTimeout: cfg.Timeout,
 		ExpectContinueTimeout: time.Second,
 	}

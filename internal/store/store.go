@@ -84,6 +84,10 @@ type DB struct {
 	// every unprepared query anew, which dominated short transactions).
 	stmts  sync.Map // stmtKey → *sql.Stmt
 	nstmts atomic.Int64
+	// relaxed is the SQLite write connection's current mode: synchronous
+	// NORMAL (true) or FULL. Only the holder of that one connection reads
+	// or changes it.
+	relaxed atomic.Bool
 }
 
 type stmtKey struct {
@@ -276,6 +280,16 @@ func (db *DB) SystemTx(ctx context.Context, fn func(*Tx) error) error {
 	return db.run(ctx, db.rw, false, uuid.Nil, true, fn)
 }
 
+// SystemTxRelaxed is SystemTx for records that need only survive a crash
+// of this process, not of the machine: the commit returns once the
+// database has the change (SQLite: written to the WAL, synchronous
+// NORMAL; PostgreSQL: synchronous_commit off), and the disk flush follows
+// within moments (the next fully synchronous commit, a checkpoint, or
+// PostgreSQL's WAL writer).
+func (db *DB) SystemTxRelaxed(ctx context.Context, fn func(*Tx) error) error {
+	return db.runWith(ctx, db.rw, false, uuid.Nil, true, true, fn)
+}
+
 // SystemRead is SystemTx, read-only.
 func (db *DB) SystemRead(ctx context.Context, fn func(*Tx) error) error {
 	return db.run(ctx, db.ro, true, uuid.Nil, true, fn)
@@ -284,10 +298,14 @@ func (db *DB) SystemRead(ctx context.Context, fn func(*Tx) error) error {
 const maxAttempts = 4
 
 func (db *DB) run(ctx context.Context, pool *sql.DB, readOnly bool, tenant uuid.UUID, system bool, fn func(*Tx) error) error {
+	return db.runWith(ctx, pool, readOnly, tenant, system, false, fn)
+}
+
+func (db *DB) runWith(ctx context.Context, pool *sql.DB, readOnly bool, tenant uuid.UUID, system, relaxed bool, fn func(*Tx) error) error {
 	var err error
 	for attempt := 1; ; attempt++ {
 		var after []func()
-		after, err = db.runOnce(ctx, pool, readOnly, tenant, system, fn)
+		after, err = db.runOnce(ctx, pool, readOnly, tenant, system, relaxed, fn)
 		if err == nil {
 			for _, f := range after {
 				f()
@@ -301,14 +319,39 @@ func (db *DB) run(ctx context.Context, pool *sql.DB, readOnly bool, tenant uuid.
 	}
 }
 
-func (db *DB) runOnce(ctx context.Context, pool *sql.DB, readOnly bool, tenant uuid.UUID, system bool, fn func(*Tx) error) (after []func(), err error) {
+func (db *DB) runOnce(ctx context.Context, pool *sql.DB, readOnly bool, tenant uuid.UUID, system, relaxed bool, fn func(*Tx) error) (after []func(), err error) {
 	opts := &sql.TxOptions{}
 	if db.flavor == Postgres {
 		opts.ReadOnly = readOnly
 	}
-	stx, err := pool.BeginTx(ctx, opts)
-	if err != nil {
-		return nil, translate(fmt.Errorf("store: begin: %w", err))
+	var stx *sql.Tx
+	if db.flavor == SQLite && pool == db.rw && pool != db.ro {
+		// The one write connection: its durability mode can only change
+		// outside a transaction, so set it before BEGIN when it differs.
+		conn, err := pool.Conn(ctx)
+		if err != nil {
+			return nil, translate(fmt.Errorf("store: begin: %w", err))
+		}
+		defer conn.Close()
+		if db.relaxed.Load() != relaxed {
+			mode := "FULL"
+			if relaxed {
+				mode = "NORMAL"
+			}
+			if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = "+mode); err != nil {
+				return nil, translate(fmt.Errorf("store: synchronous: %w", err))
+			}
+			db.relaxed.Store(relaxed)
+		}
+		stx, err = conn.BeginTx(ctx, opts)
+		if err != nil {
+			return nil, translate(fmt.Errorf("store: begin: %w", err))
+		}
+	} else {
+		stx, err = pool.BeginTx(ctx, opts)
+		if err != nil {
+			return nil, translate(fmt.Errorf("store: begin: %w", err))
+		}
 	}
 	tx := &Tx{tx: stx, db: db, pool: pool, tenant: tenant, system: system}
 	defer func() {
@@ -328,7 +371,11 @@ func (db *DB) runOnce(ctx context.Context, pool *sql.DB, readOnly bool, tenant u
 		if tenant != uuid.Nil {
 			t = tenant.String()
 		}
-		if _, err := stx.ExecContext(ctx, `SELECT set_config('app.tenant_id', $1, true), set_config('app.system', $2, true)`, t, sys); err != nil {
+		q := `SELECT set_config('app.tenant_id', $1, true), set_config('app.system', $2, true)`
+		if relaxed {
+			q += `, set_config('synchronous_commit', 'off', true)`
+		}
+		if _, err := stx.ExecContext(ctx, q, t, sys); err != nil {
 			_ = stx.Rollback()
 			return nil, translate(fmt.Errorf("store: set tenant: %w", err))
 		}
@@ -390,6 +437,48 @@ func (t *Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
 		return t.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 	}
 	return t.tx.QueryRowContext(ctx, q, args...)
+}
+
+// Stmt is a write statement prepared once on SQLite's write connection
+// (modernc parses every unprepared statement anew); on PostgreSQL the
+// driver caches prepared statements itself and Stmt just holds the text.
+type Stmt struct {
+	q  string
+	st *sql.Stmt
+}
+
+// PrepareWrite prepares query for use in write transactions. Call it
+// outside any transaction (it needs the write connection).
+func (db *DB) PrepareWrite(ctx context.Context, query string) (*Stmt, error) {
+	q := db.flavored(query)
+	s := &Stmt{q: q}
+	if db.flavor != SQLite || db.rw == db.ro {
+		return s, nil
+	}
+	st, err := db.rw.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, translate(err)
+	}
+	s.st = st
+	return s, nil
+}
+
+// ExecStmt runs a prepared write statement in the transaction.
+func (t *Tx) ExecStmt(ctx context.Context, s *Stmt, args ...any) (sql.Result, error) {
+	if s.st != nil && t.pool == t.db.rw {
+		r, err := t.tx.StmtContext(ctx, s.st).ExecContext(ctx, args...)
+		return r, translate(err)
+	}
+	r, err := t.tx.ExecContext(ctx, s.q, args...)
+	return r, translate(err)
+}
+
+// QueryRowStmt runs a prepared statement returning at most one row.
+func (t *Tx) QueryRowStmt(ctx context.Context, s *Stmt, args ...any) *sql.Row {
+	if s.st != nil && t.pool == t.db.rw {
+		return t.tx.StmtContext(ctx, s.st).QueryRowContext(ctx, args...)
+	}
+	return t.tx.QueryRowContext(ctx, s.q, args...)
 }
 
 // AfterCommit registers fn to run after the transaction commits (not if it

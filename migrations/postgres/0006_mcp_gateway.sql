@@ -11,6 +11,7 @@ CREATE TABLE mcp_servers (
     token_url       text NOT NULL DEFAULT '',
     client_id       text NOT NULL DEFAULT '',
     scope           text NOT NULL DEFAULT '',
+    server_ca_pem   text NOT NULL DEFAULT '',  -- extra roots for the upstream's server certificate
     synced_at       timestamptz,
     sync_error      text NOT NULL DEFAULT '',
     created_at      timestamptz NOT NULL,
@@ -60,5 +61,3 @@ CREATE POLICY tenant_isolation ON mcp_sessions
     USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid OR current_setting('app.system', true) = 'on')
     WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid OR current_setting('app.system', true) = 'on');
 
--- The audit query filters by action and time.
-CREATE INDEX audit_log_action ON audit_log (tenant_id, action, at);

@@ -11,6 +11,7 @@ CREATE TABLE mcp_servers (
     token_url       TEXT NOT NULL DEFAULT '',
     client_id       TEXT NOT NULL DEFAULT '',
     scope           TEXT NOT NULL DEFAULT '',
+    server_ca_pem   TEXT NOT NULL DEFAULT '',
     synced_at       TIMESTAMP,
     sync_error      TEXT NOT NULL DEFAULT '',
     created_at      TIMESTAMP NOT NULL,
@@ -44,5 +45,3 @@ CREATE TABLE mcp_sessions (
     PRIMARY KEY (tenant_id, id_hash)
 );
 CREATE INDEX mcp_sessions_expiry ON mcp_sessions (expires_at);
-
-CREATE INDEX audit_log_action ON audit_log (tenant_id, action, at);

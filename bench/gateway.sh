@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# make bench-gateway: tools/call through the MCP gateway versus directly to
+# the same upstream (the neutral mcpbench harness), in one run, at 1 and 32
+# concurrent sessions, bearer auth and audit on; the agent plane first in
+# plaintext (as behind a TLS-terminating proxy), then with TLS. Reports the
+# ratios and the gateway's CPU time per call.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=$(mktemp -d)
+DUR=${DUR:-10s}
+WARM=${WARM:-2s}
+cleanup() {
+  for p in "$work"/*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+go build -o "$work/xavyo" ./cmd/xavyo
+(cd ../shared/tools/mcpbench && go build -o "$work/" ./cmd/...)
+"$work/mcp-upstream" -addr 127.0.0.1:19801 -tools 3 > "$work/upstream.log" 2>&1 &
+echo $! > "$work/upstream.pid"
+
+admin=http://127.0.0.1:18180
+json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+start_xavyo() { # $1: plaintext true|false
+  XAVYO_DATA_DIR="$work/data" XAVYO_ADMIN_ADDR=127.0.0.1:18180 XAVYO_AGENT_ADDR=127.0.0.1:18543 XAVYO_LOG_LEVEL=error \
+    XAVYO_EGRESS_ALLOW_PRIVATE=true XAVYO_AGENT_TLS_PLAINTEXT=$1 XAVYO_DEFAULT_ADMIN_PASSWORD=Initial-passphrase-1 \
+    "$work/xavyo" serve > "$work/xavyo.log" 2>&1 &
+  echo $! > "$work/xavyo.pid"
+  for _ in $(seq 1 200); do curl -sf $admin/readyz >/dev/null && return; sleep 0.1; done
+  cat "$work/xavyo.log"; exit 1
+}
+stop_xavyo() { kill "$(cat "$work/xavyo.pid")"; wait "$(cat "$work/xavyo.pid")" 2>/dev/null || true; rm -f "$work/xavyo.pid"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$(cat "$work/xavyo.pid")/stat"; }
+
+start_xavyo true
+login=$(curl -sf -X POST $admin/api/v1/auth/login -H 'Content-Type: application/json' \
+  -d '{"tenant":"default","login":"admin@example.com","password":"Initial-passphrase-1"}' | json "['access_token']")
+user=$(curl -sf -X POST $admin/api/v1/auth/password -H "Authorization: Bearer $login" -H 'Content-Type: application/json' \
+  -d '{"current_password":"Initial-passphrase-1","new_password":"Correct-horse-battery-9"}' | json "['access_token']")
+auth="Authorization: Bearer $user"
+owner=$(curl -sf $admin/api/v1/me -H "$auth" | json "['id']")
+server=$(curl -sf -X POST $admin/api/v1/nhis -H "$auth" -H 'Content-Type: application/json' \
+  -d "{\"kind\":\"tool_server\",\"slug\":\"bench\",\"name\":\"Bench\",\"owner_id\":\"$owner\",\"profile\":{\"tool_server\":{\"transport\":\"streamable_http\",\"url\":\"http://127.0.0.1:19801/mcp\"}}}" | json "['id']")
+curl -sf -X PUT $admin/api/v1/tool-servers/$server/upstream -H "$auth" -H 'Content-Type: application/json' -d '{"auto_approve":true}' >/dev/null
+curl -sf -X POST $admin/api/v1/tool-servers/$server/sync -H "$auth" > "$work/sync.json"
+echo_ent=$(json "['tools']" < "$work/sync.json" | python3 -c "import ast,sys; print([t['entitlement_id'] for t in ast.literal_eval(sys.stdin.read()) if t['name']=='echo'][0])")
+curl -sf -X POST $admin/api/v1/nhis -H "$auth" -H 'Content-Type: application/json' \
+  -d "{\"kind\":\"agent\",\"slug\":\"bench-agent\",\"name\":\"Bench\",\"owner_id\":\"$owner\"}" > "$work/agent.json"
+agent=$(json "['id']" < "$work/agent.json")
+cid=$(json "['client_id']" < "$work/agent.json")
+csec=$(json "['client_secret']" < "$work/agent.json")
+curl -sf -X POST $admin/api/v1/assignments -H "$auth" -H 'Content-Type: application/json' \
+  -d "{\"subject_type\":\"nhi\",\"subject_id\":\"$agent\",\"target_type\":\"entitlement\",\"target_id\":\"$echo_ent\"}" >/dev/null
+token() { # $1: resource
+  curl -sf -X POST $admin/t/default/token -u "$cid:$csec" -d grant_type=client_credentials -d scope=mcp \
+    --data-urlencode "resource=$1" | json "['access_token']"
+}
+load() { "$work/mcpload" -d "$DUR" -warmup "$WARM" -json "$@"; }
+run() { # $1: label, $2: gateway URL, rest: extra mcpload flags
+  local label=$1 url=$2; shift 2
+  local tok; tok=$(token "$url")
+  for c in 1 32; do
+    direct=$(load -url http://127.0.0.1:19801/mcp -c $c -tool echo)
+    before=$(cpu_ticks)
+    via=$(MCPLOAD_TOKEN=$tok load -url "$url" -c $c -tool bench__echo "$@")
+    after=$(cpu_ticks)
+    python3 - "$label" "$c" "$direct" "$via" "$before" "$after" "${DUR%s}" "${WARM%s}" <<'PY'
+import json, os, sys
+label, c, d, g, before, after, dur, warm = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), float(sys.argv[7]), float(sys.argv[8])
+hz = os.sysconf("SC_CLK_TCK")
+calls = g["calls_per_s"] * (dur + warm)  # CPU is sampled over warm-up and measurement
+cpu_us = (after - before) / hz / calls * 1e6 if calls else float("nan")
+print(f"{label:10} c={c:>2}  direct {d['calls_per_s']:8.0f}/s p50 {d['p50_ms']:.3f} ms | gateway {g['calls_per_s']:8.0f}/s p50 {g['p50_ms']:.3f} ms p99 {g['p99_ms']:.3f} ms errors {g['errors']} | "
+      f"ratio {g['calls_per_s']/d['calls_per_s']:.2f}  p50 x{g['p50_ms']/d['p50_ms']:.2f}  gateway CPU {cpu_us:.0f} us/call")
+PY
+  done
+}
+echo "== tools/call, gateway vs direct (mcpbench, $DUR per point, warm-up $WARM)"
+run plaintext http://127.0.0.1:18543/t/default/mcp
+stop_xavyo
+start_xavyo false
+run tls https://127.0.0.1:18543/t/default/mcp -ca "$work/data/agent-ca.pem"
