@@ -14,8 +14,8 @@ help: ## List the targets
 build: ## Build bin/xavyo
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/xavyo ./cmd/xavyo
 
-run: build ## Build and start xavyo on the embedded store (data in ./data)
-	./$(BIN)/xavyo serve
+run: build ## Build and start xavyo on the embedded store (data in ./data); tool servers on loopback allowed
+	XAVYO_EGRESS_ALLOW_PRIVATE=$${XAVYO_EGRESS_ALLOW_PRIVATE:-true} ./$(BIN)/xavyo serve
 
 test: ## Run every test (PostgreSQL tests skip without a server unless XAVYO_REQUIRE_POSTGRES=1)
 	$(GO) test -race -count=1 -timeout 20m ./...

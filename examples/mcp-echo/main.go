@@ -1,0 +1,49 @@
+// Command mcp-echo is a small MCP server (streamable HTTP) for trying the
+// gateway: tools echo and add, no authentication, loopback only.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:9801", "listen address")
+	flag.Parse()
+	if host, _, err := net.SplitHostPort(*addr); err != nil || !net.ParseIP(host).IsLoopback() {
+		log.Fatal("mcp-echo listens on a loopback address only")
+	}
+	s := server.NewMCPServer("mcp-echo", "1.0.0", server.WithToolCapabilities(true))
+	s.AddTool(mcp.NewTool("echo", mcp.WithDescription("Echo the text back."),
+		mcp.WithString("text", mcp.Required(), mcp.Description("what to echo"))),
+		func(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			text, err := req.RequireString("text")
+			if err != nil {
+				return mcp.NewToolResultError(err.Error()), nil
+			}
+			return mcp.NewToolResultText(text), nil
+		})
+	s.AddTool(mcp.NewTool("add", mcp.WithDescription("Add two numbers."),
+		mcp.WithNumber("a", mcp.Required()), mcp.WithNumber("b", mcp.Required())),
+		func(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			a, errA := req.RequireFloat("a")
+			b, errB := req.RequireFloat("b")
+			if errA != nil || errB != nil {
+				return mcp.NewToolResultError("a and b must be numbers"), nil
+			}
+			return mcp.NewToolResultText(fmt.Sprint(a + b)), nil
+		})
+	mux := http.NewServeMux()
+	mux.Handle("/mcp", server.NewStreamableHTTPServer(s))
+	log.Printf("mcp-echo: http://%s/mcp", *addr)
+	srv := &http.Server{Addr: *addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	log.Fatal(srv.ListenAndServe())
+}
