@@ -87,6 +87,8 @@ type Snapshot struct {
 	roleInduces map[uuid.UUID][]uuid.UUID
 	bySubject   map[subjectKey][]*Assignment
 	constraints map[uuid.UUID]*compiled
+	// argConstraints: some assignment constrains arguments.
+	argConstraints bool
 
 	cache sync.Map // subjectKey → *access
 	roles sync.Map // role ID → []roleReach: closures shared by every subject
@@ -275,6 +277,9 @@ func build(ctx context.Context, db *store.DB, tenant uuid.UUID, now time.Time) (
 				s.bySubject[k] = append(s.bySubject[k], a)
 				if c := compile(&a.Constraints); c != nil {
 					s.constraints[a.ID] = c
+					if len(c.args) > 0 {
+						s.argConstraints = true
+					}
 				}
 				return nil
 			}},
@@ -466,6 +471,10 @@ func (s *Snapshot) Decide(req *Request, t time.Time) Decision {
 	}
 	return d
 }
+
+// HasArgumentConstraints reports whether any assignment of the tenant
+// constrains arguments (callers may skip preparing them otherwise).
+func (s *Snapshot) HasArgumentConstraints() bool { return s.argConstraints }
 
 // Permits reports whether the subject (and the actor, for delegated calls)
 // may use the entitlement at t with some arguments: what a tool list

@@ -145,15 +145,6 @@ const (
 	ActionResult = "mcp.tools.result"
 )
 
-func argsHash(args json.RawMessage) string {
-	h, err := canonicalHash(args)
-	if err != nil {
-		sum := sha256.Sum256(args)
-		return hex.EncodeToString(sum[:])
-	}
-	return h
-}
-
 // callTool decides a tools/call inline, audits the decision while the
 // upstream call runs, and answers once both are done.
 func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal, s *session, m *message) {
@@ -161,9 +152,7 @@ func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.R
 	var in struct {
 		Name      string          `json:"name"`
 		Arguments json.RawMessage `json:"arguments"`
-		Meta      struct {
-			ProgressToken json.RawMessage `json:"progressToken"`
-		} `json:"_meta"`
+		Meta      json.RawMessage `json:"_meta"`
 	}
 	if err := json.Unmarshal(m.Params, &in); err != nil || in.Name == "" {
 		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeInvalidParams, Message: "tools/call needs a tool name"}))
@@ -173,12 +162,15 @@ func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.R
 	if len(args) == 0 || string(args) == "null" {
 		args = json.RawMessage("{}")
 	}
-	var argMap map[string]json.RawMessage
-	if err := json.Unmarshal(args, &argMap); err != nil || argMap == nil {
+	// Parsed once: for the schema, the argument hash and the constraints.
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(args))
+	obj, isObj := inst.(map[string]any)
+	if err != nil || !isObj {
 		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeInvalidParams, Message: "arguments must be a JSON object"}))
 		return
 	}
-	det := callDetails{Endpoint: ep.url, Tool: in.Name, Actors: p.Actors, ArgsSHA256: argsHash(args), AuthMethod: string(p.AuthMethod),
+	var argMap map[string]json.RawMessage
+	det := callDetails{Endpoint: ep.url, Tool: in.Name, Actors: p.Actors, ArgsSHA256: instHash(obj), AuthMethod: string(p.AuthMethod),
 		ClientID: p.ClientID, Session: s.hash[:16]}
 	entry := audit.Entry{TenantID: ep.tenant.ID, Action: ActionCall, TargetKind: "mcp_tool", RequestID: reqid.From(ctx), ProcessDurable: true}.ActorFrom(p)
 
@@ -201,6 +193,9 @@ func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.R
 		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeInternal, Message: apperr.PublicMessage(err)}))
 		return
 	}
+	if snap.HasArgumentConstraints() {
+		_ = json.Unmarshal(args, &argMap)
+	}
 	d := snap.Decide(&governance.Request{Subject: sub, Actor: actor, EntitlementID: t.ent, Arguments: argMap}, g.cfg.Now())
 	det.Decision, det.Reason, det.AssignmentID = d.Decision, d.Reason, d.AssignmentID
 	switch {
@@ -218,11 +213,7 @@ func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.R
 		g.deny(ctx, w, m, entry, det, codeDenied, det.Reason, start)
 		return
 	}
-	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(args))
-	if err == nil {
-		err = sch.Validate(inst)
-	}
-	if err != nil {
+	if err := sch.Validate(inst); err != nil {
 		det.Decision, det.Reason = governance.Deny, "arguments do not match the tool's input schema"
 		g.deny(ctx, w, m, entry, det, codeInvalidParams, "invalid arguments: "+schemaMessage(err), start)
 		return
@@ -242,12 +233,11 @@ func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.R
 			Data: map[string]string{"audit_id": receipt.ID.String()}}))
 		return
 	}
-	params := forwardParams(m.Params, t.name)
+	params, clientTok := forwardParams(t.name, args, in.Meta)
 	var stream *sseWriter
 	var onProgress func(json.RawMessage)
-	if len(in.Meta.ProgressToken) > 0 && validID(in.Meta.ProgressToken) {
+	if len(clientTok) > 0 && validID(clientTok) {
 		stream = &sseWriter{w: w}
-		clientTok := in.Meta.ProgressToken
 		onProgress = func(raw json.RawMessage) {
 			var pm map[string]json.RawMessage
 			if json.Unmarshal(raw, &pm) != nil {
@@ -345,28 +335,44 @@ func (g *Gateway) deny(ctx context.Context, w http.ResponseWriter, m *message, e
 		Data: map[string]string{"reason": det.Reason, "audit_id": rec.ID.String()}}))
 }
 
-// forwardParams rewrites the client's params for the upstream: the
-// upstream's own tool name, and no client progress token (the gateway
-// sets its own when the client asked for progress).
-func forwardParams(params json.RawMessage, name string) json.RawMessage {
-	var pm map[string]json.RawMessage
-	if json.Unmarshal(params, &pm) != nil {
-		return params
-	}
-	pm["name"], _ = json.Marshal(name)
-	if raw, ok := pm["_meta"]; ok {
-		var meta map[string]json.RawMessage
-		if json.Unmarshal(raw, &meta) == nil {
-			delete(meta, "progressToken")
-			if len(meta) == 0 {
-				delete(pm, "_meta")
-			} else {
-				pm["_meta"], _ = json.Marshal(meta)
+// forwardParams builds the params sent upstream: the upstream's own tool
+// name, the arguments as the client sent them, and the client's _meta
+// without its progress token (returned apart: the gateway sets its own
+// when the client asked for progress).
+func forwardParams(name string, args, meta json.RawMessage) (json.RawMessage, json.RawMessage) {
+	var b bytes.Buffer
+	b.Grow(len(name) + len(args) + len(meta) + 40)
+	b.WriteString(`{"name":`)
+	n, _ := json.Marshal(name)
+	b.Write(n)
+	b.WriteString(`,"arguments":`)
+	b.Write(args)
+	var tok json.RawMessage
+	if len(meta) > 0 && string(meta) != "null" {
+		var mm map[string]json.RawMessage
+		if json.Unmarshal(meta, &mm) == nil && mm != nil {
+			tok = mm["progressToken"]
+			delete(mm, "progressToken")
+			if len(mm) > 0 {
+				rest, _ := json.Marshal(mm)
+				b.WriteString(`,"_meta":`)
+				b.Write(rest)
 			}
 		}
 	}
-	out, _ := json.Marshal(pm)
-	return out
+	b.WriteByte('}')
+	return b.Bytes(), tok
+}
+
+// instHash is the SHA-256 of the arguments re-encoded with sorted keys
+// (numbers as the client wrote them): the args_sha256 of audit records.
+func instHash(obj map[string]any) string {
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 func isToolError(result json.RawMessage) bool {

@@ -1,12 +1,15 @@
 package mcp
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -49,6 +52,7 @@ type upstream struct {
 	tr *transport.StreamableHTTP
 
 	ids      atomic.Int64
+	version  atomic.Pointer[string] // negotiated protocol version
 	progress sync.Map // upstream progress token → func(json.RawMessage)
 
 	bmu      sync.Mutex
@@ -210,6 +214,7 @@ func (u *upstream) conn(ctx context.Context) (*transport.StreamableHTTP, error) 
 		return nil, errors.New("initialize: no protocol version in the upstream's answer")
 	}
 	tr.SetProtocolVersion(init.ProtocolVersion)
+	u.version.Store(&init.ProtocolVersion)
 	if err := tr.SendNotification(ictx, mcpgo.JSONRPCNotification{JSONRPC: "2.0",
 		Notification: mcpgo.Notification{Method: "notifications/initialized"}}); err != nil {
 		_ = tr.Close()
@@ -240,25 +245,33 @@ func (u *upstream) close() {
 	}
 }
 
+// notification handles notifications the SDK transport received (the GET
+// stream).
 func (u *upstream) notification(n mcpgo.JSONRPCNotification) {
-	switch n.Method {
+	raw, err := json.Marshal(n.Params)
+	if err != nil {
+		return
+	}
+	u.notify(n.Method, raw)
+}
+
+// notify handles an upstream notification: list changes resync the
+// catalog; progress goes to the call that asked for it.
+func (u *upstream) notify(method string, params json.RawMessage) {
+	switch method {
 	case "notifications/tools/list_changed":
 		if u.onList != nil {
 			go u.onList()
 		}
 	case "notifications/progress":
-		raw, err := json.Marshal(n.Params)
-		if err != nil {
-			return
-		}
 		var p struct {
 			Token json.RawMessage `json:"progressToken"`
 		}
-		if json.Unmarshal(raw, &p) != nil {
+		if json.Unmarshal(params, &p) != nil {
 			return
 		}
 		if fn, ok := u.progress.Load(string(p.Token)); ok {
-			fn.(func(json.RawMessage))(raw)
+			fn.(func(json.RawMessage))(params)
 		}
 	}
 }
@@ -309,28 +322,143 @@ func (u *upstream) send(ctx context.Context, method string, params json.RawMessa
 		u.progress.Store(key, onProgress)
 		defer u.progress.Delete(key)
 	}
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		select {
-		case <-ctx.Done():
-			// The agent cancelled, or the timeout struck: tell the upstream.
-			nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			defer cancel()
-			_ = tr.SendNotification(nctx, mcpgo.JSONRPCNotification{JSONRPC: "2.0", Notification: mcpgo.Notification{
-				Method: "notifications/cancelled",
-				Params: mcpgo.NotificationParams{AdditionalFields: map[string]any{"requestId": id, "reason": "cancelled by the gateway"}}}})
-		case <-done:
-		}
-	}()
-	resp, err := tr.SendRequest(ctx, transport.JSONRPCRequest{JSONRPC: "2.0", ID: mcpgo.NewRequestId(id), Method: method, Params: params})
+	res, err := u.post(ctx, tr, id, method, params)
+	if err != nil && ctx.Err() != nil {
+		// The agent cancelled, or the timeout struck: tell the upstream.
+		nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = tr.SendNotification(nctx, mcpgo.JSONRPCNotification{JSONRPC: "2.0", Notification: mcpgo.Notification{
+			Method: "notifications/cancelled",
+			Params: mcpgo.NotificationParams{AdditionalFields: map[string]any{"requestId": id, "reason": "cancelled by the gateway"}}}})
+	}
+	if errors.Is(err, transport.ErrSessionTerminated) {
+		u.reset(tr)
+	}
+	return res, err
+}
+
+// post sends one request on the upstream session and reads its answer,
+// raw: a JSON body, or an event stream whose notifications are dispatched
+// until the response arrives. (The session itself, the GET stream and
+// notifications to the upstream go through the SDK transport; the hot
+// path stays lean.)
+func (u *upstream) post(ctx context.Context, tr *transport.StreamableHTTP, id int64, method string, params json.RawMessage) (*callResult, error) {
+	var b bytes.Buffer
+	b.Grow(len(params) + len(method) + 64)
+	b.WriteString(`{"jsonrpc":"2.0","id":`)
+	b.WriteString(strconv.FormatInt(id, 10))
+	b.WriteString(`,"method":`)
+	m, _ := json.Marshal(method)
+	b.Write(m)
+	if len(params) > 0 {
+		b.WriteString(`,"params":`)
+		b.Write(params)
+	}
+	b.WriteByte('}')
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.cfg.url, &b)
 	if err != nil {
-		if errors.Is(err, transport.ErrSessionTerminated) {
-			u.reset(tr)
-		}
 		return nil, err
 	}
-	return &callResult{Result: resp.Result, Error: resp.Error}, nil
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	if sid := tr.GetSessionId(); sid != "" {
+		req.Header.Set(hdrSession, sid)
+	}
+	if v := u.version.Load(); v != nil {
+		req.Header.Set(hdrVersion, *v)
+	}
+	for k, v := range u.headers(ctx) {
+		req.Header.Set(k, v)
+	}
+	resp, err := u.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return nil, transport.ErrSessionTerminated
+	case resp.StatusCode != http.StatusOK:
+		// A JSON-RPC error may come with a 4xx; anything else is a failure.
+		var r rpcAnswer
+		if json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&r) == nil && r.Error != nil {
+			return &callResult{Error: r.Error}, nil
+		}
+		return nil, fmt.Errorf("upstream answered HTTP %d", resp.StatusCode)
+	}
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	want := strconv.FormatInt(id, 10)
+	switch mt {
+	case "application/json":
+		var r rpcAnswer
+		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+			return nil, fmt.Errorf("upstream answer: %w", err)
+		}
+		if string(r.ID) != want {
+			return nil, errors.New("upstream answered another request")
+		}
+		return &callResult{Result: r.Result, Error: r.Error}, nil
+	case "text/event-stream":
+		return u.readEvents(resp.Body, want)
+	default:
+		return nil, fmt.Errorf("upstream answered with content type %q", mt)
+	}
+}
+
+// rpcAnswer is a JSON-RPC message from the upstream: a response, or a
+// notification (method set, no id).
+type rpcAnswer struct {
+	ID     json.RawMessage            `json:"id"`
+	Method string                     `json:"method"`
+	Params json.RawMessage            `json:"params"`
+	Result json.RawMessage            `json:"result"`
+	Error  *mcpgo.JSONRPCErrorDetails `json:"error"`
+}
+
+// readEvents reads an SSE stream until the response to id.
+func (u *upstream) readEvents(body io.Reader, id string) (*callResult, error) {
+	sc := bufio.NewScanner(body)
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	var data bytes.Buffer
+	dispatch := func() (*callResult, bool) {
+		defer data.Reset()
+		if data.Len() == 0 {
+			return nil, false
+		}
+		var r rpcAnswer
+		if json.Unmarshal(data.Bytes(), &r) != nil {
+			return nil, false
+		}
+		switch {
+		case r.Method != "" && len(r.ID) == 0:
+			u.notify(r.Method, r.Params)
+		case string(r.ID) == id && r.Method == "":
+			return &callResult{Result: r.Result, Error: r.Error}, true
+		}
+		return nil, false
+	}
+	for sc.Scan() {
+		line := sc.Bytes()
+		if len(line) == 0 {
+			if res, ok := dispatch(); ok {
+				return res, nil
+			}
+			continue
+		}
+		if rest, ok := bytes.CutPrefix(line, []byte("data:")); ok {
+			if data.Len() > 0 {
+				data.WriteByte('\n')
+			}
+			data.Write(bytes.TrimPrefix(rest, []byte(" ")))
+		}
+	}
+	if res, ok := dispatch(); ok {
+		return res, nil
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return nil, errors.New("the upstream's event stream ended before the response")
 }
 
 // withProgressToken sets params._meta.progressToken, keeping the rest raw.
