@@ -53,7 +53,7 @@ type upstream struct {
 
 	ids      atomic.Int64
 	version  atomic.Pointer[string] // negotiated protocol version
-	progress sync.Map // upstream progress token → func(json.RawMessage)
+	progress sync.Map               // upstream progress token → func(json.RawMessage)
 
 	bmu      sync.Mutex
 	failures int
