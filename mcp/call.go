@@ -16,6 +16,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/xavyo/xavyo/governance"
+	"github.com/xavyo/xavyo/identity/tenant"
 	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/audit"
 	"github.com/xavyo/xavyo/internal/principal"
@@ -125,6 +126,7 @@ type callDetails struct {
 	AssignmentID  *uuid.UUID        `json:"assignment_id,omitempty"`
 	Actors        []principal.Actor `json:"actors,omitempty"`
 	ArgsSHA256    string            `json:"args_sha256"`
+	Arguments     map[string]any    `json:"arguments,omitempty" doc:"only when the tenant's mcp.audit_arguments is on; sensitive values redacted"`
 	AuthMethod    string            `json:"auth_method"`
 	ClientID      string            `json:"client_id,omitempty"`
 	Session       string            `json:"session"`
@@ -172,6 +174,9 @@ func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.R
 	var argMap map[string]json.RawMessage
 	det := callDetails{Endpoint: ep.url, Tool: in.Name, Actors: p.Actors, ArgsSHA256: instHash(obj), AuthMethod: string(p.AuthMethod),
 		ClientID: p.ClientID, Session: s.hash[:16]}
+	if pol := g.policy(ep.tenant); pol.AuditArguments {
+		det.Arguments = redact(obj, pol.RedactKeys).(map[string]any)
+	}
 	entry := audit.Entry{TenantID: ep.tenant.ID, Action: ActionCall, TargetKind: "mcp_tool", RequestID: reqid.From(ctx), ProcessDurable: true}.ActorFrom(p)
 
 	t := ep.lookup(in.Name)
@@ -448,4 +453,61 @@ func (g *Gateway) passThrough(ctx context.Context, w http.ResponseWriter, ep *en
 	default:
 		writeJSON(w, http.StatusOK, resultBody(m.ID, res.Result))
 	}
+}
+
+// alwaysRedacted are argument-name fragments whose values never reach
+// the audit log.
+var alwaysRedacted = []string{"password", "passwd", "secret", "token", "key", "authorization", "cookie", "credential"}
+
+// redact copies v, replacing the values of sensitive keys (at any depth).
+func redact(v any, extra []string) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, val := range x {
+			if sensitive(k, extra) {
+				out[k] = "[redacted]"
+				continue
+			}
+			out[k] = redact(val, extra)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, val := range x {
+			out[i] = redact(val, extra)
+		}
+		return out
+	default:
+		return v
+	}
+}
+
+func sensitive(key string, extra []string) bool {
+	k := strings.ToLower(key)
+	for _, s := range alwaysRedacted {
+		if strings.Contains(k, s) {
+			return true
+		}
+	}
+	for _, s := range extra {
+		if strings.Contains(k, strings.ToLower(s)) {
+			return true
+		}
+	}
+	return false
+}
+
+// policy returns the tenant's MCP policy, parsed once per tenant version.
+func (g *Gateway) policy(t *tenant.Tenant) tenant.MCPPolicy {
+	type cached struct {
+		version int64
+		pol     tenant.MCPPolicy
+	}
+	if c, ok := g.policies.Load(t.ID); ok && c.(cached).version == t.Version {
+		return c.(cached).pol
+	}
+	pol := tenant.PoliciesOf(t).MCP
+	g.policies.Store(t.ID, cached{version: t.Version, pol: pol})
+	return pol
 }

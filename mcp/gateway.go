@@ -134,6 +134,7 @@ type Gateway struct {
 	catalogs *catalogs
 	pool     pool
 	sessions sessions
+	policies sync.Map // tenant ID → the tenant's MCP policy at a version
 }
 
 // New returns a gateway.

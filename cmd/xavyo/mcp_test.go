@@ -301,6 +301,33 @@ func TestMCPGateway(t *testing.T) {
 				t.Fatalf("the gateway called upstream without its credential %d times", up.badAuth.Load())
 			}
 
+			// Arguments reach the audit log only when the tenant asks, redacted.
+			resp, body := h.doAs(m.adminTok, "PATCH", "/api/v1/policies", map[string]any{"mcp": map[string]any{"audit_arguments": true, "redact_keys": []string{"text"}}})
+			expect(t, resp, body, 200, "audit arguments policy")
+			if _, err := callTool(c, "tools__add", map[string]any{"a": 20, "b": 22}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := callTool(c, "tools__echo", map[string]any{"text": "top secret words"}); err != nil {
+				t.Fatal(err)
+			}
+			resp, body = h.doAs(m.adminTok, "GET", "/api/v1/audit?action=mcp.tools.call&limit=2", nil)
+			expect(t, resp, body, 200, "audit")
+			if !strings.Contains(string(body), `"arguments":{"text":"[redacted]"}`) || !strings.Contains(string(body), `"arguments":{"a":20,"b":22}`) ||
+				strings.Contains(string(body), "top secret words") {
+				t.Fatalf("audited arguments: %s", body)
+			}
+			// Prometheus metrics per tool and decision.
+			mresp, err := h.http.Get(h.admin + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			metrics, _ := io.ReadAll(mresp.Body)
+			mresp.Body.Close()
+			if !strings.Contains(string(metrics), `xavyo_mcp_tool_calls_total{decision="allow",server="tools",tool="echo",upstream_status="ok"}`) ||
+				!strings.Contains(string(metrics), `xavyo_mcp_tool_calls_total{decision="deny",server="tools",tool="delete_repo",upstream_status=""} 1`) {
+				t.Fatalf("metrics: %s", metrics)
+			}
+
 			// The per-server endpoint: original names, its own audience.
 			serverURL := m.endpoint + "/tools"
 			sc := mcpClient(t, h, serverURL, m.agentToken(t, h, serverURL), nil)
@@ -312,7 +339,7 @@ func TestMCPGateway(t *testing.T) {
 			}
 
 			// Revoking the grant: refused on the open session's next call.
-			resp, body := h.doAs(m.adminTok, "DELETE", "/api/v1/assignments/"+m.assign["add"], nil)
+			resp, body = h.doAs(m.adminTok, "DELETE", "/api/v1/assignments/"+m.assign["add"], nil)
 			expect(t, resp, body, 204, "revoke grant")
 			if _, err := callTool(c, "tools__add", map[string]any{"a": 1, "b": 1}); err == nil {
 				t.Fatal("a revoked grant still calls")
@@ -330,8 +357,8 @@ func TestMCPGateway(t *testing.T) {
 				t.Fatalf("suspended agent: %v", err)
 			}
 
-			if n := auditCount(t, h, m.adminTok, "mcp.tools.call", "success"); n != 3 {
-				t.Errorf("allowed-call records: %d, want 3", n)
+			if n := auditCount(t, h, m.adminTok, "mcp.tools.call", "success"); n != 5 {
+				t.Errorf("allowed-call records: %d, want 5", n)
 			}
 			if n := auditCount(t, h, m.adminTok, "mcp.tools.call", "denied"); n != 6 {
 				t.Errorf("denied-call records: %d, want 6", n)

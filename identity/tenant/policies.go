@@ -65,6 +65,17 @@ type OAuthPolicy struct {
 	Registration string `json:"registration" doc:"dynamic client registration: open, token or off (default open)"`
 }
 
+// MCPPolicy governs the tenant's MCP gateway.
+type MCPPolicy struct {
+	// AuditArguments records tool-call arguments in the audit log (always
+	// their hash); values under sensitive keys are redacted.
+	AuditArguments bool `json:"audit_arguments" doc:"record tool-call arguments in the audit log, redacted (default false: only their SHA-256)"`
+	// RedactKeys add to the keys always redacted (password, secret, token,
+	// key, authorization, cookie, credential): an argument whose name
+	// contains one, case-insensitively, is recorded as "[redacted]".
+	RedactKeys []string `json:"redact_keys,omitempty" doc:"more argument names to redact (substring, case-insensitive)"`
+}
+
 // Policies are a tenant's identity policies.
 type Policies struct {
 	Password    password.Policy  `json:"password"`
@@ -72,6 +83,7 @@ type Policies struct {
 	Session     SessionPolicy    `json:"session"`
 	Credentials CredentialPolicy `json:"credentials"`
 	OAuth       OAuthPolicy      `json:"oauth"`
+	MCP         MCPPolicy        `json:"mcp"`
 }
 
 // DefaultPolicies apply where a tenant set none.
@@ -122,6 +134,14 @@ func (p Policies) Validate() error {
 	case "open", "token", "off":
 	default:
 		return apperr.Invalid("oauth.registration", "must be open, token or off")
+	}
+	if len(p.MCP.RedactKeys) > 100 {
+		return apperr.Invalid("mcp.redact_keys", "at most 100 keys")
+	}
+	for _, k := range p.MCP.RedactKeys {
+		if k == "" || len(k) > 100 {
+			return apperr.Invalid("mcp.redact_keys", "keys are 1 to 100 characters")
+		}
 	}
 	return nil
 }
