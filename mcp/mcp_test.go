@@ -1,0 +1,139 @@
+package mcp
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestForwardParamsKeepsArgumentsRawAndDropsTheProgressToken(t *testing.T) {
+	for _, tc := range []struct {
+		args, meta, want, tok string
+	}{
+		{`{"b": 1, "a":[1,2]}`, ``, `{"name":"echo","arguments":{"b": 1, "a":[1,2]}}`, ``},
+		{`{}`, `{"progressToken":"p1"}`, `{"name":"echo","arguments":{}}`, `"p1"`},
+		{`{}`, `{"progressToken":7,"trace":"x"}`, `{"name":"echo","arguments":{},"_meta":{"trace":"x"}}`, `7`},
+		{`{}`, `null`, `{"name":"echo","arguments":{}}`, ``},
+	} {
+		got, tok := forwardParams("echo", json.RawMessage(tc.args), json.RawMessage(tc.meta))
+		if string(got) != tc.want || string(tok) != tc.tok {
+			t.Errorf("forwardParams(%s, %s) = %s, %s; want %s, %s", tc.args, tc.meta, got, tok, tc.want, tc.tok)
+		}
+		if !json.Valid(got) {
+			t.Errorf("invalid JSON %s", got)
+		}
+	}
+}
+
+func TestRedactHidesSensitiveValuesAtAnyDepth(t *testing.T) {
+	in := map[string]any{"query": "q", "API_Key": "k", "nested": map[string]any{"Password": "p", "list": []any{map[string]any{"sessionToken": "t"}}},
+		"customer": "c"}
+	out, _ := json.Marshal(redact(in, []string{"CUSTOMER"}))
+	want := `{"API_Key":"[redacted]","customer":"[redacted]","nested":{"Password":"[redacted]","list":[{"sessionToken":"[redacted]"}]},"query":"q"}`
+	if string(out) != want {
+		t.Fatalf("redact: %s", out)
+	}
+	if in["API_Key"] != "k" {
+		t.Fatal("redact changed its input")
+	}
+}
+
+func TestBreakerOpensAfterConsecutiveFailuresAndProbes(t *testing.T) {
+	u := &upstream{}
+	now := time.Now()
+	for i := 0; i < breakerThreshold; i++ {
+		if !u.allow(now) {
+			t.Fatalf("closed circuit refused call %d", i)
+		}
+		u.record(errors.New("down"))
+	}
+	if u.allow(time.Now()) || u.state() != "open" {
+		t.Fatal("the circuit did not open")
+	}
+	later := time.Now().Add(breakerCooldown + time.Second)
+	if !u.allow(later) {
+		t.Fatal("no probe after the cool-down")
+	}
+	if u.allow(later) {
+		t.Fatal("a second probe went through while the first was out")
+	}
+	u.record(nil)
+	if !u.allow(later) || u.state() != "closed" {
+		t.Fatal("a successful probe did not close the circuit")
+	}
+}
+
+func TestReadEventsDispatchesNotificationsUntilTheResponse(t *testing.T) {
+	var got []string
+	u := &upstream{}
+	u.progress.Store(`"xv-1"`, func(p json.RawMessage) { got = append(got, string(p)) })
+	stream := "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":\"xv-1\",\"progress\":1}}\n\n" +
+		": comment\n\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":9,\n data: \"result\":{\"ok\":true}}\n\n" +
+		"data: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{\"ok\":true}}\n\n"
+	res, err := u.readEvents(strings.NewReader(stream), "3")
+	if err != nil || string(res.Result) != `{"ok":true}` {
+		t.Fatalf("readEvents: %v %+v", err, res)
+	}
+	if len(got) != 1 || !strings.Contains(got[0], `"progress":1`) {
+		t.Fatalf("progress: %v", got)
+	}
+	if _, err := u.readEvents(strings.NewReader("data: {\"jsonrpc\":\"2.0\",\"id\":4,\"result\":{}}\n\n"), "3"); err == nil {
+		t.Fatal("a stream without the response must fail")
+	}
+}
+
+func TestValidID(t *testing.T) {
+	for id, want := range map[string]bool{`1`: true, `"a"`: true, `-3`: true, `1.5`: true, `null`: false, `{}`: false, `[1]`: false, `"x`: false, `true`: false, ``: false} {
+		if validID(json.RawMessage(id)) != want {
+			t.Errorf("validID(%s) != %v", id, want)
+		}
+	}
+}
+
+// FuzzReadEvents feeds arbitrary upstream event streams to the parser.
+func FuzzReadEvents(f *testing.F) {
+	f.Add([]byte("data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n"))
+	f.Add([]byte("data: {\"method\":\"notifications/progress\",\"params\":{\"progressToken\":\"xv-1\"}}\n\ndata: x\n\n"))
+	f.Add([]byte("data:\ndata:\n\n\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		u := &upstream{}
+		u.progress.Store(`"xv-1"`, func(json.RawMessage) {})
+		res, err := u.readEvents(bytes.NewReader(b), "1")
+		if err == nil && res == nil {
+			t.Fatal("no result and no error")
+		}
+	})
+}
+
+// FuzzToolCallParams feeds arbitrary tools/call params through what the
+// gateway does with them before forwarding.
+func FuzzToolCallParams(f *testing.F) {
+	f.Add([]byte(`{"name":"a__b","arguments":{"x":1},"_meta":{"progressToken":"t"}}`))
+	f.Add([]byte(`{"name":"","arguments":null}`))
+	f.Add([]byte(`{"arguments":{"password":"p","n":[{"token":1}]}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var in struct {
+			Name      string          `json:"name"`
+			Arguments json.RawMessage `json:"arguments"`
+			Meta      json.RawMessage `json:"_meta"`
+		}
+		if json.Unmarshal(b, &in) != nil {
+			return
+		}
+		var obj map[string]any
+		if json.Unmarshal(in.Arguments, &obj) != nil || obj == nil {
+			return
+		}
+		out, _ := forwardParams(in.Name, in.Arguments, in.Meta)
+		if !json.Valid(out) {
+			t.Fatalf("forwarded params are not JSON: %s", out)
+		}
+		_ = instHash(obj)
+		if _, err := json.Marshal(redact(obj, nil)); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
