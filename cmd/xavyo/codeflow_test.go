@@ -181,6 +181,56 @@ func TestDynamicRegistration(t *testing.T) {
 		t.Fatalf("registered client cannot start the flow: %v %v", r, err)
 	}
 	r.Body.Close()
+
+	// RFC 7592: read, replace and delete with the registration access token.
+	clientID, rat := out["client_id"].(string), out["registration_access_token"].(string)
+	uri := h.admin + "/t/" + slug + "/register/" + clientID
+	if out["registration_client_uri"] != uri || !strings.HasPrefix(rat, "xvr_") {
+		t.Fatalf("registration response: %v", out)
+	}
+	manage := func(method, bearer string, body any) (int, map[string]any) {
+		resp, raw := h.doAs(bearer, method, strings.TrimPrefix(uri, h.admin), body)
+		var m map[string]any
+		_ = json.Unmarshal(raw, &m)
+		return resp.StatusCode, m
+	}
+	if code, got := manage("GET", rat, nil); code != 200 || got["client_name"] != "MCP Inspector" || got["registration_access_token"] != nil {
+		t.Fatalf("read registration: %d %v", code, got)
+	}
+	for name, bearer := range map[string]string{"no token": "", "wrong token": "xvr_" + strings.Repeat("A", 43), "admin token": tok} {
+		if code, got := manage("GET", bearer, nil); code != 401 || got["error"] != "invalid_token" {
+			t.Errorf("%s: %d %v", name, code, got)
+		}
+	}
+	update := map[string]any{"client_id": clientID, "client_name": "MCP Inspector 2", "redirect_uris": []string{"http://localhost:6275/cb"},
+		"token_endpoint_auth_method": "none"}
+	if code, got := manage("PUT", rat, update); code != 200 || got["client_name"] != "MCP Inspector 2" {
+		t.Fatalf("update registration: %d %v", code, got)
+	}
+	for name, body := range map[string]map[string]any{
+		"other client_id": {"client_id": "app-other", "redirect_uris": []string{"http://localhost:1/cb"}},
+		"bad redirect":    {"client_id": clientID, "redirect_uris": []string{"http://evil.example/cb"}},
+		"confidential":    {"client_id": clientID, "redirect_uris": []string{"http://localhost:1/cb"}, "token_endpoint_auth_method": "client_secret_basic"},
+	} {
+		if code, got := manage("PUT", rat, body); code != 400 {
+			t.Errorf("update %s: %d %v", name, code, got)
+		}
+	}
+	if _, got := manage("GET", rat, nil); got["client_name"] != "MCP Inspector 2" {
+		t.Fatalf("a refused update changed the client: %v", got)
+	}
+	// Another registered client's token does not reach this one.
+	_, second := reg("", meta)
+	if code, _ := manage("DELETE", second["registration_access_token"].(string), nil); code != 401 {
+		t.Fatalf("another client's token deleted this client: %d", code)
+	}
+	if code, _ := manage("DELETE", rat, nil); code != 204 {
+		t.Fatalf("delete registration: %d", code)
+	}
+	if code, _ := manage("GET", rat, nil); code != 401 {
+		t.Fatalf("deleted client still readable: %d", code)
+	}
+
 	for name, m := range map[string]map[string]any{
 		"confidential":       {"redirect_uris": []string{"https://app.example.test/cb"}, "token_endpoint_auth_method": "client_secret_basic"},
 		"plain http":         {"redirect_uris": []string{"http://app.example.test/cb"}},

@@ -54,8 +54,17 @@ func validRedirect(raw string) error {
 	return nil
 }
 
+// defaultAppScope is what a relying-party client may ask for by default.
+const defaultAppScope = "openid profile email offline_access mcp a2a"
+
 // CreateAppClient registers a public relying-party client.
 func (s *Server) CreateAppClient(ctx context.Context, in AppClientInput) (*AppClient, error) {
+	return s.createAppClient(ctx, in, "")
+}
+
+// createAppClient registers a client; ratHash, when set, is the SHA-256 of
+// its RFC 7592 registration access token.
+func (s *Server) createAppClient(ctx context.Context, in AppClientInput, ratHash string) (*AppClient, error) {
 	if strings.TrimSpace(in.Name) == "" || len(in.Name) > 200 {
 		return nil, apperr.Invalid("name", "must be 1 to 200 characters")
 	}
@@ -68,7 +77,7 @@ func (s *Server) CreateAppClient(ctx context.Context, in AppClientInput) (*AppCl
 		}
 	}
 	if in.Scope == "" {
-		in.Scope = "openid profile email offline_access mcp a2a"
+		in.Scope = defaultAppScope
 	}
 	for _, sc := range strings.Fields(in.Scope) {
 		if !containsStr(userScopes, sc) {
@@ -79,11 +88,15 @@ func (s *Server) CreateAppClient(ctx context.Context, in AppClientInput) (*AppCl
 	c := &AppClient{ID: uuid.Must(uuid.NewV7()), ClientID: "app-" + strings.ReplaceAll(uuid.NewString(), "-", "")[:20], Name: in.Name,
 		ClientType: "public", RedirectURIs: in.RedirectURIs, Scope: in.Scope, CreatedAt: now, Version: 1}
 	redirects, _ := json.Marshal(c.RedirectURIs)
+	meta := []byte("{}")
+	if ratHash != "" {
+		meta, _ = json.Marshal(map[string]string{"registration_token_sha256": ratHash})
+	}
 	err := s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO oauth_clients (tenant_id, id, client_id, name, client_type, token_endpoint_auth_method, grant_types,
 			redirect_uris, scope, jwks, metadata, created_at, updated_at, version) VALUES ($1, $2, $3, $4, 'public', 'none',
-			'["authorization_code","refresh_token"]', $5, $6, '{"keys":[]}', '{}', $7, $7, 1)`,
-			tx.TenantID(), c.ID, c.ClientID, c.Name, string(redirects), c.Scope, now); err != nil {
+			'["authorization_code","refresh_token"]', $5, $6, '{"keys":[]}', $8, $7, $7, 1)`,
+			tx.TenantID(), c.ID, c.ClientID, c.Name, string(redirects), c.Scope, now, string(meta)); err != nil {
 			return err
 		}
 		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: ClientEvent, ID: c.ClientID, Version: 1}, c)

@@ -2,9 +2,18 @@ package oauth
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"strings"
 
 	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/audit"
+	"github.com/xavyo/xavyo/internal/events"
+	"github.com/xavyo/xavyo/internal/store"
 )
 
 // Registration policies (per tenant).
@@ -28,9 +37,13 @@ type RegistrationRequest struct {
 	SoftwareVersion         string   `json:"software_version,omitempty"`
 }
 
-// RegistrationResponse is RFC 7591 §3.2.1.
+// RegistrationResponse is RFC 7591 §3.2.1, with the RFC 7592 management
+// credential: registration_access_token (shown at registration only) and
+// registration_client_uri.
 type RegistrationResponse struct {
 	ClientID                string   `json:"client_id"`
+	RegistrationAccessToken string   `json:"registration_access_token,omitempty"`
+	RegistrationClientURI   string   `json:"registration_client_uri"`
 	ClientIDIssuedAt        int64    `json:"client_id_issued_at"`
 	ClientName              string   `json:"client_name"`
 	RedirectURIs            []string `json:"redirect_uris"`
@@ -40,20 +53,19 @@ type RegistrationResponse struct {
 	Scope                   string   `json:"scope"`
 }
 
-// Register creates a public client from RFC 7591 metadata. Only public
-// clients using the authorization code with PKCE are registered this way.
-func (s *Server) Register(ctx context.Context, in RegistrationRequest) (*RegistrationResponse, error) {
+// checkMetadata validates RFC 7591 metadata and returns the client name.
+func checkMetadata(in *RegistrationRequest) (string, *Error) {
 	if in.TokenEndpointAuthMethod != "" && in.TokenEndpointAuthMethod != "none" {
-		return nil, oerr(400, "invalid_client_metadata", "only public clients (token_endpoint_auth_method none) register here")
+		return "", oerr(400, "invalid_client_metadata", "only public clients (token_endpoint_auth_method none) register here")
 	}
 	for _, g := range in.GrantTypes {
 		if g != GrantAuthorizationCode && g != GrantRefreshToken {
-			return nil, oerr(400, "invalid_client_metadata", "grant_types may be authorization_code and refresh_token")
+			return "", oerr(400, "invalid_client_metadata", "grant_types may be authorization_code and refresh_token")
 		}
 	}
 	for _, r := range in.ResponseTypes {
 		if r != "code" {
-			return nil, oerr(400, "invalid_client_metadata", "response_types may be code")
+			return "", oerr(400, "invalid_client_metadata", "response_types may be code")
 		}
 	}
 	name := strings.TrimSpace(in.ClientName)
@@ -63,11 +75,153 @@ func (s *Server) Register(ctx context.Context, in RegistrationRequest) (*Registr
 	if len(name) > 200 {
 		name = name[:200]
 	}
-	c, err := s.CreateAppClient(ctx, AppClientInput{Name: name, RedirectURIs: in.RedirectURIs, Scope: in.Scope})
+	return name, nil
+}
+
+// Register creates a public client from RFC 7591 metadata. Only public
+// clients using the authorization code with PKCE are registered this way.
+// The response carries an RFC 7592 registration access token (256-bit
+// random, stored as SHA-256) for reading, updating and deleting the client.
+func (s *Server) Register(ctx context.Context, slug string, in RegistrationRequest) (*RegistrationResponse, error) {
+	name, oe := checkMetadata(&in)
+	if oe != nil {
+		return nil, oe
+	}
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	rat := "xvr_" + base64.RawURLEncoding.EncodeToString(b[:])
+	c, err := s.createAppClient(ctx, AppClientInput{Name: name, RedirectURIs: in.RedirectURIs, Scope: in.Scope}, hashRAT(rat))
 	if err != nil {
 		return nil, oerr(400, "invalid_redirect_uri", apperr.PublicMessage(err))
 	}
-	return &RegistrationResponse{ClientID: c.ClientID, ClientIDIssuedAt: c.CreatedAt.Unix(), ClientName: c.Name, RedirectURIs: c.RedirectURIs,
+	out := s.registration(slug, c)
+	out.RegistrationAccessToken = rat
+	return out, nil
+}
+
+func hashRAT(rat string) string {
+	sum := sha256.Sum256([]byte(rat))
+	return hex.EncodeToString(sum[:])
+}
+
+func (s *Server) registration(slug string, c *AppClient) *RegistrationResponse {
+	return &RegistrationResponse{ClientID: c.ClientID, RegistrationClientURI: s.Issuer(slug) + "/register/" + c.ClientID,
+		ClientIDIssuedAt: c.CreatedAt.Unix(), ClientName: c.Name, RedirectURIs: c.RedirectURIs,
 		TokenEndpointAuthMethod: "none", GrantTypes: []string{GrantAuthorizationCode, GrantRefreshToken}, ResponseTypes: []string{"code"},
-		Scope: c.Scope}, nil
+		Scope: c.Scope}
+}
+
+// errRAT answers every failed RFC 7592 request alike: unknown clients,
+// clients registered otherwise and wrong tokens are not told apart.
+var errRAT = &Error{Code: "invalid_token", Description: "the registration access token is not valid for this client", Status: 401}
+
+// registered reads a dynamically registered client whose registration
+// access token is rat (in a transaction, locked when lock).
+func registered(ctx context.Context, tx *store.Tx, clientID, rat string, lock bool) (*AppClient, error) {
+	q := `SELECT id, client_id, name, client_type, redirect_uris, scope, created_at, version, metadata FROM oauth_clients
+		WHERE tenant_id = $1 AND client_id = $2 AND nhi_id IS NULL`
+	if lock {
+		q += ` FOR UPDATE`
+	}
+	var c AppClient
+	var redirects, meta []byte
+	err := tx.QueryRow(ctx, q, tx.TenantID(), clientID).Scan(&c.ID, &c.ClientID, &c.Name, &c.ClientType, &redirects, &c.Scope, &c.CreatedAt, &c.Version, &meta)
+	if store.NoRows(err) {
+		return nil, errRAT
+	}
+	if err != nil {
+		return nil, err
+	}
+	var m struct {
+		RAT string `json:"registration_token_sha256"`
+	}
+	_ = json.Unmarshal(meta, &m)
+	if rat == "" || m.RAT == "" || subtle.ConstantTimeCompare([]byte(m.RAT), []byte(hashRAT(rat))) != 1 {
+		return nil, errRAT
+	}
+	_ = json.Unmarshal(redirects, &c.RedirectURIs)
+	return &c, nil
+}
+
+// Registration reads a registered client (RFC 7592 §2.1).
+func (s *Server) Registration(ctx context.Context, slug, clientID, rat string) (*RegistrationResponse, error) {
+	var c *AppClient
+	err := s.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		var err error
+		c, err = registered(ctx, tx, clientID, rat, false)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.registration(slug, c), nil
+}
+
+// UpdateRegistration replaces a registered client's metadata (RFC 7592
+// §2.2): the body carries the client_id and the full metadata.
+func (s *Server) UpdateRegistration(ctx context.Context, slug, clientID, rat string, in RegistrationRequest, bodyClientID string) (*RegistrationResponse, error) {
+	name, oe := checkMetadata(&in)
+	if oe != nil {
+		return nil, oe
+	}
+	if bodyClientID != clientID {
+		return nil, oerr(400, "invalid_client_metadata", "the body's client_id must be this client's")
+	}
+	if len(in.RedirectURIs) == 0 || len(in.RedirectURIs) > 20 {
+		return nil, oerr(400, "invalid_redirect_uri", "list 1 to 20 redirect URIs")
+	}
+	for _, r := range in.RedirectURIs {
+		if err := validRedirect(r); err != nil {
+			return nil, oerr(400, "invalid_redirect_uri", apperr.PublicMessage(err))
+		}
+	}
+	scope := in.Scope
+	if scope == "" {
+		scope = defaultAppScope
+	}
+	for _, sc := range strings.Fields(scope) {
+		if !containsStr(userScopes, sc) {
+			return nil, oerr(400, "invalid_client_metadata", "unknown scope "+sc)
+		}
+	}
+	var c *AppClient
+	err := s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		var err error
+		if c, err = registered(ctx, tx, clientID, rat, true); err != nil {
+			return err
+		}
+		c.Name, c.RedirectURIs, c.Scope = name, in.RedirectURIs, scope
+		c.Version++
+		redirects, _ := json.Marshal(c.RedirectURIs)
+		if _, err := tx.Exec(ctx, `UPDATE oauth_clients SET name = $1, redirect_uris = $2, scope = $3, updated_at = $4, version = $5
+			WHERE tenant_id = $6 AND id = $7`, c.Name, string(redirects), c.Scope, store.Now(), c.Version, tx.TenantID(), c.ID); err != nil {
+			return err
+		}
+		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: ClientEvent, ID: c.ClientID, Version: c.Version}, c)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := audit.RecordChange(ctx, s.cfg.Audit, "oauth.client.update", "oauth_client", c.ClientID, c); err != nil {
+		return nil, err
+	}
+	return s.registration(slug, c), nil
+}
+
+// DeleteRegistration removes a registered client (RFC 7592 §2.3).
+func (s *Server) DeleteRegistration(ctx context.Context, clientID, rat string) error {
+	err := s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		c, err := registered(ctx, tx, clientID, rat, true)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM oauth_clients WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), c.ID); err != nil {
+			return err
+		}
+		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: ClientEvent, ID: clientID, Version: c.Version + 1}, nil)
+	})
+	if err != nil {
+		return err
+	}
+	return audit.RecordChange(ctx, s.cfg.Audit, "oauth.client.delete", "oauth_client", clientID, nil)
 }

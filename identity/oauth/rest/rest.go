@@ -44,6 +44,9 @@ func (h *Handler) Mount(app *fiber.App) {
 	app.Post("/t/:slug/authorize", h.authorizePost)
 	app.Post("/t/:slug/token", h.token)
 	app.Post("/t/:slug/register", h.register)
+	app.Get("/t/:slug/register/:client_id", h.registration)
+	app.Put("/t/:slug/register/:client_id", h.registration)
+	app.Delete("/t/:slug/register/:client_id", h.registration)
 	app.Post("/t/:slug/introspect", h.introspect)
 	app.Post("/t/:slug/revoke", h.revoke)
 }
@@ -308,12 +311,45 @@ func (h *Handler) register(c *fiber.Ctx) error {
 	if err := decodeLenient(c.Body(), &in); err != nil {
 		return write(c, nil, &oauth.Error{Code: "invalid_client_metadata", Description: "the body must be a JSON object of client metadata", Status: 400})
 	}
-	out, err := h.Server.Register(ctx, in)
+	out, err := h.Server.Register(ctx, t.Slug, in)
 	if err != nil {
 		return write(c, nil, err)
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.Status(201).JSON(out)
+}
+
+// registration serves RFC 7592 client configuration: read, replace and
+// delete a dynamically registered client with its registration access
+// token.
+func (h *Handler) registration(c *fiber.Ctx) error {
+	t, ctx, err := h.tenant(c)
+	if err != nil {
+		return write(c, nil, err)
+	}
+	raw, _ := strings.CutPrefix(c.Get(fiber.HeaderAuthorization), "Bearer ")
+	clientID := c.Params("client_id")
+	switch c.Method() {
+	case fiber.MethodGet:
+		out, err := h.Server.Registration(ctx, t.Slug, clientID, raw)
+		return write(c, out, err)
+	case fiber.MethodPut:
+		var in struct {
+			oauth.RegistrationRequest
+			ClientID string `json:"client_id"`
+		}
+		if err := decodeLenient(c.Body(), &in); err != nil {
+			return write(c, nil, &oauth.Error{Code: "invalid_client_metadata", Description: "the body must be a JSON object of client metadata", Status: 400})
+		}
+		out, err := h.Server.UpdateRegistration(ctx, t.Slug, clientID, raw, in.RegistrationRequest, in.ClientID)
+		return write(c, out, err)
+	default:
+		if err := h.Server.DeleteRegistration(ctx, clientID, raw); err != nil {
+			return write(c, nil, err)
+		}
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		return c.SendStatus(fiber.StatusNoContent)
+	}
 }
 
 // decodeLenient reads RFC 7591 metadata: unknown members are ignored, as
