@@ -160,3 +160,36 @@ func (ss *sessions) dropAll() {
 	defer ss.mu.Unlock()
 	ss.byKey = nil
 }
+
+// RunPurge deletes ended sessions (expired, or terminated an hour ago)
+// every interval until ctx ends.
+func (g *Gateway) RunPurge(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if _, err := g.PurgeSessions(ctx, store.Now()); err != nil && ctx.Err() == nil {
+			g.cfg.Logger.Warn("mcp session purge failed", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// PurgeSessions deletes the sessions of every tenant that ended by now
+// (expired, or terminated an hour before) and returns how many.
+func (g *Gateway) PurgeSessions(ctx context.Context, now time.Time) (int64, error) {
+	var n int64
+	now = now.UTC()
+	err := g.cfg.DB.SystemTx(ctx, func(tx *store.Tx) error {
+		res, err := tx.Exec(ctx, `DELETE FROM mcp_sessions WHERE expires_at < $1 OR terminated_at < $2`, now, now.Add(-time.Hour))
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	return n, err
+}

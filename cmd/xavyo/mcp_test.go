@@ -505,6 +505,14 @@ func TestMCPGatewayRefusesBadInput(t *testing.T) {
 	if res, err := callTool(c, "tools__echo", map[string]any{"text": "still here"}); err != nil || resultText(res) != "still here" {
 		t.Fatalf("other session: %v %+v", err, res)
 	}
+	// Ended sessions are purged: the terminated one an hour on, all of them once expired.
+	if n, err := h.s.mcp.PurgeSessions(context.Background(), time.Now().Add(2*time.Hour)); err != nil || n != 1 {
+		t.Fatalf("purge of the terminated session: %d %v", n, err)
+	}
+	if n, err := h.s.mcp.PurgeSessions(context.Background(), time.Now().Add(25*time.Hour)); err != nil || n < 1 {
+		t.Fatalf("purge of expired sessions: %d %v", n, err)
+	}
+
 }
 
 // TestMCPGatewayStreamsProgressAndFailsFast: progress notifications pass
