@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -135,6 +136,7 @@ type Gateway struct {
 	pool     pool
 	sessions sessions
 	policies sync.Map // tenant ID → the tenant's MCP policy at a version
+	streams  streams
 }
 
 // New returns a gateway.
@@ -155,9 +157,13 @@ func (g *Gateway) Watch(bus *events.Bus) (stop func()) {
 			g.catalogs.invalidate(uuid.Nil)
 			g.pool.dropAll()
 			g.sessions.dropAll()
+			g.streams.changed(uuid.Nil)
 			return
 		}
 		c := m.Change
+		if accessChange(c.Kind) {
+			defer g.streams.changed(c.TenantID)
+		}
 		switch c.Kind {
 		case EventCatalog:
 			g.catalogs.invalidate(c.TenantID)
@@ -170,6 +176,15 @@ func (g *Gateway) Watch(bus *events.Bus) (stop func()) {
 			g.sessions.drop(c.ID)
 		}
 	})
+}
+
+// accessChange reports change kinds that may change someone's tool list.
+func accessChange(kind string) bool {
+	switch kind {
+	case EventCatalog, EventServer, nhi.EventKind, "user", "group", "group_membership":
+		return true
+	}
+	return strings.HasPrefix(kind, governance.EventPrefix)
 }
 
 // Close ends every upstream session and waits until they are ended.

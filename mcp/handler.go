@@ -171,10 +171,17 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
+	case http.MethodGet:
+		if !strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+			writeJSON(w, http.StatusNotAcceptable, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: "GET opens an event stream: Accept text/event-stream"}))
+			return
+		}
+		if _, ok := g.session(w, r, ep, p); !ok {
+			return
+		}
+		g.listen(w, r, ep, p)
 	default:
-		// No standalone server-to-client stream in this release: the
-		// transport allows a 405 for GET.
-		w.Header().Set("Allow", "POST, DELETE")
+		w.Header().Set("Allow", "GET, POST, DELETE")
 		writeJSON(w, http.StatusMethodNotAllowed, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: "method not allowed"}))
 	}
 }
@@ -353,7 +360,7 @@ func (g *Gateway) initialize(w http.ResponseWriter, r *http.Request, ep *endpoin
 	res, _ := json.Marshal(map[string]any{
 		"protocolVersion": version,
 		"capabilities": map[string]any{
-			"tools":     map[string]any{"listChanged": false},
+			"tools":     map[string]any{"listChanged": true},
 			"resources": map[string]any{},
 			"prompts":   map[string]any{},
 			"logging":   map[string]any{},

@@ -822,3 +822,56 @@ func TestMCPUpstreamCredentials(t *testing.T) {
 func pemCert(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
+
+// TestMCPListChangedReachesClients: a client listening on its session's
+// GET stream is told when its own tool list changes (a grant revoked), and
+// not when something else in the tenant changes.
+func TestMCPListChangedReachesClients(t *testing.T) {
+	up := newTestUpstream(t)
+	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
+	m := setupMCP(t, h, up)
+	tok := m.agentToken(t, h, m.endpoint)
+	c, err := client.NewStreamableHttpClient(m.endpoint, transport.WithHTTPBasicClient(&http.Client{Transport: h.tls.Transport}),
+		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + tok}),
+		transport.WithContinuousListening()) //nolint:staticcheck // SA1019: the legacy era's GET stream is what is tested
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	got := make(chan string, 10)
+	c.OnNotification(func(n mcp.JSONRPCNotification) { got <- n.Method })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	init := mcp.InitializeRequest{}
+	init.Params.ProtocolVersion = "2025-11-25"
+	res, err := c.Initialize(ctx, init)
+	if err != nil || res.Capabilities.Tools == nil || !res.Capabilities.Tools.ListChanged {
+		t.Fatalf("initialize: %v %+v", err, res)
+	}
+	time.Sleep(200 * time.Millisecond) // the GET stream opens after initialize
+	// Something that does not change this agent's tools.
+	resp, body := h.doAs(m.adminTok, "POST", "/api/v1/users", map[string]any{"email": "bystander@mcp.test"})
+	expect(t, resp, body, 201, "unrelated change")
+	// Something that does.
+	resp, body = h.doAs(m.adminTok, "DELETE", "/api/v1/assignments/"+m.assign["slow"], nil)
+	expect(t, resp, body, 204, "revoke")
+	select {
+	case method := <-got:
+		if method != "notifications/tools/list_changed" {
+			t.Fatalf("notification %q", method)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no list_changed after the grant was revoked")
+	}
+	select {
+	case method := <-got:
+		t.Fatalf("a second notification (%q): the unrelated change notified too", method)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if names := strings.Join(toolNames(t, c), ","); names != "tools__add,tools__echo" {
+		t.Fatalf("tools after the change: %s", names)
+	}
+}

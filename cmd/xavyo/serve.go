@@ -449,6 +449,7 @@ func (s *server) run(ctx context.Context) error {
 		var errs []error
 		done := make(chan error, 1)
 		go func() { done <- s.admin.ShutdownWithContext(sctx) }()
+		s.mcp.Drain() // open MCP event streams would hold the agent plane
 		errs = append(errs, s.agent.Shutdown(sctx), <-done)
 		s.mcp.Close()
 		stopWork()

@@ -1,0 +1,177 @@
+package mcp
+
+import (
+	"context"
+	"crypto/sha256"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/internal/principal"
+)
+
+// streams are the open server-to-client event streams (GET) of this
+// replica, by tenant: each is told when the tenant's catalog or access
+// changed, and sends notifications/tools/list_changed when its own
+// principal's tool list did.
+type streams struct {
+	mu     sync.Mutex
+	open   map[uuid.UUID]map[*listener]struct{}
+	closed bool
+	done   chan struct{}
+}
+
+type listener struct {
+	changed chan struct{}
+}
+
+func (s *streams) add(tenant uuid.UUID) (*listener, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, false
+	}
+	if s.open == nil {
+		s.open = map[uuid.UUID]map[*listener]struct{}{}
+	}
+	if s.open[tenant] == nil {
+		s.open[tenant] = map[*listener]struct{}{}
+	}
+	l := &listener{changed: make(chan struct{}, 1)}
+	s.open[tenant][l] = struct{}{}
+	return l, true
+}
+
+func (s *streams) remove(tenant uuid.UUID, l *listener) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.open[tenant], l)
+	if len(s.open[tenant]) == 0 {
+		delete(s.open, tenant)
+	}
+}
+
+// changed wakes the streams of a tenant (uuid.Nil: of every tenant).
+func (s *streams) changed(tenant uuid.UUID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for t, ls := range s.open {
+		if tenant != uuid.Nil && t != tenant {
+			continue
+		}
+		for l := range ls {
+			select {
+			case l.changed <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// doneCh is closed when the gateway drains.
+func (s *streams) doneCh() chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done == nil {
+		s.done = make(chan struct{})
+	}
+	return s.done
+}
+
+// drain ends every stream and refuses new ones.
+func (s *streams) drain() {
+	ch := s.doneCh()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		close(ch)
+	}
+}
+
+// Drain ends the open event streams (before the agent plane shuts down:
+// they would otherwise hold it until its timeout).
+func (g *Gateway) Drain() { g.streams.drain() }
+
+// visible hashes the names of the tools the principal may call now.
+func (g *Gateway) visible(ctx context.Context, ep *endpoint, p *principal.Principal) ([32]byte, error) {
+	cat, err := g.catalogs.get(ctx, ep.tenant.ID)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	snap, err := g.cfg.Access.Snapshot(ctx, ep.tenant.ID)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	cur := *ep
+	cur.cat = cat
+	h := sha256.New()
+	sub, actor, ok := subjects(p)
+	if ok && (cur.server == "" || cat.bySlug[cur.server] != nil) {
+		now := g.cfg.Now()
+		for _, t := range cur.tools() {
+			if t.server.active && snap.Permits(sub, actor, t.ent, now) {
+				h.Write([]byte(cur.clientName(t)))
+				h.Write([]byte{0})
+			}
+		}
+	}
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	return sum, nil
+}
+
+// listen serves a session's GET stream: keep-alive comments, and
+// notifications/tools/list_changed when this principal's tools change.
+func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal) {
+	ctx := r.Context()
+	l, ok := g.streams.add(ep.tenant.ID)
+	if !ok {
+		writeJSON(w, http.StatusServiceUnavailable, errorBody(nil, rpcError{Code: codeInternal, Message: "the gateway is shutting down"}))
+		return
+	}
+	defer g.streams.remove(ep.tenant.ID, l)
+	last, err := g.visible(ctx, ep, p)
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, errorBody(nil, rpcError{Code: codeInternal, Message: "the tool catalog is unavailable"}))
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+	ping := time.NewTicker(25 * time.Second)
+	defer ping.Stop()
+	done := g.streams.doneCh()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-done:
+			return
+		case <-ping.C:
+			if _, err := w.Write([]byte(": keep-alive\n\n")); err != nil || rc.Flush() != nil {
+				return
+			}
+		case <-l.changed:
+			// Let every replica's caches see the change first.
+			select {
+			case <-time.After(50 * time.Millisecond):
+			case <-ctx.Done():
+				return
+			}
+			now, err := g.visible(ctx, ep, p)
+			if err != nil || now == last {
+				continue
+			}
+			last = now
+			if _, err := w.Write([]byte("event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}\n\n")); err != nil ||
+				rc.Flush() != nil {
+				return
+			}
+		}
+	}
+}
