@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -139,7 +140,7 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if server != "" {
 		ep.url += "/" + server
 	}
-	p, ok := g.authenticate(w, r, ep)
+	p, exp, ok := g.authenticate(w, r, ep)
 	if !ok {
 		return
 	}
@@ -179,7 +180,7 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		if _, ok := g.session(w, r, ep, p); !ok {
 			return
 		}
-		g.listen(w, r, ep, p)
+		g.listen(w, r, ep, p, exp)
 	default:
 		w.Header().Set("Allow", "GET, POST, DELETE")
 		writeJSON(w, http.StatusMethodNotAllowed, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: "method not allowed"}))
@@ -189,7 +190,9 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // authenticate finds the caller: a bearer token whose audience is this
 // exact endpoint (bound tokens only with their certificate), or an NHI's
 // client certificate. Others get 401 pointing at the resource metadata.
-func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, ep *endpoint) (*principal.Principal, bool) {
+// The time returned is the token's expiry (zero for certificates, checked
+// on every request by the agent plane).
+func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, ep *endpoint) (*principal.Principal, time.Time, bool) {
 	prm := g.cfg.AgentURL + "/.well-known/oauth-protected-resource/t/" + ep.tenant.Slug + "/mcp"
 	if ep.server != "" {
 		prm += "/" + ep.server
@@ -206,7 +209,7 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, ep *endpo
 		scheme, raw, _ := strings.Cut(authz, " ")
 		if !strings.EqualFold(scheme, "Bearer") || raw == "" {
 			challenge(http.StatusUnauthorized, `error="invalid_request", error_description="use a Bearer token"`, "authentication required")
-			return nil, false
+			return nil, time.Time{}, false
 		}
 		thumb := ""
 		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
@@ -216,20 +219,24 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, ep *endpo
 		c, err := g.cfg.Tokens.Verify(r.Context(), strings.TrimSpace(raw), token.Expect{Audience: ep.url, Tenant: ep.tenant.ID, CertThumbprint: thumb})
 		if err != nil {
 			challenge(http.StatusUnauthorized, `error="invalid_token", error_description="`+strings.ReplaceAll(apperr.PublicMessage(err), `"`, `'`)+`"`, "invalid token")
-			return nil, false
+			return nil, time.Time{}, false
 		}
 		p := token.Principal(c, methodOf(c))
 		if !slices.Contains(p.Scopes, "mcp") {
 			challenge(http.StatusForbidden, `error="insufficient_scope", scope="mcp"`, "the token lacks the mcp scope")
-			return nil, false
+			return nil, time.Time{}, false
 		}
-		return p, true
+		var exp time.Time
+		if c.Expiry != nil {
+			exp = c.Expiry.Time()
+		}
+		return p, exp, true
 	}
 	if p := principal.From(r.Context()); p != nil && p.Kind == principal.KindNHI && p.TenantID == ep.tenant.ID && p.AuthMethod == principal.MethodMTLS {
-		return p, true
+		return p, time.Time{}, true
 	}
 	challenge(http.StatusUnauthorized, "", "authentication required")
-	return nil, false
+	return nil, time.Time{}, false
 }
 
 func methodOf(c *token.Claims) principal.AuthMethod {

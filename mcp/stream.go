@@ -125,7 +125,7 @@ func (g *Gateway) visible(ctx context.Context, ep *endpoint, p *principal.Princi
 
 // listen serves a session's GET stream: keep-alive comments, and
 // notifications/tools/list_changed when this principal's tools change.
-func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal) {
+func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal, exp time.Time) {
 	ctx := r.Context()
 	l, ok := g.streams.add(ep.tenant.ID)
 	if !ok {
@@ -145,12 +145,21 @@ func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, ep *endpoint, p
 	_ = rc.Flush()
 	ping := time.NewTicker(25 * time.Second)
 	defer ping.Stop()
+	var expired <-chan time.Time
+	if !exp.IsZero() {
+		// The stream ends with the token that opened it.
+		timer := time.NewTimer(time.Until(exp))
+		defer timer.Stop()
+		expired = timer.C
+	}
 	done := g.streams.doneCh()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-done:
+			return
+		case <-expired:
 			return
 		case <-ping.C:
 			if _, err := w.Write([]byte(": keep-alive\n\n")); err != nil || rc.Flush() != nil {

@@ -875,3 +875,72 @@ func TestMCPListChangedReachesClients(t *testing.T) {
 		t.Fatalf("tools after the change: %s", names)
 	}
 }
+
+// TestMCPCancellationReachesUpstream: a client's notifications/cancelled
+// ends its in-flight call at once (instead of after the tool's 5 s), and
+// the gateway tells the upstream, whose handler sees its context end.
+func TestMCPCancellationReachesUpstream(t *testing.T) {
+	up := newTestUpstream(t)
+	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
+	m := setupMCP(t, h, up)
+	var upstreamCancelled atomic.Bool
+	up.mcp.AddTool(mcp.NewTool("wait", mcp.WithNumber("ms", mcp.Required())), func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		select {
+		case <-time.After(5 * time.Second):
+			return mcp.NewToolResultText("done"), nil
+		case <-ctx.Done():
+			upstreamCancelled.Store(true)
+			return nil, ctx.Err()
+		}
+	})
+	resp, body := h.doAs(m.adminTok, "POST", "/api/v1/tool-servers/"+m.server.ID+"/sync", nil)
+	expect(t, resp, body, 200, "sync")
+	var rep struct {
+		Tools []struct {
+			Name          string `json:"name"`
+			EntitlementID string `json:"entitlement_id"`
+		} `json:"tools"`
+	}
+	_ = json.Unmarshal(body, &rep)
+	for _, tl := range rep.Tools {
+		if tl.Name == "wait" {
+			resp, body = h.doAs(m.adminTok, "PATCH", "/api/v1/entitlements/"+tl.EntitlementID, map[string]any{"approval_state": "approved"})
+			expect(t, resp, body, 200, "approve wait")
+			resp, body = h.doAs(m.adminTok, "POST", "/api/v1/assignments", map[string]any{"subject_type": "nhi", "subject_id": m.agent.ID,
+				"target_type": "entitlement", "target_id": tl.EntitlementID})
+			expect(t, resp, body, 201, "grant wait")
+		}
+	}
+	tok := m.agentToken(t, h, m.endpoint)
+	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`
+	resp, _ = rawMCP(t, h.tls, m.endpoint, init, "Authorization", "Bearer "+tok)
+	hdr := []string{"Authorization", "Bearer " + tok, "Mcp-Session-Id", resp.Header.Get("Mcp-Session-Id")}
+	begin := time.Now()
+	done := make(chan map[string]any, 1)
+	go func() {
+		_, out := rawMCP(t, h.tls, m.endpoint, `{"jsonrpc":"2.0","id":"call-7","method":"tools/call","params":{"name":"tools__wait","arguments":{"ms":5000}}}`, hdr...)
+		done <- out
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if resp, _ := rawMCP(t, h.tls, m.endpoint, `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"call-7","reason":"user gave up"}}`, hdr...); resp.StatusCode != 202 {
+		t.Fatalf("cancel notification: %d", resp.StatusCode)
+	}
+	select {
+	case out := <-done:
+		if out["result"] != nil || !strings.Contains(mustJSON(out), "cancelled") {
+			t.Fatalf("cancelled call answered %v", out)
+		}
+	case <-time.After(4 * time.Second):
+		t.Fatal("the cancelled call kept running")
+	}
+	if d := time.Since(begin); d > 3*time.Second {
+		t.Fatalf("cancellation took %s", d)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for !upstreamCancelled.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("the upstream was not told of the cancellation")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
