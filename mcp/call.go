@@ -406,52 +406,68 @@ func schemaMessage(err error) string {
 func errorText(err error) string { return apperr.PublicMessage(err) }
 
 // passThrough forwards resource, prompt and completion requests to the
-// endpoint's tool server, for principals allowed at least one of its
-// tools. The aggregate endpoint lists none (use the server's endpoint).
+// tool servers the principal holds at least one tool of: the endpoint's
+// server, or on the aggregate endpoint all of them (see aggregate.go).
 func (g *Gateway) passThrough(ctx context.Context, w http.ResponseWriter, ep *endpoint, p *principal.Principal, m *message) {
+	servers := g.permittedServers(ctx, ep, p)
 	if ep.server == "" {
-		empty := map[string]string{"resources/list": `{"resources":[]}`, "resources/templates/list": `{"resourceTemplates":[]}`, "prompts/list": `{"prompts":[]}`}
-		if res, ok := empty[m.Method]; ok {
-			writeJSON(w, http.StatusOK, resultBody(m.ID, []byte(res)))
-			return
-		}
-		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeInvalidParams, Message: "resources and prompts are served on each tool server's endpoint (/t/{tenant}/mcp/{server})"}))
+		g.aggregate(ctx, w, ep, servers, m)
 		return
 	}
-	srv := ep.cat.bySlug[ep.server]
-	sub, actor, ok := subjects(p)
-	snap, err := g.cfg.Access.Snapshot(ctx, ep.tenant.ID)
-	allowed := false
-	if ok && err == nil {
-		now := g.cfg.Now()
-		for _, t := range srv.tools {
-			if snap.Permits(sub, actor, t.ent, now) {
-				allowed = true
-				break
-			}
-		}
-	}
-	if !allowed {
+	if len(servers) == 0 {
 		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeDenied, Message: "no access to this tool server"}))
 		return
 	}
-	up, err := g.upstreamByID(ctx, srv.id)
-	var res *callResult
-	if err == nil {
-		res, err = up.call(ctx, m.Method, m.Params, nil)
+	res, err := g.forward(ctx, servers[0], m.Method, m.Params)
+	writeJSON(w, http.StatusOK, answer(m.ID, res, err))
+}
+
+// permittedServers lists the endpoint's active servers of which the
+// principal may call at least one tool now.
+func (g *Gateway) permittedServers(ctx context.Context, ep *endpoint, p *principal.Principal) []*serverEntry {
+	sub, actor, ok := subjects(p)
+	snap, err := g.cfg.Access.Snapshot(ctx, ep.tenant.ID)
+	if !ok || err != nil {
+		return nil
 	}
+	now := g.cfg.Now()
+	var out []*serverEntry
+	seen := map[*serverEntry]bool{}
+	for _, t := range ep.tools() {
+		if seen[t.server] || !t.server.active {
+			continue
+		}
+		if snap.Permits(sub, actor, t.ent, now) {
+			seen[t.server] = true
+			out = append(out, t.server)
+		}
+	}
+	return out
+}
+
+// forward sends one request to a server's upstream.
+func (g *Gateway) forward(ctx context.Context, srv *serverEntry, method string, params json.RawMessage) (*callResult, error) {
+	up, err := g.upstreamByID(ctx, srv.id)
+	if err != nil {
+		return nil, err
+	}
+	return up.call(ctx, method, params, nil)
+}
+
+// answer renders an upstream answer (or failure) for the client's id.
+func answer(id json.RawMessage, res *callResult, err error) []byte {
 	switch {
 	case err != nil:
-		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeUnavailable, Message: "the tool server failed: " + apperr.PublicMessage(err)}))
+		return errorBody(id, rpcError{Code: codeUnavailable, Message: "the tool server failed: " + apperr.PublicMessage(err)})
 	case res.Error != nil:
 		b, _ := json.Marshal(struct {
 			JSONRPC string          `json:"jsonrpc"`
 			ID      json.RawMessage `json:"id"`
 			Error   any             `json:"error"`
-		}{"2.0", m.ID, res.Error})
-		writeJSON(w, http.StatusOK, b)
+		}{"2.0", id, res.Error})
+		return b
 	default:
-		writeJSON(w, http.StatusOK, resultBody(m.ID, res.Result))
+		return resultBody(id, res.Result)
 	}
 }
 

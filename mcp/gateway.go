@@ -137,6 +137,7 @@ type Gateway struct {
 	sessions sessions
 	policies sync.Map // tenant ID → the tenant's MCP policy at a version
 	streams  streams
+	owners   owners
 }
 
 // New returns a gateway.

@@ -42,7 +42,15 @@ type testUpstream struct {
 func newTestUpstream(t *testing.T) *testUpstream {
 	t.Helper()
 	u := &testUpstream{authSeen: map[string]bool{}}
-	s := mcpserver.NewMCPServer("test-upstream", "1.0.0", mcpserver.WithToolCapabilities(true))
+	s := mcpserver.NewMCPServer("test-upstream", "1.0.0", mcpserver.WithToolCapabilities(true),
+		mcpserver.WithPromptCapabilities(true), mcpserver.WithResourceCapabilities(false, true))
+	s.AddPrompt(mcp.NewPrompt("greet", mcp.WithArgument("who")), func(ctx context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+		return mcp.NewGetPromptResult("greeting", []mcp.PromptMessage{
+			mcp.NewPromptMessage(mcp.RoleUser, mcp.NewTextContent("Hello, "+req.Params.Arguments["who"]))}), nil
+	})
+	s.AddResource(mcp.NewResource("docs://readme", "readme", mcp.WithMIMEType("text/plain")), func(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+		return []mcp.ResourceContents{mcp.TextResourceContents{URI: "docs://readme", MIMEType: "text/plain", Text: "read me"}}, nil
+	})
 	text := func(s string) *mcp.CallToolResult { return mcp.NewToolResultText(s) }
 	s.AddTool(mcp.NewTool("echo", mcp.WithDescription("Echo the text."), mcp.WithString("text", mcp.Required(), mcp.MaxLength(100))),
 		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
@@ -301,6 +309,27 @@ func TestMCPGateway(t *testing.T) {
 				t.Fatalf("the gateway called upstream without its credential %d times", up.badAuth.Load())
 			}
 
+			// Prompts and resources of permitted servers, merged on the aggregate endpoint.
+			bg := context.Background()
+			prompts, err := c.ListPrompts(bg, mcp.ListPromptsRequest{})
+			if err != nil || len(prompts.Prompts) != 1 || prompts.Prompts[0].Name != "tools__greet" {
+				t.Fatalf("prompts/list: %v %+v", err, prompts)
+			}
+			gp := mcp.GetPromptRequest{}
+			gp.Params.Name, gp.Params.Arguments = "tools__greet", map[string]string{"who": "Ada"}
+			if got, err := c.GetPrompt(bg, gp); err != nil || len(got.Messages) != 1 || got.Messages[0].Content.(mcp.TextContent).Text != "Hello, Ada" {
+				t.Fatalf("prompts/get: %v %+v", err, got)
+			}
+			resources, err := c.ListResources(bg, mcp.ListResourcesRequest{})
+			if err != nil || len(resources.Resources) != 1 || resources.Resources[0].URI != "docs://readme" {
+				t.Fatalf("resources/list: %v %+v", err, resources)
+			}
+			rr := mcp.ReadResourceRequest{}
+			rr.Params.URI = "docs://readme"
+			if got, err := c.ReadResource(bg, rr); err != nil || len(got.Contents) != 1 || got.Contents[0].(mcp.TextResourceContents).Text != "read me" {
+				t.Fatalf("resources/read: %v %+v", err, got)
+			}
+
 			// Arguments reach the audit log only when the tenant asks, redacted.
 			resp, body := h.doAs(m.adminTok, "PATCH", "/api/v1/policies", map[string]any{"mcp": map[string]any{"audit_arguments": true, "redact_keys": []string{"text"}}})
 			expect(t, resp, body, 200, "audit arguments policy")
@@ -337,6 +366,9 @@ func TestMCPGateway(t *testing.T) {
 			if res, err := callTool(sc, "echo", map[string]any{"text": "direct"}); err != nil || resultText(res) != "direct" {
 				t.Fatalf("server endpoint call: %v %+v", err, res)
 			}
+			if prompts, err := sc.ListPrompts(context.Background(), mcp.ListPromptsRequest{}); err != nil || len(prompts.Prompts) != 1 || prompts.Prompts[0].Name != "greet" {
+				t.Fatalf("server endpoint prompts/list: %v %+v", err, prompts)
+			}
 
 			// Revoking the grant: refused on the open session's next call.
 			resp, body = h.doAs(m.adminTok, "DELETE", "/api/v1/assignments/"+m.assign["add"], nil)
@@ -355,6 +387,12 @@ func TestMCPGateway(t *testing.T) {
 			expect(t, resp, body, 200, "suspend")
 			if _, err := callTool(c, "tools__echo", map[string]any{"text": "x"}); err == nil || !strings.Contains(err.Error(), "not active") {
 				t.Fatalf("suspended agent: %v", err)
+			}
+			if prompts, err := c.ListPrompts(context.Background(), mcp.ListPromptsRequest{}); err != nil || len(prompts.Prompts) != 0 {
+				t.Fatalf("a suspended agent still sees prompts: %v %+v", err, prompts)
+			}
+			if _, err := c.ReadResource(context.Background(), rr); err == nil {
+				t.Fatal("a suspended agent still reads resources")
 			}
 
 			if n := auditCount(t, h, m.adminTok, "mcp.tools.call", "success"); n != 5 {
