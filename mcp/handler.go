@@ -177,10 +177,11 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusNotAcceptable, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: "GET opens an event stream: Accept text/event-stream"}))
 			return
 		}
-		if _, ok := g.session(w, r, ep, p); !ok {
+		s, ok := g.session(w, r, ep, p)
+		if !ok {
 			return
 		}
-		g.listen(w, r, ep, p, exp)
+		g.listen(w, r, ep, p, s, exp)
 	default:
 		w.Header().Set("Allow", "GET, POST, DELETE")
 		writeJSON(w, http.StatusMethodNotAllowed, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: "method not allowed"}))

@@ -125,7 +125,7 @@ func (g *Gateway) visible(ctx context.Context, ep *endpoint, p *principal.Princi
 
 // listen serves a session's GET stream: keep-alive comments, and
 // notifications/tools/list_changed when this principal's tools change.
-func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal, exp time.Time) {
+func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal, s *session, exp time.Time) {
 	ctx := r.Context()
 	l, ok := g.streams.add(ep.tenant.ID)
 	if !ok {
@@ -162,6 +162,9 @@ func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, ep *endpoint, p
 		case <-expired:
 			return
 		case <-ping.C:
+			if cur, err := g.sessions.get(ctx, ep.tenant.ID, r.Header.Get(hdrSession), g.cfg.Now()); err != nil || cur.hash != s.hash {
+				return // the session ended
+			}
 			if _, err := w.Write([]byte(": keep-alive\n\n")); err != nil || rc.Flush() != nil {
 				return
 			}
