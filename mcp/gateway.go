@@ -334,3 +334,48 @@ func (g *Gateway) Health(ctx context.Context, id uuid.UUID) (*Health, error) {
 	}
 	return h, nil
 }
+
+// RunHealthChecks pings every tool server this replica is connected to,
+// every interval, until ctx ends: the xavyo_mcp_upstream_up gauge and a
+// log line on each change of state. (Calls themselves go through the
+// circuit breaker; this shows an idle upstream's state too.)
+func (g *Gateway) RunHealthChecks(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	last := map[*upstream]bool{}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		g.pool.mu.Lock()
+		ups := make([]*upstream, 0, len(g.pool.ups))
+		for _, u := range g.pool.ups {
+			ups = append(ups, u)
+		}
+		g.pool.mu.Unlock()
+		seen := map[*upstream]bool{}
+		for _, u := range ups {
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			res, err := u.call(pctx, "ping", nil, nil)
+			cancel()
+			ok := err == nil && res.Error == nil
+			seen[u] = true
+			g.cfg.Metrics.setUp(u.cfg.tenant.String(), u.cfg.slug, ok)
+			if was, known := last[u]; !known || was != ok {
+				level := slog.LevelInfo
+				if !ok {
+					level = slog.LevelWarn
+				}
+				g.cfg.Logger.Log(ctx, level, "tool server health", "tenant_id", u.cfg.tenant.String(), "server", u.cfg.slug, "up", ok)
+			}
+			last[u] = ok
+		}
+		for u := range last {
+			if !seen[u] {
+				delete(last, u)
+			}
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 type Metrics struct {
 	calls   *prometheus.CounterVec
 	latency *prometheus.HistogramVec
+	up      *prometheus.GaugeVec
 }
 
 // NewMetrics registers the gateway's metrics with reg.
@@ -25,7 +26,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"server", "decision"}),
 	}
-	reg.MustRegister(m.calls, m.latency)
+	m.up = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "xavyo_mcp_upstream_up",
+		Help: "1 when the last health check of a connected tool server succeeded on this replica, else 0.",
+	}, []string{"tenant", "server"})
+	reg.MustRegister(m.calls, m.latency, m.up)
 	return m
 }
 
@@ -35,4 +40,15 @@ func (m *Metrics) observe(server, tool, decision, status string, d time.Duration
 	}
 	m.calls.WithLabelValues(server, tool, decision, status).Inc()
 	m.latency.WithLabelValues(server, decision).Observe(d.Seconds())
+}
+
+func (m *Metrics) setUp(tenant, server string, up bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if up {
+		v = 1
+	}
+	m.up.WithLabelValues(tenant, server).Set(v)
 }

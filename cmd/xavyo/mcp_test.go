@@ -106,6 +106,7 @@ func newTestUpstream(t *testing.T) *testUpstream {
 // mcpSetup is a tenant with a synced tool server, an agent and grants.
 type mcpSetup struct {
 	slug, adminTok, ownerID string
+	tenantID                string
 	server                  agentJSON
 	agent                   agentJSON
 	ents                    map[string]string // tool → entitlement ID
@@ -116,7 +117,7 @@ type mcpSetup struct {
 func setupMCP(t *testing.T, h *harness, up *testUpstream) *mcpSetup {
 	t.Helper()
 	m := &mcpSetup{slug: uniqueSlug("mcp"), ents: map[string]string{}, assign: map[string]string{}}
-	_, m.adminTok = tenantAdmin(t, h, m.slug)
+	m.tenantID, m.adminTok = tenantAdmin(t, h, m.slug)
 	_, body := h.doAs(m.adminTok, "GET", "/api/v1/me", nil)
 	m.ownerID = decode[userJSON](t, body).ID
 	resp, body := h.doAs(m.adminTok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": "tools", "name": "Tools",
@@ -610,6 +611,31 @@ func TestMCPGatewayStreamsProgressAndFailsFast(t *testing.T) {
 	if names := strings.Join(toolNames(t, c), ","); strings.Contains(names, "fresh") {
 		t.Fatalf("an unapproved tool is listed: %s", names)
 	}
+	// Health checks of connected upstreams feed a gauge.
+	hctx, stopHealth := context.WithCancel(context.Background())
+	defer stopHealth()
+	go func() { _ = h.s.mcp.RunHealthChecks(hctx, 50*time.Millisecond) }()
+	upGauge := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			resp, err := h.http.Get(h.admin + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(b), `xavyo_mcp_upstream_up{server="tools",tenant="`) &&
+				strings.Contains(string(b), `server="tools",tenant="`+m.tenantID+`"} `+want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("xavyo_mcp_upstream_up never became %s", want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	upGauge("1")
 	// The upstream goes away: a prompt error, then the circuit opens.
 	up.srv.CloseClientConnections()
 	up.srv.Close()
@@ -627,6 +653,7 @@ func TestMCPGatewayStreamsProgressAndFailsFast(t *testing.T) {
 	if !strings.Contains(string(body), `"reachable":false`) || !strings.Contains(string(body), `"circuit":"open"`) {
 		t.Fatalf("health: %s", body)
 	}
+	upGauge("0")
 }
 
 // TestMCPGatewayWithCertificates: an agent calls with its xavyo-issued
