@@ -17,11 +17,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/google/uuid"
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
+	"github.com/xavyo/xavyo/identity/token"
 	"github.com/xavyo/xavyo/internal/store"
 )
 
@@ -469,6 +472,24 @@ func TestMCPGatewayRefusesBadInput(t *testing.T) {
 		if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
 			t.Errorf("%s: %d %q", name, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 		}
+	}
+	// An expired token, otherwise right (tenant, audience, scope, signature).
+	expired, err := h.s.tokens.Mint(context.Background(), token.Claims{Claims: jwt.Claims{Subject: m.agent.ID, Audience: jwt.Audience{m.endpoint},
+		Expiry: jwt.NewNumericDate(time.Now().Add(-2 * time.Minute))}, TenantID: uuid.MustParse(m.tenantID), Scope: "mcp", SubjectKind: "nhi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := h.s.tokens.Mint(context.Background(), token.Claims{Claims: jwt.Claims{Subject: m.agent.ID, Audience: jwt.Audience{m.endpoint},
+		Expiry: jwt.NewNumericDate(time.Now().Add(2 * time.Minute))}, TenantID: uuid.MustParse(m.tenantID), Scope: "mcp", SubjectKind: "nhi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := rawMCP(t, h.tls, m.endpoint, init, "Authorization", "Bearer "+fresh); resp.StatusCode != 200 {
+		t.Fatalf("the same token unexpired: %d", resp.StatusCode)
+	}
+	if resp, _ := rawMCP(t, h.tls, m.endpoint, init, "Authorization", "Bearer "+expired); resp.StatusCode != 401 ||
+		!strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+		t.Fatalf("expired token: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
 	// A token without the mcp scope.
 	code2, out := h.form("/t/"+m.slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {m.endpoint}, "scope": {"a2a"}},
