@@ -45,7 +45,7 @@ type testUpstream struct {
 func newTestUpstream(t *testing.T) *testUpstream {
 	t.Helper()
 	u := &testUpstream{authSeen: map[string]bool{}}
-	s := mcpserver.NewMCPServer("test-upstream", "1.0.0", mcpserver.WithToolCapabilities(true),
+	s := mcpserver.NewMCPServer("test-upstream", "1.0.0", mcpserver.WithToolCapabilities(true), mcpserver.WithPaginationLimit(2),
 		mcpserver.WithPromptCapabilities(true), mcpserver.WithResourceCapabilities(false, true))
 	s.AddPrompt(mcp.NewPrompt("greet", mcp.WithArgument("who")), func(ctx context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
 		return mcp.NewGetPromptResult("greeting", []mcp.PromptMessage{
@@ -436,6 +436,50 @@ func rpcCode(out map[string]any) float64 {
 	e, _ := out["error"].(map[string]any)
 	c, _ := e["code"].(float64)
 	return c
+}
+
+// TestMCPToolListsArePaged: the catalog sync reads every page of the
+// upstream's list (it pages by 2), and the gateway pages its own lists
+// (mcp.page_size 2): the pages hold each permitted tool once.
+func TestMCPToolListsArePaged(t *testing.T) {
+	up := newTestUpstream(t)
+	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true", "XAVYO_MCP_PAGE_SIZE=2"), nil)
+	m := setupMCP(t, h, up) // fails unless the sync found all four tools
+	resp, body := h.doAs(m.adminTok, "POST", "/api/v1/assignments", map[string]any{"subject_type": "nhi", "subject_id": m.agent.ID,
+		"target_type": "entitlement", "target_id": m.ents["delete_repo"]})
+	expect(t, resp, body, 201, "grant the fourth tool")
+	c := mcpClient(t, h, m.endpoint, m.agentToken(t, h, m.endpoint), nil)
+	var names []string
+	req := mcp.ListToolsRequest{}
+	for pages := 1; ; pages++ {
+		res, err := c.ListToolsByPage(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Tools) > 2 {
+			t.Fatalf("page of %d tools", len(res.Tools))
+		}
+		for _, tl := range res.Tools {
+			names = append(names, tl.Name)
+		}
+		if res.NextCursor == "" {
+			if pages != 2 {
+				t.Fatalf("%d pages", pages)
+			}
+			break
+		}
+		req.Params.Cursor = res.NextCursor
+	}
+	if strings.Join(names, ",") != "tools__add,tools__delete_repo,tools__echo,tools__slow" {
+		t.Fatalf("paged tools: %v", names)
+	}
+	tok := m.agentToken(t, h, m.endpoint)
+	resp, _ = rawMCP(t, h.tls, m.endpoint, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`,
+		"Authorization", "Bearer "+tok)
+	if _, out := rawMCP(t, h.tls, m.endpoint, `{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"cursor":"%%%"}}`,
+		"Authorization", "Bearer "+tok, "Mcp-Session-Id", resp.Header.Get("Mcp-Session-Id")); rpcCode(out) != -32602 {
+		t.Fatalf("bad cursor: %v", out)
+	}
 }
 
 // TestMCPGatewayRefusesBadInput: missing, foreign-audience and other

@@ -97,6 +97,7 @@ type Egress struct {
 // MCP configures the MCP gateway.
 type MCP struct {
 	StdioAllowlist []string `yaml:"stdio_allowlist" env:"XAVYO_MCP_STDIO_ALLOWLIST" desc:"comma-separated commands that stdio upstreams may run"`
+	PageSize       int      `yaml:"page_size" env:"XAVYO_MCP_PAGE_SIZE" desc:"tools per tools/list page on the gateway (default 100)"`
 }
 
 // DefaultTenant is created, with its first tenant_admin, at the first
@@ -255,6 +256,9 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("shutdown_timeout must be positive"))
+	}
+	if c.MCP.PageSize < 0 || c.MCP.PageSize > 1000 {
+		errs = append(errs, errors.New("mcp.page_size must be from 1 to 1000"))
 	}
 	for _, cmd := range c.MCP.StdioAllowlist {
 		if !filepath.IsAbs(cmd) {
