@@ -42,6 +42,12 @@ type Tokens interface {
 	Verify(ctx context.Context, raw string, want token.Expect) (*token.Claims, error)
 }
 
+// CertAuthenticator maps a client certificate to its principal, refusing
+// revoked ones.
+type CertAuthenticator interface {
+	Authenticate(ctx context.Context, leaf *x509.Certificate) (*principal.Principal, error)
+}
+
 // CertIssuer issues client certificates to NHIs.
 type CertIssuer interface {
 	Issue(ctx context.Context, n *nhi.NHI, in pki.IssueInput, defaultLifetime time.Duration, renewedFrom string) (*pki.Issued, error)
@@ -77,6 +83,9 @@ type Config struct {
 	// CA issues the certificates of mTLS upstream credentials (nil: the
 	// mtls credential type is refused).
 	CA CertIssuer
+	// Certs checks client certificates again on long-lived connections
+	// (WebSocket messages); the agent plane checks every HTTP request.
+	Certs CertAuthenticator
 	// AgentURL is agent.public_url: endpoint URLs (token audiences) and
 	// resource-metadata URLs are built from it.
 	AgentURL string

@@ -173,6 +173,10 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	case http.MethodGet:
+		if isWebSocket(r) {
+			g.serveWebSocket(w, r, ep, p, exp)
+			return
+		}
 		if !strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
 			writeJSON(w, http.StatusNotAcceptable, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: "GET opens an event stream: Accept text/event-stream"}))
 			return

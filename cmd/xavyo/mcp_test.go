@@ -19,6 +19,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/google/uuid"
+	"github.com/gorilla/websocket"
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
@@ -1072,5 +1073,98 @@ func TestMCPCancellationReachesUpstream(t *testing.T) {
 			t.Fatal("the upstream was not told of the cancellation")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestMCPOverWebSocket: the same endpoint over WebSocket (subprotocol
+// mcp, one JSON-RPC message per frame): initialize, the permitted tools,
+// a call, a refusal; list_changed arrives as a frame when a grant is
+// revoked; a revoked token fails the next message and closes the socket.
+func TestMCPOverWebSocket(t *testing.T) {
+	up := newTestUpstream(t)
+	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
+	m := setupMCP(t, h, up)
+	tok := m.agentToken(t, h, m.endpoint)
+	dialer := websocket.Dialer{TLSClientConfig: h.tls.Transport.(*http.Transport).TLSClientConfig, Subprotocols: []string{"mcp"},
+		HandshakeTimeout: 5 * time.Second}
+	wsURL := "wss" + strings.TrimPrefix(m.endpoint, "https")
+	if _, resp, err := dialer.Dial(wsURL, nil); err == nil || resp == nil || resp.StatusCode != 401 {
+		t.Fatalf("WebSocket without a token: %v %v", err, resp)
+	}
+	conn, resp, err := dialer.Dial(wsURL, http.Header{"Authorization": {"Bearer " + tok}})
+	if err != nil {
+		t.Fatalf("dial: %v %v", err, resp)
+	}
+	defer conn.Close()
+	if conn.Subprotocol() != "mcp" {
+		t.Fatalf("subprotocol %q", conn.Subprotocol())
+	}
+	frames := make(chan map[string]any, 16)
+	go func() {
+		defer close(frames)
+		for {
+			_, b, err := conn.ReadMessage()
+			if err != nil {
+				return
+			}
+			var msg map[string]any
+			_ = json.Unmarshal(b, &msg)
+			frames <- msg
+		}
+	}()
+	next := func(what string) map[string]any {
+		t.Helper()
+		select {
+		case f, ok := <-frames:
+			if !ok {
+				t.Fatalf("%s: the socket closed", what)
+			}
+			return f
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: no frame", what)
+		}
+		return nil
+	}
+	send := func(s string) {
+		t.Helper()
+		if err := conn.WriteMessage(websocket.TextMessage, []byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"ws","version":"1"}}}`)
+	if f := next("initialize"); f["result"] == nil {
+		t.Fatalf("initialize: %v", f)
+	}
+	send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	send(`{"jsonrpc":"2.0","id":2,"method":"tools/list"}`)
+	if f := next("tools/list"); !strings.Contains(mustJSON(f), `"name":"tools__echo"`) || strings.Contains(mustJSON(f), "delete_repo") {
+		t.Fatalf("tools/list: %v", f)
+	}
+	send(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"tools__echo","arguments":{"text":"over a socket"}}}`)
+	if f := next("call"); !strings.Contains(mustJSON(f), "over a socket") {
+		t.Fatalf("call: %v", f)
+	}
+	send(`{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"tools__delete_repo","arguments":{"name":"x"}}}`)
+	if f := next("refusal"); rpcCode(f) != -32003 {
+		t.Fatalf("refusal: %v", f)
+	}
+	rsp, body := h.doAs(m.adminTok, "DELETE", "/api/v1/assignments/"+m.assign["add"], nil)
+	expect(t, rsp, body, 204, "revoke grant")
+	if f := next("list_changed"); f["method"] != "notifications/tools/list_changed" {
+		t.Fatalf("expected list_changed, got %v", f)
+	}
+	// Revoke the token (RFC 7009): the next message fails, the socket closes.
+	if code, out := h.form("/t/"+m.slug+"/revoke", url.Values{"token": {tok}}, m.agent.ClientID, m.agent.ClientSecret); code != 200 {
+		t.Fatalf("revoke token: %d %v", code, out)
+	}
+	send(`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"tools__echo","arguments":{"text":"after revocation"}}}`)
+	for f := range frames {
+		if strings.Contains(mustJSON(f), "after revocation") {
+			t.Fatal("a revoked token still calls over the socket")
+		}
+	}
+	n, err := h.s.mcp.PurgeSessions(context.Background(), time.Now().Add(2*time.Hour))
+	if err != nil || n != 1 {
+		t.Fatalf("the socket's session was not ended with it: %d %v", n, err)
 	}
 }
