@@ -147,6 +147,7 @@ type Gateway struct {
 	policies sync.Map // tenant ID → the tenant's MCP policy at a version
 	streams  streams
 	owners   owners
+	legacy   legacyConns
 }
 
 // New returns a gateway.

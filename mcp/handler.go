@@ -22,8 +22,9 @@ import (
 	"github.com/xavyo/xavyo/internal/store"
 )
 
-// Protocol revisions served to clients (the legacy, session era).
-var supportedVersions = []string{"2025-11-25", "2025-06-18", "2025-03-26"}
+// Protocol revisions served to clients (the legacy, session era; 2024-11-05
+// for clients of the HTTP+SSE transport).
+var supportedVersions = []string{"2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"}
 
 const latestVersion = "2025-11-25"
 
@@ -161,6 +162,10 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.Method {
 	case http.MethodPost:
+		if id := r.URL.Query().Get("session_id"); id != "" && r.Header.Get(hdrSession) == "" {
+			g.postLegacy(w, r, ep, p, id)
+			return
+		}
 		g.post(w, r, ep, p)
 	case http.MethodDelete:
 		s, ok := g.session(w, r, ep, p)
@@ -175,6 +180,11 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet:
 		if isWebSocket(r) {
 			g.serveWebSocket(w, r, ep, p, exp)
+			return
+		}
+		if r.Header.Get(hdrSession) == "" && strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+			// No session named: a client of the HTTP+SSE transport (2024-11-05).
+			g.serveLegacyStream(w, r, ep, p, exp)
 			return
 		}
 		if !strings.Contains(r.Header.Get("Accept"), "text/event-stream") {

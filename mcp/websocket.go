@@ -48,17 +48,23 @@ func (c *wsConn) close(code int, reason string) {
 	_ = c.conn.Close()
 }
 
-// frameWriter turns one streamable HTTP answer into frames: a JSON body
-// is one frame; each event of an event stream is one.
+// sink receives whole JSON-RPC messages: WebSocket frames, or events of a
+// legacy SSE stream.
+type sink interface {
+	send(b []byte) error
+}
+
+// frameWriter turns one streamable HTTP answer into messages for a sink:
+// a JSON body is one message; each event of an event stream is one.
 type frameWriter struct {
-	ws     *wsConn
+	ws     sink
 	header http.Header
 	status int
 	sse    bool
 	buf    bytes.Buffer
 }
 
-func newFrameWriter(ws *wsConn) *frameWriter {
+func newFrameWriter(ws sink) *frameWriter {
 	return &frameWriter{ws: ws, header: http.Header{}, status: http.StatusOK}
 }
 

@@ -1163,8 +1163,71 @@ func TestMCPOverWebSocket(t *testing.T) {
 			t.Fatal("a revoked token still calls over the socket")
 		}
 	}
-	n, err := h.s.mcp.PurgeSessions(context.Background(), time.Now().Add(2*time.Hour))
-	if err != nil || n != 1 {
-		t.Fatalf("the socket's session was not ended with it: %d %v", n, err)
+	// Closing the socket ended its session (the server does so as it lets go).
+	deadline := time.Now().Add(5 * time.Second)
+	for ended := int64(0); ended != 1; {
+		n, err := h.s.mcp.PurgeSessions(context.Background(), time.Now().Add(2*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ended += n; ended == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the socket's session was not ended with it (%d purged)", ended)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestMCPOverLegacySSE: mcp-go's client over the HTTP+SSE transport
+// (2024-11-05) on the same endpoint: the permitted tools, a call, a
+// refusal; a POST to another principal's stream is refused.
+func TestMCPOverLegacySSE(t *testing.T) {
+	up := newTestUpstream(t)
+	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
+	m := setupMCP(t, h, up)
+	tok := m.agentToken(t, h, m.endpoint)
+	c, err := client.NewSSEMCPClient(m.endpoint, transport.WithHTTPClient(&http.Client{Transport: h.tls.Transport}),
+		transport.WithHeaders(map[string]string{"Authorization": "Bearer " + tok}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	init := mcp.InitializeRequest{}
+	init.Params.ProtocolVersion = "2024-11-05"
+	init.Params.ClientInfo = mcp.Implementation{Name: "sse-client", Version: "1"}
+	res, err := c.Initialize(ctx, init)
+	if err != nil || res.ProtocolVersion != "2024-11-05" {
+		t.Fatalf("initialize over SSE: %v %+v", err, res)
+	}
+	if names := strings.Join(toolNames(t, c), ","); names != "tools__add,tools__echo,tools__slow" {
+		t.Fatalf("tools over SSE: %s", names)
+	}
+	if r, err := callTool(c, "tools__echo", map[string]any{"text": "over SSE"}); err != nil || resultText(r) != "over SSE" {
+		t.Fatalf("call over SSE: %v %+v", err, r)
+	}
+	if _, err := callTool(c, "tools__delete_repo", map[string]any{"name": "x"}); err == nil || !strings.Contains(err.Error(), "no assignment grants") {
+		t.Fatalf("refusal over SSE: %v", err)
+	}
+	// Another agent cannot post into this stream.
+	endpoint := c.GetTransport().(*transport.SSE).GetEndpoint()
+	if endpoint == nil || endpoint.Query().Get("session_id") == "" {
+		t.Fatalf("endpoint event: %v", endpoint)
+	}
+	resp, body := h.doAs(m.adminTok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "other-agent", "name": "Other", "owner_id": m.ownerID})
+	expect(t, resp, body, 201, "other agent")
+	other := decode[agentJSON](t, body)
+	code, out := h.form("/t/"+m.slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {m.endpoint}}, other.ClientID, other.ClientSecret)
+	if code != 200 {
+		t.Fatal(out)
+	}
+	if resp, _ := rawMCP(t, h.tls, endpoint.String(), `{"jsonrpc":"2.0","id":9,"method":"tools/list"}`, "Authorization", "Bearer "+out["access_token"].(string)); resp.StatusCode != 404 {
+		t.Fatalf("another agent posted into the stream: %d", resp.StatusCode)
 	}
 }
