@@ -83,6 +83,9 @@ type Config struct {
 	// CA issues the certificates of mTLS upstream credentials (nil: the
 	// mtls credential type is refused).
 	CA CertIssuer
+	// StdioAllowlist is the operator's list of commands stdio tool servers
+	// may run (mcp.stdio_allowlist), checked again at each start.
+	StdioAllowlist []string
 	// Certs checks client certificates again on long-lived connections
 	// (WebSocket messages); the agent plane checks every HTTP request.
 	Certs CertAuthenticator

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -195,11 +196,14 @@ func (g *Gateway) SetSettings(ctx context.Context, id uuid.UUID, in SettingsInpu
 	if err != nil {
 		return nil, err
 	}
-	if n.Profile.ToolServer == nil || n.Profile.ToolServer.Transport != "streamable_http" {
-		return nil, apperr.Invalid("profile.tool_server.transport", "the gateway reaches streamable_http upstreams in this release")
+	if n.Profile.ToolServer == nil || (n.Profile.ToolServer.Transport != "streamable_http" && n.Profile.ToolServer.Transport != "stdio") {
+		return nil, apperr.Invalid("profile.tool_server.transport", "the gateway reaches streamable_http and stdio upstreams in this release")
 	}
 	if err := in.validate(); err != nil {
 		return nil, err
+	}
+	if n.Profile.ToolServer.Transport == "stdio" && (in.CredentialType != CredNone || in.ServerCAPEM != "") {
+		return nil, apperr.Invalid("credential_type", "a stdio tool server takes no credential (its command runs on this host)")
 	}
 	var sealed []byte
 	if in.Token != "" || in.ClientSecret != "" {
@@ -262,16 +266,28 @@ type upstreamConfig struct {
 	scope    string
 	serverCA string
 	auto     bool
+	command  string // stdio
+	args     []string
 }
 
 // loadUpstream reads a tool server's upstream configuration (secrets
 // opened) in the tenant of ctx.
 func (g *Gateway) loadUpstream(ctx context.Context, n *nhi.NHI) (*upstreamConfig, error) {
-	if n.Profile.ToolServer == nil || n.Profile.ToolServer.Transport != "streamable_http" || n.Profile.ToolServer.URL == "" {
-		return nil, apperr.Invalid("profile.tool_server", "the gateway reaches streamable_http upstreams with a URL in this release")
+	ts := n.Profile.ToolServer
+	switch {
+	case ts == nil:
+		return nil, apperr.Invalid("profile.tool_server", "not a tool server")
+	case ts.Transport == "streamable_http" && ts.URL != "":
+	case ts.Transport == "stdio" && ts.Command != "":
+		if !slices.Contains(g.cfg.StdioAllowlist, ts.Command) {
+			// The allowlist may have changed since the NHI was registered.
+			return nil, apperr.Invalid("profile.tool_server.command", "not on this replica's mcp.stdio_allowlist")
+		}
+	default:
+		return nil, apperr.Invalid("profile.tool_server", "the gateway reaches streamable_http and stdio upstreams in this release")
 	}
 	tenant, _ := store.TenantFrom(ctx)
-	c := &upstreamConfig{tenant: tenant, server: n.ID, slug: n.Slug, url: n.Profile.ToolServer.URL,
+	c := &upstreamConfig{tenant: tenant, server: n.ID, slug: n.Slug, url: ts.URL, command: ts.Command, args: ts.Args,
 		timeout: defaultTimeoutMS * time.Millisecond, credType: CredNone}
 	err := g.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
 		var sealed []byte

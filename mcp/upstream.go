@@ -12,6 +12,8 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,8 +50,11 @@ type upstream struct {
 	client *http.Client
 	onList func() // called on notifications/tools/list_changed
 
-	mu sync.Mutex
-	tr *transport.StreamableHTTP
+	mu      sync.Mutex
+	tr      transport.Interface
+	started time.Time // the last stdio process start
+	crashes int       // stdio restarts in a row, each within a minute of the last start
+	stop    context.CancelFunc
 
 	ids      atomic.Int64
 	version  atomic.Pointer[string] // negotiated protocol version
@@ -169,26 +174,66 @@ func (u *upstream) oauthToken(ctx context.Context) (string, error) {
 	return u.oauthTok, nil
 }
 
-// conn returns the initialized transport, connecting first if needed.
-func (u *upstream) conn(ctx context.Context) (*transport.StreamableHTTP, error) {
+// conn returns the initialized transport, connecting first if needed:
+// streamable HTTP, or a stdio process (restarted at most once a second).
+func (u *upstream) conn(ctx context.Context) (transport.Interface, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.tr != nil {
 		return u.tr, nil
 	}
-	tr, err := transport.NewStreamableHTTP(u.cfg.url,
-		transport.WithHTTPBasicClient(u.client),
-		transport.WithHTTPHeaderFunc(func(ctx context.Context) map[string]string { return u.headers(ctx) }),
-		// The upstream is spoken to in the legacy era (this release), where
-		// the standalone GET stream carries list_changed notifications.
-		transport.WithContinuousListening(), //nolint:staticcheck // SA1019: legacy-era upstreams use the GET stream
-		transport.WithHTTPLogger(u.log))
-	if err != nil {
-		return nil, err
+	var tr transport.Interface
+	if u.cfg.command != "" {
+		// A process that keeps exiting is restarted with a growing delay
+		// (none the first time; 250 ms doubling to 30 s); one that ran a
+		// minute starts the count again.
+		if !u.started.IsZero() {
+			if time.Since(u.started) > time.Minute {
+				u.crashes = 0
+			}
+			if u.crashes > 0 {
+				wait := min(30*time.Second, 250*time.Millisecond<<min(u.crashes-1, 7))
+				if time.Since(u.started) < wait {
+					return nil, fmt.Errorf("the tool server's process keeps exiting; next start in %s", (wait - time.Since(u.started)).Round(time.Millisecond))
+				}
+			}
+			u.crashes++
+		}
+		u.started = time.Now()
+		pctx, stop := context.WithCancel(context.Background())
+		st := transport.NewStdioWithOptions(u.cfg.command, nil, u.cfg.args,
+			transport.WithCommandFunc(stdioCommand),
+			transport.WithCommandStderrWriter(&logWriter{log: u.log}),
+			transport.WithCommandLogger(u.log))
+		if err := st.Start(pctx); err != nil {
+			stop()
+			return nil, fmt.Errorf("start %s: %w", u.cfg.command, err)
+		}
+		u.log.Info("tool server process started", "command", u.cfg.command)
+		tr, u.stop = st, stop
+	} else {
+		ht, err := transport.NewStreamableHTTP(u.cfg.url,
+			transport.WithHTTPBasicClient(u.client),
+			transport.WithHTTPHeaderFunc(func(ctx context.Context) map[string]string { return u.headers(ctx) }),
+			// The upstream is spoken to in the legacy era (this release), where
+			// the standalone GET stream carries list_changed notifications.
+			transport.WithContinuousListening(), //nolint:staticcheck // SA1019: legacy-era upstreams use the GET stream
+			transport.WithHTTPLogger(u.log))
+		if err != nil {
+			return nil, err
+		}
+		if err := ht.Start(context.WithoutCancel(ctx)); err != nil {
+			return nil, err
+		}
+		tr = ht
 	}
 	tr.SetNotificationHandler(u.notification)
-	if err := tr.Start(context.WithoutCancel(ctx)); err != nil {
-		return nil, err
+	closeAll := func() {
+		_ = tr.Close()
+		if u.stop != nil {
+			u.stop()
+			u.stop = nil
+		}
 	}
 	ictx, cancel := context.WithTimeout(ctx, u.cfg.timeout)
 	defer cancel()
@@ -199,50 +244,97 @@ func (u *upstream) conn(ctx context.Context) (*transport.StreamableHTTP, error) 
 	}
 	resp, err := tr.SendRequest(ictx, transport.JSONRPCRequest{JSONRPC: "2.0", ID: mcpgo.NewRequestId(u.ids.Add(1)), Method: "initialize", Params: params})
 	if err != nil {
-		_ = tr.Close()
+		closeAll()
 		return nil, fmt.Errorf("initialize: %w", err)
 	}
 	if resp.Error != nil {
-		_ = tr.Close()
+		closeAll()
 		return nil, fmt.Errorf("initialize: upstream error %d: %s", resp.Error.Code, resp.Error.Message)
 	}
 	var init struct {
 		ProtocolVersion string `json:"protocolVersion"`
 	}
 	if err := json.Unmarshal(resp.Result, &init); err != nil || init.ProtocolVersion == "" {
-		_ = tr.Close()
+		closeAll()
 		return nil, errors.New("initialize: no protocol version in the upstream's answer")
 	}
-	tr.SetProtocolVersion(init.ProtocolVersion)
+	if ht, ok := tr.(*transport.StreamableHTTP); ok {
+		ht.SetProtocolVersion(init.ProtocolVersion)
+	}
 	u.version.Store(&init.ProtocolVersion)
 	if err := tr.SendNotification(ictx, mcpgo.JSONRPCNotification{JSONRPC: "2.0",
 		Notification: mcpgo.Notification{Method: "notifications/initialized"}}); err != nil {
-		_ = tr.Close()
+		closeAll()
 		return nil, fmt.Errorf("initialized: %w", err)
 	}
 	u.tr = tr
 	return tr, nil
 }
 
-// reset drops the connection (after the upstream ended its session).
-func (u *upstream) reset(tr *transport.StreamableHTTP) {
+// reset drops the connection (the upstream ended its session, or its
+// process exited).
+func (u *upstream) reset(tr transport.Interface) {
 	u.mu.Lock()
+	var stop context.CancelFunc
 	if u.tr == tr {
-		u.tr = nil
+		u.tr, stop, u.stop = nil, u.stop, nil
 	}
 	u.mu.Unlock()
-	go func() { _ = tr.Close() }()
+	go func() {
+		_ = tr.Close()
+		if stop != nil {
+			stop()
+		}
+	}()
 }
 
-// close ends the upstream session.
+// close ends the upstream session (and its process).
 func (u *upstream) close() {
 	u.mu.Lock()
-	tr := u.tr
-	u.tr = nil
+	tr, stop := u.tr, u.stop
+	u.tr, u.stop = nil, nil
 	u.mu.Unlock()
 	if tr != nil {
 		_ = tr.Close()
 	}
+	if stop != nil {
+		stop()
+	}
+}
+
+// stdioCommand builds a tool server's process with a minimal environment:
+// xavyo's own (its key-encryption key among it) never reaches it.
+func stdioCommand(ctx context.Context, command string, _ []string, args []string) (*exec.Cmd, error) {
+	cmd := exec.CommandContext(ctx, command, args...) //nolint:gosec // G204: only commands on the operator's allowlist
+	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + os.TempDir()}
+	cmd.Dir = os.TempDir()
+	return cmd, nil
+}
+
+// logWriter logs a tool server process's stderr, a line per record.
+type logWriter struct {
+	log *slog.Logger
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			break
+		}
+		w.log.Info("tool server stderr", "line", string(w.buf[:i]))
+		w.buf = w.buf[i+1:]
+	}
+	if len(w.buf) > 64<<10 {
+		w.log.Info("tool server stderr", "line", string(w.buf))
+		w.buf = w.buf[:0]
+	}
+	return len(p), nil
 }
 
 // notification handles notifications the SDK transport received (the GET
@@ -322,7 +414,19 @@ func (u *upstream) send(ctx context.Context, method string, params json.RawMessa
 		u.progress.Store(key, onProgress)
 		defer u.progress.Delete(key)
 	}
-	res, err := u.post(ctx, tr, id, method, params)
+	var res *callResult
+	if ht, ok := tr.(*transport.StreamableHTTP); ok {
+		res, err = u.post(ctx, ht, id, method, params)
+	} else {
+		var resp *transport.JSONRPCResponse
+		resp, err = tr.SendRequest(ctx, transport.JSONRPCRequest{JSONRPC: "2.0", ID: mcpgo.NewRequestId(id), Method: method, Params: params})
+		if err == nil {
+			res = &callResult{Result: resp.Result, Error: resp.Error}
+		} else if ctx.Err() == nil {
+			// The process is gone or broken: the next call starts another.
+			u.reset(tr)
+		}
+	}
 	if err != nil && ctx.Err() != nil {
 		// The agent cancelled, or the timeout struck: tell the upstream.
 		nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)

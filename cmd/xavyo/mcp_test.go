@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1229,5 +1231,77 @@ func TestMCPOverLegacySSE(t *testing.T) {
 	}
 	if resp, _ := rawMCP(t, h.tls, endpoint.String(), `{"jsonrpc":"2.0","id":9,"method":"tools/list"}`, "Authorization", "Bearer "+out["access_token"].(string)); resp.StatusCode != 404 {
 		t.Fatalf("another agent posted into the stream: %d", resp.StatusCode)
+	}
+}
+
+// TestMCPStdioUpstream: a tool server whose command (on the operator's
+// allowlist) runs as a process of the gateway, spoken to over stdio; when
+// the process exits, the next call starts another. A command off the
+// allowlist cannot be registered.
+func TestMCPStdioUpstream(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "mcp-echo")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../examples/mcp-echo").CombinedOutput(); err != nil {
+		t.Fatalf("build mcp-echo: %v\n%s", err, out)
+	}
+	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_MCP_STDIO_ALLOWLIST="+bin), nil)
+	slug := uniqueSlug("stdio")
+	_, tok := tenantAdmin(t, h, slug)
+	_, body := h.doAs(tok, "GET", "/api/v1/me", nil)
+	owner := decode[userJSON](t, body).ID
+	resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": "rogue", "name": "Rogue", "owner_id": owner,
+		"profile": map[string]any{"tool_server": map[string]any{"transport": "stdio", "command": "/bin/sh", "args": []string{"-c", "id"}}}})
+	if resp.StatusCode != 400 {
+		t.Fatalf("a command off the allowlist: %d %s", resp.StatusCode, body)
+	}
+	resp, body = h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": "local", "name": "Local", "owner_id": owner,
+		"profile": map[string]any{"tool_server": map[string]any{"transport": "stdio", "command": bin, "args": []string{"-stdio", "-crashable"}}}})
+	expect(t, resp, body, 201, "stdio tool server")
+	server := decode[agentJSON](t, body)
+	resp, body = h.doAs(tok, "PUT", "/api/v1/tool-servers/"+server.ID+"/upstream", map[string]any{"auto_approve": true})
+	expect(t, resp, body, 200, "settings")
+	resp, body = h.doAs(tok, "POST", "/api/v1/tool-servers/"+server.ID+"/sync", nil)
+	expect(t, resp, body, 200, "sync")
+	var rep struct {
+		Tools []struct {
+			Name          string `json:"name"`
+			EntitlementID string `json:"entitlement_id"`
+		} `json:"tools"`
+	}
+	_ = json.Unmarshal(body, &rep)
+	resp, body = h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "user-of-local", "name": "Agent", "owner_id": owner})
+	expect(t, resp, body, 201, "agent")
+	agent := decode[agentJSON](t, body)
+	for _, tl := range rep.Tools {
+		if tl.Name == "echo" || tl.Name == "exit" {
+			resp, body = h.doAs(tok, "POST", "/api/v1/assignments", map[string]any{"subject_type": "nhi", "subject_id": agent.ID,
+				"target_type": "entitlement", "target_id": tl.EntitlementID})
+			expect(t, resp, body, 201, "grant "+tl.Name)
+		}
+	}
+	endpoint := h.agent + "/t/" + slug + "/mcp/local"
+	code, out := h.form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {endpoint}}, agent.ClientID, agent.ClientSecret)
+	if code != 200 {
+		t.Fatal(out)
+	}
+	c := mcpClient(t, h, endpoint, out["access_token"].(string), nil)
+	if got := strings.Join(toolNames(t, c), ","); got != "echo,exit" {
+		t.Fatalf("stdio tools: %s", got)
+	}
+	if r, err := callTool(c, "echo", map[string]any{"text": "from a process"}); err != nil || resultText(r) != "from a process" {
+		t.Fatalf("stdio call: %v %+v", err, r)
+	}
+	// The process exits; within a few calls the gateway has started another.
+	_, _ = callTool(c, "exit", nil)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, err := callTool(c, "echo", map[string]any{"text": "again"})
+		if err == nil && resultText(r) == "again" {
+			break
+		}
+		t.Logf("after exit: %v", err)
+		if time.Now().After(deadline) {
+			t.Fatalf("no restart: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -242,7 +242,7 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 		return nil, err
 	}
 	if s.mcp, err = mcp.New(mcp.Config{DB: s.db, Sealer: sealer, NHIs: s.nhis, Gov: s.gov, Access: s.engine, Tokens: s.tokens,
-		Tenants: s.tenants, Audit: s.seq, Client: upstreams, Egress: upstreamEgress, CA: s.ca, Certs: s.certs, AgentURL: cfg.Agent.PublicURL, Logger: log,
+		Tenants: s.tenants, Audit: s.seq, Client: upstreams, Egress: upstreamEgress, CA: s.ca, Certs: s.certs, StdioAllowlist: cfg.MCP.StdioAllowlist, AgentURL: cfg.Agent.PublicURL, Logger: log,
 		Metrics: mcp.NewMetrics(reg), Version: version, PageSize: cfg.MCP.PageSize}); err != nil {
 		return nil, err
 	}

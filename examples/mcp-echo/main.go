@@ -1,5 +1,6 @@
-// Command mcp-echo is a small MCP server (streamable HTTP) for trying the
-// gateway: tools echo and add, no authentication, loopback only.
+// Command mcp-echo is a small MCP server for trying the gateway: tools
+// echo and add, no authentication; over streamable HTTP on a loopback
+// address, or over stdio with -stdio.
 package main
 
 import (
@@ -9,6 +10,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -17,10 +19,9 @@ import (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:9801", "listen address")
+	stdio := flag.Bool("stdio", false, "serve on stdin and stdout instead of HTTP")
+	crashable := flag.Bool("crashable", false, "add a tool, exit, that ends the process (for restart tests)")
 	flag.Parse()
-	if host, _, err := net.SplitHostPort(*addr); err != nil || !net.ParseIP(host).IsLoopback() {
-		log.Fatal("mcp-echo listens on a loopback address only")
-	}
 	s := server.NewMCPServer("mcp-echo", "1.0.0", server.WithToolCapabilities(true))
 	s.AddTool(mcp.NewTool("echo", mcp.WithDescription("Echo the text back."),
 		mcp.WithString("text", mcp.Required(), mcp.Description("what to echo"))),
@@ -41,6 +42,24 @@ func main() {
 			}
 			return mcp.NewToolResultText(fmt.Sprint(a + b)), nil
 		})
+	if *crashable {
+		s.AddTool(mcp.NewTool("exit", mcp.WithDescription("End this process.")),
+			func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+				log.Print("mcp-echo: exiting on request")
+				os.Exit(3)
+				return nil, nil
+			})
+	}
+	if *stdio {
+		log.Print("mcp-echo: serving on stdio")
+		if err := server.ServeStdio(s); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+	if host, _, err := net.SplitHostPort(*addr); err != nil || !net.ParseIP(host).IsLoopback() {
+		log.Fatal("mcp-echo listens on a loopback address only")
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/mcp", server.NewStreamableHTTPServer(s))
 	log.Printf("mcp-echo: http://%s/mcp", *addr)

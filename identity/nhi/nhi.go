@@ -65,9 +65,10 @@ type AgentProfile struct {
 
 // ToolServerProfile describes an upstream MCP server.
 type ToolServerProfile struct {
-	Transport string `json:"transport" doc:"streamable_http, sse or stdio"`
-	URL       string `json:"url,omitempty" doc:"for streamable_http and sse"`
-	Command   string `json:"command,omitempty" doc:"for stdio: an absolute path on the operator's allowlist"`
+	Transport string   `json:"transport" doc:"streamable_http, sse or stdio"`
+	URL       string   `json:"url,omitempty" doc:"for streamable_http and sse"`
+	Command   string   `json:"command,omitempty" doc:"for stdio: an absolute path on the operator's allowlist"`
+	Args      []string `json:"args,omitempty" doc:"for stdio: the command's arguments (at most 32)"`
 	// CredentialRef names the credential xavyo presents upstream (never
 	// the agent's own token).
 	CredentialRef string `json:"credential_ref,omitempty"`
@@ -215,7 +216,7 @@ func (s *Service) validateProfile(kind string, p *Profile) error {
 		t := p.ToolServer
 		switch t.Transport {
 		case "streamable_http", "sse":
-			if t.Command != "" {
+			if t.Command != "" || len(t.Args) > 0 {
 				return apperr.Invalid("profile.tool_server.command", "only stdio tool servers run a command")
 			}
 			if err := httpURL("profile.tool_server.url", t.URL); err != nil {
@@ -227,6 +228,14 @@ func (s *Service) validateProfile(kind string, p *Profile) error {
 			}
 			if !filepath.IsAbs(t.Command) || !slices.Contains(s.StdioAllowlist, t.Command) {
 				return apperr.Invalid("profile.tool_server.command", "must be a command on the operator's allowlist (mcp.stdio_allowlist)")
+			}
+			if len(t.Args) > 32 {
+				return apperr.Invalid("profile.tool_server.args", "at most 32 arguments")
+			}
+			for _, a := range t.Args {
+				if len(a) > 1000 || strings.ContainsRune(a, 0) {
+					return apperr.Invalid("profile.tool_server.args", "each argument is at most 1000 characters, without NUL")
+				}
 			}
 		default:
 			return apperr.Invalid("profile.tool_server.transport", "must be streamable_http, sse or stdio")
