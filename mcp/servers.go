@@ -196,8 +196,8 @@ func (g *Gateway) SetSettings(ctx context.Context, id uuid.UUID, in SettingsInpu
 	if err != nil {
 		return nil, err
 	}
-	if n.Profile.ToolServer == nil || (n.Profile.ToolServer.Transport != "streamable_http" && n.Profile.ToolServer.Transport != "stdio") {
-		return nil, apperr.Invalid("profile.tool_server.transport", "the gateway reaches streamable_http and stdio upstreams in this release")
+	if n.Profile.ToolServer == nil {
+		return nil, apperr.Invalid("profile.tool_server", "not a tool server")
 	}
 	if err := in.validate(); err != nil {
 		return nil, err
@@ -268,6 +268,7 @@ type upstreamConfig struct {
 	auto     bool
 	command  string // stdio
 	args     []string
+	sse      bool // the HTTP+SSE transport (2024-11-05)
 }
 
 // loadUpstream reads a tool server's upstream configuration (secrets
@@ -277,17 +278,17 @@ func (g *Gateway) loadUpstream(ctx context.Context, n *nhi.NHI) (*upstreamConfig
 	switch {
 	case ts == nil:
 		return nil, apperr.Invalid("profile.tool_server", "not a tool server")
-	case ts.Transport == "streamable_http" && ts.URL != "":
+	case (ts.Transport == "streamable_http" || ts.Transport == "sse") && ts.URL != "":
 	case ts.Transport == "stdio" && ts.Command != "":
 		if !slices.Contains(g.cfg.StdioAllowlist, ts.Command) {
 			// The allowlist may have changed since the NHI was registered.
 			return nil, apperr.Invalid("profile.tool_server.command", "not on this replica's mcp.stdio_allowlist")
 		}
 	default:
-		return nil, apperr.Invalid("profile.tool_server", "the gateway reaches streamable_http and stdio upstreams in this release")
+		return nil, apperr.Invalid("profile.tool_server", "a tool server needs a URL (streamable_http, sse) or a command (stdio)")
 	}
 	tenant, _ := store.TenantFrom(ctx)
-	c := &upstreamConfig{tenant: tenant, server: n.ID, slug: n.Slug, url: ts.URL, command: ts.Command, args: ts.Args,
+	c := &upstreamConfig{tenant: tenant, server: n.ID, slug: n.Slug, url: ts.URL, command: ts.Command, args: ts.Args, sse: ts.Transport == "sse",
 		timeout: defaultTimeoutMS * time.Millisecond, credType: CredNone}
 	err := g.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
 		var sealed []byte

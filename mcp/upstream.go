@@ -211,6 +211,31 @@ func (u *upstream) conn(ctx context.Context) (transport.Interface, error) {
 		}
 		u.log.Info("tool server process started", "command", u.cfg.command)
 		tr, u.stop = st, stop
+	} else if u.cfg.sse {
+		// The HTTP+SSE transport of 2024-11-05: a GET stream that lives as
+		// long as this connection, and POSTs to the endpoint it names.
+		pctx, stop := context.WithCancel(context.Background())
+		st, err := transport.NewSSE(u.cfg.url, transport.WithHTTPClient(u.client),
+			transport.WithHeaderFunc(func(ctx context.Context) map[string]string { return u.headers(ctx) }),
+			transport.WithSSELogger(u.log))
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		// The stream lives on pctx; Start returns once it named the endpoint.
+		started := make(chan error, 1)
+		go func() { started <- st.Start(pctx) }()
+		select {
+		case err = <-started:
+		case <-time.After(u.cfg.timeout):
+			err = errors.New("no endpoint event in time")
+		}
+		if err != nil {
+			stop()
+			_ = st.Close()
+			return nil, fmt.Errorf("open the SSE stream: %w", err)
+		}
+		tr, u.stop = st, stop
 	} else {
 		ht, err := transport.NewStreamableHTTP(u.cfg.url,
 			transport.WithHTTPBasicClient(u.client),

@@ -1305,3 +1305,62 @@ func TestMCPStdioUpstream(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// TestMCPSSEUpstream: a tool server that speaks only the HTTP+SSE
+// transport (2024-11-05), behind its own bearer token, is synced and
+// called through the gateway's streamable HTTP endpoint.
+func TestMCPSSEUpstream(t *testing.T) {
+	s := mcpserver.NewMCPServer("sse-upstream", "1.0.0", mcpserver.WithToolCapabilities(true))
+	s.AddTool(mcp.NewTool("shout", mcp.WithString("text", mcp.Required())), func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		v, _ := req.RequireString("text")
+		return mcp.NewToolResultText(strings.ToUpper(v)), nil
+	})
+	var sseSrv *mcpserver.SSEServer
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+upstreamSecret {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		sseSrv.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() { srv.CloseClientConnections(); srv.Close() })
+	sseSrv = mcpserver.NewSSEServer(s, mcpserver.WithBaseURL(srv.URL))
+
+	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
+	slug := uniqueSlug("sseup")
+	_, tok := tenantAdmin(t, h, slug)
+	_, body := h.doAs(tok, "GET", "/api/v1/me", nil)
+	owner := decode[userJSON](t, body).ID
+	resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": "old", "name": "Old server", "owner_id": owner,
+		"profile": map[string]any{"tool_server": map[string]any{"transport": "sse", "url": srv.URL + "/sse"}}})
+	expect(t, resp, body, 201, "sse tool server")
+	server := decode[agentJSON](t, body)
+	resp, body = h.doAs(tok, "PUT", "/api/v1/tool-servers/"+server.ID+"/upstream", map[string]any{"auto_approve": true, "credential_type": "bearer", "token": upstreamSecret})
+	expect(t, resp, body, 200, "settings")
+	resp, body = h.doAs(tok, "POST", "/api/v1/tool-servers/"+server.ID+"/sync", nil)
+	expect(t, resp, body, 200, "sync")
+	var rep struct {
+		Tools []struct {
+			EntitlementID string `json:"entitlement_id"`
+		} `json:"tools"`
+	}
+	_ = json.Unmarshal(body, &rep)
+	if len(rep.Tools) != 1 {
+		t.Fatalf("sync: %s", body)
+	}
+	resp, body = h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "caller", "name": "Caller", "owner_id": owner})
+	expect(t, resp, body, 201, "agent")
+	agent := decode[agentJSON](t, body)
+	resp, body = h.doAs(tok, "POST", "/api/v1/assignments", map[string]any{"subject_type": "nhi", "subject_id": agent.ID,
+		"target_type": "entitlement", "target_id": rep.Tools[0].EntitlementID})
+	expect(t, resp, body, 201, "grant")
+	endpoint := h.agent + "/t/" + slug + "/mcp"
+	code, out := h.form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {endpoint}}, agent.ClientID, agent.ClientSecret)
+	if code != 200 {
+		t.Fatal(out)
+	}
+	c := mcpClient(t, h, endpoint, out["access_token"].(string), nil)
+	if r, err := callTool(c, "old__shout", map[string]any{"text": "legacy"}); err != nil || resultText(r) != "LEGACY" {
+		t.Fatalf("call through to an SSE upstream: %v %+v", err, r)
+	}
+}
