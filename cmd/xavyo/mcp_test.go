@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -1362,5 +1363,49 @@ func TestMCPSSEUpstream(t *testing.T) {
 	c := mcpClient(t, h, endpoint, out["access_token"].(string), nil)
 	if r, err := callTool(c, "old__shout", map[string]any{"text": "legacy"}); err != nil || resultText(r) != "LEGACY" {
 		t.Fatalf("call through to an SSE upstream: %v %+v", err, r)
+	}
+}
+
+// TestMCPReplicaKilledMidSession: two replicas share PostgreSQL behind one
+// public URL; the one a client's session began on is killed (SIGKILL);
+// the client's next request, with the same session, succeeds on the other.
+func TestMCPReplicaKilledMidSession(t *testing.T) {
+	up := newTestUpstream(t)
+	agentAddr, adminAddr := freeAddr(t), freeAddr(t)
+	public := []string{"XAVYO_EGRESS_ALLOW_PRIVATE=true", "XAVYO_AGENT_PUBLIC_URL=https://" + agentAddr, "XAVYO_ADMIN_PUBLIC_URL=http://" + adminAddr,
+		"XAVYO_LOG_LEVEL=error"}
+	base := env(t, store.Postgres, t.TempDir())
+	var procEnv []string
+	for _, e := range base {
+		if !strings.HasPrefix(e, "XAVYO_ADMIN_ADDR=") && !strings.HasPrefix(e, "XAVYO_AGENT_ADDR=") {
+			procEnv = append(procEnv, e)
+		}
+	}
+	procEnv = append(append(procEnv, public...), "XAVYO_AGENT_ADDR="+agentAddr, "XAVYO_ADMIN_ADDR="+adminAddr)
+	cmd, one := serveProcess(t, procEnv)
+	two := start(t, append(env(t, store.Postgres, t.TempDir()), public...), nil)
+	m := setupMCP(t, one, up)
+	tok := m.agentToken(t, one, m.endpoint)
+	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`
+	resp, out := rawMCP(t, one.tls, m.endpoint, init, "Authorization", "Bearer "+tok)
+	sid := resp.Header.Get("Mcp-Session-Id")
+	if resp.StatusCode != 200 || sid == "" {
+		t.Fatalf("initialize on one: %d %v", resp.StatusCode, out)
+	}
+	call := func(h *harness, endpoint string, text string) map[string]any {
+		_, out := rawMCP(t, h.tls, endpoint, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"tools__echo","arguments":{"text":"`+text+`"}}}`,
+			"Authorization", "Bearer "+tok, "Mcp-Session-Id", sid, "MCP-Protocol-Version", "2025-11-25")
+		return out
+	}
+	if out := call(one, m.endpoint, "before"); !strings.Contains(mustJSON(out), `"text":"before"`) {
+		t.Fatalf("call on one: %v", out)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	twoEndpoint := strings.Replace(m.endpoint, "https://"+agentAddr, two.agent, 1)
+	if out := call(two, twoEndpoint, "after"); !strings.Contains(mustJSON(out), `"text":"after"`) {
+		t.Fatalf("the session did not survive its replica: %v", out)
 	}
 }
