@@ -29,7 +29,19 @@ type legacyConn struct {
 	subject string
 	server  string
 	session string // the MCP session after initialize
+	closed  bool   // no more messages are taken (guarded by mu)
 	wg      sync.WaitGroup
+}
+
+// take registers one more message in flight, unless the stream ended.
+func (c *legacyConn) take() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.wg.Add(1)
+	return true
 }
 
 func (c *legacyConn) send(b []byte) error {
@@ -88,6 +100,9 @@ func (g *Gateway) serveLegacyStream(w http.ResponseWriter, r *http.Request, ep *
 	g.legacy.put(id, c)
 	defer func() {
 		g.legacy.remove(id)
+		c.mu.Lock()
+		c.closed = true
+		c.mu.Unlock()
 		cancel()
 		c.wg.Wait()
 		c.mu.Lock()
@@ -165,8 +180,11 @@ func (g *Gateway) postLegacy(w http.ResponseWriter, r *http.Request, ep *endpoin
 	if sid != "" {
 		req.Header.Set(hdrSession, sid)
 	}
+	if !c.take() {
+		writeJSON(w, http.StatusNotFound, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: "the SSE stream ended; open a new one"}))
+		return
+	}
 	w.WriteHeader(http.StatusAccepted)
-	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		fw := newFrameWriter(c)
@@ -178,11 +196,10 @@ func (g *Gateway) postLegacy(w http.ResponseWriter, r *http.Request, ep *endpoin
 			c.session = nid
 			c.mu.Unlock()
 			if first {
-				if s, err := g.sessions.get(c.ctx, ep.tenant.ID, nid, g.cfg.Now()); err == nil {
+				if s, err := g.sessions.get(c.ctx, ep.tenant.ID, nid, g.cfg.Now()); err == nil && c.take() {
 					lr := req.Clone(c.ctx)
 					lr.Method = http.MethodGet
 					lr.Header.Set(hdrSession, nid)
-					c.wg.Add(1)
 					go func() {
 						defer c.wg.Done()
 						g.listen(newFrameWriter(c), lr, ep, p, s, time.Time{})
