@@ -47,8 +47,9 @@ var ErrUpstreamUnavailable = apperr.New(apperr.KindUnavailable, "the tool server
 type upstream struct {
 	cfg    *upstreamConfig
 	log    *slog.Logger
-	client *http.Client
-	onList func() // called on notifications/tools/list_changed
+	client *http.Client // adds the credential to every request
+	raw    *http.Client // the egress client itself (the upstream's token endpoint)
+	onList func()       // called on notifications/tools/list_changed
 
 	mu      sync.Mutex
 	tr      transport.Interface
@@ -70,7 +71,32 @@ type upstream struct {
 }
 
 func newUpstream(cfg *upstreamConfig, client *http.Client, log *slog.Logger, onList func()) *upstream {
-	return &upstream{cfg: cfg, client: client, log: log.With("tool_server", cfg.slug), onList: onList}
+	u := &upstream{cfg: cfg, raw: client, log: log.With("tool_server", cfg.slug), onList: onList}
+	// Every request to the upstream carries its credential: the SDK
+	// transport's own requests (the GET stream, the DELETE that ends the
+	// session) as much as the gateway's.
+	c := *client
+	c.Transport = &credentials{base: client.Transport, u: u}
+	u.client = &c
+	return u
+}
+
+// credentials adds the tool server's credential to each request.
+type credentials struct {
+	base http.RoundTripper
+	u    *upstream
+}
+
+func (c *credentials) RoundTrip(r *http.Request) (*http.Response, error) {
+	h := c.u.headers(r.Context())
+	if len(h) == 0 {
+		return c.base.RoundTrip(r)
+	}
+	r = r.Clone(r.Context())
+	for k, v := range h {
+		r.Header.Set(k, v)
+	}
+	return c.base.RoundTrip(r)
 }
 
 // allow reports whether the circuit lets a call through.
@@ -150,7 +176,7 @@ func (u *upstream) oauthToken(ctx context.Context) (string, error) {
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	req.SetBasicAuth(url.QueryEscape(u.cfg.clientID), url.QueryEscape(u.cfg.secret))
-	resp, err := u.client.Do(req)
+	resp, err := u.raw.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("upstream token endpoint: %w", err)
 	}
@@ -215,9 +241,7 @@ func (u *upstream) conn(ctx context.Context) (transport.Interface, error) {
 		// The HTTP+SSE transport of 2024-11-05: a GET stream that lives as
 		// long as this connection, and POSTs to the endpoint it names.
 		pctx, stop := context.WithCancel(context.Background())
-		st, err := transport.NewSSE(u.cfg.url, transport.WithHTTPClient(u.client),
-			transport.WithHeaderFunc(func(ctx context.Context) map[string]string { return u.headers(ctx) }),
-			transport.WithSSELogger(u.log))
+		st, err := transport.NewSSE(u.cfg.url, transport.WithHTTPClient(u.client), transport.WithSSELogger(u.log))
 		if err != nil {
 			stop()
 			return nil, err
@@ -239,7 +263,6 @@ func (u *upstream) conn(ctx context.Context) (transport.Interface, error) {
 	} else {
 		ht, err := transport.NewStreamableHTTP(u.cfg.url,
 			transport.WithHTTPBasicClient(u.client),
-			transport.WithHTTPHeaderFunc(func(ctx context.Context) map[string]string { return u.headers(ctx) }),
 			// The upstream is spoken to in the legacy era (this release), where
 			// the standalone GET stream carries list_changed notifications.
 			transport.WithContinuousListening(), //nolint:staticcheck // SA1019: legacy-era upstreams use the GET stream
@@ -495,9 +518,6 @@ func (u *upstream) post(ctx context.Context, tr *transport.StreamableHTTP, id in
 	}
 	if v := u.version.Load(); v != nil {
 		req.Header.Set(hdrVersion, *v)
-	}
-	for k, v := range u.headers(ctx) {
-		req.Header.Set(k, v)
 	}
 	resp, err := u.client.Do(req)
 	if err != nil {

@@ -42,6 +42,7 @@ type testUpstream struct {
 	mcp      *mcpserver.MCPServer
 	calls    atomic.Int64
 	badAuth  atomic.Int64
+	deletes  atomic.Int64 // authorized DELETEs (sessions ended)
 	mu       sync.Mutex
 	authSeen map[string]bool
 }
@@ -103,6 +104,9 @@ func newTestUpstream(t *testing.T) *testUpstream {
 			u.badAuth.Add(1)
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
+		}
+		if r.Method == http.MethodDelete {
+			u.deletes.Add(1)
 		}
 		h.ServeHTTP(w, r)
 	}))
@@ -313,6 +317,15 @@ func TestMCPGateway(t *testing.T) {
 				}
 			}
 			up.mu.Unlock()
+			// New settings end the upstream session: with the credential too.
+			resp0, body0 := h.doAs(m.adminTok, "PUT", "/api/v1/tool-servers/"+m.server.ID+"/upstream",
+				map[string]any{"credential_type": "bearer", "token": upstreamSecret, "timeout_ms": 2000})
+			expect(t, resp0, body0, 200, "settings again")
+			for deadline := time.Now().Add(5 * time.Second); up.deletes.Load() == 0; time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the old upstream session was not ended")
+				}
+			}
 			if up.badAuth.Load() != 0 {
 				t.Fatalf("the gateway called upstream without its credential %d times", up.badAuth.Load())
 			}
