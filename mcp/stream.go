@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -25,6 +26,7 @@ type streams struct {
 
 type listener struct {
 	changed chan struct{}
+	ready   atomic.Bool // its first tool list is known
 }
 
 func (s *streams) add(tenant uuid.UUID) (*listener, bool) {
@@ -91,6 +93,22 @@ func (s *streams) drain() {
 	}
 }
 
+// OpenStreams counts this replica's open session event streams (those
+// that know their principal's first tool list).
+func (g *Gateway) OpenStreams() int {
+	g.streams.mu.Lock()
+	defer g.streams.mu.Unlock()
+	n := 0
+	for _, ls := range g.streams.open {
+		for l := range ls {
+			if l.ready.Load() {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // Drain ends the open event streams (before the agent plane shuts down:
 // they would otherwise hold it until its timeout).
 func (g *Gateway) Drain() { g.streams.drain() }
@@ -138,6 +156,7 @@ func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, ep *endpoint, p
 		writeJSON(w, http.StatusServiceUnavailable, errorBody(nil, rpcError{Code: codeInternal, Message: "the tool catalog is unavailable"}))
 		return
 	}
+	l.ready.Store(true)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)

@@ -998,7 +998,12 @@ func TestMCPListChangedReachesClients(t *testing.T) {
 	if err != nil || res.Capabilities.Tools == nil || !res.Capabilities.Tools.ListChanged {
 		t.Fatalf("initialize: %v %+v", err, res)
 	}
-	time.Sleep(200 * time.Millisecond) // the GET stream opens after initialize
+	// The client opens its GET stream after initialize.
+	for deadline := time.Now().Add(5 * time.Second); h.s.mcp.OpenStreams() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the client did not open its event stream")
+		}
+	}
 	// Something that does not change this agent's tools.
 	resp, body := h.doAs(m.adminTok, "POST", "/api/v1/users", map[string]any{"email": "bystander@mcp.test"})
 	expect(t, resp, body, 201, "unrelated change")
@@ -1163,6 +1168,11 @@ func TestMCPOverWebSocket(t *testing.T) {
 	send(`{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"tools__delete_repo","arguments":{"name":"x"}}}`)
 	if f := next("refusal"); rpcCode(f) != -32003 {
 		t.Fatalf("refusal: %v", f)
+	}
+	for deadline := time.Now().Add(5 * time.Second); h.s.mcp.OpenStreams() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the socket's notifications are not listened for")
+		}
 	}
 	rsp, body := h.doAs(m.adminTok, "DELETE", "/api/v1/assignments/"+m.assign["add"], nil)
 	expect(t, rsp, body, 204, "revoke grant")
