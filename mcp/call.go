@@ -225,6 +225,7 @@ func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.R
 	}
 
 	entry.Outcome, entry.Details = audit.OutcomeSuccess, det
+	g.touch(ctx, sub, actor)
 	receipt, err := g.cfg.Audit.Append(ctx, entry)
 	if err != nil {
 		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeInternal, Message: "the call could not be audited"}))
@@ -526,4 +527,20 @@ func (g *Gateway) policy(t *tenant.Tenant) tenant.MCPPolicy {
 	pol := tenant.PoliciesOf(t).MCP
 	g.policies.Store(t.ID, cached{version: t.Version, pol: pol})
 	return pol
+}
+
+// touch records the use of the NHIs behind an allowed call (inactivity
+// reports read it), off the request path.
+func (g *Gateway) touch(ctx context.Context, sub governance.Subject, actor *governance.Subject) {
+	subs := []governance.Subject{sub}
+	if actor != nil {
+		subs = append(subs, *actor)
+	}
+	for _, s := range subs {
+		if s.Type != governance.SubjectNHI {
+			continue
+		}
+		id, tctx := s.ID, context.WithoutCancel(ctx)
+		go func() { _ = g.cfg.NHIs.Touch(tctx, id) }()
+	}
 }

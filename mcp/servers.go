@@ -94,6 +94,8 @@ type Sealer interface {
 type NHIs interface {
 	Authorize(ctx context.Context, id uuid.UUID, need string) (*nhi.NHI, error)
 	Lookup(ctx context.Context, id uuid.UUID) (*nhi.NHI, error)
+	// Touch records an NHI's use (at most a write a minute per NHI).
+	Touch(ctx context.Context, id uuid.UUID) error
 }
 
 func secretAAD(tenant, server uuid.UUID) []byte {

@@ -759,6 +759,16 @@ func TestMCPGatewayWithCertificates(t *testing.T) {
 	if res, err := callTool(c, "tools__echo", map[string]any{"text": "by certificate"}); err != nil || resultText(res) != "by certificate" {
 		t.Fatalf("mTLS call: %v %+v", err, res)
 	}
+	// The call counts as the agent's use (inactivity reports).
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, body := h.doAs(m.adminTok, "GET", "/api/v1/nhis/"+m.agent.ID, nil)
+		if strings.Contains(string(body), `"last_used_at"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no last_used_at after a call: %s", body)
+		}
+	}
 	if _, err := callTool(c, "tools__delete_repo", map[string]any{"name": "x"}); err == nil {
 		t.Fatal("mTLS: an ungranted tool was called")
 	}
