@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js'
 import { Agent, fetch as undiciFetch } from 'undici'
 import * as client from 'openid-client'
 
@@ -46,6 +47,11 @@ assert.equal(tr.status, 200)
 const { access_token: agentToken } = await tr.json()
 await check(await connect('sdk-bearer', { requestInit: { headers: { authorization: `Bearer ${agentToken}` } } }),
   'client credentials', ['bench__add', 'bench__echo'], 'bench__echo', 'bench__tool_0')
+
+// 1b. The same token over the older HTTP+SSE transport (2024-11-05) on the same endpoint.
+const sseClient = new Client({ name: 'sdk-sse', version: '1.0.0' })
+await sseClient.connect(new SSEClientTransport(endpoint, { requestInit: { headers: { authorization: `Bearer ${agentToken}` } } }))
+await check(sseClient, 'HTTP+SSE transport', ['bench__add', 'bench__echo'], 'bench__echo', 'bench__tool_0')
 
 // 2. The agent's client certificate, no token.
 const dispatcher = new Agent({ connect: { ca, cert: readFileSync(env('CERT_FILE')), key: readFileSync(env('KEY_FILE')) } })
