@@ -15,9 +15,12 @@ cleanup() {
 }
 trap cleanup EXIT
 go build -o "$work/xavyo" ./cmd/xavyo
+go build -o "$work/bareproxy" ./bench/cmd/bareproxy
 (cd ../shared/tools/mcpbench && go build -o "$work/" ./cmd/...)
 "$work/mcp-upstream" -addr 127.0.0.1:19801 -tools 3 > "$work/upstream.log" 2>&1 &
 echo $! > "$work/upstream.pid"
+"$work/bareproxy" -listen 127.0.0.1:19802 -target http://127.0.0.1:19801 > "$work/bareproxy.log" 2>&1 &
+echo $! > "$work/bareproxy.pid"
 
 admin=http://127.0.0.1:18180
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
@@ -75,6 +78,17 @@ print(f"{label:10} c={c:>2}  direct {d['calls_per_s']:8.0f}/s p50 {d['p50_ms']:.
 PY
   done
 }
+echo "== the cost of a hop alone: Go's bare reverse proxy (no TLS, auth, decision or audit) vs direct"
+for c in 1 32; do
+  direct=$(load -url http://127.0.0.1:19801/mcp -c $c -tool echo)
+  hop=$(load -url http://127.0.0.1:19802/mcp -c $c -tool echo)
+  python3 - "$c" "$direct" "$hop" <<'PY'
+import json, sys
+c, d, h = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+print(f"bare proxy c={c:>2}  direct {d['calls_per_s']:8.0f}/s p50 {d['p50_ms']:.3f} ms | proxy {h['calls_per_s']:8.0f}/s p50 {h['p50_ms']:.3f} ms | "
+      f"ratio {h['calls_per_s']/d['calls_per_s']:.2f}  p50 x{h['p50_ms']/d['p50_ms']:.2f}")
+PY
+done
 echo "== tools/call, gateway vs direct (mcpbench, $DUR per point, warm-up $WARM)"
 run plaintext http://127.0.0.1:18543/t/default/mcp
 stop_xavyo
