@@ -9,6 +9,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js'
 import { Agent, fetch as undiciFetch } from 'undici'
 import * as client from 'openid-client'
+import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from '@modelcontextprotocol/client'
 
 const env = (k) => { const v = process.env[k]; if (!v) throw new Error(`missing ${k}`); return v }
 const ADMIN = env('ADMIN'), AGENT = env('AGENT'), SLUG = env('SLUG')
@@ -52,6 +53,14 @@ await check(await connect('sdk-bearer', { requestInit: { headers: { authorizatio
 const sseClient = new Client({ name: 'sdk-sse', version: '1.0.0' })
 await sseClient.connect(new SSEClientTransport(endpoint, { requestInit: { headers: { authorization: `Bearer ${agentToken}` } } }))
 await check(sseClient, 'HTTP+SSE transport', ['bench__add', 'bench__echo'], 'bench__echo', 'bench__tool_0')
+
+// 1c. The v2 client (@modelcontextprotocol/client): legacy negotiation, and auto
+// (it probes the modern era first, then falls back to initialize).
+for (const mode of ['legacy', 'auto']) {
+  const v2 = new ClientV2({ name: `sdk-v2-${mode}`, version: '1.0.0' }, { versionNegotiation: { mode } })
+  await v2.connect(new TransportV2(endpoint, { requestInit: { headers: { authorization: `Bearer ${agentToken}` } } }))
+  await check(v2, `client v2 (${mode})`, ['bench__add', 'bench__echo'], 'bench__echo', 'bench__tool_0')
+}
 
 // 2. The agent's client certificate, no token.
 const dispatcher = new Agent({ connect: { ca, cert: readFileSync(env('CERT_FILE')), key: readFileSync(env('KEY_FILE')) } })
