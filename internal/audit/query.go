@@ -34,8 +34,7 @@ func Query(ctx context.Context, db *store.DB, f Filter) ([]Record, bool, error) 
 		return nil, false, apperr.Invalid("outcome", "must be success, denied or failure")
 	}
 	q := strings.Builder{}
-	q.WriteString(`SELECT tenant_id, seq, id, at, actor_kind, actor_id, action, target_kind, target_id, outcome, request_id, details, prev_hash, hash
-		FROM audit_log WHERE tenant_id = $1`)
+	q.WriteString(`SELECT ` + recordCols + ` FROM audit_log WHERE tenant_id = $1`)
 	var args []any
 	arg := func(cond string, v any) {
 		args = append(args, v)
@@ -76,14 +75,11 @@ func Query(ctx context.Context, db *store.DB, f Filter) ([]Record, bool, error) 
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var r Record
-			var details []byte
-			if err := rows.Scan(&r.TenantID, &r.Seq, &r.ID, &r.At, &r.ActorKind, &r.ActorID, &r.Action, &r.TargetKind, &r.TargetID,
-				&r.Outcome, &r.RequestID, &details, &r.PrevHash, &r.Hash); err != nil {
+			r, err := scanRecord(rows)
+			if err != nil {
 				return err
 			}
-			r.Details = details
-			out = append(out, r)
+			out = append(out, *r)
 		}
 		return rows.Err()
 	})

@@ -50,8 +50,7 @@ func Verify(ctx context.Context, db *store.DB, tenant uuid.UUID) (Report, error)
 		if err != nil && !isNoRows(err) {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT tenant_id, seq, id, at, actor_kind, actor_id, action, target_kind, target_id, outcome, request_id, details, prev_hash, hash
-			FROM audit_log WHERE tenant_id = $1 ORDER BY seq`, tenant)
+		rows, err := tx.Query(ctx, `SELECT `+recordCols+` FROM audit_log WHERE tenant_id = $1 ORDER BY seq`, tenant)
 		if err != nil {
 			return err
 		}
@@ -59,13 +58,10 @@ func Verify(ctx context.Context, db *store.DB, tenant uuid.UUID) (Report, error)
 		prev := []byte{}
 		var want int64 = 1
 		for rows.Next() {
-			var r Record
-			var details []byte
-			if err := rows.Scan(&r.TenantID, &r.Seq, &r.ID, &r.At, &r.ActorKind, &r.ActorID, &r.Action, &r.TargetKind, &r.TargetID,
-				&r.Outcome, &r.RequestID, &details, &r.PrevHash, &r.Hash); err != nil {
+			r, err := scanRecord(rows)
+			if err != nil {
 				return err
 			}
-			r.Details = details
 			rep.Rows++
 			if rep.First != nil {
 				continue
@@ -75,7 +71,7 @@ func Verify(ctx context.Context, db *store.DB, tenant uuid.UUID) (Report, error)
 				rep.First = &Problem{Seq: r.Seq, ID: r.ID, Reason: fmt.Sprintf("sequence gap: expected %d (a row was deleted)", want)}
 			case !bytes.Equal(r.PrevHash, prev):
 				rep.First = &Problem{Seq: r.Seq, ID: r.ID, Reason: "link broken: prev_hash does not match the preceding row (rows deleted, inserted or reordered)"}
-			case !bytes.Equal(computeHash(&r), r.Hash):
+			case !bytes.Equal(computeHash(r), r.Hash):
 				rep.First = &Problem{Seq: r.Seq, ID: r.ID, Reason: "hash mismatch: the row was altered"}
 			}
 			prev = r.Hash
@@ -90,4 +86,19 @@ func Verify(ctx context.Context, db *store.DB, tenant uuid.UUID) (Report, error)
 		return nil
 	})
 	return rep, err
+}
+
+// recordCols are the columns scanRecord reads, in order.
+const recordCols = `tenant_id, seq, id, at, actor_kind, actor_id, action, target_kind, target_id, outcome, request_id, details, prev_hash, hash`
+
+// scanRecord reads one audit_log row selected with recordCols.
+func scanRecord(rows interface{ Scan(...any) error }) (*Record, error) {
+	var r Record
+	var details []byte
+	if err := rows.Scan(&r.TenantID, &r.Seq, &r.ID, &r.At, &r.ActorKind, &r.ActorID, &r.Action, &r.TargetKind, &r.TargetID,
+		&r.Outcome, &r.RequestID, &details, &r.PrevHash, &r.Hash); err != nil {
+		return nil, err
+	}
+	r.Details = details
+	return &r, nil
 }
