@@ -40,6 +40,11 @@ func (s *Service) now() time.Time {
 
 var keyRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._:-]{0,127}$`)
 
+// ValidToolKey reports whether a tool name can key an mcp_tool
+// entitlement (the key rule, letters in either case), as UpsertTools
+// requires.
+func ValidToolKey(name string) bool { return keyRE.MatchString(strings.ToLower(name)) }
+
 func validKey(field, k string) error {
 	if !keyRE.MatchString(k) {
 		return apperr.Invalid(field, "must be 1 to 128 characters of a-z, 0-9 and . _ : -, starting with a letter or digit")

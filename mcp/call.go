@@ -277,12 +277,7 @@ func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.R
 		body = errorBody(m.ID, rpcError{Code: codeUnavailable, Message: msg, Data: map[string]string{"audit_id": receipt.ID.String()}})
 	case res.Error != nil:
 		status = "rpc_error"
-		b, _ := json.Marshal(struct {
-			JSONRPC string          `json:"jsonrpc"`
-			ID      json.RawMessage `json:"id"`
-			Error   any             `json:"error"`
-		}{"2.0", m.ID, res.Error})
-		body = b
+		body = answer(m.ID, res, nil)
 	default:
 		if isToolError(res.Result) {
 			status = "tool_error"
@@ -403,8 +398,6 @@ func schemaMessage(err error) string {
 	}
 	return "not valid JSON"
 }
-
-func errorText(err error) string { return apperr.PublicMessage(err) }
 
 // passThrough forwards resource, prompt and completion requests to the
 // tool servers the principal holds at least one tool of: the endpoint's

@@ -335,7 +335,7 @@ func (g *Gateway) syncTools(ctx context.Context, n *nhi.NHI) (*SyncReport, error
 				rep.Skipped = append(rep.Skipped, map[string]string{"name": "", "reason": "not a JSON object"})
 				continue
 			}
-			if !toolNameRE.MatchString(d.Name) || !governanceKey(d.Name) {
+			if !toolNameRE.MatchString(d.Name) || !governance.ValidToolKey(d.Name) {
 				rep.Skipped = append(rep.Skipped, map[string]string{"name": d.Name, "reason": "a tool name is 1 to 128 characters of A-Z, a-z, 0-9, _, - and ., starting with a letter or digit"})
 				continue
 			}
@@ -420,19 +420,6 @@ func (g *Gateway) syncTools(ctx context.Context, n *nhi.NHI) (*SyncReport, error
 	rep.SyncedAt = now
 	return rep, audit.RecordChange(ctx, g.cfg.Audit, "mcp.catalog.sync", "nhi", n.ID.String(),
 		map[string]any{"tools": len(tools), "removed": rep.Removed, "skipped": len(rep.Skipped)})
-}
-
-// governanceKey mirrors the entitlement key rule (lowercased).
-var govKeyRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._:-]{0,127}$`)
-
-func governanceKey(name string) bool {
-	b := []byte(name)
-	for i, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			b[i] = c + 32
-		}
-	}
-	return govKeyRE.Match(b)
 }
 
 // Tools lists a tool server's synced catalog.

@@ -339,7 +339,7 @@ func (g *Gateway) Health(ctx context.Context, id uuid.UUID) (*Health, error) {
 	h := &Health{ServerID: id, LatencyMS: float64(time.Since(start).Microseconds()) / 1000, Circuit: u.state()}
 	switch {
 	case err != nil:
-		h.Error = errorText(err)
+		h.Error = apperr.PublicMessage(err)
 	case res.Error != nil:
 		h.Error = res.Error.Message
 	default:
