@@ -20,28 +20,14 @@ import (
 // notifications arrive on the stream; each POST is answered 202. The
 // stream lives on the replica that opened it; closing it ends the session.
 
-// legacyConn is one open HTTP+SSE stream.
+// legacyConn is one open HTTP+SSE stream: the sink of its carrier.
 type legacyConn struct {
-	mu      sync.Mutex
+	*carrier
+	mu      sync.Mutex // serializes writes to the stream
 	w       http.ResponseWriter
 	rc      *http.ResponseController
-	ctx     context.Context
 	subject string
 	server  string
-	session string // the MCP session after initialize
-	closed  bool   // no more messages are taken (guarded by mu)
-	wg      sync.WaitGroup
-}
-
-// take registers one more message in flight, unless the stream ended.
-func (c *legacyConn) take() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return false
-	}
-	c.wg.Add(1)
-	return true
 }
 
 func (c *legacyConn) send(b []byte) error {
@@ -50,16 +36,7 @@ func (c *legacyConn) send(b []byte) error {
 	if c.ctx.Err() != nil {
 		return c.ctx.Err()
 	}
-	if _, err := c.w.Write([]byte("event: message\ndata: ")); err != nil {
-		return err
-	}
-	if _, err := c.w.Write(b); err != nil {
-		return err
-	}
-	if _, err := c.w.Write([]byte("\n\n")); err != nil {
-		return err
-	}
-	return c.rc.Flush()
+	return writeEvent(c.w, c.rc, "message", b)
 }
 
 // legacyConns are this replica's open HTTP+SSE streams by id.
@@ -96,44 +73,23 @@ func (g *Gateway) serveLegacyStream(w http.ResponseWriter, r *http.Request, ep *
 	id := base64.RawURLEncoding.EncodeToString(b[:])
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	c := &legacyConn{w: w, rc: http.NewResponseController(w), ctx: ctx, subject: string(p.Kind) + ":" + p.SubjectID, server: ep.server}
+	c := &legacyConn{w: w, subject: string(p.Kind) + ":" + p.SubjectID, server: ep.server}
+	c.carrier = &carrier{g: g, ep: ep, sink: c, ctx: ctx}
 	g.legacy.put(id, c)
 	defer func() {
 		g.legacy.remove(id)
-		c.mu.Lock()
-		c.closed = true
-		c.mu.Unlock()
 		cancel()
-		c.wg.Wait()
-		c.mu.Lock()
-		sid := c.session
-		c.mu.Unlock()
-		if sid != "" {
-			if s, err := g.sessions.get(context.WithoutCancel(ctx), ep.tenant.ID, sid, g.cfg.Now()); err == nil {
-				_ = g.sessions.terminate(context.WithoutCancel(ctx), s)
-			}
-		}
+		c.end() // closing the stream ends the session
 	}()
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
 	c.mu.Lock()
-	_, err := w.Write([]byte("event: endpoint\ndata: " + ep.url + "?session_id=" + id + "\n\n"))
-	if err == nil {
-		err = c.rc.Flush()
-	}
+	c.rc = openEventStream(w)
+	err := writeEvent(w, c.rc, "endpoint", []byte(ep.url+"?session_id="+id))
 	c.mu.Unlock()
 	if err != nil {
 		return
 	}
-	ping := time.NewTicker(25 * time.Second)
-	defer ping.Stop()
-	var expired <-chan time.Time
-	if !exp.IsZero() {
-		t := time.NewTimer(time.Until(exp))
-		defer t.Stop()
-		expired = t.C
-	}
+	clock := newStreamClock(exp)
+	defer clock.stop()
 	done := g.streams.doneCh()
 	for {
 		select {
@@ -141,14 +97,11 @@ func (g *Gateway) serveLegacyStream(w http.ResponseWriter, r *http.Request, ep *
 			return
 		case <-done:
 			return
-		case <-expired:
+		case <-clock.expired:
 			return
-		case <-ping.C:
+		case <-clock.ping.C:
 			c.mu.Lock()
-			_, err := w.Write([]byte(": keep-alive\n\n"))
-			if err == nil {
-				err = c.rc.Flush()
-			}
+			err := writeKeepAlive(w, c.rc)
 			c.mu.Unlock()
 			if err != nil {
 				return
@@ -173,39 +126,13 @@ func (g *Gateway) postLegacy(w http.ResponseWriter, r *http.Request, ep *endpoin
 	// A copy of the request carries the message on the stream's context.
 	req := r.Clone(c.ctx)
 	req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
-	c.mu.Lock()
-	sid := c.session
-	c.mu.Unlock()
 	req.Header.Del(hdrSession)
-	if sid != "" {
+	if sid := c.sessionID(); sid != "" {
 		req.Header.Set(hdrSession, sid)
 	}
-	if !c.take() {
+	if !c.serve(req, p, time.Time{}) {
 		writeJSON(w, http.StatusNotFound, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: "the SSE stream ended; open a new one"}))
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
-	go func() {
-		defer c.wg.Done()
-		fw := newFrameWriter(c)
-		g.post(fw, req, ep, p)
-		defer fw.finish()
-		if nid := fw.header.Get(hdrSession); nid != "" {
-			c.mu.Lock()
-			first := c.session == ""
-			c.session = nid
-			c.mu.Unlock()
-			if first {
-				if s, err := g.sessions.get(c.ctx, ep.tenant.ID, nid, g.cfg.Now()); err == nil && c.take() {
-					lr := req.Clone(c.ctx)
-					lr.Method = http.MethodGet
-					lr.Header.Set(hdrSession, nid)
-					go func() {
-						defer c.wg.Done()
-						g.listen(newFrameWriter(c), lr, ep, p, s, time.Time{})
-					}()
-				}
-			}
-		}
-	}()
 }

@@ -3,14 +3,70 @@ package mcp
 import (
 	"net/http"
 	"sync"
+	"time"
 )
+
+// keepAliveEvery is how often idle event streams send a comment.
+const keepAliveEvery = 25 * time.Second
+
+// openEventStream answers with an event stream, its headers sent at once.
+func openEventStream(w http.ResponseWriter) *http.ResponseController {
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+	return rc
+}
+
+// writeEvent writes one event of the given type and flushes it.
+func writeEvent(w http.ResponseWriter, rc *http.ResponseController, event string, data []byte) error {
+	b := make([]byte, 0, len(event)+len(data)+16)
+	b = append(append(append(append(append(b, "event: "...), event...), "\ndata: "...), data...), "\n\n"...)
+	if _, err := w.Write(b); err != nil {
+		return err
+	}
+	return rc.Flush()
+}
+
+// writeKeepAlive writes a comment that keeps an idle stream open.
+func writeKeepAlive(w http.ResponseWriter, rc *http.ResponseController) error {
+	if _, err := w.Write([]byte(": keep-alive\n\n")); err != nil {
+		return err
+	}
+	return rc.Flush()
+}
+
+// streamClock is what a long-lived stream waits on besides its work: the
+// keep-alive ticker, and the expiry of the token that opened it.
+type streamClock struct {
+	ping    *time.Ticker
+	timer   *time.Timer
+	expired <-chan time.Time // nil when the stream has no expiry
+}
+
+func newStreamClock(exp time.Time) *streamClock {
+	c := &streamClock{ping: time.NewTicker(keepAliveEvery)}
+	if !exp.IsZero() {
+		c.timer = time.NewTimer(time.Until(exp))
+		c.expired = c.timer.C
+	}
+	return c
+}
+
+func (c *streamClock) stop() {
+	c.ping.Stop()
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+}
 
 // sseWriter answers a request as a stream of server-sent events: progress
 // notifications, then the response.
 type sseWriter struct {
 	w      http.ResponseWriter
+	rc     *http.ResponseController
 	mu     sync.Mutex
-	open   bool
 	closed bool
 }
 
@@ -28,14 +84,8 @@ func (s *sseWriter) event(data []byte) {
 	if s.closed {
 		return
 	}
-	if !s.open {
-		s.w.Header().Set("Content-Type", "text/event-stream")
-		s.w.Header().Set("Cache-Control", "no-cache")
-		s.w.WriteHeader(http.StatusOK)
-		s.open = true
+	if s.rc == nil {
+		s.rc = openEventStream(s.w)
 	}
-	_, _ = s.w.Write([]byte("event: message\ndata: "))
-	_, _ = s.w.Write(data)
-	_, _ = s.w.Write([]byte("\n\n"))
-	_ = http.NewResponseController(s.w).Flush()
+	_ = writeEvent(s.w, s.rc, "message", data)
 }

@@ -157,20 +157,9 @@ func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, ep *endpoint, p
 		return
 	}
 	l.ready.Store(true)
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	_ = rc.Flush()
-	ping := time.NewTicker(25 * time.Second)
-	defer ping.Stop()
-	var expired <-chan time.Time
-	if !exp.IsZero() {
-		// The stream ends with the token that opened it.
-		timer := time.NewTimer(time.Until(exp))
-		defer timer.Stop()
-		expired = timer.C
-	}
+	rc := openEventStream(w)
+	clock := newStreamClock(exp) // the stream ends with the token that opened it
+	defer clock.stop()
 	done := g.streams.doneCh()
 	for {
 		select {
@@ -178,13 +167,13 @@ func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, ep *endpoint, p
 			return
 		case <-done:
 			return
-		case <-expired:
+		case <-clock.expired:
 			return
-		case <-ping.C:
+		case <-clock.ping.C:
 			if cur, err := g.sessions.get(ctx, ep.tenant.ID, r.Header.Get(hdrSession), g.cfg.Now()); err != nil || cur.hash != s.hash {
 				return // the session ended
 			}
-			if _, err := w.Write([]byte(": keep-alive\n\n")); err != nil || rc.Flush() != nil {
+			if writeKeepAlive(w, rc) != nil {
 				return
 			}
 		case <-l.changed:
@@ -199,8 +188,7 @@ func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, ep *endpoint, p
 				continue
 			}
 			last = now
-			if _, err := w.Write([]byte("event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}\n\n")); err != nil ||
-				rc.Flush() != nil {
+			if writeEvent(w, rc, "message", []byte(`{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}`)) != nil {
 				return
 			}
 		}

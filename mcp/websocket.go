@@ -134,40 +134,25 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, ep *end
 		t := time.AfterFunc(time.Until(exp), func() { ws.close(websocket.ClosePolicyViolation, "token expired"); cancel() })
 		defer t.Stop()
 	}
-	var (
-		mu        sync.Mutex
-		sessionID string
-		wg        sync.WaitGroup
-	)
+	c := &carrier{g: g, ep: ep, sink: ws, ctx: ctx}
 	defer func() {
 		cancel()
-		wg.Wait()
-		mu.Lock()
-		id := sessionID
-		mu.Unlock()
-		if id != "" {
-			// The connection was the session's transport.
-			if s, err := g.sessions.get(context.WithoutCancel(ctx), ep.tenant.ID, id, g.cfg.Now()); err == nil {
-				_ = g.sessions.terminate(context.WithoutCancel(ctx), s)
-			}
-		}
+		c.end() // the connection was the session's transport
 		_ = conn.Close()
 	}()
-	request := func(method string, body []byte) *http.Request {
+	request := func(body []byte) *http.Request {
 		// A copy of the upgrade request carries each message (never sent anywhere).
 		req := r.Clone(ctx)
-		req.Method, req.Body, req.ContentLength = method, io.NopCloser(bytes.NewReader(body)), int64(len(body))
+		req.Method, req.Body, req.ContentLength = http.MethodPost, io.NopCloser(bytes.NewReader(body)), int64(len(body))
 		req.Header = http.Header{}
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Accept", "application/json, text/event-stream")
 		if a := r.Header.Get("Authorization"); a != "" {
 			req.Header.Set("Authorization", a)
 		}
-		mu.Lock()
-		if sessionID != "" {
-			req.Header.Set(hdrSession, sessionID)
+		if id := c.sessionID(); id != "" {
+			req.Header.Set(hdrSession, id)
 		}
-		mu.Unlock()
 		return req
 	}
 	for {
@@ -175,7 +160,7 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, ep *end
 		if err != nil {
 			return
 		}
-		req := request(http.MethodPost, data)
+		req := request(data)
 		// Authenticate again: tokens and certificates are checked per message.
 		fw := newFrameWriter(ws)
 		cur, _, ok := g.authenticate(fw, req, ep)
@@ -189,32 +174,8 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, ep *end
 			ws.close(websocket.ClosePolicyViolation, "authentication failed")
 			return
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fw := newFrameWriter(ws)
-			g.post(fw, req, ep, cur)
-			// The session is known before its initialize answer goes out:
-			// the client's next message may follow at once.
-			defer fw.finish()
-			if id := fw.header.Get(hdrSession); id != "" {
-				mu.Lock()
-				first := sessionID == ""
-				sessionID = id
-				mu.Unlock()
-				if first {
-					// Server notifications of this session, as frames.
-					lr := request(http.MethodGet, nil)
-					if s, err := g.sessions.get(ctx, ep.tenant.ID, id, g.cfg.Now()); err == nil {
-						wg.Add(1)
-						go func() {
-							defer wg.Done()
-							lw := newFrameWriter(ws)
-							g.listen(lw, lr, ep, cur, s, exp)
-						}()
-					}
-				}
-			}
-		}()
+		if !c.serve(req, cur, exp) {
+			return
+		}
 	}
 }
