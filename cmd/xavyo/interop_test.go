@@ -157,25 +157,14 @@ func TestGatewayInteropWithOfficialSDK(t *testing.T) {
 	server := decode[agentJSON](t, body)
 	resp, body = h.doAs(tok, "PUT", "/api/v1/tool-servers/"+server.ID+"/upstream", map[string]any{"auto_approve": true})
 	expect(t, resp, body, 200, "auto-approve")
-	resp, body = h.doAs(tok, "POST", "/api/v1/tool-servers/"+server.ID+"/sync", nil)
-	expect(t, resp, body, 200, "sync")
-	var rep struct {
-		Tools []struct {
-			Name          string `json:"name"`
-			EntitlementID string `json:"entitlement_id"`
-			ApprovalState string `json:"approval_state"`
-		} `json:"tools"`
-	}
-	_ = json.Unmarshal(body, &rep)
-	ents := map[string]string{}
-	for _, tl := range rep.Tools {
+	tools := syncTools(t, h, tok, server.ID)
+	for name, tl := range tools {
 		if tl.ApprovalState != "approved" {
-			t.Fatalf("auto-approval: %+v", tl)
+			t.Fatalf("auto-approval: %s %+v", name, tl)
 		}
-		ents[tl.Name] = tl.EntitlementID
 	}
-	if len(ents) != 5 {
-		t.Fatalf("mcpbench tools: %v", ents)
+	if len(tools) != 5 {
+		t.Fatalf("mcpbench tools: %v", tools)
 	}
 
 	resp, body = h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "sdk-agent", "name": "SDK agent", "owner_id": me.ID})
@@ -184,14 +173,9 @@ func TestGatewayInteropWithOfficialSDK(t *testing.T) {
 	resp, body = h.doAs(tok, "POST", "/api/v1/users", map[string]any{"email": "grace@gw.test", "password": "Compiler-pioneer-1952"})
 	expect(t, resp, body, 201, "user")
 	grace := decode[userJSON](t, body)
-	grant := func(typ, id, tool string) {
-		resp, body := h.doAs(tok, "POST", "/api/v1/assignments", map[string]any{"subject_type": typ, "subject_id": id,
-			"target_type": "entitlement", "target_id": ents[tool]})
-		expect(t, resp, body, 201, "grant "+tool)
-	}
-	grant("nhi", agent.ID, "echo")
-	grant("nhi", agent.ID, "add")
-	grant("user", grace.ID, "echo")
+	grantEntitlement(t, h, tok, "nhi", agent.ID, tools["echo"].EntitlementID)
+	grantEntitlement(t, h, tok, "nhi", agent.ID, tools["add"].EntitlementID)
+	grantEntitlement(t, h, tok, "user", grace.ID, tools["echo"].EntitlementID)
 
 	resp, body = h.doAs(tok, "POST", "/api/v1/nhis/"+agent.ID+"/certificates", map[string]any{})
 	expect(t, resp, body, 201, "certificate")

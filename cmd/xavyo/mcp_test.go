@@ -141,24 +141,15 @@ func setupMCP(t *testing.T, h *harness, up *testUpstream) *mcpSetup {
 	if strings.Contains(string(body), upstreamSecret) {
 		t.Fatalf("settings echo the secret: %s", body)
 	}
-	resp, body = h.doAs(m.adminTok, "POST", "/api/v1/tool-servers/"+m.server.ID+"/sync", nil)
-	expect(t, resp, body, 200, "sync")
-	var rep struct {
-		Tools []struct {
-			Name          string `json:"name"`
-			EntitlementID string `json:"entitlement_id"`
-			ApprovalState string `json:"approval_state"`
-		} `json:"tools"`
+	tools := syncTools(t, h, m.adminTok, m.server.ID)
+	if len(tools) != 4 {
+		t.Fatalf("sync found %d tools: %v", len(tools), tools)
 	}
-	_ = json.Unmarshal(body, &rep)
-	if len(rep.Tools) != 4 {
-		t.Fatalf("sync found %d tools: %s", len(rep.Tools), body)
-	}
-	for _, tl := range rep.Tools {
+	for name, tl := range tools {
 		if tl.ApprovalState != "pending" {
-			t.Fatalf("a new tool must wait for approval: %+v", tl)
+			t.Fatalf("a new tool must wait for approval: %s %+v", name, tl)
 		}
-		m.ents[tl.Name] = tl.EntitlementID
+		m.ents[name] = tl.EntitlementID
 	}
 	// Approve all but delete_repo's grant; leave "slow" approved too.
 	for _, name := range []string{"echo", "add", "delete_repo", "slow"} {
@@ -169,13 +160,46 @@ func setupMCP(t *testing.T, h *harness, up *testUpstream) *mcpSetup {
 	expect(t, resp, body, 201, "create agent")
 	m.agent = decode[agentJSON](t, body)
 	for _, name := range []string{"echo", "add", "slow"} {
-		resp, body = h.doAs(m.adminTok, "POST", "/api/v1/assignments", map[string]any{"subject_type": "nhi", "subject_id": m.agent.ID,
-			"target_type": "entitlement", "target_id": m.ents[name]})
-		expect(t, resp, body, 201, "grant "+name)
-		m.assign[name] = decode[struct{ ID string }](t, body).ID
+		m.assign[name] = grantEntitlement(t, h, m.adminTok, "nhi", m.agent.ID, m.ents[name])
 	}
 	m.endpoint = h.agent + "/t/" + m.slug + "/mcp"
 	return m
+}
+
+// syncedTool is one tool of a catalog sync's report.
+type syncedTool struct {
+	EntitlementID string `json:"entitlement_id"`
+	ApprovalState string `json:"approval_state"`
+}
+
+// syncTools syncs a tool server's catalog and returns its tools by name.
+func syncTools(t *testing.T, h *harness, tok, serverID string) map[string]syncedTool {
+	t.Helper()
+	resp, body := h.doAs(tok, "POST", "/api/v1/tool-servers/"+serverID+"/sync", nil)
+	expect(t, resp, body, 200, "sync")
+	var rep struct {
+		Tools []struct {
+			Name string `json:"name"`
+			syncedTool
+		} `json:"tools"`
+	}
+	if err := json.Unmarshal(body, &rep); err != nil {
+		t.Fatalf("sync report: %v %s", err, body)
+	}
+	out := map[string]syncedTool{}
+	for _, tl := range rep.Tools {
+		out[tl.Name] = tl.syncedTool
+	}
+	return out
+}
+
+// grantEntitlement assigns an entitlement to a subject; the assignment's ID.
+func grantEntitlement(t *testing.T, h *harness, tok, subjectType, subjectID, entitlementID string) string {
+	t.Helper()
+	resp, body := h.doAs(tok, "POST", "/api/v1/assignments", map[string]any{"subject_type": subjectType, "subject_id": subjectID,
+		"target_type": "entitlement", "target_id": entitlementID})
+	expect(t, resp, body, 201, "grant")
+	return decode[struct{ ID string }](t, body).ID
 }
 
 // agentToken gets the agent a client-credentials token for resource.
@@ -204,23 +228,33 @@ func mcpClient(t *testing.T, h *harness, endpoint, bearer string, cert *tls.Cert
 	if err != nil {
 		t.Fatal(err)
 	}
+	initClient(t, c, "2025-06-18")
+	return c
+}
+
+// initClient starts an mcp-go client (closed at the test's end) and
+// initializes it at version, which the gateway must accept as is.
+func initClient(t *testing.T, c *client.Client, version string) *mcp.InitializeResult {
+	t.Helper()
 	t.Cleanup(func() { _ = c.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.Start(ctx); err != nil {
+	// Start's context carries the client's streams (SSE, the GET stream):
+	// it lives as long as the client.
+	if err := c.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	init := mcp.InitializeRequest{}
-	init.Params.ProtocolVersion = "2025-06-18"
+	init.Params.ProtocolVersion = version
 	init.Params.ClientInfo = mcp.Implementation{Name: "gateway-test", Version: "1"}
 	res, err := c.Initialize(ctx, init)
 	if err != nil {
 		t.Fatalf("initialize: %v", err)
 	}
-	if res.ProtocolVersion != "2025-06-18" {
-		t.Fatalf("negotiated %q", res.ProtocolVersion)
+	if res.ProtocolVersion != version {
+		t.Fatalf("negotiated %q, want %q", res.ProtocolVersion, version)
 	}
-	return c
+	return res
 }
 
 func toolNames(t *testing.T, c *client.Client) []string {
@@ -994,19 +1028,10 @@ func TestMCPListChangedReachesClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = c.Close() })
 	got := make(chan string, 10)
 	c.OnNotification(func(n mcp.JSONRPCNotification) { got <- n.Method })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	init := mcp.InitializeRequest{}
-	init.Params.ProtocolVersion = "2025-11-25"
-	res, err := c.Initialize(ctx, init)
-	if err != nil || res.Capabilities.Tools == nil || !res.Capabilities.Tools.ListChanged {
-		t.Fatalf("initialize: %v %+v", err, res)
+	if res := initClient(t, c, "2025-11-25"); res.Capabilities.Tools == nil || !res.Capabilities.Tools.ListChanged {
+		t.Fatalf("initialize: %+v", res)
 	}
 	// The client opens its GET stream after initialize.
 	for deadline := time.Now().Add(5 * time.Second); h.s.mcp.OpenStreams() == 0; time.Sleep(10 * time.Millisecond) {
@@ -1055,24 +1080,10 @@ func TestMCPCancellationReachesUpstream(t *testing.T) {
 			return nil, ctx.Err()
 		}
 	})
-	resp, body := h.doAs(m.adminTok, "POST", "/api/v1/tool-servers/"+m.server.ID+"/sync", nil)
-	expect(t, resp, body, 200, "sync")
-	var rep struct {
-		Tools []struct {
-			Name          string `json:"name"`
-			EntitlementID string `json:"entitlement_id"`
-		} `json:"tools"`
-	}
-	_ = json.Unmarshal(body, &rep)
-	for _, tl := range rep.Tools {
-		if tl.Name == "wait" {
-			resp, body = h.doAs(m.adminTok, "PATCH", "/api/v1/entitlements/"+tl.EntitlementID, map[string]any{"approval_state": "approved"})
-			expect(t, resp, body, 200, "approve wait")
-			resp, body = h.doAs(m.adminTok, "POST", "/api/v1/assignments", map[string]any{"subject_type": "nhi", "subject_id": m.agent.ID,
-				"target_type": "entitlement", "target_id": tl.EntitlementID})
-			expect(t, resp, body, 201, "grant wait")
-		}
-	}
+	wait := syncTools(t, h, m.adminTok, m.server.ID)["wait"].EntitlementID
+	resp, body := h.doAs(m.adminTok, "PATCH", "/api/v1/entitlements/"+wait, map[string]any{"approval_state": "approved"})
+	expect(t, resp, body, 200, "approve wait")
+	grantEntitlement(t, h, m.adminTok, "nhi", m.agent.ID, wait)
 	tok := m.agentToken(t, h, m.endpoint)
 	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`
 	resp, _ = rawMCP(t, h.tls, m.endpoint, init, "Authorization", "Bearer "+tok)
@@ -1232,19 +1243,7 @@ func TestMCPOverLegacySSE(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = c.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	init := mcp.InitializeRequest{}
-	init.Params.ProtocolVersion = "2024-11-05"
-	init.Params.ClientInfo = mcp.Implementation{Name: "sse-client", Version: "1"}
-	res, err := c.Initialize(ctx, init)
-	if err != nil || res.ProtocolVersion != "2024-11-05" {
-		t.Fatalf("initialize over SSE: %v %+v", err, res)
-	}
+	initClient(t, c, "2024-11-05")
 	if names := strings.Join(toolNames(t, c), ","); names != "tools__add,tools__echo,tools__slow" {
 		t.Fatalf("tools over SSE: %s", names)
 	}
@@ -1296,25 +1295,12 @@ func TestMCPStdioUpstream(t *testing.T) {
 	server := decode[agentJSON](t, body)
 	resp, body = h.doAs(tok, "PUT", "/api/v1/tool-servers/"+server.ID+"/upstream", map[string]any{"auto_approve": true})
 	expect(t, resp, body, 200, "settings")
-	resp, body = h.doAs(tok, "POST", "/api/v1/tool-servers/"+server.ID+"/sync", nil)
-	expect(t, resp, body, 200, "sync")
-	var rep struct {
-		Tools []struct {
-			Name          string `json:"name"`
-			EntitlementID string `json:"entitlement_id"`
-		} `json:"tools"`
-	}
-	_ = json.Unmarshal(body, &rep)
+	tools := syncTools(t, h, tok, server.ID)
 	resp, body = h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "user-of-local", "name": "Agent", "owner_id": owner})
 	expect(t, resp, body, 201, "agent")
 	agent := decode[agentJSON](t, body)
-	for _, tl := range rep.Tools {
-		if tl.Name == "echo" || tl.Name == "exit" {
-			resp, body = h.doAs(tok, "POST", "/api/v1/assignments", map[string]any{"subject_type": "nhi", "subject_id": agent.ID,
-				"target_type": "entitlement", "target_id": tl.EntitlementID})
-			expect(t, resp, body, 201, "grant "+tl.Name)
-		}
-	}
+	grantEntitlement(t, h, tok, "nhi", agent.ID, tools["echo"].EntitlementID)
+	grantEntitlement(t, h, tok, "nhi", agent.ID, tools["exit"].EntitlementID)
 	endpoint := h.agent + "/t/" + slug + "/mcp/local"
 	code, out := h.form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {endpoint}}, agent.ClientID, agent.ClientSecret)
 	if code != 200 {
@@ -1374,23 +1360,14 @@ func TestMCPSSEUpstream(t *testing.T) {
 	server := decode[agentJSON](t, body)
 	resp, body = h.doAs(tok, "PUT", "/api/v1/tool-servers/"+server.ID+"/upstream", map[string]any{"auto_approve": true, "credential_type": "bearer", "token": upstreamSecret})
 	expect(t, resp, body, 200, "settings")
-	resp, body = h.doAs(tok, "POST", "/api/v1/tool-servers/"+server.ID+"/sync", nil)
-	expect(t, resp, body, 200, "sync")
-	var rep struct {
-		Tools []struct {
-			EntitlementID string `json:"entitlement_id"`
-		} `json:"tools"`
-	}
-	_ = json.Unmarshal(body, &rep)
-	if len(rep.Tools) != 1 {
-		t.Fatalf("sync: %s", body)
+	tools := syncTools(t, h, tok, server.ID)
+	if len(tools) != 1 || tools["shout"].EntitlementID == "" {
+		t.Fatalf("sync: %v", tools)
 	}
 	resp, body = h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "caller", "name": "Caller", "owner_id": owner})
 	expect(t, resp, body, 201, "agent")
 	agent := decode[agentJSON](t, body)
-	resp, body = h.doAs(tok, "POST", "/api/v1/assignments", map[string]any{"subject_type": "nhi", "subject_id": agent.ID,
-		"target_type": "entitlement", "target_id": rep.Tools[0].EntitlementID})
-	expect(t, resp, body, 201, "grant")
+	grantEntitlement(t, h, tok, "nhi", agent.ID, tools["shout"].EntitlementID)
 	endpoint := h.agent + "/t/" + slug + "/mcp"
 	code, out := h.form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {endpoint}}, agent.ClientID, agent.ClientSecret)
 	if code != 200 {
