@@ -1422,3 +1422,48 @@ func TestMCPReplicaKilledMidSession(t *testing.T) {
 		t.Fatalf("the session did not survive its replica: %v", out)
 	}
 }
+
+// TestMCPAdminRoutesStayInTheirTenant: another tenant's admin cannot see,
+// change, sync or ping a tool server, does not see its audit records, and
+// a registration access token is worth nothing at another issuer.
+func TestMCPAdminRoutesStayInTheirTenant(t *testing.T) {
+	up := newTestUpstream(t)
+	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
+	a := setupMCP(t, h, up)
+	b := setupMCP(t, h, up)
+	c := mcpClient(t, h, a.endpoint, a.agentToken(t, h, a.endpoint), nil)
+	if _, err := callTool(c, "tools__echo", map[string]any{"text": "tenant A only"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []struct{ method, path string }{
+		{"GET", "/upstream"}, {"PUT", "/upstream"}, {"POST", "/sync"}, {"GET", "/tools"}, {"GET", "/health"},
+	} {
+		var body any
+		if r.method == "PUT" {
+			body = map[string]any{"credential_type": "none"}
+		}
+		resp, out := h.doAs(b.adminTok, r.method, "/api/v1/tool-servers/"+a.server.ID+r.path, body)
+		if resp.StatusCode != 404 {
+			t.Errorf("tenant B %s %s on A's tool server: %d %s", r.method, r.path, resp.StatusCode, out)
+		}
+	}
+	resp, body := h.doAs(a.adminTok, "GET", "/api/v1/audit?action=mcp.tools.*&limit=500", nil)
+	expect(t, resp, body, 200, "A's audit")
+	if !strings.Contains(string(body), `"target_id":"tools/echo"`) {
+		t.Fatalf("tenant A does not see its own call: %s", body)
+	}
+	resp, body = h.doAs(b.adminTok, "GET", "/api/v1/audit?action=mcp.tools.*&limit=500", nil)
+	expect(t, resp, body, 200, "B's audit")
+	if strings.Contains(string(body), a.agent.ID) || strings.Contains(string(body), "tools/echo") {
+		t.Fatalf("tenant B sees A's tool calls: %s", body)
+	}
+	resp, body = h.doAs("", "POST", "/t/"+a.slug+"/register", map[string]any{"redirect_uris": []string{"http://localhost:1/cb"}})
+	expect(t, resp, body, 201, "register at A")
+	reg := decode[struct {
+		ClientID string `json:"client_id"`
+		RAT      string `json:"registration_access_token"`
+	}](t, body)
+	if resp, body := h.doAs(reg.RAT, "GET", "/t/"+b.slug+"/register/"+reg.ClientID, nil); resp.StatusCode != 401 {
+		t.Fatalf("A's registration token at B: %d %s", resp.StatusCode, body)
+	}
+}
