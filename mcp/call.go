@@ -240,26 +240,16 @@ func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.R
 		return
 	}
 	params, clientTok := forwardParams(t.name, args, in.Meta)
-	var stream *sseWriter
-	var onProgress func(json.RawMessage)
-	if len(clientTok) > 0 && validID(clientTok) {
-		stream = &sseWriter{w: w}
-		onProgress = func(raw json.RawMessage) {
-			var pm map[string]json.RawMessage
-			if json.Unmarshal(raw, &pm) != nil {
-				return
-			}
-			pm["progressToken"] = clientTok
-			b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "method": "notifications/progress", "params": pm})
-			stream.event(b)
-		}
+	stream := &sseWriter{w: w}
+	if s.wantsLogs() {
+		up.wantLogs(ctx)
 	}
-	res, callErr := up.call(ctx, "tools/call", params, onProgress)
+	res, callErr := up.call(ctx, "tools/call", params, g.callRelay(s, stream, clientTok))
 	// The reply waits for the decision record too: no answered call is
 	// missing from the audit log, even after a crash.
 	if err := receipt.Wait(context.WithoutCancel(ctx)); err != nil {
 		g.cfg.Logger.Error("tool call audit failed", "error", err)
-		g.reply(w, stream, errorBody(m.ID, rpcError{Code: codeInternal, Message: "the call could not be audited"}))
+		stream.finish(errorBody(m.ID, rpcError{Code: codeInternal, Message: "the call could not be audited"}))
 		return
 	}
 	var body []byte
@@ -288,16 +278,7 @@ func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.R
 	if status == "cancelled" && r.Context().Err() != nil {
 		return // the client is gone
 	}
-	g.reply(w, stream, body)
-}
-
-// reply writes the final message: on the event stream if one was opened.
-func (g *Gateway) reply(w http.ResponseWriter, stream *sseWriter, body []byte) {
-	if stream != nil {
-		stream.final(body)
-		return
-	}
-	writeJSON(w, http.StatusOK, body)
+	stream.finish(body)
 }
 
 // finish records the outcome of a forwarded call (not waited for: the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -151,6 +152,8 @@ type Gateway struct {
 	streams  streams
 	owners   owners
 	legacy   legacyConns
+	waiters  waiters
+	subs     subscriptions
 }
 
 // New returns a gateway.
@@ -267,7 +270,9 @@ func (g *Gateway) upstreamFor(ctx context.Context, n *nhi.NHI) (*upstream, error
 			g.cfg.Logger.Warn("catalog sync after list_changed failed", "tenant_id", tenant.String(), "server", n.Slug, "error", err)
 		}
 	}
-	return g.pool.put(n.ID, newUpstream(cfg, client, g.cfg.Logger, onList)), nil
+	u := newUpstream(cfg, client, g.cfg.Logger, onList)
+	u.onUpdated = func(params json.RawMessage) { g.resourceUpdated(n.ID, params) }
+	return g.pool.put(n.ID, u), nil
 }
 
 // clientCerts holds the certificate an mTLS upstream credential presents,

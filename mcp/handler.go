@@ -176,6 +176,7 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusServiceUnavailable, errorBody(nil, rpcError{Code: codeInternal, Message: "could not end the session"}))
 			return
 		}
+		g.subs.dropSession(sessionRef{tenant: s.tenant, hash: s.hash})
 		w.WriteHeader(http.StatusNoContent)
 	case http.MethodGet:
 		if isWebSocket(r) {
@@ -346,7 +347,11 @@ func (g *Gateway) post(w http.ResponseWriter, r *http.Request, ep *endpoint, p *
 		}
 		w.WriteHeader(http.StatusAccepted)
 	case !m.isRequest():
-		// A response to a server request; the gateway sends none.
+		// The client's response to a tool server's request relayed to it.
+		if !validID(m.ID) || !g.waiters.deliver(s, &m) {
+			writeJSON(w, http.StatusBadRequest, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: "no request of this session awaits this response"}))
+			return
+		}
 		w.WriteHeader(http.StatusAccepted)
 	default:
 		g.request(w, r, ep, p, s, &m)
@@ -358,6 +363,7 @@ func (g *Gateway) initialize(w http.ResponseWriter, r *http.Request, ep *endpoin
 	var in struct {
 		ProtocolVersion string          `json:"protocolVersion"`
 		ClientInfo      json.RawMessage `json:"clientInfo"`
+		Capabilities    clientCaps      `json:"capabilities"`
 	}
 	if err := json.Unmarshal(m.Params, &in); err != nil || in.ProtocolVersion == "" {
 		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeInvalidParams, Message: "initialize needs protocolVersion"}))
@@ -368,7 +374,7 @@ func (g *Gateway) initialize(w http.ResponseWriter, r *http.Request, ep *endpoin
 		version = latestVersion
 	}
 	s := &session{tenant: ep.tenant.ID, subjectKind: string(p.Kind), subjectID: p.SubjectID, server: ep.server, version: version,
-		expires: g.cfg.Now().Add(g.cfg.SessionTTL)}
+		expires: g.cfg.Now().Add(g.cfg.SessionTTL), caps: in.Capabilities}
 	id, err := g.sessions.create(r.Context(), s, in.ClientInfo)
 	if err != nil {
 		g.cfg.Logger.Error("mcp session not stored", "error", err)
@@ -383,7 +389,7 @@ func (g *Gateway) initialize(w http.ResponseWriter, r *http.Request, ep *endpoin
 		"protocolVersion": version,
 		"capabilities": map[string]any{
 			"tools":     map[string]any{"listChanged": true},
-			"resources": map[string]any{},
+			"resources": map[string]any{"subscribe": ep.server != ""},
 			"prompts":   map[string]any{},
 			"logging":   map[string]any{},
 		},
@@ -405,11 +411,13 @@ func (g *Gateway) request(w http.ResponseWriter, r *http.Request, ep *endpoint, 
 	case "ping":
 		writeJSON(w, http.StatusOK, resultBody(m.ID, []byte("{}")))
 	case "logging/setLevel":
-		writeJSON(w, http.StatusOK, resultBody(m.ID, []byte("{}")))
+		writeJSON(w, http.StatusOK, g.setLogLevel(ctx, s, m))
 	case "tools/list":
 		g.listTools(ctx, w, ep, p, m)
 	case "tools/call":
 		g.callTool(ctx, w, r, ep, p, s, m)
+	case "resources/subscribe", "resources/unsubscribe":
+		g.subscribe(ctx, w, ep, p, s, m)
 	case "resources/list", "resources/templates/list", "resources/read", "prompts/list", "prompts/get", "completion/complete":
 		g.passThrough(ctx, w, ep, p, m)
 	default:

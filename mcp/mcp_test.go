@@ -73,14 +73,21 @@ func TestReadEventsDispatchesNotificationsUntilTheResponse(t *testing.T) {
 	stream := "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":\"xv-1\",\"progress\":1}}\n\n" +
 		": comment\n\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":9,\n data: \"result\":{\"ok\":true}}\n\n" +
 		"data: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{\"ok\":true}}\n\n"
-	res, err := u.readEvents(strings.NewReader(stream), "3")
+	stream = "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"level\":\"info\",\"data\":\"x\"}}\n\n" +
+		"data: {\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"elicitation/create\",\"params\":{}}\n\n" + stream
+	var msgs, asked []string
+	rl := &relay{message: func(method string, _ json.RawMessage) { msgs = append(msgs, method) }}
+	res, err := u.readEvents(strings.NewReader(stream), "3", rl, func(r rpcAnswer) { asked = append(asked, r.Method+" "+string(r.ID)) })
 	if err != nil || string(res.Result) != `{"ok":true}` {
 		t.Fatalf("readEvents: %v %+v", err, res)
 	}
 	if len(got) != 1 || !strings.Contains(got[0], `"progress":1`) {
 		t.Fatalf("progress: %v", got)
 	}
-	if _, err := u.readEvents(strings.NewReader("data: {\"jsonrpc\":\"2.0\",\"id\":4,\"result\":{}}\n\n"), "3"); err == nil {
+	if strings.Join(msgs, ",") != "notifications/message" || strings.Join(asked, ",") != "elicitation/create 7" {
+		t.Fatalf("relayed: %v, asked: %v", msgs, asked)
+	}
+	if _, err := u.readEvents(strings.NewReader("data: {\"jsonrpc\":\"2.0\",\"id\":4,\"result\":{}}\n\n"), "3", nil, func(rpcAnswer) {}); err == nil {
 		t.Fatal("a stream without the response must fail")
 	}
 }
@@ -101,7 +108,7 @@ func FuzzReadEvents(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		u := &upstream{}
 		u.progress.Store(`"xv-1"`, func(json.RawMessage) {})
-		res, err := u.readEvents(bytes.NewReader(b), "1")
+		res, err := u.readEvents(bytes.NewReader(b), "1", &relay{message: func(string, json.RawMessage) {}}, func(rpcAnswer) {})
 		if err == nil && res == nil {
 			t.Fatal("no result and no error")
 		}

@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
+	"slices"
 	"sync"
 	"time"
 
@@ -30,9 +32,52 @@ type session struct {
 	server      string
 	version     string
 	expires     time.Time
+	caps        clientCaps
 
 	mu       sync.Mutex
+	logLevel string                        // "" until the client sets one
 	inflight map[string]context.CancelFunc // client request id (raw JSON) → cancel
+}
+
+// clientCaps are the capabilities a client declared at initialize that
+// decide which of a tool server's requests the gateway relays to it.
+type clientCaps struct {
+	Sampling    json.RawMessage `json:"sampling,omitempty"`
+	Elicitation json.RawMessage `json:"elicitation,omitempty"`
+	Roots       json.RawMessage `json:"roots,omitempty"`
+}
+
+// allows reports whether the client declared the capability a server
+// request needs.
+func (c clientCaps) allows(method string) bool {
+	switch method {
+	case "sampling/createMessage":
+		return len(c.Sampling) > 0
+	case "elicitation/create":
+		return len(c.Elicitation) > 0
+	case "roots/list":
+		return len(c.Roots) > 0
+	}
+	return false
+}
+
+// wantsLogs reports whether the client set a log level.
+func (s *session) wantsLogs() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.logLevel != ""
+}
+
+// logLevels in increasing severity (RFC 5424, as MCP names them).
+var logLevels = []string{"debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"}
+
+// wantsLog reports whether a log message of level goes to the client: it
+// set a level, and the message is at least that severe.
+func (s *session) wantsLog(level string) bool {
+	s.mu.Lock()
+	min := s.logLevel
+	s.mu.Unlock()
+	return min != "" && slices.Index(logLevels, level) >= slices.Index(logLevels, min)
 }
 
 func (s *session) track(id string, cancel context.CancelFunc) {
@@ -76,6 +121,7 @@ func (ss *sessions) key(tenant uuid.UUID, hash string) string { return tenant.St
 
 // create opens a session and returns its id (256-bit random).
 func (ss *sessions) create(ctx context.Context, s *session, clientInfo []byte) (string, error) {
+	caps, _ := json.Marshal(s.caps)
 	var b [32]byte
 	_, _ = rand.Read(b[:])
 	id := base64.RawURLEncoding.EncodeToString(b[:])
@@ -85,9 +131,10 @@ func (ss *sessions) create(ctx context.Context, s *session, clientInfo []byte) (
 	}
 	now := store.Now()
 	err := ss.db.InTenantTx(store.WithTenant(ctx, s.tenant), func(tx *store.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO mcp_sessions (tenant_id, id_hash, subject_kind, subject_id, server, protocol_version, client_info, created_at, expires_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			tx.TenantID(), s.hash, s.subjectKind, s.subjectID, s.server, s.version, string(clientInfo), now, s.expires)
+		_, err := tx.Exec(ctx, `INSERT INTO mcp_sessions (tenant_id, id_hash, subject_kind, subject_id, server, protocol_version, client_info,
+			client_capabilities, created_at, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			tx.TenantID(), s.hash, s.subjectKind, s.subjectID, s.server, s.version, string(clientInfo), string(caps), now, s.expires)
 		return err
 	})
 	if err != nil {
@@ -119,10 +166,13 @@ func (ss *sessions) get(ctx context.Context, tenant uuid.UUID, id string, now ti
 	if s == nil {
 		s = &session{tenant: tenant, hash: h}
 		var terminated *time.Time
+		var caps string
 		err := ss.db.InTenantRead(store.WithTenant(ctx, tenant), func(tx *store.Tx) error {
-			return tx.QueryRow(ctx, `SELECT subject_kind, subject_id, server, protocol_version, expires_at, terminated_at FROM mcp_sessions
-				WHERE tenant_id = $1 AND id_hash = $2`, tx.TenantID(), h).Scan(&s.subjectKind, &s.subjectID, &s.server, &s.version, &s.expires, &terminated)
+			return tx.QueryRow(ctx, `SELECT subject_kind, subject_id, server, protocol_version, client_capabilities, log_level, expires_at, terminated_at
+				FROM mcp_sessions WHERE tenant_id = $1 AND id_hash = $2`, tx.TenantID(), h).
+				Scan(&s.subjectKind, &s.subjectID, &s.server, &s.version, &caps, &s.logLevel, &s.expires, &terminated)
 		})
+		_ = json.Unmarshal([]byte(caps), &s.caps)
 		if store.NoRows(err) || (err == nil && terminated != nil) {
 			return nil, errNoSession
 		}
@@ -147,6 +197,25 @@ func (ss *sessions) terminate(ctx context.Context, s *session) error {
 		tx.AfterCommit(func() { ss.drop(ss.key(s.tenant, s.hash)) })
 		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: EventSession, ID: ss.key(s.tenant, s.hash)}, nil)
 	})
+}
+
+// setLogLevel records the log level the client asked for, on every
+// replica.
+func (ss *sessions) setLogLevel(ctx context.Context, s *session, level string) error {
+	err := ss.db.InTenantTx(store.WithTenant(ctx, s.tenant), func(tx *store.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE mcp_sessions SET log_level = $1 WHERE tenant_id = $2 AND id_hash = $3`, level, tx.TenantID(), s.hash); err != nil {
+			return err
+		}
+		// Other replicas re-read the session.
+		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: EventSession, ID: ss.key(s.tenant, s.hash)}, nil)
+	})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.logLevel = level
+	s.mu.Unlock()
+	return nil
 }
 
 func (ss *sessions) drop(key string) {

@@ -70,22 +70,32 @@ type sseWriter struct {
 	closed bool
 }
 
-// final writes the last event; later events are dropped.
-func (s *sseWriter) final(data []byte) {
-	s.event(data)
-	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
-}
-
-func (s *sseWriter) event(data []byte) {
+// finish writes the answer: as the last event when the stream opened,
+// else as a plain JSON response. Later events are dropped.
+func (s *sseWriter) finish(data []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return
 	}
+	s.closed = true
+	if s.rc == nil {
+		writeJSON(s.w, http.StatusOK, data)
+		return
+	}
+	_ = writeEvent(s.w, s.rc, "message", data)
+}
+
+// event writes one event, opening the stream first; false once the
+// stream is finished or broken.
+func (s *sseWriter) event(data []byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
 	if s.rc == nil {
 		s.rc = openEventStream(s.w)
 	}
-	_ = writeEvent(s.w, s.rc, "message", data)
+	return writeEvent(s.w, s.rc, "message", data) == nil
 }

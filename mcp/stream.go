@@ -25,11 +25,13 @@ type streams struct {
 }
 
 type listener struct {
+	session string      // the session's hash
 	changed chan struct{}
+	notes   chan []byte // notifications for this session alone
 	ready   atomic.Bool // its first tool list is known
 }
 
-func (s *streams) add(tenant uuid.UUID) (*listener, bool) {
+func (s *streams) add(tenant uuid.UUID, session string) (*listener, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -41,7 +43,7 @@ func (s *streams) add(tenant uuid.UUID) (*listener, bool) {
 	if s.open[tenant] == nil {
 		s.open[tenant] = map[*listener]struct{}{}
 	}
-	l := &listener{changed: make(chan struct{}, 1)}
+	l := &listener{session: session, changed: make(chan struct{}, 1), notes: make(chan []byte, 16)}
 	s.open[tenant][l] = struct{}{}
 	return l, true
 }
@@ -68,6 +70,22 @@ func (s *streams) changed(tenant uuid.UUID) {
 			case l.changed <- struct{}{}:
 			default:
 			}
+		}
+	}
+}
+
+// send queues a notification on a session's streams here; it is dropped
+// when the stream is behind by 16.
+func (s *streams) send(r sessionRef, body []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for l := range s.open[r.tenant] {
+		if l.session != r.hash {
+			continue
+		}
+		select {
+		case l.notes <- body:
+		default:
 		}
 	}
 }
@@ -145,7 +163,7 @@ func (g *Gateway) visible(ctx context.Context, ep *endpoint, p *principal.Princi
 // notifications/tools/list_changed when this principal's tools change.
 func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal, s *session, exp time.Time) {
 	ctx := r.Context()
-	l, ok := g.streams.add(ep.tenant.ID)
+	l, ok := g.streams.add(ep.tenant.ID, s.hash)
 	if !ok {
 		writeJSON(w, http.StatusServiceUnavailable, errorBody(nil, rpcError{Code: codeInternal, Message: "the gateway is shutting down"}))
 		return
@@ -174,6 +192,10 @@ func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, ep *endpoint, p
 				return // the session ended
 			}
 			if writeKeepAlive(w, rc) != nil {
+				return
+			}
+		case b := <-l.notes:
+			if writeEvent(w, rc, "message", b) != nil {
 				return
 			}
 		case <-l.changed:

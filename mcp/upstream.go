@@ -50,6 +50,8 @@ type upstream struct {
 	client *http.Client // adds the credential to every request
 	raw    *http.Client // the egress client itself (the upstream's token endpoint)
 	onList func()       // called on notifications/tools/list_changed
+	// onUpdated receives notifications/resources/updated.
+	onUpdated func(params json.RawMessage)
 
 	mu      sync.Mutex
 	tr      transport.Interface
@@ -58,6 +60,7 @@ type upstream struct {
 	stop    context.CancelFunc
 
 	ids      atomic.Int64
+	logsOn   atomic.Bool            // the upstream session sends every log level
 	version  atomic.Pointer[string] // negotiated protocol version
 	progress sync.Map               // upstream progress token → func(json.RawMessage)
 
@@ -276,6 +279,14 @@ func (u *upstream) conn(ctx context.Context) (transport.Interface, error) {
 		tr = ht
 	}
 	tr.SetNotificationHandler(u.notification)
+	if bt, ok := tr.(transport.BidirectionalInterface); ok {
+		// Requests not sent on a call's response stream (stdio, the GET
+		// stream) belong to no call: no client can answer them.
+		bt.SetRequestHandler(func(_ context.Context, req transport.JSONRPCRequest) (*transport.JSONRPCResponse, error) {
+			return &transport.JSONRPCResponse{JSONRPC: "2.0", ID: req.ID, Error: &mcpgo.JSONRPCErrorDetails{Code: codeNoMethod,
+				Message: "the gateway relays " + req.Method + " only within a call's response stream"}}, nil
+		})
+	}
 	closeAll := func() {
 		_ = tr.Close()
 		if u.stop != nil {
@@ -287,8 +298,10 @@ func (u *upstream) conn(ctx context.Context) (transport.Interface, error) {
 	defer cancel()
 	params := map[string]any{
 		"protocolVersion": upstreamVersion,
-		"capabilities":    map[string]any{},
-		"clientInfo":      map[string]any{"name": "xavyo-gateway", "version": "1"},
+		// What the gateway relays to the client of a call, when that
+		// client declared it too.
+		"capabilities": map[string]any{"sampling": map[string]any{}, "elicitation": map[string]any{"form": map[string]any{}, "url": map[string]any{}}},
+		"clientInfo":   map[string]any{"name": "xavyo-gateway", "version": "1"},
 	}
 	resp, err := tr.SendRequest(ictx, transport.JSONRPCRequest{JSONRPC: "2.0", ID: mcpgo.NewRequestId(u.ids.Add(1)), Method: "initialize", Params: params})
 	if err != nil {
@@ -316,7 +329,19 @@ func (u *upstream) conn(ctx context.Context) (transport.Interface, error) {
 		return nil, fmt.Errorf("initialized: %w", err)
 	}
 	u.tr = tr
+	u.logsOn.Store(false)
 	return tr, nil
+}
+
+// wantLogs asks the tool server, once per upstream session, for log
+// messages of every level: the gateway filters them per client session.
+func (u *upstream) wantLogs(ctx context.Context) {
+	if u.logsOn.Load() {
+		return
+	}
+	if _, err := u.call(ctx, "logging/setLevel", json.RawMessage(`{"level":"debug"}`), nil); err == nil {
+		u.logsOn.Store(true)
+	}
 }
 
 // reset drops the connection (the upstream ended its session, or its
@@ -403,6 +428,10 @@ func (u *upstream) notify(method string, params json.RawMessage) {
 		if u.onList != nil {
 			go u.onList()
 		}
+	case "notifications/resources/updated":
+		if u.onUpdated != nil {
+			u.onUpdated(params)
+		}
 	case "notifications/progress":
 		var p struct {
 			Token json.RawMessage `json:"progressToken"`
@@ -416,6 +445,20 @@ func (u *upstream) notify(method string, params json.RawMessage) {
 	}
 }
 
+// relay carries what a tool server sends on one call's response stream,
+// besides the answer, back to the client that made the call.
+type relay struct {
+	// progress receives progress notifications (params, with the
+	// upstream's token).
+	progress func(params json.RawMessage)
+	// message receives the other notifications related to the call (log
+	// messages).
+	message func(method string, params json.RawMessage)
+	// request answers the tool server's requests to the client (sampling,
+	// elicitation, roots): the result, or an error.
+	request func(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, *rpcError)
+}
+
 // callResult is an upstream answer: a result or a JSON-RPC error, raw.
 type callResult struct {
 	Result json.RawMessage
@@ -423,18 +466,18 @@ type callResult struct {
 }
 
 // call sends one request upstream and waits for its answer within the
-// tool server's timeout. onProgress, when set, receives the upstream's
-// progress notifications for this request (params, with the upstream
-// token). A session the upstream ended is re-established once.
-func (u *upstream) call(ctx context.Context, method string, params json.RawMessage, onProgress func(json.RawMessage)) (*callResult, error) {
+// tool server's timeout. rl, when set, carries the call's notifications
+// and the tool server's requests back to the client. A session the
+// upstream ended is re-established once.
+func (u *upstream) call(ctx context.Context, method string, params json.RawMessage, rl *relay) (*callResult, error) {
 	if !u.allow(time.Now()) {
 		return nil, ErrUpstreamUnavailable
 	}
 	ctx, cancel := context.WithTimeout(ctx, u.cfg.timeout)
 	defer cancel()
-	res, err := u.send(ctx, method, params, onProgress)
+	res, err := u.send(ctx, method, params, rl)
 	if errors.Is(err, transport.ErrSessionTerminated) {
-		res, err = u.send(ctx, method, params, onProgress)
+		res, err = u.send(ctx, method, params, rl)
 	}
 	u.record(err)
 	if err != nil {
@@ -449,22 +492,22 @@ func (u *upstream) call(ctx context.Context, method string, params json.RawMessa
 	return res, nil
 }
 
-func (u *upstream) send(ctx context.Context, method string, params json.RawMessage, onProgress func(json.RawMessage)) (*callResult, error) {
+func (u *upstream) send(ctx context.Context, method string, params json.RawMessage, rl *relay) (*callResult, error) {
 	tr, err := u.conn(ctx)
 	if err != nil {
 		return nil, err
 	}
 	id := u.ids.Add(1)
-	if onProgress != nil {
+	if rl != nil && rl.progress != nil {
 		tok := "xv-" + strconv.FormatInt(id, 10)
 		params = withProgressToken(params, tok)
 		key := strconv.Quote(tok)
-		u.progress.Store(key, onProgress)
+		u.progress.Store(key, rl.progress)
 		defer u.progress.Delete(key)
 	}
 	var res *callResult
 	if ht, ok := tr.(*transport.StreamableHTTP); ok {
-		res, err = u.post(ctx, ht, id, method, params)
+		res, err = u.post(ctx, ht, id, method, params, rl)
 	} else {
 		var resp *transport.JSONRPCResponse
 		resp, err = tr.SendRequest(ctx, transport.JSONRPCRequest{JSONRPC: "2.0", ID: mcpgo.NewRequestId(id), Method: method, Params: params})
@@ -494,7 +537,7 @@ func (u *upstream) send(ctx context.Context, method string, params json.RawMessa
 // until the response arrives. (The session itself, the GET stream and
 // notifications to the upstream go through the SDK transport; the hot
 // path stays lean.)
-func (u *upstream) post(ctx context.Context, tr *transport.StreamableHTTP, id int64, method string, params json.RawMessage) (*callResult, error) {
+func (u *upstream) post(ctx context.Context, tr *transport.StreamableHTTP, id int64, method string, params json.RawMessage, rl *relay) (*callResult, error) {
 	var b bytes.Buffer
 	b.Grow(len(params) + len(method) + 64)
 	b.WriteString(`{"jsonrpc":"2.0","id":`)
@@ -511,14 +554,7 @@ func (u *upstream) post(ctx context.Context, tr *transport.StreamableHTTP, id in
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	if sid := tr.GetSessionId(); sid != "" {
-		req.Header.Set(hdrSession, sid)
-	}
-	if v := u.version.Load(); v != nil {
-		req.Header.Set(hdrVersion, *v)
-	}
+	u.sessionHeaders(req, tr)
 	resp, err := u.client.Do(req)
 	if err != nil {
 		return nil, err
@@ -548,10 +584,53 @@ func (u *upstream) post(ctx context.Context, tr *transport.StreamableHTTP, id in
 		}
 		return &callResult{Result: r.Result, Error: r.Error}, nil
 	case "text/event-stream":
-		return u.readEvents(resp.Body, want)
+		return u.readEvents(resp.Body, want, rl, func(r rpcAnswer) { go u.answerRequest(ctx, tr, r, rl) })
 	default:
 		return nil, fmt.Errorf("upstream answered with content type %q", mt)
 	}
+}
+
+// sessionHeaders sets the headers of a POST on the upstream session.
+func (u *upstream) sessionHeaders(req *http.Request, tr *transport.StreamableHTTP) {
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	if sid := tr.GetSessionId(); sid != "" {
+		req.Header.Set(hdrSession, sid)
+	}
+	if v := u.version.Load(); v != nil {
+		req.Header.Set(hdrVersion, *v)
+	}
+}
+
+// answerRequest answers a request the tool server sent on a call's
+// response stream: through the call's client when it can, else with an
+// error, so that the tool server never waits in vain.
+func (u *upstream) answerRequest(ctx context.Context, tr *transport.StreamableHTTP, r rpcAnswer, rl *relay) {
+	var result json.RawMessage
+	rerr := &rpcError{Code: codeNoMethod, Message: "the client of this call cannot answer " + r.Method}
+	if rl != nil && rl.request != nil {
+		result, rerr = rl.request(ctx, r.Method, r.Params)
+	}
+	body := errorBody(r.ID, rpcError{Code: codeInternal, Message: "no answer"})
+	if rerr != nil {
+		body = errorBody(r.ID, *rerr)
+	} else if len(result) > 0 {
+		body = resultBody(r.ID, result)
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), u.cfg.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(pctx, http.MethodPost, u.cfg.url, bytes.NewReader(body))
+	if err != nil {
+		return
+	}
+	u.sessionHeaders(req, tr)
+	resp, err := u.client.Do(req)
+	if err != nil {
+		u.log.Warn("answer to the tool server not delivered", "method", r.Method, "error", err)
+		return
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_ = resp.Body.Close()
 }
 
 // rpcAnswer is a JSON-RPC message from the upstream: a response, or a
@@ -564,8 +643,10 @@ type rpcAnswer struct {
 	Error  *mcpgo.JSONRPCErrorDetails `json:"error"`
 }
 
-// readEvents reads an SSE stream until the response to id.
-func (u *upstream) readEvents(body io.Reader, id string) (*callResult, error) {
+// readEvents reads an SSE stream until the response to id: progress and
+// other notifications go to the call's relay, the tool server's requests
+// to answer.
+func (u *upstream) readEvents(body io.Reader, id string, rl *relay, answer func(rpcAnswer)) (*callResult, error) {
 	sc := bufio.NewScanner(body)
 	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
 	var data bytes.Buffer
@@ -579,9 +660,17 @@ func (u *upstream) readEvents(body io.Reader, id string) (*callResult, error) {
 			return nil, false
 		}
 		switch {
-		case r.Method != "" && len(r.ID) == 0:
+		case r.Method == "notifications/progress", r.Method == "notifications/tools/list_changed", r.Method == "notifications/resources/updated":
 			u.notify(r.Method, r.Params)
-		case string(r.ID) == id && r.Method == "":
+		case r.Method != "" && len(r.ID) == 0:
+			if rl != nil && rl.message != nil {
+				rl.message(r.Method, r.Params)
+			}
+		case r.Method != "":
+			if validID(r.ID) {
+				answer(r)
+			}
+		case string(r.ID) == id:
 			return &callResult{Result: r.Result, Error: r.Error}, true
 		}
 		return nil, false

