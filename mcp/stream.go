@@ -25,7 +25,7 @@ type streams struct {
 }
 
 type listener struct {
-	session string      // the session's hash
+	session string // the session's hash
 	changed chan struct{}
 	notes   chan []byte // notifications for this session alone
 	ready   atomic.Bool // its first tool list is known
