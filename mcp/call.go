@@ -147,9 +147,22 @@ const (
 	ActionResult = "mcp.tools.result"
 )
 
-// callTool decides a tools/call inline, audits the decision while the
-// upstream call runs, and answers once both are done.
-func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal, s *session, m *message) {
+// admitted is a tools/call the gateway allowed: its decision record is on
+// its way to the audit log.
+type admitted struct {
+	t       *toolEntry
+	args    json.RawMessage
+	meta    json.RawMessage
+	entry   audit.Entry
+	receipt *audit.Receipt
+	start   time.Time
+}
+
+// admit decides a tools/call inline: the tool, the principal's grant, the
+// arguments against the tool's schema. A refusal is audited and answered
+// here (false); an admitted call's decision record is appended, not yet
+// waited for. session tags the record ("" in the stateless era).
+func (g *Gateway) admit(ctx context.Context, w http.ResponseWriter, ep *endpoint, p *principal.Principal, session string, m *message) (*admitted, bool) {
 	start := time.Now()
 	var in struct {
 		Name      string          `json:"name"`
@@ -158,7 +171,7 @@ func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.R
 	}
 	if err := json.Unmarshal(m.Params, &in); err != nil || in.Name == "" {
 		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeInvalidParams, Message: "tools/call needs a tool name"}))
-		return
+		return nil, false
 	}
 	args := in.Arguments
 	if len(args) == 0 || string(args) == "null" {
@@ -169,11 +182,11 @@ func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.R
 	obj, isObj := inst.(map[string]any)
 	if err != nil || !isObj {
 		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeInvalidParams, Message: "arguments must be a JSON object"}))
-		return
+		return nil, false
 	}
 	var argMap map[string]json.RawMessage
 	det := callDetails{Endpoint: ep.url, Tool: in.Name, Actors: p.Actors, ArgsSHA256: instHash(obj), AuthMethod: string(p.AuthMethod),
-		ClientID: p.ClientID, Session: s.hash[:16]}
+		ClientID: p.ClientID, Session: session}
 	if pol := g.policy(ep.tenant); pol.AuditArguments {
 		det.Arguments = redact(obj, pol.RedactKeys).(map[string]any)
 	}
@@ -183,7 +196,7 @@ func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.R
 	if t == nil {
 		det.Decision, det.Reason = governance.Deny, "unknown tool"
 		g.deny(ctx, w, m, entry, det, codeInvalidParams, "unknown tool: "+in.Name, start)
-		return
+		return nil, false
 	}
 	det.Server, det.Tool, det.EntitlementID = t.server.slug, t.name, &t.ent
 	entry.TargetID = t.server.slug + "/" + t.name
@@ -191,12 +204,12 @@ func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.R
 	if !ok {
 		det.Decision, det.Reason = governance.Deny, "the caller is not a governed subject"
 		g.deny(ctx, w, m, entry, det, codeDenied, det.Reason, start)
-		return
+		return nil, false
 	}
 	snap, err := g.cfg.Access.Snapshot(ctx, ep.tenant.ID)
 	if err != nil {
 		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeInternal, Message: apperr.PublicMessage(err)}))
-		return
+		return nil, false
 	}
 	if snap.HasArgumentConstraints() {
 		_ = json.Unmarshal(args, &argMap)
@@ -207,21 +220,21 @@ func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.R
 	case d.Decision == governance.ApprovalRequired:
 		det.Decision, det.Reason = governance.Deny, "the call needs an approval, and approval holds are not enabled on this gateway"
 		g.deny(ctx, w, m, entry, det, codeDenied, det.Reason, start)
-		return
+		return nil, false
 	case !d.Allowed():
 		g.deny(ctx, w, m, entry, det, codeDenied, d.Reason, start)
-		return
+		return nil, false
 	}
 	sch, err := t.inputSchema()
 	if err != nil {
 		det.Decision, det.Reason = governance.Deny, "the tool's input schema cannot be checked"
 		g.deny(ctx, w, m, entry, det, codeDenied, det.Reason, start)
-		return
+		return nil, false
 	}
 	if err := sch.Validate(inst); err != nil {
 		det.Decision, det.Reason = governance.Deny, "arguments do not match the tool's input schema"
 		g.deny(ctx, w, m, entry, det, codeInvalidParams, "invalid arguments: "+schemaMessage(err), start)
-		return
+		return nil, false
 	}
 
 	entry.Outcome, entry.Details = audit.OutcomeSuccess, det
@@ -229,8 +242,19 @@ func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.R
 	receipt, err := g.cfg.Audit.Append(ctx, entry)
 	if err != nil {
 		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeInternal, Message: "the call could not be audited"}))
+		return nil, false
+	}
+	return &admitted{t: t, args: args, meta: in.Meta, entry: entry, receipt: receipt, start: start}, true
+}
+
+// callTool decides a tools/call of a session inline, audits the decision
+// while the upstream call runs, and answers once both are done.
+func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal, s *session, m *message) {
+	a, ok := g.admit(ctx, w, ep, p, s.hash[:16], m)
+	if !ok {
 		return
 	}
+	t, entry, receipt, start := a.t, a.entry, a.receipt, a.start
 	up, err := g.upstreamByID(ctx, t.server.id)
 	if err != nil {
 		_ = receipt.Wait(context.WithoutCancel(ctx))
@@ -239,7 +263,7 @@ func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.R
 			Data: map[string]string{"audit_id": receipt.ID.String()}}))
 		return
 	}
-	params, clientTok := forwardParams(t.name, args, in.Meta)
+	params, clientTok := forwardParams(t.name, a.args, a.meta)
 	stream := &sseWriter{w: w}
 	if s.wantsLogs() {
 		up.wantLogs(ctx)

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -155,9 +154,25 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if v := r.Header.Get(hdrVersion); v != "" && !slices.Contains(supportedVersions, v) {
-		writeJSON(w, http.StatusBadRequest, errorBody(nil, rpcError{Code: codeInvalidRequest,
-			Message: "unsupported MCP-Protocol-Version " + v + "; supported: " + strings.Join(supportedVersions, ", ")}))
+	if v := r.Header.Get(hdrVersion); slices.Contains(modernVersions, v) {
+		// The stateless era: POST only.
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", "POST")
+			writeJSON(w, http.StatusMethodNotAllowed, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: "the stateless era serves POST only"}))
+			return
+		}
+		g.postModern(w, r, ep, p, v)
+		return
+	} else if v != "" && !slices.Contains(supportedVersions, v) {
+		var id json.RawMessage
+		if r.Method == http.MethodPost {
+			m, _, ok := g.readMessage(w, r)
+			if !ok {
+				return
+			}
+			id = m.ID
+		}
+		unsupportedVersion(w, ep, id, v)
 		return
 	}
 	switch r.Method {
@@ -299,30 +314,11 @@ func (g *Gateway) session(w http.ResponseWriter, r *http.Request, ep *endpoint, 
 
 // post handles one JSON-RPC message.
 func (g *Gateway) post(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxMessageBytes))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeJSON(w, http.StatusRequestEntityTooLarge, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: "message too large"}))
-			return
-		}
-		writeJSON(w, http.StatusBadRequest, errorBody(nil, rpcError{Code: codeParse, Message: "could not read the body"}))
+	mp, _, ok := g.readMessage(w, r)
+	if !ok {
 		return
 	}
-	body = bytes.TrimSpace(body)
-	if len(body) > 0 && body[0] == '[' {
-		writeJSON(w, http.StatusBadRequest, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: "JSON-RPC batches are not supported"}))
-		return
-	}
-	var m message
-	if err := json.Unmarshal(body, &m); err != nil {
-		writeJSON(w, http.StatusBadRequest, errorBody(nil, rpcError{Code: codeParse, Message: "parse error: not a JSON-RPC message"}))
-		return
-	}
-	if m.JSONRPC != "2.0" || (len(m.ID) > 0 && !validID(m.ID)) || (m.Method == "" && len(m.Result) == 0 && len(m.Error) == 0) {
-		writeJSON(w, http.StatusBadRequest, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: "invalid JSON-RPC message"}))
-		return
-	}
+	m := *mp
 	if m.Method == "initialize" {
 		if !m.isRequest() {
 			writeJSON(w, http.StatusBadRequest, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: "initialize is a request"}))

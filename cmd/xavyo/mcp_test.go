@@ -620,7 +620,8 @@ func TestMCPGatewayRefusesBadInput(t *testing.T) {
 		{"unknown method", `{"jsonrpc":"2.0","id":1,"method":"tools/destroy"}`, sess, 200, -32601},
 		{"no session", `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, auth, 400, -32600},
 		{"unknown session", `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, append(auth, "Mcp-Session-Id", "nope"), 404, -32600},
-		{"unsupported protocol version", `{"jsonrpc":"2.0","id":1,"method":"ping"}`, append(sess, "MCP-Protocol-Version", "1999-01-01"), 400, -32600},
+		{"unsupported protocol version", `{"jsonrpc":"2.0","id":1,"method":"ping"}`, append(sess, "MCP-Protocol-Version", "1999-01-01"), 400, -32022},
+		{"stateless era on the aggregate endpoint", `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, append(auth, "MCP-Protocol-Version", "2026-07-28"), 400, -32022},
 		{"oversized", `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":"` + strings.Repeat("a", 5<<20) + `"}}`, sess, 413, -32600},
 		{"call without name", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}`, sess, 200, -32602},
 		{"arguments not an object", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"tools__echo","arguments":[1]}}`, sess, 200, -32602},
@@ -631,6 +632,45 @@ func TestMCPGatewayRefusesBadInput(t *testing.T) {
 			t.Errorf("%s: %d %v", tc.name, resp.StatusCode, out)
 		}
 	}
+	// The stateless era on a tool server's endpoint: headers must match the
+	// body, _meta must carry the version and capabilities; nothing reaches
+	// the tool server or the audit log.
+	serverEP := m.endpoint + "/tools"
+	modern := []string{"Authorization", "Bearer " + m.agentToken(t, h, serverEP), "MCP-Protocol-Version", "2026-07-28"}
+	meta := `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}`
+	callsBefore := up.calls.Load()
+	for _, tc := range []struct {
+		name   string
+		body   string
+		hdr    []string
+		status int
+		code   float64
+	}{
+		{"no Mcp-Method", `{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{` + meta + `}}`, modern, 400, -32020},
+		{"Mcp-Method differs", `{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{` + meta + `}}`, append(modern, "Mcp-Method", "TOOLS/LIST"), 400, -32020},
+		{"Mcp-Name differs", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x"},` + meta + `}}`,
+			append(modern, "Mcp-Method", "tools/call", "Mcp-Name", "add"), 400, -32020},
+		{"no Mcp-Name", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x"},` + meta + `}}`,
+			append(modern, "Mcp-Method", "tools/call"), 400, -32020},
+		{"no _meta", `{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}`, append(modern, "Mcp-Method", "tools/list"), 400, -32602},
+		{"_meta version differs", `{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2025-11-25","io.modelcontextprotocol/clientCapabilities":{}}}}`,
+			append(modern, "Mcp-Method", "tools/list"), 400, -32020},
+	} {
+		resp, out := rawMCP(t, h.tls, serverEP, tc.body, tc.hdr...)
+		if resp.StatusCode != tc.status || rpcCode(out) != tc.code || out["id"] != float64(1) {
+			t.Errorf("%s: %d %v", tc.name, resp.StatusCode, out)
+		}
+	}
+	if up.calls.Load() != callsBefore {
+		t.Error("a refused stateless request reached the tool server")
+	}
+	req, _ := http.NewRequest("GET", serverEP, nil)
+	req.Header.Set("Authorization", modern[1])
+	req.Header.Set("MCP-Protocol-Version", "2026-07-28")
+	if resp, err := h.tls.Do(req); err != nil || resp.StatusCode != 405 {
+		t.Errorf("GET in the stateless era: %v %v", err, resp)
+	}
+
 	// Another agent of the same tenant cannot ride this session.
 	resp, body := h.doAs(m.adminTok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "intruder", "name": "Intruder", "owner_id": m.ownerID})
 	expect(t, resp, body, 201, "second agent")
@@ -645,7 +685,7 @@ func TestMCPGatewayRefusesBadInput(t *testing.T) {
 		t.Fatalf("hijacked session: %d", resp.StatusCode)
 	}
 	// DELETE ends the session; it is then unknown.
-	req, _ := http.NewRequest("DELETE", m.endpoint, nil)
+	req, _ = http.NewRequest("DELETE", m.endpoint, nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("Mcp-Session-Id", sid)
 	dr, err := h.tls.Do(req)

@@ -1,0 +1,428 @@
+package mcp
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/principal"
+)
+
+// modernVersions are the stateless-era revisions served (2026-07-28 on):
+// no session, each request carries its version and the client's
+// capabilities in _meta, and its method and name in headers.
+var modernVersions = []string{"2026-07-28"}
+
+// Error codes of the stateless era.
+const (
+	codeHeaderMismatch     = -32020
+	codeUnsupportedVersion = -32022
+)
+
+// Keys of a stateless request's _meta.
+const (
+	metaVersion      = "io.modelcontextprotocol/protocolVersion"
+	metaCapabilities = "io.modelcontextprotocol/clientCapabilities"
+)
+
+// Header names of the stateless era.
+const (
+	hdrMethod = "Mcp-Method"
+	hdrName   = "Mcp-Name"
+)
+
+// allVersions lists every revision an endpoint serves, newest first: a
+// tool server's endpoint serves both eras, the aggregate endpoint the
+// session era only.
+func (ep *endpoint) allVersions() []string {
+	if ep.server == "" {
+		return supportedVersions
+	}
+	return append(slices.Clone(modernVersions), supportedVersions...)
+}
+
+func unsupportedVersion(w http.ResponseWriter, ep *endpoint, id json.RawMessage, requested string) {
+	writeJSON(w, http.StatusBadRequest, errorBody(id, rpcError{Code: codeUnsupportedVersion,
+		Message: "unsupported protocol version " + requested + "; supported: " + strings.Join(ep.allVersions(), ", "),
+		Data:    map[string]any{"requested": requested, "supported": ep.allVersions()}}))
+}
+
+// headerValue decodes a header of the stateless era: optional whitespace
+// trimmed, the =?base64?…?= form decoded.
+func headerValue(h http.Header, name string) (string, bool) {
+	vs, ok := h[http.CanonicalHeaderKey(name)]
+	if !ok || len(vs) != 1 {
+		return "", false
+	}
+	v := strings.TrimSpace(vs[0])
+	if enc, ok := strings.CutPrefix(v, "=?base64?"); ok {
+		enc, ok = strings.CutSuffix(enc, "?=")
+		if !ok {
+			return "", false
+		}
+		b, err := base64.StdEncoding.DecodeString(enc)
+		if err != nil {
+			return "", false
+		}
+		return string(b), true
+	}
+	return v, true
+}
+
+// postModern serves one request of the stateless era on a tool server's
+// endpoint. The gateway checks what it relies on (the headers against the
+// body, the version, the principal's access), decides tools/call and
+// filters tools/list; everything else goes to the tool server as the
+// client sent it, and the tool server's answer (JSON or a stream) comes
+// back as it is: request state, input requests and subscriptions pass
+// through untouched.
+func (g *Gateway) postModern(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal, version string) {
+	m, body, ok := g.readMessage(w, r)
+	if !ok {
+		return
+	}
+	if ep.server == "" {
+		unsupportedVersion(w, ep, m.ID, version)
+		return
+	}
+	if !m.isRequest() {
+		if m.isNotification() {
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
+		writeJSON(w, http.StatusBadRequest, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: "the stateless era has no responses from clients"}))
+		return
+	}
+	if e := checkModernHeaders(r.Header, m, version); e != nil {
+		status := http.StatusBadRequest
+		writeJSON(w, status, errorBody(m.ID, *e))
+		return
+	}
+	servers := g.permittedServers(r.Context(), ep, p)
+	if len(servers) == 0 {
+		writeJSON(w, http.StatusForbidden, errorBody(m.ID, rpcError{Code: codeDenied, Message: "no access to this tool server"}))
+		return
+	}
+	up, err := g.upstreamByID(r.Context(), servers[0].id)
+	if err == nil && (up.cfg.command != "" || up.cfg.sse) {
+		err = apperr.New(apperr.KindUnavailable, "this tool server speaks the session era only")
+	}
+	if err != nil {
+		if m.Method == "tools/call" {
+			// Decided and audited like any call, then failed.
+			g.callUnavailable(w, r, ep, p, m, err)
+			return
+		}
+		writeJSON(w, http.StatusBadGateway, errorBody(m.ID, rpcError{Code: codeUnavailable, Message: "the tool server is not reachable: " + apperr.PublicMessage(err)}))
+		return
+	}
+	switch m.Method {
+	case "tools/call":
+		a, ok := g.admit(r.Context(), w, ep, p, "", m)
+		if !ok {
+			return
+		}
+		g.forwardModern(w, r, up, body, m, a, p)
+	case "tools/list":
+		g.listModern(w, r, ep, p, up, body, m)
+	default:
+		g.forwardModern(w, r, up, body, m, nil, p)
+	}
+}
+
+// readMessage reads one JSON-RPC message (not a batch) within the size
+// limit, answering a bad one.
+func (g *Gateway) readMessage(w http.ResponseWriter, r *http.Request) (*message, []byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxMessageBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeJSON(w, http.StatusRequestEntityTooLarge, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: "message too large"}))
+			return nil, nil, false
+		}
+		writeJSON(w, http.StatusBadRequest, errorBody(nil, rpcError{Code: codeParse, Message: "could not read the body"}))
+		return nil, nil, false
+	}
+	body = bytes.TrimSpace(body)
+	if len(body) > 0 && body[0] == '[' {
+		writeJSON(w, http.StatusBadRequest, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: "JSON-RPC batches are not supported"}))
+		return nil, nil, false
+	}
+	var m message
+	if err := json.Unmarshal(body, &m); err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody(nil, rpcError{Code: codeParse, Message: "parse error: not a JSON-RPC message"}))
+		return nil, nil, false
+	}
+	if m.JSONRPC != "2.0" || (len(m.ID) > 0 && !validID(m.ID)) || (m.Method == "" && len(m.Result) == 0 && len(m.Error) == 0) {
+		writeJSON(w, http.StatusBadRequest, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: "invalid JSON-RPC message"}))
+		return nil, nil, false
+	}
+	return &m, body, true
+}
+
+// checkModernHeaders checks a stateless request's headers against its
+// body (Mcp-Method, Mcp-Name, the version in _meta) and the _meta keys
+// every request needs.
+func checkModernHeaders(h http.Header, m *message, version string) *rpcError {
+	var params struct {
+		Name string                     `json:"name"`
+		URI  string                     `json:"uri"`
+		Meta map[string]json.RawMessage `json:"_meta"`
+	}
+	if len(m.Params) > 0 && json.Unmarshal(m.Params, &params) != nil {
+		return &rpcError{Code: codeInvalidParams, Message: "invalid params"}
+	}
+	if method, ok := headerValue(h, hdrMethod); !ok || method != m.Method {
+		return &rpcError{Code: codeHeaderMismatch, Message: "header mismatch: Mcp-Method must be present and equal the body's method"}
+	}
+	var want string
+	switch m.Method {
+	case "tools/call", "prompts/get":
+		want = params.Name
+	case "resources/read":
+		want = params.URI
+	}
+	if name, ok := headerValue(h, hdrName); want != "" && (!ok || name != want) {
+		return &rpcError{Code: codeHeaderMismatch, Message: "header mismatch: Mcp-Name must be present and equal the body's name or uri"}
+	}
+	var metaVer string
+	if json.Unmarshal(params.Meta[metaVersion], &metaVer) != nil || metaVer == "" {
+		return &rpcError{Code: codeInvalidParams, Message: `missing or invalid _meta field "` + metaVersion + `"`}
+	}
+	if c := params.Meta[metaCapabilities]; len(c) == 0 || c[0] != '{' {
+		return &rpcError{Code: codeInvalidParams, Message: `missing or invalid _meta field "` + metaCapabilities + `"`}
+	}
+	if metaVer != version {
+		return &rpcError{Code: codeHeaderMismatch, Message: "header mismatch: MCP-Protocol-Version must equal _meta's protocol version"}
+	}
+	return nil
+}
+
+// callUnavailable answers a stateless tools/call whose tool server cannot
+// be reached, after deciding and auditing it.
+func (g *Gateway) callUnavailable(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal, m *message, cause error) {
+	a, ok := g.admit(r.Context(), w, ep, p, "", m)
+	if !ok {
+		return
+	}
+	_ = a.receipt.Wait(context.WithoutCancel(r.Context()))
+	g.finish(r.Context(), a.receipt.ID, a.entry, a.t, a.start, "unavailable", p)
+	writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeUnavailable, Message: "the tool server is not reachable: " + apperr.PublicMessage(cause),
+		Data: map[string]string{"audit_id": a.receipt.ID.String()}}))
+}
+
+// forwardedHeaders are the request headers a stateless request takes to
+// the tool server (besides Mcp-Param-*).
+var forwardedHeaders = []string{hdrVersion, hdrMethod, hdrName, "Accept", "Content-Type"}
+
+// sendModern sends a stateless request to the tool server as the client
+// sent it, with the tool server's credential.
+func (u *upstream) sendModern(ctx context.Context, in http.Header, body []byte) (*http.Response, error) {
+	if !u.allow(time.Now()) {
+		return nil, ErrUpstreamUnavailable
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.cfg.url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range forwardedHeaders {
+		if v := in.Values(h); len(v) > 0 {
+			req.Header[http.CanonicalHeaderKey(h)] = v
+		}
+	}
+	for k, v := range in {
+		if strings.HasPrefix(k, "Mcp-Param-") {
+			req.Header[k] = v
+		}
+	}
+	resp, err := u.client.Do(req)
+	if err != nil && ctx.Err() == nil {
+		u.record(err)
+		return nil, apperr.Wrap(err, apperr.KindUnavailable, "the tool server could not be reached")
+	}
+	if err != nil {
+		return nil, err
+	}
+	u.record(nil)
+	return resp, nil
+}
+
+// forwardModern forwards a stateless request and relays the answer as it
+// comes. For an admitted tools/call (a set), the final response waits for
+// the decision record, and the outcome is recorded.
+func (g *Gateway) forwardModern(w http.ResponseWriter, r *http.Request, up *upstream, body []byte, m *message, a *admitted, p *principal.Principal) {
+	ctx := r.Context()
+	if m.Method != "subscriptions/listen" {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, up.cfg.timeout)
+		defer cancel()
+	}
+	status := "ok"
+	final := func(resp []byte) {
+		if a == nil {
+			return
+		}
+		var res rpcAnswer
+		switch {
+		case json.Unmarshal(resp, &res) != nil:
+			status = "unavailable"
+		case res.Error != nil:
+			status = "rpc_error"
+		case isToolError(res.Result):
+			status = "tool_error"
+		}
+		_ = a.receipt.Wait(context.WithoutCancel(ctx))
+	}
+	resp, err := up.sendModern(ctx, r.Header, body)
+	if err != nil {
+		if a != nil {
+			_ = a.receipt.Wait(context.WithoutCancel(ctx))
+			st := "unavailable"
+			if errors.Is(err, context.Canceled) {
+				st = "cancelled"
+			} else if ctx.Err() != nil {
+				st = "timeout"
+			}
+			g.finish(ctx, a.receipt.ID, a.entry, a.t, a.start, st, p)
+		}
+		writeJSON(w, http.StatusBadGateway, errorBody(m.ID, rpcError{Code: codeUnavailable, Message: "the tool server failed: " + apperr.PublicMessage(err)}))
+		return
+	}
+	defer resp.Body.Close()
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if mt == "text/event-stream" && resp.StatusCode == http.StatusOK {
+		rc := openEventStream(w)
+		if err := copyEvents(w, rc, resp.Body, m.ID, final); err != nil && a != nil && status == "ok" {
+			status = "unavailable"
+			if ctx.Err() != nil {
+				status = "cancelled"
+			}
+		}
+	} else {
+		out, err := io.ReadAll(io.LimitReader(resp.Body, g.cfg.MaxMessageBytes*4))
+		if err != nil {
+			status = "unavailable"
+		}
+		if resp.StatusCode != http.StatusOK {
+			status = "rpc_error"
+		}
+		final(out)
+		if ct := resp.Header.Get("Content-Type"); ct != "" {
+			w.Header().Set("Content-Type", ct)
+		}
+		w.WriteHeader(resp.StatusCode)
+		_, _ = w.Write(out)
+	}
+	if a != nil {
+		g.finish(ctx, a.receipt.ID, a.entry, a.t, a.start, status, p)
+	}
+}
+
+// copyEvents relays an event stream event by event; the response to id
+// is handed to final before it is written.
+func copyEvents(w http.ResponseWriter, rc *http.ResponseController, body io.Reader, id json.RawMessage, final func([]byte)) error {
+	sc := bufio.NewScanner(body)
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	var ev, data bytes.Buffer
+	for sc.Scan() {
+		line := sc.Bytes()
+		if len(line) > 0 {
+			ev.Write(line)
+			ev.WriteByte('\n')
+			if rest, ok := bytes.CutPrefix(line, []byte("data:")); ok {
+				if data.Len() > 0 {
+					data.WriteByte('\n')
+				}
+				data.Write(bytes.TrimPrefix(rest, []byte(" ")))
+			}
+			continue
+		}
+		if data.Len() > 0 {
+			var r rpcAnswer
+			if json.Unmarshal(data.Bytes(), &r) == nil && r.Method == "" && bytes.Equal(r.ID, id) {
+				final(data.Bytes())
+			}
+		}
+		ev.WriteByte('\n')
+		if _, err := w.Write(ev.Bytes()); err != nil {
+			return err
+		}
+		if err := rc.Flush(); err != nil {
+			return err
+		}
+		ev.Reset()
+		data.Reset()
+	}
+	return sc.Err()
+}
+
+// listModern answers a stateless tools/list: the tool server's own page,
+// with only the tools this principal may call, and private to it.
+func (g *Gateway) listModern(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal, up *upstream, body []byte, m *message) {
+	ctx, cancel := context.WithTimeout(r.Context(), up.cfg.timeout)
+	defer cancel()
+	resp, err := up.sendModern(ctx, r.Header, body)
+	if err != nil {
+		writeJSON(w, http.StatusBadGateway, errorBody(m.ID, rpcError{Code: codeUnavailable, Message: "the tool server failed: " + apperr.PublicMessage(err)}))
+		return
+	}
+	defer resp.Body.Close()
+	var res *callResult
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	switch {
+	case mt == "text/event-stream" && resp.StatusCode == http.StatusOK:
+		res, err = up.readEvents(resp.Body, string(m.ID), nil, func(rpcAnswer) {})
+	default:
+		var a rpcAnswer
+		if err = json.NewDecoder(io.LimitReader(resp.Body, g.cfg.MaxMessageBytes*4)).Decode(&a); err == nil {
+			res = &callResult{Result: a.Result, Error: a.Error}
+		}
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadGateway, errorBody(m.ID, rpcError{Code: codeUnavailable, Message: "the tool server's answer was unreadable"}))
+		return
+	}
+	if res.Error != nil {
+		writeJSON(w, resp.StatusCode, answer(m.ID, res, nil))
+		return
+	}
+	var page map[string]json.RawMessage
+	var tools []json.RawMessage
+	if json.Unmarshal(res.Result, &page) != nil || json.Unmarshal(page["tools"], &tools) != nil {
+		writeJSON(w, http.StatusBadGateway, errorBody(m.ID, rpcError{Code: codeUnavailable, Message: "the tool server's tool list was unreadable"}))
+		return
+	}
+	snap, err := g.cfg.Access.Snapshot(ctx, ep.tenant.ID)
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, errorBody(m.ID, rpcError{Code: codeInternal, Message: apperr.PublicMessage(err)}))
+		return
+	}
+	sub, actor, ok := subjects(p)
+	now := g.cfg.Now()
+	kept := make([]json.RawMessage, 0, len(tools))
+	for _, raw := range tools {
+		var tl struct {
+			Name string `json:"name"`
+		}
+		_ = json.Unmarshal(raw, &tl)
+		// Only catalogued, approved tools the principal holds: a tool the
+		// gateway has not synced yet stays hidden.
+		if t := ep.lookup(tl.Name); ok && t != nil && t.server.active && snap.Permits(sub, actor, t.ent, now) {
+			kept = append(kept, raw)
+		}
+	}
+	page["tools"], _ = json.Marshal(kept)
+	page["cacheScope"] = json.RawMessage(`"private"`)
+	out, _ := json.Marshal(page)
+	writeJSON(w, http.StatusOK, resultBody(m.ID, out))
+}
