@@ -55,7 +55,7 @@ func (ep *endpoint) clientName(t *toolEntry) string {
 
 // listTools answers tools/list: exactly the tools this principal may call
 // now, a page at a time (the cursor is the last name of the page before).
-func (g *Gateway) listTools(ctx context.Context, w http.ResponseWriter, ep *endpoint, p *principal.Principal, m *message) {
+func (g *Gateway) listTools(ctx context.Context, w http.ResponseWriter, ep *endpoint, p *principal.Principal, m *message, stateless bool) {
 	var in struct {
 		Cursor string `json:"cursor"`
 	}
@@ -110,6 +110,10 @@ func (g *Gateway) listTools(ctx context.Context, w http.ResponseWriter, ep *endp
 		b.WriteString(`,"nextCursor":`)
 		c, _ := json.Marshal(next)
 		b.Write(c)
+	}
+	if stateless {
+		// Per principal: cacheable by this client only.
+		b.WriteString(`,"resultType":"complete","ttlMs":0,"cacheScope":"private"`)
 	}
 	b.WriteByte('}')
 	writeJSON(w, http.StatusOK, resultBody(m.ID, b.Bytes()))
@@ -250,7 +254,11 @@ func (g *Gateway) admit(ctx context.Context, w http.ResponseWriter, ep *endpoint
 // callTool decides a tools/call of a session inline, audits the decision
 // while the upstream call runs, and answers once both are done.
 func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal, s *session, m *message) {
-	a, ok := g.admit(ctx, w, ep, p, s.hash[:16], m)
+	tag := ""
+	if s.hash != "" {
+		tag = s.hash[:16]
+	}
+	a, ok := g.admit(ctx, w, ep, p, tag, m)
 	if !ok {
 		return
 	}
@@ -296,7 +304,11 @@ func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.R
 		if isToolError(res.Result) {
 			status = "tool_error"
 		}
-		body = resultBody(m.ID, res.Result)
+		result := res.Result
+		if s.stateless() {
+			result = completeResult(result, false)
+		}
+		body = resultBody(m.ID, result)
 	}
 	g.finish(ctx, receipt.ID, entry, t, start, status, p)
 	if status == "cancelled" && r.Context().Err() != nil {
@@ -359,6 +371,13 @@ func forwardParams(name string, args, meta json.RawMessage) (json.RawMessage, js
 		if json.Unmarshal(meta, &mm) == nil && mm != nil {
 			tok = mm["progressToken"]
 			delete(mm, "progressToken")
+			// The client's protocol keys are of its hop; the gateway speaks
+			// for itself upstream.
+			for k := range mm {
+				if strings.HasPrefix(k, "io.modelcontextprotocol/") {
+					delete(mm, k)
+				}
+			}
 			if len(mm) > 0 {
 				rest, _ := json.Marshal(mm)
 				b.WriteString(`,"_meta":`)

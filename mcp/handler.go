@@ -409,7 +409,7 @@ func (g *Gateway) request(w http.ResponseWriter, r *http.Request, ep *endpoint, 
 	case "logging/setLevel":
 		writeJSON(w, http.StatusOK, g.setLogLevel(ctx, s, m))
 	case "tools/list":
-		g.listTools(ctx, w, ep, p, m)
+		g.listTools(ctx, w, ep, p, m, false)
 	case "tools/call":
 		g.callTool(ctx, w, r, ep, p, s, m)
 	case "resources/subscribe", "resources/unsubscribe":

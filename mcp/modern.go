@@ -114,8 +114,9 @@ func (g *Gateway) postModern(w http.ResponseWriter, r *http.Request, ep *endpoin
 		return
 	}
 	up, err := g.upstreamByID(r.Context(), servers[0].id)
-	if err == nil && (up.cfg.command != "" || up.cfg.sse) {
-		err = apperr.New(apperr.KindUnavailable, "this tool server speaks the session era only")
+	if err == nil && !up.stateless(r.Context()) {
+		g.bridgeStateless(w, r, ep, p, m, version)
+		return
 	}
 	if err != nil {
 		if m.Method == "tools/call" {
@@ -377,17 +378,7 @@ func (g *Gateway) listModern(w http.ResponseWriter, r *http.Request, ep *endpoin
 		return
 	}
 	defer resp.Body.Close()
-	var res *callResult
-	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	switch {
-	case mt == "text/event-stream" && resp.StatusCode == http.StatusOK:
-		res, err = up.readEvents(resp.Body, string(m.ID), nil, func(rpcAnswer) {})
-	default:
-		var a rpcAnswer
-		if err = json.NewDecoder(io.LimitReader(resp.Body, g.cfg.MaxMessageBytes*4)).Decode(&a); err == nil {
-			res = &callResult{Result: a.Result, Error: a.Error}
-		}
-	}
+	res, err := up.readAnswer(resp, string(m.ID))
 	if err != nil {
 		writeJSON(w, http.StatusBadGateway, errorBody(m.ID, rpcError{Code: codeUnavailable, Message: "the tool server's answer was unreadable"}))
 		return

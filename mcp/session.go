@@ -262,3 +262,7 @@ func (g *Gateway) PurgeSessions(ctx context.Context, now time.Time) (int64, erro
 	})
 	return n, err
 }
+
+// stateless reports a request of the stateless era, served through the
+// same call path as a session's (an ephemeral session, never stored).
+func (s *session) stateless() bool { return slices.Contains(modernVersions, s.version) }

@@ -61,6 +61,7 @@ type upstream struct {
 
 	ids      atomic.Int64
 	logsOn   atomic.Bool            // the upstream session sends every log level
+	era      atomic.Int32           // eraUnknown, eraSession or eraStateless
 	version  atomic.Pointer[string] // negotiated protocol version
 	progress sync.Map               // upstream progress token → func(json.RawMessage)
 
@@ -631,6 +632,20 @@ func (u *upstream) answerRequest(ctx context.Context, tr *transport.StreamableHT
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
+}
+
+// readAnswer reads the response to id from an HTTP answer: a JSON body,
+// or an event stream (its notifications dropped).
+func (u *upstream) readAnswer(resp *http.Response, id string) (*callResult, error) {
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if mt == "text/event-stream" {
+		return u.readEvents(resp.Body, id, nil, func(rpcAnswer) {})
+	}
+	var a rpcAnswer
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&a); err != nil {
+		return nil, err
+	}
+	return &callResult{Result: a.Result, Error: a.Error}, nil
 }
 
 // rpcAnswer is a JSON-RPC message from the upstream: a response, or a

@@ -131,19 +131,30 @@ func bearerForwarder(t *testing.T, ln net.Listener, h *harness, target, token st
 // failed check, scored or not.
 func runConformance(t *testing.T, node, suite, serverURL, requirements, baseline string) (string, map[string]string) {
 	t.Helper()
-	results := t.TempDir()
-	cmd := exec.Command(node, suite, "server", "--url", serverURL, "--requirements", requirements, "--timeout", "20000",
-		"--expected-failures", baseline, "-o", results)
-	cmd.Dir = t.TempDir()
-	out, err := cmd.CombinedOutput()
-	summary := string(out)
-	if i := strings.Index(summary, "=== SUMMARY ==="); i >= 0 {
-		summary = summary[i:]
+	// The suite waits a fixed time for some notifications (a listen
+	// stream's list changes); on a loaded machine one run can miss them,
+	// against the tool server directly as much as through the gateway. A
+	// run that fails is run once more, and the second run decides.
+	var summary, why string
+	var failed map[string]string
+	for attempt := 1; attempt <= 2; attempt++ {
+		results := t.TempDir()
+		cmd := exec.Command(node, suite, "server", "--url", serverURL, "--requirements", requirements, "--timeout", "20000",
+			"--expected-failures", baseline, "-o", results)
+		cmd.Dir = t.TempDir()
+		out, err := cmd.CombinedOutput()
+		summary = string(out)
+		if i := strings.Index(summary, "=== SUMMARY ==="); i >= 0 {
+			summary = summary[i:]
+		}
+		failed = failedScenarios(results)
+		if err == nil {
+			return summary, failed
+		}
+		why = fmt.Sprintf("conformance %s against %s (run %d): %v\n%s\n%v", requirements, serverURL, attempt, err, summary, failed)
+		t.Log(why)
 	}
-	failed := failedScenarios(results)
-	if err != nil {
-		t.Errorf("conformance %s against %s: %v\n%s\n%v", requirements, serverURL, err, summary, failed)
-	}
+	t.Error(why)
 	return summary, failed
 }
 
@@ -176,7 +187,7 @@ func failedScenarios(dir string) map[string]string {
 		_ = json.Unmarshal(raw, &checks)
 		name := runStamp.ReplaceAllString(strings.TrimPrefix(filepath.Base(filepath.Dir(f)), "server-"), "")
 		for _, c := range checks {
-			if c.Status == "FAILURE" && gatewayDeviations[name+"/"+c.ID] == "" {
+			if (c.Status == "FAILURE" || c.Status == "WARNING") && gatewayDeviations[name+"/"+c.ID] == "" {
 				out[name] += fmt.Sprintf("%s: %.300s; ", c.ID, c.ErrorMessage)
 			}
 		}

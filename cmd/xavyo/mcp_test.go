@@ -1367,6 +1367,23 @@ func TestMCPStdioUpstream(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+
+	// A client of the stateless era in front of this session-era process:
+	// the gateway bridges, over its own session with the process.
+	do := statelessCaller(t, h, endpoint, out["access_token"].(string))
+	if names := statelessToolNames(t, do); names != "echo,exit" {
+		t.Fatalf("stateless list through the bridge: %s", names)
+	}
+	resp, res := do("tools/call", "echo", `"name":"echo","arguments":{"text":"bridged"},`)
+	if r, _ := res["result"].(map[string]any); resp.StatusCode != 200 || r == nil || r["resultType"] != "complete" || !strings.Contains(fmt.Sprint(r["content"]), "bridged") {
+		t.Fatalf("stateless call through the bridge: %d %v", resp.StatusCode, res)
+	}
+	if resp, res = do("server/discover", "", ""); resp.StatusCode != 200 || !strings.Contains(fmt.Sprint(res), "2026-07-28") {
+		t.Fatalf("discover through the bridge: %d %v", resp.StatusCode, res)
+	}
+	if resp, res = do("ping", "", ""); resp.StatusCode != 404 || rpcCode(res) != -32601 {
+		t.Errorf("ping is not of the stateless era: %d %v", resp.StatusCode, res)
+	}
 }
 
 // TestMCPSSEUpstream: a tool server that speaks only the HTTP+SSE
@@ -1505,5 +1522,86 @@ func TestMCPAdminRoutesStayInTheirTenant(t *testing.T) {
 	}](t, body)
 	if resp, body := h.doAs(reg.RAT, "GET", "/t/"+b.slug+"/register/"+reg.ClientID, nil); resp.StatusCode != 401 {
 		t.Fatalf("A's registration token at B: %d %s", resp.StatusCode, body)
+	}
+}
+
+// statelessCaller sends requests of the stateless era (2026-07-28) to an
+// endpoint with a token: headers and _meta as that era wants them.
+func statelessCaller(t *testing.T, h *harness, ep, tok string) func(method, name, params string) (*http.Response, map[string]any) {
+	meta := `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"t","version":"1"}}`
+	return func(method, name, params string) (*http.Response, map[string]any) {
+		hdr := []string{"Authorization", "Bearer " + tok, "MCP-Protocol-Version", "2026-07-28", "Mcp-Method", method}
+		if name != "" {
+			hdr = append(hdr, "Mcp-Name", name)
+		}
+		return rawMCP(t, h.tls, ep, `{"jsonrpc":"2.0","id":7,"method":"`+method+`","params":{`+params+meta+`}}`, hdr...)
+	}
+}
+
+// statelessToolNames lists an endpoint's tools in the stateless era, every
+// page; each page must be private to the caller.
+func statelessToolNames(t *testing.T, do func(method, name, params string) (*http.Response, map[string]any)) string {
+	t.Helper()
+	var names []string
+	cursor := ""
+	for range 10 {
+		params := ""
+		if cursor != "" {
+			params = `"cursor":"` + cursor + `",`
+		}
+		resp, out := do("tools/list", "", params)
+		res, _ := out["result"].(map[string]any)
+		if resp.StatusCode != 200 || res == nil || res["cacheScope"] != "private" || res["resultType"] != "complete" {
+			t.Fatalf("tools/list: %d %v", resp.StatusCode, out)
+		}
+		for _, tl := range res["tools"].([]any) {
+			names = append(names, tl.(map[string]any)["name"].(string))
+		}
+		if cursor, _ = res["nextCursor"].(string); cursor == "" {
+			break
+		}
+	}
+	return strings.Join(names, ",")
+}
+
+// TestMCPStatelessClient: a client of the stateless era on a tool
+// server's endpoint, in front of a tool server that speaks that era too:
+// the gateway lists exactly the granted tools (the tool server's pages,
+// filtered), decides, audits and forwards calls, and passes the rest
+// through.
+func TestMCPStatelessClient(t *testing.T) {
+	up := newTestUpstream(t)
+	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
+	m := setupMCP(t, h, up)
+	ep := m.endpoint + "/tools"
+	do := statelessCaller(t, h, ep, m.agentToken(t, h, ep))
+	resp, out := do("server/discover", "", "")
+	res, _ := out["result"].(map[string]any)
+	if resp.StatusCode != 200 || res == nil || !strings.Contains(fmt.Sprint(res["supportedVersions"]), "2026-07-28") || res["resultType"] != "complete" {
+		t.Fatalf("discover: %d %v", resp.StatusCode, out)
+	}
+	if names := statelessToolNames(t, do); names != "add,echo,slow" {
+		t.Fatalf("listed: %v", names)
+	}
+	before := auditCount(t, h, m.adminTok, "mcp.tools.call", "success")
+	calls := up.calls.Load()
+	resp, out = do("tools/call", "echo", `"name":"echo","arguments":{"text":"stateless"},`)
+	res, _ = out["result"].(map[string]any)
+	if resp.StatusCode != 200 || res == nil || res["resultType"] != "complete" || !strings.Contains(fmt.Sprint(res["content"]), "stateless") {
+		t.Fatalf("tools/call: %d %v", resp.StatusCode, out)
+	}
+	if n := auditCount(t, h, m.adminTok, "mcp.tools.call", "success"); n != before+1 {
+		t.Errorf("audited calls: %d, want %d", n, before+1)
+	}
+	if _, out = do("tools/call", "delete_repo", `"name":"delete_repo","arguments":{"name":"x"},`); rpcCode(out) != -32003 {
+		t.Errorf("ungranted call: %v", out)
+	}
+	if up.calls.Load() != calls+1 {
+		t.Errorf("upstream calls: %d, want %d", up.calls.Load(), calls+1)
+	}
+	resp, out = do("prompts/list", "", "")
+	res, _ = out["result"].(map[string]any)
+	if resp.StatusCode != 200 || res == nil || !strings.Contains(fmt.Sprint(res["prompts"]), "greet") {
+		t.Fatalf("prompts/list: %d %v", resp.StatusCode, out)
 	}
 }
