@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -42,34 +41,15 @@ func e2eTools(t *testing.T) (node, suite string) {
 	return node, suite
 }
 
-var (
-	everythingOnce sync.Once
-	everythingBin  string
-	everythingErr  error
-)
+var everythingBuild builtOnce
 
 // everythingServerBin builds the conformance server once per test binary.
 func everythingServerBin(t *testing.T) string {
 	t.Helper()
-	everythingOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "everything")
-		if err != nil {
-			everythingErr = err
-			return
-		}
-		cmd := exec.Command("go", "install", conformanceServer)
-		cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			everythingErr = err
-			t.Logf("%s", out)
-			return
-		}
-		everythingBin = filepath.Join(dir, "everything-server")
+	dir := everythingBuild.get(t, conformanceServer, func(dir string) error {
+		return goBuild("", []string{"GOBIN=" + dir, "GOFLAGS="}, "install", conformanceServer)
 	})
-	if everythingErr != nil {
-		t.Fatalf("build %s: %v", conformanceServer, everythingErr)
-	}
-	return everythingBin
+	return filepath.Join(dir, "everything-server")
 }
 
 // startEverythingServer runs the conformance server over streamable HTTP

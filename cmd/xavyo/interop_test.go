@@ -6,14 +6,12 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -75,35 +73,50 @@ func TestInteropWithRealClients(t *testing.T) {
 	}
 }
 
+// builtOnce is a build a test binary runs once, into its own directory.
+type builtOnce struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// get runs build into a new directory the first time; its directory.
+func (b *builtOnce) get(t *testing.T, what string, build func(dir string) error) string {
+	t.Helper()
+	b.once.Do(func() {
+		if b.dir, b.err = os.MkdirTemp("", "built"); b.err == nil {
+			b.err = build(b.dir)
+		}
+	})
+	if b.err != nil {
+		t.Fatalf("build %s: %v", what, b.err)
+	}
+	return b.dir
+}
+
+// goBuild runs the go command in dir, with its output in the error.
+func goBuild(dir string, env []string, args ...string) error {
+	cmd := exec.Command("go", args...)
+	cmd.Dir, cmd.Env = dir, append(os.Environ(), env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%v\n%s", err, out)
+	}
+	return nil
+}
+
 // mcpBench builds ../shared/tools/mcpbench (the neutral MCP upstream and
 // load generator) once per test binary.
-var (
-	mcpBenchOnce sync.Once
-	mcpBenchDir  string
-	mcpBenchErr  error
-)
+var mcpBenchBuild builtOnce
 
 func mcpBench(t *testing.T) string {
 	t.Helper()
-	mcpBenchOnce.Do(func() {
+	return mcpBenchBuild.get(t, "mcpbench", func(dir string) error {
 		src, _ := filepath.Abs("../../../shared/tools/mcpbench")
 		if _, err := os.Stat(filepath.Join(src, "go.mod")); err != nil {
-			mcpBenchErr = fmt.Errorf("mcpbench sources not found beside the repository: %w", err)
-			return
+			return fmt.Errorf("mcpbench sources not found beside the repository: %w", err)
 		}
-		if mcpBenchDir, mcpBenchErr = os.MkdirTemp("", "mcpbench"); mcpBenchErr != nil {
-			return
-		}
-		cmd := exec.Command("go", "build", "-o", mcpBenchDir+string(os.PathSeparator), "./cmd/...")
-		cmd.Dir = src
-		if out, err := cmd.CombinedOutput(); err != nil {
-			mcpBenchErr = fmt.Errorf("build mcpbench: %v\n%s", err, out)
-		}
+		return goBuild(src, nil, "build", "-o", dir+string(os.PathSeparator), "./cmd/...")
 	})
-	if mcpBenchErr != nil {
-		t.Fatal(mcpBenchErr)
-	}
-	return mcpBenchDir
 }
 
 // startBenchUpstream runs mcpbench's mcp-upstream on a free loopback port
@@ -116,17 +129,7 @@ func startBenchUpstream(t *testing.T, args ...string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	for i := 0; ; i++ {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if i > 200 {
-			t.Fatalf("mcp-upstream did not listen: %v", err)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	waitListening(t, addr)
 	return "http://" + addr + "/mcp"
 }
 
