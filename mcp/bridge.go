@@ -3,10 +3,17 @@ package mcp
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"mime"
 	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
+
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/xavyo/xavyo/internal/principal"
 )
@@ -145,4 +152,176 @@ func withoutStatelessMeta(params json.RawMessage) json.RawMessage {
 	}
 	out, _ := json.Marshal(obj)
 	return out
+}
+
+// maxInputRounds bounds the rounds of input a stateless tool server may
+// ask for within one call.
+const maxInputRounds = 8
+
+// sendStateless sends one request to a tool server of the stateless era
+// on behalf of a session's client: the protocol keys in _meta and the
+// headers that era wants, the answer read as JSON or an event stream
+// (progress and log messages relayed). An input_required result is
+// answered through the relay — each input request goes to the client as a
+// request on the call's stream — and the request sent again with the
+// responses and the tool server's request state.
+func (u *upstream) sendStateless(ctx context.Context, method string, params json.RawMessage, rl *relay) (*callResult, error) {
+	if method == "ping" {
+		// Not of the stateless era: discovery stands in for it.
+		method, params = "server/discover", nil
+	}
+	var p map[string]json.RawMessage
+	if len(params) == 0 || json.Unmarshal(params, &p) != nil || p == nil {
+		p = map[string]json.RawMessage{}
+	}
+	var meta map[string]json.RawMessage
+	if json.Unmarshal(p["_meta"], &meta) != nil || meta == nil {
+		meta = map[string]json.RawMessage{}
+	}
+	v := modernVersions[0]
+	meta[metaVersion], _ = json.Marshal(v)
+	meta[metaCapabilities] = json.RawMessage("{}")
+	meta["io.modelcontextprotocol/clientInfo"] = json.RawMessage(`{"name":"xavyo-gateway","version":"1"}`)
+	if rl != nil {
+		if len(rl.caps) > 0 {
+			meta[metaCapabilities] = rl.caps
+		}
+		if rl.logs {
+			meta["io.modelcontextprotocol/logLevel"] = json.RawMessage(`"debug"`)
+		}
+	}
+	id := u.ids.Add(1)
+	if rl != nil && rl.progress != nil {
+		tok := "xv-" + strconv.FormatInt(id, 10)
+		meta["progressToken"], _ = json.Marshal(tok)
+		key := strconv.Quote(tok)
+		u.progress.Store(key, rl.progress)
+		defer u.progress.Delete(key)
+	}
+	p["_meta"], _ = json.Marshal(meta)
+	h := http.Header{}
+	h.Set(hdrVersion, v)
+	h.Set(hdrMethod, method)
+	h.Set("Content-Type", "application/json")
+	h.Set("Accept", "application/json, text/event-stream")
+	var name string
+	switch method {
+	case "tools/call", "prompts/get":
+		_ = json.Unmarshal(p["name"], &name)
+	case "resources/read":
+		_ = json.Unmarshal(p["uri"], &name)
+	}
+	if name != "" {
+		h.Set(hdrName, headerSafe(name))
+	}
+	for round := 0; ; round++ {
+		body, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "method": method, "params": p})
+		resp, err := u.sendModern(ctx, h, body)
+		if err != nil {
+			return nil, err
+		}
+		want := strconv.FormatInt(id, 10)
+		var res *callResult
+		mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+		if mt == "text/event-stream" && resp.StatusCode == http.StatusOK {
+			res, err = u.readEvents(resp.Body, want, rl, func(rpcAnswer) {})
+		} else {
+			res, err = u.readAnswer(resp, want)
+			if err != nil && resp.StatusCode != http.StatusOK {
+				err = fmt.Errorf("upstream answered HTTP %d", resp.StatusCode)
+			}
+		}
+		_ = resp.Body.Close()
+		if err != nil || res.Error != nil {
+			return res, err
+		}
+		var ir struct {
+			ResultType    string                     `json:"resultType"`
+			InputRequests map[string]json.RawMessage `json:"inputRequests"`
+			RequestState  json.RawMessage            `json:"requestState"`
+		}
+		if json.Unmarshal(res.Result, &ir) != nil || ir.ResultType != "input_required" || rl == nil || rl.request == nil || round == maxInputRounds {
+			return res, nil
+		}
+		answers := map[string]json.RawMessage{}
+		for key, raw := range ir.InputRequests {
+			var in struct {
+				Method string          `json:"method"`
+				Params json.RawMessage `json:"params"`
+			}
+			if json.Unmarshal(raw, &in) != nil {
+				continue
+			}
+			out, rerr := rl.request(ctx, in.Method, in.Params)
+			if rerr != nil {
+				return &callResult{Error: &mcpgo.JSONRPCErrorDetails{Code: rerr.Code, Message: rerr.Message}}, nil
+			}
+			answers[key] = out
+		}
+		p["inputResponses"], _ = json.Marshal(answers)
+		if len(ir.RequestState) > 0 {
+			p["requestState"] = ir.RequestState
+		} else {
+			delete(p, "requestState")
+		}
+		id = u.ids.Add(1)
+	}
+}
+
+// headerSafe is a header value as the stateless era writes one: plain
+// when it is visible ASCII without surrounding space, else =?base64?…?=.
+func headerSafe(v string) string {
+	plain := v != "" && strings.TrimSpace(v) == v && !(strings.HasPrefix(v, "=?base64?") && strings.HasSuffix(v, "?="))
+	for i := 0; plain && i < len(v); i++ {
+		plain = v[i] >= 0x20 && v[i] < 0x7f
+	}
+	if plain {
+		return v
+	}
+	return "=?base64?" + base64.StdEncoding.EncodeToString([]byte(v)) + "?="
+}
+
+// listenStateless keeps a subscriptions/listen stream open to a tool
+// server of the stateless era only, for list changes (the catalog is
+// synced again) and updates of the resources uris names (sent to the
+// subscribed sessions); a new call replaces the stream. The stream is
+// opened again after a failure, with backoff.
+func (u *upstream) listenStateless(uris []string) {
+	u.lmu.Lock()
+	if u.lstop != nil {
+		u.lstop()
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	u.lstop = stop
+	u.lmu.Unlock()
+	filter, _ := json.Marshal(map[string]any{"toolsListChanged": true, "resourceSubscriptions": append([]string{}, uris...)})
+	go func() {
+		backoff := 250 * time.Millisecond
+		for ctx.Err() == nil {
+			id := u.ids.Add(1)
+			v := modernVersions[0]
+			body := []byte(`{"jsonrpc":"2.0","id":` + strconv.FormatInt(id, 10) + `,"method":"subscriptions/listen","params":{"_meta":{"` +
+				metaVersion + `":"` + v + `","` + metaCapabilities + `":{}},"notifications":` + string(filter) + `}}`)
+			h := http.Header{}
+			h.Set(hdrVersion, v)
+			h.Set(hdrMethod, "subscriptions/listen")
+			h.Set("Content-Type", "application/json")
+			h.Set("Accept", "application/json, text/event-stream")
+			opened := time.Now()
+			if resp, err := u.sendModern(ctx, h, body); err == nil {
+				if resp.StatusCode == http.StatusOK {
+					_, _ = u.readEvents(resp.Body, strconv.FormatInt(id, 10), nil, func(rpcAnswer) {})
+				}
+				_ = resp.Body.Close()
+			}
+			if time.Since(opened) > time.Minute {
+				backoff = 250 * time.Millisecond
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 30*time.Second)
+		}
+	}()
 }

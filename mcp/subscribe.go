@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"sync"
 
 	"github.com/google/uuid"
@@ -84,6 +85,20 @@ func (s *subscriptions) dropSession(r sessionRef) {
 	delete(s.ofS, r)
 }
 
+// uris lists the URIs of a tool server that sessions here subscribe to.
+func (s *subscriptions) uris(server uuid.UUID) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for k := range s.by {
+		if k.server == server {
+			out = append(out, k.uri)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 func (s *subscriptions) subscribers(k subKey) []sessionRef {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -119,6 +134,13 @@ func (g *Gateway) subscribe(ctx context.Context, w http.ResponseWriter, ep *endp
 		upstreamToo = g.subs.add(k, r)
 	} else {
 		upstreamToo = g.subs.remove(k, r)
+	}
+	if up, err := g.upstreamByID(ctx, servers[0].id); err == nil && up.sessionless.Load() {
+		// The stateless era subscribes on the listen stream.
+		if upstreamToo {
+			up.listenStateless(g.subs.uris(servers[0].id))
+		}
+		upstreamToo = false
 	}
 	if !upstreamToo {
 		writeJSON(w, http.StatusOK, resultBody(m.ID, []byte("{}")))

@@ -59,11 +59,16 @@ type upstream struct {
 	crashes int       // stdio restarts in a row, each within a minute of the last start
 	stop    context.CancelFunc
 
-	ids      atomic.Int64
-	logsOn   atomic.Bool            // the upstream session sends every log level
-	era      atomic.Int32           // eraUnknown, eraSession or eraStateless
-	version  atomic.Pointer[string] // negotiated protocol version
-	progress sync.Map               // upstream progress token → func(json.RawMessage)
+	ids    atomic.Int64
+	logsOn atomic.Bool  // the upstream session sends every log level
+	era    atomic.Int32 // eraUnknown, eraSession or eraStateless: what server/discover said
+	// sessionless: the tool server refused a session and speaks the
+	// stateless era; the gateway speaks that era to it.
+	sessionless atomic.Bool
+	lmu         sync.Mutex
+	lstop       context.CancelFunc     // ends the stateless listen stream
+	version     atomic.Pointer[string] // negotiated protocol version
+	progress    sync.Map               // upstream progress token → func(json.RawMessage)
 
 	bmu      sync.Mutex
 	failures int
@@ -337,7 +342,7 @@ func (u *upstream) conn(ctx context.Context) (transport.Interface, error) {
 // wantLogs asks the tool server, once per upstream session, for log
 // messages of every level: the gateway filters them per client session.
 func (u *upstream) wantLogs(ctx context.Context) {
-	if u.logsOn.Load() {
+	if u.logsOn.Load() || u.sessionless.Load() {
 		return
 	}
 	if _, err := u.call(ctx, "logging/setLevel", json.RawMessage(`{"level":"debug"}`), nil); err == nil {
@@ -362,8 +367,15 @@ func (u *upstream) reset(tr transport.Interface) {
 	}()
 }
 
-// close ends the upstream session (and its process).
+// close ends the upstream session (and its process), and the listen
+// stream of a stateless one.
 func (u *upstream) close() {
+	u.lmu.Lock()
+	if u.lstop != nil {
+		u.lstop()
+		u.lstop = nil
+	}
+	u.lmu.Unlock()
 	u.mu.Lock()
 	tr, stop := u.tr, u.stop
 	u.tr, u.stop = nil, nil
@@ -458,6 +470,11 @@ type relay struct {
 	// request answers the tool server's requests to the client (sampling,
 	// elicitation, roots): the result, or an error.
 	request func(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, *rpcError)
+	// caps are the client's capabilities, declared to a tool server of the
+	// stateless era on the client's behalf.
+	caps json.RawMessage
+	// logs asks a tool server of the stateless era for log messages.
+	logs bool
 }
 
 // callResult is an upstream answer: a result or a JSON-RPC error, raw.
@@ -494,8 +511,19 @@ func (u *upstream) call(ctx context.Context, method string, params json.RawMessa
 }
 
 func (u *upstream) send(ctx context.Context, method string, params json.RawMessage, rl *relay) (*callResult, error) {
+	if u.sessionless.Load() {
+		return u.sendStateless(ctx, method, params, rl)
+	}
 	tr, err := u.conn(ctx)
 	if err != nil {
+		// A tool server of the stateless era only has no session to open.
+		if u.cfg.command == "" && !u.cfg.sse && ctx.Err() == nil && u.stateless(ctx) {
+			if !u.sessionless.Swap(true) {
+				u.log.Info("tool server speaks the stateless era only", "cause", err)
+				u.listenStateless(nil)
+			}
+			return u.sendStateless(ctx, method, params, rl)
+		}
 		return nil, err
 	}
 	id := u.ids.Add(1)
