@@ -98,12 +98,19 @@ func (g *Gateway) bridgeStateless(w http.ResponseWriter, r *http.Request, ep *en
 	case "tools/call":
 		g.callTool(ctx, w, r, ep, p, s, m)
 	case "resources/list", "resources/templates/list", "resources/read", "prompts/list", "prompts/get", "completion/complete":
-		servers := g.permittedServers(ctx, ep, p)
-		res, err := g.forward(ctx, servers[0], m.Method, withoutStatelessMeta(m.Params))
-		if err == nil && res.Error == nil {
-			res.Result = completeResult(res.Result, m.Method != "resources/read" && m.Method != "prompts/get" && m.Method != "completion/complete")
+		// Served as in the session era, then given the stateless fields.
+		fm := *m
+		fm.Params = withoutStatelessMeta(m.Params)
+		cw := &captureWriter{header: http.Header{}, status: http.StatusOK}
+		g.passThrough(ctx, cw, ep, p, &fm)
+		var out map[string]json.RawMessage
+		if json.Unmarshal(cw.body.Bytes(), &out) == nil && len(out["result"]) > 0 {
+			out["result"] = completeResult(out["result"], listKeys[m.Method] != "")
+			b, _ := json.Marshal(out)
+			writeJSON(w, cw.status, b)
+			return
 		}
-		writeJSON(w, http.StatusOK, answer(m.ID, res, err))
+		writeJSON(w, cw.status, cw.body.Bytes())
 	default:
 		writeJSON(w, http.StatusNotFound, errorBody(m.ID, rpcError{Code: codeNoMethod, Message: "method not found: " + m.Method}))
 	}
@@ -325,3 +332,14 @@ func (u *upstream) listenStateless(uris []string) {
 		}
 	}()
 }
+
+// captureWriter keeps a response in memory.
+type captureWriter struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (c *captureWriter) Header() http.Header         { return c.header }
+func (c *captureWriter) Write(b []byte) (int, error) { return c.body.Write(b) }
+func (c *captureWriter) WriteHeader(status int)      { c.status = status }

@@ -157,6 +157,7 @@ type admitted struct {
 	t       *toolEntry
 	args    json.RawMessage
 	meta    json.RawMessage
+	rounds  json.RawMessage // a retried call's inputResponses and requestState, as params members
 	entry   audit.Entry
 	receipt *audit.Receipt
 	start   time.Time
@@ -169,13 +170,24 @@ type admitted struct {
 func (g *Gateway) admit(ctx context.Context, w http.ResponseWriter, ep *endpoint, p *principal.Principal, session string, m *message) (*admitted, bool) {
 	start := time.Now()
 	var in struct {
-		Name      string          `json:"name"`
-		Arguments json.RawMessage `json:"arguments"`
-		Meta      json.RawMessage `json:"_meta"`
+		Name           string          `json:"name"`
+		Arguments      json.RawMessage `json:"arguments"`
+		Meta           json.RawMessage `json:"_meta"`
+		InputResponses json.RawMessage `json:"inputResponses"`
+		RequestState   json.RawMessage `json:"requestState"`
 	}
 	if err := json.Unmarshal(m.Params, &in); err != nil || in.Name == "" {
 		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeInvalidParams, Message: "tools/call needs a tool name"}))
 		return nil, false
+	}
+	// A retry of a multi-round call carries the client's input and the
+	// tool server's state: both go back to the tool server untouched.
+	var rounds []byte
+	if len(in.InputResponses) > 0 && string(in.InputResponses) != "null" {
+		rounds = append(append(rounds, `,"inputResponses":`...), in.InputResponses...)
+	}
+	if len(in.RequestState) > 0 && string(in.RequestState) != "null" {
+		rounds = append(append(rounds, `,"requestState":`...), in.RequestState...)
 	}
 	args := in.Arguments
 	if len(args) == 0 || string(args) == "null" {
@@ -248,7 +260,7 @@ func (g *Gateway) admit(ctx context.Context, w http.ResponseWriter, ep *endpoint
 		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeInternal, Message: "the call could not be audited"}))
 		return nil, false
 	}
-	return &admitted{t: t, args: args, meta: in.Meta, entry: entry, receipt: receipt, start: start}, true
+	return &admitted{t: t, args: args, meta: in.Meta, rounds: rounds, entry: entry, receipt: receipt, start: start}, true
 }
 
 // callTool decides a tools/call of a session inline, audits the decision
@@ -271,7 +283,7 @@ func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.R
 			Data: map[string]string{"audit_id": receipt.ID.String()}}))
 		return
 	}
-	params, clientTok := forwardParams(t.name, a.args, a.meta)
+	params, clientTok := forwardParams(t.name, a.args, a.meta, a.rounds)
 	stream := &sseWriter{w: w}
 	if s.wantsLogs() {
 		up.wantLogs(ctx)
@@ -354,17 +366,18 @@ func (g *Gateway) deny(ctx context.Context, w http.ResponseWriter, m *message, e
 }
 
 // forwardParams builds the params sent upstream: the upstream's own tool
-// name, the arguments as the client sent them, and the client's _meta
-// without its progress token (returned apart: the gateway sets its own
-// when the client asked for progress).
-func forwardParams(name string, args, meta json.RawMessage) (json.RawMessage, json.RawMessage) {
+// name, the arguments as the client sent them, a retry's rounds, and the
+// client's _meta without its progress token (returned apart: the gateway
+// sets its own when the client asked for progress).
+func forwardParams(name string, args, meta, rounds json.RawMessage) (json.RawMessage, json.RawMessage) {
 	var b bytes.Buffer
-	b.Grow(len(name) + len(args) + len(meta) + 40)
+	b.Grow(len(name) + len(args) + len(meta) + len(rounds) + 40)
 	b.WriteString(`{"name":`)
 	n, _ := json.Marshal(name)
 	b.Write(n)
 	b.WriteString(`,"arguments":`)
 	b.Write(args)
+	b.Write(rounds)
 	var tok json.RawMessage
 	if len(meta) > 0 && string(meta) != "null" {
 		var mm map[string]json.RawMessage

@@ -11,14 +11,18 @@ import (
 
 func TestForwardParamsKeepsArgumentsRawAndDropsTheProgressToken(t *testing.T) {
 	for _, tc := range []struct {
-		args, meta, want, tok string
+		args, meta, rounds, want, tok string
 	}{
-		{`{"b": 1, "a":[1,2]}`, ``, `{"name":"echo","arguments":{"b": 1, "a":[1,2]}}`, ``},
-		{`{}`, `{"progressToken":"p1"}`, `{"name":"echo","arguments":{}}`, `"p1"`},
-		{`{}`, `{"progressToken":7,"trace":"x"}`, `{"name":"echo","arguments":{},"_meta":{"trace":"x"}}`, `7`},
-		{`{}`, `null`, `{"name":"echo","arguments":{}}`, ``},
+		{`{"b": 1, "a":[1,2]}`, ``, ``, `{"name":"echo","arguments":{"b": 1, "a":[1,2]}}`, ``},
+		{`{}`, `{"progressToken":"p1"}`, ``, `{"name":"echo","arguments":{}}`, `"p1"`},
+		{`{}`, `{"progressToken":7,"trace":"x"}`, ``, `{"name":"echo","arguments":{},"_meta":{"trace":"x"}}`, `7`},
+		{`{}`, `null`, ``, `{"name":"echo","arguments":{}}`, ``},
+		// The client's protocol keys stay on its hop; a retry's rounds go on.
+		{`{}`, `{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}`,
+			`,"inputResponses":{"k":{"action":"accept"}},"requestState":"s1"`,
+			`{"name":"echo","arguments":{},"inputResponses":{"k":{"action":"accept"}},"requestState":"s1"}`, ``},
 	} {
-		got, tok := forwardParams("echo", json.RawMessage(tc.args), json.RawMessage(tc.meta))
+		got, tok := forwardParams("echo", json.RawMessage(tc.args), json.RawMessage(tc.meta), json.RawMessage(tc.rounds))
 		if string(got) != tc.want || string(tok) != tc.tok {
 			t.Errorf("forwardParams(%s, %s) = %s, %s; want %s, %s", tc.args, tc.meta, got, tok, tc.want, tc.tok)
 		}
@@ -134,7 +138,7 @@ func FuzzToolCallParams(f *testing.F) {
 		if json.Unmarshal(in.Arguments, &obj) != nil || obj == nil {
 			return
 		}
-		out, _ := forwardParams(in.Name, in.Arguments, in.Meta)
+		out, _ := forwardParams(in.Name, in.Arguments, in.Meta, nil)
 		if !json.Valid(out) {
 			t.Fatalf("forwarded params are not JSON: %s", out)
 		}

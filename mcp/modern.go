@@ -41,13 +41,8 @@ const (
 	hdrName   = "Mcp-Name"
 )
 
-// allVersions lists every revision an endpoint serves, newest first: a
-// tool server's endpoint serves both eras, the aggregate endpoint the
-// session era only.
+// allVersions lists every revision an endpoint serves, newest first.
 func (ep *endpoint) allVersions() []string {
-	if ep.server == "" {
-		return supportedVersions
-	}
 	return append(slices.Clone(modernVersions), supportedVersions...)
 }
 
@@ -91,10 +86,6 @@ func (g *Gateway) postModern(w http.ResponseWriter, r *http.Request, ep *endpoin
 	if !ok {
 		return
 	}
-	if ep.server == "" {
-		unsupportedVersion(w, ep, m.ID, version)
-		return
-	}
 	if !m.isRequest() {
 		if m.isNotification() {
 			w.WriteHeader(http.StatusAccepted)
@@ -106,6 +97,11 @@ func (g *Gateway) postModern(w http.ResponseWriter, r *http.Request, ep *endpoin
 	if e := checkModernHeaders(r.Header, m, version); e != nil {
 		status := http.StatusBadRequest
 		writeJSON(w, status, errorBody(m.ID, *e))
+		return
+	}
+	if ep.server == "" {
+		// The aggregate endpoint answers for its servers.
+		g.bridgeStateless(w, r, ep, p, m, version)
 		return
 	}
 	servers := g.permittedServers(r.Context(), ep, p)

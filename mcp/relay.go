@@ -53,9 +53,13 @@ func (g *Gateway) callRelay(s *session, stream *sseWriter, progressTok json.RawM
 			}
 			stream.event(notificationBody(method, params))
 		},
-		request: func(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, *rpcError) {
+	}
+	if !s.stateless() {
+		// A client of the stateless era takes no requests on a stream: the
+		// tool server's input_required results reach it as they are.
+		rl.request = func(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, *rpcError) {
 			return g.askClient(ctx, s, stream, method, params)
-		},
+		}
 	}
 	if len(progressTok) > 0 && validID(progressTok) {
 		rl.progress = func(raw json.RawMessage) {

@@ -211,10 +211,10 @@ func TestGatewayInteropWithOfficialSDK(t *testing.T) {
 	// The calls went through the gateway: their decisions are audited.
 	resp, body = h.doAs(tok, "GET", "/api/v1/audit?action=mcp.tools.call&limit=100", nil)
 	expect(t, resp, body, 200, "audit")
-	if n := strings.Count(string(body), `"outcome":"success"`); n != 6 {
-		t.Errorf("allowed calls audited: %d, want 6", n)
+	if n := strings.Count(string(body), `"outcome":"success"`); n != 7 {
+		t.Errorf("allowed calls audited: %d, want 7", n)
 	}
-	if n := strings.Count(string(body), `"outcome":"denied"`); n != 6 {
-		t.Errorf("denied calls audited: %d, want 6", n)
+	if n := strings.Count(string(body), `"outcome":"denied"`); n != 7 {
+		t.Errorf("denied calls audited: %d, want 7", n)
 	}
 }

@@ -621,7 +621,7 @@ func TestMCPGatewayRefusesBadInput(t *testing.T) {
 		{"no session", `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, auth, 400, -32600},
 		{"unknown session", `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, append(auth, "Mcp-Session-Id", "nope"), 404, -32600},
 		{"unsupported protocol version", `{"jsonrpc":"2.0","id":1,"method":"ping"}`, append(sess, "MCP-Protocol-Version", "1999-01-01"), 400, -32022},
-		{"stateless era on the aggregate endpoint", `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, append(auth, "MCP-Protocol-Version", "2026-07-28"), 400, -32022},
+		{"stateless era without Mcp-Method", `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, append(auth, "MCP-Protocol-Version", "2026-07-28"), 400, -32020},
 		{"oversized", `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":"` + strings.Repeat("a", 5<<20) + `"}}`, sess, 413, -32600},
 		{"call without name", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}`, sess, 200, -32602},
 		{"arguments not an object", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"tools__echo","arguments":[1]}}`, sess, 200, -32602},

@@ -54,12 +54,17 @@ const sseClient = new Client({ name: 'sdk-sse', version: '1.0.0' })
 await sseClient.connect(new SSEClientTransport(endpoint, { requestInit: { headers: { authorization: `Bearer ${agentToken}` } } }))
 await check(sseClient, 'HTTP+SSE transport', ['bench__add', 'bench__echo'], 'bench__echo', 'bench__tool_0')
 
-// 1c. The v2 client (@modelcontextprotocol/client): legacy negotiation, and auto
-// (it probes the modern era first, then falls back to initialize).
-for (const mode of ['legacy', 'auto']) {
+// 1c. The v2 client (@modelcontextprotocol/client): legacy negotiation, auto
+// (it probes the stateless era first with server/discover) and pinned to the
+// stateless era (2026-07-28: no session, every request carries its version).
+for (const mode of ['legacy', 'auto', { pin: '2026-07-28' }]) {
   const v2 = new ClientV2({ name: `sdk-v2-${mode}`, version: '1.0.0' }, { versionNegotiation: { mode } })
   await v2.connect(new TransportV2(endpoint, { requestInit: { headers: { authorization: `Bearer ${agentToken}` } } }))
-  await check(v2, `client v2 (${mode})`, ['bench__add', 'bench__echo'], 'bench__echo', 'bench__tool_0')
+  const label = `client v2 (${typeof mode === 'string' ? mode : `pinned ${mode.pin}`})`
+  if (typeof mode !== 'string' || mode === 'auto') {
+    assert.equal(v2.getNegotiatedProtocolVersion(), '2026-07-28', `${label}: the stateless era`)
+  }
+  await check(v2, label, ['bench__add', 'bench__echo'], 'bench__echo', 'bench__tool_0')
 }
 
 // 2. The agent's client certificate, no token.
