@@ -16,6 +16,7 @@ cleanup() {
 trap cleanup EXIT
 go build -o "$work/xavyo" ./cmd/xavyo
 go build -o "$work/bareproxy" ./bench/cmd/bareproxy
+go build -o "$work/eraload" ./bench/cmd/eraload
 (cd ../shared/tools/mcpbench && go build -o "$work/" ./cmd/...)
 "$work/mcp-upstream" -addr 127.0.0.1:19801 -tools 3 > "$work/upstream.log" 2>&1 &
 echo $! > "$work/upstream.pid"
@@ -91,6 +92,21 @@ PY
 done
 echo "== tools/call, gateway vs direct (mcpbench, $DUR per point, warm-up $WARM)"
 run plaintext http://127.0.0.1:18543/t/default/mcp
+echo "== the stateless era (2026-07-28) and WebSocket clients through the gateway vs direct (session era), plaintext"
+for mode in stateless websocket; do
+  url=http://127.0.0.1:18543/t/default/mcp
+  tok=$(token "$url")
+  for c in 1 32; do
+    direct=$(load -url http://127.0.0.1:19801/mcp -c $c -tool echo)
+    via=$("$work/eraload" -mode $mode -url "$url" -c $c -d "$DUR" -warmup "$WARM" -token "$tok")
+    python3 - "$mode" "$c" "$direct" "$via" <<'PY'
+import json, sys
+mode, c, d, g = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
+print(f"{mode:10} c={c:>2}  direct {d['calls_per_s']:8.0f}/s p50 {d['p50_ms']:.3f} ms | gateway {g['calls_per_s']:8.0f}/s p50 {g['p50_ms']:.3f} ms p99 {g['p99_ms']:.3f} ms errors {g['errors']} | "
+      f"ratio {g['calls_per_s']/d['calls_per_s']:.2f}  p50 x{g['p50_ms']/d['p50_ms']:.2f}")
+PY
+  done
+done
 stop_xavyo
 start_xavyo false
 run tls https://127.0.0.1:18543/t/default/mcp -ca "$work/data/agent-ca.pem"

@@ -1,0 +1,214 @@
+// Command eraload drives tools/call load through the gateway in the
+// transports mcpbench's mcpload does not speak: the stateless era
+// (2026-07-28, no session, headers and _meta on each request) and
+// WebSocket (one JSON-RPC message per frame, a session per connection).
+// It prints the same JSON line as mcpload -json.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+const version = "2026-07-28"
+
+func main() {
+	mode := flag.String("mode", "stateless", "stateless or websocket")
+	url := flag.String("url", "http://127.0.0.1:18543/t/default/mcp", "MCP endpoint (loopback only)")
+	conc := flag.Int("c", 16, "concurrent clients")
+	dur := flag.Duration("d", 10*time.Second, "duration of the measured phase")
+	warm := flag.Duration("warmup", 2*time.Second, "warm-up before measuring")
+	tool := flag.String("tool", "bench__echo", "tool to call")
+	args := flag.String("args", `{"text":"hello"}`, "tool arguments as JSON")
+	token := flag.String("token", os.Getenv("MCPLOAD_TOKEN"), "bearer token (or env MCPLOAD_TOKEN)")
+	ca := flag.String("ca", "", "CA bundle PEM to verify the server")
+	flag.Parse()
+
+	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if *ca != "" {
+		pem, err := os.ReadFile(*ca)
+		if err != nil {
+			fail(err)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		tlsConf.RootCAs = pool
+	}
+	var call func(ctx context.Context, w *worker) error
+	switch *mode {
+	case "stateless":
+		call = statelessCall
+	case "websocket":
+		call = wsCall
+	default:
+		fail(fmt.Errorf("unknown mode %q", *mode))
+	}
+	params, _ := json.Marshal(map[string]any{"name": *tool, "arguments": json.RawMessage(*args),
+		"_meta": map[string]any{"io.modelcontextprotocol/protocolVersion": version, "io.modelcontextprotocol/clientCapabilities": map[string]any{}}})
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf, MaxIdleConnsPerHost: *conc * 2}}
+
+	ctx, cancel := context.WithTimeout(context.Background(), *warm+*dur)
+	defer cancel()
+	measureFrom := time.Now().Add(*warm)
+	var mu sync.Mutex
+	var lat []time.Duration
+	errs := 0
+	var wg sync.WaitGroup
+	for i := 0; i < *conc; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := &worker{url: *url, token: *token, tool: *tool, params: params, client: client, tls: tlsConf}
+			defer w.close()
+			var mine []time.Duration
+			bad := 0
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				err := call(ctx, w)
+				if ctx.Err() != nil {
+					break
+				}
+				if t0.After(measureFrom) {
+					if err != nil {
+						bad++
+					} else {
+						mine = append(mine, time.Since(t0))
+					}
+				}
+				if err != nil {
+					w.close()
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+			mu.Lock()
+			lat, errs = append(lat, mine...), errs+bad
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	slices.Sort(lat)
+	pct := func(p float64) float64 {
+		if len(lat) == 0 {
+			return 0
+		}
+		return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000
+	}
+	out, _ := json.Marshal(map[string]any{"calls_per_s": float64(len(lat)) / dur.Seconds(), "p50_ms": pct(0.5), "p90_ms": pct(0.9),
+		"p99_ms": pct(0.99), "errors": errs, "mode": *mode, "concurrency": *conc})
+	fmt.Println(string(out))
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "eraload:", err)
+	os.Exit(1)
+}
+
+// worker is one client: its connection (WebSocket) and request ids.
+type worker struct {
+	url, token, tool string
+	params           []byte
+	client           *http.Client
+	tls              *tls.Config
+	conn             *websocket.Conn
+	id               int
+}
+
+func (w *worker) close() {
+	if w.conn != nil {
+		_ = w.conn.Close()
+		w.conn = nil
+	}
+}
+
+func (w *worker) body(method string, params []byte) []byte {
+	w.id++
+	return []byte(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":%q,"params":%s}`, w.id, method, params))
+}
+
+// statelessCall is one tools/call of the stateless era.
+func statelessCall(ctx context.Context, w *worker) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(w.body("tools/call", w.params)))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+w.token)
+	req.Header.Set("MCP-Protocol-Version", version)
+	req.Header.Set("Mcp-Method", "tools/call")
+	req.Header.Set("Mcp-Name", w.tool)
+	resp, err := w.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(b, []byte(`"result"`)) || bytes.Contains(b, []byte(`"isError":true`)) {
+		return fmt.Errorf("HTTP %d: %.200s", resp.StatusCode, b)
+	}
+	return nil
+}
+
+// wsCall is one tools/call on the worker's WebSocket session, opened and
+// initialized first when there is none.
+func wsCall(ctx context.Context, w *worker) error {
+	if w.conn == nil {
+		d := websocket.Dialer{TLSClientConfig: w.tls, Subprotocols: []string{"mcp"}, HandshakeTimeout: 5 * time.Second}
+		u := "ws" + strings.TrimPrefix(w.url, "http")
+		c, _, err := d.DialContext(ctx, u, http.Header{"Authorization": {"Bearer " + w.token}})
+		if err != nil {
+			return err
+		}
+		w.conn = c
+		init := []byte(`{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"eraload","version":"1"}}`)
+		if err := w.roundTrip(w.body("initialize", init)); err != nil {
+			return err
+		}
+		if err := c.WriteMessage(websocket.TextMessage, []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)); err != nil {
+			return err
+		}
+	}
+	return w.roundTrip(w.body("tools/call", w.params))
+}
+
+// roundTrip sends one request and reads frames until its response.
+func (w *worker) roundTrip(msg []byte) error {
+	if err := w.conn.WriteMessage(websocket.TextMessage, msg); err != nil {
+		return err
+	}
+	want := fmt.Sprint(w.id)
+	for {
+		_ = w.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		_, b, err := w.conn.ReadMessage()
+		if err != nil {
+			return err
+		}
+		var m struct {
+			ID json.RawMessage `json:"id"`
+		}
+		if json.Unmarshal(b, &m) != nil || string(m.ID) != want {
+			continue // a notification
+		}
+		if !bytes.Contains(b, []byte(`"result"`)) || bytes.Contains(b, []byte(`"isError":true`)) {
+			return fmt.Errorf("%.200s", b)
+		}
+		return nil
+	}
+}
