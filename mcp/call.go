@@ -154,13 +154,16 @@ const (
 // admitted is a tools/call the gateway allowed: its decision record is on
 // its way to the audit log.
 type admitted struct {
-	t       *toolEntry
-	args    json.RawMessage
-	meta    json.RawMessage
-	rounds  json.RawMessage // a retried call's inputResponses and requestState, as params members
-	entry   audit.Entry
-	receipt *audit.Receipt
-	start   time.Time
+	t      *toolEntry
+	args   json.RawMessage
+	meta   json.RawMessage
+	rounds json.RawMessage // a retried call's inputResponses and requestState, as params members
+
+	inputResponses json.RawMessage
+	requestState   string
+	entry          audit.Entry
+	receipt        *audit.Receipt
+	start          time.Time
 }
 
 // admit decides a tools/call inline: the tool, the principal's grant, the
@@ -260,7 +263,10 @@ func (g *Gateway) admit(ctx context.Context, w http.ResponseWriter, ep *endpoint
 		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeInternal, Message: "the call could not be audited"}))
 		return nil, false
 	}
-	return &admitted{t: t, args: args, meta: in.Meta, rounds: rounds, entry: entry, receipt: receipt, start: start}, true
+	var state string
+	_ = json.Unmarshal(in.RequestState, &state)
+	return &admitted{t: t, args: args, meta: in.Meta, rounds: rounds, inputResponses: in.InputResponses, requestState: state,
+		entry: entry, receipt: receipt, start: start}, true
 }
 
 // callTool decides a tools/call of a session inline, audits the decision
@@ -284,6 +290,11 @@ func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.R
 		return
 	}
 	params, clientTok := forwardParams(t.name, a.args, a.meta, a.rounds)
+	if s.stateless() && !up.sessionless.Load() {
+		// A session-era tool server may ask this client for input.
+		g.callParking(ctx, w, ep, p, m, a, up, params)
+		return
+	}
 	stream := &sseWriter{w: w}
 	if s.wantsLogs() {
 		up.wantLogs(ctx)

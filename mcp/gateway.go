@@ -154,6 +154,7 @@ type Gateway struct {
 	legacy   legacyConns
 	waiters  waiters
 	subs     subscriptions
+	parked   parkedCalls
 }
 
 // New returns a gateway.

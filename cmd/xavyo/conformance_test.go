@@ -404,3 +404,71 @@ func TestMCPSessionClientBeforeStatelessServer(t *testing.T) {
 		t.Errorf("audited calls: %d, want 2", n)
 	}
 }
+
+// TestMCPStatelessClientAnswersSessionServerRequests: a client of the
+// stateless era on the aggregate endpoint calls a tool whose session-era
+// tool server asks the client for input (elicitation) mid-call. The
+// gateway parks the tool server's call, answers input_required with a
+// request state of its own, and the client's retry — decided and audited
+// again — hands the answer over and gets the result. A stranger's retry
+// with the same state is refused.
+func TestMCPStatelessClientAnswersSessionServerRequests(t *testing.T) {
+	upstream := startEverythingServer(t, false)
+	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
+	slug := uniqueSlug("pk")
+	_, tok := tenantAdmin(t, h, slug)
+	_, body := h.doAs(tok, "GET", "/api/v1/me", nil)
+	me := decode[userJSON](t, body)
+	resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": "conf", "name": "Sessions", "owner_id": me.ID,
+		"profile": map[string]any{"tool_server": map[string]any{"transport": "streamable_http", "url": upstream}}})
+	expect(t, resp, body, 201, "tool server")
+	server := decode[agentJSON](t, body)
+	resp, body = h.doAs(tok, "PUT", "/api/v1/tool-servers/"+server.ID+"/upstream", map[string]any{"auto_approve": true})
+	expect(t, resp, body, 200, "upstream settings")
+	tools := syncTools(t, h, tok, server.ID)
+	endpoint := h.agent + "/t/" + slug + "/mcp"
+	callers := map[string]func(method, name, params string) (*http.Response, map[string]any){}
+	for _, name := range []string{"asker", "stranger"} {
+		resp, body = h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": name, "name": name, "owner_id": me.ID})
+		expect(t, resp, body, 201, "agent")
+		agent := decode[agentJSON](t, body)
+		grantEntitlement(t, h, tok, "nhi", agent.ID, tools["test_elicitation"].EntitlementID)
+		code, out := h.form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {endpoint}, "scope": {"mcp"}},
+			agent.ClientID, agent.ClientSecret)
+		if code != 200 {
+			t.Fatalf("token: %d %v", code, out)
+		}
+		callers[name] = statelessCaller(t, h, endpoint, out["access_token"].(string))
+	}
+	call := `"name":"conf__test_elicitation","arguments":{"message":"Your name?"},`
+	resp, out := callers["asker"]("tools/call", "conf__test_elicitation", call)
+	res, _ := out["result"].(map[string]any)
+	if resp.StatusCode != 200 || res == nil || res["resultType"] != "input_required" {
+		t.Fatalf("first round: %d %v", resp.StatusCode, out)
+	}
+	state, _ := res["requestState"].(string)
+	reqs, _ := res["inputRequests"].(map[string]any)
+	if state == "" || len(reqs) != 1 || !strings.Contains(fmt.Sprint(reqs), "elicitation/create") || !strings.Contains(fmt.Sprint(reqs), "Your name?") {
+		t.Fatalf("input requests: %v", res)
+	}
+	var key string
+	for k := range reqs {
+		key = k
+	}
+	retry := call + `"requestState":"` + state + `","inputResponses":{"` + key + `":{"action":"accept","content":{"username":"ada"}}},`
+	if _, out = callers["stranger"]("tools/call", "conf__test_elicitation", retry); rpcCode(out) != -32602 {
+		t.Fatalf("a stranger's retry: %v", out)
+	}
+	resp, out = callers["asker"]("tools/call", "conf__test_elicitation", retry)
+	res, _ = out["result"].(map[string]any)
+	if resp.StatusCode != 200 || res == nil || res["resultType"] != "complete" || !strings.Contains(fmt.Sprint(res["content"]), "username:ada") {
+		t.Fatalf("second round: %d %v", resp.StatusCode, out)
+	}
+	// Each round was decided and audited; the state is spent.
+	if n := auditCount(t, h, tok, "mcp.tools.call", "success"); n != 3 {
+		t.Errorf("audited calls: %d, want 3 (two rounds and the stranger's)", n)
+	}
+	if _, out = callers["asker"]("tools/call", "conf__test_elicitation", retry); rpcCode(out) != -32602 {
+		t.Fatalf("a spent state: %v", out)
+	}
+}
