@@ -14,7 +14,10 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-go build -o "$work/xavyo" ./cmd/xavyo
+# XAVYO_BIN: a prebuilt binary instead (to compare two builds in turn);
+# POINTS: which parts to run (default: all).
+POINTS=${POINTS:-"hop plaintext eras tls"}
+if [ -n "${XAVYO_BIN:-}" ]; then cp "$XAVYO_BIN" "$work/xavyo"; else go build -o "$work/xavyo" ./cmd/xavyo; fi
 go build -o "$work/bareproxy" ./bench/cmd/bareproxy
 go build -o "$work/eraload" ./bench/cmd/eraload
 (cd ../shared/tools/mcpbench && go build -o "$work/" ./cmd/...)
@@ -79,8 +82,9 @@ print(f"{label:10} c={c:>2}  direct {d['calls_per_s']:8.0f}/s p50 {d['p50_ms']:.
 PY
   done
 }
-echo "== the cost of a hop alone: Go's bare reverse proxy (no TLS, auth, decision or audit) vs direct"
-for c in 1 32; do
+want() { [[ " $POINTS " == *" $1 "* ]]; }
+want hop && echo "== the cost of a hop alone: Go's bare reverse proxy (no TLS, auth, decision or audit) vs direct"
+want hop && for c in 1 32; do
   direct=$(load -url http://127.0.0.1:19801/mcp -c $c -tool echo)
   hop=$(load -url http://127.0.0.1:19802/mcp -c $c -tool echo)
   python3 - "$c" "$direct" "$hop" <<'PY'
@@ -91,9 +95,9 @@ print(f"bare proxy c={c:>2}  direct {d['calls_per_s']:8.0f}/s p50 {d['p50_ms']:.
 PY
 done
 echo "== tools/call, gateway vs direct (mcpbench, $DUR per point, warm-up $WARM)"
-run plaintext http://127.0.0.1:18543/t/default/mcp
-echo "== the stateless era (2026-07-28) and WebSocket clients through the gateway vs direct (session era), plaintext"
-for mode in stateless websocket; do
+want plaintext && run plaintext http://127.0.0.1:18543/t/default/mcp
+want eras && echo "== the stateless era (2026-07-28) and WebSocket clients through the gateway vs direct (session era), plaintext"
+want eras && for mode in stateless websocket; do
   url=http://127.0.0.1:18543/t/default/mcp
   tok=$(token "$url")
   for c in 1 32; do
@@ -108,5 +112,7 @@ PY
   done
 done
 stop_xavyo
-start_xavyo false
-run tls https://127.0.0.1:18543/t/default/mcp -ca "$work/data/agent-ca.pem"
+if want tls; then
+  start_xavyo false
+  run tls https://127.0.0.1:18543/t/default/mcp -ca "$work/data/agent-ca.pem"
+fi

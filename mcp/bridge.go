@@ -81,6 +81,10 @@ func (g *Gateway) bridgeStateless(w http.ResponseWriter, r *http.Request, ep *en
 	s := &session{tenant: ep.tenant.ID, subjectKind: string(p.Kind), subjectID: p.SubjectID, server: ep.server, version: version,
 		expires: g.cfg.Now().Add(time.Minute)}
 	_ = json.Unmarshal(params.Meta["io.modelcontextprotocol/logLevel"], &s.logLevel)
+	// The client's capabilities, for tool servers of the stateless era.
+	if c := params.Meta[metaCapabilities]; json.Unmarshal(c, &s.caps) == nil {
+		s.capsJSON = c
+	}
 	switch m.Method {
 	case "server/discover":
 		res, _ := json.Marshal(map[string]any{

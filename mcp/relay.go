@@ -38,9 +38,8 @@ func (ws *waiters) deliver(s *session, m *message) bool {
 // client (sampling, elicitation, roots) when the client declared the
 // capability, each under an id of the gateway's.
 func (g *Gateway) callRelay(s *session, stream *sseWriter, progressTok json.RawMessage) *relay {
-	caps, _ := json.Marshal(s.caps)
 	rl := &relay{
-		caps: caps,
+		caps: s.capsJSON,
 		logs: s.wantsLogs(),
 		message: func(method string, params json.RawMessage) {
 			if method == "notifications/message" {

@@ -33,6 +33,7 @@ type session struct {
 	version     string
 	expires     time.Time
 	caps        clientCaps
+	capsJSON    json.RawMessage // caps, as sent on to a tool server of the stateless era
 
 	mu       sync.Mutex
 	logLevel string                        // "" until the client sets one
@@ -122,6 +123,7 @@ func (ss *sessions) key(tenant uuid.UUID, hash string) string { return tenant.St
 // create opens a session and returns its id (256-bit random).
 func (ss *sessions) create(ctx context.Context, s *session, clientInfo []byte) (string, error) {
 	caps, _ := json.Marshal(s.caps)
+	s.capsJSON = caps
 	var b [32]byte
 	_, _ = rand.Read(b[:])
 	id := base64.RawURLEncoding.EncodeToString(b[:])
@@ -173,6 +175,7 @@ func (ss *sessions) get(ctx context.Context, tenant uuid.UUID, id string, now ti
 				Scan(&s.subjectKind, &s.subjectID, &s.server, &s.version, &caps, &s.logLevel, &s.expires, &terminated)
 		})
 		_ = json.Unmarshal([]byte(caps), &s.caps)
+		s.capsJSON = json.RawMessage(caps)
 		if store.NoRows(err) || (err == nil && terminated != nil) {
 			return nil, errNoSession
 		}
