@@ -29,7 +29,7 @@ import (
 const conformanceServer = "github.com/modelcontextprotocol/go-sdk/conformance/everything-server@v1.8.0"
 
 // e2eTools finds Node ≥ 22, the conformance suite and the Inspector installed by
-// `npm ci --prefix test/conformance`; without them the test skips,
+// `npm install --prefix test/conformance`; without them the test skips,
 // unless XAVYO_REQUIRE_E2E=1 (CI) makes that a failure.
 func e2eTools(t *testing.T) (node, suite string) {
 	t.Helper()
@@ -39,9 +39,9 @@ func e2eTools(t *testing.T) (node, suite string) {
 	for _, f := range []string{node, suite, inspectorCLI(t)} {
 		if _, err := os.Stat(f); err != nil {
 			if os.Getenv("XAVYO_REQUIRE_E2E") == "1" {
-				t.Fatalf("Node 22 and the conformance suite are required (npm ci --prefix test/conformance): %v", err)
+				t.Fatalf("Node 22 and the conformance suite are required (npm install --prefix test/conformance): %v", err)
 			}
-			t.Skipf("%s missing: run npm ci --prefix test/conformance", f)
+			t.Skipf("%s missing: run npm install --prefix test/conformance", f)
 		}
 	}
 	return node, suite
