@@ -142,7 +142,7 @@ type resultDetails struct {
 	Server         string    `json:"server"`
 	Tool           string    `json:"tool"`
 	LatencyMS      float64   `json:"latency_ms"`
-	UpstreamStatus string    `json:"upstream_status" doc:"ok, tool_error, rpc_error, unavailable, timeout or cancelled"`
+	UpstreamStatus string    `json:"upstream_status" doc:"ok, input_required (a round of a multi-round call), tool_error, rpc_error, unavailable, timeout or cancelled"`
 }
 
 // Audit actions of the gateway.
@@ -326,6 +326,8 @@ func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.R
 	default:
 		if isToolError(res.Result) {
 			status = "tool_error"
+		} else if s.stateless() && isInputRequired(res.Result) {
+			status = "input_required"
 		}
 		result := res.Result
 		if s.stateless() {
@@ -346,7 +348,7 @@ func (g *Gateway) finish(ctx context.Context, callID uuid.UUID, e audit.Entry, t
 	lat := time.Since(start)
 	e.Action, e.Lazy = ActionResult, true
 	e.Outcome = audit.OutcomeSuccess
-	if status != "ok" {
+	if status != "ok" && status != "input_required" {
 		e.Outcome = audit.OutcomeFailure
 	}
 	e.Details = resultDetails{CallID: callID, Server: t.server.slug, Tool: t.name, LatencyMS: float64(lat.Microseconds()) / 1000, UpstreamStatus: status}
@@ -422,6 +424,15 @@ func instHash(obj map[string]any) string {
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// isInputRequired reports a result that asks the client for input (a
+// round of a multi-round call).
+func isInputRequired(result json.RawMessage) bool {
+	var r struct {
+		ResultType string `json:"resultType"`
+	}
+	return json.Unmarshal(result, &r) == nil && r.ResultType == "input_required"
 }
 
 func isToolError(result json.RawMessage) bool {

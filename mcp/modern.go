@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -277,6 +278,8 @@ func (g *Gateway) forwardModern(w http.ResponseWriter, r *http.Request, up *upst
 			status = "rpc_error"
 		case isToolError(res.Result):
 			status = "tool_error"
+		case isInputRequired(res.Result):
+			status = "input_required"
 		}
 		_ = a.receipt.Wait(context.WithoutCancel(ctx))
 	}
@@ -314,11 +317,18 @@ func (g *Gateway) forwardModern(w http.ResponseWriter, r *http.Request, up *upst
 			status = "rpc_error"
 		}
 		final(out)
-		if ct := resp.Header.Get("Content-Type"); ct != "" {
-			w.Header().Set("Content-Type", ct)
+		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+			// The tool server refused the gateway's credential, not the
+			// client's: the client must not take it for its own 401/403.
+			writeJSON(w, http.StatusBadGateway, errorBody(m.ID, rpcError{Code: codeUnavailable,
+				Message: "the tool server refused the gateway's credential (HTTP " + strconv.Itoa(resp.StatusCode) + ")"}))
+		} else {
+			if ct := resp.Header.Get("Content-Type"); ct != "" {
+				w.Header().Set("Content-Type", ct)
+			}
+			w.WriteHeader(resp.StatusCode)
+			_, _ = w.Write(out)
 		}
-		w.WriteHeader(resp.StatusCode)
-		_, _ = w.Write(out)
 	}
 	if a != nil {
 		g.finish(ctx, a.receipt.ID, a.entry, a.t, a.start, status, p)

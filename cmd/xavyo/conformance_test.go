@@ -146,18 +146,11 @@ func bearerForwarder(t *testing.T, ln net.Listener, h *harness, target, token st
 	return "http://" + ln.Addr().String() + "/"
 }
 
-// runConformance runs the suite in server mode at one requirement set
-// with the committed baseline of scenarios that fail against the
-// conformance server itself (exit 0: no other scored scenario failed, no
-// baseline entry passed). It returns the summary and the scenarios with a
-// failed check, scored or not.
-func runConformance(t *testing.T, node, suite, serverURL, requirements, baseline string) (string, map[string]string) {
-	t.Helper()
-	return runSuite(t, node, suite, serverURL, requirements, baseline, true)
-}
-
-// runSuite runs the suite; with strict, its exit status must be 0 (with
-// the baseline), else only the failed scenarios are returned.
+// runSuite runs the suite in server mode at one requirement set, with the
+// committed baseline of scenarios that fail against the conformance server
+// itself when one is given. With strict its exit status must be 0 (no
+// other scored scenario failed, no baseline entry passed). It returns the
+// summary and the scenarios with a failed check, scored or not.
 func runSuite(t *testing.T, node, suite, serverURL, requirements, baseline string, strict bool) (string, map[string]string) {
 	t.Helper()
 	// The suite waits a fixed time for some notifications (a listen

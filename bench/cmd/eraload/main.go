@@ -172,7 +172,10 @@ func wsCall(ctx context.Context, w *worker) error {
 	if w.conn == nil {
 		d := websocket.Dialer{TLSClientConfig: w.tls, Subprotocols: []string{"mcp"}, HandshakeTimeout: 5 * time.Second}
 		u := "ws" + strings.TrimPrefix(w.url, "http")
-		c, _, err := d.DialContext(ctx, u, http.Header{"Authorization": {"Bearer " + w.token}})
+		c, resp, err := d.DialContext(ctx, u, http.Header{"Authorization": {"Bearer " + w.token}})
+		if resp != nil && resp.Body != nil {
+			_ = resp.Body.Close()
+		}
 		if err != nil {
 			return err
 		}
