@@ -94,7 +94,7 @@ func (g *Gateway) bridgeStateless(w http.ResponseWriter, r *http.Request, ep *en
 			"ttlMs":             0,
 			"cacheScope":        "private",
 			"instructions":      "Tools of this gateway are the ones you are allowed to call; every call is checked and audited.",
-			"_meta":             map[string]any{"io.modelcontextprotocol/serverInfo": map[string]any{"name": "xavyo MCP gateway (" + ep.tenant.Slug + "/" + ep.server + ")", "version": g.cfg.Version}},
+			"_meta":             map[string]any{"io.modelcontextprotocol/serverInfo": map[string]any{"name": ep.serverName(), "version": g.cfg.Version}},
 		})
 		writeJSON(w, http.StatusOK, resultBody(m.ID, res))
 	case "tools/list":

@@ -218,6 +218,14 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// serverName is how the gateway names itself on an endpoint.
+func (ep *endpoint) serverName() string {
+	if ep.server != "" {
+		return "xavyo MCP gateway (" + ep.tenant.Slug + "/" + ep.server + ")"
+	}
+	return "xavyo MCP gateway (" + ep.tenant.Slug + ")"
+}
+
 // authenticate finds the caller: a bearer token whose audience is this
 // exact endpoint (bound tokens only with their certificate), or an NHI's
 // client certificate. Others get 401 pointing at the resource metadata.
@@ -377,10 +385,6 @@ func (g *Gateway) initialize(w http.ResponseWriter, r *http.Request, ep *endpoin
 		writeJSON(w, http.StatusServiceUnavailable, errorBody(m.ID, rpcError{Code: codeInternal, Message: "could not open a session"}))
 		return
 	}
-	name := "xavyo MCP gateway (" + ep.tenant.Slug + ")"
-	if ep.server != "" {
-		name = "xavyo MCP gateway (" + ep.tenant.Slug + "/" + ep.server + ")"
-	}
 	res, _ := json.Marshal(map[string]any{
 		"protocolVersion": version,
 		"capabilities": map[string]any{
@@ -389,7 +393,7 @@ func (g *Gateway) initialize(w http.ResponseWriter, r *http.Request, ep *endpoin
 			"prompts":   map[string]any{},
 			"logging":   map[string]any{},
 		},
-		"serverInfo":   map[string]any{"name": name, "version": g.cfg.Version},
+		"serverInfo":   map[string]any{"name": ep.serverName(), "version": g.cfg.Version},
 		"instructions": "Tools of this gateway are the ones you are allowed to call; every call is checked and audited.",
 	})
 	w.Header().Set(hdrSession, id)

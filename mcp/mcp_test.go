@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestForwardParamsKeepsArgumentsRawAndDropsTheProgressToken(t *testing.T) {
@@ -145,6 +147,64 @@ func FuzzToolCallParams(f *testing.F) {
 		_ = instHash(obj)
 		if _, err := json.Marshal(redact(obj, nil)); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+func TestModernHeadersMustMatchTheBody(t *testing.T) {
+	meta := `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}`
+	call := &message{JSONRPC: "2.0", ID: json.RawMessage("1"), Method: "tools/call", Params: json.RawMessage(`{"name":"héllo wörld",` + meta + `}`)}
+	for _, tc := range []struct {
+		name string
+		hdr  map[string]string
+		m    *message
+		code int // 0: accepted
+	}{
+		{"plain", map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": headerSafe("héllo wörld")}, call, 0},
+		{"base64 name with spaces around", map[string]string{"Mcp-Method": " tools/call ", "Mcp-Name": "  " + headerSafe("héllo wörld") + " "}, call, 0},
+		{"name differs", map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": "hello world"}, call, codeHeaderMismatch},
+		{"name missing", map[string]string{"Mcp-Method": "tools/call"}, call, codeHeaderMismatch},
+		{"bad base64", map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": "=?base64?***?="}, call, codeHeaderMismatch},
+		{"method case", map[string]string{"Mcp-Method": "TOOLS/CALL", "Mcp-Name": headerSafe("héllo wörld")}, call, codeHeaderMismatch},
+		{"no meta", map[string]string{"Mcp-Method": "tools/list"}, &message{JSONRPC: "2.0", ID: json.RawMessage("1"), Method: "tools/list", Params: json.RawMessage(`{}`)}, codeInvalidParams},
+		{"capabilities not an object", map[string]string{"Mcp-Method": "tools/list"}, &message{JSONRPC: "2.0", ID: json.RawMessage("1"), Method: "tools/list",
+			Params: json.RawMessage(`{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":[]}}`)}, codeInvalidParams},
+		{"version differs", map[string]string{"Mcp-Method": "tools/list"}, &message{JSONRPC: "2.0", ID: json.RawMessage("1"), Method: "tools/list",
+			Params: json.RawMessage(`{"_meta":{"io.modelcontextprotocol/protocolVersion":"2025-11-25","io.modelcontextprotocol/clientCapabilities":{}}}`)}, codeHeaderMismatch},
+	} {
+		h := http.Header{}
+		for k, v := range tc.hdr {
+			h.Set(k, v)
+		}
+		e := checkModernHeaders(h, tc.m, "2026-07-28")
+		if (e == nil) != (tc.code == 0) || (e != nil && e.Code != tc.code) {
+			t.Errorf("%s: %+v, want code %d", tc.name, e, tc.code)
+		}
+	}
+}
+
+// FuzzHeaderValue: decoding a header never panics, and a value the gateway
+// encodes (to a stateless tool server) decodes to itself.
+func FuzzHeaderValue(f *testing.F) {
+	for _, s := range []string{"echo", "héllo", " padded ", "=?base64?x?=", "line\nbreak", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		h := http.Header{}
+		h["Mcp-Name"] = []string{s}
+		_, _ = headerValue(h, "Mcp-Name")
+		if s == "" || !utf8.ValidString(s) {
+			return
+		}
+		enc := headerSafe(s)
+		for i := 0; i < len(enc); i++ {
+			if enc[i] < 0x20 || enc[i] >= 0x7f {
+				t.Fatalf("encoded header %q has a byte outside visible ASCII", enc)
+			}
+		}
+		h["Mcp-Name"] = []string{enc}
+		if got, ok := headerValue(h, "Mcp-Name"); !ok || got != s {
+			t.Fatalf("%q → %q → %q, %v", s, enc, got, ok)
 		}
 	})
 }

@@ -61,12 +61,9 @@ func headerValue(h http.Header, name string) (string, bool) {
 		return "", false
 	}
 	v := strings.TrimSpace(vs[0])
-	if enc, ok := strings.CutPrefix(v, "=?base64?"); ok {
-		enc, ok = strings.CutSuffix(enc, "?=")
-		if !ok {
-			return "", false
-		}
-		b, err := base64.StdEncoding.DecodeString(enc)
+	// Only the whole sentinel form is encoded; anything else is plain.
+	if len(v) >= len("=?base64??=") && strings.HasPrefix(v, "=?base64?") && strings.HasSuffix(v, "?=") {
+		b, err := base64.StdEncoding.DecodeString(v[len("=?base64?") : len(v)-len("?=")])
 		if err != nil {
 			return "", false
 		}
@@ -96,18 +93,15 @@ func (g *Gateway) postModern(w http.ResponseWriter, r *http.Request, ep *endpoin
 		return
 	}
 	if e := checkModernHeaders(r.Header, m, version); e != nil {
-		status := http.StatusBadRequest
-		writeJSON(w, status, errorBody(m.ID, *e))
-		return
-	}
-	if ep.server == "" {
-		// The aggregate endpoint answers for its servers.
-		g.bridgeStateless(w, r, ep, p, m, version)
+		writeJSON(w, http.StatusBadRequest, errorBody(m.ID, *e))
 		return
 	}
 	servers := g.permittedServers(r.Context(), ep, p)
-	if len(servers) == 0 {
-		writeJSON(w, http.StatusForbidden, errorBody(m.ID, rpcError{Code: codeDenied, Message: "no access to this tool server"}))
+	if ep.server == "" || len(servers) == 0 {
+		// The aggregate endpoint answers for its servers; a principal
+		// holding no tool of this server gets an empty list, and its calls
+		// are refused and audited like any.
+		g.bridgeStateless(w, r, ep, p, m, version)
 		return
 	}
 	up, err := g.upstreamByID(r.Context(), servers[0].id)
