@@ -94,10 +94,10 @@ print(f"bare proxy c={c:>2}  direct {d['calls_per_s']:8.0f}/s p50 {d['p50_ms']:.
       f"ratio {h['calls_per_s']/d['calls_per_s']:.2f}  p50 x{h['p50_ms']/d['p50_ms']:.2f}")
 PY
 done
-echo "== tools/call, gateway vs direct (mcpbench, $DUR per point, warm-up $WARM)"
+echo "== tools/call, gateway vs direct (mcpbench mcpload, which negotiates the newest era both sides offer: 2026-07-28; $DUR per point, warm-up $WARM)"
 want plaintext && run plaintext http://127.0.0.1:18543/t/default/mcp
-want eras && echo "== the stateless era (2026-07-28) and WebSocket clients through the gateway vs direct (session era), plaintext"
-want eras && for mode in stateless websocket; do
+want eras && echo "== clients of each era and transport through the gateway (eraload) vs direct (mcpload), plaintext"
+want eras && for mode in session stateless websocket; do
   url=http://127.0.0.1:18543/t/default/mcp
   tok=$(token "$url")
   for c in 1 32; do
@@ -107,7 +107,7 @@ want eras && for mode in stateless websocket; do
 import json, sys
 mode, c, d, g = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
 print(f"{mode:10} c={c:>2}  direct {d['calls_per_s']:8.0f}/s p50 {d['p50_ms']:.3f} ms | gateway {g['calls_per_s']:8.0f}/s p50 {g['p50_ms']:.3f} ms p99 {g['p99_ms']:.3f} ms errors {g['errors']} | "
-      f"ratio {g['calls_per_s']/d['calls_per_s']:.2f}  p50 x{g['p50_ms']/d['p50_ms']:.2f}")
+      f"ratio {g['calls_per_s']/d['calls_per_s']:.2f}  p50 x{g['p50_ms']/d['p50_ms']:.2f}" + (f"  first error: {g['first_error']}" if g['errors'] else ""))
 PY
   done
 done

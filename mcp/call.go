@@ -290,8 +290,9 @@ func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.R
 		return
 	}
 	params, clientTok := forwardParams(t.name, a.args, a.meta, a.rounds)
-	if s.stateless() && !up.sessionless.Load() {
-		// A session-era tool server may ask this client for input.
+	if s.stateless() && !up.sessionless.Load() && s.caps.any() {
+		// A session-era tool server may ask this client for input (it
+		// declared it can give some; else such requests are refused).
 		g.callParking(ctx, w, ep, p, m, a, up, params)
 		return
 	}

@@ -2,9 +2,12 @@ package mcp
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -207,4 +210,30 @@ func FuzzHeaderValue(f *testing.F) {
 			t.Fatalf("%q → %q → %q, %v", s, enc, got, ok)
 		}
 	})
+}
+
+// TestClientsThatLeaveDoNotOpenTheCircuit: calls cancelled by their
+// clients say nothing of the tool server; only its own failures count.
+func TestClientsThatLeaveDoNotOpenTheCircuit(t *testing.T) {
+	hang := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(hang)
+	u := newUpstream(&upstreamConfig{url: srv.URL, timeout: 5 * time.Second, sse: true}, srv.Client(), slog.New(slog.DiscardHandler), nil)
+	u.sessionless.Store(true) // no session to open: each call is one POST
+	for range breakerThreshold + 2 {
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(20*time.Millisecond, cancel)
+		if _, err := u.call(ctx, "tools/call", json.RawMessage(`{"name":"x"}`), nil); !errors.Is(err, context.Canceled) {
+			t.Fatalf("a cancelled call: %v", err)
+		}
+	}
+	if !u.allow(time.Now()) || u.state() != "closed" {
+		t.Fatalf("cancelled calls opened the circuit: %s", u.state())
+	}
 }

@@ -48,6 +48,12 @@ type clientCaps struct {
 	Roots       json.RawMessage `json:"roots,omitempty"`
 }
 
+// any reports whether the client declared any capability a server
+// request needs.
+func (c clientCaps) any() bool {
+	return len(c.Sampling) > 0 || len(c.Elicitation) > 0 || len(c.Roots) > 0
+}
+
 // allows reports whether the client declared the capability a server
 // request needs.
 func (c clientCaps) allows(method string) bool {

@@ -497,7 +497,10 @@ func (u *upstream) call(ctx context.Context, method string, params json.RawMessa
 	if errors.Is(err, transport.ErrSessionTerminated) {
 		res, err = u.send(ctx, method, params, rl)
 	}
-	u.record(err)
+	if !errors.Is(err, context.Canceled) {
+		// A client that went away says nothing of the tool server's health.
+		u.record(err)
+	}
 	if err != nil {
 		if ctx.Err() == context.DeadlineExceeded {
 			return nil, apperr.New(apperr.KindUnavailable, "the tool server did not answer within %s", u.cfg.timeout)

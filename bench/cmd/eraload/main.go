@@ -1,7 +1,9 @@
-// Command eraload drives tools/call load through the gateway in the
-// transports mcpbench's mcpload does not speak: the stateless era
-// (2026-07-28, no session, headers and _meta on each request) and
-// WebSocket (one JSON-RPC message per frame, a session per connection).
+// Command eraload drives tools/call load through the gateway in a chosen
+// era and transport (mcpbench's mcpload negotiates the newest the server
+// offers): the session era over streamable HTTP (initialize, then
+// Mcp-Session-Id on each request), the stateless era (2026-07-28, no
+// session, headers and _meta on each request) and WebSocket (one JSON-RPC
+// message per frame, a session per connection).
 // It prints the same JSON line as mcpload -json.
 package main
 
@@ -17,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -27,7 +30,7 @@ import (
 const version = "2026-07-28"
 
 func main() {
-	mode := flag.String("mode", "stateless", "stateless or websocket")
+	mode := flag.String("mode", "stateless", "session, stateless or websocket")
 	url := flag.String("url", "http://127.0.0.1:18543/t/default/mcp", "MCP endpoint (loopback only)")
 	conc := flag.Int("c", 16, "concurrent clients")
 	dur := flag.Duration("d", 10*time.Second, "duration of the measured phase")
@@ -50,6 +53,8 @@ func main() {
 	}
 	var call func(ctx context.Context, w *worker) error
 	switch *mode {
+	case "session":
+		call = sessionCall
 	case "stateless":
 		call = statelessCall
 	case "websocket":
@@ -66,13 +71,13 @@ func main() {
 	measureFrom := time.Now().Add(*warm)
 	var mu sync.Mutex
 	var lat []time.Duration
-	errs := 0
+	errs, firstErr := 0, ""
 	var wg sync.WaitGroup
 	for i := 0; i < *conc; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := &worker{url: *url, token: *token, tool: *tool, params: params, client: client, tls: tlsConf}
+			w := &worker{url: *url, token: *token, tool: *tool, args: json.RawMessage(*args), params: params, client: client, tls: tlsConf}
 			defer w.close()
 			var mine []time.Duration
 			bad := 0
@@ -85,6 +90,11 @@ func main() {
 				if t0.After(measureFrom) {
 					if err != nil {
 						bad++
+						mu.Lock()
+						if firstErr == "" {
+							firstErr = err.Error()
+						}
+						mu.Unlock()
 					} else {
 						mine = append(mine, time.Since(t0))
 					}
@@ -108,7 +118,7 @@ func main() {
 		return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000
 	}
 	out, _ := json.Marshal(map[string]any{"calls_per_s": float64(len(lat)) / dur.Seconds(), "p50_ms": pct(0.5), "p90_ms": pct(0.9),
-		"p99_ms": pct(0.99), "errors": errs, "mode": *mode, "concurrency": *conc})
+		"p99_ms": pct(0.99), "errors": errs, "first_error": firstErr, "mode": *mode, "concurrency": *conc})
 	fmt.Println(string(out))
 }
 
@@ -120,14 +130,17 @@ func fail(err error) {
 // worker is one client: its connection (WebSocket) and request ids.
 type worker struct {
 	url, token, tool string
+	args             json.RawMessage
 	params           []byte
 	client           *http.Client
 	tls              *tls.Config
 	conn             *websocket.Conn
+	session          string // Mcp-Session-Id of the session era
 	id               int
 }
 
 func (w *worker) close() {
+	w.session = ""
 	if w.conn != nil {
 		_ = w.conn.Close()
 		w.conn = nil
@@ -137,6 +150,59 @@ func (w *worker) close() {
 func (w *worker) body(method string, params []byte) []byte {
 	w.id++
 	return []byte(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":%q,"params":%s}`, w.id, method, params))
+}
+
+// post sends one message over HTTP with the given headers and returns
+// the answer's body and headers.
+func (w *worker) post(ctx context.Context, msg []byte, hdr map[string]string) ([]byte, http.Header, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(msg))
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+w.token)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := w.client.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode/100 != 2 {
+		err = fmt.Errorf("HTTP %d: %.200s", resp.StatusCode, b)
+	}
+	return b, resp.Header, err
+}
+
+// sessionCall is one tools/call of the session era over streamable HTTP,
+// on the worker's session (initialized first when there is none).
+func sessionCall(ctx context.Context, w *worker) error {
+	if w.session == "" {
+		init := []byte(`{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"eraload","version":"1"}}`)
+		_, h, err := w.post(ctx, w.body("initialize", init), nil)
+		if err != nil {
+			return err
+		}
+		if w.session = h.Get("Mcp-Session-Id"); w.session == "" {
+			return fmt.Errorf("no session")
+		}
+		hdr := map[string]string{"Mcp-Session-Id": w.session, "MCP-Protocol-Version": "2025-11-25"}
+		if _, _, err := w.post(ctx, []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`), hdr); err != nil {
+			return err
+		}
+	}
+	params := []byte(`{"name":` + strconv.Quote(w.tool) + `,"arguments":` + string(w.args) + `}`)
+	b, _, err := w.post(ctx, w.body("tools/call", params), map[string]string{"Mcp-Session-Id": w.session, "MCP-Protocol-Version": "2025-11-25"})
+	if err != nil {
+		return err
+	}
+	if !bytes.Contains(b, []byte(`"result"`)) || bytes.Contains(b, []byte(`"isError":true`)) {
+		return fmt.Errorf("%.200s", b)
+	}
+	return nil
 }
 
 // statelessCall is one tools/call of the stateless era.
