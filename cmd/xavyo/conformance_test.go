@@ -220,6 +220,52 @@ func failedScenarios(dir string) map[string]string {
 	return out
 }
 
+// toolTenant is a new tenant with one tool server at a URL, its tools
+// auto-approved and synced.
+type toolTenant struct {
+	slug, tok, ownerID string
+	tools              map[string]syncedTool
+}
+
+func newToolTenant(t *testing.T, h *harness, serverSlug, url string) *toolTenant {
+	t.Helper()
+	tt := &toolTenant{slug: uniqueSlug("tt")}
+	_, tt.tok = tenantAdmin(t, h, tt.slug)
+	_, body := h.doAs(tt.tok, "GET", "/api/v1/me", nil)
+	tt.ownerID = decode[userJSON](t, body).ID
+	resp, body := h.doAs(tt.tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": serverSlug, "name": serverSlug, "owner_id": tt.ownerID,
+		"profile": map[string]any{"tool_server": map[string]any{"transport": "streamable_http", "url": url}}})
+	expect(t, resp, body, 201, "tool server")
+	server := decode[agentJSON](t, body)
+	resp, body = h.doAs(tt.tok, "PUT", "/api/v1/tool-servers/"+server.ID+"/upstream", map[string]any{"auto_approve": true, "timeout_ms": 20000})
+	expect(t, resp, body, 200, "upstream settings")
+	tt.tools = syncTools(t, h, tt.tok, server.ID)
+	return tt
+}
+
+// agentToken creates an agent granted the named tools (all, with none
+// named) and returns its client-credentials token for resource.
+func (tt *toolTenant) agentToken(t *testing.T, h *harness, slug, resource string, tools ...string) string {
+	t.Helper()
+	resp, body := h.doAs(tt.tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": slug, "name": slug, "owner_id": tt.ownerID})
+	expect(t, resp, body, 201, "agent")
+	agent := decode[agentJSON](t, body)
+	if len(tools) == 0 {
+		for name := range tt.tools {
+			tools = append(tools, name)
+		}
+	}
+	for _, name := range tools {
+		grantEntitlement(t, h, tt.tok, "nhi", agent.ID, tt.tools[name].EntitlementID)
+	}
+	code, out := h.form("/t/"+tt.slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {resource}, "scope": {"mcp"}},
+		agent.ClientID, agent.ClientSecret)
+	if code != 200 {
+		t.Fatalf("token: %d %v", code, out)
+	}
+	return out["access_token"].(string)
+}
+
 // TestConformanceThroughGateway runs the official MCP conformance suite
 // against the Go SDK's conformance server, first directly and then
 // through the gateway (per-server endpoint, the agent's token added by a
@@ -262,33 +308,13 @@ func TestConformanceThroughGateway(t *testing.T) {
 			data := t.TempDir()
 			h := start(t, append(env(t, store.SQLite, data), "XAVYO_EGRESS_ALLOW_PRIVATE=true",
 				"XAVYO_AGENT_ALLOWED_ORIGINS=http://"+ln.Addr().String()), nil)
-			slug := uniqueSlug("cf")
-			_, tok := tenantAdmin(t, h, slug)
-			_, body := h.doAs(tok, "GET", "/api/v1/me", nil)
-			me := decode[userJSON](t, body)
-			resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": "conf", "name": "Conformance", "owner_id": me.ID,
-				"profile": map[string]any{"tool_server": map[string]any{"transport": "streamable_http", "url": upstream}}})
-			expect(t, resp, body, 201, "tool server")
-			server := decode[agentJSON](t, body)
-			resp, body = h.doAs(tok, "PUT", "/api/v1/tool-servers/"+server.ID+"/upstream", map[string]any{"auto_approve": true, "timeout_ms": 20000})
-			expect(t, resp, body, 200, "upstream settings")
-			tools := syncTools(t, h, tok, server.ID)
-			if len(tools) < 10 {
-				t.Fatalf("conformance server tools: %v", tools)
+			tt := newToolTenant(t, h, "conf", upstream)
+			if len(tt.tools) < 10 {
+				t.Fatalf("conformance server tools: %v", tt.tools)
 			}
-			resp, body = h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "conformance-agent", "name": "Conformance agent", "owner_id": me.ID})
-			expect(t, resp, body, 201, "agent")
-			agent := decode[agentJSON](t, body)
-			for _, tl := range tools {
-				grantEntitlement(t, h, tok, "nhi", agent.ID, tl.EntitlementID)
-			}
-			endpoint := h.agent + "/t/" + slug + "/mcp/conf"
-			code, out := h.form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {endpoint}, "scope": {"mcp"}},
-				agent.ClientID, agent.ClientSecret)
-			if code != 200 {
-				t.Fatalf("token: %d %v", code, out)
-			}
-			fwd := bearerForwarder(t, ln, h, endpoint, out["access_token"].(string))
+			endpoint := h.agent + "/t/" + tt.slug + "/mcp/conf"
+			agentTok := tt.agentToken(t, h, "conformance-agent", endpoint)
+			fwd := bearerForwarder(t, ln, h, endpoint, agentTok)
 			summary, gated := runSuite(t, node, suite, fwd, era.requirements, baseline, !era.bridged)
 			t.Logf("through the gateway:\n%s", summary)
 			// Scenarios the suite does not score (pending, extensions) count too.
@@ -302,7 +328,7 @@ func TestConformanceThroughGateway(t *testing.T) {
 			if !era.bridged {
 				inspect := func(args ...string) string {
 					cmd := exec.Command(node, append([]string{inspectorCLI(t), "--cli", endpoint, "--transport", "http",
-						"--header", "Authorization: Bearer " + out["access_token"].(string)}, args...)...)
+						"--header", "Authorization: Bearer " + agentTok}, args...)...)
 					cmd.Env = append(os.Environ(), "NODE_EXTRA_CA_CERTS="+filepath.Join(data, "agent-ca.pem"), "MCP_CATALOG_PATH="+filepath.Join(t.TempDir(), "mcp.json"))
 					b, err := cmd.CombinedOutput()
 					if err != nil {
@@ -319,7 +345,7 @@ func TestConformanceThroughGateway(t *testing.T) {
 			}
 
 			// The run went through the gateway: its tool calls were decided and audited.
-			if n := auditCount(t, h, tok, "mcp.tools.call", "success"); n < 10 {
+			if n := auditCount(t, h, tt.tok, "mcp.tools.call", "success"); n < 10 {
 				t.Errorf("audited tool calls: %d", n)
 			}
 		})
@@ -350,30 +376,11 @@ func (e *elicitAnswers) Elicit(_ context.Context, req mcp.ElicitationRequest) (*
 func TestMCPSessionClientBeforeStatelessServer(t *testing.T) {
 	upstream := statelessOnly(t, startEverythingServer(t, true))
 	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
-	slug := uniqueSlug("sl")
-	_, tok := tenantAdmin(t, h, slug)
-	_, body := h.doAs(tok, "GET", "/api/v1/me", nil)
-	me := decode[userJSON](t, body)
-	resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": "conf", "name": "Stateless", "owner_id": me.ID,
-		"profile": map[string]any{"tool_server": map[string]any{"transport": "streamable_http", "url": upstream}}})
-	expect(t, resp, body, 201, "tool server")
-	server := decode[agentJSON](t, body)
-	resp, body = h.doAs(tok, "PUT", "/api/v1/tool-servers/"+server.ID+"/upstream", map[string]any{"auto_approve": true})
-	expect(t, resp, body, 200, "upstream settings")
-	tools := syncTools(t, h, tok, server.ID)
-	resp, body = h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "mrtr-agent", "name": "MRTR agent", "owner_id": me.ID})
-	expect(t, resp, body, 201, "agent")
-	agent := decode[agentJSON](t, body)
-	grantEntitlement(t, h, tok, "nhi", agent.ID, tools["test_input_required_result_multi_round"].EntitlementID)
-	grantEntitlement(t, h, tok, "nhi", agent.ID, tools["test_simple_text"].EntitlementID)
-	endpoint := h.agent + "/t/" + slug + "/mcp/conf"
-	code, out := h.form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {endpoint}, "scope": {"mcp"}},
-		agent.ClientID, agent.ClientSecret)
-	if code != 200 {
-		t.Fatalf("token: %d %v", code, out)
-	}
+	tt := newToolTenant(t, h, "conf", upstream)
+	endpoint := h.agent + "/t/" + tt.slug + "/mcp/conf"
+	agentTok := tt.agentToken(t, h, "mrtr-agent", endpoint, "test_input_required_result_multi_round", "test_simple_text")
 	tr, err := transport.NewStreamableHTTP(endpoint, transport.WithHTTPBasicClient(h.tls),
-		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + out["access_token"].(string)}))
+		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + agentTok}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -393,7 +400,7 @@ func TestMCPSessionClientBeforeStatelessServer(t *testing.T) {
 	if r, err := callTool(c, "test_simple_text", map[string]any{}); err != nil || resultText(r) == "" {
 		t.Fatalf("simple call: %v %+v", err, r)
 	}
-	if n := auditCount(t, h, tok, "mcp.tools.call", "success"); n != 2 {
+	if n := auditCount(t, h, tt.tok, "mcp.tools.call", "success"); n != 2 {
 		t.Errorf("audited calls: %d, want 2", n)
 	}
 }
@@ -408,33 +415,23 @@ func TestMCPSessionClientBeforeStatelessServer(t *testing.T) {
 func TestMCPStatelessClientAnswersSessionServerRequests(t *testing.T) {
 	upstream := startEverythingServer(t, false)
 	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
-	slug := uniqueSlug("pk")
-	_, tok := tenantAdmin(t, h, slug)
-	_, body := h.doAs(tok, "GET", "/api/v1/me", nil)
-	me := decode[userJSON](t, body)
-	resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": "conf", "name": "Sessions", "owner_id": me.ID,
-		"profile": map[string]any{"tool_server": map[string]any{"transport": "streamable_http", "url": upstream}}})
-	expect(t, resp, body, 201, "tool server")
-	server := decode[agentJSON](t, body)
-	resp, body = h.doAs(tok, "PUT", "/api/v1/tool-servers/"+server.ID+"/upstream", map[string]any{"auto_approve": true})
-	expect(t, resp, body, 200, "upstream settings")
-	tools := syncTools(t, h, tok, server.ID)
-	endpoint := h.agent + "/t/" + slug + "/mcp"
+	tt := newToolTenant(t, h, "conf", upstream)
+	endpoint := h.agent + "/t/" + tt.slug + "/mcp"
 	callers := map[string]func(method, name, params string) (*http.Response, map[string]any){}
-	for _, name := range []string{"asker", "stranger"} {
-		resp, body = h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": name, "name": name, "owner_id": me.ID})
-		expect(t, resp, body, 201, "agent")
-		agent := decode[agentJSON](t, body)
-		grantEntitlement(t, h, tok, "nhi", agent.ID, tools["test_elicitation"].EntitlementID)
-		code, out := h.form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {endpoint}, "scope": {"mcp"}},
-			agent.ClientID, agent.ClientSecret)
-		if code != 200 {
-			t.Fatalf("token: %d %v", code, out)
+	for _, name := range []string{"asker", "stranger", "mute"} {
+		caps := `{"elicitation":{"form":{}}}`
+		if name == "mute" {
+			caps = "{}" // declares nothing it could answer
 		}
-		callers[name] = statelessCaller(t, h, endpoint, out["access_token"].(string))
+		callers[name] = statelessCaller(t, h, endpoint, tt.agentToken(t, h, name, endpoint, "test_elicitation"), caps)
 	}
 	call := `"name":"conf__test_elicitation","arguments":{"message":"Your name?"},`
-	resp, out := callers["asker"]("tools/call", "conf__test_elicitation", call)
+	// A client that cannot answer gets the tool server's own failure.
+	resp, out := callers["mute"]("tools/call", "conf__test_elicitation", call)
+	if res, _ := out["result"].(map[string]any); resp.StatusCode != 200 || res == nil || res["isError"] != true || res["resultType"] != "complete" {
+		t.Fatalf("a client without the capability: %d %v", resp.StatusCode, out)
+	}
+	resp, out = callers["asker"]("tools/call", "conf__test_elicitation", call)
 	res, _ := out["result"].(map[string]any)
 	if resp.StatusCode != 200 || res == nil || res["resultType"] != "input_required" {
 		t.Fatalf("first round: %d %v", resp.StatusCode, out)
@@ -458,8 +455,8 @@ func TestMCPStatelessClientAnswersSessionServerRequests(t *testing.T) {
 		t.Fatalf("second round: %d %v", resp.StatusCode, out)
 	}
 	// Each round was decided and audited; the state is spent.
-	if n := auditCount(t, h, tok, "mcp.tools.call", "success"); n != 3 {
-		t.Errorf("audited calls: %d, want 3 (two rounds and the stranger's)", n)
+	if n := auditCount(t, h, tt.tok, "mcp.tools.call", "success"); n != 4 {
+		t.Errorf("audited calls: %d, want 4 (the mute client's, two rounds, the stranger's)", n)
 	}
 	if _, out = callers["asker"]("tools/call", "conf__test_elicitation", retry); rpcCode(out) != -32602 {
 		t.Fatalf("a spent state: %v", out)

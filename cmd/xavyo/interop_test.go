@@ -149,18 +149,8 @@ func TestGatewayInteropWithOfficialSDK(t *testing.T) {
 	upstream := startBenchUpstream(t, "-tools", "3")
 	data := t.TempDir()
 	h := start(t, append(env(t, store.SQLite, data), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
-	slug := uniqueSlug("gw")
-	_, tok := tenantAdmin(t, h, slug)
-	_, body := h.doAs(tok, "GET", "/api/v1/me", nil)
-	me := decode[userJSON](t, body)
-
-	resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": "bench", "name": "Bench", "owner_id": me.ID,
-		"profile": map[string]any{"tool_server": map[string]any{"transport": "streamable_http", "url": upstream}}})
-	expect(t, resp, body, 201, "tool server")
-	server := decode[agentJSON](t, body)
-	resp, body = h.doAs(tok, "PUT", "/api/v1/tool-servers/"+server.ID+"/upstream", map[string]any{"auto_approve": true})
-	expect(t, resp, body, 200, "auto-approve")
-	tools := syncTools(t, h, tok, server.ID)
+	tt := newToolTenant(t, h, "bench", upstream)
+	slug, tok, tools, me := tt.slug, tt.tok, tt.tools, userJSON{ID: tt.ownerID}
 	for name, tl := range tools {
 		if tl.ApprovalState != "approved" {
 			t.Fatalf("auto-approval: %s %+v", name, tl)
@@ -170,7 +160,7 @@ func TestGatewayInteropWithOfficialSDK(t *testing.T) {
 		t.Fatalf("mcpbench tools: %v", tools)
 	}
 
-	resp, body = h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "sdk-agent", "name": "SDK agent", "owner_id": me.ID})
+	resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "sdk-agent", "name": "SDK agent", "owner_id": me.ID})
 	expect(t, resp, body, 201, "agent")
 	agent := decode[agentJSON](t, body)
 	resp, body = h.doAs(tok, "POST", "/api/v1/users", map[string]any{"email": "grace@gw.test", "password": "Compiler-pioneer-1952"})

@@ -1370,7 +1370,7 @@ func TestMCPStdioUpstream(t *testing.T) {
 
 	// A client of the stateless era in front of this session-era process:
 	// the gateway bridges, over its own session with the process.
-	do := statelessCaller(t, h, endpoint, out["access_token"].(string))
+	do := statelessCaller(t, h, endpoint, out["access_token"].(string), "{}")
 	if names := statelessToolNames(t, do); names != "echo,exit" {
 		t.Fatalf("stateless list through the bridge: %s", names)
 	}
@@ -1526,9 +1526,11 @@ func TestMCPAdminRoutesStayInTheirTenant(t *testing.T) {
 }
 
 // statelessCaller sends requests of the stateless era (2026-07-28) to an
-// endpoint with a token: headers and _meta as that era wants them.
-func statelessCaller(t *testing.T, h *harness, ep, tok string) func(method, name, params string) (*http.Response, map[string]any) {
-	meta := `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"t","version":"1"}}`
+// endpoint with a token: headers and _meta as that era wants them, with
+// the client capabilities caps (a JSON object).
+func statelessCaller(t *testing.T, h *harness, ep, tok, caps string) func(method, name, params string) (*http.Response, map[string]any) {
+	meta := `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":` + caps +
+		`,"io.modelcontextprotocol/clientInfo":{"name":"t","version":"1"}}`
 	return func(method, name, params string) (*http.Response, map[string]any) {
 		hdr := []string{"Authorization", "Bearer " + tok, "MCP-Protocol-Version", "2026-07-28", "Mcp-Method", method}
 		if name != "" {
@@ -1574,7 +1576,7 @@ func TestMCPStatelessClient(t *testing.T) {
 	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
 	m := setupMCP(t, h, up)
 	ep := m.endpoint + "/tools"
-	do := statelessCaller(t, h, ep, m.agentToken(t, h, ep))
+	do := statelessCaller(t, h, ep, m.agentToken(t, h, ep), "{}")
 	resp, out := do("server/discover", "", "")
 	res, _ := out["result"].(map[string]any)
 	if resp.StatusCode != 200 || res == nil || !strings.Contains(fmt.Sprint(res["supportedVersions"]), "2026-07-28") || res["resultType"] != "complete" {
