@@ -225,6 +225,11 @@ func (u *upstream) sendStateless(ctx context.Context, method string, params json
 	if name != "" {
 		h.Set(hdrName, headerSafe(name))
 	}
+	if rl != nil {
+		for k, v := range rl.params {
+			h.Set("Mcp-Param-"+k, v)
+		}
+	}
 	for round := 0; ; round++ {
 		body, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "method": method, "params": p})
 		resp, err := u.sendModern(ctx, h, body)
@@ -347,3 +352,46 @@ type captureWriter struct {
 func (c *captureWriter) Header() http.Header         { return c.header }
 func (c *captureWriter) Write(b []byte) (int, error) { return c.body.Write(b) }
 func (c *captureWriter) WriteHeader(status int)      { c.status = status }
+
+// paramHeaders derives the Mcp-Param-* headers a stateless-era tool
+// server expects for a call: each input-schema property marked
+// x-mcp-header, reachable through "properties" alone, whose value in the
+// arguments is a string, an integer or a boolean.
+func paramHeaders(def, args json.RawMessage) map[string]string {
+	var tool struct {
+		InputSchema map[string]any `json:"inputSchema"`
+	}
+	var a map[string]any
+	if json.Unmarshal(def, &tool) != nil || tool.InputSchema == nil || json.Unmarshal(args, &a) != nil {
+		return nil
+	}
+	out := map[string]string{}
+	var walk func(schema, value map[string]any)
+	walk = func(schema, value map[string]any) {
+		props, _ := schema["properties"].(map[string]any)
+		for key, raw := range props {
+			prop, _ := raw.(map[string]any)
+			if prop == nil {
+				continue
+			}
+			v, present := value[key]
+			if name, ok := prop["x-mcp-header"].(string); ok && name != "" && present {
+				switch x := v.(type) {
+				case string:
+					out[name] = headerSafe(x)
+				case bool:
+					out[name] = strconv.FormatBool(x)
+				case float64:
+					if x == float64(int64(x)) {
+						out[name] = strconv.FormatInt(int64(x), 10)
+					}
+				}
+			}
+			if sub, ok := v.(map[string]any); ok {
+				walk(prop, sub)
+			}
+		}
+	}
+	walk(tool.InputSchema, a)
+	return out
+}

@@ -300,7 +300,11 @@ func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.R
 	if s.wantsLogs() {
 		up.wantLogs(ctx)
 	}
-	res, callErr := up.call(ctx, "tools/call", params, g.callRelay(s, stream, clientTok))
+	rl := g.callRelay(s, stream, clientTok)
+	if up.sessionless.Load() {
+		rl.params = paramHeaders(t.def, a.args)
+	}
+	res, callErr := up.call(ctx, "tools/call", params, rl)
 	// The reply waits for the decision record too: no answered call is
 	// missing from the audit log, even after a crash.
 	if err := receipt.Wait(context.WithoutCancel(ctx)); err != nil {

@@ -237,3 +237,28 @@ func TestClientsThatLeaveDoNotOpenTheCircuit(t *testing.T) {
 		t.Fatalf("cancelled calls opened the circuit: %s", u.state())
 	}
 }
+
+func TestParamHeadersFollowTheToolsAnnotations(t *testing.T) {
+	def := json.RawMessage(`{"name":"q","inputSchema":{"type":"object","properties":{
+		"region":{"type":"string","x-mcp-header":"Region"},
+		"limit":{"type":"integer","x-mcp-header":"Limit"},
+		"dry":{"type":"boolean","x-mcp-header":"Dry"},
+		"ratio":{"type":"number","x-mcp-header":"Ratio"},
+		"query":{"type":"string"},
+		"opts":{"type":"object","properties":{"tenant":{"type":"string","x-mcp-header":"Tenant"}}},
+		"items":{"type":"array","items":{"type":"object","properties":{"x":{"type":"string","x-mcp-header":"X"}}}}}}}`)
+	got := paramHeaders(def, json.RawMessage(`{"region":"us-west1","limit":42,"dry":false,"ratio":0.5,"query":"SELECT 1",
+		"opts":{"tenant":"Hello, 世界"},"items":[{"x":"no"}]}`))
+	want := map[string]string{"Region": "us-west1", "Limit": "42", "Dry": "false", "Tenant": "=?base64?SGVsbG8sIOS4lueVjA==?="}
+	if len(got) != len(want) {
+		t.Fatalf("headers: %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: %q, want %q", k, got[k], v)
+		}
+	}
+	if h := paramHeaders(def, json.RawMessage(`{"query":"x"}`)); len(h) != 0 {
+		t.Errorf("absent values give no header: %v", h)
+	}
+}

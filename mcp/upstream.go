@@ -475,6 +475,9 @@ type relay struct {
 	caps json.RawMessage
 	// logs asks a tool server of the stateless era for log messages.
 	logs bool
+	// params are the Mcp-Param-* headers of a call to a tool server of the
+	// stateless era (name → value, encoded).
+	params map[string]string
 }
 
 // callResult is an upstream answer: a result or a JSON-RPC error, raw.

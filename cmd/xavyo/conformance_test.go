@@ -378,7 +378,7 @@ func TestMCPSessionClientBeforeStatelessServer(t *testing.T) {
 	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
 	tt := newToolTenant(t, h, "conf", upstream)
 	endpoint := h.agent + "/t/" + tt.slug + "/mcp/conf"
-	agentTok := tt.agentToken(t, h, "mrtr-agent", endpoint, "test_input_required_result_multi_round", "test_simple_text")
+	agentTok := tt.agentToken(t, h, "mrtr-agent", endpoint, "test_input_required_result_multi_round", "test_simple_text", "test_x_mcp_header")
 	tr, err := transport.NewStreamableHTTP(endpoint, transport.WithHTTPBasicClient(h.tls),
 		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + agentTok}))
 	if err != nil {
@@ -387,7 +387,7 @@ func TestMCPSessionClientBeforeStatelessServer(t *testing.T) {
 	answers := &elicitAnswers{answers: []map[string]any{{"name": "Ada"}, {"color": "teal"}}}
 	c := client.NewClient(tr, client.WithElicitationHandler(answers))
 	initClient(t, c, "2025-11-25")
-	if got := strings.Join(toolNames(t, c), ","); got != "test_input_required_result_multi_round,test_simple_text" {
+	if got := strings.Join(toolNames(t, c), ","); got != "test_input_required_result_multi_round,test_simple_text,test_x_mcp_header" {
 		t.Fatalf("tools: %s", got)
 	}
 	r, err := callTool(c, "test_input_required_result_multi_round", map[string]any{})
@@ -400,8 +400,13 @@ func TestMCPSessionClientBeforeStatelessServer(t *testing.T) {
 	if r, err := callTool(c, "test_simple_text", map[string]any{}); err != nil || resultText(r) == "" {
 		t.Fatalf("simple call: %v %+v", err, r)
 	}
-	if n := auditCount(t, h, tt.tok, "mcp.tools.call", "success"); n != 2 {
-		t.Errorf("audited calls: %d, want 2", n)
+	// The tool server checks Mcp-Param-Region against the argument: the
+	// gateway derives it from the tool's x-mcp-header annotation.
+	if r, err := callTool(c, "test_x_mcp_header", map[string]any{"region": "eu-west-3", "level": 2}); err != nil || r.IsError {
+		t.Fatalf("x-mcp-header call: %v %+v", err, r)
+	}
+	if n := auditCount(t, h, tt.tok, "mcp.tools.call", "success"); n != 3 {
+		t.Errorf("audited calls: %d, want 3", n)
 	}
 }
 
