@@ -72,7 +72,7 @@ func (u *upstream) stateless(ctx context.Context) bool {
 // request's _meta asks; the tool server's own requests to the client are
 // refused, as a stateless client cannot take them), lists and reads
 // answered with the stateless era's result fields.
-func (g *Gateway) bridgeStateless(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal, m *message, version string) {
+func (g *Gateway) bridgeStateless(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal, m *message, version string, exp time.Time) {
 	ctx := r.Context()
 	var params struct {
 		Meta map[string]json.RawMessage `json:"_meta"`
@@ -90,7 +90,7 @@ func (g *Gateway) bridgeStateless(w http.ResponseWriter, r *http.Request, ep *en
 		res, _ := json.Marshal(map[string]any{
 			"resultType":        "complete",
 			"supportedVersions": ep.allVersions(),
-			"capabilities":      map[string]any{"tools": map[string]any{}, "resources": map[string]any{}, "prompts": map[string]any{}, "completions": map[string]any{}},
+			"capabilities":      map[string]any{"tools": map[string]any{"listChanged": true}, "resources": map[string]any{}, "prompts": map[string]any{}, "completions": map[string]any{}},
 			"ttlMs":             0,
 			"cacheScope":        "private",
 			"instructions":      "Tools of this gateway are the ones you are allowed to call; every call is checked and audited.",
@@ -115,6 +115,20 @@ func (g *Gateway) bridgeStateless(w http.ResponseWriter, r *http.Request, ep *en
 			return
 		}
 		writeJSON(w, cw.status, cw.body.Bytes())
+	case "subscriptions/listen":
+		// This principal's tool list changes, as on a session's stream.
+		var in struct {
+			Notifications struct {
+				ToolsListChanged bool `json:"toolsListChanged"`
+			} `json:"notifications"`
+		}
+		_ = json.Unmarshal(m.Params, &in)
+		if !in.Notifications.ToolsListChanged {
+			writeJSON(w, http.StatusBadRequest, errorBody(m.ID, rpcError{Code: codeInvalidParams,
+				Message: "this endpoint offers toolsListChanged on subscriptions/listen; ask for it"}))
+			return
+		}
+		g.listen(w, r, ep, p, nil, exp, m.ID)
 	default:
 		writeJSON(w, http.StatusNotFound, errorBody(m.ID, rpcError{Code: codeNoMethod, Message: "method not found: " + m.Method}))
 	}

@@ -77,7 +77,7 @@ func (c *carrier) serve(req *http.Request, p *principal.Principal, exp time.Time
 		lr.Header.Set(hdrSession, id)
 		go func() {
 			defer c.wg.Done()
-			c.g.listen(newFrameWriter(c.sink), lr, c.ep, p, s, exp)
+			c.g.listen(newFrameWriter(c.sink), lr, c.ep, p, s, exp, nil)
 		}()
 	}()
 	return true

@@ -161,7 +161,7 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusMethodNotAllowed, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: "the stateless era serves POST only"}))
 			return
 		}
-		g.postModern(w, r, ep, p, v)
+		g.postModern(w, r, ep, p, v, exp)
 		return
 	} else if v != "" && !slices.Contains(supportedVersions, v) {
 		var id json.RawMessage
@@ -211,7 +211,7 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			return
 		}
-		g.listen(w, r, ep, p, s, exp)
+		g.listen(w, r, ep, p, s, exp, nil)
 	default:
 		w.Header().Set("Allow", "GET, POST, DELETE")
 		writeJSON(w, http.StatusMethodNotAllowed, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: "method not allowed"}))

@@ -79,7 +79,7 @@ func headerValue(h http.Header, name string) (string, bool) {
 // client sent it, and the tool server's answer (JSON or a stream) comes
 // back as it is: request state, input requests and subscriptions pass
 // through untouched.
-func (g *Gateway) postModern(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal, version string) {
+func (g *Gateway) postModern(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal, version string, exp time.Time) {
 	m, body, ok := g.readMessage(w, r)
 	if !ok {
 		return
@@ -101,12 +101,12 @@ func (g *Gateway) postModern(w http.ResponseWriter, r *http.Request, ep *endpoin
 		// The aggregate endpoint answers for its servers; a principal
 		// holding no tool of this server gets an empty list, and its calls
 		// are refused and audited like any.
-		g.bridgeStateless(w, r, ep, p, m, version)
+		g.bridgeStateless(w, r, ep, p, m, version, exp)
 		return
 	}
 	up, err := g.upstreamByID(r.Context(), servers[0].id)
 	if err == nil && !up.stateless(r.Context()) {
-		g.bridgeStateless(w, r, ep, p, m, version)
+		g.bridgeStateless(w, r, ep, p, m, version, exp)
 		return
 	}
 	if err != nil {

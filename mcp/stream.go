@@ -3,6 +3,7 @@ package mcp
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -159,11 +160,18 @@ func (g *Gateway) visible(ctx context.Context, ep *endpoint, p *principal.Princi
 	return sum, nil
 }
 
-// listen serves a session's GET stream: keep-alive comments, and
-// notifications/tools/list_changed when this principal's tools change.
-func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal, s *session, exp time.Time) {
+// listen serves a session's GET stream, or (s nil) the stream of a
+// stateless-era subscriptions/listen request whose id is sub: keep-alive
+// comments, and notifications/tools/list_changed when this principal's
+// tools change (on a subscription, acknowledged first and tagged with its
+// id).
+func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal, s *session, exp time.Time, sub json.RawMessage) {
 	ctx := r.Context()
-	l, ok := g.streams.add(ep.tenant.ID, s.hash)
+	hash := ""
+	if s != nil {
+		hash = s.hash
+	}
+	l, ok := g.streams.add(ep.tenant.ID, hash)
 	if !ok {
 		writeJSON(w, http.StatusServiceUnavailable, errorBody(nil, rpcError{Code: codeInternal, Message: "the gateway is shutting down"}))
 		return
@@ -176,6 +184,15 @@ func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, ep *endpoint, p
 	}
 	l.ready.Store(true)
 	rc := openEventStream(w)
+	changed := []byte(`{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}`)
+	if sub != nil {
+		tag := `{"_meta":{"io.modelcontextprotocol/subscriptionId":` + string(sub) + `}`
+		changed = []byte(`{"jsonrpc":"2.0","method":"notifications/tools/list_changed","params":` + tag + `}`)
+		ack := `{"jsonrpc":"2.0","method":"notifications/subscriptions/acknowledged","params":{"notifications":{"toolsListChanged":true},` + tag[1:] + `}`
+		if writeEvent(w, rc, "message", []byte(ack)) != nil {
+			return
+		}
+	}
 	clock := newStreamClock(exp) // the stream ends with the token that opened it
 	defer clock.stop()
 	done := g.streams.doneCh()
@@ -188,8 +205,10 @@ func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, ep *endpoint, p
 		case <-clock.expired:
 			return
 		case <-clock.ping.C:
-			if cur, err := g.sessions.get(ctx, ep.tenant.ID, r.Header.Get(hdrSession), g.cfg.Now()); err != nil || cur.hash != s.hash {
-				return // the session ended
+			if s != nil {
+				if cur, err := g.sessions.get(ctx, ep.tenant.ID, r.Header.Get(hdrSession), g.cfg.Now()); err != nil || cur.hash != s.hash {
+					return // the session ended
+				}
 			}
 			if writeKeepAlive(w, rc) != nil {
 				return
@@ -210,7 +229,7 @@ func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, ep *endpoint, p
 				continue
 			}
 			last = now
-			if writeEvent(w, rc, "message", []byte(`{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}`)) != nil {
+			if writeEvent(w, rc, "message", changed) != nil {
 				return
 			}
 		}

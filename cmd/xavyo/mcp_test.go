@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -1605,5 +1606,51 @@ func TestMCPStatelessClient(t *testing.T) {
 	res, _ = out["result"].(map[string]any)
 	if resp.StatusCode != 200 || res == nil || !strings.Contains(fmt.Sprint(res["prompts"]), "greet") {
 		t.Fatalf("prompts/list: %d %v", resp.StatusCode, out)
+	}
+
+	// subscriptions/listen on the aggregate endpoint: acknowledged, then
+	// list_changed (tagged with the subscription) when a grant is revoked.
+	agg := m.agentToken(t, h, m.endpoint)
+	body := `{"jsonrpc":"2.0","id":"sub-1","method":"subscriptions/listen","params":{"notifications":{"toolsListChanged":true},` +
+		`"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}`
+	req, _ := http.NewRequest("POST", m.endpoint, strings.NewReader(body))
+	for k, v := range map[string]string{"Authorization": "Bearer " + agg, "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "subscriptions/listen",
+		"Content-Type": "application/json", "Accept": "application/json, text/event-stream"} {
+		req.Header.Set(k, v)
+	}
+	lresp, err := h.tls.Do(req)
+	if err != nil || lresp.StatusCode != 200 {
+		t.Fatalf("listen: %v %v", err, lresp)
+	}
+	defer lresp.Body.Close()
+	events := make(chan string, 8)
+	go func() {
+		sc := bufio.NewScanner(lresp.Body)
+		for sc.Scan() {
+			if d, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				events <- d
+			}
+		}
+		close(events)
+	}()
+	next := func(what string) string {
+		select {
+		case e := <-events:
+			return e
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no %s on the listen stream", what)
+		}
+		return ""
+	}
+	if e := next("acknowledgement"); !strings.Contains(e, "notifications/subscriptions/acknowledged") || !strings.Contains(e, `"io.modelcontextprotocol/subscriptionId":"sub-1"`) {
+		t.Fatalf("first event: %s", e)
+	}
+	resp, body2 := h.doAs(m.adminTok, "DELETE", "/api/v1/assignments/"+m.assign["add"], nil)
+	expect(t, resp, body2, 204, "revoke")
+	if e := next("list_changed"); !strings.Contains(e, "notifications/tools/list_changed") || !strings.Contains(e, `"sub-1"`) {
+		t.Fatalf("after a revocation: %s", e)
+	}
+	if names := statelessToolNames(t, statelessCaller(t, h, m.endpoint, agg, "{}")); names != "tools__echo,tools__slow" {
+		t.Fatalf("listed after the revocation: %v", names)
 	}
 }
