@@ -124,11 +124,11 @@ func (g *Gateway) postModern(w http.ResponseWriter, r *http.Request, ep *endpoin
 		if !ok {
 			return
 		}
-		g.forwardModern(w, r, up, body, m, a, p)
+		g.forwardModern(w, r, up, body, m, a, p, exp)
 	case "tools/list":
 		g.listModern(w, r, ep, p, up, body, m)
 	default:
-		g.forwardModern(w, r, up, body, m, nil, p)
+		g.forwardModern(w, r, up, body, m, nil, p, exp)
 	}
 }
 
@@ -252,13 +252,29 @@ func (u *upstream) sendModern(ctx context.Context, in http.Header, body []byte) 
 // forwardModern forwards a stateless request and relays the answer as it
 // comes. For an admitted tools/call (a set), the final response waits for
 // the decision record, and the outcome is recorded.
-func (g *Gateway) forwardModern(w http.ResponseWriter, r *http.Request, up *upstream, body []byte, m *message, a *admitted, p *principal.Principal) {
+func (g *Gateway) forwardModern(w http.ResponseWriter, r *http.Request, up *upstream, body []byte, m *message, a *admitted, p *principal.Principal, exp time.Time) {
 	ctx := r.Context()
+	var cancel context.CancelFunc
 	if m.Method != "subscriptions/listen" {
-		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, up.cfg.timeout)
-		defer cancel()
+	} else {
+		// A listen stream lasts as long as the token that opened it, and
+		// no longer than the gateway's own streams.
+		if exp.IsZero() {
+			ctx, cancel = context.WithCancel(ctx)
+		} else {
+			ctx, cancel = context.WithDeadline(ctx, exp)
+		}
+		done := g.streams.doneCh()
+		go func() {
+			select {
+			case <-done:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
 	}
+	defer cancel()
 	status := "ok"
 	final := func(resp []byte) {
 		if a == nil {
