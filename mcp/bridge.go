@@ -40,11 +40,7 @@ func (u *upstream) stateless(ctx context.Context) bool {
 	}
 	v := modernVersions[0]
 	body := []byte(`{"jsonrpc":"2.0","id":0,"method":"server/discover","params":{"_meta":{"` + metaVersion + `":"` + v + `","` + metaCapabilities + `":{}}}}`)
-	h := http.Header{}
-	h.Set(hdrVersion, v)
-	h.Set(hdrMethod, "server/discover")
-	h.Set("Content-Type", "application/json")
-	h.Set("Accept", "application/json, text/event-stream")
+	h := statelessHeaders("server/discover")
 	pctx, cancel := context.WithTimeout(ctx, u.cfg.timeout)
 	defer cancel()
 	resp, err := u.sendModern(pctx, h, body)
@@ -179,6 +175,17 @@ func withoutStatelessMeta(params json.RawMessage) json.RawMessage {
 	return out
 }
 
+// statelessHeaders are the headers of a request of the stateless era the
+// gateway sends a tool server.
+func statelessHeaders(method string) http.Header {
+	h := http.Header{}
+	h.Set(hdrVersion, modernVersions[0])
+	h.Set(hdrMethod, method)
+	h.Set("Content-Type", "application/json")
+	h.Set("Accept", "application/json, text/event-stream")
+	return h
+}
+
 // maxInputRounds bounds the rounds of input a stateless tool server may
 // ask for within one call.
 const maxInputRounds = 8
@@ -224,11 +231,7 @@ func (u *upstream) sendStateless(ctx context.Context, method string, params json
 		defer u.progress.Delete(key)
 	}
 	p["_meta"], _ = json.Marshal(meta)
-	h := http.Header{}
-	h.Set(hdrVersion, v)
-	h.Set(hdrMethod, method)
-	h.Set("Content-Type", "application/json")
-	h.Set("Accept", "application/json, text/event-stream")
+	h := statelessHeaders(method)
 	var name string
 	switch method {
 	case "tools/call", "prompts/get":
@@ -273,20 +276,9 @@ func (u *upstream) sendStateless(ctx context.Context, method string, params json
 		if json.Unmarshal(res.Result, &ir) != nil || ir.ResultType != "input_required" || rl == nil || rl.request == nil || round == maxInputRounds {
 			return res, nil
 		}
-		answers := map[string]json.RawMessage{}
-		for key, raw := range ir.InputRequests {
-			var in struct {
-				Method string          `json:"method"`
-				Params json.RawMessage `json:"params"`
-			}
-			if json.Unmarshal(raw, &in) != nil {
-				continue
-			}
-			out, rerr := rl.request(ctx, in.Method, in.Params)
-			if rerr != nil {
-				return &callResult{Error: &mcpgo.JSONRPCErrorDetails{Code: rerr.Code, Message: rerr.Message}}, nil
-			}
-			answers[key] = out
+		answers, rerr := askForInput(ctx, rl, ir.InputRequests)
+		if rerr != nil {
+			return &callResult{Error: &mcpgo.JSONRPCErrorDetails{Code: rerr.Code, Message: rerr.Message}}, nil
 		}
 		p["inputResponses"], _ = json.Marshal(answers)
 		if len(ir.RequestState) > 0 {
@@ -296,6 +288,27 @@ func (u *upstream) sendStateless(ctx context.Context, method string, params json
 		}
 		id = u.ids.Add(1)
 	}
+}
+
+// askForInput sends each input request of an input_required result to the
+// session's client (through the relay) and gathers the responses by key.
+func askForInput(ctx context.Context, rl *relay, requests map[string]json.RawMessage) (map[string]json.RawMessage, *rpcError) {
+	answers := make(map[string]json.RawMessage, len(requests))
+	for key, raw := range requests {
+		var in struct {
+			Method string          `json:"method"`
+			Params json.RawMessage `json:"params"`
+		}
+		if json.Unmarshal(raw, &in) != nil {
+			continue
+		}
+		out, rerr := rl.request(ctx, in.Method, in.Params)
+		if rerr != nil {
+			return nil, rerr
+		}
+		answers[key] = out
+	}
+	return answers, nil
 }
 
 // headerSafe is a header value as the stateless era writes one: plain
@@ -332,11 +345,7 @@ func (u *upstream) listenStateless(uris []string) {
 			v := modernVersions[0]
 			body := []byte(`{"jsonrpc":"2.0","id":` + strconv.FormatInt(id, 10) + `,"method":"subscriptions/listen","params":{"_meta":{"` +
 				metaVersion + `":"` + v + `","` + metaCapabilities + `":{}},"notifications":` + string(filter) + `}}`)
-			h := http.Header{}
-			h.Set(hdrVersion, v)
-			h.Set(hdrMethod, "subscriptions/listen")
-			h.Set("Content-Type", "application/json")
-			h.Set("Accept", "application/json, text/event-stream")
+			h := statelessHeaders("subscriptions/listen")
 			opened := time.Now()
 			if resp, err := u.sendModern(ctx, h, body); err == nil {
 				if resp.StatusCode == http.StatusOK {
