@@ -69,11 +69,15 @@ func (pc *parkedCalls) put(key string, c *parkedCall) {
 	pc.m[key] = c
 }
 
-// take removes and returns the parked call of a request state.
-func (pc *parkedCalls) take(key string) *parkedCall {
+// take removes and returns the parked call of a request state, if it is
+// the subject's call of that tool (another's stays parked).
+func (pc *parkedCalls) take(key, subject, tool string) *parkedCall {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	c := pc.m[key]
+	if c == nil || c.subject != subject || c.tool != tool {
+		return nil
+	}
 	delete(pc.m, key)
 	return c
 }
@@ -93,10 +97,7 @@ func (g *Gateway) callParking(ctx context.Context, w http.ResponseWriter, ep *en
 	tool := a.t.server.slug + "/" + a.t.name
 	var c *parkedCall
 	if strings.HasPrefix(a.requestState, parkedPrefix) {
-		if c = g.parked.take(a.requestState); c == nil || c.subject != subject || c.tool != tool {
-			if c != nil {
-				g.parked.put(c.key, c) // not the caller's: left as it was
-			}
+		if c = g.parked.take(a.requestState, subject, tool); c == nil {
 			_ = a.receipt.Wait(context.WithoutCancel(ctx))
 			g.finish(ctx, a.receipt.ID, a.entry, a.t, a.start, "rpc_error", p)
 			writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeInvalidParams,
