@@ -1,7 +1,6 @@
 package mcp
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -48,9 +47,10 @@ func (ep *endpoint) allVersions() []string {
 }
 
 func unsupportedVersion(w http.ResponseWriter, ep *endpoint, id json.RawMessage, requested string) {
+	all := ep.allVersions()
 	writeJSON(w, http.StatusBadRequest, errorBody(id, rpcError{Code: codeUnsupportedVersion,
-		Message: "unsupported protocol version " + requested + "; supported: " + strings.Join(ep.allVersions(), ", "),
-		Data:    map[string]any{"requested": requested, "supported": ep.allVersions()}}))
+		Message: "unsupported protocol version " + requested + "; supported: " + strings.Join(all, ", "),
+		Data:    map[string]any{"requested": requested, "supported": all}}))
 }
 
 // headerValue decodes a header of the stateless era: optional whitespace
@@ -105,17 +105,10 @@ func (g *Gateway) postModern(w http.ResponseWriter, r *http.Request, ep *endpoin
 		return
 	}
 	up, err := g.upstreamByID(r.Context(), servers[0].id)
-	if err == nil && !up.stateless(r.Context()) {
+	if err != nil || !up.stateless(r.Context()) {
+		// The bridge serves session-era tool servers, and answers for an
+		// unreachable one (a call decided and audited, then failed).
 		g.bridgeStateless(w, r, ep, p, m, version, exp)
-		return
-	}
-	if err != nil {
-		if m.Method == "tools/call" {
-			// Decided and audited like any call, then failed.
-			g.callUnavailable(w, r, ep, p, m, err)
-			return
-		}
-		writeJSON(w, http.StatusBadGateway, errorBody(m.ID, rpcError{Code: codeUnavailable, Message: "the tool server is not reachable: " + apperr.PublicMessage(err)}))
 		return
 	}
 	switch m.Method {
@@ -198,19 +191,6 @@ func checkModernHeaders(h http.Header, m *message, version string) *rpcError {
 		return &rpcError{Code: codeHeaderMismatch, Message: "header mismatch: MCP-Protocol-Version must equal _meta's protocol version"}
 	}
 	return nil
-}
-
-// callUnavailable answers a stateless tools/call whose tool server cannot
-// be reached, after deciding and auditing it.
-func (g *Gateway) callUnavailable(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal, m *message, cause error) {
-	a, ok := g.admit(r.Context(), w, ep, p, "", m)
-	if !ok {
-		return
-	}
-	_ = a.receipt.Wait(context.WithoutCancel(r.Context()))
-	g.finish(r.Context(), a.receipt.ID, a.entry, a.t, a.start, "unavailable", p)
-	writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeUnavailable, Message: "the tool server is not reachable: " + apperr.PublicMessage(cause),
-		Data: map[string]string{"audit_id": a.receipt.ID.String()}}))
 }
 
 // forwardedHeaders are the request headers a stateless request takes to
@@ -348,39 +328,16 @@ func (g *Gateway) forwardModern(w http.ResponseWriter, r *http.Request, up *upst
 // copyEvents relays an event stream event by event; the response to id
 // is handed to final before it is written.
 func copyEvents(w http.ResponseWriter, rc *http.ResponseController, body io.Reader, id json.RawMessage, final func([]byte)) error {
-	sc := bufio.NewScanner(body)
-	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
-	var ev, data bytes.Buffer
-	for sc.Scan() {
-		line := sc.Bytes()
-		if len(line) > 0 {
-			ev.Write(line)
-			ev.WriteByte('\n')
-			if rest, ok := bytes.CutPrefix(line, []byte("data:")); ok {
-				if data.Len() > 0 {
-					data.WriteByte('\n')
-				}
-				data.Write(bytes.TrimPrefix(rest, []byte(" ")))
-			}
-			continue
+	return scanEvents(body, func(raw, data []byte) (bool, error) {
+		var r rpcAnswer
+		if len(data) > 0 && json.Unmarshal(data, &r) == nil && r.Method == "" && bytes.Equal(r.ID, id) {
+			final(data)
 		}
-		if data.Len() > 0 {
-			var r rpcAnswer
-			if json.Unmarshal(data.Bytes(), &r) == nil && r.Method == "" && bytes.Equal(r.ID, id) {
-				final(data.Bytes())
-			}
+		if _, err := w.Write(append(raw, '\n')); err != nil {
+			return true, err
 		}
-		ev.WriteByte('\n')
-		if _, err := w.Write(ev.Bytes()); err != nil {
-			return err
-		}
-		if err := rc.Flush(); err != nil {
-			return err
-		}
-		ev.Reset()
-		data.Reset()
-	}
-	return sc.Err()
+		return false, rc.Flush()
+	})
 }
 
 // listModern answers a stateless tools/list: the tool server's own page,

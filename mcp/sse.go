@@ -1,6 +1,9 @@
 package mcp
 
 import (
+	"bufio"
+	"bytes"
+	"io"
 	"net/http"
 	"sync"
 	"time"
@@ -98,4 +101,44 @@ func (s *sseWriter) event(data []byte) bool {
 		s.rc = openEventStream(s.w)
 	}
 	return writeEvent(s.w, s.rc, "message", data) == nil
+}
+
+// scanEvents reads a stream of server-sent events and hands each to
+// each: its raw lines (each ending with a newline) and its data (the data
+// lines joined by newlines). It stops when each says so or fails, at the
+// stream's end (a last event without its blank line counts), or on a read
+// error.
+func scanEvents(body io.Reader, each func(raw, data []byte) (stop bool, err error)) error {
+	sc := bufio.NewScanner(body)
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	var raw, data bytes.Buffer
+	emit := func() (bool, error) {
+		defer raw.Reset()
+		defer data.Reset()
+		if raw.Len() == 0 {
+			return false, nil
+		}
+		return each(raw.Bytes(), data.Bytes())
+	}
+	for sc.Scan() {
+		line := sc.Bytes()
+		if len(line) == 0 {
+			if stop, err := emit(); stop || err != nil {
+				return err
+			}
+			continue
+		}
+		raw.Write(line)
+		raw.WriteByte('\n')
+		if rest, ok := bytes.CutPrefix(line, []byte("data:")); ok {
+			if data.Len() > 0 {
+				data.WriteByte('\n')
+			}
+			data.Write(bytes.TrimPrefix(rest, []byte(" ")))
+		}
+	}
+	if stop, err := emit(); stop || err != nil {
+		return err
+	}
+	return sc.Err()
 }

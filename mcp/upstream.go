@@ -1,7 +1,6 @@
 package mcp
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -696,17 +695,11 @@ type rpcAnswer struct {
 // other notifications go to the call's relay, the tool server's requests
 // to answer.
 func (u *upstream) readEvents(body io.Reader, id string, rl *relay, answer func(rpcAnswer)) (*callResult, error) {
-	sc := bufio.NewScanner(body)
-	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
-	var data bytes.Buffer
-	dispatch := func() (*callResult, bool) {
-		defer data.Reset()
-		if data.Len() == 0 {
-			return nil, false
-		}
+	var res *callResult
+	err := scanEvents(body, func(_, data []byte) (bool, error) {
 		var r rpcAnswer
-		if json.Unmarshal(data.Bytes(), &r) != nil {
-			return nil, false
+		if len(data) == 0 || json.Unmarshal(data, &r) != nil {
+			return false, nil
 		}
 		switch {
 		case r.Method == "notifications/progress", r.Method == "notifications/tools/list_changed", r.Method == "notifications/resources/updated":
@@ -720,29 +713,15 @@ func (u *upstream) readEvents(body io.Reader, id string, rl *relay, answer func(
 				answer(r)
 			}
 		case string(r.ID) == id:
-			return &callResult{Result: r.Result, Error: r.Error}, true
+			res = &callResult{Result: r.Result, Error: r.Error}
+			return true, nil
 		}
-		return nil, false
-	}
-	for sc.Scan() {
-		line := sc.Bytes()
-		if len(line) == 0 {
-			if res, ok := dispatch(); ok {
-				return res, nil
-			}
-			continue
-		}
-		if rest, ok := bytes.CutPrefix(line, []byte("data:")); ok {
-			if data.Len() > 0 {
-				data.WriteByte('\n')
-			}
-			data.Write(bytes.TrimPrefix(rest, []byte(" ")))
-		}
-	}
-	if res, ok := dispatch(); ok {
+		return false, nil
+	})
+	switch {
+	case res != nil:
 		return res, nil
-	}
-	if err := sc.Err(); err != nil {
+	case err != nil:
 		return nil, err
 	}
 	return nil, errors.New("the upstream's event stream ended before the response")
