@@ -75,6 +75,7 @@ type Entitlement struct {
 	Requestable    bool       `json:"requestable"`
 	ApprovalState  string     `json:"approval_state" doc:"approved, pending, quarantined or rejected; only approved entitlements grant access"`
 	DefinitionHash string     `json:"definition_hash,omitempty" doc:"for tools: the hash of the pinned definition"`
+	WorkflowID     *uuid.UUID `json:"workflow_id,omitempty" doc:"the approval workflow of requests for it (default: the tenant's default workflow)"`
 	CreatedAt      time.Time  `json:"created_at"`
 	UpdatedAt      time.Time  `json:"updated_at"`
 	Version        int64      `json:"version"`
@@ -90,6 +91,7 @@ type Role struct {
 	ParentID    *uuid.UUID  `json:"parent_id,omitempty" doc:"holding this role also grants what the parent grants"`
 	OwnerID     *uuid.UUID  `json:"owner_id,omitempty"`
 	Requestable bool        `json:"requestable"`
+	WorkflowID  *uuid.UUID  `json:"workflow_id,omitempty" doc:"the approval workflow of requests for it (default: the tenant's default workflow)"`
 	Description string      `json:"description"`
 	Entitlement []uuid.UUID `json:"entitlement_ids"`
 	Induces     []uuid.UUID `json:"induced_role_ids" doc:"roles that come with this one"`

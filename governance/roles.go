@@ -25,12 +25,13 @@ type RoleInput struct {
 	ParentID       *uuid.UUID   `json:"parent_id,omitempty" doc:"the nil UUID makes it a root"`
 	OwnerID        *uuid.UUID   `json:"owner_id,omitempty"`
 	Requestable    *bool        `json:"requestable,omitempty"`
+	WorkflowID     *uuid.UUID   `json:"workflow_id,omitempty" doc:"the nil UUID returns to the tenant's default workflow"`
 	Description    *string      `json:"description,omitempty"`
 	EntitlementIDs *[]uuid.UUID `json:"entitlement_ids,omitempty"`
 	InducedRoleIDs *[]uuid.UUID `json:"induced_role_ids,omitempty"`
 }
 
-const roleCols = `id, key, name, type, parent_id, owner_id, requestable, description, created_at, updated_at, version`
+const roleCols = `id, key, name, type, parent_id, owner_id, requestable, description, created_at, updated_at, version, workflow_id`
 
 func getRole(ctx context.Context, tx *store.Tx, id uuid.UUID, lock bool) (*Role, error) {
 	q := `SELECT ` + roleCols + ` FROM roles WHERE tenant_id = $1 AND id = $2`
@@ -39,7 +40,7 @@ func getRole(ctx context.Context, tx *store.Tx, id uuid.UUID, lock bool) (*Role,
 	}
 	var r Role
 	err := tx.QueryRow(ctx, q, tx.TenantID(), id).Scan(&r.ID, &r.Key, &r.Name, &r.Type, &r.ParentID, &r.OwnerID, &r.Requestable, &r.Description,
-		&r.CreatedAt, &r.UpdatedAt, &r.Version)
+		&r.CreatedAt, &r.UpdatedAt, &r.Version, &r.WorkflowID)
 	if store.NoRows(err) {
 		return nil, apperr.NotFound("role")
 	}
@@ -208,16 +209,20 @@ func (s *Service) CreateRole(ctx context.Context, in RoleInput) (*Role, error) {
 	if in.Description != nil {
 		r.Description = *in.Description
 	}
+	r.WorkflowID = nilIfZero(in.WorkflowID)
 	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		if err := userExists(ctx, tx, "owner_id", r.OwnerID); err != nil {
+			return err
+		}
+		if err := workflowExists(ctx, tx, r.WorkflowID); err != nil {
 			return err
 		}
 		if err := roleGraphCheck(ctx, tx, r.ID, r.ParentID, nil); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO roles (tenant_id, id, key, name, type, parent_id, owner_id, requestable, description, created_at, updated_at, version)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 1)`, tx.TenantID(), r.ID, r.Key, r.Name, r.Type, r.ParentID, r.OwnerID, r.Requestable,
-			r.Description, now)
+		_, err := tx.Exec(ctx, `INSERT INTO roles (tenant_id, id, key, name, type, parent_id, owner_id, requestable, description, created_at, updated_at, version,
+			workflow_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 1, $11)`, tx.TenantID(), r.ID, r.Key, r.Name, r.Type, r.ParentID, r.OwnerID, r.Requestable,
+			r.Description, now, r.WorkflowID)
 		if apperr.KindOf(err) == apperr.KindAlreadyExists {
 			return apperr.New(apperr.KindAlreadyExists, "a role with key %q already exists", r.Key)
 		}
@@ -322,9 +327,16 @@ func (s *Service) UpdateRole(ctx context.Context, id uuid.UUID, in RoleInput, if
 		if in.Description != nil {
 			r.Description = *in.Description
 		}
+		if in.WorkflowID != nil {
+			r.WorkflowID = nilIfZero(in.WorkflowID)
+			if err := workflowExists(ctx, tx, r.WorkflowID); err != nil {
+				return err
+			}
+		}
 		r.UpdatedAt, r.Version = s.now(), r.Version+1
-		if _, err := tx.Exec(ctx, `UPDATE roles SET name = $1, parent_id = $2, owner_id = $3, requestable = $4, description = $5, updated_at = $6, version = $7
-			WHERE tenant_id = $8 AND id = $9`, r.Name, r.ParentID, r.OwnerID, r.Requestable, r.Description, r.UpdatedAt, r.Version, tx.TenantID(), id); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE roles SET name = $1, parent_id = $2, owner_id = $3, requestable = $4, description = $5, updated_at = $6, version = $7,
+			workflow_id = $10 WHERE tenant_id = $8 AND id = $9`, r.Name, r.ParentID, r.OwnerID, r.Requestable, r.Description, r.UpdatedAt, r.Version, tx.TenantID(), id,
+			r.WorkflowID); err != nil {
 			return err
 		}
 		if err := s.writeRoleLinks(ctx, tx, r, in); err != nil {

@@ -316,15 +316,16 @@ type EntitlementInput struct {
 	OwnerID        *uuid.UUID `json:"owner_id,omitempty"`
 	Requestable    *bool      `json:"requestable,omitempty"`
 	ApprovalState  *string    `json:"approval_state,omitempty"`
+	WorkflowID     *uuid.UUID `json:"workflow_id,omitempty" doc:"the nil UUID returns to the tenant's default workflow"`
 }
 
 const entCols = `id, application_id, kind, key, name, description, risk_level, classification, owner_id, requestable, approval_state,
-	definition_hash, created_at, updated_at, version`
+	definition_hash, created_at, updated_at, version, workflow_id`
 
 func scanEnt(row interface{ Scan(...any) error }) (*Entitlement, error) {
 	var e Entitlement
 	err := row.Scan(&e.ID, &e.ApplicationID, &e.Kind, &e.Key, &e.Name, &e.Description, &e.RiskLevel, &e.Classification, &e.OwnerID,
-		&e.Requestable, &e.ApprovalState, &e.DefinitionHash, &e.CreatedAt, &e.UpdatedAt, &e.Version)
+		&e.Requestable, &e.ApprovalState, &e.DefinitionHash, &e.CreatedAt, &e.UpdatedAt, &e.Version, &e.WorkflowID)
 	return &e, err
 }
 
@@ -365,7 +366,29 @@ func (in *EntitlementInput) apply(e *Entitlement) error {
 		}
 		e.ApprovalState = *in.ApprovalState
 	}
+	if in.WorkflowID != nil {
+		e.WorkflowID = nilIfZero(in.WorkflowID)
+	}
 	return nil
+}
+
+func nilIfZero(id *uuid.UUID) *uuid.UUID {
+	if id == nil || *id == uuid.Nil {
+		return nil
+	}
+	return id
+}
+
+// workflowExists refuses a workflow ID that names no workflow of the tenant.
+func workflowExists(ctx context.Context, tx *store.Tx, id *uuid.UUID) error {
+	if id == nil {
+		return nil
+	}
+	ok, err := exists(ctx, tx, "approval_workflows", *id)
+	if err == nil && !ok {
+		err = apperr.Invalid("workflow_id", "no such approval workflow in this tenant")
+	}
+	return err
 }
 
 // CreateEntitlement adds an entitlement to an application. Tool
@@ -399,6 +422,9 @@ func (s *Service) CreateEntitlement(ctx context.Context, app uuid.UUID, in Entit
 		if err := userExists(ctx, tx, "owner_id", e.OwnerID); err != nil {
 			return err
 		}
+		if err := workflowExists(ctx, tx, e.WorkflowID); err != nil {
+			return err
+		}
 		return s.insertEntitlement(ctx, tx, e)
 	})
 	if err != nil {
@@ -409,9 +435,9 @@ func (s *Service) CreateEntitlement(ctx context.Context, app uuid.UUID, in Entit
 
 func (s *Service) insertEntitlement(ctx context.Context, tx *store.Tx, e *Entitlement) error {
 	_, err := tx.Exec(ctx, `INSERT INTO entitlements (tenant_id, id, application_id, kind, key, name, description, risk_level, classification,
-		owner_id, requestable, approval_state, definition_hash, created_at, updated_at, version)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, 1)`, tx.TenantID(), e.ID, e.ApplicationID, e.Kind, e.Key, e.Name,
-		e.Description, e.RiskLevel, e.Classification, e.OwnerID, e.Requestable, e.ApprovalState, e.DefinitionHash, e.CreatedAt)
+		owner_id, requestable, approval_state, definition_hash, created_at, updated_at, version, workflow_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, 1, $15)`, tx.TenantID(), e.ID, e.ApplicationID, e.Kind, e.Key, e.Name,
+		e.Description, e.RiskLevel, e.Classification, e.OwnerID, e.Requestable, e.ApprovalState, e.DefinitionHash, e.CreatedAt, e.WorkflowID)
 	if apperr.KindOf(err) == apperr.KindAlreadyExists {
 		return apperr.New(apperr.KindAlreadyExists, "the application already has an entitlement %q", e.Key)
 	}
@@ -479,10 +505,14 @@ func (s *Service) UpdateEntitlement(ctx context.Context, id uuid.UUID, in Entitl
 		if err := userExists(ctx, tx, "owner_id", in.OwnerID); err != nil {
 			return err
 		}
+		if err := workflowExists(ctx, tx, e.WorkflowID); err != nil {
+			return err
+		}
 		e.UpdatedAt, e.Version = s.now(), e.Version+1
 		if _, err := tx.Exec(ctx, `UPDATE entitlements SET name = $1, description = $2, risk_level = $3, classification = $4, owner_id = $5,
-			requestable = $6, approval_state = $7, updated_at = $8, version = $9 WHERE tenant_id = $10 AND id = $11`,
-			e.Name, e.Description, e.RiskLevel, e.Classification, e.OwnerID, e.Requestable, e.ApprovalState, e.UpdatedAt, e.Version, tx.TenantID(), id); err != nil {
+			requestable = $6, approval_state = $7, updated_at = $8, version = $9, workflow_id = $12 WHERE tenant_id = $10 AND id = $11`,
+			e.Name, e.Description, e.RiskLevel, e.Classification, e.OwnerID, e.Requestable, e.ApprovalState, e.UpdatedAt, e.Version, tx.TenantID(), id,
+			e.WorkflowID); err != nil {
 			return err
 		}
 		return s.change(ctx, tx, "entitlement", id, e.Version, e)

@@ -42,6 +42,7 @@ type User struct {
 	Status             string          `json:"status" doc:"active, disabled, locked or pending_verification"`
 	Attributes         json.RawMessage `json:"attributes" doc:"custom attributes, checked against the tenant's attribute definitions"`
 	AdminRoles         []string        `json:"admin_roles" doc:"tenant_admin, governance_admin, auditor, viewer"`
+	ManagerID          *uuid.UUID      `json:"manager_id,omitempty" doc:"the user's manager (an approver of their access requests)"`
 	PasswordSet        bool            `json:"password_set"`
 	MustChangePassword bool            `json:"must_change_password"`
 	PasswordChangedAt  *time.Time      `json:"password_changed_at,omitempty"`
@@ -64,6 +65,7 @@ type CreateUserInput struct {
 	Status      string          `json:"status,omitempty" doc:"default active"`
 	Attributes  json.RawMessage `json:"attributes,omitempty"`
 	AdminRoles  []string        `json:"admin_roles,omitempty"`
+	ManagerID   *uuid.UUID      `json:"manager_id,omitempty"`
 	// Password, when given, must meet the tenant's policy.
 	Password *string `json:"password,omitempty"`
 	// MustChangePassword forces a change at next login.
@@ -80,6 +82,7 @@ type UpdateUserInput struct {
 	Status      *string          `json:"status,omitempty"`
 	Attributes  *json.RawMessage `json:"attributes,omitempty" doc:"replaces all custom attributes"`
 	AdminRoles  *[]string        `json:"admin_roles,omitempty"`
+	ManagerID   *uuid.UUID       `json:"manager_id,omitempty" doc:"the nil UUID removes it"`
 }
 
 var usernameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._@-]{0,127}$`)
@@ -118,14 +121,14 @@ func checkRoles(ctx context.Context, roles []string) error {
 }
 
 const userCols = `id, email, username, given_name, family_name, display_name, status, attributes, admin_roles, password_hash,
-	must_change_password, password_changed_at, locked_until, last_login_at, created_at, updated_at, version`
+	must_change_password, password_changed_at, locked_until, last_login_at, created_at, updated_at, version, manager_id`
 
 func scanUser(row interface{ Scan(...any) error }) (*User, error) {
 	var u User
 	var attrs, roles []byte
 	var hash *string
 	if err := row.Scan(&u.ID, &u.Email, &u.Username, &u.GivenName, &u.FamilyName, &u.DisplayName, &u.Status, &attrs, &roles, &hash,
-		&u.MustChangePassword, &u.PasswordChangedAt, &u.LockedUntil, &u.LastLoginAt, &u.CreatedAt, &u.UpdatedAt, &u.Version); err != nil {
+		&u.MustChangePassword, &u.PasswordChangedAt, &u.LockedUntil, &u.LastLoginAt, &u.CreatedAt, &u.UpdatedAt, &u.Version, &u.ManagerID); err != nil {
 		return nil, err
 	}
 	u.Attributes = compactJSON(attrs)
@@ -226,12 +229,18 @@ func (s *Service) createUser(ctx context.Context, in CreateUserInput) (*User, er
 		if u.Attributes, err = validateAttributes(defs, in.Attributes); err != nil {
 			return err
 		}
+		if in.ManagerID != nil && *in.ManagerID != uuid.Nil {
+			if err := checkManager(ctx, tx, u.ID, *in.ManagerID); err != nil {
+				return err
+			}
+			u.ManagerID = in.ManagerID
+		}
 		roles, _ := json.Marshal(u.AdminRoles)
 		_, err = tx.Exec(ctx, `INSERT INTO users (tenant_id, id, email, email_normalized, username, given_name, family_name, display_name, status,
-			attributes, admin_roles, password_hash, password_changed_at, must_change_password, created_at, updated_at, version)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, 1)`,
+			attributes, admin_roles, password_hash, password_changed_at, must_change_password, created_at, updated_at, version, manager_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, 1, $16)`,
 			tid, u.ID, u.Email, norm, u.Username, u.GivenName, u.FamilyName, u.DisplayName, u.Status,
-			string(u.Attributes), string(roles), hash, u.PasswordChangedAt, u.MustChangePassword, now)
+			string(u.Attributes), string(roles), hash, u.PasswordChangedAt, u.MustChangePassword, now, u.ManagerID)
 		if apperr.KindOf(err) == apperr.KindAlreadyExists {
 			return apperr.New(apperr.KindAlreadyExists, "a user with this email or username already exists")
 		}
@@ -249,6 +258,28 @@ func (s *Service) createUser(ctx context.Context, in CreateUserInput) (*User, er
 		return nil, err
 	}
 	return u, nil
+}
+
+// checkManager validates a manager for user: a user of the tenant, and
+// not the user or anyone who reports to them (no cycles).
+func checkManager(ctx context.Context, tx *store.Tx, user, manager uuid.UUID) error {
+	for cur, hops := manager, 0; ; hops++ {
+		if cur == user {
+			return apperr.Invalid("manager_id", "a user cannot manage themselves, directly or through their reports")
+		}
+		var next *uuid.UUID
+		err := tx.QueryRow(ctx, `SELECT manager_id FROM users WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), cur).Scan(&next)
+		if store.NoRows(err) {
+			return apperr.Invalid("manager_id", "no such user in this tenant")
+		}
+		if err != nil {
+			return err
+		}
+		if next == nil || hops > 64 {
+			return nil
+		}
+		cur = *next
+	}
 }
 
 func personal(u *User) []string {
@@ -529,13 +560,23 @@ func (s *Service) updateUser(ctx context.Context, id uuid.UUID, in UpdateUserInp
 			slices.Sort(roles)
 			u.AdminRoles = slices.Compact(roles)
 		}
+		if in.ManagerID != nil {
+			if *in.ManagerID == uuid.Nil {
+				u.ManagerID = nil
+			} else {
+				if err := checkManager(ctx, tx, id, *in.ManagerID); err != nil {
+					return err
+				}
+				u.ManagerID = in.ManagerID
+			}
+		}
 		u.UpdatedAt = store.Now()
 		u.Version++
 		roles, _ := json.Marshal(u.AdminRoles)
 		_, err = tx.Exec(ctx, `UPDATE users SET email = $1, email_normalized = $2, username = $3, given_name = $4, family_name = $5,
-			display_name = $6, status = $7, attributes = $8, admin_roles = $9, locked_until = $10, updated_at = $11, version = $12
+			display_name = $6, status = $7, attributes = $8, admin_roles = $9, locked_until = $10, updated_at = $11, version = $12, manager_id = $15
 			WHERE tenant_id = $13 AND id = $14`, u.Email, norm, u.Username, u.GivenName, u.FamilyName, u.DisplayName, u.Status,
-			string(u.Attributes), string(roles), u.LockedUntil, u.UpdatedAt, u.Version, tx.TenantID(), id)
+			string(u.Attributes), string(roles), u.LockedUntil, u.UpdatedAt, u.Version, tx.TenantID(), id, u.ManagerID)
 		if apperr.KindOf(err) == apperr.KindAlreadyExists {
 			return apperr.New(apperr.KindAlreadyExists, "a user with this email or username already exists")
 		}
