@@ -476,33 +476,51 @@ func (s *Service) CreateAssignment(ctx context.Context, in AssignmentInput) (*As
 	if p := principal.From(ctx); p != nil {
 		a.CreatedBy = string(p.Kind) + ":" + p.SubjectID
 	}
-	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		table := map[string]string{SubjectUser: "users", SubjectGroup: "groups", SubjectNHI: "nhis"}[a.SubjectType]
-		if ok, err := exists(ctx, tx, table, a.SubjectID); err != nil || !ok {
-			if err == nil {
-				err = apperr.Invalid("subject_id", "no such "+a.SubjectType+" in this tenant")
-			}
-			return err
-		}
-		target := map[string]string{"entitlement": "entitlements", "role": "roles"}[a.TargetType]
-		if ok, err := exists(ctx, tx, target, a.TargetID); err != nil || !ok {
-			if err == nil {
-				err = apperr.Invalid("target_id", "no such "+a.TargetType+" in this tenant")
-			}
-			return err
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO assignments (tenant_id, id, subject_type, subject_id, target_type, target_id, source, valid_from, valid_until,
-			justification, constraints, created_by, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, 1)`,
-			tx.TenantID(), a.ID, a.SubjectType, a.SubjectID, a.TargetType, a.TargetID, a.Source, a.ValidFrom, a.ValidUntil, a.Justification,
-			marshal(a.Constraints), a.CreatedBy, now); err != nil {
-			return err
-		}
-		return s.change(ctx, tx, "assignment", a.ID, 1, a)
-	})
+	snap, err := s.snapshot(ctx)
 	if err != nil {
 		return nil, err
 	}
+	err = s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		return s.insertAssignment(ctx, tx, snap, a)
+	})
+	if err != nil {
+		return nil, refusal(err)
+	}
 	return a, s.audit(ctx, "governance.assignment.create", "assignment", a.ID, a)
+}
+
+// insertAssignment writes a new assignment in tx after checking its
+// subject and target exist and that it breaks no separation-of-duties
+// rule: every assignment path (direct, birthright, request) comes here.
+// The subject's row is locked first, so two assignments to one subject
+// are checked one after the other. snap expands roles and groups.
+func (s *Service) insertAssignment(ctx context.Context, tx *store.Tx, snap *Snapshot, a *Assignment) error {
+	table := map[string]string{SubjectUser: "users", SubjectGroup: "groups", SubjectNHI: "nhis"}[a.SubjectType]
+	var one int
+	err := tx.QueryRow(ctx, `SELECT 1 FROM `+table+` WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tx.TenantID(), a.SubjectID).Scan(&one)
+	if store.NoRows(err) {
+		return apperr.Invalid("subject_id", "no such "+a.SubjectType+" in this tenant")
+	}
+	if err != nil {
+		return err
+	}
+	target := map[string]string{"entitlement": "entitlements", "role": "roles"}[a.TargetType]
+	if ok, err := exists(ctx, tx, target, a.TargetID); err != nil || !ok {
+		if err == nil {
+			err = apperr.Invalid("target_id", "no such "+a.TargetType+" in this tenant")
+		}
+		return err
+	}
+	if err := s.CheckSoD(ctx, tx, snap, a.SubjectType, a.SubjectID, a.TargetType, a.TargetID); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO assignments (tenant_id, id, subject_type, subject_id, target_type, target_id, source, valid_from, valid_until,
+			justification, constraints, created_by, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, 1)`,
+		tx.TenantID(), a.ID, a.SubjectType, a.SubjectID, a.TargetType, a.TargetID, a.Source, a.ValidFrom, a.ValidUntil, a.Justification,
+		marshal(a.Constraints), a.CreatedBy, a.CreatedAt); err != nil {
+		return err
+	}
+	return s.change(ctx, tx, "assignment", a.ID, 1, a)
 }
 
 func utc(t *time.Time) *time.Time {

@@ -29,6 +29,9 @@ type Service struct {
 	Audit Auditor
 	// Now is the clock (default store.Now).
 	Now func() time.Time
+	// Engine holds the decision snapshots the preventive separation-of-
+	// duties checks expand roles with (nil: a fresh build per check).
+	Engine *Engine
 }
 
 func (s *Service) now() time.Time {
@@ -70,6 +73,13 @@ func oneOf(field, v string, allowed ...string) error {
 // after commit.
 func (s *Service) change(ctx context.Context, tx *store.Tx, kind string, id uuid.UUID, version int64, payload any) error {
 	return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: EventPrefix + kind, ID: id.String(), Version: version}, payload)
+}
+
+// notify publishes a notification (pending approvals, decisions,
+// violations): kinds outside EventPrefix, which leave decision snapshots
+// alone.
+func (s *Service) notify(ctx context.Context, tx *store.Tx, kind string, id uuid.UUID, payload any) error {
+	return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: kind, ID: id.String()}, payload)
 }
 
 func (s *Service) audit(ctx context.Context, action, kind string, id uuid.UUID, details any) error {

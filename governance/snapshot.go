@@ -89,6 +89,9 @@ type Snapshot struct {
 	constraints map[uuid.UUID]*compiled
 	// argConstraints: some assignment constrains arguments.
 	argConstraints bool
+	// sodByEnt: the enabled separation-of-duties rules naming each entitlement.
+	sodByEnt map[uuid.UUID][]*SoDRule
+	sodRules int
 
 	cache sync.Map // subjectKey → *access
 	roles sync.Map // role ID → []roleReach: closures shared by every subject
@@ -174,7 +177,8 @@ func build(ctx context.Context, db *store.DB, tenant uuid.UUID, now time.Time) (
 	s := &Snapshot{Tenant: tenant, BuiltAt: now, users: map[uuid.UUID]string{}, nhis: map[uuid.UUID]string{}, groupParent: map[uuid.UUID]uuid.UUID{},
 		userGroups: map[uuid.UUID][]uuid.UUID{}, groupName: map[uuid.UUID]string{}, apps: map[uuid.UUID]appInfo{}, ents: map[uuid.UUID]*entInfo{},
 		entByKey: map[string]uuid.UUID{}, roleKey: map[uuid.UUID]string{}, roleParent: map[uuid.UUID]uuid.UUID{}, roleEnts: map[uuid.UUID][]uuid.UUID{},
-		roleInduces: map[uuid.UUID][]uuid.UUID{}, bySubject: map[subjectKey][]*Assignment{}, constraints: map[uuid.UUID]*compiled{}}
+		roleInduces: map[uuid.UUID][]uuid.UUID{}, bySubject: map[subjectKey][]*Assignment{}, constraints: map[uuid.UUID]*compiled{},
+		sodByEnt: map[uuid.UUID][]*SoDRule{}}
 	ctx = store.WithTenant(ctx, tenant)
 	err := db.InTenantRead(ctx, func(tx *store.Tx) error {
 		each := func(q string, scan func(rows interface{ Scan(...any) error }) error) error {
@@ -266,6 +270,17 @@ func build(ctx context.Context, db *store.DB, tenant uuid.UUID, now time.Time) (
 					return err
 				}
 				s.roleInduces[id] = append(s.roleInduces[id], other)
+				return nil
+			}},
+			{`SELECT ` + sodCols + ` FROM sod_rules WHERE tenant_id = $1 AND enabled`, func(r interface{ Scan(...any) error }) error {
+				rule, err := scanSoDRule(r)
+				if err != nil {
+					return err
+				}
+				s.sodRules++
+				for _, e := range rule.members() {
+					s.sodByEnt[e] = append(s.sodByEnt[e], rule)
+				}
 				return nil
 			}},
 			{`SELECT ` + assignCols + ` FROM assignments WHERE tenant_id = $1`, func(r interface{ Scan(...any) error }) error {

@@ -199,8 +199,8 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	s.ca.Audit = s.seq
 	s.certs = &pki.Verifier{DB: s.db}
 	s.certs.Watch(s.bus)
-	s.gov = &governance.Service{DB: s.db, Audit: s.seq}
 	s.engine = &governance.Engine{DB: s.db}
+	s.gov = &governance.Service{DB: s.db, Audit: s.seq, Engine: s.engine}
 	s.engine.Watch(s.bus)
 	s.handlers.Handle(nhi.EventKind, s.gov.OnNHIEvent(s.nhis))
 

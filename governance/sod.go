@@ -1,0 +1,859 @@
+package governance
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// Separation-of-duties rule kinds.
+const (
+	// SoDConflict: holding any of EntitlementIDs together with any of
+	// ConflictingIDs.
+	SoDConflict = "conflict"
+	// SoDCardinality: holding more than MaxHeld of EntitlementIDs.
+	SoDCardinality = "cardinality"
+)
+
+// SoDRule is a separation-of-duties rule over entitlements (a role counts
+// through the entitlements it brings).
+type SoDRule struct {
+	ID             uuid.UUID   `json:"id"`
+	Key            string      `json:"key"`
+	Name           string      `json:"name"`
+	Description    string      `json:"description"`
+	Severity       string      `json:"severity" doc:"low, medium, high or critical"`
+	Kind           string      `json:"kind" doc:"conflict (any of entitlement_ids with any of conflicting_ids) or cardinality (more than max_held of entitlement_ids)"`
+	EntitlementIDs []uuid.UUID `json:"entitlement_ids"`
+	ConflictingIDs []uuid.UUID `json:"conflicting_ids"`
+	MaxHeld        int         `json:"max_held,omitempty"`
+	Enabled        bool        `json:"enabled"`
+	CreatedAt      time.Time   `json:"created_at"`
+	UpdatedAt      time.Time   `json:"updated_at"`
+	Version        int64       `json:"version"`
+}
+
+// SoDRuleInput creates or changes a rule; absent fields stay.
+type SoDRuleInput struct {
+	Key            string       `json:"key,omitempty"`
+	Name           *string      `json:"name,omitempty"`
+	Description    *string      `json:"description,omitempty"`
+	Severity       *string      `json:"severity,omitempty" doc:"default high"`
+	Kind           string       `json:"kind,omitempty" doc:"conflict or cardinality; fixed at creation"`
+	EntitlementIDs *[]uuid.UUID `json:"entitlement_ids,omitempty"`
+	ConflictingIDs *[]uuid.UUID `json:"conflicting_ids,omitempty"`
+	MaxHeld        *int         `json:"max_held,omitempty"`
+	Enabled        *bool        `json:"enabled,omitempty" doc:"default true"`
+}
+
+const sodCols = `id, key, name, description, severity, kind, left_ids, right_ids, max_held, enabled, created_at, updated_at, version`
+
+func scanSoDRule(row interface{ Scan(...any) error }) (*SoDRule, error) {
+	var r SoDRule
+	var left, right []byte
+	if err := row.Scan(&r.ID, &r.Key, &r.Name, &r.Description, &r.Severity, &r.Kind, &left, &right, &r.MaxHeld, &r.Enabled,
+		&r.CreatedAt, &r.UpdatedAt, &r.Version); err != nil {
+		return nil, err
+	}
+	_ = json.Unmarshal(left, &r.EntitlementIDs)
+	_ = json.Unmarshal(right, &r.ConflictingIDs)
+	if r.ConflictingIDs == nil {
+		r.ConflictingIDs = []uuid.UUID{}
+	}
+	return &r, nil
+}
+
+// members lists every entitlement the rule names.
+func (r *SoDRule) members() []uuid.UUID {
+	return append(slices.Clone(r.EntitlementIDs), r.ConflictingIDs...)
+}
+
+// broken returns the held entitlements that break the rule, or nil.
+func (r *SoDRule) broken(held func(uuid.UUID) bool) []uuid.UUID {
+	var a, b []uuid.UUID
+	for _, e := range r.EntitlementIDs {
+		if held(e) {
+			a = append(a, e)
+		}
+	}
+	if r.Kind == SoDCardinality {
+		if len(a) > r.MaxHeld {
+			return a
+		}
+		return nil
+	}
+	if len(a) == 0 {
+		return nil
+	}
+	for _, e := range r.ConflictingIDs {
+		if held(e) {
+			b = append(b, e)
+		}
+	}
+	if len(b) == 0 {
+		return nil
+	}
+	return append(a, b...)
+}
+
+func (in *SoDRuleInput) apply(r *SoDRule) error {
+	if in.Name != nil {
+		if err := validName(*in.Name); err != nil {
+			return err
+		}
+		r.Name = *in.Name
+	}
+	if in.Description != nil {
+		if len(*in.Description) > 2000 {
+			return apperr.Invalid("description", "must be at most 2000 characters")
+		}
+		r.Description = *in.Description
+	}
+	if in.Severity != nil {
+		if err := oneOf("severity", *in.Severity, "low", "medium", "high", "critical"); err != nil {
+			return err
+		}
+		r.Severity = *in.Severity
+	}
+	if in.EntitlementIDs != nil {
+		r.EntitlementIDs = dedupe(*in.EntitlementIDs)
+	}
+	if in.ConflictingIDs != nil {
+		r.ConflictingIDs = dedupe(*in.ConflictingIDs)
+	}
+	if in.MaxHeld != nil {
+		r.MaxHeld = *in.MaxHeld
+	}
+	if in.Enabled != nil {
+		r.Enabled = *in.Enabled
+	}
+	if len(r.EntitlementIDs) > 1000 || len(r.ConflictingIDs) > 1000 {
+		return apperr.Invalid("entitlement_ids", "at most 1000 entitlements per side")
+	}
+	switch r.Kind {
+	case SoDConflict:
+		if len(r.EntitlementIDs) == 0 || len(r.ConflictingIDs) == 0 {
+			return apperr.Invalid("conflicting_ids", "a conflict rule names entitlements on both sides")
+		}
+		for _, e := range r.EntitlementIDs {
+			if slices.Contains(r.ConflictingIDs, e) {
+				return apperr.Invalid("conflicting_ids", "an entitlement cannot be on both sides")
+			}
+		}
+		r.MaxHeld = 0
+	case SoDCardinality:
+		if len(r.ConflictingIDs) > 0 {
+			return apperr.Invalid("conflicting_ids", "a cardinality rule has one set: entitlement_ids")
+		}
+		if len(r.EntitlementIDs) < 2 || r.MaxHeld < 1 || r.MaxHeld >= len(r.EntitlementIDs) {
+			return apperr.Invalid("max_held", "a cardinality rule names at least 2 entitlements and allows 1 to one fewer than their number")
+		}
+	}
+	return nil
+}
+
+func dedupe(ids []uuid.UUID) []uuid.UUID {
+	out := slices.Clone(ids)
+	slices.SortFunc(out, func(a, b uuid.UUID) int { return strings.Compare(a.String(), b.String()) })
+	return slices.Compact(out)
+}
+
+func (s *Service) checkSoDMembers(ctx context.Context, tx *store.Tx, r *SoDRule) error {
+	for _, e := range r.members() {
+		ok, err := exists(ctx, tx, "entitlements", e)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return apperr.Invalid("entitlement_ids", "no such entitlement in this tenant: "+e.String())
+		}
+	}
+	return nil
+}
+
+// CreateSoDRule adds a separation-of-duties rule. It is enforced from its
+// commit on; existing holders are found by the next detective scan.
+func (s *Service) CreateSoDRule(ctx context.Context, in SoDRuleInput) (*SoDRule, error) {
+	if err := validKey("key", in.Key); err != nil {
+		return nil, err
+	}
+	if in.Name == nil {
+		in.Name = &in.Key
+	}
+	if err := oneOf("kind", in.Kind, SoDConflict, SoDCardinality); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	r := &SoDRule{ID: uuid.Must(uuid.NewV7()), Key: in.Key, Kind: in.Kind, Severity: "high", Enabled: true, ConflictingIDs: []uuid.UUID{},
+		CreatedAt: now, UpdatedAt: now, Version: 1}
+	if err := in.apply(r); err != nil {
+		return nil, err
+	}
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		if err := s.checkSoDMembers(ctx, tx, r); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO sod_rules (tenant_id, id, key, name, description, severity, kind, left_ids, right_ids, max_held, enabled,
+			created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, 1)`, tx.TenantID(), r.ID, r.Key, r.Name,
+			r.Description, r.Severity, r.Kind, marshal(r.EntitlementIDs), marshal(r.ConflictingIDs), r.MaxHeld, r.Enabled, now)
+		if apperr.KindOf(err) == apperr.KindAlreadyExists {
+			return apperr.New(apperr.KindAlreadyExists, "a rule with key %q already exists", r.Key)
+		}
+		if err != nil {
+			return err
+		}
+		return s.change(ctx, tx, "sod_rule", r.ID, 1, r)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return r, s.audit(ctx, "governance.sod_rule.create", "sod_rule", r.ID, r)
+}
+
+// GetSoDRule returns a rule.
+func (s *Service) GetSoDRule(ctx context.Context, id uuid.UUID) (*SoDRule, error) {
+	var r *SoDRule
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		var err error
+		r, err = scanSoDRule(tx.QueryRow(ctx, `SELECT `+sodCols+` FROM sod_rules WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id))
+		return err
+	})
+	if store.NoRows(err) {
+		return nil, apperr.NotFound("rule")
+	}
+	return r, err
+}
+
+// ListSoDRules lists rules by key.
+func (s *Service) ListSoDRules(ctx context.Context, limit int, afterKey string) ([]*SoDRule, bool, error) {
+	var out []*SoDRule
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		out = []*SoDRule{}
+		rows, err := tx.Query(ctx, `SELECT `+sodCols+` FROM sod_rules WHERE tenant_id = $1 AND key > $2 ORDER BY key LIMIT $3`, tx.TenantID(), afterKey, limit+1)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			r, err := scanSoDRule(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return rows.Err()
+	})
+	if len(out) > limit {
+		return out[:limit], true, err
+	}
+	return out, false, err
+}
+
+// UpdateSoDRule changes a rule (its kind and key stay).
+func (s *Service) UpdateSoDRule(ctx context.Context, id uuid.UUID, in SoDRuleInput, ifVersion int64) (*SoDRule, error) {
+	if in.Key != "" || in.Kind != "" {
+		return nil, apperr.Invalid("kind", "key and kind cannot change")
+	}
+	var r *SoDRule
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		var err error
+		if r, err = lockVersioned(ctx, tx, "rule", "sod_rules", sodCols, id, ifVersion, scanSoDRule, func(x *SoDRule) int64 { return x.Version }); err != nil {
+			return err
+		}
+		if err := in.apply(r); err != nil {
+			return err
+		}
+		if err := s.checkSoDMembers(ctx, tx, r); err != nil {
+			return err
+		}
+		r.UpdatedAt, r.Version = s.now(), r.Version+1
+		if _, err := tx.Exec(ctx, `UPDATE sod_rules SET name = $1, description = $2, severity = $3, left_ids = $4, right_ids = $5, max_held = $6,
+			enabled = $7, updated_at = $8, version = $9 WHERE tenant_id = $10 AND id = $11`, r.Name, r.Description, r.Severity, marshal(r.EntitlementIDs),
+			marshal(r.ConflictingIDs), r.MaxHeld, r.Enabled, r.UpdatedAt, r.Version, tx.TenantID(), id); err != nil {
+			return err
+		}
+		return s.change(ctx, tx, "sod_rule", id, r.Version, r)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return r, s.audit(ctx, "governance.sod_rule.update", "sod_rule", id, in)
+}
+
+// DeleteSoDRule removes a rule with its exemptions and violations.
+func (s *Service) DeleteSoDRule(ctx context.Context, id uuid.UUID) error {
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		r, err := tx.Exec(ctx, `DELETE FROM sod_rules WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id)
+		if err != nil {
+			return err
+		}
+		if n, _ := r.RowsAffected(); n == 0 {
+			return apperr.NotFound("rule")
+		}
+		return s.change(ctx, tx, "sod_rule", id, 0, map[string]bool{"deleted": true})
+	})
+	if err != nil {
+		return err
+	}
+	return s.audit(ctx, "governance.sod_rule.delete", "sod_rule", id, nil)
+}
+
+// ---- preventive checks ----
+
+// snapshot returns the decision snapshot of the tenant in ctx: the
+// engine's when the service has one, else a fresh build. Taken before a
+// write transaction opens (building reads).
+func (s *Service) snapshot(ctx context.Context) (*Snapshot, error) {
+	tid, ok := store.TenantFrom(ctx)
+	if !ok {
+		return nil, store.ErrNoTenant
+	}
+	if s.Engine != nil {
+		return s.Engine.Snapshot(ctx, tid)
+	}
+	return build(ctx, s.DB, tid, s.now())
+}
+
+// targetEntitlements lists the entitlements an assignment target brings.
+func (snap *Snapshot) targetEntitlements(targetType string, id uuid.UUID, into map[uuid.UUID]bool) {
+	if targetType == "entitlement" {
+		into[id] = true
+		return
+	}
+	for _, rr := range snap.reach(id) {
+		for _, e := range snap.roleEnts[rr.role] {
+			into[e] = true
+		}
+	}
+}
+
+// holdings reads what a user or NHI holds now or later (expired
+// assignments aside) from the database inside tx — so assignments made a
+// moment ago count even before the snapshot sees them — and expands roles
+// and group ancestry with the snapshot.
+func (s *Service) holdings(ctx context.Context, tx *store.Tx, snap *Snapshot, typ string, id uuid.UUID, now time.Time) (map[uuid.UUID]bool, error) {
+	held := map[uuid.UUID]bool{}
+	subjects := []any{id}
+	if typ == SubjectUser {
+		groups, err := ids(ctx, tx, `SELECT group_id FROM group_members WHERE tenant_id = $1 AND user_id = $2`, id)
+		if err != nil {
+			return nil, err
+		}
+		seen := map[uuid.UUID]bool{}
+		for _, g := range groups {
+			for cur, ok := g, true; ok && !seen[cur]; cur, ok = snap.groupParent[cur] {
+				seen[cur] = true
+				subjects = append(subjects, cur)
+			}
+		}
+	}
+	marks := make([]string, len(subjects))
+	args := []any{tx.TenantID(), now, typ}
+	for i, sub := range subjects {
+		marks[i] = fmt.Sprintf("$%d", i+4)
+		args = append(args, sub)
+	}
+	// Group assignments are matched by ID alone: subject IDs are UUIDs.
+	rows, err := tx.Query(ctx, `SELECT target_type, target_id FROM assignments WHERE tenant_id = $1 AND (valid_until IS NULL OR valid_until > $2)
+		AND ((subject_type = $3 AND subject_id = $4) OR (subject_type = 'group' AND subject_id IN (`+strings.Join(marks, ", ")+`)))`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var tt string
+		var tid uuid.UUID
+		if err := rows.Scan(&tt, &tid); err != nil {
+			return nil, err
+		}
+		snap.targetEntitlements(tt, tid, held)
+	}
+	return held, rows.Err()
+}
+
+// exemptRules returns the rules a subject is exempt from at now.
+func exemptRules(ctx context.Context, tx *store.Tx, typ string, id uuid.UUID, now time.Time) (map[uuid.UUID]bool, error) {
+	rows, err := tx.Query(ctx, `SELECT rule_id FROM sod_exemptions WHERE tenant_id = $1 AND subject_type = $2 AND subject_id = $3
+		AND revoked_at IS NULL AND expires_at > $4`, tx.TenantID(), typ, id, now)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[uuid.UUID]bool{}
+	for rows.Next() {
+		var r uuid.UUID
+		if err := rows.Scan(&r); err != nil {
+			return nil, err
+		}
+		out[r] = true
+	}
+	return out, rows.Err()
+}
+
+// SoDRefusal is the error of a refused assignment: the rule it would break.
+type SoDRefusal struct {
+	Rule         *SoDRule
+	SubjectType  string
+	SubjectID    uuid.UUID
+	Entitlements []string
+}
+
+func (r *SoDRefusal) Error() string {
+	return fmt.Sprintf("separation of duties: rule %q (%s, severity %s) forbids %s %s holding %s", r.Rule.Key, r.Rule.Name, r.Rule.Severity,
+		r.SubjectType, r.SubjectID, strings.Join(r.Entitlements, " with "))
+}
+
+// CheckSoD is the preventive check of one new assignment of target to a
+// subject (user, NHI, or group: each member user, nested groups
+// included), run inside the assigning transaction. Only rules the new
+// target brings an entitlement of are evaluated, and only a violation the
+// assignment introduces is refused: one the subject already had is the
+// detective scan's. Active exemptions let the assignment through.
+func (s *Service) CheckSoD(ctx context.Context, tx *store.Tx, snap *Snapshot, subjectType string, subjectID uuid.UUID, targetType string, targetID uuid.UUID) error {
+	if snap.sodRules == 0 {
+		return nil
+	}
+	adding := map[uuid.UUID]bool{}
+	snap.targetEntitlements(targetType, targetID, adding)
+	var rules []*SoDRule
+	seen := map[uuid.UUID]bool{}
+	for e := range adding {
+		for _, r := range snap.sodByEnt[e] {
+			if !seen[r.ID] {
+				seen[r.ID] = true
+				rules = append(rules, r)
+			}
+		}
+	}
+	if len(rules) == 0 {
+		return nil
+	}
+	slices.SortFunc(rules, func(a, b *SoDRule) int { return strings.Compare(a.Key, b.Key) })
+	subjects := []uuid.UUID{subjectID}
+	typ := subjectType
+	if subjectType == SubjectGroup {
+		var err error
+		if subjects, err = groupMembers(ctx, tx, snap, subjectID); err != nil {
+			return err
+		}
+		typ = SubjectUser
+	}
+	now := s.now()
+	for _, sub := range subjects {
+		held, err := s.holdings(ctx, tx, snap, typ, sub, now)
+		if err != nil {
+			return err
+		}
+		exempt, err := exemptRules(ctx, tx, typ, sub, now)
+		if err != nil {
+			return err
+		}
+		after := func(e uuid.UUID) bool { return held[e] || adding[e] }
+		for _, r := range rules {
+			if exempt[r.ID] {
+				continue
+			}
+			broken := r.broken(after)
+			if broken == nil || !slices.ContainsFunc(broken, func(e uuid.UUID) bool { return !held[e] }) {
+				continue
+			}
+			return &SoDRefusal{Rule: r, SubjectType: typ, SubjectID: sub, Entitlements: snap.entNames(broken)}
+		}
+	}
+	return nil
+}
+
+// entNames names entitlements "application/key".
+func (snap *Snapshot) entNames(ids []uuid.UUID) []string {
+	out := make([]string, len(ids))
+	for i, e := range ids {
+		if info, ok := snap.ents[e]; ok {
+			out[i] = snap.apps[info.app].key + "/" + info.key
+		} else {
+			out[i] = e.String()
+		}
+	}
+	return out
+}
+
+// groupMembers lists the users of a group and of the groups under it.
+func groupMembers(ctx context.Context, tx *store.Tx, snap *Snapshot, group uuid.UUID) ([]uuid.UUID, error) {
+	under := map[uuid.UUID]bool{group: true}
+	for changed := true; changed; {
+		changed = false
+		for child, parent := range snap.groupParent {
+			if under[parent] && !under[child] {
+				under[child], changed = true, true
+			}
+		}
+	}
+	users := map[uuid.UUID]bool{}
+	for g := range under {
+		members, err := ids(ctx, tx, `SELECT user_id FROM group_members WHERE tenant_id = $1 AND group_id = $2`, g)
+		if err != nil {
+			return nil, err
+		}
+		for _, u := range members {
+			users[u] = true
+		}
+	}
+	out := make([]uuid.UUID, 0, len(users))
+	for u := range users {
+		out = append(out, u)
+	}
+	slices.SortFunc(out, func(a, b uuid.UUID) int { return strings.Compare(a.String(), b.String()) })
+	return out, nil
+}
+
+// refusal turns a SoD refusal into the API's conflict error.
+func refusal(err error) error {
+	if r, ok := err.(*SoDRefusal); ok {
+		return apperr.New(apperr.KindConflict, "%s", r.Error())
+	}
+	return err
+}
+
+// ---- exemptions ----
+
+// SoDExemption lets a subject break a rule until it expires.
+type SoDExemption struct {
+	ID            uuid.UUID  `json:"id"`
+	RuleID        uuid.UUID  `json:"rule_id"`
+	SubjectType   string     `json:"subject_type" doc:"user or nhi"`
+	SubjectID     uuid.UUID  `json:"subject_id"`
+	Justification string     `json:"justification"`
+	ApprovedBy    string     `json:"approved_by" doc:"who granted it (kind:id)"`
+	ExpiresAt     time.Time  `json:"expires_at"`
+	RevokedAt     *time.Time `json:"revoked_at,omitempty"`
+	CreatedAt     time.Time  `json:"created_at"`
+}
+
+// SoDExemptionInput grants an exemption.
+type SoDExemptionInput struct {
+	RuleID        uuid.UUID `json:"rule_id"`
+	SubjectType   string    `json:"subject_type"`
+	SubjectID     uuid.UUID `json:"subject_id"`
+	Justification string    `json:"justification"`
+	ExpiresAt     time.Time `json:"expires_at" doc:"at most a year ahead"`
+}
+
+const exemptionCols = `id, rule_id, subject_type, subject_id, justification, approved_by, expires_at, revoked_at, created_at`
+
+func scanExemption(row interface{ Scan(...any) error }) (*SoDExemption, error) {
+	var x SoDExemption
+	err := row.Scan(&x.ID, &x.RuleID, &x.SubjectType, &x.SubjectID, &x.Justification, &x.ApprovedBy, &x.ExpiresAt, &x.RevokedAt, &x.CreatedAt)
+	return &x, err
+}
+
+// actorOf names the caller as kind:id.
+func actorOf(ctx context.Context) string {
+	if p := principal.From(ctx); p != nil {
+		return string(p.Kind) + ":" + p.SubjectID
+	}
+	return "system"
+}
+
+// CreateSoDExemption records an exemption granted by the caller.
+func (s *Service) CreateSoDExemption(ctx context.Context, in SoDExemptionInput) (*SoDExemption, error) {
+	if err := oneOf("subject_type", in.SubjectType, SubjectUser, SubjectNHI); err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(in.Justification) == "" || len(in.Justification) > 2000 {
+		return nil, apperr.Invalid("justification", "is required (at most 2000 characters)")
+	}
+	now := s.now()
+	if !in.ExpiresAt.After(now) || in.ExpiresAt.After(now.AddDate(1, 0, 0)) {
+		return nil, apperr.Invalid("expires_at", "must be in the future and at most a year ahead")
+	}
+	x := &SoDExemption{ID: uuid.Must(uuid.NewV7()), RuleID: in.RuleID, SubjectType: in.SubjectType, SubjectID: in.SubjectID,
+		Justification: in.Justification, ApprovedBy: actorOf(ctx), ExpiresAt: in.ExpiresAt.UTC().Truncate(time.Microsecond), CreatedAt: now}
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		if ok, err := exists(ctx, tx, "sod_rules", in.RuleID); err != nil || !ok {
+			if err == nil {
+				err = apperr.Invalid("rule_id", "no such rule in this tenant")
+			}
+			return err
+		}
+		table := map[string]string{SubjectUser: "users", SubjectNHI: "nhis"}[in.SubjectType]
+		if ok, err := exists(ctx, tx, table, in.SubjectID); err != nil || !ok {
+			if err == nil {
+				err = apperr.Invalid("subject_id", "no such "+in.SubjectType+" in this tenant")
+			}
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO sod_exemptions (tenant_id, id, rule_id, subject_type, subject_id, justification, approved_by, expires_at, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, tx.TenantID(), x.ID, x.RuleID, x.SubjectType, x.SubjectID, x.Justification, x.ApprovedBy,
+			x.ExpiresAt, now); err != nil {
+			return err
+		}
+		return s.notify(ctx, tx, "sod.exemption.granted", x.ID, x)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return x, s.audit(ctx, "governance.sod_exemption.create", "sod_exemption", x.ID, x)
+}
+
+// ListSoDExemptions lists exemptions, newest first; active only when asked.
+func (s *Service) ListSoDExemptions(ctx context.Context, rule uuid.UUID, activeOnly bool, limit int, before uuid.UUID) ([]*SoDExemption, bool, error) {
+	var out []*SoDExemption
+	now := s.now()
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		out = []*SoDExemption{}
+		if before == uuid.Nil {
+			before = uuid.Max
+		}
+		rows, err := tx.Query(ctx, `SELECT `+exemptionCols+` FROM sod_exemptions WHERE tenant_id = $1 AND ($2 = $3 OR rule_id = $2) AND id < $4
+			AND (NOT $5 OR (revoked_at IS NULL AND expires_at > $6)) ORDER BY id DESC LIMIT $7`, tx.TenantID(), rule, uuid.Nil, before, activeOnly, now, limit+1)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			x, err := scanExemption(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, x)
+		}
+		return rows.Err()
+	})
+	if len(out) > limit {
+		return out[:limit], true, err
+	}
+	return out, false, err
+}
+
+// RevokeSoDExemption ends an exemption now.
+func (s *Service) RevokeSoDExemption(ctx context.Context, id uuid.UUID) error {
+	now := s.now()
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		r, err := tx.Exec(ctx, `UPDATE sod_exemptions SET revoked_at = $1 WHERE tenant_id = $2 AND id = $3 AND revoked_at IS NULL`, now, tx.TenantID(), id)
+		if err != nil {
+			return err
+		}
+		if n, _ := r.RowsAffected(); n == 0 {
+			return apperr.NotFound("active exemption")
+		}
+		return s.notify(ctx, tx, "sod.exemption.revoked", id, nil)
+	})
+	if err != nil {
+		return err
+	}
+	return s.audit(ctx, "governance.sod_exemption.revoke", "sod_exemption", id, nil)
+}
+
+// ---- detective scans ----
+
+// SoDViolation is a rule a subject breaks, found by a scan.
+type SoDViolation struct {
+	ID             uuid.UUID   `json:"id"`
+	RuleID         uuid.UUID   `json:"rule_id"`
+	RuleKey        string      `json:"rule_key,omitempty"`
+	Severity       string      `json:"severity,omitempty"`
+	SubjectType    string      `json:"subject_type"`
+	SubjectID      uuid.UUID   `json:"subject_id"`
+	EntitlementIDs []uuid.UUID `json:"entitlement_ids"`
+	Status         string      `json:"status" doc:"open or resolved"`
+	FirstSeenAt    time.Time   `json:"first_seen_at"`
+	LastSeenAt     time.Time   `json:"last_seen_at"`
+	ResolvedAt     *time.Time  `json:"resolved_at,omitempty"`
+}
+
+// ScanResult sums up a detective scan.
+type ScanResult struct {
+	Subjects int `json:"subjects" doc:"users and NHIs examined"`
+	Rules    int `json:"rules"`
+	Open     int `json:"open" doc:"violations open after the scan"`
+	New      int `json:"new"`
+	Resolved int `json:"resolved"`
+	Exempted int `json:"exempted" doc:"violations let through by an active exemption"`
+}
+
+type violationKey struct {
+	rule uuid.UUID
+	typ  string
+	id   uuid.UUID
+}
+
+// ScanSoD evaluates every enabled rule against every user's and NHI's
+// effective entitlements (assignments valid now), records new violations,
+// refreshes the ones still there and resolves the ones gone. A subject
+// with an active exemption from a rule is counted as exempted.
+func (s *Service) ScanSoD(ctx context.Context) (*ScanResult, error) {
+	snap, err := s.snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tid := snap.Tenant
+	now := s.now()
+	res := &ScanResult{Rules: snap.sodRules}
+	found := map[violationKey][]uuid.UUID{}
+	exempt := map[violationKey]bool{}
+	err = s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT rule_id, subject_type, subject_id FROM sod_exemptions WHERE tenant_id = $1 AND revoked_at IS NULL AND expires_at > $2`, tid, now)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k violationKey
+			if err := rows.Scan(&k.rule, &k.typ, &k.id); err != nil {
+				return err
+			}
+			exempt[k] = true
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	if snap.sodRules > 0 {
+		scan := func(typ string, id uuid.UUID) {
+			res.Subjects++
+			acc := snap.access(typ, id)
+			held := func(e uuid.UUID) bool {
+				for _, g := range acc.grants[e] {
+					if g.Assignment.ValidAt(now) {
+						return true
+					}
+				}
+				return false
+			}
+			done := map[uuid.UUID]bool{}
+			for e := range acc.grants {
+				for _, r := range snap.sodByEnt[e] {
+					if done[r.ID] {
+						continue
+					}
+					done[r.ID] = true
+					if broken := r.broken(held); broken != nil {
+						k := violationKey{r.ID, typ, id}
+						if exempt[k] {
+							res.Exempted++
+							continue
+						}
+						found[k] = dedupe(broken)
+					}
+				}
+			}
+		}
+		for id := range snap.users {
+			scan(SubjectUser, id)
+		}
+		for id := range snap.nhis {
+			scan(SubjectNHI, id)
+		}
+	} else {
+		res.Subjects = len(snap.users) + len(snap.nhis)
+	}
+	var fresh []*SoDViolation
+	err = s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		open := map[violationKey]uuid.UUID{}
+		rows, err := tx.Query(ctx, `SELECT id, rule_id, subject_type, subject_id FROM sod_violations WHERE tenant_id = $1 AND status = 'open'`, tid)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id uuid.UUID
+			var k violationKey
+			if err := rows.Scan(&id, &k.rule, &k.typ, &k.id); err != nil {
+				rows.Close()
+				return err
+			}
+			open[k] = id
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for k, id := range open {
+			if ents, ok := found[k]; ok {
+				if _, err := tx.Exec(ctx, `UPDATE sod_violations SET last_seen_at = $1, entitlement_ids = $2 WHERE tenant_id = $3 AND id = $4`,
+					now, marshal(ents), tid, id); err != nil {
+					return err
+				}
+				continue
+			}
+			if _, err := tx.Exec(ctx, `UPDATE sod_violations SET status = 'resolved', resolved_at = $1 WHERE tenant_id = $2 AND id = $3`, now, tid, id); err != nil {
+				return err
+			}
+			res.Resolved++
+		}
+		for k, ents := range found {
+			if _, ok := open[k]; ok {
+				continue
+			}
+			v := &SoDViolation{ID: uuid.Must(uuid.NewV7()), RuleID: k.rule, SubjectType: k.typ, SubjectID: k.id, EntitlementIDs: ents, Status: "open",
+				FirstSeenAt: now, LastSeenAt: now}
+			if _, err := tx.Exec(ctx, `INSERT INTO sod_violations (tenant_id, id, rule_id, subject_type, subject_id, entitlement_ids, status, first_seen_at, last_seen_at)
+				VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $7)`, tid, v.ID, v.RuleID, v.SubjectType, v.SubjectID, marshal(ents), now); err != nil {
+				return err
+			}
+			if err := s.notify(ctx, tx, "sod.violation.detected", v.ID, v); err != nil {
+				return err
+			}
+			fresh = append(fresh, v)
+		}
+		res.Open = len(found)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	res.New = len(fresh)
+	for _, v := range fresh {
+		if err := s.audit(ctx, "governance.sod_violation.detect", "sod_violation", v.ID, v); err != nil {
+			return nil, err
+		}
+	}
+	return res, s.audit(ctx, "governance.sod.scan", "tenant", tid, res)
+}
+
+// ListSoDViolations lists violations, newest first.
+func (s *Service) ListSoDViolations(ctx context.Context, status string, rule uuid.UUID, limit int, before uuid.UUID) ([]*SoDViolation, bool, error) {
+	if status != "" {
+		if err := oneOf("status", status, "open", "resolved"); err != nil {
+			return nil, false, err
+		}
+	}
+	var out []*SoDViolation
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		out = []*SoDViolation{}
+		if before == uuid.Nil {
+			before = uuid.Max
+		}
+		rows, err := tx.Query(ctx, `SELECT v.id, v.rule_id, r.key, r.severity, v.subject_type, v.subject_id, v.entitlement_ids, v.status, v.first_seen_at,
+			v.last_seen_at, v.resolved_at FROM sod_violations v JOIN sod_rules r ON r.tenant_id = v.tenant_id AND r.id = v.rule_id
+			WHERE v.tenant_id = $1 AND ($2 = '' OR v.status = $2) AND ($3 = $4 OR v.rule_id = $3) AND v.id < $5 ORDER BY v.id DESC LIMIT $6`,
+			tx.TenantID(), status, rule, uuid.Nil, before, limit+1)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var v SoDViolation
+			var ents []byte
+			if err := rows.Scan(&v.ID, &v.RuleID, &v.RuleKey, &v.Severity, &v.SubjectType, &v.SubjectID, &ents, &v.Status, &v.FirstSeenAt,
+				&v.LastSeenAt, &v.ResolvedAt); err != nil {
+				return err
+			}
+			_ = json.Unmarshal(ents, &v.EntitlementIDs)
+			out = append(out, &v)
+		}
+		return rows.Err()
+	})
+	if len(out) > limit {
+		return out[:limit], true, err
+	}
+	return out, false, err
+}
