@@ -116,6 +116,7 @@ func (h *Handler) Mount(api *httpx.API) {
 		Request: governance.Request{}, Response: governance.Decision{}, Handler: h.authorize})
 	api.Handle(httpx.Route{Method: "POST", Path: "/authorize/batch", OperationID: "authorizeBatch", Summary: "Up to 100 authorization questions",
 		Tags: az, Roles: readRoles, Request: BatchInput{}, Response: BatchOutput{}, Handler: h.authorizeBatch})
+	h.mountRequests(api)
 }
 
 func page(c *fiber.Ctx) (httpx.PageRequest, error) { return httpx.ParsePage(c) }

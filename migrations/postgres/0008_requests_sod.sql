@@ -41,6 +41,7 @@ CREATE TABLE approvals (
     steps            jsonb NOT NULL,
     current_step     bigint NOT NULL DEFAULT 0,
     step_started_at  timestamptz NOT NULL,
+    step_due_at      timestamptz,
     escalated        boolean NOT NULL DEFAULT false,
     justification    text NOT NULL DEFAULT '',
     duration_seconds bigint NOT NULL DEFAULT 0,
@@ -57,7 +58,8 @@ CREATE TABLE approvals (
 CREATE INDEX approvals_status ON approvals (tenant_id, status, step_started_at);
 CREATE INDEX approvals_requester ON approvals (tenant_id, requester_id, id);
 CREATE INDEX approvals_subject ON approvals (tenant_id, subject_id, id);
-CREATE INDEX approvals_pending ON approvals (status, expires_at) WHERE status = 'pending';
+CREATE INDEX approvals_due ON approvals (step_due_at) WHERE status = 'pending';
+CREATE INDEX approvals_expiry ON approvals (expires_at) WHERE status = 'pending';
 
 CREATE TABLE approval_approvers (
     tenant_id    uuid NOT NULL,

@@ -41,6 +41,7 @@ CREATE TABLE approvals (
     steps            TEXT NOT NULL,
     current_step     INTEGER NOT NULL DEFAULT 0,
     step_started_at  TIMESTAMP NOT NULL,
+    step_due_at      TIMESTAMP,
     escalated        BOOLEAN NOT NULL DEFAULT 0,
     justification    TEXT NOT NULL DEFAULT '',
     duration_seconds INTEGER NOT NULL DEFAULT 0,
@@ -57,7 +58,8 @@ CREATE TABLE approvals (
 CREATE INDEX approvals_status ON approvals (tenant_id, status, step_started_at);
 CREATE INDEX approvals_requester ON approvals (tenant_id, requester_id, id);
 CREATE INDEX approvals_subject ON approvals (tenant_id, subject_id, id);
-CREATE INDEX approvals_pending ON approvals (status, expires_at) WHERE status = 'pending';
+CREATE INDEX approvals_due ON approvals (step_due_at) WHERE status = 'pending';
+CREATE INDEX approvals_expiry ON approvals (expires_at) WHERE status = 'pending';
 
 CREATE TABLE approval_approvers (
     tenant_id    TEXT NOT NULL,

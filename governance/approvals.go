@@ -1,0 +1,1027 @@
+package governance
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// Approval kinds.
+const (
+	KindAccessRequest = "access_request"
+	KindToolCall      = "tool_call"
+)
+
+// Approval states.
+const (
+	StatusPending   = "pending"
+	StatusApproved  = "approved"
+	StatusDenied    = "denied"
+	StatusCancelled = "cancelled"
+	StatusExpired   = "expired"
+	// StatusFailed: approved, but the assignment could not be made (a
+	// separation-of-duties rule added meanwhile, the target deleted).
+	StatusFailed = "failed"
+)
+
+// Notification event kinds (outside EventPrefix).
+const (
+	EventApprovalPending   = "approval.pending"
+	EventApprovalDecided   = "approval.decided"
+	EventApprovalEscalated = "approval.escalated"
+)
+
+// Approval is one decision to be made: an access request, or a request
+// another module opened (a held tool call).
+type Approval struct {
+	ID              uuid.UUID       `json:"id"`
+	Kind            string          `json:"kind" doc:"access_request or tool_call"`
+	Status          string          `json:"status" doc:"pending, approved, denied, cancelled, expired or failed"`
+	RequesterType   string          `json:"requester_type" doc:"user or nhi"`
+	RequesterID     uuid.UUID       `json:"requester_id"`
+	SubjectType     string          `json:"subject_type" doc:"who gets the access: user or nhi"`
+	SubjectID       uuid.UUID       `json:"subject_id"`
+	TargetType      string          `json:"target_type" doc:"entitlement or role"`
+	TargetID        uuid.UUID       `json:"target_id"`
+	RiskLevel       string          `json:"risk_level"`
+	WorkflowID      *uuid.UUID      `json:"workflow_id,omitempty"`
+	Steps           []WorkflowStep  `json:"steps" doc:"copied from the workflow when the approval opened"`
+	CurrentStep     int             `json:"current_step" doc:"0-based"`
+	StepStartedAt   time.Time       `json:"step_started_at"`
+	StepDueAt       *time.Time      `json:"step_due_at,omitempty"`
+	Escalated       bool            `json:"escalated" doc:"the current step went to its fallback approvers"`
+	Justification   string          `json:"justification"`
+	DurationSeconds int             `json:"duration_seconds,omitempty" doc:"how long the granted assignment lasts (0: until removed)"`
+	Payload         json.RawMessage `json:"payload,omitempty" doc:"what the opening module recorded (a tool call's tool, argument hash, actor chain)"`
+	AssignmentID    *uuid.UUID      `json:"assignment_id,omitempty" doc:"the assignment an approved access request became"`
+	Reason          string          `json:"reason,omitempty" doc:"why it ended as it did"`
+	ExpiresAt       time.Time       `json:"expires_at"`
+	DecidedAt       *time.Time      `json:"decided_at,omitempty"`
+	CreatedAt       time.Time       `json:"created_at"`
+	UpdatedAt       time.Time       `json:"updated_at"`
+	Version         int64           `json:"version"`
+	// Approvers of the current step (filled when one approval is read).
+	Approvers []StepApprover `json:"approvers,omitempty"`
+}
+
+// StepApprover is a user who may decide a step, and why.
+type StepApprover struct {
+	Step   int       `json:"step"`
+	UserID uuid.UUID `json:"user_id"`
+	Via    string    `json:"via" doc:"the approver kind that resolved to this user (escalation, administrators …)"`
+}
+
+// ApprovalEvent is one line of an approval's history.
+type ApprovalEvent struct {
+	ID      uuid.UUID       `json:"id"`
+	At      time.Time       `json:"at"`
+	Actor   string          `json:"actor"`
+	Type    string          `json:"type" doc:"opened, step_opened, decision, escalated, comment, approved, denied, cancelled, expired, failed, fulfilled"`
+	Step    int             `json:"step"`
+	Comment string          `json:"comment,omitempty"`
+	Data    json.RawMessage `json:"data,omitempty"`
+}
+
+const approvalCols = `id, kind, status, requester_type, requester_id, subject_type, subject_id, target_type, target_id, risk_level, workflow_id,
+	steps, current_step, step_started_at, step_due_at, escalated, justification, duration_seconds, payload, assignment_id, reason, expires_at,
+	decided_at, created_at, updated_at, version`
+
+func scanApproval(row interface{ Scan(...any) error }) (*Approval, error) {
+	var a Approval
+	var steps, payload []byte
+	if err := row.Scan(&a.ID, &a.Kind, &a.Status, &a.RequesterType, &a.RequesterID, &a.SubjectType, &a.SubjectID, &a.TargetType, &a.TargetID,
+		&a.RiskLevel, &a.WorkflowID, &steps, &a.CurrentStep, &a.StepStartedAt, &a.StepDueAt, &a.Escalated, &a.Justification, &a.DurationSeconds,
+		&payload, &a.AssignmentID, &a.Reason, &a.ExpiresAt, &a.DecidedAt, &a.CreatedAt, &a.UpdatedAt, &a.Version); err != nil {
+		return nil, err
+	}
+	_ = json.Unmarshal(steps, &a.Steps)
+	if len(payload) > 0 && string(payload) != "null" && string(payload) != "{}" {
+		a.Payload = json.RawMessage(payload)
+	}
+	return &a, nil
+}
+
+// OpenInput opens an approval.
+type OpenInput struct {
+	Kind          string
+	RequesterType string
+	RequesterID   uuid.UUID
+	SubjectType   string
+	SubjectID     uuid.UUID
+	TargetType    string
+	TargetID      uuid.UUID
+	Justification string
+	// Duration of the assignment an approved access request becomes.
+	Duration time.Duration
+	// Payload is what the opening module records (any JSON value).
+	Payload any
+	// TTL bounds how long the approval may stay pending (default 14 days).
+	TTL time.Duration
+	// Steps, when set, replace the target's workflow (tool-call holds may
+	// carry their own); auto-approval applies only to workflows.
+	Steps []WorkflowStep
+}
+
+// targetInfo is what approvals need to know of an entitlement or role.
+type targetInfo struct {
+	risk        string
+	owner       *uuid.UUID
+	appOwner    *uuid.UUID
+	workflow    *uuid.UUID
+	requestable bool
+	usable      bool // approved entitlement of an active application (roles: always)
+	name        string
+}
+
+func loadTarget(ctx context.Context, tx *store.Tx, typ string, id uuid.UUID) (*targetInfo, error) {
+	var t targetInfo
+	if typ == "entitlement" {
+		var approval, status, key, app string
+		err := tx.QueryRow(ctx, `SELECT e.risk_level, e.owner_id, a.owner_id, e.workflow_id, e.requestable, e.approval_state, a.status, e.key, a.key
+			FROM entitlements e JOIN applications a ON a.tenant_id = e.tenant_id AND a.id = e.application_id WHERE e.tenant_id = $1 AND e.id = $2`,
+			tx.TenantID(), id).Scan(&t.risk, &t.owner, &t.appOwner, &t.workflow, &t.requestable, &approval, &status, &key, &app)
+		if store.NoRows(err) {
+			return nil, apperr.Invalid("target_id", "no such entitlement in this tenant")
+		}
+		t.usable, t.name = approval == Approved && status == "active", app+"/"+key
+		return &t, err
+	}
+	err := tx.QueryRow(ctx, `SELECT owner_id, workflow_id, requestable, key FROM roles WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id).
+		Scan(&t.owner, &t.workflow, &t.requestable, &t.name)
+	if store.NoRows(err) {
+		return nil, apperr.Invalid("target_id", "no such role in this tenant")
+	}
+	if err != nil {
+		return nil, err
+	}
+	t.appOwner, t.usable, t.risk = t.owner, true, "low"
+	// A role is as risky as the riskiest entitlement it grants directly.
+	rows, err := tx.Query(ctx, `SELECT e.risk_level FROM role_entitlements r JOIN entitlements e ON e.tenant_id = r.tenant_id AND e.id = r.entitlement_id
+		WHERE r.tenant_id = $1 AND r.role_id = $2`, tx.TenantID(), id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r string
+		if err := rows.Scan(&r); err != nil {
+			return nil, err
+		}
+		if riskRank[r] > riskRank[t.risk] {
+			t.risk = r
+		}
+	}
+	return &t, rows.Err()
+}
+
+// OpenApproval opens an approval and its first step — the generic
+// primitive: access requests come here, and so do other modules' holds
+// (kind tool_call). For an access request the preventive
+// separation-of-duties check runs first and refuses, naming the rule; a
+// target whose workflow auto-approves its risk is granted at once.
+func (s *Service) OpenApproval(ctx context.Context, in OpenInput) (*Approval, error) {
+	if err := oneOf("kind", in.Kind, KindAccessRequest, KindToolCall); err != nil {
+		return nil, err
+	}
+	if err := oneOf("subject_type", in.SubjectType, SubjectUser, SubjectNHI); err != nil {
+		return nil, err
+	}
+	if err := oneOf("target_type", in.TargetType, "entitlement", "role"); err != nil {
+		return nil, err
+	}
+	if len(in.Justification) > 2000 {
+		return nil, apperr.Invalid("justification", "must be at most 2000 characters")
+	}
+	if in.Duration < 0 || in.Duration > 5*365*24*time.Hour {
+		return nil, apperr.Invalid("duration_seconds", "must be from 0 (until removed) to 5 years")
+	}
+	if in.TTL <= 0 {
+		in.TTL = 14 * 24 * time.Hour
+	}
+	if in.Steps != nil {
+		w := Workflow{Key: "custom", Name: "custom", Steps: in.Steps}
+		if err := (&WorkflowInput{}).apply(&w); err != nil {
+			return nil, err
+		}
+	}
+	snap, err := s.snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	a := &Approval{ID: uuid.Must(uuid.NewV7()), Kind: in.Kind, Status: StatusPending, RequesterType: in.RequesterType, RequesterID: in.RequesterID,
+		SubjectType: in.SubjectType, SubjectID: in.SubjectID, TargetType: in.TargetType, TargetID: in.TargetID, Justification: in.Justification,
+		DurationSeconds: int(in.Duration / time.Second), StepStartedAt: now, ExpiresAt: now.Add(in.TTL), CreatedAt: now, UpdatedAt: now, Version: 1}
+	if in.Payload != nil {
+		a.Payload = json.RawMessage(marshal(in.Payload))
+	}
+	var auto bool
+	err = s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		table := map[string]string{SubjectUser: "users", SubjectNHI: "nhis"}[a.SubjectType]
+		if ok, err := exists(ctx, tx, table, a.SubjectID); err != nil || !ok {
+			if err == nil {
+				err = apperr.Invalid("subject_id", "no such "+a.SubjectType+" in this tenant")
+			}
+			return err
+		}
+		t, err := loadTarget(ctx, tx, a.TargetType, a.TargetID)
+		if err != nil {
+			return err
+		}
+		a.RiskLevel = t.risk
+		wf := &Workflow{Steps: in.Steps}
+		if in.Steps == nil {
+			if wf, err = workflowFor(ctx, tx, t.workflow); err != nil {
+				return err
+			}
+			if wf.ID != uuid.Nil {
+				a.WorkflowID = &wf.ID
+			}
+		}
+		a.Steps = wf.Steps
+		if a.Kind == KindAccessRequest {
+			if !t.usable {
+				return apperr.Invalid("target_id", "the entitlement is not approved or its application is not active")
+			}
+			var dup int
+			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM approvals WHERE tenant_id = $1 AND kind = $2 AND status = 'pending' AND subject_type = $3
+				AND subject_id = $4 AND target_type = $5 AND target_id = $6`, tx.TenantID(), a.Kind, a.SubjectType, a.SubjectID, a.TargetType, a.TargetID).
+				Scan(&dup); err != nil {
+				return err
+			}
+			if dup > 0 {
+				return apperr.New(apperr.KindAlreadyExists, "a request for this access is already pending")
+			}
+			if err := s.CheckSoD(ctx, tx, snap, a.SubjectType, a.SubjectID, a.TargetType, a.TargetID); err != nil {
+				return err
+			}
+		}
+		if err := s.event(ctx, tx, a, "opened", "", map[string]any{"workflow": wf.Key, "risk_level": a.RiskLevel}); err != nil {
+			return err
+		}
+		if wf.AutoApproveMaxRisk != "" && riskRank[a.RiskLevel] <= riskRank[wf.AutoApproveMaxRisk] {
+			auto = true
+			a.Reason = fmt.Sprintf("auto-approved: risk %s is at most %s", a.RiskLevel, wf.AutoApproveMaxRisk)
+			if err := s.insertApproval(ctx, tx, a); err != nil {
+				return err
+			}
+			return s.finish(ctx, tx, snap, a, StatusApproved, a.Reason)
+		}
+		if err := s.insertApproval(ctx, tx, a); err != nil {
+			return err
+		}
+		return s.openStep(ctx, tx, a, t)
+	})
+	if err != nil {
+		return nil, refusal(err)
+	}
+	action := "governance.approval.open"
+	if auto {
+		action = "governance.approval.auto_approve"
+	}
+	return a, s.audit(ctx, action, "approval", a.ID, map[string]any{"kind": a.Kind, "subject_type": a.SubjectType, "subject_id": a.SubjectID,
+		"target_type": a.TargetType, "target_id": a.TargetID, "status": a.Status, "justification": a.Justification, "assignment_id": a.AssignmentID})
+}
+
+func (s *Service) insertApproval(ctx context.Context, tx *store.Tx, a *Approval) error {
+	payload := a.Payload
+	if payload == nil {
+		payload = json.RawMessage("{}")
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO approvals (tenant_id, id, kind, status, requester_type, requester_id, subject_type, subject_id, target_type,
+		target_id, risk_level, workflow_id, steps, current_step, step_started_at, step_due_at, escalated, justification, duration_seconds, payload,
+		reason, expires_at, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14, NULL, false, $15, $16,
+		$17, $18, $19, $14, $14, 1)`, tx.TenantID(), a.ID, a.Kind, a.Status, a.RequesterType, a.RequesterID, a.SubjectType, a.SubjectID,
+		a.TargetType, a.TargetID, a.RiskLevel, a.WorkflowID, marshal(a.Steps), a.CreatedAt, a.Justification, a.DurationSeconds, string(payload),
+		a.Reason, a.ExpiresAt)
+	return err
+}
+
+// save writes an approval's mutable state, bumping its version.
+func (s *Service) save(ctx context.Context, tx *store.Tx, a *Approval) error {
+	a.UpdatedAt, a.Version = s.now(), a.Version+1
+	_, err := tx.Exec(ctx, `UPDATE approvals SET status = $1, current_step = $2, step_started_at = $3, step_due_at = $4, escalated = $5,
+		assignment_id = $6, reason = $7, decided_at = $8, updated_at = $9, version = $10 WHERE tenant_id = $11 AND id = $12`, a.Status, a.CurrentStep,
+		a.StepStartedAt, a.StepDueAt, a.Escalated, a.AssignmentID, a.Reason, a.DecidedAt, a.UpdatedAt, a.Version, tx.TenantID(), a.ID)
+	return err
+}
+
+// event appends a line to the approval's history.
+func (s *Service) event(ctx context.Context, tx *store.Tx, a *Approval, typ, comment string, data any) error {
+	_, err := tx.Exec(ctx, `INSERT INTO approval_events (tenant_id, id, approval_id, at, actor, type, step, comment, data)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, tx.TenantID(), uuid.Must(uuid.NewV7()), a.ID, s.now(), actorOf(ctx), typ, a.CurrentStep, comment,
+		marshal(data))
+	return err
+}
+
+// resolve turns approver references into users for an approval. Neither
+// the requester nor the subject ever approves their own request.
+func resolve(ctx context.Context, tx *store.Tx, a *Approval, t *targetInfo, refs []ApproverRef) (map[uuid.UUID]string, error) {
+	out := map[uuid.UUID]string{}
+	add := func(id *uuid.UUID, via string) {
+		if id != nil && *id != uuid.Nil && *id != a.RequesterID && *id != a.SubjectID {
+			if _, ok := out[*id]; !ok {
+				out[*id] = via
+			}
+		}
+	}
+	for _, r := range refs {
+		switch r.Type {
+		case ApproverUser:
+			add(r.ID, "user")
+		case ApproverEntOwner:
+			add(t.owner, r.Type)
+		case ApproverAppOwner:
+			add(t.appOwner, r.Type)
+		case ApproverManager:
+			var m *uuid.UUID
+			q := `SELECT manager_id FROM users WHERE tenant_id = $1 AND id = $2`
+			if a.SubjectType == SubjectNHI {
+				q = `SELECT u.manager_id FROM nhis n JOIN users u ON u.tenant_id = n.tenant_id AND u.id = n.owner_id WHERE n.tenant_id = $1 AND n.id = $2`
+			}
+			if err := tx.QueryRow(ctx, q, tx.TenantID(), a.SubjectID).Scan(&m); err != nil && !store.NoRows(err) {
+				return nil, err
+			}
+			add(m, r.Type)
+		case ApproverNHIOwner:
+			if a.SubjectType != SubjectNHI {
+				continue
+			}
+			var o, b *uuid.UUID
+			if err := tx.QueryRow(ctx, `SELECT owner_id, backup_owner_id FROM nhis WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), a.SubjectID).
+				Scan(&o, &b); err != nil && !store.NoRows(err) {
+				return nil, err
+			}
+			add(o, r.Type)
+			add(b, r.Type)
+		case ApproverGroup:
+			members, err := ids(ctx, tx, `SELECT m.user_id FROM group_members m JOIN users u ON u.tenant_id = m.tenant_id AND u.id = m.user_id
+				WHERE m.tenant_id = $1 AND m.group_id = $2 AND u.status = 'active'`, *r.ID)
+			if err != nil {
+				return nil, err
+			}
+			for _, m := range members {
+				add(&m, "group:"+r.ID.String())
+			}
+		}
+	}
+	// Only active users decide.
+	for id := range out {
+		var status string
+		err := tx.QueryRow(ctx, `SELECT status FROM users WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id).Scan(&status)
+		if err != nil && !store.NoRows(err) {
+			return nil, err
+		}
+		if status != "active" {
+			delete(out, id)
+		}
+	}
+	return out, nil
+}
+
+// administrators lists the tenant's active tenant and governance admins:
+// the approvers of last resort.
+func administrators(ctx context.Context, tx *store.Tx, a *Approval) (map[uuid.UUID]string, error) {
+	rows, err := tx.Query(ctx, `SELECT id, admin_roles FROM users WHERE tenant_id = $1 AND status = 'active' AND admin_roles <> '[]'`, tx.TenantID())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[uuid.UUID]string{}
+	for rows.Next() {
+		var id uuid.UUID
+		var raw []byte
+		if err := rows.Scan(&id, &raw); err != nil {
+			return nil, err
+		}
+		var roles []string
+		_ = json.Unmarshal(raw, &roles)
+		if (slices.Contains(roles, principal.RoleTenantAdmin) || slices.Contains(roles, principal.RoleGovernanceAdmin)) && id != a.RequesterID && id != a.SubjectID {
+			out[id] = "administrators"
+		}
+	}
+	return out, rows.Err()
+}
+
+// openStep resolves the current step's approvers; a step that resolves
+// to nobody goes to its escalation approvers, then to the administrators.
+func (s *Service) openStep(ctx context.Context, tx *store.Tx, a *Approval, t *targetInfo) error {
+	if t == nil {
+		var err error
+		if t, err = loadTarget(ctx, tx, a.TargetType, a.TargetID); err != nil {
+			return err
+		}
+	}
+	st := a.Steps[a.CurrentStep]
+	who, err := resolve(ctx, tx, a, t, st.Approvers)
+	if err != nil {
+		return err
+	}
+	if len(who) == 0 && len(st.EscalateTo) > 0 {
+		if who, err = resolve(ctx, tx, a, t, st.EscalateTo); err != nil {
+			return err
+		}
+		for id := range who {
+			who[id] = "escalation (no approver resolved)"
+		}
+		a.Escalated = true
+	}
+	if len(who) == 0 {
+		if who, err = administrators(ctx, tx, a); err != nil {
+			return err
+		}
+	}
+	now := s.now()
+	a.StepStartedAt, a.StepDueAt = now, nil
+	if st.TimeoutSeconds > 0 {
+		due := now.Add(time.Duration(st.TimeoutSeconds) * time.Second)
+		a.StepDueAt = &due
+	}
+	if err := s.addApprovers(ctx, tx, a, who); err != nil {
+		return err
+	}
+	if err := s.save(ctx, tx, a); err != nil {
+		return err
+	}
+	return s.event(ctx, tx, a, "step_opened", "", map[string]any{"step": st.Name, "mode": st.Mode, "approvers": sortedIDs(who)})
+}
+
+func (s *Service) addApprovers(ctx context.Context, tx *store.Tx, a *Approval, who map[uuid.UUID]string) error {
+	for id, via := range who {
+		if _, err := tx.Exec(ctx, `INSERT INTO approval_approvers (tenant_id, approval_id, step, user_id, via) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT DO NOTHING`, tx.TenantID(), a.ID, a.CurrentStep, id, via); err != nil {
+			return err
+		}
+	}
+	return s.notify(ctx, tx, EventApprovalPending, a.ID, map[string]any{"approval_id": a.ID, "kind": a.Kind, "step": a.CurrentStep,
+		"approvers": sortedIDs(who), "subject_type": a.SubjectType, "subject_id": a.SubjectID, "target_type": a.TargetType, "target_id": a.TargetID})
+}
+
+func sortedIDs(m map[uuid.UUID]string) []uuid.UUID {
+	out := make([]uuid.UUID, 0, len(m))
+	for id := range m {
+		out = append(out, id)
+	}
+	slices.SortFunc(out, func(a, b uuid.UUID) int { return strings.Compare(a.String(), b.String()) })
+	return out
+}
+
+// finish ends an approval. An approved access request becomes an
+// assignment (source request, for the requested duration) in the same
+// transaction; if that assignment is refused by a separation-of-duties
+// rule the approval ends failed, naming the rule.
+func (s *Service) finish(ctx context.Context, tx *store.Tx, snap *Snapshot, a *Approval, status, reason string) error {
+	now := s.now()
+	a.Status, a.Reason, a.DecidedAt, a.StepDueAt = status, reason, &now, nil
+	if status == StatusApproved && a.Kind == KindAccessRequest {
+		as := &Assignment{ID: uuid.Must(uuid.NewV7()), SubjectType: a.SubjectType, SubjectID: a.SubjectID, TargetType: a.TargetType, TargetID: a.TargetID,
+			Source: SourceRequest, Justification: a.Justification, CreatedBy: "approval:" + a.ID.String(), CreatedAt: now, UpdatedAt: now, Version: 1}
+		if a.DurationSeconds > 0 {
+			until := now.Add(time.Duration(a.DurationSeconds) * time.Second)
+			as.ValidUntil = &until
+		}
+		err := s.insertAssignment(ctx, tx, snap, as)
+		var refused *SoDRefusal
+		switch {
+		case asRefusal(err, &refused):
+			a.Status, a.Reason = StatusFailed, refused.Error()
+		case apperr.KindOf(err) == apperr.KindInvalidArgument:
+			a.Status, a.Reason = StatusFailed, apperr.PublicMessage(err)
+		case err != nil:
+			return err
+		default:
+			a.AssignmentID = &as.ID
+		}
+	}
+	if err := s.save(ctx, tx, a); err != nil {
+		return err
+	}
+	if err := s.event(ctx, tx, a, a.Status, a.Reason, map[string]any{"assignment_id": a.AssignmentID}); err != nil {
+		return err
+	}
+	return s.notify(ctx, tx, EventApprovalDecided, a.ID, map[string]any{"approval_id": a.ID, "kind": a.Kind, "status": a.Status, "reason": a.Reason,
+		"requester_id": a.RequesterID, "subject_type": a.SubjectType, "subject_id": a.SubjectID, "assignment_id": a.AssignmentID})
+}
+
+func asRefusal(err error, out **SoDRefusal) bool {
+	r, ok := err.(*SoDRefusal)
+	if ok {
+		*out = r
+	}
+	return ok
+}
+
+// Approve is the approving decision (Deny, the other, is shared with
+// access decisions).
+const Approve = "approve"
+
+// DecisionInput is an approver's decision on the current step.
+type DecisionInput struct {
+	Decision string `json:"decision" doc:"approve or deny"`
+	Comment  string `json:"comment,omitempty"`
+	// Step, when given, must be the current step: a decision meant for a
+	// step that has moved on is refused rather than applied to the next.
+	Step *int `json:"step,omitempty"`
+}
+
+func callerUser(ctx context.Context) (uuid.UUID, error) {
+	p := principal.From(ctx)
+	if p == nil || p.Kind != principal.KindUser {
+		return uuid.Nil, apperr.New(apperr.KindPermissionDenied, "only users decide approvals")
+	}
+	id, err := uuid.Parse(p.SubjectID)
+	if err != nil {
+		return uuid.Nil, apperr.New(apperr.KindPermissionDenied, "only users decide approvals")
+	}
+	return id, nil
+}
+
+func isGovAdmin(ctx context.Context) bool {
+	p := principal.From(ctx)
+	return p.HasRole(principal.RoleTenantAdmin) || p.HasRole(principal.RoleGovernanceAdmin)
+}
+
+// lockApproval loads an approval for update; one the caller may not see is
+// not found.
+func (s *Service) lockApproval(ctx context.Context, tx *store.Tx, id uuid.UUID) (*Approval, error) {
+	a, err := scanApproval(tx.QueryRow(ctx, `SELECT `+approvalCols+` FROM approvals WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tx.TenantID(), id))
+	if store.NoRows(err) {
+		return nil, apperr.NotFound("approval")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if ok, err := s.mayView(ctx, tx, a); err != nil || !ok {
+		if err == nil {
+			err = apperr.NotFound("approval")
+		}
+		return nil, err
+	}
+	return a, nil
+}
+
+// eligible says on whose behalf the caller may decide the current step:
+// as one of its approvers, as the delegate of one, or as an administrator.
+func (s *Service) eligible(ctx context.Context, tx *store.Tx, a *Approval, me uuid.UUID) (onBehalf *uuid.UUID, via string, err error) {
+	var n int
+	if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM approval_approvers WHERE tenant_id = $1 AND approval_id = $2 AND step = $3 AND user_id = $4`,
+		tx.TenantID(), a.ID, a.CurrentStep, me).Scan(&n); err != nil {
+		return nil, "", err
+	}
+	if n > 0 {
+		return nil, "approver", nil
+	}
+	now := s.now()
+	var delegator uuid.UUID
+	err = tx.QueryRow(ctx, `SELECT d.delegator_id FROM approval_delegations d JOIN approval_approvers p ON p.tenant_id = d.tenant_id
+		AND p.user_id = d.delegator_id WHERE d.tenant_id = $1 AND d.delegate_id = $2 AND d.starts_at <= $3 AND d.ends_at > $3 AND p.approval_id = $4
+		AND p.step = $5 ORDER BY d.delegator_id LIMIT 1`, tx.TenantID(), me, now, a.ID, a.CurrentStep).Scan(&delegator)
+	if err == nil {
+		return &delegator, "delegate", nil
+	}
+	if !store.NoRows(err) {
+		return nil, "", err
+	}
+	if isGovAdmin(ctx) {
+		return nil, "administrator", nil
+	}
+	return nil, "", apperr.New(apperr.KindPermissionDenied, "you are not an approver of step %d of this approval", a.CurrentStep+1)
+}
+
+// Decide records the caller's decision on an approval's current step. A
+// denial ends the approval; an approval completes an any-of step at once
+// and an all-of step when every approver has approved; the last step
+// completing approves it. Decisions are serialized on the approval's row:
+// of two approvers deciding one any-of step at once, one decides and the
+// other is told the step has moved on.
+func (s *Service) Decide(ctx context.Context, id uuid.UUID, in DecisionInput) (*Approval, error) {
+	if err := oneOf("decision", in.Decision, Approve, Deny); err != nil {
+		return nil, err
+	}
+	if len(in.Comment) > 2000 {
+		return nil, apperr.Invalid("comment", "must be at most 2000 characters")
+	}
+	me, err := callerUser(ctx)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := s.snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var a *Approval
+	var via string
+	err = s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		if a, err = s.lockApproval(ctx, tx, id); err != nil {
+			return err
+		}
+		if a.Status != StatusPending {
+			return apperr.New(apperr.KindConflict, "the approval is already %s", a.Status)
+		}
+		if in.Step != nil && *in.Step != a.CurrentStep {
+			return apperr.New(apperr.KindConflict, "step %d was already decided; the approval is at step %d", *in.Step, a.CurrentStep)
+		}
+		if me == a.RequesterID || me == a.SubjectID {
+			return apperr.New(apperr.KindPermissionDenied, "nobody approves their own request")
+		}
+		var onBehalf *uuid.UUID
+		if onBehalf, via, err = s.eligible(ctx, tx, a, me); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO approval_decisions (tenant_id, id, approval_id, step, approver_id, on_behalf_of, decision, comment, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, tx.TenantID(), uuid.Must(uuid.NewV7()), a.ID, a.CurrentStep, me, onBehalf, in.Decision,
+			in.Comment, s.now())
+		if apperr.KindOf(err) == apperr.KindAlreadyExists {
+			return apperr.New(apperr.KindConflict, "you already decided this step")
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.event(ctx, tx, a, "decision", in.Comment, map[string]any{"decision": in.Decision, "as": via, "on_behalf_of": onBehalf}); err != nil {
+			return err
+		}
+		if in.Decision == Deny {
+			return s.finish(ctx, tx, snap, a, StatusDenied, fmt.Sprintf("denied at step %d by %s", a.CurrentStep+1, actorOf(ctx)))
+		}
+		if a.Steps[a.CurrentStep].Mode == ModeAll && via != "administrator" {
+			var missing int
+			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM approval_approvers p WHERE p.tenant_id = $1 AND p.approval_id = $2 AND p.step = $3
+				AND NOT EXISTS (SELECT 1 FROM approval_decisions d WHERE d.tenant_id = p.tenant_id AND d.approval_id = p.approval_id AND d.step = p.step
+				AND d.decision = 'approve' AND (d.approver_id = p.user_id OR d.on_behalf_of = p.user_id))`, tx.TenantID(), a.ID, a.CurrentStep).
+				Scan(&missing); err != nil {
+				return err
+			}
+			if missing > 0 {
+				return s.save(ctx, tx, a)
+			}
+		}
+		if a.CurrentStep+1 < len(a.Steps) {
+			a.CurrentStep++
+			a.Escalated = false
+			return s.openStep(ctx, tx, a, nil)
+		}
+		return s.finish(ctx, tx, snap, a, StatusApproved, fmt.Sprintf("approved at step %d by %s", a.CurrentStep+1, actorOf(ctx)))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, s.audit(ctx, "governance.approval.decide", "approval", a.ID, map[string]any{"decision": in.Decision, "as": via, "step": in.Step,
+		"comment": in.Comment, "status": a.Status, "current_step": a.CurrentStep, "assignment_id": a.AssignmentID, "reason": a.Reason})
+}
+
+// Cancel withdraws a pending approval: its requester, the subject, or an
+// administrator.
+func (s *Service) Cancel(ctx context.Context, id uuid.UUID, comment string) (*Approval, error) {
+	var a *Approval
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		var err error
+		if a, err = s.lockApproval(ctx, tx, id); err != nil {
+			return err
+		}
+		if a.Status != StatusPending {
+			return apperr.New(apperr.KindConflict, "the approval is already %s", a.Status)
+		}
+		me := callerID(ctx)
+		if me != a.RequesterID && me != a.SubjectID && !isGovAdmin(ctx) {
+			return apperr.New(apperr.KindPermissionDenied, "only the requester, the subject or an administrator cancels a request")
+		}
+		return s.finish(ctx, tx, nil, a, StatusCancelled, "cancelled by "+actorOf(ctx)+trail(comment))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, s.audit(ctx, "governance.approval.cancel", "approval", a.ID, map[string]any{"comment": comment})
+}
+
+func trail(comment string) string {
+	if comment == "" {
+		return ""
+	}
+	return ": " + comment
+}
+
+// callerID is the caller's user or NHI ID (uuid.Nil for others).
+func callerID(ctx context.Context) uuid.UUID {
+	p := principal.From(ctx)
+	if p == nil {
+		return uuid.Nil
+	}
+	id, _ := uuid.Parse(p.SubjectID)
+	return id
+}
+
+// Comment adds a comment to an approval's history.
+func (s *Service) Comment(ctx context.Context, id uuid.UUID, comment string) (*ApprovalEvent, error) {
+	if strings.TrimSpace(comment) == "" || len(comment) > 2000 {
+		return nil, apperr.Invalid("comment", "must be 1 to 2000 characters")
+	}
+	var ev *ApprovalEvent
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		a, err := s.lockApproval(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		ev = &ApprovalEvent{ID: uuid.Must(uuid.NewV7()), At: s.now(), Actor: actorOf(ctx), Type: "comment", Step: a.CurrentStep, Comment: comment}
+		_, err = tx.Exec(ctx, `INSERT INTO approval_events (tenant_id, id, approval_id, at, actor, type, step, comment, data)
+			VALUES ($1, $2, $3, $4, $5, 'comment', $6, $7, '{}')`, tx.TenantID(), ev.ID, a.ID, ev.At, ev.Actor, ev.Step, comment)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ev, s.audit(ctx, "governance.approval.comment", "approval", id, map[string]any{"comment": comment})
+}
+
+// mayView: the requester, the subject, anyone who is or was an approver
+// (or a delegate of one), and governance readers.
+func (s *Service) mayView(ctx context.Context, tx *store.Tx, a *Approval) (bool, error) {
+	p := principal.From(ctx)
+	for _, r := range []string{principal.RoleTenantAdmin, principal.RoleGovernanceAdmin, principal.RoleAuditor, principal.RoleViewer} {
+		if p.HasRole(r) {
+			return true, nil
+		}
+	}
+	me := callerID(ctx)
+	if me == uuid.Nil {
+		return false, nil
+	}
+	if me == a.RequesterID || me == a.SubjectID {
+		return true, nil
+	}
+	var n int
+	err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM approval_approvers p WHERE p.tenant_id = $1 AND p.approval_id = $2 AND (p.user_id = $3
+		OR EXISTS (SELECT 1 FROM approval_delegations d WHERE d.tenant_id = p.tenant_id AND d.delegator_id = p.user_id AND d.delegate_id = $3
+		AND d.starts_at <= $4 AND d.ends_at > $4))`, tx.TenantID(), a.ID, me, s.now()).Scan(&n)
+	return n > 0, err
+}
+
+// GetApproval returns an approval with the current step's approvers.
+func (s *Service) GetApproval(ctx context.Context, id uuid.UUID) (*Approval, error) {
+	var a *Approval
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		var err error
+		a, err = scanApproval(tx.QueryRow(ctx, `SELECT `+approvalCols+` FROM approvals WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id))
+		if store.NoRows(err) {
+			return apperr.NotFound("approval")
+		}
+		if err != nil {
+			return err
+		}
+		if ok, err := s.mayView(ctx, tx, a); err != nil || !ok {
+			if err == nil {
+				err = apperr.NotFound("approval")
+			}
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT step, user_id, via FROM approval_approvers WHERE tenant_id = $1 AND approval_id = $2 ORDER BY step, user_id`,
+			tx.TenantID(), id)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var sa StepApprover
+			if err := rows.Scan(&sa.Step, &sa.UserID, &sa.Via); err != nil {
+				return err
+			}
+			a.Approvers = append(a.Approvers, sa)
+		}
+		return rows.Err()
+	})
+	return a, err
+}
+
+// History lists an approval's events in order.
+func (s *Service) History(ctx context.Context, id uuid.UUID) ([]ApprovalEvent, error) {
+	if _, err := s.GetApproval(ctx, id); err != nil {
+		return nil, err
+	}
+	out := []ApprovalEvent{}
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT id, at, actor, type, step, comment, data FROM approval_events WHERE tenant_id = $1 AND approval_id = $2 ORDER BY id`,
+			tx.TenantID(), id)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var e ApprovalEvent
+			var data []byte
+			if err := rows.Scan(&e.ID, &e.At, &e.Actor, &e.Type, &e.Step, &e.Comment, &data); err != nil {
+				return err
+			}
+			if string(data) != "null" && string(data) != "{}" {
+				e.Data = json.RawMessage(data)
+			}
+			out = append(out, e)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// Queues.
+const (
+	// QueueMine: approvals the caller requested or is the subject of.
+	QueueMine = "mine"
+	// QueueToDecide: pending approvals whose current step the caller may
+	// decide, directly or as a delegate.
+	QueueToDecide = "to_decide"
+	// QueueAll: every approval (governance readers).
+	QueueAll = "all"
+)
+
+// ListApprovalsOptions filters a queue.
+type ListApprovalsOptions struct {
+	Queue  string
+	Kind   string
+	Status string
+	Limit  int
+	Before uuid.UUID
+}
+
+// ListApprovals lists a queue, newest first.
+func (s *Service) ListApprovals(ctx context.Context, o ListApprovalsOptions) ([]*Approval, bool, error) {
+	if o.Queue == "" {
+		o.Queue = QueueMine
+	}
+	if err := oneOf("queue", o.Queue, QueueMine, QueueToDecide, QueueAll); err != nil {
+		return nil, false, err
+	}
+	if o.Kind != "" {
+		if err := oneOf("kind", o.Kind, KindAccessRequest, KindToolCall); err != nil {
+			return nil, false, err
+		}
+	}
+	if o.Status != "" {
+		if err := oneOf("status", o.Status, StatusPending, StatusApproved, StatusDenied, StatusCancelled, StatusExpired, StatusFailed); err != nil {
+			return nil, false, err
+		}
+	}
+	if o.Queue == QueueAll {
+		p := principal.From(ctx)
+		if !(p.HasRole(principal.RoleTenantAdmin) || p.HasRole(principal.RoleGovernanceAdmin) || p.HasRole(principal.RoleAuditor) || p.HasRole(principal.RoleViewer)) {
+			return nil, false, apperr.New(apperr.KindPermissionDenied, "the all queue is for governance readers")
+		}
+	}
+	if o.Before == uuid.Nil {
+		o.Before = uuid.Max
+	}
+	var where string
+	var extra []any
+	switch o.Queue {
+	case QueueMine:
+		where, extra = ` AND (requester_id = $6 OR subject_id = $6)`, []any{callerID(ctx)}
+	case QueueToDecide:
+		where = ` AND status = 'pending' AND EXISTS (SELECT 1 FROM approval_approvers p WHERE p.tenant_id = approvals.tenant_id
+			AND p.approval_id = approvals.id AND p.step = approvals.current_step AND (p.user_id = $6 OR EXISTS (SELECT 1 FROM approval_delegations d
+			WHERE d.tenant_id = p.tenant_id AND d.delegator_id = p.user_id AND d.delegate_id = $6 AND d.starts_at <= $7 AND d.ends_at > $7)))`
+		extra = []any{callerID(ctx), s.now()}
+	}
+	var out []*Approval
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		out = []*Approval{}
+		args := append([]any{tx.TenantID(), o.Kind, o.Status, o.Before, o.Limit + 1}, extra...)
+		rows, err := tx.Query(ctx, `SELECT `+approvalCols+` FROM approvals WHERE tenant_id = $1 AND ($2 = '' OR kind = $2) AND ($3 = '' OR status = $3)
+			AND id < $4`+where+` ORDER BY id DESC LIMIT $5`, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			a, err := scanApproval(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, a)
+		}
+		return rows.Err()
+	})
+	if len(out) > o.Limit {
+		return out[:o.Limit], true, err
+	}
+	return out, false, err
+}
+
+// RunTimers escalates and expires approvals on time, for every tenant,
+// every interval until ctx ends.
+func (s *Service) RunTimers(ctx context.Context, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, err := s.Tick(ctx); err != nil && ctx.Err() == nil {
+			slog.Warn("approval timers failed", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Tick handles every approval whose step or whole life has run out: a
+// step with escalation approvers not yet used escalates to them (its
+// timer restarts); otherwise the approval expires. It returns how many
+// approvals it changed.
+func (s *Service) Tick(ctx context.Context) (int, error) {
+	now := s.now()
+	type due struct{ tenant, id uuid.UUID }
+	var list []due
+	err := s.DB.SystemRead(ctx, func(tx *store.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT tenant_id, id FROM approvals WHERE status = 'pending' AND (step_due_at <= $1 OR expires_at <= $1)
+			ORDER BY id LIMIT 500`, now)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var d due
+			if err := rows.Scan(&d.tenant, &d.id); err != nil {
+				return err
+			}
+			list = append(list, d)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, d := range list {
+		tctx := principal.With(store.WithTenant(ctx, d.tenant), &principal.Principal{TenantID: d.tenant, Kind: principal.KindBootstrap,
+			SubjectID: "system", AdminRoles: []string{principal.RoleSuperAdmin}})
+		var action string
+		var a *Approval
+		err := s.DB.InTenantTx(tctx, func(tx *store.Tx) error {
+			var err error
+			a, err = scanApproval(tx.QueryRow(tctx, `SELECT `+approvalCols+` FROM approvals WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, d.tenant, d.id))
+			if err != nil || a.Status != StatusPending {
+				return err
+			}
+			now := s.now()
+			if !a.ExpiresAt.After(now) {
+				action = "governance.approval.expire"
+				return s.finish(tctx, tx, nil, a, StatusExpired, "not decided before it expired")
+			}
+			if a.StepDueAt == nil || a.StepDueAt.After(now) {
+				return nil
+			}
+			st := a.Steps[a.CurrentStep]
+			if a.Escalated || len(st.EscalateTo) == 0 {
+				action = "governance.approval.expire"
+				return s.finish(tctx, tx, nil, a, StatusExpired, fmt.Sprintf("step %d timed out", a.CurrentStep+1))
+			}
+			t, err := loadTarget(tctx, tx, a.TargetType, a.TargetID)
+			if err != nil {
+				return err
+			}
+			who, err := resolve(tctx, tx, a, t, st.EscalateTo)
+			if err != nil {
+				return err
+			}
+			if len(who) == 0 {
+				if who, err = administrators(tctx, tx, a); err != nil {
+					return err
+				}
+			}
+			for id := range who {
+				who[id] = "escalation"
+			}
+			action = "governance.approval.escalate"
+			a.Escalated = true
+			next := now.Add(time.Duration(st.TimeoutSeconds) * time.Second)
+			a.StepDueAt = &next
+			if err := s.addApprovers(tctx, tx, a, who); err != nil {
+				return err
+			}
+			if err := s.save(tctx, tx, a); err != nil {
+				return err
+			}
+			if err := s.event(tctx, tx, a, "escalated", "", map[string]any{"approvers": sortedIDs(who)}); err != nil {
+				return err
+			}
+			return s.notify(tctx, tx, EventApprovalEscalated, a.ID, map[string]any{"approval_id": a.ID, "step": a.CurrentStep, "approvers": sortedIDs(who)})
+		})
+		if err != nil {
+			return n, err
+		}
+		if action != "" {
+			n++
+			if err := s.audit(tctx, action, "approval", a.ID, map[string]any{"step": a.CurrentStep, "status": a.Status, "reason": a.Reason}); err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, nil
+}
