@@ -266,19 +266,15 @@ func (s *Service) OpenApproval(ctx context.Context, in OpenInput) (*Approval, er
 				return err
 			}
 		}
+		if err := s.insertApproval(ctx, tx, a); err != nil {
+			return err
+		}
 		if err := s.event(ctx, tx, a, "opened", "", map[string]any{"workflow": wf.Key, "risk_level": a.RiskLevel}); err != nil {
 			return err
 		}
 		if wf.AutoApproveMaxRisk != "" && riskRank[a.RiskLevel] <= riskRank[wf.AutoApproveMaxRisk] {
 			auto = true
-			a.Reason = fmt.Sprintf("auto-approved: risk %s is at most %s", a.RiskLevel, wf.AutoApproveMaxRisk)
-			if err := s.insertApproval(ctx, tx, a); err != nil {
-				return err
-			}
-			return s.finish(ctx, tx, snap, a, StatusApproved, a.Reason)
-		}
-		if err := s.insertApproval(ctx, tx, a); err != nil {
-			return err
+			return s.finish(ctx, tx, snap, a, StatusApproved, fmt.Sprintf("auto-approved: risk %s is at most %s", a.RiskLevel, wf.AutoApproveMaxRisk))
 		}
 		return s.openStep(ctx, tx, a, t)
 	})

@@ -171,7 +171,7 @@ func (s *Service) Catalog(ctx context.Context, o CatalogOptions) ([]*CatalogItem
 			        a.name AS application_name, e.workflow_id
 			      FROM entitlements e JOIN applications a ON a.tenant_id = e.tenant_id AND a.id = e.application_id
 			      WHERE e.tenant_id = $1 AND e.requestable AND e.approval_state = 'approved' AND a.status = 'active'
-			        AND ($2 = '' OR e.kind = $2) AND ($3 = $4 OR a.id = $3)
+			        AND ($2 = '' OR e.kind = $2) AND (a.id = $3 OR $3 = $4)
 			      UNION ALL
 			      SELECT 'role', r.id, r.key, r.name, r.description, '', '', NULL, '', '', r.workflow_id
 			      FROM roles r WHERE r.tenant_id = $1 AND r.requestable AND $2 = '' AND $3 = $4) c

@@ -561,7 +561,7 @@ func (s *Service) ListAssignments(ctx context.Context, o ListAssignmentsOptions)
 	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
 		out = []*Assignment{}
 		rows, err := tx.Query(ctx, `SELECT `+assignCols+` FROM assignments WHERE tenant_id = $1 AND id > $2
-			AND ($3 = '' OR subject_type = $3) AND ($4 = $5 OR subject_id = $4) AND ($6 = '' OR target_type = $6) AND ($7 = $5 OR target_id = $7)
+			AND ($3 = '' OR subject_type = $3) AND (subject_id = $4 OR $4 = $5) AND ($6 = '' OR target_type = $6) AND (target_id = $7 OR $7 = $5)
 			ORDER BY id LIMIT $8`, tx.TenantID(), o.After, o.SubjectType, o.SubjectID, uuid.Nil, o.TargetType, o.TargetID, o.Limit+1)
 		if err != nil {
 			return err

@@ -476,7 +476,7 @@ func (s *Service) ListEntitlements(ctx context.Context, app uuid.UUID, kind, sta
 	var out []*Entitlement
 	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
 		out = []*Entitlement{}
-		rows, err := tx.Query(ctx, `SELECT `+entCols+` FROM entitlements WHERE tenant_id = $1 AND ($2 = $3 OR application_id = $2)
+		rows, err := tx.Query(ctx, `SELECT `+entCols+` FROM entitlements WHERE tenant_id = $1 AND (application_id = $2 OR $2 = $3)
 			AND ($4 = '' OR kind = $4) AND ($5 = '' OR approval_state = $5) AND id > $6 ORDER BY id LIMIT $7`,
 			tx.TenantID(), app, uuid.Nil, kind, state, after, limit+1)
 		if err != nil {

@@ -612,7 +612,7 @@ func (s *Service) ListSoDExemptions(ctx context.Context, rule uuid.UUID, activeO
 		if before == uuid.Nil {
 			before = uuid.Max
 		}
-		rows, err := tx.Query(ctx, `SELECT `+exemptionCols+` FROM sod_exemptions WHERE tenant_id = $1 AND ($2 = $3 OR rule_id = $2) AND id < $4
+		rows, err := tx.Query(ctx, `SELECT `+exemptionCols+` FROM sod_exemptions WHERE tenant_id = $1 AND (rule_id = $2 OR $2 = $3) AND id < $4
 			AND (NOT $5 OR (revoked_at IS NULL AND expires_at > $6)) ORDER BY id DESC LIMIT $7`, tx.TenantID(), rule, uuid.Nil, before, activeOnly, now, limit+1)
 		if err != nil {
 			return err
@@ -834,7 +834,7 @@ func (s *Service) ListSoDViolations(ctx context.Context, status string, rule uui
 		}
 		rows, err := tx.Query(ctx, `SELECT v.id, v.rule_id, r.key, r.severity, v.subject_type, v.subject_id, v.entitlement_ids, v.status, v.first_seen_at,
 			v.last_seen_at, v.resolved_at FROM sod_violations v JOIN sod_rules r ON r.tenant_id = v.tenant_id AND r.id = v.rule_id
-			WHERE v.tenant_id = $1 AND ($2 = '' OR v.status = $2) AND ($3 = $4 OR v.rule_id = $3) AND v.id < $5 ORDER BY v.id DESC LIMIT $6`,
+			WHERE v.tenant_id = $1 AND ($2 = '' OR v.status = $2) AND (v.rule_id = $3 OR $3 = $4) AND v.id < $5 ORDER BY v.id DESC LIMIT $6`,
 			tx.TenantID(), status, rule, uuid.Nil, before, limit+1)
 		if err != nil {
 			return err

@@ -85,6 +85,19 @@ func TestGovernanceOverREST(t *testing.T) {
 			expect(t, resp, body, 201, "assign role")
 			assignment := decode[idJSON](t, body)
 
+			// Lists, filtered, answer on both backends.
+			for path, want := range map[string]string{
+				"/api/v1/assignments?subject_type=user&subject_id=" + me.ID: assignment.ID,
+				"/api/v1/assignments?target_type=role&target_id=" + role.ID: assignment.ID,
+				"/api/v1/applications/" + app.ID + "/entitlements":          tool,
+				"/api/v1/nhis?kind=tool_server":                             `"slug":"github"`,
+				"/api/v1/nhis?owner_id=" + me.ID:                            `"slug":"github"`,
+			} {
+				if resp, body := h.doAs(tokA, "GET", path, nil); resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+					t.Errorf("list %s: %d %.300s", path, resp.StatusCode, body)
+				}
+			}
+
 			// Tenant B sees none of it.
 			for _, path := range []string{"/api/v1/roles/" + role.ID, "/api/v1/assignments/" + assignment.ID, "/api/v1/applications/" + app.ID, "/api/v1/entitlements/" + tool, "/api/v1/applications/" + app.ID + "/entitlements",
 				"/api/v1/effective-access?subject_type=user&subject_id=" + me.ID} {

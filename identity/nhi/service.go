@@ -233,8 +233,8 @@ func (s *Service) List(ctx context.Context, o ListOptions) ([]*NHI, bool, error)
 	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
 		out = []*NHI{}
 		rows, err := tx.Query(ctx, `SELECT `+cols+from+`WHERE n.tenant_id = $1 AND n.id > $2
-			AND ($3 = '' OR n.kind = $3) AND ($4 = '' OR n.status = $4) AND ($5 = $6 OR n.owner_id = $5)
-			AND ($7 = $6 OR n.owner_id = $7 OR n.backup_owner_id = $7 OR EXISTS (SELECT 1 FROM nhi_permissions p
+			AND ($3 = '' OR n.kind = $3) AND ($4 = '' OR n.status = $4) AND (n.owner_id = $5 OR $5 = $6)
+			AND (n.owner_id = $7 OR $7 = $6 OR n.backup_owner_id = $7 OR EXISTS (SELECT 1 FROM nhi_permissions p
 			     WHERE p.tenant_id = n.tenant_id AND p.nhi_id = n.id AND p.user_id = $7))
 			ORDER BY n.id LIMIT $8`, tx.TenantID(), o.After, o.Kind, o.Status, o.OwnerID, uuid.Nil, viewer, o.Limit+1)
 		if err != nil {

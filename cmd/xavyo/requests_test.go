@@ -1,0 +1,489 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/xavyo/xavyo/internal/events"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+type approvalJSON struct {
+	ID           string  `json:"id"`
+	Status       string  `json:"status"`
+	CurrentStep  int     `json:"current_step"`
+	Escalated    bool    `json:"escalated"`
+	AssignmentID *string `json:"assignment_id"`
+	Reason       string  `json:"reason"`
+	Approvers    []struct {
+		Step   int    `json:"step"`
+		UserID string `json:"user_id"`
+		Via    string `json:"via"`
+	} `json:"approvers"`
+}
+
+type pageJSON[T any] struct {
+	Items      []T    `json:"items"`
+	NextCursor string `json:"next_cursor"`
+}
+
+// govTenant is a tenant with an admin and helpers to make people and
+// entitlements for the request scenarios.
+type govTenant struct {
+	h    *harness
+	t    *testing.T
+	slug string
+	tok  string
+	app  string
+}
+
+func newGovTenant(t *testing.T, h *harness, prefix string) *govTenant {
+	g := &govTenant{h: h, t: t, slug: uniqueSlug(prefix)}
+	_, g.tok = tenantAdmin(t, h, g.slug)
+	resp, body := h.doAs(g.tok, "POST", "/api/v1/applications", map[string]any{"key": "erp", "name": "ERP", "type": "generic"})
+	expect(t, resp, body, 201, "application")
+	g.app = decode[idJSON](t, body).ID
+	return g
+}
+
+// user creates a user (with a manager, if given) and returns its ID and a token.
+func (g *govTenant) user(name, manager string) (id, tok string) {
+	g.t.Helper()
+	in := map[string]any{"email": name + "@" + g.slug + ".test", "password": "Corr3ct-horse-battery-9", "given_name": name}
+	if manager != "" {
+		in["manager_id"] = manager
+	}
+	resp, body := g.h.doAs(g.tok, "POST", "/api/v1/users", in)
+	expect(g.t, resp, body, 201, "user "+name)
+	id = decode[idJSON](g.t, body).ID
+	return id, g.h.login(g.slug, name+"@"+g.slug+".test", "Corr3ct-horse-battery-9", 200).AccessToken
+}
+
+// ent creates a requestable entitlement of the ERP application.
+func (g *govTenant) ent(key string, extra map[string]any) string {
+	g.t.Helper()
+	in := map[string]any{"key": key, "requestable": true}
+	for k, v := range extra {
+		in[k] = v
+	}
+	resp, body := g.h.doAs(g.tok, "POST", "/api/v1/applications/"+g.app+"/entitlements", in)
+	expect(g.t, resp, body, 201, "entitlement "+key)
+	return decode[idJSON](g.t, body).ID
+}
+
+func (g *govTenant) workflow(key string, in map[string]any) string {
+	g.t.Helper()
+	in["key"] = key
+	resp, body := g.h.doAs(g.tok, "POST", "/api/v1/approval-workflows", in)
+	expect(g.t, resp, body, 201, "workflow "+key)
+	return decode[idJSON](g.t, body).ID
+}
+
+func (g *govTenant) request(tok string, in map[string]any, want int) approvalJSON {
+	g.t.Helper()
+	if _, ok := in["justification"]; !ok {
+		in["justification"] = "needed for the quarter close"
+	}
+	if _, ok := in["target_type"]; !ok {
+		in["target_type"] = "entitlement"
+	}
+	resp, body := g.h.doAs(tok, "POST", "/api/v1/access-requests", in)
+	expect(g.t, resp, body, want, "access request")
+	if want >= 300 {
+		return approvalJSON{}
+	}
+	return decode[approvalJSON](g.t, body)
+}
+
+func (g *govTenant) decide(tok, id, decision string, step int, want int) approvalJSON {
+	g.t.Helper()
+	resp, body := g.h.doAs(tok, "POST", "/api/v1/approvals/"+id+"/decision", map[string]any{"decision": decision, "step": step})
+	expect(g.t, resp, body, want, "decision")
+	if want >= 300 {
+		return approvalJSON{}
+	}
+	return decode[approvalJSON](g.t, body)
+}
+
+func (g *govTenant) approval(tok, id string) approvalJSON {
+	g.t.Helper()
+	resp, body := g.h.doAs(tok, "GET", "/api/v1/approvals/"+id, nil)
+	expect(g.t, resp, body, 200, "get approval")
+	return decode[approvalJSON](g.t, body)
+}
+
+func (g *govTenant) queue(tok, queue string) []approvalJSON {
+	g.t.Helper()
+	resp, body := g.h.doAs(tok, "GET", "/api/v1/approvals?queue="+queue, nil)
+	expect(g.t, resp, body, 200, "queue "+queue)
+	return decode[pageJSON[approvalJSON]](g.t, body).Items
+}
+
+func holds(list []approvalJSON, id string) bool {
+	for _, a := range list {
+		if a.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// TestAccessRequestsOverREST walks the access-request scenarios over REST
+// on both backends: a two-step approval becoming an assignment with the
+// requested expiry; queues, history, comments, cancel; delegation;
+// auto-approval; escalation after a timeout and expiry after a second;
+// two approvers deciding one step at once; separation of duties refusing
+// a request, a direct, a role and a group assignment by rule name, an
+// exemption letting one through until it expires and the detective scan
+// reporting it then; an agent's owner requesting a tool for the agent and
+// the tool server's owner approving; and tenant isolation throughout.
+func TestAccessRequestsOverREST(t *testing.T) {
+	for _, flavor := range []store.Flavor{store.SQLite, store.Postgres} {
+		t.Run(flavor.String(), func(t *testing.T) {
+			h := start(t, env(t, flavor, t.TempDir()), nil)
+			var notes sync.Map // event kind + approval ID → seen
+			unsubscribe := h.s.bus.Subscribe(func(m events.Message) {
+				if strings.HasPrefix(m.Change.Kind, "approval.") {
+					notes.Store(m.Change.Kind+" "+m.Change.ID, true)
+				}
+			})
+			defer unsubscribe()
+			g := newGovTenant(t, h, "ar")
+			mgrID, mgrTok := g.user("mallory", "")
+			aliceID, aliceTok := g.user("alice", mgrID)
+			ownerID, ownerTok := g.user("olivia", "")
+			_, strangerTok := g.user("sam", "")
+
+			// Two steps: the requester's manager, then the entitlement's owner.
+			twoStep := g.workflow("two-step", map[string]any{"name": "Manager then owner", "steps": []any{
+				map[string]any{"name": "manager", "approvers": []any{map[string]string{"type": "manager"}}},
+				map[string]any{"name": "owner", "approvers": []any{map[string]string{"type": "entitlement_owner"}}}}})
+			pay := g.ent("pay", map[string]any{"owner_id": ownerID, "risk_level": "high", "workflow_id": twoStep})
+			req := g.request(aliceTok, map[string]any{"target_id": pay, "duration_seconds": 3600}, 201)
+			if req.Status != "pending" || req.CurrentStep != 0 {
+				t.Fatalf("new request: %+v", req)
+			}
+			if got := g.approval(aliceTok, req.ID); len(got.Approvers) != 1 || got.Approvers[0].UserID != mgrID || got.Approvers[0].Via != "manager" {
+				t.Fatalf("step 1 approvers: %+v", got.Approvers)
+			}
+			if !holds(g.queue(aliceTok, "mine"), req.ID) || holds(g.queue(aliceTok, "to_decide"), req.ID) || !holds(g.queue(mgrTok, "to_decide"), req.ID) ||
+				holds(g.queue(ownerTok, "to_decide"), req.ID) {
+				t.Fatal("queues do not show the request to exactly the requester and the step's approver")
+			}
+			g.decide(aliceTok, req.ID, "approve", 0, 403)   // nobody approves their own request
+			g.decide(ownerTok, req.ID, "approve", 0, 404)   // step 2's approver: not involved (nor able to see it) before step 2 opens
+			g.decide(strangerTok, req.ID, "approve", 0, 404) // cannot even see it
+			after1 := g.decide(mgrTok, req.ID, "approve", 0, 200)
+			if after1.Status != "pending" || after1.CurrentStep != 1 {
+				t.Fatalf("after step 1: %+v", after1)
+			}
+			g.decide(mgrTok, req.ID, "approve", 0, 409) // a decision meant for a step that moved on
+			if !holds(g.queue(ownerTok, "to_decide"), req.ID) || holds(g.queue(mgrTok, "to_decide"), req.ID) {
+				t.Fatal("step 2 is not in the owner's queue alone")
+			}
+			resp, body := h.doAs(ownerTok, "POST", "/api/v1/approvals/"+req.ID+"/comments", map[string]any{"comment": "is this for the close?"})
+			expect(t, resp, body, 201, "comment")
+			done := g.decide(ownerTok, req.ID, "approve", 1, 200)
+			if done.Status != "approved" || done.AssignmentID == nil {
+				t.Fatalf("after step 2: %+v", done)
+			}
+			resp, body = h.doAs(g.tok, "GET", "/api/v1/assignments/"+*done.AssignmentID, nil)
+			expect(t, resp, body, 200, "assignment")
+			as := decode[struct {
+				Source     string    `json:"source"`
+				SubjectID  string    `json:"subject_id"`
+				ValidUntil time.Time `json:"valid_until"`
+			}](t, body)
+			if as.Source != "request" || as.SubjectID != aliceID || time.Until(as.ValidUntil) < 55*time.Minute || time.Until(as.ValidUntil) > 61*time.Minute {
+				t.Fatalf("assignment from the request: %s", body)
+			}
+			resp, body = h.doAs(g.tok, "POST", "/api/v1/authorize", map[string]any{"subject": map[string]any{"type": "user", "id": aliceID},
+				"application": "erp", "entitlement": "pay"})
+			if resp.StatusCode != 200 || !strings.Contains(string(body), `"decision":"allow"`) {
+				t.Fatalf("granted access is not allowed: %d %s", resp.StatusCode, body)
+			}
+			resp, body = h.doAs(aliceTok, "GET", "/api/v1/approvals/"+req.ID+"/history", nil)
+			expect(t, resp, body, 200, "history")
+			for _, want := range []string{`"type":"opened"`, `"type":"step_opened"`, `"type":"decision"`, `"type":"comment"`, `"type":"approved"`, "is this for the close?"} {
+				if !strings.Contains(string(body), want) {
+					t.Fatalf("history lacks %s: %s", want, body)
+				}
+			}
+			g.decide(ownerTok, req.ID, "approve", 1, 409) // already approved
+			for _, kind := range []string{"approval.pending", "approval.decided"} {
+				waitFor(t, kind+" notification", func() bool { _, ok := notes.Load(kind + " " + req.ID); return ok })
+			}
+
+			// Cancel, and a catalog search.
+			read := g.ent("read-ledger", map[string]any{"name": "Read the ledger", "owner_id": ownerID})
+			cancelled := g.request(aliceTok, map[string]any{"target_id": read}, 201)
+			g.request(aliceTok, map[string]any{"target_id": read}, 409) // one pending request per access
+			resp, body = h.doAs(ownerTok, "POST", "/api/v1/approvals/"+cancelled.ID+"/cancel", map[string]any{})
+			expect(t, resp, body, 403, "cancel by its approver")
+			resp, body = h.doAs(mgrTok, "POST", "/api/v1/approvals/"+cancelled.ID+"/cancel", map[string]any{})
+			expect(t, resp, body, 404, "cancel by someone not involved")
+			resp, body = h.doAs(aliceTok, "POST", "/api/v1/approvals/"+cancelled.ID+"/cancel", map[string]any{"comment": "not needed"})
+			expect(t, resp, body, 200, "cancel")
+			if decode[approvalJSON](t, body).Status != "cancelled" {
+				t.Fatalf("cancel: %s", body)
+			}
+			resp, body = h.doAs(aliceTok, "GET", "/api/v1/request-catalog?q=LEDGER", nil)
+			expect(t, resp, body, 200, "catalog")
+			if items := decode[pageJSON[struct{ ID, Type string }]](t, body).Items; len(items) != 1 || items[0].ID != read {
+				t.Fatalf("catalog search: %s", body)
+			}
+			hidden := g.ent("hidden", map[string]any{"requestable": false})
+			g.request(aliceTok, map[string]any{"target_id": hidden}, 400)
+
+			// Delegation: the manager is away; the delegate decides for them.
+			delegateID, delegateTok := g.user("dora", "")
+			resp, body = h.doAs(mgrTok, "POST", "/api/v1/approval-delegations", map[string]any{"delegate_id": delegateID,
+				"ends_at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "reason": "holiday"})
+			expect(t, resp, body, 201, "delegation")
+			viaDelegate := g.request(aliceTok, map[string]any{"target_id": g.ent("expenses", map[string]any{"workflow_id": g.workflow("manager-only",
+				map[string]any{"steps": []any{map[string]any{"approvers": []any{map[string]string{"type": "manager"}}}}})})}, 201)
+			if !holds(g.queue(delegateTok, "to_decide"), viaDelegate.ID) {
+				t.Fatal("the delegate's queue lacks the delegator's approval")
+			}
+			if got := g.decide(delegateTok, viaDelegate.ID, "approve", 0, 200); got.Status != "approved" {
+				t.Fatalf("delegate decision: %+v", got)
+			}
+			resp, body = h.doAs(aliceTok, "GET", "/api/v1/approvals/"+viaDelegate.ID+"/history", nil)
+			if !strings.Contains(string(body), `"on_behalf_of":"`+mgrID+`"`) {
+				t.Fatalf("the delegate's decision does not say for whom: %s", body)
+			}
+
+			// Auto-approval for low risk.
+			auto := g.workflow("auto-low", map[string]any{"auto_approve_max_risk": "low", "steps": []any{map[string]any{"approvers": []any{map[string]string{"type": "manager"}}}}})
+			got := g.request(aliceTok, map[string]any{"target_id": g.ent("wiki", map[string]any{"risk_level": "low", "workflow_id": auto})}, 201)
+			if got.Status != "approved" || got.AssignmentID == nil || !strings.Contains(got.Reason, "auto-approved") {
+				t.Fatalf("low-risk request: %+v", got)
+			}
+
+			// Escalation after the step's timeout, then expiry after a second one.
+			fallbackID, fallbackTok := g.user("fred", "")
+			escalating := g.workflow("escalating", map[string]any{"steps": []any{map[string]any{"approvers": []any{map[string]any{"type": "user", "id": ownerID}},
+				"timeout_seconds": 1, "escalate_to": []any{map[string]any{"type": "user", "id": fallbackID}}}}})
+			esc := g.request(aliceTok, map[string]any{"target_id": g.ent("reports", map[string]any{"workflow_id": escalating})}, 201)
+			waitFor(t, "escalation", func() bool { return g.approval(aliceTok, esc.ID).Escalated })
+			if a := g.approval(aliceTok, esc.ID); a.Status != "pending" || !approverVia(a, fallbackID, "escalation") {
+				t.Fatalf("escalated approval: %+v", a)
+			}
+			if got := g.decide(fallbackTok, esc.ID, "approve", 0, 200); got.Status != "approved" {
+				t.Fatalf("fallback decision: %+v", got)
+			}
+			lapsed := g.request(aliceTok, map[string]any{"target_id": g.ent("archive", map[string]any{"workflow_id": escalating})}, 201)
+			waitFor(t, "expiry after escalation", func() bool { return g.approval(aliceTok, lapsed.ID).Status == "expired" })
+
+			// Two approvers deciding one any-of step at once: one decision.
+			p1ID, p1Tok := g.user("pat", "")
+			p2ID, p2Tok := g.user("quinn", "")
+			resp, body = h.doAs(g.tok, "POST", "/api/v1/groups", map[string]any{"name": "Approvers"})
+			expect(t, resp, body, 201, "group")
+			approvers := decode[idJSON](t, body).ID
+			for _, u := range []string{p1ID, p2ID} {
+				resp, body = h.doAs(g.tok, "PUT", "/api/v1/groups/"+approvers+"/members/"+u, nil)
+				if resp.StatusCode >= 300 {
+					t.Fatalf("member: %d %s", resp.StatusCode, body)
+				}
+			}
+			byGroup := g.workflow("by-group", map[string]any{"steps": []any{map[string]any{"approvers": []any{map[string]any{"type": "group", "id": approvers}}}}})
+			for round := range 3 {
+				race := g.request(aliceTok, map[string]any{"target_id": g.ent(fmt.Sprintf("race-%d", round), map[string]any{"workflow_id": byGroup})}, 201)
+				codes := make([]int, 2)
+				var wg sync.WaitGroup
+				start := make(chan struct{})
+				for i, tok := range []string{p1Tok, p2Tok} {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						<-start
+						decision := "approve"
+						if i == 1 && round == 2 {
+							decision = "deny" // an approval and a denial at once: one of them wins
+						}
+						resp, _ := h.doAs(tok, "POST", "/api/v1/approvals/"+race.ID+"/decision", map[string]any{"decision": decision, "step": 0})
+						codes[i] = resp.StatusCode
+					}()
+				}
+				close(start)
+				wg.Wait()
+				if !(codes[0] == 200 && codes[1] == 409 || codes[0] == 409 && codes[1] == 200) {
+					t.Fatalf("round %d: two approvers at once got %v", round, codes)
+				}
+				resp, body = h.doAs(aliceTok, "GET", "/api/v1/approvals/"+race.ID+"/history", nil)
+				if n := strings.Count(string(body), `"type":"decision"`); n != 1 {
+					t.Fatalf("round %d: %d decisions recorded: %s", round, n, body)
+				}
+			}
+
+			// Separation of duties.
+			approvePay := g.ent("approve-pay", map[string]any{"owner_id": ownerID})
+			resp, body = h.doAs(g.tok, "POST", "/api/v1/sod-rules", map[string]any{"key": "pay-vs-approve", "name": "Pay or approve, not both",
+				"kind": "conflict", "severity": "critical", "entitlement_ids": []string{pay}, "conflicting_ids": []string{approvePay}})
+			expect(t, resp, body, 201, "sod rule")
+			rule := decode[idJSON](t, body).ID
+			resp, body = h.doAs(aliceTok, "POST", "/api/v1/access-requests", map[string]any{"target_type": "entitlement", "target_id": approvePay, "justification": "x"})
+			if resp.StatusCode != 409 || !strings.Contains(string(body), "pay-vs-approve") {
+				t.Fatalf("an SoD-violating request: %d %s", resp.StatusCode, body)
+			}
+			resp, body = h.doAs(g.tok, "POST", "/api/v1/roles", map[string]any{"key": "approver", "name": "Approver", "entitlement_ids": []string{approvePay}})
+			expect(t, resp, body, 201, "role")
+			role := decode[idJSON](t, body).ID
+			resp, body = h.doAs(g.tok, "POST", "/api/v1/groups", map[string]any{"name": "Alice's team"})
+			expect(t, resp, body, 201, "group")
+			team := decode[idJSON](t, body).ID
+			h.doAs(g.tok, "PUT", "/api/v1/groups/"+team+"/members/"+aliceID, nil)
+			for _, path := range []map[string]any{
+				{"subject_type": "user", "subject_id": aliceID, "target_type": "entitlement", "target_id": approvePay},
+				{"subject_type": "user", "subject_id": aliceID, "target_type": "role", "target_id": role},
+				{"subject_type": "group", "subject_id": team, "target_type": "entitlement", "target_id": approvePay},
+			} {
+				resp, body = h.doAs(g.tok, "POST", "/api/v1/assignments", path)
+				if resp.StatusCode != 409 || !strings.Contains(string(body), `rule \"pay-vs-approve\"`) || !strings.Contains(string(body), "erp/approve-pay") {
+					t.Fatalf("assignment %v: %d %s", path, resp.StatusCode, body)
+				}
+			}
+			// Bob holds neither: the same role goes through.
+			bobID, _ := g.user("bob", "")
+			resp, body = h.doAs(g.tok, "POST", "/api/v1/assignments", map[string]any{"subject_type": "user", "subject_id": bobID, "target_type": "role", "target_id": role})
+			expect(t, resp, body, 201, "role without conflict")
+			// An exemption lets Alice through until it expires.
+			resp, body = h.doAs(g.tok, "POST", "/api/v1/sod-exemptions", map[string]any{"rule_id": rule, "subject_type": "user", "subject_id": aliceID,
+				"justification": "covering for Bob this week", "expires_at": time.Now().Add(2 * time.Second).UTC().Format(time.RFC3339Nano)})
+			expect(t, resp, body, 201, "exemption")
+			if !strings.Contains(string(body), `"approved_by":"user:`) {
+				t.Fatalf("exemption without its approver: %s", body)
+			}
+			exemptedAt := time.Now()
+			resp, body = h.doAs(g.tok, "POST", "/api/v1/assignments", map[string]any{"subject_type": "user", "subject_id": aliceID, "target_type": "entitlement", "target_id": approvePay})
+			expect(t, resp, body, 201, "exempted assignment")
+			resp, body = h.doAs(g.tok, "POST", "/api/v1/sod-scans", nil)
+			expect(t, resp, body, 200, "scan")
+			scan := decode[struct{ Open, New, Exempted int }](t, body)
+			if scan.Open != 0 || scan.Exempted != 1 {
+				t.Fatalf("scan during the exemption: %s", body)
+			}
+			time.Sleep(time.Until(exemptedAt.Add(2500 * time.Millisecond)))
+			resp, body = h.doAs(g.tok, "POST", "/api/v1/sod-scans", nil)
+			expect(t, resp, body, 200, "scan")
+			if scan = decode[struct{ Open, New, Exempted int }](t, body); scan.Open != 1 || scan.New != 1 {
+				t.Fatalf("scan after the exemption expired: %s", body)
+			}
+			resp, body = h.doAs(g.tok, "GET", "/api/v1/sod-violations?status=open", nil)
+			expect(t, resp, body, 200, "violations")
+			if !strings.Contains(string(body), `"rule_key":"pay-vs-approve"`) || !strings.Contains(string(body), aliceID) {
+				t.Fatalf("violations: %s", body)
+			}
+			resp, body = h.doAs(g.tok, "GET", "/api/v1/audit?action=governance.sod_violation.*", nil)
+			if resp.StatusCode != 200 || !strings.Contains(string(body), "governance.sod_violation.detect") {
+				t.Fatalf("violation not audited: %d %.300s", resp.StatusCode, body)
+			}
+
+			// An agent's owner requests a tool for the agent; the tool server's owner approves.
+			agentOwnerID, agentOwnerTok := g.user("ayla", "")
+			toolOwnerID, toolOwnerTok := g.user("tomas", "")
+			resp, body = h.doAs(agentOwnerTok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "triage-bot", "name": "Triage bot", "owner_id": agentOwnerID})
+			expect(t, resp, body, 201, "agent")
+			agent := decode[idJSON](t, body).ID
+			resp, body = h.doAs(g.tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": "tracker", "name": "Tracker MCP", "owner_id": toolOwnerID,
+				"profile": map[string]any{"tool_server": map[string]any{"transport": "streamable_http", "url": "https://mcp.example.test/mcp"}}})
+			expect(t, resp, body, 201, "tool server")
+			var trackerApp string
+			waitFor(t, "tool server application", func() bool {
+				_, body := h.doAs(g.tok, "GET", "/api/v1/applications?type=mcp_server", nil)
+				for _, a := range decode[pageJSON[struct{ ID, Key string }]](t, body).Items {
+					if a.Key == "tracker" {
+						trackerApp = a.ID
+					}
+				}
+				return trackerApp != ""
+			})
+			resp, body = h.doAs(g.tok, "POST", "/api/v1/applications/"+trackerApp+"/tools/sync", map[string]any{"auto_approve": true,
+				"tools": []any{map[string]string{"name": "close_ticket", "hash": "h1"}}})
+			expect(t, resp, body, 200, "sync")
+			tool := decode[[]struct {
+				EntitlementID string `json:"entitlement_id"`
+			}](t, body)[0].EntitlementID
+			resp, body = h.doAs(g.tok, "PATCH", "/api/v1/entitlements/"+tool, map[string]any{"requestable": true})
+			expect(t, resp, body, 200, "make the tool requestable")
+			resp, body = h.doAs(agentOwnerTok, "GET", "/api/v1/request-catalog?kind=mcp_tool", nil)
+			if !strings.Contains(string(body), tool) {
+				t.Fatalf("the tool is not in the catalog: %s", body)
+			}
+			g.request(strangerTok, map[string]any{"subject_type": "nhi", "subject_id": agent, "target_id": tool}, 403)
+			forAgent := g.request(agentOwnerTok, map[string]any{"subject_type": "nhi", "subject_id": agent, "target_id": tool, "justification": "triage needs to close tickets"}, 201)
+			if a := g.approval(agentOwnerTok, forAgent.ID); len(a.Approvers) != 1 || a.Approvers[0].UserID != toolOwnerID || a.Approvers[0].Via != "application_owner" {
+				t.Fatalf("tool request approvers: %+v", a.Approvers)
+			}
+			granted := g.decide(toolOwnerTok, forAgent.ID, "approve", 0, 200)
+			if granted.Status != "approved" || granted.AssignmentID == nil {
+				t.Fatalf("tool request: %+v", granted)
+			}
+			resp, body = h.doAs(g.tok, "POST", "/api/v1/authorize", map[string]any{"subject": map[string]any{"type": "nhi", "id": agent},
+				"application": "tracker", "entitlement": "close_ticket"})
+			if !strings.Contains(string(body), `"decision":"allow"`) {
+				t.Fatalf("the agent may not call the granted tool: %s", body)
+			}
+			resp, body = h.doAs(g.tok, "GET", "/api/v1/audit?action=governance.approval.*", nil)
+			if n := strings.Count(string(body), `"governance.approval.decide"`); resp.StatusCode != 200 || n < 5 {
+				t.Fatalf("decisions audited: %d in %d %.300s", n, resp.StatusCode, body)
+			}
+
+			// Tenant B sees and decides none of it; A's approvers cannot decide B's requests.
+			b := newGovTenant(t, h, "br")
+			bEnt := b.ent("b-only", map[string]any{})
+			bReq := b.request(b.tok, map[string]any{"subject_type": "user", "subject_id": decodeMe(t, h, b.tok), "target_id": bEnt}, 201)
+			for _, tok := range []string{g.tok, mgrTok} {
+				resp, body = h.doAs(tok, "POST", "/api/v1/approvals/"+bReq.ID+"/decision", map[string]any{"decision": "approve"})
+				if resp.StatusCode != 404 {
+					t.Fatalf("tenant A decided B's request: %d %s", resp.StatusCode, body)
+				}
+			}
+			for _, path := range []string{"/api/v1/approvals/" + req.ID, "/api/v1/approvals/" + req.ID + "/history", "/api/v1/sod-rules/" + rule,
+				"/api/v1/approval-workflows/" + twoStep} {
+				if resp, body := h.doAs(b.tok, "GET", path, nil); resp.StatusCode != 404 {
+					t.Errorf("B read %s: %d %s", path, resp.StatusCode, body)
+				}
+			}
+			for _, path := range []string{"/api/v1/approvals?queue=all", "/api/v1/sod-violations", "/api/v1/sod-exemptions", "/api/v1/approval-delegations?all=true",
+				"/api/v1/request-catalog"} {
+				if _, body := h.doAs(b.tok, "GET", path, nil); strings.Contains(string(body), aliceID) || strings.Contains(string(body), req.ID) || strings.Contains(string(body), pay) {
+					t.Errorf("B listed A's records at %s: %.300s", path, body)
+				}
+			}
+			b.request(b.tok, map[string]any{"subject_type": "user", "subject_id": decodeMe(t, h, b.tok), "target_id": pay}, 400)
+			resp, body = h.doAs(b.tok, "POST", "/api/v1/sod-exemptions", map[string]any{"rule_id": rule, "subject_type": "user", "subject_id": aliceID,
+				"justification": "x", "expires_at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339)})
+			expect(t, resp, body, 400, "exemption across tenants")
+		})
+	}
+}
+
+func approverVia(a approvalJSON, user, via string) bool {
+	for _, p := range a.Approvers {
+		if p.UserID == user && p.Via == via {
+			return true
+		}
+	}
+	return false
+}
+
+func decodeMe(t *testing.T, h *harness, tok string) string {
+	t.Helper()
+	_, body := h.doAs(tok, "GET", "/api/v1/me", nil)
+	return decode[userJSON](t, body).ID
+}
+
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
