@@ -173,8 +173,8 @@ func TestAccessRequestsOverREST(t *testing.T) {
 				holds(g.queue(ownerTok, "to_decide"), req.ID) {
 				t.Fatal("queues do not show the request to exactly the requester and the step's approver")
 			}
-			g.decide(aliceTok, req.ID, "approve", 0, 403)   // nobody approves their own request
-			g.decide(ownerTok, req.ID, "approve", 0, 404)   // step 2's approver: not involved (nor able to see it) before step 2 opens
+			g.decide(aliceTok, req.ID, "approve", 0, 403)    // nobody approves their own request
+			g.decide(ownerTok, req.ID, "approve", 0, 404)    // step 2's approver: not involved (nor able to see it) before step 2 opens
 			g.decide(strangerTok, req.ID, "approve", 0, 404) // cannot even see it
 			after1 := g.decide(mgrTok, req.ID, "approve", 0, 200)
 			if after1.Status != "pending" || after1.CurrentStep != 1 {
