@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/events"
 	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/store"
 )
@@ -1020,4 +1021,66 @@ func (s *Service) Tick(ctx context.Context) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// readApproval reads an approval without the caller's view check (for
+// the module that opened it).
+func (s *Service) readApproval(ctx context.Context, id uuid.UUID) (*Approval, error) {
+	var a *Approval
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		var err error
+		a, err = scanApproval(tx.QueryRow(ctx, `SELECT `+approvalCols+` FROM approvals WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id))
+		return err
+	})
+	if store.NoRows(err) {
+		return nil, apperr.NotFound("approval")
+	}
+	return a, err
+}
+
+// AwaitApproval waits until an approval of the tenant in ctx is decided
+// (or expires, or is cancelled) and returns it; if ctx ends first it
+// returns the approval as it stands with ctx's error. A decision on any
+// replica wakes it through the change bus (nil: polling only); it also
+// re-reads every poll interval, since notifications can be missed.
+func (s *Service) AwaitApproval(ctx context.Context, bus *events.Bus, id uuid.UUID, poll time.Duration) (*Approval, error) {
+	if poll <= 0 {
+		poll = 2 * time.Second
+	}
+	tid, ok := store.TenantFrom(ctx)
+	if !ok {
+		return nil, store.ErrNoTenant
+	}
+	wake := make(chan struct{}, 1)
+	if bus != nil {
+		defer bus.Subscribe(func(m events.Message) {
+			if m.Resync || (m.Change.TenantID == tid && m.Change.ID == id.String() && strings.HasPrefix(m.Change.Kind, "approval.")) {
+				select {
+				case wake <- struct{}{}:
+				default:
+				}
+			}
+		})()
+	}
+	t := time.NewTimer(poll)
+	defer t.Stop()
+	for {
+		a, err := s.readApproval(ctx, id)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, err
+		}
+		if a.Status != StatusPending {
+			return a, nil
+		}
+		select {
+		case <-ctx.Done():
+			return a, ctx.Err()
+		case <-wake:
+		case <-t.C:
+			t.Reset(poll)
+		}
+	}
 }
