@@ -75,6 +75,14 @@ func TestSoDPreventiveChecks(t *testing.T) {
 		inner, _ := f.gov.CreateRole(f.ctx, governance.RoleInput{Key: "inner", Name: ptr("Inner"), EntitlementIDs: &[]uuid.UUID{e["c"]}})
 		outer, _ := f.gov.CreateRole(f.ctx, governance.RoleInput{Key: "outer", Name: ptr("Outer"), InducedRoleIDs: &[]uuid.UUID{inner.ID}})
 		refusedBy(t, f.assign("user", ada.ID, "role", outer.ID), "one-of-abc")
+		// A role that breaks the rule by itself is refused, created or changed.
+		_, err := f.gov.CreateRole(f.ctx, governance.RoleInput{Key: "both", Name: ptr("Both"), EntitlementIDs: &[]uuid.UUID{e["a"], e["b"]}})
+		refusedBy(t, err, "one-of-abc")
+		_, err = f.gov.UpdateRole(f.ctx, outer.ID, governance.RoleInput{EntitlementIDs: &[]uuid.UUID{e["a"]}}, 0)
+		refusedBy(t, err, "one-of-abc")
+		if r, _ := f.gov.GetRole(f.ctx, outer.ID); len(r.Entitlement) != 0 {
+			t.Fatalf("a refused change was written: %+v", r)
+		}
 
 		// A group above Ada's group.
 		parent, _ := f.dir.CreateGroup(f.ctx, directory.GroupInput{Name: ptr("Finance")})

@@ -210,7 +210,11 @@ func (s *Service) CreateRole(ctx context.Context, in RoleInput) (*Role, error) {
 		r.Description = *in.Description
 	}
 	r.WorkflowID = nilIfZero(in.WorkflowID)
-	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+	snap, err := s.snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	err = s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		if err := userExists(ctx, tx, "owner_id", r.OwnerID); err != nil {
 			return err
 		}
@@ -232,10 +236,13 @@ func (s *Service) CreateRole(ctx context.Context, in RoleInput) (*Role, error) {
 		if err := s.writeRoleLinks(ctx, tx, r, in); err != nil {
 			return err
 		}
+		if err := roleSoD(snap, r); err != nil {
+			return err
+		}
 		return s.change(ctx, tx, "role", r.ID, 1, r)
 	})
 	if err != nil {
-		return nil, err
+		return nil, refusal(err)
 	}
 	return r, s.audit(ctx, "governance.role.create", "role", r.ID, r)
 }
@@ -290,8 +297,12 @@ func (s *Service) UpdateRole(ctx context.Context, id uuid.UUID, in RoleInput, if
 	if in.Key != "" || in.Type != "" {
 		return nil, apperr.Invalid("key", "key and type cannot change")
 	}
+	snap, err := s.snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var r *Role
-	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+	err = s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		var err error
 		if r, err = getRole(ctx, tx, id, true); err != nil {
 			return err
@@ -342,10 +353,13 @@ func (s *Service) UpdateRole(ctx context.Context, id uuid.UUID, in RoleInput, if
 		if err := s.writeRoleLinks(ctx, tx, r, in); err != nil {
 			return err
 		}
+		if err := roleSoD(snap, r); err != nil {
+			return err
+		}
 		return s.change(ctx, tx, "role", id, r.Version, r)
 	})
 	if err != nil {
-		return nil, err
+		return nil, refusal(err)
 	}
 	return r, s.audit(ctx, "governance.role.update", "role", id, in)
 }

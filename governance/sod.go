@@ -472,6 +472,43 @@ func (s *Service) CheckSoD(ctx context.Context, tx *store.Tx, snap *Snapshot, su
 	return nil
 }
 
+// roleSoD refuses a role that would break a rule by itself: its own
+// entitlements together with those its parent and induced roles bring.
+// (Holders who would break a rule only with what else they hold are the
+// detective scan's: a role change is not checked against every holder.)
+func roleSoD(snap *Snapshot, r *Role) error {
+	if snap.sodRules == 0 {
+		return nil
+	}
+	held := map[uuid.UUID]bool{}
+	for _, e := range r.Entitlement {
+		held[e] = true
+	}
+	if r.ParentID != nil {
+		snap.targetEntitlements("role", *r.ParentID, held)
+	}
+	for _, x := range r.Induces {
+		snap.targetEntitlements("role", x, held)
+	}
+	var rules []*SoDRule
+	seen := map[uuid.UUID]bool{}
+	for e := range held {
+		for _, rule := range snap.sodByEnt[e] {
+			if !seen[rule.ID] {
+				seen[rule.ID] = true
+				rules = append(rules, rule)
+			}
+		}
+	}
+	slices.SortFunc(rules, func(a, b *SoDRule) int { return strings.Compare(a.Key, b.Key) })
+	for _, rule := range rules {
+		if broken := rule.broken(func(e uuid.UUID) bool { return held[e] }); broken != nil {
+			return &SoDRefusal{Rule: rule, SubjectType: "role", SubjectID: r.ID, Entitlements: snap.entNames(broken)}
+		}
+	}
+	return nil
+}
+
 // entNames names entitlements "application/key".
 func (snap *Snapshot) entNames(ids []uuid.UUID) []string {
 	out := make([]string, len(ids))
