@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -893,4 +894,45 @@ func (s *Service) ListSoDViolations(ctx context.Context, status string, rule uui
 		return out[:limit], true, err
 	}
 	return out, false, err
+}
+
+// RunSoDScans runs the detective scan of every tenant with enabled rules
+// every interval (the first after one interval) until ctx ends.
+func (s *Service) RunSoDScans(ctx context.Context, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		var tenants []uuid.UUID
+		err := s.DB.SystemRead(ctx, func(tx *store.Tx) error {
+			rows, err := tx.Query(ctx, `SELECT DISTINCT r.tenant_id FROM sod_rules r JOIN tenants t ON t.id = r.tenant_id WHERE r.enabled AND t.status = 'active'`)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var id uuid.UUID
+				if err := rows.Scan(&id); err != nil {
+					return err
+				}
+				tenants = append(tenants, id)
+			}
+			return rows.Err()
+		})
+		if err != nil {
+			slog.Warn("scheduled separation-of-duties scans", "error", err)
+			continue
+		}
+		for _, tid := range tenants {
+			tctx := principal.With(store.WithTenant(ctx, tid), &principal.Principal{TenantID: tid, Kind: principal.KindBootstrap,
+				SubjectID: "system", AdminRoles: []string{principal.RoleSuperAdmin}})
+			if _, err := s.ScanSoD(tctx); err != nil && ctx.Err() == nil {
+				slog.Warn("scheduled separation-of-duties scan", "tenant", tid, "error", err)
+			}
+		}
+	}
 }

@@ -431,6 +431,7 @@ func (s *server) run(ctx context.Context) error {
 	workers.Go(func() error { return s.mcp.RunPurge(workCtx, 10*time.Minute) })
 	workers.Go(func() error { return s.mcp.RunHealthChecks(workCtx, 30*time.Second) })
 	workers.Go(func() error { return s.gov.RunTimers(workCtx, time.Second) })
+	workers.Go(func() error { return s.gov.RunSoDScans(workCtx, time.Hour) })
 	g.Go(func() error {
 		if err := s.admin.Listener(s.adminLn); err != nil {
 			return fmt.Errorf("admin plane: %w", err)
