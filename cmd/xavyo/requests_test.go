@@ -243,6 +243,7 @@ func TestAccessRequestsOverREST(t *testing.T) {
 			resp, body = h.doAs(mgrTok, "POST", "/api/v1/approval-delegations", map[string]any{"delegate_id": delegateID,
 				"ends_at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "reason": "holiday"})
 			expect(t, resp, body, 201, "delegation")
+			delegation := decode[idJSON](t, body).ID
 			viaDelegate := g.request(aliceTok, map[string]any{"target_id": g.ent("expenses", map[string]any{"workflow_id": g.workflow("manager-only",
 				map[string]any{"steps": []any{map[string]any{"approvers": []any{map[string]string{"type": "manager"}}}}})})}, 201)
 			if !holds(g.queue(delegateTok, "to_decide"), viaDelegate.ID) {
@@ -355,6 +356,7 @@ func TestAccessRequestsOverREST(t *testing.T) {
 			resp, body = h.doAs(g.tok, "POST", "/api/v1/sod-exemptions", map[string]any{"rule_id": rule, "subject_type": "user", "subject_id": aliceID,
 				"justification": "covering for Bob this week", "expires_at": time.Now().Add(2 * time.Second).UTC().Format(time.RFC3339Nano)})
 			expect(t, resp, body, 201, "exemption")
+			exemption := decode[idJSON](t, body).ID
 			if !strings.Contains(string(body), `"approved_by":"user:`) {
 				t.Fatalf("exemption without its approver: %s", body)
 			}
@@ -455,6 +457,15 @@ func TestAccessRequestsOverREST(t *testing.T) {
 					t.Errorf("B listed A's records at %s: %.300s", path, body)
 				}
 			}
+			for _, w := range []struct{ method, path string }{{"DELETE", "/api/v1/approval-delegations/" + delegation},
+				{"DELETE", "/api/v1/sod-exemptions/" + exemption}, {"DELETE", "/api/v1/sod-rules/" + rule}, {"DELETE", "/api/v1/approval-workflows/" + twoStep},
+				{"POST", "/api/v1/approvals/" + cancelled.ID + "/comments"}, {"POST", "/api/v1/approvals/" + esc.ID + "/cancel"}} {
+				if resp, body := h.doAs(b.tok, w.method, w.path, map[string]any{"comment": "hello"}); resp.StatusCode != 404 {
+					t.Errorf("B %s %s: %d %s", w.method, w.path, resp.StatusCode, body)
+				}
+			}
+			resp, body = h.doAs(b.tok, "PATCH", "/api/v1/sod-rules/"+rule, map[string]any{"enabled": false})
+			expect(t, resp, body, 404, "B changes A's rule")
 			b.request(b.tok, map[string]any{"subject_type": "user", "subject_id": decodeMe(t, h, b.tok), "target_id": pay}, 400)
 			resp, body = h.doAs(b.tok, "POST", "/api/v1/sod-exemptions", map[string]any{"rule_id": rule, "subject_type": "user", "subject_id": aliceID,
 				"justification": "x", "expires_at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339)})
@@ -485,5 +496,65 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
+	}
+}
+
+// TestAccessRequestBadInput: malformed or invalid requests get a clear
+// 4xx naming the problem and change nothing.
+func TestAccessRequestBadInput(t *testing.T) {
+	h := start(t, env(t, store.SQLite, t.TempDir()), nil)
+	g := newGovTenant(t, h, "bi")
+	ownerID, _ := g.user("olivia", "")
+	_, aliceTok := g.user("alice", "")
+	ent := g.ent("pay", map[string]any{"owner_id": ownerID})
+	req := g.request(aliceTok, map[string]any{"target_id": ent}, 201)
+	for _, c := range []struct {
+		tok, method, path string
+		body              any
+		want              int
+		mention           string
+	}{
+		{aliceTok, "POST", "/api/v1/access-requests", `{"target_type":"entitlement",`, 400, ""},
+		{aliceTok, "POST", "/api/v1/access-requests", map[string]any{"target_type": "entitlement", "target_id": ent, "justification": "x", "colour": "red"}, 400, "colour"},
+		{aliceTok, "POST", "/api/v1/access-requests", map[string]any{"target_type": "entitlement", "target_id": ent}, 400, "justification"},
+		{aliceTok, "POST", "/api/v1/access-requests", map[string]any{"target_type": "group", "target_id": ent, "justification": "x"}, 400, "target_type"},
+		{aliceTok, "POST", "/api/v1/access-requests", map[string]any{"target_type": "entitlement", "target_id": "not-a-uuid", "justification": "x"}, 400, "target_id"},
+		{aliceTok, "POST", "/api/v1/access-requests", map[string]any{"target_type": "entitlement", "target_id": ent, "justification": "x", "duration_seconds": -5}, 400, "duration_seconds"},
+		{aliceTok, "POST", "/api/v1/access-requests", map[string]any{"target_type": "entitlement", "target_id": ent, "justification": "x", "subject_type": "group", "subject_id": ownerID}, 400, "subject_type"},
+		{aliceTok, "POST", "/api/v1/access-requests", map[string]any{"target_type": "entitlement", "target_id": ent, "justification": "x", "subject_type": "user", "subject_id": ownerID}, 403, "yourself"},
+		{aliceTok, "GET", "/api/v1/approvals?queue=everything", nil, 400, "queue"},
+		{aliceTok, "GET", "/api/v1/approvals?queue=all", nil, 403, "governance readers"},
+		{aliceTok, "GET", "/api/v1/approvals?status=maybe", nil, 400, "status"},
+		{aliceTok, "GET", "/api/v1/approvals/not-a-uuid", nil, 400, "id"},
+		{aliceTok, "POST", "/api/v1/approvals/" + req.ID + "/decision", map[string]any{"decision": "perhaps"}, 400, "decision"},
+		{aliceTok, "POST", "/api/v1/approvals/" + req.ID + "/comments", map[string]any{"comment": ""}, 400, "comment"},
+		{aliceTok, "POST", "/api/v1/sod-rules", map[string]any{"key": "r", "kind": "conflict"}, 403, "role required"},
+		{g.tok, "POST", "/api/v1/sod-rules", map[string]any{"key": "r", "kind": "conflict", "entitlement_ids": []string{ent}}, 400, "conflicting_ids"},
+		{g.tok, "POST", "/api/v1/sod-exemptions", map[string]any{"rule_id": ent, "subject_type": "user", "subject_id": ownerID, "justification": "x",
+			"expires_at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}, 400, "rule_id"},
+		{g.tok, "POST", "/api/v1/approval-workflows", map[string]any{"key": "w", "steps": []any{map[string]any{"approvers": []any{map[string]string{"type": "boss"}}}}}, 400, "type"},
+		{aliceTok, "POST", "/api/v1/approval-delegations", map[string]any{"delegate_id": ownerID, "ends_at": "2020-01-01T00:00:00Z"}, 400, "ends_at"},
+		{aliceTok, "GET", "/api/v1/request-catalog?type=thing", nil, 400, "type"},
+	} {
+		resp, body := h.doAs(c.tok, c.method, c.path, c.body)
+		if resp.StatusCode != c.want || !strings.Contains(string(body), c.mention) {
+			t.Errorf("%s %s %v: %d %s", c.method, c.path, c.body, resp.StatusCode, body)
+		}
+	}
+	// Nothing changed: one request, pending, no decision, no rule, no workflow.
+	if a := g.approval(aliceTok, req.ID); a.Status != "pending" || a.CurrentStep != 0 {
+		t.Fatalf("the request changed: %+v", a)
+	}
+	resp, body := h.doAs(aliceTok, "GET", "/api/v1/approvals/"+req.ID+"/history", nil)
+	if resp.StatusCode != 200 || strings.Count(string(body), `"type":`) != 2 {
+		t.Fatalf("history after bad input: %s", body)
+	}
+	for _, path := range []string{"/api/v1/sod-rules", "/api/v1/approval-workflows", "/api/v1/sod-exemptions"} {
+		if _, body := h.doAs(g.tok, "GET", path, nil); !strings.Contains(string(body), `"items":[]`) {
+			t.Errorf("%s after bad input: %s", path, body)
+		}
+	}
+	if mine := g.queue(aliceTok, "mine"); len(mine) != 1 {
+		t.Fatalf("requests after bad input: %+v", mine)
 	}
 }

@@ -2,12 +2,14 @@ package httpx
 
 import (
 	"bytes"
+	"encoding"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -40,6 +42,9 @@ func DecodeJSONBytes(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		if field, msg, ok := badTextField(trimmed, v); ok {
+			return apperr.Invalid(field, msg)
+		}
 		return jsonError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
@@ -72,6 +77,47 @@ func jsonError(err error) error {
 		return err
 	}
 	return apperr.Invalid("body", "invalid JSON")
+}
+
+// badTextField finds the top-level field of v whose value its type
+// refused as text (a malformed UUID or time), so the error can name it:
+// encoding/json reports such errors without the field.
+func badTextField(body []byte, v any) (field, msg string, ok bool) {
+	t := reflect.TypeOf(v)
+	if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return "", "", false
+	}
+	var raw map[string]json.RawMessage
+	if json.Unmarshal(body, &raw) != nil {
+		return "", "", false
+	}
+	st := t.Elem()
+	for i := range st.NumField() {
+		f := st.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		val, present := raw[name]
+		if !present {
+			continue
+		}
+		base := f.Type
+		for base.Kind() == reflect.Pointer || base.Kind() == reflect.Slice {
+			base = base.Elem()
+		}
+		if !reflect.PointerTo(base).Implements(reflect.TypeFor[encoding.TextUnmarshaler]()) {
+			continue
+		}
+		if err := json.Unmarshal(val, reflect.New(f.Type).Interface()); err != nil {
+			var typ *json.UnmarshalTypeError
+			if errors.As(err, &typ) {
+				return name, "must be a string", true
+			}
+			return name, "is not valid: " + err.Error(), true
+		}
+	}
+	return "", "", false
 }
 
 func jsonType(kind string) string {

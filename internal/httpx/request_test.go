@@ -3,15 +3,21 @@ package httpx_test
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/httpx"
 )
 
 type sample struct {
-	Name  string   `json:"name"`
-	Count int      `json:"count"`
-	Tags  []string `json:"tags"`
+	Name  string      `json:"name"`
+	Count int         `json:"count"`
+	Tags  []string    `json:"tags"`
+	Owner *uuid.UUID  `json:"owner"`
+	IDs   []uuid.UUID `json:"ids"`
+	At    time.Time   `json:"at"`
 }
 
 func TestDecodeJSONBytes(t *testing.T) {
@@ -33,6 +39,11 @@ func TestDecodeJSONBytes(t *testing.T) {
 		"trailing":      {`{} x`, "body"},
 		"two objects":   {`{}{}`, "body"},
 		"duplicate key": {`{"name":"a","name":"b"}`, ""},
+		"uuids":         {`{"owner":"01a22adb-c148-72f2-8ad2-b74cf2592311","ids":["01a22adb-c148-72f2-8ad2-b74cf2592311"],"at":"2026-11-30T00:00:00Z"}`, ""},
+		"bad uuid":      {`{"owner":"nope"}`, "owner"},
+		"bad uuid item": {`{"name":"a","ids":["01a22adb-c148-72f2-8ad2-b74cf2592311","x"]}`, "ids"},
+		"uuid number":   {`{"owner":7}`, "owner"},
+		"bad time":      {`{"at":"yesterday"}`, "at"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
