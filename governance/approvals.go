@@ -3,6 +3,7 @@ package governance
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -510,13 +511,7 @@ func (s *Service) finish(ctx context.Context, tx *store.Tx, snap *Snapshot, a *A
 		"requester_id": a.RequesterID, "subject_type": a.SubjectType, "subject_id": a.SubjectID, "assignment_id": a.AssignmentID})
 }
 
-func asRefusal(err error, out **SoDRefusal) bool {
-	r, ok := err.(*SoDRefusal)
-	if ok {
-		*out = r
-	}
-	return ok
-}
+func asRefusal(err error, out **SoDRefusal) bool { return errors.As(err, out) }
 
 // Approve is the approving decision (Deny, the other, is shared with
 // access decisions).

@@ -3,6 +3,7 @@ package governance
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -325,13 +326,13 @@ func (s *Service) snapshot(ctx context.Context) (*Snapshot, error) {
 }
 
 // targetEntitlements lists the entitlements an assignment target brings.
-func (snap *Snapshot) targetEntitlements(targetType string, id uuid.UUID, into map[uuid.UUID]bool) {
+func (s *Snapshot) targetEntitlements(targetType string, id uuid.UUID, into map[uuid.UUID]bool) {
 	if targetType == "entitlement" {
 		into[id] = true
 		return
 	}
-	for _, rr := range snap.reach(id) {
-		for _, e := range snap.roleEnts[rr.role] {
+	for _, rr := range s.reach(id) {
+		for _, e := range s.roleEnts[rr.role] {
 			into[e] = true
 		}
 	}
@@ -511,11 +512,11 @@ func roleSoD(snap *Snapshot, r *Role) error {
 }
 
 // entNames names entitlements "application/key".
-func (snap *Snapshot) entNames(ids []uuid.UUID) []string {
+func (s *Snapshot) entNames(ids []uuid.UUID) []string {
 	out := make([]string, len(ids))
 	for i, e := range ids {
-		if info, ok := snap.ents[e]; ok {
-			out[i] = snap.apps[info.app].key + "/" + info.key
+		if info, ok := s.ents[e]; ok {
+			out[i] = s.apps[info.app].key + "/" + info.key
 		} else {
 			out[i] = e.String()
 		}
@@ -554,7 +555,8 @@ func groupMembers(ctx context.Context, tx *store.Tx, snap *Snapshot, group uuid.
 
 // refusal turns a SoD refusal into the API's conflict error.
 func refusal(err error) error {
-	if r, ok := err.(*SoDRefusal); ok {
+	var r *SoDRefusal
+	if errors.As(err, &r) {
 		return apperr.New(apperr.KindConflict, "%s", r.Error())
 	}
 	return err

@@ -252,7 +252,7 @@ func TestAccessRequestsOverREST(t *testing.T) {
 			if got := g.decide(delegateTok, viaDelegate.ID, "approve", 0, 200); got.Status != "approved" {
 				t.Fatalf("delegate decision: %+v", got)
 			}
-			resp, body = h.doAs(aliceTok, "GET", "/api/v1/approvals/"+viaDelegate.ID+"/history", nil)
+			_, body = h.doAs(aliceTok, "GET", "/api/v1/approvals/"+viaDelegate.ID+"/history", nil)
 			if !strings.Contains(string(body), `"on_behalf_of":"`+mgrID+`"`) {
 				t.Fatalf("the delegate's decision does not say for whom: %s", body)
 			}
@@ -315,7 +315,7 @@ func TestAccessRequestsOverREST(t *testing.T) {
 				if !(codes[0] == 200 && codes[1] == 409 || codes[0] == 409 && codes[1] == 200) {
 					t.Fatalf("round %d: two approvers at once got %v", round, codes)
 				}
-				resp, body = h.doAs(aliceTok, "GET", "/api/v1/approvals/"+race.ID+"/history", nil)
+				_, body = h.doAs(aliceTok, "GET", "/api/v1/approvals/"+race.ID+"/history", nil)
 				if n := strings.Count(string(body), `"type":"decision"`); n != 1 {
 					t.Fatalf("round %d: %d decisions recorded: %s", round, n, body)
 				}
@@ -412,7 +412,7 @@ func TestAccessRequestsOverREST(t *testing.T) {
 			}](t, body)[0].EntitlementID
 			resp, body = h.doAs(g.tok, "PATCH", "/api/v1/entitlements/"+tool, map[string]any{"requestable": true})
 			expect(t, resp, body, 200, "make the tool requestable")
-			resp, body = h.doAs(agentOwnerTok, "GET", "/api/v1/request-catalog?kind=mcp_tool", nil)
+			_, body = h.doAs(agentOwnerTok, "GET", "/api/v1/request-catalog?kind=mcp_tool", nil)
 			if !strings.Contains(string(body), tool) {
 				t.Fatalf("the tool is not in the catalog: %s", body)
 			}
@@ -425,7 +425,7 @@ func TestAccessRequestsOverREST(t *testing.T) {
 			if granted.Status != "approved" || granted.AssignmentID == nil {
 				t.Fatalf("tool request: %+v", granted)
 			}
-			resp, body = h.doAs(g.tok, "POST", "/api/v1/authorize", map[string]any{"subject": map[string]any{"type": "nhi", "id": agent},
+			_, body = h.doAs(g.tok, "POST", "/api/v1/authorize", map[string]any{"subject": map[string]any{"type": "nhi", "id": agent},
 				"application": "tracker", "entitlement": "close_ticket"})
 			if !strings.Contains(string(body), `"decision":"allow"`) {
 				t.Fatalf("the agent may not call the granted tool: %s", body)
