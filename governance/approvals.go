@@ -302,6 +302,9 @@ func (s *Service) insertApproval(ctx context.Context, tx *store.Tx, a *Approval)
 		$17, $18, $19, $14, $14, 1)`, tx.TenantID(), a.ID, a.Kind, a.Status, a.RequesterType, a.RequesterID, a.SubjectType, a.SubjectID,
 		a.TargetType, a.TargetID, a.RiskLevel, a.WorkflowID, marshal(a.Steps), a.CreatedAt, a.Justification, a.DurationSeconds, string(payload),
 		a.Reason, a.ExpiresAt)
+	if apperr.KindOf(err) == apperr.KindAlreadyExists {
+		return apperr.New(apperr.KindAlreadyExists, "a request for this access is already pending")
+	}
 	return err
 }
 

@@ -16,7 +16,8 @@ type CommentInput struct {
 	Comment string `json:"comment"`
 }
 
-// CancelInput optionally says why a request is withdrawn.
+// CancelInput says why a request is withdrawn (the comment is optional;
+// the body is {} at least).
 type CancelInput struct {
 	Comment string `json:"comment,omitempty"`
 }
@@ -236,10 +237,8 @@ func (h *Handler) cancel(c *fiber.Ctx) error {
 		return err
 	}
 	var in CancelInput
-	if len(c.Body()) > 0 {
-		if err := httpx.DecodeJSON(c, &in); err != nil {
-			return err
-		}
+	if err := httpx.DecodeJSON(c, &in); err != nil {
+		return err
 	}
 	a, err := h.Gov.Cancel(c.UserContext(), id, in.Comment)
 	if err != nil {

@@ -60,6 +60,9 @@ CREATE INDEX approvals_requester ON approvals (tenant_id, requester_id, id);
 CREATE INDEX approvals_subject ON approvals (tenant_id, subject_id, id);
 CREATE INDEX approvals_due ON approvals (step_due_at) WHERE status = 'pending';
 CREATE INDEX approvals_expiry ON approvals (expires_at) WHERE status = 'pending';
+-- One pending request per access (racing requests: one wins).
+CREATE UNIQUE INDEX approvals_one_pending_request ON approvals (tenant_id, subject_type, subject_id, target_type, target_id)
+    WHERE status = 'pending' AND kind = 'access_request';
 
 CREATE TABLE approval_approvers (
     tenant_id    uuid NOT NULL,
