@@ -139,19 +139,7 @@ func seed(b *testing.B) (*store.DB, uuid.UUID, []uuid.UUID) {
 			return
 		}
 		gov.tenant = tid
-		_ = gov.db.InTenantRead(store.WithTenant(ctx, tid), func(tx *store.Tx) error {
-			rows, err := tx.Query(ctx, `SELECT id FROM users WHERE tenant_id = $1`, tid)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var id uuid.UUID
-				_ = rows.Scan(&id)
-				gov.users = append(gov.users, id)
-			}
-			return nil
-		})
+		gov.users, gov.err = idList(store.WithTenant(ctx, tid), gov.db, `SELECT id FROM users WHERE tenant_id = $1`, tid)
 	})
 	if gov.err != nil {
 		b.Fatal(gov.err)
@@ -254,22 +242,7 @@ func seedSoD(b *testing.B, db *store.DB, tid uuid.UUID) []uuid.UUID {
 	sodSeed.once.Do(func() {
 		ctx := store.WithTenant(context.Background(), tid)
 		var ents []uuid.UUID
-		sodSeed.err = db.InTenantRead(ctx, func(tx *store.Tx) error {
-			rows, err := tx.Query(ctx, `SELECT id FROM entitlements WHERE tenant_id = $1 ORDER BY id`, tid)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var id uuid.UUID
-				if err := rows.Scan(&id); err != nil {
-					return err
-				}
-				ents = append(ents, id)
-			}
-			return rows.Err()
-		})
-		if sodSeed.err != nil {
+		if ents, sodSeed.err = idList(ctx, db, `SELECT id FROM entitlements WHERE tenant_id = $1 ORDER BY id`, tid); sodSeed.err != nil {
 			return
 		}
 		r := rand.New(rand.NewPCG(3, 4))
@@ -320,20 +293,8 @@ func BenchmarkGovernanceSoDCheck(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var roles []uuid.UUID
-	if err := db.InTenantRead(ctx, func(tx *store.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT id FROM roles WHERE tenant_id = $1`, tid)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var id uuid.UUID
-			_ = rows.Scan(&id)
-			roles = append(roles, id)
-		}
-		return rows.Err()
-	}); err != nil {
+	roles, err := idList(ctx, db, `SELECT id FROM roles WHERE tenant_id = $1`, tid)
+	if err != nil {
 		b.Fatal(err)
 	}
 	gov := &governance.Service{DB: db, Engine: e}
@@ -362,4 +323,25 @@ func BenchmarkGovernanceSoDCheck(b *testing.B) {
 	b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(took[len(took)*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(refused)/float64(len(took)), "refused-ratio")
+}
+
+// idList reads a column of IDs in the tenant of ctx.
+func idList(ctx context.Context, db *store.DB, q string, args ...any) ([]uuid.UUID, error) {
+	var out []uuid.UUID
+	err := db.InTenantRead(ctx, func(tx *store.Tx) error {
+		rows, err := tx.Query(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id uuid.UUID
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			out = append(out, id)
+		}
+		return rows.Err()
+	})
+	return out, err
 }

@@ -778,20 +778,11 @@ func (s *Service) GetApproval(ctx context.Context, id uuid.UUID) (*Approval, err
 			}
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT step, user_id, via FROM approval_approvers WHERE tenant_id = $1 AND approval_id = $2 ORDER BY step, user_id`,
-			tx.TenantID(), id)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
+		a.Approvers, err = collect(ctx, tx, func(row interface{ Scan(...any) error }) (StepApprover, error) {
 			var sa StepApprover
-			if err := rows.Scan(&sa.Step, &sa.UserID, &sa.Via); err != nil {
-				return err
-			}
-			a.Approvers = append(a.Approvers, sa)
-		}
-		return rows.Err()
+			return sa, row.Scan(&sa.Step, &sa.UserID, &sa.Via)
+		}, `SELECT step, user_id, via FROM approval_approvers WHERE tenant_id = $1 AND approval_id = $2 ORDER BY step, user_id`, tx.TenantID(), id)
+		return err
 	})
 	return a, err
 }
@@ -801,26 +792,18 @@ func (s *Service) History(ctx context.Context, id uuid.UUID) ([]ApprovalEvent, e
 	if _, err := s.GetApproval(ctx, id); err != nil {
 		return nil, err
 	}
-	out := []ApprovalEvent{}
-	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT id, at, actor, type, step, comment, data FROM approval_events WHERE tenant_id = $1 AND approval_id = $2 ORDER BY id`,
-			tx.TenantID(), id)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
+	var out []ApprovalEvent
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) (err error) {
+		out, err = collect(ctx, tx, func(row interface{ Scan(...any) error }) (ApprovalEvent, error) {
 			var e ApprovalEvent
 			var data []byte
-			if err := rows.Scan(&e.ID, &e.At, &e.Actor, &e.Type, &e.Step, &e.Comment, &data); err != nil {
-				return err
-			}
+			err := row.Scan(&e.ID, &e.At, &e.Actor, &e.Type, &e.Step, &e.Comment, &data)
 			if string(data) != "null" && string(data) != "{}" {
 				e.Data = json.RawMessage(data)
 			}
-			out = append(out, e)
-		}
-		return rows.Err()
+			return e, err
+		}, `SELECT id, at, actor, type, step, comment, data FROM approval_events WHERE tenant_id = $1 AND approval_id = $2 ORDER BY id`, tx.TenantID(), id)
+		return err
 	})
 	return out, err
 }
@@ -884,28 +867,13 @@ func (s *Service) ListApprovals(ctx context.Context, o ListApprovalsOptions) ([]
 		extra = []any{callerID(ctx), s.now()}
 	}
 	var out []*Approval
-	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		out = []*Approval{}
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) (err error) {
 		args := append([]any{tx.TenantID(), o.Kind, o.Status, o.Before, o.Limit + 1}, extra...)
-		rows, err := tx.Query(ctx, `SELECT `+approvalCols+` FROM approvals WHERE tenant_id = $1 AND ($2 = '' OR kind = $2) AND ($3 = '' OR status = $3)
-			AND id < $4`+where+` ORDER BY id DESC LIMIT $5`, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			a, err := scanApproval(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, a)
-		}
-		return rows.Err()
+		out, err = collect(ctx, tx, scanApproval, `SELECT `+approvalCols+` FROM approvals WHERE tenant_id = $1 AND ($2 = '' OR kind = $2)
+			AND ($3 = '' OR status = $3) AND id < $4`+where+` ORDER BY id DESC LIMIT $5`, args...)
+		return err
 	})
-	if len(out) > o.Limit {
-		return out[:o.Limit], true, err
-	}
-	return out, false, err
+	return trim(out, o.Limit, err)
 }
 
 // RunTimers escalates and expires approvals on time, for every tenant,

@@ -164,9 +164,8 @@ func (s *Service) Catalog(ctx context.Context, o CatalogOptions) ([]*CatalogItem
 		return nil, false, apperr.Invalid("q", "must be at most 200 characters")
 	}
 	var out []*CatalogItem
-	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		out = []*CatalogItem{}
-		rows, err := tx.Query(ctx, `SELECT type, id, key, name, description, kind, risk_level, application_id, application_key, application_name, workflow_id
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) (err error) {
+		out, err = collect(ctx, tx, scanCatalogItem, `SELECT type, id, key, name, description, kind, risk_level, application_id, application_key, application_name, workflow_id
 			FROM (SELECT 'entitlement' AS type, e.id, e.key, e.name, e.description, e.kind, e.risk_level, a.id AS application_id, a.key AS application_key,
 			        a.name AS application_name, e.workflow_id
 			      FROM entitlements e JOIN applications a ON a.tenant_id = e.tenant_id AND a.id = e.application_id
@@ -179,24 +178,16 @@ func (s *Service) Catalog(ctx context.Context, o CatalogOptions) ([]*CatalogItem
 			  OR lower(description) LIKE $6 ESCAPE '\' OR lower(application_name) LIKE $6 ESCAPE '\')
 			  AND (name > $7 OR (name = $7 AND id > $8))
 			ORDER BY name, id LIMIT $9`, tx.TenantID(), o.Kind, o.ApplicationID, uuid.Nil, o.Type, likePattern(o.Query), o.AfterName, o.AfterID, o.Limit+1)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var c CatalogItem
-			if err := rows.Scan(&c.Type, &c.ID, &c.Key, &c.Name, &c.Description, &c.Kind, &c.RiskLevel, &c.ApplicationID, &c.ApplicationKey,
-				&c.ApplicationName, &c.WorkflowID); err != nil {
-				return err
-			}
-			out = append(out, &c)
-		}
-		return rows.Err()
+		return err
 	})
-	if len(out) > o.Limit {
-		return out[:o.Limit], true, err
-	}
-	return out, false, err
+	return trim(out, o.Limit, err)
+}
+
+func scanCatalogItem(row interface{ Scan(...any) error }) (*CatalogItem, error) {
+	var c CatalogItem
+	err := row.Scan(&c.Type, &c.ID, &c.Key, &c.Name, &c.Description, &c.Kind, &c.RiskLevel, &c.ApplicationID, &c.ApplicationKey, &c.ApplicationName,
+		&c.WorkflowID)
+	return &c, err
 }
 
 // ---- delegation ----
@@ -289,25 +280,14 @@ func (s *Service) ListDelegations(ctx context.Context, all bool) ([]*Delegation,
 	if all && !isGovAdmin(ctx) && !principal.From(ctx).HasRole(principal.RoleAuditor) {
 		return nil, apperr.New(apperr.KindPermissionDenied, "all delegations are for governance readers")
 	}
-	out := []*Delegation{}
-	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+	var out []*Delegation
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) (err error) {
 		q, args := `SELECT `+delegationCols+` FROM approval_delegations WHERE tenant_id = $1 AND ends_at > $2`, []any{tx.TenantID(), s.now()}
 		if !all {
 			q, args = q+` AND (delegator_id = $3 OR delegate_id = $3)`, append(args, callerID(ctx))
 		}
-		rows, err := tx.Query(ctx, q+` ORDER BY id LIMIT 1000`, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			d, err := scanDelegation(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, d)
-		}
-		return rows.Err()
+		out, err = collect(ctx, tx, scanDelegation, q+` ORDER BY id LIMIT 1000`, args...)
+		return err
 	})
 	return out, err
 }

@@ -56,20 +56,43 @@ func getRole(ctx context.Context, tx *store.Tx, id uuid.UUID, lock bool) (*Role,
 }
 
 func ids(ctx context.Context, tx *store.Tx, q string, id uuid.UUID) ([]uuid.UUID, error) {
-	rows, err := tx.Query(ctx, q, tx.TenantID(), id)
+	return collect(ctx, tx, scanUUID, q, tx.TenantID(), id)
+}
+
+func scanUUID(row interface{ Scan(...any) error }) (uuid.UUID, error) {
+	var id uuid.UUID
+	err := row.Scan(&id)
+	return id, err
+}
+
+// collect runs a query and scans every row.
+func collect[T any](ctx context.Context, tx *store.Tx, scan func(interface{ Scan(...any) error }) (T, error), q string, args ...any) ([]T, error) {
+	rows, err := tx.Query(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := []uuid.UUID{}
+	out := []T{}
 	for rows.Next() {
-		var x uuid.UUID
-		if err := rows.Scan(&x); err != nil {
+		v, err := scan(rows)
+		if err != nil {
 			return nil, err
 		}
-		out = append(out, x)
+		out = append(out, v)
 	}
 	return out, rows.Err()
+}
+
+// trim cuts a list read with limit+1 rows to limit and reports whether
+// there was more.
+func trim[T any](out []T, limit int, err error) ([]T, bool, error) {
+	if err != nil {
+		return nil, false, err
+	}
+	if len(out) > limit {
+		return out[:limit], true, nil
+	}
+	return out, false, nil
 }
 
 // roleGraphCheck refuses a parent chain or inducement graph that would

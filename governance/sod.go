@@ -238,26 +238,12 @@ func (s *Service) GetSoDRule(ctx context.Context, id uuid.UUID) (*SoDRule, error
 // ListSoDRules lists rules by key.
 func (s *Service) ListSoDRules(ctx context.Context, limit int, afterKey string) ([]*SoDRule, bool, error) {
 	var out []*SoDRule
-	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		out = []*SoDRule{}
-		rows, err := tx.Query(ctx, `SELECT `+sodCols+` FROM sod_rules WHERE tenant_id = $1 AND key > $2 ORDER BY key LIMIT $3`, tx.TenantID(), afterKey, limit+1)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			r, err := scanSoDRule(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, r)
-		}
-		return rows.Err()
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) (err error) {
+		out, err = collect(ctx, tx, scanSoDRule, `SELECT `+sodCols+` FROM sod_rules WHERE tenant_id = $1 AND key > $2 ORDER BY key LIMIT $3`,
+			tx.TenantID(), afterKey, limit+1)
+		return err
 	})
-	if len(out) > limit {
-		return out[:limit], true, err
-	}
-	return out, false, err
+	return trim(out, limit, err)
 }
 
 // UpdateSoDRule changes a rule (its kind and key stay).
@@ -384,21 +370,13 @@ func (s *Service) holdings(ctx context.Context, tx *store.Tx, snap *Snapshot, ty
 
 // exemptRules returns the rules a subject is exempt from at now.
 func exemptRules(ctx context.Context, tx *store.Tx, typ string, id uuid.UUID, now time.Time) (map[uuid.UUID]bool, error) {
-	rows, err := tx.Query(ctx, `SELECT rule_id FROM sod_exemptions WHERE tenant_id = $1 AND subject_type = $2 AND subject_id = $3
+	rules, err := collect(ctx, tx, scanUUID, `SELECT rule_id FROM sod_exemptions WHERE tenant_id = $1 AND subject_type = $2 AND subject_id = $3
 		AND revoked_at IS NULL AND expires_at > $4`, tx.TenantID(), typ, id, now)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
 	out := map[uuid.UUID]bool{}
-	for rows.Next() {
-		var r uuid.UUID
-		if err := rows.Scan(&r); err != nil {
-			return nil, err
-		}
+	for _, r := range rules {
 		out[r] = true
 	}
-	return out, rows.Err()
+	return out, err
 }
 
 // SoDRefusal is the error of a refused assignment: the rule it would break.
@@ -646,31 +624,16 @@ func (s *Service) CreateSoDExemption(ctx context.Context, in SoDExemptionInput) 
 // ListSoDExemptions lists exemptions, newest first; active only when asked.
 func (s *Service) ListSoDExemptions(ctx context.Context, rule uuid.UUID, activeOnly bool, limit int, before uuid.UUID) ([]*SoDExemption, bool, error) {
 	var out []*SoDExemption
-	now := s.now()
-	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		out = []*SoDExemption{}
-		if before == uuid.Nil {
-			before = uuid.Max
-		}
-		rows, err := tx.Query(ctx, `SELECT `+exemptionCols+` FROM sod_exemptions WHERE tenant_id = $1 AND (rule_id = $2 OR $2 = $3) AND id < $4
-			AND (NOT $5 OR (revoked_at IS NULL AND expires_at > $6)) ORDER BY id DESC LIMIT $7`, tx.TenantID(), rule, uuid.Nil, before, activeOnly, now, limit+1)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			x, err := scanExemption(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, x)
-		}
-		return rows.Err()
-	})
-	if len(out) > limit {
-		return out[:limit], true, err
+	if before == uuid.Nil {
+		before = uuid.Max
 	}
-	return out, false, err
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) (err error) {
+		out, err = collect(ctx, tx, scanExemption, `SELECT `+exemptionCols+` FROM sod_exemptions WHERE tenant_id = $1 AND (rule_id = $2 OR $2 = $3)
+			AND id < $4 AND (NOT $5 OR (revoked_at IS NULL AND expires_at > $6)) ORDER BY id DESC LIMIT $7`,
+			tx.TenantID(), rule, uuid.Nil, before, activeOnly, s.now(), limit+1)
+		return err
+	})
+	return trim(out, limit, err)
 }
 
 // RevokeSoDExemption ends an exemption now.
@@ -866,36 +829,26 @@ func (s *Service) ListSoDViolations(ctx context.Context, status string, rule uui
 			return nil, false, err
 		}
 	}
+	if before == uuid.Nil {
+		before = uuid.Max
+	}
 	var out []*SoDViolation
-	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		out = []*SoDViolation{}
-		if before == uuid.Nil {
-			before = uuid.Max
-		}
-		rows, err := tx.Query(ctx, `SELECT v.id, v.rule_id, r.key, r.severity, v.subject_type, v.subject_id, v.entitlement_ids, v.status, v.first_seen_at,
-			v.last_seen_at, v.resolved_at FROM sod_violations v JOIN sod_rules r ON r.tenant_id = v.tenant_id AND r.id = v.rule_id
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) (err error) {
+		out, err = collect(ctx, tx, scanViolation, `SELECT v.id, v.rule_id, r.key, r.severity, v.subject_type, v.subject_id, v.entitlement_ids,
+			v.status, v.first_seen_at, v.last_seen_at, v.resolved_at FROM sod_violations v JOIN sod_rules r ON r.tenant_id = v.tenant_id AND r.id = v.rule_id
 			WHERE v.tenant_id = $1 AND ($2 = '' OR v.status = $2) AND (v.rule_id = $3 OR $3 = $4) AND v.id < $5 ORDER BY v.id DESC LIMIT $6`,
 			tx.TenantID(), status, rule, uuid.Nil, before, limit+1)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var v SoDViolation
-			var ents []byte
-			if err := rows.Scan(&v.ID, &v.RuleID, &v.RuleKey, &v.Severity, &v.SubjectType, &v.SubjectID, &ents, &v.Status, &v.FirstSeenAt,
-				&v.LastSeenAt, &v.ResolvedAt); err != nil {
-				return err
-			}
-			_ = json.Unmarshal(ents, &v.EntitlementIDs)
-			out = append(out, &v)
-		}
-		return rows.Err()
+		return err
 	})
-	if len(out) > limit {
-		return out[:limit], true, err
-	}
-	return out, false, err
+	return trim(out, limit, err)
+}
+
+func scanViolation(row interface{ Scan(...any) error }) (*SoDViolation, error) {
+	var v SoDViolation
+	var ents []byte
+	err := row.Scan(&v.ID, &v.RuleID, &v.RuleKey, &v.Severity, &v.SubjectType, &v.SubjectID, &ents, &v.Status, &v.FirstSeenAt, &v.LastSeenAt, &v.ResolvedAt)
+	_ = json.Unmarshal(ents, &v.EntitlementIDs)
+	return &v, err
 }
 
 // RunSoDScans runs the detective scan of every tenant with enabled rules
@@ -910,20 +863,10 @@ func (s *Service) RunSoDScans(ctx context.Context, interval time.Duration) error
 		case <-t.C:
 		}
 		var tenants []uuid.UUID
-		err := s.DB.SystemRead(ctx, func(tx *store.Tx) error {
-			rows, err := tx.Query(ctx, `SELECT DISTINCT r.tenant_id FROM sod_rules r JOIN tenants t ON t.id = r.tenant_id WHERE r.enabled AND t.status = 'active'`)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var id uuid.UUID
-				if err := rows.Scan(&id); err != nil {
-					return err
-				}
-				tenants = append(tenants, id)
-			}
-			return rows.Err()
+		err := s.DB.SystemRead(ctx, func(tx *store.Tx) (err error) {
+			tenants, err = collect(ctx, tx, scanUUID, `SELECT DISTINCT r.tenant_id FROM sod_rules r JOIN tenants t ON t.id = r.tenant_id
+				WHERE r.enabled AND t.status = 'active'`)
+			return err
 		})
 		if err != nil {
 			slog.Warn("scheduled separation-of-duties scans", "error", err)

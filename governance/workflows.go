@@ -252,27 +252,12 @@ func (s *Service) GetWorkflow(ctx context.Context, id uuid.UUID) (*Workflow, err
 // ListWorkflows lists workflows by key.
 func (s *Service) ListWorkflows(ctx context.Context, limit int, afterKey string) ([]*Workflow, bool, error) {
 	var out []*Workflow
-	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		out = []*Workflow{}
-		rows, err := tx.Query(ctx, `SELECT `+workflowCols+` FROM approval_workflows WHERE tenant_id = $1 AND key > $2 ORDER BY key LIMIT $3`,
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) (err error) {
+		out, err = collect(ctx, tx, scanWorkflow, `SELECT `+workflowCols+` FROM approval_workflows WHERE tenant_id = $1 AND key > $2 ORDER BY key LIMIT $3`,
 			tx.TenantID(), afterKey, limit+1)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			w, err := scanWorkflow(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, w)
-		}
-		return rows.Err()
+		return err
 	})
-	if len(out) > limit {
-		return out[:limit], true, err
-	}
-	return out, false, err
+	return trim(out, limit, err)
 }
 
 // UpdateWorkflow changes a workflow. Approvals already open keep the

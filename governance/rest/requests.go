@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"context"
 	"strconv"
 
 	"github.com/gofiber/fiber/v2"
@@ -64,7 +65,7 @@ func (h *Handler) mountRequests(api *httpx.API) {
 	wf := []string{"approval workflows"}
 	api.Handle(httpx.Route{Method: "GET", Path: "/approval-workflows", OperationID: "listWorkflows", Summary: "List approval workflows", Tags: wf,
 		Roles: readRoles, Response: httpx.Page[governance.Workflow]{}, Query: []httpx.Param{{Name: "limit", Type: "integer"}, {Name: "cursor"}},
-		Handler: h.listWorkflows})
+		Handler: listByKey(h.Gov.ListWorkflows, func(w *governance.Workflow) string { return w.Key })})
 	api.Handle(httpx.Route{Method: "POST", Path: "/approval-workflows", OperationID: "createWorkflow", Summary: "Create an approval workflow",
 		Tags: wf, Roles: writeRoles, Request: governance.WorkflowInput{}, Response: governance.Workflow{}, Status: 201,
 		Example: map[string]any{"key": "two-step", "steps": []any{map[string]any{"approvers": []any{map[string]string{"type": "manager"}}}}},
@@ -91,7 +92,7 @@ func (h *Handler) mountRequests(api *httpx.API) {
 	sod := []string{"separation of duties"}
 	api.Handle(httpx.Route{Method: "GET", Path: "/sod-rules", OperationID: "listSoDRules", Summary: "List separation-of-duties rules", Tags: sod,
 		Roles: readRoles, Response: httpx.Page[governance.SoDRule]{}, Query: []httpx.Param{{Name: "limit", Type: "integer"}, {Name: "cursor"}},
-		Handler: h.listSoDRules})
+		Handler: listByKey(h.Gov.ListSoDRules, func(r *governance.SoDRule) string { return r.Key })})
 	api.Handle(httpx.Route{Method: "POST", Path: "/sod-rules", OperationID: "createSoDRule",
 		Summary: "Add a rule: entitlements that conflict, or a set of which at most N may be held", Tags: sod, Roles: writeRoles,
 		Request: governance.SoDRuleInput{}, Response: governance.SoDRule{}, Status: 201,
@@ -166,6 +167,31 @@ func pageByID[T any](c *fiber.Ctx, items []*T, more bool, id func(*T) uuid.UUID)
 		out.NextCursor = httpx.EncodeCursor(idCursor{I: id(items[len(items)-1])})
 	}
 	return c.JSON(out)
+}
+
+// listByKey serves a list paged by key.
+func listByKey[T any](list func(context.Context, int, string) ([]*T, bool, error), key func(*T) string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		p, err := page(c)
+		if err != nil {
+			return err
+		}
+		var cur keyCursor
+		if p.Cursor != "" {
+			if err := httpx.DecodeCursor(p.Cursor, &cur); err != nil {
+				return err
+			}
+		}
+		items, more, err := list(c.UserContext(), p.Limit, cur.K)
+		if err != nil {
+			return err
+		}
+		out := httpx.PageOf(items)
+		if more {
+			out.NextCursor = httpx.EncodeCursor(keyCursor{K: key(items[len(items)-1])})
+		}
+		return c.JSON(out)
+	}
 }
 
 func (h *Handler) catalog(c *fiber.Ctx) error {
@@ -275,28 +301,6 @@ func (h *Handler) history(c *fiber.Ctx) error {
 	return c.JSON(out)
 }
 
-func (h *Handler) listWorkflows(c *fiber.Ctx) error {
-	p, err := page(c)
-	if err != nil {
-		return err
-	}
-	var cur keyCursor
-	if p.Cursor != "" {
-		if err := httpx.DecodeCursor(p.Cursor, &cur); err != nil {
-			return err
-		}
-	}
-	items, more, err := h.Gov.ListWorkflows(c.UserContext(), p.Limit, cur.K)
-	if err != nil {
-		return err
-	}
-	out := httpx.PageOf(items)
-	if more {
-		out.NextCursor = httpx.EncodeCursor(keyCursor{K: items[len(items)-1].Key})
-	}
-	return c.JSON(out)
-}
-
 func (h *Handler) listDelegations(c *fiber.Ctx) error {
 	all, err := optBool(c, "all")
 	if err != nil {
@@ -305,28 +309,6 @@ func (h *Handler) listDelegations(c *fiber.Ctx) error {
 	out, err := h.Gov.ListDelegations(c.UserContext(), all)
 	if err != nil {
 		return err
-	}
-	return c.JSON(out)
-}
-
-func (h *Handler) listSoDRules(c *fiber.Ctx) error {
-	p, err := page(c)
-	if err != nil {
-		return err
-	}
-	var cur keyCursor
-	if p.Cursor != "" {
-		if err := httpx.DecodeCursor(p.Cursor, &cur); err != nil {
-			return err
-		}
-	}
-	items, more, err := h.Gov.ListSoDRules(c.UserContext(), p.Limit, cur.K)
-	if err != nil {
-		return err
-	}
-	out := httpx.PageOf(items)
-	if more {
-		out.NextCursor = httpx.EncodeCursor(keyCursor{K: items[len(items)-1].Key})
 	}
 	return c.JSON(out)
 }

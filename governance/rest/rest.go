@@ -82,7 +82,7 @@ func (h *Handler) Mount(api *httpx.API) {
 
 	role := []string{"roles"}
 	api.Handle(httpx.Route{Method: "GET", Path: "/roles", OperationID: "listRoles", Summary: "List roles", Tags: role, Roles: readRoles,
-		Response: httpx.Page[governance.Role]{}, Query: []httpx.Param{{Name: "limit", Type: "integer"}, {Name: "cursor"}}, Handler: h.listRoles})
+		Response: httpx.Page[governance.Role]{}, Query: []httpx.Param{{Name: "limit", Type: "integer"}, {Name: "cursor"}}, Handler: listByKey(h.Gov.ListRoles, func(r *governance.Role) string { return r.Key })})
 	api.Handle(httpx.Route{Method: "POST", Path: "/roles", OperationID: "createRole", Summary: "Create a role", Tags: role, Roles: writeRoles,
 		Request: governance.RoleInput{}, Response: governance.Role{}, Status: 201, Handler: httpx.CreateJSON(h.Gov.CreateRole, roleVersion)})
 	api.Handle(httpx.Route{Method: "GET", Path: "/roles/:id", OperationID: "getRole", Summary: "Get a role", Tags: role, Roles: readRoles,
@@ -206,28 +206,6 @@ func (h *Handler) createEnt(c *fiber.Ctx) error {
 	}
 	httpx.SetETag(c, e.Version)
 	return c.Status(201).JSON(e)
-}
-
-func (h *Handler) listRoles(c *fiber.Ctx) error {
-	p, err := page(c)
-	if err != nil {
-		return err
-	}
-	var cur keyCursor
-	if p.Cursor != "" {
-		if err := httpx.DecodeCursor(p.Cursor, &cur); err != nil {
-			return err
-		}
-	}
-	items, more, err := h.Gov.ListRoles(c.UserContext(), p.Limit, cur.K)
-	if err != nil {
-		return err
-	}
-	out := httpx.PageOf(items)
-	if more {
-		out.NextCursor = httpx.EncodeCursor(keyCursor{K: items[len(items)-1].Key})
-	}
-	return c.JSON(out)
 }
 
 func (h *Handler) listAssignments(c *fiber.Ctx) error {
