@@ -674,9 +674,24 @@ func (s *Service) Decide(ctx context.Context, id uuid.UUID, in DecisionInput) (*
 		"comment": in.Comment, "status": a.Status, "current_step": a.CurrentStep, "assignment_id": a.AssignmentID, "reason": a.Reason})
 }
 
+// CancelInput says why a request is withdrawn (optional; the body is {}
+// at least).
+type CancelInput struct {
+	Comment string `json:"comment,omitempty"`
+}
+
+// CommentInput is a comment on an approval.
+type CommentInput struct {
+	Comment string `json:"comment"`
+}
+
 // Cancel withdraws a pending approval: its requester, the subject, or an
 // administrator.
-func (s *Service) Cancel(ctx context.Context, id uuid.UUID, comment string) (*Approval, error) {
+func (s *Service) Cancel(ctx context.Context, id uuid.UUID, in CancelInput) (*Approval, error) {
+	comment := in.Comment
+	if len(comment) > 2000 {
+		return nil, apperr.Invalid("comment", "must be at most 2000 characters")
+	}
 	var a *Approval
 	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		var err error
@@ -716,7 +731,8 @@ func callerID(ctx context.Context) uuid.UUID {
 }
 
 // Comment adds a comment to an approval's history.
-func (s *Service) Comment(ctx context.Context, id uuid.UUID, comment string) (*ApprovalEvent, error) {
+func (s *Service) Comment(ctx context.Context, id uuid.UUID, in CommentInput) (*ApprovalEvent, error) {
+	comment := in.Comment
 	if strings.TrimSpace(comment) == "" || len(comment) > 2000 {
 		return nil, apperr.Invalid("comment", "must be 1 to 2000 characters")
 	}

@@ -12,17 +12,6 @@ import (
 	"github.com/xavyo/xavyo/internal/httpx"
 )
 
-// CommentInput is a comment on an approval.
-type CommentInput struct {
-	Comment string `json:"comment"`
-}
-
-// CancelInput says why a request is withdrawn (the comment is optional;
-// the body is {} at least).
-type CancelInput struct {
-	Comment string `json:"comment,omitempty"`
-}
-
 type nameCursor struct {
 	N string    `json:"n"`
 	I uuid.UUID `json:"i"`
@@ -53,12 +42,13 @@ func (h *Handler) mountRequests(api *httpx.API) {
 		Tags: ap, Response: governance.Approval{}, Handler: httpx.GetByID(h.Gov.GetApproval, approvalVersion)})
 	api.Handle(httpx.Route{Method: "POST", Path: "/approvals/:id/decision", OperationID: "decideApproval",
 		Summary: "Approve or deny the current step (as its approver, a delegate, or an administrator)", Tags: ap, Request: governance.DecisionInput{},
-		Response: governance.Approval{}, Example: map[string]any{"decision": "approve"}, Handler: h.decide})
+		Response: governance.Approval{}, Example: map[string]any{"decision": "approve"}, Handler: httpx.PostByID(h.Gov.Decide, approvalVersion, fiber.StatusOK)})
 	api.Handle(httpx.Route{Method: "POST", Path: "/approvals/:id/cancel", OperationID: "cancelApproval",
-		Summary: "Withdraw a pending request (requester, subject or administrator)", Tags: ap, Request: CancelInput{}, Response: governance.Approval{},
-		Example: map[string]any{}, Handler: h.cancel})
+		Summary: "Withdraw a pending request (requester, subject or administrator)", Tags: ap, Request: governance.CancelInput{}, Response: governance.Approval{},
+		Example: map[string]any{}, Handler: httpx.PostByID(h.Gov.Cancel, approvalVersion, fiber.StatusOK)})
 	api.Handle(httpx.Route{Method: "POST", Path: "/approvals/:id/comments", OperationID: "commentApproval", Summary: "Comment on an approval",
-		Tags: ap, Request: CommentInput{}, Response: governance.ApprovalEvent{}, Status: 201, Example: map[string]any{"comment": "why?"}, Handler: h.comment})
+		Tags: ap, Request: governance.CommentInput{}, Response: governance.ApprovalEvent{}, Status: 201, Example: map[string]any{"comment": "why?"},
+		Handler: httpx.PostByID(h.Gov.Comment, nil, fiber.StatusCreated)})
 	api.Handle(httpx.Route{Method: "GET", Path: "/approvals/:id/history", OperationID: "approvalHistory",
 		Summary: "Everything that happened to an approval, in order", Tags: ap, Response: []governance.ApprovalEvent{}, Handler: h.history})
 
@@ -238,55 +228,6 @@ func (h *Handler) listApprovals(kind string) fiber.Handler {
 		}
 		return pageByID(c, items, more, func(a *governance.Approval) uuid.UUID { return a.ID })
 	}
-}
-
-func (h *Handler) decide(c *fiber.Ctx) error {
-	id, err := httpx.PathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	var in governance.DecisionInput
-	if err := httpx.DecodeJSON(c, &in); err != nil {
-		return err
-	}
-	a, err := h.Gov.Decide(c.UserContext(), id, in)
-	if err != nil {
-		return err
-	}
-	httpx.SetETag(c, a.Version)
-	return c.JSON(a)
-}
-
-func (h *Handler) cancel(c *fiber.Ctx) error {
-	id, err := httpx.PathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	var in CancelInput
-	if err := httpx.DecodeJSON(c, &in); err != nil {
-		return err
-	}
-	a, err := h.Gov.Cancel(c.UserContext(), id, in.Comment)
-	if err != nil {
-		return err
-	}
-	return c.JSON(a)
-}
-
-func (h *Handler) comment(c *fiber.Ctx) error {
-	id, err := httpx.PathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	var in CommentInput
-	if err := httpx.DecodeJSON(c, &in); err != nil {
-		return err
-	}
-	ev, err := h.Gov.Comment(c.UserContext(), id, in.Comment)
-	if err != nil {
-		return err
-	}
-	return c.Status(201).JSON(ev)
 }
 
 func (h *Handler) history(c *fiber.Ctx) error {

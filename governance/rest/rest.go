@@ -69,7 +69,7 @@ func (h *Handler) Mount(api *httpx.API) {
 		Query: []httpx.Param{{Name: "kind"}, {Name: "approval_state"}, {Name: "limit", Type: "integer"}, {Name: "cursor"}}, Handler: h.listEnts})
 	api.Handle(httpx.Route{Method: "POST", Path: "/applications/:id/entitlements", OperationID: "createEntitlement", Summary: "Add an entitlement",
 		Tags: app, Roles: writeRoles, Request: governance.EntitlementInput{}, Response: governance.Entitlement{}, Status: 201,
-		Example: map[string]any{"key": "read"}, Handler: h.createEnt})
+		Example: map[string]any{"key": "read"}, Handler: httpx.PostByID(h.Gov.CreateEntitlement, entVersion, fiber.StatusCreated)})
 
 	ent := []string{"entitlements"}
 	api.Handle(httpx.Route{Method: "GET", Path: "/entitlements/:id", OperationID: "getEntitlement", Summary: "Get an entitlement", Tags: ent,
@@ -189,23 +189,6 @@ func (h *Handler) listEnts(c *fiber.Ctx) error {
 		out.NextCursor = httpx.EncodeCursor(idCursor{I: items[len(items)-1].ID})
 	}
 	return c.JSON(out)
-}
-
-func (h *Handler) createEnt(c *fiber.Ctx) error {
-	id, err := httpx.PathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	var in governance.EntitlementInput
-	if err := httpx.DecodeJSON(c, &in); err != nil {
-		return err
-	}
-	e, err := h.Gov.CreateEntitlement(c.UserContext(), id, in)
-	if err != nil {
-		return err
-	}
-	httpx.SetETag(c, e.Version)
-	return c.Status(201).JSON(e)
 }
 
 func (h *Handler) listAssignments(c *fiber.Ctx) error {

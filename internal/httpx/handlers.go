@@ -87,3 +87,26 @@ func DeleteByID(del func(context.Context, uuid.UUID) error) fiber.Handler {
 		return c.SendStatus(fiber.StatusNoContent)
 	}
 }
+
+// PostByID serves POST …/:id with a JSON body (an action on the record,
+// or a record added under it), answering status.
+func PostByID[In, T any](act func(context.Context, uuid.UUID, In) (*T, error), version func(*T) int64, status int) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := PathUUID(c, "id")
+		if err != nil {
+			return err
+		}
+		var in In
+		if err := DecodeJSON(c, &in); err != nil {
+			return err
+		}
+		v, err := act(c.UserContext(), id, in)
+		if err != nil {
+			return err
+		}
+		if version != nil {
+			SetETag(c, version(v))
+		}
+		return c.Status(status).JSON(v)
+	}
+}
