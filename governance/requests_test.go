@@ -53,7 +53,13 @@ func refusedBy(t *testing.T, err error, rule string) {
 func TestSoDPreventiveChecks(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *store.DB) {
 		f := setup(t, db)
+		// The engine is not watching any bus here: only the service's own
+		// invalidation at commit makes a new rule count at once.
+		f.gov.Engine = f.eng
 		e := f.ents(t, "a", "b", "c", "d")
+		if _, err := f.eng.Snapshot(f.ctx, f.tenant); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := f.gov.CreateSoDRule(f.ctx, governance.SoDRuleInput{Key: "one-of-abc", Kind: governance.SoDCardinality,
 			EntitlementIDs: &[]uuid.UUID{e["a"], e["b"], e["c"]}, MaxHeld: ptr(1)}); err != nil {
 			t.Fatal(err)

@@ -69,10 +69,15 @@ func oneOf(field, v string, allowed ...string) error {
 	return nil
 }
 
-// change publishes a change event and returns the audit entry to record
-// after commit.
+// change publishes a change event of a governance record; the service's
+// engine drops the tenant's snapshot at commit, without waiting for the
+// notification.
 func (s *Service) change(ctx context.Context, tx *store.Tx, kind string, id uuid.UUID, version int64, payload any) error {
-	return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: EventPrefix + kind, ID: id.String(), Version: version}, payload)
+	c := events.Change{TenantID: tx.TenantID(), Kind: EventPrefix + kind, ID: id.String(), Version: version}
+	if s.Engine != nil {
+		tx.AfterCommit(func() { s.Engine.Committed(c) })
+	}
+	return events.Publish(ctx, tx, c, payload)
 }
 
 // notify publishes a notification (pending approvals, decisions,

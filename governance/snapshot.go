@@ -590,6 +590,9 @@ type Engine struct {
 
 	mu    sync.Mutex
 	slots map[uuid.UUID]*slot
+	// local holds changes this process committed and already invalidated
+	// for; their notifications, arriving later, are not counted again.
+	local map[events.Change]struct{}
 }
 
 type slot struct {
@@ -653,6 +656,28 @@ func (e *Engine) Invalidate(tenant uuid.UUID) {
 	}
 }
 
+// Committed invalidates the tenant's snapshot for a change this process
+// has just committed, so its next decisions see it at once (other
+// replicas see it when the notification reaches them, milliseconds on).
+func (e *Engine) Committed(c events.Change) {
+	e.mu.Lock()
+	if e.local == nil || len(e.local) > 10_000 {
+		e.local = map[events.Change]struct{}{}
+	}
+	e.local[c] = struct{}{}
+	e.mu.Unlock()
+	e.Invalidate(c.TenantID)
+}
+
+// echo reports (and forgets) a change Committed already invalidated for.
+func (e *Engine) echo(c events.Change) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, ok := e.local[c]
+	delete(e.local, c)
+	return ok
+}
+
 // affects reports whether a change event kind changes effective access.
 func affects(kind string) bool {
 	return strings.HasPrefix(kind, EventPrefix) || kind == "group" || kind == "group_membership" || kind == "user" || kind == "nhi"
@@ -664,7 +689,7 @@ func (e *Engine) Watch(bus *events.Bus) (stop func()) {
 		switch {
 		case m.Resync:
 			e.Invalidate(uuid.Nil)
-		case affects(m.Change.Kind):
+		case affects(m.Change.Kind) && !e.echo(m.Change):
 			e.Invalidate(m.Change.TenantID)
 		}
 	})

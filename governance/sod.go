@@ -325,23 +325,24 @@ func (s *Snapshot) targetEntitlements(targetType string, id uuid.UUID, into map[
 }
 
 // holdings reads what a user or NHI holds now or later (expired
-// assignments aside) from the database inside tx — so assignments made a
-// moment ago count even before the snapshot sees them — and expands roles
-// and group ancestry with the snapshot.
+// assignments aside) from the database inside tx: its own assignments and
+// those of its groups and their ancestors. So an assignment or a
+// membership committed a moment ago counts even before the snapshot sees
+// it; roles are expanded with the snapshot. (Two queries: the groups, then
+// the assignments by an explicit list of subjects — a join lets the
+// planner scan every group assignment of the tenant.)
 func (s *Service) holdings(ctx context.Context, tx *store.Tx, snap *Snapshot, typ string, id uuid.UUID, now time.Time) (map[uuid.UUID]bool, error) {
-	held := map[uuid.UUID]bool{}
 	subjects := []any{id}
 	if typ == SubjectUser {
-		groups, err := ids(ctx, tx, `SELECT group_id FROM group_members WHERE tenant_id = $1 AND user_id = $2`, id)
+		groups, err := collect(ctx, tx, scanUUID, `WITH RECURSIVE g(id) AS (
+				SELECT group_id FROM group_members WHERE tenant_id = $1 AND user_id = $2
+				UNION SELECT p.parent_id FROM groups p JOIN g ON p.id = g.id WHERE p.tenant_id = $1 AND p.parent_id IS NOT NULL)
+			SELECT id FROM g`, tx.TenantID(), id)
 		if err != nil {
 			return nil, err
 		}
-		seen := map[uuid.UUID]bool{}
 		for _, g := range groups {
-			for cur, ok := g, true; ok && !seen[cur]; cur, ok = snap.groupParent[cur] {
-				seen[cur] = true
-				subjects = append(subjects, cur)
-			}
+			subjects = append(subjects, g)
 		}
 	}
 	marks := make([]string, len(subjects))
@@ -350,13 +351,15 @@ func (s *Service) holdings(ctx context.Context, tx *store.Tx, snap *Snapshot, ty
 		marks[i] = fmt.Sprintf("$%d", i+4)
 		args = append(args, sub)
 	}
-	// Group assignments are matched by ID alone: subject IDs are UUIDs.
+	// $4 is the subject itself, the rest its groups; subject IDs are UUIDs,
+	// so a group assignment never matches the subject's own ID.
 	rows, err := tx.Query(ctx, `SELECT target_type, target_id FROM assignments WHERE tenant_id = $1 AND (valid_until IS NULL OR valid_until > $2)
 		AND ((subject_type = $3 AND subject_id = $4) OR (subject_type = 'group' AND subject_id IN (`+strings.Join(marks, ", ")+`)))`, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
+	held := map[uuid.UUID]bool{}
 	for rows.Next() {
 		var tt string
 		var tid uuid.UUID
@@ -422,7 +425,7 @@ func (s *Service) CheckSoD(ctx context.Context, tx *store.Tx, snap *Snapshot, su
 	typ := subjectType
 	if subjectType == SubjectGroup {
 		var err error
-		if subjects, err = groupMembers(ctx, tx, snap, subjectID); err != nil {
+		if subjects, err = groupMembers(ctx, tx, subjectID); err != nil {
 			return err
 		}
 		typ = SubjectUser
@@ -502,33 +505,13 @@ func (s *Snapshot) entNames(ids []uuid.UUID) []string {
 	return out
 }
 
-// groupMembers lists the users of a group and of the groups under it.
-func groupMembers(ctx context.Context, tx *store.Tx, snap *Snapshot, group uuid.UUID) ([]uuid.UUID, error) {
-	under := map[uuid.UUID]bool{group: true}
-	for changed := true; changed; {
-		changed = false
-		for child, parent := range snap.groupParent {
-			if under[parent] && !under[child] {
-				under[child], changed = true, true
-			}
-		}
-	}
-	users := map[uuid.UUID]bool{}
-	for g := range under {
-		members, err := ids(ctx, tx, `SELECT user_id FROM group_members WHERE tenant_id = $1 AND group_id = $2`, g)
-		if err != nil {
-			return nil, err
-		}
-		for _, u := range members {
-			users[u] = true
-		}
-	}
-	out := make([]uuid.UUID, 0, len(users))
-	for u := range users {
-		out = append(out, u)
-	}
-	slices.SortFunc(out, func(a, b uuid.UUID) int { return strings.Compare(a.String(), b.String()) })
-	return out, nil
+// groupMembers lists the users of a group and of the groups under it,
+// read from the database.
+func groupMembers(ctx context.Context, tx *store.Tx, group uuid.UUID) ([]uuid.UUID, error) {
+	return collect(ctx, tx, scanUUID, `WITH RECURSIVE d(id) AS (
+			SELECT id FROM groups WHERE tenant_id = $1 AND id = $2
+			UNION SELECT c.id FROM groups c JOIN d ON c.parent_id = d.id WHERE c.tenant_id = $1)
+		SELECT DISTINCT m.user_id FROM group_members m JOIN d ON m.group_id = d.id WHERE m.tenant_id = $1 ORDER BY m.user_id`, tx.TenantID(), group)
 }
 
 // refusal turns a SoD refusal into the API's conflict error.
