@@ -110,14 +110,24 @@ type TimeWindow struct {
 }
 
 // Constraints limit how an assignment may be used (DESIGN.md §11).
+//
+// Per-argument allow-lists: an argument named in ArgumentConstraints,
+// ArgumentPrefixes or ArgumentPatterns must be present and match one entry
+// of them (an exact value, a string prefix, or a pattern). ArgumentSchema
+// is a JSON Schema (2020-12) fragment the whole arguments object must
+// satisfy, checked after the tool's own input schema.
 type Constraints struct {
-	// ArgumentConstraints maps an argument name to the values allowed for
-	// it (JSON values; an allow-list). JSON Schema fragments come with the
-	// gateway's safety controls.
-	ArgumentConstraints map[string][]json.RawMessage `json:"argument_constraints,omitempty"`
-	RateLimitPerMinute  int                          `json:"rate_limit_per_minute,omitempty" doc:"counted per replica by the enforcing gateway"`
+	// ArgumentConstraints maps an argument name to the JSON values allowed.
+	ArgumentConstraints map[string][]json.RawMessage `json:"argument_constraints,omitempty" doc:"argument name → allowed JSON values"`
+	ArgumentPrefixes    map[string][]string          `json:"argument_prefixes,omitempty" doc:"argument name → allowed string prefixes"`
+	ArgumentPatterns    map[string][]string          `json:"argument_patterns,omitempty" doc:"argument name → RE2 patterns a string must match whole"`
+	ArgumentSchema      json.RawMessage              `json:"argument_schema,omitempty" doc:"JSON Schema (2020-12) the arguments object must satisfy; no external $ref"`
+	RateLimitPerMinute  int                          `json:"rate_limit_per_minute,omitempty" doc:"calls per rolling minute per subject and tool, counted per replica by the enforcing gateway"`
 	TimeWindows         []TimeWindow                 `json:"time_windows,omitempty"`
 	RequiresApproval    bool                         `json:"requires_approval,omitempty"`
+	// ApprovalReuseMinutes lets one approval cover identical calls (same
+	// subject, tool and arguments) for that long; 0: each call is approved once.
+	ApprovalReuseMinutes int `json:"approval_reuse_minutes,omitempty" doc:"with requires_approval: an approval covers identical calls for this many minutes (0: one call)"`
 }
 
 // Assignment grants an entitlement or a role to a subject.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -447,6 +448,38 @@ func (c *Constraints) Validate() error {
 				return apperr.Invalid("constraints.argument_constraints", "values must be JSON")
 			}
 		}
+	}
+	if len(c.ArgumentPrefixes) > 100 || len(c.ArgumentPatterns) > 100 {
+		return apperr.Invalid("constraints.argument_patterns", "at most 100 arguments")
+	}
+	for name, list := range c.ArgumentPrefixes {
+		if name == "" || len(list) == 0 || len(list) > 1000 || slices.Contains(list, "") {
+			return apperr.Invalid("constraints.argument_prefixes", "each argument lists 1 to 1000 non-empty prefixes")
+		}
+	}
+	for name, list := range c.ArgumentPatterns {
+		if name == "" || len(list) == 0 || len(list) > 100 {
+			return apperr.Invalid("constraints.argument_patterns", "each argument lists 1 to 100 patterns")
+		}
+		for _, p := range list {
+			if len(p) > 1000 {
+				return apperr.Invalid("constraints.argument_patterns", "a pattern is at most 1000 characters")
+			}
+			if _, err := regexp.Compile(`^(?:` + p + `)$`); err != nil {
+				return apperr.Invalid("constraints.argument_patterns", "not a valid RE2 pattern: "+p)
+			}
+		}
+	}
+	if len(c.ArgumentSchema) > 0 {
+		if len(c.ArgumentSchema) > 64<<10 {
+			return apperr.Invalid("constraints.argument_schema", "at most 64 KiB")
+		}
+		if _, err := compileArgSchema(c.ArgumentSchema); err != nil {
+			return apperr.Invalid("constraints.argument_schema", "not a usable JSON Schema: "+err.Error())
+		}
+	}
+	if c.ApprovalReuseMinutes < 0 || c.ApprovalReuseMinutes > 7*24*60 {
+		return apperr.Invalid("constraints.approval_reuse_minutes", "must be from 0 to a week")
 	}
 	for i := range c.TimeWindows {
 		w := &c.TimeWindows[i]

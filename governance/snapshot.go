@@ -52,7 +52,7 @@ type allowSet map[string]struct{}
 
 // compiled holds an assignment's constraints in decision-ready form.
 type compiled struct {
-	args    map[string]allowSet
+	args    *argCheck
 	windows []window
 }
 
@@ -120,20 +120,10 @@ func (s *Snapshot) Stats() Stats {
 }
 
 func compile(c *Constraints) *compiled {
-	if len(c.ArgumentConstraints) == 0 && len(c.TimeWindows) == 0 {
+	if !c.hasArguments() && len(c.TimeWindows) == 0 {
 		return nil
 	}
-	out := &compiled{}
-	if len(c.ArgumentConstraints) > 0 {
-		out.args = map[string]allowSet{}
-		for name, vals := range c.ArgumentConstraints {
-			set := allowSet{}
-			for _, v := range vals {
-				set[canonical(v)] = struct{}{}
-			}
-			out.args[name] = set
-		}
-	}
+	out := &compiled{args: compileArgs(c)}
 	for _, w := range c.TimeWindows {
 		x := window{loc: time.UTC}
 		x.start, _ = parseClock(w.Start)
@@ -292,7 +282,7 @@ func build(ctx context.Context, db *store.DB, tenant uuid.UUID, now time.Time) (
 				s.bySubject[k] = append(s.bySubject[k], a)
 				if c := compile(&a.Constraints); c != nil {
 					s.constraints[a.ID] = c
-					if len(c.args) > 0 {
+					if c.args != nil {
 						s.argConstraints = true
 					}
 				}
@@ -449,7 +439,6 @@ const (
 	reasonNoGrant   = "no assignment grants this entitlement"
 	reasonExpired   = "the assignments granting it are not valid now"
 	reasonWindow    = "outside the allowed time windows"
-	reasonArgument  = "an argument is not allowed by the assignment's constraints"
 	reasonInactive  = "the subject is not active"
 	reasonUnknown   = "no such entitlement"
 	reasonApproval  = "the entitlement is not approved"
@@ -536,9 +525,11 @@ func (s *Snapshot) decideArgs(sub Subject, ent uuid.UUID, args map[string]json.R
 				reason = reasonWindow
 				continue
 			}
-			if !anyArgs && !argsAllowed(c.args, args) {
-				reason = reasonArgument
-				continue
+			if !anyArgs && c.args != nil {
+				if ok, why := c.args.allows(args); !ok {
+					reason = why
+					continue
+				}
 			}
 		}
 		if a.Constraints.RequiresApproval {
@@ -564,22 +555,6 @@ func inWindows(ws []window, t time.Time) bool {
 		}
 	}
 	return false
-}
-
-func argsAllowed(allowed map[string]allowSet, args map[string]json.RawMessage) bool {
-	for name, set := range allowed {
-		v, ok := args[name]
-		if !ok {
-			return false
-		}
-		if _, ok := set[string(v)]; ok {
-			continue
-		}
-		if _, ok := set[canonical(v)]; !ok {
-			return false
-		}
-	}
-	return true
 }
 
 // Engine keeps one snapshot per tenant, rebuilt on first use after a
