@@ -74,6 +74,8 @@ type Approval struct {
 	Version         int64           `json:"version"`
 	// Approvers of the current step (filled when one approval is read).
 	Approvers []StepApprover `json:"approvers,omitempty"`
+
+	fingerprint string
 }
 
 // StepApprover is a user who may decide a step, and why.
@@ -132,6 +134,9 @@ type OpenInput struct {
 	// Steps, when set, replace the target's workflow (tool-call holds may
 	// carry their own); auto-approval applies only to workflows.
 	Steps []WorkflowStep
+	// Fingerprint identifies what is approved (a held call: subject, tool
+	// and arguments), for ReusableApproval.
+	Fingerprint string
 }
 
 // targetInfo is what approvals need to know of an entitlement or role.
@@ -223,7 +228,8 @@ func (s *Service) OpenApproval(ctx context.Context, in OpenInput) (*Approval, er
 	now := s.now()
 	a := &Approval{ID: uuid.Must(uuid.NewV7()), Kind: in.Kind, Status: StatusPending, RequesterType: in.RequesterType, RequesterID: in.RequesterID,
 		SubjectType: in.SubjectType, SubjectID: in.SubjectID, TargetType: in.TargetType, TargetID: in.TargetID, Justification: in.Justification,
-		DurationSeconds: int(in.Duration / time.Second), StepStartedAt: now, ExpiresAt: now.Add(in.TTL), CreatedAt: now, UpdatedAt: now, Version: 1}
+		DurationSeconds: int(in.Duration / time.Second), StepStartedAt: now, ExpiresAt: now.Add(in.TTL), CreatedAt: now, UpdatedAt: now, Version: 1,
+		fingerprint: in.Fingerprint}
 	if in.Payload != nil {
 		a.Payload = json.RawMessage(marshal(in.Payload))
 	}
@@ -298,10 +304,10 @@ func (s *Service) insertApproval(ctx context.Context, tx *store.Tx, a *Approval)
 	}
 	_, err := tx.Exec(ctx, `INSERT INTO approvals (tenant_id, id, kind, status, requester_type, requester_id, subject_type, subject_id, target_type,
 		target_id, risk_level, workflow_id, steps, current_step, step_started_at, step_due_at, escalated, justification, duration_seconds, payload,
-		reason, expires_at, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14, NULL, false, $15, $16,
-		$17, $18, $19, $14, $14, 1)`, tx.TenantID(), a.ID, a.Kind, a.Status, a.RequesterType, a.RequesterID, a.SubjectType, a.SubjectID,
-		a.TargetType, a.TargetID, a.RiskLevel, a.WorkflowID, marshal(a.Steps), a.CreatedAt, a.Justification, a.DurationSeconds, string(payload),
-		a.Reason, a.ExpiresAt)
+		reason, expires_at, created_at, updated_at, version, fingerprint) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14, NULL,
+		false, $15, $16, $17, $18, $19, $14, $14, 1, $20)`, tx.TenantID(), a.ID, a.Kind, a.Status, a.RequesterType, a.RequesterID, a.SubjectType,
+		a.SubjectID, a.TargetType, a.TargetID, a.RiskLevel, a.WorkflowID, marshal(a.Steps), a.CreatedAt, a.Justification, a.DurationSeconds,
+		string(payload), a.Reason, a.ExpiresAt, a.fingerprint)
 	if apperr.KindOf(err) == apperr.KindAlreadyExists {
 		return apperr.New(apperr.KindAlreadyExists, "a request for this access is already pending")
 	}
@@ -1003,6 +1009,25 @@ func (s *Service) Tick(ctx context.Context) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// ReusableApproval finds an approval of kind tool_call with this
+// fingerprint approved less than within ago (nil if none).
+func (s *Service) ReusableApproval(ctx context.Context, fingerprint string, within time.Duration) (*Approval, error) {
+	if fingerprint == "" || within <= 0 {
+		return nil, nil
+	}
+	var a *Approval
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		var err error
+		a, err = scanApproval(tx.QueryRow(ctx, `SELECT `+approvalCols+` FROM approvals WHERE tenant_id = $1 AND kind = 'tool_call' AND fingerprint = $2
+			AND status = 'approved' AND decided_at > $3 ORDER BY decided_at DESC LIMIT 1`, tx.TenantID(), fingerprint, s.now().Add(-within)))
+		return err
+	})
+	if store.NoRows(err) {
+		return nil, nil
+	}
+	return a, err
 }
 
 // readApproval reads an approval without the caller's view check (for

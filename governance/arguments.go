@@ -189,6 +189,10 @@ func schemaRefusal(err error) string {
 	keyword := ""
 	if kp := ve.ErrorKind.KeywordPath(); len(kp) > 0 {
 		keyword = " (" + kp[len(kp)-1] + ")"
+	} else if name := fmt.Sprintf("%T", ve.ErrorKind); strings.HasPrefix(name, "*kind.") {
+		// Keywords such as not carry no path: their kind is named after them.
+		name = strings.TrimPrefix(name, "*kind.")
+		keyword = " (" + strings.ToLower(name[:1]) + name[1:] + ")"
 	}
 	return where + " is not allowed by the assignment's argument schema" + keyword
 }

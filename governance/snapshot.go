@@ -41,6 +41,7 @@ type entInfo struct {
 	kind     string
 	key      string
 	approval string
+	risk     string
 }
 
 type appInfo struct {
@@ -75,6 +76,7 @@ type Snapshot struct {
 
 	users       map[uuid.UUID]string
 	nhis        map[uuid.UUID]string
+	nhiRisk     map[uuid.UUID]int
 	groupParent map[uuid.UUID]uuid.UUID
 	userGroups  map[uuid.UUID][]uuid.UUID
 	groupName   map[uuid.UUID]string
@@ -89,6 +91,8 @@ type Snapshot struct {
 	constraints map[uuid.UUID]*compiled
 	// argConstraints: some assignment constrains arguments.
 	argConstraints bool
+	// rateLimits: some assignment limits its rate.
+	rateLimits bool
 	// sodByEnt: the enabled separation-of-duties rules naming each entitlement.
 	sodByEnt map[uuid.UUID][]*SoDRule
 	sodRules int
@@ -164,7 +168,7 @@ func (w window) contains(t time.Time) bool {
 
 // build loads a tenant's governance state.
 func build(ctx context.Context, db *store.DB, tenant uuid.UUID, now time.Time) (*Snapshot, error) {
-	s := &Snapshot{Tenant: tenant, BuiltAt: now, users: map[uuid.UUID]string{}, nhis: map[uuid.UUID]string{}, groupParent: map[uuid.UUID]uuid.UUID{},
+	s := &Snapshot{Tenant: tenant, BuiltAt: now, users: map[uuid.UUID]string{}, nhis: map[uuid.UUID]string{}, nhiRisk: map[uuid.UUID]int{}, groupParent: map[uuid.UUID]uuid.UUID{},
 		userGroups: map[uuid.UUID][]uuid.UUID{}, groupName: map[uuid.UUID]string{}, apps: map[uuid.UUID]appInfo{}, ents: map[uuid.UUID]*entInfo{},
 		entByKey: map[string]uuid.UUID{}, roleKey: map[uuid.UUID]string{}, roleParent: map[uuid.UUID]uuid.UUID{}, roleEnts: map[uuid.UUID][]uuid.UUID{},
 		roleInduces: map[uuid.UUID][]uuid.UUID{}, bySubject: map[subjectKey][]*Assignment{}, constraints: map[uuid.UUID]*compiled{},
@@ -198,11 +202,15 @@ func build(ctx context.Context, db *store.DB, tenant uuid.UUID, now time.Time) (
 				s.users[id] = str
 				return nil
 			}},
-			{`SELECT id, status FROM nhis WHERE tenant_id = $1`, func(r interface{ Scan(...any) error }) error {
-				if err := r.Scan(&id, &str); err != nil {
+			{`SELECT id, status, risk_score FROM nhis WHERE tenant_id = $1`, func(r interface{ Scan(...any) error }) error {
+				var risk int
+				if err := r.Scan(&id, &str, &risk); err != nil {
 					return err
 				}
 				s.nhis[id] = str
+				if risk > 0 {
+					s.nhiRisk[id] = risk
+				}
 				return nil
 			}},
 			{`SELECT id, name, parent_id FROM groups WHERE tenant_id = $1`, func(r interface{ Scan(...any) error }) error {
@@ -230,9 +238,9 @@ func build(ctx context.Context, db *store.DB, tenant uuid.UUID, now time.Time) (
 				s.apps[id] = a
 				return nil
 			}},
-			{`SELECT id, application_id, kind, key, approval_state FROM entitlements WHERE tenant_id = $1`, func(r interface{ Scan(...any) error }) error {
+			{`SELECT id, application_id, kind, key, approval_state, risk_level FROM entitlements WHERE tenant_id = $1`, func(r interface{ Scan(...any) error }) error {
 				e := &entInfo{}
-				if err := r.Scan(&e.id, &e.app, &e.kind, &e.key, &e.approval); err != nil {
+				if err := r.Scan(&e.id, &e.app, &e.kind, &e.key, &e.approval, &e.risk); err != nil {
 					return err
 				}
 				s.ents[e.id] = e
@@ -280,6 +288,9 @@ func build(ctx context.Context, db *store.DB, tenant uuid.UUID, now time.Time) (
 				}
 				k := subjectKey{a.SubjectType, a.SubjectID}
 				s.bySubject[k] = append(s.bySubject[k], a)
+				if a.Constraints.RateLimitPerMinute > 0 {
+					s.rateLimits = true
+				}
 				if c := compile(&a.Constraints); c != nil {
 					s.constraints[a.ID] = c
 					if c.args != nil {
@@ -411,6 +422,10 @@ type Request struct {
 	Application   string                     `json:"application,omitempty"`
 	Entitlement   string                     `json:"entitlement,omitempty"`
 	Arguments     map[string]json.RawMessage `json:"arguments,omitempty"`
+	// Admit, when set, has the last word on a grant that would allow the
+	// call (the gateway counts rate limits with it): false moves on to the
+	// subject's next grant, with the reason and code given.
+	Admit func(sub Subject, a *Assignment) (ok bool, reason, code string) `json:"-"`
 }
 
 // Decisions.
@@ -424,6 +439,7 @@ const (
 type Decision struct {
 	Decision      string       `json:"decision" doc:"allow, deny or approval_required"`
 	Reason        string       `json:"reason"`
+	Code          string       `json:"code,omitempty" doc:"the reason as a stable code: unknown_entitlement, not_approved, application_inactive, inactive, no_grant, expired, time_window, argument, rate_limit; granted; approval_required"`
 	EntitlementID uuid.UUID    `json:"entitlement_id,omitempty"`
 	AssignmentID  *uuid.UUID   `json:"assignment_id,omitempty"`
 	Path          []Step       `json:"path,omitempty"`
@@ -453,19 +469,19 @@ func (s *Snapshot) Decide(req *Request, t time.Time) Decision {
 	}
 	e, ok := s.ents[ent]
 	if !ok {
-		return Decision{Decision: Deny, Reason: reasonUnknown}
+		return Decision{Decision: Deny, Reason: reasonUnknown, Code: "unknown_entitlement"}
 	}
 	if e.approval != Approved {
-		return Decision{Decision: Deny, Reason: reasonApproval, EntitlementID: ent}
+		return Decision{Decision: Deny, Reason: reasonApproval, Code: "not_approved", EntitlementID: ent}
 	}
 	if s.apps[e.app].status != "active" {
-		return Decision{Decision: Deny, Reason: reasonAppStatus, EntitlementID: ent}
+		return Decision{Decision: Deny, Reason: reasonAppStatus, Code: "application_inactive", EntitlementID: ent}
 	}
-	d := s.decide(req.Subject, ent, req.Arguments, t)
+	d := s.decideArgs(req.Subject, ent, req.Arguments, false, t, req.Admit)
 	if d.Decision == Deny || req.Actor == nil {
 		return d
 	}
-	ad := s.decide(*req.Actor, ent, req.Arguments, t)
+	ad := s.decideArgs(*req.Actor, ent, req.Arguments, false, t, req.Admit)
 	if ad.Decision == Deny {
 		ad.Reason = "actor: " + ad.Reason
 		return ad
@@ -475,6 +491,26 @@ func (s *Snapshot) Decide(req *Request, t time.Time) Decision {
 	}
 	return d
 }
+
+// RiskScore returns an NHI's risk score (0 for users and unknown NHIs).
+func (s *Snapshot) RiskScore(sub Subject) int {
+	if sub.Type != SubjectNHI {
+		return 0
+	}
+	return s.nhiRisk[sub.ID]
+}
+
+// EntitlementRisk returns an entitlement's risk level ("" if unknown).
+func (s *Snapshot) EntitlementRisk(ent uuid.UUID) string {
+	if e, ok := s.ents[ent]; ok {
+		return e.risk
+	}
+	return ""
+}
+
+// HasRateLimits reports whether any assignment of the tenant limits its
+// rate (callers may skip counting otherwise).
+func (s *Snapshot) HasRateLimits() bool { return s.rateLimits }
 
 // HasArgumentConstraints reports whether any assignment of the tenant
 // constrains arguments (callers may skip preparing them otherwise).
@@ -489,17 +525,14 @@ func (s *Snapshot) Permits(sub Subject, actor *Subject, ent uuid.UUID, t time.Ti
 	if !ok || e.approval != Approved || s.apps[e.app].status != "active" {
 		return false
 	}
-	if s.decideArgs(sub, ent, nil, true, t).Decision == Deny {
+	if s.decideArgs(sub, ent, nil, true, t, nil).Decision == Deny {
 		return false
 	}
-	return actor == nil || s.decideArgs(*actor, ent, nil, true, t).Decision != Deny
+	return actor == nil || s.decideArgs(*actor, ent, nil, true, t, nil).Decision != Deny
 }
 
-func (s *Snapshot) decide(sub Subject, ent uuid.UUID, args map[string]json.RawMessage, t time.Time) Decision {
-	return s.decideArgs(sub, ent, args, false, t)
-}
-
-func (s *Snapshot) decideArgs(sub Subject, ent uuid.UUID, args map[string]json.RawMessage, anyArgs bool, t time.Time) Decision {
+func (s *Snapshot) decideArgs(sub Subject, ent uuid.UUID, args map[string]json.RawMessage, anyArgs bool, t time.Time,
+	admit func(Subject, *Assignment) (bool, string, string)) Decision {
 	var status string
 	switch sub.Type {
 	case SubjectUser:
@@ -508,26 +541,26 @@ func (s *Snapshot) decideArgs(sub Subject, ent uuid.UUID, args map[string]json.R
 		status = s.nhis[sub.ID]
 	}
 	if status != "active" {
-		return Decision{Decision: Deny, Reason: reasonInactive, EntitlementID: ent}
+		return Decision{Decision: Deny, Reason: reasonInactive, Code: "inactive", EntitlementID: ent}
 	}
 	grants := s.access(sub.Type, sub.ID).grants[ent]
-	reason := reasonNoGrant
+	reason, code := reasonNoGrant, "no_grant"
 	var approval *Grant
 	for i := range grants {
 		g := &grants[i]
 		a := g.Assignment
 		if !a.ValidAt(t) {
-			reason = reasonExpired
+			reason, code = reasonExpired, "expired"
 			continue
 		}
 		if c := s.constraints[a.ID]; c != nil {
 			if len(c.windows) > 0 && !inWindows(c.windows, t) {
-				reason = reasonWindow
+				reason, code = reasonWindow, "time_window"
 				continue
 			}
 			if !anyArgs && c.args != nil {
 				if ok, why := c.args.allows(args); !ok {
-					reason = why
+					reason, code = why, "argument"
 					continue
 				}
 			}
@@ -538,14 +571,20 @@ func (s *Snapshot) decideArgs(sub Subject, ent uuid.UUID, args map[string]json.R
 			}
 			continue
 		}
-		return Decision{Decision: Allow, Reason: "granted", EntitlementID: ent, AssignmentID: &a.ID, Path: g.Path, Constraints: &a.Constraints}
+		if admit != nil {
+			if ok, why, c := admit(sub, a); !ok {
+				reason, code = why, c
+				continue
+			}
+		}
+		return Decision{Decision: Allow, Reason: "granted", Code: "granted", EntitlementID: ent, AssignmentID: &a.ID, Path: g.Path, Constraints: &a.Constraints}
 	}
 	if approval != nil {
 		a := approval.Assignment
-		return Decision{Decision: ApprovalRequired, Reason: "the assignment requires approval of each call", EntitlementID: ent,
+		return Decision{Decision: ApprovalRequired, Reason: "the assignment requires approval of each call", Code: "approval_required", EntitlementID: ent,
 			AssignmentID: &a.ID, Path: approval.Path, Constraints: &a.Constraints}
 	}
-	return Decision{Decision: Deny, Reason: reason, EntitlementID: ent}
+	return Decision{Decision: Deny, Reason: reason, Code: code, EntitlementID: ent}
 }
 
 func inWindows(ws []window, t time.Time) bool {

@@ -134,6 +134,8 @@ type callDetails struct {
 	AuthMethod    string            `json:"auth_method"`
 	ClientID      string            `json:"client_id,omitempty"`
 	Session       string            `json:"session"`
+	Code          string            `json:"code,omitempty" doc:"a refusal's reason as a stable code (no_grant, time_window, argument, rate_limit, risk, approval_denied, approval_timeout, schema, …)"`
+	ApprovalID    *uuid.UUID        `json:"approval_id,omitempty" doc:"the approval the call was held for"`
 }
 
 // resultDetails is the audit record of a forwarded call's outcome.
@@ -164,13 +166,24 @@ type admitted struct {
 	entry          audit.Entry
 	receipt        *audit.Receipt
 	start          time.Time
+	// stream carries the answer when a hold may have opened an event
+	// stream (progress while waiting for approval).
+	stream *sseWriter
 }
 
 // admit decides a tools/call inline: the tool, the principal's grant, the
 // arguments against the tool's schema. A refusal is audited and answered
 // here (false); an admitted call's decision record is appended, not yet
 // waited for. session tags the record ("" in the stateless era).
-func (g *Gateway) admit(ctx context.Context, w http.ResponseWriter, ep *endpoint, p *principal.Principal, session string, m *message) (*admitted, bool) {
+//
+// A call held for approval waits here; when stream is given and the client
+// asked for progress, it hears about the wait on stream, which then
+// carries the rest of the answer.
+func (g *Gateway) admit(ctx context.Context, w http.ResponseWriter, ep *endpoint, p *principal.Principal, session string, m *message, stream *sseWriter) (*admitted, bool) {
+	out := stream
+	if out == nil {
+		out = &sseWriter{w: w}
+	}
 	start := time.Now()
 	var in struct {
 		Name           string          `json:"name"`
@@ -214,7 +227,7 @@ func (g *Gateway) admit(ctx context.Context, w http.ResponseWriter, ep *endpoint
 	t := ep.lookup(in.Name)
 	if t == nil {
 		det.Decision, det.Reason = governance.Deny, "unknown tool"
-		g.deny(ctx, w, m, entry, det, codeInvalidParams, "unknown tool: "+in.Name, start)
+		g.deny(ctx, out, m, entry, det, codeInvalidParams, "unknown tool: "+in.Name, start)
 		return nil, false
 	}
 	det.Server, det.Tool, det.EntitlementID = t.server.slug, t.name, &t.ent
@@ -222,7 +235,7 @@ func (g *Gateway) admit(ctx context.Context, w http.ResponseWriter, ep *endpoint
 	sub, actor, ok := subjects(p)
 	if !ok {
 		det.Decision, det.Reason = governance.Deny, "the caller is not a governed subject"
-		g.deny(ctx, w, m, entry, det, codeDenied, det.Reason, start)
+		g.deny(ctx, out, m, entry, det, codeDenied, det.Reason, start)
 		return nil, false
 	}
 	snap, err := g.cfg.Access.Snapshot(ctx, ep.tenant.ID)
@@ -233,27 +246,75 @@ func (g *Gateway) admit(ctx context.Context, w http.ResponseWriter, ep *endpoint
 	if snap.HasArgumentConstraints() {
 		_ = json.Unmarshal(args, &argMap)
 	}
-	d := snap.Decide(&governance.Request{Subject: sub, Actor: actor, EntitlementID: t.ent, Arguments: argMap}, g.cfg.Now())
-	det.Decision, det.Reason, det.AssignmentID = d.Decision, d.Reason, d.AssignmentID
+	now := g.cfg.Now()
+	req := governance.Request{Subject: sub, Actor: actor, EntitlementID: t.ent, Arguments: argMap}
+	if snap.HasRateLimits() {
+		req.Admit = g.admitRate(t.ent, now)
+	}
+	d := snap.Decide(&req, now)
+	det.Decision, det.Reason, det.Code, det.AssignmentID = d.Decision, d.Reason, d.Code, d.AssignmentID
+	hold, reuse := false, 0
 	switch {
 	case d.Decision == governance.ApprovalRequired:
-		det.Decision, det.Reason = governance.Deny, "the call needs an approval, and approval holds are not enabled on this gateway"
-		g.deny(ctx, w, m, entry, det, codeDenied, det.Reason, start)
-		return nil, false
+		hold, reuse = true, d.Constraints.ApprovalReuseMinutes
 	case !d.Allowed():
-		g.deny(ctx, w, m, entry, det, codeDenied, d.Reason, start)
+		if d.Code == "argument" {
+			// Constraints come after the tool's own input schema: its
+			// error, if any, is the one to report.
+			if sch, err := t.inputSchema(); err == nil {
+				if err := sch.Validate(inst); err != nil {
+					det.Reason, det.Code = "arguments do not match the tool's input schema", "schema"
+					g.deny(ctx, out, m, entry, det, codeInvalidParams, "invalid arguments: "+schemaMessage(err), start)
+					return nil, false
+				}
+			}
+		}
+		g.deny(ctx, out, m, entry, det, codeDenied, d.Reason, start)
 		return nil, false
+	}
+	pol := g.policy(ep.tenant)
+	if riskyCall(snap, pol.RiskThreshold, t.ent, sub, actor) {
+		if pol.RiskAction != "approval" {
+			det.Decision, det.Reason, det.Code = governance.Deny, "the caller's risk score is at or above the tenant's threshold for high-risk tools", "risk"
+			g.deny(ctx, out, m, entry, det, codeDenied, det.Reason, start)
+			return nil, false
+		}
+		hold = true
 	}
 	sch, err := t.inputSchema()
 	if err != nil {
-		det.Decision, det.Reason = governance.Deny, "the tool's input schema cannot be checked"
-		g.deny(ctx, w, m, entry, det, codeDenied, det.Reason, start)
+		det.Decision, det.Reason, det.Code = governance.Deny, "the tool's input schema cannot be checked", "schema"
+		g.deny(ctx, out, m, entry, det, codeDenied, det.Reason, start)
 		return nil, false
 	}
 	if err := sch.Validate(inst); err != nil {
-		det.Decision, det.Reason = governance.Deny, "arguments do not match the tool's input schema"
-		g.deny(ctx, w, m, entry, det, codeInvalidParams, "invalid arguments: "+schemaMessage(err), start)
+		det.Decision, det.Reason, det.Code = governance.Deny, "arguments do not match the tool's input schema", "schema"
+		g.deny(ctx, out, m, entry, det, codeInvalidParams, "invalid arguments: "+schemaMessage(err), start)
 		return nil, false
+	}
+	if hold {
+		payload := map[string]any{"endpoint": ep.url, "server": t.server.slug, "tool": t.name, "arguments_sha256": det.ArgsSHA256,
+			"caller": map[string]any{"kind": p.Kind, "id": p.SubjectID, "client_id": p.ClientID}, "actors": p.Actors}
+		if pol.AuditArguments {
+			payload["arguments"] = redact(obj, pol.RedactKeys)
+		}
+		var meta struct {
+			ProgressToken json.RawMessage `json:"progressToken"`
+		}
+		_ = json.Unmarshal(in.Meta, &meta)
+		o := g.hold(ctx, ep, p, sub, t, &det, reuse, payload, meta.ProgressToken, stream)
+		if o.approval != nil {
+			det.ApprovalID = &o.approval.ID
+		}
+		if o.reason != "" {
+			det.Decision, det.Reason, det.Code = governance.Deny, o.reason, o.code
+			g.deny(ctx, out, m, entry, det, codeDenied, det.Reason, start)
+			return nil, false
+		}
+		det.Decision, det.Reason, det.Code = governance.Allow, "approved", "approved"
+		if o.reused {
+			det.Reason, det.Code = "approved (an approval of identical calls, reused)", "approval_reused"
+		}
 	}
 
 	entry.Outcome, entry.Details = audit.OutcomeSuccess, det
@@ -266,7 +327,7 @@ func (g *Gateway) admit(ctx context.Context, w http.ResponseWriter, ep *endpoint
 	var state string
 	_ = json.Unmarshal(in.RequestState, &state)
 	return &admitted{t: t, args: args, meta: in.Meta, rounds: rounds, inputResponses: in.InputResponses, requestState: state,
-		entry: entry, receipt: receipt, start: start}, true
+		entry: entry, receipt: receipt, start: start, stream: stream}, true
 }
 
 // callTool decides a tools/call of a session inline, audits the decision
@@ -276,7 +337,14 @@ func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.R
 	if s.hash != "" {
 		tag = s.hash[:16]
 	}
-	a, ok := g.admit(ctx, w, ep, p, tag, m)
+	// A session-era client's answer may stream (progress, relayed
+	// requests), from a wait for approval on.
+	stream := &sseWriter{w: w}
+	held := stream
+	if s.stateless() {
+		held = nil
+	}
+	a, ok := g.admit(ctx, w, ep, p, tag, m, held)
 	if !ok {
 		return
 	}
@@ -285,7 +353,7 @@ func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.R
 	if err != nil {
 		_ = receipt.Wait(context.WithoutCancel(ctx))
 		g.finish(ctx, receipt.ID, entry, t, start, "unavailable", p)
-		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeUnavailable, Message: "the tool server is not reachable: " + apperr.PublicMessage(err),
+		stream.finish(errorBody(m.ID, rpcError{Code: codeUnavailable, Message: "the tool server is not reachable: " + apperr.PublicMessage(err),
 			Data: map[string]string{"audit_id": receipt.ID.String()}}))
 		return
 	}
@@ -296,7 +364,6 @@ func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.R
 		g.callParking(ctx, w, ep, p, m, a, up, params)
 		return
 	}
-	stream := &sseWriter{w: w}
 	if s.wantsLogs() {
 		up.wantLogs(ctx)
 	}
@@ -365,7 +432,7 @@ func (g *Gateway) finish(ctx context.Context, callID uuid.UUID, e audit.Entry, t
 
 // deny audits a refusal, waits until it is durable, and answers with a
 // JSON-RPC error that carries the reason and the audit id.
-func (g *Gateway) deny(ctx context.Context, w http.ResponseWriter, m *message, e audit.Entry, det callDetails, code int, msg string, start time.Time) {
+func (g *Gateway) deny(ctx context.Context, out *sseWriter, m *message, e audit.Entry, det callDetails, code int, msg string, start time.Time) {
 	e.Outcome, e.Details = audit.OutcomeDenied, det
 	if e.TargetID == "" {
 		e.TargetID = det.Tool
@@ -375,12 +442,19 @@ func (g *Gateway) deny(ctx context.Context, w http.ResponseWriter, m *message, e
 		err = rec.Wait(context.WithoutCancel(ctx))
 	}
 	if err != nil {
-		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeInternal, Message: "the call could not be audited"}))
+		out.finish(errorBody(m.ID, rpcError{Code: codeInternal, Message: "the call could not be audited"}))
 		return
 	}
 	g.cfg.Metrics.observe(det.Server, det.Tool, "deny", "", time.Since(start))
-	writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: code, Message: msg,
-		Data: map[string]string{"reason": det.Reason, "audit_id": rec.ID.String()}}))
+	g.cfg.Metrics.denied(det.Server, det.Code)
+	data := map[string]string{"reason": det.Reason, "audit_id": rec.ID.String()}
+	if det.Code != "" {
+		data["code"] = det.Code
+	}
+	if det.ApprovalID != nil {
+		data["approval_id"] = det.ApprovalID.String()
+	}
+	out.finish(errorBody(m.ID, rpcError{Code: code, Message: msg, Data: data}))
 }
 
 // forwardParams builds the params sent upstream: the upstream's own tool

@@ -31,6 +31,11 @@ import (
 type Governance interface {
 	ApplicationFor(ctx context.Context, n *nhi.NHI) (uuid.UUID, error)
 	UpsertTools(ctx context.Context, app uuid.UUID, tools []governance.Tool, autoApprove bool) ([]governance.SyncResult, error)
+	// Approval holds of calls that need one.
+	OpenApproval(ctx context.Context, in governance.OpenInput) (*governance.Approval, error)
+	AwaitApproval(ctx context.Context, bus *events.Bus, id uuid.UUID, poll time.Duration) (*governance.Approval, error)
+	ReusableApproval(ctx context.Context, fingerprint string, within time.Duration) (*governance.Approval, error)
+	Cancel(ctx context.Context, id uuid.UUID, in governance.CancelInput) (*governance.Approval, error)
 }
 
 // Snapshots gives the effective-access snapshot of a tenant.
@@ -155,6 +160,9 @@ type Gateway struct {
 	waiters  waiters
 	subs     subscriptions
 	parked   parkedCalls
+	limits   rateLimits
+	// bus wakes calls held for approval (set by Watch; nil: polling).
+	bus *events.Bus
 }
 
 // New returns a gateway.
@@ -170,6 +178,7 @@ func New(cfg Config) (*Gateway, error) {
 // Watch follows change events from every replica: catalogs, upstream
 // settings and sessions are dropped when they change.
 func (g *Gateway) Watch(bus *events.Bus) (stop func()) {
+	g.bus = bus
 	return bus.Subscribe(func(m events.Message) {
 		if m.Resync {
 			g.catalogs.invalidate(uuid.Nil)

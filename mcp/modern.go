@@ -113,7 +113,7 @@ func (g *Gateway) postModern(w http.ResponseWriter, r *http.Request, ep *endpoin
 	}
 	switch m.Method {
 	case "tools/call":
-		a, ok := g.admit(r.Context(), w, ep, p, "", m)
+		a, ok := g.admit(r.Context(), w, ep, p, "", m, nil)
 		if !ok {
 			return
 		}

@@ -239,7 +239,8 @@ func (ss *sessions) dropAll() {
 	ss.byKey = nil
 }
 
-// RunPurge deletes ended sessions (expired, or terminated an hour ago)
+// RunPurge deletes ended sessions (expired, or terminated an hour ago) and
+// forgets idle rate-limit counters
 // every interval until ctx ends.
 func (g *Gateway) RunPurge(ctx context.Context, every time.Duration) error {
 	t := time.NewTicker(every)
@@ -248,6 +249,7 @@ func (g *Gateway) RunPurge(ctx context.Context, every time.Duration) error {
 		if _, err := g.PurgeSessions(ctx, store.Now()); err != nil && ctx.Err() == nil {
 			g.cfg.Logger.Warn("mcp session purge failed", "error", err)
 		}
+		g.limits.sweep(time.Now())
 		select {
 		case <-ctx.Done():
 			return nil

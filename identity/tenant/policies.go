@@ -74,6 +74,12 @@ type MCPPolicy struct {
 	// key, authorization, cookie, credential): an argument whose name
 	// contains one, case-insensitively, is recorded as "[redacted]".
 	RedactKeys []string `json:"redact_keys,omitempty" doc:"more argument names to redact (substring, case-insensitive)"`
+	// RiskThreshold: a call by an NHI (caller or actor) whose risk score is
+	// at least this, to a tool of high or critical risk, gets RiskAction.
+	RiskThreshold int    `json:"risk_threshold,omitempty" doc:"NHI risk score (1-100) from which calls to high- and critical-risk tools are denied or held; 0: off"`
+	RiskAction    string `json:"risk_action,omitempty" doc:"deny (default) or approval"`
+	// ApprovalTimeoutSeconds bounds how long a held call waits for a decision.
+	ApprovalTimeoutSeconds int `json:"approval_timeout_seconds,omitempty" doc:"how long a call held for approval waits before it is denied (default 300, at most 3600)"`
 }
 
 // Policies are a tenant's identity policies.
@@ -137,6 +143,17 @@ func (p Policies) Validate() error {
 	}
 	if len(p.MCP.RedactKeys) > 100 {
 		return apperr.Invalid("mcp.redact_keys", "at most 100 keys")
+	}
+	if p.MCP.RiskThreshold < 0 || p.MCP.RiskThreshold > 100 {
+		return apperr.Invalid("mcp.risk_threshold", "must be from 0 (off) to 100")
+	}
+	switch p.MCP.RiskAction {
+	case "", "deny", "approval":
+	default:
+		return apperr.Invalid("mcp.risk_action", "must be deny or approval")
+	}
+	if p.MCP.ApprovalTimeoutSeconds < 0 || p.MCP.ApprovalTimeoutSeconds > 3600 {
+		return apperr.Invalid("mcp.approval_timeout_seconds", "must be from 0 (the default, 300) to 3600")
 	}
 	for _, k := range p.MCP.RedactKeys {
 		if k == "" || len(k) > 100 {

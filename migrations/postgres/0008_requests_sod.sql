@@ -46,6 +46,7 @@ CREATE TABLE approvals (
     justification    text NOT NULL DEFAULT '',
     duration_seconds bigint NOT NULL DEFAULT 0,
     payload          jsonb NOT NULL,
+    fingerprint      text NOT NULL DEFAULT '',
     assignment_id    uuid,
     reason           text NOT NULL DEFAULT '',
     expires_at       timestamptz NOT NULL,
@@ -59,6 +60,8 @@ CREATE INDEX approvals_status ON approvals (tenant_id, status, step_started_at);
 CREATE INDEX approvals_requester ON approvals (tenant_id, requester_id, id);
 CREATE INDEX approvals_subject ON approvals (tenant_id, subject_id, id);
 CREATE INDEX approvals_due ON approvals (step_due_at) WHERE status = 'pending';
+-- Held tool calls: an approval may cover identical calls (same subject, tool and arguments) for a while.
+CREATE INDEX approvals_fingerprint ON approvals (tenant_id, fingerprint, decided_at) WHERE kind = 'tool_call';
 CREATE INDEX approvals_expiry ON approvals (expires_at) WHERE status = 'pending';
 -- One pending request per access (racing requests: one wins).
 CREATE UNIQUE INDEX approvals_one_pending_request ON approvals (tenant_id, subject_type, subject_id, target_type, target_id)

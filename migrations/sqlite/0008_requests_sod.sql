@@ -46,6 +46,7 @@ CREATE TABLE approvals (
     justification    TEXT NOT NULL DEFAULT '',
     duration_seconds INTEGER NOT NULL DEFAULT 0,
     payload          TEXT NOT NULL,
+    fingerprint      TEXT NOT NULL DEFAULT '',
     assignment_id    TEXT,
     reason           TEXT NOT NULL DEFAULT '',
     expires_at       TIMESTAMP NOT NULL,
@@ -59,6 +60,8 @@ CREATE INDEX approvals_status ON approvals (tenant_id, status, step_started_at);
 CREATE INDEX approvals_requester ON approvals (tenant_id, requester_id, id);
 CREATE INDEX approvals_subject ON approvals (tenant_id, subject_id, id);
 CREATE INDEX approvals_due ON approvals (step_due_at) WHERE status = 'pending';
+-- Held tool calls: an approval may cover identical calls (same subject, tool and arguments) for a while.
+CREATE INDEX approvals_fingerprint ON approvals (tenant_id, fingerprint, decided_at) WHERE kind = 'tool_call';
 CREATE INDEX approvals_expiry ON approvals (expires_at) WHERE status = 'pending';
 -- One pending request per access (racing requests: one wins).
 CREATE UNIQUE INDEX approvals_one_pending_request ON approvals (tenant_id, subject_type, subject_id, target_type, target_id)

@@ -1,0 +1,177 @@
+package mcp
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/governance"
+	"github.com/xavyo/xavyo/internal/principal"
+)
+
+// Rate limits are counted on this replica: a key's calls of the last
+// minute, kept as a ring of at most limit times. A call is admitted when
+// fewer than limit calls were admitted in the 60 s before it.
+type rateKey struct{ assignment, subject, ent uuid.UUID }
+
+type callLog struct {
+	mu    sync.Mutex
+	times []int64 // unix nanoseconds, a ring once full
+	next  int
+	last  int64
+}
+
+type rateLimits struct{ logs sync.Map } // rateKey → *callLog
+
+func (r *rateLimits) allow(k rateKey, limit int, now time.Time) bool {
+	v, ok := r.logs.Load(k)
+	if !ok {
+		v, _ = r.logs.LoadOrStore(k, &callLog{})
+	}
+	l := v.(*callLog)
+	t := now.UnixNano()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.last = t
+	if len(l.times) < limit {
+		l.times = append(l.times, t)
+		return true
+	}
+	if len(l.times) > limit { // the limit was lowered: keep the newest
+		l.times, l.next = l.times[len(l.times)-limit:], 0
+	}
+	if t-l.times[l.next] < int64(time.Minute) {
+		return false
+	}
+	l.times[l.next] = t
+	l.next = (l.next + 1) % limit
+	return true
+}
+
+// sweep forgets keys idle for more than a minute.
+func (r *rateLimits) sweep(now time.Time) {
+	cut := now.Add(-time.Minute).UnixNano()
+	r.logs.Range(func(k, v any) bool {
+		l := v.(*callLog)
+		l.mu.Lock()
+		idle := l.last < cut
+		l.mu.Unlock()
+		if idle {
+			r.logs.Delete(k)
+		}
+		return true
+	})
+}
+
+// admitRate is the decision's last word on a grant with a rate limit.
+func (g *Gateway) admitRate(ent uuid.UUID, now time.Time) func(governance.Subject, *governance.Assignment) (bool, string, string) {
+	return func(sub governance.Subject, a *governance.Assignment) (bool, string, string) {
+		limit := a.Constraints.RateLimitPerMinute
+		if limit <= 0 || g.limits.allow(rateKey{a.ID, sub.ID, ent}, limit, now) {
+			return true, "", ""
+		}
+		return false, fmt.Sprintf("the rate limit of %d calls per minute is reached", limit), "rate_limit"
+	}
+}
+
+// riskyCall reports whether the tenant's risk threshold applies: a tool of
+// high or critical risk, called by (or for) an NHI at or above it.
+func riskyCall(snap *governance.Snapshot, threshold int, ent uuid.UUID, sub governance.Subject, actor *governance.Subject) bool {
+	if threshold <= 0 {
+		return false
+	}
+	if r := snap.EntitlementRisk(ent); r != "high" && r != "critical" {
+		return false
+	}
+	if snap.RiskScore(sub) >= threshold {
+		return true
+	}
+	return actor != nil && snap.RiskScore(*actor) >= threshold
+}
+
+// holdOutcome is how a held call ended.
+type holdOutcome struct {
+	approval *governance.Approval
+	reused   bool
+	reason   string // why it may not proceed ("" when approved)
+	code     string
+}
+
+// hold opens an approval of kind tool_call for a call and waits for its
+// decision (or reuses a recent approval of identical calls when the
+// assignment allows it). While it waits, a client that asked for progress
+// gets notifications/progress on stream every few seconds.
+func (g *Gateway) hold(ctx context.Context, ep *endpoint, p *principal.Principal, sub governance.Subject, t *toolEntry, det *callDetails,
+	reuse int, payload map[string]any, progress json.RawMessage, stream *sseWriter) holdOutcome {
+	// Governance acts as the caller: it records and checks who asks.
+	ctx = principal.With(ctx, p)
+	fp := sha256.Sum256([]byte(sub.Type + "/" + sub.ID.String() + "/" + t.ent.String() + "/" + det.ArgsSHA256))
+	fingerprint := hex.EncodeToString(fp[:])
+	if reuse > 0 {
+		a, err := g.cfg.Gov.ReusableApproval(ctx, fingerprint, time.Duration(reuse)*time.Minute)
+		if err != nil {
+			return holdOutcome{reason: "approvals are unavailable", code: "approval_unavailable"}
+		}
+		if a != nil {
+			return holdOutcome{approval: a, reused: true}
+		}
+	}
+	timeout := time.Duration(g.policy(ep.tenant).ApprovalTimeoutSeconds) * time.Second
+	if timeout <= 0 {
+		timeout = 5 * time.Minute
+	}
+	a, err := g.cfg.Gov.OpenApproval(ctx, governance.OpenInput{Kind: governance.KindToolCall, RequesterType: sub.Type, RequesterID: sub.ID,
+		SubjectType: sub.Type, SubjectID: sub.ID, TargetType: "entitlement", TargetID: t.ent, Payload: payload, TTL: timeout, Fingerprint: fingerprint,
+		Justification: fmt.Sprintf("tool call %s/%s by %s %s", t.server.slug, t.name, p.Kind, p.SubjectID)})
+	if err != nil {
+		return holdOutcome{reason: "the call needs an approval, which could not be requested", code: "approval_unavailable"}
+	}
+	det.ApprovalID = &a.ID
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if len(progress) > 0 && stream != nil {
+		go g.holdProgress(wctx, stream, progress, a.ID)
+	}
+	got, err := g.cfg.Gov.AwaitApproval(wctx, g.bus, a.ID, 2*time.Second)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		// The caller left: withdraw the request.
+		_, _ = g.cfg.Gov.Cancel(context.WithoutCancel(ctx), a.ID, governance.CancelInput{Comment: "the caller went away"})
+		return holdOutcome{approval: a, reason: "the call was cancelled while waiting for approval", code: "approval_cancelled"}
+	case err != nil:
+		// Nobody waits for it any more: withdraw it rather than let an
+		// approver approve a call that will not run.
+		reason := fmt.Sprintf("no approval decision within %s", timeout)
+		_, _ = g.cfg.Gov.Cancel(context.WithoutCancel(ctx), a.ID, governance.CancelInput{Comment: reason})
+		return holdOutcome{approval: a, reason: reason, code: "approval_timeout"}
+	case got.Status == governance.StatusApproved:
+		return holdOutcome{approval: got}
+	default:
+		return holdOutcome{approval: got, reason: "the approval was " + got.Status + ": " + got.Reason, code: "approval_" + got.Status}
+	}
+}
+
+// holdProgress tells a waiting client, every 5 s, that its call waits for
+// an approval.
+func (g *Gateway) holdProgress(ctx context.Context, stream *sseWriter, token json.RawMessage, id uuid.UUID) {
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	for n := 1; ; n++ {
+		msg, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "method": "notifications/progress", "params": map[string]any{
+			"progressToken": token, "progress": n, "message": "waiting for approval " + id.String()}})
+		if !stream.event(msg) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
