@@ -240,8 +240,7 @@ func (ss *sessions) dropAll() {
 }
 
 // RunPurge deletes ended sessions (expired, or terminated an hour ago) and
-// forgets idle rate-limit counters
-// every interval until ctx ends.
+// forgets idle rate-limit counters, every interval until ctx ends.
 func (g *Gateway) RunPurge(ctx context.Context, every time.Duration) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
