@@ -577,6 +577,9 @@ type Tool struct {
 	Name string `json:"name"`
 	// Hash pins the tool's definition as the upstream sent it.
 	Hash string `json:"hash"`
+	// Reapprove approves a changed definition at once (the tool server's
+	// pin policy found nothing in the change that needs an admin).
+	Reapprove bool `json:"-"`
 }
 
 // SyncResult tells what a catalog sync did to each tool.
@@ -624,8 +627,10 @@ func (s *Service) UpsertTools(ctx context.Context, app uuid.UUID, tools []Tool, 
 			case e.DefinitionHash == t.Hash:
 				out = append(out, SyncResult{Name: t.Name, EntitlementID: e.ID, Outcome: "unchanged", ApprovalState: e.ApprovalState})
 			default:
-				if !autoApprove {
+				if !autoApprove && !(t.Reapprove && e.ApprovalState == Approved) {
 					state = Quarantined
+				} else {
+					state = Approved
 				}
 				e.Version++
 				if _, err := tx.Exec(ctx, `UPDATE entitlements SET definition_hash = $1, approval_state = $2, updated_at = $3, version = $4

@@ -61,6 +61,7 @@ type toolEntry struct {
 	def      json.RawMessage // as the upstream sent it
 	prefixed json.RawMessage // the same with name "<server>__<tool>"
 	ent      uuid.UUID
+	hash     string // of def: a live definition that hashes otherwise is not this one
 
 	schemaOnce sync.Once
 	schema     *jsonschema.Schema
@@ -164,23 +165,23 @@ func loadCatalog(ctx context.Context, db *store.DB) (*catalog, error) {
 		if err := rows.Close(); err != nil {
 			return err
 		}
-		rows, err = tx.Query(ctx, `SELECT server_id, name, definition, entitlement_id FROM mcp_tools WHERE tenant_id = $1`, tx.TenantID())
+		rows, err = tx.Query(ctx, `SELECT server_id, name, definition, entitlement_id, hash FROM mcp_tools WHERE tenant_id = $1`, tx.TenantID())
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var sid, ent uuid.UUID
-			var name string
+			var name, hash string
 			var def []byte
-			if err := rows.Scan(&sid, &name, &def, &ent); err != nil {
+			if err := rows.Scan(&sid, &name, &def, &ent, &hash); err != nil {
 				return err
 			}
 			s := cat.byID[sid]
 			if s == nil {
 				continue
 			}
-			t := &toolEntry{server: s, name: name, def: def, ent: ent, prefixed: renamed(def, s.slug+"__"+name)}
+			t := &toolEntry{server: s, name: name, def: def, ent: ent, hash: hash, prefixed: renamed(def, s.slug+"__"+name)}
 			s.tools = append(s.tools, t)
 			s.byName[name] = t
 		}
@@ -366,9 +367,18 @@ func (g *Gateway) syncTools(ctx context.Context, n *nhi.NHI) (*SyncReport, error
 	if err != nil {
 		return nil, err
 	}
+	pinned, err := g.pinnedTools(ctx, n.ID)
+	if err != nil {
+		return nil, err
+	}
 	in := make([]governance.Tool, len(tools))
 	for i, t := range tools {
 		in[i] = governance.Tool{Name: t.name, Hash: t.hash}
+		// Under the description policy a change that leaves what the agent
+		// reads (description, titles) as approved keeps the approval.
+		if p, ok := pinned[t.name]; ok && up.cfg.pinPolicy == PinDescription && p.hash != "" && p.hash != t.hash && sameText(p.def, t.def) {
+			in[i].Reapprove = true
+		}
 	}
 	results, err := g.cfg.Gov.UpsertTools(ctx, app, in, up.cfg.auto)
 	if err != nil {
@@ -376,8 +386,10 @@ func (g *Gateway) syncTools(ctx context.Context, n *nhi.NHI) (*SyncReport, error
 	}
 	rep.Tools = results
 	entOf := map[string]uuid.UUID{}
+	approved := map[string]bool{}
 	for _, r := range results {
 		entOf[r.Name] = r.EntitlementID
+		approved[r.Name] = r.ApprovalState == governance.Approved
 	}
 	now := store.Now()
 	err = g.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
@@ -405,10 +417,14 @@ func (g *Gateway) syncTools(ctx context.Context, n *nhi.NHI) (*SyncReport, error
 			}
 		}
 		for _, t := range tools {
-			if _, err := tx.Exec(ctx, `INSERT INTO mcp_tools (tenant_id, server_id, name, definition, hash, entitlement_id, updated_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7)
-				ON CONFLICT (tenant_id, server_id, name) DO UPDATE SET definition = $4, hash = $5, entitlement_id = $6, updated_at = $7`,
-				tx.TenantID(), n.ID, t.name, string(t.def), t.hash, entOf[t.name], now); err != nil {
+			// An approved definition is pinned; a quarantined one waits
+			// beside the pinned one for an admin.
+			if _, err := tx.Exec(ctx, `INSERT INTO mcp_tools (tenant_id, server_id, name, definition, hash, entitlement_id, updated_at, pinned_definition,
+				pinned_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $8 THEN $4 ELSE '' END, CASE WHEN $8 THEN $5 ELSE '' END)
+				ON CONFLICT (tenant_id, server_id, name) DO UPDATE SET definition = $4, hash = $5, entitlement_id = $6, updated_at = $7,
+				pinned_definition = CASE WHEN $8 THEN $4 ELSE mcp_tools.pinned_definition END,
+				pinned_hash = CASE WHEN $8 THEN $5 ELSE mcp_tools.pinned_hash END`,
+				tx.TenantID(), n.ID, t.name, string(t.def), t.hash, entOf[t.name], now, approved[t.name]); err != nil {
 				return err
 			}
 		}
@@ -418,6 +434,26 @@ func (g *Gateway) syncTools(ctx context.Context, n *nhi.NHI) (*SyncReport, error
 		return nil, err
 	}
 	rep.SyncedAt = now
+	for _, r := range results {
+		if r.Outcome != "changed" {
+			continue
+		}
+		var cur json.RawMessage
+		for _, t := range tools {
+			if t.name == r.Name {
+				cur = t.def
+			}
+		}
+		action := "mcp.tool.quarantine"
+		if r.ApprovalState == governance.Approved {
+			action = "mcp.tool.repin"
+		}
+		if err := audit.RecordChange(ctx, g.cfg.Audit, action, "mcp_tool", n.Slug+"/"+r.Name, map[string]any{"server_id": n.ID, "tool": r.Name,
+			"entitlement_id": r.EntitlementID, "approval_state": r.ApprovalState, "pinned_hash": pinned[r.Name].hash,
+			"changed": changedFields(pinned[r.Name].def, cur)}); err != nil {
+			return nil, err
+		}
+	}
 	return rep, audit.RecordChange(ctx, g.cfg.Audit, "mcp.catalog.sync", "nhi", n.ID.String(),
 		map[string]any{"tools": len(tools), "removed": rep.Removed, "skipped": len(rep.Skipped)})
 }
@@ -447,4 +483,134 @@ func (g *Gateway) Tools(ctx context.Context, id uuid.UUID) ([]Tool, error) {
 		return rows.Err()
 	})
 	return out, err
+}
+
+// pinnedTool is what a tool server's catalog holds of one tool: the
+// approved (pinned) definition and the latest one listed.
+type pinnedTool struct {
+	def, latest json.RawMessage
+	hash        string
+	latestHash  string
+	ent         uuid.UUID
+}
+
+// pinnedTools reads a tool server's pinned definitions by tool name.
+func (g *Gateway) pinnedTools(ctx context.Context, server uuid.UUID) (map[string]pinnedTool, error) {
+	out := map[string]pinnedTool{}
+	err := g.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT name, pinned_definition, pinned_hash, definition, hash, entitlement_id FROM mcp_tools WHERE tenant_id = $1 AND server_id = $2`,
+			tx.TenantID(), server)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var name string
+			var p pinnedTool
+			var def, latest []byte
+			if err := rows.Scan(&name, &def, &p.hash, &latest, &p.latestHash, &p.ent); err != nil {
+				return err
+			}
+			p.def, p.latest = def, latest
+			out[name] = p
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// sameText reports whether two definitions read the same to an agent —
+// description, title and annotations.title: under the description pin
+// policy only these need an admin's re-approval.
+func sameText(a, b json.RawMessage) bool {
+	var x, y struct {
+		Description *string `json:"description"`
+		Title       *string `json:"title"`
+		Annotations struct {
+			Title *string `json:"title"`
+		} `json:"annotations"`
+	}
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	eq := func(p, q *string) bool { return (p == nil) == (q == nil) && (p == nil || *p == *q) }
+	return eq(x.Description, y.Description) && eq(x.Title, y.Title) && eq(x.Annotations.Title, y.Annotations.Title)
+}
+
+// FieldChange is one top-level member of a tool definition that differs
+// between the pinned and the latest definition.
+type FieldChange struct {
+	Field string          `json:"field"`
+	Old   json.RawMessage `json:"old,omitempty" doc:"absent: the member is new"`
+	New   json.RawMessage `json:"new,omitempty" doc:"absent: the member was removed"`
+}
+
+// changedFields lists the top-level members that differ, by name.
+func changedFields(pinned, latest json.RawMessage) []FieldChange {
+	var a, b map[string]json.RawMessage
+	_ = json.Unmarshal(pinned, &a)
+	_ = json.Unmarshal(latest, &b)
+	names := map[string]bool{}
+	for k := range a {
+		names[k] = true
+	}
+	for k := range b {
+		names[k] = true
+	}
+	out := []FieldChange{}
+	for k := range names {
+		ha, _ := canonicalHash(a[k])
+		hb, _ := canonicalHash(b[k])
+		if a[k] == nil || b[k] == nil || ha != hb {
+			out = append(out, FieldChange{Field: k, Old: a[k], New: b[k]})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Field < out[j].Field })
+	return out
+}
+
+// ToolDiff shows an admin what changed in a tool before they approve it.
+type ToolDiff struct {
+	Tool          string          `json:"tool"`
+	EntitlementID uuid.UUID       `json:"entitlement_id"`
+	PinnedHash    string          `json:"pinned_hash,omitempty" doc:"the approved definition's hash (empty: never approved)"`
+	LatestHash    string          `json:"latest_hash"`
+	Pinned        json.RawMessage `json:"pinned,omitempty"`
+	Latest        json.RawMessage `json:"latest"`
+	Changes       []FieldChange   `json:"changes" doc:"top-level members that differ"`
+}
+
+// Diff compares a tool's pinned (approved) and latest definitions.
+func (g *Gateway) Diff(ctx context.Context, server uuid.UUID, tool string) (*ToolDiff, error) {
+	if _, err := g.toolServer(ctx, server, "use"); err != nil {
+		return nil, err
+	}
+	all, err := g.pinnedTools(ctx, server)
+	if err != nil {
+		return nil, err
+	}
+	p, ok := all[tool]
+	if !ok {
+		return nil, apperr.NotFound("tool")
+	}
+	d := &ToolDiff{Tool: tool, EntitlementID: p.ent, PinnedHash: p.hash, LatestHash: p.latestHash, Latest: p.latest, Changes: changedFields(p.def, p.latest)}
+	if p.hash != "" {
+		d.Pinned = p.def
+	}
+	return d, nil
+}
+
+// OnEntitlementEvent pins a tool's latest definition when an admin
+// approves it (outbox handler; idempotent).
+func (g *Gateway) OnEntitlementEvent(ctx context.Context, ev events.Event) error {
+	id, err := uuid.Parse(ev.SubjectID)
+	if err != nil {
+		return nil
+	}
+	return g.cfg.DB.InTenantTx(store.WithTenant(ctx, ev.TenantID), func(tx *store.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE mcp_tools SET pinned_definition = definition, pinned_hash = hash WHERE tenant_id = $1 AND entitlement_id = $2
+			AND pinned_hash <> hash AND hash = (SELECT definition_hash FROM entitlements WHERE tenant_id = $1 AND id = $2 AND approval_state = 'approved')`,
+			tx.TenantID(), id)
+		return err
+	})
 }

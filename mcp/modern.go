@@ -381,9 +381,17 @@ func (g *Gateway) listModern(w http.ResponseWriter, r *http.Request, ep *endpoin
 		_ = json.Unmarshal(raw, &tl)
 		// Only catalogued, approved tools the principal holds: a tool the
 		// gateway has not synced yet stays hidden.
-		if t := ep.lookup(tl.Name); ok && t != nil && t.server.active && snap.Permits(sub, actor, t.ent, now) {
-			kept = append(kept, raw)
+		t := ep.lookup(tl.Name)
+		if !ok || t == nil || !t.server.active || !snap.Permits(sub, actor, t.ent, now) {
+			continue
 		}
+		// Pinned: a definition other than the approved one is never shown;
+		// a sync puts it in quarantine for an admin.
+		if h, err := canonicalHash(raw); err != nil || h != t.hash {
+			up.resync()
+			continue
+		}
+		kept = append(kept, raw)
 	}
 	page["tools"], _ = json.Marshal(kept)
 	page["cacheScope"] = json.RawMessage(`"private"`)

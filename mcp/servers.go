@@ -44,11 +44,19 @@ const (
 	EventCatalog = "mcp.catalog"
 )
 
+// Pin policies: which definition changes of an approved tool need
+// re-approval.
+const (
+	PinAny         = "any"
+	PinDescription = "description"
+)
+
 // Settings are how the gateway reaches a tool server's upstream. Secrets
 // are write-only: they are sealed with the KEK and never returned.
 type Settings struct {
 	ServerID       uuid.UUID  `json:"server_id"`
 	AutoApprove    bool       `json:"auto_approve" doc:"new tools are approved at sync (definition changes still need approval unless also auto)"`
+	PinPolicy      string     `json:"pin_policy" doc:"which definition changes quarantine an approved tool until re-approved: any (default) or description (its description or title)"`
 	TimeoutMS      int        `json:"timeout_ms" doc:"bound of one upstream call (default 30000)"`
 	CredentialType string     `json:"credential_type" doc:"none, bearer, oauth_client_credentials or mtls"`
 	TokenURL       string     `json:"token_url,omitempty" doc:"oauth_client_credentials: the upstream's token endpoint"`
@@ -65,6 +73,7 @@ type Settings struct {
 // SettingsInput sets a tool server's upstream settings.
 type SettingsInput struct {
 	AutoApprove    bool   `json:"auto_approve"`
+	PinPolicy      string `json:"pin_policy,omitempty" doc:"any (default) or description"`
 	TimeoutMS      int    `json:"timeout_ms,omitempty"`
 	CredentialType string `json:"credential_type"`
 	// Token is the static bearer token (credential_type bearer).
@@ -106,6 +115,13 @@ func (in *SettingsInput) validate() error {
 	if in.TimeoutMS == 0 {
 		in.TimeoutMS = defaultTimeoutMS
 	}
+	switch in.PinPolicy {
+	case "":
+		in.PinPolicy = PinAny
+	case PinAny, PinDescription:
+	default:
+		return apperr.Invalid("pin_policy", "must be any or description")
+	}
 	if in.TimeoutMS < 100 || in.TimeoutMS > 600_000 {
 		return apperr.Invalid("timeout_ms", "must be between 100 and 600000")
 	}
@@ -144,12 +160,12 @@ func (in *SettingsInput) validate() error {
 }
 
 const settingsCols = `nhi_id, auto_approve, timeout_ms, credential_type, token_url, client_id, scope, server_ca_pem, credential IS NOT NULL,
-	synced_at, sync_error, updated_at, version`
+	synced_at, sync_error, updated_at, version, pin_policy`
 
 func scanSettings(row interface{ Scan(...any) error }) (*Settings, error) {
 	var s Settings
 	err := row.Scan(&s.ServerID, &s.AutoApprove, &s.TimeoutMS, &s.CredentialType, &s.TokenURL, &s.ClientID, &s.Scope, &s.ServerCAPEM, &s.HasSecret,
-		&s.SyncedAt, &s.SyncError, &s.UpdatedAt, &s.Version)
+		&s.SyncedAt, &s.SyncError, &s.UpdatedAt, &s.Version, &s.PinPolicy)
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +174,7 @@ func scanSettings(row interface{ Scan(...any) error }) (*Settings, error) {
 
 // defaultSettings are a tool server's settings before any are set.
 func defaultSettings(id uuid.UUID) *Settings {
-	return &Settings{ServerID: id, TimeoutMS: defaultTimeoutMS, CredentialType: CredNone}
+	return &Settings{ServerID: id, TimeoutMS: defaultTimeoutMS, CredentialType: CredNone, PinPolicy: PinAny}
 }
 
 // toolServer returns the NHI when it is a tool server the caller may
@@ -224,8 +240,9 @@ func (g *Gateway) SetSettings(ctx context.Context, id uuid.UUID, in SettingsInpu
 				return apperr.New(apperr.KindConflict, "the settings changed since you read them")
 			}
 			if _, err := tx.Exec(ctx, `INSERT INTO mcp_servers (tenant_id, nhi_id, auto_approve, timeout_ms, credential_type, credential, token_url,
-				client_id, scope, server_ca_pem, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, 1)`,
-				tx.TenantID(), id, in.AutoApprove, in.TimeoutMS, in.CredentialType, sealed, in.TokenURL, in.ClientID, in.Scope, in.ServerCAPEM, now); err != nil {
+				client_id, scope, server_ca_pem, created_at, updated_at, version, pin_policy) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, 1, $12)`,
+				tx.TenantID(), id, in.AutoApprove, in.TimeoutMS, in.CredentialType, sealed, in.TokenURL, in.ClientID, in.Scope, in.ServerCAPEM, now,
+				in.PinPolicy); err != nil {
 				return err
 			}
 		case err != nil:
@@ -235,8 +252,9 @@ func (g *Gateway) SetSettings(ctx context.Context, id uuid.UUID, in SettingsInpu
 				return apperr.New(apperr.KindConflict, "the settings changed since you read them")
 			}
 			if _, err := tx.Exec(ctx, `UPDATE mcp_servers SET auto_approve = $1, timeout_ms = $2, credential_type = $3, credential = $4, token_url = $5,
-				client_id = $6, scope = $7, server_ca_pem = $8, updated_at = $9, version = version + 1 WHERE tenant_id = $10 AND nhi_id = $11`,
-				in.AutoApprove, in.TimeoutMS, in.CredentialType, sealed, in.TokenURL, in.ClientID, in.Scope, in.ServerCAPEM, now, tx.TenantID(), id); err != nil {
+				client_id = $6, scope = $7, server_ca_pem = $8, updated_at = $9, version = version + 1, pin_policy = $12 WHERE tenant_id = $10 AND nhi_id = $11`,
+				in.AutoApprove, in.TimeoutMS, in.CredentialType, sealed, in.TokenURL, in.ClientID, in.Scope, in.ServerCAPEM, now, tx.TenantID(), id,
+				in.PinPolicy); err != nil {
 				return err
 			}
 		}
@@ -249,28 +267,29 @@ func (g *Gateway) SetSettings(ctx context.Context, id uuid.UUID, in SettingsInpu
 		return nil, err
 	}
 	return out, audit.RecordChange(ctx, g.cfg.Audit, "mcp.server.settings", "nhi", id.String(),
-		map[string]any{"credential_type": in.CredentialType, "auto_approve": in.AutoApprove, "timeout_ms": in.TimeoutMS, "token_url": in.TokenURL,
+		map[string]any{"credential_type": in.CredentialType, "auto_approve": in.AutoApprove, "pin_policy": in.PinPolicy, "timeout_ms": in.TimeoutMS, "token_url": in.TokenURL,
 			"server_ca": in.ServerCAPEM != ""})
 }
 
 // upstreamConfig is everything needed to reach one upstream.
 type upstreamConfig struct {
-	tenant   uuid.UUID
-	server   uuid.UUID
-	slug     string
-	url      string
-	timeout  time.Duration
-	credType string
-	token    string
-	tokenURL string
-	clientID string
-	secret   string
-	scope    string
-	serverCA string
-	auto     bool
-	command  string // stdio
-	args     []string
-	sse      bool // the HTTP+SSE transport (2024-11-05)
+	tenant    uuid.UUID
+	server    uuid.UUID
+	slug      string
+	url       string
+	timeout   time.Duration
+	credType  string
+	token     string
+	tokenURL  string
+	clientID  string
+	secret    string
+	scope     string
+	serverCA  string
+	auto      bool
+	pinPolicy string
+	command   string // stdio
+	args      []string
+	sse       bool // the HTTP+SSE transport (2024-11-05)
 }
 
 // loadUpstream reads a tool server's upstream configuration (secrets
@@ -291,12 +310,13 @@ func (g *Gateway) loadUpstream(ctx context.Context, n *nhi.NHI) (*upstreamConfig
 	}
 	tenant, _ := store.TenantFrom(ctx)
 	c := &upstreamConfig{tenant: tenant, server: n.ID, slug: n.Slug, url: ts.URL, command: ts.Command, args: ts.Args, sse: ts.Transport == "sse",
-		timeout: defaultTimeoutMS * time.Millisecond, credType: CredNone}
+		timeout: defaultTimeoutMS * time.Millisecond, credType: CredNone, pinPolicy: PinAny}
 	err := g.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
 		var sealed []byte
 		var ms int
-		err := tx.QueryRow(ctx, `SELECT auto_approve, timeout_ms, credential_type, credential, token_url, client_id, scope, server_ca_pem FROM mcp_servers
-			WHERE tenant_id = $1 AND nhi_id = $2`, tx.TenantID(), n.ID).Scan(&c.auto, &ms, &c.credType, &sealed, &c.tokenURL, &c.clientID, &c.scope, &c.serverCA)
+		err := tx.QueryRow(ctx, `SELECT auto_approve, timeout_ms, credential_type, credential, token_url, client_id, scope, server_ca_pem, pin_policy
+			FROM mcp_servers WHERE tenant_id = $1 AND nhi_id = $2`, tx.TenantID(), n.ID).Scan(&c.auto, &ms, &c.credType, &sealed, &c.tokenURL, &c.clientID,
+			&c.scope, &c.serverCA, &c.pinPolicy)
 		if store.NoRows(err) {
 			return nil
 		}

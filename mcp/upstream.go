@@ -44,11 +44,12 @@ var ErrUpstreamUnavailable = apperr.New(apperr.KindUnavailable, "the tool server
 // the tool server's own credential, never an agent's, so one upstream
 // session serves all.
 type upstream struct {
-	cfg    *upstreamConfig
-	log    *slog.Logger
-	client *http.Client // adds the credential to every request
-	raw    *http.Client // the egress client itself (the upstream's token endpoint)
-	onList func()       // called on notifications/tools/list_changed
+	cfg     *upstreamConfig
+	log     *slog.Logger
+	client  *http.Client // adds the credential to every request
+	raw     *http.Client // the egress client itself (the upstream's token endpoint)
+	onList  func()       // called on notifications/tools/list_changed
+	syncing atomic.Bool  // a resync runs
 	// onUpdated receives notifications/resources/updated.
 	onUpdated func(params json.RawMessage)
 
@@ -76,6 +77,17 @@ type upstream struct {
 	tmu      sync.Mutex
 	oauthTok string
 	oauthExp time.Time
+}
+
+// resync syncs the catalog again in the background, once at a time.
+func (u *upstream) resync() {
+	if u.onList == nil || !u.syncing.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer u.syncing.Store(false)
+		u.onList()
+	}()
 }
 
 func newUpstream(cfg *upstreamConfig, client *http.Client, log *slog.Logger, onList func()) *upstream {
@@ -437,9 +449,7 @@ func (u *upstream) notification(n mcpgo.JSONRPCNotification) {
 func (u *upstream) notify(method string, params json.RawMessage) {
 	switch method {
 	case "notifications/tools/list_changed":
-		if u.onList != nil {
-			go u.onList()
-		}
+		u.resync()
 	case "notifications/resources/updated":
 		if u.onUpdated != nil {
 			u.onUpdated(params)

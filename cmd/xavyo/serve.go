@@ -247,6 +247,7 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 		return nil, err
 	}
 	s.mcp.Watch(s.bus)
+	s.handlers.Handle(governance.EventPrefix+"entitlement", s.mcp.OnEntitlementEvent)
 	(&mcprest.Handler{Gateway: s.mcp}).Mount(s.api)
 	s.admin.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	mountDocs(s.api)

@@ -33,6 +33,9 @@ func (h *Handler) Mount(api *httpx.API) {
 		Response: mcp.SyncReport{}, Handler: h.sync})
 	api.Handle(httpx.Route{Method: "GET", Path: "/tool-servers/:id/tools", OperationID: "listToolServerTools",
 		Summary: "The synced tools of a tool server, definitions as the upstream sent them", Tags: t, Response: []mcp.Tool{}, Handler: h.tools})
+	api.Handle(httpx.Route{Method: "GET", Path: "/tool-servers/:id/tools/:tool/diff", OperationID: "diffToolServerTool",
+		Summary: "What changed in a tool since it was approved: the pinned and the latest definition, member by member", Tags: t,
+		Response: mcp.ToolDiff{}, Handler: h.diff})
 	api.Handle(httpx.Route{Method: "GET", Path: "/tool-servers/:id/health", OperationID: "getToolServerHealth",
 		Summary: "Ping the tool server from this replica; circuit-breaker state", Tags: t, Response: mcp.Health{}, Handler: h.health})
 }
@@ -55,6 +58,18 @@ func (h *Handler) tools(c *fiber.Ctx) error {
 		return err
 	}
 	out, err := h.Gateway.Tools(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(out)
+}
+
+func (h *Handler) diff(c *fiber.Ctx) error {
+	id, err := httpx.PathUUID(c, "id")
+	if err != nil {
+		return err
+	}
+	out, err := h.Gateway.Diff(c.UserContext(), id, c.Params("tool"))
 	if err != nil {
 		return err
 	}
