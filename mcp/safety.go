@@ -15,16 +15,18 @@ import (
 	"github.com/xavyo/xavyo/internal/principal"
 )
 
-// Rate limits are counted on this replica: a key's calls of the last
-// minute, kept as a ring of at most limit times. A call is admitted when
-// fewer than limit calls were admitted in the 60 s before it.
+// Rate limits are counted on this replica, per second: a call is admitted
+// when fewer than limit calls were admitted in this second and the 60
+// before it — never more than limit in any 60 s, a call leaving the count
+// between 60 and 61 s after it was made. Constant memory whatever the
+// limit.
 type rateKey struct{ assignment, subject, ent uuid.UUID }
 
 type callLog struct {
-	mu    sync.Mutex
-	times []int64 // unix nanoseconds, a ring once full
-	next  int
-	last  int64
+	mu     sync.Mutex
+	counts [61]int32
+	secs   [61]int64 // the second each slot counts
+	last   int64
 }
 
 type rateLimits struct{ logs sync.Map } // rateKey → *callLog
@@ -35,22 +37,24 @@ func (r *rateLimits) allow(k rateKey, limit int, now time.Time) bool {
 		v, _ = r.logs.LoadOrStore(k, &callLog{})
 	}
 	l := v.(*callLog)
-	t := now.UnixNano()
+	sec := now.Unix()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.last = t
-	if len(l.times) < limit {
-		l.times = append(l.times, t)
-		return true
+	l.last = now.UnixNano()
+	n := 0
+	for i := range l.secs {
+		if l.secs[i] >= sec-60 {
+			n += int(l.counts[i])
+		}
 	}
-	if len(l.times) > limit { // the limit was lowered: keep the newest
-		l.times, l.next = l.times[len(l.times)-limit:], 0
-	}
-	if t-l.times[l.next] < int64(time.Minute) {
+	if n >= limit {
 		return false
 	}
-	l.times[l.next] = t
-	l.next = (l.next + 1) % limit
+	i := sec % 61
+	if l.secs[i] != sec {
+		l.secs[i], l.counts[i] = sec, 0
+	}
+	l.counts[i]++
 	return true
 }
 

@@ -1,0 +1,37 @@
+package mcp
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// TestRateLimitsCountTheLastMinute: at most limit calls in any minute; the
+// count frees up as calls grow older than a minute; keys count apart.
+func TestRateLimitsCountTheLastMinute(t *testing.T) {
+	var r rateLimits
+	k := rateKey{uuid.New(), uuid.New(), uuid.New()}
+	t0 := time.Unix(1_700_000_000, 0)
+	for i := range 60 {
+		if !r.allow(k, 60, t0.Add(time.Duration(i)*500*time.Millisecond)) {
+			t.Fatalf("call %d refused", i+1)
+		}
+	}
+	if r.allow(k, 60, t0.Add(30*time.Second)) {
+		t.Fatal("the 61st call in a minute was admitted")
+	}
+	if !r.allow(rateKey{k.assignment, uuid.New(), k.ent}, 60, t0.Add(30*time.Second)) {
+		t.Fatal("another subject shares the count")
+	}
+	// 61 s after the start the first two calls (second 0) have left.
+	if !r.allow(k, 60, t0.Add(61*time.Second)) || !r.allow(k, 60, t0.Add(61*time.Second)) || r.allow(k, 60, t0.Add(61*time.Second)) {
+		t.Fatal("calls older than a minute still count, or the freed room was exceeded")
+	}
+	r.sweep(t0.Add(5 * time.Minute))
+	n := 0
+	r.logs.Range(func(any, any) bool { n++; return true })
+	if n != 0 {
+		t.Fatalf("%d idle keys kept", n)
+	}
+}
