@@ -16,7 +16,7 @@ cleanup() {
 trap cleanup EXIT
 # XAVYO_BIN: a prebuilt binary instead (to compare two builds in turn);
 # POINTS: which parts to run (default: all).
-POINTS=${POINTS:-"hop plaintext eras tls"}
+POINTS=${POINTS:-"hop plaintext safety eras tls"}
 if [ -n "${XAVYO_BIN:-}" ]; then cp "$XAVYO_BIN" "$work/xavyo"; else go build -o "$work/xavyo" ./cmd/xavyo; fi
 go build -o "$work/bareproxy" ./bench/cmd/bareproxy
 go build -o "$work/eraload" ./bench/cmd/eraload
@@ -56,8 +56,11 @@ curl -sf -X POST $admin/api/v1/nhis -H "$auth" -H 'Content-Type: application/jso
 agent=$(json "['id']" < "$work/agent.json")
 cid=$(json "['client_id']" < "$work/agent.json")
 csec=$(json "['client_secret']" < "$work/agent.json")
-curl -sf -X POST $admin/api/v1/assignments -H "$auth" -H 'Content-Type: application/json' \
-  -d "{\"subject_type\":\"nhi\",\"subject_id\":\"$agent\",\"target_type\":\"entitlement\",\"target_id\":\"$echo_ent\"}" >/dev/null
+assignment=$(curl -sf -X POST $admin/api/v1/assignments -H "$auth" -H 'Content-Type: application/json' \
+  -d "{\"subject_type\":\"nhi\",\"subject_id\":\"$agent\",\"target_type\":\"entitlement\",\"target_id\":\"$echo_ent\"}" | json "['id']")
+constrain() { # $1: the assignment's constraints (JSON)
+  curl -sf -X PATCH $admin/api/v1/assignments/$assignment -H "$auth" -H 'Content-Type: application/json' -d "{\"constraints\":$1}" >/dev/null
+}
 token() { # $1: resource
   curl -sf -X POST $admin/t/default/token -u "$cid:$csec" -d grant_type=client_credentials -d scope=mcp \
     --data-urlencode "resource=$1" | json "['access_token']"
@@ -96,6 +99,33 @@ PY
 done
 echo "== tools/call, gateway vs direct (mcpbench mcpload, which negotiates the newest era both sides offer: 2026-07-28; $DUR per point, warm-up $WARM)"
 want plaintext && run plaintext http://127.0.0.1:18543/t/default/mcp
+# Agent safety: an argument pattern, an argument schema and a rate limit on
+# the grant (limit far above the load), against the same grant without
+# them; runs alternate, gateway only, so each pair shares the machine's state.
+SAFE='{"argument_patterns":{"text":["[a-z ]{1,100}"]},"argument_schema":{"properties":{"text":{"type":"string","maxLength":100}}},"rate_limit_per_minute":1000000}'
+want safety && echo "== agent safety on the grant (argument pattern + schema fragment + rate limit) vs none, gateway only, alternating runs"
+want safety && for c in 1 32; do
+  url=http://127.0.0.1:18543/t/default/mcp
+  tok=$(token "$url")
+  res=()
+  for round in 1 2; do
+    constrain '{}'
+    res+=("$(MCPLOAD_TOKEN=$tok load -url "$url" -c $c -tool bench__echo)")
+    constrain "$SAFE"
+    res+=("$(MCPLOAD_TOKEN=$tok load -url "$url" -c $c -tool bench__echo)")
+  done
+  constrain '{}'
+  python3 - "$c" "${res[@]}" <<'PY'
+import json, sys
+c, runs = sys.argv[1], [json.loads(x) for x in sys.argv[2:]]
+off, on = runs[0::2], runs[1::2]
+o = sum(r['calls_per_s'] for r in off) / len(off)
+n = sum(r['calls_per_s'] for r in on) / len(on)
+errs = sum(r['errors'] for r in runs)
+print(f"safety     c={c:>2}  none {o:8.0f}/s p50 {off[-1]['p50_ms']:.3f} ms | constrained {n:8.0f}/s p50 {on[-1]['p50_ms']:.3f} ms | "
+      f"ratio {n/o:.3f} (loss {100*(1-n/o):.1f} %)  errors {errs}")
+PY
+done
 want eras && echo "== clients of each era and transport through the gateway (eraload) vs direct (mcpload), plaintext"
 want eras && for mode in session stateless websocket; do
   url=http://127.0.0.1:18543/t/default/mcp

@@ -96,15 +96,32 @@ func compileArgs(c *Constraints) *argCheck {
 	return out
 }
 
+// callArgs are a call's arguments, raw and (when the caller has them)
+// decoded.
+type callArgs struct {
+	raw     map[string]json.RawMessage
+	decoded map[string]any
+}
+
+// str returns an argument as a string, if it is one.
+func (c callArgs) str(name string) (string, bool) {
+	if c.decoded != nil {
+		s, ok := c.decoded[name].(string)
+		return s, ok
+	}
+	var s string
+	return s, json.Unmarshal(c.raw[name], &s) == nil
+}
+
 // allows checks arguments against the constraints; when it refuses it
 // names the argument and the kind of constraint, never the allowed values.
-func (a *argCheck) allows(args map[string]json.RawMessage) (bool, string) {
+func (a *argCheck) allows(args callArgs) (bool, string) {
 	for _, name := range a.names {
 		r := a.rules[name]
 		if name == "\x00schema" {
 			return false, "the assignment's argument schema cannot be used"
 		}
-		v, ok := args[name]
+		v, ok := args.raw[name]
 		if !ok {
 			return false, fmt.Sprintf("argument %q is required by the assignment's constraints", name)
 		}
@@ -116,22 +133,24 @@ func (a *argCheck) allows(args map[string]json.RawMessage) (bool, string) {
 				continue
 			}
 		}
-		var str string
-		if (len(r.prefixes) > 0 || len(r.patterns) > 0) && json.Unmarshal(v, &str) == nil {
-			if hasPrefix(str, r.prefixes) || matchesAny(str, r.patterns) {
+		if len(r.prefixes) > 0 || len(r.patterns) > 0 {
+			if str, ok := args.str(name); ok && (hasPrefix(str, r.prefixes) || matchesAny(str, r.patterns)) {
 				continue
 			}
 		}
 		return false, fmt.Sprintf("argument %q is not allowed by the assignment's %s", name, r.kinds())
 	}
 	if a.schema != nil {
-		inst := make(map[string]any, len(args))
-		for k, v := range args {
-			x, err := jsonschema.UnmarshalJSON(bytes.NewReader(v))
-			if err != nil {
-				return false, fmt.Sprintf("argument %q is not valid JSON", k)
+		inst := args.decoded
+		if inst == nil {
+			inst = make(map[string]any, len(args.raw))
+			for k, v := range args.raw {
+				x, err := jsonschema.UnmarshalJSON(bytes.NewReader(v))
+				if err != nil {
+					return false, fmt.Sprintf("argument %q is not valid JSON", k)
+				}
+				inst[k] = x
 			}
-			inst[k] = x
 		}
 		if err := a.schema.Validate(inst); err != nil {
 			return false, schemaRefusal(err)

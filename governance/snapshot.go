@@ -422,6 +422,10 @@ type Request struct {
 	Application   string                     `json:"application,omitempty"`
 	Entitlement   string                     `json:"entitlement,omitempty"`
 	Arguments     map[string]json.RawMessage `json:"arguments,omitempty"`
+	// Decoded, when the caller has them, are the same arguments decoded as
+	// JSON Schema instances (numbers as json.Number): patterns and schema
+	// fragments then skip decoding them again.
+	Decoded map[string]any `json:"-"`
 	// Admit, when set, has the last word on a grant that would allow the
 	// call (the gateway counts rate limits with it): false moves on to the
 	// subject's next grant, with the reason and code given.
@@ -477,11 +481,12 @@ func (s *Snapshot) Decide(req *Request, t time.Time) Decision {
 	if s.apps[e.app].status != "active" {
 		return Decision{Decision: Deny, Reason: reasonAppStatus, Code: "application_inactive", EntitlementID: ent}
 	}
-	d := s.decideArgs(req.Subject, ent, req.Arguments, false, t, req.Admit)
+	args := callArgs{raw: req.Arguments, decoded: req.Decoded}
+	d := s.decideArgs(req.Subject, ent, args, false, t, req.Admit)
 	if d.Decision == Deny || req.Actor == nil {
 		return d
 	}
-	ad := s.decideArgs(*req.Actor, ent, req.Arguments, false, t, req.Admit)
+	ad := s.decideArgs(*req.Actor, ent, args, false, t, req.Admit)
 	if ad.Decision == Deny {
 		ad.Reason = "actor: " + ad.Reason
 		return ad
@@ -525,13 +530,13 @@ func (s *Snapshot) Permits(sub Subject, actor *Subject, ent uuid.UUID, t time.Ti
 	if !ok || e.approval != Approved || s.apps[e.app].status != "active" {
 		return false
 	}
-	if s.decideArgs(sub, ent, nil, true, t, nil).Decision == Deny {
+	if s.decideArgs(sub, ent, callArgs{}, true, t, nil).Decision == Deny {
 		return false
 	}
-	return actor == nil || s.decideArgs(*actor, ent, nil, true, t, nil).Decision != Deny
+	return actor == nil || s.decideArgs(*actor, ent, callArgs{}, true, t, nil).Decision != Deny
 }
 
-func (s *Snapshot) decideArgs(sub Subject, ent uuid.UUID, args map[string]json.RawMessage, anyArgs bool, t time.Time,
+func (s *Snapshot) decideArgs(sub Subject, ent uuid.UUID, args callArgs, anyArgs bool, t time.Time,
 	admit func(Subject, *Assignment) (bool, string, string)) Decision {
 	var status string
 	switch sub.Type {

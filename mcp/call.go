@@ -247,7 +247,7 @@ func (g *Gateway) admit(ctx context.Context, w http.ResponseWriter, ep *endpoint
 		_ = json.Unmarshal(args, &argMap)
 	}
 	now := g.cfg.Now()
-	req := governance.Request{Subject: sub, Actor: actor, EntitlementID: t.ent, Arguments: argMap}
+	req := governance.Request{Subject: sub, Actor: actor, EntitlementID: t.ent, Arguments: argMap, Decoded: obj}
 	if snap.HasRateLimits() {
 		req.Admit = g.admitRate(t.ent, now)
 	}
