@@ -149,6 +149,37 @@ func TestMCPAgentSafety(t *testing.T) {
 			if r := <-wait; r.err == nil || !strings.Contains(r.err.Error(), "the approval was denied") {
 				t.Fatalf("the denied call: %v %q", r.err, resultText(r.res))
 			}
+			// While it waits, a client that asked for progress hears why.
+			progress := make(chan string, 10)
+			c.OnNotification(func(n mcp.JSONRPCNotification) {
+				if n.Method == "notifications/progress" {
+					progress <- fmt.Sprint(n.Params.AdditionalFields["message"])
+				}
+			})
+			wait = make(chan callResult, 1)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				req := mcp.CallToolRequest{}
+				req.Params.Name, req.Params.Arguments = "tools__delete_repo", map[string]any{"name": "web"}
+				req.Params.Meta = &mcp.Meta{ProgressToken: "hold-1"}
+				res, err := c.CallTool(ctx, req)
+				wait <- callResult{res, err}
+			}()
+			id4 := m.pendingToolCall(t, h)
+			select {
+			case msg := <-progress:
+				if !strings.Contains(msg, "waiting for approval "+id4) {
+					t.Fatalf("progress while held: %q", msg)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("no progress while the call waited for approval")
+			}
+			resp, body = h.doAs(m.adminTok, "POST", "/api/v1/approvals/"+id4+"/decision", map[string]any{"decision": "approve"})
+			expect(t, resp, body, 200, "approve the call with progress")
+			if r := <-wait; r.err != nil || resultText(r.res) != "deleted" {
+				t.Fatalf("the approved call with progress: %v %q", r.err, resultText(r.res))
+			}
 			// No decision in time.
 			m.policy(t, h, map[string]any{"approval_timeout_seconds": 1})
 			refused("delete_repo", map[string]any{"name": "web"}, "no approval decision within 1s")
@@ -165,8 +196,9 @@ func TestMCPAgentSafety(t *testing.T) {
 			allowed("delete_repo", map[string]any{"name": "api"}, "deleted") // covered by the same approval
 			m.policy(t, h, map[string]any{"approval_timeout_seconds": 1})
 			refused("delete_repo", map[string]any{"name": "other"}, "no approval decision") // other arguments: a new approval
-			if up.calls.Load() != before+3 {                                                // web once, api twice
-				t.Fatalf("the tool server saw %d held calls, want 3", up.calls.Load()-before)
+			// web twice (plain, with progress), api twice (approved, reused).
+			if up.calls.Load() != before+4 {
+				t.Fatalf("the tool server saw %d held calls, want 4", up.calls.Load()-before)
 			}
 
 			// Risk: an agent declaring critical risk, a high-risk tool.
