@@ -240,7 +240,7 @@ func (g *Gateway) admit(ctx context.Context, w http.ResponseWriter, ep *endpoint
 	}
 	snap, err := g.cfg.Access.Snapshot(ctx, ep.tenant.ID)
 	if err != nil {
-		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeInternal, Message: apperr.PublicMessage(err)}))
+		out.finish(errorBody(m.ID, rpcError{Code: codeInternal, Message: apperr.PublicMessage(err)}))
 		return nil, false
 	}
 	if snap.HasArgumentConstraints() {
@@ -302,6 +302,11 @@ func (g *Gateway) admit(ctx context.Context, w http.ResponseWriter, ep *endpoint
 			ProgressToken json.RawMessage `json:"progressToken"`
 		}
 		_ = json.Unmarshal(in.Meta, &meta)
+		if len(rounds) > 0 {
+			// A later round of a multi-round call: the approval of its
+			// first round (same arguments) covers it.
+			reuse = max(reuse, 15)
+		}
 		o := g.hold(ctx, ep, p, sub, t, &det, reuse, payload, meta.ProgressToken, stream)
 		if o.approval != nil {
 			det.ApprovalID = &o.approval.ID
@@ -321,7 +326,7 @@ func (g *Gateway) admit(ctx context.Context, w http.ResponseWriter, ep *endpoint
 	g.touch(ctx, sub, actor)
 	receipt, err := g.cfg.Audit.Append(ctx, entry)
 	if err != nil {
-		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeInternal, Message: "the call could not be audited"}))
+		out.finish(errorBody(m.ID, rpcError{Code: codeInternal, Message: "the call could not be audited"}))
 		return nil, false
 	}
 	var state string
