@@ -115,8 +115,14 @@ func (g *Gateway) hold(ctx context.Context, ep *endpoint, p *principal.Principal
 	reuse int, payload map[string]any, progress json.RawMessage, stream *sseWriter) holdOutcome {
 	// Governance acts as the caller: it records and checks who asks.
 	ctx = principal.With(ctx, p)
-	fp := sha256.Sum256([]byte(sub.Type + "/" + sub.ID.String() + "/" + t.ent.String() + "/" + det.ArgsSHA256))
-	fingerprint := hex.EncodeToString(fp[:])
+	// What an approval covers: this subject, through these actors, calling
+	// this tool with these arguments.
+	h := sha256.New()
+	fmt.Fprintf(h, "%s/%s/%s/%s", sub.Type, sub.ID, t.ent, det.ArgsSHA256)
+	for _, a := range p.Actors {
+		fmt.Fprintf(h, "/%s:%s", a.Kind, a.SubjectID)
+	}
+	fingerprint := hex.EncodeToString(h.Sum(nil))
 	if reuse > 0 {
 		a, err := g.cfg.Gov.ReusableApproval(ctx, fingerprint, time.Duration(reuse)*time.Minute)
 		if err != nil {
