@@ -289,6 +289,18 @@ func resultText(r *mcp.CallToolResult) string {
 	return ""
 }
 
+// metrics reads the admin plane's Prometheus metrics.
+func (h *harness) metrics(t *testing.T) string {
+	t.Helper()
+	resp, err := h.http.Get(h.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
 // auditCount counts audit records of an action and outcome.
 func auditCount(t *testing.T, h *harness, tok, action, outcome string) int {
 	t.Helper()
@@ -402,12 +414,7 @@ func TestMCPGateway(t *testing.T) {
 				t.Fatalf("audited arguments: %s", body)
 			}
 			// Prometheus metrics per tool and decision.
-			mresp, err := h.http.Get(h.admin + "/metrics")
-			if err != nil {
-				t.Fatal(err)
-			}
-			metrics, _ := io.ReadAll(mresp.Body)
-			mresp.Body.Close()
+			metrics := h.metrics(t)
 			if !strings.Contains(string(metrics), `xavyo_mcp_tool_calls_total{decision="allow",server="tools",tool="echo",upstream_status="ok"}`) ||
 				!strings.Contains(string(metrics), `xavyo_mcp_tool_calls_total{decision="deny",server="tools",tool="delete_repo",upstream_status=""} 1`) {
 				t.Fatalf("metrics: %s", metrics)
@@ -776,12 +783,7 @@ func TestMCPGatewayStreamsProgressAndFailsFast(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
 		for {
-			resp, err := h.http.Get(h.admin + "/metrics")
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			b := h.metrics(t)
 			if strings.Contains(string(b), `xavyo_mcp_upstream_up{server="tools",tenant="`) &&
 				strings.Contains(string(b), `server="tools",tenant="`+m.tenantID+`"} `+want) {
 				return

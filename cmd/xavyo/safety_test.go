@@ -3,15 +3,25 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/xavyo/xavyo/internal/store"
 )
+
+// agentOnGateway starts xavyo in front of the test upstream with the
+// helper agent connected through the aggregate endpoint (mcp-go client).
+func agentOnGateway(t *testing.T, flavor store.Flavor) (*harness, *testUpstream, *mcpSetup, *client.Client) {
+	t.Helper()
+	up := newTestUpstream(t)
+	h := start(t, append(env(t, flavor, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
+	m := setupMCP(t, h, up)
+	return h, up, m, mcpClient(t, h, m.endpoint, m.agentToken(t, h, m.endpoint), nil)
+}
 
 // constrain replaces an assignment's constraints.
 func (m *mcpSetup) constrain(t *testing.T, h *harness, assignment string, c map[string]any) {
@@ -63,10 +73,7 @@ type callResult struct {
 func TestMCPAgentSafety(t *testing.T) {
 	for _, flavor := range []store.Flavor{store.SQLite, store.Postgres} {
 		t.Run(flavor.String(), func(t *testing.T) {
-			up := newTestUpstream(t)
-			h := start(t, append(env(t, flavor, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
-			m := setupMCP(t, h, up)
-			c := mcpClient(t, h, m.endpoint, m.agentToken(t, h, m.endpoint), nil)
+			h, up, m, c := agentOnGateway(t, flavor)
 			refused := func(name string, args map[string]any, want string) {
 				t.Helper()
 				res, err := callTool(c, "tools__"+name, args)
@@ -231,12 +238,7 @@ func TestMCPAgentSafety(t *testing.T) {
 			}
 
 			// Denials by reason.
-			mresp, err := h.http.Get(h.admin + "/metrics")
-			if err != nil {
-				t.Fatal(err)
-			}
-			metrics, _ := io.ReadAll(mresp.Body)
-			mresp.Body.Close()
+			metrics := h.metrics(t)
 			for _, reason := range []string{"argument", "time_window", "rate_limit", "approval_denied", "approval_timeout", "risk"} {
 				if !strings.Contains(string(metrics), `xavyo_mcp_tool_call_denials_total{reason="`+reason+`",server="tools"}`) {
 					t.Errorf("no denial metric for %s", reason)
@@ -254,10 +256,7 @@ func TestMCPAgentSafety(t *testing.T) {
 func TestMCPToolPinning(t *testing.T) {
 	for _, flavor := range []store.Flavor{store.SQLite, store.Postgres} {
 		t.Run(flavor.String(), func(t *testing.T) {
-			up := newTestUpstream(t)
-			h := start(t, append(env(t, flavor, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
-			m := setupMCP(t, h, up)
-			c := mcpClient(t, h, m.endpoint, m.agentToken(t, h, m.endpoint), nil)
+			h, up, m, c := agentOnGateway(t, flavor)
 			listing := func() string {
 				t.Helper()
 				res, err := c.ListTools(context.Background(), mcp.ListToolsRequest{})
