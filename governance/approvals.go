@@ -571,32 +571,42 @@ func (s *Service) lockApproval(ctx context.Context, tx *store.Tx, id uuid.UUID) 
 	return a, nil
 }
 
-// eligible says on whose behalf the caller may decide the current step:
-// as one of its approvers, as the delegate of one, or as an administrator.
-func (s *Service) eligible(ctx context.Context, tx *store.Tx, a *Approval, me uuid.UUID) (onBehalf *uuid.UUID, via string, err error) {
-	var n int
-	if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM approval_approvers WHERE tenant_id = $1 AND approval_id = $2 AND step = $3 AND user_id = $4`,
-		tx.TenantID(), a.ID, a.CurrentStep, me).Scan(&n); err != nil {
-		return nil, "", err
+// eligible says on whose behalf the caller may decide the current step —
+// as one of its approvers, as the delegate of one, or as an
+// administrator — and whether their approval completes the step whatever
+// its mode (a fallback approver: escalation or the administrators the
+// step fell to).
+func (s *Service) eligible(ctx context.Context, tx *store.Tx, a *Approval, me uuid.UUID) (onBehalf *uuid.UUID, as string, completes bool, err error) {
+	var via string
+	err = tx.QueryRow(ctx, `SELECT via FROM approval_approvers WHERE tenant_id = $1 AND approval_id = $2 AND step = $3 AND user_id = $4`,
+		tx.TenantID(), a.ID, a.CurrentStep, me).Scan(&via)
+	if err == nil {
+		return nil, "approver", fallback(via), nil
 	}
-	if n > 0 {
-		return nil, "approver", nil
+	if !store.NoRows(err) {
+		return nil, "", false, err
 	}
 	now := s.now()
 	var delegator uuid.UUID
-	err = tx.QueryRow(ctx, `SELECT d.delegator_id FROM approval_delegations d JOIN approval_approvers p ON p.tenant_id = d.tenant_id
+	err = tx.QueryRow(ctx, `SELECT d.delegator_id, p.via FROM approval_delegations d JOIN approval_approvers p ON p.tenant_id = d.tenant_id
 		AND p.user_id = d.delegator_id WHERE d.tenant_id = $1 AND d.delegate_id = $2 AND d.starts_at <= $3 AND d.ends_at > $3 AND p.approval_id = $4
-		AND p.step = $5 ORDER BY d.delegator_id LIMIT 1`, tx.TenantID(), me, now, a.ID, a.CurrentStep).Scan(&delegator)
+		AND p.step = $5 ORDER BY d.delegator_id LIMIT 1`, tx.TenantID(), me, now, a.ID, a.CurrentStep).Scan(&delegator, &via)
 	if err == nil {
-		return &delegator, "delegate", nil
+		return &delegator, "delegate", fallback(via), nil
 	}
 	if !store.NoRows(err) {
-		return nil, "", err
+		return nil, "", false, err
 	}
 	if isGovAdmin(ctx) {
-		return nil, "administrator", nil
+		return nil, "administrator", true, nil
 	}
-	return nil, "", apperr.New(apperr.KindPermissionDenied, "you are not an approver of step %d of this approval", a.CurrentStep+1)
+	return nil, "", false, apperr.New(apperr.KindPermissionDenied, "you are not an approver of step %d of this approval", a.CurrentStep+1)
+}
+
+// fallback reports whether an approver was added as a fallback (their one
+// approval stands for the step's unresponsive or missing approvers).
+func fallback(via string) bool {
+	return strings.HasPrefix(via, "escalation") || via == "administrators"
 }
 
 // Decide records the caller's decision on an approval's current step. A
@@ -636,7 +646,8 @@ func (s *Service) Decide(ctx context.Context, id uuid.UUID, in DecisionInput) (*
 			return apperr.New(apperr.KindPermissionDenied, "nobody approves their own request")
 		}
 		var onBehalf *uuid.UUID
-		if onBehalf, via, err = s.eligible(ctx, tx, a, me); err != nil {
+		var completes bool
+		if onBehalf, via, completes, err = s.eligible(ctx, tx, a, me); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO approval_decisions (tenant_id, id, approval_id, step, approver_id, on_behalf_of, decision, comment, created_at)
@@ -654,7 +665,7 @@ func (s *Service) Decide(ctx context.Context, id uuid.UUID, in DecisionInput) (*
 		if in.Decision == Deny {
 			return s.finish(ctx, tx, snap, a, StatusDenied, fmt.Sprintf("denied at step %d by %s", a.CurrentStep+1, actorOf(ctx)))
 		}
-		if a.Steps[a.CurrentStep].Mode == ModeAll && via != "administrator" {
+		if a.Steps[a.CurrentStep].Mode == ModeAll && !completes {
 			var missing int
 			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM approval_approvers p WHERE p.tenant_id = $1 AND p.approval_id = $2 AND p.step = $3
 				AND NOT EXISTS (SELECT 1 FROM approval_decisions d WHERE d.tenant_id = p.tenant_id AND d.approval_id = p.approval_id AND d.step = p.step

@@ -256,3 +256,70 @@ func TestToolCallApproval(t *testing.T) {
 		}
 	})
 }
+
+// TestAllOfStepsAndFallbacks: an all-of step needs every approver; an
+// approver decides a step once; a fallback approver added by escalation
+// completes the step alone.
+func TestAllOfStepsAndFallbacks(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		f := setup(t, db)
+		as := func(u *directory.User) context.Context {
+			return principal.With(f.ctx, &principal.Principal{TenantID: f.tenant, Kind: principal.KindUser, SubjectID: u.ID.String()})
+		}
+		var users []*directory.User
+		for _, e := range []string{"r@x.test", "u1@x.test", "u2@x.test", "fb@x.test"} {
+			u, err := f.dir.CreateUser(f.ctx, directory.CreateUserInput{Email: e})
+			if err != nil {
+				t.Fatal(err)
+			}
+			users = append(users, u)
+		}
+		req, u1, u2, fb := users[0], users[1], users[2], users[3]
+		w, err := f.gov.CreateWorkflow(f.ctx, governance.WorkflowInput{Key: "both", Steps: &[]governance.WorkflowStep{{Mode: governance.ModeAll,
+			Approvers:      []governance.ApproverRef{{Type: governance.ApproverUser, ID: &u1.ID}, {Type: governance.ApproverUser, ID: &u2.ID}},
+			TimeoutSeconds: 60, EscalateTo: []governance.ApproverRef{{Type: governance.ApproverUser, ID: &fb.ID}}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := f.ents(t, "a", "b")
+		for _, id := range e {
+			if _, err := f.gov.UpdateEntitlement(f.ctx, id, governance.EntitlementInput{WorkflowID: &w.ID}, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		open := func(target uuid.UUID) *governance.Approval {
+			a, err := f.gov.RequestAccess(as(req), governance.AccessRequestInput{TargetType: "entitlement", TargetID: target, Justification: "work"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return a
+		}
+		approve := func(u *directory.User, id uuid.UUID) (*governance.Approval, error) {
+			return f.gov.Decide(as(u), id, governance.DecisionInput{Decision: governance.Approve})
+		}
+		a := open(e["a"])
+		if got, err := approve(u1, a.ID); err != nil || got.Status != governance.StatusPending {
+			t.Fatalf("one of two: %+v %v", got, err)
+		}
+		if _, err := approve(u1, a.ID); apperr.KindOf(err) != apperr.KindConflict {
+			t.Fatalf("the same approver twice: %v", err)
+		}
+		if got, err := approve(u2, a.ID); err != nil || got.Status != governance.StatusApproved || got.AssignmentID == nil {
+			t.Fatalf("both: %+v %v", got, err)
+		}
+		b := open(e["b"])
+		if _, err := approve(u1, b.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := approve(fb, b.ID); apperr.KindOf(err) != apperr.KindNotFound {
+			t.Fatalf("the fallback before escalation: %v", err)
+		}
+		*f.clock = f.clock.Add(61 * time.Second)
+		if n, err := f.gov.Tick(context.Background()); err != nil || n < 1 {
+			t.Fatalf("tick: %d %v", n, err)
+		}
+		if got, err := approve(fb, b.ID); err != nil || got.Status != governance.StatusApproved {
+			t.Fatalf("the fallback completes the step: %+v %v", got, err)
+		}
+	})
+}
