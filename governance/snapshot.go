@@ -497,6 +497,12 @@ func (s *Snapshot) Decide(req *Request, t time.Time) Decision {
 	return d
 }
 
+// EntitlementID finds an entitlement by its application's key and its own.
+func (s *Snapshot) EntitlementID(app, key string) (uuid.UUID, bool) {
+	id, ok := s.entByKey[app+"/"+key]
+	return id, ok
+}
+
 // RiskScore returns an NHI's risk score (0 for users and unknown NHIs).
 func (s *Snapshot) RiskScore(sub Subject) int {
 	if sub.Type != SubjectNHI {

@@ -25,6 +25,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/xavyo/xavyo/a2a"
 	"github.com/xavyo/xavyo/gateway"
 	"github.com/xavyo/xavyo/governance"
 	govrest "github.com/xavyo/xavyo/governance/rest"
@@ -268,6 +269,8 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	mh.Mount(s.agent.Handle)
 	mh.MountResourceMetadata(s.agent.Handle)
 	s.mcp.Mount(s.agent.Handle)
+	a2a.New(a2a.Config{DB: s.db, Tenants: s.tenants, Signer: s.tokens, Tokens: s.tokens, Access: s.engine, AgentURL: cfg.Agent.PublicURL,
+		AdminURL: cfg.Admin.PublicURL, Version: version, Logger: log}).Mount(s.agent.Handle)
 
 	bootToken, err := s.boot.Ensure(ctx, cfg.BootstrapToken, cfg.BootstrapTokenSet)
 	if err != nil {

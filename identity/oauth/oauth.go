@@ -196,7 +196,8 @@ type TokenResponse struct {
 
 // Resources checks RFC 8707 resource indicators: each must be a resource
 // of this tenant (its admin API, its MCP gateway endpoints, its A2A
-// endpoints); none means the tenant's MCP gateway endpoint.
+// directory and agent endpoints); none means the tenant's MCP gateway
+// endpoint.
 func (s *Server) Resources(ctx context.Context, slug string, requested []string) ([]string, *Error) {
 	if len(requested) == 0 {
 		return []string{s.cfg.AgentURL + "/t/" + slug + "/mcp"}, nil
@@ -212,7 +213,7 @@ func (s *Server) Resources(ctx context.Context, slug string, requested []string)
 			return nil, oerr(400, "invalid_target", "a resource is an absolute URL without query or fragment")
 		}
 		switch {
-		case r == s.cfg.AdminURL+"/api/v1", r == mcp:
+		case r == s.cfg.AdminURL+"/api/v1", r == mcp, r == strings.TrimSuffix(a2a, "/"): // the last: the A2A directory
 		case strings.HasPrefix(r, mcp+"/"), strings.HasPrefix(r, a2a):
 			name := strings.TrimPrefix(strings.TrimPrefix(r, mcp+"/"), a2a)
 			kind := nhi.KindToolServer

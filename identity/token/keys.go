@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -55,6 +56,7 @@ type keyEntry struct {
 	status   string
 	public   crypto.PublicKey
 	signer   jose.Signer
+	priv     crypto.Signer // active keys only: detached signatures need their own header
 	retireAt *time.Time
 }
 
@@ -228,7 +230,7 @@ func (s *Service) loadActive(ctx context.Context, tenant uuid.UUID) (*keyEntry, 
 		if !ok {
 			return fmt.Errorf("token: key %s is not a signer", e.kid)
 		}
-		e.public = signer.Public()
+		e.public, e.priv = signer.Public(), signer
 		if e.signer, err = newSigner(e.alg, e.kid, signer); err != nil {
 			return err
 		}
@@ -359,4 +361,34 @@ func (s *Service) rotateDue(ctx context.Context) error {
 		_, err := tx.Exec(ctx, `UPDATE signing_keys SET status = 'retired' WHERE status = 'passive' AND retire_at <= $1`, store.Now())
 		return err
 	})
+}
+
+// SignDetached signs payload with the tenant's active key as a JWS with a
+// detached payload (RFC 7515 appendix F): it returns the protected header
+// and the signature, both base64url. The header names the key (kid) and,
+// when jku is given, where to fetch it.
+func (s *Service) SignDetached(ctx context.Context, tenant uuid.UUID, payload []byte, jku string) (protected, signature string, err error) {
+	k, err := s.activeKey(ctx, tenant)
+	if err != nil {
+		return "", "", err
+	}
+	opts := (&jose.SignerOptions{}).WithType("JOSE")
+	if jku != "" {
+		opts = opts.WithHeader("jku", jku)
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(k.alg), Key: jose.JSONWebKey{Key: k.priv, KeyID: k.kid, Algorithm: k.alg}}, opts)
+	if err != nil {
+		return "", "", err
+	}
+	jws, err := signer.Sign(payload)
+	if err != nil {
+		return "", "", err
+	}
+	compact, err := jws.DetachedCompactSerialize()
+	if err != nil {
+		return "", "", err
+	}
+	protected, rest, _ := strings.Cut(compact, ".")
+	_, signature, _ = strings.Cut(rest, ".")
+	return protected, signature, nil
 }

@@ -1,0 +1,187 @@
+// Package a2a serves the Agent2Agent protocol on the agent plane: agent
+// cards generated from each agent's NHI record and signed with the
+// tenant's key, the gateway's own card, and the directory of the cards a
+// caller may reach (DESIGN.md §6, §11 routes).
+package a2a
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/gowebpki/jcs"
+)
+
+// ProtocolVersion is the A2A version the cards describe.
+const ProtocolVersion = "1.0"
+
+// Card is an A2A agent card (v1.0 member names).
+type Card struct {
+	Name                 string                    `json:"name"`
+	Description          string                    `json:"description"`
+	Version              string                    `json:"version"`
+	Provider             *Provider                 `json:"provider,omitempty"`
+	SupportedInterfaces  []Interface               `json:"supportedInterfaces"`
+	Capabilities         Capabilities              `json:"capabilities"`
+	DefaultInputModes    []string                  `json:"defaultInputModes"`
+	DefaultOutputModes   []string                  `json:"defaultOutputModes"`
+	Skills               []Skill                   `json:"skills"`
+	SecuritySchemes      map[string]map[string]any `json:"securitySchemes,omitempty"`
+	SecurityRequirements []Requirement             `json:"securityRequirements,omitempty"`
+	Signatures           []Signature               `json:"signatures,omitempty"`
+}
+
+// Provider is who runs the agent.
+type Provider struct {
+	Organization string `json:"organization"`
+	URL          string `json:"url"`
+}
+
+// Interface is one way to reach the agent.
+type Interface struct {
+	URL             string `json:"url"`
+	ProtocolBinding string `json:"protocolBinding" doc:"JSONRPC"`
+	ProtocolVersion string `json:"protocolVersion"`
+}
+
+// Capabilities are the optional protocol features the agent supports.
+type Capabilities struct {
+	Streaming         bool `json:"streaming,omitempty"`
+	PushNotifications bool `json:"pushNotifications,omitempty"`
+	ExtendedAgentCard bool `json:"extendedAgentCard,omitempty"`
+}
+
+// Skill is one thing the agent can do.
+type Skill struct {
+	ID          string   `json:"id"`
+	Name        string   `json:"name"`
+	Description string   `json:"description"`
+	Tags        []string `json:"tags"`
+}
+
+// Requirement is one acceptable set of security schemes with their scopes.
+type Requirement struct {
+	Schemes map[string][]string `json:"schemes"`
+}
+
+// Signature is a JWS over the card's RFC 8785 canonical form without its
+// signatures, the payload detached.
+type Signature struct {
+	Protected string `json:"protected"`
+	Signature string `json:"signature"`
+}
+
+// Canonical returns the RFC 8785 (JCS) form of a card without its
+// signatures: what a signature covers.
+func Canonical(c *Card) ([]byte, error) {
+	unsigned := *c
+	unsigned.Signatures = nil
+	raw, err := json.Marshal(&unsigned)
+	if err != nil {
+		return nil, err
+	}
+	return jcs.Transform(raw)
+}
+
+// Signer signs a card's canonical form for a tenant (detached JWS).
+type Signer interface {
+	SignDetached(ctx context.Context, tenant uuid.UUID, payload []byte, jku string) (protected, signature string, err error)
+}
+
+// sign adds the tenant's signature to a card.
+func sign(ctx context.Context, s Signer, tenant uuid.UUID, jku string, c *Card) error {
+	payload, err := Canonical(c)
+	if err != nil {
+		return fmt.Errorf("a2a: canonical card: %w", err)
+	}
+	p, sig, err := s.SignDetached(ctx, tenant, payload, jku)
+	if err != nil {
+		return err
+	}
+	c.Signatures = []Signature{{Protected: p, Signature: sig}}
+	return nil
+}
+
+// agentRecord is what a card is made from: an agent NHI that serves A2A.
+type agentRecord struct {
+	id          uuid.UUID
+	slug        string
+	name        string
+	description string
+	version     int64
+	skills      []string
+	endpoint    string
+}
+
+// urls are the public URLs a tenant's cards name.
+type urls struct {
+	agent  string // agent.public_url
+	issuer string // {admin.public_url}/t/{slug}
+	admin  string
+	slug   string
+}
+
+func (u urls) agentEndpoint(agent string) string {
+	return u.agent + "/t/" + u.slug + "/a2a/agents/" + agent
+}
+
+// cardFor builds an agent's card: its gateway endpoint, xavyo's OAuth
+// issuer and mTLS as the ways in.
+func cardFor(a *agentRecord, org string, u urls) *Card {
+	c := &Card{Name: a.name, Description: a.description, Version: fmt.Sprint(a.version),
+		Provider:            &Provider{Organization: org, URL: u.issuer},
+		SupportedInterfaces: []Interface{{URL: u.agentEndpoint(a.slug), ProtocolBinding: "JSONRPC", ProtocolVersion: ProtocolVersion}},
+		Capabilities:        Capabilities{Streaming: true},
+		DefaultInputModes:   []string{"text/plain"}, DefaultOutputModes: []string{"text/plain"}, Skills: []Skill{},
+		SecuritySchemes: map[string]map[string]any{
+			"xavyo_oauth": {"oauth2SecurityScheme": map[string]any{
+				"description":       "an access token from xavyo for this endpoint (resource), scope a2a",
+				"oauth2MetadataUrl": u.admin + "/.well-known/oauth-authorization-server/t/" + u.slug,
+				"flows": map[string]any{"clientCredentials": map[string]any{"tokenUrl": u.issuer + "/token",
+					"scopes": map[string]string{"a2a": "call agents through the gateway"}}}}},
+			"xavyo_mtls": {"mtlsSecurityScheme": map[string]any{"description": "a client certificate issued by xavyo's CA to an NHI of this tenant"}},
+		},
+		SecurityRequirements: []Requirement{{Schemes: map[string][]string{"xavyo_oauth": {"a2a"}}}, {Schemes: map[string][]string{"xavyo_mtls": {}}}},
+	}
+	if c.Description == "" {
+		c.Description = a.name
+	}
+	for _, s := range a.skills {
+		c.Skills = append(c.Skills, Skill{ID: s, Name: s, Description: s, Tags: []string{s}})
+	}
+	return c
+}
+
+// matches applies the directory's filters: a skill ID, a tag, and text in
+// the name, description or skills (case-insensitive).
+func (c *Card) matches(skill, tag, text string) bool {
+	has := func(f func(Skill) bool) bool {
+		for _, s := range c.Skills {
+			if f(s) {
+				return true
+			}
+		}
+		return false
+	}
+	if skill != "" && !has(func(s Skill) bool { return strings.EqualFold(s.ID, skill) }) {
+		return false
+	}
+	if tag != "" && !has(func(s Skill) bool {
+		for _, t := range s.Tags {
+			if strings.EqualFold(t, tag) {
+				return true
+			}
+		}
+		return false
+	}) {
+		return false
+	}
+	if text == "" {
+		return true
+	}
+	text = strings.ToLower(text)
+	return strings.Contains(strings.ToLower(c.Name), text) || strings.Contains(strings.ToLower(c.Description), text) ||
+		has(func(s Skill) bool { return strings.Contains(strings.ToLower(s.Name+" "+s.Description), text) })
+}

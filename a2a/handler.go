@@ -1,0 +1,291 @@
+package a2a
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/governance"
+	"github.com/xavyo/xavyo/identity/tenant"
+	"github.com/xavyo/xavyo/identity/token"
+	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// Tenants finds a tenant by slug.
+type Tenants interface {
+	GetBySlug(ctx context.Context, slug string) (*tenant.Tenant, error)
+}
+
+// Tokens verifies access tokens.
+type Tokens interface {
+	Verify(ctx context.Context, raw string, want token.Expect) (*token.Claims, error)
+}
+
+// Snapshots gives a tenant's effective-access snapshot.
+type Snapshots interface {
+	Snapshot(ctx context.Context, tenant uuid.UUID) (*governance.Snapshot, error)
+}
+
+// Config wires the A2A handlers.
+type Config struct {
+	DB      *store.DB
+	Tenants Tenants
+	Signer  Signer
+	Tokens  Tokens
+	Access  Snapshots
+	// AgentURL and AdminURL are agent.public_url and admin.public_url.
+	AgentURL string
+	AdminURL string
+	Version  string
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// Handlers serve A2A on the agent plane.
+type Handlers struct{ cfg Config }
+
+// New returns the handlers.
+func New(cfg Config) *Handlers {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Handlers{cfg: cfg}
+}
+
+// Mount registers the routes of DESIGN.md §11 on the agent plane's mux.
+func (h *Handlers) Mount(handle func(pattern string, h http.Handler)) {
+	handle("GET /.well-known/agent-card.json", http.HandlerFunc(h.gatewayCard))
+	handle("GET /t/{slug}/a2a/agents", http.HandlerFunc(h.directory))
+	handle("GET /t/{slug}/a2a/agents/{agent}/.well-known/agent-card.json", http.HandlerFunc(h.agentCard))
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func problem(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// gatewayCard is xavyo's own card: where the agents of each tenant are
+// listed and reached.
+func (h *Handlers) gatewayCard(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, &Card{Name: "xavyo", Version: h.cfg.Version,
+		Description: "Agent-protocol gateway: each tenant's agents are listed at /t/{tenant}/a2a/agents and reached at /t/{tenant}/a2a/agents/{agent}, " +
+			"with an access token from the tenant's issuer or a client certificate from its CA.",
+		SupportedInterfaces: []Interface{}, DefaultInputModes: []string{"text/plain"}, DefaultOutputModes: []string{"text/plain"},
+		Skills: []Skill{{ID: "agent-directory", Name: "Agent directory", Description: "Lists the agents a caller may reach, by skill, tag or text",
+			Tags: []string{"directory"}}}})
+}
+
+// scope resolves the tenant of a request.
+func (h *Handlers) scope(w http.ResponseWriter, r *http.Request) (*tenant.Tenant, context.Context, bool) {
+	t, err := h.cfg.Tenants.GetBySlug(r.Context(), r.PathValue("slug"))
+	if err != nil || t.Status != tenant.StatusActive {
+		problem(w, http.StatusNotFound, "no such tenant")
+		return nil, nil, false
+	}
+	return t, store.WithTenant(r.Context(), t.ID), true
+}
+
+func (h *Handlers) urls(t *tenant.Tenant) urls {
+	return urls{agent: h.cfg.AgentURL, admin: h.cfg.AdminURL, issuer: h.cfg.AdminURL + "/t/" + t.Slug, slug: t.Slug}
+}
+
+// agents lists the tenant's active agents that serve A2A (one, by slug,
+// when slug is given).
+func (h *Handlers) agents(ctx context.Context, slug string) ([]*agentRecord, error) {
+	var out []*agentRecord
+	err := h.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		q := `SELECT id, slug, name, description, version, profile FROM nhis WHERE tenant_id = $1 AND kind = 'agent' AND status = 'active'`
+		args := []any{tx.TenantID()}
+		if slug != "" {
+			q, args = q+` AND slug = $2`, append(args, slug)
+		}
+		rows, err := tx.Query(ctx, q+` ORDER BY slug`, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			a := &agentRecord{}
+			var profile []byte
+			if err := rows.Scan(&a.id, &a.slug, &a.name, &a.description, &a.version, &profile); err != nil {
+				return err
+			}
+			var p struct {
+				Agent *struct {
+					Skills      []string `json:"skills"`
+					A2AEndpoint string   `json:"a2a_endpoint"`
+				} `json:"agent"`
+			}
+			if json.Unmarshal(profile, &p) != nil || p.Agent == nil || p.Agent.A2AEndpoint == "" {
+				continue
+			}
+			a.skills, a.endpoint = p.Agent.Skills, p.Agent.A2AEndpoint
+			out = append(out, a)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// signedCard builds and signs an agent's card.
+func (h *Handlers) signedCard(ctx context.Context, t *tenant.Tenant, a *agentRecord) (*Card, error) {
+	u := h.urls(t)
+	c := cardFor(a, t.Name, u)
+	if err := sign(ctx, h.cfg.Signer, t.ID, u.issuer+"/jwks", c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// agentCard serves an agent's public card, signed with the tenant's key.
+func (h *Handlers) agentCard(w http.ResponseWriter, r *http.Request) {
+	t, ctx, ok := h.scope(w, r)
+	if !ok {
+		return
+	}
+	list, err := h.agents(ctx, r.PathValue("agent"))
+	if err != nil {
+		problem(w, http.StatusServiceUnavailable, "agent cards are unavailable")
+		return
+	}
+	if len(list) == 0 {
+		problem(w, http.StatusNotFound, "no such agent")
+		return
+	}
+	c, err := h.signedCard(ctx, t, list[0])
+	if err != nil {
+		h.cfg.Logger.Error("agent card signature", "error", err)
+		problem(w, http.StatusServiceUnavailable, "the card could not be signed")
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+// Directory is the directory's answer.
+type Directory struct {
+	Agents []*Card `json:"agents"`
+}
+
+// directory lists the cards of the agents the caller may call (it holds
+// their a2a_call entitlement), filtered by skill, tag or text.
+func (h *Handlers) directory(w http.ResponseWriter, r *http.Request) {
+	t, ctx, ok := h.scope(w, r)
+	if !ok {
+		return
+	}
+	p, ok := h.authenticate(w, r.WithContext(ctx), t, h.cfg.AgentURL+"/t/"+t.Slug+"/a2a/agents")
+	if !ok {
+		return
+	}
+	list, err := h.agents(ctx, "")
+	if err != nil {
+		problem(w, http.StatusServiceUnavailable, "the directory is unavailable")
+		return
+	}
+	snap, err := h.cfg.Access.Snapshot(ctx, t.ID)
+	if err != nil {
+		problem(w, http.StatusServiceUnavailable, "the directory is unavailable")
+		return
+	}
+	sub, actor, governed := subjects(p)
+	now := h.cfg.Now()
+	q := r.URL.Query()
+	out := &Directory{Agents: []*Card{}}
+	for _, a := range list {
+		ent, ok := snap.EntitlementID("a2a-"+a.slug, "call")
+		if !ok || !governed || !snap.Permits(sub, actor, ent, now) {
+			continue
+		}
+		c, err := h.signedCard(ctx, t, a)
+		if err != nil {
+			problem(w, http.StatusServiceUnavailable, "the cards could not be signed")
+			return
+		}
+		if c.matches(q.Get("skill"), q.Get("tag"), q.Get("q")) {
+			out.Agents = append(out.Agents, c)
+		}
+	}
+	sort.Slice(out.Agents, func(i, j int) bool { return out.Agents[i].Name < out.Agents[j].Name })
+	writeJSON(w, http.StatusOK, out)
+}
+
+// authenticate admits a bearer token for exactly this URL with the a2a
+// scope, or an NHI of the tenant by its client certificate.
+func (h *Handlers) authenticate(w http.ResponseWriter, r *http.Request, t *tenant.Tenant, resource string) (*principal.Principal, bool) {
+	challenge := func(status int, params, msg string) {
+		v := "Bearer"
+		if params != "" {
+			v += " " + params
+		}
+		w.Header().Set("WWW-Authenticate", v)
+		problem(w, status, msg)
+	}
+	if authz := r.Header.Get("Authorization"); authz != "" {
+		scheme, raw, _ := strings.Cut(authz, " ")
+		if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(raw) == "" {
+			challenge(http.StatusUnauthorized, `error="invalid_request"`, "use a Bearer token")
+			return nil, false
+		}
+		thumb := ""
+		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+			sum := sha256.Sum256(r.TLS.PeerCertificates[0].Raw)
+			thumb = base64.RawURLEncoding.EncodeToString(sum[:])
+		}
+		c, err := h.cfg.Tokens.Verify(r.Context(), strings.TrimSpace(raw), token.Expect{Audience: resource, Tenant: t.ID, CertThumbprint: thumb})
+		if err != nil {
+			challenge(http.StatusUnauthorized, `error="invalid_token"`, "invalid token")
+			return nil, false
+		}
+		p := token.Principal(c, principal.MethodClientSecret)
+		if !slices.Contains(p.Scopes, "a2a") {
+			challenge(http.StatusForbidden, `error="insufficient_scope", scope="a2a"`, "the token lacks the a2a scope")
+			return nil, false
+		}
+		return p, true
+	}
+	if p := principal.From(r.Context()); p != nil && p.Kind == principal.KindNHI && p.TenantID == t.ID && p.AuthMethod == principal.MethodMTLS {
+		return p, true
+	}
+	challenge(http.StatusUnauthorized, "", "authentication required")
+	return nil, false
+}
+
+// subjects maps a principal to the governance subjects of a decision.
+func subjects(p *principal.Principal) (governance.Subject, *governance.Subject, bool) {
+	id, err := uuid.Parse(p.SubjectID)
+	if err != nil {
+		return governance.Subject{}, nil, false
+	}
+	sub := governance.Subject{Type: string(p.Kind), ID: id}
+	if len(p.Actors) == 0 {
+		return sub, nil, true
+	}
+	aid, err := uuid.Parse(p.Actors[0].SubjectID)
+	if err != nil {
+		return sub, nil, false
+	}
+	kind := string(p.Actors[0].Kind)
+	if kind == "" {
+		kind = string(principal.KindNHI)
+	}
+	return sub, &governance.Subject{Type: kind, ID: aid}, true
+}
