@@ -196,6 +196,20 @@ func TestA2ACardsAndDirectory(t *testing.T) {
 				}
 			}
 
+			// jose verifies the signature too (Node, test/interop).
+			dir, _ := filepath.Abs("../../test/interop")
+			if _, err := os.Stat(filepath.Join(dir, "node_modules", "jose")); err == nil && flavor == store.SQLite {
+				cmd := exec.Command("node", "a2acard.mjs")
+				cmd.Dir = dir
+				cmd.Env = append(os.Environ(), "CARD_URL="+base+"/researcher/.well-known/agent-card.json",
+					"JWKS_URL="+h.s.cfg.Admin.PublicURL+"/t/"+slug+"/jwks", "NODE_EXTRA_CA_CERTS="+filepath.Join(dataDir, "agent-ca.pem"))
+				if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "signature verified with jose") {
+					t.Fatalf("a2acard.mjs: %v %s", err, out)
+				}
+			} else if os.Getenv("XAVYO_REQUIRE_INTEROP") == "1" && flavor == store.SQLite {
+				t.Fatal("test/interop/node_modules is required (npm ci --prefix test/interop)")
+			}
+
 			// A real A2A client reads the card through the gateway.
 			if _, err := exec.LookPath("go"); err != nil {
 				t.Skip("no go tool for the a2a CLI")

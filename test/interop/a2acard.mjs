@@ -1,0 +1,36 @@
+// Verifies an agent card's signature with jose: a JWS over the RFC 8785
+// canonical form of the card without its signatures, payload detached,
+// the key from the tenant's JWKS (named by the header's kid and jku).
+import { base64url, createRemoteJWKSet, decodeProtectedHeader, flattenedVerify } from 'jose';
+
+const { CARD_URL, JWKS_URL } = process.env;
+
+// RFC 8785: keys sorted by UTF-16 code units, ECMAScript number and string forms.
+function canonical(v) {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v);
+  if (Array.isArray(v)) return '[' + v.map(canonical).join(',') + ']';
+  return '{' + Object.keys(v).sort().map((k) => JSON.stringify(k) + ':' + canonical(v[k])).join(',') + '}';
+}
+
+async function verify(card, jwks) {
+  const { signatures, ...unsigned } = card;
+  const payload = base64url.encode(new TextEncoder().encode(canonical(unsigned)));
+  return flattenedVerify({ protected: signatures[0].protected, signature: signatures[0].signature, payload }, jwks);
+}
+
+const res = await fetch(CARD_URL);
+if (!res.ok) throw new Error(`card: ${res.status}`);
+const card = await res.json();
+const header = decodeProtectedHeader(card.signatures[0]);
+if (header.jku !== JWKS_URL || !header.kid || header.alg !== 'ES256') throw new Error(`header: ${JSON.stringify(header)}`);
+const jwks = createRemoteJWKSet(new URL(JWKS_URL));
+await verify(card, jwks);
+let forged = false;
+try {
+  await verify({ ...card, description: card.description + ' (now also wires money)' }, jwks);
+  forged = true;
+} catch {
+  // expected: a changed card does not verify
+}
+if (forged) throw new Error('a changed card verified');
+console.log('a2a card: signature verified with jose');
