@@ -43,6 +43,10 @@ type Config struct {
 	Signer  Signer
 	Tokens  Tokens
 	Access  Snapshots
+	Minter  Minter
+	Audit   Auditor
+	// Client reaches target agents: the egress client (checked dials).
+	Client *http.Client
 	// AgentURL and AdminURL are agent.public_url and admin.public_url.
 	AgentURL string
 	AdminURL string
@@ -70,6 +74,7 @@ func (h *Handlers) Mount(handle func(pattern string, h http.Handler)) {
 	handle("GET /.well-known/agent-card.json", http.HandlerFunc(h.gatewayCard))
 	handle("GET /t/{slug}/a2a/agents", http.HandlerFunc(h.directory))
 	handle("GET /t/{slug}/a2a/agents/{agent}/.well-known/agent-card.json", http.HandlerFunc(h.agentCard))
+	handle("POST /t/{slug}/a2a/agents/{agent}", http.HandlerFunc(h.call))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -2,13 +2,17 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/go-jose/go-jose/v4"
@@ -220,6 +224,184 @@ func TestA2ACardsAndDirectory(t *testing.T) {
 			out, err := cmd.CombinedOutput()
 			if err != nil || !strings.Contains(string(out), "Researcher") || !strings.Contains(string(out), base+"/researcher") {
 				t.Fatalf("a2a discover: %v %s", err, out)
+			}
+		})
+	}
+}
+
+// startEchoAgent runs the a2a CLI's echo agent (JSON-RPC; protocol
+// "latest" or "0.3") on a free loopback port and returns its URL.
+func startEchoAgent(t *testing.T, protocol string) string {
+	t.Helper()
+	addr := freeAddr(t)
+	_, port, _ := strings.Cut(addr, ":")
+	cmd := exec.Command(a2aBin(t), "serve", "--echo", "--transport", "jsonrpc", "--host", "127.0.0.1", "--port", port, "--protocol", protocol, "--quiet")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	waitListening(t, addr)
+	return "http://" + addr
+}
+
+// TestA2AProxy: A2A calls through the gateway to real agents (the a2a
+// CLI's echo agent, v1.0 and v0.3): the a2a CLI sends a message and
+// streams a task through xavyo once the caller holds the target's
+// a2a_call entitlement, is refused before and after it is revoked; the
+// target sees xavyo's credential, never the caller's token; a token of
+// another tenant or for another resource is refused; bad requests get the
+// JSON-RPC errors; every call is audited.
+func TestA2AProxy(t *testing.T) {
+	for _, flavor := range []store.Flavor{store.SQLite, store.Postgres} {
+		t.Run(flavor.String(), func(t *testing.T) {
+			latest, legacy := startEchoAgent(t, "latest"), startEchoAgent(t, "0.3")
+			// What the target sees: a spy in front of the v1.0 echo agent.
+			var seenMu sync.Mutex
+			var seen []string
+			target, _ := url.Parse(latest)
+			proxy := httputil.NewSingleHostReverseProxy(target)
+			proxy.FlushInterval = -1
+			spy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				seenMu.Lock()
+				seen = append(seen, r.Header.Get("Authorization"))
+				seenMu.Unlock()
+				proxy.ServeHTTP(w, r)
+			}))
+			t.Cleanup(spy.Close)
+			latest = spy.URL
+			dataDir := t.TempDir()
+			h := start(t, append(env(t, flavor, dataDir), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
+			slug := uniqueSlug("a2p")
+			_, tok := tenantAdmin(t, h, slug)
+			owner := decodeMe(t, h, tok)
+			for name, endpoint := range map[string]string{"echo": latest, "echo-v03": legacy} {
+				resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": name, "name": name, "owner_id": owner,
+					"profile": map[string]any{"agent": map[string]any{"a2a_endpoint": endpoint}}})
+				expect(t, resp, body, 201, "agent "+name)
+			}
+			resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "caller", "name": "Caller", "owner_id": owner})
+			expect(t, resp, body, 201, "caller")
+			caller := decode[agentJSON](t, body)
+			base := h.agent + "/t/" + slug + "/a2a/agents"
+			token := func(resource string) string {
+				code, out := h.form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {resource}, "scope": {"a2a"}},
+					caller.ClientID, caller.ClientSecret)
+				if code != 200 {
+					t.Fatalf("token: %d %v", code, out)
+				}
+				return out["access_token"].(string)
+			}
+			callerTok := token(base + "/echo")
+			send := func(bearer string, args ...string) (string, error) {
+				cmd := exec.Command(a2aBin(t), append([]string{"send", base + "/echo", "--auth", "Bearer " + bearer, "-o", "json"}, args...)...)
+				cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+filepath.Join(dataDir, "agent-ca.pem"))
+				out, err := cmd.CombinedOutput()
+				return string(out), err
+			}
+			if out, err := send(callerTok, "before the grant"); err == nil || !strings.Contains(out, "403") {
+				t.Fatalf("a call without the entitlement: %v %s", err, out)
+			}
+			var call string
+			waitFor(t, "the agents' call entitlements", func() bool {
+				_, body := h.doAs(tok, "GET", "/api/v1/applications?type=a2a_agent", nil)
+				apps := decode[pageJSON[struct{ ID, Key string }]](t, body).Items
+				if len(apps) < 2 {
+					return false
+				}
+				for _, a := range apps {
+					if a.Key == "a2a-echo" {
+						_, body := h.doAs(tok, "GET", "/api/v1/applications/"+a.ID+"/entitlements", nil)
+						call = decode[pageJSON[idJSON]](t, body).Items[0].ID
+					}
+				}
+				return call != ""
+			})
+			grant := grantEntitlement(t, h, tok, "nhi", caller.ID, call)
+			out, err := send(callerTok, "hello through xavyo")
+			if err != nil || !strings.Contains(out, "hello through xavyo") || !strings.Contains(out, "TASK_STATE_COMPLETED") {
+				t.Fatalf("a2a send: %v %s", err, out)
+			}
+			if out, err = send(callerTok, "--stream", "streamed through xavyo"); err != nil || !strings.Contains(out, "streamed through xavyo") {
+				t.Fatalf("a2a send --stream: %v %s", err, out)
+			}
+			seenMu.Lock()
+			for _, auth := range seen {
+				if auth == "Bearer "+callerTok || !strings.HasPrefix(auth, "Bearer ") {
+					t.Fatalf("the target saw %q", auth)
+				}
+				claims := claimsOf(t, strings.TrimPrefix(auth, "Bearer "))
+				if claims["aud"] != spy.URL && fmt.Sprint(claims["aud"]) != "["+spy.URL+"]" || claims["sub"] != caller.ID ||
+					claims["iss"] != h.s.cfg.Admin.PublicURL+"/t/"+slug {
+					t.Fatalf("xavyo's credential for the target: %v", claims)
+				}
+			}
+			if len(seen) < 2 {
+				t.Fatalf("the target saw %d calls", len(seen))
+			}
+			seenMu.Unlock()
+
+			// v0.3 on the wire (no A2A-Version), to an agent of v0.3, raw.
+			raw := func(endpoint, bearer, body string, hdr ...string) (int, string) {
+				req, _ := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+bearer)
+				for i := 0; i+1 < len(hdr); i += 2 {
+					req.Header.Set(hdr[i], hdr[i+1])
+				}
+				resp, err := h.tls.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(resp.Body)
+				return resp.StatusCode, string(b)
+			}
+			_, body = h.doAs(tok, "GET", "/api/v1/applications?type=a2a_agent", nil)
+			for _, a := range decode[pageJSON[struct{ ID, Key string }]](t, body).Items {
+				if a.Key == "a2a-echo-v03" {
+					_, body := h.doAs(tok, "GET", "/api/v1/applications/"+a.ID+"/entitlements", nil)
+					grantEntitlement(t, h, tok, "nhi", caller.ID, decode[pageJSON[idJSON]](t, body).Items[0].ID)
+				}
+			}
+			v03 := `{"jsonrpc":"2.0","id":"1","method":"message/send","params":{"message":{"kind":"message","messageId":"m1","role":"user","parts":[{"kind":"text","text":"old protocol"}]}}}`
+			if code, out := raw(base+"/echo-v03", token(base+"/echo-v03"), v03); code != 200 || !strings.Contains(out, "old protocol") {
+				t.Fatalf("v0.3 message/send: %d %s", code, out)
+			}
+
+			// Bad input gets the JSON-RPC errors.
+			for body, want := range map[string]string{
+				`{"jsonrpc":"2.0","id":1,`:                             `"code":-32700`,
+				`{"jsonrpc":"1.0","id":1,"method":"SendMessage"}`:      `"code":-32600`,
+				`{"jsonrpc":"2.0","id":1,"method":"DeleteEverything"}`: `"code":-32601`,
+			} {
+				if _, out := raw(base+"/echo", callerTok, body, "A2A-Version", "1.0"); !strings.Contains(out, want) {
+					t.Errorf("%s: %s", body, out)
+				}
+			}
+			if code, out := raw(base+"/nobody", callerTok, `{"jsonrpc":"2.0","id":1,"method":"SendMessage"}`); code != 404 {
+				t.Errorf("unknown agent: %d %s", code, out)
+			}
+			// Tokens for another resource or of another tenant are refused.
+			if code, out := raw(base+"/echo", token(base+"/echo-v03"), `{"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"id":"x"}}`); code != 401 {
+				t.Errorf("a token for another agent: %d %s", code, out)
+			}
+			other := uniqueSlug("a2q")
+			_, otherTok := tenantAdmin(t, h, other)
+			if code, out := raw(base+"/echo", otherTok, `{"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"id":"x"}}`); code != 401 {
+				t.Errorf("another tenant's token: %d %s", code, out)
+			}
+
+			// Revoked: refused on the next call.
+			resp, body = h.doAs(tok, "DELETE", "/api/v1/assignments/"+grant, nil)
+			expect(t, resp, body, 204, "revoke")
+			if out, err := send(callerTok, "after revocation"); err == nil || !strings.Contains(out, "403") {
+				t.Fatalf("a call after revocation: %v %s", err, out)
+			}
+			if n := auditCount(t, h, tok, "a2a.call", "success"); n < 3 {
+				t.Errorf("%d allowed calls audited", n)
+			}
+			if n := auditCount(t, h, tok, "a2a.call", "denied"); n < 2 {
+				t.Errorf("%d refused calls audited", n)
 			}
 		})
 	}

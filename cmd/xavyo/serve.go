@@ -269,7 +269,8 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	mh.Mount(s.agent.Handle)
 	mh.MountResourceMetadata(s.agent.Handle)
 	s.mcp.Mount(s.agent.Handle)
-	a2a.New(a2a.Config{DB: s.db, Tenants: s.tenants, Signer: s.tokens, Tokens: s.tokens, Access: s.engine, AgentURL: cfg.Agent.PublicURL,
+	a2a.New(a2a.Config{DB: s.db, Tenants: s.tenants, Signer: s.tokens, Tokens: s.tokens, Access: s.engine, Minter: s.tokens, Audit: s.seq,
+		Client: upstreams, AgentURL: cfg.Agent.PublicURL,
 		AdminURL: cfg.Admin.PublicURL, Version: version, Logger: log}).Mount(s.agent.Handle)
 
 	bootToken, err := s.boot.Ensure(ctx, cfg.BootstrapToken, cfg.BootstrapTokenSet)

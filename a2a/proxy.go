@@ -1,0 +1,254 @@
+package a2a
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/governance"
+	"github.com/xavyo/xavyo/identity/tenant"
+	"github.com/xavyo/xavyo/identity/token"
+	"github.com/xavyo/xavyo/internal/audit"
+	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/xavyo/xavyo/internal/reqid"
+)
+
+// Audit actions of the A2A proxy.
+const (
+	ActionCall   = "a2a.call"
+	ActionResult = "a2a.result"
+)
+
+// Minter issues the credentials the gateway presents to target agents.
+type Minter interface {
+	Mint(ctx context.Context, c token.Claims) (string, error)
+}
+
+// Auditor records calls.
+type Auditor interface {
+	Append(ctx context.Context, e audit.Entry) (*audit.Receipt, error)
+}
+
+// Methods of A2A v1.0 and, beside them, v0.3 (an empty A2A-Version).
+var methods = []string{
+	"SendMessage", "SendStreamingMessage", "GetTask", "ListTasks", "CancelTask", "SubscribeToTask",
+	"CreateTaskPushNotificationConfig", "GetTaskPushNotificationConfig", "ListTaskPushNotificationConfig", "DeleteTaskPushNotificationConfig",
+	"GetExtendedAgentCard",
+	"message/send", "message/stream", "tasks/get", "tasks/cancel", "tasks/resubscribe", "tasks/pushNotificationConfig/set",
+	"tasks/pushNotificationConfig/get", "tasks/pushNotificationConfig/list", "tasks/pushNotificationConfig/delete", "agent/getAuthenticatedExtendedCard",
+}
+
+// JSON-RPC error codes.
+const (
+	codeParse          = -32700
+	codeInvalidRequest = -32600
+	codeMethodNotFound = -32601
+	codeInternal       = -32603
+	// codeForbidden: the caller may not call this agent (HTTP 403).
+	codeForbidden = -32000
+)
+
+func rpcError(w http.ResponseWriter, status int, id json.RawMessage, code int, msg string, data map[string]string) {
+	if len(id) == 0 {
+		id = json.RawMessage("null")
+	}
+	e := map[string]any{"code": code, "message": msg}
+	if data != nil {
+		e["data"] = data
+	}
+	writeJSON(w, status, map[string]any{"jsonrpc": "2.0", "id": id, "error": e})
+}
+
+// callDetails is the audit record of one proxied call.
+type callDetails struct {
+	Agent     string            `json:"agent"`
+	Method    string            `json:"method"`
+	Version   string            `json:"a2a_version" doc:"the caller's A2A-Version (empty: 0.3)"`
+	Decision  string            `json:"decision"`
+	Reason    string            `json:"reason"`
+	Code      string            `json:"code,omitempty"`
+	Actors    []principal.Actor `json:"actors,omitempty"`
+	ClientID  string            `json:"client_id,omitempty"`
+	Status    int               `json:"upstream_status,omitempty"`
+	LatencyMS float64           `json:"latency_ms,omitempty"`
+}
+
+// call proxies one JSON-RPC request to an agent: the caller must hold the
+// agent's a2a_call entitlement; the request goes on with a credential
+// xavyo issues for the target (never the caller's), and the answer — JSON
+// or an event stream — comes back as it arrives. Every call is audited.
+func (h *Handlers) call(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	t, ctx, ok := h.scope(w, r)
+	if !ok {
+		return
+	}
+	list, err := h.agents(ctx, r.PathValue("agent"))
+	if err != nil {
+		rpcError(w, http.StatusServiceUnavailable, nil, codeInternal, "the agent directory is unavailable", nil)
+		return
+	}
+	if len(list) == 0 {
+		rpcError(w, http.StatusNotFound, nil, codeInvalidRequest, "no such agent", nil)
+		return
+	}
+	a := list[0]
+	p, ok := h.authenticate(w, r.WithContext(ctx), t, h.urls(t).agentEndpoint(a.slug))
+	if !ok {
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<20))
+	if err != nil {
+		rpcError(w, http.StatusRequestEntityTooLarge, nil, codeInvalidRequest, "the request is too large", nil)
+		return
+	}
+	var m struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Method  string          `json:"method"`
+	}
+	if err := json.Unmarshal(body, &m); err != nil {
+		rpcError(w, http.StatusOK, nil, codeParse, "not a JSON-RPC request", nil)
+		return
+	}
+	if m.JSONRPC != "2.0" || m.Method == "" {
+		rpcError(w, http.StatusOK, m.ID, codeInvalidRequest, "a JSON-RPC 2.0 request names a method", nil)
+		return
+	}
+	if !slices.Contains(methods, m.Method) {
+		rpcError(w, http.StatusOK, m.ID, codeMethodNotFound, "unknown A2A method: "+m.Method, nil)
+		return
+	}
+	det := callDetails{Agent: a.slug, Method: m.Method, Version: r.Header.Get("A2A-Version"), Actors: p.Actors, ClientID: p.ClientID}
+	entry := audit.Entry{TenantID: t.ID, Action: ActionCall, TargetKind: "a2a_agent", TargetID: a.slug, RequestID: reqid.From(ctx)}.ActorFrom(p)
+	snap, err := h.cfg.Access.Snapshot(ctx, t.ID)
+	if err != nil {
+		rpcError(w, http.StatusServiceUnavailable, m.ID, codeInternal, "access decisions are unavailable", nil)
+		return
+	}
+	d := governance.Decision{Decision: governance.Deny, Reason: "the caller is not a governed subject", Code: "no_grant"}
+	if sub, actor, ok := subjects(p); ok {
+		if ent, ok := snap.EntitlementID("a2a-"+a.slug, "call"); ok {
+			d = snap.Decide(&governance.Request{Subject: sub, Actor: actor, EntitlementID: ent}, h.cfg.Now())
+		} else {
+			d.Reason, d.Code = "the agent has no a2a_call entitlement yet", "unknown_entitlement"
+		}
+	}
+	det.Decision, det.Reason, det.Code = d.Decision, d.Reason, d.Code
+	if !d.Allowed() {
+		det.Decision = governance.Deny
+		if d.Decision == governance.ApprovalRequired {
+			det.Reason = "the grant requires approval of each call, which A2A calls do not offer yet"
+		}
+		entry.Outcome, entry.Details = audit.OutcomeDenied, det
+		rec, err := h.cfg.Audit.Append(ctx, entry)
+		if err == nil {
+			err = rec.Wait(context.WithoutCancel(ctx))
+		}
+		if err != nil {
+			rpcError(w, http.StatusServiceUnavailable, m.ID, codeInternal, "the call could not be audited", nil)
+			return
+		}
+		rpcError(w, http.StatusForbidden, m.ID, codeForbidden, "not allowed: "+det.Reason, map[string]string{"reason": det.Reason, "code": det.Code,
+			"audit_id": rec.ID.String()})
+		return
+	}
+	entry.Outcome, entry.Details = audit.OutcomeSuccess, det
+	receipt, err := h.cfg.Audit.Append(ctx, entry)
+	if err != nil {
+		rpcError(w, http.StatusServiceUnavailable, m.ID, codeInternal, "the call could not be audited", nil)
+		return
+	}
+	status, err := h.forward(ctx, w, r, t, p, a, body, receipt)
+	if err != nil {
+		rpcError(w, http.StatusBadGateway, m.ID, codeInternal, err.Error(), map[string]string{"audit_id": receipt.ID.String()})
+	}
+	h.outcome(ctx, t, p, a, receipt.ID, m.Method, status, time.Since(start))
+}
+
+// forward sends the request on and copies the answer back, flushing each
+// chunk (event streams pass as they come). It returns the target's status;
+// an error only when nothing was answered yet.
+func (h *Handlers) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, t *tenant.Tenant, p *principal.Principal, a *agentRecord,
+	body []byte, receipt *audit.Receipt) (int, error) {
+	cred, err := h.credential(ctx, t, p, a)
+	if err != nil {
+		return 0, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.endpoint, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range []string{"Content-Type", "Accept", "A2A-Version", "A2A-Extensions"} {
+		if v := r.Header.Get(k); v != "" {
+			req.Header.Set(k, v)
+		}
+	}
+	if req.Header.Get("Content-Type") == "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+cred)
+	resp, err := h.cfg.Client.Do(req)
+	if err != nil {
+		return 0, errors.New("the agent could not be reached")
+	}
+	defer resp.Body.Close()
+	// No answer before the decision record is kept.
+	if err := receipt.Wait(context.WithoutCancel(ctx)); err != nil {
+		return 0, errors.New("the call could not be audited")
+	}
+	for _, k := range []string{"Content-Type", "A2A-Version", "A2A-Extensions"} {
+		if v := resp.Header.Get(k); v != "" {
+			w.Header().Set(k, v)
+		}
+	}
+	w.Header().Set("X-Audit-Id", receipt.ID.String())
+	w.WriteHeader(resp.StatusCode)
+	rc := http.NewResponseController(w)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				break
+			}
+			_ = rc.Flush()
+		}
+		if err != nil {
+			break
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+// credential is what the gateway presents to the target: a short-lived
+// token of the tenant's issuer for the target's endpoint, naming the
+// caller (and the caller's actors) — never the caller's own token.
+func (h *Handlers) credential(ctx context.Context, t *tenant.Tenant, p *principal.Principal, a *agentRecord) (string, error) {
+	exp := h.cfg.Now().Add(5 * time.Minute)
+	c := token.Claims{Claims: jwt.Claims{Subject: p.SubjectID, Audience: jwt.Audience{a.endpoint}, Expiry: jwt.NewNumericDate(exp)},
+		TenantID: t.ID, Scope: "a2a", SubjectKind: string(p.Kind), ClientID: p.ClientID}
+	return h.cfg.Minter.Mint(ctx, c)
+}
+
+// outcome records how a forwarded call ended (not waited for).
+func (h *Handlers) outcome(ctx context.Context, t *tenant.Tenant, p *principal.Principal, a *agentRecord, call uuid.UUID, method string, status int,
+	took time.Duration) {
+	e := audit.Entry{TenantID: t.ID, Action: ActionResult, TargetKind: "a2a_agent", TargetID: a.slug, RequestID: reqid.From(ctx),
+		Outcome: audit.OutcomeSuccess, Details: map[string]any{"call_id": call, "method": method, "upstream_status": status,
+			"latency_ms": float64(took.Microseconds()) / 1000}}.ActorFrom(p)
+	if status == 0 || status >= 400 {
+		e.Outcome = audit.OutcomeFailure
+	}
+	if _, err := h.cfg.Audit.Append(context.WithoutCancel(ctx), e); err != nil {
+		h.cfg.Logger.Warn("a2a outcome audit failed", "error", err)
+	}
+}
