@@ -321,8 +321,28 @@ func TestA2AProxy(t *testing.T) {
 			if err != nil || !strings.Contains(out, "hello through xavyo") || !strings.Contains(out, "TASK_STATE_COMPLETED") {
 				t.Fatalf("a2a send: %v %s", err, out)
 			}
+			sent := out
 			if out, err = send(callerTok, "--stream", "streamed through xavyo"); err != nil || !strings.Contains(out, "streamed through xavyo") {
 				t.Fatalf("a2a send --stream: %v %s", err, out)
+			}
+			// get task and cancel go the same way (the echo agent's tasks are
+			// done at once: cancel is the target's refusal, passed through).
+			var task struct{ ID string }
+			_ = json.Unmarshal([]byte(sent[strings.Index(sent, "{"):]), &task)
+			if task.ID == "" {
+				t.Fatalf("no task in %s", sent)
+			}
+			run := func(args ...string) (string, error) {
+				cmd := exec.Command(a2aBin(t), args...)
+				cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+filepath.Join(dataDir, "agent-ca.pem"))
+				out, err := cmd.CombinedOutput()
+				return string(out), err
+			}
+			if out, err := run("get", "task", base+"/echo", task.ID, "--auth", "Bearer "+callerTok, "-o", "json"); err != nil || !strings.Contains(out, task.ID) {
+				t.Fatalf("a2a get task: %v %s", err, out)
+			}
+			if out, err := run("cancel", base+"/echo", task.ID, "--auth", "Bearer "+callerTok); err == nil || !strings.Contains(out, "cannot be canceled") {
+				t.Fatalf("a2a cancel of a finished task: %v %s", err, out)
 			}
 			seenMu.Lock()
 			for _, auth := range seen {
