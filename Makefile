@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: help build run test test-short lint bench bench-oauth bench-governance bench-gateway fuzz generate verify tools clean
+.PHONY: help build run test test-short lint bench bench-oauth bench-governance bench-gateway bench-a2a fuzz generate verify tools clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ bench-oauth: ## Token endpoint under load from separate processes, beside the ra
 
 bench-gateway: ## MCP tools/call through the gateway vs directly (mcpbench), 1 and 32 sessions, plaintext and TLS
 	bash bench/gateway.sh | tee bench/gateway.txt
+
+bench-a2a: ## A2A SendMessage through the gateway vs directly (a2a-go's echo agent), 1 and 32 clients
+	bash bench/a2a.sh | tee bench/a2a.txt
 
 bench-governance: ## Governance at scale on PostgreSQL: 10k users, 1k roles, 50k entitlements, 500k assignments
 	XAVYO_REQUIRE_POSTGRES=1 $(GO) test -run '^$$' -bench Governance -benchtime 2s -timeout 30m ./bench/ | tee bench/governance.txt
