@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -56,7 +57,10 @@ type Config struct {
 }
 
 // Handlers serve A2A on the agent plane.
-type Handlers struct{ cfg Config }
+type Handlers struct {
+	cfg   Config
+	creds sync.Map // caller and target → the credential presented to the target
+}
 
 // New returns the handlers.
 func New(cfg Config) *Handlers {

@@ -232,11 +232,38 @@ func (h *Handlers) forward(ctx context.Context, w http.ResponseWriter, r *http.R
 // credential is what the gateway presents to the target: a short-lived
 // token of the tenant's issuer for the target's endpoint, naming the
 // caller (and the caller's actors) — never the caller's own token.
+// Credentials are reused per caller and target until a minute before they
+// expire.
 func (h *Handlers) credential(ctx context.Context, t *tenant.Tenant, p *principal.Principal, a *agentRecord) (string, error) {
-	exp := h.cfg.Now().Add(5 * time.Minute)
+	now := h.cfg.Now()
+	key := t.ID.String() + "|" + string(p.Kind) + ":" + p.SubjectID + "|" + p.ClientID + "|" + a.endpoint
+	if v, ok := h.creds.Load(key); ok {
+		if c := v.(issued); c.exp.Sub(now) > time.Minute {
+			return c.token, nil
+		}
+	}
+	exp := now.Add(5 * time.Minute)
 	c := token.Claims{Claims: jwt.Claims{Subject: p.SubjectID, Audience: jwt.Audience{a.endpoint}, Expiry: jwt.NewNumericDate(exp)},
 		TenantID: t.ID, Scope: "a2a", SubjectKind: string(p.Kind), ClientID: p.ClientID}
-	return h.cfg.Minter.Mint(ctx, c)
+	tok, err := h.cfg.Minter.Mint(ctx, c)
+	if err != nil {
+		return "", err
+	}
+	// A miss (at most one per caller and target every four minutes) also
+	// drops the credentials that have expired.
+	h.creds.Range(func(k, v any) bool {
+		if v.(issued).exp.Before(now) {
+			h.creds.Delete(k)
+		}
+		return true
+	})
+	h.creds.Store(key, issued{token: tok, exp: exp})
+	return tok, nil
+}
+
+type issued struct {
+	token string
+	exp   time.Time
 }
 
 // outcome records how a forwarded call ended (not waited for).
