@@ -41,6 +41,17 @@ func a2aBin(t *testing.T) string {
 	return filepath.Join(dir, "a2a")
 }
 
+// a2aToken gets an agent a client-credentials token for resource, scope a2a.
+func a2aToken(t *testing.T, h *harness, slug string, agent agentJSON, resource string) string {
+	t.Helper()
+	code, out := h.form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {resource}, "scope": {"a2a"}},
+		agent.ClientID, agent.ClientSecret)
+	if code != 200 {
+		t.Fatalf("token: %d %v", code, out)
+	}
+	return out["access_token"].(string)
+}
+
 // getJSON fetches a URL with an optional bearer token.
 func getJSON(t *testing.T, c *http.Client, u, bearer string) (int, []byte) {
 	t.Helper()
@@ -149,14 +160,7 @@ func TestA2ACardsAndDirectory(t *testing.T) {
 			}
 
 			// The directory shows what the caller may call.
-			token := func(resource string) string {
-				code, out := h.form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {resource}, "scope": {"a2a"}},
-					caller.ClientID, caller.ClientSecret)
-				if code != 200 {
-					t.Fatalf("token: %d %v", code, out)
-				}
-				return out["access_token"].(string)
-			}
+			token := func(resource string) string { return a2aToken(t, h, slug, caller, resource) }
 			dirTok := token(base)
 			names := func(query string) string {
 				t.Helper()
@@ -283,14 +287,7 @@ func TestA2AProxy(t *testing.T) {
 			expect(t, resp, body, 201, "caller")
 			caller := decode[agentJSON](t, body)
 			base := h.agent + "/t/" + slug + "/a2a/agents"
-			token := func(resource string) string {
-				code, out := h.form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {resource}, "scope": {"a2a"}},
-					caller.ClientID, caller.ClientSecret)
-				if code != 200 {
-					t.Fatalf("token: %d %v", code, out)
-				}
-				return out["access_token"].(string)
-			}
+			token := func(resource string) string { return a2aToken(t, h, slug, caller, resource) }
 			callerTok := token(base + "/echo")
 			send := func(bearer string, args ...string) (string, error) {
 				cmd := exec.Command(a2aBin(t), append([]string{"send", base + "/echo", "--auth", "Bearer " + bearer, "-o", "json"}, args...)...)
