@@ -423,3 +423,55 @@ func TestA2AProxy(t *testing.T) {
 		})
 	}
 }
+
+// TestA2AInteropWithJSSDK runs test/interop/a2a.mjs: the A2A JS SDK's v1.0
+// client resolves a card through xavyo, sends a message and consumes a
+// streamed task from a2a-go's echo agent, and is refused with the token
+// of a caller that does not hold the entitlement.
+func TestA2AInteropWithJSSDK(t *testing.T) {
+	dir, _ := filepath.Abs("../../test/interop")
+	_, nodeErr := exec.LookPath("node")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@a2a-js", "sdk")); err != nil || nodeErr != nil {
+		if os.Getenv("XAVYO_REQUIRE_INTEROP") == "1" {
+			t.Fatalf("node and test/interop/node_modules are required (npm ci --prefix test/interop): %v %v", err, nodeErr)
+		}
+		t.Skip("node or test/interop/node_modules missing")
+	}
+	echo := startEchoAgent(t, "latest")
+	dataDir := t.TempDir()
+	h := start(t, append(env(t, store.SQLite, dataDir), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
+	slug := uniqueSlug("a2j")
+	_, tok := tenantAdmin(t, h, slug)
+	owner := decodeMe(t, h, tok)
+	resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "echo", "name": "Echo", "owner_id": owner,
+		"profile": map[string]any{"agent": map[string]any{"a2a_endpoint": echo}}})
+	expect(t, resp, body, 201, "agent")
+	callers := map[string]agentJSON{}
+	for _, name := range []string{"allowed", "denied"} {
+		resp, body = h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": name, "name": name, "owner_id": owner})
+		expect(t, resp, body, 201, name)
+		callers[name] = decode[agentJSON](t, body)
+	}
+	var call string
+	waitFor(t, "the agent's call entitlement", func() bool {
+		_, body := h.doAs(tok, "GET", "/api/v1/applications?type=a2a_agent", nil)
+		for _, a := range decode[pageJSON[struct{ ID, Key string }]](t, body).Items {
+			if a.Key == "a2a-echo" {
+				_, body := h.doAs(tok, "GET", "/api/v1/applications/"+a.ID+"/entitlements", nil)
+				call = decode[pageJSON[idJSON]](t, body).Items[0].ID
+			}
+		}
+		return call != ""
+	})
+	grantEntitlement(t, h, tok, "nhi", callers["allowed"].ID, call)
+	base := h.agent + "/t/" + slug + "/a2a/agents/echo"
+	cmd := exec.Command("node", "a2a.mjs")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "AGENT_BASE="+base, "NODE_EXTRA_CA_CERTS="+filepath.Join(dataDir, "agent-ca.pem"),
+		"TOKEN="+a2aToken(t, h, slug, callers["allowed"], base), "DENIED_TOKEN="+a2aToken(t, h, slug, callers["denied"], base))
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil || !strings.Contains(string(out), "a2a js sdk: sent, streamed") {
+		t.Fatalf("a2a.mjs failed: %v", err)
+	}
+}
