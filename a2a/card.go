@@ -113,6 +113,7 @@ type agentRecord struct {
 	version     int64
 	skills      []string
 	endpoint    string
+	version03   bool // the endpoint speaks A2A 0.3
 }
 
 // urls are the public URLs a tenant's cards name.
@@ -144,6 +145,11 @@ func cardFor(a *agentRecord, org string, u urls) *Card {
 			"xavyo_mtls": {"mtlsSecurityScheme": map[string]any{"description": "a client certificate issued by xavyo's CA to an NHI of this tenant"}},
 		},
 		SecurityRequirements: []Requirement{{Schemes: map[string][]string{"xavyo_oauth": {"a2a"}}}, {Schemes: map[string][]string{"xavyo_mtls": {}}}},
+	}
+	if a.version03 {
+		// Requests pass to the agent as sent: its interface is the
+		// version it speaks, and clients of 1.0 switch to 0.3 for it.
+		c.SupportedInterfaces[0].ProtocolVersion = "0.3"
 	}
 	if c.Description == "" {
 		c.Description = a.name

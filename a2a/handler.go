@@ -142,12 +142,13 @@ func (h *Handlers) agents(ctx context.Context, slug string) ([]*agentRecord, err
 				Agent *struct {
 					Skills      []string `json:"skills"`
 					A2AEndpoint string   `json:"a2a_endpoint"`
+					A2AVersion  string   `json:"a2a_version"`
 				} `json:"agent"`
 			}
 			if json.Unmarshal(profile, &p) != nil || p.Agent == nil || p.Agent.A2AEndpoint == "" {
 				continue
 			}
-			a.skills, a.endpoint = p.Agent.Skills, p.Agent.A2AEndpoint
+			a.skills, a.endpoint, a.version03 = p.Agent.Skills, p.Agent.A2AEndpoint, p.Agent.A2AVersion == "0.3"
 			out = append(out, a)
 		}
 		return rows.Err()

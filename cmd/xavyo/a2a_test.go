@@ -424,10 +424,11 @@ func TestA2AProxy(t *testing.T) {
 	}
 }
 
-// TestA2AInteropWithJSSDK runs test/interop/a2a.mjs: the A2A JS SDK's v1.0
-// client resolves a card through xavyo, sends a message and consumes a
-// streamed task from a2a-go's echo agent, and is refused with the token
-// of a caller that does not hold the entitlement.
+// TestA2AInteropWithJSSDK runs test/interop/a2a.mjs: the A2A JS SDK
+// resolves a card through xavyo, sends a message and consumes a streamed
+// task from a2a-go's echo agent, in v1.0 and — toward an agent registered
+// as speaking 0.3 — in v0.3, and is refused with the token of a caller
+// that does not hold the entitlement.
 func TestA2AInteropWithJSSDK(t *testing.T) {
 	dir, _ := filepath.Abs("../../test/interop")
 	_, nodeErr := exec.LookPath("node")
@@ -437,7 +438,7 @@ func TestA2AInteropWithJSSDK(t *testing.T) {
 		}
 		t.Skip("node or test/interop/node_modules missing")
 	}
-	echo := startEchoAgent(t, "latest")
+	echo, echo03 := startEchoAgent(t, "latest"), startEchoAgent(t, "0.3")
 	dataDir := t.TempDir()
 	h := start(t, append(env(t, store.SQLite, dataDir), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
 	slug := uniqueSlug("a2j")
@@ -446,32 +447,43 @@ func TestA2AInteropWithJSSDK(t *testing.T) {
 	resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "echo", "name": "Echo", "owner_id": owner,
 		"profile": map[string]any{"agent": map[string]any{"a2a_endpoint": echo}}})
 	expect(t, resp, body, 201, "agent")
+	resp, body = h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "echo-v03", "name": "Echo 0.3", "owner_id": owner,
+		"profile": map[string]any{"agent": map[string]any{"a2a_endpoint": echo03, "a2a_version": "0.3"}}})
+	expect(t, resp, body, 201, "agent of 0.3")
 	callers := map[string]agentJSON{}
 	for _, name := range []string{"allowed", "denied"} {
 		resp, body = h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": name, "name": name, "owner_id": owner})
 		expect(t, resp, body, 201, name)
 		callers[name] = decode[agentJSON](t, body)
 	}
-	var call string
-	waitFor(t, "the agent's call entitlement", func() bool {
+	calls := map[string]string{}
+	waitFor(t, "the agents' call entitlements", func() bool {
 		_, body := h.doAs(tok, "GET", "/api/v1/applications?type=a2a_agent", nil)
 		for _, a := range decode[pageJSON[struct{ ID, Key string }]](t, body).Items {
-			if a.Key == "a2a-echo" {
-				_, body := h.doAs(tok, "GET", "/api/v1/applications/"+a.ID+"/entitlements", nil)
-				call = decode[pageJSON[idJSON]](t, body).Items[0].ID
-			}
+			_, body := h.doAs(tok, "GET", "/api/v1/applications/"+a.ID+"/entitlements", nil)
+			calls[a.Key] = decode[pageJSON[idJSON]](t, body).Items[0].ID
 		}
-		return call != ""
+		return len(calls) == 2
 	})
-	grantEntitlement(t, h, tok, "nhi", callers["allowed"].ID, call)
+	grantEntitlement(t, h, tok, "nhi", callers["allowed"].ID, calls["a2a-echo"])
+	grantEntitlement(t, h, tok, "nhi", callers["allowed"].ID, calls["a2a-echo-v03"])
 	base := h.agent + "/t/" + slug + "/a2a/agents/echo"
+	base03 := h.agent + "/t/" + slug + "/a2a/agents/echo-v03"
 	cmd := exec.Command("node", "a2a.mjs")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "AGENT_BASE="+base, "NODE_EXTRA_CA_CERTS="+filepath.Join(dataDir, "agent-ca.pem"),
-		"TOKEN="+a2aToken(t, h, slug, callers["allowed"], base), "DENIED_TOKEN="+a2aToken(t, h, slug, callers["denied"], base))
+		"TOKEN="+a2aToken(t, h, slug, callers["allowed"], base), "DENIED_TOKEN="+a2aToken(t, h, slug, callers["denied"], base),
+		"V03_BASE="+base03, "V03_TOKEN="+a2aToken(t, h, slug, callers["allowed"], base03))
 	out, err := cmd.CombinedOutput()
 	t.Logf("%s", out)
-	if err != nil || !strings.Contains(string(out), "a2a js sdk: sent, streamed") {
+	if err != nil || !strings.Contains(string(out), "in 0.3 sent and streamed") {
 		t.Fatalf("a2a.mjs failed: %v", err)
+	}
+	// Each version on the wire, as the audit log saw it.
+	_, body = h.doAs(tok, "GET", "/api/v1/audit?action=a2a.call&limit=100", nil)
+	for _, want := range []string{`"method":"SendMessage"`, `"method":"SendStreamingMessage"`, `"method":"message/send"`, `"method":"message/stream"`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("no call with %s audited", want)
+		}
 	}
 }

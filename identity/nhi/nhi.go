@@ -61,6 +61,7 @@ type AgentProfile struct {
 	RiskLevel     string   `json:"risk_level,omitempty" doc:"low, medium, high or critical (default medium)"`
 	Skills        []string `json:"skills,omitempty"`
 	A2AEndpoint   string   `json:"a2a_endpoint,omitempty" doc:"the agent's own A2A endpoint, if it serves one"`
+	A2AVersion    string   `json:"a2a_version,omitempty" doc:"the A2A version that endpoint speaks: 1.0 (default) or 0.3"`
 }
 
 // ToolServerProfile describes an upstream MCP server.
@@ -198,6 +199,9 @@ func (s *Service) validateProfile(kind string, p *Profile) error {
 		}
 		if len(a.Skills) > 100 {
 			return apperr.Invalid("profile.agent.skills", "at most 100 skills")
+		}
+		if !slices.Contains([]string{"", "1.0", "0.3"}, a.A2AVersion) {
+			return apperr.Invalid("profile.agent.a2a_version", "must be 1.0 or 0.3")
 		}
 		for _, f := range []string{a.AgentType, a.ModelProvider, a.ModelName} {
 			if len(f) > 200 {

@@ -1,11 +1,12 @@
-// The A2A JS SDK (@a2a-js/sdk, v1.0 client) through xavyo: it resolves an
+// The A2A JS SDK (@a2a-js/sdk) through xavyo, in v1.0 and in v0.3 (its
+// compatibility layer, toward an agent that speaks 0.3): it resolves the
 // agent's card from the gateway, sends a message and consumes a streamed
 // task; with the token of a caller without the entitlement it is refused.
 import { randomUUID } from 'node:crypto';
 import { ClientFactory, ClientFactoryOptions, JsonRpcTransportFactory } from '@a2a-js/sdk/client';
 import { SendMessageRequest } from '@a2a-js/sdk';
 
-const { AGENT_BASE, TOKEN, DENIED_TOKEN } = process.env;
+const { AGENT_BASE, TOKEN, DENIED_TOKEN, V03_BASE, V03_TOKEN } = process.env;
 
 function withToken(token) {
   return (url, init = {}) => {
@@ -15,12 +16,12 @@ function withToken(token) {
   };
 }
 
-async function client(token) {
+async function client(token, base = AGENT_BASE) {
   const options = ClientFactoryOptions.createFrom(ClientFactoryOptions.default, {
-    transports: [new JsonRpcTransportFactory({ fetchImpl: withToken(token) })],
+    transports: [new JsonRpcTransportFactory({ fetchImpl: withToken(token), legacyCompat: { enabled: true } })],
   });
   // The card's full URL: a relative path would resolve against the parent.
-  return new ClientFactory(options).createFromUrl(`${AGENT_BASE}/.well-known/agent-card.json`, '');
+  return new ClientFactory(options).createFromUrl(`${base}/.well-known/agent-card.json`, '');
 }
 
 const request = (text) => SendMessageRequest.fromJSON({ message: { messageId: randomUUID(), role: 'ROLE_USER', parts: [{ text }] } });
@@ -41,4 +42,11 @@ try {
   if (!refused) throw err;
 }
 if (!refused) throw new Error('a caller without the entitlement was answered');
-console.log(`a2a js sdk: sent, streamed ${events.length} events, refused without the entitlement`);
+// v0.3 on the wire: the card says the agent speaks 0.3, the SDK switches.
+const old = await client(V03_TOKEN, V03_BASE);
+const oldSent = JSON.stringify(await old.sendMessage(request('hello in 0.3')));
+if (!oldSent.includes('hello in 0.3')) throw new Error(`sendMessage 0.3: ${oldSent}`);
+const oldEvents = [];
+for await (const ev of old.sendMessageStream(request('streamed in 0.3'))) oldEvents.push(JSON.stringify(ev));
+if (!oldEvents.some((e) => e.includes('streamed in 0.3'))) throw new Error(`stream 0.3: ${oldEvents.join('\n')}`);
+console.log(`a2a js sdk: sent, streamed ${events.length} events, refused without the entitlement; in 0.3 sent and streamed ${oldEvents.length} events`);
