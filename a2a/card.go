@@ -113,7 +113,8 @@ type agentRecord struct {
 	version     int64
 	skills      []string
 	endpoint    string
-	version03   bool // the endpoint speaks A2A 0.3
+	version03   bool  // the endpoint speaks A2A 0.3
+	pinned      *Card // the agent's own card as approved, if imported
 }
 
 // urls are the public URLs a tenant's cards name.
@@ -156,6 +157,24 @@ func cardFor(a *agentRecord, org string, u urls) *Card {
 	}
 	for _, s := range a.skills {
 		c.Skills = append(c.Skills, Skill{ID: s, Name: s, Description: s, Tags: []string{s}})
+	}
+	if p := a.pinned; p != nil {
+		// What the agent says of itself, as approved: its description,
+		// skills, modes and capabilities; the name, the interfaces and the
+		// ways in stay xavyo's.
+		if p.Description != "" {
+			c.Description = p.Description
+		}
+		if len(p.Skills) > 0 {
+			c.Skills = p.Skills
+		}
+		if len(p.DefaultInputModes) > 0 {
+			c.DefaultInputModes = p.DefaultInputModes
+		}
+		if len(p.DefaultOutputModes) > 0 {
+			c.DefaultOutputModes = p.DefaultOutputModes
+		}
+		c.Capabilities.Streaming, c.Capabilities.PushNotifications = p.Capabilities.Streaming, p.Capabilities.PushNotifications
 	}
 	return c
 }

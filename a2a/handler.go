@@ -48,6 +48,11 @@ type Config struct {
 	Audit   Auditor
 	// Client reaches target agents: the egress client (checked dials).
 	Client *http.Client
+	// Fetch reads agents' own cards and their signers' keys (egress,
+	// bounded); NHIs and Gov serve card imports.
+	Fetch *http.Client
+	NHIs  NHIs
+	Gov   Entitlements
 	// AgentURL and AdminURL are agent.public_url and admin.public_url.
 	AgentURL string
 	AdminURL string
@@ -122,20 +127,22 @@ func (h *Handlers) urls(t *tenant.Tenant) urls {
 func (h *Handlers) agents(ctx context.Context, slug string) ([]*agentRecord, error) {
 	var out []*agentRecord
 	err := h.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		q := `SELECT id, slug, name, description, version, profile FROM nhis WHERE tenant_id = $1 AND kind = 'agent' AND status = 'active'`
+		q := `SELECT n.id, n.slug, n.name, n.description, n.version, n.profile, COALESCE(c.pinned_card, '') FROM nhis n
+			LEFT JOIN a2a_cards c ON c.tenant_id = n.tenant_id AND c.nhi_id = n.id
+			WHERE n.tenant_id = $1 AND n.kind = 'agent' AND n.status = 'active'`
 		args := []any{tx.TenantID()}
 		if slug != "" {
-			q, args = q+` AND slug = $2`, append(args, slug)
+			q, args = q+` AND n.slug = $2`, append(args, slug)
 		}
-		rows, err := tx.Query(ctx, q+` ORDER BY slug`, args...)
+		rows, err := tx.Query(ctx, q+` ORDER BY n.slug`, args...)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
 			a := &agentRecord{}
-			var profile []byte
-			if err := rows.Scan(&a.id, &a.slug, &a.name, &a.description, &a.version, &profile); err != nil {
+			var profile, pinned []byte
+			if err := rows.Scan(&a.id, &a.slug, &a.name, &a.description, &a.version, &profile, &pinned); err != nil {
 				return err
 			}
 			var p struct {
@@ -149,6 +156,10 @@ func (h *Handlers) agents(ctx context.Context, slug string) ([]*agentRecord, err
 				continue
 			}
 			a.skills, a.endpoint, a.version03 = p.Agent.Skills, p.Agent.A2AEndpoint, p.Agent.A2AVersion == "0.3"
+			if len(pinned) > 0 {
+				a.pinned = &Card{}
+				_ = json.Unmarshal(pinned, a.pinned)
+			}
 			out = append(out, a)
 		}
 		return rows.Err()

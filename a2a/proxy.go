@@ -32,9 +32,10 @@ type Minter interface {
 	Mint(ctx context.Context, c token.Claims) (string, error)
 }
 
-// Auditor records calls.
+// Auditor records calls (Append) and changes (AppendSync).
 type Auditor interface {
 	Append(ctx context.Context, e audit.Entry) (*audit.Receipt, error)
+	AppendSync(ctx context.Context, e audit.Entry) error
 }
 
 // Methods of A2A v1.0 and, beside them, v0.3 (an empty A2A-Version).

@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/xavyo/xavyo/a2a"
+	a2arest "github.com/xavyo/xavyo/a2a/rest"
 	"github.com/xavyo/xavyo/gateway"
 	"github.com/xavyo/xavyo/governance"
 	govrest "github.com/xavyo/xavyo/governance/rest"
@@ -269,9 +270,12 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	mh.Mount(s.agent.Handle)
 	mh.MountResourceMetadata(s.agent.Handle)
 	s.mcp.Mount(s.agent.Handle)
-	a2a.New(a2a.Config{DB: s.db, Tenants: s.tenants, Signer: s.tokens, Tokens: s.tokens, Access: s.engine, Minter: s.tokens, Audit: s.seq,
-		Client: upstreams, AgentURL: cfg.Agent.PublicURL,
-		AdminURL: cfg.Admin.PublicURL, Version: version, Logger: log}).Mount(s.agent.Handle)
+	agents := a2a.New(a2a.Config{DB: s.db, Tenants: s.tenants, Signer: s.tokens, Tokens: s.tokens, Access: s.engine, Minter: s.tokens, Audit: s.seq,
+		Client: upstreams, Fetch: fetch, NHIs: s.nhis, Gov: s.gov, AgentURL: cfg.Agent.PublicURL, AdminURL: cfg.Admin.PublicURL, Version: version,
+		Logger: log})
+	agents.Mount(s.agent.Handle)
+	(&a2arest.Handler{A2A: agents}).Mount(s.api)
+	s.handlers.Handle(governance.EventPrefix+"entitlement", agents.OnEntitlementEvent)
 
 	bootToken, err := s.boot.Ensure(ctx, cfg.BootstrapToken, cfg.BootstrapTokenSet)
 	if err != nil {
