@@ -18,6 +18,7 @@ import (
 	"github.com/xavyo/xavyo/governance"
 	"github.com/xavyo/xavyo/identity/tenant"
 	"github.com/xavyo/xavyo/identity/token"
+	"github.com/xavyo/xavyo/internal/events"
 	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/store"
 )
@@ -53,6 +54,9 @@ type Config struct {
 	Fetch *http.Client
 	NHIs  NHIs
 	Gov   Entitlements
+	// Approvals hold calls whose grant requires approval; Bus wakes them.
+	Approvals Approvals
+	Bus       *events.Bus
 	// AgentURL and AdminURL are agent.public_url and admin.public_url.
 	AgentURL string
 	AdminURL string

@@ -3,6 +3,8 @@ package a2a
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -17,6 +19,7 @@ import (
 	"github.com/xavyo/xavyo/identity/tenant"
 	"github.com/xavyo/xavyo/identity/token"
 	"github.com/xavyo/xavyo/internal/audit"
+	"github.com/xavyo/xavyo/internal/events"
 	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/reqid"
 )
@@ -70,16 +73,17 @@ func rpcError(w http.ResponseWriter, status int, id json.RawMessage, code int, m
 
 // callDetails is the audit record of one proxied call.
 type callDetails struct {
-	Agent     string            `json:"agent"`
-	Method    string            `json:"method"`
-	Version   string            `json:"a2a_version" doc:"the caller's A2A-Version (empty: 0.3)"`
-	Decision  string            `json:"decision"`
-	Reason    string            `json:"reason"`
-	Code      string            `json:"code,omitempty"`
-	Actors    []principal.Actor `json:"actors,omitempty"`
-	ClientID  string            `json:"client_id,omitempty"`
-	Status    int               `json:"upstream_status,omitempty"`
-	LatencyMS float64           `json:"latency_ms,omitempty"`
+	Agent      string            `json:"agent"`
+	Method     string            `json:"method"`
+	Version    string            `json:"a2a_version" doc:"the caller's A2A-Version (empty: 0.3)"`
+	Decision   string            `json:"decision"`
+	Reason     string            `json:"reason"`
+	Code       string            `json:"code,omitempty"`
+	Actors     []principal.Actor `json:"actors,omitempty"`
+	ClientID   string            `json:"client_id,omitempty"`
+	Status     int               `json:"upstream_status,omitempty"`
+	ApprovalID *uuid.UUID        `json:"approval_id,omitempty"`
+	LatencyMS  float64           `json:"latency_ms,omitempty"`
 }
 
 // call proxies one JSON-RPC request to an agent: the caller must hold the
@@ -144,11 +148,12 @@ func (h *Handlers) call(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	det.Decision, det.Reason, det.Code = d.Decision, d.Reason, d.Code
+	if d.Decision == governance.ApprovalRequired {
+		d = h.hold(ctx, t, p, a, m.Method, d, &det)
+		det.Decision, det.Reason, det.Code = d.Decision, d.Reason, d.Code
+	}
 	if !d.Allowed() {
 		det.Decision = governance.Deny
-		if d.Decision == governance.ApprovalRequired {
-			det.Reason = "the grant requires approval of each call, which A2A calls do not offer yet"
-		}
 		entry.Outcome, entry.Details = audit.OutcomeDenied, det
 		rec, err := h.cfg.Audit.Append(ctx, entry)
 		if err == nil {
@@ -173,6 +178,68 @@ func (h *Handlers) call(w http.ResponseWriter, r *http.Request) {
 		rpcError(w, http.StatusBadGateway, m.ID, codeInternal, err.Error(), map[string]string{"audit_id": receipt.ID.String()})
 	}
 	h.outcome(ctx, t, p, a, receipt.ID, m.Method, status, time.Since(start))
+}
+
+// Approvals is governance's approval primitive.
+type Approvals interface {
+	OpenApproval(ctx context.Context, in governance.OpenInput) (*governance.Approval, error)
+	AwaitApproval(ctx context.Context, bus *events.Bus, id uuid.UUID, poll time.Duration) (*governance.Approval, error)
+	ReusableApproval(ctx context.Context, fingerprint string, within time.Duration) (*governance.Approval, error)
+	Cancel(ctx context.Context, id uuid.UUID, in governance.CancelInput) (*governance.Approval, error)
+}
+
+// hold waits for an approval of a call whose only grant requires one
+// (kind a2a_call), up to the tenant's approval timeout. An approval covers
+// the caller's calls to this agent for the grant's approval_reuse_minutes
+// (the content of A2A messages varies call to call: the window is per
+// caller and agent).
+func (h *Handlers) hold(ctx context.Context, t *tenant.Tenant, p *principal.Principal, a *agentRecord, method string, d governance.Decision,
+	det *callDetails) governance.Decision {
+	deny := func(reason, code string) governance.Decision {
+		return governance.Decision{Decision: governance.Deny, Reason: reason, Code: code, EntitlementID: d.EntitlementID}
+	}
+	sub, _, ok := subjects(p)
+	if !ok || h.cfg.Approvals == nil {
+		return deny("the call needs an approval, which could not be requested", "approval_unavailable")
+	}
+	ctx = principal.With(ctx, p)
+	fp := sha256.Sum256([]byte("a2a/" + sub.Type + "/" + sub.ID.String() + "/" + d.EntitlementID.String()))
+	fingerprint := hex.EncodeToString(fp[:])
+	if d.Constraints != nil && d.Constraints.ApprovalReuseMinutes > 0 {
+		if got, err := h.cfg.Approvals.ReusableApproval(ctx, fingerprint, time.Duration(d.Constraints.ApprovalReuseMinutes)*time.Minute); err == nil && got != nil {
+			det.ApprovalID = &got.ID
+			return governance.Decision{Decision: governance.Allow, Reason: "approved (an approval of this caller's calls, reused)", Code: "approval_reused"}
+		}
+	}
+	timeout := time.Duration(tenant.PoliciesOf(t).MCP.ApprovalTimeoutSeconds) * time.Second
+	if timeout <= 0 {
+		timeout = 5 * time.Minute
+	}
+	ap, err := h.cfg.Approvals.OpenApproval(ctx, governance.OpenInput{Kind: governance.KindA2ACall, RequesterType: sub.Type, RequesterID: sub.ID,
+		SubjectType: sub.Type, SubjectID: sub.ID, TargetType: "entitlement", TargetID: d.EntitlementID, TTL: timeout, Fingerprint: fingerprint,
+		Justification: "A2A " + method + " to " + a.slug, Payload: map[string]any{"agent": a.slug, "method": method, "caller": map[string]any{
+			"kind": p.Kind, "id": p.SubjectID, "client_id": p.ClientID}, "actors": p.Actors}})
+	if err != nil {
+		return deny("the call needs an approval, which could not be requested", "approval_unavailable")
+	}
+	det.ApprovalID = &ap.ID
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	got, err := h.cfg.Approvals.AwaitApproval(wctx, h.cfg.Bus, ap.ID, 2*time.Second)
+	switch {
+	case err != nil:
+		reason := "no approval decision within " + timeout.String()
+		code := "approval_timeout"
+		if ctx.Err() != nil {
+			reason, code = "the caller went away", "approval_cancelled"
+		}
+		_, _ = h.cfg.Approvals.Cancel(context.WithoutCancel(ctx), ap.ID, governance.CancelInput{Comment: reason})
+		return deny(reason, code)
+	case got.Status == governance.StatusApproved:
+		return governance.Decision{Decision: governance.Allow, Reason: "approved", Code: "approved"}
+	default:
+		return deny("the approval was "+got.Status+": "+got.Reason, "approval_"+got.Status)
+	}
 }
 
 // forward sends the request on and copies the answer back, flushing each

@@ -22,6 +22,8 @@ import (
 const (
 	KindAccessRequest = "access_request"
 	KindToolCall      = "tool_call"
+	// An agent-to-agent call held by the A2A proxy is of kind KindA2ACall
+	// ("a2a_call", as the entitlement it needs).
 )
 
 // Approval states.
@@ -47,7 +49,7 @@ const (
 // another module opened (a held tool call).
 type Approval struct {
 	ID              uuid.UUID       `json:"id"`
-	Kind            string          `json:"kind" doc:"access_request or tool_call"`
+	Kind            string          `json:"kind" doc:"access_request, tool_call or a2a_call"`
 	Status          string          `json:"status" doc:"pending, approved, denied, cancelled, expired or failed"`
 	RequesterType   string          `json:"requester_type" doc:"user or nhi"`
 	RequesterID     uuid.UUID       `json:"requester_id"`
@@ -197,7 +199,7 @@ func loadTarget(ctx context.Context, tx *store.Tx, typ string, id uuid.UUID) (*t
 // separation-of-duties check runs first and refuses, naming the rule; a
 // target whose workflow auto-approves its risk is granted at once.
 func (s *Service) OpenApproval(ctx context.Context, in OpenInput) (*Approval, error) {
-	if err := oneOf("kind", in.Kind, KindAccessRequest, KindToolCall); err != nil {
+	if err := oneOf("kind", in.Kind, KindAccessRequest, KindToolCall, KindA2ACall); err != nil {
 		return nil, err
 	}
 	if err := oneOf("subject_type", in.SubjectType, SubjectUser, SubjectNHI); err != nil {
@@ -870,7 +872,7 @@ func (s *Service) ListApprovals(ctx context.Context, o ListApprovalsOptions) ([]
 		return nil, false, err
 	}
 	if o.Kind != "" {
-		if err := oneOf("kind", o.Kind, KindAccessRequest, KindToolCall); err != nil {
+		if err := oneOf("kind", o.Kind, KindAccessRequest, KindToolCall, KindA2ACall); err != nil {
 			return nil, false, err
 		}
 	}
@@ -1022,8 +1024,8 @@ func (s *Service) Tick(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// ReusableApproval finds an approval of kind tool_call with this
-// fingerprint approved less than within ago (nil if none).
+// ReusableApproval finds an approval of a held call (tool_call, a2a_call)
+// with this fingerprint approved less than within ago (nil if none).
 func (s *Service) ReusableApproval(ctx context.Context, fingerprint string, within time.Duration) (*Approval, error) {
 	if fingerprint == "" || within <= 0 {
 		return nil, nil
@@ -1031,7 +1033,7 @@ func (s *Service) ReusableApproval(ctx context.Context, fingerprint string, with
 	var a *Approval
 	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
 		var err error
-		a, err = scanApproval(tx.QueryRow(ctx, `SELECT `+approvalCols+` FROM approvals WHERE tenant_id = $1 AND kind = 'tool_call' AND fingerprint = $2
+		a, err = scanApproval(tx.QueryRow(ctx, `SELECT `+approvalCols+` FROM approvals WHERE tenant_id = $1 AND kind <> 'access_request' AND fingerprint = $2
 			AND status = 'approved' AND decided_at > $3 ORDER BY decided_at DESC LIMIT 1`, tx.TenantID(), fingerprint, s.now().Add(-within)))
 		return err
 	})

@@ -408,6 +408,37 @@ func TestA2AProxy(t *testing.T) {
 				t.Errorf("another tenant's token: %d %s", code, out)
 			}
 
+			// A grant that requires approval: the call waits for an approver.
+			resp, body = h.doAs(tok, "PATCH", "/api/v1/assignments/"+grant, map[string]any{"constraints": map[string]any{"requires_approval": true}})
+			expect(t, resp, body, 200, "require approval")
+			held := make(chan string, 1)
+			go func() {
+				out, _ := send(callerTok, "held for approval")
+				held <- out
+			}()
+			var approval string
+			waitFor(t, "the held A2A call's approval", func() bool {
+				_, body := h.doAs(tok, "GET", "/api/v1/approvals?queue=to_decide&kind=a2a_call", nil)
+				if items := decode[pageJSON[approvalJSON]](t, body).Items; len(items) == 1 {
+					approval = items[0].ID
+				}
+				return approval != ""
+			})
+			resp, body = h.doAs(tok, "POST", "/api/v1/approvals/"+approval+"/decision", map[string]any{"decision": "approve"})
+			expect(t, resp, body, 200, "approve the A2A call")
+			if out := <-held; !strings.Contains(out, "held for approval") {
+				t.Fatalf("the approved A2A call: %s", out)
+			}
+			_, body = h.doAs(tok, "GET", "/api/v1/audit?action=a2a.call&outcome=success", nil)
+			if !strings.Contains(string(body), `"approval_id":"`+approval+`"`) {
+				t.Fatalf("the call's record does not name its approval: %.300s", body)
+			}
+			resp, body = h.doAs(tok, "PATCH", "/api/v1/policies", map[string]any{"mcp": map[string]any{"approval_timeout_seconds": 1}})
+			expect(t, resp, body, 200, "approval timeout")
+			if out, err := send(callerTok, "nobody decides"); err == nil || !strings.Contains(out, "403") {
+				t.Fatalf("an undecided A2A call: %v %s", err, out)
+			}
+
 			// Revoked: refused on the next call.
 			resp, body = h.doAs(tok, "DELETE", "/api/v1/assignments/"+grant, nil)
 			expect(t, resp, body, 204, "revoke")

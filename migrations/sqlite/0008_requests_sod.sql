@@ -28,7 +28,7 @@ CREATE UNIQUE INDEX approval_workflows_default ON approval_workflows (tenant_id)
 CREATE TABLE approvals (
     tenant_id        TEXT NOT NULL REFERENCES tenants(id),
     id               TEXT NOT NULL,
-    kind             TEXT NOT NULL CHECK (kind IN ('access_request', 'tool_call')),
+    kind             TEXT NOT NULL CHECK (kind IN ('access_request', 'tool_call', 'a2a_call')),
     status           TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'denied', 'cancelled', 'expired', 'failed')),
     requester_type   TEXT NOT NULL,
     requester_id     TEXT NOT NULL,
@@ -60,8 +60,8 @@ CREATE INDEX approvals_status ON approvals (tenant_id, status, step_started_at);
 CREATE INDEX approvals_requester ON approvals (tenant_id, requester_id, id);
 CREATE INDEX approvals_subject ON approvals (tenant_id, subject_id, id);
 CREATE INDEX approvals_due ON approvals (step_due_at) WHERE status = 'pending';
--- Held tool calls: an approval may cover identical calls (same subject, tool and arguments) for a while.
-CREATE INDEX approvals_fingerprint ON approvals (tenant_id, fingerprint, decided_at) WHERE kind = 'tool_call';
+-- Held calls: an approval may cover identical calls (same subject, target and content) for a while.
+CREATE INDEX approvals_fingerprint ON approvals (tenant_id, fingerprint, decided_at) WHERE kind <> 'access_request';
 CREATE INDEX approvals_expiry ON approvals (expires_at) WHERE status = 'pending';
 -- One pending request per access (racing requests: one wins).
 CREATE UNIQUE INDEX approvals_one_pending_request ON approvals (tenant_id, subject_type, subject_id, target_type, target_id)
