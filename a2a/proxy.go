@@ -50,6 +50,12 @@ var methods = []string{
 	"tasks/pushNotificationConfig/get", "tasks/pushNotificationConfig/list", "tasks/pushNotificationConfig/delete", "agent/getAuthenticatedExtendedCard",
 }
 
+// streaming are the methods answered with an event stream (no bound but
+// the caller's patience); the others must answer within callTimeout.
+var streaming = []string{"SendStreamingMessage", "SubscribeToTask", "message/stream", "tasks/resubscribe"}
+
+const callTimeout = 5 * time.Minute
+
 // JSON-RPC error codes.
 const (
 	codeParse          = -32700
@@ -173,7 +179,14 @@ func (h *Handlers) call(w http.ResponseWriter, r *http.Request) {
 		rpcError(w, http.StatusServiceUnavailable, m.ID, codeInternal, "the call could not be audited", nil)
 		return
 	}
-	status, err := h.forward(ctx, w, r, t, p, a, body, receipt)
+	fctx := ctx
+	if !slices.Contains(streaming, m.Method) {
+		// An answer that does not stream comes within the bound.
+		var cancel context.CancelFunc
+		fctx, cancel = context.WithTimeout(ctx, callTimeout)
+		defer cancel()
+	}
+	status, err := h.forward(fctx, w, r, t, p, a, body, receipt)
 	if err != nil {
 		rpcError(w, http.StatusBadGateway, m.ID, codeInternal, err.Error(), map[string]string{"audit_id": receipt.ID.String()})
 	}
