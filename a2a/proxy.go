@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-jose/go-jose/v4/jwt"
@@ -61,6 +62,7 @@ const (
 	codeParse          = -32700
 	codeInvalidRequest = -32600
 	codeMethodNotFound = -32601
+	codeUnsupported    = -32004 // A2A UnsupportedOperationError
 	codeInternal       = -32603
 	// codeForbidden: the caller may not call this agent (HTTP 403).
 	codeForbidden = -32000
@@ -138,6 +140,15 @@ func (h *Handlers) call(w http.ResponseWriter, r *http.Request) {
 		rpcError(w, http.StatusOK, m.ID, codeMethodNotFound, "unknown A2A method: "+m.Method, nil)
 		return
 	}
+	// A caller of 1.0 to an agent of 0.3: the request and its answer are
+	// translated (1.0 method names are CamelCase, 0.3 ones have a slash).
+	translate := a.version03 && !strings.Contains(m.Method, "/")
+	if translate {
+		if body, translate = requestTo03(body); !translate {
+			rpcError(w, http.StatusOK, m.ID, codeUnsupported, m.Method+" is not offered toward an agent of A2A 0.3", nil)
+			return
+		}
+	}
 	det := callDetails{Agent: a.slug, Method: m.Method, Version: r.Header.Get("A2A-Version"), Actors: p.Actors, ClientID: p.ClientID}
 	entry := audit.Entry{TenantID: t.ID, Action: ActionCall, TargetKind: "a2a_agent", TargetID: a.slug, RequestID: reqid.From(ctx)}.ActorFrom(p)
 	snap, err := h.cfg.Access.Snapshot(ctx, t.ID)
@@ -186,7 +197,7 @@ func (h *Handlers) call(w http.ResponseWriter, r *http.Request) {
 		fctx, cancel = context.WithTimeout(ctx, callTimeout)
 		defer cancel()
 	}
-	status, err := h.forward(fctx, w, r, t, p, a, body, receipt)
+	status, err := h.forward(fctx, w, r, t, p, a, body, receipt, translate, m.Method)
 	if err != nil {
 		rpcError(w, http.StatusBadGateway, m.ID, codeInternal, err.Error(), map[string]string{"audit_id": receipt.ID.String()})
 	}
@@ -259,7 +270,7 @@ func (h *Handlers) hold(ctx context.Context, t *tenant.Tenant, p *principal.Prin
 // chunk (event streams pass as they come). It returns the target's status;
 // an error only when nothing was answered yet.
 func (h *Handlers) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, t *tenant.Tenant, p *principal.Principal, a *agentRecord,
-	body []byte, receipt *audit.Receipt) (int, error) {
+	body []byte, receipt *audit.Receipt, translate bool, method string) (int, error) {
 	cred, err := h.credential(ctx, t, p, a)
 	if err != nil {
 		return 0, err
@@ -272,6 +283,9 @@ func (h *Handlers) forward(ctx context.Context, w http.ResponseWriter, r *http.R
 		if v := r.Header.Get(k); v != "" {
 			req.Header.Set(k, v)
 		}
+	}
+	if translate {
+		req.Header.Del("A2A-Version") // none: 0.3
 	}
 	if req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json")
@@ -292,8 +306,23 @@ func (h *Handlers) forward(ctx context.Context, w http.ResponseWriter, r *http.R
 		}
 	}
 	w.Header().Set("X-Audit-Id", receipt.ID.String())
-	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
+	if translate {
+		w.Header().Set("A2A-Version", ProtocolVersion)
+		if isJSON(resp.Header.Get("Content-Type")) {
+			b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+			if err != nil {
+				return 0, errors.New("the agent's answer could not be read")
+			}
+			w.WriteHeader(resp.StatusCode)
+			_, _ = w.Write(responseFrom03(b, method))
+			return resp.StatusCode, nil
+		}
+		w.WriteHeader(resp.StatusCode)
+		_ = streamFrom03(w, resp.Body, method, func() { _ = rc.Flush() })
+		return resp.StatusCode, nil
+	}
+	w.WriteHeader(resp.StatusCode)
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := resp.Body.Read(buf)

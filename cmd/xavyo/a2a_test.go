@@ -278,9 +278,9 @@ func TestA2AProxy(t *testing.T) {
 			slug := uniqueSlug("a2p")
 			_, tok := tenantAdmin(t, h, slug)
 			owner := decodeMe(t, h, tok)
-			for name, endpoint := range map[string]string{"echo": latest, "echo-v03": legacy} {
+			for name, agent := range map[string]map[string]any{"echo": {"a2a_endpoint": latest}, "echo-v03": {"a2a_endpoint": legacy, "a2a_version": "0.3"}} {
 				resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": name, "name": name, "owner_id": owner,
-					"profile": map[string]any{"agent": map[string]any{"a2a_endpoint": endpoint}}})
+					"profile": map[string]any{"agent": agent}})
 				expect(t, resp, body, 201, "agent "+name)
 			}
 			resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "caller", "name": "Caller", "owner_id": owner})
@@ -381,8 +381,33 @@ func TestA2AProxy(t *testing.T) {
 				}
 			}
 			v03 := `{"jsonrpc":"2.0","id":"1","method":"message/send","params":{"message":{"kind":"message","messageId":"m1","role":"user","parts":[{"kind":"text","text":"old protocol"}]}}}`
-			if code, out := raw(base+"/echo-v03", token(base+"/echo-v03"), v03); code != 200 || !strings.Contains(out, "old protocol") {
+			v03Tok := token(base + "/echo-v03")
+			if code, out := raw(base+"/echo-v03", v03Tok, v03); code != 200 || !strings.Contains(out, "old protocol") {
 				t.Fatalf("v0.3 message/send: %d %s", code, out)
+			}
+			// A caller of 1.0 to the agent of 0.3: translated both ways.
+			v1 := `{"jsonrpc":"2.0","id":"2","method":"SendMessage","params":{"message":{"messageId":"m2","role":"ROLE_USER","parts":[{"text":"new protocol"}]}}}`
+			code, out := raw(base+"/echo-v03", v03Tok, v1, "A2A-Version", "1.0")
+			if code != 200 || !strings.Contains(out, `"result":{"task":{`) || !strings.Contains(out, `"state":"TASK_STATE_COMPLETED"`) ||
+				!strings.Contains(out, `{"text":"new protocol"}`) || strings.Contains(out, `"kind"`) {
+				t.Fatalf("SendMessage to an agent of 0.3: %d %s", code, out)
+			}
+			var sentTask struct {
+				Result struct{ Task struct{ ID string } }
+			}
+			_ = json.Unmarshal([]byte(out), &sentTask)
+			if code, out := raw(base+"/echo-v03", v03Tok, `{"jsonrpc":"2.0","id":"3","method":"GetTask","params":{"id":"`+sentTask.Result.Task.ID+`"}}`,
+				"A2A-Version", "1.0"); code != 200 || !strings.Contains(out, `"result":{`) || !strings.Contains(out, `"id":"`+sentTask.Result.Task.ID+`"`) ||
+				!strings.Contains(out, "TASK_STATE_COMPLETED") {
+				t.Fatalf("GetTask from an agent of 0.3: %d %s", code, out)
+			}
+			stream := strings.Replace(strings.Replace(v1, "SendMessage", "SendStreamingMessage", 1), "new protocol", "new stream", 1)
+			if code, out := raw(base+"/echo-v03", v03Tok, stream, "A2A-Version", "1.0", "Accept", "text/event-stream"); code != 200 ||
+				!strings.Contains(out, "data: ") || !strings.Contains(out, `"new stream"`) || strings.Contains(out, `"kind"`) {
+				t.Fatalf("SendStreamingMessage to an agent of 0.3: %d %s", code, out)
+			}
+			if _, out := raw(base+"/echo-v03", v03Tok, `{"jsonrpc":"2.0","id":"4","method":"ListTasks","params":{}}`, "A2A-Version", "1.0"); !strings.Contains(out, `"code":-32004`) {
+				t.Fatalf("an untranslated method to an agent of 0.3: %s", out)
 			}
 
 			// Bad input gets the JSON-RPC errors.

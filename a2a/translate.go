@@ -1,0 +1,271 @@
+package a2a
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"strings"
+)
+
+// Callers of A2A 1.0 reach agents of 0.3 through a translation of the
+// requests and results they exchange: messages, parts, tasks, states and
+// streamed events (docs/design/0010). Members a version lacks are dropped.
+
+// methodTo03 maps the 1.0 methods that are translated to their 0.3 names.
+var methodTo03 = map[string]string{
+	"SendMessage":          "message/send",
+	"SendStreamingMessage": "message/stream",
+	"GetTask":              "tasks/get",
+	"CancelTask":           "tasks/cancel",
+	"SubscribeToTask":      "tasks/resubscribe",
+}
+
+var roleTo03 = map[string]string{"ROLE_USER": "user", "ROLE_AGENT": "agent"}
+
+var stateFrom03 = map[string]string{
+	"submitted": "TASK_STATE_SUBMITTED", "working": "TASK_STATE_WORKING", "input-required": "TASK_STATE_INPUT_REQUIRED",
+	"completed": "TASK_STATE_COMPLETED", "canceled": "TASK_STATE_CANCELED", "failed": "TASK_STATE_FAILED",
+	"rejected": "TASK_STATE_REJECTED", "auth-required": "TASK_STATE_AUTH_REQUIRED", "unknown": "TASK_STATE_UNSPECIFIED",
+}
+
+type obj = map[string]any
+
+func asObj(v any) obj {
+	o, _ := v.(obj)
+	return o
+}
+
+func asList(v any) []any {
+	l, _ := v.([]any)
+	return l
+}
+
+// copyKeys copies the named members present in src.
+func copyKeys(dst, src obj, keys ...string) {
+	for _, k := range keys {
+		if v, ok := src[k]; ok {
+			dst[k] = v
+		}
+	}
+}
+
+func partTo03(p obj) obj {
+	out := obj{}
+	copyKeys(out, p, "metadata")
+	switch {
+	case p["text"] != nil:
+		out["kind"], out["text"] = "text", p["text"]
+	case p["data"] != nil:
+		out["kind"], out["data"] = "data", p["data"]
+	case p["url"] != nil || p["raw"] != nil:
+		f := obj{}
+		if p["url"] != nil {
+			f["uri"] = p["url"]
+		} else {
+			f["bytes"] = p["raw"]
+		}
+		if p["mediaType"] != nil {
+			f["mimeType"] = p["mediaType"]
+		}
+		if p["filename"] != nil {
+			f["name"] = p["filename"]
+		}
+		out["kind"], out["file"] = "file", f
+	default:
+		out["kind"], out["text"] = "text", ""
+	}
+	return out
+}
+
+func partFrom03(p obj) obj {
+	out := obj{}
+	copyKeys(out, p, "metadata")
+	switch p["kind"] {
+	case "text":
+		out["text"] = p["text"]
+	case "data":
+		out["data"] = p["data"]
+	case "file":
+		f := asObj(p["file"])
+		if f["uri"] != nil {
+			out["url"] = f["uri"]
+		} else {
+			out["raw"] = f["bytes"]
+		}
+		if f["mimeType"] != nil {
+			out["mediaType"] = f["mimeType"]
+		}
+		if f["name"] != nil {
+			out["filename"] = f["name"]
+		}
+	}
+	return out
+}
+
+func parts(l []any, conv func(obj) obj) []any {
+	out := make([]any, 0, len(l))
+	for _, p := range l {
+		out = append(out, conv(asObj(p)))
+	}
+	return out
+}
+
+func messageTo03(m obj) obj {
+	out := obj{"kind": "message", "role": roleTo03[asString(m["role"])], "parts": parts(asList(m["parts"]), partTo03)}
+	if out["role"] == "" {
+		out["role"] = "user"
+	}
+	copyKeys(out, m, "messageId", "contextId", "taskId", "metadata", "extensions", "referenceTaskIds")
+	return out
+}
+
+func messageFrom03(m obj) obj {
+	role := "ROLE_USER"
+	if m["role"] == "agent" {
+		role = "ROLE_AGENT"
+	}
+	out := obj{"role": role, "parts": parts(asList(m["parts"]), partFrom03)}
+	copyKeys(out, m, "messageId", "contextId", "taskId", "metadata", "extensions", "referenceTaskIds")
+	return out
+}
+
+func statusFrom03(s obj) obj {
+	out := obj{"state": stateFrom03[asString(s["state"])]}
+	if out["state"] == "" {
+		out["state"] = "TASK_STATE_UNSPECIFIED"
+	}
+	copyKeys(out, s, "timestamp")
+	if m := asObj(s["message"]); m != nil {
+		out["message"] = messageFrom03(m)
+	}
+	return out
+}
+
+func artifactFrom03(a obj) obj {
+	out := obj{"parts": parts(asList(a["parts"]), partFrom03)}
+	copyKeys(out, a, "artifactId", "name", "description", "metadata", "extensions")
+	return out
+}
+
+func taskFrom03(t obj) obj {
+	out := obj{"status": statusFrom03(asObj(t["status"]))}
+	copyKeys(out, t, "id", "contextId", "metadata")
+	if l := asList(t["artifacts"]); l != nil {
+		as := make([]any, 0, len(l))
+		for _, a := range l {
+			as = append(as, artifactFrom03(asObj(a)))
+		}
+		out["artifacts"] = as
+	}
+	if l := asList(t["history"]); l != nil {
+		hs := make([]any, 0, len(l))
+		for _, m := range l {
+			hs = append(hs, messageFrom03(asObj(m)))
+		}
+		out["history"] = hs
+	}
+	return out
+}
+
+// eventFrom03 turns a 0.3 result (task, message, status-update or
+// artifact-update) into 1.0 form; wrapped says whether it is one of a
+// stream's or a send's results (a member named after its kind) rather
+// than a bare task (GetTask, CancelTask).
+func eventFrom03(r obj, wrapped bool) obj {
+	switch r["kind"] {
+	case "message":
+		return obj{"message": messageFrom03(r)}
+	case "status-update":
+		u := obj{"status": statusFrom03(asObj(r["status"]))}
+		copyKeys(u, r, "taskId", "contextId", "metadata")
+		return obj{"statusUpdate": u}
+	case "artifact-update":
+		u := obj{"artifact": artifactFrom03(asObj(r["artifact"]))}
+		copyKeys(u, r, "taskId", "contextId", "append", "lastChunk", "metadata")
+		return obj{"artifactUpdate": u}
+	}
+	if wrapped {
+		return obj{"task": taskFrom03(r)}
+	}
+	return taskFrom03(r)
+}
+
+func asString(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+// requestTo03 rewrites a 1.0 request for an agent of 0.3; false when the
+// method is not one that is translated.
+func requestTo03(body []byte) ([]byte, bool) {
+	var req obj
+	if json.Unmarshal(body, &req) != nil {
+		return nil, false
+	}
+	method, ok := methodTo03[asString(req["method"])]
+	if !ok {
+		return nil, false
+	}
+	p := asObj(req["params"])
+	out := obj{}
+	switch method {
+	case "message/send", "message/stream":
+		out["message"] = messageTo03(asObj(p["message"]))
+		copyKeys(out, p, "metadata")
+		if c := asObj(p["configuration"]); c != nil {
+			conf := obj{}
+			copyKeys(conf, c, "acceptedOutputModes", "historyLength")
+			out["configuration"] = conf
+		}
+	default:
+		copyKeys(out, p, "id", "historyLength", "metadata")
+	}
+	req["method"], req["params"] = method, out
+	b, err := json.Marshal(req)
+	return b, err == nil
+}
+
+// responseFrom03 rewrites a 0.3 JSON-RPC response for a caller of 1.0
+// (errors pass unchanged: both versions share the codes).
+func responseFrom03(body []byte, method string) []byte {
+	var resp obj
+	if json.Unmarshal(body, &resp) != nil {
+		return body
+	}
+	r := asObj(resp["result"])
+	if r == nil {
+		return body
+	}
+	resp["result"] = eventFrom03(r, method != "GetTask" && method != "CancelTask")
+	b, err := json.Marshal(resp)
+	if err != nil {
+		return body
+	}
+	return b
+}
+
+// streamFrom03 rewrites a 0.3 event stream for a caller of 1.0, event by
+// event, calling flush after each.
+func streamFrom03(w io.Writer, r io.Reader, method string, flush func()) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if data, ok := strings.CutPrefix(line, "data:"); ok {
+			line = "data: " + string(responseFrom03([]byte(strings.TrimSpace(data)), method))
+		}
+		if _, err := io.WriteString(w, line+"\n"); err != nil {
+			return err
+		}
+		if line == "" {
+			flush()
+		}
+	}
+	flush()
+	return sc.Err()
+}
+
+// isJSON reports whether a content type is JSON (else it is an event stream).
+func isJSON(contentType string) bool {
+	return !strings.HasPrefix(strings.TrimSpace(strings.ToLower(contentType)), "text/event-stream")
+}

@@ -1,0 +1,65 @@
+package a2a
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func canonJSON(t *testing.T, s string) string {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatalf("%v: %s", err, s)
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// TestTranslationTo03: requests of 1.0 become requests of 0.3; results
+// and streamed events of 0.3 come back in 1.0 form.
+func TestTranslationTo03(t *testing.T) {
+	req, ok := requestTo03([]byte(`{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{"messageId":"m","role":"ROLE_USER",
+		"parts":[{"text":"hi"},{"url":"https://x/y.pdf","mediaType":"application/pdf","filename":"y.pdf"},{"data":{"k":1}}]},
+		"configuration":{"acceptedOutputModes":["text/plain"],"historyLength":2,"returnImmediately":true}}}`))
+	want := `{"id":1,"jsonrpc":"2.0","method":"message/send","params":{"configuration":{"acceptedOutputModes":["text/plain"],"historyLength":2},
+		"message":{"kind":"message","messageId":"m","parts":[{"kind":"text","text":"hi"},{"file":{"mimeType":"application/pdf","name":"y.pdf","uri":"https://x/y.pdf"},"kind":"file"},
+		{"data":{"k":1},"kind":"data"}],"role":"user"}}}`
+	if !ok || canonJSON(t, string(req)) != canonJSON(t, want) {
+		t.Fatalf("SendMessage → %s", req)
+	}
+	if _, ok := requestTo03([]byte(`{"jsonrpc":"2.0","id":1,"method":"ListTasks","params":{}}`)); ok {
+		t.Fatal("ListTasks has no 0.3 form here")
+	}
+	task03 := `{"jsonrpc":"2.0","id":1,"result":{"kind":"task","id":"t","contextId":"c","status":{"state":"input-required","timestamp":"2026-11-30T00:00:00Z",
+		"message":{"kind":"message","messageId":"a","role":"agent","parts":[{"kind":"text","text":"which?"}]}},
+		"artifacts":[{"artifactId":"x","parts":[{"kind":"file","file":{"bytes":"aGk=","mimeType":"text/plain"}}]}]}}`
+	for method, want := range map[string]string{
+		"SendMessage": `{"id":1,"jsonrpc":"2.0","result":{"task":{"artifacts":[{"artifactId":"x","parts":[{"mediaType":"text/plain","raw":"aGk="}]}],"contextId":"c","id":"t",
+			"status":{"message":{"messageId":"a","parts":[{"text":"which?"}],"role":"ROLE_AGENT"},"state":"TASK_STATE_INPUT_REQUIRED","timestamp":"2026-11-30T00:00:00Z"}}}}`,
+		"GetTask": `{"id":1,"jsonrpc":"2.0","result":{"artifacts":[{"artifactId":"x","parts":[{"mediaType":"text/plain","raw":"aGk="}]}],"contextId":"c","id":"t",
+			"status":{"message":{"messageId":"a","parts":[{"text":"which?"}],"role":"ROLE_AGENT"},"state":"TASK_STATE_INPUT_REQUIRED","timestamp":"2026-11-30T00:00:00Z"}}}`,
+	} {
+		if got := responseFrom03([]byte(task03), method); canonJSON(t, string(got)) != canonJSON(t, want) {
+			t.Errorf("%s ← %s", method, got)
+		}
+	}
+	errResp := `{"jsonrpc":"2.0","id":1,"error":{"code":-32001,"message":"task not found"}}`
+	if got := responseFrom03([]byte(errResp), "GetTask"); string(got) != errResp {
+		t.Errorf("errors pass unchanged: %s", got)
+	}
+	stream := "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"kind\":\"status-update\",\"taskId\":\"t\",\"contextId\":\"c\",\"final\":true,\"status\":{\"state\":\"completed\"}}}\n\n" +
+		"data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"kind\":\"artifact-update\",\"taskId\":\"t\",\"contextId\":\"c\",\"artifact\":{\"artifactId\":\"x\",\"parts\":[{\"kind\":\"text\",\"text\":\"hi\"}]}}}\n\n"
+	var out bytes.Buffer
+	flushes := 0
+	if err := streamFrom03(&out, strings.NewReader(stream), "SendStreamingMessage", func() { flushes++ }); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(out.String(), "\n")
+	if lines[0] != "event: message" || flushes < 2 ||
+		canonJSON(t, strings.TrimPrefix(lines[1], "data: ")) != canonJSON(t, `{"id":1,"jsonrpc":"2.0","result":{"statusUpdate":{"contextId":"c","status":{"state":"TASK_STATE_COMPLETED"},"taskId":"t"}}}`) ||
+		canonJSON(t, strings.TrimPrefix(lines[3], "data: ")) != canonJSON(t, `{"id":1,"jsonrpc":"2.0","result":{"artifactUpdate":{"artifact":{"artifactId":"x","parts":[{"text":"hi"}]},"contextId":"c","taskId":"t"}}}`) {
+		t.Fatalf("stream:\n%s", out.String())
+	}
+}
