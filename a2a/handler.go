@@ -57,6 +57,9 @@ type Config struct {
 	// Approvals hold calls whose grant requires approval; Bus wakes them.
 	Approvals Approvals
 	Bus       *events.Bus
+	// Sealer keeps callers' webhook tokens; Claimer signs notification tokens.
+	Sealer  Sealer
+	Claimer Claimer
 	// AgentURL and AdminURL are agent.public_url and admin.public_url.
 	AgentURL string
 	AdminURL string
@@ -88,6 +91,7 @@ func (h *Handlers) Mount(handle func(pattern string, h http.Handler)) {
 	handle("GET /t/{slug}/a2a/agents", http.HandlerFunc(h.directory))
 	handle("GET /t/{slug}/a2a/agents/{agent}/.well-known/agent-card.json", http.HandlerFunc(h.agentCard))
 	handle("POST /t/{slug}/a2a/agents/{agent}", http.HandlerFunc(h.call))
+	handle("POST /t/{slug}/a2a/push/{id}", http.HandlerFunc(h.pushed))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

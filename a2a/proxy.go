@@ -62,6 +62,7 @@ const (
 	codeParse          = -32700
 	codeInvalidRequest = -32600
 	codeMethodNotFound = -32601
+	codeInvalidParams  = -32602
 	codeUnsupported    = -32004 // A2A UnsupportedOperationError
 	codeInternal       = -32603
 	// codeForbidden: the caller may not call this agent (HTTP 403).
@@ -182,6 +183,10 @@ func (h *Handlers) call(w http.ResponseWriter, r *http.Request) {
 		}
 		rpcError(w, http.StatusForbidden, m.ID, codeForbidden, "not allowed: "+det.Reason, map[string]string{"reason": det.Reason, "code": det.Code,
 			"audit_id": rec.ID.String()})
+		return
+	}
+	if body, err = h.relayPush(ctx, t, p, a, body); err != nil {
+		rpcError(w, http.StatusOK, m.ID, codeInvalidParams, err.Error(), nil)
 		return
 	}
 	entry.Outcome, entry.Details = audit.OutcomeSuccess, det

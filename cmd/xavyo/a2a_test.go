@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/gowebpki/jcs"
@@ -50,6 +53,27 @@ func a2aToken(t *testing.T, h *harness, slug string, agent agentJSON, resource s
 		t.Fatalf("token: %d %v", code, out)
 	}
 	return out["access_token"].(string)
+}
+
+// a2aCall waits for an A2A agent's application and its a2a_call
+// entitlement (made from the NHI's change event) and returns the
+// entitlement's ID.
+func a2aCall(t *testing.T, h *harness, tok, agent string) string {
+	t.Helper()
+	var call string
+	waitFor(t, "the call entitlement of "+agent, func() bool {
+		_, body := h.doAs(tok, "GET", "/api/v1/applications?type=a2a_agent", nil)
+		for _, a := range decode[pageJSON[struct{ ID, Key string }]](t, body).Items {
+			if a.Key == "a2a-"+agent {
+				_, body := h.doAs(tok, "GET", "/api/v1/applications/"+a.ID+"/entitlements", nil)
+				if items := decode[pageJSON[idJSON]](t, body).Items; len(items) == 1 {
+					call = items[0].ID
+				}
+			}
+		}
+		return call != ""
+	})
+	return call
 }
 
 // getJSON fetches a URL with an optional bearer token.
@@ -179,18 +203,7 @@ func TestA2ACardsAndDirectory(t *testing.T) {
 			if got := names(""); got != "" {
 				t.Fatalf("the directory shows agents the caller may not call: %s", got)
 			}
-			var app string
-			waitFor(t, "the agent's application", func() bool {
-				_, body := h.doAs(tok, "GET", "/api/v1/applications?type=a2a_agent", nil)
-				for _, a := range decode[pageJSON[struct{ ID, Key string }]](t, body).Items {
-					if a.Key == "a2a-researcher" {
-						app = a.ID
-					}
-				}
-				return app != ""
-			})
-			_, body = h.doAs(tok, "GET", "/api/v1/applications/"+app+"/entitlements", nil)
-			call := decode[pageJSON[idJSON]](t, body).Items[0].ID
+			call := a2aCall(t, h, tok, "researcher")
 			grantEntitlement(t, h, tok, "nhi", caller.ID, call)
 			for query, want := range map[string]string{"": "Researcher", "?skill=search": "Researcher", "?skill=cooking": "", "?tag=summarize": "Researcher",
 				"?q=PAPERS": "Researcher", "?q=weather": ""} {
@@ -298,21 +311,7 @@ func TestA2AProxy(t *testing.T) {
 			if out, err := send(callerTok, "before the grant"); err == nil || !strings.Contains(out, "403") {
 				t.Fatalf("a call without the entitlement: %v %s", err, out)
 			}
-			var call string
-			waitFor(t, "the agents' call entitlements", func() bool {
-				_, body := h.doAs(tok, "GET", "/api/v1/applications?type=a2a_agent", nil)
-				apps := decode[pageJSON[struct{ ID, Key string }]](t, body).Items
-				if len(apps) < 2 {
-					return false
-				}
-				for _, a := range apps {
-					if a.Key == "a2a-echo" {
-						_, body := h.doAs(tok, "GET", "/api/v1/applications/"+a.ID+"/entitlements", nil)
-						call = decode[pageJSON[idJSON]](t, body).Items[0].ID
-					}
-				}
-				return call != ""
-			})
+			call := a2aCall(t, h, tok, "echo")
 			grant := grantEntitlement(t, h, tok, "nhi", caller.ID, call)
 			out, err := send(callerTok, "hello through xavyo")
 			if err != nil || !strings.Contains(out, "hello through xavyo") || !strings.Contains(out, "TASK_STATE_COMPLETED") {
@@ -373,13 +372,7 @@ func TestA2AProxy(t *testing.T) {
 				b, _ := io.ReadAll(resp.Body)
 				return resp.StatusCode, string(b)
 			}
-			_, body = h.doAs(tok, "GET", "/api/v1/applications?type=a2a_agent", nil)
-			for _, a := range decode[pageJSON[struct{ ID, Key string }]](t, body).Items {
-				if a.Key == "a2a-echo-v03" {
-					_, body := h.doAs(tok, "GET", "/api/v1/applications/"+a.ID+"/entitlements", nil)
-					grantEntitlement(t, h, tok, "nhi", caller.ID, decode[pageJSON[idJSON]](t, body).Items[0].ID)
-				}
-			}
+			grantEntitlement(t, h, tok, "nhi", caller.ID, a2aCall(t, h, tok, "echo-v03"))
 			v03 := `{"jsonrpc":"2.0","id":"1","method":"message/send","params":{"message":{"kind":"message","messageId":"m1","role":"user","parts":[{"kind":"text","text":"old protocol"}]}}}`
 			v03Tok := token(base + "/echo-v03")
 			if code, out := raw(base+"/echo-v03", v03Tok, v03); code != 200 || !strings.Contains(out, "old protocol") {
@@ -512,17 +505,8 @@ func TestA2AInteropWithJSSDK(t *testing.T) {
 		expect(t, resp, body, 201, name)
 		callers[name] = decode[agentJSON](t, body)
 	}
-	calls := map[string]string{}
-	waitFor(t, "the agents' call entitlements", func() bool {
-		_, body := h.doAs(tok, "GET", "/api/v1/applications?type=a2a_agent", nil)
-		for _, a := range decode[pageJSON[struct{ ID, Key string }]](t, body).Items {
-			_, body := h.doAs(tok, "GET", "/api/v1/applications/"+a.ID+"/entitlements", nil)
-			calls[a.Key] = decode[pageJSON[idJSON]](t, body).Items[0].ID
-		}
-		return len(calls) == 2
-	})
-	grantEntitlement(t, h, tok, "nhi", callers["allowed"].ID, calls["a2a-echo"])
-	grantEntitlement(t, h, tok, "nhi", callers["allowed"].ID, calls["a2a-echo-v03"])
+	grantEntitlement(t, h, tok, "nhi", callers["allowed"].ID, a2aCall(t, h, tok, "echo"))
+	grantEntitlement(t, h, tok, "nhi", callers["allowed"].ID, a2aCall(t, h, tok, "echo-v03"))
 	base := h.agent + "/t/" + slug + "/a2a/agents/echo"
 	base03 := h.agent + "/t/" + slug + "/a2a/agents/echo-v03"
 	cmd := exec.Command("node", "a2a.mjs")
@@ -593,17 +577,7 @@ func TestA2ACardImportAndPinning(t *testing.T) {
 			resp, body = h.doAs(aTok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "caller", "name": "Caller", "owner_id": owner})
 			expect(t, resp, body, 201, "caller")
 			caller := decode[agentJSON](t, body)
-			var call string
-			waitFor(t, "the partner's call entitlement", func() bool {
-				_, body := h.doAs(aTok, "GET", "/api/v1/applications?type=a2a_agent", nil)
-				for _, app := range decode[pageJSON[struct{ ID, Key string }]](t, body).Items {
-					if app.Key == "a2a-partner" {
-						_, body := h.doAs(aTok, "GET", "/api/v1/applications/"+app.ID+"/entitlements", nil)
-						call = decode[pageJSON[idJSON]](t, body).Items[0].ID
-					}
-				}
-				return call != ""
-			})
+			call := a2aCall(t, h, aTok, "partner")
 			grantEntitlement(t, h, aTok, "nhi", caller.ID, call)
 			dir := agentURL + "/t/" + a + "/a2a/agents"
 			dirTok := a2aToken(t, h, a, caller, dir)
@@ -666,6 +640,127 @@ func TestA2ACardImportAndPinning(t *testing.T) {
 			// Tenant B cannot read or import A's.
 			if resp, body := h.doAs(bTok, "POST", "/api/v1/nhis/"+partner.ID+"/a2a-card/import", nil); resp.StatusCode != 404 {
 				t.Fatalf("tenant B imported A's card: %d %s", resp.StatusCode, body)
+			}
+		})
+	}
+}
+
+// TestA2APushNotifications: a caller registers its webhook for a task's
+// push notifications through xavyo; the target is given a relay URL of
+// xavyo's and a secret, never the webhook or the caller's token; what the
+// target posts there (with the secret; without it: refused) reaches the
+// webhook with the caller's token and a JWT of the tenant's issuer for
+// that webhook over the body — retried until the webhook takes it.
+func TestA2APushNotifications(t *testing.T) {
+	for _, flavor := range []store.Flavor{store.SQLite, store.Postgres} {
+		t.Run(flavor.String(), func(t *testing.T) {
+			// The target: records the push config it is given.
+			var mu sync.Mutex
+			var given map[string]any
+			target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				var req map[string]any
+				_ = json.NewDecoder(r.Body).Decode(&req)
+				mu.Lock()
+				given, _ = req["params"].(map[string]any)
+				mu.Unlock()
+				w.Header().Set("Content-Type", "application/json")
+				_ = json.NewEncoder(w).Encode(map[string]any{"jsonrpc": "2.0", "id": req["id"], "result": req["params"]})
+			}))
+			t.Cleanup(target.Close)
+			// The caller's webhook: fails once, then takes notifications.
+			type delivery struct {
+				auth, token, body string
+			}
+			got := make(chan delivery, 10)
+			calls := 0
+			webhook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				mu.Lock()
+				calls++
+				first := calls == 1
+				mu.Unlock()
+				if first {
+					w.WriteHeader(http.StatusServiceUnavailable)
+					return
+				}
+				got <- delivery{r.Header.Get("Authorization"), r.Header.Get("X-A2A-Notification-Token"), string(b)}
+			}))
+			t.Cleanup(webhook.Close)
+
+			h := start(t, append(env(t, flavor, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
+			slug := uniqueSlug("a2n")
+			_, tok := tenantAdmin(t, h, slug)
+			owner := decodeMe(t, h, tok)
+			resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "worker", "name": "Worker", "owner_id": owner,
+				"profile": map[string]any{"agent": map[string]any{"a2a_endpoint": target.URL}}})
+			expect(t, resp, body, 201, "target")
+			resp, body = h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "boss", "name": "Boss", "owner_id": owner})
+			expect(t, resp, body, 201, "caller")
+			caller := decode[agentJSON](t, body)
+			grantEntitlement(t, h, tok, "nhi", caller.ID, a2aCall(t, h, tok, "worker"))
+			endpoint := h.agent + "/t/" + slug + "/a2a/agents/worker"
+			req, _ := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"CreateTaskPushNotificationConfig",
+				"params":{"taskId":"task-1","url":"`+webhook.URL+`/hook","token":"caller-secret","authentication":{"scheme":"Bearer","credentials":"webhook-password"}}}`))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("A2A-Version", "1.0")
+			req.Header.Set("Authorization", "Bearer "+a2aToken(t, h, slug, caller, endpoint))
+			res, err := h.tls.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			mu.Lock()
+			relayURL, secret := fmt.Sprint(given["url"]), fmt.Sprint(given["token"])
+			_, leaked := given["authentication"]
+			mu.Unlock()
+			if res.StatusCode != 200 || !strings.HasPrefix(relayURL, h.s.cfg.Agent.PublicURL+"/t/"+slug+"/a2a/push/") || secret == "caller-secret" || leaked ||
+				strings.Contains(relayURL, webhook.URL) {
+				t.Fatalf("the target was given %v (status %d)", given, res.StatusCode)
+			}
+			push := func(token string) int {
+				req, _ := http.NewRequest(http.MethodPost, relayURL, strings.NewReader(`{"id":"task-1","status":{"state":"TASK_STATE_COMPLETED"}}`))
+				req.Header.Set("Content-Type", "application/json")
+				if token != "" {
+					req.Header.Set("X-A2A-Notification-Token", token)
+				}
+				res, err := h.tls.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				res.Body.Close()
+				return res.StatusCode
+			}
+			if code := push("guess"); code != 401 {
+				t.Fatalf("a push without the secret: %d", code)
+			}
+			if code := push(secret); code != 202 {
+				t.Fatalf("the target's push: %d", code)
+			}
+			var d delivery
+			select {
+			case d = <-got:
+			case <-time.After(15 * time.Second):
+				t.Fatal("the notification never reached the webhook")
+			}
+			if d.token != "caller-secret" || !strings.Contains(d.body, "TASK_STATE_COMPLETED") || !strings.HasPrefix(d.auth, "Bearer ") {
+				t.Fatalf("delivered: %+v", d)
+			}
+			claims := claimsOf(t, strings.TrimPrefix(d.auth, "Bearer "))
+			sum := sha256.Sum256([]byte(d.body))
+			if claims["aud"] != webhook.URL+"/hook" || claims["iss"] != h.s.cfg.Admin.PublicURL+"/t/"+slug || claims["a2a_agent"] != "worker" ||
+				claims["body_sha256"] != hex.EncodeToString(sum[:]) || claims["sub"] != "nhi:"+caller.ID {
+				t.Fatalf("notification token: %v", claims)
+			}
+			// The token is signed with the tenant's key.
+			_, jwksBody := h.do("GET", "/t/"+slug+"/jwks", nil, "Authorization", "")
+			var set jose.JSONWebKeySet
+			_ = json.Unmarshal(jwksBody, &set)
+			sig, err := jose.ParseSigned(strings.TrimPrefix(d.auth, "Bearer "), []jose.SignatureAlgorithm{jose.ES256})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := sig.Verify(set.Key(sig.Signatures[0].Header.KeyID)[0]); err != nil {
+				t.Fatalf("the notification token does not verify: %v", err)
 			}
 		})
 	}

@@ -392,3 +392,22 @@ func (s *Service) SignDetached(ctx context.Context, tenant uuid.UUID, payload []
 	_, signature, _ = strings.Cut(rest, ".")
 	return protected, signature, nil
 }
+
+// SignClaims signs claims (any JSON object) with the tenant's active key
+// as a compact JWS of type JWT: for tokens that are not access tokens
+// (push-notification tokens).
+func (s *Service) SignClaims(ctx context.Context, tenant uuid.UUID, claims any) (string, error) {
+	k, err := s.activeKey(ctx, tenant)
+	if err != nil {
+		return "", err
+	}
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", err
+	}
+	jws, err := k.signer.Sign(payload)
+	if err != nil {
+		return "", err
+	}
+	return jws.CompactSerialize()
+}
