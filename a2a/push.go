@@ -85,11 +85,10 @@ func (h *Handlers) relayPush(ctx context.Context, t *tenant.Tenant, p *principal
 		return body, nil
 	}
 	type relay struct {
-		id            uuid.UUID
-		url, token    string
-		secretHash    string
-		sealedToken   []byte
-		hasCallerAuth bool
+		id          uuid.UUID
+		url, token  string
+		secretHash  string
+		sealedToken []byte
 	}
 	var relays []relay
 	for _, c := range configs {

@@ -755,7 +755,7 @@ func TestA2APushNotifications(t *testing.T) {
 			_, jwksBody := h.do("GET", "/t/"+slug+"/jwks", nil, "Authorization", "")
 			var set jose.JSONWebKeySet
 			_ = json.Unmarshal(jwksBody, &set)
-			sig, err := jose.ParseSigned(strings.TrimPrefix(d.auth, "Bearer "), []jose.SignatureAlgorithm{jose.ES256})
+			sig, err := jose.ParseSignedCompact(strings.TrimPrefix(d.auth, "Bearer "), []jose.SignatureAlgorithm{jose.ES256})
 			if err != nil {
 				t.Fatal(err)
 			}
