@@ -133,10 +133,11 @@ func (u urls) agentEndpoint(agent string) string {
 // issuer and mTLS as the ways in.
 func cardFor(a *agentRecord, org string, u urls) *Card {
 	c := &Card{Name: a.name, Description: a.description, Version: fmt.Sprint(a.version),
-		Provider:            &Provider{Organization: org, URL: u.issuer},
-		SupportedInterfaces: []Interface{{URL: u.agentEndpoint(a.slug), ProtocolBinding: "JSONRPC", ProtocolVersion: ProtocolVersion}},
-		Capabilities:        Capabilities{Streaming: true},
-		DefaultInputModes:   []string{"text/plain"}, DefaultOutputModes: []string{"text/plain"}, Skills: []Skill{},
+		Provider: &Provider{Organization: org, URL: u.issuer},
+		SupportedInterfaces: []Interface{{URL: u.agentEndpoint(a.slug), ProtocolBinding: "JSONRPC", ProtocolVersion: ProtocolVersion},
+			{URL: u.agentEndpoint(a.slug), ProtocolBinding: "HTTP+JSON", ProtocolVersion: ProtocolVersion}},
+		Capabilities:      Capabilities{Streaming: true},
+		DefaultInputModes: []string{"text/plain"}, DefaultOutputModes: []string{"text/plain"}, Skills: []Skill{},
 		SecuritySchemes: map[string]map[string]any{
 			"xavyo_oauth": {"oauth2SecurityScheme": map[string]any{
 				"description":       "an access token from xavyo for this endpoint (resource), scope a2a",
@@ -150,6 +151,7 @@ func cardFor(a *agentRecord, org string, u urls) *Card {
 	if a.version03 {
 		// Requests pass to the agent as sent: its interface is the
 		// version it speaks, and clients of 1.0 switch to 0.3 for it.
+		// (The HTTP+JSON binding, made by xavyo, stays 1.0: translated.)
 		c.SupportedInterfaces[0].ProtocolVersion = "0.3"
 	}
 	if c.Description == "" {

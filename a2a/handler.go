@@ -92,6 +92,13 @@ func (h *Handlers) Mount(handle func(pattern string, h http.Handler)) {
 	handle("GET /t/{slug}/a2a/agents/{agent}/.well-known/agent-card.json", http.HandlerFunc(h.agentCard))
 	handle("POST /t/{slug}/a2a/agents/{agent}", http.HandlerFunc(h.call))
 	handle("POST /t/{slug}/a2a/push/{id}", http.HandlerFunc(h.pushed))
+	// The HTTP+JSON binding.
+	handle("POST /t/{slug}/a2a/agents/{agent}/message:send", h.rest("SendMessage"))
+	handle("POST /t/{slug}/a2a/agents/{agent}/message:stream", h.rest("SendStreamingMessage"))
+	handle("GET /t/{slug}/a2a/agents/{agent}/tasks", h.rest("ListTasks"))
+	handle("GET /t/{slug}/a2a/agents/{agent}/tasks/{rest}", h.rest("task"))
+	handle("POST /t/{slug}/a2a/agents/{agent}/tasks/{rest}", h.rest("task"))
+	handle("GET /t/{slug}/a2a/agents/{agent}/extendedAgentCard", h.rest("GetExtendedAgentCard"))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -100,7 +100,25 @@ type callDetails struct {
 // xavyo issues for the target (never the caller's), and the answer — JSON
 // or an event stream — comes back as it arrives. Every call is audited.
 func (h *Handlers) call(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<20))
+	if err != nil {
+		rpcError(w, http.StatusRequestEntityTooLarge, nil, codeInvalidRequest, "the request is too large", nil)
+		return
+	}
+	h.callWith(w, r, body, false)
+}
+
+// callWith serves one request, JSON-RPC or (rest) built from the HTTP+JSON
+// binding; errors and answers take the request's form.
+func (h *Handlers) callWith(w http.ResponseWriter, r *http.Request, body []byte, rest bool) {
 	start := time.Now()
+	rpcError := func(w http.ResponseWriter, status int, id json.RawMessage, code int, msg string, data map[string]string) {
+		if rest {
+			restError(w, status, code, msg, data)
+			return
+		}
+		rpcError(w, status, id, code, msg, data)
+	}
 	t, ctx, ok := h.scope(w, r)
 	if !ok {
 		return
@@ -117,11 +135,6 @@ func (h *Handlers) call(w http.ResponseWriter, r *http.Request) {
 	a := list[0]
 	p, ok := h.authenticate(w, r.WithContext(ctx), t, h.urls(t).agentEndpoint(a.slug))
 	if !ok {
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<20))
-	if err != nil {
-		rpcError(w, http.StatusRequestEntityTooLarge, nil, codeInvalidRequest, "the request is too large", nil)
 		return
 	}
 	var m struct {
@@ -202,7 +215,7 @@ func (h *Handlers) call(w http.ResponseWriter, r *http.Request) {
 		fctx, cancel = context.WithTimeout(ctx, callTimeout)
 		defer cancel()
 	}
-	status, err := h.forward(fctx, w, r, t, p, a, body, receipt, translate, m.Method)
+	status, err := h.forward(fctx, w, r, t, p, a, body, receipt, translate, rest, m.Method)
 	if err != nil {
 		rpcError(w, http.StatusBadGateway, m.ID, codeInternal, err.Error(), map[string]string{"audit_id": receipt.ID.String()})
 	}
@@ -275,7 +288,7 @@ func (h *Handlers) hold(ctx context.Context, t *tenant.Tenant, p *principal.Prin
 // chunk (event streams pass as they come). It returns the target's status;
 // an error only when nothing was answered yet.
 func (h *Handlers) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, t *tenant.Tenant, p *principal.Principal, a *agentRecord,
-	body []byte, receipt *audit.Receipt, translate bool, method string) (int, error) {
+	body []byte, receipt *audit.Receipt, translate, rest bool, method string) (int, error) {
 	cred, err := h.credential(ctx, t, p, a)
 	if err != nil {
 		return 0, err
@@ -312,19 +325,40 @@ func (h *Handlers) forward(ctx context.Context, w http.ResponseWriter, r *http.R
 	}
 	w.Header().Set("X-Audit-Id", receipt.ID.String())
 	rc := http.NewResponseController(w)
-	if translate {
-		w.Header().Set("A2A-Version", ProtocolVersion)
+	if translate || rest {
+		// Each answer rewritten: from 0.3, and/or out of its JSON-RPC envelope.
+		rewrite := func(b []byte) []byte {
+			if translate {
+				b = responseFrom03(b, method)
+			}
+			return b
+		}
+		if translate {
+			w.Header().Set("A2A-Version", ProtocolVersion)
+		}
 		if isJSON(resp.Header.Get("Content-Type")) {
 			b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 			if err != nil {
 				return 0, errors.New("the agent's answer could not be read")
 			}
-			w.WriteHeader(resp.StatusCode)
-			_, _ = w.Write(responseFrom03(b, method))
+			b = rewrite(b)
+			status := resp.StatusCode
+			if rest {
+				status, b = unwrapRPC(b)
+				w.Header().Set("Content-Type", "application/json")
+			}
+			w.WriteHeader(status)
+			_, _ = w.Write(b)
 			return resp.StatusCode, nil
 		}
 		w.WriteHeader(resp.StatusCode)
-		_ = streamFrom03(w, resp.Body, method, func() { _ = rc.Flush() })
+		_ = rewriteStream(w, resp.Body, func(b []byte) []byte {
+			b = rewrite(b)
+			if rest {
+				_, b = unwrapRPC(b)
+			}
+			return b
+		}, func() { _ = rc.Flush() })
 		return resp.StatusCode, nil
 	}
 	w.WriteHeader(resp.StatusCode)

@@ -247,12 +247,18 @@ func responseFrom03(body []byte, method string) []byte {
 // streamFrom03 rewrites a 0.3 event stream for a caller of 1.0, event by
 // event, calling flush after each.
 func streamFrom03(w io.Writer, r io.Reader, method string, flush func()) error {
+	return rewriteStream(w, r, func(b []byte) []byte { return responseFrom03(b, method) }, flush)
+}
+
+// rewriteStream rewrites the data of each event of an event stream with
+// fn, calling flush after each event.
+func rewriteStream(w io.Writer, r io.Reader, fn func([]byte) []byte, flush func()) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	for sc.Scan() {
 		line := sc.Text()
 		if data, ok := strings.CutPrefix(line, "data:"); ok {
-			line = "data: " + string(responseFrom03([]byte(strings.TrimSpace(data)), method))
+			line = "data: " + string(fn([]byte(strings.TrimSpace(data))))
 		}
 		if _, err := io.WriteString(w, line+"\n"); err != nil {
 			return err

@@ -340,6 +340,25 @@ func TestA2AProxy(t *testing.T) {
 			if out, err := run("cancel", base+"/echo", task.ID, "--auth", "Bearer "+callerTok); err == nil || !strings.Contains(out, "cannot be canceled") {
 				t.Fatalf("a2a cancel of a finished task: %v %s", err, out)
 			}
+			// The HTTP+JSON binding, made by xavyo in front of the JSON-RPC agent.
+			if out, err := send(callerTok, "--transport", "rest", "over http+json"); err != nil || !strings.Contains(out, "over http+json") ||
+				!strings.Contains(out, "TASK_STATE_COMPLETED") {
+				t.Fatalf("a2a send --transport rest: %v %s", err, out)
+			}
+			if out, err := run("get", "task", base+"/echo", task.ID, "--auth", "Bearer "+callerTok, "--transport", "rest", "-o", "json"); err != nil ||
+				!strings.Contains(out, task.ID) {
+				t.Fatalf("a2a get task --transport rest: %v %s", err, out)
+			}
+			if out, err := run("send", base+"/echo", "--auth", "Bearer "+callerTok, "--transport", "rest", "--stream", "streamed over http+json"); err != nil ||
+				!strings.Contains(out, "streamed over http+json") {
+				t.Fatalf("a2a send --stream --transport rest: %v %s", err, out)
+			}
+			if code, body := getJSON(t, h.tls, base+"/echo/tasks/01a22b20-0000-7000-8000-000000000000", callerTok); code != 404 || !strings.Contains(string(body), `"status":"NOT_FOUND"`) {
+				t.Fatalf("an unknown task over http+json: %d %s", code, body)
+			}
+			if code, body := getJSON(t, h.tls, base+"/echo/tasks/"+task.ID, ""); code != 401 {
+				t.Fatalf("http+json without a token: %d %s", code, body)
+			}
 			seenMu.Lock()
 			for _, auth := range seen {
 				if auth == "Bearer "+callerTok || !strings.HasPrefix(auth, "Bearer ") {
