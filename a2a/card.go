@@ -136,7 +136,7 @@ func cardFor(a *agentRecord, org string, u urls) *Card {
 		Provider: &Provider{Organization: org, URL: u.issuer},
 		SupportedInterfaces: []Interface{{URL: u.agentEndpoint(a.slug), ProtocolBinding: "JSONRPC", ProtocolVersion: ProtocolVersion},
 			{URL: u.agentEndpoint(a.slug), ProtocolBinding: "HTTP+JSON", ProtocolVersion: ProtocolVersion}},
-		Capabilities:      Capabilities{Streaming: true},
+		Capabilities:      Capabilities{Streaming: true, ExtendedAgentCard: true},
 		DefaultInputModes: []string{"text/plain"}, DefaultOutputModes: []string{"text/plain"}, Skills: []Skill{},
 		SecuritySchemes: map[string]map[string]any{
 			"xavyo_oauth": {"oauth2SecurityScheme": map[string]any{

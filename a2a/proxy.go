@@ -156,7 +156,7 @@ func (h *Handlers) callWith(w http.ResponseWriter, r *http.Request, body []byte,
 	}
 	// A caller of 1.0 to an agent of 0.3: the request and its answer are
 	// translated (1.0 method names are CamelCase, 0.3 ones have a slash).
-	translate := a.version03 && !strings.Contains(m.Method, "/")
+	translate := a.version03 && !strings.Contains(m.Method, "/") && m.Method != "GetExtendedAgentCard" // xavyo makes that one
 	if translate {
 		if body, translate = requestTo03(body); !translate {
 			rpcError(w, http.StatusOK, m.ID, codeUnsupported, m.Method+" is not offered toward an agent of A2A 0.3", nil)
@@ -200,6 +200,10 @@ func (h *Handlers) callWith(w http.ResponseWriter, r *http.Request, body []byte,
 	}
 	if body, err = h.relayPush(ctx, t, p, a, body); err != nil {
 		rpcError(w, http.StatusOK, m.ID, codeInvalidParams, err.Error(), nil)
+		return
+	}
+	if m.Method == "GetExtendedAgentCard" || m.Method == "agent/getAuthenticatedExtendedCard" {
+		h.extendedCard(ctx, w, t, p, a, m.ID, body, translate, rest, entry, det)
 		return
 	}
 	entry.Outcome, entry.Details = audit.OutcomeSuccess, det

@@ -359,6 +359,14 @@ func TestA2AProxy(t *testing.T) {
 			if code, body := getJSON(t, h.tls, base+"/echo/tasks/"+task.ID, ""); code != 401 {
 				t.Fatalf("http+json without a token: %d %s", code, body)
 			}
+			// The extended card, for a caller allowed to call the agent.
+			if out, err := run("discover", base+"/echo", "--extended", "--auth", "Bearer "+callerTok, "-o", "json"); err != nil ||
+				!strings.Contains(out, base+"/echo") || !strings.Contains(out, "extendedAgentCard") {
+				t.Fatalf("a2a discover --extended: %v %s", err, out)
+			}
+			if code, body := getJSON(t, h.tls, base+"/echo/extendedAgentCard", callerTok); code != 200 || !strings.Contains(string(body), `"signatures"`) {
+				t.Fatalf("the extended card over http+json: %d %s", code, body)
+			}
 			seenMu.Lock()
 			for _, auth := range seen {
 				if auth == "Bearer "+callerTok || !strings.HasPrefix(auth, "Bearer ") {
