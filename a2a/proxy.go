@@ -163,6 +163,14 @@ func (h *Handlers) callWith(w http.ResponseWriter, r *http.Request, body []byte,
 			return
 		}
 	}
+	// A caller of 0.3 to an agent of 1.0: the other way round.
+	up := !a.version03 && strings.Contains(m.Method, "/") && m.Method != "agent/getAuthenticatedExtendedCard"
+	if up {
+		if body, up = requestTo10(body); !up {
+			rpcError(w, http.StatusOK, m.ID, codeUnsupported, m.Method+" is not offered toward an agent of A2A 1.0", nil)
+			return
+		}
+	}
 	det := callDetails{Agent: a.slug, Method: m.Method, Version: r.Header.Get("A2A-Version"), Actors: p.Actors, ClientID: p.ClientID}
 	entry := audit.Entry{TenantID: t.ID, Action: ActionCall, TargetKind: "a2a_agent", TargetID: a.slug, RequestID: reqid.From(ctx)}.ActorFrom(p)
 	snap, err := h.cfg.Access.Snapshot(ctx, t.ID)
@@ -219,7 +227,7 @@ func (h *Handlers) callWith(w http.ResponseWriter, r *http.Request, body []byte,
 		fctx, cancel = context.WithTimeout(ctx, callTimeout)
 		defer cancel()
 	}
-	status, err := h.forward(fctx, w, r, t, p, a, body, receipt, translate, rest, m.Method)
+	status, err := h.forward(fctx, w, r, t, p, a, body, receipt, translate, up, rest, m.Method)
 	if err != nil {
 		rpcError(w, http.StatusBadGateway, m.ID, codeInternal, err.Error(), map[string]string{"audit_id": receipt.ID.String()})
 	}
@@ -292,7 +300,7 @@ func (h *Handlers) hold(ctx context.Context, t *tenant.Tenant, p *principal.Prin
 // chunk (event streams pass as they come). It returns the target's status;
 // an error only when nothing was answered yet.
 func (h *Handlers) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, t *tenant.Tenant, p *principal.Principal, a *agentRecord,
-	body []byte, receipt *audit.Receipt, translate, rest bool, method string) (int, error) {
+	body []byte, receipt *audit.Receipt, translate, up, rest bool, method string) (int, error) {
 	cred, err := h.credential(ctx, t, p, a)
 	if err != nil {
 		return 0, err
@@ -308,6 +316,9 @@ func (h *Handlers) forward(ctx context.Context, w http.ResponseWriter, r *http.R
 	}
 	if translate {
 		req.Header.Del("A2A-Version") // none: 0.3
+	}
+	if up {
+		req.Header.Set("A2A-Version", ProtocolVersion)
 	}
 	if req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json")
@@ -329,16 +340,23 @@ func (h *Handlers) forward(ctx context.Context, w http.ResponseWriter, r *http.R
 	}
 	w.Header().Set("X-Audit-Id", receipt.ID.String())
 	rc := http.NewResponseController(w)
-	if translate || rest {
-		// Each answer rewritten: from 0.3, and/or out of its JSON-RPC envelope.
+	if translate || up || rest {
+		// Each answer rewritten: between versions, and/or out of its
+		// JSON-RPC envelope.
 		rewrite := func(b []byte) []byte {
-			if translate {
+			switch {
+			case translate:
 				b = responseFrom03(b, method)
+			case up:
+				b = responseTo03(b)
 			}
 			return b
 		}
 		if translate {
 			w.Header().Set("A2A-Version", ProtocolVersion)
+		}
+		if up {
+			w.Header().Del("A2A-Version")
 		}
 		if isJSON(resp.Header.Get("Content-Type")) {
 			b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))

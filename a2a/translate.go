@@ -275,3 +275,129 @@ func rewriteStream(w io.Writer, r io.Reader, fn func([]byte) []byte, flush func(
 func isJSON(contentType string) bool {
 	return !strings.HasPrefix(strings.TrimSpace(strings.ToLower(contentType)), "text/event-stream")
 }
+
+// Callers of 0.3 reach agents of 1.0 through the inverse translation.
+
+// methodTo10 maps the 0.3 methods that are translated to their 1.0 names.
+var methodTo10 = map[string]string{}
+
+var stateTo03 = map[string]string{}
+
+func init() {
+	for k, v := range methodTo03 {
+		methodTo10[v] = k
+	}
+	for k, v := range stateFrom03 {
+		stateTo03[v] = k
+	}
+}
+
+func statusTo03(s obj) obj {
+	out := obj{"state": stateTo03[asString(s["state"])]}
+	if out["state"] == "" {
+		out["state"] = "unknown"
+	}
+	copyKeys(out, s, "timestamp")
+	if m := asObj(s["message"]); m != nil {
+		out["message"] = messageTo03(m)
+	}
+	return out
+}
+
+func artifactTo03(a obj) obj {
+	out := obj{"parts": parts(asList(a["parts"]), partTo03)}
+	copyKeys(out, a, "artifactId", "name", "description", "metadata", "extensions")
+	return out
+}
+
+func taskTo03(t obj) obj {
+	out := obj{"kind": "task", "status": statusTo03(asObj(t["status"]))}
+	copyKeys(out, t, "id", "contextId", "metadata")
+	if l := asList(t["artifacts"]); l != nil {
+		as := make([]any, 0, len(l))
+		for _, a := range l {
+			as = append(as, artifactTo03(asObj(a)))
+		}
+		out["artifacts"] = as
+	}
+	if l := asList(t["history"]); l != nil {
+		hs := make([]any, 0, len(l))
+		for _, m := range l {
+			hs = append(hs, messageTo03(asObj(m)))
+		}
+		out["history"] = hs
+	}
+	return out
+}
+
+// eventTo03 turns a 1.0 result — a task (GetTask, CancelTask) or one of
+// {task, message, statusUpdate, artifactUpdate} — into 0.3 form.
+func eventTo03(r obj) obj {
+	switch {
+	case r["task"] != nil:
+		return taskTo03(asObj(r["task"]))
+	case r["message"] != nil:
+		return messageTo03(asObj(r["message"]))
+	case r["statusUpdate"] != nil:
+		u := asObj(r["statusUpdate"])
+		out := obj{"kind": "status-update", "status": statusTo03(asObj(u["status"]))}
+		copyKeys(out, u, "taskId", "contextId", "metadata")
+		st := asString(asObj(u["status"])["state"])
+		out["final"] = st == "TASK_STATE_COMPLETED" || st == "TASK_STATE_CANCELED" || st == "TASK_STATE_FAILED" || st == "TASK_STATE_REJECTED"
+		return out
+	case r["artifactUpdate"] != nil:
+		u := asObj(r["artifactUpdate"])
+		out := obj{"kind": "artifact-update", "artifact": artifactTo03(asObj(u["artifact"]))}
+		copyKeys(out, u, "taskId", "contextId", "append", "lastChunk", "metadata")
+		return out
+	}
+	return taskTo03(r)
+}
+
+// requestTo10 rewrites a 0.3 request for an agent of 1.0; false when the
+// method is not one that is translated.
+func requestTo10(body []byte) ([]byte, bool) {
+	var req obj
+	if json.Unmarshal(body, &req) != nil {
+		return nil, false
+	}
+	method, ok := methodTo10[asString(req["method"])]
+	if !ok {
+		return nil, false
+	}
+	p := asObj(req["params"])
+	out := obj{}
+	switch method {
+	case "SendMessage", "SendStreamingMessage":
+		out["message"] = messageFrom03(asObj(p["message"]))
+		copyKeys(out, p, "metadata")
+		if c := asObj(p["configuration"]); c != nil {
+			conf := obj{}
+			copyKeys(conf, c, "acceptedOutputModes", "historyLength")
+			out["configuration"] = conf
+		}
+	default:
+		copyKeys(out, p, "id", "historyLength", "metadata")
+	}
+	req["method"], req["params"] = method, out
+	b, err := json.Marshal(req)
+	return b, err == nil
+}
+
+// responseTo03 rewrites a 1.0 JSON-RPC response for a caller of 0.3.
+func responseTo03(body []byte) []byte {
+	var resp obj
+	if json.Unmarshal(body, &resp) != nil {
+		return body
+	}
+	r := asObj(resp["result"])
+	if r == nil {
+		return body
+	}
+	resp["result"] = eventTo03(r)
+	b, err := json.Marshal(resp)
+	if err != nil {
+		return body
+	}
+	return b
+}

@@ -63,3 +63,30 @@ func TestTranslationTo03(t *testing.T) {
 		t.Fatalf("stream:\n%s", out.String())
 	}
 }
+
+// TestTranslationRoundTrip: 1.0 → 0.3 → 1.0 keeps a request, and
+// 0.3 → 1.0 → 0.3 keeps a task and the events of a stream.
+func TestTranslationRoundTrip(t *testing.T) {
+	req := `{"jsonrpc":"2.0","id":"x","method":"SendMessage","params":{"message":{"messageId":"m","contextId":"c","role":"ROLE_AGENT",
+		"parts":[{"text":"hi"},{"raw":"aGk=","mediaType":"text/plain","filename":"a.txt"},{"data":{"n":[1,2]}}]}}}`
+	down, ok := requestTo03([]byte(req))
+	if !ok {
+		t.Fatal("down")
+	}
+	back, ok := requestTo10(down)
+	if !ok || canonJSON(t, string(back)) != canonJSON(t, req) {
+		t.Fatalf("1.0 → 0.3 → 1.0:\n%s\n%s", req, back)
+	}
+	for _, r := range []string{
+		`{"kind":"task","id":"t","contextId":"c","status":{"state":"working","timestamp":"2026-11-30T00:00:00Z"},"history":[{"kind":"message","messageId":"m","role":"user","parts":[{"kind":"text","text":"hi"}]}]}`,
+		`{"kind":"message","messageId":"m","role":"agent","parts":[{"kind":"file","file":{"uri":"https://x/y","mimeType":"image/png","name":"y.png"}}]}`,
+		`{"kind":"status-update","taskId":"t","contextId":"c","final":true,"status":{"state":"completed"}}`,
+		`{"kind":"artifact-update","taskId":"t","contextId":"c","append":true,"lastChunk":false,"artifact":{"artifactId":"a","parts":[{"kind":"data","data":{"k":"v"}}]}}`,
+	} {
+		resp := `{"jsonrpc":"2.0","id":1,"result":` + r + `}`
+		up := responseFrom03([]byte(resp), "SendStreamingMessage")
+		if down := responseTo03(up); canonJSON(t, string(down)) != canonJSON(t, resp) {
+			t.Errorf("0.3 → 1.0 → 0.3:\n%s\n%s\n%s", resp, up, down)
+		}
+	}
+}

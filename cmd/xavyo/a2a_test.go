@@ -429,6 +429,17 @@ func TestA2AProxy(t *testing.T) {
 			if _, out := raw(base+"/echo-v03", v03Tok, `{"jsonrpc":"2.0","id":"4","method":"ListTasks","params":{}}`, "A2A-Version", "1.0"); !strings.Contains(out, `"code":-32004`) {
 				t.Fatalf("an untranslated method to an agent of 0.3: %s", out)
 			}
+			// And a caller of 0.3 to the agent of 1.0.
+			old := strings.Replace(v03, "old protocol", "old to new", 1)
+			if code, out := raw(base+"/echo", callerTok, old); code != 200 || !strings.Contains(out, `"kind":"task"`) || !strings.Contains(out, `"state":"completed"`) ||
+				!strings.Contains(out, `{"kind":"text","text":"old to new"}`) || strings.Contains(out, "TASK_STATE") {
+				t.Fatalf("message/send to an agent of 1.0: %d %s", code, out)
+			}
+			oldStream := strings.Replace(strings.Replace(v03, "message/send", "message/stream", 1), "old protocol", "old stream", 1)
+			if code, out := raw(base+"/echo", callerTok, oldStream, "Accept", "text/event-stream"); code != 200 || !strings.Contains(out, `"old stream"`) ||
+				strings.Contains(out, "TASK_STATE") {
+				t.Fatalf("message/stream to an agent of 1.0: %d %s", code, out)
+			}
 
 			// Bad input gets the JSON-RPC errors.
 			for body, want := range map[string]string{
