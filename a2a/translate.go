@@ -102,7 +102,8 @@ func partFrom03(p obj) obj {
 	return out
 }
 
-func parts(l []any, conv func(obj) obj) []any {
+// mapEach converts each object of l with conv.
+func mapEach(l []any, conv func(obj) obj) []any {
 	out := make([]any, 0, len(l))
 	for _, p := range l {
 		out = append(out, conv(asObj(p)))
@@ -111,7 +112,7 @@ func parts(l []any, conv func(obj) obj) []any {
 }
 
 func messageTo03(m obj) obj {
-	out := obj{"kind": "message", "role": roleTo03[asString(m["role"])], "parts": parts(asList(m["parts"]), partTo03)}
+	out := obj{"kind": "message", "role": roleTo03[asString(m["role"])], "parts": mapEach(asList(m["parts"]), partTo03)}
 	if out["role"] == "" {
 		out["role"] = "user"
 	}
@@ -124,45 +125,47 @@ func messageFrom03(m obj) obj {
 	if m["role"] == "agent" {
 		role = "ROLE_AGENT"
 	}
-	out := obj{"role": role, "parts": parts(asList(m["parts"]), partFrom03)}
+	out := obj{"role": role, "parts": mapEach(asList(m["parts"]), partFrom03)}
 	copyKeys(out, m, "messageId", "contextId", "taskId", "metadata", "extensions", "referenceTaskIds")
 	return out
 }
 
-func statusFrom03(s obj) obj {
-	out := obj{"state": stateFrom03[asString(s["state"])]}
+func statusFrom03(s obj) obj { return status(s, stateFrom03, "TASK_STATE_UNSPECIFIED", messageFrom03) }
+
+func artifactFrom03(a obj) obj { return artifact(a, partFrom03) }
+
+func taskFrom03(t obj) obj { return task(obj{}, t, statusFrom03, artifactFrom03, messageFrom03) }
+
+// status converts a task status: its state through states (unknown when
+// absent there) and its message with message.
+func status(s obj, states map[string]string, unknown string, message func(obj) obj) obj {
+	out := obj{"state": states[asString(s["state"])]}
 	if out["state"] == "" {
-		out["state"] = "TASK_STATE_UNSPECIFIED"
+		out["state"] = unknown
 	}
 	copyKeys(out, s, "timestamp")
 	if m := asObj(s["message"]); m != nil {
-		out["message"] = messageFrom03(m)
+		out["message"] = message(m)
 	}
 	return out
 }
 
-func artifactFrom03(a obj) obj {
-	out := obj{"parts": parts(asList(a["parts"]), partFrom03)}
+// artifact converts an artifact, its parts with part.
+func artifact(a obj, part func(obj) obj) obj {
+	out := obj{"parts": mapEach(asList(a["parts"]), part)}
 	copyKeys(out, a, "artifactId", "name", "description", "metadata", "extensions")
 	return out
 }
 
-func taskFrom03(t obj) obj {
-	out := obj{"status": statusFrom03(asObj(t["status"]))}
+// task converts t into out with the conversions of one direction.
+func task(out, t obj, status, artifact, message func(obj) obj) obj {
+	out["status"] = status(asObj(t["status"]))
 	copyKeys(out, t, "id", "contextId", "metadata")
 	if l := asList(t["artifacts"]); l != nil {
-		as := make([]any, 0, len(l))
-		for _, a := range l {
-			as = append(as, artifactFrom03(asObj(a)))
-		}
-		out["artifacts"] = as
+		out["artifacts"] = mapEach(l, artifact)
 	}
 	if l := asList(t["history"]); l != nil {
-		hs := make([]any, 0, len(l))
-		for _, m := range l {
-			hs = append(hs, messageFrom03(asObj(m)))
-		}
-		out["history"] = hs
+		out["history"] = mapEach(l, message)
 	}
 	return out
 }
@@ -198,19 +201,26 @@ func asString(v any) string {
 // requestTo03 rewrites a 1.0 request for an agent of 0.3; false when the
 // method is not one that is translated.
 func requestTo03(body []byte) ([]byte, bool) {
+	return translateRequest(body, methodTo03, messageTo03)
+}
+
+// translateRequest renames a request's method through methods and
+// converts its message with message; false when the method is not in
+// methods.
+func translateRequest(body []byte, methods map[string]string, message func(obj) obj) ([]byte, bool) {
 	var req obj
 	if json.Unmarshal(body, &req) != nil {
 		return nil, false
 	}
-	method, ok := methodTo03[asString(req["method"])]
+	method, ok := methods[asString(req["method"])]
 	if !ok {
 		return nil, false
 	}
 	p := asObj(req["params"])
 	out := obj{}
 	switch method {
-	case "message/send", "message/stream":
-		out["message"] = messageTo03(asObj(p["message"]))
+	case "message/send", "message/stream", "SendMessage", "SendStreamingMessage":
+		out["message"] = message(asObj(p["message"]))
 		copyKeys(out, p, "metadata")
 		if c := asObj(p["configuration"]); c != nil {
 			conf := obj{}
@@ -228,6 +238,13 @@ func requestTo03(body []byte) ([]byte, bool) {
 // responseFrom03 rewrites a 0.3 JSON-RPC response for a caller of 1.0
 // (errors pass unchanged: both versions share the codes).
 func responseFrom03(body []byte, method string) []byte {
+	wrapped := method != "GetTask" && method != "CancelTask"
+	return rewriteResult(body, func(r obj) obj { return eventFrom03(r, wrapped) })
+}
+
+// rewriteResult rewrites the result of a JSON-RPC response with fn; the
+// body unchanged when it has no result (an error) or is not JSON.
+func rewriteResult(body []byte, fn func(obj) obj) []byte {
 	var resp obj
 	if json.Unmarshal(body, &resp) != nil {
 		return body
@@ -236,7 +253,7 @@ func responseFrom03(body []byte, method string) []byte {
 	if r == nil {
 		return body
 	}
-	resp["result"] = eventFrom03(r, method != "GetTask" && method != "CancelTask")
+	resp["result"] = fn(r)
 	b, err := json.Marshal(resp)
 	if err != nil {
 		return body
@@ -292,42 +309,12 @@ func init() {
 	}
 }
 
-func statusTo03(s obj) obj {
-	out := obj{"state": stateTo03[asString(s["state"])]}
-	if out["state"] == "" {
-		out["state"] = "unknown"
-	}
-	copyKeys(out, s, "timestamp")
-	if m := asObj(s["message"]); m != nil {
-		out["message"] = messageTo03(m)
-	}
-	return out
-}
+func statusTo03(s obj) obj { return status(s, stateTo03, "unknown", messageTo03) }
 
-func artifactTo03(a obj) obj {
-	out := obj{"parts": parts(asList(a["parts"]), partTo03)}
-	copyKeys(out, a, "artifactId", "name", "description", "metadata", "extensions")
-	return out
-}
+func artifactTo03(a obj) obj { return artifact(a, partTo03) }
 
 func taskTo03(t obj) obj {
-	out := obj{"kind": "task", "status": statusTo03(asObj(t["status"]))}
-	copyKeys(out, t, "id", "contextId", "metadata")
-	if l := asList(t["artifacts"]); l != nil {
-		as := make([]any, 0, len(l))
-		for _, a := range l {
-			as = append(as, artifactTo03(asObj(a)))
-		}
-		out["artifacts"] = as
-	}
-	if l := asList(t["history"]); l != nil {
-		hs := make([]any, 0, len(l))
-		for _, m := range l {
-			hs = append(hs, messageTo03(asObj(m)))
-		}
-		out["history"] = hs
-	}
-	return out
+	return task(obj{"kind": "task"}, t, statusTo03, artifactTo03, messageTo03)
 }
 
 // eventTo03 turns a 1.0 result — a task (GetTask, CancelTask) or one of
@@ -357,47 +344,8 @@ func eventTo03(r obj) obj {
 // requestTo10 rewrites a 0.3 request for an agent of 1.0; false when the
 // method is not one that is translated.
 func requestTo10(body []byte) ([]byte, bool) {
-	var req obj
-	if json.Unmarshal(body, &req) != nil {
-		return nil, false
-	}
-	method, ok := methodTo10[asString(req["method"])]
-	if !ok {
-		return nil, false
-	}
-	p := asObj(req["params"])
-	out := obj{}
-	switch method {
-	case "SendMessage", "SendStreamingMessage":
-		out["message"] = messageFrom03(asObj(p["message"]))
-		copyKeys(out, p, "metadata")
-		if c := asObj(p["configuration"]); c != nil {
-			conf := obj{}
-			copyKeys(conf, c, "acceptedOutputModes", "historyLength")
-			out["configuration"] = conf
-		}
-	default:
-		copyKeys(out, p, "id", "historyLength", "metadata")
-	}
-	req["method"], req["params"] = method, out
-	b, err := json.Marshal(req)
-	return b, err == nil
+	return translateRequest(body, methodTo10, messageFrom03)
 }
 
 // responseTo03 rewrites a 1.0 JSON-RPC response for a caller of 0.3.
-func responseTo03(body []byte) []byte {
-	var resp obj
-	if json.Unmarshal(body, &resp) != nil {
-		return body
-	}
-	r := asObj(resp["result"])
-	if r == nil {
-		return body
-	}
-	resp["result"] = eventTo03(r)
-	b, err := json.Marshal(resp)
-	if err != nil {
-		return body
-	}
-	return b
-}
+func responseTo03(body []byte) []byte { return rewriteResult(body, eventTo03) }
