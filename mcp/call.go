@@ -342,14 +342,10 @@ func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.R
 	if s.hash != "" {
 		tag = s.hash[:16]
 	}
-	// A session-era client's answer may stream (progress, relayed
-	// requests), from a wait for approval on.
+	// The answer may stream (progress, relayed requests), from a wait for
+	// approval on.
 	stream := &sseWriter{w: w}
-	held := stream
-	if s.stateless() {
-		held = nil
-	}
-	a, ok := g.admit(ctx, w, ep, p, tag, m, held)
+	a, ok := g.admit(ctx, w, ep, p, tag, m, stream)
 	if !ok {
 		return
 	}
@@ -366,7 +362,7 @@ func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.R
 	if s.stateless() && !up.sessionless.Load() && s.caps.any() {
 		// A session-era tool server may ask this client for input (it
 		// declared it can give some; else such requests are refused).
-		g.callParking(ctx, w, ep, p, m, a, up, params)
+		g.callParking(ctx, stream, ep, p, m, a, up, params)
 		return
 	}
 	if s.wantsLogs() {

@@ -113,7 +113,7 @@ func (g *Gateway) postModern(w http.ResponseWriter, r *http.Request, ep *endpoin
 	}
 	switch m.Method {
 	case "tools/call":
-		a, ok := g.admit(r.Context(), w, ep, p, "", m, nil)
+		a, ok := g.admit(r.Context(), w, ep, p, "", m, &sseWriter{w: w})
 		if !ok {
 			return
 		}
@@ -273,6 +273,19 @@ func (g *Gateway) forwardModern(w http.ResponseWriter, r *http.Request, up *upst
 		}
 		_ = a.receipt.Wait(context.WithoutCancel(ctx))
 	}
+	// A wait for approval may have opened the answer's event stream
+	// (progress): the rest of the answer goes on it.
+	var rc *http.ResponseController
+	if a != nil && a.stream != nil {
+		rc = a.stream.takeOver()
+	}
+	reply := func(status int, body []byte) {
+		if rc != nil {
+			_ = writeEvent(w, rc, "message", body)
+			return
+		}
+		writeJSON(w, status, body)
+	}
 	resp, err := up.sendModern(ctx, r.Header, body)
 	if err != nil {
 		if a != nil {
@@ -285,13 +298,15 @@ func (g *Gateway) forwardModern(w http.ResponseWriter, r *http.Request, up *upst
 			}
 			g.finish(ctx, a.receipt.ID, a.entry, a.t, a.start, st, p)
 		}
-		writeJSON(w, http.StatusBadGateway, errorBody(m.ID, rpcError{Code: codeUnavailable, Message: "the tool server failed: " + apperr.PublicMessage(err)}))
+		reply(http.StatusBadGateway, errorBody(m.ID, rpcError{Code: codeUnavailable, Message: "the tool server failed: " + apperr.PublicMessage(err)}))
 		return
 	}
 	defer resp.Body.Close()
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if mt == "text/event-stream" && resp.StatusCode == http.StatusOK {
-		rc := openEventStream(w)
+		if rc == nil {
+			rc = openEventStream(w)
+		}
 		if err := copyEvents(w, rc, resp.Body, m.ID, final); err != nil && a != nil && status == "ok" {
 			status = "unavailable"
 			if ctx.Err() != nil {
@@ -310,8 +325,15 @@ func (g *Gateway) forwardModern(w http.ResponseWriter, r *http.Request, up *upst
 		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
 			// The tool server refused the gateway's credential, not the
 			// client's: the client must not take it for its own 401/403.
-			writeJSON(w, http.StatusBadGateway, errorBody(m.ID, rpcError{Code: codeUnavailable,
+			reply(http.StatusBadGateway, errorBody(m.ID, rpcError{Code: codeUnavailable,
 				Message: "the tool server refused the gateway's credential (HTTP " + strconv.Itoa(resp.StatusCode) + ")"}))
+		} else if rc != nil {
+			// The stream is open: the answer is its last event, a
+			// JSON-RPC message whatever the tool server's status.
+			if !json.Valid(out) {
+				out = errorBody(m.ID, rpcError{Code: codeUnavailable, Message: "the tool server answered HTTP " + strconv.Itoa(resp.StatusCode)})
+			}
+			_ = writeEvent(w, rc, "message", out)
 		} else {
 			if ct := resp.Header.Get("Content-Type"); ct != "" {
 				w.Header().Set("Content-Type", ct)

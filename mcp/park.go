@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -91,8 +90,10 @@ func (pc *parkedCalls) drop(c *parkedCall) {
 }
 
 // callParking serves a stateless client's call of a session-era tool
-// server: a new call, or the retry of a parked one (its requestState).
-func (g *Gateway) callParking(ctx context.Context, w http.ResponseWriter, ep *endpoint, p *principal.Principal, m *message, a *admitted, up *upstream, params json.RawMessage) {
+// server: a new call, or the retry of a parked one (its requestState). The
+// answer goes out on out (an event stream if a wait for approval opened
+// one).
+func (g *Gateway) callParking(ctx context.Context, out *sseWriter, ep *endpoint, p *principal.Principal, m *message, a *admitted, up *upstream, params json.RawMessage) {
 	subject := string(p.Kind) + "/" + p.SubjectID
 	tool := a.t.server.slug + "/" + a.t.name
 	var c *parkedCall
@@ -100,7 +101,7 @@ func (g *Gateway) callParking(ctx context.Context, w http.ResponseWriter, ep *en
 		if c = g.parked.take(a.requestState, subject, tool); c == nil {
 			_ = a.receipt.Wait(context.WithoutCancel(ctx))
 			g.finish(ctx, a.receipt.ID, a.entry, a.t, a.start, "rpc_error", p)
-			writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeInvalidParams,
+			out.finish(errorBody(m.ID, rpcError{Code: codeInvalidParams,
 				Message: "requestState names no call waiting for input here: it ended, timed out, or waits on another replica; call again without it"}))
 			return
 		}
@@ -143,7 +144,7 @@ func (g *Gateway) callParking(ctx context.Context, w http.ResponseWriter, ep *en
 	}
 	if err := a.receipt.Wait(context.WithoutCancel(ctx)); err != nil {
 		c.cancel()
-		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeInternal, Message: "the call could not be audited"}))
+		out.finish(errorBody(m.ID, rpcError{Code: codeInternal, Message: "the call could not be audited"}))
 		return
 	}
 	select {
@@ -166,7 +167,7 @@ func (g *Gateway) callParking(ctx context.Context, w http.ResponseWriter, ep *en
 			body = resultBody(m.ID, completeResult(d.res.Result, false))
 		}
 		g.finish(ctx, a.receipt.ID, a.entry, a.t, a.start, status, p)
-		writeJSON(w, http.StatusOK, body)
+		out.finish(body)
 	case ask := <-c.asks:
 		// Requests the tool server sends together go out in one round.
 		c.pending = map[string]*inputAsk{"input-1": ask}
@@ -188,7 +189,7 @@ func (g *Gateway) callParking(ctx context.Context, w http.ResponseWriter, ep *en
 		g.parked.put(key, c)
 		res, _ := json.Marshal(map[string]any{"resultType": "input_required", "inputRequests": requests, "requestState": key})
 		g.finish(ctx, a.receipt.ID, a.entry, a.t, a.start, "input_required", p)
-		writeJSON(w, http.StatusOK, resultBody(m.ID, res))
+		out.finish(resultBody(m.ID, res))
 	case <-ctx.Done():
 		// The client left: so does the call.
 		c.cancel()

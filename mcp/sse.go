@@ -103,6 +103,17 @@ func (s *sseWriter) event(data []byte) bool {
 	return writeEvent(s.w, s.rc, "message", data) == nil
 }
 
+// takeOver hands the stream over to a caller that writes the rest of the
+// answer itself: the response controller when the stream opened (nil when
+// it did not: the caller answers as it likes). The writer writes nothing
+// more.
+func (s *sseWriter) takeOver() *http.ResponseController {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return s.rc
+}
+
 // scanEvents reads a stream of server-sent events and hands each to
 // each: its raw lines (each ending with a newline) and its data (the data
 // lines joined by newlines). It stops when each says so or fails, at the

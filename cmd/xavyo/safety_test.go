@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -388,5 +392,81 @@ func TestMCPStatelessListShowsOnlyPinnedTools(t *testing.T) {
 	})
 	if l := list(); !strings.Contains(l, "name:add") {
 		t.Fatalf("the unchanged tools went missing: %s", l)
+	}
+}
+
+// TestMCPHoldProgressForStatelessClients: a client of the stateless era
+// whose call waits for approval hears about the wait as progress on the
+// call's event stream, then gets the answer on the same stream — on the
+// aggregate endpoint (the bridge, with and without input capabilities) and
+// on a tool server's endpoint (the pass-through).
+func TestMCPHoldProgressForStatelessClients(t *testing.T) {
+	up := newTestUpstream(t)
+	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
+	m := setupMCP(t, h, up)
+	hold := grantEntitlement(t, h, m.adminTok, "nhi", m.agent.ID, m.ents["delete_repo"])
+	m.constrain(t, h, hold, map[string]any{"requires_approval": true})
+	m.policy(t, h, map[string]any{"approval_timeout_seconds": 30})
+	for _, tc := range []struct{ name, ep, tool, caps string }{
+		{"bridge", m.endpoint, "tools__delete_repo", `{}`},
+		{"bridge-parking", m.endpoint, "tools__delete_repo", `{"elicitation":{}}`},
+		{"pass-through", m.endpoint + "/tools", "delete_repo", `{}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := `{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"` + tc.tool + `","arguments":{"name":"web"},` +
+				`"_meta":{"progressToken":"held-1","io.modelcontextprotocol/protocolVersion":"2026-07-28",` +
+				`"io.modelcontextprotocol/clientCapabilities":` + tc.caps + `,"io.modelcontextprotocol/clientInfo":{"name":"t","version":"1"}}}}`
+			req, _ := http.NewRequest("POST", tc.ep, strings.NewReader(body))
+			for k, v := range map[string]string{"Authorization": "Bearer " + m.agentToken(t, h, tc.ep), "MCP-Protocol-Version": "2026-07-28",
+				"Mcp-Method": "tools/call", "Mcp-Name": tc.tool, "Content-Type": "application/json", "Accept": "application/json, text/event-stream"} {
+				req.Header.Set(k, v)
+			}
+			events := make(chan string, 16)
+			go func() {
+				defer close(events)
+				resp, err := h.tls.Do(req)
+				if err != nil {
+					events <- "error: " + err.Error()
+					return
+				}
+				defer resp.Body.Close()
+				if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+					b, _ := io.ReadAll(resp.Body)
+					events <- fmt.Sprintf("not a stream: %d %s %s", resp.StatusCode, ct, b)
+					return
+				}
+				sc := bufio.NewScanner(resp.Body)
+				for sc.Scan() {
+					if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+						events <- data
+					}
+				}
+			}()
+			id := m.pendingToolCall(t, h)
+			select {
+			case ev := <-events:
+				if !strings.Contains(ev, `"method":"notifications/progress"`) || !strings.Contains(ev, `"progressToken":"held-1"`) ||
+					!strings.Contains(ev, "waiting for approval "+id) {
+					t.Fatalf("first event while held: %s", ev)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no progress while the call waited for approval")
+			}
+			resp, out := h.doAs(m.adminTok, "POST", "/api/v1/approvals/"+id+"/decision", map[string]any{"decision": "approve"})
+			expect(t, resp, out, 200, "approve the call")
+			var last string
+			for ev := range events {
+				last = ev
+			}
+			var final struct {
+				ID     int `json:"id"`
+				Result struct {
+					Content []struct{ Text string } `json:"content"`
+				} `json:"result"`
+			}
+			if json.Unmarshal([]byte(last), &final) != nil || final.ID != 9 || len(final.Result.Content) != 1 || final.Result.Content[0].Text != "deleted" {
+				t.Fatalf("the answer after approval: %s", last)
+			}
+		})
 	}
 }
