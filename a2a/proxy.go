@@ -51,6 +51,11 @@ var methods = []string{
 	"tasks/pushNotificationConfig/get", "tasks/pushNotificationConfig/list", "tasks/pushNotificationConfig/delete", "agent/getAuthenticatedExtendedCard",
 }
 
+// pushConfigMethods are the methods whose results show push-notification
+// configs.
+var pushConfigMethods = []string{"CreateTaskPushNotificationConfig", "GetTaskPushNotificationConfig", "ListTaskPushNotificationConfig",
+	"tasks/pushNotificationConfig/set", "tasks/pushNotificationConfig/get", "tasks/pushNotificationConfig/list"}
+
 // streaming are the methods answered with an event stream (no bound but
 // the caller's patience); the others must answer within callTimeout.
 var streaming = []string{"SendStreamingMessage", "SubscribeToTask", "message/stream", "tasks/resubscribe"}
@@ -340,15 +345,20 @@ func (h *Handlers) forward(ctx context.Context, w http.ResponseWriter, r *http.R
 	}
 	w.Header().Set("X-Audit-Id", receipt.ID.String())
 	rc := http.NewResponseController(w)
-	if translate || up || rest {
+	push := slices.Contains(pushConfigMethods, method)
+	if translate || up || rest || push {
 		// Each answer rewritten: between versions, and/or out of its
-		// JSON-RPC envelope.
+		// JSON-RPC envelope; push-notification configs as the caller set
+		// them.
 		rewrite := func(b []byte) []byte {
 			switch {
 			case translate:
 				b = responseFrom03(b, method)
 			case up:
-				b = responseTo03(b)
+				b = responseTo03(b, method)
+			}
+			if push {
+				b = h.restorePush(ctx, t, p, b)
 			}
 			return b
 		}

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -123,6 +124,79 @@ func (h *Handlers) relayPush(ctx context.Context, t *tenant.Tenant, p *principal
 		return nil, err
 	}
 	return json.Marshal(req)
+}
+
+// restorePush shows a caller the push-notification configs in a result as
+// it set them: a config pointing at one of xavyo's relays gets back the
+// caller's webhook and token when the relay is the caller's, and loses its
+// token (the relay's secret) when it is not — nobody learns another's
+// relay secret. Configs are where either version puts them: the result
+// itself or its pushNotificationConfig (one config), or a list of such
+// (0.3) or under configs (1.0).
+func (h *Handlers) restorePush(ctx context.Context, t *tenant.Tenant, p *principal.Principal, body []byte) []byte {
+	var resp obj
+	if json.Unmarshal(body, &resp) != nil {
+		return body
+	}
+	var found []obj
+	add := func(v any) {
+		c := asObj(v)
+		if inner := asObj(c["pushNotificationConfig"]); inner != nil {
+			c = inner
+		}
+		if c != nil {
+			found = append(found, c)
+		}
+	}
+	r := resp["result"]
+	if l, ok := r.([]any); ok {
+		for _, c := range l {
+			add(c)
+		}
+	} else if l := asList(asObj(r)["configs"]); l != nil {
+		for _, c := range l {
+			add(c)
+		}
+	} else {
+		add(r)
+	}
+	prefix := h.cfg.AgentURL + "/t/" + t.Slug + "/a2a/push/"
+	changed := false
+	for _, c := range found {
+		rest, ok := strings.CutPrefix(asString(c["url"]), prefix)
+		if !ok {
+			continue
+		}
+		changed = true
+		delete(c, "token")
+		id, err := uuid.Parse(rest)
+		if err != nil {
+			continue
+		}
+		var kind, caller, target string
+		var sealed []byte
+		err = h.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+			return tx.QueryRow(ctx, `SELECT caller_kind, caller_id, url, caller_token FROM a2a_push_relays WHERE tenant_id = $1 AND id = $2`,
+				tx.TenantID(), id).Scan(&kind, &caller, &target, &sealed)
+		})
+		if err != nil || kind != string(p.Kind) || caller != p.SubjectID {
+			continue
+		}
+		c["url"] = target
+		if len(sealed) > 0 && h.cfg.Sealer != nil {
+			if tok, err := h.cfg.Sealer.Open(sealed, pushAAD(t.ID, id)); err == nil {
+				c["token"] = string(tok)
+			}
+		}
+	}
+	if !changed {
+		return body
+	}
+	b, err := json.Marshal(resp)
+	if err != nil {
+		return body
+	}
+	return b
 }
 
 // pushed receives a target's notification on a relay URL: the secret the

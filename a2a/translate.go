@@ -8,8 +8,9 @@ import (
 )
 
 // Callers of A2A 1.0 reach agents of 0.3 through a translation of the
-// requests and results they exchange: messages, parts, tasks, states and
-// streamed events (docs/design/0010). Members a version lacks are dropped.
+// requests and results they exchange: messages, parts, tasks, states,
+// streamed events and push-notification configs (docs/design/0010).
+// Members a version lacks are dropped.
 
 // methodTo03 maps the 1.0 methods that are translated to their 0.3 names.
 var methodTo03 = map[string]string{
@@ -18,6 +19,11 @@ var methodTo03 = map[string]string{
 	"GetTask":              "tasks/get",
 	"CancelTask":           "tasks/cancel",
 	"SubscribeToTask":      "tasks/resubscribe",
+
+	"CreateTaskPushNotificationConfig": "tasks/pushNotificationConfig/set",
+	"GetTaskPushNotificationConfig":    "tasks/pushNotificationConfig/get",
+	"ListTaskPushNotificationConfig":   "tasks/pushNotificationConfig/list",
+	"DeleteTaskPushNotificationConfig": "tasks/pushNotificationConfig/delete",
 }
 
 var roleTo03 = map[string]string{"ROLE_USER": "user", "ROLE_AGENT": "agent"}
@@ -201,13 +207,13 @@ func asString(v any) string {
 // requestTo03 rewrites a 1.0 request for an agent of 0.3; false when the
 // method is not one that is translated.
 func requestTo03(body []byte) ([]byte, bool) {
-	return translateRequest(body, methodTo03, messageTo03)
+	return translateRequest(body, methodTo03, paramsTo03)
 }
 
 // translateRequest renames a request's method through methods and
-// converts its message with message; false when the method is not in
-// methods.
-func translateRequest(body []byte, methods map[string]string, message func(obj) obj) ([]byte, bool) {
+// converts its params with params (given the new method); false when the
+// method is not in methods.
+func translateRequest(body []byte, methods map[string]string, params func(method string, p obj) obj) ([]byte, bool) {
 	var req obj
 	if json.Unmarshal(body, &req) != nil {
 		return nil, false
@@ -216,44 +222,113 @@ func translateRequest(body []byte, methods map[string]string, message func(obj) 
 	if !ok {
 		return nil, false
 	}
-	p := asObj(req["params"])
+	req["method"], req["params"] = method, params(method, asObj(req["params"]))
+	b, err := json.Marshal(req)
+	return b, err == nil
+}
+
+// paramsTo03 converts the params of a 1.0 request to those of the 0.3
+// method.
+func paramsTo03(method string, p obj) obj {
 	out := obj{}
 	switch method {
-	case "message/send", "message/stream", "SendMessage", "SendStreamingMessage":
-		out["message"] = message(asObj(p["message"]))
+	case "message/send", "message/stream":
+		out["message"] = messageTo03(asObj(p["message"]))
 		copyKeys(out, p, "metadata")
 		if c := asObj(p["configuration"]); c != nil {
-			conf := obj{}
+			conf := obj{"blocking": c["returnImmediately"] != true}
 			copyKeys(conf, c, "acceptedOutputModes", "historyLength")
+			if pc := asObj(c["taskPushNotificationConfig"]); pc != nil {
+				conf["pushNotificationConfig"] = pushConfigTo03(pc)["pushNotificationConfig"]
+			}
 			out["configuration"] = conf
 		}
+	case "tasks/pushNotificationConfig/set":
+		out = pushConfigTo03(p)
+	case "tasks/pushNotificationConfig/get", "tasks/pushNotificationConfig/delete", "tasks/pushNotificationConfig/list":
+		out["id"] = p["taskId"]
+		if p["id"] != nil && method != "tasks/pushNotificationConfig/list" {
+			out["pushNotificationConfigId"] = p["id"]
+		}
+		copyKeys(out, p, "metadata")
 	default:
 		copyKeys(out, p, "id", "historyLength", "metadata")
 	}
-	req["method"], req["params"] = method, out
-	b, err := json.Marshal(req)
-	return b, err == nil
+	return out
+}
+
+// Push-notification configs: 1.0 has them flat (taskId beside id, url,
+// token and authentication with one scheme); 0.3 wraps them (taskId beside
+// pushNotificationConfig, whose authentication lists schemes).
+
+// pushConfigTo03 turns a 1.0 config into a 0.3 task config.
+func pushConfigTo03(c obj) obj {
+	conf := obj{}
+	copyKeys(conf, c, "id", "url", "token")
+	if a := asObj(c["authentication"]); a != nil {
+		auth := obj{"schemes": []any{}}
+		copyKeys(auth, a, "credentials")
+		if a["scheme"] != nil {
+			auth["schemes"] = []any{a["scheme"]}
+		}
+		conf["authentication"] = auth
+	}
+	out := obj{"pushNotificationConfig": conf}
+	copyKeys(out, c, "taskId")
+	return out
+}
+
+// pushConfigFrom03 turns a 0.3 task config into a 1.0 config.
+func pushConfigFrom03(tc obj) obj {
+	c := asObj(tc["pushNotificationConfig"])
+	out := obj{}
+	copyKeys(out, tc, "taskId")
+	copyKeys(out, c, "id", "url", "token")
+	if a := asObj(c["authentication"]); a != nil {
+		auth := obj{}
+		copyKeys(auth, a, "credentials")
+		if l := asList(a["schemes"]); len(l) > 0 {
+			auth["scheme"] = l[0]
+		}
+		out["authentication"] = auth
+	}
+	return out
 }
 
 // responseFrom03 rewrites a 0.3 JSON-RPC response for a caller of 1.0
 // (errors pass unchanged: both versions share the codes).
 func responseFrom03(body []byte, method string) []byte {
-	wrapped := method != "GetTask" && method != "CancelTask"
-	return rewriteResult(body, func(r obj) obj { return eventFrom03(r, wrapped) })
+	return rewriteResult(body, func(r any) (any, bool) {
+		switch method {
+		case "CreateTaskPushNotificationConfig", "GetTaskPushNotificationConfig":
+			return pushConfigFrom03(asObj(r)), true
+		case "ListTaskPushNotificationConfig":
+			return obj{"configs": mapEach(asList(r), pushConfigFrom03)}, true
+		case "DeleteTaskPushNotificationConfig":
+			return r, false
+		}
+		if asObj(r) == nil {
+			return r, false
+		}
+		return eventFrom03(asObj(r), method != "GetTask" && method != "CancelTask"), true
+	})
 }
 
-// rewriteResult rewrites the result of a JSON-RPC response with fn; the
-// body unchanged when it has no result (an error) or is not JSON.
-func rewriteResult(body []byte, fn func(obj) obj) []byte {
+// rewriteResult rewrites the result of a JSON-RPC response with fn (false:
+// leave it); the body unchanged when it has no result (an error) or is
+// not JSON.
+func rewriteResult(body []byte, fn func(any) (any, bool)) []byte {
 	var resp obj
 	if json.Unmarshal(body, &resp) != nil {
 		return body
 	}
-	r := asObj(resp["result"])
-	if r == nil {
+	r, ok := resp["result"]
+	if !ok || r == nil {
 		return body
 	}
-	resp["result"] = fn(r)
+	if resp["result"], ok = fn(r); !ok {
+		return body
+	}
 	b, err := json.Marshal(resp)
 	if err != nil {
 		return body
@@ -344,8 +419,60 @@ func eventTo03(r obj) obj {
 // requestTo10 rewrites a 0.3 request for an agent of 1.0; false when the
 // method is not one that is translated.
 func requestTo10(body []byte) ([]byte, bool) {
-	return translateRequest(body, methodTo10, messageFrom03)
+	return translateRequest(body, methodTo10, paramsTo10)
 }
 
-// responseTo03 rewrites a 1.0 JSON-RPC response for a caller of 0.3.
-func responseTo03(body []byte) []byte { return rewriteResult(body, eventTo03) }
+// paramsTo10 converts the params of a 0.3 request to those of the 1.0
+// method.
+func paramsTo10(method string, p obj) obj {
+	out := obj{}
+	switch method {
+	case "SendMessage", "SendStreamingMessage":
+		msg := messageFrom03(asObj(p["message"]))
+		out["message"] = msg
+		copyKeys(out, p, "metadata")
+		if c := asObj(p["configuration"]); c != nil {
+			conf := obj{}
+			copyKeys(conf, c, "acceptedOutputModes", "historyLength")
+			if c["blocking"] == false {
+				conf["returnImmediately"] = true
+			}
+			if pc := asObj(c["pushNotificationConfig"]); pc != nil {
+				tc := obj{"pushNotificationConfig": pc}
+				copyKeys(tc, msg, "taskId")
+				conf["taskPushNotificationConfig"] = pushConfigFrom03(tc)
+			}
+			out["configuration"] = conf
+		}
+	case "CreateTaskPushNotificationConfig":
+		out = pushConfigFrom03(p)
+	case "GetTaskPushNotificationConfig", "DeleteTaskPushNotificationConfig", "ListTaskPushNotificationConfig":
+		out["taskId"] = p["id"]
+		if p["pushNotificationConfigId"] != nil && method != "ListTaskPushNotificationConfig" {
+			out["id"] = p["pushNotificationConfigId"]
+		}
+		copyKeys(out, p, "metadata")
+	default:
+		copyKeys(out, p, "id", "historyLength", "metadata")
+	}
+	return out
+}
+
+// responseTo03 rewrites a 1.0 JSON-RPC response for a caller of 0.3 (of
+// method, the caller's).
+func responseTo03(body []byte, method string) []byte {
+	return rewriteResult(body, func(r any) (any, bool) {
+		switch method {
+		case "tasks/pushNotificationConfig/set", "tasks/pushNotificationConfig/get":
+			return pushConfigTo03(asObj(r)), true
+		case "tasks/pushNotificationConfig/list":
+			return mapEach(asList(asObj(r)["configs"]), pushConfigTo03), true
+		case "tasks/pushNotificationConfig/delete":
+			return r, false
+		}
+		if asObj(r) == nil {
+			return r, false
+		}
+		return eventTo03(asObj(r)), true
+	})
+}

@@ -23,7 +23,7 @@ func TestTranslationTo03(t *testing.T) {
 	req, ok := requestTo03([]byte(`{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{"messageId":"m","role":"ROLE_USER",
 		"parts":[{"text":"hi"},{"url":"https://x/y.pdf","mediaType":"application/pdf","filename":"y.pdf"},{"data":{"k":1}}]},
 		"configuration":{"acceptedOutputModes":["text/plain"],"historyLength":2,"returnImmediately":true}}}`))
-	want := `{"id":1,"jsonrpc":"2.0","method":"message/send","params":{"configuration":{"acceptedOutputModes":["text/plain"],"historyLength":2},
+	want := `{"id":1,"jsonrpc":"2.0","method":"message/send","params":{"configuration":{"acceptedOutputModes":["text/plain"],"blocking":false,"historyLength":2},
 		"message":{"kind":"message","messageId":"m","parts":[{"kind":"text","text":"hi"},{"file":{"mimeType":"application/pdf","name":"y.pdf","uri":"https://x/y.pdf"},"kind":"file"},
 		{"data":{"k":1},"kind":"data"}],"role":"user"}}}`
 	if !ok || canonJSON(t, string(req)) != canonJSON(t, want) {
@@ -85,8 +85,55 @@ func TestTranslationRoundTrip(t *testing.T) {
 	} {
 		resp := `{"jsonrpc":"2.0","id":1,"result":` + r + `}`
 		up := responseFrom03([]byte(resp), "SendStreamingMessage")
-		if down := responseTo03(up); canonJSON(t, string(down)) != canonJSON(t, resp) {
+		if down := responseTo03(up, "message/stream"); canonJSON(t, string(down)) != canonJSON(t, resp) {
 			t.Errorf("0.3 → 1.0 → 0.3:\n%s\n%s\n%s", resp, up, down)
+		}
+	}
+}
+
+// TestPushConfigTranslation: push-notification configs between the flat
+// form of 1.0 and the wrapped form of 0.3, in requests (their own methods
+// and a message's configuration) and in results, both ways.
+func TestPushConfigTranslation(t *testing.T) {
+	for _, c := range []struct{ v10, v03 string }{
+		{`{"jsonrpc":"2.0","id":1,"method":"CreateTaskPushNotificationConfig","params":{"taskId":"t","id":"p","url":"https://hook/x","token":"k",
+			"authentication":{"scheme":"Bearer","credentials":"pw"}}}`,
+			`{"jsonrpc":"2.0","id":1,"method":"tasks/pushNotificationConfig/set","params":{"taskId":"t","pushNotificationConfig":{"id":"p","url":"https://hook/x","token":"k",
+			"authentication":{"schemes":["Bearer"],"credentials":"pw"}}}}`},
+		{`{"jsonrpc":"2.0","id":2,"method":"GetTaskPushNotificationConfig","params":{"taskId":"t","id":"p"}}`,
+			`{"jsonrpc":"2.0","id":2,"method":"tasks/pushNotificationConfig/get","params":{"id":"t","pushNotificationConfigId":"p"}}`},
+		{`{"jsonrpc":"2.0","id":3,"method":"ListTaskPushNotificationConfig","params":{"taskId":"t"}}`,
+			`{"jsonrpc":"2.0","id":3,"method":"tasks/pushNotificationConfig/list","params":{"id":"t"}}`},
+		{`{"jsonrpc":"2.0","id":4,"method":"DeleteTaskPushNotificationConfig","params":{"taskId":"t","id":"p"}}`,
+			`{"jsonrpc":"2.0","id":4,"method":"tasks/pushNotificationConfig/delete","params":{"id":"t","pushNotificationConfigId":"p"}}`},
+		{`{"jsonrpc":"2.0","id":5,"method":"SendMessage","params":{"message":{"messageId":"m","taskId":"t","role":"ROLE_USER","parts":[{"text":"hi"}]},
+			"configuration":{"returnImmediately":true,"taskPushNotificationConfig":{"taskId":"t","url":"https://hook/x","token":"k"}}}}`,
+			`{"jsonrpc":"2.0","id":5,"method":"message/send","params":{"message":{"kind":"message","messageId":"m","taskId":"t","role":"user","parts":[{"kind":"text","text":"hi"}]},
+			"configuration":{"blocking":false,"pushNotificationConfig":{"url":"https://hook/x","token":"k"}}}}`},
+	} {
+		down, ok := requestTo03([]byte(c.v10))
+		if !ok || canonJSON(t, string(down)) != canonJSON(t, c.v03) {
+			t.Errorf("1.0 → 0.3:\n%s\n%s", c.v10, down)
+		}
+		up, ok := requestTo10([]byte(c.v03))
+		if !ok || canonJSON(t, string(up)) != canonJSON(t, c.v10) {
+			t.Errorf("0.3 → 1.0:\n%s\n%s", c.v03, up)
+		}
+	}
+	cfg03 := `{"taskId":"t","pushNotificationConfig":{"id":"p","url":"https://hook/x","token":"k","authentication":{"schemes":["Bearer"]}}}`
+	cfg10 := `{"taskId":"t","id":"p","url":"https://hook/x","token":"k","authentication":{"scheme":"Bearer"}}`
+	for _, c := range []struct{ method10, method03, r10, r03 string }{
+		{"CreateTaskPushNotificationConfig", "tasks/pushNotificationConfig/set", cfg10, cfg03},
+		{"GetTaskPushNotificationConfig", "tasks/pushNotificationConfig/get", cfg10, cfg03},
+		{"ListTaskPushNotificationConfig", "tasks/pushNotificationConfig/list", `{"configs":[` + cfg10 + `]}`, `[` + cfg03 + `]`},
+		{"DeleteTaskPushNotificationConfig", "tasks/pushNotificationConfig/delete", `{}`, `{}`},
+	} {
+		resp03, resp10 := `{"jsonrpc":"2.0","id":1,"result":`+c.r03+`}`, `{"jsonrpc":"2.0","id":1,"result":`+c.r10+`}`
+		if got := responseFrom03([]byte(resp03), c.method10); canonJSON(t, string(got)) != canonJSON(t, resp10) {
+			t.Errorf("%s ← %s", c.method10, got)
+		}
+		if got := responseTo03([]byte(resp10), c.method03); canonJSON(t, string(got)) != canonJSON(t, resp03) {
+			t.Errorf("%s ← %s", c.method03, got)
 		}
 	}
 }

@@ -803,3 +803,128 @@ func TestA2APushNotifications(t *testing.T) {
 		})
 	}
 }
+
+// TestA2APushConfigsAcrossVersions: push-notification configs reach an
+// agent of 0.3 from callers of 1.0 (their own methods and a message's
+// configuration, translated, the webhook replaced by a relay), and come
+// back to each caller as it set them: its own webhook and token, never
+// the relay's secret — nor another caller's.
+func TestA2APushConfigsAcrossVersions(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]map[string]any{} // the target's requests' params, by method
+	var stored []any
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		method, _ := req["method"].(string)
+		params, _ := req["params"].(map[string]any)
+		mu.Lock()
+		seen[method] = params
+		var result any
+		switch method {
+		case "tasks/pushNotificationConfig/set":
+			stored = append(stored, params)
+			result = params
+		case "tasks/pushNotificationConfig/get":
+			result = stored[0]
+		case "tasks/pushNotificationConfig/list":
+			result = stored
+		case "message/send":
+			result = map[string]any{"kind": "task", "id": "task-2", "contextId": "c", "status": map[string]any{"state": "submitted"}}
+		}
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"jsonrpc": "2.0", "id": req["id"], "result": result})
+	}))
+	t.Cleanup(target.Close)
+	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
+	slug := uniqueSlug("a2v")
+	_, tok := tenantAdmin(t, h, slug)
+	owner := decodeMe(t, h, tok)
+	resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "worker", "name": "Worker", "owner_id": owner,
+		"profile": map[string]any{"agent": map[string]any{"a2a_endpoint": target.URL, "a2a_version": "0.3"}}})
+	expect(t, resp, body, 201, "target of 0.3")
+	endpoint := h.agent + "/t/" + slug + "/a2a/agents/worker"
+	callers := map[string]agentJSON{}
+	for _, name := range []string{"boss", "other"} {
+		resp, body = h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": name, "name": name, "owner_id": owner})
+		expect(t, resp, body, 201, name)
+		callers[name] = decode[agentJSON](t, body)
+		grantEntitlement(t, h, tok, "nhi", callers[name].ID, a2aCall(t, h, tok, "worker"))
+	}
+	call := func(who, version, rpc string) map[string]any {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(rpc))
+		req.Header.Set("Content-Type", "application/json")
+		if version != "" {
+			req.Header.Set("A2A-Version", version)
+		}
+		req.Header.Set("Authorization", "Bearer "+a2aToken(t, h, slug, callers[who], endpoint))
+		res, err := h.tls.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(res.Body).Decode(&out); err != nil || res.StatusCode != 200 || out["result"] == nil {
+			t.Fatalf("%s %s: %d %v %v", who, rpc, res.StatusCode, out, err)
+		}
+		return out
+	}
+	relay := h.s.cfg.Agent.PublicURL + "/t/" + slug + "/a2a/push/"
+	hook := "https://hooks.example/boss"
+
+	out := call("boss", "1.0", `{"jsonrpc":"2.0","id":1,"method":"CreateTaskPushNotificationConfig","params":{"taskId":"task-1","id":"p1",
+		"url":"`+hook+`","token":"boss-token","authentication":{"scheme":"Bearer","credentials":"hook-password"}}}`)
+	mu.Lock()
+	set := seen["tasks/pushNotificationConfig/set"]
+	mu.Unlock()
+	given, _ := set["pushNotificationConfig"].(map[string]any)
+	secret, _ := given["token"].(string)
+	if set["taskId"] != "task-1" || given["id"] != "p1" || !strings.HasPrefix(fmt.Sprint(given["url"]), relay) || secret == "" || secret == "boss-token" ||
+		given["authentication"] != nil {
+		t.Fatalf("the 0.3 target was given %v", set)
+	}
+	res, _ := out["result"].(map[string]any)
+	if res["url"] != hook || res["token"] != "boss-token" || res["taskId"] != "task-1" || res["id"] != "p1" || strings.Contains(fmt.Sprint(out), secret) {
+		t.Fatalf("the caller of 1.0 was shown %v", out)
+	}
+	// Read back, by the caller that set it and by another caller, in both
+	// versions: only the owner sees its webhook and token; nobody sees the
+	// relay's secret.
+	out = call("boss", "1.0", `{"jsonrpc":"2.0","id":2,"method":"GetTaskPushNotificationConfig","params":{"taskId":"task-1","id":"p1"}}`)
+	mu.Lock()
+	get := seen["tasks/pushNotificationConfig/get"]
+	mu.Unlock()
+	if res, _ = out["result"].(map[string]any); get["id"] != "task-1" || get["pushNotificationConfigId"] != "p1" || res["url"] != hook || res["token"] != "boss-token" {
+		t.Fatalf("get: the target had %v, the caller was shown %v", get, out)
+	}
+	out = call("other", "1.0", `{"jsonrpc":"2.0","id":3,"method":"ListTaskPushNotificationConfig","params":{"taskId":"task-1"}}`)
+	configs, _ := out["result"].(map[string]any)["configs"].([]any)
+	if len(configs) != 1 || strings.Contains(fmt.Sprint(out), secret) || strings.Contains(fmt.Sprint(out), hook) ||
+		!strings.HasPrefix(fmt.Sprint(configs[0].(map[string]any)["url"]), relay) {
+		t.Fatalf("another caller of 1.0 was shown %v", out)
+	}
+	out = call("other", "", `{"jsonrpc":"2.0","id":4,"method":"tasks/pushNotificationConfig/list","params":{"id":"task-1"}}`)
+	if l, _ := out["result"].([]any); len(l) != 1 || strings.Contains(fmt.Sprint(out), secret) || strings.Contains(fmt.Sprint(out), hook) {
+		t.Fatalf("another caller of 0.3 was shown %v", out)
+	}
+	out = call("boss", "", `{"jsonrpc":"2.0","id":5,"method":"tasks/pushNotificationConfig/get","params":{"id":"task-1","pushNotificationConfigId":"p1"}}`)
+	if c, _ := out["result"].(map[string]any)["pushNotificationConfig"].(map[string]any); c["url"] != hook || c["token"] != "boss-token" {
+		t.Fatalf("the owner, calling in 0.3, was shown %v", out)
+	}
+	// A message's push config, translated and relayed too.
+	out = call("boss", "1.0", `{"jsonrpc":"2.0","id":6,"method":"SendMessage","params":{"message":{"messageId":"m","role":"ROLE_USER","parts":[{"text":"hi"}]},
+		"configuration":{"returnImmediately":true,"taskPushNotificationConfig":{"url":"`+hook+`/2","token":"boss-token-2"}}}}`)
+	mu.Lock()
+	send := seen["message/send"]
+	mu.Unlock()
+	conf, _ := send["configuration"].(map[string]any)
+	pc, _ := conf["pushNotificationConfig"].(map[string]any)
+	if conf["blocking"] != false || !strings.HasPrefix(fmt.Sprint(pc["url"]), relay) || pc["token"] == "boss-token-2" || pc["token"] == nil {
+		t.Fatalf("the 0.3 target's message/send: %v", send)
+	}
+	if task, _ := out["result"].(map[string]any)["task"].(map[string]any); task["id"] != "task-2" {
+		t.Fatalf("SendMessage answer: %v", out)
+	}
+}
