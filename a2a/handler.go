@@ -99,6 +99,10 @@ func (h *Handlers) Mount(handle func(pattern string, h http.Handler)) {
 	handle("GET /t/{slug}/a2a/agents/{agent}/tasks/{rest}", h.rest("task"))
 	handle("POST /t/{slug}/a2a/agents/{agent}/tasks/{rest}", h.rest("task"))
 	handle("GET /t/{slug}/a2a/agents/{agent}/extendedAgentCard", h.rest("GetExtendedAgentCard"))
+	handle("POST /t/{slug}/a2a/agents/{agent}/tasks/{task}/pushNotificationConfigs", h.rest("CreateTaskPushNotificationConfig"))
+	handle("GET /t/{slug}/a2a/agents/{agent}/tasks/{task}/pushNotificationConfigs", h.rest("ListTaskPushNotificationConfig"))
+	handle("GET /t/{slug}/a2a/agents/{agent}/tasks/{task}/pushNotificationConfigs/{config}", h.rest("GetTaskPushNotificationConfig"))
+	handle("DELETE /t/{slug}/a2a/agents/{agent}/tasks/{task}/pushNotificationConfigs/{config}", h.rest("DeleteTaskPushNotificationConfig"))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

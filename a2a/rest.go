@@ -16,7 +16,10 @@ import (
 
 // rest serves POST {agent}/message:send and message:stream, GET
 // {agent}/tasks, GET {agent}/tasks/{id}, POST {agent}/tasks/{id}:cancel
-// and :subscribe, GET {agent}/extendedAgentCard.
+// and :subscribe, GET {agent}/extendedAgentCard, and a task's
+// push-notification configs: POST and GET
+// {agent}/tasks/{id}/pushNotificationConfigs, GET and DELETE
+// {agent}/tasks/{id}/pushNotificationConfigs/{config}.
 func (h *Handlers) rest(route string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		params := map[string]any{}
@@ -51,6 +54,29 @@ func (h *Handlers) rest(route string) http.HandlerFunc {
 				return
 			}
 			params["id"] = id
+		case "CreateTaskPushNotificationConfig":
+			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+			if err != nil || json.Unmarshal(body, &params) != nil {
+				restError(w, http.StatusBadRequest, codeInvalidRequest, "the body is a JSON push-notification config of at most 1 MiB", nil)
+				return
+			}
+			params["taskId"] = r.PathValue("task")
+		case "GetTaskPushNotificationConfig", "DeleteTaskPushNotificationConfig":
+			params["taskId"], params["id"] = r.PathValue("task"), r.PathValue("config")
+		case "ListTaskPushNotificationConfig":
+			params["taskId"] = r.PathValue("task")
+			q := r.URL.Query()
+			if v := q.Get("pageToken"); v != "" {
+				params["pageToken"] = v
+			}
+			if v := q.Get("pageSize"); v != "" {
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 0 {
+					restError(w, http.StatusBadRequest, codeInvalidParams, "pageSize is a number", nil)
+					return
+				}
+				params["pageSize"] = n
+			}
 		case "ListTasks":
 			q := r.URL.Query()
 			for _, k := range []string{"contextId", "status", "pageToken"} {
@@ -123,7 +149,7 @@ func unwrapRPC(b []byte) (int, []byte) {
 			"details": []any{map[string]any{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": fmt.Sprint(env.Error.Code), "domain": "a2a"}}}})
 		return st, out
 	}
-	if len(env.Result) == 0 {
+	if len(env.Result) == 0 || string(env.Result) == "null" {
 		return http.StatusOK, []byte("{}")
 	}
 	return http.StatusOK, env.Result

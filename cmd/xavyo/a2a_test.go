@@ -927,4 +927,51 @@ func TestA2APushConfigsAcrossVersions(t *testing.T) {
 	if task, _ := out["result"].(map[string]any)["task"].(map[string]any); task["id"] != "task-2" {
 		t.Fatalf("SendMessage answer: %v", out)
 	}
+	// The same over the HTTP+JSON binding.
+	rest := func(who, method, path, body string) (int, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest(method, endpoint+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+a2aToken(t, h, slug, callers[who], endpoint))
+		res, err := h.tls.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(res.Body).Decode(&out)
+		return res.StatusCode, out
+	}
+	code, got := rest("boss", "POST", "/tasks/task-3/pushNotificationConfigs", `{"id":"p3","url":"`+hook+`/3","token":"boss-token-3"}`)
+	mu.Lock()
+	set = seen["tasks/pushNotificationConfig/set"]
+	mu.Unlock()
+	given, _ = set["pushNotificationConfig"].(map[string]any)
+	if code != 200 || got["url"] != hook+"/3" || got["token"] != "boss-token-3" || got["taskId"] != "task-3" ||
+		set["taskId"] != "task-3" || !strings.HasPrefix(fmt.Sprint(given["url"]), relay) {
+		t.Fatalf("REST create: %d %v; the target had %v", code, got, set)
+	}
+	code, got = rest("boss", "GET", "/tasks/task-1/pushNotificationConfigs/p1", "")
+	if code != 200 || got["url"] != hook || got["token"] != "boss-token" {
+		t.Fatalf("REST get: %d %v", code, got)
+	}
+	code, got = rest("other", "GET", "/tasks/task-1/pushNotificationConfigs?pageSize=10", "")
+	if l, _ := got["configs"].([]any); code != 200 || len(l) != 2 || strings.Contains(fmt.Sprint(got), hook) {
+		t.Fatalf("REST list by another caller: %d %v", code, got)
+	}
+	for _, l := range got["configs"].([]any) {
+		if c := l.(map[string]any); c["token"] != nil {
+			t.Fatalf("REST list by another caller shows a token: %v", got)
+		}
+	}
+	code, got = rest("boss", "DELETE", "/tasks/task-1/pushNotificationConfigs/p1", "")
+	mu.Lock()
+	del := seen["tasks/pushNotificationConfig/delete"]
+	mu.Unlock()
+	if code != 200 || del["id"] != "task-1" || del["pushNotificationConfigId"] != "p1" {
+		t.Fatalf("REST delete: %d %v; the target had %v", code, got, del)
+	}
+	if code, got = rest("boss", "GET", "/tasks/task-1/pushNotificationConfigs?pageSize=x", ""); code != 400 {
+		t.Fatalf("a bad page size: %d %v", code, got)
+	}
 }
