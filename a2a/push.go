@@ -78,7 +78,7 @@ func pushConfigs(req obj) []obj {
 // records the relays; body is returned unchanged when it has none.
 func (h *Handlers) relayPush(ctx context.Context, t *tenant.Tenant, p *principal.Principal, a *agentRecord, body []byte) ([]byte, error) {
 	var req obj
-	if json.Unmarshal(body, &req) != nil {
+	if decodeExact(body, &req) != nil {
 		return body, nil
 	}
 	configs := pushConfigs(req)
@@ -135,7 +135,7 @@ func (h *Handlers) relayPush(ctx context.Context, t *tenant.Tenant, p *principal
 // (0.3) or under configs (1.0).
 func (h *Handlers) restorePush(ctx context.Context, t *tenant.Tenant, p *principal.Principal, body []byte) []byte {
 	var resp obj
-	if json.Unmarshal(body, &resp) != nil {
+	if decodeExact(body, &resp) != nil {
 		return body
 	}
 	var found []obj

@@ -2,7 +2,9 @@ package a2a
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"strings"
 )
@@ -35,6 +37,20 @@ var stateFrom03 = map[string]string{
 }
 
 type obj = map[string]any
+
+// decodeExact decodes JSON keeping numbers as written: an id or a data
+// part's number passes through translation unchanged.
+func decodeExact(b []byte, v any) error {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	if err := d.Decode(v); err != nil {
+		return err
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return errors.New("trailing data after the JSON value")
+	}
+	return nil
+}
 
 func asObj(v any) obj {
 	o, _ := v.(obj)
@@ -215,7 +231,7 @@ func requestTo03(body []byte) ([]byte, bool) {
 // method is not in methods.
 func translateRequest(body []byte, methods map[string]string, params func(method string, p obj) obj) ([]byte, bool) {
 	var req obj
-	if json.Unmarshal(body, &req) != nil {
+	if decodeExact(body, &req) != nil {
 		return nil, false
 	}
 	method, ok := methods[asString(req["method"])]
@@ -319,7 +335,7 @@ func responseFrom03(body []byte, method string) []byte {
 // not JSON.
 func rewriteResult(body []byte, fn func(any) (any, bool)) []byte {
 	var resp obj
-	if json.Unmarshal(body, &resp) != nil {
+	if decodeExact(body, &resp) != nil {
 		return body
 	}
 	r, ok := resp["result"]

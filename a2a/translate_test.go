@@ -3,6 +3,8 @@ package a2a
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -136,4 +138,50 @@ func TestPushConfigTranslation(t *testing.T) {
 			t.Errorf("%s ← %s", c.method03, got)
 		}
 	}
+}
+
+// TestTranslationKeepsNumbers: ids and numbers in data parts pass through
+// translation as written, beyond float64's precision.
+func TestTranslationKeepsNumbers(t *testing.T) {
+	req := `{"jsonrpc":"2.0","id":9007199254740993,"method":"SendMessage","params":{"message":{"role":"ROLE_USER","parts":[{"data":{"n":12345678901234567890.5}}]}}}`
+	down, ok := requestTo03([]byte(req))
+	if !ok || !strings.Contains(string(down), `"id":9007199254740993`) || !strings.Contains(string(down), `"n":12345678901234567890.5`) {
+		t.Fatalf("numbers changed: %s", down)
+	}
+	resp := `{"jsonrpc":"2.0","id":9007199254740993,"result":{"kind":"message","role":"agent","parts":[{"kind":"data","data":{"n":1e400}}]}}`
+	if up := responseFrom03([]byte(resp), "SendMessage"); !strings.Contains(string(up), `"id":9007199254740993`) || !strings.Contains(string(up), `"n":1e400`) {
+		t.Fatalf("numbers changed: %s", up)
+	}
+}
+
+// FuzzTranslate: whatever a caller or an agent sends, translation neither
+// panics nor produces anything but JSON, and a translated request keeps
+// its id.
+func FuzzTranslate(f *testing.F) {
+	f.Add([]byte(`{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{"role":"ROLE_USER","parts":[{"text":"hi"},{"url":"u"}]},"configuration":{"taskPushNotificationConfig":{"url":"u","authentication":{"scheme":"B"}}}}}`))
+	f.Add([]byte(`{"jsonrpc":"2.0","id":"x","method":"message/send","params":{"message":{"kind":"message","role":"agent","parts":[{"kind":"file","file":{"bytes":"aGk="}}]},"configuration":{"blocking":false,"pushNotificationConfig":{"url":"u"}}}}`))
+	f.Add([]byte(`{"jsonrpc":"2.0","id":1,"result":[{"taskId":"t","pushNotificationConfig":{"url":"u","authentication":{"schemes":[1]}}}]}`))
+	f.Add([]byte(`{"jsonrpc":"2.0","id":1,"result":{"configs":[{"url":"u"}],"task":{"status":{"message":{"parts":[null]}}},"statusUpdate":{"status":7}}}`))
+	f.Add([]byte(`{"jsonrpc":"2.0","id":1,"result":{"kind":"artifact-update","artifact":{"parts":"x"}}}`))
+	methods := append(slices.Clone(methods), "")
+	f.Fuzz(func(t *testing.T, in []byte) {
+		for _, tr := range []func([]byte) ([]byte, bool){requestTo03, requestTo10} {
+			out, ok := tr(in)
+			if !ok {
+				continue
+			}
+			var before, after struct{ ID any }
+			if !json.Valid(out) || json.Unmarshal(in, &before) != nil || json.Unmarshal(out, &after) != nil ||
+				fmt.Sprint(before.ID) != fmt.Sprint(after.ID) {
+				t.Fatalf("%s → %s", in, out)
+			}
+		}
+		for _, m := range methods {
+			for _, out := range [][]byte{responseFrom03(in, m), responseTo03(in, m)} {
+				if json.Valid(in) && !json.Valid(out) {
+					t.Fatalf("%s (%s) → %s", in, m, out)
+				}
+			}
+		}
+	})
 }
