@@ -68,6 +68,7 @@ const (
 	codeInvalidRequest = -32600
 	codeMethodNotFound = -32601
 	codeInvalidParams  = -32602
+	codeTaskNotFound   = -32001 // A2A TaskNotFoundError
 	codeUnsupported    = -32004 // A2A UnsupportedOperationError
 	codeInternal       = -32603
 	// codeForbidden: the caller may not call this agent (HTTP 403).
@@ -159,6 +160,8 @@ func (h *Handlers) callWith(w http.ResponseWriter, r *http.Request, body []byte,
 		rpcError(w, http.StatusOK, m.ID, codeMethodNotFound, "unknown A2A method: "+m.Method, nil)
 		return
 	}
+	// The task the request addresses, if any (as the caller names it).
+	task := requestedTask(m.Method, body)
 	// A caller of 1.0 to an agent of 0.3: the request and its answer are
 	// translated (1.0 method names are CamelCase, 0.3 ones have a slash).
 	translate := a.version03 && !strings.Contains(m.Method, "/") && m.Method != "GetExtendedAgentCard" // xavyo makes that one
@@ -196,6 +199,18 @@ func (h *Handlers) callWith(w http.ResponseWriter, r *http.Request, body []byte,
 		d = h.hold(ctx, t, p, a, m.Method, d, &det)
 		det.Decision, det.Reason, det.Code = d.Decision, d.Reason, d.Code
 	}
+	notFound := false
+	if d.Allowed() && task != "" {
+		other, err := h.othersTask(ctx, p, a.slug, task)
+		if err != nil {
+			rpcError(w, http.StatusServiceUnavailable, m.ID, codeInternal, "the task's owner could not be checked", nil)
+			return
+		}
+		if other {
+			d = governance.Decision{Decision: governance.Deny, Reason: "the task was made by another caller", Code: "task_owner"}
+			det.Reason, det.Code, notFound = d.Reason, d.Code, true
+		}
+	}
 	if !d.Allowed() {
 		det.Decision = governance.Deny
 		entry.Outcome, entry.Details = audit.OutcomeDenied, det
@@ -205,6 +220,11 @@ func (h *Handlers) callWith(w http.ResponseWriter, r *http.Request, body []byte,
 		}
 		if err != nil {
 			rpcError(w, http.StatusServiceUnavailable, m.ID, codeInternal, "the call could not be audited", nil)
+			return
+		}
+		if notFound {
+			// Another's task does not exist, to this caller.
+			rpcError(w, http.StatusOK, m.ID, codeTaskNotFound, "task not found", map[string]string{"audit_id": rec.ID.String()})
 			return
 		}
 		rpcError(w, http.StatusForbidden, m.ID, codeForbidden, "not allowed: "+det.Reason, map[string]string{"reason": det.Reason, "code": det.Code,
@@ -346,10 +366,15 @@ func (h *Handlers) forward(ctx context.Context, w http.ResponseWriter, r *http.R
 	w.Header().Set("X-Audit-Id", receipt.ID.String())
 	rc := http.NewResponseController(w)
 	push := slices.Contains(pushConfigMethods, method)
-	if translate || up || rest || push {
+	var bind *binder
+	if slices.Contains(sendMethods, method) {
+		bind = &binder{h: h, ctx: context.WithoutCancel(ctx), t: t, p: p, agent: a.slug}
+	}
+	if translate || up || rest || push || bind != nil || method == "ListTasks" {
 		// Each answer rewritten: between versions, and/or out of its
 		// JSON-RPC envelope; push-notification configs as the caller set
-		// them.
+		// them; the tasks it names bound to the caller (before the caller
+		// hears of them), or, listed, left out when another's.
 		rewrite := func(b []byte) []byte {
 			switch {
 			case translate:
@@ -357,8 +382,13 @@ func (h *Handlers) forward(ctx context.Context, w http.ResponseWriter, r *http.R
 			case up:
 				b = responseTo03(b, method)
 			}
-			if push {
+			switch {
+			case push:
 				b = h.restorePush(ctx, t, p, b)
+			case bind != nil:
+				bind.observe(b)
+			case method == "ListTasks":
+				b = h.filterTasks(ctx, p, a.slug, b)
 			}
 			return b
 		}

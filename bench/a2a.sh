@@ -13,7 +13,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-go build -o "$work/xavyo" ./cmd/xavyo
+# XAVYO_BIN: a prebuilt xavyo to measure instead (to compare two builds in turn).
+if [ -n "${XAVYO_BIN:-}" ]; then cp "$XAVYO_BIN" "$work/xavyo"; else go build -o "$work/xavyo" ./cmd/xavyo; fi
 go build -o "$work/a2aload" ./bench/cmd/a2aload
 mkdir "$work/cli" && (cd "$work/cli" && GOFLAGS= go mod init a2acli >/dev/null 2>&1 && GOFLAGS= go get github.com/a2aproject/a2a-go/v2/cmd/a2a@v2.3.1 >/dev/null 2>&1 \
   && GOFLAGS= go build -o "$work/a2a" github.com/a2aproject/a2a-go/v2/cmd/a2a)

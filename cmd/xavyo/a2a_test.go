@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -973,5 +974,175 @@ func TestA2APushConfigsAcrossVersions(t *testing.T) {
 	}
 	if code, got = rest("boss", "GET", "/tasks/task-1/pushNotificationConfigs?pageSize=x", ""); code != 400 {
 		t.Fatalf("a bad page size: %d %v", code, got)
+	}
+}
+
+// TestA2ATasksBelongToTheirCaller: a task made through xavyo is the
+// caller's. Another caller holding the same agent's entitlement is told
+// it does not exist — get, cancel, subscribe, push configs, a message
+// continuing it, over JSON-RPC of either version and HTTP+JSON — and its
+// lists leave it out; every refusal is audited. The target is a2a-go's
+// echo agent, which keeps every task for anyone who asks.
+func TestA2ATasksBelongToTheirCaller(t *testing.T) {
+	for _, flavor := range []store.Flavor{store.SQLite, store.Postgres} {
+		t.Run(flavor.String(), func(t *testing.T) {
+			latest, legacy := startEchoAgent(t, "latest"), startEchoAgent(t, "0.3")
+			// The echo agent lists tasks only to callers it authenticates
+			// itself; a front lists every task it saw made, to anyone.
+			var mu sync.Mutex
+			var made []any
+			target, _ := url.Parse(latest)
+			proxy := httputil.NewSingleHostReverseProxy(target)
+			proxy.FlushInterval = -1
+			proxy.ModifyResponse = func(res *http.Response) error {
+				if !strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
+					return nil
+				}
+				b, err := io.ReadAll(res.Body)
+				if err != nil {
+					return err
+				}
+				var out struct{ Result struct{ Task map[string]any } }
+				if json.Unmarshal(b, &out) == nil && out.Result.Task != nil {
+					mu.Lock()
+					made = append(made, out.Result.Task)
+					mu.Unlock()
+				}
+				res.Body = io.NopCloser(bytes.NewReader(b))
+				return nil
+			}
+			front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				var req struct {
+					ID     any
+					Method string
+				}
+				if json.Unmarshal(b, &req) == nil && req.Method == "ListTasks" {
+					mu.Lock()
+					defer mu.Unlock()
+					w.Header().Set("Content-Type", "application/json")
+					_ = json.NewEncoder(w).Encode(map[string]any{"jsonrpc": "2.0", "id": req.ID, "result": map[string]any{"tasks": made,
+						"totalSize": len(made), "pageSize": 50}})
+					return
+				}
+				r.Body = io.NopCloser(bytes.NewReader(b))
+				proxy.ServeHTTP(w, r)
+			}))
+			t.Cleanup(front.Close)
+			latest = front.URL
+			h := start(t, append(env(t, flavor, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
+			slug := uniqueSlug("a2t")
+			_, tok := tenantAdmin(t, h, slug)
+			owner := decodeMe(t, h, tok)
+			for name, agent := range map[string]map[string]any{"echo": {"a2a_endpoint": latest}, "echo-v03": {"a2a_endpoint": legacy, "a2a_version": "0.3"}} {
+				resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": name, "name": name, "owner_id": owner,
+					"profile": map[string]any{"agent": agent}})
+				expect(t, resp, body, 201, "agent "+name)
+			}
+			callers := map[string]agentJSON{}
+			for _, name := range []string{"alice", "bob"} {
+				resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": name, "name": name, "owner_id": owner})
+				expect(t, resp, body, 201, name)
+				callers[name] = decode[agentJSON](t, body)
+				for _, agent := range []string{"echo", "echo-v03"} {
+					grantEntitlement(t, h, tok, "nhi", callers[name].ID, a2aCall(t, h, tok, agent))
+				}
+			}
+			base := h.agent + "/t/" + slug + "/a2a/agents/"
+			rpc := func(who, agent, version, body string) map[string]any {
+				t.Helper()
+				req, _ := http.NewRequest(http.MethodPost, base+agent, strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				if version != "" {
+					req.Header.Set("A2A-Version", version)
+				}
+				req.Header.Set("Authorization", "Bearer "+a2aToken(t, h, slug, callers[who], base+agent))
+				res, err := h.tls.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer res.Body.Close()
+				b, _ := io.ReadAll(res.Body)
+				if strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
+					return map[string]any{"stream": string(b)}
+				}
+				var out map[string]any
+				if err := json.Unmarshal(b, &out); err != nil {
+					t.Fatalf("%s: %d %s", body, res.StatusCode, b)
+				}
+				return out
+			}
+			notFound := func(out map[string]any, what string) {
+				t.Helper()
+				e, _ := out["error"].(map[string]any)
+				if e == nil || e["code"] != float64(-32001) || strings.Contains(fmt.Sprint(out), "hello") {
+					t.Fatalf("%s: want TaskNotFound, got %v", what, out)
+				}
+			}
+			send := `{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{"messageId":"m1","role":"ROLE_USER","parts":[{"text":"hello"}]}}}`
+			out := rpc("alice", "echo", "1.0", send)
+			task, _ := out["result"].(map[string]any)["task"].(map[string]any)
+			id, _ := task["id"].(string)
+			if id == "" {
+				t.Fatalf("alice's send: %v", out)
+			}
+			// Alice's task is hers.
+			if out = rpc("alice", "echo", "1.0", `{"jsonrpc":"2.0","id":2,"method":"GetTask","params":{"id":"`+id+`"}}`); out["result"] == nil {
+				t.Fatalf("alice's own task: %v", out)
+			}
+			// Bob is told it does not exist, whatever way he asks.
+			for what, body := range map[string]string{
+				"GetTask":         `{"jsonrpc":"2.0","id":3,"method":"GetTask","params":{"id":"` + id + `"}}`,
+				"CancelTask":      `{"jsonrpc":"2.0","id":4,"method":"CancelTask","params":{"id":"` + id + `"}}`,
+				"SubscribeToTask": `{"jsonrpc":"2.0","id":5,"method":"SubscribeToTask","params":{"id":"` + id + `"}}`,
+				"push config":     `{"jsonrpc":"2.0","id":6,"method":"ListTaskPushNotificationConfig","params":{"taskId":"` + id + `"}}`,
+				"continue it": `{"jsonrpc":"2.0","id":7,"method":"SendMessage","params":{"message":{"messageId":"m2","taskId":"` + id +
+					`","role":"ROLE_USER","parts":[{"text":"mine now"}]}}}`,
+			} {
+				notFound(rpc("bob", "echo", "1.0", body), what)
+			}
+			notFound(rpc("bob", "echo", "", `{"jsonrpc":"2.0","id":8,"method":"tasks/get","params":{"id":"`+id+`"}}`), "tasks/get (0.3 caller)")
+			req, _ := http.NewRequest(http.MethodGet, base+"echo/tasks/"+id, nil)
+			req.Header.Set("Authorization", "Bearer "+a2aToken(t, h, slug, callers["bob"], base+"echo"))
+			if res, err := h.tls.Do(req); err != nil || res.StatusCode != 404 {
+				t.Fatalf("HTTP+JSON GET of another's task: %v %v", res, err)
+			}
+			// Lists leave it out for Bob, not for Alice; Bob's own task is his.
+			listed := func(who string) string {
+				return fmt.Sprint(rpc(who, "echo", "1.0", `{"jsonrpc":"2.0","id":9,"method":"ListTasks","params":{}}`))
+			}
+			if l := listed("alice"); !strings.Contains(l, id) {
+				t.Fatalf("alice's list: %s", l)
+			}
+			out = rpc("bob", "echo", "1.0", strings.Replace(send, "hello", "bob's", 1))
+			bobs, _ := out["result"].(map[string]any)["task"].(map[string]any)["id"].(string)
+			if l := listed("bob"); strings.Contains(l, id) || !strings.Contains(l, bobs) || !strings.Contains(l, "totalSize:1") {
+				t.Fatalf("bob's list: %s", l)
+			}
+			// A streamed task, and one of an agent of 0.3 made by a caller of
+			// 1.0 (translated), bind the same way.
+			out = rpc("alice", "echo", "1.0", strings.Replace(send, "SendMessage", "SendStreamingMessage", 1))
+			stream, _ := out["stream"].(string)
+			i := strings.Index(stream, `"id":"`)
+			if i < 0 {
+				t.Fatalf("alice's stream: %s", stream)
+			}
+			streamed := stream[i+6 : i+6+strings.Index(stream[i+6:], `"`)]
+			notFound(rpc("bob", "echo", "1.0", `{"jsonrpc":"2.0","id":10,"method":"GetTask","params":{"id":"`+streamed+`"}}`), "a streamed task")
+			out = rpc("alice", "echo-v03", "1.0", send)
+			old, _ := out["result"].(map[string]any)["task"].(map[string]any)["id"].(string)
+			if old == "" {
+				t.Fatalf("alice's send to the 0.3 agent: %v", out)
+			}
+			notFound(rpc("bob", "echo-v03", "", `{"jsonrpc":"2.0","id":11,"method":"tasks/get","params":{"id":"`+old+`"}}`), "a 0.3 agent's task")
+			if out = rpc("alice", "echo-v03", "", `{"jsonrpc":"2.0","id":12,"method":"tasks/get","params":{"id":"`+old+`"}}`); out["result"] == nil {
+				t.Fatalf("alice's own 0.3 task: %v", out)
+			}
+			// Audited as refusals, with the reason.
+			_, body := h.doAs(tok, "GET", "/api/v1/audit?action=a2a.call&outcome=denied", nil)
+			if n := strings.Count(string(body), `"code":"task_owner"`); n < 9 {
+				t.Fatalf("%d refusals audited as task_owner: %.600s", n, body)
+			}
+		})
 	}
 }
