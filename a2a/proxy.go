@@ -368,7 +368,7 @@ func (h *Handlers) forward(ctx context.Context, w http.ResponseWriter, r *http.R
 	push := slices.Contains(pushConfigMethods, method)
 	var bind *binder
 	if slices.Contains(sendMethods, method) {
-		bind = &binder{h: h, ctx: context.WithoutCancel(ctx), t: t, p: p, agent: a.slug}
+		bind = &binder{h: h, ctx: context.WithoutCancel(ctx), p: p, agent: a.slug}
 	}
 	if translate || up || rest || push || bind != nil || method == "ListTasks" {
 		// Each answer rewritten: between versions, and/or out of its

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"slices"
 
-	"github.com/xavyo/xavyo/identity/tenant"
 	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/store"
 )
@@ -24,8 +23,8 @@ var sendMethods = []string{"SendMessage", "SendStreamingMessage", "message/send"
 func requestedTask(method string, body []byte) string {
 	var req struct {
 		Params struct {
-			ID      any    `json:"id"`
-			TaskID  any    `json:"taskId"`
+			ID      any `json:"id"`
+			TaskID  any `json:"taskId"`
 			Message struct {
 				TaskID any `json:"taskId"`
 			} `json:"message"`
@@ -119,9 +118,11 @@ func (h *Handlers) othersTask(ctx context.Context, p *principal.Principal, agent
 }
 
 // bindTasks records the caller as the maker of tasks (the first answer
-// naming a task binds it; later ones change nothing).
-func (h *Handlers) bindTasks(ctx context.Context, t *tenant.Tenant, p *principal.Principal, agent string, ids []string) error {
-	return h.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+// naming a task binds it; later ones change nothing). Bindings are as
+// durable as the audit records of calls: they survive a crash of the
+// process (docs/design/0007).
+func (h *Handlers) bindTasks(ctx context.Context, p *principal.Principal, agent string, ids []string) error {
+	return h.cfg.DB.InTenantTxRelaxed(ctx, func(tx *store.Tx) error {
 		for _, id := range ids {
 			if _, err := tx.Exec(ctx, `INSERT INTO a2a_tasks (tenant_id, agent, task_id, caller_kind, caller_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)
 				ON CONFLICT (tenant_id, agent, task_id) DO NOTHING`, tx.TenantID(), agent, id, string(p.Kind), p.SubjectID, store.Now()); err != nil {
@@ -136,7 +137,6 @@ func (h *Handlers) bindTasks(ctx context.Context, t *tenant.Tenant, p *principal
 type binder struct {
 	h     *Handlers
 	ctx   context.Context
-	t     *tenant.Tenant
 	p     *principal.Principal
 	agent string
 	seen  []string
@@ -153,7 +153,7 @@ func (b *binder) observe(body []byte) {
 	if len(fresh) == 0 {
 		return
 	}
-	if err := b.h.bindTasks(b.ctx, b.t, b.p, b.agent, fresh); err != nil {
+	if err := b.h.bindTasks(b.ctx, b.p, b.agent, fresh); err != nil {
 		b.h.cfg.Logger.Warn("a2a task binding failed", "agent", b.agent, "error", err)
 	}
 }

@@ -362,7 +362,7 @@ func streamFrom03(w io.Writer, r io.Reader, method string, flush func()) error {
 // fn, calling flush after each event.
 func rewriteStream(w io.Writer, r io.Reader, fn func([]byte) []byte, flush func()) error {
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	sc.Buffer(make([]byte, 64<<10), 16<<20) // as a JSON answer
 	for sc.Scan() {
 		line := sc.Text()
 		if data, ok := strings.CutPrefix(line, "data:"); ok {

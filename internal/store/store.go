@@ -261,6 +261,16 @@ func (db *DB) InTenantTx(ctx context.Context, fn func(*Tx) error) error {
 	return db.run(ctx, db.rw, false, tid, false, fn)
 }
 
+// InTenantTxRelaxed is InTenantTx for records that need only survive a
+// crash of this process, not of the machine (see SystemTxRelaxed).
+func (db *DB) InTenantTxRelaxed(ctx context.Context, fn func(*Tx) error) error {
+	tid, ok := TenantFrom(ctx)
+	if !ok {
+		return ErrNoTenant
+	}
+	return db.runWith(ctx, db.rw, false, tid, false, true, fn)
+}
+
 // InTenantRead runs fn in a read-only transaction scoped to the tenant of
 // ctx.
 func (db *DB) InTenantRead(ctx context.Context, fn func(*Tx) error) error {
