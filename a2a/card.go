@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -168,13 +169,13 @@ func cardFor(a *agentRecord, org string, u urls) *Card {
 			c.Description = p.Description
 		}
 		if len(p.Skills) > 0 {
-			c.Skills = p.Skills
+			c.Skills = slices.Clone(p.Skills)
 		}
 		if len(p.DefaultInputModes) > 0 {
-			c.DefaultInputModes = p.DefaultInputModes
+			c.DefaultInputModes = slices.Clone(p.DefaultInputModes)
 		}
 		if len(p.DefaultOutputModes) > 0 {
-			c.DefaultOutputModes = p.DefaultOutputModes
+			c.DefaultOutputModes = slices.Clone(p.DefaultOutputModes)
 		}
 		c.Capabilities.Streaming, c.Capabilities.PushNotifications = p.Capabilities.Streaming, p.Capabilities.PushNotifications
 	}

@@ -70,8 +70,9 @@ type Config struct {
 
 // Handlers serve A2A on the agent plane.
 type Handlers struct {
-	cfg   Config
-	creds sync.Map // caller and target → the credential presented to the target
+	cfg    Config
+	creds  sync.Map    // caller and target → the credential presented to the target
+	agentc *agentCache // nil without a bus to invalidate it
 }
 
 // New returns the handlers.
@@ -82,7 +83,11 @@ func New(cfg Config) *Handlers {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Handlers{cfg: cfg}
+	h := &Handlers{cfg: cfg}
+	if cfg.Bus != nil {
+		h.agentc = newAgentCache(cfg.Bus)
+	}
+	return h
 }
 
 // Mount registers the routes of DESIGN.md §11 on the agent plane's mux.
@@ -142,8 +147,33 @@ func (h *Handlers) urls(t *tenant.Tenant) urls {
 }
 
 // agents lists the tenant's active agents that serve A2A (one, by slug,
-// when slug is given).
+// when slug is given), from the cache when it has them.
 func (h *Handlers) agents(ctx context.Context, slug string) ([]*agentRecord, error) {
+	tid, ok := store.TenantFrom(ctx)
+	if h.agentc == nil || !ok {
+		return h.loadAgents(ctx, slug)
+	}
+	all, ok, stamp := h.agentc.get(tid)
+	if !ok {
+		var err error
+		if all, err = h.loadAgents(ctx, ""); err != nil {
+			return nil, err
+		}
+		h.agentc.put(tid, stamp, all)
+	}
+	if slug == "" {
+		return all, nil
+	}
+	for _, a := range all {
+		if a.slug == slug {
+			return []*agentRecord{a}, nil
+		}
+	}
+	return nil, nil
+}
+
+// loadAgents reads agents from the database.
+func (h *Handlers) loadAgents(ctx context.Context, slug string) ([]*agentRecord, error) {
 	var out []*agentRecord
 	err := h.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
 		q := `SELECT n.id, n.slug, n.name, n.description, n.version, n.profile, COALESCE(c.pinned_card, '') FROM nhis n

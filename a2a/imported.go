@@ -194,7 +194,7 @@ func (h *Handlers) ImportCard(ctx context.Context, id uuid.UUID) (*CardStatus, e
 				return err
 			}
 		}
-		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: "a2a.card", ID: id.String()}, nil)
+		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: cardEvent, ID: id.String()}, nil)
 	})
 	if err != nil {
 		return nil, err
@@ -266,9 +266,17 @@ func (h *Handlers) OnEntitlementEvent(ctx context.Context, ev events.Event) erro
 		return nil
 	}
 	return h.cfg.DB.InTenantTx(store.WithTenant(ctx, ev.TenantID), func(tx *store.Tx) error {
-		_, err := tx.Exec(ctx, `UPDATE a2a_cards SET pinned_card = card, pinned_hash = hash WHERE tenant_id = $1 AND pinned_hash <> hash
+		var nhi uuid.UUID
+		err := tx.QueryRow(ctx, `UPDATE a2a_cards SET pinned_card = card, pinned_hash = hash WHERE tenant_id = $1 AND pinned_hash <> hash
 			AND nhi_id = (SELECT a.nhi_id FROM entitlements e JOIN applications a ON a.tenant_id = e.tenant_id AND a.id = e.application_id
-			WHERE e.tenant_id = $1 AND e.id = $2 AND e.kind = 'a2a_call' AND e.approval_state = 'approved')`, tx.TenantID(), id)
-		return err
+			WHERE e.tenant_id = $1 AND e.id = $2 AND e.kind = 'a2a_call' AND e.approval_state = 'approved') RETURNING nhi_id`, tx.TenantID(), id).Scan(&nhi)
+		if store.NoRows(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		// The agent's card changed: caches drop it.
+		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: cardEvent, ID: nhi.String()}, nil)
 	})
 }

@@ -1146,3 +1146,90 @@ func TestA2ATasksBelongToTheirCaller(t *testing.T) {
 		})
 	}
 }
+
+// TestA2AAgentChangesTakeEffect: agent records are cached per tenant; a
+// change to an agent's NHI — its description and skills, its endpoint, its
+// status — shows in its card and its calls at once (within the second the
+// contracts allow other replicas), on both backends.
+func TestA2AAgentChangesTakeEffect(t *testing.T) {
+	for _, flavor := range []store.Flavor{store.SQLite, store.Postgres} {
+		t.Run(flavor.String(), func(t *testing.T) {
+			first, second := startEchoAgent(t, "latest"), startEchoAgent(t, "latest")
+			h := start(t, append(env(t, flavor, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
+			slug := uniqueSlug("a2c")
+			_, tok := tenantAdmin(t, h, slug)
+			owner := decodeMe(t, h, tok)
+			resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "worker", "name": "Worker", "owner_id": owner,
+				"description": "Does things", "profile": map[string]any{"agent": map[string]any{"a2a_endpoint": first, "skills": []string{"things"}}}})
+			expect(t, resp, body, 201, "worker")
+			worker := decode[agentJSON](t, body)
+			resp, body = h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "boss", "name": "Boss", "owner_id": owner})
+			expect(t, resp, body, 201, "boss")
+			boss := decode[agentJSON](t, body)
+			grantEntitlement(t, h, tok, "nhi", boss.ID, a2aCall(t, h, tok, "worker"))
+			endpoint := h.agent + "/t/" + slug + "/a2a/agents/worker"
+			cardURL := endpoint + "/.well-known/agent-card.json"
+			card := func() (int, string) { code, b := getJSON(t, h.tls, cardURL, ""); return code, string(b) }
+			bossTok := a2aToken(t, h, slug, boss, endpoint) // minted while the worker is active
+			send := func() (int, string) {
+				req, _ := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"SendMessage",
+					"params":{"message":{"messageId":"m","role":"ROLE_USER","parts":[{"text":"ping"}]}}}`))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("A2A-Version", "1.0")
+				req.Header.Set("Authorization", "Bearer "+bossTok)
+				res, err := h.tls.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer res.Body.Close()
+				b, _ := io.ReadAll(res.Body)
+				return res.StatusCode, string(b)
+			}
+			within := func(what string, cond func() bool) {
+				t.Helper()
+				deadline := time.Now().Add(time.Second)
+				for !cond() {
+					if time.Now().After(deadline) {
+						t.Fatalf("%s: not within a second", what)
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+			if code, c := card(); code != 200 || !strings.Contains(c, "Does things") {
+				t.Fatalf("card: %d %s", code, c)
+			}
+			if code, out := send(); code != 200 || !strings.Contains(out, "ping") {
+				t.Fatalf("send: %d %s", code, out)
+			}
+			// Description, skills and endpoint change.
+			var seen []string
+			var mu sync.Mutex
+			spy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				seen = append(seen, r.URL.Path)
+				mu.Unlock()
+				target, _ := url.Parse(second)
+				httputil.NewSingleHostReverseProxy(target).ServeHTTP(w, r)
+			}))
+			t.Cleanup(spy.Close)
+			resp, body = h.doAs(tok, "PATCH", "/api/v1/nhis/"+worker.ID, map[string]any{"description": "Does other things",
+				"profile": map[string]any{"agent": map[string]any{"a2a_endpoint": spy.URL, "skills": []string{"other"}}}})
+			expect(t, resp, body, 200, "update the worker")
+			within("the new card", func() bool {
+				_, c := card()
+				return strings.Contains(c, "Does other things") && strings.Contains(c, `"id":"other"`)
+			})
+			within("calls to the new endpoint", func() bool {
+				code, _ := send()
+				mu.Lock()
+				defer mu.Unlock()
+				return code == 200 && len(seen) > 0
+			})
+			// Suspended: no card, no calls.
+			resp, body = h.doAs(tok, "POST", "/api/v1/nhis/"+worker.ID+"/transition", map[string]any{"status": "suspended", "reason": "test"})
+			expect(t, resp, body, 200, "suspend the worker")
+			within("the suspended agent's card gone", func() bool { code, _ := card(); return code == 404 })
+			within("calls to the suspended agent refused", func() bool { code, _ := send(); return code == 404 })
+		})
+	}
+}
