@@ -64,8 +64,10 @@ type Config struct {
 	AgentURL string
 	AdminURL string
 	Version  string
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// Metrics records calls; nil records nothing.
+	Metrics *Metrics
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 // Handlers serve A2A on the agent plane.

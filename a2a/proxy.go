@@ -213,6 +213,7 @@ func (h *Handlers) callWith(w http.ResponseWriter, r *http.Request, body []byte,
 	}
 	if !d.Allowed() {
 		det.Decision = governance.Deny
+		h.cfg.Metrics.refused(a.slug, m.Method, det.Code)
 		entry.Outcome, entry.Details = audit.OutcomeDenied, det
 		rec, err := h.cfg.Audit.Append(ctx, entry)
 		if err == nil {
@@ -237,6 +238,7 @@ func (h *Handlers) callWith(w http.ResponseWriter, r *http.Request, body []byte,
 	}
 	if m.Method == "GetExtendedAgentCard" || m.Method == "agent/getAuthenticatedExtendedCard" {
 		h.extendedCard(ctx, w, t, p, a, m.ID, body, translate, rest, entry, det)
+		h.cfg.Metrics.allowed(a.slug, m.Method, 0, time.Since(start))
 		return
 	}
 	entry.Outcome, entry.Details = audit.OutcomeSuccess, det
@@ -489,4 +491,5 @@ func (h *Handlers) outcome(ctx context.Context, t *tenant.Tenant, p *principal.P
 	if _, err := h.cfg.Audit.Append(context.WithoutCancel(ctx), e); err != nil {
 		h.cfg.Logger.Warn("a2a outcome audit failed", "error", err)
 	}
+	h.cfg.Metrics.allowed(a.slug, method, status, took)
 }

@@ -272,7 +272,7 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	s.mcp.Mount(s.agent.Handle)
 	agents := a2a.New(a2a.Config{DB: s.db, Tenants: s.tenants, Signer: s.tokens, Tokens: s.tokens, Access: s.engine, Minter: s.tokens, Audit: s.seq,
 		Client: upstreams, Fetch: fetch, NHIs: s.nhis, Gov: s.gov, Approvals: s.gov, Bus: s.bus, Sealer: sealer, Claimer: s.tokens, AgentURL: cfg.Agent.PublicURL, AdminURL: cfg.Admin.PublicURL, Version: version,
-		Logger: log})
+		Metrics: a2a.NewMetrics(reg), Logger: log})
 	agents.Mount(s.agent.Handle)
 	(&a2arest.Handler{A2A: agents}).Mount(s.api)
 	s.handlers.Handle(governance.EventPrefix+"entitlement", agents.OnEntitlementEvent)
