@@ -57,6 +57,8 @@ import (
 	mcprest "github.com/xavyo/xavyo/mcp/rest"
 	"github.com/xavyo/xavyo/pki"
 	pkirest "github.com/xavyo/xavyo/pki/rest"
+	"github.com/xavyo/xavyo/webhooks"
+	webhooksrest "github.com/xavyo/xavyo/webhooks/rest"
 )
 
 func (c *cli) serveCmd() *cobra.Command {
@@ -108,6 +110,7 @@ type server struct {
 	certs    *pki.Verifier
 	hasher   *password.Hasher
 	mcp      *mcp.Gateway
+	webhooks *webhooks.Service
 	bootNote string
 	firstAdm *auth.TenantWithAdmin
 
@@ -278,6 +281,17 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	s.handlers.Handle(governance.EventPrefix+"entitlement", agents.OnEntitlementEvent)
 	s.handlers.Handle(a2a.EventPush, agents.OnPush)
 
+	// Webhooks: every deliverable event becomes deliveries to the tenant's
+	// subscribed endpoints, posted through the egress client.
+	hooksClient, err := egress.New(egress.Config{AllowPrivate: cfg.Egress.AllowPrivate, Timeout: 15 * time.Second, MaxResponseBytes: 64 << 10})
+	if err != nil {
+		return nil, err
+	}
+	s.webhooks = webhooks.New(webhooks.Config{DB: s.db, Sealer: sealer, Client: hooksClient, Audit: s.seq, Logger: log,
+		MaxAttempts: cfg.Webhooks.MaxAttempts})
+	s.handlers.Handle("", s.webhooks.OnEvent)
+	(&webhooksrest.Handler{Webhooks: s.webhooks}).Mount(s.api)
+
 	bootToken, err := s.boot.Ensure(ctx, cfg.BootstrapToken, cfg.BootstrapTokenSet)
 	if err != nil {
 		return nil, fmt.Errorf("bootstrap token: %w", err)
@@ -439,6 +453,7 @@ func (s *server) run(ctx context.Context) error {
 	workers.Go(func() error { return s.ca.RunReload(workCtx, 30*time.Second) })
 	workers.Go(func() error { return s.nhis.RunExpiryNotices(workCtx, time.Hour) })
 	workers.Go(func() error { return s.mcp.RunPurge(workCtx, 10*time.Minute) })
+	workers.Go(func() error { return s.webhooks.Run(workCtx) })
 	workers.Go(func() error { return s.mcp.RunHealthChecks(workCtx, 30*time.Second) })
 	workers.Go(func() error { return s.gov.RunTimers(workCtx, time.Second) })
 	workers.Go(func() error { return s.gov.RunSoDScans(workCtx, time.Hour) })

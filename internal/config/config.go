@@ -39,6 +39,7 @@ type Config struct {
 	DefaultTenant  DefaultTenant `yaml:"default_tenant"`
 	Log            Log           `yaml:"log"`
 	Audit          Audit         `yaml:"audit"`
+	Webhooks       Webhooks      `yaml:"webhooks"`
 	// ShutdownTimeout bounds how long in-flight requests may drain on SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" env:"XAVYO_SHUTDOWN_TIMEOUT" desc:"how long in-flight requests may drain at shutdown (default 15s)"`
 
@@ -111,6 +112,11 @@ type DefaultTenant struct {
 // Audit configures the audit log.
 type Audit struct {
 	Durability string `yaml:"durability" env:"XAVYO_AUDIT_DURABILITY" desc:"process (default): gateway call records survive any crash of xavyo and reach the disk within moments; disk: every record waits for the disk flush"`
+}
+
+// Webhooks configures the delivery of events to tenants' endpoints.
+type Webhooks struct {
+	MaxAttempts int `yaml:"max_attempts" env:"XAVYO_WEBHOOKS_MAX_ATTEMPTS" desc:"tries of a delivery before it is dead-lettered (default 9: over about eight hours)"`
 }
 
 // Log configures logging.
@@ -256,6 +262,9 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("shutdown_timeout must be positive"))
+	}
+	if c.Webhooks.MaxAttempts < 0 || c.Webhooks.MaxAttempts > 50 {
+		errs = append(errs, errors.New("webhooks.max_attempts must be from 1 to 50"))
 	}
 	if c.MCP.PageSize < 0 || c.MCP.PageSize > 1000 {
 		errs = append(errs, errors.New("mcp.page_size must be from 1 to 1000"))
