@@ -332,3 +332,43 @@ func TestWebhooksVerifyWithStandardWebhooks(t *testing.T) {
 		return strings.Contains(string(b), `"last_status":401`)
 	})
 }
+
+// TestWebhooksNotifyApprovers: an access request's pending approval and
+// its decision reach the tenant's endpoint, naming the approvers.
+func TestWebhooksNotifyApprovers(t *testing.T) {
+	sink := &hookSink{}
+	srv := httptest.NewServer(sink)
+	t.Cleanup(srv.Close)
+	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
+	g := newGovTenant(t, h, "wha")
+	resp, body := h.doAs(g.tok, "POST", "/api/v1/webhooks", map[string]any{"url": srv.URL, "events": []string{"approval."}})
+	expect(t, resp, body, 201, "subscribe")
+	sink.setSecret(decode[hookJSON](t, body).Secret)
+	ownerID, ownerTok := g.user("olivia", "")
+	_, aliceTok := g.user("alice", "")
+	ent := g.ent("pay", map[string]any{"owner_id": ownerID})
+	req := g.request(aliceTok, map[string]any{"target_id": ent}, 201)
+	find := func(typ string) map[string]any {
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		for _, ev := range sink.got {
+			if ev["type"] == typ {
+				return ev
+			}
+		}
+		return nil
+	}
+	waitFor(t, "approval.pending at the endpoint", func() bool { return find("approval.pending") != nil })
+	if data := fmt.Sprint(find("approval.pending")["data"]); !strings.Contains(data, ownerID) || !strings.Contains(data, req.ID) {
+		t.Fatalf("the pending approval does not name its approver: %s", data)
+	}
+	resp, body = h.doAs(ownerTok, "POST", "/api/v1/approvals/"+req.ID+"/decision", map[string]any{"decision": "approve"})
+	expect(t, resp, body, 200, "approve")
+	waitFor(t, "approval.decided at the endpoint", func() bool { return find("approval.decided") != nil })
+	if data := fmt.Sprint(find("approval.decided")["data"]); !strings.Contains(data, "approved") {
+		t.Fatalf("the decision: %s", data)
+	}
+	if len(sink.bad) > 0 {
+		t.Fatalf("unverified deliveries: %v", sink.bad)
+	}
+}
