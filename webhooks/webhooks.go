@@ -433,20 +433,21 @@ func (s *Service) enqueue(ctx context.Context, ev events.Event, only uuid.UUID) 
 	if err != nil {
 		return 0, err
 	}
-	added := 0
-	err = s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		added = 0
+	// Most events match no subscription: find out with a read before
+	// taking the write lock.
+	var targets []uuid.UUID
+	err = s.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		targets = targets[:0]
 		rows, err := tx.Query(ctx, `SELECT id, events FROM webhook_subscriptions WHERE tenant_id = $1 AND (id = $2 OR $2 = $3)`,
 			tx.TenantID(), only, uuid.Nil)
 		if err != nil {
 			return err
 		}
-		var targets []uuid.UUID
+		defer rows.Close()
 		for rows.Next() {
 			var id uuid.UUID
 			var evs string
 			if err := rows.Scan(&id, &evs); err != nil {
-				rows.Close()
 				return err
 			}
 			var filters []string
@@ -455,14 +456,20 @@ func (s *Service) enqueue(ctx context.Context, ev events.Event, only uuid.UUID) 
 				targets = append(targets, id)
 			}
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
+		return rows.Err()
+	})
+	if err != nil || len(targets) == 0 {
+		return 0, err
+	}
+	added := 0
+	err = s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		added = 0
 		now := s.cfg.Now()
 		for _, sub := range targets {
+			// A subscription deleted meanwhile takes nothing.
 			res, err := tx.Exec(ctx, `INSERT INTO webhook_deliveries (tenant_id, id, subscription_id, event_id, event_type, body, status, next_attempt_at, created_at)
-				VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7) ON CONFLICT (tenant_id, subscription_id, event_id) DO NOTHING`,
+				SELECT $1, $2, $3, $4, $5, $6, 'pending', $7, $7 WHERE EXISTS (SELECT 1 FROM webhook_subscriptions WHERE tenant_id = $1 AND id = $3)
+				ON CONFLICT (tenant_id, subscription_id, event_id) DO NOTHING`,
 				tx.TenantID(), uuid.Must(uuid.NewV7()), sub, ev.ID, ev.Kind, string(body), now)
 			if err != nil {
 				return err
