@@ -52,7 +52,9 @@ type Config struct {
 	// Poll is how often the worker looks for due deliveries when nothing
 	// wakes it (default 1s).
 	Poll time.Duration
-	Now  func() time.Time
+	// Metrics counts attempts; nil counts nothing.
+	Metrics *Metrics
+	Now     func() time.Time
 }
 
 // Service manages subscriptions and delivers events.
@@ -745,7 +747,7 @@ func (s *Service) settle(ctx context.Context, c claimed, status int, derr error)
 	if status > 0 {
 		st = &status
 	}
-	return s.cfg.DB.SystemTx(ctx, func(tx *store.Tx) error {
+	err := s.cfg.DB.SystemTx(ctx, func(tx *store.Tx) error {
 		if derr == nil {
 			if _, err := tx.Exec(ctx, `UPDATE webhook_deliveries SET status = 'delivered', delivered_at = $1, last_attempt_at = $1, last_status = $2,
 				last_error = NULL WHERE tenant_id = $3 AND id = $4`, now, st, c.tenant, c.id); err != nil {
@@ -782,6 +784,17 @@ func (s *Service) settle(ctx context.Context, c claimed, status int, derr error)
 			"attempts", c.attempts, "state", state, "error", msg)
 		return nil
 	})
+	if err == nil {
+		switch {
+		case derr == nil:
+			s.cfg.Metrics.attempt("delivered")
+		case c.attempts >= s.cfg.MaxAttempts:
+			s.cfg.Metrics.attempt("dead")
+		default:
+			s.cfg.Metrics.attempt("retry")
+		}
+	}
+	return err
 }
 
 // prune deletes deliveries delivered more than a week ago.

@@ -288,7 +288,7 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 		return nil, err
 	}
 	s.webhooks = webhooks.New(webhooks.Config{DB: s.db, Sealer: sealer, Client: hooksClient, Audit: s.seq, Logger: log,
-		MaxAttempts: cfg.Webhooks.MaxAttempts})
+		MaxAttempts: cfg.Webhooks.MaxAttempts, Metrics: webhooks.NewMetrics(reg)})
 	s.handlers.Handle("", s.webhooks.OnEvent)
 	(&webhooksrest.Handler{Webhooks: s.webhooks}).Mount(s.api)
 

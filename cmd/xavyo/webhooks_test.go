@@ -218,6 +218,12 @@ func TestWebhooks(t *testing.T) {
 			expect(t, resp, body, 202, "test after rotation")
 			waitFor(t, "a delivery signed with the new secret", func() bool { return count("webhook.test") == 2 })
 
+			metrics := h.metrics(t)
+			for _, want := range []string{`xavyo_webhook_delivery_attempts_total{outcome="dead"} 1`, `xavyo_webhook_delivery_attempts_total{outcome="retry"} 2`} {
+				if !strings.Contains(metrics, want) {
+					t.Errorf("metrics lack %s", want)
+				}
+			}
 			sink.mu.Lock()
 			bad := sink.bad
 			sink.mu.Unlock()
