@@ -111,6 +111,7 @@ type server struct {
 	hasher   *password.Hasher
 	mcp      *mcp.Gateway
 	webhooks *webhooks.Service
+	exports  *audit.Exporter
 	bootNote string
 	firstAdm *auth.TenantWithAdmin
 
@@ -236,7 +237,11 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 		Admin: &auth.Authenticator{Tokens: s.tokens}}
 	oh.Mount(s.admin)
 	oh.MountClients(s.api)
-	(&auditrest.Handler{DB: s.db}).Mount(s.api)
+	// Audit streams to SIEMs: tenant-configured receivers, dialed with the
+	// egress checks.
+	s.exports = &audit.Exporter{DB: s.db, Audit: s.seq, Dialer: egress.Dialer(egress.Config{AllowPrivate: cfg.Egress.AllowPrivate, DialTimeout: 5 * time.Second}),
+		Logger: log, Version: version}
+	(&auditrest.Handler{DB: s.db, Exports: s.exports}).Mount(s.api)
 
 	// The MCP gateway: its admin routes here, its endpoints on the agent plane.
 	reg := prometheus.NewRegistry()
@@ -454,6 +459,7 @@ func (s *server) run(ctx context.Context) error {
 	workers.Go(func() error { return s.nhis.RunExpiryNotices(workCtx, time.Hour) })
 	workers.Go(func() error { return s.mcp.RunPurge(workCtx, 10*time.Minute) })
 	workers.Go(func() error { return s.webhooks.Run(workCtx) })
+	workers.Go(func() error { return s.exports.Run(workCtx, time.Second) })
 	workers.Go(func() error { return s.mcp.RunHealthChecks(workCtx, 30*time.Second) })
 	workers.Go(func() error { return s.gov.RunTimers(workCtx, time.Second) })
 	workers.Go(func() error { return s.gov.RunSoDScans(workCtx, time.Hour) })

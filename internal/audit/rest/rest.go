@@ -13,9 +13,11 @@ import (
 	"github.com/xavyo/xavyo/internal/store"
 )
 
-// Handler serves the audit query.
+// Handler serves the audit query and the audit exports.
 type Handler struct {
 	DB *store.DB
+	// Exports manages streams of records to SIEMs; nil serves none.
+	Exports *audit.Exporter
 }
 
 type cursor struct {
@@ -30,6 +32,31 @@ func (h *Handler) Mount(api *httpx.API) {
 		Query: []httpx.Param{{Name: "action"}, {Name: "actor_id"}, {Name: "target_id"}, {Name: "outcome"}, {Name: "request_id"},
 			{Name: "since", Description: "RFC 3339"}, {Name: "until", Description: "RFC 3339"}, {Name: "limit", Type: "integer"}, {Name: "cursor"}},
 		Handler: h.query})
+	if h.Exports == nil {
+		return
+	}
+	tags := []string{"audit"}
+	readRoles, writeRoles := []string{principal.RoleTenantAdmin, principal.RoleAuditor}, []string{principal.RoleTenantAdmin}
+	version := func(x *audit.Export) int64 { return x.Version }
+	api.Handle(httpx.Route{Method: "GET", Path: "/audit-exports", OperationID: "listAuditExports", Summary: "The tenant's audit streams to SIEMs",
+		Tags: tags, Roles: readRoles, Response: httpx.Page[audit.Export]{}, Handler: h.listExports})
+	api.Handle(httpx.Route{Method: "POST", Path: "/audit-exports", OperationID: "createAuditExport",
+		Summary: "Stream the tenant's audit records to a syslog receiver (RFC 5424 over TCP or TLS; JSON or CEF)", Tags: tags, Roles: writeRoles,
+		Request: audit.ExportInput{}, Response: audit.Export{}, Status: 201, Handler: httpx.CreateJSON(h.Exports.CreateExport, version)})
+	api.Handle(httpx.Route{Method: "GET", Path: "/audit-exports/:id", OperationID: "getAuditExport", Summary: "An audit stream, its cursor and lag",
+		Tags: tags, Roles: readRoles, Response: audit.Export{}, Handler: httpx.GetByID(h.Exports.GetExport, version)})
+	api.Handle(httpx.Route{Method: "PATCH", Path: "/audit-exports/:id", OperationID: "updateAuditExport", Summary: "Change or pause an audit stream",
+		Tags: tags, Roles: writeRoles, Request: audit.ExportInput{}, Response: audit.Export{}, Handler: httpx.UpdateByID(h.Exports.UpdateExport, version)})
+	api.Handle(httpx.Route{Method: "DELETE", Path: "/audit-exports/:id", OperationID: "deleteAuditExport", Summary: "Stop and remove an audit stream",
+		Tags: tags, Roles: writeRoles, Status: 204, Handler: httpx.DeleteByID(h.Exports.DeleteExport)})
+}
+
+func (h *Handler) listExports(c *fiber.Ctx) error {
+	xs, err := h.Exports.ListExports(c.UserContext())
+	if err != nil {
+		return err
+	}
+	return c.JSON(httpx.PageOf(xs))
 }
 
 func (h *Handler) query(c *fiber.Ctx) error {
