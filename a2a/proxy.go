@@ -318,6 +318,10 @@ func (h *Handlers) hold(ctx context.Context, t *tenant.Tenant, p *principal.Prin
 		return deny(reason, code)
 	case got.Status == governance.StatusApproved:
 		return governance.Decision{Decision: governance.Allow, Reason: "approved", Code: "approved"}
+	case got.Status == governance.StatusExpired:
+		// Governance's timer expired it a moment before this wait ended:
+		// the same timeout.
+		return deny("no approval decision within "+timeout.String(), "approval_timeout")
 	default:
 		return deny("the approval was "+got.Status+": "+got.Reason, "approval_"+got.Status)
 	}

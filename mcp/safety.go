@@ -162,6 +162,10 @@ func (g *Gateway) hold(ctx context.Context, ep *endpoint, p *principal.Principal
 		return holdOutcome{approval: a, reason: reason, code: "approval_timeout"}
 	case got.Status == governance.StatusApproved:
 		return holdOutcome{approval: got}
+	case got.Status == governance.StatusExpired:
+		// Governance's timer expired it a moment before this wait ended:
+		// the same timeout.
+		return holdOutcome{approval: got, reason: fmt.Sprintf("no approval decision within %s", timeout), code: "approval_timeout"}
 	default:
 		return holdOutcome{approval: got, reason: "the approval was " + got.Status + ": " + got.Reason, code: "approval_" + got.Status}
 	}
