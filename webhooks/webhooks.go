@@ -247,6 +247,15 @@ func (s *Service) Create(ctx context.Context, in Input) (*WithSecret, error) {
 	return &WithSecret{Subscription: sub, Secret: secret}, nil
 }
 
+// lockSub reads a subscription for update (404 when there is none).
+func lockSub(ctx context.Context, tx *store.Tx, id uuid.UUID) (*Subscription, error) {
+	sub, err := scanSub(tx.QueryRow(ctx, `SELECT `+subCols+` FROM webhook_subscriptions WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tx.TenantID(), id))
+	if store.NoRows(err) {
+		return nil, apperr.NotFound("webhook")
+	}
+	return sub, err
+}
+
 // Get reads a subscription.
 func (s *Service) Get(ctx context.Context, id uuid.UUID) (*Subscription, error) {
 	var sub *Subscription
@@ -262,20 +271,31 @@ func (s *Service) Get(ctx context.Context, id uuid.UUID) (*Subscription, error) 
 
 // List reads the tenant's subscriptions, oldest first.
 func (s *Service) List(ctx context.Context, limit int, after uuid.UUID) ([]*Subscription, bool, error) {
-	var out []*Subscription
-	err := s.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT `+subCols+` FROM webhook_subscriptions WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3`,
-			tx.TenantID(), after, limit+1)
+	return readPage(ctx, s.cfg.DB, limit, scanSub, func(tx *store.Tx) (string, []any) {
+		return `SELECT ` + subCols + ` FROM webhook_subscriptions WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3`,
+			[]any{tx.TenantID(), after, limit + 1}
+	})
+}
+
+// readPage reads up to limit rows of the query q makes (which asks for
+// limit+1) and says whether more follow.
+func readPage[T any](ctx context.Context, db *store.DB, limit int, scan func(interface{ Scan(...any) error }) (*T, error),
+	q func(*store.Tx) (string, []any)) ([]*T, bool, error) {
+	var out []*T
+	err := db.InTenantRead(ctx, func(tx *store.Tx) error {
+		out = out[:0]
+		query, args := q(tx)
+		rows, err := tx.Query(ctx, query, args...)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
-			sub, err := scanSub(rows)
+			v, err := scan(rows)
 			if err != nil {
 				return err
 			}
-			out = append(out, sub)
+			out = append(out, v)
 		}
 		return rows.Err()
 	})
@@ -307,11 +327,7 @@ func (s *Service) Update(ctx context.Context, id uuid.UUID, in Input, ifVersion 
 	var sub *Subscription
 	err := s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		var err error
-		sub, err = scanSub(tx.QueryRow(ctx, `SELECT `+subCols+` FROM webhook_subscriptions WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tx.TenantID(), id))
-		if store.NoRows(err) {
-			return apperr.NotFound("webhook")
-		}
-		if err != nil {
+		if sub, err = lockSub(ctx, tx, id); err != nil {
 			return err
 		}
 		if ifVersion != 0 && sub.Version != ifVersion {
@@ -376,11 +392,7 @@ func (s *Service) RotateSecret(ctx context.Context, id uuid.UUID) (*WithSecret, 
 	var sub *Subscription
 	err := s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		var err error
-		sub, err = scanSub(tx.QueryRow(ctx, `SELECT `+subCols+` FROM webhook_subscriptions WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tx.TenantID(), id))
-		if store.NoRows(err) {
-			return apperr.NotFound("webhook")
-		}
-		if err != nil {
+		if sub, err = lockSub(ctx, tx, id); err != nil {
 			return err
 		}
 		sub.Version++
@@ -527,27 +539,10 @@ func (s *Service) Deliveries(ctx context.Context, sub uuid.UUID, status string, 
 	if before == uuid.Nil {
 		before = uuid.Max
 	}
-	var out []*Delivery
-	err := s.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT `+deliveryCols+` FROM webhook_deliveries WHERE tenant_id = $1 AND subscription_id = $2
-			AND ($3 = '' OR status = $3) AND id < $4 ORDER BY id DESC LIMIT $5`, tx.TenantID(), sub, status, before, limit+1)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			d, err := scanDelivery(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, d)
-		}
-		return rows.Err()
+	return readPage(ctx, s.cfg.DB, limit, scanDelivery, func(tx *store.Tx) (string, []any) {
+		return `SELECT ` + deliveryCols + ` FROM webhook_deliveries WHERE tenant_id = $1 AND subscription_id = $2
+			AND ($3 = '' OR status = $3) AND id < $4 ORDER BY id DESC LIMIT $5`, []any{tx.TenantID(), sub, status, before, limit + 1}
 	})
-	if len(out) > limit {
-		return out[:limit], true, err
-	}
-	return out, false, err
 }
 
 // Redeliver puts a delivery back in the queue, to be tried now (a dead

@@ -67,6 +67,13 @@ func (h *Handler) Mount(api *httpx.API) {
 }
 
 func (h *Handler) list(c *fiber.Ctx) error {
+	return paged(c, func(limit int, after uuid.UUID) ([]*webhooks.Subscription, bool, error) {
+		return h.Webhooks.List(c.UserContext(), limit, after)
+	}, func(s *webhooks.Subscription) uuid.UUID { return s.ID })
+}
+
+// paged serves a page of a list cursored by record ID.
+func paged[T any](c *fiber.Ctx, list func(limit int, cursor uuid.UUID) ([]*T, bool, error), id func(*T) uuid.UUID) error {
 	p, err := httpx.ParsePage(c)
 	if err != nil {
 		return err
@@ -77,13 +84,13 @@ func (h *Handler) list(c *fiber.Ctx) error {
 			return err
 		}
 	}
-	items, more, err := h.Webhooks.List(c.UserContext(), p.Limit, cur.I)
+	items, more, err := list(p.Limit, cur.I)
 	if err != nil {
 		return err
 	}
 	out := httpx.PageOf(items)
 	if more {
-		out.NextCursor = httpx.EncodeCursor(idCursor{I: items[len(items)-1].ID})
+		out.NextCursor = httpx.EncodeCursor(idCursor{I: id(items[len(items)-1])})
 	}
 	return c.JSON(out)
 }
@@ -118,25 +125,9 @@ func (h *Handler) deliveries(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	p, err := httpx.ParsePage(c)
-	if err != nil {
-		return err
-	}
-	var cur idCursor
-	if p.Cursor != "" {
-		if err := httpx.DecodeCursor(p.Cursor, &cur); err != nil {
-			return err
-		}
-	}
-	items, more, err := h.Webhooks.Deliveries(c.UserContext(), id, c.Query("status"), p.Limit, cur.I)
-	if err != nil {
-		return err
-	}
-	out := httpx.PageOf(items)
-	if more {
-		out.NextCursor = httpx.EncodeCursor(idCursor{I: items[len(items)-1].ID})
-	}
-	return c.JSON(out)
+	return paged(c, func(limit int, before uuid.UUID) ([]*webhooks.Delivery, bool, error) {
+		return h.Webhooks.Deliveries(c.UserContext(), id, c.Query("status"), limit, before)
+	}, func(d *webhooks.Delivery) uuid.UUID { return d.ID })
 }
 
 func (h *Handler) redeliver(c *fiber.Ctx) error {
