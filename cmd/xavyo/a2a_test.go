@@ -1143,16 +1143,20 @@ func TestA2ATasksBelongToTheirCaller(t *testing.T) {
 			if n := strings.Count(string(body), `"code":"task_owner"`); n < 9 {
 				t.Fatalf("%d refusals audited as task_owner: %.600s", n, body)
 			}
-			// And counted.
-			metrics := h.metrics(t)
-			for _, want := range []string{`xavyo_a2a_call_denials_total{agent="echo",reason="task_owner"} 8`,
-				`xavyo_a2a_calls_total{agent="echo",decision="allow",method="SendMessage",upstream_status="200"}`,
-				`xavyo_a2a_calls_total{agent="echo",decision="deny",method="GetTask",upstream_status=""}`,
-				`xavyo_a2a_call_duration_seconds_count{agent="echo-v03",method="tasks/get"} 1`} {
-				if !strings.Contains(metrics, want) {
-					t.Errorf("metrics lack %s", want)
+			// And counted (a forwarded call is counted once its answer has
+			// gone out).
+			waitFor(t, "the calls in the metrics", func() bool {
+				metrics := h.metrics(t)
+				for _, want := range []string{`xavyo_a2a_call_denials_total{agent="echo",reason="task_owner"} 8`,
+					`xavyo_a2a_calls_total{agent="echo",decision="allow",method="SendMessage",upstream_status="200"}`,
+					`xavyo_a2a_calls_total{agent="echo",decision="deny",method="GetTask",upstream_status=""}`,
+					`xavyo_a2a_call_duration_seconds_count{agent="echo-v03",method="tasks/get"} 1`} {
+					if !strings.Contains(metrics, want) {
+						return false
+					}
 				}
-			}
+				return true
+			})
 		})
 	}
 }

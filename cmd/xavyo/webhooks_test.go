@@ -198,7 +198,8 @@ func TestWebhooks(t *testing.T) {
 			resp, body = h.doAs(tok, "PATCH", "/api/v1/webhooks/"+hook.ID, map[string]any{"status": "paused"})
 			expect(t, resp, body, 200, "pause")
 			newUser("mallory@" + slug + ".test")
-			time.Sleep(1500 * time.Millisecond)
+			waitFor(t, "the event queued for the paused endpoint", func() bool { return len(deliveries("pending")) == 1 })
+			time.Sleep(1500 * time.Millisecond) // the worker polls every second: it would have sent it by now
 			if n := count("user"); n != 3 || len(deliveries("pending")) != 1 {
 				t.Fatalf("paused: %d user events, pending %+v", n, deliveries("pending"))
 			}
