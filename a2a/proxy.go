@@ -309,21 +309,17 @@ func (h *Handlers) hold(ctx context.Context, t *tenant.Tenant, p *principal.Prin
 	got, err := h.cfg.Approvals.AwaitApproval(wctx, h.cfg.Bus, ap.ID, 2*time.Second)
 	switch {
 	case err != nil:
-		reason := "no approval decision within " + timeout.String()
-		code := "approval_timeout"
+		reason, code := governance.HoldTimeout(timeout)
 		if ctx.Err() != nil {
 			reason, code = "the caller went away", "approval_cancelled"
 		}
 		_, _ = h.cfg.Approvals.Cancel(context.WithoutCancel(ctx), ap.ID, governance.CancelInput{Comment: reason})
 		return deny(reason, code)
-	case got.Status == governance.StatusApproved:
-		return governance.Decision{Decision: governance.Allow, Reason: "approved", Code: "approved"}
-	case got.Status == governance.StatusExpired:
-		// Governance's timer expired it a moment before this wait ended:
-		// the same timeout.
-		return deny("no approval decision within "+timeout.String(), "approval_timeout")
 	default:
-		return deny("the approval was "+got.Status+": "+got.Reason, "approval_"+got.Status)
+		if ok, reason, code := got.Outcome(timeout); !ok {
+			return deny(reason, code)
+		}
+		return governance.Decision{Decision: governance.Allow, Reason: "approved", Code: "approved"}
 	}
 }
 

@@ -1058,6 +1058,27 @@ func (s *Service) readApproval(ctx context.Context, id uuid.UUID) (*Approval, er
 	return a, err
 }
 
+// HoldTimeout is the refusal of a held call that nobody decided within
+// timeout.
+func HoldTimeout(timeout time.Duration) (reason, code string) {
+	return "no approval decision within " + timeout.String(), "approval_timeout"
+}
+
+// Outcome says how a decided approval ends the call held for it (an
+// approval opened with the hold's timeout as its TTL): approved, or refused
+// with a reason and a code. An approval governance expired is that same
+// timeout, whichever of the two clocks noticed first.
+func (a *Approval) Outcome(timeout time.Duration) (approved bool, reason, code string) {
+	switch a.Status {
+	case StatusApproved:
+		return true, "", ""
+	case StatusExpired:
+		reason, code = HoldTimeout(timeout)
+		return false, reason, code
+	}
+	return false, "the approval was " + a.Status + ": " + a.Reason, "approval_" + a.Status
+}
+
 // AwaitApproval waits until an approval of the tenant in ctx is decided
 // (or expires, or is cancelled) and returns it; if ctx ends first it
 // returns the approval as it stands with ctx's error. A decision on any

@@ -323,3 +323,23 @@ func TestAllOfStepsAndFallbacks(t *testing.T) {
 		}
 	})
 }
+
+// TestApprovalOutcome: how a decided approval ends a held call; an
+// approval governance expired is the hold's own timeout.
+func TestApprovalOutcome(t *testing.T) {
+	for _, c := range []struct {
+		a        governance.Approval
+		approved bool
+		reason   string
+		code     string
+	}{
+		{governance.Approval{Status: governance.StatusApproved}, true, "", ""},
+		{governance.Approval{Status: governance.StatusExpired, Reason: "not decided before it expired"}, false, "no approval decision within 1s", "approval_timeout"},
+		{governance.Approval{Status: governance.StatusDenied, Reason: "not today"}, false, "the approval was denied: not today", "approval_denied"},
+	} {
+		ok, reason, code := c.a.Outcome(time.Second)
+		if ok != c.approved || reason != c.reason || code != c.code {
+			t.Errorf("%s: %v %q %q", c.a.Status, ok, reason, code)
+		}
+	}
+}

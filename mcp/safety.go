@@ -157,17 +157,14 @@ func (g *Gateway) hold(ctx context.Context, ep *endpoint, p *principal.Principal
 	case err != nil:
 		// Nobody waits for it any more: withdraw it rather than let an
 		// approver approve a call that will not run.
-		reason := fmt.Sprintf("no approval decision within %s", timeout)
+		reason, code := governance.HoldTimeout(timeout)
 		_, _ = g.cfg.Gov.Cancel(context.WithoutCancel(ctx), a.ID, governance.CancelInput{Comment: reason})
-		return holdOutcome{approval: a, reason: reason, code: "approval_timeout"}
-	case got.Status == governance.StatusApproved:
-		return holdOutcome{approval: got}
-	case got.Status == governance.StatusExpired:
-		// Governance's timer expired it a moment before this wait ended:
-		// the same timeout.
-		return holdOutcome{approval: got, reason: fmt.Sprintf("no approval decision within %s", timeout), code: "approval_timeout"}
+		return holdOutcome{approval: a, reason: reason, code: code}
 	default:
-		return holdOutcome{approval: got, reason: "the approval was " + got.Status + ": " + got.Reason, code: "approval_" + got.Status}
+		if ok, reason, code := got.Outcome(timeout); !ok {
+			return holdOutcome{approval: got, reason: reason, code: code}
+		}
+		return holdOutcome{approval: got}
 	}
 }
 
