@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/store"
@@ -86,20 +88,28 @@ func (h *Handlers) taskOwners(ctx context.Context, agent string, ids []string) (
 	if len(ids) == 0 {
 		return owners, nil
 	}
+	// One query for a list's tasks: task_id IN ($3, $4, …).
+	in := make([]string, len(ids))
+	args := make([]any, 0, len(ids)+2)
+	for i, id := range ids {
+		in[i] = "$" + strconv.Itoa(i+3)
+		args = append(args, id)
+	}
 	err := h.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		for _, id := range ids {
-			var kind, caller string
-			err := tx.QueryRow(ctx, `SELECT caller_kind, caller_id FROM a2a_tasks WHERE tenant_id = $1 AND agent = $2 AND task_id = $3`,
-				tx.TenantID(), agent, id).Scan(&kind, &caller)
-			if store.NoRows(err) {
-				continue
-			}
-			if err != nil {
+		rows, err := tx.Query(ctx, `SELECT task_id, caller_kind, caller_id FROM a2a_tasks WHERE tenant_id = $1 AND agent = $2 AND task_id IN (`+
+			strings.Join(in, ", ")+`)`, append([]any{tx.TenantID(), agent}, args...)...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id, kind, caller string
+			if err := rows.Scan(&id, &kind, &caller); err != nil {
 				return err
 			}
 			owners[id] = kind + "/" + caller
 		}
-		return nil
+		return rows.Err()
 	})
 	return owners, err
 }

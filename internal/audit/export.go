@@ -134,10 +134,11 @@ func (in ExportInput) apply(x *Export) {
 	}
 }
 
-// head is the tenant's last audit seq (0 for none).
+// head is the tenant's last audit seq (0 for none), from the chain head
+// the sequencer keeps with every batch.
 func head(ctx context.Context, tx *store.Tx) (int64, error) {
 	var seq int64
-	err := tx.QueryRow(ctx, `SELECT seq FROM audit_log WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1`, tx.TenantID()).Scan(&seq)
+	err := tx.QueryRow(ctx, `SELECT seq FROM audit_heads WHERE tenant_id = $1`, tx.TenantID()).Scan(&seq)
 	if store.NoRows(err) {
 		return 0, nil
 	}
