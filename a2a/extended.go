@@ -20,8 +20,14 @@ import (
 func (h *Handlers) extendedCard(ctx context.Context, w http.ResponseWriter, t *tenant.Tenant, p *principal.Principal, a *agentRecord,
 	id json.RawMessage, body []byte, translate, rest bool, entry audit.Entry, det callDetails) {
 	entry.Outcome, entry.Details = audit.OutcomeSuccess, det
-	if _, err := h.cfg.Audit.Append(ctx, entry); err != nil {
-		rpcError(w, http.StatusServiceUnavailable, id, codeInternal, "the call could not be audited", nil)
+	// The agent is asked for its own extended card only once the record
+	// of the call is durable.
+	rec, err := h.cfg.Audit.Append(ctx, entry)
+	if err == nil {
+		err = rec.Wait(ctx)
+	}
+	if err != nil {
+		rpcError(w, http.StatusServiceUnavailable, id, codeInternal, "the call could not be audited; it was not forwarded", nil)
 		return
 	}
 	c := cardFor(a, t.Name, h.urls(t))

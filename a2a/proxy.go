@@ -242,9 +242,15 @@ func (h *Handlers) callWith(w http.ResponseWriter, r *http.Request, body []byte,
 		return
 	}
 	entry.Outcome, entry.Details = audit.OutcomeSuccess, det
+	// Nothing is forwarded before its decision record is durable: with the
+	// audit log unavailable the call is refused, never sent unrecorded.
 	receipt, err := h.cfg.Audit.Append(ctx, entry)
+	if err == nil {
+		err = receipt.Wait(ctx)
+	}
 	if err != nil {
-		rpcError(w, http.StatusServiceUnavailable, m.ID, codeInternal, "the call could not be audited", nil)
+		h.cfg.Logger.Error("A2A call decision not recorded; call refused", "error", err, "request_id", reqid.From(ctx))
+		rpcError(w, http.StatusServiceUnavailable, m.ID, codeInternal, "the call could not be audited; it was not forwarded", nil)
 		return
 	}
 	fctx := ctx
@@ -356,10 +362,6 @@ func (h *Handlers) forward(ctx context.Context, w http.ResponseWriter, r *http.R
 		return 0, errors.New("the agent could not be reached")
 	}
 	defer resp.Body.Close()
-	// No answer before the decision record is kept.
-	if err := receipt.Wait(context.WithoutCancel(ctx)); err != nil {
-		return 0, errors.New("the call could not be audited")
-	}
 	for _, k := range []string{"Content-Type", "A2A-Version", "A2A-Extensions"} {
 		if v := resp.Header.Get(k); v != "" {
 			w.Header().Set(k, v)

@@ -173,8 +173,8 @@ type admitted struct {
 
 // admit decides a tools/call inline: the tool, the principal's grant, the
 // arguments against the tool's schema. A refusal is audited and answered
-// here (false); an admitted call's decision record is appended, not yet
-// waited for. session tags the record ("" in the stateless era).
+// here (false); an admitted call returns once its decision record is
+// durable. session tags the record ("" in the stateless era).
 //
 // A call held for approval waits here; when stream is given and the client
 // asked for progress, it hears about the wait on stream, which then
@@ -324,9 +324,16 @@ func (g *Gateway) admit(ctx context.Context, w http.ResponseWriter, ep *endpoint
 
 	entry.Outcome, entry.Details = audit.OutcomeSuccess, det
 	g.touch(ctx, sub, actor)
+	// No call is forwarded before its decision record is durable: with the
+	// audit log unavailable the gateway fails closed, and the tool server
+	// never runs a call the log does not show.
 	receipt, err := g.cfg.Audit.Append(ctx, entry)
+	if err == nil {
+		err = receipt.Wait(ctx)
+	}
 	if err != nil {
-		out.finish(errorBody(m.ID, rpcError{Code: codeInternal, Message: "the call could not be audited"}))
+		g.cfg.Logger.Error("tool call decision not recorded; call refused", "error", err, "request_id", reqid.From(ctx))
+		out.finish(errorBody(m.ID, rpcError{Code: codeUnavailable, Message: "the call could not be audited; it was not forwarded"}))
 		return nil, false
 	}
 	var state string

@@ -112,10 +112,8 @@ func TestAnsweredCallsSurviveKill9(t *testing.T) {
 					return // the server is gone
 				}
 				if resultText(res) == text {
-					args, _ := json.Marshal(map[string]any{"text": text})
-					sum := sha256.Sum256(args)
 					mu.Lock()
-					answered[hex.EncodeToString(sum[:])] = true
+					answered[echoArgsHash(text)] = true
 					mu.Unlock()
 				}
 			}
@@ -133,32 +131,7 @@ func TestAnsweredCallsSurviveKill9(t *testing.T) {
 	}
 
 	_, h = serveProcess(t, environ)
-	recorded := map[string]bool{}
-	cursor := ""
-	for {
-		path := "/api/v1/audit?limit=500&action=mcp.tools.call"
-		if cursor != "" {
-			path += "&cursor=" + url.QueryEscape(cursor)
-		}
-		resp, body := h.doAs(m.adminTok, "GET", path, nil)
-		expect(t, resp, body, 200, "audit query")
-		var page struct {
-			Items []struct {
-				Details struct {
-					ArgsSHA256 string `json:"args_sha256"`
-				} `json:"details"`
-			} `json:"items"`
-			NextCursor string `json:"next_cursor"`
-		}
-		_ = json.Unmarshal(body, &page)
-		for _, it := range page.Items {
-			recorded[it.Details.ArgsSHA256] = true
-		}
-		if page.NextCursor == "" {
-			break
-		}
-		cursor = page.NextCursor
-	}
+	recorded := auditedArgs(t, h, m.adminTok, "mcp.tools.call")
 	missing := 0
 	for h := range answered {
 		if !recorded[h] {
@@ -170,9 +143,70 @@ func TestAnsweredCallsSurviveKill9(t *testing.T) {
 	}
 	t.Logf("%d answered calls before SIGKILL, all audited (%d records)", len(answered), len(recorded))
 
+	verifyAudit(t, environ, m.slug)
+}
+
+// echoArgsHash is the args_sha256 of the decision record of an echo call
+// with text.
+func echoArgsHash(text string) string {
+	args, _ := json.Marshal(map[string]any{"text": text})
+	sum := sha256.Sum256(args)
+	return hex.EncodeToString(sum[:])
+}
+
+// auditRecord is what tests read of an audit record.
+type auditRecord struct {
+	Outcome string `json:"outcome"`
+	Details struct {
+		ArgsSHA256 string `json:"args_sha256"`
+	} `json:"details"`
+}
+
+// auditRecords reads every record of action in the tenant of tok (all
+// pages).
+func auditRecords(t *testing.T, h *harness, tok, action string) []auditRecord {
+	t.Helper()
+	var out []auditRecord
+	cursor := ""
+	for {
+		path := "/api/v1/audit?limit=500&action=" + url.QueryEscape(action)
+		if cursor != "" {
+			path += "&cursor=" + url.QueryEscape(cursor)
+		}
+		resp, body := h.doAs(tok, "GET", path, nil)
+		expect(t, resp, body, 200, "audit query")
+		var page struct {
+			Items      []auditRecord `json:"items"`
+			NextCursor string        `json:"next_cursor"`
+		}
+		_ = json.Unmarshal(body, &page)
+		out = append(out, page.Items...)
+		if page.NextCursor == "" {
+			return out
+		}
+		cursor = page.NextCursor
+	}
+}
+
+// auditedArgs returns the argument hashes of the allowed records of
+// action in the tenant of tok.
+func auditedArgs(t *testing.T, h *harness, tok, action string) map[string]bool {
+	t.Helper()
+	recorded := map[string]bool{}
+	for _, r := range auditRecords(t, h, tok, action) {
+		if r.Outcome == "success" {
+			recorded[r.Details.ArgsSHA256] = true
+		}
+	}
+	return recorded
+}
+
+// verifyAudit runs `xavyo audit verify` for a tenant with environ.
+func verifyAudit(t *testing.T, environ []string, slug string) {
+	t.Helper()
 	var out bytes.Buffer
 	root := newRoot(&out, &out, append(os.Environ(), environ...))
-	root.SetArgs([]string{"audit", "verify", "--tenant", m.slug})
+	root.SetArgs([]string{"audit", "verify", "--tenant", slug})
 	if err := root.Execute(); err != nil || !strings.Contains(out.String(), "verifies") {
 		t.Fatalf("audit verify: %v %s", err, out.String())
 	}

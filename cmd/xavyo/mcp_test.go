@@ -44,6 +44,7 @@ type testUpstream struct {
 	calls    atomic.Int64
 	badAuth  atomic.Int64
 	deletes  atomic.Int64 // authorized DELETEs (sessions ended)
+	echoed   sync.Map     // texts echo ran with → true
 	mu       sync.Mutex
 	authSeen map[string]bool
 }
@@ -65,6 +66,7 @@ func newTestUpstream(t *testing.T) *testUpstream {
 		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			u.calls.Add(1)
 			v, _ := req.RequireString("text")
+			u.echoed.Store(v, true)
 			return text(v), nil
 		})
 	s.AddTool(mcp.NewTool("add", mcp.WithNumber("a", mcp.Required()), mcp.WithNumber("b", mcp.Required())),
