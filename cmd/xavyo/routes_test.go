@@ -82,6 +82,7 @@ func badValue(t reflect.Type) any {
 
 type probe struct {
 	name   string
+	query  string
 	body   any
 	hdr    []string
 	params func(name string) string
@@ -195,9 +196,18 @@ func TestBadInputChangesNothing(t *testing.T) {
 						probe{name: "oversize body", body: `{"name":"` + strings.Repeat("x", h.s.cfg.Admin.BodyLimit) + `"}`, params: live, want: 413},
 						probe{name: "wrong media type", body: `{}`, hdr: []string{"Content-Type", "text/plain"}, params: live, want: 415},
 					)
+					probes = append(probes, probe{name: "invalid UTF-8 in the body", body: "{\"zz\":\"\xff\xfe\"}", params: live, want: 400})
 					for _, name := range jsonFields(reflect.TypeOf(r.Request)) {
 						raw, _ := json.Marshal(map[string]any{name.name: badValue(name.typ)})
 						probes = append(probes, probe{name: "wrong type for " + name.name, body: string(raw), params: live, want: 400})
+						if base := name.typ; base.Kind() == reflect.String || base.Kind() == reflect.Pointer && base.Elem().Kind() == reflect.String {
+							raw, _ = json.Marshal(map[string]any{name.name: "a\x00b"})
+							probes = append(probes, probe{name: "NUL in " + name.name, body: string(raw), params: live, want: 400})
+							if name.limit < h.s.cfg.Admin.BodyLimit-100 {
+								raw, _ = json.Marshal(map[string]any{name.name: strings.Repeat("x", name.limit+1)})
+								probes = append(probes, probe{name: "over-long " + name.name, body: string(raw), params: live, want: 400})
+							}
+						}
 					}
 				}
 				var valid any
@@ -207,6 +217,10 @@ func TestBadInputChangesNothing(t *testing.T) {
 						valid = r.Example
 					}
 				}
+				probes = append(probes,
+					probe{name: "invalid UTF-8 in the query", query: "?action=%ff%fe", body: valid, params: live, want: 400},
+					probe{name: "NUL in the query", query: "?q=a%00b", body: valid, params: live, want: 400},
+					probe{name: "over-long query value", query: "?q=" + strings.Repeat("q", httpx.MaxQueryLen+1), body: valid, params: live, want: 400})
 				if hasParams {
 					probes = append(probes,
 						probe{name: "bad UUID", body: valid, params: param("not-a-uuid"), want: 400},
@@ -242,7 +256,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 					if r.Public && !slices.Contains(p.hdr, "Authorization") {
 						hdr = append(hdr, "Authorization", "")
 					}
-					resp, body := h.doAs(cred, r.Method, path, p.body, hdr...)
+					resp, body := h.doAs(cred, r.Method, path+p.query, p.body, hdr...)
 					cases++
 					if resp.StatusCode != p.want {
 						t.Errorf("%s %s, %s: got %d, want %d: %.300s", r.Method, r.Path, p.name, resp.StatusCode, p.want, body)
@@ -266,8 +280,9 @@ func TestBadInputChangesNothing(t *testing.T) {
 }
 
 type jsonField struct {
-	name string
-	typ  reflect.Type
+	name  string
+	typ   reflect.Type
+	limit int // length limit of a string
 }
 
 // jsonFields lists a request type's JSON fields, embedded structs flattened.
@@ -283,7 +298,7 @@ func jsonFields(t reflect.Type) []jsonField {
 		if name == "-" || !f.IsExported() {
 			continue
 		}
-		out = append(out, jsonField{name, f.Type})
+		out = append(out, jsonField{name, f.Type, httpx.MaxLen(f, name)})
 	}
 	return out
 }

@@ -25,7 +25,8 @@ type AppConfig struct {
 }
 
 // NewApp returns a Fiber app with the settings of DESIGN.md §11 and the
-// common middleware: panic recovery, request IDs, access logs.
+// common middleware: panic recovery, request IDs, access logs, and the
+// refusal of text no store can keep (textGuard).
 func NewApp(cfg AppConfig) *fiber.App {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -60,7 +61,7 @@ func NewApp(cfg AppConfig) *fiber.App {
 		// reading them.
 		StreamRequestBody: false,
 	})
-	app.Use(recoverer(cfg.Logger), requestID, accessLog(cfg.Logger))
+	app.Use(recoverer(cfg.Logger), requestID, accessLog(cfg.Logger), textGuard)
 	return app
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -224,6 +225,11 @@ func (d *OpenAPI) fields(t reflect.Type, props map[string]any, required *[]strin
 				s["description"] = doc
 			}
 		}
+		if typ := s["type"]; typ == "string" || slices.Equal(asStrings(typ), []string{"string", "null"}) {
+			if _, hasFormat := s["format"]; !hasFormat {
+				s["maxLength"] = MaxLen(f, name)
+			}
+		}
 		props[name] = s
 		if !strings.Contains(opts, "omitempty") && f.Type.Kind() != reflect.Pointer {
 			*required = append(*required, name)
@@ -245,4 +251,9 @@ func schemaName(t reflect.Type) string {
 		return inner + name[:i]
 	}
 	return name
+}
+
+func asStrings(v any) []string {
+	s, _ := v.([]string)
+	return s
 }

@@ -20,8 +20,8 @@ import (
 )
 
 // DecodeJSON decodes the request body into v strictly: JSON media type,
-// one object, no unknown fields, no trailing data. Its errors say what
-// was wrong and where.
+// one object, no unknown fields, no trailing data, no string over its
+// length limit (MaxLen). Its errors say what was wrong and where.
 func DecodeJSON(c *fiber.Ctx, v any) error {
 	mt, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
 	if err != nil || (mt != fiber.MIMEApplicationJSON && !strings.HasSuffix(mt, "+json")) {
@@ -50,7 +50,7 @@ func DecodeJSONBytes(body []byte, v any) error {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return apperr.Invalid("body", "unexpected data after the JSON object")
 	}
-	return nil
+	return checkLengths(reflect.ValueOf(v), "", MaxValueLen)
 }
 
 func jsonError(err error) error {
