@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -27,6 +28,7 @@ import (
 	"github.com/xavyo/xavyo/internal/health"
 	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/reqid"
+	"github.com/xavyo/xavyo/internal/textguard"
 )
 
 // Config configures the agent plane.
@@ -185,6 +187,14 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			_, _ = sw.Write([]byte(`{"error":"origin not allowed"}`))
 			return
 		}
+		// Text no store can keep is refused before anyone reads it.
+		if err := checkURLText(r); err != nil {
+			sw.Header().Set("Content-Type", "application/json")
+			sw.WriteHeader(http.StatusBadRequest)
+			msg, _ := json.Marshal(map[string]string{"error": "invalid_request", "error_description": apperr.PublicMessage(err)})
+			_, _ = sw.Write(msg)
+			return
+		}
 		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 && r.URL.Path != "/healthz" && r.URL.Path != "/readyz" {
 			kind, err := s.certKind(r.TLS.PeerCertificates)
 			if err != nil {
@@ -213,6 +223,22 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(sw, r.WithContext(ctx))
 	})
+}
+
+// checkURLText refuses a path or query with NUL characters or invalid
+// UTF-8.
+func checkURLText(r *http.Request) error {
+	if err := textguard.Check("path", r.URL.Path); err != nil {
+		return err
+	}
+	if r.URL.RawQuery == "" {
+		return nil
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return apperr.Invalid("query", "malformed query")
+	}
+	return textguard.CheckValues(q)
 }
 
 type statusWriter struct {

@@ -11,9 +11,11 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/xavyo/xavyo/identity/tenant"
+	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/clientcert"
 	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/store"
+	"github.com/xavyo/xavyo/internal/textguard"
 )
 
 // TenantsBySlug resolves the tenant of a /t/{slug} path.
@@ -59,6 +61,10 @@ func (h *MTLSHandlers) token(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") || r.ParseForm() != nil {
 		writeJSON(w, nil, &Error{Code: "invalid_request", Description: "the token request is application/x-www-form-urlencoded", Status: 400})
+		return
+	}
+	if err := textguard.CheckValues(r.PostForm); err != nil {
+		writeJSON(w, nil, &Error{Code: "invalid_request", Description: apperr.PublicMessage(err), Status: 400})
 		return
 	}
 	var c *Client

@@ -1,8 +1,6 @@
 package httpx
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"mime"
 	"net/url"
@@ -14,6 +12,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/textguard"
 )
 
 // Text limits. Every string of a request body has a length limit in
@@ -149,7 +148,7 @@ func refuseBadText(c *fiber.Ctx) error {
 	// Handlers see path parameters escaped; unescaped, they must be text.
 	if path, err := url.PathUnescape(c.Path()); err != nil {
 		return apperr.Invalid("path", "malformed percent-encoding")
-	} else if err := checkText("path", path); err != nil {
+	} else if err := textguard.Check("path", path); err != nil {
 		return err
 	}
 	var bad error
@@ -158,10 +157,10 @@ func refuseBadText(c *fiber.Ctx) error {
 			return
 		}
 		name := string(k)
-		if bad = checkText("query parameter", name); bad != nil {
+		if bad = textguard.Check("query parameter", name); bad != nil {
 			return
 		}
-		if bad = checkText(name, string(v)); bad == nil && len(v) > MaxQueryLen {
+		if bad = textguard.Check(name, string(v)); bad == nil && len(v) > MaxQueryLen {
 			bad = apperr.Invalid(name, fmt.Sprintf("must be at most %d characters", MaxQueryLen))
 		}
 	})
@@ -177,55 +176,14 @@ func refuseBadText(c *fiber.Ctx) error {
 	case mt == fiber.MIMEApplicationForm:
 		c.Request().PostArgs().VisitAll(func(k, v []byte) {
 			if bad == nil {
-				if bad = checkText("form field", string(k)); bad == nil {
-					bad = checkText(string(k), string(v))
+				if bad = textguard.Check("form field", string(k)); bad == nil {
+					bad = textguard.Check(string(k), string(v))
 				}
 			}
 		})
 		return bad
 	case mt == fiber.MIMEApplicationJSON || strings.HasSuffix(mt, "+json"):
-		return CheckJSONText(body)
+		return textguard.CheckJSON(body)
 	}
 	return nil
-}
-
-// checkText refuses a NUL character or invalid UTF-8 in s, naming what.
-func checkText(what, s string) error {
-	if strings.IndexByte(s, 0) >= 0 {
-		return apperr.Invalid(what, "must not contain NUL characters")
-	}
-	if !utf8.ValidString(s) {
-		return apperr.Invalid(what, "must be valid UTF-8")
-	}
-	return nil
-}
-
-// CheckJSONText refuses a JSON document that is not valid UTF-8 or that
-// has a string (member name or value) with an escaped NUL character,
-// naming the member.
-func CheckJSONText(body []byte) error {
-	if !utf8.Valid(body) {
-		return apperr.Invalid("body", "must be valid UTF-8")
-	}
-	if !bytes.Contains(body, []byte(`\u0000`)) {
-		return nil
-	}
-	// Only an escape in a string counts ("\\u0000" is a backslash and
-	// text): the tokens say.
-	dec := json.NewDecoder(bytes.NewReader(body))
-	key := "body"
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil // malformed JSON is the decoder's to report
-		}
-		s, ok := tok.(string)
-		if !ok {
-			continue
-		}
-		if strings.IndexByte(s, 0) >= 0 {
-			return apperr.Invalid(key, "must not contain NUL characters")
-		}
-		key = s
-	}
 }

@@ -62,37 +62,6 @@ func TestLengthLimits(t *testing.T) {
 	}
 }
 
-func TestCheckJSONText(t *testing.T) {
-	cases := map[string]struct {
-		body  string
-		field string
-	}{
-		"plain":              {`{"name":"a"}`, ""},
-		"escaped backslash":  {`{"name":"a\\u0000"}`, ""},
-		"nul in value":       {`{"name":"a\u0000b"}`, "name"},
-		"nul in nested":      {`{"x":{"y":["ok","\u0000"]}}`, "ok"},
-		"nul in key":         {`{"a\u0000":1}`, "body"},
-		"invalid utf-8":      {"{\"name\":\"\xff\xfe\"}", "body"},
-		"malformed, no nul":  {`{"name":`, ""},
-		"nul after a syntax": {`{"name" "\u0000"}`, ""},
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			err := httpx.CheckJSONText([]byte(tc.body))
-			if tc.field == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			fields := apperr.FieldsOf(err)
-			if apperr.KindOf(err) != apperr.KindInvalidArgument || len(fields) != 1 || fields[0].Field != tc.field {
-				t.Fatalf("err=%v fields=%v, want invalid %s", err, fields, tc.field)
-			}
-		})
-	}
-}
-
 // TestTextGuard: the admin app refuses NUL characters and invalid UTF-8
 // in paths, queries, JSON and form bodies, and over-long query values,
 // with 400 problem+json, before any handler runs.
