@@ -42,3 +42,35 @@ func TestAgentPlaneRefusesBadText(t *testing.T) {
 		})
 	}
 }
+
+// TestTenantCreationIsAtomic: a tenant whose first administrator's
+// password the tenant's policy refuses (its own minimum length, or the
+// administrator's address in it) is not created at all, so the corrected
+// request then succeeds.
+func TestTenantCreationIsAtomic(t *testing.T) {
+	for _, flavor := range []store.Flavor{store.SQLite, store.Postgres} {
+		t.Run(flavor.String(), func(t *testing.T) {
+			h := start(t, env(t, flavor, t.TempDir()), nil)
+			slug := uniqueSlug("atomic")
+			strict := map[string]any{"policies": map[string]any{"password": map[string]any{"min_length": 30}}}
+			for _, bad := range []map[string]any{
+				{"slug": slug, "name": "Atomic", "settings": strict, "admin": map[string]any{"email": "root@atomic.test", "password": "Correct-horse-battery-9"}},
+				{"slug": slug, "name": "Atomic", "admin": map[string]any{"email": "margaret.hamilton@atomic.test", "password": "margaret.hamilton-Apollo-11"}},
+			} {
+				resp, body := h.do("POST", "/api/v1/tenants", bad)
+				expect(t, resp, body, 400, "tenant with a refused admin password")
+				if !strings.Contains(string(body), "admin.password") {
+					t.Fatalf("the refusal does not name admin.password: %s", body)
+				}
+				resp, body = h.do("GET", "/api/v1/tenants?include_deleted=true&limit=500", nil)
+				if strings.Contains(string(body), slug) {
+					t.Fatalf("the tenant was created although its administrator was not: %s", body)
+				}
+			}
+			resp, body := h.do("POST", "/api/v1/tenants", map[string]any{"slug": slug, "name": "Atomic", "settings": strict,
+				"admin": map[string]any{"email": "root@atomic.test", "password": "Correct-horse-battery-staple-99"}})
+			expect(t, resp, body, 201, "the corrected request")
+			h.login(slug, "root@atomic.test", "Correct-horse-battery-staple-99", 200)
+		})
+	}
+}

@@ -64,6 +64,9 @@ func GeneratePassword() string {
 	return string(b)
 }
 
+// adminDisplayName is the display name of a tenant's first administrator.
+const adminDisplayName = "Administrator"
+
 // CreateTenant creates a tenant and, when admin is given, its first
 // tenant_admin (who must change the password at first login). Input is
 // checked before anything is written.
@@ -75,8 +78,13 @@ func (s *Service) CreateTenant(ctx context.Context, in tenant.CreateInput, admin
 		}
 		pw = GeneratePassword()
 		if admin.Password != nil {
+			// Checked as the directory will check it — the new tenant's
+			// own password policy, and nothing of the administrator's
+			// address or name in it — before anything is written: a tenant
+			// is never left without its administrator.
 			pw = *admin.Password
-			if err := tenant.DefaultPolicies.Password.Check(pw); err != nil {
+			pol := tenant.PoliciesOf(&tenant.Tenant{Settings: in.Settings})
+			if err := pol.Password.Check(pw, directory.PersonalOf(&directory.User{Email: admin.Email, DisplayName: adminDisplayName})...); err != nil {
 				return nil, apperr.Invalid("admin.password", apperr.PublicMessage(err))
 			}
 		}
@@ -98,7 +106,7 @@ func (s *Service) CreateTenant(ctx context.Context, in tenant.CreateInput, admin
 			AuthMethod: principal.MethodBootstrap, AdminRoles: []string{principal.RoleSuperAdmin}})
 	}
 	u, err := s.Directory.CreateUser(tctx, directory.CreateUserInput{Email: admin.Email, Password: &pw, MustChangePassword: true,
-		AdminRoles: []string{principal.RoleTenantAdmin}, DisplayName: "Administrator"})
+		AdminRoles: []string{principal.RoleTenantAdmin}, DisplayName: adminDisplayName})
 	if err != nil {
 		return nil, apperr.Wrap(err, apperr.KindOf(err), "tenant %q was created but its administrator was not: %s", t.Slug, apperr.PublicMessage(err))
 	}
