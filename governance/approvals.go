@@ -761,6 +761,13 @@ func (s *Service) Comment(ctx context.Context, id uuid.UUID, in CommentInput) (*
 		if err != nil {
 			return err
 		}
+		// Readers (viewers, auditors) see approvals; only participants and
+		// administrators take part in them.
+		if ok, err := s.participates(ctx, tx, a, principal.RoleTenantAdmin, principal.RoleGovernanceAdmin); err != nil {
+			return err
+		} else if !ok {
+			return apperr.New(apperr.KindPermissionDenied, "only the approval's participants and administrators comment on it")
+		}
 		ev = &ApprovalEvent{ID: uuid.Must(uuid.NewV7()), At: s.now(), Actor: actorOf(ctx), Type: "comment", Step: a.CurrentStep, Comment: comment}
 		_, err = tx.Exec(ctx, `INSERT INTO approval_events (tenant_id, id, approval_id, at, actor, type, step, comment, data)
 			VALUES ($1, $2, $3, $4, $5, 'comment', $6, $7, '{}')`, tx.TenantID(), ev.ID, a.ID, ev.At, ev.Actor, ev.Step, comment)
@@ -775,8 +782,14 @@ func (s *Service) Comment(ctx context.Context, id uuid.UUID, in CommentInput) (*
 // mayView: the requester, the subject, anyone who is or was an approver
 // (or a delegate of one), and governance readers.
 func (s *Service) mayView(ctx context.Context, tx *store.Tx, a *Approval) (bool, error) {
+	return s.participates(ctx, tx, a, principal.RoleTenantAdmin, principal.RoleGovernanceAdmin, principal.RoleAuditor, principal.RoleViewer)
+}
+
+// participates: the requester, the subject, anyone who is or was an
+// approver (or a delegate of one), and holders of any of roles.
+func (s *Service) participates(ctx context.Context, tx *store.Tx, a *Approval, roles ...string) (bool, error) {
 	p := principal.From(ctx)
-	for _, r := range []string{principal.RoleTenantAdmin, principal.RoleGovernanceAdmin, principal.RoleAuditor, principal.RoleViewer} {
+	for _, r := range roles {
 		if p.HasRole(r) {
 			return true, nil
 		}

@@ -182,8 +182,15 @@ func (s *Service) createApplication(ctx context.Context, in ApplicationInput, nh
 	if err := oneOf("type", in.Type, "generic", "mcp_server", "a2a_agent", "saas", "internal"); err != nil {
 		return nil, err
 	}
+	status := "active"
+	if in.Status != nil {
+		if err := oneOf("status", *in.Status, "active", "inactive", "retired"); err != nil {
+			return nil, err
+		}
+		status = *in.Status
+	}
 	now := s.now()
-	a := &Application{ID: uuid.Must(uuid.NewV7()), Key: in.Key, Name: *in.Name, Type: in.Type, Status: "active", OwnerID: in.OwnerID, NHIID: nhiID,
+	a := &Application{ID: uuid.Must(uuid.NewV7()), Key: in.Key, Name: *in.Name, Type: in.Type, Status: status, OwnerID: in.OwnerID, NHIID: nhiID,
 		CreatedAt: now, UpdatedAt: now, Version: 1}
 	if in.Description != nil {
 		a.Description = *in.Description

@@ -74,3 +74,44 @@ func TestTenantCreationIsAtomic(t *testing.T) {
 		})
 	}
 }
+
+// TestApprovalCommentsAndCreateFields: a read-only viewer sees an
+// approval but may not comment on it (participants and administrators
+// may); an application created with a status has that status, and a bad
+// one is refused.
+func TestApprovalCommentsAndCreateFields(t *testing.T) {
+	for _, flavor := range []store.Flavor{store.SQLite, store.Postgres} {
+		t.Run(flavor.String(), func(t *testing.T) {
+			h := start(t, env(t, flavor, t.TempDir()), nil)
+			g := newGovTenant(t, h, "cmt")
+			_, requester := g.user("requester", "")
+			viewerID, viewer := g.user("viewer", "")
+			resp, body := h.doAs(g.tok, "PATCH", "/api/v1/users/"+viewerID, map[string]any{"admin_roles": []string{"viewer"}})
+			expect(t, resp, body, 200, "make a viewer")
+			viewer = h.login(g.slug, "viewer@"+g.slug+".test", "Corr3ct-horse-battery-9", 200).AccessToken
+			ap := g.request(requester, map[string]any{"target_id": g.ent("ledger", nil)}, 201)
+			comment := map[string]any{"comment": "looks fine to me"}
+			resp, body = h.doAs(viewer, "GET", "/api/v1/approvals/"+ap.ID, nil)
+			expect(t, resp, body, 200, "a viewer reads the approval")
+			resp, body = h.doAs(viewer, "POST", "/api/v1/approvals/"+ap.ID+"/comments", comment)
+			expect(t, resp, body, 403, "a viewer comments")
+			resp, body = h.doAs(requester, "POST", "/api/v1/approvals/"+ap.ID+"/comments", comment)
+			expect(t, resp, body, 201, "the requester comments")
+			resp, body = h.doAs(g.tok, "POST", "/api/v1/approvals/"+ap.ID+"/comments", comment)
+			expect(t, resp, body, 201, "an administrator comments")
+			resp, body = h.doAs(g.tok, "GET", "/api/v1/approvals/"+ap.ID+"/history", nil)
+			expect(t, resp, body, 200, "history")
+			if n := strings.Count(string(body), "looks fine to me"); n != 2 {
+				t.Fatalf("%d comments recorded, want 2: %s", n, body)
+			}
+
+			resp, body = h.doAs(g.tok, "POST", "/api/v1/applications", map[string]any{"key": "legacy", "name": "Legacy", "status": "inactive"})
+			expect(t, resp, body, 201, "an inactive application")
+			if got := decode[struct{ Status string }](t, body).Status; got != "inactive" {
+				t.Fatalf("created with status %q, want inactive", got)
+			}
+			resp, body = h.doAs(g.tok, "POST", "/api/v1/applications", map[string]any{"key": "odd", "name": "Odd", "status": "sleeping"})
+			expect(t, resp, body, 400, "an unknown status")
+		})
+	}
+}
