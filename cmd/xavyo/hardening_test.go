@@ -5,7 +5,12 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/identity/token"
 	"github.com/xavyo/xavyo/internal/store"
 )
 
@@ -88,7 +93,6 @@ func TestApprovalCommentsAndCreateFields(t *testing.T) {
 			viewerID, viewer := g.user("viewer", "")
 			resp, body := h.doAs(g.tok, "PATCH", "/api/v1/users/"+viewerID, map[string]any{"admin_roles": []string{"viewer"}})
 			expect(t, resp, body, 200, "make a viewer")
-			viewer = h.login(g.slug, "viewer@"+g.slug+".test", "Corr3ct-horse-battery-9", 200).AccessToken
 			ap := g.request(requester, map[string]any{"target_id": g.ent("ledger", nil)}, 201)
 			comment := map[string]any{"comment": "looks fine to me"}
 			resp, body = h.doAs(viewer, "GET", "/api/v1/approvals/"+ap.ID, nil)
@@ -112,6 +116,82 @@ func TestApprovalCommentsAndCreateFields(t *testing.T) {
 			}
 			resp, body = h.doAs(g.tok, "POST", "/api/v1/applications", map[string]any{"key": "odd", "name": "Odd", "status": "sleeping"})
 			expect(t, resp, body, 400, "an unknown status")
+		})
+	}
+}
+
+// TestAdminRolesAreReadLive: admin rights follow the subject's current
+// roles — a demoted admin loses them at the next request and a promoted
+// user gains them without signing in again; a token of a subject that
+// does not exist is refused; a token signed with a tenant's own key
+// claiming super_admin gets no platform rights; only users of the
+// operators' tenant hold super_admin, and lose it when demoted.
+func TestAdminRolesAreReadLive(t *testing.T) {
+	for _, flavor := range []store.Flavor{store.SQLite, store.Postgres} {
+		t.Run(flavor.String(), func(t *testing.T) {
+			h := start(t, env(t, flavor, t.TempDir()), nil)
+			g := newGovTenant(t, h, "roles")
+			bobID, bob := g.user("bob", "")
+			resp, body := h.doAs(g.tok, "PATCH", "/api/v1/users/"+bobID, map[string]any{"admin_roles": []string{"tenant_admin"}})
+			expect(t, resp, body, 200, "promote bob")
+			newUser := func(tok, name string, want int) {
+				t.Helper()
+				resp, body := h.doAs(tok, "POST", "/api/v1/users", map[string]any{"email": name + "@" + g.slug + ".test"})
+				expect(t, resp, body, want, "create "+name)
+			}
+			newUser(bob, "carol", 201) // the token bob had before his promotion
+			resp, body = h.doAs(g.tok, "PATCH", "/api/v1/users/"+bobID, map[string]any{"admin_roles": []string{}})
+			expect(t, resp, body, 200, "demote bob")
+			newUser(bob, "dave", 403)
+			resp, body = h.doAs(bob, "POST", "/api/v1/users", map[string]any{"email": "eve@" + g.slug + ".test", "admin_roles": []string{"tenant_admin"}})
+			expect(t, resp, body, 403, "a demoted admin makes a new admin")
+			resp, body = h.doAs(g.tok, "PATCH", "/api/v1/users/"+bobID, map[string]any{"status": "disabled"})
+			expect(t, resp, body, 200, "disable bob")
+			resp, body = h.doAs(bob, "GET", "/api/v1/me", nil)
+			expect(t, resp, body, 401, "a disabled user's token")
+
+			// Tokens signed with the tenant's own key.
+			tenants := map[string]string{}
+			_, body = h.do("GET", "/api/v1/tenants?limit=500", nil)
+			for _, tn := range decode[pageJSON[tenantJSON]](t, body).Items {
+				tenants[tn.Slug] = tn.ID
+			}
+			tid := uuid.MustParse(tenants[g.slug])
+			adminID := decodeMe(t, h, g.tok)
+			mint := func(sub string, roles []string) string {
+				raw, err := h.s.tokens.Mint(t.Context(), token.Claims{Claims: jwt.Claims{Subject: sub, Audience: jwt.Audience{h.s.tokens.AdminAudience()},
+					Expiry: jwt.NewNumericDate(time.Now().Add(5 * time.Minute))}, TenantID: tid, SessionID: uuid.NewString(), Roles: roles,
+					SubjectKind: "user"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return raw
+			}
+			resp, body = h.doAs(mint(adminID, []string{"super_admin", "tenant_admin"}), "GET", "/api/v1/tenants", nil)
+			expect(t, resp, body, 403, "a tenant-signed token claiming super_admin")
+			resp, body = h.doAs(mint(uuid.NewString(), []string{"tenant_admin"}), "GET", "/api/v1/users", nil)
+			expect(t, resp, body, 401, "a token of a subject that does not exist")
+
+			// super_admin belongs to the operators' tenant.
+			resp, body = h.doAs(g.tok, "POST", "/api/v1/users", map[string]any{"email": "root@" + g.slug + ".test", "admin_roles": []string{"super_admin"}})
+			expect(t, resp, body, 400, "super_admin in an ordinary tenant")
+			op := tenants["operator"]
+			if op == "" {
+				t.Fatalf("no operators' tenant among %v", tenants)
+			}
+			resp, body = h.do("POST", "/api/v1/users", map[string]any{"email": "ops@operator.test", "password": "Corr3ct-horse-battery-9",
+				"admin_roles": []string{"super_admin"}}, "X-Tenant-ID", op)
+			expect(t, resp, body, 201, "an operator")
+			opID := decode[idJSON](t, body).ID
+			ops := h.login("operator", "ops@operator.test", "Corr3ct-horse-battery-9", 200).AccessToken
+			resp, body = h.doAs(ops, "GET", "/api/v1/tenants", nil)
+			expect(t, resp, body, 200, "an operator lists tenants")
+			resp, body = h.do("PATCH", "/api/v1/users/"+opID, map[string]any{"admin_roles": []string{}}, "X-Tenant-ID", op)
+			expect(t, resp, body, 200, "demote the operator")
+			resp, body = h.doAs(ops, "GET", "/api/v1/tenants", nil)
+			expect(t, resp, body, 403, "a demoted operator lists tenants")
+			resp, body = h.do("DELETE", "/api/v1/tenants/"+op, nil)
+			expect(t, resp, body, 409, "delete the operators' tenant")
 		})
 	}
 }

@@ -161,7 +161,7 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	if s.outbox, err = events.NewOutbox(events.OutboxConfig{DB: s.db, Dispatcher: s.handlers, Bus: s.bus, Logger: log}); err != nil {
 		return nil, err
 	}
-	s.tenants = &tenant.Service{DB: s.db, Audit: s.seq}
+	s.tenants = &tenant.Service{DB: s.db, Audit: s.seq, OperatorSlug: cfg.Platform.OperatorTenant}
 	s.tenants.Watch(s.bus)
 	s.boot = &bootstrap.Service{DB: s.db, Audit: s.seq}
 	s.hasher = password.NewHasher(password.Default, 0)
@@ -194,7 +194,7 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	if err := s.tokens.LoadRevocations(ctx); err != nil {
 		return nil, err
 	}
-	s.dir = &directory.Service{DB: s.db, Hasher: s.hasher, Policies: s.tenants, Audit: s.seq}
+	s.dir = &directory.Service{DB: s.db, Hasher: s.hasher, Policies: s.tenants, Audit: s.seq, Operators: s.tenants}
 	s.auth = &auth.Service{DB: s.db, Tenants: s.tenants, Directory: s.dir, Tokens: s.tokens, Hasher: s.hasher, Audit: s.seq}
 	s.dir.OnDeactivate = s.auth.RevokeUserSessionsInTx
 	s.nhis = &nhi.Service{DB: s.db, Audit: s.seq, Policies: s.tenants, StdioAllowlist: cfg.MCP.StdioAllowlist}
@@ -210,12 +210,19 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	s.engine.Watch(s.bus)
 	s.handlers.Handle(nhi.EventKind, s.gov.OnNHIEvent(s.nhis))
 
+	// Admin tokens hold their subjects' current roles.
+	adminAuth, err := auth.NewAuthenticator(auth.AuthenticatorConfig{Tokens: s.tokens, Users: s.dir, NHIs: s.nhis, Operators: s.tenants})
+	if err != nil {
+		return nil, err
+	}
+	adminAuth.Watch(s.bus)
+
 	// The admin plane.
 	s.admin = httpx.NewApp(httpx.AppConfig{Logger: log, BodyLimit: cfg.Admin.BodyLimit})
 	mountHealth(s.admin, checker.Ready)
 	s.api = httpx.NewAPI(s.admin, httpx.APIConfig{
 		Prefix: "/api/v1", Title: "xavyo admin API", Version: version,
-		Authenticators: []httpx.Authenticator{s.boot, &auth.Authenticator{Tokens: s.tokens}},
+		Authenticators: []httpx.Authenticator{s.boot, adminAuth},
 		Tenants:        s.tenants,
 		CrossTenant:    s.seq,
 	})
@@ -234,7 +241,7 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	s.oauth = oauth.New(oauth.Config{Tokens: s.tokens, NHIs: s.nhis, Tenants: s.tenants, DB: s.db,
 		AdminURL: cfg.Admin.PublicURL, AgentURL: cfg.Agent.PublicURL, Audit: s.seq, Auth: s.auth, Fetch: fetch})
 	oh := &oauthrest.Handler{Server: s.oauth, Tenants: s.tenants, AgentURL: cfg.Agent.PublicURL, Auth: s.auth,
-		Admin: &auth.Authenticator{Tokens: s.tokens}}
+		Admin: adminAuth}
 	oh.Mount(s.admin)
 	oh.MountClients(s.api)
 	// Audit streams to SIEMs: tenant-configured receivers, dialed with the
@@ -307,6 +314,10 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	// First start: a default tenant and its first admin, printed once.
 	if s.firstAdm, err = s.auth.EnsureDefaultTenant(ctx, cfg.DefaultTenant.Slug, cfg.DefaultTenant.AdminEmail, cfg.DefaultTenant.AdminPassword); err != nil {
 		return nil, fmt.Errorf("default tenant: %w", err)
+	}
+	// The operators' tenant, whose users may hold super_admin.
+	if _, err := s.tenants.EnsureOperator(ctx); err != nil {
+		return nil, fmt.Errorf("operators' tenant: %w", err)
 	}
 	return s, nil
 }

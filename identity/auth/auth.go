@@ -7,7 +7,6 @@ package auth
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/go-jose/go-jose/v4/jwt"
@@ -356,31 +355,6 @@ func (s *Service) Logout(ctx context.Context) error {
 	}
 	s.audit(ctx, p.TenantID, "auth.logout", audit.OutcomeSuccess, p.SubjectID, map[string]string{"session_id": p.SessionID})
 	return nil
-}
-
-// Authenticator verifies admin-plane bearer tokens (JWTs minted here).
-type Authenticator struct {
-	Tokens *token.Service
-}
-
-// Authenticate implements the admin plane's authenticator.
-func (a *Authenticator) Authenticate(ctx context.Context, scheme, raw string) (*principal.Principal, error) {
-	if !strings.EqualFold(scheme, "Bearer") || strings.Count(raw, ".") != 2 {
-		return nil, nil
-	}
-	c, err := a.Tokens.Verify(ctx, raw, token.Expect{Audience: a.Tokens.AdminAudience()})
-	if err != nil {
-		return nil, err
-	}
-	method := principal.MethodPassword
-	for _, m := range c.AMR {
-		if m == "mfa" || m == "otp" || m == "hwk" {
-			method = principal.MethodMFA
-		}
-	}
-	p := token.Principal(c, method)
-	p.SessionID = c.SessionID
-	return p, nil
 }
 
 // CheckPassword verifies a user's password in the tenant with this slug:

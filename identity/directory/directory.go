@@ -42,6 +42,13 @@ type Service struct {
 	// OnDeactivate runs in the transaction that disables, locks or deletes
 	// a user: it ends their sessions.
 	OnDeactivate func(ctx context.Context, tx *store.Tx, user uuid.UUID, reason string) error
+	// Operators tells the platform operators' tenant (nil: none).
+	Operators Operators
+}
+
+// Operators tells whether a tenant is the platform operators' one.
+type Operators interface {
+	IsOperator(ctx context.Context, id uuid.UUID) bool
 }
 
 func tenantOf(ctx context.Context) (uuid.UUID, error) {

@@ -105,10 +105,19 @@ func validName(field, v string) error {
 }
 
 // checkRoles validates roles and that the caller may grant them.
-func checkRoles(ctx context.Context, roles []string) error {
+// super_admin is a platform role: only users of the operators' tenant
+// hold it, and only a super admin grants it.
+func (s *Service) checkRoles(ctx context.Context, roles []string) error {
 	for _, r := range roles {
 		if r == principal.RoleSuperAdmin {
-			return apperr.Invalid("admin_roles", "super_admin is a platform role; it is not granted to tenant users")
+			tid, _ := store.TenantFrom(ctx)
+			if s.Operators == nil || !s.Operators.IsOperator(ctx, tid) {
+				return apperr.Invalid("admin_roles", "super_admin is a platform role; only users of the operators' tenant hold it")
+			}
+			if !principal.From(ctx).IsSuperAdmin() {
+				return apperr.New(apperr.KindPermissionDenied, "only super admins grant super_admin")
+			}
+			continue
 		}
 		if !slices.Contains(TenantRoles, r) {
 			return apperr.Invalid("admin_roles", fmt.Sprintf("unknown role %q", r))
@@ -190,7 +199,7 @@ func (s *Service) createUser(ctx context.Context, in CreateUserInput) (*User, er
 	}
 	slices.Sort(u.AdminRoles)
 	u.AdminRoles = slices.Compact(u.AdminRoles)
-	if err := checkRoles(ctx, u.AdminRoles); err != nil {
+	if err := s.checkRoles(ctx, u.AdminRoles); err != nil {
 		return nil, err
 	}
 	if in.Username != nil && *in.Username != "" {
@@ -308,6 +317,16 @@ func (s *Service) GetUser(ctx context.Context, id uuid.UUID) (*User, error) {
 		return err
 	})
 	return u, err
+}
+
+// UserState returns a user's status and admin roles in the tenant of ctx,
+// whoever asks (authentication checks a token's subject with it).
+func (s *Service) UserState(ctx context.Context, id uuid.UUID) (string, []string, error) {
+	u, err := s.GetUser(ctx, id)
+	if err != nil {
+		return "", nil, err
+	}
+	return u.Status, u.AdminRoles, nil
 }
 
 func getUser(ctx context.Context, tx *store.Tx, id uuid.UUID, lock bool) (*User, error) {
@@ -486,7 +505,7 @@ func (s *Service) updateUser(ctx context.Context, id uuid.UUID, in UpdateUserInp
 		return nil, apperr.Invalid("attributes", "must be a JSON object")
 	}
 	if in.AdminRoles != nil {
-		if err := checkRoles(ctx, *in.AdminRoles); err != nil {
+		if err := s.checkRoles(ctx, *in.AdminRoles); err != nil {
 			return nil, err
 		}
 	}

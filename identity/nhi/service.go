@@ -201,6 +201,20 @@ func (s *Service) Get(ctx context.Context, id uuid.UUID) (*NHI, error) {
 	return n, err
 }
 
+// State returns an NHI's lifecycle status in the tenant of ctx, whoever
+// asks (authentication checks a token's subject with it).
+func (s *Service) State(ctx context.Context, id uuid.UUID) (string, error) {
+	var status string
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		n, err := get(ctx, tx, id, false)
+		if err == nil {
+			status = n.Status
+		}
+		return err
+	})
+	return status, err
+}
+
 // ListOptions filters a listing.
 type ListOptions struct {
 	Kind    string

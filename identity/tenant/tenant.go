@@ -122,6 +122,9 @@ type Auditor interface {
 type Service struct {
 	DB    *store.DB
 	Audit Auditor
+	// OperatorSlug names the platform operators' tenant (empty: none):
+	// only its users may hold super_admin.
+	OperatorSlug string
 
 	mu     sync.RWMutex
 	cache  map[uuid.UUID]Tenant
@@ -148,6 +151,33 @@ func (s *Service) forget(id uuid.UUID) {
 		return
 	}
 	delete(s.cache, id)
+}
+
+// IsOperator reports whether id is the platform operators' tenant.
+func (s *Service) IsOperator(ctx context.Context, id uuid.UUID) bool {
+	if s.OperatorSlug == "" {
+		return false
+	}
+	slug, err := s.SlugOf(ctx, id)
+	return err == nil && slug == s.OperatorSlug
+}
+
+// EnsureOperator creates the operators' tenant when it is missing (at
+// every start, so upgraded platforms get one too); concurrent replicas:
+// one creates it, the others find it.
+func (s *Service) EnsureOperator(ctx context.Context) (*Tenant, error) {
+	if s.OperatorSlug == "" {
+		return nil, nil
+	}
+	t, err := s.GetBySlug(ctx, s.OperatorSlug)
+	if apperr.KindOf(err) != apperr.KindNotFound {
+		return t, err
+	}
+	t, err = s.Create(ctx, CreateInput{Slug: s.OperatorSlug, Name: "Platform operators"})
+	if apperr.KindOf(err) == apperr.KindAlreadyExists {
+		return s.GetBySlug(ctx, s.OperatorSlug)
+	}
+	return t, err
 }
 
 // SlugOf returns the slug of a live tenant (for issuer URLs).
@@ -375,6 +405,9 @@ func (s *Service) Update(ctx context.Context, id uuid.UUID, in UpdateInput, ifVe
 
 // Delete soft-deletes a tenant: from now on every endpoint refuses it.
 func (s *Service) Delete(ctx context.Context, id uuid.UUID, ifVersion int64) error {
+	if s.IsOperator(ctx, id) {
+		return apperr.New(apperr.KindConflict, "the platform operators' tenant cannot be deleted")
+	}
 	var t *Tenant
 	err := s.DB.SystemTx(ctx, func(tx *store.Tx) error {
 		var err error

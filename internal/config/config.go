@@ -40,6 +40,8 @@ type Config struct {
 	Log            Log           `yaml:"log"`
 	Audit          Audit         `yaml:"audit"`
 	Webhooks       Webhooks      `yaml:"webhooks"`
+	Platform       Platform      `yaml:"platform"`
+	Metrics        Metrics       `yaml:"metrics"`
 	// ShutdownTimeout bounds how long in-flight requests may drain on SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" env:"XAVYO_SHUTDOWN_TIMEOUT" desc:"how long in-flight requests may drain at shutdown (default 15s)"`
 
@@ -99,6 +101,23 @@ type Egress struct {
 type MCP struct {
 	StdioAllowlist []string `yaml:"stdio_allowlist" env:"XAVYO_MCP_STDIO_ALLOWLIST" desc:"comma-separated commands that stdio upstreams may run"`
 	PageSize       int      `yaml:"page_size" env:"XAVYO_MCP_PAGE_SIZE" desc:"tools per tools/list page on the gateway (default 100)"`
+}
+
+// Platform configures the platform's operators.
+type Platform struct {
+	// OperatorTenant is the reserved tenant whose users may hold
+	// super_admin: only its issuer's tokens, checked against the user's
+	// current roles, carry it.
+	OperatorTenant string `yaml:"operator_tenant" env:"XAVYO_PLATFORM_OPERATOR_TENANT" desc:"slug of the operators' tenant, created at start when missing; only its users may hold super_admin (default operator)"`
+}
+
+// Metrics configures the operators' Prometheus endpoint.
+type Metrics struct {
+	// Token, when set, is a bearer token that may read /metrics besides
+	// operators (for a scraper).
+	Token string `yaml:"token" env:"XAVYO_METRICS_TOKEN" desc:"bearer token a Prometheus scraper presents to read /metrics (at least 32 characters; default: operators only)"`
+	// TenantLabels adds tenant ids to the gateway's metric labels.
+	TenantLabels bool `yaml:"tenant_labels" env:"XAVYO_METRICS_TENANT_LABELS" desc:"label gateway metrics with tenant ids (default false)"`
 }
 
 // DefaultTenant is created, with its first tenant_admin, at the first
@@ -223,6 +242,15 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if c.DefaultTenant.Slug == "" {
 		c.DefaultTenant.Slug = "default"
+	}
+	if c.Platform.OperatorTenant == "" {
+		c.Platform.OperatorTenant = "operator"
+	}
+	if c.Platform.OperatorTenant == c.DefaultTenant.Slug {
+		errs = append(errs, errors.New("platform.operator_tenant must differ from default_tenant.slug"))
+	}
+	if c.Metrics.Token != "" && len(c.Metrics.Token) < 32 {
+		errs = append(errs, errors.New("metrics.token must be at least 32 characters"))
 	}
 	if c.DefaultTenant.AdminEmail == "" {
 		c.DefaultTenant.AdminEmail = "admin@example.com"
