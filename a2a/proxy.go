@@ -213,7 +213,7 @@ func (h *Handlers) callWith(w http.ResponseWriter, r *http.Request, body []byte,
 	}
 	if !d.Allowed() {
 		det.Decision = governance.Deny
-		h.cfg.Metrics.refused(a.slug, m.Method, det.Code)
+		h.cfg.Metrics.refused(t.ID, a.slug, m.Method, det.Code)
 		entry.Outcome, entry.Details = audit.OutcomeDenied, det
 		rec, err := h.cfg.Audit.Append(ctx, entry)
 		if err == nil {
@@ -238,7 +238,7 @@ func (h *Handlers) callWith(w http.ResponseWriter, r *http.Request, body []byte,
 	}
 	if m.Method == "GetExtendedAgentCard" || m.Method == "agent/getAuthenticatedExtendedCard" {
 		h.extendedCard(ctx, w, t, p, a, m.ID, body, translate, rest, entry, det)
-		h.cfg.Metrics.allowed(a.slug, m.Method, 0, time.Since(start))
+		h.cfg.Metrics.allowed(t.ID, a.slug, m.Method, 0, time.Since(start))
 		return
 	}
 	entry.Outcome, entry.Details = audit.OutcomeSuccess, det
@@ -493,5 +493,5 @@ func (h *Handlers) outcome(ctx context.Context, t *tenant.Tenant, p *principal.P
 	if _, err := h.cfg.Audit.Append(context.WithoutCancel(ctx), e); err != nil {
 		h.cfg.Logger.Warn("a2a outcome audit failed", "error", err)
 	}
-	h.cfg.Metrics.allowed(a.slug, method, status, took)
+	h.cfg.Metrics.allowed(t.ID, a.slug, method, status, took)
 }

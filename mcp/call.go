@@ -19,6 +19,7 @@ import (
 	"github.com/xavyo/xavyo/identity/tenant"
 	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/audit"
+	"github.com/xavyo/xavyo/internal/metriclabel"
 	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/reqid"
 )
@@ -226,7 +227,7 @@ func (g *Gateway) admit(ctx context.Context, w http.ResponseWriter, ep *endpoint
 
 	t := ep.lookup(in.Name)
 	if t == nil {
-		det.Decision, det.Reason = governance.Deny, "unknown tool"
+		det.Decision, det.Reason, det.Code = governance.Deny, "unknown tool", "unknown_tool"
 		g.deny(ctx, out, m, entry, det, codeInvalidParams, "unknown tool: "+in.Name, start)
 		return nil, false
 	}
@@ -435,7 +436,7 @@ func (g *Gateway) finish(ctx context.Context, callID uuid.UUID, e audit.Entry, t
 	if _, err := g.cfg.Audit.Append(context.WithoutCancel(ctx), e); err != nil {
 		g.cfg.Logger.Warn("tool result audit not queued", "error", err)
 	}
-	g.cfg.Metrics.observe(t.server.slug, t.name, "allow", status, lat)
+	g.cfg.Metrics.observe(e.TenantID, t.server.slug, t.name, "allow", status, lat)
 }
 
 // deny audits a refusal, waits until it is durable, and answers with a
@@ -453,8 +454,14 @@ func (g *Gateway) deny(ctx context.Context, out *sseWriter, m *message, e audit.
 		out.finish(errorBody(m.ID, rpcError{Code: codeInternal, Message: "the call could not be audited"}))
 		return
 	}
-	g.cfg.Metrics.observe(det.Server, det.Tool, "deny", "", time.Since(start))
-	g.cfg.Metrics.denied(det.Server, det.Code)
+	// Only catalogued tools are named in metrics: a caller's made-up names
+	// would grow the label series without bound.
+	server, tool := det.Server, det.Tool
+	if det.EntitlementID == nil {
+		server, tool = metriclabel.Unknown, metriclabel.Unknown
+	}
+	g.cfg.Metrics.observe(e.TenantID, server, tool, "deny", "", time.Since(start))
+	g.cfg.Metrics.denied(e.TenantID, server, det.Code)
 	data := map[string]string{"reason": det.Reason, "audit_id": rec.ID.String()}
 	if det.Code != "" {
 		data["code"] = det.Code

@@ -390,7 +390,7 @@ func (g *Gateway) RunHealthChecks(ctx context.Context, every time.Duration) erro
 			cancel()
 			ok := err == nil && res.Error == nil
 			seen[u] = true
-			g.cfg.Metrics.setUp(u.cfg.tenant.String(), u.cfg.slug, ok)
+			g.cfg.Metrics.setUp(u.cfg.tenant, u.cfg.slug, ok)
 			if was, known := last[u]; !known || was != ok {
 				level := slog.LevelInfo
 				if !ok {

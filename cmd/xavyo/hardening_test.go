@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -193,5 +194,49 @@ func TestAdminRolesAreReadLive(t *testing.T) {
 			resp, body = h.do("DELETE", "/api/v1/tenants/"+op, nil)
 			expect(t, resp, body, 409, "delete the operators' tenant")
 		})
+	}
+}
+
+// TestMetricsAreOperatorsOnly: /metrics answers operators (the bootstrap
+// token) and the scraper's metrics token only, never anonymous callers or
+// tenant admins; calls to made-up tool names add no label series of their
+// own (they count as "unknown"), and no tenant id is a label.
+func TestMetricsAreOperatorsOnly(t *testing.T) {
+	const scrape = "metrics-scraper-token-0123456789abcdef"
+	up := newTestUpstream(t)
+	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true", "XAVYO_METRICS_TOKEN="+scrape), nil)
+	m := setupMCP(t, h, up)
+	for _, tc := range []struct {
+		bearer string
+		want   int
+	}{{"", 401}, {"not-the-token", 401}, {m.adminTok, 403}, {scrape, 200}, {testToken, 200}} {
+		resp, body := h.doAs(tc.bearer, "GET", "/metrics", nil)
+		if resp.StatusCode != tc.want {
+			t.Fatalf("metrics with %q: %d, want %d: %.200s", tc.bearer, resp.StatusCode, tc.want, body)
+		}
+	}
+	c := mcpClient(t, h, m.endpoint, m.agentToken(t, h, m.endpoint), nil)
+	if _, err := callTool(c, "tools__echo", map[string]any{"text": "hi"}); err != nil {
+		t.Fatal(err)
+	}
+	before := len(h.metrics(t))
+	for i := range 200 {
+		name := fmt.Sprintf("tools__made-up-%d-%s", i, strings.Repeat("x", 200))
+		if res, err := callTool(c, name, map[string]any{}); err == nil && !res.IsError {
+			t.Fatalf("an unknown tool answered: %+v", res)
+		}
+	}
+	after := h.metrics(t)
+	if strings.Contains(after, "made-up") {
+		t.Fatal("a made-up tool name became a label value")
+	}
+	if !strings.Contains(after, `tool="unknown"`) || !strings.Contains(after, `reason="unknown_tool"`) {
+		t.Fatal("unknown tools are not counted as unknown")
+	}
+	if grow := len(after) - before; grow > 4000 {
+		t.Fatalf("200 made-up tool names grew the metrics by %d bytes", grow)
+	}
+	if strings.Contains(after, m.tenantID) {
+		t.Fatal("a tenant id is a label without the operator's consent")
 	}
 }

@@ -291,16 +291,15 @@ func resultText(r *mcp.CallToolResult) string {
 	return ""
 }
 
-// metrics reads the admin plane's Prometheus metrics.
+// metrics reads the admin plane's Prometheus metrics as an operator
+// (the bootstrap token).
 func (h *harness) metrics(t *testing.T) string {
 	t.Helper()
-	resp, err := h.http.Get(h.admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	resp, body := h.do("GET", "/metrics", nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("metrics: %d %s", resp.StatusCode, body)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
+	return string(body)
 }
 
 // auditCount counts audit records of an action and outcome.

@@ -260,13 +260,14 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	}
 	if s.mcp, err = mcp.New(mcp.Config{DB: s.db, Sealer: sealer, NHIs: s.nhis, Gov: s.gov, Access: s.engine, Tokens: s.tokens,
 		Tenants: s.tenants, Audit: s.seq, Client: upstreams, Egress: upstreamEgress, CA: s.ca, Certs: s.certs, StdioAllowlist: cfg.MCP.StdioAllowlist, AgentURL: cfg.Agent.PublicURL, Logger: log,
-		Metrics: mcp.NewMetrics(reg), Version: version, PageSize: cfg.MCP.PageSize}); err != nil {
+		Metrics: mcp.NewMetrics(reg, cfg.Metrics.TenantLabels), Version: version, PageSize: cfg.MCP.PageSize}); err != nil {
 		return nil, err
 	}
 	s.mcp.Watch(s.bus)
 	s.handlers.Handle(governance.EventPrefix+"entitlement", s.mcp.OnEntitlementEvent)
 	(&mcprest.Handler{Gateway: s.mcp}).Mount(s.api)
-	s.admin.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	// Metrics are the operators': they name every tenant's tool servers.
+	s.admin.Get("/metrics", httpx.OperatorOnly(cfg.Metrics.Token, s.boot, adminAuth), adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	mountDocs(s.api)
 
 	// The agent plane.
@@ -287,7 +288,7 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	s.mcp.Mount(s.agent.Handle)
 	agents := a2a.New(a2a.Config{DB: s.db, Tenants: s.tenants, Signer: s.tokens, Tokens: s.tokens, Access: s.engine, Minter: s.tokens, Audit: s.seq,
 		Client: upstreams, Fetch: fetch, NHIs: s.nhis, Gov: s.gov, Approvals: s.gov, Bus: s.bus, Sealer: sealer, Claimer: s.tokens, AgentURL: cfg.Agent.PublicURL, AdminURL: cfg.Admin.PublicURL, Version: version,
-		Metrics: a2a.NewMetrics(reg), Logger: log})
+		Metrics: a2a.NewMetrics(reg, cfg.Metrics.TenantLabels), Logger: log})
 	agents.Mount(s.agent.Handle)
 	(&a2arest.Handler{A2A: agents}).Mount(s.api)
 	s.handlers.Handle(governance.EventPrefix+"entitlement", agents.OnEntitlementEvent)

@@ -2,6 +2,7 @@ package httpx
 
 import (
 	"context"
+	"crypto/subtle"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -137,5 +138,36 @@ func scopeTenant(res TenantResolver, aud CrossTenantAuditor) fiber.Handler {
 		c.Locals(localTenant, tenant.String())
 		c.SetUserContext(store.WithTenant(c.UserContext(), tenant))
 		return c.Next()
+	}
+}
+
+// OperatorOnly admits platform operators (a super_admin principal: an
+// operator's token or the bootstrap token) and, when token is set, a
+// scraper presenting it as a bearer token; everyone else gets 401 or 403.
+func OperatorOnly(token string, authns ...Authenticator) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		h := c.Get(fiber.HeaderAuthorization)
+		scheme, cred, _ := strings.Cut(h, " ")
+		cred = strings.TrimSpace(cred)
+		if h == "" || cred == "" {
+			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="xavyo operators"`)
+			return apperr.New(apperr.KindUnauthenticated, "operators only: present an operator's token or the metrics token")
+		}
+		if token != "" && strings.EqualFold(scheme, "Bearer") && subtle.ConstantTimeCompare([]byte(cred), []byte(token)) == 1 {
+			return c.Next()
+		}
+		for _, a := range authns {
+			p, err := a.Authenticate(c.UserContext(), scheme, cred)
+			if err != nil {
+				return err
+			}
+			if p != nil {
+				if !p.IsSuperAdmin() {
+					return apperr.New(apperr.KindPermissionDenied, "operators only")
+				}
+				return c.Next()
+			}
+		}
+		return apperr.New(apperr.KindUnauthenticated, "credentials not recognized")
 	}
 }
