@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -302,4 +303,52 @@ func TestDatabaseOutageUnderLoad(t *testing.T) {
 	t.Logf("MCP: %d answered, %d refused, %d ran upstream, %d recorded; A2A: %d answered, %d refused, %d ran, %d recorded",
 		answers.Load(), refused.Load(), ran, len(recorded), a2aOK.Load(), a2aRefused.Load(), agent.n.Load(), a2aRecorded)
 	verifyAudit(t, environ, m.slug)
+}
+
+// TestAnswersDuringDatabaseOutage: with the store down, clients hear
+// "try again" — the token endpoint (and its mTLS alias) answers 503
+// temporarily_unavailable, not invalid_client; sign-in answers 503, not
+// 401 or 500 — and the JWKS is served from the key cache. Once the store
+// is back, tokens are issued again.
+func TestAnswersDuringDatabaseOutage(t *testing.T) {
+	cluster := testdb.StartCluster(t)
+	environ := []string{"XAVYO_DATA_DIR=" + t.TempDir(), "XAVYO_ADMIN_ADDR=127.0.0.1:0", "XAVYO_AGENT_ADDR=127.0.0.1:0",
+		"XAVYO_BOOTSTRAP_TOKEN=" + testToken, "XAVYO_SHUTDOWN_TIMEOUT=5s",
+		"XAVYO_DATABASE_URL=" + cluster.URL("xavyo_app"), "XAVYO_DATABASE_MIGRATE_URL=" + cluster.URL("postgres"), "XAVYO_SECRETS_KEK=" + sharedKEK}
+	h := start(t, environ, nil)
+	slug := uniqueSlug("outage")
+	_, tok := tenantAdmin(t, h, slug)
+	owner := decodeMe(t, h, tok)
+	resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "bot", "name": "Bot", "owner_id": owner})
+	expect(t, resp, body, 201, "agent")
+	agent := decode[agentJSON](t, body)
+	token := func() (int, map[string]any) {
+		return h.form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"mcp"}}, agent.ClientID, agent.ClientSecret)
+	}
+	if code, out := token(); code != 200 {
+		t.Fatalf("token before the outage: %d %v", code, out)
+	}
+	_, jwksBefore := h.doAs("", "GET", "/t/"+slug+"/jwks", nil)
+
+	cluster.Stop(t)
+	code, out := token()
+	if code != 503 || out["error"] != "temporarily_unavailable" {
+		t.Errorf("token endpoint during the outage: %d %v", code, out)
+	}
+	for _, login := range []map[string]any{
+		{"tenant": slug, "login": "admin@" + slug + ".test", "password": "N3w-passphrase-" + slug},
+		{"tenant": "no-such-tenant", "login": "a@b.test", "password": "whatever-it-is-1"},
+	} {
+		resp, body := h.doAs("", "POST", "/api/v1/auth/login", login)
+		if resp.StatusCode != 503 {
+			t.Errorf("login during the outage: %d %s", resp.StatusCode, body)
+		}
+	}
+	resp, body = h.doAs("", "GET", "/t/"+slug+"/jwks", nil)
+	if resp.StatusCode != 200 || string(body) != string(jwksBefore) {
+		t.Errorf("JWKS during the outage: %d %s", resp.StatusCode, body)
+	}
+
+	cluster.Start(t)
+	waitFor(t, "tokens to be issued again", func() bool { code, _ := token(); return code == 200 })
 }

@@ -364,6 +364,9 @@ func (s *Service) Logout(ctx context.Context) error {
 // login page both sign in through it.
 func (s *Service) CheckPassword(ctx context.Context, slug, login, password string) (*tenant.Tenant, *directory.User, bool, error) {
 	t, err := s.Tenants.GetBySlug(ctx, slug)
+	if apperr.KindOf(err) == apperr.KindUnavailable {
+		return nil, nil, false, err // not "wrong password": try again
+	}
 	if err != nil || t.Status != tenant.StatusActive {
 		_, _, _ = s.Hasher.Verify(ctx, password, "")
 		return nil, nil, false, ErrInvalidCredentials

@@ -9,6 +9,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/xavyo/xavyo/internal/apperr"
 )
 
 // AssertionType is RFC 7523's client assertion type.
@@ -46,6 +48,9 @@ func (s *Server) AuthenticateAssertion(ctx context.Context, assertion, clientID,
 		return nil, ErrInvalidClient
 	}
 	n, scope, keys, err := s.cfg.NHIs.ClientByID(ctx, id)
+	if apperr.KindOf(err) == apperr.KindUnavailable {
+		return nil, ErrUnavailable
+	}
 	if err != nil || len(keys.Keys) == 0 {
 		return fail()
 	}

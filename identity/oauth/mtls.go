@@ -3,7 +3,6 @@ package oauth
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net"
 	"net/http"
 	"strings"
@@ -40,10 +39,7 @@ func writeJSON(w http.ResponseWriter, v any, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	if err != nil {
-		var oe *Error
-		if !errors.As(err, &oe) {
-			oe = &Error{Code: "server_error", Description: "the server could not answer", Status: 500}
-		}
+		oe := AsError(err)
 		w.WriteHeader(oe.Status)
 		_ = json.NewEncoder(w).Encode(oe)
 		return
@@ -54,7 +50,7 @@ func writeJSON(w http.ResponseWriter, v any, err error) {
 func (h *MTLSHandlers) token(w http.ResponseWriter, r *http.Request) {
 	t, err := h.Tenants.GetBySlug(r.Context(), r.PathValue("slug"))
 	if err != nil {
-		writeJSON(w, nil, &Error{Code: "invalid_request", Description: "no such issuer", Status: 404})
+		writeJSON(w, nil, issuerError(err))
 		return
 	}
 	ctx := store.WithTenant(r.Context(), t.ID)
@@ -112,6 +108,15 @@ func (h *MTLSHandlers) token(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, nil, &Error{Code: "unsupported_grant_type", Description: "this endpoint issues client credentials and token exchanges", Status: 400})
 	}
+}
+
+// issuerError is a failed tenant lookup: no such issuer, or the store
+// cannot say now.
+func issuerError(err error) *Error {
+	if apperr.KindOf(err) == apperr.KindNotFound {
+		return &Error{Code: "invalid_request", Description: "no such issuer", Status: 404}
+	}
+	return AsError(err)
 }
 
 // ResourceMetadata is RFC 9728 protected-resource metadata for the

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -22,6 +23,7 @@ import (
 	"github.com/xavyo/xavyo/identity/nhi"
 	"github.com/xavyo/xavyo/identity/tenant"
 	"github.com/xavyo/xavyo/identity/token"
+	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/audit"
 	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/store"
@@ -52,9 +54,41 @@ func oerr(status int, code, desc string) *Error {
 	return &Error{Code: code, Description: desc, Status: status}
 }
 
+// AsError maps any error to the OAuth error a client is told: OAuth
+// errors as they are, the store's unavailability as
+// temporarily_unavailable (503), an unknown resource as 404, bad input as
+// invalid_request, anything else as server_error without its cause.
+func AsError(err error) *Error {
+	var oe *Error
+	if errors.As(err, &oe) {
+		return oe
+	}
+	switch apperr.KindOf(err) {
+	case apperr.KindUnavailable:
+		return ErrUnavailable
+	case apperr.KindNotFound:
+		return &Error{Code: "invalid_request", Description: apperr.PublicMessage(err), Status: 404}
+	case apperr.KindInvalidArgument:
+		return &Error{Code: "invalid_request", Description: apperr.PublicMessage(err), Status: 400}
+	}
+	return &Error{Code: "server_error", Description: "the server could not answer", Status: 500}
+}
+
+// clientFailure is a failed client lookup: the store's unavailability is
+// said as such; anything else is a failed authentication.
+func clientFailure(err error) error {
+	if apperr.KindOf(err) == apperr.KindUnavailable {
+		return ErrUnavailable
+	}
+	return ErrInvalidClient
+}
+
 // Errors.
 var (
 	ErrInvalidClient = oerr(401, "invalid_client", "client authentication failed")
+	// ErrUnavailable says the store cannot answer now: the client should
+	// retry, not conclude its credentials were revoked.
+	ErrUnavailable = oerr(503, "temporarily_unavailable", "the authorization server cannot answer now; try again later")
 	ErrSlowDown      = oerr(429, "invalid_client", "too many failed client authentications; try again later")
 )
 
@@ -133,6 +167,9 @@ func (s *Server) SelfSignedClient(ctx context.Context, clientID, thumbprint, rem
 	}
 	if clientID != "" {
 		n, scope, keys, err := s.cfg.NHIs.ClientByID(ctx, clientID)
+		if apperr.KindOf(err) == apperr.KindUnavailable {
+			return nil, ErrUnavailable
+		}
 		if err == nil {
 			for _, k := range keys.Keys {
 				if len(k.Certificates) == 0 {
@@ -154,12 +191,15 @@ func (s *Server) SelfSignedClient(ctx context.Context, clientID, thumbprint, rem
 // NHI, whose client this is.
 func (s *Server) CertificateClient(ctx context.Context, nhiID uuid.UUID, thumbprint string) (*Client, error) {
 	n, err := s.cfg.NHIs.Lookup(ctx, nhiID)
-	if err != nil || n.Status != nhi.StatusActive {
+	if err != nil {
+		return nil, clientFailure(err)
+	}
+	if n.Status != nhi.StatusActive {
 		return nil, ErrInvalidClient
 	}
 	_, scope, _, err := s.cfg.NHIs.ClientByID(ctx, n.ClientID)
 	if err != nil {
-		return nil, ErrInvalidClient
+		return nil, clientFailure(err)
 	}
 	return &Client{ID: n.ClientID, NHI: n, Scopes: strings.Fields(scope), CertThumbprint: thumbprint}, nil
 }
@@ -177,6 +217,9 @@ func (s *Server) Authenticate(ctx context.Context, clientID, secret, remote stri
 	}
 	n, scope, err := s.cfg.NHIs.AuthenticateClient(ctx, clientID, secret)
 	if err != nil {
+		if apperr.KindOf(err) == apperr.KindUnavailable {
+			return nil, ErrUnavailable
+		}
 		s.limiter.fail(key, s.cfg.Now())
 		return nil, ErrInvalidClient
 	}

@@ -152,8 +152,23 @@ func (s *Service) Keys(ctx context.Context, tenant uuid.UUID) ([]KeyInfo, error)
 }
 
 // JWKS returns the keys that verify the tenant's tokens (active and
-// passive ones).
+// passive ones). While the store cannot be read, the set last read is
+// served.
 func (s *Service) JWKS(ctx context.Context, tenant uuid.UUID) (*jose.JSONWebKeySet, error) {
+	set, err := s.readJWKS(ctx, tenant)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil {
+		s.jwks[tenant] = set
+		return set, nil
+	}
+	if last := s.jwks[tenant]; last != nil && apperr.KindOf(err) == apperr.KindUnavailable {
+		return last, nil
+	}
+	return nil, err
+}
+
+func (s *Service) readJWKS(ctx context.Context, tenant uuid.UUID) (*jose.JSONWebKeySet, error) {
 	if _, err := s.activeKey(ctx, tenant); err != nil {
 		return nil, err
 	}

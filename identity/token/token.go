@@ -123,6 +123,9 @@ type Service struct {
 	mu     sync.RWMutex
 	active map[uuid.UUID]*keyEntry
 	keys   map[string]*keyEntry
+	// jwks is each tenant's key set as last read: served while the store
+	// cannot be read (relying parties keep verifying).
+	jwks map[uuid.UUID]*jose.JSONWebKeySet
 	misses map[string]time.Time
 
 	cmu   sync.RWMutex
@@ -144,7 +147,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	cfg.IssuerBase = strings.TrimSuffix(cfg.IssuerBase, "/")
-	return &Service{cfg: cfg, active: map[uuid.UUID]*keyEntry{}, keys: map[string]*keyEntry{}, misses: map[string]time.Time{},
+	return &Service{cfg: cfg, active: map[uuid.UUID]*keyEntry{}, keys: map[string]*keyEntry{}, misses: map[string]time.Time{}, jwks: map[uuid.UUID]*jose.JSONWebKeySet{},
 		cache: map[[32]byte]*Claims{}, revoked: map[revocationKey]time.Time{}}, nil
 }
 

@@ -8,9 +8,12 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -519,6 +522,25 @@ var sqliteRewriter = strings.NewReplacer(
 	"::timestamptz", "",
 )
 
+// unreachable reports an error that says the database cannot be reached
+// or is going away, as opposed to one about the statement: a failed
+// connection, a broken one, or the server shutting down.
+func unreachable(err error) bool {
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	var pe *pgconn.PgError
+	switch {
+	case errors.As(err, &ce), errors.As(err, &ne), errors.Is(err, driver.ErrBadConn), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, io.EOF), errors.Is(err, sql.ErrConnDone), errors.Is(err, pgconn.ErrConnClosed), pgconn.SafeToRetry(err):
+		return true
+	case errors.As(err, &pe):
+		// Class 08: connection exceptions; 57P01-57P03: the server is
+		// shutting down or not accepting connections yet.
+		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
+	}
+	return false
+}
+
 // translate maps driver errors to apperr kinds; other errors pass through.
 func translate(err error) error {
 	if err == nil {
@@ -530,6 +552,10 @@ func translate(err error) error {
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return apperr.Wrap(err, apperr.KindNotFound, "not found")
+	}
+	if unreachable(err) {
+		// Callers answer "try again" (503), not "no such thing" or 500.
+		return apperr.Wrap(err, apperr.KindUnavailable, "the database is unavailable")
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {

@@ -293,10 +293,10 @@ func (h *Handler) MountIssuer(app *fiber.App) {
 
 func (h *Handler) issuerTenant(c *fiber.Ctx) (*tenant.Tenant, error) {
 	t, err := h.Tenants.GetBySlug(c.UserContext(), c.Params("slug"))
-	if err != nil {
+	if apperr.KindOf(err) == apperr.KindNotFound {
 		return nil, apperr.NotFound("issuer")
 	}
-	return t, nil
+	return t, err
 }
 
 func (h *Handler) jwks(c *fiber.Ctx) error {

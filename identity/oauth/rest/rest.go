@@ -58,17 +58,7 @@ func write(c *fiber.Ctx, v any, err error) error {
 	if err == nil {
 		return c.JSON(v)
 	}
-	var oe *oauth.Error
-	if !errors.As(err, &oe) {
-		switch apperr.KindOf(err) {
-		case apperr.KindNotFound:
-			oe = &oauth.Error{Code: "invalid_request", Description: apperr.PublicMessage(err), Status: 404}
-		case apperr.KindInvalidArgument:
-			oe = &oauth.Error{Code: "invalid_request", Description: apperr.PublicMessage(err), Status: 400}
-		default:
-			oe = &oauth.Error{Code: "server_error", Description: "the server could not answer", Status: 500}
-		}
-	}
+	oe := oauth.AsError(err)
 	if oe.Code == "invalid_client" && oe.Status == 401 {
 		c.Set(fiber.HeaderWWWAuthenticate, `Basic realm="xavyo"`)
 	}
@@ -77,8 +67,11 @@ func write(c *fiber.Ctx, v any, err error) error {
 
 func (h *Handler) tenant(c *fiber.Ctx) (*tenant.Tenant, context.Context, error) {
 	t, err := h.Tenants.GetBySlug(c.UserContext(), c.Params("slug"))
-	if err != nil {
+	if apperr.KindOf(err) == apperr.KindNotFound {
 		return nil, nil, &oauth.Error{Code: "invalid_request", Description: "no such issuer", Status: 404}
+	}
+	if err != nil {
+		return nil, nil, err
 	}
 	return t, store.WithTenant(c.UserContext(), t.ID), nil
 }
