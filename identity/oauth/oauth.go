@@ -89,7 +89,7 @@ var (
 	// ErrUnavailable says the store cannot answer now: the client should
 	// retry, not conclude its credentials were revoked.
 	ErrUnavailable = oerr(503, "temporarily_unavailable", "the authorization server cannot answer now; try again later")
-	ErrSlowDown      = oerr(429, "invalid_client", "too many failed client authentications; try again later")
+	ErrSlowDown    = oerr(429, "invalid_client", "too many failed client authentications; try again later")
 )
 
 // Config configures the server.

@@ -125,7 +125,7 @@ type Service struct {
 	keys   map[string]*keyEntry
 	// jwks is each tenant's key set as last read: served while the store
 	// cannot be read (relying parties keep verifying).
-	jwks map[uuid.UUID]*jose.JSONWebKeySet
+	jwks   map[uuid.UUID]*jose.JSONWebKeySet
 	misses map[string]time.Time
 
 	cmu   sync.RWMutex
