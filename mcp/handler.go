@@ -237,7 +237,9 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, ep *endpo
 		prm += "/" + ep.server
 	}
 	challenge := func(status int, params string, msg string) {
-		h := `Bearer resource_metadata="` + prm + `"`
+		// The scope a token for this endpoint needs, as the MCP
+		// authorization spec recommends.
+		h := `Bearer resource_metadata="` + prm + `", scope="mcp"`
 		if params != "" {
 			h += ", " + params
 		}

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -110,9 +111,28 @@ func TestAuthorizationCodeWithPKCE(t *testing.T) {
 		t.Fatalf("claims: %v", claims)
 	}
 	firstRefresh := out["refresh_token"].(string)
-	// Replaying the code fails and revokes what it issued.
+	firstAccess := out["access_token"].(string)
+	// RFC 9068: access tokens are typed at+jwt; ID tokens stay JWT.
+	if typ := headerOf(t, firstAccess)["typ"]; typ != "at+jwt" {
+		t.Fatalf("access token typ %v", typ)
+	}
+	if typ := headerOf(t, out["id_token"].(string))["typ"]; typ != "JWT" {
+		t.Fatalf("ID token typ %v", typ)
+	}
+	userinfo := func(at string) int {
+		resp, _ := h.doAs(at, "GET", "/t/"+slug+"/userinfo", nil)
+		return resp.StatusCode
+	}
+	if c := userinfo(firstAccess); c != 200 {
+		t.Fatalf("userinfo: %d", c)
+	}
+	// Replaying the code fails and revokes what it issued: the refresh
+	// token and the access token (RFC 6749 §4.1.2).
 	if c, out := exchange(code, verifier); c != 400 || out["error"] != "invalid_grant" {
 		t.Fatalf("code replay: %d %v", c, out)
+	}
+	if c := userinfo(firstAccess); c != 401 {
+		t.Fatalf("the access token of a replayed code still works: %d", c)
 	}
 	refresh := func(rt string) (int, map[string]any) {
 		return h.form("/t/"+slug+"/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {clientID}, "refresh_token": {rt}}, "", "")
@@ -135,6 +155,36 @@ func TestAuthorizationCodeWithPKCE(t *testing.T) {
 		t.Fatalf("the family survived reuse: %d", c)
 	}
 
+	// A public client revokes its own tokens with its client_id alone
+	// (RFC 7009 §2.1); another client's revocation is ignored.
+	_, out = exchange(codeOf(login("Analytical-engine-1843", true)), verifier)
+	rt, at := out["refresh_token"].(string), out["access_token"].(string)
+	revoke := func(client, tok string) int {
+		c, _ := h.form("/t/"+slug+"/revoke", url.Values{"client_id": {client}, "token": {tok}}, "", "")
+		return c
+	}
+	resp, body = h.doAs(tok, "POST", "/api/v1/clients", map[string]any{"name": "Other", "redirect_uris": []string{redirectURI}})
+	expect(t, resp, body, 201, "another client")
+	if c := revoke(decode[struct {
+		ClientID string `json:"client_id"`
+	}](t, body).ClientID, rt); c != 200 || userinfo(at) != 200 {
+		t.Fatalf("another client's revocation: %d, userinfo %d", c, userinfo(at))
+	}
+	if c := revoke("app-unknown", rt); c != 401 {
+		t.Fatalf("revocation by an unknown client: %d", c)
+	}
+	if c := revoke(clientID, rt); c != 200 {
+		t.Fatalf("the public client's own revocation: %d", c)
+	}
+	if c, _ := refresh(rt); c != 400 || userinfo(at) != 401 {
+		t.Fatalf("after revocation: refresh %d, userinfo %d", c, userinfo(at))
+	}
+	_, body = h.doAs("", "GET", "/t/"+slug+"/.well-known/openid-configuration", nil)
+	if md := decode[struct {
+		Revocation []string `json:"revocation_endpoint_auth_methods_supported"`
+	}](t, body); !slices.Contains(md.Revocation, "none") {
+		t.Fatalf("revocation auth methods: %v", md.Revocation)
+	}
 	// Negative authorization requests.
 	if r, page := authz(func(v url.Values) { v.Set("redirect_uri", redirectURI+"/other") }); r.StatusCode != 400 || r.Header.Get("Location") != "" || !strings.Contains(page, "redirect_uri") {
 		t.Fatalf("non-exact redirect_uri: %d %q", r.StatusCode, r.Header.Get("Location"))
@@ -154,6 +204,28 @@ func TestAuthorizationCodeWithPKCE(t *testing.T) {
 	}
 	if r, _ := authz(func(v url.Values) { v.Set("client_id", "app-unknown") }); r.StatusCode != 400 || r.Header.Get("Location") != "" {
 		t.Fatalf("unknown client: %d", r.StatusCode)
+	}
+
+	// A deleted client's tokens die with it, and it uses the token
+	// endpoint no more (RFC 7592 §2.3).
+	_, out = exchange(codeOf(login("Analytical-engine-1843", true)), verifier)
+	rt, at = out["refresh_token"].(string), out["access_token"].(string)
+	resp, body = h.doAs(tok, "GET", "/api/v1/clients", nil)
+	expect(t, resp, body, 200, "clients")
+	for _, cl := range decode[[]struct {
+		ID       string `json:"id"`
+		ClientID string `json:"client_id"`
+	}](t, body) {
+		if cl.ClientID == clientID {
+			resp, body = h.doAs(tok, "DELETE", "/api/v1/clients/"+cl.ID, nil)
+			expect(t, resp, body, 204, "delete the client")
+		}
+	}
+	if c, out := refresh(rt); c != 401 || out["error"] != "invalid_client" {
+		t.Fatalf("a deleted client refreshes: %d %v", c, out)
+	}
+	if c := userinfo(at); c != 401 {
+		t.Fatalf("a deleted client's access token still works: %d", c)
 	}
 }
 

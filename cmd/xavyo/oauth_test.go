@@ -44,6 +44,17 @@ func (h *harness) form(path string, v url.Values, basicID, basicSecret string) (
 	return resp.StatusCode, out
 }
 
+// headerOf decodes a JWT's protected header (no verification).
+func headerOf(t *testing.T, raw string) map[string]any {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(strings.Split(raw, ".")[0])
+	var out map[string]any
+	if err != nil || json.Unmarshal(b, &out) != nil {
+		t.Fatalf("not a JWT header: %s", raw)
+	}
+	return out
+}
+
 func claimsOf(t *testing.T, raw string) map[string]any {
 	t.Helper()
 	parts := strings.Split(raw, ".")

@@ -154,6 +154,9 @@ func (s *Server) DeleteAppClient(ctx context.Context, id uuid.UUID) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM oauth_clients WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id); err != nil {
 			return err
 		}
+		if err := s.cfg.Tokens.RevokeClientInTx(ctx, tx, tx.TenantID(), clientID); err != nil {
+			return err
+		}
 		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: ClientEvent, ID: clientID, Version: 2}, nil)
 	})
 	if err != nil {
@@ -180,4 +183,17 @@ func (s *Server) appClient(ctx context.Context, clientID string) (*AppClient, er
 	}
 	_ = json.Unmarshal(redirects, &c.RedirectURIs)
 	return &c, nil
+}
+
+// PublicClient is a public client naming itself (token endpoint auth
+// method none): one that is registered or described by its metadata
+// document. It may revoke its own tokens (RFC 7009 §2.1).
+func (s *Server) PublicClient(ctx context.Context, clientID string) (*Client, error) {
+	if clientID == "" {
+		return nil, ErrInvalidClient
+	}
+	if _, err := s.appClient(ctx, clientID); err != nil {
+		return nil, clientFailure(err)
+	}
+	return &Client{ID: clientID}, nil
 }

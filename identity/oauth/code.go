@@ -134,7 +134,7 @@ func (s *Server) ExchangeCode(ctx context.Context, slug, clientID, code, redirec
 		return nil, oerr(400, "invalid_grant", "a code_verifier of 43 to 128 characters is required")
 	}
 	if _, err := s.appClient(ctx, clientID); err != nil {
-		return nil, ErrInvalidClient
+		return nil, clientFailure(err)
 	}
 	tid, _ := store.TenantFrom(ctx)
 	var (
@@ -204,24 +204,26 @@ func (s *Server) ExchangeCode(ctx context.Context, slug, clientID, code, redirec
 	if reused {
 		return nil, invalid
 	}
-	out, err := s.userToken(ctx, user.String(), clientID, scope, resources, refresh)
+	out, err := s.userToken(ctx, user.String(), clientID, scope, resources, refresh, family)
 	if err != nil || !slices.Contains(strings.Fields(scope), "openid") {
 		return out, err
 	}
 	// OpenID Connect: an ID token for the client (aud = client_id, so it
 	// is never accepted as an access token by a resource).
-	out.IDToken, err = s.cfg.Tokens.Mint(ctx, token.Claims{
+	out.IDToken, err = s.cfg.Tokens.MintIDToken(ctx, token.Claims{
 		Claims:   jwt.Claims{Subject: user.String(), Audience: jwt.Audience{clientID}, Expiry: jwt.NewNumericDate(s.cfg.Now().Add(s.cfg.AccessTTL))},
 		TenantID: tid, Nonce: nonce, AuthTime: authTime.Unix(), SubjectKind: string(principal.KindUser), AMR: []string{"pwd"},
 	})
 	return out, err
 }
 
-func (s *Server) userToken(ctx context.Context, sub, clientID, scope string, auds []string, refresh string) (*TokenResponse, error) {
+// userToken mints a user's access token for a public client, tied to the
+// refresh family it comes from (revoking the family revokes it).
+func (s *Server) userToken(ctx context.Context, sub, clientID, scope string, auds []string, refresh string, family uuid.UUID) (*TokenResponse, error) {
 	tid, _ := store.TenantFrom(ctx)
 	raw, err := s.cfg.Tokens.Mint(ctx, token.Claims{
 		Claims:   jwt.Claims{Subject: sub, Audience: jwt.Audience(auds), Expiry: jwt.NewNumericDate(s.cfg.Now().Add(s.cfg.AccessTTL))},
-		TenantID: tid, Scope: scope, ClientID: clientID, SubjectKind: string(principal.KindUser), AMR: []string{"pwd"},
+		TenantID: tid, Scope: scope, ClientID: clientID, SubjectKind: string(principal.KindUser), AMR: []string{"pwd"}, Family: family.String(),
 	})
 	if err != nil {
 		return nil, err
@@ -229,9 +231,13 @@ func (s *Server) userToken(ctx context.Context, sub, clientID, scope string, aud
 	return &TokenResponse{AccessToken: raw, TokenType: "Bearer", ExpiresIn: int(s.cfg.AccessTTL.Seconds()), RefreshToken: refresh, Scope: scope}, nil
 }
 
-// RefreshForClient rotates a refresh token issued to a public client.
+// RefreshForClient rotates a refresh token issued to a public client that
+// still exists (a deleted client uses the token endpoint no more).
 func (s *Server) RefreshForClient(ctx context.Context, clientID, raw string) (*TokenResponse, error) {
 	tid, _ := store.TenantFrom(ctx)
+	if _, err := s.appClient(ctx, clientID); err != nil {
+		return nil, clientFailure(err)
+	}
 	if t, err := token.RefreshTenant(raw); err != nil || t != tid {
 		return nil, oerr(400, "invalid_grant", "the refresh token is invalid")
 	}
@@ -242,5 +248,5 @@ func (s *Server) RefreshForClient(ctx context.Context, clientID, raw string) (*T
 	if g.ClientID != clientID {
 		return nil, oerr(400, "invalid_grant", "the refresh token was issued to another client")
 	}
-	return s.userToken(ctx, g.Subject, clientID, g.Scope, g.Audience, next)
+	return s.userToken(ctx, g.Subject, clientID, g.Scope, g.Audience, next, g.FamilyID)
 }

@@ -218,6 +218,10 @@ func (s *Server) DeleteRegistration(ctx context.Context, clientID, rat string) e
 		if _, err := tx.Exec(ctx, `DELETE FROM oauth_clients WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), c.ID); err != nil {
 			return err
 		}
+		// RFC 7592 §2.3: a deleted client's grants and tokens end with it.
+		if err := s.cfg.Tokens.RevokeClientInTx(ctx, tx, tx.TenantID(), clientID); err != nil {
+			return err
+		}
 		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: ClientEvent, ID: clientID, Version: c.Version + 1}, nil)
 	})
 	if err != nil {

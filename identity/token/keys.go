@@ -55,7 +55,8 @@ type keyEntry struct {
 	alg      string
 	status   string
 	public   crypto.PublicKey
-	signer   jose.Signer
+	signer   jose.Signer // typ JWT: ID tokens, other signed claims
+	atSigner jose.Signer // typ at+jwt: access tokens
 	priv     crypto.Signer // active keys only: detached signatures need their own header
 	retireAt *time.Time
 }
@@ -76,9 +77,11 @@ func generate(alg string) (crypto.Signer, error) {
 	return nil, apperr.Invalid("alg", "must be ES256 or RS256")
 }
 
-func newSigner(alg, kid string, priv crypto.Signer) (jose.Signer, error) {
+// newSigner signs JWTs of type typ ("JWT", or "at+jwt" for access
+// tokens: RFC 9068 §2.1) with priv.
+func newSigner(alg, kid string, priv crypto.Signer, typ jose.ContentType) (jose.Signer, error) {
 	return jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(alg), Key: jose.JSONWebKey{Key: priv, KeyID: kid, Algorithm: alg}},
-		(&jose.SignerOptions{}).WithType("JWT"))
+		(&jose.SignerOptions{}).WithType(typ))
 }
 
 // Rotate makes a new active key for tenant; the previous active key turns
@@ -246,7 +249,10 @@ func (s *Service) loadActive(ctx context.Context, tenant uuid.UUID) (*keyEntry, 
 			return fmt.Errorf("token: key %s is not a signer", e.kid)
 		}
 		e.public, e.priv = signer.Public(), signer
-		if e.signer, err = newSigner(e.alg, e.kid, signer); err != nil {
+		if e.signer, err = newSigner(e.alg, e.kid, signer, "JWT"); err != nil {
+			return err
+		}
+		if e.atSigner, err = newSigner(e.alg, e.kid, signer, "at+jwt"); err != nil {
 			return err
 		}
 		k = e

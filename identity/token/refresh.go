@@ -153,6 +153,10 @@ func (s *Service) revokeFamily(ctx context.Context, tx *store.Tx, tenant, family
 		store.Now(), tenant, family); err != nil {
 		return err
 	}
+	// The access tokens issued from the family die with it.
+	if err := s.RevokeInTx(ctx, tx, tenant, "fam", family.String()); err != nil {
+		return err
+	}
 	if session != uuid.Nil {
 		return s.RevokeInTx(ctx, tx, tenant, "sid", session.String())
 	}
@@ -218,4 +222,15 @@ func (s *Service) RevokeRefresh(ctx context.Context, raw, clientID string) error
 // code revokes what it issued).
 func (s *Service) RevokeFamilyInTx(ctx context.Context, tx *store.Tx, tenant, family uuid.UUID) error {
 	return s.revokeFamily(ctx, tx, tenant, family, uuid.Nil)
+}
+
+// RevokeClientInTx revokes every refresh token and access token issued
+// to a client, in the caller's transaction (the client is being deleted:
+// RFC 7592 §2.3).
+func (s *Service) RevokeClientInTx(ctx context.Context, tx *store.Tx, tenant uuid.UUID, clientID string) error {
+	if _, err := tx.Exec(ctx, `UPDATE refresh_tokens SET revoked_at = $1 WHERE tenant_id = $2 AND client_id = $3 AND revoked_at IS NULL`,
+		store.Now(), tenant, clientID); err != nil {
+		return err
+	}
+	return s.RevokeInTx(ctx, tx, tenant, "client", clientID)
 }

@@ -11,7 +11,8 @@ import (
 )
 
 // RevocationEventKind is the change-event kind of revocations; the ID is
-// "jti:<jti>" or "sid:<session>".
+// "jti:<jti>", "sid:<session>", "fam:<refresh family>" or
+// "client:<client_id>".
 const RevocationEventKind = "token_revocation"
 
 // maxAccessLifetime bounds access tokens; revocations need be kept no
@@ -19,8 +20,9 @@ const RevocationEventKind = "token_revocation"
 const maxAccessLifetime = time.Hour
 
 // RevokeInTx records, in the caller's transaction, that the access
-// tokens with this jti (kind "jti") or of this session (kind "sid") are
-// revoked. Every replica learns it at commit.
+// tokens with this jti (kind "jti"), of this session ("sid"), issued from
+// this refresh family ("fam") or to this client ("client") are revoked.
+// Every replica learns it at commit.
 func (s *Service) RevokeInTx(ctx context.Context, tx *store.Tx, tenant uuid.UUID, kind, value string) error {
 	now := store.Now()
 	exp := now.Add(maxAccessLifetime + s.cfg.Leeway)

@@ -105,6 +105,10 @@ type Claims struct {
 	Act         *Actor        `json:"act,omitempty"`
 	Cnf         *Confirmation `json:"cnf,omitempty"`
 	SessionID   string        `json:"sid,omitempty"`
+	// Family is the refresh family an access token was issued from (an
+	// authorization code's or a refresh's): revoking the family revokes
+	// it too.
+	Family string `json:"fam,omitempty"`
 	ClientID    string        `json:"client_id,omitempty"`
 	Roles       []string      `json:"roles,omitempty"`
 	AMR         []string      `json:"amr,omitempty"`
@@ -157,9 +161,18 @@ func (s *Service) Issuer(slug string) string { return s.cfg.IssuerBase + "/t/" +
 // AdminAudience is the audience of admin API tokens.
 func (s *Service) AdminAudience() string { return s.cfg.IssuerBase + "/api/v1" }
 
-// Mint signs an access token for c.TenantID. It fills iss, iat, nbf and
-// jti; c must carry sub, aud and exp.
+// Mint signs an access token (typ at+jwt, RFC 9068) for c.TenantID. It
+// fills iss, iat, nbf and jti; c must carry sub, aud and exp.
 func (s *Service) Mint(ctx context.Context, c Claims) (string, error) {
+	return s.mint(ctx, c, false)
+}
+
+// MintIDToken signs an OpenID Connect ID token (typ JWT) as Mint does.
+func (s *Service) MintIDToken(ctx context.Context, c Claims) (string, error) {
+	return s.mint(ctx, c, true)
+}
+
+func (s *Service) mint(ctx context.Context, c Claims, idToken bool) (string, error) {
 	if c.TenantID == uuid.Nil || c.Subject == "" || len(c.Audience) == 0 || c.Expiry == nil {
 		return "", errors.New("token: tid, sub, aud and exp are required")
 	}
@@ -178,7 +191,10 @@ func (s *Service) Mint(ctx context.Context, c Claims) (string, error) {
 	if c.ID == "" {
 		c.ID = uuid.Must(uuid.NewV7()).String()
 	}
-	return jwt.Signed(k.signer).Claims(c).Serialize()
+	if idToken {
+		return jwt.Signed(k.signer).Claims(c).Serialize()
+	}
+	return jwt.Signed(k.atSigner).Claims(c).Serialize()
 }
 
 // Expect is what a verifier requires of a token.
@@ -231,7 +247,8 @@ func (s *Service) Verify(ctx context.Context, raw string, want Expect) (*Claims,
 	if want.Audience != "" && !slices.Contains(c.Audience, want.Audience) {
 		return nil, apperr.New(apperr.KindUnauthenticated, "token not issued for this audience")
 	}
-	if s.isRevoked(c.TenantID, "jti", c.ID) || (c.SessionID != "" && s.isRevoked(c.TenantID, "sid", c.SessionID)) {
+	if s.isRevoked(c.TenantID, "jti", c.ID) || (c.SessionID != "" && s.isRevoked(c.TenantID, "sid", c.SessionID)) ||
+		(c.Family != "" && s.isRevoked(c.TenantID, "fam", c.Family)) || (c.ClientID != "" && s.isRevoked(c.TenantID, "client", c.ClientID)) {
 		return nil, apperr.New(apperr.KindUnauthenticated, "token revoked")
 	}
 	if !want.AnyHolder && c.Cnf != nil && c.Cnf.X5tS256 != "" && c.Cnf.X5tS256 != want.CertThumbprint {

@@ -93,11 +93,17 @@ func (c *Cluster) Start(t testing.TB) {
 	}
 }
 
-// Stop stops the server at once, as a crash would (immediate mode: no
-// checkpoint, clients cut off).
-func (c *Cluster) Stop(t testing.TB) {
+// Stop stops the server as an operator would (fast mode: clients cut
+// off, what was committed kept).
+func (c *Cluster) Stop(t testing.TB) { c.stop(t, "fast") }
+
+// Crash stops the server at once, as a crash would (immediate mode: no
+// checkpoint; commits not yet flushed, such as asynchronous ones, lost).
+func (c *Cluster) Crash(t testing.TB) { c.stop(t, "immediate") }
+
+func (c *Cluster) stop(t testing.TB, mode string) {
 	t.Helper()
-	if out, err := c.run("pg_ctl", "-D", c.dir, "-m", "immediate", "-w", "stop"); err != nil {
+	if out, err := c.run("pg_ctl", "-D", c.dir, "-m", mode, "-w", "stop"); err != nil {
 		t.Fatalf("pg_ctl stop: %v\n%s", err, out)
 	}
 }

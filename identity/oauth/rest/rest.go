@@ -120,7 +120,11 @@ func (h *Handler) metadata(c *fiber.Ctx) error {
 		CIMDSupported:                     true,
 		CodeChallengeMethodsSupported:     []string{"S256"},
 		AuthorizationResponseISS:          true,
-		TokenEndpointAuthMethodsSupported: auth, IntrospectionEndpointAuthMethods: auth, RevocationEndpointAuthMethods: auth,
+		// Public clients ("none") use the token endpoint (code, refresh)
+		// and revoke their own tokens; introspection is for confidential
+		// clients only.
+		TokenEndpointAuthMethodsSupported: append(slices.Clone(auth), "none"), IntrospectionEndpointAuthMethods: auth,
+		RevocationEndpointAuthMethods: append(slices.Clone(auth), "none"),
 		ScopesSupported:        []string{"mcp", "a2a", "openid", "profile", "email", "offline_access"},
 		ResponseTypesSupported: []string{"code"}, SubjectTypesSupported: []string{"public"},
 		IDTokenSigningAlgValuesSupported:      []string{"ES256", "RS256"},
@@ -247,7 +251,14 @@ func (h *Handler) revoke(c *fiber.Ctx) error {
 	if err != nil {
 		return write(c, nil, err)
 	}
-	cl, err := h.client(c, ctx)
+	var cl *oauth.Client
+	if c.Get(fiber.HeaderAuthorization) == "" && c.FormValue("client_secret") == "" && c.FormValue("client_assertion") == "" {
+		// A public client (auth method none) names itself, and may revoke
+		// only its own tokens (RFC 7009 §2.1).
+		cl, err = h.Server.PublicClient(ctx, c.FormValue("client_id"))
+	} else {
+		cl, err = h.client(c, ctx)
+	}
 	if err != nil {
 		return write(c, nil, err)
 	}
