@@ -55,8 +55,8 @@ type keyEntry struct {
 	alg      string
 	status   string
 	public   crypto.PublicKey
-	signer   jose.Signer // typ JWT: ID tokens, other signed claims
-	atSigner jose.Signer // typ at+jwt: access tokens
+	signer   jose.Signer   // typ JWT: ID tokens, other signed claims
+	atSigner jose.Signer   // typ at+jwt: access tokens
 	priv     crypto.Signer // active keys only: detached signatures need their own header
 	retireAt *time.Time
 }

@@ -100,20 +100,20 @@ type Confirmation struct {
 // Claims are the claims of xavyo access tokens.
 type Claims struct {
 	jwt.Claims
-	TenantID    uuid.UUID     `json:"tid"`
-	Scope       string        `json:"scope,omitempty"`
-	Act         *Actor        `json:"act,omitempty"`
-	Cnf         *Confirmation `json:"cnf,omitempty"`
-	SessionID   string        `json:"sid,omitempty"`
+	TenantID  uuid.UUID     `json:"tid"`
+	Scope     string        `json:"scope,omitempty"`
+	Act       *Actor        `json:"act,omitempty"`
+	Cnf       *Confirmation `json:"cnf,omitempty"`
+	SessionID string        `json:"sid,omitempty"`
 	// Family is the refresh family an access token was issued from (an
 	// authorization code's or a refresh's): revoking the family revokes
 	// it too.
-	Family string `json:"fam,omitempty"`
-	ClientID    string        `json:"client_id,omitempty"`
-	Roles       []string      `json:"roles,omitempty"`
-	AMR         []string      `json:"amr,omitempty"`
-	SubjectKind string        `json:"sub_kind,omitempty"`
-	NHIKind     string        `json:"nhi_kind,omitempty"`
+	Family      string   `json:"fam,omitempty"`
+	ClientID    string   `json:"client_id,omitempty"`
+	Roles       []string `json:"roles,omitempty"`
+	AMR         []string `json:"amr,omitempty"`
+	SubjectKind string   `json:"sub_kind,omitempty"`
+	NHIKind     string   `json:"nhi_kind,omitempty"`
 	// ID token claims (OpenID Connect Core §2).
 	Nonce    string `json:"nonce,omitempty"`
 	AuthTime int64  `json:"auth_time,omitempty"`
