@@ -14,6 +14,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -53,6 +54,10 @@ type Config struct {
 	// Plaintext serves HTTP without TLS (behind a TLS-terminating proxy);
 	// no client certificates are seen then.
 	Plaintext bool
+	// BodyTimeout bounds how long a request body may take to arrive
+	// (default 10s); once it has, the connection's read deadline is
+	// lifted again, so streams that follow are not cut.
+	BodyTimeout time.Duration
 }
 
 // CertAuthenticator maps a verified client certificate to a principal:
@@ -75,6 +80,9 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.BodyTimeout <= 0 {
+		c.BodyTimeout = 10 * time.Second
 	}
 	return nil
 }
@@ -221,8 +229,33 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				ctx = principal.With(ctx, p)
 			}
 		}
+		if r.Body != nil && r.Body != http.NoBody {
+			// A body that trickles in (a byte every few seconds) does not
+			// hold the connection: it must arrive within BodyTimeout.
+			rc := http.NewResponseController(w)
+			if rc.SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout)) == nil {
+				r.Body = &deadlineBody{ReadCloser: r.Body, lift: func() { _ = rc.SetReadDeadline(time.Time{}) }}
+			}
+		}
 		next.ServeHTTP(sw, r.WithContext(ctx))
 	})
+}
+
+// deadlineBody lifts the connection's read deadline once the body has
+// been read to its end (or failed), so what follows — a long answer
+// stream — is bound by nothing but the client.
+type deadlineBody struct {
+	io.ReadCloser
+	once sync.Once
+	lift func()
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil {
+		b.once.Do(b.lift)
+	}
+	return n, err
 }
 
 // checkURLText refuses a path or query with NUL characters or invalid

@@ -107,6 +107,12 @@ type Config struct {
 	PageSize int
 	// SessionTTL bounds a client session's life (default 24h).
 	SessionTTL time.Duration
+	// MaxSessions bounds the live sessions of one principal; opening one
+	// more ends its oldest (default 100).
+	MaxSessions int
+	// MaxStreams bounds the event streams and WebSocket or legacy SSE
+	// connections one principal holds open on a replica (default 32).
+	MaxStreams int
 	// Metrics records calls; nil records nothing.
 	Metrics *Metrics
 	// Version is reported as the server's version.
@@ -138,6 +144,12 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.SessionTTL == 0 {
 		c.SessionTTL = 24 * time.Hour
 	}
+	if c.MaxSessions <= 0 {
+		c.MaxSessions = 100
+	}
+	if c.MaxStreams <= 0 {
+		c.MaxStreams = 32
+	}
 	if c.Version == "" {
 		c.Version = "dev"
 	}
@@ -155,6 +167,7 @@ type Gateway struct {
 	sessions sessions
 	policies sync.Map // tenant ID → the tenant's MCP policy at a version
 	streams  streams
+	conns    connLimit
 	owners   owners
 	legacy   legacyConns
 	waiters  waiters
@@ -171,7 +184,8 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 	g := &Gateway{cfg: cfg, catalogs: &catalogs{db: cfg.DB}}
-	g.sessions.db = cfg.DB
+	g.sessions.db, g.sessions.max = cfg.DB, cfg.MaxSessions
+	g.conns.max = cfg.MaxStreams
 	return g, nil
 }
 

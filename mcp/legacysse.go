@@ -68,6 +68,12 @@ func (l *legacyConns) remove(id string) {
 
 // serveLegacyStream opens an HTTP+SSE stream.
 func (g *Gateway) serveLegacyStream(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal, exp time.Time) {
+	release, ok := g.conns.acquire(ep.tenant.ID, p)
+	if !ok {
+		tooManyConns(w)
+		return
+	}
+	defer release()
 	var b [24]byte
 	_, _ = rand.Read(b[:])
 	id := base64.RawURLEncoding.EncodeToString(b[:])

@@ -115,6 +115,7 @@ func (s *session) cancel(id string) {
 // sessions caches sessions read from the database.
 type sessions struct {
 	db    *store.DB
+	max   int // live sessions per principal
 	mu    sync.Mutex
 	byKey map[string]*session // tenant/hash → session
 }
@@ -139,6 +140,11 @@ func (ss *sessions) create(ctx context.Context, s *session, clientInfo []byte) (
 	}
 	now := store.Now()
 	err := ss.db.InTenantTx(store.WithTenant(ctx, s.tenant), func(tx *store.Tx) error {
+		// A principal's live sessions are bounded: the oldest beyond the
+		// limit end, as a sign-in beyond its limit ends the oldest.
+		if err := ss.endOldest(ctx, tx, s, now); err != nil {
+			return err
+		}
 		_, err := tx.Exec(ctx, `INSERT INTO mcp_sessions (tenant_id, id_hash, subject_kind, subject_id, server, protocol_version, client_info,
 			client_capabilities, created_at, expires_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
@@ -150,6 +156,43 @@ func (ss *sessions) create(ctx context.Context, s *session, clientInfo []byte) (
 	}
 	ss.put(s)
 	return id, nil
+}
+
+// endOldest ends the principal's oldest live sessions so that s fits
+// within the limit.
+func (ss *sessions) endOldest(ctx context.Context, tx *store.Tx, s *session, now time.Time) error {
+	if ss.max <= 0 {
+		return nil
+	}
+	rows, err := tx.Query(ctx, `SELECT id_hash FROM mcp_sessions WHERE tenant_id = $1 AND subject_kind = $2 AND subject_id = $3
+		AND terminated_at IS NULL AND expires_at > $4 ORDER BY created_at DESC, id_hash`, tx.TenantID(), s.subjectKind, s.subjectID, now)
+	if err != nil {
+		return err
+	}
+	var live []string
+	for rows.Next() {
+		var h string
+		if err := rows.Scan(&h); err != nil {
+			rows.Close()
+			return err
+		}
+		live = append(live, h)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, h := range live[min(len(live), ss.max-1):] {
+		if _, err := tx.Exec(ctx, `UPDATE mcp_sessions SET terminated_at = $1 WHERE tenant_id = $2 AND id_hash = $3`, now, tx.TenantID(), h); err != nil {
+			return err
+		}
+		key := ss.key(s.tenant, h)
+		tx.AfterCommit(func() { ss.drop(key) })
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: EventSession, ID: key}, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (ss *sessions) put(s *session) {

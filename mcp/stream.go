@@ -171,6 +171,12 @@ func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, ep *endpoint, p
 	if s != nil {
 		hash = s.hash
 	}
+	release, ok := g.conns.acquire(ep.tenant.ID, p)
+	if !ok {
+		tooManyConns(w)
+		return
+	}
+	defer release()
 	l, ok := g.streams.add(ep.tenant.ID, hash)
 	if !ok {
 		writeJSON(w, http.StatusServiceUnavailable, errorBody(nil, rpcError{Code: codeInternal, Message: "the gateway is shutting down"}))

@@ -122,6 +122,12 @@ func isWebSocket(r *http.Request) bool {
 // principal. Every message is authenticated again (a revoked token or
 // certificate, an expired token, fail the next message and close).
 func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal, exp time.Time) {
+	release, ok := g.conns.acquire(ep.tenant.ID, p)
+	if !ok {
+		tooManyConns(w)
+		return
+	}
+	defer release()
 	conn, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader answered

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -239,4 +243,97 @@ func TestMetricsAreOperatorsOnly(t *testing.T) {
 	if strings.Contains(after, m.tenantID) {
 		t.Fatal("a tenant id is a label without the operator's consent")
 	}
+}
+
+// TestAgentPlaneResourceBounds: a request body that trickles in is cut
+// after agent.body_timeout (an answer that takes longer than it, once the
+// body is in, is not); a principal's live MCP sessions are bounded (the
+// oldest ends) and so are its open streams (429 beyond).
+func TestAgentPlaneResourceBounds(t *testing.T) {
+	up := newTestUpstream(t)
+	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true", "XAVYO_AGENT_BODY_TIMEOUT=1s",
+		"XAVYO_MCP_MAX_SESSIONS_PER_PRINCIPAL=3", "XAVYO_MCP_MAX_STREAMS_PER_PRINCIPAL=2"), nil)
+	m := setupMCP(t, h, up)
+	tok := m.agentToken(t, h, m.endpoint)
+
+	// A body of 100 bytes sent a byte every 400 ms, unauthenticated.
+	u, _ := url.Parse(m.endpoint)
+	conn, err := tls.Dial("tcp", u.Host, h.tls.Transport.(*http.Transport).TLSClientConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n", u.Path, u.Host)
+	start := time.Now()
+	cut := false
+	for range 100 {
+		if _, err := conn.Write([]byte(" ")); err != nil {
+			cut = true
+			break
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(400 * time.Millisecond))
+		if _, err := conn.Read(make([]byte, 512)); err != nil && !isTimeout(err) {
+			cut = true // answered and closed, or closed
+			break
+		}
+	}
+	if !cut || time.Since(start) > 5*time.Second {
+		t.Fatalf("a trickling body held the connection for %s (cut %v)", time.Since(start), cut)
+	}
+	// A call answered after longer than the body timeout still arrives.
+	c := mcpClient(t, h, m.endpoint, tok, nil)
+	res, err := callTool(c, "tools__slow", map[string]any{"ms": 1700})
+	if err != nil || resultText(res) != "done" {
+		t.Fatalf("a slow call after its body: %v %+v", err, res)
+	}
+
+	// Sessions: the fourth ends the first.
+	initBody := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
+	var ids []string
+	for range 4 {
+		resp, out := rawMCP(t, h.tls, m.endpoint, initBody, "Authorization", "Bearer "+tok)
+		if resp.StatusCode != 200 || out["result"] == nil {
+			t.Fatalf("initialize: %d %v", resp.StatusCode, out)
+		}
+		ids = append(ids, resp.Header.Get("Mcp-Session-Id"))
+	}
+	ping := `{"jsonrpc":"2.0","id":2,"method":"ping"}`
+	if resp, _ := rawMCP(t, h.tls, m.endpoint, ping, "Authorization", "Bearer "+tok, "Mcp-Session-Id", ids[0], "Mcp-Protocol-Version", "2025-06-18"); resp.StatusCode != 404 {
+		t.Fatalf("the oldest session beyond the limit: %d", resp.StatusCode)
+	}
+	if resp, _ := rawMCP(t, h.tls, m.endpoint, ping, "Authorization", "Bearer "+tok, "Mcp-Session-Id", ids[3], "Mcp-Protocol-Version", "2025-06-18"); resp.StatusCode != 200 {
+		t.Fatalf("the newest session: %d", resp.StatusCode)
+	}
+
+	// Streams: two open, the third refused.
+	stream := func(id string) *http.Response {
+		req, _ := http.NewRequest("GET", m.endpoint, nil)
+		req.Header.Set("Accept", "text/event-stream")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Mcp-Session-Id", id)
+		req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
+		hc := &http.Client{Transport: h.tls.Transport}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	for _, id := range ids[1:3] {
+		resp := stream(id)
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("stream: %d", resp.StatusCode)
+		}
+	}
+	resp := stream(ids[3])
+	resp.Body.Close()
+	if resp.StatusCode != 429 {
+		t.Fatalf("a third stream: %d", resp.StatusCode)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

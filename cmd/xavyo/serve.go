@@ -260,7 +260,8 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	}
 	if s.mcp, err = mcp.New(mcp.Config{DB: s.db, Sealer: sealer, NHIs: s.nhis, Gov: s.gov, Access: s.engine, Tokens: s.tokens,
 		Tenants: s.tenants, Audit: s.seq, Client: upstreams, Egress: upstreamEgress, CA: s.ca, Certs: s.certs, StdioAllowlist: cfg.MCP.StdioAllowlist, AgentURL: cfg.Agent.PublicURL, Logger: log,
-		Metrics: mcp.NewMetrics(reg, cfg.Metrics.TenantLabels), Version: version, PageSize: cfg.MCP.PageSize}); err != nil {
+		Metrics: mcp.NewMetrics(reg, cfg.Metrics.TenantLabels), Version: version, PageSize: cfg.MCP.PageSize,
+		MaxSessions: cfg.MCP.MaxSessions, MaxStreams: cfg.MCP.MaxStreams}); err != nil {
 		return nil, err
 	}
 	s.mcp.Watch(s.bus)
@@ -278,7 +279,7 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	extra := tlsCfg.ClientCAs
 	if s.agent, err = gateway.New(gateway.Config{TLS: tlsCfg, TrustDomain: cfg.PKI.TrustDomain,
 		AllowedOrigins: cfg.Agent.AllowedOrigins, Ready: checker.Ready, Logger: log,
-		Certs: s.certs, ClientCAs: clientCAs(s.ca, extra), Plaintext: cfg.Agent.TLS.Plaintext}); err != nil {
+		Certs: s.certs, ClientCAs: clientCAs(s.ca, extra), Plaintext: cfg.Agent.TLS.Plaintext, BodyTimeout: cfg.Agent.BodyTimeout}); err != nil {
 		return nil, err
 	}
 	(&pki.AgentHandlers{CA: s.ca, Verifier: s.certs, NHIs: s.nhis, Tenants: s.tenants}).Mount(s.agent.Handle)

@@ -70,6 +70,8 @@ type Agent struct {
 	PublicURL      string   `yaml:"public_url" env:"XAVYO_AGENT_PUBLIC_URL" desc:"absolute URL agents reach the agent plane at (default https://{agent.addr})"`
 	TLS            AgentTLS `yaml:"tls"`
 	AllowedOrigins []string `yaml:"allowed_origins" env:"XAVYO_AGENT_ALLOWED_ORIGINS" desc:"comma-separated browser origins allowed on the agent plane"`
+	// BodyTimeout bounds how long a request body may take to arrive.
+	BodyTimeout time.Duration `yaml:"body_timeout" env:"XAVYO_AGENT_BODY_TIMEOUT" desc:"how long an agent-plane request body may take to arrive (default 10s; streams after the body are not bound by it)"`
 }
 
 // AgentTLS is the agent plane's TLS configuration.
@@ -101,6 +103,8 @@ type Egress struct {
 type MCP struct {
 	StdioAllowlist []string `yaml:"stdio_allowlist" env:"XAVYO_MCP_STDIO_ALLOWLIST" desc:"comma-separated commands that stdio upstreams may run"`
 	PageSize       int      `yaml:"page_size" env:"XAVYO_MCP_PAGE_SIZE" desc:"tools per tools/list page on the gateway (default 100)"`
+	MaxSessions    int      `yaml:"max_sessions_per_principal" env:"XAVYO_MCP_MAX_SESSIONS_PER_PRINCIPAL" desc:"live MCP sessions one agent or user may hold; opening one more ends the oldest (default 100)"`
+	MaxStreams     int      `yaml:"max_streams_per_principal" env:"XAVYO_MCP_MAX_STREAMS_PER_PRINCIPAL" desc:"open event streams and WebSocket/SSE connections one agent or user may hold per replica (default 32)"`
 }
 
 // Platform configures the platform's operators.
@@ -293,6 +297,15 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if c.Webhooks.MaxAttempts < 0 || c.Webhooks.MaxAttempts > 50 {
 		errs = append(errs, errors.New("webhooks.max_attempts must be from 1 to 50"))
+	}
+	if c.Agent.BodyTimeout == 0 {
+		c.Agent.BodyTimeout = 10 * time.Second
+	}
+	if c.Agent.BodyTimeout < 0 {
+		errs = append(errs, errors.New("agent.body_timeout must be positive"))
+	}
+	if c.MCP.MaxSessions < 0 || c.MCP.MaxStreams < 0 {
+		errs = append(errs, errors.New("mcp.max_sessions_per_principal and mcp.max_streams_per_principal must be positive"))
 	}
 	if c.MCP.PageSize < 0 || c.MCP.PageSize > 1000 {
 		errs = append(errs, errors.New("mcp.page_size must be from 1 to 1000"))

@@ -16,3 +16,7 @@ INSERT INTO token_revocations_new (tenant_id, kind, value, expires_at, created_a
 DROP TABLE token_revocations;
 ALTER TABLE token_revocations_new RENAME TO token_revocations;
 CREATE INDEX token_revocations_expiry ON token_revocations (expires_at);
+
+-- A principal's live MCP sessions are counted when it opens one (the
+-- oldest beyond the limit end).
+CREATE INDEX mcp_sessions_subject ON mcp_sessions (tenant_id, subject_kind, subject_id, created_at);

@@ -4,3 +4,7 @@
 
 ALTER TABLE token_revocations DROP CONSTRAINT token_revocations_kind_check;
 ALTER TABLE token_revocations ADD CONSTRAINT token_revocations_kind_check CHECK (kind IN ('jti', 'sid', 'fam', 'client'));
+
+-- A principal's live MCP sessions are counted when it opens one (the
+-- oldest beyond the limit end).
+CREATE INDEX mcp_sessions_subject ON mcp_sessions (tenant_id, subject_kind, subject_id, created_at);
