@@ -5,8 +5,10 @@
 package a2a
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -20,18 +22,23 @@ const ProtocolVersion = "1.0"
 
 // Card is an A2A agent card (v1.0 member names).
 type Card struct {
-	Name                 string                    `json:"name"`
-	Description          string                    `json:"description"`
-	Version              string                    `json:"version"`
-	Provider             *Provider                 `json:"provider,omitempty"`
-	SupportedInterfaces  []Interface               `json:"supportedInterfaces"`
-	Capabilities         Capabilities              `json:"capabilities"`
-	DefaultInputModes    []string                  `json:"defaultInputModes"`
-	DefaultOutputModes   []string                  `json:"defaultOutputModes"`
-	Skills               []Skill                   `json:"skills"`
-	SecuritySchemes      map[string]map[string]any `json:"securitySchemes,omitempty"`
-	SecurityRequirements []Requirement             `json:"securityRequirements,omitempty"`
-	Signatures           []Signature               `json:"signatures,omitempty"`
+	Name                string                    `json:"name"`
+	Description         string                    `json:"description"`
+	Version             string                    `json:"version"`
+	Provider            *Provider                 `json:"provider,omitempty"`
+	SupportedInterfaces []Interface               `json:"supportedInterfaces"`
+	Capabilities        Capabilities              `json:"capabilities"`
+	DefaultInputModes   []string                  `json:"defaultInputModes"`
+	DefaultOutputModes  []string                  `json:"defaultOutputModes"`
+	Skills              []Skill                   `json:"skills"`
+	SecuritySchemes     map[string]map[string]any `json:"securitySchemes,omitempty"`
+	// SecurityRequirements: xavyo's own cards leave it out. Its normative
+	// JSON (a2a.proto's map<string, StringList>: {"list": [...]}) is not
+	// what every SDK reads (a2a-go reads bare lists), so a card with it
+	// cannot be read by all; securitySchemes declare the ways in. Cards
+	// read from agents may have it in either form.
+	SecurityRequirements []Requirement `json:"securityRequirements,omitempty"`
+	Signatures           []Signature   `json:"signatures,omitempty"`
 }
 
 // Provider is who runs the agent.
@@ -64,7 +71,35 @@ type Skill struct {
 
 // Requirement is one acceptable set of security schemes with their scopes.
 type Requirement struct {
-	Schemes map[string][]string `json:"schemes"`
+	Schemes map[string]Scopes `json:"schemes"`
+}
+
+// Scopes are a security requirement's scopes: written as a2a.proto's
+// StringList ({"list": [...]}), read in that form or as a bare list.
+type Scopes []string
+
+// MarshalJSON writes the normative form.
+func (s Scopes) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		List []string `json:"list,omitempty"`
+	}{s})
+}
+
+// UnmarshalJSON reads {"list": [...]} or [...].
+func (s *Scopes) UnmarshalJSON(b []byte) error {
+	var list []string
+	if err := json.Unmarshal(b, &list); err == nil {
+		*s = list
+		return nil
+	}
+	var sl struct {
+		List []string `json:"list"`
+	}
+	if err := json.Unmarshal(b, &sl); err != nil {
+		return errors.New("a2a: scopes must be a list or {\"list\": [...]}")
+	}
+	*s = sl.List
+	return nil
 }
 
 // Signature is a JWS over the card's RFC 8785 canonical form without its
@@ -74,8 +109,11 @@ type Signature struct {
 	Signature string `json:"signature"`
 }
 
-// Canonical returns the RFC 8785 (JCS) form of a card without its
-// signatures: what a signature covers.
+// Canonical returns what a card's signature covers (A2A 1.0 §8.4.1): the
+// card without its signatures, members holding default values left out —
+// empty strings, nulls, and arrays and objects left empty, recursively —
+// in RFC 8785 (JCS) form. Verifiers compute the same (the A2A JS SDK's
+// verifyAgentCardSignature does).
 func Canonical(c *Card) ([]byte, error) {
 	unsigned := *c
 	unsigned.Signatures = nil
@@ -83,7 +121,62 @@ func Canonical(c *Card) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return jcs.Transform(raw)
+	return canonicalJSON(raw)
+}
+
+// canonicalJSON is §8.4.1's canonical form of a JSON object.
+func canonicalJSON(raw []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	v = dropEmpty(v)
+	if v == nil {
+		v = map[string]any{}
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return jcs.Transform(out)
+}
+
+// dropEmpty removes empty strings, nulls and empty arrays and objects
+// (after their own members were removed); nil when v is itself empty.
+func dropEmpty(v any) any {
+	switch x := v.(type) {
+	case nil:
+		return nil
+	case string:
+		if x == "" {
+			return nil
+		}
+	case []any:
+		out := make([]any, 0, len(x))
+		for _, e := range x {
+			if e = dropEmpty(e); e != nil {
+				out = append(out, e)
+			}
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		return out
+	case map[string]any:
+		for k, e := range x {
+			if e = dropEmpty(e); e == nil {
+				delete(x, k)
+			} else {
+				x[k] = e
+			}
+		}
+		if len(x) == 0 {
+			return nil
+		}
+	}
+	return v
 }
 
 // Signer signs a card's canonical form for a tenant (detached JWS).
@@ -147,7 +240,6 @@ func cardFor(a *agentRecord, org string, u urls) *Card {
 					"scopes": map[string]string{"a2a": "call agents through the gateway"}}}}},
 			"xavyo_mtls": {"mtlsSecurityScheme": map[string]any{"description": "a client certificate issued by xavyo's CA to an NHI of this tenant"}},
 		},
-		SecurityRequirements: []Requirement{{Schemes: map[string][]string{"xavyo_oauth": {"a2a"}}}, {Schemes: map[string][]string{"xavyo_mtls": {}}}},
 	}
 	if a.version03 {
 		// Requests pass to the agent as sent: its interface is the

@@ -1,6 +1,7 @@
 package a2a
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -68,6 +69,17 @@ func cardDigest(card map[string]json.RawMessage) ([]byte, string, error) {
 	return canon, hex.EncodeToString(sum[:]), nil
 }
 
+// signedForms are the payloads a card's signature may cover: A2A 1.0
+// §8.4.1's form (defaults left out), and the whole card in RFC 8785 form
+// (signers that keep every member).
+func signedForms(canon []byte) [][]byte {
+	forms := [][]byte{canon}
+	if spec, err := canonicalJSON(canon); err == nil && !bytes.Equal(spec, canon) {
+		forms = append([][]byte{spec}, forms...)
+	}
+	return forms
+}
+
 // verifySignatures checks a card's signatures: false when it has none; an
 // error when it has some and none verifies. A signature's key is fetched
 // from its header's jku, which must be on the agent endpoint's host.
@@ -103,13 +115,15 @@ func (h *Handlers) verifySignatures(ctx context.Context, card map[string]json.Ra
 		if err != nil {
 			continue
 		}
-		jws, err := jose.ParseDetached(s.Protected+".."+s.Signature, canon, []jose.SignatureAlgorithm{jose.ES256, jose.RS256, jose.EdDSA})
-		if err != nil {
-			continue
-		}
-		for _, k := range set.Key(hdr.KID) {
-			if _, err := jws.Verify(k); err == nil {
-				return true, nil
+		for _, payload := range signedForms(canon) {
+			jws, err := jose.ParseDetached(s.Protected+".."+s.Signature, payload, []jose.SignatureAlgorithm{jose.ES256, jose.RS256, jose.EdDSA})
+			if err != nil {
+				continue
+			}
+			for _, k := range set.Key(hdr.KID) {
+				if _, err := jws.Verify(k); err == nil {
+					return true, nil
+				}
 			}
 		}
 	}

@@ -107,7 +107,43 @@ func verifyCard(t *testing.T, h *harness, slug string, card []byte) error {
 		t.Fatalf("signatures: %s", m["signatures"])
 	}
 	delete(m, "signatures")
+	// A2A 1.0 §8.4.1: members holding default values are left out.
+	var clean func(v any) any
+	clean = func(v any) any {
+		switch x := v.(type) {
+		case string:
+			if x == "" {
+				return nil
+			}
+		case []any:
+			var out []any
+			for _, e := range x {
+				if e = clean(e); e != nil {
+					out = append(out, e)
+				}
+			}
+			if len(out) == 0 {
+				return nil
+			}
+			return out
+		case map[string]any:
+			out := map[string]any{}
+			for k, e := range x {
+				if e = clean(e); e != nil {
+					out[k] = e
+				}
+			}
+			if len(out) == 0 {
+				return nil
+			}
+			return out
+		}
+		return v
+	}
+	var generic any
 	raw, _ := json.Marshal(m)
+	_ = json.Unmarshal(raw, &generic)
+	raw, _ = json.Marshal(clean(generic))
 	payload, err := jcs.Transform(raw)
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,8 @@
 // task; with the token of a caller without the entitlement it is refused.
 import { randomUUID } from 'node:crypto';
 import { ClientFactory, ClientFactoryOptions, JsonRpcTransportFactory } from '@a2a-js/sdk/client';
-import { SendMessageRequest } from '@a2a-js/sdk';
+import { SendMessageRequest, verifyAgentCardSignature } from '@a2a-js/sdk';
+import { importJWK } from 'jose';
 
 const { AGENT_BASE, TOKEN, DENIED_TOKEN, V03_BASE, V03_TOKEN } = process.env;
 
@@ -22,6 +23,23 @@ async function client(token, base = AGENT_BASE) {
   });
   // The card's full URL: a relative path would resolve against the parent.
   return new ClientFactory(options).createFromUrl(`${base}/.well-known/agent-card.json`, '');
+}
+
+// The card's signature, checked by the SDK's own verifier with the key
+// its jku names (xavyo's tenant JWKS).
+const verify = verifyAgentCardSignature(async (kid, jku) => {
+  const set = await (await fetch(jku)).json();
+  const jwk = set.keys.find((k) => k.kid === kid);
+  if (!jwk) throw new Error(`no key ${kid} at ${jku}`);
+  return importJWK(jwk, jwk.alg);
+});
+for (const base of [AGENT_BASE, V03_BASE]) {
+  const card = await (await fetch(`${base}/.well-known/agent-card.json`)).json();
+  await verify(card);
+  const tampered = { ...card, description: `${card.description} (changed)` };
+  let caught = false;
+  try { await verify(tampered); } catch { caught = true; }
+  if (!caught) throw new Error('a changed card verified');
 }
 
 const request = (text) => SendMessageRequest.fromJSON({ message: { messageId: randomUUID(), role: 'ROLE_USER', parts: [{ text }] } });
@@ -49,4 +67,4 @@ if (!oldSent.includes('hello in 0.3')) throw new Error(`sendMessage 0.3: ${oldSe
 const oldEvents = [];
 for await (const ev of old.sendMessageStream(request('streamed in 0.3'))) oldEvents.push(JSON.stringify(ev));
 if (!oldEvents.some((e) => e.includes('streamed in 0.3'))) throw new Error(`stream 0.3: ${oldEvents.join('\n')}`);
-console.log(`a2a js sdk: sent, streamed ${events.length} events, refused without the entitlement; in 0.3 sent and streamed ${oldEvents.length} events`);
+console.log(`a2a js sdk: cards verified (a changed one refused); sent, streamed ${events.length} events, refused without the entitlement; in 0.3 sent and streamed ${oldEvents.length} events`);
