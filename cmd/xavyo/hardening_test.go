@@ -72,7 +72,7 @@ func TestTenantCreationIsAtomic(t *testing.T) {
 				if !strings.Contains(string(body), "admin.password") {
 					t.Fatalf("the refusal does not name admin.password: %s", body)
 				}
-				resp, body = h.do("GET", "/api/v1/tenants?include_deleted=true&limit=500", nil)
+				_, body = h.do("GET", "/api/v1/tenants?include_deleted=true&limit=500", nil)
 				if strings.Contains(string(body), slug) {
 					t.Fatalf("the tenant was created although its administrator was not: %s", body)
 				}

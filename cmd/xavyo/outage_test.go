@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	_ "modernc.org/sqlite"
-
 	"github.com/xavyo/xavyo/internal/store"
 	"github.com/xavyo/xavyo/internal/testdb"
 )

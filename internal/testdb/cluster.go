@@ -112,9 +112,9 @@ func (c *Cluster) run(tool string, args ...string) ([]byte, error) {
 	path := filepath.Join(c.bin, tool)
 	var cmd *exec.Cmd
 	if c.owner != nil {
-		cmd = exec.Command("runuser", append([]string{"-u", c.owner.Username, "--", path}, args...)...)
+		cmd = exec.Command("runuser", append([]string{"-u", c.owner.Username, "--", path}, args...)...) //nolint:gosec // G204: the machine's PostgreSQL tools, arguments made here
 	} else {
-		cmd = exec.Command(path, args...)
+		cmd = exec.Command(path, args...) //nolint:gosec // G204: as above
 	}
 	cmd.Dir = os.TempDir()
 	return cmd.CombinedOutput()
