@@ -419,8 +419,8 @@ type Request struct {
 	Actor *Subject `json:"actor,omitempty"`
 	// EntitlementID, or Application and Entitlement keys.
 	EntitlementID uuid.UUID                  `json:"entitlement_id,omitempty"`
-	Application   string                     `json:"application,omitempty"`
-	Entitlement   string                     `json:"entitlement,omitempty"`
+	Application   string                     `json:"application,omitempty" maxlen:"256"`
+	Entitlement   string                     `json:"entitlement,omitempty" maxlen:"256"`
 	Arguments     map[string]json.RawMessage `json:"arguments,omitempty"`
 	// Decoded, when the caller has them, are the same arguments decoded as
 	// JSON Schema instances (numbers as json.Number): patterns and schema
