@@ -108,10 +108,10 @@ type Config struct {
 	// SessionTTL bounds a client session's life (default 24h).
 	SessionTTL time.Duration
 	// MaxSessions bounds the live sessions of one principal; opening one
-	// more ends its oldest (default 100).
+	// more ends its oldest (default 1000).
 	MaxSessions int
 	// MaxStreams bounds the event streams and WebSocket or legacy SSE
-	// connections one principal holds open on a replica (default 32).
+	// connections one principal holds open on a replica (default 256).
 	MaxStreams int
 	// Metrics records calls; nil records nothing.
 	Metrics *Metrics
@@ -145,10 +145,10 @@ func (c *Config) CheckAndSetDefaults() error {
 		c.SessionTTL = 24 * time.Hour
 	}
 	if c.MaxSessions <= 0 {
-		c.MaxSessions = 100
+		c.MaxSessions = 1000
 	}
 	if c.MaxStreams <= 0 {
-		c.MaxStreams = 32
+		c.MaxStreams = 256
 	}
 	if c.Version == "" {
 		c.Version = "dev"

@@ -22,7 +22,13 @@ import (
 // TestAuthorizationCodeWithPKCE walks the code flow through the real
 // login page (form posted over HTTP) and its negative cases.
 func TestAuthorizationCodeWithPKCE(t *testing.T) {
-	h := start(t, env(t, store.SQLite, t.TempDir()), nil)
+	for _, flavor := range []store.Flavor{store.SQLite, store.Postgres} {
+		t.Run(flavor.String(), func(t *testing.T) { authorizationCodeWithPKCE(t, flavor) })
+	}
+}
+
+func authorizationCodeWithPKCE(t *testing.T, flavor store.Flavor) {
+	h := start(t, env(t, flavor, t.TempDir()), nil)
 	slug := uniqueSlug("cf")
 	_, tok := tenantAdmin(t, h, slug)
 	redirectURI := "http://127.0.0.1:9999/callback"

@@ -250,8 +250,14 @@ func TestMetricsAreOperatorsOnly(t *testing.T) {
 // body is in, is not); a principal's live MCP sessions are bounded (the
 // oldest ends) and so are its open streams (429 beyond).
 func TestAgentPlaneResourceBounds(t *testing.T) {
+	for _, flavor := range []store.Flavor{store.SQLite, store.Postgres} {
+		t.Run(flavor.String(), func(t *testing.T) { agentPlaneResourceBounds(t, flavor) })
+	}
+}
+
+func agentPlaneResourceBounds(t *testing.T, flavor store.Flavor) {
 	up := newTestUpstream(t)
-	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true", "XAVYO_AGENT_BODY_TIMEOUT=1s",
+	h := start(t, append(env(t, flavor, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true", "XAVYO_AGENT_BODY_TIMEOUT=1s",
 		"XAVYO_MCP_MAX_SESSIONS_PER_PRINCIPAL=3", "XAVYO_MCP_MAX_STREAMS_PER_PRINCIPAL=2"), nil)
 	m := setupMCP(t, h, up)
 	tok := m.agentToken(t, h, m.endpoint)

@@ -559,7 +559,8 @@ func TestMCPGatewayRefusesBadInput(t *testing.T) {
 	// No token: 401 pointing at the resource metadata, which names the issuer.
 	resp, _ := rawMCP(t, h.tls, m.endpoint, init)
 	prm := h.agent + "/.well-known/oauth-protected-resource/t/" + m.slug + "/mcp"
-	if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `resource_metadata="`+prm+`"`) {
+	if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `resource_metadata="`+prm+`"`) ||
+		!strings.Contains(resp.Header.Get("WWW-Authenticate"), `scope="mcp"`) {
 		t.Fatalf("no token: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
 	code, b, _ := agentGet(t, h.tls, prm)

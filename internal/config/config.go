@@ -103,8 +103,8 @@ type Egress struct {
 type MCP struct {
 	StdioAllowlist []string `yaml:"stdio_allowlist" env:"XAVYO_MCP_STDIO_ALLOWLIST" desc:"comma-separated commands that stdio upstreams may run"`
 	PageSize       int      `yaml:"page_size" env:"XAVYO_MCP_PAGE_SIZE" desc:"tools per tools/list page on the gateway (default 100)"`
-	MaxSessions    int      `yaml:"max_sessions_per_principal" env:"XAVYO_MCP_MAX_SESSIONS_PER_PRINCIPAL" desc:"live MCP sessions one agent or user may hold; opening one more ends the oldest (default 100)"`
-	MaxStreams     int      `yaml:"max_streams_per_principal" env:"XAVYO_MCP_MAX_STREAMS_PER_PRINCIPAL" desc:"open event streams and WebSocket/SSE connections one agent or user may hold per replica (default 32)"`
+	MaxSessions    int      `yaml:"max_sessions_per_principal" env:"XAVYO_MCP_MAX_SESSIONS_PER_PRINCIPAL" desc:"live MCP sessions one agent or user may hold; opening one more ends the oldest (default 1000)"`
+	MaxStreams     int      `yaml:"max_streams_per_principal" env:"XAVYO_MCP_MAX_STREAMS_PER_PRINCIPAL" desc:"open event streams and WebSocket/SSE connections one agent or user may hold per replica (default 256)"`
 }
 
 // Platform configures the platform's operators.
