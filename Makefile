@@ -9,7 +9,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 .PHONY: help build run test test-short lint bench bench-oauth bench-governance bench-gateway bench-a2a fuzz generate verify tools clean
 
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-18s %s\n", $$1, $$2}'
 
 build: ## Build bin/xavyo
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/xavyo ./cmd/xavyo
@@ -28,7 +28,8 @@ $(BIN)/golangci-lint: tools/go.mod tools/go.sum
 
 tools: $(BIN)/golangci-lint ## Install the pinned tools (go.mod tool directives in tools/)
 
-lint: $(BIN)/golangci-lint ## Lint, including the import rules of DESIGN.md §2
+lint: $(BIN)/golangci-lint ## Lint, including the import rules of docs/design/0000-architecture.md §2, and check the repository stands alone
+	@if git grep -nIE '\.\./shared' -- . ':(exclude)Makefile'; then echo "the files above refer to a folder beside the repository: a clone has none"; exit 1; fi
 	$(GO) vet ./...
 	./$(BIN)/golangci-lint run ./...
 
@@ -38,7 +39,7 @@ bench: ## Run the benchmarks (figures go to docs/benchmarks.md)
 bench-oauth: ## Token endpoint under load from separate processes, beside the raw signing rate
 	bash bench/oauth.sh | tee bench/oauth.txt
 
-bench-gateway: ## MCP tools/call through the gateway vs directly (mcpbench), 1 and 32 sessions, plaintext and TLS
+bench-gateway: ## MCP tools/call through the gateway vs directly (bench/cmd/mcpload), 1 and 32 sessions, plaintext and TLS
 	bash bench/gateway.sh | tee bench/gateway.txt
 
 bench-a2a: ## A2A SendMessage through the gateway vs directly (a2a-go's echo agent), 1 and 32 clients

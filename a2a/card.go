@@ -1,7 +1,7 @@
 // Package a2a serves the Agent2Agent protocol on the agent plane: agent
 // cards generated from each agent's NHI record and signed with the
 // tenant's key, the gateway's own card, and the directory of the cards a
-// caller may reach (DESIGN.md §6, §11 routes).
+// caller may reach (docs/design/0000-architecture.md §6, §11 routes).
 package a2a
 
 import (

@@ -92,7 +92,7 @@ func New(cfg Config) *Handlers {
 	return h
 }
 
-// Mount registers the routes of DESIGN.md §11 on the agent plane's mux.
+// Mount registers the routes of docs/design/0000-architecture.md §11 on the agent plane's mux.
 func (h *Handlers) Mount(handle func(pattern string, h http.Handler)) {
 	handle("GET /.well-known/agent-card.json", http.HandlerFunc(h.gatewayCard))
 	handle("GET /t/{slug}/a2a/agents", http.HandlerFunc(h.directory))

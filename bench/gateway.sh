@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make bench-gateway: tools/call through the MCP gateway versus directly to
-# the same upstream (the neutral mcpbench harness), in one run, at 1 and 32
+# the same upstream (bench/cmd/mcpload and mcp-upstream), in one run, at 1 and 32
 # concurrent sessions, bearer auth and audit on; the agent plane first in
 # plaintext (as behind a TLS-terminating proxy), then with TLS. Reports the
 # ratios and the gateway's CPU time per call.
@@ -20,7 +20,8 @@ POINTS=${POINTS:-"hop plaintext safety eras tls"}
 if [ -n "${XAVYO_BIN:-}" ]; then cp "$XAVYO_BIN" "$work/xavyo"; else go build -o "$work/xavyo" ./cmd/xavyo; fi
 go build -o "$work/bareproxy" ./bench/cmd/bareproxy
 go build -o "$work/eraload" ./bench/cmd/eraload
-(cd ../shared/tools/mcpbench && go build -o "$work/" ./cmd/...)
+go build -o "$work/mcp-upstream" ./bench/cmd/mcp-upstream
+go build -o "$work/mcpload" ./bench/cmd/mcpload
 "$work/mcp-upstream" -addr 127.0.0.1:19801 -tools 3 > "$work/upstream.log" 2>&1 &
 echo $! > "$work/upstream.pid"
 "$work/bareproxy" -listen 127.0.0.1:19802 -target http://127.0.0.1:19801 > "$work/bareproxy.log" 2>&1 &
@@ -97,7 +98,7 @@ print(f"bare proxy c={c:>2}  direct {d['calls_per_s']:8.0f}/s p50 {d['p50_ms']:.
       f"ratio {h['calls_per_s']/d['calls_per_s']:.2f}  p50 x{h['p50_ms']/d['p50_ms']:.2f}")
 PY
 done
-echo "== tools/call, gateway vs direct (mcpbench mcpload, which negotiates the newest era both sides offer: 2026-07-28; $DUR per point, warm-up $WARM)"
+echo "== tools/call, gateway vs direct (mcpload, the mcp-go client, which negotiates the newest era both sides offer: 2026-07-28; $DUR per point, warm-up $WARM)"
 want plaintext && run plaintext http://127.0.0.1:18543/t/default/mcp
 # Agent safety: an argument pattern, an argument schema and a rate limit on
 # the grant (limit far above the load), against the same grant without

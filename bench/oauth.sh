@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
-# make bench-oauth: client-credentials tokens/s (the neutral oauthbench
-# harness) and token exchanges/s against a running xavyo on loopback, each
-# from a separate process, beside the raw ES256 signing rate of the same run.
+# make bench-oauth: client-credentials tokens/s and token exchanges/s
+# (bench/cmd/tokenload) against a running xavyo on loopback, each from a
+# separate process, beside the raw ES256 signing rate of the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
 trap 'kill $(cat "$work/pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
 go build -o "$work/xavyo" ./cmd/xavyo
-go build -o "$work/exchangeload" ./bench/cmd/exchangeload
-(cd ../shared/tools/oauthbench && go build -o "$work/oauthbench" .)
+go build -o "$work/tokenload" ./bench/cmd/tokenload
 XAVYO_DATA_DIR="$work/data" XAVYO_ADMIN_ADDR=127.0.0.1:18180 XAVYO_AGENT_ADDR=127.0.0.1:18543 XAVYO_LOG_LEVEL=error \
   XAVYO_DEFAULT_ADMIN_PASSWORD=Initial-passphrase-1 "$work/xavyo" serve > "$work/out" 2>&1 &
 echo $! > "$work/pid"
@@ -27,7 +26,7 @@ secret=$(json "['client_secret']" < "$work/agent.json")
 
 echo "== raw signing (same machine, same run)"
 go test -run '^$' -bench 'BenchmarkToken/ES256/sign' -benchtime 3s ./bench/ | grep -E '^Benchmark'
-echo "== client credentials (oauthbench, 16 workers, 10 s)"
-"$work/oauthbench" -url $admin/t/default/token -client-id "$id" -client-secret "$secret" -c 16 -d 10s
-echo "== token exchange (exchangeload, 16 workers, 10 s)"
-"$work/exchangeload" -url $admin/t/default/token -client-id "$id" -client-secret "$secret" -subject-token "$user" -c 16 -d 10s
+echo "== client credentials (tokenload, 16 workers, 10 s)"
+"$work/tokenload" -grant client_credentials -url $admin/t/default/token -client-id "$id" -client-secret "$secret" -c 16 -d 10s
+echo "== token exchange (tokenload, 16 workers, 10 s)"
+"$work/tokenload" -grant token_exchange -url $admin/t/default/token -client-id "$id" -client-secret "$secret" -subject-token "$user" -c 16 -d 10s

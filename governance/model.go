@@ -109,7 +109,7 @@ type TimeWindow struct {
 	TZ    string `json:"tz,omitempty" doc:"IANA time zone (default UTC)"`
 }
 
-// Constraints limit how an assignment may be used (DESIGN.md §11).
+// Constraints limit how an assignment may be used (docs/design/0000-architecture.md §11).
 //
 // Per-argument allow-lists: an argument named in ArgumentConstraints,
 // ArgumentPrefixes or ArgumentPatterns must be present and match one entry

@@ -1,5 +1,5 @@
 // Package webhooks delivers a tenant's change events to the HTTPS
-// endpoints it subscribes (DESIGN.md §8): each event becomes one delivery
+// endpoints it subscribes (docs/design/0000-architecture.md §8): each event becomes one delivery
 // per matching subscription, signed with the subscription's secret
 // (HMAC-SHA256, the Standard Webhooks scheme), posted through the egress
 // client, retried with backoff and dead-lettered after the last attempt.

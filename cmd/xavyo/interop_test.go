@@ -104,22 +104,19 @@ func goBuild(dir string, env []string, args ...string) error {
 	return nil
 }
 
-// mcpBench builds ../shared/tools/mcpbench (the neutral MCP upstream and
-// load generator) once per test binary.
+// mcpBench builds the repository's MCP benchmark tools (bench/cmd:
+// mcp-upstream, the upstream, and mcpload) once per test binary.
 var mcpBenchBuild builtOnce
 
 func mcpBench(t *testing.T) string {
 	t.Helper()
 	return mcpBenchBuild.get(t, "mcpbench", func(dir string) error {
-		src, _ := filepath.Abs("../../../shared/tools/mcpbench")
-		if _, err := os.Stat(filepath.Join(src, "go.mod")); err != nil {
-			return fmt.Errorf("mcpbench sources not found beside the repository: %w", err)
-		}
-		return goBuild(src, nil, "build", "-o", dir+string(os.PathSeparator), "./cmd/...")
+		root, _ := filepath.Abs("../..")
+		return goBuild(root, nil, "build", "-o", dir+string(os.PathSeparator), "./bench/cmd/mcp-upstream", "./bench/cmd/mcpload")
 	})
 }
 
-// startBenchUpstream runs mcpbench's mcp-upstream on a free loopback port
+// startBenchUpstream runs mcp-upstream on a free loopback port
 // and returns its MCP URL.
 func startBenchUpstream(t *testing.T, args ...string) string {
 	t.Helper()
@@ -135,7 +132,7 @@ func startBenchUpstream(t *testing.T, args ...string) string {
 
 // TestGatewayInteropWithOfficialSDK runs test/interop/gateway.mjs: the
 // official MCP TypeScript SDK client through the gateway in front of
-// mcpbench's upstream, with a client-credentials token, an mTLS
+// the benchmarks' upstream, with a client-credentials token, an mTLS
 // certificate and a user's code-flow token.
 func TestGatewayInteropWithOfficialSDK(t *testing.T) {
 	dir, _ := filepath.Abs("../../test/interop")

@@ -1,4 +1,4 @@
-// Package token is xavyo's one token service (DESIGN.md §11): per-tenant
+// Package token is xavyo's one token service (docs/design/0000-architecture.md §11): per-tenant
 // signing keys (ES256, RS256 for compatibility) sealed under the KEK and
 // rotated with overlap; access-token minting with iss =
 // {admin.public_url}/t/{slug}; verification with a verified-token cache;

@@ -12,7 +12,7 @@ import (
 // JSON-RPC code) without exposing its cause.
 type Kind int
 
-// The kinds of DESIGN.md §9.
+// The kinds of docs/design/0000-architecture.md §9.
 const (
 	KindInternal Kind = iota
 	KindNotFound

@@ -1,5 +1,5 @@
 // Package audit is the append-only, per-tenant hash-chained audit log
-// (DESIGN.md §8, §11). Appends go through a Sequencer that group-commits
+// (docs/design/0000-architecture.md §8, §11). Appends go through a Sequencer that group-commits
 // every queued record in one transaction; a caller that must not answer
 // before its record is durable waits on its receipt.
 //

@@ -19,7 +19,7 @@ import (
 	"github.com/xavyo/xavyo/internal/store"
 )
 
-// Exports stream a tenant's audit records to its SIEM (DESIGN.md §8): each
+// Exports stream a tenant's audit records to its SIEM (docs/design/0000-architecture.md §8): each
 // record becomes one RFC 5424 syslog message — its text the record as JSON,
 // or as a CEF event — sent over TCP (optionally TLS) with octet-counting
 // framing (RFC 6587, RFC 5425), in order, from a cursor kept per export:

@@ -1,4 +1,4 @@
-// Package events carries change events between modules (DESIGN.md §11):
+// Package events carries change events between modules (docs/design/0000-architecture.md §11):
 // a Change is written in the writing transaction twice — as an outbox row
 // for durable consumers and as a notification for caches — and delivered
 // to subscribers after commit (PostgreSQL NOTIFY across replicas; SQLite

@@ -24,7 +24,7 @@ type AppConfig struct {
 	IdleTimeout  time.Duration
 }
 
-// NewApp returns a Fiber app with the settings of DESIGN.md §11 and the
+// NewApp returns a Fiber app with the settings of docs/design/0000-architecture.md §11 and the
 // common middleware: panic recovery, request IDs, access logs, and the
 // refusal of text no store can keep (textGuard).
 func NewApp(cfg AppConfig) *fiber.App {

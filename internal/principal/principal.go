@@ -1,5 +1,5 @@
 // Package principal defines who is making a request: the one type every
-// plane's authentication puts in the request context (DESIGN.md §11).
+// plane's authentication puts in the request context (docs/design/0000-architecture.md §11).
 package principal
 
 import (
@@ -22,7 +22,7 @@ const (
 // AuthMethod is how the principal authenticated.
 type AuthMethod string
 
-// Authentication methods of DESIGN.md §11.
+// Authentication methods of docs/design/0000-architecture.md §11.
 const (
 	MethodPassword      AuthMethod = "password"
 	MethodMFA           AuthMethod = "mfa"

@@ -1,5 +1,5 @@
 // Package seal encrypts secrets at rest with AES-256-GCM under the
-// key-encryption key (KEK) of the configuration (DESIGN.md §3). A sealed
+// key-encryption key (KEK) of the configuration (docs/design/0000-architecture.md §3). A sealed
 // value names the key that sealed it, so a wrong KEK is reported as such
 // rather than as corrupt data.
 package seal

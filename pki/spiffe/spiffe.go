@@ -1,5 +1,5 @@
 // Package spiffe builds and parses xavyo's SPIFFE IDs:
-// spiffe://<trust-domain>/t/<tenant-uuid>/<kind>/<id> (DESIGN.md §11).
+// spiffe://<trust-domain>/t/<tenant-uuid>/<kind>/<id> (docs/design/0000-architecture.md §11).
 package spiffe
 
 import (

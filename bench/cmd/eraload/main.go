@@ -1,5 +1,5 @@
 // Command eraload drives tools/call load through the gateway in a chosen
-// era and transport (mcpbench's mcpload negotiates the newest the server
+// era and transport (mcpload negotiates the newest the server
 // offers): the session era over streamable HTTP (initialize, then
 // Mcp-Session-Id on each request), the stateless era (2026-07-28, no
 // session, headers and _meta on each request) and WebSocket (one JSON-RPC
