@@ -47,6 +47,9 @@ type Route struct {
 	// Example is a valid request body, shown in the document (and used by
 	// tests that need one).
 	Example any
+	// Required names the body's members this operation requires beyond
+	// what the Request type says (a type shared by create and update).
+	Required []string
 	// Response is a value of the JSON response type (nil: no body).
 	Response any
 	// Status is the success status (default 200).

@@ -20,11 +20,15 @@ type OpenAPI struct {
 	title, version, prefix string
 	ops                    []*Route
 	schemas                map[string]any
+	// names maps each named schema to its Go type: two types of one name
+	// (in two packages) get names of their own.
+	names map[string]reflect.Type
+	types map[reflect.Type]string
 }
 
 // NewOpenAPI returns an empty document for an API mounted at prefix.
 func NewOpenAPI(title, version, prefix string) *OpenAPI {
-	return &OpenAPI{title: title, version: version, prefix: prefix, schemas: map[string]any{}}
+	return &OpenAPI{title: title, version: version, prefix: prefix}
 }
 
 func (d *OpenAPI) add(r *Route) { d.ops = append(d.ops, r) }
@@ -52,7 +56,8 @@ func (d *OpenAPI) Has(method, fullPath string) bool {
 
 // MarshalJSON renders the document.
 func (d *OpenAPI) MarshalJSON() ([]byte, error) {
-	d.schemas = map[string]any{"Problem": d.schema(reflect.TypeOf(Problem{}))}
+	d.schemas, d.names, d.types = map[string]any{}, map[string]reflect.Type{}, map[reflect.Type]string{}
+	d.schema(reflect.TypeOf(Problem{}))
 	paths := map[string]map[string]any{}
 	for _, r := range d.ops {
 		p := OpenAPIPath(JoinPath(d.prefix, r.Path))
@@ -106,7 +111,13 @@ func (d *OpenAPI) operation(r *Route) map[string]any {
 		op["parameters"] = params
 	}
 	if r.Request != nil {
-		media := map[string]any{"schema": d.schema(reflect.TypeOf(r.Request))}
+		body := d.schema(reflect.TypeOf(r.Request))
+		if len(r.Required) > 0 {
+			// A type shared by create and update: what this operation
+			// requires besides.
+			body = map[string]any{"allOf": []any{body, map[string]any{"required": r.Required}}}
+		}
+		media := map[string]any{"schema": body}
 		if r.Example != nil {
 			media["example"] = r.Example
 		}
@@ -180,8 +191,15 @@ func (d *OpenAPI) schema(t reflect.Type) map[string]any {
 	case reflect.Interface:
 		return map[string]any{}
 	case reflect.Struct:
-		name := schemaName(t)
-		if _, done := d.schemas[name]; !done {
+		name, known := d.types[t]
+		if !known {
+			name = schemaName(t)
+			if other, taken := d.names[name]; taken && other != t {
+				// Another package's type of the same name: qualified.
+				pkg := t.PkgPath()[strings.LastIndexByte(t.PkgPath(), '/')+1:]
+				name = strings.ToUpper(pkg[:1]) + pkg[1:] + name
+			}
+			d.names[name], d.types[t] = t, name
 			d.schemas[name] = map[string]any{} // break cycles
 			d.schemas[name] = d.object(t)
 		}

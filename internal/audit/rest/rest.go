@@ -42,7 +42,8 @@ func (h *Handler) Mount(api *httpx.API) {
 		Tags: tags, Roles: readRoles, Response: httpx.Page[audit.Export]{}, Handler: h.listExports})
 	api.Handle(httpx.Route{Method: "POST", Path: "/audit-exports", OperationID: "createAuditExport",
 		Summary: "Stream the tenant's audit records to a syslog receiver (RFC 5424 over TCP or TLS; JSON or CEF)", Tags: tags, Roles: writeRoles,
-		Request: audit.ExportInput{}, Response: audit.Export{}, Status: 201, Handler: httpx.CreateJSON(h.Exports.CreateExport, version)})
+		Request: audit.ExportInput{}, Required: []string{"name", "address"}, Response: audit.Export{}, Status: 201,
+		Handler: httpx.CreateJSON(h.Exports.CreateExport, version)})
 	api.Handle(httpx.Route{Method: "GET", Path: "/audit-exports/:id", OperationID: "getAuditExport", Summary: "An audit stream, its cursor and lag",
 		Tags: tags, Roles: readRoles, Response: audit.Export{}, Handler: httpx.GetByID(h.Exports.GetExport, version)})
 	api.Handle(httpx.Route{Method: "PATCH", Path: "/audit-exports/:id", OperationID: "updateAuditExport", Summary: "Change or pause an audit stream",
