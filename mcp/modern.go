@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/egress"
 	"github.com/xavyo/xavyo/internal/principal"
 )
 
@@ -220,7 +221,7 @@ func (u *upstream) sendModern(ctx context.Context, in http.Header, body []byte) 
 	resp, err := u.client.Do(req)
 	if err != nil && ctx.Err() == nil {
 		u.record(err)
-		return nil, apperr.Wrap(err, apperr.KindUnavailable, "the tool server could not be reached")
+		return nil, egress.Unreachable("the tool server", err)
 	}
 	if err != nil {
 		return nil, err

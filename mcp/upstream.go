@@ -24,6 +24,7 @@ import (
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/egress"
 )
 
 // upstreamVersion is the protocol revision the gateway speaks upstream.
@@ -520,7 +521,7 @@ func (u *upstream) call(ctx context.Context, method string, params json.RawMessa
 		if errors.Is(err, context.Canceled) {
 			return nil, err
 		}
-		return nil, apperr.Wrap(err, apperr.KindUnavailable, "the tool server could not be reached")
+		return nil, egress.Unreachable("the tool server", err)
 	}
 	return res, nil
 }

@@ -28,6 +28,7 @@ import (
 
 	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/audit"
+	"github.com/xavyo/xavyo/internal/egress"
 	"github.com/xavyo/xavyo/internal/events"
 	"github.com/xavyo/xavyo/internal/store"
 )
@@ -723,7 +724,7 @@ func (s *Service) post(ctx context.Context, c claimed) (int, error) {
 	req.Header.Set("webhook-signature", Sign(c.secret, c.eventID.String(), ts, []byte(c.body)))
 	resp, err := s.cfg.Client.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("the endpoint could not be reached: %s", apperr.PublicMessage(err))
+		return 0, egress.Unreachable("the endpoint", err)
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()

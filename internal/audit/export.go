@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/egress"
 	"github.com/xavyo/xavyo/internal/store"
 )
 
@@ -387,8 +389,9 @@ func (e *Exporter) runExport(ctx context.Context, c claimedExport) (int, error) 
 	}
 	if err := e.send(ctx, c, recs); err != nil {
 		delay := min(time.Second<<min(c.failures, 9), 5*time.Minute)
-		msg := err.Error()
-		e.logger().Warn("audit export could not send", "tenant_id", c.tenant.String(), "export_id", c.id.String(), "error", msg)
+		msg := err.Error() // what the tenant is shown; the cause is logged
+		e.logger().Warn("audit export could not send", "tenant_id", c.tenant.String(), "export_id", c.id.String(), "error", msg,
+			"cause", errors.Unwrap(err))
 		return 0, settle(`UPDATE audit_exports SET lease_until = NULL, consecutive_failures = consecutive_failures + 1, next_attempt_at = $1,
 			last_error = $2 WHERE tenant_id = $3 AND id = $4`, now.Add(delay), msg, c.tenant, c.id)
 	}
@@ -400,6 +403,16 @@ func (e *Exporter) runExport(ctx context.Context, c claimedExport) (int, error) 
 		now, len(recs), last, c.tenant, c.id)
 }
 
+// sendError is a failed send: what the tenant is shown (last_error) and
+// the cause, for the log.
+type sendError struct {
+	public string
+	cause  error
+}
+
+func (e *sendError) Error() string { return e.public }
+func (e *sendError) Unwrap() error { return e.cause }
+
 // send writes records to the receiver, each one frame, on one connection.
 func (e *Exporter) send(ctx context.Context, c claimedExport, recs []*Record) error {
 	dialer := e.Dialer
@@ -410,7 +423,7 @@ func (e *Exporter) send(ctx context.Context, c claimedExport, recs []*Record) er
 	defer cancel()
 	conn, err := dialer.DialContext(ctx, "tcp", c.address)
 	if err != nil {
-		return fmt.Errorf("the receiver could not be reached: %s", apperr.PublicMessage(err))
+		return &sendError{public: "the receiver could not be reached: " + egress.Reason(err), cause: err}
 	}
 	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {
@@ -425,7 +438,7 @@ func (e *Exporter) send(ctx context.Context, c claimedExport, recs []*Record) er
 		}
 		tc := tls.Client(conn, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return fmt.Errorf("TLS with the receiver failed: %s", apperr.PublicMessage(err))
+			return &sendError{public: "TLS with the receiver failed: " + egress.Reason(err), cause: err}
 		}
 		conn = tc
 	}
@@ -436,7 +449,7 @@ func (e *Exporter) send(ctx context.Context, c claimedExport, recs []*Record) er
 		buf = append(append(append(buf, strconv.Itoa(len(msg))...), ' '), msg...)
 	}
 	if _, err := conn.Write(buf); err != nil {
-		return fmt.Errorf("sending to the receiver failed: %s", apperr.PublicMessage(err))
+		return &sendError{public: "sending to the receiver failed: " + egress.Reason(err), cause: err}
 	}
 	return nil
 }
