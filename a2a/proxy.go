@@ -20,6 +20,7 @@ import (
 	"github.com/xavyo/xavyo/identity/tenant"
 	"github.com/xavyo/xavyo/identity/token"
 	"github.com/xavyo/xavyo/internal/audit"
+	"github.com/xavyo/xavyo/internal/egress"
 	"github.com/xavyo/xavyo/internal/events"
 	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/reqid"
@@ -180,7 +181,10 @@ func (h *Handlers) callWith(w http.ResponseWriter, r *http.Request, body []byte,
 		}
 	}
 	det := callDetails{Agent: a.slug, Method: m.Method, Version: r.Header.Get("A2A-Version"), Actors: p.Actors, ClientID: p.ClientID}
-	entry := audit.Entry{TenantID: t.ID, Action: ActionCall, TargetKind: "a2a_agent", TargetID: a.slug, RequestID: reqid.From(ctx)}.ActorFrom(p)
+	// A decision record, durable as the gateway's tool-call records are
+	// (audit.durability: process by default, disk on request).
+	entry := audit.Entry{TenantID: t.ID, Action: ActionCall, TargetKind: "a2a_agent", TargetID: a.slug, RequestID: reqid.From(ctx),
+		ProcessDurable: true}.ActorFrom(p)
 	snap, err := h.cfg.Access.Snapshot(ctx, t.ID)
 	if err != nil {
 		rpcError(w, http.StatusServiceUnavailable, m.ID, codeInternal, "access decisions are unavailable", nil)
@@ -359,7 +363,7 @@ func (h *Handlers) forward(ctx context.Context, w http.ResponseWriter, r *http.R
 	req.Header.Set("Authorization", "Bearer "+cred)
 	resp, err := h.cfg.Client.Do(req)
 	if err != nil {
-		return 0, errors.New("the agent could not be reached")
+		return 0, egress.Unreachable("the agent", err)
 	}
 	defer resp.Body.Close()
 	for _, k := range []string{"Content-Type", "A2A-Version", "A2A-Extensions"} {
