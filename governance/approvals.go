@@ -1121,10 +1121,18 @@ func (s *Service) AwaitApproval(ctx context.Context, bus *events.Bus, id uuid.UU
 	for {
 		a, err := s.readApproval(ctx, id)
 		if err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() == nil {
+				return nil, err
+			}
+			// ctx ended during the read: the approval as it stands is
+			// read once more, briefly, outside ctx.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			a, rerr := s.readApproval(rctx, id)
+			cancel()
+			if rerr != nil {
 				return nil, ctx.Err()
 			}
-			return nil, err
+			return a, ctx.Err()
 		}
 		if a.Status != StatusPending {
 			return a, nil

@@ -222,7 +222,7 @@ func TestToolCallApproval(t *testing.T) {
 		short, cancel := context.WithTimeout(f.ctx, 150*time.Millisecond)
 		got, err := f.gov.AwaitApproval(short, nil, a.ID, 20*time.Millisecond)
 		cancel()
-		if !errors.Is(err, context.DeadlineExceeded) || got.Status != governance.StatusPending {
+		if !errors.Is(err, context.DeadlineExceeded) || got == nil || got.Status != governance.StatusPending {
 			t.Fatalf("a wait that ran out: %+v %v", got, err)
 		}
 		done := make(chan *governance.Approval, 1)
