@@ -55,12 +55,15 @@ func newRoot(stdout, stderr io.Writer, environ []string) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "xavyo",
 		Short:         "xavyo: the identity platform and agent-protocol gateway for AI agents, machines and people",
+		Version:       version + " (" + commit + ")",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.PersistentFlags().StringVar(&c.configPath, "config", "", "YAML configuration file (every key can also be set by environment; see `xavyo config env`)")
+	root.SetVersionTemplate("xavyo {{.Version}}\n")
+	// Back-quoted words in a flag's usage become its value's name: "file".
+	root.PersistentFlags().StringVar(&c.configPath, "config", "", "YAML configuration `file` (every key can also be set by environment: xavyo config env lists them)")
 	root.AddCommand(c.serveCmd(), c.migrateCmd(), c.versionCmd(), c.configCmd(), c.auditCmd(), c.bootstrapCmd())
 	return root
 }
