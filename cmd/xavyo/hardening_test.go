@@ -343,3 +343,20 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// TestEgressRefusalIsExplained: syncing a tool server whose address the
+// egress policy refuses answers so (403, naming the policy), not "could
+// not be reached", and names no address.
+func TestEgressRefusalIsExplained(t *testing.T) {
+	up := newTestUpstream(t)
+	h := start(t, env(t, store.SQLite, t.TempDir()), nil) // egress.allow_private off
+	slug := uniqueSlug("egress")
+	_, tok := tenantAdmin(t, h, slug)
+	resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": "tools", "name": "Tools",
+		"owner_id": decodeMe(t, h, tok), "profile": map[string]any{"tool_server": map[string]any{"transport": "streamable_http", "url": up.srv.URL + "/mcp"}}})
+	expect(t, resp, body, 201, "tool server")
+	resp, body = h.doAs(tok, "POST", "/api/v1/tool-servers/"+decode[agentJSON](t, body).ID+"/sync", nil)
+	if resp.StatusCode != 403 || !strings.Contains(string(body), "egress policy") || strings.Contains(string(body), "127.0.0.1") {
+		t.Fatalf("sync of a refused address: %d %s", resp.StatusCode, body)
+	}
+}
