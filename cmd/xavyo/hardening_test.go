@@ -243,6 +243,24 @@ func TestMetricsAreOperatorsOnly(t *testing.T) {
 	if strings.Contains(after, m.tenantID) {
 		t.Fatal("a tenant id is a label without the operator's consent")
 	}
+	// The tenant's own figures come from its REST API.
+	resp, body := h.doAs(m.adminTok, "GET", "/api/v1/audit/stats?action=mcp.tools.*", nil)
+	expect(t, resp, body, 200, "audit stats")
+	stats := decode[struct {
+		Items []struct {
+			Action, Outcome string
+			Count           int
+		}
+	}](t, body)
+	counts := map[string]int{}
+	for _, it := range stats.Items {
+		counts[it.Action+"/"+it.Outcome] = it.Count
+	}
+	if counts["mcp.tools.call/success"] < 1 || counts["mcp.tools.call/denied"] != 200 {
+		t.Fatalf("stats: %s", body)
+	}
+	resp, body = h.doAs(m.adminTok, "GET", "/api/v1/audit/stats?since=2026-01-01T00:00:00Z&until=2026-06-01T00:00:00Z", nil)
+	expect(t, resp, body, 400, "a window over 31 days")
 }
 
 // TestAgentPlaneResourceBounds: a request body that trickles in is cut

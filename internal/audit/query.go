@@ -92,3 +92,50 @@ func Query(ctx context.Context, db *store.DB, f Filter) ([]Record, bool, error) 
 	}
 	return out, more, nil
 }
+
+// Stat counts the records of one action and outcome.
+type Stat struct {
+	Action  string `json:"action"`
+	Outcome string `json:"outcome"`
+	Count   int64  `json:"count"`
+}
+
+// MaxStatsWindow bounds the time a statistics query may span.
+const MaxStatsWindow = 31 * 24 * time.Hour
+
+// Stats counts the records of the tenant in the context written in
+// [since, until) by action and outcome; action, when given, matches
+// exactly or as a prefix when it ends with "*". These are a tenant's own
+// figures (the platform's metrics are the operators').
+func Stats(ctx context.Context, db *store.DB, action string, since, until time.Time) ([]Stat, error) {
+	if !until.After(since) || until.Sub(since) > MaxStatsWindow {
+		return nil, apperr.Invalid("since", "the window must be positive and at most 31 days")
+	}
+	q := `SELECT action, outcome, COUNT(*) FROM audit_log WHERE tenant_id = $1 AND at >= $2 AND at < $3`
+	args := []any{since.UTC(), until.UTC()}
+	if a, ok := strings.CutSuffix(action, "*"); ok {
+		q += ` AND substr(action, 1, ` + strconv.Itoa(len(a)) + `) = $4`
+		args = append(args, a)
+	} else if action != "" {
+		q += ` AND action = $4`
+		args = append(args, action)
+	}
+	q += ` GROUP BY action, outcome ORDER BY action, outcome`
+	out := []Stat{}
+	err := db.InTenantRead(ctx, func(tx *store.Tx) error {
+		rows, err := tx.Query(ctx, q, append([]any{tx.TenantID()}, args...)...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var s Stat
+			if err := rows.Scan(&s.Action, &s.Outcome, &s.Count); err != nil {
+				return err
+			}
+			out = append(out, s)
+		}
+		return rows.Err()
+	})
+	return out, err
+}

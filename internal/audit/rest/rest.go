@@ -32,6 +32,12 @@ func (h *Handler) Mount(api *httpx.API) {
 		Query: []httpx.Param{{Name: "action"}, {Name: "actor_id"}, {Name: "target_id"}, {Name: "outcome"}, {Name: "request_id"},
 			{Name: "since", Description: "RFC 3339"}, {Name: "until", Description: "RFC 3339"}, {Name: "limit", Type: "integer"}, {Name: "cursor"}},
 		Handler: h.query})
+	api.Handle(httpx.Route{Method: "GET", Path: "/audit/stats", OperationID: "auditStats",
+		Summary: "The tenant's own figures: audit records by action and outcome over a window (default the last 24 hours, at most 31 days)",
+		Tags: []string{"audit"}, Roles: []string{principal.RoleTenantAdmin, principal.RoleAuditor}, Response: Stats{},
+		Query: []httpx.Param{{Name: "action", Description: "exact, or a prefix ending with *"}, {Name: "since", Description: "RFC 3339"},
+			{Name: "until", Description: "RFC 3339"}},
+		Handler: h.stats})
 	if h.Exports == nil {
 		return
 	}
@@ -67,14 +73,11 @@ func (h *Handler) query(c *fiber.Ctx) error {
 	}
 	f := audit.Filter{Action: c.Query("action"), ActorID: c.Query("actor_id"), TargetID: c.Query("target_id"), Outcome: c.Query("outcome"),
 		RequestID: c.Query("request_id"), Limit: page.Limit}
-	for name, dst := range map[string]**time.Time{"since": &f.Since, "until": &f.Until} {
-		if v := c.Query(name); v != "" {
-			t, err := time.Parse(time.RFC3339, v)
-			if err != nil {
-				return apperr.Invalid(name, "must be an RFC 3339 time")
-			}
-			*dst = &t
-		}
+	if f.Since, err = queryTime(c, "since"); err != nil {
+		return err
+	}
+	if f.Until, err = queryTime(c, "until"); err != nil {
+		return err
 	}
 	if page.Cursor != "" {
 		var cur cursor
@@ -95,4 +98,49 @@ func (h *Handler) query(c *fiber.Ctx) error {
 		out.NextCursor = httpx.EncodeCursor(cursor{Before: recs[len(recs)-1].Seq})
 	}
 	return c.JSON(out)
+}
+
+// Stats is the answer of GET /audit/stats.
+type Stats struct {
+	Since time.Time    `json:"since"`
+	Until time.Time    `json:"until"`
+	Items []audit.Stat `json:"items"`
+}
+
+func (h *Handler) stats(c *fiber.Ctx) error {
+	until, err := queryTime(c, "until")
+	if err != nil {
+		return err
+	}
+	if until == nil {
+		now := time.Now().UTC()
+		until = &now
+	}
+	since, err := queryTime(c, "since")
+	if err != nil {
+		return err
+	}
+	if since == nil {
+		s := until.Add(-24 * time.Hour)
+		since = &s
+	}
+	items, err := audit.Stats(c.UserContext(), h.DB, c.Query("action"), *since, *until)
+	if err != nil {
+		return err
+	}
+	return c.JSON(Stats{Since: *since, Until: *until, Items: items})
+}
+
+// queryTime parses an optional RFC 3339 query parameter (nil if absent).
+func queryTime(c *fiber.Ctx, name string) (*time.Time, error) {
+	v := c.Query(name)
+	if v == "" {
+		return nil, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return nil, apperr.Invalid(name, "must be an RFC 3339 time")
+	}
+	t = t.UTC()
+	return &t, nil
 }
