@@ -34,7 +34,7 @@ func (h *Handler) Mount(api *httpx.API) {
 		Handler: h.query})
 	api.Handle(httpx.Route{Method: "GET", Path: "/audit/stats", OperationID: "auditStats",
 		Summary: "The tenant's own figures: audit records by action and outcome over a window (default the last 24 hours, at most 31 days)",
-		Tags: []string{"audit"}, Roles: []string{principal.RoleTenantAdmin, principal.RoleAuditor}, Response: Stats{},
+		Tags:    []string{"audit"}, Roles: []string{principal.RoleTenantAdmin, principal.RoleAuditor}, Response: Stats{},
 		Query: []httpx.Param{{Name: "action", Description: "exact, or a prefix ending with *"}, {Name: "since", Description: "RFC 3339"},
 			{Name: "until", Description: "RFC 3339"}},
 		Handler: h.stats})
