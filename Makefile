@@ -12,13 +12,14 @@ help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-18s %s\n", $$1, $$2}'
 
 build: ## Build bin/xavyo
+	@echo "building $(BIN)/xavyo (the first build fetches and compiles the dependencies: a minute or two)"
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/xavyo ./cmd/xavyo
 
 run: build ## Build and start xavyo on the embedded store (data in ./data); tool servers on loopback allowed
 	XAVYO_EGRESS_ALLOW_PRIVATE=$${XAVYO_EGRESS_ALLOW_PRIVATE:-true} ./$(BIN)/xavyo serve
 
 test: ## Run every test (PostgreSQL tests skip without a server unless XAVYO_REQUIRE_POSTGRES=1)
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 20m -parallel 4 ./...
 
 test-short: ## Run the tests without the race detector
 	$(GO) test -count=1 ./...

@@ -727,6 +727,7 @@ func TestA2ACardImportAndPinning(t *testing.T) {
 // webhook with the caller's token and a JWT of the tenant's issuer for
 // that webhook over the body — retried until the webhook takes it.
 func TestA2APushNotifications(t *testing.T) {
+	t.Parallel() // waits more than it works: it overlaps the other waiting suites
 	for _, flavor := range []store.Flavor{store.SQLite, store.Postgres} {
 		t.Run(flavor.String(), func(t *testing.T) {
 			// The target: records the push config it is given.

@@ -122,6 +122,7 @@ type exportJSON struct {
 // sends what it missed, nothing lost; another tenant's records never go to
 // this tenant's receiver; bad input changes nothing.
 func TestAuditExportToSyslog(t *testing.T) {
+	t.Parallel() // waits more than it works: it overlaps the other waiting suites
 	for _, flavor := range []store.Flavor{store.SQLite, store.Postgres} {
 		t.Run(flavor.String(), func(t *testing.T) {
 			port := freePort(t)

@@ -272,6 +272,7 @@ func (tt *toolTenant) agentToken(t *testing.T, h *harness, slug, resource string
 // loopback forwarder), for the 2025-11-25 era (sessions) and the
 // 2026-07-28 era (stateless). The same baseline must hold both times.
 func TestConformanceThroughGateway(t *testing.T) {
+	t.Parallel() // waits more than it works: it overlaps the other waiting suites
 	node, suite := e2eTools(t)
 	eras := []struct {
 		name, requirements string

@@ -179,6 +179,7 @@ func TestNoCallForwardedBeforeItsRecord(t *testing.T) {
 // PostgreSQL itself may lose the last asynchronously committed records:
 // audit.durability disk is for that.)
 func TestDatabaseOutageUnderLoad(t *testing.T) {
+	t.Parallel() // waits more than it works: it overlaps the other waiting suites
 	if testing.Short() {
 		t.Skip("outages of several seconds")
 	}

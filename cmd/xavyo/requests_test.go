@@ -141,6 +141,7 @@ func holds(list []approvalJSON, id string) bool {
 // reporting it then; an agent's owner requesting a tool for the agent and
 // the tool server's owner approving; and tenant isolation throughout.
 func TestAccessRequestsOverREST(t *testing.T) {
+	t.Parallel() // waits more than it works: it overlaps the other waiting suites
 	for _, flavor := range []store.Flavor{store.SQLite, store.Postgres} {
 		t.Run(flavor.String(), func(t *testing.T) {
 			h := start(t, env(t, flavor, t.TempDir()), nil)

@@ -94,6 +94,7 @@ func (s *hookSink) setSecret(secret string) {
 // subscription's events wait until it resumes; a rotated secret signs at
 // once; bad input changes nothing; another tenant sees none of it.
 func TestWebhooks(t *testing.T) {
+	t.Parallel() // waits more than it works: it overlaps the other waiting suites
 	for _, flavor := range []store.Flavor{store.SQLite, store.Postgres} {
 		t.Run(flavor.String(), func(t *testing.T) {
 			sink := &hookSink{}
