@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: help build run test test-short lint bench bench-oauth bench-governance bench-gateway bench-a2a fuzz generate verify tools clean
+.PHONY: help build run test test-short lint bench bench-oauth bench-governance bench-gateway bench-a2a fuzz assets generate verify tools clean
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-18s %s\n", $$1, $$2}'
@@ -56,6 +56,14 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 10s)
 	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
+
+REDOC ?= 2.5.4
+assets: ## Refresh the docs page's renderer (Redoc's standalone bundle, npm package redoc@$(REDOC))
+	@tmp=$$(mktemp -d); cd $$tmp && npm pack --silent redoc@$(REDOC) >/dev/null && tar xzf redoc-$(REDOC).tgz \
+	  && cp package/bundles/redoc.standalone.js $(CURDIR)/cmd/xavyo/assets/ \
+	  && { echo "redoc.standalone.js is Redoc $(REDOC) (npm package redoc, bundles/redoc.standalone.js),"; \
+	       echo "refreshed with: make assets. Its licence, and the licences of what it bundles:"; echo; cat package/LICENSE; echo; \
+	       cat package/bundles/redoc.standalone.js.LICENSE.txt; } > $(CURDIR)/cmd/xavyo/assets/redoc.LICENSE.txt; rm -rf $$tmp
 
 generate: ## Rewrite generated files: docs/openapi.json from the routes
 	$(GO) test ./cmd/xavyo -run '^TestOpenAPIDocumentIsCurrent$$' -count=1 -update

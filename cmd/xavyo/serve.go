@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	_ "embed" // the docs page's renderer
 	"errors"
 	"fmt"
 	"html/template"
@@ -414,30 +415,55 @@ func mountHealth(app *fiber.App, ready func(context.Context) error) {
 	})
 }
 
+// redoc is the API reference renderer (Redoc's standalone bundle, from
+// npm; see assets/redoc.LICENSE.txt), served from the binary: the docs
+// page loads nothing from the network.
+//
+//go:embed assets/redoc.standalone.js
+var redoc []byte
+
 var docsPage = template.Must(template.New("docs").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>xavyo admin API</title>
-<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
-code{background:#f3f3f3;padding:0 .3em}td{padding:.2em .8em;vertical-align:top}.m{font-weight:bold}</style></head>
-<body><h1>xavyo admin API</h1>
-<p>The machine-readable description is <a href="{{.Spec}}"><code>{{.Spec}}</code></a> (OpenAPI 3.1).
-Errors are RFC 9457 problem details. Authenticate with <code>Authorization: Bearer …</code>.</p>
-<table>{{range .Routes}}<tr><td class="m">{{.Method}}</td><td><code>{{.Path}}</code></td><td>{{.Summary}}</td></tr>{{end}}</table>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>xavyo admin API</title>
+<style>body{margin:0}</style></head>
+<body><noscript>The API reference needs JavaScript; the document itself is <a href="{{.Spec}}">{{.Spec}}</a> (OpenAPI 3.1).</noscript>
+<redoc spec-url="{{.Spec}}" hide-download-button="false" native-scrollbars="true"></redoc>
+<script src="{{.Script}}"></script>
 </body></html>`))
 
-// mountDocs serves the OpenAPI document and a page listing every route.
+// docsCSP lets the reference page run the bundle it is served with and
+// nothing else: no third-party scripts, styles or fonts, no framing.
+const docsCSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; " +
+	"connect-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+// mountDocs serves the OpenAPI document and the API reference rendered
+// from it.
 func mountDocs(api *httpx.API) {
 	api.Handle(httpx.Route{Method: fiber.MethodGet, Path: "/openapi.json", OperationID: "getOpenAPI",
 		Summary: "This API's OpenAPI 3.1 document", Tags: []string{"meta"}, Public: true, Scope: httpx.ScopeNone,
 		Handler: func(c *fiber.Ctx) error { return c.JSON(api.Doc()) }})
+	script := httpx.JoinPath(api.Prefix(), "docs/redoc.standalone.js")
 	api.Handle(httpx.Route{Method: fiber.MethodGet, Path: "/docs", OperationID: "getDocs",
-		Summary: "A page listing every operation", Tags: []string{"meta"}, Public: true, Scope: httpx.ScopeNone,
+		Summary: "The API reference: every operation with its parameters, request and response schemas", Tags: []string{"meta"}, Public: true,
+		Scope: httpx.ScopeNone,
 		Handler: func(c *fiber.Ctx) error {
 			var b strings.Builder
-			if err := docsPage.Execute(&b, map[string]any{"Spec": httpx.JoinPath(api.Prefix(), "openapi.json"), "Routes": api.Doc().Routes()}); err != nil {
+			if err := docsPage.Execute(&b, map[string]any{"Spec": httpx.JoinPath(api.Prefix(), "openapi.json"), "Script": script}); err != nil {
 				return err
 			}
 			c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+			c.Set(fiber.HeaderContentSecurityPolicy, docsCSP)
+			c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+			c.Set(fiber.HeaderXFrameOptions, "DENY")
 			return c.SendString(b.String())
+		}})
+	api.Handle(httpx.Route{Method: fiber.MethodGet, Path: "/docs/redoc.standalone.js", OperationID: "getDocsRenderer",
+		Summary: "The reference page's renderer (Redoc, MIT licence)", Tags: []string{"meta"}, Public: true, Scope: httpx.ScopeNone,
+		Handler: func(c *fiber.Ctx) error {
+			c.Set(fiber.HeaderContentType, "text/javascript; charset=utf-8")
+			c.Set(fiber.HeaderCacheControl, "public, max-age=86400")
+			c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+			return c.Send(redoc)
 		}})
 }
 
