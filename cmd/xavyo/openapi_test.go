@@ -136,3 +136,36 @@ func TestDocsPage(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenAPIClientCompiles: a client generated from docs/openapi.json
+// (openapi-typescript) compiles with tsc --strict, used by a small program.
+func TestOpenAPIClientCompiles(t *testing.T) {
+	dir, _ := filepath.Abs("../../test/interop")
+	bin := filepath.Join(dir, "node_modules", ".bin")
+	if _, err := os.Stat(filepath.Join(bin, "openapi-typescript")); err != nil {
+		if os.Getenv("XAVYO_REQUIRE_INTEROP") == "1" {
+			t.Fatalf("test/interop/node_modules is required (npm ci --prefix test/interop): %v", err)
+		}
+		t.Skip("test/interop/node_modules missing")
+	}
+	work := t.TempDir()
+	doc, _ := filepath.Abs(openAPIGolden)
+	program, err := os.ReadFile(filepath.Join(dir, "openapi-client.ts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, "use.ts"), program, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{filepath.Join(bin, "openapi-typescript"), doc, "-o", filepath.Join(work, "api.d.ts")},
+		{filepath.Join(bin, "tsc"), "--noEmit", "--strict", "--target", "es2022", "--module", "nodenext", "--moduleResolution", "nodenext",
+			filepath.Join(work, "use.ts")},
+	} {
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", filepath.Base(args[0]), err, out)
+		}
+	}
+}
