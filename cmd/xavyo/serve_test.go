@@ -210,6 +210,10 @@ func (h *harness) doAs(bearer, method, path string, body any, hdr ...string) (*h
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
+	// Every answer must be what the API document says it is.
+	if err := theDoc.check(method, path, resp, raw); err != nil {
+		h.t.Errorf("API document drift: %v", err)
+	}
 	return resp, raw
 }
 
