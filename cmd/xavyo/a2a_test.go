@@ -763,7 +763,7 @@ func TestA2APushNotifications(t *testing.T) {
 			}))
 			t.Cleanup(webhook.Close)
 
-			h := start(t, append(env(t, flavor, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
+			h := start(t, append(envOwn(t, flavor, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
 			slug := uniqueSlug("a2n")
 			_, tok := tenantAdmin(t, h, slug)
 			owner := decodeMe(t, h, tok)

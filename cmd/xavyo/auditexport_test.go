@@ -95,14 +95,10 @@ func (r *rsyslog) lines() [][4]string {
 	return out
 }
 
+// freePort is freeAddr's port.
 func freePort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	_, port, _ := net.SplitHostPort(l.Addr().String())
+	_, port, _ := net.SplitHostPort(freeAddr(t))
 	return port
 }
 
@@ -134,7 +130,7 @@ func TestAuditExportToSyslog(t *testing.T) {
 				}
 				return out
 			}
-			h := start(t, append(env(t, flavor, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
+			h := start(t, append(envOwn(t, flavor, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
 			slug := uniqueSlug("ax")
 			tid, tok := tenantAdmin(t, h, slug)
 			_, otherTok := tenantAdmin(t, h, uniqueSlug("ax"))

@@ -8,12 +8,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,15 +23,23 @@ import (
 	"time"
 )
 
-// freeAddr returns a loopback address nobody listens on now.
+// freeAddr returns a loopback address nobody listens on now, for a
+// process the test starts. Its port is drawn below the kernel's ephemeral
+// range (32768 and up on Linux), so that the outgoing connections of tests
+// running in parallel (load tests open thousands) cannot take it before
+// the process binds it, as a port the kernel handed out for :0 could be.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 200 {
+		addr := "127.0.0.1:" + strconv.Itoa(20000+mrand.IntN(12000))
+		ln, err := net.Listen("tcp", addr)
+		if err == nil {
+			ln.Close()
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free loopback port below the ephemeral range")
+	return ""
 }
 
 // serveProcess runs this test binary as `xavyo serve` and waits until it

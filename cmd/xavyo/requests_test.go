@@ -144,7 +144,7 @@ func TestAccessRequestsOverREST(t *testing.T) {
 	t.Parallel() // waits more than it works: it overlaps the other waiting suites
 	for _, flavor := range []store.Flavor{store.SQLite, store.Postgres} {
 		t.Run(flavor.String(), func(t *testing.T) {
-			h := start(t, env(t, flavor, t.TempDir()), nil)
+			h := start(t, envOwn(t, flavor, t.TempDir()), nil)
 			var notes sync.Map // event kind + approval ID → seen
 			unsubscribe := h.s.bus.Subscribe(func(m events.Message) {
 				if strings.HasPrefix(m.Change.Kind, "approval.") {

@@ -85,6 +85,25 @@ func env(t *testing.T, flavor store.Flavor, dataDir string) []string {
 	return e
 }
 
+// envOwn is env, with a PostgreSQL database of the test's own: for tests
+// that run in parallel (their servers must not act as each other's
+// replicas).
+func envOwn(t *testing.T, flavor store.Flavor, dataDir string) []string {
+	e := env(t, flavor, dataDir)
+	if flavor == store.Postgres {
+		app, owner := testdb.OwnDatabase(t)
+		for i, kv := range e {
+			switch {
+			case strings.HasPrefix(kv, "XAVYO_DATABASE_URL="):
+				e[i] = "XAVYO_DATABASE_URL=" + app
+			case strings.HasPrefix(kv, "XAVYO_DATABASE_MIGRATE_URL="):
+				e[i] = "XAVYO_DATABASE_MIGRATE_URL=" + owner
+			}
+		}
+	}
+	return e
+}
+
 func start(t *testing.T, environ []string, prepare func(*server)) *harness {
 	t.Helper()
 	cfg, err := config.Load("", environ)

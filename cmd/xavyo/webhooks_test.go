@@ -100,7 +100,7 @@ func TestWebhooks(t *testing.T) {
 			sink := &hookSink{}
 			srv := httptest.NewServer(sink)
 			t.Cleanup(srv.Close)
-			h := start(t, append(env(t, flavor, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true", "XAVYO_WEBHOOKS_MAX_ATTEMPTS=2"), nil)
+			h := start(t, append(envOwn(t, flavor, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true", "XAVYO_WEBHOOKS_MAX_ATTEMPTS=2"), nil)
 			slug := uniqueSlug("wh")
 			_, tok := tenantAdmin(t, h, slug)
 			_, otherTok := tenantAdmin(t, h, uniqueSlug("wh"))

@@ -81,6 +81,7 @@ var pkg struct {
 	appURL   string
 	ownerURL string
 	name     string
+	tmpl     string
 	err      error
 	skip     string
 }
@@ -112,6 +113,57 @@ func AppURL(t testing.TB) string {
 	t.Helper()
 	app, _ := urls(t)
 	return app
+}
+
+// OwnDatabase gives a test a PostgreSQL database of its own, cloned from
+// the migrated template and dropped at the test's end (application and
+// owner URLs). For tests that run in parallel with others: servers on one
+// database act as replicas of each other (claiming each other's outbox
+// rows, timers and deliveries), which tests written for one server do not
+// expect.
+func OwnDatabase(t testing.TB) (app, owner string) {
+	t.Helper()
+	urls(t)
+	ctx := context.Background()
+	admin, err := store.Open(ctx, store.Config{URL: AdminURL(), MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	conn, err := admin.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	own.Lock()
+	own.n++
+	name := fmt.Sprintf("%s_%d", pkg.name, own.n)
+	own.Unlock()
+	// One clone at a time: a template being copied cannot be copied again.
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, setupLock); err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.ExecContext(ctx, `CREATE DATABASE `+quote(name)+` TEMPLATE `+quote(pkg.tmpl))
+	_, _ = conn.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, setupLock)
+	if err != nil {
+		t.Fatalf("testdb: clone the template: %v", err)
+	}
+	t.Cleanup(func() {
+		if admin, err := store.Open(context.Background(), store.Config{URL: AdminURL(), MaxConns: 1}); err == nil {
+			if conn, err := admin.Conn(context.Background()); err == nil {
+				_, _ = conn.ExecContext(context.Background(), `DROP DATABASE IF EXISTS `+quote(name)+` WITH (FORCE)`)
+				_ = conn.Close()
+			}
+			_ = admin.Close()
+		}
+	})
+	adminURL := AdminURL()
+	return withDB(adminURL, name, AppRole), withDB(adminURL, name, "")
+}
+
+var own struct {
+	sync.Mutex
+	n int
 }
 
 func urls(t testing.TB) (app, owner string) {
@@ -192,7 +244,7 @@ func preparePackageDB() {
 		pkg.err = fmt.Errorf("testdb: clone template: %w", err)
 		return
 	}
-	pkg.name = name
+	pkg.name, pkg.tmpl = name, tmpl
 	pkg.ownerURL = withDB(adminURL, name, "")
 	pkg.appURL = withDB(adminURL, name, AppRole)
 }
