@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -55,7 +56,7 @@ func newRoot(stdout, stderr io.Writer, environ []string) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "xavyo",
 		Short:         "xavyo: the identity platform and agent-protocol gateway for AI agents, machines and people",
-		Version:       version + " (" + commit + ")",
+		Version:       versionString(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -68,13 +69,21 @@ func newRoot(stdout, stderr io.Writer, environ []string) *cobra.Command {
 	return root
 }
 
+// versionString is the version, with the commit when it says more.
+func versionString() string {
+	if commit == "" || commit == "unknown" || strings.HasPrefix(version, commit) {
+		return version
+	}
+	return version + " (" + commit + ")"
+}
+
 func (c *cli) versionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintf(c.stdout, "xavyo %s (%s)\n", version, commit)
+			_, err := fmt.Fprintf(c.stdout, "xavyo %s\n", versionString())
 			return err
 		},
 	}
