@@ -6,10 +6,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
