@@ -26,8 +26,9 @@ const (
 	MaxTextLen = 4096
 	// MaxValueLen bounds any other string (URLs, certificates, secrets).
 	MaxValueLen = 64 << 10
-	// MaxQueryLen bounds one query parameter's value.
-	MaxQueryLen = 2048
+	// MaxQueryLen bounds one query parameter's value (room for an ID token
+	// as id_token_hint).
+	MaxQueryLen = 8192
 )
 
 var (
