@@ -212,66 +212,36 @@ func databaseOutage(t *testing.T, durability string, crash bool, outage time.Dur
 	tok := m.agentToken(t, h, m.endpoint)
 
 	var (
-		mu                sync.Mutex
-		answered          = map[string]bool{}
-		refused, answers  atomic.Int64
-		afterRecovery     atomic.Int64
-		recovered         atomic.Bool
-		stop              = make(chan struct{})
-		wg                sync.WaitGroup
-		a2aAnswered       = map[string]bool{}
-		a2aRefused, a2aOK atomic.Int64
+		refused, answers, afterRecovery atomic.Int64
+		a2aRefused, a2aOK               atomic.Int64
+		recovered                       atomic.Bool
+		stop                            = make(chan struct{})
+		wg                              sync.WaitGroup
 	)
 	for w := range 4 {
 		c := mcpClient(t, h, m.endpoint, tok, nil)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				text := fmt.Sprintf("w%d-%d", w, i)
-				res, err := callTool(c, "tools__echo", map[string]any{"text": text})
-				if err != nil || resultText(res) != text {
-					refused.Add(1)
-					time.Sleep(20 * time.Millisecond)
-					continue
-				}
-				answers.Add(1)
-				if recovered.Load() {
-					afterRecovery.Add(1)
-				}
-				mu.Lock()
-				answered[echoArgsHash(text)] = true
-				mu.Unlock()
+		untilStopped(&wg, stop, func(i int) bool {
+			text := fmt.Sprintf("w%d-%d", w, i)
+			if res, err := callTool(c, "tools__echo", map[string]any{"text": text}); err != nil || resultText(res) != text {
+				refused.Add(1)
+				return false
 			}
-		}()
+			answers.Add(1)
+			if recovered.Load() {
+				afterRecovery.Add(1)
+			}
+			return true
+		})
 	}
 	for w := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				text := fmt.Sprintf("a%d-%d", w, i)
-				if !sendA2A(h, endpoint, bearer, text) {
-					a2aRefused.Add(1)
-					time.Sleep(20 * time.Millisecond)
-					continue
-				}
-				a2aOK.Add(1)
-				mu.Lock()
-				a2aAnswered[text] = true
-				mu.Unlock()
+		untilStopped(&wg, stop, func(i int) bool {
+			if !sendA2A(h, endpoint, bearer, fmt.Sprintf("a%d-%d", w, i)) {
+				a2aRefused.Add(1)
+				return false
 			}
-		}()
+			a2aOK.Add(1)
+			return true
+		})
 	}
 	time.Sleep(2 * time.Second)
 	if crash {
@@ -372,4 +342,23 @@ func TestAnswersDuringDatabaseOutage(t *testing.T) {
 
 	cluster.Start(t)
 	waitFor(t, "tokens to be issued again", func() bool { code, _ := token(); return code == 200 })
+}
+
+// untilStopped runs call(0), call(1), … in a goroutine of wg until stop is
+// closed; a failed call (false) is followed by a short pause.
+func untilStopped(wg *sync.WaitGroup, stop <-chan struct{}, call func(i int) bool) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if !call(i) {
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+	}()
 }
