@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make bench-gateway: tools/call through the MCP gateway versus directly to
-# the same upstream (bench/cmd/mcpload and mcp-upstream), in one run, at 1 and 32
+# the same upstream (bench/cmd/mcpload; examples/mcp-echo as upstream), in one run, at 1 and 32
 # concurrent sessions, bearer auth and audit on; the agent plane first in
 # plaintext (as behind a TLS-terminating proxy), then with TLS. Reports the
 # ratios and the gateway's CPU time per call.
@@ -20,7 +20,7 @@ POINTS=${POINTS:-"hop plaintext safety eras tls"}
 if [ -n "${XAVYO_BIN:-}" ]; then cp "$XAVYO_BIN" "$work/xavyo"; else go build -o "$work/xavyo" ./cmd/xavyo; fi
 go build -o "$work/bareproxy" ./bench/cmd/bareproxy
 go build -o "$work/eraload" ./bench/cmd/eraload
-go build -o "$work/mcp-upstream" ./bench/cmd/mcp-upstream
+go build -o "$work/mcp-upstream" ./examples/mcp-echo
 go build -o "$work/mcpload" ./bench/cmd/mcpload
 "$work/mcp-upstream" -addr 127.0.0.1:19801 -tools 3 > "$work/upstream.log" 2>&1 &
 echo $! > "$work/upstream.pid"

@@ -105,18 +105,21 @@ func goBuild(dir string, env []string, args ...string) error {
 }
 
 // mcpBench builds the repository's MCP benchmark tools (bench/cmd:
-// mcp-upstream, the upstream, and mcpload) once per test binary.
+// examples/mcp-echo as the upstream, and mcpload) once per test binary.
 var mcpBenchBuild builtOnce
 
 func mcpBench(t *testing.T) string {
 	t.Helper()
 	return mcpBenchBuild.get(t, "mcpbench", func(dir string) error {
 		root, _ := filepath.Abs("../..")
-		return goBuild(root, nil, "build", "-o", dir+string(os.PathSeparator), "./bench/cmd/mcp-upstream", "./bench/cmd/mcpload")
+		if err := goBuild(root, nil, "build", "-o", filepath.Join(dir, "mcp-upstream"), "./examples/mcp-echo"); err != nil {
+			return err
+		}
+		return goBuild(root, nil, "build", "-o", dir+string(os.PathSeparator), "./bench/cmd/mcpload")
 	})
 }
 
-// startBenchUpstream runs mcp-upstream on a free loopback port
+// startBenchUpstream runs the upstream (mcp-echo) on a free loopback port
 // and returns its MCP URL.
 func startBenchUpstream(t *testing.T, args ...string) string {
 	t.Helper()
