@@ -209,6 +209,7 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	s.engine = &governance.Engine{DB: s.db}
 	s.gov = &governance.Service{DB: s.db, Audit: s.seq, Engine: s.engine}
 	s.engine.Watch(s.bus)
+	s.nhis.Committed = s.engine.Committed // an agent suspended here is refused here at once
 	s.handlers.Handle(nhi.EventKind, s.gov.OnNHIEvent(s.nhis))
 
 	// Admin tokens hold their subjects' current roles.

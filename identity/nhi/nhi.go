@@ -158,6 +158,10 @@ type Service struct {
 	StdioAllowlist []string
 	// Now is the clock (default store.Now).
 	Now func() time.Time
+	// Committed, when set, hears this replica's NHI changes at their
+	// commit (decision snapshots drop at once, not when the change event
+	// comes back from the database).
+	Committed func(events.Change)
 
 	touchMu sync.Mutex
 	touched map[uuid.UUID]time.Time
@@ -343,6 +347,18 @@ func (s *Service) write(ctx context.Context, tx *store.Tx, n *NHI) error {
 	if err != nil {
 		return err
 	}
-	return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: EventKind, ID: n.ID.String(), Version: n.Version},
-		map[string]string{"status": n.Status, "kind": n.Kind})
+	return s.publish(ctx, tx, n, n.Version)
+}
+
+// publish records an NHI's change event in tx and tells Committed at the
+// commit.
+func (s *Service) publish(ctx context.Context, tx *store.Tx, n *NHI, version int64) error {
+	c := events.Change{TenantID: tx.TenantID(), Kind: EventKind, ID: n.ID.String(), Version: version}
+	if err := events.Publish(ctx, tx, c, map[string]string{"status": n.Status, "kind": n.Kind}); err != nil {
+		return err
+	}
+	if s.Committed != nil {
+		tx.AfterCommit(func() { s.Committed(c) })
+	}
+	return nil
 }

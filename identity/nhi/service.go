@@ -15,7 +15,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/xavyo/xavyo/internal/apperr"
-	"github.com/xavyo/xavyo/internal/events"
 	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/store"
 )
@@ -162,8 +161,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Created, error) 
 		if err := insertSecret(ctx, tx, clientRow, secret, now.Add(pol.maxAge)); err != nil {
 			return err
 		}
-		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: EventKind, ID: n.ID.String(), Version: 1},
-			map[string]string{"status": n.Status, "kind": n.Kind})
+		return s.publish(ctx, tx, n, 1)
 	})
 	if err != nil {
 		return nil, err
