@@ -33,18 +33,28 @@ const cardEvent = "a2a.card"
 func newAgentCache(bus *events.Bus) *agentCache {
 	c := &agentCache{gen: map[uuid.UUID]uint64{}, tenants: map[uuid.UUID]cachedAgents{}}
 	bus.Subscribe(func(m events.Message) {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		switch {
-		case m.Resync:
+		if m.Resync {
+			c.mu.Lock()
 			c.epoch++
 			clear(c.tenants)
-		case m.Change.Kind == nhi.EventKind || m.Change.Kind == cardEvent || m.Change.Kind == tenant.EventKind:
-			c.gen[m.Change.TenantID]++
-			delete(c.tenants, m.Change.TenantID)
+			c.mu.Unlock()
+			return
 		}
+		c.changed(m.Change)
 	})
 	return c
+}
+
+// changed drops the tenant's records when c is an NHI, card or tenant
+// change (a second time for this replica's own changes: harmless).
+func (c *agentCache) changed(ch events.Change) {
+	if ch.Kind != nhi.EventKind && ch.Kind != cardEvent && ch.Kind != tenant.EventKind {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen[ch.TenantID]++
+	delete(c.tenants, ch.TenantID)
 }
 
 // get returns a tenant's cached records, or the stamp a load must present
@@ -67,4 +77,13 @@ func (c *agentCache) put(tenant uuid.UUID, stamp cachedAgents, list []*agentReco
 	}
 	stamp.list = list
 	c.tenants[tenant] = stamp
+}
+
+// Committed hears this replica's changes at their commit, so that its own
+// next call or card already sees them (other replicas hear of them through
+// the change bus).
+func (h *Handlers) Committed(c events.Change) {
+	if h.agentc != nil {
+		h.agentc.changed(c)
+	}
 }

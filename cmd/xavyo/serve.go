@@ -209,7 +209,7 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	s.engine = &governance.Engine{DB: s.db}
 	s.gov = &governance.Service{DB: s.db, Audit: s.seq, Engine: s.engine}
 	s.engine.Watch(s.bus)
-	s.nhis.Committed = s.engine.Committed // an agent suspended here is refused here at once
+
 	s.handlers.Handle(nhi.EventKind, s.gov.OnNHIEvent(s.nhis))
 
 	// Admin tokens hold their subjects' current roles.
@@ -293,6 +293,9 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 		Client: upstreams, Fetch: fetch, NHIs: s.nhis, Gov: s.gov, Approvals: s.gov, Bus: s.bus, Sealer: sealer, Claimer: s.tokens, AgentURL: cfg.Agent.PublicURL, AdminURL: cfg.Admin.PublicURL, Version: version,
 		Metrics: a2a.NewMetrics(reg, cfg.Metrics.TenantLabels), Logger: log})
 	agents.Mount(s.agent.Handle)
+	// This replica's NHI changes count here at their commit: an agent
+	// suspended or changed here is refused or re-read here at once.
+	s.nhis.Committed = func(c events.Change) { s.engine.Committed(c); agents.Committed(c) }
 	(&a2arest.Handler{A2A: agents}).Mount(s.api)
 	s.handlers.Handle(governance.EventPrefix+"entitlement", agents.OnEntitlementEvent)
 	s.handlers.Handle(a2a.EventPush, agents.OnPush)
