@@ -7,9 +7,11 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/xavyo/xavyo/gateway"
+
 	"github.com/xavyo/xavyo/identity/tenant"
+	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/audit"
-	"github.com/xavyo/xavyo/internal/principal"
 )
 
 // extendedCard answers a caller allowed to call the agent with the
@@ -17,17 +19,13 @@ import (
 // authenticated callers of itself (its own extended card, asked with
 // xavyo's credential), with xavyo's interfaces, ways in and signature —
 // or, when the agent offers none, xavyo's card for it.
-func (h *Handlers) extendedCard(ctx context.Context, w http.ResponseWriter, t *tenant.Tenant, p *principal.Principal, a *agentRecord,
+func (h *Handlers) extendedCard(ctx context.Context, w http.ResponseWriter, t *tenant.Tenant, p *gateway.Caller, a *agentRecord,
 	id json.RawMessage, body []byte, translate, rest bool, entry audit.Entry, det callDetails) {
 	entry.Outcome, entry.Details = audit.OutcomeSuccess, det
 	// The agent is asked for its own extended card only once the record
 	// of the call is durable.
-	rec, err := h.cfg.Audit.Append(ctx, entry)
-	if err == nil {
-		err = rec.Wait(ctx)
-	}
-	if err != nil {
-		rpcError(w, http.StatusServiceUnavailable, id, codeInternal, "the call could not be audited; it was not forwarded", nil)
+	if _, err := h.cfg.Enforcer.Record(ctx, entry); err != nil {
+		rpcError(w, http.StatusServiceUnavailable, id, codeInternal, apperr.PublicMessage(err), nil)
 		return
 	}
 	c := cardFor(a, t.Name, h.urls(t))
@@ -59,7 +57,7 @@ func (h *Handlers) extendedCard(ctx context.Context, w http.ResponseWriter, t *t
 
 // ownExtendedCard asks the agent for its extended card (nil if it has
 // none or does not answer well).
-func (h *Handlers) ownExtendedCard(ctx context.Context, t *tenant.Tenant, p *principal.Principal, a *agentRecord, body []byte) *Card {
+func (h *Handlers) ownExtendedCard(ctx context.Context, t *tenant.Tenant, p *gateway.Caller, a *agentRecord, body []byte) *Card {
 	cred, err := h.credential(ctx, t, p, a)
 	if err != nil {
 		return nil

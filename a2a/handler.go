@@ -2,36 +2,23 @@ package a2a
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/xavyo/xavyo/gateway"
 
 	"github.com/google/uuid"
 
 	"github.com/xavyo/xavyo/governance"
 	"github.com/xavyo/xavyo/identity/tenant"
-	"github.com/xavyo/xavyo/identity/token"
+	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/events"
-	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/store"
 )
-
-// Tenants finds a tenant by slug.
-type Tenants interface {
-	GetBySlug(ctx context.Context, slug string) (*tenant.Tenant, error)
-}
-
-// Tokens verifies access tokens.
-type Tokens interface {
-	Verify(ctx context.Context, raw string, want token.Expect) (*token.Claims, error)
-}
 
 // Snapshots gives a tenant's effective-access snapshot.
 type Snapshots interface {
@@ -40,13 +27,14 @@ type Snapshots interface {
 
 // Config wires the A2A handlers.
 type Config struct {
-	DB      *store.DB
-	Tenants Tenants
-	Signer  Signer
-	Tokens  Tokens
-	Access  Snapshots
-	Minter  Minter
-	Audit   Auditor
+	DB     *store.DB
+	Signer Signer
+	// Enforcer is the agent plane's enforcement point: tenants, callers,
+	// decision records.
+	Enforcer *gateway.Enforcer
+	Access   Snapshots
+	Minter   Minter
+	Audit    Auditor
 	// Client reaches target agents: the egress client (checked dials).
 	Client *http.Client
 	// Fetch reads agents' own cards and their signers' keys (egress,
@@ -136,12 +124,12 @@ func (h *Handlers) gatewayCard(w http.ResponseWriter, r *http.Request) {
 
 // scope resolves the tenant of a request.
 func (h *Handlers) scope(w http.ResponseWriter, r *http.Request) (*tenant.Tenant, context.Context, bool) {
-	t, err := h.cfg.Tenants.GetBySlug(r.Context(), r.PathValue("slug"))
-	if err != nil || t.Status != tenant.StatusActive {
-		problem(w, http.StatusNotFound, "no such tenant")
+	t, ctx, err := h.cfg.Enforcer.Tenant(r.Context(), r.PathValue("slug"))
+	if err != nil {
+		problem(w, apperr.KindOf(err).HTTPStatus(), apperr.PublicMessage(err))
 		return nil, nil, false
 	}
-	return t, store.WithTenant(r.Context(), t.ID), true
+	return t, ctx, true
 }
 
 func (h *Handlers) urls(t *tenant.Tenant) urls {
@@ -278,7 +266,7 @@ func (h *Handlers) directory(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusServiceUnavailable, "the directory is unavailable")
 		return
 	}
-	sub, actor, governed := subjects(p)
+	sub, actor, governed := p.Subject, p.Actor, p.Governed
 	now := h.cfg.Now()
 	q := r.URL.Query()
 	out := &Directory{Agents: []*Card{}}
@@ -300,64 +288,15 @@ func (h *Handlers) directory(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// authenticate admits a bearer token for exactly this URL with the a2a
-// scope, or an NHI of the tenant by its client certificate.
-func (h *Handlers) authenticate(w http.ResponseWriter, r *http.Request, t *tenant.Tenant, resource string) (*principal.Principal, bool) {
-	challenge := func(status int, params, msg string) {
-		v := "Bearer"
-		if params != "" {
-			v += " " + params
-		}
-		w.Header().Set("WWW-Authenticate", v)
-		problem(w, status, msg)
+// authenticate admits, at the enforcement point, a bearer token for
+// exactly this URL with the a2a scope, or an NHI of the tenant by its
+// client certificate.
+func (h *Handlers) authenticate(w http.ResponseWriter, r *http.Request, t *tenant.Tenant, resource string) (*gateway.Caller, bool) {
+	c, refusal := h.cfg.Enforcer.Authenticate(r, t, gateway.Resource{URL: resource, Scope: "a2a"})
+	if refusal != nil {
+		w.Header().Set("WWW-Authenticate", refusal.Challenge)
+		problem(w, refusal.Status, refusal.Message)
+		return nil, false
 	}
-	if authz := r.Header.Get("Authorization"); authz != "" {
-		scheme, raw, _ := strings.Cut(authz, " ")
-		if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(raw) == "" {
-			challenge(http.StatusUnauthorized, `error="invalid_request"`, "use a Bearer token")
-			return nil, false
-		}
-		thumb := ""
-		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-			sum := sha256.Sum256(r.TLS.PeerCertificates[0].Raw)
-			thumb = base64.RawURLEncoding.EncodeToString(sum[:])
-		}
-		c, err := h.cfg.Tokens.Verify(r.Context(), strings.TrimSpace(raw), token.Expect{Audience: resource, Tenant: t.ID, CertThumbprint: thumb})
-		if err != nil {
-			challenge(http.StatusUnauthorized, `error="invalid_token"`, "invalid token")
-			return nil, false
-		}
-		p := token.Principal(c, principal.MethodClientSecret)
-		if !slices.Contains(p.Scopes, "a2a") {
-			challenge(http.StatusForbidden, `error="insufficient_scope", scope="a2a"`, "the token lacks the a2a scope")
-			return nil, false
-		}
-		return p, true
-	}
-	if p := principal.From(r.Context()); p != nil && p.Kind == principal.KindNHI && p.TenantID == t.ID && p.AuthMethod == principal.MethodMTLS {
-		return p, true
-	}
-	challenge(http.StatusUnauthorized, "", "authentication required")
-	return nil, false
-}
-
-// subjects maps a principal to the governance subjects of a decision.
-func subjects(p *principal.Principal) (governance.Subject, *governance.Subject, bool) {
-	id, err := uuid.Parse(p.SubjectID)
-	if err != nil {
-		return governance.Subject{}, nil, false
-	}
-	sub := governance.Subject{Type: string(p.Kind), ID: id}
-	if len(p.Actors) == 0 {
-		return sub, nil, true
-	}
-	aid, err := uuid.Parse(p.Actors[0].SubjectID)
-	if err != nil {
-		return sub, nil, false
-	}
-	kind := string(p.Actors[0].Kind)
-	if kind == "" {
-		kind = string(principal.KindNHI)
-	}
-	return sub, &governance.Subject{Type: kind, ID: aid}, true
+	return c, true
 }

@@ -6,12 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/xavyo/xavyo/gateway"
 
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/google/uuid"
@@ -19,6 +20,7 @@ import (
 	"github.com/xavyo/xavyo/governance"
 	"github.com/xavyo/xavyo/identity/tenant"
 	"github.com/xavyo/xavyo/identity/token"
+	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/audit"
 	"github.com/xavyo/xavyo/internal/egress"
 	"github.com/xavyo/xavyo/internal/events"
@@ -184,14 +186,14 @@ func (h *Handlers) callWith(w http.ResponseWriter, r *http.Request, body []byte,
 	// A decision record, durable as the gateway's tool-call records are
 	// (audit.durability: process by default, disk on request).
 	entry := audit.Entry{TenantID: t.ID, Action: ActionCall, TargetKind: "a2a_agent", TargetID: a.slug, RequestID: reqid.From(ctx),
-		ProcessDurable: true}.ActorFrom(p)
+		ProcessDurable: true}.ActorFrom(p.Principal)
 	snap, err := h.cfg.Access.Snapshot(ctx, t.ID)
 	if err != nil {
 		rpcError(w, http.StatusServiceUnavailable, m.ID, codeInternal, "access decisions are unavailable", nil)
 		return
 	}
 	d := governance.Decision{Decision: governance.Deny, Reason: "the caller is not a governed subject", Code: "no_grant"}
-	if sub, actor, ok := subjects(p); ok {
+	if sub, actor, ok := p.Subject, p.Actor, p.Governed; ok {
 		if ent, ok := snap.EntitlementID("a2a-"+a.slug, "call"); ok {
 			d = snap.Decide(&governance.Request{Subject: sub, Actor: actor, EntitlementID: ent}, h.cfg.Now())
 		} else {
@@ -219,12 +221,9 @@ func (h *Handlers) callWith(w http.ResponseWriter, r *http.Request, body []byte,
 		det.Decision = governance.Deny
 		h.cfg.Metrics.refused(t.ID, a.slug, m.Method, det.Code)
 		entry.Outcome, entry.Details = audit.OutcomeDenied, det
-		rec, err := h.cfg.Audit.Append(ctx, entry)
-		if err == nil {
-			err = rec.Wait(context.WithoutCancel(ctx))
-		}
+		rec, err := h.cfg.Enforcer.Record(ctx, entry)
 		if err != nil {
-			rpcError(w, http.StatusServiceUnavailable, m.ID, codeInternal, "the call could not be audited", nil)
+			rpcError(w, http.StatusServiceUnavailable, m.ID, codeInternal, apperr.PublicMessage(err), nil)
 			return
 		}
 		if notFound {
@@ -237,7 +236,7 @@ func (h *Handlers) callWith(w http.ResponseWriter, r *http.Request, body []byte,
 		return
 	}
 	if body, err = h.relayPush(ctx, t, p, a, body); err != nil {
-		rpcError(w, http.StatusOK, m.ID, codeInvalidParams, err.Error(), nil)
+		rpcError(w, http.StatusOK, m.ID, codeInvalidParams, apperr.PublicMessage(err), nil)
 		return
 	}
 	if m.Method == "GetExtendedAgentCard" || m.Method == "agent/getAuthenticatedExtendedCard" {
@@ -248,13 +247,9 @@ func (h *Handlers) callWith(w http.ResponseWriter, r *http.Request, body []byte,
 	entry.Outcome, entry.Details = audit.OutcomeSuccess, det
 	// Nothing is forwarded before its decision record is durable: with the
 	// audit log unavailable the call is refused, never sent unrecorded.
-	receipt, err := h.cfg.Audit.Append(ctx, entry)
-	if err == nil {
-		err = receipt.Wait(ctx)
-	}
+	receipt, err := h.cfg.Enforcer.Record(ctx, entry)
 	if err != nil {
-		h.cfg.Logger.Error("A2A call decision not recorded; call refused", "error", err, "request_id", reqid.From(ctx))
-		rpcError(w, http.StatusServiceUnavailable, m.ID, codeInternal, "the call could not be audited; it was not forwarded", nil)
+		rpcError(w, http.StatusServiceUnavailable, m.ID, codeInternal, apperr.PublicMessage(err), nil)
 		return
 	}
 	fctx := ctx
@@ -266,7 +261,10 @@ func (h *Handlers) callWith(w http.ResponseWriter, r *http.Request, body []byte,
 	}
 	status, err := h.forward(fctx, w, r, t, p, a, body, receipt, translate, up, rest, m.Method)
 	if err != nil {
-		rpcError(w, http.StatusBadGateway, m.ID, codeInternal, err.Error(), map[string]string{"audit_id": receipt.ID.String()})
+		if apperr.KindOf(err) == apperr.KindInternal {
+			h.cfg.Logger.Error("A2A call not forwarded", "error", err, "request_id", reqid.From(ctx))
+		}
+		rpcError(w, http.StatusBadGateway, m.ID, codeInternal, apperr.PublicMessage(err), map[string]string{"audit_id": receipt.ID.String()})
 	}
 	h.outcome(ctx, t, p, a, receipt.ID, m.Method, status, time.Since(start))
 }
@@ -284,16 +282,16 @@ type Approvals interface {
 // the caller's calls to this agent for the grant's approval_reuse_minutes
 // (the content of A2A messages varies call to call: the window is per
 // caller and agent).
-func (h *Handlers) hold(ctx context.Context, t *tenant.Tenant, p *principal.Principal, a *agentRecord, method string, d governance.Decision,
+func (h *Handlers) hold(ctx context.Context, t *tenant.Tenant, p *gateway.Caller, a *agentRecord, method string, d governance.Decision,
 	det *callDetails) governance.Decision {
 	deny := func(reason, code string) governance.Decision {
 		return governance.Decision{Decision: governance.Deny, Reason: reason, Code: code, EntitlementID: d.EntitlementID}
 	}
-	sub, _, ok := subjects(p)
+	sub, ok := p.Subject, p.Governed
 	if !ok || h.cfg.Approvals == nil {
 		return deny("the call needs an approval, which could not be requested", "approval_unavailable")
 	}
-	ctx = principal.With(ctx, p)
+	ctx = principal.With(ctx, p.Principal)
 	fp := sha256.Sum256([]byte("a2a/" + sub.Type + "/" + sub.ID.String() + "/" + d.EntitlementID.String()))
 	fingerprint := hex.EncodeToString(fp[:])
 	if d.Constraints != nil && d.Constraints.ApprovalReuseMinutes > 0 {
@@ -336,7 +334,7 @@ func (h *Handlers) hold(ctx context.Context, t *tenant.Tenant, p *principal.Prin
 // forward sends the request on and copies the answer back, flushing each
 // chunk (event streams pass as they come). It returns the target's status;
 // an error only when nothing was answered yet.
-func (h *Handlers) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, t *tenant.Tenant, p *principal.Principal, a *agentRecord,
+func (h *Handlers) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, t *tenant.Tenant, p *gateway.Caller, a *agentRecord,
 	body []byte, receipt *audit.Receipt, translate, up, rest bool, method string) (int, error) {
 	cred, err := h.credential(ctx, t, p, a)
 	if err != nil {
@@ -409,7 +407,7 @@ func (h *Handlers) forward(ctx context.Context, w http.ResponseWriter, r *http.R
 		if isJSON(resp.Header.Get("Content-Type")) {
 			b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 			if err != nil {
-				return 0, errors.New("the agent's answer could not be read")
+				return 0, apperr.Wrap(err, apperr.KindUnavailable, "the agent's answer could not be read")
 			}
 			b = rewrite(b)
 			status := resp.StatusCode
@@ -453,7 +451,7 @@ func (h *Handlers) forward(ctx context.Context, w http.ResponseWriter, r *http.R
 // caller (and the caller's actors) — never the caller's own token.
 // Credentials are reused per caller and target until a minute before they
 // expire.
-func (h *Handlers) credential(ctx context.Context, t *tenant.Tenant, p *principal.Principal, a *agentRecord) (string, error) {
+func (h *Handlers) credential(ctx context.Context, t *tenant.Tenant, p *gateway.Caller, a *agentRecord) (string, error) {
 	now := h.cfg.Now()
 	key := t.ID.String() + "|" + string(p.Kind) + ":" + p.SubjectID + "|" + p.ClientID + "|" + a.endpoint
 	if v, ok := h.creds.Load(key); ok {
@@ -486,16 +484,14 @@ type issued struct {
 }
 
 // outcome records how a forwarded call ended (not waited for).
-func (h *Handlers) outcome(ctx context.Context, t *tenant.Tenant, p *principal.Principal, a *agentRecord, call uuid.UUID, method string, status int,
+func (h *Handlers) outcome(ctx context.Context, t *tenant.Tenant, p *gateway.Caller, a *agentRecord, call uuid.UUID, method string, status int,
 	took time.Duration) {
 	e := audit.Entry{TenantID: t.ID, Action: ActionResult, TargetKind: "a2a_agent", TargetID: a.slug, RequestID: reqid.From(ctx),
 		Outcome: audit.OutcomeSuccess, Details: map[string]any{"call_id": call, "method": method, "upstream_status": status,
-			"latency_ms": float64(took.Microseconds()) / 1000}}.ActorFrom(p)
+			"latency_ms": float64(took.Microseconds()) / 1000}}.ActorFrom(p.Principal)
 	if status == 0 || status >= 400 {
 		e.Outcome = audit.OutcomeFailure
 	}
-	if _, err := h.cfg.Audit.Append(context.WithoutCancel(ctx), e); err != nil {
-		h.cfg.Logger.Warn("a2a outcome audit failed", "error", err)
-	}
+	h.cfg.Enforcer.Outcome(ctx, e)
 	h.cfg.Metrics.allowed(t.ID, a.slug, method, status, took)
 }

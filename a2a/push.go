@@ -16,11 +16,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/xavyo/xavyo/gateway"
+
 	"github.com/google/uuid"
 
 	"github.com/xavyo/xavyo/identity/tenant"
 	"github.com/xavyo/xavyo/internal/events"
-	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/store"
 )
 
@@ -76,7 +77,7 @@ func pushConfigs(req obj) []obj {
 
 // relayPush rewrites the push configs of a request toward the target and
 // records the relays; body is returned unchanged when it has none.
-func (h *Handlers) relayPush(ctx context.Context, t *tenant.Tenant, p *principal.Principal, a *agentRecord, body []byte) ([]byte, error) {
+func (h *Handlers) relayPush(ctx context.Context, t *tenant.Tenant, p *gateway.Caller, a *agentRecord, body []byte) ([]byte, error) {
 	var req obj
 	if decodeExact(body, &req) != nil {
 		return body, nil
@@ -133,7 +134,7 @@ func (h *Handlers) relayPush(ctx context.Context, t *tenant.Tenant, p *principal
 // relay secret. Configs are where either version puts them: the result
 // itself or its pushNotificationConfig (one config), or a list of such
 // (0.3) or under configs (1.0).
-func (h *Handlers) restorePush(ctx context.Context, t *tenant.Tenant, p *principal.Principal, body []byte) []byte {
+func (h *Handlers) restorePush(ctx context.Context, t *tenant.Tenant, p *gateway.Caller, body []byte) []byte {
 	var resp obj
 	if decodeExact(body, &resp) != nil {
 		return body

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/xavyo/xavyo/internal/apperr"
 )
 
 // The HTTP+JSON binding of A2A 1.0, served in front of agents that speak
@@ -22,6 +24,15 @@ import (
 // {agent}/tasks/{id}/pushNotificationConfigs/{config}.
 func (h *Handlers) rest(route string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		// The tenant first, as on every route: a refusal in this binding's form.
+		if _, _, err := h.cfg.Enforcer.Tenant(r.Context(), r.PathValue("slug")); err != nil {
+			code := codeInvalidRequest
+			if apperr.KindOf(err) == apperr.KindPermissionDenied {
+				code = codeForbidden
+			}
+			restError(w, apperr.KindOf(err).HTTPStatus(), code, apperr.PublicMessage(err), nil)
+			return
+		}
 		params := map[string]any{}
 		method := route // per request: "task" routes resolve to a method below
 		switch method {

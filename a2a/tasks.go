@@ -7,7 +7,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/xavyo/xavyo/gateway"
+
 	"github.com/xavyo/xavyo/internal/store"
 )
 
@@ -114,11 +115,11 @@ func (h *Handlers) taskOwners(ctx context.Context, agent string, ids []string) (
 	return owners, err
 }
 
-func callerKey(p *principal.Principal) string { return string(p.Kind) + "/" + p.SubjectID }
+func callerKey(p *gateway.Caller) string { return string(p.Kind) + "/" + p.SubjectID }
 
 // othersTask reports whether a task was made through xavyo by another
 // caller.
-func (h *Handlers) othersTask(ctx context.Context, p *principal.Principal, agent, id string) (bool, error) {
+func (h *Handlers) othersTask(ctx context.Context, p *gateway.Caller, agent, id string) (bool, error) {
 	owners, err := h.taskOwners(ctx, agent, []string{id})
 	if err != nil {
 		return false, err
@@ -131,7 +132,7 @@ func (h *Handlers) othersTask(ctx context.Context, p *principal.Principal, agent
 // naming a task binds it; later ones change nothing). Bindings are as
 // durable as the audit records of calls: they survive a crash of the
 // process (docs/design/0007).
-func (h *Handlers) bindTasks(ctx context.Context, p *principal.Principal, agent string, ids []string) error {
+func (h *Handlers) bindTasks(ctx context.Context, p *gateway.Caller, agent string, ids []string) error {
 	return h.cfg.DB.InTenantTxRelaxed(ctx, func(tx *store.Tx) error {
 		for _, id := range ids {
 			if _, err := tx.Exec(ctx, `INSERT INTO a2a_tasks (tenant_id, agent, task_id, caller_kind, caller_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)
@@ -147,7 +148,7 @@ func (h *Handlers) bindTasks(ctx context.Context, p *principal.Principal, agent 
 type binder struct {
 	h     *Handlers
 	ctx   context.Context
-	p     *principal.Principal
+	p     *gateway.Caller
 	agent string
 	seen  []string
 }
@@ -170,7 +171,7 @@ func (b *binder) observe(body []byte) {
 
 // filterTasks leaves out of a ListTasks answer the tasks other callers
 // made.
-func (h *Handlers) filterTasks(ctx context.Context, p *principal.Principal, agent string, body []byte) []byte {
+func (h *Handlers) filterTasks(ctx context.Context, p *gateway.Caller, agent string, body []byte) []byte {
 	var resp obj
 	if decodeExact(body, &resp) != nil {
 		return body

@@ -92,6 +92,9 @@ type Server struct {
 	cfg  Config
 	mux  *http.ServeMux
 	http *http.Server
+	// patterns are the registered routes, in order (Patterns).
+	pmu      sync.Mutex
+	patterns []string
 
 	kmu   sync.Mutex
 	kinds map[string]kindEntry
@@ -143,7 +146,19 @@ func New(cfg Config) (*Server, error) {
 }
 
 // Handle registers a handler on the agent plane's mux (Go 1.22 patterns).
-func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+func (s *Server) Handle(pattern string, h http.Handler) {
+	s.mux.Handle(pattern, h)
+	s.pmu.Lock()
+	s.patterns = append(s.patterns, pattern)
+	s.pmu.Unlock()
+}
+
+// Patterns lists the registered patterns, in the order they were added.
+func (s *Server) Patterns() []string {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	return slices.Clone(s.patterns)
+}
 
 // Serve serves TLS on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {

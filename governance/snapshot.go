@@ -13,6 +13,7 @@ import (
 
 	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/events"
+	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/store"
 )
 
@@ -718,4 +719,28 @@ func (e *Engine) Watch(bus *events.Bus) (stop func()) {
 			e.Invalidate(m.Change.TenantID)
 		}
 	})
+}
+
+// SubjectsOf maps a request's principal to the subjects of a decision: the
+// principal itself and, for a delegated call, its immediate actor (an NHI
+// unless the token says otherwise). ok is false when either is not a
+// governed subject (an id that is not a UUID).
+func SubjectsOf(p *principal.Principal) (sub Subject, actor *Subject, ok bool) {
+	id, err := uuid.Parse(p.SubjectID)
+	if err != nil {
+		return Subject{}, nil, false
+	}
+	sub = Subject{Type: string(p.Kind), ID: id}
+	if len(p.Actors) == 0 {
+		return sub, nil, true
+	}
+	aid, err := uuid.Parse(p.Actors[0].SubjectID)
+	if err != nil {
+		return sub, nil, false
+	}
+	kind := string(p.Actors[0].Kind)
+	if kind == "" {
+		kind = string(principal.KindNHI)
+	}
+	return sub, &Subject{Type: kind, ID: aid}, true
 }

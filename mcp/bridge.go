@@ -13,9 +13,9 @@ import (
 	"strings"
 	"time"
 
-	mcpgo "github.com/mark3labs/mcp-go/mcp"
+	"github.com/xavyo/xavyo/gateway"
 
-	"github.com/xavyo/xavyo/internal/principal"
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
 )
 
 // Upstream eras, as probed.
@@ -68,7 +68,7 @@ func (u *upstream) stateless(ctx context.Context) bool {
 // request's _meta asks; the tool server's own requests to the client are
 // refused, as a stateless client cannot take them), lists and reads
 // answered with the stateless era's result fields.
-func (g *Gateway) bridgeStateless(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal, m *message, version string, exp time.Time) {
+func (g *Gateway) bridgeStateless(w http.ResponseWriter, r *http.Request, ep *endpoint, p *gateway.Caller, m *message, version string, exp time.Time) {
 	ctx := r.Context()
 	var params struct {
 		Meta map[string]json.RawMessage `json:"_meta"`

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/xavyo/xavyo/gateway"
 	"github.com/xavyo/xavyo/governance"
 	"github.com/xavyo/xavyo/identity/tenant"
 	"github.com/xavyo/xavyo/internal/apperr"
@@ -23,8 +24,6 @@ import (
 	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/reqid"
 )
-
-type governanceSubject = governance.Subject
 
 // visible lists the tools of an endpoint in order, with the names the
 // client sees.
@@ -56,7 +55,7 @@ func (ep *endpoint) clientName(t *toolEntry) string {
 
 // listTools answers tools/list: exactly the tools this principal may call
 // now, a page at a time (the cursor is the last name of the page before).
-func (g *Gateway) listTools(ctx context.Context, w http.ResponseWriter, ep *endpoint, p *principal.Principal, m *message, stateless bool) {
+func (g *Gateway) listTools(ctx context.Context, w http.ResponseWriter, ep *endpoint, p *gateway.Caller, m *message, stateless bool) {
 	var in struct {
 		Cursor string `json:"cursor"`
 	}
@@ -73,7 +72,7 @@ func (g *Gateway) listTools(ctx context.Context, w http.ResponseWriter, ep *endp
 		}
 		after = string(b)
 	}
-	sub, actor, ok := subjects(p)
+	sub, actor, ok := p.Subject, p.Actor, p.Governed
 	snap, err := g.cfg.Access.Snapshot(ctx, ep.tenant.ID)
 	if err != nil {
 		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeInternal, Message: apperr.PublicMessage(err)}))
@@ -180,7 +179,7 @@ type admitted struct {
 // A call held for approval waits here; when stream is given and the client
 // asked for progress, it hears about the wait on stream, which then
 // carries the rest of the answer.
-func (g *Gateway) admit(ctx context.Context, w http.ResponseWriter, ep *endpoint, p *principal.Principal, session string, m *message, stream *sseWriter) (*admitted, bool) {
+func (g *Gateway) admit(ctx context.Context, w http.ResponseWriter, ep *endpoint, p *gateway.Caller, session string, m *message, stream *sseWriter) (*admitted, bool) {
 	out := stream
 	if out == nil {
 		out = &sseWriter{w: w}
@@ -223,7 +222,7 @@ func (g *Gateway) admit(ctx context.Context, w http.ResponseWriter, ep *endpoint
 	if pol := g.policy(ep.tenant); pol.AuditArguments {
 		det.Arguments = redact(obj, pol.RedactKeys).(map[string]any)
 	}
-	entry := audit.Entry{TenantID: ep.tenant.ID, Action: ActionCall, TargetKind: "mcp_tool", RequestID: reqid.From(ctx), ProcessDurable: true}.ActorFrom(p)
+	entry := audit.Entry{TenantID: ep.tenant.ID, Action: ActionCall, TargetKind: "mcp_tool", RequestID: reqid.From(ctx), ProcessDurable: true}.ActorFrom(p.Principal)
 
 	t := ep.lookup(in.Name)
 	if t == nil {
@@ -233,7 +232,7 @@ func (g *Gateway) admit(ctx context.Context, w http.ResponseWriter, ep *endpoint
 	}
 	det.Server, det.Tool, det.EntitlementID = t.server.slug, t.name, &t.ent
 	entry.TargetID = t.server.slug + "/" + t.name
-	sub, actor, ok := subjects(p)
+	sub, actor, ok := p.Subject, p.Actor, p.Governed
 	if !ok {
 		det.Decision, det.Reason = governance.Deny, "the caller is not a governed subject"
 		g.deny(ctx, out, m, entry, det, codeDenied, det.Reason, start)
@@ -328,13 +327,9 @@ func (g *Gateway) admit(ctx context.Context, w http.ResponseWriter, ep *endpoint
 	// No call is forwarded before its decision record is durable: with the
 	// audit log unavailable the gateway fails closed, and the tool server
 	// never runs a call the log does not show.
-	receipt, err := g.cfg.Audit.Append(ctx, entry)
-	if err == nil {
-		err = receipt.Wait(ctx)
-	}
+	receipt, err := g.cfg.Enforcer.Record(ctx, entry)
 	if err != nil {
-		g.cfg.Logger.Error("tool call decision not recorded; call refused", "error", err, "request_id", reqid.From(ctx))
-		out.finish(errorBody(m.ID, rpcError{Code: codeUnavailable, Message: "the call could not be audited; it was not forwarded"}))
+		out.finish(errorBody(m.ID, rpcError{Code: codeUnavailable, Message: apperr.PublicMessage(err)}))
 		return nil, false
 	}
 	var state string
@@ -345,7 +340,7 @@ func (g *Gateway) admit(ctx context.Context, w http.ResponseWriter, ep *endpoint
 
 // callTool decides a tools/call of a session inline, audits the decision
 // while the upstream call runs, and answers once both are done.
-func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal, s *session, m *message) {
+func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.Request, ep *endpoint, p *gateway.Caller, s *session, m *message) {
 	tag := ""
 	if s.hash != "" {
 		tag = s.hash[:16]
@@ -425,17 +420,15 @@ func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.R
 
 // finish records the outcome of a forwarded call (not waited for: the
 // decision record is the durable proof of the call).
-func (g *Gateway) finish(ctx context.Context, callID uuid.UUID, e audit.Entry, t *toolEntry, start time.Time, status string, p *principal.Principal) {
+func (g *Gateway) finish(ctx context.Context, callID uuid.UUID, e audit.Entry, t *toolEntry, start time.Time, status string, p *gateway.Caller) {
 	lat := time.Since(start)
-	e.Action, e.Lazy = ActionResult, true
+	e.Action = ActionResult
 	e.Outcome = audit.OutcomeSuccess
 	if status != "ok" && status != "input_required" {
 		e.Outcome = audit.OutcomeFailure
 	}
 	e.Details = resultDetails{CallID: callID, Server: t.server.slug, Tool: t.name, LatencyMS: float64(lat.Microseconds()) / 1000, UpstreamStatus: status}
-	if _, err := g.cfg.Audit.Append(context.WithoutCancel(ctx), e); err != nil {
-		g.cfg.Logger.Warn("tool result audit not queued", "error", err)
-	}
+	g.cfg.Enforcer.Outcome(ctx, e)
 	g.cfg.Metrics.observe(e.TenantID, t.server.slug, t.name, "allow", status, lat)
 }
 
@@ -446,12 +439,9 @@ func (g *Gateway) deny(ctx context.Context, out *sseWriter, m *message, e audit.
 	if e.TargetID == "" {
 		e.TargetID = det.Tool
 	}
-	rec, err := g.cfg.Audit.Append(ctx, e)
-	if err == nil {
-		err = rec.Wait(context.WithoutCancel(ctx))
-	}
+	rec, err := g.cfg.Enforcer.Record(ctx, e)
 	if err != nil {
-		out.finish(errorBody(m.ID, rpcError{Code: codeInternal, Message: "the call could not be audited"}))
+		out.finish(errorBody(m.ID, rpcError{Code: codeUnavailable, Message: apperr.PublicMessage(err)}))
 		return
 	}
 	// Only catalogued tools are named in metrics: a caller's made-up names
@@ -555,7 +545,7 @@ func schemaMessage(err error) string {
 // passThrough forwards resource, prompt and completion requests to the
 // tool servers the principal holds at least one tool of: the endpoint's
 // server, or on the aggregate endpoint all of them (see aggregate.go).
-func (g *Gateway) passThrough(ctx context.Context, w http.ResponseWriter, ep *endpoint, p *principal.Principal, m *message) {
+func (g *Gateway) passThrough(ctx context.Context, w http.ResponseWriter, ep *endpoint, p *gateway.Caller, m *message) {
 	servers := g.permittedServers(ctx, ep, p)
 	if ep.server == "" {
 		g.aggregate(ctx, w, ep, servers, m)
@@ -571,8 +561,8 @@ func (g *Gateway) passThrough(ctx context.Context, w http.ResponseWriter, ep *en
 
 // permittedServers lists the endpoint's active servers of which the
 // principal may call at least one tool now.
-func (g *Gateway) permittedServers(ctx context.Context, ep *endpoint, p *principal.Principal) []*serverEntry {
-	sub, actor, ok := subjects(p)
+func (g *Gateway) permittedServers(ctx context.Context, ep *endpoint, p *gateway.Caller) []*serverEntry {
+	sub, actor, ok := p.Subject, p.Actor, p.Governed
 	snap, err := g.cfg.Access.Snapshot(ctx, ep.tenant.ID)
 	if !ok || err != nil {
 		return nil

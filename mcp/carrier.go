@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/xavyo/xavyo/gateway"
 )
 
 // carrier runs one session over a connection-like transport (a WebSocket,
@@ -46,7 +46,7 @@ func (c *carrier) take() bool {
 // serve serves one message (req carries it and, once there is one, the
 // session) in the background. It reports false once the carrier ended.
 // exp bounds the notification stream it may open (zero: none).
-func (c *carrier) serve(req *http.Request, p *principal.Principal, exp time.Time) bool {
+func (c *carrier) serve(req *http.Request, p *gateway.Caller, exp time.Time) bool {
 	if !c.take() {
 		return false
 	}

@@ -12,12 +12,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/xavyo/xavyo/gateway"
+
 	"github.com/google/uuid"
 
 	"github.com/xavyo/xavyo/governance"
 	"github.com/xavyo/xavyo/identity/nhi"
-	"github.com/xavyo/xavyo/identity/tenant"
-	"github.com/xavyo/xavyo/identity/token"
 	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/audit"
 	"github.com/xavyo/xavyo/internal/egress"
@@ -43,11 +43,6 @@ type Snapshots interface {
 	Snapshot(ctx context.Context, tenant uuid.UUID) (*governance.Snapshot, error)
 }
 
-// Tokens verifies bearer tokens.
-type Tokens interface {
-	Verify(ctx context.Context, raw string, want token.Expect) (*token.Claims, error)
-}
-
 // CertAuthenticator maps a client certificate to its principal, refusing
 // revoked ones.
 type CertAuthenticator interface {
@@ -59,11 +54,6 @@ type CertIssuer interface {
 	Issue(ctx context.Context, n *nhi.NHI, in pki.IssueInput, defaultLifetime time.Duration, renewedFrom string) (*pki.Issued, error)
 }
 
-// Tenants resolves the tenant of a /t/{slug} path.
-type Tenants interface {
-	GetBySlug(ctx context.Context, slug string) (*tenant.Tenant, error)
-}
-
 // Auditor is the audit log: decisions are appended and waited for.
 type Auditor interface {
 	Append(ctx context.Context, e audit.Entry) (*audit.Receipt, error)
@@ -72,14 +62,15 @@ type Auditor interface {
 
 // Config configures the gateway.
 type Config struct {
-	DB      *store.DB
-	Sealer  Sealer
-	NHIs    NHIs
-	Gov     Governance
-	Access  Snapshots
-	Tokens  Tokens
-	Tenants Tenants
-	Audit   Auditor
+	DB     *store.DB
+	Sealer Sealer
+	NHIs   NHIs
+	Gov    Governance
+	Access Snapshots
+	Audit  Auditor
+	// Enforcer is the agent plane's enforcement point: tenants, callers,
+	// decision records.
+	Enforcer *gateway.Enforcer
 	// Client makes upstream calls: the egress client (checked dials), in
 	// streaming mode; per-call timeouts come from each server's settings.
 	Client *http.Client
@@ -123,8 +114,8 @@ type Config struct {
 
 // CheckAndSetDefaults validates and fills defaults.
 func (c *Config) CheckAndSetDefaults() error {
-	if c.DB == nil || c.Sealer == nil || c.NHIs == nil || c.Gov == nil || c.Access == nil || c.Tokens == nil || c.Tenants == nil || c.Audit == nil {
-		return errors.New("mcp: DB, Sealer, NHIs, Gov, Access, Tokens, Tenants and Audit are required")
+	if c.DB == nil || c.Sealer == nil || c.NHIs == nil || c.Gov == nil || c.Access == nil || c.Enforcer == nil || c.Audit == nil {
+		return errors.New("mcp: DB, Sealer, NHIs, Gov, Access, Enforcer and Audit are required")
 	}
 	if c.Client == nil {
 		return errors.New("mcp: an egress client is required")

@@ -3,22 +3,16 @@ package mcp
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
-	"github.com/google/uuid"
+	"github.com/xavyo/xavyo/gateway"
 
 	"github.com/xavyo/xavyo/identity/tenant"
-	"github.com/xavyo/xavyo/identity/token"
 	"github.com/xavyo/xavyo/internal/apperr"
-	"github.com/xavyo/xavyo/internal/principal"
-	"github.com/xavyo/xavyo/internal/store"
 )
 
 // Protocol revisions served to clients (the legacy, session era; 2024-11-05
@@ -128,22 +122,26 @@ type endpoint struct {
 func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	slug, server := r.PathValue("slug"), r.PathValue("server")
-	t, err := g.cfg.Tenants.GetBySlug(ctx, slug)
-	if err != nil || t.Status != tenant.StatusActive {
-		writeJSON(w, http.StatusNotFound, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: "no such MCP endpoint"}))
+	t, ctx, err := g.cfg.Enforcer.Tenant(ctx, slug)
+	if err != nil {
+		status, msg := http.StatusNotFound, "no such MCP endpoint"
+		if k := apperr.KindOf(err); k != apperr.KindNotFound {
+			status, msg = k.HTTPStatus(), apperr.PublicMessage(err)
+		}
+		writeJSON(w, status, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: msg}))
 		return
 	}
 	// Everything below reads the tenant's records.
-	ctx = store.WithTenant(ctx, t.ID)
 	r = r.WithContext(ctx)
 	ep := &endpoint{tenant: t, server: server, url: g.cfg.AgentURL + "/t/" + slug + "/mcp"}
 	if server != "" {
 		ep.url += "/" + server
 	}
-	p, exp, ok := g.authenticate(w, r, ep)
+	p, ok := g.authenticate(w, r, ep)
 	if !ok {
 		return
 	}
+	exp := p.Expiry
 	if ep.cat, err = g.catalogs.get(ctx, t.ID); err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, errorBody(nil, rpcError{Code: codeInternal, Message: apperr.PublicMessage(err)}))
 		return
@@ -226,78 +224,27 @@ func (ep *endpoint) serverName() string {
 	return "xavyo MCP gateway (" + ep.tenant.Slug + ")"
 }
 
-// authenticate finds the caller: a bearer token whose audience is this
-// exact endpoint (bound tokens only with their certificate), or an NHI's
-// client certificate. Others get 401 pointing at the resource metadata.
-// The time returned is the token's expiry (zero for certificates, checked
-// on every request by the agent plane).
-func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, ep *endpoint) (*principal.Principal, time.Time, bool) {
+// authenticate finds the caller at the enforcement point: a bearer token
+// for this exact endpoint with the mcp scope, or an NHI's client
+// certificate. Others get 401 (403 for a missing scope) with a challenge
+// naming the endpoint's resource metadata.
+func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, ep *endpoint) (*gateway.Caller, bool) {
 	prm := g.cfg.AgentURL + "/.well-known/oauth-protected-resource/t/" + ep.tenant.Slug + "/mcp"
 	if ep.server != "" {
 		prm += "/" + ep.server
 	}
-	challenge := func(status int, params string, msg string) {
-		// The scope a token for this endpoint needs, as the MCP
-		// authorization spec recommends.
-		h := `Bearer resource_metadata="` + prm + `", scope="mcp"`
-		if params != "" {
-			h += ", " + params
-		}
-		w.Header().Set("WWW-Authenticate", h)
-		writeJSON(w, status, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: msg}))
+	c, refusal := g.cfg.Enforcer.Authenticate(r, ep.tenant, gateway.Resource{URL: ep.url, Scope: "mcp", Metadata: prm})
+	if refusal != nil {
+		w.Header().Set("WWW-Authenticate", refusal.Challenge)
+		writeJSON(w, refusal.Status, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: refusal.Message}))
+		return nil, false
 	}
-	if authz := r.Header.Get("Authorization"); authz != "" {
-		scheme, raw, _ := strings.Cut(authz, " ")
-		if !strings.EqualFold(scheme, "Bearer") || raw == "" {
-			challenge(http.StatusUnauthorized, `error="invalid_request", error_description="use a Bearer token"`, "authentication required")
-			return nil, time.Time{}, false
-		}
-		thumb := ""
-		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-			sum := sha256.Sum256(r.TLS.PeerCertificates[0].Raw)
-			thumb = base64.RawURLEncoding.EncodeToString(sum[:])
-		}
-		c, err := g.cfg.Tokens.Verify(r.Context(), strings.TrimSpace(raw), token.Expect{Audience: ep.url, Tenant: ep.tenant.ID, CertThumbprint: thumb})
-		if err != nil {
-			challenge(http.StatusUnauthorized, `error="invalid_token", error_description="`+strings.ReplaceAll(apperr.PublicMessage(err), `"`, `'`)+`"`, "invalid token")
-			return nil, time.Time{}, false
-		}
-		p := token.Principal(c, methodOf(c))
-		if !slices.Contains(p.Scopes, "mcp") {
-			challenge(http.StatusForbidden, `error="insufficient_scope", scope="mcp"`, "the token lacks the mcp scope")
-			return nil, time.Time{}, false
-		}
-		var exp time.Time
-		if c.Expiry != nil {
-			exp = c.Expiry.Time()
-		}
-		return p, exp, true
-	}
-	if p := principal.From(r.Context()); p != nil && p.Kind == principal.KindNHI && p.TenantID == ep.tenant.ID && p.AuthMethod == principal.MethodMTLS {
-		return p, time.Time{}, true
-	}
-	challenge(http.StatusUnauthorized, "", "authentication required")
-	return nil, time.Time{}, false
-}
-
-func methodOf(c *token.Claims) principal.AuthMethod {
-	switch {
-	case c.Act != nil:
-		return principal.MethodTokenExchange
-	case c.SubjectKind == string(principal.KindNHI) && c.Cnf != nil:
-		return principal.MethodMTLS
-	case c.SubjectKind == string(principal.KindNHI):
-		return principal.MethodClientSecret
-	case slices.Contains(c.AMR, "mfa"), slices.Contains(c.AMR, "otp"), slices.Contains(c.AMR, "hwk"):
-		return principal.MethodMFA
-	default:
-		return principal.MethodPassword
-	}
+	return c, true
 }
 
 // session finds the request's session: it must exist on this endpoint
 // and belong to this principal (else 404, as if unknown).
-func (g *Gateway) session(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal) (*session, bool) {
+func (g *Gateway) session(w http.ResponseWriter, r *http.Request, ep *endpoint, p *gateway.Caller) (*session, bool) {
 	id := r.Header.Get(hdrSession)
 	if id == "" {
 		writeJSON(w, http.StatusBadRequest, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: "Mcp-Session-Id header required; initialize first"}))
@@ -323,7 +270,7 @@ func (g *Gateway) session(w http.ResponseWriter, r *http.Request, ep *endpoint, 
 }
 
 // post handles one JSON-RPC message.
-func (g *Gateway) post(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal) {
+func (g *Gateway) post(w http.ResponseWriter, r *http.Request, ep *endpoint, p *gateway.Caller) {
 	mp, _, ok := g.readMessage(w, r)
 	if !ok {
 		return
@@ -365,7 +312,7 @@ func (g *Gateway) post(w http.ResponseWriter, r *http.Request, ep *endpoint, p *
 }
 
 // initialize opens a session.
-func (g *Gateway) initialize(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal, m *message) {
+func (g *Gateway) initialize(w http.ResponseWriter, r *http.Request, ep *endpoint, p *gateway.Caller, m *message) {
 	var in struct {
 		ProtocolVersion string          `json:"protocolVersion"`
 		ClientInfo      json.RawMessage `json:"clientInfo"`
@@ -403,7 +350,7 @@ func (g *Gateway) initialize(w http.ResponseWriter, r *http.Request, ep *endpoin
 }
 
 // request answers one request of a session.
-func (g *Gateway) request(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal, s *session, m *message) {
+func (g *Gateway) request(w http.ResponseWriter, r *http.Request, ep *endpoint, p *gateway.Caller, s *session, m *message) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	key := string(m.ID)
@@ -425,27 +372,4 @@ func (g *Gateway) request(w http.ResponseWriter, r *http.Request, ep *endpoint, 
 	default:
 		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeNoMethod, Message: "method not found: " + m.Method}))
 	}
-}
-
-// subjects maps a principal to governance subjects: the subject and, for
-// delegated calls, the immediate actor.
-func subjects(p *principal.Principal) (sub governanceSubject, actor *governanceSubject, ok bool) {
-	id, err := uuid.Parse(p.SubjectID)
-	if err != nil {
-		return sub, nil, false
-	}
-	sub = governanceSubject{Type: string(p.Kind), ID: id}
-	if len(p.Actors) > 0 {
-		a := p.Actors[0]
-		aid, err := uuid.Parse(a.SubjectID)
-		if err != nil {
-			return sub, nil, false
-		}
-		kind := string(a.Kind)
-		if kind == "" {
-			kind = string(principal.KindNHI)
-		}
-		actor = &governanceSubject{Type: kind, ID: aid}
-	}
-	return sub, actor, true
 }

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/xavyo/xavyo/gateway"
 )
 
 // The HTTP+SSE transport of revision 2024-11-05, still used by older
@@ -67,7 +67,7 @@ func (l *legacyConns) remove(id string) {
 }
 
 // serveLegacyStream opens an HTTP+SSE stream.
-func (g *Gateway) serveLegacyStream(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal, exp time.Time) {
+func (g *Gateway) serveLegacyStream(w http.ResponseWriter, r *http.Request, ep *endpoint, p *gateway.Caller, exp time.Time) {
 	release, ok := g.conns.acquire(ep.tenant.ID, p)
 	if !ok {
 		tooManyConns(w)
@@ -118,7 +118,7 @@ func (g *Gateway) serveLegacyStream(w http.ResponseWriter, r *http.Request, ep *
 
 // postLegacy takes one message for an HTTP+SSE stream: 202 at once, the
 // answer on the stream.
-func (g *Gateway) postLegacy(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal, id string) {
+func (g *Gateway) postLegacy(w http.ResponseWriter, r *http.Request, ep *endpoint, p *gateway.Caller, id string) {
 	c := g.legacy.get(id)
 	if c == nil || c.subject != string(p.Kind)+":"+p.SubjectID || c.server != ep.server {
 		writeJSON(w, http.StatusNotFound, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: "no such SSE session on this server; open a new stream"}))

@@ -4,9 +4,9 @@ import (
 	"net/http"
 	"sync"
 
-	"github.com/google/uuid"
+	"github.com/xavyo/xavyo/gateway"
 
-	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/google/uuid"
 )
 
 // connLimit bounds the long-lived connections (event streams, WebSocket
@@ -23,7 +23,7 @@ type connKey struct {
 }
 
 // acquire takes one connection for p; false when p holds max already.
-func (l *connLimit) acquire(tenant uuid.UUID, p *principal.Principal) (release func(), ok bool) {
+func (l *connLimit) acquire(tenant uuid.UUID, p *gateway.Caller) (release func(), ok bool) {
 	k := connKey{tenant: tenant, subject: string(p.Kind) + "/" + p.SubjectID}
 	l.mu.Lock()
 	defer l.mu.Unlock()

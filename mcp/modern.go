@@ -14,9 +14,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/xavyo/xavyo/gateway"
+
 	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/egress"
-	"github.com/xavyo/xavyo/internal/principal"
 )
 
 // modernVersions are the stateless-era revisions served (2026-07-28 on):
@@ -80,7 +81,7 @@ func headerValue(h http.Header, name string) (string, bool) {
 // client sent it, and the tool server's answer (JSON or a stream) comes
 // back as it is: request state, input requests and subscriptions pass
 // through untouched.
-func (g *Gateway) postModern(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal, version string, exp time.Time) {
+func (g *Gateway) postModern(w http.ResponseWriter, r *http.Request, ep *endpoint, p *gateway.Caller, version string, exp time.Time) {
 	m, body, ok := g.readMessage(w, r)
 	if !ok {
 		return
@@ -233,7 +234,7 @@ func (u *upstream) sendModern(ctx context.Context, in http.Header, body []byte) 
 // forwardModern forwards a stateless request and relays the answer as it
 // comes. For an admitted tools/call (a set), the final response waits for
 // the decision record, and the outcome is recorded.
-func (g *Gateway) forwardModern(w http.ResponseWriter, r *http.Request, up *upstream, body []byte, m *message, a *admitted, p *principal.Principal, exp time.Time) {
+func (g *Gateway) forwardModern(w http.ResponseWriter, r *http.Request, up *upstream, body []byte, m *message, a *admitted, p *gateway.Caller, exp time.Time) {
 	ctx := r.Context()
 	var cancel context.CancelFunc
 	if m.Method != "subscriptions/listen" {
@@ -365,7 +366,7 @@ func copyEvents(w http.ResponseWriter, rc *http.ResponseController, body io.Read
 
 // listModern answers a stateless tools/list: the tool server's own page,
 // with only the tools this principal may call, and private to it.
-func (g *Gateway) listModern(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal, up *upstream, body []byte, m *message) {
+func (g *Gateway) listModern(w http.ResponseWriter, r *http.Request, ep *endpoint, p *gateway.Caller, up *upstream, body []byte, m *message) {
 	ctx, cancel := context.WithTimeout(r.Context(), up.cfg.timeout)
 	defer cancel()
 	resp, err := up.sendModern(ctx, r.Header, body)
@@ -394,7 +395,7 @@ func (g *Gateway) listModern(w http.ResponseWriter, r *http.Request, ep *endpoin
 		writeJSON(w, http.StatusServiceUnavailable, errorBody(m.ID, rpcError{Code: codeInternal, Message: apperr.PublicMessage(err)}))
 		return
 	}
-	sub, actor, ok := subjects(p)
+	sub, actor, ok := p.Subject, p.Actor, p.Governed
 	now := g.cfg.Now()
 	kept := make([]json.RawMessage, 0, len(tools))
 	for _, raw := range tools {

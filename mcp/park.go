@@ -10,8 +10,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/xavyo/xavyo/gateway"
+
 	"github.com/xavyo/xavyo/internal/apperr"
-	"github.com/xavyo/xavyo/internal/principal"
 )
 
 // A stateless-era client takes no requests on a stream; a session-era tool
@@ -93,7 +94,7 @@ func (pc *parkedCalls) drop(c *parkedCall) {
 // server: a new call, or the retry of a parked one (its requestState). The
 // answer goes out on out (an event stream if a wait for approval opened
 // one).
-func (g *Gateway) callParking(ctx context.Context, out *sseWriter, ep *endpoint, p *principal.Principal, m *message, a *admitted, up *upstream, params json.RawMessage) {
+func (g *Gateway) callParking(ctx context.Context, out *sseWriter, ep *endpoint, p *gateway.Caller, m *message, a *admitted, up *upstream, params json.RawMessage) {
 	subject := string(p.Kind) + "/" + p.SubjectID
 	tool := a.t.server.slug + "/" + a.t.name
 	var c *parkedCall

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/xavyo/xavyo/gateway"
 	"github.com/xavyo/xavyo/governance"
 	"github.com/xavyo/xavyo/internal/principal"
 )
@@ -111,10 +112,10 @@ type holdOutcome struct {
 // decision (or reuses a recent approval of identical calls when the
 // assignment allows it). While it waits, a client that asked for progress
 // gets notifications/progress on stream every few seconds.
-func (g *Gateway) hold(ctx context.Context, ep *endpoint, p *principal.Principal, sub governance.Subject, t *toolEntry, det *callDetails,
+func (g *Gateway) hold(ctx context.Context, ep *endpoint, p *gateway.Caller, sub governance.Subject, t *toolEntry, det *callDetails,
 	reuse int, payload map[string]any, progress json.RawMessage, stream *sseWriter) holdOutcome {
 	// Governance acts as the caller: it records and checks who asks.
-	ctx = principal.With(ctx, p)
+	ctx = principal.With(ctx, p.Principal)
 	// What an approval covers: this subject, through these actors, calling
 	// this tool with these arguments.
 	h := sha256.New()

@@ -9,9 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
+	"github.com/xavyo/xavyo/gateway"
 
-	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/google/uuid"
 )
 
 // streams are the open server-to-client event streams (GET) of this
@@ -133,7 +133,7 @@ func (g *Gateway) OpenStreams() int {
 func (g *Gateway) Drain() { g.streams.drain() }
 
 // visible hashes the names of the tools the principal may call now.
-func (g *Gateway) visible(ctx context.Context, ep *endpoint, p *principal.Principal) ([32]byte, error) {
+func (g *Gateway) visible(ctx context.Context, ep *endpoint, p *gateway.Caller) ([32]byte, error) {
 	cat, err := g.catalogs.get(ctx, ep.tenant.ID)
 	if err != nil {
 		return [32]byte{}, err
@@ -145,7 +145,7 @@ func (g *Gateway) visible(ctx context.Context, ep *endpoint, p *principal.Princi
 	cur := *ep
 	cur.cat = cat
 	h := sha256.New()
-	sub, actor, ok := subjects(p)
+	sub, actor, ok := p.Subject, p.Actor, p.Governed
 	if ok && (cur.server == "" || cat.bySlug[cur.server] != nil) {
 		now := g.cfg.Now()
 		for _, t := range cur.tools() {
@@ -165,7 +165,7 @@ func (g *Gateway) visible(ctx context.Context, ep *endpoint, p *principal.Princi
 // comments, and notifications/tools/list_changed when this principal's
 // tools change (on a subscription, acknowledged first and tagged with its
 // id).
-func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal, s *session, exp time.Time, sub json.RawMessage) {
+func (g *Gateway) listen(w http.ResponseWriter, r *http.Request, ep *endpoint, p *gateway.Caller, s *session, exp time.Time, sub json.RawMessage) {
 	ctx := r.Context()
 	hash := ""
 	if s != nil {

@@ -7,9 +7,9 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/google/uuid"
+	"github.com/xavyo/xavyo/gateway"
 
-	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/google/uuid"
 )
 
 // subscriptions are the resource subscriptions of this replica's sessions:
@@ -111,7 +111,7 @@ func (s *subscriptions) subscribers(k subKey) []sessionRef {
 
 // subscribe answers resources/subscribe and resources/unsubscribe on a
 // tool server's endpoint (the aggregate endpoint does not offer them).
-func (g *Gateway) subscribe(ctx context.Context, w http.ResponseWriter, ep *endpoint, p *principal.Principal, s *session, m *message) {
+func (g *Gateway) subscribe(ctx context.Context, w http.ResponseWriter, ep *endpoint, p *gateway.Caller, s *session, m *message) {
 	var in struct {
 		URI string `json:"uri"`
 	}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/xavyo/xavyo/gateway"
+
 	"github.com/gorilla/websocket"
 
 	"github.com/xavyo/xavyo/internal/principal"
@@ -121,7 +123,7 @@ func isWebSocket(r *http.Request) bool {
 // serveWebSocket runs one WebSocket connection of an authenticated
 // principal. Every message is authenticated again (a revoked token or
 // certificate, an expired token, fail the next message and close).
-func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, ep *endpoint, p *principal.Principal, exp time.Time) {
+func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, ep *endpoint, p *gateway.Caller, exp time.Time) {
 	release, ok := g.conns.acquire(ep.tenant.ID, p)
 	if !ok {
 		tooManyConns(w)
@@ -169,7 +171,7 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, ep *end
 		req := request(data)
 		// Authenticate again: tokens and certificates are checked per message.
 		fw := newFrameWriter(ws)
-		cur, _, ok := g.authenticate(fw, req, ep)
+		cur, ok := g.authenticate(fw, req, ep)
 		if ok && g.cfg.Certs != nil && req.TLS != nil && len(req.TLS.PeerCertificates) > 0 && cur.AuthMethod == principal.MethodMTLS {
 			if cp, err := g.cfg.Certs.Authenticate(ctx, req.TLS.PeerCertificates[0]); err != nil || cp == nil {
 				ok = false

@@ -21,7 +21,7 @@ import (
 
 // TenantsBySlug resolves the tenant of a /t/{slug} path.
 type TenantsBySlug interface {
-	GetBySlug(ctx context.Context, slug string) (*tenant.Tenant, error)
+	Resolve(ctx context.Context, slug string) (*tenant.Tenant, error)
 }
 
 // AgentHandlers serves the CA on the agent plane: CRL, trust bundles,
@@ -48,9 +48,9 @@ type tenantKey struct{}
 // tenant resolves {slug}; unknown and deleted tenants are 404.
 func (h *AgentHandlers) tenant(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		t, err := h.Tenants.GetBySlug(r.Context(), r.PathValue("slug"))
+		t, err := h.Tenants.Resolve(r.Context(), r.PathValue("slug"))
 		if err != nil {
-			writeErr(w, apperr.NotFound("tenant"))
+			writeErr(w, err)
 			return
 		}
 		ctx := context.WithValue(store.WithTenant(r.Context(), t.ID), tenantKey{}, t)

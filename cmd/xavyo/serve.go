@@ -260,8 +260,12 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	if err != nil {
 		return nil, err
 	}
-	if s.mcp, err = mcp.New(mcp.Config{DB: s.db, Sealer: sealer, NHIs: s.nhis, Gov: s.gov, Access: s.engine, Tokens: s.tokens,
-		Tenants: s.tenants, Audit: s.seq, Client: upstreams, Egress: upstreamEgress, CA: s.ca, Certs: s.certs, StdioAllowlist: cfg.MCP.StdioAllowlist, AgentURL: cfg.Agent.PublicURL, Logger: log,
+	// The agent plane's one enforcement point, shared by every agent protocol.
+	enforcer, err := gateway.NewEnforcer(gateway.EnforcerConfig{Tenants: s.tenants, Tokens: s.tokens, Audit: s.seq, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if s.mcp, err = mcp.New(mcp.Config{DB: s.db, Sealer: sealer, NHIs: s.nhis, Gov: s.gov, Access: s.engine, Enforcer: enforcer, Audit: s.seq, Client: upstreams, Egress: upstreamEgress, CA: s.ca, Certs: s.certs, StdioAllowlist: cfg.MCP.StdioAllowlist, AgentURL: cfg.Agent.PublicURL, Logger: log,
 		Metrics: mcp.NewMetrics(reg, cfg.Metrics.TenantLabels), Version: version, PageSize: cfg.MCP.PageSize,
 		MaxSessions: cfg.MCP.MaxSessions, MaxStreams: cfg.MCP.MaxStreams}); err != nil {
 		return nil, err
@@ -289,7 +293,7 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	mh.Mount(s.agent.Handle)
 	mh.MountResourceMetadata(s.agent.Handle)
 	s.mcp.Mount(s.agent.Handle)
-	agents := a2a.New(a2a.Config{DB: s.db, Tenants: s.tenants, Signer: s.tokens, Tokens: s.tokens, Access: s.engine, Minter: s.tokens, Audit: s.seq,
+	agents := a2a.New(a2a.Config{DB: s.db, Enforcer: enforcer, Signer: s.tokens, Access: s.engine, Minter: s.tokens, Audit: s.seq,
 		Client: upstreams, Fetch: fetch, NHIs: s.nhis, Gov: s.gov, Approvals: s.gov, Bus: s.bus, Sealer: sealer, Claimer: s.tokens, AgentURL: cfg.Agent.PublicURL, AdminURL: cfg.Admin.PublicURL, Version: version,
 		Metrics: a2a.NewMetrics(reg, cfg.Metrics.TenantLabels), Logger: log})
 	agents.Mount(s.agent.Handle)

@@ -129,13 +129,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, scheme, raw string) (*
 	if err != nil {
 		return nil, err
 	}
-	method := principal.MethodPassword
-	for _, m := range c.AMR {
-		if m == "mfa" || m == "otp" || m == "hwk" {
-			method = principal.MethodMFA
-		}
-	}
-	p := token.Principal(c, method)
+	p := token.Principal(c)
 	p.SessionID = c.SessionID
 	id, err := uuid.Parse(p.SubjectID)
 	if err != nil {

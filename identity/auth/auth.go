@@ -246,8 +246,11 @@ func (s *Service) Refresh(ctx context.Context, raw string) (*Tokens, error) {
 	}
 	ctx = store.WithTenant(ctx, g.TenantID)
 	t, err := s.Tenants.Get(ctx, g.TenantID)
-	if err != nil || t.Status != tenant.StatusActive {
+	if err != nil {
 		return nil, token.ErrRefreshInvalid
+	}
+	if t.Status != tenant.StatusActive {
+		return nil, tenant.ErrSuspended
 	}
 	pol := tenant.PoliciesOf(t)
 	uid, err := uuid.Parse(g.Subject)
@@ -363,11 +366,11 @@ func (s *Service) Logout(ctx context.Context) error {
 // must change the password before anything else. Login and the OAuth
 // login page both sign in through it.
 func (s *Service) CheckPassword(ctx context.Context, slug, login, password string) (*tenant.Tenant, *directory.User, bool, error) {
-	t, err := s.Tenants.GetBySlug(ctx, slug)
-	if apperr.KindOf(err) == apperr.KindUnavailable {
-		return nil, nil, false, err // not "wrong password": try again
+	t, err := s.Tenants.Resolve(ctx, slug)
+	if apperr.KindOf(err) == apperr.KindUnavailable || errors.Is(err, tenant.ErrSuspended) {
+		return nil, nil, false, err // not "wrong password": try again later, or never
 	}
-	if err != nil || t.Status != tenant.StatusActive {
+	if err != nil {
 		_, _, _ = s.Hasher.Verify(ctx, password, "")
 		return nil, nil, false, ErrInvalidCredentials
 	}

@@ -19,7 +19,7 @@ import (
 
 // TenantsBySlug resolves the tenant of a /t/{slug} path.
 type TenantsBySlug interface {
-	GetBySlug(ctx context.Context, slug string) (*tenant.Tenant, error)
+	Resolve(ctx context.Context, slug string) (*tenant.Tenant, error)
 }
 
 // MTLSHandlers serve the RFC 8705 mTLS alias of the token endpoint on
@@ -48,7 +48,7 @@ func writeJSON(w http.ResponseWriter, v any, err error) {
 }
 
 func (h *MTLSHandlers) token(w http.ResponseWriter, r *http.Request) {
-	t, err := h.Tenants.GetBySlug(r.Context(), r.PathValue("slug"))
+	t, err := h.Tenants.Resolve(r.Context(), r.PathValue("slug"))
 	if err != nil {
 		writeJSON(w, nil, issuerError(err))
 		return
@@ -135,9 +135,9 @@ type ResourceMetadata struct {
 // MountResourceMetadata registers the RFC 9728 documents.
 func (h *MTLSHandlers) MountResourceMetadata(handle func(pattern string, hd http.Handler)) {
 	serve := func(w http.ResponseWriter, r *http.Request) {
-		t, err := h.Tenants.GetBySlug(r.Context(), r.PathValue("slug"))
+		t, err := h.Tenants.Resolve(r.Context(), r.PathValue("slug"))
 		if err != nil {
-			writeJSON(w, nil, &Error{Code: "invalid_request", Description: "no such resource", Status: 404})
+			writeJSON(w, nil, issuerError(err))
 			return
 		}
 		res := h.Server.cfg.AgentURL + "/t/" + t.Slug + "/mcp"

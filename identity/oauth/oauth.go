@@ -70,6 +70,8 @@ func AsError(err error) *Error {
 		return &Error{Code: "invalid_request", Description: apperr.PublicMessage(err), Status: 404}
 	case apperr.KindInvalidArgument:
 		return &Error{Code: "invalid_request", Description: apperr.PublicMessage(err), Status: 400}
+	case apperr.KindPermissionDenied:
+		return &Error{Code: "access_denied", Description: apperr.PublicMessage(err), Status: 403}
 	}
 	return &Error{Code: "server_error", Description: "the server could not answer", Status: 500}
 }

@@ -277,17 +277,39 @@ func (s *Service) GetBySlug(ctx context.Context, slug string) (*Tenant, error) {
 	return t, nil
 }
 
-// ActiveTenant implements httpx.TenantResolver: deleted and unknown
-// tenants are not found; suspended ones are refused.
+// ErrSuspended refuses every request made in a suspended tenant, on both
+// planes and at its issuer: one status policy, one answer (403).
+var ErrSuspended = apperr.New(apperr.KindPermissionDenied, "the tenant is suspended")
+
+// admit is the status policy: only active tenants are served.
+func admit(t *Tenant) (*Tenant, error) {
+	if t.Status != StatusActive {
+		return nil, ErrSuspended
+	}
+	return t, nil
+}
+
+// Resolve finds the tenant a request names by its slug and admits it:
+// unknown and deleted tenants are not found, suspended ones are refused
+// with ErrSuspended, an unreachable store is unavailable. Every route
+// under /t/{slug} on either plane resolves its tenant here.
+func (s *Service) Resolve(ctx context.Context, slug string) (*Tenant, error) {
+	t, err := s.GetBySlug(ctx, slug)
+	if err != nil {
+		return nil, err
+	}
+	return admit(t)
+}
+
+// ActiveTenant implements httpx.TenantResolver with Resolve's policy for
+// requests that name their tenant by id.
 func (s *Service) ActiveTenant(ctx context.Context, id uuid.UUID) error {
 	t, err := s.Get(ctx, id)
 	if err != nil {
 		return err
 	}
-	if t.Status != StatusActive {
-		return apperr.New(apperr.KindPermissionDenied, "tenant is %s", t.Status)
-	}
-	return nil
+	_, err = admit(t)
+	return err
 }
 
 const cols = `id, slug, name, status, settings, created_at, updated_at, deleted_at, version`

@@ -305,10 +305,10 @@ func (s *Service) verify(ctx context.Context, raw string) (*Claims, error) {
 func asString(v any) string { s, _ := v.(string); return s }
 
 // Principal maps verified claims to the request principal.
-func Principal(c *Claims, method principal.AuthMethod) *principal.Principal {
+func Principal(c *Claims) *principal.Principal {
 	p := &principal.Principal{
 		TenantID: c.TenantID, SubjectID: c.Subject, ClientID: c.ClientID, TokenID: c.ID,
-		AdminRoles: c.Roles, AuthMethod: method, NHIKind: c.NHIKind,
+		AdminRoles: c.Roles, AuthMethod: MethodOf(c), NHIKind: c.NHIKind,
 	}
 	if c.Scope != "" {
 		p.Scopes = strings.Fields(c.Scope)
@@ -326,6 +326,25 @@ func Principal(c *Claims, method principal.AuthMethod) *principal.Principal {
 		p.Actors = append(p.Actors, principal.Actor{SubjectID: a.Subject, ClientID: a.ClientID, Kind: principal.Kind(a.Kind)})
 	}
 	return p
+}
+
+// MethodOf tells how a token's subject authenticated: token exchange for
+// delegated tokens, mTLS for certificate-bound NHI tokens, a client secret
+// (or assertion) for other NHI tokens, and for people MFA when the token's
+// amr says so, else a password.
+func MethodOf(c *Claims) principal.AuthMethod {
+	switch {
+	case c.Act != nil:
+		return principal.MethodTokenExchange
+	case c.SubjectKind == string(principal.KindNHI) && c.Cnf != nil:
+		return principal.MethodMTLS
+	case c.SubjectKind == string(principal.KindNHI):
+		return principal.MethodClientSecret
+	case slices.Contains(c.AMR, "mfa"), slices.Contains(c.AMR, "otp"), slices.Contains(c.AMR, "hwk"):
+		return principal.MethodMFA
+	default:
+		return principal.MethodPassword
+	}
 }
 
 // Watch follows change events so that key rotations and revocations made

@@ -49,6 +49,33 @@ func (k Kind) String() string {
 	return "internal"
 }
 
+// HTTPStatus is the kind's HTTP status, the same in every protocol that
+// answers over HTTP (problem+json, OAuth errors, JSON-RPC and A2A error
+// responses).
+func (k Kind) HTTPStatus() int {
+	switch k {
+	case KindNotFound:
+		return 404
+	case KindAlreadyExists, KindConflict:
+		return 409
+	case KindInvalidArgument:
+		return 400
+	case KindUnauthenticated:
+		return 401
+	case KindPermissionDenied:
+		return 403
+	case KindRateLimited:
+		return 429
+	case KindUnavailable:
+		return 503
+	case KindPreconditionFailed:
+		return 412
+	case KindTooLarge:
+		return 413
+	}
+	return 500
+}
+
 // FieldError names one invalid input field.
 type FieldError struct {
 	Field   string `json:"field"`

@@ -99,7 +99,7 @@ func (a *API) Handle(r Route) {
 		r.Status = fiber.StatusOK
 	}
 	rr := r
-	chain := []fiber.Handler{authorize(&rr)}
+	chain := []fiber.Handler{authorize(&rr, a.cfg.Tenants)}
 	if r.Scope == ScopeTenant && !r.Public {
 		chain = append(chain, scopeTenant(a.cfg.Tenants, a.cfg.CrossTenant))
 	}

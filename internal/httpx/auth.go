@@ -73,7 +73,7 @@ func Principal(c *fiber.Ctx) *principal.Principal {
 
 // authorize enforces a route's access rule: the one place roles are
 // checked. There is no bypass: super_admin passes because HasRole says so.
-func authorize(r *Route) fiber.Handler {
+func authorize(r *Route, tenants TenantResolver) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if r.Public {
 			return c.Next()
@@ -81,6 +81,17 @@ func authorize(r *Route) fiber.Handler {
 		p := Principal(c)
 		if p == nil {
 			return apperr.New(apperr.KindUnauthenticated, "authentication required")
+		}
+		// The caller's own tenant must be served (one status policy for
+		// both planes): a suspended tenant's people and NHIs are refused
+		// on every route, whatever the route works on.
+		if p.TenantID != uuid.Nil && tenants != nil {
+			if err := tenants.ActiveTenant(c.UserContext(), p.TenantID); err != nil {
+				if apperr.KindOf(err) == apperr.KindNotFound {
+					return apperr.New(apperr.KindUnauthenticated, "the credential's tenant no longer exists")
+				}
+				return err
+			}
 		}
 		if p.Restricted() && !r.AllowRestricted {
 			return apperr.New(apperr.KindPermissionDenied, "password change required: POST /api/v1/auth/password first")

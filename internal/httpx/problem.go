@@ -30,30 +30,8 @@ type Problem struct {
 	Errors    []apperr.FieldError `json:"errors,omitempty"`
 }
 
-// StatusOf maps an error kind to an HTTP status.
-func StatusOf(k apperr.Kind) int {
-	switch k {
-	case apperr.KindNotFound:
-		return http.StatusNotFound
-	case apperr.KindAlreadyExists, apperr.KindConflict:
-		return http.StatusConflict
-	case apperr.KindInvalidArgument:
-		return http.StatusBadRequest
-	case apperr.KindUnauthenticated:
-		return http.StatusUnauthorized
-	case apperr.KindPermissionDenied:
-		return http.StatusForbidden
-	case apperr.KindRateLimited:
-		return http.StatusTooManyRequests
-	case apperr.KindUnavailable:
-		return http.StatusServiceUnavailable
-	case apperr.KindPreconditionFailed:
-		return http.StatusPreconditionFailed
-	case apperr.KindTooLarge:
-		return http.StatusRequestEntityTooLarge
-	}
-	return http.StatusInternalServerError
-}
+// StatusOf maps an error kind to an HTTP status (apperr.Kind.HTTPStatus).
+func StatusOf(k apperr.Kind) int { return k.HTTPStatus() }
 
 // ErrorHandler renders every error as problem+json, once, and logs
 // internal causes (never sent to the client).

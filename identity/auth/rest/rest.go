@@ -292,7 +292,7 @@ func (h *Handler) MountIssuer(app *fiber.App) {
 }
 
 func (h *Handler) issuerTenant(c *fiber.Ctx) (*tenant.Tenant, error) {
-	t, err := h.Tenants.GetBySlug(c.UserContext(), c.Params("slug"))
+	t, err := h.Tenants.Resolve(c.UserContext(), c.Params("slug"))
 	if apperr.KindOf(err) == apperr.KindNotFound {
 		return nil, apperr.NotFound("issuer")
 	}

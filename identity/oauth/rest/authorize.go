@@ -47,6 +47,9 @@ func (h *Handler) authorizePost(c *fiber.Ctx) error { return h.authorize(c, true
 func (h *Handler) authorize(c *fiber.Ctx, posted bool) error {
 	t, ctx, err := h.tenant(c)
 	if err != nil {
+		if oe := oauth.AsError(err); oe.Status != 404 {
+			return page(c, oe.Status, errorPage, oe.Description)
+		}
 		return page(c, 404, errorPage, "unknown issuer")
 	}
 	get := c.Query

@@ -66,7 +66,7 @@ func write(c *fiber.Ctx, v any, err error) error {
 }
 
 func (h *Handler) tenant(c *fiber.Ctx) (*tenant.Tenant, context.Context, error) {
-	t, err := h.Tenants.GetBySlug(c.UserContext(), c.Params("slug"))
+	t, err := h.Tenants.Resolve(c.UserContext(), c.Params("slug"))
 	if apperr.KindOf(err) == apperr.KindNotFound {
 		return nil, nil, &oauth.Error{Code: "invalid_request", Description: "no such issuer", Status: 404}
 	}

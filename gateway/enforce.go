@@ -1,0 +1,213 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/governance"
+	"github.com/xavyo/xavyo/identity/tenant"
+	"github.com/xavyo/xavyo/identity/token"
+	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/audit"
+	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/xavyo/xavyo/internal/reqid"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// The enforcement point of docs/design/0014-enforcement.md: every agent
+// protocol (MCP, A2A, and each one after them) resolves its tenant,
+// authenticates its caller, finds the caller's subjects and records its
+// decisions here, so the steps are written once and cannot drift apart.
+// Protocol packages keep their transport, their translation and their
+// upstreams, and render what the Enforcer returns in their own dialect.
+
+// Tenants resolves the tenant a /t/{slug} path names under the one
+// status policy (tenant.Service.Resolve).
+type Tenants interface {
+	Resolve(ctx context.Context, slug string) (*tenant.Tenant, error)
+}
+
+// Tokens verifies access tokens.
+type Tokens interface {
+	Verify(ctx context.Context, raw string, want token.Expect) (*token.Claims, error)
+}
+
+// Auditor is the audit log.
+type Auditor interface {
+	Append(ctx context.Context, e audit.Entry) (*audit.Receipt, error)
+}
+
+// EnforcerConfig configures the enforcement point.
+type EnforcerConfig struct {
+	Tenants Tenants
+	Tokens  Tokens
+	Audit   Auditor
+	Logger  *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Enforcer is the agent plane's policy enforcement point.
+type Enforcer struct {
+	cfg EnforcerConfig
+}
+
+// NewEnforcer checks the configuration and returns the enforcement point.
+func NewEnforcer(cfg EnforcerConfig) (*Enforcer, error) {
+	if cfg.Tenants == nil || cfg.Tokens == nil || cfg.Audit == nil {
+		return nil, errors.New("gateway: the enforcement point needs Tenants, Tokens and Audit")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Enforcer{cfg: cfg}, nil
+}
+
+// Tenant resolves the tenant of a request and scopes the context to it:
+// not found for unknown or deleted tenants, tenant.ErrSuspended for
+// suspended ones, unavailable when the store cannot answer.
+func (e *Enforcer) Tenant(ctx context.Context, slug string) (*tenant.Tenant, context.Context, error) {
+	t, err := e.cfg.Tenants.Resolve(ctx, slug)
+	if err != nil {
+		return nil, ctx, err
+	}
+	return t, store.WithTenant(ctx, t.ID), nil
+}
+
+// Resource is what a caller asks to reach: the exact URL its token must
+// name as audience, and the scope the token must carry.
+type Resource struct {
+	URL   string
+	Scope string
+	// Metadata is the RFC 9728 protected-resource metadata URL named in
+	// challenges ("" names none).
+	Metadata string
+}
+
+// Caller is an authenticated caller and the subjects its decisions are
+// made for.
+type Caller struct {
+	*principal.Principal
+	// Expiry is the token's expiry (zero for client certificates, checked
+	// by the agent plane on every request).
+	Expiry time.Time
+	// Subject and Actor are the governance subjects (Actor for delegated
+	// calls); Governed is false when the principal is not a governed
+	// subject, whose every call is refused.
+	Subject  governance.Subject
+	Actor    *governance.Subject
+	Governed bool
+}
+
+// Refusal is a failed authentication: the status, the WWW-Authenticate
+// challenge and a message for the client, which each protocol renders in
+// its own error format.
+type Refusal struct {
+	Status    int
+	Challenge string
+	Message   string
+}
+
+// Authenticate finds the caller of a request to res in tenant t: a bearer
+// token whose audience is exactly res.URL, issued by t, carrying
+// res.Scope, and presented with its certificate when it is bound to one
+// (RFC 8705); or else an NHI of t by its client certificate (the agent
+// plane has verified it and put its principal in the context).
+func (e *Enforcer) Authenticate(r *http.Request, t *tenant.Tenant, res Resource) (*Caller, *Refusal) {
+	refuse := func(status int, params, msg string) *Refusal {
+		parts := []string{}
+		if res.Metadata != "" {
+			parts = append(parts, `resource_metadata="`+res.Metadata+`"`)
+		}
+		if res.Scope != "" && status == http.StatusUnauthorized {
+			parts = append(parts, `scope="`+res.Scope+`"`)
+		}
+		if params != "" {
+			parts = append(parts, params)
+		}
+		h := "Bearer"
+		if len(parts) > 0 {
+			h += " " + strings.Join(parts, ", ")
+		}
+		return &Refusal{Status: status, Challenge: h, Message: msg}
+	}
+	if authz := r.Header.Get("Authorization"); authz != "" {
+		scheme, raw, _ := strings.Cut(authz, " ")
+		raw = strings.TrimSpace(raw)
+		if !strings.EqualFold(scheme, "Bearer") || raw == "" {
+			return nil, refuse(http.StatusUnauthorized, `error="invalid_request", error_description="use a Bearer token"`, "authentication required: use a Bearer token")
+		}
+		thumb := ""
+		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+			sum := sha256.Sum256(r.TLS.PeerCertificates[0].Raw)
+			thumb = base64.RawURLEncoding.EncodeToString(sum[:])
+		}
+		c, err := e.cfg.Tokens.Verify(r.Context(), raw, token.Expect{Audience: res.URL, Tenant: t.ID, CertThumbprint: thumb})
+		if err != nil {
+			desc := strings.ReplaceAll(apperr.PublicMessage(err), `"`, `'`)
+			return nil, refuse(http.StatusUnauthorized, `error="invalid_token", error_description="`+desc+`"`, "invalid token: "+desc)
+		}
+		p := token.Principal(c)
+		if res.Scope != "" && !slices.Contains(p.Scopes, res.Scope) {
+			return nil, refuse(http.StatusForbidden, `error="insufficient_scope", scope="`+res.Scope+`"`, "the token lacks the "+res.Scope+" scope")
+		}
+		caller := &Caller{Principal: p}
+		if c.Expiry != nil {
+			caller.Expiry = c.Expiry.Time()
+		}
+		caller.Subject, caller.Actor, caller.Governed = governance.SubjectsOf(p)
+		return caller, nil
+	}
+	if p := principal.From(r.Context()); p != nil && p.Kind == principal.KindNHI && p.TenantID == t.ID && p.AuthMethod == principal.MethodMTLS {
+		caller := &Caller{Principal: p}
+		caller.Subject, caller.Actor, caller.Governed = governance.SubjectsOf(p)
+		return caller, nil
+	}
+	return nil, refuse(http.StatusUnauthorized, "", "authentication required")
+}
+
+// ErrNotRecorded refuses a call whose decision record could not be made
+// durable: nothing is forwarded that the audit log does not show.
+var ErrNotRecorded = apperr.New(apperr.KindUnavailable, "the call could not be audited; it was not forwarded")
+
+// Record appends a decision record and returns once it is durable. When
+// it cannot be, the cause is logged with the request id and the call must
+// be refused with ErrNotRecorded.
+func (e *Enforcer) Record(ctx context.Context, entry audit.Entry) (*audit.Receipt, error) {
+	receipt, err := e.cfg.Audit.Append(ctx, entry)
+	if err == nil {
+		err = receipt.Wait(context.WithoutCancel(ctx))
+	}
+	if err != nil {
+		e.cfg.Logger.Error("decision not recorded; call refused", "action", entry.Action, "error", err, "request_id", reqid.From(ctx))
+		return nil, ErrNotRecorded
+	}
+	return receipt, nil
+}
+
+// Outcome appends the record of a forwarded call's outcome without
+// waiting: the decision record is the durable proof of the call.
+func (e *Enforcer) Outcome(ctx context.Context, entry audit.Entry) uuid.UUID {
+	entry.Lazy = true
+	r, err := e.cfg.Audit.Append(context.WithoutCancel(ctx), entry)
+	if err != nil {
+		e.cfg.Logger.Warn("outcome record not queued", "action", entry.Action, "error", err, "request_id", reqid.From(ctx))
+		return uuid.Nil
+	}
+	return r.ID
+}
+
+// Now is the enforcement point's clock.
+func (e *Enforcer) Now() time.Time { return e.cfg.Now() }
