@@ -118,13 +118,13 @@ func seed(b *testing.B) (*store.DB, uuid.UUID, []uuid.UUID) {
 				     e AS (SELECT array_agg(id) a FROM entitlements WHERE tenant_id = $1),
 				     r AS (SELECT array_agg(id) a FROM roles WHERE tenant_id = $1),
 				     g AS (SELECT array_agg(id) a FROM groups WHERE tenant_id = $1)
-				INSERT INTO assignments (tenant_id, id, subject_type, subject_id, target_type, target_id, source, constraints, created_at, updated_at, version)
+				INSERT INTO assignments (tenant_id, id, subject_type, subject_id, target_type, target_id, source, constraints, created_at, updated_at, version, dedup_key)
 				SELECT $1, gen_random_uuid(),
 				       CASE WHEN i % 50 = 0 THEN 'group' ELSE 'user' END,
 				       CASE WHEN i % 50 = 0 THEN g.a[1 + i % `+fmt.Sprint(genGroups)+`] ELSE u.a[1 + (i::bigint * 7919) % `+fmt.Sprint(genUsers)+`] END,
 				       CASE WHEN i % 10 = 0 THEN 'role' ELSE 'entitlement' END,
 				       CASE WHEN i % 10 = 0 THEN r.a[1 + (i::bigint * 31) % `+fmt.Sprint(genRoles)+`] ELSE e.a[1 + (i::bigint * 104729) % `+fmt.Sprint(genEntitlements)+`] END,
-				       'direct', '{}', now(), now(), 1
+				       'direct', '{}', now(), now(), 1, 'generated:' || i
 				FROM generate_series(1, `+fmt.Sprint(genAssignments)+`) i, u, e, r, g`, tid)
 			return err
 		})

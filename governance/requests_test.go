@@ -72,9 +72,15 @@ func TestSoDPreventiveChecks(t *testing.T) {
 		if err := f.assign("user", ada.ID, "entitlement", e["d"]); err != nil {
 			t.Fatalf("an entitlement outside every rule: %v", err)
 		}
-		// Held again through another path: nothing new, allowed.
-		if err := f.assign("user", ada.ID, "entitlement", e["a"]); err != nil {
+		// Held again through another path (a birthright assignment beside
+		// the direct one): nothing new, allowed.
+		if _, err := f.gov.CreateAssignment(f.ctx, governance.AssignmentInput{SubjectType: "user", SubjectID: ada.ID, TargetType: "entitlement",
+			TargetID: e["a"], Source: governance.SourceBirthright}); err != nil {
 			t.Fatalf("a second path to a held entitlement: %v", err)
+		}
+		// The same path twice is a duplicate, refused as such.
+		if err := f.assign("user", ada.ID, "entitlement", e["a"]); apperr.KindOf(err) != apperr.KindAlreadyExists {
+			t.Fatalf("an identical assignment: %v", err)
 		}
 
 		// A role inducing a role that grants c.

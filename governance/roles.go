@@ -2,6 +2,8 @@ package governance
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -584,13 +586,49 @@ func (s *Service) insertAssignment(ctx context.Context, tx *store.Tx, snap *Snap
 	if err := s.CheckSoD(ctx, tx, snap, a.SubjectType, a.SubjectID, a.TargetType, a.TargetID); err != nil {
 		return err
 	}
+	// An identical assignment is refused (a client's retry, a double
+	// click): the key is unique, and the subject's row lock above makes
+	// this check and the insert one step.
+	key := dedupKey(a)
+	var same uuid.UUID
+	err = tx.QueryRow(ctx, `SELECT id FROM assignments WHERE tenant_id = $1 AND dedup_key = $2`, tx.TenantID(), key).Scan(&same)
+	if err == nil {
+		return apperr.New(apperr.KindAlreadyExists, "an identical assignment exists: %s", same)
+	}
+	if !store.NoRows(err) {
+		return err
+	}
 	if _, err := tx.Exec(ctx, `INSERT INTO assignments (tenant_id, id, subject_type, subject_id, target_type, target_id, source, valid_from, valid_until,
-			justification, constraints, created_by, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, 1)`,
+			justification, constraints, created_by, created_at, updated_at, version, dedup_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, 1, $14)`,
 		tx.TenantID(), a.ID, a.SubjectType, a.SubjectID, a.TargetType, a.TargetID, a.Source, a.ValidFrom, a.ValidUntil, a.Justification,
-		marshal(a.Constraints), a.CreatedBy, a.CreatedAt); err != nil {
+		marshal(a.Constraints), a.CreatedBy, a.CreatedAt, key); err != nil {
 		return err
 	}
 	return s.change(ctx, tx, "assignment", a.ID, 1, a)
+}
+
+// dedupKey is what makes two assignments the same: subject, target,
+// source and its reference (the approval an access request's assignment
+// comes from), constraints and validity window. A birthright assignment
+// may sit beside an identical direct one: their sources differ.
+func dedupKey(a *Assignment) string {
+	ref := ""
+	if a.Source == SourceRequest {
+		ref = a.CreatedBy
+	}
+	stamp := func(t *time.Time) string {
+		if t == nil {
+			return ""
+		}
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	h := sha256.New()
+	for _, part := range []string{a.SubjectType, a.SubjectID.String(), a.TargetType, a.TargetID.String(), a.Source, ref,
+		marshal(a.Constraints), stamp(a.ValidFrom), stamp(a.ValidUntil)} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 func utc(t *time.Time) *time.Time {

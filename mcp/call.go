@@ -392,7 +392,7 @@ func (g *Gateway) callTool(ctx context.Context, w http.ResponseWriter, r *http.R
 		switch {
 		case errors.Is(callErr, context.Canceled):
 			status, msg = "cancelled", "the call was cancelled"
-		case strings.Contains(apperr.PublicMessage(callErr), "did not answer within"):
+		case errors.Is(callErr, errUpstreamTimeout):
 			status = "timeout"
 		}
 		body = errorBody(m.ID, rpcError{Code: codeUnavailable, Message: msg, Data: map[string]string{"audit_id": receipt.ID.String()}})

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -154,7 +155,7 @@ func (g *Gateway) callParking(ctx context.Context, out *sseWriter, ep *endpoint,
 		switch {
 		case d.err != nil:
 			status = "unavailable"
-			if strings.Contains(apperr.PublicMessage(d.err), "did not answer within") {
+			if errors.Is(d.err, errUpstreamTimeout) {
 				status = "timeout"
 			}
 			body = errorBody(m.ID, rpcError{Code: codeUnavailable, Message: "the tool server failed: " + apperr.PublicMessage(d.err),

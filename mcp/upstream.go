@@ -81,6 +81,10 @@ type upstream struct {
 }
 
 // resync syncs the catalog again in the background, once at a time.
+// errUpstreamTimeout is the cause of a call the tool server did not answer
+// in time (errors.Is tells a timeout from other failures).
+var errUpstreamTimeout = errors.New("the tool server's timeout passed")
+
 func (u *upstream) resync() {
 	if u.onList == nil || !u.syncing.CompareAndSwap(false, true) {
 		return
@@ -516,7 +520,7 @@ func (u *upstream) call(ctx context.Context, method string, params json.RawMessa
 	}
 	if err != nil {
 		if ctx.Err() == context.DeadlineExceeded {
-			return nil, apperr.New(apperr.KindUnavailable, "the tool server did not answer within %s", u.cfg.timeout)
+			return nil, apperr.Wrap(errUpstreamTimeout, apperr.KindUnavailable, "the tool server did not answer within %s", u.cfg.timeout)
 		}
 		if errors.Is(err, context.Canceled) {
 			return nil, err

@@ -52,6 +52,7 @@ import (
 	"github.com/xavyo/xavyo/internal/events"
 	"github.com/xavyo/xavyo/internal/health"
 	"github.com/xavyo/xavyo/internal/httpx"
+	"github.com/xavyo/xavyo/internal/idempotency"
 	"github.com/xavyo/xavyo/internal/seal"
 	"github.com/xavyo/xavyo/internal/store"
 	"github.com/xavyo/xavyo/mcp"
@@ -113,6 +114,7 @@ type server struct {
 	mcp      *mcp.Gateway
 	webhooks *webhooks.Service
 	exports  *audit.Exporter
+	idem     *idempotency.Store
 	bootNote string
 	firstAdm *auth.TenantWithAdmin
 
@@ -220,6 +222,9 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	adminAuth.Watch(s.bus)
 
 	// The admin plane.
+	if s.idem, err = idempotency.New(idempotency.Config{DB: s.db, Logger: log}); err != nil {
+		return nil, err
+	}
 	s.admin = httpx.NewApp(httpx.AppConfig{Logger: log, BodyLimit: cfg.Admin.BodyLimit})
 	mountHealth(s.admin, checker.Ready)
 	s.api = httpx.NewAPI(s.admin, httpx.APIConfig{
@@ -227,6 +232,7 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 		Authenticators: []httpx.Authenticator{s.boot, adminAuth},
 		Tenants:        s.tenants,
 		CrossTenant:    s.seq,
+		Idempotency:    s.idem,
 	})
 	(&tenantrest.Handler{Tenants: s.tenants, Onboard: s.auth}).Mount(s.api)
 	(&directoryrest.Handler{Directory: s.dir}).Mount(s.api)
@@ -240,7 +246,7 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	if err != nil {
 		return nil, err
 	}
-	s.oauth = oauth.New(oauth.Config{Tokens: s.tokens, NHIs: s.nhis, Tenants: s.tenants, DB: s.db,
+	s.oauth = oauth.New(oauth.Config{Tokens: s.tokens, NHIs: s.nhis, Tenants: s.tenants, DB: s.db, Logger: log,
 		AdminURL: cfg.Admin.PublicURL, AgentURL: cfg.Agent.PublicURL, Audit: s.seq, Auth: s.auth, Fetch: fetch})
 	oh := &oauthrest.Handler{Server: s.oauth, Tenants: s.tenants, AgentURL: cfg.Agent.PublicURL, Auth: s.auth,
 		Admin: adminAuth}
@@ -510,6 +516,7 @@ func (s *server) run(ctx context.Context) error {
 	workers.Go(func() error { return s.mcp.RunHealthChecks(workCtx, 30*time.Second) })
 	workers.Go(func() error { return s.gov.RunTimers(workCtx, time.Second) })
 	workers.Go(func() error { return s.gov.RunSoDScans(workCtx, time.Hour) })
+	workers.Go(func() error { return s.idem.RunSweep(workCtx, 10*time.Minute) })
 	g.Go(func() error {
 		if err := s.admin.Listener(s.adminLn); err != nil {
 			return fmt.Errorf("admin plane: %w", err)

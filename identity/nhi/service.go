@@ -416,3 +416,15 @@ func (s *Service) Lookup(ctx context.Context, id uuid.UUID) (*NHI, error) {
 	})
 	return n, err
 }
+
+// Serves reports whether an active NHI of this kind has this slug in the
+// tenant in ctx (a tool server or an agent a token may name as its
+// resource). The store's errors are returned, never taken for "no".
+func (s *Service) Serves(ctx context.Context, kind, slug string) (bool, error) {
+	var n int
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		return tx.QueryRow(ctx, `SELECT COUNT(*) FROM nhis WHERE tenant_id = $1 AND kind = $2 AND slug = $3 AND status = 'active'`,
+			tx.TenantID(), kind, slug).Scan(&n)
+	})
+	return n > 0, err
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/xavyo/xavyo/identity/nhi"
 	"github.com/xavyo/xavyo/identity/tenant"
 	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/clientcert"
@@ -35,11 +36,11 @@ func (h *MTLSHandlers) Mount(handle func(pattern string, hd http.Handler)) {
 	handle("POST /t/{slug}/oauth/token", http.HandlerFunc(h.token))
 }
 
-func writeJSON(w http.ResponseWriter, v any, err error) {
+func (h *MTLSHandlers) writeJSON(w http.ResponseWriter, r *http.Request, v any, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	if err != nil {
-		oe := AsError(err)
+		oe := h.Server.Render(r.Context(), err)
 		w.WriteHeader(oe.Status)
 		_ = json.NewEncoder(w).Encode(oe)
 		return
@@ -50,17 +51,17 @@ func writeJSON(w http.ResponseWriter, v any, err error) {
 func (h *MTLSHandlers) token(w http.ResponseWriter, r *http.Request) {
 	t, err := h.Tenants.Resolve(r.Context(), r.PathValue("slug"))
 	if err != nil {
-		writeJSON(w, nil, issuerError(err))
+		h.writeJSON(w, r, nil, issuerError(err))
 		return
 	}
 	ctx := store.WithTenant(r.Context(), t.ID)
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") || r.ParseForm() != nil {
-		writeJSON(w, nil, &Error{Code: "invalid_request", Description: "the token request is application/x-www-form-urlencoded", Status: 400})
+		h.writeJSON(w, r, nil, &Error{Code: "invalid_request", Description: "the token request is application/x-www-form-urlencoded", Status: 400})
 		return
 	}
 	if err := textguard.CheckValues(r.PostForm); err != nil {
-		writeJSON(w, nil, &Error{Code: "invalid_request", Description: apperr.PublicMessage(err), Status: 400})
+		h.writeJSON(w, r, nil, &Error{Code: "invalid_request", Description: apperr.PublicMessage(err), Status: 400})
 		return
 	}
 	var c *Client
@@ -70,11 +71,11 @@ func (h *MTLSHandlers) token(w http.ResponseWriter, r *http.Request) {
 		// tls_client_auth: a certificate from xavyo's CA names its NHI.
 		id, err := uuid.Parse(p.SubjectID)
 		if err != nil {
-			writeJSON(w, nil, ErrInvalidClient)
+			h.writeJSON(w, r, nil, ErrInvalidClient)
 			return
 		}
 		if c, err = h.Server.CertificateClient(ctx, id, p.CertThumbprint); err != nil {
-			writeJSON(w, nil, err)
+			h.writeJSON(w, r, nil, err)
 			return
 		}
 	case clientcert.SelfSigned(ctx) != "":
@@ -84,37 +85,42 @@ func (h *MTLSHandlers) token(w http.ResponseWriter, r *http.Request) {
 			host = r.RemoteAddr
 		}
 		if c, err = h.Server.SelfSignedClient(ctx, r.PostForm.Get("client_id"), clientcert.SelfSigned(ctx), host); err != nil {
-			writeJSON(w, nil, err)
+			h.writeJSON(w, r, nil, err)
 			return
 		}
 	default:
-		writeJSON(w, nil, ErrInvalidClient)
+		h.writeJSON(w, r, nil, ErrInvalidClient)
 		return
 	}
 	if cid := r.PostForm.Get("client_id"); cid != "" && cid != c.ID {
-		writeJSON(w, nil, ErrInvalidClient)
+		h.writeJSON(w, r, nil, ErrInvalidClient)
 		return
 	}
 	scope := strings.Fields(r.PostForm.Get("scope"))
 	switch r.PostForm.Get("grant_type") {
 	case GrantClientCredentials:
 		out, err := h.Server.ClientCredentials(ctx, t.Slug, c, scope, r.PostForm["resource"])
-		writeJSON(w, out, err)
+		h.writeJSON(w, r, out, err)
 	case GrantTokenExchange:
 		f := r.PostForm
 		out, err := h.Server.Exchange(ctx, t.Slug, c, f.Get("subject_token"), f.Get("subject_token_type"), f.Get("actor_token"),
 			f.Get("actor_token_type"), scope, f["resource"], f["audience"])
-		writeJSON(w, out, err)
+		h.writeJSON(w, r, out, err)
 	default:
-		writeJSON(w, nil, &Error{Code: "unsupported_grant_type", Description: "this endpoint issues client credentials and token exchanges", Status: 400})
+		h.writeJSON(w, r, nil, &Error{Code: "unsupported_grant_type", Description: "this endpoint issues client credentials and token exchanges", Status: 400})
 	}
 }
 
 // issuerError is a failed tenant lookup: no such issuer, or the store
 // cannot say now.
-func issuerError(err error) *Error {
-	if apperr.KindOf(err) == apperr.KindNotFound {
-		return &Error{Code: "invalid_request", Description: "no such issuer", Status: 404}
+func issuerError(err error) *Error { return orNotFound(err, "no such issuer") }
+
+// orNotFound renders a failed lookup: nothing found (err nil or of kind
+// NotFound) is 404 with msg; anything else keeps its own answer (a store
+// that cannot answer is 503, never "not found").
+func orNotFound(err error, msg string) *Error {
+	if err == nil || apperr.KindOf(err) == apperr.KindNotFound {
+		return &Error{Code: "invalid_request", Description: msg, Status: 404}
 	}
 	return AsError(err)
 }
@@ -137,18 +143,19 @@ func (h *MTLSHandlers) MountResourceMetadata(handle func(pattern string, hd http
 	serve := func(w http.ResponseWriter, r *http.Request) {
 		t, err := h.Tenants.Resolve(r.Context(), r.PathValue("slug"))
 		if err != nil {
-			writeJSON(w, nil, issuerError(err))
+			h.writeJSON(w, r, nil, orNotFound(err, "no such resource"))
 			return
 		}
 		res := h.Server.cfg.AgentURL + "/t/" + t.Slug + "/mcp"
 		if server := r.PathValue("server"); server != "" {
-			if !h.Server.nhiExists(store.WithTenant(r.Context(), t.ID), "tool_server", server) {
-				writeJSON(w, nil, &Error{Code: "invalid_request", Description: "no such resource", Status: 404})
+			ok, err := h.Server.cfg.NHIs.Serves(store.WithTenant(r.Context(), t.ID), nhi.KindToolServer, server)
+			if err != nil || !ok {
+				h.writeJSON(w, r, nil, orNotFound(err, "no such resource"))
 				return
 			}
 			res += "/" + server
 		}
-		writeJSON(w, ResourceMetadata{Resource: res, AuthorizationServers: []string{h.Server.Issuer(t.Slug)}, ScopesSupported: []string{"mcp"},
+		h.writeJSON(w, r, ResourceMetadata{Resource: res, AuthorizationServers: []string{h.Server.Issuer(t.Slug)}, ScopesSupported: []string{"mcp"},
 			BearerMethodsSupported: []string{"header"}, ResourceName: t.Name + " MCP gateway", TLSClientCertificateBoundTokens: true}, nil)
 	}
 	handle("GET /.well-known/oauth-protected-resource/t/{slug}/mcp", http.HandlerFunc(serve))

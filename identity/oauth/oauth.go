@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -26,6 +27,7 @@ import (
 	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/audit"
 	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/xavyo/xavyo/internal/reqid"
 	"github.com/xavyo/xavyo/internal/store"
 )
 
@@ -76,6 +78,19 @@ func AsError(err error) *Error {
 	return &Error{Code: "server_error", Description: "the server could not answer", Status: 500}
 }
 
+// Render is the OAuth error of err, as every issuer endpoint answers it:
+// the cause of a 5xx answer is logged with the request id, never sent.
+func (s *Server) Render(ctx context.Context, err error) *Error {
+	oe := AsError(err)
+	if oe.Status >= 500 {
+		var own *Error
+		if !errors.As(err, &own) || own.Status >= 500 {
+			s.cfg.Logger.Error("issuer request failed", "error", err, "status", oe.Status, "request_id", reqid.From(ctx))
+		}
+	}
+	return oe
+}
+
 // clientFailure is a failed client lookup: the store's unavailability is
 // said as such; anything else is a failed authentication.
 func clientFailure(err error) error {
@@ -111,7 +126,10 @@ type Config struct {
 	// Fetch retrieves client ID metadata documents; it must be the egress
 	// client (nil: metadata documents are not accepted).
 	Fetch *http.Client
-	Now   func() time.Time
+	// Logger logs the causes of the errors answered as server_error or
+	// temporarily_unavailable (default slog.Default()).
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Server answers the token, introspection and revocation endpoints.
@@ -132,6 +150,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
 	}
 	cfg.AdminURL = strings.TrimSuffix(cfg.AdminURL, "/")
 	cfg.AgentURL = strings.TrimSuffix(cfg.AgentURL, "/")
@@ -265,7 +286,11 @@ func (s *Server) Resources(ctx context.Context, slug string, requested []string)
 			if strings.HasPrefix(r, a2a) {
 				kind = nhi.KindAgent
 			}
-			if !s.nhiExists(ctx, kind, name) {
+			ok, err := s.cfg.NHIs.Serves(ctx, kind, name)
+			if err != nil {
+				return nil, AsError(err)
+			}
+			if !ok {
 				return nil, oerr(400, "invalid_target", "unknown resource "+r)
 			}
 		default:
@@ -279,15 +304,6 @@ func dedupe(in []string) []string {
 	out := slices.Clone(in)
 	slices.Sort(out)
 	return slices.Compact(out)
-}
-
-func (s *Server) nhiExists(ctx context.Context, kind, slug string) bool {
-	var n int
-	_ = s.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		return tx.QueryRow(ctx, `SELECT COUNT(*) FROM nhis WHERE tenant_id = $1 AND kind = $2 AND slug = $3 AND status = 'active'`,
-			tx.TenantID(), kind, slug).Scan(&n)
-	})
-	return n > 0
 }
 
 // intersect keeps the requested scopes allowed by every list; no request

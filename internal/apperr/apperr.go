@@ -25,6 +25,9 @@ const (
 	KindUnavailable
 	KindPreconditionFailed
 	KindTooLarge
+	// KindUnprocessable: well-formed, but it cannot be done as asked (an
+	// idempotency key reused for another request).
+	KindUnprocessable
 )
 
 var kindNames = map[Kind]string{
@@ -39,6 +42,7 @@ var kindNames = map[Kind]string{
 	KindUnavailable:        "unavailable",
 	KindPreconditionFailed: "precondition_failed",
 	KindTooLarge:           "too_large",
+	KindUnprocessable:      "unprocessable",
 }
 
 // String returns the kind's stable snake_case name.
@@ -72,6 +76,8 @@ func (k Kind) HTTPStatus() int {
 		return 412
 	case KindTooLarge:
 		return 413
+	case KindUnprocessable:
+		return 422
 	}
 	return 500
 }

@@ -5,10 +5,10 @@ package health
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"time"
 
+	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/store"
 )
 
@@ -24,14 +24,14 @@ func (c *Checker) Ready(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := c.DB.Ping(ctx); err != nil {
-		return fmt.Errorf("database unreachable")
+		return apperr.Wrap(err, apperr.KindUnavailable, "database unreachable")
 	}
 	v, err := c.DB.SchemaVersion(ctx)
 	if err != nil {
-		return fmt.Errorf("schema version unreadable")
+		return apperr.Wrap(err, apperr.KindUnavailable, "schema version unreadable")
 	}
 	if v != c.Schema {
-		return fmt.Errorf("schema at step %d, this binary expects %d", v, c.Schema)
+		return apperr.New(apperr.KindUnavailable, "schema at step %d, this binary expects %d", v, c.Schema)
 	}
 	return nil
 }
@@ -42,10 +42,11 @@ type Status struct {
 	Error  string `json:"error,omitempty"`
 }
 
-// Body returns the status code and body for a readiness result.
+// Body returns the status code and body for a readiness result: only the
+// public message of a failure (its cause stays in the logs).
 func Body(err error) (int, []byte) {
 	if err != nil {
-		b, _ := json.Marshal(Status{Status: "unavailable", Error: err.Error()})
+		b, _ := json.Marshal(Status{Status: "unavailable", Error: apperr.PublicMessage(err)})
 		return http.StatusServiceUnavailable, b
 	}
 	return http.StatusOK, []byte(`{"status":"ok"}`)

@@ -70,6 +70,9 @@ type APIConfig struct {
 	Authenticators []Authenticator
 	Tenants        TenantResolver
 	CrossTenant    CrossTenantAuditor
+	// Idempotency keeps answers to POSTs sent with an Idempotency-Key
+	// (nil: the header is ignored).
+	Idempotency Idempotency
 }
 
 // API registers routes under a prefix and documents each in its OpenAPI
@@ -102,6 +105,9 @@ func (a *API) Handle(r Route) {
 	chain := []fiber.Handler{authorize(&rr, a.cfg.Tenants)}
 	if r.Scope == ScopeTenant && !r.Public {
 		chain = append(chain, scopeTenant(a.cfg.Tenants, a.cfg.CrossTenant))
+	}
+	if r.Method == fiber.MethodPost && !r.Public && a.cfg.Idempotency != nil {
+		chain = append(chain, idempotent(a.cfg.Idempotency))
 	}
 	chain = append(chain, r.Handler)
 	a.router.Add(r.Method, r.Path, chain...)

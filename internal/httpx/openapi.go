@@ -107,6 +107,13 @@ func (d *OpenAPI) operation(r *Route) map[string]any {
 		params = append(params, map[string]any{"name": "If-Match", "in": "header",
 			"description": "the ETag of the version being changed; 412 if it is stale", "schema": map[string]any{"type": "string"}})
 	}
+	if r.Method == "POST" && !r.Public {
+		params = append(params, map[string]any{"name": HeaderIdempotencyKey, "in": "header",
+			"description": "makes a retry safe: the first answer to this key (1-255 visible ASCII characters) is kept 24 hours and " +
+				"replayed, with Idempotent-Replayed: true, to the same caller sending the same request again; " +
+				"422 if the key was used for another request, 409 while the first is still running",
+			"schema": map[string]any{"type": "string", "minLength": 1, "maxLength": 255}})
+	}
 	if len(params) > 0 {
 		op["parameters"] = params
 	}

@@ -5,15 +5,16 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"regexp"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // migrationLock is the advisory lock key that serializes migrations (and
@@ -169,7 +170,7 @@ func grantAppRole(ctx context.Context, conn *sql.Conn, opts MigrateOptions) erro
 		// Concurrent migrators may race here; the advisory lock only
 		// covers this database, roles are cluster-wide.
 		if _, err := conn.ExecContext(ctx, `CREATE ROLE `+role+` LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE`); err != nil &&
-			!strings.Contains(err.Error(), "already exists") {
+			!isDuplicateObject(err) {
 			return fmt.Errorf("migrate: create role: %w", err)
 		}
 	}
@@ -245,4 +246,11 @@ func UnprotectedTables(ctx context.Context, q interface {
 		out = append(out, n)
 	}
 	return out, rows.Err()
+}
+
+// isDuplicateObject reports PostgreSQL's duplicate_object (42710): a role
+// another migrator created first.
+func isDuplicateObject(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "42710"
 }

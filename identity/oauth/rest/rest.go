@@ -52,13 +52,13 @@ func (h *Handler) Mount(app *fiber.App) {
 }
 
 // write renders a result or an RFC 6749 §5.2 error, never cached.
-func write(c *fiber.Ctx, v any, err error) error {
+func (h *Handler) write(c *fiber.Ctx, v any, err error) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	c.Set(fiber.HeaderPragma, "no-cache")
 	if err == nil {
 		return c.JSON(v)
 	}
-	oe := oauth.AsError(err)
+	oe := h.Server.Render(c.UserContext(), err)
 	if oe.Code == "invalid_client" && oe.Status == 401 {
 		c.Set(fiber.HeaderWWWAuthenticate, `Basic realm="xavyo"`)
 	}
@@ -106,7 +106,7 @@ type Metadata struct {
 func (h *Handler) metadata(c *fiber.Ctx) error {
 	t, _, err := h.tenant(c)
 	if err != nil {
-		return write(c, nil, err)
+		return h.write(c, nil, err)
 	}
 	iss := h.Server.Issuer(t.Slug)
 	auth := []string{"client_secret_basic", "client_secret_post", "private_key_jwt"}
@@ -183,73 +183,73 @@ func multi(c *fiber.Ctx, key string) []string {
 func (h *Handler) token(c *fiber.Ctx) error {
 	t, ctx, err := h.tenant(c)
 	if err != nil {
-		return write(c, nil, err)
+		return h.write(c, nil, err)
 	}
 	if !strings.HasPrefix(c.Get(fiber.HeaderContentType), fiber.MIMEApplicationForm) {
-		return write(c, nil, &oauth.Error{Code: "invalid_request", Description: "the token request is application/x-www-form-urlencoded", Status: 400})
+		return h.write(c, nil, &oauth.Error{Code: "invalid_request", Description: "the token request is application/x-www-form-urlencoded", Status: 400})
 	}
 	switch c.FormValue("grant_type") {
 	case oauth.GrantJWTBearer:
 		// RFC 7523 §2.1: the assertion is the grant — signed by a key the
 		// NHI registered, about itself (iss = sub = its client_id).
 		if c.FormValue("client_secret") != "" || c.Get(fiber.HeaderAuthorization) != "" || c.FormValue("client_assertion") != "" {
-			return write(c, nil, &oauth.Error{Code: "invalid_request", Description: "the jwt-bearer grant authenticates by its assertion", Status: 400})
+			return h.write(c, nil, &oauth.Error{Code: "invalid_request", Description: "the jwt-bearer grant authenticates by its assertion", Status: 400})
 		}
 		slug := c.Params("slug")
 		cl, err := h.Server.AuthenticateAssertion(ctx, c.FormValue("assertion"), c.FormValue("client_id"), slug, h.Server.Issuer(slug)+"/token", c.IP())
 		if err != nil {
-			return write(c, nil, &oauth.Error{Code: "invalid_grant", Description: "the assertion is not valid", Status: 400})
+			return h.write(c, nil, &oauth.Error{Code: "invalid_grant", Description: "the assertion is not valid", Status: 400})
 		}
 		out, err := h.Server.ClientCredentials(ctx, t.Slug, cl, strings.Fields(c.FormValue("scope")), multi(c, "resource"))
-		return write(c, out, err)
+		return h.write(c, out, err)
 	case oauth.GrantAuthorizationCode, oauth.GrantRefreshToken:
 		// Public clients (auth method none): the client is named, PKCE
 		// and rotation protect the grant.
 		if c.FormValue("client_secret") != "" || c.Get(fiber.HeaderAuthorization) != "" || c.FormValue("client_id") == "" {
-			return write(c, nil, &oauth.Error{Code: "invalid_client", Description: "this grant is for public clients: send client_id only", Status: 401})
+			return h.write(c, nil, &oauth.Error{Code: "invalid_client", Description: "this grant is for public clients: send client_id only", Status: 401})
 		}
 		if c.FormValue("grant_type") == oauth.GrantAuthorizationCode {
 			out, err := h.Server.ExchangeCode(ctx, t.Slug, c.FormValue("client_id"), c.FormValue("code"), c.FormValue("redirect_uri"), c.FormValue("code_verifier"))
-			return write(c, out, err)
+			return h.write(c, out, err)
 		}
 		out, err := h.Server.RefreshForClient(ctx, c.FormValue("client_id"), c.FormValue("refresh_token"))
-		return write(c, out, err)
+		return h.write(c, out, err)
 	}
 	cl, err := h.client(c, ctx)
 	if err != nil {
-		return write(c, nil, err)
+		return h.write(c, nil, err)
 	}
 	scope := strings.Fields(c.FormValue("scope"))
 	switch c.FormValue("grant_type") {
 	case oauth.GrantClientCredentials:
 		out, err := h.Server.ClientCredentials(ctx, t.Slug, cl, scope, multi(c, "resource"))
-		return write(c, out, err)
+		return h.write(c, out, err)
 	case oauth.GrantTokenExchange:
 		out, err := h.Server.Exchange(ctx, t.Slug, cl, c.FormValue("subject_token"), c.FormValue("subject_token_type"),
 			c.FormValue("actor_token"), c.FormValue("actor_token_type"), scope, multi(c, "resource"), multi(c, "audience"))
-		return write(c, out, err)
+		return h.write(c, out, err)
 	case "":
-		return write(c, nil, &oauth.Error{Code: "invalid_request", Description: "grant_type is required", Status: 400})
+		return h.write(c, nil, &oauth.Error{Code: "invalid_request", Description: "grant_type is required", Status: 400})
 	default:
-		return write(c, nil, &oauth.Error{Code: "unsupported_grant_type", Description: "this issuer does not support that grant", Status: 400})
+		return h.write(c, nil, &oauth.Error{Code: "unsupported_grant_type", Description: "this issuer does not support that grant", Status: 400})
 	}
 }
 
 func (h *Handler) introspect(c *fiber.Ctx) error {
 	_, ctx, err := h.tenant(c)
 	if err != nil {
-		return write(c, nil, err)
+		return h.write(c, nil, err)
 	}
 	if _, err := h.client(c, ctx); err != nil {
-		return write(c, nil, err)
+		return h.write(c, nil, err)
 	}
-	return write(c, h.Server.Introspect(ctx, c.FormValue("token")), nil)
+	return h.write(c, h.Server.Introspect(ctx, c.FormValue("token")), nil)
 }
 
 func (h *Handler) revoke(c *fiber.Ctx) error {
 	_, ctx, err := h.tenant(c)
 	if err != nil {
-		return write(c, nil, err)
+		return h.write(c, nil, err)
 	}
 	var cl *oauth.Client
 	if c.Get(fiber.HeaderAuthorization) == "" && c.FormValue("client_secret") == "" && c.FormValue("client_assertion") == "" {
@@ -260,13 +260,13 @@ func (h *Handler) revoke(c *fiber.Ctx) error {
 		cl, err = h.client(c, ctx)
 	}
 	if err != nil {
-		return write(c, nil, err)
+		return h.write(c, nil, err)
 	}
 	if c.FormValue("token") == "" {
-		return write(c, nil, &oauth.Error{Code: "invalid_request", Description: "token is required", Status: 400})
+		return h.write(c, nil, &oauth.Error{Code: "invalid_request", Description: "token is required", Status: 400})
 	}
 	if err := h.Server.Revoke(ctx, cl, c.FormValue("token"), c.FormValue("token_type_hint")); err != nil {
-		return write(c, nil, err)
+		return h.write(c, nil, err)
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.SendStatus(200)
@@ -296,28 +296,28 @@ func (h *Handler) MountClients(api *httpx.API) {
 func (h *Handler) register(c *fiber.Ctx) error {
 	t, ctx, err := h.tenant(c)
 	if err != nil {
-		return write(c, nil, err)
+		return h.write(c, nil, err)
 	}
 	switch tenant.PoliciesOf(t).OAuth.Registration {
 	case oauth.RegistrationOff:
-		return write(c, nil, &oauth.Error{Code: "access_denied", Description: "dynamic registration is off for this issuer", Status: 403})
+		return h.write(c, nil, &oauth.Error{Code: "access_denied", Description: "dynamic registration is off for this issuer", Status: 403})
 	case oauth.RegistrationToken:
 		raw, ok := strings.CutPrefix(c.Get(fiber.HeaderAuthorization), "Bearer ")
 		if !ok || h.Admin == nil {
-			return write(c, nil, &oauth.Error{Code: "invalid_token", Description: "registration needs a tenant admin's bearer token", Status: 401})
+			return h.write(c, nil, &oauth.Error{Code: "invalid_token", Description: "registration needs a tenant admin's bearer token", Status: 401})
 		}
 		p, err := h.Admin.Authenticate(ctx, "Bearer", raw)
 		if err != nil || p == nil || p.TenantID != t.ID || !p.HasRole(principal.RoleTenantAdmin) {
-			return write(c, nil, &oauth.Error{Code: "invalid_token", Description: "registration needs a tenant admin's bearer token", Status: 401})
+			return h.write(c, nil, &oauth.Error{Code: "invalid_token", Description: "registration needs a tenant admin's bearer token", Status: 401})
 		}
 	}
 	var in oauth.RegistrationRequest
 	if err := decodeLenient(c.Body(), &in); err != nil {
-		return write(c, nil, &oauth.Error{Code: "invalid_client_metadata", Description: "the body must be a JSON object of client metadata", Status: 400})
+		return h.write(c, nil, &oauth.Error{Code: "invalid_client_metadata", Description: "the body must be a JSON object of client metadata", Status: 400})
 	}
 	out, err := h.Server.Register(ctx, t.Slug, in)
 	if err != nil {
-		return write(c, nil, err)
+		return h.write(c, nil, err)
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.Status(201).JSON(out)
@@ -329,27 +329,27 @@ func (h *Handler) register(c *fiber.Ctx) error {
 func (h *Handler) registration(c *fiber.Ctx) error {
 	t, ctx, err := h.tenant(c)
 	if err != nil {
-		return write(c, nil, err)
+		return h.write(c, nil, err)
 	}
 	raw, _ := strings.CutPrefix(c.Get(fiber.HeaderAuthorization), "Bearer ")
 	clientID := c.Params("client_id")
 	switch c.Method() {
 	case fiber.MethodGet:
 		out, err := h.Server.Registration(ctx, t.Slug, clientID, raw)
-		return write(c, out, err)
+		return h.write(c, out, err)
 	case fiber.MethodPut:
 		var in struct {
 			oauth.RegistrationRequest
 			ClientID string `json:"client_id"`
 		}
 		if err := decodeLenient(c.Body(), &in); err != nil {
-			return write(c, nil, &oauth.Error{Code: "invalid_client_metadata", Description: "the body must be a JSON object of client metadata", Status: 400})
+			return h.write(c, nil, &oauth.Error{Code: "invalid_client_metadata", Description: "the body must be a JSON object of client metadata", Status: 400})
 		}
 		out, err := h.Server.UpdateRegistration(ctx, t.Slug, clientID, raw, in.RegistrationRequest, in.ClientID)
-		return write(c, out, err)
+		return h.write(c, out, err)
 	default:
 		if err := h.Server.DeleteRegistration(ctx, clientID, raw); err != nil {
-			return write(c, nil, err)
+			return h.write(c, nil, err)
 		}
 		c.Set(fiber.HeaderCacheControl, "no-store")
 		return c.SendStatus(fiber.StatusNoContent)
