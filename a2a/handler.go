@@ -42,9 +42,8 @@ type Config struct {
 	Fetch *http.Client
 	NHIs  NHIs
 	Gov   Entitlements
-	// Approvals hold calls whose grant requires approval; Bus wakes them.
-	Approvals Approvals
-	Bus       *events.Bus
+	// Bus drops cached agent records when agents change.
+	Bus *events.Bus
 	// Sealer keeps callers' webhook tokens; Claimer signs notification tokens.
 	Sealer  Sealer
 	Claimer Claimer
@@ -266,13 +265,12 @@ func (h *Handlers) directory(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusServiceUnavailable, "the directory is unavailable")
 		return
 	}
-	sub, actor, governed := p.Subject, p.Actor, p.Governed
 	now := h.cfg.Now()
 	q := r.URL.Query()
 	out := &Directory{Agents: []*Card{}}
 	for _, a := range list {
 		ent, ok := snap.EntitlementID("a2a-"+a.slug, "call")
-		if !ok || !governed || !snap.Permits(sub, actor, ent, now) {
+		if !ok || !p.May(snap, ent, now) {
 			continue
 		}
 		c, err := h.signedCard(ctx, t, a)

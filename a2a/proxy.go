@@ -3,8 +3,6 @@ package a2a
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -23,7 +21,6 @@ import (
 	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/audit"
 	"github.com/xavyo/xavyo/internal/egress"
-	"github.com/xavyo/xavyo/internal/events"
 	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/reqid"
 )
@@ -192,19 +189,29 @@ func (h *Handlers) callWith(w http.ResponseWriter, r *http.Request, body []byte,
 		rpcError(w, http.StatusServiceUnavailable, m.ID, codeInternal, "access decisions are unavailable", nil)
 		return
 	}
-	d := governance.Decision{Decision: governance.Deny, Reason: "the caller is not a governed subject", Code: "no_grant"}
-	if sub, actor, ok := p.Subject, p.Actor, p.Governed; ok {
-		if ent, ok := snap.EntitlementID("a2a-"+a.slug, "call"); ok {
-			d = snap.Decide(&governance.Request{Subject: sub, Actor: actor, EntitlementID: ent}, h.cfg.Now())
-		} else {
-			d.Reason, d.Code = "the agent has no a2a_call entitlement yet", "unknown_entitlement"
+	d := governance.Decision{Decision: governance.Deny, Reason: "the agent has no a2a_call entitlement yet", Code: "unknown_entitlement"}
+	if ent, ok := snap.EntitlementID("a2a-"+a.slug, "call"); ok {
+		v := h.cfg.Enforcer.Decide(t, p, snap, gateway.Ask{Entitlement: ent})
+		d = v.Decision
+		det.Decision, det.Reason, det.Code = d.Decision, d.Reason, d.Code
+		if v.Hold {
+			o := h.cfg.Enforcer.Hold(ctx, t, p, gateway.HoldRequest{Kind: governance.KindA2ACall, Entitlement: ent, ReuseMinutes: v.ReuseMinutes,
+				Justification: "A2A " + m.Method + " to " + a.slug, Payload: map[string]any{"agent": a.slug, "method": m.Method,
+					"caller": map[string]any{"kind": p.Kind, "id": p.SubjectID, "client_id": p.ClientID}, "actors": p.Actors}})
+			if o.Approval != nil {
+				det.ApprovalID = &o.Approval.ID
+			}
+			switch {
+			case o.Reason != "":
+				d = governance.Decision{Decision: governance.Deny, Reason: o.Reason, Code: o.Code, EntitlementID: ent}
+			case o.Reused:
+				d = governance.Decision{Decision: governance.Allow, Reason: "approved (an approval of this caller's calls, reused)", Code: "approval_reused"}
+			default:
+				d = governance.Decision{Decision: governance.Allow, Reason: "approved", Code: "approved"}
+			}
 		}
 	}
 	det.Decision, det.Reason, det.Code = d.Decision, d.Reason, d.Code
-	if d.Decision == governance.ApprovalRequired {
-		d = h.hold(ctx, t, p, a, m.Method, d, &det)
-		det.Decision, det.Reason, det.Code = d.Decision, d.Reason, d.Code
-	}
 	notFound := false
 	if d.Allowed() && task != "" {
 		other, err := h.othersTask(ctx, p, a.slug, task)
@@ -245,6 +252,7 @@ func (h *Handlers) callWith(w http.ResponseWriter, r *http.Request, body []byte,
 		return
 	}
 	entry.Outcome, entry.Details = audit.OutcomeSuccess, det
+	h.cfg.Enforcer.Used(ctx, p)
 	// Nothing is forwarded before its decision record is durable: with the
 	// audit log unavailable the call is refused, never sent unrecorded.
 	receipt, err := h.cfg.Enforcer.Record(ctx, entry)
@@ -267,68 +275,6 @@ func (h *Handlers) callWith(w http.ResponseWriter, r *http.Request, body []byte,
 		rpcError(w, http.StatusBadGateway, m.ID, codeInternal, apperr.PublicMessage(err), map[string]string{"audit_id": receipt.ID.String()})
 	}
 	h.outcome(ctx, t, p, a, receipt.ID, m.Method, status, time.Since(start))
-}
-
-// Approvals is governance's approval primitive.
-type Approvals interface {
-	OpenApproval(ctx context.Context, in governance.OpenInput) (*governance.Approval, error)
-	AwaitApproval(ctx context.Context, bus *events.Bus, id uuid.UUID, poll time.Duration) (*governance.Approval, error)
-	ReusableApproval(ctx context.Context, fingerprint string, within time.Duration) (*governance.Approval, error)
-	Cancel(ctx context.Context, id uuid.UUID, in governance.CancelInput) (*governance.Approval, error)
-}
-
-// hold waits for an approval of a call whose only grant requires one
-// (kind a2a_call), up to the tenant's approval timeout. An approval covers
-// the caller's calls to this agent for the grant's approval_reuse_minutes
-// (the content of A2A messages varies call to call: the window is per
-// caller and agent).
-func (h *Handlers) hold(ctx context.Context, t *tenant.Tenant, p *gateway.Caller, a *agentRecord, method string, d governance.Decision,
-	det *callDetails) governance.Decision {
-	deny := func(reason, code string) governance.Decision {
-		return governance.Decision{Decision: governance.Deny, Reason: reason, Code: code, EntitlementID: d.EntitlementID}
-	}
-	sub, ok := p.Subject, p.Governed
-	if !ok || h.cfg.Approvals == nil {
-		return deny("the call needs an approval, which could not be requested", "approval_unavailable")
-	}
-	ctx = principal.With(ctx, p.Principal)
-	fp := sha256.Sum256([]byte("a2a/" + sub.Type + "/" + sub.ID.String() + "/" + d.EntitlementID.String()))
-	fingerprint := hex.EncodeToString(fp[:])
-	if d.Constraints != nil && d.Constraints.ApprovalReuseMinutes > 0 {
-		if got, err := h.cfg.Approvals.ReusableApproval(ctx, fingerprint, time.Duration(d.Constraints.ApprovalReuseMinutes)*time.Minute); err == nil && got != nil {
-			det.ApprovalID = &got.ID
-			return governance.Decision{Decision: governance.Allow, Reason: "approved (an approval of this caller's calls, reused)", Code: "approval_reused"}
-		}
-	}
-	timeout := time.Duration(tenant.PoliciesOf(t).MCP.ApprovalTimeoutSeconds) * time.Second
-	if timeout <= 0 {
-		timeout = 5 * time.Minute
-	}
-	ap, err := h.cfg.Approvals.OpenApproval(ctx, governance.OpenInput{Kind: governance.KindA2ACall, RequesterType: sub.Type, RequesterID: sub.ID,
-		SubjectType: sub.Type, SubjectID: sub.ID, TargetType: "entitlement", TargetID: d.EntitlementID, TTL: timeout, Fingerprint: fingerprint,
-		Justification: "A2A " + method + " to " + a.slug, Payload: map[string]any{"agent": a.slug, "method": method, "caller": map[string]any{
-			"kind": p.Kind, "id": p.SubjectID, "client_id": p.ClientID}, "actors": p.Actors}})
-	if err != nil {
-		return deny("the call needs an approval, which could not be requested", "approval_unavailable")
-	}
-	det.ApprovalID = &ap.ID
-	wctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	got, err := h.cfg.Approvals.AwaitApproval(wctx, h.cfg.Bus, ap.ID, 2*time.Second)
-	switch {
-	case err != nil:
-		reason, code := governance.HoldTimeout(timeout)
-		if ctx.Err() != nil {
-			reason, code = "the caller went away", "approval_cancelled"
-		}
-		_, _ = h.cfg.Approvals.Cancel(context.WithoutCancel(ctx), ap.ID, governance.CancelInput{Comment: reason})
-		return deny(reason, code)
-	default:
-		if ok, reason, code := got.Outcome(timeout); !ok {
-			return deny(reason, code)
-		}
-		return governance.Decision{Decision: governance.Allow, Reason: "approved", Code: "approved"}
-	}
 }
 
 // forward sends the request on and copies the answer back, flushing each

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -18,6 +19,7 @@ import (
 	"github.com/xavyo/xavyo/identity/token"
 	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/audit"
+	"github.com/xavyo/xavyo/internal/events"
 	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/reqid"
 	"github.com/xavyo/xavyo/internal/store"
@@ -51,14 +53,23 @@ type EnforcerConfig struct {
 	Tenants Tenants
 	Tokens  Tokens
 	Audit   Auditor
-	Logger  *slog.Logger
+	// Approvals hold calls whose grant or risk requires one (nil: such
+	// calls are refused); Bus wakes their waits.
+	Approvals Approvals
+	Bus       *events.Bus
+	// NHIs are stamped as used by their calls (nil: not stamped).
+	NHIs   Toucher
+	Logger *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
 
 // Enforcer is the agent plane's policy enforcement point.
 type Enforcer struct {
-	cfg EnforcerConfig
+	cfg      EnforcerConfig
+	policies sync.Map // tenant → its policy at a version
+	limits   rateLimits
+	touches  chan touch
 }
 
 // NewEnforcer checks the configuration and returns the enforcement point.
@@ -72,7 +83,7 @@ func NewEnforcer(cfg EnforcerConfig) (*Enforcer, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Enforcer{cfg: cfg}, nil
+	return &Enforcer{cfg: cfg, touches: make(chan touch, 4096)}, nil
 }
 
 // Tenant resolves the tenant of a request and scopes the context to it:
@@ -109,6 +120,13 @@ type Caller struct {
 	Subject  governance.Subject
 	Actor    *governance.Subject
 	Governed bool
+}
+
+// May reports whether the caller may use an entitlement now, by the
+// snapshot (what tools/list and the agent directory show): the caller and,
+// for a delegated call, its actor must both hold it.
+func (c *Caller) May(snap *governance.Snapshot, ent uuid.UUID, now time.Time) bool {
+	return c.Governed && snap.Permits(c.Subject, c.Actor, ent, now)
 }
 
 // Refusal is a failed authentication: the status, the WWW-Authenticate

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -17,7 +18,6 @@ import (
 
 	"github.com/xavyo/xavyo/gateway"
 	"github.com/xavyo/xavyo/governance"
-	"github.com/xavyo/xavyo/identity/tenant"
 	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/audit"
 	"github.com/xavyo/xavyo/internal/metriclabel"
@@ -72,7 +72,7 @@ func (g *Gateway) listTools(ctx context.Context, w http.ResponseWriter, ep *endp
 		}
 		after = string(b)
 	}
-	sub, actor, ok := p.Subject, p.Actor, p.Governed
+	ok := p.Governed
 	snap, err := g.cfg.Access.Snapshot(ctx, ep.tenant.ID)
 	if err != nil {
 		writeJSON(w, http.StatusOK, errorBody(m.ID, rpcError{Code: codeInternal, Message: apperr.PublicMessage(err)}))
@@ -86,7 +86,7 @@ func (g *Gateway) listTools(ctx context.Context, w http.ResponseWriter, ep *endp
 	if ok {
 		for _, t := range ep.tools() {
 			name := ep.clientName(t)
-			if (after != "" && name <= after) || !t.server.active || !snap.Permits(sub, actor, t.ent, now) {
+			if (after != "" && name <= after) || !t.server.active || !p.May(snap, t.ent, now) {
 				continue
 			}
 			if n == g.cfg.PageSize {
@@ -219,7 +219,7 @@ func (g *Gateway) admit(ctx context.Context, w http.ResponseWriter, ep *endpoint
 	var argMap map[string]json.RawMessage
 	det := callDetails{Endpoint: ep.url, Tool: in.Name, Actors: p.Actors, ArgsSHA256: instHash(obj), AuthMethod: string(p.AuthMethod),
 		ClientID: p.ClientID, Session: session}
-	if pol := g.policy(ep.tenant); pol.AuditArguments {
+	if pol := g.cfg.Enforcer.Policy(ep.tenant); pol.AuditArguments {
 		det.Arguments = redact(obj, pol.RedactKeys).(map[string]any)
 	}
 	entry := audit.Entry{TenantID: ep.tenant.ID, Action: ActionCall, TargetKind: "mcp_tool", RequestID: reqid.From(ctx), ProcessDurable: true}.ActorFrom(p.Principal)
@@ -232,12 +232,6 @@ func (g *Gateway) admit(ctx context.Context, w http.ResponseWriter, ep *endpoint
 	}
 	det.Server, det.Tool, det.EntitlementID = t.server.slug, t.name, &t.ent
 	entry.TargetID = t.server.slug + "/" + t.name
-	sub, actor, ok := p.Subject, p.Actor, p.Governed
-	if !ok {
-		det.Decision, det.Reason = governance.Deny, "the caller is not a governed subject"
-		g.deny(ctx, out, m, entry, det, codeDenied, det.Reason, start)
-		return nil, false
-	}
 	snap, err := g.cfg.Access.Snapshot(ctx, ep.tenant.ID)
 	if err != nil {
 		out.finish(errorBody(m.ID, rpcError{Code: codeInternal, Message: apperr.PublicMessage(err)}))
@@ -246,19 +240,10 @@ func (g *Gateway) admit(ctx context.Context, w http.ResponseWriter, ep *endpoint
 	if snap.HasArgumentConstraints() {
 		_ = json.Unmarshal(args, &argMap)
 	}
-	now := g.cfg.Now()
-	req := governance.Request{Subject: sub, Actor: actor, EntitlementID: t.ent, Arguments: argMap, Decoded: obj}
-	if snap.HasRateLimits() {
-		req.Admit = g.admitRate(t.ent, now)
-	}
-	d := snap.Decide(&req, now)
-	det.Decision, det.Reason, det.Code, det.AssignmentID = d.Decision, d.Reason, d.Code, d.AssignmentID
-	hold, reuse := false, 0
-	switch {
-	case d.Decision == governance.ApprovalRequired:
-		hold, reuse = true, d.Constraints.ApprovalReuseMinutes
-	case !d.Allowed():
-		if d.Code == "argument" {
+	v := g.cfg.Enforcer.Decide(ep.tenant, p, snap, gateway.Ask{Entitlement: t.ent, Arguments: argMap, Decoded: obj})
+	det.Decision, det.Reason, det.Code, det.AssignmentID = v.Decision.Decision, v.Reason, v.Code, v.AssignmentID
+	if !v.Allowed() && !v.Hold {
+		if v.Code == "argument" {
 			// Constraints come after the tool's own input schema: its
 			// error, if any, is the one to report.
 			if sch, err := t.inputSchema(); err == nil {
@@ -269,17 +254,8 @@ func (g *Gateway) admit(ctx context.Context, w http.ResponseWriter, ep *endpoint
 				}
 			}
 		}
-		g.deny(ctx, out, m, entry, det, codeDenied, d.Reason, start)
+		g.deny(ctx, out, m, entry, det, codeDenied, v.Reason, start)
 		return nil, false
-	}
-	pol := g.policy(ep.tenant)
-	if riskyCall(snap, pol.RiskThreshold, t.ent, sub, actor) {
-		if pol.RiskAction != "approval" {
-			det.Decision, det.Reason, det.Code = governance.Deny, "the caller's risk score is at or above the tenant's threshold for high-risk tools", "risk"
-			g.deny(ctx, out, m, entry, det, codeDenied, det.Reason, start)
-			return nil, false
-		}
-		hold = true
 	}
 	sch, err := t.inputSchema()
 	if err != nil {
@@ -292,7 +268,8 @@ func (g *Gateway) admit(ctx context.Context, w http.ResponseWriter, ep *endpoint
 		g.deny(ctx, out, m, entry, det, codeInvalidParams, "invalid arguments: "+schemaMessage(err), start)
 		return nil, false
 	}
-	if hold {
+	if v.Hold {
+		pol := g.cfg.Enforcer.Policy(ep.tenant)
 		payload := map[string]any{"endpoint": ep.url, "server": t.server.slug, "tool": t.name, "arguments_sha256": det.ArgsSHA256,
 			"caller": map[string]any{"kind": p.Kind, "id": p.SubjectID, "client_id": p.ClientID}, "actors": p.Actors}
 		if pol.AuditArguments {
@@ -302,28 +279,35 @@ func (g *Gateway) admit(ctx context.Context, w http.ResponseWriter, ep *endpoint
 			ProgressToken json.RawMessage `json:"progressToken"`
 		}
 		_ = json.Unmarshal(in.Meta, &meta)
+		reuse := v.ReuseMinutes
 		if len(rounds) > 0 {
 			// A later round of a multi-round call: the approval of its
 			// first round (same arguments) covers it.
 			reuse = max(reuse, 15)
 		}
-		o := g.hold(ctx, ep, p, sub, t, &det, reuse, payload, meta.ProgressToken, stream)
-		if o.approval != nil {
-			det.ApprovalID = &o.approval.ID
+		hr := gateway.HoldRequest{Kind: governance.KindToolCall, Entitlement: t.ent, Scope: det.ArgsSHA256, ReuseMinutes: reuse, Payload: payload,
+			Justification: fmt.Sprintf("tool call %s/%s by %s %s", t.server.slug, t.name, p.Kind, p.SubjectID)}
+		if len(meta.ProgressToken) > 0 && stream != nil {
+			// While it waits, a client that asked for progress hears of it.
+			hr.Waiting = func(ctx context.Context, id uuid.UUID) { g.holdProgress(ctx, stream, meta.ProgressToken, id) }
 		}
-		if o.reason != "" {
-			det.Decision, det.Reason, det.Code = governance.Deny, o.reason, o.code
+		o := g.cfg.Enforcer.Hold(ctx, ep.tenant, p, hr)
+		if o.Approval != nil {
+			det.ApprovalID = &o.Approval.ID
+		}
+		if o.Reason != "" {
+			det.Decision, det.Reason, det.Code = governance.Deny, o.Reason, o.Code
 			g.deny(ctx, out, m, entry, det, codeDenied, det.Reason, start)
 			return nil, false
 		}
 		det.Decision, det.Reason, det.Code = governance.Allow, "approved", "approved"
-		if o.reused {
+		if o.Reused {
 			det.Reason, det.Code = "approved (an approval of identical calls, reused)", "approval_reused"
 		}
 	}
 
 	entry.Outcome, entry.Details = audit.OutcomeSuccess, det
-	g.touch(ctx, sub, actor)
+	g.cfg.Enforcer.Used(ctx, p)
 	// No call is forwarded before its decision record is durable: with the
 	// audit log unavailable the gateway fails closed, and the tool server
 	// never runs a call the log does not show.
@@ -562,7 +546,7 @@ func (g *Gateway) passThrough(ctx context.Context, w http.ResponseWriter, ep *en
 // permittedServers lists the endpoint's active servers of which the
 // principal may call at least one tool now.
 func (g *Gateway) permittedServers(ctx context.Context, ep *endpoint, p *gateway.Caller) []*serverEntry {
-	sub, actor, ok := p.Subject, p.Actor, p.Governed
+	ok := p.Governed
 	snap, err := g.cfg.Access.Snapshot(ctx, ep.tenant.ID)
 	if !ok || err != nil {
 		return nil
@@ -574,7 +558,7 @@ func (g *Gateway) permittedServers(ctx context.Context, ep *endpoint, p *gateway
 		if seen[t.server] || !t.server.active {
 			continue
 		}
-		if snap.Permits(sub, actor, t.ent, now) {
+		if p.May(snap, t.ent, now) {
 			seen[t.server] = true
 			out = append(out, t.server)
 		}
@@ -652,31 +636,6 @@ func sensitive(key string, extra []string) bool {
 }
 
 // policy returns the tenant's MCP policy, parsed once per tenant version.
-func (g *Gateway) policy(t *tenant.Tenant) tenant.MCPPolicy {
-	type cached struct {
-		version int64
-		pol     tenant.MCPPolicy
-	}
-	if c, ok := g.policies.Load(t.ID); ok && c.(cached).version == t.Version {
-		return c.(cached).pol
-	}
-	pol := tenant.PoliciesOf(t).MCP
-	g.policies.Store(t.ID, cached{version: t.Version, pol: pol})
-	return pol
-}
 
 // touch records the use of the NHIs behind an allowed call (inactivity
 // reports read it), off the request path.
-func (g *Gateway) touch(ctx context.Context, sub governance.Subject, actor *governance.Subject) {
-	subs := []governance.Subject{sub}
-	if actor != nil {
-		subs = append(subs, *actor)
-	}
-	for _, s := range subs {
-		if s.Type != governance.SubjectNHI {
-			continue
-		}
-		id, tctx := s.ID, context.WithoutCancel(ctx)
-		go func() { _ = g.cfg.NHIs.Touch(tctx, id) }()
-	}
-}

@@ -31,11 +31,6 @@ import (
 type Governance interface {
 	ApplicationFor(ctx context.Context, n *nhi.NHI) (uuid.UUID, error)
 	UpsertTools(ctx context.Context, app uuid.UUID, tools []governance.Tool, autoApprove bool) ([]governance.SyncResult, error)
-	// Approval holds of calls that need one.
-	OpenApproval(ctx context.Context, in governance.OpenInput) (*governance.Approval, error)
-	AwaitApproval(ctx context.Context, bus *events.Bus, id uuid.UUID, poll time.Duration) (*governance.Approval, error)
-	ReusableApproval(ctx context.Context, fingerprint string, within time.Duration) (*governance.Approval, error)
-	Cancel(ctx context.Context, id uuid.UUID, in governance.CancelInput) (*governance.Approval, error)
 }
 
 // Snapshots gives the effective-access snapshot of a tenant.
@@ -156,7 +151,6 @@ type Gateway struct {
 	catalogs *catalogs
 	pool     pool
 	sessions sessions
-	policies sync.Map // tenant ID → the tenant's MCP policy at a version
 	streams  streams
 	conns    connLimit
 	owners   owners
@@ -164,7 +158,6 @@ type Gateway struct {
 	waiters  waiters
 	subs     subscriptions
 	parked   parkedCalls
-	limits   rateLimits
 	// bus wakes calls held for approval (set by Watch; nil: polling).
 	bus *events.Bus
 }

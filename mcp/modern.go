@@ -395,7 +395,7 @@ func (g *Gateway) listModern(w http.ResponseWriter, r *http.Request, ep *endpoin
 		writeJSON(w, http.StatusServiceUnavailable, errorBody(m.ID, rpcError{Code: codeInternal, Message: apperr.PublicMessage(err)}))
 		return
 	}
-	sub, actor, ok := p.Subject, p.Actor, p.Governed
+	ok := p.Governed
 	now := g.cfg.Now()
 	kept := make([]json.RawMessage, 0, len(tools))
 	for _, raw := range tools {
@@ -406,7 +406,7 @@ func (g *Gateway) listModern(w http.ResponseWriter, r *http.Request, ep *endpoin
 		// Only catalogued, approved tools the principal holds: a tool the
 		// gateway has not synced yet stays hidden.
 		t := ep.lookup(tl.Name)
-		if !ok || t == nil || !t.server.active || !snap.Permits(sub, actor, t.ent, now) {
+		if !ok || t == nil || !t.server.active || !p.May(snap, t.ent, now) {
 			continue
 		}
 		// Pinned: a definition other than the approved one is never shown;

@@ -282,8 +282,8 @@ func (ss *sessions) dropAll() {
 	ss.byKey = nil
 }
 
-// RunPurge deletes ended sessions (expired, or terminated an hour ago) and
-// forgets idle rate-limit counters, every interval until ctx ends.
+// RunPurge deletes ended sessions (expired, or terminated an hour ago)
+// every interval until ctx ends.
 func (g *Gateway) RunPurge(ctx context.Context, every time.Duration) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -291,7 +291,6 @@ func (g *Gateway) RunPurge(ctx context.Context, every time.Duration) error {
 		if _, err := g.PurgeSessions(ctx, store.Now()); err != nil && ctx.Err() == nil {
 			g.cfg.Logger.Warn("mcp session purge failed", "error", err)
 		}
-		g.limits.sweep(time.Now())
 		select {
 		case <-ctx.Done():
 			return nil

@@ -145,11 +145,11 @@ func (g *Gateway) visible(ctx context.Context, ep *endpoint, p *gateway.Caller) 
 	cur := *ep
 	cur.cat = cat
 	h := sha256.New()
-	sub, actor, ok := p.Subject, p.Actor, p.Governed
+	ok := p.Governed
 	if ok && (cur.server == "" || cat.bySlug[cur.server] != nil) {
 		now := g.cfg.Now()
 		for _, t := range cur.tools() {
-			if t.server.active && snap.Permits(sub, actor, t.ent, now) {
+			if t.server.active && p.May(snap, t.ent, now) {
 				h.Write([]byte(cur.clientName(t)))
 				h.Write([]byte{0})
 			}

@@ -115,6 +115,7 @@ type server struct {
 	webhooks *webhooks.Service
 	exports  *audit.Exporter
 	idem     *idempotency.Store
+	enforcer *gateway.Enforcer
 	bootNote string
 	firstAdm *auth.TenantWithAdmin
 
@@ -267,11 +268,12 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 		return nil, err
 	}
 	// The agent plane's one enforcement point, shared by every agent protocol.
-	enforcer, err := gateway.NewEnforcer(gateway.EnforcerConfig{Tenants: s.tenants, Tokens: s.tokens, Audit: s.seq, Logger: log})
+	s.enforcer, err = gateway.NewEnforcer(gateway.EnforcerConfig{Tenants: s.tenants, Tokens: s.tokens, Audit: s.seq,
+		Approvals: s.gov, Bus: s.bus, NHIs: s.nhis, Logger: log})
 	if err != nil {
 		return nil, err
 	}
-	if s.mcp, err = mcp.New(mcp.Config{DB: s.db, Sealer: sealer, NHIs: s.nhis, Gov: s.gov, Access: s.engine, Enforcer: enforcer, Audit: s.seq, Client: upstreams, Egress: upstreamEgress, CA: s.ca, Certs: s.certs, StdioAllowlist: cfg.MCP.StdioAllowlist, AgentURL: cfg.Agent.PublicURL, Logger: log,
+	if s.mcp, err = mcp.New(mcp.Config{DB: s.db, Sealer: sealer, NHIs: s.nhis, Gov: s.gov, Access: s.engine, Enforcer: s.enforcer, Audit: s.seq, Client: upstreams, Egress: upstreamEgress, CA: s.ca, Certs: s.certs, StdioAllowlist: cfg.MCP.StdioAllowlist, AgentURL: cfg.Agent.PublicURL, Logger: log,
 		Metrics: mcp.NewMetrics(reg, cfg.Metrics.TenantLabels), Version: version, PageSize: cfg.MCP.PageSize,
 		MaxSessions: cfg.MCP.MaxSessions, MaxStreams: cfg.MCP.MaxStreams}); err != nil {
 		return nil, err
@@ -299,8 +301,8 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	mh.Mount(s.agent.Handle)
 	mh.MountResourceMetadata(s.agent.Handle)
 	s.mcp.Mount(s.agent.Handle)
-	agents := a2a.New(a2a.Config{DB: s.db, Enforcer: enforcer, Signer: s.tokens, Access: s.engine, Minter: s.tokens, Audit: s.seq,
-		Client: upstreams, Fetch: fetch, NHIs: s.nhis, Gov: s.gov, Approvals: s.gov, Bus: s.bus, Sealer: sealer, Claimer: s.tokens, AgentURL: cfg.Agent.PublicURL, AdminURL: cfg.Admin.PublicURL, Version: version,
+	agents := a2a.New(a2a.Config{DB: s.db, Enforcer: s.enforcer, Signer: s.tokens, Access: s.engine, Minter: s.tokens, Audit: s.seq,
+		Client: upstreams, Fetch: fetch, NHIs: s.nhis, Gov: s.gov, Bus: s.bus, Sealer: sealer, Claimer: s.tokens, AgentURL: cfg.Agent.PublicURL, AdminURL: cfg.Admin.PublicURL, Version: version,
 		Metrics: a2a.NewMetrics(reg, cfg.Metrics.TenantLabels), Logger: log})
 	agents.Mount(s.agent.Handle)
 	// This replica's NHI changes count here at their commit: an agent
@@ -517,6 +519,7 @@ func (s *server) run(ctx context.Context) error {
 	workers.Go(func() error { return s.gov.RunTimers(workCtx, time.Second) })
 	workers.Go(func() error { return s.gov.RunSoDScans(workCtx, time.Hour) })
 	workers.Go(func() error { return s.idem.RunSweep(workCtx, 10*time.Minute) })
+	workers.Go(func() error { return s.enforcer.Run(workCtx) })
 	g.Go(func() error {
 		if err := s.admin.Listener(s.adminLn); err != nil {
 			return fmt.Errorf("admin plane: %w", err)
