@@ -59,11 +59,7 @@ func (h *AgentHandlers) tenant(next http.HandlerFunc) http.Handler {
 }
 
 func writeErr(w http.ResponseWriter, err error) {
-	status := map[apperr.Kind]int{apperr.KindNotFound: 404, apperr.KindInvalidArgument: 400, apperr.KindUnauthenticated: 401,
-		apperr.KindPermissionDenied: 403, apperr.KindConflict: 409, apperr.KindUnavailable: 503, apperr.KindTooLarge: 413}[apperr.KindOf(err)]
-	if status == 0 {
-		status = 500
-	}
+	status := apperr.KindOf(err).HTTPStatus()
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": apperr.KindOf(err).String(), "error_description": apperr.PublicMessage(err)})
