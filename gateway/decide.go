@@ -15,7 +15,6 @@ import (
 	"github.com/xavyo/xavyo/identity/tenant"
 	"github.com/xavyo/xavyo/internal/events"
 	"github.com/xavyo/xavyo/internal/principal"
-	"github.com/xavyo/xavyo/internal/store"
 )
 
 // Snapshots gives a tenant's effective-access snapshot.
@@ -32,9 +31,9 @@ type Approvals interface {
 	Cancel(ctx context.Context, id uuid.UUID, in governance.CancelInput) (*governance.Approval, error)
 }
 
-// Toucher stamps an NHI's last use (throttled by its owner).
+// Toucher stamps an NHI's last use, off the caller's path.
 type Toucher interface {
-	Touch(ctx context.Context, id uuid.UUID) error
+	Used(ctx context.Context, id uuid.UUID)
 }
 
 // Ask is what a caller asks to do: use an entitlement (a tool of a tool
@@ -213,27 +212,21 @@ func (e *Enforcer) Hold(ctx context.Context, t *tenant.Tenant, c *Caller, hr Hol
 	return HoldOutcome{Approval: got}
 }
 
-// Used stamps the caller's NHIs (the caller and its actor) as used, off
-// the request's path: the stamps queue for Run, and are dropped when the
-// queue is full (a stamp a minute per NHI is all that is kept anyway).
+// Used stamps the caller's NHIs (the caller and, for a delegated call,
+// its actor) as used, off the request's path (nhi.Service.Used).
 func (e *Enforcer) Used(ctx context.Context, c *Caller) {
 	if e.cfg.NHIs == nil {
 		return
 	}
 	for _, s := range []*governance.Subject{&c.Subject, c.Actor} {
-		if s == nil || s.Type != governance.SubjectNHI {
-			continue
-		}
-		tid, _ := store.TenantFrom(ctx)
-		select {
-		case e.touches <- touch{tenant: tid, nhi: s.ID}:
-		default:
+		if s != nil && s.Type == governance.SubjectNHI {
+			e.cfg.NHIs.Used(ctx, s.ID)
 		}
 	}
 }
 
 // Run does the enforcement point's background work until ctx ends:
-// stamping NHIs as used, and forgetting idle rate-limit counters.
+// forgetting idle rate-limit counters.
 func (e *Enforcer) Run(ctx context.Context) error {
 	sweep := time.NewTicker(time.Minute)
 	defer sweep.Stop()
@@ -243,15 +236,9 @@ func (e *Enforcer) Run(ctx context.Context) error {
 			return nil
 		case now := <-sweep.C:
 			e.limits.sweep(now)
-		case t := <-e.touches:
-			if err := e.cfg.NHIs.Touch(store.WithTenant(ctx, t.tenant), t.nhi); err != nil {
-				e.cfg.Logger.Debug("NHI use not stamped", "error", err)
-			}
 		}
 	}
 }
-
-type touch struct{ tenant, nhi uuid.UUID }
 
 // Rate limits are counted on this replica, per second: a call is admitted
 // when fewer than limit calls were admitted in this second and the 60

@@ -69,7 +69,6 @@ type Enforcer struct {
 	cfg      EnforcerConfig
 	policies sync.Map // tenant → its policy at a version
 	limits   rateLimits
-	touches  chan touch
 }
 
 // NewEnforcer checks the configuration and returns the enforcement point.
@@ -83,7 +82,7 @@ func NewEnforcer(cfg EnforcerConfig) (*Enforcer, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Enforcer{cfg: cfg, touches: make(chan touch, 4096)}, nil
+	return &Enforcer{cfg: cfg}, nil
 }
 
 // Tenant resolves the tenant of a request and scopes the context to it:

@@ -520,6 +520,8 @@ func (s *server) run(ctx context.Context) error {
 	workers.Go(func() error { return s.gov.RunSoDScans(workCtx, time.Hour) })
 	workers.Go(func() error { return s.idem.RunSweep(workCtx, 10*time.Minute) })
 	workers.Go(func() error { return s.enforcer.Run(workCtx) })
+	workers.Go(func() error { return s.nhis.RunTouches(workCtx) })
+	workers.Go(func() error { return s.tokens.RunRevocationReloads(workCtx) })
 	g.Go(func() error {
 		if err := s.admin.Listener(s.adminLn); err != nil {
 			return fmt.Errorf("admin plane: %w", err)

@@ -163,8 +163,10 @@ type Service struct {
 	// comes back from the database).
 	Committed func(events.Change)
 
-	touchMu sync.Mutex
-	touched map[uuid.UUID]time.Time
+	touchMu   sync.Mutex
+	touched   map[uuid.UUID]time.Time
+	touchOnce sync.Once
+	touches   chan usedNHI
 }
 
 func (s *Service) now() time.Time {

@@ -118,6 +118,40 @@ func (s *Service) Permissions(ctx context.Context, id uuid.UUID) ([]Permission, 
 	return out, err
 }
 
+type usedNHI struct{ tenant, id uuid.UUID }
+
+func (s *Service) usedQueue() chan usedNHI {
+	s.touchOnce.Do(func() { s.touches = make(chan usedNHI, 4096) })
+	return s.touches
+}
+
+// Used stamps an NHI of the tenant in ctx as used, off the caller's path:
+// the stamp waits in a queue for RunTouches, and is dropped when the queue
+// is full (one stamp a minute per NHI is all that is kept anyway).
+func (s *Service) Used(ctx context.Context, id uuid.UUID) {
+	tid, ok := store.TenantFrom(ctx)
+	if !ok {
+		return
+	}
+	select {
+	case s.usedQueue() <- usedNHI{tenant: tid, id: id}:
+	default:
+	}
+}
+
+// RunTouches writes the stamps Used queues until ctx ends.
+func (s *Service) RunTouches(ctx context.Context) error {
+	q := s.usedQueue()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case u := <-q:
+			_ = s.Touch(store.WithTenant(ctx, u.tenant), u.id) // best effort: the next use stamps again
+		}
+	}
+}
+
 // Touch records that an NHI authenticated (for inactivity reports); it
 // writes at most once a minute per NHI (and per replica it does not even
 // ask the store more often).

@@ -348,7 +348,7 @@ func (s *Server) ClientCredentials(ctx context.Context, slug string, c *Client, 
 	if err != nil {
 		return nil, err
 	}
-	go func() { _ = s.cfg.NHIs.Touch(context.WithoutCancel(ctx), c.NHI.ID) }()
+	s.cfg.NHIs.Used(ctx, c.NHI.ID)
 	return &TokenResponse{AccessToken: raw, TokenType: "Bearer", ExpiresIn: int(s.cfg.AccessTTL.Seconds()), Scope: strings.Join(granted, " ")}, nil
 }
 

@@ -137,6 +137,9 @@ type Service struct {
 
 	rmu     sync.RWMutex
 	revoked map[revocationKey]time.Time
+	// reload asks RunRevocationReloads to read the revocations again (after
+	// a lost change feed: revocations made elsewhere may have been missed).
+	reload chan struct{}
 }
 
 type revocationKey struct {
@@ -152,7 +155,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	cfg.IssuerBase = strings.TrimSuffix(cfg.IssuerBase, "/")
 	return &Service{cfg: cfg, active: map[uuid.UUID]*keyEntry{}, keys: map[string]*keyEntry{}, misses: map[string]time.Time{}, jwks: map[uuid.UUID]*jose.JSONWebKeySet{},
-		cache: map[[32]byte]*Claims{}, revoked: map[revocationKey]time.Time{}}, nil
+		cache: map[[32]byte]*Claims{}, revoked: map[revocationKey]time.Time{}, reload: make(chan struct{}, 1)}, nil
 }
 
 // Issuer returns the issuer URL of a tenant slug.
@@ -347,21 +350,56 @@ func MethodOf(c *Claims) principal.AuthMethod {
 	}
 }
 
+// RunRevocationReloads reads the revocation list again each time the
+// change feed was lost (Watch asks), retrying until it succeeds: the feed
+// is lost when the database is, so the first attempts often fail.
+func (s *Service) RunRevocationReloads(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.reload:
+		}
+		for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+			err := s.LoadRevocations(ctx)
+			if err == nil || ctx.Err() != nil {
+				break
+			}
+			s.cfg.Logger.Warn("revocations not reloaded; retrying", "error", err, "retry_in", wait)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wait):
+			}
+		}
+	}
+}
+
+// Resync is what a lost change feed calls for: every cache is dropped and
+// the revocation list is read again (by RunRevocationReloads), since
+// changes made by other replicas may have been missed.
+func (s *Service) Resync() {
+	s.mu.Lock()
+	clear(s.active)
+	clear(s.keys)
+	clear(s.misses)
+	s.mu.Unlock()
+	s.cmu.Lock()
+	clear(s.cache)
+	s.cmu.Unlock()
+	select {
+	case s.reload <- struct{}{}:
+	default: // one is pending already
+	}
+}
+
 // Watch follows change events so that key rotations and revocations made
 // by other replicas take effect here; a Resync drops every cache.
 func (s *Service) Watch(bus *events.Bus) (stop func()) {
 	return bus.Subscribe(func(m events.Message) {
 		switch {
 		case m.Resync:
-			s.mu.Lock()
-			clear(s.active)
-			clear(s.keys)
-			clear(s.misses)
-			s.mu.Unlock()
-			s.cmu.Lock()
-			clear(s.cache)
-			s.cmu.Unlock()
-			go func() { _ = s.LoadRevocations(context.Background()) }()
+			s.Resync()
 		case m.Change.Kind == KeyEventKind:
 			s.dropTenantKeys(m.Change.TenantID)
 		case m.Change.Kind == RevocationEventKind:

@@ -321,6 +321,47 @@ func TestRevocation(t *testing.T) {
 	})
 }
 
+// TestRevocationsReloadAfterLostFeed: a replica that lost its change feed
+// reads the revocation list again through its owned reload worker, so a
+// token revoked elsewhere meanwhile is refused.
+func TestRevocationsReloadAfterLostFeed(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		f := setup(t, db)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- f.svc.RunRevocationReloads(ctx) }()
+		want := token.Expect{Audience: base + "/api/v1"}
+		raw, _ := f.svc.Mint(ctx, f.claims(f.a))
+		cl, err := f.svc.Verify(ctx, raw, want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Another replica revokes it; this one hears nothing (no feed).
+		if err := setupReplica(t, f).Revoke(ctx, f.a, "jti", cl.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.Verify(ctx, raw, want); err != nil {
+			t.Fatalf("without the feed the revocation cannot be known yet: %v", err)
+		}
+		f.svc.Resync()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			if _, err := f.svc.Verify(ctx, raw, want); err != nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("a token revoked elsewhere still verifies after the resync")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
 func TestRefreshRotationAndReuse(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *store.DB) {
 		f := setup(t, db)
