@@ -1059,16 +1059,7 @@ func (s *Service) ReusableApproval(ctx context.Context, fingerprint string, with
 // readApproval reads an approval without the caller's view check (for
 // the module that opened it).
 func (s *Service) readApproval(ctx context.Context, id uuid.UUID) (*Approval, error) {
-	var a *Approval
-	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		var err error
-		a, err = scanApproval(tx.QueryRow(ctx, `SELECT `+approvalCols+` FROM approvals WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id))
-		return err
-	})
-	if store.NoRows(err) {
-		return nil, apperr.NotFound("approval")
-	}
-	return a, err
+	return getByID(ctx, s.DB, "approval", `SELECT `+approvalCols+` FROM approvals`, id, scanApproval)
 }
 
 // HoldTimeout is the refusal of a held call that nobody decided within

@@ -641,16 +641,7 @@ func utc(t *time.Time) *time.Time {
 
 // GetAssignment returns an assignment.
 func (s *Service) GetAssignment(ctx context.Context, id uuid.UUID) (*Assignment, error) {
-	var a *Assignment
-	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		var err error
-		a, err = scanAssignment(tx.QueryRow(ctx, `SELECT `+assignCols+` FROM assignments WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id))
-		return err
-	})
-	if store.NoRows(err) {
-		return nil, apperr.NotFound("assignment")
-	}
-	return a, err
+	return getByID(ctx, s.DB, "assignment", `SELECT `+assignCols+` FROM assignments`, id, scanAssignment)
 }
 
 // ListAssignmentsOptions filters assignments.
@@ -734,18 +725,5 @@ func (s *Service) UpdateAssignment(ctx context.Context, id uuid.UUID, in Assignm
 
 // DeleteAssignment removes an assignment.
 func (s *Service) DeleteAssignment(ctx context.Context, id uuid.UUID) error {
-	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		r, err := tx.Exec(ctx, `DELETE FROM assignments WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id)
-		if err != nil {
-			return err
-		}
-		if n, _ := r.RowsAffected(); n == 0 {
-			return apperr.NotFound("assignment")
-		}
-		return s.change(ctx, tx, "assignment", id, 0, map[string]bool{"deleted": true})
-	})
-	if err != nil {
-		return err
-	}
-	return s.audit(ctx, "governance.assignment.delete", "assignment", id, nil)
+	return s.deleteByID(ctx, "assignments", "assignment", id)
 }

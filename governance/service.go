@@ -136,6 +136,42 @@ func userExists(ctx context.Context, tx *store.Tx, field string, id *uuid.UUID) 
 	return nil
 }
 
+// getByID reads one record of the tenant in ctx by its id (sel selects
+// from the table, without a WHERE): apperr not found, naming what, when
+// there is none.
+func getByID[T any](ctx context.Context, db *store.DB, what, sel string, id uuid.UUID, scan func(interface{ Scan(...any) error }) (*T, error)) (*T, error) {
+	var v *T
+	err := db.InTenantRead(ctx, func(tx *store.Tx) error {
+		var err error
+		v, err = scan(tx.QueryRow(ctx, sel+` WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id))
+		return err
+	})
+	if store.NoRows(err) {
+		return nil, apperr.NotFound(what)
+	}
+	return v, err
+}
+
+// deleteByID deletes one record of kind from table in the tenant in ctx,
+// publishing its change in the same transaction, and records
+// governance.<kind>.delete.
+func (s *Service) deleteByID(ctx context.Context, table, kind string, id uuid.UUID) error {
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		r, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id)
+		if err != nil {
+			return err
+		}
+		if n, _ := r.RowsAffected(); n == 0 {
+			return apperr.NotFound(strings.ReplaceAll(kind, "_", " "))
+		}
+		return s.change(ctx, tx, kind, id, 0, map[string]bool{"deleted": true})
+	})
+	if err != nil {
+		return err
+	}
+	return s.audit(ctx, "governance."+kind+".delete", kind, id, nil)
+}
+
 func marshal(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
@@ -217,16 +253,7 @@ func (s *Service) createApplication(ctx context.Context, in ApplicationInput, nh
 
 // GetApplication returns an application.
 func (s *Service) GetApplication(ctx context.Context, id uuid.UUID) (*Application, error) {
-	var a *Application
-	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		var err error
-		a, err = scanApp(tx.QueryRow(ctx, `SELECT `+appCols+` FROM applications WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id))
-		return err
-	})
-	if store.NoRows(err) {
-		return nil, apperr.NotFound("application")
-	}
-	return a, err
+	return getByID(ctx, s.DB, "application", `SELECT `+appCols+` FROM applications`, id, scanApp)
 }
 
 // ListApplications lists applications by key.
@@ -471,16 +498,7 @@ func (s *Service) insertEntitlement(ctx context.Context, tx *store.Tx, e *Entitl
 
 // GetEntitlement returns an entitlement.
 func (s *Service) GetEntitlement(ctx context.Context, id uuid.UUID) (*Entitlement, error) {
-	var e *Entitlement
-	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		var err error
-		e, err = scanEnt(tx.QueryRow(ctx, `SELECT `+entCols+` FROM entitlements WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id))
-		return err
-	})
-	if store.NoRows(err) {
-		return nil, apperr.NotFound("entitlement")
-	}
-	return e, err
+	return getByID(ctx, s.DB, "entitlement", `SELECT `+entCols+` FROM entitlements`, id, scanEnt)
 }
 
 // ListEntitlements lists an application's (or every) entitlement by ID.

@@ -223,16 +223,7 @@ func (s *Service) CreateSoDRule(ctx context.Context, in SoDRuleInput) (*SoDRule,
 
 // GetSoDRule returns a rule.
 func (s *Service) GetSoDRule(ctx context.Context, id uuid.UUID) (*SoDRule, error) {
-	var r *SoDRule
-	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		var err error
-		r, err = scanSoDRule(tx.QueryRow(ctx, `SELECT `+sodCols+` FROM sod_rules WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id))
-		return err
-	})
-	if store.NoRows(err) {
-		return nil, apperr.NotFound("rule")
-	}
-	return r, err
+	return getByID(ctx, s.DB, "rule", `SELECT `+sodCols+` FROM sod_rules`, id, scanSoDRule)
 }
 
 // ListSoDRules lists rules by key.
@@ -279,20 +270,7 @@ func (s *Service) UpdateSoDRule(ctx context.Context, id uuid.UUID, in SoDRuleInp
 
 // DeleteSoDRule removes a rule with its exemptions and violations.
 func (s *Service) DeleteSoDRule(ctx context.Context, id uuid.UUID) error {
-	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		r, err := tx.Exec(ctx, `DELETE FROM sod_rules WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id)
-		if err != nil {
-			return err
-		}
-		if n, _ := r.RowsAffected(); n == 0 {
-			return apperr.NotFound("rule")
-		}
-		return s.change(ctx, tx, "sod_rule", id, 0, map[string]bool{"deleted": true})
-	})
-	if err != nil {
-		return err
-	}
-	return s.audit(ctx, "governance.sod_rule.delete", "sod_rule", id, nil)
+	return s.deleteByID(ctx, "sod_rules", "sod_rule", id)
 }
 
 // ---- preventive checks ----

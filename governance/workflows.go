@@ -237,16 +237,7 @@ func (s *Service) CreateWorkflow(ctx context.Context, in WorkflowInput) (*Workfl
 
 // GetWorkflow returns a workflow.
 func (s *Service) GetWorkflow(ctx context.Context, id uuid.UUID) (*Workflow, error) {
-	var w *Workflow
-	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		var err error
-		w, err = scanWorkflow(tx.QueryRow(ctx, `SELECT `+workflowCols+` FROM approval_workflows WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id))
-		return err
-	})
-	if store.NoRows(err) {
-		return nil, apperr.NotFound("workflow")
-	}
-	return w, err
+	return getByID(ctx, s.DB, "workflow", `SELECT `+workflowCols+` FROM approval_workflows`, id, scanWorkflow)
 }
 
 // ListWorkflows lists workflows by key.

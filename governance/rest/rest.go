@@ -122,25 +122,9 @@ func (h *Handler) Mount(api *httpx.API) {
 func page(c *fiber.Ctx) (httpx.PageRequest, error) { return httpx.ParsePage(c) }
 
 func (h *Handler) listApps(c *fiber.Ctx) error {
-	p, err := page(c)
-	if err != nil {
-		return err
-	}
-	var cur keyCursor
-	if p.Cursor != "" {
-		if err := httpx.DecodeCursor(p.Cursor, &cur); err != nil {
-			return err
-		}
-	}
-	items, more, err := h.Gov.ListApplications(c.UserContext(), c.Query("type"), p.Limit, cur.K)
-	if err != nil {
-		return err
-	}
-	out := httpx.PageOf(items)
-	if more {
-		out.NextCursor = httpx.EncodeCursor(keyCursor{K: items[len(items)-1].Key})
-	}
-	return c.JSON(out)
+	return httpx.Paged(c, func(limit int, cur keyCursor) ([]*governance.Application, bool, error) {
+		return h.Gov.ListApplications(c.UserContext(), c.Query("type"), limit, cur.K)
+	}, func(a *governance.Application) keyCursor { return keyCursor{K: a.Key} })
 }
 
 func (h *Handler) sync(c *fiber.Ctx) error {
@@ -170,25 +154,9 @@ func (h *Handler) listEnts(c *fiber.Ctx) error {
 	if _, err := h.Gov.GetApplication(c.UserContext(), id); err != nil {
 		return err
 	}
-	p, err := page(c)
-	if err != nil {
-		return err
-	}
-	var cur idCursor
-	if p.Cursor != "" {
-		if err := httpx.DecodeCursor(p.Cursor, &cur); err != nil {
-			return err
-		}
-	}
-	items, more, err := h.Gov.ListEntitlements(c.UserContext(), id, c.Query("kind"), c.Query("approval_state"), p.Limit, cur.I)
-	if err != nil {
-		return err
-	}
-	out := httpx.PageOf(items)
-	if more {
-		out.NextCursor = httpx.EncodeCursor(idCursor{I: items[len(items)-1].ID})
-	}
-	return c.JSON(out)
+	return httpx.Paged(c, func(limit int, cur idCursor) ([]*governance.Entitlement, bool, error) {
+		return h.Gov.ListEntitlements(c.UserContext(), id, c.Query("kind"), c.Query("approval_state"), limit, cur.I)
+	}, func(e *governance.Entitlement) idCursor { return idCursor{I: e.ID} })
 }
 
 func (h *Handler) listAssignments(c *fiber.Ctx) error {

@@ -52,15 +52,7 @@ func validGroupName(n string) error {
 }
 
 func getGroup(ctx context.Context, tx *store.Tx, id uuid.UUID, lock bool) (*Group, error) {
-	q := `SELECT ` + groupCols + ` FROM groups WHERE tenant_id = $1 AND id = $2`
-	if lock {
-		q += ` FOR UPDATE`
-	}
-	g, err := scanGroup(tx.QueryRow(ctx, q, tx.TenantID(), id))
-	if store.NoRows(err) {
-		return nil, apperr.NotFound("group")
-	}
-	return g, err
+	return rowByID(ctx, tx, "group", `SELECT `+groupCols+` FROM groups`, id, lock, scanGroup)
 }
 
 // checkParent refuses a parent that does not exist, would make a cycle,

@@ -330,15 +330,22 @@ func (s *Service) UserState(ctx context.Context, id uuid.UUID) (string, []string
 }
 
 func getUser(ctx context.Context, tx *store.Tx, id uuid.UUID, lock bool) (*User, error) {
-	q := `SELECT ` + userCols + ` FROM users WHERE tenant_id = $1 AND id = $2`
+	return rowByID(ctx, tx, "user", `SELECT `+userCols+` FROM users`, id, lock, scanUser)
+}
+
+// rowByID reads one record of the tenant in tx by its id (sel selects
+// from the table, without a WHERE), locked for update when lock is set:
+// apperr not found, naming what, when there is none.
+func rowByID[T any](ctx context.Context, tx *store.Tx, what, sel string, id uuid.UUID, lock bool, scan func(interface{ Scan(...any) error }) (*T, error)) (*T, error) {
+	q := sel + ` WHERE tenant_id = $1 AND id = $2`
 	if lock {
 		q += ` FOR UPDATE`
 	}
-	u, err := scanUser(tx.QueryRow(ctx, q, tx.TenantID(), id))
+	v, err := scan(tx.QueryRow(ctx, q, tx.TenantID(), id))
 	if store.NoRows(err) {
-		return nil, apperr.NotFound("user")
+		return nil, apperr.NotFound(what)
 	}
-	return u, err
+	return v, err
 }
 
 // FindLoginUser finds a user by email or username for the login path.

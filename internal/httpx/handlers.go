@@ -32,6 +32,12 @@ func GetByID[T any](get func(context.Context, uuid.UUID) (*T, error), version fu
 
 // CreateJSON serves POST with a JSON body, answering 201.
 func CreateJSON[In, T any](create func(context.Context, In) (*T, error), version func(*T) int64) fiber.Handler {
+	return CreateJSONAt(create, version, nil)
+}
+
+// CreateJSONAt serves POST with a JSON body, answering 201 with the new
+// record's ETag and, when id is given, its Location under the request path.
+func CreateJSONAt[In, T any](create func(context.Context, In) (*T, error), version func(*T) int64, id func(*T) uuid.UUID) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		var in In
 		if err := DecodeJSON(c, &in); err != nil {
@@ -43,6 +49,9 @@ func CreateJSON[In, T any](create func(context.Context, In) (*T, error), version
 		}
 		if version != nil {
 			SetETag(c, version(v))
+		}
+		if id != nil {
+			c.Location(JoinPath(c.Path(), id(v).String()))
 		}
 		return c.Status(fiber.StatusCreated).JSON(v)
 	}
@@ -88,6 +97,25 @@ func DeleteByID(del func(context.Context, uuid.UUID) error) fiber.Handler {
 	}
 }
 
+// DeleteByIDIfMatch serves DELETE …/:id with an optional If-Match,
+// answering 204.
+func DeleteByIDIfMatch(del func(context.Context, uuid.UUID, int64) error) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := PathUUID(c, "id")
+		if err != nil {
+			return err
+		}
+		v, err := IfMatch(c)
+		if err != nil {
+			return err
+		}
+		if err := del(c.UserContext(), id, v); err != nil {
+			return err
+		}
+		return c.SendStatus(fiber.StatusNoContent)
+	}
+}
+
 // PostByID serves POST …/:id with a JSON body (an action on the record,
 // or a record added under it), answering status.
 func PostByID[In, T any](act func(context.Context, uuid.UUID, In) (*T, error), version func(*T) int64, status int) fiber.Handler {
@@ -109,4 +137,30 @@ func PostByID[In, T any](act func(context.Context, uuid.UUID, In) (*T, error), v
 		}
 		return c.Status(status).JSON(v)
 	}
+}
+
+// Paged answers one page of a cursor-paged list: the limit and the cursor
+// (of type C, decoded from the request; zero on the first page) go to
+// list, which returns at most limit items and whether more follow; the
+// next page's cursor is made from the last item by next.
+func Paged[C, T any](c *fiber.Ctx, list func(limit int, cur C) ([]*T, bool, error), next func(*T) C) error {
+	p, err := ParsePage(c)
+	if err != nil {
+		return err
+	}
+	var cur C
+	if p.Cursor != "" {
+		if err := DecodeCursor(p.Cursor, &cur); err != nil {
+			return err
+		}
+	}
+	items, more, err := list(p.Limit, cur)
+	if err != nil {
+		return err
+	}
+	out := PageOf(items)
+	if more && len(items) > 0 {
+		out.NextCursor = EncodeCursor(next(items[len(items)-1]))
+	}
+	return c.JSON(out)
 }

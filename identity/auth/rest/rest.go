@@ -97,18 +97,24 @@ func client(c *fiber.Ctx) auth.Client {
 	return auth.Client{IP: c.IP(), UserAgent: c.Get(fiber.HeaderUserAgent)}
 }
 
-func (h *Handler) login(c *fiber.Ctx) error {
-	var in auth.LoginInput
-	if err := httpx.DecodeJSON(c, &in); err != nil {
-		return err
+// signIn serves the routes that answer tokens: a JSON body in, the
+// tokens out, never cached.
+func signIn[In any](act func(context.Context, In, auth.Client) (*auth.Tokens, error)) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		var in In
+		if err := httpx.DecodeJSON(c, &in); err != nil {
+			return err
+		}
+		out, err := act(c.UserContext(), in, client(c))
+		if err != nil {
+			return err
+		}
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		return c.JSON(out)
 	}
-	out, err := h.Auth.Login(c.UserContext(), in, client(c))
-	if err != nil {
-		return err
-	}
-	c.Set(fiber.HeaderCacheControl, "no-store")
-	return c.JSON(out)
 }
+
+func (h *Handler) login(c *fiber.Ctx) error { return signIn(h.Auth.Login)(c) }
 
 func (h *Handler) refresh(c *fiber.Ctx) error {
 	var in RefreshInput
@@ -130,18 +136,7 @@ func (h *Handler) logout(c *fiber.Ctx) error {
 	return c.SendStatus(204)
 }
 
-func (h *Handler) changePassword(c *fiber.Ctx) error {
-	var in auth.ChangePasswordInput
-	if err := httpx.DecodeJSON(c, &in); err != nil {
-		return err
-	}
-	out, err := h.Auth.ChangePassword(c.UserContext(), in, client(c))
-	if err != nil {
-		return err
-	}
-	c.Set(fiber.HeaderCacheControl, "no-store")
-	return c.JSON(out)
-}
+func (h *Handler) changePassword(c *fiber.Ctx) error { return signIn(h.Auth.ChangePassword)(c) }
 
 // self returns the calling user's ID in the request's tenant.
 func self(ctx context.Context) (uuid.UUID, error) {

@@ -57,7 +57,7 @@ func (h *Handler) Mount(api *httpx.API) {
 			{Name: "sort", Description: "created_at, email, username or display_name; prefix - for descending"},
 			{Name: "limit", Type: "integer"}, {Name: "cursor"}}}))
 	api.Handle(route(idUser, httpx.Route{Method: "POST", Path: "/users", OperationID: "createUser", Summary: "Create a user",
-		Roles: WriteRoles, Request: directory.CreateUserInput{}, Response: directory.User{}, Status: 201, Handler: h.createUser}))
+		Roles: WriteRoles, Request: directory.CreateUserInput{}, Response: directory.User{}, Status: 201, Handler: httpx.CreateJSONAt(h.Directory.CreateUser, userVersion, userID)}))
 	api.Handle(route(idUser, httpx.Route{Method: "POST", Path: "/users/bulk", OperationID: "bulkUsers", Summary: "Create and update users in bulk, with a result per row",
 		Roles: WriteRoles, Request: directory.BulkInput{}, Response: directory.BulkOutput{}, Handler: h.bulk}))
 	api.Handle(route(idUser, httpx.Route{Method: "GET", Path: "/users/:id", OperationID: "getUser", Summary: "Get a user",
@@ -65,7 +65,7 @@ func (h *Handler) Mount(api *httpx.API) {
 	api.Handle(route(idUser, httpx.Route{Method: "PATCH", Path: "/users/:id", OperationID: "updateUser", Summary: "Update a user",
 		Roles: WriteRoles, Request: directory.UpdateUserInput{}, Response: directory.User{}, IfMatch: true, Handler: httpx.UpdateByID(h.Directory.UpdateUser, userVersion)}))
 	api.Handle(route(idUser, httpx.Route{Method: "DELETE", Path: "/users/:id", OperationID: "deleteUser", Summary: "Delete a user",
-		Roles: WriteRoles, Status: 204, IfMatch: true, Handler: h.deleteUser}))
+		Roles: WriteRoles, Status: 204, IfMatch: true, Handler: httpx.DeleteByIDIfMatch(h.Directory.DeleteUser)}))
 	api.Handle(route(idUser, httpx.Route{Method: "POST", Path: "/users/:id/password", OperationID: "setUserPassword",
 		Summary: "Set a user's password (they must change it at next login unless must_change is false)",
 		Roles:   WriteRoles, Request: SetPasswordInput{}, Response: directory.User{}, Handler: h.setPassword}))
@@ -79,13 +79,13 @@ func (h *Handler) Mount(api *httpx.API) {
 			{Name: "name_prefix"}, {Name: "parent_id", Description: "children of this group; the nil UUID for roots"},
 			{Name: "limit", Type: "integer"}, {Name: "cursor"}}})
 	api.Handle(httpx.Route{Method: "POST", Path: "/groups", OperationID: "createGroup", Summary: "Create a group", Tags: g, Roles: WriteRoles,
-		Request: directory.GroupInput{}, Response: directory.Group{}, Status: 201, Handler: h.createGroup})
+		Request: directory.GroupInput{}, Response: directory.Group{}, Status: 201, Handler: httpx.CreateJSONAt(h.Directory.CreateGroup, groupVersion, groupID)})
 	api.Handle(httpx.Route{Method: "GET", Path: "/groups/:id", OperationID: "getGroup", Summary: "Get a group", Tags: g, Roles: ReadRoles,
 		Response: directory.Group{}, Handler: httpx.GetByID(h.Directory.GetGroup, groupVersion)})
 	api.Handle(httpx.Route{Method: "PATCH", Path: "/groups/:id", OperationID: "updateGroup", Summary: "Rename or move a group", Tags: g,
 		Roles: WriteRoles, Request: directory.GroupInput{}, Response: directory.Group{}, IfMatch: true, Handler: httpx.UpdateByID(h.Directory.UpdateGroup, groupVersion)})
 	api.Handle(httpx.Route{Method: "DELETE", Path: "/groups/:id", OperationID: "deleteGroup", Summary: "Delete a group without children",
-		Tags: g, Roles: WriteRoles, Status: 204, IfMatch: true, Handler: h.deleteGroup})
+		Tags: g, Roles: WriteRoles, Status: 204, IfMatch: true, Handler: httpx.DeleteByIDIfMatch(h.Directory.DeleteGroup)})
 	api.Handle(httpx.Route{Method: "GET", Path: "/groups/:id/members", OperationID: "listGroupMembers", Summary: "List a group's members",
 		Tags: g, Roles: ReadRoles, Response: httpx.Page[directory.User]{}, Query: []httpx.Param{{Name: "limit", Type: "integer"}, {Name: "cursor"}},
 		Handler: h.members})
@@ -124,20 +124,6 @@ func (h *Handler) listUsers(c *fiber.Ctx) error {
 	return h.userPage(c, o, page.Cursor)
 }
 
-func (h *Handler) createUser(c *fiber.Ctx) error {
-	var in directory.CreateUserInput
-	if err := httpx.DecodeJSON(c, &in); err != nil {
-		return err
-	}
-	u, err := h.Directory.CreateUser(c.UserContext(), in)
-	if err != nil {
-		return err
-	}
-	httpx.SetETag(c, u.Version)
-	c.Location(httpx.JoinPath(c.Path(), u.ID.String()))
-	return c.Status(201).JSON(u)
-}
-
 func (h *Handler) bulk(c *fiber.Ctx) error {
 	var in directory.BulkInput
 	if err := httpx.DecodeJSON(c, &in); err != nil {
@@ -148,21 +134,6 @@ func (h *Handler) bulk(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(out)
-}
-
-func (h *Handler) deleteUser(c *fiber.Ctx) error {
-	id, err := httpx.PathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	v, err := httpx.IfMatch(c)
-	if err != nil {
-		return err
-	}
-	if err := h.Directory.DeleteUser(c.UserContext(), id, v); err != nil {
-		return err
-	}
-	return c.SendStatus(204)
 }
 
 func (h *Handler) setPassword(c *fiber.Ctx) error {
@@ -240,35 +211,6 @@ func (h *Handler) listGroups(c *fiber.Ctx) error {
 		out.NextCursor = httpx.EncodeCursor(groupCursor{Name: last.Name, ID: last.ID})
 	}
 	return c.JSON(out)
-}
-
-func (h *Handler) createGroup(c *fiber.Ctx) error {
-	var in directory.GroupInput
-	if err := httpx.DecodeJSON(c, &in); err != nil {
-		return err
-	}
-	g, err := h.Directory.CreateGroup(c.UserContext(), in)
-	if err != nil {
-		return err
-	}
-	httpx.SetETag(c, g.Version)
-	c.Location(httpx.JoinPath(c.Path(), g.ID.String()))
-	return c.Status(201).JSON(g)
-}
-
-func (h *Handler) deleteGroup(c *fiber.Ctx) error {
-	id, err := httpx.PathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	v, err := httpx.IfMatch(c)
-	if err != nil {
-		return err
-	}
-	if err := h.Directory.DeleteGroup(c.UserContext(), id, v); err != nil {
-		return err
-	}
-	return c.SendStatus(204)
 }
 
 func (h *Handler) members(c *fiber.Ctx) error {
@@ -353,3 +295,6 @@ func (h *Handler) userPage(c *fiber.Ctx, o directory.ListUsersOptions, cursor st
 	}
 	return c.JSON(out)
 }
+
+func userID(u *directory.User) uuid.UUID   { return u.ID }
+func groupID(g *directory.Group) uuid.UUID { return g.ID }

@@ -54,43 +54,28 @@ func (h *Handler) Mount(api *httpx.API) {
 		Response: nhi.Rotated{}, Status: 201, Handler: h.rotate})
 	api.Handle(httpx.Route{Method: "PUT", Path: "/nhis/:id/client-keys", OperationID: "setNHIClientKeys",
 		Summary: "Replace the public keys of private_key_jwt client authentication (manage)", Tags: t,
-		Request: nhi.ClientKeysInput{}, Response: nhi.ClientKeys{}, Example: map[string]any{"keys": []any{}}, Handler: h.clientKeys})
+		Request: nhi.ClientKeysInput{}, Response: nhi.ClientKeys{}, Example: map[string]any{"keys": []any{}}, Handler: httpx.PostByID(h.NHIs.SetClientKeys, nil, fiber.StatusOK)})
 	api.Handle(httpx.Route{Method: "GET", Path: "/nhis/:id/permissions", OperationID: "listNHIPermissions", Summary: "Who may use or manage the NHI",
 		Tags: t, Response: []nhi.Permission{}, Handler: h.permissions})
 	api.Handle(httpx.Route{Method: "PUT", Path: "/nhis/:id/permissions", OperationID: "grantNHIPermission", Summary: "Grant a user use, manage or admin (admin)",
 		Tags: t, Request: nhi.GrantInput{}, Response: nhi.Permission{},
-		Example: map[string]string{"user_id": "01960f3a-0000-7000-8000-000000000001", "permission": "use"}, Handler: h.grant})
+		Example: map[string]string{"user_id": "01960f3a-0000-7000-8000-000000000001", "permission": "use"}, Handler: httpx.PostByID(h.NHIs.Grant, nil, fiber.StatusOK)})
 	api.Handle(httpx.Route{Method: "DELETE", Path: "/nhis/:id/permissions/:user_id", OperationID: "revokeNHIPermission",
 		Summary: "Remove a user's permission (admin)", Tags: t, Status: 204, Handler: h.revoke})
 }
 
 func (h *Handler) list(c *fiber.Ctx) error {
-	page, err := httpx.ParsePage(c)
-	if err != nil {
-		return err
-	}
-	o := nhi.ListOptions{Kind: c.Query("kind"), Status: c.Query("status"), Limit: page.Limit}
+	o := nhi.ListOptions{Kind: c.Query("kind"), Status: c.Query("status")}
 	if s := c.Query("owner_id"); s != "" {
+		var err error
 		if o.OwnerID, err = uuid.Parse(s); err != nil {
 			return apperr.Invalid("owner_id", "must be a UUID")
 		}
 	}
-	if page.Cursor != "" {
-		var cur cursor
-		if err := httpx.DecodeCursor(page.Cursor, &cur); err != nil {
-			return err
-		}
-		o.After = cur.After
-	}
-	items, more, err := h.NHIs.List(c.UserContext(), o)
-	if err != nil {
-		return err
-	}
-	out := httpx.PageOf(items)
-	if more {
-		out.NextCursor = httpx.EncodeCursor(cursor{After: items[len(items)-1].ID})
-	}
-	return c.JSON(out)
+	return httpx.Paged(c, func(limit int, cur cursor) ([]*nhi.NHI, bool, error) {
+		o.Limit, o.After = limit, cur.After
+		return h.NHIs.List(c.UserContext(), o)
+	}, func(n *nhi.NHI) cursor { return cursor{After: n.ID} })
 }
 
 func (h *Handler) create(c *fiber.Ctx) error {
@@ -145,22 +130,6 @@ func (h *Handler) permissions(c *fiber.Ctx) error {
 	return c.JSON(out)
 }
 
-func (h *Handler) grant(c *fiber.Ctx) error {
-	id, err := httpx.PathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	var in nhi.GrantInput
-	if err := httpx.DecodeJSON(c, &in); err != nil {
-		return err
-	}
-	out, err := h.NHIs.Grant(c.UserContext(), id, in)
-	if err != nil {
-		return err
-	}
-	return c.JSON(out)
-}
-
 func (h *Handler) revoke(c *fiber.Ctx) error {
 	id, err := httpx.PathUUID(c, "id")
 	if err != nil {
@@ -194,22 +163,6 @@ func (h *Handler) inactive(c *fiber.Ctx) error {
 
 func (h *Handler) orphaned(c *fiber.Ctx) error {
 	out, err := h.NHIs.Orphaned(c.UserContext())
-	if err != nil {
-		return err
-	}
-	return c.JSON(out)
-}
-
-func (h *Handler) clientKeys(c *fiber.Ctx) error {
-	id, err := httpx.PathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	var in nhi.ClientKeysInput
-	if err := httpx.DecodeJSON(c, &in); err != nil {
-		return err
-	}
-	out, err := h.NHIs.SetClientKeys(c.UserContext(), id, in)
 	if err != nil {
 		return err
 	}

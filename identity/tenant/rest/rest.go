@@ -54,13 +54,13 @@ func (h *Handler) Mount(api *httpx.API) {
 		},
 		Handler: h.list})
 	api.Handle(httpx.Route{Method: fiber.MethodGet, Path: "/tenants/:id", OperationID: "getTenant", Summary: "Get a tenant",
-		Tags: tags, Scope: httpx.ScopePlatform, Response: tenant.Tenant{}, Handler: h.get})
+		Tags: tags, Scope: httpx.ScopePlatform, Response: tenant.Tenant{}, Handler: httpx.GetByID(h.Tenants.Get, tenantVersion)})
 	api.Handle(httpx.Route{Method: fiber.MethodPatch, Path: "/tenants/:id", OperationID: "updateTenant", Summary: "Update a tenant",
 		Tags: tags, Scope: httpx.ScopePlatform, Request: tenant.UpdateInput{}, Response: tenant.Tenant{}, IfMatch: true,
-		Handler: h.update})
+		Handler: httpx.UpdateByID(h.Tenants.Update, tenantVersion)})
 	api.Handle(httpx.Route{Method: fiber.MethodDelete, Path: "/tenants/:id", OperationID: "deleteTenant",
 		Summary: "Delete a tenant (soft delete: every endpoint refuses it afterwards)",
-		Tags:    tags, Scope: httpx.ScopePlatform, Status: fiber.StatusNoContent, IfMatch: true, Handler: h.delete})
+		Tags:    tags, Scope: httpx.ScopePlatform, Status: fiber.StatusNoContent, IfMatch: true, Handler: httpx.DeleteByIDIfMatch(h.Tenants.Delete)})
 }
 
 func (h *Handler) create(c *fiber.Ctx) error {
@@ -79,11 +79,7 @@ func (h *Handler) create(c *fiber.Ctx) error {
 }
 
 func (h *Handler) list(c *fiber.Ctx) error {
-	page, err := httpx.ParsePage(c)
-	if err != nil {
-		return err
-	}
-	o := tenant.ListOptions{Status: c.Query("status"), SlugPrefix: c.Query("slug_prefix"), Limit: page.Limit}
+	o := tenant.ListOptions{Status: c.Query("status"), SlugPrefix: c.Query("slug_prefix")}
 	if s := c.Query("include_deleted"); s != "" {
 		b, err := strconv.ParseBool(s)
 		if err != nil {
@@ -91,69 +87,10 @@ func (h *Handler) list(c *fiber.Ctx) error {
 		}
 		o.IncludeDeleted = b
 	}
-	if page.Cursor != "" {
-		var cur cursor
-		if err := httpx.DecodeCursor(page.Cursor, &cur); err != nil {
-			return err
-		}
-		o.After = cur.After
-	}
-	items, more, err := h.Tenants.List(c.UserContext(), o)
-	if err != nil {
-		return err
-	}
-	out := httpx.PageOf(items)
-	if more {
-		out.NextCursor = httpx.EncodeCursor(cursor{After: items[len(items)-1].ID})
-	}
-	return c.JSON(out)
+	return httpx.Paged(c, func(limit int, cur cursor) ([]*tenant.Tenant, bool, error) {
+		o.Limit, o.After = limit, cur.After
+		return h.Tenants.List(c.UserContext(), o)
+	}, func(t *tenant.Tenant) cursor { return cursor{After: t.ID} })
 }
 
-func (h *Handler) get(c *fiber.Ctx) error {
-	id, err := httpx.PathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	t, err := h.Tenants.Get(c.UserContext(), id)
-	if err != nil {
-		return err
-	}
-	httpx.SetETag(c, t.Version)
-	return c.JSON(t)
-}
-
-func (h *Handler) update(c *fiber.Ctx) error {
-	id, err := httpx.PathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	ifVersion, err := httpx.IfMatch(c)
-	if err != nil {
-		return err
-	}
-	var in tenant.UpdateInput
-	if err := httpx.DecodeJSON(c, &in); err != nil {
-		return err
-	}
-	t, err := h.Tenants.Update(c.UserContext(), id, in, ifVersion)
-	if err != nil {
-		return err
-	}
-	httpx.SetETag(c, t.Version)
-	return c.JSON(t)
-}
-
-func (h *Handler) delete(c *fiber.Ctx) error {
-	id, err := httpx.PathUUID(c, "id")
-	if err != nil {
-		return err
-	}
-	ifVersion, err := httpx.IfMatch(c)
-	if err != nil {
-		return err
-	}
-	if err := h.Tenants.Delete(c.UserContext(), id, ifVersion); err != nil {
-		return err
-	}
-	return c.SendStatus(fiber.StatusNoContent)
-}
+func tenantVersion(t *tenant.Tenant) int64 { return t.Version }
