@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xavyo/xavyo/internal/audit"
+
 	"github.com/google/uuid"
 
 	"github.com/xavyo/xavyo/governance"
@@ -297,7 +299,7 @@ func BenchmarkGovernanceSoDCheck(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	gov := &governance.Service{DB: db, Engine: e}
+	gov := &governance.Service{DB: db, Engine: e, Audit: audit.Discard}
 	r := rand.New(rand.NewPCG(5, 6))
 	var took []time.Duration
 	refused := 0

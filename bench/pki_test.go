@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xavyo/xavyo/internal/audit"
 	"github.com/xavyo/xavyo/internal/seal"
 	"github.com/xavyo/xavyo/pki"
 )
@@ -22,7 +23,7 @@ func BenchmarkIssueCertificate(b *testing.B) {
 	f := newAgentFixture(b, "pki-bench")
 	db, ctx, created := f.db, f.ctx, f.agent
 	sealer, _ := seal.New(make([]byte, 32))
-	ca, err := pki.New(ctx, pki.Config{DB: db, Sealer: sealer, TrustDomain: "xavyo.local", CRLURL: "https://127.0.0.1:8443/pki/crl"})
+	ca, err := pki.New(ctx, pki.Config{DB: db, Sealer: sealer, TrustDomain: "xavyo.local", CRLURL: "https://127.0.0.1:8443/pki/crl", Audit: audit.Discard})
 	if err != nil {
 		b.Fatal(err)
 	}

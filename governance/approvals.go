@@ -235,7 +235,6 @@ func (s *Service) OpenApproval(ctx context.Context, in OpenInput) (*Approval, er
 	if in.Payload != nil {
 		a.Payload = json.RawMessage(marshal(in.Payload))
 	}
-	var auto bool
 	err = s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		table := map[string]string{SubjectUser: "users", SubjectNHI: "nhis"}[a.SubjectType]
 		if ok, err := exists(ctx, tx, table, a.SubjectID); err != nil || !ok {
@@ -282,21 +281,22 @@ func (s *Service) OpenApproval(ctx context.Context, in OpenInput) (*Approval, er
 		if err := s.event(ctx, tx, a, "opened", "", map[string]any{"workflow": wf.Key, "risk_level": a.RiskLevel}); err != nil {
 			return err
 		}
+		action := "governance.approval.open"
 		if wf.AutoApproveMaxRisk != "" && riskRank[a.RiskLevel] <= riskRank[wf.AutoApproveMaxRisk] {
-			auto = true
-			return s.finish(ctx, tx, snap, a, StatusApproved, fmt.Sprintf("auto-approved: risk %s is at most %s", a.RiskLevel, wf.AutoApproveMaxRisk))
+			action = "governance.approval.auto_approve"
+			if err := s.finish(ctx, tx, snap, a, StatusApproved, fmt.Sprintf("auto-approved: risk %s is at most %s", a.RiskLevel, wf.AutoApproveMaxRisk)); err != nil {
+				return err
+			}
+		} else if err := s.openStep(ctx, tx, a, t); err != nil {
+			return err
 		}
-		return s.openStep(ctx, tx, a, t)
+		return s.auditTx(ctx, tx, action, "approval", a.ID, map[string]any{"kind": a.Kind, "subject_type": a.SubjectType, "subject_id": a.SubjectID,
+			"target_type": a.TargetType, "target_id": a.TargetID, "status": a.Status, "justification": a.Justification, "assignment_id": a.AssignmentID})
 	})
 	if err != nil {
 		return nil, refusal(err)
 	}
-	action := "governance.approval.open"
-	if auto {
-		action = "governance.approval.auto_approve"
-	}
-	return a, s.audit(ctx, action, "approval", a.ID, map[string]any{"kind": a.Kind, "subject_type": a.SubjectType, "subject_id": a.SubjectID,
-		"target_type": a.TargetType, "target_id": a.TargetID, "status": a.Status, "justification": a.Justification, "assignment_id": a.AssignmentID})
+	return a, nil
 }
 
 func (s *Service) insertApproval(ctx context.Context, tx *store.Tx, a *Approval) error {
@@ -635,62 +635,67 @@ func (s *Service) Decide(ctx context.Context, id uuid.UUID, in DecisionInput) (*
 	var a *Approval
 	var via string
 	err = s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		if a, err = s.lockApproval(ctx, tx, id); err != nil {
-			return err
-		}
-		if a.Status != StatusPending {
-			return apperr.New(apperr.KindConflict, "the approval is already %s", a.Status)
-		}
-		if in.Step != nil && *in.Step != a.CurrentStep {
-			return apperr.New(apperr.KindConflict, "step %d was already decided; the approval is at step %d", *in.Step, a.CurrentStep)
-		}
-		if me == a.RequesterID || me == a.SubjectID {
-			return apperr.New(apperr.KindPermissionDenied, "nobody approves their own request")
-		}
-		var onBehalf *uuid.UUID
-		var completes bool
-		if onBehalf, via, completes, err = s.eligible(ctx, tx, a, me); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `INSERT INTO approval_decisions (tenant_id, id, approval_id, step, approver_id, on_behalf_of, decision, comment, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, tx.TenantID(), uuid.Must(uuid.NewV7()), a.ID, a.CurrentStep, me, onBehalf, in.Decision,
-			in.Comment, s.now())
-		if apperr.KindOf(err) == apperr.KindAlreadyExists {
-			return apperr.New(apperr.KindConflict, "you already decided this step")
-		}
-		if err != nil {
-			return err
-		}
-		if err := s.event(ctx, tx, a, "decision", in.Comment, map[string]any{"decision": in.Decision, "as": via, "on_behalf_of": onBehalf}); err != nil {
-			return err
-		}
-		if in.Decision == Deny {
-			return s.finish(ctx, tx, snap, a, StatusDenied, fmt.Sprintf("denied at step %d by %s", a.CurrentStep+1, actorOf(ctx)))
-		}
-		if a.Steps[a.CurrentStep].Mode == ModeAll && !completes {
-			var missing int
-			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM approval_approvers p WHERE p.tenant_id = $1 AND p.approval_id = $2 AND p.step = $3
-				AND NOT EXISTS (SELECT 1 FROM approval_decisions d WHERE d.tenant_id = p.tenant_id AND d.approval_id = p.approval_id AND d.step = p.step
-				AND d.decision = 'approve' AND (d.approver_id = p.user_id OR d.on_behalf_of = p.user_id))`, tx.TenantID(), a.ID, a.CurrentStep).
-				Scan(&missing); err != nil {
+		if err := func() error {
+			if a, err = s.lockApproval(ctx, tx, id); err != nil {
 				return err
 			}
-			if missing > 0 {
-				return s.save(ctx, tx, a)
+			if a.Status != StatusPending {
+				return apperr.New(apperr.KindConflict, "the approval is already %s", a.Status)
 			}
+			if in.Step != nil && *in.Step != a.CurrentStep {
+				return apperr.New(apperr.KindConflict, "step %d was already decided; the approval is at step %d", *in.Step, a.CurrentStep)
+			}
+			if me == a.RequesterID || me == a.SubjectID {
+				return apperr.New(apperr.KindPermissionDenied, "nobody approves their own request")
+			}
+			var onBehalf *uuid.UUID
+			var completes bool
+			if onBehalf, via, completes, err = s.eligible(ctx, tx, a, me); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `INSERT INTO approval_decisions (tenant_id, id, approval_id, step, approver_id, on_behalf_of, decision, comment, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, tx.TenantID(), uuid.Must(uuid.NewV7()), a.ID, a.CurrentStep, me, onBehalf, in.Decision,
+				in.Comment, s.now())
+			if apperr.KindOf(err) == apperr.KindAlreadyExists {
+				return apperr.New(apperr.KindConflict, "you already decided this step")
+			}
+			if err != nil {
+				return err
+			}
+			if err := s.event(ctx, tx, a, "decision", in.Comment, map[string]any{"decision": in.Decision, "as": via, "on_behalf_of": onBehalf}); err != nil {
+				return err
+			}
+			if in.Decision == Deny {
+				return s.finish(ctx, tx, snap, a, StatusDenied, fmt.Sprintf("denied at step %d by %s", a.CurrentStep+1, actorOf(ctx)))
+			}
+			if a.Steps[a.CurrentStep].Mode == ModeAll && !completes {
+				var missing int
+				if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM approval_approvers p WHERE p.tenant_id = $1 AND p.approval_id = $2 AND p.step = $3
+				AND NOT EXISTS (SELECT 1 FROM approval_decisions d WHERE d.tenant_id = p.tenant_id AND d.approval_id = p.approval_id AND d.step = p.step
+				AND d.decision = 'approve' AND (d.approver_id = p.user_id OR d.on_behalf_of = p.user_id))`, tx.TenantID(), a.ID, a.CurrentStep).
+					Scan(&missing); err != nil {
+					return err
+				}
+				if missing > 0 {
+					return s.save(ctx, tx, a)
+				}
+			}
+			if a.CurrentStep+1 < len(a.Steps) {
+				a.CurrentStep++
+				a.Escalated = false
+				return s.openStep(ctx, tx, a, nil)
+			}
+			return s.finish(ctx, tx, snap, a, StatusApproved, fmt.Sprintf("approved at step %d by %s", a.CurrentStep+1, actorOf(ctx)))
+		}(); err != nil {
+			return err
 		}
-		if a.CurrentStep+1 < len(a.Steps) {
-			a.CurrentStep++
-			a.Escalated = false
-			return s.openStep(ctx, tx, a, nil)
-		}
-		return s.finish(ctx, tx, snap, a, StatusApproved, fmt.Sprintf("approved at step %d by %s", a.CurrentStep+1, actorOf(ctx)))
+		return s.auditTx(ctx, tx, "governance.approval.decide", "approval", a.ID, map[string]any{"decision": in.Decision, "as": via, "step": in.Step,
+			"comment": in.Comment, "status": a.Status, "current_step": a.CurrentStep, "assignment_id": a.AssignmentID, "reason": a.Reason})
 	})
 	if err != nil {
 		return nil, err
 	}
-	return a, s.audit(ctx, "governance.approval.decide", "approval", a.ID, map[string]any{"decision": in.Decision, "as": via, "step": in.Step,
-		"comment": in.Comment, "status": a.Status, "current_step": a.CurrentStep, "assignment_id": a.AssignmentID, "reason": a.Reason})
+	return a, nil
 }
 
 // CancelInput says why a request is withdrawn (optional; the body is {}
@@ -724,12 +729,15 @@ func (s *Service) Cancel(ctx context.Context, id uuid.UUID, in CancelInput) (*Ap
 		if me != a.RequesterID && me != a.SubjectID && !isGovAdmin(ctx) {
 			return apperr.New(apperr.KindPermissionDenied, "only the requester, the subject or an administrator cancels a request")
 		}
-		return s.finish(ctx, tx, nil, a, StatusCancelled, "cancelled by "+actorOf(ctx)+trail(comment))
+		if err := s.finish(ctx, tx, nil, a, StatusCancelled, "cancelled by "+actorOf(ctx)+trail(comment)); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "governance.approval.cancel", "approval", a.ID, map[string]any{"comment": comment})
 	})
 	if err != nil {
 		return nil, err
 	}
-	return a, s.audit(ctx, "governance.approval.cancel", "approval", a.ID, map[string]any{"comment": comment})
+	return a, nil
 }
 
 func trail(comment string) string {
@@ -771,12 +779,15 @@ func (s *Service) Comment(ctx context.Context, id uuid.UUID, in CommentInput) (*
 		ev = &ApprovalEvent{ID: uuid.Must(uuid.NewV7()), At: s.now(), Actor: actorOf(ctx), Type: "comment", Step: a.CurrentStep, Comment: comment}
 		_, err = tx.Exec(ctx, `INSERT INTO approval_events (tenant_id, id, approval_id, at, actor, type, step, comment, data)
 			VALUES ($1, $2, $3, $4, $5, 'comment', $6, $7, '{}')`, tx.TenantID(), ev.ID, a.ID, ev.At, ev.Actor, ev.Step, comment)
-		return err
+		if err := err; err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "governance.approval.comment", "approval", id, map[string]any{"comment": comment})
 	})
 	if err != nil {
 		return nil, err
 	}
-	return ev, s.audit(ctx, "governance.approval.comment", "approval", id, map[string]any{"comment": comment})
+	return ev, nil
 }
 
 // mayView: the requester, the subject, anyone who is or was an approver
@@ -975,63 +986,68 @@ func (s *Service) Tick(ctx context.Context) (int, error) {
 		var action string
 		var a *Approval
 		err := s.DB.InTenantTx(tctx, func(tx *store.Tx) error {
-			var err error
-			a, err = scanApproval(tx.QueryRow(tctx, `SELECT `+approvalCols+` FROM approvals WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, d.tenant, d.id))
-			if err != nil || a.Status != StatusPending {
-				return err
-			}
-			now := s.now()
-			if !a.ExpiresAt.After(now) {
-				action = "governance.approval.expire"
-				return s.finish(tctx, tx, nil, a, StatusExpired, "not decided before it expired")
-			}
-			if a.StepDueAt == nil || a.StepDueAt.After(now) {
-				return nil
-			}
-			st := a.Steps[a.CurrentStep]
-			if a.Escalated || len(st.EscalateTo) == 0 {
-				action = "governance.approval.expire"
-				return s.finish(tctx, tx, nil, a, StatusExpired, fmt.Sprintf("step %d timed out", a.CurrentStep+1))
-			}
-			t, err := loadTarget(tctx, tx, a.TargetType, a.TargetID)
-			if err != nil {
-				return err
-			}
-			who, err := resolve(tctx, tx, a, t, st.EscalateTo)
-			if err != nil {
-				return err
-			}
-			if len(who) == 0 {
-				if who, err = administrators(tctx, tx, a); err != nil {
+			if err := func() error {
+				var err error
+				a, err = scanApproval(tx.QueryRow(tctx, `SELECT `+approvalCols+` FROM approvals WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, d.tenant, d.id))
+				if err != nil || a.Status != StatusPending {
 					return err
 				}
-			}
-			for id := range who {
-				who[id] = "escalation"
-			}
-			action = "governance.approval.escalate"
-			a.Escalated = true
-			next := now.Add(time.Duration(st.TimeoutSeconds) * time.Second)
-			a.StepDueAt = &next
-			if err := s.addApprovers(tctx, tx, a, who); err != nil {
+				now := s.now()
+				if !a.ExpiresAt.After(now) {
+					action = "governance.approval.expire"
+					return s.finish(tctx, tx, nil, a, StatusExpired, "not decided before it expired")
+				}
+				if a.StepDueAt == nil || a.StepDueAt.After(now) {
+					return nil
+				}
+				st := a.Steps[a.CurrentStep]
+				if a.Escalated || len(st.EscalateTo) == 0 {
+					action = "governance.approval.expire"
+					return s.finish(tctx, tx, nil, a, StatusExpired, fmt.Sprintf("step %d timed out", a.CurrentStep+1))
+				}
+				t, err := loadTarget(tctx, tx, a.TargetType, a.TargetID)
+				if err != nil {
+					return err
+				}
+				who, err := resolve(tctx, tx, a, t, st.EscalateTo)
+				if err != nil {
+					return err
+				}
+				if len(who) == 0 {
+					if who, err = administrators(tctx, tx, a); err != nil {
+						return err
+					}
+				}
+				for id := range who {
+					who[id] = "escalation"
+				}
+				action = "governance.approval.escalate"
+				a.Escalated = true
+				next := now.Add(time.Duration(st.TimeoutSeconds) * time.Second)
+				a.StepDueAt = &next
+				if err := s.addApprovers(tctx, tx, a, who); err != nil {
+					return err
+				}
+				if err := s.save(tctx, tx, a); err != nil {
+					return err
+				}
+				if err := s.event(tctx, tx, a, "escalated", "", map[string]any{"approvers": sortedIDs(who)}); err != nil {
+					return err
+				}
+				return s.notify(tctx, tx, EventApprovalEscalated, a.ID, map[string]any{"approval_id": a.ID, "step": a.CurrentStep, "approvers": sortedIDs(who)})
+			}(); err != nil {
 				return err
 			}
-			if err := s.save(tctx, tx, a); err != nil {
-				return err
+			if action == "" {
+				return nil
 			}
-			if err := s.event(tctx, tx, a, "escalated", "", map[string]any{"approvers": sortedIDs(who)}); err != nil {
-				return err
-			}
-			return s.notify(tctx, tx, EventApprovalEscalated, a.ID, map[string]any{"approval_id": a.ID, "step": a.CurrentStep, "approvers": sortedIDs(who)})
+			return s.auditTx(tctx, tx, action, "approval", a.ID, map[string]any{"step": a.CurrentStep, "status": a.Status, "reason": a.Reason})
 		})
 		if err != nil {
 			return n, err
 		}
 		if action != "" {
 			n++
-			if err := s.audit(tctx, action, "approval", a.ID, map[string]any{"step": a.CurrentStep, "status": a.Status, "reason": a.Reason}); err != nil {
-				return n, err
-			}
 		}
 	}
 	return n, nil

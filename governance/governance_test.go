@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xavyo/xavyo/internal/audit"
+
 	"github.com/google/uuid"
 
 	"github.com/xavyo/xavyo/governance"
@@ -34,7 +36,7 @@ type fx struct {
 
 func setup(t *testing.T, db *store.DB) *fx {
 	t.Helper()
-	tenants := &tenant.Service{DB: db}
+	tenants := &tenant.Service{DB: db, Audit: audit.Discard}
 	tn, err := tenants.Create(context.Background(), tenant.CreateInput{Slug: "g-" + uuid.NewString()[:8], Name: "G"})
 	if err != nil {
 		t.Fatal(err)
@@ -43,10 +45,10 @@ func setup(t *testing.T, db *store.DB) *fx {
 		SubjectID: "admin", AdminRoles: []string{principal.RoleTenantAdmin}})
 	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC) // a Tuesday
 	f := &fx{ctx: ctx, tenant: tn.ID, clock: &now}
-	f.gov = &governance.Service{DB: db, Now: func() time.Time { return *f.clock }}
+	f.gov = &governance.Service{DB: db, Audit: audit.Discard, Now: func() time.Time { return *f.clock }}
 	f.eng = &governance.Engine{DB: db, Now: func() time.Time { return *f.clock }}
-	f.dir = &directory.Service{DB: db, Hasher: password.NewHasher(password.Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, 1), Policies: tenants}
-	f.nhis = &nhi.Service{DB: db, Policies: tenants}
+	f.dir = &directory.Service{DB: db, Audit: audit.Discard, Hasher: password.NewHasher(password.Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, 1), Policies: tenants}
+	f.nhis = &nhi.Service{DB: db, Policies: tenants, Audit: audit.Discard}
 	return f
 }
 

@@ -266,12 +266,15 @@ func (s *Service) CreateDelegation(ctx context.Context, in DelegationInput) (*De
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, tx.TenantID(), d.ID, d.DelegatorID, d.DelegateID, d.StartsAt, d.EndsAt, d.Reason, now); err != nil {
 			return err
 		}
-		return s.notify(ctx, tx, "approval.delegation", d.ID, d)
+		if err := s.notify(ctx, tx, "approval.delegation", d.ID, d); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "governance.approval_delegation.create", "approval_delegation", d.ID, d)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return d, s.audit(ctx, "governance.approval_delegation.create", "approval_delegation", d.ID, d)
+	return d, nil
 }
 
 // ListDelegations lists the caller's delegations (given or received);
@@ -308,10 +311,13 @@ func (s *Service) DeleteDelegation(ctx context.Context, id uuid.UUID) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM approval_delegations WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id); err != nil {
 			return err
 		}
-		return s.notify(ctx, tx, "approval.delegation", id, map[string]bool{"deleted": true})
+		if err := s.notify(ctx, tx, "approval.delegation", id, map[string]bool{"deleted": true}); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "governance.approval_delegation.delete", "approval_delegation", id, nil)
 	})
 	if err != nil {
 		return err
 	}
-	return s.audit(ctx, "governance.approval_delegation.delete", "approval_delegation", id, nil)
+	return nil
 }

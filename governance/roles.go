@@ -265,12 +265,15 @@ func (s *Service) CreateRole(ctx context.Context, in RoleInput) (*Role, error) {
 		if err := roleSoD(snap, r); err != nil {
 			return err
 		}
-		return s.change(ctx, tx, "role", r.ID, 1, r)
+		if err := s.change(ctx, tx, "role", r.ID, 1, r); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "governance.role.create", "role", r.ID, r)
 	})
 	if err != nil {
 		return nil, refusal(err)
 	}
-	return r, s.audit(ctx, "governance.role.create", "role", r.ID, r)
+	return r, nil
 }
 
 // GetRole returns a role with its entitlements and inducements.
@@ -382,12 +385,15 @@ func (s *Service) UpdateRole(ctx context.Context, id uuid.UUID, in RoleInput, if
 		if err := roleSoD(snap, r); err != nil {
 			return err
 		}
-		return s.change(ctx, tx, "role", id, r.Version, r)
+		if err := s.change(ctx, tx, "role", id, r.Version, r); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "governance.role.update", "role", id, in)
 	})
 	if err != nil {
 		return nil, refusal(err)
 	}
-	return r, s.audit(ctx, "governance.role.update", "role", id, in)
+	return r, nil
 }
 
 // DeleteRole removes a role without child roles, its links and its assignments.
@@ -553,12 +559,15 @@ func (s *Service) CreateAssignment(ctx context.Context, in AssignmentInput) (*As
 		return nil, err
 	}
 	err = s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		return s.insertAssignment(ctx, tx, snap, a)
+		if err := s.insertAssignment(ctx, tx, snap, a); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "governance.assignment.create", "assignment", a.ID, a)
 	})
 	if err != nil {
 		return nil, refusal(err)
 	}
-	return a, s.audit(ctx, "governance.assignment.create", "assignment", a.ID, a)
+	return a, nil
 }
 
 // insertAssignment writes a new assignment in tx after checking its
@@ -715,12 +724,15 @@ func (s *Service) UpdateAssignment(ctx context.Context, id uuid.UUID, in Assignm
 			WHERE tenant_id = $7 AND id = $8`, a.ValidFrom, a.ValidUntil, a.Justification, marshal(a.Constraints), a.UpdatedAt, a.Version, tx.TenantID(), id); err != nil {
 			return err
 		}
-		return s.change(ctx, tx, "assignment", id, a.Version, a)
+		if err := s.change(ctx, tx, "assignment", id, a.Version, a); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "governance.assignment.update", "assignment", id, in)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return a, s.audit(ctx, "governance.assignment.update", "assignment", id, in)
+	return a, nil
 }
 
 // DeleteAssignment removes an assignment.

@@ -19,7 +19,7 @@ import (
 
 // Auditor is what governance needs of the audit log.
 type Auditor interface {
-	AppendSync(ctx context.Context, e audit.Entry) error
+	audit.Recorder
 	Append(ctx context.Context, e audit.Entry) (*audit.Receipt, error)
 }
 
@@ -87,11 +87,9 @@ func (s *Service) notify(ctx context.Context, tx *store.Tx, kind string, id uuid
 	return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: kind, ID: id.String()}, payload)
 }
 
-func (s *Service) audit(ctx context.Context, action, kind string, id uuid.UUID, details any) error {
-	if s.Audit == nil {
-		return nil
-	}
-	return audit.RecordChange(ctx, s.Audit, action, kind, id.String(), details)
+// auditTx records a change in the transaction that makes it.
+func (s *Service) auditTx(ctx context.Context, tx *store.Tx, action, kind string, id uuid.UUID, details any) error {
+	return audit.RecordChangeTx(ctx, tx, s.Audit, action, kind, id.String(), details)
 }
 
 func checkVersion(what string, have, want int64) error {
@@ -164,12 +162,15 @@ func (s *Service) deleteByID(ctx context.Context, table, kind string, id uuid.UU
 		if n, _ := r.RowsAffected(); n == 0 {
 			return apperr.NotFound(strings.ReplaceAll(kind, "_", " "))
 		}
-		return s.change(ctx, tx, kind, id, 0, map[string]bool{"deleted": true})
+		if err := s.change(ctx, tx, kind, id, 0, map[string]bool{"deleted": true}); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "governance."+kind+".delete", kind, id, nil)
 	})
 	if err != nil {
 		return err
 	}
-	return s.audit(ctx, "governance."+kind+".delete", kind, id, nil)
+	return nil
 }
 
 func marshal(v any) string {
@@ -243,12 +244,15 @@ func (s *Service) createApplication(ctx context.Context, in ApplicationInput, nh
 		if err != nil {
 			return err
 		}
-		return s.change(ctx, tx, "application", a.ID, 1, a)
+		if err := s.change(ctx, tx, "application", a.ID, 1, a); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "governance.application.create", "application", a.ID, a)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return a, s.audit(ctx, "governance.application.create", "application", a.ID, a)
+	return a, nil
 }
 
 // GetApplication returns an application.
@@ -319,12 +323,15 @@ func (s *Service) UpdateApplication(ctx context.Context, id uuid.UUID, in Applic
 			WHERE tenant_id = $7 AND id = $8`, a.Name, a.Status, a.OwnerID, a.Description, a.UpdatedAt, a.Version, tx.TenantID(), id); err != nil {
 			return err
 		}
-		return s.change(ctx, tx, "application", id, a.Version, a)
+		if err := s.change(ctx, tx, "application", id, a.Version, a); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "governance.application.update", "application", id, in)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return a, s.audit(ctx, "governance.application.update", "application", id, in)
+	return a, nil
 }
 
 // DeleteApplication removes an application, its entitlements and every
@@ -344,12 +351,15 @@ func (s *Service) DeleteApplication(ctx context.Context, id uuid.UUID) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM applications WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id); err != nil {
 			return err
 		}
-		return s.change(ctx, tx, "application", id, 0, map[string]bool{"deleted": true})
+		if err := s.change(ctx, tx, "application", id, 0, map[string]bool{"deleted": true}); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "governance.application.delete", "application", id, nil)
 	})
 	if err != nil {
 		return err
 	}
-	return s.audit(ctx, "governance.application.delete", "application", id, nil)
+	return nil
 }
 
 // ---- entitlements ----
@@ -474,12 +484,15 @@ func (s *Service) CreateEntitlement(ctx context.Context, app uuid.UUID, in Entit
 		if err := workflowExists(ctx, tx, e.WorkflowID); err != nil {
 			return err
 		}
-		return s.insertEntitlement(ctx, tx, e)
+		if err := s.insertEntitlement(ctx, tx, e); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "governance.entitlement.create", "entitlement", e.ID, e)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return e, s.audit(ctx, "governance.entitlement.create", "entitlement", e.ID, e)
+	return e, nil
 }
 
 func (s *Service) insertEntitlement(ctx context.Context, tx *store.Tx, e *Entitlement) error {
@@ -555,12 +568,15 @@ func (s *Service) UpdateEntitlement(ctx context.Context, id uuid.UUID, in Entitl
 			e.WorkflowID); err != nil {
 			return err
 		}
-		return s.change(ctx, tx, "entitlement", id, e.Version, e)
+		if err := s.change(ctx, tx, "entitlement", id, e.Version, e); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "governance.entitlement.update", "entitlement", id, in)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return e, s.audit(ctx, "governance.entitlement.update", "entitlement", id, in)
+	return e, nil
 }
 
 // DeleteEntitlement removes an entitlement and its assignments.
@@ -589,12 +605,15 @@ func (s *Service) deleteTarget(ctx context.Context, kind, table string, id uuid.
 		if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id); err != nil {
 			return err
 		}
-		return s.change(ctx, tx, kind, id, 0, map[string]bool{"deleted": true})
+		if err := s.change(ctx, tx, kind, id, 0, map[string]bool{"deleted": true}); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "governance."+kind+".delete", kind, id, nil)
 	})
 	if err != nil {
 		return err
 	}
-	return s.audit(ctx, "governance."+kind+".delete", kind, id, nil)
+	return nil
 }
 
 // Tool is one tool of a catalog sync.
@@ -668,10 +687,10 @@ func (s *Service) UpsertTools(ctx context.Context, app uuid.UUID, tools []Tool, 
 				out = append(out, SyncResult{Name: t.Name, EntitlementID: e.ID, Outcome: "changed", ApprovalState: state})
 			}
 		}
-		return nil
+		return s.auditTx(ctx, tx, "governance.catalog.sync", "application", app, out)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return out, s.audit(ctx, "governance.catalog.sync", "application", app, out)
+	return out, nil
 }

@@ -213,12 +213,15 @@ func (s *Service) CreateSoDRule(ctx context.Context, in SoDRuleInput) (*SoDRule,
 		if err != nil {
 			return err
 		}
-		return s.change(ctx, tx, "sod_rule", r.ID, 1, r)
+		if err := s.change(ctx, tx, "sod_rule", r.ID, 1, r); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "governance.sod_rule.create", "sod_rule", r.ID, r)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return r, s.audit(ctx, "governance.sod_rule.create", "sod_rule", r.ID, r)
+	return r, nil
 }
 
 // GetSoDRule returns a rule.
@@ -260,12 +263,15 @@ func (s *Service) UpdateSoDRule(ctx context.Context, id uuid.UUID, in SoDRuleInp
 			marshal(r.ConflictingIDs), r.MaxHeld, r.Enabled, r.UpdatedAt, r.Version, tx.TenantID(), id); err != nil {
 			return err
 		}
-		return s.change(ctx, tx, "sod_rule", id, r.Version, r)
+		if err := s.change(ctx, tx, "sod_rule", id, r.Version, r); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "governance.sod_rule.update", "sod_rule", id, in)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return r, s.audit(ctx, "governance.sod_rule.update", "sod_rule", id, in)
+	return r, nil
 }
 
 // DeleteSoDRule removes a rule with its exemptions and violations.
@@ -574,12 +580,15 @@ func (s *Service) CreateSoDExemption(ctx context.Context, in SoDExemptionInput) 
 			x.ExpiresAt, now); err != nil {
 			return err
 		}
-		return s.notify(ctx, tx, "sod.exemption.granted", x.ID, x)
+		if err := s.notify(ctx, tx, "sod.exemption.granted", x.ID, x); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "governance.sod_exemption.create", "sod_exemption", x.ID, x)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return x, s.audit(ctx, "governance.sod_exemption.create", "sod_exemption", x.ID, x)
+	return x, nil
 }
 
 // ListSoDExemptions lists exemptions, newest first; active only when asked.
@@ -608,12 +617,15 @@ func (s *Service) RevokeSoDExemption(ctx context.Context, id uuid.UUID) error {
 		if n, _ := r.RowsAffected(); n == 0 {
 			return apperr.NotFound("active exemption")
 		}
-		return s.notify(ctx, tx, "sod.exemption.revoked", id, nil)
+		if err := s.notify(ctx, tx, "sod.exemption.revoked", id, nil); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "governance.sod_exemption.revoke", "sod_exemption", id, nil)
 	})
 	if err != nil {
 		return err
 	}
-	return s.audit(ctx, "governance.sod_exemption.revoke", "sod_exemption", id, nil)
+	return nil
 }
 
 // ---- detective scans ----
@@ -768,19 +780,18 @@ func (s *Service) ScanSoD(ctx context.Context) (*ScanResult, error) {
 			}
 			fresh = append(fresh, v)
 		}
-		res.Open = len(found)
-		return nil
+		res.Open, res.New = len(found), len(fresh)
+		for _, v := range fresh {
+			if err := s.auditTx(ctx, tx, "governance.sod_violation.detect", "sod_violation", v.ID, v); err != nil {
+				return err
+			}
+		}
+		return s.auditTx(ctx, tx, "governance.sod.scan", "tenant", tid, res)
 	})
 	if err != nil {
 		return nil, err
 	}
-	res.New = len(fresh)
-	for _, v := range fresh {
-		if err := s.audit(ctx, "governance.sod_violation.detect", "sod_violation", v.ID, v); err != nil {
-			return nil, err
-		}
-	}
-	return res, s.audit(ctx, "governance.sod.scan", "tenant", tid, res)
+	return res, nil
 }
 
 // ListSoDViolations lists violations, newest first.

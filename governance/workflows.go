@@ -229,10 +229,15 @@ func (s *Service) CreateWorkflow(ctx context.Context, in WorkflowInput) (*Workfl
 	if err := in.apply(w); err != nil {
 		return nil, err
 	}
-	if err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error { return s.writeWorkflow(ctx, tx, w, true) }); err != nil {
+	if err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		if err := s.writeWorkflow(ctx, tx, w, true); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "governance.approval_workflow.create", "approval_workflow", w.ID, w)
+	}); err != nil {
 		return nil, err
 	}
-	return w, s.audit(ctx, "governance.approval_workflow.create", "approval_workflow", w.ID, w)
+	return w, nil
 }
 
 // GetWorkflow returns a workflow.
@@ -267,12 +272,15 @@ func (s *Service) UpdateWorkflow(ctx context.Context, id uuid.UUID, in WorkflowI
 			return err
 		}
 		w.UpdatedAt, w.Version = s.now(), w.Version+1
-		return s.writeWorkflow(ctx, tx, w, false)
+		if err := s.writeWorkflow(ctx, tx, w, false); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "governance.approval_workflow.update", "approval_workflow", id, in)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return w, s.audit(ctx, "governance.approval_workflow.update", "approval_workflow", id, in)
+	return w, nil
 }
 
 // DeleteWorkflow removes a workflow no entitlement or role names.
@@ -293,12 +301,15 @@ func (s *Service) DeleteWorkflow(ctx context.Context, id uuid.UUID) error {
 		if n, _ := r.RowsAffected(); n == 0 {
 			return apperr.NotFound("workflow")
 		}
-		return s.notify(ctx, tx, "approval_workflow", id, map[string]bool{"deleted": true})
+		if err := s.notify(ctx, tx, "approval_workflow", id, map[string]bool{"deleted": true}); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "governance.approval_workflow.delete", "approval_workflow", id, nil)
 	})
 	if err != nil {
 		return err
 	}
-	return s.audit(ctx, "governance.approval_workflow.delete", "approval_workflow", id, nil)
+	return nil
 }
 
 // workflowFor picks the workflow of a target: its own, the tenant's

@@ -27,6 +27,7 @@ import (
 	"github.com/smallstep/certificates/authority/config"
 	"github.com/smallstep/certificates/authority/provisioner"
 
+	"github.com/xavyo/xavyo/internal/audit"
 	"github.com/xavyo/xavyo/internal/seal"
 	"github.com/xavyo/xavyo/internal/store"
 )
@@ -43,6 +44,8 @@ type Config struct {
 	// CRLURL is where the CRL is served; leaves name it as their
 	// distribution point and the CRL as its issuing distribution point.
 	CRLURL string
+	// Audit records issuance and revocation.
+	Audit  audit.Recorder
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
@@ -50,8 +53,8 @@ type Config struct {
 
 // CheckAndSetDefaults validates and fills defaults.
 func (c *Config) CheckAndSetDefaults() error {
-	if c.DB == nil || c.Sealer == nil || c.TrustDomain == "" || c.CRLURL == "" {
-		return errors.New("pki: DB, Sealer, TrustDomain and CRLURL are required")
+	if c.DB == nil || c.Sealer == nil || c.TrustDomain == "" || c.CRLURL == "" || c.Audit == nil {
+		return errors.New("pki: DB, Sealer, TrustDomain, CRLURL and Audit are required")
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -75,9 +78,6 @@ type material struct {
 type CA struct {
 	cfg Config
 	db  *authDB
-	// Audit records issuance and revocation.
-	Audit Auditor
-
 	mu  sync.RWMutex
 	cur *material
 }

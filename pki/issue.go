@@ -65,11 +65,6 @@ type Certificate struct {
 	RevocationReason *string    `json:"revocation_reason,omitempty"`
 }
 
-// Auditor is what the CA needs of the audit log.
-type Auditor interface {
-	AppendSync(ctx context.Context, e audit.Entry) error
-}
-
 // Fingerprint is the x5t#S256 of a certificate.
 func Fingerprint(der []byte) string {
 	sum := sha256.Sum256(der)
@@ -192,25 +187,21 @@ func (c *CA) Issue(ctx context.Context, n *nhi.NHI, in IssueInput, defaultLifeti
 			out.NotBefore.Truncate(time.Microsecond), out.NotAfter.Truncate(time.Microsecond), store.Now(), from); err != nil {
 			return err
 		}
-		return events.Publish(ctx, tx, events.Change{TenantID: tid, Kind: CertificateEvent, ID: out.Serial, Version: 1},
-			map[string]any{"nhi_id": n.ID, "not_after": out.NotAfter})
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tid, Kind: CertificateEvent, ID: out.Serial, Version: 1},
+			map[string]any{"nhi_id": n.ID, "not_after": out.NotAfter}); err != nil {
+			return err
+		}
+		action := "pki.certificate.issue"
+		if renewedFrom != "" {
+			action = "pki.certificate.renew"
+		}
+		return audit.RecordChangeTx(ctx, tx, c.cfg.Audit, action, "certificate", out.Serial, map[string]any{"nhi_id": n.ID,
+			"spiffe_id": out.SPIFFEID, "not_after": out.NotAfter, "renewed_from": renewedFrom, "server_generated_key": out.PrivateKeyPEM != ""})
 	})
 	if err != nil {
 		return nil, err
 	}
-	action := "pki.certificate.issue"
-	if renewedFrom != "" {
-		action = "pki.certificate.renew"
-	}
-	return out, c.audit(ctx, action, out.Serial, map[string]any{"nhi_id": n.ID, "spiffe_id": out.SPIFFEID, "not_after": out.NotAfter,
-		"renewed_from": renewedFrom, "server_generated_key": out.PrivateKeyPEM != ""})
-}
-
-func (c *CA) audit(ctx context.Context, action, serial string, details any) error {
-	if c.Audit == nil {
-		return nil
-	}
-	return audit.RecordChange(ctx, c.Audit, action, "certificate", serial, details)
+	return out, nil
 }
 
 // Certificates lists an NHI's certificates, newest first.
@@ -277,5 +268,8 @@ func (c *CA) Revoke(ctx context.Context, nhiID uuid.UUID, serial string, in Revo
 	if err != nil {
 		return apperr.Wrap(err, apperr.KindInternal, "revocation failed")
 	}
-	return c.audit(ctx, "pki.certificate.revoke", serial, map[string]any{"nhi_id": nhiID, "reason": in.Reason, "reason_code": in.ReasonCode})
+	// The revocation is written by the embedded authority, outside any
+	// transaction of ours: its record follows it, waited for.
+	return audit.RecordChange(ctx, c.cfg.Audit, "pki.certificate.revoke", "certificate", serial, map[string]any{"nhi_id": nhiID, "reason": in.Reason,
+		"reason_code": in.ReasonCode})
 }

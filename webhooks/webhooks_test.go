@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xavyo/xavyo/internal/audit"
+
 	"github.com/google/uuid"
 
 	"github.com/xavyo/xavyo/identity/tenant"
@@ -116,9 +118,9 @@ func TestDeliveryRetriesDeadLettersAndBreaks(t *testing.T) {
 		srv := httptest.NewServer(rcv)
 		t.Cleanup(srv.Close)
 		clock := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
-		s := New(Config{DB: db, Sealer: sealer, Client: srv.Client(), MaxAttempts: 3, Now: func() time.Time { return clock },
+		s := New(Config{DB: db, Sealer: sealer, Client: srv.Client(), MaxAttempts: 3, Audit: audit.Discard, Now: func() time.Time { return clock },
 			Logger: slog.New(slog.DiscardHandler)})
-		tenants := &tenant.Service{DB: db}
+		tenants := &tenant.Service{DB: db, Audit: audit.Discard}
 		ctxOf := func() (context.Context, uuid.UUID) {
 			tn, err := tenants.Create(context.Background(), tenant.CreateInput{Slug: "w-" + uuid.NewString()[:8], Name: "W"})
 			if err != nil {

@@ -203,10 +203,9 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 	s.dir.OnDeactivate = s.auth.RevokeUserSessionsInTx
 	s.nhis = &nhi.Service{DB: s.db, Audit: s.seq, Policies: s.tenants, StdioAllowlist: cfg.MCP.StdioAllowlist}
 	if s.ca, err = pki.New(ctx, pki.Config{DB: s.db, Sealer: sealer, TrustDomain: cfg.PKI.TrustDomain,
-		CRLURL: cfg.Agent.PublicURL + "/pki/crl", Logger: log}); err != nil {
+		CRLURL: cfg.Agent.PublicURL + "/pki/crl", Audit: s.seq, Logger: log}); err != nil {
 		return nil, err
 	}
-	s.ca.Audit = s.seq
 	s.certs = &pki.Verifier{DB: s.db}
 	s.certs.Watch(s.bus)
 	s.engine = &governance.Engine{DB: s.db}

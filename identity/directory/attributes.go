@@ -140,12 +140,15 @@ func (s *Service) CreateAttributeDefinition(ctx context.Context, in AttributeDef
 		if err != nil {
 			return err
 		}
-		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: AttrDefEvent, ID: d.ID.String(), Version: 1}, d)
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: AttrDefEvent, ID: d.ID.String(), Version: 1}, d); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "attribute_definition.create", "attribute_definition", d.ID.String(), d)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return d, s.audit(ctx, "attribute_definition.create", "attribute_definition", d.ID.String(), d)
+	return d, nil
 }
 
 // UpdateAttributeDefinition changes a definition's requiredness, values
@@ -195,12 +198,15 @@ func (s *Service) UpdateAttributeDefinition(ctx context.Context, id uuid.UUID, i
 			WHERE tenant_id = $6 AND id = $7`, d.Required, string(enum), d.Description, d.UpdatedAt, d.Version, tx.TenantID(), id); err != nil {
 			return err
 		}
-		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: AttrDefEvent, ID: id.String(), Version: d.Version}, d)
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: AttrDefEvent, ID: id.String(), Version: d.Version}, d); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "attribute_definition.update", "attribute_definition", id.String(), d)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return d, s.audit(ctx, "attribute_definition.update", "attribute_definition", id.String(), d)
+	return d, nil
 }
 
 // DeleteAttributeDefinition removes a definition no user carries.
@@ -224,12 +230,15 @@ func (s *Service) DeleteAttributeDefinition(ctx context.Context, id uuid.UUID) e
 		if _, err := tx.Exec(ctx, `DELETE FROM attribute_definitions WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id); err != nil {
 			return err
 		}
-		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: AttrDefEvent, ID: id.String()}, nil)
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: AttrDefEvent, ID: id.String()}, nil); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "attribute_definition.delete", "attribute_definition", id.String(), map[string]string{"name": name})
 	})
 	if err != nil {
 		return err
 	}
-	return s.audit(ctx, "attribute_definition.delete", "attribute_definition", id.String(), map[string]string{"name": name})
+	return nil
 }
 
 var dateRE = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)

@@ -24,9 +24,7 @@ const (
 )
 
 // Auditor is what the directory needs of the audit log.
-type Auditor interface {
-	AppendSync(ctx context.Context, e audit.Entry) error
-}
+type Auditor = audit.Recorder
 
 // Policies gives a tenant's policies.
 type Policies interface {
@@ -59,12 +57,9 @@ func tenantOf(ctx context.Context) (uuid.UUID, error) {
 	return id, nil
 }
 
-// audit records a change and waits until it is durable.
-func (s *Service) audit(ctx context.Context, action, kind, id string, details any) error {
-	if s.Audit == nil {
-		return nil
-	}
-	return audit.RecordChange(ctx, s.Audit, action, kind, id, details)
+// auditTx records a change in the transaction that makes it.
+func (s *Service) auditTx(ctx context.Context, tx *store.Tx, action, kind, id string, details any) error {
+	return audit.RecordChangeTx(ctx, tx, s.Audit, action, kind, id, details)
 }
 
 // prefixMatch is a portable "starts with" on a lowered column.

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xavyo/xavyo/internal/audit"
+
 	"github.com/google/uuid"
 
 	"github.com/xavyo/xavyo/identity/directory"
@@ -23,12 +25,12 @@ func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
 
 func setup(t *testing.T, db *store.DB) (*directory.Service, context.Context) {
 	t.Helper()
-	tenants := &tenant.Service{DB: db}
+	tenants := &tenant.Service{DB: db, Audit: audit.Discard}
 	tn, err := tenants.Create(context.Background(), tenant.CreateInput{Slug: "d-" + uuid.NewString()[:8], Name: "D"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &directory.Service{DB: db, Hasher: password.NewHasher(password.Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, 2),
+	s := &directory.Service{DB: db, Audit: audit.Discard, Hasher: password.NewHasher(password.Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, 2),
 		Policies: tenants}
 	ctx := store.WithTenant(context.Background(), tn.ID)
 	ctx = principal.With(ctx, &principal.Principal{TenantID: tn.ID, Kind: principal.KindUser, SubjectID: "admin",

@@ -117,12 +117,15 @@ func (s *Service) CreateGroup(ctx context.Context, in GroupInput) (*Group, error
 		if err != nil {
 			return err
 		}
-		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: GroupEvent, ID: g.ID.String(), Version: 1}, g)
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: GroupEvent, ID: g.ID.String(), Version: 1}, g); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "group.create", "group", g.ID.String(), g)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return g, s.audit(ctx, "group.create", "group", g.ID.String(), g)
+	return g, nil
 }
 
 // GetGroup returns a group.
@@ -227,12 +230,15 @@ func (s *Service) UpdateGroup(ctx context.Context, id uuid.UUID, in GroupInput, 
 			return err
 		}
 		out = g
-		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: GroupEvent, ID: id.String(), Version: g.Version}, g)
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: GroupEvent, ID: id.String(), Version: g.Version}, g); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "group.update", "group", id.String(), out)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return out, s.audit(ctx, "group.update", "group", id.String(), out)
+	return out, nil
 }
 
 // DeleteGroup removes a group without child groups (and its memberships).
@@ -257,12 +263,15 @@ func (s *Service) DeleteGroup(ctx context.Context, id uuid.UUID, ifVersion int64
 		if _, err := tx.Exec(ctx, `DELETE FROM groups WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id); err != nil {
 			return err
 		}
-		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: GroupEvent, ID: id.String(), Version: g.Version + 1}, map[string]bool{"deleted": true})
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: GroupEvent, ID: id.String(), Version: g.Version + 1}, map[string]bool{"deleted": true}); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "group.delete", "group", id.String(), map[string]string{"name": name})
 	})
 	if err != nil {
 		return err
 	}
-	return s.audit(ctx, "group.delete", "group", id.String(), map[string]string{"name": name})
+	return nil
 }
 
 // Membership is one user in one group.
@@ -293,12 +302,12 @@ func (s *Service) AddMember(ctx context.Context, group, user uuid.UUID) (*Member
 				tx.TenantID(), group, user).Scan(&m.CreatedAt)
 		}
 		created = true
-		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: MembershipEvent, ID: group.String() + ":" + user.String(), Version: 1}, m)
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: MembershipEvent, ID: group.String() + ":" + user.String(), Version: 1}, m); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "group.member.add", "group", group.String(), map[string]string{"user_id": user.String()})
 	})
-	if err != nil || !created {
-		return m, false, err
-	}
-	return m, true, s.audit(ctx, "group.member.add", "group", group.String(), map[string]string{"user_id": user.String()})
+	return m, created && err == nil, err
 }
 
 // RemoveMember takes a user out of a group.
@@ -311,12 +320,15 @@ func (s *Service) RemoveMember(ctx context.Context, group, user uuid.UUID) error
 		if n, _ := r.RowsAffected(); n == 0 {
 			return apperr.NotFound("membership")
 		}
-		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: MembershipEvent, ID: group.String() + ":" + user.String(), Version: 2}, map[string]bool{"deleted": true})
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: MembershipEvent, ID: group.String() + ":" + user.String(), Version: 2}, map[string]bool{"deleted": true}); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "group.member.remove", "group", group.String(), map[string]string{"user_id": user.String()})
 	})
 	if err != nil {
 		return err
 	}
-	return s.audit(ctx, "group.member.remove", "group", group.String(), map[string]string{"user_id": user.String()})
+	return nil
 }
 
 // GroupsOfUser lists the groups a user is directly in.

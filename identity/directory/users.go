@@ -165,11 +165,7 @@ func (u *User) PasswordHash() string { return u.passwordHash }
 
 // CreateUser creates a user in the tenant of ctx.
 func (s *Service) CreateUser(ctx context.Context, in CreateUserInput) (*User, error) {
-	u, err := s.createUser(ctx, in)
-	if err != nil {
-		return nil, err
-	}
-	return u, s.audit(ctx, "user.create", "user", u.ID.String(), map[string]any{"email": u.Email, "admin_roles": u.AdminRoles})
+	return s.createUser(ctx, in)
 }
 
 func (s *Service) createUser(ctx context.Context, in CreateUserInput) (*User, error) {
@@ -261,7 +257,10 @@ func (s *Service) createUser(ctx context.Context, in CreateUserInput) (*User, er
 				return err
 			}
 		}
-		return events.Publish(ctx, tx, events.Change{TenantID: tid, Kind: UserEvent, ID: u.ID.String(), Version: 1}, nil)
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tid, Kind: UserEvent, ID: u.ID.String(), Version: 1}, nil); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "user.create", "user", u.ID.String(), map[string]any{"email": u.Email, "admin_roles": u.AdminRoles})
 	})
 	if err != nil {
 		return nil, err
@@ -500,11 +499,7 @@ func prefixCols(prefix, cols string) string {
 
 // UpdateUser changes a user; ifVersion (when not 0) must be current.
 func (s *Service) UpdateUser(ctx context.Context, id uuid.UUID, in UpdateUserInput, ifVersion int64) (*User, error) {
-	u, err := s.updateUser(ctx, id, in, ifVersion)
-	if err != nil {
-		return nil, err
-	}
-	return u, s.audit(ctx, "user.update", "user", id.String(), in)
+	return s.updateUser(ctx, id, in, ifVersion)
 }
 
 func (s *Service) updateUser(ctx context.Context, id uuid.UUID, in UpdateUserInput, ifVersion int64) (*User, error) {
@@ -610,7 +605,10 @@ func (s *Service) updateUser(ctx context.Context, id uuid.UUID, in UpdateUserInp
 			return err
 		}
 		out = u
-		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: UserEvent, ID: id.String(), Version: u.Version}, nil)
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: UserEvent, ID: id.String(), Version: u.Version}, nil); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "user.update", "user", id.String(), in)
 	})
 	return out, err
 }
@@ -635,12 +633,15 @@ func (s *Service) DeleteUser(ctx context.Context, id uuid.UUID, ifVersion int64)
 		if _, err := tx.Exec(ctx, `DELETE FROM users WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id); err != nil {
 			return err
 		}
-		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: UserEvent, ID: id.String(), Version: u.Version + 1}, map[string]bool{"deleted": true})
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: UserEvent, ID: id.String(), Version: u.Version + 1}, map[string]bool{"deleted": true}); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "user.delete", "user", id.String(), map[string]string{"email": email})
 	})
 	if err != nil {
 		return err
 	}
-	return s.audit(ctx, "user.delete", "user", id.String(), map[string]string{"email": email})
+	return nil
 }
 
 // SetPassword sets a user's password after checking the tenant's policy
@@ -717,12 +718,15 @@ func (s *Service) SetPassword(ctx context.Context, id uuid.UUID, pw string, must
 			return err
 		}
 		out = u
-		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: UserEvent, ID: id.String(), Version: u.Version}, nil)
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: UserEvent, ID: id.String(), Version: u.Version}, nil); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "user.password.set", "user", id.String(), map[string]bool{"must_change": mustChange})
 	})
 	if err != nil {
 		return nil, err
 	}
-	return out, s.audit(ctx, "user.password.set", "user", id.String(), map[string]bool{"must_change": mustChange})
+	return out, nil
 }
 
 // Unlock clears a lockout.
@@ -744,12 +748,15 @@ func (s *Service) Unlock(ctx context.Context, id uuid.UUID) (*User, error) {
 			return err
 		}
 		out = u
-		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: UserEvent, ID: id.String(), Version: u.Version}, nil)
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: UserEvent, ID: id.String(), Version: u.Version}, nil); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "user.unlock", "user", id.String(), nil)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return out, s.audit(ctx, "user.unlock", "user", id.String(), nil)
+	return out, nil
 }
 
 // PersonalOf returns what a user's password must not contain.

@@ -111,13 +111,16 @@ func (s *Service) RotateSecret(ctx context.Context, id uuid.UUID) (*Rotated, err
 			return err
 		}
 		out.ClientID = n.ClientID
-		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: SecretEvent, ID: id.String(), Version: n.Version},
-			map[string]any{"nhi_id": id, "owner_id": n.OwnerID, "previous_valid_until": out.PreviousValidUntil})
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: SecretEvent, ID: id.String(), Version: n.Version},
+			map[string]any{"nhi_id": id, "owner_id": n.OwnerID, "previous_valid_until": out.PreviousValidUntil}); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "nhi.secret.rotate", n, map[string]any{"previous_valid_until": out.PreviousValidUntil})
 	})
 	if err != nil {
 		return nil, err
 	}
-	return out, s.audit(ctx, "nhi.secret.rotate", n, map[string]any{"previous_valid_until": out.PreviousValidUntil})
+	return out, nil
 }
 
 // Secrets lists an NHI's client secrets.
@@ -260,12 +263,15 @@ func (s *Service) SetClientKeys(ctx context.Context, id uuid.UUID, in ClientKeys
 		}
 		keys, _ := json.Marshal(set.Keys)
 		out = &ClientKeys{ClientID: n.ClientID, Keys: keys}
-		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: SecretEvent, ID: id.String(), Version: n.Version}, map[string]any{"client_keys": len(set.Keys)})
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: SecretEvent, ID: id.String(), Version: n.Version}, map[string]any{"client_keys": len(set.Keys)}); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "nhi.client_keys.set", n, map[string]any{"kids": keysOf(set)})
 	})
 	if err != nil {
 		return nil, err
 	}
-	return out, s.audit(ctx, "nhi.client_keys.set", n, map[string]any{"kids": keysOf(set)})
+	return out, nil
 }
 
 func keysOf(set jose.JSONWebKeySet) []string {

@@ -145,9 +145,7 @@ type TransitionInput struct {
 }
 
 // Auditor is what the service needs of the audit log.
-type Auditor interface {
-	AppendSync(ctx context.Context, e audit.Entry) error
-}
+type Auditor = audit.Recorder
 
 // Service manages the NHIs of the tenant in the request context.
 type Service struct {
@@ -332,11 +330,9 @@ func get(ctx context.Context, tx *store.Tx, id uuid.UUID, lock bool) (*NHI, erro
 	return n, err
 }
 
-func (s *Service) audit(ctx context.Context, action string, n *NHI, details any) error {
-	if s.Audit == nil {
-		return nil
-	}
-	return audit.RecordChange(ctx, s.Audit, action, "nhi", n.ID.String(), details)
+// auditTx records a change of n in the transaction that makes it.
+func (s *Service) auditTx(ctx context.Context, tx *store.Tx, action string, n *NHI, details any) error {
+	return audit.RecordChangeTx(ctx, tx, s.Audit, action, "nhi", n.ID.String(), details)
 }
 
 func (s *Service) write(ctx context.Context, tx *store.Tx, n *NHI) error {

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xavyo/xavyo/internal/audit"
+
 	"github.com/go-jose/go-jose/v4"
 	"github.com/google/uuid"
 
@@ -37,21 +39,21 @@ type fixture struct {
 
 func setup(t *testing.T, db *store.DB) *fixture {
 	t.Helper()
-	tenants := &tenant.Service{DB: db}
+	tenants := &tenant.Service{DB: db, Audit: audit.Discard}
 	tn, err := tenants.Create(context.Background(), tenant.CreateInput{Slug: "n-" + uuid.NewString()[:8], Name: "N"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := store.WithTenant(context.Background(), tn.ID)
 	ctx = principal.With(ctx, &principal.Principal{TenantID: tn.ID, Kind: principal.KindUser, SubjectID: "admin", AdminRoles: []string{principal.RoleTenantAdmin}})
-	dir := &directory.Service{DB: db, Hasher: password.NewHasher(password.Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, 1), Policies: tenants}
+	dir := &directory.Service{DB: db, Audit: audit.Discard, Hasher: password.NewHasher(password.Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, 1), Policies: tenants}
 	u, err := dir.CreateUser(ctx, directory.CreateUserInput{Email: "owner@x.test"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()
 	f := &fixture{dir: dir, ctx: ctx, owner: u.ID, clock: &now}
-	f.svc = &nhi.Service{DB: db, Policies: tenants, StdioAllowlist: []string{"/usr/bin/mcp-fs"}, Now: func() time.Time { return *f.clock }}
+	f.svc = &nhi.Service{DB: db, Audit: audit.Discard, Policies: tenants, StdioAllowlist: []string{"/usr/bin/mcp-fs"}, Now: func() time.Time { return *f.clock }}
 	return f
 }
 

@@ -52,12 +52,15 @@ func (s *Service) Grant(ctx context.Context, id uuid.UUID, in GrantInput) (*Perm
 			ON CONFLICT (tenant_id, nhi_id, user_id) DO UPDATE SET permission = excluded.permission`, tx.TenantID(), id, in.UserID, in.Permission, p.CreatedAt); err != nil {
 			return err
 		}
-		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: PermissionEvent, ID: id.String() + ":" + in.UserID.String(), Version: 1}, p)
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: PermissionEvent, ID: id.String() + ":" + in.UserID.String(), Version: 1}, p); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "nhi.permission.grant", n, in)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return p, s.audit(ctx, "nhi.permission.grant", n, in)
+	return p, nil
 }
 
 // Revoke removes a user's permission on an NHI (admin permission).
@@ -78,12 +81,15 @@ func (s *Service) Revoke(ctx context.Context, id, user uuid.UUID) error {
 		if k, _ := r.RowsAffected(); k == 0 {
 			return apperr.NotFound("permission")
 		}
-		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: PermissionEvent, ID: id.String() + ":" + user.String(), Version: 2}, nil)
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: PermissionEvent, ID: id.String() + ":" + user.String(), Version: 2}, nil); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "nhi.permission.revoke", n, map[string]string{"user_id": user.String()})
 	})
 	if err != nil {
 		return err
 	}
-	return s.audit(ctx, "nhi.permission.revoke", n, map[string]string{"user_id": user.String()})
+	return nil
 }
 
 // Permissions lists the grants on an NHI.

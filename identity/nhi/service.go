@@ -161,12 +161,15 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Created, error) 
 		if err := insertSecret(ctx, tx, clientRow, secret, now.Add(pol.maxAge)); err != nil {
 			return err
 		}
-		return s.publish(ctx, tx, n, 1)
+		if err := s.publish(ctx, tx, n, 1); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "nhi.create", n, map[string]any{"kind": n.Kind, "slug": n.Slug, "owner_id": n.OwnerID})
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &Created{NHI: *n, ClientSecret: secret}, s.audit(ctx, "nhi.create", n, map[string]any{"kind": n.Kind, "slug": n.Slug, "owner_id": n.OwnerID})
+	return &Created{NHI: *n, ClientSecret: secret}, nil
 }
 
 func defaultScope(kind string) string {
@@ -333,12 +336,15 @@ func (s *Service) Update(ctx context.Context, id uuid.UUID, in UpdateInput, ifVe
 		n.UpdatedAt = s.now()
 		n.Version++
 		out = n
-		return s.write(ctx, tx, n)
+		if err := s.write(ctx, tx, n); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "nhi.update", out, in)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return out, s.audit(ctx, "nhi.update", out, in)
+	return out, nil
 }
 
 // Transition moves an NHI through its lifecycle (admin permission); the
@@ -383,12 +389,15 @@ func (s *Service) Transition(ctx context.Context, id uuid.UUID, in TransitionInp
 		n.Status, n.StatusReason, n.StatusChangedAt, n.UpdatedAt = in.Status, in.Reason, now, now
 		n.Version++
 		out = n
-		return s.write(ctx, tx, n)
+		if err := s.write(ctx, tx, n); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "nhi.transition", out, map[string]string{"from": from, "to": in.Status, "reason": in.Reason})
 	})
 	if err != nil {
 		return nil, err
 	}
-	return out, s.audit(ctx, "nhi.transition", out, map[string]string{"from": from, "to": in.Status, "reason": in.Reason})
+	return out, nil
 }
 
 // Authorize returns the NHI when the caller holds need on it.

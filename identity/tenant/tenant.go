@@ -111,9 +111,7 @@ func validName(n string) error {
 }
 
 // Auditor is what the service needs of the audit log.
-type Auditor interface {
-	AppendSync(ctx context.Context, e audit.Entry) error
-}
+type Auditor = audit.Recorder
 
 // Service manages tenants. Tenants are platform records: it works on the
 // store's system path. Reads by ID are cached (every authenticated
@@ -215,12 +213,15 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Tenant, error) {
 		if err != nil {
 			return err
 		}
-		return events.Publish(ctx, tx, events.Change{TenantID: t.ID, Kind: EventKind, ID: t.ID.String(), Version: t.Version}, t)
+		if err := events.Publish(ctx, tx, events.Change{TenantID: t.ID, Kind: EventKind, ID: t.ID.String(), Version: t.Version}, t); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "tenant.create", t, nil)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return t, s.audit(ctx, "tenant.create", t, nil)
+	return t, nil
 }
 
 // Get returns a tenant that is not deleted.
@@ -417,12 +418,15 @@ func (s *Service) Update(ctx context.Context, id uuid.UUID, in UpdateInput, ifVe
 		}
 		after = &t
 		tx.AfterCommit(func() { s.forget(id) })
-		return events.Publish(ctx, tx, events.Change{TenantID: t.ID, Kind: EventKind, ID: t.ID.String(), Version: t.Version}, t)
+		if err := events.Publish(ctx, tx, events.Change{TenantID: t.ID, Kind: EventKind, ID: t.ID.String(), Version: t.Version}, t); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "tenant.update", after, map[string]any{"before": before})
 	})
 	if err != nil {
 		return nil, err
 	}
-	return after, s.audit(ctx, "tenant.update", after, map[string]any{"before": before})
+	return after, nil
 }
 
 // Delete soft-deletes a tenant: from now on every endpoint refuses it.
@@ -445,12 +449,15 @@ func (s *Service) Delete(ctx context.Context, id uuid.UUID, ifVersion int64) err
 			return err
 		}
 		tx.AfterCommit(func() { s.forget(id) })
-		return events.Publish(ctx, tx, events.Change{TenantID: t.ID, Kind: EventKind, ID: t.ID.String(), Version: t.Version}, t)
+		if err := events.Publish(ctx, tx, events.Change{TenantID: t.ID, Kind: EventKind, ID: t.ID.String(), Version: t.Version}, t); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, "tenant.delete", t, nil)
 	})
 	if err != nil {
 		return err
 	}
-	return s.audit(ctx, "tenant.delete", t, nil)
+	return nil
 }
 
 // lockCurrent reads a live tenant for update and checks the expected version.
@@ -468,11 +475,11 @@ func lockCurrent(ctx context.Context, tx *store.Tx, id uuid.UUID, ifVersion int6
 	return t, nil
 }
 
-// audit records a tenant lifecycle action in the platform chain and in
-// the tenant's own chain, and waits until both are durable.
-func (s *Service) audit(ctx context.Context, action string, t *Tenant, details map[string]any) error {
+// auditTx records a tenant lifecycle action, in the transaction that
+// makes it, in the platform chain and in the tenant's own chain.
+func (s *Service) auditTx(ctx context.Context, tx *store.Tx, action string, t *Tenant, details map[string]any) error {
 	if s.Audit == nil {
-		return nil
+		return audit.ErrNoRecorder
 	}
 	if details == nil {
 		details = map[string]any{}
@@ -482,14 +489,11 @@ func (s *Service) audit(ctx context.Context, action string, t *Tenant, details m
 	e := audit.Entry{Action: action, TargetKind: "tenant", TargetID: t.ID.String(),
 		RequestID: reqid.From(ctx), Details: details}.ActorFrom(principal.From(ctx))
 	e.TenantID = audit.Platform
-	if err := s.Audit.AppendSync(ctx, e); err != nil {
-		return apperr.Wrap(err, apperr.KindUnavailable, "audit log unavailable")
+	if err := s.Audit.InTx(ctx, tx, e); err != nil {
+		return err
 	}
 	e.TenantID = t.ID
-	if err := s.Audit.AppendSync(ctx, e); err != nil {
-		return apperr.Wrap(err, apperr.KindUnavailable, "audit log unavailable")
-	}
-	return nil
+	return s.Audit.InTx(ctx, tx, e)
 }
 
 // compact removes insignificant whitespace (PostgreSQL jsonb and SQLite

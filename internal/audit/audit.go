@@ -126,6 +126,9 @@ type Config struct {
 	DiskDurable bool
 	// LazyDelay bounds how long a lazy record waits for company (default 50ms).
 	LazyDelay time.Duration
+	// OutboxEvery is how often records left in the outbox (older than
+	// that) are chained (default 5s).
+	OutboxEvery time.Duration
 }
 
 // CheckAndSetDefaults validates and fills defaults.
@@ -144,6 +147,9 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if c.LazyDelay <= 0 {
 		c.LazyDelay = 50 * time.Millisecond
+	}
+	if c.OutboxEvery <= 0 {
+		c.OutboxEvery = 5 * time.Second
 	}
 	return nil
 }
@@ -175,6 +181,9 @@ type pending struct {
 	receipt *Receipt
 	process bool // process-durable
 	lazy    bool
+	// outbox: the record waits in audit_outbox (written in its change's
+	// transaction); chainedElsewhere: another sequencer chained it first.
+	outbox, chainedElsewhere bool
 }
 
 // Sequencer orders appends into per-tenant chains and group-commits them.
@@ -225,6 +234,22 @@ func New(cfg Config) (*Sequencer, error) {
 
 // Append queues e and returns its receipt at once.
 func (s *Sequencer) Append(ctx context.Context, e Entry) (*Receipt, error) {
+	p, err := newPending(e)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case s.in <- p:
+		return p.receipt, nil
+	case <-s.stopped:
+		return nil, ErrStopped
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// newPending checks e and makes its record, with a new ID.
+func newPending(e Entry) (*pending, error) {
 	details := []byte("{}")
 	if e.Details != nil {
 		var err error
@@ -248,14 +273,7 @@ func (s *Sequencer) Append(ctx context.Context, e Entry) (*Receipt, error) {
 	}
 	p.receipt = &Receipt{ID: p.rec.ID, done: make(chan struct{})}
 	p.process, p.lazy = e.ProcessDurable, e.Lazy
-	select {
-	case s.in <- p:
-		return p.receipt, nil
-	case <-s.stopped:
-		return nil, ErrStopped
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return p, nil
 }
 
 // AppendSync appends e and waits until it is durable.
@@ -270,11 +288,18 @@ func (s *Sequencer) AppendSync(ctx context.Context, e Entry) error {
 // Run commits batches until ctx ends, then commits what is still queued.
 func (s *Sequencer) Run(ctx context.Context) error {
 	defer close(s.stopped)
+	// Records left in the outbox by a crash (or a failed chaining) first.
+	s.adoptOutbox(context.WithoutCancel(ctx), 0)
+	adopt := time.NewTicker(s.cfg.OutboxEvery)
+	defer adopt.Stop()
 	batch := make([]*pending, 0, s.cfg.MaxBatch)
 	for {
 		select {
 		case p := <-s.in:
 			batch = append(batch[:0], p)
+		case <-adopt.C:
+			s.adoptOutbox(context.WithoutCancel(ctx), s.cfg.OutboxEvery)
+			continue
 		case <-ctx.Done():
 			s.drain()
 			return nil
@@ -353,7 +378,9 @@ func (s *Sequencer) drain() {
 func (s *Sequencer) commit(ctx context.Context, batch []*pending) {
 	run := s.cfg.DB.SystemTxRelaxed
 	for _, p := range batch {
-		if !p.process || s.cfg.DiskDurable {
+		// A record from the outbox may commit relaxed: if the commit is
+		// lost, so is the outbox row's deletion, and it is chained again.
+		if !(p.process || p.outbox) || s.cfg.DiskDurable {
 			run = s.cfg.DB.SystemTx
 			break
 		}
@@ -400,10 +427,15 @@ func writeBatch(ctx context.Context, tx *store.Tx, st *stmts, batch []*pending) 
 	prepared := st != nil && st.head != nil
 	now := store.Now()
 	for _, tid := range order {
-		ps := byTenant[tid]
+		ps, err := claimOutbox(ctx, tx, byTenant[tid])
+		if err != nil {
+			return err
+		}
+		if len(ps) == 0 {
+			continue
+		}
 		var seq int64
 		var head []byte
-		var err error
 		if prepared {
 			err = tx.QueryRowStmt(ctx, st.head, tid).Scan(&seq, &head)
 		} else {
@@ -478,11 +510,13 @@ type Syncer interface {
 	AppendSync(ctx context.Context, e Entry) error
 }
 
-// RecordChange writes the durable audit record of a change made by the
-// principal of ctx in the tenant of ctx. A nil Syncer records nothing.
+// RecordChange writes the durable audit record of an event that changes
+// nothing in the database (a sign-in, a certificate issued by the CA)
+// made by the principal of ctx in the tenant of ctx. Records of changes
+// are written in the change's transaction (RecordChangeTx).
 func RecordChange(ctx context.Context, s Syncer, action, targetKind, targetID string, details any) error {
 	if s == nil {
-		return nil
+		return ErrNoRecorder
 	}
 	tid, _ := store.TenantFrom(ctx)
 	e := Entry{TenantID: tid, Action: action, TargetKind: targetKind, TargetID: targetID, RequestID: reqid.From(ctx), Details: details}.

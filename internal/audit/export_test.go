@@ -125,7 +125,7 @@ func TestExportOverTLS(t *testing.T) {
 		appendN(t, seq, tid, 5)
 		addr, caPEM, got := tlsReceiver(t)
 		_, otherCA, _ := tlsReceiver(t)
-		e := &audit.Exporter{DB: db}
+		e := &audit.Exporter{DB: db, Audit: audit.Discard}
 		ctx := store.WithTenant(context.Background(), tid)
 		yes, name, format, start := true, "siem", "json", "beginning"
 		x, err := e.CreateExport(ctx, audit.ExportInput{Name: &name, Address: &addr, TLS: &yes, ServerCAPEM: &otherCA, Format: &format, Start: start})
