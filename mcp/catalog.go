@@ -428,34 +428,37 @@ func (g *Gateway) syncTools(ctx context.Context, n *nhi.NHI) (*SyncReport, error
 				return err
 			}
 		}
-		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: EventCatalog, ID: n.ID.String()}, nil)
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: EventCatalog, ID: n.ID.String()}, nil); err != nil {
+			return err
+		}
+		for _, r := range results {
+			if r.Outcome != "changed" {
+				continue
+			}
+			var cur json.RawMessage
+			for _, t := range tools {
+				if t.name == r.Name {
+					cur = t.def
+				}
+			}
+			action := "mcp.tool.quarantine"
+			if r.ApprovalState == governance.Approved {
+				action = "mcp.tool.repin"
+			}
+			if err := audit.RecordChangeTx(ctx, tx, g.cfg.Audit, action, "mcp_tool", n.Slug+"/"+r.Name, map[string]any{"server_id": n.ID,
+				"tool": r.Name, "entitlement_id": r.EntitlementID, "approval_state": r.ApprovalState, "pinned_hash": pinned[r.Name].hash,
+				"changed": changedFields(pinned[r.Name].def, cur)}); err != nil {
+				return err
+			}
+		}
+		return audit.RecordChangeTx(ctx, tx, g.cfg.Audit, "mcp.catalog.sync", "nhi", n.ID.String(),
+			map[string]any{"tools": len(tools), "removed": rep.Removed, "skipped": len(rep.Skipped)})
 	})
 	if err != nil {
 		return nil, err
 	}
 	rep.SyncedAt = now
-	for _, r := range results {
-		if r.Outcome != "changed" {
-			continue
-		}
-		var cur json.RawMessage
-		for _, t := range tools {
-			if t.name == r.Name {
-				cur = t.def
-			}
-		}
-		action := "mcp.tool.quarantine"
-		if r.ApprovalState == governance.Approved {
-			action = "mcp.tool.repin"
-		}
-		if err := audit.RecordChange(ctx, g.cfg.Audit, action, "mcp_tool", n.Slug+"/"+r.Name, map[string]any{"server_id": n.ID, "tool": r.Name,
-			"entitlement_id": r.EntitlementID, "approval_state": r.ApprovalState, "pinned_hash": pinned[r.Name].hash,
-			"changed": changedFields(pinned[r.Name].def, cur)}); err != nil {
-			return nil, err
-		}
-	}
-	return rep, audit.RecordChange(ctx, g.cfg.Audit, "mcp.catalog.sync", "nhi", n.ID.String(),
-		map[string]any{"tools": len(tools), "removed": rep.Removed, "skipped": len(rep.Skipped)})
+	return rep, nil
 }
 
 // Tools lists a tool server's synced catalog.

@@ -49,10 +49,11 @@ type CertIssuer interface {
 	Issue(ctx context.Context, n *nhi.NHI, in pki.IssueInput, defaultLifetime time.Duration, renewedFrom string) (*pki.Issued, error)
 }
 
-// Auditor is the audit log: decisions are appended and waited for.
+// Auditor is the audit log: decisions are appended and waited for,
+// changes recorded in their transaction.
 type Auditor interface {
+	audit.Recorder
 	Append(ctx context.Context, e audit.Entry) (*audit.Receipt, error)
-	AppendSync(ctx context.Context, e audit.Entry) error
 }
 
 // Config configures the gateway.

@@ -261,14 +261,17 @@ func (g *Gateway) SetSettings(ctx context.Context, id uuid.UUID, in SettingsInpu
 		if out, err = scanSettings(tx.QueryRow(ctx, `SELECT `+settingsCols+` FROM mcp_servers WHERE tenant_id = $1 AND nhi_id = $2`, tx.TenantID(), id)); err != nil {
 			return err
 		}
-		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: EventServer, ID: id.String(), Version: out.Version}, nil)
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: EventServer, ID: id.String(), Version: out.Version}, nil); err != nil {
+			return err
+		}
+		return audit.RecordChangeTx(ctx, tx, g.cfg.Audit, "mcp.server.settings", "nhi", id.String(),
+			map[string]any{"credential_type": in.CredentialType, "auto_approve": in.AutoApprove, "pin_policy": in.PinPolicy, "timeout_ms": in.TimeoutMS,
+				"token_url": in.TokenURL, "server_ca": in.ServerCAPEM != ""})
 	})
 	if err != nil {
 		return nil, err
 	}
-	return out, audit.RecordChange(ctx, g.cfg.Audit, "mcp.server.settings", "nhi", id.String(),
-		map[string]any{"credential_type": in.CredentialType, "auto_approve": in.AutoApprove, "pin_policy": in.PinPolicy, "timeout_ms": in.TimeoutMS, "token_url": in.TokenURL,
-			"server_ca": in.ServerCAPEM != ""})
+	return out, nil
 }
 
 // upstreamConfig is everything needed to reach one upstream.

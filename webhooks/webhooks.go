@@ -45,7 +45,7 @@ type Config struct {
 	Sealer Sealer
 	// Client posts deliveries: the egress client (checked dials, bounded).
 	Client *http.Client
-	Audit  audit.Syncer
+	Audit  audit.Recorder
 	Logger *slog.Logger
 	// MaxAttempts is how many times a delivery is tried before it is
 	// dead-lettered (default 9: over about eight hours).
@@ -236,13 +236,13 @@ func (s *Service) Create(ctx context.Context, in Input) (*WithSecret, error) {
 		_, err := tx.Exec(ctx, `INSERT INTO webhook_subscriptions (tenant_id, id, url, description, events, secret, status, version, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8)`, tx.TenantID(), sub.ID, sub.URL, sub.Description, string(ev),
 			s.cfg.Sealer.Seal(key, secretAAD(tx.TenantID(), sub.ID)), sub.Status, now)
-		return err
+		if err != nil {
+			return err
+		}
+		return audit.RecordChangeTx(ctx, tx, s.cfg.Audit, "webhook.create", "webhook", sub.ID.String(),
+			map[string]any{"url": sub.URL, "events": sub.Events})
 	})
 	if err != nil {
-		return nil, err
-	}
-	if err := audit.RecordChange(ctx, s.cfg.Audit, "webhook.create", "webhook", sub.ID.String(),
-		map[string]any{"url": sub.URL, "events": sub.Events}); err != nil {
 		return nil, err
 	}
 	return &WithSecret{Subscription: sub, Secret: secret}, nil
@@ -356,12 +356,12 @@ func (s *Service) Update(ctx context.Context, id uuid.UUID, in Input, ifVersion 
 		_, err = tx.Exec(ctx, `UPDATE webhook_subscriptions SET url = $1, description = $2, events = $3, status = $4, consecutive_failures = $5,
 			paused_until = $6, version = $7, updated_at = $8 WHERE tenant_id = $9 AND id = $10`, sub.URL, sub.Description, string(ev), sub.Status,
 			sub.ConsecutiveFailures, sub.PausedUntil, sub.Version, sub.UpdatedAt, tx.TenantID(), id)
-		return err
+		if err != nil {
+			return err
+		}
+		return audit.RecordChangeTx(ctx, tx, s.cfg.Audit, "webhook.update", "webhook", id.String(), in)
 	})
 	if err != nil {
-		return nil, err
-	}
-	if err := audit.RecordChange(ctx, s.cfg.Audit, "webhook.update", "webhook", id.String(), in); err != nil {
 		return nil, err
 	}
 	s.Wake()
@@ -378,12 +378,12 @@ func (s *Service) Delete(ctx context.Context, id uuid.UUID) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return apperr.NotFound("webhook")
 		}
-		return nil
+		return audit.RecordChangeTx(ctx, tx, s.cfg.Audit, "webhook.delete", "webhook", id.String(), nil)
 	})
 	if err != nil {
 		return err
 	}
-	return audit.RecordChange(ctx, s.cfg.Audit, "webhook.delete", "webhook", id.String(), nil)
+	return nil
 }
 
 // RotateSecret gives a subscription a new secret (the old one stops
@@ -400,12 +400,12 @@ func (s *Service) RotateSecret(ctx context.Context, id uuid.UUID) (*WithSecret, 
 		sub.UpdatedAt = s.cfg.Now()
 		_, err = tx.Exec(ctx, `UPDATE webhook_subscriptions SET secret = $1, version = $2, updated_at = $3 WHERE tenant_id = $4 AND id = $5`,
 			s.cfg.Sealer.Seal(key, secretAAD(tx.TenantID(), id)), sub.Version, sub.UpdatedAt, tx.TenantID(), id)
-		return err
+		if err != nil {
+			return err
+		}
+		return audit.RecordChangeTx(ctx, tx, s.cfg.Audit, "webhook.rotate_secret", "webhook", id.String(), nil)
 	})
 	if err != nil {
-		return nil, err
-	}
-	if err := audit.RecordChange(ctx, s.cfg.Audit, "webhook.rotate_secret", "webhook", id.String(), nil); err != nil {
 		return nil, err
 	}
 	return &WithSecret{Subscription: *sub, Secret: secret}, nil
@@ -566,12 +566,12 @@ func (s *Service) Redeliver(ctx context.Context, sub, id uuid.UUID) (*Delivery, 
 		d.Status, d.NextAttemptAt = "pending", s.cfg.Now()
 		_, err = tx.Exec(ctx, `UPDATE webhook_deliveries SET status = 'pending', attempts = $1, next_attempt_at = $2 WHERE tenant_id = $3 AND id = $4`,
 			d.Attempts, d.NextAttemptAt, tx.TenantID(), id)
-		return err
+		if err != nil {
+			return err
+		}
+		return audit.RecordChangeTx(ctx, tx, s.cfg.Audit, "webhook.redeliver", "webhook_delivery", id.String(), map[string]any{"webhook_id": sub})
 	})
 	if err != nil {
-		return nil, err
-	}
-	if err := audit.RecordChange(ctx, s.cfg.Audit, "webhook.redeliver", "webhook_delivery", id.String(), map[string]any{"webhook_id": sub}); err != nil {
 		return nil, err
 	}
 	s.Wake()

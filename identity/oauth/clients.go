@@ -99,12 +99,15 @@ func (s *Server) createAppClient(ctx context.Context, in AppClientInput, ratHash
 			tx.TenantID(), c.ID, c.ClientID, c.Name, string(redirects), c.Scope, now, string(meta)); err != nil {
 			return err
 		}
-		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: ClientEvent, ID: c.ClientID, Version: 1}, c)
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: ClientEvent, ID: c.ClientID, Version: 1}, c); err != nil {
+			return err
+		}
+		return audit.RecordChangeTx(ctx, tx, s.cfg.Audit, "oauth.client.create", "oauth_client", c.ClientID, c)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return c, audit.RecordChange(ctx, s.cfg.Audit, "oauth.client.create", "oauth_client", c.ClientID, c)
+	return c, nil
 }
 
 func containsStr(l []string, s string) bool {
@@ -157,12 +160,15 @@ func (s *Server) DeleteAppClient(ctx context.Context, id uuid.UUID) error {
 		if err := s.cfg.Tokens.RevokeClientInTx(ctx, tx, tx.TenantID(), clientID); err != nil {
 			return err
 		}
-		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: ClientEvent, ID: clientID, Version: 2}, nil)
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: ClientEvent, ID: clientID, Version: 2}, nil); err != nil {
+			return err
+		}
+		return audit.RecordChangeTx(ctx, tx, s.cfg.Audit, "oauth.client.delete", "oauth_client", clientID, nil)
 	})
 	if err != nil {
 		return err
 	}
-	return audit.RecordChange(ctx, s.cfg.Audit, "oauth.client.delete", "oauth_client", clientID, nil)
+	return nil
 }
 
 // appClient reads a public client for the code flow: registered, or

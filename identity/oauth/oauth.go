@@ -120,7 +120,7 @@ type Config struct {
 	// AccessTTL is the lifetime of client-credential and exchanged tokens (default 10 min).
 	AccessTTL time.Duration
 	// Audit records client registrations.
-	Audit audit.Syncer
+	Audit audit.Recorder
 	// Auth checks passwords on the login page.
 	Auth PasswordChecker
 	// Fetch retrieves client ID metadata documents; it must be the egress

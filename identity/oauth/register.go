@@ -197,12 +197,12 @@ func (s *Server) UpdateRegistration(ctx context.Context, slug, clientID, rat str
 			WHERE tenant_id = $6 AND id = $7`, c.Name, string(redirects), c.Scope, store.Now(), c.Version, tx.TenantID(), c.ID); err != nil {
 			return err
 		}
-		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: ClientEvent, ID: c.ClientID, Version: c.Version}, c)
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: ClientEvent, ID: c.ClientID, Version: c.Version}, c); err != nil {
+			return err
+		}
+		return audit.RecordChangeTx(ctx, tx, s.cfg.Audit, "oauth.client.update", "oauth_client", c.ClientID, c)
 	})
 	if err != nil {
-		return nil, err
-	}
-	if err := audit.RecordChange(ctx, s.cfg.Audit, "oauth.client.update", "oauth_client", c.ClientID, c); err != nil {
 		return nil, err
 	}
 	return s.registration(slug, c), nil
@@ -222,10 +222,13 @@ func (s *Server) DeleteRegistration(ctx context.Context, clientID, rat string) e
 		if err := s.cfg.Tokens.RevokeClientInTx(ctx, tx, tx.TenantID(), clientID); err != nil {
 			return err
 		}
-		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: ClientEvent, ID: clientID, Version: c.Version + 1}, nil)
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: ClientEvent, ID: clientID, Version: c.Version + 1}, nil); err != nil {
+			return err
+		}
+		return audit.RecordChangeTx(ctx, tx, s.cfg.Audit, "oauth.client.delete", "oauth_client", clientID, nil)
 	})
 	if err != nil {
 		return err
 	}
-	return audit.RecordChange(ctx, s.cfg.Audit, "oauth.client.delete", "oauth_client", clientID, nil)
+	return nil
 }

@@ -211,17 +211,17 @@ func (s *Service) SetPolicies(ctx context.Context, id uuid.UUID, p Policies, ifV
 		}
 		after = t
 		tx.AfterCommit(func() { s.forget(id) })
-		return events.Publish(ctx, tx, events.Change{TenantID: id, Kind: EventKind, ID: id.String(), Version: t.Version}, nil)
+		if err := events.Publish(ctx, tx, events.Change{TenantID: id, Kind: EventKind, ID: id.String(), Version: t.Version}, nil); err != nil {
+			return err
+		}
+		if s.Audit == nil {
+			return audit.ErrNoRecorder
+		}
+		return s.Audit.InTx(ctx, tx, audit.Entry{TenantID: id, Action: "tenant.policies.update", TargetKind: "tenant", TargetID: id.String(),
+			RequestID: reqid.From(ctx), Details: p}.ActorFrom(principal.From(ctx)))
 	})
 	if err != nil {
 		return Policies{}, 0, err
-	}
-	if s.Audit != nil {
-		e := audit.Entry{TenantID: id, Action: "tenant.policies.update", TargetKind: "tenant", TargetID: id.String(),
-			RequestID: reqid.From(ctx), Details: p}.ActorFrom(principal.From(ctx))
-		if err := s.Audit.AppendSync(ctx, e); err != nil {
-			return Policies{}, 0, apperr.Wrap(err, apperr.KindUnavailable, "audit log unavailable")
-		}
 	}
 	return p, after.Version, nil
 }

@@ -64,7 +64,7 @@ type ExportInput struct {
 // Exporter manages exports and runs them.
 type Exporter struct {
 	DB     *store.DB
-	Audit  Syncer
+	Audit  Recorder
 	Dialer *net.Dialer // checked dials (egress)
 	Logger *slog.Logger
 	// Version goes in CEF headers.
@@ -169,13 +169,13 @@ func (e *Exporter) CreateExport(ctx context.Context, in ExportInput) (*Export, e
 		_, err := tx.Exec(ctx, `INSERT INTO audit_exports (tenant_id, id, name, address, tls, server_ca_pem, format, status, cursor, next_attempt_at, version,
 			created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $10, $10)`, tx.TenantID(), x.ID, x.Name, x.Address, x.TLS,
 			x.ServerCAPEM, x.Format, x.Status, x.Cursor, now)
-		return err
+		if err != nil {
+			return err
+		}
+		return RecordChangeTx(ctx, tx, e.Audit, "audit_export.create", "audit_export", x.ID.String(),
+			map[string]any{"name": x.Name, "address": x.Address, "tls": x.TLS, "format": x.Format, "cursor": x.Cursor})
 	})
 	if err != nil {
-		return nil, err
-	}
-	if err := RecordChange(ctx, e.Audit, "audit_export.create", "audit_export", x.ID.String(),
-		map[string]any{"name": x.Name, "address": x.Address, "tls": x.TLS, "format": x.Format, "cursor": x.Cursor}); err != nil {
 		return nil, err
 	}
 	return e.GetExport(ctx, x.ID)
@@ -248,12 +248,12 @@ func (e *Exporter) UpdateExport(ctx context.Context, id uuid.UUID, in ExportInpu
 		_, err = tx.Exec(ctx, `UPDATE audit_exports SET name = $1, address = $2, tls = $3, server_ca_pem = $4, format = $5, status = $6,
 			consecutive_failures = 0, next_attempt_at = $7, version = version + 1, updated_at = $7 WHERE tenant_id = $8 AND id = $9`,
 			x.Name, x.Address, x.TLS, x.ServerCAPEM, x.Format, x.Status, e.now(), tx.TenantID(), id)
-		return err
+		if err != nil {
+			return err
+		}
+		return RecordChangeTx(ctx, tx, e.Audit, "audit_export.update", "audit_export", id.String(), in)
 	})
 	if err != nil {
-		return nil, err
-	}
-	if err := RecordChange(ctx, e.Audit, "audit_export.update", "audit_export", id.String(), in); err != nil {
 		return nil, err
 	}
 	return e.GetExport(ctx, id)
@@ -269,12 +269,12 @@ func (e *Exporter) DeleteExport(ctx context.Context, id uuid.UUID) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return apperr.NotFound("audit export")
 		}
-		return nil
+		return RecordChangeTx(ctx, tx, e.Audit, "audit_export.delete", "audit_export", id.String(), nil)
 	})
 	if err != nil {
 		return err
 	}
-	return RecordChange(ctx, e.Audit, "audit_export.delete", "audit_export", id.String(), nil)
+	return nil
 }
 
 // Run sends due exports until ctx ends (one worker per replica: exports
