@@ -65,8 +65,8 @@ assets: ## Refresh the docs page's renderer (Redoc's standalone bundle, npm pack
 	       echo "refreshed with: make assets. Its licence, and the licences of what it bundles:"; echo; cat package/LICENSE; echo; \
 	       cat package/bundles/redoc.standalone.js.LICENSE.txt; } > $(CURDIR)/cmd/xavyo/assets/redoc.LICENSE.txt; rm -rf $$tmp
 
-generate: ## Rewrite generated files: docs/openapi.json from the routes
-	$(GO) test ./cmd/xavyo -run '^TestOpenAPIDocumentIsCurrent$$' -count=1 -update
+generate: ## Rewrite generated files: docs/openapi.json from the routes, cmd/xavyo/testdata/discovery from the served documents
+	$(GO) test ./cmd/xavyo -run '^(TestOpenAPIDocumentIsCurrent|TestDiscoveryDocumentsAreCurrent)$$' -count=1 -update
 
 verify: lint test ## Everything CI runs
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -68,14 +70,56 @@ func everythingServerBin(t *testing.T) string {
 // on a free loopback port; stateless serves the modern era.
 func startEverythingServer(t *testing.T, stateless bool) string {
 	t.Helper()
-	addr := freeAddr(t)
-	cmd := exec.Command(everythingServerBin(t), "-http", addr, "-stateless="+map[bool]string{true: "true", false: "false"}[stateless])
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	bin := everythingServerBin(t)
+	for range 5 {
+		addr := freeAddr(t)
+		out := &lockedBuffer{}
+		cmd := exec.Command(bin, "-http", addr, "-stateless="+map[bool]string{true: "true", false: "false"}[stateless])
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		waitListening(t, addr)
+		// The port was free when drawn, not necessarily when the server
+		// bound it (parallel tests draw ports too): a server that could
+		// not bind exits at once, and another port is tried.
+		select {
+		case <-exited:
+			t.Logf("the conformance server could not start on %s (trying another port): %s", addr, out.String())
+			continue
+		case <-time.After(200 * time.Millisecond):
+		}
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			<-exited
+			if t.Failed() {
+				t.Logf("conformance server on %s said:\n%s", addr, out.String())
+			}
+		})
+		return "http://" + addr + "/"
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	waitListening(t, addr)
-	return "http://" + addr + "/"
+	t.Fatal("the conformance server did not start")
+	return ""
+}
+
+// lockedBuffer collects a process's output while it runs.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func waitListening(t *testing.T, addr string) {

@@ -232,6 +232,14 @@ func (s *Service) Refresh(ctx context.Context, raw string) (*Tokens, error) {
 	if raw == "" {
 		return nil, apperr.Invalid("refresh_token", "is required")
 	}
+	// A suspended tenant's refresh tokens are refused before one is
+	// rotated: refused now, the token still works once the tenant is
+	// active again (rotated here, it would then read as a replay).
+	if tid, err := token.RefreshTenant(raw); err == nil {
+		if t, err := s.Tenants.Get(ctx, tid); err == nil && t.Status != tenant.StatusActive {
+			return nil, tenant.ErrSuspended
+		}
+	}
 	g, next, err := s.Tokens.Refresh(ctx, raw)
 	if errors.Is(err, token.ErrRefreshReused) {
 		if tid, sid, serr := s.Tokens.SessionOf(ctx, raw); serr == nil && sid != uuid.Nil {

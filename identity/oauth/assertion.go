@@ -49,7 +49,7 @@ func (s *Server) AuthenticateAssertion(ctx context.Context, assertion, clientID,
 	}
 	n, scope, keys, err := s.cfg.NHIs.ClientByID(ctx, id)
 	if apperr.KindOf(err) == apperr.KindUnavailable {
-		return nil, ErrUnavailable
+		return nil, AsError(err)
 	}
 	if err != nil || len(keys.Keys) == 0 {
 		return fail()

@@ -48,9 +48,26 @@ type Error struct {
 	Code        string `json:"error"`
 	Description string `json:"error_description,omitempty"`
 	Status      int    `json:"-"`
+	// cause is what made a 5xx answer, for the log only.
+	cause error
 }
 
-func (e *Error) Error() string { return e.Code + ": " + e.Description }
+func (e *Error) Error() string {
+	if e.cause != nil {
+		return e.Code + ": " + e.Description + ": " + e.cause.Error()
+	}
+	return e.Code + ": " + e.Description
+}
+
+// Unwrap returns the cause of a 5xx answer.
+func (e *Error) Unwrap() error { return e.cause }
+
+// Is matches errors of the same code and status (a sentinel with or
+// without a cause).
+func (e *Error) Is(target error) bool {
+	var t *Error
+	return errors.As(target, &t) && t.cause == nil && t.Code == e.Code && t.Status == e.Status && t.Description == e.Description
+}
 
 func oerr(status int, code, desc string) *Error {
 	return &Error{Code: code, Description: desc, Status: status}
@@ -67,7 +84,9 @@ func AsError(err error) *Error {
 	}
 	switch apperr.KindOf(err) {
 	case apperr.KindUnavailable:
-		return ErrUnavailable
+		u := *ErrUnavailable
+		u.cause = err
+		return &u
 	case apperr.KindNotFound:
 		return &Error{Code: "invalid_request", Description: apperr.PublicMessage(err), Status: 404}
 	case apperr.KindInvalidArgument:
@@ -75,7 +94,7 @@ func AsError(err error) *Error {
 	case apperr.KindPermissionDenied:
 		return &Error{Code: "access_denied", Description: apperr.PublicMessage(err), Status: 403}
 	}
-	return &Error{Code: "server_error", Description: "the server could not answer", Status: 500}
+	return &Error{Code: "server_error", Description: "the server could not answer", Status: 500, cause: err}
 }
 
 // Render is the OAuth error of err, as every issuer endpoint answers it:
@@ -95,7 +114,7 @@ func (s *Server) Render(ctx context.Context, err error) *Error {
 // said as such; anything else is a failed authentication.
 func clientFailure(err error) error {
 	if apperr.KindOf(err) == apperr.KindUnavailable {
-		return ErrUnavailable
+		return AsError(err)
 	}
 	return ErrInvalidClient
 }
@@ -191,7 +210,7 @@ func (s *Server) SelfSignedClient(ctx context.Context, clientID, thumbprint, rem
 	if clientID != "" {
 		n, scope, keys, err := s.cfg.NHIs.ClientByID(ctx, clientID)
 		if apperr.KindOf(err) == apperr.KindUnavailable {
-			return nil, ErrUnavailable
+			return nil, AsError(err)
 		}
 		if err == nil {
 			for _, k := range keys.Keys {
@@ -241,7 +260,7 @@ func (s *Server) Authenticate(ctx context.Context, clientID, secret, remote stri
 	n, scope, err := s.cfg.NHIs.AuthenticateClient(ctx, clientID, secret)
 	if err != nil {
 		if apperr.KindOf(err) == apperr.KindUnavailable {
-			return nil, ErrUnavailable
+			return nil, AsError(err)
 		}
 		s.limiter.fail(key, s.cfg.Now())
 		return nil, ErrInvalidClient

@@ -87,6 +87,9 @@ type DB struct {
 	// every unprepared query anew, which dominated short transactions).
 	stmts  sync.Map // stmtKey → *sql.Stmt
 	nstmts atomic.Int64
+	// closed: after Close, transactions fail as Unavailable (a replica
+	// shutting down), never as anything a caller would take for an answer.
+	closed atomic.Bool
 	// relaxed is the SQLite write connection's current mode: synchronous
 	// NORMAL (true) or FULL. Only the holder of that one connection reads
 	// or changes it.
@@ -223,6 +226,7 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close closes every connection.
 func (db *DB) Close() error {
+	db.closed.Store(true)
 	db.stmts.Range(func(_, v any) bool { _ = v.(*sql.Stmt).Close(); return true })
 	err := db.rw.Close()
 	if db.ro != db.rw {
@@ -333,6 +337,9 @@ func (db *DB) runWith(ctx context.Context, pool *sql.DB, readOnly bool, tenant u
 }
 
 func (db *DB) runOnce(ctx context.Context, pool *sql.DB, readOnly bool, tenant uuid.UUID, system, relaxed bool, fn func(*Tx) error) (after []func(), err error) {
+	if db.closed.Load() {
+		return nil, ErrClosed
+	}
 	opts := &sql.TxOptions{}
 	if db.flavor == Postgres {
 		opts.ReadOnly = readOnly
@@ -540,6 +547,9 @@ func unreachable(err error) bool {
 	}
 	return false
 }
+
+// ErrClosed is what transactions on a closed store fail with.
+var ErrClosed = apperr.New(apperr.KindUnavailable, "the database is closed")
 
 // translate maps driver errors to apperr kinds; other errors pass through.
 func translate(err error) error {

@@ -1,0 +1,114 @@
+package auth_test
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/identity/auth"
+	"github.com/xavyo/xavyo/identity/directory"
+	"github.com/xavyo/xavyo/identity/password"
+	"github.com/xavyo/xavyo/identity/tenant"
+	"github.com/xavyo/xavyo/identity/token"
+	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/audit"
+	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/xavyo/xavyo/internal/seal"
+	"github.com/xavyo/xavyo/internal/store"
+	"github.com/xavyo/xavyo/internal/testdb"
+)
+
+func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
+
+type fixture struct {
+	svc     *auth.Service
+	tenants *tenant.Service
+	tokens  *token.Service
+	t       *tenant.Tenant
+}
+
+const pw = "Correct-horse-battery-9"
+
+func setup(t *testing.T, db *store.DB) *fixture {
+	t.Helper()
+	tenants := &tenant.Service{DB: db, Audit: audit.Discard}
+	tn, err := tenants.Create(context.Background(), tenant.CreateInput{Slug: "a-" + uuid.NewString()[:8], Name: "A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hasher := password.NewHasher(password.Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, 2)
+	dir := &directory.Service{DB: db, Audit: audit.Discard, Policies: tenants, Hasher: hasher}
+	ctx := principal.With(store.WithTenant(context.Background(), tn.ID), &principal.Principal{TenantID: tn.ID, Kind: principal.KindUser,
+		SubjectID: "admin", AdminRoles: []string{principal.RoleTenantAdmin}})
+	p := pw
+	if _, err := dir.CreateUser(ctx, directory.CreateUserInput{Email: "ada@a.test", Password: &p}); err != nil {
+		t.Fatal(err)
+	}
+	sealer, _ := seal.New(make([]byte, 32))
+	tokens, err := token.New(token.Config{DB: db, Sealer: sealer, Tenants: tenants, IssuerBase: "http://127.0.0.1:8080"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := &auth.Service{DB: db, Tenants: tenants, Directory: dir, Tokens: tokens, Hasher: hasher, Audit: audit.Discard}
+	return &fixture{svc: svc, tenants: tenants, tokens: tokens, t: tn}
+}
+
+// TestSignInRefreshAndSuspension: a user signs in and refreshes; a wrong
+// password, an unknown user and an unknown tenant get the one same
+// refusal; a suspended tenant refuses sign-in, refresh and its tokens with
+// tenant.ErrSuspended, and serves them again once active.
+func TestSignInRefreshAndSuspension(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		f := setup(t, db)
+		bg := context.Background()
+		cl := auth.Client{IP: "127.0.0.1", UserAgent: "test"}
+		out, err := f.svc.Login(bg, auth.LoginInput{Tenant: f.t.Slug, Login: "ada@a.test", Password: pw}, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		claims, err := f.tokens.Verify(bg, out.AccessToken, token.Expect{Audience: f.tokens.AdminAudience(), Tenant: f.t.ID})
+		if err != nil || claims.SessionID != out.SessionID.String() {
+			t.Fatalf("the admin token: %v %+v", err, claims)
+		}
+		next, err := f.svc.Refresh(bg, out.RefreshToken)
+		if err != nil || next.RefreshToken == out.RefreshToken {
+			t.Fatalf("refresh: %v", err)
+		}
+		for name, in := range map[string]auth.LoginInput{
+			"wrong password": {Tenant: f.t.Slug, Login: "ada@a.test", Password: pw + "x"},
+			"unknown user":   {Tenant: f.t.Slug, Login: "bob@a.test", Password: pw},
+			"unknown tenant": {Tenant: "no-such-tenant", Login: "ada@a.test", Password: pw},
+		} {
+			if _, err := f.svc.Login(bg, in, cl); err == nil || err.Error() != auth.ErrInvalidCredentials.Error() {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+
+		suspended := tenant.StatusSuspended
+		if _, err := f.tenants.Update(bg, f.t.ID, tenant.UpdateInput{Status: &suspended}, 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.Login(bg, auth.LoginInput{Tenant: f.t.Slug, Login: "ada@a.test", Password: pw}, cl); err == nil || err.Error() != tenant.ErrSuspended.Error() {
+			t.Fatalf("sign-in in a suspended tenant: %v", err)
+		}
+		if _, err := f.svc.Refresh(bg, next.RefreshToken); err == nil || err.Error() != tenant.ErrSuspended.Error() {
+			t.Fatalf("refresh in a suspended tenant: %v", err)
+		}
+		if err := f.tenants.ActiveTenant(bg, f.t.ID); apperr.KindOf(err) != apperr.KindPermissionDenied {
+			t.Fatalf("the suspended tenant's status: %v", err)
+		}
+		if _, err := f.tenants.Resolve(bg, f.t.Slug); err == nil || err.Error() != tenant.ErrSuspended.Error() {
+			t.Fatalf("resolving the suspended tenant: %v", err)
+		}
+
+		active := tenant.StatusActive
+		if _, err := f.tenants.Update(bg, f.t.ID, tenant.UpdateInput{Status: &active}, 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.Refresh(bg, next.RefreshToken); err != nil {
+			t.Fatalf("refresh once active again: %v", err)
+		}
+	})
+}
