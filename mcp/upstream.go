@@ -525,6 +525,8 @@ func (u *upstream) call(ctx context.Context, method string, params json.RawMessa
 		if errors.Is(err, context.Canceled) {
 			return nil, err
 		}
+		// The client hears the reason in words; the cause is for the log.
+		u.log.Warn("tool server call failed", "method", method, "error", err)
 		return nil, egress.Unreachable("the tool server", err)
 	}
 	return res, nil

@@ -110,10 +110,18 @@ func start(t *testing.T, environ []string, prepare func(*server)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.DiscardHandler)
+	// Warnings and errors are kept and shown when the test fails (all of
+	// the log with -v).
+	warnings := &lockedBuffer{}
+	log := slog.New(slog.NewTextHandler(warnings, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
+	t.Cleanup(func() {
+		if t.Failed() && warnings.String() != "" {
+			t.Logf("server warnings and errors:\n%s", warnings.String())
+		}
+	})
 	out := &bytes.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := newServer(ctx, cfg, log, out)
