@@ -95,6 +95,7 @@ type catalogSlot struct {
 // change event invalidates it.
 type catalogs struct {
 	db    *store.DB
+	nhis  NHIs
 	mu    sync.Mutex
 	slots map[uuid.UUID]*catalogSlot
 }
@@ -135,7 +136,7 @@ func (c *catalogs) get(ctx context.Context, tenant uuid.UUID) (*catalog, error) 
 	if cat := sl.cat.Load(); cat != nil && sl.built.Load() == gen {
 		return cat, nil
 	}
-	cat, err := loadCatalog(store.WithTenant(ctx, tenant), c.db)
+	cat, err := loadCatalog(store.WithTenant(ctx, tenant), c.db, c.nhis)
 	if err != nil {
 		return nil, apperr.Wrap(err, apperr.KindUnavailable, "the tool catalog is unavailable")
 	}
@@ -144,28 +145,19 @@ func (c *catalogs) get(ctx context.Context, tenant uuid.UUID) (*catalog, error) 
 	return cat, nil
 }
 
-func loadCatalog(ctx context.Context, db *store.DB) (*catalog, error) {
+func loadCatalog(ctx context.Context, db *store.DB, nhis NHIs) (*catalog, error) {
 	cat := &catalog{bySlug: map[string]*serverEntry{}, byID: map[uuid.UUID]*serverEntry{}, byPrefixed: map[string]*toolEntry{}}
-	err := db.InTenantRead(ctx, func(tx *store.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT id, slug, status FROM nhis WHERE tenant_id = $1 AND kind = $2`, tx.TenantID(), nhi.KindToolServer)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var s serverEntry
-			var status string
-			if err := rows.Scan(&s.id, &s.slug, &status); err != nil {
-				_ = rows.Close()
-				return err
-			}
-			s.active = status == nhi.StatusActive
-			s.byName = map[string]*toolEntry{}
-			cat.bySlug[s.slug], cat.byID[s.id] = &s, &s
-		}
-		if err := rows.Close(); err != nil {
-			return err
-		}
-		rows, err = tx.Query(ctx, `SELECT server_id, name, definition, entitlement_id, hash FROM mcp_tools WHERE tenant_id = $1`, tx.TenantID())
+	// The tool servers, from their domain; then their tools.
+	servers, err := nhis.Refs(ctx, nhi.KindToolServer)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range servers {
+		s := &serverEntry{id: r.ID, slug: r.Slug, active: r.Status == nhi.StatusActive, byName: map[string]*toolEntry{}}
+		cat.bySlug[s.slug], cat.byID[s.id] = s, s
+	}
+	err = db.InTenantRead(ctx, func(tx *store.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT server_id, name, definition, entitlement_id, hash FROM mcp_tools WHERE tenant_id = $1`, tx.TenantID())
 		if err != nil {
 			return err
 		}

@@ -168,7 +168,7 @@ func New(cfg Config) (*Gateway, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, err
 	}
-	g := &Gateway{cfg: cfg, catalogs: &catalogs{db: cfg.DB}}
+	g := &Gateway{cfg: cfg, catalogs: &catalogs{db: cfg.DB, nhis: cfg.NHIs}}
 	g.sessions.db, g.sessions.max = cfg.DB, cfg.MaxSessions
 	g.conns.max = cfg.MaxStreams
 	return g, nil

@@ -103,8 +103,8 @@ type Sealer interface {
 type NHIs interface {
 	Authorize(ctx context.Context, id uuid.UUID, need string) (*nhi.NHI, error)
 	Lookup(ctx context.Context, id uuid.UUID) (*nhi.NHI, error)
-	// Touch records an NHI's use (at most a write a minute per NHI).
-	Touch(ctx context.Context, id uuid.UUID) error
+	// Refs lists the tenant's NHIs of a kind (the catalog's tool servers).
+	Refs(ctx context.Context, kind string) ([]nhi.Ref, error)
 }
 
 func secretAAD(tenant, server uuid.UUID) []byte {

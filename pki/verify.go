@@ -33,13 +33,21 @@ type nhiEntry struct {
 // active. It caches what it reads and drops entries when change events
 // (from any replica) say they changed.
 type Verifier struct {
-	DB  *store.DB
-	Now func() time.Time
+	DB *store.DB
+	// NHIs gives the status and kind of a certificate's NHI (the NHI
+	// domain's records are read through it, never from its tables).
+	NHIs NHILookup
+	Now  func() time.Time
 
 	mu     sync.RWMutex
 	certs  map[string]*certEntry // fingerprint → entry
 	serial map[string]string     // serial → fingerprint
 	nhis   map[uuid.UUID]nhiEntry
+}
+
+// NHILookup reads an NHI of the tenant in ctx (nhi.Service.Lookup).
+type NHILookup interface {
+	Lookup(ctx context.Context, id uuid.UUID) (*nhi.NHI, error)
 }
 
 // Errors of Authenticate.
@@ -127,11 +135,12 @@ func (v *Verifier) nhi(ctx context.Context, tenant, id uuid.UUID) (nhiEntry, err
 	if ok {
 		return e, nil
 	}
-	err := v.DB.InTenantRead(store.WithTenant(ctx, tenant), func(tx *store.Tx) error {
-		return tx.QueryRow(ctx, `SELECT status, kind FROM nhis WHERE tenant_id = $1 AND id = $2`, tenant, id).Scan(&e.status, &e.kind)
-	})
-	if store.NoRows(err) {
+	n, err := v.NHIs.Lookup(store.WithTenant(ctx, tenant), id)
+	if apperr.KindOf(err) == apperr.KindNotFound {
 		return nhiEntry{status: "deleted"}, nil
+	}
+	if err == nil {
+		e.status, e.kind = n.Status, n.Kind
 	}
 	if err != nil {
 		return e, apperr.Wrap(err, apperr.KindUnavailable, "cannot verify certificates now")

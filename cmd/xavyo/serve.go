@@ -206,7 +206,7 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 		CRLURL: cfg.Agent.PublicURL + "/pki/crl", Audit: s.seq, Logger: log}); err != nil {
 		return nil, err
 	}
-	s.certs = &pki.Verifier{DB: s.db}
+	s.certs = &pki.Verifier{DB: s.db, NHIs: s.nhis}
 	s.certs.Watch(s.bus)
 	s.engine = &governance.Engine{DB: s.db}
 	s.gov = &governance.Service{DB: s.db, Audit: s.seq, Engine: s.engine}

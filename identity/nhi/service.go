@@ -437,3 +437,34 @@ func (s *Service) Serves(ctx context.Context, kind, slug string) (bool, error) {
 	})
 	return n > 0, err
 }
+
+// Ref names an NHI: what other domains keep of one (the gateway's tool
+// catalog, the agent directory).
+type Ref struct {
+	ID     uuid.UUID
+	Slug   string
+	Status string
+}
+
+// Refs lists the NHIs of one kind in the tenant in ctx, without checking
+// the caller's rights on them: for internal callers that build their own
+// views (the gateway's tool catalog).
+func (s *Service) Refs(ctx context.Context, kind string) ([]Ref, error) {
+	var out []Ref
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT id, slug, status FROM nhis WHERE tenant_id = $1 AND kind = $2`, tx.TenantID(), kind)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var r Ref
+			if err := rows.Scan(&r.ID, &r.Slug, &r.Status); err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
