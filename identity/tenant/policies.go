@@ -205,8 +205,7 @@ func (s *Service) SetPolicies(ctx context.Context, id uuid.UUID, p Policies, ifV
 		t.Settings, _ = json.Marshal(settings)
 		t.UpdatedAt = store.Now()
 		t.Version++
-		if _, err := tx.Exec(ctx, `UPDATE tenants SET settings = $1, updated_at = $2, version = $3 WHERE id = $4`,
-			string(t.Settings), t.UpdatedAt, t.Version, id); err != nil {
+		if err := saveSettings(ctx, tx, t); err != nil {
 			return err
 		}
 		after = t

@@ -205,8 +205,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Tenant, error) {
 	t := &Tenant{ID: uuid.Must(uuid.NewV7()), Slug: in.Slug, Name: in.Name, Status: StatusActive,
 		Settings: compact(in.Settings), CreatedAt: now, UpdatedAt: now, Version: 1}
 	err := s.DB.SystemTx(ctx, func(tx *store.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO tenants (id, slug, name, status, settings, created_at, updated_at, version)
-			VALUES ($1, $2, $3, $4, $5, $6, $6, $7)`, t.ID, t.Slug, t.Name, t.Status, string(t.Settings), now, t.Version)
+		err := insertTenant(ctx, tx, t)
 		if apperr.KindOf(err) == apperr.KindAlreadyExists {
 			return apperr.New(apperr.KindAlreadyExists, "a tenant with slug %q already exists", t.Slug)
 		}
@@ -313,26 +312,6 @@ func (s *Service) ActiveTenant(ctx context.Context, id uuid.UUID) error {
 	return err
 }
 
-const cols = `id, slug, name, status, settings, created_at, updated_at, deleted_at, version`
-
-func scan(row interface{ Scan(...any) error }) (*Tenant, error) {
-	var t Tenant
-	var settings []byte
-	if err := row.Scan(&t.ID, &t.Slug, &t.Name, &t.Status, &settings, &t.CreatedAt, &t.UpdatedAt, &t.DeletedAt, &t.Version); err != nil {
-		return nil, err
-	}
-	t.Settings = compact(settings)
-	return &t, nil
-}
-
-func get(ctx context.Context, tx *store.Tx, where string, arg any) (*Tenant, error) {
-	t, err := scan(tx.QueryRow(ctx, `SELECT `+cols+` FROM tenants WHERE `+where+` AND status <> 'deleted'`, arg))
-	if store.NoRows(err) {
-		return nil, apperr.NotFound("tenant")
-	}
-	return t, err
-}
-
 // List returns a page of tenants in creation order, and whether more follow.
 func (s *Service) List(ctx context.Context, o ListOptions) ([]*Tenant, bool, error) {
 	if o.Limit <= 0 {
@@ -345,28 +324,7 @@ func (s *Service) List(ctx context.Context, o ListOptions) ([]*Tenant, bool, err
 	default:
 		return nil, false, apperr.Invalid("status", "must be active, suspended or deleted")
 	}
-	q := `SELECT ` + cols + ` FROM tenants WHERE id > $1
-		AND ($2 = '' OR status = $2)
-		AND ($3 OR status <> 'deleted')
-		AND ($4 = '' OR substr(slug, 1, length($4)) = $4)
-		ORDER BY id LIMIT $5`
-	var out []*Tenant
-	err := s.DB.SystemRead(ctx, func(tx *store.Tx) error {
-		out = out[:0]
-		rows, err := tx.Query(ctx, q, o.After, o.Status, o.IncludeDeleted, o.SlugPrefix, o.Limit+1)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			t, err := scan(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, t)
-		}
-		return rows.Err()
-	})
+	out, err := listTenants(ctx, s.DB, o)
 	if err != nil {
 		return nil, false, err
 	}
@@ -412,8 +370,7 @@ func (s *Service) Update(ctx context.Context, id uuid.UUID, in UpdateInput, ifVe
 		}
 		t.UpdatedAt = store.Now()
 		t.Version++
-		if _, err := tx.Exec(ctx, `UPDATE tenants SET name = $1, status = $2, settings = $3, updated_at = $4, version = $5
-			WHERE id = $6 AND version = $7`, t.Name, t.Status, string(t.Settings), t.UpdatedAt, t.Version, id, before.Version); err != nil {
+		if err := updateTenant(ctx, tx, &t, before.Version); err != nil {
 			return err
 		}
 		after = &t
@@ -444,8 +401,7 @@ func (s *Service) Delete(ctx context.Context, id uuid.UUID, ifVersion int64) err
 		now := store.Now()
 		t.Status, t.DeletedAt, t.UpdatedAt = StatusDeleted, &now, now
 		t.Version++
-		if _, err := tx.Exec(ctx, `UPDATE tenants SET status = 'deleted', deleted_at = $1, updated_at = $1, version = $2 WHERE id = $3`,
-			now, t.Version, id); err != nil {
+		if err := markDeleted(ctx, tx, t); err != nil {
 			return err
 		}
 		tx.AfterCommit(func() { s.forget(id) })
@@ -458,21 +414,6 @@ func (s *Service) Delete(ctx context.Context, id uuid.UUID, ifVersion int64) err
 		return err
 	}
 	return nil
-}
-
-// lockCurrent reads a live tenant for update and checks the expected version.
-func lockCurrent(ctx context.Context, tx *store.Tx, id uuid.UUID, ifVersion int64) (*Tenant, error) {
-	t, err := scan(tx.QueryRow(ctx, `SELECT `+cols+` FROM tenants WHERE id = $1 AND status <> 'deleted' FOR UPDATE`, id))
-	if store.NoRows(err) {
-		return nil, apperr.NotFound("tenant")
-	}
-	if err != nil {
-		return nil, err
-	}
-	if ifVersion != 0 && t.Version != ifVersion {
-		return nil, apperr.New(apperr.KindPreconditionFailed, "tenant changed since version %d (now %d)", ifVersion, t.Version)
-	}
-	return t, nil
 }
 
 // auditTx records a tenant lifecycle action, in the transaction that
