@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/xavyo/xavyo/governance"
+	"github.com/xavyo/xavyo/identity/nhi"
 	"github.com/xavyo/xavyo/identity/tenant"
 	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/events"
@@ -161,48 +162,32 @@ func (h *Handlers) agents(ctx context.Context, slug string) ([]*agentRecord, err
 	return nil, nil
 }
 
-// loadAgents reads agents from the database.
+// loadAgents reads the tenant's active agents that serve A2A (from the
+// NHI domain) with the cards pinned for them (this package's own table).
 func (h *Handlers) loadAgents(ctx context.Context, slug string) ([]*agentRecord, error) {
+	agents, err := h.cfg.NHIs.Active(ctx, nhi.KindAgent, slug)
+	if err != nil {
+		return nil, err
+	}
+	pinned, err := h.pinnedCards(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var out []*agentRecord
-	err := h.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		q := `SELECT n.id, n.slug, n.name, n.description, n.version, n.profile, COALESCE(c.pinned_card, '') FROM nhis n
-			LEFT JOIN a2a_cards c ON c.tenant_id = n.tenant_id AND c.nhi_id = n.id
-			WHERE n.tenant_id = $1 AND n.kind = 'agent' AND n.status = 'active'`
-		args := []any{tx.TenantID()}
-		if slug != "" {
-			q, args = q+` AND n.slug = $2`, append(args, slug)
+	for _, n := range agents {
+		p := n.Profile.Agent
+		if p == nil || p.A2AEndpoint == "" {
+			continue
 		}
-		rows, err := tx.Query(ctx, q+` ORDER BY n.slug`, args...)
-		if err != nil {
-			return err
+		a := &agentRecord{id: n.ID, slug: n.Slug, name: n.Name, description: n.Description, version: n.Version,
+			skills: p.Skills, endpoint: p.A2AEndpoint, version03: p.A2AVersion == "0.3"}
+		if raw := pinned[n.ID]; len(raw) > 0 {
+			a.pinned = &Card{}
+			_ = json.Unmarshal(raw, a.pinned)
 		}
-		defer rows.Close()
-		for rows.Next() {
-			a := &agentRecord{}
-			var profile, pinned []byte
-			if err := rows.Scan(&a.id, &a.slug, &a.name, &a.description, &a.version, &profile, &pinned); err != nil {
-				return err
-			}
-			var p struct {
-				Agent *struct {
-					Skills      []string `json:"skills"`
-					A2AEndpoint string   `json:"a2a_endpoint"`
-					A2AVersion  string   `json:"a2a_version"`
-				} `json:"agent"`
-			}
-			if json.Unmarshal(profile, &p) != nil || p.Agent == nil || p.Agent.A2AEndpoint == "" {
-				continue
-			}
-			a.skills, a.endpoint, a.version03 = p.Agent.Skills, p.Agent.A2AEndpoint, p.Agent.A2AVersion == "0.3"
-			if len(pinned) > 0 {
-				a.pinned = &Card{}
-				_ = json.Unmarshal(pinned, a.pinned)
-			}
-			out = append(out, a)
-		}
-		return rows.Err()
-	})
-	return out, err
+		out = append(out, a)
+	}
+	return out, nil
 }
 
 // signedCard builds and signs an agent's card.

@@ -30,6 +30,8 @@ import (
 // NHIs checks the caller's right on an NHI.
 type NHIs interface {
 	Authorize(ctx context.Context, id uuid.UUID, need string) (*nhi.NHI, error)
+	// Active lists the tenant's active NHIs of a kind (one slug's, if given).
+	Active(ctx context.Context, kind, slug string) ([]*nhi.NHI, error)
 }
 
 // Entitlements quarantines an agent's a2a_call entitlement.

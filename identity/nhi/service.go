@@ -468,3 +468,32 @@ func (s *Service) Refs(ctx context.Context, kind string) ([]Ref, error) {
 	})
 	return out, err
 }
+
+// Active lists the active NHIs of a kind in the tenant in ctx (the one
+// with slug, when slug is given), by slug, without checking the caller's
+// rights on them: for internal callers that build their own views (the
+// A2A agent directory).
+func (s *Service) Active(ctx context.Context, kind, slug string) ([]*NHI, error) {
+	var out []*NHI
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		q := `SELECT ` + cols + from + `WHERE n.tenant_id = $1 AND n.kind = $2 AND n.status = 'active'`
+		args := []any{tx.TenantID(), kind}
+		if slug != "" {
+			q, args = q+` AND n.slug = $3`, append(args, slug)
+		}
+		rows, err := tx.Query(ctx, q+` ORDER BY n.slug`, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			n, err := scan(rows, tx.TenantID())
+			if err != nil {
+				return err
+			}
+			out = append(out, n)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
