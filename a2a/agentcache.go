@@ -78,12 +78,3 @@ func (c *agentCache) put(tenant uuid.UUID, stamp cachedAgents, list []*agentReco
 	stamp.list = list
 	c.tenants[tenant] = stamp
 }
-
-// Committed hears this replica's changes at their commit, so that its own
-// next call or card already sees them (other replicas hear of them through
-// the change bus).
-func (h *Handlers) Committed(c events.Change) {
-	if h.agentc != nil {
-		h.agentc.changed(c)
-	}
-}

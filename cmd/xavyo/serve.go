@@ -304,9 +304,6 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 		Client: upstreams, Fetch: fetch, NHIs: s.nhis, Gov: s.gov, Bus: s.bus, Sealer: sealer, Claimer: s.tokens, AgentURL: cfg.Agent.PublicURL, AdminURL: cfg.Admin.PublicURL, Version: version,
 		Metrics: a2a.NewMetrics(reg, cfg.Metrics.TenantLabels), Logger: log})
 	agents.Mount(s.agent.Handle)
-	// This replica's NHI changes count here at their commit: an agent
-	// suspended or changed here is refused or re-read here at once.
-	s.nhis.Committed = func(c events.Change) { s.engine.Committed(c); agents.Committed(c) }
 	(&a2arest.Handler{A2A: agents}).Mount(s.api)
 	s.handlers.Handle(governance.EventPrefix+"entitlement", agents.OnEntitlementEvent)
 	s.handlers.Handle(a2a.EventPush, agents.OnPush)

@@ -156,10 +156,6 @@ type Service struct {
 	StdioAllowlist []string
 	// Now is the clock (default store.Now).
 	Now func() time.Time
-	// Committed, when set, hears this replica's NHI changes at their
-	// commit (decision snapshots drop at once, not when the change event
-	// comes back from the database).
-	Committed func(events.Change)
 
 	touchMu   sync.Mutex
 	touched   map[uuid.UUID]time.Time
@@ -348,15 +344,9 @@ func (s *Service) write(ctx context.Context, tx *store.Tx, n *NHI) error {
 	return s.publish(ctx, tx, n, n.Version)
 }
 
-// publish records an NHI's change event in tx and tells Committed at the
-// commit.
+// publish records an NHI's change event in tx (this replica's caches hear
+// it at the commit: events.Bus).
 func (s *Service) publish(ctx context.Context, tx *store.Tx, n *NHI, version int64) error {
 	c := events.Change{TenantID: tx.TenantID(), Kind: EventKind, ID: n.ID.String(), Version: version}
-	if err := events.Publish(ctx, tx, c, map[string]string{"status": n.Status, "kind": n.Kind}); err != nil {
-		return err
-	}
-	if s.Committed != nil {
-		tx.AfterCommit(func() { s.Committed(c) })
-	}
-	return nil
+	return events.Publish(ctx, tx, c, map[string]string{"status": n.Status, "kind": n.Kind})
 }

@@ -68,14 +68,57 @@ type Bus struct {
 	mu   sync.RWMutex
 	subs map[int]func(Message)
 	next int
+
+	// own counts this process's changes delivered at their commit whose
+	// copy from the listener has not come back yet: that copy is dropped,
+	// so each subscriber hears each change once.
+	omu sync.Mutex
+	own map[Change]int
 }
 
-// NewBus returns a bus reading notifications from db.
+// NewBus returns a bus reading notifications from db. This process's own
+// changes reach subscribers synchronously at their commit, before the
+// committing request answers (no window in which a replica's own change
+// is not yet seen by its caches); other replicas' through the listener.
 func NewBus(db *store.DB, log *slog.Logger) *Bus {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Bus{db: db, log: log, subs: map[int]func(Message){}}
+	b := &Bus{db: db, log: log, subs: map[int]func(Message){}, own: map[Change]int{}}
+	db.OnCommitted(b.committed)
+	return b
+}
+
+// committed delivers a change this process has just committed.
+func (b *Bus) committed(n store.Notification) {
+	if n.Channel != Channel {
+		return
+	}
+	var c Change
+	if json.Unmarshal([]byte(n.Payload), &c) != nil {
+		return
+	}
+	b.omu.Lock()
+	if len(b.own) > 100_000 {
+		clear(b.own) // echoes that never came: at worst a change heard twice
+	}
+	b.own[c]++
+	b.omu.Unlock()
+	b.deliver(Message{Change: c})
+}
+
+// echo reports (and counts off) the listener's copy of a change already
+// delivered at its commit.
+func (b *Bus) echo(c Change) bool {
+	b.omu.Lock()
+	defer b.omu.Unlock()
+	if b.own[c] == 0 {
+		return false
+	}
+	if b.own[c]--; b.own[c] == 0 {
+		delete(b.own, c)
+	}
+	return true
 }
 
 // Subscribe registers fn for every message; it returns the function that
@@ -97,12 +140,18 @@ func (b *Bus) Subscribe(fn func(Message)) (unsubscribe func()) {
 func (b *Bus) Run(ctx context.Context) error {
 	return b.db.Listen(ctx, []string{Channel}, func(n store.Notification, resync bool) {
 		if resync {
+			b.omu.Lock()
+			clear(b.own)
+			b.omu.Unlock()
 			b.deliver(Message{Resync: true})
 			return
 		}
 		var c Change
 		if err := json.Unmarshal([]byte(n.Payload), &c); err != nil {
 			b.log.Warn("dropping malformed change notification", "error", err)
+			return
+		}
+		if b.echo(c) {
 			return
 		}
 		b.deliver(Message{Change: c})

@@ -3,6 +3,7 @@ package events_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"testing"
@@ -183,6 +184,80 @@ func TestOutboxDeliversAtLeastOnceWithRetries(t *testing.T) {
 		})
 		if left != 1 {
 			t.Fatalf("%d events left after pruning, want the one undelivered", left)
+		}
+	})
+}
+
+// TestOwnChangesAreHeardAtCommitOnce: a change this process commits
+// reaches its subscribers before the committing call returns (no window
+// in which this replica's own caches have not seen it), and the
+// listener's copy of it is not delivered again; a rolled-back change is
+// heard by nobody. On PostgreSQL a change committed through another
+// connection pool (as by another replica) still arrives, once.
+func TestOwnChangesAreHeardAtCommitOnce(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		tid := tenant(t, db)
+		ctx, cancel := context.WithCancel(store.WithTenant(context.Background(), tid))
+		defer cancel()
+		bus := events.NewBus(db, nil)
+		var mu sync.Mutex
+		heard := map[string]int{}
+		defer bus.Subscribe(func(m events.Message) {
+			mu.Lock()
+			heard[m.Change.ID]++
+			mu.Unlock()
+		})()
+		go func() { _ = bus.Run(ctx) }()
+		count := func(id string) int {
+			mu.Lock()
+			defer mu.Unlock()
+			return heard[id]
+		}
+		publish := func(on *store.DB, id string, fail bool) error {
+			return on.InTenantTx(ctx, func(tx *store.Tx) error {
+				if err := events.Publish(ctx, tx, events.Change{TenantID: tid, Kind: "test", ID: id, Version: 1}, nil); err != nil {
+					return err
+				}
+				if fail {
+					return errors.New("rollback")
+				}
+				return nil
+			})
+		}
+		for i := range 5 {
+			id := fmt.Sprint("own-", i)
+			if err := publish(db, id, false); err != nil {
+				t.Fatal(err)
+			}
+			if n := count(id); n != 1 {
+				t.Fatalf("%s heard %d times when its commit returned, want 1", id, n)
+			}
+		}
+		if err := publish(db, "rolled-back", true); err == nil {
+			t.Fatal("the failing change committed")
+		}
+		time.Sleep(500 * time.Millisecond) // the listener's copies arrive meanwhile
+		for i := range 5 {
+			if n := count(fmt.Sprint("own-", i)); n != 1 {
+				t.Fatalf("own-%d heard %d times, want once", i, n)
+			}
+		}
+		if n := count("rolled-back"); n != 0 {
+			t.Fatalf("a rolled-back change was heard %d times", n)
+		}
+		if db.Flavor() != store.Postgres {
+			return
+		}
+		other := testdb.Postgres(t) // another pool: another replica's writes
+		deadline := time.Now().Add(10 * time.Second)
+		for i := 0; count("other") == 0; i++ {
+			if err := publish(other, "other", false); err != nil {
+				t.Fatal(err)
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("another replica's change never arrived")
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	})
 }

@@ -19,13 +19,36 @@ type Notification struct {
 // PostgreSQL NOTIFY (delivered to every replica's listener at commit), or
 // on SQLite to this process's listeners after commit.
 func (t *Tx) Notify(ctx context.Context, channel, payload string) error {
-	if t.db.flavor == Postgres {
-		_, err := t.tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, channel, payload)
-		return translate(err)
-	}
 	n := Notification{Channel: channel, Payload: payload}
-	t.AfterCommit(func() { t.db.local.publish(n) })
+	if t.db.flavor == Postgres {
+		if _, err := t.tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, channel, payload); err != nil {
+			return translate(err)
+		}
+	} else {
+		t.AfterCommit(func() { t.db.local.publish(n) })
+	}
+	// This process hears its own notifications at their commit, before
+	// the committing request answers (the listener's copy follows).
+	t.AfterCommit(func() { t.db.committed(n) })
 	return nil
+}
+
+// OnCommitted registers fn to hear, synchronously and right after their
+// commit, the notifications of this process's own transactions. fn runs
+// on the committing goroutine and must not block.
+func (db *DB) OnCommitted(fn func(Notification)) {
+	db.hmu.Lock()
+	defer db.hmu.Unlock()
+	db.hooks = append(db.hooks, fn)
+}
+
+func (db *DB) committed(n Notification) {
+	db.hmu.RLock()
+	hooks := db.hooks
+	db.hmu.RUnlock()
+	for _, fn := range hooks {
+		fn(n)
+	}
 }
 
 // ListenFunc receives notifications. resync is true (and n empty) when

@@ -90,6 +90,9 @@ type DB struct {
 	// closed: after Close, transactions fail as Unavailable (a replica
 	// shutting down), never as anything a caller would take for an answer.
 	closed atomic.Bool
+	// hooks hear this process's notifications at commit (OnCommitted).
+	hmu   sync.RWMutex
+	hooks []func(Notification)
 	// relaxed is the SQLite write connection's current mode: synchronous
 	// NORMAL (true) or FULL. Only the holder of that one connection reads
 	// or changes it.
