@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -255,15 +256,8 @@ func (s *Service) List(ctx context.Context, o ListOptions) ([]*NHI, bool, error)
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			n, err := scan(rows, tx.TenantID())
-			if err != nil {
-				return err
-			}
-			out = append(out, n)
-		}
-		return rows.Err()
+		out, err = scanAll(rows, tx.TenantID())
+		return err
 	})
 	if len(out) > o.Limit {
 		return out[:o.Limit], true, err
@@ -485,15 +479,22 @@ func (s *Service) Active(ctx context.Context, kind, slug string) ([]*NHI, error)
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			n, err := scan(rows, tx.TenantID())
-			if err != nil {
-				return err
-			}
-			out = append(out, n)
-		}
-		return rows.Err()
+		out, err = scanAll(rows, tx.TenantID())
+		return err
 	})
 	return out, err
+}
+
+// scanAll reads every NHI of rows, and closes them.
+func scanAll(rows *sql.Rows, tenant uuid.UUID) ([]*NHI, error) {
+	defer rows.Close()
+	var out []*NHI
+	for rows.Next() {
+		n, err := scan(rows, tenant)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
 }
