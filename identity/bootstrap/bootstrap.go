@@ -81,15 +81,9 @@ func (s *Service) Ensure(ctx context.Context, configured string, set bool) (gene
 	now := store.Now()
 	raw, _ := json.Marshal(record{SHA256: hash(token), IssuedAt: now})
 	var inserted bool
-	err = s.DB.SystemTx(ctx, func(tx *store.Tx) error {
-		r, err := tx.Exec(ctx, `INSERT INTO system_settings (key, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING`,
-			settingKey, string(raw), now)
-		if err != nil {
-			return err
-		}
-		n, _ := r.RowsAffected()
-		inserted = n == 1
-		return nil
+	err = s.DB.SystemTx(ctx, func(tx *store.Tx) (err error) {
+		inserted, err = insertRecord(ctx, tx, raw, now)
+		return err
 	})
 	if err != nil || !inserted {
 		return "", err
@@ -117,9 +111,7 @@ func (s *Service) install(ctx context.Context, token string, onlyIfChanged bool)
 	}
 	raw, _ := json.Marshal(record{SHA256: h, IssuedAt: now})
 	err := s.DB.SystemTx(ctx, func(tx *store.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO system_settings (key, value, updated_at) VALUES ($1, $2, $3)
-			ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`, settingKey, string(raw), now)
-		return err
+		return saveRecord(ctx, tx, raw, now)
 	})
 	if err == nil {
 		s.invalidate()
@@ -145,9 +137,7 @@ func (s *Service) Revoke(ctx context.Context) error {
 	r.RevokedAt = &now
 	raw, _ := json.Marshal(r)
 	err = s.DB.SystemTx(ctx, func(tx *store.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO system_settings (key, value, updated_at) VALUES ($1, $2, $3)
-			ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`, settingKey, string(raw), now)
-		return err
+		return saveRecord(ctx, tx, raw, now)
 	})
 	if err == nil {
 		s.invalidate()
@@ -158,8 +148,9 @@ func (s *Service) Revoke(ctx context.Context) error {
 
 func (s *Service) load(ctx context.Context) (*record, error) {
 	var raw []byte
-	err := s.DB.SystemRead(ctx, func(tx *store.Tx) error {
-		return tx.QueryRow(ctx, `SELECT value FROM system_settings WHERE key = $1`, settingKey).Scan(&raw)
+	err := s.DB.SystemRead(ctx, func(tx *store.Tx) (err error) {
+		raw, err = readRecord(ctx, tx)
+		return err
 	})
 	if store.NoRows(err) {
 		return nil, nil
