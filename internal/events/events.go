@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/uuid"
 
@@ -56,9 +57,21 @@ func Publish(ctx context.Context, tx *store.Tx, c Change, payload any) error {
 		uuid.Must(uuid.NewV7()), c.TenantID, c.Kind, c.ID, c.Version, string(body), now); err != nil {
 		return fmt.Errorf("events: outbox: %w", err)
 	}
-	msg, _ := json.Marshal(c)
+	msg, _ := json.Marshal(envelope{Change: c, Origin: tx.Origin(), Seq: seq.Add(1)})
 	return tx.Notify(ctx, Channel, string(msg))
 }
+
+// envelope is a change as notified: with the database handle that
+// committed it and a number of its own, so that the committing replica
+// hears it once although it comes to it twice (at commit, and back from
+// the listener, in either order).
+type envelope struct {
+	Change
+	Origin string `json:"o,omitempty"`
+	Seq    uint64 `json:"s,omitempty"`
+}
+
+var seq atomic.Uint64
 
 // Bus delivers change messages to in-process subscribers.
 type Bus struct {
@@ -69,11 +82,10 @@ type Bus struct {
 	subs map[int]func(Message)
 	next int
 
-	// own counts this process's changes delivered at their commit whose
-	// copy from the listener has not come back yet: that copy is dropped,
-	// so each subscriber hears each change once.
-	omu sync.Mutex
-	own map[Change]int
+	// once holds this handle's own changes delivered by one of their two
+	// ways (at commit, from the listener) whose other way is still to come.
+	omu  sync.Mutex
+	once map[uint64]struct{}
 }
 
 // NewBus returns a bus reading notifications from db. This process's own
@@ -84,41 +96,40 @@ func NewBus(db *store.DB, log *slog.Logger) *Bus {
 	if log == nil {
 		log = slog.Default()
 	}
-	b := &Bus{db: db, log: log, subs: map[int]func(Message){}, own: map[Change]int{}}
+	b := &Bus{db: db, log: log, subs: map[int]func(Message){}, once: map[uint64]struct{}{}}
 	db.OnCommitted(b.committed)
 	return b
 }
 
 // committed delivers a change this process has just committed.
 func (b *Bus) committed(n store.Notification) {
-	if n.Channel != Channel {
-		return
+	if n.Channel == Channel {
+		b.notified(n.Payload)
 	}
-	var c Change
-	if json.Unmarshal([]byte(n.Payload), &c) != nil {
-		return
-	}
-	b.omu.Lock()
-	if len(b.own) > 100_000 {
-		clear(b.own) // echoes that never came: at worst a change heard twice
-	}
-	b.own[c]++
-	b.omu.Unlock()
-	b.deliver(Message{Change: c})
 }
 
-// echo reports (and counts off) the listener's copy of a change already
-// delivered at its commit.
-func (b *Bus) echo(c Change) bool {
-	b.omu.Lock()
-	defer b.omu.Unlock()
-	if b.own[c] == 0 {
-		return false
+// notified delivers a notified change; this handle's own changes, which
+// come twice, once.
+func (b *Bus) notified(payload string) {
+	var e envelope
+	if err := json.Unmarshal([]byte(payload), &e); err != nil {
+		b.log.Warn("dropping malformed change notification", "error", err)
+		return
 	}
-	if b.own[c]--; b.own[c] == 0 {
-		delete(b.own, c)
+	if e.Origin != "" && e.Origin == b.db.Origin() {
+		b.omu.Lock()
+		if _, seen := b.once[e.Seq]; seen {
+			delete(b.once, e.Seq)
+			b.omu.Unlock()
+			return
+		}
+		if len(b.once) > 100_000 {
+			clear(b.once) // second ways that never came: at worst a change heard twice
+		}
+		b.once[e.Seq] = struct{}{}
+		b.omu.Unlock()
 	}
-	return true
+	b.deliver(Message{Change: e.Change})
 }
 
 // Subscribe registers fn for every message; it returns the function that
@@ -141,20 +152,12 @@ func (b *Bus) Run(ctx context.Context) error {
 	return b.db.Listen(ctx, []string{Channel}, func(n store.Notification, resync bool) {
 		if resync {
 			b.omu.Lock()
-			clear(b.own)
+			clear(b.once)
 			b.omu.Unlock()
 			b.deliver(Message{Resync: true})
 			return
 		}
-		var c Change
-		if err := json.Unmarshal([]byte(n.Payload), &c); err != nil {
-			b.log.Warn("dropping malformed change notification", "error", err)
-			return
-		}
-		if b.echo(c) {
-			return
-		}
-		b.deliver(Message{Change: c})
+		b.notified(n.Payload)
 	})
 }
 

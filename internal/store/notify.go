@@ -20,16 +20,15 @@ type Notification struct {
 // on SQLite to this process's listeners after commit.
 func (t *Tx) Notify(ctx context.Context, channel, payload string) error {
 	n := Notification{Channel: channel, Payload: payload}
-	if t.db.flavor == Postgres {
-		if _, err := t.tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, channel, payload); err != nil {
-			return translate(err)
-		}
-	} else {
-		t.AfterCommit(func() { t.db.local.publish(n) })
-	}
 	// This process hears its own notifications at their commit, before
-	// the committing request answers (the listener's copy follows).
+	// the committing request answers; the listener's copy may come before
+	// or after that (hooks must tell the two apart: DB.Origin).
 	t.AfterCommit(func() { t.db.committed(n) })
+	if t.db.flavor == Postgres {
+		_, err := t.tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, channel, payload)
+		return translate(err)
+	}
+	t.AfterCommit(func() { t.db.local.publish(n) })
 	return nil
 }
 

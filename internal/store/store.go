@@ -93,6 +93,8 @@ type DB struct {
 	// hooks hear this process's notifications at commit (OnCommitted).
 	hmu   sync.RWMutex
 	hooks []func(Notification)
+	// origin tells this handle's notifications from other replicas'.
+	origin string
 	// relaxed is the SQLite write connection's current mode: synchronous
 	// NORMAL (true) or FULL. Only the holder of that one connection reads
 	// or changes it.
@@ -427,6 +429,20 @@ type Tx struct {
 // TenantID returns the tenant the transaction is scoped to (uuid.Nil on
 // the system path).
 func (t *Tx) TenantID() uuid.UUID { return t.tenant }
+
+// Origin names the database handle the transaction runs on: notifications
+// carry it so a replica knows its own (DB.Origin).
+func (t *Tx) Origin() string { return t.db.Origin() }
+
+// Origin is a random name of this handle, fixed for its life.
+func (db *DB) Origin() string {
+	db.hmu.Lock()
+	defer db.hmu.Unlock()
+	if db.origin == "" {
+		db.origin = uuid.NewString()
+	}
+	return db.origin
+}
 
 // Flavor returns the backend's dialect.
 func (t *Tx) Flavor() Flavor { return t.db.flavor }
