@@ -111,12 +111,17 @@ func (h *Handlers) call(w http.ResponseWriter, r *http.Request) {
 		rpcError(w, http.StatusRequestEntityTooLarge, nil, codeInvalidRequest, "the request is too large", nil)
 		return
 	}
-	h.callWith(w, r, body, false)
+	t, ctx, ok := h.scope(w, r)
+	if !ok {
+		return
+	}
+	h.callWith(w, r.WithContext(ctx), t, body, false)
 }
 
-// callWith serves one request, JSON-RPC or (rest) built from the HTTP+JSON
-// binding; errors and answers take the request's form.
-func (h *Handlers) callWith(w http.ResponseWriter, r *http.Request, body []byte, rest bool) {
+// callWith serves one request to an agent of tenant t (r's context is
+// the tenant's), JSON-RPC or (rest) built from the HTTP+JSON binding;
+// errors and answers take the request's form.
+func (h *Handlers) callWith(w http.ResponseWriter, r *http.Request, t *tenant.Tenant, body []byte, rest bool) {
 	start := time.Now()
 	rpcError := func(w http.ResponseWriter, status int, id json.RawMessage, code int, msg string, data map[string]string) {
 		if rest {
@@ -125,10 +130,7 @@ func (h *Handlers) callWith(w http.ResponseWriter, r *http.Request, body []byte,
 		}
 		rpcError(w, status, id, code, msg, data)
 	}
-	t, ctx, ok := h.scope(w, r)
-	if !ok {
-		return
-	}
+	ctx := r.Context()
 	list, err := h.agents(ctx, r.PathValue("agent"))
 	if err != nil {
 		rpcError(w, http.StatusServiceUnavailable, nil, codeInternal, "the agent directory is unavailable", nil)

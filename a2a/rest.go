@@ -25,7 +25,8 @@ import (
 func (h *Handlers) rest(route string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		// The tenant first, as on every route: a refusal in this binding's form.
-		if _, _, err := h.cfg.Enforcer.Tenant(r.Context(), r.PathValue("slug")); err != nil {
+		t, ctx, err := h.cfg.Enforcer.Tenant(r.Context(), r.PathValue("slug"))
+		if err != nil {
 			code := codeInvalidRequest
 			if apperr.KindOf(err) == apperr.KindPermissionDenied {
 				code = codeForbidden
@@ -102,7 +103,7 @@ func (h *Handlers) rest(route string) http.HandlerFunc {
 			}
 		}
 		body, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
-		h.callWith(w, r, body, true)
+		h.callWith(w, r.WithContext(ctx), t, body, true)
 	}
 }
 

@@ -216,15 +216,9 @@ func (e *Enforcer) Record(ctx context.Context, entry audit.Entry) (*audit.Receip
 
 // Outcome appends the record of a forwarded call's outcome without
 // waiting: the decision record is the durable proof of the call.
-func (e *Enforcer) Outcome(ctx context.Context, entry audit.Entry) uuid.UUID {
+func (e *Enforcer) Outcome(ctx context.Context, entry audit.Entry) {
 	entry.Lazy = true
-	r, err := e.cfg.Audit.Append(context.WithoutCancel(ctx), entry)
-	if err != nil {
+	if _, err := e.cfg.Audit.Append(context.WithoutCancel(ctx), entry); err != nil {
 		e.cfg.Logger.Warn("outcome record not queued", "action", entry.Action, "error", err, "request_id", reqid.From(ctx))
-		return uuid.Nil
 	}
-	return r.ID
 }
-
-// Now is the enforcement point's clock.
-func (e *Enforcer) Now() time.Time { return e.cfg.Now() }

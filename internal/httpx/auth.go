@@ -143,8 +143,11 @@ func scopeTenant(res TenantResolver, aud CrossTenantAuditor) fiber.Handler {
 		if tenant == uuid.Nil {
 			return apperr.Invalid("X-Tenant-ID", "this operation works inside a tenant: name one")
 		}
-		if err := res.ActiveTenant(c.UserContext(), tenant); err != nil {
-			return err
+		// The caller's own tenant was admitted by authorize already.
+		if p == nil || tenant != p.TenantID {
+			if err := res.ActiveTenant(c.UserContext(), tenant); err != nil {
+				return err
+			}
 		}
 		c.Locals(localTenant, tenant.String())
 		c.SetUserContext(store.WithTenant(c.UserContext(), tenant))

@@ -93,7 +93,8 @@ type DB struct {
 	// hooks hear this process's notifications at commit (OnCommitted).
 	hmu   sync.RWMutex
 	hooks []func(Notification)
-	// origin tells this handle's notifications from other replicas'.
+	// origin tells this handle's notifications from other replicas'
+	// (set at Open, never changed).
 	origin string
 	// relaxed is the SQLite write connection's current mode: synchronous
 	// NORMAL (true) or FULL. Only the holder of that one connection reads
@@ -146,7 +147,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, err
 	}
-	db := &DB{url: cfg.URL, log: cfg.Logger, local: newLocalNotifier()}
+	db := &DB{url: cfg.URL, log: cfg.Logger, local: newLocalNotifier(), origin: uuid.NewString()}
 	if IsPostgresURL(cfg.URL) {
 		db.flavor = Postgres
 		pool, err := sql.Open("pgx", cfg.URL)
@@ -435,14 +436,7 @@ func (t *Tx) TenantID() uuid.UUID { return t.tenant }
 func (t *Tx) Origin() string { return t.db.Origin() }
 
 // Origin is a random name of this handle, fixed for its life.
-func (db *DB) Origin() string {
-	db.hmu.Lock()
-	defer db.hmu.Unlock()
-	if db.origin == "" {
-		db.origin = uuid.NewString()
-	}
-	return db.origin
-}
+func (db *DB) Origin() string { return db.origin }
 
 // Flavor returns the backend's dialect.
 func (t *Tx) Flavor() Flavor { return t.db.flavor }
