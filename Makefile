@@ -60,10 +60,10 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 10s)
 REDOC ?= 2.5.4
 assets: ## Refresh the docs page's renderer (Redoc's standalone bundle, npm package redoc@$(REDOC))
 	@tmp=$$(mktemp -d); cd $$tmp && npm pack --silent redoc@$(REDOC) >/dev/null && tar xzf redoc-$(REDOC).tgz \
-	  && cp package/bundles/redoc.standalone.js $(CURDIR)/cmd/xavyo/assets/ \
+	  && cp package/bundles/redoc.standalone.js $(CURDIR)/app/assets/ \
 	  && { echo "redoc.standalone.js is Redoc $(REDOC) (npm package redoc, bundles/redoc.standalone.js),"; \
 	       echo "refreshed with: make assets. Its licence, and the licences of what it bundles:"; echo; cat package/LICENSE; echo; \
-	       cat package/bundles/redoc.standalone.js.LICENSE.txt; } > $(CURDIR)/cmd/xavyo/assets/redoc.LICENSE.txt; rm -rf $$tmp
+	       cat package/bundles/redoc.standalone.js.LICENSE.txt; } > $(CURDIR)/app/assets/redoc.LICENSE.txt; rm -rf $$tmp
 
 generate: ## Rewrite generated files: docs/openapi.json from the routes, cmd/xavyo/testdata/discovery from the served documents
 	$(GO) test ./cmd/xavyo -run '^(TestOpenAPIDocumentIsCurrent|TestDiscoveryDocumentsAreCurrent)$$' -count=1 -update

@@ -7,7 +7,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
+	"github.com/xavyo/xavyo/app"
 	"github.com/xavyo/xavyo/identity/bootstrap"
+	"github.com/xavyo/xavyo/identity/tenant"
+	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/audit"
 	"github.com/xavyo/xavyo/internal/store"
 )
@@ -19,7 +22,7 @@ func (c *cli) withStore(ctx context.Context, fn func(*store.DB, *audit.Sequencer
 		return err
 	}
 	log := c.logger(cfg)
-	db, err := openStore(ctx, cfg, log)
+	db, err := app.OpenStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -73,15 +76,8 @@ func resolveTenant(ctx context.Context, db *store.DB, ref string) (uuid.UUID, er
 	if ref == "platform" {
 		return audit.Platform, nil
 	}
-	var id uuid.UUID
-	err := db.SystemRead(ctx, func(tx *store.Tx) error {
-		q := `SELECT id FROM tenants WHERE slug = $1`
-		if _, perr := uuid.Parse(ref); perr == nil {
-			q = `SELECT id FROM tenants WHERE id = $1`
-		}
-		return tx.QueryRow(ctx, q, ref).Scan(&id)
-	})
-	if store.NoRows(err) {
+	id, err := tenant.IDOf(ctx, db, ref)
+	if apperr.KindOf(err) == apperr.KindNotFound {
 		return uuid.Nil, fmt.Errorf("no tenant %q", ref)
 	}
 	return id, err

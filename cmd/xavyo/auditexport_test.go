@@ -144,38 +144,38 @@ func TestAuditExportToSyslog(t *testing.T) {
 				"ca without tls": {"name": "siem", "address": addr, "server_ca_pem": "-----BEGIN CERTIFICATE-----"},
 				"no name":        {"address": addr},
 			} {
-				if resp, body := h.doAs(tok, "POST", "/api/v1/audit-exports", in); resp.StatusCode != 400 {
+				if resp, body := h.DoAs(tok, "POST", "/api/v1/audit-exports", in); resp.StatusCode != 400 {
 					t.Errorf("%s: %d %s", what, resp.StatusCode, body)
 				}
 			}
-			if _, body := h.doAs(tok, "GET", "/api/v1/audit-exports", nil); !strings.Contains(string(body), `"items":[]`) {
+			if _, body := h.DoAs(tok, "GET", "/api/v1/audit-exports", nil); !strings.Contains(string(body), `"items":[]`) {
 				t.Fatalf("bad input created an export: %s", body)
 			}
 
-			resp, body := h.doAs(tok, "POST", "/api/v1/audit-exports", map[string]any{"name": "siem-json", "address": addr, "format": "json",
+			resp, body := h.DoAs(tok, "POST", "/api/v1/audit-exports", map[string]any{"name": "siem-json", "address": addr, "format": "json",
 				"start": "beginning"})
 			expect(t, resp, body, 201, "json export")
 			jsonExport := decode[exportJSON](t, body)
-			resp, body = h.doAs(tok, "POST", "/api/v1/audit-exports", map[string]any{"name": "siem-cef", "address": addr, "format": "cef"})
+			resp, body = h.DoAs(tok, "POST", "/api/v1/audit-exports", map[string]any{"name": "siem-cef", "address": addr, "format": "cef"})
 			expect(t, resp, body, 201, "cef export")
 			cefExport := decode[exportJSON](t, body)
 			if cefExport.Cursor == 0 || jsonExport.Cursor != 0 {
 				t.Fatalf("cursors: json %d (from the beginning), cef %d (from now)", jsonExport.Cursor, cefExport.Cursor)
 			}
-			if resp, _ := h.doAs(otherTok, "GET", "/api/v1/audit-exports/"+jsonExport.ID, nil); resp.StatusCode != 404 {
+			if resp, _ := h.DoAs(otherTok, "GET", "/api/v1/audit-exports/"+jsonExport.ID, nil); resp.StatusCode != 404 {
 				t.Fatalf("another tenant read the export: %d", resp.StatusCode)
 			}
 			// Records of this tenant, and of another.
-			resp, body = h.doAs(tok, "POST", "/api/v1/users", map[string]any{"email": "ada@" + slug + ".test", "password": "Analytical-engine-1843"})
+			resp, body = h.DoAs(tok, "POST", "/api/v1/users", map[string]any{"email": "ada@" + slug + ".test", "password": "Analytical-engine-1843"})
 			expect(t, resp, body, 201, "user")
-			h.login(slug, "ada@"+slug+".test", "wrong-password-1", 401)
-			resp, body = h.doAs(otherTok, "POST", "/api/v1/groups", map[string]any{"name": "Elsewhere"})
+			h.Login(slug, "ada@"+slug+".test", "wrong-password-1", 401)
+			resp, body = h.DoAs(otherTok, "POST", "/api/v1/groups", map[string]any{"name": "Elsewhere"})
 			expect(t, resp, body, 201, "another tenant's group")
 
 			caughtUp := func(id string) exportJSON {
 				var x exportJSON
 				waitFor(t, "export "+id+" caught up", func() bool {
-					_, b := h.doAs(tok, "GET", "/api/v1/audit-exports/"+id, nil)
+					_, b := h.DoAs(tok, "GET", "/api/v1/audit-exports/"+id, nil)
 					x = decode[exportJSON](t, b)
 					return x.Lag == 0 && x.Exported > 0
 				})
@@ -238,10 +238,10 @@ func TestAuditExportToSyslog(t *testing.T) {
 			// The receiver goes away: records wait; it comes back: they come.
 			rs.stop()
 			for i := range 3 {
-				h.login(slug, fmt.Sprintf("nobody%d@%s.test", i, slug), "wrong-password-1", 401)
+				h.Login(slug, fmt.Sprintf("nobody%d@%s.test", i, slug), "wrong-password-1", 401)
 			}
 			waitFor(t, "the export's error shown", func() bool {
-				_, b := h.doAs(tok, "GET", "/api/v1/audit-exports/"+jsonExport.ID, nil)
+				_, b := h.DoAs(tok, "GET", "/api/v1/audit-exports/"+jsonExport.ID, nil)
 				x := decode[exportJSON](t, b)
 				return x.LastError != nil && x.Lag > 0
 			})
@@ -267,11 +267,11 @@ func TestAuditExportToSyslog(t *testing.T) {
 			waitFor(t, "every record at the receiver", func() bool { return len(missing()) == 0 })
 
 			// Paused, then deleted: audited.
-			resp, body = h.doAs(tok, "PATCH", "/api/v1/audit-exports/"+cefExport.ID, map[string]any{"status": "paused"})
+			resp, body = h.DoAs(tok, "PATCH", "/api/v1/audit-exports/"+cefExport.ID, map[string]any{"status": "paused"})
 			expect(t, resp, body, 200, "pause")
-			resp, body = h.doAs(tok, "DELETE", "/api/v1/audit-exports/"+cefExport.ID, nil)
+			resp, body = h.DoAs(tok, "DELETE", "/api/v1/audit-exports/"+cefExport.ID, nil)
 			expect(t, resp, body, 204, "delete")
-			_, body = h.doAs(tok, "GET", "/api/v1/audit?action=audit_export.*", nil)
+			_, body = h.DoAs(tok, "GET", "/api/v1/audit?action=audit_export.*", nil)
 			for _, a := range []string{"audit_export.create", "audit_export.update", "audit_export.delete"} {
 				if !strings.Contains(string(body), `"action":"`+a+`"`) {
 					t.Errorf("no %s audited", a)
@@ -282,6 +282,6 @@ func TestAuditExportToSyslog(t *testing.T) {
 }
 
 func jsonCursor(t *testing.T, h *harness, tok, id string) int64 {
-	_, b := h.doAs(tok, "GET", "/api/v1/audit-exports/"+id, nil)
+	_, b := h.DoAs(tok, "GET", "/api/v1/audit-exports/"+id, nil)
 	return decode[exportJSON](t, b).Cursor
 }

@@ -13,9 +13,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/xavyo/xavyo/internal/egress"
+	"github.com/xavyo/xavyo/app/apptest"
 	"github.com/xavyo/xavyo/internal/store"
 )
 
@@ -32,15 +31,15 @@ func authorizationCodeWithPKCE(t *testing.T, flavor store.Flavor) {
 	slug := uniqueSlug("cf")
 	_, tok := tenantAdmin(t, h, slug)
 	redirectURI := "http://127.0.0.1:9999/callback"
-	resp, body := h.doAs(tok, "POST", "/api/v1/clients", map[string]any{"name": "Inspector", "redirect_uris": []string{redirectURI}})
+	resp, body := h.DoAs(tok, "POST", "/api/v1/clients", map[string]any{"name": "Inspector", "redirect_uris": []string{redirectURI}})
 	expect(t, resp, body, 201, "register client")
 	clientID := decode[struct {
 		ClientID string `json:"client_id"`
 	}](t, body).ClientID
-	resp, body = h.doAs(tok, "POST", "/api/v1/users", map[string]any{"email": "ada@cf.test", "password": "Analytical-engine-1843"})
+	resp, body = h.DoAs(tok, "POST", "/api/v1/users", map[string]any{"email": "ada@cf.test", "password": "Analytical-engine-1843"})
 	expect(t, resp, body, 201, "user")
 	ada := decode[userJSON](t, body)
-	iss := h.s.cfg.Admin.PublicURL + "/t/" + slug
+	iss := h.App.Config().Admin.PublicURL + "/t/" + slug
 
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	verifier := strings.Repeat("v", 20) + "-verifier-0123456789abcdef"
@@ -52,7 +51,7 @@ func authorizationCodeWithPKCE(t *testing.T, flavor store.Flavor) {
 		if mut != nil {
 			mut(v)
 		}
-		r, err := noFollow.Get(h.admin + "/t/" + slug + "/authorize?" + v.Encode())
+		r, err := noFollow.Get(h.Admin + "/t/" + slug + "/authorize?" + v.Encode())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,7 +72,7 @@ func authorizationCodeWithPKCE(t *testing.T, flavor store.Flavor) {
 		if withCSRF {
 			form.Set("csrf", m[1])
 		}
-		req, _ := http.NewRequest("POST", h.admin+"/t/"+slug+"/authorize", strings.NewReader(form.Encode()))
+		req, _ := http.NewRequest("POST", h.Admin+"/t/"+slug+"/authorize", strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		for _, c := range r.Cookies() {
 			req.AddCookie(c)
@@ -93,7 +92,7 @@ func authorizationCodeWithPKCE(t *testing.T, flavor store.Flavor) {
 		return loc.Query().Get("code")
 	}
 	exchange := func(code, v string) (int, map[string]any) {
-		return h.form("/t/"+slug+"/token", url.Values{"grant_type": {"authorization_code"}, "client_id": {clientID}, "code": {code},
+		return h.Form("/t/"+slug+"/token", url.Values{"grant_type": {"authorization_code"}, "client_id": {clientID}, "code": {code},
 			"redirect_uri": {redirectURI}, "code_verifier": {v}}, "", "")
 	}
 
@@ -126,7 +125,7 @@ func authorizationCodeWithPKCE(t *testing.T, flavor store.Flavor) {
 		t.Fatalf("ID token typ %v", typ)
 	}
 	userinfo := func(at string) int {
-		resp, _ := h.doAs(at, "GET", "/t/"+slug+"/userinfo", nil)
+		resp, _ := h.DoAs(at, "GET", "/t/"+slug+"/userinfo", nil)
 		return resp.StatusCode
 	}
 	if c := userinfo(firstAccess); c != 200 {
@@ -141,7 +140,7 @@ func authorizationCodeWithPKCE(t *testing.T, flavor store.Flavor) {
 		t.Fatalf("the access token of a replayed code still works: %d", c)
 	}
 	refresh := func(rt string) (int, map[string]any) {
-		return h.form("/t/"+slug+"/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {clientID}, "refresh_token": {rt}}, "", "")
+		return h.Form("/t/"+slug+"/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {clientID}, "refresh_token": {rt}}, "", "")
 	}
 	if c, _ := refresh(firstRefresh); c != 400 {
 		t.Fatalf("refresh from a replayed code survived: %d", c)
@@ -166,10 +165,10 @@ func authorizationCodeWithPKCE(t *testing.T, flavor store.Flavor) {
 	_, out = exchange(codeOf(login("Analytical-engine-1843", true)), verifier)
 	rt, at := out["refresh_token"].(string), out["access_token"].(string)
 	revoke := func(client, tok string) int {
-		c, _ := h.form("/t/"+slug+"/revoke", url.Values{"client_id": {client}, "token": {tok}}, "", "")
+		c, _ := h.Form("/t/"+slug+"/revoke", url.Values{"client_id": {client}, "token": {tok}}, "", "")
 		return c
 	}
-	resp, body = h.doAs(tok, "POST", "/api/v1/clients", map[string]any{"name": "Other", "redirect_uris": []string{redirectURI}})
+	resp, body = h.DoAs(tok, "POST", "/api/v1/clients", map[string]any{"name": "Other", "redirect_uris": []string{redirectURI}})
 	expect(t, resp, body, 201, "another client")
 	if c := revoke(decode[struct {
 		ClientID string `json:"client_id"`
@@ -185,7 +184,7 @@ func authorizationCodeWithPKCE(t *testing.T, flavor store.Flavor) {
 	if c, _ := refresh(rt); c != 400 || userinfo(at) != 401 {
 		t.Fatalf("after revocation: refresh %d, userinfo %d", c, userinfo(at))
 	}
-	_, body = h.doAs("", "GET", "/t/"+slug+"/.well-known/openid-configuration", nil)
+	_, body = h.DoAs("", "GET", "/t/"+slug+"/.well-known/openid-configuration", nil)
 	if md := decode[struct {
 		Revocation []string `json:"revocation_endpoint_auth_methods_supported"`
 	}](t, body); !slices.Contains(md.Revocation, "none") {
@@ -216,14 +215,14 @@ func authorizationCodeWithPKCE(t *testing.T, flavor store.Flavor) {
 	// endpoint no more (RFC 7592 §2.3).
 	_, out = exchange(codeOf(login("Analytical-engine-1843", true)), verifier)
 	rt, at = out["refresh_token"].(string), out["access_token"].(string)
-	resp, body = h.doAs(tok, "GET", "/api/v1/clients", nil)
+	resp, body = h.DoAs(tok, "GET", "/api/v1/clients", nil)
 	expect(t, resp, body, 200, "clients")
 	for _, cl := range decode[[]struct {
 		ID       string `json:"id"`
 		ClientID string `json:"client_id"`
 	}](t, body) {
 		if cl.ClientID == clientID {
-			resp, body = h.doAs(tok, "DELETE", "/api/v1/clients/"+cl.ID, nil)
+			resp, body = h.DoAs(tok, "DELETE", "/api/v1/clients/"+cl.ID, nil)
 			expect(t, resp, body, 204, "delete the client")
 		}
 	}
@@ -242,7 +241,7 @@ func TestDynamicRegistration(t *testing.T) {
 	slug := uniqueSlug("dcr")
 	_, tok := tenantAdmin(t, h, slug)
 	reg := func(bearer string, body map[string]any) (int, map[string]any) {
-		resp, raw := h.doAs(bearer, "POST", "/t/"+slug+"/register", body)
+		resp, raw := h.DoAs(bearer, "POST", "/t/"+slug+"/register", body)
 		var out map[string]any
 		_ = json.Unmarshal(raw, &out)
 		return resp.StatusCode, out
@@ -253,7 +252,7 @@ func TestDynamicRegistration(t *testing.T) {
 	if code != 201 || out["client_id"] == nil || out["token_endpoint_auth_method"] != "none" {
 		t.Fatalf("open registration: %d %v", code, out)
 	}
-	r, err := http.Get(h.admin + "/t/" + slug + "/authorize?response_type=code&client_id=" + out["client_id"].(string) +
+	r, err := http.Get(h.Admin + "/t/" + slug + "/authorize?response_type=code&client_id=" + out["client_id"].(string) +
 		"&redirect_uri=" + url.QueryEscape("http://localhost:6274/oauth/callback") + "&code_challenge=" + strings.Repeat("c", 43) + "&code_challenge_method=S256")
 	if err != nil || r.StatusCode != 200 {
 		t.Fatalf("registered client cannot start the flow: %v %v", r, err)
@@ -262,12 +261,12 @@ func TestDynamicRegistration(t *testing.T) {
 
 	// RFC 7592: read, replace and delete with the registration access token.
 	clientID, rat := out["client_id"].(string), out["registration_access_token"].(string)
-	uri := h.admin + "/t/" + slug + "/register/" + clientID
+	uri := h.Admin + "/t/" + slug + "/register/" + clientID
 	if out["registration_client_uri"] != uri || !strings.HasPrefix(rat, "xvr_") {
 		t.Fatalf("registration response: %v", out)
 	}
 	manage := func(method, bearer string, body any) (int, map[string]any) {
-		resp, raw := h.doAs(bearer, method, strings.TrimPrefix(uri, h.admin), body)
+		resp, raw := h.DoAs(bearer, method, strings.TrimPrefix(uri, h.Admin), body)
 		var m map[string]any
 		_ = json.Unmarshal(raw, &m)
 		return resp.StatusCode, m
@@ -321,7 +320,7 @@ func TestDynamicRegistration(t *testing.T) {
 		}
 	}
 	setPolicy := func(mode string) {
-		resp, body := h.doAs(tok, "PATCH", "/api/v1/policies", map[string]any{"oauth": map[string]any{"registration": mode}})
+		resp, body := h.DoAs(tok, "PATCH", "/api/v1/policies", map[string]any{"oauth": map[string]any{"registration": mode}})
 		expect(t, resp, body, 200, "policy "+mode)
 	}
 	setPolicy("token")
@@ -356,7 +355,7 @@ func TestClientIDMetadataDocuments(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AddCert(doc.Certificate())
 	authorize := func(h *harness, slug, clientID string) (int, string) {
-		r, err := http.Get(h.admin + "/t/" + slug + "/authorize?response_type=code&client_id=" + url.QueryEscape(clientID) +
+		r, err := http.Get(h.Admin + "/t/" + slug + "/authorize?response_type=code&client_id=" + url.QueryEscape(clientID) +
 			"&redirect_uri=" + url.QueryEscape("http://127.0.0.1:9999/cb") + "&code_challenge=" + strings.Repeat("c", 43) + "&code_challenge_method=S256")
 		if err != nil {
 			t.Fatal(err)
@@ -373,12 +372,10 @@ func TestClientIDMetadataDocuments(t *testing.T) {
 	if code, page := authorize(strict, slug, docURL); code != 400 || !strings.Contains(page, "could not be fetched") {
 		t.Fatalf("private address: %d %s", code, page)
 	}
-	strict.stop()
+	strict.Stop()
 
-	dev := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), func(s *server) {
-		c, _ := egress.New(egress.Config{AllowPrivate: true, RootCAs: pool, Timeout: 5 * time.Second})
-		s.oauth.SetFetcher(c)
-	})
+	dev := apptest.Start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"),
+		apptest.Options{FetchRoots: pool})
 	tenantAdmin(t, dev, slug)
 	if code, page := authorize(dev, slug, docURL); code != 200 || !strings.Contains(page, "Metadata app") {
 		t.Fatalf("metadata document client: %d %s", code, page)
@@ -386,7 +383,7 @@ func TestClientIDMetadataDocuments(t *testing.T) {
 	if code, page := authorize(dev, slug, doc.URL+"/liar.json"); code != 400 || !strings.Contains(page, "client_id") {
 		t.Fatalf("a document naming another client_id: %d %s", code, page)
 	}
-	if _, md := dev.doAs("", "GET", "/.well-known/oauth-authorization-server/t/"+slug, nil); !strings.Contains(string(md), `"client_id_metadata_document_supported":true`) {
+	if _, md := dev.DoAs("", "GET", "/.well-known/oauth-authorization-server/t/"+slug, nil); !strings.Contains(string(md), `"client_id_metadata_document_supported":true`) {
 		t.Fatalf("metadata: %s", md)
 	}
 }

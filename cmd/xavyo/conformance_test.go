@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +21,7 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/xavyo/xavyo/app/apptest"
 	"github.com/xavyo/xavyo/internal/store"
 )
 
@@ -73,7 +72,7 @@ func startEverythingServer(t *testing.T, stateless bool) string {
 	bin := everythingServerBin(t)
 	for range 5 {
 		addr := freeAddr(t)
-		out := &lockedBuffer{}
+		out := &apptest.Buffer{}
 		cmd := exec.Command(bin, "-http", addr, "-stateless="+map[bool]string{true: "true", false: "false"}[stateless])
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
@@ -102,24 +101,6 @@ func startEverythingServer(t *testing.T, stateless bool) string {
 	}
 	t.Fatal("the conformance server did not start")
 	return ""
-}
-
-// lockedBuffer collects a process's output while it runs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func waitListening(t *testing.T, addr string) {
@@ -181,7 +162,7 @@ func bearerForwarder(t *testing.T, ln net.Listener, h *harness, target, token st
 			r.Out.URL.Path = u.Path // the suite's URL is the root; the gateway's is the endpoint
 			r.Out.Header.Set("Authorization", "Bearer "+token)
 		},
-		Transport:     h.tls.Transport,
+		Transport:     h.TLS.Transport,
 		FlushInterval: -1,
 	}
 	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 5 * time.Second}
@@ -275,13 +256,13 @@ func newToolTenant(t *testing.T, h *harness, serverSlug, url string) *toolTenant
 	t.Helper()
 	tt := &toolTenant{slug: uniqueSlug("tt")}
 	_, tt.tok = tenantAdmin(t, h, tt.slug)
-	_, body := h.doAs(tt.tok, "GET", "/api/v1/me", nil)
+	_, body := h.DoAs(tt.tok, "GET", "/api/v1/me", nil)
 	tt.ownerID = decode[userJSON](t, body).ID
-	resp, body := h.doAs(tt.tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": serverSlug, "name": serverSlug, "owner_id": tt.ownerID,
+	resp, body := h.DoAs(tt.tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": serverSlug, "name": serverSlug, "owner_id": tt.ownerID,
 		"profile": map[string]any{"tool_server": map[string]any{"transport": "streamable_http", "url": url}}})
 	expect(t, resp, body, 201, "tool server")
 	server := decode[agentJSON](t, body)
-	resp, body = h.doAs(tt.tok, "PUT", "/api/v1/tool-servers/"+server.ID+"/upstream", map[string]any{"auto_approve": true, "timeout_ms": 20000})
+	resp, body = h.DoAs(tt.tok, "PUT", "/api/v1/tool-servers/"+server.ID+"/upstream", map[string]any{"auto_approve": true, "timeout_ms": 20000})
 	expect(t, resp, body, 200, "upstream settings")
 	tt.tools = syncTools(t, h, tt.tok, server.ID)
 	return tt
@@ -291,7 +272,7 @@ func newToolTenant(t *testing.T, h *harness, serverSlug, url string) *toolTenant
 // named) and returns its client-credentials token for resource.
 func (tt *toolTenant) agentToken(t *testing.T, h *harness, slug, resource string, tools ...string) string {
 	t.Helper()
-	resp, body := h.doAs(tt.tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": slug, "name": slug, "owner_id": tt.ownerID})
+	resp, body := h.DoAs(tt.tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": slug, "name": slug, "owner_id": tt.ownerID})
 	expect(t, resp, body, 201, "agent")
 	agent := decode[agentJSON](t, body)
 	if len(tools) == 0 {
@@ -302,7 +283,7 @@ func (tt *toolTenant) agentToken(t *testing.T, h *harness, slug, resource string
 	for _, name := range tools {
 		grantEntitlement(t, h, tt.tok, "nhi", agent.ID, tt.tools[name].EntitlementID)
 	}
-	code, out := h.form("/t/"+tt.slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {resource}, "scope": {"mcp"}},
+	code, out := h.Form("/t/"+tt.slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {resource}, "scope": {"mcp"}},
 		agent.ClientID, agent.ClientSecret)
 	if code != 200 {
 		t.Fatalf("token: %d %v", code, out)
@@ -357,7 +338,7 @@ func TestConformanceThroughGateway(t *testing.T) {
 			if len(tt.tools) < 10 {
 				t.Fatalf("conformance server tools: %v", tt.tools)
 			}
-			endpoint := h.agent + "/t/" + tt.slug + "/mcp/conf"
+			endpoint := h.Agent + "/t/" + tt.slug + "/mcp/conf"
 			agentTok := tt.agentToken(t, h, "conformance-agent", endpoint)
 			fwd := bearerForwarder(t, ln, h, endpoint, agentTok)
 			summary, gated := runSuite(t, node, suite, fwd, era.requirements, baseline, !era.bridged)
@@ -422,9 +403,9 @@ func TestMCPSessionClientBeforeStatelessServer(t *testing.T) {
 	upstream := statelessOnly(t, startEverythingServer(t, true))
 	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
 	tt := newToolTenant(t, h, "conf", upstream)
-	endpoint := h.agent + "/t/" + tt.slug + "/mcp/conf"
+	endpoint := h.Agent + "/t/" + tt.slug + "/mcp/conf"
 	agentTok := tt.agentToken(t, h, "mrtr-agent", endpoint, "test_input_required_result_multi_round", "test_simple_text", "test_x_mcp_header")
-	tr, err := transport.NewStreamableHTTP(endpoint, transport.WithHTTPBasicClient(h.tls),
+	tr, err := transport.NewStreamableHTTP(endpoint, transport.WithHTTPBasicClient(h.TLS),
 		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + agentTok}))
 	if err != nil {
 		t.Fatal(err)
@@ -466,7 +447,7 @@ func TestMCPStatelessClientAnswersSessionServerRequests(t *testing.T) {
 	upstream := startEverythingServer(t, false)
 	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
 	tt := newToolTenant(t, h, "conf", upstream)
-	endpoint := h.agent + "/t/" + tt.slug + "/mcp"
+	endpoint := h.Agent + "/t/" + tt.slug + "/mcp"
 	callers := map[string]func(method, name, params string) (*http.Response, map[string]any){}
 	for _, name := range []string{"asker", "stranger", "mute"} {
 		caps := `{"elicitation":{"form":{}}}`

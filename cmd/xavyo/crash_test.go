@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/xavyo/xavyo/app/apptest"
 )
 
 // freeAddr returns a loopback address nobody listens on now, for a
@@ -66,9 +68,10 @@ func serveProcess(t *testing.T, environ []string) (*exec.Cmd, *harness) {
 			dataDir = v
 		}
 	}
-	h := &harness{t: t, admin: "http://" + adminAddr, agent: "https://" + agentAddr, token: testToken, http: &http.Client{Timeout: 10 * time.Second}}
+	h := apptest.Remote(t, adminAddr, agentAddr, testToken)
+	h.Check = theDoc.Check
 	for i := 0; ; i++ {
-		resp, err := h.http.Get(h.admin + "/readyz")
+		resp, err := h.HTTP.Get(h.Admin + "/readyz")
 		if err == nil && resp.StatusCode == 200 {
 			resp.Body.Close()
 			break
@@ -84,7 +87,7 @@ func serveProcess(t *testing.T, environ []string) (*exec.Cmd, *harness) {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(ca)
-	h.tls = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	h.TLS = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	return cmd, h
 }
 
@@ -183,7 +186,7 @@ func auditRecords(t *testing.T, h *harness, tok, action string) []auditRecord {
 		if cursor != "" {
 			path += "&cursor=" + url.QueryEscape(cursor)
 		}
-		resp, body := h.doAs(tok, "GET", path, nil)
+		resp, body := h.DoAs(tok, "GET", path, nil)
 		expect(t, resp, body, 200, "audit query")
 		var page struct {
 			Items      []auditRecord `json:"items"`

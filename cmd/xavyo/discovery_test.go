@@ -21,13 +21,13 @@ import (
 func TestDiscoveryDocumentsAreCurrent(t *testing.T) {
 	h := start(t, env(t, store.SQLite, t.TempDir()), nil)
 	docs := []struct{ file, base, path string }{
-		{"openid-configuration.json", h.admin, "/t/default/.well-known/openid-configuration"},
-		{"oauth-authorization-server.json", h.admin, "/.well-known/oauth-authorization-server/t/default"},
-		{"protected-resource-mcp.json", h.agent, "/.well-known/oauth-protected-resource/t/default/mcp"},
-		{"agent-card.json", h.agent, "/.well-known/agent-card.json"},
+		{"openid-configuration.json", h.Admin, "/t/default/.well-known/openid-configuration"},
+		{"oauth-authorization-server.json", h.Admin, "/.well-known/oauth-authorization-server/t/default"},
+		{"protected-resource-mcp.json", h.Agent, "/.well-known/oauth-protected-resource/t/default/mcp"},
+		{"agent-card.json", h.Agent, "/.well-known/agent-card.json"},
 	}
 	for _, d := range docs {
-		resp, err := h.tls.Get(d.base + d.path)
+		resp, err := h.TLS.Get(d.base + d.path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -36,7 +36,7 @@ func TestDiscoveryDocumentsAreCurrent(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("%s: %d %s", d.path, resp.StatusCode, body)
 		}
-		body = bytes.ReplaceAll(bytes.ReplaceAll(body, []byte(h.admin), []byte("{admin}")), []byte(h.agent), []byte("{agent}"))
+		body = bytes.ReplaceAll(bytes.ReplaceAll(body, []byte(h.Admin), []byte("{admin}")), []byte(h.Agent), []byte("{agent}"))
 		var v any
 		if err := json.Unmarshal(body, &v); err != nil {
 			t.Fatalf("%s: %v", d.path, err)

@@ -15,6 +15,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/google/uuid"
 
+	"github.com/xavyo/xavyo/app/apptest"
 	"github.com/xavyo/xavyo/identity/token"
 	"github.com/xavyo/xavyo/internal/store"
 )
@@ -35,11 +36,11 @@ func TestAgentPlaneRefusesBadText(t *testing.T) {
 				{"POST", "/t/" + slug + "/oauth/token", "grant_type=client_credentials&client_id=a%00b"},
 				{"POST", "/t/" + slug + "/oauth/token", "grant_type=client_credentials&scope=%ff"},
 			} {
-				req, _ := http.NewRequest(tc.method, h.agent+tc.path, strings.NewReader(tc.body))
+				req, _ := http.NewRequest(tc.method, h.Agent+tc.path, strings.NewReader(tc.body))
 				if tc.body != "" {
 					req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 				}
-				resp, err := h.tls.Do(req)
+				resp, err := h.TLS.Do(req)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -67,20 +68,20 @@ func TestTenantCreationIsAtomic(t *testing.T) {
 				{"slug": slug, "name": "Atomic", "settings": strict, "admin": map[string]any{"email": "root@atomic.test", "password": "Correct-horse-battery-9"}},
 				{"slug": slug, "name": "Atomic", "admin": map[string]any{"email": "margaret.hamilton@atomic.test", "password": "margaret.hamilton-Apollo-11"}},
 			} {
-				resp, body := h.do("POST", "/api/v1/tenants", bad)
+				resp, body := h.Do("POST", "/api/v1/tenants", bad)
 				expect(t, resp, body, 400, "tenant with a refused admin password")
 				if !strings.Contains(string(body), "admin.password") {
 					t.Fatalf("the refusal does not name admin.password: %s", body)
 				}
-				_, body = h.do("GET", "/api/v1/tenants?include_deleted=true&limit=500", nil)
+				_, body = h.Do("GET", "/api/v1/tenants?include_deleted=true&limit=500", nil)
 				if strings.Contains(string(body), slug) {
 					t.Fatalf("the tenant was created although its administrator was not: %s", body)
 				}
 			}
-			resp, body := h.do("POST", "/api/v1/tenants", map[string]any{"slug": slug, "name": "Atomic", "settings": strict,
+			resp, body := h.Do("POST", "/api/v1/tenants", map[string]any{"slug": slug, "name": "Atomic", "settings": strict,
 				"admin": map[string]any{"email": "root@atomic.test", "password": "Correct-horse-battery-staple-99"}})
 			expect(t, resp, body, 201, "the corrected request")
-			h.login(slug, "root@atomic.test", "Correct-horse-battery-staple-99", 200)
+			h.Login(slug, "root@atomic.test", "Correct-horse-battery-staple-99", 200)
 		})
 	}
 }
@@ -93,33 +94,33 @@ func TestApprovalCommentsAndCreateFields(t *testing.T) {
 	for _, flavor := range []store.Flavor{store.SQLite, store.Postgres} {
 		t.Run(flavor.String(), func(t *testing.T) {
 			h := start(t, env(t, flavor, t.TempDir()), nil)
-			g := newGovTenant(t, h, "cmt")
-			_, requester := g.user("requester", "")
-			viewerID, viewer := g.user("viewer", "")
-			resp, body := h.doAs(g.tok, "PATCH", "/api/v1/users/"+viewerID, map[string]any{"admin_roles": []string{"viewer"}})
+			g := apptest.NewGovTenant(t, h, "cmt")
+			_, requester := g.User("requester", "")
+			viewerID, viewer := g.User("viewer", "")
+			resp, body := h.DoAs(g.Tok, "PATCH", "/api/v1/users/"+viewerID, map[string]any{"admin_roles": []string{"viewer"}})
 			expect(t, resp, body, 200, "make a viewer")
-			ap := g.request(requester, map[string]any{"target_id": g.ent("ledger", nil)}, 201)
+			ap := g.Request(requester, map[string]any{"target_id": g.Ent("ledger", nil)}, 201)
 			comment := map[string]any{"comment": "looks fine to me"}
-			resp, body = h.doAs(viewer, "GET", "/api/v1/approvals/"+ap.ID, nil)
+			resp, body = h.DoAs(viewer, "GET", "/api/v1/approvals/"+ap.ID, nil)
 			expect(t, resp, body, 200, "a viewer reads the approval")
-			resp, body = h.doAs(viewer, "POST", "/api/v1/approvals/"+ap.ID+"/comments", comment)
+			resp, body = h.DoAs(viewer, "POST", "/api/v1/approvals/"+ap.ID+"/comments", comment)
 			expect(t, resp, body, 403, "a viewer comments")
-			resp, body = h.doAs(requester, "POST", "/api/v1/approvals/"+ap.ID+"/comments", comment)
+			resp, body = h.DoAs(requester, "POST", "/api/v1/approvals/"+ap.ID+"/comments", comment)
 			expect(t, resp, body, 201, "the requester comments")
-			resp, body = h.doAs(g.tok, "POST", "/api/v1/approvals/"+ap.ID+"/comments", comment)
+			resp, body = h.DoAs(g.Tok, "POST", "/api/v1/approvals/"+ap.ID+"/comments", comment)
 			expect(t, resp, body, 201, "an administrator comments")
-			resp, body = h.doAs(g.tok, "GET", "/api/v1/approvals/"+ap.ID+"/history", nil)
+			resp, body = h.DoAs(g.Tok, "GET", "/api/v1/approvals/"+ap.ID+"/history", nil)
 			expect(t, resp, body, 200, "history")
 			if n := strings.Count(string(body), "looks fine to me"); n != 2 {
 				t.Fatalf("%d comments recorded, want 2: %s", n, body)
 			}
 
-			resp, body = h.doAs(g.tok, "POST", "/api/v1/applications", map[string]any{"key": "legacy", "name": "Legacy", "status": "inactive"})
+			resp, body = h.DoAs(g.Tok, "POST", "/api/v1/applications", map[string]any{"key": "legacy", "name": "Legacy", "status": "inactive"})
 			expect(t, resp, body, 201, "an inactive application")
 			if got := decode[struct{ Status string }](t, body).Status; got != "inactive" {
 				t.Fatalf("created with status %q, want inactive", got)
 			}
-			resp, body = h.doAs(g.tok, "POST", "/api/v1/applications", map[string]any{"key": "odd", "name": "Odd", "status": "sleeping"})
+			resp, body = h.DoAs(g.Tok, "POST", "/api/v1/applications", map[string]any{"key": "odd", "name": "Odd", "status": "sleeping"})
 			expect(t, resp, body, 400, "an unknown status")
 		})
 	}
@@ -135,36 +136,36 @@ func TestAdminRolesAreReadLive(t *testing.T) {
 	for _, flavor := range []store.Flavor{store.SQLite, store.Postgres} {
 		t.Run(flavor.String(), func(t *testing.T) {
 			h := start(t, env(t, flavor, t.TempDir()), nil)
-			g := newGovTenant(t, h, "roles")
-			bobID, bob := g.user("bob", "")
-			resp, body := h.doAs(g.tok, "PATCH", "/api/v1/users/"+bobID, map[string]any{"admin_roles": []string{"tenant_admin"}})
+			g := apptest.NewGovTenant(t, h, "roles")
+			bobID, bob := g.User("bob", "")
+			resp, body := h.DoAs(g.Tok, "PATCH", "/api/v1/users/"+bobID, map[string]any{"admin_roles": []string{"tenant_admin"}})
 			expect(t, resp, body, 200, "promote bob")
 			newUser := func(tok, name string, want int) {
 				t.Helper()
-				resp, body := h.doAs(tok, "POST", "/api/v1/users", map[string]any{"email": name + "@" + g.slug + ".test"})
+				resp, body := h.DoAs(tok, "POST", "/api/v1/users", map[string]any{"email": name + "@" + g.Slug + ".test"})
 				expect(t, resp, body, want, "create "+name)
 			}
 			newUser(bob, "carol", 201) // the token bob had before his promotion
-			resp, body = h.doAs(g.tok, "PATCH", "/api/v1/users/"+bobID, map[string]any{"admin_roles": []string{}})
+			resp, body = h.DoAs(g.Tok, "PATCH", "/api/v1/users/"+bobID, map[string]any{"admin_roles": []string{}})
 			expect(t, resp, body, 200, "demote bob")
 			newUser(bob, "dave", 403)
-			resp, body = h.doAs(bob, "POST", "/api/v1/users", map[string]any{"email": "eve@" + g.slug + ".test", "admin_roles": []string{"tenant_admin"}})
+			resp, body = h.DoAs(bob, "POST", "/api/v1/users", map[string]any{"email": "eve@" + g.Slug + ".test", "admin_roles": []string{"tenant_admin"}})
 			expect(t, resp, body, 403, "a demoted admin makes a new admin")
-			resp, body = h.doAs(g.tok, "PATCH", "/api/v1/users/"+bobID, map[string]any{"status": "disabled"})
+			resp, body = h.DoAs(g.Tok, "PATCH", "/api/v1/users/"+bobID, map[string]any{"status": "disabled"})
 			expect(t, resp, body, 200, "disable bob")
-			resp, body = h.doAs(bob, "GET", "/api/v1/me", nil)
+			resp, body = h.DoAs(bob, "GET", "/api/v1/me", nil)
 			expect(t, resp, body, 401, "a disabled user's token")
 
 			// Tokens signed with the tenant's own key.
 			tenants := map[string]string{}
-			_, body = h.do("GET", "/api/v1/tenants?limit=500", nil)
+			_, body = h.Do("GET", "/api/v1/tenants?limit=500", nil)
 			for _, tn := range decode[pageJSON[tenantJSON]](t, body).Items {
 				tenants[tn.Slug] = tn.ID
 			}
-			tid := uuid.MustParse(tenants[g.slug])
-			adminID := decodeMe(t, h, g.tok)
+			tid := uuid.MustParse(tenants[g.Slug])
+			adminID := decodeMe(t, h, g.Tok)
 			mint := func(sub string, roles []string) string {
-				raw, err := h.s.tokens.Mint(t.Context(), token.Claims{Claims: jwt.Claims{Subject: sub, Audience: jwt.Audience{h.s.tokens.AdminAudience()},
+				raw, err := h.App.Tokens().Mint(t.Context(), token.Claims{Claims: jwt.Claims{Subject: sub, Audience: jwt.Audience{h.App.Tokens().AdminAudience()},
 					Expiry: jwt.NewNumericDate(time.Now().Add(5 * time.Minute))}, TenantID: tid, SessionID: uuid.NewString(), Roles: roles,
 					SubjectKind: "user"})
 				if err != nil {
@@ -172,30 +173,30 @@ func TestAdminRolesAreReadLive(t *testing.T) {
 				}
 				return raw
 			}
-			resp, body = h.doAs(mint(adminID, []string{"super_admin", "tenant_admin"}), "GET", "/api/v1/tenants", nil)
+			resp, body = h.DoAs(mint(adminID, []string{"super_admin", "tenant_admin"}), "GET", "/api/v1/tenants", nil)
 			expect(t, resp, body, 403, "a tenant-signed token claiming super_admin")
-			resp, body = h.doAs(mint(uuid.NewString(), []string{"tenant_admin"}), "GET", "/api/v1/users", nil)
+			resp, body = h.DoAs(mint(uuid.NewString(), []string{"tenant_admin"}), "GET", "/api/v1/users", nil)
 			expect(t, resp, body, 401, "a token of a subject that does not exist")
 
 			// super_admin belongs to the operators' tenant.
-			resp, body = h.doAs(g.tok, "POST", "/api/v1/users", map[string]any{"email": "root@" + g.slug + ".test", "admin_roles": []string{"super_admin"}})
+			resp, body = h.DoAs(g.Tok, "POST", "/api/v1/users", map[string]any{"email": "root@" + g.Slug + ".test", "admin_roles": []string{"super_admin"}})
 			expect(t, resp, body, 400, "super_admin in an ordinary tenant")
 			op := tenants["operator"]
 			if op == "" {
 				t.Fatalf("no operators' tenant among %v", tenants)
 			}
-			resp, body = h.do("POST", "/api/v1/users", map[string]any{"email": "ops@operator.test", "password": "Corr3ct-horse-battery-9",
+			resp, body = h.Do("POST", "/api/v1/users", map[string]any{"email": "ops@operator.test", "password": "Corr3ct-horse-battery-9",
 				"admin_roles": []string{"super_admin"}}, "X-Tenant-ID", op)
 			expect(t, resp, body, 201, "an operator")
 			opID := decode[idJSON](t, body).ID
-			ops := h.login("operator", "ops@operator.test", "Corr3ct-horse-battery-9", 200).AccessToken
-			resp, body = h.doAs(ops, "GET", "/api/v1/tenants", nil)
+			ops := h.Login("operator", "ops@operator.test", "Corr3ct-horse-battery-9", 200).AccessToken
+			resp, body = h.DoAs(ops, "GET", "/api/v1/tenants", nil)
 			expect(t, resp, body, 200, "an operator lists tenants")
-			resp, body = h.do("PATCH", "/api/v1/users/"+opID, map[string]any{"admin_roles": []string{}}, "X-Tenant-ID", op)
+			resp, body = h.Do("PATCH", "/api/v1/users/"+opID, map[string]any{"admin_roles": []string{}}, "X-Tenant-ID", op)
 			expect(t, resp, body, 200, "demote the operator")
-			resp, body = h.doAs(ops, "GET", "/api/v1/tenants", nil)
+			resp, body = h.DoAs(ops, "GET", "/api/v1/tenants", nil)
 			expect(t, resp, body, 403, "a demoted operator lists tenants")
-			resp, body = h.do("DELETE", "/api/v1/tenants/"+op, nil)
+			resp, body = h.Do("DELETE", "/api/v1/tenants/"+op, nil)
 			expect(t, resp, body, 409, "delete the operators' tenant")
 		})
 	}
@@ -214,7 +215,7 @@ func TestMetricsAreOperatorsOnly(t *testing.T) {
 		bearer string
 		want   int
 	}{{"", 401}, {"not-the-token", 401}, {m.adminTok, 403}, {scrape, 200}, {testToken, 200}} {
-		resp, body := h.doAs(tc.bearer, "GET", "/metrics", nil)
+		resp, body := h.DoAs(tc.bearer, "GET", "/metrics", nil)
 		if resp.StatusCode != tc.want {
 			t.Fatalf("metrics with %q: %d, want %d: %.200s", tc.bearer, resp.StatusCode, tc.want, body)
 		}
@@ -223,14 +224,14 @@ func TestMetricsAreOperatorsOnly(t *testing.T) {
 	if _, err := callTool(c, "tools__echo", map[string]any{"text": "hi"}); err != nil {
 		t.Fatal(err)
 	}
-	before := len(h.metrics(t))
+	before := len(h.Metrics(t))
 	for i := range 200 {
 		name := fmt.Sprintf("tools__made-up-%d-%s", i, strings.Repeat("x", 200))
 		if res, err := callTool(c, name, map[string]any{}); err == nil && !res.IsError {
 			t.Fatalf("an unknown tool answered: %+v", res)
 		}
 	}
-	after := h.metrics(t)
+	after := h.Metrics(t)
 	if strings.Contains(after, "made-up") {
 		t.Fatal("a made-up tool name became a label value")
 	}
@@ -244,7 +245,7 @@ func TestMetricsAreOperatorsOnly(t *testing.T) {
 		t.Fatal("a tenant id is a label without the operator's consent")
 	}
 	// The tenant's own figures come from its REST API.
-	resp, body := h.doAs(m.adminTok, "GET", "/api/v1/audit/stats?action=mcp.tools.*", nil)
+	resp, body := h.DoAs(m.adminTok, "GET", "/api/v1/audit/stats?action=mcp.tools.*", nil)
 	expect(t, resp, body, 200, "audit stats")
 	stats := decode[struct {
 		Items []struct {
@@ -259,7 +260,7 @@ func TestMetricsAreOperatorsOnly(t *testing.T) {
 	if counts["mcp.tools.call/success"] < 1 || counts["mcp.tools.call/denied"] != 200 {
 		t.Fatalf("stats: %s", body)
 	}
-	resp, body = h.doAs(m.adminTok, "GET", "/api/v1/audit/stats?since=2026-01-01T00:00:00Z&until=2026-06-01T00:00:00Z", nil)
+	resp, body = h.DoAs(m.adminTok, "GET", "/api/v1/audit/stats?since=2026-01-01T00:00:00Z&until=2026-06-01T00:00:00Z", nil)
 	expect(t, resp, body, 400, "a window over 31 days")
 }
 
@@ -282,7 +283,7 @@ func agentPlaneResourceBounds(t *testing.T, flavor store.Flavor) {
 
 	// A body of 100 bytes sent a byte every 400 ms, unauthenticated.
 	u, _ := url.Parse(m.endpoint)
-	conn, err := tls.Dial("tcp", u.Host, h.tls.Transport.(*http.Transport).TLSClientConfig)
+	conn, err := tls.Dial("tcp", u.Host, h.TLS.Transport.(*http.Transport).TLSClientConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,17 +316,17 @@ func agentPlaneResourceBounds(t *testing.T, flavor store.Flavor) {
 	initBody := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
 	var ids []string
 	for range 4 {
-		resp, out := rawMCP(t, h.tls, m.endpoint, initBody, "Authorization", "Bearer "+tok)
+		resp, out := rawMCP(t, h.TLS, m.endpoint, initBody, "Authorization", "Bearer "+tok)
 		if resp.StatusCode != 200 || out["result"] == nil {
 			t.Fatalf("initialize: %d %v", resp.StatusCode, out)
 		}
 		ids = append(ids, resp.Header.Get("Mcp-Session-Id"))
 	}
 	ping := `{"jsonrpc":"2.0","id":2,"method":"ping"}`
-	if resp, _ := rawMCP(t, h.tls, m.endpoint, ping, "Authorization", "Bearer "+tok, "Mcp-Session-Id", ids[0], "Mcp-Protocol-Version", "2025-06-18"); resp.StatusCode != 404 {
+	if resp, _ := rawMCP(t, h.TLS, m.endpoint, ping, "Authorization", "Bearer "+tok, "Mcp-Session-Id", ids[0], "Mcp-Protocol-Version", "2025-06-18"); resp.StatusCode != 404 {
 		t.Fatalf("the oldest session beyond the limit: %d", resp.StatusCode)
 	}
-	if resp, _ := rawMCP(t, h.tls, m.endpoint, ping, "Authorization", "Bearer "+tok, "Mcp-Session-Id", ids[3], "Mcp-Protocol-Version", "2025-06-18"); resp.StatusCode != 200 {
+	if resp, _ := rawMCP(t, h.TLS, m.endpoint, ping, "Authorization", "Bearer "+tok, "Mcp-Session-Id", ids[3], "Mcp-Protocol-Version", "2025-06-18"); resp.StatusCode != 200 {
 		t.Fatalf("the newest session: %d", resp.StatusCode)
 	}
 
@@ -336,7 +337,7 @@ func agentPlaneResourceBounds(t *testing.T, flavor store.Flavor) {
 		req.Header.Set("Authorization", "Bearer "+tok)
 		req.Header.Set("Mcp-Session-Id", id)
 		req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
-		hc := &http.Client{Transport: h.tls.Transport}
+		hc := &http.Client{Transport: h.TLS.Transport}
 		resp, err := hc.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -370,10 +371,10 @@ func TestEgressRefusalIsExplained(t *testing.T) {
 	h := start(t, env(t, store.SQLite, t.TempDir()), nil) // egress.allow_private off
 	slug := uniqueSlug("egress")
 	_, tok := tenantAdmin(t, h, slug)
-	resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": "tools", "name": "Tools",
+	resp, body := h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": "tools", "name": "Tools",
 		"owner_id": decodeMe(t, h, tok), "profile": map[string]any{"tool_server": map[string]any{"transport": "streamable_http", "url": up.srv.URL + "/mcp"}}})
 	expect(t, resp, body, 201, "tool server")
-	resp, body = h.doAs(tok, "POST", "/api/v1/tool-servers/"+decode[agentJSON](t, body).ID+"/sync", nil)
+	resp, body = h.DoAs(tok, "POST", "/api/v1/tool-servers/"+decode[agentJSON](t, body).ID+"/sync", nil)
 	if resp.StatusCode != 403 || !strings.Contains(string(body), "egress policy") || strings.Contains(string(body), "127.0.0.1") {
 		t.Fatalf("sync of a refused address: %d %s", resp.StatusCode, body)
 	}

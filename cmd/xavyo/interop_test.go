@@ -35,25 +35,25 @@ func TestInteropWithRealClients(t *testing.T) {
 	h := start(t, env(t, store.SQLite, data), nil)
 	slug := uniqueSlug("io")
 	_, tok := tenantAdmin(t, h, slug)
-	_, body := h.doAs(tok, "GET", "/api/v1/me", nil)
+	_, body := h.DoAs(tok, "GET", "/api/v1/me", nil)
 	me := decode[userJSON](t, body)
 
-	resp, body := h.doAs(tok, "POST", "/api/v1/users", map[string]any{"email": "ada@io.test", "password": "Analytical-engine-1843"})
+	resp, body := h.DoAs(tok, "POST", "/api/v1/users", map[string]any{"email": "ada@io.test", "password": "Analytical-engine-1843"})
 	expect(t, resp, body, 201, "user")
 	ada := decode[userJSON](t, body)
-	adaTokens := h.login(slug, "ada@io.test", "Analytical-engine-1843", 200)
+	adaTokens := h.Login(slug, "ada@io.test", "Analytical-engine-1843", 200)
 
-	resp, body = h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "interop-bot", "name": "Interop", "owner_id": me.ID})
+	resp, body = h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "interop-bot", "name": "Interop", "owner_id": me.ID})
 	expect(t, resp, body, 201, "agent")
 	agent := decode[agentJSON](t, body)
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	pub, _ := jose.JSONWebKey{Key: key.Public(), KeyID: "interop-1", Use: "sig", Algorithm: "ES256"}.MarshalJSON()
 	priv, _ := jose.JSONWebKey{Key: key, KeyID: "interop-1", Algorithm: "ES256"}.MarshalJSON()
-	resp, body = h.doAs(tok, "PUT", "/api/v1/nhis/"+agent.ID+"/client-keys", map[string]any{"keys": []json.RawMessage{pub}})
+	resp, body = h.DoAs(tok, "PUT", "/api/v1/nhis/"+agent.ID+"/client-keys", map[string]any{"keys": []json.RawMessage{pub}})
 	expect(t, resp, body, 200, "client keys")
 
 	redirectURI := "http://127.0.0.1:9999/callback"
-	resp, body = h.doAs(tok, "POST", "/api/v1/clients", map[string]any{"name": "Interop app", "redirect_uris": []string{redirectURI}})
+	resp, body = h.DoAs(tok, "POST", "/api/v1/clients", map[string]any{"name": "Interop app", "redirect_uris": []string{redirectURI}})
 	expect(t, resp, body, 201, "app client")
 	app := decode[struct {
 		ClientID string `json:"client_id"`
@@ -61,7 +61,7 @@ func TestInteropWithRealClients(t *testing.T) {
 
 	cmd := exec.Command("node", "interop.mjs")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "ADMIN="+h.s.cfg.Admin.PublicURL, "AGENT="+h.s.cfg.Agent.PublicURL, "SLUG="+slug,
+	cmd.Env = append(os.Environ(), "ADMIN="+h.App.Config().Admin.PublicURL, "AGENT="+h.App.Config().Agent.PublicURL, "SLUG="+slug,
 		"NODE_EXTRA_CA_CERTS="+filepath.Join(data, "agent-ca.pem"),
 		"CLIENT_ID="+agent.ClientID, "CLIENT_SECRET="+agent.ClientSecret, "AGENT_ID="+agent.ID, "PRIVATE_JWK="+string(priv),
 		"USER_TOKEN="+adaTokens.AccessToken, "USER_ID="+ada.ID, "USER_LOGIN=ada@io.test", "USER_PASSWORD=Analytical-engine-1843",
@@ -160,17 +160,17 @@ func TestGatewayInteropWithOfficialSDK(t *testing.T) {
 		t.Fatalf("mcpbench tools: %v", tools)
 	}
 
-	resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "sdk-agent", "name": "SDK agent", "owner_id": me.ID})
+	resp, body := h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "sdk-agent", "name": "SDK agent", "owner_id": me.ID})
 	expect(t, resp, body, 201, "agent")
 	agent := decode[agentJSON](t, body)
-	resp, body = h.doAs(tok, "POST", "/api/v1/users", map[string]any{"email": "grace@gw.test", "password": "Compiler-pioneer-1952"})
+	resp, body = h.DoAs(tok, "POST", "/api/v1/users", map[string]any{"email": "grace@gw.test", "password": "Compiler-pioneer-1952"})
 	expect(t, resp, body, 201, "user")
 	grace := decode[userJSON](t, body)
 	grantEntitlement(t, h, tok, "nhi", agent.ID, tools["echo"].EntitlementID)
 	grantEntitlement(t, h, tok, "nhi", agent.ID, tools["add"].EntitlementID)
 	grantEntitlement(t, h, tok, "user", grace.ID, tools["echo"].EntitlementID)
 
-	resp, body = h.doAs(tok, "POST", "/api/v1/nhis/"+agent.ID+"/certificates", map[string]any{})
+	resp, body = h.DoAs(tok, "POST", "/api/v1/nhis/"+agent.ID+"/certificates", map[string]any{})
 	expect(t, resp, body, 201, "certificate")
 	cert := decode[issued](t, body)
 	certFile, keyFile := filepath.Join(data, "agent.pem"), filepath.Join(data, "agent.key")
@@ -181,7 +181,7 @@ func TestGatewayInteropWithOfficialSDK(t *testing.T) {
 		t.Fatal(err)
 	}
 	redirectURI := "http://127.0.0.1:9999/callback"
-	resp, body = h.doAs(tok, "POST", "/api/v1/clients", map[string]any{"name": "SDK user app", "redirect_uris": []string{redirectURI}})
+	resp, body = h.DoAs(tok, "POST", "/api/v1/clients", map[string]any{"name": "SDK user app", "redirect_uris": []string{redirectURI}})
 	expect(t, resp, body, 201, "app client")
 	app := decode[struct {
 		ClientID string `json:"client_id"`
@@ -189,7 +189,7 @@ func TestGatewayInteropWithOfficialSDK(t *testing.T) {
 
 	cmd := exec.Command("node", "gateway.mjs")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "ADMIN="+h.s.cfg.Admin.PublicURL, "AGENT="+h.s.cfg.Agent.PublicURL, "SLUG="+slug,
+	cmd.Env = append(os.Environ(), "ADMIN="+h.App.Config().Admin.PublicURL, "AGENT="+h.App.Config().Agent.PublicURL, "SLUG="+slug,
 		"AGENT_CA="+filepath.Join(data, "agent-ca.pem"), "NODE_EXTRA_CA_CERTS="+filepath.Join(data, "agent-ca.pem"),
 		"CLIENT_ID="+agent.ClientID, "CLIENT_SECRET="+agent.ClientSecret, "CERT_FILE="+certFile, "KEY_FILE="+keyFile,
 		"APP_CLIENT_ID="+app.ClientID, "REDIRECT_URI="+redirectURI, "USER_LOGIN=grace@gw.test", "USER_PASSWORD=Compiler-pioneer-1952")
@@ -199,7 +199,7 @@ func TestGatewayInteropWithOfficialSDK(t *testing.T) {
 		t.Fatalf("gateway.mjs failed: %v", err)
 	}
 	// The calls went through the gateway: their decisions are audited.
-	resp, body = h.doAs(tok, "GET", "/api/v1/audit?action=mcp.tools.call&limit=100", nil)
+	resp, body = h.DoAs(tok, "GET", "/api/v1/audit?action=mcp.tools.call&limit=100", nil)
 	expect(t, resp, body, 200, "audit")
 	if n := strings.Count(string(body), `"outcome":"success"`); n != 7 {
 		t.Errorf("allowed calls audited: %d, want 7", n)

@@ -29,6 +29,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
+	"github.com/xavyo/xavyo/app/apptest"
 	"github.com/xavyo/xavyo/identity/token"
 	"github.com/xavyo/xavyo/internal/store"
 )
@@ -132,13 +133,13 @@ func setupMCP(t *testing.T, h *harness, up *testUpstream) *mcpSetup {
 	t.Helper()
 	m := &mcpSetup{slug: uniqueSlug("mcp"), ents: map[string]string{}, assign: map[string]string{}}
 	m.tenantID, m.adminTok = tenantAdmin(t, h, m.slug)
-	_, body := h.doAs(m.adminTok, "GET", "/api/v1/me", nil)
+	_, body := h.DoAs(m.adminTok, "GET", "/api/v1/me", nil)
 	m.ownerID = decode[userJSON](t, body).ID
-	resp, body := h.doAs(m.adminTok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": "tools", "name": "Tools",
+	resp, body := h.DoAs(m.adminTok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": "tools", "name": "Tools",
 		"owner_id": m.ownerID, "profile": map[string]any{"tool_server": map[string]any{"transport": "streamable_http", "url": up.srv.URL + "/mcp"}}})
 	expect(t, resp, body, 201, "create tool server")
 	m.server = decode[agentJSON](t, body)
-	resp, body = h.doAs(m.adminTok, "PUT", "/api/v1/tool-servers/"+m.server.ID+"/upstream",
+	resp, body = h.DoAs(m.adminTok, "PUT", "/api/v1/tool-servers/"+m.server.ID+"/upstream",
 		map[string]any{"credential_type": "bearer", "token": upstreamSecret, "timeout_ms": 2000})
 	expect(t, resp, body, 200, "upstream settings")
 	if strings.Contains(string(body), upstreamSecret) {
@@ -156,16 +157,16 @@ func setupMCP(t *testing.T, h *harness, up *testUpstream) *mcpSetup {
 	}
 	// Approve all but delete_repo's grant; leave "slow" approved too.
 	for _, name := range []string{"echo", "add", "delete_repo", "slow"} {
-		resp, body = h.doAs(m.adminTok, "PATCH", "/api/v1/entitlements/"+m.ents[name], map[string]any{"approval_state": "approved"})
+		resp, body = h.DoAs(m.adminTok, "PATCH", "/api/v1/entitlements/"+m.ents[name], map[string]any{"approval_state": "approved"})
 		expect(t, resp, body, 200, "approve "+name)
 	}
-	resp, body = h.doAs(m.adminTok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "helper", "name": "Helper", "owner_id": m.ownerID})
+	resp, body = h.DoAs(m.adminTok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "helper", "name": "Helper", "owner_id": m.ownerID})
 	expect(t, resp, body, 201, "create agent")
 	m.agent = decode[agentJSON](t, body)
 	for _, name := range []string{"echo", "add", "slow"} {
 		m.assign[name] = grantEntitlement(t, h, m.adminTok, "nhi", m.agent.ID, m.ents[name])
 	}
-	m.endpoint = h.agent + "/t/" + m.slug + "/mcp"
+	m.endpoint = h.Agent + "/t/" + m.slug + "/mcp"
 	return m
 }
 
@@ -178,7 +179,7 @@ type syncedTool struct {
 // syncTools syncs a tool server's catalog and returns its tools by name.
 func syncTools(t *testing.T, h *harness, tok, serverID string) map[string]syncedTool {
 	t.Helper()
-	resp, body := h.doAs(tok, "POST", "/api/v1/tool-servers/"+serverID+"/sync", nil)
+	resp, body := h.DoAs(tok, "POST", "/api/v1/tool-servers/"+serverID+"/sync", nil)
 	expect(t, resp, body, 200, "sync")
 	var rep struct {
 		Tools []struct {
@@ -199,7 +200,7 @@ func syncTools(t *testing.T, h *harness, tok, serverID string) map[string]synced
 // grantEntitlement assigns an entitlement to a subject; the assignment's ID.
 func grantEntitlement(t *testing.T, h *harness, tok, subjectType, subjectID, entitlementID string) string {
 	t.Helper()
-	resp, body := h.doAs(tok, "POST", "/api/v1/assignments", map[string]any{"subject_type": subjectType, "subject_id": subjectID,
+	resp, body := h.DoAs(tok, "POST", "/api/v1/assignments", map[string]any{"subject_type": subjectType, "subject_id": subjectID,
 		"target_type": "entitlement", "target_id": entitlementID})
 	expect(t, resp, body, 201, "grant")
 	return decode[struct{ ID string }](t, body).ID
@@ -208,7 +209,7 @@ func grantEntitlement(t *testing.T, h *harness, tok, subjectType, subjectID, ent
 // agentToken gets the agent a client-credentials token for resource.
 func (m *mcpSetup) agentToken(t *testing.T, h *harness, resource string) string {
 	t.Helper()
-	code, out := h.form("/t/"+m.slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {resource}, "scope": {"mcp"}},
+	code, out := h.Form("/t/"+m.slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {resource}, "scope": {"mcp"}},
 		m.agent.ClientID, m.agent.ClientSecret)
 	if code != 200 {
 		t.Fatalf("token: %d %v", code, out)
@@ -219,9 +220,9 @@ func (m *mcpSetup) agentToken(t *testing.T, h *harness, resource string) string 
 // mcpClient is the mcp-go client over streamable HTTP through the gateway.
 func mcpClient(t *testing.T, h *harness, endpoint, bearer string, cert *tls.Certificate) *client.Client {
 	t.Helper()
-	hc := h.tls
+	hc := h.TLS
 	if cert != nil {
-		hc = h.mtlsClient(*cert)
+		hc = h.MTLSClient(*cert)
 	}
 	opts := []transport.StreamableHTTPCOption{transport.WithHTTPBasicClient(hc)}
 	if bearer != "" {
@@ -291,21 +292,10 @@ func resultText(r *mcp.CallToolResult) string {
 	return ""
 }
 
-// metrics reads the admin plane's Prometheus metrics as an operator
-// (the bootstrap token).
-func (h *harness) metrics(t *testing.T) string {
-	t.Helper()
-	resp, body := h.do("GET", "/metrics", nil)
-	if resp.StatusCode != 200 {
-		t.Fatalf("metrics: %d %s", resp.StatusCode, body)
-	}
-	return string(body)
-}
-
 // auditCount counts audit records of an action and outcome.
 func auditCount(t *testing.T, h *harness, tok, action, outcome string) int {
 	t.Helper()
-	resp, body := h.doAs(tok, "GET", "/api/v1/audit?limit=500&action="+url.QueryEscape(action)+"&outcome="+outcome, nil)
+	resp, body := h.DoAs(tok, "GET", "/api/v1/audit?limit=500&action="+url.QueryEscape(action)+"&outcome="+outcome, nil)
 	expect(t, resp, body, 200, "audit query")
 	var page struct {
 		Items []json.RawMessage `json:"items"`
@@ -366,7 +356,7 @@ func TestMCPGateway(t *testing.T) {
 			}
 			up.mu.Unlock()
 			// New settings end the upstream session: with the credential too.
-			resp0, body0 := h.doAs(m.adminTok, "PUT", "/api/v1/tool-servers/"+m.server.ID+"/upstream",
+			resp0, body0 := h.DoAs(m.adminTok, "PUT", "/api/v1/tool-servers/"+m.server.ID+"/upstream",
 				map[string]any{"credential_type": "bearer", "token": upstreamSecret, "timeout_ms": 2000})
 			expect(t, resp0, body0, 200, "settings again")
 			for deadline := time.Now().Add(5 * time.Second); up.deletes.Load() == 0; time.Sleep(20 * time.Millisecond) {
@@ -400,7 +390,7 @@ func TestMCPGateway(t *testing.T) {
 			}
 
 			// Arguments reach the audit log only when the tenant asks, redacted.
-			resp, body := h.doAs(m.adminTok, "PATCH", "/api/v1/policies", map[string]any{"mcp": map[string]any{"audit_arguments": true, "redact_keys": []string{"text"}}})
+			resp, body := h.DoAs(m.adminTok, "PATCH", "/api/v1/policies", map[string]any{"mcp": map[string]any{"audit_arguments": true, "redact_keys": []string{"text"}}})
 			expect(t, resp, body, 200, "audit arguments policy")
 			if _, err := callTool(c, "tools__add", map[string]any{"a": 20, "b": 22}); err != nil {
 				t.Fatal(err)
@@ -408,14 +398,14 @@ func TestMCPGateway(t *testing.T) {
 			if _, err := callTool(c, "tools__echo", map[string]any{"text": "top secret words"}); err != nil {
 				t.Fatal(err)
 			}
-			resp, body = h.doAs(m.adminTok, "GET", "/api/v1/audit?action=mcp.tools.call&limit=2", nil)
+			resp, body = h.DoAs(m.adminTok, "GET", "/api/v1/audit?action=mcp.tools.call&limit=2", nil)
 			expect(t, resp, body, 200, "audit")
 			if !strings.Contains(string(body), `"arguments":{"text":"[redacted]"}`) || !strings.Contains(string(body), `"arguments":{"a":20,"b":22}`) ||
 				strings.Contains(string(body), "top secret words") {
 				t.Fatalf("audited arguments: %s", body)
 			}
 			// Prometheus metrics per tool and decision.
-			metrics := h.metrics(t)
+			metrics := h.Metrics(t)
 			if !strings.Contains(string(metrics), `xavyo_mcp_tool_calls_total{decision="allow",server="tools",tool="echo",upstream_status="ok"}`) ||
 				!strings.Contains(string(metrics), `xavyo_mcp_tool_calls_total{decision="deny",server="tools",tool="delete_repo",upstream_status=""} 1`) {
 				t.Fatalf("metrics: %s", metrics)
@@ -435,7 +425,7 @@ func TestMCPGateway(t *testing.T) {
 			}
 
 			// Revoking the grant: refused on the open session's next call.
-			resp, body = h.doAs(m.adminTok, "DELETE", "/api/v1/assignments/"+m.assign["add"], nil)
+			resp, body = h.DoAs(m.adminTok, "DELETE", "/api/v1/assignments/"+m.assign["add"], nil)
 			expect(t, resp, body, 204, "revoke grant")
 			if _, err := callTool(c, "tools__add", map[string]any{"a": 1, "b": 1}); err == nil {
 				t.Fatal("a revoked grant still calls")
@@ -444,9 +434,9 @@ func TestMCPGateway(t *testing.T) {
 				t.Fatalf("tools after revocation: %s", got)
 			}
 			// Suspending the agent: refused on the next call, token still valid.
-			_, body = h.doAs(m.adminTok, "GET", "/api/v1/nhis/"+m.agent.ID, nil)
+			_, body = h.DoAs(m.adminTok, "GET", "/api/v1/nhis/"+m.agent.ID, nil)
 			ver := decode[struct{ Version int64 }](t, body).Version
-			resp, body = h.doAs(m.adminTok, "POST", "/api/v1/nhis/"+m.agent.ID+"/transition", map[string]any{"status": "suspended", "reason": "test"},
+			resp, body = h.DoAs(m.adminTok, "POST", "/api/v1/nhis/"+m.agent.ID+"/transition", map[string]any{"status": "suspended", "reason": "test"},
 				"If-Match", fmt.Sprintf(`"%d"`, ver))
 			expect(t, resp, body, 200, "suspend")
 			if _, err := callTool(c, "tools__echo", map[string]any{"text": "x"}); err == nil || !strings.Contains(err.Error(), "not active") {
@@ -505,7 +495,7 @@ func TestMCPToolListsArePaged(t *testing.T) {
 	up := newTestUpstream(t)
 	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true", "XAVYO_MCP_PAGE_SIZE=2"), nil)
 	m := setupMCP(t, h, up) // fails unless the sync found all four tools
-	resp, body := h.doAs(m.adminTok, "POST", "/api/v1/assignments", map[string]any{"subject_type": "nhi", "subject_id": m.agent.ID,
+	resp, body := h.DoAs(m.adminTok, "POST", "/api/v1/assignments", map[string]any{"subject_type": "nhi", "subject_id": m.agent.ID,
 		"target_type": "entitlement", "target_id": m.ents["delete_repo"]})
 	expect(t, resp, body, 201, "grant the fourth tool")
 	c := mcpClient(t, h, m.endpoint, m.agentToken(t, h, m.endpoint), nil)
@@ -534,9 +524,9 @@ func TestMCPToolListsArePaged(t *testing.T) {
 		t.Fatalf("paged tools: %v", names)
 	}
 	tok := m.agentToken(t, h, m.endpoint)
-	resp, _ = rawMCP(t, h.tls, m.endpoint, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`,
+	resp, _ = rawMCP(t, h.TLS, m.endpoint, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`,
 		"Authorization", "Bearer "+tok)
-	if _, out := rawMCP(t, h.tls, m.endpoint, `{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"cursor":"%%%"}}`,
+	if _, out := rawMCP(t, h.TLS, m.endpoint, `{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"cursor":"%%%"}}`,
 		"Authorization", "Bearer "+tok, "Mcp-Session-Id", resp.Header.Get("Mcp-Session-Id")); rpcCode(out) != -32602 {
 		t.Fatalf("bad cursor: %v", out)
 	}
@@ -557,14 +547,14 @@ func TestMCPGatewayRefusesBadInput(t *testing.T) {
 	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`
 
 	// No token: 401 pointing at the resource metadata, which names the issuer.
-	resp, _ := rawMCP(t, h.tls, m.endpoint, init)
-	prm := h.agent + "/.well-known/oauth-protected-resource/t/" + m.slug + "/mcp"
+	resp, _ := rawMCP(t, h.TLS, m.endpoint, init)
+	prm := h.Agent + "/.well-known/oauth-protected-resource/t/" + m.slug + "/mcp"
 	if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `resource_metadata="`+prm+`"`) ||
 		!strings.Contains(resp.Header.Get("WWW-Authenticate"), `scope="mcp"`) {
 		t.Fatalf("no token: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
-	code, b, _ := agentGet(t, h.tls, prm)
-	if code != 200 || !strings.Contains(string(b), `"authorization_servers":["`+h.admin+`/t/`+m.slug+`"]`) {
+	code, b, _ := apptest.Get(t, h.TLS, prm)
+	if code != 200 || !strings.Contains(string(b), `"authorization_servers":["`+h.Admin+`/t/`+m.slug+`"]`) {
 		t.Fatalf("resource metadata: %d %s", code, b)
 	}
 	for name, bearer := range map[string]string{
@@ -573,44 +563,44 @@ func TestMCPGatewayRefusesBadInput(t *testing.T) {
 		"other tenant":       other.agentToken(t, h, other.endpoint),
 		"admin API audience": m.adminTok,
 	} {
-		resp, _ := rawMCP(t, h.tls, m.endpoint, init, "Authorization", "Bearer "+bearer)
+		resp, _ := rawMCP(t, h.TLS, m.endpoint, init, "Authorization", "Bearer "+bearer)
 		if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
 			t.Errorf("%s: %d %q", name, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 		}
 	}
 	// An expired token, otherwise right (tenant, audience, scope, signature).
-	expired, err := h.s.tokens.Mint(context.Background(), token.Claims{Claims: jwt.Claims{Subject: m.agent.ID, Audience: jwt.Audience{m.endpoint},
+	expired, err := h.App.Tokens().Mint(context.Background(), token.Claims{Claims: jwt.Claims{Subject: m.agent.ID, Audience: jwt.Audience{m.endpoint},
 		Expiry: jwt.NewNumericDate(time.Now().Add(-2 * time.Minute))}, TenantID: uuid.MustParse(m.tenantID), Scope: "mcp", SubjectKind: "nhi"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fresh, err := h.s.tokens.Mint(context.Background(), token.Claims{Claims: jwt.Claims{Subject: m.agent.ID, Audience: jwt.Audience{m.endpoint},
+	fresh, err := h.App.Tokens().Mint(context.Background(), token.Claims{Claims: jwt.Claims{Subject: m.agent.ID, Audience: jwt.Audience{m.endpoint},
 		Expiry: jwt.NewNumericDate(time.Now().Add(2 * time.Minute))}, TenantID: uuid.MustParse(m.tenantID), Scope: "mcp", SubjectKind: "nhi"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp, _ := rawMCP(t, h.tls, m.endpoint, init, "Authorization", "Bearer "+fresh); resp.StatusCode != 200 {
+	if resp, _ := rawMCP(t, h.TLS, m.endpoint, init, "Authorization", "Bearer "+fresh); resp.StatusCode != 200 {
 		t.Fatalf("the same token unexpired: %d", resp.StatusCode)
 	}
-	if resp, _ := rawMCP(t, h.tls, m.endpoint, init, "Authorization", "Bearer "+expired); resp.StatusCode != 401 ||
+	if resp, _ := rawMCP(t, h.TLS, m.endpoint, init, "Authorization", "Bearer "+expired); resp.StatusCode != 401 ||
 		!strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
 		t.Fatalf("expired token: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
 	// A token without the mcp scope.
-	code2, out := h.form("/t/"+m.slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {m.endpoint}, "scope": {"a2a"}},
+	code2, out := h.Form("/t/"+m.slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {m.endpoint}, "scope": {"a2a"}},
 		m.agent.ClientID, m.agent.ClientSecret)
 	if code2 != 200 {
 		t.Fatalf("a2a token: %d %v", code2, out)
 	}
-	resp, _ = rawMCP(t, h.tls, m.endpoint, init, "Authorization", "Bearer "+out["access_token"].(string))
+	resp, _ = rawMCP(t, h.TLS, m.endpoint, init, "Authorization", "Bearer "+out["access_token"].(string))
 	if resp.StatusCode != 403 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="insufficient_scope"`) {
 		t.Fatalf("no mcp scope: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
 	auth := []string{"Authorization", "Bearer " + tok}
-	if resp, _ := rawMCP(t, h.tls, m.endpoint, init, append(auth, "Origin", "https://evil.example")...); resp.StatusCode != 403 {
+	if resp, _ := rawMCP(t, h.TLS, m.endpoint, init, append(auth, "Origin", "https://evil.example")...); resp.StatusCode != 403 {
 		t.Fatalf("bad origin: %d", resp.StatusCode)
 	}
-	resp, out = rawMCP(t, h.tls, m.endpoint, init, auth...)
+	resp, out = rawMCP(t, h.TLS, m.endpoint, init, auth...)
 	sid := resp.Header.Get("Mcp-Session-Id")
 	if resp.StatusCode != 200 || sid == "" {
 		t.Fatalf("initialize: %d %v", resp.StatusCode, out)
@@ -637,7 +627,7 @@ func TestMCPGatewayRefusesBadInput(t *testing.T) {
 		{"arguments not an object", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"tools__echo","arguments":[1]}}`, sess, 200, -32602},
 	}
 	for _, tc := range cases {
-		resp, out := rawMCP(t, h.tls, m.endpoint, tc.body, tc.hdr...)
+		resp, out := rawMCP(t, h.TLS, m.endpoint, tc.body, tc.hdr...)
 		if resp.StatusCode != tc.status || rpcCode(out) != tc.code {
 			t.Errorf("%s: %d %v", tc.name, resp.StatusCode, out)
 		}
@@ -666,7 +656,7 @@ func TestMCPGatewayRefusesBadInput(t *testing.T) {
 		{"_meta version differs", `{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2025-11-25","io.modelcontextprotocol/clientCapabilities":{}}}}`,
 			append(modern, "Mcp-Method", "tools/list"), 400, -32020},
 	} {
-		resp, out := rawMCP(t, h.tls, serverEP, tc.body, tc.hdr...)
+		resp, out := rawMCP(t, h.TLS, serverEP, tc.body, tc.hdr...)
 		if resp.StatusCode != tc.status || rpcCode(out) != tc.code || out["id"] != float64(1) {
 			t.Errorf("%s: %d %v", tc.name, resp.StatusCode, out)
 		}
@@ -677,20 +667,20 @@ func TestMCPGatewayRefusesBadInput(t *testing.T) {
 	req, _ := http.NewRequest("GET", serverEP, nil)
 	req.Header.Set("Authorization", modern[1])
 	req.Header.Set("MCP-Protocol-Version", "2026-07-28")
-	if resp, err := h.tls.Do(req); err != nil || resp.StatusCode != 405 {
+	if resp, err := h.TLS.Do(req); err != nil || resp.StatusCode != 405 {
 		t.Errorf("GET in the stateless era: %v %v", err, resp)
 	}
 
 	// Another agent of the same tenant cannot ride this session.
-	resp, body := h.doAs(m.adminTok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "intruder", "name": "Intruder", "owner_id": m.ownerID})
+	resp, body := h.DoAs(m.adminTok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "intruder", "name": "Intruder", "owner_id": m.ownerID})
 	expect(t, resp, body, 201, "second agent")
 	intruder := decode[agentJSON](t, body)
-	code2, out = h.form("/t/"+m.slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {m.endpoint}},
+	code2, out = h.Form("/t/"+m.slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {m.endpoint}},
 		intruder.ClientID, intruder.ClientSecret)
 	if code2 != 200 {
 		t.Fatal(out)
 	}
-	if resp, _ := rawMCP(t, h.tls, m.endpoint, `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`,
+	if resp, _ := rawMCP(t, h.TLS, m.endpoint, `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`,
 		"Authorization", "Bearer "+out["access_token"].(string), "Mcp-Session-Id", sid); resp.StatusCode != 404 {
 		t.Fatalf("hijacked session: %d", resp.StatusCode)
 	}
@@ -698,12 +688,12 @@ func TestMCPGatewayRefusesBadInput(t *testing.T) {
 	req, _ = http.NewRequest("DELETE", m.endpoint, nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("Mcp-Session-Id", sid)
-	dr, err := h.tls.Do(req)
+	dr, err := h.TLS.Do(req)
 	if err != nil || dr.StatusCode != 204 {
 		t.Fatalf("delete session: %v %v", err, dr)
 	}
 	dr.Body.Close()
-	if resp, _ := rawMCP(t, h.tls, m.endpoint, `{"jsonrpc":"2.0","id":1,"method":"ping"}`, sess...); resp.StatusCode != 404 {
+	if resp, _ := rawMCP(t, h.TLS, m.endpoint, `{"jsonrpc":"2.0","id":1,"method":"ping"}`, sess...); resp.StatusCode != 404 {
 		t.Fatalf("ended session: %d", resp.StatusCode)
 	}
 	// The client's own session was unaffected throughout.
@@ -711,10 +701,10 @@ func TestMCPGatewayRefusesBadInput(t *testing.T) {
 		t.Fatalf("other session: %v %+v", err, res)
 	}
 	// Ended sessions are purged: the terminated one an hour on, all of them once expired.
-	if n, err := h.s.mcp.PurgeSessions(context.Background(), time.Now().Add(2*time.Hour)); err != nil || n != 1 {
+	if n, err := h.App.MCP().PurgeSessions(context.Background(), time.Now().Add(2*time.Hour)); err != nil || n != 1 {
 		t.Fatalf("purge of the terminated session: %d %v", n, err)
 	}
-	if n, err := h.s.mcp.PurgeSessions(context.Background(), time.Now().Add(25*time.Hour)); err != nil || n < 1 {
+	if n, err := h.App.MCP().PurgeSessions(context.Background(), time.Now().Add(25*time.Hour)); err != nil || n < 1 {
 		t.Fatalf("purge of expired sessions: %d %v", n, err)
 	}
 
@@ -765,7 +755,7 @@ func TestMCPGatewayStreamsProgressAndFailsFast(t *testing.T) {
 	})
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		_, body := h.doAs(m.adminTok, "GET", "/api/v1/tool-servers/"+m.server.ID+"/tools", nil)
+		_, body := h.DoAs(m.adminTok, "GET", "/api/v1/tool-servers/"+m.server.ID+"/tools", nil)
 		if bytes.Contains(body, []byte(`"name":"fresh"`)) {
 			break // synced on notifications/tools/list_changed
 		}
@@ -780,12 +770,12 @@ func TestMCPGatewayStreamsProgressAndFailsFast(t *testing.T) {
 	// Health checks of connected upstreams feed a gauge.
 	hctx, stopHealth := context.WithCancel(context.Background())
 	defer stopHealth()
-	go func() { _ = h.s.mcp.RunHealthChecks(hctx, 50*time.Millisecond) }()
+	go func() { _ = h.App.MCP().RunHealthChecks(hctx, 50*time.Millisecond) }()
 	upGauge := func(want string) {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
 		for {
-			b := h.metrics(t)
+			b := h.Metrics(t)
 			// No tenant label: the operator did not ask for tenant ids.
 			if strings.Contains(string(b), `xavyo_mcp_upstream_up{server="tools"} `+want) {
 				return
@@ -809,7 +799,7 @@ func TestMCPGatewayStreamsProgressAndFailsFast(t *testing.T) {
 			t.Fatalf("a dead upstream took %s to fail", d)
 		}
 	}
-	resp, body := h.doAs(m.adminTok, "GET", "/api/v1/tool-servers/"+m.server.ID+"/health", nil)
+	resp, body := h.DoAs(m.adminTok, "GET", "/api/v1/tool-servers/"+m.server.ID+"/health", nil)
 	expect(t, resp, body, 200, "health")
 	if !strings.Contains(string(body), `"reachable":false`) || !strings.Contains(string(body), `"circuit":"open"`) {
 		t.Fatalf("health: %s", body)
@@ -826,7 +816,7 @@ func TestMCPGatewayWithCertificates(t *testing.T) {
 	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
 	m := setupMCP(t, h, up)
 	other := setupMCP(t, h, up)
-	resp, body := h.doAs(m.adminTok, "POST", "/api/v1/nhis/"+m.agent.ID+"/certificates", map[string]any{})
+	resp, body := h.DoAs(m.adminTok, "POST", "/api/v1/nhis/"+m.agent.ID+"/certificates", map[string]any{})
 	expect(t, resp, body, 201, "issue")
 	cert := decode[issued](t, body)
 	kp := cert.keyPair(t, "")
@@ -840,7 +830,7 @@ func TestMCPGatewayWithCertificates(t *testing.T) {
 	}
 	// The call counts as the agent's use (inactivity reports).
 	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		_, body := h.doAs(m.adminTok, "GET", "/api/v1/nhis/"+m.agent.ID, nil)
+		_, body := h.DoAs(m.adminTok, "GET", "/api/v1/nhis/"+m.agent.ID, nil)
 		if strings.Contains(string(body), `"last_used_at"`) {
 			break
 		}
@@ -852,15 +842,15 @@ func TestMCPGatewayWithCertificates(t *testing.T) {
 		t.Fatal("mTLS: an ungranted tool was called")
 	}
 	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`
-	if resp, _ := rawMCP(t, h.mtlsClient(kp), other.endpoint, init); resp.StatusCode != 401 {
+	if resp, _ := rawMCP(t, h.MTLSClient(kp), other.endpoint, init); resp.StatusCode != 401 {
 		t.Fatalf("A's certificate at B: %d", resp.StatusCode)
 	}
 
 	// A certificate-bound token (RFC 8705) from the mTLS token alias.
-	req, _ := http.NewRequest("POST", h.agent+"/t/"+m.slug+"/oauth/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"},
+	req, _ := http.NewRequest("POST", h.Agent+"/t/"+m.slug+"/oauth/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"},
 		"client_id": {m.agent.ClientID}, "resource": {m.endpoint}, "scope": {"mcp"}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	tr, err := h.mtlsClient(kp).Do(req)
+	tr, err := h.MTLSClient(kp).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -871,7 +861,7 @@ func TestMCPGatewayWithCertificates(t *testing.T) {
 	if tr.StatusCode != 200 || claimsOf(t, bound)["cnf"] == nil {
 		t.Fatalf("bound token: %d %v", tr.StatusCode, tokOut)
 	}
-	if resp, _ := rawMCP(t, h.tls, m.endpoint, init, "Authorization", "Bearer "+bound); resp.StatusCode != 401 {
+	if resp, _ := rawMCP(t, h.TLS, m.endpoint, init, "Authorization", "Bearer "+bound); resp.StatusCode != 401 {
 		t.Fatalf("bound token without its certificate: %d", resp.StatusCode)
 	}
 	bc := mcpClient(t, h, m.endpoint, bound, &kp)
@@ -880,7 +870,7 @@ func TestMCPGatewayWithCertificates(t *testing.T) {
 	}
 
 	// Revocation: the open session's next call is refused.
-	resp, body = h.doAs(m.adminTok, "POST", "/api/v1/nhis/"+m.agent.ID+"/certificates/"+cert.Serial+"/revoke", map[string]any{"reason": "key compromise"})
+	resp, body = h.DoAs(m.adminTok, "POST", "/api/v1/nhis/"+m.agent.ID+"/certificates/"+cert.Serial+"/revoke", map[string]any{"reason": "key compromise"})
 	expect(t, resp, body, 204, "revoke")
 	if _, err := callTool(c, "tools__echo", map[string]any{"text": "after revocation"}); err == nil {
 		t.Fatal("a revoked certificate still calls")
@@ -899,18 +889,18 @@ func TestMCPSessionsMoveBetweenReplicas(t *testing.T) {
 	two := start(t, append(env(t, store.Postgres, t.TempDir()), public...), nil)
 	m := setupMCP(t, one, up)
 	tok := m.agentToken(t, one, m.endpoint)
-	twoEndpoint := strings.Replace(m.endpoint, one.agent, two.agent, 1)
+	twoEndpoint := strings.Replace(m.endpoint, one.Agent, two.Agent, 1)
 	if twoEndpoint == m.endpoint {
 		t.Fatal("the replicas share a listener")
 	}
 	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`
-	resp, out := rawMCP(t, one.tls, m.endpoint, init, "Authorization", "Bearer "+tok)
+	resp, out := rawMCP(t, one.TLS, m.endpoint, init, "Authorization", "Bearer "+tok)
 	sid := resp.Header.Get("Mcp-Session-Id")
 	if resp.StatusCode != 200 || sid == "" {
 		t.Fatalf("initialize on one: %d %v", resp.StatusCode, out)
 	}
 	call := func(h *harness, endpoint string) map[string]any {
-		_, out := rawMCP(t, h.tls, endpoint, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"tools__echo","arguments":{"text":"hop"}}}`,
+		_, out := rawMCP(t, h.TLS, endpoint, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"tools__echo","arguments":{"text":"hop"}}}`,
 			"Authorization", "Bearer "+tok, "Mcp-Session-Id", sid, "MCP-Protocol-Version", "2025-11-25")
 		return out
 	}
@@ -920,7 +910,7 @@ func TestMCPSessionsMoveBetweenReplicas(t *testing.T) {
 	if out := call(two, twoEndpoint); out["result"] == nil {
 		t.Fatalf("the session did not continue on two: %v", out)
 	}
-	resp, body := one.doAs(m.adminTok, "DELETE", "/api/v1/assignments/"+m.assign["echo"], nil)
+	resp, body := one.DoAs(m.adminTok, "DELETE", "/api/v1/assignments/"+m.assign["echo"], nil)
 	expect(t, resp, body, 204, "revoke on one")
 	begin := time.Now()
 	for {
@@ -944,7 +934,7 @@ func TestMCPUpstreamCredentials(t *testing.T) {
 	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
 	slug := uniqueSlug("cred")
 	tid, tok := tenantAdmin(t, h, slug)
-	_, body := h.doAs(tok, "GET", "/api/v1/me", nil)
+	_, body := h.DoAs(tok, "GET", "/api/v1/me", nil)
 	owner := decode[userJSON](t, body).ID
 
 	echo := mcpserver.NewMCPServer("cred-upstream", "1.0.0")
@@ -961,7 +951,7 @@ func TestMCPUpstreamCredentials(t *testing.T) {
 		}
 		handler.ServeHTTP(w, r)
 	}))
-	mtlsUp.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: h.s.ca.Pool()}
+	mtlsUp.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: h.App.CA().Pool()}
 	mtlsUp.StartTLS()
 	t.Cleanup(func() { mtlsUp.CloseClientConnections(); mtlsUp.Close() })
 	serverCA := string(pemCert(mtlsUp.Certificate().Raw))
@@ -996,21 +986,21 @@ func TestMCPUpstreamCredentials(t *testing.T) {
 		{"cc-up", ccUp.URL + "/mcp", map[string]any{"credential_type": "oauth_client_credentials", "token_url": ccUp.URL + "/token",
 			"client_id": "xavyo", "client_secret": "s3cret", "scope": "tools", "auto_approve": true}},
 	} {
-		resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": tc.slug, "name": tc.slug, "owner_id": owner,
+		resp, body := h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": tc.slug, "name": tc.slug, "owner_id": owner,
 			"profile": map[string]any{"tool_server": map[string]any{"transport": "streamable_http", "url": tc.url}}})
 		expect(t, resp, body, 201, "tool server "+tc.slug)
 		server := decode[agentJSON](t, body)
-		resp, body = h.doAs(tok, "PUT", "/api/v1/tool-servers/"+server.ID+"/upstream", tc.settings)
+		resp, body = h.DoAs(tok, "PUT", "/api/v1/tool-servers/"+server.ID+"/upstream", tc.settings)
 		expect(t, resp, body, 200, "settings "+tc.slug)
 		if strings.Contains(string(body), "s3cret") {
 			t.Fatalf("the client secret is echoed: %s", body)
 		}
-		resp, body = h.doAs(tok, "POST", "/api/v1/tool-servers/"+server.ID+"/sync", nil)
+		resp, body = h.DoAs(tok, "POST", "/api/v1/tool-servers/"+server.ID+"/sync", nil)
 		expect(t, resp, body, 200, "sync "+tc.slug)
 		if !strings.Contains(string(body), `"name":"whoami"`) {
 			t.Fatalf("%s: %s", tc.slug, body)
 		}
-		resp, body = h.doAs(tok, "GET", "/api/v1/tool-servers/"+server.ID+"/health", nil)
+		resp, body = h.DoAs(tok, "GET", "/api/v1/tool-servers/"+server.ID+"/health", nil)
 		expect(t, resp, body, 200, "health "+tc.slug)
 		if !strings.Contains(string(body), `"reachable":true`) {
 			t.Fatalf("%s health: %s", tc.slug, body)
@@ -1026,16 +1016,16 @@ func TestMCPUpstreamCredentials(t *testing.T) {
 		t.Fatalf("upstream tokens issued: %d, want 1 (cached)", issuedTokens.Load())
 	}
 	// Without the server's CA, the mTLS upstream's certificate is not trusted.
-	resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": "untrusted", "name": "untrusted", "owner_id": owner,
+	resp, body := h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": "untrusted", "name": "untrusted", "owner_id": owner,
 		"profile": map[string]any{"tool_server": map[string]any{"transport": "streamable_http", "url": mtlsUp.URL + "/mcp"}}})
 	expect(t, resp, body, 201, "untrusted server")
 	untrusted := decode[agentJSON](t, body)
-	resp, body = h.doAs(tok, "POST", "/api/v1/tool-servers/"+untrusted.ID+"/sync", nil)
+	resp, body = h.DoAs(tok, "POST", "/api/v1/tool-servers/"+untrusted.ID+"/sync", nil)
 	if resp.StatusCode != 503 {
 		t.Fatalf("sync with an untrusted upstream certificate: %d %s", resp.StatusCode, body)
 	}
 	// Bad settings change nothing.
-	_, before := h.doAs(tok, "GET", "/api/v1/tool-servers/"+untrusted.ID+"/upstream", nil)
+	_, before := h.DoAs(tok, "GET", "/api/v1/tool-servers/"+untrusted.ID+"/upstream", nil)
 	for _, bad := range []map[string]any{
 		{"credential_type": "bearer"},
 		{"credential_type": "magic"},
@@ -1044,12 +1034,12 @@ func TestMCPUpstreamCredentials(t *testing.T) {
 		{"credential_type": "none", "timeout_ms": 5},
 		{"credential_type": "none", "token": "stray"},
 	} {
-		resp, body := h.doAs(tok, "PUT", "/api/v1/tool-servers/"+untrusted.ID+"/upstream", bad)
+		resp, body := h.DoAs(tok, "PUT", "/api/v1/tool-servers/"+untrusted.ID+"/upstream", bad)
 		if resp.StatusCode != 400 {
 			t.Errorf("settings %v: %d %s", bad, resp.StatusCode, body)
 		}
 	}
-	_, body = h.doAs(tok, "GET", "/api/v1/tool-servers/"+untrusted.ID+"/upstream", nil)
+	_, body = h.DoAs(tok, "GET", "/api/v1/tool-servers/"+untrusted.ID+"/upstream", nil)
 	if !bytes.Equal(body, before) || !strings.Contains(string(body), `"credential_type":"none"`) {
 		t.Fatalf("bad settings changed something: %s, before %s", body, before)
 	}
@@ -1067,7 +1057,7 @@ func TestMCPListChangedReachesClients(t *testing.T) {
 	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
 	m := setupMCP(t, h, up)
 	tok := m.agentToken(t, h, m.endpoint)
-	c, err := client.NewStreamableHttpClient(m.endpoint, transport.WithHTTPBasicClient(&http.Client{Transport: h.tls.Transport}),
+	c, err := client.NewStreamableHttpClient(m.endpoint, transport.WithHTTPBasicClient(&http.Client{Transport: h.TLS.Transport}),
 		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + tok}),
 		transport.WithContinuousListening()) //nolint:staticcheck // SA1019: the legacy era's GET stream is what is tested
 	if err != nil {
@@ -1079,16 +1069,16 @@ func TestMCPListChangedReachesClients(t *testing.T) {
 		t.Fatalf("initialize: %+v", res)
 	}
 	// The client opens its GET stream after initialize.
-	for deadline := time.Now().Add(5 * time.Second); h.s.mcp.OpenStreams() == 0; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); h.App.MCP().OpenStreams() == 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the client did not open its event stream")
 		}
 	}
 	// Something that does not change this agent's tools.
-	resp, body := h.doAs(m.adminTok, "POST", "/api/v1/users", map[string]any{"email": "bystander@mcp.test"})
+	resp, body := h.DoAs(m.adminTok, "POST", "/api/v1/users", map[string]any{"email": "bystander@mcp.test"})
 	expect(t, resp, body, 201, "unrelated change")
 	// Something that does.
-	resp, body = h.doAs(m.adminTok, "DELETE", "/api/v1/assignments/"+m.assign["slow"], nil)
+	resp, body = h.DoAs(m.adminTok, "DELETE", "/api/v1/assignments/"+m.assign["slow"], nil)
 	expect(t, resp, body, 204, "revoke")
 	select {
 	case method := <-got:
@@ -1126,17 +1116,17 @@ func TestMCPCancellationReachesUpstream(t *testing.T) {
 		}
 	})
 	wait := syncTools(t, h, m.adminTok, m.server.ID)["wait"].EntitlementID
-	resp, body := h.doAs(m.adminTok, "PATCH", "/api/v1/entitlements/"+wait, map[string]any{"approval_state": "approved"})
+	resp, body := h.DoAs(m.adminTok, "PATCH", "/api/v1/entitlements/"+wait, map[string]any{"approval_state": "approved"})
 	expect(t, resp, body, 200, "approve wait")
 	grantEntitlement(t, h, m.adminTok, "nhi", m.agent.ID, wait)
 	tok := m.agentToken(t, h, m.endpoint)
 	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`
-	resp, _ = rawMCP(t, h.tls, m.endpoint, init, "Authorization", "Bearer "+tok)
+	resp, _ = rawMCP(t, h.TLS, m.endpoint, init, "Authorization", "Bearer "+tok)
 	hdr := []string{"Authorization", "Bearer " + tok, "Mcp-Session-Id", resp.Header.Get("Mcp-Session-Id")}
 	begin := time.Now()
 	done := make(chan map[string]any, 1)
 	go func() {
-		_, out := rawMCP(t, h.tls, m.endpoint, `{"jsonrpc":"2.0","id":"call-7","method":"tools/call","params":{"name":"tools__wait","arguments":{"ms":5000}}}`, hdr...)
+		_, out := rawMCP(t, h.TLS, m.endpoint, `{"jsonrpc":"2.0","id":"call-7","method":"tools/call","params":{"name":"tools__wait","arguments":{"ms":5000}}}`, hdr...)
 		done <- out
 	}()
 	// Cancel until the call ends (the first notification may come before
@@ -1146,7 +1136,7 @@ func TestMCPCancellationReachesUpstream(t *testing.T) {
 		select {
 		case out = <-done:
 		case <-tick.C:
-			if resp, _ := rawMCP(t, h.tls, m.endpoint, `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"call-7","reason":"user gave up"}}`, hdr...); resp.StatusCode != 202 {
+			if resp, _ := rawMCP(t, h.TLS, m.endpoint, `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"call-7","reason":"user gave up"}}`, hdr...); resp.StatusCode != 202 {
 				t.Fatalf("cancel notification: %d", resp.StatusCode)
 			}
 		}
@@ -1175,7 +1165,7 @@ func TestMCPOverWebSocket(t *testing.T) {
 	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
 	m := setupMCP(t, h, up)
 	tok := m.agentToken(t, h, m.endpoint)
-	dialer := websocket.Dialer{TLSClientConfig: h.tls.Transport.(*http.Transport).TLSClientConfig, Subprotocols: []string{"mcp"},
+	dialer := websocket.Dialer{TLSClientConfig: h.TLS.Transport.(*http.Transport).TLSClientConfig, Subprotocols: []string{"mcp"},
 		HandshakeTimeout: 5 * time.Second}
 	wsURL := "wss" + strings.TrimPrefix(m.endpoint, "https")
 	if _, resp, err := dialer.Dial(wsURL, nil); err == nil || resp == nil || resp.StatusCode != 401 {
@@ -1238,18 +1228,18 @@ func TestMCPOverWebSocket(t *testing.T) {
 	if f := next("refusal"); rpcCode(f) != -32003 {
 		t.Fatalf("refusal: %v", f)
 	}
-	for deadline := time.Now().Add(5 * time.Second); h.s.mcp.OpenStreams() == 0; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); h.App.MCP().OpenStreams() == 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the socket's notifications are not listened for")
 		}
 	}
-	rsp, body := h.doAs(m.adminTok, "DELETE", "/api/v1/assignments/"+m.assign["add"], nil)
+	rsp, body := h.DoAs(m.adminTok, "DELETE", "/api/v1/assignments/"+m.assign["add"], nil)
 	expect(t, rsp, body, 204, "revoke grant")
 	if f := next("list_changed"); f["method"] != "notifications/tools/list_changed" {
 		t.Fatalf("expected list_changed, got %v", f)
 	}
 	// Revoke the token (RFC 7009): the next message fails, the socket closes.
-	if code, out := h.form("/t/"+m.slug+"/revoke", url.Values{"token": {tok}}, m.agent.ClientID, m.agent.ClientSecret); code != 200 {
+	if code, out := h.Form("/t/"+m.slug+"/revoke", url.Values{"token": {tok}}, m.agent.ClientID, m.agent.ClientSecret); code != 200 {
 		t.Fatalf("revoke token: %d %v", code, out)
 	}
 	send(`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"tools__echo","arguments":{"text":"after revocation"}}}`)
@@ -1261,7 +1251,7 @@ func TestMCPOverWebSocket(t *testing.T) {
 	// Closing the socket ended its session (the server does so as it lets go).
 	deadline := time.Now().Add(5 * time.Second)
 	for ended := int64(0); ended != 1; {
-		n, err := h.s.mcp.PurgeSessions(context.Background(), time.Now().Add(2*time.Hour))
+		n, err := h.App.MCP().PurgeSessions(context.Background(), time.Now().Add(2*time.Hour))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1283,7 +1273,7 @@ func TestMCPOverLegacySSE(t *testing.T) {
 	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
 	m := setupMCP(t, h, up)
 	tok := m.agentToken(t, h, m.endpoint)
-	c, err := client.NewSSEMCPClient(m.endpoint, transport.WithHTTPClient(&http.Client{Transport: h.tls.Transport}),
+	c, err := client.NewSSEMCPClient(m.endpoint, transport.WithHTTPClient(&http.Client{Transport: h.TLS.Transport}),
 		transport.WithHeaders(map[string]string{"Authorization": "Bearer " + tok}))
 	if err != nil {
 		t.Fatal(err)
@@ -1303,14 +1293,14 @@ func TestMCPOverLegacySSE(t *testing.T) {
 	if endpoint == nil || endpoint.Query().Get("session_id") == "" {
 		t.Fatalf("endpoint event: %v", endpoint)
 	}
-	resp, body := h.doAs(m.adminTok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "other-agent", "name": "Other", "owner_id": m.ownerID})
+	resp, body := h.DoAs(m.adminTok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "other-agent", "name": "Other", "owner_id": m.ownerID})
 	expect(t, resp, body, 201, "other agent")
 	other := decode[agentJSON](t, body)
-	code, out := h.form("/t/"+m.slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {m.endpoint}}, other.ClientID, other.ClientSecret)
+	code, out := h.Form("/t/"+m.slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {m.endpoint}}, other.ClientID, other.ClientSecret)
 	if code != 200 {
 		t.Fatal(out)
 	}
-	if resp, _ := rawMCP(t, h.tls, endpoint.String(), `{"jsonrpc":"2.0","id":9,"method":"tools/list"}`, "Authorization", "Bearer "+out["access_token"].(string)); resp.StatusCode != 404 {
+	if resp, _ := rawMCP(t, h.TLS, endpoint.String(), `{"jsonrpc":"2.0","id":9,"method":"tools/list"}`, "Authorization", "Bearer "+out["access_token"].(string)); resp.StatusCode != 404 {
 		t.Fatalf("another agent posted into the stream: %d", resp.StatusCode)
 	}
 }
@@ -1327,27 +1317,27 @@ func TestMCPStdioUpstream(t *testing.T) {
 	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_MCP_STDIO_ALLOWLIST="+bin), nil)
 	slug := uniqueSlug("stdio")
 	_, tok := tenantAdmin(t, h, slug)
-	_, body := h.doAs(tok, "GET", "/api/v1/me", nil)
+	_, body := h.DoAs(tok, "GET", "/api/v1/me", nil)
 	owner := decode[userJSON](t, body).ID
-	resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": "rogue", "name": "Rogue", "owner_id": owner,
+	resp, body := h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": "rogue", "name": "Rogue", "owner_id": owner,
 		"profile": map[string]any{"tool_server": map[string]any{"transport": "stdio", "command": "/bin/sh", "args": []string{"-c", "id"}}}})
 	if resp.StatusCode != 400 {
 		t.Fatalf("a command off the allowlist: %d %s", resp.StatusCode, body)
 	}
-	resp, body = h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": "local", "name": "Local", "owner_id": owner,
+	resp, body = h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": "local", "name": "Local", "owner_id": owner,
 		"profile": map[string]any{"tool_server": map[string]any{"transport": "stdio", "command": bin, "args": []string{"-stdio", "-crashable"}}}})
 	expect(t, resp, body, 201, "stdio tool server")
 	server := decode[agentJSON](t, body)
-	resp, body = h.doAs(tok, "PUT", "/api/v1/tool-servers/"+server.ID+"/upstream", map[string]any{"auto_approve": true})
+	resp, body = h.DoAs(tok, "PUT", "/api/v1/tool-servers/"+server.ID+"/upstream", map[string]any{"auto_approve": true})
 	expect(t, resp, body, 200, "settings")
 	tools := syncTools(t, h, tok, server.ID)
-	resp, body = h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "user-of-local", "name": "Agent", "owner_id": owner})
+	resp, body = h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "user-of-local", "name": "Agent", "owner_id": owner})
 	expect(t, resp, body, 201, "agent")
 	agent := decode[agentJSON](t, body)
 	grantEntitlement(t, h, tok, "nhi", agent.ID, tools["echo"].EntitlementID)
 	grantEntitlement(t, h, tok, "nhi", agent.ID, tools["exit"].EntitlementID)
-	endpoint := h.agent + "/t/" + slug + "/mcp/local"
-	code, out := h.form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {endpoint}}, agent.ClientID, agent.ClientSecret)
+	endpoint := h.Agent + "/t/" + slug + "/mcp/local"
+	code, out := h.Form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {endpoint}}, agent.ClientID, agent.ClientSecret)
 	if code != 200 {
 		t.Fatal(out)
 	}
@@ -1414,24 +1404,24 @@ func TestMCPSSEUpstream(t *testing.T) {
 	h := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
 	slug := uniqueSlug("sseup")
 	_, tok := tenantAdmin(t, h, slug)
-	_, body := h.doAs(tok, "GET", "/api/v1/me", nil)
+	_, body := h.DoAs(tok, "GET", "/api/v1/me", nil)
 	owner := decode[userJSON](t, body).ID
-	resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": "old", "name": "Old server", "owner_id": owner,
+	resp, body := h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": "old", "name": "Old server", "owner_id": owner,
 		"profile": map[string]any{"tool_server": map[string]any{"transport": "sse", "url": srv.URL + "/sse"}}})
 	expect(t, resp, body, 201, "sse tool server")
 	server := decode[agentJSON](t, body)
-	resp, body = h.doAs(tok, "PUT", "/api/v1/tool-servers/"+server.ID+"/upstream", map[string]any{"auto_approve": true, "credential_type": "bearer", "token": upstreamSecret})
+	resp, body = h.DoAs(tok, "PUT", "/api/v1/tool-servers/"+server.ID+"/upstream", map[string]any{"auto_approve": true, "credential_type": "bearer", "token": upstreamSecret})
 	expect(t, resp, body, 200, "settings")
 	tools := syncTools(t, h, tok, server.ID)
 	if len(tools) != 1 || tools["shout"].EntitlementID == "" {
 		t.Fatalf("sync: %v", tools)
 	}
-	resp, body = h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "caller", "name": "Caller", "owner_id": owner})
+	resp, body = h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "caller", "name": "Caller", "owner_id": owner})
 	expect(t, resp, body, 201, "agent")
 	agent := decode[agentJSON](t, body)
 	grantEntitlement(t, h, tok, "nhi", agent.ID, tools["shout"].EntitlementID)
-	endpoint := h.agent + "/t/" + slug + "/mcp"
-	code, out := h.form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {endpoint}}, agent.ClientID, agent.ClientSecret)
+	endpoint := h.Agent + "/t/" + slug + "/mcp"
+	code, out := h.Form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {endpoint}}, agent.ClientID, agent.ClientSecret)
 	if code != 200 {
 		t.Fatal(out)
 	}
@@ -1462,13 +1452,13 @@ func TestMCPReplicaKilledMidSession(t *testing.T) {
 	m := setupMCP(t, one, up)
 	tok := m.agentToken(t, one, m.endpoint)
 	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`
-	resp, out := rawMCP(t, one.tls, m.endpoint, init, "Authorization", "Bearer "+tok)
+	resp, out := rawMCP(t, one.TLS, m.endpoint, init, "Authorization", "Bearer "+tok)
 	sid := resp.Header.Get("Mcp-Session-Id")
 	if resp.StatusCode != 200 || sid == "" {
 		t.Fatalf("initialize on one: %d %v", resp.StatusCode, out)
 	}
 	call := func(h *harness, endpoint string, text string) map[string]any {
-		_, out := rawMCP(t, h.tls, endpoint, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"tools__echo","arguments":{"text":"`+text+`"}}}`,
+		_, out := rawMCP(t, h.TLS, endpoint, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"tools__echo","arguments":{"text":"`+text+`"}}}`,
 			"Authorization", "Bearer "+tok, "Mcp-Session-Id", sid, "MCP-Protocol-Version", "2025-11-25")
 		return out
 	}
@@ -1479,7 +1469,7 @@ func TestMCPReplicaKilledMidSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = cmd.Wait()
-	twoEndpoint := strings.Replace(m.endpoint, "https://"+agentAddr, two.agent, 1)
+	twoEndpoint := strings.Replace(m.endpoint, "https://"+agentAddr, two.Agent, 1)
 	if out := call(two, twoEndpoint, "after"); !strings.Contains(mustJSON(out), `"text":"after"`) {
 		t.Fatalf("the session did not survive its replica: %v", out)
 	}
@@ -1504,28 +1494,28 @@ func TestMCPAdminRoutesStayInTheirTenant(t *testing.T) {
 		if r.method == "PUT" {
 			body = map[string]any{"credential_type": "none"}
 		}
-		resp, out := h.doAs(b.adminTok, r.method, "/api/v1/tool-servers/"+a.server.ID+r.path, body)
+		resp, out := h.DoAs(b.adminTok, r.method, "/api/v1/tool-servers/"+a.server.ID+r.path, body)
 		if resp.StatusCode != 404 {
 			t.Errorf("tenant B %s %s on A's tool server: %d %s", r.method, r.path, resp.StatusCode, out)
 		}
 	}
-	resp, body := h.doAs(a.adminTok, "GET", "/api/v1/audit?action=mcp.tools.*&limit=500", nil)
+	resp, body := h.DoAs(a.adminTok, "GET", "/api/v1/audit?action=mcp.tools.*&limit=500", nil)
 	expect(t, resp, body, 200, "A's audit")
 	if !strings.Contains(string(body), `"target_id":"tools/echo"`) {
 		t.Fatalf("tenant A does not see its own call: %s", body)
 	}
-	resp, body = h.doAs(b.adminTok, "GET", "/api/v1/audit?action=mcp.tools.*&limit=500", nil)
+	resp, body = h.DoAs(b.adminTok, "GET", "/api/v1/audit?action=mcp.tools.*&limit=500", nil)
 	expect(t, resp, body, 200, "B's audit")
 	if strings.Contains(string(body), a.agent.ID) || strings.Contains(string(body), "tools/echo") {
 		t.Fatalf("tenant B sees A's tool calls: %s", body)
 	}
-	resp, body = h.doAs("", "POST", "/t/"+a.slug+"/register", map[string]any{"redirect_uris": []string{"http://localhost:1/cb"}})
+	resp, body = h.DoAs("", "POST", "/t/"+a.slug+"/register", map[string]any{"redirect_uris": []string{"http://localhost:1/cb"}})
 	expect(t, resp, body, 201, "register at A")
 	reg := decode[struct {
 		ClientID string `json:"client_id"`
 		RAT      string `json:"registration_access_token"`
 	}](t, body)
-	if resp, body := h.doAs(reg.RAT, "GET", "/t/"+b.slug+"/register/"+reg.ClientID, nil); resp.StatusCode != 401 {
+	if resp, body := h.DoAs(reg.RAT, "GET", "/t/"+b.slug+"/register/"+reg.ClientID, nil); resp.StatusCode != 401 {
 		t.Fatalf("A's registration token at B: %d %s", resp.StatusCode, body)
 	}
 }
@@ -1541,7 +1531,7 @@ func statelessCaller(t *testing.T, h *harness, ep, tok, caps string) func(method
 		if name != "" {
 			hdr = append(hdr, "Mcp-Name", name)
 		}
-		return rawMCP(t, h.tls, ep, `{"jsonrpc":"2.0","id":7,"method":"`+method+`","params":{`+params+meta+`}}`, hdr...)
+		return rawMCP(t, h.TLS, ep, `{"jsonrpc":"2.0","id":7,"method":"`+method+`","params":{`+params+meta+`}}`, hdr...)
 	}
 }
 
@@ -1622,7 +1612,7 @@ func TestMCPStatelessClient(t *testing.T) {
 		"Content-Type": "application/json", "Accept": "application/json, text/event-stream"} {
 		req.Header.Set(k, v)
 	}
-	lresp, err := h.tls.Do(req)
+	lresp, err := h.TLS.Do(req)
 	if err != nil || lresp.StatusCode != 200 {
 		t.Fatalf("listen: %v %v", err, lresp)
 	}
@@ -1649,7 +1639,7 @@ func TestMCPStatelessClient(t *testing.T) {
 	if e := next("acknowledgement"); !strings.Contains(e, "notifications/subscriptions/acknowledged") || !strings.Contains(e, `"io.modelcontextprotocol/subscriptionId":"sub-1"`) {
 		t.Fatalf("first event: %s", e)
 	}
-	resp, body2 := h.doAs(m.adminTok, "DELETE", "/api/v1/assignments/"+m.assign["add"], nil)
+	resp, body2 := h.DoAs(m.adminTok, "DELETE", "/api/v1/assignments/"+m.assign["add"], nil)
 	expect(t, resp, body2, 204, "revoke")
 	if e := next("list_changed"); !strings.Contains(e, "notifications/tools/list_changed") || !strings.Contains(e, `"sub-1"`) {
 		t.Fatalf("after a revocation: %s", e)

@@ -10,7 +10,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"math/big"
 	"net/http"
 	"net/url"
@@ -22,27 +21,9 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/google/uuid"
 
+	"github.com/xavyo/xavyo/app/apptest"
 	"github.com/xavyo/xavyo/internal/store"
 )
-
-// form posts an OAuth form to the admin plane.
-func (h *harness) form(path string, v url.Values, basicID, basicSecret string) (int, map[string]any) {
-	h.t.Helper()
-	req, _ := http.NewRequest("POST", h.admin+path, strings.NewReader(v.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if basicID != "" {
-		req.SetBasicAuth(url.QueryEscape(basicID), url.QueryEscape(basicSecret))
-	}
-	resp, err := h.http.Do(req)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	var out map[string]any
-	_ = json.Unmarshal(b, &out)
-	return resp.StatusCode, out
-}
 
 // headerOf decodes a JWT's protected header (no verification).
 func headerOf(t *testing.T, raw string) map[string]any {
@@ -84,11 +65,11 @@ func TestOAuthTokenEndpoint(t *testing.T) {
 			slug, other := uniqueSlug("oa"), uniqueSlug("ob")
 			_, tok := tenantAdmin(t, h, slug)
 			tenantAdmin(t, h, other)
-			_, body := h.doAs(tok, "GET", "/api/v1/me", nil)
+			_, body := h.DoAs(tok, "GET", "/api/v1/me", nil)
 			me := decode[userJSON](t, body)
 			newNHI := func(v map[string]any) agentJSON {
 				v["owner_id"] = me.ID
-				resp, body := h.doAs(tok, "POST", "/api/v1/nhis", v)
+				resp, body := h.DoAs(tok, "POST", "/api/v1/nhis", v)
 				expect(t, resp, body, 201, "create NHI")
 				return decode[agentJSON](t, body)
 			}
@@ -96,19 +77,19 @@ func TestOAuthTokenEndpoint(t *testing.T) {
 			agent2 := newNHI(map[string]any{"kind": "agent", "slug": "executor", "name": "Executor"})
 			newNHI(map[string]any{"kind": "tool_server", "slug": "github", "name": "GitHub",
 				"profile": map[string]any{"tool_server": map[string]any{"transport": "streamable_http", "url": "https://mcp.example.test/mcp"}}})
-			iss := h.admin + "/t/" + slug
+			iss := h.Admin + "/t/" + slug
 
 			// Metadata, four ways.
 			for _, p := range []string{"/t/" + slug + "/.well-known/oauth-authorization-server", "/t/" + slug + "/.well-known/openid-configuration",
 				"/.well-known/oauth-authorization-server/t/" + slug, "/.well-known/openid-configuration/t/" + slug} {
-				resp, body := h.doAs("", "GET", p, nil)
+				resp, body := h.DoAs("", "GET", p, nil)
 				if resp.StatusCode != 200 || !strings.Contains(string(body), `"issuer":"`+iss+`"`) || !strings.Contains(string(body), `"token_endpoint":"`+iss+`/token"`) {
 					t.Fatalf("%s: %d %s", p, resp.StatusCode, body)
 				}
 			}
 
 			// Client credentials, Basic.
-			code, out := h.form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}}, agent.ClientID, agent.ClientSecret)
+			code, out := h.Form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}}, agent.ClientID, agent.ClientSecret)
 			if code != 200 || out["token_type"] != "Bearer" {
 				t.Fatalf("client credentials: %d %v", code, out)
 			}
@@ -116,39 +97,39 @@ func TestOAuthTokenEndpoint(t *testing.T) {
 			if c["sub"] != agent.ID || c["iss"] != iss || c["client_id"] != agent.ClientID || c["scope"] != "mcp a2a" || c["sub_kind"] != "nhi" {
 				t.Fatalf("claims: %v", c)
 			}
-			if aud := c["aud"]; aud != h.agent+"/t/"+slug+"/mcp" && !strings.Contains(mustJSON(aud), h.agent+"/t/"+slug+"/mcp") {
+			if aud := c["aud"]; aud != h.Agent+"/t/"+slug+"/mcp" && !strings.Contains(mustJSON(aud), h.Agent+"/t/"+slug+"/mcp") {
 				t.Fatalf("default audience: %v", aud)
 			}
 			// Form authentication, a resource, a narrower scope.
-			res := h.agent + "/t/" + slug + "/mcp/github"
-			code, out = h.form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {agent.ClientID},
+			res := h.Agent + "/t/" + slug + "/mcp/github"
+			code, out = h.Form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {agent.ClientID},
 				"client_secret": {agent.ClientSecret}, "resource": {res}, "scope": {"mcp"}}, "", "")
 			if code != 200 || claimsOf(t, out["access_token"].(string))["scope"] != "mcp" || !strings.Contains(mustJSON(claimsOf(t, out["access_token"].(string))["aud"]), res) {
 				t.Fatalf("resource: %d %v", code, out)
 			}
 			agentToken := out["access_token"].(string)
 			for name, v := range map[string]url.Values{
-				"unknown tool server": {"grant_type": {"client_credentials"}, "resource": {h.agent + "/t/" + slug + "/mcp/nope"}},
+				"unknown tool server": {"grant_type": {"client_credentials"}, "resource": {h.Agent + "/t/" + slug + "/mcp/nope"}},
 				"foreign resource":    {"grant_type": {"client_credentials"}, "resource": {"https://evil.example.test/mcp"}},
-				"other tenant":        {"grant_type": {"client_credentials"}, "resource": {h.agent + "/t/" + other + "/mcp"}},
+				"other tenant":        {"grant_type": {"client_credentials"}, "resource": {h.Agent + "/t/" + other + "/mcp"}},
 			} {
-				if code, out := h.form("/t/"+slug+"/token", v, agent.ClientID, agent.ClientSecret); code != 400 || out["error"] != "invalid_target" {
+				if code, out := h.Form("/t/"+slug+"/token", v, agent.ClientID, agent.ClientSecret); code != 400 || out["error"] != "invalid_target" {
 					t.Errorf("%s: %d %v", name, code, out)
 				}
 			}
-			if code, out := h.form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"admin"}}, agent.ClientID, agent.ClientSecret); code != 400 || out["error"] != "invalid_scope" {
+			if code, out := h.Form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"admin"}}, agent.ClientID, agent.ClientSecret); code != 400 || out["error"] != "invalid_scope" {
 				t.Fatalf("scope beyond the client: %d %v", code, out)
 			}
-			if code, out := h.form("/t/"+slug+"/token", url.Values{"grant_type": {"password"}}, agent.ClientID, agent.ClientSecret); code != 400 || out["error"] != "unsupported_grant_type" {
+			if code, out := h.Form("/t/"+slug+"/token", url.Values{"grant_type": {"password"}}, agent.ClientID, agent.ClientSecret); code != 400 || out["error"] != "unsupported_grant_type" {
 				t.Fatalf("unsupported grant: %d %v", code, out)
 			}
-			if code, out := h.form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "client_secret": {agent.ClientSecret}}, agent.ClientID, agent.ClientSecret); code != 400 {
+			if code, out := h.Form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "client_secret": {agent.ClientSecret}}, agent.ClientID, agent.ClientSecret); code != 400 {
 				t.Fatalf("two authentication methods: %d %v", code, out)
 			}
 
 			// Token exchange: the planner acts for the admin user; the executor acts on that.
 			exchange := func(subject, clientID, secret string) (int, map[string]any) {
-				return h.form("/t/"+slug+"/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"},
+				return h.Form("/t/"+slug+"/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"},
 					"subject_token": {subject}, "subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"},
 					"resource": {res}, "scope": {"mcp"}}, clientID, secret)
 			}
@@ -176,29 +157,29 @@ func TestOAuthTokenEndpoint(t *testing.T) {
 			}
 
 			// Introspection and revocation.
-			code, out = h.form("/t/"+slug+"/introspect", url.Values{"token": {agentToken}}, agent.ClientID, agent.ClientSecret)
+			code, out = h.Form("/t/"+slug+"/introspect", url.Values{"token": {agentToken}}, agent.ClientID, agent.ClientSecret)
 			if code != 200 || out["active"] != true || out["sub"] != agent.ID {
 				t.Fatalf("introspect: %d %v", code, out)
 			}
-			if code, _ := h.form("/t/"+slug+"/revoke", url.Values{"token": {agentToken}}, agent.ClientID, agent.ClientSecret); code != 200 {
+			if code, _ := h.Form("/t/"+slug+"/revoke", url.Values{"token": {agentToken}}, agent.ClientID, agent.ClientSecret); code != 200 {
 				t.Fatalf("revoke: %d", code)
 			}
-			if _, out = h.form("/t/"+slug+"/introspect", url.Values{"token": {agentToken}}, agent.ClientID, agent.ClientSecret); out["active"] != false {
+			if _, out = h.Form("/t/"+slug+"/introspect", url.Values{"token": {agentToken}}, agent.ClientID, agent.ClientSecret); out["active"] != false {
 				t.Fatalf("revoked token still active: %v", out)
 			}
-			if code, out = h.form("/t/"+slug+"/introspect", url.Values{"token": {"garbage"}}, agent.ClientID, agent.ClientSecret); code != 200 || out["active"] != false {
+			if code, out = h.Form("/t/"+slug+"/introspect", url.Values{"token": {"garbage"}}, agent.ClientID, agent.ClientSecret); code != 200 || out["active"] != false {
 				t.Fatalf("garbage: %d %v", code, out)
 			}
 
 			// A tenant's client is unknown at another tenant's issuer.
-			if code, out := h.form("/t/"+other+"/token", url.Values{"grant_type": {"client_credentials"}}, agent.ClientID, agent.ClientSecret); code != 401 || out["error"] != "invalid_client" {
+			if code, out := h.Form("/t/"+other+"/token", url.Values{"grant_type": {"client_credentials"}}, agent.ClientID, agent.ClientSecret); code != 401 || out["error"] != "invalid_client" {
 				t.Fatalf("cross-tenant client: %d %v", code, out)
 			}
 			// Guessing the secret is slowed down: after ten failures even the right one waits.
 			for range 10 {
-				h.form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}}, agent2.ClientID, "xvs_wrong-guess-0000000000")
+				h.Form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}}, agent2.ClientID, "xvs_wrong-guess-0000000000")
 			}
-			if code, _ := h.form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}}, agent2.ClientID, agent2.ClientSecret); code != 429 {
+			if code, _ := h.Form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}}, agent2.ClientID, agent2.ClientSecret); code != 429 {
 				t.Fatalf("guessing not slowed down: %d", code)
 			}
 		})
@@ -217,18 +198,18 @@ func TestPrivateKeyJWT(t *testing.T) {
 	h := start(t, env(t, store.SQLite, t.TempDir()), nil)
 	slug := uniqueSlug("pk")
 	_, tok := tenantAdmin(t, h, slug)
-	_, body := h.doAs(tok, "GET", "/api/v1/me", nil)
+	_, body := h.DoAs(tok, "GET", "/api/v1/me", nil)
 	me := decode[userJSON](t, body)
-	resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "service_account", "slug": "ci", "name": "CI", "owner_id": me.ID,
+	resp, body := h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "service_account", "slug": "ci", "name": "CI", "owner_id": me.ID,
 		"profile": map[string]any{"service_account": map[string]any{"purpose": "deploys"}}})
 	expect(t, resp, body, 201, "create NHI")
 	sa := decode[agentJSON](t, body)
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	pub, _ := jose.JSONWebKey{Key: key.Public(), KeyID: "ci-1", Use: "sig", Algorithm: "ES256"}.MarshalJSON()
-	resp, body = h.doAs(tok, "PUT", "/api/v1/nhis/"+sa.ID+"/client-keys", map[string]any{"keys": []json.RawMessage{pub}})
+	resp, body = h.DoAs(tok, "PUT", "/api/v1/nhis/"+sa.ID+"/client-keys", map[string]any{"keys": []json.RawMessage{pub}})
 	expect(t, resp, body, 200, "register key")
 
-	endpoint := h.s.cfg.Admin.PublicURL + "/t/" + slug + "/token"
+	endpoint := h.App.Config().Admin.PublicURL + "/t/" + slug + "/token"
 	stranger := func() *ecdsa.PrivateKey { k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader); return k }
 	assertion := func(signer *ecdsa.PrivateKey, kid string, mut func(*jwt.Claims)) string {
 		s, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: signer, KeyID: kid}}, nil)
@@ -241,12 +222,12 @@ func TestPrivateKeyJWT(t *testing.T) {
 		return raw
 	}
 	post := func(a string) (int, map[string]any) {
-		return h.form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+		return h.Form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
 			"client_assertion": {a}}, "", "")
 	}
 	// RFC 7523 §2.1: the assertion itself as the grant.
 	grant := func(a string) (int, map[string]any) {
-		return h.form("/t/"+slug+"/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "assertion": {a}}, "", "")
+		return h.Form("/t/"+slug+"/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "assertion": {a}}, "", "")
 	}
 	if code, out := grant(assertion(key, "ci-1", nil)); code != 200 || claimsOf(t, out["access_token"].(string))["sub"] != sa.ID {
 		t.Fatalf("jwt-bearer grant: %d %v", code, out)
@@ -284,23 +265,23 @@ func TestMTLSClientAuthBindsTokens(t *testing.T) {
 	slug, other := uniqueSlug("mt"), uniqueSlug("mu")
 	_, tok := tenantAdmin(t, h, slug)
 	tenantAdmin(t, h, other)
-	_, body := h.doAs(tok, "GET", "/api/v1/me", nil)
+	_, body := h.DoAs(tok, "GET", "/api/v1/me", nil)
 	me := decode[userJSON](t, body)
-	_, body = h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "bot", "name": "Bot", "owner_id": me.ID})
+	_, body = h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "bot", "name": "Bot", "owner_id": me.ID})
 	agent := decode[agentJSON](t, body)
-	resp, body := h.doAs(tok, "POST", "/api/v1/nhis/"+agent.ID+"/certificates", map[string]any{})
+	resp, body := h.DoAs(tok, "POST", "/api/v1/nhis/"+agent.ID+"/certificates", map[string]any{})
 	expect(t, resp, body, 201, "issue")
 	cert := decode[struct {
 		issued
 		Fingerprint string `json:"fingerprint"`
 	}](t, body)
-	_, md := h.doAs("", "GET", "/.well-known/oauth-authorization-server/t/"+slug, nil)
-	alias := h.s.cfg.Agent.PublicURL + "/t/" + slug + "/oauth/token"
+	_, md := h.DoAs("", "GET", "/.well-known/oauth-authorization-server/t/"+slug, nil)
+	alias := h.App.Config().Agent.PublicURL + "/t/" + slug + "/oauth/token"
 	if !strings.Contains(string(md), `"mtls_endpoint_aliases":{"token_endpoint":"`+alias+`"}`) || !strings.Contains(string(md), "tls_client_auth") {
 		t.Fatalf("metadata: %s", md)
 	}
 	post := func(c *http.Client, s string) (int, map[string]any) {
-		resp, err := c.Post(h.agent+"/t/"+s+"/oauth/token", "application/x-www-form-urlencoded", strings.NewReader("grant_type=client_credentials"))
+		resp, err := c.Post(h.Agent+"/t/"+s+"/oauth/token", "application/x-www-form-urlencoded", strings.NewReader("grant_type=client_credentials"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -309,7 +290,7 @@ func TestMTLSClientAuthBindsTokens(t *testing.T) {
 		_ = json.NewDecoder(resp.Body).Decode(&out)
 		return resp.StatusCode, out
 	}
-	withCert := h.mtlsClient(cert.keyPair(t, ""))
+	withCert := h.MTLSClient(cert.keyPair(t, ""))
 	code, out := post(withCert, slug)
 	if code != 200 {
 		t.Fatalf("mTLS client credentials: %d %v", code, out)
@@ -319,7 +300,7 @@ func TestMTLSClientAuthBindsTokens(t *testing.T) {
 	if c["sub"] != agent.ID || cnf == nil || cnf["x5t#S256"] != cert.Fingerprint {
 		t.Fatalf("bound token: %v", c)
 	}
-	if code, _ := post(h.tls, slug); code != 401 {
+	if code, _ := post(h.TLS, slug); code != 401 {
 		t.Fatalf("without a certificate: %d", code)
 	}
 	if code, _ := post(withCert, other); code != 401 {
@@ -334,17 +315,17 @@ func TestBoundTokenNeedsItsCertificate(t *testing.T) {
 	h := start(t, env(t, store.SQLite, t.TempDir()), nil)
 	slug := uniqueSlug("bd")
 	_, tok := tenantAdmin(t, h, slug)
-	_, body := h.doAs(tok, "GET", "/api/v1/me", nil)
+	_, body := h.DoAs(tok, "GET", "/api/v1/me", nil)
 	me := decode[userJSON](t, body)
-	_, body = h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "bot", "name": "Bot", "owner_id": me.ID})
+	_, body = h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "bot", "name": "Bot", "owner_id": me.ID})
 	agent := decode[agentJSON](t, body)
-	_, body = h.doAs(tok, "POST", "/api/v1/nhis/"+agent.ID+"/certificates", map[string]any{})
+	_, body = h.DoAs(tok, "POST", "/api/v1/nhis/"+agent.ID+"/certificates", map[string]any{})
 	cert := decode[issued](t, body)
-	withCert := h.mtlsClient(cert.keyPair(t, ""))
+	withCert := h.MTLSClient(cert.keyPair(t, ""))
 	// The agent exchanges the admin's token for one bound to its certificate, for the admin API.
 	form := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}, "subject_token": {tok},
-		"subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"}, "resource": {h.s.cfg.Admin.PublicURL + "/api/v1"}}
-	resp, err := withCert.Post(h.agent+"/t/"+slug+"/oauth/token", "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
+		"subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"}, "resource": {h.App.Config().Admin.PublicURL + "/api/v1"}}
+	resp, err := withCert.Post(h.Agent+"/t/"+slug+"/oauth/token", "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,10 +336,10 @@ func TestBoundTokenNeedsItsCertificate(t *testing.T) {
 		t.Fatalf("bound exchange: %d %v", resp.StatusCode, out)
 	}
 	bound := out["access_token"].(string)
-	if r, body := h.doAs(bound, "GET", "/api/v1/me", nil); r.StatusCode != 401 || !strings.Contains(string(body), "without its certificate") {
+	if r, body := h.DoAs(bound, "GET", "/api/v1/me", nil); r.StatusCode != 401 || !strings.Contains(string(body), "without its certificate") {
 		t.Fatalf("bound token without its certificate: %d %s", r.StatusCode, body)
 	}
-	if code, out := h.form("/t/"+slug+"/introspect", url.Values{"token": {bound}}, agent.ClientID, agent.ClientSecret); code != 200 || out["active"] != true || out["cnf"] == nil {
+	if code, out := h.Form("/t/"+slug+"/introspect", url.Values{"token": {bound}}, agent.ClientID, agent.ClientSecret); code != 200 || out["active"] != true || out["cnf"] == nil {
 		t.Fatalf("introspection of a bound token: %d %v", code, out)
 	}
 }
@@ -373,7 +354,7 @@ func TestSelfSignedClientAuth(t *testing.T) {
 	slug, otherSlug := uniqueSlug("ss"), uniqueSlug("st")
 	_, tok := tenantAdmin(t, h, slug)
 	tenantAdmin(t, h, otherSlug)
-	_, body := h.doAs(tok, "GET", "/api/v1/me", nil)
+	_, body := h.DoAs(tok, "GET", "/api/v1/me", nil)
 	me := decode[userJSON](t, body)
 	mk := func(name string) (*x509.Certificate, tls.Certificate) {
 		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -387,7 +368,7 @@ func TestSelfSignedClientAuth(t *testing.T) {
 		return c, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: c}
 	}
 	nhi := func(s string) agentJSON {
-		resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": s, "name": s, "owner_id": me.ID})
+		resp, body := h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": s, "name": s, "owner_id": me.ID})
 		expect(t, resp, body, 201, "create NHI")
 		return decode[agentJSON](t, body)
 	}
@@ -395,14 +376,14 @@ func TestSelfSignedClientAuth(t *testing.T) {
 	cert, pair := mk("bot")
 	pub, _ := jose.JSONWebKey{Key: pair.PrivateKey.(*ecdsa.PrivateKey).Public(), KeyID: "bot-tls", Use: "sig", Algorithm: "ES256",
 		Certificates: []*x509.Certificate{cert}}.MarshalJSON()
-	resp, body := h.doAs(tok, "PUT", "/api/v1/nhis/"+agent.ID+"/client-keys", map[string]any{"keys": []json.RawMessage{pub}})
+	resp, body := h.DoAs(tok, "PUT", "/api/v1/nhis/"+agent.ID+"/client-keys", map[string]any{"keys": []json.RawMessage{pub}})
 	expect(t, resp, body, 200, "register certificate")
-	_, md := h.doAs("", "GET", "/.well-known/oauth-authorization-server/t/"+slug, nil)
+	_, md := h.DoAs("", "GET", "/.well-known/oauth-authorization-server/t/"+slug, nil)
 	if !strings.Contains(string(md), "self_signed_tls_client_auth") {
 		t.Fatalf("metadata: %s", md)
 	}
 	postAt := func(c *http.Client, at, clientID string) (int, map[string]any) {
-		resp, err := c.Post(h.agent+"/t/"+at+"/oauth/token", "application/x-www-form-urlencoded",
+		resp, err := c.Post(h.Agent+"/t/"+at+"/oauth/token", "application/x-www-form-urlencoded",
 			strings.NewReader(url.Values{"grant_type": {"client_credentials"}, "client_id": {clientID}}.Encode()))
 		if err != nil {
 			t.Fatal(err)
@@ -413,7 +394,7 @@ func TestSelfSignedClientAuth(t *testing.T) {
 		return resp.StatusCode, out
 	}
 	post := func(c *http.Client, clientID string) (int, map[string]any) { return postAt(c, slug, clientID) }
-	withCert := h.mtlsClient(pair)
+	withCert := h.MTLSClient(pair)
 	code, out := post(withCert, agent.ClientID)
 	if code != 200 {
 		t.Fatalf("self-signed client credentials: %d %v", code, out)
@@ -433,7 +414,7 @@ func TestSelfSignedClientAuth(t *testing.T) {
 		t.Fatalf("no client_id: %d", code)
 	}
 	_, unregistered := mk("bot")
-	if code, _ := post(h.mtlsClient(unregistered), agent.ClientID); code != 401 {
+	if code, _ := post(h.MTLSClient(unregistered), agent.ClientID); code != 401 {
 		t.Fatalf("unregistered self-signed certificate: %d", code)
 	}
 	// A leaf signed by a stranger's CA fails the handshake.
@@ -441,12 +422,12 @@ func TestSelfSignedClientAuth(t *testing.T) {
 	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	leafDER, _ := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "bot"},
 		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour)}, caCert, leafKey.Public(), caPair.PrivateKey)
-	if _, err := h.mtlsClient(tls.Certificate{Certificate: [][]byte{leafDER}, PrivateKey: leafKey}).Post(h.agent+"/t/"+slug+"/oauth/token",
+	if _, err := h.MTLSClient(tls.Certificate{Certificate: [][]byte{leafDER}, PrivateKey: leafKey}).Post(h.Agent+"/t/"+slug+"/oauth/token",
 		"application/x-www-form-urlencoded", strings.NewReader("grant_type=client_credentials")); err == nil {
 		t.Fatal("a certificate from an untrusted CA passed the handshake")
 	}
 	// A self-signed certificate names no principal on the agent plane.
-	if code, _, _ := agentGet(t, withCert, h.agent+"/t/"+slug+"/pki/identity"); code != 401 {
+	if code, _, _ := apptest.Get(t, withCert, h.Agent+"/t/"+slug+"/pki/identity"); code != 401 {
 		t.Fatalf("self-signed certificate as an identity: %d", code)
 	}
 }

@@ -25,18 +25,18 @@ func TestGoOIDCCodeFlow(t *testing.T) {
 	slug := uniqueSlug("oidc")
 	_, tok := tenantAdmin(t, h, slug)
 	redirectURI := "http://127.0.0.1:9999/cb"
-	resp, body := h.doAs(tok, "POST", "/api/v1/clients", map[string]any{"name": "Go app", "redirect_uris": []string{redirectURI}})
+	resp, body := h.DoAs(tok, "POST", "/api/v1/clients", map[string]any{"name": "Go app", "redirect_uris": []string{redirectURI}})
 	expect(t, resp, body, 201, "client")
 	clientID := decode[struct {
 		ClientID string `json:"client_id"`
 	}](t, body).ClientID
-	resp, body = h.doAs(tok, "POST", "/api/v1/users", map[string]any{"email": "grace@oidc.test", "password": "Compiler-pioneer-1952"})
+	resp, body = h.DoAs(tok, "POST", "/api/v1/users", map[string]any{"email": "grace@oidc.test", "password": "Compiler-pioneer-1952"})
 	expect(t, resp, body, 201, "user")
 	grace := decode[userJSON](t, body)
 
 	// The issuer is built from admin.public_url, which is this listener.
-	ctx := oidc.ClientContext(context.Background(), h.http)
-	provider, err := oidc.NewProvider(ctx, h.s.cfg.Admin.PublicURL+"/t/"+slug)
+	ctx := oidc.ClientContext(context.Background(), h.HTTP)
+	provider, err := oidc.NewProvider(ctx, h.App.Config().Admin.PublicURL+"/t/"+slug)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestGoOIDCCodeFlow(t *testing.T) {
 	}
 	form.Set("login", "grace@oidc.test")
 	form.Set("password", "Compiler-pioneer-1952")
-	req, _ := http.NewRequest("POST", h.admin+"/t/"+slug+"/authorize", strings.NewReader(form.Encode()))
+	req, _ := http.NewRequest("POST", h.Admin+"/t/"+slug+"/authorize", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	for _, c := range r.Cookies() {
 		req.AddCookie(c)
@@ -94,7 +94,7 @@ func TestGoOIDCCodeFlow(t *testing.T) {
 		t.Fatalf("ID token: sub %s nonce %s", idt.Subject, idt.Nonce)
 	}
 	// The ID token is not an access token for anything.
-	if resp, _ := h.doAs(rawID, "GET", "/api/v1/me", nil); resp.StatusCode != 401 {
+	if resp, _ := h.DoAs(rawID, "GET", "/api/v1/me", nil); resp.StatusCode != 401 {
 		t.Fatalf("ID token accepted by the admin API: %d", resp.StatusCode)
 	}
 	// Userinfo with the access token.

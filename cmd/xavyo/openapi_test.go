@@ -25,7 +25,7 @@ const openAPIGolden = "../../docs/openapi.json"
 // is defined, and none is a reference to itself.
 func TestOpenAPIDocumentIsCurrent(t *testing.T) {
 	h := start(t, env(t, store.SQLite, t.TempDir()), nil)
-	resp, body := h.do("GET", "/api/v1/openapi.json", nil, "Authorization", "")
+	resp, body := h.Do("GET", "/api/v1/openapi.json", nil, "Authorization", "")
 	expect(t, resp, body, 200, "openapi.json")
 	var doc map[string]any
 	if err := json.Unmarshal(body, &doc); err != nil {
@@ -107,13 +107,13 @@ func TestOpenAPIDocumentValidates(t *testing.T) {
 // and shows the operations of the document.
 func TestDocsPage(t *testing.T) {
 	h := start(t, env(t, store.SQLite, t.TempDir()), nil)
-	resp, body := h.do("GET", "/api/v1/docs", nil, "Authorization", "")
+	resp, body := h.Do("GET", "/api/v1/docs", nil, "Authorization", "")
 	csp := resp.Header.Get("Content-Security-Policy")
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `<script src="/api/v1/docs/redoc.standalone.js">`) ||
 		!strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "http") {
 		t.Fatalf("docs page: %d %q %s", resp.StatusCode, csp, body)
 	}
-	resp, body = h.do("GET", "/api/v1/docs/redoc.standalone.js", nil, "Authorization", "")
+	resp, body = h.Do("GET", "/api/v1/docs/redoc.standalone.js", nil, "Authorization", "")
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/javascript") || len(body) < 500_000 {
 		t.Fatalf("renderer: %d %s, %d bytes", resp.StatusCode, resp.Header.Get("Content-Type"), len(body))
 	}
@@ -124,7 +124,7 @@ func TestDocsPage(t *testing.T) {
 	}
 	cmd := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--virtual-time-budget=15000",
-		"--dump-dom", h.admin+"/api/v1/docs")
+		"--dump-dom", h.Admin+"/api/v1/docs")
 	cmd.Dir = t.TempDir()
 	dom, err := cmd.Output()
 	if err != nil {

@@ -67,7 +67,7 @@ func sendA2A(h *harness, endpoint, bearer, text string) bool {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("A2A-Version", "1.0")
 	req.Header.Set("Authorization", "Bearer "+bearer)
-	resp, err := h.tls.Do(req)
+	resp, err := h.TLS.Do(req)
 	if err != nil {
 		return false
 	}
@@ -81,14 +81,14 @@ func sendA2A(h *harness, endpoint, bearer, text string) bool {
 func a2aSetup(t *testing.T, h *harness, slug, tok string, agent *a2aRecorder) (endpoint, bearer string) {
 	t.Helper()
 	owner := decodeMe(t, h, tok)
-	resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "recorder", "name": "Recorder", "owner_id": owner,
+	resp, body := h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "recorder", "name": "Recorder", "owner_id": owner,
 		"profile": map[string]any{"agent": map[string]any{"a2a_endpoint": agent.srv.URL}}})
 	expect(t, resp, body, 201, "A2A agent")
-	resp, body = h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "a2a-caller", "name": "Caller", "owner_id": owner})
+	resp, body = h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "a2a-caller", "name": "Caller", "owner_id": owner})
 	expect(t, resp, body, 201, "A2A caller")
 	caller := decode[agentJSON](t, body)
 	grantEntitlement(t, h, tok, "nhi", caller.ID, a2aCall(t, h, tok, "recorder"))
-	endpoint = h.agent + "/t/" + slug + "/a2a/agents/recorder"
+	endpoint = h.Agent + "/t/" + slug + "/a2a/agents/recorder"
 	return endpoint, a2aToken(t, h, slug, caller, endpoint)
 }
 
@@ -252,7 +252,7 @@ func databaseOutage(t *testing.T, durability string, crash bool, outage time.Dur
 	time.Sleep(outage)
 	cluster.Start(t)
 	waitFor(t, "the store to answer again", func() bool {
-		resp, err := h.http.Get(h.admin + "/readyz")
+		resp, err := h.HTTP.Get(h.Admin + "/readyz")
 		if err != nil {
 			return false
 		}
@@ -310,16 +310,16 @@ func TestAnswersDuringDatabaseOutage(t *testing.T) {
 	slug := uniqueSlug("outage")
 	_, tok := tenantAdmin(t, h, slug)
 	owner := decodeMe(t, h, tok)
-	resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "bot", "name": "Bot", "owner_id": owner})
+	resp, body := h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "bot", "name": "Bot", "owner_id": owner})
 	expect(t, resp, body, 201, "agent")
 	agent := decode[agentJSON](t, body)
 	token := func() (int, map[string]any) {
-		return h.form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"mcp"}}, agent.ClientID, agent.ClientSecret)
+		return h.Form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"mcp"}}, agent.ClientID, agent.ClientSecret)
 	}
 	if code, out := token(); code != 200 {
 		t.Fatalf("token before the outage: %d %v", code, out)
 	}
-	_, jwksBefore := h.doAs("", "GET", "/t/"+slug+"/jwks", nil)
+	_, jwksBefore := h.DoAs("", "GET", "/t/"+slug+"/jwks", nil)
 
 	cluster.Stop(t)
 	code, out := token()
@@ -330,12 +330,12 @@ func TestAnswersDuringDatabaseOutage(t *testing.T) {
 		{"tenant": slug, "login": "admin@" + slug + ".test", "password": "N3w-passphrase-" + slug},
 		{"tenant": "no-such-tenant", "login": "a@b.test", "password": "whatever-it-is-1"},
 	} {
-		resp, body := h.doAs("", "POST", "/api/v1/auth/login", login)
+		resp, body := h.DoAs("", "POST", "/api/v1/auth/login", login)
 		if resp.StatusCode != 503 {
 			t.Errorf("login during the outage: %d %s", resp.StatusCode, body)
 		}
 	}
-	resp, body = h.doAs("", "GET", "/t/"+slug+"/jwks", nil)
+	resp, body = h.DoAs("", "GET", "/t/"+slug+"/jwks", nil)
 	if resp.StatusCode != 200 || string(body) != string(jwksBefore) {
 		t.Errorf("JWKS during the outage: %d %s", resp.StatusCode, body)
 	}

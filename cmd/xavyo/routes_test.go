@@ -21,12 +21,12 @@ import (
 func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	h := start(t, env(t, store.SQLite, t.TempDir()), nil)
 	seen := 0
-	for _, r := range h.s.admin.GetRoutes(true) {
+	for _, r := range h.App.AdminPlane().GetRoutes(true) {
 		if !strings.HasPrefix(r.Path, "/api/v1/") || r.Method == http.MethodHead {
 			continue
 		}
 		seen++
-		if !h.s.api.Doc().Has(r.Method, r.Path) {
+		if !h.App.API().Doc().Has(r.Method, r.Path) {
 			t.Errorf("%s %s is served but missing from the OpenAPI document", r.Method, r.Path)
 		}
 	}
@@ -34,10 +34,10 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 		t.Fatalf("only %d routes found", seen)
 	}
 	// The check can fail: a route added behind the document's back.
-	h.s.admin.Get("/api/v1/sneaky", func(c *fiber.Ctx) error { return nil })
+	h.App.AdminPlane().Get("/api/v1/sneaky", func(c *fiber.Ctx) error { return nil })
 	missing := false
-	for _, r := range h.s.admin.GetRoutes(true) {
-		if r.Path == "/api/v1/sneaky" && !h.s.api.Doc().Has(r.Method, r.Path) {
+	for _, r := range h.App.AdminPlane().GetRoutes(true) {
+		if r.Path == "/api/v1/sneaky" && !h.App.API().Doc().Has(r.Method, r.Path) {
 			missing = true
 		}
 	}
@@ -45,7 +45,7 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 		t.Fatal("an undocumented route went unnoticed")
 	}
 
-	resp, body := h.do("GET", "/api/v1/openapi.json", nil, "Authorization", "")
+	resp, body := h.Do("GET", "/api/v1/openapi.json", nil, "Authorization", "")
 	var doc struct {
 		OpenAPI string                    `json:"openapi"`
 		Paths   map[string]map[string]any `json:"paths"`
@@ -53,7 +53,7 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	if resp.StatusCode != 200 || json.Unmarshal(body, &doc) != nil || doc.OpenAPI != "3.1.0" {
 		t.Fatalf("openapi.json: %d %.200s", resp.StatusCode, body)
 	}
-	for _, r := range h.s.api.Doc().Routes() {
+	for _, r := range h.App.API().Doc().Routes() {
 		p := httpx.OpenAPIPath(r.Path)
 		if _, ok := doc.Paths[p][strings.ToLower(r.Method)]; !ok {
 			t.Errorf("served document lacks %s %s", r.Method, p)
@@ -96,32 +96,7 @@ type probe struct {
 // and an access token.
 func tenantAdmin(t *testing.T, h *harness, slug string) (tenantID, access string) {
 	t.Helper()
-	resp, body := h.do("POST", "/api/v1/tenants", map[string]any{"slug": slug, "name": slug, "admin": map[string]any{"email": "admin@" + slug + ".test"}})
-	if resp.StatusCode != 201 {
-		t.Fatalf("create tenant with admin: %d %s", resp.StatusCode, body)
-	}
-	var created struct {
-		ID           string `json:"id"`
-		InitialAdmin struct {
-			Email, Password string
-		} `json:"initial_admin"`
-	}
-	_ = json.Unmarshal(body, &created)
-	if created.InitialAdmin.Password == "" {
-		t.Fatalf("no generated admin password: %s", body)
-	}
-	tok := h.login(slug, created.InitialAdmin.Email, created.InitialAdmin.Password, 200)
-	if !tok.PasswordChangeRequired {
-		t.Fatal("a first admin must change the password")
-	}
-	newPW := "N3w-passphrase-" + slug
-	resp, body = h.doAs(tok.AccessToken, "POST", "/api/v1/auth/password", map[string]any{"current_password": created.InitialAdmin.Password, "new_password": newPW})
-	if resp.StatusCode != 200 {
-		t.Fatalf("change password: %d %s", resp.StatusCode, body)
-	}
-	var fresh loginResult
-	_ = json.Unmarshal(body, &fresh)
-	return created.ID, fresh.AccessToken
+	return h.TenantAdmin(t, slug)
 }
 
 // TestBadInputChangesNothing walks every registered route with bad input:
@@ -136,16 +111,16 @@ func TestBadInputChangesNothing(t *testing.T) {
 			// buffers, so the server's 413 is read before the connection closes.
 			h := start(t, append(env(t, flavor, t.TempDir()), "XAVYO_ADMIN_BODY_LIMIT=8192"), nil)
 			liveID, adminToken := tenantAdmin(t, h, uniqueSlug("live"))
-			_, body := h.do("POST", "/api/v1/tenants", map[string]any{"slug": uniqueSlug("gone"), "name": "Gone"})
+			_, body := h.Do("POST", "/api/v1/tenants", map[string]any{"slug": uniqueSlug("gone"), "name": "Gone"})
 			var gone tenantJSON
 			_ = json.Unmarshal(body, &gone)
-			if resp, _ := h.do("DELETE", "/api/v1/tenants/"+gone.ID, nil); resp.StatusCode != 204 {
+			if resp, _ := h.Do("DELETE", "/api/v1/tenants/"+gone.ID, nil); resp.StatusCode != 204 {
 				t.Fatal("setup delete failed")
 			}
 			snapshot := func() string {
-				_, all := h.do("GET", "/api/v1/tenants?include_deleted=true&limit=500", nil)
+				_, all := h.Do("GET", "/api/v1/tenants?include_deleted=true&limit=500", nil)
 				var outbox, users, audits int
-				_ = h.s.db.SystemRead(t.Context(), func(tx *store.Tx) error {
+				_ = h.App.DB().SystemRead(t.Context(), func(tx *store.Tx) error {
 					_ = tx.QueryRow(t.Context(), `SELECT COUNT(*) FROM users`).Scan(&users)
 					return tx.QueryRow(t.Context(), `SELECT COUNT(*) FROM outbox`).Scan(&outbox)
 				})
@@ -171,7 +146,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 			}
 			live := param(liveID)
 			cases := 0
-			for _, r := range h.s.api.Doc().Routes() {
+			for _, r := range h.App.API().Doc().Routes() {
 				if r.Method == "GET" && r.Public {
 					continue // documents, nothing to break
 				}
@@ -193,7 +168,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 						probe{name: "trailing data", body: `{} {}`, params: live, want: 400},
 						probe{name: "empty body", body: ``, params: live, want: 400},
 						probe{name: "unknown field", body: `{"zz_unknown": 1}`, params: live, want: 400},
-						probe{name: "oversize body", body: `{"name":"` + strings.Repeat("x", h.s.cfg.Admin.BodyLimit) + `"}`, params: live, want: 413},
+						probe{name: "oversize body", body: `{"name":"` + strings.Repeat("x", h.App.Config().Admin.BodyLimit) + `"}`, params: live, want: 413},
 						probe{name: "wrong media type", body: `{}`, hdr: []string{"Content-Type", "text/plain"}, params: live, want: 415},
 					)
 					probes = append(probes, probe{name: "invalid UTF-8 in the body", body: "{\"zz\":\"\xff\xfe\"}", params: live, want: 400})
@@ -203,7 +178,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 						if base := name.typ; base.Kind() == reflect.String || base.Kind() == reflect.Pointer && base.Elem().Kind() == reflect.String {
 							raw, _ = json.Marshal(map[string]any{name.name: "a\x00b"})
 							probes = append(probes, probe{name: "NUL in " + name.name, body: string(raw), params: live, want: 400})
-							if name.limit < h.s.cfg.Admin.BodyLimit-100 {
+							if name.limit < h.App.Config().Admin.BodyLimit-100 {
 								raw, _ = json.Marshal(map[string]any{name.name: strings.Repeat("x", name.limit+1)})
 								probes = append(probes, probe{name: "over-long " + name.name, body: string(raw), params: live, want: 400})
 							}
@@ -248,7 +223,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 					for _, name := range httpx.PathParams(r.Path) {
 						path = strings.ReplaceAll(path, ":"+name, p.params(name))
 					}
-					cred := h.token
+					cred := h.Token
 					if r.Scope != httpx.ScopePlatform && !p.bootstrap {
 						cred = adminToken
 					}
@@ -256,7 +231,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 					if r.Public && !slices.Contains(p.hdr, "Authorization") {
 						hdr = append(hdr, "Authorization", "")
 					}
-					resp, body := h.doAs(cred, r.Method, path+p.query, p.body, hdr...)
+					resp, body := h.DoAs(cred, r.Method, path+p.query, p.body, hdr...)
 					cases++
 					if resp.StatusCode != p.want {
 						t.Errorf("%s %s, %s: got %d, want %d: %.300s", r.Method, r.Path, p.name, resp.StatusCode, p.want, body)

@@ -14,6 +14,7 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/xavyo/xavyo/app/apptest"
 	"github.com/xavyo/xavyo/internal/store"
 )
 
@@ -30,13 +31,13 @@ func agentOnGateway(t *testing.T, flavor store.Flavor) (*harness, *testUpstream,
 // constrain replaces an assignment's constraints.
 func (m *mcpSetup) constrain(t *testing.T, h *harness, assignment string, c map[string]any) {
 	t.Helper()
-	resp, body := h.doAs(m.adminTok, "PATCH", "/api/v1/assignments/"+assignment, map[string]any{"constraints": c})
+	resp, body := h.DoAs(m.adminTok, "PATCH", "/api/v1/assignments/"+assignment, map[string]any{"constraints": c})
 	expect(t, resp, body, 200, "constraints")
 }
 
 func (m *mcpSetup) policy(t *testing.T, h *harness, mcpPolicy map[string]any) {
 	t.Helper()
-	resp, body := h.doAs(m.adminTok, "PATCH", "/api/v1/policies", map[string]any{"mcp": mcpPolicy})
+	resp, body := h.DoAs(m.adminTok, "PATCH", "/api/v1/policies", map[string]any{"mcp": mcpPolicy})
 	expect(t, resp, body, 200, "mcp policy")
 }
 
@@ -47,8 +48,8 @@ func (m *mcpSetup) pendingToolCall(t *testing.T, h *harness) string {
 	t.Helper()
 	var id string
 	waitFor(t, "a held call's approval", func() bool {
-		_, body := h.doAs(m.adminTok, "GET", "/api/v1/approvals?queue=to_decide&kind=tool_call", nil)
-		items := decode[pageJSON[approvalJSON]](t, body).Items
+		_, body := h.DoAs(m.adminTok, "GET", "/api/v1/approvals?queue=to_decide&kind=tool_call", nil)
+		items := decode[pageJSON[apptest.Approval]](t, body).Items
 		if len(items) > 1 {
 			t.Fatalf("%d approvals pending at once", len(items))
 		}
@@ -135,17 +136,17 @@ func TestMCPAgentSafety(t *testing.T) {
 			if up.calls.Load() != before {
 				t.Fatal("a held call reached the tool server before its approval")
 			}
-			resp, body := h.doAs(m.adminTok, "GET", "/api/v1/approvals/"+id, nil)
+			resp, body := h.DoAs(m.adminTok, "GET", "/api/v1/approvals/"+id, nil)
 			if !strings.Contains(string(body), `"kind":"tool_call"`) || !strings.Contains(string(body), `"tool":"delete_repo"`) ||
 				!strings.Contains(string(body), `"arguments_sha256"`) || strings.Contains(string(body), `"arguments":`) {
 				t.Fatalf("the held call's approval: %d %s", resp.StatusCode, body)
 			}
-			resp, body = h.doAs(m.adminTok, "POST", "/api/v1/approvals/"+id+"/decision", map[string]any{"decision": "approve"})
+			resp, body = h.DoAs(m.adminTok, "POST", "/api/v1/approvals/"+id+"/decision", map[string]any{"decision": "approve"})
 			expect(t, resp, body, 200, "approve the call")
 			if r := <-wait; r.err != nil || resultText(r.res) != "deleted" {
 				t.Fatalf("the approved call: %v %q", r.err, resultText(r.res))
 			}
-			_, body = h.doAs(m.adminTok, "GET", "/api/v1/audit?action=mcp.tools.call&outcome=success", nil)
+			_, body = h.DoAs(m.adminTok, "GET", "/api/v1/audit?action=mcp.tools.call&outcome=success", nil)
 			if !strings.Contains(string(body), `"approval_id":"`+id+`"`) {
 				t.Fatalf("the decision record does not name the approval: %.400s", body)
 			}
@@ -155,7 +156,7 @@ func TestMCPAgentSafety(t *testing.T) {
 			if id2 == id {
 				t.Fatal("a one-shot approval was reused")
 			}
-			resp, body = h.doAs(m.adminTok, "POST", "/api/v1/approvals/"+id2+"/decision", map[string]any{"decision": "deny", "comment": "not today"})
+			resp, body = h.DoAs(m.adminTok, "POST", "/api/v1/approvals/"+id2+"/decision", map[string]any{"decision": "deny", "comment": "not today"})
 			expect(t, resp, body, 200, "deny the call")
 			if r := <-wait; r.err == nil || !strings.Contains(r.err.Error(), "the approval was denied") {
 				t.Fatalf("the denied call: %v %q", r.err, resultText(r.res))
@@ -186,7 +187,7 @@ func TestMCPAgentSafety(t *testing.T) {
 			case <-time.After(5 * time.Second):
 				t.Fatal("no progress while the call waited for approval")
 			}
-			resp, body = h.doAs(m.adminTok, "POST", "/api/v1/approvals/"+id4+"/decision", map[string]any{"decision": "approve"})
+			resp, body = h.DoAs(m.adminTok, "POST", "/api/v1/approvals/"+id4+"/decision", map[string]any{"decision": "approve"})
 			expect(t, resp, body, 200, "approve the call with progress")
 			if r := <-wait; r.err != nil || resultText(r.res) != "deleted" {
 				t.Fatalf("the approved call with progress: %v %q", r.err, resultText(r.res))
@@ -199,7 +200,7 @@ func TestMCPAgentSafety(t *testing.T) {
 			m.constrain(t, h, hold, map[string]any{"requires_approval": true, "approval_reuse_minutes": 5})
 			wait = async(map[string]any{"name": "api"})
 			id3 := m.pendingToolCall(t, h)
-			resp, body = h.doAs(m.adminTok, "POST", "/api/v1/approvals/"+id3+"/decision", map[string]any{"decision": "approve"})
+			resp, body = h.DoAs(m.adminTok, "POST", "/api/v1/approvals/"+id3+"/decision", map[string]any{"decision": "approve"})
 			expect(t, resp, body, 200, "approve a reusable call")
 			if r := <-wait; r.err != nil {
 				t.Fatal(r.err)
@@ -213,15 +214,15 @@ func TestMCPAgentSafety(t *testing.T) {
 			}
 
 			// Risk: an agent declaring critical risk, a high-risk tool.
-			resp, body = h.doAs(m.adminTok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "risky", "name": "Risky", "owner_id": m.ownerID,
+			resp, body = h.DoAs(m.adminTok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "risky", "name": "Risky", "owner_id": m.ownerID,
 				"profile": map[string]any{"agent": map[string]any{"risk_level": "critical"}}})
 			expect(t, resp, body, 201, "risky agent")
 			risky := decode[agentJSON](t, body)
 			grantEntitlement(t, h, m.adminTok, "nhi", risky.ID, m.ents["add"])
-			resp, body = h.doAs(m.adminTok, "PATCH", "/api/v1/entitlements/"+m.ents["add"], map[string]any{"risk_level": "high"})
+			resp, body = h.DoAs(m.adminTok, "PATCH", "/api/v1/entitlements/"+m.ents["add"], map[string]any{"risk_level": "high"})
 			expect(t, resp, body, 200, "high-risk tool")
 			m.policy(t, h, map[string]any{"risk_threshold": 40})
-			code, out := h.form("/t/"+m.slug+"/token", map[string][]string{"grant_type": {"client_credentials"}, "resource": {m.endpoint}, "scope": {"mcp"}},
+			code, out := h.Form("/t/"+m.slug+"/token", map[string][]string{"grant_type": {"client_credentials"}, "resource": {m.endpoint}, "scope": {"mcp"}},
 				risky.ClientID, risky.ClientSecret)
 			if code != 200 {
 				t.Fatalf("risky token: %d %v", code, out)
@@ -235,14 +236,14 @@ func TestMCPAgentSafety(t *testing.T) {
 			riskyWait := make(chan error, 1)
 			go func() { _, err := callTool(rc, "tools__add", map[string]any{"a": 1, "b": 2}); riskyWait <- err }()
 			held := m.pendingToolCall(t, h)
-			resp, body = h.doAs(m.adminTok, "POST", "/api/v1/approvals/"+held+"/decision", map[string]any{"decision": "approve"})
+			resp, body = h.DoAs(m.adminTok, "POST", "/api/v1/approvals/"+held+"/decision", map[string]any{"decision": "approve"})
 			expect(t, resp, body, 200, "approve the risky call")
 			if err := <-riskyWait; err != nil {
 				t.Fatalf("the risky call approved: %v", err)
 			}
 
 			// Denials by reason.
-			metrics := h.metrics(t)
+			metrics := h.Metrics(t)
 			for _, reason := range []string{"argument", "time_window", "rate_limit", "approval_denied", "approval_timeout", "risk"} {
 				if !strings.Contains(string(metrics), `xavyo_mcp_tool_call_denials_total{reason="`+reason+`",server="tools"}`) {
 					t.Errorf("no denial metric for %s", reason)
@@ -286,7 +287,7 @@ func TestMCPToolPinning(t *testing.T) {
 				if strings.Contains(listing(), "id_rsa") {
 					t.Fatal("an agent saw the rewritten description before approval")
 				}
-				_, body := h.doAs(m.adminTok, "GET", "/api/v1/entitlements/"+m.ents["echo"], nil)
+				_, body := h.DoAs(m.adminTok, "GET", "/api/v1/entitlements/"+m.ents["echo"], nil)
 				return strings.Contains(string(body), `"approval_state":"quarantined"`)
 			})
 			if l := listing(); strings.Contains(l, "tools__echo") {
@@ -295,7 +296,7 @@ func TestMCPToolPinning(t *testing.T) {
 			if _, err := callTool(c, "tools__echo", map[string]any{"text": "hi"}); err == nil || !strings.Contains(err.Error(), "not approved") {
 				t.Fatalf("a quarantined tool was called: %v", err)
 			}
-			resp, body := h.doAs(m.adminTok, "GET", "/api/v1/tool-servers/"+m.server.ID+"/tools/echo/diff", nil)
+			resp, body := h.DoAs(m.adminTok, "GET", "/api/v1/tool-servers/"+m.server.ID+"/tools/echo/diff", nil)
 			expect(t, resp, body, 200, "diff")
 			diff := decode[struct {
 				PinnedHash string `json:"pinned_hash"`
@@ -313,21 +314,21 @@ func TestMCPToolPinning(t *testing.T) {
 				t.Fatalf("%d quarantine records", n)
 			}
 			// The admin approves the new text (here, knowingly).
-			resp, body = h.doAs(m.adminTok, "PATCH", "/api/v1/entitlements/"+m.ents["echo"], map[string]any{"approval_state": "approved"})
+			resp, body = h.DoAs(m.adminTok, "PATCH", "/api/v1/entitlements/"+m.ents["echo"], map[string]any{"approval_state": "approved"})
 			expect(t, resp, body, 200, "approve the change")
 			waitFor(t, "the approved tool listed again", func() bool { return strings.Contains(listing(), "tools__echo: "+poison) })
 			waitFor(t, "the new definition pinned", func() bool {
-				_, body := h.doAs(m.adminTok, "GET", "/api/v1/tool-servers/"+m.server.ID+"/tools/echo/diff", nil)
+				_, body := h.DoAs(m.adminTok, "GET", "/api/v1/tool-servers/"+m.server.ID+"/tools/echo/diff", nil)
 				return strings.Contains(string(body), `"changes":[]`)
 			})
 
 			// The description policy: a schema change alone keeps the approval.
-			resp, body = h.doAs(m.adminTok, "PUT", "/api/v1/tool-servers/"+m.server.ID+"/upstream", map[string]any{"credential_type": "bearer",
+			resp, body = h.DoAs(m.adminTok, "PUT", "/api/v1/tool-servers/"+m.server.ID+"/upstream", map[string]any{"credential_type": "bearer",
 				"token": upstreamSecret, "timeout_ms": 2000, "pin_policy": "description"})
 			expect(t, resp, body, 200, "pin policy")
 			up.mcp.AddTool(mcp.NewTool("echo", mcp.WithDescription(poison), mcp.WithString("text", mcp.Required(), mcp.MaxLength(50))), echo)
 			syncTools(t, h, m.adminTok, m.server.ID)
-			_, body = h.doAs(m.adminTok, "GET", "/api/v1/entitlements/"+m.ents["echo"], nil)
+			_, body = h.DoAs(m.adminTok, "GET", "/api/v1/entitlements/"+m.ents["echo"], nil)
 			if !strings.Contains(string(body), `"approval_state":"approved"`) || auditCount(t, h, m.adminTok, "mcp.tool.repin", "success") != 1 {
 				t.Fatalf("a schema-only change under the description policy: %s", body)
 			}
@@ -336,7 +337,7 @@ func TestMCPToolPinning(t *testing.T) {
 			}
 			up.mcp.AddTool(mcp.NewTool("echo", mcp.WithDescription("Echo."), mcp.WithString("text", mcp.Required(), mcp.MaxLength(50))), echo)
 			syncTools(t, h, m.adminTok, m.server.ID)
-			_, body = h.doAs(m.adminTok, "GET", "/api/v1/entitlements/"+m.ents["echo"], nil)
+			_, body = h.DoAs(m.adminTok, "GET", "/api/v1/entitlements/"+m.ents["echo"], nil)
 			if !strings.Contains(string(body), `"approval_state":"quarantined"`) {
 				t.Fatalf("a description change under the description policy: %s", body)
 			}
@@ -387,7 +388,7 @@ func TestMCPStatelessListShowsOnlyPinnedTools(t *testing.T) {
 		if l := list(); strings.Contains(l, "evil.example") || strings.Contains(l, "name:echo") {
 			t.Fatalf("the pass-through list showed an unapproved definition: %s", l)
 		}
-		_, body := h.doAs(m.adminTok, "GET", "/api/v1/entitlements/"+m.ents["echo"], nil)
+		_, body := h.DoAs(m.adminTok, "GET", "/api/v1/entitlements/"+m.ents["echo"], nil)
 		return strings.Contains(string(body), `"approval_state":"quarantined"`)
 	})
 	if l := list(); !strings.Contains(l, "name:add") {
@@ -424,7 +425,7 @@ func TestMCPHoldProgressForStatelessClients(t *testing.T) {
 			events := make(chan string, 16)
 			go func() {
 				defer close(events)
-				resp, err := h.tls.Do(req)
+				resp, err := h.TLS.Do(req)
 				if err != nil {
 					events <- "error: " + err.Error()
 					return
@@ -452,7 +453,7 @@ func TestMCPHoldProgressForStatelessClients(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("no progress while the call waited for approval")
 			}
-			resp, out := h.doAs(m.adminTok, "POST", "/api/v1/approvals/"+id+"/decision", map[string]any{"decision": "approve"})
+			resp, out := h.DoAs(m.adminTok, "POST", "/api/v1/approvals/"+id+"/decision", map[string]any{"decision": "approve"})
 			expect(t, resp, out, 200, "approve the call")
 			var last string
 			for ev := range events {

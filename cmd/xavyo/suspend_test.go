@@ -31,7 +31,7 @@ func TestSuspendedTenantIsRefusedEverywhere(t *testing.T) {
 			slug := uniqueSlug("held")
 			tenantID, adminTok := tenantAdmin(t, h, slug)
 			email, pw := "admin@"+slug+".test", "N3w-passphrase-"+slug
-			refresh := h.login(slug, email, pw, 200).RefreshToken
+			refresh := h.Login(slug, email, pw, 200).RefreshToken
 
 			requests := suspendableRequests(t, h, slug)
 			if len(requests) < 25 {
@@ -49,10 +49,10 @@ func TestSuspendedTenantIsRefusedEverywhere(t *testing.T) {
 
 			setStatus := func(status string) {
 				t.Helper()
-				resp, body := h.do("GET", "/api/v1/tenants/"+tenantID, nil)
+				resp, body := h.Do("GET", "/api/v1/tenants/"+tenantID, nil)
 				var cur tenantJSON
 				_ = json.Unmarshal(body, &cur)
-				resp, body = h.do("PATCH", "/api/v1/tenants/"+tenantID, map[string]any{"status": status}, "If-Match", resp.Header.Get("ETag"))
+				resp, body = h.Do("PATCH", "/api/v1/tenants/"+tenantID, map[string]any{"status": status}, "If-Match", resp.Header.Get("ETag"))
 				expect(t, resp, body, 200, "set the tenant "+status)
 			}
 			setStatus("suspended")
@@ -63,12 +63,12 @@ func TestSuspendedTenantIsRefusedEverywhere(t *testing.T) {
 			}
 			// Its admin's token, on every admin API route that is not public.
 			routes := 0
-			for _, r := range h.s.api.Doc().Routes() {
+			for _, r := range h.App.API().Doc().Routes() {
 				if r.Public {
 					continue
 				}
 				path := fillParams(r.Path, ":", slug)
-				resp, body := h.doAs(adminTok, r.Method, path, nil)
+				resp, body := h.DoAs(adminTok, r.Method, path, nil)
 				if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), suspendedText) {
 					t.Errorf("%s %s with a suspended tenant's token: %d %.200s", r.Method, path, resp.StatusCode, body)
 				}
@@ -78,11 +78,11 @@ func TestSuspendedTenantIsRefusedEverywhere(t *testing.T) {
 				t.Fatalf("only %d admin routes walked", routes)
 			}
 			// Signing in and refreshing are refused the same way.
-			resp, body := h.doAs("", "POST", "/api/v1/auth/login", map[string]any{"tenant": slug, "login": email, "password": pw})
+			resp, body := h.DoAs("", "POST", "/api/v1/auth/login", map[string]any{"tenant": slug, "login": email, "password": pw})
 			if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), suspendedText) {
 				t.Errorf("login in a suspended tenant: %d %s", resp.StatusCode, body)
 			}
-			resp, body = h.doAs("", "POST", "/api/v1/auth/refresh", map[string]any{"refresh_token": refresh})
+			resp, body = h.DoAs("", "POST", "/api/v1/auth/refresh", map[string]any{"refresh_token": refresh})
 			if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), suspendedText) {
 				t.Errorf("refresh in a suspended tenant: %d %s", resp.StatusCode, body)
 			}
@@ -93,7 +93,7 @@ func TestSuspendedTenantIsRefusedEverywhere(t *testing.T) {
 					t.Errorf("%s still refused once the tenant is active again: %.200s", r.name, body)
 				}
 			}
-			if resp, body := h.doAs(adminTok, "GET", "/api/v1/users", nil); resp.StatusCode != 200 {
+			if resp, body := h.DoAs(adminTok, "GET", "/api/v1/users", nil); resp.StatusCode != 200 {
 				t.Errorf("the admin's token once the tenant is active again: %d %s", resp.StatusCode, body)
 			}
 		})
@@ -165,7 +165,7 @@ func suspendableRequests(t *testing.T, h *harness, slug string) []tenantRequest 
 	}
 	var out []tenantRequest
 	seen := map[string]bool{}
-	for _, r := range h.s.admin.GetRoutes(true) {
+	for _, r := range h.App.AdminPlane().GetRoutes(true) {
 		if !strings.Contains(r.Path, ":slug") || r.Method == http.MethodHead || r.Method == http.MethodOptions || r.Method == "CONNECT" || r.Method == "TRACE" {
 			continue
 		}
@@ -175,9 +175,9 @@ func suspendableRequests(t *testing.T, h *harness, slug string) []tenantRequest 
 		}
 		seen[key] = true
 		path := fillParams(r.Path, ":", slug)
-		out = append(out, tenantRequest{name: "admin plane " + key, send: send(h.http, r.Method, h.admin+path)})
+		out = append(out, tenantRequest{name: "admin plane " + key, send: send(h.HTTP, r.Method, h.Admin+path)})
 	}
-	for _, p := range h.s.agent.Patterns() {
+	for _, p := range h.App.AgentPlane().Patterns() {
 		method, path, ok := strings.Cut(p, " ")
 		if !ok {
 			method, path = http.MethodPost, p
@@ -185,7 +185,7 @@ func suspendableRequests(t *testing.T, h *harness, slug string) []tenantRequest 
 		if !strings.Contains(path, "{slug}") {
 			continue
 		}
-		out = append(out, tenantRequest{name: "agent plane " + p, send: send(h.tls, method, h.agent+fillParams(path, "{", slug))})
+		out = append(out, tenantRequest{name: "agent plane " + p, send: send(h.TLS, method, h.Agent+fillParams(path, "{", slug))})
 	}
 	return out
 }

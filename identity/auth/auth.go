@@ -46,7 +46,9 @@ type Service struct {
 	Directory *directory.Service
 	Tokens    *token.Service
 	Hasher    *password.Hasher
-	Audit     Auditor
+	// Sessions is the session store the directory shares.
+	SessionStore *Sessions
+	Audit        Auditor
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -122,27 +124,12 @@ func (s *Service) Login(ctx context.Context, in LoginInput, cl Client) (*Tokens,
 // recordFailure counts a failed login and locks the account with
 // exponential backoff once the policy's threshold is reached.
 func (s *Service) recordFailure(ctx context.Context, user uuid.UUID, pol tenant.LockoutPolicy) {
-	var lockedFor time.Duration
 	tid, _ := store.TenantFrom(ctx)
-	_ = s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		var failed, lockouts int
-		if err := tx.QueryRow(ctx, `SELECT failed_logins, lockouts FROM users WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tid, user).
-			Scan(&failed, &lockouts); err != nil {
-			return err
-		}
-		failed++
-		var until *time.Time
-		if pol.MaxAttempts > 0 && failed >= pol.MaxAttempts {
-			lockouts++
-			lockedFor = pol.LockFor(lockouts)
-			u := s.now().Add(lockedFor)
-			until, failed = &u, 0
-		}
-		_, err := tx.Exec(ctx, `UPDATE users SET failed_logins = $1, lockouts = $2, locked_until = COALESCE($3, locked_until)
-			WHERE tenant_id = $4 AND id = $5`, failed, lockouts, until, tid, user)
-		return err
-	})
+	lockedFor, err := s.Directory.RecordFailedLogin(ctx, user, pol, s.now())
 	details := map[string]any{"reason": "wrong password"}
+	if err != nil {
+		details["counting_failed"] = true
+	}
 	if lockedFor > 0 {
 		details["locked_for_seconds"] = int(lockedFor.Seconds())
 	}
@@ -162,32 +149,21 @@ func (s *Service) openSession(ctx context.Context, t *tenant.Tenant, u *director
 	var refresh string
 	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		if pol.Session.MaxConcurrent > 0 {
-			rows, err := tx.Query(ctx, `SELECT id FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > $3
-				ORDER BY created_at DESC`, t.ID, u.ID, now)
+			live, err := s.SessionStore.liveTx(ctx, tx, u.ID, now)
 			if err != nil {
 				return err
 			}
-			var live []uuid.UUID
-			for rows.Next() {
-				var id uuid.UUID
-				if err := rows.Scan(&id); err != nil {
-					rows.Close()
-					return err
-				}
-				live = append(live, id)
-			}
-			rows.Close()
 			for i := pol.Session.MaxConcurrent - 1; i < len(live); i++ {
-				if err := s.revokeSessionInTx(ctx, tx, live[i], "session limit"); err != nil {
+				if err := s.SessionStore.EndTx(ctx, tx, live[i], "session limit"); err != nil {
 					return err
 				}
 			}
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO sessions (tenant_id, id, user_id, device, ip, user_agent, auth_method, created_at, last_seen_at, expires_at)
-			VALUES ($1, $2, $3, $4, $5, $6, 'password', $7, $7, $8)`, t.ID, sid, u.ID, device, trunc(cl.IP, 64), trunc(cl.UserAgent, 500), now, expires); err != nil {
+		if err := s.SessionStore.insertTx(ctx, tx, &Session{ID: sid, UserID: u.ID, Device: device, IP: trunc(cl.IP, 64), UserAgent: trunc(cl.UserAgent, 500),
+			AuthMethod: "password", CreatedAt: now, ExpiresAt: expires}); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE users SET failed_logins = 0, last_login_at = $1 WHERE tenant_id = $2 AND id = $3`, now, t.ID, u.ID); err != nil {
+		if err := s.Directory.RecordLoginTx(ctx, tx, u.ID, now); err != nil {
 			return err
 		}
 		var err error
@@ -244,7 +220,7 @@ func (s *Service) Refresh(ctx context.Context, raw string) (*Tokens, error) {
 	if errors.Is(err, token.ErrRefreshReused) {
 		if tid, sid, serr := s.Tokens.SessionOf(ctx, raw); serr == nil && sid != uuid.Nil {
 			tctx := store.WithTenant(ctx, tid)
-			_ = s.DB.InTenantTx(tctx, func(tx *store.Tx) error { return s.revokeSessionInTx(tctx, tx, sid, "refresh token reuse") })
+			_ = s.DB.InTenantTx(tctx, func(tx *store.Tx) error { return s.SessionStore.EndTx(tctx, tx, sid, "refresh token reuse") })
 			s.audit(tctx, tid, "auth.refresh.reuse", audit.OutcomeDenied, "", map[string]string{"session_id": sid.String()})
 		}
 		return nil, err
@@ -268,18 +244,14 @@ func (s *Service) Refresh(ctx context.Context, raw string) (*Tokens, error) {
 	now := s.now()
 	var u *directory.User
 	err = s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		var revoked *time.Time
-		var lastSeen, expires time.Time
-		err := tx.QueryRow(ctx, `SELECT revoked_at, last_seen_at, expires_at FROM sessions WHERE tenant_id = $1 AND id = $2 FOR UPDATE`,
-			g.TenantID, g.SessionID).Scan(&revoked, &lastSeen, &expires)
+		ok, err := s.SessionStore.touchTx(ctx, tx, g.SessionID, now, func(revoked *time.Time, lastSeen, expires time.Time) bool {
+			return revoked == nil && now.Before(expires) && now.Sub(lastSeen) <= time.Duration(pol.Session.IdleMinutes)*time.Minute
+		})
 		if err != nil {
-			return token.ErrRefreshInvalid
-		}
-		if revoked != nil || !now.Before(expires) || now.Sub(lastSeen) > time.Duration(pol.Session.IdleMinutes)*time.Minute {
-			return token.ErrRefreshInvalid
-		}
-		if _, err := tx.Exec(ctx, `UPDATE sessions SET last_seen_at = $1 WHERE tenant_id = $2 AND id = $3`, now, g.TenantID, g.SessionID); err != nil {
 			return err
+		}
+		if !ok {
+			return token.ErrRefreshInvalid
 		}
 		u, err = s.Directory.FindUserTx(ctx, tx, uid)
 		return err
@@ -340,7 +312,7 @@ func (s *Service) ChangePassword(ctx context.Context, in ChangePasswordInput, cl
 	if u, err = s.Directory.SetPassword(ctx, uid, in.NewPassword, false); err != nil {
 		return nil, err
 	}
-	if err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error { return s.revokeUserSessionsInTx(ctx, tx, uid, "password changed") }); err != nil {
+	if err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error { return s.SessionStore.EndUserTx(ctx, tx, uid, "password changed") }); err != nil {
 		return nil, err
 	}
 	t, err := s.Tenants.Get(ctx, p.TenantID)
@@ -361,7 +333,7 @@ func (s *Service) Logout(ctx context.Context) error {
 		return apperr.New(apperr.KindPermissionDenied, "no session to end")
 	}
 	ctx = store.WithTenant(ctx, p.TenantID)
-	if err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error { return s.revokeSessionInTx(ctx, tx, sid, "logout") }); err != nil {
+	if err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error { return s.SessionStore.EndTx(ctx, tx, sid, "logout") }); err != nil {
 		return err
 	}
 	s.audit(ctx, p.TenantID, "auth.logout", audit.OutcomeSuccess, p.SubjectID, map[string]string{"session_id": p.SessionID})
@@ -420,10 +392,7 @@ func (s *Service) CheckPassword(ctx context.Context, slug, login, password strin
 	}
 	if rehash {
 		if h, err := s.Hasher.Hash(ctx, password); err == nil {
-			_ = s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-				_, err := tx.Exec(ctx, `UPDATE users SET password_hash = $1 WHERE tenant_id = $2 AND id = $3`, h, t.ID, u.ID)
-				return err
-			})
+			_ = s.Directory.UpgradeHash(store.WithTenant(ctx, t.ID), u.ID, h)
 		}
 	}
 	mustChange := u.MustChangePassword || (pol.Password.MaxAgeDays > 0 && u.PasswordChangedAt != nil &&

@@ -24,6 +24,7 @@ func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
 
 type fixture struct {
 	svc     *auth.Service
+	dir     *directory.Service
 	tenants *tenant.Service
 	tokens  *token.Service
 	t       *tenant.Tenant
@@ -39,20 +40,24 @@ func setup(t *testing.T, db *store.DB) *fixture {
 		t.Fatal(err)
 	}
 	hasher := password.NewHasher(password.Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, 2)
-	dir := &directory.Service{DB: db, Audit: audit.Discard, Policies: tenants, Hasher: hasher}
+	sealer, _ := seal.New(make([]byte, 32))
+	tokens, err := token.New(token.Config{DB: db, Sealer: sealer, Tenants: tenants, IssuerBase: "http://127.0.0.1:8080"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sessions, err := auth.NewSessions(tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := &directory.Service{DB: db, Audit: audit.Discard, Policies: tenants, Hasher: hasher, Sessions: sessions}
 	ctx := principal.With(store.WithTenant(context.Background(), tn.ID), &principal.Principal{TenantID: tn.ID, Kind: principal.KindUser,
 		SubjectID: "admin", AdminRoles: []string{principal.RoleTenantAdmin}})
 	p := pw
 	if _, err := dir.CreateUser(ctx, directory.CreateUserInput{Email: "ada@a.test", Password: &p}); err != nil {
 		t.Fatal(err)
 	}
-	sealer, _ := seal.New(make([]byte, 32))
-	tokens, err := token.New(token.Config{DB: db, Sealer: sealer, Tenants: tenants, IssuerBase: "http://127.0.0.1:8080"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := &auth.Service{DB: db, Tenants: tenants, Directory: dir, Tokens: tokens, Hasher: hasher, Audit: audit.Discard}
-	return &fixture{svc: svc, tenants: tenants, tokens: tokens, t: tn}
+	svc := &auth.Service{DB: db, Tenants: tenants, Directory: dir, Tokens: tokens, Hasher: hasher, SessionStore: sessions, Audit: audit.Discard}
+	return &fixture{svc: svc, dir: dir, tenants: tenants, tokens: tokens, t: tn}
 }
 
 // TestSignInRefreshAndSuspension: a user signs in and refreshes; a wrong
@@ -109,6 +114,55 @@ func TestSignInRefreshAndSuspension(t *testing.T) {
 		}
 		if _, err := f.svc.Refresh(bg, next.RefreshToken); err != nil {
 			t.Fatalf("refresh once active again: %v", err)
+		}
+	})
+}
+
+// TestDisablingAUserEndsTheirSessions: the directory ends a user's
+// sessions through the session store in the transaction that disables
+// them: the refresh token stops working, the session reads as revoked.
+func TestDisablingAUserEndsTheirSessions(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		f := setup(t, db)
+		bg := context.Background()
+		out, err := f.svc.Login(bg, auth.LoginInput{Tenant: f.t.Slug, Login: "ada@a.test", Password: pw}, auth.Client{IP: "127.0.0.1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		admin := principal.With(store.WithTenant(bg, f.t.ID), &principal.Principal{TenantID: f.t.ID, Kind: principal.KindUser,
+			SubjectID: "admin", AdminRoles: []string{principal.RoleTenantAdmin}})
+		users, _, err := f.dir.ListUsers(admin, directory.ListUsersOptions{Limit: 10})
+		if err != nil || len(users) != 1 {
+			t.Fatalf("users: %v %d", err, len(users))
+		}
+		disabled := directory.StatusDisabled
+		if _, err := f.dir.UpdateUser(admin, users[0].ID, directory.UpdateUserInput{Status: &disabled}, 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.Refresh(bg, out.RefreshToken); err == nil {
+			t.Fatal("a disabled user's refresh token still works")
+		}
+		sessions, err := f.svc.Sessions(admin, users[0].ID, true)
+		if err != nil || len(sessions) != 1 || sessions[0].RevokedAt == nil || *sessions[0].RevokedReason != "user disabled" {
+			t.Fatalf("the session after disabling: %v %+v", err, sessions)
+		}
+	})
+}
+
+// TestLockout: failed logins in a row lock the account; the right
+// password is then refused too.
+func TestLockout(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		f := setup(t, db)
+		bg := context.Background()
+		pol := tenant.PoliciesOf(f.t)
+		for range pol.Lockout.MaxAttempts {
+			if _, err := f.svc.Login(bg, auth.LoginInput{Tenant: f.t.Slug, Login: "ada@a.test", Password: "wrong-" + pw}, auth.Client{}); err == nil {
+				t.Fatal("a wrong password signed in")
+			}
+		}
+		if _, err := f.svc.Login(bg, auth.LoginInput{Tenant: f.t.Slug, Login: "ada@a.test", Password: pw}, auth.Client{}); err == nil {
+			t.Fatal("a locked account signed in")
 		}
 	})
 }

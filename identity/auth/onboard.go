@@ -122,10 +122,7 @@ func (s *Service) CreateTenant(ctx context.Context, in tenant.CreateInput, admin
 // there was nothing to do. Concurrent replicas: one wins, the others see
 // the slug taken and do nothing.
 func (s *Service) EnsureDefaultTenant(ctx context.Context, slug, email, password string) (*TenantWithAdmin, error) {
-	var n int
-	if err := s.DB.SystemRead(ctx, func(tx *store.Tx) error {
-		return tx.QueryRow(ctx, `SELECT COUNT(*) FROM tenants`).Scan(&n)
-	}); err != nil || n > 0 {
+	if any, err := s.Tenants.Any(ctx); err != nil || any {
 		return nil, err
 	}
 	admin := &AdminInput{Email: email}

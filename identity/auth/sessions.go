@@ -8,7 +8,6 @@ import (
 
 	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/audit"
-	"github.com/xavyo/xavyo/internal/events"
 	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/store"
 )
@@ -32,52 +31,6 @@ type Session struct {
 	Current       bool       `json:"current"`
 }
 
-// revokeSessionInTx ends a session and kills its tokens.
-func (s *Service) revokeSessionInTx(ctx context.Context, tx *store.Tx, sid uuid.UUID, reason string) error {
-	r, err := tx.Exec(ctx, `UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE tenant_id = $3 AND id = $4 AND revoked_at IS NULL`,
-		s.now(), reason, tx.TenantID(), sid)
-	if err != nil {
-		return err
-	}
-	if n, _ := r.RowsAffected(); n == 0 {
-		return nil
-	}
-	if err := s.Tokens.RevokeSessionInTx(ctx, tx, tx.TenantID(), sid); err != nil {
-		return err
-	}
-	return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: SessionEvent, ID: sid.String(), Version: 2}, map[string]string{"revoked": reason})
-}
-
-// revokeUserSessionsInTx ends every live session of a user.
-func (s *Service) revokeUserSessionsInTx(ctx context.Context, tx *store.Tx, user uuid.UUID, reason string) error {
-	rows, err := tx.Query(ctx, `SELECT id FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL`, tx.TenantID(), user)
-	if err != nil {
-		return err
-	}
-	var ids []uuid.UUID
-	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	for _, id := range ids {
-		if err := s.revokeSessionInTx(ctx, tx, id, reason); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// RevokeUserSessionsInTx ends every session of a user (the directory
-// calls it when a user is disabled, locked or deleted).
-func (s *Service) RevokeUserSessionsInTx(ctx context.Context, tx *store.Tx, user uuid.UUID, reason string) error {
-	return s.revokeUserSessionsInTx(ctx, tx, user, reason)
-}
-
 // Sessions lists a user's sessions, newest first (live ones unless all).
 func (s *Service) Sessions(ctx context.Context, user uuid.UUID, all bool) ([]*Session, error) {
 	var out []*Session
@@ -92,24 +45,14 @@ func (s *Service) Sessions(ctx context.Context, user uuid.UUID, all bool) ([]*Se
 			}
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT id, user_id, device, ip, user_agent, auth_method, created_at, last_seen_at, expires_at, revoked_at, revoked_reason
-			FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND ($3 OR (revoked_at IS NULL AND expires_at > $4)) ORDER BY created_at DESC LIMIT 500`,
-			tx.TenantID(), user, all, s.now())
-		if err != nil {
+		var err error
+		if out, err = s.SessionStore.listTx(ctx, tx, user, all, s.now()); err != nil {
 			return err
 		}
-		defer rows.Close()
-		out = []*Session{}
-		for rows.Next() {
-			var x Session
-			if err := rows.Scan(&x.ID, &x.UserID, &x.Device, &x.IP, &x.UserAgent, &x.AuthMethod, &x.CreatedAt, &x.LastSeenAt, &x.ExpiresAt,
-				&x.RevokedAt, &x.RevokedReason); err != nil {
-				return err
-			}
+		for _, x := range out {
 			x.Current = x.ID.String() == cur
-			out = append(out, &x)
 		}
-		return rows.Err()
+		return nil
 	})
 	return out, err
 }
@@ -123,8 +66,8 @@ func (s *Service) RevokeSession(ctx context.Context, sid uuid.UUID, owner *uuid.
 	}
 	var user uuid.UUID
 	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		var revoked *time.Time
-		err := tx.QueryRow(ctx, `SELECT user_id, revoked_at FROM sessions WHERE tenant_id = $1 AND id = $2`, tid, sid).Scan(&user, &revoked)
+		var err error
+		user, _, err = s.SessionStore.ownerTx(ctx, tx, sid)
 		if store.NoRows(err) || (err == nil && owner != nil && user != *owner) {
 			return apperr.NotFound("session")
 		}
@@ -135,7 +78,7 @@ func (s *Service) RevokeSession(ctx context.Context, sid uuid.UUID, owner *uuid.
 		if owner != nil {
 			reason = "revoked by owner"
 		}
-		return s.revokeSessionInTx(ctx, tx, sid, reason)
+		return s.SessionStore.EndTx(ctx, tx, sid, reason)
 	})
 	if err != nil {
 		return err

@@ -37,11 +37,17 @@ type Service struct {
 	Hasher   *password.Hasher
 	Policies Policies
 	Audit    Auditor
-	// OnDeactivate runs in the transaction that disables, locks or deletes
-	// a user: it ends their sessions.
-	OnDeactivate func(ctx context.Context, tx *store.Tx, user uuid.UUID, reason string) error
+	// Sessions ends a user's sessions in the transaction that disables,
+	// locks or deletes them (nil: the users have no sessions to end).
+	Sessions SessionEnder
 	// Operators tells the platform operators' tenant (nil: none).
 	Operators Operators
+}
+
+// SessionEnder ends every live session of a user, in the caller's
+// transaction.
+type SessionEnder interface {
+	EndUserTx(ctx context.Context, tx *store.Tx, user uuid.UUID, reason string) error
 }
 
 // Operators tells whether a tenant is the platform operators' one.

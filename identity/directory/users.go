@@ -560,8 +560,8 @@ func (s *Service) updateUser(ctx context.Context, id uuid.UUID, in UpdateUserInp
 			if u.Status == StatusLocked && *in.Status == StatusActive {
 				u.LockedUntil = nil
 			}
-			if u.Status == StatusActive && *in.Status != StatusActive && s.OnDeactivate != nil {
-				if err := s.OnDeactivate(ctx, tx, id, "user "+*in.Status); err != nil {
+			if u.Status == StatusActive && *in.Status != StatusActive && s.Sessions != nil {
+				if err := s.Sessions.EndUserTx(ctx, tx, id, "user "+*in.Status); err != nil {
 					return err
 				}
 			}
@@ -625,8 +625,8 @@ func (s *Service) DeleteUser(ctx context.Context, id uuid.UUID, ifVersion int64)
 			return apperr.New(apperr.KindPreconditionFailed, "user changed since version %d (now %d)", ifVersion, u.Version)
 		}
 		email = u.Email
-		if s.OnDeactivate != nil {
-			if err := s.OnDeactivate(ctx, tx, id, "user deleted"); err != nil {
+		if s.Sessions != nil {
+			if err := s.Sessions.EndUserTx(ctx, tx, id, "user deleted"); err != nil {
 				return err
 			}
 		}

@@ -159,9 +159,6 @@ type Server struct {
 	cimd    cimdCache
 }
 
-// SetFetcher replaces the client that fetches metadata documents.
-func (s *Server) SetFetcher(c *http.Client) { s.cfg.Fetch = c }
-
 // New returns a server.
 func New(cfg Config) *Server {
 	if cfg.AccessTTL == 0 {

@@ -102,3 +102,31 @@ func listTenants(ctx context.Context, db *store.DB, o ListOptions) ([]*Tenant, e
 	})
 	return out, err
 }
+
+// IDOf finds a tenant's id by slug or UUID, deleted tenants included
+// (their audit chains are kept for the retention period); an unknown one
+// is apperr.NotFound.
+func IDOf(ctx context.Context, db *store.DB, ref string) (uuid.UUID, error) {
+	var id uuid.UUID
+	err := db.SystemRead(ctx, func(tx *store.Tx) error {
+		q := `SELECT id FROM tenants WHERE slug = $1`
+		if _, perr := uuid.Parse(ref); perr == nil {
+			q = `SELECT id FROM tenants WHERE id = $1`
+		}
+		return tx.QueryRow(ctx, q, ref).Scan(&id)
+	})
+	if store.NoRows(err) {
+		return uuid.Nil, apperr.NotFound("tenant")
+	}
+	return id, err
+}
+
+// Any tells whether the platform has any tenant at all, deleted ones
+// included.
+func (s *Service) Any(ctx context.Context) (bool, error) {
+	var n int
+	err := s.DB.SystemRead(ctx, func(tx *store.Tx) error {
+		return tx.QueryRow(ctx, `SELECT COUNT(*) FROM tenants`).Scan(&n)
+	})
+	return n > 0, err
+}

@@ -1,4 +1,4 @@
-package main
+package rest_test
 
 import (
 	"crypto/ecdsa"
@@ -22,7 +22,9 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
+	"github.com/xavyo/xavyo/app/apptest"
 	"github.com/xavyo/xavyo/internal/store"
+	"github.com/xavyo/xavyo/internal/testdb"
 )
 
 type issued struct {
@@ -45,27 +47,8 @@ func (i issued) keyPair(t *testing.T, keyPEM string) tls.Certificate {
 	return c
 }
 
-// mtlsClient presents cert, trusts the agent plane and resumes sessions.
-func (h *harness) mtlsClient(cert tls.Certificate) *http.Client {
-	base := h.tls.Transport.(*http.Transport).TLSClientConfig.Clone()
-	base.Certificates = []tls.Certificate{cert}
-	base.ClientSessionCache = tls.NewLRUClientSessionCache(8)
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: base}}
-}
-
 // freshConn forces a new TLS connection (to test resumption) on c.
 func freshConn(c *http.Client) { c.Transport.(*http.Transport).CloseIdleConnections() }
-
-func agentGet(t *testing.T, c *http.Client, url string) (int, []byte, *tls.ConnectionState) {
-	t.Helper()
-	resp, err := c.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, resp.TLS
-}
 
 // TestCertificateLifecycleOverMTLS: issue → an mTLS request identifies the
 // agent → revoke → refused, on a resumed TLS session too; renewal over
@@ -75,16 +58,16 @@ func agentGet(t *testing.T, c *http.Client, url string) (int, []byte, *tls.Conne
 func TestCertificateLifecycleOverMTLS(t *testing.T) {
 	for _, flavor := range []store.Flavor{store.SQLite, store.Postgres} {
 		t.Run(flavor.String(), func(t *testing.T) {
-			h := start(t, env(t, flavor, t.TempDir()), nil)
-			slugA, slugB := uniqueSlug("pa"), uniqueSlug("pb")
-			tidA, tokA := tenantAdmin(t, h, slugA)
-			tenantAdmin(t, h, slugB)
-			_, body := h.doAs(tokA, "GET", "/api/v1/me", nil)
-			me := decode[userJSON](t, body)
-			resp, body := h.doAs(tokA, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "billing-bot", "name": "Billing bot",
+			h := apptest.Start(t, apptest.Env(t, flavor, t.TempDir()), apptest.Options{})
+			slugA, slugB := apptest.UniqueSlug("pa"), apptest.UniqueSlug("pb")
+			tidA, tokA := h.TenantAdmin(t, slugA)
+			h.TenantAdmin(t, slugB)
+			_, body := h.DoAs(tokA, "GET", "/api/v1/me", nil)
+			me := apptest.Decode[userJSON](t, body)
+			resp, body := h.DoAs(tokA, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "billing-bot", "name": "Billing bot",
 				"owner_id": me.ID, "profile": map[string]any{"agent": map[string]any{"model_provider": "acme", "risk_level": "low"}}})
-			expect(t, resp, body, 201, "create agent")
-			agent := decode[struct {
+			apptest.Expect(t, resp, body, 201, "create agent")
+			agent := apptest.Decode[struct {
 				ID           string `json:"id"`
 				ClientSecret string `json:"client_secret"`
 			}](t, body)
@@ -92,16 +75,16 @@ func TestCertificateLifecycleOverMTLS(t *testing.T) {
 				t.Fatalf("no client secret: %s", body)
 			}
 
-			resp, body = h.doAs(tokA, "POST", "/api/v1/nhis/"+agent.ID+"/certificates", map[string]any{})
-			expect(t, resp, body, 201, "issue")
-			cert := decode[issued](t, body)
+			resp, body = h.DoAs(tokA, "POST", "/api/v1/nhis/"+agent.ID+"/certificates", map[string]any{})
+			apptest.Expect(t, resp, body, 201, "issue")
+			cert := apptest.Decode[issued](t, body)
 			wantID := "spiffe://xavyo.local/t/" + tidA + "/agent/" + agent.ID
 			if cert.SPIFFEID != wantID || cert.PrivateKeyPEM == "" {
 				t.Fatalf("issued %s", body)
 			}
 
 			// X509-SVID against the SPIFFE bundle.
-			_, bundleJSON, _ := agentGet(t, h.tls, h.agent+"/t/"+slugA+"/pki/bundle.json")
+			_, bundleJSON, _ := apptest.Get(t, h.TLS, h.Agent+"/t/"+slugA+"/pki/bundle.json")
 			td := spiffeid.RequireTrustDomainFromString("xavyo.local")
 			bundle, err := spiffebundle.Parse(td, bundleJSON)
 			if err != nil {
@@ -120,12 +103,12 @@ func TestCertificateLifecycleOverMTLS(t *testing.T) {
 				t.Fatalf("X509-SVID: %v %v", svidID, err)
 			}
 
-			client := h.mtlsClient(cert.keyPair(t, ""))
-			code, body, _ := agentGet(t, client, h.agent+"/t/"+slugA+"/pki/identity")
+			client := h.MTLSClient(cert.keyPair(t, ""))
+			code, body, _ := apptest.Get(t, client, h.Agent+"/t/"+slugA+"/pki/identity")
 			if code != 200 || !strings.Contains(string(body), agent.ID) || !strings.Contains(string(body), `"serial":"`+cert.Serial+`"`) {
 				t.Fatalf("identity: %d %s", code, body)
 			}
-			if code, body, _ := agentGet(t, client, h.agent+"/t/"+slugB+"/pki/identity"); code != 403 {
+			if code, body, _ := apptest.Get(t, client, h.Agent+"/t/"+slugB+"/pki/identity"); code != 403 {
 				t.Fatalf("A's certificate at B: %d %s", code, body)
 			}
 
@@ -134,7 +117,7 @@ func TestCertificateLifecycleOverMTLS(t *testing.T) {
 			csrDER, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, newKey)
 			csrPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}))
 			raw, _ := json.Marshal(map[string]string{"csr": csrPEM})
-			rresp, err := client.Post(h.agent+"/t/"+slugA+"/pki/renew", "application/json", strings.NewReader(string(raw)))
+			rresp, err := client.Post(h.Agent+"/t/"+slugA+"/pki/renew", "application/json", strings.NewReader(string(raw)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -143,29 +126,29 @@ func TestCertificateLifecycleOverMTLS(t *testing.T) {
 			if rresp.StatusCode != 201 {
 				t.Fatalf("renew: %d %s", rresp.StatusCode, rbody)
 			}
-			renewed := decode[issued](t, rbody)
+			renewed := apptest.Decode[issued](t, rbody)
 			kder, _ := x509.MarshalPKCS8PrivateKey(newKey)
-			renewedClient := h.mtlsClient(renewed.keyPair(t, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))))
-			if code, body, _ := agentGet(t, renewedClient, h.agent+"/t/"+slugA+"/pki/identity"); code != 200 || !strings.Contains(string(body), renewed.Serial) {
+			renewedClient := h.MTLSClient(renewed.keyPair(t, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))))
+			if code, body, _ := apptest.Get(t, renewedClient, h.Agent+"/t/"+slugA+"/pki/identity"); code != 200 || !strings.Contains(string(body), renewed.Serial) {
 				t.Fatalf("renewed certificate: %d %s", code, body)
 			}
 
 			// Revocation holds on a resumed session.
 			freshConn(client)
-			if _, _, st := agentGet(t, client, h.agent+"/t/"+slugA+"/pki/identity"); !st.DidResume {
+			if _, _, st := apptest.Get(t, client, h.Agent+"/t/"+slugA+"/pki/identity"); !st.DidResume {
 				t.Log("note: the second connection did not resume (TLS 1.3 tickets arrive after the first request)")
 			}
-			resp, body = h.doAs(tokA, "POST", "/api/v1/nhis/"+agent.ID+"/certificates/"+cert.Serial+"/revoke", map[string]any{"reason": "test", "reason_code": 1})
-			expect(t, resp, body, 204, "revoke")
+			resp, body = h.DoAs(tokA, "POST", "/api/v1/nhis/"+agent.ID+"/certificates/"+cert.Serial+"/revoke", map[string]any{"reason": "test", "reason_code": 1})
+			apptest.Expect(t, resp, body, 204, "revoke")
 			freshConn(client)
-			code, body, st := agentGet(t, client, h.agent+"/t/"+slugA+"/pki/identity")
+			code, body, st := apptest.Get(t, client, h.Agent+"/t/"+slugA+"/pki/identity")
 			if code != 401 {
 				t.Fatalf("revoked certificate: %d %s", code, body)
 			}
 			if !st.DidResume {
 				t.Fatal("the check after revocation did not run on a resumed session")
 			}
-			_, crlDER, _ := agentGet(t, h.tls, h.agent+"/pki/crl")
+			_, crlDER, _ := apptest.Get(t, h.TLS, h.Agent+"/pki/crl")
 			crl, err := x509.ParseRevocationList(crlDER)
 			if err != nil {
 				t.Fatal(err)
@@ -181,19 +164,19 @@ func TestCertificateLifecycleOverMTLS(t *testing.T) {
 			}
 
 			// Suspension refuses a valid certificate; reactivation restores it.
-			resp, body = h.doAs(tokA, "POST", "/api/v1/nhis/"+agent.ID+"/transition", map[string]any{"status": "suspended", "reason": "investigation"})
-			expect(t, resp, body, 200, "suspend")
-			if code, body, _ := agentGet(t, renewedClient, h.agent+"/t/"+slugA+"/pki/identity"); code != 401 {
+			resp, body = h.DoAs(tokA, "POST", "/api/v1/nhis/"+agent.ID+"/transition", map[string]any{"status": "suspended", "reason": "investigation"})
+			apptest.Expect(t, resp, body, 200, "suspend")
+			if code, body, _ := apptest.Get(t, renewedClient, h.Agent+"/t/"+slugA+"/pki/identity"); code != 401 {
 				t.Fatalf("suspended agent: %d %s", code, body)
 			}
-			resp, body = h.doAs(tokA, "POST", "/api/v1/nhis/"+agent.ID+"/transition", map[string]any{"status": "active", "reason": "cleared"})
-			expect(t, resp, body, 200, "reactivate")
-			if code, body, _ := agentGet(t, renewedClient, h.agent+"/t/"+slugA+"/pki/identity"); code != 200 {
+			resp, body = h.DoAs(tokA, "POST", "/api/v1/nhis/"+agent.ID+"/transition", map[string]any{"status": "active", "reason": "cleared"})
+			apptest.Expect(t, resp, body, 200, "reactivate")
+			if code, body, _ := apptest.Get(t, renewedClient, h.Agent+"/t/"+slugA+"/pki/identity"); code != 200 {
 				t.Fatalf("reactivated agent: %d %s", code, body)
 			}
 			// A suspended NHI gets no certificate either.
-			h.doAs(tokA, "POST", "/api/v1/nhis/"+agent.ID+"/transition", map[string]any{"status": "suspended", "reason": "again"})
-			resp, _ = h.doAs(tokA, "POST", "/api/v1/nhis/"+agent.ID+"/certificates", map[string]any{})
+			h.DoAs(tokA, "POST", "/api/v1/nhis/"+agent.ID+"/transition", map[string]any{"status": "suspended", "reason": "again"})
+			resp, _ = h.DoAs(tokA, "POST", "/api/v1/nhis/"+agent.ID+"/certificates", map[string]any{})
 			if resp.StatusCode != 409 {
 				t.Fatalf("issued to a suspended NHI: %d", resp.StatusCode)
 			}
@@ -204,13 +187,13 @@ func TestCertificateLifecycleOverMTLS(t *testing.T) {
 // TestBadCSRsIssueNothing: malformed, oversized, weak-key and foreign-SAN
 // requests are refused with 4xx and nothing is issued.
 func TestBadCSRsIssueNothing(t *testing.T) {
-	h := start(t, env(t, store.SQLite, t.TempDir()), nil)
-	slug := uniqueSlug("csr")
-	_, tok := tenantAdmin(t, h, slug)
-	_, body := h.doAs(tok, "GET", "/api/v1/me", nil)
-	me := decode[userJSON](t, body)
-	_, body = h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "a", "name": "A", "owner_id": me.ID})
-	agent := decode[userJSON](t, body)
+	h := apptest.Start(t, apptest.Env(t, store.SQLite, t.TempDir()), apptest.Options{})
+	slug := apptest.UniqueSlug("csr")
+	_, tok := h.TenantAdmin(t, slug)
+	_, body := h.DoAs(tok, "GET", "/api/v1/me", nil)
+	me := apptest.Decode[userJSON](t, body)
+	_, body = h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "a", "name": "A", "owner_id": me.ID})
+	agent := apptest.Decode[userJSON](t, body)
 	csr := func(tmpl *x509.CertificateRequest, key any) string {
 		der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
 		if err != nil {
@@ -234,21 +217,21 @@ func TestBadCSRsIssueNothing(t *testing.T) {
 		"two blocks":      good + good,
 	}
 	for name, c := range cases {
-		resp, body := h.doAs(tok, "POST", "/api/v1/nhis/"+agent.ID+"/certificates", map[string]any{"csr": c})
+		resp, body := h.DoAs(tok, "POST", "/api/v1/nhis/"+agent.ID+"/certificates", map[string]any{"csr": c})
 		if resp.StatusCode < 400 || resp.StatusCode >= 500 {
 			t.Errorf("%s: %d %s", name, resp.StatusCode, body)
 		}
 	}
-	resp, body := h.doAs(tok, "POST", "/api/v1/nhis/"+agent.ID+"/certificates", map[string]any{"csr": good, "lifetime_hours": 9999})
+	resp, body := h.DoAs(tok, "POST", "/api/v1/nhis/"+agent.ID+"/certificates", map[string]any{"csr": good, "lifetime_hours": 9999})
 	if resp.StatusCode != 400 {
 		t.Errorf("lifetime: %d %s", resp.StatusCode, body)
 	}
-	resp, body = h.doAs(tok, "GET", "/api/v1/nhis/"+agent.ID+"/certificates", nil)
+	resp, body = h.DoAs(tok, "GET", "/api/v1/nhis/"+agent.ID+"/certificates", nil)
 	if resp.StatusCode != 200 || string(body) != "[]\n" && string(body) != "[]" {
 		t.Fatalf("something was issued: %s", body)
 	}
-	resp, body = h.doAs(tok, "POST", "/api/v1/nhis/"+agent.ID+"/certificates", map[string]any{"csr": good})
-	expect(t, resp, body, 201, "the good CSR")
+	resp, body = h.DoAs(tok, "POST", "/api/v1/nhis/"+agent.ID+"/certificates", map[string]any{"csr": good})
+	apptest.Expect(t, resp, body, 201, "the good CSR")
 }
 
 func mustURL(s string) *url.URL {
@@ -268,17 +251,17 @@ func TestMTLSWithOpenSSLAndCurl(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	h := start(t, env(t, store.SQLite, dir), nil)
-	slug, other := uniqueSlug("sh"), uniqueSlug("sh")
-	_, tok := tenantAdmin(t, h, slug)
-	tenantAdmin(t, h, other)
-	_, body := h.doAs(tok, "GET", "/api/v1/me", nil)
-	me := decode[userJSON](t, body)
-	resp, body := h.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "billing-bot", "name": "Billing", "owner_id": me.ID})
-	expect(t, resp, body, 201, "create agent")
-	agent := decode[userJSON](t, body)
+	h := apptest.Start(t, apptest.Env(t, store.SQLite, dir), apptest.Options{})
+	slug, other := apptest.UniqueSlug("sh"), apptest.UniqueSlug("sh")
+	_, tok := h.TenantAdmin(t, slug)
+	h.TenantAdmin(t, other)
+	_, body := h.DoAs(tok, "GET", "/api/v1/me", nil)
+	me := apptest.Decode[userJSON](t, body)
+	resp, body := h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "billing-bot", "name": "Billing", "owner_id": me.ID})
+	apptest.Expect(t, resp, body, 201, "create agent")
+	agent := apptest.Decode[userJSON](t, body)
 	cmd := exec.Command("bash", "testdata/mtls.sh")
-	cmd.Env = append(os.Environ(), "ADMIN="+h.admin, "AGENT="+h.agent, "AGENT_CA="+filepath.Join(dir, "agent-ca.pem"),
+	cmd.Env = append(os.Environ(), "ADMIN="+h.Admin, "AGENT="+h.Agent, "AGENT_CA="+filepath.Join(dir, "agent-ca.pem"),
 		"TOKEN="+tok, "NHI="+agent.ID, "SLUG="+slug, "OTHER_SLUG="+other, "WORK="+t.TempDir())
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "mtls shell test passed") {
@@ -291,23 +274,23 @@ func TestMTLSWithOpenSSLAndCurl(t *testing.T) {
 // revocation or suspension made through one is enforced by the other
 // within one second.
 func TestReplicasEnforceRevocationWithinASecond(t *testing.T) {
-	one := start(t, env(t, store.Postgres, t.TempDir()), nil)
-	two := start(t, env(t, store.Postgres, t.TempDir()), nil)
-	slug := uniqueSlug("rep")
-	_, tok := tenantAdmin(t, one, slug)
-	_, body := one.doAs(tok, "GET", "/api/v1/me", nil)
-	me := decode[userJSON](t, body)
+	one := apptest.Start(t, apptest.Env(t, store.Postgres, t.TempDir()), apptest.Options{})
+	two := apptest.Start(t, apptest.Env(t, store.Postgres, t.TempDir()), apptest.Options{})
+	slug := apptest.UniqueSlug("rep")
+	_, tok := one.TenantAdmin(t, slug)
+	_, body := one.DoAs(tok, "GET", "/api/v1/me", nil)
+	me := apptest.Decode[userJSON](t, body)
 	newAgent := func(s string) (string, *http.Client, string) {
-		resp, body := one.doAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": s, "name": s, "owner_id": me.ID})
-		expect(t, resp, body, 201, "create agent")
-		a := decode[userJSON](t, body)
-		resp, body = one.doAs(tok, "POST", "/api/v1/nhis/"+a.ID+"/certificates", map[string]any{})
-		expect(t, resp, body, 201, "issue")
-		c := decode[issued](t, body)
+		resp, body := one.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": s, "name": s, "owner_id": me.ID})
+		apptest.Expect(t, resp, body, 201, "create agent")
+		a := apptest.Decode[userJSON](t, body)
+		resp, body = one.DoAs(tok, "POST", "/api/v1/nhis/"+a.ID+"/certificates", map[string]any{})
+		apptest.Expect(t, resp, body, 201, "issue")
+		c := apptest.Decode[issued](t, body)
 		// The second replica's trust: its own development CA for the
 		// server, the shared CA for clients.
-		client := two.mtlsClient(c.keyPair(t, ""))
-		if code, body, _ := agentGet(t, client, two.agent+"/t/"+slug+"/pki/identity"); code != 200 {
+		client := two.MTLSClient(c.keyPair(t, ""))
+		if code, body, _ := apptest.Get(t, client, two.Agent+"/t/"+slug+"/pki/identity"); code != 200 {
 			t.Fatalf("replica two before: %d %s", code, body)
 		}
 		return a.ID, client, c.Serial
@@ -317,7 +300,7 @@ func TestReplicasEnforceRevocationWithinASecond(t *testing.T) {
 		start := time.Now()
 		for {
 			freshConn(client)
-			code, _, _ := agentGet(t, client, two.agent+"/t/"+slug+"/pki/identity")
+			code, _, _ := apptest.Get(t, client, two.Agent+"/t/"+slug+"/pki/identity")
 			if code == 401 {
 				t.Logf("%s enforced by the other replica after %v", what, time.Since(start))
 				return
@@ -329,12 +312,18 @@ func TestReplicasEnforceRevocationWithinASecond(t *testing.T) {
 		}
 	}
 	id, client, serial := newAgent("revoked-bot")
-	resp, body := one.doAs(tok, "POST", "/api/v1/nhis/"+id+"/certificates/"+serial+"/revoke", map[string]any{"reason": "replica test"})
-	expect(t, resp, body, 204, "revoke on replica one")
+	resp, body := one.DoAs(tok, "POST", "/api/v1/nhis/"+id+"/certificates/"+serial+"/revoke", map[string]any{"reason": "replica test"})
+	apptest.Expect(t, resp, body, 204, "revoke on replica one")
 	waitRefused("revocation", client)
 
 	id, client, _ = newAgent("suspended-bot")
-	resp, body = one.doAs(tok, "POST", "/api/v1/nhis/"+id+"/transition", map[string]any{"status": "suspended", "reason": "replica test"})
-	expect(t, resp, body, 200, "suspend on replica one")
+	resp, body = one.DoAs(tok, "POST", "/api/v1/nhis/"+id+"/transition", map[string]any{"status": "suspended", "reason": "replica test"})
+	apptest.Expect(t, resp, body, 200, "suspend on replica one")
 	waitRefused("suspension", client)
+}
+
+func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
+
+type userJSON struct {
+	ID string `json:"id"`
 }

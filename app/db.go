@@ -1,12 +1,10 @@
-package main
+package app
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
 	"net/url"
-
-	"github.com/spf13/cobra"
 
 	"github.com/xavyo/xavyo/internal/config"
 	"github.com/xavyo/xavyo/internal/store"
@@ -21,11 +19,11 @@ func storeURL(cfg *config.Config) string {
 	return "sqlite:" + cfg.SQLitePath()
 }
 
-// migrate applies pending steps. On PostgreSQL it connects as
+// Migrate applies pending steps. On PostgreSQL it connects as
 // database.migrate_url (the schema owner) when set, and grants the
 // application role of database.url its rights — creating that role when
 // missing, which a development database allows.
-func migrate(ctx context.Context, cfg *config.Config, log *slog.Logger) (int, error) {
+func Migrate(ctx context.Context, cfg *config.Config, log *slog.Logger) (int, error) {
 	if !cfg.IsPostgres() {
 		db, err := store.Open(ctx, store.Config{URL: storeURL(cfg), Logger: log})
 		if err != nil {
@@ -63,9 +61,9 @@ func schemaSteps(cfg *config.Config) (int, error) {
 	return len(steps), err
 }
 
-// openStore opens the application's store after migrating it.
-func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*store.DB, error) {
-	n, err := migrate(ctx, cfg, log)
+// OpenStore opens the application's store after migrating it.
+func OpenStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*store.DB, error) {
+	n, err := Migrate(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -81,24 +79,4 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*stor
 			"set database.url to an ordinary role and database.migrate_url to the schema owner", "role", role.Name)
 	}
 	return db, nil
-}
-
-func (c *cli) migrateCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "migrate",
-		Short: "Apply pending schema migrations and exit",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := c.load()
-			if err != nil {
-				return err
-			}
-			n, err := migrate(cmd.Context(), cfg, c.logger(cfg))
-			if err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(c.stdout, "applied %d migration step(s)\n", n)
-			return err
-		},
-	}
 }

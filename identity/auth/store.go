@@ -1,0 +1,145 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/identity/token"
+	"github.com/xavyo/xavyo/internal/events"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// Sessions is the store of users' sign-in sessions (the sessions table).
+// Ending a session kills its tokens; the directory ends a user's sessions
+// through it in the transaction that disables, locks or deletes the user.
+type Sessions struct {
+	// Tokens revokes a session's tokens (required).
+	Tokens *token.Service
+	// Now is the clock (default store.Now).
+	Now func() time.Time
+}
+
+// NewSessions returns the session store.
+func NewSessions(tokens *token.Service) (*Sessions, error) {
+	if tokens == nil {
+		return nil, errors.New("auth: sessions need the token service")
+	}
+	return &Sessions{Tokens: tokens}, nil
+}
+
+func (ss *Sessions) now() time.Time {
+	if ss.Now != nil {
+		return ss.Now().UTC().Truncate(time.Microsecond)
+	}
+	return store.Now()
+}
+
+// EndTx ends a session and kills its tokens; an ended one is left as is.
+func (ss *Sessions) EndTx(ctx context.Context, tx *store.Tx, sid uuid.UUID, reason string) error {
+	r, err := tx.Exec(ctx, `UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE tenant_id = $3 AND id = $4 AND revoked_at IS NULL`,
+		ss.now(), reason, tx.TenantID(), sid)
+	if err != nil {
+		return err
+	}
+	if n, _ := r.RowsAffected(); n == 0 {
+		return nil
+	}
+	if err := ss.Tokens.RevokeSessionInTx(ctx, tx, tx.TenantID(), sid); err != nil {
+		return err
+	}
+	return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: SessionEvent, ID: sid.String(), Version: 2}, map[string]string{"revoked": reason})
+}
+
+// EndUserTx ends every live session of a user.
+func (ss *Sessions) EndUserTx(ctx context.Context, tx *store.Tx, user uuid.UUID, reason string) error {
+	ids, err := ss.ids(ctx, tx, `SELECT id FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL`, tx.TenantID(), user)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := ss.EndTx(ctx, tx, id, reason); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// liveTx lists a user's live sessions, newest first.
+func (ss *Sessions) liveTx(ctx context.Context, tx *store.Tx, user uuid.UUID, now time.Time) ([]uuid.UUID, error) {
+	return ss.ids(ctx, tx, `SELECT id FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > $3
+		ORDER BY created_at DESC`, tx.TenantID(), user, now)
+}
+
+func (ss *Sessions) ids(ctx context.Context, tx *store.Tx, q string, args ...any) ([]uuid.UUID, error) {
+	rows, err := tx.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []uuid.UUID
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// insertTx opens a password session.
+func (ss *Sessions) insertTx(ctx context.Context, tx *store.Tx, x *Session) error {
+	_, err := tx.Exec(ctx, `INSERT INTO sessions (tenant_id, id, user_id, device, ip, user_agent, auth_method, created_at, last_seen_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)`, tx.TenantID(), x.ID, x.UserID, x.Device, x.IP, x.UserAgent, x.AuthMethod, x.CreatedAt, x.ExpiresAt)
+	return err
+}
+
+// listTx lists a user's sessions, newest first (live ones unless all).
+func (ss *Sessions) listTx(ctx context.Context, tx *store.Tx, user uuid.UUID, all bool, now time.Time) ([]*Session, error) {
+	rows, err := tx.Query(ctx, `SELECT id, user_id, device, ip, user_agent, auth_method, created_at, last_seen_at, expires_at, revoked_at, revoked_reason
+		FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND ($3 OR (revoked_at IS NULL AND expires_at > $4)) ORDER BY created_at DESC LIMIT 500`,
+		tx.TenantID(), user, all, now)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []*Session{}
+	for rows.Next() {
+		var x Session
+		if err := rows.Scan(&x.ID, &x.UserID, &x.Device, &x.IP, &x.UserAgent, &x.AuthMethod, &x.CreatedAt, &x.LastSeenAt, &x.ExpiresAt,
+			&x.RevokedAt, &x.RevokedReason); err != nil {
+			return nil, err
+		}
+		out = append(out, &x)
+	}
+	return out, rows.Err()
+}
+
+// ownerTx returns a session's user and when it ended (store.NoRows when
+// there is no such session).
+func (ss *Sessions) ownerTx(ctx context.Context, tx *store.Tx, sid uuid.UUID) (user uuid.UUID, revoked *time.Time, err error) {
+	err = tx.QueryRow(ctx, `SELECT user_id, revoked_at FROM sessions WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), sid).Scan(&user, &revoked)
+	return user, revoked, err
+}
+
+// touchTx locks a session, hands its state to live, and when live accepts
+// it records the use at now.
+func (ss *Sessions) touchTx(ctx context.Context, tx *store.Tx, sid uuid.UUID, now time.Time, live func(revoked *time.Time, lastSeen, expires time.Time) bool) (bool, error) {
+	var revoked *time.Time
+	var lastSeen, expires time.Time
+	if err := tx.QueryRow(ctx, `SELECT revoked_at, last_seen_at, expires_at FROM sessions WHERE tenant_id = $1 AND id = $2 FOR UPDATE`,
+		tx.TenantID(), sid).Scan(&revoked, &lastSeen, &expires); err != nil {
+		if store.NoRows(err) {
+			return false, nil
+		}
+		return false, err
+	}
+	if !live(revoked, lastSeen, expires) {
+		return false, nil
+	}
+	_, err := tx.Exec(ctx, `UPDATE sessions SET last_seen_at = $1 WHERE tenant_id = $2 AND id = $3`, now, tx.TenantID(), sid)
+	return err == nil, err
+}
