@@ -15,7 +15,7 @@ func TestNewRefusesAnIncompleteConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.DiscardHandler)
 	full := Config{Config: cfg, Logger: log, Out: io.Discard, Version: "test"}
 	for name, mutate := range map[string]func(*Config){
 		"no configuration": func(c *Config) { c.Config = nil },

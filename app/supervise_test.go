@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -12,7 +11,7 @@ import (
 )
 
 func quickSupervisor() *supervisor {
-	s := newSupervisor(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := newSupervisor(slog.New(slog.DiscardHandler))
 	s.minBackoff, s.maxBackoff = time.Millisecond, 2*time.Millisecond
 	return s
 }

@@ -47,7 +47,7 @@ func a2aBin(t *testing.T) string {
 }
 
 // a2aToken gets an agent a client-credentials token for resource, scope a2a.
-func a2aToken(t *testing.T, h *harness, slug string, agent agentJSON, resource string) string {
+func a2aToken(t *testing.T, h *harness, slug string, agent apptest.Agent, resource string) string {
 	t.Helper()
 	code, out := h.Form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {resource}, "scope": {"a2a"}},
 		agent.ClientID, agent.ClientSecret)
@@ -189,7 +189,7 @@ func TestA2ACardsAndDirectory(t *testing.T) {
 			expect(t, resp, body, 201, "a2a agent")
 			resp, body = h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "client-bot", "name": "Client", "owner_id": owner})
 			expect(t, resp, body, 201, "calling agent")
-			caller := decode[agentJSON](t, body)
+			caller := decode[apptest.Agent](t, body)
 
 			base := h.Agent + "/t/" + slug + "/a2a/agents"
 			code, card := getJSON(t, h.TLS, base+"/researcher/.well-known/agent-card.json", "")
@@ -336,7 +336,7 @@ func TestA2AProxy(t *testing.T) {
 			}
 			resp, body := h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "caller", "name": "Caller", "owner_id": owner})
 			expect(t, resp, body, 201, "caller")
-			caller := decode[agentJSON](t, body)
+			caller := decode[apptest.Agent](t, body)
 			base := h.Agent + "/t/" + slug + "/a2a/agents"
 			token := func(resource string) string { return a2aToken(t, h, slug, caller, resource) }
 			callerTok := token(base + "/echo")
@@ -410,7 +410,7 @@ func TestA2AProxy(t *testing.T) {
 				if auth == "Bearer "+callerTok || !strings.HasPrefix(auth, "Bearer ") {
 					t.Fatalf("the target saw %q", auth)
 				}
-				claims := claimsOf(t, strings.TrimPrefix(auth, "Bearer "))
+				claims := apptest.JWTClaims(t, strings.TrimPrefix(auth, "Bearer "))
 				if claims["aud"] != spy.URL && fmt.Sprint(claims["aud"]) != "["+spy.URL+"]" || claims["sub"] != caller.ID ||
 					claims["iss"] != h.App.Config().Admin.PublicURL+"/t/"+slug {
 					t.Fatalf("xavyo's credential for the target: %v", claims)
@@ -575,11 +575,11 @@ func TestA2AInteropWithJSSDK(t *testing.T) {
 	resp, body = h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "echo-v03", "name": "Echo 0.3", "owner_id": owner,
 		"profile": map[string]any{"agent": map[string]any{"a2a_endpoint": echo03, "a2a_version": "0.3"}}})
 	expect(t, resp, body, 201, "agent of 0.3")
-	callers := map[string]agentJSON{}
+	callers := map[string]apptest.Agent{}
 	for _, name := range []string{"allowed", "denied"} {
 		resp, body = h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": name, "name": name, "owner_id": owner})
 		expect(t, resp, body, 201, name)
-		callers[name] = decode[agentJSON](t, body)
+		callers[name] = decode[apptest.Agent](t, body)
 	}
 	grantEntitlement(t, h, tok, "nhi", callers["allowed"].ID, a2aCall(t, h, tok, "echo"))
 	grantEntitlement(t, h, tok, "nhi", callers["allowed"].ID, a2aCall(t, h, tok, "echo-v03"))
@@ -622,7 +622,7 @@ func TestA2ACardImportAndPinning(t *testing.T) {
 				"description": "Remote research", "owner_id": decodeMe(t, h, bTok),
 				"profile": map[string]any{"agent": map[string]any{"skills": []string{"research"}, "a2a_endpoint": "http://127.0.0.1:9/a2a"}}})
 			expect(t, resp, body, 201, "remote agent")
-			remote := decode[agentJSON](t, body)
+			remote := decode[apptest.Agent](t, body)
 			remoteEndpoint := agentURL + "/t/" + b + "/a2a/agents/remote"
 
 			// Tenant A registers it as a partner and imports its card.
@@ -632,7 +632,7 @@ func TestA2ACardImportAndPinning(t *testing.T) {
 			resp, body = h.DoAs(aTok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "partner", "name": "Partner", "owner_id": owner,
 				"profile": map[string]any{"agent": map[string]any{"a2a_endpoint": remoteEndpoint}}})
 			expect(t, resp, body, 201, "partner")
-			partner := decode[agentJSON](t, body)
+			partner := decode[apptest.Agent](t, body)
 			resp, body = h.DoAs(aTok, "POST", "/api/v1/nhis/"+partner.ID+"/a2a-card/import", nil)
 			expect(t, resp, body, 200, "import")
 			st := decode[struct {
@@ -652,7 +652,7 @@ func TestA2ACardImportAndPinning(t *testing.T) {
 			// A caller of A may call the partner.
 			resp, body = h.DoAs(aTok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "caller", "name": "Caller", "owner_id": owner})
 			expect(t, resp, body, 201, "caller")
-			caller := decode[agentJSON](t, body)
+			caller := decode[apptest.Agent](t, body)
 			call := a2aCall(t, h, aTok, "partner")
 			grantEntitlement(t, h, aTok, "nhi", caller.ID, call)
 			dir := agentURL + "/t/" + a + "/a2a/agents"
@@ -705,7 +705,7 @@ func TestA2ACardImportAndPinning(t *testing.T) {
 			resp, body = h.DoAs(aTok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "forged", "name": "Forged", "owner_id": owner,
 				"profile": map[string]any{"agent": map[string]any{"a2a_endpoint": fake.URL}}})
 			expect(t, resp, body, 201, "forged")
-			forgedAgent := decode[agentJSON](t, body)
+			forgedAgent := decode[apptest.Agent](t, body)
 			resp, body = h.DoAs(aTok, "POST", "/api/v1/nhis/"+forgedAgent.ID+"/a2a-card/import", nil)
 			if resp.StatusCode != 400 || !strings.Contains(string(body), "signature does not verify") {
 				t.Fatalf("a forged card: %d %s", resp.StatusCode, body)
@@ -773,7 +773,7 @@ func TestA2APushNotifications(t *testing.T) {
 			expect(t, resp, body, 201, "target")
 			resp, body = h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "boss", "name": "Boss", "owner_id": owner})
 			expect(t, resp, body, 201, "caller")
-			caller := decode[agentJSON](t, body)
+			caller := decode[apptest.Agent](t, body)
 			grantEntitlement(t, h, tok, "nhi", caller.ID, a2aCall(t, h, tok, "worker"))
 			endpoint := h.Agent + "/t/" + slug + "/a2a/agents/worker"
 			req, _ := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"CreateTaskPushNotificationConfig",
@@ -822,7 +822,7 @@ func TestA2APushNotifications(t *testing.T) {
 			if d.token != "caller-secret" || !strings.Contains(d.body, "TASK_STATE_COMPLETED") || !strings.HasPrefix(d.auth, "Bearer ") {
 				t.Fatalf("delivered: %+v", d)
 			}
-			claims := claimsOf(t, strings.TrimPrefix(d.auth, "Bearer "))
+			claims := apptest.JWTClaims(t, strings.TrimPrefix(d.auth, "Bearer "))
 			sum := sha256.Sum256([]byte(d.body))
 			if claims["aud"] != webhook.URL+"/hook" || claims["iss"] != h.App.Config().Admin.PublicURL+"/t/"+slug || claims["a2a_agent"] != "worker" ||
 				claims["body_sha256"] != hex.EncodeToString(sum[:]) || claims["sub"] != "nhi:"+caller.ID {
@@ -884,11 +884,11 @@ func TestA2APushConfigsAcrossVersions(t *testing.T) {
 		"profile": map[string]any{"agent": map[string]any{"a2a_endpoint": target.URL, "a2a_version": "0.3"}}})
 	expect(t, resp, body, 201, "target of 0.3")
 	endpoint := h.Agent + "/t/" + slug + "/a2a/agents/worker"
-	callers := map[string]agentJSON{}
+	callers := map[string]apptest.Agent{}
 	for _, name := range []string{"boss", "other"} {
 		resp, body = h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": name, "name": name, "owner_id": owner})
 		expect(t, resp, body, 201, name)
-		callers[name] = decode[agentJSON](t, body)
+		callers[name] = decode[apptest.Agent](t, body)
 		grantEntitlement(t, h, tok, "nhi", callers[name].ID, a2aCall(t, h, tok, "worker"))
 	}
 	call := func(who, version, rpc string) map[string]any {
@@ -1077,11 +1077,11 @@ func TestA2ATasksBelongToTheirCaller(t *testing.T) {
 					"profile": map[string]any{"agent": agent}})
 				expect(t, resp, body, 201, "agent "+name)
 			}
-			callers := map[string]agentJSON{}
+			callers := map[string]apptest.Agent{}
 			for _, name := range []string{"alice", "bob"} {
 				resp, body := h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": name, "name": name, "owner_id": owner})
 				expect(t, resp, body, 201, name)
-				callers[name] = decode[agentJSON](t, body)
+				callers[name] = decode[apptest.Agent](t, body)
 				for _, agent := range []string{"echo", "echo-v03"} {
 					grantEntitlement(t, h, tok, "nhi", callers[name].ID, a2aCall(t, h, tok, agent))
 				}
@@ -1214,10 +1214,10 @@ func TestA2AAgentChangesTakeEffect(t *testing.T) {
 			resp, body := h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "worker", "name": "Worker", "owner_id": owner,
 				"description": "Does things", "profile": map[string]any{"agent": map[string]any{"a2a_endpoint": first, "skills": []string{"things"}}}})
 			expect(t, resp, body, 201, "worker")
-			worker := decode[agentJSON](t, body)
+			worker := decode[apptest.Agent](t, body)
 			resp, body = h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "boss", "name": "Boss", "owner_id": owner})
 			expect(t, resp, body, 201, "boss")
-			boss := decode[agentJSON](t, body)
+			boss := decode[apptest.Agent](t, body)
 			grantEntitlement(t, h, tok, "nhi", boss.ID, a2aCall(t, h, tok, "worker"))
 			endpoint := h.Agent + "/t/" + slug + "/a2a/agents/worker"
 			cardURL := endpoint + "/.well-known/agent-card.json"

@@ -261,7 +261,7 @@ func newToolTenant(t *testing.T, h *harness, serverSlug, url string) *toolTenant
 	resp, body := h.DoAs(tt.tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": serverSlug, "name": serverSlug, "owner_id": tt.ownerID,
 		"profile": map[string]any{"tool_server": map[string]any{"transport": "streamable_http", "url": url}}})
 	expect(t, resp, body, 201, "tool server")
-	server := decode[agentJSON](t, body)
+	server := decode[apptest.Agent](t, body)
 	resp, body = h.DoAs(tt.tok, "PUT", "/api/v1/tool-servers/"+server.ID+"/upstream", map[string]any{"auto_approve": true, "timeout_ms": 20000})
 	expect(t, resp, body, 200, "upstream settings")
 	tt.tools = syncTools(t, h, tt.tok, server.ID)
@@ -274,7 +274,7 @@ func (tt *toolTenant) agentToken(t *testing.T, h *harness, slug, resource string
 	t.Helper()
 	resp, body := h.DoAs(tt.tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": slug, "name": slug, "owner_id": tt.ownerID})
 	expect(t, resp, body, 201, "agent")
-	agent := decode[agentJSON](t, body)
+	agent := decode[apptest.Agent](t, body)
 	if len(tools) == 0 {
 		for name := range tt.tools {
 			tools = append(tools, name)

@@ -374,7 +374,7 @@ func TestEgressRefusalIsExplained(t *testing.T) {
 	resp, body := h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": "tools", "name": "Tools",
 		"owner_id": decodeMe(t, h, tok), "profile": map[string]any{"tool_server": map[string]any{"transport": "streamable_http", "url": up.srv.URL + "/mcp"}}})
 	expect(t, resp, body, 201, "tool server")
-	resp, body = h.DoAs(tok, "POST", "/api/v1/tool-servers/"+decode[agentJSON](t, body).ID+"/sync", nil)
+	resp, body = h.DoAs(tok, "POST", "/api/v1/tool-servers/"+decode[apptest.Agent](t, body).ID+"/sync", nil)
 	if resp.StatusCode != 403 || !strings.Contains(string(body), "egress policy") || strings.Contains(string(body), "127.0.0.1") {
 		t.Fatalf("sync of a refused address: %d %s", resp.StatusCode, body)
 	}

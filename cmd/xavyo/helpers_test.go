@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/tls"
 	"net/http"
 	"testing"
 
@@ -23,26 +22,6 @@ type userJSON struct {
 type pageJSON[T any] struct {
 	Items      []T    `json:"items"`
 	NextCursor string `json:"next_cursor"`
-}
-
-type issued struct {
-	Serial         string `json:"serial"`
-	SPIFFEID       string `json:"spiffe_id"`
-	CertificatePEM string `json:"certificate_pem"`
-	ChainPEM       string `json:"chain_pem"`
-	PrivateKeyPEM  string `json:"private_key_pem"`
-}
-
-func (i issued) keyPair(t *testing.T, keyPEM string) tls.Certificate {
-	t.Helper()
-	if keyPEM == "" {
-		keyPEM = i.PrivateKeyPEM
-	}
-	c, err := tls.X509KeyPair([]byte(i.ChainPEM), []byte(keyPEM))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 func decode[T any](t *testing.T, b []byte) T { t.Helper(); return apptest.Decode[T](t, b) }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/xavyo/xavyo/app/apptest"
 	"github.com/xavyo/xavyo/internal/store"
 )
 
@@ -45,7 +46,7 @@ func TestInteropWithRealClients(t *testing.T) {
 
 	resp, body = h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "interop-bot", "name": "Interop", "owner_id": me.ID})
 	expect(t, resp, body, 201, "agent")
-	agent := decode[agentJSON](t, body)
+	agent := decode[apptest.Agent](t, body)
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	pub, _ := jose.JSONWebKey{Key: key.Public(), KeyID: "interop-1", Use: "sig", Algorithm: "ES256"}.MarshalJSON()
 	priv, _ := jose.JSONWebKey{Key: key, KeyID: "interop-1", Algorithm: "ES256"}.MarshalJSON()
@@ -162,7 +163,7 @@ func TestGatewayInteropWithOfficialSDK(t *testing.T) {
 
 	resp, body := h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "sdk-agent", "name": "SDK agent", "owner_id": me.ID})
 	expect(t, resp, body, 201, "agent")
-	agent := decode[agentJSON](t, body)
+	agent := decode[apptest.Agent](t, body)
 	resp, body = h.DoAs(tok, "POST", "/api/v1/users", map[string]any{"email": "grace@gw.test", "password": "Compiler-pioneer-1952"})
 	expect(t, resp, body, 201, "user")
 	grace := decode[userJSON](t, body)
@@ -172,7 +173,7 @@ func TestGatewayInteropWithOfficialSDK(t *testing.T) {
 
 	resp, body = h.DoAs(tok, "POST", "/api/v1/nhis/"+agent.ID+"/certificates", map[string]any{})
 	expect(t, resp, body, 201, "certificate")
-	cert := decode[issued](t, body)
+	cert := decode[apptest.Issued](t, body)
 	certFile, keyFile := filepath.Join(data, "agent.pem"), filepath.Join(data, "agent.key")
 	if err := os.WriteFile(certFile, []byte(cert.ChainPEM), 0o600); err != nil {
 		t.Fatal(err)

@@ -122,8 +122,8 @@ func newTestUpstream(t *testing.T) *testUpstream {
 type mcpSetup struct {
 	slug, adminTok, ownerID string
 	tenantID                string
-	server                  agentJSON
-	agent                   agentJSON
+	server                  apptest.Agent
+	agent                   apptest.Agent
 	ents                    map[string]string // tool → entitlement ID
 	assign                  map[string]string // tool → assignment ID
 	endpoint                string
@@ -138,7 +138,7 @@ func setupMCP(t *testing.T, h *harness, up *testUpstream) *mcpSetup {
 	resp, body := h.DoAs(m.adminTok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": "tools", "name": "Tools",
 		"owner_id": m.ownerID, "profile": map[string]any{"tool_server": map[string]any{"transport": "streamable_http", "url": up.srv.URL + "/mcp"}}})
 	expect(t, resp, body, 201, "create tool server")
-	m.server = decode[agentJSON](t, body)
+	m.server = decode[apptest.Agent](t, body)
 	resp, body = h.DoAs(m.adminTok, "PUT", "/api/v1/tool-servers/"+m.server.ID+"/upstream",
 		map[string]any{"credential_type": "bearer", "token": upstreamSecret, "timeout_ms": 2000})
 	expect(t, resp, body, 200, "upstream settings")
@@ -162,7 +162,7 @@ func setupMCP(t *testing.T, h *harness, up *testUpstream) *mcpSetup {
 	}
 	resp, body = h.DoAs(m.adminTok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "helper", "name": "Helper", "owner_id": m.ownerID})
 	expect(t, resp, body, 201, "create agent")
-	m.agent = decode[agentJSON](t, body)
+	m.agent = decode[apptest.Agent](t, body)
 	for _, name := range []string{"echo", "add", "slow"} {
 		m.assign[name] = grantEntitlement(t, h, m.adminTok, "nhi", m.agent.ID, m.ents[name])
 	}
@@ -674,7 +674,7 @@ func TestMCPGatewayRefusesBadInput(t *testing.T) {
 	// Another agent of the same tenant cannot ride this session.
 	resp, body := h.DoAs(m.adminTok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "intruder", "name": "Intruder", "owner_id": m.ownerID})
 	expect(t, resp, body, 201, "second agent")
-	intruder := decode[agentJSON](t, body)
+	intruder := decode[apptest.Agent](t, body)
 	code2, out = h.Form("/t/"+m.slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {m.endpoint}},
 		intruder.ClientID, intruder.ClientSecret)
 	if code2 != 200 {
@@ -818,8 +818,8 @@ func TestMCPGatewayWithCertificates(t *testing.T) {
 	other := setupMCP(t, h, up)
 	resp, body := h.DoAs(m.adminTok, "POST", "/api/v1/nhis/"+m.agent.ID+"/certificates", map[string]any{})
 	expect(t, resp, body, 201, "issue")
-	cert := decode[issued](t, body)
-	kp := cert.keyPair(t, "")
+	cert := decode[apptest.Issued](t, body)
+	kp := cert.KeyPair(t, "")
 
 	c := mcpClient(t, h, m.endpoint, "", &kp)
 	if got := strings.Join(toolNames(t, c), ","); got != "tools__add,tools__echo,tools__slow" {
@@ -858,7 +858,7 @@ func TestMCPGatewayWithCertificates(t *testing.T) {
 	_ = json.NewDecoder(tr.Body).Decode(&tokOut)
 	tr.Body.Close()
 	bound, _ := tokOut["access_token"].(string)
-	if tr.StatusCode != 200 || claimsOf(t, bound)["cnf"] == nil {
+	if tr.StatusCode != 200 || apptest.JWTClaims(t, bound)["cnf"] == nil {
 		t.Fatalf("bound token: %d %v", tr.StatusCode, tokOut)
 	}
 	if resp, _ := rawMCP(t, h.TLS, m.endpoint, init, "Authorization", "Bearer "+bound); resp.StatusCode != 401 {
@@ -989,7 +989,7 @@ func TestMCPUpstreamCredentials(t *testing.T) {
 		resp, body := h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": tc.slug, "name": tc.slug, "owner_id": owner,
 			"profile": map[string]any{"tool_server": map[string]any{"transport": "streamable_http", "url": tc.url}}})
 		expect(t, resp, body, 201, "tool server "+tc.slug)
-		server := decode[agentJSON](t, body)
+		server := decode[apptest.Agent](t, body)
 		resp, body = h.DoAs(tok, "PUT", "/api/v1/tool-servers/"+server.ID+"/upstream", tc.settings)
 		expect(t, resp, body, 200, "settings "+tc.slug)
 		if strings.Contains(string(body), "s3cret") {
@@ -1019,7 +1019,7 @@ func TestMCPUpstreamCredentials(t *testing.T) {
 	resp, body := h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": "untrusted", "name": "untrusted", "owner_id": owner,
 		"profile": map[string]any{"tool_server": map[string]any{"transport": "streamable_http", "url": mtlsUp.URL + "/mcp"}}})
 	expect(t, resp, body, 201, "untrusted server")
-	untrusted := decode[agentJSON](t, body)
+	untrusted := decode[apptest.Agent](t, body)
 	resp, body = h.DoAs(tok, "POST", "/api/v1/tool-servers/"+untrusted.ID+"/sync", nil)
 	if resp.StatusCode != 503 {
 		t.Fatalf("sync with an untrusted upstream certificate: %d %s", resp.StatusCode, body)
@@ -1141,7 +1141,7 @@ func TestMCPCancellationReachesUpstream(t *testing.T) {
 			}
 		}
 	}
-	if out["result"] != nil || !strings.Contains(mustJSON(out), "cancelled") {
+	if out["result"] != nil || !strings.Contains(apptest.JSON(out), "cancelled") {
 		t.Fatalf("cancelled call answered %v", out)
 	}
 	if d := time.Since(begin); d > 3*time.Second {
@@ -1217,11 +1217,11 @@ func TestMCPOverWebSocket(t *testing.T) {
 	}
 	send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
 	send(`{"jsonrpc":"2.0","id":2,"method":"tools/list"}`)
-	if f := next("tools/list"); !strings.Contains(mustJSON(f), `"name":"tools__echo"`) || strings.Contains(mustJSON(f), "delete_repo") {
+	if f := next("tools/list"); !strings.Contains(apptest.JSON(f), `"name":"tools__echo"`) || strings.Contains(apptest.JSON(f), "delete_repo") {
 		t.Fatalf("tools/list: %v", f)
 	}
 	send(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"tools__echo","arguments":{"text":"over a socket"}}}`)
-	if f := next("call"); !strings.Contains(mustJSON(f), "over a socket") {
+	if f := next("call"); !strings.Contains(apptest.JSON(f), "over a socket") {
 		t.Fatalf("call: %v", f)
 	}
 	send(`{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"tools__delete_repo","arguments":{"name":"x"}}}`)
@@ -1244,7 +1244,7 @@ func TestMCPOverWebSocket(t *testing.T) {
 	}
 	send(`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"tools__echo","arguments":{"text":"after revocation"}}}`)
 	for f := range frames {
-		if strings.Contains(mustJSON(f), "after revocation") {
+		if strings.Contains(apptest.JSON(f), "after revocation") {
 			t.Fatal("a revoked token still calls over the socket")
 		}
 	}
@@ -1295,7 +1295,7 @@ func TestMCPOverLegacySSE(t *testing.T) {
 	}
 	resp, body := h.DoAs(m.adminTok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "other-agent", "name": "Other", "owner_id": m.ownerID})
 	expect(t, resp, body, 201, "other agent")
-	other := decode[agentJSON](t, body)
+	other := decode[apptest.Agent](t, body)
 	code, out := h.Form("/t/"+m.slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {m.endpoint}}, other.ClientID, other.ClientSecret)
 	if code != 200 {
 		t.Fatal(out)
@@ -1327,13 +1327,13 @@ func TestMCPStdioUpstream(t *testing.T) {
 	resp, body = h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": "local", "name": "Local", "owner_id": owner,
 		"profile": map[string]any{"tool_server": map[string]any{"transport": "stdio", "command": bin, "args": []string{"-stdio", "-crashable"}}}})
 	expect(t, resp, body, 201, "stdio tool server")
-	server := decode[agentJSON](t, body)
+	server := decode[apptest.Agent](t, body)
 	resp, body = h.DoAs(tok, "PUT", "/api/v1/tool-servers/"+server.ID+"/upstream", map[string]any{"auto_approve": true})
 	expect(t, resp, body, 200, "settings")
 	tools := syncTools(t, h, tok, server.ID)
 	resp, body = h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "user-of-local", "name": "Agent", "owner_id": owner})
 	expect(t, resp, body, 201, "agent")
-	agent := decode[agentJSON](t, body)
+	agent := decode[apptest.Agent](t, body)
 	grantEntitlement(t, h, tok, "nhi", agent.ID, tools["echo"].EntitlementID)
 	grantEntitlement(t, h, tok, "nhi", agent.ID, tools["exit"].EntitlementID)
 	endpoint := h.Agent + "/t/" + slug + "/mcp/local"
@@ -1409,7 +1409,7 @@ func TestMCPSSEUpstream(t *testing.T) {
 	resp, body := h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "tool_server", "slug": "old", "name": "Old server", "owner_id": owner,
 		"profile": map[string]any{"tool_server": map[string]any{"transport": "sse", "url": srv.URL + "/sse"}}})
 	expect(t, resp, body, 201, "sse tool server")
-	server := decode[agentJSON](t, body)
+	server := decode[apptest.Agent](t, body)
 	resp, body = h.DoAs(tok, "PUT", "/api/v1/tool-servers/"+server.ID+"/upstream", map[string]any{"auto_approve": true, "credential_type": "bearer", "token": upstreamSecret})
 	expect(t, resp, body, 200, "settings")
 	tools := syncTools(t, h, tok, server.ID)
@@ -1418,7 +1418,7 @@ func TestMCPSSEUpstream(t *testing.T) {
 	}
 	resp, body = h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "caller", "name": "Caller", "owner_id": owner})
 	expect(t, resp, body, 201, "agent")
-	agent := decode[agentJSON](t, body)
+	agent := decode[apptest.Agent](t, body)
 	grantEntitlement(t, h, tok, "nhi", agent.ID, tools["shout"].EntitlementID)
 	endpoint := h.Agent + "/t/" + slug + "/mcp"
 	code, out := h.Form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {endpoint}}, agent.ClientID, agent.ClientSecret)
@@ -1462,7 +1462,7 @@ func TestMCPReplicaKilledMidSession(t *testing.T) {
 			"Authorization", "Bearer "+tok, "Mcp-Session-Id", sid, "MCP-Protocol-Version", "2025-11-25")
 		return out
 	}
-	if out := call(one, m.endpoint, "before"); !strings.Contains(mustJSON(out), `"text":"before"`) {
+	if out := call(one, m.endpoint, "before"); !strings.Contains(apptest.JSON(out), `"text":"before"`) {
 		t.Fatalf("call on one: %v", out)
 	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -1470,7 +1470,7 @@ func TestMCPReplicaKilledMidSession(t *testing.T) {
 	}
 	_ = cmd.Wait()
 	twoEndpoint := strings.Replace(m.endpoint, "https://"+agentAddr, two.Agent, 1)
-	if out := call(two, twoEndpoint, "after"); !strings.Contains(mustJSON(out), `"text":"after"`) {
+	if out := call(two, twoEndpoint, "after"); !strings.Contains(apptest.JSON(out), `"text":"after"`) {
 		t.Fatalf("the session did not survive its replica: %v", out)
 	}
 }

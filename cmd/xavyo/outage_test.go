@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xavyo/xavyo/app/apptest"
 	"github.com/xavyo/xavyo/internal/store"
 	"github.com/xavyo/xavyo/internal/testdb"
 )
@@ -86,7 +87,7 @@ func a2aSetup(t *testing.T, h *harness, slug, tok string, agent *a2aRecorder) (e
 	expect(t, resp, body, 201, "A2A agent")
 	resp, body = h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "a2a-caller", "name": "Caller", "owner_id": owner})
 	expect(t, resp, body, 201, "A2A caller")
-	caller := decode[agentJSON](t, body)
+	caller := decode[apptest.Agent](t, body)
 	grantEntitlement(t, h, tok, "nhi", caller.ID, a2aCall(t, h, tok, "recorder"))
 	endpoint = h.Agent + "/t/" + slug + "/a2a/agents/recorder"
 	return endpoint, a2aToken(t, h, slug, caller, endpoint)
@@ -312,7 +313,7 @@ func TestAnswersDuringDatabaseOutage(t *testing.T) {
 	owner := decodeMe(t, h, tok)
 	resp, body := h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "bot", "name": "Bot", "owner_id": owner})
 	expect(t, resp, body, 201, "agent")
-	agent := decode[agentJSON](t, body)
+	agent := decode[apptest.Agent](t, body)
 	token := func() (int, map[string]any) {
 		return h.Form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"mcp"}}, agent.ClientID, agent.ClientSecret)
 	}

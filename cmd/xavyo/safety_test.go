@@ -217,7 +217,7 @@ func TestMCPAgentSafety(t *testing.T) {
 			resp, body = h.DoAs(m.adminTok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "risky", "name": "Risky", "owner_id": m.ownerID,
 				"profile": map[string]any{"agent": map[string]any{"risk_level": "critical"}}})
 			expect(t, resp, body, 201, "risky agent")
-			risky := decode[agentJSON](t, body)
+			risky := decode[apptest.Agent](t, body)
 			grantEntitlement(t, h, m.adminTok, "nhi", risky.ID, m.ents["add"])
 			resp, body = h.DoAs(m.adminTok, "PATCH", "/api/v1/entitlements/"+m.ents["add"], map[string]any{"risk_level": "high"})
 			expect(t, resp, body, 200, "high-risk tool")

@@ -87,23 +87,6 @@ func (s *Service) ListAttributeDefinitions(ctx context.Context) ([]*AttributeDef
 	return out, err
 }
 
-func attributeDefinitions(ctx context.Context, tx *store.Tx) ([]*AttributeDefinition, error) {
-	rows, err := tx.Query(ctx, `SELECT `+attrCols+` FROM attribute_definitions WHERE tenant_id = $1 ORDER BY name`, tx.TenantID())
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []*AttributeDefinition{}
-	for rows.Next() {
-		d, err := scanAttr(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
-}
-
 // CreateAttributeDefinition adds a definition.
 func (s *Service) CreateAttributeDefinition(ctx context.Context, in AttributeDefinitionInput) (*AttributeDefinition, error) {
 	now := store.Now()
@@ -123,21 +106,15 @@ func (s *Service) CreateAttributeDefinition(ctx context.Context, in AttributeDef
 	}
 	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		if d.Required {
-			var n int
-			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM users WHERE tenant_id = $1`, tx.TenantID()).Scan(&n); err != nil {
+			n, err := countUsers(ctx, tx)
+			if err != nil {
 				return err
 			}
 			if n > 0 {
 				return apperr.New(apperr.KindConflict, "a new attribute cannot be required while users exist; create it optional, fill it, then require it")
 			}
 		}
-		enum, _ := json.Marshal(d.EnumValues)
-		_, err := tx.Exec(ctx, `INSERT INTO attribute_definitions (tenant_id, id, name, type, required, enum_values, description, created_at, updated_at, version)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, 1)`, tx.TenantID(), d.ID, d.Name, d.Type, d.Required, string(enum), d.Description, now)
-		if apperr.KindOf(err) == apperr.KindAlreadyExists {
-			return apperr.New(apperr.KindAlreadyExists, "attribute %q is already defined", d.Name)
-		}
-		if err != nil {
+		if err := insertAttr(ctx, tx, d); err != nil {
 			return err
 		}
 		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: AttrDefEvent, ID: d.ID.String(), Version: 1}, d); err != nil {
@@ -160,10 +137,7 @@ func (s *Service) UpdateAttributeDefinition(ctx context.Context, id uuid.UUID, i
 	var d *AttributeDefinition
 	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		var err error
-		d, err = scanAttr(tx.QueryRow(ctx, `SELECT `+attrCols+` FROM attribute_definitions WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tx.TenantID(), id))
-		if store.NoRows(err) {
-			return apperr.NotFound("attribute definition")
-		}
+		d, err = lockAttr(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -183,8 +157,8 @@ func (s *Service) UpdateAttributeDefinition(ctx context.Context, id uuid.UUID, i
 			return err
 		}
 		if d.Required {
-			var missing int
-			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND (attributes ->> $2) IS NULL`, tx.TenantID(), d.Name).Scan(&missing); err != nil {
+			missing, err := usersWithAttr(ctx, tx, d.Name, false)
+			if err != nil {
 				return err
 			}
 			if missing > 0 {
@@ -193,9 +167,7 @@ func (s *Service) UpdateAttributeDefinition(ctx context.Context, id uuid.UUID, i
 		}
 		d.UpdatedAt = store.Now()
 		d.Version++
-		enum, _ := json.Marshal(d.EnumValues)
-		if _, err := tx.Exec(ctx, `UPDATE attribute_definitions SET required = $1, enum_values = $2, description = $3, updated_at = $4, version = $5
-			WHERE tenant_id = $6 AND id = $7`, d.Required, string(enum), d.Description, d.UpdatedAt, d.Version, tx.TenantID(), id); err != nil {
+		if err := updateAttr(ctx, tx, d); err != nil {
 			return err
 		}
 		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: AttrDefEvent, ID: id.String(), Version: d.Version}, d); err != nil {
@@ -213,21 +185,19 @@ func (s *Service) UpdateAttributeDefinition(ctx context.Context, id uuid.UUID, i
 func (s *Service) DeleteAttributeDefinition(ctx context.Context, id uuid.UUID) error {
 	var name string
 	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		err := tx.QueryRow(ctx, `SELECT name FROM attribute_definitions WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tx.TenantID(), id).Scan(&name)
-		if store.NoRows(err) {
-			return apperr.NotFound("attribute definition")
-		}
+		d, err := lockAttr(ctx, tx, id)
 		if err != nil {
 			return err
 		}
-		var used int
-		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND (attributes ->> $2) IS NOT NULL`, tx.TenantID(), name).Scan(&used); err != nil {
+		name = d.Name
+		used, err := usersWithAttr(ctx, tx, name, true)
+		if err != nil {
 			return err
 		}
 		if used > 0 {
 			return apperr.New(apperr.KindConflict, "%d users carry %q; remove it from them first", used, name)
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM attribute_definitions WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id); err != nil {
+		if err := deleteAttr(ctx, tx, id); err != nil {
 			return err
 		}
 		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: AttrDefEvent, ID: id.String()}, nil); err != nil {

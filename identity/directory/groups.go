@@ -51,10 +51,6 @@ func validGroupName(n string) error {
 	return nil
 }
 
-func getGroup(ctx context.Context, tx *store.Tx, id uuid.UUID, lock bool) (*Group, error) {
-	return rowByID(ctx, tx, "group", `SELECT `+groupCols+` FROM groups`, id, lock, scanGroup)
-}
-
 // checkParent refuses a parent that does not exist, would make a cycle,
 // or would make the hierarchy deeper than maxDepth.
 func checkParent(ctx context.Context, tx *store.Tx, self, parent uuid.UUID) error {
@@ -66,8 +62,7 @@ func checkParent(ctx context.Context, tx *store.Tx, self, parent uuid.UUID) erro
 		if depth >= maxDepth {
 			return apperr.Invalid("parent_id", "the hierarchy may be at most 32 levels deep")
 		}
-		var next *uuid.UUID
-		err := tx.QueryRow(ctx, `SELECT parent_id FROM groups WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), cur).Scan(&next)
+		next, err := parentOf(ctx, tx, cur)
 		if store.NoRows(err) {
 			if cur == parent {
 				return apperr.Invalid("parent_id", "no such group")
@@ -109,12 +104,7 @@ func (s *Service) CreateGroup(ctx context.Context, in GroupInput) (*Group, error
 				return err
 			}
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO groups (tenant_id, id, name, description, parent_id, created_at, updated_at, version)
-			VALUES ($1, $2, $3, $4, $5, $6, $6, 1)`, tx.TenantID(), g.ID, g.Name, g.Description, g.ParentID, now)
-		if apperr.KindOf(err) == apperr.KindAlreadyExists {
-			return apperr.New(apperr.KindAlreadyExists, "a group named %q already exists", g.Name)
-		}
-		if err != nil {
+		if err := insertGroup(ctx, tx, g); err != nil {
 			return err
 		}
 		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: GroupEvent, ID: g.ID.String(), Version: 1}, g); err != nil {
@@ -161,24 +151,8 @@ func (s *Service) ListGroups(ctx context.Context, o ListGroupsOptions) (out []*G
 		}
 	}
 	err = s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		out = out[:0]
-		rows, err := tx.Query(ctx, `SELECT `+groupCols+` FROM groups WHERE tenant_id = $1
-			AND ($2 = '' OR substr(lower(name), 1, length($2)) = $2)
-			AND ($3 = 0 OR ($3 = 1 AND parent_id = $4) OR ($3 = 2 AND parent_id IS NULL))
-			AND (name > $5 OR (name = $5 AND id > $6))
-			ORDER BY name, id LIMIT $7`, tx.TenantID(), strings.ToLower(o.NamePrefix), parentFilter, parent, o.AfterName, o.AfterID, o.Limit+1)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			g, err := scanGroup(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, g)
-		}
-		return rows.Err()
+		out, err = listGroups(ctx, tx, strings.ToLower(o.NamePrefix), parentFilter, parent, o.AfterName, o.AfterID, o.Limit+1)
+		return err
 	})
 	if len(out) > o.Limit {
 		return out[:o.Limit], true, err
@@ -221,12 +195,7 @@ func (s *Service) UpdateGroup(ctx context.Context, id uuid.UUID, in GroupInput, 
 		}
 		g.UpdatedAt = store.Now()
 		g.Version++
-		_, err = tx.Exec(ctx, `UPDATE groups SET name = $1, description = $2, parent_id = $3, updated_at = $4, version = $5
-			WHERE tenant_id = $6 AND id = $7`, g.Name, g.Description, g.ParentID, g.UpdatedAt, g.Version, tx.TenantID(), id)
-		if apperr.KindOf(err) == apperr.KindAlreadyExists {
-			return apperr.New(apperr.KindAlreadyExists, "a group named %q already exists", g.Name)
-		}
-		if err != nil {
+		if err := updateGroup(ctx, tx, g); err != nil {
 			return err
 		}
 		out = g
@@ -252,15 +221,15 @@ func (s *Service) DeleteGroup(ctx context.Context, id uuid.UUID, ifVersion int64
 		if ifVersion != 0 && g.Version != ifVersion {
 			return apperr.New(apperr.KindPreconditionFailed, "group changed since version %d (now %d)", ifVersion, g.Version)
 		}
-		var children int
-		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM groups WHERE tenant_id = $1 AND parent_id = $2`, tx.TenantID(), id).Scan(&children); err != nil {
+		children, err := childGroups(ctx, tx, id)
+		if err != nil {
 			return err
 		}
 		if children > 0 {
 			return apperr.New(apperr.KindConflict, "the group has %d child groups; move or delete them first", children)
 		}
 		name = g.Name
-		if _, err := tx.Exec(ctx, `DELETE FROM groups WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id); err != nil {
+		if err := deleteGroup(ctx, tx, id); err != nil {
 			return err
 		}
 		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: GroupEvent, ID: id.String(), Version: g.Version + 1}, map[string]bool{"deleted": true}); err != nil {
@@ -292,14 +261,9 @@ func (s *Service) AddMember(ctx context.Context, group, user uuid.UUID) (*Member
 		if _, err := getUser(ctx, tx, user, false); err != nil {
 			return err
 		}
-		r, err := tx.Exec(ctx, `INSERT INTO group_members (tenant_id, group_id, user_id, created_at) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (tenant_id, group_id, user_id) DO NOTHING`, tx.TenantID(), group, user, m.CreatedAt)
-		if err != nil {
+		added, err := addMembership(ctx, tx, m)
+		if err != nil || !added {
 			return err
-		}
-		if n, _ := r.RowsAffected(); n == 0 {
-			return tx.QueryRow(ctx, `SELECT created_at FROM group_members WHERE tenant_id = $1 AND group_id = $2 AND user_id = $3`,
-				tx.TenantID(), group, user).Scan(&m.CreatedAt)
 		}
 		created = true
 		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: MembershipEvent, ID: group.String() + ":" + user.String(), Version: 1}, m); err != nil {
@@ -313,11 +277,11 @@ func (s *Service) AddMember(ctx context.Context, group, user uuid.UUID) (*Member
 // RemoveMember takes a user out of a group.
 func (s *Service) RemoveMember(ctx context.Context, group, user uuid.UUID) error {
 	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		r, err := tx.Exec(ctx, `DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2 AND user_id = $3`, tx.TenantID(), group, user)
+		removed, err := removeMembership(ctx, tx, group, user)
 		if err != nil {
 			return err
 		}
-		if n, _ := r.RowsAffected(); n == 0 {
+		if !removed {
 			return apperr.NotFound("membership")
 		}
 		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: MembershipEvent, ID: group.String() + ":" + user.String(), Version: 2}, map[string]bool{"deleted": true}); err != nil {
@@ -338,22 +302,9 @@ func (s *Service) GroupsOfUser(ctx context.Context, user uuid.UUID) ([]*Group, e
 		if _, err := getUser(ctx, tx, user, false); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT g.id, g.name, g.description, g.parent_id, g.created_at, g.updated_at, g.version
-			FROM groups g JOIN group_members m ON m.tenant_id = g.tenant_id AND m.group_id = g.id
-			WHERE g.tenant_id = $1 AND m.user_id = $2 ORDER BY g.name`, tx.TenantID(), user)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		out = []*Group{}
-		for rows.Next() {
-			g, err := scanGroup(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, g)
-		}
-		return rows.Err()
+		var err error
+		out, err = groupsOf(ctx, tx, user)
+		return err
 	})
 	return out, err
 }

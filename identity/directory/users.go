@@ -240,16 +240,7 @@ func (s *Service) createUser(ctx context.Context, in CreateUserInput) (*User, er
 			}
 			u.ManagerID = in.ManagerID
 		}
-		roles, _ := json.Marshal(u.AdminRoles)
-		_, err = tx.Exec(ctx, `INSERT INTO users (tenant_id, id, email, email_normalized, username, given_name, family_name, display_name, status,
-			attributes, admin_roles, password_hash, password_changed_at, must_change_password, created_at, updated_at, version, manager_id)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, 1, $16)`,
-			tid, u.ID, u.Email, norm, u.Username, u.GivenName, u.FamilyName, u.DisplayName, u.Status,
-			string(u.Attributes), string(roles), hash, u.PasswordChangedAt, u.MustChangePassword, now, u.ManagerID)
-		if apperr.KindOf(err) == apperr.KindAlreadyExists {
-			return apperr.New(apperr.KindAlreadyExists, "a user with this email or username already exists")
-		}
-		if err != nil {
+		if err := insertUser(ctx, tx, u, norm, hash); err != nil {
 			return err
 		}
 		if hash != nil {
@@ -275,8 +266,7 @@ func checkManager(ctx context.Context, tx *store.Tx, user, manager uuid.UUID) er
 		if cur == user {
 			return apperr.Invalid("manager_id", "a user cannot manage themselves, directly or through their reports")
 		}
-		var next *uuid.UUID
-		err := tx.QueryRow(ctx, `SELECT manager_id FROM users WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), cur).Scan(&next)
+		next, err := managerOf(ctx, tx, cur)
 		if store.NoRows(err) {
 			return apperr.Invalid("manager_id", "no such user in this tenant")
 		}
@@ -301,12 +291,6 @@ func personal(u *User) []string {
 	return out
 }
 
-func addHistory(ctx context.Context, tx *store.Tx, user uuid.UUID, hash string) error {
-	_, err := tx.Exec(ctx, `INSERT INTO password_history (tenant_id, user_id, id, hash, created_at) VALUES ($1, $2, $3, $4, $5)`,
-		tx.TenantID(), user, uuid.Must(uuid.NewV7()), hash, store.Now())
-	return err
-}
-
 // GetUser returns a user of the tenant of ctx.
 func (s *Service) GetUser(ctx context.Context, id uuid.UUID) (*User, error) {
 	var u *User
@@ -328,33 +312,13 @@ func (s *Service) UserState(ctx context.Context, id uuid.UUID) (string, []string
 	return u.Status, u.AdminRoles, nil
 }
 
-func getUser(ctx context.Context, tx *store.Tx, id uuid.UUID, lock bool) (*User, error) {
-	return rowByID(ctx, tx, "user", `SELECT `+userCols+` FROM users`, id, lock, scanUser)
-}
-
-// rowByID reads one record of the tenant in tx by its id (sel selects
-// from the table, without a WHERE), locked for update when lock is set:
-// apperr not found, naming what, when there is none.
-func rowByID[T any](ctx context.Context, tx *store.Tx, what, sel string, id uuid.UUID, lock bool, scan func(interface{ Scan(...any) error }) (*T, error)) (*T, error) {
-	q := sel + ` WHERE tenant_id = $1 AND id = $2`
-	if lock {
-		q += ` FOR UPDATE`
-	}
-	v, err := scan(tx.QueryRow(ctx, q, tx.TenantID(), id))
-	if store.NoRows(err) {
-		return nil, apperr.NotFound(what)
-	}
-	return v, err
-}
-
 // FindLoginUser finds a user by email or username for the login path.
 func (s *Service) FindLoginUser(ctx context.Context, tx *store.Tx, login string) (*User, error) {
 	login = strings.TrimSpace(login)
 	if login == "" || len(login) > 254 {
 		return nil, nil
 	}
-	u, err := scanUser(tx.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE tenant_id = $1 AND (email_normalized = $2 OR username = $3)`,
-		tx.TenantID(), strings.ToLower(login), login))
+	u, err := userByLogin(ctx, tx, login)
 	if store.NoRows(err) {
 		return nil, nil
 	}
@@ -371,10 +335,6 @@ const (
 	SortUsername    UserSort = "username"
 	SortDisplayName UserSort = "display_name"
 )
-
-var sortColumns = map[UserSort]string{
-	SortCreated: "u.created_at", SortEmail: "u.email_normalized", SortUsername: "COALESCE(u.username, '')", SortDisplayName: "u.display_name",
-}
 
 // UserCursor continues a listing after a row.
 type UserCursor struct {
@@ -409,61 +369,11 @@ func (s *Service) ListUsers(ctx context.Context, o ListUsersOptions) ([]*User, *
 	if o.Limit <= 0 {
 		o.Limit = 50
 	}
-	args := []any{uuid.Nil} // $1: the tenant, set inside the transaction
-	arg := func(v any) int { args = append(args, v); return len(args) }
-	where := []string{"u.tenant_id = $1"}
-	if o.Status != "" {
-		where = append(where, fmt.Sprintf("u.status = $%d", arg(o.Status)))
-	}
-	if o.Email != "" {
-		where = append(where, fmt.Sprintf("u.email_normalized = $%d", arg(strings.ToLower(strings.TrimSpace(o.Email)))))
-	}
-	if o.Query != "" {
-		q := strings.ToLower(o.Query)
-		n := arg(q)
-		where = append(where, fmt.Sprintf("(%s OR %s OR %s)", fmt.Sprintf(prefixMatch, "u.email_normalized", n, n),
-			fmt.Sprintf(prefixMatch, "lower(COALESCE(u.username, ''))", n, n), fmt.Sprintf(prefixMatch, "lower(u.display_name)", n, n)))
-	}
-	if o.GroupID != uuid.Nil {
-		where = append(where, fmt.Sprintf("EXISTS (SELECT 1 FROM group_members m WHERE m.tenant_id = u.tenant_id AND m.user_id = u.id AND m.group_id = $%d)", arg(o.GroupID)))
-	}
-	cmp, dir := ">", "ASC"
-	if o.Desc {
-		cmp, dir = "<", "DESC"
-	}
-	ucol := col
-	if o.After != nil {
-		var v any = o.After.Value
-		if o.Sort == SortCreated {
-			t, err := time.Parse(time.RFC3339Nano, o.After.Value)
-			if err != nil {
-				return nil, nil, apperr.Invalid("cursor", "malformed cursor")
-			}
-			v = t.UTC()
-		}
-		a, b := arg(v), arg(o.After.ID)
-		where = append(where, fmt.Sprintf("(%s %s $%d OR (%s = $%d AND u.id %s $%d))", ucol, cmp, a, ucol, a, cmp, b))
-	}
-	limitArg := arg(o.Limit + 1)
-	q := `SELECT ` + prefixCols("u.", userCols) + ` FROM users u WHERE ` + strings.Join(where, " AND ") +
-		fmt.Sprintf(` ORDER BY %s %s, u.id %s LIMIT $%d`, ucol, dir, dir, limitArg)
 	var out []*User
 	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		out = out[:0]
-		args[0] = tx.TenantID()
-		rows, err := tx.Query(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			u, err := scanUser(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, u)
-		}
-		return rows.Err()
+		var err error
+		out, err = listUsers(ctx, tx, o, col)
+		return err
 	})
 	if err != nil {
 		return nil, nil, err
@@ -487,14 +397,6 @@ func (s *Service) ListUsers(ctx context.Context, o ListUsersOptions) ([]*User, *
 		next.Value = last.DisplayName
 	}
 	return out, next, nil
-}
-
-func prefixCols(prefix, cols string) string {
-	parts := strings.Split(cols, ",")
-	for i, p := range parts {
-		parts[i] = prefix + strings.TrimSpace(p)
-	}
-	return strings.Join(parts, ", ")
 }
 
 // UpdateUser changes a user; ifVersion (when not 0) must be current.
@@ -593,15 +495,7 @@ func (s *Service) updateUser(ctx context.Context, id uuid.UUID, in UpdateUserInp
 		}
 		u.UpdatedAt = store.Now()
 		u.Version++
-		roles, _ := json.Marshal(u.AdminRoles)
-		_, err = tx.Exec(ctx, `UPDATE users SET email = $1, email_normalized = $2, username = $3, given_name = $4, family_name = $5,
-			display_name = $6, status = $7, attributes = $8, admin_roles = $9, locked_until = $10, updated_at = $11, version = $12, manager_id = $15
-			WHERE tenant_id = $13 AND id = $14`, u.Email, norm, u.Username, u.GivenName, u.FamilyName, u.DisplayName, u.Status,
-			string(u.Attributes), string(roles), u.LockedUntil, u.UpdatedAt, u.Version, tx.TenantID(), id, u.ManagerID)
-		if apperr.KindOf(err) == apperr.KindAlreadyExists {
-			return apperr.New(apperr.KindAlreadyExists, "a user with this email or username already exists")
-		}
-		if err != nil {
+		if err := updateUser(ctx, tx, u, norm); err != nil {
 			return err
 		}
 		out = u
@@ -630,7 +524,7 @@ func (s *Service) DeleteUser(ctx context.Context, id uuid.UUID, ifVersion int64)
 				return err
 			}
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM users WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id); err != nil {
+		if err := deleteUser(ctx, tx, id); err != nil {
 			return err
 		}
 		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: UserEvent, ID: id.String(), Version: u.Version + 1}, map[string]bool{"deleted": true}); err != nil {
@@ -666,20 +560,9 @@ func (s *Service) SetPassword(ctx context.Context, id uuid.UUID, pw string, must
 	var history []string
 	if pol.Password.History > 0 {
 		err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-			rows, err := tx.Query(ctx, `SELECT hash FROM password_history WHERE tenant_id = $1 AND user_id = $2 ORDER BY created_at DESC LIMIT $3`,
-				tx.TenantID(), id, pol.Password.History)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var h string
-				if err := rows.Scan(&h); err != nil {
-					return err
-				}
-				history = append(history, h)
-			}
-			return rows.Err()
+			var err error
+			history, err = recentHashes(ctx, tx, id, pol.Password.History)
+			return err
 		})
 		if err != nil {
 			return nil, err
@@ -705,16 +588,13 @@ func (s *Service) SetPassword(ctx context.Context, id uuid.UUID, pw string, must
 		now := store.Now()
 		u.Version++
 		u.UpdatedAt, u.PasswordChangedAt, u.MustChangePassword, u.PasswordSet = now, &now, mustChange, true
-		if _, err := tx.Exec(ctx, `UPDATE users SET password_hash = $1, password_changed_at = $2, must_change_password = $3,
-			failed_logins = 0, updated_at = $2, version = $4 WHERE tenant_id = $5 AND id = $6`, hash, now, mustChange, u.Version, tx.TenantID(), id); err != nil {
+		if err := setPasswordHash(ctx, tx, u, hash); err != nil {
 			return err
 		}
 		if err := addHistory(ctx, tx, id, hash); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM password_history WHERE tenant_id = $1 AND user_id = $2 AND id NOT IN
-			(SELECT id FROM password_history WHERE tenant_id = $1 AND user_id = $2 ORDER BY created_at DESC LIMIT $3)`,
-			tx.TenantID(), id, max(pol.Password.History, 1)); err != nil {
+		if err := trimHistory(ctx, tx, id, max(pol.Password.History, 1)); err != nil {
 			return err
 		}
 		out = u
@@ -743,8 +623,7 @@ func (s *Service) Unlock(ctx context.Context, id uuid.UUID) (*User, error) {
 		u.LockedUntil = nil
 		u.Version++
 		u.UpdatedAt = store.Now()
-		if _, err := tx.Exec(ctx, `UPDATE users SET status = $1, locked_until = NULL, failed_logins = 0, updated_at = $2, version = $3
-			WHERE tenant_id = $4 AND id = $5`, u.Status, u.UpdatedAt, u.Version, tx.TenantID(), id); err != nil {
+		if err := unlockUser(ctx, tx, u); err != nil {
 			return err
 		}
 		out = u

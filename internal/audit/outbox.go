@@ -176,3 +176,13 @@ func (NoLog) Append(context.Context, Entry) (*Receipt, error) {
 	close(r.done)
 	return r, nil
 }
+
+// Failing is an audit log whose every write fails with err: the last
+// write of each change, so tests prove that a change which cannot finish
+// leaves nothing behind.
+func Failing(err error) Recorder { return failing{err} }
+
+type failing struct{ err error }
+
+func (f failing) AppendSync(context.Context, Entry) error      { return f.err }
+func (f failing) InTx(context.Context, *store.Tx, Entry) error { return f.err }

@@ -4,7 +4,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -26,26 +25,6 @@ import (
 	"github.com/xavyo/xavyo/internal/store"
 	"github.com/xavyo/xavyo/internal/testdb"
 )
-
-type issued struct {
-	Serial         string `json:"serial"`
-	SPIFFEID       string `json:"spiffe_id"`
-	CertificatePEM string `json:"certificate_pem"`
-	ChainPEM       string `json:"chain_pem"`
-	PrivateKeyPEM  string `json:"private_key_pem"`
-}
-
-func (i issued) keyPair(t *testing.T, keyPEM string) tls.Certificate {
-	t.Helper()
-	if keyPEM == "" {
-		keyPEM = i.PrivateKeyPEM
-	}
-	c, err := tls.X509KeyPair([]byte(i.ChainPEM), []byte(keyPEM))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
 
 // freshConn forces a new TLS connection (to test resumption) on c.
 func freshConn(c *http.Client) { c.Transport.(*http.Transport).CloseIdleConnections() }
@@ -77,7 +56,7 @@ func TestCertificateLifecycleOverMTLS(t *testing.T) {
 
 			resp, body = h.DoAs(tokA, "POST", "/api/v1/nhis/"+agent.ID+"/certificates", map[string]any{})
 			apptest.Expect(t, resp, body, 201, "issue")
-			cert := apptest.Decode[issued](t, body)
+			cert := apptest.Decode[apptest.Issued](t, body)
 			wantID := "spiffe://xavyo.local/t/" + tidA + "/agent/" + agent.ID
 			if cert.SPIFFEID != wantID || cert.PrivateKeyPEM == "" {
 				t.Fatalf("issued %s", body)
@@ -103,7 +82,7 @@ func TestCertificateLifecycleOverMTLS(t *testing.T) {
 				t.Fatalf("X509-SVID: %v %v", svidID, err)
 			}
 
-			client := h.MTLSClient(cert.keyPair(t, ""))
+			client := h.MTLSClient(cert.KeyPair(t, ""))
 			code, body, _ := apptest.Get(t, client, h.Agent+"/t/"+slugA+"/pki/identity")
 			if code != 200 || !strings.Contains(string(body), agent.ID) || !strings.Contains(string(body), `"serial":"`+cert.Serial+`"`) {
 				t.Fatalf("identity: %d %s", code, body)
@@ -126,9 +105,9 @@ func TestCertificateLifecycleOverMTLS(t *testing.T) {
 			if rresp.StatusCode != 201 {
 				t.Fatalf("renew: %d %s", rresp.StatusCode, rbody)
 			}
-			renewed := apptest.Decode[issued](t, rbody)
+			renewed := apptest.Decode[apptest.Issued](t, rbody)
 			kder, _ := x509.MarshalPKCS8PrivateKey(newKey)
-			renewedClient := h.MTLSClient(renewed.keyPair(t, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))))
+			renewedClient := h.MTLSClient(renewed.KeyPair(t, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))))
 			if code, body, _ := apptest.Get(t, renewedClient, h.Agent+"/t/"+slugA+"/pki/identity"); code != 200 || !strings.Contains(string(body), renewed.Serial) {
 				t.Fatalf("renewed certificate: %d %s", code, body)
 			}
@@ -286,10 +265,10 @@ func TestReplicasEnforceRevocationWithinASecond(t *testing.T) {
 		a := apptest.Decode[userJSON](t, body)
 		resp, body = one.DoAs(tok, "POST", "/api/v1/nhis/"+a.ID+"/certificates", map[string]any{})
 		apptest.Expect(t, resp, body, 201, "issue")
-		c := apptest.Decode[issued](t, body)
+		c := apptest.Decode[apptest.Issued](t, body)
 		// The second replica's trust: its own development CA for the
 		// server, the shared CA for clients.
-		client := two.MTLSClient(c.keyPair(t, ""))
+		client := two.MTLSClient(c.KeyPair(t, ""))
 		if code, body, _ := apptest.Get(t, client, two.Agent+"/t/"+slug+"/pki/identity"); code != 200 {
 			t.Fatalf("replica two before: %d %s", code, body)
 		}

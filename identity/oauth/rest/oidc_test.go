@@ -1,4 +1,4 @@
-package main
+package rest_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/xavyo/xavyo/app/apptest"
 	"github.com/xavyo/xavyo/internal/store"
 )
 
@@ -21,18 +22,18 @@ import (
 // the code flow with PKCE (the login form posted over HTTP), and go-oidc
 // verifies the ID token against the JWKS.
 func TestGoOIDCCodeFlow(t *testing.T) {
-	h := start(t, env(t, store.SQLite, t.TempDir()), nil)
-	slug := uniqueSlug("oidc")
-	_, tok := tenantAdmin(t, h, slug)
+	h := apptest.Start(t, apptest.Env(t, store.SQLite, t.TempDir()), apptest.Options{})
+	slug := apptest.UniqueSlug("oidc")
+	_, tok := h.TenantAdmin(t, slug)
 	redirectURI := "http://127.0.0.1:9999/cb"
 	resp, body := h.DoAs(tok, "POST", "/api/v1/clients", map[string]any{"name": "Go app", "redirect_uris": []string{redirectURI}})
-	expect(t, resp, body, 201, "client")
-	clientID := decode[struct {
+	apptest.Expect(t, resp, body, 201, "client")
+	clientID := apptest.Decode[struct {
 		ClientID string `json:"client_id"`
 	}](t, body).ClientID
 	resp, body = h.DoAs(tok, "POST", "/api/v1/users", map[string]any{"email": "grace@oidc.test", "password": "Compiler-pioneer-1952"})
-	expect(t, resp, body, 201, "user")
-	grace := decode[userJSON](t, body)
+	apptest.Expect(t, resp, body, 201, "user")
+	grace := apptest.Decode[userJSON](t, body)
 
 	// The issuer is built from admin.public_url, which is this listener.
 	ctx := oidc.ClientContext(context.Background(), h.HTTP)

@@ -1,4 +1,4 @@
-package main
+package rest_test
 
 import (
 	"crypto/sha256"
@@ -27,18 +27,18 @@ func TestAuthorizationCodeWithPKCE(t *testing.T) {
 }
 
 func authorizationCodeWithPKCE(t *testing.T, flavor store.Flavor) {
-	h := start(t, env(t, flavor, t.TempDir()), nil)
-	slug := uniqueSlug("cf")
-	_, tok := tenantAdmin(t, h, slug)
+	h := apptest.Start(t, apptest.Env(t, flavor, t.TempDir()), apptest.Options{})
+	slug := apptest.UniqueSlug("cf")
+	_, tok := h.TenantAdmin(t, slug)
 	redirectURI := "http://127.0.0.1:9999/callback"
 	resp, body := h.DoAs(tok, "POST", "/api/v1/clients", map[string]any{"name": "Inspector", "redirect_uris": []string{redirectURI}})
-	expect(t, resp, body, 201, "register client")
-	clientID := decode[struct {
+	apptest.Expect(t, resp, body, 201, "register client")
+	clientID := apptest.Decode[struct {
 		ClientID string `json:"client_id"`
 	}](t, body).ClientID
 	resp, body = h.DoAs(tok, "POST", "/api/v1/users", map[string]any{"email": "ada@cf.test", "password": "Analytical-engine-1843"})
-	expect(t, resp, body, 201, "user")
-	ada := decode[userJSON](t, body)
+	apptest.Expect(t, resp, body, 201, "user")
+	ada := apptest.Decode[userJSON](t, body)
 	iss := h.App.Config().Admin.PublicURL + "/t/" + slug
 
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -111,17 +111,17 @@ func authorizationCodeWithPKCE(t *testing.T, flavor store.Flavor) {
 	if c != 200 || out["refresh_token"] == nil {
 		t.Fatalf("code exchange: %d %v", c, out)
 	}
-	claims := claimsOf(t, out["access_token"].(string))
+	claims := apptest.JWTClaims(t, out["access_token"].(string))
 	if claims["sub"] != ada.ID || claims["iss"] != iss || claims["client_id"] != clientID {
 		t.Fatalf("claims: %v", claims)
 	}
 	firstRefresh := out["refresh_token"].(string)
 	firstAccess := out["access_token"].(string)
 	// RFC 9068: access tokens are typed at+jwt; ID tokens stay JWT.
-	if typ := headerOf(t, firstAccess)["typ"]; typ != "at+jwt" {
+	if typ := apptest.JWTHeader(t, firstAccess)["typ"]; typ != "at+jwt" {
 		t.Fatalf("access token typ %v", typ)
 	}
-	if typ := headerOf(t, out["id_token"].(string))["typ"]; typ != "JWT" {
+	if typ := apptest.JWTHeader(t, out["id_token"].(string))["typ"]; typ != "JWT" {
 		t.Fatalf("ID token typ %v", typ)
 	}
 	userinfo := func(at string) int {
@@ -169,8 +169,8 @@ func authorizationCodeWithPKCE(t *testing.T, flavor store.Flavor) {
 		return c
 	}
 	resp, body = h.DoAs(tok, "POST", "/api/v1/clients", map[string]any{"name": "Other", "redirect_uris": []string{redirectURI}})
-	expect(t, resp, body, 201, "another client")
-	if c := revoke(decode[struct {
+	apptest.Expect(t, resp, body, 201, "another client")
+	if c := revoke(apptest.Decode[struct {
 		ClientID string `json:"client_id"`
 	}](t, body).ClientID, rt); c != 200 || userinfo(at) != 200 {
 		t.Fatalf("another client's revocation: %d, userinfo %d", c, userinfo(at))
@@ -185,7 +185,7 @@ func authorizationCodeWithPKCE(t *testing.T, flavor store.Flavor) {
 		t.Fatalf("after revocation: refresh %d, userinfo %d", c, userinfo(at))
 	}
 	_, body = h.DoAs("", "GET", "/t/"+slug+"/.well-known/openid-configuration", nil)
-	if md := decode[struct {
+	if md := apptest.Decode[struct {
 		Revocation []string `json:"revocation_endpoint_auth_methods_supported"`
 	}](t, body); !slices.Contains(md.Revocation, "none") {
 		t.Fatalf("revocation auth methods: %v", md.Revocation)
@@ -216,14 +216,14 @@ func authorizationCodeWithPKCE(t *testing.T, flavor store.Flavor) {
 	_, out = exchange(codeOf(login("Analytical-engine-1843", true)), verifier)
 	rt, at = out["refresh_token"].(string), out["access_token"].(string)
 	resp, body = h.DoAs(tok, "GET", "/api/v1/clients", nil)
-	expect(t, resp, body, 200, "clients")
-	for _, cl := range decode[[]struct {
+	apptest.Expect(t, resp, body, 200, "clients")
+	for _, cl := range apptest.Decode[[]struct {
 		ID       string `json:"id"`
 		ClientID string `json:"client_id"`
 	}](t, body) {
 		if cl.ClientID == clientID {
 			resp, body = h.DoAs(tok, "DELETE", "/api/v1/clients/"+cl.ID, nil)
-			expect(t, resp, body, 204, "delete the client")
+			apptest.Expect(t, resp, body, 204, "delete the client")
 		}
 	}
 	if c, out := refresh(rt); c != 401 || out["error"] != "invalid_client" {
@@ -237,9 +237,9 @@ func authorizationCodeWithPKCE(t *testing.T, flavor store.Flavor) {
 // TestDynamicRegistration: RFC 7591 under the tenant's policy (open,
 // token, off); registered clients can start the code flow.
 func TestDynamicRegistration(t *testing.T) {
-	h := start(t, env(t, store.SQLite, t.TempDir()), nil)
-	slug := uniqueSlug("dcr")
-	_, tok := tenantAdmin(t, h, slug)
+	h := apptest.Start(t, apptest.Env(t, store.SQLite, t.TempDir()), apptest.Options{})
+	slug := apptest.UniqueSlug("dcr")
+	_, tok := h.TenantAdmin(t, slug)
 	reg := func(bearer string, body map[string]any) (int, map[string]any) {
 		resp, raw := h.DoAs(bearer, "POST", "/t/"+slug+"/register", body)
 		var out map[string]any
@@ -321,7 +321,7 @@ func TestDynamicRegistration(t *testing.T) {
 	}
 	setPolicy := func(mode string) {
 		resp, body := h.DoAs(tok, "PATCH", "/api/v1/policies", map[string]any{"oauth": map[string]any{"registration": mode}})
-		expect(t, resp, body, 200, "policy "+mode)
+		apptest.Expect(t, resp, body, 200, "policy "+mode)
 	}
 	setPolicy("token")
 	if code, _ := reg("", meta); code != 401 {
@@ -354,7 +354,7 @@ func TestClientIDMetadataDocuments(t *testing.T) {
 	docURL = doc.URL + "/client.json"
 	pool := x509.NewCertPool()
 	pool.AddCert(doc.Certificate())
-	authorize := func(h *harness, slug, clientID string) (int, string) {
+	authorize := func(h *apptest.Harness, slug, clientID string) (int, string) {
 		r, err := http.Get(h.Admin + "/t/" + slug + "/authorize?response_type=code&client_id=" + url.QueryEscape(clientID) +
 			"&redirect_uri=" + url.QueryEscape("http://127.0.0.1:9999/cb") + "&code_challenge=" + strings.Repeat("c", 43) + "&code_challenge_method=S256")
 		if err != nil {
@@ -366,17 +366,17 @@ func TestClientIDMetadataDocuments(t *testing.T) {
 	}
 
 	// Loopback is private: the default egress refuses it.
-	strict := start(t, env(t, store.SQLite, t.TempDir()), nil)
-	slug := uniqueSlug("cimd")
-	tenantAdmin(t, strict, slug)
+	strict := apptest.Start(t, apptest.Env(t, store.SQLite, t.TempDir()), apptest.Options{})
+	slug := apptest.UniqueSlug("cimd")
+	strict.TenantAdmin(t, slug)
 	if code, page := authorize(strict, slug, docURL); code != 400 || !strings.Contains(page, "could not be fetched") {
 		t.Fatalf("private address: %d %s", code, page)
 	}
 	strict.Stop()
 
-	dev := apptest.Start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"),
+	dev := apptest.Start(t, append(apptest.Env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"),
 		apptest.Options{FetchRoots: pool})
-	tenantAdmin(t, dev, slug)
+	dev.TenantAdmin(t, slug)
 	if code, page := authorize(dev, slug, docURL); code != 200 || !strings.Contains(page, "Metadata app") {
 		t.Fatalf("metadata document client: %d %s", code, page)
 	}

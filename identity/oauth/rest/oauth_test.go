@@ -1,4 +1,4 @@
-package main
+package rest_test
 
 import (
 	"crypto/ecdsa"
@@ -25,35 +25,6 @@ import (
 	"github.com/xavyo/xavyo/internal/store"
 )
 
-// headerOf decodes a JWT's protected header (no verification).
-func headerOf(t *testing.T, raw string) map[string]any {
-	t.Helper()
-	b, err := base64.RawURLEncoding.DecodeString(strings.Split(raw, ".")[0])
-	var out map[string]any
-	if err != nil || json.Unmarshal(b, &out) != nil {
-		t.Fatalf("not a JWT header: %s", raw)
-	}
-	return out
-}
-
-func claimsOf(t *testing.T, raw string) map[string]any {
-	t.Helper()
-	parts := strings.Split(raw, ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a JWT: %q", raw)
-	}
-	b, _ := base64.RawURLEncoding.DecodeString(parts[1])
-	var c map[string]any
-	_ = json.Unmarshal(b, &c)
-	return c
-}
-
-type agentJSON struct {
-	ID           string `json:"id"`
-	ClientID     string `json:"client_id"`
-	ClientSecret string `json:"client_secret"`
-}
-
 // TestOAuthTokenEndpoint: metadata at every well-known form; client
 // credentials (Basic and form); resource indicators; scope limits; token
 // exchange with act, nested for chains; introspection; revocation; a
@@ -61,17 +32,17 @@ type agentJSON struct {
 func TestOAuthTokenEndpoint(t *testing.T) {
 	for _, flavor := range []store.Flavor{store.SQLite, store.Postgres} {
 		t.Run(flavor.String(), func(t *testing.T) {
-			h := start(t, env(t, flavor, t.TempDir()), nil)
-			slug, other := uniqueSlug("oa"), uniqueSlug("ob")
-			_, tok := tenantAdmin(t, h, slug)
-			tenantAdmin(t, h, other)
+			h := apptest.Start(t, apptest.Env(t, flavor, t.TempDir()), apptest.Options{})
+			slug, other := apptest.UniqueSlug("oa"), apptest.UniqueSlug("ob")
+			_, tok := h.TenantAdmin(t, slug)
+			h.TenantAdmin(t, other)
 			_, body := h.DoAs(tok, "GET", "/api/v1/me", nil)
-			me := decode[userJSON](t, body)
-			newNHI := func(v map[string]any) agentJSON {
+			me := apptest.Decode[userJSON](t, body)
+			newNHI := func(v map[string]any) apptest.Agent {
 				v["owner_id"] = me.ID
 				resp, body := h.DoAs(tok, "POST", "/api/v1/nhis", v)
-				expect(t, resp, body, 201, "create NHI")
-				return decode[agentJSON](t, body)
+				apptest.Expect(t, resp, body, 201, "create NHI")
+				return apptest.Decode[apptest.Agent](t, body)
 			}
 			agent := newNHI(map[string]any{"kind": "agent", "slug": "planner", "name": "Planner"})
 			agent2 := newNHI(map[string]any{"kind": "agent", "slug": "executor", "name": "Executor"})
@@ -93,18 +64,18 @@ func TestOAuthTokenEndpoint(t *testing.T) {
 			if code != 200 || out["token_type"] != "Bearer" {
 				t.Fatalf("client credentials: %d %v", code, out)
 			}
-			c := claimsOf(t, out["access_token"].(string))
+			c := apptest.JWTClaims(t, out["access_token"].(string))
 			if c["sub"] != agent.ID || c["iss"] != iss || c["client_id"] != agent.ClientID || c["scope"] != "mcp a2a" || c["sub_kind"] != "nhi" {
 				t.Fatalf("claims: %v", c)
 			}
-			if aud := c["aud"]; aud != h.Agent+"/t/"+slug+"/mcp" && !strings.Contains(mustJSON(aud), h.Agent+"/t/"+slug+"/mcp") {
+			if aud := c["aud"]; aud != h.Agent+"/t/"+slug+"/mcp" && !strings.Contains(apptest.JSON(aud), h.Agent+"/t/"+slug+"/mcp") {
 				t.Fatalf("default audience: %v", aud)
 			}
 			// Form authentication, a resource, a narrower scope.
 			res := h.Agent + "/t/" + slug + "/mcp/github"
 			code, out = h.Form("/t/"+slug+"/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {agent.ClientID},
 				"client_secret": {agent.ClientSecret}, "resource": {res}, "scope": {"mcp"}}, "", "")
-			if code != 200 || claimsOf(t, out["access_token"].(string))["scope"] != "mcp" || !strings.Contains(mustJSON(claimsOf(t, out["access_token"].(string))["aud"]), res) {
+			if code != 200 || apptest.JWTClaims(t, out["access_token"].(string))["scope"] != "mcp" || !strings.Contains(apptest.JSON(apptest.JWTClaims(t, out["access_token"].(string))["aud"]), res) {
 				t.Fatalf("resource: %d %v", code, out)
 			}
 			agentToken := out["access_token"].(string)
@@ -137,7 +108,7 @@ func TestOAuthTokenEndpoint(t *testing.T) {
 			if code != 200 || out["issued_token_type"] != "urn:ietf:params:oauth:token-type:access_token" {
 				t.Fatalf("exchange: %d %v", code, out)
 			}
-			ex := claimsOf(t, out["access_token"].(string))
+			ex := apptest.JWTClaims(t, out["access_token"].(string))
 			act, _ := ex["act"].(map[string]any)
 			if ex["sub"] != me.ID || act == nil || act["sub"] != agent.ID || ex["scope"] != "mcp" {
 				t.Fatalf("exchanged claims: %v", ex)
@@ -146,7 +117,7 @@ func TestOAuthTokenEndpoint(t *testing.T) {
 			if code != 200 {
 				t.Fatalf("second hop: %d %v", code, out)
 			}
-			chain := claimsOf(t, out["access_token"].(string))
+			chain := apptest.JWTClaims(t, out["access_token"].(string))
 			outer, _ := chain["act"].(map[string]any)
 			inner, _ := outer["act"].(map[string]any)
 			if chain["sub"] != me.ID || outer["sub"] != agent2.ID || inner == nil || inner["sub"] != agent.ID {
@@ -186,28 +157,23 @@ func TestOAuthTokenEndpoint(t *testing.T) {
 	}
 }
 
-func mustJSON(v any) string {
-	b, _ := json.Marshal(v)
-	return string(b)
-}
-
 // TestPrivateKeyJWT: a client registers a public key and authenticates
 // with signed assertions; replays, wrong audiences, unregistered keys,
 // expired and mismatched assertions are refused.
 func TestPrivateKeyJWT(t *testing.T) {
-	h := start(t, env(t, store.SQLite, t.TempDir()), nil)
-	slug := uniqueSlug("pk")
-	_, tok := tenantAdmin(t, h, slug)
+	h := apptest.Start(t, apptest.Env(t, store.SQLite, t.TempDir()), apptest.Options{})
+	slug := apptest.UniqueSlug("pk")
+	_, tok := h.TenantAdmin(t, slug)
 	_, body := h.DoAs(tok, "GET", "/api/v1/me", nil)
-	me := decode[userJSON](t, body)
+	me := apptest.Decode[userJSON](t, body)
 	resp, body := h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "service_account", "slug": "ci", "name": "CI", "owner_id": me.ID,
 		"profile": map[string]any{"service_account": map[string]any{"purpose": "deploys"}}})
-	expect(t, resp, body, 201, "create NHI")
-	sa := decode[agentJSON](t, body)
+	apptest.Expect(t, resp, body, 201, "create NHI")
+	sa := apptest.Decode[apptest.Agent](t, body)
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	pub, _ := jose.JSONWebKey{Key: key.Public(), KeyID: "ci-1", Use: "sig", Algorithm: "ES256"}.MarshalJSON()
 	resp, body = h.DoAs(tok, "PUT", "/api/v1/nhis/"+sa.ID+"/client-keys", map[string]any{"keys": []json.RawMessage{pub}})
-	expect(t, resp, body, 200, "register key")
+	apptest.Expect(t, resp, body, 200, "register key")
 
 	endpoint := h.App.Config().Admin.PublicURL + "/t/" + slug + "/token"
 	stranger := func() *ecdsa.PrivateKey { k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader); return k }
@@ -229,14 +195,14 @@ func TestPrivateKeyJWT(t *testing.T) {
 	grant := func(a string) (int, map[string]any) {
 		return h.Form("/t/"+slug+"/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "assertion": {a}}, "", "")
 	}
-	if code, out := grant(assertion(key, "ci-1", nil)); code != 200 || claimsOf(t, out["access_token"].(string))["sub"] != sa.ID {
+	if code, out := grant(assertion(key, "ci-1", nil)); code != 200 || apptest.JWTClaims(t, out["access_token"].(string))["sub"] != sa.ID {
 		t.Fatalf("jwt-bearer grant: %d %v", code, out)
 	}
 	if code, out := grant(assertion(stranger(), "ci-1", nil)); code != 400 || out["error"] != "invalid_grant" {
 		t.Fatalf("jwt-bearer grant with a stranger's key: %d %v", code, out)
 	}
 	good := assertion(key, "ci-1", nil)
-	if code, out := post(good); code != 200 || claimsOf(t, out["access_token"].(string))["sub"] != sa.ID {
+	if code, out := post(good); code != 200 || apptest.JWTClaims(t, out["access_token"].(string))["sub"] != sa.ID {
 		t.Fatalf("private_key_jwt: %d %v", code, out)
 	}
 	if code, _ := post(good); code != 401 {
@@ -261,18 +227,18 @@ func TestPrivateKeyJWT(t *testing.T) {
 // authenticates with its xavyo certificate and gets a token bound to it
 // (cnf.x5t#S256); without a certificate, or at another tenant, it is refused.
 func TestMTLSClientAuthBindsTokens(t *testing.T) {
-	h := start(t, env(t, store.SQLite, t.TempDir()), nil)
-	slug, other := uniqueSlug("mt"), uniqueSlug("mu")
-	_, tok := tenantAdmin(t, h, slug)
-	tenantAdmin(t, h, other)
+	h := apptest.Start(t, apptest.Env(t, store.SQLite, t.TempDir()), apptest.Options{})
+	slug, other := apptest.UniqueSlug("mt"), apptest.UniqueSlug("mu")
+	_, tok := h.TenantAdmin(t, slug)
+	h.TenantAdmin(t, other)
 	_, body := h.DoAs(tok, "GET", "/api/v1/me", nil)
-	me := decode[userJSON](t, body)
+	me := apptest.Decode[userJSON](t, body)
 	_, body = h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "bot", "name": "Bot", "owner_id": me.ID})
-	agent := decode[agentJSON](t, body)
+	agent := apptest.Decode[apptest.Agent](t, body)
 	resp, body := h.DoAs(tok, "POST", "/api/v1/nhis/"+agent.ID+"/certificates", map[string]any{})
-	expect(t, resp, body, 201, "issue")
-	cert := decode[struct {
-		issued
+	apptest.Expect(t, resp, body, 201, "issue")
+	cert := apptest.Decode[struct {
+		apptest.Issued
 		Fingerprint string `json:"fingerprint"`
 	}](t, body)
 	_, md := h.DoAs("", "GET", "/.well-known/oauth-authorization-server/t/"+slug, nil)
@@ -290,12 +256,12 @@ func TestMTLSClientAuthBindsTokens(t *testing.T) {
 		_ = json.NewDecoder(resp.Body).Decode(&out)
 		return resp.StatusCode, out
 	}
-	withCert := h.MTLSClient(cert.keyPair(t, ""))
+	withCert := h.MTLSClient(cert.KeyPair(t, ""))
 	code, out := post(withCert, slug)
 	if code != 200 {
 		t.Fatalf("mTLS client credentials: %d %v", code, out)
 	}
-	c := claimsOf(t, out["access_token"].(string))
+	c := apptest.JWTClaims(t, out["access_token"].(string))
 	cnf, _ := c["cnf"].(map[string]any)
 	if c["sub"] != agent.ID || cnf == nil || cnf["x5t#S256"] != cert.Fingerprint {
 		t.Fatalf("bound token: %v", c)
@@ -312,16 +278,16 @@ func TestMTLSClientAuthBindsTokens(t *testing.T) {
 // (obtained at the mTLS alias) is refused where it is presented without
 // that certificate, and still introspects as active.
 func TestBoundTokenNeedsItsCertificate(t *testing.T) {
-	h := start(t, env(t, store.SQLite, t.TempDir()), nil)
-	slug := uniqueSlug("bd")
-	_, tok := tenantAdmin(t, h, slug)
+	h := apptest.Start(t, apptest.Env(t, store.SQLite, t.TempDir()), apptest.Options{})
+	slug := apptest.UniqueSlug("bd")
+	_, tok := h.TenantAdmin(t, slug)
 	_, body := h.DoAs(tok, "GET", "/api/v1/me", nil)
-	me := decode[userJSON](t, body)
+	me := apptest.Decode[userJSON](t, body)
 	_, body = h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "bot", "name": "Bot", "owner_id": me.ID})
-	agent := decode[agentJSON](t, body)
+	agent := apptest.Decode[apptest.Agent](t, body)
 	_, body = h.DoAs(tok, "POST", "/api/v1/nhis/"+agent.ID+"/certificates", map[string]any{})
-	cert := decode[issued](t, body)
-	withCert := h.MTLSClient(cert.keyPair(t, ""))
+	cert := apptest.Decode[apptest.Issued](t, body)
+	withCert := h.MTLSClient(cert.KeyPair(t, ""))
 	// The agent exchanges the admin's token for one bound to its certificate, for the admin API.
 	form := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}, "subject_token": {tok},
 		"subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"}, "resource": {h.App.Config().Admin.PublicURL + "/api/v1"}}
@@ -350,12 +316,12 @@ func TestBoundTokenNeedsItsCertificate(t *testing.T) {
 // certificate, another client's id or tenant, or a certificate signed by a stranger
 // are refused, and a self-signed certificate is no identity elsewhere.
 func TestSelfSignedClientAuth(t *testing.T) {
-	h := start(t, env(t, store.SQLite, t.TempDir()), nil)
-	slug, otherSlug := uniqueSlug("ss"), uniqueSlug("st")
-	_, tok := tenantAdmin(t, h, slug)
-	tenantAdmin(t, h, otherSlug)
+	h := apptest.Start(t, apptest.Env(t, store.SQLite, t.TempDir()), apptest.Options{})
+	slug, otherSlug := apptest.UniqueSlug("ss"), apptest.UniqueSlug("st")
+	_, tok := h.TenantAdmin(t, slug)
+	h.TenantAdmin(t, otherSlug)
 	_, body := h.DoAs(tok, "GET", "/api/v1/me", nil)
-	me := decode[userJSON](t, body)
+	me := apptest.Decode[userJSON](t, body)
 	mk := func(name string) (*x509.Certificate, tls.Certificate) {
 		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
@@ -367,17 +333,17 @@ func TestSelfSignedClientAuth(t *testing.T) {
 		c, _ := x509.ParseCertificate(der)
 		return c, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: c}
 	}
-	nhi := func(s string) agentJSON {
+	nhi := func(s string) apptest.Agent {
 		resp, body := h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": s, "name": s, "owner_id": me.ID})
-		expect(t, resp, body, 201, "create NHI")
-		return decode[agentJSON](t, body)
+		apptest.Expect(t, resp, body, 201, "create NHI")
+		return apptest.Decode[apptest.Agent](t, body)
 	}
 	agent, other := nhi("bot"), nhi("other")
 	cert, pair := mk("bot")
 	pub, _ := jose.JSONWebKey{Key: pair.PrivateKey.(*ecdsa.PrivateKey).Public(), KeyID: "bot-tls", Use: "sig", Algorithm: "ES256",
 		Certificates: []*x509.Certificate{cert}}.MarshalJSON()
 	resp, body := h.DoAs(tok, "PUT", "/api/v1/nhis/"+agent.ID+"/client-keys", map[string]any{"keys": []json.RawMessage{pub}})
-	expect(t, resp, body, 200, "register certificate")
+	apptest.Expect(t, resp, body, 200, "register certificate")
 	_, md := h.DoAs("", "GET", "/.well-known/oauth-authorization-server/t/"+slug, nil)
 	if !strings.Contains(string(md), "self_signed_tls_client_auth") {
 		t.Fatalf("metadata: %s", md)
@@ -400,7 +366,7 @@ func TestSelfSignedClientAuth(t *testing.T) {
 		t.Fatalf("self-signed client credentials: %d %v", code, out)
 	}
 	sum := sha256.Sum256(cert.Raw)
-	c := claimsOf(t, out["access_token"].(string))
+	c := apptest.JWTClaims(t, out["access_token"].(string))
 	if cnf, _ := c["cnf"].(map[string]any); c["sub"] != agent.ID || cnf == nil || cnf["x5t#S256"] != base64.RawURLEncoding.EncodeToString(sum[:]) {
 		t.Fatalf("bound token: %v", c)
 	}
