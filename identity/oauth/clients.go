@@ -87,16 +87,12 @@ func (s *Server) createAppClient(ctx context.Context, in AppClientInput, ratHash
 	now := store.Now()
 	c := &AppClient{ID: uuid.Must(uuid.NewV7()), ClientID: "app-" + strings.ReplaceAll(uuid.NewString(), "-", "")[:20], Name: in.Name,
 		ClientType: "public", RedirectURIs: in.RedirectURIs, Scope: in.Scope, CreatedAt: now, Version: 1}
-	redirects, _ := json.Marshal(c.RedirectURIs)
 	meta := []byte("{}")
 	if ratHash != "" {
 		meta, _ = json.Marshal(map[string]string{"registration_token_sha256": ratHash})
 	}
 	err := s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO oauth_clients (tenant_id, id, client_id, name, client_type, token_endpoint_auth_method, grant_types,
-			redirect_uris, scope, jwks, metadata, created_at, updated_at, version) VALUES ($1, $2, $3, $4, 'public', 'none',
-			'["authorization_code","refresh_token"]', $5, $6, '{"keys":[]}', $8, $7, $7, 1)`,
-			tx.TenantID(), c.ID, c.ClientID, c.Name, string(redirects), c.Scope, now, string(meta)); err != nil {
+		if err := insertAppClient(ctx, tx, c, meta); err != nil {
 			return err
 		}
 		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: ClientEvent, ID: c.ClientID, Version: 1}, c); err != nil {
@@ -121,24 +117,11 @@ func containsStr(l []string, s string) bool {
 
 // AppClients lists the tenant's relying-party clients.
 func (s *Server) AppClients(ctx context.Context) ([]AppClient, error) {
-	out := []AppClient{}
+	var out []AppClient
 	err := s.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT id, client_id, name, client_type, redirect_uris, scope, created_at, version FROM oauth_clients
-			WHERE tenant_id = $1 AND nhi_id IS NULL ORDER BY created_at`, tx.TenantID())
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var c AppClient
-			var redirects []byte
-			if err := rows.Scan(&c.ID, &c.ClientID, &c.Name, &c.ClientType, &redirects, &c.Scope, &c.CreatedAt, &c.Version); err != nil {
-				return err
-			}
-			_ = json.Unmarshal(redirects, &c.RedirectURIs)
-			out = append(out, c)
-		}
-		return rows.Err()
+		var err error
+		out, err = listAppClients(ctx, tx)
+		return err
 	})
 	return out, err
 }
@@ -147,14 +130,11 @@ func (s *Server) AppClients(ctx context.Context) ([]AppClient, error) {
 func (s *Server) DeleteAppClient(ctx context.Context, id uuid.UUID) error {
 	var clientID string
 	err := s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		err := tx.QueryRow(ctx, `SELECT client_id FROM oauth_clients WHERE tenant_id = $1 AND id = $2 AND nhi_id IS NULL`, tx.TenantID(), id).Scan(&clientID)
-		if store.NoRows(err) {
-			return apperr.NotFound("client")
-		}
-		if err != nil {
+		var err error
+		if clientID, err = appClientIDOf(ctx, tx, id); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM oauth_clients WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id); err != nil {
+		if err := deleteClient(ctx, tx, id); err != nil {
 			return err
 		}
 		if err := s.cfg.Tokens.RevokeClientInTx(ctx, tx, tx.TenantID(), clientID); err != nil {
@@ -177,18 +157,16 @@ func (s *Server) appClient(ctx context.Context, clientID string) (*AppClient, er
 	if IsMetadataDocumentID(clientID) {
 		return s.metadataClient(ctx, clientID)
 	}
-	var c AppClient
-	var redirects []byte
+	var c *AppClient
 	err := s.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		return tx.QueryRow(ctx, `SELECT id, client_id, name, client_type, redirect_uris, scope, created_at, version FROM oauth_clients
-			WHERE tenant_id = $1 AND client_id = $2 AND nhi_id IS NULL`, tx.TenantID(), clientID).
-			Scan(&c.ID, &c.ClientID, &c.Name, &c.ClientType, &redirects, &c.Scope, &c.CreatedAt, &c.Version)
+		var err error
+		c, _, err = appClientRow(ctx, tx, clientID, false)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	_ = json.Unmarshal(redirects, &c.RedirectURIs)
-	return &c, nil
+	return c, nil
 }
 
 // PublicClient is a public client naming itself (token endpoint auth

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"regexp"
 	"slices"
@@ -115,13 +114,9 @@ func (s *Server) IssueCode(ctx context.Context, req *AuthorizeRequest, user uuid
 		return "", err
 	}
 	code := base64.RawURLEncoding.EncodeToString(b)
-	res, _ := json.Marshal(req.Resources)
 	now := store.Now()
 	err := s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO authorization_codes (tenant_id, code_hash, client_id, redirect_uri, user_id, scope, resources, code_challenge, nonce, created_at, expires_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, tx.TenantID(), hashCode(code), req.ClientID, req.RedirectURI, user,
-			strings.Join(req.Scope, " "), string(res), req.CodeChallenge, req.Nonce, now, now.Add(codeLifetime))
-		return err
+		return insertCode(ctx, tx, hashCode(code), req, user, now, now.Add(codeLifetime))
 	})
 	return code, err
 }
@@ -150,32 +145,25 @@ func (s *Server) ExchangeCode(ctx context.Context, slug, clientID, code, redirec
 	invalid := oerr(400, "invalid_grant", "the code is invalid, expired, used, or not yours")
 	err := s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		reused = false
-		var cid, ruri, challenge string
-		var res []byte
-		var expires time.Time
-		var used *time.Time
-		var fam *uuid.UUID
-		err := tx.QueryRow(ctx, `SELECT client_id, redirect_uri, user_id, scope, resources, code_challenge, nonce, created_at, expires_at, used_at, family_id
-			FROM authorization_codes WHERE tenant_id = $1 AND code_hash = $2 FOR UPDATE`, tid, hashCode(code)).
-			Scan(&cid, &ruri, &user, &scope, &res, &challenge, &nonce, &authTime, &expires, &used, &fam)
+		row, err := lockCode(ctx, tx, hashCode(code))
 		if store.NoRows(err) {
 			return invalid
 		}
 		if err != nil {
 			return err
 		}
-		if used != nil {
+		user, scope, nonce, authTime, resources = row.user, row.scope, row.nonce, row.createdAt, row.resources
+		if row.used != nil {
 			reused = true
-			if fam != nil {
-				return s.cfg.Tokens.RevokeFamilyInTx(ctx, tx, tid, *fam)
+			if row.family != nil {
+				return s.cfg.Tokens.RevokeFamilyInTx(ctx, tx, tid, *row.family)
 			}
 			return nil
 		}
 		sum := sha256.Sum256([]byte(verifier))
-		if cid != clientID || ruri != redirect || !store.Now().Before(expires) || base64.RawURLEncoding.EncodeToString(sum[:]) != challenge {
+		if row.clientID != clientID || row.redirectURI != redirect || !store.Now().Before(row.expires) || base64.RawURLEncoding.EncodeToString(sum[:]) != row.challenge {
 			return invalid
 		}
-		_ = json.Unmarshal(res, &resources)
 		auds, e := s.Resources(ctx, slug, resources)
 		if e != nil {
 			return e
@@ -187,8 +175,7 @@ func (s *Server) ExchangeCode(ctx context.Context, slug, clientID, code, redirec
 			return err2
 		}
 		family = g.FamilyID
-		if _, err := tx.Exec(ctx, `UPDATE authorization_codes SET used_at = $1, family_id = $2 WHERE tenant_id = $3 AND code_hash = $4`,
-			store.Now(), family, tid, hashCode(code)); err != nil {
+		if err := markCodeUsed(ctx, tx, hashCode(code), family); err != nil {
 			return err
 		}
 		resources = auds

@@ -118,14 +118,7 @@ var errRAT = &Error{Code: "invalid_token", Description: "the registration access
 // registered reads a dynamically registered client whose registration
 // access token is rat (in a transaction, locked when lock).
 func registered(ctx context.Context, tx *store.Tx, clientID, rat string, lock bool) (*AppClient, error) {
-	q := `SELECT id, client_id, name, client_type, redirect_uris, scope, created_at, version, metadata FROM oauth_clients
-		WHERE tenant_id = $1 AND client_id = $2 AND nhi_id IS NULL`
-	if lock {
-		q += ` FOR UPDATE`
-	}
-	var c AppClient
-	var redirects, meta []byte
-	err := tx.QueryRow(ctx, q, tx.TenantID(), clientID).Scan(&c.ID, &c.ClientID, &c.Name, &c.ClientType, &redirects, &c.Scope, &c.CreatedAt, &c.Version, &meta)
+	c, meta, err := appClientRow(ctx, tx, clientID, lock)
 	if store.NoRows(err) {
 		return nil, errRAT
 	}
@@ -139,8 +132,7 @@ func registered(ctx context.Context, tx *store.Tx, clientID, rat string, lock bo
 	if rat == "" || m.RAT == "" || subtle.ConstantTimeCompare([]byte(m.RAT), []byte(hashRAT(rat))) != 1 {
 		return nil, errRAT
 	}
-	_ = json.Unmarshal(redirects, &c.RedirectURIs)
-	return &c, nil
+	return c, nil
 }
 
 // Registration reads a registered client (RFC 7592 §2.1).
@@ -192,9 +184,7 @@ func (s *Server) UpdateRegistration(ctx context.Context, slug, clientID, rat str
 		}
 		c.Name, c.RedirectURIs, c.Scope = name, in.RedirectURIs, scope
 		c.Version++
-		redirects, _ := json.Marshal(c.RedirectURIs)
-		if _, err := tx.Exec(ctx, `UPDATE oauth_clients SET name = $1, redirect_uris = $2, scope = $3, updated_at = $4, version = $5
-			WHERE tenant_id = $6 AND id = $7`, c.Name, string(redirects), c.Scope, store.Now(), c.Version, tx.TenantID(), c.ID); err != nil {
+		if err := updateAppClient(ctx, tx, c); err != nil {
 			return err
 		}
 		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: ClientEvent, ID: c.ClientID, Version: c.Version}, c); err != nil {
@@ -215,7 +205,7 @@ func (s *Server) DeleteRegistration(ctx context.Context, clientID, rat string) e
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM oauth_clients WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), c.ID); err != nil {
+		if err := deleteClient(ctx, tx, c.ID); err != nil {
 			return err
 		}
 		// RFC 7592 §2.3: a deleted client's grants and tokens end with it.

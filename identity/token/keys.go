@@ -108,16 +108,7 @@ func (s *Service) Rotate(ctx context.Context, tenant uuid.UUID, alg string) (*Ke
 	retire := now.Add(s.cfg.Overlap)
 	ctx = store.WithTenant(ctx, tenant)
 	err = s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE signing_keys SET status = 'passive', rotated_at = $1, retire_at = $2
-			WHERE tenant_id = $3 AND status = 'active'`, now, retire, tenant); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `UPDATE signing_keys SET status = 'retired' WHERE tenant_id = $1 AND status = 'passive' AND retire_at <= $2`,
-			tenant, now); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO signing_keys (tenant_id, id, alg, status, private_key, public_jwk, created_at)
-			VALUES ($1, $2, $3, 'active', $4, $5, $6)`, tenant, kid, alg, s.cfg.Sealer.Seal(der, aad(kid)), string(pub), now); err != nil {
+		if err := replaceActiveKey(ctx, tx, now, retire, kid, alg, s.cfg.Sealer.Seal(der, aad(kid)), pub); err != nil {
 			return err
 		}
 		return events.Publish(ctx, tx, events.Change{TenantID: tenant, Kind: KeyEventKind, ID: kid, Version: 1}, map[string]string{"alg": alg})
@@ -134,22 +125,9 @@ func (s *Service) Keys(ctx context.Context, tenant uuid.UUID) ([]KeyInfo, error)
 	ctx = store.WithTenant(ctx, tenant)
 	var out []KeyInfo
 	err := s.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT id, alg, status, created_at, rotated_at, retire_at, public_jwk FROM signing_keys
-			WHERE tenant_id = $1 ORDER BY created_at DESC`, tenant)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var k KeyInfo
-			var pub []byte
-			if err := rows.Scan(&k.ID, &k.Alg, &k.Status, &k.CreatedAt, &k.RotatedAt, &k.RetireAt, &pub); err != nil {
-				return err
-			}
-			k.PublicJWK = pub
-			out = append(out, k)
-		}
-		return rows.Err()
+		var err error
+		out, err = listKeys(ctx, tx)
+		return err
 	})
 	return out, err
 }
@@ -226,10 +204,8 @@ func (s *Service) loadActive(ctx context.Context, tenant uuid.UUID) (*keyEntry, 
 	ctx = store.WithTenant(ctx, tenant)
 	var k *keyEntry
 	err := s.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		var sealed []byte
 		e := &keyEntry{tenant: tenant}
-		err := tx.QueryRow(ctx, `SELECT id, alg, status, private_key, retire_at FROM signing_keys WHERE tenant_id = $1 AND status = 'active'`, tenant).
-			Scan(&e.kid, &e.alg, &e.status, &sealed, &e.retireAt)
+		sealed, err := activeKeyRow(ctx, tx, e)
 		if store.NoRows(err) {
 			return nil
 		}
@@ -279,10 +255,8 @@ func (s *Service) verifyingKey(ctx context.Context, kid string) (*keyEntry, erro
 	}
 	var e *keyEntry
 	err := s.cfg.DB.SystemRead(ctx, func(tx *store.Tx) error {
-		var pub []byte
 		k := &keyEntry{kid: kid}
-		err := tx.QueryRow(ctx, `SELECT tenant_id, alg, status, public_jwk, retire_at FROM signing_keys WHERE id = $1`, kid).
-			Scan(&k.tenant, &k.alg, &k.status, &pub, &k.retireAt)
+		pub, err := keyByID(ctx, tx, k)
 		if store.NoRows(err) {
 			return nil
 		}
@@ -346,42 +320,28 @@ func (s *Service) RunRotation(ctx context.Context) error {
 
 func (s *Service) rotateDue(ctx context.Context) error {
 	cutoff := store.Now().Add(-s.cfg.RotateEvery)
-	var due []struct {
-		tenant uuid.UUID
-		alg    string
-	}
+	var due []dueKey
 	err := s.cfg.DB.SystemRead(ctx, func(tx *store.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT k.tenant_id, k.alg FROM signing_keys k JOIN tenants t ON t.id = k.tenant_id
-			WHERE k.status = 'active' AND k.created_at < $1 AND t.status <> 'deleted'`, cutoff)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var d struct {
-				tenant uuid.UUID
-				alg    string
-			}
-			if err := rows.Scan(&d.tenant, &d.alg); err != nil {
-				return err
-			}
-			due = append(due, d)
-		}
-		return rows.Err()
+		var err error
+		due, err = keysDue(ctx, tx, cutoff)
+		return err
 	})
 	if err != nil {
 		return err
 	}
 	for _, d := range due {
+		// A deleted tenant's keys stay as they are (its tokens are dead).
+		if _, err := s.cfg.Tenants.SlugOf(ctx, d.tenant); apperr.KindOf(err) == apperr.KindNotFound {
+			continue
+		} else if err != nil {
+			return err
+		}
 		if _, err := s.Rotate(ctx, d.tenant, d.alg); err != nil {
 			return err
 		}
 		s.cfg.Logger.Info("rotated signing key", "tenant_id", d.tenant.String(), "alg", d.alg)
 	}
-	return s.cfg.DB.SystemTx(ctx, func(tx *store.Tx) error {
-		_, err := tx.Exec(ctx, `UPDATE signing_keys SET status = 'retired' WHERE status = 'passive' AND retire_at <= $1`, store.Now())
-		return err
-	})
+	return s.cfg.DB.SystemTx(ctx, func(tx *store.Tx) error { return retireExpiredKeys(ctx, tx, store.Now()) })
 }
 
 // SignDetached signs payload with the tenant's active key as a JWS with a

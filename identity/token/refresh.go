@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"strings"
 	"time"
 
@@ -77,15 +76,7 @@ func (s *Service) NewRefreshInTx(ctx context.Context, tx *store.Tx, g *RefreshGr
 		g.FamilyID = uuid.Must(uuid.NewV7())
 	}
 	raw := newRefresh(g.TenantID)
-	aud, _ := json.Marshal(g.Audience)
-	var sid any
-	if g.SessionID != uuid.Nil {
-		sid = g.SessionID
-	}
-	_, err := tx.Exec(ctx, `INSERT INTO refresh_tokens (tenant_id, id, token_hash, family_id, session_id, subject, client_id, scope, audience, created_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-		g.TenantID, uuid.Must(uuid.NewV7()), refreshHash(raw), g.FamilyID, sid, g.Subject, g.ClientID, g.Scope, string(aud), store.Now(), g.ExpiresAt.UTC())
-	return raw, err
+	return raw, insertRefresh(ctx, tx, g, refreshHash(raw))
 }
 
 // Refresh rotates a refresh token: it returns the grant and a new token,
@@ -105,23 +96,13 @@ func (s *Service) Refresh(ctx context.Context, raw string) (*RefreshGrant, strin
 	err = s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		grant, next, reused = nil, "", false
 		g := &RefreshGrant{TenantID: tenant}
-		var id uuid.UUID
-		var sid *uuid.UUID
-		var aud []byte
-		var usedAt, revokedAt *time.Time
-		err := tx.QueryRow(ctx, `SELECT id, family_id, session_id, subject, client_id, scope, audience, expires_at, used_at, revoked_at
-			FROM refresh_tokens WHERE tenant_id = $1 AND token_hash = $2 FOR UPDATE`, tenant, refreshHash(raw)).
-			Scan(&id, &g.FamilyID, &sid, &g.Subject, &g.ClientID, &g.Scope, &aud, &g.ExpiresAt, &usedAt, &revokedAt)
+		id, usedAt, revokedAt, err := lockRefresh(ctx, tx, tenant, refreshHash(raw), g)
 		if store.NoRows(err) {
 			return ErrRefreshInvalid
 		}
 		if err != nil {
 			return err
 		}
-		if sid != nil {
-			g.SessionID = *sid
-		}
-		_ = json.Unmarshal(aud, &g.Audience)
 		now := store.Now()
 		if usedAt != nil && revokedAt == nil {
 			reused = true
@@ -130,7 +111,7 @@ func (s *Service) Refresh(ctx context.Context, raw string) (*RefreshGrant, strin
 		if revokedAt != nil || !now.Before(g.ExpiresAt) {
 			return ErrRefreshInvalid
 		}
-		if _, err := tx.Exec(ctx, `UPDATE refresh_tokens SET used_at = $1 WHERE tenant_id = $2 AND id = $3`, now, tenant, id); err != nil {
+		if err := markRefreshUsed(ctx, tx, tenant, id, now); err != nil {
 			return err
 		}
 		if next, err = s.NewRefreshInTx(ctx, tx, g); err != nil {
@@ -149,8 +130,7 @@ func (s *Service) Refresh(ctx context.Context, raw string) (*RefreshGrant, strin
 }
 
 func (s *Service) revokeFamily(ctx context.Context, tx *store.Tx, tenant, family, session uuid.UUID) error {
-	if _, err := tx.Exec(ctx, `UPDATE refresh_tokens SET revoked_at = $1 WHERE tenant_id = $2 AND family_id = $3 AND revoked_at IS NULL`,
-		store.Now(), tenant, family); err != nil {
+	if err := revokeRefreshes(ctx, tx, tenant, "family_id", family); err != nil {
 		return err
 	}
 	// The access tokens issued from the family die with it.
@@ -166,8 +146,7 @@ func (s *Service) revokeFamily(ctx context.Context, tx *store.Tx, tenant, family
 // RevokeSessionInTx revokes a session's refresh tokens and access tokens
 // in the caller's transaction.
 func (s *Service) RevokeSessionInTx(ctx context.Context, tx *store.Tx, tenant, session uuid.UUID) error {
-	if _, err := tx.Exec(ctx, `UPDATE refresh_tokens SET revoked_at = $1 WHERE tenant_id = $2 AND session_id = $3 AND revoked_at IS NULL`,
-		store.Now(), tenant, session); err != nil {
+	if err := revokeRefreshes(ctx, tx, tenant, "session_id", session); err != nil {
 		return err
 	}
 	return s.RevokeInTx(ctx, tx, tenant, "sid", session.String())
@@ -183,7 +162,9 @@ func (s *Service) SessionOf(ctx context.Context, raw string) (uuid.UUID, uuid.UU
 	ctx = store.WithTenant(ctx, tenant)
 	var sid *uuid.UUID
 	err = s.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		return tx.QueryRow(ctx, `SELECT session_id FROM refresh_tokens WHERE tenant_id = $1 AND token_hash = $2`, tenant, refreshHash(raw)).Scan(&sid)
+		var err error
+		sid, err = refreshSession(ctx, tx, tenant, refreshHash(raw))
+		return err
 	})
 	if err != nil || sid == nil {
 		return tenant, uuid.Nil, err
@@ -200,10 +181,7 @@ func (s *Service) RevokeRefresh(ctx context.Context, raw, clientID string) error
 	}
 	ctx = store.WithTenant(ctx, tenant)
 	return s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		var family uuid.UUID
-		var sid *uuid.UUID
-		err := tx.QueryRow(ctx, `SELECT family_id, session_id FROM refresh_tokens WHERE tenant_id = $1 AND token_hash = $2 AND client_id = $3`,
-			tenant, refreshHash(raw), clientID).Scan(&family, &sid)
+		family, sid, err := clientRefresh(ctx, tx, tenant, refreshHash(raw), clientID)
 		if store.NoRows(err) {
 			return nil
 		}
@@ -228,8 +206,7 @@ func (s *Service) RevokeFamilyInTx(ctx context.Context, tx *store.Tx, tenant, fa
 // to a client, in the caller's transaction (the client is being deleted:
 // RFC 7592 §2.3).
 func (s *Service) RevokeClientInTx(ctx context.Context, tx *store.Tx, tenant uuid.UUID, clientID string) error {
-	if _, err := tx.Exec(ctx, `UPDATE refresh_tokens SET revoked_at = $1 WHERE tenant_id = $2 AND client_id = $3 AND revoked_at IS NULL`,
-		store.Now(), tenant, clientID); err != nil {
+	if err := revokeRefreshes(ctx, tx, tenant, "client_id", clientID); err != nil {
 		return err
 	}
 	return s.RevokeInTx(ctx, tx, tenant, "client", clientID)

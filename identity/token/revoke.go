@@ -26,8 +26,7 @@ const maxAccessLifetime = time.Hour
 func (s *Service) RevokeInTx(ctx context.Context, tx *store.Tx, tenant uuid.UUID, kind, value string) error {
 	now := store.Now()
 	exp := now.Add(maxAccessLifetime + s.cfg.Leeway)
-	if _, err := tx.Exec(ctx, `INSERT INTO token_revocations (tenant_id, kind, value, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (tenant_id, kind, value) DO UPDATE SET expires_at = excluded.expires_at`, tenant, kind, value, exp, now); err != nil {
+	if err := upsertRevocation(ctx, tx, tenant, kind, value, exp, now); err != nil {
 		return err
 	}
 	tx.AfterCommit(func() { s.markRevoked(tenant, kind, value, exp) })
@@ -65,25 +64,11 @@ func (s *Service) isRevoked(tenant uuid.UUID, kind, value string) bool {
 // resync) and prunes expired rows.
 func (s *Service) LoadRevocations(ctx context.Context) error {
 	now := store.Now()
-	fresh := map[revocationKey]time.Time{}
+	var fresh map[revocationKey]time.Time
 	err := s.cfg.DB.SystemTx(ctx, func(tx *store.Tx) error {
-		if _, err := tx.Exec(ctx, `DELETE FROM token_revocations WHERE expires_at < $1`, now); err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, `SELECT tenant_id, kind, value, expires_at FROM token_revocations`)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var k revocationKey
-			var exp time.Time
-			if err := rows.Scan(&k.tenant, &k.kind, &k.value, &exp); err != nil {
-				return err
-			}
-			fresh[k] = exp
-		}
-		return rows.Err()
+		var err error
+		fresh, err = loadRevocations(ctx, tx, now)
+		return err
 	})
 	if err != nil {
 		return err

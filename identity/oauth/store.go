@@ -1,0 +1,121 @@
+package oauth
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// The OAuth stores: relying-party clients (the oauth_clients rows that
+// belong to no NHI) and authorization codes.
+
+const appClientCols = `id, client_id, name, client_type, redirect_uris, scope, created_at, version, metadata`
+
+func scanAppClient(r store.Scanner) (*AppClient, []byte, error) {
+	var c AppClient
+	var redirects, meta []byte
+	if err := r.Scan(&c.ID, &c.ClientID, &c.Name, &c.ClientType, &redirects, &c.Scope, &c.CreatedAt, &c.Version, &meta); err != nil {
+		return nil, nil, err
+	}
+	_ = json.Unmarshal(redirects, &c.RedirectURIs)
+	return &c, meta, nil
+}
+
+// insertAppClient stores a public relying-party client with its metadata.
+func insertAppClient(ctx context.Context, tx *store.Tx, c *AppClient, meta []byte) error {
+	redirects, _ := json.Marshal(c.RedirectURIs)
+	_, err := tx.Exec(ctx, `INSERT INTO oauth_clients (tenant_id, id, client_id, name, client_type, token_endpoint_auth_method, grant_types,
+		redirect_uris, scope, jwks, metadata, created_at, updated_at, version) VALUES ($1, $2, $3, $4, 'public', 'none',
+		'["authorization_code","refresh_token"]', $5, $6, '{"keys":[]}', $8, $7, $7, 1)`,
+		tx.TenantID(), c.ID, c.ClientID, c.Name, string(redirects), c.Scope, c.CreatedAt, string(meta))
+	return err
+}
+
+// updateAppClient writes a client's name, redirect URIs, scope and version.
+func updateAppClient(ctx context.Context, tx *store.Tx, c *AppClient) error {
+	redirects, _ := json.Marshal(c.RedirectURIs)
+	_, err := tx.Exec(ctx, `UPDATE oauth_clients SET name = $1, redirect_uris = $2, scope = $3, updated_at = $4, version = $5
+		WHERE tenant_id = $6 AND id = $7`, c.Name, string(redirects), c.Scope, store.Now(), c.Version, tx.TenantID(), c.ID)
+	return err
+}
+
+func deleteClient(ctx context.Context, tx *store.Tx, id uuid.UUID) error {
+	_, err := tx.Exec(ctx, `DELETE FROM oauth_clients WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id)
+	return err
+}
+
+// listAppClients lists the tenant's relying-party clients, oldest first.
+func listAppClients(ctx context.Context, tx *store.Tx) ([]AppClient, error) {
+	return store.Collect(ctx, tx, func(r store.Scanner) (AppClient, error) {
+		c, _, err := scanAppClient(r)
+		if err != nil {
+			return AppClient{}, err
+		}
+		return *c, nil
+	}, `SELECT `+appClientCols+` FROM oauth_clients WHERE tenant_id = $1 AND nhi_id IS NULL ORDER BY created_at`, tx.TenantID())
+}
+
+// appClientIDOf is the client ID of relying-party client id.
+func appClientIDOf(ctx context.Context, tx *store.Tx, id uuid.UUID) (string, error) {
+	var clientID string
+	err := tx.QueryRow(ctx, `SELECT client_id FROM oauth_clients WHERE tenant_id = $1 AND id = $2 AND nhi_id IS NULL`, tx.TenantID(), id).Scan(&clientID)
+	if store.NoRows(err) {
+		return "", apperr.NotFound("client")
+	}
+	return clientID, err
+}
+
+// appClientRow reads a relying-party client by client ID, with its
+// metadata, locked for update when lock (store.NoRows: none).
+func appClientRow(ctx context.Context, tx *store.Tx, clientID string, lock bool) (*AppClient, []byte, error) {
+	q := `SELECT ` + appClientCols + ` FROM oauth_clients WHERE tenant_id = $1 AND client_id = $2 AND nhi_id IS NULL`
+	if lock {
+		q += ` FOR UPDATE`
+	}
+	return scanAppClient(tx.QueryRow(ctx, q, tx.TenantID(), clientID))
+}
+
+func insertCode(ctx context.Context, tx *store.Tx, hash string, req *AuthorizeRequest, user uuid.UUID, now, expires time.Time) error {
+	res, _ := json.Marshal(req.Resources)
+	_, err := tx.Exec(ctx, `INSERT INTO authorization_codes (tenant_id, code_hash, client_id, redirect_uri, user_id, scope, resources, code_challenge, nonce, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, tx.TenantID(), hash, req.ClientID, req.RedirectURI, user,
+		strings.Join(req.Scope, " "), string(res), req.CodeChallenge, req.Nonce, now, expires)
+	return err
+}
+
+// codeRow is a stored authorization code.
+type codeRow struct {
+	clientID, redirectURI, scope, challenge, nonce string
+	user                                           uuid.UUID
+	resources                                      []string
+	createdAt, expires                             time.Time
+	used                                           *time.Time
+	family                                         *uuid.UUID
+}
+
+// lockCode reads a code for update (store.NoRows: none).
+func lockCode(ctx context.Context, tx *store.Tx, hash string) (*codeRow, error) {
+	var r codeRow
+	var res []byte
+	err := tx.QueryRow(ctx, `SELECT client_id, redirect_uri, user_id, scope, resources, code_challenge, nonce, created_at, expires_at, used_at, family_id
+		FROM authorization_codes WHERE tenant_id = $1 AND code_hash = $2 FOR UPDATE`, tx.TenantID(), hash).
+		Scan(&r.clientID, &r.redirectURI, &r.user, &r.scope, &res, &r.challenge, &r.nonce, &r.createdAt, &r.expires, &r.used, &r.family)
+	if err != nil {
+		return nil, err
+	}
+	_ = json.Unmarshal(res, &r.resources)
+	return &r, nil
+}
+
+// markCodeUsed marks a code used by the refresh family it started.
+func markCodeUsed(ctx context.Context, tx *store.Tx, hash string, family uuid.UUID) error {
+	_, err := tx.Exec(ctx, `UPDATE authorization_codes SET used_at = $1, family_id = $2 WHERE tenant_id = $3 AND code_hash = $4`,
+		store.Now(), family, tx.TenantID(), hash)
+	return err
+}
