@@ -41,7 +41,7 @@ func newAgentFixture(b *testing.B, slug string) *agentFixture {
 	if err != nil {
 		b.Fatal(err)
 	}
-	f.nhis = &nhi.Service{DB: f.db, Policies: f.tenants, Audit: audit.Discard}
+	f.nhis = &nhi.Service{DB: f.db, Policies: f.tenants, Audit: audit.Discard, Users: dir}
 	if f.agent, err = f.nhis.Create(f.ctx, nhi.CreateInput{Kind: nhi.KindAgent, Slug: "agent", Name: "Agent", OwnerID: u.ID}); err != nil {
 		b.Fatal(err)
 	}

@@ -48,7 +48,7 @@ func setup(t *testing.T, db *store.DB) *fx {
 	f.gov = &governance.Service{DB: db, Audit: audit.Discard, Now: func() time.Time { return *f.clock }}
 	f.eng = &governance.Engine{DB: db, Now: func() time.Time { return *f.clock }}
 	f.dir = &directory.Service{DB: db, Audit: audit.Discard, Hasher: password.NewHasher(password.Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, 1), Policies: tenants}
-	f.nhis = &nhi.Service{DB: db, Policies: tenants, Audit: audit.Discard}
+	f.nhis = &nhi.Service{DB: db, Policies: tenants, Audit: audit.Discard, Users: f.dir}
 	return f
 }
 

@@ -197,3 +197,40 @@ func listUsers(ctx context.Context, tx *store.Tx, o ListUsersOptions, col string
 	}
 	return out, rows.Err()
 }
+
+// StatusTx is a user's status, read in the caller's transaction
+// (apperr not found when the tenant has no such user): NHIs check their
+// owners with it.
+func (s *Service) StatusTx(ctx context.Context, tx *store.Tx, id uuid.UUID) (string, error) {
+	var status string
+	err := tx.QueryRow(ctx, `SELECT status FROM users WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id).Scan(&status)
+	if store.NoRows(err) {
+		return "", apperr.NotFound("user")
+	}
+	return status, err
+}
+
+// ActiveAmongTx tells which of ids are active users of the tenant, in the
+// caller's transaction (NHI reports find orphaned NHIs with it).
+func (s *Service) ActiveAmongTx(ctx context.Context, tx *store.Tx, ids []uuid.UUID) (map[uuid.UUID]bool, error) {
+	out := map[uuid.UUID]bool{}
+	for len(ids) > 0 {
+		batch := ids[:min(len(ids), 500)]
+		ids = ids[len(batch):]
+		args := []any{tx.TenantID()}
+		marks := make([]string, len(batch))
+		for i, id := range batch {
+			args = append(args, id)
+			marks[i] = fmt.Sprintf("$%d", i+2)
+		}
+		active, err := store.Collect(ctx, tx, store.ScanUUID, `SELECT id FROM users WHERE tenant_id = $1 AND status = 'active' AND id IN (`+
+			strings.Join(marks, ", ")+`)`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range active {
+			out[id] = true
+		}
+	}
+	return out, nil
+}

@@ -99,12 +99,11 @@ func (s *Service) RotateSecret(ctx context.Context, id uuid.UUID) (*Rotated, err
 		if n.Status == StatusArchived {
 			return apperr.New(apperr.KindConflict, "an archived NHI has no credentials")
 		}
-		var client uuid.UUID
-		if err := tx.QueryRow(ctx, `SELECT id FROM oauth_clients WHERE tenant_id = $1 AND nhi_id = $2`, tx.TenantID(), id).Scan(&client); err != nil {
+		client, err := clientOf(ctx, tx, id)
+		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE client_secrets SET expires_at = $1 WHERE tenant_id = $2 AND client = $3 AND revoked_at IS NULL
-			AND (expires_at IS NULL OR expires_at > $1)`, out.PreviousValidUntil, tx.TenantID(), client); err != nil {
+		if err := expireSecrets(ctx, tx, client, out.PreviousValidUntil); err != nil {
 			return err
 		}
 		if err := insertSecret(ctx, tx, client, secret, out.ExpiresAt); err != nil {
@@ -135,23 +134,14 @@ func (s *Service) Secrets(ctx context.Context, id uuid.UUID) ([]SecretInfo, erro
 		if err := s.authorize(ctx, tx, n, PermManage); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT s.id, s.hint, s.created_at, s.expires_at, s.revoked_at FROM client_secrets s
-			JOIN oauth_clients c ON c.tenant_id = s.tenant_id AND c.id = s.client WHERE s.tenant_id = $1 AND c.nhi_id = $2
-			ORDER BY s.created_at DESC`, tx.TenantID(), id)
-		if err != nil {
+		if out, err = secretsOf(ctx, tx, id); err != nil {
 			return err
 		}
-		defer rows.Close()
-		out = []SecretInfo{}
-		for rows.Next() {
-			var x SecretInfo
-			if err := rows.Scan(&x.ID, &x.Hint, &x.CreatedAt, &x.ExpiresAt, &x.RevokedAt); err != nil {
-				return err
-			}
+		for i := range out {
+			x := &out[i]
 			x.Active = x.RevokedAt == nil && (x.ExpiresAt == nil || now.Before(*x.ExpiresAt))
-			out = append(out, x)
 		}
-		return rows.Err()
+		return nil
 	})
 	return out, err
 }
@@ -175,9 +165,8 @@ func (s *Service) AuthenticateClient(ctx context.Context, clientID, secret strin
 	var scope string
 	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
 		var nid uuid.UUID
-		err := tx.QueryRow(ctx, `SELECT c.nhi_id, c.scope FROM client_secrets s JOIN oauth_clients c ON c.tenant_id = s.tenant_id AND c.id = s.client
-			WHERE s.tenant_id = $1 AND s.secret_hash = $2 AND c.client_id = $3 AND s.revoked_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > $4)`,
-			tx.TenantID(), HashSecret(secret), clientID, now).Scan(&nid, &scope)
+		var err error
+		nid, scope, err = liveSecretClient(ctx, tx, clientID, HashSecret(secret), now)
 		if store.NoRows(err) {
 			return bad
 		}
@@ -257,8 +246,7 @@ func (s *Service) SetClientKeys(ctx context.Context, id uuid.UUID, in ClientKeys
 		if err := s.authorize(ctx, tx, n, PermManage); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE oauth_clients SET jwks = $1, updated_at = $2, version = version + 1 WHERE tenant_id = $3 AND nhi_id = $4`,
-			string(raw), s.now(), tx.TenantID(), id); err != nil {
+		if err := setClientKeys(ctx, tx, id, raw, s.now()); err != nil {
 			return err
 		}
 		keys, _ := json.Marshal(set.Keys)
@@ -294,31 +282,13 @@ func (s *Service) NotifyExpiring(ctx context.Context, window time.Duration) (int
 	n := 0
 	err := s.DB.SystemTx(ctx, func(tx *store.Tx) error {
 		n = 0
-		rows, err := tx.Query(ctx, `UPDATE client_secrets SET expiry_notified_at = $1
-			WHERE revoked_at IS NULL AND expiry_notified_at IS NULL AND expires_at > $1 AND expires_at <= $2
-			RETURNING tenant_id, id, client, expires_at`, now, now.Add(window))
+		all, err := claimExpiring(ctx, tx, now, now.Add(window))
 		if err != nil {
 			return err
 		}
-		type due struct {
-			tenant, id, client uuid.UUID
-			expires            time.Time
-		}
-		var all []due
-		for rows.Next() {
-			var d due
-			if err := rows.Scan(&d.tenant, &d.id, &d.client, &d.expires); err != nil {
-				rows.Close()
-				return err
-			}
-			all = append(all, d)
-		}
-		rows.Close()
 		for _, d := range all {
-			var nhiID uuid.UUID
-			var owner, backup *uuid.UUID
-			if err := tx.QueryRow(ctx, `SELECT n.id, n.owner_id, n.backup_owner_id FROM oauth_clients c JOIN nhis n ON n.tenant_id = c.tenant_id AND n.id = c.nhi_id
-				WHERE c.tenant_id = $1 AND c.id = $2`, d.tenant, d.client).Scan(&nhiID, &owner, &backup); err != nil {
+			nhiID, owner, backup, err := ownersOfClient(ctx, tx, d.tenant, d.client)
+			if err != nil {
 				return err
 			}
 			if err := events.Publish(ctx, tx, events.Change{TenantID: d.tenant, Kind: ExpiringEvent, ID: d.id.String(), Version: 1},
@@ -357,8 +327,8 @@ func (s *Service) ClientByID(ctx context.Context, clientID string) (*NHI, string
 	var raw []byte
 	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
 		var nid *uuid.UUID
-		err := tx.QueryRow(ctx, `SELECT nhi_id, scope, jwks FROM oauth_clients WHERE tenant_id = $1 AND client_id = $2`, tx.TenantID(), clientID).
-			Scan(&nid, &scope, &raw)
+		var err error
+		nid, scope, raw, err = clientRow(ctx, tx, clientID)
 		if store.NoRows(err) || (err == nil && nid == nil) {
 			return bad
 		}

@@ -7,8 +7,7 @@ package nhi
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
+	"errors"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -147,11 +146,20 @@ type TransitionInput struct {
 // Auditor is what the service needs of the audit log.
 type Auditor = audit.Recorder
 
+// Users tells a user's status in the caller's transaction (apperr not
+// found when the tenant has none): owners must be active users.
+type Users interface {
+	StatusTx(ctx context.Context, tx *store.Tx, id uuid.UUID) (string, error)
+	ActiveAmongTx(ctx context.Context, tx *store.Tx, ids []uuid.UUID) (map[uuid.UUID]bool, error)
+}
+
 // Service manages the NHIs of the tenant in the request context.
 type Service struct {
 	DB       *store.DB
 	Audit    Auditor
 	Policies Policies
+	// Users tells the status of owners (required).
+	Users Users
 	// StdioAllowlist is the operator's list of commands stdio tool servers may run.
 	StdioAllowlist []string
 	// Now is the clock (default store.Now).
@@ -272,10 +280,12 @@ func httpURL(field, raw string) error {
 }
 
 // checkOwner requires an active user of the tenant.
-func checkOwner(ctx context.Context, tx *store.Tx, field string, id uuid.UUID) error {
-	var status string
-	err := tx.QueryRow(ctx, `SELECT status FROM users WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id).Scan(&status)
-	if store.NoRows(err) {
+func (s *Service) checkOwner(ctx context.Context, tx *store.Tx, field string, id uuid.UUID) error {
+	if s.Users == nil {
+		return errors.New("nhi: no user directory to check owners with")
+	}
+	status, err := s.Users.StatusTx(ctx, tx, id)
+	if apperr.KindOf(err) == apperr.KindNotFound {
 		return apperr.Invalid(field, "no such user in this tenant")
 	}
 	if err != nil {
@@ -287,58 +297,13 @@ func checkOwner(ctx context.Context, tx *store.Tx, field string, id uuid.UUID) e
 	return nil
 }
 
-const cols = `n.id, n.kind, n.slug, n.name, n.description, n.status, n.status_reason, n.status_changed_at, n.owner_id, n.backup_owner_id,
-	n.profile, n.risk_score, n.risk_factors, n.last_used_at, n.created_at, n.updated_at, n.version, COALESCE(c.client_id, '')`
-
-const from = ` FROM nhis n LEFT JOIN oauth_clients c ON c.tenant_id = n.tenant_id AND c.nhi_id = n.id `
-
-func scan(row interface{ Scan(...any) error }, tenant uuid.UUID) (*NHI, error) {
-	var n NHI
-	var profile, factors []byte
-	if err := row.Scan(&n.ID, &n.Kind, &n.Slug, &n.Name, &n.Description, &n.Status, &n.StatusReason, &n.StatusChangedAt, &n.OwnerID,
-		&n.BackupOwnerID, &profile, &n.RiskScore, &factors, &n.LastUsedAt, &n.CreatedAt, &n.UpdatedAt, &n.Version, &n.ClientID); err != nil {
-		return nil, err
-	}
-	_ = json.Unmarshal(profile, &n.Profile)
-	_ = json.Unmarshal(factors, &n.RiskFactors)
-	if n.RiskFactors == nil {
-		n.RiskFactors = []RiskFactor{}
-	}
-	n.SPIFFEPath = fmt.Sprintf("/t/%s/%s/%s", tenant, n.Kind, n.ID)
-	return &n, nil
-}
-
-func get(ctx context.Context, tx *store.Tx, id uuid.UUID, lock bool) (*NHI, error) {
-	if lock {
-		var one int
-		err := tx.QueryRow(ctx, `SELECT 1 FROM nhis WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tx.TenantID(), id).Scan(&one)
-		if store.NoRows(err) {
-			return nil, apperr.NotFound("NHI")
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	n, err := scan(tx.QueryRow(ctx, `SELECT `+cols+from+`WHERE n.tenant_id = $1 AND n.id = $2`, tx.TenantID(), id), tx.TenantID())
-	if store.NoRows(err) {
-		return nil, apperr.NotFound("NHI")
-	}
-	return n, err
-}
-
 // auditTx records a change of n in the transaction that makes it.
 func (s *Service) auditTx(ctx context.Context, tx *store.Tx, action string, n *NHI, details any) error {
 	return audit.RecordChangeTx(ctx, tx, s.Audit, action, "nhi", n.ID.String(), details)
 }
 
 func (s *Service) write(ctx context.Context, tx *store.Tx, n *NHI) error {
-	profile, _ := json.Marshal(n.Profile)
-	factors, _ := json.Marshal(n.RiskFactors)
-	_, err := tx.Exec(ctx, `UPDATE nhis SET name = $1, description = $2, status = $3, status_reason = $4, status_changed_at = $5,
-		owner_id = $6, backup_owner_id = $7, profile = $8, risk_score = $9, risk_factors = $10, updated_at = $11, version = $12
-		WHERE tenant_id = $13 AND id = $14`, n.Name, n.Description, n.Status, n.StatusReason, n.StatusChangedAt, n.OwnerID, n.BackupOwnerID,
-		string(profile), n.RiskScore, string(factors), n.UpdatedAt, n.Version, tx.TenantID(), n.ID)
-	if err != nil {
+	if err := updateNHI(ctx, tx, n); err != nil {
 		return err
 	}
 	return s.publish(ctx, tx, n, n.Version)

@@ -53,7 +53,7 @@ func setup(t *testing.T, db *store.DB) *fixture {
 	}
 	now := time.Now()
 	f := &fixture{dir: dir, ctx: ctx, owner: u.ID, clock: &now}
-	f.svc = &nhi.Service{DB: db, Audit: audit.Discard, Policies: tenants, StdioAllowlist: []string{"/usr/bin/mcp-fs"}, Now: func() time.Time { return *f.clock }}
+	f.svc = &nhi.Service{DB: db, Audit: audit.Discard, Policies: tenants, Users: dir, StdioAllowlist: []string{"/usr/bin/mcp-fs"}, Now: func() time.Time { return *f.clock }}
 	return f
 }
 

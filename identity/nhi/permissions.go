@@ -45,11 +45,10 @@ func (s *Service) Grant(ctx context.Context, id uuid.UUID, in GrantInput) (*Perm
 		if err := s.authorize(ctx, tx, n, PermAdmin); err != nil {
 			return err
 		}
-		if err := checkOwner(ctx, tx, "user_id", in.UserID); err != nil {
+		if err := s.checkOwner(ctx, tx, "user_id", in.UserID); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO nhi_permissions (tenant_id, nhi_id, user_id, permission, created_at) VALUES ($1, $2, $3, $4, $5)
-			ON CONFLICT (tenant_id, nhi_id, user_id) DO UPDATE SET permission = excluded.permission`, tx.TenantID(), id, in.UserID, in.Permission, p.CreatedAt); err != nil {
+		if err := upsertPermission(ctx, tx, id, in.UserID, in.Permission, p.CreatedAt); err != nil {
 			return err
 		}
 		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: PermissionEvent, ID: id.String() + ":" + in.UserID.String(), Version: 1}, p); err != nil {
@@ -74,11 +73,11 @@ func (s *Service) Revoke(ctx context.Context, id, user uuid.UUID) error {
 		if err := s.authorize(ctx, tx, n, PermAdmin); err != nil {
 			return err
 		}
-		r, err := tx.Exec(ctx, `DELETE FROM nhi_permissions WHERE tenant_id = $1 AND nhi_id = $2 AND user_id = $3`, tx.TenantID(), id, user)
+		removed, err := deletePermission(ctx, tx, id, user)
 		if err != nil {
 			return err
 		}
-		if k, _ := r.RowsAffected(); k == 0 {
+		if !removed {
 			return apperr.NotFound("permission")
 		}
 		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: PermissionEvent, ID: id.String() + ":" + user.String(), Version: 2}, nil); err != nil {
@@ -105,21 +104,8 @@ func (s *Service) Permissions(ctx context.Context, id uuid.UUID) ([]Permission, 
 				return err
 			}
 		}
-		rows, err := tx.Query(ctx, `SELECT user_id, permission, created_at FROM nhi_permissions WHERE tenant_id = $1 AND nhi_id = $2 ORDER BY created_at`,
-			tx.TenantID(), id)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		out = []Permission{}
-		for rows.Next() {
-			var p Permission
-			if err := rows.Scan(&p.UserID, &p.Permission, &p.CreatedAt); err != nil {
-				return err
-			}
-			out = append(out, p)
-		}
-		return rows.Err()
+		out, err = permissionsOf(ctx, tx, id)
+		return err
 	})
 	return out, err
 }
@@ -174,8 +160,6 @@ func (s *Service) Touch(ctx context.Context, id uuid.UUID) error {
 	s.touched[id] = now
 	s.touchMu.Unlock()
 	return s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		_, err := tx.Exec(ctx, `UPDATE nhis SET last_used_at = $1 WHERE tenant_id = $2 AND id = $3 AND (last_used_at IS NULL OR last_used_at < $4)`,
-			now, tx.TenantID(), id, now.Add(-time.Minute))
-		return err
+		return touchNHI(ctx, tx, id, now, now.Add(-time.Minute))
 	})
 }

@@ -2,8 +2,11 @@ package nhi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/xavyo/xavyo/internal/store"
 )
@@ -61,10 +64,7 @@ func (s *Service) rescore(ctx context.Context, tx *store.Tx, n *NHI, pol credPol
 	oldest := now
 	// ORDER BY … LIMIT 1 rather than MIN(): SQLite returns aggregates of
 	// timestamps as text.
-	var t time.Time
-	err := tx.QueryRow(ctx, `SELECT s.created_at FROM client_secrets s JOIN oauth_clients c ON c.tenant_id = s.tenant_id AND c.id = s.client
-		WHERE s.tenant_id = $1 AND c.nhi_id = $2 AND s.revoked_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > $3)
-		ORDER BY s.created_at LIMIT 1`, tx.TenantID(), n.ID, now).Scan(&t)
+	t, err := oldestLiveSecret(ctx, tx, n.ID, now)
 	if err != nil && !store.NoRows(err) {
 		return err
 	}
@@ -73,7 +73,7 @@ func (s *Service) rescore(ctx context.Context, tx *store.Tx, n *NHI, pol credPol
 	}
 	active := false
 	if n.OwnerID != nil {
-		active = checkOwner(ctx, tx, "owner_id", *n.OwnerID) == nil
+		active = s.checkOwner(ctx, tx, "owner_id", *n.OwnerID) == nil
 	}
 	n.RiskScore, n.RiskFactors = s.risk(n, now, oldest, active, pol)
 	return nil
@@ -88,35 +88,58 @@ type Report struct {
 // Inactive lists live NHIs unused (or never used) for at least days.
 func (s *Service) Inactive(ctx context.Context, days int) (*Report, error) {
 	cutoff := s.now().Add(-time.Duration(days) * 24 * time.Hour)
-	return s.report(ctx, "inactive", `n.status <> 'archived' AND COALESCE(n.last_used_at, n.created_at) < $2`, cutoff)
+	return s.report(ctx, "inactive", func(tx *store.Tx) ([]*NHI, error) { return unusedSince(ctx, tx, cutoff, reportSize) })
 }
 
 // Orphaned lists live NHIs whose owner is missing or not an active user.
 func (s *Service) Orphaned(ctx context.Context) (*Report, error) {
-	return s.report(ctx, "orphaned", `n.status <> 'archived' AND $2 AND NOT EXISTS (SELECT 1 FROM users u WHERE u.tenant_id = n.tenant_id
-		AND u.id = n.owner_id AND u.status = 'active')`, true)
+	return s.report(ctx, "orphaned", func(tx *store.Tx) ([]*NHI, error) {
+		var out []*NHI
+		after := uuid.Nil
+		for len(out) < reportSize {
+			page, err := liveNHIs(ctx, tx, after, 500)
+			if err != nil || len(page) == 0 {
+				return out, err
+			}
+			var owners []uuid.UUID
+			for _, n := range page {
+				if n.OwnerID != nil {
+					owners = append(owners, *n.OwnerID)
+				}
+			}
+			active, err := s.Users.ActiveAmongTx(ctx, tx, owners)
+			if err != nil {
+				return nil, err
+			}
+			for _, n := range page {
+				if (n.OwnerID == nil || !active[*n.OwnerID]) && len(out) < reportSize {
+					out = append(out, n)
+				}
+			}
+			after = page[len(page)-1].ID
+		}
+		return out, nil
+	})
 }
 
-func (s *Service) report(ctx context.Context, kind, where string, arg any) (*Report, error) {
+// reportSize bounds a report.
+const reportSize = 1000
+
+func (s *Service) report(ctx context.Context, kind string, find func(*store.Tx) ([]*NHI, error)) (*Report, error) {
+	if s.Users == nil {
+		return nil, errors.New("nhi: no user directory to check owners with")
+	}
 	pol, err := s.credentialPolicy(ctx)
 	if err != nil {
 		return nil, err
 	}
 	out := &Report{Kind: kind, Items: []*NHI{}}
 	err = s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT `+cols+from+`WHERE n.tenant_id = $1 AND `+where+` ORDER BY n.id LIMIT 1000`, tx.TenantID(), arg)
+		items, err := find(tx)
 		if err != nil {
 			return err
 		}
-		for rows.Next() {
-			n, err := scan(rows, tx.TenantID())
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			out.Items = append(out.Items, n)
-		}
-		rows.Close()
+		out.Items = append(out.Items, items...)
 		for _, n := range out.Items {
 			if err := s.rescore(ctx, tx, n, pol); err != nil {
 				return err

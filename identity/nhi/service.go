@@ -4,14 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -46,8 +43,7 @@ func (s *Service) authorize(ctx context.Context, tx *store.Tx, n *NHI, need stri
 	if (n.OwnerID != nil && *n.OwnerID == uid) || (n.BackupOwnerID != nil && *n.BackupOwnerID == uid) {
 		return nil
 	}
-	var have string
-	err = tx.QueryRow(ctx, `SELECT permission FROM nhi_permissions WHERE tenant_id = $1 AND nhi_id = $2 AND user_id = $3`, tx.TenantID(), n.ID, uid).Scan(&have)
+	have, err := permissionOf(ctx, tx, n.ID, uid)
 	if store.NoRows(err) {
 		return apperr.NotFound("NHI") // do not reveal NHIs a user has no right on
 	}
@@ -127,36 +123,22 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Created, error) 
 		return nil, err
 	}
 	err = s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		if err := checkOwner(ctx, tx, "owner_id", in.OwnerID); err != nil {
+		if err := s.checkOwner(ctx, tx, "owner_id", in.OwnerID); err != nil {
 			return err
 		}
 		if n.BackupOwnerID != nil {
-			if err := checkOwner(ctx, tx, "backup_owner_id", *n.BackupOwnerID); err != nil {
+			if err := s.checkOwner(ctx, tx, "backup_owner_id", *n.BackupOwnerID); err != nil {
 				return err
 			}
 		}
 		n.ClientID = n.ID.String()
 		n.RiskScore, n.RiskFactors = s.risk(n, now, now, true, pol)
 		n.SPIFFEPath = fmt.Sprintf("/t/%s/%s/%s", tx.TenantID(), n.Kind, n.ID)
-		profile, _ := json.Marshal(n.Profile)
-		factors, _ := json.Marshal(n.RiskFactors)
-		_, err := tx.Exec(ctx, `INSERT INTO nhis (tenant_id, id, kind, slug, name, description, status, status_reason, status_changed_at,
-			owner_id, backup_owner_id, profile, risk_score, risk_factors, created_at, updated_at, version)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $9, $9, 1)`,
-			tx.TenantID(), n.ID, n.Kind, n.Slug, n.Name, n.Description, n.Status, n.StatusReason, now, n.OwnerID, n.BackupOwnerID,
-			string(profile), n.RiskScore, string(factors))
-		if apperr.KindOf(err) == apperr.KindAlreadyExists {
-			return apperr.New(apperr.KindAlreadyExists, "an NHI with slug %q already exists", n.Slug)
-		}
-		if err != nil {
+		if err := insertNHI(ctx, tx, n); err != nil {
 			return err
 		}
 		clientRow := uuid.Must(uuid.NewV7())
-		if _, err := tx.Exec(ctx, `INSERT INTO oauth_clients (tenant_id, id, client_id, nhi_id, name, client_type, token_endpoint_auth_method,
-			grant_types, redirect_uris, scope, jwks, metadata, created_at, updated_at, version)
-			VALUES ($1, $2, $3, $4, $5, 'confidential', 'client_secret_basic', $6, '[]', $7, '{"keys":[]}', '{}', $8, $8, 1)`,
-			tx.TenantID(), clientRow, n.ClientID, n.ID, n.Name, `["client_credentials","urn:ietf:params:oauth:grant-type:token-exchange"]`,
-			defaultScope(n.Kind), now); err != nil {
+		if err := insertNHIClient(ctx, tx, clientRow, n, defaultScope(n.Kind)); err != nil {
 			return err
 		}
 		if err := insertSecret(ctx, tx, clientRow, secret, now.Add(pol.maxAge)); err != nil {
@@ -178,13 +160,6 @@ func defaultScope(kind string) string {
 		return "mcp a2a"
 	}
 	return "mcp"
-}
-
-func insertSecret(ctx context.Context, tx *store.Tx, client uuid.UUID, secret string, expires time.Time) error {
-	_, err := tx.Exec(ctx, `INSERT INTO client_secrets (tenant_id, id, client, secret_hash, hint, created_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, tx.TenantID(), uuid.Must(uuid.NewV7()), client, HashSecret(secret), secret[len(secret)-4:],
-		store.Now(), expires)
-	return err
 }
 
 // Get returns an NHI the caller may see.
@@ -247,16 +222,8 @@ func (s *Service) List(ctx context.Context, o ListOptions) ([]*NHI, bool, error)
 	}
 	var out []*NHI
 	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		out = []*NHI{}
-		rows, err := tx.Query(ctx, `SELECT `+cols+from+`WHERE n.tenant_id = $1 AND n.id > $2
-			AND ($3 = '' OR n.kind = $3) AND ($4 = '' OR n.status = $4) AND (n.owner_id = $5 OR $5 = $6)
-			AND (n.owner_id = $7 OR $7 = $6 OR n.backup_owner_id = $7 OR EXISTS (SELECT 1 FROM nhi_permissions p
-			     WHERE p.tenant_id = n.tenant_id AND p.nhi_id = n.id AND p.user_id = $7))
-			ORDER BY n.id LIMIT $8`, tx.TenantID(), o.After, o.Kind, o.Status, o.OwnerID, uuid.Nil, viewer, o.Limit+1)
-		if err != nil {
-			return err
-		}
-		out, err = scanAll(rows, tx.TenantID())
+		var err error
+		out, err = listNHIs(ctx, tx, o, viewer)
 		return err
 	})
 	if len(out) > o.Limit {
@@ -302,7 +269,7 @@ func (s *Service) Update(ctx context.Context, id uuid.UUID, in UpdateInput, ifVe
 			if *in.OwnerID == uuid.Nil {
 				return apperr.Invalid("owner_id", "every NHI needs a human owner")
 			}
-			if err := checkOwner(ctx, tx, "owner_id", *in.OwnerID); err != nil {
+			if err := s.checkOwner(ctx, tx, "owner_id", *in.OwnerID); err != nil {
 				return err
 			}
 			n.OwnerID = in.OwnerID
@@ -311,7 +278,7 @@ func (s *Service) Update(ctx context.Context, id uuid.UUID, in UpdateInput, ifVe
 			if *in.BackupOwnerID == uuid.Nil {
 				n.BackupOwnerID = nil
 			} else {
-				if err := checkOwner(ctx, tx, "backup_owner_id", *in.BackupOwnerID); err != nil {
+				if err := s.checkOwner(ctx, tx, "backup_owner_id", *in.BackupOwnerID); err != nil {
 					return err
 				}
 				n.BackupOwnerID = in.BackupOwnerID
@@ -375,7 +342,7 @@ func (s *Service) Transition(ctx context.Context, id uuid.UUID, in TransitionInp
 			if n.OwnerID == nil {
 				return apperr.New(apperr.KindConflict, "an NHI without an owner cannot be activated; assign an owner first")
 			}
-			if err := checkOwner(ctx, tx, "owner_id", *n.OwnerID); err != nil {
+			if err := s.checkOwner(ctx, tx, "owner_id", *n.OwnerID); err != nil {
 				return apperr.New(apperr.KindConflict, "an NHI whose owner is not an active user cannot be activated; assign an owner first")
 			}
 		}
@@ -426,8 +393,9 @@ func (s *Service) Lookup(ctx context.Context, id uuid.UUID) (*NHI, error) {
 func (s *Service) Serves(ctx context.Context, kind, slug string) (bool, error) {
 	var n int
 	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		return tx.QueryRow(ctx, `SELECT COUNT(*) FROM nhis WHERE tenant_id = $1 AND kind = $2 AND slug = $3 AND status = 'active'`,
-			tx.TenantID(), kind, slug).Scan(&n)
+		var err error
+		n, err = countActive(ctx, tx, kind, slug)
+		return err
 	})
 	return n > 0, err
 }
@@ -446,19 +414,9 @@ type Ref struct {
 func (s *Service) Refs(ctx context.Context, kind string) ([]Ref, error) {
 	var out []Ref
 	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT id, slug, status FROM nhis WHERE tenant_id = $1 AND kind = $2`, tx.TenantID(), kind)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var r Ref
-			if err := rows.Scan(&r.ID, &r.Slug, &r.Status); err != nil {
-				return err
-			}
-			out = append(out, r)
-		}
-		return rows.Err()
+		var err error
+		out, err = refsOf(ctx, tx, kind)
+		return err
 	})
 	return out, err
 }
@@ -470,31 +428,9 @@ func (s *Service) Refs(ctx context.Context, kind string) ([]Ref, error) {
 func (s *Service) Active(ctx context.Context, kind, slug string) ([]*NHI, error) {
 	var out []*NHI
 	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		q := `SELECT ` + cols + from + `WHERE n.tenant_id = $1 AND n.kind = $2 AND n.status = 'active'`
-		args := []any{tx.TenantID(), kind}
-		if slug != "" {
-			q, args = q+` AND n.slug = $3`, append(args, slug)
-		}
-		rows, err := tx.Query(ctx, q+` ORDER BY n.slug`, args...)
-		if err != nil {
-			return err
-		}
-		out, err = scanAll(rows, tx.TenantID())
+		var err error
+		out, err = activeOf(ctx, tx, kind, slug)
 		return err
 	})
 	return out, err
-}
-
-// scanAll reads every NHI of rows, and closes them.
-func scanAll(rows *sql.Rows, tenant uuid.UUID) ([]*NHI, error) {
-	defer rows.Close()
-	var out []*NHI
-	for rows.Next() {
-		n, err := scan(rows, tenant)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	return out, rows.Err()
 }

@@ -81,7 +81,7 @@ func setup(t *testing.T, db *store.DB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nhis := &nhi.Service{DB: db, Audit: audit.Discard, Policies: tenants}
+	nhis := &nhi.Service{DB: db, Audit: audit.Discard, Policies: tenants, Users: dir}
 	agent, err := nhis.Create(ctx, nhi.CreateInput{Kind: nhi.KindAgent, Slug: "billing-bot", Name: "Billing bot", OwnerID: owner.ID})
 	if err != nil {
 		t.Fatal(err)
