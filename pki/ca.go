@@ -108,8 +108,8 @@ func aad(id uuid.UUID) []byte { return []byte("pki_authority:" + id.String()) }
 // ensure creates a root and an intermediate when there is no active one.
 func (c *CA) ensure(ctx context.Context) error {
 	return c.cfg.DB.SystemTx(ctx, func(tx *store.Tx) error {
-		var n int
-		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM pki_authorities WHERE kind = 'intermediate' AND status = 'active'`).Scan(&n); err != nil {
+		n, err := countActiveIntermediates(ctx, tx)
+		if err != nil {
 			return err
 		}
 		if n > 0 {
@@ -181,9 +181,7 @@ func (c *CA) insert(ctx context.Context, tx *store.Tx, kind string, cert *x509.C
 	}
 	id := uuid.Must(uuid.NewV7())
 	pemCert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
-	_, err = tx.Exec(ctx, `INSERT INTO pki_authorities (id, kind, status, cert_pem, private_key, not_after, created_at) VALUES ($1, $2, 'active', $3, $4, $5, $6)`,
-		id, kind, string(pemCert), c.cfg.Sealer.Seal(der, aad(id)), cert.NotAfter.UTC(), store.Now())
-	return err
+	return insertAuthority(ctx, tx, id, kind, pemCert, c.cfg.Sealer.Seal(der, aad(id)), cert.NotAfter)
 }
 
 // Reload reads the CA material and rebuilds the embedded authority (at
@@ -191,18 +189,12 @@ func (c *CA) insert(ctx context.Context, tx *store.Tx, kind string, cert *x509.C
 func (c *CA) Reload(ctx context.Context) error {
 	m := &material{}
 	err := c.cfg.DB.SystemRead(ctx, func(tx *store.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT id, kind, status, cert_pem, private_key FROM pki_authorities WHERE status <> 'retired' ORDER BY created_at`)
+		auths, err := liveAuthorities(ctx, tx)
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var id uuid.UUID
-			var kind, status, certPEM string
-			var sealed []byte
-			if err := rows.Scan(&id, &kind, &status, &certPEM, &sealed); err != nil {
-				return err
-			}
+		for _, au := range auths {
+			id, kind, status, certPEM, sealed := au.id, au.kind, au.status, au.certPEM, au.sealed
 			b, _ := pem.Decode([]byte(certPEM))
 			if b == nil {
 				return fmt.Errorf("pki: authority %s is not PEM", id)
@@ -230,7 +222,7 @@ func (c *CA) Reload(ctx context.Context) error {
 				m.previousIntermediates = append(m.previousIntermediates, cert)
 			}
 		}
-		return rows.Err()
+		return nil
 	})
 	if err != nil {
 		return err
@@ -300,19 +292,14 @@ func (c *CA) BundlePEM() []byte {
 func (c *CA) Rotate(ctx context.Context, newRoot bool) error {
 	m := c.material()
 	err := c.cfg.DB.SystemTx(ctx, func(tx *store.Tx) error {
-		kinds := `'intermediate'`
-		if newRoot {
-			kinds = `'intermediate', 'root'`
-		}
-		if _, err := tx.Exec(ctx, `UPDATE pki_authorities SET status = 'previous' WHERE status = 'active' AND kind IN (`+kinds+`)`); err != nil {
+		if err := demoteActive(ctx, tx, newRoot); err != nil {
 			return err
 		}
 		if newRoot {
 			return c.create(ctx, tx, nil)
 		}
-		var id uuid.UUID
-		var sealed []byte
-		if err := tx.QueryRow(ctx, `SELECT id, private_key FROM pki_authorities WHERE kind = 'root' AND status = 'active'`).Scan(&id, &sealed); err != nil {
+		id, sealed, err := activeRootKey(ctx, tx)
+		if err != nil {
 			return err
 		}
 		raw, err := c.cfg.Sealer.Open(sealed, aad(id))
@@ -337,8 +324,7 @@ func (c *CA) Rotate(ctx context.Context, newRoot bool) error {
 // RetirePrevious stops trusting previous roots and intermediates.
 func (c *CA) RetirePrevious(ctx context.Context) error {
 	if err := c.cfg.DB.SystemTx(ctx, func(tx *store.Tx) error {
-		_, err := tx.Exec(ctx, `UPDATE pki_authorities SET status = 'retired' WHERE status = 'previous'`)
-		return err
+		return retirePrevious(ctx, tx)
 	}); err != nil {
 		return err
 	}
@@ -378,7 +364,9 @@ func (c *CA) RunReload(ctx context.Context, every time.Duration) error {
 		}
 		var id uuid.UUID
 		err := c.cfg.DB.SystemRead(ctx, func(tx *store.Tx) error {
-			return tx.QueryRow(ctx, `SELECT id FROM pki_authorities WHERE kind = 'intermediate' AND status = 'active'`).Scan(&id)
+			var err error
+			id, err = activeIntermediate(ctx, tx)
+			return err
 		})
 		if err != nil || id == c.material().interID {
 			continue

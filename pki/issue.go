@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/smallstep/certificates/authority"
 	"github.com/smallstep/certificates/authority/provisioner"
 
 	"github.com/xavyo/xavyo/identity/nhi"
@@ -182,9 +181,7 @@ func (c *CA) Issue(ctx context.Context, n *nhi.NHI, in IssueInput, defaultLifeti
 		if renewedFrom != "" {
 			from = renewedFrom
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO pki_certificates (tenant_id, serial, nhi_id, spiffe_id, fingerprint, cert_pem, not_before, not_after, issued_at, renewed_from)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, tid, out.Serial, n.ID, out.SPIFFEID, out.Fingerprint, out.CertificatePEM,
-			out.NotBefore.Truncate(time.Microsecond), out.NotAfter.Truncate(time.Microsecond), store.Now(), from); err != nil {
+		if err := insertCertificate(ctx, tx, n.ID, out, from); err != nil {
 			return err
 		}
 		if err := events.Publish(ctx, tx, events.Change{TenantID: tid, Kind: CertificateEvent, ID: out.Serial, Version: 1},
@@ -208,22 +205,9 @@ func (c *CA) Issue(ctx context.Context, n *nhi.NHI, in IssueInput, defaultLifeti
 func (c *CA) Certificates(ctx context.Context, nhiID uuid.UUID) ([]Certificate, error) {
 	var out []Certificate
 	err := c.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT serial, nhi_id, spiffe_id, fingerprint, not_before, not_after, issued_at, renewed_from, revoked_at, revocation_reason
-			FROM pki_certificates WHERE tenant_id = $1 AND nhi_id = $2 ORDER BY issued_at DESC LIMIT 500`, tx.TenantID(), nhiID)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		out = []Certificate{}
-		for rows.Next() {
-			var x Certificate
-			if err := rows.Scan(&x.Serial, &x.NHIID, &x.SPIFFEID, &x.Fingerprint, &x.NotBefore, &x.NotAfter, &x.IssuedAt, &x.RenewedFrom,
-				&x.RevokedAt, &x.RevocationReason); err != nil {
-				return err
-			}
-			out = append(out, x)
-		}
-		return rows.Err()
+		var err error
+		out, err = certificatesOf(ctx, tx, nhiID)
+		return err
 	})
 	return out, err
 }
@@ -243,33 +227,34 @@ func (c *CA) Revoke(ctx context.Context, nhiID uuid.UUID, serial string, in Revo
 	if in.ReasonCode < 0 || in.ReasonCode > 10 || in.ReasonCode == 7 {
 		return apperr.Invalid("reason_code", "must be an RFC 5280 CRLReason (0-10, not 7)")
 	}
-	var pemCert string
-	var revoked *time.Time
-	err := c.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		return tx.QueryRow(ctx, `SELECT cert_pem, revoked_at FROM pki_certificates WHERE tenant_id = $1 AND nhi_id = $2 AND serial = $3`,
-			tx.TenantID(), nhiID, serial).Scan(&pemCert, &revoked)
+	// The revocation, its change event and its audit record commit
+	// together; the CRL is regenerated from the store after.
+	err := c.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		revoked, err := lockCertificate(ctx, tx, nhiID, serial)
+		if store.NoRows(err) {
+			return apperr.NotFound("certificate")
+		}
+		if err != nil {
+			return err
+		}
+		if revoked != nil {
+			return apperr.New(apperr.KindConflict, "the certificate is already revoked")
+		}
+		if err := revokeCertificate(ctx, tx, serial, store.Now(), in.Reason, in.ReasonCode); err != nil {
+			return err
+		}
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: CertificateEvent, ID: serial, Version: 2},
+			map[string]any{"revoked": true, "reason": in.Reason}); err != nil {
+			return err
+		}
+		return audit.RecordChangeTx(ctx, tx, c.cfg.Audit, "pki.certificate.revoke", "certificate", serial, map[string]any{"nhi_id": nhiID,
+			"reason": in.Reason, "reason_code": in.ReasonCode})
 	})
-	if store.NoRows(err) {
-		return apperr.NotFound("certificate")
-	}
 	if err != nil {
 		return err
 	}
-	if revoked != nil {
-		return apperr.New(apperr.KindConflict, "the certificate is already revoked")
+	if err := c.material().auth.GenerateCertificateRevocationList(); err != nil {
+		return apperr.Wrap(err, apperr.KindInternal, "the certificate is revoked, but the CRL could not be regenerated")
 	}
-	b, _ := pem.Decode([]byte(pemCert))
-	crt, err := x509.ParseCertificate(b.Bytes)
-	if err != nil {
-		return err
-	}
-	err = c.material().auth.Revoke(provisioner.NewContextWithMethod(ctx, provisioner.RevokeMethod), &authority.RevokeOptions{
-		Serial: serial, Reason: in.Reason, ReasonCode: in.ReasonCode, MTLS: true, Crt: crt})
-	if err != nil {
-		return apperr.Wrap(err, apperr.KindInternal, "revocation failed")
-	}
-	// The revocation is written by the embedded authority, outside any
-	// transaction of ours: its record follows it, waited for.
-	return audit.RecordChange(ctx, c.cfg.Audit, "pki.certificate.revoke", "certificate", serial, map[string]any{"nhi_id": nhiID, "reason": in.Reason,
-		"reason_code": in.ReasonCode})
+	return nil
 }

@@ -108,8 +108,9 @@ func (v *Verifier) cert(ctx context.Context, fp string) (*certEntry, error) {
 	var x certEntry
 	var revoked *time.Time
 	err := v.DB.SystemRead(ctx, func(tx *store.Tx) error {
-		return tx.QueryRow(ctx, `SELECT tenant_id, nhi_id, serial, not_after, revoked_at FROM pki_certificates WHERE fingerprint = $1`, fp).
-			Scan(&x.tenant, &x.nhi, &x.serial, &x.notAfter, &revoked)
+		var err error
+		revoked, err = certificateByFingerprint(ctx, tx, fp, &x)
+		return err
 	})
 	if store.NoRows(err) {
 		return nil, nil
