@@ -231,12 +231,8 @@ func (s *Service) Create(ctx context.Context, in Input) (*WithSecret, error) {
 	secret, key := newSecret()
 	now := s.cfg.Now()
 	sub.CreatedAt, sub.UpdatedAt = now, now
-	ev, _ := json.Marshal(sub.Events)
 	err := s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO webhook_subscriptions (tenant_id, id, url, description, events, secret, status, version, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8)`, tx.TenantID(), sub.ID, sub.URL, sub.Description, string(ev),
-			s.cfg.Sealer.Seal(key, secretAAD(tx.TenantID(), sub.ID)), sub.Status, now)
-		if err != nil {
+		if err := insertSub(ctx, tx, &sub, s.cfg.Sealer.Seal(key, secretAAD(tx.TenantID(), sub.ID))); err != nil {
 			return err
 		}
 		return audit.RecordChangeTx(ctx, tx, s.cfg.Audit, "webhook.create", "webhook", sub.ID.String(),
@@ -248,20 +244,11 @@ func (s *Service) Create(ctx context.Context, in Input) (*WithSecret, error) {
 	return &WithSecret{Subscription: sub, Secret: secret}, nil
 }
 
-// lockSub reads a subscription for update (404 when there is none).
-func lockSub(ctx context.Context, tx *store.Tx, id uuid.UUID) (*Subscription, error) {
-	sub, err := scanSub(tx.QueryRow(ctx, `SELECT `+subCols+` FROM webhook_subscriptions WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tx.TenantID(), id))
-	if store.NoRows(err) {
-		return nil, apperr.NotFound("webhook")
-	}
-	return sub, err
-}
-
 // Get reads a subscription.
 func (s *Service) Get(ctx context.Context, id uuid.UUID) (*Subscription, error) {
 	var sub *Subscription
 	err := s.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) (err error) {
-		sub, err = scanSub(tx.QueryRow(ctx, `SELECT `+subCols+` FROM webhook_subscriptions WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id))
+		sub, err = subByID(ctx, tx, id)
 		return err
 	})
 	if store.NoRows(err) {
@@ -272,33 +259,17 @@ func (s *Service) Get(ctx context.Context, id uuid.UUID) (*Subscription, error) 
 
 // List reads the tenant's subscriptions, oldest first.
 func (s *Service) List(ctx context.Context, limit int, after uuid.UUID) ([]*Subscription, bool, error) {
-	return readPage(ctx, s.cfg.DB, limit, scanSub, func(tx *store.Tx) (string, []any) {
-		return `SELECT ` + subCols + ` FROM webhook_subscriptions WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3`,
-			[]any{tx.TenantID(), after, limit + 1}
-	})
+	return readPage(ctx, s.cfg.DB, limit, func(tx *store.Tx) ([]*Subscription, error) { return listSubs(ctx, tx, after, limit+1) })
 }
 
-// readPage reads up to limit rows of the query q makes (which asks for
-// limit+1) and says whether more follow.
-func readPage[T any](ctx context.Context, db *store.DB, limit int, scan func(interface{ Scan(...any) error }) (*T, error),
-	q func(*store.Tx) (string, []any)) ([]*T, bool, error) {
+// readPage reads up to limit rows with read (which asks for limit+1)
+// and says whether more follow.
+func readPage[T any](ctx context.Context, db *store.DB, limit int, read func(*store.Tx) ([]*T, error)) ([]*T, bool, error) {
 	var out []*T
 	err := db.InTenantRead(ctx, func(tx *store.Tx) error {
-		out = out[:0]
-		query, args := q(tx)
-		rows, err := tx.Query(ctx, query, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			v, err := scan(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, v)
-		}
-		return rows.Err()
+		var err error
+		out, err = read(tx)
+		return err
 	})
 	if len(out) > limit {
 		return out[:limit], true, err
@@ -352,11 +323,7 @@ func (s *Service) Update(ctx context.Context, id uuid.UUID, in Input, ifVersion 
 		}
 		sub.Version++
 		sub.UpdatedAt = s.cfg.Now()
-		ev, _ := json.Marshal(sub.Events)
-		_, err = tx.Exec(ctx, `UPDATE webhook_subscriptions SET url = $1, description = $2, events = $3, status = $4, consecutive_failures = $5,
-			paused_until = $6, version = $7, updated_at = $8 WHERE tenant_id = $9 AND id = $10`, sub.URL, sub.Description, string(ev), sub.Status,
-			sub.ConsecutiveFailures, sub.PausedUntil, sub.Version, sub.UpdatedAt, tx.TenantID(), id)
-		if err != nil {
+		if err := updateSub(ctx, tx, sub); err != nil {
 			return err
 		}
 		return audit.RecordChangeTx(ctx, tx, s.cfg.Audit, "webhook.update", "webhook", id.String(), in)
@@ -371,11 +338,11 @@ func (s *Service) Update(ctx context.Context, id uuid.UUID, in Input, ifVersion 
 // Delete removes a subscription and its deliveries.
 func (s *Service) Delete(ctx context.Context, id uuid.UUID) error {
 	err := s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		res, err := tx.Exec(ctx, `DELETE FROM webhook_subscriptions WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id)
+		deleted, err := deleteSub(ctx, tx, id)
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
+		if !deleted {
 			return apperr.NotFound("webhook")
 		}
 		return audit.RecordChangeTx(ctx, tx, s.cfg.Audit, "webhook.delete", "webhook", id.String(), nil)
@@ -398,9 +365,7 @@ func (s *Service) RotateSecret(ctx context.Context, id uuid.UUID) (*WithSecret, 
 		}
 		sub.Version++
 		sub.UpdatedAt = s.cfg.Now()
-		_, err = tx.Exec(ctx, `UPDATE webhook_subscriptions SET secret = $1, version = $2, updated_at = $3 WHERE tenant_id = $4 AND id = $5`,
-			s.cfg.Sealer.Seal(key, secretAAD(tx.TenantID(), id)), sub.Version, sub.UpdatedAt, tx.TenantID(), id)
-		if err != nil {
+		if err := setSubSecret(ctx, tx, sub, s.cfg.Sealer.Seal(key, secretAAD(tx.TenantID(), id))); err != nil {
 			return err
 		}
 		return audit.RecordChangeTx(ctx, tx, s.cfg.Audit, "webhook.rotate_secret", "webhook", id.String(), nil)
@@ -453,25 +418,16 @@ func (s *Service) enqueue(ctx context.Context, ev events.Event, only uuid.UUID) 
 	var targets []uuid.UUID
 	err = s.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
 		targets = targets[:0]
-		rows, err := tx.Query(ctx, `SELECT id, events FROM webhook_subscriptions WHERE tenant_id = $1 AND (id = $2 OR $2 = $3)`,
-			tx.TenantID(), only, uuid.Nil)
+		subs, err := subFilters(ctx, tx, only)
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var id uuid.UUID
-			var evs string
-			if err := rows.Scan(&id, &evs); err != nil {
-				return err
-			}
-			var filters []string
-			_ = json.Unmarshal([]byte(evs), &filters)
-			if only != uuid.Nil || matches(filters, ev.Kind) {
-				targets = append(targets, id)
+		for _, f := range subs {
+			if only != uuid.Nil || matches(f.events, ev.Kind) {
+				targets = append(targets, f.id)
 			}
 		}
-		return rows.Err()
+		return nil
 	})
 	if err != nil || len(targets) == 0 {
 		return 0, err
@@ -482,14 +438,11 @@ func (s *Service) enqueue(ctx context.Context, ev events.Event, only uuid.UUID) 
 		now := s.cfg.Now()
 		for _, sub := range targets {
 			// A subscription deleted meanwhile takes nothing.
-			res, err := tx.Exec(ctx, `INSERT INTO webhook_deliveries (tenant_id, id, subscription_id, event_id, event_type, body, status, next_attempt_at, created_at)
-				SELECT $1, $2, $3, $4, $5, $6, 'pending', $7, $7 WHERE EXISTS (SELECT 1 FROM webhook_subscriptions WHERE tenant_id = $1 AND id = $3)
-				ON CONFLICT (tenant_id, subscription_id, event_id) DO NOTHING`,
-				tx.TenantID(), uuid.Must(uuid.NewV7()), sub, ev.ID, ev.Kind, string(body), now)
+			queued, err := queueDelivery(ctx, tx, sub, ev, body, now)
 			if err != nil {
 				return err
 			}
-			if n, _ := res.RowsAffected(); n > 0 {
+			if queued {
 				added++
 			}
 		}
@@ -512,20 +465,10 @@ func (s *Service) Test(ctx context.Context, id uuid.UUID) (*Delivery, error) {
 	s.Wake()
 	var d *Delivery
 	err := s.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) (err error) {
-		d, err = scanDelivery(tx.QueryRow(ctx, `SELECT `+deliveryCols+` FROM webhook_deliveries WHERE tenant_id = $1 AND subscription_id = $2 AND event_id = $3`,
-			tx.TenantID(), id, ev.ID))
+		d, err = deliveryOfEvent(ctx, tx, id, ev.ID)
 		return err
 	})
 	return d, err
-}
-
-const deliveryCols = `id, subscription_id, event_id, event_type, status, attempts, next_attempt_at, last_attempt_at, last_status, last_error, created_at, delivered_at`
-
-func scanDelivery(row interface{ Scan(...any) error }) (*Delivery, error) {
-	var d Delivery
-	err := row.Scan(&d.ID, &d.SubscriptionID, &d.EventID, &d.EventType, &d.Status, &d.Attempts, &d.NextAttemptAt, &d.LastAttemptAt, &d.LastStatus,
-		&d.LastError, &d.CreatedAt, &d.DeliveredAt)
-	return &d, err
 }
 
 // Deliveries lists a subscription's deliveries, newest first, optionally
@@ -540,10 +483,7 @@ func (s *Service) Deliveries(ctx context.Context, sub uuid.UUID, status string, 
 	if before == uuid.Nil {
 		before = uuid.Max
 	}
-	return readPage(ctx, s.cfg.DB, limit, scanDelivery, func(tx *store.Tx) (string, []any) {
-		return `SELECT ` + deliveryCols + ` FROM webhook_deliveries WHERE tenant_id = $1 AND subscription_id = $2
-			AND ($3 = '' OR status = $3) AND id < $4 ORDER BY id DESC LIMIT $5`, []any{tx.TenantID(), sub, status, before, limit + 1}
-	})
+	return readPage(ctx, s.cfg.DB, limit, func(tx *store.Tx) ([]*Delivery, error) { return listDeliveries(ctx, tx, sub, status, before, limit+1) })
 }
 
 // Redeliver puts a delivery back in the queue, to be tried now (a dead
@@ -552,8 +492,7 @@ func (s *Service) Redeliver(ctx context.Context, sub, id uuid.UUID) (*Delivery, 
 	var d *Delivery
 	err := s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		var err error
-		d, err = scanDelivery(tx.QueryRow(ctx, `SELECT `+deliveryCols+` FROM webhook_deliveries WHERE tenant_id = $1 AND subscription_id = $2 AND id = $3 FOR UPDATE`,
-			tx.TenantID(), sub, id))
+		d, err = lockDelivery(ctx, tx, sub, id)
 		if store.NoRows(err) {
 			return apperr.NotFound("delivery")
 		}
@@ -564,9 +503,7 @@ func (s *Service) Redeliver(ctx context.Context, sub, id uuid.UUID) (*Delivery, 
 			d.Attempts = 0
 		}
 		d.Status, d.NextAttemptAt = "pending", s.cfg.Now()
-		_, err = tx.Exec(ctx, `UPDATE webhook_deliveries SET status = 'pending', attempts = $1, next_attempt_at = $2 WHERE tenant_id = $3 AND id = $4`,
-			d.Attempts, d.NextAttemptAt, tx.TenantID(), id)
-		if err != nil {
+		if err := requeueDelivery(ctx, tx, d); err != nil {
 			return err
 		}
 		return audit.RecordChangeTx(ctx, tx, s.cfg.Audit, "webhook.redeliver", "webhook_delivery", id.String(), map[string]any{"webhook_id": sub})
@@ -652,35 +589,17 @@ func (s *Service) RunOnce(ctx context.Context) (int, error) {
 	var batch []claimed
 	now := s.cfg.Now()
 	err := s.cfg.DB.SystemTx(ctx, func(tx *store.Tx) error {
-		batch = batch[:0]
-		rows, err := tx.Query(ctx, `UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = $1
-			WHERE status = 'pending' AND id IN (SELECT d.id FROM webhook_deliveries d
-			  WHERE d.status = 'pending' AND d.next_attempt_at <= $2 AND EXISTS (SELECT 1 FROM webhook_subscriptions s
-			    WHERE s.tenant_id = d.tenant_id AND s.id = d.subscription_id AND s.status = 'active' AND (s.paused_until IS NULL OR s.paused_until <= $2))
-			  ORDER BY d.next_attempt_at, d.id LIMIT $3 FOR UPDATE SKIP LOCKED)
-			RETURNING tenant_id, id, subscription_id, event_id, body, attempts`, now.Add(lease), now, claimBatch)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var c claimed
-			if err := rows.Scan(&c.tenant, &c.id, &c.sub, &c.eventID, &c.body, &c.attempts); err != nil {
-				rows.Close()
-				return err
-			}
-			batch = append(batch, c)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		var err error
+		if batch, err = claimDue(ctx, tx, now, now.Add(lease), claimBatch); err != nil {
 			return err
 		}
 		for i := range batch {
 			c := &batch[i]
-			var sealed []byte
-			if err := tx.QueryRow(ctx, `SELECT url, secret FROM webhook_subscriptions WHERE tenant_id = $1 AND id = $2`, c.tenant, c.sub).
-				Scan(&c.url, &sealed); err != nil {
+			url, sealed, err := subTarget(ctx, tx, c.tenant, c.sub)
+			if err != nil {
 				return err
 			}
+			c.url = url
 			if c.secret, err = s.cfg.Sealer.Open(sealed, secretAAD(c.tenant, c.sub)); err != nil {
 				return fmt.Errorf("webhooks: open the secret of %s: %w", c.sub, err)
 			}
@@ -745,13 +664,7 @@ func (s *Service) settle(ctx context.Context, c claimed, status int, derr error)
 	}
 	err := s.cfg.DB.SystemTx(ctx, func(tx *store.Tx) error {
 		if derr == nil {
-			if _, err := tx.Exec(ctx, `UPDATE webhook_deliveries SET status = 'delivered', delivered_at = $1, last_attempt_at = $1, last_status = $2,
-				last_error = NULL WHERE tenant_id = $3 AND id = $4`, now, st, c.tenant, c.id); err != nil {
-				return err
-			}
-			_, err := tx.Exec(ctx, `UPDATE webhook_subscriptions SET consecutive_failures = 0, paused_until = NULL WHERE tenant_id = $1 AND id = $2
-				AND (consecutive_failures <> 0 OR paused_until IS NOT NULL)`, c.tenant, c.sub)
-			return err
+			return delivered(ctx, tx, c, now, st)
 		}
 		msg := derr.Error()
 		if len(msg) > 500 {
@@ -761,20 +674,8 @@ func (s *Service) settle(ctx context.Context, c claimed, status int, derr error)
 		if c.attempts >= s.cfg.MaxAttempts {
 			state = "dead"
 		}
-		if _, err := tx.Exec(ctx, `UPDATE webhook_deliveries SET status = $1, next_attempt_at = $2, last_attempt_at = $3, last_status = $4, last_error = $5
-			WHERE tenant_id = $6 AND id = $7`, state, next, now, st, msg, c.tenant, c.id); err != nil {
+		if err := failed(ctx, tx, c, state, next, now, st, msg); err != nil {
 			return err
-		}
-		var failures int
-		if err := tx.QueryRow(ctx, `UPDATE webhook_subscriptions SET consecutive_failures = consecutive_failures + 1 WHERE tenant_id = $1 AND id = $2
-			RETURNING consecutive_failures`, c.tenant, c.sub).Scan(&failures); err != nil {
-			return err
-		}
-		if failures >= breakAfter {
-			if _, err := tx.Exec(ctx, `UPDATE webhook_subscriptions SET paused_until = $1 WHERE tenant_id = $2 AND id = $3`,
-				now.Add(pauseFor(failures)), c.tenant, c.sub); err != nil {
-				return err
-			}
 		}
 		s.cfg.Logger.Warn("webhook delivery failed", "tenant_id", c.tenant.String(), "webhook_id", c.sub.String(), "delivery_id", c.id.String(),
 			"attempts", c.attempts, "state", state, "error", msg)
@@ -795,8 +696,5 @@ func (s *Service) settle(ctx context.Context, c claimed, status int, derr error)
 
 // prune deletes deliveries delivered more than a week ago.
 func (s *Service) prune(ctx context.Context) error {
-	return s.cfg.DB.SystemTx(ctx, func(tx *store.Tx) error {
-		_, err := tx.Exec(ctx, `DELETE FROM webhook_deliveries WHERE status = 'delivered' AND delivered_at < $1`, s.cfg.Now().Add(-7*24*time.Hour))
-		return err
-	})
+	return s.cfg.DB.SystemTx(ctx, func(tx *store.Tx) error { return pruneDelivered(ctx, tx, s.cfg.Now().Add(-7*24*time.Hour)) })
 }
