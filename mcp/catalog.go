@@ -157,27 +157,20 @@ func loadCatalog(ctx context.Context, db *store.DB, nhis NHIs) (*catalog, error)
 		cat.bySlug[s.slug], cat.byID[s.id] = s, s
 	}
 	err = db.InTenantRead(ctx, func(tx *store.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT server_id, name, definition, entitlement_id, hash FROM mcp_tools WHERE tenant_id = $1`, tx.TenantID())
+		rows, err := catalogRows(ctx, tx)
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var sid, ent uuid.UUID
-			var name, hash string
-			var def []byte
-			if err := rows.Scan(&sid, &name, &def, &ent, &hash); err != nil {
-				return err
-			}
-			s := cat.byID[sid]
+		for _, r := range rows {
+			s := cat.byID[r.server]
 			if s == nil {
 				continue
 			}
-			t := &toolEntry{server: s, name: name, def: def, ent: ent, hash: hash, prefixed: renamed(def, s.slug+"__"+name)}
+			t := &toolEntry{server: s, name: r.name, def: r.def, ent: r.ent, hash: r.hash, prefixed: renamed(r.def, s.slug+"__"+r.name)}
 			s.tools = append(s.tools, t)
-			s.byName[name] = t
+			s.byName[r.name] = t
 		}
-		return rows.Err()
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -273,11 +266,7 @@ func (g *Gateway) sync(ctx context.Context, n *nhi.NHI) (*SyncReport, error) {
 	}
 	now := store.Now()
 	if werr := g.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO mcp_servers (tenant_id, nhi_id, timeout_ms, credential_type, synced_at, sync_error, created_at, updated_at, version)
-			VALUES ($1, $2, $3, $4, $5, $6, $5, $5, 1)
-			ON CONFLICT (tenant_id, nhi_id) DO UPDATE SET synced_at = $5, sync_error = $6`,
-			tx.TenantID(), n.ID, defaultTimeoutMS, CredNone, now, msg)
-		return err
+		return recordSync(ctx, tx, n.ID, now, msg)
 	}); werr != nil && err == nil {
 		err = werr
 	}
@@ -386,37 +375,24 @@ func (g *Gateway) syncTools(ctx context.Context, n *nhi.NHI) (*SyncReport, error
 	now := store.Now()
 	err = g.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		rep.Removed = rep.Removed[:0]
-		rows, err := tx.Query(ctx, `SELECT name FROM mcp_tools WHERE tenant_id = $1 AND server_id = $2`, tx.TenantID(), n.ID)
+		names, err := toolNames(ctx, tx, n.ID)
 		if err != nil {
 			return err
 		}
-		for rows.Next() {
-			var name string
-			if err := rows.Scan(&name); err != nil {
-				_ = rows.Close()
-				return err
-			}
+		for _, name := range names {
 			if !seen[name] {
 				rep.Removed = append(rep.Removed, name)
 			}
 		}
-		if err := rows.Close(); err != nil {
-			return err
-		}
 		for _, name := range rep.Removed {
-			if _, err := tx.Exec(ctx, `DELETE FROM mcp_tools WHERE tenant_id = $1 AND server_id = $2 AND name = $3`, tx.TenantID(), n.ID, name); err != nil {
+			if err := deleteTool(ctx, tx, n.ID, name); err != nil {
 				return err
 			}
 		}
 		for _, t := range tools {
 			// An approved definition is pinned; a quarantined one waits
 			// beside the pinned one for an admin.
-			if _, err := tx.Exec(ctx, `INSERT INTO mcp_tools (tenant_id, server_id, name, definition, hash, entitlement_id, updated_at, pinned_definition,
-				pinned_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $8 THEN $4 ELSE '' END, CASE WHEN $8 THEN $5 ELSE '' END)
-				ON CONFLICT (tenant_id, server_id, name) DO UPDATE SET definition = $4, hash = $5, entitlement_id = $6, updated_at = $7,
-				pinned_definition = CASE WHEN $8 THEN $4 ELSE mcp_tools.pinned_definition END,
-				pinned_hash = CASE WHEN $8 THEN $5 ELSE mcp_tools.pinned_hash END`,
-				tx.TenantID(), n.ID, t.name, string(t.def), t.hash, entOf[t.name], now, approved[t.name]); err != nil {
+			if err := upsertTool(ctx, tx, n.ID, t.name, t.def, t.hash, entOf[t.name], now, approved[t.name]); err != nil {
 				return err
 			}
 		}
@@ -458,24 +434,11 @@ func (g *Gateway) Tools(ctx context.Context, id uuid.UUID) ([]Tool, error) {
 	if _, err := g.toolServer(ctx, id, "use"); err != nil {
 		return nil, err
 	}
-	out := []Tool{}
+	var out []Tool
 	err := g.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT name, definition, hash, entitlement_id, updated_at FROM mcp_tools
-			WHERE tenant_id = $1 AND server_id = $2 ORDER BY name`, tx.TenantID(), id)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			t := Tool{ServerID: id}
-			var def []byte
-			if err := rows.Scan(&t.Name, &def, &t.Hash, &t.EntitlementID, &t.UpdatedAt); err != nil {
-				return err
-			}
-			t.Definition = def
-			out = append(out, t)
-		}
-		return rows.Err()
+		var err error
+		out, err = toolsOf(ctx, tx, id)
+		return err
 	})
 	return out, err
 }
@@ -491,25 +454,11 @@ type pinnedTool struct {
 
 // pinnedTools reads a tool server's pinned definitions by tool name.
 func (g *Gateway) pinnedTools(ctx context.Context, server uuid.UUID) (map[string]pinnedTool, error) {
-	out := map[string]pinnedTool{}
+	var out map[string]pinnedTool
 	err := g.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT name, pinned_definition, pinned_hash, definition, hash, entitlement_id FROM mcp_tools WHERE tenant_id = $1 AND server_id = $2`,
-			tx.TenantID(), server)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var name string
-			var p pinnedTool
-			var def, latest []byte
-			if err := rows.Scan(&name, &def, &p.hash, &latest, &p.latestHash, &p.ent); err != nil {
-				return err
-			}
-			p.def, p.latest = def, latest
-			out[name] = p
-		}
-		return rows.Err()
+		var err error
+		out, err = pinnedToolsOf(ctx, tx, server)
+		return err
 	})
 	return out, err
 }
@@ -602,10 +551,10 @@ func (g *Gateway) OnEntitlementEvent(ctx context.Context, ev events.Event) error
 	if err != nil {
 		return nil
 	}
-	return g.cfg.DB.InTenantTx(store.WithTenant(ctx, ev.TenantID), func(tx *store.Tx) error {
-		_, err := tx.Exec(ctx, `UPDATE mcp_tools SET pinned_definition = definition, pinned_hash = hash WHERE tenant_id = $1 AND entitlement_id = $2
-			AND pinned_hash <> hash AND hash = (SELECT definition_hash FROM entitlements WHERE tenant_id = $1 AND id = $2 AND approval_state = 'approved')`,
-			tx.TenantID(), id)
+	ctx = store.WithTenant(ctx, ev.TenantID)
+	hash, err := g.cfg.Gov.ApprovedDefinitionHash(ctx, id)
+	if err != nil || hash == "" {
 		return err
-	})
+	}
+	return g.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error { return pinApproved(ctx, tx, id, hash) })
 }

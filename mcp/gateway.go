@@ -31,6 +31,9 @@ import (
 type Governance interface {
 	ApplicationFor(ctx context.Context, n *nhi.NHI) (uuid.UUID, error)
 	UpsertTools(ctx context.Context, app uuid.UUID, tools []governance.Tool, autoApprove bool) ([]governance.SyncResult, error)
+	// ApprovedDefinitionHash is the definition hash an approved tool
+	// entitlement pins ("" when it is not approved).
+	ApprovedDefinitionHash(ctx context.Context, entitlement uuid.UUID) (string, error)
 }
 
 // Snapshots gives the effective-access snapshot of a tenant.

@@ -198,7 +198,7 @@ func (g *Gateway) Settings(ctx context.Context, id uuid.UUID) (*Settings, error)
 	var s *Settings
 	err := g.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
 		var err error
-		s, err = scanSettings(tx.QueryRow(ctx, `SELECT `+settingsCols+` FROM mcp_servers WHERE tenant_id = $1 AND nhi_id = $2`, tx.TenantID(), id))
+		s, err = settingsOf(ctx, tx, id, false)
 		if store.NoRows(err) {
 			s, err = defaultSettings(id), nil
 		}
@@ -232,17 +232,14 @@ func (g *Gateway) SetSettings(ctx context.Context, id uuid.UUID, in SettingsInpu
 	}
 	var out *Settings
 	err = g.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		cur, err := scanSettings(tx.QueryRow(ctx, `SELECT `+settingsCols+` FROM mcp_servers WHERE tenant_id = $1 AND nhi_id = $2 FOR UPDATE`, tx.TenantID(), id))
+		cur, err := settingsOf(ctx, tx, id, true)
 		now := store.Now()
 		switch {
 		case store.NoRows(err):
 			if ifVersion > 0 {
 				return apperr.New(apperr.KindConflict, "the settings changed since you read them")
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO mcp_servers (tenant_id, nhi_id, auto_approve, timeout_ms, credential_type, credential, token_url,
-				client_id, scope, server_ca_pem, created_at, updated_at, version, pin_policy) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, 1, $12)`,
-				tx.TenantID(), id, in.AutoApprove, in.TimeoutMS, in.CredentialType, sealed, in.TokenURL, in.ClientID, in.Scope, in.ServerCAPEM, now,
-				in.PinPolicy); err != nil {
+			if err := insertSettings(ctx, tx, id, in, sealed, now); err != nil {
 				return err
 			}
 		case err != nil:
@@ -251,14 +248,11 @@ func (g *Gateway) SetSettings(ctx context.Context, id uuid.UUID, in SettingsInpu
 			if ifVersion > 0 && cur.Version != ifVersion {
 				return apperr.New(apperr.KindConflict, "the settings changed since you read them")
 			}
-			if _, err := tx.Exec(ctx, `UPDATE mcp_servers SET auto_approve = $1, timeout_ms = $2, credential_type = $3, credential = $4, token_url = $5,
-				client_id = $6, scope = $7, server_ca_pem = $8, updated_at = $9, version = version + 1, pin_policy = $12 WHERE tenant_id = $10 AND nhi_id = $11`,
-				in.AutoApprove, in.TimeoutMS, in.CredentialType, sealed, in.TokenURL, in.ClientID, in.Scope, in.ServerCAPEM, now, tx.TenantID(), id,
-				in.PinPolicy); err != nil {
+			if err := updateSettings(ctx, tx, id, in, sealed, now); err != nil {
 				return err
 			}
 		}
-		if out, err = scanSettings(tx.QueryRow(ctx, `SELECT `+settingsCols+` FROM mcp_servers WHERE tenant_id = $1 AND nhi_id = $2`, tx.TenantID(), id)); err != nil {
+		if out, err = settingsOf(ctx, tx, id, false); err != nil {
 			return err
 		}
 		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: EventServer, ID: id.String(), Version: out.Version}, nil); err != nil {
@@ -315,11 +309,7 @@ func (g *Gateway) loadUpstream(ctx context.Context, n *nhi.NHI) (*upstreamConfig
 	c := &upstreamConfig{tenant: tenant, server: n.ID, slug: n.Slug, url: ts.URL, command: ts.Command, args: ts.Args, sse: ts.Transport == "sse",
 		timeout: defaultTimeoutMS * time.Millisecond, credType: CredNone, pinPolicy: PinAny}
 	err := g.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		var sealed []byte
-		var ms int
-		err := tx.QueryRow(ctx, `SELECT auto_approve, timeout_ms, credential_type, credential, token_url, client_id, scope, server_ca_pem, pin_policy
-			FROM mcp_servers WHERE tenant_id = $1 AND nhi_id = $2`, tx.TenantID(), n.ID).Scan(&c.auto, &ms, &c.credType, &sealed, &c.tokenURL, &c.clientID,
-			&c.scope, &c.serverCA, &c.pinPolicy)
+		sealed, ms, err := upstreamRow(ctx, tx, n.ID, c)
 		if store.NoRows(err) {
 			return nil
 		}

@@ -145,11 +145,7 @@ func (ss *sessions) create(ctx context.Context, s *session, clientInfo []byte) (
 		if err := ss.endOldest(ctx, tx, s, now); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO mcp_sessions (tenant_id, id_hash, subject_kind, subject_id, server, protocol_version, client_info,
-			client_capabilities, created_at, expires_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-			tx.TenantID(), s.hash, s.subjectKind, s.subjectID, s.server, s.version, string(clientInfo), string(caps), now, s.expires)
-		return err
+		return insertSession(ctx, tx, s, clientInfo, caps, now)
 	})
 	if err != nil {
 		return "", err
@@ -164,26 +160,12 @@ func (ss *sessions) endOldest(ctx context.Context, tx *store.Tx, s *session, now
 	if ss.max <= 0 {
 		return nil
 	}
-	rows, err := tx.Query(ctx, `SELECT id_hash FROM mcp_sessions WHERE tenant_id = $1 AND subject_kind = $2 AND subject_id = $3
-		AND terminated_at IS NULL AND expires_at > $4 ORDER BY created_at DESC, id_hash`, tx.TenantID(), s.subjectKind, s.subjectID, now)
+	live, err := liveSessions(ctx, tx, s.subjectKind, s.subjectID, now)
 	if err != nil {
 		return err
 	}
-	var live []string
-	for rows.Next() {
-		var h string
-		if err := rows.Scan(&h); err != nil {
-			rows.Close()
-			return err
-		}
-		live = append(live, h)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
 	for _, h := range live[min(len(live), ss.max-1):] {
-		if _, err := tx.Exec(ctx, `UPDATE mcp_sessions SET terminated_at = $1 WHERE tenant_id = $2 AND id_hash = $3`, now, tx.TenantID(), h); err != nil {
+		if err := endSession(ctx, tx, h, now); err != nil {
 			return err
 		}
 		key := ss.key(s.tenant, h)
@@ -219,9 +201,9 @@ func (ss *sessions) get(ctx context.Context, tenant uuid.UUID, id string, now ti
 		var terminated *time.Time
 		var caps string
 		err := ss.db.InTenantRead(store.WithTenant(ctx, tenant), func(tx *store.Tx) error {
-			return tx.QueryRow(ctx, `SELECT subject_kind, subject_id, server, protocol_version, client_capabilities, log_level, expires_at, terminated_at
-				FROM mcp_sessions WHERE tenant_id = $1 AND id_hash = $2`, tx.TenantID(), h).
-				Scan(&s.subjectKind, &s.subjectID, &s.server, &s.version, &caps, &s.logLevel, &s.expires, &terminated)
+			var err error
+			caps, terminated, err = sessionRow(ctx, tx, h, s)
+			return err
 		})
 		_ = json.Unmarshal([]byte(caps), &s.caps)
 		s.capsJSON = json.RawMessage(caps)
@@ -242,8 +224,7 @@ func (ss *sessions) get(ctx context.Context, tenant uuid.UUID, id string, now ti
 // terminate ends a session on every replica.
 func (ss *sessions) terminate(ctx context.Context, s *session) error {
 	return ss.db.InTenantTx(store.WithTenant(ctx, s.tenant), func(tx *store.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE mcp_sessions SET terminated_at = $1 WHERE tenant_id = $2 AND id_hash = $3 AND terminated_at IS NULL`,
-			store.Now(), tx.TenantID(), s.hash); err != nil {
+		if err := endSession(ctx, tx, s.hash, store.Now()); err != nil {
 			return err
 		}
 		tx.AfterCommit(func() { ss.drop(ss.key(s.tenant, s.hash)) })
@@ -255,7 +236,7 @@ func (ss *sessions) terminate(ctx context.Context, s *session) error {
 // replica.
 func (ss *sessions) setLogLevel(ctx context.Context, s *session, level string) error {
 	err := ss.db.InTenantTx(store.WithTenant(ctx, s.tenant), func(tx *store.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE mcp_sessions SET log_level = $1 WHERE tenant_id = $2 AND id_hash = $3`, level, tx.TenantID(), s.hash); err != nil {
+		if err := setSessionLogLevel(ctx, tx, s.hash, level); err != nil {
 			return err
 		}
 		// Other replicas re-read the session.
@@ -305,12 +286,9 @@ func (g *Gateway) PurgeSessions(ctx context.Context, now time.Time) (int64, erro
 	var n int64
 	now = now.UTC()
 	err := g.cfg.DB.SystemTx(ctx, func(tx *store.Tx) error {
-		res, err := tx.Exec(ctx, `DELETE FROM mcp_sessions WHERE expires_at < $1 OR terminated_at < $2`, now, now.Add(-time.Hour))
-		if err != nil {
-			return err
-		}
-		n, _ = res.RowsAffected()
-		return nil
+		var err error
+		n, err = purgeSessions(ctx, tx, now, now.Add(-time.Hour))
+		return err
 	})
 	return n, err
 }
