@@ -37,6 +37,11 @@ type NHIs interface {
 // Entitlements quarantines an agent's a2a_call entitlement.
 type Entitlements interface {
 	UpdateEntitlement(ctx context.Context, id uuid.UUID, in governance.EntitlementInput, ifVersion int64) (*governance.Entitlement, error)
+	// AgentCallEntitlement is an agent's a2a_call entitlement (uuid.Nil: none).
+	AgentCallEntitlement(ctx context.Context, agent uuid.UUID) (uuid.UUID, error)
+	// ApprovedCallAgent is the agent of an approved a2a_call entitlement
+	// (uuid.Nil when it is not one).
+	ApprovedCallAgent(ctx context.Context, entitlement uuid.UUID) (uuid.UUID, error)
 }
 
 // CardStatus is what xavyo holds of an agent's own card.
@@ -188,27 +193,18 @@ func (h *Handlers) ImportCard(ctx context.Context, id uuid.UUID) (*CardStatus, e
 	quarantine := false
 	var ent uuid.UUID
 	err = h.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		var pinned string
-		err := tx.QueryRow(ctx, `SELECT pinned_hash FROM a2a_cards WHERE tenant_id = $1 AND nhi_id = $2 FOR UPDATE`, tx.TenantID(), id).Scan(&pinned)
+		pinned, err := lockCard(ctx, tx, id)
 		switch {
 		case store.NoRows(err):
-			_, err = tx.Exec(ctx, `INSERT INTO a2a_cards (tenant_id, nhi_id, card, hash, signed, pinned_card, pinned_hash, fetched_at)
-				VALUES ($1, $2, $3, $4, $5, $3, $4, $6)`, tx.TenantID(), id, string(canon), hash, signed, now)
+			err = insertCard(ctx, tx, id, canon, hash, signed, now)
 		case err != nil:
 			return err
 		default:
 			quarantine = pinned != hash
-			_, err = tx.Exec(ctx, `UPDATE a2a_cards SET card = $1, hash = $2, signed = $3, fetched_at = $4 WHERE tenant_id = $5 AND nhi_id = $6`,
-				string(canon), hash, signed, now, tx.TenantID(), id)
+			err = updateCard(ctx, tx, id, canon, hash, signed, now)
 		}
 		if err != nil {
 			return err
-		}
-		if quarantine {
-			if err := tx.QueryRow(ctx, `SELECT e.id FROM entitlements e JOIN applications a ON a.tenant_id = e.tenant_id AND a.id = e.application_id
-				WHERE e.tenant_id = $1 AND a.nhi_id = $2 AND e.kind = 'a2a_call'`, tx.TenantID(), id).Scan(&ent); err != nil && !store.NoRows(err) {
-				return err
-			}
 		}
 		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: cardEvent, ID: id.String()}, nil)
 	})
@@ -218,6 +214,9 @@ func (h *Handlers) ImportCard(ctx context.Context, id uuid.UUID) (*CardStatus, e
 	action := "a2a.card.import"
 	if quarantine {
 		action = "a2a.card.quarantine"
+		if ent, err = h.cfg.Gov.AgentCallEntitlement(ctx, id); err != nil {
+			return nil, err
+		}
 		if ent != uuid.Nil {
 			// As the system: the owner who imports need not be a governance admin.
 			tenantID, _ := store.TenantFrom(ctx)
@@ -244,8 +243,9 @@ func (h *Handlers) CardStatus(ctx context.Context, id uuid.UUID) (*CardStatus, e
 	st := &CardStatus{NHIID: id}
 	var latest, pinned string
 	err := h.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		return tx.QueryRow(ctx, `SELECT card, hash, signed, pinned_card, pinned_hash, fetched_at FROM a2a_cards WHERE tenant_id = $1 AND nhi_id = $2`,
-			tx.TenantID(), id).Scan(&latest, &st.LatestHash, &st.Signed, &pinned, &st.PinnedHash, &st.FetchedAt)
+		var err error
+		latest, pinned, err = cardOf(ctx, tx, id, st)
+		return err
 	})
 	if store.NoRows(err) {
 		return nil, apperr.NotFound("imported card")
@@ -281,18 +281,17 @@ func (h *Handlers) OnEntitlementEvent(ctx context.Context, ev events.Event) erro
 	if err != nil {
 		return nil
 	}
-	return h.cfg.DB.InTenantTx(store.WithTenant(ctx, ev.TenantID), func(tx *store.Tx) error {
-		var nhi uuid.UUID
-		err := tx.QueryRow(ctx, `UPDATE a2a_cards SET pinned_card = card, pinned_hash = hash WHERE tenant_id = $1 AND pinned_hash <> hash
-			AND nhi_id = (SELECT a.nhi_id FROM entitlements e JOIN applications a ON a.tenant_id = e.tenant_id AND a.id = e.application_id
-			WHERE e.tenant_id = $1 AND e.id = $2 AND e.kind = 'a2a_call' AND e.approval_state = 'approved') RETURNING nhi_id`, tx.TenantID(), id).Scan(&nhi)
-		if store.NoRows(err) {
-			return nil
-		}
-		if err != nil {
+	ctx = store.WithTenant(ctx, ev.TenantID)
+	agent, err := h.cfg.Gov.ApprovedCallAgent(ctx, id)
+	if err != nil || agent == uuid.Nil {
+		return err
+	}
+	return h.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		pinned, err := pinLatestCard(ctx, tx, agent)
+		if err != nil || !pinned {
 			return err
 		}
 		// The agent's card changed: caches drop it.
-		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: cardEvent, ID: nhi.String()}, nil)
+		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: cardEvent, ID: agent.String()}, nil)
 	})
 }

@@ -46,6 +46,8 @@ type Sealer interface {
 // Claimer signs notification tokens.
 type Claimer interface {
 	SignClaims(ctx context.Context, tenant uuid.UUID, claims any) (string, error)
+	// TenantIssuer is the issuer URL of the tenant's tokens.
+	TenantIssuer(ctx context.Context, tenant uuid.UUID) (string, error)
 }
 
 func pushAAD(tenant, id uuid.UUID) []byte {
@@ -86,12 +88,6 @@ func (h *Handlers) relayPush(ctx context.Context, t *tenant.Tenant, p *gateway.C
 	if len(configs) == 0 {
 		return body, nil
 	}
-	type relay struct {
-		id          uuid.UUID
-		url, token  string
-		secretHash  string
-		sealedToken []byte
-	}
 	var relays []relay
 	for _, c := range configs {
 		target := asString(c["url"])
@@ -113,9 +109,7 @@ func (h *Handlers) relayPush(ctx context.Context, t *tenant.Tenant, p *gateway.C
 	}
 	err := h.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		for _, r := range relays {
-			if _, err := tx.Exec(ctx, `INSERT INTO a2a_push_relays (tenant_id, id, agent, caller_kind, caller_id, url, caller_token, secret_sha256, created_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, tx.TenantID(), r.id, a.slug, string(p.Kind), p.SubjectID, r.url, r.sealedToken, r.secretHash,
-				store.Now()); err != nil {
+			if err := insertRelay(ctx, tx, r, a.slug, p); err != nil {
 				return err
 			}
 		}
@@ -177,8 +171,9 @@ func (h *Handlers) restorePush(ctx context.Context, t *tenant.Tenant, p *gateway
 		var kind, caller, target string
 		var sealed []byte
 		err = h.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-			return tx.QueryRow(ctx, `SELECT caller_kind, caller_id, url, caller_token FROM a2a_push_relays WHERE tenant_id = $1 AND id = $2`,
-				tx.TenantID(), id).Scan(&kind, &caller, &target, &sealed)
+			var err error
+			_, kind, caller, target, sealed, err = relayOf(ctx, tx, id)
+			return err
 		})
 		if err != nil || kind != string(p.Kind) || caller != p.SubjectID {
 			continue
@@ -215,7 +210,9 @@ func (h *Handlers) pushed(w http.ResponseWriter, r *http.Request) {
 	}
 	var hash string
 	err = h.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		return tx.QueryRow(ctx, `SELECT secret_sha256 FROM a2a_push_relays WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id).Scan(&hash)
+		var err error
+		hash, err = relaySecretHash(ctx, tx, id)
+		return err
 	})
 	if err != nil {
 		problem(w, http.StatusNotFound, "no such relay")
@@ -258,8 +255,9 @@ func (h *Handlers) OnPush(ctx context.Context, ev events.Event) error {
 	var agent, callerKind, callerID, target string
 	var sealed []byte
 	err = h.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		return tx.QueryRow(ctx, `SELECT agent, caller_kind, caller_id, url, caller_token FROM a2a_push_relays WHERE tenant_id = $1 AND id = $2`,
-			tx.TenantID(), id).Scan(&agent, &callerKind, &callerID, &target, &sealed)
+		var err error
+		agent, callerKind, callerID, target, sealed, err = relayOf(ctx, tx, id)
+		return err
 	})
 	if store.NoRows(err) {
 		return nil // the relay is gone: nothing to deliver to
@@ -269,11 +267,11 @@ func (h *Handlers) OnPush(ctx context.Context, ev events.Event) error {
 	}
 	now := h.cfg.Now()
 	sum := sha256.Sum256(payload.Body)
-	slug := ""
-	_ = h.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		return tx.QueryRow(ctx, `SELECT slug FROM tenants WHERE id = $1`, ev.TenantID).Scan(&slug)
-	})
-	jwt, err := h.cfg.Claimer.SignClaims(ctx, ev.TenantID, map[string]any{"iss": h.cfg.AdminURL + "/t/" + slug, "aud": target,
+	iss, err := h.cfg.Claimer.TenantIssuer(ctx, ev.TenantID)
+	if err != nil {
+		return err
+	}
+	jwt, err := h.cfg.Claimer.SignClaims(ctx, ev.TenantID, map[string]any{"iss": iss, "aud": target,
 		"sub": callerKind + ":" + callerID, "a2a_agent": agent, "body_sha256": hex.EncodeToString(sum[:]), "jti": ev.ID.String(),
 		"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix()})
 	if err != nil {

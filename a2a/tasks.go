@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/xavyo/xavyo/gateway"
 
@@ -89,28 +87,10 @@ func (h *Handlers) taskOwners(ctx context.Context, agent string, ids []string) (
 	if len(ids) == 0 {
 		return owners, nil
 	}
-	// One query for a list's tasks: task_id IN ($3, $4, …).
-	in := make([]string, len(ids))
-	args := make([]any, 0, len(ids)+2)
-	for i, id := range ids {
-		in[i] = "$" + strconv.Itoa(i+3)
-		args = append(args, id)
-	}
 	err := h.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT task_id, caller_kind, caller_id FROM a2a_tasks WHERE tenant_id = $1 AND agent = $2 AND task_id IN (`+
-			strings.Join(in, ", ")+`)`, append([]any{tx.TenantID(), agent}, args...)...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var id, kind, caller string
-			if err := rows.Scan(&id, &kind, &caller); err != nil {
-				return err
-			}
-			owners[id] = kind + "/" + caller
-		}
-		return rows.Err()
+		var err error
+		owners, err = tasksOwners(ctx, tx, agent, ids)
+		return err
 	})
 	return owners, err
 }
@@ -135,8 +115,7 @@ func (h *Handlers) othersTask(ctx context.Context, p *gateway.Caller, agent, id 
 func (h *Handlers) bindTasks(ctx context.Context, p *gateway.Caller, agent string, ids []string) error {
 	return h.cfg.DB.InTenantTxRelaxed(ctx, func(tx *store.Tx) error {
 		for _, id := range ids {
-			if _, err := tx.Exec(ctx, `INSERT INTO a2a_tasks (tenant_id, agent, task_id, caller_kind, caller_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)
-				ON CONFLICT (tenant_id, agent, task_id) DO NOTHING`, tx.TenantID(), agent, id, string(p.Kind), p.SubjectID, store.Now()); err != nil {
+			if err := bindTask(ctx, tx, agent, id, p); err != nil {
 				return err
 			}
 		}

@@ -24,3 +24,34 @@ func (s *Service) ApprovedDefinitionHash(ctx context.Context, entitlement uuid.U
 	})
 	return hash, err
 }
+
+// AgentCallEntitlement is the a2a_call entitlement of an agent's
+// application in the tenant in ctx (uuid.Nil when it has none yet).
+func (s *Service) AgentCallEntitlement(ctx context.Context, agent uuid.UUID) (uuid.UUID, error) {
+	var id uuid.UUID
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		err := tx.QueryRow(ctx, `SELECT e.id FROM entitlements e JOIN applications a ON a.tenant_id = e.tenant_id AND a.id = e.application_id
+			WHERE e.tenant_id = $1 AND a.nhi_id = $2 AND e.kind = 'a2a_call'`, tx.TenantID(), agent).Scan(&id)
+		if store.NoRows(err) {
+			return nil
+		}
+		return err
+	})
+	return id, err
+}
+
+// ApprovedCallAgent is the agent whose a2a_call entitlement is
+// entitlement, when that entitlement is approved (uuid.Nil otherwise).
+func (s *Service) ApprovedCallAgent(ctx context.Context, entitlement uuid.UUID) (uuid.UUID, error) {
+	var id uuid.UUID
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		err := tx.QueryRow(ctx, `SELECT a.nhi_id FROM entitlements e JOIN applications a ON a.tenant_id = e.tenant_id AND a.id = e.application_id
+			WHERE e.tenant_id = $1 AND e.id = $2 AND e.kind = 'a2a_call' AND e.approval_state = 'approved' AND a.nhi_id IS NOT NULL`,
+			tx.TenantID(), entitlement).Scan(&id)
+		if store.NoRows(err) {
+			return nil
+		}
+		return err
+	})
+	return id, err
+}

@@ -175,6 +175,15 @@ func (s *Service) MintIDToken(ctx context.Context, c Claims) (string, error) {
 	return s.mint(ctx, c, true)
 }
 
+// TenantIssuer is the issuer URL of a tenant's tokens.
+func (s *Service) TenantIssuer(ctx context.Context, tenant uuid.UUID) (string, error) {
+	slug, err := s.cfg.Tenants.SlugOf(ctx, tenant)
+	if err != nil {
+		return "", err
+	}
+	return s.Issuer(slug), nil
+}
+
 func (s *Service) mint(ctx context.Context, c Claims, idToken bool) (string, error) {
 	if c.TenantID == uuid.Nil || c.Subject == "" || len(c.Audience) == 0 || c.Expiry == nil {
 		return "", errors.New("token: tid, sub, aud and exp are required")
