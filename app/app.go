@@ -229,8 +229,8 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 	}
 	s.certs = &pki.Verifier{DB: s.db, NHIs: s.nhis}
 	s.certs.Watch(s.bus)
-	s.engine = &governance.Engine{DB: s.db}
-	s.gov = &governance.Service{DB: s.db, Audit: s.seq, Engine: s.engine}
+	s.engine = &governance.Engine{DB: s.db, People: s.dir, Agents: s.nhis}
+	s.gov = &governance.Service{DB: s.db, Audit: s.seq, Engine: s.engine, People: s.dir, Agents: s.nhis, Tenants: s.tenants}
 	s.engine.Watch(s.bus)
 
 	s.handlers.Handle(nhi.EventKind, s.gov.OnNHIEvent(s.nhis))

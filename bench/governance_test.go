@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xavyo/xavyo/identity/directory"
+	"github.com/xavyo/xavyo/identity/nhi"
 	"github.com/xavyo/xavyo/internal/audit"
 
 	"github.com/google/uuid"
@@ -149,6 +151,12 @@ func seed(b *testing.B) (*store.DB, uuid.UUID, []uuid.UUID) {
 	return gov.db, gov.tenant, gov.users
 }
 
+// engine is a decision engine on db that reads the directory and the
+// NHIs through their stores.
+func engine(db *store.DB) *governance.Engine {
+	return &governance.Engine{DB: db, People: &directory.Service{DB: db}, Agents: &nhi.Service{DB: db}}
+}
+
 // BenchmarkGovernanceSnapshotBuild builds the generated tenant's snapshot.
 func BenchmarkGovernanceSnapshotBuild(b *testing.B) {
 	db, tid, _ := seed(b)
@@ -157,7 +165,7 @@ func BenchmarkGovernanceSnapshotBuild(b *testing.B) {
 	for b.Loop() {
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		e := &governance.Engine{DB: db}
+		e := engine(db)
 		s, err := e.Snapshot(context.Background(), tid)
 		if err != nil {
 			b.Fatal(err)
@@ -175,7 +183,7 @@ func BenchmarkGovernanceSnapshotBuild(b *testing.B) {
 // access from a cold per-subject cache; it reports the p99.
 func BenchmarkGovernanceEffectiveCold(b *testing.B) {
 	db, tid, users := seed(b)
-	e := &governance.Engine{DB: db}
+	e := engine(db)
 	s, err := e.Snapshot(context.Background(), tid)
 	if err != nil {
 		b.Fatal(err)
@@ -202,7 +210,7 @@ func BenchmarkGovernanceEffectiveCold(b *testing.B) {
 // BenchmarkGovernanceAuthorize decides from a warm snapshot.
 func BenchmarkGovernanceAuthorize(b *testing.B) {
 	db, tid, users := seed(b)
-	e := &governance.Engine{DB: db}
+	e := engine(db)
 	s, err := e.Snapshot(context.Background(), tid)
 	if err != nil {
 		b.Fatal(err)
@@ -289,7 +297,7 @@ func seedSoD(b *testing.B, db *store.DB, tid uuid.UUID) []uuid.UUID {
 func BenchmarkGovernanceSoDCheck(b *testing.B) {
 	db, tid, users := seed(b)
 	ruleEnts := seedSoD(b, db, tid)
-	e := &governance.Engine{DB: db}
+	e := engine(db)
 	ctx := store.WithTenant(context.Background(), tid)
 	snap, err := e.Snapshot(ctx, tid)
 	if err != nil {
@@ -299,7 +307,7 @@ func BenchmarkGovernanceSoDCheck(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	gov := &governance.Service{DB: db, Engine: e, Audit: audit.Discard}
+	gov := &governance.Service{DB: db, Engine: e, Audit: audit.Discard, People: e.People, Agents: e.Agents}
 	r := rand.New(rand.NewPCG(5, 6))
 	var took []time.Duration
 	refused := 0

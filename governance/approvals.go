@@ -335,7 +335,10 @@ func (s *Service) event(ctx context.Context, tx *store.Tx, a *Approval, typ, com
 
 // resolve turns approver references into users for an approval. Neither
 // the requester nor the subject ever approves their own request.
-func resolve(ctx context.Context, tx *store.Tx, a *Approval, t *targetInfo, refs []ApproverRef) (map[uuid.UUID]string, error) {
+func (s *Service) resolve(ctx context.Context, tx *store.Tx, a *Approval, t *targetInfo, refs []ApproverRef) (map[uuid.UUID]string, error) {
+	if s.People == nil || s.Agents == nil {
+		return nil, errNoDirectory
+	}
 	out := map[uuid.UUID]string{}
 	add := func(id *uuid.UUID, via string) {
 		if id != nil && *id != uuid.Nil && *id != a.RequesterID && *id != a.SubjectID {
@@ -353,29 +356,34 @@ func resolve(ctx context.Context, tx *store.Tx, a *Approval, t *targetInfo, refs
 		case ApproverAppOwner:
 			add(t.appOwner, r.Type)
 		case ApproverManager:
-			var m *uuid.UUID
-			q := `SELECT manager_id FROM users WHERE tenant_id = $1 AND id = $2`
+			// A user's manager; for an NHI, its owner's.
+			person := &a.SubjectID
 			if a.SubjectType == SubjectNHI {
-				q = `SELECT u.manager_id FROM nhis n JOIN users u ON u.tenant_id = n.tenant_id AND u.id = n.owner_id WHERE n.tenant_id = $1 AND n.id = $2`
+				owner, _, err := s.Agents.OwnersTx(ctx, tx, a.SubjectID)
+				if err != nil {
+					return nil, err
+				}
+				person = owner
 			}
-			if err := tx.QueryRow(ctx, q, tx.TenantID(), a.SubjectID).Scan(&m); err != nil && !store.NoRows(err) {
-				return nil, err
+			if person != nil {
+				m, err := s.People.ManagerOfTx(ctx, tx, *person)
+				if err != nil {
+					return nil, err
+				}
+				add(m, r.Type)
 			}
-			add(m, r.Type)
 		case ApproverNHIOwner:
 			if a.SubjectType != SubjectNHI {
 				continue
 			}
-			var o, b *uuid.UUID
-			if err := tx.QueryRow(ctx, `SELECT owner_id, backup_owner_id FROM nhis WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), a.SubjectID).
-				Scan(&o, &b); err != nil && !store.NoRows(err) {
+			o, b, err := s.Agents.OwnersTx(ctx, tx, a.SubjectID)
+			if err != nil {
 				return nil, err
 			}
 			add(o, r.Type)
 			add(b, r.Type)
 		case ApproverGroup:
-			members, err := ids(ctx, tx, `SELECT m.user_id FROM group_members m JOIN users u ON u.tenant_id = m.tenant_id AND u.id = m.user_id
-				WHERE m.tenant_id = $1 AND m.group_id = $2 AND u.status = 'active'`, *r.ID)
+			members, err := s.People.ActiveMembersTx(ctx, tx, *r.ID)
 			if err != nil {
 				return nil, err
 			}
@@ -386,9 +394,8 @@ func resolve(ctx context.Context, tx *store.Tx, a *Approval, t *targetInfo, refs
 	}
 	// Only active users decide.
 	for id := range out {
-		var status string
-		err := tx.QueryRow(ctx, `SELECT status FROM users WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id).Scan(&status)
-		if err != nil && !store.NoRows(err) {
+		status, err := s.People.StatusTx(ctx, tx, id)
+		if err != nil && apperr.KindOf(err) != apperr.KindNotFound {
 			return nil, err
 		}
 		if status != "active" {
@@ -400,26 +407,21 @@ func resolve(ctx context.Context, tx *store.Tx, a *Approval, t *targetInfo, refs
 
 // administrators lists the tenant's active tenant and governance admins:
 // the approvers of last resort.
-func administrators(ctx context.Context, tx *store.Tx, a *Approval) (map[uuid.UUID]string, error) {
-	rows, err := tx.Query(ctx, `SELECT id, admin_roles FROM users WHERE tenant_id = $1 AND status = 'active' AND admin_roles <> '[]'`, tx.TenantID())
+func (s *Service) administrators(ctx context.Context, tx *store.Tx, a *Approval) (map[uuid.UUID]string, error) {
+	if s.People == nil {
+		return nil, errNoDirectory
+	}
+	admins, err := s.People.AdminsTx(ctx, tx)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
 	out := map[uuid.UUID]string{}
-	for rows.Next() {
-		var id uuid.UUID
-		var raw []byte
-		if err := rows.Scan(&id, &raw); err != nil {
-			return nil, err
-		}
-		var roles []string
-		_ = json.Unmarshal(raw, &roles)
+	for id, roles := range admins {
 		if (slices.Contains(roles, principal.RoleTenantAdmin) || slices.Contains(roles, principal.RoleGovernanceAdmin)) && id != a.RequesterID && id != a.SubjectID {
 			out[id] = "administrators"
 		}
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // openStep resolves the current step's approvers; a step that resolves
@@ -432,12 +434,12 @@ func (s *Service) openStep(ctx context.Context, tx *store.Tx, a *Approval, t *ta
 		}
 	}
 	st := a.Steps[a.CurrentStep]
-	who, err := resolve(ctx, tx, a, t, st.Approvers)
+	who, err := s.resolve(ctx, tx, a, t, st.Approvers)
 	if err != nil {
 		return err
 	}
 	if len(who) == 0 && len(st.EscalateTo) > 0 {
-		if who, err = resolve(ctx, tx, a, t, st.EscalateTo); err != nil {
+		if who, err = s.resolve(ctx, tx, a, t, st.EscalateTo); err != nil {
 			return err
 		}
 		for id := range who {
@@ -446,7 +448,7 @@ func (s *Service) openStep(ctx context.Context, tx *store.Tx, a *Approval, t *ta
 		a.Escalated = true
 	}
 	if len(who) == 0 {
-		if who, err = administrators(ctx, tx, a); err != nil {
+		if who, err = s.administrators(ctx, tx, a); err != nil {
 			return err
 		}
 	}
@@ -1009,12 +1011,12 @@ func (s *Service) Tick(ctx context.Context) (int, error) {
 				if err != nil {
 					return err
 				}
-				who, err := resolve(tctx, tx, a, t, st.EscalateTo)
+				who, err := s.resolve(tctx, tx, a, t, st.EscalateTo)
 				if err != nil {
 					return err
 				}
 				if len(who) == 0 {
-					if who, err = administrators(tctx, tx, a); err != nil {
+					if who, err = s.administrators(tctx, tx, a); err != nil {
 						return err
 					}
 				}

@@ -45,10 +45,10 @@ func setup(t *testing.T, db *store.DB) *fx {
 		SubjectID: "admin", AdminRoles: []string{principal.RoleTenantAdmin}})
 	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC) // a Tuesday
 	f := &fx{ctx: ctx, tenant: tn.ID, clock: &now}
-	f.gov = &governance.Service{DB: db, Audit: audit.Discard, Now: func() time.Time { return *f.clock }}
-	f.eng = &governance.Engine{DB: db, Now: func() time.Time { return *f.clock }}
 	f.dir = &directory.Service{DB: db, Audit: audit.Discard, Hasher: password.NewHasher(password.Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, 1), Policies: tenants}
 	f.nhis = &nhi.Service{DB: db, Policies: tenants, Audit: audit.Discard, Users: f.dir}
+	f.gov = &governance.Service{DB: db, Audit: audit.Discard, People: f.dir, Agents: f.nhis, Tenants: tenants, Now: func() time.Time { return *f.clock }}
+	f.eng = &governance.Engine{DB: db, People: f.dir, Agents: f.nhis, Now: func() time.Time { return *f.clock }}
 	return f
 }
 

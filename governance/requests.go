@@ -56,7 +56,7 @@ func (s *Service) RequestAccess(ctx context.Context, in AccessRequestInput) (*Ap
 		return nil, err
 	}
 	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		if err := mayRequestFor(ctx, tx, p, me, in.SubjectType, *in.SubjectID); err != nil {
+		if err := s.mayRequestFor(ctx, tx, p, me, in.SubjectType, *in.SubjectID); err != nil {
 			return err
 		}
 		t, err := loadTarget(ctx, tx, in.TargetType, in.TargetID)
@@ -87,9 +87,12 @@ func (s *Service) RequestAccess(ctx context.Context, in AccessRequestInput) (*Ap
 
 // mayRequestFor: yourself; a user who reports to you; an NHI you own, back
 // up or hold manage on; anyone for governance administrators.
-func mayRequestFor(ctx context.Context, tx *store.Tx, p *principal.Principal, me uuid.UUID, typ string, id uuid.UUID) error {
+func (s *Service) mayRequestFor(ctx context.Context, tx *store.Tx, p *principal.Principal, me uuid.UUID, typ string, id uuid.UUID) error {
 	if isGovAdmin(ctx) {
 		return nil
+	}
+	if s.People == nil || s.Agents == nil {
+		return errNoDirectory
 	}
 	denied := apperr.New(apperr.KindPermissionDenied, "you may request access for yourself, your reports and the NHIs you own or manage")
 	if string(p.Kind) == typ && me == id {
@@ -98,19 +101,20 @@ func mayRequestFor(ctx context.Context, tx *store.Tx, p *principal.Principal, me
 	if p.Kind != principal.KindUser {
 		return denied
 	}
-	var n int
-	var err error
+	ok := false
 	if typ == SubjectUser {
-		err = tx.QueryRow(ctx, `SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND id = $2 AND manager_id = $3`, tx.TenantID(), id, me).Scan(&n)
+		m, err := s.People.ManagerOfTx(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		ok = m != nil && *m == me
 	} else {
-		err = tx.QueryRow(ctx, `SELECT COUNT(*) FROM nhis n WHERE n.tenant_id = $1 AND n.id = $2 AND (n.owner_id = $3 OR n.backup_owner_id = $3
-			OR EXISTS (SELECT 1 FROM nhi_permissions p WHERE p.tenant_id = n.tenant_id AND p.nhi_id = n.id AND p.user_id = $3
-			AND p.permission IN ('manage', 'admin')))`, tx.TenantID(), id, me).Scan(&n)
+		var err error
+		if ok, err = s.Agents.ManagesTx(ctx, tx, id, me); err != nil {
+			return err
+		}
 	}
-	if err != nil {
-		return err
-	}
-	if n == 0 {
+	if !ok {
 		return denied
 	}
 	return nil
@@ -253,9 +257,8 @@ func (s *Service) CreateDelegation(ctx context.Context, in DelegationInput) (*De
 	}
 	err = s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		for field, id := range map[string]uuid.UUID{"delegator_id": d.DelegatorID, "delegate_id": d.DelegateID} {
-			var status string
-			err := tx.QueryRow(ctx, `SELECT status FROM users WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id).Scan(&status)
-			if store.NoRows(err) || (err == nil && field == "delegate_id" && status != "active") {
+			status, err := s.People.StatusTx(ctx, tx, id)
+			if apperr.KindOf(err) == apperr.KindNotFound || (err == nil && field == "delegate_id" && status != "active") {
 				return apperr.Invalid(field, "no such active user in this tenant")
 			}
 			if err != nil {

@@ -576,10 +576,16 @@ func (s *Service) CreateAssignment(ctx context.Context, in AssignmentInput) (*As
 // The subject's row is locked first, so two assignments to one subject
 // are checked one after the other. snap expands roles and groups.
 func (s *Service) insertAssignment(ctx context.Context, tx *store.Tx, snap *Snapshot, a *Assignment) error {
-	table := map[string]string{SubjectUser: "users", SubjectGroup: "groups", SubjectNHI: "nhis"}[a.SubjectType]
-	var one int
-	err := tx.QueryRow(ctx, `SELECT 1 FROM `+table+` WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tx.TenantID(), a.SubjectID).Scan(&one)
-	if store.NoRows(err) {
+	if s.People == nil || s.Agents == nil {
+		return errNoDirectory
+	}
+	lock := map[string]func(context.Context, *store.Tx, uuid.UUID) error{SubjectUser: s.People.LockUserTx, SubjectGroup: s.People.LockGroupTx,
+		SubjectNHI: s.Agents.LockTx}[a.SubjectType]
+	if lock == nil {
+		return apperr.Invalid("subject_type", "must be user, group or nhi")
+	}
+	err := lock(ctx, tx, a.SubjectID)
+	if apperr.KindOf(err) == apperr.KindNotFound {
 		return apperr.Invalid("subject_id", "no such "+a.SubjectType+" in this tenant")
 	}
 	if err != nil {

@@ -27,6 +27,12 @@ type Auditor interface {
 type Service struct {
 	DB    *store.DB
 	Audit Auditor
+	// People and Agents are the directory and the NHIs, read inside
+	// governance's transactions (required).
+	People People
+	Agents Agents
+	// Tenants tells which tenants scheduled scans skip (nil: none).
+	Tenants Tenants
 	// Now is the clock (default store.Now).
 	Now func() time.Time
 	// Engine holds the decision snapshots the preventive separation-of-

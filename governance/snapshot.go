@@ -168,7 +168,10 @@ func (w window) contains(t time.Time) bool {
 }
 
 // build loads a tenant's governance state.
-func build(ctx context.Context, db *store.DB, tenant uuid.UUID, now time.Time) (*Snapshot, error) {
+func build(ctx context.Context, db *store.DB, people People, agents Agents, tenant uuid.UUID, now time.Time) (*Snapshot, error) {
+	if people == nil || agents == nil {
+		return nil, errNoDirectory
+	}
 	s := &Snapshot{Tenant: tenant, BuiltAt: now, users: map[uuid.UUID]string{}, nhis: map[uuid.UUID]string{}, nhiRisk: map[uuid.UUID]int{}, groupParent: map[uuid.UUID]uuid.UUID{},
 		userGroups: map[uuid.UUID][]uuid.UUID{}, groupName: map[uuid.UUID]string{}, apps: map[uuid.UUID]appInfo{}, ents: map[uuid.UUID]*entInfo{},
 		entByKey: map[string]uuid.UUID{}, roleKey: map[uuid.UUID]string{}, roleParent: map[uuid.UUID]uuid.UUID{}, roleEnts: map[uuid.UUID][]uuid.UUID{},
@@ -196,41 +199,6 @@ func build(ctx context.Context, db *store.DB, tenant uuid.UUID, now time.Time) (
 			q    string
 			scan func(interface{ Scan(...any) error }) error
 		}{
-			{`SELECT id, status FROM users WHERE tenant_id = $1`, func(r interface{ Scan(...any) error }) error {
-				if err := r.Scan(&id, &str); err != nil {
-					return err
-				}
-				s.users[id] = str
-				return nil
-			}},
-			{`SELECT id, status, risk_score FROM nhis WHERE tenant_id = $1`, func(r interface{ Scan(...any) error }) error {
-				var risk int
-				if err := r.Scan(&id, &str, &risk); err != nil {
-					return err
-				}
-				s.nhis[id] = str
-				if risk > 0 {
-					s.nhiRisk[id] = risk
-				}
-				return nil
-			}},
-			{`SELECT id, name, parent_id FROM groups WHERE tenant_id = $1`, func(r interface{ Scan(...any) error }) error {
-				if err := r.Scan(&id, &str, &parent); err != nil {
-					return err
-				}
-				s.groupName[id] = str
-				if parent != nil {
-					s.groupParent[id] = *parent
-				}
-				return nil
-			}},
-			{`SELECT user_id, group_id FROM group_members WHERE tenant_id = $1`, func(r interface{ Scan(...any) error }) error {
-				if err := r.Scan(&id, &other); err != nil {
-					return err
-				}
-				s.userGroups[id] = append(s.userGroups[id], other)
-				return nil
-			}},
 			{`SELECT id, key, status FROM applications WHERE tenant_id = $1`, func(r interface{ Scan(...any) error }) error {
 				var a appInfo
 				if err := r.Scan(&id, &a.key, &a.status); err != nil {
@@ -300,6 +268,30 @@ func build(ctx context.Context, db *store.DB, tenant uuid.UUID, now time.Time) (
 				}
 				return nil
 			}},
+		}
+		// The directory's users and groups and the NHIs, read through
+		// their stores in this transaction; then governance's own tables.
+		if err := people.EachUserTx(ctx, tx, func(id uuid.UUID, status string) { s.users[id] = status }); err != nil {
+			return err
+		}
+		if err := agents.EachTx(ctx, tx, func(id uuid.UUID, status string, risk int) {
+			s.nhis[id] = status
+			if risk > 0 {
+				s.nhiRisk[id] = risk
+			}
+		}); err != nil {
+			return err
+		}
+		if err := people.EachGroupTx(ctx, tx, func(id uuid.UUID, name string, parent *uuid.UUID) {
+			s.groupName[id] = name
+			if parent != nil {
+				s.groupParent[id] = *parent
+			}
+		}); err != nil {
+			return err
+		}
+		if err := people.EachMembershipTx(ctx, tx, func(user, group uuid.UUID) { s.userGroups[user] = append(s.userGroups[user], group) }); err != nil {
+			return err
 		}
 		for _, st := range steps {
 			if err := each(st.q, st.scan); err != nil {
@@ -611,8 +603,12 @@ func inWindows(ws []window, t time.Time) bool {
 // Engine keeps one snapshot per tenant, rebuilt on first use after a
 // change event invalidates it.
 type Engine struct {
-	DB  *store.DB
-	Now func() time.Time
+	DB *store.DB
+	// People and Agents are the directory and the NHIs, read in the
+	// snapshot's transaction (required).
+	People People
+	Agents Agents
+	Now    func() time.Time
 
 	mu    sync.Mutex
 	slots map[uuid.UUID]*slot
@@ -662,7 +658,7 @@ func (e *Engine) Snapshot(ctx context.Context, tenant uuid.UUID) (*Snapshot, err
 	if s := sl.snap.Load(); s != nil && sl.built.Load() == gen {
 		return s, nil
 	}
-	s, err := build(ctx, e.DB, tenant, e.now())
+	s, err := build(ctx, e.DB, e.People, e.Agents, tenant, e.now())
 	if err != nil {
 		return nil, apperr.Wrap(err, apperr.KindUnavailable, "access decisions unavailable")
 	}

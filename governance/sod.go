@@ -292,7 +292,7 @@ func (s *Service) snapshot(ctx context.Context) (*Snapshot, error) {
 	if s.Engine != nil {
 		return s.Engine.Snapshot(ctx, tid)
 	}
-	return build(ctx, s.DB, tid, s.now())
+	return build(ctx, s.DB, s.People, s.Agents, tid, s.now())
 }
 
 // targetEntitlements lists the entitlements an assignment target brings.
@@ -316,12 +316,12 @@ func (s *Snapshot) targetEntitlements(targetType string, id uuid.UUID, into map[
 // the assignments by an explicit list of subjects — a join lets the
 // planner scan every group assignment of the tenant.)
 func (s *Service) holdings(ctx context.Context, tx *store.Tx, snap *Snapshot, typ string, id uuid.UUID, now time.Time) (map[uuid.UUID]bool, error) {
+	if s.People == nil {
+		return nil, errNoDirectory
+	}
 	subjects := []any{id}
 	if typ == SubjectUser {
-		groups, err := collect(ctx, tx, scanUUID, `WITH RECURSIVE g(id) AS (
-				SELECT group_id FROM group_members WHERE tenant_id = $1 AND user_id = $2
-				UNION SELECT p.parent_id FROM groups p JOIN g ON p.id = g.id WHERE p.tenant_id = $1 AND p.parent_id IS NOT NULL)
-			SELECT id FROM g`, tx.TenantID(), id)
+		groups, err := s.People.GroupsAboveTx(ctx, tx, id)
 		if err != nil {
 			return nil, err
 		}
@@ -409,7 +409,7 @@ func (s *Service) CheckSoD(ctx context.Context, tx *store.Tx, snap *Snapshot, su
 	typ := subjectType
 	if subjectType == SubjectGroup {
 		var err error
-		if subjects, err = groupMembers(ctx, tx, subjectID); err != nil {
+		if subjects, err = s.People.MembersBelowTx(ctx, tx, subjectID); err != nil {
 			return err
 		}
 		typ = SubjectUser
@@ -487,15 +487,6 @@ func (s *Snapshot) entNames(ids []uuid.UUID) []string {
 		}
 	}
 	return out
-}
-
-// groupMembers lists the users of a group and of the groups under it,
-// read from the database.
-func groupMembers(ctx context.Context, tx *store.Tx, group uuid.UUID) ([]uuid.UUID, error) {
-	return collect(ctx, tx, scanUUID, `WITH RECURSIVE d(id) AS (
-			SELECT id FROM groups WHERE tenant_id = $1 AND id = $2
-			UNION SELECT c.id FROM groups c JOIN d ON c.parent_id = d.id WHERE c.tenant_id = $1)
-		SELECT DISTINCT m.user_id FROM group_members m JOIN d ON m.group_id = d.id WHERE m.tenant_id = $1 ORDER BY m.user_id`, tx.TenantID(), group)
 }
 
 // refusal turns a SoD refusal into the API's conflict error.
@@ -836,8 +827,7 @@ func (s *Service) RunSoDScans(ctx context.Context, interval time.Duration) error
 		}
 		var tenants []uuid.UUID
 		err := s.DB.SystemRead(ctx, func(tx *store.Tx) (err error) {
-			tenants, err = collect(ctx, tx, scanUUID, `SELECT DISTINCT r.tenant_id FROM sod_rules r JOIN tenants t ON t.id = r.tenant_id
-				WHERE r.enabled AND t.status = 'active'`)
+			tenants, err = collect(ctx, tx, scanUUID, `SELECT DISTINCT tenant_id FROM sod_rules WHERE enabled`)
 			return err
 		})
 		if err != nil {
@@ -845,6 +835,9 @@ func (s *Service) RunSoDScans(ctx context.Context, interval time.Duration) error
 			continue
 		}
 		for _, tid := range tenants {
+			if s.Tenants != nil && s.Tenants.ActiveTenant(ctx, tid) != nil {
+				continue // suspended or deleted: nothing is scanned
+			}
 			tctx := principal.With(store.WithTenant(ctx, tid), &principal.Principal{TenantID: tid, Kind: principal.KindBootstrap,
 				SubjectID: "system", AdminRoles: []string{principal.RoleSuperAdmin}})
 			if _, err := s.ScanSoD(tctx); err != nil && ctx.Err() == nil {

@@ -309,3 +309,56 @@ func ownersOfClient(ctx context.Context, tx *store.Tx, tenant, client uuid.UUID)
 		WHERE c.tenant_id = $1 AND c.id = $2`, tenant, client).Scan(&nhiID, &owner, &backup)
 	return nhiID, owner, backup, err
 }
+
+// What other domains (governance) read of NHIs inside their own
+// transactions.
+
+// OwnersTx is an NHI's owner and backup owner (nil, nil: no such NHI).
+func (s *Service) OwnersTx(ctx context.Context, tx *store.Tx, id uuid.UUID) (owner, backup *uuid.UUID, err error) {
+	err = tx.QueryRow(ctx, `SELECT owner_id, backup_owner_id FROM nhis WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id).Scan(&owner, &backup)
+	if store.NoRows(err) {
+		return nil, nil, nil
+	}
+	return owner, backup, err
+}
+
+// LockTx locks an NHI's row until tx ends (apperr not found when the
+// tenant has no such NHI).
+func (s *Service) LockTx(ctx context.Context, tx *store.Tx, id uuid.UUID) error {
+	var one int
+	err := tx.QueryRow(ctx, `SELECT 1 FROM nhis WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tx.TenantID(), id).Scan(&one)
+	if store.NoRows(err) {
+		return apperr.NotFound("NHI")
+	}
+	return err
+}
+
+// ManagesTx tells whether a user may act for an NHI on governance's
+// side: its owner, backup owner, or a holder of the manage or admin
+// permission.
+func (s *Service) ManagesTx(ctx context.Context, tx *store.Tx, id, user uuid.UUID) (bool, error) {
+	var n int
+	err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM nhis n WHERE n.tenant_id = $1 AND n.id = $2 AND (n.owner_id = $3 OR n.backup_owner_id = $3
+		OR EXISTS (SELECT 1 FROM nhi_permissions p WHERE p.tenant_id = n.tenant_id AND p.nhi_id = n.id AND p.user_id = $3
+		AND p.permission IN ('manage', 'admin')))`, tx.TenantID(), id, user).Scan(&n)
+	return n > 0, err
+}
+
+// EachTx calls fn with every NHI's status and risk score.
+func (s *Service) EachTx(ctx context.Context, tx *store.Tx, fn func(id uuid.UUID, status string, risk int)) error {
+	rows, err := tx.Query(ctx, `SELECT id, status, risk_score FROM nhis WHERE tenant_id = $1`, tx.TenantID())
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id uuid.UUID
+		var status string
+		var risk int
+		if err := rows.Scan(&id, &status, &risk); err != nil {
+			return err
+		}
+		fn(id, status, risk)
+	}
+	return rows.Err()
+}
