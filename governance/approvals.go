@@ -102,7 +102,7 @@ const approvalCols = `id, kind, status, requester_type, requester_id, subject_ty
 	steps, current_step, step_started_at, step_due_at, escalated, justification, duration_seconds, payload, assignment_id, reason, expires_at,
 	decided_at, created_at, updated_at, version`
 
-func scanApproval(row interface{ Scan(...any) error }) (*Approval, error) {
+func scanApproval(row store.Scanner) (*Approval, error) {
 	var a Approval
 	var steps, payload []byte
 	if err := row.Scan(&a.ID, &a.Kind, &a.Status, &a.RequesterType, &a.RequesterID, &a.SubjectType, &a.SubjectID, &a.TargetType, &a.TargetID,
@@ -152,47 +152,6 @@ type targetInfo struct {
 	name        string
 }
 
-func loadTarget(ctx context.Context, tx *store.Tx, typ string, id uuid.UUID) (*targetInfo, error) {
-	var t targetInfo
-	if typ == "entitlement" {
-		var approval, status, key, app string
-		err := tx.QueryRow(ctx, `SELECT e.risk_level, e.owner_id, a.owner_id, e.workflow_id, e.requestable, e.approval_state, a.status, e.key, a.key
-			FROM entitlements e JOIN applications a ON a.tenant_id = e.tenant_id AND a.id = e.application_id WHERE e.tenant_id = $1 AND e.id = $2`,
-			tx.TenantID(), id).Scan(&t.risk, &t.owner, &t.appOwner, &t.workflow, &t.requestable, &approval, &status, &key, &app)
-		if store.NoRows(err) {
-			return nil, apperr.Invalid("target_id", "no such entitlement in this tenant")
-		}
-		t.usable, t.name = approval == Approved && status == "active", app+"/"+key
-		return &t, err
-	}
-	err := tx.QueryRow(ctx, `SELECT owner_id, workflow_id, requestable, key FROM roles WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id).
-		Scan(&t.owner, &t.workflow, &t.requestable, &t.name)
-	if store.NoRows(err) {
-		return nil, apperr.Invalid("target_id", "no such role in this tenant")
-	}
-	if err != nil {
-		return nil, err
-	}
-	t.appOwner, t.usable, t.risk = t.owner, true, "low"
-	// A role is as risky as the riskiest entitlement it grants directly.
-	rows, err := tx.Query(ctx, `SELECT e.risk_level FROM role_entitlements r JOIN entitlements e ON e.tenant_id = r.tenant_id AND e.id = r.entitlement_id
-		WHERE r.tenant_id = $1 AND r.role_id = $2`, tx.TenantID(), id)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var r string
-		if err := rows.Scan(&r); err != nil {
-			return nil, err
-		}
-		if riskRank[r] > riskRank[t.risk] {
-			t.risk = r
-		}
-	}
-	return &t, rows.Err()
-}
-
 // OpenApproval opens an approval and its first step — the generic
 // primitive: access requests come here, and so do other modules' holds
 // (kind tool_call). For an access request the preventive
@@ -236,8 +195,7 @@ func (s *Service) OpenApproval(ctx context.Context, in OpenInput) (*Approval, er
 		a.Payload = json.RawMessage(marshal(in.Payload))
 	}
 	err = s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		table := map[string]string{SubjectUser: "users", SubjectNHI: "nhis"}[a.SubjectType]
-		if ok, err := exists(ctx, tx, table, a.SubjectID); err != nil || !ok {
+		if ok, err := s.subjectExists(ctx, tx, a.SubjectType, a.SubjectID); err != nil || !ok {
 			if err == nil {
 				err = apperr.Invalid("subject_id", "no such "+a.SubjectType+" in this tenant")
 			}
@@ -262,10 +220,8 @@ func (s *Service) OpenApproval(ctx context.Context, in OpenInput) (*Approval, er
 			if !t.usable {
 				return apperr.Invalid("target_id", "the entitlement is not approved or its application is not active")
 			}
-			var dup int
-			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM approvals WHERE tenant_id = $1 AND kind = $2 AND status = 'pending' AND subject_type = $3
-				AND subject_id = $4 AND target_type = $5 AND target_id = $6`, tx.TenantID(), a.Kind, a.SubjectType, a.SubjectID, a.TargetType, a.TargetID).
-				Scan(&dup); err != nil {
+			dup, err := pendingLike(ctx, tx, a)
+			if err != nil {
 				return err
 			}
 			if dup > 0 {
@@ -297,40 +253,6 @@ func (s *Service) OpenApproval(ctx context.Context, in OpenInput) (*Approval, er
 		return nil, refusal(err)
 	}
 	return a, nil
-}
-
-func (s *Service) insertApproval(ctx context.Context, tx *store.Tx, a *Approval) error {
-	payload := a.Payload
-	if payload == nil {
-		payload = json.RawMessage("{}")
-	}
-	_, err := tx.Exec(ctx, `INSERT INTO approvals (tenant_id, id, kind, status, requester_type, requester_id, subject_type, subject_id, target_type,
-		target_id, risk_level, workflow_id, steps, current_step, step_started_at, step_due_at, escalated, justification, duration_seconds, payload,
-		reason, expires_at, created_at, updated_at, version, fingerprint) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14, NULL,
-		false, $15, $16, $17, $18, $19, $14, $14, 1, $20)`, tx.TenantID(), a.ID, a.Kind, a.Status, a.RequesterType, a.RequesterID, a.SubjectType,
-		a.SubjectID, a.TargetType, a.TargetID, a.RiskLevel, a.WorkflowID, marshal(a.Steps), a.CreatedAt, a.Justification, a.DurationSeconds,
-		string(payload), a.Reason, a.ExpiresAt, a.fingerprint)
-	if apperr.KindOf(err) == apperr.KindAlreadyExists {
-		return apperr.New(apperr.KindAlreadyExists, "a request for this access is already pending")
-	}
-	return err
-}
-
-// save writes an approval's mutable state, bumping its version.
-func (s *Service) save(ctx context.Context, tx *store.Tx, a *Approval) error {
-	a.UpdatedAt, a.Version = s.now(), a.Version+1
-	_, err := tx.Exec(ctx, `UPDATE approvals SET status = $1, current_step = $2, step_started_at = $3, step_due_at = $4, escalated = $5,
-		assignment_id = $6, reason = $7, decided_at = $8, updated_at = $9, version = $10 WHERE tenant_id = $11 AND id = $12`, a.Status, a.CurrentStep,
-		a.StepStartedAt, a.StepDueAt, a.Escalated, a.AssignmentID, a.Reason, a.DecidedAt, a.UpdatedAt, a.Version, tx.TenantID(), a.ID)
-	return err
-}
-
-// event appends a line to the approval's history.
-func (s *Service) event(ctx context.Context, tx *store.Tx, a *Approval, typ, comment string, data any) error {
-	_, err := tx.Exec(ctx, `INSERT INTO approval_events (tenant_id, id, approval_id, at, actor, type, step, comment, data)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, tx.TenantID(), uuid.Must(uuid.NewV7()), a.ID, s.now(), actorOf(ctx), typ, a.CurrentStep, comment,
-		marshal(data))
-	return err
 }
 
 // resolve turns approver references into users for an approval. Neither
@@ -467,17 +389,6 @@ func (s *Service) openStep(ctx context.Context, tx *store.Tx, a *Approval, t *ta
 	return s.event(ctx, tx, a, "step_opened", "", map[string]any{"step": st.Name, "mode": st.Mode, "approvers": sortedIDs(who)})
 }
 
-func (s *Service) addApprovers(ctx context.Context, tx *store.Tx, a *Approval, who map[uuid.UUID]string) error {
-	for id, via := range who {
-		if _, err := tx.Exec(ctx, `INSERT INTO approval_approvers (tenant_id, approval_id, step, user_id, via) VALUES ($1, $2, $3, $4, $5)
-			ON CONFLICT DO NOTHING`, tx.TenantID(), a.ID, a.CurrentStep, id, via); err != nil {
-			return err
-		}
-	}
-	return s.notify(ctx, tx, EventApprovalPending, a.ID, map[string]any{"approval_id": a.ID, "kind": a.Kind, "step": a.CurrentStep,
-		"approvers": sortedIDs(who), "subject_type": a.SubjectType, "subject_id": a.SubjectID, "target_type": a.TargetType, "target_id": a.TargetID})
-}
-
 func sortedIDs(m map[uuid.UUID]string) []uuid.UUID {
 	out := make([]uuid.UUID, 0, len(m))
 	for id := range m {
@@ -556,34 +467,13 @@ func isGovAdmin(ctx context.Context) bool {
 	return p.HasRole(principal.RoleTenantAdmin) || p.HasRole(principal.RoleGovernanceAdmin)
 }
 
-// lockApproval loads an approval for update; one the caller may not see is
-// not found.
-func (s *Service) lockApproval(ctx context.Context, tx *store.Tx, id uuid.UUID) (*Approval, error) {
-	a, err := scanApproval(tx.QueryRow(ctx, `SELECT `+approvalCols+` FROM approvals WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tx.TenantID(), id))
-	if store.NoRows(err) {
-		return nil, apperr.NotFound("approval")
-	}
-	if err != nil {
-		return nil, err
-	}
-	if ok, err := s.mayView(ctx, tx, a); err != nil || !ok {
-		if err == nil {
-			err = apperr.NotFound("approval")
-		}
-		return nil, err
-	}
-	return a, nil
-}
-
 // eligible says on whose behalf the caller may decide the current step —
 // as one of its approvers, as the delegate of one, or as an
 // administrator — and whether their approval completes the step whatever
 // its mode (a fallback approver: escalation or the administrators the
 // step fell to).
 func (s *Service) eligible(ctx context.Context, tx *store.Tx, a *Approval, me uuid.UUID) (onBehalf *uuid.UUID, as string, completes bool, err error) {
-	var via string
-	err = tx.QueryRow(ctx, `SELECT via FROM approval_approvers WHERE tenant_id = $1 AND approval_id = $2 AND step = $3 AND user_id = $4`,
-		tx.TenantID(), a.ID, a.CurrentStep, me).Scan(&via)
+	via, err := approverVia(ctx, tx, a, me)
 	if err == nil {
 		return nil, "approver", fallback(via), nil
 	}
@@ -591,10 +481,7 @@ func (s *Service) eligible(ctx context.Context, tx *store.Tx, a *Approval, me uu
 		return nil, "", false, err
 	}
 	now := s.now()
-	var delegator uuid.UUID
-	err = tx.QueryRow(ctx, `SELECT d.delegator_id, p.via FROM approval_delegations d JOIN approval_approvers p ON p.tenant_id = d.tenant_id
-		AND p.user_id = d.delegator_id WHERE d.tenant_id = $1 AND d.delegate_id = $2 AND d.starts_at <= $3 AND d.ends_at > $3 AND p.approval_id = $4
-		AND p.step = $5 ORDER BY d.delegator_id LIMIT 1`, tx.TenantID(), me, now, a.ID, a.CurrentStep).Scan(&delegator, &via)
+	delegator, via, err := delegatorOf(ctx, tx, a, me, now)
 	if err == nil {
 		return &delegator, "delegate", fallback(via), nil
 	}
@@ -655,9 +542,7 @@ func (s *Service) Decide(ctx context.Context, id uuid.UUID, in DecisionInput) (*
 			if onBehalf, via, completes, err = s.eligible(ctx, tx, a, me); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, `INSERT INTO approval_decisions (tenant_id, id, approval_id, step, approver_id, on_behalf_of, decision, comment, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, tx.TenantID(), uuid.Must(uuid.NewV7()), a.ID, a.CurrentStep, me, onBehalf, in.Decision,
-				in.Comment, s.now())
+			err := insertDecision(ctx, tx, a, me, onBehalf, in.Decision, in.Comment, s.now())
 			if apperr.KindOf(err) == apperr.KindAlreadyExists {
 				return apperr.New(apperr.KindConflict, "you already decided this step")
 			}
@@ -671,11 +556,8 @@ func (s *Service) Decide(ctx context.Context, id uuid.UUID, in DecisionInput) (*
 				return s.finish(ctx, tx, snap, a, StatusDenied, fmt.Sprintf("denied at step %d by %s", a.CurrentStep+1, actorOf(ctx)))
 			}
 			if a.Steps[a.CurrentStep].Mode == ModeAll && !completes {
-				var missing int
-				if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM approval_approvers p WHERE p.tenant_id = $1 AND p.approval_id = $2 AND p.step = $3
-				AND NOT EXISTS (SELECT 1 FROM approval_decisions d WHERE d.tenant_id = p.tenant_id AND d.approval_id = p.approval_id AND d.step = p.step
-				AND d.decision = 'approve' AND (d.approver_id = p.user_id OR d.on_behalf_of = p.user_id))`, tx.TenantID(), a.ID, a.CurrentStep).
-					Scan(&missing); err != nil {
+				missing, err := undecidedApprovers(ctx, tx, a)
+				if err != nil {
 					return err
 				}
 				if missing > 0 {
@@ -779,9 +661,7 @@ func (s *Service) Comment(ctx context.Context, id uuid.UUID, in CommentInput) (*
 			return apperr.New(apperr.KindPermissionDenied, "only the approval's participants and administrators comment on it")
 		}
 		ev = &ApprovalEvent{ID: uuid.Must(uuid.NewV7()), At: s.now(), Actor: actorOf(ctx), Type: "comment", Step: a.CurrentStep, Comment: comment}
-		_, err = tx.Exec(ctx, `INSERT INTO approval_events (tenant_id, id, approval_id, at, actor, type, step, comment, data)
-			VALUES ($1, $2, $3, $4, $5, 'comment', $6, $7, '{}')`, tx.TenantID(), ev.ID, a.ID, ev.At, ev.Actor, ev.Step, comment)
-		if err := err; err != nil {
+		if err := insertComment(ctx, tx, a, ev); err != nil {
 			return err
 		}
 		return s.auditTx(ctx, tx, "governance.approval.comment", "approval", id, map[string]any{"comment": comment})
@@ -814,11 +694,7 @@ func (s *Service) participates(ctx context.Context, tx *store.Tx, a *Approval, r
 	if me == a.RequesterID || me == a.SubjectID {
 		return true, nil
 	}
-	var n int
-	err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM approval_approvers p WHERE p.tenant_id = $1 AND p.approval_id = $2 AND (p.user_id = $3
-		OR EXISTS (SELECT 1 FROM approval_delegations d WHERE d.tenant_id = p.tenant_id AND d.delegator_id = p.user_id AND d.delegate_id = $3
-		AND d.starts_at <= $4 AND d.ends_at > $4))`, tx.TenantID(), a.ID, me, s.now()).Scan(&n)
-	return n > 0, err
+	return approvesOrStandsIn(ctx, tx, a, me, s.now())
 }
 
 // GetApproval returns an approval with the current step's approvers.
@@ -826,7 +702,7 @@ func (s *Service) GetApproval(ctx context.Context, id uuid.UUID) (*Approval, err
 	var a *Approval
 	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
 		var err error
-		a, err = scanApproval(tx.QueryRow(ctx, `SELECT `+approvalCols+` FROM approvals WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id))
+		a, err = approvalByID(ctx, tx, id, false)
 		if store.NoRows(err) {
 			return apperr.NotFound("approval")
 		}
@@ -839,10 +715,7 @@ func (s *Service) GetApproval(ctx context.Context, id uuid.UUID) (*Approval, err
 			}
 			return err
 		}
-		a.Approvers, err = collect(ctx, tx, func(row interface{ Scan(...any) error }) (StepApprover, error) {
-			var sa StepApprover
-			return sa, row.Scan(&sa.Step, &sa.UserID, &sa.Via)
-		}, `SELECT step, user_id, via FROM approval_approvers WHERE tenant_id = $1 AND approval_id = $2 ORDER BY step, user_id`, tx.TenantID(), id)
+		a.Approvers, err = approversOf(ctx, tx, id)
 		return err
 	})
 	return a, err
@@ -855,15 +728,7 @@ func (s *Service) History(ctx context.Context, id uuid.UUID) ([]ApprovalEvent, e
 	}
 	var out []ApprovalEvent
 	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) (err error) {
-		out, err = collect(ctx, tx, func(row interface{ Scan(...any) error }) (ApprovalEvent, error) {
-			var e ApprovalEvent
-			var data []byte
-			err := row.Scan(&e.ID, &e.At, &e.Actor, &e.Type, &e.Step, &e.Comment, &data)
-			if string(data) != "null" && string(data) != "{}" {
-				e.Data = json.RawMessage(data)
-			}
-			return e, err
-		}, `SELECT id, at, actor, type, step, comment, data FROM approval_events WHERE tenant_id = $1 AND approval_id = $2 ORDER BY id`, tx.TenantID(), id)
+		out, err = eventsOf(ctx, tx, id)
 		return err
 	})
 	return out, err
@@ -916,22 +781,9 @@ func (s *Service) ListApprovals(ctx context.Context, o ListApprovalsOptions) ([]
 	if o.Before == uuid.Nil {
 		o.Before = uuid.Max
 	}
-	var where string
-	var extra []any
-	switch o.Queue {
-	case QueueMine:
-		where, extra = ` AND (requester_id = $6 OR subject_id = $6)`, []any{callerID(ctx)}
-	case QueueToDecide:
-		where = ` AND status = 'pending' AND EXISTS (SELECT 1 FROM approval_approvers p WHERE p.tenant_id = approvals.tenant_id
-			AND p.approval_id = approvals.id AND p.step = approvals.current_step AND (p.user_id = $6 OR EXISTS (SELECT 1 FROM approval_delegations d
-			WHERE d.tenant_id = p.tenant_id AND d.delegator_id = p.user_id AND d.delegate_id = $6 AND d.starts_at <= $7 AND d.ends_at > $7)))`
-		extra = []any{callerID(ctx), s.now()}
-	}
 	var out []*Approval
 	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) (err error) {
-		args := append([]any{tx.TenantID(), o.Kind, o.Status, o.Before, o.Limit + 1}, extra...)
-		out, err = collect(ctx, tx, scanApproval, `SELECT `+approvalCols+` FROM approvals WHERE tenant_id = $1 AND ($2 = '' OR kind = $2)
-			AND ($3 = '' OR status = $3) AND id < $4`+where+` ORDER BY id DESC LIMIT $5`, args...)
+		out, err = listApprovals(ctx, tx, o, callerID(ctx), s.now())
 		return err
 	})
 	return trim(out, o.Limit, err)
@@ -960,23 +812,10 @@ func (s *Service) RunTimers(ctx context.Context, interval time.Duration) error {
 // approvals it changed.
 func (s *Service) Tick(ctx context.Context) (int, error) {
 	now := s.now()
-	type due struct{ tenant, id uuid.UUID }
-	var list []due
-	err := s.DB.SystemRead(ctx, func(tx *store.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT tenant_id, id FROM approvals WHERE status = 'pending' AND (step_due_at <= $1 OR expires_at <= $1)
-			ORDER BY id LIMIT 500`, now)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var d due
-			if err := rows.Scan(&d.tenant, &d.id); err != nil {
-				return err
-			}
-			list = append(list, d)
-		}
-		return rows.Err()
+	var list []dueApproval
+	err := s.DB.SystemRead(ctx, func(tx *store.Tx) (err error) {
+		list, err = approvalsDue(ctx, tx, now)
+		return err
 	})
 	if err != nil {
 		return 0, err
@@ -990,7 +829,7 @@ func (s *Service) Tick(ctx context.Context) (int, error) {
 		err := s.DB.InTenantTx(tctx, func(tx *store.Tx) error {
 			if err := func() error {
 				var err error
-				a, err = scanApproval(tx.QueryRow(tctx, `SELECT `+approvalCols+` FROM approvals WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, d.tenant, d.id))
+				a, err = approvalByID(tctx, tx, d.id, true)
 				if err != nil || a.Status != StatusPending {
 					return err
 				}
@@ -1064,8 +903,7 @@ func (s *Service) ReusableApproval(ctx context.Context, fingerprint string, with
 	var a *Approval
 	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
 		var err error
-		a, err = scanApproval(tx.QueryRow(ctx, `SELECT `+approvalCols+` FROM approvals WHERE tenant_id = $1 AND kind <> 'access_request' AND fingerprint = $2
-			AND status = 'approved' AND decided_at > $3 ORDER BY decided_at DESC LIMIT 1`, tx.TenantID(), fingerprint, s.now().Add(-within)))
+		a, err = approvedWithFingerprint(ctx, tx, fingerprint, s.now().Add(-within))
 		return err
 	})
 	if store.NoRows(err) {
@@ -1077,7 +915,7 @@ func (s *Service) ReusableApproval(ctx context.Context, fingerprint string, with
 // readApproval reads an approval without the caller's view check (for
 // the module that opened it).
 func (s *Service) readApproval(ctx context.Context, id uuid.UUID) (*Approval, error) {
-	return getByID(ctx, s.DB, "approval", `SELECT `+approvalCols+` FROM approvals`, id, scanApproval)
+	return approvalRecord.get(ctx, s.DB, id)
 }
 
 // HoldTimeout is the refusal of a held call that nobody decided within

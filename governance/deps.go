@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/store"
 )
 
@@ -17,6 +18,7 @@ type People interface {
 	ManagerOfTx(ctx context.Context, tx *store.Tx, user uuid.UUID) (*uuid.UUID, error)
 	LockUserTx(ctx context.Context, tx *store.Tx, id uuid.UUID) error
 	LockGroupTx(ctx context.Context, tx *store.Tx, id uuid.UUID) error
+	GroupExistsTx(ctx context.Context, tx *store.Tx, id uuid.UUID) (bool, error)
 	ActiveMembersTx(ctx context.Context, tx *store.Tx, group uuid.UUID) ([]uuid.UUID, error)
 	AdminsTx(ctx context.Context, tx *store.Tx) (map[uuid.UUID][]string, error)
 	GroupsAboveTx(ctx context.Context, tx *store.Tx, user uuid.UUID) ([]uuid.UUID, error)
@@ -31,6 +33,7 @@ type People interface {
 type Agents interface {
 	OwnersTx(ctx context.Context, tx *store.Tx, id uuid.UUID) (owner, backup *uuid.UUID, err error)
 	LockTx(ctx context.Context, tx *store.Tx, id uuid.UUID) error
+	ExistsTx(ctx context.Context, tx *store.Tx, id uuid.UUID) (bool, error)
 	ManagesTx(ctx context.Context, tx *store.Tx, id, user uuid.UUID) (bool, error)
 	EachTx(ctx context.Context, tx *store.Tx, fn func(id uuid.UUID, status string, risk int)) error
 }
@@ -42,3 +45,35 @@ type Tenants interface {
 }
 
 var errNoDirectory = errors.New("governance: People and Agents are required")
+
+// subjectExists tells whether the tenant has a user, group or NHI.
+func (s *Service) subjectExists(ctx context.Context, tx *store.Tx, typ string, id uuid.UUID) (bool, error) {
+	if s.People == nil || s.Agents == nil {
+		return false, errNoDirectory
+	}
+	switch typ {
+	case SubjectUser:
+		_, err := s.People.StatusTx(ctx, tx, id)
+		if apperr.KindOf(err) == apperr.KindNotFound {
+			return false, nil
+		}
+		return err == nil, err
+	case SubjectGroup:
+		return s.People.GroupExistsTx(ctx, tx, id)
+	case SubjectNHI:
+		return s.Agents.ExistsTx(ctx, tx, id)
+	}
+	return false, nil
+}
+
+// userExists requires id, when given, to be a user of the tenant.
+func (s *Service) userExists(ctx context.Context, tx *store.Tx, field string, id *uuid.UUID) error {
+	if id == nil {
+		return nil
+	}
+	ok, err := s.subjectExists(ctx, tx, SubjectUser, *id)
+	if err == nil && !ok {
+		err = apperr.Invalid(field, "no such user in this tenant")
+	}
+	return err
+}

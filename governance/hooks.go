@@ -62,10 +62,15 @@ func (s *Service) EnsureApplicationFor(ctx context.Context, n *nhi.NHI) error {
 	default:
 		return nil
 	}
-	var have int
+	var have bool
 	if err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		return tx.QueryRow(ctx, `SELECT COUNT(*) FROM applications WHERE tenant_id = $1 AND nhi_id = $2`, tx.TenantID(), n.ID).Scan(&have)
-	}); err != nil || have > 0 {
+		_, err := applicationOf(ctx, tx, n.ID)
+		have = err == nil
+		if store.NoRows(err) {
+			return nil
+		}
+		return err
+	}); err != nil || have {
 		return err
 	}
 	key := n.Slug
@@ -93,7 +98,9 @@ func (s *Service) ApplicationFor(ctx context.Context, n *nhi.NHI) (uuid.UUID, er
 	find := func() (uuid.UUID, error) {
 		var id uuid.UUID
 		err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-			return tx.QueryRow(ctx, `SELECT id FROM applications WHERE tenant_id = $1 AND nhi_id = $2`, tx.TenantID(), n.ID).Scan(&id)
+			var err error
+			id, err = applicationOf(ctx, tx, n.ID)
+			return err
 		})
 		return id, err
 	}

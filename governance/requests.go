@@ -66,10 +66,8 @@ func (s *Service) RequestAccess(ctx context.Context, in AccessRequestInput) (*Ap
 		if !t.requestable {
 			return apperr.Invalid("target_id", "this "+in.TargetType+" is not requestable")
 		}
-		var held int
-		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM assignments WHERE tenant_id = $1 AND subject_type = $2 AND subject_id = $3 AND target_type = $4
-			AND target_id = $5 AND (valid_until IS NULL OR valid_until > $6)`, tx.TenantID(), in.SubjectType, *in.SubjectID, in.TargetType, in.TargetID,
-			s.now()).Scan(&held); err != nil {
+		held, err := holdsNow(ctx, tx, in.SubjectType, *in.SubjectID, in.TargetType, in.TargetID, s.now())
+		if err != nil {
 			return err
 		}
 		if held > 0 {
@@ -169,25 +167,13 @@ func (s *Service) Catalog(ctx context.Context, o CatalogOptions) ([]*CatalogItem
 	}
 	var out []*CatalogItem
 	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) (err error) {
-		out, err = collect(ctx, tx, scanCatalogItem, `SELECT type, id, key, name, description, kind, risk_level, application_id, application_key, application_name, workflow_id
-			FROM (SELECT 'entitlement' AS type, e.id, e.key, e.name, e.description, e.kind, e.risk_level, a.id AS application_id, a.key AS application_key,
-			        a.name AS application_name, e.workflow_id
-			      FROM entitlements e JOIN applications a ON a.tenant_id = e.tenant_id AND a.id = e.application_id
-			      WHERE e.tenant_id = $1 AND e.requestable AND e.approval_state = 'approved' AND a.status = 'active'
-			        AND ($2 = '' OR e.kind = $2) AND (a.id = $3 OR $3 = $4)
-			      UNION ALL
-			      SELECT 'role', r.id, r.key, r.name, r.description, '', '', NULL, '', '', r.workflow_id
-			      FROM roles r WHERE r.tenant_id = $1 AND r.requestable AND $2 = '' AND $3 = $4) c
-			WHERE ($5 = '' OR type = $5) AND ($6 = '%%' OR lower(name) LIKE $6 ESCAPE '\' OR lower(key) LIKE $6 ESCAPE '\'
-			  OR lower(description) LIKE $6 ESCAPE '\' OR lower(application_name) LIKE $6 ESCAPE '\')
-			  AND (name > $7 OR (name = $7 AND id > $8))
-			ORDER BY name, id LIMIT $9`, tx.TenantID(), o.Kind, o.ApplicationID, uuid.Nil, o.Type, likePattern(o.Query), o.AfterName, o.AfterID, o.Limit+1)
+		out, err = catalogPage(ctx, tx, o)
 		return err
 	})
 	return trim(out, o.Limit, err)
 }
 
-func scanCatalogItem(row interface{ Scan(...any) error }) (*CatalogItem, error) {
+func scanCatalogItem(row store.Scanner) (*CatalogItem, error) {
 	var c CatalogItem
 	err := row.Scan(&c.Type, &c.ID, &c.Key, &c.Name, &c.Description, &c.Kind, &c.RiskLevel, &c.ApplicationID, &c.ApplicationKey, &c.ApplicationName,
 		&c.WorkflowID)
@@ -218,7 +204,7 @@ type DelegationInput struct {
 
 const delegationCols = `id, delegator_id, delegate_id, starts_at, ends_at, reason, created_at`
 
-func scanDelegation(row interface{ Scan(...any) error }) (*Delegation, error) {
+func scanDelegation(row store.Scanner) (*Delegation, error) {
 	var d Delegation
 	err := row.Scan(&d.ID, &d.DelegatorID, &d.DelegateID, &d.StartsAt, &d.EndsAt, &d.Reason, &d.CreatedAt)
 	return &d, err
@@ -265,8 +251,7 @@ func (s *Service) CreateDelegation(ctx context.Context, in DelegationInput) (*De
 				return err
 			}
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO approval_delegations (tenant_id, id, delegator_id, delegate_id, starts_at, ends_at, reason, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, tx.TenantID(), d.ID, d.DelegatorID, d.DelegateID, d.StartsAt, d.EndsAt, d.Reason, now); err != nil {
+		if err := insertDelegation(ctx, tx, d, now); err != nil {
 			return err
 		}
 		if err := s.notify(ctx, tx, "approval.delegation", d.ID, d); err != nil {
@@ -288,11 +273,11 @@ func (s *Service) ListDelegations(ctx context.Context, all bool) ([]*Delegation,
 	}
 	var out []*Delegation
 	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) (err error) {
-		q, args := `SELECT `+delegationCols+` FROM approval_delegations WHERE tenant_id = $1 AND ends_at > $2`, []any{tx.TenantID(), s.now()}
-		if !all {
-			q, args = q+` AND (delegator_id = $3 OR delegate_id = $3)`, append(args, callerID(ctx))
+		of := callerID(ctx)
+		if all {
+			of = uuid.Nil
 		}
-		out, err = collect(ctx, tx, scanDelegation, q+` ORDER BY id LIMIT 1000`, args...)
+		out, err = liveDelegations(ctx, tx, s.now(), of)
 		return err
 	})
 	return out, err
@@ -301,7 +286,7 @@ func (s *Service) ListDelegations(ctx context.Context, all bool) ([]*Delegation,
 // DeleteDelegation ends a delegation: its delegator or an administrator.
 func (s *Service) DeleteDelegation(ctx context.Context, id uuid.UUID) error {
 	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		d, err := scanDelegation(tx.QueryRow(ctx, `SELECT `+delegationCols+` FROM approval_delegations WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id))
+		d, err := delegationByID(ctx, tx, id)
 		if store.NoRows(err) || (err == nil && d.DelegatorID != callerID(ctx) && d.DelegateID != callerID(ctx) && !isGovAdmin(ctx)) {
 			return apperr.NotFound("delegation")
 		}
@@ -311,7 +296,7 @@ func (s *Service) DeleteDelegation(ctx context.Context, id uuid.UUID) error {
 		if d.DelegatorID != callerID(ctx) && !isGovAdmin(ctx) {
 			return apperr.New(apperr.KindPermissionDenied, "only the delegator or an administrator ends a delegation")
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM approval_delegations WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id); err != nil {
+		if err := deleteDelegation(ctx, tx, id); err != nil {
 			return err
 		}
 		if err := s.notify(ctx, tx, "approval.delegation", id, map[string]bool{"deleted": true}); err != nil {

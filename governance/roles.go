@@ -36,56 +36,6 @@ type RoleInput struct {
 
 const roleCols = `id, key, name, type, parent_id, owner_id, requestable, description, created_at, updated_at, version, workflow_id`
 
-func getRole(ctx context.Context, tx *store.Tx, id uuid.UUID, lock bool) (*Role, error) {
-	q := `SELECT ` + roleCols + ` FROM roles WHERE tenant_id = $1 AND id = $2`
-	if lock {
-		q += ` FOR UPDATE`
-	}
-	var r Role
-	err := tx.QueryRow(ctx, q, tx.TenantID(), id).Scan(&r.ID, &r.Key, &r.Name, &r.Type, &r.ParentID, &r.OwnerID, &r.Requestable, &r.Description,
-		&r.CreatedAt, &r.UpdatedAt, &r.Version, &r.WorkflowID)
-	if store.NoRows(err) {
-		return nil, apperr.NotFound("role")
-	}
-	if err != nil {
-		return nil, err
-	}
-	r.Entitlement, err = ids(ctx, tx, `SELECT entitlement_id FROM role_entitlements WHERE tenant_id = $1 AND role_id = $2 ORDER BY entitlement_id`, id)
-	if err != nil {
-		return nil, err
-	}
-	r.Induces, err = ids(ctx, tx, `SELECT induced_role_id FROM role_inducements WHERE tenant_id = $1 AND role_id = $2 ORDER BY induced_role_id`, id)
-	return &r, err
-}
-
-func ids(ctx context.Context, tx *store.Tx, q string, id uuid.UUID) ([]uuid.UUID, error) {
-	return collect(ctx, tx, scanUUID, q, tx.TenantID(), id)
-}
-
-func scanUUID(row interface{ Scan(...any) error }) (uuid.UUID, error) {
-	var id uuid.UUID
-	err := row.Scan(&id)
-	return id, err
-}
-
-// collect runs a query and scans every row.
-func collect[T any](ctx context.Context, tx *store.Tx, scan func(interface{ Scan(...any) error }) (T, error), q string, args ...any) ([]T, error) {
-	rows, err := tx.Query(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []T{}
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
-}
-
 // trim cuts a list read with limit+1 rows to limit and reports whether
 // there was more.
 func trim[T any](out []T, limit int, err error) ([]T, bool, error) {
@@ -110,8 +60,7 @@ func roleGraphCheck(ctx context.Context, tx *store.Tx, role uuid.UUID, parent *u
 			if depth > 64 {
 				return apperr.Invalid("parent_id", "the hierarchy may be at most 64 levels deep")
 			}
-			var next *uuid.UUID
-			err := tx.QueryRow(ctx, `SELECT parent_id FROM roles WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), cur).Scan(&next)
+			next, err := roleParent(ctx, tx, cur)
 			if store.NoRows(err) {
 				if cur == *parent {
 					return apperr.Invalid("parent_id", "no such role")
@@ -143,12 +92,12 @@ func roleGraphCheck(ctx context.Context, tx *store.Tx, role uuid.UUID, parent *u
 		if len(seen) > 10000 {
 			return apperr.Invalid("induced_role_ids", "the inducement graph is too large")
 		}
-		next, err := ids(ctx, tx, `SELECT induced_role_id FROM role_inducements WHERE tenant_id = $1 AND role_id = $2`, cur)
+		next, err := inducedBy(ctx, tx, cur)
 		if err != nil {
 			return err
 		}
-		var p *uuid.UUID
-		if err := tx.QueryRow(ctx, `SELECT parent_id FROM roles WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), cur).Scan(&p); err != nil {
+		p, err := roleParent(ctx, tx, cur)
+		if err != nil {
 			if store.NoRows(err) {
 				return apperr.Invalid("induced_role_ids", fmt.Sprintf("no such role %s", cur))
 			}
@@ -165,21 +114,20 @@ func roleGraphCheck(ctx context.Context, tx *store.Tx, role uuid.UUID, parent *u
 func (s *Service) writeRoleLinks(ctx context.Context, tx *store.Tx, r *Role, in RoleInput) error {
 	now := s.now()
 	if in.EntitlementIDs != nil {
-		if _, err := tx.Exec(ctx, `DELETE FROM role_entitlements WHERE tenant_id = $1 AND role_id = $2`, tx.TenantID(), r.ID); err != nil {
+		if err := clearRoleLinks(ctx, tx, "role_entitlements", r.ID); err != nil {
 			return err
 		}
 		list := slices.Clone(*in.EntitlementIDs)
 		slices.SortFunc(list, func(a, b uuid.UUID) int { return strings.Compare(a.String(), b.String()) })
 		list = slices.Compact(list)
 		for _, e := range list {
-			if ok, err := exists(ctx, tx, "entitlements", e); err != nil || !ok {
+			if ok, err := targetExists(ctx, tx, "entitlement", e); err != nil || !ok {
 				if err == nil {
 					err = apperr.Invalid("entitlement_ids", fmt.Sprintf("no such entitlement %s", e))
 				}
 				return err
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO role_entitlements (tenant_id, role_id, entitlement_id, created_at) VALUES ($1, $2, $3, $4)`,
-				tx.TenantID(), r.ID, e, now); err != nil {
+			if err := linkRole(ctx, tx, "role_entitlements", r.ID, e, now); err != nil {
 				return err
 			}
 		}
@@ -192,12 +140,11 @@ func (s *Service) writeRoleLinks(ctx context.Context, tx *store.Tx, r *Role, in 
 		if err := roleGraphCheck(ctx, tx, r.ID, nil, list); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM role_inducements WHERE tenant_id = $1 AND role_id = $2`, tx.TenantID(), r.ID); err != nil {
+		if err := clearRoleLinks(ctx, tx, "role_inducements", r.ID); err != nil {
 			return err
 		}
 		for _, x := range list {
-			if _, err := tx.Exec(ctx, `INSERT INTO role_inducements (tenant_id, role_id, induced_role_id, created_at) VALUES ($1, $2, $3, $4)`,
-				tx.TenantID(), r.ID, x, now); err != nil {
+			if err := linkRole(ctx, tx, "role_inducements", r.ID, x, now); err != nil {
 				return err
 			}
 		}
@@ -241,7 +188,7 @@ func (s *Service) CreateRole(ctx context.Context, in RoleInput) (*Role, error) {
 		return nil, err
 	}
 	err = s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		if err := userExists(ctx, tx, "owner_id", r.OwnerID); err != nil {
+		if err := s.userExists(ctx, tx, "owner_id", r.OwnerID); err != nil {
 			return err
 		}
 		if err := workflowExists(ctx, tx, r.WorkflowID); err != nil {
@@ -250,13 +197,7 @@ func (s *Service) CreateRole(ctx context.Context, in RoleInput) (*Role, error) {
 		if err := roleGraphCheck(ctx, tx, r.ID, r.ParentID, nil); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO roles (tenant_id, id, key, name, type, parent_id, owner_id, requestable, description, created_at, updated_at, version,
-			workflow_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 1, $11)`, tx.TenantID(), r.ID, r.Key, r.Name, r.Type, r.ParentID, r.OwnerID, r.Requestable,
-			r.Description, now, r.WorkflowID)
-		if apperr.KindOf(err) == apperr.KindAlreadyExists {
-			return apperr.New(apperr.KindAlreadyExists, "a role with key %q already exists", r.Key)
-		}
-		if err != nil {
+		if err := insertRole(ctx, tx, r); err != nil {
 			return err
 		}
 		if err := s.writeRoleLinks(ctx, tx, r, in); err != nil {
@@ -291,20 +232,10 @@ func (s *Service) GetRole(ctx context.Context, id uuid.UUID) (*Role, error) {
 func (s *Service) ListRoles(ctx context.Context, limit int, afterKey string) ([]*Role, bool, error) {
 	var out []*Role
 	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		keys, err := tx.Query(ctx, `SELECT id FROM roles WHERE tenant_id = $1 AND key > $2 ORDER BY key LIMIT $3`, tx.TenantID(), afterKey, limit+1)
+		list, err := roleIDsAfter(ctx, tx, afterKey, limit+1)
 		if err != nil {
 			return err
 		}
-		var list []uuid.UUID
-		for keys.Next() {
-			var id uuid.UUID
-			if err := keys.Scan(&id); err != nil {
-				keys.Close()
-				return err
-			}
-			list = append(list, id)
-		}
-		keys.Close()
 		out = []*Role{}
 		for _, id := range list {
 			r, err := getRole(ctx, tx, id, false)
@@ -356,7 +287,7 @@ func (s *Service) UpdateRole(ctx context.Context, id uuid.UUID, in RoleInput, if
 			}
 		}
 		if in.OwnerID != nil {
-			if err := userExists(ctx, tx, "owner_id", in.OwnerID); err != nil {
+			if err := s.userExists(ctx, tx, "owner_id", in.OwnerID); err != nil {
 				return err
 			}
 			r.OwnerID = in.OwnerID
@@ -374,9 +305,7 @@ func (s *Service) UpdateRole(ctx context.Context, id uuid.UUID, in RoleInput, if
 			}
 		}
 		r.UpdatedAt, r.Version = s.now(), r.Version+1
-		if _, err := tx.Exec(ctx, `UPDATE roles SET name = $1, parent_id = $2, owner_id = $3, requestable = $4, description = $5, updated_at = $6, version = $7,
-			workflow_id = $10 WHERE tenant_id = $8 AND id = $9`, r.Name, r.ParentID, r.OwnerID, r.Requestable, r.Description, r.UpdatedAt, r.Version, tx.TenantID(), id,
-			r.WorkflowID); err != nil {
+		if err := updateRole(ctx, tx, r); err != nil {
 			return err
 		}
 		if err := s.writeRoleLinks(ctx, tx, r, in); err != nil {
@@ -398,9 +327,9 @@ func (s *Service) UpdateRole(ctx context.Context, id uuid.UUID, in RoleInput, if
 
 // DeleteRole removes a role without child roles, its links and its assignments.
 func (s *Service) DeleteRole(ctx context.Context, id uuid.UUID) error {
-	return s.deleteTarget(ctx, "role", "roles", id, func(ctx context.Context, tx *store.Tx) error {
-		var children int
-		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM roles WHERE tenant_id = $1 AND parent_id = $2`, tx.TenantID(), id).Scan(&children); err != nil {
+	return s.deleteTarget(ctx, "role", id, func(ctx context.Context, tx *store.Tx) error {
+		children, err := childRoles(ctx, tx, id)
+		if err != nil {
 			return err
 		}
 		if children > 0 {
@@ -428,7 +357,7 @@ type AssignmentInput struct {
 const assignCols = `id, subject_type, subject_id, target_type, target_id, source, valid_from, valid_until, justification, constraints,
 	created_by, created_at, updated_at, version`
 
-func scanAssignment(row interface{ Scan(...any) error }) (*Assignment, error) {
+func scanAssignment(row store.Scanner) (*Assignment, error) {
 	var a Assignment
 	var c []byte
 	if err := row.Scan(&a.ID, &a.SubjectType, &a.SubjectID, &a.TargetType, &a.TargetID, &a.Source, &a.ValidFrom, &a.ValidUntil, &a.Justification,
@@ -591,8 +520,7 @@ func (s *Service) insertAssignment(ctx context.Context, tx *store.Tx, snap *Snap
 	if err != nil {
 		return err
 	}
-	target := map[string]string{"entitlement": "entitlements", "role": "roles"}[a.TargetType]
-	if ok, err := exists(ctx, tx, target, a.TargetID); err != nil || !ok {
+	if ok, err := targetExists(ctx, tx, a.TargetType, a.TargetID); err != nil || !ok {
 		if err == nil {
 			err = apperr.Invalid("target_id", "no such "+a.TargetType+" in this tenant")
 		}
@@ -605,18 +533,14 @@ func (s *Service) insertAssignment(ctx context.Context, tx *store.Tx, snap *Snap
 	// click): the key is unique, and the subject's row lock above makes
 	// this check and the insert one step.
 	key := dedupKey(a)
-	var same uuid.UUID
-	err = tx.QueryRow(ctx, `SELECT id FROM assignments WHERE tenant_id = $1 AND dedup_key = $2`, tx.TenantID(), key).Scan(&same)
+	same, err := assignmentByKey(ctx, tx, key)
 	if err == nil {
 		return apperr.New(apperr.KindAlreadyExists, "an identical assignment exists: %s", same)
 	}
 	if !store.NoRows(err) {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO assignments (tenant_id, id, subject_type, subject_id, target_type, target_id, source, valid_from, valid_until,
-			justification, constraints, created_by, created_at, updated_at, version, dedup_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, 1, $14)`,
-		tx.TenantID(), a.ID, a.SubjectType, a.SubjectID, a.TargetType, a.TargetID, a.Source, a.ValidFrom, a.ValidUntil, a.Justification,
-		marshal(a.Constraints), a.CreatedBy, a.CreatedAt, key); err != nil {
+	if err := insertAssignmentRow(ctx, tx, a, key); err != nil {
 		return err
 	}
 	return s.change(ctx, tx, "assignment", a.ID, 1, a)
@@ -656,7 +580,7 @@ func utc(t *time.Time) *time.Time {
 
 // GetAssignment returns an assignment.
 func (s *Service) GetAssignment(ctx context.Context, id uuid.UUID) (*Assignment, error) {
-	return getByID(ctx, s.DB, "assignment", `SELECT `+assignCols+` FROM assignments`, id, scanAssignment)
+	return assignmentRecord.get(ctx, s.DB, id)
 }
 
 // ListAssignmentsOptions filters assignments.
@@ -673,22 +597,9 @@ type ListAssignmentsOptions struct {
 func (s *Service) ListAssignments(ctx context.Context, o ListAssignmentsOptions) ([]*Assignment, bool, error) {
 	var out []*Assignment
 	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		out = []*Assignment{}
-		rows, err := tx.Query(ctx, `SELECT `+assignCols+` FROM assignments WHERE tenant_id = $1 AND id > $2
-			AND ($3 = '' OR subject_type = $3) AND (subject_id = $4 OR $4 = $5) AND ($6 = '' OR target_type = $6) AND (target_id = $7 OR $7 = $5)
-			ORDER BY id LIMIT $8`, tx.TenantID(), o.After, o.SubjectType, o.SubjectID, uuid.Nil, o.TargetType, o.TargetID, o.Limit+1)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			a, err := scanAssignment(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, a)
-		}
-		return rows.Err()
+		var err error
+		out, err = listAssignments(ctx, tx, o)
+		return err
 	})
 	if len(out) > o.Limit {
 		return out[:o.Limit], true, err
@@ -704,7 +615,7 @@ func (s *Service) UpdateAssignment(ctx context.Context, id uuid.UUID, in Assignm
 	var a *Assignment
 	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		var err error
-		if a, err = lockVersioned(ctx, tx, "assignment", "assignments", assignCols, id, ifVersion, scanAssignment, func(x *Assignment) int64 { return x.Version }); err != nil {
+		if a, err = assignmentRecord.lock(ctx, tx, id, ifVersion); err != nil {
 			return err
 		}
 		if in.ValidFrom != nil {
@@ -726,8 +637,7 @@ func (s *Service) UpdateAssignment(ctx context.Context, id uuid.UUID, in Assignm
 			a.Constraints = *in.Constraints
 		}
 		a.UpdatedAt, a.Version = s.now(), a.Version+1
-		if _, err := tx.Exec(ctx, `UPDATE assignments SET valid_from = $1, valid_until = $2, justification = $3, constraints = $4, updated_at = $5, version = $6
-			WHERE tenant_id = $7 AND id = $8`, a.ValidFrom, a.ValidUntil, a.Justification, marshal(a.Constraints), a.UpdatedAt, a.Version, tx.TenantID(), id); err != nil {
+		if err := updateAssignment(ctx, tx, a); err != nil {
 			return err
 		}
 		if err := s.change(ctx, tx, "assignment", id, a.Version, a); err != nil {
@@ -743,5 +653,5 @@ func (s *Service) UpdateAssignment(ctx context.Context, id uuid.UUID, in Assignm
 
 // DeleteAssignment removes an assignment.
 func (s *Service) DeleteAssignment(ctx context.Context, id uuid.UUID) error {
-	return s.deleteByID(ctx, "assignments", "assignment", id)
+	return deleteByID(ctx, s, assignmentRecord, id)
 }

@@ -105,78 +105,18 @@ func checkVersion(what string, have, want int64) error {
 	return nil
 }
 
-// lockVersioned loads the row of table with id for update (not found is a
-// 404 naming what) and checks it is still at ifVersion (0: any).
-func lockVersioned[T any](ctx context.Context, tx *store.Tx, what, table, cols string, id uuid.UUID, ifVersion int64,
-	scan func(interface{ Scan(...any) error }) (T, error), version func(T) int64) (T, error) {
-	v, err := scan(tx.QueryRow(ctx, `SELECT `+cols+` FROM `+table+` WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tx.TenantID(), id))
-	if store.NoRows(err) {
-		return v, apperr.NotFound(what)
-	}
-	if err != nil {
-		return v, err
-	}
-	return v, checkVersion(what, version(v), ifVersion)
-}
-
-// exists reports whether a row of table with id exists in the tenant.
-func exists(ctx context.Context, tx *store.Tx, table string, id uuid.UUID) (bool, error) {
-	var n int
-	err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM `+table+` WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id).Scan(&n)
-	return n > 0, err
-}
-
-func userExists(ctx context.Context, tx *store.Tx, field string, id *uuid.UUID) error {
-	if id == nil {
-		return nil
-	}
-	ok, err := exists(ctx, tx, "users", *id)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return apperr.Invalid(field, "no such user in this tenant")
-	}
-	return nil
-}
-
-// getByID reads one record of the tenant in ctx by its id (sel selects
-// from the table, without a WHERE): apperr not found, naming what, when
-// there is none.
-func getByID[T any](ctx context.Context, db *store.DB, what, sel string, id uuid.UUID, scan func(interface{ Scan(...any) error }) (*T, error)) (*T, error) {
-	var v *T
-	err := db.InTenantRead(ctx, func(tx *store.Tx) error {
-		var err error
-		v, err = scan(tx.QueryRow(ctx, sel+` WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id))
-		return err
-	})
-	if store.NoRows(err) {
-		return nil, apperr.NotFound(what)
-	}
-	return v, err
-}
-
-// deleteByID deletes one record of kind from table in the tenant in ctx,
-// publishing its change in the same transaction, and records
-// governance.<kind>.delete.
-func (s *Service) deleteByID(ctx context.Context, table, kind string, id uuid.UUID) error {
-	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		r, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id)
-		if err != nil {
+// deleteByID deletes one record in the tenant in ctx, publishing its
+// change in the same transaction, and records governance.<kind>.delete.
+func deleteByID[T any](ctx context.Context, s *Service, r record[T], id uuid.UUID) error {
+	return s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		if err := r.remove(ctx, tx, id); err != nil {
 			return err
 		}
-		if n, _ := r.RowsAffected(); n == 0 {
-			return apperr.NotFound(strings.ReplaceAll(kind, "_", " "))
-		}
-		if err := s.change(ctx, tx, kind, id, 0, map[string]bool{"deleted": true}); err != nil {
+		if err := s.change(ctx, tx, r.kind, id, 0, map[string]bool{"deleted": true}); err != nil {
 			return err
 		}
-		return s.auditTx(ctx, tx, "governance."+kind+".delete", kind, id, nil)
+		return s.auditTx(ctx, tx, "governance."+r.kind+".delete", r.kind, id, nil)
 	})
-	if err != nil {
-		return err
-	}
-	return nil
 }
 
 func marshal(v any) string {
@@ -198,7 +138,7 @@ type ApplicationInput struct {
 
 const appCols = `id, key, name, type, status, owner_id, nhi_id, description, created_at, updated_at, version`
 
-func scanApp(row interface{ Scan(...any) error }) (*Application, error) {
+func scanApp(row store.Scanner) (*Application, error) {
 	var a Application
 	err := row.Scan(&a.ID, &a.Key, &a.Name, &a.Type, &a.Status, &a.OwnerID, &a.NHIID, &a.Description, &a.CreatedAt, &a.UpdatedAt, &a.Version)
 	return &a, err
@@ -239,15 +179,10 @@ func (s *Service) createApplication(ctx context.Context, in ApplicationInput, nh
 		a.Description = *in.Description
 	}
 	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		if err := userExists(ctx, tx, "owner_id", a.OwnerID); err != nil {
+		if err := s.userExists(ctx, tx, "owner_id", a.OwnerID); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO applications (tenant_id, id, key, name, type, status, owner_id, nhi_id, description, created_at, updated_at, version)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 1)`, tx.TenantID(), a.ID, a.Key, a.Name, a.Type, a.Status, a.OwnerID, a.NHIID, a.Description, now)
-		if apperr.KindOf(err) == apperr.KindAlreadyExists {
-			return apperr.New(apperr.KindAlreadyExists, "an application with key %q already exists", a.Key)
-		}
-		if err != nil {
+		if err := insertApplication(ctx, tx, a); err != nil {
 			return err
 		}
 		if err := s.change(ctx, tx, "application", a.ID, 1, a); err != nil {
@@ -263,28 +198,16 @@ func (s *Service) createApplication(ctx context.Context, in ApplicationInput, nh
 
 // GetApplication returns an application.
 func (s *Service) GetApplication(ctx context.Context, id uuid.UUID) (*Application, error) {
-	return getByID(ctx, s.DB, "application", `SELECT `+appCols+` FROM applications`, id, scanApp)
+	return applicationRecord.get(ctx, s.DB, id)
 }
 
 // ListApplications lists applications by key.
 func (s *Service) ListApplications(ctx context.Context, typ string, limit int, afterKey string) ([]*Application, bool, error) {
 	var out []*Application
 	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		out = []*Application{}
-		rows, err := tx.Query(ctx, `SELECT `+appCols+` FROM applications WHERE tenant_id = $1 AND ($2 = '' OR type = $2) AND key > $3 ORDER BY key LIMIT $4`,
-			tx.TenantID(), typ, afterKey, limit+1)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			a, err := scanApp(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, a)
-		}
-		return rows.Err()
+		var err error
+		out, err = listApplications(ctx, tx, typ, afterKey, limit+1)
+		return err
 	})
 	if len(out) > limit {
 		return out[:limit], true, err
@@ -300,7 +223,7 @@ func (s *Service) UpdateApplication(ctx context.Context, id uuid.UUID, in Applic
 	var a *Application
 	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		var err error
-		if a, err = lockVersioned(ctx, tx, "application", "applications", appCols, id, ifVersion, scanApp, func(x *Application) int64 { return x.Version }); err != nil {
+		if a, err = applicationRecord.lock(ctx, tx, id, ifVersion); err != nil {
 			return err
 		}
 		if in.Name != nil {
@@ -316,7 +239,7 @@ func (s *Service) UpdateApplication(ctx context.Context, id uuid.UUID, in Applic
 			a.Status = *in.Status
 		}
 		if in.OwnerID != nil {
-			if err := userExists(ctx, tx, "owner_id", in.OwnerID); err != nil {
+			if err := s.userExists(ctx, tx, "owner_id", in.OwnerID); err != nil {
 				return err
 			}
 			a.OwnerID = in.OwnerID
@@ -325,8 +248,7 @@ func (s *Service) UpdateApplication(ctx context.Context, id uuid.UUID, in Applic
 			a.Description = *in.Description
 		}
 		a.UpdatedAt, a.Version = s.now(), a.Version+1
-		if _, err := tx.Exec(ctx, `UPDATE applications SET name = $1, status = $2, owner_id = $3, description = $4, updated_at = $5, version = $6
-			WHERE tenant_id = $7 AND id = $8`, a.Name, a.Status, a.OwnerID, a.Description, a.UpdatedAt, a.Version, tx.TenantID(), id); err != nil {
+		if err := updateApplication(ctx, tx, a); err != nil {
 			return err
 		}
 		if err := s.change(ctx, tx, "application", id, a.Version, a); err != nil {
@@ -344,17 +266,13 @@ func (s *Service) UpdateApplication(ctx context.Context, id uuid.UUID, in Applic
 // assignment of them.
 func (s *Service) DeleteApplication(ctx context.Context, id uuid.UUID) error {
 	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		if ok, err := exists(ctx, tx, "applications", id); err != nil || !ok {
+		if ok, err := applicationExists(ctx, tx, id); err != nil || !ok {
 			if err == nil {
 				err = apperr.NotFound("application")
 			}
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM assignments WHERE tenant_id = $1 AND target_type = 'entitlement'
-			AND target_id IN (SELECT id FROM entitlements WHERE tenant_id = $1 AND application_id = $2)`, tx.TenantID(), id); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM applications WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id); err != nil {
+		if err := deleteApplication(ctx, tx, id); err != nil {
 			return err
 		}
 		if err := s.change(ctx, tx, "application", id, 0, map[string]bool{"deleted": true}); err != nil {
@@ -387,7 +305,7 @@ type EntitlementInput struct {
 const entCols = `id, application_id, kind, key, name, description, risk_level, classification, owner_id, requestable, approval_state,
 	definition_hash, created_at, updated_at, version, workflow_id`
 
-func scanEnt(row interface{ Scan(...any) error }) (*Entitlement, error) {
+func scanEnt(row store.Scanner) (*Entitlement, error) {
 	var e Entitlement
 	err := row.Scan(&e.ID, &e.ApplicationID, &e.Kind, &e.Key, &e.Name, &e.Description, &e.RiskLevel, &e.Classification, &e.OwnerID,
 		&e.Requestable, &e.ApprovalState, &e.DefinitionHash, &e.CreatedAt, &e.UpdatedAt, &e.Version, &e.WorkflowID)
@@ -449,7 +367,7 @@ func workflowExists(ctx context.Context, tx *store.Tx, id *uuid.UUID) error {
 	if id == nil {
 		return nil
 	}
-	ok, err := exists(ctx, tx, "approval_workflows", *id)
+	ok, err := workflowRowExists(ctx, tx, *id)
 	if err == nil && !ok {
 		err = apperr.Invalid("workflow_id", "no such approval workflow in this tenant")
 	}
@@ -478,13 +396,13 @@ func (s *Service) CreateEntitlement(ctx context.Context, app uuid.UUID, in Entit
 		return nil, err
 	}
 	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		if ok, err := exists(ctx, tx, "applications", app); err != nil || !ok {
+		if ok, err := applicationExists(ctx, tx, app); err != nil || !ok {
 			if err == nil {
 				err = apperr.NotFound("application")
 			}
 			return err
 		}
-		if err := userExists(ctx, tx, "owner_id", e.OwnerID); err != nil {
+		if err := s.userExists(ctx, tx, "owner_id", e.OwnerID); err != nil {
 			return err
 		}
 		if err := workflowExists(ctx, tx, e.WorkflowID); err != nil {
@@ -502,14 +420,7 @@ func (s *Service) CreateEntitlement(ctx context.Context, app uuid.UUID, in Entit
 }
 
 func (s *Service) insertEntitlement(ctx context.Context, tx *store.Tx, e *Entitlement) error {
-	_, err := tx.Exec(ctx, `INSERT INTO entitlements (tenant_id, id, application_id, kind, key, name, description, risk_level, classification,
-		owner_id, requestable, approval_state, definition_hash, created_at, updated_at, version, workflow_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, 1, $15)`, tx.TenantID(), e.ID, e.ApplicationID, e.Kind, e.Key, e.Name,
-		e.Description, e.RiskLevel, e.Classification, e.OwnerID, e.Requestable, e.ApprovalState, e.DefinitionHash, e.CreatedAt, e.WorkflowID)
-	if apperr.KindOf(err) == apperr.KindAlreadyExists {
-		return apperr.New(apperr.KindAlreadyExists, "the application already has an entitlement %q", e.Key)
-	}
-	if err != nil {
+	if err := insertEntitlementRow(ctx, tx, e); err != nil {
 		return err
 	}
 	return s.change(ctx, tx, "entitlement", e.ID, 1, e)
@@ -517,29 +428,16 @@ func (s *Service) insertEntitlement(ctx context.Context, tx *store.Tx, e *Entitl
 
 // GetEntitlement returns an entitlement.
 func (s *Service) GetEntitlement(ctx context.Context, id uuid.UUID) (*Entitlement, error) {
-	return getByID(ctx, s.DB, "entitlement", `SELECT `+entCols+` FROM entitlements`, id, scanEnt)
+	return entitlementRecord.get(ctx, s.DB, id)
 }
 
 // ListEntitlements lists an application's (or every) entitlement by ID.
 func (s *Service) ListEntitlements(ctx context.Context, app uuid.UUID, kind, state string, limit int, after uuid.UUID) ([]*Entitlement, bool, error) {
 	var out []*Entitlement
 	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		out = []*Entitlement{}
-		rows, err := tx.Query(ctx, `SELECT `+entCols+` FROM entitlements WHERE tenant_id = $1 AND (application_id = $2 OR $2 = $3)
-			AND ($4 = '' OR kind = $4) AND ($5 = '' OR approval_state = $5) AND id > $6 ORDER BY id LIMIT $7`,
-			tx.TenantID(), app, uuid.Nil, kind, state, after, limit+1)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			e, err := scanEnt(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, e)
-		}
-		return rows.Err()
+		var err error
+		out, err = listEntitlements(ctx, tx, app, kind, state, after, limit+1)
+		return err
 	})
 	if len(out) > limit {
 		return out[:limit], true, err
@@ -555,23 +453,20 @@ func (s *Service) UpdateEntitlement(ctx context.Context, id uuid.UUID, in Entitl
 	var e *Entitlement
 	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		var err error
-		if e, err = lockVersioned(ctx, tx, "entitlement", "entitlements", entCols, id, ifVersion, scanEnt, func(x *Entitlement) int64 { return x.Version }); err != nil {
+		if e, err = entitlementRecord.lock(ctx, tx, id, ifVersion); err != nil {
 			return err
 		}
 		if err := in.apply(e); err != nil {
 			return err
 		}
-		if err := userExists(ctx, tx, "owner_id", in.OwnerID); err != nil {
+		if err := s.userExists(ctx, tx, "owner_id", in.OwnerID); err != nil {
 			return err
 		}
 		if err := workflowExists(ctx, tx, e.WorkflowID); err != nil {
 			return err
 		}
 		e.UpdatedAt, e.Version = s.now(), e.Version+1
-		if _, err := tx.Exec(ctx, `UPDATE entitlements SET name = $1, description = $2, risk_level = $3, classification = $4, owner_id = $5,
-			requestable = $6, approval_state = $7, updated_at = $8, version = $9, workflow_id = $12 WHERE tenant_id = $10 AND id = $11`,
-			e.Name, e.Description, e.RiskLevel, e.Classification, e.OwnerID, e.Requestable, e.ApprovalState, e.UpdatedAt, e.Version, tx.TenantID(), id,
-			e.WorkflowID); err != nil {
+		if err := updateEntitlement(ctx, tx, e); err != nil {
 			return err
 		}
 		if err := s.change(ctx, tx, "entitlement", id, e.Version, e); err != nil {
@@ -587,14 +482,14 @@ func (s *Service) UpdateEntitlement(ctx context.Context, id uuid.UUID, in Entitl
 
 // DeleteEntitlement removes an entitlement and its assignments.
 func (s *Service) DeleteEntitlement(ctx context.Context, id uuid.UUID) error {
-	return s.deleteTarget(ctx, "entitlement", "entitlements", id, nil)
+	return s.deleteTarget(ctx, "entitlement", id, nil)
 }
 
 // deleteTarget deletes an assignable record (an entitlement or a role)
 // together with every assignment of it, after an optional check.
-func (s *Service) deleteTarget(ctx context.Context, kind, table string, id uuid.UUID, check func(context.Context, *store.Tx) error) error {
+func (s *Service) deleteTarget(ctx context.Context, kind string, id uuid.UUID, check func(context.Context, *store.Tx) error) error {
 	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		if ok, err := exists(ctx, tx, table, id); err != nil || !ok {
+		if ok, err := targetExists(ctx, tx, kind, id); err != nil || !ok {
 			if err == nil {
 				err = apperr.NotFound(kind)
 			}
@@ -605,10 +500,7 @@ func (s *Service) deleteTarget(ctx context.Context, kind, table string, id uuid.
 				return err
 			}
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM assignments WHERE tenant_id = $1 AND target_type = $2 AND target_id = $3`, tx.TenantID(), kind, id); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id); err != nil {
+		if err := deleteTargetRows(ctx, tx, kind, id); err != nil {
 			return err
 		}
 		if err := s.change(ctx, tx, kind, id, 0, map[string]bool{"deleted": true}); err != nil {
@@ -647,7 +539,7 @@ func (s *Service) UpsertTools(ctx context.Context, app uuid.UUID, tools []Tool, 
 	var out []SyncResult
 	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		out = out[:0]
-		if ok, err := exists(ctx, tx, "applications", app); err != nil || !ok {
+		if ok, err := applicationExists(ctx, tx, app); err != nil || !ok {
 			if err == nil {
 				err = apperr.NotFound("application")
 			}
@@ -657,8 +549,7 @@ func (s *Service) UpsertTools(ctx context.Context, app uuid.UUID, tools []Tool, 
 			if err := validKey("tools.name", strings.ToLower(t.Name)); err != nil || t.Hash == "" || len(t.Hash) > 128 {
 				return apperr.Invalid("tools", fmt.Sprintf("tool %q needs a name and a definition hash", t.Name))
 			}
-			e, err := scanEnt(tx.QueryRow(ctx, `SELECT `+entCols+` FROM entitlements WHERE tenant_id = $1 AND application_id = $2 AND key = $3 FOR UPDATE`,
-				tx.TenantID(), app, t.Name))
+			e, err := lockEntitlementByKey(ctx, tx, app, t.Name)
 			now := s.now()
 			state := Pending
 			if autoApprove {
@@ -683,8 +574,7 @@ func (s *Service) UpsertTools(ctx context.Context, app uuid.UUID, tools []Tool, 
 					state = Approved
 				}
 				e.Version++
-				if _, err := tx.Exec(ctx, `UPDATE entitlements SET definition_hash = $1, approval_state = $2, updated_at = $3, version = $4
-					WHERE tenant_id = $5 AND id = $6`, t.Hash, state, now, e.Version, tx.TenantID(), e.ID); err != nil {
+				if err := setDefinition(ctx, tx, e.ID, t.Hash, state, now, e.Version); err != nil {
 					return err
 				}
 				if err := s.change(ctx, tx, "entitlement", e.ID, e.Version, map[string]string{"approval_state": state}); err != nil {

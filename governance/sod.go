@@ -59,7 +59,7 @@ type SoDRuleInput struct {
 
 const sodCols = `id, key, name, description, severity, kind, left_ids, right_ids, max_held, enabled, created_at, updated_at, version`
 
-func scanSoDRule(row interface{ Scan(...any) error }) (*SoDRule, error) {
+func scanSoDRule(row store.Scanner) (*SoDRule, error) {
 	var r SoDRule
 	var left, right []byte
 	if err := row.Scan(&r.ID, &r.Key, &r.Name, &r.Description, &r.Severity, &r.Kind, &left, &right, &r.MaxHeld, &r.Enabled,
@@ -171,7 +171,7 @@ func dedupe(ids []uuid.UUID) []uuid.UUID {
 
 func (s *Service) checkSoDMembers(ctx context.Context, tx *store.Tx, r *SoDRule) error {
 	for _, e := range r.members() {
-		ok, err := exists(ctx, tx, "entitlements", e)
+		ok, err := targetExists(ctx, tx, "entitlement", e)
 		if err != nil {
 			return err
 		}
@@ -204,13 +204,7 @@ func (s *Service) CreateSoDRule(ctx context.Context, in SoDRuleInput) (*SoDRule,
 		if err := s.checkSoDMembers(ctx, tx, r); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO sod_rules (tenant_id, id, key, name, description, severity, kind, left_ids, right_ids, max_held, enabled,
-			created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, 1)`, tx.TenantID(), r.ID, r.Key, r.Name,
-			r.Description, r.Severity, r.Kind, marshal(r.EntitlementIDs), marshal(r.ConflictingIDs), r.MaxHeld, r.Enabled, now)
-		if apperr.KindOf(err) == apperr.KindAlreadyExists {
-			return apperr.New(apperr.KindAlreadyExists, "a rule with key %q already exists", r.Key)
-		}
-		if err != nil {
+		if err := insertSoDRule(ctx, tx, r, now); err != nil {
 			return err
 		}
 		if err := s.change(ctx, tx, "sod_rule", r.ID, 1, r); err != nil {
@@ -226,15 +220,14 @@ func (s *Service) CreateSoDRule(ctx context.Context, in SoDRuleInput) (*SoDRule,
 
 // GetSoDRule returns a rule.
 func (s *Service) GetSoDRule(ctx context.Context, id uuid.UUID) (*SoDRule, error) {
-	return getByID(ctx, s.DB, "rule", `SELECT `+sodCols+` FROM sod_rules`, id, scanSoDRule)
+	return sodRuleRecord.get(ctx, s.DB, id)
 }
 
 // ListSoDRules lists rules by key.
 func (s *Service) ListSoDRules(ctx context.Context, limit int, afterKey string) ([]*SoDRule, bool, error) {
 	var out []*SoDRule
 	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) (err error) {
-		out, err = collect(ctx, tx, scanSoDRule, `SELECT `+sodCols+` FROM sod_rules WHERE tenant_id = $1 AND key > $2 ORDER BY key LIMIT $3`,
-			tx.TenantID(), afterKey, limit+1)
+		out, err = listSoDRules(ctx, tx, afterKey, limit+1)
 		return err
 	})
 	return trim(out, limit, err)
@@ -248,7 +241,7 @@ func (s *Service) UpdateSoDRule(ctx context.Context, id uuid.UUID, in SoDRuleInp
 	var r *SoDRule
 	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		var err error
-		if r, err = lockVersioned(ctx, tx, "rule", "sod_rules", sodCols, id, ifVersion, scanSoDRule, func(x *SoDRule) int64 { return x.Version }); err != nil {
+		if r, err = sodRuleRecord.lock(ctx, tx, id, ifVersion); err != nil {
 			return err
 		}
 		if err := in.apply(r); err != nil {
@@ -258,9 +251,7 @@ func (s *Service) UpdateSoDRule(ctx context.Context, id uuid.UUID, in SoDRuleInp
 			return err
 		}
 		r.UpdatedAt, r.Version = s.now(), r.Version+1
-		if _, err := tx.Exec(ctx, `UPDATE sod_rules SET name = $1, description = $2, severity = $3, left_ids = $4, right_ids = $5, max_held = $6,
-			enabled = $7, updated_at = $8, version = $9 WHERE tenant_id = $10 AND id = $11`, r.Name, r.Description, r.Severity, marshal(r.EntitlementIDs),
-			marshal(r.ConflictingIDs), r.MaxHeld, r.Enabled, r.UpdatedAt, r.Version, tx.TenantID(), id); err != nil {
+		if err := updateSoDRule(ctx, tx, r); err != nil {
 			return err
 		}
 		if err := s.change(ctx, tx, "sod_rule", id, r.Version, r); err != nil {
@@ -276,7 +267,7 @@ func (s *Service) UpdateSoDRule(ctx context.Context, id uuid.UUID, in SoDRuleInp
 
 // DeleteSoDRule removes a rule with its exemptions and violations.
 func (s *Service) DeleteSoDRule(ctx context.Context, id uuid.UUID) error {
-	return s.deleteByID(ctx, "sod_rules", "sod_rule", id)
+	return deleteByID(ctx, s, sodRuleRecord, id)
 }
 
 // ---- preventive checks ----
@@ -319,46 +310,28 @@ func (s *Service) holdings(ctx context.Context, tx *store.Tx, snap *Snapshot, ty
 	if s.People == nil {
 		return nil, errNoDirectory
 	}
-	subjects := []any{id}
+	subjects := []uuid.UUID{id}
 	if typ == SubjectUser {
 		groups, err := s.People.GroupsAboveTx(ctx, tx, id)
 		if err != nil {
 			return nil, err
 		}
-		for _, g := range groups {
-			subjects = append(subjects, g)
-		}
+		subjects = append(subjects, groups...)
 	}
-	marks := make([]string, len(subjects))
-	args := []any{tx.TenantID(), now, typ}
-	for i, sub := range subjects {
-		marks[i] = fmt.Sprintf("$%d", i+4)
-		args = append(args, sub)
-	}
-	// $4 is the subject itself, the rest its groups; subject IDs are UUIDs,
-	// so a group assignment never matches the subject's own ID.
-	rows, err := tx.Query(ctx, `SELECT target_type, target_id FROM assignments WHERE tenant_id = $1 AND (valid_until IS NULL OR valid_until > $2)
-		AND ((subject_type = $3 AND subject_id = $4) OR (subject_type = 'group' AND subject_id IN (`+strings.Join(marks, ", ")+`)))`, args...)
+	targets, err := heldTargets(ctx, tx, typ, subjects, now)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
 	held := map[uuid.UUID]bool{}
-	for rows.Next() {
-		var tt string
-		var tid uuid.UUID
-		if err := rows.Scan(&tt, &tid); err != nil {
-			return nil, err
-		}
-		snap.targetEntitlements(tt, tid, held)
+	for _, t := range targets {
+		snap.targetEntitlements(t.kind, t.id, held)
 	}
-	return held, rows.Err()
+	return held, nil
 }
 
 // exemptRules returns the rules a subject is exempt from at now.
 func exemptRules(ctx context.Context, tx *store.Tx, typ string, id uuid.UUID, now time.Time) (map[uuid.UUID]bool, error) {
-	rules, err := collect(ctx, tx, scanUUID, `SELECT rule_id FROM sod_exemptions WHERE tenant_id = $1 AND subject_type = $2 AND subject_id = $3
-		AND revoked_at IS NULL AND expires_at > $4`, tx.TenantID(), typ, id, now)
+	rules, err := exemptRuleIDs(ctx, tx, typ, id, now)
 	out := map[uuid.UUID]bool{}
 	for _, r := range rules {
 		out[r] = true
@@ -524,7 +497,7 @@ type SoDExemptionInput struct {
 
 const exemptionCols = `id, rule_id, subject_type, subject_id, justification, approved_by, expires_at, revoked_at, created_at`
 
-func scanExemption(row interface{ Scan(...any) error }) (*SoDExemption, error) {
+func scanExemption(row store.Scanner) (*SoDExemption, error) {
 	var x SoDExemption
 	err := row.Scan(&x.ID, &x.RuleID, &x.SubjectType, &x.SubjectID, &x.Justification, &x.ApprovedBy, &x.ExpiresAt, &x.RevokedAt, &x.CreatedAt)
 	return &x, err
@@ -553,22 +526,19 @@ func (s *Service) CreateSoDExemption(ctx context.Context, in SoDExemptionInput) 
 	x := &SoDExemption{ID: uuid.Must(uuid.NewV7()), RuleID: in.RuleID, SubjectType: in.SubjectType, SubjectID: in.SubjectID,
 		Justification: in.Justification, ApprovedBy: actorOf(ctx), ExpiresAt: in.ExpiresAt.UTC().Truncate(time.Microsecond), CreatedAt: now}
 	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		if ok, err := exists(ctx, tx, "sod_rules", in.RuleID); err != nil || !ok {
+		if ok, err := sodRuleExists(ctx, tx, in.RuleID); err != nil || !ok {
 			if err == nil {
 				err = apperr.Invalid("rule_id", "no such rule in this tenant")
 			}
 			return err
 		}
-		table := map[string]string{SubjectUser: "users", SubjectNHI: "nhis"}[in.SubjectType]
-		if ok, err := exists(ctx, tx, table, in.SubjectID); err != nil || !ok {
+		if ok, err := s.subjectExists(ctx, tx, in.SubjectType, in.SubjectID); err != nil || !ok {
 			if err == nil {
 				err = apperr.Invalid("subject_id", "no such "+in.SubjectType+" in this tenant")
 			}
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO sod_exemptions (tenant_id, id, rule_id, subject_type, subject_id, justification, approved_by, expires_at, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, tx.TenantID(), x.ID, x.RuleID, x.SubjectType, x.SubjectID, x.Justification, x.ApprovedBy,
-			x.ExpiresAt, now); err != nil {
+		if err := insertExemption(ctx, tx, x, now); err != nil {
 			return err
 		}
 		if err := s.notify(ctx, tx, "sod.exemption.granted", x.ID, x); err != nil {
@@ -589,9 +559,7 @@ func (s *Service) ListSoDExemptions(ctx context.Context, rule uuid.UUID, activeO
 		before = uuid.Max
 	}
 	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) (err error) {
-		out, err = collect(ctx, tx, scanExemption, `SELECT `+exemptionCols+` FROM sod_exemptions WHERE tenant_id = $1 AND (rule_id = $2 OR $2 = $3)
-			AND id < $4 AND (NOT $5 OR (revoked_at IS NULL AND expires_at > $6)) ORDER BY id DESC LIMIT $7`,
-			tx.TenantID(), rule, uuid.Nil, before, activeOnly, s.now(), limit+1)
+		out, err = listExemptions(ctx, tx, rule, activeOnly, s.now(), before, limit+1)
 		return err
 	})
 	return trim(out, limit, err)
@@ -601,11 +569,11 @@ func (s *Service) ListSoDExemptions(ctx context.Context, rule uuid.UUID, activeO
 func (s *Service) RevokeSoDExemption(ctx context.Context, id uuid.UUID) error {
 	now := s.now()
 	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		r, err := tx.Exec(ctx, `UPDATE sod_exemptions SET revoked_at = $1 WHERE tenant_id = $2 AND id = $3 AND revoked_at IS NULL`, now, tx.TenantID(), id)
+		revoked, err := revokeExemption(ctx, tx, id, now)
 		if err != nil {
 			return err
 		}
-		if n, _ := r.RowsAffected(); n == 0 {
+		if !revoked {
 			return apperr.NotFound("active exemption")
 		}
 		if err := s.notify(ctx, tx, "sod.exemption.revoked", id, nil); err != nil {
@@ -667,19 +635,11 @@ func (s *Service) ScanSoD(ctx context.Context) (*ScanResult, error) {
 	found := map[violationKey][]uuid.UUID{}
 	exempt := map[violationKey]bool{}
 	err = s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT rule_id, subject_type, subject_id FROM sod_exemptions WHERE tenant_id = $1 AND revoked_at IS NULL AND expires_at > $2`, tid, now)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var k violationKey
-			if err := rows.Scan(&k.rule, &k.typ, &k.id); err != nil {
-				return err
-			}
+		keys, err := activeExemptions(ctx, tx, now)
+		for _, k := range keys {
 			exempt[k] = true
 		}
-		return rows.Err()
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -725,33 +685,18 @@ func (s *Service) ScanSoD(ctx context.Context) (*ScanResult, error) {
 	}
 	var fresh []*SoDViolation
 	err = s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		open := map[violationKey]uuid.UUID{}
-		rows, err := tx.Query(ctx, `SELECT id, rule_id, subject_type, subject_id FROM sod_violations WHERE tenant_id = $1 AND status = 'open'`, tid)
+		open, err := openViolations(ctx, tx)
 		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var id uuid.UUID
-			var k violationKey
-			if err := rows.Scan(&id, &k.rule, &k.typ, &k.id); err != nil {
-				rows.Close()
-				return err
-			}
-			open[k] = id
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		for k, id := range open {
 			if ents, ok := found[k]; ok {
-				if _, err := tx.Exec(ctx, `UPDATE sod_violations SET last_seen_at = $1, entitlement_ids = $2 WHERE tenant_id = $3 AND id = $4`,
-					now, marshal(ents), tid, id); err != nil {
+				if err := seeViolation(ctx, tx, id, ents, now); err != nil {
 					return err
 				}
 				continue
 			}
-			if _, err := tx.Exec(ctx, `UPDATE sod_violations SET status = 'resolved', resolved_at = $1 WHERE tenant_id = $2 AND id = $3`, now, tid, id); err != nil {
+			if err := resolveViolation(ctx, tx, id, now); err != nil {
 				return err
 			}
 			res.Resolved++
@@ -762,8 +707,7 @@ func (s *Service) ScanSoD(ctx context.Context) (*ScanResult, error) {
 			}
 			v := &SoDViolation{ID: uuid.Must(uuid.NewV7()), RuleID: k.rule, SubjectType: k.typ, SubjectID: k.id, EntitlementIDs: ents, Status: "open",
 				FirstSeenAt: now, LastSeenAt: now}
-			if _, err := tx.Exec(ctx, `INSERT INTO sod_violations (tenant_id, id, rule_id, subject_type, subject_id, entitlement_ids, status, first_seen_at, last_seen_at)
-				VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $7)`, tid, v.ID, v.RuleID, v.SubjectType, v.SubjectID, marshal(ents), now); err != nil {
+			if err := insertViolation(ctx, tx, v); err != nil {
 				return err
 			}
 			if err := s.notify(ctx, tx, "sod.violation.detected", v.ID, v); err != nil {
@@ -797,16 +741,13 @@ func (s *Service) ListSoDViolations(ctx context.Context, status string, rule uui
 	}
 	var out []*SoDViolation
 	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) (err error) {
-		out, err = collect(ctx, tx, scanViolation, `SELECT v.id, v.rule_id, r.key, r.severity, v.subject_type, v.subject_id, v.entitlement_ids,
-			v.status, v.first_seen_at, v.last_seen_at, v.resolved_at FROM sod_violations v JOIN sod_rules r ON r.tenant_id = v.tenant_id AND r.id = v.rule_id
-			WHERE v.tenant_id = $1 AND ($2 = '' OR v.status = $2) AND (v.rule_id = $3 OR $3 = $4) AND v.id < $5 ORDER BY v.id DESC LIMIT $6`,
-			tx.TenantID(), status, rule, uuid.Nil, before, limit+1)
+		out, err = listViolations(ctx, tx, status, rule, before, limit+1)
 		return err
 	})
 	return trim(out, limit, err)
 }
 
-func scanViolation(row interface{ Scan(...any) error }) (*SoDViolation, error) {
+func scanViolation(row store.Scanner) (*SoDViolation, error) {
 	var v SoDViolation
 	var ents []byte
 	err := row.Scan(&v.ID, &v.RuleID, &v.RuleKey, &v.Severity, &v.SubjectType, &v.SubjectID, &ents, &v.Status, &v.FirstSeenAt, &v.LastSeenAt, &v.ResolvedAt)
@@ -827,7 +768,7 @@ func (s *Service) RunSoDScans(ctx context.Context, interval time.Duration) error
 		}
 		var tenants []uuid.UUID
 		err := s.DB.SystemRead(ctx, func(tx *store.Tx) (err error) {
-			tenants, err = collect(ctx, tx, scanUUID, `SELECT DISTINCT tenant_id FROM sod_rules WHERE enabled`)
+			tenants, err = tenantsWithRules(ctx, tx)
 			return err
 		})
 		if err != nil {

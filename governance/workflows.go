@@ -89,7 +89,7 @@ var riskRank = map[string]int{"low": 1, "medium": 2, "high": 3, "critical": 4}
 
 const workflowCols = `id, key, name, description, steps, auto_approve_max_risk, is_default, created_at, updated_at, version`
 
-func scanWorkflow(row interface{ Scan(...any) error }) (*Workflow, error) {
+func scanWorkflow(row store.Scanner) (*Workflow, error) {
 	var w Workflow
 	var steps []byte
 	if err := row.Scan(&w.ID, &w.Key, &w.Name, &w.Description, &steps, &w.AutoApproveMaxRisk, &w.IsDefault, &w.CreatedAt, &w.UpdatedAt, &w.Version); err != nil {
@@ -169,14 +169,13 @@ func (in *WorkflowInput) apply(w *Workflow) error {
 }
 
 // checkRefs makes sure the users and groups a workflow names exist.
-func checkRefs(ctx context.Context, tx *store.Tx, steps []WorkflowStep) error {
+func (s *Service) checkRefs(ctx context.Context, tx *store.Tx, steps []WorkflowStep) error {
 	for _, st := range steps {
 		for _, r := range append(append([]ApproverRef{}, st.Approvers...), st.EscalateTo...) {
 			if r.ID == nil {
 				continue
 			}
-			table := map[string]string{ApproverGroup: "groups", ApproverUser: "users"}[r.Type]
-			ok, err := exists(ctx, tx, table, *r.ID)
+			ok, err := s.subjectExists(ctx, tx, map[string]string{ApproverGroup: SubjectGroup, ApproverUser: SubjectUser}[r.Type], *r.ID)
 			if err != nil {
 				return err
 			}
@@ -189,28 +188,10 @@ func checkRefs(ctx context.Context, tx *store.Tx, steps []WorkflowStep) error {
 }
 
 func (s *Service) writeWorkflow(ctx context.Context, tx *store.Tx, w *Workflow, insert bool) error {
-	if err := checkRefs(ctx, tx, w.Steps); err != nil {
+	if err := s.checkRefs(ctx, tx, w.Steps); err != nil {
 		return err
 	}
-	if w.IsDefault {
-		if _, err := tx.Exec(ctx, `UPDATE approval_workflows SET is_default = false WHERE tenant_id = $1 AND is_default AND id <> $2`, tx.TenantID(), w.ID); err != nil {
-			return err
-		}
-	}
-	var err error
-	if insert {
-		_, err = tx.Exec(ctx, `INSERT INTO approval_workflows (tenant_id, id, key, name, description, steps, auto_approve_max_risk, is_default, created_at,
-			updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, 1)`, tx.TenantID(), w.ID, w.Key, w.Name, w.Description, marshal(w.Steps),
-			w.AutoApproveMaxRisk, w.IsDefault, w.CreatedAt)
-	} else {
-		_, err = tx.Exec(ctx, `UPDATE approval_workflows SET name = $1, description = $2, steps = $3, auto_approve_max_risk = $4, is_default = $5,
-			updated_at = $6, version = $7 WHERE tenant_id = $8 AND id = $9`, w.Name, w.Description, marshal(w.Steps), w.AutoApproveMaxRisk, w.IsDefault,
-			w.UpdatedAt, w.Version, tx.TenantID(), w.ID)
-	}
-	if apperr.KindOf(err) == apperr.KindAlreadyExists {
-		return apperr.New(apperr.KindAlreadyExists, "a workflow with key %q already exists", w.Key)
-	}
-	if err != nil {
+	if err := saveWorkflow(ctx, tx, w, insert); err != nil {
 		return err
 	}
 	return s.notify(ctx, tx, "approval_workflow", w.ID, w)
@@ -242,15 +223,14 @@ func (s *Service) CreateWorkflow(ctx context.Context, in WorkflowInput) (*Workfl
 
 // GetWorkflow returns a workflow.
 func (s *Service) GetWorkflow(ctx context.Context, id uuid.UUID) (*Workflow, error) {
-	return getByID(ctx, s.DB, "workflow", `SELECT `+workflowCols+` FROM approval_workflows`, id, scanWorkflow)
+	return workflowRecord.get(ctx, s.DB, id)
 }
 
 // ListWorkflows lists workflows by key.
 func (s *Service) ListWorkflows(ctx context.Context, limit int, afterKey string) ([]*Workflow, bool, error) {
 	var out []*Workflow
 	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) (err error) {
-		out, err = collect(ctx, tx, scanWorkflow, `SELECT `+workflowCols+` FROM approval_workflows WHERE tenant_id = $1 AND key > $2 ORDER BY key LIMIT $3`,
-			tx.TenantID(), afterKey, limit+1)
+		out, err = listWorkflows(ctx, tx, afterKey, limit+1)
 		return err
 	})
 	return trim(out, limit, err)
@@ -265,7 +245,7 @@ func (s *Service) UpdateWorkflow(ctx context.Context, id uuid.UUID, in WorkflowI
 	var w *Workflow
 	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		var err error
-		if w, err = lockVersioned(ctx, tx, "workflow", "approval_workflows", workflowCols, id, ifVersion, scanWorkflow, func(x *Workflow) int64 { return x.Version }); err != nil {
+		if w, err = workflowRecord.lock(ctx, tx, id, ifVersion); err != nil {
 			return err
 		}
 		if err := in.apply(w); err != nil {
@@ -286,20 +266,15 @@ func (s *Service) UpdateWorkflow(ctx context.Context, id uuid.UUID, in WorkflowI
 // DeleteWorkflow removes a workflow no entitlement or role names.
 func (s *Service) DeleteWorkflow(ctx context.Context, id uuid.UUID) error {
 	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		var n int
-		if err := tx.QueryRow(ctx, `SELECT (SELECT COUNT(*) FROM entitlements WHERE tenant_id = $1 AND workflow_id = $2) +
-			(SELECT COUNT(*) FROM roles WHERE tenant_id = $1 AND workflow_id = $2)`, tx.TenantID(), id).Scan(&n); err != nil {
+		n, err := workflowUsers(ctx, tx, id)
+		if err != nil {
 			return err
 		}
 		if n > 0 {
 			return apperr.New(apperr.KindConflict, "%d entitlements or roles use this workflow; point them elsewhere first", n)
 		}
-		r, err := tx.Exec(ctx, `DELETE FROM approval_workflows WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id)
-		if err != nil {
+		if err := workflowRecord.remove(ctx, tx, id); err != nil {
 			return err
-		}
-		if n, _ := r.RowsAffected(); n == 0 {
-			return apperr.NotFound("workflow")
 		}
 		if err := s.notify(ctx, tx, "approval_workflow", id, map[string]bool{"deleted": true}); err != nil {
 			return err
@@ -310,20 +285,4 @@ func (s *Service) DeleteWorkflow(ctx context.Context, id uuid.UUID) error {
 		return err
 	}
 	return nil
-}
-
-// workflowFor picks the workflow of a target: its own, the tenant's
-// default, or the built-in one.
-func workflowFor(ctx context.Context, tx *store.Tx, own *uuid.UUID) (*Workflow, error) {
-	q := `SELECT ` + workflowCols + ` FROM approval_workflows WHERE tenant_id = $1 AND is_default`
-	args := []any{tx.TenantID()}
-	if own != nil {
-		q, args = `SELECT `+workflowCols+` FROM approval_workflows WHERE tenant_id = $1 AND id = $2`, append(args, *own)
-	}
-	w, err := scanWorkflow(tx.QueryRow(ctx, q, args...))
-	if store.NoRows(err) {
-		b := builtinWorkflow
-		return &b, nil
-	}
-	return w, err
 }

@@ -142,3 +142,10 @@ func each(ctx context.Context, tx *store.Tx, q string, scan func(store.Scanner) 
 	}
 	return rows.Err()
 }
+
+// GroupExistsTx tells whether the tenant has a group.
+func (s *Service) GroupExistsTx(ctx context.Context, tx *store.Tx, id uuid.UUID) (bool, error) {
+	var n int
+	err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM groups WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id).Scan(&n)
+	return n > 0, err
+}

@@ -362,3 +362,10 @@ func (s *Service) EachTx(ctx context.Context, tx *store.Tx, fn func(id uuid.UUID
 	}
 	return rows.Err()
 }
+
+// ExistsTx tells whether the tenant has an NHI.
+func (s *Service) ExistsTx(ctx context.Context, tx *store.Tx, id uuid.UUID) (bool, error) {
+	var n int
+	err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM nhis WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id).Scan(&n)
+	return n > 0, err
+}
