@@ -180,9 +180,16 @@ func (NoLog) Append(context.Context, Entry) (*Receipt, error) {
 // Failing is an audit log whose every write fails with err: the last
 // write of each change, so tests prove that a change which cannot finish
 // leaves nothing behind.
-func Failing(err error) Recorder { return failing{err} }
+func Failing(err error) FailingLog { return FailingLog{Err: err} }
 
-type failing struct{ err error }
+// FailingLog fails every write with Err (Failing).
+type FailingLog struct{ Err error }
 
-func (f failing) AppendSync(context.Context, Entry) error      { return f.err }
-func (f failing) InTx(context.Context, *store.Tx, Entry) error { return f.err }
+// AppendSync fails.
+func (f FailingLog) AppendSync(context.Context, Entry) error { return f.Err }
+
+// InTx fails.
+func (f FailingLog) InTx(context.Context, *store.Tx, Entry) error { return f.Err }
+
+// Append fails.
+func (f FailingLog) Append(context.Context, Entry) (*Receipt, error) { return nil, f.Err }
