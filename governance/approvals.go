@@ -781,12 +781,7 @@ func (s *Service) ListApprovals(ctx context.Context, o ListApprovalsOptions) ([]
 	if o.Before == uuid.Nil {
 		o.Before = uuid.Max
 	}
-	var out []*Approval
-	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) (err error) {
-		out, err = listApprovals(ctx, tx, o, callerID(ctx), s.now())
-		return err
-	})
-	return trim(out, o.Limit, err)
+	return page(ctx, s.DB, o.Limit, func(tx *store.Tx) ([]*Approval, error) { return listApprovals(ctx, tx, o, callerID(ctx), s.now()) })
 }
 
 // RunTimers escalates and expires approvals on time, for every tenant,

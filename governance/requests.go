@@ -165,12 +165,7 @@ func (s *Service) Catalog(ctx context.Context, o CatalogOptions) ([]*CatalogItem
 	if len(o.Query) > 200 {
 		return nil, false, apperr.Invalid("q", "must be at most 200 characters")
 	}
-	var out []*CatalogItem
-	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) (err error) {
-		out, err = catalogPage(ctx, tx, o)
-		return err
-	})
-	return trim(out, o.Limit, err)
+	return page(ctx, s.DB, o.Limit, func(tx *store.Tx) ([]*CatalogItem, error) { return catalogPage(ctx, tx, o) })
 }
 
 func scanCatalogItem(row store.Scanner) (*CatalogItem, error) {

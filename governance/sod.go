@@ -225,12 +225,7 @@ func (s *Service) GetSoDRule(ctx context.Context, id uuid.UUID) (*SoDRule, error
 
 // ListSoDRules lists rules by key.
 func (s *Service) ListSoDRules(ctx context.Context, limit int, afterKey string) ([]*SoDRule, bool, error) {
-	var out []*SoDRule
-	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) (err error) {
-		out, err = listSoDRules(ctx, tx, afterKey, limit+1)
-		return err
-	})
-	return trim(out, limit, err)
+	return page(ctx, s.DB, limit, func(tx *store.Tx) ([]*SoDRule, error) { return listSoDRules(ctx, tx, afterKey, limit+1) })
 }
 
 // UpdateSoDRule changes a rule (its kind and key stay).
@@ -739,12 +734,9 @@ func (s *Service) ListSoDViolations(ctx context.Context, status string, rule uui
 	if before == uuid.Nil {
 		before = uuid.Max
 	}
-	var out []*SoDViolation
-	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) (err error) {
-		out, err = listViolations(ctx, tx, status, rule, before, limit+1)
-		return err
+	return page(ctx, s.DB, limit, func(tx *store.Tx) ([]*SoDViolation, error) {
+		return listViolations(ctx, tx, status, rule, before, limit+1)
 	})
-	return trim(out, limit, err)
 }
 
 func scanViolation(row store.Scanner) (*SoDViolation, error) {
