@@ -177,7 +177,15 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 	}
 	auditCtx, stopAudit := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopAudit, s.auditDone = stopAudit, make(chan struct{})
-	go func() { defer close(s.auditDone); _ = s.seq.Run(auditCtx) }()
+	// The sequencer runs outside the supervisor, from construction (start-up
+	// writes audit records) to the very end of Close; if it stops early,
+	// changes that need the log fail, and it says so.
+	go func() {
+		defer close(s.auditDone)
+		if err := s.seq.Run(auditCtx); err != nil && auditCtx.Err() == nil {
+			log.Error("the audit sequencer stopped: changes that need the audit log will fail", "error", err)
+		}
+	}()
 	s.bus = events.NewBus(s.db, log)
 	s.handlers = &events.InProcess{}
 	if s.outbox, err = events.NewOutbox(events.OutboxConfig{DB: s.db, Dispatcher: s.handlers, Bus: s.bus, Logger: log}); err != nil {
