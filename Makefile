@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: help build run test test-short lint bench bench-oauth bench-governance bench-gateway bench-a2a fuzz assets generate verify tools clean
+.PHONY: help build run test test-e2e test-short lint bench bench-oauth bench-governance bench-gateway bench-a2a fuzz assets generate verify tools clean
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-18s %s\n", $$1, $$2}'
@@ -18,8 +18,16 @@ build: ## Build bin/xavyo
 run: build ## Build and start xavyo on the embedded store (data in ./data); tool servers on loopback allowed
 	XAVYO_EGRESS_ALLOW_PRIVATE=$${XAVYO_EGRESS_ALLOW_PRIVATE:-true} ./$(BIN)/xavyo serve
 
-test: ## Run every test (PostgreSQL tests skip without a server unless XAVYO_REQUIRE_POSTGRES=1)
-	$(GO) test -race -count=1 -timeout 20m -parallel 4 ./...
+# The long suites that drive external components (the official MCP conformance
+# suite and SDKs, openid-client, Chromium, rsyslog, kill -9, database outages)
+# run with `make test-e2e`; CI runs both targets.
+E2E_TESTS := ^(TestConformanceThroughGateway|TestInteropWithRealClients|TestGatewayInteropWithOfficialSDK|TestAnsweredCallsSurviveKill9|TestDatabaseOutageUnderLoad|TestAnswersDuringDatabaseOutage|TestAuditExportToSyslog|TestDocsPage)$$
+
+test: ## Run the tests but the long end-to-end suites (PostgreSQL tests skip without a server unless XAVYO_REQUIRE_POSTGRES=1)
+	$(GO) test -race -count=1 -timeout 20m -parallel 4 -skip '$(E2E_TESTS)' ./...
+
+test-e2e: ## Run the long end-to-end suites: MCP conformance, SDK and OIDC interop, the docs page in Chromium, syslog export, kill -9, database outages
+	$(GO) test -race -count=1 -timeout 20m -parallel 4 -run '$(E2E_TESTS)' ./cmd/xavyo
 
 test-short: ## Run the tests without the race detector
 	$(GO) test -count=1 ./...

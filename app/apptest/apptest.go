@@ -10,6 +10,7 @@ package apptest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -137,7 +138,7 @@ func Start(t *testing.T, environ []string, o Options) *Harness {
 		o.Prepare(a)
 	}
 	if o.Check == nil {
-		o.Check = NewDocCheck(func() ([]byte, error) { return json.Marshal(a.API().Doc()) }).Check
+		o.Check = liveCheck(a)
 	}
 	h := &Harness{T: t, App: a, Out: out, cancel: cancel, done: make(chan error, 1),
 		Admin: "http://" + a.AdminAddr().String(), Agent: "https://" + a.AgentAddr().String(), Token: cfg.BootstrapToken,
@@ -163,6 +164,35 @@ func Start(t *testing.T, environ []string, o Options) *Harness {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return h
+}
+
+// docChecks holds one compiled check per distinct OpenAPI document:
+// compiling the document's schemas is the costly part, and every server
+// of a test binary serves the same document (unless a test adds routes).
+var docChecks sync.Map // [sha256.Size]byte → *DocCheck
+
+// liveCheck checks answers against a's own OpenAPI document, read at the
+// first check (after Prepare added its routes).
+func liveCheck(a *app.App) func(method, path string, resp *http.Response, body []byte) error {
+	var (
+		once sync.Once
+		dc   *DocCheck
+		err  error
+	)
+	return func(method, path string, resp *http.Response, body []byte) error {
+		once.Do(func() {
+			var raw []byte
+			if raw, err = json.Marshal(a.API().Doc()); err != nil {
+				return
+			}
+			v, _ := docChecks.LoadOrStore(sha256.Sum256(raw), NewDocCheck(func() ([]byte, error) { return raw, nil }))
+			dc = v.(*DocCheck)
+		})
+		if err != nil {
+			return err
+		}
+		return dc.Check(method, path, resp, body)
+	}
 }
 
 // Remote is a harness for a server running in another process at the
