@@ -140,7 +140,7 @@ type App struct {
 }
 
 // New opens the store, prepares keys, binds both listeners and
-// builds both planes; run serves them.
+// builds both planes; Run serves them.
 func New(ctx context.Context, c Config) (_ *App, err error) {
 	if err := c.validate(); err != nil {
 		return nil, err

@@ -46,7 +46,7 @@ type Service struct {
 	Directory *directory.Service
 	Tokens    *token.Service
 	Hasher    *password.Hasher
-	// Sessions is the session store the directory shares.
+	// SessionStore is the session store, shared with the directory (required).
 	SessionStore *Sessions
 	Audit        Auditor
 	// Now is the clock (default time.Now).
