@@ -52,14 +52,15 @@ func (s *syncBuffer) String() string {
 }
 
 type fixture struct {
-	srv    *oauth.Server
-	tokens *token.Service
-	nhis   *nhi.Service
-	db     *store.DB
-	ctx    context.Context
-	slug   string
-	agent  *nhi.Created
-	logs   *syncBuffer
+	srv     *oauth.Server
+	tenants *tenant.Service
+	tokens  *token.Service
+	nhis    *nhi.Service
+	db      *store.DB
+	ctx     context.Context
+	slug    string
+	agent   *nhi.Created
+	logs    *syncBuffer
 }
 
 // setup makes a tenant with an agent (its client secret in f.agent) and a
@@ -98,7 +99,7 @@ func setup(t *testing.T, db *store.DB) *fixture {
 	logs := &syncBuffer{}
 	srv := oauth.New(oauth.Config{Tokens: tokens, NHIs: nhis, Tenants: tenants, DB: db, AdminURL: adminURL, AgentURL: agentURL,
 		Audit: audit.Discard, Logger: slog.New(slog.NewTextHandler(logs, nil))})
-	return &fixture{srv: srv, tokens: tokens, nhis: nhis, db: db, ctx: ctx, slug: slug, agent: agent, logs: logs}
+	return &fixture{srv: srv, tenants: tenants, tokens: tokens, nhis: nhis, db: db, ctx: ctx, slug: slug, agent: agent, logs: logs}
 }
 
 func oauthCode(err error) string {

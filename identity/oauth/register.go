@@ -91,8 +91,13 @@ func (s *Server) Register(ctx context.Context, slug string, in RegistrationReque
 	_, _ = rand.Read(b[:])
 	rat := "xvr_" + base64.RawURLEncoding.EncodeToString(b[:])
 	c, err := s.createAppClient(ctx, AppClientInput{Name: name, RedirectURIs: in.RedirectURIs, Scope: in.Scope}, hashRAT(rat))
-	if err != nil {
+	if apperr.KindOf(err) == apperr.KindInvalidArgument {
 		return nil, oerr(400, "invalid_redirect_uri", apperr.PublicMessage(err))
+	}
+	if err != nil {
+		// The store's failures are not the client's metadata: a 5xx,
+		// its cause logged by the renderer.
+		return nil, AsError(err)
 	}
 	out := s.registration(slug, c)
 	out.RegistrationAccessToken = rat
