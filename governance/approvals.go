@@ -781,7 +781,7 @@ func (s *Service) ListApprovals(ctx context.Context, o ListApprovalsOptions) ([]
 	if o.Before == uuid.Nil {
 		o.Before = uuid.Max
 	}
-	return page(ctx, s.DB, o.Limit, func(tx *store.Tx) ([]*Approval, error) { return listApprovals(ctx, tx, o, callerID(ctx), s.now()) })
+	return store.ReadPage(ctx, s.DB, o.Limit, func(tx *store.Tx) ([]*Approval, error) { return listApprovals(ctx, tx, o, callerID(ctx), s.now()) })
 }
 
 // RunTimers escalates and expires approvals on time, for every tenant,

@@ -165,7 +165,7 @@ func (s *Service) Catalog(ctx context.Context, o CatalogOptions) ([]*CatalogItem
 	if len(o.Query) > 200 {
 		return nil, false, apperr.Invalid("q", "must be at most 200 characters")
 	}
-	return page(ctx, s.DB, o.Limit, func(tx *store.Tx) ([]*CatalogItem, error) { return catalogPage(ctx, tx, o) })
+	return store.ReadPage(ctx, s.DB, o.Limit, func(tx *store.Tx) ([]*CatalogItem, error) { return catalogPage(ctx, tx, o) })
 }
 
 func scanCatalogItem(row store.Scanner) (*CatalogItem, error) {

@@ -36,29 +36,6 @@ type RoleInput struct {
 
 const roleCols = `id, key, name, type, parent_id, owner_id, requestable, description, created_at, updated_at, version, workflow_id`
 
-// page reads a page with read (which asks for limit+1 rows) in the
-// tenant in ctx and says whether more follow.
-func page[T any](ctx context.Context, db *store.DB, limit int, read func(*store.Tx) ([]T, error)) ([]T, bool, error) {
-	var out []T
-	err := db.InTenantRead(ctx, func(tx *store.Tx) (err error) {
-		out, err = read(tx)
-		return err
-	})
-	return trim(out, limit, err)
-}
-
-// trim cuts a list read with limit+1 rows to limit and reports whether
-// there was more.
-func trim[T any](out []T, limit int, err error) ([]T, bool, error) {
-	if err != nil {
-		return nil, false, err
-	}
-	if len(out) > limit {
-		return out[:limit], true, nil
-	}
-	return out, false, nil
-}
-
 // roleGraphCheck refuses a parent chain or inducement graph that would
 // contain a cycle through role.
 func roleGraphCheck(ctx context.Context, tx *store.Tx, role uuid.UUID, parent *uuid.UUID, induced []uuid.UUID) error {

@@ -225,7 +225,7 @@ func (s *Service) GetSoDRule(ctx context.Context, id uuid.UUID) (*SoDRule, error
 
 // ListSoDRules lists rules by key.
 func (s *Service) ListSoDRules(ctx context.Context, limit int, afterKey string) ([]*SoDRule, bool, error) {
-	return page(ctx, s.DB, limit, func(tx *store.Tx) ([]*SoDRule, error) { return listSoDRules(ctx, tx, afterKey, limit+1) })
+	return store.ReadPage(ctx, s.DB, limit, func(tx *store.Tx) ([]*SoDRule, error) { return listSoDRules(ctx, tx, afterKey, limit+1) })
 }
 
 // UpdateSoDRule changes a rule (its kind and key stay).
@@ -549,15 +549,12 @@ func (s *Service) CreateSoDExemption(ctx context.Context, in SoDExemptionInput) 
 
 // ListSoDExemptions lists exemptions, newest first; active only when asked.
 func (s *Service) ListSoDExemptions(ctx context.Context, rule uuid.UUID, activeOnly bool, limit int, before uuid.UUID) ([]*SoDExemption, bool, error) {
-	var out []*SoDExemption
 	if before == uuid.Nil {
 		before = uuid.Max
 	}
-	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) (err error) {
-		out, err = listExemptions(ctx, tx, rule, activeOnly, s.now(), before, limit+1)
-		return err
+	return store.ReadPage(ctx, s.DB, limit, func(tx *store.Tx) ([]*SoDExemption, error) {
+		return listExemptions(ctx, tx, rule, activeOnly, s.now(), before, limit+1)
 	})
-	return trim(out, limit, err)
 }
 
 // RevokeSoDExemption ends an exemption now.
@@ -734,7 +731,7 @@ func (s *Service) ListSoDViolations(ctx context.Context, status string, rule uui
 	if before == uuid.Nil {
 		before = uuid.Max
 	}
-	return page(ctx, s.DB, limit, func(tx *store.Tx) ([]*SoDViolation, error) {
+	return store.ReadPage(ctx, s.DB, limit, func(tx *store.Tx) ([]*SoDViolation, error) {
 		return listViolations(ctx, tx, status, rule, before, limit+1)
 	})
 }

@@ -24,19 +24,6 @@ func build(ctx context.Context, db *store.DB, people People, agents Agents, tena
 		sodByEnt: map[uuid.UUID][]*SoDRule{}}
 	ctx = store.WithTenant(ctx, tenant)
 	err := db.InTenantRead(ctx, func(tx *store.Tx) error {
-		each := func(q string, scan func(rows store.Scanner) error) error {
-			rows, err := tx.Query(ctx, q, tenant)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			for rows.Next() {
-				if err := scan(rows); err != nil {
-					return err
-				}
-			}
-			return rows.Err()
-		}
 		var id, other uuid.UUID
 		var str string
 		var parent *uuid.UUID
@@ -139,7 +126,7 @@ func build(ctx context.Context, db *store.DB, people People, agents Agents, tena
 			return err
 		}
 		for _, st := range steps {
-			if err := each(st.q, st.scan); err != nil {
+			if err := store.Each(ctx, tx, st.scan, st.q, tenant); err != nil {
 				return err
 			}
 		}

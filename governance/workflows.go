@@ -228,7 +228,7 @@ func (s *Service) GetWorkflow(ctx context.Context, id uuid.UUID) (*Workflow, err
 
 // ListWorkflows lists workflows by key.
 func (s *Service) ListWorkflows(ctx context.Context, limit int, afterKey string) ([]*Workflow, bool, error) {
-	return page(ctx, s.DB, limit, func(tx *store.Tx) ([]*Workflow, error) { return listWorkflows(ctx, tx, afterKey, limit+1) })
+	return store.ReadPage(ctx, s.DB, limit, func(tx *store.Tx) ([]*Workflow, error) { return listWorkflows(ctx, tx, afterKey, limit+1) })
 }
 
 // UpdateWorkflow changes a workflow. Approvals already open keep the

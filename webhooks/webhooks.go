@@ -259,22 +259,7 @@ func (s *Service) Get(ctx context.Context, id uuid.UUID) (*Subscription, error) 
 
 // List reads the tenant's subscriptions, oldest first.
 func (s *Service) List(ctx context.Context, limit int, after uuid.UUID) ([]*Subscription, bool, error) {
-	return readPage(ctx, s.cfg.DB, limit, func(tx *store.Tx) ([]*Subscription, error) { return listSubs(ctx, tx, after, limit+1) })
-}
-
-// readPage reads up to limit rows with read (which asks for limit+1)
-// and says whether more follow.
-func readPage[T any](ctx context.Context, db *store.DB, limit int, read func(*store.Tx) ([]*T, error)) ([]*T, bool, error) {
-	var out []*T
-	err := db.InTenantRead(ctx, func(tx *store.Tx) error {
-		var err error
-		out, err = read(tx)
-		return err
-	})
-	if len(out) > limit {
-		return out[:limit], true, err
-	}
-	return out, false, err
+	return store.ReadPage(ctx, s.cfg.DB, limit, func(tx *store.Tx) ([]*Subscription, error) { return listSubs(ctx, tx, after, limit+1) })
 }
 
 // Update changes a subscription (If-Match: ifVersion, 0 for any).
@@ -483,7 +468,7 @@ func (s *Service) Deliveries(ctx context.Context, sub uuid.UUID, status string, 
 	if before == uuid.Nil {
 		before = uuid.Max
 	}
-	return readPage(ctx, s.cfg.DB, limit, func(tx *store.Tx) ([]*Delivery, error) { return listDeliveries(ctx, tx, sub, status, before, limit+1) })
+	return store.ReadPage(ctx, s.cfg.DB, limit, func(tx *store.Tx) ([]*Delivery, error) { return listDeliveries(ctx, tx, sub, status, before, limit+1) })
 }
 
 // Redeliver puts a delivery back in the queue, to be tried now (a dead

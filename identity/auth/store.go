@@ -55,7 +55,7 @@ func (ss *Sessions) EndTx(ctx context.Context, tx *store.Tx, sid uuid.UUID, reas
 
 // EndUserTx ends every live session of a user.
 func (ss *Sessions) EndUserTx(ctx context.Context, tx *store.Tx, user uuid.UUID, reason string) error {
-	ids, err := ss.ids(ctx, tx, `SELECT id FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL`, tx.TenantID(), user)
+	ids, err := store.Collect(ctx, tx, store.ScanUUID, `SELECT id FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL`, tx.TenantID(), user)
 	if err != nil {
 		return err
 	}
@@ -69,25 +69,8 @@ func (ss *Sessions) EndUserTx(ctx context.Context, tx *store.Tx, user uuid.UUID,
 
 // liveTx lists a user's live sessions, newest first.
 func (ss *Sessions) liveTx(ctx context.Context, tx *store.Tx, user uuid.UUID, now time.Time) ([]uuid.UUID, error) {
-	return ss.ids(ctx, tx, `SELECT id FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > $3
+	return store.Collect(ctx, tx, store.ScanUUID, `SELECT id FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > $3
 		ORDER BY created_at DESC`, tx.TenantID(), user, now)
-}
-
-func (ss *Sessions) ids(ctx context.Context, tx *store.Tx, q string, args ...any) ([]uuid.UUID, error) {
-	rows, err := tx.Query(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var ids []uuid.UUID
-	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
 }
 
 // insertTx opens a password session.

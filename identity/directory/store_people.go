@@ -91,7 +91,7 @@ func (s *Service) MembersBelowTx(ctx context.Context, tx *store.Tx, group uuid.U
 
 // EachUserTx calls fn with every user's status.
 func (s *Service) EachUserTx(ctx context.Context, tx *store.Tx, fn func(id uuid.UUID, status string)) error {
-	return each(ctx, tx, `SELECT id, status FROM users WHERE tenant_id = $1`, func(r store.Scanner) error {
+	return store.Each(ctx, tx, func(r store.Scanner) error {
 		var id uuid.UUID
 		var status string
 		if err := r.Scan(&id, &status); err != nil {
@@ -99,12 +99,12 @@ func (s *Service) EachUserTx(ctx context.Context, tx *store.Tx, fn func(id uuid.
 		}
 		fn(id, status)
 		return nil
-	})
+	}, `SELECT id, status FROM users WHERE tenant_id = $1`, tx.TenantID())
 }
 
 // EachGroupTx calls fn with every group's name and parent.
 func (s *Service) EachGroupTx(ctx context.Context, tx *store.Tx, fn func(id uuid.UUID, name string, parent *uuid.UUID)) error {
-	return each(ctx, tx, `SELECT id, name, parent_id FROM groups WHERE tenant_id = $1`, func(r store.Scanner) error {
+	return store.Each(ctx, tx, func(r store.Scanner) error {
 		var id uuid.UUID
 		var name string
 		var parent *uuid.UUID
@@ -113,34 +113,19 @@ func (s *Service) EachGroupTx(ctx context.Context, tx *store.Tx, fn func(id uuid
 		}
 		fn(id, name, parent)
 		return nil
-	})
+	}, `SELECT id, name, parent_id FROM groups WHERE tenant_id = $1`, tx.TenantID())
 }
 
 // EachMembershipTx calls fn with every direct membership.
 func (s *Service) EachMembershipTx(ctx context.Context, tx *store.Tx, fn func(user, group uuid.UUID)) error {
-	return each(ctx, tx, `SELECT user_id, group_id FROM group_members WHERE tenant_id = $1`, func(r store.Scanner) error {
+	return store.Each(ctx, tx, func(r store.Scanner) error {
 		var user, group uuid.UUID
 		if err := r.Scan(&user, &group); err != nil {
 			return err
 		}
 		fn(user, group)
 		return nil
-	})
-}
-
-// each scans every row of a query on the tenant in tx.
-func each(ctx context.Context, tx *store.Tx, q string, scan func(store.Scanner) error) error {
-	rows, err := tx.Query(ctx, q, tx.TenantID())
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := scan(rows); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	}, `SELECT user_id, group_id FROM group_members WHERE tenant_id = $1`, tx.TenantID())
 }
 
 // GroupExistsTx tells whether the tenant has a group.

@@ -2,7 +2,6 @@ package nhi
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -39,12 +38,7 @@ func scan(row interface{ Scan(...any) error }, tenant uuid.UUID) (*NHI, error) {
 
 func get(ctx context.Context, tx *store.Tx, id uuid.UUID, lock bool) (*NHI, error) {
 	if lock {
-		var one int
-		err := tx.QueryRow(ctx, `SELECT 1 FROM nhis WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tx.TenantID(), id).Scan(&one)
-		if store.NoRows(err) {
-			return nil, apperr.NotFound("NHI")
-		}
-		if err != nil {
+		if err := lockNHI(ctx, tx, id); err != nil {
 			return nil, err
 		}
 	}
@@ -62,18 +56,10 @@ func insertSecret(ctx context.Context, tx *store.Tx, client uuid.UUID, secret st
 	return err
 }
 
-// scanAll reads every NHI of rows, and closes them.
-func scanAll(rows *sql.Rows, tenant uuid.UUID) ([]*NHI, error) {
-	defer rows.Close()
-	var out []*NHI
-	for rows.Next() {
-		n, err := scan(rows, tenant)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	return out, rows.Err()
+// nhisOf reads the NHIs a query selects (cols and from) in the tenant in tx.
+func nhisOf(ctx context.Context, tx *store.Tx, q string, args ...any) ([]*NHI, error) {
+	tenant := tx.TenantID()
+	return store.Collect(ctx, tx, func(r store.Scanner) (*NHI, error) { return scan(r, tenant) }, q, args...)
 }
 
 func insertNHI(ctx context.Context, tx *store.Tx, n *NHI) error {
@@ -110,19 +96,11 @@ func touchNHI(ctx context.Context, tx *store.Tx, id uuid.UUID, now, notBefore ti
 // listNHIs reads a page of NHIs by id; a viewer other than uuid.Nil sees
 // only those they own, back up or hold a permission on.
 func listNHIs(ctx context.Context, tx *store.Tx, o ListOptions, viewer uuid.UUID) ([]*NHI, error) {
-	rows, err := tx.Query(ctx, `SELECT `+cols+from+`WHERE n.tenant_id = $1 AND n.id > $2
+	return nhisOf(ctx, tx, `SELECT `+cols+from+`WHERE n.tenant_id = $1 AND n.id > $2
 		AND ($3 = '' OR n.kind = $3) AND ($4 = '' OR n.status = $4) AND (n.owner_id = $5 OR $5 = $6)
 		AND (n.owner_id = $7 OR $7 = $6 OR n.backup_owner_id = $7 OR EXISTS (SELECT 1 FROM nhi_permissions p
 		     WHERE p.tenant_id = n.tenant_id AND p.nhi_id = n.id AND p.user_id = $7))
 		ORDER BY n.id LIMIT $8`, tx.TenantID(), o.After, o.Kind, o.Status, o.OwnerID, uuid.Nil, viewer, o.Limit+1)
-	if err != nil {
-		return nil, err
-	}
-	out, err := scanAll(rows, tx.TenantID())
-	if out == nil {
-		out = []*NHI{}
-	}
-	return out, err
 }
 
 // activeOf lists the active NHIs of a kind (the one with slug, when
@@ -133,31 +111,19 @@ func activeOf(ctx context.Context, tx *store.Tx, kind, slug string) ([]*NHI, err
 	if slug != "" {
 		q, args = q+` AND n.slug = $3`, append(args, slug)
 	}
-	rows, err := tx.Query(ctx, q+` ORDER BY n.slug`, args...)
-	if err != nil {
-		return nil, err
-	}
-	return scanAll(rows, tx.TenantID())
+	return nhisOf(ctx, tx, q+` ORDER BY n.slug`, args...)
 }
 
 // unusedSince lists up to limit live NHIs last used (or created) before cutoff.
 func unusedSince(ctx context.Context, tx *store.Tx, cutoff time.Time, limit int) ([]*NHI, error) {
-	rows, err := tx.Query(ctx, `SELECT `+cols+from+`WHERE n.tenant_id = $1 AND n.status <> 'archived'
+	return nhisOf(ctx, tx, `SELECT `+cols+from+`WHERE n.tenant_id = $1 AND n.status <> 'archived'
 		AND COALESCE(n.last_used_at, n.created_at) < $2 ORDER BY n.id LIMIT $3`, tx.TenantID(), cutoff, limit)
-	if err != nil {
-		return nil, err
-	}
-	return scanAll(rows, tx.TenantID())
 }
 
 // liveNHIs lists up to limit NHIs that are not archived, by id after after.
 func liveNHIs(ctx context.Context, tx *store.Tx, after uuid.UUID, limit int) ([]*NHI, error) {
-	rows, err := tx.Query(ctx, `SELECT `+cols+from+`WHERE n.tenant_id = $1 AND n.status <> 'archived' AND n.id > $2
+	return nhisOf(ctx, tx, `SELECT `+cols+from+`WHERE n.tenant_id = $1 AND n.status <> 'archived' AND n.id > $2
 		ORDER BY n.id LIMIT $3`, tx.TenantID(), after, limit)
-	if err != nil {
-		return nil, err
-	}
-	return scanAll(rows, tx.TenantID())
 }
 
 // countActive counts the active NHIs of a kind with a slug.
@@ -325,6 +291,10 @@ func (s *Service) OwnersTx(ctx context.Context, tx *store.Tx, id uuid.UUID) (own
 // LockTx locks an NHI's row until tx ends (apperr not found when the
 // tenant has no such NHI).
 func (s *Service) LockTx(ctx context.Context, tx *store.Tx, id uuid.UUID) error {
+	return lockNHI(ctx, tx, id)
+}
+
+func lockNHI(ctx context.Context, tx *store.Tx, id uuid.UUID) error {
 	var one int
 	err := tx.QueryRow(ctx, `SELECT 1 FROM nhis WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tx.TenantID(), id).Scan(&one)
 	if store.NoRows(err) {
@@ -346,21 +316,16 @@ func (s *Service) ManagesTx(ctx context.Context, tx *store.Tx, id, user uuid.UUI
 
 // EachTx calls fn with every NHI's status and risk score.
 func (s *Service) EachTx(ctx context.Context, tx *store.Tx, fn func(id uuid.UUID, status string, risk int)) error {
-	rows, err := tx.Query(ctx, `SELECT id, status, risk_score FROM nhis WHERE tenant_id = $1`, tx.TenantID())
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
+	return store.Each(ctx, tx, func(r store.Scanner) error {
 		var id uuid.UUID
 		var status string
 		var risk int
-		if err := rows.Scan(&id, &status, &risk); err != nil {
+		if err := r.Scan(&id, &status, &risk); err != nil {
 			return err
 		}
 		fn(id, status, risk)
-	}
-	return rows.Err()
+		return nil
+	}, `SELECT id, status, risk_score FROM nhis WHERE tenant_id = $1`, tx.TenantID())
 }
 
 // ExistsTx tells whether the tenant has an NHI.
