@@ -109,11 +109,11 @@ func (a *Authorizer) Effective(ctx context.Context, typ string, id uuid.UUID) ([
 	var known bool
 	switch typ {
 	case SubjectUser:
-		_, known = snap.users[id]
+		_, known = snap.users.get(id)
 	case SubjectNHI:
-		_, known = snap.nhis[id]
+		_, known = snap.nhis.get(id)
 	case SubjectGroup:
-		_, known = snap.groupName[id]
+		_, known = snap.groups.get(id)
 	default:
 		return nil, apperr.Invalid("subject_type", "must be user, group or nhi")
 	}

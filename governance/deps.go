@@ -26,6 +26,10 @@ type People interface {
 	EachUserTx(ctx context.Context, tx *store.Tx, fn func(id uuid.UUID, status string)) error
 	EachGroupTx(ctx context.Context, tx *store.Tx, fn func(id uuid.UUID, name string, parent *uuid.UUID)) error
 	EachMembershipTx(ctx context.Context, tx *store.Tx, fn func(user, group uuid.UUID)) error
+	// GroupsOfTx is a user's direct groups; GroupTx a group's name and
+	// parent (apperr not found: no such group). Deltas read them.
+	GroupsOfTx(ctx context.Context, tx *store.Tx, user uuid.UUID) ([]uuid.UUID, error)
+	GroupTx(ctx context.Context, tx *store.Tx, id uuid.UUID) (name string, parent *uuid.UUID, err error)
 }
 
 // Agents is what governance reads of NHIs, inside its own transactions
@@ -36,6 +40,8 @@ type Agents interface {
 	ExistsTx(ctx context.Context, tx *store.Tx, id uuid.UUID) (bool, error)
 	ManagesTx(ctx context.Context, tx *store.Tx, id, user uuid.UUID) (bool, error)
 	EachTx(ctx context.Context, tx *store.Tx, fn func(id uuid.UUID, status string, risk int)) error
+	// StateTx is an NHI's status and risk score (apperr not found: no such NHI).
+	StateTx(ctx context.Context, tx *store.Tx, id uuid.UUID) (status string, risk int, err error)
 }
 
 // Tenants tells whether a tenant is active: scheduled scans skip the

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/xavyo/xavyo/internal/audit"
+	"github.com/xavyo/xavyo/internal/events"
 
 	"github.com/google/uuid"
 
@@ -49,6 +50,8 @@ func setup(t *testing.T, db *store.DB) *fx {
 	f.nhis = &nhi.Service{DB: db, Policies: tenants, Audit: audit.Discard, Users: f.dir}
 	f.gov = &governance.Service{DB: db, Audit: audit.Discard, People: f.dir, Agents: f.nhis, Tenants: tenants, Now: func() time.Time { return *f.clock }}
 	f.eng = &governance.Engine{DB: db, People: f.dir, Agents: f.nhis, Now: func() time.Time { return *f.clock }}
+	// This replica's changes reach the engine at their commit, as in a server.
+	t.Cleanup(f.eng.Watch(events.NewBus(db, nil)))
 	return f
 }
 
@@ -56,8 +59,7 @@ func ptr[T any](v T) *T { return &v }
 
 func (f *fx) decide(t *testing.T, req governance.Request) governance.Decision {
 	t.Helper()
-	f.eng.Invalidate(f.tenant)
-	s, err := f.eng.Snapshot(f.ctx, f.tenant)
+	s, err := f.eng.Refresh(f.ctx, f.tenant)
 	if err != nil {
 		t.Fatal(err)
 	}

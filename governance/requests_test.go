@@ -53,8 +53,8 @@ func refusedBy(t *testing.T, err error, rule string) {
 func TestSoDPreventiveChecks(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *store.DB) {
 		f := setup(t, db)
-		// The engine is not watching any bus here: only the service's own
-		// invalidation at commit makes a new rule count at once.
+		// The engine applies the service's changes at their commit: a new
+		// rule counts at once.
 		f.gov.Engine = f.eng
 		e := f.ents(t, "a", "b", "c", "d")
 		if _, err := f.eng.Snapshot(f.ctx, f.tenant); err != nil {

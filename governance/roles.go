@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/events"
 	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/store"
 )
@@ -194,7 +195,7 @@ func (s *Service) CreateRole(ctx context.Context, in RoleInput) (*Role, error) {
 		if err := roleSoD(snap, r); err != nil {
 			return err
 		}
-		if err := s.change(ctx, tx, "role", r.ID, 1, r); err != nil {
+		if err := s.change(ctx, tx, "role", r.ID, 1, events.OpUpsert, r); err != nil {
 			return err
 		}
 		return s.auditTx(ctx, tx, "governance.role.create", "role", r.ID, r)
@@ -302,7 +303,7 @@ func (s *Service) UpdateRole(ctx context.Context, id uuid.UUID, in RoleInput, if
 		if err := roleSoD(snap, r); err != nil {
 			return err
 		}
-		if err := s.change(ctx, tx, "role", id, r.Version, r); err != nil {
+		if err := s.change(ctx, tx, "role", id, r.Version, events.OpUpsert, r); err != nil {
 			return err
 		}
 		return s.auditTx(ctx, tx, "governance.role.update", "role", id, in)
@@ -531,7 +532,7 @@ func (s *Service) insertAssignment(ctx context.Context, tx *store.Tx, snap *Snap
 	if err := insertAssignmentRow(ctx, tx, a, key); err != nil {
 		return err
 	}
-	return s.change(ctx, tx, "assignment", a.ID, 1, a)
+	return s.change(ctx, tx, "assignment", a.ID, 1, events.OpUpsert, a)
 }
 
 // dedupKey is what makes two assignments the same: subject, target,
@@ -628,7 +629,7 @@ func (s *Service) UpdateAssignment(ctx context.Context, id uuid.UUID, in Assignm
 		if err := updateAssignment(ctx, tx, a); err != nil {
 			return err
 		}
-		if err := s.change(ctx, tx, "assignment", id, a.Version, a); err != nil {
+		if err := s.change(ctx, tx, "assignment", id, a.Version, events.OpUpsert, a); err != nil {
 			return err
 		}
 		return s.auditTx(ctx, tx, "governance.assignment.update", "assignment", id, in)

@@ -75,15 +75,11 @@ func oneOf(field, v string, allowed ...string) error {
 	return nil
 }
 
-// change publishes a change event of a governance record; the service's
-// engine drops the tenant's snapshot at commit, without waiting for the
-// notification.
-func (s *Service) change(ctx context.Context, tx *store.Tx, kind string, id uuid.UUID, version int64, payload any) error {
-	c := events.Change{TenantID: tx.TenantID(), Kind: EventPrefix + kind, ID: id.String(), Version: version}
-	if s.Engine != nil {
-		tx.AfterCommit(func() { s.Engine.Committed(c) })
-	}
-	return events.Publish(ctx, tx, c, payload)
+// change publishes a change event of a governance record (op: events.OpUpsert
+// or events.OpDelete); decision engines apply it as a delta, this
+// replica's at the commit (Engine.Watch).
+func (s *Service) change(ctx context.Context, tx *store.Tx, kind string, id uuid.UUID, version int64, op string, payload any) error {
+	return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: EventPrefix + kind, ID: id.String(), Version: version, Op: op}, payload)
 }
 
 // notify publishes a notification (pending approvals, decisions,
@@ -112,7 +108,7 @@ func deleteByID[T any](ctx context.Context, s *Service, r record[T], id uuid.UUI
 		if err := r.remove(ctx, tx, id); err != nil {
 			return err
 		}
-		if err := s.change(ctx, tx, r.kind, id, 0, map[string]bool{"deleted": true}); err != nil {
+		if err := s.change(ctx, tx, r.kind, id, 0, events.OpDelete, map[string]bool{"deleted": true}); err != nil {
 			return err
 		}
 		return s.auditTx(ctx, tx, "governance."+r.kind+".delete", r.kind, id, nil)
@@ -185,7 +181,7 @@ func (s *Service) createApplication(ctx context.Context, in ApplicationInput, nh
 		if err := insertApplication(ctx, tx, a); err != nil {
 			return err
 		}
-		if err := s.change(ctx, tx, "application", a.ID, 1, a); err != nil {
+		if err := s.change(ctx, tx, "application", a.ID, 1, events.OpUpsert, a); err != nil {
 			return err
 		}
 		return s.auditTx(ctx, tx, "governance.application.create", "application", a.ID, a)
@@ -251,7 +247,7 @@ func (s *Service) UpdateApplication(ctx context.Context, id uuid.UUID, in Applic
 		if err := updateApplication(ctx, tx, a); err != nil {
 			return err
 		}
-		if err := s.change(ctx, tx, "application", id, a.Version, a); err != nil {
+		if err := s.change(ctx, tx, "application", id, a.Version, events.OpUpsert, a); err != nil {
 			return err
 		}
 		return s.auditTx(ctx, tx, "governance.application.update", "application", id, in)
@@ -275,7 +271,7 @@ func (s *Service) DeleteApplication(ctx context.Context, id uuid.UUID) error {
 		if err := deleteApplication(ctx, tx, id); err != nil {
 			return err
 		}
-		if err := s.change(ctx, tx, "application", id, 0, map[string]bool{"deleted": true}); err != nil {
+		if err := s.change(ctx, tx, "application", id, 0, events.OpDelete, map[string]bool{"deleted": true}); err != nil {
 			return err
 		}
 		return s.auditTx(ctx, tx, "governance.application.delete", "application", id, nil)
@@ -423,7 +419,7 @@ func (s *Service) insertEntitlement(ctx context.Context, tx *store.Tx, e *Entitl
 	if err := insertEntitlementRow(ctx, tx, e); err != nil {
 		return err
 	}
-	return s.change(ctx, tx, "entitlement", e.ID, 1, e)
+	return s.change(ctx, tx, "entitlement", e.ID, 1, events.OpUpsert, e)
 }
 
 // GetEntitlement returns an entitlement.
@@ -469,7 +465,7 @@ func (s *Service) UpdateEntitlement(ctx context.Context, id uuid.UUID, in Entitl
 		if err := updateEntitlement(ctx, tx, e); err != nil {
 			return err
 		}
-		if err := s.change(ctx, tx, "entitlement", id, e.Version, e); err != nil {
+		if err := s.change(ctx, tx, "entitlement", id, e.Version, events.OpUpsert, e); err != nil {
 			return err
 		}
 		return s.auditTx(ctx, tx, "governance.entitlement.update", "entitlement", id, in)
@@ -503,7 +499,7 @@ func (s *Service) deleteTarget(ctx context.Context, kind string, id uuid.UUID, c
 		if err := deleteTargetRows(ctx, tx, kind, id); err != nil {
 			return err
 		}
-		if err := s.change(ctx, tx, kind, id, 0, map[string]bool{"deleted": true}); err != nil {
+		if err := s.change(ctx, tx, kind, id, 0, events.OpDelete, map[string]bool{"deleted": true}); err != nil {
 			return err
 		}
 		return s.auditTx(ctx, tx, "governance."+kind+".delete", kind, id, nil)
@@ -577,7 +573,7 @@ func (s *Service) UpsertTools(ctx context.Context, app uuid.UUID, tools []Tool, 
 				if err := setDefinition(ctx, tx, e.ID, t.Hash, state, now, e.Version); err != nil {
 					return err
 				}
-				if err := s.change(ctx, tx, "entitlement", e.ID, e.Version, map[string]string{"approval_state": state}); err != nil {
+				if err := s.change(ctx, tx, "entitlement", e.ID, e.Version, events.OpUpsert, map[string]string{"approval_state": state}); err != nil {
 					return err
 				}
 				out = append(out, SyncResult{Name: t.Name, EntitlementID: e.ID, Outcome: "changed", ApprovalState: state})

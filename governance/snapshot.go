@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,6 +51,23 @@ type appInfo struct {
 	status string
 }
 
+type nhiInfo struct {
+	status string
+	risk   int
+}
+
+type groupInfo struct {
+	name   string
+	parent uuid.UUID // uuid.Nil: none
+}
+
+type roleInfo struct {
+	key     string
+	parent  uuid.UUID // uuid.Nil: none
+	ents    []uuid.UUID
+	induces []uuid.UUID
+}
+
 type allowSet map[string]struct{}
 
 // compiled holds an assignment's constraints in decision-ready form.
@@ -64,42 +82,74 @@ type window struct {
 	loc        *time.Location
 }
 
-// access is a subject's effective entitlements.
+// access is a subject's effective entitlements, computed from the
+// snapshot of version ver.
 type access struct {
+	ver    uint64
 	grants map[uuid.UUID][]Grant
 }
 
 // Snapshot is a tenant's effective-access state at one moment: immutable
-// but for its per-subject cache, safe for concurrent readers.
+// but for its per-subject caches, safe for concurrent readers. A change
+// makes a new version (Apply) that shares every part the change leaves
+// alone with this one.
 type Snapshot struct {
 	Tenant  uuid.UUID
 	BuiltAt time.Time
+	// UpdatedAt is when the last delta was applied (BuiltAt if none).
+	UpdatedAt time.Time
+	// ver counts the versions since the snapshot was built.
+	ver uint64
 
-	users       map[uuid.UUID]string
-	nhis        map[uuid.UUID]string
-	nhiRisk     map[uuid.UUID]int
-	groupParent map[uuid.UUID]uuid.UUID
-	userGroups  map[uuid.UUID][]uuid.UUID
-	groupName   map[uuid.UUID]string
-	apps        map[uuid.UUID]appInfo
-	ents        map[uuid.UUID]*entInfo
-	entByKey    map[string]uuid.UUID
-	roleKey     map[uuid.UUID]string
-	roleParent  map[uuid.UUID]uuid.UUID
-	roleEnts    map[uuid.UUID][]uuid.UUID
-	roleInduces map[uuid.UUID][]uuid.UUID
-	bySubject   map[subjectKey][]*Assignment
-	constraints map[uuid.UUID]*compiled
-	// argConstraints: some assignment constrains arguments.
-	argConstraints bool
-	// rateLimits: some assignment limits its rate.
-	rateLimits bool
+	users        pmap[uuid.UUID, string] // status
+	nhis         pmap[uuid.UUID, nhiInfo]
+	groups       pmap[uuid.UUID, groupInfo]
+	userGroups   pmap[uuid.UUID, []uuid.UUID] // direct memberships
+	groupMembers pmap[uuid.UUID, []uuid.UUID]
+	apps         pmap[uuid.UUID, appInfo]
+	ents         pmap[uuid.UUID, *entInfo]
+	entByKey     pmap[string, uuid.UUID]
+	roles        pmap[uuid.UUID, *roleInfo]
+	bySubject    pmap[subjectKey, []*Assignment]
+	assignments  pmap[uuid.UUID, *Assignment]
+	constraints  pmap[uuid.UUID, *compiled]
+	// argConstraints and rateLimits count the assignments that constrain
+	// arguments and that limit their rate.
+	argConstraints, rateLimits int
 	// sodByEnt: the enabled separation-of-duties rules naming each entitlement.
 	sodByEnt map[uuid.UUID][]*SoDRule
 	sodRules int
 
-	cache sync.Map // subjectKey → *access
-	roles sync.Map // role ID → []roleReach: closures shared by every subject
+	// cache holds subjects' effective access, shared by the versions of
+	// one engine's snapshot; touched gives, per subject, the version of
+	// the last change to its access: an entry computed before it is stale.
+	cache   *sync.Map // subjectKey → *access
+	touched pmap[subjectKey, uint64]
+	// reach holds role closures, shared by versions until a role changes.
+	reach *sync.Map // role ID → []roleReach
+}
+
+func newSnapshot(tenant uuid.UUID, now time.Time) *Snapshot {
+	return &Snapshot{Tenant: tenant, BuiltAt: now, UpdatedAt: now,
+		users: newPmap[uuid.UUID, string](uuidShard), nhis: newPmap[uuid.UUID, nhiInfo](uuidShard),
+		groups: newPmap[uuid.UUID, groupInfo](uuidShard), userGroups: newPmap[uuid.UUID, []uuid.UUID](uuidShard),
+		groupMembers: newPmap[uuid.UUID, []uuid.UUID](uuidShard), apps: newPmap[uuid.UUID, appInfo](uuidShard),
+		ents: newPmap[uuid.UUID, *entInfo](uuidShard), entByKey: newPmap[string, uuid.UUID](stringShard),
+		roles: newPmap[uuid.UUID, *roleInfo](uuidShard), bySubject: newPmap[subjectKey, []*Assignment](subjectShard),
+		assignments: newPmap[uuid.UUID, *Assignment](uuidShard), constraints: newPmap[uuid.UUID, *compiled](uuidShard),
+		sodByEnt: map[uuid.UUID][]*SoDRule{}, cache: &sync.Map{}, touched: newPmap[subjectKey, uint64](subjectShard), reach: &sync.Map{}}
+}
+
+// pmaps lists the snapshot's persistent maps, to thaw and freeze them together.
+func (s *Snapshot) pmaps() []interface {
+	thaw()
+	freeze()
+} {
+	return []interface {
+		thaw()
+		freeze()
+	}{&s.users, &s.nhis, &s.groups, &s.userGroups, &s.groupMembers, &s.apps, &s.ents,
+		&s.entByKey, &s.roles, &s.bySubject, &s.assignments, &s.constraints, &s.touched}
 }
 
 // roleReach is one role a held role brings, with the path from it.
@@ -111,17 +161,15 @@ type roleReach struct {
 // Stats describes a snapshot's size.
 type Stats struct {
 	Users, Groups, NHIs, Entitlements, Roles, Assignments int
-	BuiltAt                                               time.Time
+	BuiltAt, UpdatedAt                                    time.Time
+	// Version counts the deltas applied since the snapshot was built.
+	Version uint64
 }
 
 // Stats returns the snapshot's size.
 func (s *Snapshot) Stats() Stats {
-	n := 0
-	for _, l := range s.bySubject {
-		n += len(l)
-	}
-	return Stats{Users: len(s.users), Groups: len(s.groupName), NHIs: len(s.nhis), Entitlements: len(s.ents), Roles: len(s.roleKey),
-		Assignments: n, BuiltAt: s.BuiltAt}
+	return Stats{Users: s.users.len(), Groups: s.groups.len(), NHIs: s.nhis.len(), Entitlements: s.ents.len(), Roles: s.roles.len(),
+		Assignments: s.assignments.len(), BuiltAt: s.BuiltAt, UpdatedAt: s.UpdatedAt, Version: s.ver}
 }
 
 func compile(c *Constraints) *compiled {
@@ -167,6 +215,21 @@ func (w window) contains(t time.Time) bool {
 	return m >= w.start || m < w.end // wraps midnight
 }
 
+func (s *Snapshot) roleKey(id uuid.UUID) string {
+	if r := s.roles.at(id); r != nil {
+		return r.key
+	}
+	return ""
+}
+
+// roleEnts lists the entitlements a role grants by itself.
+func (s *Snapshot) roleEnts(id uuid.UUID) []uuid.UUID {
+	if r := s.roles.at(id); r != nil {
+		return r.ents
+	}
+	return nil
+}
+
 // roleClosure lists every role a held role brings (itself, its ancestors,
 // induced roles and theirs), each with the path from the held role.
 func (s *Snapshot) roleClosure(role uuid.UUID, base []Step, emit func(role uuid.UUID, path []Step)) {
@@ -178,71 +241,88 @@ func (s *Snapshot) roleClosure(role uuid.UUID, base []Step, emit func(role uuid.
 		}
 		seen[r] = true
 		emit(r, path)
-		if p, ok := s.roleParent[r]; ok {
-			visit(p, append(path[:len(path):len(path)], Step{Type: "parent_role", ID: p, Key: s.roleKey[p]}))
+		info := s.roles.at(r)
+		if info == nil {
+			return
 		}
-		for _, ind := range s.roleInduces[r] {
-			visit(ind, append(path[:len(path):len(path)], Step{Type: "induced_role", ID: ind, Key: s.roleKey[ind]}))
+		if p := info.parent; p != uuid.Nil {
+			visit(p, append(path[:len(path):len(path)], Step{Type: "parent_role", ID: p, Key: s.roleKey(p)}))
+		}
+		for _, ind := range info.induces {
+			visit(ind, append(path[:len(path):len(path)], Step{Type: "induced_role", ID: ind, Key: s.roleKey(ind)}))
 		}
 	}
 	visit(role, base)
 }
 
-// reach returns the roles a held role brings, computed once per snapshot.
-func (s *Snapshot) reach(role uuid.UUID) []roleReach {
-	if r, ok := s.roles.Load(role); ok {
+// reachOf returns the roles a held role brings, computed once per role
+// structure.
+func (s *Snapshot) reachOf(role uuid.UUID) []roleReach {
+	if r, ok := s.reach.Load(role); ok {
 		return r.([]roleReach)
 	}
 	var out []roleReach
-	s.roleClosure(role, []Step{{Type: "role", ID: role, Key: s.roleKey[role]}}, func(r uuid.UUID, path []Step) {
+	s.roleClosure(role, []Step{{Type: "role", ID: role, Key: s.roleKey(role)}}, func(r uuid.UUID, path []Step) {
 		out = append(out, roleReach{role: r, path: path})
 	})
-	actual, _ := s.roles.LoadOrStore(role, out)
+	actual, _ := s.reach.LoadOrStore(role, out)
 	return actual.([]roleReach)
 }
 
-// Access returns a subject's effective entitlements with their grant
-// paths (cached per subject in the snapshot).
+// access returns a subject's effective entitlements with their grant
+// paths, cached per subject across versions until a change touches it.
 func (s *Snapshot) access(typ string, id uuid.UUID) *access {
 	k := subjectKey{typ, id}
-	if a, ok := s.cache.Load(k); ok {
-		return a.(*access)
+	cached, ok := s.cache.Load(k)
+	if ok && cached.(*access).ver >= s.touched.at(k) {
+		return cached.(*access)
 	}
-	acc := &access{grants: map[uuid.UUID][]Grant{}}
+	acc := &access{ver: s.ver, grants: map[uuid.UUID][]Grant{}}
 	add := func(a *Assignment, base []Step) {
 		path := append(base[:len(base):len(base)], Step{Type: "assignment", ID: a.ID})
 		if a.TargetType == "entitlement" {
 			acc.grants[a.TargetID] = append(acc.grants[a.TargetID], Grant{EntitlementID: a.TargetID, Assignment: a, Path: path})
 			return
 		}
-		for _, rr := range s.reach(a.TargetID) {
+		for _, rr := range s.reachOf(a.TargetID) {
 			rp := make([]Step, 0, len(path)+len(rr.path))
 			rp = append(append(rp, path...), rr.path...)
-			for _, e := range s.roleEnts[rr.role] {
+			for _, e := range s.roleEnts(rr.role) {
 				acc.grants[e] = append(acc.grants[e], Grant{EntitlementID: e, Assignment: a, Path: rp})
 			}
 		}
 	}
-	for _, a := range s.bySubject[k] {
+	for _, a := range s.bySubject.at(k) {
 		add(a, nil)
 	}
 	if typ == SubjectUser {
 		seen := map[uuid.UUID]bool{}
-		for _, g := range s.userGroups[id] {
-			path := []Step{{Type: "group", ID: g, Key: s.groupName[g]}}
-			for cur, ok := g, true; ok && !seen[cur]; cur, ok = s.groupParent[cur] {
+		for _, g := range s.userGroups.at(id) {
+			path := []Step{{Type: "group", ID: g, Key: s.groups.at(g).name}}
+			for cur := g; cur != uuid.Nil && !seen[cur]; cur = s.groups.at(cur).parent {
 				seen[cur] = true
 				if cur != g {
-					path = append(path[:len(path):len(path)], Step{Type: "group", ID: cur, Key: s.groupName[cur]})
+					path = append(path[:len(path):len(path)], Step{Type: "group", ID: cur, Key: s.groups.at(cur).name})
 				}
-				for _, a := range s.bySubject[subjectKey{SubjectGroup, cur}] {
+				for _, a := range s.bySubject.at(subjectKey{SubjectGroup, cur}) {
 					add(a, path)
 				}
 			}
 		}
 	}
-	actual, _ := s.cache.LoadOrStore(k, acc)
-	return actual.(*access)
+	// Keep the newest computation: a reader of an older version must not
+	// replace a newer entry.
+	for {
+		if !ok {
+			if cached, ok = s.cache.LoadOrStore(k, acc); !ok {
+				return acc
+			}
+		}
+		if cached.(*access).ver >= acc.ver || s.cache.CompareAndSwap(k, cached, acc) {
+			return acc
+		}
+		cached, ok = s.cache.Load(k)
+	}
 }
 
 // Effective lists a subject's grants, entitlement by entitlement.
@@ -318,16 +398,16 @@ const (
 func (s *Snapshot) Decide(req *Request, t time.Time) Decision {
 	ent := req.EntitlementID
 	if ent == uuid.Nil {
-		ent = s.entByKey[req.Application+"/"+req.Entitlement]
+		ent = s.entByKey.at(req.Application + "/" + req.Entitlement)
 	}
-	e, ok := s.ents[ent]
+	e, ok := s.ents.get(ent)
 	if !ok {
 		return Decision{Decision: Deny, Reason: reasonUnknown, Code: "unknown_entitlement"}
 	}
 	if e.approval != Approved {
 		return Decision{Decision: Deny, Reason: reasonApproval, Code: "not_approved", EntitlementID: ent}
 	}
-	if s.apps[e.app].status != "active" {
+	if s.apps.at(e.app).status != "active" {
 		return Decision{Decision: Deny, Reason: reasonAppStatus, Code: "application_inactive", EntitlementID: ent}
 	}
 	args := callArgs{raw: req.Arguments, decoded: req.Decoded}
@@ -348,8 +428,7 @@ func (s *Snapshot) Decide(req *Request, t time.Time) Decision {
 
 // EntitlementID finds an entitlement by its application's key and its own.
 func (s *Snapshot) EntitlementID(app, key string) (uuid.UUID, bool) {
-	id, ok := s.entByKey[app+"/"+key]
-	return id, ok
+	return s.entByKey.get(app + "/" + key)
 }
 
 // RiskScore returns an NHI's risk score (0 for users and unknown NHIs).
@@ -357,12 +436,12 @@ func (s *Snapshot) RiskScore(sub Subject) int {
 	if sub.Type != SubjectNHI {
 		return 0
 	}
-	return s.nhiRisk[sub.ID]
+	return s.nhis.at(sub.ID).risk
 }
 
 // EntitlementRisk returns an entitlement's risk level ("" if unknown).
 func (s *Snapshot) EntitlementRisk(ent uuid.UUID) string {
-	if e, ok := s.ents[ent]; ok {
+	if e, ok := s.ents.get(ent); ok {
 		return e.risk
 	}
 	return ""
@@ -370,19 +449,19 @@ func (s *Snapshot) EntitlementRisk(ent uuid.UUID) string {
 
 // HasRateLimits reports whether any assignment of the tenant limits its
 // rate (callers may skip counting otherwise).
-func (s *Snapshot) HasRateLimits() bool { return s.rateLimits }
+func (s *Snapshot) HasRateLimits() bool { return s.rateLimits > 0 }
 
 // HasArgumentConstraints reports whether any assignment of the tenant
 // constrains arguments (callers may skip preparing them otherwise).
-func (s *Snapshot) HasArgumentConstraints() bool { return s.argConstraints }
+func (s *Snapshot) HasArgumentConstraints() bool { return s.argConstraints > 0 }
 
 // Permits reports whether the subject (and the actor, for delegated calls)
 // may use the entitlement at t with some arguments: what a tool list
 // shows. Argument constraints are left to the call; entitlements held
 // only under approval count.
 func (s *Snapshot) Permits(sub Subject, actor *Subject, ent uuid.UUID, t time.Time) bool {
-	e, ok := s.ents[ent]
-	if !ok || e.approval != Approved || s.apps[e.app].status != "active" {
+	e, ok := s.ents.get(ent)
+	if !ok || e.approval != Approved || s.apps.at(e.app).status != "active" {
 		return false
 	}
 	if s.decideArgs(sub, ent, callArgs{}, true, t, nil).Decision == Deny {
@@ -396,9 +475,9 @@ func (s *Snapshot) decideArgs(sub Subject, ent uuid.UUID, args callArgs, anyArgs
 	var status string
 	switch sub.Type {
 	case SubjectUser:
-		status = s.users[sub.ID]
+		status = s.users.at(sub.ID)
 	case SubjectNHI:
-		status = s.nhis[sub.ID]
+		status = s.nhis.at(sub.ID).status
 	}
 	if status != "active" {
 		return Decision{Decision: Deny, Reason: reasonInactive, Code: "inactive", EntitlementID: ent}
@@ -413,7 +492,7 @@ func (s *Snapshot) decideArgs(sub Subject, ent uuid.UUID, args callArgs, anyArgs
 			reason, code = reasonExpired, "expired"
 			continue
 		}
-		if c := s.constraints[a.ID]; c != nil {
+		if c := s.constraints.at(a.ID); c != nil {
 			if len(c.windows) > 0 && !inWindows(c.windows, t) {
 				reason, code = reasonWindow, "time_window"
 				continue
@@ -456,8 +535,11 @@ func inWindows(ws []window, t time.Time) bool {
 	return false
 }
 
-// Engine keeps one snapshot per tenant, rebuilt on first use after a
-// change event invalidates it.
+// Engine keeps one snapshot per tenant. It builds it on first use; after
+// that, changes reach it as deltas applied beside the serving snapshot,
+// which is swapped for the next version: decisions never wait for a
+// change. A rebuild, when one is needed (resync, bulk changes, a kind it
+// cannot read as a delta), also runs beside the serving snapshot.
 type Engine struct {
 	DB *store.DB
 	// People and Agents are the directory and the NHIs, read in the
@@ -465,19 +547,28 @@ type Engine struct {
 	People People
 	Agents Agents
 	Now    func() time.Time
+	// Log reports deltas that could not be read (a rebuild follows).
+	Log *slog.Logger
 
-	mu    sync.Mutex
-	slots map[uuid.UUID]*slot
-	// local holds changes this process committed and already invalidated
-	// for; their notifications, arriving later, are not counted again.
-	local map[events.Change]struct{}
+	slots      sync.Map // tenant → *slot
+	background sync.Mutex
 }
 
+// bulkDelta is the size of a batch of changes above which rebuilding is
+// cheaper than reading each changed record.
+const bulkDelta = 2000
+
 type slot struct {
-	build sync.Mutex
-	snap  atomic.Pointer[Snapshot]
-	gen   atomic.Int64 // bumped by every invalidation
-	built atomic.Int64 // the gen the snapshot was built at
+	snap atomic.Pointer[Snapshot]
+	// mu orders deltas and swaps.
+	mu sync.Mutex
+	// building is held by the one rebuild at a time; during it, deltas
+	// are kept in replay (under mu) to apply to the rebuilt snapshot.
+	building sync.Mutex
+	rebuild  bool
+	replay   []events.Change
+	// again asks a running background rebuild for another round.
+	again, running bool
 }
 
 func (e *Engine) now() time.Time {
@@ -487,88 +578,193 @@ func (e *Engine) now() time.Time {
 	return time.Now()
 }
 
-func (e *Engine) slot(tenant uuid.UUID) *slot {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.slots == nil {
-		e.slots = map[uuid.UUID]*slot{}
+func (e *Engine) log() *slog.Logger {
+	if e.Log != nil {
+		return e.Log
 	}
-	s := e.slots[tenant]
-	if s == nil {
-		s = &slot{}
-		s.gen.Store(1)
-		e.slots[tenant] = s
-	}
-	return s
+	return slog.Default()
 }
 
-// Snapshot returns the tenant's current snapshot, building it if needed.
+func (e *Engine) slot(tenant uuid.UUID) *slot {
+	if s, ok := e.slots.Load(tenant); ok {
+		return s.(*slot)
+	}
+	s, _ := e.slots.LoadOrStore(tenant, &slot{})
+	return s.(*slot)
+}
+
+// Snapshot returns the tenant's current snapshot, building it on first use.
 func (e *Engine) Snapshot(ctx context.Context, tenant uuid.UUID) (*Snapshot, error) {
 	sl := e.slot(tenant)
-	if s := sl.snap.Load(); s != nil && sl.built.Load() == sl.gen.Load() {
+	if s := sl.snap.Load(); s != nil {
 		return s, nil
 	}
-	sl.build.Lock()
-	defer sl.build.Unlock()
-	gen := sl.gen.Load()
-	if s := sl.snap.Load(); s != nil && sl.built.Load() == gen {
+	sl.building.Lock()
+	defer sl.building.Unlock()
+	if s := sl.snap.Load(); s != nil {
 		return s, nil
 	}
+	return e.rebuildLocked(ctx, tenant, sl)
+}
+
+// Refresh rebuilds the tenant's snapshot from the database now and
+// returns it (tests and tools; the engine itself rebuilds in the
+// background).
+func (e *Engine) Refresh(ctx context.Context, tenant uuid.UUID) (*Snapshot, error) {
+	sl := e.slot(tenant)
+	sl.building.Lock()
+	defer sl.building.Unlock()
+	return e.rebuildLocked(ctx, tenant, sl)
+}
+
+// rebuildLocked builds a snapshot while the serving one goes on taking
+// deltas, then applies to it the changes that came meanwhile and swaps
+// it in. The caller holds sl.building.
+func (e *Engine) rebuildLocked(ctx context.Context, tenant uuid.UUID, sl *slot) (*Snapshot, error) {
+	sl.mu.Lock()
+	sl.rebuild, sl.replay = true, nil
+	sl.mu.Unlock()
 	s, err := build(ctx, e.DB, e.People, e.Agents, tenant, e.now())
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	replay := sl.replay
+	sl.rebuild, sl.replay = false, nil
+	if old := sl.snap.Load(); old != nil && s != nil {
+		s.ver = old.ver + 1 // versions only grow along a slot
+	}
+	if err == nil && len(replay) > 0 {
+		var d *Delta
+		ok := len(replay) <= bulkDelta
+		if ok {
+			d, ok, err = loadDelta(ctx, e.DB, e.People, e.Agents, tenant, replay)
+		}
+		switch {
+		case err != nil:
+		case ok:
+			s = s.apply(d, e.now(), true)
+		default:
+			e.rebuildLater(tenant, sl) // changes came faster than a build
+		}
+	}
 	if err != nil {
 		return nil, apperr.Wrap(err, apperr.KindUnavailable, "access decisions unavailable")
 	}
 	sl.snap.Store(s)
-	sl.built.Store(gen)
 	return s, nil
 }
 
-// Invalidate marks a tenant's snapshot stale (uuid.Nil: every tenant).
-func (e *Engine) Invalidate(tenant uuid.UUID) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for id, s := range e.slots {
-		if tenant == uuid.Nil || id == tenant {
-			s.gen.Add(1)
+// rebuildLater rebuilds the tenant's snapshot in the background, once
+// more if asked again while it runs.
+func (e *Engine) rebuildLater(tenant uuid.UUID, sl *slot) {
+	if sl.running {
+		sl.again = true
+		return
+	}
+	sl.running = true
+	go func() {
+		for {
+			e.background.Lock() // one background build at a time: they are large
+			sl.building.Lock()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			_, err := e.rebuildLocked(ctx, tenant, sl)
+			cancel()
+			sl.building.Unlock()
+			e.background.Unlock()
+			if err != nil {
+				e.log().Error("rebuilding the access snapshot failed; retrying", "tenant", tenant, "error", err)
+				time.Sleep(time.Second)
+			}
+			sl.mu.Lock()
+			if !sl.again && err == nil {
+				sl.running = false
+				sl.mu.Unlock()
+				return
+			}
+			sl.again = false
+			sl.mu.Unlock()
 		}
-	}
+	}()
 }
 
-// Committed invalidates the tenant's snapshot for a change this process
-// has just committed, so its next decisions see it at once (other
-// replicas see it when the notification reaches them, milliseconds on).
-func (e *Engine) Committed(c events.Change) {
-	e.mu.Lock()
-	if e.local == nil || len(e.local) > 10_000 {
-		e.local = map[events.Change]struct{}{}
-	}
-	e.local[c] = struct{}{}
-	e.mu.Unlock()
-	e.Invalidate(c.TenantID)
+// Invalidate has the tenant's snapshot rebuilt beside the serving one
+// (uuid.Nil: every tenant's).
+func (e *Engine) Invalidate(tenant uuid.UUID) {
+	e.slots.Range(func(k, v any) bool {
+		if id := k.(uuid.UUID); tenant == uuid.Nil || id == tenant {
+			sl := v.(*slot)
+			sl.mu.Lock()
+			if sl.snap.Load() != nil {
+				e.rebuildLater(id, sl)
+			}
+			sl.mu.Unlock()
+		}
+		return true
+	})
 }
 
-// echo reports (and forgets) a change Committed already invalidated for.
-func (e *Engine) echo(c events.Change) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	_, ok := e.local[c]
-	delete(e.local, c)
-	return ok
+// Changed brings the tenant's snapshot up to date with changes committed
+// to the database: it reads the changed records and swaps in the next
+// version, before it returns. Changes that cannot be read as a delta have
+// the snapshot rebuilt in the background.
+func (e *Engine) Changed(ctx context.Context, tenant uuid.UUID, changes []events.Change) {
+	v, ok := e.slots.Load(tenant)
+	if !ok {
+		return // never built: its first use reads everything
+	}
+	sl := v.(*slot)
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	if sl.rebuild {
+		sl.replay = append(sl.replay, changes...)
+	}
+	cur := sl.snap.Load()
+	if cur == nil {
+		return
+	}
+	if len(changes) > bulkDelta {
+		e.rebuildLater(tenant, sl)
+		return
+	}
+	d, ok, err := loadDelta(ctx, e.DB, e.People, e.Agents, tenant, changes)
+	if err != nil || !ok {
+		if err != nil {
+			e.log().Warn("reading a change to the access snapshot failed; rebuilding it", "tenant", tenant, "error", err)
+		}
+		e.rebuildLater(tenant, sl)
+		return
+	}
+	if d.prune(cur); d.Empty() {
+		return
+	}
+	sl.snap.Store(cur.apply(d, e.now(), true))
 }
 
 // affects reports whether a change event kind changes effective access.
 func affects(kind string) bool {
-	return strings.HasPrefix(kind, EventPrefix) || kind == "group" || kind == "group_membership" || kind == "user" || kind == "nhi"
+	return strings.HasPrefix(kind, EventPrefix) || kind == eventGroup || kind == eventMembership || kind == eventUser || kind == eventNHI
 }
 
-// Watch invalidates snapshots on relevant change events from any replica.
+// Watch keeps snapshots up to date with change events from this replica
+// (applied at their commit, before the committing request answers) and
+// from the others.
 func (e *Engine) Watch(bus *events.Bus) (stop func()) {
-	return bus.Subscribe(func(m events.Message) {
-		switch {
-		case m.Resync:
-			e.Invalidate(uuid.Nil)
-		case affects(m.Change.Kind) && !e.echo(m.Change):
-			e.Invalidate(m.Change.TenantID)
+	return bus.SubscribeBatch(func(ms []events.Message) {
+		var byTenant map[uuid.UUID][]events.Change
+		for _, m := range ms {
+			switch {
+			case m.Resync:
+				e.Invalidate(uuid.Nil)
+			case affects(m.Change.Kind):
+				if byTenant == nil {
+					byTenant = map[uuid.UUID][]events.Change{}
+				}
+				byTenant[m.Change.TenantID] = append(byTenant[m.Change.TenantID], m.Change)
+			}
+		}
+		for tenant, cs := range byTenant {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			e.Changed(ctx, tenant, cs)
+			cancel()
 		}
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/events"
 	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/store"
 )
@@ -207,7 +208,7 @@ func (s *Service) CreateSoDRule(ctx context.Context, in SoDRuleInput) (*SoDRule,
 		if err := insertSoDRule(ctx, tx, r, now); err != nil {
 			return err
 		}
-		if err := s.change(ctx, tx, "sod_rule", r.ID, 1, r); err != nil {
+		if err := s.change(ctx, tx, "sod_rule", r.ID, 1, events.OpUpsert, r); err != nil {
 			return err
 		}
 		return s.auditTx(ctx, tx, "governance.sod_rule.create", "sod_rule", r.ID, r)
@@ -249,7 +250,7 @@ func (s *Service) UpdateSoDRule(ctx context.Context, id uuid.UUID, in SoDRuleInp
 		if err := updateSoDRule(ctx, tx, r); err != nil {
 			return err
 		}
-		if err := s.change(ctx, tx, "sod_rule", id, r.Version, r); err != nil {
+		if err := s.change(ctx, tx, "sod_rule", id, r.Version, events.OpUpsert, r); err != nil {
 			return err
 		}
 		return s.auditTx(ctx, tx, "governance.sod_rule.update", "sod_rule", id, in)
@@ -287,8 +288,8 @@ func (s *Snapshot) targetEntitlements(targetType string, id uuid.UUID, into map[
 		into[id] = true
 		return
 	}
-	for _, rr := range s.reach(id) {
-		for _, e := range s.roleEnts[rr.role] {
+	for _, rr := range s.reachOf(id) {
+		for _, e := range s.roleEnts(rr.role) {
 			into[e] = true
 		}
 	}
@@ -448,8 +449,8 @@ func roleSoD(snap *Snapshot, r *Role) error {
 func (s *Snapshot) entNames(ids []uuid.UUID) []string {
 	out := make([]string, len(ids))
 	for i, e := range ids {
-		if info, ok := s.ents[e]; ok {
-			out[i] = s.apps[info.app].key + "/" + info.key
+		if info, ok := s.ents.get(e); ok {
+			out[i] = s.apps.at(info.app).key + "/" + info.key
 		} else {
 			out[i] = e.String()
 		}
@@ -666,14 +667,10 @@ func (s *Service) ScanSoD(ctx context.Context) (*ScanResult, error) {
 				}
 			}
 		}
-		for id := range snap.users {
-			scan(SubjectUser, id)
-		}
-		for id := range snap.nhis {
-			scan(SubjectNHI, id)
-		}
+		snap.users.each(func(id uuid.UUID, _ string) bool { scan(SubjectUser, id); return true })
+		snap.nhis.each(func(id uuid.UUID, _ nhiInfo) bool { scan(SubjectNHI, id); return true })
 	} else {
-		res.Subjects = len(snap.users) + len(snap.nhis)
+		res.Subjects = snap.users.len() + snap.nhis.len()
 	}
 	var fresh []*SoDViolation
 	err = s.DB.InTenantTx(ctx, func(tx *store.Tx) error {

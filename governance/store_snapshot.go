@@ -2,10 +2,13 @@ package governance
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/events"
 	"github.com/xavyo/xavyo/internal/store"
 )
 
@@ -17,12 +20,12 @@ func build(ctx context.Context, db *store.DB, people People, agents Agents, tena
 	if people == nil || agents == nil {
 		return nil, errNoDirectory
 	}
-	s := &Snapshot{Tenant: tenant, BuiltAt: now, users: map[uuid.UUID]string{}, nhis: map[uuid.UUID]string{}, nhiRisk: map[uuid.UUID]int{}, groupParent: map[uuid.UUID]uuid.UUID{},
-		userGroups: map[uuid.UUID][]uuid.UUID{}, groupName: map[uuid.UUID]string{}, apps: map[uuid.UUID]appInfo{}, ents: map[uuid.UUID]*entInfo{},
-		entByKey: map[string]uuid.UUID{}, roleKey: map[uuid.UUID]string{}, roleParent: map[uuid.UUID]uuid.UUID{}, roleEnts: map[uuid.UUID][]uuid.UUID{},
-		roleInduces: map[uuid.UUID][]uuid.UUID{}, bySubject: map[subjectKey][]*Assignment{}, constraints: map[uuid.UUID]*compiled{},
-		sodByEnt: map[uuid.UUID][]*SoDRule{}}
+	s := newSnapshot(tenant, now)
 	ctx = store.WithTenant(ctx, tenant)
+	roleEnts := map[uuid.UUID][]uuid.UUID{}
+	roleInduces := map[uuid.UUID][]uuid.UUID{}
+	memberships := map[uuid.UUID][]uuid.UUID{}
+	var sod []*SoDRule
 	err := db.InTenantRead(ctx, func(tx *store.Tx) error {
 		var id, other uuid.UUID
 		var str string
@@ -36,7 +39,7 @@ func build(ctx context.Context, db *store.DB, people People, agents Agents, tena
 				if err := r.Scan(&id, &a.key, &a.status); err != nil {
 					return err
 				}
-				s.apps[id] = a
+				s.apps.set(id, a)
 				return nil
 			}},
 			{`SELECT id, application_id, kind, key, approval_state, risk_level FROM entitlements WHERE tenant_id = $1`, func(r store.Scanner) error {
@@ -44,85 +47,67 @@ func build(ctx context.Context, db *store.DB, people People, agents Agents, tena
 				if err := r.Scan(&e.id, &e.app, &e.kind, &e.key, &e.approval, &e.risk); err != nil {
 					return err
 				}
-				s.ents[e.id] = e
+				s.ents.set(e.id, e)
+				return nil
+			}},
+			{`SELECT role_id, entitlement_id FROM role_entitlements WHERE tenant_id = $1 ORDER BY role_id, entitlement_id`, func(r store.Scanner) error {
+				if err := r.Scan(&id, &other); err != nil {
+					return err
+				}
+				roleEnts[id] = append(roleEnts[id], other)
+				return nil
+			}},
+			{`SELECT role_id, induced_role_id FROM role_inducements WHERE tenant_id = $1 ORDER BY role_id, induced_role_id`, func(r store.Scanner) error {
+				if err := r.Scan(&id, &other); err != nil {
+					return err
+				}
+				roleInduces[id] = append(roleInduces[id], other)
 				return nil
 			}},
 			{`SELECT id, key, parent_id FROM roles WHERE tenant_id = $1`, func(r store.Scanner) error {
 				if err := r.Scan(&id, &str, &parent); err != nil {
 					return err
 				}
-				s.roleKey[id] = str
+				ri := &roleInfo{key: str, ents: roleEnts[id], induces: roleInduces[id]}
 				if parent != nil {
-					s.roleParent[id] = *parent
+					ri.parent = *parent
 				}
-				return nil
-			}},
-			{`SELECT role_id, entitlement_id FROM role_entitlements WHERE tenant_id = $1`, func(r store.Scanner) error {
-				if err := r.Scan(&id, &other); err != nil {
-					return err
-				}
-				s.roleEnts[id] = append(s.roleEnts[id], other)
-				return nil
-			}},
-			{`SELECT role_id, induced_role_id FROM role_inducements WHERE tenant_id = $1`, func(r store.Scanner) error {
-				if err := r.Scan(&id, &other); err != nil {
-					return err
-				}
-				s.roleInduces[id] = append(s.roleInduces[id], other)
+				s.roles.set(id, ri)
 				return nil
 			}},
 			{`SELECT ` + sodCols + ` FROM sod_rules WHERE tenant_id = $1 AND enabled`, func(r store.Scanner) error {
 				rule, err := scanSoDRule(r)
-				if err != nil {
-					return err
+				if err == nil {
+					sod = append(sod, rule)
 				}
-				s.sodRules++
-				for _, e := range rule.members() {
-					s.sodByEnt[e] = append(s.sodByEnt[e], rule)
-				}
-				return nil
+				return err
 			}},
 			{`SELECT ` + assignCols + ` FROM assignments WHERE tenant_id = $1`, func(r store.Scanner) error {
 				a, err := scanAssignment(r)
-				if err != nil {
-					return err
+				if err == nil {
+					s.putAssignment(a)
 				}
-				k := subjectKey{a.SubjectType, a.SubjectID}
-				s.bySubject[k] = append(s.bySubject[k], a)
-				if a.Constraints.RateLimitPerMinute > 0 {
-					s.rateLimits = true
-				}
-				if c := compile(&a.Constraints); c != nil {
-					s.constraints[a.ID] = c
-					if c.args != nil {
-						s.argConstraints = true
-					}
-				}
-				return nil
+				return err
 			}},
 		}
 		// The directory's users and groups and the NHIs, read through
 		// their stores in this transaction; then governance's own tables.
-		if err := people.EachUserTx(ctx, tx, func(id uuid.UUID, status string) { s.users[id] = status }); err != nil {
+		if err := people.EachUserTx(ctx, tx, func(id uuid.UUID, status string) { s.users.set(id, status) }); err != nil {
 			return err
 		}
-		if err := agents.EachTx(ctx, tx, func(id uuid.UUID, status string, risk int) {
-			s.nhis[id] = status
-			if risk > 0 {
-				s.nhiRisk[id] = risk
-			}
-		}); err != nil {
+		if err := agents.EachTx(ctx, tx, func(id uuid.UUID, status string, risk int) { s.nhis.set(id, nhiInfo{status: status, risk: risk}) }); err != nil {
 			return err
 		}
 		if err := people.EachGroupTx(ctx, tx, func(id uuid.UUID, name string, parent *uuid.UUID) {
-			s.groupName[id] = name
+			g := groupInfo{name: name}
 			if parent != nil {
-				s.groupParent[id] = *parent
+				g.parent = *parent
 			}
+			s.groups.set(id, g)
 		}); err != nil {
 			return err
 		}
-		if err := people.EachMembershipTx(ctx, tx, func(user, group uuid.UUID) { s.userGroups[user] = append(s.userGroups[user], group) }); err != nil {
+		if err := people.EachMembershipTx(ctx, tx, func(user, group uuid.UUID) { memberships[user] = append(memberships[user], group) }); err != nil {
 			return err
 		}
 		for _, st := range steps {
@@ -135,10 +120,194 @@ func build(ctx context.Context, db *store.DB, people People, agents Agents, tena
 	if err != nil {
 		return nil, err
 	}
-	for _, e := range s.ents {
-		if a, ok := s.apps[e.app]; ok {
-			s.entByKey[a.key+"/"+e.key] = e.id
-		}
+	for user, groups := range memberships {
+		s.setMemberships(user, groups)
 	}
+	s.ents.each(func(_ uuid.UUID, e *entInfo) bool {
+		s.keyEntitlement(e)
+		return true
+	})
+	s.setSoD(sod)
+	s.freeze()
 	return s, nil
+}
+
+// loadDelta reads the current state of the records changes name: the
+// delta that brings a snapshot up to date with them. Kinds that do not
+// bear on decisions are skipped; ok is false when a change cannot be
+// read as a delta (a kind it does not know), and the snapshot must be
+// rebuilt instead.
+func loadDelta(ctx context.Context, db *store.DB, people People, agents Agents, tenant uuid.UUID, changes []events.Change) (d *Delta, ok bool, err error) {
+	d = &Delta{}
+	ctx = store.WithTenant(ctx, tenant)
+	err = db.InTenantRead(ctx, func(tx *store.Tx) error {
+		for _, c := range changes {
+			var err error
+			switch c.Kind {
+			case EventPrefix + "assignment":
+				err = loadRecord(ctx, tx, c, assignmentRecord, &d.Assignments)
+			case EventPrefix + "entitlement":
+				err = loadRecord(ctx, tx, c, entitlementRecord, &d.Entitlements)
+			case EventPrefix + "application":
+				err = loadRecord(ctx, tx, c, applicationRecord, &d.Applications)
+			case EventPrefix + "role":
+				err = loadRole(ctx, tx, c, &d.Roles)
+			case EventPrefix + "sod_rule":
+				if !d.SoDSet {
+					d.SoD, err = store.Collect(ctx, tx, scanSoDRule, `SELECT `+sodCols+` FROM sod_rules WHERE tenant_id = $1 AND enabled`, tx.TenantID())
+					d.SoDSet = true
+				}
+			case eventUser:
+				err = loadUser(ctx, tx, people, c, d)
+			case eventNHI:
+				err = loadNHI(ctx, tx, agents, c, d)
+			case eventGroup:
+				err = loadGroup(ctx, tx, people, c, d)
+			case eventMembership:
+				err = loadMembership(ctx, tx, people, c, d)
+			default:
+				if affects(c.Kind) {
+					ok = false
+					return nil
+				}
+			}
+			if err != nil {
+				return err
+			}
+		}
+		ok = true
+		return nil
+	})
+	return d, ok, err
+}
+
+// changedID is a change's record id (false: not a UUID).
+func changedID(c events.Change) (uuid.UUID, bool) {
+	id, err := uuid.Parse(c.ID)
+	return id, err == nil
+}
+
+// loadRecord reads one governance record into m (nil: it is gone).
+func loadRecord[T any](ctx context.Context, tx *store.Tx, c events.Change, r record[*T], m *map[uuid.UUID]*T) error {
+	id, ok := changedID(c)
+	if !ok {
+		return nil
+	}
+	if *m == nil {
+		*m = map[uuid.UUID]*T{}
+	}
+	if c.Deleted() {
+		(*m)[id] = nil
+		return nil
+	}
+	v, err := r.scan(tx.QueryRow(ctx, `SELECT `+r.cols+` FROM `+r.table+` WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id))
+	if store.NoRows(err) {
+		v, err = nil, nil
+	}
+	(*m)[id] = v
+	return err
+}
+
+func loadRole(ctx context.Context, tx *store.Tx, c events.Change, m *map[uuid.UUID]*Role) error {
+	id, ok := changedID(c)
+	if !ok {
+		return nil
+	}
+	if *m == nil {
+		*m = map[uuid.UUID]*Role{}
+	}
+	if c.Deleted() {
+		(*m)[id] = nil
+		return nil
+	}
+	r, err := getRole(ctx, tx, id, false)
+	if apperr.KindOf(err) == apperr.KindNotFound {
+		r, err = nil, nil
+	}
+	(*m)[id] = r
+	return err
+}
+
+func loadUser(ctx context.Context, tx *store.Tx, people People, c events.Change, d *Delta) error {
+	id, ok := changedID(c)
+	if !ok {
+		return nil
+	}
+	if d.Users == nil {
+		d.Users = map[uuid.UUID]string{}
+	}
+	if c.Deleted() {
+		d.Users[id] = ""
+		return nil
+	}
+	st, err := people.StatusTx(ctx, tx, id)
+	if apperr.KindOf(err) == apperr.KindNotFound {
+		st, err = "", nil
+	}
+	d.Users[id] = st
+	return err
+}
+
+func loadNHI(ctx context.Context, tx *store.Tx, agents Agents, c events.Change, d *Delta) error {
+	id, ok := changedID(c)
+	if !ok {
+		return nil
+	}
+	if d.NHIs == nil {
+		d.NHIs = map[uuid.UUID]*NHIState{}
+	}
+	if c.Deleted() {
+		d.NHIs[id] = nil
+		return nil
+	}
+	status, risk, err := agents.StateTx(ctx, tx, id)
+	switch {
+	case apperr.KindOf(err) == apperr.KindNotFound:
+		d.NHIs[id] = nil
+		return nil
+	case err != nil:
+		return err
+	}
+	d.NHIs[id] = &NHIState{Status: status, Risk: risk}
+	return nil
+}
+
+func loadGroup(ctx context.Context, tx *store.Tx, people People, c events.Change, d *Delta) error {
+	id, ok := changedID(c)
+	if !ok {
+		return nil
+	}
+	if d.Groups == nil {
+		d.Groups = map[uuid.UUID]*GroupState{}
+	}
+	if c.Deleted() {
+		d.Groups[id] = nil
+		return nil
+	}
+	name, parent, err := people.GroupTx(ctx, tx, id)
+	switch {
+	case apperr.KindOf(err) == apperr.KindNotFound:
+		d.Groups[id] = nil
+		return nil
+	case err != nil:
+		return err
+	}
+	d.Groups[id] = &GroupState{Name: name, ParentID: parent}
+	return nil
+}
+
+// loadMembership reads the direct groups of the user a membership change
+// names ("<group>:<user>").
+func loadMembership(ctx context.Context, tx *store.Tx, people People, c events.Change, d *Delta) error {
+	_, u, found := strings.Cut(c.ID, ":")
+	user, err := uuid.Parse(u)
+	if !found || err != nil {
+		return nil
+	}
+	if d.Memberships == nil {
+		d.Memberships = map[uuid.UUID][]uuid.UUID{}
+	}
+	groups, err := people.GroupsOfTx(ctx, tx, user)
+	d.Memberships[user] = groups
+	return err
 }

@@ -89,8 +89,8 @@ var Deliverable = []string{
 	"approval.pending", "approval.decided", "approval.escalated", "approval.delegation",
 	"sod.violation.detected", "sod.exemption.granted", "sod.exemption.revoked",
 	"governance.application", "governance.entitlement", "governance.role", "governance.assignment", "governance.sod_rule",
-	"user", "group", "group_membership",
-	"nhi", "nhi.secret", "nhi.secret_expiring", "nhi.permission", "pki.certificate",
+	"user", "user.activity", "group", "group_membership",
+	"nhi", "nhi.activity", "nhi.secret", "nhi.secret_expiring", "nhi.permission", "pki.certificate",
 	"mcp.server", "mcp.catalog", "a2a.card", TestEvent,
 }
 

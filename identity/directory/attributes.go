@@ -200,7 +200,7 @@ func (s *Service) DeleteAttributeDefinition(ctx context.Context, id uuid.UUID) e
 		if err := deleteAttr(ctx, tx, id); err != nil {
 			return err
 		}
-		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: AttrDefEvent, ID: id.String()}, nil); err != nil {
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: AttrDefEvent, ID: id.String(), Op: events.OpDelete}, nil); err != nil {
 			return err
 		}
 		return s.auditTx(ctx, tx, "attribute_definition.delete", "attribute_definition", id.String(), map[string]string{"name": name})

@@ -17,7 +17,10 @@ import (
 
 // Event kinds.
 const (
-	UserEvent       = "user"
+	UserEvent = "user"
+	// UserActivityEvent is a user's change that cannot alter access
+	// (profile text, password): decision snapshots ignore it.
+	UserActivityEvent = "user.activity"
 	GroupEvent      = "group"
 	MembershipEvent = "group_membership"
 	AttrDefEvent    = "attribute_definition"

@@ -232,7 +232,7 @@ func (s *Service) DeleteGroup(ctx context.Context, id uuid.UUID, ifVersion int64
 		if err := deleteGroup(ctx, tx, id); err != nil {
 			return err
 		}
-		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: GroupEvent, ID: id.String(), Version: g.Version + 1}, map[string]bool{"deleted": true}); err != nil {
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: GroupEvent, ID: id.String(), Version: g.Version + 1, Op: events.OpDelete}, map[string]bool{"deleted": true}); err != nil {
 			return err
 		}
 		return s.auditTx(ctx, tx, "group.delete", "group", id.String(), map[string]string{"name": name})
@@ -284,7 +284,7 @@ func (s *Service) RemoveMember(ctx context.Context, group, user uuid.UUID) error
 		if !removed {
 			return apperr.NotFound("membership")
 		}
-		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: MembershipEvent, ID: group.String() + ":" + user.String(), Version: 2}, map[string]bool{"deleted": true}); err != nil {
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: MembershipEvent, ID: group.String() + ":" + user.String(), Version: 2, Op: events.OpDelete}, map[string]bool{"deleted": true}); err != nil {
 			return err
 		}
 		return s.auditTx(ctx, tx, "group.member.remove", "group", group.String(), map[string]string{"user_id": user.String()})

@@ -125,7 +125,23 @@ func (s *Service) EachMembershipTx(ctx context.Context, tx *store.Tx, fn func(us
 		}
 		fn(user, group)
 		return nil
-	}, `SELECT user_id, group_id FROM group_members WHERE tenant_id = $1`, tx.TenantID())
+	}, `SELECT user_id, group_id FROM group_members WHERE tenant_id = $1 ORDER BY user_id, group_id`, tx.TenantID())
+}
+
+// GroupsOfTx lists a user's direct groups, in the order EachMembershipTx
+// gives them.
+func (s *Service) GroupsOfTx(ctx context.Context, tx *store.Tx, user uuid.UUID) ([]uuid.UUID, error) {
+	return store.Collect(ctx, tx, store.ScanUUID, `SELECT group_id FROM group_members WHERE tenant_id = $1 AND user_id = $2 ORDER BY group_id`,
+		tx.TenantID(), user)
+}
+
+// GroupTx is a group's name and parent (apperr not found: no such group).
+func (s *Service) GroupTx(ctx context.Context, tx *store.Tx, id uuid.UUID) (name string, parent *uuid.UUID, err error) {
+	err = tx.QueryRow(ctx, `SELECT name, parent_id FROM groups WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id).Scan(&name, &parent)
+	if store.NoRows(err) {
+		return "", nil, apperr.NotFound("group")
+	}
+	return name, parent, err
 }
 
 // GroupExistsTx tells whether the tenant has a group.

@@ -1,6 +1,7 @@
 package directory
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -404,6 +405,19 @@ func (s *Service) UpdateUser(ctx context.Context, id uuid.UUID, in UpdateUserInp
 	return s.updateUser(ctx, id, in, ifVersion)
 }
 
+// updateKind is the event kind of an update: UserActivityEvent when only
+// profile text changed (names, email, username), which no decision,
+// role or rule reads; UserEvent otherwise.
+func updateKind(before, after *User) string {
+	if before.Status != after.Status || !slices.Equal(before.AdminRoles, after.AdminRoles) ||
+		!equalID(before.ManagerID, after.ManagerID) || !bytes.Equal(before.Attributes, after.Attributes) {
+		return UserEvent
+	}
+	return UserActivityEvent
+}
+
+func equalID(a, b *uuid.UUID) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+
 func (s *Service) updateUser(ctx context.Context, id uuid.UUID, in UpdateUserInput, ifVersion int64) (*User, error) {
 	if in.Attributes != nil && !isObject(*in.Attributes) {
 		return nil, apperr.Invalid("attributes", "must be a JSON object")
@@ -422,6 +436,7 @@ func (s *Service) updateUser(ctx context.Context, id uuid.UUID, in UpdateUserInp
 		if ifVersion != 0 && u.Version != ifVersion {
 			return apperr.New(apperr.KindPreconditionFailed, "user changed since version %d (now %d)", ifVersion, u.Version)
 		}
+		before := *u
 		norm := strings.ToLower(u.Email)
 		if in.Email != nil {
 			if norm, err = NormalizeEmail(*in.Email); err != nil {
@@ -499,7 +514,7 @@ func (s *Service) updateUser(ctx context.Context, id uuid.UUID, in UpdateUserInp
 			return err
 		}
 		out = u
-		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: UserEvent, ID: id.String(), Version: u.Version}, nil); err != nil {
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: updateKind(&before, u), ID: id.String(), Version: u.Version}, nil); err != nil {
 			return err
 		}
 		return s.auditTx(ctx, tx, "user.update", "user", id.String(), in)
@@ -527,7 +542,7 @@ func (s *Service) DeleteUser(ctx context.Context, id uuid.UUID, ifVersion int64)
 		if err := deleteUser(ctx, tx, id); err != nil {
 			return err
 		}
-		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: UserEvent, ID: id.String(), Version: u.Version + 1}, map[string]bool{"deleted": true}); err != nil {
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: UserEvent, ID: id.String(), Version: u.Version + 1, Op: events.OpDelete}, map[string]bool{"deleted": true}); err != nil {
 			return err
 		}
 		return s.auditTx(ctx, tx, "user.delete", "user", id.String(), map[string]string{"email": email})
@@ -598,7 +613,7 @@ func (s *Service) SetPassword(ctx context.Context, id uuid.UUID, pw string, must
 			return err
 		}
 		out = u
-		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: UserEvent, ID: id.String(), Version: u.Version}, nil); err != nil {
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: UserActivityEvent, ID: id.String(), Version: u.Version}, nil); err != nil {
 			return err
 		}
 		return s.auditTx(ctx, tx, "user.password.set", "user", id.String(), map[string]bool{"must_change": mustChange})

@@ -43,6 +43,10 @@ const (
 // EventKind is the change-event kind of NHIs.
 const EventKind = "nhi"
 
+// ActivityEvent is the kind of an NHI's changes that cannot alter access
+// (its use): decision snapshots ignore it.
+const ActivityEvent = "nhi.activity"
+
 // transitions lists the allowed lifecycle moves; archived is final.
 var transitions = map[string][]string{
 	StatusActive:     {StatusInactive, StatusSuspended, StatusDeprecated},

@@ -80,7 +80,7 @@ func (s *Service) Revoke(ctx context.Context, id, user uuid.UUID) error {
 		if !removed {
 			return apperr.NotFound("permission")
 		}
-		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: PermissionEvent, ID: id.String() + ":" + user.String(), Version: 2}, nil); err != nil {
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: PermissionEvent, ID: id.String() + ":" + user.String(), Version: 2, Op: events.OpDelete}, nil); err != nil {
 			return err
 		}
 		return s.auditTx(ctx, tx, "nhi.permission.revoke", n, map[string]string{"user_id": user.String()})

@@ -328,6 +328,15 @@ func (s *Service) EachTx(ctx context.Context, tx *store.Tx, fn func(id uuid.UUID
 	}, `SELECT id, status, risk_score FROM nhis WHERE tenant_id = $1`, tx.TenantID())
 }
 
+// StateTx is an NHI's status and risk score (apperr not found: no such NHI).
+func (s *Service) StateTx(ctx context.Context, tx *store.Tx, id uuid.UUID) (status string, risk int, err error) {
+	err = tx.QueryRow(ctx, `SELECT status, risk_score FROM nhis WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id).Scan(&status, &risk)
+	if store.NoRows(err) {
+		return "", 0, apperr.NotFound("nhi")
+	}
+	return status, risk, err
+}
+
 // ExistsTx tells whether the tenant has an NHI.
 func (s *Service) ExistsTx(ctx context.Context, tx *store.Tx, id uuid.UUID) (bool, error) {
 	var n int

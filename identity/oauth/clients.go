@@ -140,7 +140,7 @@ func (s *Server) DeleteAppClient(ctx context.Context, id uuid.UUID) error {
 		if err := s.cfg.Tokens.RevokeClientInTx(ctx, tx, tx.TenantID(), clientID); err != nil {
 			return err
 		}
-		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: ClientEvent, ID: clientID, Version: 2}, nil); err != nil {
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: ClientEvent, ID: clientID, Version: 2, Op: events.OpDelete}, nil); err != nil {
 			return err
 		}
 		return audit.RecordChangeTx(ctx, tx, s.cfg.Audit, "oauth.client.delete", "oauth_client", clientID, nil)

@@ -217,7 +217,7 @@ func (s *Server) DeleteRegistration(ctx context.Context, clientID, rat string) e
 		if err := s.cfg.Tokens.RevokeClientInTx(ctx, tx, tx.TenantID(), clientID); err != nil {
 			return err
 		}
-		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: ClientEvent, ID: clientID, Version: c.Version + 1}, nil); err != nil {
+		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: ClientEvent, ID: clientID, Version: c.Version + 1, Op: events.OpDelete}, nil); err != nil {
 			return err
 		}
 		return audit.RecordChangeTx(ctx, tx, s.cfg.Audit, "oauth.client.delete", "oauth_client", clientID, nil)

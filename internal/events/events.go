@@ -29,7 +29,18 @@ type Change struct {
 	Kind    string `json:"k"`
 	ID      string `json:"i"`
 	Version int64  `json:"v"`
+	// Op is OpUpsert (the default: created or changed) or OpDelete.
+	Op string `json:"op,omitempty"`
 }
+
+// Operations of a change.
+const (
+	OpUpsert = "upsert"
+	OpDelete = "delete"
+)
+
+// Deleted reports whether the change removed its record.
+func (c Change) Deleted() bool { return c.Op == OpDelete }
 
 // Message is what subscribers receive: a change, or a resync order.
 type Message struct {
@@ -43,6 +54,13 @@ type Message struct {
 func Publish(ctx context.Context, tx *store.Tx, c Change, payload any) error {
 	if c.TenantID == uuid.Nil || c.Kind == "" {
 		return fmt.Errorf("events: change needs a tenant and a kind")
+	}
+	switch c.Op {
+	case "":
+		c.Op = OpUpsert
+	case OpUpsert, OpDelete:
+	default:
+		return fmt.Errorf("events: unknown operation %q", c.Op)
 	}
 	body := []byte("{}")
 	if payload != nil {
@@ -78,9 +96,10 @@ type Bus struct {
 	db  *store.DB
 	log *slog.Logger
 
-	mu   sync.RWMutex
-	subs map[int]func(Message)
-	next int
+	mu    sync.RWMutex
+	subs  map[int]func(Message)
+	batch map[int]func([]Message)
+	next  int
 
 	// once holds this handle's own changes delivered by one of their two
 	// ways (at commit, from the listener) whose other way is still to come.
@@ -96,40 +115,50 @@ func NewBus(db *store.DB, log *slog.Logger) *Bus {
 	if log == nil {
 		log = slog.Default()
 	}
-	b := &Bus{db: db, log: log, subs: map[int]func(Message){}, once: map[uint64]struct{}{}}
+	b := &Bus{db: db, log: log, subs: map[int]func(Message){}, batch: map[int]func([]Message){}, once: map[uint64]struct{}{}}
 	db.OnCommitted(b.committed)
 	return b
 }
 
-// committed delivers a change this process has just committed.
-func (b *Bus) committed(n store.Notification) {
-	if n.Channel == Channel {
-		b.notified(n.Payload)
+// committed delivers the changes of a transaction this process has just
+// committed.
+func (b *Bus) committed(ns []store.Notification) {
+	var ms []Message
+	for _, n := range ns {
+		if n.Channel != Channel {
+			continue
+		}
+		if c, ok := b.decode(n.Payload); ok {
+			ms = append(ms, Message{Change: c})
+		}
 	}
+	b.deliver(ms)
 }
 
-// notified delivers a notified change; this handle's own changes, which
-// come twice, once.
-func (b *Bus) notified(payload string) {
+// decode reads a notified change; this handle's own changes, which come
+// twice, are reported once (ok false the second time).
+func (b *Bus) decode(payload string) (Change, bool) {
 	var e envelope
 	if err := json.Unmarshal([]byte(payload), &e); err != nil {
 		b.log.Warn("dropping malformed change notification", "error", err)
-		return
+		return Change{}, false
 	}
 	if e.Origin != "" && e.Origin == b.db.Origin() {
 		b.omu.Lock()
+		defer b.omu.Unlock()
 		if _, seen := b.once[e.Seq]; seen {
 			delete(b.once, e.Seq)
-			b.omu.Unlock()
-			return
+			return Change{}, false
 		}
 		if len(b.once) > 100_000 {
 			clear(b.once) // second ways that never came: at worst a change heard twice
 		}
 		b.once[e.Seq] = struct{}{}
-		b.omu.Unlock()
 	}
-	b.deliver(Message{Change: e.Change})
+	if e.Op == "" {
+		e.Op = OpUpsert
+	}
+	return e.Change, true
 }
 
 // Subscribe registers fn for every message; it returns the function that
@@ -147,6 +176,24 @@ func (b *Bus) Subscribe(fn func(Message)) (unsubscribe func()) {
 	}
 }
 
+// SubscribeBatch registers fn for messages in batches: a transaction's
+// changes together when this process committed it, one at a time when
+// they come from other replicas, and resync orders alone. It returns the
+// function that unsubscribes; fn runs on the bus goroutine (the
+// committing one, for this process's changes).
+func (b *Bus) SubscribeBatch(fn func([]Message)) (unsubscribe func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	id := b.next
+	b.next++
+	b.batch[id] = fn
+	return func() {
+		b.mu.Lock()
+		delete(b.batch, id)
+		b.mu.Unlock()
+	}
+}
+
 // Run listens for notifications until ctx ends.
 func (b *Bus) Run(ctx context.Context) error {
 	return b.db.Listen(ctx, []string{Channel}, func(n store.Notification, resync bool) {
@@ -154,17 +201,27 @@ func (b *Bus) Run(ctx context.Context) error {
 			b.omu.Lock()
 			clear(b.once)
 			b.omu.Unlock()
-			b.deliver(Message{Resync: true})
+			b.deliver([]Message{{Resync: true}})
 			return
 		}
-		b.notified(n.Payload)
+		if c, ok := b.decode(n.Payload); ok {
+			b.deliver([]Message{{Change: c}})
+		}
 	})
 }
 
-func (b *Bus) deliver(m Message) {
+func (b *Bus) deliver(ms []Message) {
+	if len(ms) == 0 {
+		return
+	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	for _, fn := range b.subs {
-		fn(m)
+	for _, m := range ms {
+		for _, fn := range b.subs {
+			fn(m)
+		}
+	}
+	for _, fn := range b.batch {
+		fn(ms)
 	}
 }

@@ -21,9 +21,13 @@ type Notification struct {
 func (t *Tx) Notify(ctx context.Context, channel, payload string) error {
 	n := Notification{Channel: channel, Payload: payload}
 	// This process hears its own notifications at their commit, before
-	// the committing request answers; the listener's copy may come before
-	// or after that (hooks must tell the two apart: DB.Origin).
-	t.AfterCommit(func() { t.db.committed(n) })
+	// the committing request answers, all of one transaction's at once;
+	// the listener's copy may come before or after that (hooks must tell
+	// the two apart: DB.Origin).
+	if len(t.notes) == 0 {
+		t.AfterCommit(func() { t.db.committed(t.notes) })
+	}
+	t.notes = append(t.notes, n)
 	if t.db.flavor == Postgres {
 		_, err := t.tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, channel, payload)
 		return translate(err)
@@ -33,20 +37,21 @@ func (t *Tx) Notify(ctx context.Context, channel, payload string) error {
 }
 
 // OnCommitted registers fn to hear, synchronously and right after their
-// commit, the notifications of this process's own transactions. fn runs
-// on the committing goroutine and must not block.
-func (db *DB) OnCommitted(fn func(Notification)) {
+// commit, the notifications of this process's own transactions: one call
+// per transaction, with its notifications in the order they were sent.
+// fn runs on the committing goroutine and must not block long.
+func (db *DB) OnCommitted(fn func([]Notification)) {
 	db.hmu.Lock()
 	defer db.hmu.Unlock()
 	db.hooks = append(db.hooks, fn)
 }
 
-func (db *DB) committed(n Notification) {
+func (db *DB) committed(ns []Notification) {
 	db.hmu.RLock()
 	hooks := db.hooks
 	db.hmu.RUnlock()
 	for _, fn := range hooks {
-		fn(n)
+		fn(ns)
 	}
 }
 

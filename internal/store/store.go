@@ -92,7 +92,7 @@ type DB struct {
 	closed atomic.Bool
 	// hooks hear this process's notifications at commit (OnCommitted).
 	hmu   sync.RWMutex
-	hooks []func(Notification)
+	hooks []func([]Notification)
 	// origin tells this handle's notifications from other replicas'
 	// (set at Open, never changed).
 	origin string
@@ -425,6 +425,8 @@ type Tx struct {
 	tenant uuid.UUID
 	system bool
 	after  []func()
+	// notes are the notifications sent, heard by OnCommitted hooks at commit.
+	notes []Notification
 }
 
 // TenantID returns the tenant the transaction is scoped to (uuid.Nil on
