@@ -12,6 +12,7 @@ import (
 	"github.com/xavyo/xavyo/governance"
 	"github.com/xavyo/xavyo/identity/directory"
 	"github.com/xavyo/xavyo/identity/nhi"
+	"github.com/xavyo/xavyo/internal/events"
 	"github.com/xavyo/xavyo/internal/store"
 	"github.com/xavyo/xavyo/internal/testdb"
 )
@@ -168,7 +169,10 @@ func TestDeltasMatchRebuild(t *testing.T) {
 				_, err := f.dir.UpdateUser(f.ctx, users[2].ID, directory.UpdateUserInput{Status: ptr(directory.StatusDisabled)}, 0)
 				return err
 			}},
-			{"group renamed", func() error { _, err := f.dir.UpdateGroup(f.ctx, team.ID, directory.GroupInput{Name: ptr("Squad")}, 0); return err }},
+			{"group renamed", func() error {
+				_, err := f.dir.UpdateGroup(f.ctx, team.ID, directory.GroupInput{Name: ptr("Squad")}, 0)
+				return err
+			}},
 			{"group moved to the root", func() error {
 				_, err := f.dir.UpdateGroup(f.ctx, team.ID, directory.GroupInput{ParentID: &uuid.UUID{}}, 0)
 				return err
@@ -263,6 +267,61 @@ func TestApplyToCopy(t *testing.T) {
 		back := sim.Apply(&governance.Delta{Assignments: map[uuid.UUID]*governance.Assignment{a.ID: nil}}, *f.clock)
 		if d := back.Decide(&req, *f.clock); d.Decision != governance.Deny {
 			t.Fatalf("after removal on the copy: %+v", d)
+		}
+	})
+}
+
+// TestLateWritesAreIgnored: this replica's writes of an assignment heard
+// out of order (an older version after a newer one, a write after the
+// deletion) leave the snapshot at the newest state.
+func TestLateWritesAreIgnored(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		f := setup(t, db)
+		app, err := f.gov.CreateApplication(f.ctx, governance.ApplicationInput{Key: "ops", Name: ptr("Ops"), Type: "generic"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := f.gov.CreateEntitlement(f.ctx, app.ID, governance.EntitlementInput{Key: "deploy", ApprovalState: ptr(governance.Approved)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := f.dir.CreateUser(f.ctx, directory.CreateUserInput{Email: "late@x.test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.eng.Snapshot(f.ctx, f.tenant); err != nil {
+			t.Fatal(err)
+		}
+		a1, err := f.gov.CreateAssignment(f.ctx, governance.AssignmentInput{SubjectType: "user", SubjectID: u.ID, TargetType: "entitlement", TargetID: e.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v1 := *a1
+		if _, err := f.gov.UpdateAssignment(f.ctx, a1.ID, governance.AssignmentInput{Constraints: &governance.Constraints{RequiresApproval: true}}, 0); err != nil {
+			t.Fatal(err)
+		}
+		req := governance.Request{Subject: governance.Subject{Type: "user", ID: u.ID}, EntitlementID: e.ID}
+		decide := func() string {
+			s, err := f.eng.Snapshot(f.ctx, f.tenant)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s.Decide(&req, *f.clock).Decision
+		}
+		if got := decide(); got != governance.ApprovalRequired {
+			t.Fatalf("after the update: %s", got)
+		}
+		late := events.Message{Change: events.Change{TenantID: f.tenant, Kind: governance.EventPrefix + "assignment", ID: v1.ID.String(), Version: 1, Op: events.OpUpsert}, Record: &v1}
+		f.eng.ChangedWith(f.ctx, f.tenant, []events.Message{late})
+		if got := decide(); got != governance.ApprovalRequired {
+			t.Fatalf("an older write heard late took over: %s", got)
+		}
+		if err := f.gov.DeleteAssignment(f.ctx, a1.ID); err != nil {
+			t.Fatal(err)
+		}
+		f.eng.ChangedWith(f.ctx, f.tenant, []events.Message{late})
+		if got := decide(); got != governance.Deny {
+			t.Fatalf("a write heard after the deletion brought the assignment back: %s", got)
 		}
 	})
 }

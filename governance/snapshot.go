@@ -2,9 +2,11 @@ package governance
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -82,13 +84,6 @@ type window struct {
 	loc        *time.Location
 }
 
-// access is a subject's effective entitlements, computed from the
-// snapshot of version ver.
-type access struct {
-	ver    uint64
-	grants map[uuid.UUID][]Grant
-}
-
 // Snapshot is a tenant's effective-access state at one moment: immutable
 // but for its per-subject caches, safe for concurrent readers. A change
 // makes a new version (Apply) that shares every part the change leaves
@@ -126,7 +121,7 @@ type Snapshot struct {
 	cache   *sync.Map // subjectKey → *access
 	touched pmap[subjectKey, uint64]
 	// reach holds role closures, shared by versions until a role changes.
-	reach *sync.Map // role ID → []roleReach
+	reach *sync.Map // role ID → *closure
 }
 
 func newSnapshot(tenant uuid.UUID, now time.Time) *Snapshot {
@@ -255,42 +250,73 @@ func (s *Snapshot) roleClosure(role uuid.UUID, base []Step, emit func(role uuid.
 	visit(role, base)
 }
 
-// reachOf returns the roles a held role brings, computed once per role
-// structure.
-func (s *Snapshot) reachOf(role uuid.UUID) []roleReach {
-	if r, ok := s.reach.Load(role); ok {
-		return r.([]roleReach)
-	}
-	var out []roleReach
-	s.roleClosure(role, []Step{{Type: "role", ID: role, Key: s.roleKey(role)}}, func(r uuid.UUID, path []Step) {
-		out = append(out, roleReach{role: r, path: path})
-	})
-	actual, _ := s.reach.LoadOrStore(role, out)
-	return actual.([]roleReach)
+// holding is one assignment a subject holds, directly or through a group
+// (base: the path of groups it comes through).
+type holding struct {
+	a    *Assignment
+	path []Step // base + the assignment's step
 }
 
-// access returns a subject's effective entitlements with their grant
-// paths, cached per subject across versions until a change touches it.
+// closure is what a held role brings: every role of its closure with the
+// path to it, and for each entitlement the first such path.
+type closure struct {
+	reach []roleReach
+	ents  map[uuid.UUID][]Step
+}
+
+// closureOf returns a role's closure, computed once per role structure.
+func (s *Snapshot) closureOf(role uuid.UUID) *closure {
+	if c, ok := s.reach.Load(role); ok {
+		return c.(*closure)
+	}
+	c := &closure{ents: map[uuid.UUID][]Step{}}
+	s.roleClosure(role, []Step{{Type: "role", ID: role, Key: s.roleKey(role)}}, func(r uuid.UUID, path []Step) {
+		c.reach = append(c.reach, roleReach{role: r, path: path})
+		for _, e := range s.roleEnts(r) {
+			if _, ok := c.ents[e]; !ok {
+				c.ents[e] = path
+			}
+		}
+	})
+	actual, _ := s.reach.LoadOrStore(role, c)
+	return actual.(*closure)
+}
+
+// reachOf returns the roles a held role brings.
+func (s *Snapshot) reachOf(role uuid.UUID) []roleReach { return s.closureOf(role).reach }
+
+// access is what a subject holds, in decision order: its own assignments,
+// then its groups' (each group, then its ancestors). Entitlements are
+// found from it per decision, so a cold subject costs its holdings, not
+// the expansion of every role it holds.
+type access struct {
+	ver  uint64
+	held []holding
+	// byEnt indexes the holdings of entitlements by entitlement; roles
+	// lists the distinct roles held, each with its closure and holdings.
+	// (A change to any role drops every cached access, so the closures
+	// here are never stale.)
+	byEnt map[uuid.UUID][]int32
+	roles []heldRole
+}
+
+type heldRole struct {
+	c    *closure
+	held []int32
+}
+
+// access returns what a subject holds, cached per subject across
+// versions until a change touches it.
 func (s *Snapshot) access(typ string, id uuid.UUID) *access {
 	k := subjectKey{typ, id}
 	cached, ok := s.cache.Load(k)
 	if ok && cached.(*access).ver >= s.touched.at(k) {
 		return cached.(*access)
 	}
-	acc := &access{ver: s.ver, grants: map[uuid.UUID][]Grant{}}
+	acc := &access{ver: s.ver}
 	add := func(a *Assignment, base []Step) {
 		path := append(base[:len(base):len(base)], Step{Type: "assignment", ID: a.ID})
-		if a.TargetType == "entitlement" {
-			acc.grants[a.TargetID] = append(acc.grants[a.TargetID], Grant{EntitlementID: a.TargetID, Assignment: a, Path: path})
-			return
-		}
-		for _, rr := range s.reachOf(a.TargetID) {
-			rp := make([]Step, 0, len(path)+len(rr.path))
-			rp = append(append(rp, path...), rr.path...)
-			for _, e := range s.roleEnts(rr.role) {
-				acc.grants[e] = append(acc.grants[e], Grant{EntitlementID: e, Assignment: a, Path: rp})
-			}
-		}
+		acc.held = append(acc.held, holding{a: a, path: path})
 	}
 	for _, a := range s.bySubject.at(k) {
 		add(a, nil)
@@ -310,6 +336,23 @@ func (s *Snapshot) access(typ string, id uuid.UUID) *access {
 			}
 		}
 	}
+	roles := map[uuid.UUID]int{}
+	for i, h := range acc.held {
+		if h.a.TargetType == "entitlement" {
+			if acc.byEnt == nil {
+				acc.byEnt = map[uuid.UUID][]int32{}
+			}
+			acc.byEnt[h.a.TargetID] = append(acc.byEnt[h.a.TargetID], int32(i))
+			continue
+		}
+		r, ok := roles[h.a.TargetID]
+		if !ok {
+			r = len(acc.roles)
+			roles[h.a.TargetID] = r
+			acc.roles = append(acc.roles, heldRole{c: s.closureOf(h.a.TargetID)})
+		}
+		acc.roles[r].held = append(acc.roles[r].held, int32(i))
+	}
 	// Keep the newest computation: a reader of an older version must not
 	// replace a newer entry.
 	for {
@@ -325,12 +368,62 @@ func (s *Snapshot) access(typ string, id uuid.UUID) *access {
 	}
 }
 
+// grantRef is one way a subject holds an entitlement, its path unbuilt.
+type grantRef struct {
+	i    int32 // the holding's index
+	h    *holding
+	role []Step // the path inside the held role (nil: the entitlement itself)
+}
+
+func (g grantRef) path() []Step {
+	if g.role == nil {
+		return g.h.path
+	}
+	p := make([]Step, 0, len(g.h.path)+len(g.role))
+	return append(append(p, g.h.path...), g.role...)
+}
+
+// grantsOf appends to out the ways the subject holds ent, in decision order.
+func (s *Snapshot) grantsOf(acc *access, ent uuid.UUID, out []grantRef) []grantRef {
+	for _, i := range acc.byEnt[ent] {
+		out = append(out, grantRef{i: i, h: &acc.held[i]})
+	}
+	sorted := true
+	for _, r := range acc.roles {
+		p, ok := r.c.ents[ent]
+		if !ok {
+			continue
+		}
+		for _, i := range r.held {
+			if n := len(out); n > 0 && out[n-1].i > i {
+				sorted = false
+			}
+			out = append(out, grantRef{i: i, h: &acc.held[i], role: p})
+		}
+	}
+	if !sorted {
+		slices.SortFunc(out, func(a, b grantRef) int { return cmp.Compare(a.i, b.i) })
+	}
+	return out
+}
+
 // Effective lists a subject's grants, entitlement by entitlement.
 func (s *Snapshot) Effective(typ string, id uuid.UUID) []Grant {
 	acc := s.access(typ, id)
 	var out []Grant
-	for _, gs := range acc.grants {
-		out = append(out, gs...)
+	for i := range acc.held {
+		h := &acc.held[i]
+		if h.a.TargetType == "entitlement" {
+			out = append(out, Grant{EntitlementID: h.a.TargetID, Assignment: h.a, Path: h.path})
+			continue
+		}
+		for _, rr := range s.reachOf(h.a.TargetID) {
+			rp := make([]Step, 0, len(h.path)+len(rr.path))
+			rp = append(append(rp, h.path...), rr.path...)
+			for _, e := range s.roleEnts(rr.role) {
+				out = append(out, Grant{EntitlementID: e, Assignment: h.a, Path: rp})
+			}
+		}
 	}
 	return out
 }
@@ -482,12 +575,13 @@ func (s *Snapshot) decideArgs(sub Subject, ent uuid.UUID, args callArgs, anyArgs
 	if status != "active" {
 		return Decision{Decision: Deny, Reason: reasonInactive, Code: "inactive", EntitlementID: ent}
 	}
-	grants := s.access(sub.Type, sub.ID).grants[ent]
+	var buf [8]grantRef
+	grants := s.grantsOf(s.access(sub.Type, sub.ID), ent, buf[:0])
 	reason, code := reasonNoGrant, "no_grant"
-	var approval *Grant
+	var approval *grantRef
 	for i := range grants {
 		g := &grants[i]
-		a := g.Assignment
+		a := g.h.a
 		if !a.ValidAt(t) {
 			reason, code = reasonExpired, "expired"
 			continue
@@ -516,12 +610,12 @@ func (s *Snapshot) decideArgs(sub Subject, ent uuid.UUID, args callArgs, anyArgs
 				continue
 			}
 		}
-		return Decision{Decision: Allow, Reason: "granted", Code: "granted", EntitlementID: ent, AssignmentID: &a.ID, Path: g.Path, Constraints: &a.Constraints}
+		return Decision{Decision: Allow, Reason: "granted", Code: "granted", EntitlementID: ent, AssignmentID: &a.ID, Path: g.path(), Constraints: &a.Constraints}
 	}
 	if approval != nil {
-		a := approval.Assignment
+		a := approval.h.a
 		return Decision{Decision: ApprovalRequired, Reason: "the assignment requires approval of each call", Code: "approval_required", EntitlementID: ent,
-			AssignmentID: &a.ID, Path: approval.Path, Constraints: &a.Constraints}
+			AssignmentID: &a.ID, Path: approval.path(), Constraints: &a.Constraints}
 	}
 	return Decision{Decision: Deny, Reason: reason, Code: code, EntitlementID: ent}
 }
@@ -569,6 +663,26 @@ type slot struct {
 	replay   []events.Change
 	// again asks a running background rebuild for another round.
 	again, running bool
+	// graves holds recently deleted assignments (under mu), so that a
+	// write of one heard after its deletion is not applied.
+	graves    map[uuid.UUID]struct{}
+	oldGraves map[uuid.UUID]struct{}
+}
+
+func (sl *slot) bury(id uuid.UUID) {
+	if len(sl.graves) >= 10_000 { // two generations: the last 10k to 20k deletions
+		sl.oldGraves, sl.graves = sl.graves, nil
+	}
+	if sl.graves == nil {
+		sl.graves = map[uuid.UUID]struct{}{}
+	}
+	sl.graves[id] = struct{}{}
+}
+
+func (sl *slot) buried(id uuid.UUID) bool {
+	_, a := sl.graves[id]
+	_, b := sl.oldGraves[id]
+	return a || b
 }
 
 func (e *Engine) now() time.Time {
@@ -636,7 +750,11 @@ func (e *Engine) rebuildLocked(ctx context.Context, tenant uuid.UUID, sl *slot) 
 		var d *Delta
 		ok := len(replay) <= bulkDelta
 		if ok {
-			d, ok, err = loadDelta(ctx, e.DB, e.People, e.Agents, tenant, replay)
+			ms := make([]events.Message, len(replay))
+			for i, c := range replay {
+				ms[i] = events.Message{Change: c}
+			}
+			d, ok, err = loadDelta(ctx, e.DB, e.People, e.Agents, tenant, ms)
 		}
 		switch {
 		case err != nil:
@@ -707,6 +825,16 @@ func (e *Engine) Invalidate(tenant uuid.UUID) {
 // version, before it returns. Changes that cannot be read as a delta have
 // the snapshot rebuilt in the background.
 func (e *Engine) Changed(ctx context.Context, tenant uuid.UUID, changes []events.Change) {
+	ms := make([]events.Message, len(changes))
+	for i, c := range changes {
+		ms[i] = events.Message{Change: c}
+	}
+	e.changed(ctx, tenant, ms)
+}
+
+// changed is Changed with the records this process committed, which
+// spare reading them again.
+func (e *Engine) changed(ctx context.Context, tenant uuid.UUID, ms []events.Message) {
 	v, ok := e.slots.Load(tenant)
 	if !ok {
 		return // never built: its first use reads everything
@@ -715,17 +843,19 @@ func (e *Engine) Changed(ctx context.Context, tenant uuid.UUID, changes []events
 	sl.mu.Lock()
 	defer sl.mu.Unlock()
 	if sl.rebuild {
-		sl.replay = append(sl.replay, changes...)
+		for _, m := range ms {
+			sl.replay = append(sl.replay, m.Change)
+		}
 	}
 	cur := sl.snap.Load()
 	if cur == nil {
 		return
 	}
-	if len(changes) > bulkDelta {
+	if len(ms) > bulkDelta {
 		e.rebuildLater(tenant, sl)
 		return
 	}
-	d, ok, err := loadDelta(ctx, e.DB, e.People, e.Agents, tenant, changes)
+	d, ok, err := loadDelta(ctx, e.DB, e.People, e.Agents, tenant, sl.known(cur, ms))
 	if err != nil || !ok {
 		if err != nil {
 			e.log().Warn("reading a change to the access snapshot failed; rebuilding it", "tenant", tenant, "error", err)
@@ -739,6 +869,41 @@ func (e *Engine) Changed(ctx context.Context, tenant uuid.UUID, changes []events
 	sl.snap.Store(cur.apply(d, e.now(), true))
 }
 
+// known takes from ms what needs no read: deleted assignments, and
+// assignments this process wrote, as it wrote them, when they are newer
+// than the snapshot's. It returns the rest, with the first message
+// carrying the delta so far. The caller holds sl.mu.
+func (sl *slot) known(cur *Snapshot, ms []events.Message) []events.Message {
+	var rest []events.Message
+	for _, m := range ms {
+		c := m.Change
+		id, err := uuid.Parse(c.ID)
+		if c.Kind != EventPrefix+"assignment" || err != nil {
+			rest = append(rest, m)
+			continue
+		}
+		if c.Deleted() {
+			sl.bury(id) // ids are never reused: a late write of it is stale
+			rest = append(rest, m)
+			continue
+		}
+		a, ok := m.Record.(*Assignment)
+		old := cur.assignments.at(id)
+		switch {
+		case sl.buried(id):
+			continue
+		case !ok || a.ID != id:
+			rest = append(rest, m)
+		case old != nil && old.Version >= a.Version:
+			continue // an older write heard after a newer one
+		case old == nil && a.Version != 1:
+			rest = append(rest, m) // a change of a record not yet seen: read it
+		default:
+			rest = append(rest, events.Message{Change: c, Record: a})
+		}
+	}
+	return rest
+}
 // affects reports whether a change event kind changes effective access.
 func affects(kind string) bool {
 	return strings.HasPrefix(kind, EventPrefix) || kind == eventGroup || kind == eventMembership || kind == eventUser || kind == eventNHI
@@ -749,21 +914,21 @@ func affects(kind string) bool {
 // from the others.
 func (e *Engine) Watch(bus *events.Bus) (stop func()) {
 	return bus.SubscribeBatch(func(ms []events.Message) {
-		var byTenant map[uuid.UUID][]events.Change
+		var byTenant map[uuid.UUID][]events.Message
 		for _, m := range ms {
 			switch {
 			case m.Resync:
 				e.Invalidate(uuid.Nil)
 			case affects(m.Change.Kind):
 				if byTenant == nil {
-					byTenant = map[uuid.UUID][]events.Change{}
+					byTenant = map[uuid.UUID][]events.Message{}
 				}
-				byTenant[m.Change.TenantID] = append(byTenant[m.Change.TenantID], m.Change)
+				byTenant[m.Change.TenantID] = append(byTenant[m.Change.TenantID], m)
 			}
 		}
 		for tenant, cs := range byTenant {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			e.Changed(ctx, tenant, cs)
+			e.changed(ctx, tenant, cs)
 			cancel()
 		}
 	})

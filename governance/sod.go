@@ -640,9 +640,12 @@ func (s *Service) ScanSoD(ctx context.Context) (*ScanResult, error) {
 	if snap.sodRules > 0 {
 		scan := func(typ string, id uuid.UUID) {
 			res.Subjects++
-			acc := snap.access(typ, id)
+			grants := map[uuid.UUID][]Grant{}
+			for _, g := range snap.Effective(typ, id) {
+				grants[g.EntitlementID] = append(grants[g.EntitlementID], g)
+			}
 			held := func(e uuid.UUID) bool {
-				for _, g := range acc.grants[e] {
+				for _, g := range grants[e] {
 					if g.Assignment.ValidAt(now) {
 						return true
 					}
@@ -650,7 +653,7 @@ func (s *Service) ScanSoD(ctx context.Context) (*ScanResult, error) {
 				return false
 			}
 			done := map[uuid.UUID]bool{}
-			for e := range acc.grants {
+			for e := range grants {
 				for _, r := range snap.sodByEnt[e] {
 					if done[r.ID] {
 						continue

@@ -132,16 +132,32 @@ func build(ctx context.Context, db *store.DB, people People, agents Agents, tena
 	return s, nil
 }
 
-// loadDelta reads the current state of the records changes name: the
-// delta that brings a snapshot up to date with them. Kinds that do not
+// loadDelta reads the current state of the records the messages name
+// (but for those they carry): the delta that brings a snapshot up to date
+// with them. Kinds that do not
 // bear on decisions are skipped; ok is false when a change cannot be
 // read as a delta (a kind it does not know), and the snapshot must be
 // rebuilt instead.
-func loadDelta(ctx context.Context, db *store.DB, people People, agents Agents, tenant uuid.UUID, changes []events.Change) (d *Delta, ok bool, err error) {
+func loadDelta(ctx context.Context, db *store.DB, people People, agents Agents, tenant uuid.UUID, ms []events.Message) (d *Delta, ok bool, err error) {
 	d = &Delta{}
+	var reads []events.Change
+	for _, m := range ms {
+		if a, known := m.Record.(*Assignment); known { // as this process wrote it
+			if d.Assignments == nil {
+				d.Assignments = map[uuid.UUID]*Assignment{}
+			}
+			cp := *a // the writer keeps its own
+			d.Assignments[a.ID] = &cp
+			continue
+		}
+		reads = append(reads, m.Change)
+	}
+	if len(reads) == 0 {
+		return d, true, nil
+	}
 	ctx = store.WithTenant(ctx, tenant)
 	err = db.InTenantRead(ctx, func(tx *store.Tx) error {
-		for _, c := range changes {
+		for _, c := range reads {
 			var err error
 			switch c.Kind {
 			case EventPrefix + "assignment":

@@ -45,6 +45,9 @@ func (c Change) Deleted() bool { return c.Op == OpDelete }
 // Message is what subscribers receive: a change, or a resync order.
 type Message struct {
 	Change Change
+	// Record, for this process's own changes, is the payload the writer
+	// published, as it was (nil from other replicas and for deletions).
+	Record any
 	// Resync means changes may have been missed: drop every cache.
 	Resync bool
 }
@@ -76,7 +79,11 @@ func Publish(ctx context.Context, tx *store.Tx, c Change, payload any) error {
 		return fmt.Errorf("events: outbox: %w", err)
 	}
 	msg, _ := json.Marshal(envelope{Change: c, Origin: tx.Origin(), Seq: seq.Add(1)})
-	return tx.Notify(ctx, Channel, string(msg))
+	var local any
+	if c.Op != OpDelete {
+		local = payload
+	}
+	return tx.NotifyWith(ctx, Channel, string(msg), local)
 }
 
 // envelope is a change as notified: with the database handle that
@@ -129,7 +136,7 @@ func (b *Bus) committed(ns []store.Notification) {
 			continue
 		}
 		if c, ok := b.decode(n.Payload); ok {
-			ms = append(ms, Message{Change: c})
+			ms = append(ms, Message{Change: c, Record: n.Local})
 		}
 	}
 	b.deliver(ms)

@@ -13,13 +13,22 @@ import (
 type Notification struct {
 	Channel string
 	Payload string
+	// Local is what the sender attached for this process's own hooks
+	// (OnCommitted); it never leaves the process.
+	Local any
 }
 
 // Notify sends payload on channel when the transaction commits: through
 // PostgreSQL NOTIFY (delivered to every replica's listener at commit), or
 // on SQLite to this process's listeners after commit.
 func (t *Tx) Notify(ctx context.Context, channel, payload string) error {
-	n := Notification{Channel: channel, Payload: payload}
+	return t.NotifyWith(ctx, channel, payload, nil)
+}
+
+// NotifyWith is Notify with a value this process's OnCommitted hooks get
+// beside the payload (Notification.Local).
+func (t *Tx) NotifyWith(ctx context.Context, channel, payload string, local any) error {
+	n := Notification{Channel: channel, Payload: payload, Local: local}
 	// This process hears its own notifications at their commit, before
 	// the committing request answers, all of one transaction's at once;
 	// the listener's copy may come before or after that (hooks must tell
@@ -32,7 +41,7 @@ func (t *Tx) Notify(ctx context.Context, channel, payload string) error {
 		_, err := t.tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, channel, payload)
 		return translate(err)
 	}
-	t.AfterCommit(func() { t.db.local.publish(n) })
+	t.AfterCommit(func() { t.db.local.publish(Notification{Channel: channel, Payload: payload}) })
 	return nil
 }
 
