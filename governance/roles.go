@@ -353,8 +353,23 @@ func scanAssignment(row store.Scanner) (*Assignment, error) {
 		&c, &a.CreatedBy, &a.CreatedAt, &a.UpdatedAt, &a.Version); err != nil {
 		return nil, err
 	}
-	_ = json.Unmarshal(c, &a.Constraints)
+	if len(c) > 2 { // "{}": none
+		_ = json.Unmarshal(c, &a.Constraints)
+	}
+	// One copy of each enumerated value, not one per row: a snapshot
+	// holds every assignment of the tenant.
+	a.SubjectType, a.TargetType, a.Source = intern(a.SubjectType), intern(a.TargetType), intern(a.Source)
 	return &a, nil
+}
+
+// intern returns the constant equal to s when there is one.
+func intern(s string) string {
+	for _, c := range [...]string{SubjectUser, SubjectGroup, SubjectNHI, "entitlement", "role", SourceDirect, SourceRole, SourceBirthright, SourceRequest} {
+		if s == c {
+			return c
+		}
+	}
+	return s
 }
 
 // Validate checks constraints.
