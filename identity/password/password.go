@@ -56,12 +56,23 @@ func NewHasher(params Params, concurrency int) *Hasher {
 		concurrency = runtime.GOMAXPROCS(0)
 	}
 	h := &Hasher{params: params, sem: make(chan struct{}, concurrency)}
-	d, err := h.hash([]byte("xavyo-dummy-password"))
-	if err != nil {
+	// The dummy is verified against at full cost but never matches: a
+	// random key in the current parameters does, without hashing anything
+	// at start-up (one hash is the parameters' memory: 46 MiB by default).
+	salt, key := make([]byte, params.SaltLen), make([]byte, params.KeyLen)
+	if _, err := rand.Read(salt); err != nil {
 		panic(err)
 	}
-	h.dummy = d
+	if _, err := rand.Read(key); err != nil {
+		panic(err)
+	}
+	h.dummy = encode(params, salt, key)
 	return h
+}
+
+func encode(p Params, salt, key []byte) string {
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.MemoryKiB, p.Time, p.Threads,
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
 }
 
 // ErrTooLong is returned for passwords over MaxLength bytes.
@@ -96,9 +107,7 @@ func (h *Hasher) hash(pw []byte) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", err
 	}
-	key := argon2.IDKey(pw, salt, p.Time, p.MemoryKiB, p.Threads, p.KeyLen)
-	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.MemoryKiB, p.Time, p.Threads,
-		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key)), nil
+	return encode(p, salt, argon2.IDKey(pw, salt, p.Time, p.MemoryKiB, p.Threads, p.KeyLen)), nil
 }
 
 // Verify reports whether pw matches encoded, and whether encoded should be
