@@ -9,4 +9,6 @@ import (
 )
 
 // ChangedWith hands the engine messages as its bus would, records included.
-func (e *Engine) ChangedWith(ctx context.Context, tenant uuid.UUID, ms []events.Message) { e.changed(ctx, tenant, ms) }
+func (e *Engine) ChangedWith(ctx context.Context, tenant uuid.UUID, ms []events.Message) {
+	e.changed(ctx, tenant, ms)
+}

@@ -904,6 +904,7 @@ func (sl *slot) known(cur *Snapshot, ms []events.Message) []events.Message {
 	}
 	return rest
 }
+
 // affects reports whether a change event kind changes effective access.
 func affects(kind string) bool {
 	return strings.HasPrefix(kind, EventPrefix) || kind == eventGroup || kind == eventMembership || kind == eventUser || kind == eventNHI

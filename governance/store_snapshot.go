@@ -167,18 +167,24 @@ func loadDelta(ctx context.Context, db *store.DB, people People, agents Agents, 
 			case EventPrefix + "application":
 				err = loadRecord(ctx, tx, c, applicationRecord, &d.Applications)
 			case EventPrefix + "role":
-				err = loadRole(ctx, tx, c, &d.Roles)
+				err = loadOne(c, &d.Roles, nil, func(id uuid.UUID) (*Role, error) { return getRole(ctx, tx, id, false) })
 			case EventPrefix + "sod_rule":
 				if !d.SoDSet {
 					d.SoD, err = store.Collect(ctx, tx, scanSoDRule, `SELECT `+sodCols+` FROM sod_rules WHERE tenant_id = $1 AND enabled`, tx.TenantID())
 					d.SoDSet = true
 				}
 			case eventUser:
-				err = loadUser(ctx, tx, people, c, d)
+				err = loadOne(c, &d.Users, "", func(id uuid.UUID) (string, error) { return people.StatusTx(ctx, tx, id) })
 			case eventNHI:
-				err = loadNHI(ctx, tx, agents, c, d)
+				err = loadOne(c, &d.NHIs, nil, func(id uuid.UUID) (*NHIState, error) {
+					status, risk, err := agents.StateTx(ctx, tx, id)
+					return &NHIState{Status: status, Risk: risk}, err
+				})
 			case eventGroup:
-				err = loadGroup(ctx, tx, people, c, d)
+				err = loadOne(c, &d.Groups, nil, func(id uuid.UUID) (*GroupState, error) {
+					name, parent, err := people.GroupTx(ctx, tx, id)
+					return &GroupState{Name: name, ParentID: parent}, err
+				})
 			case eventMembership:
 				err = loadMembership(ctx, tx, people, c, d)
 			default:
@@ -197,119 +203,36 @@ func loadDelta(ctx context.Context, db *store.DB, people People, agents Agents, 
 	return d, ok, err
 }
 
-// changedID is a change's record id (false: not a UUID).
-func changedID(c events.Change) (uuid.UUID, bool) {
+// loadOne reads the record a change names into m: its state now, or gone
+// when it was deleted (or is no more).
+func loadOne[V any](c events.Change, m *map[uuid.UUID]V, gone V, read func(uuid.UUID) (V, error)) error {
 	id, err := uuid.Parse(c.ID)
-	return id, err == nil
+	if err != nil {
+		return nil // not a record decisions know
+	}
+	if *m == nil {
+		*m = map[uuid.UUID]V{}
+	}
+	if c.Deleted() {
+		(*m)[id] = gone
+		return nil
+	}
+	v, err := read(id)
+	if store.NoRows(err) || apperr.KindOf(err) == apperr.KindNotFound {
+		v, err = gone, nil
+	}
+	if err != nil {
+		return err
+	}
+	(*m)[id] = v
+	return nil
 }
 
 // loadRecord reads one governance record into m (nil: it is gone).
 func loadRecord[T any](ctx context.Context, tx *store.Tx, c events.Change, r record[*T], m *map[uuid.UUID]*T) error {
-	id, ok := changedID(c)
-	if !ok {
-		return nil
-	}
-	if *m == nil {
-		*m = map[uuid.UUID]*T{}
-	}
-	if c.Deleted() {
-		(*m)[id] = nil
-		return nil
-	}
-	v, err := r.scan(tx.QueryRow(ctx, `SELECT `+r.cols+` FROM `+r.table+` WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id))
-	if store.NoRows(err) {
-		v, err = nil, nil
-	}
-	(*m)[id] = v
-	return err
-}
-
-func loadRole(ctx context.Context, tx *store.Tx, c events.Change, m *map[uuid.UUID]*Role) error {
-	id, ok := changedID(c)
-	if !ok {
-		return nil
-	}
-	if *m == nil {
-		*m = map[uuid.UUID]*Role{}
-	}
-	if c.Deleted() {
-		(*m)[id] = nil
-		return nil
-	}
-	r, err := getRole(ctx, tx, id, false)
-	if apperr.KindOf(err) == apperr.KindNotFound {
-		r, err = nil, nil
-	}
-	(*m)[id] = r
-	return err
-}
-
-func loadUser(ctx context.Context, tx *store.Tx, people People, c events.Change, d *Delta) error {
-	id, ok := changedID(c)
-	if !ok {
-		return nil
-	}
-	if d.Users == nil {
-		d.Users = map[uuid.UUID]string{}
-	}
-	if c.Deleted() {
-		d.Users[id] = ""
-		return nil
-	}
-	st, err := people.StatusTx(ctx, tx, id)
-	if apperr.KindOf(err) == apperr.KindNotFound {
-		st, err = "", nil
-	}
-	d.Users[id] = st
-	return err
-}
-
-func loadNHI(ctx context.Context, tx *store.Tx, agents Agents, c events.Change, d *Delta) error {
-	id, ok := changedID(c)
-	if !ok {
-		return nil
-	}
-	if d.NHIs == nil {
-		d.NHIs = map[uuid.UUID]*NHIState{}
-	}
-	if c.Deleted() {
-		d.NHIs[id] = nil
-		return nil
-	}
-	status, risk, err := agents.StateTx(ctx, tx, id)
-	switch {
-	case apperr.KindOf(err) == apperr.KindNotFound:
-		d.NHIs[id] = nil
-		return nil
-	case err != nil:
-		return err
-	}
-	d.NHIs[id] = &NHIState{Status: status, Risk: risk}
-	return nil
-}
-
-func loadGroup(ctx context.Context, tx *store.Tx, people People, c events.Change, d *Delta) error {
-	id, ok := changedID(c)
-	if !ok {
-		return nil
-	}
-	if d.Groups == nil {
-		d.Groups = map[uuid.UUID]*GroupState{}
-	}
-	if c.Deleted() {
-		d.Groups[id] = nil
-		return nil
-	}
-	name, parent, err := people.GroupTx(ctx, tx, id)
-	switch {
-	case apperr.KindOf(err) == apperr.KindNotFound:
-		d.Groups[id] = nil
-		return nil
-	case err != nil:
-		return err
-	}
-	d.Groups[id] = &GroupState{Name: name, ParentID: parent}
-	return nil
+	return loadOne(c, m, nil, func(id uuid.UUID) (*T, error) {
+		return r.scan(tx.QueryRow(ctx, `SELECT `+r.cols+` FROM `+r.table+` WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id))
+	})
 }
 
 // loadMembership reads the direct groups of the user a membership change

@@ -21,9 +21,9 @@ const (
 	// UserActivityEvent is a user's change that cannot alter access
 	// (profile text, password): decision snapshots ignore it.
 	UserActivityEvent = "user.activity"
-	GroupEvent      = "group"
-	MembershipEvent = "group_membership"
-	AttrDefEvent    = "attribute_definition"
+	GroupEvent        = "group"
+	MembershipEvent   = "group_membership"
+	AttrDefEvent      = "attribute_definition"
 )
 
 // Auditor is what the directory needs of the audit log.
