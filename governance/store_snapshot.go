@@ -142,7 +142,7 @@ func loadDelta(ctx context.Context, db *store.DB, people People, agents Agents, 
 	d = &Delta{}
 	var reads []events.Change
 	for _, m := range ms {
-		if a, known := m.Record.(*Assignment); known { // as this process wrote it
+		if a, known := m.Record.(*Assignment); known && m.Change.Kind == EventPrefix+"assignment" { // as this process wrote it
 			if d.Assignments == nil {
 				d.Assignments = map[uuid.UUID]*Assignment{}
 			}
