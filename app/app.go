@@ -237,7 +237,7 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 	}
 	s.certs = &pki.Verifier{DB: s.db, NHIs: s.nhis}
 	s.certs.Watch(s.bus)
-	s.engine = &governance.Engine{DB: s.db, People: s.dir, Agents: s.nhis}
+	s.engine = &governance.Engine{DB: s.db, People: s.dir, Agents: s.nhis, Log: log}
 	s.gov = &governance.Service{DB: s.db, Audit: s.seq, Engine: s.engine, People: s.dir, Agents: s.nhis, Tenants: s.tenants}
 	s.engine.Watch(s.bus)
 
