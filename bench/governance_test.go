@@ -193,8 +193,7 @@ func BenchmarkGovernanceEffectiveCold(b *testing.B) {
 	for b.Loop() {
 		if i == len(users) { // every subject is warm: start over on a fresh snapshot
 			b.StopTimer()
-			e.Invalidate(tid)
-			s, _ = e.Snapshot(context.Background(), tid)
+			s, _ = e.Refresh(context.Background(), tid)
 			i = 0
 			b.StartTimer()
 		}
