@@ -750,11 +750,7 @@ func (e *Engine) rebuildLocked(ctx context.Context, tenant uuid.UUID, sl *slot) 
 		var d *Delta
 		ok := len(replay) <= bulkDelta
 		if ok {
-			ms := make([]events.Message, len(replay))
-			for i, c := range replay {
-				ms[i] = events.Message{Change: c}
-			}
-			d, ok, err = loadDelta(ctx, e.DB, e.People, e.Agents, tenant, ms)
+			d, ok, err = loadDelta(ctx, e.DB, e.People, e.Agents, tenant, asMessages(replay))
 		}
 		switch {
 		case err != nil:
@@ -825,11 +821,16 @@ func (e *Engine) Invalidate(tenant uuid.UUID) {
 // version, before it returns. Changes that cannot be read as a delta have
 // the snapshot rebuilt in the background.
 func (e *Engine) Changed(ctx context.Context, tenant uuid.UUID, changes []events.Change) {
+	e.changed(ctx, tenant, asMessages(changes))
+}
+
+// asMessages wraps changes as messages without records (they are read).
+func asMessages(changes []events.Change) []events.Message {
 	ms := make([]events.Message, len(changes))
 	for i, c := range changes {
 		ms[i] = events.Message{Change: c}
 	}
-	e.changed(ctx, tenant, ms)
+	return ms
 }
 
 // changed is Changed with the records this process committed, which
