@@ -870,10 +870,11 @@ func (e *Engine) changed(ctx context.Context, tenant uuid.UUID, ms []events.Mess
 	sl.snap.Store(cur.apply(d, e.now(), true))
 }
 
-// known takes from ms what needs no read: deleted assignments, and
-// assignments this process wrote, as it wrote them, when they are newer
-// than the snapshot's. It returns the rest, with the first message
-// carrying the delta so far. The caller holds sl.mu.
+// known sorts ms before they are loaded: it drops the assignment writes
+// of this process that are stale (not newer than the snapshot's, or of an
+// assignment deleted since), keeps the record of a fresh one (applied as
+// written, no read), and strips the record where it cannot be trusted, so
+// that it is read. Deletions are remembered. The caller holds sl.mu.
 func (sl *slot) known(cur *Snapshot, ms []events.Message) []events.Message {
 	var rest []events.Message
 	for _, m := range ms {
@@ -894,13 +895,13 @@ func (sl *slot) known(cur *Snapshot, ms []events.Message) []events.Message {
 		case sl.buried(id):
 			continue
 		case !ok || a.ID != id:
-			rest = append(rest, m)
+			rest = append(rest, events.Message{Change: c}) // no record of it: read it
 		case old != nil && old.Version >= a.Version:
 			continue // an older write heard after a newer one
 		case old == nil && a.Version != 1:
-			rest = append(rest, m) // a change of a record not yet seen: read it
+			rest = append(rest, events.Message{Change: c}) // a change of a record not yet seen: read it
 		default:
-			rest = append(rest, events.Message{Change: c, Record: a})
+			rest = append(rest, m)
 		}
 	}
 	return rest
