@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -108,10 +109,11 @@ type Bus struct {
 	batch map[int]func([]Message)
 	next  int
 
-	// once holds this handle's own changes delivered by one of their two
-	// ways (at commit, from the listener) whose other way is still to come.
+	// once holds this handle's own changes that came one of their two ways
+	// (at commit, from the listener) and whose other way is still to come,
+	// each with a channel closed when its delivery is over.
 	omu  sync.Mutex
-	once map[uint64]struct{}
+	once map[uint64]chan struct{}
 }
 
 // NewBus returns a bus reading notifications from db. This process's own
@@ -122,50 +124,81 @@ func NewBus(db *store.DB, log *slog.Logger) *Bus {
 	if log == nil {
 		log = slog.Default()
 	}
-	b := &Bus{db: db, log: log, subs: map[int]func(Message){}, batch: map[int]func([]Message){}, once: map[uint64]struct{}{}}
+	b := &Bus{db: db, log: log, subs: map[int]func(Message){}, batch: map[int]func([]Message){}, once: map[uint64]chan struct{}{}}
 	db.OnCommitted(b.committed)
 	return b
 }
 
 // committed delivers the changes of a transaction this process has just
-// committed.
+// committed. When the listener's copy of one came first, committed waits
+// until the listener has delivered it: the committing request answers
+// only once its changes are seen by this process's caches.
 func (b *Bus) committed(ns []store.Notification) {
 	var ms []Message
+	var done, wait []chan struct{}
 	for _, n := range ns {
 		if n.Channel != Channel {
 			continue
 		}
-		if c, ok := b.decode(n.Payload); ok {
-			ms = append(ms, Message{Change: c, Record: n.Local})
+		c, ch, first, ok := b.decode(n.Payload)
+		switch {
+		case !ok:
+			continue
+		case !first:
+			wait = append(wait, ch)
+			continue
+		case ch != nil:
+			done = append(done, ch)
 		}
+		ms = append(ms, Message{Change: c, Record: n.Local})
 	}
 	b.deliver(ms)
+	for _, ch := range done {
+		close(ch)
+	}
+	for _, ch := range wait {
+		select {
+		case <-ch:
+		case <-time.After(ownDeliveryWait):
+			b.log.Warn("a change of this process is still being delivered by the listener; answering without waiting longer")
+			return
+		}
+	}
 }
 
-// decode reads a notified change; this handle's own changes, which come
-// twice, are reported once (ok false the second time).
-func (b *Bus) decode(payload string) (Change, bool) {
+// ownDeliveryWait bounds how long a commit waits for the listener to
+// finish delivering a change of its own that the listener heard first.
+const ownDeliveryWait = 5 * time.Second
+
+// decode reads a notified change. This handle's own changes come twice:
+// the first time, first is true and ch (to be closed once the change is
+// delivered) is returned; the second time, first is false and ch is the
+// first delivery's. Other changes have ch nil and first true. ok is false
+// for a payload that is not a change.
+func (b *Bus) decode(payload string) (c Change, ch chan struct{}, first, ok bool) {
 	var e envelope
 	if err := json.Unmarshal([]byte(payload), &e); err != nil {
 		b.log.Warn("dropping malformed change notification", "error", err)
-		return Change{}, false
-	}
-	if e.Origin != "" && e.Origin == b.db.Origin() {
-		b.omu.Lock()
-		defer b.omu.Unlock()
-		if _, seen := b.once[e.Seq]; seen {
-			delete(b.once, e.Seq)
-			return Change{}, false
-		}
-		if len(b.once) > 100_000 {
-			clear(b.once) // second ways that never came: at worst a change heard twice
-		}
-		b.once[e.Seq] = struct{}{}
+		return Change{}, nil, false, false
 	}
 	if e.Op == "" {
 		e.Op = OpUpsert
 	}
-	return e.Change, true
+	if e.Origin == "" || e.Origin != b.db.Origin() {
+		return e.Change, nil, true, true
+	}
+	b.omu.Lock()
+	defer b.omu.Unlock()
+	if ch, seen := b.once[e.Seq]; seen {
+		delete(b.once, e.Seq)
+		return e.Change, ch, false, true
+	}
+	if len(b.once) > 100_000 {
+		clear(b.once) // second ways that never came: at worst a change heard twice
+	}
+	ch = make(chan struct{})
+	b.once[e.Seq] = ch
+	return e.Change, ch, true, true
 }
 
 // Subscribe registers fn for every message; it returns the function that
@@ -211,8 +244,13 @@ func (b *Bus) Run(ctx context.Context) error {
 			b.deliver([]Message{{Resync: true}})
 			return
 		}
-		if c, ok := b.decode(n.Payload); ok {
-			b.deliver([]Message{{Change: c}})
+		c, ch, first, ok := b.decode(n.Payload)
+		if !ok || !first {
+			return // delivered at its commit
+		}
+		b.deliver([]Message{{Change: c}})
+		if ch != nil {
+			close(ch)
 		}
 	})
 }

@@ -261,3 +261,41 @@ func TestOwnChangesAreHeardAtCommitOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestOwnChangeHeardFirstByTheListener: when the listener's copy of a
+// change this process commits comes before the commit's own (a slow
+// commit hook forces it on PostgreSQL), the commit still returns only
+// after subscribers are done with the change.
+func TestOwnChangeHeardFirstByTheListener(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		tid := tenant(t, db)
+		ctx, cancel := context.WithCancel(store.WithTenant(context.Background(), tid))
+		defer cancel()
+		db.OnCommitted(func([]store.Notification) { time.Sleep(50 * time.Millisecond) })
+		bus := events.NewBus(db, nil)
+		var mu sync.Mutex
+		done := map[string]int{}
+		defer bus.Subscribe(func(m events.Message) {
+			time.Sleep(150 * time.Millisecond) // a cache slower than the hook
+			mu.Lock()
+			done[m.Change.ID]++
+			mu.Unlock()
+		})()
+		go func() { _ = bus.Run(ctx) }()
+		time.Sleep(200 * time.Millisecond) // the listener is listening
+		for i := range 5 {
+			id := fmt.Sprint("slow-", i)
+			if err := db.InTenantTx(ctx, func(tx *store.Tx) error {
+				return events.Publish(ctx, tx, events.Change{TenantID: tid, Kind: "test", ID: id, Version: 1}, nil)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			n := done[id]
+			mu.Unlock()
+			if n != 1 {
+				t.Fatalf("%s delivered %d times when its commit returned, want 1", id, n)
+			}
+		}
+	})
+}
