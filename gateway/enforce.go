@@ -43,9 +43,11 @@ type Tokens interface {
 	Verify(ctx context.Context, raw string, want token.Expect) (*token.Claims, error)
 }
 
-// Auditor is the audit log.
+// Auditor is the audit log: decision records are appended durably
+// (AppendDurable), outcome records queued (Append).
 type Auditor interface {
 	Append(ctx context.Context, e audit.Entry) (*audit.Receipt, error)
+	AppendDurable(ctx context.Context, e audit.Entry) (*audit.Receipt, error)
 }
 
 // EnforcerConfig configures the enforcement point.
@@ -203,10 +205,7 @@ var ErrNotRecorded = apperr.New(apperr.KindUnavailable, "the call could not be a
 // it cannot be, the cause is logged with the request id and the call must
 // be refused with ErrNotRecorded.
 func (e *Enforcer) Record(ctx context.Context, entry audit.Entry) (*audit.Receipt, error) {
-	receipt, err := e.cfg.Audit.Append(ctx, entry)
-	if err == nil {
-		err = receipt.Wait(context.WithoutCancel(ctx))
-	}
+	receipt, err := e.cfg.Audit.AppendDurable(context.WithoutCancel(ctx), entry)
 	if err != nil {
 		e.cfg.Logger.Error("decision not recorded; call refused", "action", entry.Action, "error", err, "request_id", reqid.From(ctx))
 		return nil, ErrNotRecorded

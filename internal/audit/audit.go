@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -163,6 +164,16 @@ type Receipt struct {
 	seq  int64
 }
 
+// finished reports whether the record is durable or failed.
+func (r *Receipt) finished() bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Wait blocks until the record is durable (nil) or failed.
 func (r *Receipt) Wait(ctx context.Context) error {
 	select {
@@ -181,17 +192,34 @@ type pending struct {
 	receipt *Receipt
 	process bool // process-durable
 	lazy    bool
+	queued  time.Time
 	// outbox: the record waits in audit_outbox (written in its change's
 	// transaction); chainedElsewhere: another sequencer chained it first.
 	outbox, chainedElsewhere bool
 }
 
 // Sequencer orders appends into per-tenant chains and group-commits them.
+//
+// Records wait in one queue, in the order they were appended. Whoever
+// commits holds cmu and takes the queue's head, up to MaxBatch records:
+// the Run goroutine, or a caller of AppendDurable that finds no commit
+// running and commits its own record (with whatever waited before it) on
+// its own goroutine — no hand-off to another goroutine and back when the
+// log is idle. Records appended while a commit runs are committed
+// together by the next one.
 type Sequencer struct {
-	cfg     Config
-	in      chan *pending
+	cfg   Config
+	stmts *stmts
+
+	cmu sync.Mutex // held while committing
+
+	mu       sync.Mutex
+	queue    []*pending
+	room     chan struct{} // closed (and replaced) when the queue shrinks
+	stopping bool
+
+	wake    chan struct{} // tells Run the queue has something for it
 	stopped chan struct{}
-	stmts   *stmts
 }
 
 // stmts are the batch writer's statements, prepared once.
@@ -229,23 +257,133 @@ func New(cfg Config) (*Sequencer, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, err
 	}
-	return &Sequencer{cfg: cfg, in: make(chan *pending, cfg.Queue), stopped: make(chan struct{})}, nil
+	return &Sequencer{cfg: cfg, room: make(chan struct{}), wake: make(chan struct{}, 1), stopped: make(chan struct{})}, nil
 }
 
-// Append queues e and returns its receipt at once.
+// Append queues e and returns its receipt at once; the record is
+// committed by the sequencer.
 func (s *Sequencer) Append(ctx context.Context, e Entry) (*Receipt, error) {
 	p, err := newPending(e)
 	if err != nil {
 		return nil, err
 	}
-	select {
-	case s.in <- p:
-		return p.receipt, nil
-	case <-s.stopped:
-		return nil, ErrStopped
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if err := s.enqueue(ctx, p, false); err != nil {
+		return nil, err
 	}
+	return p.receipt, nil
+}
+
+// AppendDurable appends e and returns once it is durable, with its
+// receipt; when no commit is running it commits the record itself.
+func (s *Sequencer) AppendDurable(ctx context.Context, e Entry) (*Receipt, error) {
+	p, err := newPending(e)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.enqueue(ctx, p, true); err != nil {
+		return nil, err
+	}
+	if err := p.receipt.Wait(ctx); err != nil {
+		return nil, err
+	}
+	return p.receipt, nil
+}
+
+// enqueue adds p to the queue, waiting while the queue is full. With
+// lead, and no commit running, the caller commits until p is durable.
+func (s *Sequencer) enqueue(ctx context.Context, p *pending, lead bool) error {
+	s.mu.Lock()
+	for len(s.queue) >= s.cfg.Queue && !s.stopping {
+		room := s.room
+		s.mu.Unlock()
+		select {
+		case <-room:
+		case <-s.stopped:
+			return ErrStopped
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		s.mu.Lock()
+	}
+	if s.stopping {
+		s.mu.Unlock()
+		return ErrStopped
+	}
+	p.queued = time.Now()
+	s.queue = append(s.queue, p)
+	first := len(s.queue) == 1
+	s.mu.Unlock()
+	switch {
+	case p.lazy:
+		if first {
+			s.signal() // Run starts the wait for company
+		}
+	case lead && s.cmu.TryLock():
+		for !p.receipt.finished() {
+			s.commitQueued(context.WithoutCancel(ctx))
+		}
+		s.cmu.Unlock()
+		if s.pending() {
+			s.signal() // appended while this commit ran
+		}
+	default:
+		s.signal()
+	}
+	return nil
+}
+
+// signal wakes Run without blocking.
+func (s *Sequencer) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pending reports whether records are queued.
+func (s *Sequencer) pending() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue) > 0
+}
+
+// commitQueued commits the queue's head (up to MaxBatch records); the
+// caller holds cmu.
+func (s *Sequencer) commitQueued(ctx context.Context) {
+	s.mu.Lock()
+	n := min(len(s.queue), s.cfg.MaxBatch)
+	batch := make([]*pending, n)
+	copy(batch, s.queue)
+	clear(s.queue[:n])
+	s.queue = s.queue[n:]
+	if len(s.queue) == 0 {
+		s.queue = nil // let the backing array go
+	}
+	close(s.room)
+	s.room = make(chan struct{})
+	s.mu.Unlock()
+	if n > 0 {
+		s.commit(ctx, batch)
+	}
+}
+
+// due reports whether the queue should be committed now, or else how long
+// until its oldest lazy record has waited LazyDelay (0: nothing queued).
+func (s *Sequencer) due() (bool, time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.queue) == 0 {
+		return false, 0
+	}
+	if len(s.queue) >= s.cfg.MaxBatch || !allLazy(s.queue) {
+		return true, 0
+	}
+	if wait := s.cfg.LazyDelay - time.Since(s.queue[0].queued); wait > 0 {
+		// Nobody waits for these: give them a moment to join a batch
+		// that must be committed anyway.
+		return false, wait
+	}
+	return true, 0
 }
 
 // newPending checks e and makes its record, with a new ID.
@@ -278,70 +416,48 @@ func newPending(e Entry) (*pending, error) {
 
 // AppendSync appends e and waits until it is durable.
 func (s *Sequencer) AppendSync(ctx context.Context, e Entry) error {
-	r, err := s.Append(ctx, e)
-	if err != nil {
-		return err
-	}
-	return r.Wait(ctx)
+	_, err := s.AppendDurable(ctx, e)
+	return err
 }
 
 // Run commits batches until ctx ends, then commits what is still queued.
 func (s *Sequencer) Run(ctx context.Context) error {
 	defer close(s.stopped)
+	bg := context.WithoutCancel(ctx)
 	// Records left in the outbox by a crash (or a failed chaining) first.
-	s.adoptOutbox(context.WithoutCancel(ctx), 0)
+	s.cmu.Lock()
+	s.adoptOutbox(bg, 0)
+	s.cmu.Unlock()
 	adopt := time.NewTicker(s.cfg.OutboxEvery)
 	defer adopt.Stop()
-	batch := make([]*pending, 0, s.cfg.MaxBatch)
+	lazy := time.NewTimer(time.Hour)
+	lazy.Stop()
 	for {
 		select {
-		case p := <-s.in:
-			batch = append(batch[:0], p)
+		case <-s.wake:
+		case <-lazy.C:
 		case <-adopt.C:
-			s.adoptOutbox(context.WithoutCancel(ctx), s.cfg.OutboxEvery)
+			s.cmu.Lock()
+			s.adoptOutbox(bg, s.cfg.OutboxEvery)
+			s.cmu.Unlock()
 			continue
 		case <-ctx.Done():
 			s.drain()
 			return nil
 		}
-		// Group commit: take everything queued while the last commit ran.
-		batch = s.fill(batch)
-		if allLazy(batch) {
-			// Nobody waits for these: give them a moment to join a batch
-			// that must be committed anyway.
-			timer := time.NewTimer(s.cfg.LazyDelay)
-		wait:
-			for len(batch) < s.cfg.MaxBatch {
-				select {
-				case p := <-s.in:
-					batch = append(batch, p)
-					if !p.lazy {
-						break wait
-					}
-				case <-timer.C:
-					break wait
-				case <-ctx.Done():
-					break wait
+		for {
+			now, wait := s.due()
+			if !now {
+				if wait > 0 {
+					lazy.Reset(wait)
 				}
+				break
 			}
-			timer.Stop()
-			batch = s.fill(batch)
-		}
-		s.commit(context.WithoutCancel(ctx), batch)
-	}
-}
-
-// fill adds what is queued, without waiting.
-func (s *Sequencer) fill(batch []*pending) []*pending {
-	for len(batch) < s.cfg.MaxBatch {
-		select {
-		case p := <-s.in:
-			batch = append(batch, p)
-		default:
-			return batch
+			s.cmu.Lock()
+			s.commitQueued(bg)
+			s.cmu.Unlock()
 		}
 	}
-	return batch
 }
 
 func allLazy(batch []*pending) bool {
@@ -353,25 +469,18 @@ func allLazy(batch []*pending) bool {
 	return true
 }
 
-// drain commits what was queued before the stop.
+// drain commits what was queued before the stop; appends refused from
+// now on.
 func (s *Sequencer) drain() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for {
-		batch := make([]*pending, 0, s.cfg.MaxBatch)
-	fill:
-		for len(batch) < s.cfg.MaxBatch {
-			select {
-			case p := <-s.in:
-				batch = append(batch, p)
-			default:
-				break fill
-			}
-		}
-		if len(batch) == 0 {
-			return
-		}
-		s.commit(ctx, batch)
+	s.mu.Lock()
+	s.stopping = true
+	s.mu.Unlock()
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	for s.pending() {
+		s.commitQueued(ctx)
 	}
 }
 

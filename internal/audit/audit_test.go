@@ -143,6 +143,108 @@ func TestPlatformChainAndTenantIsolation(t *testing.T) {
 	})
 }
 
+// TestCallerCommitsWhenIdleAndOrderHolds: with no commit running, a
+// durable append commits on the caller's goroutine (here no Run goroutine
+// exists yet), taking what was queued before it; one goroutine's records
+// are chained in the order it appended them; under concurrency every
+// record is chained once; after the stop, what was queued is committed
+// and appends are refused.
+func TestCallerCommitsWhenIdleAndOrderHolds(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		tid := uuid.Must(uuid.NewV7())
+		s, err := audit.New(audit.Config{DB: db})
+		if err != nil {
+			t.Fatal(err)
+		}
+		entry := func(i int, lazy bool) audit.Entry {
+			return audit.Entry{TenantID: tid, ActorKind: "user", ActorID: "u1", Action: "test.order", TargetID: fmt.Sprint(i), Lazy: lazy}
+		}
+		lazy, err := s.Append(ctx, entry(1, true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		queued, err := s.Append(ctx, entry(2, false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		own, err := s.AppendDurable(ctx, entry(3, false))
+		if err != nil {
+			t.Fatalf("an idle log's caller could not commit its own record: %v", err)
+		}
+		if got := []int64{lazy.Seq(), queued.Seq(), own.Seq()}; got[0] != 1 || got[1] != 2 || got[2] != 3 {
+			t.Fatalf("seqs %v, want 1 2 3 (the order of the appends)", got)
+		}
+
+		runCtx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { _ = s.Run(runCtx); close(done) }()
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		seen := map[int64]bool{}
+		for g := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				last := int64(0)
+				for i := range 20 {
+					var r *audit.Receipt
+					var err error
+					if i%2 == 0 {
+						r, err = s.Append(ctx, entry(g*100+i, true))
+					} else {
+						r, err = s.AppendDurable(ctx, entry(g*100+i, false))
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if i%2 == 1 {
+						seq := r.Seq()
+						mu.Lock()
+						dup := seen[seq]
+						seen[seq] = true
+						mu.Unlock()
+						if dup || seq <= last {
+							t.Errorf("goroutine %d: seq %d after %d (duplicate %v)", g, seq, last, dup)
+						}
+						last = seq
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		alone, err := s.Append(ctx, entry(998, true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+		defer wcancel()
+		if err := alone.Wait(wctx); err != nil {
+			t.Fatalf("a lazy record alone was not committed after its delay: %v", err)
+		}
+		tail, err := s.Append(ctx, entry(999, true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		<-done
+		if err := tail.Wait(ctx); err != nil || tail.Seq() != 3+8*20+2 {
+			t.Fatalf("a record queued before the stop: %v, seq %d, want %d", err, tail.Seq(), 3+8*20+2)
+		}
+		if _, err := s.Append(ctx, entry(1000, false)); err != audit.ErrStopped {
+			t.Fatalf("append after the stop: %v, want ErrStopped", err)
+		}
+		if _, err := s.AppendDurable(ctx, entry(1001, false)); err != audit.ErrStopped {
+			t.Fatalf("durable append after the stop: %v, want ErrStopped", err)
+		}
+		rep, err := audit.Verify(ctx, db, tid)
+		if err != nil || !rep.OK() || rep.Rows != 3+8*20+2 {
+			t.Fatalf("%+v %v", rep, err)
+		}
+	})
+}
+
 func TestBadEntryRejected(t *testing.T) {
 	s := start(t, testdb.SQLite(t))
 	if _, err := s.Append(context.Background(), audit.Entry{TenantID: uuid.New()}); err == nil {

@@ -65,19 +65,14 @@ func (s *Sequencer) InTx(ctx context.Context, tx *store.Tx, e Entry) error {
 		return fmt.Errorf("audit: outbox: %w", err)
 	}
 	tx.AfterCommit(func() {
-		select {
-		case <-s.stopped:
-			return // adopted from the outbox at the next start
-		default:
-		}
+		// Chained at once, on this goroutine when the log is idle; a
+		// record not chained in time stays in the outbox for adoption.
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), chainWait)
 		defer cancel()
-		select {
-		case s.in <- p:
-		case <-s.stopped:
-			return // adopted from the outbox at the next start
-		case <-wctx.Done():
-			s.cfg.Logger.Warn("audit record left in the outbox: the sequencer is busy", "id", r.ID.String())
+		if err := s.enqueue(wctx, p, true); err != nil {
+			if !errors.Is(err, ErrStopped) { // else adopted at the next start
+				s.cfg.Logger.Warn("audit record left in the outbox: the sequencer is busy", "id", r.ID.String())
+			}
 			return
 		}
 		if err := p.receipt.Wait(wctx); err != nil {
@@ -170,6 +165,9 @@ func (NoLog) AppendSync(context.Context, Entry) error { return nil }
 // InTx records nothing.
 func (NoLog) InTx(context.Context, *store.Tx, Entry) error { return nil }
 
+// AppendDurable records nothing; its receipt is done at once.
+func (n NoLog) AppendDurable(ctx context.Context, e Entry) (*Receipt, error) { return n.Append(ctx, e) }
+
 // Append records nothing; its receipt is done at once.
 func (NoLog) Append(context.Context, Entry) (*Receipt, error) {
 	r := &Receipt{ID: uuid.Must(uuid.NewV7()), done: make(chan struct{})}
@@ -190,6 +188,9 @@ func (f FailingLog) AppendSync(context.Context, Entry) error { return f.Err }
 
 // InTx fails.
 func (f FailingLog) InTx(context.Context, *store.Tx, Entry) error { return f.Err }
+
+// AppendDurable fails.
+func (f FailingLog) AppendDurable(context.Context, Entry) (*Receipt, error) { return nil, f.Err }
 
 // Append fails.
 func (f FailingLog) Append(context.Context, Entry) (*Receipt, error) { return nil, f.Err }
