@@ -25,7 +25,7 @@ import (
 )
 
 // BenchmarkArgon2idVerify is one password verification with the
-// production parameters (m=46 MiB, t=1, p=1).
+// production parameters (m=19 MiB, t=2, p=1).
 func BenchmarkArgon2idVerify(b *testing.B) {
 	h := password.NewHasher(password.Default, 0)
 	enc, err := h.Hash(context.Background(), "Correct-horse-battery")
