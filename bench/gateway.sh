@@ -16,7 +16,7 @@ cleanup() {
 trap cleanup EXIT
 # XAVYO_BIN: a prebuilt binary instead (to compare two builds in turn);
 # POINTS: which parts to run (default: all).
-POINTS=${POINTS:-"hop plaintext safety eras tls"}
+POINTS=${POINTS:-"footprint hop plaintext safety eras tls"}
 if [ -n "${XAVYO_BIN:-}" ]; then cp "$XAVYO_BIN" "$work/xavyo"; else go build -o "$work/xavyo" ./cmd/xavyo; fi
 go build -o "$work/bareproxy" ./bench/cmd/bareproxy
 go build -o "$work/eraload" ./bench/cmd/eraload
@@ -39,8 +39,11 @@ start_xavyo() { # $1: plaintext true|false
 }
 stop_xavyo() { kill "$(cat "$work/xavyo.pid")"; wait "$(cat "$work/xavyo.pid")" 2>/dev/null || true; rm -f "$work/xavyo.pid"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$(cat "$work/xavyo.pid")/stat"; }
+status_kib() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$(cat "$work/xavyo.pid")/status"; } # $1: VmHWM, VmRSS
 
 start_xavyo true
+sleep 2
+idle_kib=$(status_kib VmRSS)
 login=$(curl -sf -X POST $admin/api/v1/auth/login -H 'Content-Type: application/json' \
   -d '{"tenant":"default","login":"admin@example.com","password":"Initial-passphrase-1"}' | json "['access_token']")
 user=$(curl -sf -X POST $admin/api/v1/auth/password -H "Authorization: Bearer $login" -H 'Content-Type: application/json' \
@@ -87,6 +90,28 @@ PY
   done
 }
 want() { [[ " $POINTS " == *" $1 "* ]]; }
+# Footprint: the embedded store's first start (a new data directory: the
+# default tenant and its admin are created), set-up over REST (sign-in,
+# password change, tool server, agent, grant) and one second of tool
+# calls; then the memory each idle session holds, 500 of them per transport.
+if want footprint; then
+  url=http://127.0.0.1:18543/t/default/mcp
+  tok=$(token "$url")
+  "$work/eraload" -mode stateless -url "$url" -c 1 -d 1s -warmup 0s -token "$tok" >/dev/null
+  echo "== footprint: RSS idle after the first start $((idle_kib / 1024)) MiB; peak from start to the first tool calls $(($(status_kib VmHWM) / 1024)) MiB; RSS now $(($(status_kib VmRSS) / 1024)) MiB"
+  for mode in session websocket; do
+    n=500
+    before=$(status_kib VmRSS)
+    : > "$work/idle.err"
+    "$work/eraload" -mode $mode -idle -c $n -d 6s -url "$url" -token "$tok" > "$work/idle.out" 2> "$work/idle.err" &
+    held=
+    for _ in $(seq 1 300); do held=$(awk '$1 == "ready" {print $2}' "$work/idle.err"); [ -n "$held" ] && break; sleep 0.1; done
+    sleep 2 # the sessions settle
+    after=$(status_kib VmRSS)
+    wait
+    echo "idle $mode sessions: $held held, RSS $((before / 1024)) → $((after / 1024)) MiB, $(((after - before) / ${held:-1})) KiB per session"
+  done
+fi
 want hop && echo "== the cost of a hop alone: Go's bare reverse proxy (no TLS, auth, decision or audit) vs direct"
 want hop && for c in 1 32; do
   direct=$(load -url http://127.0.0.1:19801/mcp -c $c -tool echo)

@@ -49,6 +49,7 @@ type Hasher struct {
 	// verifications counts Verify calls, dummy ones included (a metric,
 	// and the proof that unknown users cost a verification too).
 	verifications atomic.Int64
+	garbage       atomic.Bool // a hash ended since the last collection
 }
 
 // NewHasher returns a Hasher with params, running at most concurrency
@@ -80,16 +81,34 @@ func encode(p Params, salt, key []byte) string {
 // ErrTooLong is returned for passwords over MaxLength bytes.
 var ErrTooLong = errors.New("password: too long")
 
+// acquire starts a hash. A hash's memory (19 MiB) is garbage once it
+// ends, and until the next collection a new hash takes fresh memory
+// rather than reuse it: sign-in then password change, or a change's
+// verification then its new hash, would hold two or three hashes' memory
+// at once. So a hash that starts alone after another ended has the
+// garbage collector run first (about a millisecond beside the hash's
+// tens), and the last hash to end has one run beside, so that the
+// collector's next target is not set by a heap that held a hash; under
+// concurrent hashing, allocation itself paces collections.
 func (h *Hasher) acquire(ctx context.Context) error {
 	select {
 	case h.sem <- struct{}{}:
-		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	if len(h.sem) == 1 && h.garbage.CompareAndSwap(true, false) {
+		runtime.GC()
+	}
+	return nil
 }
 
-func (h *Hasher) release() { <-h.sem }
+func (h *Hasher) release() {
+	h.garbage.Store(true)
+	<-h.sem
+	if len(h.sem) == 0 {
+		go runtime.GC()
+	}
+}
 
 // Hash returns the PHC string of pw.
 func (h *Hasher) Hash(ctx context.Context, pw string) (string, error) {

@@ -4,7 +4,9 @@
 // Mcp-Session-Id on each request), the stateless era (2026-07-28, no
 // session, headers and _meta on each request) and WebSocket (one JSON-RPC
 // message per frame, a session per connection).
-// It prints the same JSON line as mcpload -json.
+// It prints the same JSON line as mcpload -json. With -idle, each client
+// makes one call and then holds its session without traffic for -d
+// (memory per idle session); "ready N" goes to stderr once all are held.
 package main
 
 import (
@@ -39,6 +41,7 @@ func main() {
 	args := flag.String("args", `{"text":"hello"}`, "tool arguments as JSON")
 	token := flag.String("token", os.Getenv("MCPLOAD_TOKEN"), "bearer token (or env MCPLOAD_TOKEN)")
 	ca := flag.String("ca", "", "CA bundle PEM to verify the server")
+	idle := flag.Bool("idle", false, "make one call per client, then hold its session idle for -d")
 	flag.Parse()
 
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
@@ -65,6 +68,12 @@ func main() {
 	params, _ := json.Marshal(map[string]any{"name": *tool, "arguments": json.RawMessage(*args),
 		"_meta": map[string]any{"io.modelcontextprotocol/protocolVersion": version, "io.modelcontextprotocol/clientCapabilities": map[string]any{}}})
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf, MaxIdleConnsPerHost: *conc * 2}}
+	if *idle {
+		holdIdle(call, *conc, *dur, func() *worker {
+			return &worker{url: *url, token: *token, tool: *tool, args: json.RawMessage(*args), params: params, client: client, tls: tlsConf}
+		})
+		return
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), *warm+*dur)
 	defer cancel()
@@ -119,6 +128,41 @@ func main() {
 	}
 	out, _ := json.Marshal(map[string]any{"calls_per_s": float64(len(lat)) / dur.Seconds(), "p50_ms": pct(0.5), "p90_ms": pct(0.9),
 		"p99_ms": pct(0.99), "errors": errs, "first_error": firstErr, "mode": *mode, "concurrency": *conc})
+	fmt.Println(string(out))
+}
+
+// holdIdle opens n sessions with one call each, reports them held, and
+// keeps them without traffic for d.
+func holdIdle(call func(context.Context, *worker) error, n int, d time.Duration, newWorker func() *worker) {
+	ctx := context.Background()
+	workers := make([]*worker, n)
+	errs := 0
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16) // opened 16 at a time
+	for i := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			w := newWorker()
+			if err := call(ctx, w); err != nil {
+				mu.Lock()
+				errs++
+				mu.Unlock()
+				fmt.Fprintln(os.Stderr, "eraload:", err)
+			}
+			workers[i] = w
+		}()
+	}
+	wg.Wait()
+	fmt.Fprintln(os.Stderr, "ready", n-errs)
+	time.Sleep(d)
+	for _, w := range workers {
+		w.close()
+	}
+	out, _ := json.Marshal(map[string]any{"sessions": n - errs, "errors": errs})
 	fmt.Println(string(out))
 }
 
