@@ -30,6 +30,7 @@ echo $! > "$work/bareproxy.pid"
 admin=http://127.0.0.1:18180
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 start_xavyo() { # $1: plaintext true|false
+  if curl -sf $admin/readyz >/dev/null; then echo "something already answers on $admin: stop it first"; exit 1; fi
   XAVYO_DATA_DIR="$work/data" XAVYO_ADMIN_ADDR=127.0.0.1:18180 XAVYO_AGENT_ADDR=127.0.0.1:18543 XAVYO_LOG_LEVEL=error \
     XAVYO_EGRESS_ALLOW_PRIVATE=true XAVYO_AGENT_TLS_PLAINTEXT=$1 XAVYO_DEFAULT_ADMIN_PASSWORD=Initial-passphrase-1 \
     "$work/xavyo" serve > "$work/xavyo.log" 2>&1 &
@@ -104,11 +105,12 @@ if want footprint; then
     before=$(status_kib VmRSS)
     : > "$work/idle.err"
     "$work/eraload" -mode $mode -idle -c $n -d 6s -url "$url" -token "$tok" > "$work/idle.out" 2> "$work/idle.err" &
+    holder=$!
     held=
     for _ in $(seq 1 300); do held=$(awk '$1 == "ready" {print $2}' "$work/idle.err"); [ -n "$held" ] && break; sleep 0.1; done
     sleep 2 # the sessions settle
     after=$(status_kib VmRSS)
-    wait
+    wait $holder
     echo "idle $mode sessions: $held held, RSS $((before / 1024)) → $((after / 1024)) MiB, $(((after - before) / ${held:-1})) KiB per session"
   done
 fi

@@ -210,6 +210,11 @@ type pending struct {
 type Sequencer struct {
 	cfg   Config
 	stmts *stmts
+	// heads are the chain heads this sequencer last committed, by tenant
+	// (read and written by the committer, under cmu): a batch extends a
+	// known head with a conditional update instead of reading it first,
+	// and falls back to the read when another writer moved it.
+	heads map[uuid.UUID]chainHead
 
 	cmu sync.Mutex // held while committing
 
@@ -222,9 +227,15 @@ type Sequencer struct {
 	stopped chan struct{}
 }
 
+// chainHead is a chain's last position.
+type chainHead struct {
+	seq  int64
+	hash []byte
+}
+
 // stmts are the batch writer's statements, prepared once.
 type stmts struct {
-	head, insert, setHead *store.Stmt
+	head, insert, setHead, moveHead *store.Stmt
 }
 
 const (
@@ -232,6 +243,7 @@ const (
 	qInsert  = `INSERT INTO audit_log (tenant_id, seq, id, at, actor_kind, actor_id, action, target_kind, target_id, outcome, request_id, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
 	qSetHead = `INSERT INTO audit_heads (tenant_id, seq, hash, updated_at) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, updated_at = excluded.updated_at`
+	qMoveHead = `UPDATE audit_heads SET seq = $2, hash = $3, updated_at = $4 WHERE tenant_id = $1 AND seq = $5`
 )
 
 func prepare(ctx context.Context, db *store.DB) (*stmts, error) {
@@ -246,6 +258,9 @@ func prepare(ctx context.Context, db *store.DB) (*stmts, error) {
 	if s.setHead, err = db.PrepareWrite(ctx, qSetHead); err != nil {
 		return nil, err
 	}
+	if s.moveHead, err = db.PrepareWrite(ctx, qMoveHead); err != nil {
+		return nil, err
+	}
 	return &s, nil
 }
 
@@ -257,7 +272,7 @@ func New(cfg Config) (*Sequencer, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, err
 	}
-	return &Sequencer{cfg: cfg, room: make(chan struct{}), wake: make(chan struct{}, 1), stopped: make(chan struct{})}, nil
+	return &Sequencer{cfg: cfg, heads: map[uuid.UUID]chainHead{}, room: make(chan struct{}), wake: make(chan struct{}, 1), stopped: make(chan struct{})}, nil
 }
 
 // Append queues e and returns its receipt at once; the record is
@@ -503,12 +518,19 @@ func (s *Sequencer) commit(ctx context.Context, batch []*pending) {
 		}
 		s.stmts = st
 	}
+	var moved map[uuid.UUID]chainHead
 	err := run(ctx, func(tx *store.Tx) error {
-		return writeBatch(ctx, tx, s.stmts, batch)
+		var err error
+		moved, err = writeBatch(ctx, tx, s.stmts, s.heads, batch)
+		return err
 	})
 	if err != nil {
 		s.cfg.Logger.Error("audit batch failed", "records", len(batch), "error", err)
 		err = fmt.Errorf("audit: commit: %w", err)
+		clear(s.heads) // read again: the commit may or may not have happened
+	}
+	for tid, h := range moved {
+		s.heads[tid] = h
 	}
 	for _, p := range batch {
 		p.receipt.err = err
@@ -521,10 +543,13 @@ func (s *Sequencer) commit(ctx context.Context, batch []*pending) {
 
 const insertCols = 14
 
-// writeBatch extends each tenant's chain from its locked head. With
+// writeBatch extends each tenant's chain from its head and returns the
+// heads it moved. A head in known (this sequencer's last commit) is moved
+// by a conditional update, which also locks it; when another writer moved
+// it since, or it is not known, it is read and locked first. With
 // prepared statements (SQLite, in process) rows go one by one; otherwise
 // (PostgreSQL) one multi-row insert saves round trips.
-func writeBatch(ctx context.Context, tx *store.Tx, st *stmts, batch []*pending) error {
+func writeBatch(ctx context.Context, tx *store.Tx, st *stmts, known map[uuid.UUID]chainHead, batch []*pending) (map[uuid.UUID]chainHead, error) {
 	byTenant := map[uuid.UUID][]*pending{}
 	var order []uuid.UUID
 	for _, p := range batch {
@@ -534,74 +559,117 @@ func writeBatch(ctx context.Context, tx *store.Tx, st *stmts, batch []*pending) 
 		byTenant[p.rec.TenantID] = append(byTenant[p.rec.TenantID], p)
 	}
 	prepared := st != nil && st.head != nil
+	exec := func(stmt *store.Stmt, q string, args ...any) (int64, error) {
+		var res interface{ RowsAffected() (int64, error) }
+		var err error
+		if prepared {
+			res, err = tx.ExecStmt(ctx, stmt, args...)
+		} else {
+			res, err = tx.Exec(ctx, q, args...)
+		}
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	}
 	now := store.Now()
+	moved := make(map[uuid.UUID]chainHead, len(order))
 	for _, tid := range order {
 		ps, err := claimOutbox(ctx, tx, byTenant[tid])
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if len(ps) == 0 {
 			continue
 		}
-		var seq int64
-		var head []byte
-		if prepared {
-			err = tx.QueryRowStmt(ctx, st.head, tid).Scan(&seq, &head)
-		} else {
-			err = tx.QueryRow(ctx, qHead, tid).Scan(&seq, &head)
+		from, ok := known[tid]
+		if ok {
+			to := chain(ps, from, now)
+			n, err := exec(st.moveHead, qMoveHead, tid, to.seq, to.hash, now, from.seq)
+			if err != nil {
+				return nil, err
+			}
+			ok = n == 1
 		}
-		if err != nil && !isNoRows(err) {
-			return err
-		}
-		if head == nil {
-			head = []byte{}
-		}
-		var sb strings.Builder
-		sb.WriteString(`INSERT INTO audit_log (tenant_id, seq, id, at, actor_kind, actor_id, action, target_kind, target_id, outcome, request_id, details, prev_hash, hash) VALUES `)
-		args := make([]any, 0, len(ps)*insertCols)
-		for i, p := range ps {
-			r := &p.rec
-			seq++
-			r.Seq, r.At, r.PrevHash = seq, now, head
-			r.Hash = computeHash(r)
-			head = r.Hash
-			row := []any{r.TenantID, r.Seq, r.ID, r.At, r.ActorKind, r.ActorID, r.Action, r.TargetKind, r.TargetID,
-				r.Outcome, r.RequestID, string(r.Details), r.PrevHash, r.Hash}
+		if !ok {
+			// Unknown, or moved by another writer: read it, locked.
 			if prepared {
-				if _, err := tx.ExecStmt(ctx, st.insert, row...); err != nil {
-					return err
-				}
-				continue
+				err = tx.QueryRowStmt(ctx, st.head, tid).Scan(&from.seq, &from.hash)
+			} else {
+				err = tx.QueryRow(ctx, qHead, tid).Scan(&from.seq, &from.hash)
 			}
-			if i > 0 {
-				sb.WriteByte(',')
+			if err != nil && !isNoRows(err) {
+				return nil, err
 			}
-			sb.WriteByte('(')
-			for c := range insertCols {
-				if c > 0 {
-					sb.WriteByte(',')
-				}
-				sb.WriteByte('$')
-				sb.WriteString(strconv.Itoa(i*insertCols + c + 1))
+			if isNoRows(err) {
+				from = chainHead{hash: []byte{}}
 			}
-			sb.WriteByte(')')
-			args = append(args, row...)
+			to := chain(ps, from, now)
+			if _, err := exec(st.setHead, qSetHead, tid, to.seq, to.hash, now); err != nil {
+				return nil, err
+			}
 		}
-		if !prepared {
-			if _, err := tx.Exec(ctx, sb.String(), args...); err != nil {
+		if err := insertRecords(ctx, tx, st, ps); err != nil {
+			return nil, err
+		}
+		last := &ps[len(ps)-1].rec
+		moved[tid] = chainHead{seq: last.Seq, hash: last.Hash}
+	}
+	return moved, nil
+}
+
+// chain places records after from and returns the new head.
+func chain(ps []*pending, from chainHead, now time.Time) chainHead {
+	seq, prev := from.seq, from.hash
+	if prev == nil {
+		prev = []byte{}
+	}
+	for _, p := range ps {
+		r := &p.rec
+		seq++
+		r.Seq, r.At, r.PrevHash = seq, now, prev
+		r.Hash = computeHash(r)
+		prev = r.Hash
+	}
+	return chainHead{seq: seq, hash: prev}
+}
+
+// insertRecords writes chained records: one by one with the prepared
+// statement, or in one multi-row insert.
+func insertRecords(ctx context.Context, tx *store.Tx, st *stmts, ps []*pending) error {
+	prepared := st != nil && st.insert != nil
+	var sb strings.Builder
+	sb.WriteString(`INSERT INTO audit_log (tenant_id, seq, id, at, actor_kind, actor_id, action, target_kind, target_id, outcome, request_id, details, prev_hash, hash) VALUES `)
+	args := make([]any, 0, len(ps)*insertCols)
+	for i, p := range ps {
+		r := &p.rec
+		row := []any{r.TenantID, r.Seq, r.ID, r.At, r.ActorKind, r.ActorID, r.Action, r.TargetKind, r.TargetID,
+			r.Outcome, r.RequestID, string(r.Details), r.PrevHash, r.Hash}
+		if prepared {
+			if _, err := tx.ExecStmt(ctx, st.insert, row...); err != nil {
 				return err
 			}
+			continue
 		}
-		if prepared {
-			_, err = tx.ExecStmt(ctx, st.setHead, tid, seq, head, now)
-		} else {
-			_, err = tx.Exec(ctx, qSetHead, tid, seq, head, now)
+		if i > 0 {
+			sb.WriteByte(',')
 		}
-		if err != nil {
-			return err
+		sb.WriteByte('(')
+		for c := range insertCols {
+			if c > 0 {
+				sb.WriteByte(',')
+			}
+			sb.WriteByte('$')
+			sb.WriteString(strconv.Itoa(i*insertCols + c + 1))
 		}
+		sb.WriteByte(')')
+		args = append(args, row...)
 	}
-	return nil
+	if prepared {
+		return nil
+	}
+	_, err := tx.Exec(ctx, sb.String(), args...)
+	return err
 }
 
 // CrossTenant records a super admin acting inside another tenant, in that

@@ -245,6 +245,39 @@ func TestCallerCommitsWhenIdleAndOrderHolds(t *testing.T) {
 	})
 }
 
+// TestTwoWritersShareAChain: two sequencers on one database (as two
+// replicas) extending the same tenant's chain in turn each find the head
+// moved by the other since their last commit, and the chain stays whole.
+func TestTwoWritersShareAChain(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		tid := uuid.Must(uuid.NewV7())
+		a, err := audit.New(audit.Config{DB: db})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := audit.New(audit.Config{DB: db})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 10 {
+			for j, s := range []*audit.Sequencer{a, b, b} {
+				r, err := s.AppendDurable(ctx, audit.Entry{TenantID: tid, ActorKind: "user", ActorID: "u1", Action: "test.turns", TargetID: fmt.Sprint(i, j)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := int64(i*3 + j + 1); r.Seq() != want {
+					t.Fatalf("record %d/%d at seq %d, want %d", i, j, r.Seq(), want)
+				}
+			}
+		}
+		rep, err := audit.Verify(ctx, db, tid)
+		if err != nil || !rep.OK() || rep.Rows != 30 {
+			t.Fatalf("%+v %v", rep, err)
+		}
+	})
+}
+
 func TestBadEntryRejected(t *testing.T) {
 	s := start(t, testdb.SQLite(t))
 	if _, err := s.Append(context.Background(), audit.Entry{TenantID: uuid.New()}); err == nil {
