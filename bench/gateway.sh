@@ -28,11 +28,13 @@ echo $! > "$work/upstream.pid"
 echo $! > "$work/bareproxy.pid"
 
 admin=http://127.0.0.1:18180
+metrics_token=bench-metrics-token-$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 start_xavyo() { # $1: plaintext true|false
   if curl -sf $admin/readyz >/dev/null; then echo "something already answers on $admin: stop it first"; exit 1; fi
   XAVYO_DATA_DIR="$work/data" XAVYO_ADMIN_ADDR=127.0.0.1:18180 XAVYO_AGENT_ADDR=127.0.0.1:18543 XAVYO_LOG_LEVEL=error \
     XAVYO_EGRESS_ALLOW_PRIVATE=true XAVYO_AGENT_TLS_PLAINTEXT=$1 XAVYO_DEFAULT_ADMIN_PASSWORD=Initial-passphrase-1 \
+    XAVYO_METRICS_TOKEN=$metrics_token XAVYO_MCP_MAX_STREAMS_PER_PRINCIPAL=1000 \
     "$work/xavyo" serve > "$work/xavyo.log" 2>&1 &
   echo $! > "$work/xavyo.pid"
   for _ in $(seq 1 200); do curl -sf $admin/readyz >/dev/null && return; sleep 0.1; done
@@ -40,6 +42,11 @@ start_xavyo() { # $1: plaintext true|false
 }
 stop_xavyo() { kill "$(cat "$work/xavyo.pid")"; wait "$(cat "$work/xavyo.pid")" 2>/dev/null || true; rm -f "$work/xavyo.pid"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$(cat "$work/xavyo.pid")/stat"; }
+go_mem_kib() { # the Go heap in use plus goroutine stacks, in KiB
+  curl -sf $admin/metrics -H "Authorization: Bearer $metrics_token" |
+    awk '$1 == "go_memstats_heap_inuse_bytes" || $1 == "go_memstats_stack_inuse_bytes" {s += $2} END {printf "%d", s / 1024}'
+}
+goroutines() { curl -sf $admin/metrics -H "Authorization: Bearer $metrics_token" | awk '$1 == "go_goroutines" {print $2}'; }
 status_kib() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$(cat "$work/xavyo.pid")/status"; } # $1: VmHWM, VmRSS
 
 start_xavyo true
@@ -102,16 +109,16 @@ if want footprint; then
   echo "== footprint: RSS idle after the first start $((idle_kib / 1024)) MiB; peak from start to the first tool calls $(($(status_kib VmHWM) / 1024)) MiB; RSS now $(($(status_kib VmRSS) / 1024)) MiB"
   for mode in session websocket; do
     n=500
-    before=$(status_kib VmRSS)
+    before=$(status_kib VmRSS) gbefore=$(go_mem_kib) rbefore=$(goroutines)
     : > "$work/idle.err"
     "$work/eraload" -mode $mode -idle -c $n -d 6s -url "$url" -token "$tok" > "$work/idle.out" 2> "$work/idle.err" &
     holder=$!
     held=
     for _ in $(seq 1 300); do held=$(awk '$1 == "ready" {print $2}' "$work/idle.err"); [ -n "$held" ] && break; sleep 0.1; done
     sleep 2 # the sessions settle
-    after=$(status_kib VmRSS)
+    after=$(status_kib VmRSS) gafter=$(go_mem_kib) rafter=$(goroutines)
     wait $holder
-    echo "idle $mode sessions: $held held, RSS $((before / 1024)) → $((after / 1024)) MiB, $(((after - before) / ${held:-1})) KiB per session"
+    echo "idle $mode sessions: ${held:-0} held; RSS $((before / 1024)) → $((after / 1024)) MiB, Go heap + stacks $((gbefore / 1024)) → $((gafter / 1024)) MiB: $(((gafter - gbefore) / ${held:-1})) KiB and $(((rafter - rbefore) / ${held:-1})) goroutines per session$(grep -m1 -v '^ready' "$work/idle.err" | sed 's/^/; first error: /')"
   done
 fi
 want hop && echo "== the cost of a hop alone: Go's bare reverse proxy (no TLS, auth, decision or audit) vs direct"

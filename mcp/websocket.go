@@ -22,9 +22,12 @@ import (
 // HTTP code through an adapter; the connection is the session's only
 // transport, and server notifications (list_changed) arrive as frames.
 
+// An idle connection holds no buffer of its own: frames are read through
+// the HTTP server's reader (ReadBufferSize 0), and a write buffer is
+// taken from a pool only while a message is written.
 var upgrader = websocket.Upgrader{
-	ReadBufferSize:  16 << 10,
 	WriteBufferSize: 16 << 10,
+	WriteBufferPool: &sync.Pool{},
 	Subprotocols:    []string{"mcp"},
 	// The agent plane has already refused Origins not allowed.
 	CheckOrigin: func(*http.Request) bool { return true },
