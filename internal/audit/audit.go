@@ -203,10 +203,10 @@ type pending struct {
 // Records wait in one queue, in the order they were appended. Whoever
 // commits holds cmu and takes the queue's head, up to MaxBatch records:
 // the Run goroutine, or a caller of AppendDurable that finds no commit
-// running and commits its own record (with whatever waited before it) on
-// its own goroutine — no hand-off to another goroutine and back when the
-// log is idle. Records appended while a commit runs are committed
-// together by the next one.
+// running and no other record waiting but lazy ones, and commits its own
+// record (with those lazy ones) on its own goroutine — no hand-off to
+// another goroutine and back when the log is idle. Records appended while
+// a commit runs are committed together by the next one, Run's.
 type Sequencer struct {
 	cfg   Config
 	stmts *stmts
@@ -220,6 +220,7 @@ type Sequencer struct {
 
 	mu       sync.Mutex
 	queue    []*pending
+	urgent   int // records in the queue that are not lazy
 	room     chan struct{} // closed (and replaced) when the queue shrinks
 	stopping bool
 
@@ -305,7 +306,8 @@ func (s *Sequencer) AppendDurable(ctx context.Context, e Entry) (*Receipt, error
 }
 
 // enqueue adds p to the queue, waiting while the queue is full. With
-// lead, and no commit running, the caller commits until p is durable.
+// lead, when no other record but lazy ones waits and no commit is
+// running, the caller commits until p is durable.
 func (s *Sequencer) enqueue(ctx context.Context, p *pending, lead bool) error {
 	s.mu.Lock()
 	for len(s.queue) >= s.cfg.Queue && !s.stopping {
@@ -327,13 +329,20 @@ func (s *Sequencer) enqueue(ctx context.Context, p *pending, lead bool) error {
 	p.queued = time.Now()
 	s.queue = append(s.queue, p)
 	first := len(s.queue) == 1
+	if !p.lazy {
+		s.urgent++
+	}
+	alone := s.urgent == 1 // no other record waits to be committed soon
 	s.mu.Unlock()
 	switch {
 	case p.lazy:
 		if first {
 			s.signal() // Run starts the wait for company
 		}
-	case lead && s.cmu.TryLock():
+	case lead && alone && s.cmu.TryLock():
+		// No other record waiting (lazy ones aside) and no commit
+		// running: commit here. A record queued behind others waits for
+		// their committer, so that under load batches stay whole.
 		for !p.receipt.finished() {
 			s.commitQueued(context.WithoutCancel(ctx))
 		}
@@ -369,6 +378,11 @@ func (s *Sequencer) commitQueued(ctx context.Context) {
 	n := min(len(s.queue), s.cfg.MaxBatch)
 	batch := make([]*pending, n)
 	copy(batch, s.queue)
+	for _, p := range batch {
+		if !p.lazy {
+			s.urgent--
+		}
+	}
 	clear(s.queue[:n])
 	s.queue = s.queue[n:]
 	if len(s.queue) == 0 {
