@@ -220,7 +220,7 @@ type Sequencer struct {
 
 	mu       sync.Mutex
 	queue    []*pending
-	urgent   int // records in the queue that are not lazy
+	urgent   int           // records in the queue that are not lazy
 	room     chan struct{} // closed (and replaced) when the queue shrinks
 	stopping bool
 
