@@ -148,16 +148,8 @@ func (s *Service) openSession(ctx context.Context, t *tenant.Tenant, u *director
 	}
 	var refresh string
 	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		if pol.Session.MaxConcurrent > 0 {
-			live, err := s.SessionStore.liveTx(ctx, tx, u.ID, now)
-			if err != nil {
-				return err
-			}
-			for i := pol.Session.MaxConcurrent - 1; i < len(live); i++ {
-				if err := s.SessionStore.EndTx(ctx, tx, live[i], "session limit"); err != nil {
-					return err
-				}
-			}
+		if err := s.endBeyondLimitTx(ctx, tx, u.ID, pol, now); err != nil {
+			return err
 		}
 		if err := s.SessionStore.insertTx(ctx, tx, &Session{ID: sid, UserID: u.ID, Device: device, IP: trunc(cl.IP, 64), UserAgent: trunc(cl.UserAgent, 500),
 			AuthMethod: "password", CreatedAt: now, ExpiresAt: expires}); err != nil {

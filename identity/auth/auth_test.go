@@ -3,7 +3,9 @@ package auth_test
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -163,6 +165,74 @@ func TestLockout(t *testing.T) {
 		}
 		if _, err := f.svc.Login(bg, auth.LoginInput{Tenant: f.t.Slug, Login: "ada@a.test", Password: pw}, auth.Client{}); err == nil {
 			t.Fatal("a locked account signed in")
+		}
+	})
+}
+
+// TestBrowserSessions: an SSO session names its person until it is idle
+// beyond the tenant's policy, older than its lifetime, ended, or its
+// person disabled; values that name no session name none, without error.
+func TestBrowserSessions(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		f := setup(t, db)
+		bg := context.Background()
+		now := time.Now().UTC()
+		f.svc.Now = func() time.Time { return now }
+		_, u, _, err := f.svc.CheckPassword(bg, f.t.Slug, "ada@a.test", pw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl := auth.Client{IP: "127.0.0.1", UserAgent: "test"}
+		open := func() (*auth.BrowserSession, string) {
+			bs, value, err := f.svc.OpenBrowserSession(bg, f.t, u, []string{"pwd"}, cl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return bs, value
+		}
+		of := func(value string) *auth.BrowserSession {
+			t.Helper()
+			bs, err := f.svc.BrowserSessionOf(bg, f.t, value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return bs
+		}
+		bs, value := open()
+		start := bs.AuthTime
+		for _, bad := range []string{"", "x", bs.ID.String() + ".", bs.ID.String() + "." + strings.Repeat("*", 43), "nope." + value[37:]} {
+			if of(bad) != nil {
+				t.Fatalf("%q names a session", bad)
+			}
+		}
+		// Used every 23 hours it lives (idle limit 24 h) until its 30 days.
+		for now.Sub(start) < 720*time.Hour-23*time.Hour {
+			now = now.Add(23 * time.Hour)
+			got := of(value)
+			if got == nil || got.UserID != u.ID || !got.AuthTime.Equal(start) || len(got.AMR) != 1 || got.AMR[0] != "pwd" {
+				t.Fatalf("at %s: %+v", now.Sub(start), got)
+			}
+		}
+		now = start.Add(720*time.Hour + time.Minute)
+		if of(value) != nil {
+			t.Fatal("a session past its lifetime still signs in")
+		}
+
+		_, idle := open()
+		now = now.Add(24*time.Hour + time.Minute)
+		if of(idle) != nil {
+			t.Fatal("a session idle beyond the policy still signs in")
+		}
+
+		_, live := open()
+		disabled := directory.StatusDisabled
+		ctx := principal.With(store.WithTenant(bg, f.t.ID), &principal.Principal{TenantID: f.t.ID, Kind: principal.KindUser,
+			SubjectID: "admin", AdminRoles: []string{principal.RoleTenantAdmin}})
+		if _, err := f.dir.UpdateUser(ctx, u.ID, directory.UpdateUserInput{Status: &disabled}, 0); err != nil {
+			t.Fatal(err)
+		}
+		if of(live) != nil {
+			t.Fatal("a disabled person's session still signs in")
 		}
 	})
 }

@@ -126,3 +126,43 @@ func (ss *Sessions) touchTx(ctx context.Context, tx *store.Tx, sid uuid.UUID, no
 	_, err := tx.Exec(ctx, `UPDATE sessions SET last_seen_at = $1 WHERE tenant_id = $2 AND id = $3`, now, tx.TenantID(), sid)
 	return err == nil, err
 }
+
+// insertBrowserTx opens an SSO session (a session with a cookie secret).
+func (ss *Sessions) insertBrowserTx(ctx context.Context, tx *store.Tx, x *Session, ssoHash string, authTime time.Time, amr string) error {
+	_, err := tx.Exec(ctx, `INSERT INTO sessions (tenant_id, id, user_id, device, ip, user_agent, auth_method, created_at, last_seen_at, expires_at, sso_hash, auth_time, amr)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12)`, tx.TenantID(), x.ID, x.UserID, x.Device, x.IP, x.UserAgent, x.AuthMethod,
+		x.CreatedAt, x.ExpiresAt, ssoHash, authTime, amr)
+	return err
+}
+
+// browserRow is what an SSO session's cookie is checked against.
+type browserRow struct {
+	user                        uuid.UUID
+	hash, amr                   string
+	authTime, lastSeen, expires time.Time
+	revoked                     *time.Time
+}
+
+// browserTx reads an SSO session, locked (nil when there is none, or it
+// is not an SSO session).
+func (ss *Sessions) browserTx(ctx context.Context, tx *store.Tx, sid uuid.UUID) (*browserRow, error) {
+	var r browserRow
+	var hash *string
+	var authTime *time.Time
+	err := tx.QueryRow(ctx, `SELECT user_id, sso_hash, amr, auth_time, last_seen_at, expires_at, revoked_at FROM sessions
+		WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tx.TenantID(), sid).Scan(&r.user, &hash, &r.amr, &authTime, &r.lastSeen, &r.expires, &r.revoked)
+	if store.NoRows(err) || (err == nil && (hash == nil || authTime == nil)) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.hash, r.authTime = *hash, *authTime
+	return &r, nil
+}
+
+// seenTx records a session's use.
+func (ss *Sessions) seenTx(ctx context.Context, tx *store.Tx, sid uuid.UUID, now time.Time) error {
+	_, err := tx.Exec(ctx, `UPDATE sessions SET last_seen_at = $1 WHERE tenant_id = $2 AND id = $3`, now, tx.TenantID(), sid)
+	return err
+}

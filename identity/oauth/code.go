@@ -9,6 +9,7 @@ import (
 	"errors"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,7 +45,32 @@ type AuthorizeRequest struct {
 	Resources     []string
 	CodeChallenge string
 	Nonce         string
+	// Prompt holds the prompt values asked for (OpenID Connect Core
+	// §3.1.2.1): none, login, consent, select_account.
+	Prompt []string
+	// MaxAge is the most seconds since the person authenticated that the
+	// client accepts (-1: not asked).
+	MaxAge int
+	// LoginHint prefills the sign-in page.
+	LoginHint string
+	// HintSubject is the subject of a valid id_token_hint ("" without one):
+	// the person the client expects to be signed in.
+	HintSubject string
 }
+
+// Prompted reports whether the request asked for this prompt value.
+func (r *AuthorizeRequest) Prompted(v string) bool { return slices.Contains(r.Prompt, v) }
+
+// SignIn is how the person behind a code authenticated: the SSO session it
+// was issued in (uuid.Nil: none), when, and with which methods (RFC 8176).
+type SignIn struct {
+	SessionID uuid.UUID
+	AuthTime  time.Time
+	AMR       []string
+}
+
+// ACRPassword is the authentication context class of a password sign-in.
+const ACRPassword = "urn:xavyo:acr:pwd" //nolint:gosec // G101: an authentication context class, not a credential
 
 // RedirectError is an authorization error returned to the client at its
 // (verified) redirect URI.
@@ -74,11 +100,26 @@ func (s *Server) ValidateAuthorize(ctx context.Context, slug string, q func(stri
 		return nil, oerr(400, "invalid_request", "the redirect_uri is not registered for this client (exact match)")
 	}
 	req := &AuthorizeRequest{ClientID: c.ClientID, ClientName: c.Name, RedirectURI: redirect, State: q("state"), CodeChallenge: q("code_challenge"),
-		Nonce: q("nonce")}
-	if len(req.Nonce) > 256 || len(req.State) > 1024 {
-		return req, RedirectError{oerr(400, "invalid_request", "state or nonce too long")}
+		Nonce: q("nonce"), Prompt: dedupe(strings.Fields(q("prompt"))), MaxAge: -1, LoginHint: q("login_hint")}
+	if len(req.Nonce) > 256 || len(req.State) > 1024 || len(req.LoginHint) > 320 {
+		return req, RedirectError{oerr(400, "invalid_request", "state, nonce or login_hint too long")}
 	}
 	bad := func(code, desc string) error { return RedirectError{oerr(400, code, desc)} }
+	for _, p := range req.Prompt {
+		if !slices.Contains([]string{"none", "login", "consent", "select_account"}, p) {
+			return req, bad("invalid_request", "unknown prompt value "+strconv.Quote(p))
+		}
+	}
+	if req.Prompted("none") && len(req.Prompt) > 1 {
+		return req, bad("invalid_request", "prompt=none cannot be combined with other values")
+	}
+	if v := q("max_age"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return req, bad("invalid_request", "max_age must be a non-negative number of seconds")
+		}
+		req.MaxAge = n
+	}
 	if q("response_type") != "code" {
 		return req, bad("unsupported_response_type", "only response_type=code")
 	}
@@ -95,6 +136,14 @@ func (s *Server) ValidateAuthorize(ctx context.Context, slug string, q func(stri
 	if q("scope") != "" && len(req.Scope) != len(dedupe(strings.Fields(q("scope")))) {
 		return req, bad("invalid_scope", "the client may not ask for that scope")
 	}
+	if hint := q("id_token_hint"); hint != "" {
+		tid, _ := store.TenantFrom(ctx)
+		sub, err := s.cfg.Tokens.HintSubject(ctx, hint, tid)
+		if err != nil {
+			return req, bad("invalid_request", "the id_token_hint is not an ID token of this issuer")
+		}
+		req.HintSubject = sub
+	}
 	if _, e := s.Resources(ctx, slug, multi("resource")); e != nil {
 		return req, RedirectError{e}
 	}
@@ -107,8 +156,9 @@ func hashCode(code string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// IssueCode records a single-use code for a signed-in user.
-func (s *Server) IssueCode(ctx context.Context, req *AuthorizeRequest, user uuid.UUID) (string, error) {
+// IssueCode records a single-use code for a signed-in user, with how and
+// in which SSO session they signed in.
+func (s *Server) IssueCode(ctx context.Context, req *AuthorizeRequest, user uuid.UUID, in SignIn) (string, error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return "", err
@@ -116,7 +166,7 @@ func (s *Server) IssueCode(ctx context.Context, req *AuthorizeRequest, user uuid
 	code := base64.RawURLEncoding.EncodeToString(b)
 	now := store.Now()
 	err := s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		return insertCode(ctx, tx, hashCode(code), req, user, now, now.Add(codeLifetime))
+		return insertCode(ctx, tx, hashCode(code), req, user, in, now, now.Add(codeLifetime))
 	})
 	return code, err
 }
@@ -140,6 +190,8 @@ func (s *Server) ExchangeCode(ctx context.Context, slug, clientID, code, redirec
 		refresh   string
 		nonce     string
 		authTime  time.Time
+		amr       []string
+		sid       string
 		reused    bool
 	)
 	invalid := oerr(400, "invalid_grant", "the code is invalid, expired, used, or not yours")
@@ -152,7 +204,10 @@ func (s *Server) ExchangeCode(ctx context.Context, slug, clientID, code, redirec
 		if err != nil {
 			return err
 		}
-		user, scope, nonce, authTime, resources = row.user, row.scope, row.nonce, row.createdAt, row.resources
+		user, scope, nonce, authTime, resources, amr = row.user, row.scope, row.nonce, row.createdAt, row.resources, row.amr
+		if row.authTime != nil {
+			authTime = *row.authTime
+		}
 		if row.used != nil {
 			reused = true
 			if row.family != nil {
@@ -170,6 +225,10 @@ func (s *Server) ExchangeCode(ctx context.Context, slug, clientID, code, redirec
 		}
 		g := &token.RefreshGrant{TenantID: tid, Subject: user.String(), ClientID: clientID, Scope: scope, Audience: auds,
 			ExpiresAt: store.Now().Add(refreshLifetime)}
+		if row.session != nil {
+			g.SessionID = *row.session // ending the SSO session ends these tokens
+			sid = row.session.String()
+		}
 		var err2 error
 		if refresh, err2 = s.cfg.Tokens.NewRefreshInTx(ctx, tx, g); err2 != nil {
 			return err2
@@ -199,7 +258,8 @@ func (s *Server) ExchangeCode(ctx context.Context, slug, clientID, code, redirec
 	// is never accepted as an access token by a resource).
 	out.IDToken, err = s.cfg.Tokens.MintIDToken(ctx, token.Claims{
 		Claims:   jwt.Claims{Subject: user.String(), Audience: jwt.Audience{clientID}, Expiry: jwt.NewNumericDate(s.cfg.Now().Add(s.cfg.AccessTTL))},
-		TenantID: tid, Nonce: nonce, AuthTime: authTime.Unix(), SubjectKind: string(principal.KindUser), AMR: []string{"pwd"},
+		TenantID: tid, Nonce: nonce, AuthTime: authTime.Unix(), SubjectKind: string(principal.KindUser), AMR: amr, ACR: ACRPassword,
+		SessionID: sid,
 	})
 	return out, err
 }

@@ -81,11 +81,24 @@ func appClientRow(ctx context.Context, tx *store.Tx, clientID string, lock bool)
 	return scanAppClient(tx.QueryRow(ctx, q, tx.TenantID(), clientID))
 }
 
-func insertCode(ctx context.Context, tx *store.Tx, hash string, req *AuthorizeRequest, user uuid.UUID, now, expires time.Time) error {
+func insertCode(ctx context.Context, tx *store.Tx, hash string, req *AuthorizeRequest, user uuid.UUID, in SignIn, now, expires time.Time) error {
 	res, _ := json.Marshal(req.Resources)
-	_, err := tx.Exec(ctx, `INSERT INTO authorization_codes (tenant_id, code_hash, client_id, redirect_uri, user_id, scope, resources, code_challenge, nonce, created_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, tx.TenantID(), hash, req.ClientID, req.RedirectURI, user,
-		strings.Join(req.Scope, " "), string(res), req.CodeChallenge, req.Nonce, now, expires)
+	var session *uuid.UUID
+	if in.SessionID != uuid.Nil {
+		session = &in.SessionID
+	}
+	authTime := in.AuthTime
+	if authTime.IsZero() {
+		authTime = now
+	}
+	amr := in.AMR
+	if len(amr) == 0 {
+		amr = []string{"pwd"}
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO authorization_codes (tenant_id, code_hash, client_id, redirect_uri, user_id, scope, resources, code_challenge, nonce, created_at, expires_at,
+		session_id, auth_time, amr)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`, tx.TenantID(), hash, req.ClientID, req.RedirectURI, user,
+		strings.Join(req.Scope, " "), string(res), req.CodeChallenge, req.Nonce, now, expires, session, authTime, strings.Join(amr, " "))
 	return err
 }
 
@@ -95,19 +108,26 @@ type codeRow struct {
 	user                                           uuid.UUID
 	resources                                      []string
 	createdAt, expires                             time.Time
-	used                                           *time.Time
-	family                                         *uuid.UUID
+	used, authTime                                 *time.Time
+	family, session                                *uuid.UUID
+	amr                                            []string
 }
 
 // lockCode reads a code for update (store.NoRows: none).
 func lockCode(ctx context.Context, tx *store.Tx, hash string) (*codeRow, error) {
 	var r codeRow
 	var res []byte
-	err := tx.QueryRow(ctx, `SELECT client_id, redirect_uri, user_id, scope, resources, code_challenge, nonce, created_at, expires_at, used_at, family_id
+	var amr string
+	err := tx.QueryRow(ctx, `SELECT client_id, redirect_uri, user_id, scope, resources, code_challenge, nonce, created_at, expires_at, used_at, family_id,
+		session_id, auth_time, amr
 		FROM authorization_codes WHERE tenant_id = $1 AND code_hash = $2 FOR UPDATE`, tx.TenantID(), hash).
-		Scan(&r.clientID, &r.redirectURI, &r.user, &r.scope, &res, &r.challenge, &r.nonce, &r.createdAt, &r.expires, &r.used, &r.family)
+		Scan(&r.clientID, &r.redirectURI, &r.user, &r.scope, &res, &r.challenge, &r.nonce, &r.createdAt, &r.expires, &r.used, &r.family,
+			&r.session, &r.authTime, &amr)
 	if err != nil {
 		return nil, err
+	}
+	if r.amr = strings.Fields(amr); len(r.amr) == 0 {
+		r.amr = []string{"pwd"}
 	}
 	_ = json.Unmarshal(res, &r.resources)
 	return &r, nil

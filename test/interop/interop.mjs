@@ -71,8 +71,10 @@ async function signIn(authorizationUrl) {
     headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: page.headers.get('set-cookie').split(';')[0] },
   })
   assert.equal(res.status, 302, `login post: ${res.status} ${await res.text()}`)
+  sso = res.headers.getSetCookie().find((c) => c.startsWith('xv_sso_')).split(';')[0]
   return new URL(res.headers.get('location'))
 }
+let sso // the SSO session cookie of the last sign-in
 const pub = await client.discovery(issuer, env('APP_CLIENT_ID'), undefined, client.None(), insecure)
 const verifier = client.randomPKCECodeVerifier()
 const state = client.randomState()
@@ -86,6 +88,30 @@ const codeTokens = await client.authorizationCodeGrant(pub, callback, { pkceCode
 assert.equal(codeTokens.claims().sub, env('USER_ID'))
 await verify(codeTokens.access_token, mcpResource)
 step('authorization code + PKCE through the login page; ID token checked (iss, nonce, RFC 9207 iss)')
+
+// The SSO session: another authorization signs in without a page
+// (prompt=none), as the same sign-in (auth_time); max_age=0 asks again.
+const silentVerifier = client.randomPKCECodeVerifier()
+const silentState = client.randomState()
+const silentURL = client.buildAuthorizationUrl(pub, {
+  redirect_uri: env('REDIRECT_URI'), scope: 'openid', state: silentState, prompt: 'none',
+  code_challenge: await client.calculatePKCECodeChallenge(silentVerifier), code_challenge_method: 'S256',
+})
+const silent = await fetch(silentURL, { redirect: 'manual', headers: { cookie: sso } })
+assert.equal(silent.status, 302, `prompt=none with an SSO session: ${silent.status}`)
+const silentTokens = await client.authorizationCodeGrant(pub, new URL(silent.headers.get('location')),
+  { pkceCodeVerifier: silentVerifier, expectedState: silentState })
+assert.equal(silentTokens.claims().sub, env('USER_ID'))
+assert.equal(silentTokens.claims().auth_time, codeTokens.claims().auth_time)
+assert.deepEqual(silentTokens.claims().amr, ['pwd'])
+const again = await fetch(client.buildAuthorizationUrl(pub, {
+  redirect_uri: env('REDIRECT_URI'), scope: 'openid', state: silentState, max_age: '0',
+  code_challenge: await client.calculatePKCECodeChallenge(silentVerifier), code_challenge_method: 'S256',
+}), { redirect: 'manual', headers: { cookie: sso } })
+assert.equal(again.status, 200, `max_age=0 shows the sign-in page: ${again.status}`)
+const none = await fetch(silentURL, { redirect: 'manual' })
+assert.equal(new URL(none.headers.get('location')).searchParams.get('error'), 'login_required')
+step('SSO session: prompt=none signs in silently with the same auth_time; max_age=0 asks again; no session → login_required')
 
 // Refresh rotation and reuse detection.
 const rotated = await client.refreshTokenGrant(pub, codeTokens.refresh_token)

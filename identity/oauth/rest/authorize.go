@@ -8,10 +8,14 @@ import (
 	"html/template"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
 
+	"github.com/xavyo/xavyo/identity/auth"
 	"github.com/xavyo/xavyo/identity/oauth"
+	"github.com/xavyo/xavyo/identity/tenant"
 )
 
 // The login page. It carries the authorization request in hidden fields
@@ -29,7 +33,7 @@ button{margin-top:1rem;padding:.5rem 1rem}.err{color:#b00020}</style></head>
 <form method="post" action="{{.Action}}">
 {{range $k, $v := .Hidden}}<input type="hidden" name="{{$k}}" value="{{$v}}">
 {{end}}<input type="hidden" name="csrf" value="{{.CSRF}}">
-<label for="login">Email or username</label><input id="login" name="login" type="text" autocomplete="username" required>
+<label for="login">Email or username</label><input id="login" name="login" type="text" autocomplete="username" value="{{.LoginHint}}" required>
 <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
 <button type="submit">Sign in</button></form></body></html>`))
 
@@ -37,7 +41,8 @@ var errorPage = template.Must(template.New("error").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Authorization error</title></head>
 <body><h1>This sign-in request cannot continue</h1><p>{{.}}</p></body></html>`))
 
-var authorizeParams = []string{"response_type", "client_id", "redirect_uri", "state", "scope", "code_challenge", "code_challenge_method", "nonce"}
+var authorizeParams = []string{"response_type", "client_id", "redirect_uri", "state", "scope", "code_challenge", "code_challenge_method", "nonce",
+	"max_age", "login_hint", "id_token_hint"}
 
 const csrfCookie = "xv_csrf"
 
@@ -84,7 +89,14 @@ func (h *Handler) authorize(c *fiber.Ctx, posted bool) error {
 		hidden[k] = q(k)
 	}
 	hidden["redirect_uri"] = req.RedirectURI
+	redirectErr := func(code, desc string) error {
+		return redirect(c, req.RedirectURI, url.Values{"error": {code}, "error_description": {desc}, "state": {req.State}, "iss": {iss}})
+	}
 	show := func(status int, msg string) error {
+		if req.Prompted("none") {
+			// No page may be shown: the client hears why.
+			return redirectErr("login_required", "the person must sign in")
+		}
 		token := newCSRF()
 		c.Cookie(&fiber.Cookie{Name: csrfCookie, Value: token, Path: "/t/" + t.Slug + "/authorize", HTTPOnly: true, SameSite: "Strict",
 			Secure: strings.HasPrefix(iss, "https://")})
@@ -92,10 +104,31 @@ func (h *Handler) authorize(c *fiber.Ctx, posted bool) error {
 		c.Set("X-Frame-Options", "DENY")
 		c.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
 		return page(c, status, loginPage, map[string]any{"Tenant": t.Name, "Client": req.ClientName, "Scope": strings.Join(req.Scope, " "),
-			"Hidden": hidden, "CSRF": token, "Action": "/t/" + t.Slug + "/authorize" + resourceQuery(req.Resources), "Error": msg})
+			"Hidden": hidden, "CSRF": token, "Action": "/t/" + t.Slug + "/authorize" + resourceQuery(req.Resources), "Error": msg,
+			"LoginHint": req.LoginHint})
 	}
-	if !posted {
-		return show(200, "")
+	issue := func(user uuid.UUID, in oauth.SignIn) error {
+		code, err := h.Server.IssueCode(ctx, req, user, in)
+		if err != nil {
+			return page(c, 500, errorPage, "the sign-in could not be completed")
+		}
+		return redirect(c, req.RedirectURI, url.Values{"code": {code}, "state": {req.State}, "iss": {iss}})
+	}
+	sso := ssoCookie(t, iss)
+	if !posted || c.FormValue("password") == "" {
+		// A live SSO session signs the person in without a page, unless
+		// the client asks for a new sign-in (prompt=login) or the last
+		// one is older than max_age.
+		bs, err := h.Auth.BrowserSessionOf(ctx, t, c.Cookies(sso.Name))
+		if err != nil {
+			return page(c, 503, errorPage, "the sign-in is unavailable; try again")
+		}
+		if bs == nil || req.Prompted("login") || req.Prompted("select_account") ||
+			(req.MaxAge >= 0 && time.Since(bs.AuthTime) > time.Duration(req.MaxAge)*time.Second) ||
+			(req.HintSubject != "" && req.HintSubject != bs.UserID.String()) {
+			return show(200, "")
+		}
+		return issue(bs.UserID, oauth.SignIn{SessionID: bs.ID, AuthTime: bs.AuthTime, AMR: bs.AMR})
 	}
 	cookie := c.Cookies(csrfCookie)
 	if cookie == "" || subtle.ConstantTimeCompare([]byte(cookie), []byte(c.FormValue("csrf"))) != 1 {
@@ -108,11 +141,27 @@ func (h *Handler) authorize(c *fiber.Ctx, posted bool) error {
 	if mustChange {
 		return show(403, "You must change your password before signing in to applications.")
 	}
-	code, err := h.Server.IssueCode(ctx, req, u.ID)
+	// Every sign-in opens a new SSO session (a new cookie value).
+	bs, value, err := h.Auth.OpenBrowserSession(ctx, t, u, []string{"pwd"}, auth.Client{IP: c.IP(), UserAgent: c.Get(fiber.HeaderUserAgent)})
 	if err != nil {
 		return page(c, 500, errorPage, "the sign-in could not be completed")
 	}
-	return redirect(c, req.RedirectURI, url.Values{"code": {code}, "state": {req.State}, "iss": {iss}})
+	sso.Value = value
+	sso.Expires = time.Now().Add(time.Duration(tenant.PoliciesOf(t).Session.LifetimeHours) * time.Hour)
+	c.Cookie(sso)
+	return issue(u.ID, oauth.SignIn{SessionID: bs.ID, AuthTime: bs.AuthTime, AMR: bs.AMR})
+}
+
+// ssoCookie is the SSO session cookie of a tenant (docs/design §12): over
+// TLS `__Host-xv_sso_<tenant id>` (path /, Secure, SameSite=None, so that
+// cross-site returns carry it); on plain HTTP (development)
+// `xv_sso_<tenant id>` with path /t/{slug} and SameSite=Lax. Always
+// HttpOnly. Forms are protected by CSRF tokens, not by SameSite.
+func ssoCookie(t *tenant.Tenant, issuer string) *fiber.Cookie {
+	if strings.HasPrefix(issuer, "https://") {
+		return &fiber.Cookie{Name: "__Host-xv_sso_" + t.ID.String(), Path: "/", Secure: true, HTTPOnly: true, SameSite: fiber.CookieSameSiteNoneMode}
+	}
+	return &fiber.Cookie{Name: "xv_sso_" + t.ID.String(), Path: "/t/" + t.Slug, HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode}
 }
 
 func resourceQuery(res []string) string {

@@ -12,6 +12,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/xavyo/xavyo/identity/auth"
+	"github.com/xavyo/xavyo/identity/directory"
+
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/xavyo/xavyo/identity/oauth"
@@ -26,12 +29,20 @@ import (
 type Handler struct {
 	Server  *oauth.Server
 	Tenants *tenant.Service
-	// Auth checks passwords on the login page.
-	Auth oauth.PasswordChecker
+	// Auth checks passwords on the login page and keeps people's SSO
+	// sessions.
+	Auth SignIn
 	// Admin verifies admin bearer tokens (registration policy "token").
 	Admin httpx.Authenticator
 	// AgentURL is agent.public_url, where the mTLS aliases live.
 	AgentURL string
+}
+
+// SignIn is what the sign-in pages need of identity/auth.
+type SignIn interface {
+	oauth.PasswordChecker
+	OpenBrowserSession(ctx context.Context, t *tenant.Tenant, u *directory.User, amr []string, cl auth.Client) (*auth.BrowserSession, string, error)
+	BrowserSessionOf(ctx context.Context, t *tenant.Tenant, cookie string) (*auth.BrowserSession, error)
 }
 
 // Mount registers the routes on the admin plane.
@@ -98,6 +109,11 @@ type Metadata struct {
 	SubjectTypesSupported                 []string `json:"subject_types_supported"`
 	IDTokenSigningAlgValuesSupported      []string `json:"id_token_signing_alg_values_supported"`
 	TokenEndpointAuthSigningAlgsSupported []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
+	// OpenID Connect sign-in: prompt values (OpenID Connect Prompt Create
+	// registry name), the claims ID tokens carry, the classes of sign-in.
+	PromptValuesSupported []string `json:"prompt_values_supported"`
+	ClaimsSupported       []string `json:"claims_supported"`
+	ACRValuesSupported    []string `json:"acr_values_supported"`
 	// RFC 8705.
 	MTLSEndpointAliases             map[string]string `json:"mtls_endpoint_aliases"`
 	TLSClientCertificateBoundTokens bool              `json:"tls_client_certificate_bound_access_tokens"`
@@ -127,6 +143,9 @@ func (h *Handler) metadata(c *fiber.Ctx) error {
 		RevocationEndpointAuthMethods: append(slices.Clone(auth), "none"),
 		ScopesSupported:               []string{"mcp", "a2a", "openid", "profile", "email", "offline_access"},
 		ResponseTypesSupported:        []string{"code"}, SubjectTypesSupported: []string{"public"},
+		PromptValuesSupported:                 []string{"none", "login", "consent", "select_account"},
+		ClaimsSupported:                       []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "email"},
+		ACRValuesSupported:                    []string{oauth.ACRPassword},
 		IDTokenSigningAlgValuesSupported:      []string{"ES256", "RS256"},
 		TokenEndpointAuthSigningAlgsSupported: []string{"ES256", "RS256", "PS256", "EdDSA"},
 		MTLSEndpointAliases:                   map[string]string{"token_endpoint": strings.TrimSuffix(h.AgentURL, "/") + "/t/" + t.Slug + "/oauth/token"},

@@ -1,0 +1,232 @@
+package rest_test
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/xavyo/xavyo/app/apptest"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// TestSSOSession: a person who signed in on the pages for one client is
+// signed in to a second client without a page (an SSO session cookie bound
+// to a row of the session table); prompt=none answers login_required when
+// there is no session; prompt=login and max_age ask again; every sign-in
+// opens a new session (a cookie planted before it is never promoted); a
+// forged or ended session signs nobody in; ID tokens carry the session's
+// auth_time, amr and acr; ending the session ends the tokens issued in it.
+func TestSSOSession(t *testing.T) {
+	for _, flavor := range []store.Flavor{store.SQLite, store.Postgres} {
+		t.Run(flavor.String(), func(t *testing.T) { ssoSession(t, flavor) })
+	}
+}
+
+func ssoSession(t *testing.T, flavor store.Flavor) {
+	h := apptest.Start(t, apptest.Env(t, flavor, t.TempDir()), apptest.Options{})
+	slug := apptest.UniqueSlug("sso")
+	tid, tok := h.TenantAdmin(t, slug)
+	redirectURI := "http://127.0.0.1:9999/callback"
+	client := func(name string) string {
+		resp, body := h.DoAs(tok, "POST", "/api/v1/clients", map[string]any{"name": name, "redirect_uris": []string{redirectURI}})
+		apptest.Expect(t, resp, body, 201, "register client")
+		return apptest.Decode[struct {
+			ClientID string `json:"client_id"`
+		}](t, body).ClientID
+	}
+	first, second := client("First"), client("Second")
+	for _, email := range []string{"ada@sso.test", "bob@sso.test"} {
+		resp, body := h.DoAs(tok, "POST", "/api/v1/users", map[string]any{"email": email, "password": "Analytical-engine-1843"})
+		apptest.Expect(t, resp, body, 201, "user")
+	}
+
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	verifier := strings.Repeat("s", 20) + "-verifier-0123456789abcdef"
+	sum := sha256.Sum256([]byte(verifier))
+	challenge := base64.RawURLEncoding.EncodeToString(sum[:])
+	params := func(clientID string, extra ...string) url.Values {
+		v := url.Values{"response_type": {"code"}, "client_id": {clientID}, "redirect_uri": {redirectURI}, "state": {"st"},
+			"scope": {"openid offline_access"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}, "nonce": {"n-1"}}
+		for i := 0; i+1 < len(extra); i += 2 {
+			v.Set(extra[i], extra[i+1])
+		}
+		return v
+	}
+	ssoName := "xv_sso_" + tid
+	// authz asks for a code with the given SSO cookie value ("" for none).
+	authz := func(sso string, v url.Values) (*http.Response, string) {
+		req, _ := http.NewRequest("GET", h.Admin+"/t/"+slug+"/authorize?"+v.Encode(), nil)
+		if sso != "" {
+			req.AddCookie(&http.Cookie{Name: ssoName, Value: sso})
+		}
+		r, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return r, string(b)
+	}
+	csrfRE := regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
+	// signIn walks the page for clientID (with a cookie planted before, if
+	// any) and returns the redirect and the SSO cookie it set.
+	signIn := func(clientID, planted string, who ...string) (*http.Response, *http.Cookie) {
+		r, page := authz(planted, params(clientID, "prompt", "login"))
+		m := csrfRE.FindStringSubmatch(page)
+		if r.StatusCode != 200 || m == nil {
+			t.Fatalf("sign-in page: %d %s", r.StatusCode, page)
+		}
+		form := params(clientID)
+		form.Set("login", "ada@sso.test")
+		if len(who) > 0 {
+			form.Set("login", who[0])
+		}
+		form.Set("password", "Analytical-engine-1843")
+		form.Set("csrf", m[1])
+		req, _ := http.NewRequest("POST", h.Admin+"/t/"+slug+"/authorize", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for _, c := range r.Cookies() {
+			req.AddCookie(c)
+		}
+		if planted != "" {
+			req.AddCookie(&http.Cookie{Name: ssoName, Value: planted})
+		}
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		for _, c := range resp.Cookies() {
+			if c.Name == ssoName {
+				return resp, c
+			}
+		}
+		t.Fatalf("no SSO cookie after signing in: %d %v", resp.StatusCode, resp.Header.Values("Set-Cookie"))
+		return nil, nil
+	}
+	codeOf := func(r *http.Response) string {
+		t.Helper()
+		loc, err := url.Parse(r.Header.Get("Location"))
+		if r.StatusCode != 302 || err != nil || loc.Query().Get("code") == "" {
+			t.Fatalf("want a code, got %d %s", r.StatusCode, r.Header.Get("Location"))
+		}
+		return loc.Query().Get("code")
+	}
+	exchange := func(clientID, code string) map[string]any {
+		t.Helper()
+		c, out := h.Form("/t/"+slug+"/token", url.Values{"grant_type": {"authorization_code"}, "client_id": {clientID}, "code": {code},
+			"redirect_uri": {redirectURI}, "code_verifier": {verifier}}, "", "")
+		if c != 200 {
+			t.Fatalf("code exchange: %d %v", c, out)
+		}
+		return out
+	}
+	asksToSignIn := func(what string, r *http.Response, page string) {
+		t.Helper()
+		if r.StatusCode != 200 || !strings.Contains(page, `name="password"`) {
+			t.Fatalf("%s: want the sign-in page, got %d %s", what, r.StatusCode, r.Header.Get("Location"))
+		}
+	}
+	loginRequired := func(what string, r *http.Response) {
+		t.Helper()
+		loc, _ := url.Parse(r.Header.Get("Location"))
+		if r.StatusCode != 302 || loc.Query().Get("error") != "login_required" || loc.Query().Get("state") != "st" {
+			t.Fatalf("%s: want login_required at the redirect URI, got %d %s", what, r.StatusCode, r.Header.Get("Location"))
+		}
+	}
+
+	// No session: prompt=none is refused at the client, not shown a page.
+	r, _ := authz("", params(second, "prompt", "none"))
+	loginRequired("prompt=none without a session", r)
+	if r, page := authz("", params(second)); r.StatusCode != 200 {
+		asksToSignIn("no session", r, page)
+	}
+	// Bad prompt and max_age values are the client's error.
+	for _, bad := range [][]string{{"prompt", "none login"}, {"prompt", "sideways"}, {"max_age", "-1"}, {"max_age", "soon"}} {
+		r, _ := authz("", params(second, bad...))
+		loc, _ := url.Parse(r.Header.Get("Location"))
+		if r.StatusCode != 302 || loc.Query().Get("error") != "invalid_request" {
+			t.Fatalf("%v: %d %s", bad, r.StatusCode, r.Header.Get("Location"))
+		}
+	}
+
+	// A planted cookie (a forged value) does not survive the sign-in.
+	planted := "0190a0b0-0000-7000-8000-000000000000." + strings.Repeat("A", 43)
+	resp, cookie := signIn(first, planted)
+	var body []byte
+	if cookie.Value == planted || !cookie.HttpOnly || cookie.SameSite != http.SameSiteLaxMode || cookie.Path != "/t/"+slug {
+		t.Fatalf("SSO cookie: %+v", cookie)
+	}
+	idFirst := apptest.JWTClaims(t, exchange(first, codeOf(resp))["id_token"].(string))
+
+	// The second client: no page, the same sign-in.
+	r, _ = authz(cookie.Value, params(second))
+	out := exchange(second, codeOf(r))
+	idSecond := apptest.JWTClaims(t, out["id_token"].(string))
+	if idSecond["auth_time"] != idFirst["auth_time"] || idSecond["sid"] == nil || idSecond["sid"] != idFirst["sid"] || idSecond["acr"] != "urn:xavyo:acr:pwd" || idSecond["nonce"] != "n-1" {
+		t.Fatalf("ID tokens of one session: %v / %v", idFirst, idSecond)
+	}
+	if amr, _ := idSecond["amr"].([]any); len(amr) != 1 || amr[0] != "pwd" {
+		t.Fatalf("amr %v", idSecond["amr"])
+	}
+	secondRefresh := out["refresh_token"].(string)
+	codeOf(func() *http.Response { r, _ := authz(cookie.Value, params(second, "prompt", "none")); return r }())
+	codeOf(func() *http.Response { r, _ := authz(cookie.Value, params(second, "max_age", "3600")); return r }())
+
+	// Asking again: prompt=login, and a sign-in older than max_age.
+	r, page := authz(cookie.Value, params(second, "prompt", "login"))
+	asksToSignIn("prompt=login", r, page)
+	r, page = authz(cookie.Value, params(second, "max_age", "0", "login_hint", "ada@sso.test"))
+	asksToSignIn("max_age=0", r, page)
+	if !strings.Contains(page, `value="ada@sso.test"`) {
+		t.Fatal("login_hint does not prefill the page")
+	}
+
+	// id_token_hint: the session's own person signs in silently; another
+	// person's hint asks for a sign-in; a token that is no ID token of
+	// this issuer is refused.
+	idRaw := out["id_token"].(string)
+	codeOf(func() *http.Response {
+		r, _ := authz(cookie.Value, params(second, "prompt", "none", "id_token_hint", idRaw))
+		return r
+	}())
+	bobResp, _ := signIn(first, "", "bob@sso.test")
+	bobID := exchange(first, codeOf(bobResp))["id_token"].(string)
+	r, _ = authz(cookie.Value, params(second, "prompt", "none", "id_token_hint", bobID))
+	loginRequired("another person's id_token_hint", r)
+	for _, hint := range []string{"not-a-token", out["access_token"].(string)} {
+		r, _ = authz(cookie.Value, params(second, "id_token_hint", hint))
+		if loc, _ := url.Parse(r.Header.Get("Location")); r.StatusCode != 302 || loc.Query().Get("error") != "invalid_request" {
+			t.Fatalf("a bad id_token_hint: %d %s", r.StatusCode, r.Header.Get("Location"))
+		}
+	}
+
+	// A wrong secret for the session's id signs nobody in.
+	sid, _, _ := strings.Cut(cookie.Value, ".")
+	forged := sid + "." + strings.Repeat("B", 43)
+	r, _ = authz(forged, params(second, "prompt", "none"))
+	loginRequired("a forged secret", r)
+
+	// A new sign-in is a new session.
+	_, again := signIn(first, cookie.Value)
+	if again.Value == cookie.Value || strings.HasPrefix(again.Value, sid+".") {
+		t.Fatal("a second sign-in kept the session id")
+	}
+
+	// Ending the first session: its cookie signs nobody in, and the
+	// tokens issued in it end with it.
+	resp, body = h.DoAs(tok, "DELETE", "/api/v1/sessions/"+sid, nil)
+	apptest.Expect(t, resp, body, 204, "end the session")
+	r, _ = authz(cookie.Value, params(second, "prompt", "none"))
+	loginRequired("an ended session", r)
+	if c, out := h.Form("/t/"+slug+"/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {second}, "refresh_token": {secondRefresh}}, "", ""); c != 400 {
+		t.Fatalf("a refresh token of an ended session still works: %d %v", c, out)
+	}
+	// The other session still signs in.
+	codeOf(func() *http.Response { r, _ := authz(again.Value, params(second, "prompt", "none")); return r }())
+}
