@@ -54,7 +54,8 @@ func TestInteropWithRealClients(t *testing.T) {
 	expect(t, resp, body, 200, "client keys")
 
 	redirectURI := "http://127.0.0.1:9999/callback"
-	resp, body = h.DoAs(tok, "POST", "/api/v1/clients", map[string]any{"name": "Interop app", "redirect_uris": []string{redirectURI}})
+	resp, body = h.DoAs(tok, "POST", "/api/v1/clients", map[string]any{"name": "Interop app", "redirect_uris": []string{redirectURI},
+		"post_logout_redirect_uris": []string{"http://127.0.0.1:9999/signed-out"}})
 	expect(t, resp, body, 201, "app client")
 	app := decode[struct {
 		ClientID string `json:"client_id"`
@@ -66,7 +67,7 @@ func TestInteropWithRealClients(t *testing.T) {
 		"NODE_EXTRA_CA_CERTS="+filepath.Join(data, "agent-ca.pem"),
 		"CLIENT_ID="+agent.ClientID, "CLIENT_SECRET="+agent.ClientSecret, "AGENT_ID="+agent.ID, "PRIVATE_JWK="+string(priv),
 		"USER_TOKEN="+adaTokens.AccessToken, "USER_ID="+ada.ID, "USER_LOGIN=ada@io.test", "USER_PASSWORD=Analytical-engine-1843",
-		"APP_CLIENT_ID="+app.ClientID, "REDIRECT_URI="+redirectURI)
+		"APP_CLIENT_ID="+app.ClientID, "REDIRECT_URI="+redirectURI, "POST_LOGOUT_URI=http://127.0.0.1:9999/signed-out")
 	out, err := cmd.CombinedOutput()
 	t.Logf("%s", out)
 	if err != nil || !strings.Contains(string(out), "interop: all passed") {

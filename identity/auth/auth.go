@@ -324,11 +324,16 @@ func (s *Service) Logout(ctx context.Context) error {
 	if err != nil {
 		return apperr.New(apperr.KindPermissionDenied, "no session to end")
 	}
-	ctx = store.WithTenant(ctx, p.TenantID)
+	return s.endSession(ctx, p.TenantID, sid, p.SubjectID)
+}
+
+// endSession ends a session its person signs out of, and records it.
+func (s *Service) endSession(ctx context.Context, tid, sid uuid.UUID, user string) error {
+	ctx = store.WithTenant(ctx, tid)
 	if err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error { return s.SessionStore.EndTx(ctx, tx, sid, "logout") }); err != nil {
 		return err
 	}
-	s.audit(ctx, p.TenantID, "auth.logout", audit.OutcomeSuccess, p.SubjectID, map[string]string{"session_id": p.SessionID})
+	s.audit(ctx, tid, "auth.logout", audit.OutcomeSuccess, user, map[string]string{"session_id": sid.String()})
 	return nil
 }
 

@@ -125,6 +125,12 @@ func (s *Service) BrowserSessionOf(ctx context.Context, t *tenant.Tenant, cookie
 	return bs, nil
 }
 
+// EndBrowserSession ends an SSO session (a person signing out): its
+// tokens end with it.
+func (s *Service) EndBrowserSession(ctx context.Context, t *tenant.Tenant, bs *BrowserSession) error {
+	return s.endSession(ctx, t.ID, bs.ID, bs.UserID.String())
+}
+
 func hashSecret(secret []byte) string {
 	sum := sha256.Sum256(secret)
 	return hex.EncodeToString(sum[:])

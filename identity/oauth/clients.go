@@ -2,7 +2,6 @@ package oauth
 
 import (
 	"context"
-	"encoding/json"
 	"net/url"
 	"strings"
 	"time"
@@ -23,16 +22,23 @@ type AppClient struct {
 	Name         string    `json:"name"`
 	ClientType   string    `json:"client_type" doc:"public (PKCE, no secret) in this release"`
 	RedirectURIs []string  `json:"redirect_uris"`
-	Scope        string    `json:"scope"`
-	CreatedAt    time.Time `json:"created_at"`
-	Version      int64     `json:"version"`
+	// PostLogoutRedirectURIs are where RP-initiated logout may send the
+	// browser back (exact match).
+	PostLogoutRedirectURIs []string  `json:"post_logout_redirect_uris,omitempty"`
+	Scope                  string    `json:"scope"`
+	CreatedAt              time.Time `json:"created_at"`
+	Version                int64     `json:"version"`
+	// ratHash is the SHA-256 of a dynamically registered client's
+	// registration access token ("" for others).
+	ratHash string
 }
 
 // AppClientInput registers a relying-party client.
 type AppClientInput struct {
-	Name         string   `json:"name"`
-	RedirectURIs []string `json:"redirect_uris"`
-	Scope        string   `json:"scope,omitempty" doc:"default: openid profile email offline_access mcp a2a"`
+	Name                   string   `json:"name"`
+	RedirectURIs           []string `json:"redirect_uris"`
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty" doc:"where RP-initiated logout may send the browser back (exact match)"`
+	Scope                  string   `json:"scope,omitempty" doc:"default: openid profile email offline_access mcp a2a"`
 }
 
 // ClientEvent is the change-event kind of relying-party clients.
@@ -50,6 +56,19 @@ func validRedirect(raw string) error {
 	case u.Scheme != "http" && u.Scheme != "https" && strings.Contains(u.Scheme, "."): // private-use scheme (RFC 8252)
 	default:
 		return apperr.Invalid("redirect_uris", "must be https, loopback http, or a reverse-DNS private scheme")
+	}
+	return nil
+}
+
+// validPostLogout checks post-logout redirect URIs as redirect URIs.
+func validPostLogout(uris []string) error {
+	if len(uris) > 20 {
+		return apperr.Invalid("post_logout_redirect_uris", "list at most 20 URIs")
+	}
+	for _, r := range uris {
+		if validRedirect(r) != nil {
+			return apperr.Invalid("post_logout_redirect_uris", "each must be an absolute https, loopback http or reverse-DNS private-scheme URL without fragment or credentials")
+		}
 	}
 	return nil
 }
@@ -76,6 +95,9 @@ func (s *Server) createAppClient(ctx context.Context, in AppClientInput, ratHash
 			return nil, err
 		}
 	}
+	if err := validPostLogout(in.PostLogoutRedirectURIs); err != nil {
+		return nil, err
+	}
 	if in.Scope == "" {
 		in.Scope = defaultAppScope
 	}
@@ -86,13 +108,10 @@ func (s *Server) createAppClient(ctx context.Context, in AppClientInput, ratHash
 	}
 	now := store.Now()
 	c := &AppClient{ID: uuid.Must(uuid.NewV7()), ClientID: "app-" + strings.ReplaceAll(uuid.NewString(), "-", "")[:20], Name: in.Name,
-		ClientType: "public", RedirectURIs: in.RedirectURIs, Scope: in.Scope, CreatedAt: now, Version: 1}
-	meta := []byte("{}")
-	if ratHash != "" {
-		meta, _ = json.Marshal(map[string]string{"registration_token_sha256": ratHash})
-	}
+		ClientType: "public", RedirectURIs: in.RedirectURIs, PostLogoutRedirectURIs: in.PostLogoutRedirectURIs, Scope: in.Scope,
+		CreatedAt: now, Version: 1, ratHash: ratHash}
 	err := s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		if err := insertAppClient(ctx, tx, c, meta); err != nil {
+		if err := insertAppClient(ctx, tx, c); err != nil {
 			return err
 		}
 		if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: ClientEvent, ID: c.ClientID, Version: 1}, c); err != nil {
@@ -160,7 +179,7 @@ func (s *Server) appClient(ctx context.Context, clientID string) (*AppClient, er
 	var c *AppClient
 	err := s.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
 		var err error
-		c, _, err = appClientRow(ctx, tx, clientID, false)
+		c, err = appClientRow(ctx, tx, clientID, false)
 		return err
 	})
 	if err != nil {

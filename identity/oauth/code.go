@@ -69,6 +69,36 @@ type SignIn struct {
 	AMR       []string
 }
 
+// IDTokenHint checks an id_token_hint of the tenant of ctx (expired ones
+// accepted) and returns its subject and the client it was issued to.
+func (s *Server) IDTokenHint(ctx context.Context, raw string) (subject, clientID string, err error) {
+	tid, _ := store.TenantFrom(ctx)
+	c, err := s.cfg.Tokens.IDTokenHint(ctx, raw, tid)
+	if err != nil {
+		return "", "", err
+	}
+	if len(c.Audience) > 0 {
+		clientID = c.Audience[0]
+	}
+	return c.Subject, clientID, nil
+}
+
+// ClientName returns a relying party's name.
+func (s *Server) ClientName(ctx context.Context, clientID string) (string, error) {
+	c, err := s.appClient(ctx, clientID)
+	if err != nil {
+		return "", err
+	}
+	return c.Name, nil
+}
+
+// PostLogoutRedirect reports whether uri is one of the client's
+// registered post-logout redirect URIs (exact match).
+func (s *Server) PostLogoutRedirect(ctx context.Context, clientID, uri string) bool {
+	c, err := s.appClient(ctx, clientID)
+	return err == nil && slices.Contains(c.PostLogoutRedirectURIs, uri)
+}
+
 // ACRPassword is the authentication context class of a password sign-in.
 const ACRPassword = "urn:xavyo:acr:pwd" //nolint:gosec // G101: an authentication context class, not a credential
 
@@ -138,11 +168,11 @@ func (s *Server) ValidateAuthorize(ctx context.Context, slug string, q func(stri
 	}
 	if hint := q("id_token_hint"); hint != "" {
 		tid, _ := store.TenantFrom(ctx)
-		sub, err := s.cfg.Tokens.HintSubject(ctx, hint, tid)
+		c, err := s.cfg.Tokens.IDTokenHint(ctx, hint, tid)
 		if err != nil {
 			return req, bad("invalid_request", "the id_token_hint is not an ID token of this issuer")
 		}
-		req.HintSubject = sub
+		req.HintSubject = c.Subject
 	}
 	if _, e := s.Resources(ctx, slug, multi("resource")); e != nil {
 		return req, RedirectError{e}

@@ -7,7 +7,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"strings"
 
 	"github.com/xavyo/xavyo/internal/apperr"
@@ -26,6 +25,7 @@ const (
 // RegistrationRequest is RFC 7591 client metadata (the subset served).
 type RegistrationRequest struct {
 	RedirectURIs            []string `json:"redirect_uris"`
+	PostLogoutRedirectURIs  []string `json:"post_logout_redirect_uris,omitempty"`
 	ClientName              string   `json:"client_name,omitempty"`
 	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method,omitempty"`
 	GrantTypes              []string `json:"grant_types,omitempty"`
@@ -47,6 +47,7 @@ type RegistrationResponse struct {
 	ClientIDIssuedAt        int64    `json:"client_id_issued_at"`
 	ClientName              string   `json:"client_name"`
 	RedirectURIs            []string `json:"redirect_uris"`
+	PostLogoutRedirectURIs  []string `json:"post_logout_redirect_uris,omitempty"`
 	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
 	GrantTypes              []string `json:"grant_types"`
 	ResponseTypes           []string `json:"response_types"`
@@ -55,6 +56,9 @@ type RegistrationResponse struct {
 
 // checkMetadata validates RFC 7591 metadata and returns the client name.
 func checkMetadata(in *RegistrationRequest) (string, *Error) {
+	if err := validPostLogout(in.PostLogoutRedirectURIs); err != nil {
+		return "", oerr(400, "invalid_client_metadata", apperr.PublicMessage(err))
+	}
 	if in.TokenEndpointAuthMethod != "" && in.TokenEndpointAuthMethod != "none" {
 		return "", oerr(400, "invalid_client_metadata", "only public clients (token_endpoint_auth_method none) register here")
 	}
@@ -90,7 +94,8 @@ func (s *Server) Register(ctx context.Context, slug string, in RegistrationReque
 	var b [32]byte
 	_, _ = rand.Read(b[:])
 	rat := "xvr_" + base64.RawURLEncoding.EncodeToString(b[:])
-	c, err := s.createAppClient(ctx, AppClientInput{Name: name, RedirectURIs: in.RedirectURIs, Scope: in.Scope}, hashRAT(rat))
+	c, err := s.createAppClient(ctx, AppClientInput{Name: name, RedirectURIs: in.RedirectURIs, PostLogoutRedirectURIs: in.PostLogoutRedirectURIs,
+		Scope: in.Scope}, hashRAT(rat))
 	if apperr.KindOf(err) == apperr.KindInvalidArgument {
 		return nil, oerr(400, "invalid_redirect_uri", apperr.PublicMessage(err))
 	}
@@ -111,7 +116,7 @@ func hashRAT(rat string) string {
 
 func (s *Server) registration(slug string, c *AppClient) *RegistrationResponse {
 	return &RegistrationResponse{ClientID: c.ClientID, RegistrationClientURI: s.Issuer(slug) + "/register/" + c.ClientID,
-		ClientIDIssuedAt: c.CreatedAt.Unix(), ClientName: c.Name, RedirectURIs: c.RedirectURIs,
+		ClientIDIssuedAt: c.CreatedAt.Unix(), ClientName: c.Name, RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 		TokenEndpointAuthMethod: "none", GrantTypes: []string{GrantAuthorizationCode, GrantRefreshToken}, ResponseTypes: []string{"code"},
 		Scope: c.Scope}
 }
@@ -123,18 +128,14 @@ var errRAT = &Error{Code: "invalid_token", Description: "the registration access
 // registered reads a dynamically registered client whose registration
 // access token is rat (in a transaction, locked when lock).
 func registered(ctx context.Context, tx *store.Tx, clientID, rat string, lock bool) (*AppClient, error) {
-	c, meta, err := appClientRow(ctx, tx, clientID, lock)
+	c, err := appClientRow(ctx, tx, clientID, lock)
 	if store.NoRows(err) {
 		return nil, errRAT
 	}
 	if err != nil {
 		return nil, err
 	}
-	var m struct {
-		RAT string `json:"registration_token_sha256"`
-	}
-	_ = json.Unmarshal(meta, &m)
-	if rat == "" || m.RAT == "" || subtle.ConstantTimeCompare([]byte(m.RAT), []byte(hashRAT(rat))) != 1 {
+	if rat == "" || c.ratHash == "" || subtle.ConstantTimeCompare([]byte(c.ratHash), []byte(hashRAT(rat))) != 1 {
 		return nil, errRAT
 	}
 	return c, nil
@@ -187,7 +188,7 @@ func (s *Server) UpdateRegistration(ctx context.Context, slug, clientID, rat str
 		if c, err = registered(ctx, tx, clientID, rat, true); err != nil {
 			return err
 		}
-		c.Name, c.RedirectURIs, c.Scope = name, in.RedirectURIs, scope
+		c.Name, c.RedirectURIs, c.PostLogoutRedirectURIs, c.Scope = name, in.RedirectURIs, in.PostLogoutRedirectURIs, scope
 		c.Version++
 		if err := updateAppClient(ctx, tx, c); err != nil {
 			return err

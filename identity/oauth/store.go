@@ -17,31 +17,46 @@ import (
 
 const appClientCols = `id, client_id, name, client_type, redirect_uris, scope, created_at, version, metadata`
 
-func scanAppClient(r store.Scanner) (*AppClient, []byte, error) {
+// clientMeta is what oauth_clients.metadata holds for a relying party.
+type clientMeta struct {
+	RAT        string   `json:"registration_token_sha256,omitempty"`
+	PostLogout []string `json:"post_logout_redirect_uris,omitempty"`
+}
+
+func metaOf(c *AppClient) string {
+	b, _ := json.Marshal(clientMeta{RAT: c.ratHash, PostLogout: c.PostLogoutRedirectURIs})
+	return string(b)
+}
+
+func scanAppClient(r store.Scanner) (*AppClient, error) {
 	var c AppClient
 	var redirects, meta []byte
 	if err := r.Scan(&c.ID, &c.ClientID, &c.Name, &c.ClientType, &redirects, &c.Scope, &c.CreatedAt, &c.Version, &meta); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	_ = json.Unmarshal(redirects, &c.RedirectURIs)
-	return &c, meta, nil
+	var m clientMeta
+	_ = json.Unmarshal(meta, &m)
+	c.ratHash, c.PostLogoutRedirectURIs = m.RAT, m.PostLogout
+	return &c, nil
 }
 
 // insertAppClient stores a public relying-party client with its metadata.
-func insertAppClient(ctx context.Context, tx *store.Tx, c *AppClient, meta []byte) error {
+func insertAppClient(ctx context.Context, tx *store.Tx, c *AppClient) error {
 	redirects, _ := json.Marshal(c.RedirectURIs)
 	_, err := tx.Exec(ctx, `INSERT INTO oauth_clients (tenant_id, id, client_id, name, client_type, token_endpoint_auth_method, grant_types,
 		redirect_uris, scope, jwks, metadata, created_at, updated_at, version) VALUES ($1, $2, $3, $4, 'public', 'none',
 		'["authorization_code","refresh_token"]', $5, $6, '{"keys":[]}', $8, $7, $7, 1)`,
-		tx.TenantID(), c.ID, c.ClientID, c.Name, string(redirects), c.Scope, c.CreatedAt, string(meta))
+		tx.TenantID(), c.ID, c.ClientID, c.Name, string(redirects), c.Scope, c.CreatedAt, metaOf(c))
 	return err
 }
 
-// updateAppClient writes a client's name, redirect URIs, scope and version.
+// updateAppClient writes a client's name, redirect URIs, scope, metadata
+// and version.
 func updateAppClient(ctx context.Context, tx *store.Tx, c *AppClient) error {
 	redirects, _ := json.Marshal(c.RedirectURIs)
-	_, err := tx.Exec(ctx, `UPDATE oauth_clients SET name = $1, redirect_uris = $2, scope = $3, updated_at = $4, version = $5
-		WHERE tenant_id = $6 AND id = $7`, c.Name, string(redirects), c.Scope, store.Now(), c.Version, tx.TenantID(), c.ID)
+	_, err := tx.Exec(ctx, `UPDATE oauth_clients SET name = $1, redirect_uris = $2, scope = $3, updated_at = $4, version = $5, metadata = $8
+		WHERE tenant_id = $6 AND id = $7`, c.Name, string(redirects), c.Scope, store.Now(), c.Version, tx.TenantID(), c.ID, metaOf(c))
 	return err
 }
 
@@ -53,7 +68,7 @@ func deleteClient(ctx context.Context, tx *store.Tx, id uuid.UUID) error {
 // listAppClients lists the tenant's relying-party clients, oldest first.
 func listAppClients(ctx context.Context, tx *store.Tx) ([]AppClient, error) {
 	return store.Collect(ctx, tx, func(r store.Scanner) (AppClient, error) {
-		c, _, err := scanAppClient(r)
+		c, err := scanAppClient(r)
 		if err != nil {
 			return AppClient{}, err
 		}
@@ -73,7 +88,7 @@ func appClientIDOf(ctx context.Context, tx *store.Tx, id uuid.UUID) (string, err
 
 // appClientRow reads a relying-party client by client ID, with its
 // metadata, locked for update when lock (store.NoRows: none).
-func appClientRow(ctx context.Context, tx *store.Tx, clientID string, lock bool) (*AppClient, []byte, error) {
+func appClientRow(ctx context.Context, tx *store.Tx, clientID string, lock bool) (*AppClient, error) {
 	q := `SELECT ` + appClientCols + ` FROM oauth_clients WHERE tenant_id = $1 AND client_id = $2 AND nhi_id IS NULL`
 	if lock {
 		q += ` FOR UPDATE`

@@ -272,21 +272,22 @@ func (s *Service) Verify(ctx context.Context, raw string, want Expect) (*Claims,
 	return c, nil
 }
 
-// HintSubject returns the subject of an ID token this server issued in
-// tenant, expired or not (OpenID Connect's id_token_hint): its signature,
-// issuer and tenant are checked, not its expiry nor its revocation.
-func (s *Service) HintSubject(ctx context.Context, raw string, tenant uuid.UUID) (string, error) {
+// IDTokenHint returns the claims of an ID token this server issued in
+// tenant to a person, expired or not (OpenID Connect's id_token_hint):
+// its signature, issuer and tenant are checked, not its expiry nor its
+// revocation.
+func (s *Service) IDTokenHint(ctx context.Context, raw string, tenant uuid.UUID) (*Claims, error) {
 	if len(raw) > 16<<10 {
-		return "", errInvalid
+		return nil, errInvalid
 	}
 	c, err := s.verifyAt(ctx, raw, true)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if c.TenantID != tenant || c.AuthTime == 0 {
-		return "", errInvalid // another tenant's, or not an ID token of a person
+		return nil, errInvalid // another tenant's, or not an ID token of a person
 	}
-	return c.Subject, nil
+	return c, nil
 }
 
 // verify does the uncached work: parse, find the key, check signature and

@@ -113,12 +113,29 @@ const none = await fetch(silentURL, { redirect: 'manual' })
 assert.equal(new URL(none.headers.get('location')).searchParams.get('error'), 'login_required')
 step('SSO session: prompt=none signs in silently with the same auth_time; max_age=0 asks again; no session → login_required')
 
+
 // Refresh rotation and reuse detection.
 const rotated = await client.refreshTokenGrant(pub, codeTokens.refresh_token)
 assert.notEqual(rotated.refresh_token, codeTokens.refresh_token)
 await assert.rejects(client.refreshTokenGrant(pub, codeTokens.refresh_token), (e) => e.error === 'invalid_grant')
 await assert.rejects(client.refreshTokenGrant(pub, rotated.refresh_token), (e) => e.error === 'invalid_grant')
 step('refresh rotation; reuse revokes the family')
+
+// RP-initiated logout: the end_session_endpoint from discovery, the
+// person's ID token as hint, back to the registered address with state.
+const fresh = await client.authorizationCodeGrant(pub, await signIn(authorizationUrl),
+  { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce })
+const logoutState = client.randomState()
+const logoutURL = client.buildEndSessionUrl(pub, {
+  id_token_hint: fresh.id_token, post_logout_redirect_uri: env('POST_LOGOUT_URI'), state: logoutState,
+})
+const loggedOut = await fetch(logoutURL, { redirect: 'manual', headers: { cookie: sso } })
+assert.equal(loggedOut.status, 302, `end_session: ${loggedOut.status}`)
+assert.equal(loggedOut.headers.get('location'), `${env('POST_LOGOUT_URI')}?state=${logoutState}`)
+const after = await fetch(silentURL, { redirect: 'manual', headers: { cookie: sso } })
+assert.equal(new URL(after.headers.get('location')).searchParams.get('error'), 'login_required')
+await assert.rejects(client.refreshTokenGrant(pub, fresh.refresh_token), (e) => e.error === 'invalid_grant')
+step('RP-initiated logout: end_session with id_token_hint and a registered post_logout_redirect_uri ends the SSO session')
 
 // The MCP TypeScript SDK's OAuth client: protected-resource metadata →
 // authorization server metadata → dynamic registration → code + PKCE.

@@ -100,9 +100,7 @@ func (h *Handler) authorize(c *fiber.Ctx, posted bool) error {
 		token := newCSRF()
 		c.Cookie(&fiber.Cookie{Name: csrfCookie, Value: token, Path: "/t/" + t.Slug + "/authorize", HTTPOnly: true, SameSite: "Strict",
 			Secure: strings.HasPrefix(iss, "https://")})
-		c.Set(fiber.HeaderCacheControl, "no-store")
-		c.Set("X-Frame-Options", "DENY")
-		c.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
+		secure(c)
 		return page(c, status, loginPage, map[string]any{"Tenant": t.Name, "Client": req.ClientName, "Scope": strings.Join(req.Scope, " "),
 			"Hidden": hidden, "CSRF": token, "Action": "/t/" + t.Slug + "/authorize" + resourceQuery(req.Resources), "Error": msg,
 			"LoginHint": req.LoginHint})

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -280,14 +281,18 @@ func TestDynamicRegistration(t *testing.T) {
 		}
 	}
 	update := map[string]any{"client_id": clientID, "client_name": "MCP Inspector 2", "redirect_uris": []string{"http://localhost:6275/cb"},
-		"token_endpoint_auth_method": "none"}
+		"token_endpoint_auth_method": "none", "post_logout_redirect_uris": []string{"http://localhost:6275/bye"}}
 	if code, got := manage("PUT", rat, update); code != 200 || got["client_name"] != "MCP Inspector 2" {
 		t.Fatalf("update registration: %d %v", code, got)
+	}
+	if _, got := manage("GET", rat, nil); fmt.Sprint(got["post_logout_redirect_uris"]) != "[http://localhost:6275/bye]" {
+		t.Fatalf("post-logout redirect URIs after the update: %v", got)
 	}
 	for name, body := range map[string]map[string]any{
 		"other client_id": {"client_id": "app-other", "redirect_uris": []string{"http://localhost:1/cb"}},
 		"bad redirect":    {"client_id": clientID, "redirect_uris": []string{"http://evil.example/cb"}},
 		"confidential":    {"client_id": clientID, "redirect_uris": []string{"http://localhost:1/cb"}, "token_endpoint_auth_method": "client_secret_basic"},
+		"bad post-logout": {"client_id": clientID, "redirect_uris": []string{"http://localhost:1/cb"}, "post_logout_redirect_uris": []string{"http://evil.example/bye"}},
 	} {
 		if code, got := manage("PUT", rat, body); code != 400 {
 			t.Errorf("update %s: %d %v", name, code, got)

@@ -41,6 +41,7 @@ type Handler struct {
 // SignIn is what the sign-in pages need of identity/auth.
 type SignIn interface {
 	oauth.PasswordChecker
+	EndBrowserSession(ctx context.Context, t *tenant.Tenant, bs *auth.BrowserSession) error
 	OpenBrowserSession(ctx context.Context, t *tenant.Tenant, u *directory.User, amr []string, cl auth.Client) (*auth.BrowserSession, string, error)
 	BrowserSessionOf(ctx context.Context, t *tenant.Tenant, cookie string) (*auth.BrowserSession, error)
 }
@@ -53,6 +54,8 @@ func (h *Handler) Mount(app *fiber.App) {
 	app.Get("/.well-known/openid-configuration/t/:slug", h.metadata)
 	app.Get("/t/:slug/authorize", h.authorizeGet)
 	app.Post("/t/:slug/authorize", h.authorizePost)
+	app.Get("/t/:slug/end_session", h.endSessionGet)
+	app.Post("/t/:slug/end_session", h.endSessionPost)
 	app.Post("/t/:slug/token", h.token)
 	app.Post("/t/:slug/register", h.register)
 	app.Get("/t/:slug/register/:client_id", h.registration)
@@ -91,6 +94,7 @@ func (h *Handler) tenant(c *fiber.Ctx) (*tenant.Tenant, context.Context, error) 
 type Metadata struct {
 	Issuer                                string   `json:"issuer"`
 	AuthorizationEndpoint                 string   `json:"authorization_endpoint"`
+	EndSessionEndpoint                    string   `json:"end_session_endpoint"`
 	RegistrationEndpoint                  string   `json:"registration_endpoint,omitempty"`
 	CIMDSupported                         bool     `json:"client_id_metadata_document_supported"`
 	CodeChallengeMethodsSupported         []string `json:"code_challenge_methods_supported"`
@@ -132,6 +136,7 @@ func (h *Handler) metadata(c *fiber.Ctx) error {
 		GrantTypesSupported: []string{oauth.GrantAuthorizationCode, oauth.GrantRefreshToken, oauth.GrantClientCredentials, oauth.GrantTokenExchange,
 			oauth.GrantJWTBearer},
 		AuthorizationEndpoint:         iss + "/authorize",
+		EndSessionEndpoint:            iss + "/end_session",
 		RegistrationEndpoint:          iss + "/register",
 		CIMDSupported:                 true,
 		CodeChallengeMethodsSupported: []string{"S256"},

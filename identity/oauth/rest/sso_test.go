@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/xavyo/xavyo/app/apptest"
 	"github.com/xavyo/xavyo/internal/store"
@@ -32,8 +33,10 @@ func ssoSession(t *testing.T, flavor store.Flavor) {
 	slug := apptest.UniqueSlug("sso")
 	tid, tok := h.TenantAdmin(t, slug)
 	redirectURI := "http://127.0.0.1:9999/callback"
+	bye := "http://127.0.0.1:9999/bye"
 	client := func(name string) string {
-		resp, body := h.DoAs(tok, "POST", "/api/v1/clients", map[string]any{"name": name, "redirect_uris": []string{redirectURI}})
+		resp, body := h.DoAs(tok, "POST", "/api/v1/clients", map[string]any{"name": name, "redirect_uris": []string{redirectURI},
+			"post_logout_redirect_uris": []string{bye}})
 		apptest.Expect(t, resp, body, 201, "register client")
 		return apptest.Decode[struct {
 			ClientID string `json:"client_id"`
@@ -229,4 +232,103 @@ func ssoSession(t *testing.T, flavor store.Flavor) {
 	}
 	// The other session still signs in.
 	codeOf(func() *http.Response { r, _ := authz(again.Value, params(second, "prompt", "none")); return r }())
+
+	// RP-initiated logout.
+	endSession := func(sso string, posted bool, v url.Values, cookies ...*http.Cookie) (*http.Response, string) {
+		t.Helper()
+		var req *http.Request
+		if posted {
+			req, _ = http.NewRequest("POST", h.Admin+"/t/"+slug+"/end_session", strings.NewReader(v.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		} else {
+			req, _ = http.NewRequest("GET", h.Admin+"/t/"+slug+"/end_session?"+v.Encode(), nil)
+		}
+		if sso != "" {
+			req.AddCookie(&http.Cookie{Name: ssoName, Value: sso})
+		}
+		for _, c := range cookies {
+			req.AddCookie(c)
+		}
+		r, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return r, string(b)
+	}
+	live := func(what, sso string) {
+		t.Helper()
+		r, _ := authz(sso, params(second, "prompt", "none"))
+		if r.StatusCode != 302 || !strings.Contains(r.Header.Get("Location"), "code=") {
+			t.Fatalf("%s: the session no longer signs in: %d %s", what, r.StatusCode, r.Header.Get("Location"))
+		}
+	}
+	sess, _ := signIn(first, "")
+	var ssoNow string
+	for _, c := range sess.Cookies() {
+		if c.Name == ssoName {
+			ssoNow = c.Value
+		}
+	}
+	hintOut := exchange(first, codeOf(sess))
+	hint := hintOut["id_token"].(string)
+	// Unregistered return addresses: refused with a page, nothing ended.
+	for _, u := range []string{bye + "/", bye + "?x=1", "https://evil.example/bye", "http://127.0.0.1:9999/BYE", "http://127.0.0.1:9998/bye"} {
+		r, _ := endSession(ssoNow, false, url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {u}})
+		if r.StatusCode != 400 || r.Header.Get("Location") != "" {
+			t.Fatalf("post_logout_redirect_uri %s: %d %s", u, r.StatusCode, r.Header.Get("Location"))
+		}
+	}
+	if r, _ := endSession(ssoNow, false, url.Values{"post_logout_redirect_uri": {bye}}); r.StatusCode != 400 {
+		t.Fatalf("a return address without a client: %d", r.StatusCode)
+	}
+	live("after refused logouts", ssoNow)
+	// Without a hint (or another person's), the person confirms; a post
+	// without the form's CSRF token ends nothing.
+	r, page = endSession(ssoNow, false, url.Values{"client_id": {first}, "post_logout_redirect_uri": {bye}, "state": {"s0"}})
+	m := csrfRE.FindStringSubmatch(page)
+	if r.StatusCode != 200 || m == nil || r.Header.Get("X-Frame-Options") != "DENY" || !strings.Contains(page, "First") {
+		t.Fatalf("confirmation page: %d %s", r.StatusCode, page)
+	}
+	r, _ = endSession(ssoNow, false, url.Values{"id_token_hint": {bobID}})
+	if r.StatusCode != 200 {
+		t.Fatalf("another person's hint: %d, want the confirmation page", r.StatusCode)
+	}
+	form := url.Values{"client_id": {first}, "post_logout_redirect_uri": {bye}, "state": {"s0"}, "confirm": {"yes"}, "csrf": {"0123456789abcdef"}}
+	if r, _ = endSession(ssoNow, true, form, r.Cookies()...); r.StatusCode != 200 {
+		t.Fatalf("a forged confirmation: %d", r.StatusCode)
+	}
+	live("after a forged confirmation", ssoNow)
+	r, page = endSession(ssoNow, false, url.Values{"client_id": {first}, "post_logout_redirect_uri": {bye}, "state": {"s0"}})
+	m = csrfRE.FindStringSubmatch(page)
+	form.Set("csrf", m[1])
+	r, _ = endSession(ssoNow, true, form, r.Cookies()...)
+	if loc := r.Header.Get("Location"); r.StatusCode != 302 || loc != bye+"?state=s0" {
+		t.Fatalf("confirmed logout: %d %s", r.StatusCode, loc)
+	}
+	loginRequired("after a confirmed logout", func() *http.Response { r, _ := authz(ssoNow, params(second, "prompt", "none")); return r }())
+	if c, _ := h.Form("/t/"+slug+"/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {first}, "refresh_token": {hintOut["refresh_token"].(string)}}, "", ""); c != 400 {
+		t.Fatalf("a refresh token of a signed-out session: %d", c)
+	}
+	// With the person's own hint, at once; the cookie is cleared.
+	sess, _ = signIn(first, "")
+	for _, c := range sess.Cookies() {
+		if c.Name == ssoName {
+			ssoNow = c.Value
+		}
+	}
+	hint = exchange(first, codeOf(sess))["id_token"].(string)
+	r, _ = endSession(ssoNow, false, url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {bye}, "state": {"s1"}})
+	if loc := r.Header.Get("Location"); r.StatusCode != 302 || loc != bye+"?state=s1" {
+		t.Fatalf("logout with the person's hint: %d %s", r.StatusCode, loc)
+	}
+	cleared := false
+	for _, c := range r.Cookies() {
+		cleared = cleared || (c.Name == ssoName && c.Value == "" && (c.MaxAge < 0 || (!c.Expires.IsZero() && c.Expires.Before(time.Now()))))
+	}
+	if !cleared {
+		t.Fatalf("the SSO cookie was not cleared: %v", r.Header.Values("Set-Cookie"))
+	}
+	loginRequired("after logout with a hint", func() *http.Response { r, _ := authz(ssoNow, params(second, "prompt", "none")); return r }())
 }

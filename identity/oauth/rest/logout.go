@@ -1,0 +1,123 @@
+package rest
+
+import (
+	"context"
+	"crypto/subtle"
+	"html/template"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/xavyo/xavyo/identity/tenant"
+)
+
+// RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0) at
+// /t/{slug}/end_session. With an id_token_hint of the signed-in person the
+// session ends at once; otherwise the person confirms on a page (a CSRF
+// token in the form), so that a link cannot sign anyone out. The browser
+// goes back only to a post_logout_redirect_uri registered for the client
+// (exact match), with state; else a page says the person is signed out.
+
+var logoutPage = template.Must(template.New("logout").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Sign out — {{.Tenant}}</title>
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}button{margin-top:1rem;padding:.5rem 1rem}</style></head>
+<body><h1>Sign out</h1><p>Sign out of <strong>{{.Tenant}}</strong>{{if .Client}}, as <strong>{{.Client}}</strong> asks{{end}}?</p>
+<form method="post" action="{{.Action}}">
+{{range $k, $v := .Hidden}}<input type="hidden" name="{{$k}}" value="{{$v}}">
+{{end}}<input type="hidden" name="csrf" value="{{.CSRF}}">
+<button type="submit" name="confirm" value="yes">Sign out</button></form></body></html>`))
+
+var signedOutPage = template.Must(template.New("signed-out").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Signed out — {{.}}</title></head>
+<body><h1>You are signed out</h1><p>You have signed out of {{.}}. You may close this window.</p></body></html>`))
+
+const logoutCSRFCookie = "xv_logout_csrf"
+
+func (h *Handler) endSessionGet(c *fiber.Ctx) error  { return h.endSession(c, false) }
+func (h *Handler) endSessionPost(c *fiber.Ctx) error { return h.endSession(c, true) }
+
+func (h *Handler) endSession(c *fiber.Ctx, posted bool) error {
+	t, ctx, err := h.tenant(c)
+	if err != nil {
+		return page(c, 404, errorPage, "unknown issuer")
+	}
+	get := c.Query
+	if posted {
+		get = func(k string, _ ...string) string { return c.FormValue(k) }
+	}
+	secure(c)
+	clientID, back, state := get("client_id"), get("post_logout_redirect_uri"), get("state")
+	hintSub := ""
+	if hint := get("id_token_hint"); hint != "" {
+		sub, aud, err := h.Server.IDTokenHint(ctx, hint)
+		if err != nil {
+			return page(c, 400, errorPage, "the id_token_hint is not an ID token of this issuer")
+		}
+		if clientID != "" && clientID != aud {
+			return page(c, 400, errorPage, "the id_token_hint was issued to another client")
+		}
+		clientID, hintSub = aud, sub
+	}
+	if back != "" && (clientID == "" || !h.Server.PostLogoutRedirect(ctx, clientID, back)) {
+		// Never a redirect to a URI the client did not register.
+		return page(c, 400, errorPage, "the post_logout_redirect_uri is not registered for this client")
+	}
+	sso := ssoCookie(t, h.Server.Issuer(t.Slug))
+	bs, err := h.Auth.BrowserSessionOf(ctx, t, c.Cookies(sso.Name))
+	if err != nil {
+		return page(c, 503, errorPage, "signing out is unavailable; try again")
+	}
+	confirmed := hintSub != "" && (bs == nil || bs.UserID.String() == hintSub)
+	if !confirmed && bs != nil {
+		if !posted || c.FormValue("confirm") != "yes" {
+			return h.confirmLogout(ctx, c, t, clientID, back, state)
+		}
+		cookie := c.Cookies(logoutCSRFCookie)
+		if cookie == "" || subtle.ConstantTimeCompare([]byte(cookie), []byte(c.FormValue("csrf"))) != 1 {
+			return h.confirmLogout(ctx, c, t, clientID, back, state)
+		}
+	}
+	if bs != nil {
+		if err := h.Auth.EndBrowserSession(ctx, t, bs); err != nil {
+			return page(c, 503, errorPage, "signing out failed; try again")
+		}
+	}
+	// The cookie goes either way: a session ended elsewhere leaves one.
+	sso.Value, sso.Expires = "", time.Unix(1, 0)
+	c.Cookie(sso)
+	if back == "" {
+		return page(c, 200, signedOutPage, t.Name)
+	}
+	v := url.Values{}
+	if state != "" {
+		v.Set("state", state)
+	}
+	return redirect(c, back, v)
+}
+
+// confirmLogout asks the person to confirm signing out.
+func (h *Handler) confirmLogout(ctx context.Context, c *fiber.Ctx, t *tenant.Tenant, clientID, back, state string) error {
+	token := newCSRF()
+	iss := h.Server.Issuer(t.Slug)
+	c.Cookie(&fiber.Cookie{Name: logoutCSRFCookie, Value: token, Path: "/t/" + t.Slug + "/end_session", HTTPOnly: true, SameSite: "Strict",
+		Secure: strings.HasPrefix(iss, "https://")})
+	name := ""
+	if clientID != "" {
+		if n, err := h.Server.ClientName(ctx, clientID); err == nil {
+			name = n
+		}
+	}
+	hidden := map[string]string{"client_id": clientID, "post_logout_redirect_uri": back, "state": state}
+	return page(c, 200, logoutPage, map[string]any{"Tenant": t.Name, "Client": name, "Hidden": hidden, "CSRF": token,
+		"Action": "/t/" + t.Slug + "/end_session"})
+}
+
+// secure sets the headers of every sign-in and sign-out page.
+func secure(c *fiber.Ctx) {
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Set("X-Frame-Options", "DENY")
+	c.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
+}
