@@ -183,7 +183,7 @@ func TestGatewayInteropWithOfficialSDK(t *testing.T) {
 		t.Fatal(err)
 	}
 	redirectURI := "http://127.0.0.1:9999/callback"
-	resp, body = h.DoAs(tok, "POST", "/api/v1/clients", map[string]any{"name": "SDK user app", "redirect_uris": []string{redirectURI}})
+	resp, body = h.DoAs(tok, "POST", "/api/v1/clients", map[string]any{"name": "SDK user app", "redirect_uris": []string{redirectURI}, "first_party": true})
 	expect(t, resp, body, 201, "app client")
 	app := decode[struct {
 		ClientID string `json:"client_id"`

@@ -24,10 +24,13 @@ type AppClient struct {
 	RedirectURIs []string  `json:"redirect_uris"`
 	// PostLogoutRedirectURIs are where RP-initiated logout may send the
 	// browser back (exact match).
-	PostLogoutRedirectURIs []string  `json:"post_logout_redirect_uris,omitempty"`
-	Scope                  string    `json:"scope"`
-	CreatedAt              time.Time `json:"created_at"`
-	Version                int64     `json:"version"`
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
+	// FirstParty clients are the organization's own: people are not asked
+	// to consent to them (set by admins only).
+	FirstParty bool      `json:"first_party"`
+	Scope      string    `json:"scope"`
+	CreatedAt  time.Time `json:"created_at"`
+	Version    int64     `json:"version"`
 	// ratHash is the SHA-256 of a dynamically registered client's
 	// registration access token ("" for others).
 	ratHash string
@@ -38,6 +41,7 @@ type AppClientInput struct {
 	Name                   string   `json:"name"`
 	RedirectURIs           []string `json:"redirect_uris"`
 	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty" doc:"where RP-initiated logout may send the browser back (exact match)"`
+	FirstParty             bool     `json:"first_party,omitempty" doc:"the organization's own application: people are not asked to consent"`
 	Scope                  string   `json:"scope,omitempty" doc:"default: openid profile email offline_access mcp a2a"`
 }
 
@@ -108,7 +112,7 @@ func (s *Server) createAppClient(ctx context.Context, in AppClientInput, ratHash
 	}
 	now := store.Now()
 	c := &AppClient{ID: uuid.Must(uuid.NewV7()), ClientID: "app-" + strings.ReplaceAll(uuid.NewString(), "-", "")[:20], Name: in.Name,
-		ClientType: "public", RedirectURIs: in.RedirectURIs, PostLogoutRedirectURIs: in.PostLogoutRedirectURIs, Scope: in.Scope,
+		ClientType: "public", RedirectURIs: in.RedirectURIs, PostLogoutRedirectURIs: in.PostLogoutRedirectURIs, FirstParty: in.FirstParty, Scope: in.Scope,
 		CreatedAt: now, Version: 1, ratHash: ratHash}
 	err := s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		if err := insertAppClient(ctx, tx, c); err != nil {

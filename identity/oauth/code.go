@@ -37,8 +37,10 @@ const (
 
 // AuthorizeRequest is a validated authorization request.
 type AuthorizeRequest struct {
-	ClientID      string
-	ClientName    string
+	ClientID   string
+	ClientName string
+	// FirstParty: the organization's own client (no consent asked).
+	FirstParty    bool
 	RedirectURI   string
 	State         string
 	Scope         []string
@@ -129,7 +131,7 @@ func (s *Server) ValidateAuthorize(ctx context.Context, slug string, q func(stri
 	if !slices.Contains(c.RedirectURIs, redirect) {
 		return nil, oerr(400, "invalid_request", "the redirect_uri is not registered for this client (exact match)")
 	}
-	req := &AuthorizeRequest{ClientID: c.ClientID, ClientName: c.Name, RedirectURI: redirect, State: q("state"), CodeChallenge: q("code_challenge"),
+	req := &AuthorizeRequest{ClientID: c.ClientID, ClientName: c.Name, FirstParty: c.FirstParty, RedirectURI: redirect, State: q("state"), CodeChallenge: q("code_challenge"),
 		Nonce: q("nonce"), Prompt: dedupe(strings.Fields(q("prompt"))), MaxAge: -1, LoginHint: q("login_hint")}
 	if len(req.Nonce) > 256 || len(req.State) > 1024 || len(req.LoginHint) > 320 {
 		return req, RedirectError{oerr(400, "invalid_request", "state, nonce or login_hint too long")}

@@ -21,10 +21,11 @@ const appClientCols = `id, client_id, name, client_type, redirect_uris, scope, c
 type clientMeta struct {
 	RAT        string   `json:"registration_token_sha256,omitempty"`
 	PostLogout []string `json:"post_logout_redirect_uris,omitempty"`
+	FirstParty bool     `json:"first_party,omitempty"`
 }
 
 func metaOf(c *AppClient) string {
-	b, _ := json.Marshal(clientMeta{RAT: c.ratHash, PostLogout: c.PostLogoutRedirectURIs})
+	b, _ := json.Marshal(clientMeta{RAT: c.ratHash, PostLogout: c.PostLogoutRedirectURIs, FirstParty: c.FirstParty})
 	return string(b)
 }
 
@@ -37,7 +38,7 @@ func scanAppClient(r store.Scanner) (*AppClient, error) {
 	_ = json.Unmarshal(redirects, &c.RedirectURIs)
 	var m clientMeta
 	_ = json.Unmarshal(meta, &m)
-	c.ratHash, c.PostLogoutRedirectURIs = m.RAT, m.PostLogout
+	c.ratHash, c.PostLogoutRedirectURIs, c.FirstParty = m.RAT, m.PostLogout, m.FirstParty
 	return &c, nil
 }
 
@@ -60,7 +61,12 @@ func updateAppClient(ctx context.Context, tx *store.Tx, c *AppClient) error {
 	return err
 }
 
+// deleteClient removes a client and the consents people gave it.
 func deleteClient(ctx context.Context, tx *store.Tx, id uuid.UUID) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM consents WHERE tenant_id = $1 AND client_id IN (SELECT client_id FROM oauth_clients WHERE tenant_id = $1 AND id = $2)`,
+		tx.TenantID(), id); err != nil {
+		return err
+	}
 	_, err := tx.Exec(ctx, `DELETE FROM oauth_clients WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id)
 	return err
 }
@@ -153,4 +159,58 @@ func markCodeUsed(ctx context.Context, tx *store.Tx, hash string, family uuid.UU
 	_, err := tx.Exec(ctx, `UPDATE authorization_codes SET used_at = $1, family_id = $2 WHERE tenant_id = $3 AND code_hash = $4`,
 		store.Now(), family, tx.TenantID(), hash)
 	return err
+}
+
+// Consent is what a person allowed a relying party.
+type Consent struct {
+	ClientID   string    `json:"client_id"`
+	ClientName string    `json:"client_name"`
+	Scope      string    `json:"scope"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// consentScopeTx returns the scopes a person granted a client ("" and
+// false when none).
+func consentScopeTx(ctx context.Context, tx *store.Tx, user uuid.UUID, clientID string) (string, bool, error) {
+	var scope string
+	err := tx.QueryRow(ctx, `SELECT scope FROM consents WHERE tenant_id = $1 AND user_id = $2 AND client_id = $3`, tx.TenantID(), user, clientID).Scan(&scope)
+	if store.NoRows(err) {
+		return "", false, nil
+	}
+	return scope, err == nil, err
+}
+
+// putConsentTx records the scopes a person granted a client.
+func putConsentTx(ctx context.Context, tx *store.Tx, user uuid.UUID, clientID, scope string, now time.Time) error {
+	_, err := tx.Exec(ctx, `INSERT INTO consents (tenant_id, user_id, client_id, scope, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)
+		ON CONFLICT (tenant_id, user_id, client_id) DO UPDATE SET scope = excluded.scope, updated_at = excluded.updated_at`,
+		tx.TenantID(), user, clientID, scope, now)
+	return err
+}
+
+// listConsentsTx lists a person's consents, newest first, with the
+// clients' names ("" for a client that is gone).
+func listConsentsTx(ctx context.Context, tx *store.Tx, user uuid.UUID) ([]Consent, error) {
+	return store.Collect(ctx, tx, func(r store.Scanner) (Consent, error) {
+		var c Consent
+		var name *string
+		err := r.Scan(&c.ClientID, &name, &c.Scope, &c.CreatedAt, &c.UpdatedAt)
+		if name != nil {
+			c.ClientName = *name
+		}
+		return c, err
+	}, `SELECT k.client_id, c.name, k.scope, k.created_at, k.updated_at FROM consents k
+		LEFT JOIN oauth_clients c ON c.tenant_id = k.tenant_id AND c.client_id = k.client_id
+		WHERE k.tenant_id = $1 AND k.user_id = $2 ORDER BY k.updated_at DESC LIMIT 500`, tx.TenantID(), user)
+}
+
+// deleteConsentTx removes a consent (false when there was none).
+func deleteConsentTx(ctx context.Context, tx *store.Tx, user uuid.UUID, clientID string) (bool, error) {
+	res, err := tx.Exec(ctx, `DELETE FROM consents WHERE tenant_id = $1 AND user_id = $2 AND client_id = $3`, tx.TenantID(), user, clientID)
+	if err != nil {
+		return false, err
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
 }

@@ -211,3 +211,19 @@ func (s *Service) RevokeClientInTx(ctx context.Context, tx *store.Tx, tenant uui
 	}
 	return s.RevokeInTx(ctx, tx, tenant, "client", clientID)
 }
+
+// RevokeGrantInTx revokes what a subject's grant to a client issued: every
+// refresh family of theirs at that client and its access tokens (a person
+// withdrawing their consent).
+func (s *Service) RevokeGrantInTx(ctx context.Context, tx *store.Tx, tenant uuid.UUID, subject, clientID string) error {
+	families, err := grantFamilies(ctx, tx, tenant, subject, clientID)
+	if err != nil {
+		return err
+	}
+	for _, f := range families {
+		if err := s.revokeFamily(ctx, tx, tenant, f, uuid.Nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}

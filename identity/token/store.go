@@ -172,3 +172,9 @@ func loadRevocations(ctx context.Context, tx *store.Tx, now time.Time) (map[revo
 	}
 	return out, rows.Err()
 }
+
+// grantFamilies lists the live refresh families of a subject at a client.
+func grantFamilies(ctx context.Context, tx *store.Tx, tenant uuid.UUID, subject, clientID string) ([]uuid.UUID, error) {
+	return store.Collect(ctx, tx, store.ScanUUID, `SELECT DISTINCT family_id FROM refresh_tokens
+		WHERE tenant_id = $1 AND subject = $2 AND client_id = $3 AND revoked_at IS NULL`, tenant, subject, clientID)
+}

@@ -185,3 +185,19 @@ func OperatorOnly(token string, authns ...Authenticator) fiber.Handler {
 		return apperr.New(apperr.KindUnauthenticated, "credentials not recognized")
 	}
 }
+
+// Self returns the user a request's principal is, in the request's
+// tenant: the "me" routes' subject. Other principals (NHIs, operators of
+// another tenant) are refused.
+func Self(ctx context.Context) (uuid.UUID, error) {
+	p := principal.From(ctx)
+	tid, _ := store.TenantFrom(ctx)
+	if p == nil || p.Kind != principal.KindUser || p.TenantID != tid {
+		return uuid.Nil, apperr.New(apperr.KindPermissionDenied, "only a user of this tenant has an account here")
+	}
+	id, err := uuid.Parse(p.SubjectID)
+	if err != nil {
+		return uuid.Nil, apperr.New(apperr.KindPermissionDenied, "not a user")
+	}
+	return id, nil
+}

@@ -70,8 +70,26 @@ async function signIn(authorizationUrl) {
     method: 'POST', redirect: 'manual', body: form,
     headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: page.headers.get('set-cookie').split(';')[0] },
   })
-  assert.equal(res.status, 302, `login post: ${res.status} ${await res.text()}`)
   sso = res.headers.getSetCookie().find((c) => c.startsWith('xv_sso_')).split(';')[0]
+  if (res.status === 200) {
+    // A client that is not first-party: the person allows it on the
+    // consent page (its CSRF token and the SSO session's cookie).
+    const consent = await res.text()
+    assert.match(consent, /name="consent" value="allow"/, 'consent page')
+    const answer = new URLSearchParams()
+    for (const [, k, v] of consent.matchAll(/<input type="hidden" name="([a-z_]+)" value="([^"]*)">/g)) {
+      answer.set(k, v.replaceAll('&amp;', '&').replaceAll('&#43;', '+').replaceAll('&#34;', '"').replaceAll('&#39;', "'"))
+    }
+    answer.set('consent', 'allow')
+    const csrf = res.headers.getSetCookie().find((c) => c.startsWith('xv_csrf=')).split(';')[0]
+    const allowed = await fetch(new URL(action, ADMIN), {
+      method: 'POST', redirect: 'manual', body: answer,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `${csrf}; ${sso}` },
+    })
+    assert.equal(allowed.status, 302, `consent post: ${allowed.status} ${await allowed.text()}`)
+    return new URL(allowed.headers.get('location'))
+  }
+  assert.equal(res.status, 302, `login post: ${res.status} ${await res.text()}`)
   return new URL(res.headers.get('location'))
 }
 let sso // the SSO session cookie of the last sign-in

@@ -139,21 +139,8 @@ func (h *Handler) logout(c *fiber.Ctx) error {
 func (h *Handler) changePassword(c *fiber.Ctx) error { return signIn(h.Auth.ChangePassword)(c) }
 
 // self returns the calling user's ID in the request's tenant.
-func self(ctx context.Context) (uuid.UUID, error) {
-	p := principal.From(ctx)
-	tid, _ := store.TenantFrom(ctx)
-	if p == nil || p.Kind != principal.KindUser || p.TenantID != tid {
-		return uuid.Nil, apperr.New(apperr.KindPermissionDenied, "only a user of this tenant has an account here")
-	}
-	id, err := uuid.Parse(p.SubjectID)
-	if err != nil {
-		return uuid.Nil, apperr.New(apperr.KindPermissionDenied, "not a user")
-	}
-	return id, nil
-}
-
 func (h *Handler) me(c *fiber.Ctx) error {
-	id, err := self(c.UserContext())
+	id, err := httpx.Self(c.UserContext())
 	if err != nil {
 		return err
 	}
@@ -165,7 +152,7 @@ func (h *Handler) me(c *fiber.Ctx) error {
 }
 
 func (h *Handler) mySessions(c *fiber.Ctx) error {
-	id, err := self(c.UserContext())
+	id, err := httpx.Self(c.UserContext())
 	if err != nil {
 		return err
 	}
@@ -177,7 +164,7 @@ func (h *Handler) mySessions(c *fiber.Ctx) error {
 }
 
 func (h *Handler) revokeMySession(c *fiber.Ctx) error {
-	id, err := self(c.UserContext())
+	id, err := httpx.Self(c.UserContext())
 	if err != nil {
 		return err
 	}

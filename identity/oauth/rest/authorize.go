@@ -37,6 +37,31 @@ button{margin-top:1rem;padding:.5rem 1rem}.err{color:#b00020}</style></head>
 <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
 <button type="submit">Sign in</button></form></body></html>`))
 
+// The consent page: the client, where the browser goes next, what it
+// asks; Allow or Deny post back with the CSRF token.
+var consentPage = template.Must(template.New("consent").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Allow access — {{.Tenant}}</title>
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem}
+button{margin:1rem .5rem 0 0;padding:.5rem 1rem}code{background:#eee;padding:0 .2rem}</style></head>
+<body><h1>Allow {{.Client}}?</h1>
+<p><strong>{{.Client}}</strong> (returning to <code>{{.Host}}</code>) asks to act for you at <strong>{{.Tenant}}</strong>:</p>
+<ul>{{range .Scopes}}<li>{{.}}</li>{{end}}</ul>
+<form method="post" action="{{.Action}}">
+{{range $k, $v := .Hidden}}<input type="hidden" name="{{$k}}" value="{{$v}}">
+{{end}}<input type="hidden" name="csrf" value="{{.CSRF}}">
+<button type="submit" name="consent" value="allow">Allow</button><button type="submit" name="consent" value="deny">Deny</button></form></body></html>`))
+
+// scopeWords says what each scope lets a client do.
+var scopeWords = map[string]string{
+	"openid":         "know who you are",
+	"profile":        "see your name",
+	"email":          "see your email address",
+	"offline_access": "keep acting for you while you are away",
+	"mcp":            "call tools for you through the MCP gateway",
+	"a2a":            "call agents for you",
+}
+
 var errorPage = template.Must(template.New("error").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Authorization error</title></head>
 <body><h1>This sign-in request cannot continue</h1><p>{{.}}</p></body></html>`))
@@ -112,7 +137,56 @@ func (h *Handler) authorize(c *fiber.Ctx, posted bool) error {
 		}
 		return redirect(c, req.RedirectURI, url.Values{"code": {code}, "state": {req.State}, "iss": {iss}})
 	}
+	// finish hands out the code once the person has allowed the client
+	// what it asks (first-party clients and earlier consents aside).
+	finish := func(user uuid.UUID, in oauth.SignIn) error {
+		need, err := h.Server.NeedsConsent(ctx, req, user)
+		if err != nil {
+			return page(c, 503, errorPage, "the sign-in is unavailable; try again")
+		}
+		if !need {
+			return issue(user, in)
+		}
+		if req.Prompted("none") {
+			return redirectErr("consent_required", "the person must allow this client first")
+		}
+		token := newCSRF()
+		c.Cookie(&fiber.Cookie{Name: csrfCookie, Value: token, Path: "/t/" + t.Slug + "/authorize", HTTPOnly: true, SameSite: "Strict",
+			Secure: strings.HasPrefix(iss, "https://")})
+		secure(c)
+		var words []string
+		for _, sc := range req.Scope {
+			if w, ok := scopeWords[sc]; ok {
+				words = append(words, w)
+			}
+		}
+		host := req.RedirectURI
+		if u, err := url.Parse(req.RedirectURI); err == nil && u.Host != "" {
+			host = u.Scheme + "://" + u.Host
+		}
+		return page(c, 200, consentPage, map[string]any{"Tenant": t.Name, "Client": req.ClientName, "Host": host, "Scopes": words,
+			"Hidden": hidden, "CSRF": token, "Action": "/t/" + t.Slug + "/authorize" + resourceQuery(req.Resources)})
+	}
 	sso := ssoCookie(t, iss)
+	if posted && c.FormValue("consent") != "" {
+		// The person's answer on the consent page, for their SSO session.
+		cookie := c.Cookies(csrfCookie)
+		bs, err := h.Auth.BrowserSessionOf(ctx, t, c.Cookies(sso.Name))
+		switch {
+		case err != nil:
+			return page(c, 503, errorPage, "the sign-in is unavailable; try again")
+		case bs == nil:
+			return show(200, "")
+		case cookie == "" || subtle.ConstantTimeCompare([]byte(cookie), []byte(c.FormValue("csrf"))) != 1:
+			return show(403, "The form expired; please sign in again.")
+		case c.FormValue("consent") != "allow":
+			return redirectErr("access_denied", "the person did not allow this client")
+		}
+		if err := h.Server.Consent(ctx, req, bs.UserID); err != nil {
+			return page(c, 503, errorPage, "the sign-in could not be completed")
+		}
+		return issue(bs.UserID, oauth.SignIn{SessionID: bs.ID, AuthTime: bs.AuthTime, AMR: bs.AMR})
+	}
 	if !posted || c.FormValue("password") == "" {
 		// A live SSO session signs the person in without a page, unless
 		// the client asks for a new sign-in (prompt=login) or the last
@@ -126,7 +200,7 @@ func (h *Handler) authorize(c *fiber.Ctx, posted bool) error {
 			(req.HintSubject != "" && req.HintSubject != bs.UserID.String()) {
 			return show(200, "")
 		}
-		return issue(bs.UserID, oauth.SignIn{SessionID: bs.ID, AuthTime: bs.AuthTime, AMR: bs.AMR})
+		return finish(bs.UserID, oauth.SignIn{SessionID: bs.ID, AuthTime: bs.AuthTime, AMR: bs.AMR})
 	}
 	cookie := c.Cookies(csrfCookie)
 	if cookie == "" || subtle.ConstantTimeCompare([]byte(cookie), []byte(c.FormValue("csrf"))) != 1 {
@@ -147,7 +221,7 @@ func (h *Handler) authorize(c *fiber.Ctx, posted bool) error {
 	sso.Value = value
 	sso.Expires = time.Now().Add(time.Duration(tenant.PoliciesOf(t).Session.LifetimeHours) * time.Hour)
 	c.Cookie(sso)
-	return issue(u.ID, oauth.SignIn{SessionID: bs.ID, AuthTime: bs.AuthTime, AMR: bs.AMR})
+	return finish(u.ID, oauth.SignIn{SessionID: bs.ID, AuthTime: bs.AuthTime, AMR: bs.AMR})
 }
 
 // ssoCookie is the SSO session cookie of a tenant (docs/design §12): over

@@ -32,7 +32,7 @@ func authorizationCodeWithPKCE(t *testing.T, flavor store.Flavor) {
 	slug := apptest.UniqueSlug("cf")
 	_, tok := h.TenantAdmin(t, slug)
 	redirectURI := "http://127.0.0.1:9999/callback"
-	resp, body := h.DoAs(tok, "POST", "/api/v1/clients", map[string]any{"name": "Inspector", "redirect_uris": []string{redirectURI}})
+	resp, body := h.DoAs(tok, "POST", "/api/v1/clients", map[string]any{"name": "Inspector", "redirect_uris": []string{redirectURI}, "first_party": true})
 	apptest.Expect(t, resp, body, 201, "register client")
 	clientID := apptest.Decode[struct {
 		ClientID string `json:"client_id"`

@@ -26,7 +26,7 @@ func TestGoOIDCCodeFlow(t *testing.T) {
 	slug := apptest.UniqueSlug("oidc")
 	_, tok := h.TenantAdmin(t, slug)
 	redirectURI := "http://127.0.0.1:9999/cb"
-	resp, body := h.DoAs(tok, "POST", "/api/v1/clients", map[string]any{"name": "Go app", "redirect_uris": []string{redirectURI}})
+	resp, body := h.DoAs(tok, "POST", "/api/v1/clients", map[string]any{"name": "Go app", "redirect_uris": []string{redirectURI}, "first_party": true})
 	apptest.Expect(t, resp, body, 201, "client")
 	clientID := apptest.Decode[struct {
 		ClientID string `json:"client_id"`

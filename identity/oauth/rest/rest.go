@@ -314,6 +314,32 @@ func (h *Handler) MountClients(api *httpx.API) {
 		Request: oauth.AppClientInput{}, Response: oauth.AppClient{}, Status: 201, Handler: httpx.CreateJSON(h.Server.CreateAppClient, nil)})
 	api.Handle(httpx.Route{Method: "DELETE", Path: "/clients/:id", OperationID: "deleteClient", Summary: "Remove a relying-party client",
 		Tags: t, Roles: roles, Status: 204, Handler: httpx.DeleteByID(h.Server.DeleteAppClient)})
+
+	me := []string{"me"}
+	api.Handle(httpx.Route{Method: "GET", Path: "/me/consents", OperationID: "listMyConsents", Summary: "What you allowed applications",
+		Tags: me, Response: []oauth.Consent{}, Handler: func(c *fiber.Ctx) error {
+			id, err := httpx.Self(c.UserContext())
+			if err != nil {
+				return err
+			}
+			out, err := h.Server.Consents(c.UserContext(), id)
+			if err != nil {
+				return err
+			}
+			return c.JSON(out)
+		}})
+	api.Handle(httpx.Route{Method: "DELETE", Path: "/me/consents/:client_id", OperationID: "revokeMyConsent",
+		Summary: "Withdraw your consent to an application (the tokens it holds for you end)", Tags: me, Status: 204,
+		Handler: func(c *fiber.Ctx) error {
+			id, err := httpx.Self(c.UserContext())
+			if err != nil {
+				return err
+			}
+			if err := h.Server.RevokeConsent(c.UserContext(), id, c.Params("client_id")); err != nil {
+				return err
+			}
+			return c.SendStatus(204)
+		}})
 }
 
 // register is RFC 7591 dynamic registration under the tenant's policy.

@@ -34,15 +34,15 @@ func ssoSession(t *testing.T, flavor store.Flavor) {
 	tid, tok := h.TenantAdmin(t, slug)
 	redirectURI := "http://127.0.0.1:9999/callback"
 	bye := "http://127.0.0.1:9999/bye"
-	client := func(name string) string {
+	client := func(name string, firstParty bool) string {
 		resp, body := h.DoAs(tok, "POST", "/api/v1/clients", map[string]any{"name": name, "redirect_uris": []string{redirectURI},
-			"post_logout_redirect_uris": []string{bye}})
+			"post_logout_redirect_uris": []string{bye}, "first_party": firstParty})
 		apptest.Expect(t, resp, body, 201, "register client")
 		return apptest.Decode[struct {
 			ClientID string `json:"client_id"`
 		}](t, body).ClientID
 	}
-	first, second := client("First"), client("Second")
+	first, second, third := client("First", true), client("Second", true), client("Third", false)
 	for _, email := range []string{"ada@sso.test", "bob@sso.test"} {
 		resp, body := h.DoAs(tok, "POST", "/api/v1/users", map[string]any{"email": email, "password": "Analytical-engine-1843"})
 		apptest.Expect(t, resp, body, 201, "user")
@@ -232,6 +232,99 @@ func ssoSession(t *testing.T, flavor store.Flavor) {
 	}
 	// The other session still signs in.
 	codeOf(func() *http.Response { r, _ := authz(again.Value, params(second, "prompt", "none")); return r }())
+
+	// Consent: a client that is not first-party gets a code only once the
+	// person allowed what it asks; the answer is remembered, asked again
+	// for more scopes or prompt=consent, and can be withdrawn.
+	r, _ = authz(again.Value, params(third, "prompt", "none"))
+	if loc, _ := url.Parse(r.Header.Get("Location")); r.StatusCode != 302 || loc.Query().Get("error") != "consent_required" {
+		t.Fatalf("prompt=none before consent: %d %s", r.StatusCode, r.Header.Get("Location"))
+	}
+	consentPage := func(v url.Values) (*http.Response, string) {
+		t.Helper()
+		r, page := authz(again.Value, v)
+		if r.StatusCode != 200 || !strings.Contains(page, `value="allow"`) || !strings.Contains(page, "Third") ||
+			!strings.Contains(page, "http://127.0.0.1:9999") || r.Header.Get("X-Frame-Options") != "DENY" {
+			t.Fatalf("consent page: %d %s", r.StatusCode, page)
+		}
+		return r, page
+	}
+	answer := func(v url.Values, page, choice string, cookies []*http.Cookie, withCSRF bool) *http.Response {
+		t.Helper()
+		form := url.Values{}
+		for k := range v {
+			form.Set(k, v.Get(k))
+		}
+		form.Set("consent", choice)
+		if m := csrfRE.FindStringSubmatch(page); withCSRF && m != nil {
+			form.Set("csrf", m[1])
+		}
+		req, _ := http.NewRequest("POST", h.Admin+"/t/"+slug+"/authorize", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.AddCookie(&http.Cookie{Name: ssoName, Value: again.Value})
+		for _, c := range cookies {
+			req.AddCookie(c)
+		}
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	v := params(third)
+	r, page = consentPage(v)
+	if resp := answer(v, page, "allow", r.Cookies(), false); resp.StatusCode != 403 {
+		t.Fatalf("consent without the CSRF token: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	r, page = consentPage(v)
+	resp = answer(v, page, "deny", r.Cookies(), true)
+	if loc, _ := url.Parse(resp.Header.Get("Location")); resp.StatusCode != 302 || loc.Query().Get("error") != "access_denied" {
+		t.Fatalf("denied consent: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	r, page = consentPage(v)
+	thirdTokens := exchange(third, codeOf(answer(v, page, "allow", r.Cookies(), true)))
+	codeOf(func() *http.Response { r, _ := authz(again.Value, params(third, "prompt", "none")); return r }()) // remembered
+	consentPage(params(third, "prompt", "consent"))
+	consentPage(params(third, "scope", "openid offline_access email"))
+	// The person sees and withdraws it; the client's tokens for them end.
+	resp, body = h.DoAs("", "POST", "/api/v1/auth/login", map[string]any{"tenant": slug, "login": "ada@sso.test", "password": "Analytical-engine-1843"})
+	apptest.Expect(t, resp, body, 200, "ada signs in to the API")
+	ada := apptest.Decode[struct {
+		AccessToken string `json:"access_token"`
+	}](t, body).AccessToken
+	resp, body = h.DoAs(ada, "GET", "/api/v1/me/consents", nil)
+	apptest.Expect(t, resp, body, 200, "consents")
+	if !strings.Contains(string(body), `"client_id":"`+third+`"`) || !strings.Contains(string(body), `"client_name":"Third"`) {
+		t.Fatalf("consents: %s", body)
+	}
+	resp, body = h.DoAs(ada, "DELETE", "/api/v1/me/consents/"+third, nil)
+	apptest.Expect(t, resp, body, 204, "withdraw consent")
+	if c, out := h.Form("/t/"+slug+"/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {third}, "refresh_token": {thirdTokens["refresh_token"].(string)}}, "", ""); c != 400 {
+		t.Fatalf("a refresh token after the consent was withdrawn: %d %v", c, out)
+	}
+	resp, body = h.DoAs(ada, "DELETE", "/api/v1/me/consents/"+third, nil)
+	apptest.Expect(t, resp, body, 404, "withdraw twice")
+	consentPage(params(third))
+	// Removing a client removes the consents people gave it.
+	r, page = consentPage(v)
+	exchange(third, codeOf(answer(v, page, "allow", r.Cookies(), true)))
+	resp, body = h.DoAs(tok, "GET", "/api/v1/clients", nil)
+	thirdID := ""
+	for _, c := range apptest.Decode[[]struct {
+		ID       string `json:"id"`
+		ClientID string `json:"client_id"`
+	}](t, body) {
+		if c.ClientID == third {
+			thirdID = c.ID
+		}
+	}
+	resp, body = h.DoAs(tok, "DELETE", "/api/v1/clients/"+thirdID, nil)
+	apptest.Expect(t, resp, body, 204, "delete the client")
+	resp, body = h.DoAs(ada, "GET", "/api/v1/me/consents", nil)
+	if resp.StatusCode != 200 || strings.Contains(string(body), third) {
+		t.Fatalf("consents after the client was removed: %d %s", resp.StatusCode, body)
+	}
 
 	// RP-initiated logout.
 	endSession := func(sso string, posted bool, v url.Values, cookies ...*http.Cookie) (*http.Response, string) {
