@@ -310,6 +310,7 @@ func ssoSession(t *testing.T, flavor store.Flavor) {
 	r, page = consentPage(v)
 	exchange(third, codeOf(answer(v, page, "allow", r.Cookies(), true)))
 	resp, body = h.DoAs(tok, "GET", "/api/v1/clients", nil)
+	apptest.Expect(t, resp, body, 200, "clients")
 	thirdID := ""
 	for _, c := range apptest.Decode[[]struct {
 		ID       string `json:"id"`
