@@ -115,5 +115,5 @@ func (s *Server) fetchMetadata(ctx context.Context, clientID string) (*AppClient
 	if doc.Scope != "" {
 		scope = doc.Scope
 	}
-	return &AppClient{ClientID: clientID, Name: name, ClientType: "public", RedirectURIs: doc.RedirectURIs, Scope: scope}, nil
+	return &AppClient{ClientID: clientID, Name: name, ClientType: "public", TokenEndpointAuthMethod: "none", RedirectURIs: doc.RedirectURIs, Scope: scope}, nil
 }

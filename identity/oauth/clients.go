@@ -2,6 +2,11 @@ package oauth
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
 	"net/url"
 	"strings"
 	"time"
@@ -17,11 +22,16 @@ import (
 // AppClient is a relying-party client (an application people sign in to,
 // such as an MCP client); NHI clients are managed with their NHIs.
 type AppClient struct {
-	ID           uuid.UUID `json:"id"`
-	ClientID     string    `json:"client_id"`
-	Name         string    `json:"name"`
-	ClientType   string    `json:"client_type" doc:"public (PKCE, no secret) in this release"`
-	RedirectURIs []string  `json:"redirect_uris"`
+	ID         uuid.UUID `json:"id"`
+	ClientID   string    `json:"client_id"`
+	Name       string    `json:"name"`
+	ClientType string    `json:"client_type" doc:"public (PKCE, no secret) or confidential (authenticates at the token endpoint)"`
+	// TokenEndpointAuthMethod is none (public) or client_secret_basic /
+	// client_secret_post (confidential).
+	TokenEndpointAuthMethod string `json:"token_endpoint_auth_method"`
+	// ClientSecret is shown once, in the answer that creates the client.
+	ClientSecret string   `json:"client_secret,omitempty"`
+	RedirectURIs []string `json:"redirect_uris"`
 	// PostLogoutRedirectURIs are where RP-initiated logout may send the
 	// browser back (exact match).
 	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
@@ -32,9 +42,14 @@ type AppClient struct {
 	CreatedAt  time.Time `json:"created_at"`
 	Version    int64     `json:"version"`
 	// ratHash is the SHA-256 of a dynamically registered client's
-	// registration access token ("" for others).
-	ratHash string
+	// registration access token ("" for others); secretHash that of a
+	// confidential client's secret.
+	ratHash, secretHash string
 }
+
+// Confidential reports whether the client authenticates at the token
+// endpoint.
+func (c *AppClient) Confidential() bool { return c.ClientType == "confidential" }
 
 // AppClientInput registers a relying-party client.
 type AppClientInput struct {
@@ -42,7 +57,10 @@ type AppClientInput struct {
 	RedirectURIs           []string `json:"redirect_uris"`
 	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty" doc:"where RP-initiated logout may send the browser back (exact match)"`
 	FirstParty             bool     `json:"first_party,omitempty" doc:"the organization's own application: people are not asked to consent"`
-	Scope                  string   `json:"scope,omitempty" doc:"default: openid profile email offline_access mcp a2a"`
+	// TokenEndpointAuthMethod makes a confidential client (a web
+	// application with a server side): its secret is in the answer, once.
+	TokenEndpointAuthMethod string `json:"token_endpoint_auth_method,omitempty" doc:"none (public, PKCE; the default), client_secret_basic or client_secret_post (confidential: a secret is issued, shown once)"`
+	Scope                   string `json:"scope,omitempty" doc:"default: openid profile email offline_access mcp a2a"`
 }
 
 // ClientEvent is the change-event kind of relying-party clients.
@@ -62,6 +80,32 @@ func validRedirect(raw string) error {
 		return apperr.Invalid("redirect_uris", "must be https, loopback http, or a reverse-DNS private scheme")
 	}
 	return nil
+}
+
+func hashSecret(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// AuthenticateApp checks the secret of a confidential relying party
+// presented with method (client_secret_basic or client_secret_post).
+// Failures are counted per client and address and slowed down, and all
+// answer ErrInvalidClient.
+func (s *Server) AuthenticateApp(ctx context.Context, clientID, secret, method, remote string) (*AppClient, error) {
+	key := clientID + "|" + remote
+	if !s.limiter.allow(key, s.cfg.Now()) {
+		return nil, ErrSlowDown
+	}
+	c, err := s.appClient(ctx, clientID)
+	if apperr.KindOf(err) == apperr.KindUnavailable {
+		return nil, AsError(err)
+	}
+	if err != nil || c.secretHash == "" || secret == "" || c.TokenEndpointAuthMethod != method ||
+		subtle.ConstantTimeCompare([]byte(c.secretHash), []byte(hashSecret(secret))) != 1 {
+		s.limiter.fail(key, s.cfg.Now())
+		return nil, ErrInvalidClient
+	}
+	return c, nil
 }
 
 // validPostLogout checks post-logout redirect URIs as redirect URIs.
@@ -112,8 +156,22 @@ func (s *Server) createAppClient(ctx context.Context, in AppClientInput, ratHash
 	}
 	now := store.Now()
 	c := &AppClient{ID: uuid.Must(uuid.NewV7()), ClientID: "app-" + strings.ReplaceAll(uuid.NewString(), "-", "")[:20], Name: in.Name,
-		ClientType: "public", RedirectURIs: in.RedirectURIs, PostLogoutRedirectURIs: in.PostLogoutRedirectURIs, FirstParty: in.FirstParty, Scope: in.Scope,
-		CreatedAt: now, Version: 1, ratHash: ratHash}
+		ClientType: "public", TokenEndpointAuthMethod: "none", RedirectURIs: in.RedirectURIs, PostLogoutRedirectURIs: in.PostLogoutRedirectURIs,
+		FirstParty: in.FirstParty, Scope: in.Scope, CreatedAt: now, Version: 1, ratHash: ratHash}
+	var secret string // in the answer only: never in the audit record or the change event
+	switch in.TokenEndpointAuthMethod {
+	case "", "none":
+	case "client_secret_basic", "client_secret_post":
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return nil, err
+		}
+		c.ClientType, c.TokenEndpointAuthMethod = "confidential", in.TokenEndpointAuthMethod
+		secret = "xvs_" + base64.RawURLEncoding.EncodeToString(b)
+		c.secretHash = hashSecret(secret)
+	default:
+		return nil, apperr.Invalid("token_endpoint_auth_method", "must be none, client_secret_basic or client_secret_post")
+	}
 	err := s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		if err := insertAppClient(ctx, tx, c); err != nil {
 			return err
@@ -126,6 +184,7 @@ func (s *Server) createAppClient(ctx context.Context, in AppClientInput, ratHash
 	if err != nil {
 		return nil, err
 	}
+	c.ClientSecret = secret
 	return c, nil
 }
 

@@ -155,13 +155,17 @@ func (s *Server) ValidateAuthorize(ctx context.Context, slug string, q func(stri
 	if q("response_type") != "code" {
 		return req, bad("unsupported_response_type", "only response_type=code")
 	}
-	if req.CodeChallenge == "" {
+	switch {
+	case req.CodeChallenge == "" && !c.Confidential():
 		return req, bad("invalid_request", "PKCE is required: code_challenge with code_challenge_method=S256")
-	}
-	if q("code_challenge_method") != "S256" {
+	case req.CodeChallenge == "" && q("code_challenge_method") != "":
+		return req, bad("invalid_request", "code_challenge_method without code_challenge")
+	case req.CodeChallenge == "":
+		// A confidential client may go without PKCE: it authenticates
+		// when it redeems the code.
+	case q("code_challenge_method") != "S256":
 		return req, bad("invalid_request", "code_challenge_method must be S256")
-	}
-	if !verifierRE.MatchString(req.CodeChallenge) {
+	case !verifierRE.MatchString(req.CodeChallenge):
 		return req, bad("invalid_request", "malformed code_challenge")
 	}
 	req.Scope = intersect(strings.Fields(q("scope")), strings.Fields(c.Scope))
@@ -203,15 +207,26 @@ func (s *Server) IssueCode(ctx context.Context, req *AuthorizeRequest, user uuid
 	return code, err
 }
 
-// ExchangeCode is the authorization_code grant for a public client: the
+// ExchangeCode is the authorization_code grant of a relying party: the
 // code is single use (a replay revokes what it issued), bound to the
 // client, the redirect URI and the PKCE verifier.
-func (s *Server) ExchangeCode(ctx context.Context, slug, clientID, code, redirect, verifier string) (*TokenResponse, error) {
-	if !verifierRE.MatchString(verifier) {
+//
+// authenticated says the client authenticated (a confidential client);
+// a confidential client must, and may then redeem a code issued without
+// PKCE. A code issued with a code_challenge always needs its verifier.
+func (s *Server) ExchangeCode(ctx context.Context, slug, clientID, code, redirect, verifier string, authenticated bool) (*TokenResponse, error) {
+	if verifier != "" && !verifierRE.MatchString(verifier) {
+		return nil, oerr(400, "invalid_grant", "a code_verifier has 43 to 128 characters")
+	}
+	if verifier == "" && !authenticated {
 		return nil, oerr(400, "invalid_grant", "a code_verifier of 43 to 128 characters is required")
 	}
-	if _, err := s.appClient(ctx, clientID); err != nil {
+	app, err := s.appClient(ctx, clientID)
+	if err != nil {
 		return nil, clientFailure(err)
+	}
+	if app.Confidential() && !authenticated {
+		return nil, ErrInvalidClient
 	}
 	tid, _ := store.TenantFrom(ctx)
 	var (
@@ -227,7 +242,7 @@ func (s *Server) ExchangeCode(ctx context.Context, slug, clientID, code, redirec
 		reused    bool
 	)
 	invalid := oerr(400, "invalid_grant", "the code is invalid, expired, used, or not yours")
-	err := s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+	err = s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		reused = false
 		row, err := lockCode(ctx, tx, hashCode(code))
 		if store.NoRows(err) {
@@ -248,7 +263,9 @@ func (s *Server) ExchangeCode(ctx context.Context, slug, clientID, code, redirec
 			return nil
 		}
 		sum := sha256.Sum256([]byte(verifier))
-		if row.clientID != clientID || row.redirectURI != redirect || !store.Now().Before(row.expires) || base64.RawURLEncoding.EncodeToString(sum[:]) != row.challenge {
+		pkce := (row.challenge == "" && verifier == "" && authenticated) ||
+			(row.challenge != "" && verifier != "" && base64.RawURLEncoding.EncodeToString(sum[:]) == row.challenge)
+		if row.clientID != clientID || row.redirectURI != redirect || !store.Now().Before(row.expires) || !pkce {
 			return invalid
 		}
 		auds, e := s.Resources(ctx, slug, resources)
@@ -310,12 +327,17 @@ func (s *Server) userToken(ctx context.Context, sub, clientID, scope string, aud
 	return &TokenResponse{AccessToken: raw, TokenType: "Bearer", ExpiresIn: int(s.cfg.AccessTTL.Seconds()), RefreshToken: refresh, Scope: scope}, nil
 }
 
-// RefreshForClient rotates a refresh token issued to a public client that
-// still exists (a deleted client uses the token endpoint no more).
-func (s *Server) RefreshForClient(ctx context.Context, clientID, raw string) (*TokenResponse, error) {
+// RefreshForClient rotates a refresh token issued to a relying party that
+// still exists (a deleted client uses the token endpoint no more); a
+// confidential one must have authenticated.
+func (s *Server) RefreshForClient(ctx context.Context, clientID, raw string, authenticated bool) (*TokenResponse, error) {
 	tid, _ := store.TenantFrom(ctx)
-	if _, err := s.appClient(ctx, clientID); err != nil {
+	app, err := s.appClient(ctx, clientID)
+	if err != nil {
 		return nil, clientFailure(err)
+	}
+	if app.Confidential() && !authenticated {
+		return nil, ErrInvalidClient
 	}
 	if t, err := token.RefreshTenant(raw); err != nil || t != tid {
 		return nil, oerr(400, "invalid_grant", "the refresh token is invalid")

@@ -15,40 +15,41 @@ import (
 // The OAuth stores: relying-party clients (the oauth_clients rows that
 // belong to no NHI) and authorization codes.
 
-const appClientCols = `id, client_id, name, client_type, redirect_uris, scope, created_at, version, metadata`
+const appClientCols = `id, client_id, name, client_type, token_endpoint_auth_method, redirect_uris, scope, created_at, version, metadata`
 
 // clientMeta is what oauth_clients.metadata holds for a relying party.
 type clientMeta struct {
 	RAT        string   `json:"registration_token_sha256,omitempty"`
 	PostLogout []string `json:"post_logout_redirect_uris,omitempty"`
 	FirstParty bool     `json:"first_party,omitempty"`
+	Secret     string   `json:"client_secret_sha256,omitempty"`
 }
 
 func metaOf(c *AppClient) string {
-	b, _ := json.Marshal(clientMeta{RAT: c.ratHash, PostLogout: c.PostLogoutRedirectURIs, FirstParty: c.FirstParty})
+	b, _ := json.Marshal(clientMeta{RAT: c.ratHash, PostLogout: c.PostLogoutRedirectURIs, FirstParty: c.FirstParty, Secret: c.secretHash}) //nolint:gosec // G117: the secret's SHA-256, not the secret
 	return string(b)
 }
 
 func scanAppClient(r store.Scanner) (*AppClient, error) {
 	var c AppClient
 	var redirects, meta []byte
-	if err := r.Scan(&c.ID, &c.ClientID, &c.Name, &c.ClientType, &redirects, &c.Scope, &c.CreatedAt, &c.Version, &meta); err != nil {
+	if err := r.Scan(&c.ID, &c.ClientID, &c.Name, &c.ClientType, &c.TokenEndpointAuthMethod, &redirects, &c.Scope, &c.CreatedAt, &c.Version, &meta); err != nil {
 		return nil, err
 	}
 	_ = json.Unmarshal(redirects, &c.RedirectURIs)
 	var m clientMeta
 	_ = json.Unmarshal(meta, &m)
-	c.ratHash, c.PostLogoutRedirectURIs, c.FirstParty = m.RAT, m.PostLogout, m.FirstParty
+	c.ratHash, c.PostLogoutRedirectURIs, c.FirstParty, c.secretHash = m.RAT, m.PostLogout, m.FirstParty, m.Secret
 	return &c, nil
 }
 
-// insertAppClient stores a public relying-party client with its metadata.
+// insertAppClient stores a relying-party client with its metadata.
 func insertAppClient(ctx context.Context, tx *store.Tx, c *AppClient) error {
 	redirects, _ := json.Marshal(c.RedirectURIs)
 	_, err := tx.Exec(ctx, `INSERT INTO oauth_clients (tenant_id, id, client_id, name, client_type, token_endpoint_auth_method, grant_types,
-		redirect_uris, scope, jwks, metadata, created_at, updated_at, version) VALUES ($1, $2, $3, $4, 'public', 'none',
+		redirect_uris, scope, jwks, metadata, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $9, $10,
 		'["authorization_code","refresh_token"]', $5, $6, '{"keys":[]}', $8, $7, $7, 1)`,
-		tx.TenantID(), c.ID, c.ClientID, c.Name, string(redirects), c.Scope, c.CreatedAt, metaOf(c))
+		tx.TenantID(), c.ID, c.ClientID, c.Name, string(redirects), c.Scope, c.CreatedAt, metaOf(c), c.ClientType, c.TokenEndpointAuthMethod)
 	return err
 }
 

@@ -164,36 +164,52 @@ func (h *Handler) metadata(c *fiber.Ctx) error {
 // client authenticates the client: private_key_jwt when the form carries
 // an assertion, else a secret from Basic auth or the form (one method only).
 func (h *Handler) client(c *fiber.Ctx, ctx context.Context) (*oauth.Client, error) {
-	id, secret := c.FormValue("client_id"), c.FormValue("client_secret")
 	if at := c.FormValue("client_assertion_type"); at != "" || c.FormValue("client_assertion") != "" {
-		if at != oauth.AssertionType || secret != "" || c.Get(fiber.HeaderAuthorization) != "" {
+		if at != oauth.AssertionType || c.FormValue("client_secret") != "" || c.Get(fiber.HeaderAuthorization) != "" {
 			return nil, &oauth.Error{Code: "invalid_request", Description: "use one client authentication method; client_assertion_type must be jwt-bearer", Status: 400}
 		}
 		slug := c.Params("slug")
-		return h.Server.AuthenticateAssertion(ctx, c.FormValue("client_assertion"), id, slug, h.Server.Issuer(slug)+c.Path()[len("/t/"+slug):], c.IP())
+		return h.Server.AuthenticateAssertion(ctx, c.FormValue("client_assertion"), c.FormValue("client_id"), slug,
+			h.Server.Issuer(slug)+c.Path()[len("/t/"+slug):], c.IP())
 	}
-	if hdr := c.Get(fiber.HeaderAuthorization); hdr != "" {
-		scheme, value, _ := strings.Cut(hdr, " ")
-		if !strings.EqualFold(scheme, "Basic") || secret != "" {
-			return nil, &oauth.Error{Code: "invalid_request", Description: "use one client authentication method", Status: 400}
-		}
-		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(value))
-		if err != nil {
-			return nil, oauth.ErrInvalidClient
-		}
-		u, p, ok := strings.Cut(string(raw), ":")
-		if !ok {
-			return nil, oauth.ErrInvalidClient
-		}
-		// RFC 6749 §2.3.1: both parts are form-urlencoded.
-		bu, err1 := url.QueryUnescape(u)
-		bp, err2 := url.QueryUnescape(p)
-		if err1 != nil || err2 != nil || (id != "" && id != bu) {
-			return nil, oauth.ErrInvalidClient
-		}
-		id, secret = bu, bp
+	id, secret, _, err := credentials(c)
+	if err != nil {
+		return nil, err
 	}
 	return h.Server.Authenticate(ctx, id, secret, c.IP())
+}
+
+// credentials reads a client's id and secret from HTTP Basic
+// (client_secret_basic) or the form (client_secret_post), and says which.
+// Assertions are not credentials here.
+func credentials(c *fiber.Ctx) (id, secret, method string, err error) {
+	id, secret = c.FormValue("client_id"), c.FormValue("client_secret")
+	if c.FormValue("client_assertion") != "" || c.FormValue("client_assertion_type") != "" {
+		return "", "", "", &oauth.Error{Code: "invalid_client", Description: "this client authenticates with its secret", Status: 401}
+	}
+	hdr := c.Get(fiber.HeaderAuthorization)
+	if hdr == "" {
+		return id, secret, "client_secret_post", nil
+	}
+	scheme, value, _ := strings.Cut(hdr, " ")
+	if !strings.EqualFold(scheme, "Basic") || secret != "" {
+		return "", "", "", &oauth.Error{Code: "invalid_request", Description: "use one client authentication method", Status: 400}
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(value))
+	if err != nil {
+		return "", "", "", oauth.ErrInvalidClient
+	}
+	u, p, ok := strings.Cut(string(raw), ":")
+	if !ok {
+		return "", "", "", oauth.ErrInvalidClient
+	}
+	// RFC 6749 §2.3.1: both parts are form-urlencoded.
+	bu, err1 := url.QueryUnescape(u)
+	bp, err2 := url.QueryUnescape(p)
+	if err1 != nil || err2 != nil || (id != "" && id != bu) {
+		return "", "", "", oauth.ErrInvalidClient
+	}
+	return bu, bp, "client_secret_basic", nil
 }
 
 func multi(c *fiber.Ctx, key string) []string {
@@ -227,16 +243,28 @@ func (h *Handler) token(c *fiber.Ctx) error {
 		out, err := h.Server.ClientCredentials(ctx, t.Slug, cl, strings.Fields(c.FormValue("scope")), multi(c, "resource"))
 		return h.write(c, out, err)
 	case oauth.GrantAuthorizationCode, oauth.GrantRefreshToken:
-		// Public clients (auth method none): the client is named, PKCE
-		// and rotation protect the grant.
-		if c.FormValue("client_secret") != "" || c.Get(fiber.HeaderAuthorization) != "" || c.FormValue("client_id") == "" {
-			return h.write(c, nil, &oauth.Error{Code: "invalid_client", Description: "this grant is for public clients: send client_id only", Status: 401})
+		// Relying parties: a public client (auth method none) names
+		// itself, PKCE and rotation protect the grant; a confidential one
+		// authenticates with its secret as it registered.
+		clientID, authenticated := c.FormValue("client_id"), false
+		if c.FormValue("client_secret") != "" || c.Get(fiber.HeaderAuthorization) != "" || c.FormValue("client_assertion") != "" {
+			id, secret, method, err := credentials(c)
+			if err != nil {
+				return h.write(c, nil, err)
+			}
+			app, err := h.Server.AuthenticateApp(ctx, id, secret, method, c.IP())
+			if err != nil {
+				return h.write(c, nil, err)
+			}
+			clientID, authenticated = app.ClientID, true
+		} else if clientID == "" {
+			return h.write(c, nil, &oauth.Error{Code: "invalid_client", Description: "name the client (client_id), or authenticate it", Status: 401})
 		}
 		if c.FormValue("grant_type") == oauth.GrantAuthorizationCode {
-			out, err := h.Server.ExchangeCode(ctx, t.Slug, c.FormValue("client_id"), c.FormValue("code"), c.FormValue("redirect_uri"), c.FormValue("code_verifier"))
+			out, err := h.Server.ExchangeCode(ctx, t.Slug, clientID, c.FormValue("code"), c.FormValue("redirect_uri"), c.FormValue("code_verifier"), authenticated)
 			return h.write(c, out, err)
 		}
-		out, err := h.Server.RefreshForClient(ctx, c.FormValue("client_id"), c.FormValue("refresh_token"))
+		out, err := h.Server.RefreshForClient(ctx, clientID, c.FormValue("refresh_token"), authenticated)
 		return h.write(c, out, err)
 	}
 	cl, err := h.client(c, ctx)
@@ -310,7 +338,7 @@ func (h *Handler) MountClients(api *httpx.API) {
 			return c.JSON(out)
 		}})
 	api.Handle(httpx.Route{Method: "POST", Path: "/clients", OperationID: "createClient",
-		Summary: "Register a public relying-party client (authorization code + PKCE)", Tags: t, Roles: roles,
+		Summary: "Register a relying-party client: public (authorization code + PKCE) or confidential (a secret, shown once)", Tags: t, Roles: roles,
 		Request: oauth.AppClientInput{}, Response: oauth.AppClient{}, Status: 201, Handler: httpx.CreateJSON(h.Server.CreateAppClient, nil)})
 	api.Handle(httpx.Route{Method: "DELETE", Path: "/clients/:id", OperationID: "deleteClient", Summary: "Remove a relying-party client",
 		Tags: t, Roles: roles, Status: 204, Handler: httpx.DeleteByID(h.Server.DeleteAppClient)})
