@@ -268,26 +268,11 @@ func (s *Server) ExchangeCode(ctx context.Context, slug, clientID, code, redirec
 		if row.clientID != clientID || row.redirectURI != redirect || !store.Now().Before(row.expires) || !pkce {
 			return invalid
 		}
-		auds, e := s.Resources(ctx, slug, resources)
-		if e != nil {
+		var e error
+		if resources, refresh, family, sid, e = s.grantTx(ctx, tx, slug, user, clientID, scope, resources, row.session); e != nil {
 			return e
 		}
-		g := &token.RefreshGrant{TenantID: tid, Subject: user.String(), ClientID: clientID, Scope: scope, Audience: auds,
-			ExpiresAt: store.Now().Add(refreshLifetime)}
-		if row.session != nil {
-			g.SessionID = *row.session // ending the SSO session ends these tokens
-			sid = row.session.String()
-		}
-		var err2 error
-		if refresh, err2 = s.cfg.Tokens.NewRefreshInTx(ctx, tx, g); err2 != nil {
-			return err2
-		}
-		family = g.FamilyID
-		if err := markCodeUsed(ctx, tx, hashCode(code), family); err != nil {
-			return err
-		}
-		resources = auds
-		return nil
+		return markCodeUsed(ctx, tx, hashCode(code), family)
 	})
 	if err != nil {
 		var oe *Error
@@ -299,12 +284,40 @@ func (s *Server) ExchangeCode(ctx context.Context, slug, clientID, code, redirec
 	if reused {
 		return nil, invalid
 	}
-	out, err := s.userToken(ctx, user.String(), clientID, scope, resources, refresh, family)
+	return s.personTokens(ctx, user, clientID, scope, resources, refresh, family, nonce, authTime, amr, sid)
+}
+
+// grantTx starts the refresh family of a person's grant to a client, in
+// the SSO session it was given in (ending the session ends the tokens):
+// it checks the resources and returns them as audiences.
+func (s *Server) grantTx(ctx context.Context, tx *store.Tx, slug string, user uuid.UUID, clientID, scope string, resources []string,
+	session *uuid.UUID) (auds []string, refresh string, family uuid.UUID, sid string, err error) {
+	auds, e := s.Resources(ctx, slug, resources)
+	if e != nil {
+		return nil, "", uuid.Nil, "", e
+	}
+	g := &token.RefreshGrant{TenantID: tx.TenantID(), Subject: user.String(), ClientID: clientID, Scope: scope, Audience: auds,
+		ExpiresAt: store.Now().Add(refreshLifetime)}
+	if session != nil {
+		g.SessionID = *session
+		sid = session.String()
+	}
+	if refresh, err = s.cfg.Tokens.NewRefreshInTx(ctx, tx, g); err != nil {
+		return nil, "", uuid.Nil, "", err
+	}
+	return auds, refresh, g.FamilyID, sid, nil
+}
+
+// personTokens mints a person's access token for a client and, with the
+// openid scope, an ID token (aud = client_id, so it is never accepted as
+// an access token by a resource) that says how and when they signed in.
+func (s *Server) personTokens(ctx context.Context, user uuid.UUID, clientID, scope string, auds []string, refresh string, family uuid.UUID,
+	nonce string, authTime time.Time, amr []string, sid string) (*TokenResponse, error) {
+	out, err := s.userToken(ctx, user.String(), clientID, scope, auds, refresh, family)
 	if err != nil || !slices.Contains(strings.Fields(scope), "openid") {
 		return out, err
 	}
-	// OpenID Connect: an ID token for the client (aud = client_id, so it
-	// is never accepted as an access token by a resource).
+	tid, _ := store.TenantFrom(ctx)
 	out.IDToken, err = s.cfg.Tokens.MintIDToken(ctx, token.Claims{
 		Claims:   jwt.Claims{Subject: user.String(), Audience: jwt.Audience{clientID}, Expiry: jwt.NewNumericDate(s.cfg.Now().Add(s.cfg.AccessTTL))},
 		TenantID: tid, Nonce: nonce, AuthTime: authTime.Unix(), SubjectKind: string(principal.KindUser), AMR: amr, ACR: ACRPassword,

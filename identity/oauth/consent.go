@@ -79,14 +79,14 @@ func (s *Server) Consents(ctx context.Context, user uuid.UUID) ([]Consent, error
 
 // RevokeConsent withdraws a person's consent to a client and ends the
 // tokens the client holds for them.
-func (s *Server) RevokeConsent(ctx context.Context, user uuid.UUID, clientID string) error {
+func (s *Server) RevokeConsent(ctx context.Context, user, id uuid.UUID) error {
 	return s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		ok, err := deleteConsentTx(ctx, tx, user, clientID)
+		clientID, err := deleteConsentTx(ctx, tx, user, id)
 		if err != nil {
 			return err
 		}
-		if !ok {
-			return apperr.New(apperr.KindNotFound, "no consent to that client")
+		if clientID == "" {
+			return apperr.New(apperr.KindNotFound, "no such consent")
 		}
 		if err := s.cfg.Tokens.RevokeGrantInTx(ctx, tx, tx.TenantID(), user.String(), clientID); err != nil {
 			return err

@@ -164,6 +164,7 @@ func markCodeUsed(ctx context.Context, tx *store.Tx, hash string, family uuid.UU
 
 // Consent is what a person allowed a relying party.
 type Consent struct {
+	ID         uuid.UUID `json:"id"`
 	ClientID   string    `json:"client_id"`
 	ClientName string    `json:"client_name"`
 	Scope      string    `json:"scope"`
@@ -184,9 +185,9 @@ func consentScopeTx(ctx context.Context, tx *store.Tx, user uuid.UUID, clientID 
 
 // putConsentTx records the scopes a person granted a client.
 func putConsentTx(ctx context.Context, tx *store.Tx, user uuid.UUID, clientID, scope string, now time.Time) error {
-	_, err := tx.Exec(ctx, `INSERT INTO consents (tenant_id, user_id, client_id, scope, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)
+	_, err := tx.Exec(ctx, `INSERT INTO consents (tenant_id, id, user_id, client_id, scope, created_at, updated_at) VALUES ($1, $6, $2, $3, $4, $5, $5)
 		ON CONFLICT (tenant_id, user_id, client_id) DO UPDATE SET scope = excluded.scope, updated_at = excluded.updated_at`,
-		tx.TenantID(), user, clientID, scope, now)
+		tx.TenantID(), user, clientID, scope, now, uuid.Must(uuid.NewV7()))
 	return err
 }
 
@@ -196,22 +197,89 @@ func listConsentsTx(ctx context.Context, tx *store.Tx, user uuid.UUID) ([]Consen
 	return store.Collect(ctx, tx, func(r store.Scanner) (Consent, error) {
 		var c Consent
 		var name *string
-		err := r.Scan(&c.ClientID, &name, &c.Scope, &c.CreatedAt, &c.UpdatedAt)
+		err := r.Scan(&c.ID, &c.ClientID, &name, &c.Scope, &c.CreatedAt, &c.UpdatedAt)
 		if name != nil {
 			c.ClientName = *name
 		}
 		return c, err
-	}, `SELECT k.client_id, c.name, k.scope, k.created_at, k.updated_at FROM consents k
+	}, `SELECT k.id, k.client_id, c.name, k.scope, k.created_at, k.updated_at FROM consents k
 		LEFT JOIN oauth_clients c ON c.tenant_id = k.tenant_id AND c.client_id = k.client_id
 		WHERE k.tenant_id = $1 AND k.user_id = $2 ORDER BY k.updated_at DESC LIMIT 500`, tx.TenantID(), user)
 }
 
-// deleteConsentTx removes a consent (false when there was none).
-func deleteConsentTx(ctx context.Context, tx *store.Tx, user uuid.UUID, clientID string) (bool, error) {
-	res, err := tx.Exec(ctx, `DELETE FROM consents WHERE tenant_id = $1 AND user_id = $2 AND client_id = $3`, tx.TenantID(), user, clientID)
+// deleteConsentTx removes a person's consent and returns its client
+// ("" when the person has no such consent).
+func deleteConsentTx(ctx context.Context, tx *store.Tx, user, id uuid.UUID) (string, error) {
+	var clientID string
+	err := tx.QueryRow(ctx, `SELECT client_id FROM consents WHERE tenant_id = $1 AND user_id = $2 AND id = $3`, tx.TenantID(), user, id).Scan(&clientID)
+	if store.NoRows(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	_, err = tx.Exec(ctx, `DELETE FROM consents WHERE tenant_id = $1 AND user_id = $2 AND id = $3`, tx.TenantID(), user, id)
+	return clientID, err
+}
+
+// deviceRow is a stored device authorization.
+type deviceRow struct {
+	hash, clientID, scope, resources, status, amr string
+	user, session                                 *uuid.UUID
+	authTime, polled                              *time.Time
+	created, expires                              time.Time
+	interval                                      int
+}
+
+const deviceCols = `code_hash, client_id, scope, resources, status, amr, user_id, session_id, auth_time, polled_at, created_at, expires_at, interval_s`
+
+func scanDevice(r store.Scanner) (*deviceRow, error) {
+	var d deviceRow
+	err := r.Scan(&d.hash, &d.clientID, &d.scope, &d.resources, &d.status, &d.amr, &d.user, &d.session, &d.authTime, &d.polled,
+		&d.created, &d.expires, &d.interval)
+	if store.NoRows(err) {
+		return nil, nil
+	}
+	return &d, err
+}
+
+func insertDeviceTx(ctx context.Context, tx *store.Tx, hash, userCode, clientID, scope, resources string, now, expires time.Time) error {
+	_, err := tx.Exec(ctx, `INSERT INTO device_codes (tenant_id, code_hash, user_code, client_id, scope, resources, status, interval_s, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9)`, tx.TenantID(), hash, userCode, clientID, scope, resources, deviceInterval, now, expires)
+	return err
+}
+
+func deviceByUserCodeTx(ctx context.Context, tx *store.Tx, userCode string) (*deviceRow, error) {
+	return scanDevice(tx.QueryRow(ctx, `SELECT `+deviceCols+` FROM device_codes WHERE tenant_id = $1 AND user_code = $2`, tx.TenantID(), userCode))
+}
+
+func lockDeviceTx(ctx context.Context, tx *store.Tx, hash string) (*deviceRow, error) {
+	return scanDevice(tx.QueryRow(ctx, `SELECT `+deviceCols+` FROM device_codes WHERE tenant_id = $1 AND code_hash = $2 FOR UPDATE`, tx.TenantID(), hash))
+}
+
+// decideDeviceTx records a person's answer to a pending, live request
+// (false when there is none).
+func decideDeviceTx(ctx context.Context, tx *store.Tx, userCode, status string, user uuid.UUID, in SignIn, now time.Time) (bool, error) {
+	var session *uuid.UUID
+	if in.SessionID != uuid.Nil {
+		session = &in.SessionID
+	}
+	res, err := tx.Exec(ctx, `UPDATE device_codes SET status = $1, user_id = $2, session_id = $3, auth_time = $4, amr = $5
+		WHERE tenant_id = $6 AND user_code = $7 AND status = 'pending' AND expires_at > $8`,
+		status, user, session, in.AuthTime, strings.Join(in.AMR, " "), tx.TenantID(), userCode, now)
 	if err != nil {
 		return false, err
 	}
 	n, _ := res.RowsAffected()
 	return n == 1, nil
+}
+
+func pollDeviceTx(ctx context.Context, tx *store.Tx, hash string, now time.Time, interval int) error {
+	_, err := tx.Exec(ctx, `UPDATE device_codes SET polled_at = $1, interval_s = $2 WHERE tenant_id = $3 AND code_hash = $4`, now, interval, tx.TenantID(), hash)
+	return err
+}
+
+func useDeviceTx(ctx context.Context, tx *store.Tx, hash string) error {
+	_, err := tx.Exec(ctx, `UPDATE device_codes SET status = 'used' WHERE tenant_id = $1 AND code_hash = $2`, tx.TenantID(), hash)
+	return err
 }

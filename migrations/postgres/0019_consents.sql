@@ -2,6 +2,7 @@
 -- remembered so that the consent page is not shown again. PostgreSQL form.
 CREATE TABLE consents (
     tenant_id   uuid NOT NULL,
+    id          uuid NOT NULL,
     user_id     uuid NOT NULL,
     client_id   text NOT NULL,
     scope       text NOT NULL,
@@ -10,6 +11,7 @@ CREATE TABLE consents (
     PRIMARY KEY (tenant_id, user_id, client_id),
     FOREIGN KEY (tenant_id, user_id) REFERENCES users (tenant_id, id) ON DELETE CASCADE
 );
+CREATE UNIQUE INDEX consents_id ON consents (tenant_id, id);
 ALTER TABLE consents ENABLE ROW LEVEL SECURITY;
 ALTER TABLE consents FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON consents

@@ -77,10 +77,7 @@ func (h *Handler) authorizePost(c *fiber.Ctx) error { return h.authorize(c, true
 func (h *Handler) authorize(c *fiber.Ctx, posted bool) error {
 	t, ctx, err := h.tenant(c)
 	if err != nil {
-		if oe := oauth.AsError(err); oe.Status != 404 {
-			return page(c, oe.Status, errorPage, oe.Description)
-		}
-		return page(c, 404, errorPage, "unknown issuer")
+		return tenantPage(c, err)
 	}
 	get := c.Query
 	multi := func(k string) []string {
@@ -234,6 +231,15 @@ func ssoCookie(t *tenant.Tenant, issuer string) *fiber.Cookie {
 		return &fiber.Cookie{Name: "__Host-xv_sso_" + t.ID.String(), Path: "/", Secure: true, HTTPOnly: true, SameSite: fiber.CookieSameSiteNoneMode}
 	}
 	return &fiber.Cookie{Name: "xv_sso_" + t.ID.String(), Path: "/t/" + t.Slug, HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode}
+}
+
+// tenantPage answers a page request whose tenant cannot serve it: unknown
+// (404), suspended or unavailable (their own status and words).
+func tenantPage(c *fiber.Ctx, err error) error {
+	if oe := oauth.AsError(err); oe.Status != 404 {
+		return page(c, oe.Status, errorPage, oe.Description)
+	}
+	return page(c, 404, errorPage, "unknown issuer")
 }
 
 func resourceQuery(res []string) string {

@@ -42,7 +42,7 @@ func (h *Handler) endSessionPost(c *fiber.Ctx) error { return h.endSession(c, tr
 func (h *Handler) endSession(c *fiber.Ctx, posted bool) error {
 	t, ctx, err := h.tenant(c)
 	if err != nil {
-		return page(c, 404, errorPage, "unknown issuer")
+		return tenantPage(c, err)
 	}
 	get := c.Query
 	if posted {

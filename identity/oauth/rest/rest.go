@@ -54,6 +54,9 @@ func (h *Handler) Mount(app *fiber.App) {
 	app.Get("/.well-known/openid-configuration/t/:slug", h.metadata)
 	app.Get("/t/:slug/authorize", h.authorizeGet)
 	app.Post("/t/:slug/authorize", h.authorizePost)
+	app.Post("/t/:slug/device_authorization", h.deviceAuthorization)
+	app.Get("/t/:slug/device", h.deviceGet)
+	app.Post("/t/:slug/device", h.devicePost)
 	app.Get("/t/:slug/end_session", h.endSessionGet)
 	app.Post("/t/:slug/end_session", h.endSessionPost)
 	app.Post("/t/:slug/token", h.token)
@@ -95,6 +98,7 @@ type Metadata struct {
 	Issuer                                string   `json:"issuer"`
 	AuthorizationEndpoint                 string   `json:"authorization_endpoint"`
 	EndSessionEndpoint                    string   `json:"end_session_endpoint"`
+	DeviceAuthorizationEndpoint           string   `json:"device_authorization_endpoint"`
 	RegistrationEndpoint                  string   `json:"registration_endpoint,omitempty"`
 	CIMDSupported                         bool     `json:"client_id_metadata_document_supported"`
 	CodeChallengeMethodsSupported         []string `json:"code_challenge_methods_supported"`
@@ -134,9 +138,10 @@ func (h *Handler) metadata(c *fiber.Ctx) error {
 		Issuer: iss, TokenEndpoint: iss + "/token", JWKSURI: iss + "/jwks", IntrospectionEndpoint: iss + "/introspect",
 		RevocationEndpoint: iss + "/revoke", UserinfoEndpoint: iss + "/userinfo",
 		GrantTypesSupported: []string{oauth.GrantAuthorizationCode, oauth.GrantRefreshToken, oauth.GrantClientCredentials, oauth.GrantTokenExchange,
-			oauth.GrantJWTBearer},
+			oauth.GrantJWTBearer, oauth.GrantDeviceCode},
 		AuthorizationEndpoint:         iss + "/authorize",
 		EndSessionEndpoint:            iss + "/end_session",
+		DeviceAuthorizationEndpoint:   iss + "/device_authorization",
 		RegistrationEndpoint:          iss + "/register",
 		CIMDSupported:                 true,
 		CodeChallengeMethodsSupported: []string{"S256"},
@@ -242,26 +247,20 @@ func (h *Handler) token(c *fiber.Ctx) error {
 		}
 		out, err := h.Server.ClientCredentials(ctx, t.Slug, cl, strings.Fields(c.FormValue("scope")), multi(c, "resource"))
 		return h.write(c, out, err)
-	case oauth.GrantAuthorizationCode, oauth.GrantRefreshToken:
+	case oauth.GrantAuthorizationCode, oauth.GrantRefreshToken, oauth.GrantDeviceCode:
 		// Relying parties: a public client (auth method none) names
 		// itself, PKCE and rotation protect the grant; a confidential one
 		// authenticates with its secret as it registered.
-		clientID, authenticated := c.FormValue("client_id"), false
-		if c.FormValue("client_secret") != "" || c.Get(fiber.HeaderAuthorization) != "" || c.FormValue("client_assertion") != "" {
-			id, secret, method, err := credentials(c)
-			if err != nil {
-				return h.write(c, nil, err)
-			}
-			app, err := h.Server.AuthenticateApp(ctx, id, secret, method, c.IP())
-			if err != nil {
-				return h.write(c, nil, err)
-			}
-			clientID, authenticated = app.ClientID, true
-		} else if clientID == "" {
-			return h.write(c, nil, &oauth.Error{Code: "invalid_client", Description: "name the client (client_id), or authenticate it", Status: 401})
+		clientID, authenticated, err := h.relyingParty(c, ctx)
+		if err != nil {
+			return h.write(c, nil, err)
 		}
-		if c.FormValue("grant_type") == oauth.GrantAuthorizationCode {
+		switch c.FormValue("grant_type") {
+		case oauth.GrantAuthorizationCode:
 			out, err := h.Server.ExchangeCode(ctx, t.Slug, clientID, c.FormValue("code"), c.FormValue("redirect_uri"), c.FormValue("code_verifier"), authenticated)
+			return h.write(c, out, err)
+		case oauth.GrantDeviceCode:
+			out, err := h.Server.RedeemDevice(ctx, t.Slug, clientID, c.FormValue("device_code"), authenticated)
 			return h.write(c, out, err)
 		}
 		out, err := h.Server.RefreshForClient(ctx, clientID, c.FormValue("refresh_token"), authenticated)
@@ -356,14 +355,18 @@ func (h *Handler) MountClients(api *httpx.API) {
 			}
 			return c.JSON(out)
 		}})
-	api.Handle(httpx.Route{Method: "DELETE", Path: "/me/consents/:client_id", OperationID: "revokeMyConsent",
+	api.Handle(httpx.Route{Method: "DELETE", Path: "/me/consents/:id", OperationID: "revokeMyConsent",
 		Summary: "Withdraw your consent to an application (the tokens it holds for you end)", Tags: me, Status: 204,
 		Handler: func(c *fiber.Ctx) error {
 			id, err := httpx.Self(c.UserContext())
 			if err != nil {
 				return err
 			}
-			if err := h.Server.RevokeConsent(c.UserContext(), id, c.Params("client_id")); err != nil {
+			cid, err := httpx.PathUUID(c, "id")
+			if err != nil {
+				return err
+			}
+			if err := h.Server.RevokeConsent(c.UserContext(), id, cid); err != nil {
 				return err
 			}
 			return c.SendStatus(204)

@@ -295,15 +295,23 @@ func ssoSession(t *testing.T, flavor store.Flavor) {
 	}](t, body).AccessToken
 	resp, body = h.DoAs(ada, "GET", "/api/v1/me/consents", nil)
 	apptest.Expect(t, resp, body, 200, "consents")
-	if !strings.Contains(string(body), `"client_id":"`+third+`"`) || !strings.Contains(string(body), `"client_name":"Third"`) {
+	consents := apptest.Decode[[]struct {
+		ID         string `json:"id"`
+		ClientID   string `json:"client_id"`
+		ClientName string `json:"client_name"`
+		Scope      string `json:"scope"`
+	}](t, body)
+	if len(consents) != 1 || consents[0].ClientID != third || consents[0].ClientName != "Third" || consents[0].Scope != "offline_access openid" {
 		t.Fatalf("consents: %s", body)
 	}
-	resp, body = h.DoAs(ada, "DELETE", "/api/v1/me/consents/"+third, nil)
+	resp, body = h.DoAs(tok, "DELETE", "/api/v1/me/consents/"+consents[0].ID, nil)
+	apptest.Expect(t, resp, body, 404, "another person withdraws Ada's consent")
+	resp, body = h.DoAs(ada, "DELETE", "/api/v1/me/consents/"+consents[0].ID, nil)
 	apptest.Expect(t, resp, body, 204, "withdraw consent")
 	if c, out := h.Form("/t/"+slug+"/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {third}, "refresh_token": {thirdTokens["refresh_token"].(string)}}, "", ""); c != 400 {
 		t.Fatalf("a refresh token after the consent was withdrawn: %d %v", c, out)
 	}
-	resp, body = h.DoAs(ada, "DELETE", "/api/v1/me/consents/"+third, nil)
+	resp, body = h.DoAs(ada, "DELETE", "/api/v1/me/consents/"+consents[0].ID, nil)
 	apptest.Expect(t, resp, body, 404, "withdraw twice")
 	consentPage(params(third))
 	// Removing a client removes the consents people gave it.

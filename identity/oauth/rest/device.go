@@ -1,0 +1,173 @@
+package rest
+
+import (
+	"context"
+	"crypto/subtle"
+	"html/template"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/xavyo/xavyo/identity/auth"
+	"github.com/xavyo/xavyo/identity/oauth"
+	"github.com/xavyo/xavyo/identity/tenant"
+	"github.com/xavyo/xavyo/internal/apperr"
+)
+
+// The device flow's pages at /t/{slug}/device (RFC 8628 §3.3): the person
+// signs in (or is already, by the SSO session), types the code their
+// device shows (or follows verification_uri_complete), and allows or
+// denies what the device's client asks. Every form carries a CSRF token.
+
+var devicePage = template.Must(template.New("device").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Connect a device — {{.Tenant}}</title>
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:26rem;margin:4rem auto;padding:0 1rem}
+label{display:block;margin:.8rem 0 .2rem}input[type=text],input[type=password]{width:100%;padding:.4rem}
+button{margin:1rem .5rem 0 0;padding:.5rem 1rem}.err{color:#b00020}code{font-size:1.2rem}</style></head>
+<body><h1>Connect a device</h1>
+{{if .Error}}<p class="err">{{.Error}}</p>{{end}}
+{{if eq .Step "done"}}<p>{{.Done}} You can return to your device.</p>
+{{else}}<form method="post" action="{{.Action}}"><input type="hidden" name="csrf" value="{{.CSRF}}"><input type="hidden" name="step" value="{{.Step}}">
+{{if eq .Step "signin"}}<p>Sign in to connect your device.</p>
+<label for="user_code">Code shown on your device</label><input id="user_code" name="user_code" type="text" value="{{.UserCode}}" autocomplete="off" required>
+<label for="login">Email or username</label><input id="login" name="login" type="text" autocomplete="username" required>
+<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit">Sign in</button>
+{{else if eq .Step "lookup"}}<label for="user_code">Code shown on your device</label><input id="user_code" name="user_code" type="text" value="{{.UserCode}}" autocomplete="off" required>
+<button type="submit">Continue</button>
+{{else}}<input type="hidden" name="user_code" value="{{.UserCode}}">
+<p><strong>{{.Client}}</strong> on the device showing <code>{{.UserCode}}</code> asks to act for you at <strong>{{.Tenant}}</strong>:</p>
+<ul>{{range .Scopes}}<li>{{.}}</li>{{end}}</ul>
+<button type="submit" name="decision" value="allow">Allow</button><button type="submit" name="decision" value="deny">Deny</button>
+{{end}}</form>{{end}}</body></html>`))
+
+const deviceCSRFCookie = "xv_device_csrf"
+
+// deviceAuthorization is RFC 8628's device authorization endpoint.
+func (h *Handler) deviceAuthorization(c *fiber.Ctx) error {
+	t, ctx, err := h.tenant(c)
+	if err != nil {
+		return h.write(c, nil, err)
+	}
+	if !strings.HasPrefix(c.Get(fiber.HeaderContentType), fiber.MIMEApplicationForm) {
+		return h.write(c, nil, &oauth.Error{Code: "invalid_request", Description: "the request is application/x-www-form-urlencoded", Status: 400})
+	}
+	clientID, authenticated, err := h.relyingParty(c, ctx)
+	if err != nil {
+		return h.write(c, nil, err)
+	}
+	out, err := h.Server.StartDevice(ctx, t.Slug, clientID, authenticated, strings.Fields(c.FormValue("scope")), multi(c, "resource"))
+	return h.write(c, out, err)
+}
+
+// relyingParty names the relying party of a token-endpoint-style request:
+// a public client by client_id, a confidential one by its credentials.
+func (h *Handler) relyingParty(c *fiber.Ctx, ctx context.Context) (string, bool, error) {
+	if c.FormValue("client_secret") != "" || c.Get(fiber.HeaderAuthorization) != "" || c.FormValue("client_assertion") != "" {
+		id, secret, method, err := credentials(c)
+		if err != nil {
+			return "", false, err
+		}
+		app, err := h.Server.AuthenticateApp(ctx, id, secret, method, c.IP())
+		if err != nil {
+			return "", false, err
+		}
+		return app.ClientID, true, nil
+	}
+	if c.FormValue("client_id") == "" {
+		return "", false, &oauth.Error{Code: "invalid_client", Description: "name the client (client_id), or authenticate it", Status: 401}
+	}
+	return c.FormValue("client_id"), false, nil
+}
+
+func (h *Handler) deviceGet(c *fiber.Ctx) error  { return h.device(c, false) }
+func (h *Handler) devicePost(c *fiber.Ctx) error { return h.device(c, true) }
+
+func (h *Handler) device(c *fiber.Ctx, posted bool) error {
+	t, ctx, err := h.tenant(c)
+	if err != nil {
+		return tenantPage(c, err)
+	}
+	secure(c)
+	userCode := c.Query("user_code")
+	if posted {
+		userCode = c.FormValue("user_code")
+	}
+	show := func(status int, step, msg string, extra map[string]any) error {
+		token := newCSRF()
+		c.Cookie(&fiber.Cookie{Name: deviceCSRFCookie, Value: token, Path: "/t/" + t.Slug + "/device", HTTPOnly: true, SameSite: "Strict",
+			Secure: strings.HasPrefix(h.Server.Issuer(t.Slug), "https://")})
+		data := map[string]any{"Tenant": t.Name, "Step": step, "Error": msg, "CSRF": token, "UserCode": userCode, "Action": "/t/" + t.Slug + "/device"}
+		for k, v := range extra {
+			data[k] = v
+		}
+		return page(c, status, devicePage, data)
+	}
+	sso := ssoCookie(t, h.Server.Issuer(t.Slug))
+	bs, err := h.Auth.BrowserSessionOf(ctx, t, c.Cookies(sso.Name))
+	if err != nil {
+		return page(c, 503, errorPage, "this page is unavailable; try again")
+	}
+	if posted {
+		cookie := c.Cookies(deviceCSRFCookie)
+		if cookie == "" || subtle.ConstantTimeCompare([]byte(cookie), []byte(c.FormValue("csrf"))) != 1 {
+			step := "lookup"
+			if bs == nil {
+				step = "signin"
+			}
+			return show(403, step, "The form expired; please try again.", nil)
+		}
+	}
+	step := c.FormValue("step")
+	if posted && step == "signin" {
+		_, u, mustChange, err := h.Auth.CheckPassword(ctx, t.Slug, c.FormValue("login"), c.FormValue("password"))
+		switch {
+		case err != nil:
+			return show(401, "signin", "Wrong email, username or password.", nil)
+		case mustChange:
+			return show(403, "signin", "You must change your password first.", nil)
+		}
+		var value string
+		if bs, value, err = h.Auth.OpenBrowserSession(ctx, t, u, []string{"pwd"}, auth.Client{IP: c.IP(), UserAgent: c.Get(fiber.HeaderUserAgent)}); err != nil {
+			return page(c, 500, errorPage, "the sign-in could not be completed")
+		}
+		sso.Value = value
+		sso.Expires = time.Now().Add(time.Duration(tenant.PoliciesOf(t).Session.LifetimeHours) * time.Hour)
+		c.Cookie(sso)
+	}
+	if bs == nil {
+		return show(200, "signin", "", nil)
+	}
+	if userCode == "" {
+		return show(200, "lookup", "", nil)
+	}
+	req, err := h.Server.DeviceByUserCode(ctx, userCode, c.IP())
+	if err != nil {
+		status := 404
+		if apperr.KindOf(err) == apperr.KindRateLimited {
+			status = 429
+		}
+		return show(status, "lookup", apperr.PublicMessage(err), nil)
+	}
+	if posted && step == "decide" {
+		allow := c.FormValue("decision") == "allow"
+		if err := h.Server.DecideDevice(ctx, req.UserCode, bs.UserID, oauth.SignIn{SessionID: bs.ID, AuthTime: bs.AuthTime, AMR: bs.AMR}, allow); err != nil {
+			return show(404, "lookup", apperr.PublicMessage(err), nil)
+		}
+		done := "The device was denied."
+		if allow {
+			done = "Your device is connected."
+		}
+		return show(200, "done", "", map[string]any{"Done": done})
+	}
+	var words []string
+	for _, sc := range req.Scope {
+		if w, ok := scopeWords[sc]; ok {
+			words = append(words, w)
+		}
+	}
+	userCode = req.UserCode
+	return show(200, "decide", "", map[string]any{"Client": req.ClientName, "Scopes": words})
+}
