@@ -55,6 +55,9 @@ type AuthorizeRequest struct {
 	MaxAge int
 	// LoginHint prefills the sign-in page.
 	LoginHint string
+	// ResponseMode is how the answer travels back: query (the default),
+	// fragment or form_post.
+	ResponseMode string
 	// HintSubject is the subject of a valid id_token_hint ("" without one):
 	// the person the client expects to be signed in.
 	HintSubject string
@@ -137,6 +140,12 @@ func (s *Server) ValidateAuthorize(ctx context.Context, slug string, q func(stri
 		return req, RedirectError{oerr(400, "invalid_request", "state, nonce or login_hint too long")}
 	}
 	bad := func(code, desc string) error { return RedirectError{oerr(400, code, desc)} }
+	switch rm := q("response_mode"); rm {
+	case "", "query", "fragment", "form_post":
+		req.ResponseMode = rm
+	default:
+		return req, bad("invalid_request", "response_mode must be query, fragment or form_post")
+	}
 	for _, p := range req.Prompt {
 		if !slices.Contains([]string{"none", "login", "consent", "select_account"}, p) {
 			return req, bad("invalid_request", "unknown prompt value "+strconv.Quote(p))

@@ -67,7 +67,7 @@ var errorPage = template.Must(template.New("error").Parse(`<!doctype html>
 <body><h1>This sign-in request cannot continue</h1><p>{{.}}</p></body></html>`))
 
 var authorizeParams = []string{"response_type", "client_id", "redirect_uri", "state", "scope", "code_challenge", "code_challenge_method", "nonce",
-	"max_age", "login_hint", "id_token_hint"}
+	"max_age", "login_hint", "id_token_hint", "response_mode"}
 
 const csrfCookie = "xv_csrf"
 
@@ -97,7 +97,7 @@ func (h *Handler) authorize(c *fiber.Ctx, posted bool) error {
 	var rerr oauth.RedirectError
 	switch {
 	case errors.As(err, &rerr):
-		return redirect(c, req.RedirectURI, url.Values{"error": {rerr.E.Code}, "error_description": {rerr.E.Description}, "state": {req.State}, "iss": {iss}})
+		return respond(c, req, url.Values{"error": {rerr.E.Code}, "error_description": {rerr.E.Description}, "state": {req.State}, "iss": {iss}})
 	case err != nil:
 		// No trusted redirect URI: an error page, never a redirect.
 		var oe *oauth.Error
@@ -112,7 +112,7 @@ func (h *Handler) authorize(c *fiber.Ctx, posted bool) error {
 	}
 	hidden["redirect_uri"] = req.RedirectURI
 	redirectErr := func(code, desc string) error {
-		return redirect(c, req.RedirectURI, url.Values{"error": {code}, "error_description": {desc}, "state": {req.State}, "iss": {iss}})
+		return respond(c, req, url.Values{"error": {code}, "error_description": {desc}, "state": {req.State}, "iss": {iss}})
 	}
 	show := func(status int, msg string) error {
 		if req.Prompted("none") {
@@ -132,7 +132,7 @@ func (h *Handler) authorize(c *fiber.Ctx, posted bool) error {
 		if err != nil {
 			return page(c, 500, errorPage, "the sign-in could not be completed")
 		}
-		return redirect(c, req.RedirectURI, url.Values{"code": {code}, "state": {req.State}, "iss": {iss}})
+		return respond(c, req, url.Values{"code": {code}, "state": {req.State}, "iss": {iss}})
 	}
 	// finish hands out the code once the person has allowed the client
 	// what it asks (first-party clients and earlier consents aside).
@@ -281,6 +281,47 @@ func redirect(c *fiber.Ctx, to string, v url.Values) error {
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.Redirect(to+sep+v.Encode(), fiber.StatusFound)
+}
+
+// formPostPage carries an authorization response to the client by a
+// POST from the browser (OAuth 2.0 Form Post Response Mode).
+var formPostPage = template.Must(template.New("form_post").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Signing in…</title></head>
+<body><form method="post" action="{{.Action}}">
+{{range $k, $v := .Values}}<input type="hidden" name="{{$k}}" value="{{$v}}">
+{{end}}<noscript><button type="submit">Continue</button></noscript></form>
+<script nonce="{{.Nonce}}">document.forms[0].submit()</script></body></html>`))
+
+// respond sends an authorization response to the client's redirect URI
+// in the response mode it asked for.
+func respond(c *fiber.Ctx, req *oauth.AuthorizeRequest, v url.Values) error {
+	switch req.ResponseMode {
+	case "fragment":
+		for k, vals := range v {
+			if len(vals) == 1 && vals[0] == "" {
+				delete(v, k)
+			}
+		}
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		return c.Redirect(req.RedirectURI+"#"+v.Encode(), fiber.StatusFound)
+	case "form_post":
+		values := map[string]string{}
+		for k := range v {
+			if v.Get(k) != "" {
+				values[k] = v.Get(k)
+			}
+		}
+		target, err := url.Parse(req.RedirectURI)
+		if err != nil {
+			return page(c, 400, errorPage, "the redirect URI is not usable")
+		}
+		nonce := newCSRF()
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		c.Set("X-Frame-Options", "DENY")
+		c.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+nonce+"'; form-action "+target.Scheme+"://"+target.Host)
+		return page(c, 200, formPostPage, map[string]any{"Action": req.RedirectURI, "Values": values, "Nonce": nonce})
+	}
+	return redirect(c, req.RedirectURI, v)
 }
 
 func page(c *fiber.Ctx, status int, t *template.Template, data any) error {

@@ -119,9 +119,10 @@ type Metadata struct {
 	TokenEndpointAuthSigningAlgsSupported []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
 	// OpenID Connect sign-in: prompt values (OpenID Connect Prompt Create
 	// registry name), the claims ID tokens carry, the classes of sign-in.
-	PromptValuesSupported []string `json:"prompt_values_supported"`
-	ClaimsSupported       []string `json:"claims_supported"`
-	ACRValuesSupported    []string `json:"acr_values_supported"`
+	PromptValuesSupported  []string `json:"prompt_values_supported"`
+	ResponseModesSupported []string `json:"response_modes_supported"`
+	ClaimsSupported        []string `json:"claims_supported"`
+	ACRValuesSupported     []string `json:"acr_values_supported"`
 	// RFC 8705.
 	MTLSEndpointAliases             map[string]string `json:"mtls_endpoint_aliases"`
 	TLSClientCertificateBoundTokens bool              `json:"tls_client_certificate_bound_access_tokens"`

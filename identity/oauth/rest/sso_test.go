@@ -181,8 +181,23 @@ func ssoSession(t *testing.T, flavor store.Flavor) {
 	codeOf(func() *http.Response { r, _ := authz(cookie.Value, params(second, "prompt", "none")); return r }())
 	codeOf(func() *http.Response { r, _ := authz(cookie.Value, params(second, "max_age", "3600")); return r }())
 
+	// Response modes: the fragment, and a form the browser posts.
+	r, _ = authz(cookie.Value, params(second, "response_mode", "fragment"))
+	if loc := r.Header.Get("Location"); r.StatusCode != 302 || !strings.HasPrefix(loc, redirectURI+"#") || !strings.Contains(loc, "code=") || !strings.Contains(loc, "state=st") {
+		t.Fatalf("response_mode=fragment: %d %s", r.StatusCode, loc)
+	}
+	r, page := authz(cookie.Value, params(second, "response_mode", "form_post"))
+	if r.StatusCode != 200 || !strings.Contains(page, `<form method="post" action="`+redirectURI+`">`) || !strings.Contains(page, `name="code"`) ||
+		!strings.Contains(page, `name="state" value="st"`) || !strings.Contains(r.Header.Get("Content-Security-Policy"), "form-action http://127.0.0.1:9999") {
+		t.Fatalf("response_mode=form_post: %d %s %s", r.StatusCode, r.Header.Get("Content-Security-Policy"), page)
+	}
+	r, _ = authz(cookie.Value, params(second, "response_mode", "web_message"))
+	if loc, _ := url.Parse(r.Header.Get("Location")); r.StatusCode != 302 || loc.Query().Get("error") != "invalid_request" {
+		t.Fatalf("an unknown response_mode: %d %s", r.StatusCode, r.Header.Get("Location"))
+	}
+
 	// Asking again: prompt=login, and a sign-in older than max_age.
-	r, page := authz(cookie.Value, params(second, "prompt", "login"))
+	r, page = authz(cookie.Value, params(second, "prompt", "login"))
 	asksToSignIn("prompt=login", r, page)
 	r, page = authz(cookie.Value, params(second, "max_age", "0", "login_hint", "ada@sso.test"))
 	asksToSignIn("max_age=0", r, page)
