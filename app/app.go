@@ -282,6 +282,7 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 		Admin: adminAuth}
 	oh.Mount(s.admin)
 	oh.MountClients(s.api)
+	s.handlers.Handle(oauth.SessionEvent, s.oauth.OnSessionEvent)
 	// Audit streams to SIEMs: tenant-configured receivers, dialed with the
 	// egress checks.
 	s.exports = &audit.Exporter{DB: s.db, Audit: s.seq, Dialer: egress.Dialer(egress.Config{AllowPrivate: cfg.Egress.AllowPrivate, DialTimeout: 5 * time.Second}),

@@ -37,10 +37,13 @@ type AppClient struct {
 	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
 	// FirstParty clients are the organization's own: people are not asked
 	// to consent to them (set by admins only).
-	FirstParty bool      `json:"first_party"`
-	Scope      string    `json:"scope"`
-	CreatedAt  time.Time `json:"created_at"`
-	Version    int64     `json:"version"`
+	FirstParty bool `json:"first_party"`
+	// BackchannelLogoutURI receives a logout token when a person's SSO
+	// session in which the client signed them in ends.
+	BackchannelLogoutURI string    `json:"backchannel_logout_uri,omitempty"`
+	Scope                string    `json:"scope"`
+	CreatedAt            time.Time `json:"created_at"`
+	Version              int64     `json:"version"`
 	// ratHash is the SHA-256 of a dynamically registered client's
 	// registration access token ("" for others); secretHash that of a
 	// confidential client's secret.
@@ -57,6 +60,7 @@ type AppClientInput struct {
 	RedirectURIs           []string `json:"redirect_uris"`
 	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty" doc:"where RP-initiated logout may send the browser back (exact match)"`
 	FirstParty             bool     `json:"first_party,omitempty" doc:"the organization's own application: people are not asked to consent"`
+	BackchannelLogoutURI   string   `json:"backchannel_logout_uri,omitempty" doc:"where logout tokens are POSTed when a person's SSO session ends (OpenID Connect Back-Channel Logout)"`
 	// TokenEndpointAuthMethod makes a confidential client (a web
 	// application with a server side): its secret is in the answer, once.
 	TokenEndpointAuthMethod string `json:"token_endpoint_auth_method,omitempty" doc:"none (public, PKCE; the default), client_secret_basic or client_secret_post (confidential: a secret is issued, shown once)"`
@@ -108,6 +112,20 @@ func (s *Server) AuthenticateApp(ctx context.Context, clientID, secret, method, 
 	return c, nil
 }
 
+// validBackchannel checks a back-channel logout URI: https, or loopback
+// http, without fragment or credentials ("" for none).
+func validBackchannel(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	loopback := err == nil && (u.Hostname() == "127.0.0.1" || u.Hostname() == "localhost" || u.Hostname() == "::1")
+	if err != nil || u.Fragment != "" || u.User != nil || len(raw) > 2000 || u.Host == "" || !(u.Scheme == "https" || (u.Scheme == "http" && loopback)) {
+		return apperr.Invalid("backchannel_logout_uri", "must be an absolute https (or loopback http) URL without fragment or credentials")
+	}
+	return nil
+}
+
 // validPostLogout checks post-logout redirect URIs as redirect URIs.
 func validPostLogout(uris []string) error {
 	if len(uris) > 20 {
@@ -146,6 +164,9 @@ func (s *Server) createAppClient(ctx context.Context, in AppClientInput, ratHash
 	if err := validPostLogout(in.PostLogoutRedirectURIs); err != nil {
 		return nil, err
 	}
+	if err := validBackchannel(in.BackchannelLogoutURI); err != nil {
+		return nil, err
+	}
 	if in.Scope == "" {
 		in.Scope = defaultAppScope
 	}
@@ -157,7 +178,7 @@ func (s *Server) createAppClient(ctx context.Context, in AppClientInput, ratHash
 	now := store.Now()
 	c := &AppClient{ID: uuid.Must(uuid.NewV7()), ClientID: "app-" + strings.ReplaceAll(uuid.NewString(), "-", "")[:20], Name: in.Name,
 		ClientType: "public", TokenEndpointAuthMethod: "none", RedirectURIs: in.RedirectURIs, PostLogoutRedirectURIs: in.PostLogoutRedirectURIs,
-		FirstParty: in.FirstParty, Scope: in.Scope, CreatedAt: now, Version: 1, ratHash: ratHash}
+		FirstParty: in.FirstParty, BackchannelLogoutURI: in.BackchannelLogoutURI, Scope: in.Scope, CreatedAt: now, Version: 1, ratHash: ratHash}
 	var secret string // in the answer only: never in the audit record or the change event
 	switch in.TokenEndpointAuthMethod {
 	case "", "none":

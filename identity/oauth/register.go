@@ -26,6 +26,7 @@ const (
 type RegistrationRequest struct {
 	RedirectURIs            []string `json:"redirect_uris"`
 	PostLogoutRedirectURIs  []string `json:"post_logout_redirect_uris,omitempty"`
+	BackchannelLogoutURI    string   `json:"backchannel_logout_uri,omitempty"`
 	ClientName              string   `json:"client_name,omitempty"`
 	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method,omitempty"`
 	GrantTypes              []string `json:"grant_types,omitempty"`
@@ -48,6 +49,7 @@ type RegistrationResponse struct {
 	ClientName              string   `json:"client_name"`
 	RedirectURIs            []string `json:"redirect_uris"`
 	PostLogoutRedirectURIs  []string `json:"post_logout_redirect_uris,omitempty"`
+	BackchannelLogoutURI    string   `json:"backchannel_logout_uri,omitempty"`
 	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
 	GrantTypes              []string `json:"grant_types"`
 	ResponseTypes           []string `json:"response_types"`
@@ -57,6 +59,9 @@ type RegistrationResponse struct {
 // checkMetadata validates RFC 7591 metadata and returns the client name.
 func checkMetadata(in *RegistrationRequest) (string, *Error) {
 	if err := validPostLogout(in.PostLogoutRedirectURIs); err != nil {
+		return "", oerr(400, "invalid_client_metadata", apperr.PublicMessage(err))
+	}
+	if err := validBackchannel(in.BackchannelLogoutURI); err != nil {
 		return "", oerr(400, "invalid_client_metadata", apperr.PublicMessage(err))
 	}
 	if in.TokenEndpointAuthMethod != "" && in.TokenEndpointAuthMethod != "none" {
@@ -95,7 +100,7 @@ func (s *Server) Register(ctx context.Context, slug string, in RegistrationReque
 	_, _ = rand.Read(b[:])
 	rat := "xvr_" + base64.RawURLEncoding.EncodeToString(b[:])
 	c, err := s.createAppClient(ctx, AppClientInput{Name: name, RedirectURIs: in.RedirectURIs, PostLogoutRedirectURIs: in.PostLogoutRedirectURIs,
-		Scope: in.Scope}, hashRAT(rat))
+		BackchannelLogoutURI: in.BackchannelLogoutURI, Scope: in.Scope}, hashRAT(rat))
 	if apperr.KindOf(err) == apperr.KindInvalidArgument {
 		return nil, oerr(400, "invalid_redirect_uri", apperr.PublicMessage(err))
 	}
@@ -117,6 +122,7 @@ func hashRAT(rat string) string {
 func (s *Server) registration(slug string, c *AppClient) *RegistrationResponse {
 	return &RegistrationResponse{ClientID: c.ClientID, RegistrationClientURI: s.Issuer(slug) + "/register/" + c.ClientID,
 		ClientIDIssuedAt: c.CreatedAt.Unix(), ClientName: c.Name, RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
+		BackchannelLogoutURI:    c.BackchannelLogoutURI,
 		TokenEndpointAuthMethod: "none", GrantTypes: []string{GrantAuthorizationCode, GrantRefreshToken}, ResponseTypes: []string{"code"},
 		Scope: c.Scope}
 }
@@ -188,7 +194,8 @@ func (s *Server) UpdateRegistration(ctx context.Context, slug, clientID, rat str
 		if c, err = registered(ctx, tx, clientID, rat, true); err != nil {
 			return err
 		}
-		c.Name, c.RedirectURIs, c.PostLogoutRedirectURIs, c.Scope = name, in.RedirectURIs, in.PostLogoutRedirectURIs, scope
+		c.Name, c.RedirectURIs, c.PostLogoutRedirectURIs, c.BackchannelLogoutURI, c.Scope = name, in.RedirectURIs, in.PostLogoutRedirectURIs,
+			in.BackchannelLogoutURI, scope
 		c.Version++
 		if err := updateAppClient(ctx, tx, c); err != nil {
 			return err

@@ -19,14 +19,16 @@ const appClientCols = `id, client_id, name, client_type, token_endpoint_auth_met
 
 // clientMeta is what oauth_clients.metadata holds for a relying party.
 type clientMeta struct {
-	RAT        string   `json:"registration_token_sha256,omitempty"`
-	PostLogout []string `json:"post_logout_redirect_uris,omitempty"`
-	FirstParty bool     `json:"first_party,omitempty"`
-	Secret     string   `json:"client_secret_sha256,omitempty"`
+	RAT         string   `json:"registration_token_sha256,omitempty"`
+	PostLogout  []string `json:"post_logout_redirect_uris,omitempty"`
+	FirstParty  bool     `json:"first_party,omitempty"`
+	Secret      string   `json:"client_secret_sha256,omitempty"`
+	Backchannel string   `json:"backchannel_logout_uri,omitempty"`
 }
 
 func metaOf(c *AppClient) string {
-	b, _ := json.Marshal(clientMeta{RAT: c.ratHash, PostLogout: c.PostLogoutRedirectURIs, FirstParty: c.FirstParty, Secret: c.secretHash}) //nolint:gosec // G117: the secret's SHA-256, not the secret
+	m := clientMeta{RAT: c.ratHash, PostLogout: c.PostLogoutRedirectURIs, FirstParty: c.FirstParty, Secret: c.secretHash, Backchannel: c.BackchannelLogoutURI}
+	b, _ := json.Marshal(m) //nolint:gosec // G117: the secret's SHA-256, not the secret
 	return string(b)
 }
 
@@ -39,7 +41,7 @@ func scanAppClient(r store.Scanner) (*AppClient, error) {
 	_ = json.Unmarshal(redirects, &c.RedirectURIs)
 	var m clientMeta
 	_ = json.Unmarshal(meta, &m)
-	c.ratHash, c.PostLogoutRedirectURIs, c.FirstParty, c.secretHash = m.RAT, m.PostLogout, m.FirstParty, m.Secret
+	c.ratHash, c.PostLogoutRedirectURIs, c.FirstParty, c.secretHash, c.BackchannelLogoutURI = m.RAT, m.PostLogout, m.FirstParty, m.Secret, m.Backchannel
 	return &c, nil
 }
 
@@ -282,4 +284,22 @@ func pollDeviceTx(ctx context.Context, tx *store.Tx, hash string, now time.Time,
 func useDeviceTx(ctx context.Context, tx *store.Tx, hash string) error {
 	_, err := tx.Exec(ctx, `UPDATE device_codes SET status = 'used' WHERE tenant_id = $1 AND code_hash = $2`, tx.TenantID(), hash)
 	return err
+}
+
+// sessionClient is a relying party an SSO session signed a person in to.
+type sessionClient struct {
+	clientID string
+	user     uuid.UUID
+}
+
+// sessionClientsTx lists the relying parties an SSO session signed a
+// person in to (by code or device grant).
+func sessionClientsTx(ctx context.Context, tx *store.Tx, sid uuid.UUID) ([]sessionClient, error) {
+	return store.Collect(ctx, tx, func(r store.Scanner) (sessionClient, error) {
+		var c sessionClient
+		err := r.Scan(&c.clientID, &c.user)
+		return c, err
+	}, `SELECT client_id, user_id FROM authorization_codes WHERE tenant_id = $1 AND session_id = $2
+		UNION SELECT client_id, user_id FROM device_codes WHERE tenant_id = $1 AND session_id = $2 AND status IN ('approved', 'used')`,
+		tx.TenantID(), sid)
 }

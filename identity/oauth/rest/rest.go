@@ -121,8 +121,11 @@ type Metadata struct {
 	// registry name), the claims ID tokens carry, the classes of sign-in.
 	PromptValuesSupported  []string `json:"prompt_values_supported"`
 	ResponseModesSupported []string `json:"response_modes_supported"`
-	ClaimsSupported        []string `json:"claims_supported"`
-	ACRValuesSupported     []string `json:"acr_values_supported"`
+	// OpenID Connect Back-Channel Logout 1.0.
+	BackchannelLogoutSupported        bool     `json:"backchannel_logout_supported"`
+	BackchannelLogoutSessionSupported bool     `json:"backchannel_logout_session_supported"`
+	ClaimsSupported                   []string `json:"claims_supported"`
+	ACRValuesSupported                []string `json:"acr_values_supported"`
 	// RFC 8705.
 	MTLSEndpointAliases             map[string]string `json:"mtls_endpoint_aliases"`
 	TLSClientCertificateBoundTokens bool              `json:"tls_client_certificate_bound_access_tokens"`

@@ -1,0 +1,86 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/internal/events"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// OpenID Connect Back-Channel Logout 1.0: when a person's SSO session
+// ends (they sign out, an admin or the person ends it, a limit or a
+// password change does), every relying party the session signed them in
+// to that registered a backchannel_logout_uri gets a logout token by POST.
+// It runs from the durable outbox (the session's change event), so a
+// relying party that is down gets it again later; delivery is at least
+// once (a relying party may see a token twice).
+
+// SessionEvent is the change-event kind of sessions (identity/auth).
+const SessionEvent = "session"
+
+// OnSessionEvent sends the logout tokens of an ended SSO session.
+func (s *Server) OnSessionEvent(ctx context.Context, e events.Event) error {
+	if e.Kind != SessionEvent {
+		return nil
+	}
+	sid, err := uuid.Parse(e.SubjectID)
+	if err != nil {
+		return nil // not a session of ours: nothing to tell anyone
+	}
+	ctx = store.WithTenant(ctx, e.TenantID)
+	var clients []sessionClient
+	if err := s.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		var err error
+		clients, err = sessionClientsTx(ctx, tx, sid)
+		return err
+	}); err != nil {
+		return err
+	}
+	var errs []error
+	for _, c := range clients {
+		app, err := s.appClient(ctx, c.clientID)
+		if err != nil || app.BackchannelLogoutURI == "" {
+			continue // gone, or does not listen
+		}
+		if err := s.sendLogout(ctx, e.TenantID, app, c.user, sid); err != nil {
+			errs = append(errs, fmt.Errorf("back-channel logout to %s: %w", app.ClientID, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) sendLogout(ctx context.Context, tenant uuid.UUID, app *AppClient, user, sid uuid.UUID) error {
+	raw, err := s.cfg.Tokens.MintLogoutToken(ctx, tenant, app.ClientID, user.String(), sid.String())
+	if err != nil {
+		return err
+	}
+	if s.cfg.Fetch == nil {
+		return errors.New("no egress client")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, app.BackchannelLogoutURI, strings.NewReader(url.Values{"logout_token": {raw}}.Encode()))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := s.cfg.Fetch.Do(req) //nolint:gosec // G704: the client's registered URI, through the egress client
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("the relying party answered %d", resp.StatusCode)
+	}
+	return nil
+}
