@@ -3,6 +3,7 @@ package testdb
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -64,18 +66,42 @@ func StartCluster(t testing.TB) *Cluster {
 			}
 		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	if c.port, err = quietPort(); err != nil {
 		t.Fatal(err)
 	}
-	c.port = ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
 	if out, err := c.run("initdb", "-D", c.dir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"); err != nil {
 		t.Fatalf("initdb: %v\n%s", err, out)
 	}
 	c.Start(t)
 	t.Cleanup(func() { _, _ = c.run("pg_ctl", "-D", c.dir, "-m", "immediate", "-w", "stop") })
 	return c
+}
+
+// quietPort finds a free loopback port below the kernel's ephemeral range.
+// A port inside it can be taken while the server is down: a client that
+// reconnects to a port nobody listens on may be given that very port as
+// its own and connect to itself (TCP simultaneous open), and the server
+// then cannot bind it again.
+func quietPort() (int, error) {
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				low = n
+			}
+		}
+	}
+	first := max(low-12000, 1024)
+	for range 200 {
+		port := first + rand.IntN(low-first) //nolint:gosec // G404: a port to try, not a secret
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		_ = ln.Close()
+		return port, nil
+	}
+	return 0, errors.New("no free loopback port below the ephemeral range")
 }
 
 // URL is the cluster's database "postgres" as role (trust: no password).
