@@ -19,14 +19,15 @@ run: build ## Build and start xavyo on the embedded store (data in ./data); tool
 	XAVYO_EGRESS_ALLOW_PRIVATE=$${XAVYO_EGRESS_ALLOW_PRIVATE:-true} ./$(BIN)/xavyo serve
 
 # The long suites that drive external components (the official MCP conformance
-# suite and SDKs, the A2A CLI, openid-client, Chromium, rsyslog, kill -9,
+# suite and SDKs, the A2A CLI, openid-client, Chromium (the docs page, a
+# person signing in), rsyslog, kill -9,
 # database outages) run with `make test-e2e`; CI runs both targets.
-E2E_TESTS := ^(TestConformanceThroughGateway|TestA2AProxy|TestA2APushNotifications|TestInteropWithRealClients|TestGatewayInteropWithOfficialSDK|TestAnsweredCallsSurviveKill9|TestDatabaseOutageUnderLoad|TestAnswersDuringDatabaseOutage|TestAuditExportToSyslog|TestDocsPage)$$
+E2E_TESTS := ^(TestConformanceThroughGateway|TestA2AProxy|TestA2APushNotifications|TestInteropWithRealClients|TestGatewayInteropWithOfficialSDK|TestAnsweredCallsSurviveKill9|TestDatabaseOutageUnderLoad|TestAnswersDuringDatabaseOutage|TestAuditExportToSyslog|TestDocsPage|TestBrowserSignIn)$$
 
 test: ## Run the tests but the long end-to-end suites (PostgreSQL tests skip without a server unless XAVYO_REQUIRE_POSTGRES=1)
 	$(GO) test -race -count=1 -timeout 20m -parallel 4 -skip '$(E2E_TESTS)' ./...
 
-test-e2e: ## Run the long end-to-end suites: MCP conformance, SDK, A2A CLI and OIDC interop, the docs page in Chromium, syslog export, kill -9, database outages
+test-e2e: ## Run the long end-to-end suites: MCP conformance, SDK, A2A CLI and OIDC interop, the docs page and sign-in pages in Chromium, syslog export, kill -9, database outages
 	$(GO) test -race -count=1 -timeout 20m -parallel 4 -run '$(E2E_TESTS)' ./cmd/xavyo
 
 test-short: ## Run the tests without the race detector

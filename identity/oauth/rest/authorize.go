@@ -122,7 +122,7 @@ func (h *Handler) authorize(c *fiber.Ctx, posted bool) error {
 		token := newCSRF()
 		c.Cookie(&fiber.Cookie{Name: csrfCookie, Value: token, Path: "/t/" + t.Slug + "/authorize", HTTPOnly: true, SameSite: "Strict",
 			Secure: strings.HasPrefix(iss, "https://")})
-		secure(c)
+		secure(c, req.RedirectURI)
 		return page(c, status, loginPage, map[string]any{"Tenant": t.Name, "Client": req.ClientName, "Scope": strings.Join(req.Scope, " "),
 			"Hidden": hidden, "CSRF": token, "Action": "/t/" + t.Slug + "/authorize" + resourceQuery(req.Resources), "Error": msg,
 			"LoginHint": req.LoginHint})
@@ -150,7 +150,7 @@ func (h *Handler) authorize(c *fiber.Ctx, posted bool) error {
 		token := newCSRF()
 		c.Cookie(&fiber.Cookie{Name: csrfCookie, Value: token, Path: "/t/" + t.Slug + "/authorize", HTTPOnly: true, SameSite: "Strict",
 			Secure: strings.HasPrefix(iss, "https://")})
-		secure(c)
+		secure(c, req.RedirectURI)
 		var words []string
 		for _, sc := range req.Scope {
 			if w, ok := scopeWords[sc]; ok {

@@ -28,7 +28,7 @@ label{display:block;margin:.8rem 0 .2rem}input[type=text],input[type=password]{w
 button{margin:1rem .5rem 0 0;padding:.5rem 1rem}.err{color:#b00020}code{font-size:1.2rem}</style></head>
 <body><h1>Connect a device</h1>
 {{if .Error}}<p class="err">{{.Error}}</p>{{end}}
-{{if eq .Step "done"}}<p>{{.Done}} You can return to your device.</p>
+{{if eq .Step "done"}}<p id="done">{{.Done}} You can return to your device.</p>
 {{else}}<form method="post" action="{{.Action}}"><input type="hidden" name="csrf" value="{{.CSRF}}"><input type="hidden" name="step" value="{{.Step}}">
 {{if eq .Step "signin"}}<p>Sign in to connect your device.</p>
 <label for="user_code">Code shown on your device</label><input id="user_code" name="user_code" type="text" value="{{.UserCode}}" autocomplete="off" required>

@@ -48,8 +48,8 @@ func (h *Handler) endSession(c *fiber.Ctx, posted bool) error {
 	if posted {
 		get = func(k string, _ ...string) string { return c.FormValue(k) }
 	}
-	secure(c)
 	clientID, back, state := get("client_id"), get("post_logout_redirect_uri"), get("state")
+	secure(c) // set again with the return address once it is known good
 	hintSub := ""
 	if hint := get("id_token_hint"); hint != "" {
 		sub, aud, err := h.Server.IDTokenHint(ctx, hint)
@@ -65,6 +65,7 @@ func (h *Handler) endSession(c *fiber.Ctx, posted bool) error {
 		// Never a redirect to a URI the client did not register.
 		return page(c, 400, errorPage, "the post_logout_redirect_uri is not registered for this client")
 	}
+	secure(c, back)
 	sso := ssoCookie(t, h.Server.Issuer(t.Slug))
 	bs, err := h.Auth.BrowserSessionOf(ctx, t, c.Cookies(sso.Name))
 	if err != nil {
@@ -115,9 +116,33 @@ func (h *Handler) confirmLogout(ctx context.Context, c *fiber.Ctx, t *tenant.Ten
 		"Action": "/t/" + t.Slug + "/end_session"})
 }
 
-// secure sets the headers of every sign-in and sign-out page.
-func secure(c *fiber.Ctx) {
+// secure sets the headers of every sign-in and sign-out page. Its forms
+// post to the page itself, whose answer may redirect the browser on to
+// the client (returnTo): browsers apply form-action to that redirect too,
+// so the client's origin is allowed as well.
+func secure(c *fiber.Ctx, returnTo ...string) {
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	c.Set("X-Frame-Options", "DENY")
-	c.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
+	action := "'self'"
+	for _, r := range returnTo {
+		if o := origin(r); o != "" {
+			action += " " + o
+		}
+	}
+	c.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action "+action)
+}
+
+// origin is a URL's origin as a CSP source: scheme://host[:port], or
+// scheme: for a private-use scheme ("" for what is neither).
+func origin(raw string) string {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || u.Scheme == "":
+		return ""
+	case u.Host != "" && (u.Scheme == "http" || u.Scheme == "https"):
+		return u.Scheme + "://" + u.Host
+	case u.Host == "" && strings.Contains(u.Scheme, "."):
+		return u.Scheme + ":"
+	}
+	return ""
 }

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// TestBrowserSignIn: headless Chromium (Debian's) walks the pages a
+// person sees: the sign-in page, the consent page of an application that
+// is not first-party, back to the application with a code; then the same
+// browser signs in to the application again without a page (the SSO
+// session), connects a device by typing its code (device flow), and
+// signs out after confirming. Screenshots of each page are
+// kept in the test's output directory (XAVYO_SCREENSHOTS, else a
+// temporary one).
+func TestBrowserSignIn(t *testing.T) {
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("chromium is required on CI")
+		}
+		t.Skip("no chromium here")
+	}
+	var mu sync.Mutex
+	var landed []string
+	rp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/favicon.ico" {
+			http.NotFound(w, r)
+			return
+		}
+		mu.Lock()
+		landed = append(landed, r.URL.String())
+		mu.Unlock()
+		_, _ = w.Write([]byte("<!doctype html><title>Wiki</title><h1 id=\"app\">The wiki</h1>"))
+	}))
+	defer rp.Close()
+
+	h := start(t, env(t, store.SQLite, t.TempDir()), nil)
+	slug := uniqueSlug("web")
+	_, tok := tenantAdmin(t, h, slug)
+	resp, body := h.DoAs(tok, "POST", "/api/v1/clients", map[string]any{"name": "Team wiki", "redirect_uris": []string{rp.URL + "/callback"},
+		"post_logout_redirect_uris": []string{rp.URL + "/bye"}})
+	expect(t, resp, body, 201, "register the wiki")
+	clientID := decode[struct {
+		ClientID string `json:"client_id"`
+	}](t, body).ClientID
+	resp, body = h.DoAs(tok, "POST", "/api/v1/users", map[string]any{"email": "ada@web.test", "password": "Analytical-engine-1843"})
+	expect(t, resp, body, 201, "user")
+
+	shots := os.Getenv("XAVYO_SCREENSHOTS")
+	if shots == "" {
+		shots = t.TempDir()
+	}
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.Flag("disable-gpu", true), chromedp.WindowSize(900, 800))...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(alloc)
+	defer cancel()
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	defer cancelTimeout()
+	step := func(what string, a chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, a); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	location := func() string {
+		t.Helper()
+		loc, err := chromedp.Run(ctx, chromedp.Location())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return loc
+	}
+	shot := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		if err := os.WriteFile(filepath.Join(shots, name+".png"), png, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	authorize := h.Admin + "/t/" + slug + "/authorize?" + url.Values{"response_type": {"code"}, "client_id": {clientID},
+		"redirect_uri": {rp.URL + "/callback"}, "state": {"st-1"}, "scope": {"openid email"},
+		"code_challenge": {strings.Repeat("c", 43)}, "code_challenge_method": {"S256"}}.Encode()
+	step("open the application's sign-in", chromedp.Navigate(authorize))
+	step("the sign-in page", chromedp.WaitVisible(chromedp.ID("login")))
+	shot("1-sign-in")
+	step("type the login", chromedp.SendKeys(chromedp.ID("login"), "ada@web.test"))
+	step("type the password", chromedp.SendKeys(chromedp.ID("password"), "Analytical-engine-1843"))
+	step("sign in", chromedp.Click(chromedp.CSS("button[type=submit]")))
+	step("the consent page", chromedp.WaitVisible(chromedp.CSS("button[value=allow]")))
+	consentText, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shot("2-consent")
+	if !strings.Contains(consentText, "Team wiki") || !strings.Contains(consentText, "see your email address") {
+		t.Fatalf("consent page: %q", consentText)
+	}
+	step("allow", chromedp.Click(chromedp.CSS("button[value=allow]")))
+	step("back at the application", chromedp.WaitVisible(chromedp.ID("app")))
+	shot("3-back-at-the-app")
+	if loc := location(); !strings.HasPrefix(loc, rp.URL+"/callback?") || !strings.Contains(loc, "code=") || !strings.Contains(loc, "state=st-1") {
+		t.Fatalf("back at the app: %s", loc)
+	}
+
+	// Again: the SSO session and the remembered consent, no page.
+	step("sign in again", chromedp.Navigate(authorize+"&prompt=none"))
+	step("back at once", chromedp.WaitVisible(chromedp.ID("app")))
+	if loc := location(); !strings.HasPrefix(loc, rp.URL+"/callback?") || !strings.Contains(loc, "code=") {
+		t.Fatalf("silent sign-in: %s", loc)
+	}
+
+	// A CLI on a device: the person types its code in this browser (the
+	// SSO session signs them in) and allows it; the CLI gets their tokens.
+	st, dev := h.Form("/t/"+slug+"/device_authorization", url.Values{"client_id": {clientID}, "scope": {"openid"}}, "", "")
+	if st != 200 {
+		t.Fatalf("device authorization: %d %v", st, dev)
+	}
+	poll := func() (int, map[string]any) {
+		return h.Form("/t/"+slug+"/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "client_id": {clientID},
+			"device_code": {dev["device_code"].(string)}}, "", "")
+	}
+	if st, out := poll(); st != 400 || out["error"] != "authorization_pending" {
+		t.Fatalf("before the person decides: %d %v", st, out)
+	}
+	step("open the device page", chromedp.Navigate(dev["verification_uri"].(string)))
+	step("the code entry", chromedp.WaitVisible(chromedp.ID("user_code")))
+	step("type the code", chromedp.SendKeys(chromedp.ID("user_code"), strings.ToLower(dev["user_code"].(string))))
+	step("continue", chromedp.Click(chromedp.CSS("button[type=submit]")))
+	step("the device's request", chromedp.WaitVisible(chromedp.CSS("button[value=allow]")))
+	shot("5-device")
+	step("allow the device", chromedp.Click(chromedp.CSS("button[value=allow]")))
+	step("done", chromedp.WaitVisible(chromedp.ID("done")))
+	doneText, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+	if err != nil || !strings.Contains(doneText, "Your device is connected") {
+		t.Fatalf("after allowing the device: %v %q", err, doneText)
+	}
+	time.Sleep(5*time.Second + 200*time.Millisecond) // the polling interval
+	if st, out := poll(); st != 200 || out["id_token"] == nil {
+		t.Fatalf("the device's tokens: %d %v", st, out)
+	}
+
+	// Signing out, confirmed on the page.
+	logout := h.Admin + "/t/" + slug + "/end_session?" + url.Values{"client_id": {clientID}, "post_logout_redirect_uri": {rp.URL + "/bye"},
+		"state": {"s-2"}}.Encode()
+	step("open sign-out", chromedp.Navigate(logout))
+	step("the sign-out page", chromedp.WaitVisible(chromedp.CSS("button[value=yes]")))
+	shot("4-sign-out")
+	step("confirm", chromedp.Click(chromedp.CSS("button[value=yes]")))
+	step("back at the application", chromedp.WaitVisible(chromedp.ID("app")))
+	if loc := location(); loc != rp.URL+"/bye?state=s-2" {
+		t.Fatalf("after signing out: %s", loc)
+	}
+	step("sign in silently once more", chromedp.Navigate(authorize+"&prompt=none"))
+	step("back with an error", chromedp.WaitVisible(chromedp.ID("app")))
+	if loc := location(); !strings.Contains(loc, "error=login_required") {
+		t.Fatalf("after signing out, prompt=none: %s", loc)
+	}
+	for _, name := range []string{"1-sign-in", "2-consent", "3-back-at-the-app", "4-sign-out", "5-device"} {
+		if st, err := os.Stat(filepath.Join(shots, name+".png")); err != nil || st.Size() < 1000 {
+			t.Errorf("screenshot %s: %v", name, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(landed) != 4 {
+		t.Errorf("the application was reached %d times, want 4: %v", len(landed), landed)
+	}
+	t.Logf("screenshots in %s", shots)
+}
