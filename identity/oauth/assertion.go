@@ -26,32 +26,72 @@ var assertionAlgs = []jose.SignatureAlgorithm{jose.ES256, jose.RS256, jose.PS256
 // endpoint (or the issuer), a unique jti and a short exp, with a key it
 // registered. Replayed assertions are refused (per replica, until exp).
 func (s *Server) AuthenticateAssertion(ctx context.Context, assertion, clientID, slug, endpoint, remote string) (*Client, error) {
+	var c *Client
+	err := s.checkAssertion(ctx, assertion, clientID, slug, endpoint, remote, func(id string) (*jose.JSONWebKeySet, error) {
+		n, scope, keys, err := s.cfg.NHIs.ClientByID(ctx, id)
+		if err == nil {
+			c = &Client{ID: id, NHI: n, Scopes: strings.Fields(scope)}
+		}
+		return keys, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// AuthenticateAppAssertion is private_key_jwt for a relying party that
+// registered that method and its keys.
+func (s *Server) AuthenticateAppAssertion(ctx context.Context, assertion, clientID, slug, endpoint, remote string) (*AppClient, error) {
+	var app *AppClient
+	err := s.checkAssertion(ctx, assertion, clientID, slug, endpoint, remote, func(id string) (*jose.JSONWebKeySet, error) {
+		c, keys, err := s.appClientKeys(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if c.TokenEndpointAuthMethod != "private_key_jwt" {
+			return &jose.JSONWebKeySet{}, nil // not this client's method: no key verifies
+		}
+		app = c
+		return keys, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return app, nil
+}
+
+// checkAssertion verifies a client assertion against the keys keysOf
+// gives for its subject; every failure is ErrInvalidClient, counted per
+// client and address.
+func (s *Server) checkAssertion(ctx context.Context, assertion, clientID, slug, endpoint, remote string,
+	keysOf func(id string) (*jose.JSONWebKeySet, error)) error {
 	tok, err := jwt.ParseSigned(assertion, assertionAlgs)
 	if err != nil || len(tok.Headers) != 1 {
-		return nil, ErrInvalidClient
+		return ErrInvalidClient
 	}
 	var unverified jwt.Claims
 	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil || unverified.Subject == "" {
-		return nil, ErrInvalidClient
+		return ErrInvalidClient
 	}
 	id := unverified.Subject
 	if clientID != "" && clientID != id {
-		return nil, ErrInvalidClient
+		return ErrInvalidClient
 	}
 	key := id + "|" + remote
 	now := s.cfg.Now()
 	if !s.limiter.allow(key, now) {
-		return nil, ErrSlowDown
+		return ErrSlowDown
 	}
-	fail := func() (*Client, error) {
+	fail := func() error {
 		s.limiter.fail(key, now)
-		return nil, ErrInvalidClient
+		return ErrInvalidClient
 	}
-	n, scope, keys, err := s.cfg.NHIs.ClientByID(ctx, id)
+	keys, err := keysOf(id)
 	if apperr.KindOf(err) == apperr.KindUnavailable {
-		return nil, AsError(err)
+		return AsError(err)
 	}
-	if err != nil || len(keys.Keys) == 0 {
+	if err != nil || keys == nil || len(keys.Keys) == 0 {
 		return fail()
 	}
 	hdr := tok.Headers[0]
@@ -79,7 +119,7 @@ func (s *Server) AuthenticateAssertion(ctx context.Context, assertion, clientID,
 	if !s.replay.first(id+"|"+claims.ID, claims.Expiry.Time()) {
 		return fail()
 	}
-	return &Client{ID: id, NHI: n, Scopes: strings.Fields(scope)}, nil
+	return nil
 }
 
 // replayCache remembers assertion IDs until they expire.

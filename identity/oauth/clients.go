@@ -7,10 +7,13 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/google/uuid"
 
 	"github.com/xavyo/xavyo/internal/apperr"
@@ -48,6 +51,8 @@ type AppClient struct {
 	// registration access token ("" for others); secretHash that of a
 	// confidential client's secret.
 	ratHash, secretHash string
+	// jwks is a private_key_jwt client's key set, as stored.
+	jwks string
 }
 
 // Confidential reports whether the client authenticates at the token
@@ -63,8 +68,10 @@ type AppClientInput struct {
 	BackchannelLogoutURI   string   `json:"backchannel_logout_uri,omitempty" doc:"where logout tokens are POSTed when a person's SSO session ends (OpenID Connect Back-Channel Logout)"`
 	// TokenEndpointAuthMethod makes a confidential client (a web
 	// application with a server side): its secret is in the answer, once.
-	TokenEndpointAuthMethod string `json:"token_endpoint_auth_method,omitempty" doc:"none (public, PKCE; the default), client_secret_basic or client_secret_post (confidential: a secret is issued, shown once)"`
-	Scope                   string `json:"scope,omitempty" doc:"default: openid profile email offline_access mcp a2a"`
+	TokenEndpointAuthMethod string `json:"token_endpoint_auth_method,omitempty" doc:"none (public, PKCE; the default), client_secret_basic or client_secret_post (confidential: a secret is issued, shown once), or private_key_jwt (confidential: signs assertions with a key of jwks)"`
+	// JWKS holds the public keys of a private_key_jwt client.
+	JWKS  json.RawMessage `json:"jwks,omitempty" doc:"the public keys a private_key_jwt client signs its assertions with (a JWK set)"`
+	Scope string          `json:"scope,omitempty" doc:"default: openid profile email offline_access mcp a2a"`
 }
 
 // ClientEvent is the change-event kind of relying-party clients.
@@ -89,6 +96,46 @@ func validRedirect(raw string) error {
 func hashSecret(secret string) string {
 	sum := sha256.Sum256([]byte(secret))
 	return hex.EncodeToString(sum[:])
+}
+
+// publicKeySet checks a client's JWK set: 1 to 10 public signing keys of
+// the algorithms assertions may use, each with a kid; no private parts.
+func publicKeySet(raw json.RawMessage) (string, error) {
+	bad := apperr.Invalid("jwks", "a JWK set of 1 to 10 public signing keys (ES256, RS256, PS256 or EdDSA), each with a kid")
+	var set jose.JSONWebKeySet
+	if len(raw) == 0 || len(raw) > 64<<10 || json.Unmarshal(raw, &set) != nil || len(set.Keys) == 0 || len(set.Keys) > 10 {
+		return "", bad
+	}
+	for _, k := range set.Keys {
+		if k.KeyID == "" || !k.Valid() || !k.IsPublic() || (k.Use != "" && k.Use != "sig") ||
+			(k.Algorithm != "" && !slices.Contains(assertionAlgs, jose.SignatureAlgorithm(k.Algorithm))) {
+			return "", bad
+		}
+	}
+	b, _ := json.Marshal(set)
+	return string(b), nil
+}
+
+// appClientKeys returns a relying party and its key set.
+func (s *Server) appClientKeys(ctx context.Context, clientID string) (*AppClient, *jose.JSONWebKeySet, error) {
+	var c *AppClient
+	var raw string
+	err := s.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		var err error
+		if c, err = appClientRow(ctx, tx, clientID, false); err != nil {
+			return err
+		}
+		raw, err = appClientJWKS(ctx, tx, c.ID)
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal([]byte(raw), &set); err != nil {
+		return nil, nil, err
+	}
+	return c, &set, nil
 }
 
 // AuthenticateApp checks the secret of a confidential relying party
@@ -190,8 +237,17 @@ func (s *Server) createAppClient(ctx context.Context, in AppClientInput, ratHash
 		c.ClientType, c.TokenEndpointAuthMethod = "confidential", in.TokenEndpointAuthMethod
 		secret = "xvs_" + base64.RawURLEncoding.EncodeToString(b)
 		c.secretHash = hashSecret(secret)
+	case "private_key_jwt":
+		keys, err := publicKeySet(in.JWKS)
+		if err != nil {
+			return nil, err
+		}
+		c.ClientType, c.TokenEndpointAuthMethod, c.jwks = "confidential", in.TokenEndpointAuthMethod, keys
 	default:
-		return nil, apperr.Invalid("token_endpoint_auth_method", "must be none, client_secret_basic or client_secret_post")
+		return nil, apperr.Invalid("token_endpoint_auth_method", "must be none, client_secret_basic, client_secret_post or private_key_jwt")
+	}
+	if len(in.JWKS) > 0 && in.TokenEndpointAuthMethod != "private_key_jwt" {
+		return nil, apperr.Invalid("jwks", "only a private_key_jwt client registers keys")
 	}
 	err := s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		if err := insertAppClient(ctx, tx, c); err != nil {

@@ -50,9 +50,23 @@ func insertAppClient(ctx context.Context, tx *store.Tx, c *AppClient) error {
 	redirects, _ := json.Marshal(c.RedirectURIs)
 	_, err := tx.Exec(ctx, `INSERT INTO oauth_clients (tenant_id, id, client_id, name, client_type, token_endpoint_auth_method, grant_types,
 		redirect_uris, scope, jwks, metadata, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $9, $10,
-		'["authorization_code","refresh_token"]', $5, $6, '{"keys":[]}', $8, $7, $7, 1)`,
-		tx.TenantID(), c.ID, c.ClientID, c.Name, string(redirects), c.Scope, c.CreatedAt, metaOf(c), c.ClientType, c.TokenEndpointAuthMethod)
+		'["authorization_code","refresh_token"]', $5, $6, $11, $8, $7, $7, 1)`,
+		tx.TenantID(), c.ID, c.ClientID, c.Name, string(redirects), c.Scope, c.CreatedAt, metaOf(c), c.ClientType, c.TokenEndpointAuthMethod, jwksOf(c))
 	return err
+}
+
+func jwksOf(c *AppClient) string {
+	if c.jwks == "" {
+		return `{"keys":[]}`
+	}
+	return c.jwks
+}
+
+// appClientJWKS reads a relying party's key set.
+func appClientJWKS(ctx context.Context, tx *store.Tx, id uuid.UUID) (string, error) {
+	var raw string
+	err := tx.QueryRow(ctx, `SELECT jwks FROM oauth_clients WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id).Scan(&raw)
+	return raw, err
 }
 
 // updateAppClient writes a client's name, redirect URIs, scope, metadata

@@ -1,6 +1,9 @@
 package rest_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"io"
@@ -9,6 +12,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/xavyo/xavyo/app/apptest"
 	"github.com/xavyo/xavyo/internal/store"
@@ -141,5 +148,52 @@ func confidentialWebApp(t *testing.T, flavor store.Flavor) {
 	c3 := code(base64.RawURLEncoding.EncodeToString(sum[:]))
 	if st, out := redeem(c3, url.Values{"code_verifier": {verifier}}, app.ClientID, app.ClientSecret); st != 200 {
 		t.Fatalf("with the verifier and the secret: %d %v", st, out)
+	}
+
+	// private_key_jwt: the application signs an assertion with a key it
+	// registered (public keys only), once per assertion.
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pub := jose.JSONWebKey{Key: key.Public(), KeyID: "k1", Algorithm: "ES256", Use: "sig"}
+	resp, body = h.DoAs(tok, "POST", "/api/v1/clients", map[string]any{"name": "Leaky", "redirect_uris": []string{redirectURI},
+		"token_endpoint_auth_method": "private_key_jwt", "jwks": map[string]any{"keys": []any{jose.JSONWebKey{Key: key, KeyID: "k1", Algorithm: "ES256"}}}})
+	apptest.Expect(t, resp, body, 400, "a private key in jwks")
+	resp, body = h.DoAs(tok, "POST", "/api/v1/clients", map[string]any{"name": "Signed wiki", "redirect_uris": []string{redirectURI},
+		"first_party": true, "token_endpoint_auth_method": "private_key_jwt", "jwks": map[string]any{"keys": []any{pub}}})
+	apptest.Expect(t, resp, body, 201, "register a private_key_jwt app")
+	signed := apptest.Decode[struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+	}](t, body)
+	if signed.ClientSecret != "" {
+		t.Fatal("a private_key_jwt client got a secret")
+	}
+	assertion := func(k *ecdsa.PrivateKey) string {
+		signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: k, KeyID: "k1"}}, nil)
+		raw, err := jwt.Signed(signer).Claims(jwt.Claims{Issuer: signed.ClientID, Subject: signed.ClientID, ID: strings.Repeat("j", 8) + time.Now().Format("150405.000000"),
+			Audience: jwt.Audience{h.App.Config().Admin.PublicURL + "/t/" + slug + "/token"}, Expiry: jwt.NewNumericDate(time.Now().Add(time.Minute))}).Serialize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	app.ClientID = signed.ClientID
+	c4 := code("")
+	good := assertion(key)
+	withAssertion := func(a string) url.Values {
+		return url.Values{"client_id": {signed.ClientID}, "client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {a}}
+	}
+	if st, out := redeem(c4, withAssertion(assertion(other)), "", ""); st != 401 {
+		t.Fatalf("an assertion signed with another key: %d %v", st, out)
+	}
+	if st, out := redeem(c4, withAssertion(good), "", ""); st != 200 || out["access_token"] == nil {
+		t.Fatalf("redeem with a signed assertion: %d %v", st, out)
+	}
+	c5 := code("")
+	if st, out := redeem(c5, withAssertion(good), "", ""); st != 401 {
+		t.Fatalf("a replayed assertion: %d %v", st, out)
+	}
+	if st, out := redeem(c5, nil, signed.ClientID, "xvs_guess"); st != 401 {
+		t.Fatalf("a secret for a private_key_jwt client: %d %v", st, out)
 	}
 }
