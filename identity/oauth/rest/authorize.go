@@ -119,9 +119,7 @@ func (h *Handler) authorize(c *fiber.Ctx, posted bool) error {
 			// No page may be shown: the client hears why.
 			return redirectErr("login_required", "the person must sign in")
 		}
-		token := newCSRF()
-		c.Cookie(&fiber.Cookie{Name: csrfCookie, Value: token, Path: "/t/" + t.Slug + "/authorize", HTTPOnly: true, SameSite: "Strict",
-			Secure: strings.HasPrefix(iss, "https://")})
+		token := formToken(c, csrfCookie, "/t/"+t.Slug+"/authorize", iss)
 		secure(c, req.RedirectURI)
 		return page(c, status, loginPage, map[string]any{"Tenant": t.Name, "Client": req.ClientName, "Scope": strings.Join(req.Scope, " "),
 			"Hidden": hidden, "CSRF": token, "Action": "/t/" + t.Slug + "/authorize" + resourceQuery(req.Resources), "Error": msg,
@@ -147,9 +145,7 @@ func (h *Handler) authorize(c *fiber.Ctx, posted bool) error {
 		if req.Prompted("none") {
 			return redirectErr("consent_required", "the person must allow this client first")
 		}
-		token := newCSRF()
-		c.Cookie(&fiber.Cookie{Name: csrfCookie, Value: token, Path: "/t/" + t.Slug + "/authorize", HTTPOnly: true, SameSite: "Strict",
-			Secure: strings.HasPrefix(iss, "https://")})
+		token := formToken(c, csrfCookie, "/t/"+t.Slug+"/authorize", iss)
 		secure(c, req.RedirectURI)
 		var words []string
 		for _, sc := range req.Scope {
@@ -167,14 +163,13 @@ func (h *Handler) authorize(c *fiber.Ctx, posted bool) error {
 	sso := ssoCookie(t, iss)
 	if posted && c.FormValue("consent") != "" {
 		// The person's answer on the consent page, for their SSO session.
-		cookie := c.Cookies(csrfCookie)
 		bs, err := h.Auth.BrowserSessionOf(ctx, t, c.Cookies(sso.Name))
 		switch {
 		case err != nil:
 			return page(c, 503, errorPage, "the sign-in is unavailable; try again")
 		case bs == nil:
 			return show(200, "")
-		case cookie == "" || subtle.ConstantTimeCompare([]byte(cookie), []byte(c.FormValue("csrf"))) != 1:
+		case !formTokenOK(c, csrfCookie):
 			return show(403, "The form expired; please sign in again.")
 		case c.FormValue("consent") != "allow":
 			return redirectErr("access_denied", "the person did not allow this client")
@@ -199,8 +194,7 @@ func (h *Handler) authorize(c *fiber.Ctx, posted bool) error {
 		}
 		return finish(bs.UserID, oauth.SignIn{SessionID: bs.ID, AuthTime: bs.AuthTime, AMR: bs.AMR})
 	}
-	cookie := c.Cookies(csrfCookie)
-	if cookie == "" || subtle.ConstantTimeCompare([]byte(cookie), []byte(c.FormValue("csrf"))) != 1 {
+	if !formTokenOK(c, csrfCookie) {
 		return show(403, "The form expired; please sign in again.")
 	}
 	_, u, mustChange, err := h.Auth.CheckPassword(ctx, t.Slug, c.FormValue("login"), c.FormValue("password"))
@@ -261,6 +255,20 @@ func formMulti(c *fiber.Ctx, k string) []string {
 		}
 	}
 	return out
+}
+
+// formToken sets a page's CSRF cookie (double submit: the form carries
+// the same value), scoped to the page's path, and returns the value.
+func formToken(c *fiber.Ctx, name, path, issuer string) string {
+	token := newCSRF()
+	c.Cookie(&fiber.Cookie{Name: name, Value: token, Path: path, HTTPOnly: true, SameSite: "Strict", Secure: strings.HasPrefix(issuer, "https://")})
+	return token
+}
+
+// formTokenOK reports whether a posted form carries its page's CSRF token.
+func formTokenOK(c *fiber.Ctx, name string) bool {
+	cookie := c.Cookies(name)
+	return cookie != "" && subtle.ConstantTimeCompare([]byte(cookie), []byte(c.FormValue("csrf"))) == 1
 }
 
 func newCSRF() string {

@@ -2,7 +2,6 @@ package rest
 
 import (
 	"context"
-	"crypto/subtle"
 	"html/template"
 	"strings"
 	"time"
@@ -108,9 +107,7 @@ func (h *Handler) device(c *fiber.Ctx, posted bool) error {
 		userCode = c.FormValue("user_code")
 	}
 	show := func(status int, step, msg string, extra map[string]any) error {
-		token := newCSRF()
-		c.Cookie(&fiber.Cookie{Name: deviceCSRFCookie, Value: token, Path: "/t/" + t.Slug + "/device", HTTPOnly: true, SameSite: "Strict",
-			Secure: strings.HasPrefix(h.Server.Issuer(t.Slug), "https://")})
+		token := formToken(c, deviceCSRFCookie, "/t/"+t.Slug+"/device", h.Server.Issuer(t.Slug))
 		data := map[string]any{"Tenant": t.Name, "Step": step, "Error": msg, "CSRF": token, "UserCode": userCode, "Action": "/t/" + t.Slug + "/device"}
 		for k, v := range extra {
 			data[k] = v
@@ -123,8 +120,7 @@ func (h *Handler) device(c *fiber.Ctx, posted bool) error {
 		return page(c, 503, errorPage, "this page is unavailable; try again")
 	}
 	if posted {
-		cookie := c.Cookies(deviceCSRFCookie)
-		if cookie == "" || subtle.ConstantTimeCompare([]byte(cookie), []byte(c.FormValue("csrf"))) != 1 {
+		if !formTokenOK(c, deviceCSRFCookie) {
 			step := "lookup"
 			if bs == nil {
 				step = "signin"

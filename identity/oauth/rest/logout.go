@@ -2,7 +2,6 @@ package rest
 
 import (
 	"context"
-	"crypto/subtle"
 	"html/template"
 	"net/url"
 	"strings"
@@ -76,8 +75,7 @@ func (h *Handler) endSession(c *fiber.Ctx, posted bool) error {
 		if !posted || c.FormValue("confirm") != "yes" {
 			return h.confirmLogout(ctx, c, t, clientID, back, state)
 		}
-		cookie := c.Cookies(logoutCSRFCookie)
-		if cookie == "" || subtle.ConstantTimeCompare([]byte(cookie), []byte(c.FormValue("csrf"))) != 1 {
+		if !formTokenOK(c, logoutCSRFCookie) {
 			return h.confirmLogout(ctx, c, t, clientID, back, state)
 		}
 	}
@@ -101,10 +99,7 @@ func (h *Handler) endSession(c *fiber.Ctx, posted bool) error {
 
 // confirmLogout asks the person to confirm signing out.
 func (h *Handler) confirmLogout(ctx context.Context, c *fiber.Ctx, t *tenant.Tenant, clientID, back, state string) error {
-	token := newCSRF()
-	iss := h.Server.Issuer(t.Slug)
-	c.Cookie(&fiber.Cookie{Name: logoutCSRFCookie, Value: token, Path: "/t/" + t.Slug + "/end_session", HTTPOnly: true, SameSite: "Strict",
-		Secure: strings.HasPrefix(iss, "https://")})
+	token := formToken(c, logoutCSRFCookie, "/t/"+t.Slug+"/end_session", h.Server.Issuer(t.Slug))
 	name := ""
 	if clientID != "" {
 		if n, err := h.Server.ClientName(ctx, clientID); err == nil {
