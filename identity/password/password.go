@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -85,18 +86,20 @@ var ErrTooLong = errors.New("password: too long")
 // ends, and until the next collection a new hash takes fresh memory
 // rather than reuse it: sign-in then password change, or a change's
 // verification then its new hash, would hold two or three hashes' memory
-// at once. So a hash that starts alone after another ended has the
-// garbage collector run first (about a millisecond beside the hash's
-// tens), and the last hash to end has one run beside, so that the
-// collector's next target is not set by a heap that held a hash; under
-// concurrent hashing, allocation itself paces collections.
+// at once. So while the heap is small next to a hash (a few of them: a
+// server that just started, a small tenant), a hash that starts alone
+// after another ended has the collector run first (about a millisecond
+// beside the hash's tens), and the last hash to end has one run beside,
+// so that the collector's next target is not set by a heap that held a
+// hash. A large heap (a big decision snapshot) is left to the pacer: a
+// hash is small next to it, and a full collection of it is not cheap.
 func (h *Hasher) acquire(ctx context.Context) error {
 	select {
 	case h.sem <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	if len(h.sem) == 1 && h.garbage.CompareAndSwap(true, false) {
+	if len(h.sem) == 1 && h.garbage.CompareAndSwap(true, false) && h.smallHeap() {
 		runtime.GC()
 	}
 	return nil
@@ -105,9 +108,19 @@ func (h *Hasher) acquire(ctx context.Context) error {
 func (h *Hasher) release() {
 	h.garbage.Store(true)
 	<-h.sem
-	if len(h.sem) == 0 {
+	if len(h.sem) == 0 && h.smallHeap() {
 		go runtime.GC()
 	}
+}
+
+// smallHeap reports whether the live heap is under four hashes' memory.
+func (h *Hasher) smallHeap() bool {
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(sample)
+	if sample[0].Value.Kind() != metrics.KindUint64 {
+		return false
+	}
+	return sample[0].Value.Uint64() < 4*uint64(h.params.MemoryKiB)*1024
 }
 
 // Hash returns the PHC string of pw.
