@@ -334,6 +334,11 @@ func (u *upstream) listenStateless(uris []string) {
 	if u.lstop != nil {
 		u.lstop()
 	}
+	if u.lclosed {
+		u.lstop = nil
+		u.lmu.Unlock()
+		return
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	u.lstop = stop
 	u.lmu.Unlock()

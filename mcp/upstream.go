@@ -37,6 +37,11 @@ const (
 	breakerCooldown  = 10 * time.Second
 )
 
+// errUpstreamClosed is what a connection closed for good answers (the
+// gateway is stopping, or the tool server's settings changed and a new
+// connection replaces this one).
+var errUpstreamClosed = apperr.New(apperr.KindUnavailable, "the connection to the tool server is closed")
+
 // ErrUpstreamUnavailable is returned while a tool server's circuit is open.
 var ErrUpstreamUnavailable = apperr.New(apperr.KindUnavailable, "the tool server is unavailable (circuit open)")
 
@@ -56,6 +61,7 @@ type upstream struct {
 
 	mu      sync.Mutex
 	tr      transport.Interface
+	closed  bool      // close ran: no new connection (the gateway stops, or the server's settings changed)
 	started time.Time // the last stdio process start
 	crashes int       // stdio restarts in a row, each within a minute of the last start
 	stop    context.CancelFunc
@@ -68,6 +74,7 @@ type upstream struct {
 	sessionless atomic.Bool
 	lmu         sync.Mutex
 	lstop       context.CancelFunc     // ends the stateless listen stream
+	lclosed     bool                   // close ran: no new listen stream
 	version     atomic.Pointer[string] // negotiated protocol version
 	progress    sync.Map               // upstream progress token → func(json.RawMessage)
 
@@ -233,6 +240,9 @@ func (u *upstream) conn(ctx context.Context) (transport.Interface, error) {
 	if u.tr != nil {
 		return u.tr, nil
 	}
+	if u.closed {
+		return nil, errUpstreamClosed
+	}
 	var tr transport.Interface
 	if u.cfg.command != "" {
 		// A process that keeps exiting is restarted with a growing delay
@@ -391,10 +401,11 @@ func (u *upstream) close() {
 		u.lstop()
 		u.lstop = nil
 	}
+	u.lclosed = true
 	u.lmu.Unlock()
 	u.mu.Lock()
 	tr, stop := u.tr, u.stop
-	u.tr, u.stop = nil, nil
+	u.tr, u.stop, u.closed = nil, nil, true
 	u.mu.Unlock()
 	if tr != nil {
 		_ = tr.Close()
@@ -764,6 +775,9 @@ func withProgressToken(params json.RawMessage, tok string) json.RawMessage {
 type pool struct {
 	mu  sync.Mutex
 	ups map[uuid.UUID]*upstream
+	// closed: the gateway stopped; a connection made after that is
+	// closed at once, so that none outlives the gateway.
+	closed bool
 }
 
 func (p *pool) get(id uuid.UUID) *upstream {
@@ -775,6 +789,10 @@ func (p *pool) get(id uuid.UUID) *upstream {
 func (p *pool) put(id uuid.UUID, u *upstream) *upstream {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closed {
+		u.close()
+		return u
+	}
 	if p.ups == nil {
 		p.ups = map[uuid.UUID]*upstream{}
 	}
@@ -800,7 +818,7 @@ func (p *pool) drop(id uuid.UUID) {
 func (p *pool) closeAll() {
 	p.mu.Lock()
 	ups := p.ups
-	p.ups = nil
+	p.ups, p.closed = nil, true
 	p.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, u := range ups {

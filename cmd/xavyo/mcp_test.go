@@ -114,8 +114,23 @@ func newTestUpstream(t *testing.T) *testUpstream {
 		}
 		h.ServeHTTP(w, r)
 	}))
-	t.Cleanup(u.srv.Close)
+	t.Cleanup(func() { closeUpstream(t, u.srv) })
 	return u
+}
+
+// closeUpstream closes a test tool server once xavyo has stopped (the
+// cleanups run in reverse): a connection of xavyo's still open then is a
+// leak, reported, and cut so that the test ends instead of hanging.
+func closeUpstream(t *testing.T, srv *httptest.Server) {
+	done := make(chan struct{})
+	go func() { srv.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Error("a connection to the tool server outlived the gateway")
+		srv.CloseClientConnections()
+		<-done
+	}
 }
 
 // mcpSetup is a tenant with a synced tool server, an agent and grants.
