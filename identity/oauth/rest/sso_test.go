@@ -143,6 +143,24 @@ func ssoSession(t *testing.T, flavor store.Flavor) {
 		}
 	}
 
+	// Discovery says what the provider does for people.
+	dresp, body := h.DoAs("", "GET", "/t/"+slug+"/.well-known/openid-configuration", nil, "Authorization", "")
+	apptest.Expect(t, dresp, body, 200, "discovery")
+	md := apptest.Decode[struct {
+		EndSession      string   `json:"end_session_endpoint"`
+		Device          string   `json:"device_authorization_endpoint"`
+		ResponseModes   []string `json:"response_modes_supported"`
+		Prompts         []string `json:"prompt_values_supported"`
+		Backchannel     bool     `json:"backchannel_logout_supported"`
+		BackchannelSess bool     `json:"backchannel_logout_session_supported"`
+		Grants          []string `json:"grant_types_supported"`
+	}](t, body)
+	iss := h.App.Config().Admin.PublicURL + "/t/" + slug
+	if md.EndSession != iss+"/end_session" || md.Device != iss+"/device_authorization" || len(md.ResponseModes) != 3 || len(md.Prompts) != 4 ||
+		!md.Backchannel || !md.BackchannelSess || !strings.Contains(strings.Join(md.Grants, " "), "urn:ietf:params:oauth:grant-type:device_code") {
+		t.Fatalf("discovery: %s", body)
+	}
+
 	// No session: prompt=none is refused at the client, not shown a page.
 	r, _ := authz("", params(second, "prompt", "none"))
 	loginRequired("prompt=none without a session", r)
@@ -161,7 +179,6 @@ func ssoSession(t *testing.T, flavor store.Flavor) {
 	// A planted cookie (a forged value) does not survive the sign-in.
 	planted := "0190a0b0-0000-7000-8000-000000000000." + strings.Repeat("A", 43)
 	resp, cookie := signIn(first, planted)
-	var body []byte
 	if cookie.Value == planted || !cookie.HttpOnly || cookie.SameSite != http.SameSiteLaxMode || cookie.Path != "/t/"+slug {
 		t.Fatalf("SSO cookie: %+v", cookie)
 	}
