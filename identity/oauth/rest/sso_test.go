@@ -338,6 +338,35 @@ func ssoSession(t *testing.T, flavor store.Flavor) {
 	}
 	resp, body = h.DoAs(tok, "DELETE", "/api/v1/me/consents/"+consents[0].ID, nil)
 	apptest.Expect(t, resp, body, 404, "another person withdraws Ada's consent")
+
+	// Another tenant: Ada's session cookie, ID token and consent mean
+	// nothing there.
+	otherSlug := apptest.UniqueSlug("sso2")
+	otherTID, otherTok := h.TenantAdmin(t, otherSlug)
+	resp, body = h.DoAs(otherTok, "POST", "/api/v1/clients", map[string]any{"name": "Elsewhere", "redirect_uris": []string{redirectURI}, "first_party": true})
+	apptest.Expect(t, resp, body, 201, "a client of the other tenant")
+	elsewhere := apptest.Decode[struct {
+		ClientID string `json:"client_id"`
+	}](t, body).ClientID
+	otherAuthz := func(v url.Values) *http.Response {
+		t.Helper()
+		v.Set("client_id", elsewhere)
+		req, _ := http.NewRequest("GET", h.Admin+"/t/"+otherSlug+"/authorize?"+v.Encode(), nil)
+		req.AddCookie(&http.Cookie{Name: "xv_sso_" + otherTID, Value: again.Value}) // tenant A's session under B's name
+		r, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		return r
+	}
+	loginRequired("tenant A's session at tenant B", otherAuthz(params(elsewhere, "prompt", "none")))
+	r = otherAuthz(params(elsewhere, "id_token_hint", out["id_token"].(string)))
+	if loc, _ := url.Parse(r.Header.Get("Location")); r.StatusCode != 302 || loc.Query().Get("error") != "invalid_request" {
+		t.Fatalf("tenant A's ID token as a hint at tenant B: %d %s", r.StatusCode, r.Header.Get("Location"))
+	}
+	resp, body = h.DoAs(otherTok, "DELETE", "/api/v1/me/consents/"+consents[0].ID, nil)
+	apptest.Expect(t, resp, body, 404, "another tenant's user withdraws Ada's consent")
 	resp, body = h.DoAs(ada, "DELETE", "/api/v1/me/consents/"+consents[0].ID, nil)
 	apptest.Expect(t, resp, body, 204, "withdraw consent")
 	if c, out := h.Form("/t/"+slug+"/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {third}, "refresh_token": {thirdTokens["refresh_token"].(string)}}, "", ""); c != 400 {
