@@ -237,7 +237,7 @@ func (s *Service) Refresh(ctx context.Context, raw string) (*Tokens, error) {
 	var u *directory.User
 	err = s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		ok, err := s.SessionStore.touchTx(ctx, tx, g.SessionID, now, func(revoked *time.Time, lastSeen, expires time.Time) bool {
-			return revoked == nil && now.Before(expires) && now.Sub(lastSeen) <= time.Duration(pol.Session.IdleMinutes)*time.Minute
+			return live(pol, revoked, lastSeen, expires, now)
 		})
 		if err != nil {
 			return err
@@ -251,7 +251,7 @@ func (s *Service) Refresh(ctx context.Context, raw string) (*Tokens, error) {
 	if err != nil {
 		return nil, err
 	}
-	if u == nil || u.Status != directory.StatusActive || (u.LockedUntil != nil && now.Before(*u.LockedUntil)) {
+	if !mayUse(u, now) {
 		return nil, token.ErrRefreshInvalid
 	}
 	scope := g.Scope
@@ -264,6 +264,19 @@ func (s *Service) Refresh(ctx context.Context, raw string) (*Tokens, error) {
 	}
 	return &Tokens{AccessToken: access, TokenType: "Bearer", ExpiresIn: int(ttl.Seconds()), RefreshToken: next, Scope: scope,
 		SessionID: g.SessionID, PasswordChangeRequired: scope == ScopePasswordChange}, nil
+}
+
+// live reports whether a session may still be used at now under the
+// tenant's session policy: not ended, not past its lifetime, not idle
+// too long.
+func live(pol tenant.Policies, revoked *time.Time, lastSeen, expires, now time.Time) bool {
+	return revoked == nil && now.Before(expires) && now.Sub(lastSeen) <= time.Duration(pol.Session.IdleMinutes)*time.Minute
+}
+
+// mayUse reports whether a user's session may still be used: the user
+// exists, is active and not locked.
+func mayUse(u *directory.User, now time.Time) bool {
+	return u != nil && u.Status == directory.StatusActive && (u.LockedUntil == nil || !now.Before(*u.LockedUntil))
 }
 
 // ChangePasswordInput is a self-service password change.

@@ -101,16 +101,15 @@ func (s *Service) BrowserSessionOf(ctx context.Context, t *tenant.Tenant, cookie
 		if err != nil || row == nil {
 			return err
 		}
-		idle := time.Duration(pol.Session.IdleMinutes) * time.Minute
 		if row.hash == "" || subtle.ConstantTimeCompare([]byte(row.hash), []byte(hashSecret(secret))) != 1 ||
-			row.revoked != nil || !now.Before(row.expires) || now.Sub(row.lastSeen) > idle {
+			!live(pol, row.revoked, row.lastSeen, row.expires, now) {
 			return nil
 		}
 		u, err := s.Directory.FindUserTx(ctx, tx, row.user)
 		if err != nil {
 			return err
 		}
-		if u == nil || u.Status != directory.StatusActive || (u.LockedUntil != nil && now.Before(*u.LockedUntil)) || u.MustChangePassword {
+		if !mayUse(u, now) || u.MustChangePassword {
 			return nil
 		}
 		if err := s.SessionStore.seenTx(ctx, tx, sid, now); err != nil {

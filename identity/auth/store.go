@@ -123,7 +123,7 @@ func (ss *Sessions) touchTx(ctx context.Context, tx *store.Tx, sid uuid.UUID, no
 	if !live(revoked, lastSeen, expires) {
 		return false, nil
 	}
-	_, err := tx.Exec(ctx, `UPDATE sessions SET last_seen_at = $1 WHERE tenant_id = $2 AND id = $3`, now, tx.TenantID(), sid)
+	err := ss.seenTx(ctx, tx, sid, now)
 	return err == nil, err
 }
 

@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
@@ -14,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/xavyo/xavyo/identity/auth"
+	"github.com/xavyo/xavyo/identity/directory"
 	"github.com/xavyo/xavyo/identity/oauth"
 	"github.com/xavyo/xavyo/identity/tenant"
 )
@@ -147,17 +149,11 @@ func (h *Handler) authorize(c *fiber.Ctx, posted bool) error {
 		}
 		token := formToken(c, csrfCookie, "/t/"+t.Slug+"/authorize", iss)
 		secure(c, req.RedirectURI)
-		var words []string
-		for _, sc := range req.Scope {
-			if w, ok := scopeWords[sc]; ok {
-				words = append(words, w)
-			}
+		host := origin(req.RedirectURI)
+		if host == "" {
+			host = req.RedirectURI
 		}
-		host := req.RedirectURI
-		if u, err := url.Parse(req.RedirectURI); err == nil && u.Host != "" {
-			host = u.Scheme + "://" + u.Host
-		}
-		return page(c, 200, consentPage, map[string]any{"Tenant": t.Name, "Client": req.ClientName, "Host": host, "Scopes": words,
+		return page(c, 200, consentPage, map[string]any{"Tenant": t.Name, "Client": req.ClientName, "Host": host, "Scopes": describeScopes(req.Scope),
 			"Hidden": hidden, "CSRF": token, "Action": "/t/" + t.Slug + "/authorize" + resourceQuery(req.Resources)})
 	}
 	sso := ssoCookie(t, iss)
@@ -204,15 +200,36 @@ func (h *Handler) authorize(c *fiber.Ctx, posted bool) error {
 	if mustChange {
 		return show(403, "You must change your password before signing in to applications.")
 	}
-	// Every sign-in opens a new SSO session (a new cookie value).
-	bs, value, err := h.Auth.OpenBrowserSession(ctx, t, u, []string{"pwd"}, auth.Client{IP: c.IP(), UserAgent: c.Get(fiber.HeaderUserAgent)})
+	bs, err := h.openSession(c, ctx, t, u, sso)
 	if err != nil {
 		return page(c, 500, errorPage, "the sign-in could not be completed")
+	}
+	return finish(u.ID, oauth.SignIn{SessionID: bs.ID, AuthTime: bs.AuthTime, AMR: bs.AMR})
+}
+
+// openSession opens the SSO session of a person who has just signed in
+// with their password, and sets its cookie: every sign-in a new session
+// (a new cookie value), living as the tenant's policy says.
+func (h *Handler) openSession(c *fiber.Ctx, ctx context.Context, t *tenant.Tenant, u *directory.User, sso *fiber.Cookie) (*auth.BrowserSession, error) {
+	bs, value, err := h.Auth.OpenBrowserSession(ctx, t, u, []string{"pwd"}, auth.Client{IP: c.IP(), UserAgent: c.Get(fiber.HeaderUserAgent)})
+	if err != nil {
+		return nil, err
 	}
 	sso.Value = value
 	sso.Expires = time.Now().Add(time.Duration(tenant.PoliciesOf(t).Session.LifetimeHours) * time.Hour)
 	c.Cookie(sso)
-	return finish(u.ID, oauth.SignIn{SessionID: bs.ID, AuthTime: bs.AuthTime, AMR: bs.AMR})
+	return bs, nil
+}
+
+// describeScopes says in words what each scope lets a client do.
+func describeScopes(scopes []string) []string {
+	var words []string
+	for _, sc := range scopes {
+		if w, ok := scopeWords[sc]; ok {
+			words = append(words, w)
+		}
+	}
+	return words
 }
 
 // ssoCookie is the SSO session cookie of a tenant (docs/design §12): over
@@ -277,12 +294,17 @@ func newCSRF() string {
 	return hex.EncodeToString(b)
 }
 
-func redirect(c *fiber.Ctx, to string, v url.Values) error {
+// dropEmpty removes the parameters whose one value is empty.
+func dropEmpty(v url.Values) {
 	for k, vals := range v {
 		if len(vals) == 1 && vals[0] == "" {
 			delete(v, k)
 		}
 	}
+}
+
+func redirect(c *fiber.Ctx, to string, v url.Values) error {
+	dropEmpty(v)
 	sep := "?"
 	if strings.Contains(to, "?") {
 		sep = "&"
@@ -305,11 +327,7 @@ var formPostPage = template.Must(template.New("form_post").Parse(`<!doctype html
 func respond(c *fiber.Ctx, req *oauth.AuthorizeRequest, v url.Values) error {
 	switch req.ResponseMode {
 	case "fragment":
-		for k, vals := range v {
-			if len(vals) == 1 && vals[0] == "" {
-				delete(v, k)
-			}
-		}
+		dropEmpty(v)
 		c.Set(fiber.HeaderCacheControl, "no-store")
 		return c.Redirect(req.RedirectURI+"#"+v.Encode(), fiber.StatusFound)
 	case "form_post":

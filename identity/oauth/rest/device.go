@@ -1,16 +1,12 @@
 package rest
 
 import (
-	"context"
 	"html/template"
 	"strings"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/xavyo/xavyo/identity/auth"
 	"github.com/xavyo/xavyo/identity/oauth"
-	"github.com/xavyo/xavyo/identity/tenant"
 	"github.com/xavyo/xavyo/internal/apperr"
 )
 
@@ -61,38 +57,6 @@ func (h *Handler) deviceAuthorization(c *fiber.Ctx) error {
 	return h.write(c, out, err)
 }
 
-// relyingParty names the relying party of a token-endpoint-style request:
-// a public client by client_id, a confidential one by its credentials.
-func (h *Handler) relyingParty(c *fiber.Ctx, ctx context.Context) (string, bool, error) {
-	if c.FormValue("client_assertion") != "" || c.FormValue("client_assertion_type") != "" {
-		if c.FormValue("client_assertion_type") != oauth.AssertionType || c.FormValue("client_secret") != "" || c.Get(fiber.HeaderAuthorization) != "" {
-			return "", false, &oauth.Error{Code: "invalid_request", Description: "use one client authentication method; client_assertion_type must be jwt-bearer", Status: 400}
-		}
-		slug := c.Params("slug")
-		app, err := h.Server.AuthenticateAppAssertion(ctx, c.FormValue("client_assertion"), c.FormValue("client_id"), slug,
-			h.Server.Issuer(slug)+c.Path()[len("/t/"+slug):], c.IP())
-		if err != nil {
-			return "", false, err
-		}
-		return app.ClientID, true, nil
-	}
-	if c.FormValue("client_secret") != "" || c.Get(fiber.HeaderAuthorization) != "" {
-		id, secret, method, err := credentials(c)
-		if err != nil {
-			return "", false, err
-		}
-		app, err := h.Server.AuthenticateApp(ctx, id, secret, method, c.IP())
-		if err != nil {
-			return "", false, err
-		}
-		return app.ClientID, true, nil
-	}
-	if c.FormValue("client_id") == "" {
-		return "", false, &oauth.Error{Code: "invalid_client", Description: "name the client (client_id), or authenticate it", Status: 401}
-	}
-	return c.FormValue("client_id"), false, nil
-}
-
 func (h *Handler) deviceGet(c *fiber.Ctx) error  { return h.device(c, false) }
 func (h *Handler) devicePost(c *fiber.Ctx) error { return h.device(c, true) }
 
@@ -137,13 +101,9 @@ func (h *Handler) device(c *fiber.Ctx, posted bool) error {
 		case mustChange:
 			return show(403, "signin", "You must change your password first.", nil)
 		}
-		var value string
-		if bs, value, err = h.Auth.OpenBrowserSession(ctx, t, u, []string{"pwd"}, auth.Client{IP: c.IP(), UserAgent: c.Get(fiber.HeaderUserAgent)}); err != nil {
+		if bs, err = h.openSession(c, ctx, t, u, sso); err != nil {
 			return page(c, 500, errorPage, "the sign-in could not be completed")
 		}
-		sso.Value = value
-		sso.Expires = time.Now().Add(time.Duration(tenant.PoliciesOf(t).Session.LifetimeHours) * time.Hour)
-		c.Cookie(sso)
 	}
 	if bs == nil {
 		return show(200, "signin", "", nil)
@@ -170,12 +130,6 @@ func (h *Handler) device(c *fiber.Ctx, posted bool) error {
 		}
 		return show(200, "done", "", map[string]any{"Done": done})
 	}
-	var words []string
-	for _, sc := range req.Scope {
-		if w, ok := scopeWords[sc]; ok {
-			words = append(words, w)
-		}
-	}
 	userCode = req.UserCode
-	return show(200, "decide", "", map[string]any{"Client": req.ClientName, "Scopes": words})
+	return show(200, "decide", "", map[string]any{"Client": req.ClientName, "Scopes": describeScopes(req.Scope)})
 }

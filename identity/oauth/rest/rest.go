@@ -190,6 +190,38 @@ func (h *Handler) client(c *fiber.Ctx, ctx context.Context) (*oauth.Client, erro
 	return h.Server.Authenticate(ctx, id, secret, c.IP())
 }
 
+// relyingParty names the relying party of a token-endpoint-style request:
+// a public client by client_id, a confidential one by its credentials.
+func (h *Handler) relyingParty(c *fiber.Ctx, ctx context.Context) (string, bool, error) {
+	if c.FormValue("client_assertion") != "" || c.FormValue("client_assertion_type") != "" {
+		if c.FormValue("client_assertion_type") != oauth.AssertionType || c.FormValue("client_secret") != "" || c.Get(fiber.HeaderAuthorization) != "" {
+			return "", false, &oauth.Error{Code: "invalid_request", Description: "use one client authentication method; client_assertion_type must be jwt-bearer", Status: 400}
+		}
+		slug := c.Params("slug")
+		app, err := h.Server.AuthenticateAppAssertion(ctx, c.FormValue("client_assertion"), c.FormValue("client_id"), slug,
+			h.Server.Issuer(slug)+c.Path()[len("/t/"+slug):], c.IP())
+		if err != nil {
+			return "", false, err
+		}
+		return app.ClientID, true, nil
+	}
+	if c.FormValue("client_secret") != "" || c.Get(fiber.HeaderAuthorization) != "" {
+		id, secret, method, err := credentials(c)
+		if err != nil {
+			return "", false, err
+		}
+		app, err := h.Server.AuthenticateApp(ctx, id, secret, method, c.IP())
+		if err != nil {
+			return "", false, err
+		}
+		return app.ClientID, true, nil
+	}
+	if c.FormValue("client_id") == "" {
+		return "", false, &oauth.Error{Code: "invalid_client", Description: "name the client (client_id), or authenticate it", Status: 401}
+	}
+	return c.FormValue("client_id"), false, nil
+}
+
 // credentials reads a client's id and secret from HTTP Basic
 // (client_secret_basic) or the form (client_secret_post), and says which.
 // Assertions are not credentials here.
