@@ -3,10 +3,8 @@ package oauth
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"net/url"
 	"slices"
@@ -93,11 +91,6 @@ func validRedirect(raw string) error {
 	return nil
 }
 
-func hashSecret(secret string) string {
-	sum := sha256.Sum256([]byte(secret))
-	return hex.EncodeToString(sum[:])
-}
-
 // publicKeySet checks a client's JWK set: 1 to 10 public signing keys of
 // the algorithms assertions may use, each with a kid; no private parts.
 func publicKeySet(raw json.RawMessage) (string, error) {
@@ -152,7 +145,7 @@ func (s *Server) AuthenticateApp(ctx context.Context, clientID, secret, method, 
 		return nil, AsError(err)
 	}
 	if err != nil || c.secretHash == "" || secret == "" || c.TokenEndpointAuthMethod != method ||
-		subtle.ConstantTimeCompare([]byte(c.secretHash), []byte(hashSecret(secret))) != 1 {
+		subtle.ConstantTimeCompare([]byte(c.secretHash), []byte(digest(secret))) != 1 {
 		s.limiter.fail(key, s.cfg.Now())
 		return nil, ErrInvalidClient
 	}
@@ -236,7 +229,7 @@ func (s *Server) createAppClient(ctx context.Context, in AppClientInput, ratHash
 		}
 		c.ClientType, c.TokenEndpointAuthMethod = "confidential", in.TokenEndpointAuthMethod
 		secret = "xvs_" + base64.RawURLEncoding.EncodeToString(b)
-		c.secretHash = hashSecret(secret)
+		c.secretHash = digest(secret)
 	case "private_key_jwt":
 		keys, err := publicKeySet(in.JWKS)
 		if err != nil {

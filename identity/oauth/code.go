@@ -196,7 +196,9 @@ func (s *Server) ValidateAuthorize(ctx context.Context, slug string, q func(stri
 	return req, nil
 }
 
-func hashCode(code string) string {
+// digest is the hex SHA-256 under which random secrets xavyo makes are
+// stored (codes, client secrets, registration access tokens).
+func digest(code string) string {
 	sum := sha256.Sum256([]byte(code))
 	return hex.EncodeToString(sum[:])
 }
@@ -211,7 +213,7 @@ func (s *Server) IssueCode(ctx context.Context, req *AuthorizeRequest, user uuid
 	code := base64.RawURLEncoding.EncodeToString(b)
 	now := store.Now()
 	err := s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		return insertCode(ctx, tx, hashCode(code), req, user, in, now, now.Add(codeLifetime))
+		return insertCode(ctx, tx, digest(code), req, user, in, now, now.Add(codeLifetime))
 	})
 	return code, err
 }
@@ -253,7 +255,7 @@ func (s *Server) ExchangeCode(ctx context.Context, slug, clientID, code, redirec
 	invalid := oerr(400, "invalid_grant", "the code is invalid, expired, used, or not yours")
 	err = s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		reused = false
-		row, err := lockCode(ctx, tx, hashCode(code))
+		row, err := lockCode(ctx, tx, digest(code))
 		if store.NoRows(err) {
 			return invalid
 		}
@@ -281,7 +283,7 @@ func (s *Server) ExchangeCode(ctx context.Context, slug, clientID, code, redirec
 		if resources, refresh, family, sid, e = s.grantTx(ctx, tx, slug, user, clientID, scope, resources, row.session); e != nil {
 			return e
 		}
-		return markCodeUsed(ctx, tx, hashCode(code), family)
+		return markCodeUsed(ctx, tx, digest(code), family)
 	})
 	if err != nil {
 		var oe *Error

@@ -96,7 +96,7 @@ func (s *Server) StartDevice(ctx context.Context, slug, clientID string, authent
 	now := store.Now()
 	res, _ := json.Marshal(resources)
 	err = s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		return insertDeviceTx(ctx, tx, hashCode(deviceCode), string(userCode), clientID, strings.Join(granted, " "), string(res), now, now.Add(deviceLifetime))
+		return insertDeviceTx(ctx, tx, digest(deviceCode), string(userCode), clientID, strings.Join(granted, " "), string(res), now, now.Add(deviceLifetime))
 	})
 	if err != nil {
 		return nil, err
@@ -184,7 +184,7 @@ func (s *Server) RedeemDevice(ctx context.Context, slug, clientID, deviceCode st
 	err = s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		answer = nil
 		var err error
-		if d, err = lockDeviceTx(ctx, tx, hashCode(deviceCode)); err != nil || d == nil {
+		if d, err = lockDeviceTx(ctx, tx, digest(deviceCode)); err != nil || d == nil {
 			if err == nil {
 				answer = invalid
 			}

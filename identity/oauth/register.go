@@ -3,10 +3,8 @@ package oauth
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/hex"
 	"strings"
 
 	"github.com/xavyo/xavyo/internal/apperr"
@@ -100,7 +98,7 @@ func (s *Server) Register(ctx context.Context, slug string, in RegistrationReque
 	_, _ = rand.Read(b[:])
 	rat := "xvr_" + base64.RawURLEncoding.EncodeToString(b[:])
 	c, err := s.createAppClient(ctx, AppClientInput{Name: name, RedirectURIs: in.RedirectURIs, PostLogoutRedirectURIs: in.PostLogoutRedirectURIs,
-		BackchannelLogoutURI: in.BackchannelLogoutURI, Scope: in.Scope}, hashRAT(rat))
+		BackchannelLogoutURI: in.BackchannelLogoutURI, Scope: in.Scope}, digest(rat))
 	if apperr.KindOf(err) == apperr.KindInvalidArgument {
 		return nil, oerr(400, "invalid_redirect_uri", apperr.PublicMessage(err))
 	}
@@ -112,11 +110,6 @@ func (s *Server) Register(ctx context.Context, slug string, in RegistrationReque
 	out := s.registration(slug, c)
 	out.RegistrationAccessToken = rat
 	return out, nil
-}
-
-func hashRAT(rat string) string {
-	sum := sha256.Sum256([]byte(rat))
-	return hex.EncodeToString(sum[:])
 }
 
 func (s *Server) registration(slug string, c *AppClient) *RegistrationResponse {
@@ -141,7 +134,7 @@ func registered(ctx context.Context, tx *store.Tx, clientID, rat string, lock bo
 	if err != nil {
 		return nil, err
 	}
-	if rat == "" || c.ratHash == "" || subtle.ConstantTimeCompare([]byte(c.ratHash), []byte(hashRAT(rat))) != 1 {
+	if rat == "" || c.ratHash == "" || subtle.ConstantTimeCompare([]byte(c.ratHash), []byte(digest(rat))) != 1 {
 		return nil, errRAT
 	}
 	return c, nil
