@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/xavyo/xavyo/internal/secretref"
 )
 
 // Config is the whole configuration of a xavyo process.
@@ -31,7 +33,7 @@ type Config struct {
 	// BootstrapToken is the break-glass super_admin credential. Unset: one
 	// is generated at first start and printed once. Set to empty: the
 	// stored one is revoked.
-	BootstrapToken string        `yaml:"bootstrap_token" env:"XAVYO_BOOTSTRAP_TOKEN" desc:"break-glass super_admin token; empty revokes it; unset generates one at first start"`
+	BootstrapToken string        `yaml:"bootstrap_token" env:"XAVYO_BOOTSTRAP_TOKEN" secret:"ref" desc:"break-glass super_admin token (or a secret reference: env:NAME, file:/path[#json.key]); empty revokes it; unset generates one at first start"`
 	Secrets        Secrets       `yaml:"secrets"`
 	PKI            PKI           `yaml:"pki"`
 	Egress         Egress        `yaml:"egress"`
@@ -86,7 +88,7 @@ type AgentTLS struct {
 
 // Secrets configures encryption of secrets at rest.
 type Secrets struct {
-	KEK string `yaml:"kek" env:"XAVYO_SECRETS_KEK" desc:"base64 32-byte key-encryption key (default: generated into {data_dir}/kek)"`
+	KEK string `yaml:"kek" env:"XAVYO_SECRETS_KEK" secret:"ref" desc:"base64 32-byte key-encryption key, or a secret reference to it (env:NAME, file:/path[#json.key]; default: generated into {data_dir}/kek)"`
 }
 
 // PKI configures the built-in CA.
@@ -119,7 +121,7 @@ type Platform struct {
 type Metrics struct {
 	// Token, when set, is a bearer token that may read /metrics besides
 	// operators (for a scraper).
-	Token string `yaml:"token" env:"XAVYO_METRICS_TOKEN" desc:"bearer token a Prometheus scraper presents to read /metrics (at least 32 characters; default: operators only)"`
+	Token string `yaml:"token" env:"XAVYO_METRICS_TOKEN" secret:"ref" desc:"bearer token a Prometheus scraper presents to read /metrics, or a secret reference to it (at least 32 characters; default: operators only)"`
 	// TenantLabels adds tenant ids to the gateway's metric labels.
 	TenantLabels bool `yaml:"tenant_labels" env:"XAVYO_METRICS_TENANT_LABELS" desc:"label gateway metrics with tenant ids (default false)"`
 }
@@ -129,7 +131,7 @@ type Metrics struct {
 type DefaultTenant struct {
 	Slug          string `yaml:"slug" env:"XAVYO_DEFAULT_TENANT" desc:"slug of the tenant created at first start (default default)"`
 	AdminEmail    string `yaml:"admin_email" env:"XAVYO_DEFAULT_ADMIN_EMAIL" desc:"email of its first tenant_admin (default admin@example.com)"`
-	AdminPassword string `yaml:"admin_password" env:"XAVYO_DEFAULT_ADMIN_PASSWORD" desc:"that admin's initial password, to be changed at first login (default: generated and printed once)"`
+	AdminPassword string `yaml:"admin_password" env:"XAVYO_DEFAULT_ADMIN_PASSWORD" secret:"ref" desc:"that admin's initial password or a secret reference to it, to be changed at first login (default: generated and printed once)"`
 }
 
 // Audit configures the audit log.
@@ -177,6 +179,10 @@ func Load(path string, environ []string) (*Config, error) {
 		c.BootstrapTokenSet = true
 	}
 	if err := applyEnv(reflect.ValueOf(c).Elem(), env); err != nil {
+		return nil, err
+	}
+	r := secretref.Resolver{Getenv: func(k string) string { return env[k] }}
+	if err := resolveSecrets(reflect.ValueOf(c).Elem(), "", r); err != nil {
 		return nil, err
 	}
 	if err := c.CheckAndSetDefaults(); err != nil {
@@ -375,6 +381,36 @@ func walk(t reflect.Type, prefix string, fn func(reflect.StructField, string)) {
 		}
 		fn(f, key)
 	}
+}
+
+// resolveSecrets replaces the secret references of fields tagged
+// secret:"ref" by the secrets they name. Sealed values belong in the
+// store, not the configuration (the KEK is not known yet).
+func resolveSecrets(v reflect.Value, prefix string, r secretref.Resolver) error {
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		fv := v.Field(i)
+		key := prefix + strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[time.Duration]() {
+			if err := resolveSecrets(fv, key+".", r); err != nil {
+				return err
+			}
+			continue
+		}
+		if f.Tag.Get("secret") != "ref" || !secretref.IsReference(fv.String()) {
+			continue
+		}
+		if strings.HasPrefix(fv.String(), secretref.Sealed) {
+			return fmt.Errorf("%s: sealed values are kept in the store; configuration names env: or file: references", key)
+		}
+		val, err := r.Resolve(fv.String(), nil)
+		if err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+		fv.SetString(val)
+	}
+	return nil
 }
 
 func applyEnv(v reflect.Value, env map[string]string) error {

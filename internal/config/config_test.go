@@ -142,3 +142,44 @@ func TestEnvVarsCoverTheContractKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestSecretReferences(t *testing.T) {
+	dir := t.TempDir()
+	kek := filepath.Join(dir, "kek.json")
+	if err := os.WriteFile(kek, []byte(`{"xavyo":{"kek":"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tok := filepath.Join(dir, "metrics")
+	if err := os.WriteFile(tok, []byte(strings.Repeat("m", 40)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := filepath.Join(dir, "xavyo.yaml")
+	if err := os.WriteFile(cfgFile, []byte("metrics:\n  token: file:"+tok+"\nsecrets:\n  kek: file:"+kek+"#xavyo.kek\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(cfgFile, []string{"XAVYO_BOOTSTRAP_TOKEN=env:BREAK_GLASS", "BREAK_GLASS=" + strings.Repeat("b", 40)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Metrics.Token != strings.Repeat("m", 40) || c.BootstrapToken != strings.Repeat("b", 40) ||
+		c.Secrets.KEK != "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" {
+		t.Fatalf("references not resolved: %+v", c)
+	}
+	// A reference that cannot be resolved fails the start, naming the key
+	// and the reference.
+	for env, want := range map[string]string{
+		"XAVYO_METRICS_TOKEN=env:NOT_SET":                      "metrics.token",
+		"XAVYO_SECRETS_KEK=file:" + filepath.Join(dir, "none"): "secrets.kek",
+		"XAVYO_DEFAULT_ADMIN_PASSWORD=sealed:AAAA":             "default_tenant.admin_password",
+	} {
+		_, err := config.Load("", []string{env})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want one naming %s", env, err, want)
+		}
+	}
+	// Other keys are taken as they are, references or not.
+	c, err = config.Load("", []string{"XAVYO_DATA_DIR=env:HOME"})
+	if err != nil || c.DataDir != "env:HOME" {
+		t.Fatalf("data_dir %q, %v", c.DataDir, err)
+	}
+}
