@@ -277,7 +277,9 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 		return nil, err
 	}
 	s.oauth = oauth.New(oauth.Config{Tokens: s.tokens, NHIs: s.nhis, Tenants: s.tenants, DB: s.db, Logger: log,
-		AdminURL: cfg.Admin.PublicURL, AgentURL: cfg.Agent.PublicURL, Audit: s.seq, Auth: s.auth, Fetch: fetch})
+		AdminURL: cfg.Admin.PublicURL, AgentURL: cfg.Agent.PublicURL, Audit: s.seq, Auth: s.auth, Fetch: fetch,
+		PairwiseKey: sealer.Derive("xavyo oidc pairwise subjects v1")})
+	authHandler.Subjects = s.oauth
 	oh := &oauthrest.Handler{Server: s.oauth, Tenants: s.tenants, AgentURL: cfg.Agent.PublicURL, Auth: s.auth,
 		Admin: adminAuth}
 	oh.Mount(s.admin)

@@ -59,7 +59,7 @@ func (s *Server) OnSessionEvent(ctx context.Context, e events.Event) error {
 }
 
 func (s *Server) sendLogout(ctx context.Context, tenant uuid.UUID, app *AppClient, user, sid uuid.UUID) error {
-	raw, err := s.cfg.Tokens.MintLogoutToken(ctx, tenant, app.ClientID, user.String(), sid.String())
+	raw, err := s.cfg.Tokens.MintLogoutToken(ctx, tenant, app.ClientID, s.subjectOf(app, tenant, user), sid.String())
 	if err != nil {
 		return err
 	}

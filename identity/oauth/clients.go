@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/go-ldap/ldap/v3"
 	"github.com/google/uuid"
 
 	"github.com/xavyo/xavyo/internal/apperr"
@@ -41,16 +42,20 @@ type AppClient struct {
 	FirstParty bool `json:"first_party"`
 	// BackchannelLogoutURI receives a logout token when a person's SSO
 	// session in which the client signed them in ends.
-	BackchannelLogoutURI string    `json:"backchannel_logout_uri,omitempty"`
-	Scope                string    `json:"scope"`
-	CreatedAt            time.Time `json:"created_at"`
-	Version              int64     `json:"version"`
+	BackchannelLogoutURI string `json:"backchannel_logout_uri,omitempty"`
+	ClientProfile
+	Scope     string    `json:"scope"`
+	CreatedAt time.Time `json:"created_at"`
+	Version   int64     `json:"version"`
 	// ratHash is the SHA-256 of a dynamically registered client's
 	// registration access token ("" for others); secretHash that of a
 	// confidential client's secret.
 	ratHash, secretHash string
-	// jwks is a private_key_jwt client's key set, as stored.
+	// jwks is a private_key_jwt client's key set (a self-signed mTLS
+	// client's certificates), as stored.
 	jwks string
+	// sector is a pairwise client's sector, fixed at registration.
+	sector string
 }
 
 // Confidential reports whether the client authenticates at the token
@@ -66,10 +71,106 @@ type AppClientInput struct {
 	BackchannelLogoutURI   string   `json:"backchannel_logout_uri,omitempty" doc:"where logout tokens are POSTed when a person's SSO session ends (OpenID Connect Back-Channel Logout)"`
 	// TokenEndpointAuthMethod makes a confidential client (a web
 	// application with a server side): its secret is in the answer, once.
-	TokenEndpointAuthMethod string `json:"token_endpoint_auth_method,omitempty" doc:"none (public, PKCE; the default), client_secret_basic or client_secret_post (confidential: a secret is issued, shown once), or private_key_jwt (confidential: signs assertions with a key of jwks)"`
+	TokenEndpointAuthMethod string `json:"token_endpoint_auth_method,omitempty" doc:"none (public, PKCE; the default), client_secret_basic or client_secret_post (confidential: a secret is issued, shown once), private_key_jwt (confidential: signs assertions with a key of jwks), tls_client_auth (a certificate from a trusted CA with tls_client_auth_subject_dn, at the mTLS token endpoint) or self_signed_tls_client_auth (a certificate of jwks' x5c, at the mTLS token endpoint)"`
 	// JWKS holds the public keys of a private_key_jwt client.
-	JWKS  json.RawMessage `json:"jwks,omitempty" doc:"the public keys a private_key_jwt client signs its assertions with (a JWK set)"`
-	Scope string          `json:"scope,omitempty" doc:"default: openid profile email offline_access mcp a2a"`
+	JWKS json.RawMessage `json:"jwks,omitempty" doc:"the public keys a private_key_jwt client signs its assertions with, or the certificates (x5c) of a self_signed_tls_client_auth client (a JWK set)"`
+	ClientProfile
+	Scope string `json:"scope,omitempty" doc:"default: openid profile email offline_access mcp a2a"`
+}
+
+// ClientProfile is what a relying party says of itself beyond its
+// redirect URIs and credentials (OpenID Connect Dynamic Client
+// Registration §2, RFC 8705 §2.1.2 and §3.4, Front-Channel Logout §2).
+type ClientProfile struct {
+	LogoURI   string `json:"logo_uri,omitempty" doc:"the client's logo, shown on the consent page (https)"`
+	ClientURI string `json:"client_uri,omitempty" doc:"the client's home page, linked from the consent page (https)"`
+	PolicyURI string `json:"policy_uri,omitempty" doc:"how the client uses people's data (https)"`
+	TOSURI    string `json:"tos_uri,omitempty" doc:"the client's terms of service (https)"`
+	// SubjectType pairwise gives the client a subject of its own for each
+	// person in ID tokens and userinfo (its sector: the redirect URIs'
+	// host), so that clients cannot correlate people.
+	SubjectType string `json:"subject_type,omitempty" doc:"public (the default) or pairwise: ID tokens and userinfo name each person by a subject of this client's sector only"`
+	// FrontchannelLogoutURI is loaded in an iframe when a session the
+	// client signed a person in to ends at xavyo.
+	FrontchannelLogoutURI             string `json:"frontchannel_logout_uri,omitempty" doc:"loaded in a hidden frame of the sign-out page (OpenID Connect Front-Channel Logout)"`
+	FrontchannelLogoutSessionRequired bool   `json:"frontchannel_logout_session_required,omitempty" doc:"add iss and sid to the front-channel logout URI"`
+	// TLSClientAuthSubjectDN is the subject of a tls_client_auth client's
+	// certificate (RFC 4514).
+	TLSClientAuthSubjectDN string `json:"tls_client_auth_subject_dn,omitempty" doc:"for tls_client_auth: the subject DN its certificate must carry (RFC 4514, e.g. CN=app,O=Example)"`
+	// CertificateBound binds the access tokens a client gets at the mTLS
+	// token endpoint to its certificate (cnf x5t#S256).
+	CertificateBound bool `json:"tls_client_certificate_bound_access_tokens,omitempty" doc:"bind access tokens obtained over mTLS to the client's certificate (RFC 8705 §3)"`
+}
+
+// webURL checks a URL a client registers to be shown or loaded: https, or
+// loopback http, without credentials or fragment ("" for none).
+func webURL(field, raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	loopback := err == nil && (u.Hostname() == "127.0.0.1" || u.Hostname() == "localhost" || u.Hostname() == "::1")
+	if err != nil || u.Fragment != "" || u.User != nil || len(raw) > 2000 || u.Host == "" || !(u.Scheme == "https" || (u.Scheme == "http" && loopback)) {
+		return apperr.Invalid(field, "must be an absolute https (or loopback http) URL without fragment or credentials")
+	}
+	return nil
+}
+
+// check validates a profile for a client with these redirect URIs and
+// token endpoint auth method.
+func (p *ClientProfile) check(redirects []string, method string) error {
+	for f, v := range map[string]string{"logo_uri": p.LogoURI, "client_uri": p.ClientURI, "policy_uri": p.PolicyURI, "tos_uri": p.TOSURI,
+		"frontchannel_logout_uri": p.FrontchannelLogoutURI} {
+		if err := webURL(f, v); err != nil {
+			return err
+		}
+	}
+	switch p.SubjectType {
+	case "", "public":
+		p.SubjectType = ""
+	case "pairwise":
+		if sectorOf(redirects) == "" {
+			return apperr.Invalid("subject_type", "a pairwise client's redirect URIs must share one host (its sector)")
+		}
+	default:
+		return apperr.Invalid("subject_type", "must be public or pairwise")
+	}
+	if p.FrontchannelLogoutSessionRequired && p.FrontchannelLogoutURI == "" {
+		return apperr.Invalid("frontchannel_logout_session_required", "needs a frontchannel_logout_uri")
+	}
+	switch {
+	case method == "tls_client_auth":
+		if _, err := ldap.ParseDN(p.TLSClientAuthSubjectDN); err != nil || p.TLSClientAuthSubjectDN == "" || len(p.TLSClientAuthSubjectDN) > 1000 {
+			return apperr.Invalid("tls_client_auth_subject_dn", "a tls_client_auth client names its certificate's subject DN (RFC 4514)")
+		}
+	case p.TLSClientAuthSubjectDN != "":
+		return apperr.Invalid("tls_client_auth_subject_dn", "only a tls_client_auth client names a subject DN")
+	}
+	if p.CertificateBound && method != "tls_client_auth" && method != "self_signed_tls_client_auth" {
+		return apperr.Invalid("tls_client_certificate_bound_access_tokens", "only clients that authenticate with a certificate get certificate-bound tokens")
+	}
+	return nil
+}
+
+// sectorOf is the sector of a pairwise client: the one host (or private
+// scheme) all its redirect URIs share, else "".
+func sectorOf(redirects []string) string {
+	sector := ""
+	for _, r := range redirects {
+		u, err := url.Parse(r)
+		if err != nil {
+			return ""
+		}
+		h := strings.ToLower(u.Hostname())
+		if h == "" {
+			h = strings.ToLower(u.Scheme) + ":"
+		}
+		if sector != "" && sector != h {
+			return ""
+		}
+		sector = h
+	}
+	return sector
 }
 
 // ClientEvent is the change-event kind of relying-party clients.
@@ -109,24 +210,46 @@ func publicKeySet(raw json.RawMessage) (string, error) {
 	return string(b), nil
 }
 
+// keySet checks the keys a client registers for its method.
+func (c *AppClient) keySet(raw json.RawMessage) (string, error) {
+	switch c.TokenEndpointAuthMethod {
+	case "private_key_jwt":
+		return publicKeySet(raw)
+	case "self_signed_tls_client_auth":
+		return certificateSet(raw)
+	}
+	return "", apperr.Invalid("jwks", "only a private_key_jwt or self_signed_tls_client_auth client registers keys")
+}
+
+// certificateSet checks a self_signed_tls_client_auth client's JWK set:
+// 1 to 10 keys, each carrying its self-signed certificate (x5c) whose
+// public key is the key's.
+func certificateSet(raw json.RawMessage) (string, error) {
+	bad := apperr.Invalid("jwks", "a JWK set of 1 to 10 public keys, each with its self-signed certificate in x5c")
+	var set jose.JSONWebKeySet
+	if len(raw) == 0 || len(raw) > 64<<10 || json.Unmarshal(raw, &set) != nil || len(set.Keys) == 0 || len(set.Keys) > 10 {
+		return "", bad
+	}
+	for _, k := range set.Keys {
+		if !k.Valid() || !k.IsPublic() || len(k.Certificates) == 0 {
+			return "", bad
+		}
+	}
+	b, _ := json.Marshal(set)
+	return string(b), nil
+}
+
 // appClientKeys returns a relying party and its key set.
 func (s *Server) appClientKeys(ctx context.Context, clientID string) (*AppClient, *jose.JSONWebKeySet, error) {
-	var c *AppClient
-	var raw string
-	err := s.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		var err error
-		if c, err = appClientRow(ctx, tx, clientID, false); err != nil {
-			return err
-		}
-		raw, err = appClientJWKS(ctx, tx, c.ID)
-		return err
-	})
+	c, err := s.appClient(ctx, clientID)
 	if err != nil {
 		return nil, nil, err
 	}
 	var set jose.JSONWebKeySet
-	if err := json.Unmarshal([]byte(raw), &set); err != nil {
-		return nil, nil, err
+	if c.jwks != "" {
+		if err := json.Unmarshal([]byte(c.jwks), &set); err != nil {
+			return nil, nil, err
+		}
 	}
 	return c, &set, nil
 }
@@ -154,17 +277,7 @@ func (s *Server) AuthenticateApp(ctx context.Context, clientID, secret, method, 
 
 // validBackchannel checks a back-channel logout URI: https, or loopback
 // http, without fragment or credentials ("" for none).
-func validBackchannel(raw string) error {
-	if raw == "" {
-		return nil
-	}
-	u, err := url.Parse(raw)
-	loopback := err == nil && (u.Hostname() == "127.0.0.1" || u.Hostname() == "localhost" || u.Hostname() == "::1")
-	if err != nil || u.Fragment != "" || u.User != nil || len(raw) > 2000 || u.Host == "" || !(u.Scheme == "https" || (u.Scheme == "http" && loopback)) {
-		return apperr.Invalid("backchannel_logout_uri", "must be an absolute https (or loopback http) URL without fragment or credentials")
-	}
-	return nil
-}
+func validBackchannel(raw string) error { return webURL("backchannel_logout_uri", raw) }
 
 // validPostLogout checks post-logout redirect URIs as redirect URIs.
 func validPostLogout(uris []string) error {
@@ -207,6 +320,12 @@ func (s *Server) createAppClient(ctx context.Context, in AppClientInput, ratHash
 	if err := validBackchannel(in.BackchannelLogoutURI); err != nil {
 		return nil, err
 	}
+	if err := in.ClientProfile.check(in.RedirectURIs, in.TokenEndpointAuthMethod); err != nil {
+		return nil, err
+	}
+	if in.SubjectType == "pairwise" && len(s.cfg.PairwiseKey) == 0 {
+		return nil, apperr.Invalid("subject_type", "pairwise subjects are not configured on this server")
+	}
 	if in.Scope == "" {
 		in.Scope = defaultAppScope
 	}
@@ -218,7 +337,11 @@ func (s *Server) createAppClient(ctx context.Context, in AppClientInput, ratHash
 	now := store.Now()
 	c := &AppClient{ID: uuid.Must(uuid.NewV7()), ClientID: "app-" + strings.ReplaceAll(uuid.NewString(), "-", "")[:20], Name: in.Name,
 		ClientType: "public", TokenEndpointAuthMethod: "none", RedirectURIs: in.RedirectURIs, PostLogoutRedirectURIs: in.PostLogoutRedirectURIs,
-		FirstParty: in.FirstParty, BackchannelLogoutURI: in.BackchannelLogoutURI, Scope: in.Scope, CreatedAt: now, Version: 1, ratHash: ratHash}
+		FirstParty: in.FirstParty, BackchannelLogoutURI: in.BackchannelLogoutURI, ClientProfile: in.ClientProfile, Scope: in.Scope, CreatedAt: now,
+		Version: 1, ratHash: ratHash}
+	if c.SubjectType == "pairwise" {
+		c.sector = sectorOf(c.RedirectURIs)
+	}
 	var secret string // in the answer only: never in the audit record or the change event
 	switch in.TokenEndpointAuthMethod {
 	case "", "none":
@@ -230,17 +353,21 @@ func (s *Server) createAppClient(ctx context.Context, in AppClientInput, ratHash
 		c.ClientType, c.TokenEndpointAuthMethod = "confidential", in.TokenEndpointAuthMethod
 		secret = "xvs_" + base64.RawURLEncoding.EncodeToString(b)
 		c.secretHash = digest(secret)
-	case "private_key_jwt":
-		keys, err := publicKeySet(in.JWKS)
+	case "private_key_jwt", "self_signed_tls_client_auth":
+		c.ClientType, c.TokenEndpointAuthMethod = "confidential", in.TokenEndpointAuthMethod
+		keys, err := c.keySet(in.JWKS)
 		if err != nil {
 			return nil, err
 		}
-		c.ClientType, c.TokenEndpointAuthMethod, c.jwks = "confidential", in.TokenEndpointAuthMethod, keys
+		c.jwks = keys
+	case "tls_client_auth":
+		c.ClientType, c.TokenEndpointAuthMethod = "confidential", in.TokenEndpointAuthMethod
 	default:
-		return nil, apperr.Invalid("token_endpoint_auth_method", "must be none, client_secret_basic, client_secret_post or private_key_jwt")
+		return nil, apperr.Invalid("token_endpoint_auth_method",
+			"must be none, client_secret_basic, client_secret_post, private_key_jwt, tls_client_auth or self_signed_tls_client_auth")
 	}
-	if len(in.JWKS) > 0 && in.TokenEndpointAuthMethod != "private_key_jwt" {
-		return nil, apperr.Invalid("jwks", "only a private_key_jwt client registers keys")
+	if len(in.JWKS) > 0 && in.TokenEndpointAuthMethod != "private_key_jwt" && in.TokenEndpointAuthMethod != "self_signed_tls_client_auth" {
+		return nil, apperr.Invalid("jwks", "only a private_key_jwt or self_signed_tls_client_auth client registers keys")
 	}
 	err := s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		if err := insertAppClient(ctx, tx, c); err != nil {

@@ -40,7 +40,9 @@ type AuthorizeRequest struct {
 	ClientID   string
 	ClientName string
 	// FirstParty: the organization's own client (no consent asked).
-	FirstParty    bool
+	FirstParty bool
+	// Profile is what the client registered about itself (logo, pages).
+	Profile       ClientProfile
 	RedirectURI   string
 	State         string
 	Scope         []string
@@ -58,9 +60,9 @@ type AuthorizeRequest struct {
 	// ResponseMode is how the answer travels back: query (the default),
 	// fragment or form_post.
 	ResponseMode string
-	// HintSubject is the subject of a valid id_token_hint ("" without one):
-	// the person the client expects to be signed in.
-	HintSubject string
+	// Hint is a valid id_token_hint (nil without one): the person the
+	// client expects to be signed in.
+	Hint *Hint
 }
 
 // Prompted reports whether the request asked for this prompt value.
@@ -72,20 +74,6 @@ type SignIn struct {
 	SessionID uuid.UUID
 	AuthTime  time.Time
 	AMR       []string
-}
-
-// IDTokenHint checks an id_token_hint of the tenant of ctx (expired ones
-// accepted) and returns its subject and the client it was issued to.
-func (s *Server) IDTokenHint(ctx context.Context, raw string) (subject, clientID string, err error) {
-	tid, _ := store.TenantFrom(ctx)
-	c, err := s.cfg.Tokens.IDTokenHint(ctx, raw, tid)
-	if err != nil {
-		return "", "", err
-	}
-	if len(c.Audience) > 0 {
-		clientID = c.Audience[0]
-	}
-	return c.Subject, clientID, nil
 }
 
 // ClientName returns a relying party's name.
@@ -134,7 +122,7 @@ func (s *Server) ValidateAuthorize(ctx context.Context, slug string, q func(stri
 	if !slices.Contains(c.RedirectURIs, redirect) {
 		return nil, oerr(400, "invalid_request", "the redirect_uri is not registered for this client (exact match)")
 	}
-	req := &AuthorizeRequest{ClientID: c.ClientID, ClientName: c.Name, FirstParty: c.FirstParty, RedirectURI: redirect, State: q("state"), CodeChallenge: q("code_challenge"),
+	req := &AuthorizeRequest{ClientID: c.ClientID, ClientName: c.Name, FirstParty: c.FirstParty, Profile: c.ClientProfile, RedirectURI: redirect, State: q("state"), CodeChallenge: q("code_challenge"),
 		Nonce: q("nonce"), Prompt: dedupe(strings.Fields(q("prompt"))), MaxAge: -1, LoginHint: q("login_hint")}
 	if len(req.Nonce) > 256 || len(req.State) > 1024 || len(req.LoginHint) > 320 {
 		return req, RedirectError{oerr(400, "invalid_request", "state, nonce or login_hint too long")}
@@ -182,12 +170,9 @@ func (s *Server) ValidateAuthorize(ctx context.Context, slug string, q func(stri
 		return req, bad("invalid_scope", "the client may not ask for that scope")
 	}
 	if hint := q("id_token_hint"); hint != "" {
-		tid, _ := store.TenantFrom(ctx)
-		c, err := s.cfg.Tokens.IDTokenHint(ctx, hint, tid)
-		if err != nil {
+		if req.Hint, err = s.IDTokenHint(ctx, hint); err != nil {
 			return req, bad("invalid_request", "the id_token_hint is not an ID token of this issuer")
 		}
-		req.HintSubject = c.Subject
 	}
 	if _, e := s.Resources(ctx, slug, multi("resource")); e != nil {
 		return req, RedirectError{e}
@@ -295,7 +280,7 @@ func (s *Server) ExchangeCode(ctx context.Context, slug, clientID, code, redirec
 	if reused {
 		return nil, invalid
 	}
-	return s.personTokens(ctx, user, clientID, scope, resources, refresh, family, nonce, authTime, amr, sid)
+	return s.personTokens(ctx, user, app, scope, resources, refresh, family, nonce, authTime, amr, sid)
 }
 
 // grantTx starts the refresh family of a person's grant to a client, in
@@ -322,15 +307,16 @@ func (s *Server) grantTx(ctx context.Context, tx *store.Tx, slug string, user uu
 // personTokens mints a person's access token for a client and, with the
 // openid scope, an ID token (aud = client_id, so it is never accepted as
 // an access token by a resource) that says how and when they signed in.
-func (s *Server) personTokens(ctx context.Context, user uuid.UUID, clientID, scope string, auds []string, refresh string, family uuid.UUID,
+func (s *Server) personTokens(ctx context.Context, user uuid.UUID, app *AppClient, scope string, auds []string, refresh string, family uuid.UUID,
 	nonce string, authTime time.Time, amr []string, sid string) (*TokenResponse, error) {
-	out, err := s.userToken(ctx, user.String(), clientID, scope, auds, refresh, family)
+	out, err := s.userToken(ctx, user.String(), app.ClientID, scope, auds, refresh, family)
 	if err != nil || !slices.Contains(strings.Fields(scope), "openid") {
 		return out, err
 	}
 	tid, _ := store.TenantFrom(ctx)
 	out.IDToken, err = s.cfg.Tokens.MintIDToken(ctx, token.Claims{
-		Claims:   jwt.Claims{Subject: user.String(), Audience: jwt.Audience{clientID}, Expiry: jwt.NewNumericDate(s.cfg.Now().Add(s.cfg.AccessTTL))},
+		Claims: jwt.Claims{Subject: s.subjectOf(app, tid, user), Audience: jwt.Audience{app.ClientID},
+			Expiry: jwt.NewNumericDate(s.cfg.Now().Add(s.cfg.AccessTTL))},
 		TenantID: tid, Nonce: nonce, AuthTime: authTime.Unix(), SubjectKind: string(principal.KindUser), AMR: amr, ACR: ACRPassword,
 		SessionID: sid,
 	})

@@ -231,5 +231,5 @@ func (s *Server) RedeemDevice(ctx context.Context, slug, clientID, deviceCode st
 	if d.authTime != nil {
 		authTime = *d.authTime
 	}
-	return s.personTokens(ctx, *d.user, clientID, d.scope, auds, refresh, family, "", authTime, strings.Fields(d.amr), sid)
+	return s.personTokens(ctx, *d.user, app, d.scope, auds, refresh, family, "", authTime, strings.Fields(d.amr), sid)
 }

@@ -145,6 +145,9 @@ type Config struct {
 	// Fetch retrieves client ID metadata documents; it must be the egress
 	// client (nil: metadata documents are not accepted).
 	Fetch *http.Client
+	// PairwiseKey keys the pairwise subjects of clients that ask for them
+	// (32 bytes derived from the KEK; nil: no client may ask).
+	PairwiseKey []byte
 	// Logger logs the causes of the errors answered as server_error or
 	// temporarily_unavailable (default slog.Default()).
 	Logger *slog.Logger

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"strings"
 
 	"github.com/xavyo/xavyo/internal/apperr"
@@ -15,25 +16,25 @@ import (
 
 // Registration policies (per tenant).
 const (
-	RegistrationOpen  = "open"  // anyone may register a public client
+	RegistrationOpen  = "open"  // anyone may register a client
 	RegistrationToken = "token" // a tenant admin's bearer token is required
 	RegistrationOff   = "off"
 )
 
 // RegistrationRequest is RFC 7591 client metadata (the subset served).
 type RegistrationRequest struct {
-	RedirectURIs            []string `json:"redirect_uris"`
-	PostLogoutRedirectURIs  []string `json:"post_logout_redirect_uris,omitempty"`
-	BackchannelLogoutURI    string   `json:"backchannel_logout_uri,omitempty"`
-	ClientName              string   `json:"client_name,omitempty"`
-	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method,omitempty"`
-	GrantTypes              []string `json:"grant_types,omitempty"`
-	ResponseTypes           []string `json:"response_types,omitempty"`
-	Scope                   string   `json:"scope,omitempty"`
-	ClientURI               string   `json:"client_uri,omitempty"`
-	LogoURI                 string   `json:"logo_uri,omitempty"`
-	SoftwareID              string   `json:"software_id,omitempty"`
-	SoftwareVersion         string   `json:"software_version,omitempty"`
+	RedirectURIs            []string        `json:"redirect_uris"`
+	PostLogoutRedirectURIs  []string        `json:"post_logout_redirect_uris,omitempty"`
+	BackchannelLogoutURI    string          `json:"backchannel_logout_uri,omitempty"`
+	ClientName              string          `json:"client_name,omitempty"`
+	TokenEndpointAuthMethod string          `json:"token_endpoint_auth_method,omitempty"`
+	JWKS                    json.RawMessage `json:"jwks,omitempty"`
+	GrantTypes              []string        `json:"grant_types,omitempty"`
+	ResponseTypes           []string        `json:"response_types,omitempty"`
+	Scope                   string          `json:"scope,omitempty"`
+	SoftwareID              string          `json:"software_id,omitempty"`
+	SoftwareVersion         string          `json:"software_version,omitempty"`
+	ClientProfile
 }
 
 // RegistrationResponse is RFC 7591 §3.2.1, with the RFC 7592 management
@@ -49,9 +50,15 @@ type RegistrationResponse struct {
 	PostLogoutRedirectURIs  []string `json:"post_logout_redirect_uris,omitempty"`
 	BackchannelLogoutURI    string   `json:"backchannel_logout_uri,omitempty"`
 	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
-	GrantTypes              []string `json:"grant_types"`
-	ResponseTypes           []string `json:"response_types"`
-	Scope                   string   `json:"scope"`
+	// ClientSecret is shown once, in the answer that registers the client;
+	// it does not expire (client_secret_expires_at 0).
+	ClientSecret          string          `json:"client_secret,omitempty"`
+	ClientSecretExpiresAt *int64          `json:"client_secret_expires_at,omitempty"`
+	JWKS                  json.RawMessage `json:"jwks,omitempty"`
+	GrantTypes            []string        `json:"grant_types"`
+	ResponseTypes         []string        `json:"response_types"`
+	Scope                 string          `json:"scope"`
+	ClientProfile
 }
 
 // checkMetadata validates RFC 7591 metadata and returns the client name.
@@ -61,9 +68,6 @@ func checkMetadata(in *RegistrationRequest) (string, *Error) {
 	}
 	if err := validBackchannel(in.BackchannelLogoutURI); err != nil {
 		return "", oerr(400, "invalid_client_metadata", apperr.PublicMessage(err))
-	}
-	if in.TokenEndpointAuthMethod != "" && in.TokenEndpointAuthMethod != "none" {
-		return "", oerr(400, "invalid_client_metadata", "only public clients (token_endpoint_auth_method none) register here")
 	}
 	for _, g := range in.GrantTypes {
 		if g != GrantAuthorizationCode && g != GrantRefreshToken {
@@ -85,22 +89,29 @@ func checkMetadata(in *RegistrationRequest) (string, *Error) {
 	return name, nil
 }
 
-// Register creates a public client from RFC 7591 metadata. Only public
-// clients using the authorization code with PKCE are registered this way.
-// The response carries an RFC 7592 registration access token (256-bit
-// random, stored as SHA-256) for reading, updating and deleting the client.
-func (s *Server) Register(ctx context.Context, slug string, in RegistrationRequest) (*RegistrationResponse, error) {
+// Register creates a client from RFC 7591 metadata: a public one (code
+// flow with PKCE) or, where the tenant allows it (confidential), one that
+// authenticates at the token endpoint as it registers (a secret issued
+// here, shown once; keys or certificates it registers; a certificate
+// subject). The response carries an RFC 7592 registration access token
+// (256-bit random, stored as SHA-256) for reading, updating and deleting
+// the client.
+func (s *Server) Register(ctx context.Context, slug string, in RegistrationRequest, confidential bool) (*RegistrationResponse, error) {
 	name, oe := checkMetadata(&in)
 	if oe != nil {
 		return nil, oe
+	}
+	if in.TokenEndpointAuthMethod != "" && in.TokenEndpointAuthMethod != "none" && !confidential {
+		return nil, oerr(400, "invalid_client_metadata", "this issuer registers public clients only (token_endpoint_auth_method none)")
 	}
 	var b [32]byte
 	_, _ = rand.Read(b[:])
 	rat := "xvr_" + base64.RawURLEncoding.EncodeToString(b[:])
 	c, err := s.createAppClient(ctx, AppClientInput{Name: name, RedirectURIs: in.RedirectURIs, PostLogoutRedirectURIs: in.PostLogoutRedirectURIs,
-		BackchannelLogoutURI: in.BackchannelLogoutURI, Scope: in.Scope}, digest(rat))
-	if apperr.KindOf(err) == apperr.KindInvalidArgument {
-		return nil, oerr(400, "invalid_redirect_uri", apperr.PublicMessage(err))
+		BackchannelLogoutURI: in.BackchannelLogoutURI, Scope: in.Scope, TokenEndpointAuthMethod: in.TokenEndpointAuthMethod, JWKS: in.JWKS,
+		ClientProfile: in.ClientProfile}, digest(rat))
+	if oe := metadataError(err); oe != nil {
+		return nil, oe
 	}
 	if err != nil {
 		// The store's failures are not the client's metadata: a 5xx,
@@ -109,15 +120,38 @@ func (s *Server) Register(ctx context.Context, slug string, in RegistrationReque
 	}
 	out := s.registration(slug, c)
 	out.RegistrationAccessToken = rat
+	if c.ClientSecret != "" {
+		var never int64
+		out.ClientSecret, out.ClientSecretExpiresAt = c.ClientSecret, &never
+	}
 	return out, nil
 }
 
+// metadataError renders a client that could not be created from its
+// metadata: the redirect URIs' own error code for them, the metadata's
+// for the rest (nil for no error; a store failure is a 5xx).
+func metadataError(err error) *Error {
+	switch {
+	case err == nil:
+		return nil
+	case apperr.KindOf(err) != apperr.KindInvalidArgument:
+		return AsError(err)
+	case len(apperr.FieldsOf(err)) > 0 && apperr.FieldsOf(err)[0].Field == "redirect_uris":
+		return oerr(400, "invalid_redirect_uri", apperr.PublicMessage(err))
+	}
+	return oerr(400, "invalid_client_metadata", apperr.PublicMessage(err))
+}
+
 func (s *Server) registration(slug string, c *AppClient) *RegistrationResponse {
-	return &RegistrationResponse{ClientID: c.ClientID, RegistrationClientURI: s.Issuer(slug) + "/register/" + c.ClientID,
+	out := &RegistrationResponse{ClientID: c.ClientID, RegistrationClientURI: s.Issuer(slug) + "/register/" + c.ClientID,
 		ClientIDIssuedAt: c.CreatedAt.Unix(), ClientName: c.Name, RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 		BackchannelLogoutURI:    c.BackchannelLogoutURI,
-		TokenEndpointAuthMethod: "none", GrantTypes: []string{GrantAuthorizationCode, GrantRefreshToken}, ResponseTypes: []string{"code"},
-		Scope: c.Scope}
+		TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, GrantTypes: []string{GrantAuthorizationCode, GrantRefreshToken}, ResponseTypes: []string{"code"},
+		Scope: c.Scope, ClientProfile: c.ClientProfile}
+	if c.jwks != "" {
+		out.JWKS = json.RawMessage(c.jwks)
+	}
+	return out
 }
 
 // errRAT answers every failed RFC 7592 request alike: unknown clients,
@@ -187,6 +221,29 @@ func (s *Server) UpdateRegistration(ctx context.Context, slug, clientID, rat str
 		if c, err = registered(ctx, tx, clientID, rat, true); err != nil {
 			return err
 		}
+		if in.TokenEndpointAuthMethod != "" && in.TokenEndpointAuthMethod != c.TokenEndpointAuthMethod {
+			return oerr(400, "invalid_client_metadata", "a client's token_endpoint_auth_method cannot change; register a new client")
+		}
+		if err := in.ClientProfile.check(in.RedirectURIs, c.TokenEndpointAuthMethod); err != nil {
+			return metadataError(err)
+		}
+		// The subjects a client knows people by must not change under it.
+		if in.SubjectType != c.SubjectType {
+			return oerr(400, "invalid_client_metadata", "a client's subject_type cannot change; register a new client")
+		}
+		if c.SubjectType == "pairwise" && sectorOf(in.RedirectURIs) != c.sector {
+			return oerr(400, "invalid_redirect_uri", "a pairwise client's redirect URIs stay on its sector's host "+c.sector)
+		}
+		if len(in.JWKS) > 0 {
+			// New keys or certificates replace the old (rotation); without
+			// jwks the registered ones stay.
+			keys, err := c.keySet(in.JWKS)
+			if err != nil {
+				return metadataError(err)
+			}
+			c.jwks = keys
+		}
+		c.ClientProfile = in.ClientProfile
 		c.Name, c.RedirectURIs, c.PostLogoutRedirectURIs, c.BackchannelLogoutURI, c.Scope = name, in.RedirectURIs, in.PostLogoutRedirectURIs,
 			in.BackchannelLogoutURI, scope
 		c.Version++
@@ -198,6 +255,9 @@ func (s *Server) UpdateRegistration(ctx context.Context, slug, clientID, rat str
 		}
 		return audit.RecordChangeTx(ctx, tx, s.cfg.Audit, "oauth.client.update", "oauth_client", c.ClientID, c)
 	})
+	if oe := metadataError(err); oe != nil && apperr.KindOf(err) == apperr.KindInvalidArgument {
+		return nil, oe
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -15,7 +15,7 @@ import (
 // The OAuth stores: relying-party clients (the oauth_clients rows that
 // belong to no NHI) and authorization codes.
 
-const appClientCols = `id, client_id, name, client_type, token_endpoint_auth_method, redirect_uris, scope, created_at, version, metadata`
+const appClientCols = `id, client_id, name, client_type, token_endpoint_auth_method, redirect_uris, scope, created_at, version, metadata, jwks`
 
 // clientMeta is what oauth_clients.metadata holds for a relying party.
 type clientMeta struct {
@@ -24,10 +24,13 @@ type clientMeta struct {
 	FirstParty  bool     `json:"first_party,omitempty"`
 	Secret      string   `json:"client_secret_sha256,omitempty"`
 	Backchannel string   `json:"backchannel_logout_uri,omitempty"`
+	Sector      string   `json:"sector,omitempty"`
+	ClientProfile
 }
 
 func metaOf(c *AppClient) string {
-	m := clientMeta{RAT: c.ratHash, PostLogout: c.PostLogoutRedirectURIs, FirstParty: c.FirstParty, Secret: c.secretHash, Backchannel: c.BackchannelLogoutURI}
+	m := clientMeta{RAT: c.ratHash, PostLogout: c.PostLogoutRedirectURIs, FirstParty: c.FirstParty, Secret: c.secretHash, Backchannel: c.BackchannelLogoutURI,
+		Sector: c.sector, ClientProfile: c.ClientProfile}
 	b, _ := json.Marshal(m) //nolint:gosec // G117: the secret's SHA-256, not the secret
 	return string(b)
 }
@@ -35,13 +38,19 @@ func metaOf(c *AppClient) string {
 func scanAppClient(r store.Scanner) (*AppClient, error) {
 	var c AppClient
 	var redirects, meta []byte
-	if err := r.Scan(&c.ID, &c.ClientID, &c.Name, &c.ClientType, &c.TokenEndpointAuthMethod, &redirects, &c.Scope, &c.CreatedAt, &c.Version, &meta); err != nil {
+	var jwks string
+	if err := r.Scan(&c.ID, &c.ClientID, &c.Name, &c.ClientType, &c.TokenEndpointAuthMethod, &redirects, &c.Scope, &c.CreatedAt, &c.Version, &meta,
+		&jwks); err != nil {
 		return nil, err
+	}
+	if c.TokenEndpointAuthMethod == "private_key_jwt" || c.TokenEndpointAuthMethod == "self_signed_tls_client_auth" {
+		c.jwks = jwks
 	}
 	_ = json.Unmarshal(redirects, &c.RedirectURIs)
 	var m clientMeta
 	_ = json.Unmarshal(meta, &m)
 	c.ratHash, c.PostLogoutRedirectURIs, c.FirstParty, c.secretHash, c.BackchannelLogoutURI = m.RAT, m.PostLogout, m.FirstParty, m.Secret, m.Backchannel
+	c.ClientProfile, c.sector = m.ClientProfile, m.Sector
 	return &c, nil
 }
 
@@ -62,19 +71,12 @@ func jwksOf(c *AppClient) string {
 	return c.jwks
 }
 
-// appClientJWKS reads a relying party's key set.
-func appClientJWKS(ctx context.Context, tx *store.Tx, id uuid.UUID) (string, error) {
-	var raw string
-	err := tx.QueryRow(ctx, `SELECT jwks FROM oauth_clients WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id).Scan(&raw)
-	return raw, err
-}
-
-// updateAppClient writes a client's name, redirect URIs, scope, metadata
-// and version.
+// updateAppClient writes a client's name, redirect URIs, scope, metadata,
+// keys and version.
 func updateAppClient(ctx context.Context, tx *store.Tx, c *AppClient) error {
 	redirects, _ := json.Marshal(c.RedirectURIs)
-	_, err := tx.Exec(ctx, `UPDATE oauth_clients SET name = $1, redirect_uris = $2, scope = $3, updated_at = $4, version = $5, metadata = $8
-		WHERE tenant_id = $6 AND id = $7`, c.Name, string(redirects), c.Scope, store.Now(), c.Version, tx.TenantID(), c.ID, metaOf(c))
+	_, err := tx.Exec(ctx, `UPDATE oauth_clients SET name = $1, redirect_uris = $2, scope = $3, updated_at = $4, version = $5, metadata = $8, jwks = $9
+		WHERE tenant_id = $6 AND id = $7`, c.Name, string(redirects), c.Scope, store.Now(), c.Version, tx.TenantID(), c.ID, metaOf(c), jwksOf(c))
 	return err
 }
 

@@ -43,10 +43,10 @@ func TestFailingWriteChangesNothing(t *testing.T) {
 		}
 
 		reg := oauth.RegistrationRequest{ClientName: "Desk", RedirectURIs: []string{"http://127.0.0.1:7777/cb"}}
-		if _, err := bad.Register(f.ctx, f.slug, reg); !errors.Is(err, errLogDown) {
+		if _, err := bad.Register(f.ctx, f.slug, reg, false); !errors.Is(err, errLogDown) {
 			t.Fatalf("register: %v", err)
 		}
-		r, err := f.srv.Register(f.ctx, f.slug, reg)
+		r, err := f.srv.Register(f.ctx, f.slug, reg, false)
 		if err != nil {
 			t.Fatal(err)
 		}

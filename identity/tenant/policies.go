@@ -63,6 +63,10 @@ type OAuthPolicy struct {
 	// Registration is open (anyone registers public clients), token (a
 	// tenant admin's bearer token is required) or off.
 	Registration string `json:"registration" doc:"dynamic client registration: open, token or off (default open)"`
+	// ConfidentialRegistration lets dynamic registration create clients
+	// that authenticate at the token endpoint (secrets, keys,
+	// certificates); off, it registers public clients only.
+	ConfidentialRegistration bool `json:"confidential_registration,omitempty" doc:"dynamic registration may create confidential clients (client secrets, private_key_jwt, mTLS); default false: public clients only"`
 }
 
 // MCPPolicy governs the tenant's MCP gateway.

@@ -7,6 +7,7 @@ package seal
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -23,6 +24,7 @@ const version byte = 1
 type Sealer struct {
 	aead  cipher.AEAD
 	keyID [4]byte
+	prk   []byte // HKDF pseudorandom key of the KEK, for Derive
 }
 
 // New returns a Sealer for a 32-byte key.
@@ -38,7 +40,11 @@ func New(key []byte) (*Sealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Sealer{aead: aead}
+	prk, err := hkdf.Extract(sha256.New, key, []byte("xavyo-kek-derive"))
+	if err != nil {
+		return nil, err
+	}
+	s := &Sealer{aead: aead, prk: prk}
 	sum := sha256.Sum256(append([]byte("xavyo-kek-id:"), key...))
 	copy(s.keyID[:], sum[:4])
 	return s, nil
@@ -86,6 +92,17 @@ func Load(kek, dataDir string) (s *Sealer, generated bool, err error) {
 	}
 	s, err = New(key)
 	return s, false, err
+}
+
+// Derive returns a 32-byte key for one use (label), derived from the KEK
+// (HKDF-SHA256): stable as long as the KEK is, and telling nothing of it
+// or of the keys of other labels.
+func (s *Sealer) Derive(label string) []byte {
+	k, err := hkdf.Expand(sha256.New, s.prk, label, 32)
+	if err != nil {
+		panic("seal: derive: " + err.Error()) // 32 bytes of SHA-256 HKDF cannot fail
+	}
+	return k
 }
 
 // ErrWrongKey is returned when a value was sealed under another KEK.

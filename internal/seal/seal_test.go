@@ -61,3 +61,16 @@ func TestGeneratedKeyPersists(t *testing.T) {
 		t.Fatal("accepted a short key")
 	}
 }
+
+func TestDerive(t *testing.T) {
+	a, _ := seal.New([]byte("0123456789abcdef0123456789abcdef"))
+	a2, _ := seal.New([]byte("0123456789abcdef0123456789abcdef"))
+	b, _ := seal.New([]byte("fedcba9876543210fedcba9876543210"))
+	k := a.Derive("oidc pairwise subjects")
+	if len(k) != 32 || string(k) != string(a2.Derive("oidc pairwise subjects")) {
+		t.Fatal("a derived key is not stable under the same KEK")
+	}
+	if string(k) == string(a.Derive("another use")) || string(k) == string(b.Derive("oidc pairwise subjects")) {
+		t.Fatal("derived keys of other labels or KEKs collide")
+	}
+}

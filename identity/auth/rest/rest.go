@@ -33,6 +33,11 @@ type Handler struct {
 	Directory *directory.Service
 	Tenants   *tenant.Service
 	Tokens    *token.Service
+	// Subjects names people as each relying party knows them (pairwise
+	// subjects); nil: by their id.
+	Subjects interface {
+		SubjectFor(ctx context.Context, clientID string, user uuid.UUID) (string, error)
+	}
 }
 
 // RefreshInput presents a refresh token.
@@ -322,7 +327,15 @@ func (h *Handler) userinfo(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	out := map[string]any{"sub": u.ID.String(), "email": u.Email, "email_verified": u.Status != directory.StatusPendingVerification,
+	sub := u.ID.String()
+	if h.Subjects != nil {
+		// OpenID Connect Core §8: the client that holds the token knows
+		// the person by the subject of its ID tokens.
+		if sub, err = h.Subjects.SubjectFor(store.WithTenant(c.UserContext(), t.ID), cl.ClientID, u.ID); err != nil {
+			return err
+		}
+	}
+	out := map[string]any{"sub": sub, "email": u.Email, "email_verified": u.Status != directory.StatusPendingVerification,
 		"name": u.DisplayName, "given_name": u.GivenName, "family_name": u.FamilyName, "updated_at": u.UpdatedAt.Unix()}
 	if u.Username != nil {
 		out["preferred_username"] = *u.Username

@@ -46,9 +46,10 @@ var consentPage = template.Must(template.New("consent").Parse(`<!doctype html>
 <meta name="viewport" content="width=device-width,initial-scale=1">
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem}
 button{margin:1rem .5rem 0 0;padding:.5rem 1rem}code{background:#eee;padding:0 .2rem}</style></head>
-<body><h1>Allow {{.Client}}?</h1>
-<p><strong>{{.Client}}</strong> (returning to <code>{{.Host}}</code>) asks to act for you at <strong>{{.Tenant}}</strong>:</p>
+<body>{{if .Logo}}<img src="{{.Logo}}" alt="" width="64" height="64">{{end}}<h1>Allow {{.Client}}?</h1>
+<p>{{if .Home}}<a href="{{.Home}}" rel="noopener noreferrer" target="_blank"><strong>{{.Client}}</strong></a>{{else}}<strong>{{.Client}}</strong>{{end}} (returning to <code>{{.Host}}</code>) asks to act for you at <strong>{{.Tenant}}</strong>:</p>
 <ul>{{range .Scopes}}<li>{{.}}</li>{{end}}</ul>
+{{if or .Policy .Terms}}<p>Read its {{if .Policy}}<a href="{{.Policy}}" rel="noopener noreferrer" target="_blank">privacy policy</a>{{end}}{{if and .Policy .Terms}} and {{end}}{{if .Terms}}<a href="{{.Terms}}" rel="noopener noreferrer" target="_blank">terms of service</a>{{end}}.</p>{{end}}
 <form method="post" action="{{.Action}}">
 {{range $k, $v := .Hidden}}<input type="hidden" name="{{$k}}" value="{{$v}}">
 {{end}}<input type="hidden" name="csrf" value="{{.CSRF}}">
@@ -153,8 +154,14 @@ func (h *Handler) authorize(c *fiber.Ctx, posted bool) error {
 		if host == "" {
 			host = req.RedirectURI
 		}
+		if o := origin(req.Profile.LogoURI); o != "" {
+			// The registered logo is the one image the page loads.
+			c.Set("Content-Security-Policy", c.GetRespHeader("Content-Security-Policy")+"; img-src "+o)
+		}
+		p := req.Profile
 		return page(c, 200, consentPage, map[string]any{"Tenant": t.Name, "Client": req.ClientName, "Host": host, "Scopes": describeScopes(req.Scope),
-			"Hidden": hidden, "CSRF": token, "Action": "/t/" + t.Slug + "/authorize" + resourceQuery(req.Resources)})
+			"Hidden": hidden, "CSRF": token, "Action": "/t/" + t.Slug + "/authorize" + resourceQuery(req.Resources),
+			"Logo": p.LogoURI, "Home": p.ClientURI, "Policy": p.PolicyURI, "Terms": p.TOSURI})
 	}
 	sso := ssoCookie(t, iss)
 	if posted && c.FormValue("consent") != "" {
@@ -185,7 +192,7 @@ func (h *Handler) authorize(c *fiber.Ctx, posted bool) error {
 		}
 		if bs == nil || req.Prompted("login") || req.Prompted("select_account") ||
 			(req.MaxAge >= 0 && time.Since(bs.AuthTime) > time.Duration(req.MaxAge)*time.Second) ||
-			(req.HintSubject != "" && req.HintSubject != bs.UserID.String()) {
+			(req.Hint != nil && !req.Hint.Names(bs.UserID)) {
 			return show(200, "")
 		}
 		return finish(bs.UserID, oauth.SignIn{SessionID: bs.ID, AuthTime: bs.AuthTime, AMR: bs.AMR})

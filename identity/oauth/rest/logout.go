@@ -9,6 +9,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/xavyo/xavyo/identity/oauth"
 	"github.com/xavyo/xavyo/identity/tenant"
 )
 
@@ -49,16 +50,15 @@ func (h *Handler) endSession(c *fiber.Ctx, posted bool) error {
 	}
 	clientID, back, state := get("client_id"), get("post_logout_redirect_uri"), get("state")
 	secure(c) // set again with the return address once it is known good
-	hintSub := ""
-	if hint := get("id_token_hint"); hint != "" {
-		sub, aud, err := h.Server.IDTokenHint(ctx, hint)
-		if err != nil {
+	var hint *oauth.Hint
+	if raw := get("id_token_hint"); raw != "" {
+		if hint, err = h.Server.IDTokenHint(ctx, raw); err != nil {
 			return page(c, 400, errorPage, "the id_token_hint is not an ID token of this issuer")
 		}
-		if clientID != "" && clientID != aud {
+		if clientID != "" && clientID != hint.ClientID {
 			return page(c, 400, errorPage, "the id_token_hint was issued to another client")
 		}
-		clientID, hintSub = aud, sub
+		clientID = hint.ClientID
 	}
 	if back != "" && (clientID == "" || !h.Server.PostLogoutRedirect(ctx, clientID, back)) {
 		// Never a redirect to a URI the client did not register.
@@ -70,7 +70,7 @@ func (h *Handler) endSession(c *fiber.Ctx, posted bool) error {
 	if err != nil {
 		return page(c, 503, errorPage, "signing out is unavailable; try again")
 	}
-	confirmed := hintSub != "" && (bs == nil || bs.UserID.String() == hintSub)
+	confirmed := hint != nil && (bs == nil || hint.Names(bs.UserID))
 	if !confirmed && bs != nil {
 		if !posted || c.FormValue("confirm") != "yes" {
 			return h.confirmLogout(ctx, c, t, clientID, back, state)
@@ -118,6 +118,8 @@ func (h *Handler) confirmLogout(ctx context.Context, c *fiber.Ctx, t *tenant.Ten
 func secure(c *fiber.Ctx, returnTo ...string) {
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	c.Set("X-Frame-Options", "DENY")
+	// The pages' URLs carry requests and codes: no Referer leaves them.
+	c.Set("Referrer-Policy", "no-referrer")
 	action := "'self'"
 	for _, r := range returnTo {
 		if o := origin(r); o != "" {

@@ -417,7 +417,8 @@ func (h *Handler) register(c *fiber.Ctx) error {
 	if err != nil {
 		return h.write(c, nil, err)
 	}
-	switch tenant.PoliciesOf(t).OAuth.Registration {
+	pol := tenant.PoliciesOf(t).OAuth
+	switch pol.Registration {
 	case oauth.RegistrationOff:
 		return h.write(c, nil, &oauth.Error{Code: "access_denied", Description: "dynamic registration is off for this issuer", Status: 403})
 	case oauth.RegistrationToken:
@@ -434,7 +435,7 @@ func (h *Handler) register(c *fiber.Ctx) error {
 	if err := decodeLenient(c.Body(), &in); err != nil {
 		return h.write(c, nil, &oauth.Error{Code: "invalid_client_metadata", Description: "the body must be a JSON object of client metadata", Status: 400})
 	}
-	out, err := h.Server.Register(ctx, t.Slug, in)
+	out, err := h.Server.Register(ctx, t.Slug, in, pol.ConfidentialRegistration)
 	if err != nil {
 		return h.write(c, nil, err)
 	}
