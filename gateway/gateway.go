@@ -230,6 +230,9 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			if kind.selfSigned {
 				ctx = clientcert.WithSelfSigned(ctx, kind.thumbprint)
 			}
+			if kind.trusted {
+				ctx = clientcert.WithVerified(ctx, clientcert.Verified{Leaf: r.TLS.PeerCertificates[0], Thumbprint: kind.thumbprint})
+			}
 		}
 		if kind, _ := ctx.Value(certKindKey{}).(certKind); kind.trusted && s.cfg.Certs != nil {
 			p, err := s.cfg.Certs.Authenticate(ctx, r.TLS.PeerCertificates[0])

@@ -84,3 +84,39 @@ func (s *Server) sendLogout(ctx context.Context, tenant uuid.UUID, app *AppClien
 	}
 	return nil
 }
+
+// FrontchannelLogouts lists the front-channel logout URIs (OpenID Connect
+// Front-Channel Logout 1.0) of the relying parties SSO session sid signed
+// a person in to, each with iss and sid where the client asked for them:
+// the sign-out page loads each in a hidden frame.
+func (s *Server) FrontchannelLogouts(ctx context.Context, slug string, sid uuid.UUID) ([]string, error) {
+	var clients []sessionClient
+	if err := s.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		var err error
+		clients, err = sessionClientsTx(ctx, tx, sid)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, c := range clients {
+		app, err := s.appClient(ctx, c.clientID)
+		if err != nil || app.FrontchannelLogoutURI == "" || seen[app.ClientID] {
+			continue
+		}
+		seen[app.ClientID] = true
+		u, err := url.Parse(app.FrontchannelLogoutURI)
+		if err != nil {
+			continue
+		}
+		if app.FrontchannelLogoutSessionRequired {
+			q := u.Query()
+			q.Set("iss", s.Issuer(slug))
+			q.Set("sid", sid.String())
+			u.RawQuery = q.Encode()
+		}
+		out = append(out, u.String())
+	}
+	return out, nil
+}

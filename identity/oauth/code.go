@@ -203,6 +203,28 @@ func (s *Server) IssueCode(ctx context.Context, req *AuthorizeRequest, user uuid
 	return code, err
 }
 
+// RelyingParty is the client of a code, refresh or device grant: a public
+// client names itself; a confidential one has authenticated, over mTLS
+// with a certificate its access tokens may be bound to. Agent, for the
+// device grant, is an agent (an NHI's client) acting for the person.
+type RelyingParty struct {
+	ClientID      string
+	Authenticated bool
+	// CertThumbprint is the x5t#S256 of the certificate the client
+	// authenticated with at the mTLS token endpoint ("" otherwise).
+	CertThumbprint string
+	Agent          *Client
+}
+
+// cnf binds access tokens to the certificate the client authenticated
+// with, when it registered for that.
+func (rp RelyingParty) cnf(app *AppClient) *token.Confirmation {
+	if rp.CertThumbprint == "" || app == nil || !app.CertificateBound {
+		return nil
+	}
+	return &token.Confirmation{X5tS256: rp.CertThumbprint}
+}
+
 // ExchangeCode is the authorization_code grant of a relying party: the
 // code is single use (a replay revokes what it issued), bound to the
 // client, the redirect URI and the PKCE verifier.
@@ -210,7 +232,8 @@ func (s *Server) IssueCode(ctx context.Context, req *AuthorizeRequest, user uuid
 // authenticated says the client authenticated (a confidential client);
 // a confidential client must, and may then redeem a code issued without
 // PKCE. A code issued with a code_challenge always needs its verifier.
-func (s *Server) ExchangeCode(ctx context.Context, slug, clientID, code, redirect, verifier string, authenticated bool) (*TokenResponse, error) {
+func (s *Server) ExchangeCode(ctx context.Context, slug string, rp RelyingParty, code, redirect, verifier string) (*TokenResponse, error) {
+	clientID, authenticated := rp.ClientID, rp.Authenticated
 	if verifier != "" && !verifierRE.MatchString(verifier) {
 		return nil, oerr(400, "invalid_grant", "a code_verifier has 43 to 128 characters")
 	}
@@ -280,7 +303,7 @@ func (s *Server) ExchangeCode(ctx context.Context, slug, clientID, code, redirec
 	if reused {
 		return nil, invalid
 	}
-	return s.personTokens(ctx, user, app, scope, resources, refresh, family, nonce, authTime, amr, sid)
+	return s.personTokens(ctx, user, app, rp.cnf(app), scope, resources, refresh, family, nonce, authTime, amr, sid)
 }
 
 // grantTx starts the refresh family of a person's grant to a client, in
@@ -307,9 +330,9 @@ func (s *Server) grantTx(ctx context.Context, tx *store.Tx, slug string, user uu
 // personTokens mints a person's access token for a client and, with the
 // openid scope, an ID token (aud = client_id, so it is never accepted as
 // an access token by a resource) that says how and when they signed in.
-func (s *Server) personTokens(ctx context.Context, user uuid.UUID, app *AppClient, scope string, auds []string, refresh string, family uuid.UUID,
-	nonce string, authTime time.Time, amr []string, sid string) (*TokenResponse, error) {
-	out, err := s.userToken(ctx, user.String(), app.ClientID, scope, auds, refresh, family)
+func (s *Server) personTokens(ctx context.Context, user uuid.UUID, app *AppClient, cnf *token.Confirmation, scope string, auds []string, refresh string,
+	family uuid.UUID, nonce string, authTime time.Time, amr []string, sid string) (*TokenResponse, error) {
+	out, err := s.userToken(ctx, user.String(), app.ClientID, scope, auds, refresh, family, cnf)
 	if err != nil || !slices.Contains(strings.Fields(scope), "openid") {
 		return out, err
 	}
@@ -325,11 +348,13 @@ func (s *Server) personTokens(ctx context.Context, user uuid.UUID, app *AppClien
 
 // userToken mints a user's access token for a public client, tied to the
 // refresh family it comes from (revoking the family revokes it).
-func (s *Server) userToken(ctx context.Context, sub, clientID, scope string, auds []string, refresh string, family uuid.UUID) (*TokenResponse, error) {
+func (s *Server) userToken(ctx context.Context, sub, clientID, scope string, auds []string, refresh string, family uuid.UUID,
+	cnf *token.Confirmation) (*TokenResponse, error) {
 	tid, _ := store.TenantFrom(ctx)
 	raw, err := s.cfg.Tokens.Mint(ctx, token.Claims{
 		Claims:   jwt.Claims{Subject: sub, Audience: jwt.Audience(auds), Expiry: jwt.NewNumericDate(s.cfg.Now().Add(s.cfg.AccessTTL))},
 		TenantID: tid, Scope: scope, ClientID: clientID, SubjectKind: string(principal.KindUser), AMR: []string{"pwd"}, Family: family.String(),
+		Cnf: cnf,
 	})
 	if err != nil {
 		return nil, err
@@ -340,7 +365,8 @@ func (s *Server) userToken(ctx context.Context, sub, clientID, scope string, aud
 // RefreshForClient rotates a refresh token issued to a relying party that
 // still exists (a deleted client uses the token endpoint no more); a
 // confidential one must have authenticated.
-func (s *Server) RefreshForClient(ctx context.Context, clientID, raw string, authenticated bool) (*TokenResponse, error) {
+func (s *Server) RefreshForClient(ctx context.Context, rp RelyingParty, raw string) (*TokenResponse, error) {
+	clientID, authenticated := rp.ClientID, rp.Authenticated
 	tid, _ := store.TenantFrom(ctx)
 	app, err := s.appClient(ctx, clientID)
 	if err != nil {
@@ -359,5 +385,5 @@ func (s *Server) RefreshForClient(ctx context.Context, clientID, raw string, aut
 	if g.ClientID != clientID {
 		return nil, oerr(400, "invalid_grant", "the refresh token was issued to another client")
 	}
-	return s.userToken(ctx, g.Subject, clientID, g.Scope, g.Audience, next, g.FamilyID)
+	return s.userToken(ctx, g.Subject, clientID, g.Scope, g.Audience, next, g.FamilyID, rp.cnf(app))
 }

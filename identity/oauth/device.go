@@ -9,9 +9,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/google/uuid"
 
+	"github.com/xavyo/xavyo/identity/token"
 	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/store"
 )
 
@@ -47,7 +50,9 @@ type DeviceRequest struct {
 	ClientID   string
 	ClientName string
 	FirstParty bool
-	Scope      []string
+	// Agent: the request is an agent's (an NHI), to act for the person.
+	Agent bool
+	Scope []string
 }
 
 // NormalizeUserCode reads a user code as people type it: any case, with
@@ -65,15 +70,12 @@ func formatUserCode(c string) string { return c[:4] + "-" + c[4:] }
 // StartDevice is the device authorization endpoint: a relying party
 // (authenticated when it is confidential) asks for a person's
 // authorization of scope on resources.
-func (s *Server) StartDevice(ctx context.Context, slug, clientID string, authenticated bool, scope, resources []string) (*DeviceAuthorization, error) {
-	app, err := s.appClient(ctx, clientID)
+func (s *Server) StartDevice(ctx context.Context, slug string, rp RelyingParty, scope, resources []string) (*DeviceAuthorization, error) {
+	clientID, allowed, err := s.deviceClient(ctx, rp)
 	if err != nil {
-		return nil, clientFailure(err)
+		return nil, err
 	}
-	if app.Confidential() && !authenticated {
-		return nil, ErrInvalidClient
-	}
-	granted := intersect(scope, strings.Fields(app.Scope))
+	granted := intersect(scope, allowed)
 	if len(granted) != len(dedupe(scope)) {
 		return nil, oerr(400, "invalid_scope", "the client may not ask for that scope")
 	}
@@ -107,6 +109,23 @@ func (s *Server) StartDevice(ctx context.Context, slug, clientID string, authent
 		Interval: deviceInterval}, nil
 }
 
+// deviceClient is the client of a device grant and the scopes it may ask
+// for: a relying party (authenticated when confidential), or an agent
+// acting for the person, limited to what both an agent and a person hold.
+func (s *Server) deviceClient(ctx context.Context, rp RelyingParty) (string, []string, error) {
+	if rp.Agent != nil {
+		return rp.Agent.ID, intersect(rp.Agent.Scopes, userScopes), nil
+	}
+	app, err := s.appClient(ctx, rp.ClientID)
+	if err != nil {
+		return "", nil, clientFailure(err)
+	}
+	if app.Confidential() && !rp.Authenticated {
+		return "", nil, ErrInvalidClient
+	}
+	return app.ClientID, strings.Fields(app.Scope), nil
+}
+
 // ErrNoSuchUserCode is the one answer to a user code that names no
 // pending request (unknown, expired, decided).
 var ErrNoSuchUserCode = apperr.New(apperr.KindNotFound, "that code is not valid; check it on your device")
@@ -134,12 +153,17 @@ func (s *Server) DeviceByUserCode(ctx context.Context, userCode, remote string) 
 		s.limiter.fail(key, s.cfg.Now())
 		return nil, ErrNoSuchUserCode
 	}
-	app, err := s.appClient(ctx, d.clientID)
+	out := &DeviceRequest{UserCode: formatUserCode(code), ClientID: d.clientID, Scope: strings.Fields(d.scope)}
+	if app, err := s.appClient(ctx, d.clientID); err == nil {
+		out.ClientName, out.FirstParty = app.Name, app.FirstParty
+		return out, nil
+	}
+	n, _, _, err := s.cfg.NHIs.ClientByID(ctx, d.clientID)
 	if err != nil {
 		return nil, ErrNoSuchUserCode
 	}
-	return &DeviceRequest{UserCode: formatUserCode(code), ClientID: app.ClientID, ClientName: app.Name, FirstParty: app.FirstParty,
-		Scope: strings.Fields(d.scope)}, nil
+	out.ClientName, out.Agent = n.Name, true
+	return out, nil
 }
 
 // DecideDevice records a signed-in person's answer to a pending request.
@@ -165,13 +189,10 @@ func (s *Server) DecideDevice(ctx context.Context, userCode string, user uuid.UU
 // person decides (authorization_pending; slow_down when it polls faster
 // than its interval, which grows by 5 s), then gets the person's tokens
 // once; expired_token and access_denied end the wait.
-func (s *Server) RedeemDevice(ctx context.Context, slug, clientID, deviceCode string, authenticated bool) (*TokenResponse, error) {
-	app, err := s.appClient(ctx, clientID)
+func (s *Server) RedeemDevice(ctx context.Context, slug string, rp RelyingParty, deviceCode string) (*TokenResponse, error) {
+	clientID, _, err := s.deviceClient(ctx, rp)
 	if err != nil {
-		return nil, clientFailure(err)
-	}
-	if app.Confidential() && !authenticated {
-		return nil, ErrInvalidClient
+		return nil, err
 	}
 	var (
 		d            *deviceRow
@@ -231,5 +252,42 @@ func (s *Server) RedeemDevice(ctx context.Context, slug, clientID, deviceCode st
 	if d.authTime != nil {
 		authTime = *d.authTime
 	}
-	return s.personTokens(ctx, *d.user, app, d.scope, auds, refresh, family, "", authTime, strings.Fields(d.amr), sid)
+	if rp.Agent != nil {
+		return s.agentForPerson(ctx, rp.Agent, *d.user, d.scope, auds, family, sid)
+	}
+	app, err := s.appClient(ctx, clientID)
+	if err != nil {
+		return nil, clientFailure(err)
+	}
+	return s.personTokens(ctx, *d.user, app, rp.cnf(app), d.scope, auds, refresh, family, "", authTime, strings.Fields(d.amr), sid)
+}
+
+// agentForPerson mints the token of an agent a person allowed on the
+// device page: sub = the person, act = the agent (as token exchange
+// does), bound to the agent's certificate when it authenticated with one.
+// No refresh token: the agent asks again. The token belongs to a refresh
+// family of the person's SSO session, so ending the session ends it.
+func (s *Server) agentForPerson(ctx context.Context, agent *Client, user uuid.UUID, scope string, auds []string, family uuid.UUID,
+	sid string) (*TokenResponse, error) {
+	tid, _ := store.TenantFrom(ctx)
+	raw, err := s.cfg.Tokens.Mint(ctx, token.Claims{
+		Claims:   jwt.Claims{Subject: user.String(), Audience: jwt.Audience(auds), Expiry: jwt.NewNumericDate(s.cfg.Now().Add(s.cfg.AccessTTL))},
+		TenantID: tid, Scope: scope, ClientID: agent.ID, SubjectKind: string(principal.KindUser), Family: family.String(), SessionID: sid,
+		Act: &token.Actor{Subject: agent.NHI.ID.String(), ClientID: agent.ID, Kind: string(principal.KindNHI)}, Cnf: agent.cnf(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.cfg.NHIs.Used(ctx, agent.NHI.ID)
+	return &TokenResponse{AccessToken: raw, TokenType: "Bearer", ExpiresIn: int(s.cfg.AccessTTL.Seconds()), Scope: scope}, nil
+}
+
+// IsAgentClient reports whether clientID is an agent's (an NHI's) client
+// in the tenant of ctx.
+func (s *Server) IsAgentClient(ctx context.Context, clientID string) bool {
+	if clientID == "" {
+		return false
+	}
+	_, _, _, err := s.cfg.NHIs.ClientByID(ctx, clientID)
+	return err == nil
 }

@@ -2,11 +2,15 @@ package oauth
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"net"
 	"net/http"
 	"strings"
 
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-ldap/ldap/v3"
 	"github.com/google/uuid"
 
 	"github.com/xavyo/xavyo/identity/nhi"
@@ -64,8 +68,36 @@ func (h *MTLSHandlers) token(w http.ResponseWriter, r *http.Request) {
 		h.writeJSON(w, r, nil, &Error{Code: "invalid_request", Description: apperr.PublicMessage(err), Status: 400})
 		return
 	}
-	var c *Client
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
 	p := principal.From(ctx)
+	gt := r.PostForm.Get("grant_type")
+	agent := (p != nil && p.AuthMethod == principal.MethodMTLS) || h.Server.IsAgentClient(ctx, r.PostForm.Get("client_id"))
+	if gt == GrantAuthorizationCode || gt == GrantRefreshToken || (gt == GrantDeviceCode && !agent) {
+		// A relying party (a web application) authenticating with its
+		// certificate: tls_client_auth or self_signed_tls_client_auth.
+		app, thumb, err := h.Server.AuthenticateAppCertificate(ctx, r.PostForm.Get("client_id"), host)
+		if err != nil {
+			h.writeJSON(w, r, nil, err)
+			return
+		}
+		rp := RelyingParty{ClientID: app.ClientID, Authenticated: true, CertThumbprint: thumb}
+		f := r.PostForm
+		var out *TokenResponse
+		switch gt {
+		case GrantAuthorizationCode:
+			out, err = h.Server.ExchangeCode(ctx, t.Slug, rp, f.Get("code"), f.Get("redirect_uri"), f.Get("code_verifier"))
+		case GrantRefreshToken:
+			out, err = h.Server.RefreshForClient(ctx, rp, f.Get("refresh_token"))
+		default:
+			out, err = h.Server.RedeemDevice(ctx, t.Slug, rp, f.Get("device_code"))
+		}
+		h.writeJSON(w, r, out, err)
+		return
+	}
+	var c *Client
 	switch {
 	case p != nil && p.AuthMethod == principal.MethodMTLS && p.TenantID == t.ID:
 		// tls_client_auth: a certificate from xavyo's CA names its NHI.
@@ -80,10 +112,6 @@ func (h *MTLSHandlers) token(w http.ResponseWriter, r *http.Request) {
 		}
 	case clientcert.SelfSigned(ctx) != "":
 		// self_signed_tls_client_auth: the named client registered this certificate.
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			host = r.RemoteAddr
-		}
 		if c, err = h.Server.SelfSignedClient(ctx, r.PostForm.Get("client_id"), clientcert.SelfSigned(ctx), host); err != nil {
 			h.writeJSON(w, r, nil, err)
 			return
@@ -106,9 +134,58 @@ func (h *MTLSHandlers) token(w http.ResponseWriter, r *http.Request) {
 		out, err := h.Server.Exchange(ctx, t.Slug, c, f.Get("subject_token"), f.Get("subject_token_type"), f.Get("actor_token"),
 			f.Get("actor_token_type"), scope, f["resource"], f["audience"])
 		h.writeJSON(w, r, out, err)
+	case GrantDeviceCode:
+		// An agent redeems the device code a person approved for it.
+		out, err := h.Server.RedeemDevice(ctx, t.Slug, RelyingParty{ClientID: c.ID, Authenticated: true, Agent: c}, r.PostForm.Get("device_code"))
+		h.writeJSON(w, r, out, err)
 	default:
 		h.writeJSON(w, r, nil, &Error{Code: "unsupported_grant_type", Description: "this endpoint issues client credentials and token exchanges", Status: 400})
 	}
+}
+
+// AuthenticateAppCertificate is RFC 8705 client authentication of a
+// relying party at the mTLS token endpoint: tls_client_auth (a certificate
+// the agent plane verified to a trusted CA, whose subject is the DN the
+// client registered) or self_signed_tls_client_auth (one of the
+// certificates the client registered). It returns the client and the
+// certificate's x5t#S256. Failures are counted per client and address and
+// all answer ErrInvalidClient.
+func (s *Server) AuthenticateAppCertificate(ctx context.Context, clientID, remote string) (*AppClient, string, error) {
+	key := clientID + "|" + remote
+	if !s.limiter.allow(key, s.cfg.Now()) {
+		return nil, "", ErrSlowDown
+	}
+	c, err := s.appClient(ctx, clientID)
+	if apperr.KindOf(err) == apperr.KindUnavailable {
+		return nil, "", AsError(err)
+	}
+	thumb, ok := "", false
+	if err == nil && clientID != "" {
+		switch c.TokenEndpointAuthMethod {
+		case "tls_client_auth":
+			if v := clientcert.VerifiedOf(ctx); v.Leaf != nil {
+				want, e1 := ldap.ParseDN(c.TLSClientAuthSubjectDN)
+				got, e2 := ldap.ParseDN(v.Leaf.Subject.String())
+				ok, thumb = e1 == nil && e2 == nil && want.EqualFold(got), v.Thumbprint
+			}
+		case "self_signed_tls_client_auth":
+			if thumb = clientcert.SelfSigned(ctx); thumb != "" {
+				var set jose.JSONWebKeySet
+				_ = json.Unmarshal([]byte(c.jwks), &set)
+				for _, k := range set.Keys {
+					if len(k.Certificates) > 0 {
+						sum := sha256.Sum256(k.Certificates[0].Raw)
+						ok = ok || base64.RawURLEncoding.EncodeToString(sum[:]) == thumb
+					}
+				}
+			}
+		}
+	}
+	if !ok {
+		s.limiter.fail(key, s.cfg.Now())
+		return nil, "", ErrInvalidClient
+	}
+	return c, thumb, nil
 }
 
 // issuerError is a failed tenant lookup: no such issuer, or the store

@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"context"
 	"html/template"
 	"strings"
 
@@ -33,7 +34,7 @@ button{margin:1rem .5rem 0 0;padding:.5rem 1rem}.err{color:#b00020}code{font-siz
 {{else if eq .Step "lookup"}}<label for="user_code">Code shown on your device</label><input id="user_code" name="user_code" type="text" value="{{.UserCode}}" autocomplete="off" required>
 <button type="submit">Continue</button>
 {{else}}<input type="hidden" name="user_code" value="{{.UserCode}}">
-<p><strong>{{.Client}}</strong> on the device showing <code>{{.UserCode}}</code> asks to act for you at <strong>{{.Tenant}}</strong>:</p>
+<p>{{if .Agent}}The agent {{end}}<strong>{{.Client}}</strong> on the device showing <code>{{.UserCode}}</code> asks to act for you at <strong>{{.Tenant}}</strong>{{if .Agent}} (its calls will name both of you){{end}}:</p>
 <ul>{{range .Scopes}}<li>{{.}}</li>{{end}}</ul>
 <button type="submit" name="decision" value="allow">Allow</button><button type="submit" name="decision" value="deny">Deny</button>
 {{end}}</form>{{end}}</body></html>`))
@@ -49,12 +50,40 @@ func (h *Handler) deviceAuthorization(c *fiber.Ctx) error {
 	if !strings.HasPrefix(c.Get(fiber.HeaderContentType), fiber.MIMEApplicationForm) {
 		return h.write(c, nil, &oauth.Error{Code: "invalid_request", Description: "the request is application/x-www-form-urlencoded", Status: 400})
 	}
-	clientID, authenticated, err := h.relyingParty(c, ctx)
+	rp, err := h.deviceParty(c, ctx)
 	if err != nil {
 		return h.write(c, nil, err)
 	}
-	out, err := h.Server.StartDevice(ctx, t.Slug, clientID, authenticated, strings.Fields(c.FormValue("scope")), multi(c, "resource"))
+	out, err := h.Server.StartDevice(ctx, t.Slug, rp, strings.Fields(c.FormValue("scope")), multi(c, "resource"))
 	return h.write(c, out, err)
+}
+
+// deviceParty is the client of a device grant: an agent (an NHI's client,
+// authenticated as at the token endpoint) that a person will let act for
+// them, or a relying party.
+func (h *Handler) deviceParty(c *fiber.Ctx, ctx context.Context) (oauth.RelyingParty, error) {
+	if h.Server.IsAgentClient(ctx, presentedClientID(c)) {
+		agent, err := h.client(c, ctx)
+		if err != nil {
+			return oauth.RelyingParty{}, err
+		}
+		return oauth.RelyingParty{ClientID: agent.ID, Authenticated: true, Agent: agent}, nil
+	}
+	clientID, authenticated, err := h.relyingParty(c, ctx)
+	return oauth.RelyingParty{ClientID: clientID, Authenticated: authenticated}, err
+}
+
+// presentedClientID is the client_id a request names, in its form or in
+// HTTP Basic ("" for none); nothing is authenticated yet.
+func presentedClientID(c *fiber.Ctx) string {
+	if id := c.FormValue("client_id"); id != "" {
+		return id
+	}
+	id, _, _, err := credentials(c)
+	if err != nil {
+		return ""
+	}
+	return id
 }
 
 func (h *Handler) deviceGet(c *fiber.Ctx) error  { return h.device(c, false) }
@@ -131,5 +160,5 @@ func (h *Handler) device(c *fiber.Ctx, posted bool) error {
 		return show(200, "done", "", map[string]any{"Done": done})
 	}
 	userCode = req.UserCode
-	return show(200, "decide", "", map[string]any{"Client": req.ClientName, "Scopes": describeScopes(req.Scope)})
+	return show(200, "decide", "", map[string]any{"Client": req.ClientName, "Agent": req.Agent, "Scopes": describeScopes(req.Scope)})
 }

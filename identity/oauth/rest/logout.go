@@ -4,6 +4,7 @@ import (
 	"context"
 	"html/template"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,6 +34,21 @@ var logoutPage = template.Must(template.New("logout").Parse(`<!doctype html>
 var signedOutPage = template.Must(template.New("signed-out").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Signed out — {{.}}</title></head>
 <body><h1>You are signed out</h1><p>You have signed out of {{.}}. You may close this window.</p></body></html>`))
+
+// frontchannelPage says the person is signed out while it loads each
+// relying party's front-channel logout URI in a hidden frame, then (with
+// a return address) goes back once they loaded, or after 5 s.
+var frontchannelPage = template.Must(template.New("frontchannel").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Signed out — {{.Tenant}}</title>
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}iframe{display:none}</style></head>
+<body><h1>You are signed out</h1><p>You have signed out of {{.Tenant}}{{if .Next}}; taking you back…{{else}}. You may close this window.{{end}}</p>
+{{range .Frames}}<iframe src="{{.}}" title="signing out of an application"></iframe>
+{{end}}{{if .Next}}<p><a id="next" href="{{.Next}}">Continue</a></p>
+<script nonce="{{.Nonce}}">(function(){var f=document.querySelectorAll("iframe"),n=f.length,done=false;
+function go(){if(!done){done=true;location.replace(document.getElementById("next").href)}}
+f.forEach(function(x){x.addEventListener("load",function(){if(--n<=0)go()})});if(n===0)go();setTimeout(go,5000)})();</script>{{end}}
+</body></html>`))
 
 const logoutCSRFCookie = "xv_logout_csrf"
 
@@ -79,7 +95,11 @@ func (h *Handler) endSession(c *fiber.Ctx, posted bool) error {
 			return h.confirmLogout(ctx, c, t, clientID, back, state)
 		}
 	}
+	var frames []string
 	if bs != nil {
+		if frames, err = h.Server.FrontchannelLogouts(ctx, t.Slug, bs.ID); err != nil {
+			return page(c, 503, errorPage, "signing out is unavailable; try again")
+		}
 		if err := h.Auth.EndBrowserSession(ctx, t, bs); err != nil {
 			return page(c, 503, errorPage, "signing out failed; try again")
 		}
@@ -87,14 +107,48 @@ func (h *Handler) endSession(c *fiber.Ctx, posted bool) error {
 	// The cookie goes either way: a session ended elsewhere leaves one.
 	sso.Value, sso.Expires = "", time.Unix(1, 0)
 	c.Cookie(sso)
-	if back == "" {
-		return page(c, 200, signedOutPage, t.Name)
-	}
 	v := url.Values{}
 	if state != "" {
 		v.Set("state", state)
 	}
+	if len(frames) > 0 {
+		return signedOutFrames(c, t.Name, frames, back, v)
+	}
+	if back == "" {
+		return page(c, 200, signedOutPage, t.Name)
+	}
 	return redirect(c, back, v)
+}
+
+// signedOutFrames answers the front-channel logout page: the relying
+// parties' logout URIs are the only frames it may load, its one script
+// carries a nonce, and it goes on to back (with v) when there is one.
+func signedOutFrames(c *fiber.Ctx, tenantName string, frames []string, back string, v url.Values) error {
+	next := ""
+	if back != "" {
+		dropEmpty(v)
+		next = back
+		if len(v) > 0 {
+			sep := "?"
+			if strings.Contains(back, "?") {
+				sep = "&"
+			}
+			next += sep + v.Encode()
+		}
+	}
+	srcs := []string{}
+	for _, f := range frames {
+		if o := origin(f); o != "" && !slices.Contains(srcs, o) {
+			srcs = append(srcs, o)
+		}
+	}
+	nonce := newCSRF()
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Set("X-Frame-Options", "DENY")
+	c.Set("Referrer-Policy", "no-referrer")
+	c.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-"+nonce+"'; frame-src "+strings.Join(srcs, " ")+
+		"; form-action 'none'")
+	return page(c, 200, frontchannelPage, map[string]any{"Tenant": tenantName, "Frames": frames, "Next": next, "Nonce": nonce})
 }
 
 // confirmLogout asks the person to confirm signing out.

@@ -122,10 +122,12 @@ type Metadata struct {
 	PromptValuesSupported  []string `json:"prompt_values_supported"`
 	ResponseModesSupported []string `json:"response_modes_supported"`
 	// OpenID Connect Back-Channel Logout 1.0.
-	BackchannelLogoutSupported        bool     `json:"backchannel_logout_supported"`
-	BackchannelLogoutSessionSupported bool     `json:"backchannel_logout_session_supported"`
-	ClaimsSupported                   []string `json:"claims_supported"`
-	ACRValuesSupported                []string `json:"acr_values_supported"`
+	BackchannelLogoutSupported         bool     `json:"backchannel_logout_supported"`
+	BackchannelLogoutSessionSupported  bool     `json:"backchannel_logout_session_supported"`
+	FrontchannelLogoutSupported        bool     `json:"frontchannel_logout_supported"`
+	FrontchannelLogoutSessionSupported bool     `json:"frontchannel_logout_session_supported"`
+	ClaimsSupported                    []string `json:"claims_supported"`
+	ACRValuesSupported                 []string `json:"acr_values_supported"`
 	// RFC 8705.
 	MTLSEndpointAliases             map[string]string `json:"mtls_endpoint_aliases"`
 	TLSClientCertificateBoundTokens bool              `json:"tls_client_certificate_bound_access_tokens"`
@@ -156,12 +158,13 @@ func (h *Handler) metadata(c *fiber.Ctx) error {
 		TokenEndpointAuthMethodsSupported: append(slices.Clone(auth), "none"), IntrospectionEndpointAuthMethods: auth,
 		RevocationEndpointAuthMethods: append(slices.Clone(auth), "none"),
 		ScopesSupported:               []string{"mcp", "a2a", "openid", "profile", "email", "offline_access"},
-		ResponseTypesSupported:        []string{"code"}, SubjectTypesSupported: []string{"public"},
+		ResponseTypesSupported:        []string{"code"}, SubjectTypesSupported: []string{"public", "pairwise"},
 		PromptValuesSupported:      []string{"none", "login", "consent", "select_account"},
 		ClaimsSupported:            []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "email"},
 		ACRValuesSupported:         []string{oauth.ACRPassword},
 		ResponseModesSupported:     []string{"query", "fragment", "form_post"},
 		BackchannelLogoutSupported: true, BackchannelLogoutSessionSupported: true,
+		FrontchannelLogoutSupported: true, FrontchannelLogoutSessionSupported: true,
 		IDTokenSigningAlgValuesSupported:      []string{"ES256", "RS256"},
 		TokenEndpointAuthSigningAlgsSupported: []string{"ES256", "RS256", "PS256", "EdDSA"},
 		MTLSEndpointAliases:                   map[string]string{"token_endpoint": strings.TrimSuffix(h.AgentURL, "/") + "/t/" + t.Slug + "/oauth/token"},
@@ -288,20 +291,29 @@ func (h *Handler) token(c *fiber.Ctx) error {
 	case oauth.GrantAuthorizationCode, oauth.GrantRefreshToken, oauth.GrantDeviceCode:
 		// Relying parties: a public client (auth method none) names
 		// itself, PKCE and rotation protect the grant; a confidential one
-		// authenticates with its secret as it registered.
-		clientID, authenticated, err := h.relyingParty(c, ctx)
+		// authenticates with its secret as it registered. An agent may
+		// redeem a device code a person approved for it.
+		var rp oauth.RelyingParty
+		if c.FormValue("grant_type") == oauth.GrantDeviceCode {
+			rp, err = h.deviceParty(c, ctx)
+		} else {
+			var clientID string
+			var authenticated bool
+			clientID, authenticated, err = h.relyingParty(c, ctx)
+			rp = oauth.RelyingParty{ClientID: clientID, Authenticated: authenticated}
+		}
 		if err != nil {
 			return h.write(c, nil, err)
 		}
 		switch c.FormValue("grant_type") {
 		case oauth.GrantAuthorizationCode:
-			out, err := h.Server.ExchangeCode(ctx, t.Slug, clientID, c.FormValue("code"), c.FormValue("redirect_uri"), c.FormValue("code_verifier"), authenticated)
+			out, err := h.Server.ExchangeCode(ctx, t.Slug, rp, c.FormValue("code"), c.FormValue("redirect_uri"), c.FormValue("code_verifier"))
 			return h.write(c, out, err)
 		case oauth.GrantDeviceCode:
-			out, err := h.Server.RedeemDevice(ctx, t.Slug, clientID, c.FormValue("device_code"), authenticated)
+			out, err := h.Server.RedeemDevice(ctx, t.Slug, rp, c.FormValue("device_code"))
 			return h.write(c, out, err)
 		}
-		out, err := h.Server.RefreshForClient(ctx, clientID, c.FormValue("refresh_token"), authenticated)
+		out, err := h.Server.RefreshForClient(ctx, rp, c.FormValue("refresh_token"))
 		return h.write(c, out, err)
 	}
 	cl, err := h.client(c, ctx)

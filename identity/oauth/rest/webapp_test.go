@@ -1,0 +1,335 @@
+package rest_test
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/xavyo/xavyo/app/apptest"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// browser is a person's browser for the sign-in pages: it keeps cookies,
+// signs in and allows consent when asked, and stops at the redirect back
+// to the client.
+type browser struct {
+	t        *testing.T
+	h        *apptest.Harness
+	slug     string
+	c        *http.Client
+	login    string
+	password string
+}
+
+const testVerifier = "pkce-verifier-0123456789abcdef0123456789abcdef"
+
+func newBrowser(t *testing.T, h *apptest.Harness, slug, login, password string) *browser {
+	jar, _ := cookiejar.New(nil)
+	admin := h.Admin
+	return &browser{t: t, h: h, slug: slug, login: login, password: password, c: &http.Client{Jar: jar,
+		CheckRedirect: func(req *http.Request, _ []*http.Request) error {
+			if strings.HasPrefix(req.URL.String(), admin) {
+				return nil
+			}
+			return http.ErrUseLastResponse
+		}}}
+}
+
+var pageCSRF = regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
+
+// authorize runs a code flow (PKCE with testVerifier) and returns the
+// parameters of the redirect back, and the last page's answer when the
+// flow stopped on a page.
+func (b *browser) authorize(clientID, redirectURI string, extra ...string) (url.Values, *http.Response, string) {
+	b.t.Helper()
+	sum := sha256.Sum256([]byte(testVerifier))
+	v := url.Values{"response_type": {"code"}, "client_id": {clientID}, "redirect_uri": {redirectURI}, "state": {"st"},
+		"scope": {"openid offline_access"}, "code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
+	for i := 0; i+1 < len(extra); i += 2 {
+		v.Set(extra[i], extra[i+1])
+	}
+	resp, page := b.do("GET", b.h.Admin+"/t/"+b.slug+"/authorize?"+v.Encode(), nil)
+	for range 3 {
+		if resp.StatusCode == http.StatusFound {
+			loc, _ := url.Parse(resp.Header.Get("Location"))
+			return loc.Query(), resp, page
+		}
+		m := pageCSRF.FindStringSubmatch(page)
+		if resp.StatusCode != 200 || m == nil {
+			return nil, resp, page
+		}
+		v.Set("csrf", m[1])
+		switch {
+		case strings.Contains(page, `name="password"`):
+			v.Set("login", b.login)
+			v.Set("password", b.password)
+		case strings.Contains(page, `value="allow"`):
+			v.Del("password")
+			v.Set("consent", "allow")
+		default:
+			return nil, resp, page
+		}
+		resp, page = b.do("POST", b.h.Admin+"/t/"+b.slug+"/authorize", v)
+	}
+	return nil, resp, page
+}
+
+func (b *browser) do(method, target string, form url.Values) (*http.Response, string) {
+	b.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, _ := http.NewRequest(method, target, body)
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp, string(raw)
+}
+
+// code signs in for a public client and redeems the code at the token
+// endpoint.
+func (b *browser) tokens(clientID, redirectURI string) map[string]any {
+	b.t.Helper()
+	q, resp, page := b.authorize(clientID, redirectURI)
+	if q.Get("code") == "" {
+		b.t.Fatalf("no code for %s: %d %s", clientID, resp.StatusCode, page)
+	}
+	st, out := b.h.Form("/t/"+b.slug+"/token", url.Values{"grant_type": {"authorization_code"}, "client_id": {clientID}, "code": {q.Get("code")},
+		"redirect_uri": {redirectURI}, "code_verifier": {testVerifier}}, "", "")
+	if st != 200 || out["id_token"] == nil {
+		b.t.Fatalf("redeem for %s: %d %v", clientID, st, out)
+	}
+	return out
+}
+
+// TestClientProfileAndPairwiseSubjects: the consent page shows what a
+// client registered about itself (its logo is the one image the page may
+// load); pairwise clients know a person by a subject of their sector in
+// ID tokens and userinfo (the same across one sector, different across
+// two, never the person's id), while access tokens keep the person's id;
+// pairwise id_token_hints still name the person; bad profiles are refused.
+func TestClientProfileAndPairwiseSubjects(t *testing.T) {
+	for _, flavor := range []store.Flavor{store.SQLite, store.Postgres} {
+		t.Run(flavor.String(), func(t *testing.T) {
+			t.Parallel()
+			profileAndPairwise(t, flavor)
+		})
+	}
+}
+
+func profileAndPairwise(t *testing.T, flavor store.Flavor) {
+	h := apptest.Start(t, apptest.Env(t, flavor, t.TempDir()), apptest.Options{})
+	slug := apptest.UniqueSlug("pw")
+	_, tok := h.TenantAdmin(t, slug)
+	resp, body := h.DoAs(tok, "POST", "/api/v1/users", map[string]any{"email": "ada@pw.test", "password": "Analytical-engine-1843"})
+	apptest.Expect(t, resp, body, 201, "user")
+	ada := apptest.Decode[userJSON](t, body).ID
+	client := func(v map[string]any) string {
+		t.Helper()
+		resp, body := h.DoAs(tok, "POST", "/api/v1/clients", v)
+		apptest.Expect(t, resp, body, 201, "register "+v["name"].(string))
+		return apptest.Decode[struct {
+			ClientID string `json:"client_id"`
+		}](t, body).ClientID
+	}
+	const aCB, a2CB, bCB = "https://a.example/cb", "https://a.example/other", "https://b.example/cb"
+	a := client(map[string]any{"name": "Alpha", "redirect_uris": []string{aCB}, "subject_type": "pairwise", "post_logout_redirect_uris": []string{"https://a.example/bye"},
+		"logo_uri": "https://cdn.example/alpha.png", "client_uri": "https://a.example/", "policy_uri": "https://a.example/privacy", "tos_uri": "https://a.example/terms"})
+	a2 := client(map[string]any{"name": "Alpha two", "redirect_uris": []string{a2CB}, "subject_type": "pairwise", "first_party": true})
+	b := client(map[string]any{"name": "Beta", "redirect_uris": []string{bCB}, "subject_type": "pairwise", "first_party": true})
+	pub := client(map[string]any{"name": "Plain", "redirect_uris": []string{bCB}, "first_party": true})
+
+	br := newBrowser(t, h, slug, "ada@pw.test", "Analytical-engine-1843")
+	// The consent page names Alpha with what it registered.
+	sum := sha256.Sum256([]byte(testVerifier))
+	v := url.Values{"response_type": {"code"}, "client_id": {a}, "redirect_uri": {aCB}, "state": {"st"}, "scope": {"openid"},
+		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
+	resp, page := br.do("GET", h.Admin+"/t/"+slug+"/authorize?"+v.Encode(), nil)
+	m := pageCSRF.FindStringSubmatch(page)
+	if resp.StatusCode != 200 || m == nil {
+		t.Fatalf("sign-in page: %d %s", resp.StatusCode, page)
+	}
+	v.Set("csrf", m[1])
+	v.Set("login", "ada@pw.test")
+	v.Set("password", "Analytical-engine-1843")
+	resp, page = br.do("POST", h.Admin+"/t/"+slug+"/authorize", v)
+	csp := resp.Header.Get("Content-Security-Policy")
+	for _, want := range []string{`<img src="https://cdn.example/alpha.png"`, `href="https://a.example/"`, `href="https://a.example/privacy"`,
+		`href="https://a.example/terms"`, `rel="noopener noreferrer"`} {
+		if resp.StatusCode != 200 || !strings.Contains(page, want) {
+			t.Fatalf("consent page lacks %s: %d %s", want, resp.StatusCode, page)
+		}
+	}
+	if !strings.Contains(csp, "img-src https://cdn.example") || !strings.Contains(csp, "default-src 'none'") ||
+		resp.Header.Get("Referrer-Policy") != "no-referrer" {
+		t.Fatalf("consent page headers: CSP %q, Referrer-Policy %q", csp, resp.Header.Get("Referrer-Policy"))
+	}
+
+	// Subjects, per sector.
+	ta := br.tokens(a, aCB) // consents on the way
+	ids := map[string]map[string]any{"a": apptest.JWTClaims(t, ta["id_token"].(string))}
+	for name, c := range map[string][2]string{"a2": {a2, a2CB}, "b": {b, bCB}, "pub": {pub, bCB}} {
+		ids[name] = apptest.JWTClaims(t, br.tokens(c[0], c[1])["id_token"].(string))
+	}
+	subA := ids["a"]["sub"].(string)
+	switch {
+	case subA == ada || ids["b"]["sub"] == ada:
+		t.Fatalf("a pairwise ID token carries the person's id: %v", ids)
+	case ids["a2"]["sub"] != subA:
+		t.Fatalf("two clients of one sector see different subjects: %v %v", ids["a"]["sub"], ids["a2"]["sub"])
+	case ids["b"]["sub"] == subA:
+		t.Fatal("two sectors see the same pairwise subject")
+	case ids["pub"]["sub"] != ada:
+		t.Fatalf("a public client's subject %v, want the person's id %s", ids["pub"]["sub"], ada)
+	}
+	if at := apptest.JWTClaims(t, ta["access_token"].(string)); at["sub"] != ada {
+		t.Fatalf("the access token's subject %v, want the person's id", at["sub"])
+	}
+	req, _ := http.NewRequest("GET", h.Admin+"/t/"+slug+"/userinfo", nil)
+	req.Header.Set("Authorization", "Bearer "+ta["access_token"].(string))
+	ui, err := h.HTTP.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uiBody, _ := io.ReadAll(ui.Body)
+	ui.Body.Close()
+	if ui.StatusCode != 200 || apptest.Decode[map[string]any](t, uiBody)["sub"] != subA {
+		t.Fatalf("userinfo for the pairwise client: %d %s (want sub %s)", ui.StatusCode, uiBody, subA)
+	}
+
+	// A pairwise id_token_hint names the signed-in person: a silent sign-in
+	// answers, and RP-initiated logout needs no confirmation.
+	if q, resp, page := br.authorize(a, aCB, "prompt", "none", "id_token_hint", ta["id_token"].(string)); q.Get("code") == "" {
+		t.Fatalf("silent sign-in with a pairwise hint: %d %v %s", resp.StatusCode, q, page)
+	}
+	resp, page = br.do("GET", h.Admin+"/t/"+slug+"/end_session?"+url.Values{"id_token_hint": {ta["id_token"].(string)},
+		"post_logout_redirect_uri": {"https://a.example/bye"}, "state": {"s1"}}.Encode(), nil)
+	if resp.StatusCode != 302 || resp.Header.Get("Location") != "https://a.example/bye?state=s1" {
+		t.Fatalf("logout with a pairwise hint: %d %s %s", resp.StatusCode, resp.Header.Get("Location"), page)
+	}
+	if q, _, _ := br.authorize(b, bCB, "prompt", "none"); q.Get("error") != "login_required" {
+		t.Fatalf("after logout: %v", q)
+	}
+
+	// Profiles that make no sense are refused, and change nothing.
+	for name, bad := range map[string]map[string]any{
+		"pairwise over two hosts":         {"redirect_uris": []string{aCB, bCB}, "subject_type": "pairwise"},
+		"an unknown subject type":         {"redirect_uris": []string{aCB}, "subject_type": "secret"},
+		"a script logo":                   {"redirect_uris": []string{aCB}, "logo_uri": "javascript:alert(1)"},
+		"a plain-http home page":          {"redirect_uris": []string{aCB}, "client_uri": "http://a.example/"},
+		"a session without front channel": {"redirect_uris": []string{aCB}, "frontchannel_logout_session_required": true},
+		"tls_client_auth without a DN":    {"redirect_uris": []string{aCB}, "token_endpoint_auth_method": "tls_client_auth"},
+		"a DN for a secret client":        {"redirect_uris": []string{aCB}, "token_endpoint_auth_method": "client_secret_basic", "tls_client_auth_subject_dn": "CN=x"},
+		"bound tokens without a certificate": {"redirect_uris": []string{aCB}, "token_endpoint_auth_method": "client_secret_basic",
+			"tls_client_certificate_bound_access_tokens": true},
+		"self-signed without certificates": {"redirect_uris": []string{aCB}, "token_endpoint_auth_method": "self_signed_tls_client_auth"},
+	} {
+		bad["name"] = name
+		resp, body := h.DoAs(tok, "POST", "/api/v1/clients", bad)
+		apptest.Expect(t, resp, body, 400, name)
+	}
+	resp, body = h.DoAs(tok, "GET", "/api/v1/clients", nil)
+	apptest.Expect(t, resp, body, 200, "list")
+	if n := strings.Count(string(body), `"client_id"`); n != 4 {
+		t.Fatalf("%d clients after the refused ones, want 4", n)
+	}
+}
+
+// TestConfidentialDynamicRegistration: dynamic registration creates
+// confidential clients only where the tenant allows it; the secret is in
+// the registration answer once and authenticates the code flow; a
+// client's method and subject type do not change by RFC 7592 updates,
+// nor a pairwise client's sector.
+func TestConfidentialDynamicRegistration(t *testing.T) {
+	h := apptest.Start(t, apptest.Env(t, store.SQLite, t.TempDir()), apptest.Options{})
+	slug := apptest.UniqueSlug("dcr")
+	_, tok := h.TenantAdmin(t, slug)
+	resp, body := h.DoAs(tok, "POST", "/api/v1/users", map[string]any{"email": "ada@dcr.test", "password": "Analytical-engine-1843"})
+	apptest.Expect(t, resp, body, 201, "user")
+	const cb = "https://wiki.example/cb"
+	register := func(v map[string]any) (int, map[string]any) {
+		t.Helper()
+		resp, body := h.DoAs("", "POST", "/t/"+slug+"/register", v)
+		return resp.StatusCode, apptest.Decode[map[string]any](t, body)
+	}
+	secretApp := map[string]any{"client_name": "Wiki", "redirect_uris": []string{cb}, "token_endpoint_auth_method": "client_secret_post",
+		"logo_uri": "https://wiki.example/logo.png", "subject_type": "pairwise"}
+	if st, out := register(secretApp); st != 400 || out["error"] != "invalid_client_metadata" {
+		t.Fatalf("a confidential client where the tenant allows public ones only: %d %v", st, out)
+	}
+	resp, body = h.DoAs(tok, "PATCH", "/api/v1/policies", map[string]any{"oauth": map[string]any{"registration": "open", "confidential_registration": true}})
+	apptest.Expect(t, resp, body, 200, "allow confidential registration")
+	st, reg := register(secretApp)
+	secret, _ := reg["client_secret"].(string)
+	if st != 201 || !strings.HasPrefix(secret, "xvs_") || reg["client_secret_expires_at"] != float64(0) ||
+		reg["token_endpoint_auth_method"] != "client_secret_post" || reg["logo_uri"] != "https://wiki.example/logo.png" || reg["subject_type"] != "pairwise" {
+		t.Fatalf("register a confidential client: %d %v", st, reg)
+	}
+	clientID, rat := reg["client_id"].(string), reg["registration_access_token"].(string)
+	manage := func(method string, v any) (int, map[string]any) {
+		resp, body := h.DoAs(rat, method, "/t/"+slug+"/register/"+clientID, v)
+		out := map[string]any{}
+		if len(body) > 0 {
+			out = apptest.Decode[map[string]any](t, body)
+		}
+		return resp.StatusCode, out
+	}
+	if st, out := manage("GET", nil); st != 200 || out["client_secret"] != nil || out["token_endpoint_auth_method"] != "client_secret_post" {
+		t.Fatalf("read the registration: %d %v", st, out)
+	}
+
+	// The code flow with the registered secret (in the form, as registered).
+	br := newBrowser(t, h, slug, "ada@dcr.test", "Analytical-engine-1843")
+	q, resp, page := br.authorize(clientID, cb)
+	if q.Get("code") == "" {
+		t.Fatalf("sign-in: %d %s", resp.StatusCode, page)
+	}
+	form := url.Values{"grant_type": {"authorization_code"}, "client_id": {clientID}, "code": {q.Get("code")}, "redirect_uri": {cb}, "code_verifier": {testVerifier}}
+	if st, out := h.Form("/t/"+slug+"/token", form, "", ""); st != 401 {
+		t.Fatalf("redeem without the secret: %d %v", st, out)
+	}
+	form.Set("client_secret", secret)
+	if st, out := h.Form("/t/"+slug+"/token", form, "", ""); st != 200 || out["id_token"] == nil {
+		t.Fatalf("redeem with the secret: %d %v", st, out)
+	}
+
+	update := map[string]any{"client_id": clientID, "client_name": "Wiki", "redirect_uris": []string{cb}, "subject_type": "pairwise"}
+	for name, change := range map[string][2]any{
+		"the method":       {"token_endpoint_auth_method", "private_key_jwt"},
+		"the subject type": {"subject_type", "public"},
+		"the sector":       {"redirect_uris", []string{"https://other.example/cb"}},
+	} {
+		u := map[string]any{}
+		for k, v := range update {
+			u[k] = v
+		}
+		u[change[0].(string)] = change[1]
+		if st, out := manage("PUT", u); st != 400 {
+			t.Fatalf("changing %s: %d %v", name, st, out)
+		}
+	}
+	update["redirect_uris"] = []string{cb, "https://wiki.example/cb2"}
+	update["tos_uri"] = "https://wiki.example/terms"
+	if st, out := manage("PUT", update); st != 200 || out["tos_uri"] != "https://wiki.example/terms" || out["logo_uri"] != nil {
+		t.Fatalf("an update on the sector: %d %v", st, out)
+	}
+	// The secret still authenticates after the update.
+	q, _, _ = br.authorize(clientID, cb)
+	form.Set("code", q.Get("code"))
+	if st, out := h.Form("/t/"+slug+"/token", form, "", ""); st != 200 {
+		t.Fatalf("redeem after the update: %d %v", st, out)
+	}
+}
