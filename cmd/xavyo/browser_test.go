@@ -35,10 +35,24 @@ func TestBrowserSignIn(t *testing.T) {
 		t.Skip("no chromium here")
 	}
 	var mu sync.Mutex
-	var landed []string
+	var landed, logos, frontchannel []string
 	rp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/favicon.ico" {
+		switch r.URL.Path {
+		case "/favicon.ico":
 			http.NotFound(w, r)
+			return
+		case "/logo.svg":
+			mu.Lock()
+			logos = append(logos, r.URL.String())
+			mu.Unlock()
+			w.Header().Set("Content-Type", "image/svg+xml")
+			_, _ = w.Write([]byte(`<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><circle cx="32" cy="32" r="30" fill="#2a6"/></svg>`))
+			return
+		case "/fc":
+			mu.Lock()
+			frontchannel = append(frontchannel, r.URL.RawQuery)
+			mu.Unlock()
+			_, _ = w.Write([]byte("<!doctype html><title>signed out of the wiki</title>"))
 			return
 		}
 		mu.Lock()
@@ -52,7 +66,8 @@ func TestBrowserSignIn(t *testing.T) {
 	slug := uniqueSlug("web")
 	_, tok := tenantAdmin(t, h, slug)
 	resp, body := h.DoAs(tok, "POST", "/api/v1/clients", map[string]any{"name": "Team wiki", "redirect_uris": []string{rp.URL + "/callback"},
-		"post_logout_redirect_uris": []string{rp.URL + "/bye"}})
+		"post_logout_redirect_uris": []string{rp.URL + "/bye"}, "logo_uri": rp.URL + "/logo.svg", "client_uri": rp.URL + "/",
+		"frontchannel_logout_uri": rp.URL + "/fc", "frontchannel_logout_session_required": true})
 	expect(t, resp, body, 201, "register the wiki")
 	clientID := decode[struct {
 		ClientID string `json:"client_id"`
@@ -109,9 +124,13 @@ func TestBrowserSignIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	logoWidth, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`document.querySelector("img").naturalWidth`))
+	if err != nil {
+		t.Fatal(err)
+	}
 	shot("2-consent")
-	if !strings.Contains(consentText, "Team wiki") || !strings.Contains(consentText, "see your email address") {
-		t.Fatalf("consent page: %q", consentText)
+	if !strings.Contains(consentText, "Team wiki") || !strings.Contains(consentText, "see your email address") || logoWidth != 64 {
+		t.Fatalf("consent page (logo width %v): %q", logoWidth, consentText)
 	}
 	step("allow", chromedp.Click(chromedp.CSS("button[value=allow]")))
 	step("back at the application", chromedp.WaitVisible(chromedp.ID("app")))
@@ -164,10 +183,21 @@ func TestBrowserSignIn(t *testing.T) {
 	step("the sign-out page", chromedp.WaitVisible(chromedp.CSS("button[value=yes]")))
 	shot("4-sign-out")
 	step("confirm", chromedp.Click(chromedp.CSS("button[value=yes]")))
+	// The page loads the wiki's front-channel logout URI in a frame, then
+	// goes back to the wiki.
 	step("back at the application", chromedp.WaitVisible(chromedp.ID("app")))
 	if loc := location(); loc != rp.URL+"/bye?state=s-2" {
 		t.Fatalf("after signing out: %s", loc)
 	}
+	mu.Lock()
+	if len(frontchannel) != 1 || !strings.Contains(frontchannel[0], "sid=") ||
+		!strings.Contains(frontchannel[0], "iss="+url.QueryEscape(h.App.Config().Admin.PublicURL+"/t/"+slug)) {
+		t.Errorf("front-channel logout requests: %v", frontchannel)
+	}
+	if len(logos) == 0 {
+		t.Error("the consent page did not load the logo")
+	}
+	mu.Unlock()
 	step("sign in silently once more", chromedp.Navigate(authorize+"&prompt=none"))
 	step("back with an error", chromedp.WaitVisible(chromedp.ID("app")))
 	if loc := location(); !strings.Contains(loc, "error=login_required") {
