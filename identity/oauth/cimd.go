@@ -69,9 +69,11 @@ func (s *Server) fetchMetadata(ctx context.Context, clientID string) (*AppClient
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, clientID, nil)
+	// The client ID is the document's URL by definition (checked above);
+	// the egress client refuses private and loopback addresses.
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, clientID, nil) //nolint:gosec // G704: see above
 	req.Header.Set("Accept", "application/json")
-	resp, err := s.cfg.Fetch.Do(req)
+	resp, err := s.cfg.Fetch.Do(req) //nolint:gosec // G704: the egress client
 	if err != nil {
 		return nil, fmt.Errorf("the client metadata document could not be fetched")
 	}

@@ -320,7 +320,7 @@ func (s *Server) createAppClient(ctx context.Context, in AppClientInput, ratHash
 	if err := validBackchannel(in.BackchannelLogoutURI); err != nil {
 		return nil, err
 	}
-	if err := in.ClientProfile.check(in.RedirectURIs, in.TokenEndpointAuthMethod); err != nil {
+	if err := in.check(in.RedirectURIs, in.TokenEndpointAuthMethod); err != nil {
 		return nil, err
 	}
 	if in.SubjectType == "pairwise" && len(s.cfg.PairwiseKey) == 0 {

@@ -224,7 +224,7 @@ func (s *Server) UpdateRegistration(ctx context.Context, slug, clientID, rat str
 		if in.TokenEndpointAuthMethod != "" && in.TokenEndpointAuthMethod != c.TokenEndpointAuthMethod {
 			return oerr(400, "invalid_client_metadata", "a client's token_endpoint_auth_method cannot change; register a new client")
 		}
-		if err := in.ClientProfile.check(in.RedirectURIs, c.TokenEndpointAuthMethod); err != nil {
+		if err := in.check(in.RedirectURIs, c.TokenEndpointAuthMethod); err != nil {
 			return metadataError(err)
 		}
 		// The subjects a client knows people by must not change under it.
