@@ -40,6 +40,7 @@ import (
 	"github.com/xavyo/xavyo/identity/oauth"
 	oauthrest "github.com/xavyo/xavyo/identity/oauth/rest"
 	"github.com/xavyo/xavyo/identity/password"
+	"github.com/xavyo/xavyo/identity/signin"
 	"github.com/xavyo/xavyo/identity/tenant"
 	tenantrest "github.com/xavyo/xavyo/identity/tenant/rest"
 	"github.com/xavyo/xavyo/identity/token"
@@ -280,8 +281,11 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 		AdminURL: cfg.Admin.PublicURL, AgentURL: cfg.Agent.PublicURL, Audit: s.seq, Auth: s.auth, Fetch: fetch,
 		PairwiseKey: sealer.Derive("xavyo oidc pairwise subjects v1")})
 	authHandler.Subjects = s.oauth
+	// The sign-in pages every flow that needs a person goes through.
+	pages := &signin.Pages{Auth: s.auth, Tenants: s.tenants, Issuer: s.oauth.Issuer}
+	pages.Mount(s.admin)
 	oh := &oauthrest.Handler{Server: s.oauth, Tenants: s.tenants, AgentURL: cfg.Agent.PublicURL, Auth: s.auth,
-		Admin: adminAuth}
+		Admin: adminAuth, Pages: pages}
 	oh.Mount(s.admin)
 	oh.MountClients(s.api)
 	s.handlers.Handle(oauth.SessionEvent, s.oauth.OnSessionEvent)

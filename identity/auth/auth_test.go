@@ -2,6 +2,7 @@ package auth_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -233,6 +234,66 @@ func TestBrowserSessions(t *testing.T) {
 		}
 		if of(live) != nil {
 			t.Fatal("a disabled person's session still signs in")
+		}
+	})
+}
+
+// TestTransactions: a sign-in in progress is found by its id only at its
+// tenant, until it expires or ends; it records the session the person
+// signed in with; an oversized request is refused.
+func TestTransactions(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		f := setup(t, db)
+		bg := context.Background()
+		now := time.Now().UTC()
+		f.svc.Now = func() time.Time { return now }
+		other, err := f.tenants.Create(bg, tenant.CreateInput{Slug: "b-" + uuid.NewString()[:8], Name: "B"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, err := f.svc.StartTransaction(bg, f.t, "authorize", "client_id=app-1&state=s", uuid.Nil)
+		if err != nil || len(x.ID) != 43 {
+			t.Fatalf("start: %+v %v", x, err)
+		}
+		got, err := f.svc.Transaction(bg, f.t, x.ID)
+		if err != nil || got.Purpose != "authorize" || got.Request != "client_id=app-1&state=s" || got.SessionID != uuid.Nil {
+			t.Fatalf("read: %+v %v", got, err)
+		}
+		for name, id := range map[string]string{"unknown": strings.Repeat("A", 43), "empty": "", "too long": strings.Repeat("A", 200)} {
+			if _, err := f.svc.Transaction(bg, f.t, id); !errors.Is(err, auth.ErrNoTransaction) {
+				t.Fatalf("%s id: %v", name, err)
+			}
+		}
+		if _, err := f.svc.Transaction(bg, other, x.ID); !errors.Is(err, auth.ErrNoTransaction) {
+			t.Fatalf("another tenant's transaction: %v", err)
+		}
+		sid := uuid.Must(uuid.NewV7())
+		if err := f.svc.TransactionSignedIn(bg, other, got, sid); !errors.Is(err, auth.ErrNoTransaction) {
+			t.Fatalf("signed in at another tenant: %v", err)
+		}
+		if err := f.svc.TransactionSignedIn(bg, f.t, got, sid); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ = f.svc.Transaction(bg, f.t, x.ID); got.SessionID != sid {
+			t.Fatalf("session %v, want %v", got.SessionID, sid)
+		}
+		if err := f.svc.EndTransaction(bg, f.t, got); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.Transaction(bg, f.t, x.ID); !errors.Is(err, auth.ErrNoTransaction) {
+			t.Fatalf("an ended transaction: %v", err)
+		}
+		// Expiry.
+		y, _ := f.svc.StartTransaction(bg, f.t, "device", "", uuid.Nil)
+		now = now.Add(auth.TransactionLifetime + time.Second)
+		if _, err := f.svc.Transaction(bg, f.t, y.ID); !errors.Is(err, auth.ErrNoTransaction) {
+			t.Fatalf("an expired transaction: %v", err)
+		}
+		if err := f.svc.TransactionSignedIn(bg, f.t, y, sid); !errors.Is(err, auth.ErrNoTransaction) {
+			t.Fatalf("signing in to an expired transaction: %v", err)
+		}
+		if _, err := f.svc.StartTransaction(bg, f.t, "authorize", strings.Repeat("x", 16<<10+1), uuid.Nil); apperr.KindOf(err) != apperr.KindInvalidArgument {
+			t.Fatalf("an oversized request: %v", err)
 		}
 	})
 }

@@ -166,3 +166,54 @@ func (ss *Sessions) seenTx(ctx context.Context, tx *store.Tx, sid uuid.UUID, now
 	_, err := tx.Exec(ctx, `UPDATE sessions SET last_seen_at = $1 WHERE tenant_id = $2 AND id = $3`, now, tx.TenantID(), sid)
 	return err
 }
+
+// insertTransactionTx records an auth transaction under the SHA-256 of
+// its id, dropping the tenant's expired ones on the way.
+func insertTransactionTx(ctx context.Context, tx *store.Tx, hash string, x *Transaction, now time.Time) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM auth_transactions WHERE tenant_id = $1 AND expires_at < $2`, tx.TenantID(), now); err != nil {
+		return err
+	}
+	var session *uuid.UUID
+	if x.SessionID != uuid.Nil {
+		session = &x.SessionID
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO auth_transactions (tenant_id, id_hash, purpose, request, session_id, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, tx.TenantID(), hash, x.Purpose, x.Request, session, now, x.ExpiresAt)
+	return err
+}
+
+// transactionTx reads an auth transaction (nil: none).
+func transactionTx(ctx context.Context, tx *store.Tx, hash string) (*Transaction, error) {
+	var x Transaction
+	var session *uuid.UUID
+	err := tx.QueryRow(ctx, `SELECT purpose, request, session_id, expires_at FROM auth_transactions WHERE tenant_id = $1 AND id_hash = $2`,
+		tx.TenantID(), hash).Scan(&x.Purpose, &x.Request, &session, &x.ExpiresAt)
+	if store.NoRows(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if session != nil {
+		x.SessionID = *session
+	}
+	return &x, nil
+}
+
+// setTransactionSessionTx records the session of a live transaction and
+// reports whether there was one.
+func setTransactionSessionTx(ctx context.Context, tx *store.Tx, hash string, session uuid.UUID, now time.Time) (bool, error) {
+	r, err := tx.Exec(ctx, `UPDATE auth_transactions SET session_id = $1 WHERE tenant_id = $2 AND id_hash = $3 AND expires_at > $4`,
+		session, tx.TenantID(), hash, now)
+	if err != nil {
+		return false, err
+	}
+	n, _ := r.RowsAffected()
+	return n > 0, nil
+}
+
+// deleteTransactionTx ends an auth transaction.
+func deleteTransactionTx(ctx context.Context, tx *store.Tx, hash string) error {
+	_, err := tx.Exec(ctx, `DELETE FROM auth_transactions WHERE tenant_id = $1 AND id_hash = $2`, tx.TenantID(), hash)
+	return err
+}

@@ -81,10 +81,12 @@ const issuer = new URL(`${ADMIN}/t/${SLUG}`)
 const pub = await client.discovery(issuer, env('APP_CLIENT_ID'), undefined, client.None(), { execute: [client.allowInsecureRequests] })
 const verifier = client.randomPKCECodeVerifier()
 const state = client.randomState()
-const page = await fetch(client.buildAuthorizationUrl(pub, {
+const toLogin = await fetch(client.buildAuthorizationUrl(pub, {
   redirect_uri: env('REDIRECT_URI'), scope: 'mcp', state, resource: endpoint.href,
   code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
 }), { redirect: 'manual' })
+assert.equal(toLogin.status, 302)
+const page = await fetch(new URL(toLogin.headers.get('location'), ADMIN), { redirect: 'manual' })
 assert.equal(page.status, 200)
 const html = await page.text()
 const form = new URLSearchParams()

@@ -54,42 +54,48 @@ intro = await client.tokenIntrospection(confidential, cc.access_token)
 assert.equal(intro.active, false)
 step('introspection and revocation')
 
-// Authorization code + PKCE through the real login page.
+// Authorization code + PKCE through the real sign-in pages, as a browser
+// would walk them (cookies kept by hand): the authorization request sends
+// the person to /login?tx=…; signing in goes back to the request (a code,
+// or the consent page for a client that is not first-party).
 async function signIn(authorizationUrl) {
-  const page = await fetch(authorizationUrl, { redirect: 'manual' })
-  assert.equal(page.status, 200, `login page: ${page.status}`)
-  const html = await page.text()
-  const form = new URLSearchParams()
-  for (const [, k, v] of html.matchAll(/<input type="hidden" name="([a-z_]+)" value="([^"]*)">/g)) {
-    form.set(k, v.replaceAll('&amp;', '&').replaceAll('&#43;', '+').replaceAll('&#34;', '"').replaceAll('&#39;', "'"))
-  }
-  form.set('login', env('USER_LOGIN'))
-  form.set('password', env('USER_PASSWORD'))
-  const action = html.match(/<form method="post" action="([^"]+)"/)[1].replaceAll('&amp;', '&')
-  const res = await fetch(new URL(action, ADMIN), {
-    method: 'POST', redirect: 'manual', body: form,
-    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: page.headers.get('set-cookie').split(';')[0] },
-  })
-  sso = res.headers.getSetCookie().find((c) => c.startsWith('xv_sso_')).split(';')[0]
-  if (res.status === 200) {
-    // A client that is not first-party: the person allows it on the
-    // consent page (its CSRF token and the SSO session's cookie).
-    const consent = await res.text()
-    assert.match(consent, /name="consent" value="allow"/, 'consent page')
-    const answer = new URLSearchParams()
-    for (const [, k, v] of consent.matchAll(/<input type="hidden" name="([a-z_]+)" value="([^"]*)">/g)) {
-      answer.set(k, v.replaceAll('&amp;', '&').replaceAll('&#43;', '+').replaceAll('&#34;', '"').replaceAll('&#39;', "'"))
+  const jar = new Map()
+  const go = async (url, init = {}) => {
+    const cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ')
+    const res = await fetch(new URL(url, ADMIN), { ...init, redirect: 'manual', headers: { ...(init.headers || {}), cookie } })
+    for (const c of res.headers.getSetCookie()) {
+      const kv = c.split(';')[0]
+      jar.set(kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1))
     }
-    answer.set('consent', 'allow')
-    const csrf = res.headers.getSetCookie().find((c) => c.startsWith('xv_csrf=')).split(';')[0]
-    const allowed = await fetch(new URL(action, ADMIN), {
-      method: 'POST', redirect: 'manual', body: answer,
-      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `${csrf}; ${sso}` },
-    })
-    assert.equal(allowed.status, 302, `consent post: ${allowed.status} ${await allowed.text()}`)
-    return new URL(allowed.headers.get('location'))
+    return res
   }
-  assert.equal(res.status, 302, `login post: ${res.status} ${await res.text()}`)
+  const submit = async (html, fields) => {
+    const form = new URLSearchParams()
+    for (const [, k, v] of html.matchAll(/<input type="hidden" name="([a-z_]+)" value="([^"]*)">/g)) {
+      form.set(k, v.replaceAll('&amp;', '&').replaceAll('&#43;', '+').replaceAll('&#34;', '"').replaceAll('&#39;', "'"))
+    }
+    for (const [k, v] of Object.entries(fields)) form.set(k, v)
+    const action = html.match(/<form method="post" action="([^"]+)"/)[1].replaceAll('&amp;', '&')
+    return go(action, { method: 'POST', body: form, headers: { 'content-type': 'application/x-www-form-urlencoded' } })
+  }
+  const toLogin = await go(authorizationUrl)
+  assert.equal(toLogin.status, 302, `authorization request: ${toLogin.status}`)
+  assert.match(toLogin.headers.get('location'), /\/login\?tx=/)
+  const page = await go(toLogin.headers.get('location'))
+  assert.equal(page.status, 200, `sign-in page: ${page.status}`)
+  let res = await submit(await page.text(), { login: env('USER_LOGIN'), password: env('USER_PASSWORD') })
+  assert.equal(res.status, 302, `sign-in post: ${res.status}`)
+  if (new URL(res.headers.get('location'), ADMIN).pathname.endsWith('/consent')) {
+    // A client that is not first-party: the person allows it on the
+    // consent page (its CSRF token, bound to their SSO session).
+    const consent = await go(res.headers.get('location'))
+    const html = await consent.text()
+    assert.match(html, /name="consent" value="allow"/, 'consent page')
+    res = await submit(html, { consent: 'allow' })
+    assert.equal(res.status, 302, `consent post: ${res.status}`)
+  }
+  const name = [...jar.keys()].find((k) => k.startsWith('xv_sso_'))
+  sso = `${name}=${jar.get(name)}`
   return new URL(res.headers.get('location'))
 }
 let sso // the SSO session cookie of the last sign-in
@@ -126,7 +132,8 @@ const again = await fetch(client.buildAuthorizationUrl(pub, {
   redirect_uri: env('REDIRECT_URI'), scope: 'openid', state: silentState, max_age: '0',
   code_challenge: await client.calculatePKCECodeChallenge(silentVerifier), code_challenge_method: 'S256',
 }), { redirect: 'manual', headers: { cookie: sso } })
-assert.equal(again.status, 200, `max_age=0 shows the sign-in page: ${again.status}`)
+assert.equal(again.status, 302, `max_age=0 sends the person to the sign-in page: ${again.status}`)
+assert.match(again.headers.get('location'), /\/login\?tx=/)
 const none = await fetch(silentURL, { redirect: 'manual' })
 assert.equal(new URL(none.headers.get('location')).searchParams.get('error'), 'login_required')
 step('SSO session: prompt=none signs in silently with the same auth_time; max_age=0 asks again; no session → login_required')

@@ -2,42 +2,30 @@ package rest
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"html/template"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/google/uuid"
 
 	"github.com/xavyo/xavyo/identity/auth"
-	"github.com/xavyo/xavyo/identity/directory"
 	"github.com/xavyo/xavyo/identity/oauth"
+	"github.com/xavyo/xavyo/identity/signin"
 	"github.com/xavyo/xavyo/identity/tenant"
+	"github.com/xavyo/xavyo/internal/store"
 )
 
-// The login page. It carries the authorization request in hidden fields
-// and a CSRF token that must match the cookie set with the page (double
-// submit; SameSite=Strict). MFA and consent steps slot in after the
-// password check.
-var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Sign in — {{.Tenant}}</title>
-<meta name="viewport" content="width=device-width,initial-scale=1">
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}
-label{display:block;margin:.8rem 0 .2rem}input[type=text],input[type=password]{width:100%;padding:.4rem}
-button{margin-top:1rem;padding:.5rem 1rem}.err{color:#b00020}</style></head>
-<body><h1>Sign in</h1><p><strong>{{.Client}}</strong> asks to act for you{{if .Scope}} ({{.Scope}}){{end}}.</p>
-{{if .Error}}<p class="err">{{.Error}}</p>{{end}}
-<form method="post" action="{{.Action}}">
-{{range $k, $v := .Hidden}}<input type="hidden" name="{{$k}}" value="{{$v}}">
-{{end}}<input type="hidden" name="csrf" value="{{.CSRF}}">
-<label for="login">Email or username</label><input id="login" name="login" type="text" autocomplete="username" value="{{.LoginHint}}" required>
-<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
-<button type="submit">Sign in</button></form></body></html>`))
+// The authorization endpoint and its consent page. A person with a live
+// SSO session that satisfies the request is answered at once (a code, or
+// the consent page when the client needs it); anyone else goes through
+// the tenant's sign-in pages (identity/signin) with an auth transaction
+// holding the request, and comes back through Resume.
+
+// purposeAuthorize is the auth transactions of authorization requests.
+const purposeAuthorize = "authorize"
 
 // The consent page: the client, where the browser goes next, what it
 // asks; Allow or Deny post back with the CSRF token.
@@ -51,8 +39,7 @@ button{margin:1rem .5rem 0 0;padding:.5rem 1rem}code{background:#eee;padding:0 .
 <ul>{{range .Scopes}}<li>{{.}}</li>{{end}}</ul>
 {{if or .Policy .Terms}}<p>Read its {{if .Policy}}<a href="{{.Policy}}" rel="noopener noreferrer" target="_blank">privacy policy</a>{{end}}{{if and .Policy .Terms}} and {{end}}{{if .Terms}}<a href="{{.Terms}}" rel="noopener noreferrer" target="_blank">terms of service</a>{{end}}.</p>{{end}}
 <form method="post" action="{{.Action}}">
-{{range $k, $v := .Hidden}}<input type="hidden" name="{{$k}}" value="{{$v}}">
-{{end}}<input type="hidden" name="csrf" value="{{.CSRF}}">
+<input type="hidden" name="tx" value="{{.Tx}}"><input type="hidden" name="csrf" value="{{.CSRF}}">
 <button type="submit" name="consent" value="allow">Allow</button><button type="submit" name="consent" value="deny">Deny</button></form></body></html>`))
 
 // scopeWords says what each scope lets a client do.
@@ -65,167 +52,198 @@ var scopeWords = map[string]string{
 	"a2a":            "call agents for you",
 }
 
-var errorPage = template.Must(template.New("error").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Authorization error</title></head>
-<body><h1>This sign-in request cannot continue</h1><p>{{.}}</p></body></html>`))
-
 var authorizeParams = []string{"response_type", "client_id", "redirect_uri", "state", "scope", "code_challenge", "code_challenge_method", "nonce",
-	"max_age", "login_hint", "id_token_hint", "response_mode"}
+	"max_age", "login_hint", "id_token_hint", "response_mode", "prompt"}
 
-const csrfCookie = "xv_csrf"
+const consentCSRFCookie = "xv_consent_csrf"
 
 func (h *Handler) authorizeGet(c *fiber.Ctx) error  { return h.authorize(c, false) }
 func (h *Handler) authorizePost(c *fiber.Ctx) error { return h.authorize(c, true) }
 
+// authorize is the authorization endpoint (GET, or POST of the same
+// parameters as a form).
 func (h *Handler) authorize(c *fiber.Ctx, posted bool) error {
 	t, ctx, err := h.tenant(c)
 	if err != nil {
-		return tenantPage(c, err)
+		return signin.TenantPage(c, err)
 	}
-	get := c.Query
-	multi := func(k string) []string {
-		var out []string
-		for _, v := range c.Context().QueryArgs().PeekMulti(k) {
-			out = append(out, string(v))
-		}
-		return out
-	}
+	params := url.Values{}
 	if posted {
-		get = func(k string, _ ...string) string { return c.FormValue(k) }
-		multi = func(k string) []string { return formMulti(c, k) }
+		for _, k := range append(authorizeParams, "resource") {
+			for _, v := range formMulti(c, k) {
+				params.Add(k, v)
+			}
+		}
+	} else {
+		params, _ = url.ParseQuery(string(c.Context().QueryArgs().QueryString()))
 	}
-	q := func(k string) string { return get(k) }
-	req, err := h.Server.ValidateAuthorize(ctx, t.Slug, q, multi)
-	iss := h.Server.Issuer(t.Slug)
+	req, ok, err := h.validate(c, ctx, t, params)
+	if !ok {
+		return err
+	}
+	bs, err := h.Pages.SessionOf(c, t)
+	if err != nil {
+		return signin.Error(c, 503, "the sign-in is unavailable; try again")
+	}
+	// A live SSO session signs the person in without a page, unless the
+	// client asks for a new sign-in (prompt=login) or the last one is
+	// older than max_age, or it expects someone else (id_token_hint).
+	if bs == nil || req.Prompted("login") || req.Prompted("select_account") ||
+		(req.MaxAge >= 0 && time.Since(bs.AuthTime) > time.Duration(req.MaxAge)*time.Second) ||
+		(req.Hint != nil && !req.Hint.Names(bs.UserID)) {
+		if req.Prompted("none") {
+			// No page may be shown: the client hears why.
+			return h.redirectError(c, t, req, "login_required", "the person must sign in")
+		}
+		return h.Pages.Begin(c, t, purposeAuthorize, request(params))
+	}
+	return h.finish(c, ctx, t, req, params, nil, bs)
+}
+
+// request is what an auth transaction keeps of an authorization request:
+// its parameters (re-validated when it resumes). Of prompt only consent
+// stays: the sign-in that follows answers login and select_account.
+func request(params url.Values) string {
+	keep := url.Values{}
+	for _, k := range append(authorizeParams, "resource") {
+		if k != "prompt" && len(params[k]) > 0 {
+			keep[k] = params[k]
+		}
+	}
+	if slices.Contains(strings.Fields(params.Get("prompt")), "consent") {
+		keep.Set("prompt", "consent")
+	}
+	return keep.Encode()
+}
+
+// validate checks an authorization request. A request without a trusted
+// redirect URI gets an error page, others their error at the client; ok
+// false: the browser was answered.
+func (h *Handler) validate(c *fiber.Ctx, ctx context.Context, t *tenant.Tenant, params url.Values) (*oauth.AuthorizeRequest, bool, error) {
+	req, err := h.Server.ValidateAuthorize(ctx, t.Slug, params.Get, func(k string) []string { return params[k] })
 	var rerr oauth.RedirectError
 	switch {
 	case errors.As(err, &rerr):
-		return respond(c, req, url.Values{"error": {rerr.E.Code}, "error_description": {rerr.E.Description}, "state": {req.State}, "iss": {iss}})
+		return nil, false, h.redirectError(c, t, req, rerr.E.Code, rerr.E.Description)
 	case err != nil:
-		// No trusted redirect URI: an error page, never a redirect.
 		var oe *oauth.Error
 		if !errors.As(err, &oe) {
-			return page(c, 500, errorPage, "the sign-in could not start")
+			return nil, false, signin.Error(c, 500, "the sign-in could not start")
 		}
-		return page(c, oe.Status, errorPage, oe.Description)
+		return nil, false, signin.Error(c, oe.Status, oe.Description)
 	}
-	hidden := map[string]string{}
-	for _, k := range authorizeParams {
-		hidden[k] = q(k)
-	}
-	hidden["redirect_uri"] = req.RedirectURI
-	redirectErr := func(code, desc string) error {
-		return respond(c, req, url.Values{"error": {code}, "error_description": {desc}, "state": {req.State}, "iss": {iss}})
-	}
-	show := func(status int, msg string) error {
-		if req.Prompted("none") {
-			// No page may be shown: the client hears why.
-			return redirectErr("login_required", "the person must sign in")
-		}
-		token := formToken(c, csrfCookie, "/t/"+t.Slug+"/authorize", iss)
-		secure(c, req.RedirectURI)
-		return page(c, status, loginPage, map[string]any{"Tenant": t.Name, "Client": req.ClientName, "Scope": strings.Join(req.Scope, " "),
-			"Hidden": hidden, "CSRF": token, "Action": "/t/" + t.Slug + "/authorize" + resourceQuery(req.Resources), "Error": msg,
-			"LoginHint": req.LoginHint})
-	}
-	issue := func(user uuid.UUID, in oauth.SignIn) error {
-		code, err := h.Server.IssueCode(ctx, req, user, in)
-		if err != nil {
-			return page(c, 500, errorPage, "the sign-in could not be completed")
-		}
-		return respond(c, req, url.Values{"code": {code}, "state": {req.State}, "iss": {iss}})
-	}
-	// finish hands out the code once the person has allowed the client
-	// what it asks (first-party clients and earlier consents aside).
-	finish := func(user uuid.UUID, in oauth.SignIn) error {
-		need, err := h.Server.NeedsConsent(ctx, req, user)
-		if err != nil {
-			return page(c, 503, errorPage, "the sign-in is unavailable; try again")
-		}
-		if !need {
-			return issue(user, in)
-		}
-		if req.Prompted("none") {
-			return redirectErr("consent_required", "the person must allow this client first")
-		}
-		token := formToken(c, csrfCookie, "/t/"+t.Slug+"/authorize", iss)
-		secure(c, req.RedirectURI)
-		host := origin(req.RedirectURI)
-		if host == "" {
-			host = req.RedirectURI
-		}
-		if o := origin(req.Profile.LogoURI); o != "" {
-			// The registered logo is the one image the page loads.
-			c.Set("Content-Security-Policy", c.GetRespHeader("Content-Security-Policy")+"; img-src "+o)
-		}
-		p := req.Profile
-		return page(c, 200, consentPage, map[string]any{"Tenant": t.Name, "Client": req.ClientName, "Host": host, "Scopes": describeScopes(req.Scope),
-			"Hidden": hidden, "CSRF": token, "Action": "/t/" + t.Slug + "/authorize" + resourceQuery(req.Resources),
-			"Logo": p.LogoURI, "Home": p.ClientURI, "Policy": p.PolicyURI, "Terms": p.TOSURI})
-	}
-	sso := ssoCookie(t, iss)
-	if posted && c.FormValue("consent") != "" {
-		// The person's answer on the consent page, for their SSO session.
-		bs, err := h.Auth.BrowserSessionOf(ctx, t, c.Cookies(sso.Name))
-		switch {
-		case err != nil:
-			return page(c, 503, errorPage, "the sign-in is unavailable; try again")
-		case bs == nil:
-			return show(200, "")
-		case !formTokenOK(c, csrfCookie):
-			return show(403, "The form expired; please sign in again.")
-		case c.FormValue("consent") != "allow":
-			return redirectErr("access_denied", "the person did not allow this client")
-		}
-		if err := h.Server.Consent(ctx, req, bs.UserID); err != nil {
-			return page(c, 503, errorPage, "the sign-in could not be completed")
-		}
-		return issue(bs.UserID, oauth.SignIn{SessionID: bs.ID, AuthTime: bs.AuthTime, AMR: bs.AMR})
-	}
-	if !posted || c.FormValue("password") == "" {
-		// A live SSO session signs the person in without a page, unless
-		// the client asks for a new sign-in (prompt=login) or the last
-		// one is older than max_age.
-		bs, err := h.Auth.BrowserSessionOf(ctx, t, c.Cookies(sso.Name))
-		if err != nil {
-			return page(c, 503, errorPage, "the sign-in is unavailable; try again")
-		}
-		if bs == nil || req.Prompted("login") || req.Prompted("select_account") ||
-			(req.MaxAge >= 0 && time.Since(bs.AuthTime) > time.Duration(req.MaxAge)*time.Second) ||
-			(req.Hint != nil && !req.Hint.Names(bs.UserID)) {
-			return show(200, "")
-		}
-		return finish(bs.UserID, oauth.SignIn{SessionID: bs.ID, AuthTime: bs.AuthTime, AMR: bs.AMR})
-	}
-	if !formTokenOK(c, csrfCookie) {
-		return show(403, "The form expired; please sign in again.")
-	}
-	_, u, mustChange, err := h.Auth.CheckPassword(ctx, t.Slug, c.FormValue("login"), c.FormValue("password"))
-	if err != nil {
-		return show(401, "Wrong email, username or password.")
-	}
-	if mustChange {
-		return show(403, "You must change your password before signing in to applications.")
-	}
-	bs, err := h.openSession(c, ctx, t, u, sso)
-	if err != nil {
-		return page(c, 500, errorPage, "the sign-in could not be completed")
-	}
-	return finish(u.ID, oauth.SignIn{SessionID: bs.ID, AuthTime: bs.AuthTime, AMR: bs.AMR})
+	return req, true, nil
 }
 
-// openSession opens the SSO session of a person who has just signed in
-// with their password, and sets its cookie: every sign-in a new session
-// (a new cookie value), living as the tenant's policy says.
-func (h *Handler) openSession(c *fiber.Ctx, ctx context.Context, t *tenant.Tenant, u *directory.User, sso *fiber.Cookie) (*auth.BrowserSession, error) {
-	bs, value, err := h.Auth.OpenBrowserSession(ctx, t, u, []string{"pwd"}, auth.Client{IP: c.IP(), UserAgent: c.Get(fiber.HeaderUserAgent)})
+func (h *Handler) redirectError(c *fiber.Ctx, t *tenant.Tenant, req *oauth.AuthorizeRequest, code, desc string) error {
+	return respond(c, req, url.Values{"error": {code}, "error_description": {desc}, "state": {req.State}, "iss": {h.Server.Issuer(t.Slug)}})
+}
+
+// finish answers a signed-in person's request: the code, once they have
+// allowed the client what it asks (first-party clients and earlier
+// consents aside); otherwise the consent page, under an auth transaction
+// bound to their session (x, when the request already has one).
+func (h *Handler) finish(c *fiber.Ctx, ctx context.Context, t *tenant.Tenant, req *oauth.AuthorizeRequest, params url.Values, x *auth.Transaction,
+	bs *auth.BrowserSession) error {
+	need, err := h.Server.NeedsConsent(ctx, req, bs.UserID)
 	if err != nil {
-		return nil, err
+		return signin.Error(c, 503, "the sign-in is unavailable; try again")
 	}
-	sso.Value = value
-	sso.Expires = time.Now().Add(time.Duration(tenant.PoliciesOf(t).Session.LifetimeHours) * time.Hour)
-	c.Cookie(sso)
-	return bs, nil
+	if need {
+		if req.Prompted("none") {
+			return h.redirectError(c, t, req, "consent_required", "the person must allow this client first")
+		}
+		if x == nil {
+			if x, err = h.Auth.StartTransaction(ctx, t, purposeAuthorize, request(params), bs.ID); err != nil {
+				return signin.Error(c, 503, "the sign-in is unavailable; try again")
+			}
+		}
+		return h.Pages.SendTo(c, "/t/"+t.Slug+"/consent", x)
+	}
+	return h.issue(c, ctx, t, req, x, bs)
+}
+
+// issue hands out the code and ends the request's transaction.
+func (h *Handler) issue(c *fiber.Ctx, ctx context.Context, t *tenant.Tenant, req *oauth.AuthorizeRequest, x *auth.Transaction, bs *auth.BrowserSession) error {
+	code, err := h.Server.IssueCode(ctx, req, bs.UserID, oauth.SignIn{SessionID: bs.ID, AuthTime: bs.AuthTime, AMR: bs.AMR})
+	if err != nil {
+		return signin.Error(c, 500, "the sign-in could not be completed")
+	}
+	if x != nil {
+		// A leftover transaction expires on its own; the code is issued.
+		_ = h.Auth.EndTransaction(ctx, t, x)
+	}
+	return respond(c, req, url.Values{"code": {code}, "state": {req.State}, "iss": {h.Server.Issuer(t.Slug)}})
+}
+
+// authorizeFlow resumes authorization requests after the sign-in.
+type authorizeFlow struct{ h *Handler }
+
+func (f authorizeFlow) Describe(ctx context.Context, t *tenant.Tenant, x *auth.Transaction) (signin.Prompt, error) {
+	params, err := url.ParseQuery(x.Request)
+	if err != nil {
+		return signin.Prompt{}, auth.ErrNoTransaction
+	}
+	name, err := f.h.Server.ClientName(ctx, params.Get("client_id"))
+	if err != nil {
+		return signin.Prompt{}, errors.New("the application that asked is no longer registered")
+	}
+	return signin.Prompt{Client: name, Asks: params.Get("scope"), LoginHint: params.Get("login_hint"), ReturnTo: params.Get("redirect_uri")}, nil
+}
+
+func (f authorizeFlow) Resume(c *fiber.Ctx, t *tenant.Tenant, x *auth.Transaction, bs *auth.BrowserSession) error {
+	params, _ := url.ParseQuery(x.Request)
+	ctx := store.WithTenant(c.UserContext(), t.ID)
+	req, ok, err := f.h.validate(c, ctx, t, params)
+	if !ok {
+		return err
+	}
+	return f.h.finish(c, ctx, t, req, params, x, bs)
+}
+
+// consent is the consent page of a signed-in person's request.
+func (h *Handler) consent(c *fiber.Ctx) error {
+	t, ctx, err := h.tenant(c)
+	if err != nil {
+		return signin.TenantPage(c, err)
+	}
+	x, bs, ok, err := h.Pages.Resumable(c, t, purposeAuthorize)
+	if !ok {
+		return err
+	}
+	params, _ := url.ParseQuery(x.Request)
+	req, ok, err := h.validate(c, ctx, t, params)
+	if !ok {
+		return err
+	}
+	iss := h.Server.Issuer(t.Slug)
+	if c.Method() == fiber.MethodPost {
+		if !signin.FormTokenOK(c, consentCSRFCookie) {
+			return signin.Error(c, 403, "The form expired; go back to the application and try again.")
+		}
+		if c.FormValue("consent") != "allow" {
+			_ = h.Auth.EndTransaction(ctx, t, x)
+			return h.redirectError(c, t, req, "access_denied", "the person did not allow this client")
+		}
+		if err := h.Server.Consent(ctx, req, bs.UserID); err != nil {
+			return signin.Error(c, 503, "the sign-in could not be completed")
+		}
+		signin.Secure(c, req.RedirectURI)
+		return h.issue(c, ctx, t, req, x, bs)
+	}
+	token := signin.FormToken(c, consentCSRFCookie, "/t/"+t.Slug+"/consent", iss)
+	signin.Secure(c, req.RedirectURI)
+	host := signin.Origin(req.RedirectURI)
+	if host == "" {
+		host = req.RedirectURI
+	}
+	if o := signin.Origin(req.Profile.LogoURI); o != "" {
+		// The registered logo is the one image the page loads.
+		c.Set("Content-Security-Policy", c.GetRespHeader("Content-Security-Policy")+"; img-src "+o)
+	}
+	p := req.Profile
+	return signin.Page(c, 200, consentPage, map[string]any{"Tenant": t.Name, "Client": req.ClientName, "Host": host, "Scopes": describeScopes(req.Scope),
+		"Tx": x.ID, "CSRF": token, "Action": "/t/" + t.Slug + "/consent", "Logo": p.LogoURI, "Home": p.ClientURI, "Policy": p.PolicyURI, "Terms": p.TOSURI})
 }
 
 // describeScopes says in words what each scope lets a client do.
@@ -239,35 +257,6 @@ func describeScopes(scopes []string) []string {
 	return words
 }
 
-// ssoCookie is the SSO session cookie of a tenant (docs/design §12): over
-// TLS `__Host-xv_sso_<tenant id>` (path /, Secure, SameSite=None, so that
-// cross-site returns carry it); on plain HTTP (development)
-// `xv_sso_<tenant id>` with path /t/{slug} and SameSite=Lax. Always
-// HttpOnly. Forms are protected by CSRF tokens, not by SameSite.
-func ssoCookie(t *tenant.Tenant, issuer string) *fiber.Cookie {
-	if strings.HasPrefix(issuer, "https://") {
-		return &fiber.Cookie{Name: "__Host-xv_sso_" + t.ID.String(), Path: "/", Secure: true, HTTPOnly: true, SameSite: fiber.CookieSameSiteNoneMode}
-	}
-	return &fiber.Cookie{Name: "xv_sso_" + t.ID.String(), Path: "/t/" + t.Slug, HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode}
-}
-
-// tenantPage answers a page request whose tenant cannot serve it: unknown
-// (404), suspended or unavailable (their own status and words).
-func tenantPage(c *fiber.Ctx, err error) error {
-	if oe := oauth.AsError(err); oe.Status != 404 {
-		return page(c, oe.Status, errorPage, oe.Description)
-	}
-	return page(c, 404, errorPage, "unknown issuer")
-}
-
-func resourceQuery(res []string) string {
-	if len(res) == 0 {
-		return ""
-	}
-	v := url.Values{"resource": res}
-	return "?" + v.Encode()
-}
-
 func formMulti(c *fiber.Ctx, k string) []string {
 	var out []string
 	for _, v := range c.Request().PostArgs().PeekMulti(k) {
@@ -279,26 +268,6 @@ func formMulti(c *fiber.Ctx, k string) []string {
 		}
 	}
 	return out
-}
-
-// formToken sets a page's CSRF cookie (double submit: the form carries
-// the same value), scoped to the page's path, and returns the value.
-func formToken(c *fiber.Ctx, name, path, issuer string) string {
-	token := newCSRF()
-	c.Cookie(&fiber.Cookie{Name: name, Value: token, Path: path, HTTPOnly: true, SameSite: "Strict", Secure: strings.HasPrefix(issuer, "https://")})
-	return token
-}
-
-// formTokenOK reports whether a posted form carries its page's CSRF token.
-func formTokenOK(c *fiber.Ctx, name string) bool {
-	cookie := c.Cookies(name)
-	return cookie != "" && subtle.ConstantTimeCompare([]byte(cookie), []byte(c.FormValue("csrf"))) == 1
-}
-
-func newCSRF() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // dropEmpty removes the parameters whose one value is empty.
@@ -346,22 +315,13 @@ func respond(c *fiber.Ctx, req *oauth.AuthorizeRequest, v url.Values) error {
 		}
 		target, err := url.Parse(req.RedirectURI)
 		if err != nil {
-			return page(c, 400, errorPage, "the redirect URI is not usable")
+			return signin.Error(c, 400, "the redirect URI is not usable")
 		}
-		nonce := newCSRF()
+		nonce := signin.Nonce()
 		c.Set(fiber.HeaderCacheControl, "no-store")
 		c.Set("X-Frame-Options", "DENY")
 		c.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+nonce+"'; form-action "+target.Scheme+"://"+target.Host)
-		return page(c, 200, formPostPage, map[string]any{"Action": req.RedirectURI, "Values": values, "Nonce": nonce})
+		return signin.Page(c, 200, formPostPage, map[string]any{"Action": req.RedirectURI, "Values": values, "Nonce": nonce})
 	}
 	return redirect(c, req.RedirectURI, v)
-}
-
-func page(c *fiber.Ctx, status int, t *template.Template, data any) error {
-	var b strings.Builder
-	if err := t.Execute(&b, data); err != nil {
-		return err
-	}
-	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
-	return c.Status(status).SendString(b.String())
 }

@@ -73,43 +73,18 @@ func backchannelLogout(t *testing.T, flavor store.Flavor) {
 
 	// Ada signs in (code flow, page), then signs out with her ID token.
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	v := url.Values{"response_type": {"code"}, "client_id": {clientID}, "redirect_uri": {redirectURI}, "state": {"st"}, "scope": {"openid"},
-		"code_challenge": {strings.Repeat("c", 43)}, "code_challenge_method": {"S256"}}
-	r, err := noFollow.Get(h.Admin + "/t/" + slug + "/authorize?" + v.Encode())
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(r.Body)
-	r.Body.Close()
-	v.Set("login", "ada@bcl.test")
-	v.Set("password", "Analytical-engine-1843")
-	v.Set("csrf", regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`).FindStringSubmatch(string(page))[1])
-	req, _ := http.NewRequest("POST", h.Admin+"/t/"+slug+"/authorize", strings.NewReader(v.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	for _, c := range r.Cookies() {
-		req.AddCookie(c)
-	}
-	signedIn, err := noFollow.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signedIn.Body.Close()
-	if loc, _ := url.Parse(signedIn.Header.Get("Location")); signedIn.StatusCode != 302 || loc.Query().Get("code") == "" {
-		t.Fatalf("sign-in: %d %s", signedIn.StatusCode, signedIn.Header.Get("Location"))
+	br := newBrowser(t, h, slug, "ada@bcl.test", "Analytical-engine-1843")
+	if q, resp, page := br.authorize(clientID, redirectURI, "scope", "openid"); q.Get("code") == "" {
+		t.Fatalf("sign-in: %d %s", resp.StatusCode, page)
 	}
 	// The code is issued in the session: the client is one the session
 	// signed Ada in to, whether or not it redeems the code.
-	var sso *http.Cookie
-	for _, c := range signedIn.Cookies() {
-		if strings.HasPrefix(c.Name, "xv_sso_") {
-			sso = c
-		}
-	}
+	sso := br.cookie("xv_sso_")
 	if sso == nil {
 		t.Fatal("no SSO cookie")
 	}
 	sid, _, _ := strings.Cut(sso.Value, ".")
-	req, _ = http.NewRequest("POST", h.Admin+"/t/"+slug+"/end_session", strings.NewReader(url.Values{"client_id": {clientID}}.Encode()))
+	req, _ := http.NewRequest("POST", h.Admin+"/t/"+slug+"/end_session", strings.NewReader(url.Values{"client_id": {clientID}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.AddCookie(sso)
 	// The confirmation page, then the confirmed post.

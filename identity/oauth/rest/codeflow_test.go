@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -60,29 +59,13 @@ func authorizationCodeWithPKCE(t *testing.T, flavor store.Flavor) {
 		b, _ := io.ReadAll(r.Body)
 		return r, string(b)
 	}
-	csrfRE := regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
 	login := func(pw string, withCSRF bool) *http.Response {
-		r, page := authz(nil)
-		if r.StatusCode != 200 || !strings.Contains(page, "Inspector") {
-			t.Fatalf("login page: %d %s", r.StatusCode, page)
+		v := url.Values{"response_type": {"code"}, "client_id": {clientID}, "redirect_uri": {redirectURI}, "state": {"st-1"},
+			"scope": {"openid mcp offline_access"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+		resp, page := pageLogin(t, h, h.Admin+"/t/"+slug+"/authorize?"+v.Encode(), "ada@cf.test", pw, withCSRF)
+		if !strings.Contains(page, "Inspector") {
+			t.Fatalf("login page: %s", page)
 		}
-		m := csrfRE.FindStringSubmatch(page)
-		form := url.Values{"response_type": {"code"}, "client_id": {clientID}, "redirect_uri": {redirectURI}, "state": {"st-1"},
-			"scope": {"openid mcp offline_access"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"},
-			"login": {"ada@cf.test"}, "password": {pw}}
-		if withCSRF {
-			form.Set("csrf", m[1])
-		}
-		req, _ := http.NewRequest("POST", h.Admin+"/t/"+slug+"/authorize", strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		for _, c := range r.Cookies() {
-			req.AddCookie(c)
-		}
-		resp, err := noFollow.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
 		return resp
 	}
 	codeOf := func(resp *http.Response) string {

@@ -6,10 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"io"
-	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -62,8 +59,6 @@ func confidentialWebApp(t *testing.T, flavor store.Flavor) {
 	resp, body = h.DoAs(tok, "POST", "/api/v1/users", map[string]any{"email": "ada@web.test", "password": "Analytical-engine-1843"})
 	apptest.Expect(t, resp, body, 201, "user")
 
-	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	csrfRE := regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
 	// code signs Ada in for the web app (with a PKCE challenge when given).
 	code := func(challenge string) string {
 		t.Helper()
@@ -72,29 +67,7 @@ func confidentialWebApp(t *testing.T, flavor store.Flavor) {
 			v.Set("code_challenge", challenge)
 			v.Set("code_challenge_method", "S256")
 		}
-		r, err := noFollow.Get(h.Admin + "/t/" + slug + "/authorize?" + v.Encode())
-		if err != nil {
-			t.Fatal(err)
-		}
-		page, _ := io.ReadAll(r.Body)
-		r.Body.Close()
-		m := csrfRE.FindStringSubmatch(string(page))
-		if r.StatusCode != 200 || m == nil {
-			t.Fatalf("sign-in page: %d %s", r.StatusCode, page)
-		}
-		v.Set("login", "ada@web.test")
-		v.Set("password", "Analytical-engine-1843")
-		v.Set("csrf", m[1])
-		req, _ := http.NewRequest("POST", h.Admin+"/t/"+slug+"/authorize", strings.NewReader(v.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		for _, c := range r.Cookies() {
-			req.AddCookie(c)
-		}
-		resp, err := noFollow.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		resp, _ := pageLogin(t, h, h.Admin+"/t/"+slug+"/authorize?"+v.Encode(), "ada@web.test", "Analytical-engine-1843", true)
 		loc, _ := url.Parse(resp.Header.Get("Location"))
 		if resp.StatusCode != 302 || loc.Query().Get("code") == "" {
 			t.Fatalf("sign-in: %d %s", resp.StatusCode, resp.Header.Get("Location"))

@@ -3,11 +3,15 @@ package rest
 import (
 	"context"
 	"html/template"
+	"net/url"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/xavyo/xavyo/identity/auth"
 	"github.com/xavyo/xavyo/identity/oauth"
+	"github.com/xavyo/xavyo/identity/signin"
+	"github.com/xavyo/xavyo/identity/tenant"
 	"github.com/xavyo/xavyo/internal/apperr"
 )
 
@@ -26,12 +30,7 @@ button{margin:1rem .5rem 0 0;padding:.5rem 1rem}.err{color:#b00020}code{font-siz
 {{if .Error}}<p class="err">{{.Error}}</p>{{end}}
 {{if eq .Step "done"}}<p id="done">{{.Done}} You can return to your device.</p>
 {{else}}<form method="post" action="{{.Action}}"><input type="hidden" name="csrf" value="{{.CSRF}}"><input type="hidden" name="step" value="{{.Step}}">
-{{if eq .Step "signin"}}<p>Sign in to connect your device.</p>
-<label for="user_code">Code shown on your device</label><input id="user_code" name="user_code" type="text" value="{{.UserCode}}" autocomplete="off" required>
-<label for="login">Email or username</label><input id="login" name="login" type="text" autocomplete="username" required>
-<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
-<button type="submit">Sign in</button>
-{{else if eq .Step "lookup"}}<label for="user_code">Code shown on your device</label><input id="user_code" name="user_code" type="text" value="{{.UserCode}}" autocomplete="off" required>
+{{if eq .Step "lookup"}}<label for="user_code">Code shown on your device</label><input id="user_code" name="user_code" type="text" value="{{.UserCode}}" autocomplete="off" required>
 <button type="submit">Continue</button>
 {{else}}<input type="hidden" name="user_code" value="{{.UserCode}}">
 <p>{{if .Agent}}The agent {{end}}<strong>{{.Client}}</strong> on the device showing <code>{{.UserCode}}</code> asks to act for you at <strong>{{.Tenant}}</strong>{{if .Agent}} (its calls will name both of you){{end}}:</p>
@@ -40,6 +39,27 @@ button{margin:1rem .5rem 0 0;padding:.5rem 1rem}.err{color:#b00020}code{font-siz
 {{end}}</form>{{end}}</body></html>`))
 
 const deviceCSRFCookie = "xv_device_csrf"
+
+// purposeDevice is the auth transactions of the device page: the user
+// code the person came with.
+const purposeDevice = "device"
+
+// deviceFlow brings a person who signed in for the device page back to it.
+type deviceFlow struct{ h *Handler }
+
+func (deviceFlow) Describe(context.Context, *tenant.Tenant, *auth.Transaction) (signin.Prompt, error) {
+	return signin.Prompt{Asks: "Sign in to connect your device."}, nil
+}
+
+func (f deviceFlow) Resume(c *fiber.Ctx, t *tenant.Tenant, x *auth.Transaction, _ *auth.BrowserSession) error {
+	_ = f.h.Auth.EndTransaction(c.UserContext(), t, x)
+	target := "/t/" + t.Slug + "/device"
+	if x.Request != "" {
+		target += "?" + url.Values{"user_code": {x.Request}}.Encode()
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Redirect(target, fiber.StatusFound)
+}
 
 // deviceAuthorization is RFC 8628's device authorization endpoint.
 func (h *Handler) deviceAuthorization(c *fiber.Ctx) error {
@@ -92,51 +112,37 @@ func (h *Handler) devicePost(c *fiber.Ctx) error { return h.device(c, true) }
 func (h *Handler) device(c *fiber.Ctx, posted bool) error {
 	t, ctx, err := h.tenant(c)
 	if err != nil {
-		return tenantPage(c, err)
+		return signin.TenantPage(c, err)
 	}
-	secure(c)
+	signin.Secure(c)
 	userCode := c.Query("user_code")
 	if posted {
 		userCode = c.FormValue("user_code")
 	}
 	show := func(status int, step, msg string, extra map[string]any) error {
-		token := formToken(c, deviceCSRFCookie, "/t/"+t.Slug+"/device", h.Server.Issuer(t.Slug))
+		token := signin.FormToken(c, deviceCSRFCookie, "/t/"+t.Slug+"/device", h.Server.Issuer(t.Slug))
 		data := map[string]any{"Tenant": t.Name, "Step": step, "Error": msg, "CSRF": token, "UserCode": userCode, "Action": "/t/" + t.Slug + "/device"}
 		for k, v := range extra {
 			data[k] = v
 		}
-		return page(c, status, devicePage, data)
+		return signin.Page(c, status, devicePage, data)
 	}
-	sso := ssoCookie(t, h.Server.Issuer(t.Slug))
-	bs, err := h.Auth.BrowserSessionOf(ctx, t, c.Cookies(sso.Name))
+	bs, err := h.Pages.SessionOf(c, t)
 	if err != nil {
-		return page(c, 503, errorPage, "this page is unavailable; try again")
-	}
-	if posted {
-		if !formTokenOK(c, deviceCSRFCookie) {
-			step := "lookup"
-			if bs == nil {
-				step = "signin"
-			}
-			return show(403, step, "The form expired; please try again.", nil)
-		}
-	}
-	step := c.FormValue("step")
-	if posted && step == "signin" {
-		_, u, mustChange, err := h.Auth.CheckPassword(ctx, t.Slug, c.FormValue("login"), c.FormValue("password"))
-		switch {
-		case err != nil:
-			return show(401, "signin", "Wrong email, username or password.", nil)
-		case mustChange:
-			return show(403, "signin", "You must change your password first.", nil)
-		}
-		if bs, err = h.openSession(c, ctx, t, u, sso); err != nil {
-			return page(c, 500, errorPage, "the sign-in could not be completed")
-		}
+		return signin.Error(c, 503, "this page is unavailable; try again")
 	}
 	if bs == nil {
-		return show(200, "signin", "", nil)
+		// Signed in on the sign-in pages, the person comes back here with
+		// the code they followed or typed.
+		if len(userCode) > 32 {
+			userCode = "" // not a code: the person types it again
+		}
+		return h.Pages.Begin(c, t, purposeDevice, userCode)
 	}
+	if posted && !signin.FormTokenOK(c, deviceCSRFCookie) {
+		return show(403, "lookup", "The form expired; please try again.", nil)
+	}
+	step := c.FormValue("step")
 	if userCode == "" {
 		return show(200, "lookup", "", nil)
 	}

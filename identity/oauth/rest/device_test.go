@@ -111,19 +111,30 @@ func deviceFlow(t *testing.T, flavor store.Flavor) {
 		return m[1]
 	}
 	code := allowed["user_code"].(string)
-	st2, page := browse("GET", url.Values{"user_code": {code}})
-	if st2 != 200 || !strings.Contains(page, `name="password"`) {
-		t.Fatalf("device page without a session: %d %s", st2, page)
+	// Without a session the device page sends the person to the sign-in
+	// page, which brings them back with the code they came with.
+	typed := strings.ToLower(strings.ReplaceAll(code, "-", ""))
+	resp, err := noFollow.Get(h.Admin + "/t/" + slug + "/device?user_code=" + typed)
+	if err != nil {
+		t.Fatal(err)
 	}
-	signIn := url.Values{"step": {"signin"}, "user_code": {strings.ToLower(strings.ReplaceAll(code, "-", ""))}, "login": {"ada@dev.test"},
-		"password": {"Analytical-engine-1843"}}
-	if st2, page = browse("POST", signIn); st2 != 403 {
-		t.Fatalf("sign-in without the CSRF token: %d", st2)
+	resp.Body.Close()
+	if resp.StatusCode != 302 || !strings.HasPrefix(resp.Header.Get("Location"), "/t/"+slug+"/login?tx=") {
+		t.Fatalf("device page without a session: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	signIn.Set("csrf", csrf(page))
-	st2, page = browse("POST", signIn)
+	if r, _ := pageLoginAt(t, h, h.Admin+resp.Header.Get("Location"), "ada@dev.test", "Analytical-engine-1843", false); r.StatusCode != 403 {
+		t.Fatalf("sign-in without the CSRF token: %d", r.StatusCode)
+	}
+	r, _ := pageLoginAt(t, h, h.Admin+resp.Header.Get("Location"), "ada@dev.test", "Analytical-engine-1843", true)
+	if r.StatusCode != 302 || r.Header.Get("Location") != "/t/"+slug+"/device?user_code="+typed {
+		t.Fatalf("after signing in: %d %s", r.StatusCode, r.Header.Get("Location"))
+	}
+	for _, c := range r.Cookies() {
+		jar[c.Name] = c.Value
+	}
+	st2, page := browse("GET", url.Values{"user_code": {typed}})
 	if st2 != 200 || !strings.Contains(page, "Terminal") || !strings.Contains(page, code) || !strings.Contains(page, `value="allow"`) {
-		t.Fatalf("after signing in: %d %s", st2, page)
+		t.Fatalf("back at the device page: %d %s", st2, page)
 	}
 	if st2, _ = browse("POST", url.Values{"step": {"decide"}, "user_code": {code}, "decision": {"allow"}, "csrf": {"00"}}); st2 != 403 {
 		t.Fatalf("a decision without the CSRF token: %d", st2)

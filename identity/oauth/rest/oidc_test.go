@@ -4,11 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"io"
-	"net/http"
 	"net/url"
-	"regexp"
-	"strings"
 	"testing"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -51,29 +47,10 @@ func TestGoOIDCCodeFlow(t *testing.T) {
 	authURL := conf.AuthCodeURL("state-42", oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce))
 
 	// A person signs in on the page.
-	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	r, err := noFollow.Get(authURL)
-	if err != nil {
-		t.Fatal(err)
+	r, _ := pageLogin(t, h, authURL, "grace@oidc.test", "Compiler-pioneer-1952", true)
+	if r.StatusCode != 302 {
+		t.Fatalf("login: %d", r.StatusCode)
 	}
-	page, _ := io.ReadAll(r.Body)
-	r.Body.Close()
-	form := url.Values{}
-	for _, m := range regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`).FindAllStringSubmatch(string(page), -1) {
-		form.Set(m[1], htmlUnescape(m[2]))
-	}
-	form.Set("login", "grace@oidc.test")
-	form.Set("password", "Compiler-pioneer-1952")
-	req, _ := http.NewRequest("POST", h.Admin+"/t/"+slug+"/authorize", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	for _, c := range r.Cookies() {
-		req.AddCookie(c)
-	}
-	r, err = noFollow.Do(req)
-	if err != nil || r.StatusCode != 302 {
-		t.Fatalf("login: %v %v", r, err)
-	}
-	r.Body.Close()
 	loc, _ := url.Parse(r.Header.Get("Location"))
 	if loc.Query().Get("state") != "state-42" {
 		t.Fatalf("state: %s", loc)
@@ -103,8 +80,4 @@ func TestGoOIDCCodeFlow(t *testing.T) {
 	if err != nil || info.Subject != grace.ID {
 		t.Fatalf("userinfo: %+v %v", info, err)
 	}
-}
-
-func htmlUnescape(s string) string {
-	return strings.NewReplacer("&amp;", "&", "&lt;", "<", "&gt;", ">", "&#34;", `"`, "&#39;", "'", "&#43;", "+").Replace(s)
 }

@@ -13,7 +13,7 @@ import (
 	"strings"
 
 	"github.com/xavyo/xavyo/identity/auth"
-	"github.com/xavyo/xavyo/identity/directory"
+	"github.com/xavyo/xavyo/identity/signin"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -29,21 +29,21 @@ import (
 type Handler struct {
 	Server  *oauth.Server
 	Tenants *tenant.Service
-	// Auth checks passwords on the login page and keeps people's SSO
-	// sessions.
+	// Auth keeps people's SSO sessions and sign-in transactions.
 	Auth SignIn
+	// Pages are the tenant's sign-in pages, where authorization requests
+	// and device codes send people who must sign in.
+	Pages *signin.Pages
 	// Admin verifies admin bearer tokens (registration policy "token").
 	Admin httpx.Authenticator
 	// AgentURL is agent.public_url, where the mTLS aliases live.
 	AgentURL string
 }
 
-// SignIn is what the sign-in pages need of identity/auth.
+// SignIn is what the OpenID provider's pages need of identity/auth.
 type SignIn interface {
-	oauth.PasswordChecker
+	signin.Auth
 	EndBrowserSession(ctx context.Context, t *tenant.Tenant, bs *auth.BrowserSession) error
-	OpenBrowserSession(ctx context.Context, t *tenant.Tenant, u *directory.User, amr []string, cl auth.Client) (*auth.BrowserSession, string, error)
-	BrowserSessionOf(ctx context.Context, t *tenant.Tenant, cookie string) (*auth.BrowserSession, error)
 }
 
 // Mount registers the routes on the admin plane.
@@ -54,11 +54,18 @@ func (h *Handler) Mount(app *fiber.App) {
 	app.Get("/.well-known/openid-configuration/t/:slug", h.metadata)
 	app.Get("/t/:slug/authorize", h.authorizeGet)
 	app.Post("/t/:slug/authorize", h.authorizePost)
+	app.Get("/t/:slug/consent", h.consent)
+	app.Post("/t/:slug/consent", h.consent)
 	app.Post("/t/:slug/device_authorization", h.deviceAuthorization)
 	app.Get("/t/:slug/device", h.deviceGet)
 	app.Post("/t/:slug/device", h.devicePost)
 	app.Get("/t/:slug/end_session", h.endSessionGet)
 	app.Post("/t/:slug/end_session", h.endSessionPost)
+	// The person's own sign-out page: end_session without a client.
+	app.Get("/t/:slug/logout", h.endSessionGet)
+	app.Post("/t/:slug/logout", h.endSessionPost)
+	h.Pages.Register(purposeAuthorize, authorizeFlow{h})
+	h.Pages.Register(purposeDevice, deviceFlow{h})
 	app.Post("/t/:slug/token", h.token)
 	app.Post("/t/:slug/register", h.register)
 	app.Get("/t/:slug/register/:client_id", h.registration)

@@ -79,31 +79,16 @@ func ssoSession(t *testing.T, flavor store.Flavor) {
 	// signIn walks the page for clientID (with a cookie planted before, if
 	// any) and returns the redirect and the SSO cookie it set.
 	signIn := func(clientID, planted string, who ...string) (*http.Response, *http.Cookie) {
-		r, page := authz(planted, params(clientID, "prompt", "login"))
-		m := csrfRE.FindStringSubmatch(page)
-		if r.StatusCode != 200 || m == nil {
-			t.Fatalf("sign-in page: %d %s", r.StatusCode, page)
-		}
-		form := params(clientID)
-		form.Set("login", "ada@sso.test")
+		t.Helper()
+		login := "ada@sso.test"
 		if len(who) > 0 {
-			form.Set("login", who[0])
+			login = who[0]
 		}
-		form.Set("password", "Analytical-engine-1843")
-		form.Set("csrf", m[1])
-		req, _ := http.NewRequest("POST", h.Admin+"/t/"+slug+"/authorize", strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		for _, c := range r.Cookies() {
-			req.AddCookie(c)
-		}
+		var cookies []*http.Cookie
 		if planted != "" {
-			req.AddCookie(&http.Cookie{Name: ssoName, Value: planted})
+			cookies = append(cookies, &http.Cookie{Name: ssoName, Value: planted})
 		}
-		resp, err := noFollow.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		resp, _ := pageLogin(t, h, h.Admin+"/t/"+slug+"/authorize?"+params(clientID, "prompt", "login").Encode(), login, "Analytical-engine-1843", true, cookies...)
 		for _, c := range resp.Cookies() {
 			if c.Name == ssoName {
 				return resp, c
@@ -111,6 +96,20 @@ func ssoSession(t *testing.T, flavor store.Flavor) {
 		}
 		t.Fatalf("no SSO cookie after signing in: %d %v", resp.StatusCode, resp.Header.Values("Set-Cookie"))
 		return nil, nil
+	}
+	// follow GETs a page of the flow (a redirect's target) with an SSO
+	// cookie.
+	follow := func(sso string, r *http.Response) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", h.Admin+r.Header.Get("Location"), nil)
+		req.AddCookie(&http.Cookie{Name: ssoName, Value: sso})
+		next, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer next.Body.Close()
+		b, _ := io.ReadAll(next.Body)
+		return next, string(b)
 	}
 	codeOf := func(r *http.Response) string {
 		t.Helper()
@@ -129,11 +128,16 @@ func ssoSession(t *testing.T, flavor store.Flavor) {
 		}
 		return out
 	}
-	asksToSignIn := func(what string, r *http.Response, page string) {
+	asksToSignIn := func(what string, r *http.Response) string {
 		t.Helper()
-		if r.StatusCode != 200 || !strings.Contains(page, `name="password"`) {
+		if r.StatusCode != 302 || !strings.HasPrefix(r.Header.Get("Location"), "/t/"+slug+"/login?tx=") {
 			t.Fatalf("%s: want the sign-in page, got %d %s", what, r.StatusCode, r.Header.Get("Location"))
 		}
+		_, page := follow("", r)
+		if !strings.Contains(page, `name="password"`) {
+			t.Fatalf("%s: the sign-in page: %s", what, page)
+		}
+		return page
 	}
 	loginRequired := func(what string, r *http.Response) {
 		t.Helper()
@@ -164,9 +168,8 @@ func ssoSession(t *testing.T, flavor store.Flavor) {
 	// No session: prompt=none is refused at the client, not shown a page.
 	r, _ := authz("", params(second, "prompt", "none"))
 	loginRequired("prompt=none without a session", r)
-	if r, page := authz("", params(second)); r.StatusCode != 200 {
-		asksToSignIn("no session", r, page)
-	}
+	r, _ = authz("", params(second))
+	asksToSignIn("no session", r)
 	// Bad prompt and max_age values are the client's error.
 	for _, bad := range [][]string{{"prompt", "none login"}, {"prompt", "sideways"}, {"max_age", "-1"}, {"max_age", "soon"}} {
 		r, _ := authz("", params(second, bad...))
@@ -214,11 +217,10 @@ func ssoSession(t *testing.T, flavor store.Flavor) {
 	}
 
 	// Asking again: prompt=login, and a sign-in older than max_age.
-	r, page = authz(cookie.Value, params(second, "prompt", "login"))
-	asksToSignIn("prompt=login", r, page)
-	r, page = authz(cookie.Value, params(second, "max_age", "0", "login_hint", "ada@sso.test"))
-	asksToSignIn("max_age=0", r, page)
-	if !strings.Contains(page, `value="ada@sso.test"`) {
+	r, _ = authz(cookie.Value, params(second, "prompt", "login"))
+	asksToSignIn("prompt=login", r)
+	r, _ = authz(cookie.Value, params(second, "max_age", "0", "login_hint", "ada@sso.test"))
+	if page := asksToSignIn("max_age=0", r); !strings.Contains(page, `value="ada@sso.test"`) {
 		t.Fatal("login_hint does not prefill the page")
 	}
 
@@ -230,7 +232,7 @@ func ssoSession(t *testing.T, flavor store.Flavor) {
 		r, _ := authz(cookie.Value, params(second, "prompt", "none", "id_token_hint", idRaw))
 		return r
 	}())
-	bobResp, _ := signIn(first, "", "bob@sso.test")
+	bobResp, bobCookie := signIn(first, "", "bob@sso.test")
 	bobID := exchange(first, codeOf(bobResp))["id_token"].(string)
 	r, _ = authz(cookie.Value, params(second, "prompt", "none", "id_token_hint", bobID))
 	loginRequired("another person's id_token_hint", r)
@@ -274,24 +276,24 @@ func ssoSession(t *testing.T, flavor store.Flavor) {
 	}
 	consentPage := func(v url.Values) (*http.Response, string) {
 		t.Helper()
-		r, page := authz(again.Value, v)
+		r, _ := authz(again.Value, v)
+		if r.StatusCode != 302 || !strings.HasPrefix(r.Header.Get("Location"), "/t/"+slug+"/consent?tx=") {
+			t.Fatalf("want the consent page, got %d %s", r.StatusCode, r.Header.Get("Location"))
+		}
+		r, page := follow(again.Value, r)
 		if r.StatusCode != 200 || !strings.Contains(page, `value="allow"`) || !strings.Contains(page, "Third") ||
 			!strings.Contains(page, "http://127.0.0.1:9999") || r.Header.Get("X-Frame-Options") != "DENY" {
 			t.Fatalf("consent page: %d %s", r.StatusCode, page)
 		}
 		return r, page
 	}
-	answer := func(v url.Values, page, choice string, cookies []*http.Cookie, withCSRF bool) *http.Response {
+	answer := func(_ url.Values, page, choice string, cookies []*http.Cookie, withCSRF bool) *http.Response {
 		t.Helper()
-		form := url.Values{}
-		for k := range v {
-			form.Set(k, v.Get(k))
-		}
-		form.Set("consent", choice)
+		form := url.Values{"consent": {choice}, "tx": {regexp.MustCompile(`name="tx" value="([^"]+)"`).FindStringSubmatch(page)[1]}}
 		if m := csrfRE.FindStringSubmatch(page); withCSRF && m != nil {
 			form.Set("csrf", m[1])
 		}
-		req, _ := http.NewRequest("POST", h.Admin+"/t/"+slug+"/authorize", strings.NewReader(form.Encode()))
+		req, _ := http.NewRequest("POST", h.Admin+"/t/"+slug+"/consent", strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.AddCookie(&http.Cookie{Name: ssoName, Value: again.Value})
 		for _, c := range cookies {
@@ -303,6 +305,14 @@ func ssoSession(t *testing.T, flavor store.Flavor) {
 		}
 		resp.Body.Close()
 		return resp
+	}
+	// The consent page of Ada's request in another browser (Bob's
+	// session, or none): signing in again, not Ada's consent.
+	r, _ = authz(again.Value, params(third))
+	for _, sso := range []string{bobCookie.Value, ""} {
+		if other, _ := follow(sso, r); other.StatusCode != 302 || !strings.HasPrefix(other.Header.Get("Location"), "/t/"+slug+"/login?tx=") {
+			t.Fatalf("the consent page in another browser: %d %s", other.StatusCode, other.Header.Get("Location"))
+		}
 	}
 	v := params(third)
 	r, page = consentPage(v)

@@ -3,6 +3,7 @@ package rest_test
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -41,11 +42,33 @@ func newBrowser(t *testing.T, h *apptest.Harness, slug, login, password string) 
 		}}}
 }
 
-var pageCSRF = regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
+var (
+	pageCSRF   = regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
+	pageAction = regexp.MustCompile(`<form method="post" action="([^"]+)"`)
+	pageHidden = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`)
+)
 
-// authorize runs a code flow (PKCE with testVerifier) and returns the
-// parameters of the redirect back, and the last page's answer when the
-// flow stopped on a page.
+// submit posts a page's form with its hidden fields and more.
+func (b *browser) submit(page string, more url.Values) (*http.Response, string) {
+	b.t.Helper()
+	m := pageAction.FindStringSubmatch(page)
+	if m == nil {
+		b.t.Fatalf("no form: %s", page)
+	}
+	v := url.Values{}
+	for _, h := range pageHidden.FindAllStringSubmatch(page, -1) {
+		v.Set(h[1], html.UnescapeString(h[2]))
+	}
+	for k := range more {
+		v.Set(k, more.Get(k))
+	}
+	return b.do("POST", b.h.Admin+html.UnescapeString(m[1]), v)
+}
+
+// authorize runs a code flow (PKCE with testVerifier) through the pages
+// (signing in and allowing consent when asked) and returns the
+// parameters of the redirect back, or the last page when the flow stopped
+// on one.
 func (b *browser) authorize(clientID, redirectURI string, extra ...string) (url.Values, *http.Response, string) {
 	b.t.Helper()
 	sum := sha256.Sum256([]byte(testVerifier))
@@ -60,24 +83,31 @@ func (b *browser) authorize(clientID, redirectURI string, extra ...string) (url.
 			loc, _ := url.Parse(resp.Header.Get("Location"))
 			return loc.Query(), resp, page
 		}
-		m := pageCSRF.FindStringSubmatch(page)
-		if resp.StatusCode != 200 || m == nil {
+		if resp.StatusCode != 200 || pageAction.FindStringSubmatch(page) == nil {
 			return nil, resp, page
 		}
-		v.Set("csrf", m[1])
 		switch {
 		case strings.Contains(page, `name="password"`):
-			v.Set("login", b.login)
-			v.Set("password", b.password)
+			resp, page = b.submit(page, url.Values{"login": {b.login}, "password": {b.password}})
 		case strings.Contains(page, `value="allow"`):
-			v.Del("password")
-			v.Set("consent", "allow")
+			resp, page = b.submit(page, url.Values{"consent": {"allow"}})
 		default:
 			return nil, resp, page
 		}
-		resp, page = b.do("POST", b.h.Admin+"/t/"+b.slug+"/authorize", v)
 	}
 	return nil, resp, page
+}
+
+// cookie is the browser's cookie for the tenant's pages whose name
+// starts with prefix (nil: none).
+func (b *browser) cookie(prefix string) *http.Cookie {
+	u, _ := url.Parse(b.h.Admin + "/t/" + b.slug + "/authorize")
+	for _, c := range b.c.Jar.Cookies(u) {
+		if strings.HasPrefix(c.Name, prefix) {
+			return c
+		}
+	}
+	return nil
 }
 
 func (b *browser) do(method, target string, form url.Values) (*http.Response, string) {
@@ -158,14 +188,10 @@ func profileAndPairwise(t *testing.T, flavor store.Flavor) {
 	v := url.Values{"response_type": {"code"}, "client_id": {a}, "redirect_uri": {aCB}, "state": {"st"}, "scope": {"openid"},
 		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
 	resp, page := br.do("GET", h.Admin+"/t/"+slug+"/authorize?"+v.Encode(), nil)
-	m := pageCSRF.FindStringSubmatch(page)
-	if resp.StatusCode != 200 || m == nil {
-		t.Fatalf("sign-in page: %d %s", resp.StatusCode, page)
+	if resp.StatusCode != 200 || !strings.Contains(page, `name="password"`) || !strings.HasPrefix(resp.Request.URL.Path, "/t/"+slug+"/login") {
+		t.Fatalf("sign-in page: %d %s %s", resp.StatusCode, resp.Request.URL, page)
 	}
-	v.Set("csrf", m[1])
-	v.Set("login", "ada@pw.test")
-	v.Set("password", "Analytical-engine-1843")
-	resp, page = br.do("POST", h.Admin+"/t/"+slug+"/authorize", v)
+	resp, page = br.submit(page, url.Values{"login": {"ada@pw.test"}, "password": {"Analytical-engine-1843"}})
 	csp := resp.Header.Get("Content-Security-Policy")
 	for _, want := range []string{`<img src="https://cdn.example/alpha.png"`, `href="https://a.example/"`, `href="https://a.example/privacy"`,
 		`href="https://a.example/terms"`, `rel="noopener noreferrer"`} {
@@ -331,5 +357,157 @@ func TestConfidentialDynamicRegistration(t *testing.T) {
 	form.Set("code", q.Get("code"))
 	if st, out := h.Form("/t/"+slug+"/token", form, "", ""); st != 200 {
 		t.Fatalf("redeem after the update: %d %v", st, out)
+	}
+}
+
+// pageLogin follows an authorization URL to the sign-in page and posts
+// the credentials (with the page's CSRF token when withCSRF), carrying
+// cookies by hand and following no redirect after the post: it returns
+// the answer to the post, with the sign-in page it came from.
+func pageLogin(t *testing.T, h *apptest.Harness, authorizeURL, login, pw string, withCSRF bool, cookies ...*http.Cookie) (*http.Response, string) {
+	t.Helper()
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(u string) (*http.Response, string) {
+		req, _ := http.NewRequest("GET", u, nil)
+		for _, c := range cookies {
+			req.AddCookie(c)
+		}
+		r, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return r, string(b)
+	}
+	r, _ := get(authorizeURL)
+	if r.StatusCode != 302 || !strings.Contains(r.Header.Get("Location"), "/login?tx=") {
+		t.Fatalf("authorize: %d %s, want the sign-in page", r.StatusCode, r.Header.Get("Location"))
+	}
+	return pageLoginAt(t, h, h.Admin+r.Header.Get("Location"), login, pw, withCSRF, cookies...)
+}
+
+// pageLoginAt posts credentials on a sign-in page (its URL with the
+// transaction), as pageLogin does.
+func pageLoginAt(t *testing.T, h *apptest.Harness, loginURL, login, pw string, withCSRF bool, cookies ...*http.Cookie) (*http.Response, string) {
+	t.Helper()
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest("GET", loginURL, nil)
+	for _, c := range cookies {
+		req.AddCookie(c)
+	}
+	r, err := noFollow.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	page := string(raw)
+	loc, _ := url.Parse(loginURL)
+	m := pageCSRF.FindStringSubmatch(page)
+	if r.StatusCode != 200 || m == nil {
+		t.Fatalf("sign-in page: %d %s", r.StatusCode, page)
+	}
+	form := url.Values{"tx": {loc.Query().Get("tx")}, "login": {login}, "password": {pw}}
+	if withCSRF {
+		form.Set("csrf", m[1])
+	}
+	req, _ = http.NewRequest("POST", h.Admin+loc.Path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for _, c := range append(cookies, r.Cookies()...) {
+		req.AddCookie(c)
+	}
+	resp, err := noFollow.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp, page
+}
+
+// TestSignInPages: /t/{slug}/login signs a person in on its own (an SSO
+// session, nothing else) with a CSRF-protected form; an auth transaction
+// is honoured only at its tenant and only by the page of its flow.
+func TestSignInPages(t *testing.T) {
+	h := apptest.Start(t, apptest.Env(t, store.SQLite, t.TempDir()), apptest.Options{})
+	slug, other := apptest.UniqueSlug("si"), apptest.UniqueSlug("sj")
+	_, tok := h.TenantAdmin(t, slug)
+	h.TenantAdmin(t, other)
+	resp, body := h.DoAs(tok, "POST", "/api/v1/users", map[string]any{"email": "ada@si.test", "password": "Analytical-engine-1843"})
+	apptest.Expect(t, resp, body, 201, "user")
+	resp, body = h.DoAs(tok, "POST", "/api/v1/clients", map[string]any{"name": "Notes", "redirect_uris": []string{"https://notes.example/cb"}})
+	apptest.Expect(t, resp, body, 201, "client")
+	clientID := apptest.Decode[struct {
+		ClientID string `json:"client_id"`
+	}](t, body).ClientID
+
+	br := newBrowser(t, h, slug, "ada@si.test", "Analytical-engine-1843")
+	resp, page := br.do("GET", h.Admin+"/t/"+slug+"/login", nil)
+	if resp.StatusCode != 200 || !strings.Contains(page, "Sign in to <strong>") || resp.Header.Get("X-Frame-Options") != "DENY" {
+		t.Fatalf("the sign-in page: %d %s", resp.StatusCode, page)
+	}
+	if r, _ := br.submit(strings.Replace(page, `name="csrf"`, `name="not-csrf"`, 1), url.Values{"login": {"ada@si.test"}, "password": {"Analytical-engine-1843"}}); r.StatusCode != 403 {
+		t.Fatalf("without the CSRF token: %d", r.StatusCode)
+	}
+	_, page = br.do("GET", h.Admin+"/t/"+slug+"/login", nil)
+	if r, _ := br.submit(page, url.Values{"login": {"ada@si.test"}, "password": {"wrong-password-1"}}); r.StatusCode != 401 {
+		t.Fatalf("a wrong password: %d", r.StatusCode)
+	}
+	if br.cookie("xv_sso_") != nil {
+		t.Fatal("an SSO cookie before signing in")
+	}
+	_, page = br.do("GET", h.Admin+"/t/"+slug+"/login", nil)
+	if r, p := br.submit(page, url.Values{"login": {"ada@si.test"}, "password": {"Analytical-engine-1843"}}); r.StatusCode != 200 ||
+		!strings.Contains(p, `id="signed-in"`) || br.cookie("xv_sso_") == nil {
+		t.Fatalf("signing in: %d %s", r.StatusCode, p)
+	}
+
+	// Transactions: another browser (no session) starts an authorization
+	// and a device sign-in at the first tenant.
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	start := func(path string) string {
+		t.Helper()
+		r, err := noFollow.Get(h.Admin + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		loc, _ := url.Parse(r.Header.Get("Location"))
+		if r.StatusCode != 302 || loc.Query().Get("tx") == "" {
+			t.Fatalf("%s: %d %s", path, r.StatusCode, r.Header.Get("Location"))
+		}
+		return loc.Query().Get("tx")
+	}
+	sum := sha256.Sum256([]byte(testVerifier))
+	authz := start("/t/" + slug + "/authorize?" + url.Values{"response_type": {"code"}, "client_id": {clientID}, "redirect_uri": {"https://notes.example/cb"},
+		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}.Encode())
+	device := start("/t/" + slug + "/device")
+	get := func(path string) (int, string, string) {
+		r, err := noFollow.Get(h.Admin + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return r.StatusCode, r.Header.Get("Location"), string(b)
+	}
+	for name, c := range map[string]struct {
+		path   string
+		status int
+	}{
+		"the sign-in page of its request":      {"/t/" + slug + "/login?tx=" + authz, 200},
+		"at another tenant":                    {"/t/" + other + "/login?tx=" + authz, 400},
+		"an unknown transaction":               {"/t/" + slug + "/login?tx=" + strings.Repeat("A", 43), 400},
+		"a device sign-in at the consent page": {"/t/" + slug + "/consent?tx=" + device, 400},
+		"consent before signing in":            {"/t/" + slug + "/consent?tx=" + authz, 302},
+		"another tenant's consent page":        {"/t/" + other + "/consent?tx=" + authz, 400},
+	} {
+		st, loc, page := get(c.path)
+		if st != c.status || (st == 302 && loc != "/t/"+slug+"/login?tx="+authz) {
+			t.Fatalf("%s: %d %s %s", name, st, loc, page)
+		}
+		if name == "the sign-in page of its request" && !strings.Contains(page, "<strong>Notes</strong> asks to act for you") {
+			t.Fatalf("the sign-in page does not name the client: %s", page)
+		}
 	}
 }

@@ -1,0 +1,235 @@
+// Package signin serves a tenant's sign-in page flow on the admin plane,
+// /t/{slug}/login (DESIGN §12): the one place a person proves who they
+// are, for every flow that needs a person. A flow (an OpenID Connect
+// authorization request, a device code, and later SAML, federation, the
+// console, step-up) starts an auth transaction and sends the browser
+// here; once the person signed in, in a new SSO session, the flow
+// resumes with that session and answers the browser itself (consent, a
+// code for the client, the device page). Later steps (a second factor)
+// slot in between the password and the resumption.
+package signin
+
+import (
+	"context"
+	"errors"
+	"html/template"
+	"net/url"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/xavyo/xavyo/identity/auth"
+	"github.com/xavyo/xavyo/identity/directory"
+	"github.com/xavyo/xavyo/identity/tenant"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// Auth is what the pages need of identity/auth.
+type Auth interface {
+	CheckPassword(ctx context.Context, slug, login, password string) (*tenant.Tenant, *directory.User, bool, error)
+	OpenBrowserSession(ctx context.Context, t *tenant.Tenant, u *directory.User, amr []string, cl auth.Client) (*auth.BrowserSession, string, error)
+	BrowserSessionOf(ctx context.Context, t *tenant.Tenant, cookie string) (*auth.BrowserSession, error)
+	StartTransaction(ctx context.Context, t *tenant.Tenant, purpose, request string, session uuid.UUID) (*auth.Transaction, error)
+	Transaction(ctx context.Context, t *tenant.Tenant, id string) (*auth.Transaction, error)
+	TransactionSignedIn(ctx context.Context, t *tenant.Tenant, x *auth.Transaction, session uuid.UUID) error
+	EndTransaction(ctx context.Context, t *tenant.Tenant, x *auth.Transaction) error
+}
+
+// Prompt is what the sign-in page says of the flow it signs in for.
+type Prompt struct {
+	// Client asks ("" for none); Asks says what for.
+	Client, Asks string
+	// LoginHint prefills the login field.
+	LoginHint string
+	// ReturnTo is where the flow may send the browser right after the
+	// sign-in (its origin is allowed as a form target).
+	ReturnTo string
+}
+
+// Flow is a flow that needs a signed-in person.
+type Flow interface {
+	// Describe says who asks, for the sign-in page (ctx carries the
+	// tenant). An error ends the sign-in (the flow's request is no longer
+	// valid).
+	Describe(ctx context.Context, t *tenant.Tenant, x *auth.Transaction) (Prompt, error)
+	// Resume goes on once the person signed in, in session bs; it answers
+	// the browser.
+	Resume(c *fiber.Ctx, t *tenant.Tenant, x *auth.Transaction, bs *auth.BrowserSession) error
+}
+
+// Pages serves the sign-in pages.
+type Pages struct {
+	Auth    Auth
+	Tenants *tenant.Service
+	// Issuer is a tenant's issuer URL (its scheme decides the cookies').
+	Issuer func(slug string) string
+	flows  map[string]Flow
+}
+
+// Register makes a flow resumable by purpose.
+func (p *Pages) Register(purpose string, f Flow) {
+	if p.flows == nil {
+		p.flows = map[string]Flow{}
+	}
+	p.flows[purpose] = f
+}
+
+// Mount registers the pages.
+func (p *Pages) Mount(app *fiber.App) {
+	app.Get("/t/:slug/login", p.login)
+	app.Post("/t/:slug/login", p.login)
+}
+
+const csrfCookie = "xv_login_csrf"
+
+var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Sign in — {{.Tenant}}</title>
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}
+label{display:block;margin:.8rem 0 .2rem}input[type=text],input[type=password]{width:100%;padding:.4rem}
+button{margin-top:1rem;padding:.5rem 1rem}.err{color:#b00020}</style></head>
+<body><h1>Sign in</h1>
+{{if .Client}}<p><strong>{{.Client}}</strong> asks to act for you{{if .Asks}} ({{.Asks}}){{end}}.</p>{{else if .Asks}}<p>{{.Asks}}</p>{{else}}<p>Sign in to <strong>{{.Tenant}}</strong>.</p>{{end}}
+{{if .Error}}<p class="err" role="alert">{{.Error}}</p>{{end}}
+<form method="post" action="{{.Action}}">
+<input type="hidden" name="tx" value="{{.Tx}}"><input type="hidden" name="csrf" value="{{.CSRF}}">
+<label for="login">Email or username</label><input id="login" name="login" type="text" autocomplete="username" value="{{.LoginHint}}" required autofocus>
+<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit">Sign in</button></form></body></html>`))
+
+var signedInPage = template.Must(template.New("signed-in").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Signed in — {{.}}</title>
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}</style></head>
+<body><h1 id="signed-in">You are signed in</h1><p>You are signed in to {{.}}.</p></body></html>`))
+
+// Begin starts a sign-in for a flow and sends the browser to the sign-in
+// page (the flow resumes with Flow.Resume).
+func (p *Pages) Begin(c *fiber.Ctx, t *tenant.Tenant, purpose, request string) error {
+	x, err := p.Auth.StartTransaction(c.UserContext(), t, purpose, request, uuid.Nil)
+	if err != nil {
+		return Error(c, 503, "the sign-in is unavailable; try again")
+	}
+	return p.SendTo(c, "/t/"+t.Slug+"/login", x)
+}
+
+// SendTo redirects the browser to a page of the flow with its
+// transaction.
+func (p *Pages) SendTo(c *fiber.Ctx, path string, x *auth.Transaction) error {
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Redirect(path+"?"+url.Values{"tx": {x.ID}}.Encode(), fiber.StatusFound)
+}
+
+// SessionOf returns the browser's live SSO session at t (nil: none).
+func (p *Pages) SessionOf(c *fiber.Ctx, t *tenant.Tenant) (*auth.BrowserSession, error) {
+	return p.Auth.BrowserSessionOf(c.UserContext(), t, c.Cookies(SSOCookie(t, p.Issuer(t.Slug)).Name))
+}
+
+// Resumable returns the transaction a request names (its tx parameter)
+// once the person signed in for it in this browser: the SSO session the
+// browser holds must be the one they signed in with. ok false: the page
+// was answered.
+func (p *Pages) Resumable(c *fiber.Ctx, t *tenant.Tenant, purpose string) (*auth.Transaction, *auth.BrowserSession, bool, error) {
+	id := c.Query("tx")
+	if c.Method() == fiber.MethodPost {
+		id = c.FormValue("tx")
+	}
+	x, err := p.Auth.Transaction(c.UserContext(), t, id)
+	switch {
+	case errors.Is(err, auth.ErrNoTransaction):
+		return nil, nil, false, Error(c, 400, err.Error())
+	case err != nil:
+		return nil, nil, false, Error(c, 503, "the sign-in is unavailable; try again")
+	case x.Purpose != purpose:
+		return nil, nil, false, Error(c, 400, auth.ErrNoTransaction.Error())
+	}
+	bs, err := p.SessionOf(c, t)
+	if err != nil {
+		return nil, nil, false, Error(c, 503, "the sign-in is unavailable; try again")
+	}
+	if bs == nil || bs.ID != x.SessionID {
+		// Another browser, or the session ended: sign in again.
+		return nil, nil, false, p.SendTo(c, "/t/"+t.Slug+"/login", x)
+	}
+	return x, bs, true, nil
+}
+
+func (p *Pages) login(c *fiber.Ctx) error {
+	t, err := p.Tenants.Resolve(c.UserContext(), c.Params("slug"))
+	if err != nil {
+		return TenantPage(c, err)
+	}
+	ctx := store.WithTenant(c.UserContext(), t.ID)
+	posted := c.Method() == fiber.MethodPost
+	id := c.Query("tx")
+	if posted {
+		id = c.FormValue("tx")
+	}
+	var x *auth.Transaction
+	var flow Flow
+	var prompt Prompt
+	if id != "" {
+		if x, err = p.Auth.Transaction(ctx, t, id); err != nil {
+			if errors.Is(err, auth.ErrNoTransaction) {
+				return Error(c, 400, err.Error())
+			}
+			return Error(c, 503, "the sign-in is unavailable; try again")
+		}
+		if flow = p.flows[x.Purpose]; flow == nil {
+			return Error(c, 400, auth.ErrNoTransaction.Error())
+		}
+		if prompt, err = flow.Describe(ctx, t, x); err != nil {
+			return Error(c, 400, err.Error())
+		}
+	}
+	iss := p.Issuer(t.Slug)
+	show := func(status int, msg string) error {
+		token := FormToken(c, csrfCookie, "/t/"+t.Slug+"/login", iss)
+		Secure(c, prompt.ReturnTo)
+		return Page(c, status, loginPage, map[string]any{"Tenant": t.Name, "Client": prompt.Client, "Asks": prompt.Asks, "LoginHint": prompt.LoginHint,
+			"Error": msg, "CSRF": token, "Tx": id, "Action": "/t/" + t.Slug + "/login"})
+	}
+	if !posted {
+		return show(200, "")
+	}
+	if !FormTokenOK(c, csrfCookie) {
+		return show(403, "The form expired; please sign in again.")
+	}
+	_, u, mustChange, err := p.Auth.CheckPassword(ctx, t.Slug, c.FormValue("login"), c.FormValue("password"))
+	if err != nil {
+		return show(401, "Wrong email, username or password.")
+	}
+	if mustChange {
+		return show(403, "You must change your password before signing in to applications.")
+	}
+	bs, err := p.OpenSession(c, t, u, []string{"pwd"})
+	if err != nil {
+		return Error(c, 500, "the sign-in could not be completed")
+	}
+	if x == nil {
+		Secure(c)
+		return Page(c, 200, signedInPage, t.Name)
+	}
+	if err := p.Auth.TransactionSignedIn(ctx, t, x, bs.ID); err != nil {
+		return Error(c, 400, auth.ErrNoTransaction.Error())
+	}
+	Secure(c, prompt.ReturnTo)
+	return flow.Resume(c, t, x, bs)
+}
+
+// OpenSession opens the SSO session of a person who has just
+// authenticated, and sets its cookie: every sign-in a new session (a new
+// cookie value), living as the tenant's policy says.
+func (p *Pages) OpenSession(c *fiber.Ctx, t *tenant.Tenant, u *directory.User, amr []string) (*auth.BrowserSession, error) {
+	bs, value, err := p.Auth.OpenBrowserSession(c.UserContext(), t, u, amr, auth.Client{IP: c.IP(), UserAgent: c.Get(fiber.HeaderUserAgent)})
+	if err != nil {
+		return nil, err
+	}
+	sso := SSOCookie(t, p.Issuer(t.Slug))
+	sso.Value = value
+	sso.Expires = time.Now().Add(time.Duration(tenant.PoliciesOf(t).Session.LifetimeHours) * time.Hour)
+	c.Cookie(sso)
+	return bs, nil
+}
