@@ -40,7 +40,6 @@ import (
 	"github.com/xavyo/xavyo/identity/oauth"
 	oauthrest "github.com/xavyo/xavyo/identity/oauth/rest"
 	"github.com/xavyo/xavyo/identity/password"
-	"github.com/xavyo/xavyo/identity/signin"
 	"github.com/xavyo/xavyo/identity/tenant"
 	tenantrest "github.com/xavyo/xavyo/identity/tenant/rest"
 	"github.com/xavyo/xavyo/identity/token"
@@ -282,7 +281,7 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 		PairwiseKey: sealer.Derive("xavyo oidc pairwise subjects v1")})
 	authHandler.Subjects = s.oauth
 	// The sign-in pages every flow that needs a person goes through.
-	pages := &signin.Pages{Auth: s.auth, Tenants: s.tenants, Issuer: s.oauth.Issuer}
+	pages := &authrest.Pages{Auth: s.auth, Tenants: s.tenants, Issuer: s.oauth.Issuer}
 	pages.Mount(s.admin)
 	oh := &oauthrest.Handler{Server: s.oauth, Tenants: s.tenants, AgentURL: cfg.Agent.PublicURL, Auth: s.auth,
 		Admin: adminAuth, Pages: pages}

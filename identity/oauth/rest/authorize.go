@@ -12,8 +12,8 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/xavyo/xavyo/identity/auth"
+	authrest "github.com/xavyo/xavyo/identity/auth/rest"
 	"github.com/xavyo/xavyo/identity/oauth"
-	"github.com/xavyo/xavyo/identity/signin"
 	"github.com/xavyo/xavyo/identity/tenant"
 	"github.com/xavyo/xavyo/internal/store"
 )
@@ -65,7 +65,7 @@ func (h *Handler) authorizePost(c *fiber.Ctx) error { return h.authorize(c, true
 func (h *Handler) authorize(c *fiber.Ctx, posted bool) error {
 	t, ctx, err := h.tenant(c)
 	if err != nil {
-		return signin.TenantPage(c, err)
+		return authrest.TenantPage(c, err)
 	}
 	params := url.Values{}
 	if posted {
@@ -83,7 +83,7 @@ func (h *Handler) authorize(c *fiber.Ctx, posted bool) error {
 	}
 	bs, err := h.Pages.SessionOf(c, t)
 	if err != nil {
-		return signin.Error(c, 503, "the sign-in is unavailable; try again")
+		return authrest.Error(c, 503, "the sign-in is unavailable; try again")
 	}
 	// A live SSO session signs the person in without a page, unless the
 	// client asks for a new sign-in (prompt=login) or the last one is
@@ -128,9 +128,9 @@ func (h *Handler) validate(c *fiber.Ctx, ctx context.Context, t *tenant.Tenant, 
 	case err != nil:
 		var oe *oauth.Error
 		if !errors.As(err, &oe) {
-			return nil, false, signin.Error(c, 500, "the sign-in could not start")
+			return nil, false, authrest.Error(c, 500, "the sign-in could not start")
 		}
-		return nil, false, signin.Error(c, oe.Status, oe.Description)
+		return nil, false, authrest.Error(c, oe.Status, oe.Description)
 	}
 	return req, true, nil
 }
@@ -147,7 +147,7 @@ func (h *Handler) finish(c *fiber.Ctx, ctx context.Context, t *tenant.Tenant, re
 	bs *auth.BrowserSession) error {
 	need, err := h.Server.NeedsConsent(ctx, req, bs.UserID)
 	if err != nil {
-		return signin.Error(c, 503, "the sign-in is unavailable; try again")
+		return authrest.Error(c, 503, "the sign-in is unavailable; try again")
 	}
 	if need {
 		if req.Prompted("none") {
@@ -155,7 +155,7 @@ func (h *Handler) finish(c *fiber.Ctx, ctx context.Context, t *tenant.Tenant, re
 		}
 		if x == nil {
 			if x, err = h.Auth.StartTransaction(ctx, t, purposeAuthorize, request(params), bs.ID); err != nil {
-				return signin.Error(c, 503, "the sign-in is unavailable; try again")
+				return authrest.Error(c, 503, "the sign-in is unavailable; try again")
 			}
 		}
 		return h.Pages.SendTo(c, "/t/"+t.Slug+"/consent", x)
@@ -167,7 +167,7 @@ func (h *Handler) finish(c *fiber.Ctx, ctx context.Context, t *tenant.Tenant, re
 func (h *Handler) issue(c *fiber.Ctx, ctx context.Context, t *tenant.Tenant, req *oauth.AuthorizeRequest, x *auth.Transaction, bs *auth.BrowserSession) error {
 	code, err := h.Server.IssueCode(ctx, req, bs.UserID, oauth.SignIn{SessionID: bs.ID, AuthTime: bs.AuthTime, AMR: bs.AMR})
 	if err != nil {
-		return signin.Error(c, 500, "the sign-in could not be completed")
+		return authrest.Error(c, 500, "the sign-in could not be completed")
 	}
 	if x != nil {
 		// A leftover transaction expires on its own; the code is issued.
@@ -179,16 +179,16 @@ func (h *Handler) issue(c *fiber.Ctx, ctx context.Context, t *tenant.Tenant, req
 // authorizeFlow resumes authorization requests after the sign-in.
 type authorizeFlow struct{ h *Handler }
 
-func (f authorizeFlow) Describe(ctx context.Context, t *tenant.Tenant, x *auth.Transaction) (signin.Prompt, error) {
+func (f authorizeFlow) Describe(ctx context.Context, t *tenant.Tenant, x *auth.Transaction) (authrest.Prompt, error) {
 	params, err := url.ParseQuery(x.Request)
 	if err != nil {
-		return signin.Prompt{}, auth.ErrNoTransaction
+		return authrest.Prompt{}, auth.ErrNoTransaction
 	}
 	name, err := f.h.Server.ClientName(ctx, params.Get("client_id"))
 	if err != nil {
-		return signin.Prompt{}, errors.New("the application that asked is no longer registered")
+		return authrest.Prompt{}, errors.New("the application that asked is no longer registered")
 	}
-	return signin.Prompt{Client: name, Asks: params.Get("scope"), LoginHint: params.Get("login_hint"), ReturnTo: params.Get("redirect_uri")}, nil
+	return authrest.Prompt{Client: name, Asks: params.Get("scope"), LoginHint: params.Get("login_hint"), ReturnTo: params.Get("redirect_uri")}, nil
 }
 
 func (f authorizeFlow) Resume(c *fiber.Ctx, t *tenant.Tenant, x *auth.Transaction, bs *auth.BrowserSession) error {
@@ -205,7 +205,7 @@ func (f authorizeFlow) Resume(c *fiber.Ctx, t *tenant.Tenant, x *auth.Transactio
 func (h *Handler) consent(c *fiber.Ctx) error {
 	t, ctx, err := h.tenant(c)
 	if err != nil {
-		return signin.TenantPage(c, err)
+		return authrest.TenantPage(c, err)
 	}
 	x, bs, ok, err := h.Pages.Resumable(c, t, purposeAuthorize)
 	if !ok {
@@ -218,31 +218,31 @@ func (h *Handler) consent(c *fiber.Ctx) error {
 	}
 	iss := h.Server.Issuer(t.Slug)
 	if c.Method() == fiber.MethodPost {
-		if !signin.FormTokenOK(c, consentCSRFCookie) {
-			return signin.Error(c, 403, "The form expired; go back to the application and try again.")
+		if !authrest.FormTokenOK(c, consentCSRFCookie) {
+			return authrest.Error(c, 403, "The form expired; go back to the application and try again.")
 		}
 		if c.FormValue("consent") != "allow" {
 			_ = h.Auth.EndTransaction(ctx, t, x)
 			return h.redirectError(c, t, req, "access_denied", "the person did not allow this client")
 		}
 		if err := h.Server.Consent(ctx, req, bs.UserID); err != nil {
-			return signin.Error(c, 503, "the sign-in could not be completed")
+			return authrest.Error(c, 503, "the sign-in could not be completed")
 		}
-		signin.Secure(c, req.RedirectURI)
+		authrest.Secure(c, req.RedirectURI)
 		return h.issue(c, ctx, t, req, x, bs)
 	}
-	token := signin.FormToken(c, consentCSRFCookie, "/t/"+t.Slug+"/consent", iss)
-	signin.Secure(c, req.RedirectURI)
-	host := signin.Origin(req.RedirectURI)
+	token := authrest.FormToken(c, consentCSRFCookie, "/t/"+t.Slug+"/consent", iss)
+	authrest.Secure(c, req.RedirectURI)
+	host := authrest.Origin(req.RedirectURI)
 	if host == "" {
 		host = req.RedirectURI
 	}
-	if o := signin.Origin(req.Profile.LogoURI); o != "" {
+	if o := authrest.Origin(req.Profile.LogoURI); o != "" {
 		// The registered logo is the one image the page loads.
 		c.Set("Content-Security-Policy", c.GetRespHeader("Content-Security-Policy")+"; img-src "+o)
 	}
 	p := req.Profile
-	return signin.Page(c, 200, consentPage, map[string]any{"Tenant": t.Name, "Client": req.ClientName, "Host": host, "Scopes": describeScopes(req.Scope),
+	return authrest.Page(c, 200, consentPage, map[string]any{"Tenant": t.Name, "Client": req.ClientName, "Host": host, "Scopes": describeScopes(req.Scope),
 		"Tx": x.ID, "CSRF": token, "Action": "/t/" + t.Slug + "/consent", "Logo": p.LogoURI, "Home": p.ClientURI, "Policy": p.PolicyURI, "Terms": p.TOSURI})
 }
 
@@ -315,13 +315,13 @@ func respond(c *fiber.Ctx, req *oauth.AuthorizeRequest, v url.Values) error {
 		}
 		target, err := url.Parse(req.RedirectURI)
 		if err != nil {
-			return signin.Error(c, 400, "the redirect URI is not usable")
+			return authrest.Error(c, 400, "the redirect URI is not usable")
 		}
-		nonce := signin.Nonce()
+		nonce := authrest.Nonce()
 		c.Set(fiber.HeaderCacheControl, "no-store")
 		c.Set("X-Frame-Options", "DENY")
 		c.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+nonce+"'; form-action "+target.Scheme+"://"+target.Host)
-		return signin.Page(c, 200, formPostPage, map[string]any{"Action": req.RedirectURI, "Values": values, "Nonce": nonce})
+		return authrest.Page(c, 200, formPostPage, map[string]any{"Action": req.RedirectURI, "Values": values, "Nonce": nonce})
 	}
 	return redirect(c, req.RedirectURI, v)
 }

@@ -9,8 +9,8 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/xavyo/xavyo/identity/auth"
+	authrest "github.com/xavyo/xavyo/identity/auth/rest"
 	"github.com/xavyo/xavyo/identity/oauth"
-	"github.com/xavyo/xavyo/identity/signin"
 	"github.com/xavyo/xavyo/identity/tenant"
 	"github.com/xavyo/xavyo/internal/apperr"
 )
@@ -47,8 +47,8 @@ const purposeDevice = "device"
 // deviceFlow brings a person who signed in for the device page back to it.
 type deviceFlow struct{ h *Handler }
 
-func (deviceFlow) Describe(context.Context, *tenant.Tenant, *auth.Transaction) (signin.Prompt, error) {
-	return signin.Prompt{Asks: "Sign in to connect your device."}, nil
+func (deviceFlow) Describe(context.Context, *tenant.Tenant, *auth.Transaction) (authrest.Prompt, error) {
+	return authrest.Prompt{Asks: "Sign in to connect your device."}, nil
 }
 
 func (f deviceFlow) Resume(c *fiber.Ctx, t *tenant.Tenant, x *auth.Transaction, _ *auth.BrowserSession) error {
@@ -112,24 +112,24 @@ func (h *Handler) devicePost(c *fiber.Ctx) error { return h.device(c, true) }
 func (h *Handler) device(c *fiber.Ctx, posted bool) error {
 	t, ctx, err := h.tenant(c)
 	if err != nil {
-		return signin.TenantPage(c, err)
+		return authrest.TenantPage(c, err)
 	}
-	signin.Secure(c)
+	authrest.Secure(c)
 	userCode := c.Query("user_code")
 	if posted {
 		userCode = c.FormValue("user_code")
 	}
 	show := func(status int, step, msg string, extra map[string]any) error {
-		token := signin.FormToken(c, deviceCSRFCookie, "/t/"+t.Slug+"/device", h.Server.Issuer(t.Slug))
+		token := authrest.FormToken(c, deviceCSRFCookie, "/t/"+t.Slug+"/device", h.Server.Issuer(t.Slug))
 		data := map[string]any{"Tenant": t.Name, "Step": step, "Error": msg, "CSRF": token, "UserCode": userCode, "Action": "/t/" + t.Slug + "/device"}
 		for k, v := range extra {
 			data[k] = v
 		}
-		return signin.Page(c, status, devicePage, data)
+		return authrest.Page(c, status, devicePage, data)
 	}
 	bs, err := h.Pages.SessionOf(c, t)
 	if err != nil {
-		return signin.Error(c, 503, "this page is unavailable; try again")
+		return authrest.Error(c, 503, "this page is unavailable; try again")
 	}
 	if bs == nil {
 		// Signed in on the sign-in pages, the person comes back here with
@@ -139,7 +139,7 @@ func (h *Handler) device(c *fiber.Ctx, posted bool) error {
 		}
 		return h.Pages.Begin(c, t, purposeDevice, userCode)
 	}
-	if posted && !signin.FormTokenOK(c, deviceCSRFCookie) {
+	if posted && !authrest.FormTokenOK(c, deviceCSRFCookie) {
 		return show(403, "lookup", "The form expired; please try again.", nil)
 	}
 	step := c.FormValue("step")

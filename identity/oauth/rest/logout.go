@@ -10,8 +10,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	authrest "github.com/xavyo/xavyo/identity/auth/rest"
 	"github.com/xavyo/xavyo/identity/oauth"
-	"github.com/xavyo/xavyo/identity/signin"
 	"github.com/xavyo/xavyo/identity/tenant"
 )
 
@@ -59,50 +59,50 @@ func (h *Handler) endSessionPost(c *fiber.Ctx) error { return h.endSession(c, tr
 func (h *Handler) endSession(c *fiber.Ctx, posted bool) error {
 	t, ctx, err := h.tenant(c)
 	if err != nil {
-		return signin.TenantPage(c, err)
+		return authrest.TenantPage(c, err)
 	}
 	get := c.Query
 	if posted {
 		get = func(k string, _ ...string) string { return c.FormValue(k) }
 	}
 	clientID, back, state := get("client_id"), get("post_logout_redirect_uri"), get("state")
-	signin.Secure(c) // set again with the return address once it is known good
+	authrest.Secure(c) // set again with the return address once it is known good
 	var hint *oauth.Hint
 	if raw := get("id_token_hint"); raw != "" {
 		if hint, err = h.Server.IDTokenHint(ctx, raw); err != nil {
-			return signin.Error(c, 400, "the id_token_hint is not an ID token of this issuer")
+			return authrest.Error(c, 400, "the id_token_hint is not an ID token of this issuer")
 		}
 		if clientID != "" && clientID != hint.ClientID {
-			return signin.Error(c, 400, "the id_token_hint was issued to another client")
+			return authrest.Error(c, 400, "the id_token_hint was issued to another client")
 		}
 		clientID = hint.ClientID
 	}
 	if back != "" && (clientID == "" || !h.Server.PostLogoutRedirect(ctx, clientID, back)) {
 		// Never a redirect to a URI the client did not register.
-		return signin.Error(c, 400, "the post_logout_redirect_uri is not registered for this client")
+		return authrest.Error(c, 400, "the post_logout_redirect_uri is not registered for this client")
 	}
-	signin.Secure(c, back)
-	sso := signin.SSOCookie(t, h.Server.Issuer(t.Slug))
+	authrest.Secure(c, back)
+	sso := authrest.SSOCookie(t, h.Server.Issuer(t.Slug))
 	bs, err := h.Auth.BrowserSessionOf(ctx, t, c.Cookies(sso.Name))
 	if err != nil {
-		return signin.Error(c, 503, "signing out is unavailable; try again")
+		return authrest.Error(c, 503, "signing out is unavailable; try again")
 	}
 	confirmed := hint != nil && (bs == nil || hint.Names(bs.UserID))
 	if !confirmed && bs != nil {
 		if !posted || c.FormValue("confirm") != "yes" {
 			return h.confirmLogout(ctx, c, t, clientID, back, state)
 		}
-		if !signin.FormTokenOK(c, logoutCSRFCookie) {
+		if !authrest.FormTokenOK(c, logoutCSRFCookie) {
 			return h.confirmLogout(ctx, c, t, clientID, back, state)
 		}
 	}
 	var frames []string
 	if bs != nil {
 		if frames, err = h.Server.FrontchannelLogouts(ctx, t.Slug, bs.ID); err != nil {
-			return signin.Error(c, 503, "signing out is unavailable; try again")
+			return authrest.Error(c, 503, "signing out is unavailable; try again")
 		}
 		if err := h.Auth.EndBrowserSession(ctx, t, bs); err != nil {
-			return signin.Error(c, 503, "signing out failed; try again")
+			return authrest.Error(c, 503, "signing out failed; try again")
 		}
 	}
 	// The cookie goes either way: a session ended elsewhere leaves one.
@@ -116,7 +116,7 @@ func (h *Handler) endSession(c *fiber.Ctx, posted bool) error {
 		return signedOutFrames(c, t.Name, frames, back, v)
 	}
 	if back == "" {
-		return signin.Page(c, 200, signedOutPage, t.Name)
+		return authrest.Page(c, 200, signedOutPage, t.Name)
 	}
 	return redirect(c, back, v)
 }
@@ -139,22 +139,22 @@ func signedOutFrames(c *fiber.Ctx, tenantName string, frames []string, back stri
 	}
 	srcs := []string{}
 	for _, f := range frames {
-		if o := signin.Origin(f); o != "" && !slices.Contains(srcs, o) {
+		if o := authrest.Origin(f); o != "" && !slices.Contains(srcs, o) {
 			srcs = append(srcs, o)
 		}
 	}
-	nonce := signin.Nonce()
+	nonce := authrest.Nonce()
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	c.Set("X-Frame-Options", "DENY")
 	c.Set("Referrer-Policy", "no-referrer")
 	c.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-"+nonce+"'; frame-src "+strings.Join(srcs, " ")+
 		"; form-action 'none'")
-	return signin.Page(c, 200, frontchannelPage, map[string]any{"Tenant": tenantName, "Frames": frames, "Next": next, "Nonce": nonce})
+	return authrest.Page(c, 200, frontchannelPage, map[string]any{"Tenant": tenantName, "Frames": frames, "Next": next, "Nonce": nonce})
 }
 
 // confirmLogout asks the person to confirm signing out.
 func (h *Handler) confirmLogout(ctx context.Context, c *fiber.Ctx, t *tenant.Tenant, clientID, back, state string) error {
-	token := signin.FormToken(c, logoutCSRFCookie, "/t/"+t.Slug+"/end_session", h.Server.Issuer(t.Slug))
+	token := authrest.FormToken(c, logoutCSRFCookie, "/t/"+t.Slug+"/end_session", h.Server.Issuer(t.Slug))
 	name := ""
 	if clientID != "" {
 		if n, err := h.Server.ClientName(ctx, clientID); err == nil {
@@ -162,6 +162,6 @@ func (h *Handler) confirmLogout(ctx context.Context, c *fiber.Ctx, t *tenant.Ten
 		}
 	}
 	hidden := map[string]string{"client_id": clientID, "post_logout_redirect_uri": back, "state": state}
-	return signin.Page(c, 200, logoutPage, map[string]any{"Tenant": t.Name, "Client": name, "Hidden": hidden, "CSRF": token,
+	return authrest.Page(c, 200, logoutPage, map[string]any{"Tenant": t.Name, "Client": name, "Hidden": hidden, "CSRF": token,
 		"Action": "/t/" + t.Slug + "/end_session"})
 }

@@ -13,7 +13,7 @@ import (
 	"strings"
 
 	"github.com/xavyo/xavyo/identity/auth"
-	"github.com/xavyo/xavyo/identity/signin"
+	authrest "github.com/xavyo/xavyo/identity/auth/rest"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -33,7 +33,7 @@ type Handler struct {
 	Auth SignIn
 	// Pages are the tenant's sign-in pages, where authorization requests
 	// and device codes send people who must sign in.
-	Pages *signin.Pages
+	Pages *authrest.Pages
 	// Admin verifies admin bearer tokens (registration policy "token").
 	Admin httpx.Authenticator
 	// AgentURL is agent.public_url, where the mTLS aliases live.
@@ -42,7 +42,7 @@ type Handler struct {
 
 // SignIn is what the OpenID provider's pages need of identity/auth.
 type SignIn interface {
-	signin.Auth
+	authrest.PageAuth
 	EndBrowserSession(ctx context.Context, t *tenant.Tenant, bs *auth.BrowserSession) error
 }
 

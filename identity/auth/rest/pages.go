@@ -1,4 +1,4 @@
-package signin
+package rest
 
 import (
 	"crypto/rand"

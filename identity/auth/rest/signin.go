@@ -1,13 +1,14 @@
-// Package signin serves a tenant's sign-in page flow on the admin plane,
-// /t/{slug}/login (DESIGN §12): the one place a person proves who they
-// are, for every flow that needs a person. A flow (an OpenID Connect
+package rest
+
+// The tenant's sign-in page flow on the admin plane, /t/{slug}/login
+// (DESIGN §12): the one place a person proves who they are, for every
+// flow that needs a person. A flow (an OpenID Connect
 // authorization request, a device code, and later SAML, federation, the
 // console, step-up) starts an auth transaction and sends the browser
 // here; once the person signed in, in a new SSO session, the flow
 // resumes with that session and answers the browser itself (consent, a
 // code for the client, the device page). Later steps (a second factor)
 // slot in between the password and the resumption.
-package signin
 
 import (
 	"context"
@@ -26,8 +27,8 @@ import (
 	"github.com/xavyo/xavyo/internal/store"
 )
 
-// Auth is what the pages need of identity/auth.
-type Auth interface {
+// PageAuth is what the sign-in pages need of identity/auth.
+type PageAuth interface {
 	CheckPassword(ctx context.Context, slug, login, password string) (*tenant.Tenant, *directory.User, bool, error)
 	OpenBrowserSession(ctx context.Context, t *tenant.Tenant, u *directory.User, amr []string, cl auth.Client) (*auth.BrowserSession, string, error)
 	BrowserSessionOf(ctx context.Context, t *tenant.Tenant, cookie string) (*auth.BrowserSession, error)
@@ -61,7 +62,7 @@ type Flow interface {
 
 // Pages serves the sign-in pages.
 type Pages struct {
-	Auth    Auth
+	Auth    PageAuth
 	Tenants *tenant.Service
 	// Issuer is a tenant's issuer URL (its scheme decides the cookies').
 	Issuer func(slug string) string
