@@ -33,13 +33,16 @@ func TestInteropWithRealClients(t *testing.T) {
 		t.Skip("node or test/interop/node_modules missing")
 	}
 	data := t.TempDir()
-	h := start(t, env(t, store.SQLite, data), nil)
+	// Private egress: the back-channel logout receiver is on loopback.
+	h := start(t, append(env(t, store.SQLite, data), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), nil)
 	slug := uniqueSlug("io")
 	_, tok := tenantAdmin(t, h, slug)
-	_, body := h.DoAs(tok, "GET", "/api/v1/me", nil)
+	resp, body := h.DoAs(tok, "PATCH", "/api/v1/policies", map[string]any{"oauth": map[string]any{"registration": "open", "confidential_registration": true}})
+	expect(t, resp, body, 200, "allow confidential registration")
+	_, body = h.DoAs(tok, "GET", "/api/v1/me", nil)
 	me := decode[userJSON](t, body)
 
-	resp, body := h.DoAs(tok, "POST", "/api/v1/users", map[string]any{"email": "ada@io.test", "password": "Analytical-engine-1843"})
+	resp, body = h.DoAs(tok, "POST", "/api/v1/users", map[string]any{"email": "ada@io.test", "password": "Analytical-engine-1843"})
 	expect(t, resp, body, 201, "user")
 	ada := decode[userJSON](t, body)
 	adaTokens := h.Login(slug, "ada@io.test", "Analytical-engine-1843", 200)

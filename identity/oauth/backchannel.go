@@ -37,12 +37,8 @@ func (s *Server) OnSessionEvent(ctx context.Context, e events.Event) error {
 		return nil // not a session of ours: nothing to tell anyone
 	}
 	ctx = store.WithTenant(ctx, e.TenantID)
-	var clients []sessionClient
-	if err := s.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		var err error
-		clients, err = sessionClientsTx(ctx, tx, sid)
-		return err
-	}); err != nil {
+	clients, err := s.sessionClients(ctx, sid)
+	if err != nil {
 		return err
 	}
 	var errs []error
@@ -90,12 +86,8 @@ func (s *Server) sendLogout(ctx context.Context, tenant uuid.UUID, app *AppClien
 // a person in to, each with iss and sid where the client asked for them:
 // the sign-out page loads each in a hidden frame.
 func (s *Server) FrontchannelLogouts(ctx context.Context, slug string, sid uuid.UUID) ([]string, error) {
-	var clients []sessionClient
-	if err := s.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		var err error
-		clients, err = sessionClientsTx(ctx, tx, sid)
-		return err
-	}); err != nil {
+	clients, err := s.sessionClients(ctx, sid)
+	if err != nil {
 		return nil, err
 	}
 	var out []string
@@ -119,4 +111,16 @@ func (s *Server) FrontchannelLogouts(ctx context.Context, slug string, sid uuid.
 		out = append(out, u.String())
 	}
 	return out, nil
+}
+
+// sessionClients lists the relying parties an SSO session signed a
+// person in to.
+func (s *Server) sessionClients(ctx context.Context, sid uuid.UUID) ([]sessionClient, error) {
+	var clients []sessionClient
+	err := s.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		var err error
+		clients, err = sessionClientsTx(ctx, tx, sid)
+		return err
+	})
+	return clients, err
 }

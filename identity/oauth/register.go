@@ -70,8 +70,8 @@ func checkMetadata(in *RegistrationRequest) (string, *Error) {
 		return "", oerr(400, "invalid_client_metadata", apperr.PublicMessage(err))
 	}
 	for _, g := range in.GrantTypes {
-		if g != GrantAuthorizationCode && g != GrantRefreshToken {
-			return "", oerr(400, "invalid_client_metadata", "grant_types may be authorization_code and refresh_token")
+		if g != GrantAuthorizationCode && g != GrantRefreshToken && g != GrantDeviceCode {
+			return "", oerr(400, "invalid_client_metadata", "grant_types may be authorization_code, refresh_token and "+GrantDeviceCode)
 		}
 	}
 	for _, r := range in.ResponseTypes {
@@ -146,8 +146,9 @@ func (s *Server) registration(slug string, c *AppClient) *RegistrationResponse {
 	out := &RegistrationResponse{ClientID: c.ClientID, RegistrationClientURI: s.Issuer(slug) + "/register/" + c.ClientID,
 		ClientIDIssuedAt: c.CreatedAt.Unix(), ClientName: c.Name, RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 		BackchannelLogoutURI:    c.BackchannelLogoutURI,
-		TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, GrantTypes: []string{GrantAuthorizationCode, GrantRefreshToken}, ResponseTypes: []string{"code"},
-		Scope: c.Scope, ClientProfile: c.ClientProfile}
+		TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, GrantTypes: []string{GrantAuthorizationCode, GrantRefreshToken, GrantDeviceCode},
+		ResponseTypes: []string{"code"},
+		Scope:         c.Scope, ClientProfile: c.ClientProfile}
 	if c.jwks != "" {
 		out.JWKS = json.RawMessage(c.jwks)
 	}

@@ -3,6 +3,7 @@
 // TestInteropWithRealClients starts the server, prepares the tenant and
 // runs this script; any failed check exits non-zero.
 import assert from 'node:assert/strict'
+import http from 'node:http'
 import * as client from 'openid-client'
 import * as jose from 'jose'
 import { auth } from '@modelcontextprotocol/sdk/client/auth.js'
@@ -161,6 +162,102 @@ const after = await fetch(silentURL, { redirect: 'manual', headers: { cookie: ss
 assert.equal(new URL(after.headers.get('location')).searchParams.get('error'), 'login_required')
 await assert.rejects(client.refreshTokenGrant(pub, fresh.refresh_token), (e) => e.error === 'invalid_grant')
 step('RP-initiated logout: end_session with id_token_hint and a registered post_logout_redirect_uri ends the SSO session')
+
+// Web applications registered dynamically as confidential clients (the
+// tenant allows it): a client secret, and private_key_jwt; a back-channel
+// logout receiver; a second client signed in silently; the device flow.
+const logoutTokens = []
+const rp = http.createServer((req, res) => {
+  let body = ''
+  req.on('data', (c) => { body += c })
+  req.on('end', () => {
+    if (req.url === '/backchannel') logoutTokens.push(new URLSearchParams(body).get('logout_token'))
+    res.writeHead(200, { 'cache-control': 'no-store' })
+    res.end()
+  })
+})
+await new Promise((resolve) => rp.listen(0, '127.0.0.1', resolve))
+const rpBase = `http://127.0.0.1:${rp.address().port}`
+const webRedirect = `${rpBase}/callback`
+const wiki = await client.dynamicClientRegistration(issuer, {
+  client_name: 'Wiki', redirect_uris: [webRedirect], token_endpoint_auth_method: 'client_secret_basic', response_types: ['code'],
+  grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
+  backchannel_logout_uri: `${rpBase}/backchannel`,
+}, client.ClientSecretBasic(), insecure)
+assert.match(wiki.clientMetadata().client_secret, /^xvs_/)
+const codeFlow = async (config, extra = {}) => {
+  const v = client.randomPKCECodeVerifier(), st = client.randomState(), n = client.randomNonce()
+  const url = client.buildAuthorizationUrl(config, { redirect_uri: webRedirect, scope: 'openid', state: st, nonce: n,
+    code_challenge: await client.calculatePKCECodeChallenge(v), code_challenge_method: 'S256', ...extra })
+  return { url, check: { pkceCodeVerifier: v, expectedState: st, expectedNonce: n } }
+}
+let flow = await codeFlow(wiki)
+const wikiTokens = await client.authorizationCodeGrant(wiki, await signIn(flow.url), flow.check)
+const wikiSSO = sso
+const wikiID = wikiTokens.claims()
+assert.equal(wikiID.sub, env('USER_ID'))
+assert.equal(wikiID.aud, wiki.clientMetadata().client_id)
+step('a confidential web app registered by DCR (client_secret_basic): code flow through the pages and consent')
+
+// A second client, already allowed, signs in silently in that session.
+const quiet = client.buildAuthorizationUrl(pub, { redirect_uri: env('REDIRECT_URI'), scope: 'openid', state: silentState, prompt: 'none',
+  code_challenge: await client.calculatePKCECodeChallenge(silentVerifier), code_challenge_method: 'S256' })
+const quietAnswer = await fetch(quiet, { redirect: 'manual', headers: { cookie: wikiSSO } })
+assert.equal(quietAnswer.status, 302)
+const quietTokens = await client.authorizationCodeGrant(pub, new URL(quietAnswer.headers.get('location')),
+  { pkceCodeVerifier: silentVerifier, expectedState: silentState })
+assert.equal(quietTokens.claims().auth_time, wikiID.auth_time)
+assert.equal(quietTokens.claims().sid, wikiID.sid)
+step('a second client signs in silently (prompt=none) in the web app\'s session')
+
+const { publicKey, privateKey } = await jose.generateKeyPair('ES256', { extractable: true })
+const blog = await client.dynamicClientRegistration(issuer, {
+  client_name: 'Blog', redirect_uris: [webRedirect], token_endpoint_auth_method: 'private_key_jwt', response_types: ['code'],
+  grant_types: ['authorization_code', 'refresh_token'], token_endpoint_auth_signing_alg: 'ES256',
+  jwks: { keys: [{ ...(await jose.exportJWK(publicKey)), kid: 'blog-1', alg: 'ES256', use: 'sig' }] },
+}, client.PrivateKeyJwt({ key: privateKey, kid: 'blog-1' }), insecure)
+assert.equal(blog.clientMetadata().client_secret, undefined)
+flow = await codeFlow(blog)
+const blogTokens = await client.authorizationCodeGrant(blog, await signIn(flow.url), flow.check)
+assert.equal(blogTokens.claims().sub, env('USER_ID'))
+const blogSSO = sso
+step('a confidential web app registered by DCR (private_key_jwt): code flow')
+
+// Signing out of the wiki's session: a logout token reaches the wiki's
+// back channel, and validates.
+const wikiLogout = await fetch(client.buildEndSessionUrl(wiki, { id_token_hint: wikiTokens.id_token }), { redirect: 'manual', headers: { cookie: wikiSSO } })
+assert.equal(wikiLogout.status, 200, `end_session: ${wikiLogout.status}`)
+for (let i = 0; i < 100 && logoutTokens.length === 0; i++) await new Promise((r) => setTimeout(r, 100))
+assert.equal(logoutTokens.length, 1, 'one logout token')
+const { payload: lt, protectedHeader } = await jose.jwtVerify(logoutTokens[0], jwks, { issuer: issuer.href, audience: wiki.clientMetadata().client_id,
+  typ: 'logout+jwt', maxTokenAge: '2m' })
+assert.equal(protectedHeader.typ, 'logout+jwt')
+assert.deepEqual(lt.events, { 'http://schemas.openid.net/event/backchannel-logout': {} })
+assert.equal(lt.sid, wikiID.sid)
+assert.equal(lt.sub, env('USER_ID'))
+assert.equal(lt.nonce, undefined)
+assert.ok(lt.jti)
+step('back-channel logout: the logout token reaches the relying party and validates (typ, iss, aud, events, sid, sub, no nonce)')
+
+// The device flow: the wiki's CLI asks, the person allows it in their
+// (blog) session, the CLI polls until it has the person's tokens.
+const device = await client.initiateDeviceAuthorization(wiki, { scope: 'openid' })
+const jar = [blogSSO]
+const devicePage = await fetch(device.verification_uri_complete, { redirect: 'manual', headers: { cookie: jar.join('; ') } })
+const deviceHTML = await devicePage.text()
+assert.equal(devicePage.status, 200, `device page: ${devicePage.status}`)
+assert.match(deviceHTML, /value="allow"/)
+jar.push(devicePage.headers.getSetCookie().find((c) => c.startsWith('xv_device_csrf=')).split(';')[0])
+const decision = new URLSearchParams({ step: 'decide', decision: 'allow', user_code: device.user_code,
+  csrf: deviceHTML.match(/name="csrf" value="([0-9a-f]+)"/)[1] })
+const decided = await fetch(new URL(`/t/${SLUG}/device`, ADMIN), { method: 'POST', redirect: 'manual', body: decision,
+  headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: jar.join('; ') } })
+assert.match(await decided.text(), /Your device is connected/)
+const deviceTokens = await client.pollDeviceAuthorizationGrant(wiki, device)
+assert.equal(deviceTokens.claims().sub, env('USER_ID'))
+assert.equal(deviceTokens.claims().sid, blogTokens.claims().sid)
+step('device flow: the person allows the code in their browser session; openid-client polls to the tokens')
+rp.close()
 
 // The MCP TypeScript SDK's OAuth client: protected-resource metadata →
 // authorization server metadata → dynamic registration → code + PKCE.
