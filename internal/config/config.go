@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/mail"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -44,6 +45,7 @@ type Config struct {
 	Webhooks       Webhooks      `yaml:"webhooks"`
 	Platform       Platform      `yaml:"platform"`
 	Metrics        Metrics       `yaml:"metrics"`
+	SMTP           SMTP          `yaml:"smtp"`
 	// ShutdownTimeout bounds how long in-flight requests may drain on SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" env:"XAVYO_SHUTDOWN_TIMEOUT" desc:"how long in-flight requests may drain at shutdown (default 15s)"`
 
@@ -124,6 +126,18 @@ type Metrics struct {
 	Token string `yaml:"token" env:"XAVYO_METRICS_TOKEN" secret:"ref" desc:"bearer token a Prometheus scraper presents to read /metrics, or a secret reference to it (at least 32 characters; default: operators only)"`
 	// TenantLabels adds tenant ids to the gateway's metric labels.
 	TenantLabels bool `yaml:"tenant_labels" env:"XAVYO_METRICS_TENANT_LABELS" desc:"label gateway metrics with tenant ids (default false)"`
+}
+
+// SMTP is the relay email goes through (invitations, password resets,
+// verification, security notifications). Without a host no mail is sent,
+// and the flows that need it say so.
+type SMTP struct {
+	Host     string `yaml:"host" env:"XAVYO_SMTP_HOST" desc:"SMTP relay host (default: none, no email is sent)"`
+	Port     int    `yaml:"port" env:"XAVYO_SMTP_PORT" desc:"relay port (default 587; 465 with implicit TLS, 25 without TLS)"`
+	Username string `yaml:"username" env:"XAVYO_SMTP_USERNAME" desc:"SMTP AUTH user (default: no authentication)"`
+	Password string `yaml:"password" env:"XAVYO_SMTP_PASSWORD" secret:"ref" desc:"SMTP AUTH password, or a secret reference to it (env:NAME, file:/path[#json.key])"`
+	From     string `yaml:"from" env:"XAVYO_SMTP_FROM" desc:"sender address, e.g. \"Example <no-reply@example.com>\" (required with smtp.host)"`
+	TLS      string `yaml:"tls" env:"XAVYO_SMTP_TLS" desc:"starttls (default: required), implicit (SMTPS) or none (a loopback relay only)"`
 }
 
 // DefaultTenant is created, with its first tenant_admin, at the first
@@ -261,6 +275,19 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if c.Metrics.Token != "" && len(c.Metrics.Token) < 32 {
 		errs = append(errs, errors.New("metrics.token must be at least 32 characters"))
+	}
+	if c.SMTP.Host != "" {
+		if _, err := mail.ParseAddress(c.SMTP.From); err != nil {
+			errs = append(errs, errors.New("smtp.from must be an email address when smtp.host is set"))
+		}
+		switch c.SMTP.TLS {
+		case "", "starttls", "implicit", "none":
+		default:
+			errs = append(errs, errors.New("smtp.tls must be starttls, implicit or none"))
+		}
+		if c.SMTP.Port < 0 || c.SMTP.Port > 65535 {
+			errs = append(errs, errors.New("smtp.port must be a port number"))
+		}
 	}
 	if c.DefaultTenant.AdminEmail == "" {
 		c.DefaultTenant.AdminEmail = "admin@example.com"
