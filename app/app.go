@@ -30,6 +30,8 @@ import (
 	"github.com/xavyo/xavyo/gateway"
 	"github.com/xavyo/xavyo/governance"
 	govrest "github.com/xavyo/xavyo/governance/rest"
+	"github.com/xavyo/xavyo/identity/account"
+	accountrest "github.com/xavyo/xavyo/identity/account/rest"
 	"github.com/xavyo/xavyo/identity/auth"
 	authrest "github.com/xavyo/xavyo/identity/auth/rest"
 	"github.com/xavyo/xavyo/identity/bootstrap"
@@ -52,6 +54,7 @@ import (
 	"github.com/xavyo/xavyo/internal/health"
 	"github.com/xavyo/xavyo/internal/httpx"
 	"github.com/xavyo/xavyo/internal/idempotency"
+	"github.com/xavyo/xavyo/internal/mail"
 	"github.com/xavyo/xavyo/internal/seal"
 	"github.com/xavyo/xavyo/internal/store"
 	"github.com/xavyo/xavyo/mcp"
@@ -287,6 +290,24 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 		Admin: adminAuth, Pages: pages}
 	oh.Mount(s.admin)
 	oh.MountClients(s.api)
+	// Email: invitations, password resets, verification, notices; each
+	// message leaves through the outbox.
+	var relay *mail.Sender
+	if cfg.SMTP.Host != "" {
+		if relay, err = mail.New(mail.Config{Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, Username: cfg.SMTP.Username, Password: cfg.SMTP.Password,
+			From: cfg.SMTP.From, TLS: cfg.SMTP.TLS}); err != nil {
+			return nil, err
+		}
+	}
+	accounts, err := account.New(account.Config{DB: s.db, Directory: s.dir, Sessions: sessions, Tenants: s.tenants, Audit: s.seq, Mail: relay,
+		TokenKey: sealer.Derive("xavyo account tokens v1"), AdminURL: cfg.Admin.PublicURL, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	s.handlers.Handle(account.EventPrefix, accounts.OnEvent)
+	ah := &accountrest.Handler{Account: accounts, Tenants: s.tenants, Issuer: s.oauth.Issuer}
+	ah.Mount(s.api)
+	ah.MountPages(s.admin)
 	s.handlers.Handle(oauth.SessionEvent, s.oauth.OnSessionEvent)
 	// Audit streams to SIEMs: tenant-configured receivers, dialed with the
 	// egress checks.

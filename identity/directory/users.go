@@ -669,3 +669,25 @@ func isObject(raw json.RawMessage) bool {
 	var m map[string]json.RawMessage
 	return json.Unmarshal(raw, &m) == nil && m != nil
 }
+
+// VerifyEmailTx records that a user proved they hold their address (a
+// link mailed to it): a user pending verification becomes active. Other
+// statuses are left as they are (a disabled user stays disabled).
+func (s *Service) VerifyEmailTx(ctx context.Context, tx *store.Tx, id uuid.UUID) error {
+	u, err := getUser(ctx, tx, id, true)
+	if err != nil {
+		return err
+	}
+	if u.Status != StatusPendingVerification {
+		return nil
+	}
+	u.Status, u.UpdatedAt = StatusActive, store.Now()
+	u.Version++
+	if err := updateUser(ctx, tx, u, strings.ToLower(u.Email)); err != nil {
+		return err
+	}
+	if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: UserEvent, ID: id.String(), Version: u.Version}, nil); err != nil {
+		return err
+	}
+	return s.auditTx(ctx, tx, "user.email.verify", "user", id.String(), map[string]string{"email": u.Email})
+}

@@ -3,6 +3,10 @@ package tenant
 import (
 	"context"
 	"encoding/json"
+	"net/mail"
+	"net/url"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -94,6 +98,18 @@ type Policies struct {
 	Credentials CredentialPolicy `json:"credentials"`
 	OAuth       OAuthPolicy      `json:"oauth"`
 	MCP         MCPPolicy        `json:"mcp"`
+	Branding    Branding         `json:"branding"`
+}
+
+// Branding is how the tenant's pages and email present it.
+type Branding struct {
+	// DisplayName replaces the tenant's name in pages and mail.
+	DisplayName  string `json:"display_name,omitempty" doc:"the organization's name in pages and email (default: the tenant's name)"`
+	LogoURL      string `json:"logo_url,omitempty" doc:"logo shown in email (https)"`
+	PrimaryColor string `json:"primary_color,omitempty" doc:"accent colour of pages and email, #rrggbb (default #1f6feb)"`
+	SupportEmail string `json:"support_email,omitempty" doc:"where people ask for help, named in email"`
+	// Locale is the language of email when the person has none: en or fr.
+	Locale string `json:"locale,omitempty" doc:"default language of pages and email: en (default) or fr"`
 }
 
 // DefaultPolicies apply where a tenant set none.
@@ -139,6 +155,9 @@ func (p Policies) Validate() error {
 	}
 	if c.CertificateHours < 1 || c.CertificateHours > 720 {
 		return apperr.Invalid("credentials.certificate_hours", "must be from 1 to 720")
+	}
+	if err := p.Branding.validate(); err != nil {
+		return err
 	}
 	switch p.OAuth.Registration {
 	case "open", "token", "off":
@@ -227,4 +246,32 @@ func (s *Service) SetPolicies(ctx context.Context, id uuid.UUID, p Policies, ifV
 		return Policies{}, 0, err
 	}
 	return p, after.Version, nil
+}
+
+var colorRE = regexp.MustCompile(`^#[0-9a-fA-F]{6}$`)
+
+func (b Branding) validate() error {
+	if len(b.DisplayName) > 100 || strings.ContainsAny(b.DisplayName, "\r\n<>") {
+		return apperr.Invalid("branding.display_name", "at most 100 characters, without line breaks or angle brackets")
+	}
+	if b.LogoURL != "" {
+		u, err := url.Parse(b.LogoURL)
+		if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || len(b.LogoURL) > 2000 {
+			return apperr.Invalid("branding.logo_url", "must be an https URL")
+		}
+	}
+	if b.PrimaryColor != "" && !colorRE.MatchString(b.PrimaryColor) {
+		return apperr.Invalid("branding.primary_color", "must be #rrggbb")
+	}
+	if b.SupportEmail != "" {
+		if a, err := mail.ParseAddress(b.SupportEmail); err != nil || a.Name != "" {
+			return apperr.Invalid("branding.support_email", "must be an email address")
+		}
+	}
+	switch b.Locale {
+	case "", "en", "fr":
+	default:
+		return apperr.Invalid("branding.locale", "must be en or fr")
+	}
+	return nil
 }

@@ -77,6 +77,9 @@ func New(cfg Config) (*Sender, error) {
 	default:
 		return nil, fmt.Errorf("mail: smtp.tls must be %s, %s or %s", TLSStartTLS, TLSImplicit, TLSNone)
 	}
+	if cfg.TLS == TLSNone && cfg.Host != "localhost" && !net.ParseIP(cfg.Host).IsLoopback() {
+		return nil, errors.New("mail: smtp.tls none is for a relay on loopback only")
+	}
 	if cfg.Port == 0 {
 		cfg.Port = map[string]int{TLSStartTLS: 587, TLSImplicit: 465, TLSNone: 25}[cfg.TLS]
 	}

@@ -98,7 +98,8 @@ button{margin-top:1rem;padding:.5rem 1rem}.err{color:#b00020}</style></head>
 <input type="hidden" name="tx" value="{{.Tx}}"><input type="hidden" name="csrf" value="{{.CSRF}}">
 <label for="login">Email or username</label><input id="login" name="login" type="text" autocomplete="username" value="{{.LoginHint}}" required autofocus>
 <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
-<button type="submit">Sign in</button></form></body></html>`))
+<button type="submit">Sign in</button></form>
+<p><a href="{{.Forgot}}">Forgot your password?</a></p></body></html>`))
 
 var signedInPage = template.Must(template.New("signed-in").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Signed in — {{.}}</title>
@@ -190,7 +191,7 @@ func (p *Pages) login(c *fiber.Ctx) error {
 		token := FormToken(c, csrfCookie, "/t/"+t.Slug+"/login", iss)
 		Secure(c, prompt.ReturnTo)
 		return Page(c, status, loginPage, map[string]any{"Tenant": t.Name, "Client": prompt.Client, "Asks": prompt.Asks, "LoginHint": prompt.LoginHint,
-			"Error": msg, "CSRF": token, "Tx": id, "Action": "/t/" + t.Slug + "/login"})
+			"Error": msg, "CSRF": token, "Tx": id, "Action": "/t/" + t.Slug + "/login", "Forgot": "/t/" + t.Slug + "/password/forgot"})
 	}
 	if !posted {
 		return show(200, "")

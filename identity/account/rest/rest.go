@@ -1,0 +1,309 @@
+// Package rest serves the account flows: the admin API (invitations,
+// mail previews), the person's own verification request, and the pages
+// the emails link to (set a password from an invitation, forgot and reset
+// a password, verify an address).
+package rest
+
+import (
+	"errors"
+	"html/template"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/xavyo/xavyo/identity/account"
+	authrest "github.com/xavyo/xavyo/identity/auth/rest"
+	"github.com/xavyo/xavyo/identity/tenant"
+	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/httpx"
+	"github.com/xavyo/xavyo/internal/principal"
+)
+
+// Handler serves the routes.
+type Handler struct {
+	Account *account.Service
+	Tenants *tenant.Service
+	// Issuer is a tenant's issuer URL (its scheme decides the cookies').
+	Issuer func(slug string) string
+}
+
+// Queued answers a request whose email is due.
+type Queued struct {
+	Status string `json:"status" doc:"queued: the email is sent shortly"`
+}
+
+// Preview is a rendered email.
+type Preview struct {
+	To      string `json:"to"`
+	Subject string `json:"subject"`
+	Text    string `json:"text"`
+	HTML    string `json:"html"`
+}
+
+// Mount registers the admin API routes.
+func (h *Handler) Mount(api *httpx.API) {
+	admin := []string{principal.RoleTenantAdmin}
+	api.Handle(httpx.Route{Method: "POST", Path: "/users/:id/invitation", OperationID: "inviteUser",
+		Summary: "Email a user an invitation to set their password (a single-use link, 7 days)", Tags: []string{"users"}, Roles: admin,
+		Response: Queued{}, Status: 202, Handler: func(c *fiber.Ctx) error {
+			id, err := httpx.PathUUID(c, "id")
+			if err != nil {
+				return err
+			}
+			if err := h.Account.Invite(c.UserContext(), id); err != nil {
+				return err
+			}
+			return c.Status(202).JSON(Queued{Status: "queued"})
+		}})
+	api.Handle(httpx.Route{Method: "POST", Path: "/me/email/verification", OperationID: "verifyMyEmail",
+		Summary: "Email yourself a link that verifies your address", Tags: []string{"me"}, Response: Queued{}, Status: 202,
+		Handler: func(c *fiber.Ctx) error {
+			id, err := httpx.Self(c.UserContext())
+			if err != nil {
+				return err
+			}
+			if err := h.Account.RequestVerification(c.UserContext(), id); err != nil {
+				return err
+			}
+			return c.Status(202).JSON(Queued{Status: "queued"})
+		}})
+	api.Handle(httpx.Route{Method: "GET", Path: "/mail/preview", OperationID: "previewMail",
+		Summary: "Render one of the tenant's emails with its branding, for a sample person", Tags: []string{"policies"}, Roles: admin,
+		Query:    []httpx.Param{{Name: "template", Description: "invite, reset, verify or password_changed"}, {Name: "locale", Description: "en or fr (default: the tenant's)"}},
+		Response: Preview{}, Handler: func(c *fiber.Ctx) error {
+			m, err := h.Account.Preview(c.UserContext(), c.Query("template"), c.Query("locale"))
+			if err != nil {
+				return err
+			}
+			return c.JSON(Preview{To: m.To, Subject: m.Subject, Text: m.Text, HTML: m.HTML})
+		}})
+}
+
+// MountPages registers the pages emails link to.
+func (h *Handler) MountPages(app *fiber.App) {
+	app.Get("/t/:slug/password/forgot", h.forgot)
+	app.Post("/t/:slug/password/forgot", h.forgot)
+	app.Get("/t/:slug/password/reset", h.setPassword(account.KindReset))
+	app.Post("/t/:slug/password/reset", h.setPassword(account.KindReset))
+	app.Get("/t/:slug/invitation", h.setPassword(account.KindInvite))
+	app.Post("/t/:slug/invitation", h.setPassword(account.KindInvite))
+	app.Get("/t/:slug/email/verify", h.verify)
+	app.Post("/t/:slug/email/verify", h.verify)
+}
+
+const csrfCookie = "xv_account_csrf"
+
+var accountPage = template.Must(template.New("account").Parse(`<!doctype html>
+<html lang="{{.Lang}}"><head><meta charset="utf-8"><title>{{.Title}} — {{.Org}}</title>
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}
+label{display:block;margin:.8rem 0 .2rem}input[type=email],input[type=password]{width:100%;padding:.4rem}
+button{margin-top:1rem;padding:.5rem 1rem;background:{{.Color}};color:#fff;border:0;border-radius:4px}.err{color:#b00020}</style></head>
+<body><h1>{{.Title}}</h1>
+{{if .Error}}<p class="err" role="alert">{{.Error}}</p>{{end}}
+{{if .Done}}<p id="done">{{.Done}}</p>{{if .Next}}<p><a id="next" href="{{.Next}}">{{.NextLabel}}</a></p>{{end}}
+{{else}}<form method="post" action="{{.Action}}">
+<input type="hidden" name="csrf" value="{{.CSRF}}">{{if .Token}}<input type="hidden" name="token" value="{{.Token}}">{{end}}
+{{if .Intro}}<p>{{.Intro}}</p>{{end}}
+{{if eq .Form "email"}}<label for="email">{{.T.Email}}</label><input id="email" name="email" type="email" autocomplete="email" required autofocus>
+{{else if eq .Form "password"}}<label for="password">{{.T.NewPassword}}</label><input id="password" name="password" type="password" autocomplete="new-password" required autofocus>
+<label for="confirm">{{.T.Confirm}}</label><input id="confirm" name="confirm" type="password" autocomplete="new-password" required>{{end}}
+<button type="submit">{{.Button}}</button></form>{{end}}</body></html>`))
+
+// pageWords are the pages' words per language.
+type pageWords struct {
+	Forgot, ForgotIntro, Send, Sent, SentNext                       string
+	Reset, Invite, InviteIntro, Save, Saved, SignIn, Mismatch       string
+	Verify, VerifyIntro, VerifyButton, Verified, Email, NewPassword string
+	Confirm, Unavailable                                            string
+}
+
+var pageCatalog = map[string]pageWords{
+	"en": {Forgot: "Forgot your password?", ForgotIntro: "Type your email address: we will send you a link to choose a new password.",
+		Send: "Send the link", Sent: "If an account uses this address, we sent it a link. It works once, for 30 minutes.", SentNext: "Back to sign in",
+		Reset: "Choose a new password", Invite: "Welcome", InviteIntro: "Choose the password of your account.", Save: "Save the password",
+		Saved: "Your password is set.", SignIn: "Sign in", Mismatch: "The two passwords differ.",
+		Verify: "Verify your email address", VerifyIntro: "Confirm that this address is yours.", VerifyButton: "Verify my address",
+		Verified: "Your address is verified.", Email: "Email address", NewPassword: "New password", Confirm: "The same password again",
+		Unavailable: "Resetting a password by email is not available here; ask your administrator."},
+	"fr": {Forgot: "Mot de passe oublié ?", ForgotIntro: "Indiquez votre adresse : nous vous enverrons un lien pour choisir un nouveau mot de passe.",
+		Send: "Envoyer le lien", Sent: "Si un compte utilise cette adresse, nous lui avons envoyé un lien. Il fonctionne une fois, pendant 30 minutes.",
+		SentNext: "Retour à la connexion", Reset: "Choisir un nouveau mot de passe", Invite: "Bienvenue", InviteIntro: "Choisissez le mot de passe de votre compte.",
+		Save: "Enregistrer le mot de passe", Saved: "Votre mot de passe est enregistré.", SignIn: "Se connecter", Mismatch: "Les deux mots de passe diffèrent.",
+		Verify: "Vérifier votre adresse", VerifyIntro: "Confirmez que cette adresse est la vôtre.", VerifyButton: "Vérifier mon adresse",
+		Verified: "Votre adresse est vérifiée.", Email: "Adresse électronique", NewPassword: "Nouveau mot de passe", Confirm: "Le même mot de passe",
+		Unavailable: "La réinitialisation par email n'est pas disponible ici ; adressez-vous à votre administrateur."},
+}
+
+// language picks the page's language: the first of the browser's
+// (Accept-Language, in order) that the pages speak, else the tenant's.
+func language(c *fiber.Ctx, t *tenant.Tenant) string {
+	for _, part := range strings.Split(c.Get(fiber.HeaderAcceptLanguage), ",") {
+		tag, q, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.TrimSpace(q) == "q=0" {
+			continue
+		}
+		primary, _, _ := strings.Cut(strings.ToLower(tag), "-")
+		if _, ok := pageCatalog[primary]; ok {
+			return primary
+		}
+	}
+	if l := tenant.PoliciesOf(t).Branding.Locale; l != "" {
+		return l
+	}
+	return "en"
+}
+
+type pageData struct {
+	Lang, Title, Org, Color, Error, Done, Next, NextLabel, Action, CSRF, Token, Intro, Form, Button string
+	T                                                                                               pageWords
+}
+
+// page answers one of the account pages.
+func (h *Handler) page(c *fiber.Ctx, t *tenant.Tenant, status int, d pageData) error {
+	b := tenant.PoliciesOf(t).Branding
+	d.Lang = language(c, t)
+	d.T = pageCatalog[d.Lang]
+	d.Org, d.Color = b.DisplayName, b.PrimaryColor
+	if d.Org == "" {
+		d.Org = t.Name
+	}
+	if d.Color == "" {
+		d.Color = "#1f6feb"
+	}
+	if d.Done == "" {
+		d.CSRF = authrest.FormToken(c, csrfCookie, d.Action, h.Issuer(t.Slug))
+	}
+	authrest.Secure(c)
+	return authrest.Page(c, status, accountPage, d)
+}
+
+func (h *Handler) tenant(c *fiber.Ctx) (*tenant.Tenant, error) {
+	t, err := h.Tenants.Resolve(c.UserContext(), c.Params("slug"))
+	if err != nil {
+		return nil, authrest.TenantPage(c, err)
+	}
+	return t, nil
+}
+
+// forgot is "I forgot my password": the same answer whether or not the
+// address belongs to someone.
+func (h *Handler) forgot(c *fiber.Ctx) error {
+	t, err := h.tenant(c)
+	if t == nil {
+		return err
+	}
+	w := pageCatalog[language(c, t)]
+	d := pageData{Title: w.Forgot, Action: "/t/" + t.Slug + "/password/forgot", Intro: w.ForgotIntro, Form: "email", Button: w.Send}
+	if !h.Account.MailEnabled() {
+		d.Done = w.Unavailable
+		return h.page(c, t, 200, d)
+	}
+	if c.Method() != fiber.MethodPost {
+		return h.page(c, t, 200, d)
+	}
+	if !authrest.FormTokenOK(c, csrfCookie) {
+		d.Error = w.Forgot
+		return h.page(c, t, 403, d)
+	}
+	err = h.Account.RequestReset(c.UserContext(), t, c.FormValue("email"), c.IP())
+	switch {
+	case err == nil:
+		d.Done, d.Next, d.NextLabel = w.Sent, "/t/"+t.Slug+"/login", w.SentNext
+		return h.page(c, t, 200, d)
+	case apperr.KindOf(err) == apperr.KindInvalidArgument:
+		d.Error = apperr.PublicMessage(err)
+		return h.page(c, t, 400, d)
+	case apperr.KindOf(err) == apperr.KindRateLimited:
+		d.Error = apperr.PublicMessage(err)
+		return h.page(c, t, 429, d)
+	}
+	return authrest.Error(c, 503, "the request could not be taken; try again")
+}
+
+// setPassword is the page of an invitation or a reset link: a form to
+// choose the password (the link is spent only when it is set).
+func (h *Handler) setPassword(kind string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		t, err := h.tenant(c)
+		if t == nil {
+			return err
+		}
+		w := pageCatalog[language(c, t)]
+		path := map[string]string{account.KindInvite: "/invitation", account.KindReset: "/password/reset"}[kind]
+		d := pageData{Title: w.Reset, Action: "/t/" + t.Slug + path, Form: "password", Button: w.Save}
+		if kind == account.KindInvite {
+			d.Title, d.Intro = w.Invite, w.InviteIntro
+		}
+		d.Token = c.Query("token")
+		if c.Method() == fiber.MethodPost {
+			d.Token = c.FormValue("token")
+		}
+		if _, err := h.Account.Check(c.UserContext(), t, kind, d.Token); err != nil {
+			return h.linkError(c, t, d, err)
+		}
+		if c.Method() != fiber.MethodPost {
+			return h.page(c, t, 200, d)
+		}
+		if !authrest.FormTokenOK(c, csrfCookie) {
+			d.Error = "The form expired; please try again."
+			return h.page(c, t, 403, d)
+		}
+		if c.FormValue("password") != c.FormValue("confirm") {
+			d.Error = w.Mismatch
+			return h.page(c, t, 400, d)
+		}
+		if err := h.Account.SetPassword(c.UserContext(), t, kind, d.Token, c.FormValue("password")); err != nil {
+			if errors.Is(err, account.ErrBadToken) {
+				return h.linkError(c, t, d, err)
+			}
+			if apperr.KindOf(err) == apperr.KindInvalidArgument {
+				d.Error = apperr.PublicMessage(err)
+				return h.page(c, t, 400, d)
+			}
+			return authrest.Error(c, 503, "the password could not be set; try again")
+		}
+		d.Done, d.Next, d.NextLabel, d.Token = w.Saved, "/t/"+t.Slug+"/login", w.SignIn, ""
+		return h.page(c, t, 200, d)
+	}
+}
+
+// verify is the page of a verification link: a button, so that a mail
+// scanner fetching the link does not spend it.
+func (h *Handler) verify(c *fiber.Ctx) error {
+	t, err := h.tenant(c)
+	if t == nil {
+		return err
+	}
+	w := pageCatalog[language(c, t)]
+	d := pageData{Title: w.Verify, Action: "/t/" + t.Slug + "/email/verify", Intro: w.VerifyIntro, Button: w.VerifyButton, Token: c.Query("token")}
+	if c.Method() == fiber.MethodPost {
+		d.Token = c.FormValue("token")
+	}
+	if _, err := h.Account.Check(c.UserContext(), t, account.KindVerify, d.Token); err != nil {
+		return h.linkError(c, t, d, err)
+	}
+	if c.Method() != fiber.MethodPost {
+		return h.page(c, t, 200, d)
+	}
+	if !authrest.FormTokenOK(c, csrfCookie) {
+		d.Error = "The form expired; please try again."
+		return h.page(c, t, 403, d)
+	}
+	if err := h.Account.VerifyEmail(c.UserContext(), t, d.Token); err != nil {
+		return h.linkError(c, t, d, err)
+	}
+	d.Done, d.Token = w.Verified, ""
+	return h.page(c, t, 200, d)
+}
+
+// linkError answers a link that cannot be used (one answer for every
+// reason) or a store that cannot say.
+func (h *Handler) linkError(c *fiber.Ctx, t *tenant.Tenant, d pageData, err error) error {
+	if errors.Is(err, account.ErrBadToken) {
+		d.Done, d.Token = apperr.PublicMessage(err), ""
+		d.Next, d.NextLabel = "/t/"+t.Slug+"/password/forgot", pageCatalog[language(c, t)].Forgot
+		return h.page(c, t, 400, d)
+	}
+	return authrest.Error(c, 503, "this page is unavailable; try again")
+}
