@@ -55,8 +55,8 @@ func tokenTx(ctx context.Context, tx *store.Tx, hash string) (*tokenRow, error) 
 
 // claimTokenTx spends a live token of kind and returns it (nil: none).
 func claimTokenTx(ctx context.Context, tx *store.Tx, hash, kind string, now time.Time) (*tokenRow, error) {
-	t, err := scanToken(tx.QueryRow(ctx, `SELECT kind, user_id, email, expires_at, used_at FROM account_tokens WHERE tenant_id = $1 AND token_hash = $2
-		FOR UPDATE`, tx.TenantID(), hash))
+	t, err := scanToken(tx.QueryRow(ctx, `SELECT kind, user_id, email, expires_at, used_at FROM account_tokens
+		WHERE tenant_id = $1 AND token_hash = $2 FOR UPDATE`, tx.TenantID(), hash))
 	if err != nil || t == nil || t.kind != kind || t.used != nil || !now.Before(t.expires) {
 		return nil, err
 	}

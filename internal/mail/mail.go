@@ -103,14 +103,14 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 	}
 	to, err := mail.ParseAddress(m.To)
 	if err != nil {
-		return fmt.Errorf("%w: recipient: %v", ErrBadMessage, err)
+		return fmt.Errorf("%w: recipient: %w", ErrBadMessage, err)
 	}
 	msg := gomail.NewMsg()
 	if err := msg.FromFormat(m.FromName, s.from.Address); err != nil {
-		return fmt.Errorf("%w: sender: %v", ErrBadMessage, err)
+		return fmt.Errorf("%w: sender: %w", ErrBadMessage, err)
 	}
 	if err := msg.To(to.Address); err != nil {
-		return fmt.Errorf("%w: recipient: %v", ErrBadMessage, err)
+		return fmt.Errorf("%w: recipient: %w", ErrBadMessage, err)
 	}
 	msg.Subject(m.Subject)
 	msg.SetDate()

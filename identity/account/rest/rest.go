@@ -118,6 +118,7 @@ type pageWords struct {
 	Confirm, Unavailable                                            string
 }
 
+// pageCatalog holds words, not credentials.
 var pageCatalog = map[string]pageWords{
 	"en": {Forgot: "Forgot your password?", ForgotIntro: "Type your email address: we will send you a link to choose a new password.",
 		Send: "Send the link", Sent: "If an account uses this address, we sent it a link. It works once, for 30 minutes.", SentNext: "Back to sign in",
@@ -126,7 +127,8 @@ var pageCatalog = map[string]pageWords{
 		Verify: "Verify your email address", VerifyIntro: "Confirm that this address is yours.", VerifyButton: "Verify my address",
 		Verified: "Your address is verified.", Email: "Email address", NewPassword: "New password", Confirm: "The same password again",
 		Unavailable: "Resetting a password by email is not available here; ask your administrator."},
-	"fr": {Forgot: "Mot de passe oublié ?", ForgotIntro: "Indiquez votre adresse : nous vous enverrons un lien pour choisir un nouveau mot de passe.",
+	"fr": { //nolint:gosec // G101: page words
+		Forgot: "Mot de passe oublié ?", ForgotIntro: "Indiquez votre adresse : nous vous enverrons un lien pour choisir un nouveau mot de passe.",
 		Send: "Envoyer le lien", Sent: "Si un compte utilise cette adresse, nous lui avons envoyé un lien. Il fonctionne une fois, pendant 30 minutes.",
 		SentNext: "Retour à la connexion", Reset: "Choisir un nouveau mot de passe", Invite: "Bienvenue", InviteIntro: "Choisissez le mot de passe de votre compte.",
 		Save: "Enregistrer le mot de passe", Saved: "Votre mot de passe est enregistré.", SignIn: "Se connecter", Mismatch: "Les deux mots de passe diffèrent.",

@@ -1,0 +1,222 @@
+package rest_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xavyo/xavyo/app/apptest"
+	"github.com/xavyo/xavyo/internal/mail/mailtest"
+	"github.com/xavyo/xavyo/internal/store"
+	"github.com/xavyo/xavyo/internal/testdb"
+)
+
+func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
+
+var (
+	csrfRE = regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
+	linkRE = regexp.MustCompile(`https?://[^\s"<>]+token=[A-Za-z0-9_-]{43}`)
+)
+
+// person is a browser on the account pages.
+type person struct {
+	t *testing.T
+	h *apptest.Harness
+	c *http.Client
+}
+
+func newPerson(t *testing.T, h *apptest.Harness) *person {
+	jar, _ := cookiejar.New(nil)
+	return &person{t: t, h: h, c: &http.Client{Jar: jar}}
+}
+
+func (p *person) get(u, lang string) (int, string) {
+	p.t.Helper()
+	req, _ := http.NewRequest("GET", u, nil)
+	if lang != "" {
+		req.Header.Set("Accept-Language", lang)
+	}
+	return p.do(req)
+}
+
+func (p *person) do(req *http.Request) (int, string) {
+	p.t.Helper()
+	r, err := p.c.Do(req)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer r.Body.Close()
+	b, _ := io.ReadAll(r.Body)
+	return r.StatusCode, string(b)
+}
+
+// submit posts a page's form with fields (the page's CSRF token and
+// hidden token included).
+func (p *person) submit(u, page string, fields url.Values) (int, string) {
+	p.t.Helper()
+	v := url.Values{}
+	if m := csrfRE.FindStringSubmatch(page); m != nil {
+		v.Set("csrf", m[1])
+	}
+	if m := regexp.MustCompile(`name="token" value="([^"]+)"`).FindStringSubmatch(page); m != nil {
+		v.Set("token", m[1])
+	}
+	for k := range fields {
+		v.Set(k, fields.Get(k))
+	}
+	req, _ := http.NewRequest("POST", u, strings.NewReader(v.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return p.do(req)
+}
+
+// TestInvitationAndPasswordReset, against a real SMTP server: an admin
+// invites a person, who sets a password from the email and signs in; a
+// forgotten password is reset from its email once (the link then fails,
+// as a superseded or another tenant's link does), the old password and
+// sessions end, and a notice follows; an unknown address gets the same
+// page and no mail; names are escaped in HTML mail; the pages speak the
+// browser's language.
+func TestInvitationAndPasswordReset(t *testing.T) {
+	for _, flavor := range []store.Flavor{store.SQLite, store.Postgres} {
+		t.Run(flavor.String(), func(t *testing.T) {
+			t.Parallel()
+			invitationAndReset(t, flavor)
+		})
+	}
+}
+
+func invitationAndReset(t *testing.T, flavor store.Flavor) {
+	relay := mailtest.Start(t, false)
+	env := append(apptest.Env(t, flavor, t.TempDir()), "XAVYO_SMTP_HOST="+relay.Host, "XAVYO_SMTP_PORT="+strconv.Itoa(relay.Port),
+		"XAVYO_SMTP_FROM=Identity <no-reply@id.example.test>", "XAVYO_SMTP_TLS=none")
+	h := apptest.Start(t, env, apptest.Options{})
+	slug, other := apptest.UniqueSlug("acct"), apptest.UniqueSlug("acco")
+	_, tok := h.TenantAdmin(t, slug)
+	h.TenantAdmin(t, other)
+	resp, body := h.DoAs(tok, "PATCH", "/api/v1/policies", map[string]any{"branding": map[string]any{"display_name": "Acme\r\nBcc: victim@example.test"}})
+	apptest.Expect(t, resp, body, 400, "a display name with a header")
+	resp, body = h.DoAs(tok, "PATCH", "/api/v1/policies", map[string]any{"branding": map[string]any{"display_name": "Acme Corp", "primary_color": "#aa3300",
+		"support_email": "help@acme.example.test"}})
+	apptest.Expect(t, resp, body, 200, "branding")
+
+	resp, body = h.DoAs(tok, "POST", "/api/v1/users", map[string]any{"email": "bob@acme.example.test", "display_name": "<b>Bob</b> & co",
+		"status": "pending_verification"})
+	apptest.Expect(t, resp, body, 201, "a user without a password")
+	bob := apptest.Decode[struct {
+		ID string `json:"id"`
+	}](t, body).ID
+	resp, body = h.DoAs(tok, "POST", "/api/v1/users/"+bob+"/invitation", nil)
+	apptest.Expect(t, resp, body, 202, "invite")
+	msgs := relay.Wait(1, 20*time.Second)
+	inv := msgs[0]
+	if inv.Subject != "You are invited to Acme Corp" || !strings.Contains(inv.To, "bob@acme.example.test") ||
+		!strings.Contains(inv.Header.Get("From"), "Acme Corp") || !strings.Contains(inv.Header.Get("From"), "no-reply@id.example.test") {
+		t.Fatalf("invitation: subject %q to %q from %q", inv.Subject, inv.To, inv.Header.Get("From"))
+	}
+	if strings.Contains(inv.HTML, "<b>Bob</b>") || !strings.Contains(inv.HTML, "&lt;b&gt;Bob&lt;/b&gt; &amp; co") || !strings.Contains(inv.HTML, "#aa3300") {
+		t.Fatalf("the HTML mail does not escape the name (or lacks the branding): %s", inv.HTML)
+	}
+	link := linkRE.FindString(inv.Text)
+	if link == "" || !strings.Contains(link, "/t/"+slug+"/invitation?token=") || linkRE.FindString(inv.HTML) == "" {
+		t.Fatalf("no invitation link: %s", inv.Text)
+	}
+	// The link at another tenant is no link.
+	p := newPerson(t, h)
+	if st, page := p.get(strings.Replace(link, "/t/"+slug+"/", "/t/"+other+"/", 1), ""); st != 400 || !strings.Contains(page, "invalid or has expired") {
+		t.Fatalf("the invitation at another tenant: %d %s", st, page)
+	}
+	st, page := p.get(link, "")
+	if st != 200 || !strings.Contains(page, `name="password"`) {
+		t.Fatalf("invitation page: %d %s", st, page)
+	}
+	if st, _ := p.submit(link, page, url.Values{"password": {"Difference-engine-1822"}, "confirm": {"something else"}}); st != 400 {
+		t.Fatalf("two different passwords: %d", st)
+	}
+	_, page = p.get(link, "")
+	if st, page := p.submit(link, page, url.Values{"password": {"short"}, "confirm": {"short"}}); st != 400 || !strings.Contains(page, "password") {
+		t.Fatalf("a password the policy refuses: %d %s", st, page)
+	}
+	_, page = p.get(link, "") // a refused password leaves the link usable
+	if st, page := p.submit(link, page, url.Values{"password": {"Difference-engine-1822"}, "confirm": {"Difference-engine-1822"}}); st != 200 || !strings.Contains(page, `id="done"`) {
+		t.Fatalf("setting the password: %d %s", st, page)
+	}
+	if st, _ := p.get(link, ""); st != 400 {
+		t.Fatalf("the invitation used twice: %d", st)
+	}
+	h.Login(slug, "bob@acme.example.test", "Difference-engine-1822", 200)
+	_, body = h.DoAs(tok, "GET", "/api/v1/users/"+bob, nil)
+	if !strings.Contains(string(body), `"status":"active"`) {
+		t.Fatalf("after the invitation the address is verified: %s", body)
+	}
+
+	// Forgot: the same page for a known and an unknown address; one mail.
+	forgot := h.Admin + "/t/" + slug + "/password/forgot"
+	answers := map[string]string{}
+	for _, addr := range []string{"bob@acme.example.test", "nobody@acme.example.test"} {
+		q := newPerson(t, h)
+		_, page := q.get(forgot, "")
+		st, page := q.submit(forgot, page, url.Values{"email": {addr}})
+		if st != 200 {
+			t.Fatalf("forgot %s: %d %s", addr, st, page)
+		}
+		answers[addr] = page
+	}
+	if answers["bob@acme.example.test"] != answers["nobody@acme.example.test"] {
+		t.Fatalf("the answers differ:\n%s\n---\n%s", answers["bob@acme.example.test"], answers["nobody@acme.example.test"])
+	}
+	msgs = relay.Wait(2, 20*time.Second)
+	reset := msgs[1]
+	first := linkRE.FindString(reset.Text)
+	if reset.Subject != "Reset your Acme Corp password" || !strings.Contains(first, "/t/"+slug+"/password/reset?token=") || !strings.Contains(reset.To, "bob@") {
+		t.Fatalf("reset mail: %q %s", reset.Subject, reset.Text)
+	}
+	// A second request supersedes the first link.
+	q := newPerson(t, h)
+	_, page = q.get(forgot, "")
+	q.submit(forgot, page, url.Values{"email": {"BOB@acme.example.test"}})
+	second := linkRE.FindString(relay.Wait(3, 20*time.Second)[2].Text)
+	if st, _ := p.get(first, ""); st != 400 {
+		t.Fatalf("a superseded reset link: %d", st)
+	}
+	bobTokens := h.Login(slug, "bob@acme.example.test", "Difference-engine-1822", 200)
+	_, page = p.get(second, "")
+	if st, page := p.submit(second, page, url.Values{"password": {"Jacquard-loom-1804!"}, "confirm": {"Jacquard-loom-1804!"}}); st != 200 {
+		t.Fatalf("reset: %d %s", st, page)
+	}
+	if st, _ := p.get(second, ""); st != 400 {
+		t.Fatalf("a reset link used twice: %d", st)
+	}
+	h.Login(slug, "bob@acme.example.test", "Difference-engine-1822", 401)
+	h.Login(slug, "bob@acme.example.test", "Jacquard-loom-1804!", 200)
+	if resp, _ := h.DoAs(bobTokens.AccessToken, "GET", "/api/v1/me", nil); resp.StatusCode != 401 {
+		t.Fatalf("a session from before the reset: %d", resp.StatusCode)
+	}
+	notice := relay.Wait(4, 20*time.Second)[3]
+	if notice.Subject != "Your Acme Corp password was changed" || linkRE.FindString(notice.Text) != "" || !strings.Contains(notice.Text, "help@acme.example.test") {
+		t.Fatalf("notice: %q %s", notice.Subject, notice.Text)
+	}
+	time.Sleep(time.Second)
+	if n := len(relay.Messages()); n != 4 {
+		t.Fatalf("%d messages, want 4 (none for the unknown address)", n)
+	}
+
+	// Languages: the browser's first that the pages speak; the mail
+	// preview in French.
+	if _, page := newPerson(t, h).get(forgot, "de-CH, fr;q=0.8, en;q=0.5"); !strings.Contains(page, "Mot de passe oublié") || !strings.Contains(page, `lang="fr"`) {
+		t.Fatalf("French page: %s", page)
+	}
+	resp, body = h.DoAs(tok, "GET", "/api/v1/mail/preview?template=reset&locale=fr", nil)
+	apptest.Expect(t, resp, body, 200, "preview")
+	if !strings.Contains(string(body), "Réinitialiser votre mot de passe Acme Corp") {
+		t.Fatalf("preview: %s", body)
+	}
+	resp, body = h.DoAs(tok, "GET", "/api/v1/mail/preview?template=nope", nil)
+	apptest.Expect(t, resp, body, 400, "an unknown template")
+}
