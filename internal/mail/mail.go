@@ -37,7 +37,8 @@ type Config struct {
 	TLS  string
 	// RootCAs verifies the relay's certificate (nil: the system's).
 	TLSConfig *tls.Config
-	// Timeout bounds one delivery (default 30 s).
+	// Timeout bounds one delivery (default 10 s: well within the outbox
+	// lease, so a slow relay never gets one message sent twice).
 	Timeout time.Duration
 }
 
@@ -84,7 +85,7 @@ func New(cfg Config) (*Sender, error) {
 		cfg.Port = map[string]int{TLSStartTLS: 587, TLSImplicit: 465, TLSNone: 25}[cfg.TLS]
 	}
 	if cfg.Timeout == 0 {
-		cfg.Timeout = 30 * time.Second
+		cfg.Timeout = 10 * time.Second
 	}
 	return &Sender{cfg: cfg, from: from}, nil
 }

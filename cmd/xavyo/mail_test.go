@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/xavyo/xavyo/internal/mail/mailtest"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// mailEnv is a server's environment with a relay on loopback.
+func mailEnv(t *testing.T, relay *mailtest.Server) []string {
+	return append(env(t, store.SQLite, t.TempDir()), "XAVYO_SMTP_HOST="+relay.Host, "XAVYO_SMTP_PORT="+strconv.Itoa(relay.Port),
+		"XAVYO_SMTP_FROM=no-reply@id.example.test", "XAVYO_SMTP_TLS=none")
+}
+
+// TestMailSurvivesRelayOutage: with the relay down for 30 s, invitations
+// wait in the outbox and are delivered once it is back: none lost, none
+// sent twice.
+func TestMailSurvivesRelayOutage(t *testing.T) {
+	t.Parallel()
+	relay := mailtest.Start(t, false)
+	h := start(t, mailEnv(t, relay), nil)
+	slug := uniqueSlug("out")
+	_, tok := tenantAdmin(t, h, slug)
+	relay.Stop()
+	down := time.Now()
+	want := map[string]bool{}
+	for i := range 3 {
+		email := "person" + strconv.Itoa(i) + "@out.example.test"
+		resp, body := h.DoAs(tok, "POST", "/api/v1/users", map[string]any{"email": email, "status": "pending_verification"})
+		expect(t, resp, body, 201, "user")
+		id := decode[userJSON](t, body).ID
+		resp, body = h.DoAs(tok, "POST", "/api/v1/users/"+id+"/invitation", nil)
+		expect(t, resp, body, 202, "invite while the relay is down")
+		want[email] = true
+	}
+	time.Sleep(30*time.Second - time.Since(down))
+	if n := len(relay.Messages()); n != 0 {
+		t.Fatalf("%d messages while the relay was down", n)
+	}
+	relay.Restart()
+	msgs := relay.Wait(3, 90*time.Second)
+	time.Sleep(5 * time.Second) // anything sent twice would be here by now
+	msgs = relay.Messages()
+	ids := map[string]bool{}
+	for _, m := range msgs {
+		ids[m.Header.Get("Message-Id")] = true
+		to := strings.Trim(m.To, "<>")
+		if !want[to] {
+			t.Errorf("unexpected message to %s", m.To)
+		}
+		delete(want, to)
+	}
+	if len(msgs) != 3 || len(ids) != 3 || len(want) != 0 {
+		t.Fatalf("%d messages (%d distinct), missing %v", len(msgs), len(ids), want)
+	}
+}
+
+// TestBrowserAccountPages: in headless Chromium a person follows the
+// invitation email to set a password and sign in, then forgets it and
+// resets it from the second email. Screenshots are kept.
+func TestBrowserAccountPages(t *testing.T) {
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("chromium is required on CI")
+		}
+		t.Skip("no chromium here")
+	}
+	relay := mailtest.Start(t, false)
+	h := start(t, mailEnv(t, relay), nil)
+	slug := uniqueSlug("pages")
+	_, tok := tenantAdmin(t, h, slug)
+	resp, body := h.DoAs(tok, "PATCH", "/api/v1/policies", map[string]any{"branding": map[string]any{"display_name": "Acme", "primary_color": "#6f42c1"}})
+	expect(t, resp, body, 200, "branding")
+	resp, body = h.DoAs(tok, "POST", "/api/v1/users", map[string]any{"email": "grace@pages.example.test", "display_name": "Grace",
+		"status": "pending_verification"})
+	expect(t, resp, body, 201, "user")
+	resp, body = h.DoAs(tok, "POST", "/api/v1/users/"+decode[userJSON](t, body).ID+"/invitation", nil)
+	expect(t, resp, body, 202, "invite")
+	link := regexp.MustCompile(`https?://\S+token=[A-Za-z0-9_-]{43}`)
+	invitation := link.FindString(relay.Wait(1, 20*time.Second)[0].Text)
+
+	shots := os.Getenv("XAVYO_SCREENSHOTS")
+	if shots == "" {
+		shots = t.TempDir()
+	}
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.Flag("disable-gpu", true), chromedp.WindowSize(900, 700))...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(alloc)
+	defer cancel()
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	defer cancelTimeout()
+	step := func(what string, a chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, a); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	shot := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		if err := os.WriteFile(filepath.Join(shots, name+".png"), png, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	text := func() string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	setPassword := func(pw string) {
+		t.Helper()
+		step("the password form", chromedp.WaitVisible(chromedp.ID("password")))
+		step("type the password", chromedp.SendKeys(chromedp.ID("password"), pw))
+		step("type it again", chromedp.SendKeys(chromedp.ID("confirm"), pw))
+		step("save", chromedp.Click(chromedp.CSS("button[type=submit]")))
+		step("saved", chromedp.WaitVisible(chromedp.ID("done")))
+	}
+	signIn := func(pw string) {
+		t.Helper()
+		step("to sign in", chromedp.Click(chromedp.ID("next")))
+		step("the sign-in page", chromedp.WaitVisible(chromedp.ID("login")))
+		step("type the login", chromedp.SendKeys(chromedp.ID("login"), "grace@pages.example.test"))
+		step("type the password", chromedp.SendKeys(chromedp.ID("password"), pw))
+		step("sign in", chromedp.Click(chromedp.CSS("button[type=submit]")))
+		step("signed in", chromedp.WaitVisible(chromedp.ID("signed-in")))
+	}
+
+	step("open the invitation", chromedp.Navigate(invitation))
+	step("the invitation page", chromedp.WaitVisible(chromedp.ID("password")))
+	shot("account-1-invitation")
+	setPassword("Compiler-pioneer-1952")
+	shot("account-2-password-set")
+	signIn("Compiler-pioneer-1952")
+
+	step("open the forgot page", chromedp.Navigate(h.Admin+"/t/"+slug+"/password/forgot"))
+	step("the forgot page", chromedp.WaitVisible(chromedp.ID("email")))
+	shot("account-3-forgot")
+	step("type the address", chromedp.SendKeys(chromedp.ID("email"), "grace@pages.example.test"))
+	step("send", chromedp.Click(chromedp.CSS("button[type=submit]")))
+	step("sent", chromedp.WaitVisible(chromedp.ID("done")))
+	if !strings.Contains(text(), "If an account uses this address") {
+		t.Fatalf("after asking for a reset: %q", text())
+	}
+	reset := link.FindString(relay.Wait(2, 20*time.Second)[1].Text)
+	step("open the reset link", chromedp.Navigate(reset))
+	step("the reset page", chromedp.WaitVisible(chromedp.ID("password")))
+	shot("account-4-reset")
+	setPassword("Nanosecond-wire-1985")
+	signIn("Nanosecond-wire-1985")
+	step("the reset link again", chromedp.Navigate(reset))
+	step("refused", chromedp.WaitVisible(chromedp.ID("done")))
+	if !strings.Contains(text(), "invalid or has expired") {
+		t.Fatalf("the reset link used twice: %q", text())
+	}
+	for _, name := range []string{"account-1-invitation", "account-2-password-set", "account-3-forgot", "account-4-reset"} {
+		if st, err := os.Stat(filepath.Join(shots, name+".png")); err != nil || st.Size() < 1000 {
+			t.Errorf("screenshot %s: %v", name, err)
+		}
+	}
+	t.Logf("screenshots in %s", shots)
+}
