@@ -305,6 +305,7 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 		return nil, err
 	}
 	s.handlers.Handle(account.EventPrefix, accounts.OnEvent)
+	s.handlers.Handle(auth.NewDeviceEvent, accounts.OnNewDevice)
 	ah := &accountrest.Handler{Account: accounts, Tenants: s.tenants, Issuer: s.oauth.Issuer}
 	ah.Mount(s.api)
 	ah.MountPages(s.admin)

@@ -2,6 +2,7 @@ package account
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	htmltemplate "html/template"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/xavyo/xavyo/identity/auth"
 	"github.com/xavyo/xavyo/identity/directory"
 	"github.com/xavyo/xavyo/identity/tenant"
 	"github.com/xavyo/xavyo/internal/apperr"
@@ -22,7 +24,7 @@ import (
 // words in the person's language (English and French).
 
 // Templates names the emails a tenant sends (for previews).
-var Templates = []string{"invite", "reset", "verify", "password_changed"}
+var Templates = []string{"invite", "reset", "verify", "password_changed", "new_sign_in"}
 
 type words struct {
 	Subject, Intro, Action, Expires, Ignore string
@@ -40,6 +42,8 @@ var catalog = map[string]map[string]words{
 			Action: "Verify my address", Expires: "The link works once, for 24 hours.", Ignore: "If you did not ask for this, ignore this email."},
 		"password_changed": {Subject: "Your {org} password was changed", Intro: "The password of your {org} account was just changed, and every session of yours was signed out.",
 			Ignore: "If it was not you, reset your password now and tell {support}."},
+		"new_sign_in": {Subject: "A new sign-in to your {org} account", Intro: "Someone signed in to your {org} account from a device it had not seen before:",
+			Ignore: "If it was you, there is nothing to do. If not, reset your password now and tell {support}."},
 	},
 	"fr": {
 		"invite": {Subject: "Vous êtes invité·e chez {org}", Intro: "{org} vous invite à vous connecter. Choisissez votre mot de passe pour commencer.",
@@ -50,6 +54,8 @@ var catalog = map[string]map[string]words{
 			Action: "Vérifier mon adresse", Expires: "Le lien fonctionne une fois, pendant 24 heures.", Ignore: "Si vous n'avez rien demandé, ignorez ce message."},
 		"password_changed": {Subject: "Votre mot de passe {org} a été changé", Intro: "Le mot de passe de votre compte {org} vient d'être changé, et toutes vos sessions ont été fermées.",
 			Ignore: "Si ce n'était pas vous, réinitialisez votre mot de passe maintenant et prévenez {support}."},
+		"new_sign_in": {Subject: "Nouvelle connexion à votre compte {org}", Intro: "Quelqu'un s'est connecté à votre compte {org} depuis un appareil inconnu jusqu'ici :",
+			Ignore: "Si c'était vous, il n'y a rien à faire. Sinon, réinitialisez votre mot de passe maintenant et prévenez {support}."},
 	},
 }
 
@@ -62,6 +68,7 @@ var htmlLayout = htmltemplate.Must(htmltemplate.New("mail").Parse(`<!doctype htm
 {{if .Logo}}<img src="{{.Logo}}" alt="{{.Org}}" height="40" style="display:block;margin-bottom:16px">{{else}}<p style="font-weight:600;font-size:18px">{{.Org}}</p>{{end}}
 <p>{{.Greeting}}</p>
 <p>{{.Intro}}</p>
+{{if .Detail}}<p style="font-family:ui-monospace,monospace;font-size:13px;background:#f6f8fa;padding:8px">{{.Detail}}</p>{{end}}
 {{if .Link}}<p style="margin:24px 0"><a href="{{.Link}}" style="background:{{.Color}};color:#fff;padding:10px 18px;border-radius:6px;text-decoration:none;display:inline-block">{{.Action}}</a></p>
 <p style="font-size:13px;color:#57606a">{{.Expires}}<br><a href="{{.Link}}" style="color:#57606a;word-break:break-all">{{.Link}}</a></p>{{end}}
 <p style="font-size:13px;color:#57606a">{{.Ignore}}</p>
@@ -70,7 +77,9 @@ var htmlLayout = htmltemplate.Must(htmltemplate.New("mail").Parse(`<!doctype htm
 var textLayout = texttemplate.Must(texttemplate.New("mail").Parse(`{{.Greeting}}
 
 {{.Intro}}
-{{if .Link}}
+{{if .Detail}}
+    {{.Detail}}
+{{end}}{{if .Link}}
 {{.Action}}: {{.Link}}
 {{.Expires}}
 {{end}}
@@ -81,12 +90,12 @@ var textLayout = texttemplate.Must(texttemplate.New("mail").Parse(`{{.Greeting}}
 `))
 
 type mailData struct {
-	Lang, Subject, Org, Logo, Color, Greeting, Intro, Action, Expires, Ignore, Link string
+	Lang, Subject, Org, Logo, Color, Greeting, Intro, Detail, Action, Expires, Ignore, Link string
 }
 
 // render composes an email to u (nil: a sample person) for template name
-// with link (none for notices).
-func render(t *tenant.Tenant, name, locale string, u *directory.User, link, id string) (mail.Message, error) {
+// with link (none for notices) and detail (what a notice is about).
+func render(t *tenant.Tenant, name, locale string, u *directory.User, link, detail, id string) (mail.Message, error) {
 	b := tenant.PoliciesOf(t).Branding
 	lang := locale
 	if _, ok := catalog[lang]; !ok {
@@ -109,7 +118,7 @@ func render(t *tenant.Tenant, name, locale string, u *directory.User, link, id s
 	}
 	fill := strings.NewReplacer("{org}", org, "{support}", support).Replace
 	d := mailData{Lang: lang, Subject: fill(w.Subject), Org: org, Logo: b.LogoURL, Color: b.PrimaryColor, Intro: fill(w.Intro),
-		Action: w.Action, Expires: w.Expires, Ignore: fill(w.Ignore), Link: link, Greeting: greetings[lang][1]}
+		Action: w.Action, Expires: w.Expires, Ignore: fill(w.Ignore), Link: link, Detail: detail, Greeting: greetings[lang][1]}
 	if d.Color == "" {
 		d.Color = "#1f6feb"
 	}
@@ -137,12 +146,16 @@ func (s *Service) Preview(ctx context.Context, name, locale string) (*mail.Messa
 	if err != nil {
 		return nil, err
 	}
-	link := ""
-	if name != "password_changed" {
+	link, detail := "", ""
+	switch name {
+	case "password_changed":
+	case "new_sign_in":
+		detail = deviceLine(auth.NewDevice{IP: "192.0.2.10", UserAgent: "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0", At: s.cfg.Now()})
+	default:
 		link = s.link(t, name, "PREVIEW")
 	}
 	sample := &directory.User{Email: "ada@example.com", DisplayName: "Ada Lovelace"}
-	m, err := render(t, name, locale, sample, link, "preview")
+	m, err := render(t, name, locale, sample, link, detail, "preview")
 	if err != nil {
 		return nil, err
 	}
@@ -201,7 +214,12 @@ func (s *Service) OnEvent(ctx context.Context, e events.Event) error {
 	if err != nil || u == nil {
 		return err
 	}
-	m, err := render(t, name, "", u, link, e.ID.String())
+	return s.send(ctx, t, name, u, link, "", e)
+}
+
+// send renders and sends one email of event e.
+func (s *Service) send(ctx context.Context, t *tenant.Tenant, name string, u *directory.User, link, detail string, e events.Event) error {
+	m, err := render(t, name, "", u, link, detail, e.ID.String())
 	if err != nil {
 		return err
 	}
@@ -213,6 +231,47 @@ func (s *Service) OnEvent(ctx context.Context, e events.Event) error {
 		return err
 	}
 	return nil
+}
+
+// OnNewDevice mails a person the notice of a sign-in from a new device
+// (identity/auth's NewDeviceEvent).
+func (s *Service) OnNewDevice(ctx context.Context, e events.Event) error {
+	if e.Kind != auth.NewDeviceEvent || s.cfg.Mail == nil {
+		return nil
+	}
+	var d auth.NewDevice
+	if json.Unmarshal(e.Payload, &d) != nil {
+		return nil
+	}
+	ctx = store.WithTenant(ctx, e.TenantID)
+	t, err := s.cfg.Tenants.Get(ctx, e.TenantID)
+	if apperr.KindOf(err) == apperr.KindNotFound {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var u *directory.User
+	if err := s.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		var err error
+		u, err = s.recipientTx(ctx, tx, e)
+		return err
+	}); err != nil || u == nil || u.Status == directory.StatusDisabled {
+		return err
+	}
+	return s.send(ctx, t, "new_sign_in", u, "", deviceLine(d), e)
+}
+
+// deviceLine says where and when a sign-in came from.
+func deviceLine(d auth.NewDevice) string {
+	ua := strings.Join(strings.Fields(d.UserAgent), " ")
+	if r := []rune(ua); len(r) > 200 {
+		ua = string(r[:200]) + "…"
+	}
+	if ua == "" {
+		ua = "?"
+	}
+	return ua + " — " + d.IP + " — " + d.At.UTC().Format("2006-01-02 15:04 UTC")
 }
 
 // recipientTx finds the person an event mails: by id, or (a reset) by the

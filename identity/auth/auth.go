@@ -18,6 +18,7 @@ import (
 	"github.com/xavyo/xavyo/identity/token"
 	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/audit"
+	"github.com/xavyo/xavyo/internal/events"
 	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/reqid"
 	"github.com/xavyo/xavyo/internal/store"
@@ -149,6 +150,9 @@ func (s *Service) openSession(ctx context.Context, t *tenant.Tenant, u *director
 	var refresh string
 	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		if err := s.endBeyondLimitTx(ctx, tx, u.ID, pol, now); err != nil {
+			return err
+		}
+		if err := s.noteDeviceTx(ctx, tx, u.ID, cl, now); err != nil {
 			return err
 		}
 		if err := s.SessionStore.insertTx(ctx, tx, &Session{ID: sid, UserID: u.ID, Device: device, IP: trunc(cl.IP, 64), UserAgent: trunc(cl.UserAgent, 500),
@@ -408,4 +412,28 @@ func (s *Service) CheckPassword(ctx context.Context, slug, login, password strin
 	mustChange := u.MustChangePassword || (pol.Password.MaxAgeDays > 0 && u.PasswordChangedAt != nil &&
 		now.Sub(*u.PasswordChangedAt) > time.Duration(pol.Password.MaxAgeDays)*24*time.Hour)
 	return t, u, mustChange, nil
+}
+
+// NewDeviceEvent says a person signed in from a device (a user agent)
+// none of their sessions used before (their first sign-in aside): the
+// account module mails them a notice.
+const NewDeviceEvent = "auth.new_device"
+
+// NewDevice is the payload of a NewDeviceEvent.
+type NewDevice struct {
+	IP        string    `json:"ip"`
+	UserAgent string    `json:"user_agent"`
+	At        time.Time `json:"at"`
+}
+
+// noteDeviceTx publishes a NewDeviceEvent when a sign-in about to open a
+// session comes from a new device.
+func (s *Service) noteDeviceTx(ctx context.Context, tx *store.Tx, user uuid.UUID, cl Client, now time.Time) error {
+	ua := trunc(cl.UserAgent, 500)
+	sessions, same, err := s.SessionStore.devicesTx(ctx, tx, user, ua)
+	if err != nil || sessions == 0 || same > 0 {
+		return err
+	}
+	return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: NewDeviceEvent, ID: user.String(), Version: now.UnixNano()},
+		NewDevice{IP: trunc(cl.IP, 64), UserAgent: ua, At: now})
 }

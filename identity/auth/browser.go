@@ -46,6 +46,9 @@ func (s *Service) OpenBrowserSession(ctx context.Context, t *tenant.Tenant, u *d
 		if err := s.endBeyondLimitTx(ctx, tx, u.ID, pol, now); err != nil {
 			return err
 		}
+		if err := s.noteDeviceTx(ctx, tx, u.ID, cl, now); err != nil {
+			return err
+		}
 		x := &Session{ID: bs.ID, UserID: u.ID, Device: "browser", IP: trunc(cl.IP, 64), UserAgent: trunc(cl.UserAgent, 500),
 			AuthMethod: "password", CreatedAt: now, ExpiresAt: now.Add(time.Duration(pol.Session.LifetimeHours) * time.Hour)}
 		if err := s.SessionStore.insertBrowserTx(ctx, tx, x, hashSecret(secret), now, strings.Join(amr, " ")); err != nil {

@@ -217,3 +217,11 @@ func deleteTransactionTx(ctx context.Context, tx *store.Tx, hash string) error {
 	_, err := tx.Exec(ctx, `DELETE FROM auth_transactions WHERE tenant_id = $1 AND id_hash = $2`, tx.TenantID(), hash)
 	return err
 }
+
+// devicesTx counts a user's sessions, and those opened with this user
+// agent.
+func (ss *Sessions) devicesTx(ctx context.Context, tx *store.Tx, user uuid.UUID, userAgent string) (all, same int, err error) {
+	err = tx.QueryRow(ctx, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN user_agent = $3 THEN 1 ELSE 0 END), 0) FROM sessions
+		WHERE tenant_id = $1 AND user_id = $2`, tx.TenantID(), user, userAgent).Scan(&all, &same)
+	return all, same, err
+}

@@ -204,7 +204,16 @@ func invitationAndReset(t *testing.T, flavor store.Flavor) {
 	}
 	time.Sleep(time.Second)
 	if n := len(relay.Messages()); n != 4 {
-		t.Fatalf("%d messages, want 4 (none for the unknown address)", n)
+		t.Fatalf("%d messages, want 4 (none for the unknown address; none for sign-ins from the same device)", n)
+	}
+	// A sign-in from another device: a notice naming it (escaped).
+	resp, body = h.DoAs("", "POST", "/api/v1/auth/login", map[string]any{"tenant": slug, "login": "bob@acme.example.test", "password": "Jacquard-loom-1804!"},
+		"User-Agent", "Evil/1.0 <img src=x onerror=alert(1)>")
+	apptest.Expect(t, resp, body, 200, "sign-in from another device")
+	seen := relay.Wait(5, 20*time.Second)[4]
+	if seen.Subject != "A new sign-in to your Acme Corp account" || !strings.Contains(seen.Text, "Evil/1.0 <img src=x onerror=alert(1)>") ||
+		strings.Contains(seen.HTML, "<img src=x") || !strings.Contains(seen.HTML, "Evil/1.0 &lt;img src=x onerror=alert(1)&gt;") {
+		t.Fatalf("new-device notice: %q\n%s\n%s", seen.Subject, seen.Text, seen.HTML)
 	}
 
 	// Languages: the browser's first that the pages speak; the mail
