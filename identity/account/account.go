@@ -42,16 +42,26 @@ const (
 	EventReset           = "account.reset"            // subject: the address typed
 	EventVerify          = "account.verify"           // subject: the user id
 	EventPasswordChanged = "account.password_changed" // subject: the user id
+	EventEmailChange     = "account.email_change"     // subject: the user id; payload: the new address
+	EventEmailChanged    = "account.email_changed"    // subject: the user id; payload: both addresses
 )
+
+// EmailChange is the payload of the email-change events.
+type EmailChange struct {
+	Email string `json:"email"`
+	Old   string `json:"old,omitempty"`
+}
 
 // Token kinds and lifetimes.
 const (
 	KindInvite = "invite"
 	KindReset  = "reset"
 	KindVerify = "verify"
+	KindEmail  = "email" // a new address to confirm
 )
 
-var lifetimes = map[string]time.Duration{KindInvite: 7 * 24 * time.Hour, KindReset: 30 * time.Minute, KindVerify: 24 * time.Hour}
+var lifetimes = map[string]time.Duration{KindInvite: 7 * 24 * time.Hour, KindReset: 30 * time.Minute, KindVerify: 24 * time.Hour,
+	KindEmail: 24 * time.Hour}
 
 // Errors.
 var (
@@ -151,6 +161,60 @@ func (s *Service) RequestVerification(ctx context.Context, user uuid.UUID) error
 			return apperr.NotFound("user")
 		}
 		return s.due(ctx, tx, EventVerify, user.String())
+	})
+}
+
+// RequestEmailChange mails a link to a person's new address: the address
+// changes when they follow it (proving they hold it), and the old address
+// then hears of it.
+func (s *Service) RequestEmailChange(ctx context.Context, user uuid.UUID, email string) error {
+	if s.cfg.Mail == nil {
+		return ErrNoMail
+	}
+	norm, err := directory.NormalizeEmail(email)
+	if err != nil {
+		return err
+	}
+	if !s.allow("email|"+user.String(), 3, 15*time.Minute) {
+		return ErrTooMany
+	}
+	return s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		u, err := s.cfg.Directory.FindUserTx(ctx, tx, user)
+		if err != nil {
+			return err
+		}
+		if u == nil {
+			return apperr.NotFound("user")
+		}
+		if strings.EqualFold(u.Email, norm) {
+			return apperr.Invalid("email", "that is already your address")
+		}
+		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: EventEmailChange, ID: user.String(), Version: s.cfg.Now().UnixNano()},
+			EmailChange{Email: strings.TrimSpace(email)})
+	})
+}
+
+// ConfirmEmail uses an email-change token: the person's address becomes
+// the one the link was mailed to (verified), and the old one is told.
+func (s *Service) ConfirmEmail(ctx context.Context, t *tenant.Tenant, raw string) error {
+	ctx = store.WithTenant(ctx, t.ID)
+	l, err := s.claim(ctx, KindEmail, raw)
+	if err != nil {
+		return err
+	}
+	old, err := s.cfg.Directory.GetUser(ctx, l.User)
+	if err != nil {
+		return err
+	}
+	if _, err := s.cfg.Directory.UpdateUser(ctx, l.User, directory.UpdateUserInput{Email: &l.Email}, 0); err != nil {
+		return err // the link is spent: an address taken since is no longer this person's to claim
+	}
+	return s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		if err := s.cfg.Directory.VerifyEmailTx(ctx, tx, l.User); err != nil {
+			return err
+		}
+		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: EventEmailChanged, ID: l.User.String(), Version: s.cfg.Now().UnixNano()},
+			EmailChange{Email: l.Email, Old: old.Email})
 	})
 }
 

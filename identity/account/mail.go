@@ -24,7 +24,7 @@ import (
 // words in the person's language (English and French).
 
 // Templates names the emails a tenant sends (for previews).
-var Templates = []string{"invite", "reset", "verify", "password_changed", "new_sign_in"}
+var Templates = []string{"invite", "reset", "verify", "email_change", "email_changed", "password_changed", "new_sign_in"}
 
 type words struct {
 	Subject, Intro, Action, Expires, Ignore string
@@ -42,6 +42,10 @@ var catalog = map[string]map[string]words{
 			Action: "Verify my address", Expires: "The link works once, for 24 hours.", Ignore: "If you did not ask for this, ignore this email."},
 		"password_changed": {Subject: "Your {org} password was changed", Intro: "The password of your {org} account was just changed, and every session of yours was signed out.",
 			Ignore: "If it was not you, reset your password now and tell {support}."},
+		"email_change": {Subject: "Confirm your new email address for {org}", Intro: "Confirm that you want to use this address for your {org} account.",
+			Action: "Use this address", Expires: "The link works once, for 24 hours.", Ignore: "If you did not ask for this, ignore this email: nothing changes."},
+		"email_changed": {Subject: "Your {org} email address was changed", Intro: "The email address of your {org} account is now:",
+			Ignore: "If it was not you, tell {support} now."},
 		"new_sign_in": {Subject: "A new sign-in to your {org} account", Intro: "Someone signed in to your {org} account from a device it had not seen before:",
 			Ignore: "If it was you, there is nothing to do. If not, reset your password now and tell {support}."},
 	},
@@ -54,6 +58,10 @@ var catalog = map[string]map[string]words{
 			Action: "Vérifier mon adresse", Expires: "Le lien fonctionne une fois, pendant 24 heures.", Ignore: "Si vous n'avez rien demandé, ignorez ce message."},
 		"password_changed": {Subject: "Votre mot de passe {org} a été changé", Intro: "Le mot de passe de votre compte {org} vient d'être changé, et toutes vos sessions ont été fermées.",
 			Ignore: "Si ce n'était pas vous, réinitialisez votre mot de passe maintenant et prévenez {support}."},
+		"email_change": {Subject: "Confirmez votre nouvelle adresse pour {org}", Intro: "Confirmez que vous voulez utiliser cette adresse pour votre compte {org}.",
+			Action: "Utiliser cette adresse", Expires: "Le lien fonctionne une fois, pendant 24 heures.", Ignore: "Si vous n'avez rien demandé, ignorez ce message : rien ne change."},
+		"email_changed": {Subject: "L'adresse de votre compte {org} a changé", Intro: "L'adresse électronique de votre compte {org} est désormais :",
+			Ignore: "Si ce n'était pas vous, prévenez {support} maintenant."},
 		"new_sign_in": {Subject: "Nouvelle connexion à votre compte {org}", Intro: "Quelqu'un s'est connecté à votre compte {org} depuis un appareil inconnu jusqu'ici :",
 			Ignore: "Si c'était vous, il n'y a rien à faire. Sinon, réinitialisez votre mot de passe maintenant et prévenez {support}."},
 	},
@@ -149,6 +157,8 @@ func (s *Service) Preview(ctx context.Context, name, locale string) (*mail.Messa
 	link, detail := "", ""
 	switch name {
 	case "password_changed":
+	case "email_changed":
+		detail = "ada.lovelace@example.org"
 	case "new_sign_in":
 		detail = deviceLine(auth.NewDevice{IP: "192.0.2.10", UserAgent: "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0", At: s.cfg.Now()})
 	default:
@@ -164,7 +174,7 @@ func (s *Service) Preview(ctx context.Context, name, locale string) (*mail.Messa
 
 // link is the page a token opens.
 func (s *Service) link(t *tenant.Tenant, name, token string) string {
-	path := map[string]string{"invite": "/invitation", "reset": "/password/reset", "verify": "/email/verify"}[name]
+	path := map[string]string{"invite": "/invitation", "reset": "/password/reset", "verify": "/email/verify", "email_change": "/email/confirm"}[name]
 	return s.cfg.AdminURL + "/t/" + t.Slug + path + "?" + url.Values{"token": {token}}.Encode()
 }
 
@@ -186,14 +196,34 @@ func (s *Service) OnEvent(ctx context.Context, e events.Event) error {
 		return err
 	}
 	var u *directory.User
-	link := ""
+	var change EmailChange
+	_ = json.Unmarshal(e.Payload, &change)
+	link, detail := "", ""
 	err = s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		u = nil
 		found, err := s.recipientTx(ctx, tx, e)
 		if err != nil || found == nil || found.Status == directory.StatusDisabled {
 			return err
 		}
-		kind := map[string]string{"invite": KindInvite, "reset": KindReset, "verify": KindVerify}[name]
+		switch name {
+		case "email_change":
+			// Mailed to the new address, which the token then carries.
+			if change.Email == "" {
+				return nil
+			}
+			to := *found
+			to.Email = change.Email
+			found = &to
+		case "email_changed":
+			// Told to the old address.
+			if change.Old == "" {
+				return nil
+			}
+			to := *found
+			to.Email, detail = change.Old, change.Email
+			found = &to
+		}
+		kind := map[string]string{"invite": KindInvite, "reset": KindReset, "verify": KindVerify, "email_change": KindEmail}[name]
 		if kind != "" {
 			expires := e.CreatedAt.Add(lifetimes[kind])
 			if !s.cfg.Now().Before(expires) {
@@ -214,7 +244,7 @@ func (s *Service) OnEvent(ctx context.Context, e events.Event) error {
 	if err != nil || u == nil {
 		return err
 	}
-	return s.send(ctx, t, name, u, link, "", e)
+	return s.send(ctx, t, name, u, link, detail, e)
 }
 
 // send renders and sends one email of event e.

@@ -216,6 +216,35 @@ func invitationAndReset(t *testing.T, flavor store.Flavor) {
 		t.Fatalf("new-device notice: %q\n%s\n%s", seen.Subject, seen.Text, seen.HTML)
 	}
 
+	// A new address: the link goes to it; following it changes the
+	// address (and tells the old one); the link works once.
+	bobNow := h.Login(slug, "bob@acme.example.test", "Jacquard-loom-1804!", 200)
+	resp, body = h.DoAs(bobNow.AccessToken, "POST", "/api/v1/me/email", map[string]any{"email": "bob@acme.example.test"})
+	apptest.Expect(t, resp, body, 400, "the same address")
+	resp, body = h.DoAs(bobNow.AccessToken, "POST", "/api/v1/me/email", map[string]any{"email": "robert@acme.example.test"})
+	apptest.Expect(t, resp, body, 202, "a new address")
+	change := relay.Wait(6, 20*time.Second)[5]
+	confirm := linkRE.FindString(change.Text)
+	if !strings.Contains(change.To, "robert@acme.example.test") || !strings.Contains(confirm, "/t/"+slug+"/email/confirm?token=") {
+		t.Fatalf("the change mail: to %s: %s", change.To, change.Text)
+	}
+	h.Login(slug, "robert@acme.example.test", "Jacquard-loom-1804!", 401) // not yet
+	st, page = p.get(confirm, "")
+	if st != 200 || !strings.Contains(page, "robert@acme.example.test") {
+		t.Fatalf("confirm page: %d %s", st, page)
+	}
+	if st, page := p.submit(confirm, page, nil); st != 200 || !strings.Contains(page, `id="done"`) {
+		t.Fatalf("confirming: %d %s", st, page)
+	}
+	h.Login(slug, "robert@acme.example.test", "Jacquard-loom-1804!", 200)
+	told := relay.Wait(7, 20*time.Second)[6]
+	if !strings.Contains(told.To, "bob@acme.example.test") || told.Subject != "Your Acme Corp email address was changed" || !strings.Contains(told.Text, "robert@acme.example.test") {
+		t.Fatalf("the old address's notice: to %s %q %s", told.To, told.Subject, told.Text)
+	}
+	if st, _ := p.get(confirm, ""); st != 400 {
+		t.Fatalf("a confirmation used twice: %d", st)
+	}
+
 	// Languages: the browser's first that the pages speak; the mail
 	// preview in French.
 	if _, page := newPerson(t, h).get(forgot, "de-CH, fr;q=0.8, en;q=0.5"); !strings.Contains(page, "Mot de passe oublié") || !strings.Contains(page, `lang="fr"`) {

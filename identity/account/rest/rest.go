@@ -32,6 +32,11 @@ type Queued struct {
 	Status string `json:"status" doc:"queued: the email is sent shortly"`
 }
 
+// EmailInput names a new email address.
+type EmailInput struct {
+	Email string `json:"email" doc:"the new address; it is yours once you follow the link mailed to it"`
+}
+
 // Preview is a rendered email.
 type Preview struct {
 	To      string `json:"to"`
@@ -67,6 +72,22 @@ func (h *Handler) Mount(api *httpx.API) {
 			}
 			return c.Status(202).JSON(Queued{Status: "queued"})
 		}})
+	api.Handle(httpx.Route{Method: "POST", Path: "/me/email", OperationID: "changeMyEmail",
+		Summary: "Change your email address: a link goes to the new address, which becomes yours when you follow it", Tags: []string{"me"},
+		Request: EmailInput{}, Response: Queued{}, Status: 202, Handler: func(c *fiber.Ctx) error {
+			id, err := httpx.Self(c.UserContext())
+			if err != nil {
+				return err
+			}
+			var in EmailInput
+			if err := httpx.DecodeJSON(c, &in); err != nil {
+				return err
+			}
+			if err := h.Account.RequestEmailChange(c.UserContext(), id, in.Email); err != nil {
+				return err
+			}
+			return c.Status(202).JSON(Queued{Status: "queued"})
+		}})
 	api.Handle(httpx.Route{Method: "GET", Path: "/mail/preview", OperationID: "previewMail",
 		Summary: "Render one of the tenant's emails with its branding, for a sample person", Tags: []string{"policies"}, Roles: admin,
 		Query:    []httpx.Param{{Name: "template", Description: "invite, reset, verify or password_changed"}, {Name: "locale", Description: "en or fr (default: the tenant's)"}},
@@ -87,8 +108,10 @@ func (h *Handler) MountPages(app *fiber.App) {
 	app.Post("/t/:slug/password/reset", h.setPassword(account.KindReset))
 	app.Get("/t/:slug/invitation", h.setPassword(account.KindInvite))
 	app.Post("/t/:slug/invitation", h.setPassword(account.KindInvite))
-	app.Get("/t/:slug/email/verify", h.verify)
-	app.Post("/t/:slug/email/verify", h.verify)
+	app.Get("/t/:slug/email/verify", h.verify(account.KindVerify))
+	app.Post("/t/:slug/email/verify", h.verify(account.KindVerify))
+	app.Get("/t/:slug/email/confirm", h.verify(account.KindEmail))
+	app.Post("/t/:slug/email/confirm", h.verify(account.KindEmail))
 }
 
 const csrfCookie = "xv_account_csrf"
@@ -270,33 +293,49 @@ func (h *Handler) setPassword(kind string) fiber.Handler {
 	}
 }
 
-// verify is the page of a verification link: a button, so that a mail
-// scanner fetching the link does not spend it.
-func (h *Handler) verify(c *fiber.Ctx) error {
-	t, err := h.tenant(c)
-	if t == nil {
-		return err
-	}
-	w := pageCatalog[language(c, t)]
-	d := pageData{Title: w.Verify, Action: "/t/" + t.Slug + "/email/verify", Intro: w.VerifyIntro, Button: w.VerifyButton, Token: c.Query("token")}
-	if c.Method() == fiber.MethodPost {
-		d.Token = c.FormValue("token")
-	}
-	if _, err := h.Account.Check(c.UserContext(), t, account.KindVerify, d.Token); err != nil {
-		return h.linkError(c, t, d, err)
-	}
-	if c.Method() != fiber.MethodPost {
+// verify is the page of a verification link (kind verify) or of a new
+// address to confirm (kind email): a button, so that a mail scanner
+// fetching the link does not spend it.
+func (h *Handler) verify(kind string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		t, err := h.tenant(c)
+		if t == nil {
+			return err
+		}
+		w := pageCatalog[language(c, t)]
+		path := map[string]string{account.KindVerify: "/email/verify", account.KindEmail: "/email/confirm"}[kind]
+		d := pageData{Title: w.Verify, Action: "/t/" + t.Slug + path, Intro: w.VerifyIntro, Button: w.VerifyButton, Token: c.Query("token")}
+		if c.Method() == fiber.MethodPost {
+			d.Token = c.FormValue("token")
+		}
+		l, err := h.Account.Check(c.UserContext(), t, kind, d.Token)
+		if err != nil {
+			return h.linkError(c, t, d, err)
+		}
+		if kind == account.KindEmail {
+			d.Intro = w.VerifyIntro + " (" + l.Email + ")"
+		}
+		if c.Method() != fiber.MethodPost {
+			return h.page(c, t, 200, d)
+		}
+		if !authrest.FormTokenOK(c, csrfCookie) {
+			d.Error = "The form expired; please try again."
+			return h.page(c, t, 403, d)
+		}
+		use := h.Account.VerifyEmail
+		if kind == account.KindEmail {
+			use = h.Account.ConfirmEmail
+		}
+		if err := use(c.UserContext(), t, d.Token); err != nil {
+			if apperr.KindOf(err) == apperr.KindAlreadyExists {
+				d.Done, d.Token = apperr.PublicMessage(err), ""
+				return h.page(c, t, 409, d)
+			}
+			return h.linkError(c, t, d, err)
+		}
+		d.Done, d.Token = w.Verified, ""
 		return h.page(c, t, 200, d)
 	}
-	if !authrest.FormTokenOK(c, csrfCookie) {
-		d.Error = "The form expired; please try again."
-		return h.page(c, t, 403, d)
-	}
-	if err := h.Account.VerifyEmail(c.UserContext(), t, d.Token); err != nil {
-		return h.linkError(c, t, d, err)
-	}
-	d.Done, d.Token = w.Verified, ""
-	return h.page(c, t, 200, d)
 }
 
 // linkError answers a link that cannot be used (one answer for every
