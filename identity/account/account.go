@@ -44,6 +44,7 @@ const (
 	EventPasswordChanged = "account.password_changed" // subject: the user id
 	EventEmailChange     = "account.email_change"     // subject: the user id; payload: the new address
 	EventEmailChanged    = "account.email_changed"    // subject: the user id; payload: both addresses
+	EventSignup          = "account.signup"           // subject: the address typed
 )
 
 // EmailChange is the payload of the email-change events.
@@ -57,11 +58,12 @@ const (
 	KindInvite = "invite"
 	KindReset  = "reset"
 	KindVerify = "verify"
-	KindEmail  = "email" // a new address to confirm
+	KindEmail  = "email"  // a new address to confirm
+	KindSignup = "signup" // an account to create
 )
 
 var lifetimes = map[string]time.Duration{KindInvite: 7 * 24 * time.Hour, KindReset: 30 * time.Minute, KindVerify: 24 * time.Hour,
-	KindEmail: 24 * time.Hour}
+	KindEmail: 24 * time.Hour, KindSignup: 24 * time.Hour}
 
 // Errors.
 var (
@@ -216,6 +218,57 @@ func (s *Service) ConfirmEmail(ctx context.Context, t *tenant.Tenant, raw string
 		return events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: EventEmailChanged, ID: l.User.String(), Version: s.cfg.Now().UnixNano()},
 			EmailChange{Email: l.Email, Old: old.Email})
 	})
+}
+
+// ErrSignupClosed says the tenant does not take sign-ups (from this
+// address's domain).
+var ErrSignupClosed = apperr.New(apperr.KindPermissionDenied, "signing up is not open here for this address")
+
+// RequestSignup is a person asking for an account where the tenant lets
+// people sign up: the same answer and work whether or not the address
+// already has one (the handler mails a link, or tells the owner they
+// already have an account).
+func (s *Service) RequestSignup(ctx context.Context, t *tenant.Tenant, email, ip string) error {
+	if s.cfg.Mail == nil {
+		return ErrNoMail
+	}
+	norm, err := directory.NormalizeEmail(email)
+	if err != nil {
+		return err
+	}
+	if !tenant.PoliciesOf(t).Signup.Allows(norm) {
+		return ErrSignupClosed
+	}
+	if !s.allow("signup-ip|"+t.ID.String()+"|"+ip, 10, 15*time.Minute) || !s.allow("signup|"+t.ID.String()+"|"+norm, 3, 15*time.Minute) {
+		return ErrTooMany
+	}
+	return s.cfg.DB.InTenantTx(store.WithTenant(ctx, t.ID), func(tx *store.Tx) error {
+		return s.due(ctx, tx, EventSignup, norm)
+	})
+}
+
+// CompleteSignup uses a sign-up token: the account is created, active
+// (its address proven by the link), with the password the person chose
+// (a refused password, or name, leaves the link usable).
+func (s *Service) CompleteSignup(ctx context.Context, t *tenant.Tenant, raw, displayName, password string) error {
+	ctx = store.WithTenant(ctx, t.ID)
+	if !tenant.PoliciesOf(t).Signup.Enabled {
+		return ErrSignupClosed
+	}
+	l, err := s.claim(ctx, KindSignup, raw)
+	if err != nil {
+		return err
+	}
+	pw := password
+	if _, err := s.cfg.Directory.CreateUser(ctx, directory.CreateUserInput{Email: l.Email, DisplayName: strings.TrimSpace(displayName), Password: &pw}); err != nil {
+		if apperr.KindOf(err) == apperr.KindInvalidArgument {
+			if uerr := s.unclaim(ctx, raw); uerr != nil {
+				return errors.Join(err, uerr)
+			}
+		}
+		return err
+	}
+	return nil
 }
 
 // RequestReset is "I forgot my password": whether or not the address

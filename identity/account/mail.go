@@ -24,7 +24,7 @@ import (
 // words in the person's language (English and French).
 
 // Templates names the emails a tenant sends (for previews).
-var Templates = []string{"invite", "reset", "verify", "email_change", "email_changed", "password_changed", "new_sign_in"}
+var Templates = []string{"invite", "reset", "verify", "email_change", "email_changed", "password_changed", "new_sign_in", "signup", "signup_exists"}
 
 type words struct {
 	Subject, Intro, Action, Expires, Ignore string
@@ -46,6 +46,10 @@ var catalog = map[string]map[string]words{
 			Action: "Use this address", Expires: "The link works once, for 24 hours.", Ignore: "If you did not ask for this, ignore this email: nothing changes."},
 		"email_changed": {Subject: "Your {org} email address was changed", Intro: "The email address of your {org} account is now:",
 			Ignore: "If it was not you, tell {support} now."},
+		"signup": {Subject: "Finish creating your {org} account", Intro: "Someone, we hope you, asked for an account at {org} with this address.",
+			Action: "Create my account", Expires: "The link works once, for 24 hours.", Ignore: "If it was not you, ignore this email: no account is created."},
+		"signup_exists": {Subject: "You already have a {org} account", Intro: "Someone asked for an account at {org} with this address, which already has one.",
+			Ignore: "If you forgot your password, reset it from the sign-in page. If it was not you, ignore this email."},
 		"new_sign_in": {Subject: "A new sign-in to your {org} account", Intro: "Someone signed in to your {org} account from a device it had not seen before:",
 			Ignore: "If it was you, there is nothing to do. If not, reset your password now and tell {support}."},
 	},
@@ -62,6 +66,10 @@ var catalog = map[string]map[string]words{
 			Action: "Utiliser cette adresse", Expires: "Le lien fonctionne une fois, pendant 24 heures.", Ignore: "Si vous n'avez rien demandé, ignorez ce message : rien ne change."},
 		"email_changed": {Subject: "L'adresse de votre compte {org} a changé", Intro: "L'adresse électronique de votre compte {org} est désormais :",
 			Ignore: "Si ce n'était pas vous, prévenez {support} maintenant."},
+		"signup": {Subject: "Terminez la création de votre compte {org}", Intro: "Quelqu'un, vous nous l'espérons, a demandé un compte chez {org} avec cette adresse.",
+			Action: "Créer mon compte", Expires: "Le lien fonctionne une fois, pendant 24 heures.", Ignore: "Si ce n'était pas vous, ignorez ce message : aucun compte n'est créé."},
+		"signup_exists": {Subject: "Vous avez déjà un compte {org}", Intro: "Quelqu'un a demandé un compte chez {org} avec cette adresse, qui en a déjà un.",
+			Ignore: "Si vous avez oublié votre mot de passe, réinitialisez-le depuis la page de connexion. Si ce n'était pas vous, ignorez ce message."},
 		"new_sign_in": {Subject: "Nouvelle connexion à votre compte {org}", Intro: "Quelqu'un s'est connecté à votre compte {org} depuis un appareil inconnu jusqu'ici :",
 			Ignore: "Si c'était vous, il n'y a rien à faire. Sinon, réinitialisez votre mot de passe maintenant et prévenez {support}."},
 	},
@@ -156,7 +164,7 @@ func (s *Service) Preview(ctx context.Context, name, locale string) (*mail.Messa
 	}
 	link, detail := "", ""
 	switch name {
-	case "password_changed":
+	case "password_changed", "signup_exists":
 	case "email_changed":
 		detail = "ada.lovelace@example.org"
 	case "new_sign_in":
@@ -174,7 +182,8 @@ func (s *Service) Preview(ctx context.Context, name, locale string) (*mail.Messa
 
 // link is the page a token opens.
 func (s *Service) link(t *tenant.Tenant, name, token string) string {
-	path := map[string]string{"invite": "/invitation", "reset": "/password/reset", "verify": "/email/verify", "email_change": "/email/confirm"}[name]
+	path := map[string]string{"invite": "/invitation", "reset": "/password/reset", "verify": "/email/verify", "email_change": "/email/confirm",
+		"signup": "/signup/complete"}[name]
 	return s.cfg.AdminURL + "/t/" + t.Slug + path + "?" + url.Values{"token": {token}}.Encode()
 }
 
@@ -202,8 +211,20 @@ func (s *Service) OnEvent(ctx context.Context, e events.Event) error {
 	err = s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		u = nil
 		found, err := s.recipientTx(ctx, tx, e)
-		if err != nil || found == nil || found.Status == directory.StatusDisabled {
+		if err != nil {
 			return err
+		}
+		if name == "signup" {
+			if found != nil {
+				// The address has an account: its owner hears of the
+				// request, nobody gets a second account.
+				name, u = "signup_exists", found
+				return nil
+			}
+			found = &directory.User{Email: e.SubjectID}
+		}
+		if found == nil || found.Status == directory.StatusDisabled {
+			return nil
 		}
 		switch name {
 		case "email_change":
@@ -223,7 +244,7 @@ func (s *Service) OnEvent(ctx context.Context, e events.Event) error {
 			to.Email, detail = change.Old, change.Email
 			found = &to
 		}
-		kind := map[string]string{"invite": KindInvite, "reset": KindReset, "verify": KindVerify, "email_change": KindEmail}[name]
+		kind := map[string]string{"invite": KindInvite, "reset": KindReset, "verify": KindVerify, "email_change": KindEmail, "signup": KindSignup}[name]
 		if kind != "" {
 			expires := e.CreatedAt.Add(lifetimes[kind])
 			if !s.cfg.Now().Before(expires) {
@@ -233,8 +254,10 @@ func (s *Service) OnEvent(ctx context.Context, e events.Event) error {
 			if err := insertTokenTx(ctx, tx, hashToken(raw), kind, found.ID, found.Email, e.CreatedAt, expires); err != nil {
 				return err
 			}
-			if err := supersedeTx(ctx, tx, found.ID, kind, hashToken(raw), s.cfg.Now()); err != nil {
-				return err
+			if found.ID != uuid.Nil { // a sign-up has no person yet
+				if err := supersedeTx(ctx, tx, found.ID, kind, hashToken(raw), s.cfg.Now()); err != nil {
+					return err
+				}
 			}
 			link = s.link(t, name, raw)
 		}
@@ -307,7 +330,7 @@ func deviceLine(d auth.NewDevice) string {
 // recipientTx finds the person an event mails: by id, or (a reset) by the
 // address typed, which must be their email.
 func (s *Service) recipientTx(ctx context.Context, tx *store.Tx, e events.Event) (*directory.User, error) {
-	if e.Kind == EventReset {
+	if e.Kind == EventReset || e.Kind == EventSignup {
 		u, err := s.cfg.Directory.FindLoginUser(ctx, tx, e.SubjectID)
 		if err != nil || u == nil || !strings.EqualFold(u.Email, e.SubjectID) {
 			return nil, err

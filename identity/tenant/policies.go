@@ -6,6 +6,7 @@ import (
 	"net/mail"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -99,6 +100,26 @@ type Policies struct {
 	OAuth       OAuthPolicy      `json:"oauth"`
 	MCP         MCPPolicy        `json:"mcp"`
 	Branding    Branding         `json:"branding"`
+	Signup      SignupPolicy     `json:"signup"`
+}
+
+// SignupPolicy opens the tenant to people who register themselves.
+type SignupPolicy struct {
+	Enabled bool `json:"enabled" doc:"people may create their own account at /t/{slug}/signup (default false)"`
+	// AllowedDomains, when set, are the only email domains that may.
+	AllowedDomains []string `json:"allowed_domains,omitempty" doc:"only addresses of these domains may sign up (default: any)"`
+}
+
+// Allows reports whether an address may sign up.
+func (p SignupPolicy) Allows(email string) bool {
+	if !p.Enabled {
+		return false
+	}
+	if len(p.AllowedDomains) == 0 {
+		return true
+	}
+	at := strings.LastIndexByte(email, '@')
+	return at >= 0 && slices.ContainsFunc(p.AllowedDomains, func(d string) bool { return strings.EqualFold(d, email[at+1:]) })
 }
 
 // Branding is how the tenant's pages and email present it.
@@ -158,6 +179,14 @@ func (p Policies) Validate() error {
 	}
 	if err := p.Branding.validate(); err != nil {
 		return err
+	}
+	if len(p.Signup.AllowedDomains) > 100 {
+		return apperr.Invalid("signup.allowed_domains", "at most 100 domains")
+	}
+	for _, d := range p.Signup.AllowedDomains {
+		if d == "" || len(d) > 253 || strings.ContainsAny(d, "@ \r\n") || !strings.Contains(d, ".") {
+			return apperr.Invalid("signup.allowed_domains", "each must be a domain such as example.com")
+		}
 	}
 	switch p.OAuth.Registration {
 	case "open", "token", "off":

@@ -258,3 +258,76 @@ func invitationAndReset(t *testing.T, flavor store.Flavor) {
 	resp, body = h.DoAs(tok, "GET", "/api/v1/mail/preview?template=nope", nil)
 	apptest.Expect(t, resp, body, 400, "an unknown template")
 }
+
+// TestSignup: where the tenant opens it (and for its domains), a person
+// asks for an account by email and creates it from the link; an address
+// that already has an account gets the same page, and its owner a notice
+// instead of a link; a closed tenant or another domain gets no mail.
+func TestSignup(t *testing.T) {
+	relay := mailtest.Start(t, false)
+	env := append(apptest.Env(t, store.SQLite, t.TempDir()), "XAVYO_SMTP_HOST="+relay.Host, "XAVYO_SMTP_PORT="+strconv.Itoa(relay.Port),
+		"XAVYO_SMTP_FROM=no-reply@id.example.test", "XAVYO_SMTP_TLS=none")
+	h := apptest.Start(t, env, apptest.Options{})
+	slug := apptest.UniqueSlug("sign")
+	_, tok := h.TenantAdmin(t, slug)
+	signup := h.Admin + "/t/" + slug + "/signup"
+	if st, page := newPerson(t, h).get(signup, ""); st != 404 || !strings.Contains(page, "not open") {
+		t.Fatalf("sign-up while closed: %d %s", st, page)
+	}
+	resp, body := h.DoAs(tok, "PATCH", "/api/v1/policies", map[string]any{"signup": map[string]any{"enabled": true, "allowed_domains": []string{"@bad"}}})
+	apptest.Expect(t, resp, body, 400, "a bad domain")
+	resp, body = h.DoAs(tok, "PATCH", "/api/v1/policies", map[string]any{"signup": map[string]any{"enabled": true, "allowed_domains": []string{"acme.example.test"}}})
+	apptest.Expect(t, resp, body, 200, "open sign-up")
+	resp, body = h.DoAs(tok, "POST", "/api/v1/users", map[string]any{"email": "dave@acme.example.test", "password": "Analytical-engine-1843"})
+	apptest.Expect(t, resp, body, 201, "an existing account")
+
+	ask := func(addr string) (int, string) {
+		p := newPerson(t, h)
+		_, page := p.get(signup, "")
+		return p.submit(signup, page, url.Values{"email": {addr}})
+	}
+	if st, page := ask("eve@elsewhere.example.test"); st != 403 {
+		t.Fatalf("another domain: %d %s", st, page)
+	}
+	st1, carolPage := ask("carol@acme.example.test")
+	st2, davePage := ask("dave@acme.example.test")
+	if st1 != 200 || st2 != 200 || carolPage != davePage || !strings.Contains(carolPage, "Check your mailbox") {
+		t.Fatalf("the answers: %d / %d\n%s\n---\n%s", st1, st2, carolPage, davePage)
+	}
+	msgs := relay.Wait(2, 20*time.Second)
+	time.Sleep(500 * time.Millisecond)
+	if n := len(relay.Messages()); n != 2 {
+		t.Fatalf("%d messages, want 2 (none for another domain)", n)
+	}
+	var link string
+	for _, m := range msgs {
+		switch {
+		case strings.Contains(m.To, "carol@"):
+			link = linkRE.FindString(m.Text)
+		case strings.Contains(m.To, "dave@"):
+			if m.Subject != "You already have a "+slug+" account" || linkRE.FindString(m.Text) != "" {
+				t.Fatalf("the existing account's notice: %q %s", m.Subject, m.Text)
+			}
+		}
+	}
+	if !strings.Contains(link, "/t/"+slug+"/signup/complete?token=") {
+		t.Fatalf("no sign-up link: %v", msgs)
+	}
+	p := newPerson(t, h)
+	st, page := p.get(link, "")
+	if st != 200 || !strings.Contains(page, "carol@acme.example.test") || !strings.Contains(page, `name="name"`) {
+		t.Fatalf("the sign-up page: %d %s", st, page)
+	}
+	if st, _ := p.submit(link, page, url.Values{"name": {"Carol"}, "password": {"Babbage-1791-engine"}, "confirm": {"nope"}}); st != 400 {
+		t.Fatalf("two different passwords: %d", st)
+	}
+	_, page = p.get(link, "")
+	if st, page := p.submit(link, page, url.Values{"name": {"Carol"}, "password": {"Babbage-1791-engine"}, "confirm": {"Babbage-1791-engine"}}); st != 200 ||
+		!strings.Contains(page, `id="done"`) {
+		t.Fatalf("creating the account: %d %s", st, page)
+	}
+	h.Login(slug, "carol@acme.example.test", "Babbage-1791-engine", 200)
+	if st, _ := p.get(link, ""); st != 400 {
+		t.Fatalf("the sign-up link used twice: %d", st)
+	}
+}

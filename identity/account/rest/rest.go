@@ -110,6 +110,10 @@ func (h *Handler) MountPages(app *fiber.App) {
 	app.Post("/t/:slug/invitation", h.setPassword(account.KindInvite))
 	app.Get("/t/:slug/email/verify", h.verify(account.KindVerify))
 	app.Post("/t/:slug/email/verify", h.verify(account.KindVerify))
+	app.Get("/t/:slug/signup", h.signup)
+	app.Post("/t/:slug/signup", h.signup)
+	app.Get("/t/:slug/signup/complete", h.completeSignup)
+	app.Post("/t/:slug/signup/complete", h.completeSignup)
 	app.Get("/t/:slug/email/confirm", h.verify(account.KindEmail))
 	app.Post("/t/:slug/email/confirm", h.verify(account.KindEmail))
 }
@@ -120,7 +124,7 @@ var accountPage = template.Must(template.New("account").Parse(`<!doctype html>
 <html lang="{{.Lang}}"><head><meta charset="utf-8"><title>{{.Title}} — {{.Org}}</title>
 <meta name="viewport" content="width=device-width,initial-scale=1">
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}
-label{display:block;margin:.8rem 0 .2rem}input[type=email],input[type=password]{width:100%;padding:.4rem}
+label{display:block;margin:.8rem 0 .2rem}input[type=email],input[type=password],input[type=text]{width:100%;padding:.4rem}
 button{margin-top:1rem;padding:.5rem 1rem;background:{{.Color}};color:#fff;border:0;border-radius:4px}.err{color:#b00020}</style></head>
 <body><h1>{{.Title}}</h1>
 {{if .Error}}<p class="err" role="alert">{{.Error}}</p>{{end}}
@@ -129,6 +133,9 @@ button{margin-top:1rem;padding:.5rem 1rem;background:{{.Color}};color:#fff;borde
 <input type="hidden" name="csrf" value="{{.CSRF}}">{{if .Token}}<input type="hidden" name="token" value="{{.Token}}">{{end}}
 {{if .Intro}}<p>{{.Intro}}</p>{{end}}
 {{if eq .Form "email"}}<label for="email">{{.T.Email}}</label><input id="email" name="email" type="email" autocomplete="email" required autofocus>
+{{else if eq .Form "signup"}}<label for="name">{{.T.Name}}</label><input id="name" name="name" type="text" autocomplete="name" required autofocus>
+<label for="password">{{.T.NewPassword}}</label><input id="password" name="password" type="password" autocomplete="new-password" required>
+<label for="confirm">{{.T.Confirm}}</label><input id="confirm" name="confirm" type="password" autocomplete="new-password" required>
 {{else if eq .Form "password"}}<label for="password">{{.T.NewPassword}}</label><input id="password" name="password" type="password" autocomplete="new-password" required autofocus>
 <label for="confirm">{{.T.Confirm}}</label><input id="confirm" name="confirm" type="password" autocomplete="new-password" required>{{end}}
 <button type="submit">{{.Button}}</button></form>{{end}}</body></html>`))
@@ -139,6 +146,8 @@ type pageWords struct {
 	Reset, Invite, InviteIntro, Save, Saved, SignIn, Mismatch       string
 	Verify, VerifyIntro, VerifyButton, Verified, Email, NewPassword string
 	Confirm, Unavailable                                            string
+	Signup, SignupIntro, SignupSent, SignupClosed, Name, Create     string
+	Created                                                         string
 }
 
 // pageCatalog holds words, not credentials.
@@ -149,7 +158,10 @@ var pageCatalog = map[string]pageWords{
 		Saved: "Your password is set.", SignIn: "Sign in", Mismatch: "The two passwords differ.",
 		Verify: "Verify your email address", VerifyIntro: "Confirm that this address is yours.", VerifyButton: "Verify my address",
 		Verified: "Your address is verified.", Email: "Email address", NewPassword: "New password", Confirm: "The same password again",
-		Unavailable: "Resetting a password by email is not available here; ask your administrator."},
+		Unavailable: "Resetting a password by email is not available here; ask your administrator.",
+		Signup:      "Create an account", SignupIntro: "Type your email address: we will send you a link to create your account.",
+		SignupSent: "Check your mailbox: we sent this address a link. It works once, for 24 hours.", SignupClosed: "Signing up is not open here.",
+		Name: "Your name", Create: "Create my account", Created: "Your account is ready."},
 	"fr": { //nolint:gosec // G101: page words
 		Forgot: "Mot de passe oublié ?", ForgotIntro: "Indiquez votre adresse : nous vous enverrons un lien pour choisir un nouveau mot de passe.",
 		Send: "Envoyer le lien", Sent: "Si un compte utilise cette adresse, nous lui avons envoyé un lien. Il fonctionne une fois, pendant 30 minutes.",
@@ -157,7 +169,10 @@ var pageCatalog = map[string]pageWords{
 		Save: "Enregistrer le mot de passe", Saved: "Votre mot de passe est enregistré.", SignIn: "Se connecter", Mismatch: "Les deux mots de passe diffèrent.",
 		Verify: "Vérifier votre adresse", VerifyIntro: "Confirmez que cette adresse est la vôtre.", VerifyButton: "Vérifier mon adresse",
 		Verified: "Votre adresse est vérifiée.", Email: "Adresse électronique", NewPassword: "Nouveau mot de passe", Confirm: "Le même mot de passe",
-		Unavailable: "La réinitialisation par email n'est pas disponible ici ; adressez-vous à votre administrateur."},
+		Unavailable: "La réinitialisation par email n'est pas disponible ici ; adressez-vous à votre administrateur.",
+		Signup:      "Créer un compte", SignupIntro: "Indiquez votre adresse : nous vous enverrons un lien pour créer votre compte.",
+		SignupSent:   "Consultez votre messagerie : nous avons envoyé un lien à cette adresse. Il fonctionne une fois, pendant 24 heures.",
+		SignupClosed: "L'inscription n'est pas ouverte ici.", Name: "Votre nom", Create: "Créer mon compte", Created: "Votre compte est prêt."},
 }
 
 // language picks the page's language: the first of the browser's
@@ -336,6 +351,89 @@ func (h *Handler) verify(kind string) fiber.Handler {
 		d.Done, d.Token = w.Verified, ""
 		return h.page(c, t, 200, d)
 	}
+}
+
+// signup is the tenant's sign-up page (where its policy opens it): the
+// same answer whether or not the address already has an account.
+func (h *Handler) signup(c *fiber.Ctx) error {
+	t, err := h.tenant(c)
+	if t == nil {
+		return err
+	}
+	w := pageCatalog[language(c, t)]
+	d := pageData{Title: w.Signup, Action: "/t/" + t.Slug + "/signup", Intro: w.SignupIntro, Form: "email", Button: w.Send}
+	if !tenant.PoliciesOf(t).Signup.Enabled || !h.Account.MailEnabled() {
+		d.Done = w.SignupClosed
+		return h.page(c, t, 404, d)
+	}
+	if c.Method() != fiber.MethodPost {
+		return h.page(c, t, 200, d)
+	}
+	if !authrest.FormTokenOK(c, csrfCookie) {
+		d.Error = "The form expired; please try again."
+		return h.page(c, t, 403, d)
+	}
+	err = h.Account.RequestSignup(c.UserContext(), t, c.FormValue("email"), c.IP())
+	switch {
+	case err == nil:
+		d.Done = w.SignupSent
+		return h.page(c, t, 200, d)
+	case errors.Is(err, account.ErrSignupClosed):
+		d.Error = w.SignupClosed
+		return h.page(c, t, 403, d)
+	case apperr.KindOf(err) == apperr.KindInvalidArgument:
+		d.Error = apperr.PublicMessage(err)
+		return h.page(c, t, 400, d)
+	case apperr.KindOf(err) == apperr.KindRateLimited:
+		d.Error = apperr.PublicMessage(err)
+		return h.page(c, t, 429, d)
+	}
+	return authrest.Error(c, 503, "the request could not be taken; try again")
+}
+
+// completeSignup is the page of a sign-up link: the person's name and
+// password create the account.
+func (h *Handler) completeSignup(c *fiber.Ctx) error {
+	t, err := h.tenant(c)
+	if t == nil {
+		return err
+	}
+	w := pageCatalog[language(c, t)]
+	d := pageData{Title: w.Signup, Action: "/t/" + t.Slug + "/signup/complete", Form: "signup", Button: w.Create, Token: c.Query("token")}
+	if c.Method() == fiber.MethodPost {
+		d.Token = c.FormValue("token")
+	}
+	l, err := h.Account.Check(c.UserContext(), t, account.KindSignup, d.Token)
+	if err != nil {
+		return h.linkError(c, t, d, err)
+	}
+	d.Intro = l.Email
+	if c.Method() != fiber.MethodPost {
+		return h.page(c, t, 200, d)
+	}
+	if !authrest.FormTokenOK(c, csrfCookie) {
+		d.Error = "The form expired; please try again."
+		return h.page(c, t, 403, d)
+	}
+	if c.FormValue("password") != c.FormValue("confirm") {
+		d.Error = w.Mismatch
+		return h.page(c, t, 400, d)
+	}
+	if err := h.Account.CompleteSignup(c.UserContext(), t, d.Token, c.FormValue("name"), c.FormValue("password")); err != nil {
+		switch {
+		case errors.Is(err, account.ErrBadToken):
+			return h.linkError(c, t, d, err)
+		case apperr.KindOf(err) == apperr.KindInvalidArgument:
+			d.Error = apperr.PublicMessage(err)
+			return h.page(c, t, 400, d)
+		case apperr.KindOf(err) == apperr.KindAlreadyExists, errors.Is(err, account.ErrSignupClosed):
+			d.Done, d.Token = apperr.PublicMessage(err), ""
+			return h.page(c, t, 409, d)
+		}
+		return authrest.Error(c, 503, "the account could not be created; try again")
+	}
+	d.Done, d.Next, d.NextLabel, d.Token = w.Created, "/t/"+t.Slug+"/login", w.SignIn, ""
+	return h.page(c, t, 200, d)
 }
 
 // linkError answers a link that cannot be used (one answer for every
