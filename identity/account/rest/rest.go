@@ -7,7 +7,6 @@ package rest
 import (
 	"errors"
 	"html/template"
-	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -175,24 +174,8 @@ var pageCatalog = map[string]pageWords{
 		SignupClosed: "L'inscription n'est pas ouverte ici.", Name: "Votre nom", Create: "Créer mon compte", Created: "Votre compte est prêt."},
 }
 
-// language picks the page's language: the first of the browser's
-// (Accept-Language, in order) that the pages speak, else the tenant's.
-func language(c *fiber.Ctx, t *tenant.Tenant) string {
-	for _, part := range strings.Split(c.Get(fiber.HeaderAcceptLanguage), ",") {
-		tag, q, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if strings.TrimSpace(q) == "q=0" {
-			continue
-		}
-		primary, _, _ := strings.Cut(strings.ToLower(tag), "-")
-		if _, ok := pageCatalog[primary]; ok {
-			return primary
-		}
-	}
-	if l := tenant.PoliciesOf(t).Branding.Locale; l != "" {
-		return l
-	}
-	return "en"
-}
+// language picks the page's language.
+func language(c *fiber.Ctx, t *tenant.Tenant) string { return authrest.Lang(c, t) }
 
 type pageData struct {
 	Lang, Title, Org, Color, Error, Done, Next, NextLabel, Action, CSRF, Token, Intro, Form, Button string

@@ -124,3 +124,23 @@ func TenantPage(c *fiber.Ctx, err error) error {
 	}
 	return Error(c, 503, "this page is unavailable; try again")
 }
+
+// Lang is the language of a page: the first of the browser's
+// (Accept-Language, in order) that the pages speak (en, fr), else the
+// tenant's (branding.locale), else English.
+func Lang(c *fiber.Ctx, t *tenant.Tenant) string {
+	for _, part := range strings.Split(c.Get(fiber.HeaderAcceptLanguage), ",") {
+		tag, q, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.TrimSpace(q) == "q=0" {
+			continue
+		}
+		switch primary, _, _ := strings.Cut(strings.ToLower(tag), "-"); primary {
+		case "en", "fr":
+			return primary
+		}
+	}
+	if l := tenant.PoliciesOf(t).Branding.Locale; l != "" {
+		return l
+	}
+	return "en"
+}

@@ -47,6 +47,8 @@ type Prompt struct {
 	// ReturnTo is where the flow may send the browser right after the
 	// sign-in (its origin is allowed as a form target).
 	ReturnTo string
+	// Device: the person signs in to connect a device.
+	Device bool
 }
 
 // Flow is a flow that needs a signed-in person.
@@ -86,26 +88,43 @@ func (p *Pages) Mount(app *fiber.App) {
 const csrfCookie = "xv_login_csrf"
 
 var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Sign in — {{.Tenant}}</title>
+<html lang="{{.Lang}}"><head><meta charset="utf-8"><title>{{.W.Title}} — {{.Tenant}}</title>
 <meta name="viewport" content="width=device-width,initial-scale=1">
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}
 label{display:block;margin:.8rem 0 .2rem}input[type=text],input[type=password]{width:100%;padding:.4rem}
 button{margin-top:1rem;padding:.5rem 1rem}.err{color:#b00020}</style></head>
-<body><h1>Sign in</h1>
-{{if .Client}}<p><strong>{{.Client}}</strong> asks to act for you{{if .Asks}} ({{.Asks}}){{end}}.</p>{{else if .Asks}}<p>{{.Asks}}</p>{{else}}<p>Sign in to <strong>{{.Tenant}}</strong>.</p>{{end}}
+<body><h1>{{.W.Title}}</h1>
+{{if .Client}}<p><strong>{{.Client}}</strong> {{.W.Asks}}{{if .Asks}} ({{.Asks}}){{end}}.</p>{{else if .Device}}<p>{{.W.Device}}</p>{{else}}<p>{{.W.SignInTo}} <strong>{{.Tenant}}</strong>.</p>{{end}}
 {{if .Error}}<p class="err" role="alert">{{.Error}}</p>{{end}}
 <form method="post" action="{{.Action}}">
 <input type="hidden" name="tx" value="{{.Tx}}"><input type="hidden" name="csrf" value="{{.CSRF}}">
-<label for="login">Email or username</label><input id="login" name="login" type="text" autocomplete="username" value="{{.LoginHint}}" required autofocus>
-<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
-<button type="submit">Sign in</button></form>
-<p><a href="{{.Forgot}}">Forgot your password?</a></p></body></html>`))
+<label for="login">{{.W.Login}}</label><input id="login" name="login" type="text" autocomplete="username" value="{{.LoginHint}}" required autofocus>
+<label for="password">{{.W.Password}}</label><input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit">{{.W.Button}}</button></form>
+<p><a href="{{.Forgot}}">{{.W.Forgot}}</a></p></body></html>`))
 
 var signedInPage = template.Must(template.New("signed-in").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Signed in — {{.}}</title>
+<html lang="{{.Lang}}"><head><meta charset="utf-8"><title>{{.W.SignedIn}} — {{.Tenant}}</title>
 <meta name="viewport" content="width=device-width,initial-scale=1">
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}</style></head>
-<body><h1 id="signed-in">You are signed in</h1><p>You are signed in to {{.}}.</p></body></html>`))
+<body><h1 id="signed-in">{{.W.SignedIn}}</h1><p>{{.W.SignedInTo}} {{.Tenant}}.</p></body></html>`))
+
+// loginWords are the sign-in page's words per language.
+type loginWords struct {
+	Title, Asks, Device, SignInTo, Login, Password, Button, Forgot, Wrong, Expired, MustChange, SignedIn, SignedInTo string
+}
+
+var loginCatalog = map[string]loginWords{ //nolint:gosec // G101: page words, not credentials
+	"en": {Title: "Sign in", Asks: "asks to act for you", Device: "Sign in to connect your device.", SignInTo: "Sign in to",
+		Login: "Email or username", Password: "Password", Button: "Sign in", Forgot: "Forgot your password?",
+		Wrong: "Wrong email, username or password.", Expired: "The form expired; please sign in again.",
+		MustChange: "You must change your password before signing in to applications.", SignedIn: "You are signed in", SignedInTo: "You are signed in to"},
+	"fr": {Title: "Connexion", Asks: "demande à agir pour vous", Device: "Connectez-vous pour relier votre appareil.", SignInTo: "Connectez-vous à",
+		Login: "Adresse ou nom d'utilisateur", Password: "Mot de passe", Button: "Se connecter", Forgot: "Mot de passe oublié ?",
+		Wrong: "Adresse, nom d'utilisateur ou mot de passe incorrect.", Expired: "Le formulaire a expiré ; reconnectez-vous.",
+		MustChange: "Vous devez changer votre mot de passe avant de vous connecter aux applications.", SignedIn: "Vous êtes connecté·e",
+		SignedInTo: "Vous êtes connecté·e à"},
+}
 
 // Begin starts a sign-in for a flow and sends the browser to the sign-in
 // page (the flow resumes with Flow.Resume).
@@ -187,24 +206,27 @@ func (p *Pages) login(c *fiber.Ctx) error {
 		}
 	}
 	iss := p.Issuer(t.Slug)
+	lang := Lang(c, t)
+	w := loginCatalog[lang]
 	show := func(status int, msg string) error {
 		token := FormToken(c, csrfCookie, "/t/"+t.Slug+"/login", iss)
 		Secure(c, prompt.ReturnTo)
-		return Page(c, status, loginPage, map[string]any{"Tenant": t.Name, "Client": prompt.Client, "Asks": prompt.Asks, "LoginHint": prompt.LoginHint,
-			"Error": msg, "CSRF": token, "Tx": id, "Action": "/t/" + t.Slug + "/login", "Forgot": "/t/" + t.Slug + "/password/forgot"})
+		return Page(c, status, loginPage, map[string]any{"Lang": lang, "W": w, "Tenant": t.Name, "Client": prompt.Client, "Asks": prompt.Asks,
+			"Device": prompt.Device, "LoginHint": prompt.LoginHint, "Error": msg, "CSRF": token, "Tx": id, "Action": "/t/" + t.Slug + "/login",
+			"Forgot": "/t/" + t.Slug + "/password/forgot"})
 	}
 	if !posted {
 		return show(200, "")
 	}
 	if !FormTokenOK(c, csrfCookie) {
-		return show(403, "The form expired; please sign in again.")
+		return show(403, w.Expired)
 	}
 	_, u, mustChange, err := p.Auth.CheckPassword(ctx, t.Slug, c.FormValue("login"), c.FormValue("password"))
 	if err != nil {
-		return show(401, "Wrong email, username or password.")
+		return show(401, w.Wrong)
 	}
 	if mustChange {
-		return show(403, "You must change your password before signing in to applications.")
+		return show(403, w.MustChange)
 	}
 	bs, err := p.OpenSession(c, t, u, []string{"pwd"})
 	if err != nil {
@@ -212,7 +234,7 @@ func (p *Pages) login(c *fiber.Ctx) error {
 	}
 	if x == nil {
 		Secure(c)
-		return Page(c, 200, signedInPage, t.Name)
+		return Page(c, 200, signedInPage, map[string]any{"Lang": lang, "W": w, "Tenant": t.Name})
 	}
 	if err := p.Auth.TransactionSignedIn(ctx, t, x, bs.ID); err != nil {
 		return Error(c, 400, auth.ErrNoTransaction.Error())

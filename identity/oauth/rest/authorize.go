@@ -30,26 +30,39 @@ const purposeAuthorize = "authorize"
 // The consent page: the client, where the browser goes next, what it
 // asks; Allow or Deny post back with the CSRF token.
 var consentPage = template.Must(template.New("consent").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Allow access — {{.Tenant}}</title>
+<html lang="{{.Lang}}"><head><meta charset="utf-8"><title>{{.W.Title}} — {{.Tenant}}</title>
 <meta name="viewport" content="width=device-width,initial-scale=1">
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem}
 button{margin:1rem .5rem 0 0;padding:.5rem 1rem}code{background:#eee;padding:0 .2rem}</style></head>
-<body>{{if .Logo}}<img src="{{.Logo}}" alt="" width="64" height="64">{{end}}<h1>Allow {{.Client}}?</h1>
-<p>{{if .Home}}<a href="{{.Home}}" rel="noopener noreferrer" target="_blank"><strong>{{.Client}}</strong></a>{{else}}<strong>{{.Client}}</strong>{{end}} (returning to <code>{{.Host}}</code>) asks to act for you at <strong>{{.Tenant}}</strong>:</p>
+<body>{{if .Logo}}<img src="{{.Logo}}" alt="" width="64" height="64">{{end}}<h1>{{.W.Allow}} {{.Client}}{{.W.Q}}</h1>
+<p>{{if .Home}}<a href="{{.Home}}" rel="noopener noreferrer" target="_blank"><strong>{{.Client}}</strong></a>{{else}}<strong>{{.Client}}</strong>{{end}} ({{.W.Returning}} <code>{{.Host}}</code>) {{.W.Asks}} <strong>{{.Tenant}}</strong>{{.W.Colon}}</p>
 <ul>{{range .Scopes}}<li>{{.}}</li>{{end}}</ul>
-{{if or .Policy .Terms}}<p>Read its {{if .Policy}}<a href="{{.Policy}}" rel="noopener noreferrer" target="_blank">privacy policy</a>{{end}}{{if and .Policy .Terms}} and {{end}}{{if .Terms}}<a href="{{.Terms}}" rel="noopener noreferrer" target="_blank">terms of service</a>{{end}}.</p>{{end}}
+{{if or .Policy .Terms}}<p>{{.W.Read}} {{if .Policy}}<a href="{{.Policy}}" rel="noopener noreferrer" target="_blank">{{.W.Policy}}</a>{{end}}{{if and .Policy .Terms}} {{.W.And}} {{end}}{{if .Terms}}<a href="{{.Terms}}" rel="noopener noreferrer" target="_blank">{{.W.Terms}}</a>{{end}}.</p>{{end}}
 <form method="post" action="{{.Action}}">
 <input type="hidden" name="tx" value="{{.Tx}}"><input type="hidden" name="csrf" value="{{.CSRF}}">
-<button type="submit" name="consent" value="allow">Allow</button><button type="submit" name="consent" value="deny">Deny</button></form></body></html>`))
+<button type="submit" name="consent" value="allow">{{.W.AllowButton}}</button><button type="submit" name="consent" value="deny">{{.W.Deny}}</button></form></body></html>`))
 
-// scopeWords says what each scope lets a client do.
-var scopeWords = map[string]string{
-	"openid":         "know who you are",
-	"profile":        "see your name",
-	"email":          "see your email address",
-	"offline_access": "keep acting for you while you are away",
-	"mcp":            "call tools for you through the MCP gateway",
-	"a2a":            "call agents for you",
+// consentWords are the consent page's words per language.
+type consentWords struct {
+	Title, Allow, Returning, Asks, Read, Policy, And, Terms, AllowButton, Deny string
+	// Q and Colon are the question mark and colon as the language writes
+	// them.
+	Q, Colon string
+	// Scopes says what each scope lets a client do.
+	Scopes map[string]string
+}
+
+var consentCatalog = map[string]consentWords{
+	"en": {Title: "Allow access", Allow: "Allow", Returning: "returning to", Asks: "asks to act for you at", Read: "Read its",
+		Policy: "privacy policy", And: "and", Terms: "terms of service", AllowButton: "Allow", Deny: "Deny", Q: "?", Colon: ":",
+		Scopes: map[string]string{"openid": "know who you are", "profile": "see your name", "email": "see your email address",
+			"offline_access": "keep acting for you while you are away", "mcp": "call tools for you through the MCP gateway", "a2a": "call agents for you"}},
+	"fr": {Title: "Autoriser l'accès", Allow: "Autoriser", Returning: "qui revient à", Asks: "demande à agir pour vous chez", Read: "Lisez sa",
+		Policy: "politique de confidentialité", And: "et ses", Terms: "conditions d'utilisation", AllowButton: "Autoriser", Deny: "Refuser",
+		Q: "\u00a0?", Colon: "\u00a0:",
+		Scopes: map[string]string{"openid": "savoir qui vous êtes", "profile": "voir votre nom", "email": "voir votre adresse électronique",
+			"offline_access": "continuer à agir pour vous en votre absence", "mcp": "appeler des outils pour vous via la passerelle MCP",
+			"a2a": "appeler des agents pour vous"}},
 }
 
 var authorizeParams = []string{"response_type", "client_id", "redirect_uri", "state", "scope", "code_challenge", "code_challenge_method", "nonce",
@@ -242,16 +255,19 @@ func (h *Handler) consent(c *fiber.Ctx) error {
 		c.Set("Content-Security-Policy", c.GetRespHeader("Content-Security-Policy")+"; img-src "+o)
 	}
 	p := req.Profile
-	return authrest.Page(c, 200, consentPage, map[string]any{"Tenant": t.Name, "Client": req.ClientName, "Host": host, "Scopes": describeScopes(req.Scope),
-		"Tx": x.ID, "CSRF": token, "Action": "/t/" + t.Slug + "/consent", "Logo": p.LogoURI, "Home": p.ClientURI, "Policy": p.PolicyURI, "Terms": p.TOSURI})
+	lang := authrest.Lang(c, t)
+	w := consentCatalog[lang]
+	return authrest.Page(c, 200, consentPage, map[string]any{"Lang": lang, "W": w, "Tenant": t.Name, "Client": req.ClientName, "Host": host,
+		"Scopes": describeScopes(w, req.Scope),
+		"Tx":     x.ID, "CSRF": token, "Action": "/t/" + t.Slug + "/consent", "Logo": p.LogoURI, "Home": p.ClientURI, "Policy": p.PolicyURI, "Terms": p.TOSURI})
 }
 
 // describeScopes says in words what each scope lets a client do.
-func describeScopes(scopes []string) []string {
+func describeScopes(w consentWords, scopes []string) []string {
 	var words []string
 	for _, sc := range scopes {
-		if w, ok := scopeWords[sc]; ok {
-			words = append(words, w)
+		if d, ok := w.Scopes[sc]; ok {
+			words = append(words, d)
 		}
 	}
 	return words

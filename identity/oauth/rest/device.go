@@ -48,7 +48,7 @@ const purposeDevice = "device"
 type deviceFlow struct{ h *Handler }
 
 func (deviceFlow) Describe(context.Context, *tenant.Tenant, *auth.Transaction) (authrest.Prompt, error) {
-	return authrest.Prompt{Asks: "Sign in to connect your device."}, nil
+	return authrest.Prompt{Device: true}, nil
 }
 
 func (f deviceFlow) Resume(c *fiber.Ctx, t *tenant.Tenant, x *auth.Transaction, _ *auth.BrowserSession) error {
@@ -166,5 +166,5 @@ func (h *Handler) device(c *fiber.Ctx, posted bool) error {
 		return show(200, "done", "", map[string]any{"Done": done})
 	}
 	userCode = req.UserCode
-	return show(200, "decide", "", map[string]any{"Client": req.ClientName, "Agent": req.Agent, "Scopes": describeScopes(req.Scope)})
+	return show(200, "decide", "", map[string]any{"Client": req.ClientName, "Agent": req.Agent, "Scopes": describeScopes(consentCatalog[authrest.Lang(c, t)], req.Scope)})
 }

@@ -462,6 +462,19 @@ func TestSignInPages(t *testing.T) {
 		t.Fatalf("signing in: %d %s", r.StatusCode, p)
 	}
 
+	// Languages: the browser's first the pages speak, else the tenant's.
+	req, _ := http.NewRequest("GET", h.Admin+"/t/"+slug+"/login", nil)
+	req.Header.Set("Accept-Language", "de, fr-CH;q=0.9, en;q=0.1")
+	if r, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		b, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		if !strings.Contains(string(b), `<html lang="fr">`) || !strings.Contains(string(b), "Mot de passe oublié ?") {
+			t.Fatalf("the sign-in page in French: %s", b)
+		}
+	}
+
 	// Transactions: another browser (no session) starts an authorization
 	// and a device sign-in at the first tenant.
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -509,5 +522,10 @@ func TestSignInPages(t *testing.T) {
 		if name == "the sign-in page of its request" && !strings.Contains(page, "<strong>Notes</strong> asks to act for you") {
 			t.Fatalf("the sign-in page does not name the client: %s", page)
 		}
+	}
+	resp, body = h.DoAs(tok, "PATCH", "/api/v1/policies", map[string]any{"branding": map[string]any{"locale": "fr"}})
+	apptest.Expect(t, resp, body, 200, "French by default")
+	if _, page := newBrowser(t, h, slug, "", "").do("GET", h.Admin+"/t/"+slug+"/login", nil); !strings.Contains(page, "Se connecter") {
+		t.Fatalf("the tenant's language: %s", page)
 	}
 }
