@@ -99,7 +99,7 @@ button{margin-top:1rem;padding:.5rem 1rem}.err{color:#b00020}</style></head>
 <form method="post" action="{{.Action}}">
 <input type="hidden" name="tx" value="{{.Tx}}"><input type="hidden" name="csrf" value="{{.CSRF}}">
 <label for="login">{{.W.Login}}</label><input id="login" name="login" type="text" autocomplete="username" value="{{.LoginHint}}" required autofocus>
-<label for="password">{{.W.Password}}</label><input id="password" name="password" type="password" autocomplete="current-password" required>
+<label for="password">{{.W.Secret}}</label><input id="password" name="password" type="password" autocomplete="current-password" required>
 <button type="submit">{{.W.Button}}</button></form>
 <p><a href="{{.Forgot}}">{{.W.Forgot}}</a></p></body></html>`))
 
@@ -111,16 +111,17 @@ var signedInPage = template.Must(template.New("signed-in").Parse(`<!doctype html
 
 // loginWords are the sign-in page's words per language.
 type loginWords struct {
-	Title, Asks, Device, SignInTo, Login, Password, Button, Forgot, Wrong, Expired, MustChange, SignedIn, SignedInTo string
+	Title, Asks, Device, SignInTo, Login, Secret, Button, Forgot, Wrong, Expired, MustChange, SignedIn, SignedInTo string
 }
 
-var loginCatalog = map[string]loginWords{ //nolint:gosec // G101: page words, not credentials
+var loginCatalog = map[string]loginWords{
 	"en": {Title: "Sign in", Asks: "asks to act for you", Device: "Sign in to connect your device.", SignInTo: "Sign in to",
-		Login: "Email or username", Password: "Password", Button: "Sign in", Forgot: "Forgot your password?",
+		Login: "Email or username", Secret: "Password", Button: "Sign in", Forgot: "Forgot your password?",
 		Wrong: "Wrong email, username or password.", Expired: "The form expired; please sign in again.",
 		MustChange: "You must change your password before signing in to applications.", SignedIn: "You are signed in", SignedInTo: "You are signed in to"},
-	"fr": {Title: "Connexion", Asks: "demande à agir pour vous", Device: "Connectez-vous pour relier votre appareil.", SignInTo: "Connectez-vous à",
-		Login: "Adresse ou nom d'utilisateur", Password: "Mot de passe", Button: "Se connecter", Forgot: "Mot de passe oublié ?",
+	"fr": { //nolint:gosec // G101: page words
+		Title: "Connexion", Asks: "demande à agir pour vous", Device: "Connectez-vous pour relier votre appareil.", SignInTo: "Connectez-vous à",
+		Login: "Adresse ou nom d'utilisateur", Secret: "Mot de passe", Button: "Se connecter", Forgot: "Mot de passe oublié ?",
 		Wrong: "Adresse, nom d'utilisateur ou mot de passe incorrect.", Expired: "Le formulaire a expiré ; reconnectez-vous.",
 		MustChange: "Vous devez changer votre mot de passe avant de vous connecter aux applications.", SignedIn: "Vous êtes connecté·e",
 		SignedInTo: "Vous êtes connecté·e à"},
