@@ -125,9 +125,6 @@ func (s *Service) MailEnabled() bool { return s.cfg.Mail != nil }
 // Invite mails a user of the tenant of ctx a link to set their password
 // (an admin's action). It answers once the email is due; it is sent after.
 func (s *Service) Invite(ctx context.Context, user uuid.UUID) error {
-	if s.cfg.Mail == nil {
-		return ErrNoMail
-	}
 	return s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		u, err := s.cfg.Directory.FindUserTx(ctx, tx, user)
 		if err != nil {
@@ -135,6 +132,9 @@ func (s *Service) Invite(ctx context.Context, user uuid.UUID) error {
 		}
 		if u == nil {
 			return apperr.NotFound("user")
+		}
+		if s.cfg.Mail == nil {
+			return ErrNoMail
 		}
 		if u.Status == directory.StatusDisabled {
 			return apperr.New(apperr.KindConflict, "the user is disabled")
