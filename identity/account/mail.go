@@ -114,6 +114,14 @@ type mailData struct {
 func render(t *tenant.Tenant, name, locale string, u *directory.User, link, detail, id string) (mail.Message, error) {
 	b := tenant.PoliciesOf(t).Branding
 	lang := locale
+	if _, ok := catalog[lang]; !ok && u != nil {
+		// The person's own language: a "locale" attribute.
+		var attrs struct {
+			Locale string `json:"locale"`
+		}
+		_ = json.Unmarshal(u.Attributes, &attrs)
+		lang = attrs.Locale
+	}
 	if _, ok := catalog[lang]; !ok {
 		lang = b.Locale
 	}
@@ -123,6 +131,15 @@ func render(t *tenant.Tenant, name, locale string, u *directory.User, link, deta
 	w, ok := catalog[lang][name]
 	if !ok {
 		return mail.Message{}, apperr.Invalid("template", "must be one of "+strings.Join(Templates, ", "))
+	}
+	if own, ok := b.Texts[name][lang]; ok {
+		// The tenant's own words: plain text, escaped like the rest.
+		if own.Subject != "" {
+			w.Subject = own.Subject
+		}
+		if own.Intro != "" {
+			w.Intro = own.Intro
+		}
 	}
 	org := b.DisplayName
 	if org == "" {
@@ -152,7 +169,7 @@ func render(t *tenant.Tenant, name, locale string, u *directory.User, link, deta
 	if err := textLayout.Execute(&text, d); err != nil {
 		return mail.Message{}, err
 	}
-	return mail.Message{FromName: org, To: to, Subject: d.Subject, Text: text.String(), HTML: html.String(), ID: id}, nil
+	return mail.Message{FromName: org, FromAddress: b.FromAddress, To: to, Subject: d.Subject, Text: text.String(), HTML: html.String(), ID: id}, nil
 }
 
 // Preview renders one of the tenant's emails for a sample person.

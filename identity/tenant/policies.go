@@ -131,6 +131,17 @@ type Branding struct {
 	SupportEmail string `json:"support_email,omitempty" doc:"where people ask for help, named in email"`
 	// Locale is the language of email when the person has none: en or fr.
 	Locale string `json:"locale,omitempty" doc:"default language of pages and email: en (default) or fr"`
+	// FromAddress is the tenant's own sender address in email.
+	FromAddress string `json:"from_address,omitempty" doc:"the From address of the tenant's email (default: smtp.from); the relay must be allowed to send for its domain"`
+	// Texts replace the built-in subject and first paragraph of an email,
+	// per template and language ({org} and {support} are filled in).
+	Texts map[string]map[string]MailText `json:"texts,omitempty" doc:"per template (invite, reset, …) and language (en, fr): a subject and first paragraph replacing the built-in ones"`
+}
+
+// MailText is a tenant's own words for one email.
+type MailText struct {
+	Subject string `json:"subject,omitempty"`
+	Intro   string `json:"intro,omitempty"`
 }
 
 // DefaultPolicies apply where a tenant set none.
@@ -301,6 +312,27 @@ func (b Branding) validate() error {
 	case "", "en", "fr":
 	default:
 		return apperr.Invalid("branding.locale", "must be en or fr")
+	}
+	if b.FromAddress != "" {
+		if a, err := mail.ParseAddress(b.FromAddress); err != nil || a.Name != "" || a.Address != b.FromAddress {
+			return apperr.Invalid("branding.from_address", "must be a plain email address")
+		}
+	}
+	if len(b.Texts) > 20 {
+		return apperr.Invalid("branding.texts", "at most 20 templates")
+	}
+	for name, langs := range b.Texts {
+		if len(name) > 40 || len(langs) > 2 {
+			return apperr.Invalid("branding.texts", "templates by name, each in en and fr at most")
+		}
+		for lang, t := range langs {
+			if lang != "en" && lang != "fr" {
+				return apperr.Invalid("branding.texts", "languages are en and fr")
+			}
+			if len(t.Subject) > 200 || strings.ContainsAny(t.Subject, "\r\n") || len(t.Intro) > 2000 {
+				return apperr.Invalid("branding.texts", "a subject of at most 200 characters on one line, an intro of at most 2000")
+			}
+		}
 	}
 	return nil
 }

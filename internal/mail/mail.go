@@ -44,9 +44,13 @@ type Config struct {
 
 // Message is one email.
 type Message struct {
-	// FromName is shown as the sender's name (the address is the
-	// deployment's: tenants do not send as arbitrary domains).
+	// FromName is shown as the sender's name.
 	FromName string
+	// FromAddress, when set, replaces the deployment's address in the
+	// From header (a tenant's own, whose domain must let the relay send
+	// for it); the envelope sender, where bounces go, stays the
+	// deployment's.
+	FromAddress string
 	To       string
 	Subject  string
 	Text     string
@@ -97,7 +101,7 @@ var ErrBadMessage = errors.New("mail: the message is malformed")
 // Send delivers m. Header values go through the library's encoding: a
 // name or subject cannot add headers (CR and LF are refused).
 func (s *Sender) Send(ctx context.Context, m Message) error {
-	for _, v := range []string{m.FromName, m.To, m.Subject, m.ID} {
+	for _, v := range []string{m.FromName, m.FromAddress, m.To, m.Subject, m.ID} {
 		if strings.ContainsAny(v, "\r\n") {
 			return fmt.Errorf("%w: a header value carries a line break", ErrBadMessage)
 		}
@@ -107,8 +111,19 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 		return fmt.Errorf("%w: recipient: %w", ErrBadMessage, err)
 	}
 	msg := gomail.NewMsg()
-	if err := msg.FromFormat(m.FromName, s.from.Address); err != nil {
+	from := s.from.Address
+	if m.FromAddress != "" {
+		a, err := mail.ParseAddress(m.FromAddress)
+		if err != nil || a.Name != "" {
+			return fmt.Errorf("%w: sender address %q", ErrBadMessage, m.FromAddress)
+		}
+		from = a.Address
+	}
+	if err := msg.FromFormat(m.FromName, from); err != nil {
 		return fmt.Errorf("%w: sender: %w", ErrBadMessage, err)
+	}
+	if err := msg.EnvelopeFrom(s.from.Address); err != nil {
+		return fmt.Errorf("%w: envelope sender: %w", ErrBadMessage, err)
 	}
 	if err := msg.To(to.Address); err != nil {
 		return fmt.Errorf("%w: recipient: %w", ErrBadMessage, err)

@@ -245,6 +245,38 @@ func invitationAndReset(t *testing.T, flavor store.Flavor) {
 		t.Fatalf("a confirmation used twice: %d", st)
 	}
 
+	// The tenant's own words and sender address; a person's own language.
+	resp, body = h.DoAs(tok, "PATCH", "/api/v1/policies", map[string]any{"branding": map[string]any{"display_name": "Acme Corp",
+		"from_address": "hr@acme.example.test", "texts": map[string]any{"invite": map[string]any{"en": map[string]any{
+			"subject": "Join the {org} crew", "intro": "<i>Welcome</i> aboard {org}."}}}}})
+	apptest.Expect(t, resp, body, 200, "own words")
+	resp, body = h.DoAs(tok, "POST", "/api/v1/attribute-definitions", map[string]any{"name": "locale", "type": "string"})
+	apptest.Expect(t, resp, body, 201, "a locale attribute")
+	for _, who := range []struct{ email, locale, subject string }{
+		{"eve@acme.example.test", "", "Join the Acme Corp crew"},
+		{"elise@acme.example.test", "fr", "Vous êtes invité·e chez Acme Corp"},
+	} {
+		in := map[string]any{"email": who.email, "status": "pending_verification"}
+		if who.locale != "" {
+			in["attributes"] = map[string]any{"locale": who.locale}
+		}
+		resp, body = h.DoAs(tok, "POST", "/api/v1/users", in)
+		apptest.Expect(t, resp, body, 201, "user "+who.email)
+		resp, body = h.DoAs(tok, "POST", "/api/v1/users/"+apptest.Decode[struct {
+			ID string `json:"id"`
+		}](t, body).ID+"/invitation", nil)
+		apptest.Expect(t, resp, body, 202, "invite "+who.email)
+		n := len(relay.Messages()) + 1
+		m := relay.Wait(n, 20*time.Second)[n-1]
+		if m.Subject != who.subject || !strings.Contains(m.Header.Get("From"), "hr@acme.example.test") ||
+			m.Header.Get("X-MailFrom") != "no-reply@id.example.test" {
+			t.Fatalf("invitation of %s: %q from %q envelope %q", who.email, m.Subject, m.Header.Get("From"), m.Header.Get("X-MailFrom"))
+		}
+		if who.locale == "" && (!strings.Contains(m.HTML, "&lt;i&gt;Welcome&lt;/i&gt; aboard Acme Corp.") || strings.Contains(m.HTML, "<i>Welcome")) {
+			t.Fatalf("the tenant's words are not escaped: %s", m.HTML)
+		}
+	}
+
 	// Languages: the browser's first that the pages speak; the mail
 	// preview in French.
 	if _, page := newPerson(t, h).get(forgot, "de-CH, fr;q=0.8, en;q=0.5"); !strings.Contains(page, "Mot de passe oublié") || !strings.Contains(page, `lang="fr"`) {
