@@ -51,10 +51,10 @@ type Message struct {
 	// for it); the envelope sender, where bounces go, stays the
 	// deployment's.
 	FromAddress string
-	To       string
-	Subject  string
-	Text     string
-	HTML     string
+	To          string
+	Subject     string
+	Text        string
+	HTML        string
 	// ID is the Message-ID's local part: the same for every attempt to
 	// send one message, so a receiver can drop duplicates.
 	ID string
