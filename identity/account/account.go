@@ -126,12 +126,9 @@ func (s *Service) MailEnabled() bool { return s.cfg.Mail != nil }
 // (an admin's action). It answers once the email is due; it is sent after.
 func (s *Service) Invite(ctx context.Context, user uuid.UUID) error {
 	return s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		u, err := s.cfg.Directory.FindUserTx(ctx, tx, user)
+		u, err := s.userTx(ctx, tx, user)
 		if err != nil {
 			return err
-		}
-		if u == nil {
-			return apperr.NotFound("user")
 		}
 		if s.cfg.Mail == nil {
 			return ErrNoMail
@@ -155,12 +152,8 @@ func (s *Service) RequestVerification(ctx context.Context, user uuid.UUID) error
 		return ErrTooMany
 	}
 	return s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		u, err := s.cfg.Directory.FindUserTx(ctx, tx, user)
-		if err != nil {
+		if _, err := s.userTx(ctx, tx, user); err != nil {
 			return err
-		}
-		if u == nil {
-			return apperr.NotFound("user")
 		}
 		return s.due(ctx, tx, EventVerify, user.String())
 	})
@@ -181,12 +174,9 @@ func (s *Service) RequestEmailChange(ctx context.Context, user uuid.UUID, email 
 		return ErrTooMany
 	}
 	return s.cfg.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		u, err := s.cfg.Directory.FindUserTx(ctx, tx, user)
+		u, err := s.userTx(ctx, tx, user)
 		if err != nil {
 			return err
-		}
-		if u == nil {
-			return apperr.NotFound("user")
 		}
 		if strings.EqualFold(u.Email, norm) {
 			return apperr.Invalid("email", "that is already your address")
@@ -289,6 +279,15 @@ func (s *Service) RequestReset(ctx context.Context, t *tenant.Tenant, email, ip 
 	return s.cfg.DB.InTenantTx(store.WithTenant(ctx, t.ID), func(tx *store.Tx) error {
 		return s.due(ctx, tx, EventReset, addr)
 	})
+}
+
+// userTx reads a user of the tenant (apperr NotFound: none).
+func (s *Service) userTx(ctx context.Context, tx *store.Tx, id uuid.UUID) (*directory.User, error) {
+	u, err := s.cfg.Directory.FindUserTx(ctx, tx, id)
+	if err == nil && u == nil {
+		err = apperr.NotFound("user")
+	}
+	return u, err
 }
 
 // due records that an email is to be sent.

@@ -7,6 +7,7 @@ package rest
 import (
 	"errors"
 	"html/template"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -258,23 +259,8 @@ func (h *Handler) setPassword(kind string) fiber.Handler {
 		if kind == account.KindInvite {
 			d.Title, d.Intro = w.Invite, w.InviteIntro
 		}
-		d.Token = c.Query("token")
-		if c.Method() == fiber.MethodPost {
-			d.Token = c.FormValue("token")
-		}
-		if _, err := h.Account.Check(c.UserContext(), t, kind, d.Token); err != nil {
-			return h.linkError(c, t, d, err)
-		}
-		if c.Method() != fiber.MethodPost {
-			return h.page(c, t, 200, d)
-		}
-		if !authrest.FormTokenOK(c, csrfCookie) {
-			d.Error = "The form expired; please try again."
-			return h.page(c, t, 403, d)
-		}
-		if c.FormValue("password") != c.FormValue("confirm") {
-			d.Error = w.Mismatch
-			return h.page(c, t, 400, d)
+		if _, ok, err := h.linkPage(c, t, kind, &d); !ok {
+			return err
 		}
 		if err := h.Account.SetPassword(c.UserContext(), t, kind, d.Token, c.FormValue("password")); err != nil {
 			if errors.Is(err, account.ErrBadToken) {
@@ -302,23 +288,9 @@ func (h *Handler) verify(kind string) fiber.Handler {
 		}
 		w := pageCatalog[language(c, t)]
 		path := map[string]string{account.KindVerify: "/email/verify", account.KindEmail: "/email/confirm"}[kind]
-		d := pageData{Title: w.Verify, Action: "/t/" + t.Slug + path, Intro: w.VerifyIntro, Button: w.VerifyButton, Token: c.Query("token")}
-		if c.Method() == fiber.MethodPost {
-			d.Token = c.FormValue("token")
-		}
-		l, err := h.Account.Check(c.UserContext(), t, kind, d.Token)
-		if err != nil {
-			return h.linkError(c, t, d, err)
-		}
-		if kind == account.KindEmail {
-			d.Intro = w.VerifyIntro + " (" + l.Email + ")"
-		}
-		if c.Method() != fiber.MethodPost {
-			return h.page(c, t, 200, d)
-		}
-		if !authrest.FormTokenOK(c, csrfCookie) {
-			d.Error = "The form expired; please try again."
-			return h.page(c, t, 403, d)
+		d := pageData{Title: w.Verify, Action: "/t/" + t.Slug + path, Intro: w.VerifyIntro, Button: w.VerifyButton}
+		if _, ok, err := h.linkPage(c, t, kind, &d); !ok {
+			return err
 		}
 		use := h.Account.VerifyEmail
 		if kind == account.KindEmail {
@@ -382,25 +354,9 @@ func (h *Handler) completeSignup(c *fiber.Ctx) error {
 		return err
 	}
 	w := pageCatalog[language(c, t)]
-	d := pageData{Title: w.Signup, Action: "/t/" + t.Slug + "/signup/complete", Form: "signup", Button: w.Create, Token: c.Query("token")}
-	if c.Method() == fiber.MethodPost {
-		d.Token = c.FormValue("token")
-	}
-	l, err := h.Account.Check(c.UserContext(), t, account.KindSignup, d.Token)
-	if err != nil {
-		return h.linkError(c, t, d, err)
-	}
-	d.Intro = l.Email
-	if c.Method() != fiber.MethodPost {
-		return h.page(c, t, 200, d)
-	}
-	if !authrest.FormTokenOK(c, csrfCookie) {
-		d.Error = "The form expired; please try again."
-		return h.page(c, t, 403, d)
-	}
-	if c.FormValue("password") != c.FormValue("confirm") {
-		d.Error = w.Mismatch
-		return h.page(c, t, 400, d)
+	d := pageData{Title: w.Signup, Action: "/t/" + t.Slug + "/signup/complete", Form: "signup", Button: w.Create}
+	if _, ok, err := h.linkPage(c, t, account.KindSignup, &d); !ok {
+		return err
 	}
 	if err := h.Account.CompleteSignup(c.UserContext(), t, d.Token, c.FormValue("name"), c.FormValue("password")); err != nil {
 		switch {
@@ -417,6 +373,37 @@ func (h *Handler) completeSignup(c *fiber.Ctx) error {
 	}
 	d.Done, d.Next, d.NextLabel, d.Token = w.Created, "/t/"+t.Slug+"/login", w.SignIn, ""
 	return h.page(c, t, 200, d)
+}
+
+// linkPage runs what every page of an emailed link does before using it:
+// it reads the token (the query's, or the posted form's) and checks it,
+// shows the form to a GET (with the address a new-address or sign-up link
+// is for), checks the form's CSRF token and, with a password form, that
+// both passwords match. ok false: the page was answered.
+func (h *Handler) linkPage(c *fiber.Ctx, t *tenant.Tenant, kind string, d *pageData) (*account.Link, bool, error) {
+	d.Token = c.Query("token")
+	if c.Method() == fiber.MethodPost {
+		d.Token = c.FormValue("token")
+	}
+	l, err := h.Account.Check(c.UserContext(), t, kind, d.Token)
+	if err != nil {
+		return nil, false, h.linkError(c, t, *d, err)
+	}
+	if kind == account.KindEmail || kind == account.KindSignup {
+		d.Intro = strings.TrimSpace(d.Intro + " " + l.Email)
+	}
+	if c.Method() != fiber.MethodPost {
+		return nil, false, h.page(c, t, 200, *d)
+	}
+	if !authrest.FormTokenOK(c, csrfCookie) {
+		d.Error = "The form expired; please try again."
+		return nil, false, h.page(c, t, 403, *d)
+	}
+	if (d.Form == "password" || d.Form == "signup") && c.FormValue("password") != c.FormValue("confirm") {
+		d.Error = pageCatalog[language(c, t)].Mismatch
+		return nil, false, h.page(c, t, 400, *d)
+	}
+	return l, true, nil
 }
 
 // linkError answers a link that cannot be used (one answer for every

@@ -11,12 +11,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"io"
 	"math/big"
 	"mime"
 	"mime/multipart"
+	"mime/quotedprintable"
 	"net"
 	"net/mail"
 	"os"
@@ -204,13 +206,13 @@ func decodePart(cte string, r io.Reader) string {
 	b, _ := io.ReadAll(r)
 	switch strings.ToLower(cte) {
 	case "quoted-printable":
-		q, err := io.ReadAll(newQP(bytes.NewReader(b)))
+		q, err := io.ReadAll(quotedprintable.NewReader(bytes.NewReader(b)))
 		if err == nil {
 			return string(q)
 		}
 	case "base64":
 		var out bytes.Buffer
-		dec := newB64(bytes.NewReader(b))
+		dec := base64.NewDecoder(base64.StdEncoding, bytes.NewReader(b))
 		if _, err := io.Copy(&out, dec); err == nil {
 			return out.String()
 		}
