@@ -21,22 +21,36 @@ import (
 // denies what the device's client asks. Every form carries a CSRF token.
 
 var devicePage = template.Must(template.New("device").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Connect a device — {{.Tenant}}</title>
+<html lang="{{.Lang}}"><head><meta charset="utf-8"><title>{{.W.Title}} — {{.Tenant}}</title>
 <meta name="viewport" content="width=device-width,initial-scale=1">
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:26rem;margin:4rem auto;padding:0 1rem}
 label{display:block;margin:.8rem 0 .2rem}input[type=text],input[type=password]{width:100%;padding:.4rem}
 button{margin:1rem .5rem 0 0;padding:.5rem 1rem}.err{color:#b00020}code{font-size:1.2rem}</style></head>
-<body><h1>Connect a device</h1>
+<body><h1>{{.W.Title}}</h1>
 {{if .Error}}<p class="err">{{.Error}}</p>{{end}}
-{{if eq .Step "done"}}<p id="done">{{.Done}} You can return to your device.</p>
+{{if eq .Step "done"}}<p id="done">{{.Done}} {{.W.Return}}</p>
 {{else}}<form method="post" action="{{.Action}}"><input type="hidden" name="csrf" value="{{.CSRF}}"><input type="hidden" name="step" value="{{.Step}}">
-{{if eq .Step "lookup"}}<label for="user_code">Code shown on your device</label><input id="user_code" name="user_code" type="text" value="{{.UserCode}}" autocomplete="off" required>
-<button type="submit">Continue</button>
+{{if eq .Step "lookup"}}<label for="user_code">{{.W.Code}}</label><input id="user_code" name="user_code" type="text" value="{{.UserCode}}" autocomplete="off" required>
+<button type="submit">{{.W.Continue}}</button>
 {{else}}<input type="hidden" name="user_code" value="{{.UserCode}}">
-<p>{{if .Agent}}The agent {{end}}<strong>{{.Client}}</strong> on the device showing <code>{{.UserCode}}</code> asks to act for you at <strong>{{.Tenant}}</strong>{{if .Agent}} (its calls will name both of you){{end}}:</p>
+<p>{{if .Agent}}{{.W.TheAgent}} {{end}}<strong>{{.Client}}</strong> {{.W.OnDevice}} <code>{{.UserCode}}</code> {{.W.Asks}} <strong>{{.Tenant}}</strong>{{if .Agent}} {{.W.Both}}{{end}}{{.W.Colon}}</p>
 <ul>{{range .Scopes}}<li>{{.}}</li>{{end}}</ul>
-<button type="submit" name="decision" value="allow">Allow</button><button type="submit" name="decision" value="deny">Deny</button>
+<button type="submit" name="decision" value="allow">{{.W.Allow}}</button><button type="submit" name="decision" value="deny">{{.W.Deny}}</button>
 {{end}}</form>{{end}}</body></html>`))
+
+// deviceWords are the device page's words per language.
+type deviceWords struct {
+	Title, Return, Code, Continue, TheAgent, OnDevice, Asks, Both, Colon, Allow, Deny, Connected, Denied string
+}
+
+var deviceCatalog = map[string]deviceWords{
+	"en": {Title: "Connect a device", Return: "You can return to your device.", Code: "Code shown on your device", Continue: "Continue",
+		TheAgent: "The agent", OnDevice: "on the device showing", Asks: "asks to act for you at", Both: "(its calls will name both of you)", Colon: ":",
+		Allow: "Allow", Deny: "Deny", Connected: "Your device is connected.", Denied: "The device was denied."},
+	"fr": {Title: "Relier un appareil", Return: "Vous pouvez revenir à votre appareil.", Code: "Code affiché sur votre appareil", Continue: "Continuer",
+		TheAgent: "L'agent", OnDevice: "sur l'appareil qui affiche", Asks: "demande à agir pour vous chez", Both: "(ses appels vous nommeront tous deux)",
+		Colon: "\u00a0:", Allow: "Autoriser", Deny: "Refuser", Connected: "Votre appareil est relié.", Denied: "L'appareil a été refusé."},
+}
 
 const deviceCSRFCookie = "xv_device_csrf"
 
@@ -119,9 +133,12 @@ func (h *Handler) device(c *fiber.Ctx, posted bool) error {
 	if posted {
 		userCode = c.FormValue("user_code")
 	}
+	lang := authrest.Lang(c, t)
+	w := deviceCatalog[lang]
 	show := func(status int, step, msg string, extra map[string]any) error {
 		token := authrest.FormToken(c, deviceCSRFCookie, "/t/"+t.Slug+"/device", h.Server.Issuer(t.Slug))
-		data := map[string]any{"Tenant": t.Name, "Step": step, "Error": msg, "CSRF": token, "UserCode": userCode, "Action": "/t/" + t.Slug + "/device"}
+		data := map[string]any{"Lang": lang, "W": w, "Tenant": t.Name, "Step": step, "Error": msg, "CSRF": token, "UserCode": userCode,
+			"Action": "/t/" + t.Slug + "/device"}
 		for k, v := range extra {
 			data[k] = v
 		}
@@ -159,12 +176,12 @@ func (h *Handler) device(c *fiber.Ctx, posted bool) error {
 		if err := h.Server.DecideDevice(ctx, req.UserCode, bs.UserID, oauth.SignIn{SessionID: bs.ID, AuthTime: bs.AuthTime, AMR: bs.AMR}, allow); err != nil {
 			return show(404, "lookup", apperr.PublicMessage(err), nil)
 		}
-		done := "The device was denied."
+		done := w.Denied
 		if allow {
-			done = "Your device is connected."
+			done = w.Connected
 		}
 		return show(200, "done", "", map[string]any{"Done": done})
 	}
 	userCode = req.UserCode
-	return show(200, "decide", "", map[string]any{"Client": req.ClientName, "Agent": req.Agent, "Scopes": describeScopes(consentCatalog[authrest.Lang(c, t)], req.Scope)})
+	return show(200, "decide", "", map[string]any{"Client": req.ClientName, "Agent": req.Agent, "Scopes": describeScopes(consentCatalog[lang], req.Scope)})
 }

@@ -23,33 +23,46 @@ import (
 // (exact match), with state; else a page says the person is signed out.
 
 var logoutPage = template.Must(template.New("logout").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Sign out — {{.Tenant}}</title>
+<html lang="{{.Lang}}"><head><meta charset="utf-8"><title>{{.W.SignOut}} — {{.Tenant}}</title>
 <meta name="viewport" content="width=device-width,initial-scale=1">
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}button{margin-top:1rem;padding:.5rem 1rem}</style></head>
-<body><h1>Sign out</h1><p>Sign out of <strong>{{.Tenant}}</strong>{{if .Client}}, as <strong>{{.Client}}</strong> asks{{end}}?</p>
+<body><h1>{{.W.SignOut}}</h1><p>{{.W.SignOutOf}} <strong>{{.Tenant}}</strong>{{if .Client}}{{.W.As}} <strong>{{.Client}}</strong> {{.W.Asks}}{{end}}{{.W.Q}}</p>
 <form method="post" action="{{.Action}}">
 {{range $k, $v := .Hidden}}<input type="hidden" name="{{$k}}" value="{{$v}}">
 {{end}}<input type="hidden" name="csrf" value="{{.CSRF}}">
-<button type="submit" name="confirm" value="yes">Sign out</button></form></body></html>`))
+<button type="submit" name="confirm" value="yes">{{.W.SignOut}}</button></form></body></html>`))
 
 var signedOutPage = template.Must(template.New("signed-out").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Signed out — {{.}}</title></head>
-<body><h1>You are signed out</h1><p>You have signed out of {{.}}. You may close this window.</p></body></html>`))
+<html lang="{{.Lang}}"><head><meta charset="utf-8"><title>{{.W.SignedOut}} — {{.Tenant}}</title></head>
+<body><h1>{{.W.SignedOut}}</h1><p>{{.W.SignedOutOf}} {{.Tenant}}. {{.W.Close}}</p></body></html>`))
 
 // frontchannelPage says the person is signed out while it loads each
 // relying party's front-channel logout URI in a hidden frame, then (with
 // a return address) goes back once they loaded, or after 5 s.
 var frontchannelPage = template.Must(template.New("frontchannel").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Signed out — {{.Tenant}}</title>
+<html lang="{{.Lang}}"><head><meta charset="utf-8"><title>{{.W.SignedOut}} — {{.Tenant}}</title>
 <meta name="viewport" content="width=device-width,initial-scale=1">
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}iframe{display:none}</style></head>
-<body><h1>You are signed out</h1><p>You have signed out of {{.Tenant}}{{if .Next}}; taking you back…{{else}}. You may close this window.{{end}}</p>
+<body><h1>{{.W.SignedOut}}</h1><p>{{.W.SignedOutOf}} {{.Tenant}}{{if .Next}}{{.W.Back}}{{else}}. {{.W.Close}}{{end}}</p>
 {{range .Frames}}<iframe src="{{.}}" title="signing out of an application"></iframe>
-{{end}}{{if .Next}}<p><a id="next" href="{{.Next}}">Continue</a></p>
+{{end}}{{if .Next}}<p><a id="next" href="{{.Next}}">{{.W.Continue}}</a></p>
 <script nonce="{{.Nonce}}">(function(){var f=document.querySelectorAll("iframe"),n=f.length,done=false;
 function go(){if(!done){done=true;location.replace(document.getElementById("next").href)}}
 f.forEach(function(x){x.addEventListener("load",function(){if(--n<=0)go()})});if(n===0)go();setTimeout(go,5000)})();</script>{{end}}
 </body></html>`))
+
+// logoutWords are the sign-out pages' words per language.
+type logoutWords struct {
+	SignOut, SignOutOf, As, Asks, Q, SignedOut, SignedOutOf, Close, Back, Continue string
+}
+
+var logoutCatalog = map[string]logoutWords{
+	"en": {SignOut: "Sign out", SignOutOf: "Sign out of", As: ", as", Asks: "asks", Q: "?", SignedOut: "You are signed out",
+		SignedOutOf: "You have signed out of", Close: "You may close this window.", Back: "; taking you back…", Continue: "Continue"},
+	"fr": {SignOut: "Se déconnecter", SignOutOf: "Vous déconnecter de", As: ", comme", Asks: "le demande", Q: "\u00a0?",
+		SignedOut: "Vous êtes déconnecté·e", SignedOutOf: "Vous vous êtes déconnecté·e de", Close: "Vous pouvez fermer cette fenêtre.",
+		Back: " ; retour en cours…", Continue: "Continuer"},
+}
 
 const logoutCSRFCookie = "xv_logout_csrf"
 
@@ -113,10 +126,11 @@ func (h *Handler) endSession(c *fiber.Ctx, posted bool) error {
 		v.Set("state", state)
 	}
 	if len(frames) > 0 {
-		return signedOutFrames(c, t.Name, frames, back, v)
+		return signedOutFrames(c, t, frames, back, v)
 	}
 	if back == "" {
-		return authrest.Page(c, 200, signedOutPage, t.Name)
+		lang := authrest.Lang(c, t)
+		return authrest.Page(c, 200, signedOutPage, map[string]any{"Lang": lang, "W": logoutCatalog[lang], "Tenant": t.Name})
 	}
 	return redirect(c, back, v)
 }
@@ -124,7 +138,7 @@ func (h *Handler) endSession(c *fiber.Ctx, posted bool) error {
 // signedOutFrames answers the front-channel logout page: the relying
 // parties' logout URIs are the only frames it may load, its one script
 // carries a nonce, and it goes on to back (with v) when there is one.
-func signedOutFrames(c *fiber.Ctx, tenantName string, frames []string, back string, v url.Values) error {
+func signedOutFrames(c *fiber.Ctx, t *tenant.Tenant, frames []string, back string, v url.Values) error {
 	next := ""
 	if back != "" {
 		dropEmpty(v)
@@ -149,7 +163,9 @@ func signedOutFrames(c *fiber.Ctx, tenantName string, frames []string, back stri
 	c.Set("Referrer-Policy", "no-referrer")
 	c.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-"+nonce+"'; frame-src "+strings.Join(srcs, " ")+
 		"; form-action 'none'")
-	return authrest.Page(c, 200, frontchannelPage, map[string]any{"Tenant": tenantName, "Frames": frames, "Next": next, "Nonce": nonce})
+	lang := authrest.Lang(c, t)
+	return authrest.Page(c, 200, frontchannelPage, map[string]any{"Lang": lang, "W": logoutCatalog[lang], "Tenant": t.Name, "Frames": frames,
+		"Next": next, "Nonce": nonce})
 }
 
 // confirmLogout asks the person to confirm signing out.
@@ -162,6 +178,8 @@ func (h *Handler) confirmLogout(ctx context.Context, c *fiber.Ctx, t *tenant.Ten
 		}
 	}
 	hidden := map[string]string{"client_id": clientID, "post_logout_redirect_uri": back, "state": state}
-	return authrest.Page(c, 200, logoutPage, map[string]any{"Tenant": t.Name, "Client": name, "Hidden": hidden, "CSRF": token,
+	lang := authrest.Lang(c, t)
+	return authrest.Page(c, 200, logoutPage, map[string]any{"Lang": lang, "W": logoutCatalog[lang], "Tenant": t.Name, "Client": name, "Hidden": hidden,
+		"CSRF":   token,
 		"Action": "/t/" + t.Slug + "/end_session"})
 }
