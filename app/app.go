@@ -37,6 +37,8 @@ import (
 	"github.com/xavyo/xavyo/identity/bootstrap"
 	"github.com/xavyo/xavyo/identity/directory"
 	directoryrest "github.com/xavyo/xavyo/identity/directory/rest"
+	"github.com/xavyo/xavyo/identity/mfa"
+	mfarest "github.com/xavyo/xavyo/identity/mfa/rest"
 	"github.com/xavyo/xavyo/identity/nhi"
 	nhirest "github.com/xavyo/xavyo/identity/nhi/rest"
 	"github.com/xavyo/xavyo/identity/oauth"
@@ -232,7 +234,9 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 		return nil, err
 	}
 	s.dir = &directory.Service{DB: s.db, Hasher: s.hasher, Policies: s.tenants, Audit: s.seq, Operators: s.tenants, Sessions: sessions}
-	s.auth = &auth.Service{DB: s.db, Tenants: s.tenants, Directory: s.dir, Tokens: s.tokens, Hasher: s.hasher, SessionStore: sessions, Audit: s.seq}
+	factors := &mfa.Service{DB: s.db, Sealer: sealer, Audit: s.seq}
+	s.auth = &auth.Service{DB: s.db, Tenants: s.tenants, Directory: s.dir, Tokens: s.tokens, Hasher: s.hasher, SessionStore: sessions, Audit: s.seq,
+		MFA: factors}
 	s.nhis = &nhi.Service{DB: s.db, Audit: s.seq, Policies: s.tenants, Users: s.dir, StdioAllowlist: cfg.MCP.StdioAllowlist}
 	if s.ca, err = pki.New(ctx, pki.Config{DB: s.db, Sealer: sealer, TrustDomain: cfg.PKI.TrustDomain,
 		CRLURL: cfg.Agent.PublicURL + "/pki/crl", Audit: s.seq, Logger: log}); err != nil {
@@ -284,7 +288,8 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 		PairwiseKey: sealer.Derive("xavyo oidc pairwise subjects v1")})
 	authHandler.Subjects = s.oauth
 	// The sign-in pages every flow that needs a person goes through.
-	pages := &authrest.Pages{Auth: s.auth, Tenants: s.tenants, Issuer: s.oauth.Issuer}
+	pages := &authrest.Pages{Auth: s.auth, Tenants: s.tenants, Issuer: s.oauth.Issuer, MFA: factors}
+	(&mfarest.Handler{MFA: factors, Directory: s.dir, Tenants: s.tenants}).Mount(s.api)
 	pages.Mount(s.admin)
 	oh := &oauthrest.Handler{Server: s.oauth, Tenants: s.tenants, AgentURL: cfg.Agent.PublicURL, Auth: s.auth,
 		Admin: adminAuth, Pages: pages}

@@ -7,6 +7,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/go-jose/go-jose/v4/jwt"
@@ -42,6 +43,8 @@ type Auditor interface {
 
 // Service signs users in and manages their sessions.
 type Service struct {
+	// MFA keeps second factors (nil: none are asked).
+	MFA       SecondFactor
 	DB        *store.DB
 	Tenants   *tenant.Service
 	Directory *directory.Service
@@ -85,7 +88,33 @@ type Tokens struct {
 	Scope                  string    `json:"scope"`
 	SessionID              uuid.UUID `json:"session_id"`
 	PasswordChangeRequired bool      `json:"password_change_required"`
+	// MFARequired: the password was right and a second factor is owed;
+	// no token is issued until it comes (POST /api/v1/auth/login/mfa with
+	// MFAToken).
+	MFARequired bool     `json:"mfa_required,omitempty"`
+	MFAToken    string   `json:"mfa_token,omitempty" doc:"with mfa_required: presented with the code at /api/v1/auth/login/mfa (valid 15 minutes)"`
+	MFAMethods  []string `json:"mfa_methods,omitempty" doc:"with mfa_required: totp, recovery_code"`
 }
+
+// SecondFactor is what sign-in needs of identity/mfa.
+type SecondFactor interface {
+	Enrolled(ctx context.Context, user uuid.UUID) (bool, error)
+	Verify(ctx context.Context, user uuid.UUID, code string) (string, error)
+}
+
+// LoginMFAInput completes a sign-in that owes a second factor.
+type LoginMFAInput struct {
+	Tenant   string `json:"tenant"`
+	MFAToken string `json:"mfa_token"`
+	Code     string `json:"code" doc:"a code of the person's authenticator app, or one of their recovery codes"`
+}
+
+// purposeAPIMFA is the auth transactions of JSON sign-ins owing a second
+// factor.
+const purposeAPIMFA = "api_mfa"
+
+// ErrMFAToken answers an MFA token that is unknown, expired or spent.
+var ErrMFAToken = apperr.New(apperr.KindUnauthenticated, "the mfa_token is invalid or expired; sign in again")
 
 func (s *Service) audit(ctx context.Context, tenant uuid.UUID, action, outcome, target string, details any) {
 	if s.Audit == nil || tenant == uuid.Nil {
@@ -113,13 +142,96 @@ func (s *Service) Login(ctx context.Context, in LoginInput, cl Client) (*Tokens,
 		return nil, err
 	}
 	ctx = store.WithTenant(ctx, t.ID)
+	if s.MFA != nil {
+		on, err := s.MFA.Enrolled(ctx, u.ID)
+		if err != nil {
+			return nil, err
+		}
+		if on {
+			// The second step comes with a token binding it to this
+			// first one.
+			x, err := s.StartTransaction(ctx, t, purposeAPIMFA, in.Device, uuid.Nil)
+			if err != nil {
+				return nil, err
+			}
+			secret, err := s.TransactionPending(ctx, t, x, u.ID)
+			if err != nil {
+				return nil, err
+			}
+			return &Tokens{MFARequired: true, MFAToken: x.ID + "." + secret, MFAMethods: []string{"totp", "recovery_code"}}, nil
+		}
+	}
 	pol := tenant.PoliciesOf(t)
-	out, err := s.openSession(ctx, t, u, pol, in.Device, cl, mustChange)
+	out, err := s.openSession(ctx, t, u, pol, in.Device, cl, mustChange, []string{"pwd"})
 	if err != nil {
 		return nil, err
 	}
 	s.audit(ctx, t.ID, "auth.login", audit.OutcomeSuccess, u.ID.String(), map[string]any{"session_id": out.SessionID, "ip": cl.IP})
 	return out, nil
+}
+
+// LoginMFA completes a JSON sign-in that owes a second factor.
+func (s *Service) LoginMFA(ctx context.Context, in LoginMFAInput, cl Client) (*Tokens, error) {
+	if s.MFA == nil {
+		return nil, ErrMFAToken
+	}
+	t, err := s.Tenants.Resolve(ctx, in.Tenant)
+	if err != nil {
+		return nil, ErrMFAToken
+	}
+	ctx = store.WithTenant(ctx, t.ID)
+	id, secret, _ := strings.Cut(in.MFAToken, ".")
+	x, err := s.Transaction(ctx, t, id)
+	if err != nil || x.Purpose != purposeAPIMFA {
+		if apperr.KindOf(err) == apperr.KindUnavailable {
+			return nil, err
+		}
+		return nil, ErrMFAToken
+	}
+	user := x.Pending(secret)
+	if user == uuid.Nil {
+		return nil, ErrMFAToken
+	}
+	method, err := s.MFA.Verify(ctx, user, in.Code)
+	if err != nil {
+		s.audit(ctx, t.ID, "auth.login.mfa", audit.OutcomeFailure, user.String(), map[string]any{"ip": cl.IP})
+		return nil, err
+	}
+	if err := s.EndTransaction(ctx, t, x); err != nil {
+		return nil, err
+	}
+	u, err := s.signInUser(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.openSession(ctx, t, u, tenant.PoliciesOf(t), x.Request, cl, u.MustChangePassword, []string{"pwd", method, "mfa"})
+	if err != nil {
+		return nil, err
+	}
+	s.audit(ctx, t.ID, "auth.login", audit.OutcomeSuccess, u.ID.String(), map[string]any{"session_id": out.SessionID, "ip": cl.IP, "amr": "pwd " + method})
+	return out, nil
+}
+
+// SignInUser returns a person who passed the first step of a sign-in, if
+// they may still sign in (the second step took a moment).
+func (s *Service) SignInUser(ctx context.Context, t *tenant.Tenant, id uuid.UUID) (*directory.User, error) {
+	return s.signInUser(store.WithTenant(ctx, t.ID), id)
+}
+
+func (s *Service) signInUser(ctx context.Context, id uuid.UUID) (*directory.User, error) {
+	var u *directory.User
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		var err error
+		u, err = s.Directory.FindUserTx(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if u == nil || !mayUse(u, s.now()) {
+		return nil, ErrInvalidCredentials
+	}
+	return u, nil
 }
 
 // recordFailure counts a failed login and locks the account with
@@ -139,7 +251,8 @@ func (s *Service) recordFailure(ctx context.Context, user uuid.UUID, pol tenant.
 
 // openSession creates a session (ending the oldest beyond the tenant's
 // limit), a refresh family and an access token.
-func (s *Service) openSession(ctx context.Context, t *tenant.Tenant, u *directory.User, pol tenant.Policies, device string, cl Client, mustChange bool) (*Tokens, error) {
+func (s *Service) openSession(ctx context.Context, t *tenant.Tenant, u *directory.User, pol tenant.Policies, device string, cl Client, mustChange bool,
+	amr []string) (*Tokens, error) {
 	now := s.now()
 	sid := uuid.Must(uuid.NewV7())
 	expires := now.Add(time.Duration(pol.Session.LifetimeHours) * time.Hour)
@@ -156,7 +269,7 @@ func (s *Service) openSession(ctx context.Context, t *tenant.Tenant, u *director
 			return err
 		}
 		if err := s.SessionStore.insertTx(ctx, tx, &Session{ID: sid, UserID: u.ID, Device: device, IP: trunc(cl.IP, 64), UserAgent: trunc(cl.UserAgent, 500),
-			AuthMethod: "password", CreatedAt: now, ExpiresAt: expires}); err != nil {
+			AuthMethod: "password", CreatedAt: now, ExpiresAt: expires}, strings.Join(amr, " ")); err != nil {
 			return err
 		}
 		if err := s.Directory.RecordLoginTx(ctx, tx, u.ID, now); err != nil {
@@ -170,7 +283,7 @@ func (s *Service) openSession(ctx context.Context, t *tenant.Tenant, u *director
 	if err != nil {
 		return nil, err
 	}
-	access, ttl, err := s.mint(ctx, t.ID, u, sid, scope, pol)
+	access, ttl, err := s.mint(ctx, t.ID, u, sid, scope, pol, amr)
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +291,11 @@ func (s *Service) openSession(ctx context.Context, t *tenant.Tenant, u *director
 		SessionID: sid, PasswordChangeRequired: mustChange}, nil
 }
 
-func (s *Service) mint(ctx context.Context, tid uuid.UUID, u *directory.User, sid uuid.UUID, scope string, pol tenant.Policies) (string, time.Duration, error) {
+func (s *Service) mint(ctx context.Context, tid uuid.UUID, u *directory.User, sid uuid.UUID, scope string, pol tenant.Policies, amr []string) (string,
+	time.Duration, error) {
+	if len(amr) == 0 {
+		amr = []string{"pwd"}
+	}
 	ttl := time.Duration(pol.Session.AccessTokenMinutes) * time.Minute
 	roles := u.AdminRoles
 	if scope == ScopePasswordChange {
@@ -186,7 +303,7 @@ func (s *Service) mint(ctx context.Context, tid uuid.UUID, u *directory.User, si
 	}
 	raw, err := s.Tokens.Mint(ctx, token.Claims{
 		Claims:   jwt.Claims{Subject: u.ID.String(), Audience: jwt.Audience{s.Tokens.AdminAudience()}, Expiry: jwt.NewNumericDate(s.now().Add(ttl))},
-		TenantID: tid, Scope: scope, SessionID: sid.String(), Roles: roles, AMR: []string{"pwd"}, SubjectKind: string(principal.KindUser),
+		TenantID: tid, Scope: scope, SessionID: sid.String(), Roles: roles, AMR: amr, SubjectKind: string(principal.KindUser),
 	})
 	return raw, ttl, err
 }
@@ -239,6 +356,7 @@ func (s *Service) Refresh(ctx context.Context, raw string) (*Tokens, error) {
 	}
 	now := s.now()
 	var u *directory.User
+	var amr string
 	err = s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		ok, err := s.SessionStore.touchTx(ctx, tx, g.SessionID, now, func(revoked *time.Time, lastSeen, expires time.Time) bool {
 			return live(pol, revoked, lastSeen, expires, now)
@@ -248,6 +366,9 @@ func (s *Service) Refresh(ctx context.Context, raw string) (*Tokens, error) {
 		}
 		if !ok {
 			return token.ErrRefreshInvalid
+		}
+		if amr, err = s.SessionStore.amrTx(ctx, tx, g.SessionID); err != nil {
+			return err
 		}
 		u, err = s.Directory.FindUserTx(ctx, tx, uid)
 		return err
@@ -262,7 +383,7 @@ func (s *Service) Refresh(ctx context.Context, raw string) (*Tokens, error) {
 	if !u.MustChangePassword && scope == ScopePasswordChange {
 		scope = DefaultScope
 	}
-	access, ttl, err := s.mint(ctx, g.TenantID, u, g.SessionID, scope, pol)
+	access, ttl, err := s.mint(ctx, g.TenantID, u, g.SessionID, scope, pol, strings.Fields(amr))
 	if err != nil {
 		return nil, err
 	}
@@ -328,7 +449,16 @@ func (s *Service) ChangePassword(ctx context.Context, in ChangePasswordInput, cl
 	if err != nil {
 		return nil, err
 	}
-	return s.openSession(ctx, t, u, tenant.PoliciesOf(t), "", cl, false)
+	// The new session carries how the old one was opened (a password
+	// change is no second factor).
+	var amr string
+	if sid, err := uuid.Parse(p.SessionID); err == nil {
+		_ = s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+			amr, err = s.SessionStore.amrTx(ctx, tx, sid)
+			return err
+		})
+	}
+	return s.openSession(ctx, t, u, tenant.PoliciesOf(t), "", cl, false, strings.Fields(amr))
 }
 
 // Logout ends the caller's session.

@@ -74,10 +74,21 @@ func (ss *Sessions) liveTx(ctx context.Context, tx *store.Tx, user uuid.UUID, no
 }
 
 // insertTx opens a password session.
-func (ss *Sessions) insertTx(ctx context.Context, tx *store.Tx, x *Session) error {
-	_, err := tx.Exec(ctx, `INSERT INTO sessions (tenant_id, id, user_id, device, ip, user_agent, auth_method, created_at, last_seen_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)`, tx.TenantID(), x.ID, x.UserID, x.Device, x.IP, x.UserAgent, x.AuthMethod, x.CreatedAt, x.ExpiresAt)
+func (ss *Sessions) insertTx(ctx context.Context, tx *store.Tx, x *Session, amr string) error {
+	_, err := tx.Exec(ctx, `INSERT INTO sessions (tenant_id, id, user_id, device, ip, user_agent, auth_method, created_at, last_seen_at, expires_at, amr)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10)`, tx.TenantID(), x.ID, x.UserID, x.Device, x.IP, x.UserAgent, x.AuthMethod, x.CreatedAt,
+		x.ExpiresAt, amr)
 	return err
+}
+
+// amrTx is how a session's person authenticated (RFC 8176 methods).
+func (ss *Sessions) amrTx(ctx context.Context, tx *store.Tx, sid uuid.UUID) (string, error) {
+	var amr string
+	err := tx.QueryRow(ctx, `SELECT amr FROM sessions WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), sid).Scan(&amr)
+	if store.NoRows(err) {
+		return "", nil
+	}
+	return amr, err
 }
 
 // listTx lists a user's sessions, newest first (live ones unless all).
@@ -185,9 +196,9 @@ func insertTransactionTx(ctx context.Context, tx *store.Tx, hash string, x *Tran
 // transactionTx reads an auth transaction (nil: none).
 func transactionTx(ctx context.Context, tx *store.Tx, hash string) (*Transaction, error) {
 	var x Transaction
-	var session *uuid.UUID
-	err := tx.QueryRow(ctx, `SELECT purpose, request, session_id, expires_at FROM auth_transactions WHERE tenant_id = $1 AND id_hash = $2`,
-		tx.TenantID(), hash).Scan(&x.Purpose, &x.Request, &session, &x.ExpiresAt)
+	var session, pending *uuid.UUID
+	err := tx.QueryRow(ctx, `SELECT purpose, request, session_id, expires_at, pending_user, pending_hash FROM auth_transactions
+		WHERE tenant_id = $1 AND id_hash = $2`, tx.TenantID(), hash).Scan(&x.Purpose, &x.Request, &session, &x.ExpiresAt, &pending, &x.pendingHash)
 	if store.NoRows(err) {
 		return nil, nil
 	}
@@ -197,13 +208,29 @@ func transactionTx(ctx context.Context, tx *store.Tx, hash string) (*Transaction
 	if session != nil {
 		x.SessionID = *session
 	}
+	if pending != nil {
+		x.PendingUser = *pending
+	}
 	return &x, nil
+}
+
+// setTransactionPendingTx records the person owing a second factor on a
+// live transaction, and reports whether there was one.
+func setTransactionPendingTx(ctx context.Context, tx *store.Tx, hash string, user uuid.UUID, secretHash string, now time.Time) (bool, error) {
+	r, err := tx.Exec(ctx, `UPDATE auth_transactions SET pending_user = $1, pending_hash = $2 WHERE tenant_id = $3 AND id_hash = $4 AND expires_at > $5`,
+		user, secretHash, tx.TenantID(), hash, now)
+	if err != nil {
+		return false, err
+	}
+	n, _ := r.RowsAffected()
+	return n > 0, nil
 }
 
 // setTransactionSessionTx records the session of a live transaction and
 // reports whether there was one.
 func setTransactionSessionTx(ctx context.Context, tx *store.Tx, hash string, session uuid.UUID, now time.Time) (bool, error) {
-	r, err := tx.Exec(ctx, `UPDATE auth_transactions SET session_id = $1 WHERE tenant_id = $2 AND id_hash = $3 AND expires_at > $4`,
+	r, err := tx.Exec(ctx, `UPDATE auth_transactions SET session_id = $1, pending_user = NULL, pending_hash = '' WHERE tenant_id = $2 AND id_hash = $3
+		AND expires_at > $4`,
 		session, tx.TenantID(), hash, now)
 	if err != nil {
 		return false, err

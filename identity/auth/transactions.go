@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/base64"
 	"time"
 
@@ -34,6 +35,43 @@ type Transaction struct {
 	// not yet).
 	SessionID uuid.UUID
 	ExpiresAt time.Time
+	// PendingUser passed the first step (their password) and owes the
+	// second (uuid.Nil: none); pendingHash binds that to the browser or
+	// client that passed the first.
+	PendingUser uuid.UUID
+	pendingHash string
+}
+
+// TransactionPending records that user passed the first step of the
+// sign-in and owes a second factor; it returns the secret that must come
+// back with the second (a cookie, or the JSON API's mfa_token part).
+func (s *Service) TransactionPending(ctx context.Context, t *tenant.Tenant, x *Transaction, user uuid.UUID) (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	secret := base64.RawURLEncoding.EncodeToString(b)
+	err := s.DB.InTenantTx(store.WithTenant(ctx, t.ID), func(tx *store.Tx) error {
+		ok, err := setTransactionPendingTx(ctx, tx, hashSecret([]byte(x.ID)), user, hashSecret([]byte(secret)), s.now())
+		if err == nil && !ok {
+			return ErrNoTransaction
+		}
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	x.PendingUser, x.pendingHash = user, hashSecret([]byte(secret))
+	return secret, nil
+}
+
+// Pending returns the person who owes the second step of x, when secret
+// is the one TransactionPending gave (uuid.Nil otherwise).
+func (x *Transaction) Pending(secret string) uuid.UUID {
+	if x.PendingUser == uuid.Nil || x.pendingHash == "" || subtle.ConstantTimeCompare([]byte(x.pendingHash), []byte(hashSecret([]byte(secret)))) != 1 {
+		return uuid.Nil
+	}
+	return x.PendingUser
 }
 
 // ErrNoTransaction answers every id that names no live transaction of

@@ -92,8 +92,19 @@ func (s *Server) PostLogoutRedirect(ctx context.Context, clientID, uri string) b
 	return err == nil && slices.Contains(c.PostLogoutRedirectURIs, uri)
 }
 
-// ACRPassword is the authentication context class of a password sign-in.
-const ACRPassword = "urn:xavyo:acr:pwd" //nolint:gosec // G101: an authentication context class, not a credential
+// Authentication context classes (DESIGN §12).
+const (
+	ACRPassword = "urn:xavyo:acr:pwd" //nolint:gosec // G101: an authentication context class, not a credential
+	ACRMFA      = "urn:xavyo:acr:mfa"
+)
+
+// acrOf is the class of a sign-in by its methods (RFC 8176).
+func acrOf(amr []string) string {
+	if slices.Contains(amr, "mfa") {
+		return ACRMFA
+	}
+	return ACRPassword
+}
 
 // RedirectError is an authorization error returned to the client at its
 // (verified) redirect URI.
@@ -340,7 +351,7 @@ func (s *Server) personTokens(ctx context.Context, user uuid.UUID, app *AppClien
 	out.IDToken, err = s.cfg.Tokens.MintIDToken(ctx, token.Claims{
 		Claims: jwt.Claims{Subject: s.subjectOf(app, tid, user), Audience: jwt.Audience{app.ClientID},
 			Expiry: jwt.NewNumericDate(s.cfg.Now().Add(s.cfg.AccessTTL))},
-		TenantID: tid, Nonce: nonce, AuthTime: authTime.Unix(), SubjectKind: string(principal.KindUser), AMR: amr, ACR: ACRPassword,
+		TenantID: tid, Nonce: nonce, AuthTime: authTime.Unix(), SubjectKind: string(principal.KindUser), AMR: amr, ACR: acrOf(amr),
 		SessionID: sid,
 	})
 	return out, err

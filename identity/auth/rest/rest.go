@@ -62,6 +62,9 @@ func (h *Handler) Mount(api *httpx.API) {
 	me := []string{"my account"}
 	api.Handle(httpx.Route{Method: "POST", Path: "/auth/login", OperationID: "login", Summary: "Sign in with a password",
 		Tags: a, Public: true, Scope: httpx.ScopeNone, Request: auth.LoginInput{}, Response: auth.Tokens{}, Handler: h.login})
+	api.Handle(httpx.Route{Method: "POST", Path: "/auth/login/mfa", OperationID: "loginMFA",
+		Summary: "Complete a sign-in that answered mfa_required, with a code of the person's authenticator or a recovery code",
+		Tags:    a, Public: true, Scope: httpx.ScopeNone, Request: auth.LoginMFAInput{}, Response: auth.Tokens{}, Handler: signIn(h.Auth.LoginMFA)})
 	api.Handle(httpx.Route{Method: "POST", Path: "/auth/refresh", OperationID: "refresh", Summary: "Exchange a refresh token (rotates it)",
 		Tags: a, Public: true, Scope: httpx.ScopeNone, Request: RefreshInput{}, Response: auth.Tokens{}, Handler: h.refresh})
 	api.Handle(httpx.Route{Method: "POST", Path: "/auth/logout", OperationID: "logout", Summary: "End the current session",

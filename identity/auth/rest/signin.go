@@ -15,6 +15,7 @@ import (
 	"errors"
 	"html/template"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -24,6 +25,7 @@ import (
 	"github.com/xavyo/xavyo/identity/auth"
 	"github.com/xavyo/xavyo/identity/directory"
 	"github.com/xavyo/xavyo/identity/tenant"
+	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/store"
 )
 
@@ -36,6 +38,8 @@ type PageAuth interface {
 	Transaction(ctx context.Context, t *tenant.Tenant, id string) (*auth.Transaction, error)
 	TransactionSignedIn(ctx context.Context, t *tenant.Tenant, x *auth.Transaction, session uuid.UUID) error
 	EndTransaction(ctx context.Context, t *tenant.Tenant, x *auth.Transaction) error
+	TransactionPending(ctx context.Context, t *tenant.Tenant, x *auth.Transaction, user uuid.UUID) (string, error)
+	SignInUser(ctx context.Context, t *tenant.Tenant, id uuid.UUID) (*directory.User, error)
 }
 
 // Prompt is what the sign-in page says of the flow it signs in for.
@@ -68,7 +72,9 @@ type Pages struct {
 	Tenants *tenant.Service
 	// Issuer is a tenant's issuer URL (its scheme decides the cookies').
 	Issuer func(slug string) string
-	flows  map[string]Flow
+	// MFA asks a person who enrolled a second factor for it (nil: none).
+	MFA   auth.SecondFactor
+	flows map[string]Flow
 }
 
 // Register makes a flow resumable by purpose.
@@ -83,6 +89,110 @@ func (p *Pages) Register(purpose string, f Flow) {
 func (p *Pages) Mount(app *fiber.App) {
 	app.Get("/t/:slug/login", p.login)
 	app.Post("/t/:slug/login", p.login)
+	app.Get("/t/:slug/login/mfa", p.secondFactor)
+	app.Post("/t/:slug/login/mfa", p.secondFactor)
+	p.Register(purposeSignIn, signInFlow{})
+}
+
+// purposeSignIn is a sign-in for itself (the page without a flow) that
+// owes a second factor.
+const purposeSignIn = "signin"
+
+// signInFlow ends a sign-in for itself: the "signed in" page.
+type signInFlow struct{}
+
+func (signInFlow) Describe(context.Context, *tenant.Tenant, *auth.Transaction) (Prompt, error) {
+	return Prompt{}, nil
+}
+
+func (signInFlow) Resume(c *fiber.Ctx, t *tenant.Tenant, _ *auth.Transaction, _ *auth.BrowserSession) error {
+	lang := Lang(c, t)
+	return Page(c, 200, signedInPage, map[string]any{"Lang": lang, "W": loginCatalog[lang], "Tenant": t.Name})
+}
+
+// mfaCookie binds the second step to the browser that passed the first.
+const mfaCookie = "xv_mfa"
+
+const mfaCSRFCookie = "xv_mfa_csrf"
+
+var mfaPage = template.Must(template.New("mfa").Parse(`<!doctype html>
+<html lang="{{.Lang}}"><head><meta charset="utf-8"><title>{{.W.MFATitle}} — {{.Tenant}}</title>
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}
+label{display:block;margin:.8rem 0 .2rem}input[type=text]{width:100%;padding:.4rem;font-size:1.2rem;letter-spacing:.1em}
+button{margin-top:1rem;padding:.5rem 1rem}.err{color:#b00020}</style></head>
+<body><h1>{{.W.MFATitle}}</h1><p>{{.W.MFAIntro}}</p>
+{{if .Error}}<p class="err" role="alert">{{.Error}}</p>{{end}}
+<form method="post" action="{{.Action}}">
+<input type="hidden" name="tx" value="{{.Tx}}"><input type="hidden" name="csrf" value="{{.CSRF}}">
+<label for="code">{{.W.MFACode}}</label><input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" required autofocus>
+<button type="submit">{{.W.MFAButton}}</button></form></body></html>`))
+
+// secondFactor is the second step of a sign-in: a code of the person's
+// authenticator app or a recovery code, in the browser that passed the
+// first step (its cookie), for the transaction that records it.
+func (p *Pages) secondFactor(c *fiber.Ctx) error {
+	t, err := p.Tenants.Resolve(c.UserContext(), c.Params("slug"))
+	if err != nil {
+		return TenantPage(c, err)
+	}
+	ctx := store.WithTenant(c.UserContext(), t.ID)
+	id := c.Query("tx")
+	if c.Method() == fiber.MethodPost {
+		id = c.FormValue("tx")
+	}
+	x, err := p.Auth.Transaction(ctx, t, id)
+	if err != nil {
+		if errors.Is(err, auth.ErrNoTransaction) {
+			return Error(c, 400, apperr.PublicMessage(err))
+		}
+		return Error(c, 503, "the sign-in is unavailable; try again")
+	}
+	flow := p.flows[x.Purpose]
+	user := x.Pending(c.Cookies(mfaCookie))
+	if flow == nil || user == uuid.Nil || p.MFA == nil {
+		// Not this browser's first step (or none): start again.
+		return p.SendTo(c, "/t/"+t.Slug+"/login", x)
+	}
+	lang := Lang(c, t)
+	w := loginCatalog[lang]
+	iss := p.Issuer(t.Slug)
+	prompt, _ := flow.Describe(ctx, t, x)
+	show := func(status int, msg string) error {
+		token := FormToken(c, mfaCSRFCookie, "/t/"+t.Slug+"/login/mfa", iss)
+		Secure(c, prompt.ReturnTo)
+		return Page(c, status, mfaPage, map[string]any{"Lang": lang, "W": w, "Tenant": t.Name, "Error": msg, "CSRF": token, "Tx": id,
+			"Action": "/t/" + t.Slug + "/login/mfa"})
+	}
+	if c.Method() != fiber.MethodPost {
+		return show(200, "")
+	}
+	if !FormTokenOK(c, mfaCSRFCookie) {
+		return show(403, w.Expired)
+	}
+	method, err := p.MFA.Verify(ctx, user, c.FormValue("code"))
+	switch {
+	case apperr.KindOf(err) == apperr.KindRateLimited:
+		return show(429, apperr.PublicMessage(err))
+	case apperr.KindOf(err) == apperr.KindUnauthenticated:
+		return show(401, w.MFAWrong)
+	case err != nil:
+		return Error(c, 503, "the sign-in is unavailable; try again")
+	}
+	u, err := p.Auth.SignInUser(ctx, t, user)
+	if err != nil {
+		return Error(c, 403, w.Wrong)
+	}
+	bs, err := p.OpenSession(c, t, u, []string{"pwd", method, "mfa"})
+	if err != nil {
+		return Error(c, 500, "the sign-in could not be completed")
+	}
+	if err := p.Auth.TransactionSignedIn(ctx, t, x, bs.ID); err != nil {
+		return Error(c, 400, apperr.PublicMessage(auth.ErrNoTransaction))
+	}
+	c.Cookie(&fiber.Cookie{Name: mfaCookie, Value: "", Path: "/t/" + t.Slug + "/login", Expires: time.Unix(1, 0), HTTPOnly: true})
+	Secure(c, prompt.ReturnTo)
+	return flow.Resume(c, t, x, bs)
 }
 
 const csrfCookie = "xv_login_csrf"
@@ -112,19 +222,24 @@ var signedInPage = template.Must(template.New("signed-in").Parse(`<!doctype html
 // loginWords are the sign-in page's words per language.
 type loginWords struct {
 	Title, Asks, Device, SignInTo, Login, Secret, Button, Forgot, Wrong, Expired, MustChange, SignedIn, SignedInTo string
+	MFATitle, MFAIntro, MFACode, MFAButton, MFAWrong                                                               string
 }
 
 var loginCatalog = map[string]loginWords{
 	"en": {Title: "Sign in", Asks: "asks to act for you", Device: "Sign in to connect your device.", SignInTo: "Sign in to",
 		Login: "Email or username", Secret: "Password", Button: "Sign in", Forgot: "Forgot your password?",
 		Wrong: "Wrong email, username or password.", Expired: "The form expired; please sign in again.",
-		MustChange: "You must change your password before signing in to applications.", SignedIn: "You are signed in", SignedInTo: "You are signed in to"},
+		MustChange: "You must change your password before signing in to applications.", SignedIn: "You are signed in", SignedInTo: "You are signed in to",
+		MFATitle: "Two-step verification", MFAIntro: "Type the code your authenticator app shows, or one of your recovery codes.",
+		MFACode: "Code", MFAButton: "Verify", MFAWrong: "That code is not valid."},
 	"fr": { //nolint:gosec // G101: page words
 		Title: "Connexion", Asks: "demande à agir pour vous", Device: "Connectez-vous pour relier votre appareil.", SignInTo: "Connectez-vous à",
 		Login: "Adresse ou nom d'utilisateur", Secret: "Mot de passe", Button: "Se connecter", Forgot: "Mot de passe oublié ?",
 		Wrong: "Adresse, nom d'utilisateur ou mot de passe incorrect.", Expired: "Le formulaire a expiré ; reconnectez-vous.",
 		MustChange: "Vous devez changer votre mot de passe avant de vous connecter aux applications.", SignedIn: "Vous êtes connecté·e",
-		SignedInTo: "Vous êtes connecté·e à"},
+		SignedInTo: "Vous êtes connecté·e à", MFATitle: "Vérification en deux étapes",
+		MFAIntro: "Saisissez le code affiché par votre application d'authentification, ou l'un de vos codes de secours.",
+		MFACode:  "Code", MFAButton: "Vérifier", MFAWrong: "Ce code n'est pas valable."},
 }
 
 // Begin starts a sign-in for a flow and sends the browser to the sign-in
@@ -161,11 +276,11 @@ func (p *Pages) Resumable(c *fiber.Ctx, t *tenant.Tenant, purpose string) (*auth
 	x, err := p.Auth.Transaction(c.UserContext(), t, id)
 	switch {
 	case errors.Is(err, auth.ErrNoTransaction):
-		return nil, nil, false, Error(c, 400, err.Error())
+		return nil, nil, false, Error(c, 400, apperr.PublicMessage(err))
 	case err != nil:
 		return nil, nil, false, Error(c, 503, "the sign-in is unavailable; try again")
 	case x.Purpose != purpose:
-		return nil, nil, false, Error(c, 400, auth.ErrNoTransaction.Error())
+		return nil, nil, false, Error(c, 400, apperr.PublicMessage(auth.ErrNoTransaction))
 	}
 	bs, err := p.SessionOf(c, t)
 	if err != nil {
@@ -195,15 +310,15 @@ func (p *Pages) login(c *fiber.Ctx) error {
 	if id != "" {
 		if x, err = p.Auth.Transaction(ctx, t, id); err != nil {
 			if errors.Is(err, auth.ErrNoTransaction) {
-				return Error(c, 400, err.Error())
+				return Error(c, 400, apperr.PublicMessage(err))
 			}
 			return Error(c, 503, "the sign-in is unavailable; try again")
 		}
 		if flow = p.flows[x.Purpose]; flow == nil {
-			return Error(c, 400, auth.ErrNoTransaction.Error())
+			return Error(c, 400, apperr.PublicMessage(auth.ErrNoTransaction))
 		}
 		if prompt, err = flow.Describe(ctx, t, x); err != nil {
-			return Error(c, 400, err.Error())
+			return Error(c, 400, apperr.PublicMessage(err))
 		}
 	}
 	iss := p.Issuer(t.Slug)
@@ -229,6 +344,27 @@ func (p *Pages) login(c *fiber.Ctx) error {
 	if mustChange {
 		return show(403, w.MustChange)
 	}
+	if p.MFA != nil {
+		on, err := p.MFA.Enrolled(ctx, u.ID)
+		if err != nil {
+			return Error(c, 503, "the sign-in is unavailable; try again")
+		}
+		if on {
+			// The second step: in this browser, for this transaction.
+			if x == nil {
+				if x, err = p.Auth.StartTransaction(ctx, t, purposeSignIn, "", uuid.Nil); err != nil {
+					return Error(c, 503, "the sign-in is unavailable; try again")
+				}
+			}
+			secret, err := p.Auth.TransactionPending(ctx, t, x, u.ID)
+			if err != nil {
+				return Error(c, 400, apperr.PublicMessage(auth.ErrNoTransaction))
+			}
+			c.Cookie(&fiber.Cookie{Name: mfaCookie, Value: secret, Path: "/t/" + t.Slug + "/login", HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode,
+				Secure: strings.HasPrefix(iss, "https://"), Expires: x.ExpiresAt})
+			return p.SendTo(c, "/t/"+t.Slug+"/login/mfa", x)
+		}
+	}
 	bs, err := p.OpenSession(c, t, u, []string{"pwd"})
 	if err != nil {
 		return Error(c, 500, "the sign-in could not be completed")
@@ -238,7 +374,7 @@ func (p *Pages) login(c *fiber.Ctx) error {
 		return Page(c, 200, signedInPage, map[string]any{"Lang": lang, "W": w, "Tenant": t.Name})
 	}
 	if err := p.Auth.TransactionSignedIn(ctx, t, x, bs.ID); err != nil {
-		return Error(c, 400, auth.ErrNoTransaction.Error())
+		return Error(c, 400, apperr.PublicMessage(auth.ErrNoTransaction))
 	}
 	Secure(c, prompt.ReturnTo)
 	return flow.Resume(c, t, x, bs)

@@ -15,6 +15,7 @@ import (
 	authrest "github.com/xavyo/xavyo/identity/auth/rest"
 	"github.com/xavyo/xavyo/identity/oauth"
 	"github.com/xavyo/xavyo/identity/tenant"
+	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/store"
 )
 
@@ -199,7 +200,7 @@ func (f authorizeFlow) Describe(ctx context.Context, t *tenant.Tenant, x *auth.T
 	}
 	name, err := f.h.Server.ClientName(ctx, params.Get("client_id"))
 	if err != nil {
-		return authrest.Prompt{}, errors.New("the application that asked is no longer registered")
+		return authrest.Prompt{}, apperr.New(apperr.KindInvalidArgument, "the application that asked is no longer registered")
 	}
 	return authrest.Prompt{Client: name, Asks: params.Get("scope"), LoginHint: params.Get("login_hint"), ReturnTo: params.Get("redirect_uri")}, nil
 }

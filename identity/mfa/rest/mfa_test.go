@@ -1,0 +1,219 @@
+package rest_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pquerna/otp/totp"
+
+	"github.com/xavyo/xavyo/app/apptest"
+	"github.com/xavyo/xavyo/internal/store"
+	"github.com/xavyo/xavyo/internal/testdb"
+)
+
+func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
+
+type tokens struct {
+	AccessToken string   `json:"access_token"`
+	MFARequired bool     `json:"mfa_required"`
+	MFAToken    string   `json:"mfa_token"`
+	MFAMethods  []string `json:"mfa_methods"`
+}
+
+// TestTOTPAndRecoveryCodes: a person enrols an authenticator app (a wrong
+// confirmation code is refused) and gets recovery codes; from then on the
+// JSON sign-in answers mfa_required and completes only with a code: each
+// TOTP step works once (the confirmation's too), another person's secret
+// and a tampered token do not work, a recovery code works once; the pages
+// ask for the code after the password, only in the browser that gave it,
+// and the ID token says amr mfa and acr urn:xavyo:acr:mfa; removing the
+// factor ends the second step.
+func TestTOTPAndRecoveryCodes(t *testing.T) {
+	for _, flavor := range []store.Flavor{store.SQLite, store.Postgres} {
+		t.Run(flavor.String(), func(t *testing.T) {
+			t.Parallel()
+			totpAndRecovery(t, flavor)
+		})
+	}
+}
+
+func totpAndRecovery(t *testing.T, flavor store.Flavor) {
+	h := apptest.Start(t, apptest.Env(t, flavor, t.TempDir()), apptest.Options{})
+	slug := apptest.UniqueSlug("mfa")
+	_, tok := h.TenantAdmin(t, slug)
+	const pw = "Analytical-engine-1843"
+	for _, email := range []string{"ada@mfa.test", "bob@mfa.test"} {
+		resp, body := h.DoAs(tok, "POST", "/api/v1/users", map[string]any{"email": email, "password": pw})
+		apptest.Expect(t, resp, body, 201, "user")
+	}
+	login := func(email string) tokens {
+		t.Helper()
+		resp, body := h.DoAs("", "POST", "/api/v1/auth/login", map[string]any{"tenant": slug, "login": email, "password": pw})
+		apptest.Expect(t, resp, body, 200, "login")
+		return apptest.Decode[tokens](t, body)
+	}
+	enrol := func(email string) string {
+		t.Helper()
+		at := login(email).AccessToken
+		resp, body := h.DoAs(at, "POST", "/api/v1/me/mfa/totp", map[string]any{"name": "Phone"})
+		apptest.Expect(t, resp, body, 201, "enrol")
+		e := apptest.Decode[struct {
+			ID     string `json:"id"`
+			Secret string `json:"secret"`
+			URI    string `json:"otpauth_uri"`
+		}](t, body)
+		if !strings.HasPrefix(e.URI, "otpauth://totp/") || !strings.Contains(e.URI, "secret="+e.Secret) {
+			t.Fatalf("enrolment: %+v", e)
+		}
+		resp, body = h.DoAs(at, "POST", "/api/v1/me/mfa/totp/"+e.ID+"/confirm", map[string]any{"code": "000000"})
+		apptest.Expect(t, resp, body, 401, "a wrong confirmation code")
+		code, _ := totp.GenerateCode(e.Secret, time.Now())
+		resp, body = h.DoAs(at, "POST", "/api/v1/me/mfa/totp/"+e.ID+"/confirm", map[string]any{"code": code})
+		apptest.Expect(t, resp, body, 200, "confirm")
+		if n := len(apptest.Decode[struct {
+			Codes []string `json:"recovery_codes"`
+		}](t, body).Codes); n != 10 {
+			t.Fatalf("%d recovery codes", n)
+		}
+		return e.Secret
+	}
+	bobSecret := enrol("bob@mfa.test")
+	adaAT := login("ada@mfa.test").AccessToken
+	resp, body := h.DoAs(adaAT, "POST", "/api/v1/me/mfa/totp", nil)
+	apptest.Expect(t, resp, body, 201, "enrol ada")
+	e := apptest.Decode[struct {
+		ID     string `json:"id"`
+		Secret string `json:"secret"`
+	}](t, body)
+	now, _ := totp.GenerateCode(e.Secret, time.Now())
+	resp, body = h.DoAs(adaAT, "POST", "/api/v1/me/mfa/totp/"+e.ID+"/confirm", map[string]any{"code": now})
+	apptest.Expect(t, resp, body, 200, "confirm ada")
+	recovery := apptest.Decode[struct {
+		Codes []string `json:"recovery_codes"`
+	}](t, body).Codes
+
+	second := func(token, code string) (int, tokens) {
+		resp, body := h.DoAs("", "POST", "/api/v1/auth/login/mfa", map[string]any{"tenant": slug, "mfa_token": token, "code": code})
+		return resp.StatusCode, apptest.Decode[tokens](t, body)
+	}
+	first := login("ada@mfa.test")
+	if !first.MFARequired || first.AccessToken != "" || first.MFAToken == "" || len(first.MFAMethods) != 2 {
+		t.Fatalf("the first step: %+v", first)
+	}
+	if st, _ := second(first.MFAToken, now); st != 401 {
+		t.Fatalf("the confirmation's code again: %d", st)
+	}
+	bobs, _ := totp.GenerateCode(bobSecret, time.Now())
+	if st, _ := second(first.MFAToken, bobs); st != 401 {
+		t.Fatalf("another person's code: %d", st)
+	}
+	next, _ := totp.GenerateCode(e.Secret, time.Now().Add(30*time.Second))
+	if st, _ := second(first.MFAToken[:len(first.MFAToken)-2]+"xx", next); st != 401 {
+		t.Fatalf("a tampered mfa_token: %d", st)
+	}
+	st, done := second(first.MFAToken, next)
+	if st != 200 || done.AccessToken == "" {
+		t.Fatalf("the second step: %d %+v", st, done)
+	}
+	if amr := apptest.JWTClaims(t, done.AccessToken)["amr"]; !strings.Contains(apptest.JSON(amr), `"mfa"`) {
+		t.Fatalf("amr %v", amr)
+	}
+	if st, _ := second(first.MFAToken, next); st != 401 {
+		t.Fatalf("an mfa_token used twice: %d", st)
+	}
+	if st, _ := second(login("ada@mfa.test").MFAToken, next); st != 401 {
+		t.Fatalf("a TOTP step used twice: %d", st)
+	}
+
+	// The pages: password, then the code, in this browser only.
+	resp, body = h.DoAs(tok, "POST", "/api/v1/clients", map[string]any{"name": "Notes", "redirect_uris": []string{"https://notes.example/cb"}, "first_party": true})
+	apptest.Expect(t, resp, body, 201, "client")
+	clientID := apptest.Decode[struct {
+		ClientID string `json:"client_id"`
+	}](t, body).ClientID
+	jar, _ := cookiejar.New(nil)
+	admin := h.Admin
+	browser := &http.Client{Jar: jar, CheckRedirect: func(r *http.Request, _ []*http.Request) error {
+		if strings.HasPrefix(r.URL.String(), admin) {
+			return nil
+		}
+		return http.ErrUseLastResponse
+	}}
+	do := func(c *http.Client, method, u string, form url.Values) (*http.Response, string) {
+		t.Helper()
+		var rd io.Reader
+		if form != nil {
+			rd = strings.NewReader(form.Encode())
+		}
+		req, _ := http.NewRequest(method, u, rd)
+		if form != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		r, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return r, string(b)
+	}
+	field := func(page, name string) string {
+		m := regexp.MustCompile(`name="` + name + `" value="([^"]*)"`).FindStringSubmatch(page)
+		if m == nil {
+			t.Fatalf("no %s in %s", name, page)
+		}
+		return m[1]
+	}
+	v := url.Values{"response_type": {"code"}, "client_id": {clientID}, "redirect_uri": {"https://notes.example/cb"}, "scope": {"openid"},
+		"code_challenge": {"E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"}, "code_challenge_method": {"S256"}, "state": {"s"}}
+	_, page := do(browser, "GET", h.Admin+"/t/"+slug+"/authorize?"+v.Encode(), nil)
+	r, page := do(browser, "POST", h.Admin+"/t/"+slug+"/login", url.Values{"tx": {field(page, "tx")}, "csrf": {field(page, "csrf")},
+		"login": {"ada@mfa.test"}, "password": {pw}})
+	if r.StatusCode != 200 || !strings.Contains(page, `name="code"`) || r.Request.URL.Path != "/t/"+slug+"/login/mfa" {
+		t.Fatalf("after the password: %d %s %s", r.StatusCode, r.Request.URL, page)
+	}
+	mfaURL := r.Request.URL.String()
+	// Another browser with the transaction, but not the first step's
+	// cookie, is sent to sign in.
+	other := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if r2, _ := do(other, "GET", mfaURL, nil); r2.StatusCode != 302 || !strings.Contains(r2.Header.Get("Location"), "/t/"+slug+"/login?tx=") {
+		t.Fatalf("the second step in another browser: %d %s", r2.StatusCode, r2.Header.Get("Location"))
+	}
+	form := url.Values{"tx": {field(page, "tx")}, "csrf": {field(page, "csrf")}, "code": {"123456"}}
+	if r, _ = do(browser, "POST", h.Admin+"/t/"+slug+"/login/mfa", form); r.StatusCode != 401 {
+		t.Fatalf("a wrong code on the page: %d", r.StatusCode)
+	}
+	_, page = do(browser, "GET", mfaURL, nil)
+	form = url.Values{"tx": {field(page, "tx")}, "csrf": {field(page, "csrf")}, "code": {recovery[0]}}
+	r, _ = do(browser, "POST", h.Admin+"/t/"+slug+"/login/mfa", form)
+	loc, _ := url.Parse(r.Header.Get("Location"))
+	if r.StatusCode != 302 || loc.Query().Get("code") == "" {
+		t.Fatalf("with a recovery code: %d %s", r.StatusCode, r.Header.Get("Location"))
+	}
+	st, out := h.Form("/t/"+slug+"/token", url.Values{"grant_type": {"authorization_code"}, "client_id": {clientID}, "code": {loc.Query().Get("code")},
+		"redirect_uri": {"https://notes.example/cb"}, "code_verifier": {"dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"}}, "", "")
+	if st != 200 {
+		t.Fatalf("redeem: %d %v", st, out)
+	}
+	id := apptest.JWTClaims(t, out["id_token"].(string))
+	if id["acr"] != "urn:xavyo:acr:mfa" || !strings.Contains(apptest.JSON(id["amr"]), `"otp"`) {
+		t.Fatalf("ID token: acr %v amr %v", id["acr"], id["amr"])
+	}
+	if st, _ := second(login("ada@mfa.test").MFAToken, recovery[0]); st != 401 {
+		t.Fatalf("a recovery code used twice: %d", st)
+	}
+
+	// Without a factor, no second step.
+	resp, body = h.DoAs(adaAT, "DELETE", "/api/v1/me/mfa/"+e.ID, nil)
+	apptest.Expect(t, resp, body, 204, "remove")
+	if l := login("ada@mfa.test"); l.MFARequired || l.AccessToken == "" {
+		t.Fatalf("after removing the factor: %+v", l)
+	}
+}
