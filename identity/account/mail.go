@@ -24,7 +24,8 @@ import (
 // words in the person's language (English and French).
 
 // Templates names the emails a tenant sends (for previews).
-var Templates = []string{"invite", "reset", "verify", "email_change", "email_changed", "password_changed", "new_sign_in", "signup", "signup_exists"}
+var Templates = []string{"invite", "reset", "verify", "email_change", "email_changed", "password_changed", "new_sign_in", "signup", "signup_exists",
+	"mfa_reset"}
 
 type words struct {
 	Subject, Intro, Action, Expires, Ignore string
@@ -46,6 +47,8 @@ var catalog = map[string]map[string]words{
 			Action: "Use this address", Expires: "The link works once, for 24 hours.", Ignore: "If you did not ask for this, ignore this email: nothing changes."},
 		"email_changed": {Subject: "Your {org} email address was changed", Intro: "The email address of your {org} account is now:",
 			Ignore: "If it was not you, tell {support} now."},
+		"mfa_reset": {Subject: "The second factors of your {org} account were removed", Intro: "An administrator of {org} removed the authenticator apps and recovery codes of your account; you sign in with your password until you enrol a new one.",
+			Ignore: "If you did not ask for this, tell {support} now."},
 		"signup": {Subject: "Finish creating your {org} account", Intro: "Someone, we hope you, asked for an account at {org} with this address.",
 			Action: "Create my account", Expires: "The link works once, for 24 hours.", Ignore: "If it was not you, ignore this email: no account is created."},
 		"signup_exists": {Subject: "You already have a {org} account", Intro: "Someone asked for an account at {org} with this address, which already has one.",
@@ -66,6 +69,8 @@ var catalog = map[string]map[string]words{
 			Action: "Utiliser cette adresse", Expires: "Le lien fonctionne une fois, pendant 24 heures.", Ignore: "Si vous n'avez rien demandé, ignorez ce message : rien ne change."},
 		"email_changed": {Subject: "L'adresse de votre compte {org} a changé", Intro: "L'adresse électronique de votre compte {org} est désormais :",
 			Ignore: "Si ce n'était pas vous, prévenez {support} maintenant."},
+		"mfa_reset": {Subject: "Les seconds facteurs de votre compte {org} ont été supprimés", Intro: "Un administrateur de {org} a supprimé les applications d'authentification et les codes de secours de votre compte ; vous vous connectez avec votre mot de passe jusqu'à en enregistrer une nouvelle.",
+			Ignore: "Si vous n'avez rien demandé, prévenez {support} maintenant."},
 		"signup": {Subject: "Terminez la création de votre compte {org}", Intro: "Quelqu'un, vous nous l'espérons, a demandé un compte chez {org} avec cette adresse.",
 			Action: "Créer mon compte", Expires: "Le lien fonctionne une fois, pendant 24 heures.", Ignore: "Si ce n'était pas vous, ignorez ce message : aucun compte n'est créé."},
 		"signup_exists": {Subject: "Vous avez déjà un compte {org}", Intro: "Quelqu'un a demandé un compte chez {org} avec cette adresse, qui en a déjà un.",
@@ -181,7 +186,7 @@ func (s *Service) Preview(ctx context.Context, name, locale string) (*mail.Messa
 	}
 	link, detail := "", ""
 	switch name {
-	case "password_changed", "signup_exists":
+	case "password_changed", "signup_exists", "mfa_reset":
 	case "email_changed":
 		detail = "ada.lovelace@example.org"
 	case "new_sign_in":

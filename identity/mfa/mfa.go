@@ -24,6 +24,7 @@ import (
 
 	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/audit"
+	"github.com/xavyo/xavyo/internal/events"
 	"github.com/xavyo/xavyo/internal/seal"
 	"github.com/xavyo/xavyo/internal/store"
 )
@@ -201,6 +202,30 @@ func (s *Service) Remove(ctx context.Context, user, id uuid.UUID) error {
 			return err
 		}
 		return audit.RecordChangeTx(ctx, tx, s.Audit, "user.mfa.remove", "user", user.String(), map[string]string{"factor": id.String()})
+	})
+}
+
+// ResetEvent is the outbox event of an admin's reset of a person's
+// factors: the account module mails them a notice.
+const ResetEvent = "account.mfa_reset"
+
+// ResetAll removes every factor and recovery code of a person (an admin's
+// recovery for someone who lost them): audited, and the person is told.
+func (s *Service) ResetAll(ctx context.Context, user uuid.UUID) error {
+	return s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		n, err := deleteFactorsTx(ctx, tx, user)
+		if err != nil {
+			return err
+		}
+		if err := deleteRecoveryTx(ctx, tx, user); err != nil {
+			return err
+		}
+		if n > 0 {
+			if err := events.Publish(ctx, tx, events.Change{TenantID: tx.TenantID(), Kind: ResetEvent, ID: user.String(), Version: s.now().UnixNano()}, nil); err != nil {
+				return err
+			}
+		}
+		return audit.RecordChangeTx(ctx, tx, s.Audit, "user.mfa.reset", "user", user.String(), map[string]int{"factors": n})
 	})
 }
 

@@ -121,3 +121,13 @@ func useRecoveryTx(ctx context.Context, tx *store.Tx, user uuid.UUID, hash strin
 	n, _ := r.RowsAffected()
 	return n == 1, nil
 }
+
+// deleteFactorsTx removes all of a person's factors and says how many.
+func deleteFactorsTx(ctx context.Context, tx *store.Tx, user uuid.UUID) (int, error) {
+	r, err := tx.Exec(ctx, `DELETE FROM mfa_factors WHERE tenant_id = $1 AND user_id = $2`, tx.TenantID(), user)
+	if err != nil {
+		return 0, err
+	}
+	n, _ := r.RowsAffected()
+	return int(n), nil
+}

@@ -49,9 +49,13 @@ func totpAndRecovery(t *testing.T, flavor store.Flavor) {
 	slug := apptest.UniqueSlug("mfa")
 	_, tok := h.TenantAdmin(t, slug)
 	const pw = "Analytical-engine-1843"
+	ids := map[string]string{}
 	for _, email := range []string{"ada@mfa.test", "bob@mfa.test"} {
 		resp, body := h.DoAs(tok, "POST", "/api/v1/users", map[string]any{"email": email, "password": pw})
 		apptest.Expect(t, resp, body, 201, "user")
+		ids[email] = apptest.Decode[struct {
+			ID string `json:"id"`
+		}](t, body).ID
 	}
 	login := func(email string) tokens {
 		t.Helper()
@@ -208,6 +212,21 @@ func totpAndRecovery(t *testing.T, flavor store.Flavor) {
 	}
 	if st, _ := second(login("ada@mfa.test").MFAToken, recovery[0]); st != 401 {
 		t.Fatalf("a recovery code used twice: %d", st)
+	}
+
+	// An admin resets a person's factors (they lost their phone).
+	if !login("bob@mfa.test").MFARequired {
+		t.Fatal("bob's second step")
+	}
+	resp, body = h.DoAs(tok, "DELETE", "/api/v1/users/"+ids["bob@mfa.test"]+"/mfa", nil)
+	apptest.Expect(t, resp, body, 204, "admin reset")
+	if l := login("bob@mfa.test"); l.MFARequired || l.AccessToken == "" {
+		t.Fatalf("after the reset: %+v", l)
+	}
+	resp, body = h.DoAs(tok, "GET", "/api/v1/audit?action=user.mfa.reset", nil)
+	apptest.Expect(t, resp, body, 200, "audit")
+	if !strings.Contains(string(body), ids["bob@mfa.test"]) {
+		t.Fatalf("the reset is not audited: %s", body)
 	}
 
 	// Without a factor, no second step.

@@ -10,6 +10,7 @@ import (
 	"github.com/xavyo/xavyo/identity/mfa"
 	"github.com/xavyo/xavyo/identity/tenant"
 	"github.com/xavyo/xavyo/internal/httpx"
+	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/store"
 )
 
@@ -125,6 +126,21 @@ func (h *Handler) Mount(api *httpx.API) {
 				return err
 			}
 			if err := h.MFA.Remove(c.UserContext(), id, fid); err != nil {
+				return err
+			}
+			return c.SendStatus(204)
+		}})
+	api.Handle(httpx.Route{Method: "DELETE", Path: "/users/:id/mfa", OperationID: "resetUserFactors",
+		Summary: "Remove every second factor of a user who lost them (audited; the user is told by email)", Tags: []string{"users"},
+		Roles: []string{principal.RoleTenantAdmin}, Status: 204, Handler: func(c *fiber.Ctx) error {
+			id, err := httpx.PathUUID(c, "id")
+			if err != nil {
+				return err
+			}
+			if _, err := h.Directory.GetUser(c.UserContext(), id); err != nil {
+				return err
+			}
+			if err := h.MFA.ResetAll(c.UserContext(), id); err != nil {
 				return err
 			}
 			return c.SendStatus(204)
