@@ -113,6 +113,10 @@ type LoginMFAInput struct {
 // factor.
 const purposeAPIMFA = "api_mfa"
 
+// ErrEnrolFirst answers a JSON sign-in of a person without a second
+// factor where the tenant requires one: they enrol on the pages first.
+var ErrEnrolFirst = apperr.New(apperr.KindPermissionDenied, "this organization requires a second factor: sign in on its sign-in page once to enrol one")
+
 // ErrMFAToken answers an MFA token that is unknown, expired or spent.
 var ErrMFAToken = apperr.New(apperr.KindUnauthenticated, "the mfa_token is invalid or expired; sign in again")
 
@@ -146,6 +150,9 @@ func (s *Service) Login(ctx context.Context, in LoginInput, cl Client) (*Tokens,
 		on, err := s.MFA.Enrolled(ctx, u.ID)
 		if err != nil {
 			return nil, err
+		}
+		if !on && tenant.PoliciesOf(t).MFA.Required {
+			return nil, ErrEnrolFirst
 		}
 		if on {
 			// The second step comes with a token binding it to this

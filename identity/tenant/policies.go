@@ -101,6 +101,14 @@ type Policies struct {
 	MCP         MCPPolicy        `json:"mcp"`
 	Branding    Branding         `json:"branding"`
 	Signup      SignupPolicy     `json:"signup"`
+	MFA         MFAPolicy        `json:"mfa"`
+}
+
+// MFAPolicy governs second factors.
+type MFAPolicy struct {
+	// Required: every sign-in needs a second factor; a person without one
+	// enrols on the sign-in pages before going on.
+	Required bool `json:"required" doc:"every sign-in needs a second factor; people without one enrol at their next sign-in on the pages (default false)"`
 }
 
 // SignupPolicy opens the tenant to people who register themselves.

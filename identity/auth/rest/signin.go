@@ -11,19 +11,24 @@ package rest
 // slot in between the password and the resumption.
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"html/template"
+	"image/png"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/pquerna/otp"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/xavyo/xavyo/identity/auth"
 	"github.com/xavyo/xavyo/identity/directory"
+	"github.com/xavyo/xavyo/identity/mfa"
 	"github.com/xavyo/xavyo/identity/tenant"
 	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/store"
@@ -72,9 +77,17 @@ type Pages struct {
 	Tenants *tenant.Service
 	// Issuer is a tenant's issuer URL (its scheme decides the cookies').
 	Issuer func(slug string) string
-	// MFA asks a person who enrolled a second factor for it (nil: none).
-	MFA   auth.SecondFactor
+	// MFA asks a person who enrolled a second factor for it, and has
+	// people enrol one where the tenant requires it (nil: none).
+	MFA   SecondFactors
 	flows map[string]Flow
+}
+
+// SecondFactors is what the pages need of identity/mfa.
+type SecondFactors interface {
+	auth.SecondFactor
+	EnrollTOTP(ctx context.Context, user uuid.UUID, issuer, account, name string) (*mfa.Enrollment, error)
+	ConfirmTOTP(ctx context.Context, user, id uuid.UUID, code string) ([]string, error)
 }
 
 // Register makes a flow resumable by purpose.
@@ -91,6 +104,9 @@ func (p *Pages) Mount(app *fiber.App) {
 	app.Post("/t/:slug/login", p.login)
 	app.Get("/t/:slug/login/mfa", p.secondFactor)
 	app.Post("/t/:slug/login/mfa", p.secondFactor)
+	app.Get("/t/:slug/login/enrol", p.enrol)
+	app.Post("/t/:slug/login/enrol", p.enrol)
+	app.Post("/t/:slug/login/continue", p.resume)
 	p.Register(purposeSignIn, signInFlow{})
 }
 
@@ -115,6 +131,173 @@ const mfaCookie = "xv_mfa"
 
 const mfaCSRFCookie = "xv_mfa_csrf"
 
+var enrolPage = template.Must(template.New("enrol").Parse(`<!doctype html>
+<html lang="{{.Lang}}"><head><meta charset="utf-8"><title>{{.W.EnrolTitle}} — {{.Tenant}}</title>
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:26rem;margin:4rem auto;padding:0 1rem}
+label{display:block;margin:.8rem 0 .2rem}input[type=text]{width:100%;padding:.4rem;font-size:1.2rem;letter-spacing:.1em}
+button{margin-top:1rem;padding:.5rem 1rem}.err{color:#b00020}code{word-break:break-all;background:#eee;padding:0 .2rem}
+ol.codes{font-family:ui-monospace,monospace}</style></head>
+<body><h1>{{.W.EnrolTitle}}</h1>
+{{if .Codes}}<p>{{.W.CodesIntro}}</p><ol class="codes" id="codes">{{range .Codes}}<li>{{.}}</li>{{end}}</ol>
+<form method="post" action="{{.Continue}}"><input type="hidden" name="tx" value="{{.Tx}}"><input type="hidden" name="csrf" value="{{.CSRF}}">
+<button type="submit" id="continue">{{.W.Continue}}</button></form>
+{{else}}<p>{{.W.EnrolIntro}}</p>
+{{if .QR}}<img src="{{.QR}}" alt="" width="200" height="200">{{end}}
+<p>{{.W.EnrolKey}} <code id="secret">{{.Secret}}</code></p>
+{{if .Error}}<p class="err" role="alert">{{.Error}}</p>{{end}}
+<form method="post" action="{{.Action}}">
+<input type="hidden" name="tx" value="{{.Tx}}"><input type="hidden" name="csrf" value="{{.CSRF}}"><input type="hidden" name="factor" value="{{.Factor}}">
+<label for="code">{{.W.MFACode}}</label><input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" required autofocus>
+<button type="submit">{{.W.MFAButton}}</button></form>{{end}}</body></html>`))
+
+// enrol is where a person without a second factor enrols an
+// authenticator app when the tenant requires one: the secret (and its QR
+// code), a code to confirm it, then their recovery codes, once, before
+// the sign-in goes on (in a session that counts both factors).
+func (p *Pages) enrol(c *fiber.Ctx) error {
+	t, ctx, x, flow, user, ok, err := p.pending(c)
+	if !ok {
+		return err
+	}
+	lang := Lang(c, t)
+	w := loginCatalog[lang]
+	iss := p.Issuer(t.Slug)
+	prompt, _ := flow.Describe(ctx, t, x)
+	show := func(status int, data map[string]any) error {
+		data["Lang"], data["W"], data["Tenant"], data["Tx"] = lang, w, t.Name, x.ID
+		data["CSRF"] = FormToken(c, mfaCSRFCookie, "/t/"+t.Slug+"/login", iss)
+		data["Action"], data["Continue"] = "/t/"+t.Slug+"/login/enrol", "/t/"+t.Slug+"/login/continue"
+		Secure(c, prompt.ReturnTo)
+		c.Set("Content-Security-Policy", c.GetRespHeader("Content-Security-Policy")+"; img-src data:")
+		return Page(c, status, enrolPage, data)
+	}
+	fresh := func(status int, msg string) error {
+		u, err := p.Auth.SignInUser(ctx, t, user)
+		if err != nil {
+			return Error(c, 403, w.Wrong)
+		}
+		e, err := p.MFA.EnrollTOTP(ctx, user, t.Name, u.Email, "")
+		if err != nil {
+			return Error(c, 503, "the sign-in is unavailable; try again")
+		}
+		return show(status, map[string]any{"Secret": e.Secret, "Factor": e.ID.String(), "QR": qrCode(e.URI), "Error": msg})
+	}
+	if c.Method() != fiber.MethodPost {
+		return fresh(200, "")
+	}
+	if !FormTokenOK(c, mfaCSRFCookie) {
+		return fresh(403, w.Expired)
+	}
+	fid, err := uuid.Parse(c.FormValue("factor"))
+	if err != nil {
+		return fresh(400, w.MFAWrong)
+	}
+	codes, err := p.MFA.ConfirmTOTP(ctx, user, fid, c.FormValue("code"))
+	switch {
+	case apperr.KindOf(err) == apperr.KindRateLimited:
+		return fresh(429, apperr.PublicMessage(err))
+	case apperr.KindOf(err) == apperr.KindUnauthenticated || apperr.KindOf(err) == apperr.KindNotFound:
+		return fresh(401, w.MFAWrong)
+	case err != nil:
+		return Error(c, 503, "the sign-in is unavailable; try again")
+	}
+	if _, ok, err := p.finishSecondStep(c, t, x, user, []string{"pwd", "otp", "mfa"}); !ok {
+		return err
+	}
+	return show(200, map[string]any{"Codes": codes})
+}
+
+// resume goes on with a flow after the enrolment page (its recovery
+// codes shown), in the session that signed in for it.
+func (p *Pages) resume(c *fiber.Ctx) error {
+	t, err := p.Tenants.Resolve(c.UserContext(), c.Params("slug"))
+	if err != nil {
+		return TenantPage(c, err)
+	}
+	x, err := p.Auth.Transaction(store.WithTenant(c.UserContext(), t.ID), t, c.FormValue("tx"))
+	if err != nil || p.flows[x.Purpose] == nil || !FormTokenOK(c, mfaCSRFCookie) {
+		return Error(c, 400, apperr.PublicMessage(auth.ErrNoTransaction))
+	}
+	bs, err := p.SessionOf(c, t)
+	if err != nil {
+		return Error(c, 503, "the sign-in is unavailable; try again")
+	}
+	if bs == nil || bs.ID != x.SessionID {
+		return p.SendTo(c, "/t/"+t.Slug+"/login", x)
+	}
+	flow := p.flows[x.Purpose]
+	prompt, _ := flow.Describe(store.WithTenant(c.UserContext(), t.ID), t, x)
+	Secure(c, prompt.ReturnTo)
+	return flow.Resume(c, t, x, bs)
+}
+
+// pending reads the transaction a second-step page is for, with the
+// person who passed the first step in this browser (its cookie); ok
+// false: the page was answered (another browser is sent to sign in).
+func (p *Pages) pending(c *fiber.Ctx) (*tenant.Tenant, context.Context, *auth.Transaction, Flow, uuid.UUID, bool, error) {
+	t, err := p.Tenants.Resolve(c.UserContext(), c.Params("slug"))
+	if err != nil {
+		return nil, nil, nil, nil, uuid.Nil, false, TenantPage(c, err)
+	}
+	ctx := store.WithTenant(c.UserContext(), t.ID)
+	id := c.Query("tx")
+	if c.Method() == fiber.MethodPost {
+		id = c.FormValue("tx")
+	}
+	x, err := p.Auth.Transaction(ctx, t, id)
+	if err != nil {
+		if errors.Is(err, auth.ErrNoTransaction) {
+			return nil, nil, nil, nil, uuid.Nil, false, Error(c, 400, apperr.PublicMessage(err))
+		}
+		return nil, nil, nil, nil, uuid.Nil, false, Error(c, 503, "the sign-in is unavailable; try again")
+	}
+	flow := p.flows[x.Purpose]
+	user := x.Pending(c.Cookies(mfaCookie))
+	if flow == nil || user == uuid.Nil || p.MFA == nil {
+		// Not this browser's first step (or none): start again.
+		return nil, nil, nil, nil, uuid.Nil, false, p.SendTo(c, "/t/"+t.Slug+"/login", x)
+	}
+	return t, ctx, x, flow, user, true, nil
+}
+
+// finishSecondStep opens the session of a person who passed both steps,
+// records it on the transaction and clears the first step's cookie.
+func (p *Pages) finishSecondStep(c *fiber.Ctx, t *tenant.Tenant, x *auth.Transaction, user uuid.UUID, amr []string) (*auth.BrowserSession, bool, error) {
+	ctx := store.WithTenant(c.UserContext(), t.ID)
+	u, err := p.Auth.SignInUser(ctx, t, user)
+	if err != nil {
+		return nil, false, Error(c, 403, loginCatalog[Lang(c, t)].Wrong)
+	}
+	bs, err := p.OpenSession(c, t, u, amr)
+	if err != nil {
+		return nil, false, Error(c, 500, "the sign-in could not be completed")
+	}
+	if err := p.Auth.TransactionSignedIn(ctx, t, x, bs.ID); err != nil {
+		return nil, false, Error(c, 400, apperr.PublicMessage(auth.ErrNoTransaction))
+	}
+	c.Cookie(&fiber.Cookie{Name: mfaCookie, Value: "", Path: "/t/" + t.Slug + "/login", Expires: time.Unix(1, 0), HTTPOnly: true})
+	return bs, true, nil
+}
+
+// qrCode is the otpauth URI as a PNG data URI ("" if it cannot be drawn):
+// a URL the page may load as it is, since it is ours.
+func qrCode(uri string) template.URL {
+	key, err := otp.NewKeyFromURL(uri)
+	if err != nil {
+		return ""
+	}
+	img, err := key.Image(200, 200)
+	if err != nil {
+		return ""
+	}
+	var b bytes.Buffer
+	if png.Encode(&b, img) != nil {
+		return ""
+	}
+	return template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(b.Bytes())) //nolint:gosec // G203: our own PNG
+}
+
 var mfaPage = template.Must(template.New("mfa").Parse(`<!doctype html>
 <html lang="{{.Lang}}"><head><meta charset="utf-8"><title>{{.W.MFATitle}} — {{.Tenant}}</title>
 <meta name="viewport" content="width=device-width,initial-scale=1">
@@ -132,36 +315,18 @@ button{margin-top:1rem;padding:.5rem 1rem}.err{color:#b00020}</style></head>
 // authenticator app or a recovery code, in the browser that passed the
 // first step (its cookie), for the transaction that records it.
 func (p *Pages) secondFactor(c *fiber.Ctx) error {
-	t, err := p.Tenants.Resolve(c.UserContext(), c.Params("slug"))
-	if err != nil {
-		return TenantPage(c, err)
-	}
-	ctx := store.WithTenant(c.UserContext(), t.ID)
-	id := c.Query("tx")
-	if c.Method() == fiber.MethodPost {
-		id = c.FormValue("tx")
-	}
-	x, err := p.Auth.Transaction(ctx, t, id)
-	if err != nil {
-		if errors.Is(err, auth.ErrNoTransaction) {
-			return Error(c, 400, apperr.PublicMessage(err))
-		}
-		return Error(c, 503, "the sign-in is unavailable; try again")
-	}
-	flow := p.flows[x.Purpose]
-	user := x.Pending(c.Cookies(mfaCookie))
-	if flow == nil || user == uuid.Nil || p.MFA == nil {
-		// Not this browser's first step (or none): start again.
-		return p.SendTo(c, "/t/"+t.Slug+"/login", x)
+	t, ctx, x, flow, user, ok, err := p.pending(c)
+	if !ok {
+		return err
 	}
 	lang := Lang(c, t)
 	w := loginCatalog[lang]
 	iss := p.Issuer(t.Slug)
 	prompt, _ := flow.Describe(ctx, t, x)
 	show := func(status int, msg string) error {
-		token := FormToken(c, mfaCSRFCookie, "/t/"+t.Slug+"/login/mfa", iss)
+		token := FormToken(c, mfaCSRFCookie, "/t/"+t.Slug+"/login", iss)
 		Secure(c, prompt.ReturnTo)
-		return Page(c, status, mfaPage, map[string]any{"Lang": lang, "W": w, "Tenant": t.Name, "Error": msg, "CSRF": token, "Tx": id,
+		return Page(c, status, mfaPage, map[string]any{"Lang": lang, "W": w, "Tenant": t.Name, "Error": msg, "CSRF": token, "Tx": x.ID,
 			"Action": "/t/" + t.Slug + "/login/mfa"})
 	}
 	if c.Method() != fiber.MethodPost {
@@ -179,18 +344,10 @@ func (p *Pages) secondFactor(c *fiber.Ctx) error {
 	case err != nil:
 		return Error(c, 503, "the sign-in is unavailable; try again")
 	}
-	u, err := p.Auth.SignInUser(ctx, t, user)
-	if err != nil {
-		return Error(c, 403, w.Wrong)
+	bs, ok, err := p.finishSecondStep(c, t, x, user, []string{"pwd", method, "mfa"})
+	if !ok {
+		return err
 	}
-	bs, err := p.OpenSession(c, t, u, []string{"pwd", method, "mfa"})
-	if err != nil {
-		return Error(c, 500, "the sign-in could not be completed")
-	}
-	if err := p.Auth.TransactionSignedIn(ctx, t, x, bs.ID); err != nil {
-		return Error(c, 400, apperr.PublicMessage(auth.ErrNoTransaction))
-	}
-	c.Cookie(&fiber.Cookie{Name: mfaCookie, Value: "", Path: "/t/" + t.Slug + "/login", Expires: time.Unix(1, 0), HTTPOnly: true})
 	Secure(c, prompt.ReturnTo)
 	return flow.Resume(c, t, x, bs)
 }
@@ -223,6 +380,7 @@ var signedInPage = template.Must(template.New("signed-in").Parse(`<!doctype html
 type loginWords struct {
 	Title, Asks, Device, SignInTo, Login, Secret, Button, Forgot, Wrong, Expired, MustChange, SignedIn, SignedInTo string
 	MFATitle, MFAIntro, MFACode, MFAButton, MFAWrong                                                               string
+	EnrolTitle, EnrolIntro, EnrolKey, CodesIntro, Continue                                                         string
 }
 
 var loginCatalog = map[string]loginWords{
@@ -231,7 +389,10 @@ var loginCatalog = map[string]loginWords{
 		Wrong: "Wrong email, username or password.", Expired: "The form expired; please sign in again.",
 		MustChange: "You must change your password before signing in to applications.", SignedIn: "You are signed in", SignedInTo: "You are signed in to",
 		MFATitle: "Two-step verification", MFAIntro: "Type the code your authenticator app shows, or one of your recovery codes.",
-		MFACode: "Code", MFAButton: "Verify", MFAWrong: "That code is not valid."},
+		MFACode: "Code", MFAButton: "Verify", MFAWrong: "That code is not valid.",
+		EnrolTitle: "Set up two-step verification", EnrolIntro: "This organization requires a second factor. Scan this code with an authenticator app, or type its key, then give the code it shows.",
+		EnrolKey: "Key:", CodesIntro: "Keep these recovery codes somewhere safe: each signs you in once if you lose your app. They are shown only now.",
+		Continue: "Continue"},
 	"fr": { //nolint:gosec // G101: page words
 		Title: "Connexion", Asks: "demande à agir pour vous", Device: "Connectez-vous pour relier votre appareil.", SignInTo: "Connectez-vous à",
 		Login: "Adresse ou nom d'utilisateur", Secret: "Mot de passe", Button: "Se connecter", Forgot: "Mot de passe oublié ?",
@@ -239,7 +400,10 @@ var loginCatalog = map[string]loginWords{
 		MustChange: "Vous devez changer votre mot de passe avant de vous connecter aux applications.", SignedIn: "Vous êtes connecté·e",
 		SignedInTo: "Vous êtes connecté·e à", MFATitle: "Vérification en deux étapes",
 		MFAIntro: "Saisissez le code affiché par votre application d'authentification, ou l'un de vos codes de secours.",
-		MFACode:  "Code", MFAButton: "Vérifier", MFAWrong: "Ce code n'est pas valable."},
+		MFACode:  "Code", MFAButton: "Vérifier", MFAWrong: "Ce code n'est pas valable.",
+		EnrolTitle: "Activer la vérification en deux étapes", EnrolIntro: "Cette organisation exige un second facteur. Scannez ce code avec une application d'authentification, ou saisissez sa clé, puis donnez le code qu'elle affiche.",
+		EnrolKey: "Clé :", CodesIntro: "Gardez ces codes de secours en lieu sûr : chacun vous connecte une fois si vous perdez votre application. Ils ne sont affichés que maintenant.",
+		Continue: "Continuer"},
 }
 
 // Begin starts a sign-in for a flow and sends the browser to the sign-in
@@ -349,8 +513,9 @@ func (p *Pages) login(c *fiber.Ctx) error {
 		if err != nil {
 			return Error(c, 503, "the sign-in is unavailable; try again")
 		}
-		if on {
-			// The second step: in this browser, for this transaction.
+		if on || tenant.PoliciesOf(t).MFA.Required {
+			// The second step (or, where the tenant requires one, enrolling
+			// a factor first): in this browser, for this transaction.
 			if x == nil {
 				if x, err = p.Auth.StartTransaction(ctx, t, purposeSignIn, "", uuid.Nil); err != nil {
 					return Error(c, 503, "the sign-in is unavailable; try again")
@@ -362,7 +527,11 @@ func (p *Pages) login(c *fiber.Ctx) error {
 			}
 			c.Cookie(&fiber.Cookie{Name: mfaCookie, Value: secret, Path: "/t/" + t.Slug + "/login", HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode,
 				Secure: strings.HasPrefix(iss, "https://"), Expires: x.ExpiresAt})
-			return p.SendTo(c, "/t/"+t.Slug+"/login/mfa", x)
+			next := "/t/" + t.Slug + "/login/mfa"
+			if !on {
+				next = "/t/" + t.Slug + "/login/enrol"
+			}
+			return p.SendTo(c, next, x)
 		}
 	}
 	bs, err := p.OpenSession(c, t, u, []string{"pwd"})

@@ -236,3 +236,82 @@ func totpAndRecovery(t *testing.T, flavor store.Flavor) {
 		t.Fatalf("after removing the factor: %+v", l)
 	}
 }
+
+// TestRequiredMFA: where the tenant requires a second factor, a person
+// without one cannot get tokens from the JSON sign-in, and on the pages
+// enrols an authenticator app (QR code and key), confirms it, sees their
+// recovery codes once and goes on signed in with both factors.
+func TestRequiredMFA(t *testing.T) {
+	h := apptest.Start(t, apptest.Env(t, store.SQLite, t.TempDir()), apptest.Options{})
+	slug := apptest.UniqueSlug("req")
+	_, tok := h.TenantAdmin(t, slug)
+	const pw = "Analytical-engine-1843"
+	resp, body := h.DoAs(tok, "POST", "/api/v1/users", map[string]any{"email": "cy@req.test", "password": pw})
+	apptest.Expect(t, resp, body, 201, "user")
+	resp, body = h.DoAs(tok, "PATCH", "/api/v1/policies", map[string]any{"mfa": map[string]any{"required": true}})
+	apptest.Expect(t, resp, body, 200, "require MFA")
+	resp, body = h.DoAs("", "POST", "/api/v1/auth/login", map[string]any{"tenant": slug, "login": "cy@req.test", "password": pw})
+	apptest.Expect(t, resp, body, 403, "a JSON sign-in without a factor")
+
+	jar, _ := cookiejar.New(nil)
+	b := &http.Client{Jar: jar}
+	do := func(method, u string, form url.Values) (*http.Response, string) {
+		t.Helper()
+		var rd io.Reader
+		if form != nil {
+			rd = strings.NewReader(form.Encode())
+		}
+		req, _ := http.NewRequest(method, u, rd)
+		if form != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		r, err := b.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		raw, _ := io.ReadAll(r.Body)
+		return r, string(raw)
+	}
+	field := func(page, name string) string {
+		m := regexp.MustCompile(`name="` + name + `" value="([^"]*)"`).FindStringSubmatch(page)
+		if m == nil {
+			t.Fatalf("no %s in %s", name, page)
+		}
+		return m[1]
+	}
+	secretOf := func(page string) string {
+		m := regexp.MustCompile(`<code id="secret">([A-Z2-7]+)</code>`).FindStringSubmatch(page)
+		if m == nil || !strings.Contains(page, `src="data:image/png;base64,`) {
+			t.Fatalf("the enrolment page: %s", page)
+		}
+		return m[1]
+	}
+	_, page := do("GET", h.Admin+"/t/"+slug+"/login", nil)
+	r, page := do("POST", h.Admin+"/t/"+slug+"/login", url.Values{"tx": {field(page, "tx")}, "csrf": {field(page, "csrf")}, "login": {"cy@req.test"},
+		"password": {pw}})
+	if r.Request.URL.Path != "/t/"+slug+"/login/enrol" || !strings.Contains(r.Header.Get("Content-Security-Policy"), "img-src data:") {
+		t.Fatalf("after the password: %s %s", r.Request.URL, page)
+	}
+	secretOf(page)
+	r, page = do("POST", h.Admin+"/t/"+slug+"/login/enrol", url.Values{"tx": {field(page, "tx")}, "csrf": {field(page, "csrf")},
+		"factor": {field(page, "factor")}, "code": {"000000"}})
+	if r.StatusCode != 401 {
+		t.Fatalf("a wrong code: %d", r.StatusCode)
+	}
+	code, _ := totp.GenerateCode(secretOf(page), time.Now())
+	r, page = do("POST", h.Admin+"/t/"+slug+"/login/enrol", url.Values{"tx": {field(page, "tx")}, "csrf": {field(page, "csrf")},
+		"factor": {field(page, "factor")}, "code": {code}})
+	if r.StatusCode != 200 || strings.Count(page, "<li>") != 10 {
+		t.Fatalf("after confirming: %d %s", r.StatusCode, page)
+	}
+	r, page = do("POST", h.Admin+"/t/"+slug+"/login/continue", url.Values{"tx": {field(page, "tx")}, "csrf": {field(page, "csrf")}})
+	if r.StatusCode != 200 || !strings.Contains(page, `id="signed-in"`) {
+		t.Fatalf("continue: %d %s", r.StatusCode, page)
+	}
+	resp, body = h.DoAs("", "POST", "/api/v1/auth/login", map[string]any{"tenant": slug, "login": "cy@req.test", "password": pw})
+	apptest.Expect(t, resp, body, 200, "the JSON sign-in, enrolled")
+	if l := apptest.Decode[tokens](t, body); !l.MFARequired || l.AccessToken != "" {
+		t.Fatalf("the JSON sign-in asks for the code: %+v", l)
+	}
+}
