@@ -32,6 +32,8 @@ import (
 	govrest "github.com/xavyo/xavyo/governance/rest"
 	"github.com/xavyo/xavyo/identity/account"
 	accountrest "github.com/xavyo/xavyo/identity/account/rest"
+	"github.com/xavyo/xavyo/identity/apikey"
+	apikeyrest "github.com/xavyo/xavyo/identity/apikey/rest"
 	"github.com/xavyo/xavyo/identity/auth"
 	authrest "github.com/xavyo/xavyo/identity/auth/rest"
 	"github.com/xavyo/xavyo/identity/bootstrap"
@@ -251,7 +253,9 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 	s.handlers.Handle(nhi.EventKind, s.gov.OnNHIEvent(s.nhis))
 
 	// Admin tokens hold their subjects' current roles.
-	adminAuth, err := auth.NewAuthenticator(auth.AuthenticatorConfig{Tokens: s.tokens, Users: s.dir, NHIs: s.nhis, Operators: s.tenants})
+	keys := &apikey.Service{DB: s.db, Audit: s.seq}
+	keys.Watch(s.bus)
+	adminAuth, err := auth.NewAuthenticator(auth.AuthenticatorConfig{Tokens: s.tokens, Users: s.dir, NHIs: s.nhis, Operators: s.tenants, Keys: keys})
 	if err != nil {
 		return nil, err
 	}
@@ -290,6 +294,7 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 	// The sign-in pages every flow that needs a person goes through.
 	pages := &authrest.Pages{Auth: s.auth, Tenants: s.tenants, Issuer: s.oauth.Issuer, MFA: factors}
 	(&mfarest.Handler{MFA: factors, Directory: s.dir, Tenants: s.tenants}).Mount(s.api)
+	(&apikeyrest.Handler{Keys: keys}).Mount(s.api)
 	pages.Mount(s.admin)
 	oh := &oauthrest.Handler{Server: s.oauth, Tenants: s.tenants, AgentURL: cfg.Agent.PublicURL, Auth: s.auth,
 		Admin: adminAuth, Pages: pages}

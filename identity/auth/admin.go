@@ -9,12 +9,14 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/xavyo/xavyo/identity/apikey"
 	"github.com/xavyo/xavyo/identity/directory"
 	"github.com/xavyo/xavyo/identity/nhi"
 	"github.com/xavyo/xavyo/identity/token"
 	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/events"
 	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/xavyo/xavyo/internal/reqid"
 	"github.com/xavyo/xavyo/internal/store"
 )
 
@@ -42,6 +44,8 @@ type AuthenticatorConfig struct {
 	Operators Operators
 	// CacheSize bounds the subjects remembered (default 100,000).
 	CacheSize int
+	// Keys checks API keys (nil: none are accepted).
+	Keys *apikey.Service
 }
 
 // CheckAndSetDefaults validates and fills defaults.
@@ -122,6 +126,9 @@ var errInactiveSubject = apperr.New(apperr.KindUnauthenticated, "the token's sub
 
 // Authenticate implements the admin plane's authenticator.
 func (a *Authenticator) Authenticate(ctx context.Context, scheme, raw string) (*principal.Principal, error) {
+	if strings.EqualFold(scheme, "Bearer") && strings.HasPrefix(raw, apikey.Prefix) && a.cfg.Keys != nil {
+		return a.apiKey(ctx, raw)
+	}
 	if !strings.EqualFold(scheme, "Bearer") || strings.Count(raw, ".") != 2 {
 		return nil, nil
 	}
@@ -153,6 +160,33 @@ func (a *Authenticator) Authenticate(ctx context.Context, scheme, raw string) (*
 		roles = slices.DeleteFunc(roles, func(r string) bool { return r == principal.RoleSuperAdmin })
 	}
 	p.AdminRoles = roles
+	return p, nil
+}
+
+// apiKey authenticates an API key: its owner must be active, and its
+// rights are its scopes within the owner's current roles (scim aside).
+func (a *Authenticator) apiKey(ctx context.Context, raw string) (*principal.Principal, error) {
+	k, tenant, err := a.cfg.Keys.Check(ctx, raw, reqid.ClientIP(ctx))
+	if err != nil {
+		return nil, err
+	}
+	kind := principal.Kind(k.OwnerKind)
+	st, err := a.subject(ctx, subjectKey{tenant: tenant, kind: kind, subject: k.OwnerID})
+	if err != nil {
+		return nil, err
+	}
+	if !st.active {
+		return nil, errInactiveSubject
+	}
+	p := &principal.Principal{TenantID: tenant, Kind: kind, SubjectID: k.OwnerID.String(), AuthMethod: principal.MethodAPIKey, ClientID: k.Prefix}
+	for _, sc := range k.Scopes {
+		switch {
+		case sc == apikey.ScopeSCIM:
+			p.Scopes = append(p.Scopes, sc)
+		case slices.Contains(st.roles, sc):
+			p.AdminRoles = append(p.AdminRoles, sc)
+		}
+	}
 	return p, nil
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/xavyo/xavyo/internal/reqid"
 	"github.com/xavyo/xavyo/internal/store"
 )
 
@@ -50,6 +51,7 @@ func authenticate(authns []Authenticator) fiber.Handler {
 		if !ok || token == "" {
 			return apperr.New(apperr.KindUnauthenticated, "malformed Authorization header")
 		}
+		c.SetUserContext(reqid.WithClientIP(c.UserContext(), c.IP()))
 		for _, a := range authns {
 			p, err := a.Authenticate(c.UserContext(), scheme, token)
 			if err != nil {
