@@ -53,7 +53,9 @@ type ipKey struct{}
 // WithClientIP returns a context carrying the client's address (as the
 // admin plane sees it), for checks that depend on it (API keys' allow
 // lists).
-func WithClientIP(ctx context.Context, ip string) context.Context { return context.WithValue(ctx, ipKey{}, ip) }
+func WithClientIP(ctx context.Context, ip string) context.Context {
+	return context.WithValue(ctx, ipKey{}, ip)
+}
 
 // ClientIP returns the client's address of ctx, or "".
 func ClientIP(ctx context.Context) string {
