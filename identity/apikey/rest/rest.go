@@ -19,7 +19,7 @@ type Handler struct {
 
 // RotateInput says how long the old key keeps working.
 type RotateInput struct {
-	OverlapSeconds int `json:"overlap_seconds,omitempty" doc:"how long the old key keeps working (default 3600; 0 to 604800)"`
+	OverlapSeconds *int `json:"overlap_seconds,omitempty" doc:"how long the old key keeps working (default 3600; 0 to 604800)"`
 }
 
 // IntrospectInput names a key.
@@ -60,13 +60,15 @@ func (h *Handler) Mount(api *httpx.API) {
 			if err != nil {
 				return err
 			}
-			in := RotateInput{OverlapSeconds: 3600}
-			if len(c.Body()) > 0 {
-				if err := httpx.DecodeJSON(c, &in); err != nil {
-					return err
-				}
+			var in RotateInput
+			if err := httpx.DecodeJSON(c, &in); err != nil {
+				return err
 			}
-			out, err := h.Keys.Rotate(c.UserContext(), id, time.Duration(in.OverlapSeconds)*time.Second)
+			overlap := time.Hour
+			if in.OverlapSeconds != nil {
+				overlap = time.Duration(*in.OverlapSeconds) * time.Second
+			}
+			out, err := h.Keys.Rotate(c.UserContext(), id, overlap)
 			if err != nil {
 				return err
 			}

@@ -90,7 +90,7 @@ func totpAndRecovery(t *testing.T, flavor store.Flavor) {
 	}
 	bobSecret := enrol("bob@mfa.test")
 	adaAT := login("ada@mfa.test").AccessToken
-	resp, body := h.DoAs(adaAT, "POST", "/api/v1/me/mfa/totp", nil)
+	resp, body := h.DoAs(adaAT, "POST", "/api/v1/me/mfa/totp", map[string]any{})
 	apptest.Expect(t, resp, body, 201, "enrol ada")
 	e := apptest.Decode[struct {
 		ID     string `json:"id"`

@@ -68,10 +68,8 @@ func (h *Handler) Mount(api *httpx.API) {
 				return err
 			}
 			var in EnrollInput
-			if len(c.Body()) > 0 {
-				if err := httpx.DecodeJSON(c, &in); err != nil {
-					return err
-				}
+			if err := httpx.DecodeJSON(c, &in); err != nil {
+				return err
 			}
 			u, err := h.Directory.GetUser(c.UserContext(), id)
 			if err != nil {
