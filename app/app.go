@@ -271,6 +271,7 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 		Prefix: "/api/v1", Title: "xavyo admin API", Version: version,
 		Authenticators: []httpx.Authenticator{s.boot, adminAuth},
 		Tenants:        s.tenants,
+		StepUp:         s.tenants,
 		CrossTenant:    s.seq,
 		Idempotency:    s.idem,
 	})

@@ -40,7 +40,7 @@ func (h *Handler) mountRequests(api *httpx.API) {
 		Query: append([]httpx.Param{{Name: "kind", Description: "access_request or tool_call"}}, approvalQuery...), Handler: h.listApprovals("")})
 	api.Handle(httpx.Route{Method: "GET", Path: "/approvals/:id", OperationID: "getApproval", Summary: "An approval with its approvers",
 		Tags: ap, Response: governance.Approval{}, Handler: httpx.GetByID(h.Gov.GetApproval, approvalVersion)})
-	api.Handle(httpx.Route{Method: "POST", Path: "/approvals/:id/decision", OperationID: "decideApproval",
+	api.Handle(httpx.Route{Method: "POST", Path: "/approvals/:id/decision", OperationID: "decideApproval", StepUp: true,
 		Summary: "Approve or deny the current step (as its approver, a delegate, or an administrator)", Tags: ap, Request: governance.DecisionInput{},
 		Response: governance.Approval{}, Example: map[string]any{"decision": "approve"}, Handler: httpx.PostByID(h.Gov.Decide, approvalVersion, fiber.StatusOK)})
 	api.Handle(httpx.Route{Method: "POST", Path: "/approvals/:id/cancel", OperationID: "cancelApproval",

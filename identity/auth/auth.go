@@ -290,7 +290,7 @@ func (s *Service) openSession(ctx context.Context, t *tenant.Tenant, u *director
 	if err != nil {
 		return nil, err
 	}
-	access, ttl, err := s.mint(ctx, t.ID, u, sid, scope, pol, amr)
+	access, ttl, err := s.mint(ctx, t.ID, u, sid, scope, pol, amr, now)
 	if err != nil {
 		return nil, err
 	}
@@ -298,8 +298,8 @@ func (s *Service) openSession(ctx context.Context, t *tenant.Tenant, u *director
 		SessionID: sid, PasswordChangeRequired: mustChange}, nil
 }
 
-func (s *Service) mint(ctx context.Context, tid uuid.UUID, u *directory.User, sid uuid.UUID, scope string, pol tenant.Policies, amr []string) (string,
-	time.Duration, error) {
+func (s *Service) mint(ctx context.Context, tid uuid.UUID, u *directory.User, sid uuid.UUID, scope string, pol tenant.Policies, amr []string,
+	authTime time.Time) (string, time.Duration, error) {
 	if len(amr) == 0 {
 		amr = []string{"pwd"}
 	}
@@ -310,7 +310,7 @@ func (s *Service) mint(ctx context.Context, tid uuid.UUID, u *directory.User, si
 	}
 	raw, err := s.Tokens.Mint(ctx, token.Claims{
 		Claims:   jwt.Claims{Subject: u.ID.String(), Audience: jwt.Audience{s.Tokens.AdminAudience()}, Expiry: jwt.NewNumericDate(s.now().Add(ttl))},
-		TenantID: tid, Scope: scope, SessionID: sid.String(), Roles: roles, AMR: amr, SubjectKind: string(principal.KindUser),
+		TenantID: tid, Scope: scope, SessionID: sid.String(), Roles: roles, AMR: amr, SubjectKind: string(principal.KindUser), AuthTime: authTime.Unix(),
 	})
 	return raw, ttl, err
 }
@@ -364,6 +364,7 @@ func (s *Service) Refresh(ctx context.Context, raw string) (*Tokens, error) {
 	now := s.now()
 	var u *directory.User
 	var amr string
+	var authTime time.Time
 	err = s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		ok, err := s.SessionStore.touchTx(ctx, tx, g.SessionID, now, func(revoked *time.Time, lastSeen, expires time.Time) bool {
 			return live(pol, revoked, lastSeen, expires, now)
@@ -374,7 +375,7 @@ func (s *Service) Refresh(ctx context.Context, raw string) (*Tokens, error) {
 		if !ok {
 			return token.ErrRefreshInvalid
 		}
-		if amr, err = s.SessionStore.amrTx(ctx, tx, g.SessionID); err != nil {
+		if amr, authTime, err = s.SessionStore.amrTx(ctx, tx, g.SessionID); err != nil {
 			return err
 		}
 		u, err = s.Directory.FindUserTx(ctx, tx, uid)
@@ -390,7 +391,7 @@ func (s *Service) Refresh(ctx context.Context, raw string) (*Tokens, error) {
 	if !u.MustChangePassword && scope == ScopePasswordChange {
 		scope = DefaultScope
 	}
-	access, ttl, err := s.mint(ctx, g.TenantID, u, g.SessionID, scope, pol, strings.Fields(amr))
+	access, ttl, err := s.mint(ctx, g.TenantID, u, g.SessionID, scope, pol, strings.Fields(amr), authTime)
 	if err != nil {
 		return nil, err
 	}
@@ -456,16 +457,9 @@ func (s *Service) ChangePassword(ctx context.Context, in ChangePasswordInput, cl
 	if err != nil {
 		return nil, err
 	}
-	// The new session carries how the old one was opened (a password
-	// change is no second factor).
-	var amr string
-	if sid, err := uuid.Parse(p.SessionID); err == nil {
-		_ = s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-			amr, err = s.SessionStore.amrTx(ctx, tx, sid)
-			return err
-		})
-	}
-	return s.openSession(ctx, t, u, tenant.PoliciesOf(t), "", cl, false, strings.Fields(amr))
+	// The new session is a password sign-in (a second factor is not
+	// carried over to a new sign-in time).
+	return s.openSession(ctx, t, u, tenant.PoliciesOf(t), "", cl, false, []string{"pwd"})
 }
 
 // Logout ends the caller's session.

@@ -81,14 +81,21 @@ func (ss *Sessions) insertTx(ctx context.Context, tx *store.Tx, x *Session, amr 
 	return err
 }
 
-// amrTx is how a session's person authenticated (RFC 8176 methods).
-func (ss *Sessions) amrTx(ctx context.Context, tx *store.Tx, sid uuid.UUID) (string, error) {
+// amrTx is how and when a session's person authenticated (RFC 8176
+// methods; the sign-in's time).
+func (ss *Sessions) amrTx(ctx context.Context, tx *store.Tx, sid uuid.UUID) (string, time.Time, error) {
 	var amr string
-	err := tx.QueryRow(ctx, `SELECT amr FROM sessions WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), sid).Scan(&amr)
+	var authTime, created time.Time
+	var at *time.Time
+	err := tx.QueryRow(ctx, `SELECT amr, auth_time, created_at FROM sessions WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), sid).Scan(&amr, &at, &created)
 	if store.NoRows(err) {
-		return "", nil
+		return "", time.Time{}, nil
 	}
-	return amr, err
+	authTime = created
+	if at != nil {
+		authTime = *at
+	}
+	return amr, authTime, err
 }
 
 // listTx lists a user's sessions, newest first (live ones unless all).

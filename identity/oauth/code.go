@@ -63,6 +63,9 @@ type AuthorizeRequest struct {
 	// Hint is a valid id_token_hint (nil without one): the person the
 	// client expects to be signed in.
 	Hint *Hint
+	// ACRValues are the authentication context classes the client asks
+	// for (acr_values), most preferred first.
+	ACRValues []string
 }
 
 // Prompted reports whether the request asked for this prompt value.
@@ -106,6 +109,12 @@ func acrOf(amr []string) string {
 	return ACRPassword
 }
 
+// WantsMFA reports whether the client asks for a sign-in with a second
+// factor (acr_values naming urn:xavyo:acr:mfa and nothing weaker first).
+func (r *AuthorizeRequest) WantsMFA() bool {
+	return len(r.ACRValues) > 0 && r.ACRValues[0] == ACRMFA
+}
+
 // RedirectError is an authorization error returned to the client at its
 // (verified) redirect URI.
 type RedirectError struct{ E *Error }
@@ -134,7 +143,7 @@ func (s *Server) ValidateAuthorize(ctx context.Context, slug string, q func(stri
 		return nil, oerr(400, "invalid_request", "the redirect_uri is not registered for this client (exact match)")
 	}
 	req := &AuthorizeRequest{ClientID: c.ClientID, ClientName: c.Name, FirstParty: c.FirstParty, Profile: c.ClientProfile, RedirectURI: redirect, State: q("state"), CodeChallenge: q("code_challenge"),
-		Nonce: q("nonce"), Prompt: dedupe(strings.Fields(q("prompt"))), MaxAge: -1, LoginHint: q("login_hint")}
+		Nonce: q("nonce"), Prompt: dedupe(strings.Fields(q("prompt"))), MaxAge: -1, LoginHint: q("login_hint"), ACRValues: strings.Fields(q("acr_values"))}
 	if len(req.Nonce) > 256 || len(req.State) > 1024 || len(req.LoginHint) > 320 {
 		return req, RedirectError{oerr(400, "invalid_request", "state, nonce or login_hint too long")}
 	}

@@ -102,6 +102,16 @@ type Policies struct {
 	Branding    Branding         `json:"branding"`
 	Signup      SignupPolicy     `json:"signup"`
 	MFA         MFAPolicy        `json:"mfa"`
+	StepUp      StepUpPolicy     `json:"step_up"`
+}
+
+// StepUpPolicy asks for a recent sign-in with a second factor before
+// risky operations (RFC 9470): deciding approvals, issuing certificates,
+// rotating signing keys.
+type StepUpPolicy struct {
+	Enabled bool `json:"enabled" doc:"risky operations need a recent sign-in with a second factor (default false)"`
+	// MaxAgeSeconds is how recent (default 900).
+	MaxAgeSeconds int `json:"max_age_seconds,omitempty" doc:"how recent the sign-in must be, in seconds (default 900)"`
 }
 
 // MFAPolicy governs second factors.
@@ -195,6 +205,9 @@ func (p Policies) Validate() error {
 	}
 	if c.CertificateHours < 1 || c.CertificateHours > 720 {
 		return apperr.Invalid("credentials.certificate_hours", "must be from 1 to 720")
+	}
+	if p.StepUp.MaxAgeSeconds < 0 || p.StepUp.MaxAgeSeconds > 86400 {
+		return apperr.Invalid("step_up.max_age_seconds", "from 0 (the default, 900) to 86400")
 	}
 	if err := p.Branding.validate(); err != nil {
 		return err
@@ -343,4 +356,19 @@ func (b Branding) validate() error {
 		}
 	}
 	return nil
+}
+
+// StepUp implements httpx.StepUpPolicy: whether tenant id asks for
+// step-up, and how recent a second factor must be.
+func (s *Service) StepUp(ctx context.Context, id uuid.UUID) (bool, time.Duration, error) {
+	t, err := s.Get(ctx, id)
+	if err != nil {
+		return false, 0, err
+	}
+	p := PoliciesOf(t).StepUp
+	age := time.Duration(p.MaxAgeSeconds) * time.Second
+	if age == 0 {
+		age = 15 * time.Minute
+	}
+	return p.Enabled, age, nil
 }

@@ -364,6 +364,10 @@ func Principal(c *Claims) *principal.Principal {
 	if c.Cnf != nil {
 		p.CertThumbprint = c.Cnf.X5tS256
 	}
+	p.AMR = c.AMR
+	if c.AuthTime != 0 {
+		p.AuthTime = time.Unix(c.AuthTime, 0)
+	}
 	for a := c.Act; a != nil; a = a.Act {
 		p.Actors = append(p.Actors, principal.Actor{SubjectID: a.Subject, ClientID: a.ClientID, Kind: principal.Kind(a.Kind)})
 	}

@@ -60,7 +60,11 @@ type Route struct {
 	// AllowRestricted admits principals that must change their password
 	// first (logout, the password change itself).
 	AllowRestricted bool
-	Handler         fiber.Handler
+	// StepUp: where the caller's tenant asks for it, this risky operation
+	// needs a recent sign-in with a second factor (RFC 9470); API keys
+	// never pass.
+	StepUp  bool
+	Handler fiber.Handler
 }
 
 // APIConfig builds an API.
@@ -69,7 +73,9 @@ type APIConfig struct {
 	Title, Version string
 	Authenticators []Authenticator
 	Tenants        TenantResolver
-	CrossTenant    CrossTenantAuditor
+	// StepUp says which tenants ask for step-up (nil: none).
+	StepUp      StepUpPolicy
+	CrossTenant CrossTenantAuditor
 	// Idempotency keeps answers to POSTs sent with an Idempotency-Key
 	// (nil: the header is ignored).
 	Idempotency Idempotency
@@ -102,7 +108,7 @@ func (a *API) Handle(r Route) {
 		r.Status = fiber.StatusOK
 	}
 	rr := r
-	chain := []fiber.Handler{authorize(&rr, a.cfg.Tenants)}
+	chain := []fiber.Handler{authorize(&rr, a.cfg.Tenants, a.cfg.StepUp)}
 	if r.Scope == ScopeTenant && !r.Public {
 		chain = append(chain, scopeTenant(a.cfg.Tenants, a.cfg.CrossTenant))
 	}

@@ -3,7 +3,9 @@ package httpx
 import (
 	"context"
 	"crypto/subtle"
+	"fmt"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
@@ -75,7 +77,7 @@ func Principal(c *fiber.Ctx) *principal.Principal {
 
 // authorize enforces a route's access rule: the one place roles are
 // checked. There is no bypass: super_admin passes because HasRole says so.
-func authorize(r *Route, tenants TenantResolver) fiber.Handler {
+func authorize(r *Route, tenants TenantResolver, stepUp StepUpPolicy) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if r.Public {
 			return c.Next()
@@ -113,8 +115,30 @@ func authorize(r *Route, tenants TenantResolver) fiber.Handler {
 				return apperr.New(apperr.KindPermissionDenied, "role required: %s", strings.Join(r.Roles, " or "))
 			}
 		}
+		if r.StepUp && stepUp != nil && p.TenantID != uuid.Nil {
+			on, maxAge, err := stepUp.StepUp(c.UserContext(), p.TenantID)
+			if err != nil {
+				return err
+			}
+			if on && !p.StrongSince(time.Now().Add(-maxAge)) {
+				// RFC 9470: sign in again with a second factor.
+				c.Set(fiber.HeaderWWWAuthenticate, fmt.Sprintf(`Bearer error="insufficient_user_authentication", `+
+					`error_description="a recent sign-in with a second factor is required", acr_values="%s", max_age=%d`, ACRMFA, int(maxAge.Seconds())))
+				return apperr.New(apperr.KindUnauthenticated, "this operation needs a sign-in with a second factor within the last %d seconds (not an API key)",
+					int(maxAge.Seconds()))
+			}
+		}
 		return c.Next()
 	}
+}
+
+// ACRMFA is the authentication context class step-up asks for.
+const ACRMFA = "urn:xavyo:acr:mfa"
+
+// StepUpPolicy says whether a tenant's risky operations need a recent
+// sign-in with a second factor, and how recent (identity/tenant).
+type StepUpPolicy interface {
+	StepUp(ctx context.Context, tenant uuid.UUID) (bool, time.Duration, error)
 }
 
 // scopeTenant puts the tenant a tenant-scoped request works in into its

@@ -62,7 +62,8 @@ func ErrorHandler(log *slog.Logger) fiber.ErrorHandler {
 		p.Type = "https://xavyo.dev/problems/" + p.Code
 		p.Instance = c.Path()
 		p.RequestID = RequestID(c)
-		if status == http.StatusUnauthorized {
+		if status == http.StatusUnauthorized && c.GetRespHeader(fiber.HeaderWWWAuthenticate) == "" {
+			// A challenge set on the way (RFC 9470 step-up) is kept.
 			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="xavyo"`)
 		}
 		c.Set(fiber.HeaderContentType, ProblemContentType)

@@ -5,6 +5,7 @@ package principal
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -73,6 +74,16 @@ type Principal struct {
 	TokenID string
 	// SessionID is the login session the token belongs to (sid), if any.
 	SessionID string
+	// AMR are how a person authenticated (RFC 8176: pwd, otp, mfa, …),
+	// and AuthTime when (zero: unknown).
+	AMR      []string
+	AuthTime time.Time
+}
+
+// StrongSince reports whether p is a person who signed in with a second
+// factor at or after t (not with an API key).
+func (p *Principal) StrongSince(t time.Time) bool {
+	return p != nil && p.AuthMethod != MethodAPIKey && slices.Contains(p.AMR, "mfa") && !p.AuthTime.IsZero() && !p.AuthTime.Before(t)
 }
 
 // HasRole reports whether p holds the admin role r. super_admin holds

@@ -38,7 +38,7 @@ type RotateInput struct {
 // Mount registers the routes.
 func (h *Handler) Mount(api *httpx.API) {
 	t := []string{"certificates"}
-	api.Handle(httpx.Route{Method: "POST", Path: "/nhis/:id/certificates", OperationID: "issueCertificate",
+	api.Handle(httpx.Route{Method: "POST", Path: "/nhis/:id/certificates", OperationID: "issueCertificate", StepUp: true,
 		Summary: "Issue an mTLS certificate with the NHI's SPIFFE ID, from a CSR or with a generated key (manage)", Tags: t,
 		Request: pki.IssueInput{}, Response: pki.Issued{}, Status: 201, Example: map[string]any{}, Handler: h.issue})
 	api.Handle(httpx.Route{Method: "GET", Path: "/nhis/:id/certificates", OperationID: "listCertificates",

@@ -96,7 +96,7 @@ func (h *Handler) Mount(api *httpx.API) {
 	k := []string{"signing keys"}
 	api.Handle(httpx.Route{Method: "GET", Path: "/keys", OperationID: "listKeys", Summary: "The tenant's token signing keys",
 		Tags: k, Roles: auditRoles, Response: []token.KeyInfo{}, Handler: h.keys})
-	api.Handle(httpx.Route{Method: "POST", Path: "/keys/rotate", OperationID: "rotateKey",
+	api.Handle(httpx.Route{Method: "POST", Path: "/keys/rotate", OperationID: "rotateKey", StepUp: true,
 		Summary: "Make a new signing key; the old one verifies until its overlap ends", Tags: k, Roles: adminRoles,
 		Request: RotateInput{}, Response: token.KeyInfo{}, Status: 201, Handler: h.rotate})
 }

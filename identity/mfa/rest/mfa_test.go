@@ -315,3 +315,63 @@ func TestRequiredMFA(t *testing.T) {
 		t.Fatalf("the JSON sign-in asks for the code: %+v", l)
 	}
 }
+
+// TestStepUp: where the tenant asks for step-up, rotating signing keys
+// (a risky operation) needs a sign-in with a second factor no older than
+// the policy's max age: a password-only token gets RFC 9470's
+// insufficient_user_authentication (with acr_values and max_age), an API
+// key never passes, a fresh MFA sign-in does, and an old one no longer.
+func TestStepUp(t *testing.T) {
+	h := apptest.Start(t, apptest.Env(t, store.SQLite, t.TempDir()), apptest.Options{})
+	slug := apptest.UniqueSlug("step")
+	_, admin := h.TenantAdmin(t, slug)
+	_, body := h.DoAs(admin, "GET", "/api/v1/me", nil)
+	email := apptest.Decode[struct {
+		Email string `json:"email"`
+	}](t, body).Email
+	rotate := func(tok string) *http.Response {
+		t.Helper()
+		resp, _ := h.DoAs(tok, "POST", "/api/v1/keys/rotate", map[string]any{})
+		return resp
+	}
+	if r := rotate(admin); r.StatusCode != 201 {
+		t.Fatalf("without the policy: %d", r.StatusCode)
+	}
+	resp, body := h.DoAs(admin, "PATCH", "/api/v1/policies", map[string]any{"step_up": map[string]any{"enabled": true, "max_age_seconds": 2}})
+	apptest.Expect(t, resp, body, 200, "step-up on")
+	r := rotate(admin)
+	if h := r.Header.Get("WWW-Authenticate"); r.StatusCode != 401 || !strings.Contains(h, `error="insufficient_user_authentication"`) ||
+		!strings.Contains(h, `acr_values="urn:xavyo:acr:mfa"`) || !strings.Contains(h, "max_age=2") {
+		t.Fatalf("a password-only token: %d %q", r.StatusCode, h)
+	}
+	resp, body = h.DoAs(admin, "POST", "/api/v1/api-keys", map[string]any{"name": "ops", "scopes": []string{"tenant_admin"}})
+	apptest.Expect(t, resp, body, 201, "key")
+	if r := rotate(apptest.Decode[struct {
+		Key string `json:"key"`
+	}](t, body).Key); r.StatusCode != 401 {
+		t.Fatalf("an API key: %d", r.StatusCode)
+	}
+	// A second factor, then a sign-in with it.
+	resp, body = h.DoAs(admin, "POST", "/api/v1/me/mfa/totp", map[string]any{})
+	apptest.Expect(t, resp, body, 201, "enrol")
+	e := apptest.Decode[struct {
+		ID     string `json:"id"`
+		Secret string `json:"secret"`
+	}](t, body)
+	code, _ := totp.GenerateCode(e.Secret, time.Now())
+	resp, body = h.DoAs(admin, "POST", "/api/v1/me/mfa/totp/"+e.ID+"/confirm", map[string]any{"code": code})
+	apptest.Expect(t, resp, body, 200, "confirm")
+	resp, body = h.DoAs("", "POST", "/api/v1/auth/login", map[string]any{"tenant": slug, "login": email, "password": "N3w-passphrase-" + slug})
+	apptest.Expect(t, resp, body, 200, "login")
+	next, _ := totp.GenerateCode(e.Secret, time.Now().Add(30*time.Second))
+	resp, body = h.DoAs("", "POST", "/api/v1/auth/login/mfa", map[string]any{"tenant": slug, "mfa_token": apptest.Decode[tokens](t, body).MFAToken, "code": next})
+	apptest.Expect(t, resp, body, 200, "second step")
+	strong := apptest.Decode[tokens](t, body).AccessToken
+	if r := rotate(strong); r.StatusCode != 201 {
+		t.Fatalf("a fresh sign-in with a second factor: %d", r.StatusCode)
+	}
+	time.Sleep(2100 * time.Millisecond)
+	if r := rotate(strong); r.StatusCode != 401 {
+		t.Fatalf("a sign-in older than max_age: %d", r.StatusCode)
+	}
+}
