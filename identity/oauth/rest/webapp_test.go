@@ -462,6 +462,26 @@ func TestSignInPages(t *testing.T) {
 		t.Fatalf("signing in: %d %s", r.StatusCode, p)
 	}
 
+	// A client asking for a second factor (acr_values) is not answered by
+	// a password-only session.
+	sum0 := sha256.Sum256([]byte(testVerifier))
+	silent := url.Values{"response_type": {"code"}, "client_id": {clientID}, "redirect_uri": {"https://notes.example/cb"}, "prompt": {"none"},
+		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum0[:])}, "code_challenge_method": {"S256"}}
+	for acr, want := range map[string]string{"": "consent_required", "urn:xavyo:acr:mfa": "login_required"} {
+		v := url.Values{}
+		for k := range silent {
+			v.Set(k, silent.Get(k))
+		}
+		if acr != "" {
+			v.Set("acr_values", acr)
+		}
+		r, _ := br.do("GET", h.Admin+"/t/"+slug+"/authorize?"+v.Encode(), nil)
+		loc, _ := url.Parse(r.Header.Get("Location"))
+		if loc.Query().Get("error") != want {
+			t.Fatalf("acr_values %q with a password-only session: %d %s, want %s", acr, r.StatusCode, r.Header.Get("Location"), want)
+		}
+	}
+
 	// Languages: the browser's first the pages speak, else the tenant's.
 	req, _ := http.NewRequest("GET", h.Admin+"/t/"+slug+"/login", nil)
 	req.Header.Set("Accept-Language", "de, fr-CH;q=0.9, en;q=0.1")
