@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/pquerna/otp/totp"
 
 	"github.com/xavyo/xavyo/internal/mail/mailtest"
 	"github.com/xavyo/xavyo/internal/store"
@@ -68,7 +69,9 @@ func TestMailSurvivesRelayOutage(t *testing.T) {
 
 // TestBrowserAccountPages: in headless Chromium a person follows the
 // invitation email to set a password and sign in, then forgets it and
-// resets it from the second email. Screenshots are kept.
+// resets it from the second email; with an authenticator app added, the
+// next sign-in asks for its code (computed by the test) after the
+// password. Screenshots are kept.
 func TestBrowserAccountPages(t *testing.T) {
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
@@ -171,7 +174,35 @@ func TestBrowserAccountPages(t *testing.T) {
 	if !strings.Contains(text(), "invalid or has expired") {
 		t.Fatalf("the reset link used twice: %q", text())
 	}
-	for _, name := range []string{"account-1-invitation", "account-2-password-set", "account-3-forgot", "account-4-reset"} {
+
+	// Grace adds an authenticator app; the next sign-in in the browser asks
+	// for its code after the password.
+	resp, body = h.Do("POST", "/api/v1/auth/login", map[string]any{"tenant": slug, "login": "grace@pages.example.test", "password": "Nanosecond-wire-1985"})
+	expect(t, resp, body, 200, "grace signs in to the API")
+	grace := decode[struct {
+		AccessToken string `json:"access_token"`
+	}](t, body).AccessToken
+	resp, body = h.DoAs(grace, "POST", "/api/v1/me/mfa/totp", map[string]any{})
+	expect(t, resp, body, 201, "enrol")
+	e := decode[struct {
+		ID     string `json:"id"`
+		Secret string `json:"secret"`
+	}](t, body)
+	code, _ := totp.GenerateCode(e.Secret, time.Now())
+	resp, body = h.DoAs(grace, "POST", "/api/v1/me/mfa/totp/"+e.ID+"/confirm", map[string]any{"code": code})
+	expect(t, resp, body, 200, "confirm")
+	step("sign in again", chromedp.Navigate(h.Admin+"/t/"+slug+"/login"))
+	step("the sign-in page", chromedp.WaitVisible(chromedp.ID("login")))
+	step("type the login", chromedp.SendKeys(chromedp.ID("login"), "grace@pages.example.test"))
+	step("type the password", chromedp.SendKeys(chromedp.ID("password"), "Nanosecond-wire-1985"))
+	step("sign in", chromedp.Click(chromedp.CSS("button[type=submit]")))
+	step("the second step", chromedp.WaitVisible(chromedp.ID("code")))
+	shot("account-5-second-step")
+	next, _ := totp.GenerateCode(e.Secret, time.Now().Add(30*time.Second))
+	step("type the code", chromedp.SendKeys(chromedp.ID("code"), next))
+	step("verify", chromedp.Click(chromedp.CSS("button[type=submit]")))
+	step("signed in with two factors", chromedp.WaitVisible(chromedp.ID("signed-in")))
+	for _, name := range []string{"account-1-invitation", "account-2-password-set", "account-3-forgot", "account-4-reset", "account-5-second-step"} {
 		if st, err := os.Stat(filepath.Join(shots, name+".png")); err != nil || st.Size() < 1000 {
 			t.Errorf("screenshot %s: %v", name, err)
 		}
