@@ -151,7 +151,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput, cl Client) (*Tokens,
 		if err != nil {
 			return nil, err
 		}
-		if !on && tenant.PoliciesOf(t).MFA.Required {
+		if !on && tenant.PoliciesOf(t).MFA.RequiredOf(u.AdminRoles) {
 			return nil, ErrEnrolFirst
 		}
 		if on {

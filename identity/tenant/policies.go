@@ -119,6 +119,14 @@ type MFAPolicy struct {
 	// Required: every sign-in needs a second factor; a person without one
 	// enrols on the sign-in pages before going on.
 	Required bool `json:"required" doc:"every sign-in needs a second factor; people without one enrol at their next sign-in on the pages (default false)"`
+	// RequiredForRoles asks it of the holders of these admin roles only.
+	RequiredForRoles []string `json:"required_for_roles,omitempty" doc:"a second factor is required of the holders of these admin roles (tenant_admin, governance_admin, auditor, viewer)"`
+}
+
+// RequiredOf reports whether a person holding roles needs a second
+// factor.
+func (p MFAPolicy) RequiredOf(roles []string) bool {
+	return p.Required || slices.ContainsFunc(roles, func(r string) bool { return slices.Contains(p.RequiredForRoles, r) })
 }
 
 // SignupPolicy opens the tenant to people who register themselves.
@@ -205,6 +213,11 @@ func (p Policies) Validate() error {
 	}
 	if c.CertificateHours < 1 || c.CertificateHours > 720 {
 		return apperr.Invalid("credentials.certificate_hours", "must be from 1 to 720")
+	}
+	for _, r := range p.MFA.RequiredForRoles {
+		if !slices.Contains([]string{"tenant_admin", "governance_admin", "auditor", "viewer"}, r) {
+			return apperr.Invalid("mfa.required_for_roles", "each one of tenant_admin, governance_admin, auditor, viewer")
+		}
 	}
 	if p.StepUp.MaxAgeSeconds < 0 || p.StepUp.MaxAgeSeconds > 86400 {
 		return apperr.Invalid("step_up.max_age_seconds", "from 0 (the default, 900) to 86400")

@@ -513,7 +513,7 @@ func (p *Pages) login(c *fiber.Ctx) error {
 		if err != nil {
 			return Error(c, 503, "the sign-in is unavailable; try again")
 		}
-		if on || tenant.PoliciesOf(t).MFA.Required {
+		if on || tenant.PoliciesOf(t).MFA.RequiredOf(u.AdminRoles) {
 			// The second step (or, where the tenant requires one, enrolling
 			// a factor first): in this browser, for this transaction.
 			if x == nil {

@@ -248,6 +248,16 @@ func TestRequiredMFA(t *testing.T) {
 	const pw = "Analytical-engine-1843"
 	resp, body := h.DoAs(tok, "POST", "/api/v1/users", map[string]any{"email": "cy@req.test", "password": pw})
 	apptest.Expect(t, resp, body, 201, "user")
+	// Required of admins only: a person holding no admin role signs in
+	// with a password; then of everyone.
+	resp, body = h.DoAs(tok, "PATCH", "/api/v1/policies", map[string]any{"mfa": map[string]any{"required_for_roles": []string{"super_admin"}}})
+	apptest.Expect(t, resp, body, 400, "a role tenants do not have")
+	resp, body = h.DoAs(tok, "PATCH", "/api/v1/policies", map[string]any{"mfa": map[string]any{"required_for_roles": []string{"tenant_admin"}}})
+	apptest.Expect(t, resp, body, 200, "require MFA of admins")
+	resp, body = h.DoAs("", "POST", "/api/v1/auth/login", map[string]any{"tenant": slug, "login": "cy@req.test", "password": pw})
+	apptest.Expect(t, resp, body, 200, "a person holding no admin role")
+	resp, body = h.DoAs("", "POST", "/api/v1/auth/login", map[string]any{"tenant": slug, "login": "admin@" + slug + ".test", "password": "N3w-passphrase-" + slug})
+	apptest.Expect(t, resp, body, 403, "an admin without a factor")
 	resp, body = h.DoAs(tok, "PATCH", "/api/v1/policies", map[string]any{"mfa": map[string]any{"required": true}})
 	apptest.Expect(t, resp, body, 200, "require MFA")
 	resp, body = h.DoAs("", "POST", "/api/v1/auth/login", map[string]any{"tenant": slug, "login": "cy@req.test", "password": pw})
