@@ -12,8 +12,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/pquerna/otp/totp"
 
 	"github.com/xavyo/xavyo/app/apptest"
 	"github.com/xavyo/xavyo/internal/store"
@@ -46,6 +48,20 @@ func TestInteropWithRealClients(t *testing.T) {
 	expect(t, resp, body, 201, "user")
 	ada := decode[userJSON](t, body)
 	adaTokens := h.Login(slug, "ada@io.test", "Analytical-engine-1843", 200)
+	// A second person with an authenticator app (its secret goes to the
+	// script, which computes codes as an app does).
+	resp, body = h.DoAs(tok, "POST", "/api/v1/users", map[string]any{"email": "grace@io.test", "password": "Analytical-engine-1843"})
+	expect(t, resp, body, 201, "user")
+	graceTok := h.Login(slug, "grace@io.test", "Analytical-engine-1843", 200).AccessToken
+	resp, body = h.DoAs(graceTok, "POST", "/api/v1/me/mfa/totp", map[string]any{})
+	expect(t, resp, body, 201, "enrol")
+	enrolled := decode[struct {
+		ID     string `json:"id"`
+		Secret string `json:"secret"`
+	}](t, body)
+	code, _ := totp.GenerateCode(enrolled.Secret, time.Now())
+	resp, body = h.DoAs(graceTok, "POST", "/api/v1/me/mfa/totp/"+enrolled.ID+"/confirm", map[string]any{"code": code})
+	expect(t, resp, body, 200, "confirm")
 
 	resp, body = h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "interop-bot", "name": "Interop", "owner_id": me.ID})
 	expect(t, resp, body, 201, "agent")
@@ -70,7 +86,8 @@ func TestInteropWithRealClients(t *testing.T) {
 		"NODE_EXTRA_CA_CERTS="+filepath.Join(data, "agent-ca.pem"),
 		"CLIENT_ID="+agent.ClientID, "CLIENT_SECRET="+agent.ClientSecret, "AGENT_ID="+agent.ID, "PRIVATE_JWK="+string(priv),
 		"USER_TOKEN="+adaTokens.AccessToken, "USER_ID="+ada.ID, "USER_LOGIN=ada@io.test", "USER_PASSWORD=Analytical-engine-1843",
-		"APP_CLIENT_ID="+app.ClientID, "REDIRECT_URI="+redirectURI, "POST_LOGOUT_URI=http://127.0.0.1:9999/signed-out")
+		"APP_CLIENT_ID="+app.ClientID, "REDIRECT_URI="+redirectURI, "POST_LOGOUT_URI=http://127.0.0.1:9999/signed-out",
+		"MFA_LOGIN=grace@io.test", "MFA_SECRET="+enrolled.Secret)
 	out, err := cmd.CombinedOutput()
 	t.Logf("%s", out)
 	if err != nil || !strings.Contains(string(out), "interop: all passed") {

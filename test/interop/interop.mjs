@@ -4,6 +4,7 @@
 // runs this script; any failed check exits non-zero.
 import assert from 'node:assert/strict'
 import http from 'node:http'
+import { createHmac } from 'node:crypto'
 import * as client from 'openid-client'
 import * as jose from 'jose'
 import { auth } from '@modelcontextprotocol/sdk/client/auth.js'
@@ -59,7 +60,7 @@ step('introspection and revocation')
 // would walk them (cookies kept by hand): the authorization request sends
 // the person to /login?tx=…; signing in goes back to the request (a code,
 // or the consent page for a client that is not first-party).
-async function signIn(authorizationUrl) {
+async function signIn(authorizationUrl, who = { login: env('USER_LOGIN'), password: env('USER_PASSWORD') }) {
   const jar = new Map()
   const go = async (url, init = {}) => {
     const cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ')
@@ -84,8 +85,16 @@ async function signIn(authorizationUrl) {
   assert.match(toLogin.headers.get('location'), /\/login\?tx=/)
   const page = await go(toLogin.headers.get('location'))
   assert.equal(page.status, 200, `sign-in page: ${page.status}`)
-  let res = await submit(await page.text(), { login: env('USER_LOGIN'), password: env('USER_PASSWORD') })
+  let res = await submit(await page.text(), { login: who.login, password: who.password })
   assert.equal(res.status, 302, `sign-in post: ${res.status}`)
+  if (new URL(res.headers.get('location'), ADMIN).pathname.endsWith('/login/mfa')) {
+    // The second step: a code of the person's authenticator app.
+    const second = await go(res.headers.get('location'))
+    const html = await second.text()
+    assert.match(html, /name="code"/, 'second-step page')
+    res = await submit(html, { code: totp(who.totpSecret, Date.now() + 30000) })
+    assert.equal(res.status, 302, `second-step post: ${res.status}`)
+  }
   if (new URL(res.headers.get('location'), ADMIN).pathname.endsWith('/consent')) {
     // A client that is not first-party: the person allows it on the
     // consent page (its CSRF token, bound to their SSO session).
@@ -100,6 +109,20 @@ async function signIn(authorizationUrl) {
   return new URL(res.headers.get('location'))
 }
 let sso // the SSO session cookie of the last sign-in
+
+// totp computes an RFC 6238 code (SHA-1, 6 digits, 30 s) of a base32
+// secret at a time (ms), as an authenticator app does.
+function totp(secret, at) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
+  let bits = ''
+  for (const ch of secret.replace(/=+$/, '')) bits += alphabet.indexOf(ch).toString(2).padStart(5, '0')
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)))
+  const counter = Buffer.alloc(8)
+  counter.writeBigUInt64BE(BigInt(Math.floor(at / 30000)))
+  const mac = createHmac('sha1', key).update(counter).digest()
+  const off = mac[mac.length - 1] & 0xf
+  return String((mac.readUInt32BE(off) & 0x7fffffff) % 1000000).padStart(6, '0')
+}
 const pub = await client.discovery(issuer, env('APP_CLIENT_ID'), undefined, client.None(), insecure)
 const verifier = client.randomPKCECodeVerifier()
 const state = client.randomState()
@@ -257,6 +280,16 @@ const deviceTokens = await client.pollDeviceAuthorizationGrant(wiki, device)
 assert.equal(deviceTokens.claims().sub, env('USER_ID'))
 assert.equal(deviceTokens.claims().sid, blogTokens.claims().sid)
 step('device flow: the person allows the code in their browser session; openid-client polls to the tokens')
+
+// A person with an authenticator app: the sign-in asks for its code after
+// the password, and the ID token says so (amr, acr).
+flow = await codeFlow(wiki)
+const strong = await client.authorizationCodeGrant(wiki, await signIn(flow.url, { login: env('MFA_LOGIN'), password: env('USER_PASSWORD'),
+  totpSecret: env('MFA_SECRET') }), flow.check)
+assert.equal(strong.claims().acr, 'urn:xavyo:acr:mfa')
+assert.ok(strong.claims().amr.includes('mfa') && strong.claims().amr.includes('otp'), `amr ${strong.claims().amr}`)
+assert.equal(wikiTokens.claims().acr, 'urn:xavyo:acr:pwd')
+step('a second factor on the pages: ID tokens say acr urn:xavyo:acr:mfa and amr pwd otp mfa (a password-only one: urn:xavyo:acr:pwd)')
 rp.close()
 
 // The MCP TypeScript SDK's OAuth client: protected-resource metadata →
