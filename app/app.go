@@ -20,6 +20,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -253,7 +254,7 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 	s.handlers.Handle(nhi.EventKind, s.gov.OnNHIEvent(s.nhis))
 
 	// Admin tokens hold their subjects' current roles.
-	keys := &apikey.Service{DB: s.db, Audit: s.seq}
+	keys := &apikey.Service{DB: s.db, Audit: s.seq, NHI: func(ctx context.Context, id uuid.UUID) error { _, err := s.nhis.Lookup(ctx, id); return err }}
 	keys.Watch(s.bus)
 	adminAuth, err := auth.NewAuthenticator(auth.AuthenticatorConfig{Tokens: s.tokens, Users: s.dir, NHIs: s.nhis, Operators: s.tenants, Keys: keys})
 	if err != nil {

@@ -89,6 +89,9 @@ type Service struct {
 	DB    *store.DB
 	Audit audit.Recorder
 	Now   func() time.Time
+	// NHI checks that an NHI of the tenant of ctx exists (an error of kind
+	// NotFound otherwise) before a key is made for it.
+	NHI func(ctx context.Context, id uuid.UUID) error
 
 	mu    sync.RWMutex
 	cache map[string]*entry // public id → key
@@ -127,6 +130,12 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Created, error) 
 	case in.NHIID != nil:
 		if !p.HasRole(principal.RoleTenantAdmin) {
 			return nil, apperr.New(apperr.KindPermissionDenied, "only tenant admins make keys for NHIs")
+		}
+		if s.NHI == nil {
+			return nil, apperr.New(apperr.KindPermissionDenied, "keys for NHIs are not served here")
+		}
+		if err := s.NHI(ctx, *in.NHIID); err != nil {
+			return nil, err
 		}
 		k.OwnerKind, k.OwnerID = string(principal.KindNHI), *in.NHIID
 	case p.Kind == principal.KindUser:

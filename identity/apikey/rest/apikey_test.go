@@ -69,6 +69,26 @@ func apiKeys(t *testing.T, flavor store.Flavor) {
 		apptest.Expect(t, resp, body, 400, name)
 	}
 
+	// Keys of NHIs: tenant admins only, and only for NHIs of the tenant.
+	_, body = h.DoAs(admin, "GET", "/api/v1/me", nil)
+	owner := apptest.Decode[struct {
+		ID string `json:"id"`
+	}](t, body).ID
+	resp, body = h.DoAs(admin, "POST", "/api/v1/nhis", map[string]any{"kind": "service_account", "slug": "sync", "name": "Sync", "owner_id": owner, "profile": map[string]any{"service_account": map[string]any{"purpose": "directory sync"}}})
+	apptest.Expect(t, resp, body, 201, "nhi")
+	bot := apptest.Decode[struct {
+		ID string `json:"id"`
+	}](t, body).ID
+	resp, body = h.DoAs(admin, "POST", "/api/v1/api-keys", map[string]any{"name": "k", "scopes": []string{"scim"}, "nhi_id": "0190a0b0-0000-7000-8000-000000000000"})
+	apptest.Expect(t, resp, body, 404, "a key of an unknown NHI")
+	resp, body = h.DoAs(ada, "POST", "/api/v1/api-keys", map[string]any{"name": "k", "scopes": []string{"scim"}, "nhi_id": bot})
+	apptest.Expect(t, resp, body, 403, "a key of an NHI by a non-admin")
+	resp, body = h.DoAs(admin, "POST", "/api/v1/api-keys", map[string]any{"name": "sync", "scopes": []string{"scim"}, "nhi_id": bot})
+	apptest.Expect(t, resp, body, 201, "a key of an NHI")
+	if !strings.Contains(string(body), `"owner_kind":"nhi"`) {
+		t.Fatalf("an NHI's key: %s", body)
+	}
+
 	ops := mk(admin, map[string]any{"name": "ops", "scopes": []string{"tenant_admin", "scim"}})
 	if st := status(ops.Key, "GET", "/api/v1/users"); st != 200 {
 		t.Fatalf("an admin's key: %d", st)
