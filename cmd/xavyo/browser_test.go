@@ -1,13 +1,9 @@
 package main
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -27,13 +23,7 @@ import (
 // kept in the test's output directory (XAVYO_SCREENSHOTS, else a
 // temporary one).
 func TestBrowserSignIn(t *testing.T) {
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("chromium is required on CI")
-		}
-		t.Skip("no chromium here")
-	}
+	b := newChrome(t, 900, 800)
 	var mu sync.Mutex
 	var landed, logos, frontchannel []string
 	rp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -75,41 +65,7 @@ func TestBrowserSignIn(t *testing.T) {
 	resp, body = h.DoAs(tok, "POST", "/api/v1/users", map[string]any{"email": "ada@web.test", "password": "Analytical-engine-1843"})
 	expect(t, resp, body, 201, "user")
 
-	shots := os.Getenv("XAVYO_SCREENSHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	}
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.Flag("disable-gpu", true), chromedp.WindowSize(900, 800))...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(alloc)
-	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelTimeout()
-	step := func(what string, a chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if _, err := chromedp.Run(ctx, a); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	location := func() string {
-		t.Helper()
-		loc, err := chromedp.Run(ctx, chromedp.Location())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return loc
-	}
-	shot := func(name string) {
-		t.Helper()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		if err := os.WriteFile(filepath.Join(shots, name+".png"), png, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	step, location, shot := b.step, b.location, b.shot
 	authorize := h.Admin + "/t/" + slug + "/authorize?" + url.Values{"response_type": {"code"}, "client_id": {clientID},
 		"redirect_uri": {rp.URL + "/callback"}, "state": {"st-1"}, "scope": {"openid email"},
 		"code_challenge": {strings.Repeat("c", 43)}, "code_challenge_method": {"S256"}}.Encode()
@@ -120,11 +76,8 @@ func TestBrowserSignIn(t *testing.T) {
 	step("type the password", chromedp.SendKeys(chromedp.ID("password"), "Analytical-engine-1843"))
 	step("sign in", chromedp.Click(chromedp.CSS("button[type=submit]")))
 	step("the consent page", chromedp.WaitVisible(chromedp.CSS("button[value=allow]")))
-	consentText, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logoWidth, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`document.querySelector("img").naturalWidth`))
+	consentText := b.text()
+	logoWidth, err := chromedp.Run(b.ctx, chromedp.Evaluate[float64](`document.querySelector("img").naturalWidth`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,9 +120,8 @@ func TestBrowserSignIn(t *testing.T) {
 	shot("5-device")
 	step("allow the device", chromedp.Click(chromedp.CSS("button[value=allow]")))
 	step("done", chromedp.WaitVisible(chromedp.ID("done")))
-	doneText, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
-	if err != nil || !strings.Contains(doneText, "Your device is connected") {
-		t.Fatalf("after allowing the device: %v %q", err, doneText)
+	if doneText := b.text(); !strings.Contains(doneText, "Your device is connected") {
+		t.Fatalf("after allowing the device: %q", doneText)
 	}
 	time.Sleep(5*time.Second + 200*time.Millisecond) // the polling interval
 	if st, out := poll(); st != 200 || out["id_token"] == nil {
@@ -203,15 +155,10 @@ func TestBrowserSignIn(t *testing.T) {
 	if loc := location(); !strings.Contains(loc, "error=login_required") {
 		t.Fatalf("after signing out, prompt=none: %s", loc)
 	}
-	for _, name := range []string{"1-sign-in", "2-consent", "3-back-at-the-app", "4-sign-out", "5-device"} {
-		if st, err := os.Stat(filepath.Join(shots, name+".png")); err != nil || st.Size() < 1000 {
-			t.Errorf("screenshot %s: %v", name, err)
-		}
-	}
+	b.checkShots("1-sign-in", "2-consent", "3-back-at-the-app", "4-sign-out", "5-device")
 	mu.Lock()
 	defer mu.Unlock()
 	if len(landed) != 4 {
 		t.Errorf("the application was reached %d times, want 4: %v", len(landed), landed)
 	}
-	t.Logf("screenshots in %s", shots)
 }

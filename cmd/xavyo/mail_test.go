@@ -1,10 +1,6 @@
 package main
 
 import (
-	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -73,13 +69,6 @@ func TestMailSurvivesRelayOutage(t *testing.T) {
 // next sign-in asks for its code (computed by the test) after the
 // password. Screenshots are kept.
 func TestBrowserAccountPages(t *testing.T) {
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("chromium is required on CI")
-		}
-		t.Skip("no chromium here")
-	}
 	relay := mailtest.Start(t, false)
 	h := start(t, mailEnv(t, relay), nil)
 	slug := uniqueSlug("pages")
@@ -94,41 +83,8 @@ func TestBrowserAccountPages(t *testing.T) {
 	link := regexp.MustCompile(`https?://\S+token=[A-Za-z0-9_-]{43}`)
 	invitation := link.FindString(relay.Wait(1, 20*time.Second)[0].Text)
 
-	shots := os.Getenv("XAVYO_SCREENSHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	}
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.Flag("disable-gpu", true), chromedp.WindowSize(900, 700))...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(alloc)
-	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelTimeout()
-	step := func(what string, a chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if _, err := chromedp.Run(ctx, a); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	shot := func(name string) {
-		t.Helper()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		if err := os.WriteFile(filepath.Join(shots, name+".png"), png, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	text := func() string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	b := newChrome(t, 900, 700)
+	step, shot, text := b.step, b.shot, b.text
 	setPassword := func(pw string) {
 		t.Helper()
 		step("the password form", chromedp.WaitVisible(chromedp.ID("password")))
@@ -202,10 +158,5 @@ func TestBrowserAccountPages(t *testing.T) {
 	step("type the code", chromedp.SendKeys(chromedp.ID("code"), next))
 	step("verify", chromedp.Click(chromedp.CSS("button[type=submit]")))
 	step("signed in with two factors", chromedp.WaitVisible(chromedp.ID("signed-in")))
-	for _, name := range []string{"account-1-invitation", "account-2-password-set", "account-3-forgot", "account-4-reset", "account-5-second-step"} {
-		if st, err := os.Stat(filepath.Join(shots, name+".png")); err != nil || st.Size() < 1000 {
-			t.Errorf("screenshot %s: %v", name, err)
-		}
-	}
-	t.Logf("screenshots in %s", shots)
+	b.checkShots("account-1-invitation", "account-2-password-set", "account-3-forgot", "account-4-reset", "account-5-second-step")
 }

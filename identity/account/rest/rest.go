@@ -45,6 +45,14 @@ type Preview struct {
 	HTML    string `json:"html"`
 }
 
+// queued answers a request whose email is now due (or its error).
+func queued(c *fiber.Ctx, err error) error {
+	if err != nil {
+		return err
+	}
+	return c.Status(202).JSON(Queued{Status: "queued"})
+}
+
 // Mount registers the admin API routes.
 func (h *Handler) Mount(api *httpx.API) {
 	admin := []string{principal.RoleTenantAdmin}
@@ -55,10 +63,7 @@ func (h *Handler) Mount(api *httpx.API) {
 			if err != nil {
 				return err
 			}
-			if err := h.Account.Invite(c.UserContext(), id); err != nil {
-				return err
-			}
-			return c.Status(202).JSON(Queued{Status: "queued"})
+			return queued(c, h.Account.Invite(c.UserContext(), id))
 		}})
 	api.Handle(httpx.Route{Method: "POST", Path: "/me/email/verification", OperationID: "verifyMyEmail",
 		Summary: "Email yourself a link that verifies your address", Tags: []string{"me"}, Response: Queued{}, Status: 202,
@@ -67,10 +72,7 @@ func (h *Handler) Mount(api *httpx.API) {
 			if err != nil {
 				return err
 			}
-			if err := h.Account.RequestVerification(c.UserContext(), id); err != nil {
-				return err
-			}
-			return c.Status(202).JSON(Queued{Status: "queued"})
+			return queued(c, h.Account.RequestVerification(c.UserContext(), id))
 		}})
 	api.Handle(httpx.Route{Method: "POST", Path: "/me/email", OperationID: "changeMyEmail",
 		Summary: "Change your email address: a link goes to the new address, which becomes yours when you follow it", Tags: []string{"me"},
@@ -83,10 +85,7 @@ func (h *Handler) Mount(api *httpx.API) {
 			if err := httpx.DecodeJSON(c, &in); err != nil {
 				return err
 			}
-			if err := h.Account.RequestEmailChange(c.UserContext(), id, in.Email); err != nil {
-				return err
-			}
-			return c.Status(202).JSON(Queued{Status: "queued"})
+			return queued(c, h.Account.RequestEmailChange(c.UserContext(), id, in.Email))
 		}})
 	api.Handle(httpx.Route{Method: "GET", Path: "/mail/preview", OperationID: "previewMail",
 		Summary: "Render one of the tenant's emails with its branding, for a sample person", Tags: []string{"policies"}, Roles: admin,

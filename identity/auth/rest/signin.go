@@ -215,21 +215,42 @@ func (p *Pages) resume(c *fiber.Ctx) error {
 	if err != nil {
 		return TenantPage(c, err)
 	}
-	x, err := p.Auth.Transaction(store.WithTenant(c.UserContext(), t.ID), t, c.FormValue("tx"))
-	if err != nil || p.flows[x.Purpose] == nil || !FormTokenOK(c, mfaCSRFCookie) {
+	if !FormTokenOK(c, mfaCSRFCookie) {
 		return Error(c, 400, apperr.PublicMessage(auth.ErrNoTransaction))
 	}
-	bs, err := p.SessionOf(c, t)
-	if err != nil {
-		return Error(c, 503, "the sign-in is unavailable; try again")
-	}
-	if bs == nil || bs.ID != x.SessionID {
-		return p.SendTo(c, "/t/"+t.Slug+"/login", x)
+	x, bs, ok, err := p.Resumable(c, t, "")
+	if !ok {
+		return err
 	}
 	flow := p.flows[x.Purpose]
 	prompt, _ := flow.Describe(store.WithTenant(c.UserContext(), t.ID), t, x)
 	Secure(c, prompt.ReturnTo)
 	return flow.Resume(c, t, x, bs)
+}
+
+// txID is the transaction a page request names: tx in the query, or in
+// the posted form.
+func txID(c *fiber.Ctx) string {
+	if c.Method() == fiber.MethodPost {
+		return c.FormValue("tx")
+	}
+	return c.Query("tx")
+}
+
+// transactionOf reads the live transaction a page request names, of a
+// flow the pages know (purpose "" for any); ok false: the page was
+// answered (an unknown or expired one, or a store that cannot say).
+func (p *Pages) transactionOf(c *fiber.Ctx, t *tenant.Tenant, purpose string) (*auth.Transaction, bool, error) {
+	x, err := p.Auth.Transaction(store.WithTenant(c.UserContext(), t.ID), t, txID(c))
+	switch {
+	case errors.Is(err, auth.ErrNoTransaction):
+		return nil, false, Error(c, 400, apperr.PublicMessage(err))
+	case err != nil:
+		return nil, false, Error(c, 503, "the sign-in is unavailable; try again")
+	case p.flows[x.Purpose] == nil || (purpose != "" && x.Purpose != purpose):
+		return nil, false, Error(c, 400, apperr.PublicMessage(auth.ErrNoTransaction))
+	}
+	return x, true, nil
 }
 
 // pending reads the transaction a second-step page is for, with the
@@ -241,20 +262,13 @@ func (p *Pages) pending(c *fiber.Ctx) (*tenant.Tenant, context.Context, *auth.Tr
 		return nil, nil, nil, nil, uuid.Nil, false, TenantPage(c, err)
 	}
 	ctx := store.WithTenant(c.UserContext(), t.ID)
-	id := c.Query("tx")
-	if c.Method() == fiber.MethodPost {
-		id = c.FormValue("tx")
-	}
-	x, err := p.Auth.Transaction(ctx, t, id)
-	if err != nil {
-		if errors.Is(err, auth.ErrNoTransaction) {
-			return nil, nil, nil, nil, uuid.Nil, false, Error(c, 400, apperr.PublicMessage(err))
-		}
-		return nil, nil, nil, nil, uuid.Nil, false, Error(c, 503, "the sign-in is unavailable; try again")
+	x, ok, err := p.transactionOf(c, t, "")
+	if !ok {
+		return nil, nil, nil, nil, uuid.Nil, false, err
 	}
 	flow := p.flows[x.Purpose]
 	user := x.Pending(c.Cookies(mfaCookie))
-	if flow == nil || user == uuid.Nil || p.MFA == nil {
+	if user == uuid.Nil || p.MFA == nil {
 		// Not this browser's first step (or none): start again.
 		return nil, nil, nil, nil, uuid.Nil, false, p.SendTo(c, "/t/"+t.Slug+"/login", x)
 	}
@@ -428,23 +442,14 @@ func (p *Pages) SessionOf(c *fiber.Ctx, t *tenant.Tenant) (*auth.BrowserSession,
 	return p.Auth.BrowserSessionOf(c.UserContext(), t, c.Cookies(SSOCookie(t, p.Issuer(t.Slug)).Name))
 }
 
-// Resumable returns the transaction a request names (its tx parameter)
+// Resumable returns the transaction of purpose ("" for any) a request names (its tx parameter)
 // once the person signed in for it in this browser: the SSO session the
 // browser holds must be the one they signed in with. ok false: the page
 // was answered.
 func (p *Pages) Resumable(c *fiber.Ctx, t *tenant.Tenant, purpose string) (*auth.Transaction, *auth.BrowserSession, bool, error) {
-	id := c.Query("tx")
-	if c.Method() == fiber.MethodPost {
-		id = c.FormValue("tx")
-	}
-	x, err := p.Auth.Transaction(c.UserContext(), t, id)
-	switch {
-	case errors.Is(err, auth.ErrNoTransaction):
-		return nil, nil, false, Error(c, 400, apperr.PublicMessage(err))
-	case err != nil:
-		return nil, nil, false, Error(c, 503, "the sign-in is unavailable; try again")
-	case x.Purpose != purpose:
-		return nil, nil, false, Error(c, 400, apperr.PublicMessage(auth.ErrNoTransaction))
+	x, ok, err := p.transactionOf(c, t, purpose)
+	if !ok {
+		return nil, nil, false, err
 	}
 	bs, err := p.SessionOf(c, t)
 	if err != nil {
@@ -464,23 +469,16 @@ func (p *Pages) login(c *fiber.Ctx) error {
 	}
 	ctx := store.WithTenant(c.UserContext(), t.ID)
 	posted := c.Method() == fiber.MethodPost
-	id := c.Query("tx")
-	if posted {
-		id = c.FormValue("tx")
-	}
+	id := txID(c)
 	var x *auth.Transaction
 	var flow Flow
 	var prompt Prompt
 	if id != "" {
-		if x, err = p.Auth.Transaction(ctx, t, id); err != nil {
-			if errors.Is(err, auth.ErrNoTransaction) {
-				return Error(c, 400, apperr.PublicMessage(err))
-			}
-			return Error(c, 503, "the sign-in is unavailable; try again")
+		var ok bool
+		if x, ok, err = p.transactionOf(c, t, ""); !ok {
+			return err
 		}
-		if flow = p.flows[x.Purpose]; flow == nil {
-			return Error(c, 400, apperr.PublicMessage(auth.ErrNoTransaction))
-		}
+		flow = p.flows[x.Purpose]
 		if prompt, err = flow.Describe(ctx, t, x); err != nil {
 			return Error(c, 400, apperr.PublicMessage(err))
 		}
