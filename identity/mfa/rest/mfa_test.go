@@ -122,6 +122,10 @@ func totpAndRecovery(t *testing.T, flavor store.Flavor) {
 	if st, _ := second(first.MFAToken[:len(first.MFAToken)-2]+"xx", next); st != 401 {
 		t.Fatalf("a tampered mfa_token: %d", st)
 	}
+	otherSlug := apptest.UniqueSlug("mfb")
+	h.TenantAdmin(t, otherSlug)
+	resp, body = h.DoAs("", "POST", "/api/v1/auth/login/mfa", map[string]any{"tenant": otherSlug, "mfa_token": first.MFAToken, "code": next})
+	apptest.Expect(t, resp, body, 401, "an mfa_token at another tenant")
 	st, done := second(first.MFAToken, next)
 	if st != 200 || done.AccessToken == "" {
 		t.Fatalf("the second step: %d %+v", st, done)
