@@ -132,7 +132,7 @@ func (s *Server) Messages() []Message {
 		files = append(files, m...)
 	}
 	type dated struct {
-		at  time.Time
+		at  [3]int64 // seconds, microseconds, the server's counter
 		msg Message
 	}
 	var all []dated
@@ -141,15 +141,32 @@ func (s *Server) Messages() []Message {
 		if err != nil {
 			continue
 		}
-		st, _ := os.Stat(f)
-		all = append(all, dated{st.ModTime(), parse(s.t, raw)})
+		all = append(all, dated{arrival(filepath.Base(f)), parse(s.t, raw)})
 	}
-	sort.SliceStable(all, func(i, j int) bool { return all[i].at.Before(all[j].at) })
+	sort.SliceStable(all, func(i, j int) bool {
+		a, b := all[i].at, all[j].at
+		return a[0] < b[0] || (a[0] == b[0] && (a[1] < b[1] || (a[1] == b[1] && a[2] < b[2])))
+	})
 	out := make([]Message, len(all))
 	for i, d := range all {
 		out[i] = d.msg
 	}
 	return out
+}
+
+// arrival reads when a maildir file was made from its name, as Python's
+// mailbox writes it: <seconds>.M<microseconds>P<pid>Q<counter>.<host>
+// (file times are too coarse to order two messages of one instant).
+func arrival(name string) [3]int64 {
+	var at [3]int64
+	sec, rest, _ := strings.Cut(name, ".M")
+	usec, rest, _ := strings.Cut(rest, "P")
+	_, rest, _ = strings.Cut(rest, "Q")
+	count, _, _ := strings.Cut(rest, ".")
+	at[0], _ = strconv.ParseInt(sec, 10, 64)
+	at[1], _ = strconv.ParseInt(usec, 10, 64)
+	at[2], _ = strconv.ParseInt(count, 10, 64)
+	return at
 }
 
 // Wait waits until n messages have arrived (at most timeout) and returns
