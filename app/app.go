@@ -237,7 +237,8 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 		return nil, err
 	}
 	s.dir = &directory.Service{DB: s.db, Hasher: s.hasher, Policies: s.tenants, Audit: s.seq, Operators: s.tenants, Sessions: sessions}
-	factors := &mfa.Service{DB: s.db, Sealer: sealer, Audit: s.seq}
+	rpID, rpOrigins := cfg.WebAuthn.RelyingParty(cfg.Admin.PublicURL)
+	factors := &mfa.Service{DB: s.db, Sealer: sealer, Audit: s.seq, RP: mfa.RelyingParty{ID: rpID, Origins: rpOrigins}, Groups: s.dir.GroupsAboveTx}
 	s.auth = &auth.Service{DB: s.db, Tenants: s.tenants, Directory: s.dir, Tokens: s.tokens, Hasher: s.hasher, SessionStore: sessions, Audit: s.seq,
 		MFA: factors}
 	s.nhis = &nhi.Service{DB: s.db, Audit: s.seq, Policies: s.tenants, Users: s.dir, StdioAllowlist: cfg.MCP.StdioAllowlist}

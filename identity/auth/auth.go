@@ -6,6 +6,7 @@ package auth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/xavyo/xavyo/identity/directory"
+	"github.com/xavyo/xavyo/identity/mfa"
 	"github.com/xavyo/xavyo/identity/password"
 	"github.com/xavyo/xavyo/identity/tenant"
 	"github.com/xavyo/xavyo/identity/token"
@@ -93,20 +95,75 @@ type Tokens struct {
 	// MFAToken).
 	MFARequired bool     `json:"mfa_required,omitempty"`
 	MFAToken    string   `json:"mfa_token,omitempty" doc:"with mfa_required: presented with the code at /api/v1/auth/login/mfa (valid 15 minutes)"`
-	MFAMethods  []string `json:"mfa_methods,omitempty" doc:"with mfa_required: totp, recovery_code"`
+	MFAMethods  []string `json:"mfa_methods,omitempty" doc:"with mfa_required: the second steps the person may take: totp, webauthn, recovery_code"`
+	// WebAuthn is the assertion ceremony of the person's passkeys and
+	// security keys, when they have some.
+	WebAuthn *mfa.Ceremony `json:"webauthn,omitempty" doc:"with mfa_required and webauthn among the methods: the options for navigator.credentials.get and the ceremony to send back"`
 }
 
 // SecondFactor is what sign-in needs of identity/mfa.
 type SecondFactor interface {
-	Enrolled(ctx context.Context, user uuid.UUID) (bool, error)
+	NeedOf(ctx context.Context, pol tenant.MFAPolicy, user uuid.UUID, roles []string) (mfa.Need, error)
 	Verify(ctx context.Context, user uuid.UUID, code string) (string, error)
+	BeginAssertion(ctx context.Context, user uuid.UUID, rpName string) (*mfa.Ceremony, error)
+	BeginPasskey(ctx context.Context, rpName string) (*mfa.Ceremony, error)
+	FinishAssertion(ctx context.Context, user uuid.UUID, state string, answer []byte) (uuid.UUID, []string, error)
 }
 
-// LoginMFAInput completes a sign-in that owes a second factor.
+// LoginMFAInput completes a sign-in that owes a second factor: with a
+// code, or with an assertion of a passkey or security key.
 type LoginMFAInput struct {
-	Tenant   string `json:"tenant"`
-	MFAToken string `json:"mfa_token"`
-	Code     string `json:"code" doc:"a code of the person's authenticator app, or one of their recovery codes"`
+	Tenant   string          `json:"tenant"`
+	MFAToken string          `json:"mfa_token"`
+	Code     string          `json:"code,omitempty" doc:"a code of the person's authenticator app, or one of their recovery codes"`
+	Ceremony string          `json:"ceremony,omitempty" doc:"with webauthn: the ceremony of the mfa_required answer"`
+	WebAuthn json.RawMessage `json:"webauthn,omitempty" doc:"the authenticator's assertion (PublicKeyCredential.toJSON()) instead of a code"`
+}
+
+// PasskeyBeginInput starts a passkey sign-in.
+type PasskeyBeginInput struct {
+	Tenant string `json:"tenant"`
+}
+
+// PasskeyInput signs in with a passkey, without a password.
+type PasskeyInput struct {
+	Tenant     string          `json:"tenant"`
+	Ceremony   string          `json:"ceremony" doc:"the ceremony of /api/v1/auth/passkey/begin"`
+	Credential json.RawMessage `json:"credential" doc:"the authenticator's assertion (PublicKeyCredential.toJSON())"`
+	Device     string          `json:"device,omitempty" doc:"a name for this device, shown in the session list"`
+}
+
+// ErrPhishingResistant answers a code where the tenant accepts only
+// passkeys and security keys.
+var ErrPhishingResistant = apperr.New(apperr.KindPermissionDenied, "this organization accepts only passkeys and security keys as second factor")
+
+// RPName is the name a tenant is shown by under authenticators.
+func RPName(t *tenant.Tenant) string {
+	if d := tenant.PoliciesOf(t).Branding.DisplayName; d != "" {
+		return d
+	}
+	return t.Name
+}
+
+// SecondStep answers a sign-in that passed its first step and owes the
+// second one: its token, the methods the person may use, and the
+// assertion ceremony of their passkeys.
+func (s *Service) secondStep(ctx context.Context, t *tenant.Tenant, user uuid.UUID, need mfa.Need, device string) (*Tokens, error) {
+	x, err := s.StartTransaction(ctx, t, purposeAPIMFA, device, uuid.Nil)
+	if err != nil {
+		return nil, err
+	}
+	secret, err := s.TransactionPending(ctx, t, x, user)
+	if err != nil {
+		return nil, err
+	}
+	out := &Tokens{MFARequired: true, MFAToken: x.ID + "." + secret, MFAMethods: need.Methods}
+	if need.Accepts(mfa.KindWebAuthn) {
+		if out.WebAuthn, err = s.MFA.BeginAssertion(ctx, user, RPName(t)); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // purposeAPIMFA is the auth transactions of JSON sign-ins owing a second
@@ -147,25 +204,17 @@ func (s *Service) Login(ctx context.Context, in LoginInput, cl Client) (*Tokens,
 	}
 	ctx = store.WithTenant(ctx, t.ID)
 	if s.MFA != nil {
-		on, err := s.MFA.Enrolled(ctx, u.ID)
+		need, err := s.MFA.NeedOf(ctx, tenant.PoliciesOf(t).MFA, u.ID, u.AdminRoles)
 		if err != nil {
 			return nil, err
 		}
-		if !on && tenant.PoliciesOf(t).MFA.RequiredOf(u.AdminRoles) {
+		if need.MustEnrol() {
 			return nil, ErrEnrolFirst
 		}
-		if on {
+		if len(need.Methods) > 0 {
 			// The second step comes with a token binding it to this
 			// first one.
-			x, err := s.StartTransaction(ctx, t, purposeAPIMFA, in.Device, uuid.Nil)
-			if err != nil {
-				return nil, err
-			}
-			secret, err := s.TransactionPending(ctx, t, x, u.ID)
-			if err != nil {
-				return nil, err
-			}
-			return &Tokens{MFARequired: true, MFAToken: x.ID + "." + secret, MFAMethods: []string{"totp", "recovery_code"}}, nil
+			return s.secondStep(ctx, t, u.ID, need, in.Device)
 		}
 	}
 	pol := tenant.PoliciesOf(t)
@@ -199,7 +248,15 @@ func (s *Service) LoginMFA(ctx context.Context, in LoginMFAInput, cl Client) (*T
 	if user == uuid.Nil {
 		return nil, ErrMFAToken
 	}
-	method, err := s.MFA.Verify(ctx, user, in.Code)
+	u, err := s.signInUser(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	need, err := s.MFA.NeedOf(ctx, tenant.PoliciesOf(t).MFA, user, u.AdminRoles)
+	if err != nil {
+		return nil, err
+	}
+	methods, err := s.VerifySecond(ctx, need, user, in.Code, in.Ceremony, in.WebAuthn)
 	if err != nil {
 		s.audit(ctx, t.ID, "auth.login.mfa", audit.OutcomeFailure, user.String(), map[string]any{"ip": cl.IP})
 		return nil, err
@@ -207,15 +264,85 @@ func (s *Service) LoginMFA(ctx context.Context, in LoginMFAInput, cl Client) (*T
 	if err := s.EndTransaction(ctx, t, x); err != nil {
 		return nil, err
 	}
+	amr := append(append([]string{"pwd"}, methods...), "mfa")
+	out, err := s.openSession(ctx, t, u, tenant.PoliciesOf(t), x.Request, cl, u.MustChangePassword, amr)
+	if err != nil {
+		return nil, err
+	}
+	s.audit(ctx, t.ID, "auth.login", audit.OutcomeSuccess, u.ID.String(), map[string]any{"session_id": out.SessionID, "ip": cl.IP, "amr": strings.Join(amr, " ")})
+	return out, nil
+}
+
+// VerifySecond checks a person's second step, a code or a WebAuthn
+// assertion (answer, to ceremony), against what their sign-in owes; it
+// returns the RFC 8176 methods it proves.
+func (s *Service) VerifySecond(ctx context.Context, need mfa.Need, user uuid.UUID, code, ceremony string, answer []byte) ([]string, error) {
+	if len(answer) > 0 {
+		if !need.Accepts(mfa.KindWebAuthn) {
+			return nil, mfa.ErrBadAssertion
+		}
+		_, methods, err := s.MFA.FinishAssertion(ctx, user, ceremony, answer)
+		return methods, err
+	}
+	if !need.Accepts(mfa.KindTOTP) && !need.Accepts("recovery_code") {
+		return nil, ErrPhishingResistant
+	}
+	method, err := s.MFA.Verify(ctx, user, code)
+	if err != nil {
+		return nil, err
+	}
+	return []string{method}, nil
+}
+
+// BeginPasskey starts a passkey sign-in at a tenant.
+func (s *Service) BeginPasskey(ctx context.Context, in PasskeyBeginInput) (*mfa.Ceremony, error) {
+	if s.MFA == nil {
+		return nil, apperr.New(apperr.KindUnavailable, "passkeys are not available here")
+	}
+	t, err := s.Tenants.Resolve(ctx, in.Tenant)
+	if err != nil {
+		if apperr.KindOf(err) == apperr.KindUnavailable {
+			return nil, err
+		}
+		return nil, apperr.Invalid("tenant", "unknown tenant")
+	}
+	return s.MFA.BeginPasskey(store.WithTenant(ctx, t.ID), RPName(t))
+}
+
+// LoginPasskey signs a person in with a passkey alone (the authenticator
+// verified them: two factors in one), without a password.
+func (s *Service) LoginPasskey(ctx context.Context, in PasskeyInput, cl Client) (*Tokens, error) {
+	if in.Tenant == "" || in.Ceremony == "" || len(in.Credential) == 0 {
+		return nil, apperr.Invalid("body", "tenant, ceremony and credential are required")
+	}
+	if len(in.Device) > 200 {
+		return nil, apperr.Invalid("device", "must be at most 200 characters")
+	}
+	if s.MFA == nil {
+		return nil, mfa.ErrBadAssertion
+	}
+	t, err := s.Tenants.Resolve(ctx, in.Tenant)
+	if err != nil {
+		if apperr.KindOf(err) == apperr.KindUnavailable {
+			return nil, err
+		}
+		return nil, mfa.ErrBadAssertion
+	}
+	ctx = store.WithTenant(ctx, t.ID)
+	user, methods, err := s.MFA.FinishAssertion(ctx, uuid.Nil, in.Ceremony, in.Credential)
+	if err != nil {
+		return nil, err
+	}
 	u, err := s.signInUser(ctx, user)
 	if err != nil {
 		return nil, err
 	}
-	out, err := s.openSession(ctx, t, u, tenant.PoliciesOf(t), x.Request, cl, u.MustChangePassword, []string{"pwd", method, "mfa"})
+	amr := append(methods, "mfa")
+	out, err := s.openSession(ctx, t, u, tenant.PoliciesOf(t), in.Device, cl, u.MustChangePassword, amr)
 	if err != nil {
 		return nil, err
 	}
-	s.audit(ctx, t.ID, "auth.login", audit.OutcomeSuccess, u.ID.String(), map[string]any{"session_id": out.SessionID, "ip": cl.IP, "amr": "pwd " + method})
+	s.audit(ctx, t.ID, "auth.login", audit.OutcomeSuccess, u.ID.String(), map[string]any{"session_id": out.SessionID, "ip": cl.IP, "amr": strings.Join(amr, " ")})
 	return out, nil
 }
 

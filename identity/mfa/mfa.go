@@ -1,6 +1,6 @@
 // Package mfa keeps people's second factors: TOTP authenticators (RFC
-// 6238: SHA-1, 6 digits, 30 s, one step either side; each code works once)
-// and single-use recovery codes. Secrets are sealed with the KEK, bound
+// 6238: SHA-1, 6 digits, 30 s, one step either side; each code works once),
+// passkeys and security keys (WebAuthn) and single-use recovery codes. Secrets are sealed with the KEK, bound
 // to their tenant, person and factor; recovery codes are kept as SHA-256.
 // Sign-in (identity/auth and its pages) asks Verify for the second step.
 package mfa
@@ -13,15 +13,19 @@ import (
 	"encoding/base32"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/google/uuid"
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 
+	"github.com/xavyo/xavyo/identity/tenant"
 	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/audit"
 	"github.com/xavyo/xavyo/internal/events"
@@ -48,10 +52,121 @@ var (
 // Factor is one of a person's second factors, as they see it.
 type Factor struct {
 	ID          uuid.UUID  `json:"id"`
-	Kind        string     `json:"kind" doc:"totp"`
+	Kind        string     `json:"kind" doc:"totp or webauthn"`
 	Name        string     `json:"name"`
 	ConfirmedAt *time.Time `json:"confirmed_at,omitempty" doc:"unset: enrolment not confirmed yet (the factor does not count)"`
 	CreatedAt   time.Time  `json:"created_at"`
+	LastUsedAt  *time.Time `json:"last_used_at,omitempty"`
+	// AAGUID is a WebAuthn authenticator's model, when it says.
+	AAGUID string `json:"aaguid,omitempty" doc:"webauthn: the authenticator's model (AAGUID), when it says"`
+	// BackupEligible: a WebAuthn credential that may be synced (a
+	// passkey); BackedUp: it is.
+	BackupEligible bool `json:"backup_eligible,omitempty" doc:"webauthn: the credential may be synced between devices (a passkey)"`
+	BackedUp       bool `json:"backed_up,omitempty" doc:"webauthn: the credential is synced"`
+	SignCount      int  `json:"sign_count,omitempty" doc:"webauthn: the authenticator's signature counter last seen"`
+}
+
+// describe fills a WebAuthn factor's details from its credential record.
+func (f *Factor) describe(record string) {
+	var c webauthn.Credential
+	if json.Unmarshal([]byte(record), &c) != nil {
+		return
+	}
+	if a := aaguidOf(&c); a != uuid.Nil.String() {
+		f.AAGUID = a
+	}
+	f.BackupEligible, f.BackedUp, f.SignCount = c.Flags.BackupEligible, c.Flags.BackupState, int(c.Authenticator.SignCount)
+}
+
+// Need is what a person's sign-in owes, by the tenant's policy and their
+// factors.
+type Need struct {
+	// Required: the tenant requires a second factor of this person.
+	Required bool
+	// PhishingResistant: only passkeys and security keys count.
+	PhishingResistant bool
+	// Methods are the second steps the person can take: totp,
+	// recovery_code, webauthn (none: no second step).
+	Methods []string
+	// RememberDays is how long a browser may skip the second step (0:
+	// never).
+	RememberDays int
+}
+
+// MustEnrol reports whether the person must enrol a factor before going
+// on.
+func (n Need) MustEnrol() bool { return n.Required && len(n.Methods) == 0 }
+
+// Accepts reports whether the second step may be taken with method.
+func (n Need) Accepts(method string) bool { return slices.Contains(n.Methods, method) }
+
+// NeedOf says what the sign-in of a person holding roles owes, in the
+// tenant of ctx under its policy.
+func (s *Service) NeedOf(ctx context.Context, pol tenant.MFAPolicy, user uuid.UUID, roles []string) (Need, error) {
+	var n Need
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		n.Required = pol.RequiredOf(roles)
+		if !n.Required && len(pol.RequiredForGroups) > 0 && s.Groups != nil {
+			groups, err := s.Groups(ctx, tx, user)
+			if err != nil {
+				return err
+			}
+			n.Required = slices.ContainsFunc(groups, func(g uuid.UUID) bool { return slices.Contains(pol.RequiredForGroups, g) })
+		}
+		n.PhishingResistant = n.Required && pol.PhishingResistant
+		kinds, err := confirmedKindsTx(ctx, tx, user)
+		if err != nil {
+			return err
+		}
+		left, err := recoveryLeftTx(ctx, tx, user)
+		if err != nil {
+			return err
+		}
+		for _, k := range []string{KindTOTP, KindWebAuthn} {
+			if slices.Contains(kinds, k) && (!n.PhishingResistant || k == KindWebAuthn) {
+				n.Methods = append(n.Methods, k)
+			}
+		}
+		if len(kinds) > 0 && left > 0 && !n.PhishingResistant {
+			n.Methods = append(n.Methods, "recovery_code")
+		}
+		if !n.PhishingResistant {
+			n.RememberDays = pol.RememberDeviceDays
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Remember lets this browser skip a person's second step for days: the
+// token its cookie holds (kept as SHA-256).
+func (s *Service) Remember(ctx context.Context, user uuid.UUID, days int) (string, time.Time, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", time.Time{}, err
+	}
+	token := base64.RawURLEncoding.EncodeToString(b)
+	now := s.now()
+	expires := now.Add(time.Duration(days) * 24 * time.Hour)
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		return rememberTx(ctx, tx, user, hashCode(token), expires, now)
+	})
+	return token, expires, err
+}
+
+// Remembered reports whether a browser's token lets a person skip the
+// second step.
+func (s *Service) Remembered(ctx context.Context, user uuid.UUID, token string) (bool, error) {
+	if token == "" || len(token) > 100 {
+		return false, nil
+	}
+	var ok bool
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		var err error
+		ok, err = rememberedTx(ctx, tx, user, hashCode(token), s.now())
+		return err
+	})
+	return ok, err
 }
 
 // Enrollment is a new TOTP authenticator to confirm.
@@ -69,6 +184,11 @@ type Service struct {
 	Sealer *seal.Sealer
 	Audit  audit.Recorder
 	Now    func() time.Time
+	// RP is the WebAuthn relying party (no ID: no passkeys).
+	RP RelyingParty
+	// Groups lists the groups a person is in, with the groups above them
+	// (for mfa.required_for_groups).
+	Groups func(ctx context.Context, tx *store.Tx, user uuid.UUID) ([]uuid.UUID, error)
 
 	mu       sync.Mutex
 	failures map[uuid.UUID][]time.Time
@@ -201,6 +321,9 @@ func (s *Service) Remove(ctx context.Context, user, id uuid.UUID) error {
 		if err := deleteRecoveryTx(ctx, tx, user); err != nil {
 			return err
 		}
+		if err := forgetDevicesTx(ctx, tx, user); err != nil {
+			return err
+		}
 		return audit.RecordChangeTx(ctx, tx, s.Audit, "user.mfa.remove", "user", user.String(), map[string]string{"factor": id.String()})
 	})
 }
@@ -218,6 +341,9 @@ func (s *Service) ResetAll(ctx context.Context, user uuid.UUID) error {
 			return err
 		}
 		if err := deleteRecoveryTx(ctx, tx, user); err != nil {
+			return err
+		}
+		if err := forgetDevicesTx(ctx, tx, user); err != nil {
 			return err
 		}
 		if n > 0 {

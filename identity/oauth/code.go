@@ -99,20 +99,37 @@ func (s *Server) PostLogoutRedirect(ctx context.Context, clientID, uri string) b
 const (
 	ACRPassword = "urn:xavyo:acr:pwd" //nolint:gosec // G101: an authentication context class, not a credential
 	ACRMFA      = "urn:xavyo:acr:mfa"
+	// ACRPhishingResistant is a sign-in with a passkey or security key
+	// among its factors (WebAuthn: bound to the origin).
+	ACRPhishingResistant = "urn:xavyo:acr:phr"
 )
 
 // acrOf is the class of a sign-in by its methods (RFC 8176).
 func acrOf(amr []string) string {
-	if slices.Contains(amr, "mfa") {
+	switch {
+	case slices.Contains(amr, "mfa") && slices.Contains(amr, "hwk"):
+		return ACRPhishingResistant
+	case slices.Contains(amr, "mfa"):
 		return ACRMFA
 	}
 	return ACRPassword
 }
 
-// WantsMFA reports whether the client asks for a sign-in with a second
-// factor (acr_values naming urn:xavyo:acr:mfa and nothing weaker first).
-func (r *AuthorizeRequest) WantsMFA() bool {
-	return len(r.ACRValues) > 0 && r.ACRValues[0] == ACRMFA
+// SatisfiedBy reports whether a sign-in by methods amr meets the class
+// the client asks for first in acr_values (a class stronger than the
+// sign-in's asks for a new one; one the pages cannot give is asked once
+// and the ID token's acr says what was given).
+func (r *AuthorizeRequest) SatisfiedBy(amr []string) bool {
+	if len(r.ACRValues) == 0 {
+		return true
+	}
+	switch r.ACRValues[0] {
+	case ACRMFA:
+		return slices.Contains(amr, "mfa")
+	case ACRPhishingResistant:
+		return slices.Contains(amr, "mfa") && slices.Contains(amr, "hwk")
+	}
+	return true
 }
 
 // RedirectError is an authorization error returned to the client at its

@@ -121,6 +121,19 @@ type MFAPolicy struct {
 	Required bool `json:"required" doc:"every sign-in needs a second factor; people without one enrol at their next sign-in on the pages (default false)"`
 	// RequiredForRoles asks it of the holders of these admin roles only.
 	RequiredForRoles []string `json:"required_for_roles,omitempty" doc:"a second factor is required of the holders of these admin roles (tenant_admin, governance_admin, auditor, viewer)"`
+	// RequiredForGroups asks it of the members of these groups (or of
+	// groups below them).
+	RequiredForGroups []uuid.UUID `json:"required_for_groups,omitempty" doc:"a second factor is required of the members of these groups (ids; members of their subgroups too)"`
+	// PhishingResistant: only WebAuthn (passkeys, security keys) counts
+	// where a second factor is required; authenticator-app and recovery
+	// codes do not.
+	PhishingResistant bool `json:"phishing_resistant,omitempty" doc:"where a second factor is required, only passkeys and security keys count (no app or recovery codes; recovery is an admin's reset)"`
+	// RememberDeviceDays lets a browser that passed the second step skip
+	// it for that many days (0: never).
+	RememberDeviceDays int `json:"remember_device_days,omitempty" doc:"a browser that passed the second step may skip it for this many days, 0 to 90 (default 0: never; never with phishing_resistant); its sign-ins then count as password only"`
+	// AllowedAAGUIDs, when set, are the only authenticator models
+	// (AAGUIDs, attested) that may be registered.
+	AllowedAAGUIDs []uuid.UUID `json:"allowed_aaguids,omitempty" doc:"only these authenticator models (AAGUIDs) may be registered as passkeys or security keys; registration then asks for attestation and refuses none"`
 }
 
 // RequiredOf reports whether a person holding roles needs a second
@@ -218,6 +231,12 @@ func (p Policies) Validate() error {
 		if !slices.Contains([]string{"tenant_admin", "governance_admin", "auditor", "viewer"}, r) {
 			return apperr.Invalid("mfa.required_for_roles", "each one of tenant_admin, governance_admin, auditor, viewer")
 		}
+	}
+	if len(p.MFA.RequiredForGroups) > 100 || len(p.MFA.AllowedAAGUIDs) > 100 {
+		return apperr.Invalid("mfa", "at most 100 groups and 100 AAGUIDs")
+	}
+	if p.MFA.RememberDeviceDays < 0 || p.MFA.RememberDeviceDays > 90 {
+		return apperr.Invalid("mfa.remember_device_days", "from 0 to 90")
 	}
 	if p.StepUp.MaxAgeSeconds < 0 || p.StepUp.MaxAgeSeconds > 86400 {
 		return apperr.Invalid("step_up.max_age_seconds", "from 0 (the default, 900) to 86400")

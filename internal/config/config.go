@@ -46,6 +46,7 @@ type Config struct {
 	Platform       Platform      `yaml:"platform"`
 	Metrics        Metrics       `yaml:"metrics"`
 	SMTP           SMTP          `yaml:"smtp"`
+	WebAuthn       WebAuthn      `yaml:"webauthn"`
 	// ShutdownTimeout bounds how long in-flight requests may drain on SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" env:"XAVYO_SHUTDOWN_TIMEOUT" desc:"how long in-flight requests may drain at shutdown (default 15s)"`
 
@@ -138,6 +139,12 @@ type SMTP struct {
 	Password string `yaml:"password" env:"XAVYO_SMTP_PASSWORD" secret:"ref" desc:"SMTP AUTH password, or a secret reference to it (env:NAME, file:/path[#json.key])"`
 	From     string `yaml:"from" env:"XAVYO_SMTP_FROM" desc:"sender address, e.g. \"Example <no-reply@example.com>\" (required with smtp.host)"`
 	TLS      string `yaml:"tls" env:"XAVYO_SMTP_TLS" desc:"starttls (default: required), implicit (SMTPS) or none (a loopback relay only)"`
+}
+
+// WebAuthn is the relying party passkeys and security keys are bound to.
+type WebAuthn struct {
+	RPID    string   `yaml:"rp_id" env:"XAVYO_WEBAUTHN_RP_ID" desc:"WebAuthn relying party id: the host (or a registrable suffix of it) people reach the sign-in pages at (default: admin.public_url's host; localhost when that is a loopback address)"`
+	Origins []string `yaml:"origins" env:"XAVYO_WEBAUTHN_ORIGINS" desc:"comma-separated origins the sign-in pages are served at (default: admin.public_url's origin, and http://localhost:{port} when the rp id is localhost)"`
 }
 
 // DefaultTenant is created, with its first tenant_admin, at the first
@@ -262,6 +269,15 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.Secrets.KEK != "" {
 		if k, err := base64.StdEncoding.DecodeString(c.Secrets.KEK); err != nil || len(k) != 32 {
 			errs = append(errs, errors.New("secrets.kek must be 32 bytes, base64-encoded"))
+		}
+	}
+	if c.WebAuthn.RPID != "" && (strings.ContainsAny(c.WebAuthn.RPID, ":/ ") || net.ParseIP(c.WebAuthn.RPID) != nil) {
+		errs = append(errs, errors.New("webauthn.rp_id must be a host name (not an address, no scheme or port)"))
+	}
+	for _, o := range c.WebAuthn.Origins {
+		ou, err := url.Parse(o)
+		if err != nil || (ou.Scheme != "http" && ou.Scheme != "https") || ou.Host == "" || ou.Path != "" {
+			errs = append(errs, fmt.Errorf("webauthn.origins: %q is not an origin (scheme://host[:port])", o))
 		}
 	}
 	if c.DefaultTenant.Slug == "" {
@@ -497,4 +513,36 @@ func setValue(v reflect.Value, raw string) error {
 		return fmt.Errorf("unsupported type %s", v.Type())
 	}
 	return nil
+}
+
+// RelyingParty is the WebAuthn relying party id and origins, with their
+// defaults taken from the admin plane's public URL: its host (localhost
+// for a loopback address, since an address is never a relying party id)
+// and its origin (with http://localhost:{port} beside a loopback one).
+func (w WebAuthn) RelyingParty(adminPublicURL string) (string, []string) {
+	u, err := url.Parse(adminPublicURL)
+	if err != nil {
+		return w.RPID, w.Origins
+	}
+	host := u.Hostname()
+	loopback := false
+	if ip := net.ParseIP(host); ip != nil {
+		loopback, host = ip.IsLoopback(), "localhost"
+	}
+	id := w.RPID
+	if id == "" {
+		id = host
+	}
+	origins := w.Origins
+	if len(origins) == 0 {
+		origins = []string{u.Scheme + "://" + u.Host}
+		if loopback && id == "localhost" {
+			local := "localhost"
+			if u.Port() != "" {
+				local = net.JoinHostPort(local, u.Port())
+			}
+			origins = append(origins, u.Scheme+"://"+local)
+		}
+	}
+	return id, origins
 }

@@ -183,3 +183,28 @@ func TestSecretReferences(t *testing.T) {
 		t.Fatalf("data_dir %q, %v", c.DataDir, err)
 	}
 }
+
+func TestWebAuthnRelyingParty(t *testing.T) {
+	for name, tc := range map[string]struct {
+		w       config.WebAuthn
+		public  string
+		id      string
+		origins string
+	}{
+		"loopback address":  {public: "http://127.0.0.1:8080", id: "localhost", origins: "http://127.0.0.1:8080 http://localhost:8080"},
+		"public host":       {public: "https://id.example.com", id: "id.example.com", origins: "https://id.example.com"},
+		"configured suffix": {w: config.WebAuthn{RPID: "example.com"}, public: "https://id.example.com", id: "example.com", origins: "https://id.example.com"},
+		"configured origins": {w: config.WebAuthn{RPID: "example.com", Origins: []string{"https://a.example.com", "https://b.example.com"}},
+			public: "https://id.example.com", id: "example.com", origins: "https://a.example.com https://b.example.com"},
+	} {
+		id, origins := tc.w.RelyingParty(tc.public)
+		if id != tc.id || strings.Join(origins, " ") != tc.origins {
+			t.Errorf("%s: %s %v, want %s %s", name, id, origins, tc.id, tc.origins)
+		}
+	}
+	for _, env := range []string{"XAVYO_WEBAUTHN_RP_ID=127.0.0.1", "XAVYO_WEBAUTHN_RP_ID=https://example.com", "XAVYO_WEBAUTHN_ORIGINS=example.com"} {
+		if _, err := config.Load("", []string{env}); err == nil || !strings.Contains(err.Error(), "webauthn") {
+			t.Errorf("%s: %v", env, err)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/xavyo/xavyo/identity/auth"
 	"github.com/xavyo/xavyo/identity/directory"
+	"github.com/xavyo/xavyo/identity/mfa"
 	"github.com/xavyo/xavyo/identity/tenant"
 	"github.com/xavyo/xavyo/identity/token"
 	"github.com/xavyo/xavyo/internal/apperr"
@@ -63,8 +64,25 @@ func (h *Handler) Mount(api *httpx.API) {
 	api.Handle(httpx.Route{Method: "POST", Path: "/auth/login", OperationID: "login", Summary: "Sign in with a password",
 		Tags: a, Public: true, Scope: httpx.ScopeNone, Request: auth.LoginInput{}, Response: auth.Tokens{}, Handler: h.login})
 	api.Handle(httpx.Route{Method: "POST", Path: "/auth/login/mfa", OperationID: "loginMFA",
-		Summary: "Complete a sign-in that answered mfa_required, with a code of the person's authenticator or a recovery code",
+		Summary: "Complete a sign-in that answered mfa_required: a code of the person's authenticator app, a recovery code, or an assertion of their passkey or security key",
 		Tags:    a, Public: true, Scope: httpx.ScopeNone, Request: auth.LoginMFAInput{}, Response: auth.Tokens{}, Handler: signIn(h.Auth.LoginMFA)})
+	api.Handle(httpx.Route{Method: "POST", Path: "/auth/passkey/begin", OperationID: "beginPasskeyLogin",
+		Summary: "Start a sign-in with a passkey, without a username: the options for navigator.credentials.get",
+		Tags:    a, Public: true, Scope: httpx.ScopeNone, Request: auth.PasskeyBeginInput{}, Response: mfa.Ceremony{}, Handler: func(c *fiber.Ctx) error {
+			var in auth.PasskeyBeginInput
+			if err := httpx.DecodeJSON(c, &in); err != nil {
+				return err
+			}
+			out, err := h.Auth.BeginPasskey(c.UserContext(), in)
+			if err != nil {
+				return err
+			}
+			c.Set(fiber.HeaderCacheControl, "no-store")
+			return c.JSON(out)
+		}})
+	api.Handle(httpx.Route{Method: "POST", Path: "/auth/passkey", OperationID: "loginPasskey",
+		Summary: "Sign in with a passkey (the authenticator verifies the person: amr hwk user mfa)",
+		Tags:    a, Public: true, Scope: httpx.ScopeNone, Request: auth.PasskeyInput{}, Response: auth.Tokens{}, Handler: signIn(h.Auth.LoginPasskey)})
 	api.Handle(httpx.Route{Method: "POST", Path: "/auth/refresh", OperationID: "refresh", Summary: "Exchange a refresh token (rotates it)",
 		Tags: a, Public: true, Scope: httpx.ScopeNone, Request: RefreshInput{}, Response: auth.Tokens{}, Handler: h.refresh})
 	api.Handle(httpx.Route{Method: "POST", Path: "/auth/logout", OperationID: "logout", Summary: "End the current session",

@@ -45,6 +45,7 @@ type PageAuth interface {
 	EndTransaction(ctx context.Context, t *tenant.Tenant, x *auth.Transaction) error
 	TransactionPending(ctx context.Context, t *tenant.Tenant, x *auth.Transaction, user uuid.UUID) (string, error)
 	SignInUser(ctx context.Context, t *tenant.Tenant, id uuid.UUID) (*directory.User, error)
+	VerifySecond(ctx context.Context, need mfa.Need, user uuid.UUID, code, ceremony string, answer []byte) ([]string, error)
 }
 
 // Prompt is what the sign-in page says of the flow it signs in for.
@@ -88,6 +89,10 @@ type SecondFactors interface {
 	auth.SecondFactor
 	EnrollTOTP(ctx context.Context, user uuid.UUID, issuer, account, name string) (*mfa.Enrollment, error)
 	ConfirmTOTP(ctx context.Context, user, id uuid.UUID, code string) ([]string, error)
+	BeginRegistration(ctx context.Context, user uuid.UUID, account, display, rpName string, pol tenant.MFAPolicy) (*mfa.Ceremony, error)
+	FinishRegistration(ctx context.Context, user uuid.UUID, state string, answer []byte, name string, pol tenant.MFAPolicy) (*mfa.Factor, []string, error)
+	Remember(ctx context.Context, user uuid.UUID, days int) (string, time.Time, error)
+	Remembered(ctx context.Context, user uuid.UUID, token string) (bool, error)
 }
 
 // Register makes a flow resumable by purpose.
@@ -107,6 +112,7 @@ func (p *Pages) Mount(app *fiber.App) {
 	app.Get("/t/:slug/login/enrol", p.enrol)
 	app.Post("/t/:slug/login/enrol", p.enrol)
 	app.Post("/t/:slug/login/continue", p.resume)
+	app.Post("/t/:slug/login/passkey", p.passkey)
 	p.Register(purposeSignIn, signInFlow{})
 }
 
@@ -131,7 +137,7 @@ const mfaCookie = "xv_mfa"
 
 const mfaCSRFCookie = "xv_mfa_csrf"
 
-var enrolPage = template.Must(template.New("enrol").Parse(`<!doctype html>
+var enrolPage = withWA(template.Must(template.New("enrol").Parse(`<!doctype html>
 <html lang="{{.Lang}}"><head><meta charset="utf-8"><title>{{.W.EnrolTitle}} — {{.Tenant}}</title>
 <meta name="viewport" content="width=device-width,initial-scale=1">
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:26rem;margin:4rem auto;padding:0 1rem}
@@ -142,14 +148,16 @@ ol.codes{font-family:ui-monospace,monospace}</style></head>
 {{if .Codes}}<p>{{.W.CodesIntro}}</p><ol class="codes" id="codes">{{range .Codes}}<li>{{.}}</li>{{end}}</ol>
 <form method="post" action="{{.Continue}}"><input type="hidden" name="tx" value="{{.Tx}}"><input type="hidden" name="csrf" value="{{.CSRF}}">
 <button type="submit" id="continue">{{.W.Continue}}</button></form>
-{{else}}<p>{{.W.EnrolIntro}}</p>
+{{else}}{{if .Error}}<p class="err" role="alert">{{.Error}}</p>{{end}}
+{{if .Secret}}<p>{{.W.EnrolIntro}}</p>
 {{if .QR}}<img src="{{.QR}}" alt="" width="200" height="200">{{end}}
 <p>{{.W.EnrolKey}} <code id="secret">{{.Secret}}</code></p>
-{{if .Error}}<p class="err" role="alert">{{.Error}}</p>{{end}}
 <form method="post" action="{{.Action}}">
 <input type="hidden" name="tx" value="{{.Tx}}"><input type="hidden" name="csrf" value="{{.CSRF}}"><input type="hidden" name="factor" value="{{.Factor}}">
 <label for="code">{{.W.MFACode}}</label><input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" required autofocus>
-<button type="submit">{{.W.MFAButton}}</button></form>{{end}}</body></html>`))
+<button type="submit">{{.W.MFAButton}}</button></form>
+{{if .WA}}<p>{{.W.EnrolOr}}</p>{{end}}{{else}}<p>{{.W.EnrolKeyOnly}}</p>{{end}}
+{{template "wa" .}}{{end}}</body></html>`)))
 
 // enrol is where a person without a second factor enrols an
 // authenticator app when the tenant requires one: the secret (and its QR
@@ -164,24 +172,46 @@ func (p *Pages) enrol(c *fiber.Ctx) error {
 	w := loginCatalog[lang]
 	iss := p.Issuer(t.Slug)
 	prompt, _ := flow.Describe(ctx, t, x)
+	u, err := p.Auth.SignInUser(ctx, t, user)
+	if err != nil {
+		return Error(c, 403, w.Wrong)
+	}
+	pol := tenant.PoliciesOf(t).MFA
+	need, err := p.MFA.NeedOf(ctx, pol, user, u.AdminRoles)
+	if err != nil {
+		return Error(c, 503, "the sign-in is unavailable; try again")
+	}
+	action := "/t/" + t.Slug + "/login/enrol"
 	show := func(status int, data map[string]any) error {
 		data["Lang"], data["W"], data["Tenant"], data["Tx"] = lang, w, t.Name, x.ID
 		data["CSRF"] = FormToken(c, mfaCSRFCookie, "/t/"+t.Slug+"/login", iss)
-		data["Action"], data["Continue"] = "/t/"+t.Slug+"/login/enrol", "/t/"+t.Slug+"/login/continue"
-		Secure(c, prompt.ReturnTo)
+		data["Action"], data["Continue"] = action, "/t/"+t.Slug+"/login/continue"
+		if f, ok := data["WA"].(*waForm); ok && f != nil {
+			f.CSRF = data["CSRF"].(string)
+		}
+		SecureScript(c, nonceOf(data), prompt.ReturnTo)
 		c.Set("Content-Security-Policy", c.GetRespHeader("Content-Security-Policy")+"; img-src data:")
 		return Page(c, status, enrolPage, data)
 	}
 	fresh := func(status int, msg string) error {
-		u, err := p.Auth.SignInUser(ctx, t, user)
-		if err != nil {
-			return Error(c, 403, w.Wrong)
+		data := map[string]any{"Error": msg}
+		if !need.PhishingResistant {
+			e, err := p.MFA.EnrollTOTP(ctx, user, t.Name, u.Email, "")
+			if err != nil {
+				return Error(c, 503, "the sign-in is unavailable; try again")
+			}
+			data["Secret"], data["Factor"], data["QR"] = e.Secret, e.ID.String(), qrCode(e.URI)
 		}
-		e, err := p.MFA.EnrollTOTP(ctx, user, t.Name, u.Email, "")
-		if err != nil {
-			return Error(c, 503, "the sign-in is unavailable; try again")
+		display := u.DisplayName
+		if display == "" {
+			display = u.Email
 		}
-		return show(status, map[string]any{"Secret": e.Secret, "Factor": e.ID.String(), "QR": qrCode(e.URI), "Error": msg})
+		if reg, err := p.MFA.BeginRegistration(ctx, user, u.Email, display, auth.RPName(t), pol); err == nil {
+			data["WA"] = newWAForm(reg, "create", action, x.ID, "", "register-key", w.EnrolPasskey, w.PasskeyFailed)
+		} else if need.PhishingResistant {
+			return Error(c, 503, "passkeys are not available here")
+		}
+		return show(status, data)
 	}
 	if c.Method() != fiber.MethodPost {
 		return fresh(200, "")
@@ -189,21 +219,47 @@ func (p *Pages) enrol(c *fiber.Ctx) error {
 	if !FormTokenOK(c, mfaCSRFCookie) {
 		return fresh(403, w.Expired)
 	}
-	fid, err := uuid.Parse(c.FormValue("factor"))
-	if err != nil {
-		return fresh(400, w.MFAWrong)
+	var codes []string
+	amr := []string{"pwd", "otp", "mfa"}
+	if answer := c.FormValue("credential"); answer != "" {
+		_, codes, err = p.MFA.FinishRegistration(ctx, user, c.FormValue("ceremony"), []byte(answer), "", pol)
+		switch k := apperr.KindOf(err); {
+		case err == nil:
+			amr = []string{"pwd", "hwk", "mfa"}
+		case k == apperr.KindInvalidArgument || k == apperr.KindAlreadyExists || k == apperr.KindPermissionDenied:
+			return fresh(400, apperr.PublicMessage(err))
+		default:
+			return Error(c, 503, "the sign-in is unavailable; try again")
+		}
+	} else {
+		if need.PhishingResistant {
+			return fresh(400, w.MFAWrong)
+		}
+		fid, err := uuid.Parse(c.FormValue("factor"))
+		if err != nil {
+			return fresh(400, w.MFAWrong)
+		}
+		codes, err = p.MFA.ConfirmTOTP(ctx, user, fid, c.FormValue("code"))
+		switch {
+		case apperr.KindOf(err) == apperr.KindRateLimited:
+			return fresh(429, apperr.PublicMessage(err))
+		case apperr.KindOf(err) == apperr.KindUnauthenticated || apperr.KindOf(err) == apperr.KindNotFound:
+			return fresh(401, w.MFAWrong)
+		case err != nil:
+			return Error(c, 503, "the sign-in is unavailable; try again")
+		}
 	}
-	codes, err := p.MFA.ConfirmTOTP(ctx, user, fid, c.FormValue("code"))
-	switch {
-	case apperr.KindOf(err) == apperr.KindRateLimited:
-		return fresh(429, apperr.PublicMessage(err))
-	case apperr.KindOf(err) == apperr.KindUnauthenticated || apperr.KindOf(err) == apperr.KindNotFound:
-		return fresh(401, w.MFAWrong)
-	case err != nil:
-		return Error(c, 503, "the sign-in is unavailable; try again")
-	}
-	if _, ok, err := p.finishSecondStep(c, t, x, user, []string{"pwd", "otp", "mfa"}); !ok {
+	if _, ok, err := p.finishSecondStep(c, t, x, user, amr); !ok {
 		return err
+	}
+	if len(codes) == 0 {
+		// Not the person's first factor: no new recovery codes to show.
+		bs, err := p.SessionOf(c, t)
+		if err != nil || bs == nil {
+			return Error(c, 503, "the sign-in is unavailable; try again")
+		}
+		Secure(c, prompt.ReturnTo)
+		return flow.Resume(c, t, x, bs)
 	}
 	return show(200, map[string]any{"Codes": codes})
 }
@@ -312,18 +368,20 @@ func qrCode(uri string) template.URL {
 	return template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(b.Bytes())) //nolint:gosec // G203: our own PNG
 }
 
-var mfaPage = template.Must(template.New("mfa").Parse(`<!doctype html>
+var mfaPage = withWA(template.Must(template.New("mfa").Parse(`<!doctype html>
 <html lang="{{.Lang}}"><head><meta charset="utf-8"><title>{{.W.MFATitle}} — {{.Tenant}}</title>
 <meta name="viewport" content="width=device-width,initial-scale=1">
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}
 label{display:block;margin:.8rem 0 .2rem}input[type=text]{width:100%;padding:.4rem;font-size:1.2rem;letter-spacing:.1em}
 button{margin-top:1rem;padding:.5rem 1rem}.err{color:#b00020}</style></head>
-<body><h1>{{.W.MFATitle}}</h1><p>{{.W.MFAIntro}}</p>
+<body><h1>{{.W.MFATitle}}</h1>
 {{if .Error}}<p class="err" role="alert">{{.Error}}</p>{{end}}
-<form method="post" action="{{.Action}}">
+{{if .Code}}<p>{{.W.MFAIntro}}</p><form method="post" action="{{.Action}}">
 <input type="hidden" name="tx" value="{{.Tx}}"><input type="hidden" name="csrf" value="{{.CSRF}}">
 <label for="code">{{.W.MFACode}}</label><input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" required autofocus>
-<button type="submit">{{.W.MFAButton}}</button></form></body></html>`))
+{{if .Remember}}<label><input type="checkbox" name="remember" value="1" id="remember"> {{.Remember}}</label>{{end}}
+<button type="submit">{{.W.MFAButton}}</button></form>{{else}}<p>{{.W.MFAKeyIntro}}</p>{{end}}
+{{template "wa" .}}</body></html>`)))
 
 // secondFactor is the second step of a sign-in: a code of the person's
 // authenticator app or a recovery code, in the browser that passed the
@@ -337,11 +395,28 @@ func (p *Pages) secondFactor(c *fiber.Ctx) error {
 	w := loginCatalog[lang]
 	iss := p.Issuer(t.Slug)
 	prompt, _ := flow.Describe(ctx, t, x)
+	u, err := p.Auth.SignInUser(ctx, t, user)
+	if err != nil {
+		return Error(c, 403, w.Wrong)
+	}
+	need, err := p.MFA.NeedOf(ctx, tenant.PoliciesOf(t).MFA, user, u.AdminRoles)
+	if err != nil {
+		return Error(c, 503, "the sign-in is unavailable; try again")
+	}
+	action := "/t/" + t.Slug + "/login/mfa"
 	show := func(status int, msg string) error {
 		token := FormToken(c, mfaCSRFCookie, "/t/"+t.Slug+"/login", iss)
-		Secure(c, prompt.ReturnTo)
-		return Page(c, status, mfaPage, map[string]any{"Lang": lang, "W": w, "Tenant": t.Name, "Error": msg, "CSRF": token, "Tx": x.ID,
-			"Action": "/t/" + t.Slug + "/login/mfa"})
+		data := map[string]any{"Lang": lang, "W": w, "Tenant": t.Name, "Error": msg, "CSRF": token, "Tx": x.ID, "Action": action,
+			"Code": need.Accepts(mfa.KindTOTP) || need.Accepts("recovery_code"), "Remember": rememberLabel(w, need.RememberDays)}
+		if need.Accepts(mfa.KindWebAuthn) {
+			if cer, err := p.MFA.BeginAssertion(ctx, user, auth.RPName(t)); err == nil && cer != nil {
+				f := newWAForm(cer, "get", action, x.ID, token, "use-key", w.UseKey, w.PasskeyFailed)
+				f.Remember = rememberLabel(w, need.RememberDays)
+				data["WA"] = f
+			}
+		}
+		SecureScript(c, nonceOf(data), prompt.ReturnTo)
+		return Page(c, status, mfaPage, data)
 	}
 	if c.Method() != fiber.MethodPost {
 		return show(200, "")
@@ -349,16 +424,23 @@ func (p *Pages) secondFactor(c *fiber.Ctx) error {
 	if !FormTokenOK(c, mfaCSRFCookie) {
 		return show(403, w.Expired)
 	}
-	method, err := p.MFA.Verify(ctx, user, c.FormValue("code"))
-	switch {
-	case apperr.KindOf(err) == apperr.KindRateLimited:
+	answer := c.FormValue("credential")
+	wrong := w.MFAWrong
+	if answer != "" {
+		wrong = w.PasskeyFailed
+	}
+	methods, err := p.Auth.VerifySecond(ctx, need, user, c.FormValue("code"), c.FormValue("ceremony"), []byte(answer))
+	switch k := apperr.KindOf(err); {
+	case err == nil:
+	case k == apperr.KindRateLimited:
 		return show(429, apperr.PublicMessage(err))
-	case apperr.KindOf(err) == apperr.KindUnauthenticated:
-		return show(401, w.MFAWrong)
-	case err != nil:
+	case k == apperr.KindUnauthenticated || k == apperr.KindPermissionDenied || k == apperr.KindInvalidArgument:
+		return show(401, wrong)
+	default:
 		return Error(c, 503, "the sign-in is unavailable; try again")
 	}
-	bs, ok, err := p.finishSecondStep(c, t, x, user, []string{"pwd", method, "mfa"})
+	p.remember(c, t, user, need)
+	bs, ok, err := p.finishSecondStep(c, t, x, user, append(append([]string{"pwd"}, methods...), "mfa"))
 	if !ok {
 		return err
 	}
@@ -368,7 +450,7 @@ func (p *Pages) secondFactor(c *fiber.Ctx) error {
 
 const csrfCookie = "xv_login_csrf"
 
-var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
+var loginPage = withWA(template.Must(template.New("login").Parse(`<!doctype html>
 <html lang="{{.Lang}}"><head><meta charset="utf-8"><title>{{.W.Title}} — {{.Tenant}}</title>
 <meta name="viewport" content="width=device-width,initial-scale=1">
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}
@@ -382,7 +464,8 @@ button{margin-top:1rem;padding:.5rem 1rem}.err{color:#b00020}</style></head>
 <label for="login">{{.W.Login}}</label><input id="login" name="login" type="text" autocomplete="username" value="{{.LoginHint}}" required autofocus>
 <label for="password">{{.W.Secret}}</label><input id="password" name="password" type="password" autocomplete="current-password" required>
 <button type="submit">{{.W.Button}}</button></form>
-<p><a href="{{.Forgot}}">{{.W.Forgot}}</a></p></body></html>`))
+{{template "wa" .}}
+<p><a href="{{.Forgot}}">{{.W.Forgot}}</a></p></body></html>`)))
 
 var signedInPage = template.Must(template.New("signed-in").Parse(`<!doctype html>
 <html lang="{{.Lang}}"><head><meta charset="utf-8"><title>{{.W.SignedIn}} — {{.Tenant}}</title>
@@ -395,6 +478,7 @@ type loginWords struct {
 	Title, Asks, Device, SignInTo, Login, Secret, Button, Forgot, Wrong, Expired, MustChange, SignedIn, SignedInTo string
 	MFATitle, MFAIntro, MFACode, MFAButton, MFAWrong                                                               string
 	EnrolTitle, EnrolIntro, EnrolKey, CodesIntro, Continue                                                         string
+	Passkey, PasskeyFailed, UseKey, MFAKeyIntro, Remember, EnrolPasskey, EnrolOr, EnrolKeyOnly                     string
 }
 
 var loginCatalog = map[string]loginWords{
@@ -406,7 +490,10 @@ var loginCatalog = map[string]loginWords{
 		MFACode: "Code", MFAButton: "Verify", MFAWrong: "That code is not valid.",
 		EnrolTitle: "Set up two-step verification", EnrolIntro: "This organization requires a second factor. Scan this code with an authenticator app, or type its key, then give the code it shows.",
 		EnrolKey: "Key:", CodesIntro: "Keep these recovery codes somewhere safe: each signs you in once if you lose your app. They are shown only now.",
-		Continue: "Continue"},
+		Continue: "Continue", Passkey: "Sign in with a passkey", PasskeyFailed: "The passkey or security key could not be used. Try again, or use another way.",
+		UseKey: "Use your passkey or security key", MFAKeyIntro: "Confirm it is you with your passkey or security key.",
+		Remember: "Remember this browser for %d days", EnrolPasskey: "Set up a passkey or security key", EnrolOr: "Or use a passkey or security key instead:",
+		EnrolKeyOnly: "This organization requires a passkey or security key. Set one up on this device, or with a security key."},
 	"fr": { //nolint:gosec // G101: page words
 		Title: "Connexion", Asks: "demande à agir pour vous", Device: "Connectez-vous pour relier votre appareil.", SignInTo: "Connectez-vous à",
 		Login: "Adresse ou nom d'utilisateur", Secret: "Mot de passe", Button: "Se connecter", Forgot: "Mot de passe oublié ?",
@@ -417,7 +504,12 @@ var loginCatalog = map[string]loginWords{
 		MFACode:  "Code", MFAButton: "Vérifier", MFAWrong: "Ce code n'est pas valable.",
 		EnrolTitle: "Activer la vérification en deux étapes", EnrolIntro: "Cette organisation exige un second facteur. Scannez ce code avec une application d'authentification, ou saisissez sa clé, puis donnez le code qu'elle affiche.",
 		EnrolKey: "Clé :", CodesIntro: "Gardez ces codes de secours en lieu sûr : chacun vous connecte une fois si vous perdez votre application. Ils ne sont affichés que maintenant.",
-		Continue: "Continuer"},
+		Continue: "Continuer", Passkey: "Se connecter avec une clé d'accès",
+		PasskeyFailed: "La clé d'accès ou la clé de sécurité n'a pas pu être utilisée. Réessayez, ou choisissez un autre moyen.",
+		UseKey:        "Utiliser votre clé d'accès ou clé de sécurité", MFAKeyIntro: "Confirmez votre identité avec votre clé d'accès ou clé de sécurité.",
+		Remember: "Se souvenir de ce navigateur pendant %d jours", EnrolPasskey: "Créer une clé d'accès ou enregistrer une clé de sécurité",
+		EnrolOr:      "Ou utilisez plutôt une clé d'accès ou une clé de sécurité :",
+		EnrolKeyOnly: "Cette organisation exige une clé d'accès ou une clé de sécurité. Créez-en une sur cet appareil, ou utilisez une clé de sécurité."},
 }
 
 // Begin starts a sign-in for a flow and sends the browser to the sign-in
@@ -462,58 +554,82 @@ func (p *Pages) Resumable(c *fiber.Ctx, t *tenant.Tenant, purpose string) (*auth
 	return x, bs, true, nil
 }
 
+// loginView is the login page of a request: its tenant, and the flow of
+// its transaction (none: a sign-in for itself).
+type loginView struct {
+	p      *Pages
+	c      *fiber.Ctx
+	t      *tenant.Tenant
+	id     string
+	x      *auth.Transaction
+	flow   Flow
+	prompt Prompt
+	lang   string
+	w      loginWords
+}
+
+// loginPageOf reads the transaction a login page request names, if any;
+// ok false: the page was answered.
+func (p *Pages) loginPageOf(c *fiber.Ctx, t *tenant.Tenant) (*loginView, bool, error) {
+	lv := &loginView{p: p, c: c, t: t, id: txID(c), lang: Lang(c, t)}
+	lv.w = loginCatalog[lv.lang]
+	if lv.id != "" {
+		var ok bool
+		var err error
+		if lv.x, ok, err = p.transactionOf(c, t, ""); !ok {
+			return nil, false, err
+		}
+		lv.flow = p.flows[lv.x.Purpose]
+		if lv.prompt, err = lv.flow.Describe(store.WithTenant(c.UserContext(), t.ID), t, lv.x); err != nil {
+			return nil, false, Error(c, 400, apperr.PublicMessage(err))
+		}
+	}
+	return lv, true, nil
+}
+
+// show renders the login page (with its passkey sign-in).
+func (lv *loginView) show(status int, msg string) error {
+	c, t := lv.c, lv.t
+	token := FormToken(c, csrfCookie, "/t/"+t.Slug+"/login", lv.p.Issuer(t.Slug))
+	data := map[string]any{"Lang": lv.lang, "W": lv.w, "Tenant": t.Name, "Client": lv.prompt.Client, "Asks": lv.prompt.Asks,
+		"Device": lv.prompt.Device, "LoginHint": lv.prompt.LoginHint, "Error": msg, "CSRF": token, "Tx": lv.id, "Action": "/t/" + t.Slug + "/login",
+		"Forgot": "/t/" + t.Slug + "/password/forgot", "WA": lv.p.passkeyForm(c, t, lv.w, lv.id, token)}
+	SecureScript(c, nonceOf(data), lv.prompt.ReturnTo)
+	return Page(c, status, loginPage, data)
+}
+
 func (p *Pages) login(c *fiber.Ctx) error {
 	t, err := p.Tenants.Resolve(c.UserContext(), c.Params("slug"))
 	if err != nil {
 		return TenantPage(c, err)
 	}
 	ctx := store.WithTenant(c.UserContext(), t.ID)
-	posted := c.Method() == fiber.MethodPost
-	id := txID(c)
-	var x *auth.Transaction
-	var flow Flow
-	var prompt Prompt
-	if id != "" {
-		var ok bool
-		if x, ok, err = p.transactionOf(c, t, ""); !ok {
-			return err
-		}
-		flow = p.flows[x.Purpose]
-		if prompt, err = flow.Describe(ctx, t, x); err != nil {
-			return Error(c, 400, apperr.PublicMessage(err))
-		}
+	lv, ok, err := p.loginPageOf(c, t)
+	if !ok {
+		return err
 	}
-	iss := p.Issuer(t.Slug)
-	lang := Lang(c, t)
-	w := loginCatalog[lang]
-	show := func(status int, msg string) error {
-		token := FormToken(c, csrfCookie, "/t/"+t.Slug+"/login", iss)
-		Secure(c, prompt.ReturnTo)
-		return Page(c, status, loginPage, map[string]any{"Lang": lang, "W": w, "Tenant": t.Name, "Client": prompt.Client, "Asks": prompt.Asks,
-			"Device": prompt.Device, "LoginHint": prompt.LoginHint, "Error": msg, "CSRF": token, "Tx": id, "Action": "/t/" + t.Slug + "/login",
-			"Forgot": "/t/" + t.Slug + "/password/forgot"})
-	}
-	if !posted {
-		return show(200, "")
+	if c.Method() != fiber.MethodPost {
+		return lv.show(200, "")
 	}
 	if !FormTokenOK(c, csrfCookie) {
-		return show(403, w.Expired)
+		return lv.show(403, lv.w.Expired)
 	}
 	_, u, mustChange, err := p.Auth.CheckPassword(ctx, t.Slug, c.FormValue("login"), c.FormValue("password"))
 	if err != nil {
-		return show(401, w.Wrong)
+		return lv.show(401, lv.w.Wrong)
 	}
 	if mustChange {
-		return show(403, w.MustChange)
+		return lv.show(403, lv.w.MustChange)
 	}
 	if p.MFA != nil {
-		on, err := p.MFA.Enrolled(ctx, u.ID)
+		need, err := p.MFA.NeedOf(ctx, tenant.PoliciesOf(t).MFA, u.ID, u.AdminRoles)
 		if err != nil {
 			return Error(c, 503, "the sign-in is unavailable; try again")
 		}
-		if on || tenant.PoliciesOf(t).MFA.RequiredOf(u.AdminRoles) {
+		if need.MustEnrol() || (len(need.Methods) > 0 && !p.rememberedFor(c, t, u.ID, need)) {
 			// The second step (or, where the tenant requires one, enrolling
 			// a factor first): in this browser, for this transaction.
+			x := lv.x
 			if x == nil {
 				if x, err = p.Auth.StartTransaction(ctx, t, purposeSignIn, "", uuid.Nil); err != nil {
 					return Error(c, 503, "the sign-in is unavailable; try again")
@@ -524,27 +640,15 @@ func (p *Pages) login(c *fiber.Ctx) error {
 				return Error(c, 400, apperr.PublicMessage(auth.ErrNoTransaction))
 			}
 			c.Cookie(&fiber.Cookie{Name: mfaCookie, Value: secret, Path: "/t/" + t.Slug + "/login", HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode,
-				Secure: strings.HasPrefix(iss, "https://"), Expires: x.ExpiresAt})
+				Secure: strings.HasPrefix(p.Issuer(t.Slug), "https://"), Expires: x.ExpiresAt})
 			next := "/t/" + t.Slug + "/login/mfa"
-			if !on {
+			if need.MustEnrol() {
 				next = "/t/" + t.Slug + "/login/enrol"
 			}
 			return p.SendTo(c, next, x)
 		}
 	}
-	bs, err := p.OpenSession(c, t, u, []string{"pwd"})
-	if err != nil {
-		return Error(c, 500, "the sign-in could not be completed")
-	}
-	if x == nil {
-		Secure(c)
-		return Page(c, 200, signedInPage, map[string]any{"Lang": lang, "W": w, "Tenant": t.Name})
-	}
-	if err := p.Auth.TransactionSignedIn(ctx, t, x, bs.ID); err != nil {
-		return Error(c, 400, apperr.PublicMessage(auth.ErrNoTransaction))
-	}
-	Secure(c, prompt.ReturnTo)
-	return flow.Resume(c, t, x, bs)
+	return p.signedIn(c, t, lv, u.ID, []string{"pwd"})
 }
 
 // OpenSession opens the SSO session of a person who has just

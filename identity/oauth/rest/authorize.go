@@ -104,7 +104,7 @@ func (h *Handler) authorize(c *fiber.Ctx, posted bool) error {
 	// older than max_age, or it expects someone else (id_token_hint).
 	if bs == nil || req.Prompted("login") || req.Prompted("select_account") ||
 		(req.MaxAge >= 0 && time.Since(bs.AuthTime) > time.Duration(req.MaxAge)*time.Second) ||
-		(req.Hint != nil && !req.Hint.Names(bs.UserID)) || (req.WantsMFA() && !slices.Contains(bs.AMR, "mfa")) {
+		(req.Hint != nil && !req.Hint.Names(bs.UserID)) || !req.SatisfiedBy(bs.AMR) {
 		if req.Prompted("none") {
 			// No page may be shown: the client hears why.
 			return h.redirectError(c, t, req, "login_required", "the person must sign in")

@@ -168,7 +168,7 @@ func (h *Handler) metadata(c *fiber.Ctx) error {
 		ResponseTypesSupported:        []string{"code"}, SubjectTypesSupported: []string{"public", "pairwise"},
 		PromptValuesSupported:      []string{"none", "login", "consent", "select_account"},
 		ClaimsSupported:            []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "email"},
-		ACRValuesSupported:         []string{oauth.ACRPassword, oauth.ACRMFA},
+		ACRValuesSupported:         []string{oauth.ACRPassword, oauth.ACRMFA, oauth.ACRPhishingResistant},
 		ResponseModesSupported:     []string{"query", "fragment", "form_post"},
 		BackchannelLogoutSupported: true, BackchannelLogoutSessionSupported: true,
 		FrontchannelLogoutSupported: true, FrontchannelLogoutSessionSupported: true,

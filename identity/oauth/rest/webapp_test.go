@@ -51,12 +51,19 @@ var (
 // submit posts a page's form with its hidden fields and more.
 func (b *browser) submit(page string, more url.Values) (*http.Response, string) {
 	b.t.Helper()
-	m := pageAction.FindStringSubmatch(page)
+	form := page // the page's first form, as a person submits one
+	if i := strings.Index(form, "<form"); i >= 0 {
+		form = form[i:]
+		if j := strings.Index(form, "</form>"); j >= 0 {
+			form = form[:j]
+		}
+	}
+	m := pageAction.FindStringSubmatch(form)
 	if m == nil {
 		b.t.Fatalf("no form: %s", page)
 	}
 	v := url.Values{}
-	for _, h := range pageHidden.FindAllStringSubmatch(page, -1) {
+	for _, h := range pageHidden.FindAllStringSubmatch(form, -1) {
 		v.Set(h[1], html.UnescapeString(h[2]))
 	}
 	for k := range more {
