@@ -1,10 +1,15 @@
 // Package rest serves a person's own second factors under /api/v1/me/mfa:
-// enrol an authenticator app (TOTP), list and remove factors, and make new
-// recovery codes.
+// enrol an authenticator app (TOTP), register passkeys and security keys
+// (WebAuthn), list and remove factors, and make new recovery codes.
 package rest
 
 import (
+	"encoding/json"
+
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/xavyo/xavyo/identity/auth"
+	"github.com/xavyo/xavyo/internal/apperr"
 
 	"github.com/xavyo/xavyo/identity/directory"
 	"github.com/xavyo/xavyo/identity/mfa"
@@ -42,6 +47,19 @@ type Factors struct {
 	RecoveryCodesLeft int          `json:"recovery_codes_left"`
 }
 
+// RegisterInput finishes registering a passkey or security key.
+type RegisterInput struct {
+	Ceremony   string          `json:"ceremony" doc:"the ceremony of POST /api/v1/me/mfa/webauthn"`
+	Credential json.RawMessage `json:"credential" doc:"the authenticator's answer (PublicKeyCredential.toJSON())"`
+	Name       string          `json:"name,omitempty" doc:"a name for it (default: Passkey)"`
+}
+
+// Registered is a passkey or security key registered.
+type Registered struct {
+	Factor        *mfa.Factor `json:"factor"`
+	RecoveryCodes []string    `json:"recovery_codes,omitempty" doc:"with your first factor: single-use codes for when it is lost; shown once"`
+}
+
 // Mount registers the routes.
 func (h *Handler) Mount(api *httpx.API) {
 	t := []string{"me"}
@@ -75,13 +93,9 @@ func (h *Handler) Mount(api *httpx.API) {
 			if err != nil {
 				return err
 			}
-			tid, _ := store.TenantFrom(c.UserContext())
-			issuer := "xavyo"
-			if tn, err := h.Tenants.Get(c.UserContext(), tid); err == nil {
-				issuer = tn.Name
-				if b := tenant.PoliciesOf(tn).Branding; b.DisplayName != "" {
-					issuer = b.DisplayName
-				}
+			issuer, _, err := h.tenantOf(c)
+			if err != nil {
+				return err
 			}
 			out, err := h.MFA.EnrollTOTP(c.UserContext(), id, issuer, u.Email, in.Name)
 			if err != nil {
@@ -89,6 +103,57 @@ func (h *Handler) Mount(api *httpx.API) {
 			}
 			c.Set(fiber.HeaderCacheControl, "no-store")
 			return c.Status(201).JSON(out)
+		}})
+	api.Handle(httpx.Route{Method: "POST", Path: "/me/mfa/webauthn", OperationID: "beginWebAuthnRegistration",
+		Summary: "Start registering a passkey or security key: the options for navigator.credentials.create, and the ceremony to send back", Tags: t,
+		Response: mfa.Ceremony{}, Handler: func(c *fiber.Ctx) error {
+			id, err := httpx.Self(c.UserContext())
+			if err != nil {
+				return err
+			}
+			u, err := h.Directory.GetUser(c.UserContext(), id)
+			if err != nil {
+				return err
+			}
+			tn, pol, err := h.tenantOf(c)
+			if err != nil {
+				return err
+			}
+			display := u.DisplayName
+			if display == "" {
+				display = u.Email
+			}
+			out, err := h.MFA.BeginRegistration(c.UserContext(), id, u.Email, display, tn, pol)
+			if err != nil {
+				return err
+			}
+			c.Set(fiber.HeaderCacheControl, "no-store")
+			return c.JSON(out)
+		}})
+	api.Handle(httpx.Route{Method: "POST", Path: "/me/mfa/webauthn/finish", OperationID: "finishWebAuthnRegistration",
+		Summary: "Register a passkey or security key with the authenticator's answer; your first factor comes with recovery codes (shown once)", Tags: t,
+		Request: RegisterInput{}, Response: Registered{}, Status: 201, Handler: func(c *fiber.Ctx) error {
+			id, err := httpx.Self(c.UserContext())
+			if err != nil {
+				return err
+			}
+			var in RegisterInput
+			if err := httpx.DecodeJSON(c, &in); err != nil {
+				return err
+			}
+			if in.Ceremony == "" || len(in.Credential) == 0 {
+				return apperr.Invalid("body", "ceremony and credential are required")
+			}
+			_, pol, err := h.tenantOf(c)
+			if err != nil {
+				return err
+			}
+			f, codes, err := h.MFA.FinishRegistration(c.UserContext(), id, in.Ceremony, in.Credential, in.Name, pol)
+			if err != nil {
+				return err
+			}
+			c.Set(fiber.HeaderCacheControl, "no-store")
+			return c.Status(201).JSON(Registered{Factor: f, RecoveryCodes: codes})
 		}})
 	api.Handle(httpx.Route{Method: "POST", Path: "/me/mfa/totp/:id/confirm", OperationID: "confirmTOTP",
 		Summary: "Confirm an authenticator app with its current code; your first factor comes with recovery codes (shown once)", Tags: t,
@@ -157,4 +222,15 @@ func (h *Handler) Mount(api *httpx.API) {
 			c.Set(fiber.HeaderCacheControl, "no-store")
 			return c.JSON(RecoveryCodes{RecoveryCodes: codes})
 		}})
+}
+
+// tenantOf is the name the request's tenant is shown by under
+// authenticators, and its MFA policy.
+func (h *Handler) tenantOf(c *fiber.Ctx) (string, tenant.MFAPolicy, error) {
+	tid, _ := store.TenantFrom(c.UserContext())
+	tn, err := h.Tenants.Get(c.UserContext(), tid)
+	if err != nil {
+		return "", tenant.MFAPolicy{}, err
+	}
+	return auth.RPName(tn), tenant.PoliciesOf(tn).MFA, nil
 }
