@@ -196,7 +196,7 @@ func (a *Authenticator) Get(options json.RawMessage, f Fault) ([]byte, error) {
 	}
 	return json.Marshal(map[string]any{"id": b64(c.ID), "rawId": b64(c.ID), "type": "public-key", "authenticatorAttachment": "platform",
 		"clientExtensionResults": map[string]any{},
-		"response": map[string]any{"clientDataJSON": b64(cd), "authenticatorData": b64(ad), "signature": b64(sig), "userHandle": b64(c.User)}})
+		"response":               map[string]any{"clientDataJSON": b64(cd), "authenticatorData": b64(ad), "signature": b64(sig), "userHandle": b64(c.User)}})
 }
 
 func pick(override, value string) string {
