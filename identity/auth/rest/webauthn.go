@@ -126,11 +126,12 @@ func (p *Pages) passkey(c *fiber.Ctx) error {
 		return lp.show(401, lp.w.PasskeyFailed)
 	}
 	user, methods, err := p.MFA.FinishAssertion(ctx, uuid.Nil, c.FormValue("ceremony"), []byte(c.FormValue("credential")))
-	switch {
-	case apperr.KindOf(err) == apperr.KindUnavailable || apperr.KindOf(err) == apperr.KindInternal:
-		return Error(c, 503, "the sign-in is unavailable; try again")
-	case err != nil:
+	switch k := apperr.KindOf(err); {
+	case err == nil:
+	case k == apperr.KindUnauthenticated || k == apperr.KindInvalidArgument:
 		return lp.show(401, lp.w.PasskeyFailed)
+	default:
+		return Error(c, 503, "the sign-in is unavailable; try again")
 	}
 	u, err := p.Auth.SignInUser(ctx, t, user)
 	if err != nil {
