@@ -82,7 +82,7 @@ func TestBrowserPasskey(t *testing.T) {
 	shot("passkey-2-recovery-codes")
 	step("continue", chromedp.Click(chromedp.ID("continue")))
 	step("signed in", chromedp.WaitVisible(chromedp.ID("signed-in")))
-	creds, err := chromedp.Call(b.ctx, cdpwebauthn.GetCredentials, cdpwebauthn.GetCredentialsParams{AuthenticatorID: auth.AuthenticatorID})
+	creds, err := chromedp.Call(b.ctx, cdpwebauthn.GetCredentials, cdpwebauthn.GetCredentialsParams(auth))
 	if err != nil || len(creds.Credentials) != 1 || !creds.Credentials[0].IsResidentCredential || creds.Credentials[0].RpID != "localhost" {
 		t.Fatalf("the authenticator's credentials: %+v %v", creds, err)
 	}
@@ -94,7 +94,7 @@ func TestBrowserPasskey(t *testing.T) {
 	shot("passkey-3-sign-in")
 	step("sign in with the passkey", chromedp.Click(chromedp.ID("passkey")))
 	step("signed in", chromedp.WaitVisible(chromedp.ID("signed-in")))
-	if c, err := chromedp.Call(b.ctx, cdpwebauthn.GetCredentials, cdpwebauthn.GetCredentialsParams{AuthenticatorID: auth.AuthenticatorID}); err != nil ||
+	if c, err := chromedp.Call(b.ctx, cdpwebauthn.GetCredentials, cdpwebauthn.GetCredentialsParams(auth)); err != nil ||
 		len(c.Credentials) != 1 || c.Credentials[0].SignCount < 2 {
 		t.Fatalf("the passkey was not used: %+v %v", c, err)
 	}

@@ -482,7 +482,8 @@ type loginWords struct {
 }
 
 var loginCatalog = map[string]loginWords{
-	"en": {Title: "Sign in", Asks: "asks to act for you", Device: "Sign in to connect your device.", SignInTo: "Sign in to",
+	"en": { //nolint:gosec // G101: page words
+		Title: "Sign in", Asks: "asks to act for you", Device: "Sign in to connect your device.", SignInTo: "Sign in to",
 		Login: "Email or username", Secret: "Password", Button: "Sign in", Forgot: "Forgot your password?",
 		Wrong: "Wrong email, username or password.", Expired: "The form expired; please sign in again.",
 		MustChange: "You must change your password before signing in to applications.", SignedIn: "You are signed in", SignedInTo: "You are signed in to",

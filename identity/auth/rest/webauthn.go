@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"html/template"
 	"strings"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
@@ -173,9 +172,4 @@ func (p *Pages) rememberedFor(c *fiber.Ctx, t *tenant.Tenant, user uuid.UUID, ne
 	}
 	ok, err := p.MFA.Remembered(store.WithTenant(c.UserContext(), t.ID), user, c.Cookies(rememberCookie(t)))
 	return err == nil && ok
-}
-
-// cookieGone clears a cookie of the login pages.
-func cookieGone(t *tenant.Tenant, name string) *fiber.Cookie {
-	return &fiber.Cookie{Name: name, Value: "", Path: "/t/" + t.Slug + "/login", Expires: time.Unix(1, 0), HTTPOnly: true}
 }
