@@ -656,6 +656,17 @@ func (s *Service) UpdateAssignment(ctx context.Context, id uuid.UUID, in Assignm
 }
 
 // DeleteAssignment removes an assignment.
+// HighRiskTarget reports whether assigning a target grants an
+// entitlement of high or critical risk (step-up guards such grants).
+func (s *Service) HighRiskTarget(ctx context.Context, targetType string, id uuid.UUID) (bool, error) {
+	tid, _ := store.TenantFrom(ctx)
+	snap, err := s.Engine.Snapshot(ctx, tid)
+	if err != nil {
+		return false, err
+	}
+	return snap.HighRisk(targetType, id), nil
+}
+
 func (s *Service) DeleteAssignment(ctx context.Context, id uuid.UUID) error {
 	return deleteByID(ctx, s, assignmentRecord, id)
 }

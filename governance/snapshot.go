@@ -540,6 +540,25 @@ func (s *Snapshot) EntitlementRisk(ent uuid.UUID) string {
 	return ""
 }
 
+// HighRisk reports whether an assignment target (an entitlement, or a
+// role with everything it brings) grants an entitlement of high or
+// critical risk.
+func (s *Snapshot) HighRisk(targetType string, id uuid.UUID) bool {
+	high := func(ent uuid.UUID) bool { r := s.EntitlementRisk(ent); return r == "high" || r == "critical" }
+	if targetType == "entitlement" {
+		return high(id)
+	}
+	if targetType != "role" || s.roles.at(id) == nil {
+		return false
+	}
+	for ent := range s.closureOf(id).ents {
+		if high(ent) {
+			return true
+		}
+	}
+	return false
+}
+
 // HasRateLimits reports whether any assignment of the tenant limits its
 // rate (callers may skip counting otherwise).
 func (s *Snapshot) HasRateLimits() bool { return s.rateLimits > 0 }

@@ -63,8 +63,12 @@ type Route struct {
 	// StepUp: where the caller's tenant asks for it, this risky operation
 	// needs a recent sign-in with a second factor (RFC 9470); API keys
 	// never pass.
-	StepUp  bool
-	Handler fiber.Handler
+	StepUp bool
+	// StepUpWhen asks for step-up when it says this request is risky (by
+	// what it changes: a grant of a high-risk tool); it runs in the
+	// tenant of the request, before the handler.
+	StepUpWhen func(c *fiber.Ctx) (bool, error)
+	Handler    fiber.Handler
 }
 
 // APIConfig builds an API.
@@ -111,6 +115,9 @@ func (a *API) Handle(r Route) {
 	chain := []fiber.Handler{authorize(&rr, a.cfg.Tenants, a.cfg.StepUp)}
 	if r.Scope == ScopeTenant && !r.Public {
 		chain = append(chain, scopeTenant(a.cfg.Tenants, a.cfg.CrossTenant))
+	}
+	if r.StepUpWhen != nil {
+		chain = append(chain, stepUpWhen(&rr, a.cfg.StepUp))
 	}
 	if r.Method == fiber.MethodPost && !r.Public && a.cfg.Idempotency != nil {
 		chain = append(chain, idempotent(a.cfg.Idempotency))

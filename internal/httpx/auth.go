@@ -115,17 +115,46 @@ func authorize(r *Route, tenants TenantResolver, stepUp StepUpPolicy) fiber.Hand
 				return apperr.New(apperr.KindPermissionDenied, "role required: %s", strings.Join(r.Roles, " or "))
 			}
 		}
-		if r.StepUp && stepUp != nil && p.TenantID != uuid.Nil {
-			on, maxAge, err := stepUp.StepUp(c.UserContext(), p.TenantID)
-			if err != nil {
+		if r.StepUp {
+			if err := requireStepUp(c, p, stepUp); err != nil {
 				return err
 			}
-			if on && !p.StrongSince(time.Now().Add(-maxAge)) {
-				// RFC 9470: sign in again with a second factor.
-				c.Set(fiber.HeaderWWWAuthenticate, fmt.Sprintf(`Bearer error="insufficient_user_authentication", `+
-					`error_description="a recent sign-in with a second factor is required", acr_values="%s", max_age=%d`, ACRMFA, int(maxAge.Seconds())))
-				return apperr.New(apperr.KindUnauthenticated, "this operation needs a sign-in with a second factor within the last %d seconds (not an API key)",
-					int(maxAge.Seconds()))
+		}
+		return c.Next()
+	}
+}
+
+// requireStepUp refuses a principal without a recent sign-in with a
+// second factor where its tenant asks for step-up (RFC 9470).
+func requireStepUp(c *fiber.Ctx, p *principal.Principal, stepUp StepUpPolicy) error {
+	if stepUp == nil || p == nil || p.TenantID == uuid.Nil {
+		return nil
+	}
+	on, maxAge, err := stepUp.StepUp(c.UserContext(), p.TenantID)
+	if err != nil {
+		return err
+	}
+	if on && !p.StrongSince(time.Now().Add(-maxAge)) {
+		// RFC 9470: sign in again with a second factor.
+		c.Set(fiber.HeaderWWWAuthenticate, fmt.Sprintf(`Bearer error="insufficient_user_authentication", `+
+			`error_description="a recent sign-in with a second factor is required", acr_values="%s", max_age=%d`, ACRMFA, int(maxAge.Seconds())))
+		return apperr.New(apperr.KindUnauthenticated, "this operation needs a sign-in with a second factor within the last %d seconds (not an API key)",
+			int(maxAge.Seconds()))
+	}
+	return nil
+}
+
+// stepUpWhen asks for step-up where a route's request is risky by its
+// content (after the tenant is scoped, so the predicate may read it).
+func stepUpWhen(r *Route, stepUp StepUpPolicy) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		risky, err := r.StepUpWhen(c)
+		if err != nil {
+			return err
+		}
+		if risky {
+			if err := requireStepUp(c, Principal(c), stepUp); err != nil {
+				return err
 			}
 		}
 		return c.Next()
