@@ -62,6 +62,37 @@ func TestInteropWithRealClients(t *testing.T) {
 	code, _ := totp.GenerateCode(enrolled.Secret, time.Now())
 	resp, body = h.DoAs(graceTok, "POST", "/api/v1/me/mfa/totp/"+enrolled.ID+"/confirm", map[string]any{"code": code})
 	expect(t, resp, body, 200, "confirm")
+	// A second authenticator (a backup phone): its codes do not collide
+	// with the first one's in the script's step-up sign-in.
+	resp, body = h.DoAs(graceTok, "POST", "/api/v1/me/mfa/totp", map[string]any{"name": "Backup phone"})
+	expect(t, resp, body, 201, "enrol a second app")
+	backup := decode[struct {
+		ID     string `json:"id"`
+		Secret string `json:"secret"`
+	}](t, body)
+	code, _ = totp.GenerateCode(backup.Secret, time.Now())
+	resp, body = h.DoAs(graceTok, "POST", "/api/v1/me/mfa/totp/"+backup.ID+"/confirm", map[string]any{"code": code})
+	expect(t, resp, body, 200, "confirm the second app")
+	_, body = h.DoAs(graceTok, "GET", "/api/v1/me", nil)
+	grace := decode[userJSON](t, body)
+	// An approval grace decides (she owns the entitlement ada asks for),
+	// under step-up.
+	resp, body = h.DoAs(tok, "POST", "/api/v1/applications", map[string]any{"key": "erp", "name": "ERP", "type": "generic"})
+	expect(t, resp, body, 201, "application")
+	erp := decode[struct{ ID string }](t, body).ID
+	resp, body = h.DoAs(tok, "POST", "/api/v1/approval-workflows", map[string]any{"key": "owner", "name": "Owner",
+		"steps": []any{map[string]any{"name": "owner", "approvers": []any{map[string]string{"type": "entitlement_owner"}}}}})
+	expect(t, resp, body, 201, "workflow")
+	workflow := decode[struct{ ID string }](t, body).ID
+	resp, body = h.DoAs(tok, "POST", "/api/v1/applications/"+erp+"/entitlements", map[string]any{"key": "pay", "requestable": true,
+		"owner_id": grace.ID, "workflow_id": workflow, "risk_level": "high"})
+	expect(t, resp, body, 201, "entitlement")
+	pay := decode[struct{ ID string }](t, body).ID
+	resp, body = h.DoAs(adaTokens.AccessToken, "POST", "/api/v1/access-requests", map[string]any{"target_type": "entitlement", "target_id": pay, "justification": "payroll"})
+	expect(t, resp, body, 201, "ada asks")
+	approval := decode[struct{ ID string }](t, body).ID
+	resp, body = h.DoAs(tok, "PATCH", "/api/v1/policies", map[string]any{"step_up": map[string]any{"enabled": true}})
+	expect(t, resp, body, 200, "step-up on")
 
 	resp, body = h.DoAs(tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": "interop-bot", "name": "Interop", "owner_id": me.ID})
 	expect(t, resp, body, 201, "agent")
@@ -87,7 +118,7 @@ func TestInteropWithRealClients(t *testing.T) {
 		"CLIENT_ID="+agent.ClientID, "CLIENT_SECRET="+agent.ClientSecret, "AGENT_ID="+agent.ID, "PRIVATE_JWK="+string(priv),
 		"USER_TOKEN="+adaTokens.AccessToken, "USER_ID="+ada.ID, "USER_LOGIN=ada@io.test", "USER_PASSWORD=Analytical-engine-1843",
 		"APP_CLIENT_ID="+app.ClientID, "REDIRECT_URI="+redirectURI, "POST_LOGOUT_URI=http://127.0.0.1:9999/signed-out",
-		"MFA_LOGIN=grace@io.test", "MFA_SECRET="+enrolled.Secret)
+		"MFA_LOGIN=grace@io.test", "MFA_SECRET="+enrolled.Secret, "MFA_SECRET2="+backup.Secret, "APPROVAL_ID="+approval)
 	out, err := cmd.CombinedOutput()
 	t.Logf("%s", out)
 	if err != nil || !strings.Contains(string(out), "interop: all passed") {

@@ -369,7 +369,7 @@ func (s *Server) grantTx(ctx context.Context, tx *store.Tx, slug string, user uu
 // an access token by a resource) that says how and when they signed in.
 func (s *Server) personTokens(ctx context.Context, user uuid.UUID, app *AppClient, cnf *token.Confirmation, scope string, auds []string, refresh string,
 	family uuid.UUID, nonce string, authTime time.Time, amr []string, sid string) (*TokenResponse, error) {
-	out, err := s.userToken(ctx, user.String(), app.ClientID, scope, auds, refresh, family, cnf)
+	out, err := s.userToken(ctx, user.String(), app.ClientID, scope, auds, refresh, family, cnf, amr, authTime)
 	if err != nil || !slices.Contains(strings.Fields(scope), "openid") {
 		return out, err
 	}
@@ -384,14 +384,23 @@ func (s *Server) personTokens(ctx context.Context, user uuid.UUID, app *AppClien
 }
 
 // userToken mints a user's access token for a public client, tied to the
-// refresh family it comes from (revoking the family revokes it).
+// refresh family it comes from (revoking the family revokes it). It says
+// how and when the person signed in (amr, auth_time: step-up reads them);
+// a refreshed one says only pwd, with no sign-in time.
 func (s *Server) userToken(ctx context.Context, sub, clientID, scope string, auds []string, refresh string, family uuid.UUID,
-	cnf *token.Confirmation) (*TokenResponse, error) {
+	cnf *token.Confirmation, amr []string, authTime time.Time) (*TokenResponse, error) {
 	tid, _ := store.TenantFrom(ctx)
+	if len(amr) == 0 {
+		amr = []string{"pwd"}
+	}
+	var at int64
+	if !authTime.IsZero() {
+		at = authTime.Unix()
+	}
 	raw, err := s.cfg.Tokens.Mint(ctx, token.Claims{
 		Claims:   jwt.Claims{Subject: sub, Audience: jwt.Audience(auds), Expiry: jwt.NewNumericDate(s.cfg.Now().Add(s.cfg.AccessTTL))},
-		TenantID: tid, Scope: scope, ClientID: clientID, SubjectKind: string(principal.KindUser), AMR: []string{"pwd"}, Family: family.String(),
-		Cnf: cnf,
+		TenantID: tid, Scope: scope, ClientID: clientID, SubjectKind: string(principal.KindUser), AMR: amr, Family: family.String(),
+		Cnf: cnf, AuthTime: at,
 	})
 	if err != nil {
 		return nil, err
@@ -422,5 +431,5 @@ func (s *Server) RefreshForClient(ctx context.Context, rp RelyingParty, raw stri
 	if g.ClientID != clientID {
 		return nil, oerr(400, "invalid_grant", "the refresh token was issued to another client")
 	}
-	return s.userToken(ctx, g.Subject, clientID, g.Scope, g.Audience, next, g.FamilyID, rp.cnf(app))
+	return s.userToken(ctx, g.Subject, clientID, g.Scope, g.Audience, next, g.FamilyID, rp.cnf(app), nil, time.Time{})
 }

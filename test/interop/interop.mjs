@@ -283,13 +283,35 @@ step('device flow: the person allows the code in their browser session; openid-c
 
 // A person with an authenticator app: the sign-in asks for its code after
 // the password, and the ID token says so (amr, acr).
-flow = await codeFlow(wiki)
+const adminAPI = `${ADMIN}/api/v1`
+flow = await codeFlow(wiki, { resource: adminAPI }) // a token for the admin API, for step-up below
 const strong = await client.authorizationCodeGrant(wiki, await signIn(flow.url, { login: env('MFA_LOGIN'), password: env('USER_PASSWORD'),
   totpSecret: env('MFA_SECRET') }), flow.check)
 assert.equal(strong.claims().acr, 'urn:xavyo:acr:mfa')
 assert.ok(strong.claims().amr.includes('mfa') && strong.claims().amr.includes('otp'), `amr ${strong.claims().amr}`)
 assert.equal(wikiTokens.claims().acr, 'urn:xavyo:acr:pwd')
 step('a second factor on the pages: ID tokens say acr urn:xavyo:acr:mfa and amr pwd otp mfa (a password-only one: urn:xavyo:acr:pwd)')
+
+// Step-up (RFC 9470): deciding an approval needs a recent sign-in with a
+// second factor. Grace's token for the admin API, refreshed, says neither
+// (amr pwd, no auth_time): refused with the challenge; a new sign-in
+// asked as the challenge says (acr_values, max_age) is accepted.
+const decide = (tok) => fetch(`${adminAPI}/approvals/${env('APPROVAL_ID')}/decision`, { method: 'POST',
+  headers: { authorization: `Bearer ${tok}`, 'content-type': 'application/json' }, body: JSON.stringify({ decision: 'approve', step: 0 }) })
+const grace = { login: env('MFA_LOGIN'), password: env('USER_PASSWORD'), totpSecret: env('MFA_SECRET2') }
+const refreshed = await client.refreshTokenGrant(wiki, strong.refresh_token)
+let refused = await decide(refreshed.access_token)
+assert.equal(refused.status, 401, `a refreshed token: ${refused.status} ${await refused.text()}`)
+const challenge = refused.headers.get('www-authenticate')
+assert.match(challenge, /error="insufficient_user_authentication"/)
+const acr = challenge.match(/acr_values="([^"]+)"/)[1], maxAge = challenge.match(/max_age=(\d+)/)[1]
+assert.equal(acr, 'urn:xavyo:acr:mfa')
+flow = await codeFlow(wiki, { resource: adminAPI, acr_values: acr, max_age: maxAge })
+const stepped = await client.authorizationCodeGrant(wiki, await signIn(flow.url, grace), flow.check, { maxAge: Number(maxAge) })
+assert.equal(stepped.claims().acr, 'urn:xavyo:acr:mfa')
+const approved = await decide(stepped.access_token)
+assert.equal(approved.status, 200, `after step-up: ${approved.status} ${await approved.text()}`)
+step('step-up (RFC 9470): an approval decision with a refreshed token is challenged (acr_values, max_age); the sign-in they ask for is accepted')
 rp.close()
 
 // The MCP TypeScript SDK's OAuth client: protected-resource metadata →
