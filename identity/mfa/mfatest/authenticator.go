@@ -30,6 +30,9 @@ type Authenticator struct {
 	// NoCounter: the authenticator keeps no signature counter (always 0,
 	// as synced passkeys do).
 	NoCounter bool
+	// Packed: registrations carry a packed self attestation (signed with
+	// the new credential's key) instead of none.
+	Packed bool
 	creds     []*Credential
 }
 
@@ -126,13 +129,25 @@ func (a *Authenticator) Create(options json.RawMessage, f Fault) ([]byte, *Crede
 	if f.NoUserVerification {
 		flags &^= flagUV
 	}
-	att, err := webauthncbor.Marshal(map[string]any{"fmt": "none", "attStmt": map[string]any{}, "authData": a.authData(rpID, flags, 0, attested)})
+	ad := a.authData(rpID, flags, 0, attested)
+	cd := clientData("webauthn.create", challenge, origin)
+	format, stmt := "none", map[string]any{}
+	if a.Packed {
+		sum := sha256.Sum256(cd)
+		digest := sha256.Sum256(append(append([]byte{}, ad...), sum[:]...))
+		sig, err := ecdsa.SignASN1(rand.Reader, key, digest[:])
+		if err != nil {
+			return nil, nil, err
+		}
+		format, stmt = "packed", map[string]any{"alg": -7, "sig": sig}
+	}
+	att, err := webauthncbor.Marshal(map[string]any{"fmt": format, "attStmt": stmt, "authData": ad})
 	if err != nil {
 		return nil, nil, err
 	}
 	out, err := json.Marshal(map[string]any{"id": b64(id), "rawId": b64(id), "type": "public-key", "authenticatorAttachment": "platform",
 		"clientExtensionResults": map[string]any{},
-		"response": map[string]any{"clientDataJSON": b64(clientData("webauthn.create", challenge, origin)), "attestationObject": b64(att),
+		"response": map[string]any{"clientDataJSON": b64(cd), "attestationObject": b64(att),
 			"transports": []string{"internal"}}})
 	if err != nil {
 		return nil, nil, err

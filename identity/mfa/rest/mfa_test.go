@@ -262,6 +262,28 @@ func TestRequiredMFA(t *testing.T) {
 	apptest.Expect(t, resp, body, 200, "a person holding no admin role")
 	resp, body = h.DoAs("", "POST", "/api/v1/auth/login", map[string]any{"tenant": slug, "login": "admin@" + slug + ".test", "password": "N3w-passphrase-" + slug})
 	apptest.Expect(t, resp, body, 403, "an admin without a factor")
+	// Required of the members of a group (and of its subgroups).
+	resp, body = h.DoAs(tok, "POST", "/api/v1/groups", map[string]any{"name": "Finance"})
+	apptest.Expect(t, resp, body, 201, "group")
+	finance := apptest.Decode[struct{ ID string }](t, body).ID
+	resp, body = h.DoAs(tok, "POST", "/api/v1/groups", map[string]any{"name": "Payroll", "parent_id": finance})
+	apptest.Expect(t, resp, body, 201, "subgroup")
+	payroll := apptest.Decode[struct{ ID string }](t, body).ID
+	resp, body = h.DoAs(tok, "PATCH", "/api/v1/policies", map[string]any{"mfa": map[string]any{"required_for_roles": []string{},
+		"required_for_groups": []string{finance}}})
+	apptest.Expect(t, resp, body, 200, "require MFA of finance")
+	resp, body = h.DoAs("", "POST", "/api/v1/auth/login", map[string]any{"tenant": slug, "login": "cy@req.test", "password": pw})
+	apptest.Expect(t, resp, body, 200, "a person outside the group")
+	_, body = h.DoAs(tok, "GET", "/api/v1/users?limit=100", nil)
+	cy := regexp.MustCompile(`"id":"([0-9a-f-]+)","email":"cy@req.test"`).FindStringSubmatch(string(body))
+	if cy == nil {
+		t.Fatalf("cy: %s", body)
+	}
+	resp, body = h.DoAs(tok, "PUT", "/api/v1/groups/"+payroll+"/members/"+cy[1], nil)
+	apptest.Expect(t, resp, body, 201, "cy joins payroll")
+	resp, body = h.DoAs("", "POST", "/api/v1/auth/login", map[string]any{"tenant": slug, "login": "cy@req.test", "password": pw})
+	apptest.Expect(t, resp, body, 403, "a member of a subgroup without a factor")
+
 	resp, body = h.DoAs(tok, "PATCH", "/api/v1/policies", map[string]any{"mfa": map[string]any{"required": true}})
 	apptest.Expect(t, resp, body, 200, "require MFA")
 	resp, body = h.DoAs("", "POST", "/api/v1/auth/login", map[string]any{"tenant": slug, "login": "cy@req.test", "password": pw})

@@ -224,6 +224,20 @@ func webauthnFlow(t *testing.T, flavor store.Flavor) {
 	answer, _ = ada.Get(c.PublicKey, mfatest.Fault{})
 	signIn(slug, c, answer, 200, "the counter goes on after refusals")
 
+	// Only listed authenticator models, attested.
+	model := [16]byte{0xcb, 0x69, 0x48, 0x1e, 0x8f, 0xf7, 0x40, 0x39, 0x93, 0xec, 0x0a, 0x27, 0x29, 0xa1, 0x54, 0xa8}
+	resp, body = h.DoAs(tok, "PATCH", "/api/v1/policies", map[string]any{"mfa": map[string]any{"allowed_aaguids": []string{"cb69481e-8ff7-4039-93ec-0a2729a154a8"}}})
+	apptest.Expect(t, resp, body, 200, "list the models")
+	c = begin(bobAt)
+	if !strings.Contains(string(c.PublicKey), `"attestation":"direct"`) {
+		t.Fatalf("options under a model list: %s", c.PublicKey)
+	}
+	register(&mfatest.Authenticator{Origin: origin, AAGUID: model}, bobAt, mfatest.Fault{}, 403, "a listed model without attestation")
+	register(&mfatest.Authenticator{Origin: origin, Packed: true}, bobAt, mfatest.Fault{}, 403, "an attested model not listed")
+	register(&mfatest.Authenticator{Origin: origin, Packed: true, AAGUID: model}, bobAt, mfatest.Fault{}, 201, "an attested listed model")
+	resp, body = h.DoAs(tok, "PATCH", "/api/v1/policies", map[string]any{"mfa": map[string]any{"allowed_aaguids": []string{}}})
+	apptest.Expect(t, resp, body, 200, "any model")
+
 	// Phishing-resistant: codes stop counting.
 	resp, body = h.DoAs(tok, "PATCH", "/api/v1/policies", map[string]any{"mfa": map[string]any{"required": true, "phishing_resistant": true}})
 	apptest.Expect(t, resp, body, 200, "require passkeys")
