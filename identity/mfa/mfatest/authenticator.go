@@ -33,7 +33,7 @@ type Authenticator struct {
 	// Packed: registrations carry a packed self attestation (signed with
 	// the new credential's key) instead of none.
 	Packed bool
-	creds     []*Credential
+	creds  []*Credential
 }
 
 // Credential is one of an authenticator's credentials.
