@@ -91,6 +91,10 @@ type Need struct {
 	// RememberDays is how long a browser may skip the second step (0:
 	// never).
 	RememberDays int
+	// Outdated: the person has factors that do not count here (an
+	// authenticator app under a phishing-resistant policy); enrolling one
+	// that counts asks for one of them first.
+	Outdated bool
 }
 
 // MustEnrol reports whether the person must enrol a factor before going
@@ -130,6 +134,7 @@ func (s *Service) NeedOf(ctx context.Context, pol tenant.MFAPolicy, user uuid.UU
 		if len(kinds) > 0 && left > 0 && !n.PhishingResistant {
 			n.Methods = append(n.Methods, "recovery_code")
 		}
+		n.Outdated = len(kinds) > 0 && len(n.Methods) == 0
 		if !n.PhishingResistant {
 			n.RememberDays = pol.RememberDeviceDays
 		}

@@ -181,6 +181,11 @@ func (p *Pages) enrol(c *fiber.Ctx) error {
 	if err != nil {
 		return Error(c, 503, "the sign-in is unavailable; try again")
 	}
+	if !need.MustEnrol() {
+		// A person who has a factor that counts proves it: enrolling a
+		// new one here would skip it.
+		return p.SendTo(c, "/t/"+t.Slug+"/login/mfa", x)
+	}
 	action := "/t/" + t.Slug + "/login/enrol"
 	show := func(status int, data map[string]any) error {
 		data["Lang"], data["W"], data["Tenant"], data["Tx"] = lang, w, t.Name, x.ID
@@ -207,7 +212,11 @@ func (p *Pages) enrol(c *fiber.Ctx) error {
 			display = u.Email
 		}
 		if reg, err := p.MFA.BeginRegistration(ctx, user, u.Email, display, auth.RPName(t), pol); err == nil {
-			data["WA"] = newWAForm(reg, "create", action, x.ID, "", "register-key", w.EnrolPasskey, w.PasskeyFailed)
+			f := newWAForm(reg, "create", action, x.ID, "", "register-key", w.EnrolPasskey, w.PasskeyFailed)
+			if need.Outdated {
+				f.Prove = w.EnrolProve
+			}
+			data["WA"] = f
 		} else if need.PhishingResistant {
 			return Error(c, 503, "passkeys are not available here")
 		}
@@ -222,6 +231,15 @@ func (p *Pages) enrol(c *fiber.Ctx) error {
 	var codes []string
 	amr := []string{"pwd", "otp", "mfa"}
 	if answer := c.FormValue("credential"); answer != "" {
+		if need.Outdated {
+			// An upgrade: the person proves a factor they have first.
+			switch _, err := p.MFA.Verify(ctx, user, c.FormValue("code")); {
+			case apperr.KindOf(err) == apperr.KindRateLimited:
+				return fresh(429, apperr.PublicMessage(err))
+			case err != nil:
+				return fresh(401, w.MFAWrong)
+			}
+		}
 		_, codes, err = p.MFA.FinishRegistration(ctx, user, c.FormValue("ceremony"), []byte(answer), "", pol)
 		switch k := apperr.KindOf(err); {
 		case err == nil:
@@ -478,7 +496,7 @@ type loginWords struct {
 	Title, Asks, Device, SignInTo, Login, Secret, Button, Forgot, Wrong, Expired, MustChange, SignedIn, SignedInTo string
 	MFATitle, MFAIntro, MFACode, MFAButton, MFAWrong                                                               string
 	EnrolTitle, EnrolIntro, EnrolKey, CodesIntro, Continue                                                         string
-	Passkey, PasskeyFailed, UseKey, MFAKeyIntro, Remember, EnrolPasskey, EnrolOr, EnrolKeyOnly                     string
+	Passkey, PasskeyFailed, UseKey, MFAKeyIntro, Remember, EnrolPasskey, EnrolOr, EnrolKeyOnly, EnrolProve         string
 }
 
 var loginCatalog = map[string]loginWords{
@@ -494,7 +512,8 @@ var loginCatalog = map[string]loginWords{
 		Continue: "Continue", Passkey: "Sign in with a passkey", PasskeyFailed: "The passkey or security key could not be used. Try again, or use another way.",
 		UseKey: "Use your passkey or security key", MFAKeyIntro: "Confirm it is you with your passkey or security key.",
 		Remember: "Remember this browser for %d days", EnrolPasskey: "Set up a passkey or security key", EnrolOr: "Or use a passkey or security key instead:",
-		EnrolKeyOnly: "This organization requires a passkey or security key. Set one up on this device, or with a security key."},
+		EnrolKeyOnly: "This organization requires a passkey or security key. Set one up on this device, or with a security key.",
+		EnrolProve:   "First, a code of your authenticator app or a recovery code"},
 	"fr": { //nolint:gosec // G101: page words
 		Title: "Connexion", Asks: "demande à agir pour vous", Device: "Connectez-vous pour relier votre appareil.", SignInTo: "Connectez-vous à",
 		Login: "Adresse ou nom d'utilisateur", Secret: "Mot de passe", Button: "Se connecter", Forgot: "Mot de passe oublié ?",
@@ -510,7 +529,8 @@ var loginCatalog = map[string]loginWords{
 		UseKey:        "Utiliser votre clé d'accès ou clé de sécurité", MFAKeyIntro: "Confirmez votre identité avec votre clé d'accès ou clé de sécurité.",
 		Remember: "Se souvenir de ce navigateur pendant %d jours", EnrolPasskey: "Créer une clé d'accès ou enregistrer une clé de sécurité",
 		EnrolOr:      "Ou utilisez plutôt une clé d'accès ou une clé de sécurité :",
-		EnrolKeyOnly: "Cette organisation exige une clé d'accès ou une clé de sécurité. Créez-en une sur cet appareil, ou utilisez une clé de sécurité."},
+		EnrolKeyOnly: "Cette organisation exige une clé d'accès ou une clé de sécurité. Créez-en une sur cet appareil, ou utilisez une clé de sécurité.",
+		EnrolProve:   "D'abord, un code de votre application d'authentification ou un code de secours"},
 }
 
 // Begin starts a sign-in for a flow and sends the browser to the sign-in

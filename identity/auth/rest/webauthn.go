@@ -38,6 +38,7 @@ const waTemplate = `{{define "wa"}}{{with .WA}}<form class="wa" method="post" ac
 <input type="hidden" name="tx" value="{{.Tx}}"><input type="hidden" name="csrf" value="{{.CSRF}}">
 <input type="hidden" name="ceremony" value="{{.State}}"><input type="hidden" name="credential" value="">
 {{if .Remember}}<label><input type="checkbox" name="remember" value="1"> {{.Remember}}</label>{{end}}
+{{if .Prove}}<label for="wa-code">{{.Prove}}</label><input id="wa-code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" required>{{end}}
 <button type="button" id="{{.ID}}" hidden>{{.Label}}</button></form>
 <p class="err" id="wa-error" role="alert" hidden>{{.Failed}}</p>
 <script nonce="{{.Nonce}}">{{.Script}}</script>{{end}}{{end}}`
@@ -45,8 +46,10 @@ const waTemplate = `{{define "wa"}}{{with .WA}}<form class="wa" method="post" ac
 // waForm is a page's WebAuthn form.
 type waForm struct {
 	Action, Mode, Tx, CSRF, State, ID, Label, Failed, Remember, Nonce string
-	Options                                                           string
-	Script                                                            template.JS
+	// Prove asks for a code of a factor the person has (its label).
+	Prove   string
+	Options string
+	Script  template.JS
 }
 
 // newWAForm is the form of a ceremony, posting to action.

@@ -1,6 +1,8 @@
 package rest_test
 
 import (
+	"encoding/json"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -14,6 +16,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/xavyo/xavyo/app/apptest"
+	"github.com/xavyo/xavyo/identity/mfa/mfatest"
 	"github.com/xavyo/xavyo/internal/store"
 	"github.com/xavyo/xavyo/internal/testdb"
 )
@@ -188,6 +191,12 @@ func totpAndRecovery(t *testing.T, flavor store.Flavor) {
 		t.Fatalf("after the password: %d %s %s", r.StatusCode, r.Request.URL, page)
 	}
 	mfaURL := r.Request.URL.String()
+	// The enrolment page does not let a person with a factor skip it.
+	noFollow := &http.Client{Jar: browser.Jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if r2, _ := do(noFollow, "GET", h.Admin+"/t/"+slug+"/login/enrol?tx="+url.QueryEscape(field(page, "tx")), nil); r2.StatusCode != 302 ||
+		!strings.Contains(r2.Header.Get("Location"), "/t/"+slug+"/login/mfa?tx=") {
+		t.Fatalf("the enrolment page for a person with a factor: %d %s", r2.StatusCode, r2.Header.Get("Location"))
+	}
 	// Another browser with the transaction, but not the first step's
 	// cookie, is sent to sign in.
 	other := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -335,7 +344,8 @@ func TestRequiredMFA(t *testing.T) {
 	if r.StatusCode != 401 {
 		t.Fatalf("a wrong code: %d", r.StatusCode)
 	}
-	code, _ := totp.GenerateCode(secretOf(page), time.Now())
+	secret := secretOf(page)
+	code, _ := totp.GenerateCode(secret, time.Now())
 	r, page = do("POST", h.Admin+"/t/"+slug+"/login/enrol", url.Values{"tx": {field(page, "tx")}, "csrf": {field(page, "csrf")},
 		"factor": {field(page, "factor")}, "code": {code}})
 	if r.StatusCode != 200 || strings.Count(page, "<li>") != 10 {
@@ -349,6 +359,46 @@ func TestRequiredMFA(t *testing.T) {
 	apptest.Expect(t, resp, body, 200, "the JSON sign-in, enrolled")
 	if l := apptest.Decode[tokens](t, body); !l.MFARequired || l.AccessToken != "" {
 		t.Fatalf("the JSON sign-in asks for the code: %+v", l)
+	}
+
+	// Passkeys only, from now on: cy's app no longer counts. Setting up a
+	// passkey at the next sign-in asks for an app code first (a password
+	// alone does not enrol a new factor).
+	resp, body = h.DoAs(tok, "PATCH", "/api/v1/policies", map[string]any{"mfa": map[string]any{"phishing_resistant": true}})
+	apptest.Expect(t, resp, body, 200, "passkeys only")
+	_, page = do("GET", h.Admin+"/t/"+slug+"/login", nil)
+	r, page = do("POST", h.Admin+"/t/"+slug+"/login", url.Values{"tx": {field(page, "tx")}, "csrf": {field(page, "csrf")}, "login": {"cy@req.test"},
+		"password": {pw}})
+	if r.Request.URL.Path != "/t/"+slug+"/login/enrol" || strings.Contains(page, `id="secret"`) || !strings.Contains(page, `id="wa-code"`) {
+		t.Fatalf("the upgrade page: %s %s", r.Request.URL, page)
+	}
+	key := &mfatest.Authenticator{Origin: strings.Replace(h.Admin, "127.0.0.1", "localhost", 1)}
+	upgrade := func(page, code string) (*http.Response, string) {
+		t.Helper()
+		opts := regexp.MustCompile(`data-mode="create" data-options="([^"]+)"`).FindStringSubmatch(page)
+		if opts == nil {
+			t.Fatalf("no registration form: %s", page)
+		}
+		answer, _, err := key.Create(json.RawMessage(html.UnescapeString(opts[1])), mfatest.Fault{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return do("POST", h.Admin+"/t/"+slug+"/login/enrol", url.Values{"tx": {field(page, "tx")}, "csrf": {field(page, "csrf")},
+			"ceremony": {html.UnescapeString(field(page, "ceremony"))}, "credential": {string(answer)}, "code": {code}})
+	}
+	r, page = upgrade(page, "")
+	if r.StatusCode != 401 {
+		t.Fatalf("a passkey without proving the app: %d %s", r.StatusCode, page)
+	}
+	next, _ := totp.GenerateCode(secret, time.Now().Add(30*time.Second))
+	r, page = upgrade(page, next)
+	if r.StatusCode != 200 || !strings.Contains(page, `id="signed-in"`) {
+		t.Fatalf("the upgrade with the app's code: %d %s", r.StatusCode, page)
+	}
+	resp, body = h.DoAs("", "POST", "/api/v1/auth/login", map[string]any{"tenant": slug, "login": "cy@req.test", "password": pw})
+	apptest.Expect(t, resp, body, 200, "the JSON sign-in, upgraded")
+	if l := apptest.Decode[tokens](t, body); strings.Join(l.MFAMethods, " ") != "webauthn" {
+		t.Fatalf("methods after the upgrade: %+v", l)
 	}
 }
 
