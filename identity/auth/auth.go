@@ -231,6 +231,11 @@ func (s *Service) LoginMFA(ctx context.Context, in LoginMFAInput, cl Client) (*T
 	if s.MFA == nil {
 		return nil, ErrMFAToken
 	}
+	if len(in.WebAuthn) > 0 {
+		if err := mfa.CheckAnswer("webauthn", in.WebAuthn); err != nil {
+			return nil, err
+		}
+	}
 	t, err := s.Tenants.Resolve(ctx, in.Tenant)
 	if err != nil {
 		return nil, ErrMFAToken
@@ -317,6 +322,9 @@ func (s *Service) LoginPasskey(ctx context.Context, in PasskeyInput, cl Client) 
 	}
 	if len(in.Device) > 200 {
 		return nil, apperr.Invalid("device", "must be at most 200 characters")
+	}
+	if err := mfa.CheckAnswer("credential", in.Credential); err != nil {
+		return nil, err
 	}
 	if s.MFA == nil {
 		return nil, mfa.ErrBadAssertion

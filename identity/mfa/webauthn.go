@@ -159,6 +159,16 @@ func credentialsOf(rows []*factorRow) ([]webauthn.Credential, error) {
 	return out, nil
 }
 
+// CheckAnswer checks that an authenticator's answer, as a request field,
+// is a JSON object (PublicKeyCredential.toJSON()).
+func CheckAnswer(field string, answer []byte) error {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(answer, &m) != nil || m == nil {
+		return apperr.Invalid(field, "must be a JSON object: the authenticator's answer (PublicKeyCredential.toJSON())")
+	}
+	return nil
+}
+
 // BeginRegistration starts registering a passkey or security key for a
 // person (in the tenant of ctx): account and display name the person to
 // their authenticator, rpName the tenant. Their other credentials are

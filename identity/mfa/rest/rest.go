@@ -144,6 +144,9 @@ func (h *Handler) Mount(api *httpx.API) {
 			if in.Ceremony == "" || len(in.Credential) == 0 {
 				return apperr.Invalid("body", "ceremony and credential are required")
 			}
+			if err := mfa.CheckAnswer("credential", in.Credential); err != nil {
+				return err
+			}
 			_, pol, err := h.tenantOf(c)
 			if err != nil {
 				return err
