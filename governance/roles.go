@@ -655,7 +655,6 @@ func (s *Service) UpdateAssignment(ctx context.Context, id uuid.UUID, in Assignm
 	return a, nil
 }
 
-// DeleteAssignment removes an assignment.
 // HighRiskTarget reports whether assigning a target grants an
 // entitlement of high or critical risk (step-up guards such grants).
 func (s *Service) HighRiskTarget(ctx context.Context, targetType string, id uuid.UUID) (bool, error) {
@@ -667,6 +666,7 @@ func (s *Service) HighRiskTarget(ctx context.Context, targetType string, id uuid
 	return snap.HighRisk(targetType, id), nil
 }
 
+// DeleteAssignment removes an assignment.
 func (s *Service) DeleteAssignment(ctx context.Context, id uuid.UUID) error {
 	return deleteByID(ctx, s, assignmentRecord, id)
 }
