@@ -47,6 +47,8 @@ import (
 	"github.com/xavyo/xavyo/identity/oauth"
 	oauthrest "github.com/xavyo/xavyo/identity/oauth/rest"
 	"github.com/xavyo/xavyo/identity/password"
+	"github.com/xavyo/xavyo/identity/saml"
+	samlrest "github.com/xavyo/xavyo/identity/saml/rest"
 	"github.com/xavyo/xavyo/identity/tenant"
 	tenantrest "github.com/xavyo/xavyo/identity/tenant/rest"
 	"github.com/xavyo/xavyo/identity/token"
@@ -303,6 +305,20 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 		Admin: adminAuth, Pages: pages}
 	oh.Mount(s.admin)
 	oh.MountClients(s.api)
+	// SAML: each tenant's identity provider; access to a service provider
+	// is an entitlement, decided like any other.
+	samlIdP := &samlrest.Handler{SAML: &saml.Service{DB: s.db, Sealer: sealer, Audit: s.seq,
+		Entitlements: func(ctx context.Context, id uuid.UUID) error { _, err := s.gov.GetEntitlement(ctx, id); return err }},
+		Tenants: s.tenants, Pages: pages, Issuer: s.oauth.Issuer, Audit: s.seq, Users: s.dir.GetUser,
+		Access: func(ctx context.Context, tenant, user, ent uuid.UUID) (bool, error) {
+			snap, err := s.engine.Snapshot(ctx, tenant)
+			if err != nil {
+				return false, err
+			}
+			return snap.Permits(governance.Subject{Type: governance.SubjectUser, ID: user}, nil, ent, time.Now()), nil
+		}}
+	samlIdP.Mount(s.api)
+	samlIdP.MountPages(s.admin)
 	// Email: invitations, password resets, verification, notices; each
 	// message leaves through the outbox.
 	var relay *mail.Sender

@@ -1,0 +1,387 @@
+// Package rest serves the tenants' SAML identity providers: the service
+// provider registry under /api/v1/saml-service-providers, and the
+// protocol endpoints /t/{slug}/saml/metadata and /t/{slug}/saml/sso
+// (HTTP-Redirect and HTTP-POST bindings; crewjam/saml over net/http). A
+// request of a browser without an SSO session goes through the sign-in
+// pages (an auth transaction of purpose "saml" keeps it) and is answered
+// when the person comes back signed in; only people holding the service
+// provider's entitlement get an assertion.
+package rest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"html/template"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	crewjam "github.com/crewjam/saml"
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/google/uuid"
+	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/xavyo/xavyo/identity/auth"
+	authrest "github.com/xavyo/xavyo/identity/auth/rest"
+	"github.com/xavyo/xavyo/identity/directory"
+	"github.com/xavyo/xavyo/identity/saml"
+	"github.com/xavyo/xavyo/identity/tenant"
+	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/audit"
+	"github.com/xavyo/xavyo/internal/httpx"
+	"github.com/xavyo/xavyo/internal/principal"
+	"github.com/xavyo/xavyo/internal/reqid"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// purpose is the auth transactions of SAML sign-ins.
+const purpose = "saml"
+
+// Handler serves the routes.
+type Handler struct {
+	SAML    *saml.Service
+	Tenants *tenant.Service
+	Pages   *authrest.Pages
+	// Users reads a person (in the tenant of ctx).
+	Users func(ctx context.Context, id uuid.UUID) (*directory.User, error)
+	// Access decides whether a person holds an entitlement now.
+	Access func(ctx context.Context, tenant, user, entitlement uuid.UUID) (bool, error)
+	// Issuer is a tenant's issuer URL (…/t/{slug}).
+	Issuer func(slug string) string
+	Audit  audit.Syncer
+}
+
+// Mount registers the REST routes.
+func (h *Handler) Mount(api *httpx.API) {
+	tags := []string{"saml"}
+	admin := []string{principal.RoleTenantAdmin}
+	read := []string{principal.RoleTenantAdmin, principal.RoleAuditor}
+	api.Handle(httpx.Route{Method: "GET", Path: "/saml-service-providers", OperationID: "listSAMLServiceProviders",
+		Summary: "The tenant's SAML service providers", Tags: tags, Roles: read, Response: []saml.ServiceProvider{}, Handler: func(c *fiber.Ctx) error {
+			out, err := h.SAML.List(c.UserContext())
+			if err != nil {
+				return err
+			}
+			if out == nil {
+				out = []*saml.ServiceProvider{}
+			}
+			return c.JSON(out)
+		}})
+	api.Handle(httpx.Route{Method: "POST", Path: "/saml-service-providers", OperationID: "createSAMLServiceProvider",
+		Summary: "Register a SAML service provider by its metadata; only holders of its entitlement get assertions", Tags: tags, Roles: admin,
+		Request: saml.Input{}, Response: saml.ServiceProvider{}, Status: 201, Handler: func(c *fiber.Ctx) error {
+			var in saml.Input
+			if err := httpx.DecodeJSON(c, &in); err != nil {
+				return err
+			}
+			out, err := h.SAML.Create(c.UserContext(), in)
+			if err != nil {
+				return err
+			}
+			return c.Status(201).JSON(out)
+		}})
+	api.Handle(httpx.Route{Method: "GET", Path: "/saml-service-providers/:id", OperationID: "getSAMLServiceProvider",
+		Summary: "A SAML service provider", Tags: tags, Roles: read, Response: saml.ServiceProvider{}, Handler: func(c *fiber.Ctx) error {
+			id, err := httpx.PathUUID(c, "id")
+			if err != nil {
+				return err
+			}
+			out, err := h.SAML.Get(c.UserContext(), id)
+			if err != nil {
+				return err
+			}
+			return c.JSON(out)
+		}})
+	api.Handle(httpx.Route{Method: "PATCH", Path: "/saml-service-providers/:id", OperationID: "updateSAMLServiceProvider",
+		Summary: "Change a SAML service provider (its key stays)", Tags: tags, Roles: admin, Request: saml.Input{}, Response: saml.ServiceProvider{},
+		IfMatch: true, Handler: func(c *fiber.Ctx) error {
+			id, err := httpx.PathUUID(c, "id")
+			if err != nil {
+				return err
+			}
+			var in saml.Input
+			if err := httpx.DecodeJSON(c, &in); err != nil {
+				return err
+			}
+			ver, err := httpx.IfMatch(c)
+			if err != nil {
+				return err
+			}
+			out, err := h.SAML.Update(c.UserContext(), id, in, ver)
+			if err != nil {
+				return err
+			}
+			return c.JSON(out)
+		}})
+	api.Handle(httpx.Route{Method: "DELETE", Path: "/saml-service-providers/:id", OperationID: "deleteSAMLServiceProvider",
+		Summary: "Remove a SAML service provider", Tags: tags, Roles: admin, Status: 204, Handler: func(c *fiber.Ctx) error {
+			id, err := httpx.PathUUID(c, "id")
+			if err != nil {
+				return err
+			}
+			if err := h.SAML.Delete(c.UserContext(), id); err != nil {
+				return err
+			}
+			return c.SendStatus(204)
+		}})
+}
+
+// MountPages registers the protocol endpoints and the sign-in flow.
+func (h *Handler) MountPages(app *fiber.App) {
+	app.Get("/t/:slug/saml/metadata", h.metadata)
+	app.Get("/t/:slug/saml/sso", h.sso)
+	app.Post("/t/:slug/saml/sso", h.sso)
+	h.Pages.Register(purpose, flow{h})
+}
+
+func (h *Handler) tenantOf(c *fiber.Ctx) (*tenant.Tenant, context.Context, error) {
+	t, err := h.Tenants.Resolve(c.UserContext(), c.Params("slug"))
+	if err != nil {
+		return nil, nil, authrest.TenantPage(c, err)
+	}
+	return t, store.WithTenant(c.UserContext(), t.ID), nil
+}
+
+// idp is a tenant's identity provider for one request.
+func (h *Handler) idp(ctx context.Context, t *tenant.Tenant, sessions crewjam.SessionProvider, user uuid.UUID) (*crewjam.IdentityProvider, error) {
+	k, err := h.SAML.SigningKey(ctx, t.Name)
+	if err != nil {
+		return nil, err
+	}
+	base := h.Issuer(t.Slug) + "/saml"
+	meta, _ := url.Parse(base + "/metadata")
+	sso, _ := url.Parse(base + "/sso")
+	nonce := authrest.Nonce()
+	return &crewjam.IdentityProvider{Key: k.Private, Certificate: k.Certificate, MetadataURL: *meta, SSOURL: *sso,
+		ServiceProviderProvider: providers{h: h, ctx: ctx}, SessionProvider: sessions,
+		AssertionMaker: maker{h: h, ctx: ctx, t: t, user: user}, SignatureMethod: dsig.RSASHA256SignatureMethod,
+		ResponseFormTemplate: template.Must(template.New("post").Parse(strings.Replace(postForm, "NONCE", nonce, 1))),
+		ResponseWriter:       postWriter{nonce: nonce},
+		NameIDFormats:        []crewjam.NameIDFormat{crewjam.NameIDFormat(saml.NameIDEmail), crewjam.NameIDFormat(saml.NameIDPersistent)},
+		OnError: func(w http.ResponseWriter, _ *http.Request, status int, err error) {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(status)
+			msg := "this SAML request cannot be answered"
+			if status < 500 && err != nil {
+				msg += ": " + err.Error()
+			}
+			_, _ = w.Write([]byte(msg))
+		}}, nil
+}
+
+// postForm posts the SAML response to the service provider (its one
+// script allowed by nonce).
+const postForm = `<!doctype html><html><head><meta charset="utf-8"><title>Continue</title></head><body>
+<form method="post" action="{{.URL}}" id="saml-response"><input type="hidden" name="SAMLResponse" value="{{.SAMLResponse}}">
+<input type="hidden" name="RelayState" value="{{.RelayState}}"><noscript><button type="submit">Continue</button></noscript></form>
+<script nonce="NONCE">document.getElementById("saml-response").submit()</script></body></html>`
+
+// postWriter sends the response page with the headers of a sign-in page,
+// allowing its form to post to the assertion consumer service.
+type postWriter struct{ nonce string }
+
+func (p postWriter) WriteResponse(w http.ResponseWriter, req *crewjam.IdpAuthnRequest) error {
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+p.nonce+"'; form-action "+authrest.Origin(req.ACSEndpoint.Location))
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	return req.WriteResponse(w)
+}
+
+// providers finds service providers by entity id in the tenant.
+type providers struct {
+	h   *Handler
+	ctx context.Context
+}
+
+func (p providers) GetServiceProvider(_ *http.Request, id string) (*crewjam.EntityDescriptor, error) {
+	_, ed, err := p.h.SAML.ByEntityID(p.ctx, id)
+	if apperr.KindOf(err) == apperr.KindNotFound {
+		return nil, os.ErrNotExist
+	}
+	return ed, err
+}
+
+// maker makes the assertion of an entitled person, or refuses.
+type maker struct {
+	h    *Handler
+	ctx  context.Context
+	t    *tenant.Tenant
+	user uuid.UUID
+}
+
+func (m maker) MakeAssertion(req *crewjam.IdpAuthnRequest, s *crewjam.Session) error {
+	sp, _, err := m.h.SAML.ByEntityID(m.ctx, req.ServiceProviderMetadata.EntityID)
+	if err != nil {
+		return err
+	}
+	ok, err := m.h.Access(m.ctx, m.t.ID, m.user, sp.EntitlementID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		m.h.audit(m.ctx, m.t.ID, m.user, sp, audit.OutcomeDenied, "not entitled")
+		return &crewjam.StatusError{TopLevel: crewjam.StatusResponder, SecondLevel: crewjam.StatusRequestDenied,
+			Message: "you do not have access to this application"}
+	}
+	if sp.NameIDFormat == saml.NameIDPersistent {
+		s.NameID, s.NameIDFormat = m.user.String(), saml.NameIDPersistent
+	}
+	m.h.audit(m.ctx, m.t.ID, m.user, sp, audit.OutcomeSuccess, "")
+	return crewjam.DefaultAssertionMaker{}.MakeAssertion(req, s)
+}
+
+func (h *Handler) audit(ctx context.Context, tid, user uuid.UUID, sp *saml.ServiceProvider, outcome, reason string) {
+	if h.Audit == nil {
+		return
+	}
+	details := map[string]string{"sp": sp.Key, "entity_id": sp.EntityID}
+	if reason != "" {
+		details["reason"] = reason
+	}
+	_ = h.Audit.AppendSync(ctx, audit.Entry{TenantID: tid, Action: "saml.sso", Outcome: outcome, TargetKind: "saml_sp", TargetID: sp.ID.String(),
+		ActorKind: "user", ActorID: user.String(), RequestID: reqid.From(ctx), Details: details})
+}
+
+// metadata serves the tenant's IdP metadata.
+func (h *Handler) metadata(c *fiber.Ctx) error {
+	t, ctx, err := h.tenantOf(c)
+	if t == nil {
+		return err
+	}
+	idp, err := h.idp(ctx, t, nil, uuid.Nil)
+	if err != nil {
+		return authrest.Error(c, 503, "this page is unavailable; try again")
+	}
+	return adaptor.HTTPHandlerFunc(idp.ServeMetadata)(c)
+}
+
+// request is a SAML request kept on its auth transaction while the person
+// signs in.
+type request struct {
+	Method string `json:"m"`
+	Query  string `json:"q,omitempty"`
+	Form   string `json:"f,omitempty"`
+}
+
+// sso answers an AuthnRequest: at once for a browser with an SSO session,
+// else after the sign-in pages.
+func (h *Handler) sso(c *fiber.Ctx) error {
+	t, _, err := h.tenantOf(c)
+	if t == nil {
+		return err
+	}
+	bs, err := h.Pages.SessionOf(c, t)
+	if err != nil {
+		return authrest.Error(c, 503, "the sign-in is unavailable; try again")
+	}
+	req := request{Method: c.Method(), Query: string(c.Request().URI().QueryString())}
+	if c.Method() == fiber.MethodPost {
+		req.Form = string(c.Body())
+	}
+	return h.serve(c, t, req, bs, false)
+}
+
+// serve runs the identity provider on a request, for a person signed in
+// in session bs (nil: none yet; fresh: they signed in for this request).
+func (h *Handler) serve(c *fiber.Ctx, t *tenant.Tenant, in request, bs *auth.BrowserSession, fresh bool) error {
+	ctx := store.WithTenant(c.UserContext(), t.ID)
+	target := h.Issuer(t.Slug) + "/saml/sso"
+	if in.Query != "" {
+		target += "?" + in.Query
+	}
+	r, err := http.NewRequestWithContext(ctx, in.Method, target, strings.NewReader(in.Form))
+	if err != nil {
+		return authrest.Error(c, 400, "this SAML request cannot be read")
+	}
+	if in.Method == http.MethodPost {
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	var user uuid.UUID
+	var signIn bool
+	sessions := sessionFunc(func(w http.ResponseWriter, _ *http.Request, req *crewjam.IdpAuthnRequest) *crewjam.Session {
+		if bs == nil || (req.Request.ForceAuthn != nil && *req.Request.ForceAuthn && !fresh) {
+			if req.Request.IsPassive != nil && *req.Request.IsPassive {
+				_ = req.IDP.SendErrorResponse(w, req, &crewjam.StatusError{TopLevel: crewjam.StatusResponder, SecondLevel: crewjam.StatusNoPassive})
+				return nil
+			}
+			signIn = true
+			return nil
+		}
+		u, err := h.Users(ctx, bs.UserID)
+		if err != nil || u.Status != "active" {
+			signIn = true
+			return nil
+		}
+		user = u.ID
+		s := &crewjam.Session{ID: bs.ID.String(), Index: bs.ID.String(), CreateTime: bs.AuthTime, ExpireTime: time.Now().Add(8 * time.Hour),
+			NameID: u.Email, NameIDFormat: saml.NameIDEmail, UserEmail: u.Email, UserGivenName: u.GivenName, UserSurname: u.FamilyName,
+			UserCommonName: u.DisplayName, SubjectID: u.ID.String()}
+		if u.Username != nil {
+			s.UserName = *u.Username
+		}
+		return s
+	})
+	idp, err := h.idp(ctx, t, sessions, uuid.Nil)
+	if err != nil {
+		return authrest.Error(c, 503, "the sign-in is unavailable; try again")
+	}
+	// The assertion is made for the person the session names.
+	served := false
+	err = adaptor.HTTPHandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mk := idp.AssertionMaker.(maker)
+		idp.AssertionMaker = lazyMaker{m: mk, user: &user}
+		idp.ServeSSO(w, r)
+		served = !signIn
+	})(c)
+	if err != nil || served {
+		return err
+	}
+	// No session (or a fresh sign-in asked for): the sign-in pages, then
+	// this request again.
+	raw, _ := json.Marshal(in)
+	c.Response().Reset()
+	return h.Pages.Begin(c, t, purpose, string(raw))
+}
+
+// lazyMaker gives the maker the person known once the session is.
+type lazyMaker struct {
+	m    maker
+	user *uuid.UUID
+}
+
+func (l lazyMaker) MakeAssertion(req *crewjam.IdpAuthnRequest, s *crewjam.Session) error {
+	l.m.user = *l.user
+	return l.m.MakeAssertion(req, s)
+}
+
+type sessionFunc func(w http.ResponseWriter, r *http.Request, req *crewjam.IdpAuthnRequest) *crewjam.Session
+
+func (f sessionFunc) GetSession(w http.ResponseWriter, r *http.Request, req *crewjam.IdpAuthnRequest) *crewjam.Session {
+	return f(w, r, req)
+}
+
+// flow resumes a SAML request once the person signed in.
+type flow struct{ h *Handler }
+
+func (f flow) Describe(ctx context.Context, t *tenant.Tenant, x *auth.Transaction) (authrest.Prompt, error) {
+	var in request
+	if err := json.Unmarshal([]byte(x.Request), &in); err != nil {
+		return authrest.Prompt{}, errors.New("the SAML request is no longer valid")
+	}
+	return authrest.Prompt{}, nil
+}
+
+func (f flow) Resume(c *fiber.Ctx, t *tenant.Tenant, x *auth.Transaction, bs *auth.BrowserSession) error {
+	var in request
+	if err := json.Unmarshal([]byte(x.Request), &in); err != nil {
+		return authrest.Error(c, 400, "the SAML request is no longer valid")
+	}
+	_ = f.h.Pages.Auth.EndTransaction(store.WithTenant(c.UserContext(), t.ID), t, x)
+	return f.h.serve(c, t, in, bs, true)
+}

@@ -1,0 +1,201 @@
+package rest_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"math/big"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	crewjam "github.com/crewjam/saml"
+	"github.com/crewjam/saml/samlsp"
+
+	"github.com/xavyo/xavyo/app/apptest"
+	"github.com/xavyo/xavyo/internal/store"
+	"github.com/xavyo/xavyo/internal/testdb"
+)
+
+func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
+
+// newSP is a service provider (crewjam's) with its own key, trusting the
+// metadata the identity provider serves.
+func newSP(t *testing.T, h *apptest.Harness, slug, base string) *crewjam.ServiceProvider {
+	t.Helper()
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: base}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(24 * time.Hour)}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	cert, _ := x509.ParseCertificate(der)
+	metaURL, _ := url.Parse(h.Admin + "/t/" + slug + "/saml/metadata")
+	idp, err := samlsp.FetchMetadata(context.Background(), http.DefaultClient, *metaURL)
+	if err != nil {
+		t.Fatalf("the IdP's metadata: %v", err)
+	}
+	acs, _ := url.Parse(base + "/acs")
+	md, _ := url.Parse(base + "/metadata")
+	return &crewjam.ServiceProvider{EntityID: base + "/metadata", Key: key, Certificate: cert, AcsURL: *acs, MetadataURL: *md, IDPMetadata: idp}
+}
+
+// TestSAMLSingleSignOn: a tenant's SAML IdP serves signed metadata; an SP
+// registered by its metadata sends an AuthnRequest (HTTP-Redirect, then
+// HTTP-POST); a person without a session signs in on the pages and comes
+// back to the SP with a signed assertion the SP validates (NameID their
+// email, audience the SP); the next request is answered at once from the
+// SSO session; a person not holding the SP's entitlement gets a
+// RequestDenied response; an SP of one tenant is unknown at another.
+func TestSAMLSingleSignOn(t *testing.T) {
+	h := apptest.Start(t, apptest.Env(t, store.SQLite, t.TempDir()), apptest.Options{})
+	g := apptest.NewGovTenant(t, h, "saml")
+	adaID, _ := g.User("ada", "")
+	g.User("bob", "")
+	ent := g.Ent("wiki.sso", map[string]any{"risk_level": "low"})
+	resp, body := h.DoAs(g.Tok, "POST", "/api/v1/assignments", map[string]any{"subject_type": "user", "subject_id": adaID, "target_type": "entitlement",
+		"target_id": ent})
+	apptest.Expect(t, resp, body, 201, "ada may use the wiki")
+
+	sp := newSP(t, h, g.Slug, "https://wiki.example")
+	if !strings.Contains(sp.IDPMetadata.EntityID, "/t/"+g.Slug+"/saml/metadata") {
+		t.Fatalf("IdP entity id: %s", sp.IDPMetadata.EntityID)
+	}
+	spMeta, _ := xml.Marshal(sp.Metadata())
+	resp, body = h.DoAs(g.Tok, "POST", "/api/v1/saml-service-providers", map[string]any{"key": "wiki", "name": "Wiki", "metadata": "<!DOCTYPE x [<!ENTITY a \"b\">]>" + string(spMeta),
+		"entitlement_id": ent})
+	apptest.Expect(t, resp, body, 400, "metadata with a DTD")
+	resp, body = h.DoAs(g.Tok, "POST", "/api/v1/saml-service-providers", map[string]any{"key": "wiki", "name": "Wiki", "metadata": string(spMeta),
+		"entitlement_id": ent})
+	apptest.Expect(t, resp, body, 201, "register the SP")
+
+	browser := func() *http.Client {
+		jar, _ := cookiejar.New(nil)
+		return &http.Client{Jar: jar, CheckRedirect: func(r *http.Request, _ []*http.Request) error {
+			if strings.HasPrefix(r.URL.String(), "https://wiki.example") {
+				return http.ErrUseLastResponse
+			}
+			return nil
+		}}
+	}
+	do := func(c *http.Client, method, u string, form url.Values) (*http.Response, string) {
+		t.Helper()
+		var rd io.Reader
+		if form != nil {
+			rd = strings.NewReader(form.Encode())
+		}
+		req, _ := http.NewRequest(method, u, rd)
+		if form != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		r, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		raw, _ := io.ReadAll(r.Body)
+		return r, string(raw)
+	}
+	field := func(page, name string) string {
+		m := regexp.MustCompile(`name="` + name + `" value="([^"]*)"`).FindStringSubmatch(page)
+		if m == nil {
+			t.Fatalf("no %s in %s", name, page)
+		}
+		return html.UnescapeString(m[1])
+	}
+	// authn sends an AuthnRequest with a binding and returns the page the
+	// browser ends on, with the request's id.
+	authn := func(c *http.Client, binding string) (string, string) {
+		t.Helper()
+		req, err := sp.MakeAuthenticationRequest(sp.GetSSOBindingLocation(binding), binding, crewjam.HTTPPostBinding)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if binding == crewjam.HTTPRedirectBinding {
+			u, err := req.Redirect("relay-1", sp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, page := do(c, "GET", u.String(), nil)
+			return page, req.ID
+		}
+		raw, _ := xml.Marshal(req)
+		_, page := do(c, "POST", sp.GetSSOBindingLocation(binding), url.Values{"SAMLRequest": {base64.StdEncoding.EncodeToString(raw)},
+			"RelayState": {"relay-1"}})
+		return page, req.ID
+	}
+	signIn := func(c *http.Client, page, who string) string {
+		t.Helper()
+		if !strings.Contains(page, `id="password"`) {
+			t.Fatalf("not the sign-in page: %s", page)
+		}
+		_, page = do(c, "POST", h.Admin+"/t/"+g.Slug+"/login", url.Values{"tx": {field(page, "tx")}, "csrf": {field(page, "csrf")},
+			"login": {who + "@" + g.Slug + ".test"}, "password": {"Corr3ct-horse-battery-9"}})
+		return page
+	}
+	assertion := func(page, id string) (*crewjam.Assertion, error) {
+		t.Helper()
+		if !strings.Contains(page, `action="https://wiki.example/acs"`) || field(page, "RelayState") != "relay-1" {
+			t.Fatalf("not a response for the SP: %s", page)
+		}
+		req, _ := http.NewRequest("POST", "https://wiki.example/acs", strings.NewReader(url.Values{"SAMLResponse": {field(page, "SAMLResponse")}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		_ = req.ParseForm()
+		a, err := sp.ParseResponse(req, []string{id})
+		var ie *crewjam.InvalidResponseError
+		if errors.As(err, &ie) {
+			err = fmt.Errorf("%w: %v", err, ie.PrivateErr)
+		}
+		return a, err
+	}
+
+	ada := browser()
+	page, id := authn(ada, crewjam.HTTPRedirectBinding)
+	a, err := assertion(signIn(ada, page, "ada"), id)
+	if err != nil {
+		t.Fatalf("ada's assertion: %v", err)
+	}
+	if a.Subject.NameID.Value != "ada@"+g.Slug+".test" || a.Conditions.AudienceRestrictions[0].Audience.Value != sp.EntityID {
+		t.Fatalf("assertion: %+v", a.Subject.NameID)
+	}
+	page, id = authn(ada, crewjam.HTTPPostBinding)
+	if _, err := assertion(page, id); err != nil {
+		t.Fatalf("the SSO session's assertion (POST binding): %v", err)
+	}
+
+	bob := browser()
+	page, id = authn(bob, crewjam.HTTPRedirectBinding)
+	page = signIn(bob, page, "bob")
+	if _, err := assertion(page, id); err == nil {
+		t.Fatal("bob, not entitled, got an assertion")
+	}
+	raw, _ := base64.StdEncoding.DecodeString(field(page, "SAMLResponse"))
+	if !strings.Contains(string(raw), crewjam.StatusRequestDenied) {
+		t.Fatalf("bob's response: %s", raw)
+	}
+	resp, body = h.DoAs(g.Tok, "GET", "/api/v1/audit?action=saml.sso&limit=10", nil)
+	apptest.Expect(t, resp, body, 200, "audit")
+	if !strings.Contains(string(body), `"outcome":"denied"`) || !strings.Contains(string(body), `"outcome":"success"`) {
+		t.Fatalf("audit of SSO: %s", body)
+	}
+
+	// Another tenant does not know the SP.
+	other := apptest.NewGovTenant(t, h, "saml2")
+	sp2 := newSP(t, h, other.Slug, "https://wiki.example")
+	req, _ := sp2.MakeAuthenticationRequest(sp2.GetSSOBindingLocation(crewjam.HTTPRedirectBinding), crewjam.HTTPRedirectBinding, crewjam.HTTPPostBinding)
+	u, _ := req.Redirect("", sp2)
+	if r, _ := do(browser(), "GET", u.String(), nil); r.StatusCode < 400 {
+		t.Fatalf("an SP of another tenant: %d", r.StatusCode)
+	}
+}

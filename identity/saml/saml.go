@@ -1,0 +1,358 @@
+// Package saml is each tenant's SAML 2.0 identity provider (crewjam/saml
+// does the protocol): its signing key and certificate, and the registry of
+// service providers it answers. A service provider is registered by a
+// stable key with its metadata; access to it is an entitlement, decided by
+// governance like any other, so only people entitled to it get an
+// assertion.
+package saml
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"encoding/xml"
+	"math/big"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	crewjam "github.com/crewjam/saml"
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/audit"
+	"github.com/xavyo/xavyo/internal/seal"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// NameID formats a service provider may ask for.
+const (
+	NameIDEmail      = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+	NameIDPersistent = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+	NameIDUnspecfied = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"
+)
+
+// ServiceProvider is a SAML service provider a tenant answers.
+type ServiceProvider struct {
+	ID       uuid.UUID `json:"id"`
+	Key      string    `json:"key" doc:"stable, unique in the tenant"`
+	Name     string    `json:"name"`
+	EntityID string    `json:"entity_id" doc:"from the metadata"`
+	// ACS are the assertion consumer service URLs of the metadata.
+	ACS []string `json:"acs_urls" doc:"assertion consumer services of the metadata"`
+	// EntitlementID guards access: only subjects holding it get an
+	// assertion.
+	EntitlementID         uuid.UUID `json:"entitlement_id" doc:"only people holding this entitlement are answered"`
+	NameIDFormat          string    `json:"nameid_format" doc:"emailAddress (default) or persistent (the user id)"`
+	RequireSignedRequests bool      `json:"require_signed_requests" doc:"AuthnRequests must be signed with a key of the metadata"`
+	CreatedAt             time.Time `json:"created_at"`
+	UpdatedAt             time.Time `json:"updated_at"`
+	Version               int64     `json:"version"`
+
+	metadata string
+}
+
+// Input registers or changes a service provider.
+type Input struct {
+	Key                   string     `json:"key,omitempty" doc:"a-z, 0-9 and . _ : -; required on creation, never changes"`
+	Name                  string     `json:"name,omitempty"`
+	Metadata              string     `json:"metadata,omitempty" doc:"the SP's SAML metadata (an EntityDescriptor), XML"`
+	EntitlementID         *uuid.UUID `json:"entitlement_id,omitempty" doc:"the entitlement that grants access to it (required on creation)"`
+	NameIDFormat          string     `json:"nameid_format,omitempty" doc:"emailAddress (default) or persistent"`
+	RequireSignedRequests *bool      `json:"require_signed_requests,omitempty"`
+}
+
+// Service keeps the identity providers' keys and service providers.
+type Service struct {
+	DB     *store.DB
+	Sealer *seal.Sealer
+	Audit  audit.Recorder
+	// Entitlements says whether an entitlement exists in the tenant of ctx.
+	Entitlements func(ctx context.Context, id uuid.UUID) error
+	Now          func() time.Time
+
+	keys sync.Map // tenant → *Key
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC().Truncate(time.Microsecond)
+	}
+	return store.Now()
+}
+
+var keyRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._:-]{0,127}$`)
+
+// maxMetadata bounds a service provider's metadata.
+const maxMetadata = 256 << 10
+
+// ParseMetadata reads a service provider's metadata: one EntityDescriptor
+// with an SPSSODescriptor and at least one assertion consumer service. A
+// DTD (where entity expansion and external entities live) is refused.
+func ParseMetadata(raw string) (*crewjam.EntityDescriptor, error) {
+	if raw == "" || len(raw) > maxMetadata {
+		return nil, apperr.Invalid("metadata", "the SP's metadata (XML, at most 256 KiB) is required")
+	}
+	if strings.Contains(raw, "<!DOCTYPE") || strings.Contains(raw, "<!ENTITY") {
+		return nil, apperr.Invalid("metadata", "a DTD is not allowed in metadata")
+	}
+	var ed crewjam.EntityDescriptor
+	dec := xml.NewDecoder(bytes.NewReader([]byte(raw)))
+	dec.Strict = true
+	if err := dec.Decode(&ed); err != nil {
+		return nil, apperr.Invalid("metadata", "not SAML metadata: "+err.Error())
+	}
+	if ed.EntityID == "" || len(ed.EntityID) > 1024 {
+		return nil, apperr.Invalid("metadata", "the EntityDescriptor has no entityID")
+	}
+	n := 0
+	for _, sp := range ed.SPSSODescriptors {
+		n += len(sp.AssertionConsumerServices)
+	}
+	if n == 0 {
+		return nil, apperr.Invalid("metadata", "no SPSSODescriptor with an AssertionConsumerService")
+	}
+	return &ed, nil
+}
+
+func acsOf(ed *crewjam.EntityDescriptor) []string {
+	var out []string
+	for _, sp := range ed.SPSSODescriptors {
+		for _, a := range sp.AssertionConsumerServices {
+			out = append(out, a.Location)
+		}
+	}
+	return out
+}
+
+func (in *Input) apply(sp *ServiceProvider) error {
+	if in.Name != "" {
+		if len(in.Name) > 200 {
+			return apperr.Invalid("name", "at most 200 characters")
+		}
+		sp.Name = in.Name
+	}
+	if in.Metadata != "" {
+		ed, err := ParseMetadata(in.Metadata)
+		if err != nil {
+			return err
+		}
+		sp.metadata, sp.EntityID, sp.ACS = in.Metadata, ed.EntityID, acsOf(ed)
+	}
+	if in.EntitlementID != nil {
+		sp.EntitlementID = *in.EntitlementID
+	}
+	switch in.NameIDFormat {
+	case "":
+	case "emailAddress", NameIDEmail:
+		sp.NameIDFormat = NameIDEmail
+	case "persistent", NameIDPersistent:
+		sp.NameIDFormat = NameIDPersistent
+	default:
+		return apperr.Invalid("nameid_format", "emailAddress or persistent")
+	}
+	if in.RequireSignedRequests != nil {
+		sp.RequireSignedRequests = *in.RequireSignedRequests
+	}
+	return nil
+}
+
+// Create registers a service provider.
+func (s *Service) Create(ctx context.Context, in Input) (*ServiceProvider, error) {
+	if !keyRE.MatchString(in.Key) {
+		return nil, apperr.Invalid("key", "must be 1 to 128 characters of a-z, 0-9 and . _ : -, starting with a letter or digit")
+	}
+	if in.Metadata == "" || in.EntitlementID == nil {
+		return nil, apperr.Invalid("body", "key, metadata and entitlement_id are required")
+	}
+	now := s.now()
+	sp := &ServiceProvider{ID: uuid.Must(uuid.NewV7()), Key: in.Key, Name: in.Key, NameIDFormat: NameIDEmail, CreatedAt: now, UpdatedAt: now, Version: 1}
+	if err := in.apply(sp); err != nil {
+		return nil, err
+	}
+	if err := s.Entitlements(ctx, sp.EntitlementID); err != nil {
+		return nil, err
+	}
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		if err := insertSPTx(ctx, tx, sp); err != nil {
+			return err
+		}
+		return audit.RecordChangeTx(ctx, tx, s.Audit, "saml.sp.create", "saml_sp", sp.ID.String(), map[string]string{"key": sp.Key, "entity_id": sp.EntityID})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return sp, nil
+}
+
+// Update changes a service provider (its key never changes).
+func (s *Service) Update(ctx context.Context, id uuid.UUID, in Input, ifVersion int64) (*ServiceProvider, error) {
+	if in.Key != "" {
+		return nil, apperr.Invalid("key", "cannot change")
+	}
+	var sp *ServiceProvider
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		var err error
+		if sp, err = spTx(ctx, tx, "id", id.String(), true); err != nil {
+			return err
+		}
+		if ifVersion != 0 && sp.Version != ifVersion {
+			return apperr.New(apperr.KindPreconditionFailed, "the service provider changed since version %d", ifVersion)
+		}
+		if err := in.apply(sp); err != nil {
+			return err
+		}
+		if in.EntitlementID != nil {
+			if err := s.Entitlements(ctx, sp.EntitlementID); err != nil {
+				return err
+			}
+		}
+		sp.UpdatedAt, sp.Version = s.now(), sp.Version+1
+		if err := updateSPTx(ctx, tx, sp); err != nil {
+			return err
+		}
+		return audit.RecordChangeTx(ctx, tx, s.Audit, "saml.sp.update", "saml_sp", sp.ID.String(), map[string]string{"key": sp.Key})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return sp, nil
+}
+
+// Get reads a service provider.
+func (s *Service) Get(ctx context.Context, id uuid.UUID) (*ServiceProvider, error) {
+	var sp *ServiceProvider
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		var err error
+		sp, err = spTx(ctx, tx, "id", id.String(), false)
+		return err
+	})
+	return sp, err
+}
+
+// List lists the tenant's service providers by key.
+func (s *Service) List(ctx context.Context) ([]*ServiceProvider, error) {
+	var out []*ServiceProvider
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		var err error
+		out, err = listSPTx(ctx, tx)
+		return err
+	})
+	return out, err
+}
+
+// Delete removes a service provider.
+func (s *Service) Delete(ctx context.Context, id uuid.UUID) error {
+	return s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		ok, err := deleteSPTx(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return apperr.NotFound("service provider")
+		}
+		return audit.RecordChangeTx(ctx, tx, s.Audit, "saml.sp.delete", "saml_sp", id.String(), nil)
+	})
+}
+
+// ByEntityID finds the service provider of an entity id in the tenant of
+// ctx, with its metadata (apperr not found: none).
+func (s *Service) ByEntityID(ctx context.Context, entityID string) (*ServiceProvider, *crewjam.EntityDescriptor, error) {
+	var sp *ServiceProvider
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		var err error
+		sp, err = spTx(ctx, tx, "entity_id", entityID, false)
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	ed, err := ParseMetadata(sp.metadata)
+	if err != nil {
+		return nil, nil, err
+	}
+	return sp, ed, nil
+}
+
+// Key is a tenant identity provider's signing key and certificate.
+type Key struct {
+	Private     *rsa.PrivateKey
+	Certificate *x509.Certificate
+}
+
+// SigningKey returns the tenant's signing key, made at first use: RSA
+// 2048 with a self-signed certificate valid ten years (SAML trusts the
+// certificate in the metadata, not a chain).
+func (s *Service) SigningKey(ctx context.Context, tenantName string) (*Key, error) {
+	tid, _ := store.TenantFrom(ctx)
+	if k, ok := s.keys.Load(tid); ok {
+		return k.(*Key), nil
+	}
+	var k *Key
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		certPEM, sealed, id, err := keyTx(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if certPEM == "" {
+			id = uuid.Must(uuid.NewV7())
+			priv, err := rsa.GenerateKey(rand.Reader, 2048)
+			if err != nil {
+				return err
+			}
+			now := s.now()
+			tmpl := &x509.Certificate{SerialNumber: new(big.Int).SetBytes(id[:]), Subject: pkix.Name{CommonName: tenantName + " SAML signing"},
+				NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(10, 0, 0), KeyUsage: x509.KeyUsageDigitalSignature}
+			der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+			if err != nil {
+				return err
+			}
+			certPEM = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+			sealed = base64.StdEncoding.EncodeToString(s.Sealer.Seal(x509.MarshalPKCS1PrivateKey(priv), keyAAD(tid, id)))
+			if err := insertKeyTx(ctx, tx, id, certPEM, sealed, now); err != nil {
+				return err
+			}
+		}
+		k, err = s.openKey(tid, id, certPEM, sealed)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	actual, _ := s.keys.LoadOrStore(tid, k)
+	return actual.(*Key), nil
+}
+
+func keyAAD(tenant, id uuid.UUID) []byte {
+	return []byte("saml-idp-key|" + tenant.String() + "|" + id.String())
+}
+
+func (s *Service) openKey(tenant, id uuid.UUID, certPEM, sealed string) (*Key, error) {
+	block, _ := pem.Decode([]byte(certPEM))
+	if block == nil {
+		return nil, apperr.New(apperr.KindInternal, "saml: stored certificate unreadable")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := base64.StdEncoding.DecodeString(sealed)
+	if err != nil {
+		return nil, err
+	}
+	der, err := s.Sealer.Open(raw, keyAAD(tenant, id))
+	if err != nil {
+		return nil, err
+	}
+	priv, err := x509.ParsePKCS1PrivateKey(der)
+	if err != nil {
+		return nil, err
+	}
+	return &Key{Private: priv, Certificate: cert}, nil
+}

@@ -1,0 +1,88 @@
+package saml
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/store"
+)
+
+// The store of identity provider keys and service providers (migration
+// 0026).
+
+const spCols = `id, key, name, entity_id, metadata, entitlement_id, nameid_format, require_signed_requests, created_at, updated_at, version`
+
+func scanSP(r store.Scanner) (*ServiceProvider, error) {
+	var sp ServiceProvider
+	if err := r.Scan(&sp.ID, &sp.Key, &sp.Name, &sp.EntityID, &sp.metadata, &sp.EntitlementID, &sp.NameIDFormat, &sp.RequireSignedRequests,
+		&sp.CreatedAt, &sp.UpdatedAt, &sp.Version); err != nil {
+		return nil, err
+	}
+	if ed, err := ParseMetadata(sp.metadata); err == nil {
+		sp.ACS = acsOf(ed)
+	}
+	return &sp, nil
+}
+
+func insertSPTx(ctx context.Context, tx *store.Tx, sp *ServiceProvider) error {
+	_, err := tx.Exec(ctx, `INSERT INTO saml_service_providers (tenant_id, `+spCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		tx.TenantID(), sp.ID, sp.Key, sp.Name, sp.EntityID, sp.metadata, sp.EntitlementID, sp.NameIDFormat, sp.RequireSignedRequests, sp.CreatedAt,
+		sp.UpdatedAt, sp.Version)
+	return err
+}
+
+func updateSPTx(ctx context.Context, tx *store.Tx, sp *ServiceProvider) error {
+	_, err := tx.Exec(ctx, `UPDATE saml_service_providers SET name = $1, entity_id = $2, metadata = $3, entitlement_id = $4, nameid_format = $5,
+		require_signed_requests = $6, updated_at = $7, version = $8 WHERE tenant_id = $9 AND id = $10`, sp.Name, sp.EntityID, sp.metadata,
+		sp.EntitlementID, sp.NameIDFormat, sp.RequireSignedRequests, sp.UpdatedAt, sp.Version, tx.TenantID(), sp.ID)
+	return err
+}
+
+// spTx reads a service provider by id or entity id (apperr not found:
+// none), locked when asked.
+func spTx(ctx context.Context, tx *store.Tx, by, value string, lock bool) (*ServiceProvider, error) {
+	q := `SELECT ` + spCols + ` FROM saml_service_providers WHERE tenant_id = $1 AND id = $2`
+	if by == "entity_id" {
+		q = `SELECT ` + spCols + ` FROM saml_service_providers WHERE tenant_id = $1 AND entity_id = $2`
+	}
+	if lock {
+		q += " FOR UPDATE"
+	}
+	sp, err := scanSP(tx.QueryRow(ctx, q, tx.TenantID(), value))
+	if store.NoRows(err) {
+		return nil, apperr.NotFound("service provider")
+	}
+	return sp, err
+}
+
+func listSPTx(ctx context.Context, tx *store.Tx) ([]*ServiceProvider, error) {
+	return store.Collect(ctx, tx, scanSP, `SELECT `+spCols+` FROM saml_service_providers WHERE tenant_id = $1 ORDER BY key`, tx.TenantID())
+}
+
+func deleteSPTx(ctx context.Context, tx *store.Tx, id uuid.UUID) (bool, error) {
+	r, err := tx.Exec(ctx, `DELETE FROM saml_service_providers WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id)
+	if err != nil {
+		return false, err
+	}
+	n, _ := r.RowsAffected()
+	return n == 1, nil
+}
+
+// keyTx reads the tenant's newest signing key ("" certificate: none).
+func keyTx(ctx context.Context, tx *store.Tx) (cert, sealed string, id uuid.UUID, err error) {
+	err = tx.QueryRow(ctx, `SELECT id, certificate, private_key FROM saml_idp_keys WHERE tenant_id = $1 ORDER BY created_at DESC LIMIT 1`,
+		tx.TenantID()).Scan(&id, &cert, &sealed)
+	if store.NoRows(err) {
+		return "", "", uuid.Nil, nil
+	}
+	return cert, sealed, id, err
+}
+
+func insertKeyTx(ctx context.Context, tx *store.Tx, id uuid.UUID, cert, sealed string, now time.Time) error {
+	_, err := tx.Exec(ctx, `INSERT INTO saml_idp_keys (tenant_id, id, certificate, private_key, created_at) VALUES ($1, $2, $3, $4, $5)`,
+		tx.TenantID(), id, cert, sealed, now)
+	return err
+}

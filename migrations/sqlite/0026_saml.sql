@@ -1,0 +1,29 @@
+-- The SAML identity provider of each tenant: its signing keys (RSA, with
+-- their self-signed certificates; the private key sealed with the KEK)
+-- and the service providers it answers (by stable key and entity id),
+-- each guarded by an entitlement. SQLite form.
+CREATE TABLE saml_idp_keys (
+    tenant_id    TEXT NOT NULL,
+    id           TEXT NOT NULL,
+    certificate  TEXT NOT NULL,
+    private_key  TEXT NOT NULL,
+    created_at   TIMESTAMP NOT NULL,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE TABLE saml_service_providers (
+    tenant_id                TEXT NOT NULL,
+    id                       TEXT NOT NULL,
+    key                      TEXT NOT NULL,
+    name                     TEXT NOT NULL,
+    entity_id                TEXT NOT NULL,
+    metadata                 TEXT NOT NULL,
+    entitlement_id           TEXT NOT NULL,
+    nameid_format            TEXT NOT NULL,
+    require_signed_requests  BOOLEAN NOT NULL DEFAULT 0,
+    created_at               TIMESTAMP NOT NULL,
+    updated_at               TIMESTAMP NOT NULL,
+    version                  INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE UNIQUE INDEX saml_service_providers_key ON saml_service_providers (tenant_id, key);
+CREATE UNIQUE INDEX saml_service_providers_entity ON saml_service_providers (tenant_id, entity_id);
