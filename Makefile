@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: help build run test test-e2e test-short lint bench bench-oauth bench-governance bench-gateway bench-a2a fuzz assets generate verify tools clean
+.PHONY: help build run test test-e2e test-saml test-short lint bench bench-oauth bench-governance bench-gateway bench-a2a fuzz assets generate verify tools clean
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-18s %s\n", $$1, $$2}'
@@ -22,13 +22,16 @@ run: build ## Build and start xavyo on the embedded store (data in ./data); tool
 # suite and SDKs, the A2A CLI, openid-client, Chromium (the docs page, a
 # person signing in), rsyslog, kill -9,
 # database outages) run with `make test-e2e`; CI runs both targets.
-E2E_TESTS := ^(TestConformanceThroughGateway|TestA2AProxy|TestA2APushNotifications|TestInteropWithRealClients|TestGatewayInteropWithOfficialSDK|TestAnsweredCallsSurviveKill9|TestDatabaseOutageUnderLoad|TestAnswersDuringDatabaseOutage|TestAuditExportToSyslog|TestDocsPage|TestBrowserSignIn|TestBrowserPasskey|TestMailSurvivesRelayOutage|TestBrowserAccountPages)$$
+E2E_TESTS := ^(TestConformanceThroughGateway|TestA2AProxy|TestA2APushNotifications|TestInteropWithRealClients|TestGatewayInteropWithOfficialSDK|TestAnsweredCallsSurviveKill9|TestDatabaseOutageUnderLoad|TestAnswersDuringDatabaseOutage|TestAuditExportToSyslog|TestDocsPage|TestBrowserSignIn|TestBrowserPasskey|TestSAMLWithNodeSAML|TestMailSurvivesRelayOutage|TestBrowserAccountPages)$$
 
 test: ## Run the tests but the long end-to-end suites (PostgreSQL tests skip without a server unless XAVYO_REQUIRE_POSTGRES=1)
 	$(GO) test -race -count=1 -timeout 20m -parallel 4 -skip '$(E2E_TESTS)' ./...
 
 test-e2e: ## Run the long end-to-end suites: MCP conformance, SDK, A2A CLI and OIDC interop, the docs page and sign-in pages in Chromium, syslog export, kill -9, database outages
 	$(GO) test -race -count=1 -timeout 20m -parallel 4 -run '$(E2E_TESTS)' ./cmd/xavyo
+
+test-saml: ## Run the SAML suites: the identity provider against crewjam's SP (also in make test) and @node-saml/node-saml (also in make test-e2e)
+	$(GO) test -race -count=1 -timeout 10m -run 'TestSAML' ./identity/saml/... ./cmd/xavyo
 
 test-short: ## Run the tests without the race detector
 	$(GO) test -count=1 ./...

@@ -9,10 +9,14 @@
 package rest
 
 import (
+	"bytes"
+	"compress/flate"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"html/template"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -282,9 +286,32 @@ func (h *Handler) sso(c *fiber.Ctx) error {
 	}
 	req := request{Method: c.Method(), Query: string(c.Request().URI().QueryString())}
 	if c.Method() == fiber.MethodPost {
-		req.Form = string(c.Body())
+		req.Form = inflatePosted(string(c.Body()))
 	}
 	return h.serve(c, t, req, bs, false)
+}
+
+// maxRequest bounds a SAML request, inflated.
+const maxRequest = 256 << 10
+
+// inflatePosted accepts an HTTP-POST AuthnRequest that was deflated as
+// for the Redirect binding (some service providers do, against the
+// binding's text): the form is given on with the request inflated.
+func inflatePosted(form string) string {
+	v, err := url.ParseQuery(form)
+	if err != nil || v.Get("SAMLRequest") == "" || v.Get("Signature") != "" {
+		return form
+	}
+	raw, err := base64.StdEncoding.DecodeString(v.Get("SAMLRequest"))
+	if err != nil || bytes.HasPrefix(bytes.TrimSpace(raw), []byte("<")) {
+		return form
+	}
+	xml, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(raw)), maxRequest+1))
+	if err != nil || len(xml) > maxRequest || !bytes.HasPrefix(bytes.TrimSpace(xml), []byte("<")) {
+		return form
+	}
+	v.Set("SAMLRequest", base64.StdEncoding.EncodeToString(xml))
+	return v.Encode()
 }
 
 // serve runs the identity provider on a request, for a person signed in
