@@ -288,7 +288,13 @@ func TestMCPToolPinning(t *testing.T) {
 					t.Fatal("an agent saw the rewritten description before approval")
 				}
 				_, body := h.DoAs(m.adminTok, "GET", "/api/v1/entitlements/"+m.ents["echo"], nil)
-				return strings.Contains(string(body), `"approval_state":"quarantined"`)
+				if !strings.Contains(string(body), `"approval_state":"quarantined"`) {
+					return false
+				}
+				// The entitlement is quarantined a moment before the sync
+				// stores the new definition beside the pinned one.
+				_, body = h.DoAs(m.adminTok, "GET", "/api/v1/tool-servers/"+m.server.ID+"/tools/echo/diff", nil)
+				return strings.Contains(string(body), "id_rsa")
 			})
 			if l := listing(); strings.Contains(l, "tools__echo") {
 				t.Fatalf("a quarantined tool is listed: %s", l)
