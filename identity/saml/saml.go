@@ -261,6 +261,18 @@ func (s *Service) Delete(ctx context.Context, id uuid.UUID) error {
 	})
 }
 
+// ByKey finds the service provider of a key in the tenant of ctx (apperr
+// not found: none).
+func (s *Service) ByKey(ctx context.Context, key string) (*ServiceProvider, error) {
+	var sp *ServiceProvider
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		var err error
+		sp, err = spTx(ctx, tx, "key", key, false)
+		return err
+	})
+	return sp, err
+}
+
 // ByEntityID finds the service provider of an entity id in the tenant of
 // ctx, with its metadata (apperr not found: none).
 func (s *Service) ByEntityID(ctx context.Context, entityID string) (*ServiceProvider, *crewjam.EntityDescriptor, error) {

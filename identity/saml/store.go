@@ -41,12 +41,15 @@ func updateSPTx(ctx context.Context, tx *store.Tx, sp *ServiceProvider) error {
 	return err
 }
 
-// spTx reads a service provider by id or entity id (apperr not found:
+// spTx reads a service provider by id, key or entity id (apperr not found:
 // none), locked when asked.
 func spTx(ctx context.Context, tx *store.Tx, by, value string, lock bool) (*ServiceProvider, error) {
 	q := `SELECT ` + spCols + ` FROM saml_service_providers WHERE tenant_id = $1 AND id = $2`
-	if by == "entity_id" {
+	switch by {
+	case "entity_id":
 		q = `SELECT ` + spCols + ` FROM saml_service_providers WHERE tenant_id = $1 AND entity_id = $2`
+	case "key":
+		q = `SELECT ` + spCols + ` FROM saml_service_providers WHERE tenant_id = $1 AND key = $2`
 	}
 	if lock {
 		q += " FOR UPDATE"

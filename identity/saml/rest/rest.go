@@ -274,7 +274,8 @@ type request struct {
 }
 
 // sso answers an AuthnRequest: at once for a browser with an SSO session,
-// else after the sign-in pages.
+// else after the sign-in pages. Without an AuthnRequest, ?sp={key}
+// (&RelayState=…) starts an IdP-initiated sign-in to that service provider.
 func (h *Handler) sso(c *fiber.Ctx) error {
 	t, _, err := h.tenantOf(c)
 	if t == nil {
@@ -360,10 +361,25 @@ func (h *Handler) serve(c *fiber.Ctx, t *tenant.Tenant, in request, bs *auth.Bro
 	}
 	// The assertion is made for the person the session names.
 	served := false
+	// IdP-initiated: no AuthnRequest, the service provider named by key.
+	q, _ := url.ParseQuery(in.Query)
+	var initiated *saml.ServiceProvider
+	if in.Method == http.MethodGet && q.Get("SAMLRequest") == "" && q.Get("sp") != "" {
+		if initiated, err = h.SAML.ByKey(ctx, q.Get("sp")); err != nil {
+			if apperr.KindOf(err) == apperr.KindNotFound {
+				return authrest.Error(c, 404, "unknown service provider")
+			}
+			return authrest.Error(c, 503, "the sign-in is unavailable; try again")
+		}
+	}
 	err = adaptor.HTTPHandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		mk := idp.AssertionMaker.(maker)
 		idp.AssertionMaker = lazyMaker{m: mk, user: &user}
-		idp.ServeSSO(w, r)
+		if initiated != nil {
+			idp.ServeIDPInitiated(w, r, initiated.EntityID, q.Get("RelayState"))
+		} else {
+			idp.ServeSSO(w, r)
+		}
 		served = !signIn
 	})(c)
 	if err != nil || served {

@@ -190,6 +190,46 @@ func TestSAMLSingleSignOn(t *testing.T) {
 		t.Fatalf("audit of SSO: %s", body)
 	}
 
+	// IdP-initiated: a link names the SP by key; the SP accepts an
+	// unsolicited response only when it allows them.
+	_, page = do(ada, "GET", h.Admin+"/t/"+g.Slug+"/saml/sso?sp=wiki&RelayState=relay-1", nil)
+	if _, err := assertion(page, ""); err == nil {
+		t.Fatal("an SP that does not allow IdP-initiated responses took one")
+	}
+	sp.AllowIDPInitiated = true
+	if a, err := assertion(page, ""); err != nil || a.Subject.NameID.Value != "ada@"+g.Slug+".test" {
+		t.Fatalf("IdP-initiated: %v", err)
+	}
+	sp.AllowIDPInitiated = false
+	if r, _ := do(ada, "GET", h.Admin+"/t/"+g.Slug+"/saml/sso?sp=nope", nil); r.StatusCode != 404 {
+		t.Fatalf("IdP-initiated to an unknown SP: %d", r.StatusCode)
+	}
+
+	// Requests the IdP refuses: an ACS not in the SP's metadata, an old
+	// request, a request of an unknown issuer.
+	refused := func(what string, mutate func(r *crewjam.AuthnRequest)) {
+		t.Helper()
+		req, err := sp.MakeAuthenticationRequest(sp.GetSSOBindingLocation(crewjam.HTTPRedirectBinding), crewjam.HTTPRedirectBinding, crewjam.HTTPPostBinding)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mutate(req)
+		u, err := req.Redirect("", sp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, page := do(ada, "GET", u.String(), nil)
+		if strings.Contains(page, "SAMLResponse") && strings.Contains(page, `action="https://evil.example`) {
+			t.Fatalf("%s: a response went to %s", what, page)
+		}
+		if r.StatusCode < 400 && !strings.Contains(page, "status:Requester") {
+			t.Fatalf("%s: %d %s", what, r.StatusCode, page)
+		}
+	}
+	refused("an ACS not in the metadata", func(r *crewjam.AuthnRequest) { r.AssertionConsumerServiceURL = "https://evil.example/acs" })
+	refused("an old request", func(r *crewjam.AuthnRequest) { r.IssueInstant = time.Now().Add(-time.Hour) })
+	refused("an unknown issuer", func(r *crewjam.AuthnRequest) { r.Issuer.Value = "https://evil.example/metadata" })
+
 	// Another tenant does not know the SP.
 	other := apptest.NewGovTenant(t, h, "saml2")
 	sp2 := newSP(t, h, other.Slug, "https://wiki.example")
