@@ -309,7 +309,7 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 	// is an entitlement, decided like any other.
 	samlIdP := &samlrest.Handler{SAML: &saml.Service{DB: s.db, Sealer: sealer, Audit: s.seq,
 		Entitlements: func(ctx context.Context, id uuid.UUID) error { _, err := s.gov.GetEntitlement(ctx, id); return err }},
-		Tenants: s.tenants, Pages: pages, Issuer: s.oauth.Issuer, Audit: s.seq, Users: s.dir.GetUser,
+		Tenants: s.tenants, Pages: pages, Issuer: s.oauth.Issuer, Audit: s.seq, Users: s.dir.GetUser, End: s.auth.EndBrowserSession, Log: log,
 		Access: func(ctx context.Context, tenant, user, ent uuid.UUID) (bool, error) {
 			snap, err := s.engine.Snapshot(ctx, tenant)
 			if err != nil {

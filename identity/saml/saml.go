@@ -368,3 +368,25 @@ func (s *Service) openKey(tenant, id uuid.UUID, certPEM, sealed string) (*Key, e
 	}
 	return &Key{Private: priv, Certificate: cert}, nil
 }
+
+// AddParticipant records that an SSO session signed in to a service
+// provider.
+func (s *Service) AddParticipant(ctx context.Context, session uuid.UUID, p Participant) error {
+	return s.DB.InTenantTx(ctx, func(tx *store.Tx) error { return addParticipantTx(ctx, tx, session, p, s.now()) })
+}
+
+// Participants lists the service providers an SSO session signed in to.
+func (s *Service) Participants(ctx context.Context, session uuid.UUID) ([]Participant, error) {
+	var out []Participant
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		var err error
+		out, err = participantsTx(ctx, tx, session)
+		return err
+	})
+	return out, err
+}
+
+// ForgetParticipants forgets them (the session ended).
+func (s *Service) ForgetParticipants(ctx context.Context, session uuid.UUID) error {
+	return s.DB.InTenantTx(ctx, func(tx *store.Tx) error { return forgetParticipantsTx(ctx, tx, session) })
+}

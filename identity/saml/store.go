@@ -89,3 +89,31 @@ func insertKeyTx(ctx context.Context, tx *store.Tx, id uuid.UUID, cert, sealed s
 		tx.TenantID(), id, cert, sealed, now)
 	return err
 }
+
+// Participant is a service provider an SSO session signed in to, with the
+// subject it was given (for single logout).
+type Participant struct {
+	EntityID, NameID, NameIDFormat, SessionIndex string
+}
+
+func addParticipantTx(ctx context.Context, tx *store.Tx, session uuid.UUID, p Participant, now time.Time) error {
+	_, err := tx.Exec(ctx, `INSERT INTO saml_participants (tenant_id, session_id, sp_entity_id, name_id, name_id_format, session_index, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, session_id, sp_entity_id)
+		DO UPDATE SET name_id = excluded.name_id, name_id_format = excluded.name_id_format, session_index = excluded.session_index`,
+		tx.TenantID(), session, p.EntityID, p.NameID, p.NameIDFormat, p.SessionIndex, now)
+	return err
+}
+
+func participantsTx(ctx context.Context, tx *store.Tx, session uuid.UUID) ([]Participant, error) {
+	return store.Collect(ctx, tx, func(r store.Scanner) (Participant, error) {
+		var p Participant
+		err := r.Scan(&p.EntityID, &p.NameID, &p.NameIDFormat, &p.SessionIndex)
+		return p, err
+	}, `SELECT sp_entity_id, name_id, name_id_format, session_index FROM saml_participants WHERE tenant_id = $1 AND session_id = $2 ORDER BY created_at`,
+		tx.TenantID(), session)
+}
+
+func forgetParticipantsTx(ctx context.Context, tx *store.Tx, session uuid.UUID) error {
+	_, err := tx.Exec(ctx, `DELETE FROM saml_participants WHERE tenant_id = $1 AND session_id = $2`, tx.TenantID(), session)
+	return err
+}

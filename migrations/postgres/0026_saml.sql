@@ -1,7 +1,8 @@
 -- The SAML identity provider of each tenant: its signing keys (RSA, with
 -- their self-signed certificates; the private key sealed with the KEK)
 -- and the service providers it answers (by stable key and entity id),
--- each guarded by an entitlement. PostgreSQL form.
+-- each guarded by an entitlement; the service providers each SSO session
+-- signed in to (for single logout). PostgreSQL form.
 CREATE TABLE saml_idp_keys (
     tenant_id    uuid NOT NULL,
     id           uuid NOT NULL,
@@ -25,6 +26,16 @@ CREATE TABLE saml_service_providers (
     version                  bigint NOT NULL,
     PRIMARY KEY (tenant_id, id)
 );
+CREATE TABLE saml_participants (
+    tenant_id      uuid NOT NULL,
+    session_id     uuid NOT NULL,
+    sp_entity_id   text NOT NULL,
+    name_id        text NOT NULL,
+    name_id_format text NOT NULL,
+    session_index  text NOT NULL,
+    created_at     timestamptz NOT NULL,
+    PRIMARY KEY (tenant_id, session_id, sp_entity_id)
+);
 CREATE UNIQUE INDEX saml_service_providers_key ON saml_service_providers (tenant_id, key);
 CREATE UNIQUE INDEX saml_service_providers_entity ON saml_service_providers (tenant_id, entity_id);
 ALTER TABLE saml_idp_keys ENABLE ROW LEVEL SECURITY;
@@ -35,5 +46,10 @@ CREATE POLICY tenant_isolation ON saml_idp_keys
 ALTER TABLE saml_service_providers ENABLE ROW LEVEL SECURITY;
 ALTER TABLE saml_service_providers FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON saml_service_providers
+    USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid OR current_setting('app.system', true) = 'on')
+    WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid OR current_setting('app.system', true) = 'on');
+ALTER TABLE saml_participants ENABLE ROW LEVEL SECURITY;
+ALTER TABLE saml_participants FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON saml_participants
     USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid OR current_setting('app.system', true) = 'on')
     WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid OR current_setting('app.system', true) = 'on');

@@ -1,7 +1,8 @@
 -- The SAML identity provider of each tenant: its signing keys (RSA, with
 -- their self-signed certificates; the private key sealed with the KEK)
 -- and the service providers it answers (by stable key and entity id),
--- each guarded by an entitlement. SQLite form.
+-- each guarded by an entitlement; the service providers each SSO session
+-- signed in to (for single logout). SQLite form.
 CREATE TABLE saml_idp_keys (
     tenant_id    TEXT NOT NULL,
     id           TEXT NOT NULL,
@@ -24,6 +25,16 @@ CREATE TABLE saml_service_providers (
     updated_at               TIMESTAMP NOT NULL,
     version                  INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, id)
+);
+CREATE TABLE saml_participants (
+    tenant_id      TEXT NOT NULL,
+    session_id     TEXT NOT NULL,
+    sp_entity_id   TEXT NOT NULL,
+    name_id        TEXT NOT NULL,
+    name_id_format TEXT NOT NULL,
+    session_index  TEXT NOT NULL,
+    created_at     TIMESTAMP NOT NULL,
+    PRIMARY KEY (tenant_id, session_id, sp_entity_id)
 );
 CREATE UNIQUE INDEX saml_service_providers_key ON saml_service_providers (tenant_id, key);
 CREATE UNIQUE INDEX saml_service_providers_entity ON saml_service_providers (tenant_id, entity_id);

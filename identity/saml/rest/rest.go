@@ -17,6 +17,7 @@ import (
 	"errors"
 	"html/template"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -57,6 +58,9 @@ type Handler struct {
 	// Issuer is a tenant's issuer URL (…/t/{slug}).
 	Issuer func(slug string) string
 	Audit  audit.Syncer
+	// End ends an SSO session (single logout).
+	End func(ctx context.Context, t *tenant.Tenant, bs *auth.BrowserSession) error
+	Log *slog.Logger
 }
 
 // Mount registers the REST routes.
@@ -139,6 +143,8 @@ func (h *Handler) MountPages(app *fiber.App) {
 	app.Get("/t/:slug/saml/metadata", h.metadata)
 	app.Get("/t/:slug/saml/sso", h.sso)
 	app.Post("/t/:slug/saml/sso", h.sso)
+	app.Get("/t/:slug/saml/slo", h.slo)
+	app.Post("/t/:slug/saml/slo", h.slo)
 	h.Pages.Register(purpose, flow{h})
 }
 
@@ -159,8 +165,11 @@ func (h *Handler) idp(ctx context.Context, t *tenant.Tenant, sessions crewjam.Se
 	base := h.Issuer(t.Slug) + "/saml"
 	meta, _ := url.Parse(base + "/metadata")
 	sso, _ := url.Parse(base + "/sso")
+	slo, _ := url.Parse(base + "/slo")
 	nonce := authrest.Nonce()
-	return &crewjam.IdentityProvider{Key: k.Private, Certificate: k.Certificate, MetadataURL: *meta, SSOURL: *sso,
+	return &crewjam.IdentityProvider{Key: k.Private, Certificate: k.Certificate, MetadataURL: *meta, SSOURL: *sso, LogoutURL: *slo,
+		LogoutBindings:          []string{crewjam.HTTPRedirectBinding, crewjam.HTTPPostBinding},
+		Logger:                  slog.NewLogLogger(h.logger().Handler(), slog.LevelWarn),
 		ServiceProviderProvider: providers{h: h, ctx: ctx}, SessionProvider: sessions,
 		AssertionMaker: maker{h: h, ctx: ctx, t: t, user: user}, SignatureMethod: dsig.RSASHA256SignatureMethod,
 		ResponseFormTemplate: template.Must(template.New("post").Parse(strings.Replace(postForm, "NONCE", nonce, 1))),
@@ -176,6 +185,13 @@ func (h *Handler) idp(ctx context.Context, t *tenant.Tenant, sessions crewjam.Se
 			}
 			_, _ = w.Write([]byte(msg))
 		}}, nil
+}
+
+func (h *Handler) logger() *slog.Logger {
+	if h.Log != nil {
+		return h.Log
+	}
+	return slog.Default()
 }
 
 // postForm posts the SAML response to the service provider (its one
@@ -244,11 +260,14 @@ func (h *Handler) audit(ctx context.Context, tid, user uuid.UUID, sp *saml.Servi
 	if h.Audit == nil {
 		return
 	}
-	details := map[string]string{"sp": sp.Key, "entity_id": sp.EntityID}
+	action, kind, target, details := "saml.slo", "user", user.String(), map[string]string{}
+	if sp != nil {
+		action, kind, target, details = "saml.sso", "saml_sp", sp.ID.String(), map[string]string{"sp": sp.Key, "entity_id": sp.EntityID}
+	}
 	if reason != "" {
 		details["reason"] = reason
 	}
-	_ = h.Audit.AppendSync(ctx, audit.Entry{TenantID: tid, Action: "saml.sso", Outcome: outcome, TargetKind: "saml_sp", TargetID: sp.ID.String(),
+	_ = h.Audit.AppendSync(ctx, audit.Entry{TenantID: tid, Action: action, Outcome: outcome, TargetKind: kind, TargetID: target,
 		ActorKind: "user", ActorID: user.String(), RequestID: reqid.From(ctx), Details: details})
 }
 
@@ -331,30 +350,7 @@ func (h *Handler) serve(c *fiber.Ctx, t *tenant.Tenant, in request, bs *auth.Bro
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
 	var user uuid.UUID
-	var signIn bool
-	sessions := sessionFunc(func(w http.ResponseWriter, _ *http.Request, req *crewjam.IdpAuthnRequest) *crewjam.Session {
-		if bs == nil || (req.Request.ForceAuthn != nil && *req.Request.ForceAuthn && !fresh) {
-			if req.Request.IsPassive != nil && *req.Request.IsPassive {
-				_ = req.IDP.SendErrorResponse(w, req, &crewjam.StatusError{TopLevel: crewjam.StatusResponder, SecondLevel: crewjam.StatusNoPassive})
-				return nil
-			}
-			signIn = true
-			return nil
-		}
-		u, err := h.Users(ctx, bs.UserID)
-		if err != nil || u.Status != "active" {
-			signIn = true
-			return nil
-		}
-		user = u.ID
-		s := &crewjam.Session{ID: bs.ID.String(), Index: bs.ID.String(), CreateTime: bs.AuthTime, ExpireTime: time.Now().Add(8 * time.Hour),
-			NameID: u.Email, NameIDFormat: saml.NameIDEmail, UserEmail: u.Email, UserGivenName: u.GivenName, UserSurname: u.FamilyName,
-			UserCommonName: u.DisplayName, SubjectID: u.ID.String()}
-		if u.Username != nil {
-			s.UserName = *u.Username
-		}
-		return s
-	})
+	sessions := &sessions{h: h, ctx: ctx, t: t, bs: bs, fresh: fresh, user: &user}
 	idp, err := h.idp(ctx, t, sessions, uuid.Nil)
 	if err != nil {
 		return authrest.Error(c, 503, "the sign-in is unavailable; try again")
@@ -380,7 +376,7 @@ func (h *Handler) serve(c *fiber.Ctx, t *tenant.Tenant, in request, bs *auth.Bro
 		} else {
 			idp.ServeSSO(w, r)
 		}
-		served = !signIn
+		served = !sessions.signIn
 	})(c)
 	if err != nil || served {
 		return err
@@ -403,10 +399,123 @@ func (l lazyMaker) MakeAssertion(req *crewjam.IdpAuthnRequest, s *crewjam.Sessio
 	return l.m.MakeAssertion(req, s)
 }
 
-type sessionFunc func(w http.ResponseWriter, r *http.Request, req *crewjam.IdpAuthnRequest) *crewjam.Session
+// sessions is the identity provider's view of the browser's SSO session:
+// the person it signs in, the service providers it signed in to (for
+// single logout), and its end.
+type sessions struct {
+	h      *Handler
+	ctx    context.Context
+	t      *tenant.Tenant
+	bs     *auth.BrowserSession
+	fresh  bool
+	user   *uuid.UUID
+	signIn bool // the request needs the sign-in pages
+}
 
-func (f sessionFunc) GetSession(w http.ResponseWriter, r *http.Request, req *crewjam.IdpAuthnRequest) *crewjam.Session {
-	return f(w, r, req)
+func (s *sessions) GetSession(w http.ResponseWriter, _ *http.Request, req *crewjam.IdpAuthnRequest) *crewjam.Session {
+	if s.bs == nil || (req.Request.ForceAuthn != nil && *req.Request.ForceAuthn && !s.fresh) {
+		if req.Request.IsPassive != nil && *req.Request.IsPassive {
+			_ = req.IDP.SendErrorResponse(w, req, &crewjam.StatusError{TopLevel: crewjam.StatusResponder, SecondLevel: crewjam.StatusNoPassive})
+			return nil
+		}
+		s.signIn = true
+		return nil
+	}
+	u, err := s.h.Users(s.ctx, s.bs.UserID)
+	if err != nil || u.Status != "active" {
+		s.signIn = true
+		return nil
+	}
+	*s.user = u.ID
+	out := &crewjam.Session{ID: s.bs.ID.String(), Index: s.bs.ID.String(), CreateTime: s.bs.AuthTime, ExpireTime: time.Now().Add(8 * time.Hour),
+		NameID: u.Email, NameIDFormat: saml.NameIDEmail, UserEmail: u.Email, UserGivenName: u.GivenName, UserSurname: u.FamilyName,
+		UserCommonName: u.DisplayName, SubjectID: u.ID.String()}
+	if u.Username != nil {
+		out.UserName = *u.Username
+	}
+	return out
+}
+
+// AddSessionParticipant records a service provider the session signed in
+// to.
+func (s *sessions) AddSessionParticipant(_ *http.Request, session *crewjam.Session, p crewjam.SessionParticipant) error {
+	id, err := uuid.Parse(session.ID)
+	if err != nil {
+		return err
+	}
+	return s.h.SAML.AddParticipant(s.ctx, id, saml.Participant{EntityID: p.ServiceProviderID, NameID: p.NameID.Value, NameIDFormat: p.NameID.Format,
+		SessionIndex: p.SessionIndex})
+}
+
+// SessionParticipants lists the service providers of the browser's
+// session, if a logout names it (by the subject one of them was given).
+func (s *sessions) SessionParticipants(_ *http.Request, match func(*crewjam.Session) bool) ([]crewjam.SessionParticipant, error) {
+	if s.bs == nil {
+		return nil, nil
+	}
+	parts, err := s.h.SAML.Participants(s.ctx, s.bs.ID)
+	if err != nil {
+		return nil, err
+	}
+	named := match(&crewjam.Session{ID: s.bs.ID.String(), Index: s.bs.ID.String()})
+	for _, p := range parts {
+		named = named || match(&crewjam.Session{ID: s.bs.ID.String(), Index: p.SessionIndex, NameID: p.NameID})
+	}
+	if !named {
+		return nil, nil
+	}
+	out := make([]crewjam.SessionParticipant, 0, len(parts))
+	for _, p := range parts {
+		out = append(out, crewjam.SessionParticipant{ServiceProviderID: p.EntityID, NameID: crewjam.NameID{Value: p.NameID, Format: p.NameIDFormat},
+			SessionIndex: p.SessionIndex})
+	}
+	return out, nil
+}
+
+// InvalidateSession ends the browser's SSO session (and its tokens) and
+// clears its cookie.
+func (s *sessions) InvalidateSession(w http.ResponseWriter, _ *http.Request, _ *crewjam.IdpLogoutRequest) error {
+	if s.bs == nil {
+		return nil
+	}
+	if err := s.h.End(s.ctx, s.t, s.bs); err != nil {
+		return err
+	}
+	c := authrest.SSOCookie(s.t, s.h.Issuer(s.t.Slug))
+	http.SetCookie(w, &http.Cookie{Name: c.Name, Value: "", Path: c.Path, MaxAge: -1, Expires: time.Unix(1, 0), HttpOnly: true, Secure: c.Secure})
+	s.h.audit(s.ctx, s.t.ID, s.bs.UserID, nil, audit.OutcomeSuccess, "single logout")
+	return s.h.SAML.ForgetParticipants(s.ctx, s.bs.ID)
+}
+
+// slo answers single logout: a service provider's LogoutRequest (the
+// browser's session ends, and every other service provider it signed in
+// to is sent one, then the first is answered), or a service provider's
+// LogoutResponse during that.
+func (h *Handler) slo(c *fiber.Ctx) error {
+	t, ctx, err := h.tenantOf(c)
+	if t == nil {
+		return err
+	}
+	bs, err := h.Pages.SessionOf(c, t)
+	if err != nil {
+		return authrest.Error(c, 503, "the sign-out is unavailable; try again")
+	}
+	target := h.Issuer(t.Slug) + "/saml/slo"
+	if q := string(c.Request().URI().QueryString()); q != "" {
+		target += "?" + q
+	}
+	r, err := http.NewRequestWithContext(ctx, c.Method(), target, strings.NewReader(string(c.Body())))
+	if err != nil {
+		return authrest.Error(c, 400, "this SAML request cannot be read")
+	}
+	r.Header.Set("Content-Type", c.Get(fiber.HeaderContentType))
+	r.Header.Set("Cookie", c.Get(fiber.HeaderCookie))
+	var user uuid.UUID
+	idp, err := h.idp(ctx, t, &sessions{h: h, ctx: ctx, t: t, bs: bs, user: &user}, uuid.Nil)
+	if err != nil {
+		return authrest.Error(c, 503, "the sign-out is unavailable; try again")
+	}
+	return adaptor.HTTPHandlerFunc(func(w http.ResponseWriter, _ *http.Request) { idp.ServeSLO(w, r) })(c)
 }
 
 // flow resumes a SAML request once the person signed in.

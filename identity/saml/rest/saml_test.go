@@ -1,6 +1,8 @@
 package rest_test
 
 import (
+	"bytes"
+	"compress/flate"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -22,8 +24,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/beevik/etree"
 	crewjam "github.com/crewjam/saml"
 	"github.com/crewjam/saml/samlsp"
+	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/xavyo/xavyo/app/apptest"
 	"github.com/xavyo/xavyo/internal/store"
@@ -48,7 +52,9 @@ func newSP(t *testing.T, h *apptest.Harness, slug, base string) *crewjam.Service
 	}
 	acs, _ := url.Parse(base + "/acs")
 	md, _ := url.Parse(base + "/metadata")
-	return &crewjam.ServiceProvider{EntityID: base + "/metadata", Key: key, Certificate: cert, AcsURL: *acs, MetadataURL: *md, IDPMetadata: idp}
+	slo, _ := url.Parse(base + "/slo")
+	return &crewjam.ServiceProvider{EntityID: base + "/metadata", Key: key, Certificate: cert, AcsURL: *acs, MetadataURL: *md, SloURL: *slo,
+		IDPMetadata: idp, SignatureMethod: dsig.RSASHA256SignatureMethod, LogoutBindings: []string{crewjam.HTTPRedirectBinding}}
 }
 
 // TestSAMLSingleSignOn: a tenant's SAML IdP serves signed metadata; an SP
@@ -130,7 +136,9 @@ func TestSAMLSingleSignOn(t *testing.T) {
 			_, page := do(c, "GET", u.String(), nil)
 			return page, req.ID
 		}
-		raw, _ := xml.Marshal(req)
+		doc := etree.NewDocument()
+		doc.SetRoot(req.Element())
+		raw, _ := doc.WriteToBytes()
 		_, page := do(c, "POST", sp.GetSSOBindingLocation(binding), url.Values{"SAMLRequest": {base64.StdEncoding.EncodeToString(raw)},
 			"RelayState": {"relay-1"}})
 		return page, req.ID
@@ -203,6 +211,33 @@ func TestSAMLSingleSignOn(t *testing.T) {
 	sp.AllowIDPInitiated = false
 	if r, _ := do(ada, "GET", h.Admin+"/t/"+g.Slug+"/saml/sso?sp=nope", nil); r.StatusCode != 404 {
 		t.Fatalf("IdP-initiated to an unknown SP: %d", r.StatusCode)
+	}
+
+	// Single logout from the SP (a signed LogoutRequest): the SSO session
+	// ends and the SP validates the IdP's signed LogoutResponse; the next
+	// request needs a sign-in again.
+	lu, err := sp.MakeRedirectLogoutRequest("ada@"+g.Slug+".test", "bye")
+	if err != nil || lu.Query().Get("Signature") == "" {
+		t.Fatalf("logout request: %v %s", err, lu)
+	}
+	deflated, _ := base64.StdEncoding.DecodeString(lu.Query().Get("SAMLRequest"))
+	inflated, _ := io.ReadAll(flate.NewReader(bytes.NewReader(deflated)))
+	logoutID := regexp.MustCompile(` ID="([^"]+)"`).FindStringSubmatch(string(inflated))[1]
+	r, _ := do(ada, "GET", lu.String(), nil)
+	loc, _ := url.Parse(r.Header.Get("Location"))
+	if r.StatusCode != 302 || loc == nil || loc.Host != "wiki.example" || loc.Path != "/slo" {
+		t.Fatalf("single logout: %d %s", r.StatusCode, r.Header.Get("Location"))
+	}
+	lr, _ := http.NewRequest("GET", loc.String(), nil)
+	if _, err := sp.ParseLogoutResponse(lr, []string{logoutID}); err != nil {
+		var ie *crewjam.InvalidResponseError
+		if errors.As(err, &ie) {
+			err = fmt.Errorf("%w: %v", err, ie.PrivateErr)
+		}
+		t.Fatalf("the IdP's LogoutResponse: %v", err)
+	}
+	if page, _ = authn(ada, crewjam.HTTPRedirectBinding); !strings.Contains(page, `id="password"`) {
+		t.Fatalf("after single logout: %s", page)
 	}
 
 	// Requests the IdP refuses: an ACS not in the SP's metadata, an old
