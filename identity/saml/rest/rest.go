@@ -482,7 +482,12 @@ func (s *sessions) InvalidateSession(w http.ResponseWriter, _ *http.Request, _ *
 		return err
 	}
 	c := authrest.SSOCookie(s.t, s.h.Issuer(s.t.Slug))
-	http.SetCookie(w, &http.Cookie{Name: c.Name, Value: "", Path: c.Path, MaxAge: -1, Expires: time.Unix(1, 0), HttpOnly: true, Secure: c.Secure})
+	same := http.SameSiteLaxMode
+	if c.Secure {
+		same = http.SameSiteNoneMode
+	}
+	http.SetCookie(w, &http.Cookie{Name: c.Name, Value: "", Path: c.Path, MaxAge: -1, Expires: time.Unix(1, 0), HttpOnly: true, Secure: c.Secure,
+		SameSite: same})
 	s.h.audit(s.ctx, s.t.ID, s.bs.UserID, nil, audit.OutcomeSuccess, "single logout")
 	return s.h.SAML.ForgetParticipants(s.ctx, s.bs.ID)
 }
