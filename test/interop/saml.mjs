@@ -12,7 +12,7 @@ import { SAML, ValidateInResponseTo, generateServiceProviderMetadata } from '@no
 const env = (k) => { const v = process.env[k]; if (!v) throw new Error(`missing ${k}`); return v }
 const step = (name) => console.log(`ok - ${name}`)
 const ADMIN = env('ADMIN'), SLUG = env('SLUG')
-const SP = 'http://localhost:9/notes', ACS = 'http://localhost:9/notes/acs'
+const SP = 'http://localhost:9/notes', ACS = 'http://localhost:9/notes/acs', SLO = 'http://localhost:9/notes/slo'
 
 const metadata = await (await fetch(`${ADMIN}/t/${SLUG}/saml/metadata`)).text()
 const cert = metadata.match(/<(?:ds:)?X509Certificate[^>]*>([^<]+)</)[1]
@@ -20,6 +20,8 @@ const sso = (binding) => metadata.match(new RegExp(`SingleSignOnService Binding=
 const cache = new Map()
 const saml = new SAML({
   entryPoint: sso('HTTP-Redirect'), issuer: SP, callbackUrl: ACS, idpCert: cert, audience: SP,
+  logoutUrl: metadata.match(/SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="([^"]+)"/)[1],
+  logoutCallbackUrl: SLO, privateKey: env('SP_KEY'), publicCert: env('SP_CERT'), signatureAlgorithm: 'sha256',
   wantAssertionsSigned: true, wantAuthnResponseSigned: true, identifierFormat: 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress',
   validateInResponseTo: ValidateInResponseTo.always, disableRequestedAuthnContext: true,
   cacheProvider: {
@@ -30,8 +32,8 @@ const saml = new SAML({
 })
 step('the IdP metadata: signing certificate and SSO endpoints')
 
-const spMetadata = generateServiceProviderMetadata({ issuer: SP, callbackUrl: ACS, wantAssertionsSigned: true,
-  identifierFormat: 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress' })
+const spMetadata = generateServiceProviderMetadata({ issuer: SP, callbackUrl: ACS, logoutCallbackUrl: SLO, wantAssertionsSigned: true,
+  identifierFormat: 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress', privateKey: env('SP_KEY'), publicCerts: env('SP_CERT') })
 let res = await fetch(`${ADMIN}/api/v1/saml-service-providers`, { method: 'POST',
   headers: { authorization: `Bearer ${env('TOKEN')}`, 'content-type': 'application/json' },
   body: JSON.stringify({ key: 'notes', name: 'Notes', metadata: spMetadata, entitlement_id: env('ENTITLEMENT') }) })
@@ -55,6 +57,7 @@ function browser() {
       init = {}
     }
   }
+  go.cookies = () => [...jar].map(([k, v]) => `${k}=${v}`).join('; ')
   return go
 }
 const unescape = (s) => s.replace(/&#x([0-9a-f]+);/gi, (_, h) => String.fromCodePoint(parseInt(h, 16)))
@@ -92,6 +95,22 @@ form = toSP(page)
 ;({ profile } = await post.validatePostResponseAsync(form))
 assert.equal(profile.nameID, env('USER_LOGIN'))
 step('SP-initiated SSO (HTTP-POST) answered from the SSO session')
+
+// Single logout, from the SP: a signed LogoutRequest; the IdP ends the SSO
+// session and answers with a signed LogoutResponse the SP validates; the
+// next sign-in asks for the password again.
+const logout = await saml.getLogoutUrlAsync(profile, 'bye', {})
+page = await ada(logout)
+// node-saml's metadata asks for its LogoutResponse over HTTP-POST.
+assert.match(page.html, new RegExp(`action="${SLO}"`), 'a LogoutResponse for the SP')
+// (node-saml checks InResponseTo only on Responses: a posted LogoutResponse
+// is validated, signature included, by an instance that does not ask.)
+const sloCheck = new SAML({ ...saml.options, validateInResponseTo: ValidateInResponseTo.never })
+const { loggedOut } = await sloCheck.validatePostResponseAsync({ SAMLResponse: field(page.html, 'SAMLResponse'), RelayState: field(page.html, 'RelayState') })
+assert.equal(loggedOut, true)
+page = await ada(await saml.getAuthorizeUrlAsync('relay-4', undefined, {}))
+assert.match(page.html, /id="password"/, 'after single logout, the sign-in page')
+step('single logout (signed LogoutRequest over HTTP-Redirect, signed LogoutResponse over HTTP-POST): the SSO session ends; node-saml validates it')
 
 // A person without the SP's entitlement.
 const bob = browser()
