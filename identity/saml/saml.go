@@ -50,7 +50,8 @@ type ServiceProvider struct {
 	// assertion.
 	EntitlementID         uuid.UUID `json:"entitlement_id" doc:"only people holding this entitlement are answered"`
 	NameIDFormat          string    `json:"nameid_format" doc:"emailAddress (default) or persistent (the user id)"`
-	RequireSignedRequests bool      `json:"require_signed_requests" doc:"AuthnRequests must be signed with a key of the metadata"`
+	RequireSignedRequests bool      `json:"require_signed_requests" doc:"its AuthnRequests must be signed with a key of its metadata"`
+	LegacySHA1            bool      `json:"legacy_sha1" doc:"an old SP that only knows SHA-1: its SHA-1 signatures are accepted and xavyo signs for it with RSA-SHA1 (default false: SHA-1 is refused)"`
 	CreatedAt             time.Time `json:"created_at"`
 	UpdatedAt             time.Time `json:"updated_at"`
 	Version               int64     `json:"version"`
@@ -66,6 +67,7 @@ type Input struct {
 	EntitlementID         *uuid.UUID `json:"entitlement_id,omitempty" doc:"the entitlement that grants access to it (required on creation)"`
 	NameIDFormat          string     `json:"nameid_format,omitempty" doc:"emailAddress (default) or persistent"`
 	RequireSignedRequests *bool      `json:"require_signed_requests,omitempty"`
+	LegacySHA1            *bool      `json:"legacy_sha1,omitempty"`
 }
 
 // Service keeps the identity providers' keys and service providers.
@@ -159,6 +161,9 @@ func (in *Input) apply(sp *ServiceProvider) error {
 	}
 	if in.RequireSignedRequests != nil {
 		sp.RequireSignedRequests = *in.RequireSignedRequests
+	}
+	if in.LegacySHA1 != nil {
+		sp.LegacySHA1 = *in.LegacySHA1
 	}
 	return nil
 }
@@ -389,4 +394,19 @@ func (s *Service) Participants(ctx context.Context, session uuid.UUID) ([]Partic
 // ForgetParticipants forgets them (the session ended).
 func (s *Service) ForgetParticipants(ctx context.Context, session uuid.UUID) error {
 	return s.DB.InTenantTx(ctx, func(tx *store.Tx) error { return forgetParticipantsTx(ctx, tx, session) })
+}
+
+// Consume records a signed request's id as answered until it expires;
+// apperr already exists: it was (a replay).
+func (s *Service) Consume(ctx context.Context, id string, expires time.Time) error {
+	if id == "" || len(id) > 256 {
+		return apperr.Invalid("ID", "a request id of 1 to 256 characters")
+	}
+	return s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		ok, err := consumeTx(ctx, tx, id, expires, s.now())
+		if err == nil && !ok {
+			err = apperr.New(apperr.KindAlreadyExists, "this request was already answered")
+		}
+		return err
+	})
 }

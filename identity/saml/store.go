@@ -13,12 +13,12 @@ import (
 // The store of identity provider keys and service providers (migration
 // 0026).
 
-const spCols = `id, key, name, entity_id, metadata, entitlement_id, nameid_format, require_signed_requests, created_at, updated_at, version`
+const spCols = `id, key, name, entity_id, metadata, entitlement_id, nameid_format, require_signed_requests, legacy_sha1, created_at, updated_at, version`
 
 func scanSP(r store.Scanner) (*ServiceProvider, error) {
 	var sp ServiceProvider
 	if err := r.Scan(&sp.ID, &sp.Key, &sp.Name, &sp.EntityID, &sp.metadata, &sp.EntitlementID, &sp.NameIDFormat, &sp.RequireSignedRequests,
-		&sp.CreatedAt, &sp.UpdatedAt, &sp.Version); err != nil {
+		&sp.LegacySHA1, &sp.CreatedAt, &sp.UpdatedAt, &sp.Version); err != nil {
 		return nil, err
 	}
 	if ed, err := ParseMetadata(sp.metadata); err == nil {
@@ -28,16 +28,16 @@ func scanSP(r store.Scanner) (*ServiceProvider, error) {
 }
 
 func insertSPTx(ctx context.Context, tx *store.Tx, sp *ServiceProvider) error {
-	_, err := tx.Exec(ctx, `INSERT INTO saml_service_providers (tenant_id, `+spCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-		tx.TenantID(), sp.ID, sp.Key, sp.Name, sp.EntityID, sp.metadata, sp.EntitlementID, sp.NameIDFormat, sp.RequireSignedRequests, sp.CreatedAt,
+	_, err := tx.Exec(ctx, `INSERT INTO saml_service_providers (tenant_id, `+spCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		tx.TenantID(), sp.ID, sp.Key, sp.Name, sp.EntityID, sp.metadata, sp.EntitlementID, sp.NameIDFormat, sp.RequireSignedRequests, sp.LegacySHA1, sp.CreatedAt,
 		sp.UpdatedAt, sp.Version)
 	return err
 }
 
 func updateSPTx(ctx context.Context, tx *store.Tx, sp *ServiceProvider) error {
 	_, err := tx.Exec(ctx, `UPDATE saml_service_providers SET name = $1, entity_id = $2, metadata = $3, entitlement_id = $4, nameid_format = $5,
-		require_signed_requests = $6, updated_at = $7, version = $8 WHERE tenant_id = $9 AND id = $10`, sp.Name, sp.EntityID, sp.metadata,
-		sp.EntitlementID, sp.NameIDFormat, sp.RequireSignedRequests, sp.UpdatedAt, sp.Version, tx.TenantID(), sp.ID)
+		require_signed_requests = $6, legacy_sha1 = $7, updated_at = $8, version = $9 WHERE tenant_id = $10 AND id = $11`, sp.Name, sp.EntityID,
+		sp.metadata, sp.EntitlementID, sp.NameIDFormat, sp.RequireSignedRequests, sp.LegacySHA1, sp.UpdatedAt, sp.Version, tx.TenantID(), sp.ID)
 	return err
 }
 
@@ -116,4 +116,18 @@ func participantsTx(ctx context.Context, tx *store.Tx, session uuid.UUID) ([]Par
 func forgetParticipantsTx(ctx context.Context, tx *store.Tx, session uuid.UUID) error {
 	_, err := tx.Exec(ctx, `DELETE FROM saml_participants WHERE tenant_id = $1 AND session_id = $2`, tx.TenantID(), session)
 	return err
+}
+
+// consumeTx records a request id until it expires (false: it was), and
+// forgets the tenant's expired ones.
+func consumeTx(ctx context.Context, tx *store.Tx, id string, expires, now time.Time) (bool, error) {
+	if _, err := tx.Exec(ctx, `DELETE FROM saml_replay WHERE tenant_id = $1 AND expires_at < $2`, tx.TenantID(), now); err != nil {
+		return false, err
+	}
+	r, err := tx.Exec(ctx, `INSERT INTO saml_replay (tenant_id, message_id, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, tx.TenantID(), id, expires)
+	if err != nil {
+		return false, err
+	}
+	n, _ := r.RowsAffected()
+	return n == 1, nil
 }

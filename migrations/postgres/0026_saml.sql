@@ -2,7 +2,8 @@
 -- their self-signed certificates; the private key sealed with the KEK)
 -- and the service providers it answers (by stable key and entity id),
 -- each guarded by an entitlement; the service providers each SSO session
--- signed in to (for single logout). PostgreSQL form.
+-- signed in to (for single logout); the ids of signed requests already
+-- answered (replays are refused). PostgreSQL form.
 CREATE TABLE saml_idp_keys (
     tenant_id    uuid NOT NULL,
     id           uuid NOT NULL,
@@ -21,6 +22,7 @@ CREATE TABLE saml_service_providers (
     entitlement_id           uuid NOT NULL,
     nameid_format            text NOT NULL,
     require_signed_requests  boolean NOT NULL DEFAULT false,
+    legacy_sha1              boolean NOT NULL DEFAULT false,
     created_at               timestamptz NOT NULL,
     updated_at               timestamptz NOT NULL,
     version                  bigint NOT NULL,
@@ -35,6 +37,12 @@ CREATE TABLE saml_participants (
     session_index  text NOT NULL,
     created_at     timestamptz NOT NULL,
     PRIMARY KEY (tenant_id, session_id, sp_entity_id)
+);
+CREATE TABLE saml_replay (
+    tenant_id   uuid NOT NULL,
+    message_id  text NOT NULL,
+    expires_at  timestamptz NOT NULL,
+    PRIMARY KEY (tenant_id, message_id)
 );
 CREATE UNIQUE INDEX saml_service_providers_key ON saml_service_providers (tenant_id, key);
 CREATE UNIQUE INDEX saml_service_providers_entity ON saml_service_providers (tenant_id, entity_id);
@@ -51,5 +59,10 @@ CREATE POLICY tenant_isolation ON saml_service_providers
 ALTER TABLE saml_participants ENABLE ROW LEVEL SECURITY;
 ALTER TABLE saml_participants FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON saml_participants
+    USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid OR current_setting('app.system', true) = 'on')
+    WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid OR current_setting('app.system', true) = 'on');
+ALTER TABLE saml_replay ENABLE ROW LEVEL SECURITY;
+ALTER TABLE saml_replay FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON saml_replay
     USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid OR current_setting('app.system', true) = 'on')
     WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid OR current_setting('app.system', true) = 'on');

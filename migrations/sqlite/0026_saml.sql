@@ -2,7 +2,8 @@
 -- their self-signed certificates; the private key sealed with the KEK)
 -- and the service providers it answers (by stable key and entity id),
 -- each guarded by an entitlement; the service providers each SSO session
--- signed in to (for single logout). SQLite form.
+-- signed in to (for single logout); the ids of signed requests already
+-- answered (replays are refused). SQLite form.
 CREATE TABLE saml_idp_keys (
     tenant_id    TEXT NOT NULL,
     id           TEXT NOT NULL,
@@ -21,6 +22,7 @@ CREATE TABLE saml_service_providers (
     entitlement_id           TEXT NOT NULL,
     nameid_format            TEXT NOT NULL,
     require_signed_requests  BOOLEAN NOT NULL DEFAULT 0,
+    legacy_sha1              BOOLEAN NOT NULL DEFAULT 0,
     created_at               TIMESTAMP NOT NULL,
     updated_at               TIMESTAMP NOT NULL,
     version                  INTEGER NOT NULL,
@@ -35,6 +37,12 @@ CREATE TABLE saml_participants (
     session_index  TEXT NOT NULL,
     created_at     TIMESTAMP NOT NULL,
     PRIMARY KEY (tenant_id, session_id, sp_entity_id)
+);
+CREATE TABLE saml_replay (
+    tenant_id   TEXT NOT NULL,
+    message_id  TEXT NOT NULL,
+    expires_at  TIMESTAMP NOT NULL,
+    PRIMARY KEY (tenant_id, message_id)
 );
 CREATE UNIQUE INDEX saml_service_providers_key ON saml_service_providers (tenant_id, key);
 CREATE UNIQUE INDEX saml_service_providers_entity ON saml_service_providers (tenant_id, entity_id);

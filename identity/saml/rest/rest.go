@@ -14,6 +14,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"html/template"
 	"io"
@@ -157,7 +158,7 @@ func (h *Handler) tenantOf(c *fiber.Ctx) (*tenant.Tenant, context.Context, error
 }
 
 // idp is a tenant's identity provider for one request.
-func (h *Handler) idp(ctx context.Context, t *tenant.Tenant, sessions crewjam.SessionProvider, user uuid.UUID) (*crewjam.IdentityProvider, error) {
+func (h *Handler) idp(ctx context.Context, t *tenant.Tenant, sessions crewjam.SessionProvider, user uuid.UUID, legacy bool) (*crewjam.IdentityProvider, error) {
 	k, err := h.SAML.SigningKey(ctx, t.Name)
 	if err != nil {
 		return nil, err
@@ -171,7 +172,8 @@ func (h *Handler) idp(ctx context.Context, t *tenant.Tenant, sessions crewjam.Se
 		LogoutBindings:          []string{crewjam.HTTPRedirectBinding, crewjam.HTTPPostBinding},
 		Logger:                  slog.NewLogLogger(h.logger().Handler(), slog.LevelWarn),
 		ServiceProviderProvider: providers{h: h, ctx: ctx}, SessionProvider: sessions,
-		AssertionMaker: maker{h: h, ctx: ctx, t: t, user: user}, SignatureMethod: dsig.RSASHA256SignatureMethod,
+		AssertionMaker: maker{h: h, ctx: ctx, t: t, user: user}, SignatureMethod: signatureMethod(legacy), RejectSHA1Signatures: !legacy,
+		ReplayCache:          replays{h: h, ctx: ctx},
 		ResponseFormTemplate: template.Must(template.New("post").Parse(strings.Replace(postForm, "NONCE", nonce, 1))),
 		ResponseWriter:       postWriter{nonce: nonce},
 		NameIDFormats:        []crewjam.NameIDFormat{crewjam.NameIDFormat(saml.NameIDEmail), crewjam.NameIDFormat(saml.NameIDPersistent)},
@@ -192,6 +194,106 @@ func (h *Handler) logger() *slog.Logger {
 		return h.Log
 	}
 	return slog.Default()
+}
+
+func signatureMethod(legacy bool) string {
+	if legacy {
+		return dsig.RSASHA1SignatureMethod
+	}
+	return dsig.RSASHA256SignatureMethod
+}
+
+// replays records the ids of signed requests answered (crewjam's replay
+// cache, in the database: every replica sees them).
+type replays struct {
+	h   *Handler
+	ctx context.Context
+}
+
+func (r replays) Consume(id string, expires time.Time) error {
+	err := r.h.SAML.Consume(r.ctx, id, expires)
+	if apperr.KindOf(err) == apperr.KindAlreadyExists {
+		return crewjam.ErrAssertionReplayed
+	}
+	return err
+}
+
+// message is what xavyo reads of a SAML message before crewjam does:
+// who sent it, whether it is signed, whether it carries a DTD.
+type message struct {
+	present, signed, dtd bool
+	issuer, sigAlg       string
+}
+
+// peek reads a message's issuer and signature from a request (param:
+// SAMLRequest or SAMLResponse): deflated in the query (Redirect), plain
+// in the form (POST).
+func peek(in request, param string) message {
+	var m message
+	var raw []byte
+	if in.Method == http.MethodGet {
+		q, _ := url.ParseQuery(in.Query)
+		b, err := base64.StdEncoding.DecodeString(q.Get(param))
+		if err != nil || len(b) == 0 {
+			return m
+		}
+		m.signed, m.sigAlg = q.Get("Signature") != "", q.Get("SigAlg")
+		if raw, err = io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(b)), maxRequest+1)); err != nil {
+			raw = nil
+		}
+	} else {
+		f, _ := url.ParseQuery(in.Form)
+		b, err := base64.StdEncoding.DecodeString(f.Get(param))
+		if err != nil || len(b) == 0 {
+			return m
+		}
+		raw = b
+		if f.Get("Signature") != "" {
+			m.signed, m.sigAlg = true, f.Get("SigAlg")
+		}
+	}
+	if len(raw) == 0 {
+		return m
+	}
+	m.present = true
+	m.dtd = bytes.Contains(raw, []byte("<!DOCTYPE")) || bytes.Contains(raw, []byte("<!ENTITY"))
+	var doc struct {
+		Issuer    string `xml:"Issuer"`
+		Signature *struct {
+			SignedInfo struct {
+				SignatureMethod struct {
+					Algorithm string `xml:"Algorithm,attr"`
+				} `xml:"SignatureMethod"`
+			} `xml:"SignedInfo"`
+		} `xml:"Signature"`
+	}
+	if !m.dtd && xml.Unmarshal(raw, &doc) == nil {
+		m.issuer = strings.TrimSpace(doc.Issuer)
+		if doc.Signature != nil {
+			m.signed, m.sigAlg = true, doc.Signature.SignedInfo.SignatureMethod.Algorithm
+		}
+	}
+	return m
+}
+
+// check applies a service provider's rules to a message it sent: no DTD
+// ever, a signature where it must sign; it says whether the SP is marked
+// legacy (SHA-1 allowed).
+func (h *Handler) check(ctx context.Context, m message) (bool, error) {
+	if m.dtd {
+		return false, apperr.Invalid("SAMLRequest", "a DTD is not allowed in SAML messages")
+	}
+	if m.issuer == "" {
+		return false, nil
+	}
+	sp, _, err := h.SAML.ByEntityID(ctx, m.issuer)
+	if err != nil {
+		return false, nil // crewjam answers an unknown issuer
+	}
+	if sp.RequireSignedRequests && !m.signed {
+		return false, apperr.Invalid("SAMLRequest", "this service provider's messages must be signed")
+	}
+	return sp.LegacySHA1, nil
 }
 
 // postForm posts the SAML response to the service provider (its one
@@ -277,7 +379,7 @@ func (h *Handler) metadata(c *fiber.Ctx) error {
 	if t == nil {
 		return err
 	}
-	idp, err := h.idp(ctx, t, nil, uuid.Nil)
+	idp, err := h.idp(ctx, t, nil, uuid.Nil, false)
 	if err != nil {
 		return authrest.Error(c, 503, "this page is unavailable; try again")
 	}
@@ -349,9 +451,13 @@ func (h *Handler) serve(c *fiber.Ctx, t *tenant.Tenant, in request, bs *auth.Bro
 	if in.Method == http.MethodPost {
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
+	legacy, err := h.check(ctx, peek(in, "SAMLRequest"))
+	if err != nil {
+		return authrest.Error(c, 400, apperr.PublicMessage(err))
+	}
 	var user uuid.UUID
 	sessions := &sessions{h: h, ctx: ctx, t: t, bs: bs, fresh: fresh, user: &user}
-	idp, err := h.idp(ctx, t, sessions, uuid.Nil)
+	idp, err := h.idp(ctx, t, sessions, uuid.Nil, legacy)
 	if err != nil {
 		return authrest.Error(c, 503, "the sign-in is unavailable; try again")
 	}
@@ -516,8 +622,17 @@ func (h *Handler) slo(c *fiber.Ctx) error {
 	}
 	r.Header.Set("Content-Type", c.Get(fiber.HeaderContentType))
 	r.Header.Set("Cookie", c.Get(fiber.HeaderCookie))
+	in := request{Method: c.Method(), Query: string(c.Request().URI().QueryString()), Form: string(c.Body())}
+	param := "SAMLRequest"
+	if m := peek(in, "SAMLResponse"); m.present {
+		param = "SAMLResponse"
+	}
+	legacy, err := h.check(ctx, peek(in, param))
+	if err != nil {
+		return authrest.Error(c, 400, apperr.PublicMessage(err))
+	}
 	var user uuid.UUID
-	idp, err := h.idp(ctx, t, &sessions{h: h, ctx: ctx, t: t, bs: bs, user: &user}, uuid.Nil)
+	idp, err := h.idp(ctx, t, &sessions{h: h, ctx: ctx, t: t, bs: bs, user: &user}, uuid.Nil, legacy)
 	if err != nil {
 		return authrest.Error(c, 503, "the sign-out is unavailable; try again")
 	}

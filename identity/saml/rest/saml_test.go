@@ -57,6 +57,16 @@ func newSP(t *testing.T, h *apptest.Harness, slug, base string) *crewjam.Service
 		IDPMetadata: idp, SignatureMethod: dsig.RSASHA256SignatureMethod, LogoutBindings: []string{crewjam.HTTPRedirectBinding}}
 }
 
+// mustRedirect is an SP's AuthnRequest over the Redirect binding.
+func mustRedirect(t *testing.T, sp *crewjam.ServiceProvider) string {
+	t.Helper()
+	u, err := sp.MakeRedirectAuthenticationRequest("relay-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.String()
+}
+
 // TestSAMLSingleSignOn: a tenant's SAML IdP serves signed metadata; an SP
 // registered by its metadata sends an AuthnRequest (HTTP-Redirect, then
 // HTTP-POST); a person without a session signs in on the pages and comes
@@ -213,6 +223,53 @@ func TestSAMLSingleSignOn(t *testing.T) {
 		t.Fatalf("IdP-initiated to an unknown SP: %d", r.StatusCode)
 	}
 
+	// A signed request is answered once: its replay is refused.
+	signed, err := sp.MakeAuthenticationRequest(sp.GetSSOBindingLocation(crewjam.HTTPRedirectBinding), crewjam.HTTPRedirectBinding, crewjam.HTTPPostBinding)
+	if err != nil {
+		t.Fatal(err)
+	}
+	su, _ := signed.Redirect("relay-1", sp)
+	if _, page := do(ada, "GET", su.String(), nil); !strings.Contains(page, "SAMLResponse") {
+		t.Fatalf("a signed request: %s", page)
+	}
+	if r, page := do(ada, "GET", su.String(), nil); r.StatusCode != 400 || strings.Contains(page, "SAMLResponse") {
+		t.Fatalf("its replay: %d %s", r.StatusCode, page)
+	}
+
+	// SHA-1 is refused unless the SP is marked legacy; then xavyo signs for
+	// it with RSA-SHA1 too. An SP that must sign cannot send unsigned
+	// requests.
+	sp.SignatureMethod = dsig.RSASHA1SignatureMethod
+	if r, page := do(ada, "GET", mustRedirect(t, sp), nil); r.StatusCode != 400 || !strings.Contains(page, "SHA-1") {
+		t.Fatalf("a SHA-1 signed request: %d %s", r.StatusCode, page)
+	}
+	resp, body = h.DoAs(g.Tok, "GET", "/api/v1/saml-service-providers", nil)
+	apptest.Expect(t, resp, body, 200, "list")
+	spID := regexp.MustCompile(`"id":"([0-9a-f-]+)","key":"wiki"`).FindStringSubmatch(string(body))[1]
+	resp, body = h.DoAs(g.Tok, "PATCH", "/api/v1/saml-service-providers/"+spID, map[string]any{"legacy_sha1": true})
+	apptest.Expect(t, resp, body, 200, "mark the SP legacy")
+	_, page = do(ada, "GET", mustRedirect(t, sp), nil)
+	raw, _ = base64.StdEncoding.DecodeString(field(page, "SAMLResponse"))
+	if !strings.Contains(string(raw), dsig.RSASHA1SignatureMethod) {
+		t.Fatalf("the legacy SP's response is not signed with RSA-SHA1: %s", raw)
+	}
+	resp, body = h.DoAs(g.Tok, "PATCH", "/api/v1/saml-service-providers/"+spID, map[string]any{"legacy_sha1": false, "require_signed_requests": true})
+	apptest.Expect(t, resp, body, 200, "require signed requests")
+	sp.SignatureMethod = ""
+	if r, page := do(ada, "GET", mustRedirect(t, sp), nil); r.StatusCode != 400 || !strings.Contains(page, "must be signed") {
+		t.Fatalf("an unsigned request where signing is required: %d %s", r.StatusCode, page)
+	}
+	sp.SignatureMethod = dsig.RSASHA256SignatureMethod
+
+	// A DTD (entity expansion, external entities) in a message is refused.
+	xxe := `<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>` +
+		`<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="id-1" Version="2.0" ` +
+		`IssueInstant="` + time.Now().UTC().Format(time.RFC3339) + `"><saml:Issuer>&x;</saml:Issuer></samlp:AuthnRequest>`
+	if r, page := do(ada, "POST", h.Admin+"/t/"+g.Slug+"/saml/sso", url.Values{"SAMLRequest": {base64.StdEncoding.EncodeToString([]byte(xxe))}}); r.StatusCode != 400 ||
+		strings.Contains(page, "root:") {
+		t.Fatalf("a request with a DTD: %d %s", r.StatusCode, page)
+	}
+
 	// Single logout from the SP (a signed LogoutRequest): the SSO session
 	// ends and the SP validates the IdP's signed LogoutResponse; the next
 	// request needs a sign-in again.
@@ -253,7 +310,9 @@ func TestSAMLSingleSignOn(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, page := do(ada, "GET", u.String(), nil)
+		to, _ := url.Parse(sp.GetSSOBindingLocation(crewjam.HTTPRedirectBinding)) // sent to xavyo whatever it says
+		to.RawQuery = u.RawQuery
+		r, page := do(ada, "GET", to.String(), nil)
 		if strings.Contains(page, "SAMLResponse") && strings.Contains(page, `action="https://evil.example`) {
 			t.Fatalf("%s: a response went to %s", what, page)
 		}
@@ -264,6 +323,7 @@ func TestSAMLSingleSignOn(t *testing.T) {
 	refused("an ACS not in the metadata", func(r *crewjam.AuthnRequest) { r.AssertionConsumerServiceURL = "https://evil.example/acs" })
 	refused("an old request", func(r *crewjam.AuthnRequest) { r.IssueInstant = time.Now().Add(-time.Hour) })
 	refused("an unknown issuer", func(r *crewjam.AuthnRequest) { r.Issuer.Value = "https://evil.example/metadata" })
+	refused("another destination", func(r *crewjam.AuthnRequest) { r.Destination = "https://evil.example/sso" })
 
 	// Another tenant does not know the SP.
 	other := apptest.NewGovTenant(t, h, "saml2")
