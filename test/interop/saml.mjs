@@ -3,7 +3,9 @@
 // its own generated metadata, and signs a person in SP-initiated with the
 // HTTP-Redirect and the HTTP-POST bindings, validating each response's
 // signatures with the certificate the metadata gave (its InResponseTo
-// too). The SP is at localhost, xavyo at 127.0.0.1: another site. A person
+// too). The SP is at localhost, xavyo at 127.0.0.1: another site. It signs
+// its requests (RSA-SHA256 with SHA-256 digests: xavyo refuses SHA-1, which
+// node-saml otherwise uses for digests). A person
 // without the SP's entitlement gets RequestDenied. The script plays the
 // browser with a cookie jar.
 import assert from 'node:assert/strict'
@@ -21,7 +23,7 @@ const cache = new Map()
 const saml = new SAML({
   entryPoint: sso('HTTP-Redirect'), issuer: SP, callbackUrl: ACS, idpCert: cert, audience: SP,
   logoutUrl: metadata.match(/SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="([^"]+)"/)[1],
-  logoutCallbackUrl: SLO, privateKey: env('SP_KEY'), publicCert: env('SP_CERT'), signatureAlgorithm: 'sha256',
+  logoutCallbackUrl: SLO, privateKey: env('SP_KEY'), publicCert: env('SP_CERT'), signatureAlgorithm: 'sha256', digestAlgorithm: 'sha256',
   wantAssertionsSigned: true, wantAuthnResponseSigned: true, identifierFormat: 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress',
   validateInResponseTo: ValidateInResponseTo.always, disableRequestedAuthnContext: true,
   cacheProvider: {
