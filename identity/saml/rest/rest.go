@@ -26,6 +26,7 @@ import (
 	"time"
 
 	crewjam "github.com/crewjam/saml"
+	"github.com/crewjam/saml/xmlenc"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/google/uuid"
@@ -173,7 +174,7 @@ func (h *Handler) idp(ctx context.Context, t *tenant.Tenant, sessions crewjam.Se
 		Logger:                  slog.NewLogLogger(h.logger().Handler(), slog.LevelWarn),
 		ServiceProviderProvider: providers{h: h, ctx: ctx}, SessionProvider: sessions,
 		AssertionMaker: maker{h: h, ctx: ctx, t: t, user: user}, SignatureMethod: signatureMethod(legacy), RejectSHA1Signatures: !legacy,
-		ReplayCache:          replays{h: h, ctx: ctx},
+		ReplayCache: replays{h: h, ctx: ctx}, AssertionEncrypter: encrypter(legacy),
 		ResponseFormTemplate: template.Must(template.New("post").Parse(strings.Replace(postForm, "NONCE", nonce, 1))),
 		ResponseWriter:       postWriter{nonce: nonce},
 		NameIDFormats:        []crewjam.NameIDFormat{crewjam.NameIDFormat(saml.NameIDEmail), crewjam.NameIDFormat(saml.NameIDPersistent)},
@@ -194,6 +195,19 @@ func (h *Handler) logger() *slog.Logger {
 		return h.Log
 	}
 	return slog.Default()
+}
+
+// encrypter encrypts assertions for a service provider whose metadata
+// has an encryption key: AES-256-GCM, the key sent with RSA-OAEP (a
+// legacy SP: what its metadata lists, else AES-128-CBC).
+func encrypter(legacy bool) xmlenc.Encrypter {
+	if legacy {
+		return nil
+	}
+	e := xmlenc.OAEP()
+	e.BlockCipher = xmlenc.AES256GCM
+	e.DigestMethod = &xmlenc.SHA1
+	return e
 }
 
 func signatureMethod(legacy bool) string {

@@ -67,13 +67,21 @@ func mustRedirect(t *testing.T, sp *crewjam.ServiceProvider) string {
 	return u.String()
 }
 
-// TestSAMLSingleSignOn: a tenant's SAML IdP serves signed metadata; an SP
-// registered by its metadata sends an AuthnRequest (HTTP-Redirect, then
-// HTTP-POST); a person without a session signs in on the pages and comes
-// back to the SP with a signed assertion the SP validates (NameID their
-// email, audience the SP); the next request is answered at once from the
-// SSO session; a person not holding the SP's entitlement gets a
-// RequestDenied response; an SP of one tenant is unknown at another.
+// TestSAMLSingleSignOn: a tenant's SAML IdP serves metadata; an SP
+// registered by its metadata sends signed AuthnRequests (HTTP-Redirect,
+// then HTTP-POST); a person without a session signs in on the pages and
+// comes back to the SP with a signed assertion the SP validates (NameID
+// their email, audience the SP); the next request is answered at once
+// from the SSO session; an SP with an encryption key gets its assertion
+// encrypted (AES-256-GCM); a person not holding the SP's entitlement gets
+// RequestDenied; IdP-initiated sign-in; a replayed signed request, a
+// SHA-1 signature (until the SP is marked legacy, when responses are
+// signed RSA-SHA1), an unsigned request where signing is required, a DTD,
+// an ACS not in the metadata, a stale request, an unknown issuer and
+// another Destination are refused; single logout from one SP ends the
+// session after the IdP logged out the other SP through the browser, and
+// both SPs validate what they get; an SP of one tenant is unknown at
+// another.
 func TestSAMLSingleSignOn(t *testing.T) {
 	h := apptest.Start(t, apptest.Env(t, store.SQLite, t.TempDir()), apptest.Options{})
 	g := apptest.NewGovTenant(t, h, "saml")
@@ -99,7 +107,7 @@ func TestSAMLSingleSignOn(t *testing.T) {
 	browser := func() *http.Client {
 		jar, _ := cookiejar.New(nil)
 		return &http.Client{Jar: jar, CheckRedirect: func(r *http.Request, _ []*http.Request) error {
-			if strings.HasPrefix(r.URL.String(), "https://wiki.example") {
+			if strings.HasSuffix(r.URL.Hostname(), ".example") { // a service provider: the test plays it
 				return http.ErrUseLastResponse
 			}
 			return nil
@@ -192,13 +200,37 @@ func TestSAMLSingleSignOn(t *testing.T) {
 		t.Fatalf("the SSO session's assertion (POST binding): %v", err)
 	}
 
+	// An SP whose metadata has an encryption key gets its assertion
+	// encrypted (AES-256-GCM, the key with RSA-OAEP).
+	sec := newSP(t, h, g.Slug, "https://secret.example")
+	sec.EncryptionKey, sec.EncryptionCertificate = sec.Key.(*rsa.PrivateKey), sec.Certificate
+	secMeta, _ := xml.Marshal(sec.Metadata())
+	resp, body = h.DoAs(g.Tok, "POST", "/api/v1/saml-service-providers", map[string]any{"key": "secret", "metadata": string(secMeta), "entitlement_id": ent})
+	apptest.Expect(t, resp, body, 201, "register an SP with an encryption key")
+	secAuthn, err := sec.MakeAuthenticationRequest(sec.GetSSOBindingLocation(crewjam.HTTPRedirectBinding), crewjam.HTTPRedirectBinding, crewjam.HTTPPostBinding)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secURL, _ := secAuthn.Redirect("", sec)
+	_, page = do(ada, "GET", secURL.String(), nil)
+	raw, _ := base64.StdEncoding.DecodeString(field(page, "SAMLResponse"))
+	if !strings.Contains(string(raw), "EncryptedAssertion") || !strings.Contains(string(raw), "aes256-gcm") || strings.Contains(string(raw), "ada@") {
+		t.Fatalf("not an encrypted assertion: %s", raw)
+	}
+	secReq, _ := http.NewRequest("POST", "https://secret.example/acs", strings.NewReader(url.Values{"SAMLResponse": {field(page, "SAMLResponse")}}.Encode()))
+	secReq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	_ = secReq.ParseForm()
+	if a, err := sec.ParseResponse(secReq, []string{secAuthn.ID}); err != nil || a.Subject.NameID.Value != "ada@"+g.Slug+".test" {
+		t.Fatalf("the SP decrypts its assertion: %v", err)
+	}
+
 	bob := browser()
 	page, id = authn(bob, crewjam.HTTPRedirectBinding)
 	page = signIn(bob, page, "bob")
 	if _, err := assertion(page, id); err == nil {
 		t.Fatal("bob, not entitled, got an assertion")
 	}
-	raw, _ := base64.StdEncoding.DecodeString(field(page, "SAMLResponse"))
+	raw, _ = base64.StdEncoding.DecodeString(field(page, "SAMLResponse"))
 	if !strings.Contains(string(raw), crewjam.StatusRequestDenied) {
 		t.Fatalf("bob's response: %s", raw)
 	}
@@ -281,7 +313,23 @@ func TestSAMLSingleSignOn(t *testing.T) {
 	inflated, _ := io.ReadAll(flate.NewReader(bytes.NewReader(deflated)))
 	logoutID := regexp.MustCompile(` ID="([^"]+)"`).FindStringSubmatch(string(inflated))[1]
 	r, _ := do(ada, "GET", lu.String(), nil)
+	// The session also signed in to secret.example: the IdP sends it a
+	// signed LogoutRequest first (through the browser), then answers wiki.
 	loc, _ := url.Parse(r.Header.Get("Location"))
+	if r.StatusCode != 302 || loc == nil || loc.Host != "secret.example" {
+		t.Fatalf("single logout to the other SP: %d %s", r.StatusCode, r.Header.Get("Location"))
+	}
+	secLogout, _ := http.NewRequest("GET", loc.String(), nil)
+	lreq, err := sec.ValidateLogoutRequest(secLogout)
+	if err != nil || lreq.NameID == nil || lreq.NameID.Value != "ada@"+g.Slug+".test" {
+		t.Fatalf("the IdP's LogoutRequest to the other SP: %v", err)
+	}
+	secDone, err := sec.MakeRedirectLogoutResponse(lreq.ID, loc.Query().Get("RelayState"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ = do(ada, "GET", secDone.String(), nil)
+	loc, _ = url.Parse(r.Header.Get("Location"))
 	if r.StatusCode != 302 || loc == nil || loc.Host != "wiki.example" || loc.Path != "/slo" {
 		t.Fatalf("single logout: %d %s", r.StatusCode, r.Header.Get("Location"))
 	}
