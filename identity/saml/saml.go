@@ -11,9 +11,11 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/pem"
 	"encoding/xml"
 	"math/big"
@@ -79,7 +81,7 @@ type Service struct {
 	Entitlements func(ctx context.Context, id uuid.UUID) error
 	Now          func() time.Time
 
-	keys sync.Map // tenant → *Key
+	keys sync.Map // key id → *Key (a key never changes)
 }
 
 func (s *Service) now() time.Time {
@@ -303,55 +305,178 @@ type Key struct {
 	Certificate *x509.Certificate
 }
 
-// SigningKey returns the tenant's signing key, made at first use: RSA
-// 2048 with a self-signed certificate valid ten years (SAML trusts the
-// certificate in the metadata, not a chain).
-func (s *Service) SigningKey(ctx context.Context, tenantName string) (*Key, error) {
+// KeyInfo is one of a tenant identity provider's keys, as admins see it.
+type KeyInfo struct {
+	ID          uuid.UUID  `json:"id"`
+	Certificate string     `json:"certificate" doc:"PEM"`
+	SHA256      string     `json:"sha256_fingerprint"`
+	NotAfter    time.Time  `json:"not_after"`
+	CreatedAt   time.Time  `json:"created_at"`
+	ActivatedAt *time.Time `json:"activated_at,omitempty" doc:"unset: published in the metadata, not signing yet"`
+	Signing     bool       `json:"signing" doc:"the key that signs (the newest activated); the others are only published"`
+}
+
+// firstKeyID is the id of a tenant's first key: every replica that makes
+// it at once makes the same row, and one wins.
+func firstKeyID(tenant uuid.UUID) uuid.UUID {
+	return uuid.NewSHA1(tenant, []byte("saml-idp-key-1"))
+}
+
+// Keys returns the tenant's signing key and the certificates published
+// beside it (a rollover's next or previous one); the first key is made at
+// first use.
+func (s *Service) Keys(ctx context.Context, tenantName string) (*Key, []*x509.Certificate, error) {
 	tid, _ := store.TenantFrom(ctx)
-	if k, ok := s.keys.Load(tid); ok {
-		return k.(*Key), nil
-	}
-	var k *Key
-	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		certPEM, sealed, id, err := keyTx(ctx, tx)
-		if err != nil {
+	for attempt := 0; ; attempt++ {
+		var rows []keyRow
+		err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+			var err error
+			rows, err = keysTx(ctx, tx)
 			return err
+		})
+		if err != nil {
+			return nil, nil, err
 		}
-		if certPEM == "" {
-			id = uuid.Must(uuid.NewV7())
-			priv, err := rsa.GenerateKey(rand.Reader, 2048)
-			if err != nil {
-				return err
+		if len(rows) == 0 || rows[0].activated == nil {
+			if attempt > 0 {
+				return nil, nil, apperr.New(apperr.KindUnavailable, "saml: no signing key")
 			}
 			now := s.now()
-			tmpl := &x509.Certificate{SerialNumber: new(big.Int).SetBytes(id[:]), Subject: pkix.Name{CommonName: tenantName + " SAML signing"},
-				NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(10, 0, 0), KeyUsage: x509.KeyUsageDigitalSignature}
-			der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
-			if err != nil {
-				return err
+			if err := s.newKey(ctx, firstKeyID(tid), tenantName, &now); err != nil && apperr.KindOf(err) != apperr.KindAlreadyExists {
+				return nil, nil, err
 			}
-			certPEM = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-			sealed = base64.StdEncoding.EncodeToString(s.Sealer.Seal(x509.MarshalPKCS1PrivateKey(priv), keyAAD(tid, id)))
-			if err := insertKeyTx(ctx, tx, id, certPEM, sealed, now); err != nil {
-				return err
-			}
+			continue
 		}
-		k, err = s.openKey(tid, id, certPEM, sealed)
+		signing, err := s.openKey(tid, rows[0])
+		if err != nil {
+			return nil, nil, err
+		}
+		var others []*x509.Certificate
+		for _, r := range rows[1:] {
+			k, err := s.openKey(tid, r)
+			if err != nil {
+				return nil, nil, err
+			}
+			others = append(others, k.Certificate)
+		}
+		return signing, others, nil
+	}
+}
+
+// newKey makes a key: RSA 2048 with a self-signed certificate valid ten
+// years (SAML trusts the certificate in the metadata, not a chain).
+func (s *Service) newKey(ctx context.Context, id uuid.UUID, tenantName string, activated *time.Time) error {
+	tid, _ := store.TenantFrom(ctx)
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	tmpl := &x509.Certificate{SerialNumber: new(big.Int).SetBytes(id[:]), Subject: pkix.Name{CommonName: tenantName + " SAML signing"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(10, 0, 0), KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	if err != nil {
+		return err
+	}
+	certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	sealed := base64.StdEncoding.EncodeToString(s.Sealer.Seal(x509.MarshalPKCS1PrivateKey(priv), keyAAD(tid, id)))
+	return s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		if err := insertKeyTx(ctx, tx, id, certPEM, sealed, now, activated); err != nil {
+			return err
+		}
+		return audit.RecordChangeTx(ctx, tx, s.Audit, "saml.key.create", "saml_key", id.String(), map[string]bool{"signing": activated != nil})
+	})
+}
+
+// ListKeys lists the tenant's keys, the signing one first.
+func (s *Service) ListKeys(ctx context.Context, tenantName string) ([]KeyInfo, error) {
+	if _, _, err := s.Keys(ctx, tenantName); err != nil {
+		return nil, err
+	}
+	tid, _ := store.TenantFrom(ctx)
+	var rows []keyRow
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		var err error
+		rows, err = keysTx(ctx, tx)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	actual, _ := s.keys.LoadOrStore(tid, k)
-	return actual.(*Key), nil
+	out := make([]KeyInfo, 0, len(rows))
+	for i, r := range rows {
+		k, err := s.openKey(tid, r)
+		if err != nil {
+			return nil, err
+		}
+		sum := sha256.Sum256(k.Certificate.Raw)
+		out = append(out, KeyInfo{ID: r.id, Certificate: r.cert, SHA256: hex.EncodeToString(sum[:]), NotAfter: k.Certificate.NotAfter,
+			CreatedAt: r.created, ActivatedAt: r.activated, Signing: i == 0 && r.activated != nil})
+	}
+	return out, nil
+}
+
+// AddKey makes the next key of a rollover: published in the metadata at
+// once (service providers that refresh it learn it), signing only once
+// activated.
+func (s *Service) AddKey(ctx context.Context, tenantName string) (uuid.UUID, error) {
+	if _, _, err := s.Keys(ctx, tenantName); err != nil {
+		return uuid.Nil, err
+	}
+	id := uuid.Must(uuid.NewV7())
+	return id, s.newKey(ctx, id, tenantName, nil)
+}
+
+// ActivateKey makes a key the signing one (the previous one stays
+// published until retired).
+func (s *Service) ActivateKey(ctx context.Context, id uuid.UUID) error {
+	return s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		ok, err := activateKeyTx(ctx, tx, id, s.now())
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return apperr.NotFound("key")
+		}
+		return audit.RecordChangeTx(ctx, tx, s.Audit, "saml.key.activate", "saml_key", id.String(), nil)
+	})
+}
+
+// RetireKey removes a key that no longer signs from the metadata.
+func (s *Service) RetireKey(ctx context.Context, id uuid.UUID) error {
+	return s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		rows, err := keysTx(ctx, tx)
+		if err != nil {
+			return err
+		}
+		found := false
+		for i, r := range rows {
+			if r.id == id {
+				found = true
+				if i == 0 && r.activated != nil {
+					return apperr.New(apperr.KindConflict, "this key signs: activate another one first")
+				}
+			}
+		}
+		if !found {
+			return apperr.NotFound("key")
+		}
+		if err := deleteKeyTx(ctx, tx, id); err != nil {
+			return err
+		}
+		return audit.RecordChangeTx(ctx, tx, s.Audit, "saml.key.retire", "saml_key", id.String(), nil)
+	})
 }
 
 func keyAAD(tenant, id uuid.UUID) []byte {
 	return []byte("saml-idp-key|" + tenant.String() + "|" + id.String())
 }
 
-func (s *Service) openKey(tenant, id uuid.UUID, certPEM, sealed string) (*Key, error) {
-	block, _ := pem.Decode([]byte(certPEM))
+func (s *Service) openKey(tenant uuid.UUID, r keyRow) (*Key, error) {
+	if k, ok := s.keys.Load(r.id); ok {
+		return k.(*Key), nil
+	}
+	block, _ := pem.Decode([]byte(r.cert))
 	if block == nil {
 		return nil, apperr.New(apperr.KindInternal, "saml: stored certificate unreadable")
 	}
@@ -359,11 +484,11 @@ func (s *Service) openKey(tenant, id uuid.UUID, certPEM, sealed string) (*Key, e
 	if err != nil {
 		return nil, err
 	}
-	raw, err := base64.StdEncoding.DecodeString(sealed)
+	raw, err := base64.StdEncoding.DecodeString(r.sealed)
 	if err != nil {
 		return nil, err
 	}
-	der, err := s.Sealer.Open(raw, keyAAD(tenant, id))
+	der, err := s.Sealer.Open(raw, keyAAD(tenant, r.id))
 	if err != nil {
 		return nil, err
 	}
@@ -371,7 +496,9 @@ func (s *Service) openKey(tenant, id uuid.UUID, certPEM, sealed string) (*Key, e
 	if err != nil {
 		return nil, err
 	}
-	return &Key{Private: priv, Certificate: cert}, nil
+	k := &Key{Private: priv, Certificate: cert}
+	s.keys.Store(r.id, k)
+	return k, nil
 }
 
 // AddParticipant records that an SSO session signed in to a service

@@ -74,19 +74,42 @@ func deleteSPTx(ctx context.Context, tx *store.Tx, id uuid.UUID) (bool, error) {
 	return n == 1, nil
 }
 
-// keyTx reads the tenant's newest signing key ("" certificate: none).
-func keyTx(ctx context.Context, tx *store.Tx) (cert, sealed string, id uuid.UUID, err error) {
-	err = tx.QueryRow(ctx, `SELECT id, certificate, private_key FROM saml_idp_keys WHERE tenant_id = $1 ORDER BY created_at DESC LIMIT 1`,
-		tx.TenantID()).Scan(&id, &cert, &sealed)
-	if store.NoRows(err) {
-		return "", "", uuid.Nil, nil
-	}
-	return cert, sealed, id, err
+// keyRow is a stored identity provider key.
+type keyRow struct {
+	id           uuid.UUID
+	cert, sealed string
+	created      time.Time
+	activated    *time.Time
 }
 
-func insertKeyTx(ctx context.Context, tx *store.Tx, id uuid.UUID, cert, sealed string, now time.Time) error {
-	_, err := tx.Exec(ctx, `INSERT INTO saml_idp_keys (tenant_id, id, certificate, private_key, created_at) VALUES ($1, $2, $3, $4, $5)`,
-		tx.TenantID(), id, cert, sealed, now)
+// keysTx lists the tenant's keys, the signing one (newest activated)
+// first.
+func keysTx(ctx context.Context, tx *store.Tx) ([]keyRow, error) {
+	return store.Collect(ctx, tx, func(r store.Scanner) (keyRow, error) {
+		var k keyRow
+		err := r.Scan(&k.id, &k.cert, &k.sealed, &k.created, &k.activated)
+		return k, err
+	}, `SELECT id, certificate, private_key, created_at, activated_at FROM saml_idp_keys WHERE tenant_id = $1
+		ORDER BY activated_at IS NULL, activated_at DESC, created_at DESC`, tx.TenantID())
+}
+
+func activateKeyTx(ctx context.Context, tx *store.Tx, id uuid.UUID, now time.Time) (bool, error) {
+	r, err := tx.Exec(ctx, `UPDATE saml_idp_keys SET activated_at = $1 WHERE tenant_id = $2 AND id = $3`, now, tx.TenantID(), id)
+	if err != nil {
+		return false, err
+	}
+	n, _ := r.RowsAffected()
+	return n == 1, nil
+}
+
+func deleteKeyTx(ctx context.Context, tx *store.Tx, id uuid.UUID) error {
+	_, err := tx.Exec(ctx, `DELETE FROM saml_idp_keys WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id)
+	return err
+}
+
+func insertKeyTx(ctx context.Context, tx *store.Tx, id uuid.UUID, cert, sealed string, now time.Time, activated *time.Time) error {
+	_, err := tx.Exec(ctx, `INSERT INTO saml_idp_keys (tenant_id, id, certificate, private_key, created_at, activated_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		tx.TenantID(), id, cert, sealed, now, activated)
 	return err
 }
 

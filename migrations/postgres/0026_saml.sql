@@ -1,5 +1,6 @@
 -- The SAML identity provider of each tenant: its signing keys (RSA, with
--- their self-signed certificates; the private key sealed with the KEK)
+-- their self-signed certificates; the private key sealed with the KEK; the
+-- newest activated one signs, the others are published for a rollover)
 -- and the service providers it answers (by stable key and entity id),
 -- each guarded by an entitlement; the service providers each SSO session
 -- signed in to (for single logout); the ids of signed requests already
@@ -10,6 +11,7 @@ CREATE TABLE saml_idp_keys (
     certificate  text NOT NULL,
     private_key  text NOT NULL,
     created_at   timestamptz NOT NULL,
+    activated_at timestamptz,
     PRIMARY KEY (tenant_id, id)
 );
 CREATE TABLE saml_service_providers (

@@ -127,6 +127,65 @@ func (h *Handler) Mount(api *httpx.API) {
 			}
 			return c.JSON(out)
 		}})
+	api.Handle(httpx.Route{Method: "GET", Path: "/saml-keys", OperationID: "listSAMLKeys",
+		Summary: "The tenant's SAML signing keys: the signing one first, the others published in the metadata for a rollover", Tags: tags,
+		Roles: read, Response: []saml.KeyInfo{}, Handler: func(c *fiber.Ctx) error {
+			name, err := h.tenantName(c)
+			if err != nil {
+				return err
+			}
+			out, err := h.SAML.ListKeys(c.UserContext(), name)
+			if err != nil {
+				return err
+			}
+			return c.JSON(out)
+		}})
+	api.Handle(httpx.Route{Method: "POST", Path: "/saml-keys", OperationID: "addSAMLKey", StepUp: true,
+		Summary: "Start a rollover: a new key, published in the metadata at once, signing once activated", Tags: tags, Roles: admin,
+		Response: saml.KeyInfo{}, Status: 201, Handler: func(c *fiber.Ctx) error {
+			name, err := h.tenantName(c)
+			if err != nil {
+				return err
+			}
+			id, err := h.SAML.AddKey(c.UserContext(), name)
+			if err != nil {
+				return err
+			}
+			keys, err := h.SAML.ListKeys(c.UserContext(), name)
+			if err != nil {
+				return err
+			}
+			for _, k := range keys {
+				if k.ID == id {
+					return c.Status(201).JSON(k)
+				}
+			}
+			return apperr.NotFound("key")
+		}})
+	api.Handle(httpx.Route{Method: "POST", Path: "/saml-keys/:id/activate", OperationID: "activateSAMLKey", StepUp: true,
+		Summary: "Sign with this key from now on (the previous one stays published until retired)", Tags: tags, Roles: admin, Status: 204,
+		Handler: func(c *fiber.Ctx) error {
+			id, err := httpx.PathUUID(c, "id")
+			if err != nil {
+				return err
+			}
+			if err := h.SAML.ActivateKey(c.UserContext(), id); err != nil {
+				return err
+			}
+			return c.SendStatus(204)
+		}})
+	api.Handle(httpx.Route{Method: "DELETE", Path: "/saml-keys/:id", OperationID: "retireSAMLKey", StepUp: true,
+		Summary: "Retire a key that no longer signs: it leaves the metadata", Tags: tags, Roles: admin, Status: 204,
+		Handler: func(c *fiber.Ctx) error {
+			id, err := httpx.PathUUID(c, "id")
+			if err != nil {
+				return err
+			}
+			if err := h.SAML.RetireKey(c.UserContext(), id); err != nil {
+				return err
+			}
+			return c.SendStatus(204)
+		}})
 	api.Handle(httpx.Route{Method: "DELETE", Path: "/saml-service-providers/:id", OperationID: "deleteSAMLServiceProvider",
 		Summary: "Remove a SAML service provider", Tags: tags, Roles: admin, Status: 204, Handler: func(c *fiber.Ctx) error {
 			id, err := httpx.PathUUID(c, "id")
@@ -150,6 +209,16 @@ func (h *Handler) MountPages(app *fiber.App) {
 	h.Pages.Register(purpose, flow{h})
 }
 
+// tenantName is the name of the request's tenant (its keys' subject).
+func (h *Handler) tenantName(c *fiber.Ctx) (string, error) {
+	tid, _ := store.TenantFrom(c.UserContext())
+	t, err := h.Tenants.Get(c.UserContext(), tid)
+	if err != nil {
+		return "", err
+	}
+	return t.Name, nil
+}
+
 func (h *Handler) tenantOf(c *fiber.Ctx) (*tenant.Tenant, context.Context, error) {
 	t, err := h.Tenants.Resolve(c.UserContext(), c.Params("slug"))
 	if err != nil {
@@ -160,7 +229,7 @@ func (h *Handler) tenantOf(c *fiber.Ctx) (*tenant.Tenant, context.Context, error
 
 // idp is a tenant's identity provider for one request.
 func (h *Handler) idp(ctx context.Context, t *tenant.Tenant, sessions crewjam.SessionProvider, user uuid.UUID, legacy bool) (*crewjam.IdentityProvider, error) {
-	k, err := h.SAML.SigningKey(ctx, t.Name)
+	k, others, err := h.SAML.Keys(ctx, t.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +238,8 @@ func (h *Handler) idp(ctx context.Context, t *tenant.Tenant, sessions crewjam.Se
 	sso, _ := url.Parse(base + "/sso")
 	slo, _ := url.Parse(base + "/slo")
 	nonce := authrest.Nonce()
-	return &crewjam.IdentityProvider{Key: k.Private, Certificate: k.Certificate, MetadataURL: *meta, SSOURL: *sso, LogoutURL: *slo,
+	return &crewjam.IdentityProvider{Key: k.Private, Certificate: k.Certificate, ExtraCertificates: others, MetadataURL: *meta, SSOURL: *sso,
+		LogoutURL:               *slo,
 		LogoutBindings:          []string{crewjam.HTTPRedirectBinding, crewjam.HTTPPostBinding},
 		Logger:                  slog.NewLogLogger(h.logger().Handler(), slog.LevelWarn),
 		ServiceProviderProvider: providers{h: h, ctx: ctx}, SessionProvider: sessions,

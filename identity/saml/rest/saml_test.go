@@ -382,3 +382,108 @@ func TestSAMLSingleSignOn(t *testing.T) {
 		t.Fatalf("an SP of another tenant: %d", r.StatusCode)
 	}
 }
+
+// TestSAMLKeyRollover: a tenant's IdP starts with one signing key; a new
+// one is published in the metadata before it signs; once activated, an SP
+// that refreshed the metadata accepts the responses and one that kept the
+// old copy does not; the old key is retired from the metadata, and the
+// signing key cannot be.
+func TestSAMLKeyRollover(t *testing.T) {
+	h := apptest.Start(t, apptest.Env(t, store.SQLite, t.TempDir()), apptest.Options{})
+	g := apptest.NewGovTenant(t, h, "roll")
+	adaID, _ := g.User("ada", "")
+	ent := g.Ent("app.sso", nil)
+	resp, body := h.DoAs(g.Tok, "POST", "/api/v1/assignments", map[string]any{"subject_type": "user", "subject_id": adaID, "target_type": "entitlement",
+		"target_id": ent})
+	apptest.Expect(t, resp, body, 201, "ada may use the app")
+	old := newSP(t, h, g.Slug, "https://app.example")
+	old.AllowIDPInitiated = true
+	meta, _ := xml.Marshal(old.Metadata())
+	resp, body = h.DoAs(g.Tok, "POST", "/api/v1/saml-service-providers", map[string]any{"key": "app", "metadata": string(meta), "entitlement_id": ent})
+	apptest.Expect(t, resp, body, 201, "register the SP")
+	type key struct {
+		ID      string `json:"id"`
+		Signing bool   `json:"signing"`
+	}
+	keys := func() []key {
+		t.Helper()
+		resp, body := h.DoAs(g.Tok, "GET", "/api/v1/saml-keys", nil)
+		apptest.Expect(t, resp, body, 200, "keys")
+		return apptest.Decode[[]key](t, body)
+	}
+	if k := keys(); len(k) != 1 || !k[0].Signing {
+		t.Fatalf("first keys: %+v", k)
+	}
+	first := keys()[0].ID
+	resp, body = h.DoAs(g.Tok, "POST", "/api/v1/saml-keys", nil)
+	apptest.Expect(t, resp, body, 201, "publish the next key")
+	next := apptest.Decode[key](t, body)
+	if next.Signing || len(keys()) != 2 {
+		t.Fatalf("the next key: %+v %+v", next, keys())
+	}
+	refreshed := newSP(t, h, g.Slug, "https://app.example") // the same SP, having fetched the metadata again: both certificates
+	refreshed.Key, refreshed.Certificate, refreshed.AllowIDPInitiated = old.Key, old.Certificate, true
+	if n := len(refreshed.IDPMetadata.IDPSSODescriptors[0].KeyDescriptors); n < 2 {
+		t.Fatalf("the metadata publishes %d keys", n)
+	}
+	resp, body = h.DoAs(g.Tok, "POST", "/api/v1/saml-keys/"+next.ID+"/activate", nil)
+	apptest.Expect(t, resp, body, 204, "activate the next key")
+	if k := keys(); k[0].ID != next.ID || !k[0].Signing || k[1].Signing {
+		t.Fatalf("after activation: %+v", k)
+	}
+
+	// A response, IdP-initiated (the person signs in first).
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	get := func(u string, form url.Values) string {
+		t.Helper()
+		var r *http.Response
+		var err error
+		if form == nil {
+			r, err = c.Get(u)
+		} else {
+			r, err = c.PostForm(u, form)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		raw, _ := io.ReadAll(r.Body)
+		return string(raw)
+	}
+	field := func(page, name string) string {
+		m := regexp.MustCompile(`name="` + name + `" value="([^"]*)"`).FindStringSubmatch(page)
+		if m == nil {
+			t.Fatalf("no %s in %s", name, page)
+		}
+		return html.UnescapeString(m[1])
+	}
+	page := get(h.Admin+"/t/"+g.Slug+"/saml/sso?sp=app", nil)
+	page = get(h.Admin+"/t/"+g.Slug+"/login", url.Values{"tx": {field(page, "tx")}, "csrf": {field(page, "csrf")}, "login": {"ada@" + g.Slug + ".test"},
+		"password": {"Corr3ct-horse-battery-9"}})
+	parse := func(sp *crewjam.ServiceProvider) error {
+		req, _ := http.NewRequest("POST", "https://app.example/acs", strings.NewReader(url.Values{"SAMLResponse": {field(page, "SAMLResponse")}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		_ = req.ParseForm()
+		_, err := sp.ParseResponse(req, nil)
+		var ie *crewjam.InvalidResponseError
+		if errors.As(err, &ie) {
+			err = fmt.Errorf("%w: %v", err, ie.PrivateErr)
+		}
+		return err
+	}
+	if err := parse(refreshed); err != nil {
+		t.Fatalf("an SP that refreshed the metadata: %v", err)
+	}
+	if err := parse(old); err == nil {
+		t.Fatal("an SP with the old metadata accepted the new key's signature")
+	}
+
+	resp, body = h.DoAs(g.Tok, "DELETE", "/api/v1/saml-keys/"+next.ID, nil)
+	apptest.Expect(t, resp, body, 409, "retire the signing key")
+	resp, body = h.DoAs(g.Tok, "DELETE", "/api/v1/saml-keys/"+first, nil)
+	apptest.Expect(t, resp, body, 204, "retire the old key")
+	if k := keys(); len(k) != 1 || k[0].ID != next.ID {
+		t.Fatalf("after retiring: %+v", k)
+	}
+}
