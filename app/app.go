@@ -138,6 +138,7 @@ type App struct {
 	mcp      *mcp.Gateway
 	webhooks *webhooks.Service
 	exports  *audit.Exporter
+	saml     *saml.Service
 	idem     *idempotency.Store
 	enforcer *gateway.Enforcer
 	bootNote string
@@ -307,8 +308,13 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 	oh.MountClients(s.api)
 	// SAML: each tenant's identity provider; access to a service provider
 	// is an entitlement, decided like any other.
-	samlIdP := &samlrest.Handler{SAML: &saml.Service{DB: s.db, Sealer: sealer, Audit: s.seq,
-		Entitlements: func(ctx context.Context, id uuid.UUID) error { _, err := s.gov.GetEntitlement(ctx, id); return err }},
+	samlFetch, err := egress.New(egress.Config{AllowPrivate: cfg.Egress.AllowPrivate, Timeout: 10 * time.Second, MaxResponseBytes: 256 << 10})
+	if err != nil {
+		return nil, err
+	}
+	s.saml = &saml.Service{DB: s.db, Sealer: sealer, Audit: s.seq, Fetch: samlFetch,
+		Entitlements: func(ctx context.Context, id uuid.UUID) error { _, err := s.gov.GetEntitlement(ctx, id); return err }}
+	samlIdP := &samlrest.Handler{SAML: s.saml,
 		Tenants: s.tenants, Pages: pages, Issuer: s.oauth.Issuer, Audit: s.seq, Users: s.dir.GetUser, End: s.auth.EndBrowserSession, Log: log,
 		Access: func(ctx context.Context, tenant, user, ent uuid.UUID) (bool, error) {
 			snap, err := s.engine.Snapshot(ctx, tenant)
@@ -655,6 +661,7 @@ func (s *App) workers() []worker {
 		{"enforcement point", s.enforcer.Run},
 		{"NHI last-use writes", s.nhis.RunTouches},
 		{"token revocation reloads", s.tokens.RunRevocationReloads},
+		{"SAML metadata refresh", func(ctx context.Context) error { return s.saml.RunRefresh(ctx, time.Hour) }},
 	}
 }
 

@@ -18,7 +18,12 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"encoding/xml"
+	"fmt"
+	"io"
+	"log/slog"
 	"math/big"
+	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -29,6 +34,7 @@ import (
 
 	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/audit"
+	"github.com/xavyo/xavyo/internal/egress"
 	"github.com/xavyo/xavyo/internal/seal"
 	"github.com/xavyo/xavyo/internal/store"
 )
@@ -54,9 +60,13 @@ type ServiceProvider struct {
 	NameIDFormat          string    `json:"nameid_format" doc:"emailAddress (default) or persistent (the user id)"`
 	RequireSignedRequests bool      `json:"require_signed_requests" doc:"its AuthnRequests must be signed with a key of its metadata"`
 	LegacySHA1            bool      `json:"legacy_sha1" doc:"an old SP that only knows SHA-1: its SHA-1 signatures are accepted and xavyo signs for it with RSA-SHA1 (default false: SHA-1 is refused)"`
-	CreatedAt             time.Time `json:"created_at"`
-	UpdatedAt             time.Time `json:"updated_at"`
-	Version               int64     `json:"version"`
+	// MetadataURL is where the metadata comes from, fetched again daily
+	// ("" : given inline).
+	MetadataURL string     `json:"metadata_url,omitempty" doc:"where the metadata is fetched from (daily, through the egress checks)"`
+	RefreshedAt *time.Time `json:"refreshed_at,omitempty" doc:"when metadata_url was last fetched"`
+	CreatedAt   time.Time  `json:"created_at"`
+	UpdatedAt   time.Time  `json:"updated_at"`
+	Version     int64      `json:"version"`
 
 	metadata string
 }
@@ -66,6 +76,7 @@ type Input struct {
 	Key                   string     `json:"key,omitempty" doc:"a-z, 0-9 and . _ : -; required on creation, never changes"`
 	Name                  string     `json:"name,omitempty"`
 	Metadata              string     `json:"metadata,omitempty" doc:"the SP's SAML metadata (an EntityDescriptor), XML"`
+	MetadataURL           string     `json:"metadata_url,omitempty" doc:"or where to fetch it (http(s); fetched again daily); one of metadata and metadata_url"`
 	EntitlementID         *uuid.UUID `json:"entitlement_id,omitempty" doc:"the entitlement that grants access to it (required on creation)"`
 	NameIDFormat          string     `json:"nameid_format,omitempty" doc:"emailAddress (default) or persistent"`
 	RequireSignedRequests *bool      `json:"require_signed_requests,omitempty"`
@@ -79,7 +90,9 @@ type Service struct {
 	Audit  audit.Recorder
 	// Entitlements says whether an entitlement exists in the tenant of ctx.
 	Entitlements func(ctx context.Context, id uuid.UUID) error
-	Now          func() time.Time
+	// Fetch fetches metadata by URL (the egress-checked client).
+	Fetch *http.Client
+	Now   func() time.Time
 
 	keys sync.Map // key id → *Key (a key never changes)
 }
@@ -170,23 +183,77 @@ func (in *Input) apply(sp *ServiceProvider) error {
 	return nil
 }
 
+// fetch gets metadata by URL, through the egress checks.
+func (s *Service) fetch(ctx context.Context, raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(raw) > 2048 {
+		return "", apperr.Invalid("metadata_url", "an absolute http(s) URL")
+	}
+	if s.Fetch == nil {
+		return "", apperr.New(apperr.KindUnavailable, "metadata cannot be fetched here")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
+	if err != nil {
+		return "", apperr.Invalid("metadata_url", "an absolute http(s) URL")
+	}
+	req.Header.Set("Accept", "application/samlmetadata+xml, application/xml, text/xml")
+	resp, err := s.Fetch.Do(req)
+	if err != nil {
+		return "", egress.Unreachable("the metadata URL", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", apperr.Invalid("metadata_url", fmt.Sprintf("answered %d", resp.StatusCode))
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadata+1))
+	if err != nil {
+		return "", egress.Unreachable("the metadata URL", err)
+	}
+	return string(body), nil
+}
+
+// resolve fills an input's metadata from its URL, if it has one.
+func (s *Service) resolve(ctx context.Context, in *Input) (bool, error) {
+	if in.MetadataURL == "" {
+		return false, nil
+	}
+	if in.Metadata != "" {
+		return false, apperr.Invalid("metadata", "give metadata or metadata_url, not both")
+	}
+	md, err := s.fetch(ctx, in.MetadataURL)
+	if err != nil {
+		return false, err
+	}
+	in.Metadata = md
+	return true, nil
+}
+
 // Create registers a service provider.
 func (s *Service) Create(ctx context.Context, in Input) (*ServiceProvider, error) {
 	if !keyRE.MatchString(in.Key) {
 		return nil, apperr.Invalid("key", "must be 1 to 128 characters of a-z, 0-9 and . _ : -, starting with a letter or digit")
 	}
-	if in.Metadata == "" || in.EntitlementID == nil {
-		return nil, apperr.Invalid("body", "key, metadata and entitlement_id are required")
+	if (in.Metadata == "" && in.MetadataURL == "") || in.EntitlementID == nil {
+		return nil, apperr.Invalid("body", "key, metadata (or metadata_url) and entitlement_id are required")
+	}
+	fetched, err := s.resolve(ctx, &in)
+	if err != nil {
+		return nil, err
 	}
 	now := s.now()
 	sp := &ServiceProvider{ID: uuid.Must(uuid.NewV7()), Key: in.Key, Name: in.Key, NameIDFormat: NameIDEmail, CreatedAt: now, UpdatedAt: now, Version: 1}
 	if err := in.apply(sp); err != nil {
 		return nil, err
 	}
+	if fetched {
+		sp.MetadataURL, sp.RefreshedAt = in.MetadataURL, &now
+	}
 	if err := s.Entitlements(ctx, sp.EntitlementID); err != nil {
 		return nil, err
 	}
-	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+	err = s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		if err := insertSPTx(ctx, tx, sp); err != nil {
 			return err
 		}
@@ -203,6 +270,20 @@ func (s *Service) Update(ctx context.Context, id uuid.UUID, in Input, ifVersion 
 	if in.Key != "" {
 		return nil, apperr.Invalid("key", "cannot change")
 	}
+	fetched, err := s.resolve(ctx, &in)
+	if err != nil {
+		return nil, err
+	}
+	from := ""
+	if fetched {
+		from = in.MetadataURL
+	}
+	return s.update(ctx, id, in, ifVersion, from)
+}
+
+// update changes a service provider; from is the URL its new metadata
+// was just fetched from ("": given inline, if given).
+func (s *Service) update(ctx context.Context, id uuid.UUID, in Input, ifVersion int64, from string) (*ServiceProvider, error) {
 	var sp *ServiceProvider
 	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		var err error
@@ -214,6 +295,13 @@ func (s *Service) Update(ctx context.Context, id uuid.UUID, in Input, ifVersion 
 		}
 		if err := in.apply(sp); err != nil {
 			return err
+		}
+		now := s.now()
+		switch {
+		case from != "":
+			sp.MetadataURL, sp.RefreshedAt = from, &now
+		case in.Metadata != "":
+			sp.MetadataURL, sp.RefreshedAt = "", nil
 		}
 		if in.EntitlementID != nil {
 			if err := s.Entitlements(ctx, sp.EntitlementID); err != nil {
@@ -536,4 +624,56 @@ func (s *Service) Consume(ctx context.Context, id string, expires time.Time) err
 		}
 		return err
 	})
+}
+
+// Refresh fetches a service provider's metadata again from its URL; a
+// fetch that fails, or metadata of another entity, changes nothing.
+func (s *Service) Refresh(ctx context.Context, id uuid.UUID) (*ServiceProvider, error) {
+	cur, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if cur.MetadataURL == "" {
+		return nil, apperr.New(apperr.KindConflict, "this service provider's metadata was given inline, not by URL")
+	}
+	md, err := s.fetch(ctx, cur.MetadataURL)
+	if err != nil {
+		return nil, err
+	}
+	ed, err := ParseMetadata(md)
+	if err != nil {
+		return nil, err
+	}
+	if ed.EntityID != cur.EntityID {
+		return nil, apperr.Invalid("metadata_url", "the metadata there is now of another entity ("+ed.EntityID+"): register it anew")
+	}
+	return s.update(ctx, id, Input{Metadata: md}, 0, cur.MetadataURL)
+}
+
+// RunRefresh fetches again, every interval, the metadata of service
+// providers registered by URL that was fetched more than a day ago.
+func (s *Service) RunRefresh(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		var stale [][2]uuid.UUID
+		err := s.DB.SystemRead(ctx, func(tx *store.Tx) error {
+			var err error
+			stale, err = staleTx(ctx, tx, s.now().Add(-24*time.Hour))
+			return err
+		})
+		if err != nil && ctx.Err() == nil {
+			slog.Default().Error("saml metadata refresh failed", "error", err)
+		}
+		for _, p := range stale {
+			if _, err := s.Refresh(store.WithTenant(ctx, p[0]), p[1]); err != nil && ctx.Err() == nil {
+				slog.Default().Warn("saml metadata refresh failed", "tenant_id", p[0], "sp", p[1], "error", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }

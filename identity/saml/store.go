@@ -13,11 +13,12 @@ import (
 // The store of identity provider keys and service providers (migration
 // 0026).
 
-const spCols = `id, key, name, entity_id, metadata, entitlement_id, nameid_format, require_signed_requests, legacy_sha1, created_at, updated_at, version`
+const spCols = `id, key, name, entity_id, metadata, metadata_url, refreshed_at, entitlement_id, nameid_format, require_signed_requests, legacy_sha1,
+	created_at, updated_at, version`
 
 func scanSP(r store.Scanner) (*ServiceProvider, error) {
 	var sp ServiceProvider
-	if err := r.Scan(&sp.ID, &sp.Key, &sp.Name, &sp.EntityID, &sp.metadata, &sp.EntitlementID, &sp.NameIDFormat, &sp.RequireSignedRequests,
+	if err := r.Scan(&sp.ID, &sp.Key, &sp.Name, &sp.EntityID, &sp.metadata, &sp.MetadataURL, &sp.RefreshedAt, &sp.EntitlementID, &sp.NameIDFormat, &sp.RequireSignedRequests,
 		&sp.LegacySHA1, &sp.CreatedAt, &sp.UpdatedAt, &sp.Version); err != nil {
 		return nil, err
 	}
@@ -28,16 +29,17 @@ func scanSP(r store.Scanner) (*ServiceProvider, error) {
 }
 
 func insertSPTx(ctx context.Context, tx *store.Tx, sp *ServiceProvider) error {
-	_, err := tx.Exec(ctx, `INSERT INTO saml_service_providers (tenant_id, `+spCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-		tx.TenantID(), sp.ID, sp.Key, sp.Name, sp.EntityID, sp.metadata, sp.EntitlementID, sp.NameIDFormat, sp.RequireSignedRequests, sp.LegacySHA1, sp.CreatedAt,
+	_, err := tx.Exec(ctx, `INSERT INTO saml_service_providers (tenant_id, `+spCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		tx.TenantID(), sp.ID, sp.Key, sp.Name, sp.EntityID, sp.metadata, sp.MetadataURL, sp.RefreshedAt, sp.EntitlementID, sp.NameIDFormat, sp.RequireSignedRequests, sp.LegacySHA1, sp.CreatedAt,
 		sp.UpdatedAt, sp.Version)
 	return err
 }
 
 func updateSPTx(ctx context.Context, tx *store.Tx, sp *ServiceProvider) error {
 	_, err := tx.Exec(ctx, `UPDATE saml_service_providers SET name = $1, entity_id = $2, metadata = $3, entitlement_id = $4, nameid_format = $5,
-		require_signed_requests = $6, legacy_sha1 = $7, updated_at = $8, version = $9 WHERE tenant_id = $10 AND id = $11`, sp.Name, sp.EntityID,
-		sp.metadata, sp.EntitlementID, sp.NameIDFormat, sp.RequireSignedRequests, sp.LegacySHA1, sp.UpdatedAt, sp.Version, tx.TenantID(), sp.ID)
+		require_signed_requests = $6, legacy_sha1 = $7, updated_at = $8, version = $9, metadata_url = $10, refreshed_at = $11
+		WHERE tenant_id = $12 AND id = $13`, sp.Name, sp.EntityID, sp.metadata, sp.EntitlementID, sp.NameIDFormat, sp.RequireSignedRequests,
+		sp.LegacySHA1, sp.UpdatedAt, sp.Version, sp.MetadataURL, sp.RefreshedAt, tx.TenantID(), sp.ID)
 	return err
 }
 
@@ -153,4 +155,15 @@ func consumeTx(ctx context.Context, tx *store.Tx, id string, expires, now time.T
 	}
 	n, _ := r.RowsAffected()
 	return n == 1, nil
+}
+
+// staleTx lists, across tenants, the service providers whose metadata
+// comes from a URL and was last fetched before a time.
+func staleTx(ctx context.Context, tx *store.Tx, before time.Time) ([][2]uuid.UUID, error) {
+	return store.Collect(ctx, tx, func(r store.Scanner) ([2]uuid.UUID, error) {
+		var p [2]uuid.UUID
+		err := r.Scan(&p[0], &p[1])
+		return p, err
+	}, `SELECT tenant_id, id FROM saml_service_providers WHERE metadata_url <> '' AND (refreshed_at IS NULL OR refreshed_at < $1) ORDER BY refreshed_at LIMIT 100`,
+		before)
 }

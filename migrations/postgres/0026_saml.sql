@@ -21,6 +21,8 @@ CREATE TABLE saml_service_providers (
     name                     text NOT NULL,
     entity_id                text NOT NULL,
     metadata                 text NOT NULL,
+    metadata_url             text NOT NULL DEFAULT '',
+    refreshed_at             timestamptz,
     entitlement_id           uuid NOT NULL,
     nameid_format            text NOT NULL,
     require_signed_requests  boolean NOT NULL DEFAULT false,

@@ -21,6 +21,8 @@ CREATE TABLE saml_service_providers (
     name                     TEXT NOT NULL,
     entity_id                TEXT NOT NULL,
     metadata                 TEXT NOT NULL,
+    metadata_url             TEXT NOT NULL DEFAULT '',
+    refreshed_at             TIMESTAMP,
     entitlement_id           TEXT NOT NULL,
     nameid_format            TEXT NOT NULL,
     require_signed_requests  BOOLEAN NOT NULL DEFAULT 0,

@@ -127,6 +127,19 @@ func (h *Handler) Mount(api *httpx.API) {
 			}
 			return c.JSON(out)
 		}})
+	api.Handle(httpx.Route{Method: "POST", Path: "/saml-service-providers/:id/refresh", OperationID: "refreshSAMLServiceProvider",
+		Summary: "Fetch a service provider's metadata again from its metadata_url (done daily anyway)", Tags: tags, Roles: admin,
+		Response: saml.ServiceProvider{}, Handler: func(c *fiber.Ctx) error {
+			id, err := httpx.PathUUID(c, "id")
+			if err != nil {
+				return err
+			}
+			out, err := h.SAML.Refresh(c.UserContext(), id)
+			if err != nil {
+				return err
+			}
+			return c.JSON(out)
+		}})
 	api.Handle(httpx.Route{Method: "GET", Path: "/saml-keys", OperationID: "listSAMLKeys",
 		Summary: "The tenant's SAML signing keys: the signing one first, the others published in the metadata for a rollover", Tags: tags,
 		Roles: read, Response: []saml.KeyInfo{}, Handler: func(c *fiber.Ctx) error {

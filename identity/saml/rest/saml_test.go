@@ -17,10 +17,12 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -485,5 +487,66 @@ func TestSAMLKeyRollover(t *testing.T) {
 	apptest.Expect(t, resp, body, 204, "retire the old key")
 	if k := keys(); len(k) != 1 || k[0].ID != next.ID {
 		t.Fatalf("after retiring: %+v", k)
+	}
+}
+
+// TestSAMLMetadataByURL: a service provider registered by its metadata
+// URL: refused for a loopback address unless egress to private addresses
+// is allowed; fetched then, and fetched again on demand (a new ACS is
+// taken; metadata of another entity changes nothing).
+func TestSAMLMetadataByURL(t *testing.T) {
+	var served atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/samlmetadata+xml")
+		_, _ = w.Write([]byte(served.Load().(string)))
+	}))
+	defer srv.Close()
+	metadata := func(entity, acs string) string {
+		return `<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" entityID="` + entity + `"><SPSSODescriptor ` +
+			`protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><AssertionConsumerService ` +
+			`Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="` + acs + `" index="1"/></SPSSODescriptor></EntityDescriptor>`
+	}
+	served.Store(metadata("https://crm.example/sp", "https://crm.example/acs"))
+
+	strict := apptest.Start(t, apptest.Env(t, store.SQLite, t.TempDir()), apptest.Options{})
+	g := apptest.NewGovTenant(t, strict, "murl")
+	ent := g.Ent("crm.sso", nil)
+	resp, body := strict.DoAs(g.Tok, "POST", "/api/v1/saml-service-providers", map[string]any{"key": "crm", "metadata_url": srv.URL + "/metadata",
+		"entitlement_id": ent})
+	if resp.StatusCode != 403 || !strings.Contains(string(body), "egress") {
+		t.Fatalf("metadata on a loopback address without private egress: %d %s", resp.StatusCode, body)
+	}
+
+	h := apptest.Start(t, append(apptest.Env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), apptest.Options{})
+	g = apptest.NewGovTenant(t, h, "murl")
+	ent = g.Ent("crm.sso", nil)
+	resp, body = h.DoAs(g.Tok, "POST", "/api/v1/saml-service-providers", map[string]any{"key": "crm", "metadata_url": srv.URL + "/metadata",
+		"metadata": metadata("https://crm.example/sp", "https://crm.example/acs"), "entitlement_id": ent})
+	apptest.Expect(t, resp, body, 400, "both metadata and metadata_url")
+	resp, body = h.DoAs(g.Tok, "POST", "/api/v1/saml-service-providers", map[string]any{"key": "crm", "metadata_url": srv.URL + "/metadata",
+		"entitlement_id": ent})
+	apptest.Expect(t, resp, body, 201, "register by URL")
+	sp := apptest.Decode[struct {
+		ID          string   `json:"id"`
+		EntityID    string   `json:"entity_id"`
+		ACS         []string `json:"acs_urls"`
+		RefreshedAt *string  `json:"refreshed_at"`
+	}](t, body)
+	if sp.EntityID != "https://crm.example/sp" || sp.RefreshedAt == nil {
+		t.Fatalf("registered: %s", body)
+	}
+	served.Store(metadata("https://crm.example/sp", "https://crm.example/acs2"))
+	resp, body = h.DoAs(g.Tok, "POST", "/api/v1/saml-service-providers/"+sp.ID+"/refresh", nil)
+	apptest.Expect(t, resp, body, 200, "refresh")
+	if !strings.Contains(string(body), "https://crm.example/acs2") {
+		t.Fatalf("after refresh: %s", body)
+	}
+	served.Store(metadata("https://other.example/sp", "https://other.example/acs"))
+	resp, body = h.DoAs(g.Tok, "POST", "/api/v1/saml-service-providers/"+sp.ID+"/refresh", nil)
+	apptest.Expect(t, resp, body, 400, "metadata of another entity")
+	resp, body = h.DoAs(g.Tok, "GET", "/api/v1/saml-service-providers/"+sp.ID, nil)
+	apptest.Expect(t, resp, body, 200, "get")
+	if !strings.Contains(string(body), `"entity_id":"https://crm.example/sp"`) {
+		t.Fatalf("changed by a refused refresh: %s", body)
 	}
 }
