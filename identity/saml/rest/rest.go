@@ -650,22 +650,30 @@ func (s *sessions) AddSessionParticipant(_ *http.Request, session *crewjam.Sessi
 		SessionIndex: p.SessionIndex})
 }
 
-// SessionParticipants lists the service providers of the browser's
-// session, if a logout names it (by the subject one of them was given).
-func (s *sessions) SessionParticipants(_ *http.Request, match func(*crewjam.Session) bool) ([]crewjam.SessionParticipant, error) {
+// named reports whether a logout names the browser's session (by the
+// subject one of its service providers was given), with those providers.
+func (s *sessions) named(match func(*crewjam.Session) bool) (bool, []saml.Participant, error) {
 	if s.bs == nil {
-		return nil, nil
+		return false, nil, nil
 	}
 	parts, err := s.h.SAML.Participants(s.ctx, s.bs.ID)
 	if err != nil {
-		return nil, err
+		return false, nil, err
 	}
-	named := match(&crewjam.Session{ID: s.bs.ID.String(), Index: s.bs.ID.String()})
 	for _, p := range parts {
-		named = named || match(&crewjam.Session{ID: s.bs.ID.String(), Index: p.SessionIndex, NameID: p.NameID})
+		if match(&crewjam.Session{ID: s.bs.ID.String(), Index: p.SessionIndex, NameID: p.NameID}) {
+			return true, parts, nil
+		}
 	}
-	if !named {
-		return nil, nil
+	return false, parts, nil
+}
+
+// SessionParticipants lists the service providers of the browser's
+// session, if a logout names it.
+func (s *sessions) SessionParticipants(_ *http.Request, match func(*crewjam.Session) bool) ([]crewjam.SessionParticipant, error) {
+	named, parts, err := s.named(match)
+	if err != nil || !named {
+		return nil, err
 	}
 	out := make([]crewjam.SessionParticipant, 0, len(parts))
 	for _, p := range parts {
@@ -676,10 +684,12 @@ func (s *sessions) SessionParticipants(_ *http.Request, match func(*crewjam.Sess
 }
 
 // InvalidateSession ends the browser's SSO session (and its tokens) and
-// clears its cookie.
-func (s *sessions) InvalidateSession(w http.ResponseWriter, _ *http.Request, _ *crewjam.IdpLogoutRequest) error {
-	if s.bs == nil {
-		return nil
+// clears its cookie, if the LogoutRequest names it: a request naming
+// anyone else ends nothing.
+func (s *sessions) InvalidateSession(w http.ResponseWriter, _ *http.Request, req *crewjam.IdpLogoutRequest) error {
+	named, _, err := s.named(req.MatchesSession)
+	if err != nil || !named {
+		return err
 	}
 	if err := s.h.End(s.ctx, s.t, s.bs); err != nil {
 		return err

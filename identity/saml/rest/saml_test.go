@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
@@ -294,6 +295,97 @@ func TestSAMLSingleSignOn(t *testing.T) {
 		t.Fatalf("an unsigned request where signing is required: %d %s", r.StatusCode, page)
 	}
 	sp.SignatureMethod = dsig.RSASHA256SignatureMethod
+
+	// XML signature wrapping, where signatures are required: a request
+	// whose signed part is not the request itself is refused.
+	post := func(el *etree.Element) (*http.Response, string) {
+		t.Helper()
+		doc := etree.NewDocument()
+		doc.SetRoot(el)
+		raw, _ := doc.WriteToBytes()
+		return do(ada, "POST", sp.GetSSOBindingLocation(crewjam.HTTPPostBinding), url.Values{"SAMLRequest": {base64.StdEncoding.EncodeToString(raw)}})
+	}
+	wrapped := func(what string, build func(signed *etree.Element) *etree.Element) {
+		t.Helper()
+		req, err := sp.MakeAuthenticationRequest(sp.GetSSOBindingLocation(crewjam.HTTPPostBinding), crewjam.HTTPPostBinding, crewjam.HTTPPostBinding)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, page := post(build(req.Element())); r.StatusCode != 400 || strings.Contains(page, "SAMLResponse") {
+			t.Fatalf("%s: %d %s", what, r.StatusCode, page)
+		}
+	}
+	evil := func(signed *etree.Element) *etree.Element {
+		e := signed.Copy()
+		e.CreateAttr("ID", "id-evil")
+		e.CreateAttr("ForceAuthn", "false")
+		for _, sig := range e.SelectElements("Signature") {
+			e.RemoveChild(sig)
+		}
+		return e
+	}
+	wrapped("an unsigned request around a signed one", func(signed *etree.Element) *etree.Element {
+		e := evil(signed)
+		ext := e.CreateElement("samlp:Extensions")
+		ext.AddChild(signed)
+		return e
+	})
+	wrapped("the signature moved to another request", func(signed *etree.Element) *etree.Element {
+		e := evil(signed)
+		for _, sig := range signed.SelectElements("Signature") {
+			e.AddChild(sig.Copy())
+		}
+		return e
+	})
+	wrapped("a signed request with its signature broken", func(signed *etree.Element) *etree.Element {
+		signed.CreateAttr("AssertionConsumerServiceURL", "https://evil.example/acs")
+		return signed
+	})
+	resp, body = h.DoAs(g.Tok, "PATCH", "/api/v1/saml-service-providers/"+spID, map[string]any{"require_signed_requests": false})
+	apptest.Expect(t, resp, body, 200, "signatures optional again")
+
+	// Comment injection in a signed LogoutRequest's NameID: the signature
+	// covers "ada@….test.evil.example"; a reader of the first text node
+	// would see ada. The IdP goes by what is signed: ada stays signed in.
+	injected, err := sp.MakeLogoutRequest(sp.GetSLOBindingLocation(crewjam.HTTPPostBinding), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	injected.Signature = nil
+	lel := injected.Element()
+	lel.FindElement("./NameID").SetText("ada@" + g.Slug + ".test.evil.example")
+	ks := dsig.TLSCertKeyStore(tls.Certificate{Certificate: [][]byte{sp.Certificate.Raw}, PrivateKey: sp.Key})
+	sctx := dsig.NewDefaultSigningContext(ks)
+	sctx.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
+	if err := sctx.SetSignatureMethod(dsig.RSASHA256SignatureMethod); err != nil {
+		t.Fatal(err)
+	}
+	signedLR, err := sctx.SignEnveloped(lel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tok := range signedLR.Child { // the signature after Issuer, as the schema orders it
+		if el, ok := tok.(*etree.Element); ok && el.Tag == "Signature" {
+			signedLR.RemoveChildAt(i)
+			signedLR.InsertChildAt(1, el)
+			break
+		}
+	}
+	// Then the comment: canonicalization drops it, so the signature holds.
+	nameID := signedLR.FindElement("./NameID")
+	nameID.SetText("ada@" + g.Slug + ".test")
+	nameID.CreateComment("")
+	nameID.CreateText(".evil.example")
+	ldoc := etree.NewDocument()
+	ldoc.SetRoot(signedLR)
+	lraw, _ := ldoc.WriteToBytes()
+	if !strings.Contains(string(lraw), "<!---->") {
+		t.Fatalf("no comment in the NameID: %s", lraw)
+	}
+	do(ada, "POST", sp.GetSLOBindingLocation(crewjam.HTTPPostBinding), url.Values{"SAMLRequest": {base64.StdEncoding.EncodeToString(lraw)}})
+	if _, page := do(ada, "GET", mustRedirect(t, sp), nil); !strings.Contains(page, "SAMLResponse") {
+		t.Fatalf("a LogoutRequest naming someone else (by comment injection) ended ada's session: %s", page)
+	}
 
 	// A DTD (entity expansion, external entities) in a message is refused.
 	xxe := `<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>` +
