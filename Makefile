@@ -22,7 +22,7 @@ run: build ## Build and start xavyo on the embedded store (data in ./data); tool
 # suite and SDKs, the A2A CLI, openid-client, Chromium (the docs page, a
 # person signing in), rsyslog, kill -9,
 # database outages) run with `make test-e2e`; CI runs both targets.
-E2E_TESTS := ^(TestConformanceThroughGateway|TestA2AProxy|TestA2APushNotifications|TestInteropWithRealClients|TestGatewayInteropWithOfficialSDK|TestAnsweredCallsSurviveKill9|TestDatabaseOutageUnderLoad|TestAnswersDuringDatabaseOutage|TestAuditExportToSyslog|TestDocsPage|TestBrowserSignIn|TestBrowserPasskey|TestSAMLWithNodeSAML|TestMailSurvivesRelayOutage|TestBrowserAccountPages)$$
+E2E_TESTS := ^(TestConformanceThroughGateway|TestA2AProxy|TestA2APushNotifications|TestInteropWithRealClients|TestGatewayInteropWithOfficialSDK|TestAnsweredCallsSurviveKill9|TestDatabaseOutageUnderLoad|TestAnswersDuringDatabaseOutage|TestAuditExportToSyslog|TestDocsPage|TestBrowserSignIn|TestBrowserPasskey|TestSAMLWithNodeSAML|TestBrowserSAMLCrossSite|TestMailSurvivesRelayOutage|TestBrowserAccountPages)$$
 
 test: ## Run the tests but the long end-to-end suites (PostgreSQL tests skip without a server unless XAVYO_REQUIRE_POSTGRES=1)
 	$(GO) test -race -count=1 -timeout 20m -parallel 4 -skip '$(E2E_TESTS)' ./...
@@ -31,7 +31,7 @@ test-e2e: ## Run the long end-to-end suites: MCP conformance, SDK, A2A CLI and O
 	$(GO) test -race -count=1 -timeout 20m -parallel 4 -run '$(E2E_TESTS)' ./cmd/xavyo
 
 test-saml: ## Run the SAML suites: the identity provider against crewjam's SP (also in make test) and @node-saml/node-saml (also in make test-e2e)
-	$(GO) test -race -count=1 -timeout 10m -run 'TestSAML' ./identity/saml/... ./cmd/xavyo
+	$(GO) test -race -count=1 -timeout 10m -run 'TestSAML|TestBrowserSAML' ./identity/saml/... ./cmd/xavyo
 
 test-short: ## Run the tests without the race detector
 	$(GO) test -count=1 ./...

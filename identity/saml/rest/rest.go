@@ -571,6 +571,10 @@ func (h *Handler) serve(c *fiber.Ctx, t *tenant.Tenant, in request, bs *auth.Bro
 			return authrest.Error(c, 503, "the sign-in is unavailable; try again")
 		}
 	}
+	// The response page sets its own headers (its script's nonce, the ACS
+	// as form target): a sign-in page's, set on the way here, would add to
+	// them and block both.
+	c.Response().Header.Del(fiber.HeaderContentSecurityPolicy)
 	err = adaptor.HTTPHandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		mk := idp.AssertionMaker.(maker)
 		idp.AssertionMaker = lazyMaker{m: mk, user: &user}
