@@ -316,6 +316,14 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 		Entitlements: func(ctx context.Context, id uuid.UUID) error { _, err := s.gov.GetEntitlement(ctx, id); return err }}
 	samlIdP := &samlrest.Handler{SAML: s.saml,
 		Tenants: s.tenants, Pages: pages, Issuer: s.oauth.Issuer, Audit: s.seq, Users: s.dir.GetUser, End: s.auth.EndBrowserSession, Log: log,
+		Groups: func(ctx context.Context, user uuid.UUID) ([]string, error) {
+			gs, err := s.dir.GroupsOfUser(ctx, user)
+			names := make([]string, 0, len(gs))
+			for _, g := range gs {
+				names = append(names, g.Name)
+			}
+			return names, err
+		},
 		Access: func(ctx context.Context, tenant, user, ent uuid.UUID) (bool, error) {
 			snap, err := s.engine.Snapshot(ctx, tenant)
 			if err != nil {

@@ -56,10 +56,13 @@ type ServiceProvider struct {
 	ACS []string `json:"acs_urls" doc:"assertion consumer services of the metadata"`
 	// EntitlementID guards access: only subjects holding it get an
 	// assertion.
-	EntitlementID         uuid.UUID `json:"entitlement_id" doc:"only people holding this entitlement are answered"`
-	NameIDFormat          string    `json:"nameid_format" doc:"emailAddress (default) or persistent (the user id)"`
-	RequireSignedRequests bool      `json:"require_signed_requests" doc:"its AuthnRequests must be signed with a key of its metadata"`
-	LegacySHA1            bool      `json:"legacy_sha1" doc:"an old SP that only knows SHA-1: its SHA-1 signatures are accepted and xavyo signs for it with RSA-SHA1 (default false: SHA-1 is refused)"`
+	EntitlementID         uuid.UUID          `json:"entitlement_id" doc:"only people holding this entitlement are answered"`
+	NameIDFormat          string             `json:"nameid_format" doc:"emailAddress (default) or persistent (the user id)"`
+	NameIDSource          string             `json:"nameid_source,omitempty" doc:"what the NameID carries: email (default for emailAddress), id (default for persistent) or username"`
+	Attributes            []AttributeMapping `json:"attributes" doc:"the assertion's attributes (empty: email, names, username, uid as the SP's metadata asks)"`
+	ClockSkewSeconds      int                `json:"clock_skew_seconds,omitempty" doc:"how old (or early) its requests' IssueInstant may be, in seconds (default 90, at most 600)"`
+	RequireSignedRequests bool               `json:"require_signed_requests" doc:"its AuthnRequests must be signed with a key of its metadata"`
+	LegacySHA1            bool               `json:"legacy_sha1" doc:"an old SP that only knows SHA-1: its SHA-1 signatures are accepted and xavyo signs for it with RSA-SHA1 (default false: SHA-1 is refused)"`
 	// MetadataURL is where the metadata comes from, fetched again daily
 	// ("" : given inline).
 	MetadataURL string     `json:"metadata_url,omitempty" doc:"where the metadata is fetched from (daily, through the egress checks)"`
@@ -81,7 +84,24 @@ type Input struct {
 	NameIDFormat          string     `json:"nameid_format,omitempty" doc:"emailAddress (default) or persistent"`
 	RequireSignedRequests *bool      `json:"require_signed_requests,omitempty"`
 	LegacySHA1            *bool      `json:"legacy_sha1,omitempty"`
+	NameIDSource          string     `json:"nameid_source,omitempty" doc:"email, id or username"`
+	// Attributes replaces the attribute mappings when given.
+	Attributes       *[]AttributeMapping `json:"attributes,omitempty" doc:"replaces the attribute mappings"`
+	ClockSkewSeconds *int                `json:"clock_skew_seconds,omitempty" doc:"1 to 600 (0: the default, 90)"`
 }
+
+// AttributeMapping is one attribute of the assertions a service provider
+// gets.
+type AttributeMapping struct {
+	Name       string `json:"name" doc:"the SAML attribute name, e.g. urn:oid:0.9.2342.19200300.100.1.3 or email"`
+	NameFormat string `json:"name_format,omitempty" doc:"uri, basic or unspecified (default: uri for a URN name, else basic)"`
+	Source     string `json:"source" doc:"email, given_name, family_name, display_name, username, id, groups (one value per group) or attributes.<key> (a custom attribute)"`
+}
+
+// MaxClockSkew bounds every service provider's clock_skew_seconds.
+const MaxClockSkew = 600 * time.Second
+
+var sourceRE = regexp.MustCompile(`^(email|given_name|family_name|display_name|username|id|groups|attributes\.[A-Za-z0-9_.-]{1,64})$`)
 
 // Service keeps the identity providers' keys and service providers.
 type Service struct {
@@ -180,6 +200,38 @@ func (in *Input) apply(sp *ServiceProvider) error {
 	if in.LegacySHA1 != nil {
 		sp.LegacySHA1 = *in.LegacySHA1
 	}
+	switch in.NameIDSource {
+	case "":
+	case "email", "id", "username":
+		sp.NameIDSource = in.NameIDSource
+	default:
+		return apperr.Invalid("nameid_source", "email, id or username")
+	}
+	if in.Attributes != nil {
+		if len(*in.Attributes) > 50 {
+			return apperr.Invalid("attributes", "at most 50")
+		}
+		for _, a := range *in.Attributes {
+			if a.Name == "" || len(a.Name) > 256 || strings.ContainsAny(a.Name, "<>&\"'") {
+				return apperr.Invalid("attributes", "each needs a name of 1 to 256 characters, without markup")
+			}
+			if !sourceRE.MatchString(a.Source) {
+				return apperr.Invalid("attributes", "source: email, given_name, family_name, display_name, username, id, groups or attributes.<key>")
+			}
+			switch a.NameFormat {
+			case "", "uri", "basic", "unspecified":
+			default:
+				return apperr.Invalid("attributes", "name_format: uri, basic or unspecified")
+			}
+		}
+		sp.Attributes = *in.Attributes
+	}
+	if in.ClockSkewSeconds != nil {
+		if *in.ClockSkewSeconds < 0 || time.Duration(*in.ClockSkewSeconds)*time.Second > MaxClockSkew {
+			return apperr.Invalid("clock_skew_seconds", "0 to 600")
+		}
+		sp.ClockSkewSeconds = *in.ClockSkewSeconds
+	}
 	return nil
 }
 
@@ -243,7 +295,8 @@ func (s *Service) Create(ctx context.Context, in Input) (*ServiceProvider, error
 		return nil, err
 	}
 	now := s.now()
-	sp := &ServiceProvider{ID: uuid.Must(uuid.NewV7()), Key: in.Key, Name: in.Key, NameIDFormat: NameIDEmail, CreatedAt: now, UpdatedAt: now, Version: 1}
+	sp := &ServiceProvider{ID: uuid.Must(uuid.NewV7()), Key: in.Key, Name: in.Key, NameIDFormat: NameIDEmail, Attributes: []AttributeMapping{},
+		CreatedAt: now, UpdatedAt: now, Version: 1}
 	if err := in.apply(sp); err != nil {
 		return nil, err
 	}
@@ -676,4 +729,13 @@ func (s *Service) RunRefresh(ctx context.Context, every time.Duration) error {
 		case <-t.C:
 		}
 	}
+}
+
+// Skew is how far a service provider's request IssueInstant may be from
+// now.
+func (sp *ServiceProvider) Skew() time.Duration {
+	if sp.ClockSkewSeconds == 0 {
+		return 90 * time.Second
+	}
+	return time.Duration(sp.ClockSkewSeconds) * time.Second
 }

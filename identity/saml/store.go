@@ -2,6 +2,7 @@ package saml
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/google/uuid"
@@ -13,15 +14,21 @@ import (
 // The store of identity provider keys and service providers (migration
 // 0026).
 
-const spCols = `id, key, name, entity_id, metadata, metadata_url, refreshed_at, entitlement_id, nameid_format, require_signed_requests, legacy_sha1,
-	created_at, updated_at, version`
+const spCols = `id, key, name, entity_id, metadata, metadata_url, refreshed_at, entitlement_id, nameid_format, nameid_source, attributes,
+	clock_skew_seconds, require_signed_requests, legacy_sha1, created_at, updated_at, version`
 
 func scanSP(r store.Scanner) (*ServiceProvider, error) {
 	var sp ServiceProvider
-	if err := r.Scan(&sp.ID, &sp.Key, &sp.Name, &sp.EntityID, &sp.metadata, &sp.MetadataURL, &sp.RefreshedAt, &sp.EntitlementID, &sp.NameIDFormat, &sp.RequireSignedRequests,
-		&sp.LegacySHA1, &sp.CreatedAt, &sp.UpdatedAt, &sp.Version); err != nil {
+	var attrs string
+	if err := r.Scan(&sp.ID, &sp.Key, &sp.Name, &sp.EntityID, &sp.metadata, &sp.MetadataURL, &sp.RefreshedAt, &sp.EntitlementID, &sp.NameIDFormat,
+		&sp.NameIDSource, &attrs, &sp.ClockSkewSeconds, &sp.RequireSignedRequests, &sp.LegacySHA1, &sp.CreatedAt, &sp.UpdatedAt, &sp.Version); err != nil {
 		return nil, err
 	}
+	_ = json.Unmarshal([]byte(attrs), &sp.Attributes)
+	if sp.Attributes == nil {
+		sp.Attributes = []AttributeMapping{}
+	}
+
 	if ed, err := ParseMetadata(sp.metadata); err == nil {
 		sp.ACS = acsOf(ed)
 	}
@@ -29,17 +36,21 @@ func scanSP(r store.Scanner) (*ServiceProvider, error) {
 }
 
 func insertSPTx(ctx context.Context, tx *store.Tx, sp *ServiceProvider) error {
-	_, err := tx.Exec(ctx, `INSERT INTO saml_service_providers (tenant_id, `+spCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
-		tx.TenantID(), sp.ID, sp.Key, sp.Name, sp.EntityID, sp.metadata, sp.MetadataURL, sp.RefreshedAt, sp.EntitlementID, sp.NameIDFormat, sp.RequireSignedRequests, sp.LegacySHA1, sp.CreatedAt,
-		sp.UpdatedAt, sp.Version)
+	attrs, _ := json.Marshal(sp.Attributes)
+	_, err := tx.Exec(ctx, `INSERT INTO saml_service_providers (tenant_id, `+spCols+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+		tx.TenantID(), sp.ID, sp.Key, sp.Name, sp.EntityID, sp.metadata, sp.MetadataURL, sp.RefreshedAt, sp.EntitlementID, sp.NameIDFormat,
+		sp.NameIDSource, string(attrs), sp.ClockSkewSeconds, sp.RequireSignedRequests, sp.LegacySHA1, sp.CreatedAt, sp.UpdatedAt, sp.Version)
 	return err
 }
 
 func updateSPTx(ctx context.Context, tx *store.Tx, sp *ServiceProvider) error {
+	attrs, _ := json.Marshal(sp.Attributes)
 	_, err := tx.Exec(ctx, `UPDATE saml_service_providers SET name = $1, entity_id = $2, metadata = $3, entitlement_id = $4, nameid_format = $5,
-		require_signed_requests = $6, legacy_sha1 = $7, updated_at = $8, version = $9, metadata_url = $10, refreshed_at = $11
-		WHERE tenant_id = $12 AND id = $13`, sp.Name, sp.EntityID, sp.metadata, sp.EntitlementID, sp.NameIDFormat, sp.RequireSignedRequests,
-		sp.LegacySHA1, sp.UpdatedAt, sp.Version, sp.MetadataURL, sp.RefreshedAt, tx.TenantID(), sp.ID)
+		require_signed_requests = $6, legacy_sha1 = $7, updated_at = $8, version = $9, metadata_url = $10, refreshed_at = $11, nameid_source = $12,
+		attributes = $13, clock_skew_seconds = $14 WHERE tenant_id = $15 AND id = $16`, sp.Name, sp.EntityID, sp.metadata, sp.EntitlementID,
+		sp.NameIDFormat, sp.RequireSignedRequests, sp.LegacySHA1, sp.UpdatedAt, sp.Version, sp.MetadataURL, sp.RefreshedAt, sp.NameIDSource,
+		string(attrs), sp.ClockSkewSeconds, tx.TenantID(), sp.ID)
 	return err
 }
 

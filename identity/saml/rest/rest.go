@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"html/template"
 	"io"
 	"log/slog"
@@ -45,6 +46,10 @@ import (
 	"github.com/xavyo/xavyo/internal/store"
 )
 
+// Requests may be as old as the most lenient service provider allows;
+// each one's own allowance is checked before crewjam's.
+func init() { crewjam.MaxIssueDelay = saml.MaxClockSkew }
+
 // purpose is the auth transactions of SAML sign-ins.
 const purpose = "saml"
 
@@ -60,6 +65,9 @@ type Handler struct {
 	// Issuer is a tenant's issuer URL (…/t/{slug}).
 	Issuer func(slug string) string
 	Audit  audit.Syncer
+	// Groups lists the names of the groups a person is in (for the groups
+	// attribute).
+	Groups func(ctx context.Context, user uuid.UUID) ([]string, error)
 	// End ends an SSO session (single logout).
 	End func(ctx context.Context, t *tenant.Tenant, bs *auth.BrowserSession) error
 	Log *slog.Logger
@@ -320,6 +328,7 @@ func (r replays) Consume(id string, expires time.Time) error {
 type message struct {
 	present, signed, dtd bool
 	issuer, sigAlg       string
+	issued               time.Time
 }
 
 // peek reads a message's issuer and signature from a request (param:
@@ -355,8 +364,9 @@ func peek(in request, param string) message {
 	m.present = true
 	m.dtd = bytes.Contains(raw, []byte("<!DOCTYPE")) || bytes.Contains(raw, []byte("<!ENTITY"))
 	var doc struct {
-		Issuer    string `xml:"Issuer"`
-		Signature *struct {
+		IssueInstant string `xml:"IssueInstant,attr"`
+		Issuer       string `xml:"Issuer"`
+		Signature    *struct {
 			SignedInfo struct {
 				SignatureMethod struct {
 					Algorithm string `xml:"Algorithm,attr"`
@@ -366,6 +376,7 @@ func peek(in request, param string) message {
 	}
 	if !m.dtd && xml.Unmarshal(raw, &doc) == nil {
 		m.issuer = strings.TrimSpace(doc.Issuer)
+		m.issued, _ = time.Parse(time.RFC3339Nano, doc.IssueInstant)
 		if doc.Signature != nil {
 			m.signed, m.sigAlg = true, doc.Signature.SignedInfo.SignatureMethod.Algorithm
 		}
@@ -389,6 +400,9 @@ func (h *Handler) check(ctx context.Context, m message) (bool, error) {
 	}
 	if sp.RequireSignedRequests && !m.signed {
 		return false, apperr.Invalid("SAMLRequest", "this service provider's messages must be signed")
+	}
+	if !m.issued.IsZero() && (time.Since(m.issued) > sp.Skew() || time.Until(m.issued) > sp.Skew()) {
+		return false, apperr.Invalid("SAMLRequest", "the message's IssueInstant is too far from now (check the service provider's clock)")
 	}
 	return sp.LegacySHA1, nil
 }
@@ -448,11 +462,101 @@ func (m maker) MakeAssertion(req *crewjam.IdpAuthnRequest, s *crewjam.Session) e
 		return &crewjam.StatusError{TopLevel: crewjam.StatusResponder, SecondLevel: crewjam.StatusRequestDenied,
 			Message: "you do not have access to this application"}
 	}
-	if sp.NameIDFormat == saml.NameIDPersistent {
-		s.NameID, s.NameIDFormat = m.user.String(), saml.NameIDPersistent
+	u, err := m.h.Users(m.ctx, m.user)
+	if err != nil {
+		return err
+	}
+	s.NameIDFormat = sp.NameIDFormat
+	source := sp.NameIDSource
+	if source == "" {
+		source = map[bool]string{true: "id", false: "email"}[sp.NameIDFormat == saml.NameIDPersistent]
+	}
+	switch source {
+	case "id":
+		s.NameID = u.ID.String()
+	case "username":
+		if u.Username == nil || *u.Username == "" {
+			return &crewjam.StatusError{TopLevel: crewjam.StatusResponder, SecondLevel: crewjam.StatusInvalidNameIDPolicy,
+				Message: "this account has no username for this application"}
+		}
+		s.NameID = *u.Username
+	default:
+		s.NameID = u.Email
+	}
+	if err := (crewjam.DefaultAssertionMaker{}).MakeAssertion(req, s); err != nil {
+		return err
+	}
+	if len(sp.Attributes) > 0 {
+		attrs, err := m.h.attributes(m.ctx, u, sp.Attributes)
+		if err != nil {
+			return err
+		}
+		req.Assertion.AttributeStatements = []crewjam.AttributeStatement{{Attributes: attrs}}
 	}
 	m.h.audit(m.ctx, m.t.ID, m.user, sp, audit.OutcomeSuccess, "")
-	return crewjam.DefaultAssertionMaker{}.MakeAssertion(req, s)
+	return nil
+}
+
+// Attribute name formats (saml-core §8.2).
+const (
+	nameFormatURI         = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
+	nameFormatBasic       = "urn:oasis:names:tc:SAML:2.0:attrname-format:basic"
+	nameFormatUnspecified = "urn:oasis:names:tc:SAML:2.0:attrname-format:unspecified"
+)
+
+// attributes are the attributes of a person for a service provider's
+// mappings.
+func (h *Handler) attributes(ctx context.Context, u *directory.User, mappings []saml.AttributeMapping) ([]crewjam.Attribute, error) {
+	var custom map[string]any
+	_ = json.Unmarshal(u.Attributes, &custom)
+	var groups []string
+	out := make([]crewjam.Attribute, 0, len(mappings))
+	for _, mp := range mappings {
+		var values []string
+		switch {
+		case mp.Source == "email":
+			values = []string{u.Email}
+		case mp.Source == "given_name":
+			values = []string{u.GivenName}
+		case mp.Source == "family_name":
+			values = []string{u.FamilyName}
+		case mp.Source == "display_name":
+			values = []string{u.DisplayName}
+		case mp.Source == "username" && u.Username != nil:
+			values = []string{*u.Username}
+		case mp.Source == "id":
+			values = []string{u.ID.String()}
+		case mp.Source == "groups":
+			if groups == nil && h.Groups != nil {
+				var err error
+				if groups, err = h.Groups(ctx, u.ID); err != nil {
+					return nil, err
+				}
+			}
+			values = groups
+		case strings.HasPrefix(mp.Source, "attributes."):
+			if v, ok := custom[strings.TrimPrefix(mp.Source, "attributes.")]; ok && v != nil {
+				values = []string{fmt.Sprint(v)}
+			}
+		}
+		if len(values) == 0 || (len(values) == 1 && values[0] == "") {
+			continue
+		}
+		format := map[string]string{"uri": nameFormatURI, "basic": nameFormatBasic,
+			"unspecified": nameFormatUnspecified}[mp.NameFormat]
+		if format == "" {
+			format = nameFormatBasic
+			if strings.HasPrefix(mp.Name, "urn:") {
+				format = nameFormatURI
+			}
+		}
+		a := crewjam.Attribute{Name: mp.Name, NameFormat: format}
+		for _, v := range values {
+			a.Values = append(a.Values, crewjam.AttributeValue{Type: "xs:string", Value: v})
+		}
+		out = append(out, a)
+	}
+	return out, nil
 }
 
 func (h *Handler) audit(ctx context.Context, tid, user uuid.UUID, sp *saml.ServiceProvider, outcome, reason string) {

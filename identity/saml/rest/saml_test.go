@@ -642,3 +642,112 @@ func TestSAMLMetadataByURL(t *testing.T) {
 		t.Fatalf("changed by a refused refresh: %s", body)
 	}
 }
+
+// TestSAMLAttributesAndNameID: an SP's attribute mappings (email, given
+// name, groups) make the assertion's attributes, its NameID source the
+// NameID; its clock skew bounds how old its requests may be.
+func TestSAMLAttributesAndNameID(t *testing.T) {
+	h := apptest.Start(t, apptest.Env(t, store.SQLite, t.TempDir()), apptest.Options{})
+	g := apptest.NewGovTenant(t, h, "attr")
+	adaID, _ := g.User("ada", "")
+	ent := g.Ent("hr.sso", nil)
+	resp, body := h.DoAs(g.Tok, "POST", "/api/v1/assignments", map[string]any{"subject_type": "user", "subject_id": adaID, "target_type": "entitlement",
+		"target_id": ent})
+	apptest.Expect(t, resp, body, 201, "ada may use HR")
+	for _, name := range []string{"Payroll", "Staff"} {
+		resp, body = h.DoAs(g.Tok, "POST", "/api/v1/groups", map[string]any{"name": name})
+		apptest.Expect(t, resp, body, 201, "group")
+		gid := apptest.Decode[struct{ ID string }](t, body).ID
+		resp, body = h.DoAs(g.Tok, "PUT", "/api/v1/groups/"+gid+"/members/"+adaID, nil)
+		apptest.Expect(t, resp, body, 201, "member")
+	}
+	sp := newSP(t, h, g.Slug, "https://hr.example")
+	meta, _ := xml.Marshal(sp.Metadata())
+	mappings := []map[string]any{{"name": "urn:oid:0.9.2342.19200300.100.1.3", "source": "email"}, {"name": "givenName", "source": "given_name"},
+		{"name": "memberOf", "source": "groups"}}
+	resp, body = h.DoAs(g.Tok, "POST", "/api/v1/saml-service-providers", map[string]any{"key": "hr", "metadata": string(meta), "entitlement_id": ent,
+		"nameid_format": "persistent", "attributes": []map[string]any{{"name": "x", "source": "password"}}})
+	apptest.Expect(t, resp, body, 400, "an attribute of an unknown source")
+	resp, body = h.DoAs(g.Tok, "POST", "/api/v1/saml-service-providers", map[string]any{"key": "hr", "metadata": string(meta), "entitlement_id": ent,
+		"nameid_format": "persistent", "attributes": mappings, "clock_skew_seconds": 30})
+	apptest.Expect(t, resp, body, 201, "register the SP")
+
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, CheckRedirect: func(r *http.Request, _ []*http.Request) error {
+		if strings.HasSuffix(r.URL.Hostname(), ".example") {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}}
+	get := func(u string, form url.Values) (int, string) {
+		t.Helper()
+		var r *http.Response
+		var err error
+		if form == nil {
+			r, err = c.Get(u)
+		} else {
+			r, err = c.PostForm(u, form)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		raw, _ := io.ReadAll(r.Body)
+		return r.StatusCode, string(raw)
+	}
+	field := func(page, name string) string {
+		m := regexp.MustCompile(`name="` + name + `" value="([^"]*)"`).FindStringSubmatch(page)
+		if m == nil {
+			t.Fatalf("no %s in %s", name, page)
+		}
+		return html.UnescapeString(m[1])
+	}
+	request := func(age time.Duration) (*crewjam.AuthnRequest, string) {
+		t.Helper()
+		req, err := sp.MakeAuthenticationRequest(sp.GetSSOBindingLocation(crewjam.HTTPRedirectBinding), crewjam.HTTPRedirectBinding, crewjam.HTTPPostBinding)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.IssueInstant = time.Now().Add(-age)
+		u, err := req.Redirect("", sp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return req, u.String()
+	}
+	req, u := request(0)
+	_, page := get(u, nil)
+	_, page = get(h.Admin+"/t/"+g.Slug+"/login", url.Values{"tx": {field(page, "tx")}, "csrf": {field(page, "csrf")}, "login": {"ada@" + g.Slug + ".test"},
+		"password": {"Corr3ct-horse-battery-9"}})
+	r, _ := http.NewRequest("POST", "https://hr.example/acs", strings.NewReader(url.Values{"SAMLResponse": {field(page, "SAMLResponse")}}.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	_ = r.ParseForm()
+	a, err := sp.ParseResponse(r, []string{req.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Subject.NameID.Value != adaID || a.Subject.NameID.Format != "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent" {
+		t.Fatalf("NameID: %+v", a.Subject.NameID)
+	}
+	got := map[string][]string{}
+	for _, st := range a.AttributeStatements {
+		for _, at := range st.Attributes {
+			for _, v := range at.Values {
+				got[at.Name] = append(got[at.Name], v.Value)
+			}
+		}
+	}
+	if apptest.JSON(got) != `{"givenName":["ada"],"memberOf":["Payroll","Staff"],"urn:oid:0.9.2342.19200300.100.1.3":["ada@`+g.Slug+`.test"]}` {
+		t.Fatalf("attributes: %s", apptest.JSON(got))
+	}
+
+	// Its clock skew: 30 s.
+	_, u = request(60 * time.Second)
+	if st, page := get(u, nil); st != 400 || !strings.Contains(page, "IssueInstant") {
+		t.Fatalf("a request 60 s old for an SP allowing 30 s: %d %s", st, page)
+	}
+	_, u = request(10 * time.Second)
+	if _, page := get(u, nil); !strings.Contains(page, "SAMLResponse") {
+		t.Fatalf("a request 10 s old: %s", page)
+	}
+}
