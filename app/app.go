@@ -331,6 +331,7 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 			}
 			return snap.Permits(governance.Subject{Type: governance.SubjectUser, ID: user}, nil, ent, time.Now()), nil
 		}}
+	oh.SignOut = samlIdP.SignOut
 	samlIdP.Mount(s.api)
 	samlIdP.MountPages(s.admin)
 	// Email: invitations, password resets, verification, notices; each

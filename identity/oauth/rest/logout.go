@@ -2,6 +2,7 @@ package rest
 
 import (
 	"context"
+	"encoding/json"
 	"html/template"
 	"net/url"
 	"slices"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/xavyo/xavyo/identity/auth"
 	authrest "github.com/xavyo/xavyo/identity/auth/rest"
 	"github.com/xavyo/xavyo/identity/oauth"
 	"github.com/xavyo/xavyo/identity/tenant"
@@ -66,6 +68,17 @@ var logoutCatalog = map[string]logoutWords{
 
 const logoutCSRFCookie = "xv_logout_csrf"
 
+// purposeSignOut is the auth transactions of sign-outs waiting for other
+// protocols' applications to sign out.
+const purposeSignOut = "signout"
+
+// signOutRequest is what a waiting sign-out goes on with.
+type signOutRequest struct {
+	ClientID string `json:"c,omitempty"`
+	Back     string `json:"b,omitempty"`
+	State    string `json:"s,omitempty"`
+}
+
 func (h *Handler) endSessionGet(c *fiber.Ctx) error  { return h.endSession(c, false) }
 func (h *Handler) endSessionPost(c *fiber.Ctx) error { return h.endSession(c, true) }
 
@@ -80,6 +93,17 @@ func (h *Handler) endSession(c *fiber.Ctx, posted bool) error {
 	}
 	clientID, back, state := get("client_id"), get("post_logout_redirect_uri"), get("state")
 	authrest.Secure(c) // set again with the return address once it is known good
+	// Back from signing out of other protocols' applications (SAML single
+	// logout): the sign-out the person confirmed goes on.
+	var resumed *auth.Transaction
+	if id := c.Query("tx"); id != "" && !posted {
+		x, err := h.Auth.Transaction(ctx, t, id)
+		var cont signOutRequest
+		if err != nil || x.Purpose != purposeSignOut || json.Unmarshal([]byte(x.Request), &cont) != nil {
+			return authrest.Error(c, 400, "this sign-out can no longer go on; sign out again")
+		}
+		resumed, clientID, back, state = x, cont.ClientID, cont.Back, cont.State
+	}
 	var hint *oauth.Hint
 	if raw := get("id_token_hint"); raw != "" {
 		if hint, err = h.Server.IDTokenHint(ctx, raw); err != nil {
@@ -100,7 +124,10 @@ func (h *Handler) endSession(c *fiber.Ctx, posted bool) error {
 	if err != nil {
 		return authrest.Error(c, 503, "signing out is unavailable; try again")
 	}
-	confirmed := hint != nil && (bs == nil || hint.Names(bs.UserID))
+	confirmed := (hint != nil && (bs == nil || hint.Names(bs.UserID))) || (resumed != nil && bs != nil && bs.ID == resumed.SessionID)
+	if resumed != nil {
+		_ = h.Auth.EndTransaction(ctx, t, resumed)
+	}
 	if !confirmed && bs != nil {
 		if !posted || c.FormValue("confirm") != "yes" {
 			return h.confirmLogout(ctx, c, t, clientID, back, state)
@@ -108,6 +135,23 @@ func (h *Handler) endSession(c *fiber.Ctx, posted bool) error {
 		if !authrest.FormTokenOK(c, logoutCSRFCookie) {
 			return h.confirmLogout(ctx, c, t, clientID, back, state)
 		}
+	}
+	if bs != nil && resumed == nil && h.SignOut != nil {
+		// Other protocols' applications first (their sign-out goes through
+		// the browser), then back here with the transaction to finish.
+		raw, _ := json.Marshal(signOutRequest{ClientID: clientID, Back: back, State: state})
+		x, err := h.Auth.StartTransaction(ctx, t, purposeSignOut, string(raw), bs.ID)
+		if err != nil {
+			return authrest.Error(c, 503, "signing out is unavailable; try again")
+		}
+		taken, err := h.SignOut(c, t, bs, "/t/"+t.Slug+"/logout?"+url.Values{"tx": {x.ID}}.Encode())
+		if err != nil {
+			return authrest.Error(c, 503, "signing out is unavailable; try again")
+		}
+		if taken {
+			return nil
+		}
+		_ = h.Auth.EndTransaction(ctx, t, x)
 	}
 	var frames []string
 	if bs != nil {

@@ -38,7 +38,15 @@ type Handler struct {
 	Admin httpx.Authenticator
 	// AgentURL is agent.public_url, where the mTLS aliases live.
 	AgentURL string
+	// SignOut signs people out of other protocols' applications first
+	// (nil: none).
+	SignOut SignOutHook
 }
+
+// SignOutHook signs a person out of other protocols' applications (SAML
+// single logout) before their SSO session ends: it may take the browser
+// away (true), to bring it back to resume, which finishes the sign-out.
+type SignOutHook func(c *fiber.Ctx, t *tenant.Tenant, bs *auth.BrowserSession, resume string) (bool, error)
 
 // SignIn is what the OpenID provider's pages need of identity/auth.
 type SignIn interface {

@@ -814,6 +814,37 @@ func (s *sessions) InvalidateSession(w http.ResponseWriter, _ *http.Request, req
 	return s.h.SAML.ForgetParticipants(s.ctx, s.bs.ID)
 }
 
+// SignOut signs a person who signs out at xavyo out of the service
+// providers their session signed in to (IdP-initiated single logout): the
+// browser is sent to each with a signed LogoutRequest, then to resume. It
+// takes the browser only when there is a service provider to sign out of.
+func (h *Handler) SignOut(c *fiber.Ctx, t *tenant.Tenant, bs *auth.BrowserSession, resume string) (bool, error) {
+	ctx := store.WithTenant(c.UserContext(), t.ID)
+	parts, err := h.SAML.Participants(ctx, bs.ID)
+	if err != nil || len(parts) == 0 {
+		return false, err
+	}
+	var user uuid.UUID
+	idp, err := h.idp(ctx, t, &sessions{h: h, ctx: ctx, t: t, bs: bs, user: &user}, uuid.Nil, false)
+	if err != nil {
+		return false, err
+	}
+	r, err := http.NewRequestWithContext(ctx, http.MethodGet, h.Issuer(t.Slug)+"/logout", nil)
+	if err != nil {
+		return false, err
+	}
+	r.Header.Set("Cookie", c.Get(fiber.HeaderCookie))
+	c.Response().Header.Del(fiber.HeaderContentSecurityPolicy)
+	if err := adaptor.HTTPHandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		idp.StartLogout(w, r, &crewjam.Session{ID: bs.ID.String(), Index: bs.ID.String()}, resume)
+	})(c); err != nil {
+		return false, err
+	}
+	// The logout's progress now travels with the browser.
+	h.audit(ctx, t.ID, bs.UserID, nil, audit.OutcomeSuccess, "single logout from xavyo")
+	return true, h.SAML.ForgetParticipants(ctx, bs.ID)
+}
+
 // slo answers single logout: a service provider's LogoutRequest (the
 // browser's session ends, and every other service provider it signed in
 // to is sent one, then the first is answered), or a service provider's

@@ -751,3 +751,97 @@ func TestSAMLAttributesAndNameID(t *testing.T) {
 		t.Fatalf("a request 10 s old: %s", page)
 	}
 }
+
+// TestSAMLSignOutAtXavyo: a person signed in to two SAML apps signs out
+// on xavyo's sign-out page: each app gets a signed LogoutRequest through
+// the browser and answers, then the sign-out finishes (the signed-out
+// page) and the SSO session is gone.
+func TestSAMLSignOutAtXavyo(t *testing.T) {
+	h := apptest.Start(t, apptest.Env(t, store.SQLite, t.TempDir()), apptest.Options{})
+	g := apptest.NewGovTenant(t, h, "out")
+	adaID, _ := g.User("ada", "")
+	ent := g.Ent("apps.sso", nil)
+	resp, body := h.DoAs(g.Tok, "POST", "/api/v1/assignments", map[string]any{"subject_type": "user", "subject_id": adaID, "target_type": "entitlement",
+		"target_id": ent})
+	apptest.Expect(t, resp, body, 201, "ada may use the apps")
+	sps := map[string]*crewjam.ServiceProvider{}
+	for _, name := range []string{"one", "two"} {
+		sp := newSP(t, h, g.Slug, "https://"+name+".example")
+		sps[name+".example"] = sp
+		meta, _ := xml.Marshal(sp.Metadata())
+		resp, body = h.DoAs(g.Tok, "POST", "/api/v1/saml-service-providers", map[string]any{"key": name, "metadata": string(meta), "entitlement_id": ent})
+		apptest.Expect(t, resp, body, 201, "register "+name)
+	}
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, CheckRedirect: func(r *http.Request, _ []*http.Request) error {
+		if strings.HasSuffix(r.URL.Hostname(), ".example") {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}}
+	do := func(method, u string, form url.Values) (*http.Response, string) {
+		t.Helper()
+		var r *http.Response
+		var err error
+		if form == nil {
+			r, err = c.Get(u)
+		} else {
+			r, err = c.PostForm(u, form)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		raw, _ := io.ReadAll(r.Body)
+		return r, string(raw)
+	}
+	field := func(page, name string) string {
+		m := regexp.MustCompile(`name="` + name + `" value="([^"]*)"`).FindStringSubmatch(page)
+		if m == nil {
+			t.Fatalf("no %s in %s", name, page)
+		}
+		return html.UnescapeString(m[1])
+	}
+	_, page := do("GET", mustRedirect(t, sps["one.example"]), nil)
+	_, page = do("POST", h.Admin+"/t/"+g.Slug+"/login", url.Values{"tx": {field(page, "tx")}, "csrf": {field(page, "csrf")},
+		"login": {"ada@" + g.Slug + ".test"}, "password": {"Corr3ct-horse-battery-9"}})
+	if !strings.Contains(page, "SAMLResponse") {
+		t.Fatalf("signed in to one: %s", page)
+	}
+	if _, page = do("GET", mustRedirect(t, sps["two.example"]), nil); !strings.Contains(page, "SAMLResponse") {
+		t.Fatalf("signed in to two: %s", page)
+	}
+
+	_, page = do("GET", h.Admin+"/t/"+g.Slug+"/logout", nil)
+	r, page := do("POST", h.Admin+"/t/"+g.Slug+"/end_session", url.Values{"csrf": {field(page, "csrf")}, "confirm": {"yes"}}) // the form's action
+	seen := map[string]bool{}
+	for range 2 {
+		loc, _ := url.Parse(r.Header.Get("Location"))
+		sp := sps[loc.Host]
+		if r.StatusCode != 302 || sp == nil || seen[loc.Host] {
+			t.Fatalf("single logout from xavyo: %d %s %s", r.StatusCode, r.Header.Get("Location"), page)
+		}
+		seen[loc.Host] = true
+		in, _ := http.NewRequest("GET", loc.String(), nil)
+		lreq, err := sp.ValidateLogoutRequest(in)
+		if err != nil || lreq.NameID == nil || lreq.NameID.Value != "ada@"+g.Slug+".test" {
+			t.Fatalf("the LogoutRequest to %s: %v", loc.Host, err)
+		}
+		answer, err := sp.MakeRedirectLogoutResponse(lreq.ID, loc.Query().Get("RelayState"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, page = do("GET", answer.String(), nil)
+	}
+	if r.StatusCode != 200 || !strings.Contains(page, "You are signed out") {
+		t.Fatalf("after the apps signed out: %d %s", r.StatusCode, page)
+	}
+	if _, page = do("GET", mustRedirect(t, sps["one.example"]), nil); !strings.Contains(page, `id="password"`) {
+		t.Fatalf("the SSO session outlived the sign-out: %s", page)
+	}
+	resp, body = h.DoAs(g.Tok, "GET", "/api/v1/audit?action=saml.slo&limit=10", nil)
+	apptest.Expect(t, resp, body, 200, "audit")
+	if !strings.Contains(string(body), "single logout from xavyo") {
+		t.Fatalf("audit: %s", body)
+	}
+}
