@@ -98,6 +98,17 @@ form = toSP(page)
 assert.equal(profile.nameID, env('USER_LOGIN'))
 step('SP-initiated SSO (HTTP-POST) answered from the SSO session')
 
+// IdP-initiated: a link at xavyo names the SP by key; the SP takes the
+// unsolicited response (no InResponseTo) when it accepts those.
+page = await ada(`/t/${SLUG}/saml/sso?sp=notes&RelayState=from-idp`)
+form = toSP(page)
+assert.equal(form.RelayState, 'from-idp')
+await assert.rejects(saml.validatePostResponseAsync(form), /InResponseTo/, 'an SP that wants InResponseTo refuses it')
+const unsolicited = new SAML({ ...saml.options, validateInResponseTo: ValidateInResponseTo.ifPresent })
+;({ profile } = await unsolicited.validatePostResponseAsync(form))
+assert.equal(profile.nameID, env('USER_LOGIN'))
+step('IdP-initiated SSO: the unsolicited response validates at an SP that accepts them')
+
 // Single logout, from the SP: a signed LogoutRequest; the IdP ends the SSO
 // session and answers with a signed LogoutResponse the SP validates; the
 // next sign-in asks for the password again.

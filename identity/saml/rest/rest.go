@@ -810,7 +810,7 @@ func (s *sessions) InvalidateSession(w http.ResponseWriter, _ *http.Request, req
 	//nolint:gosec // G124: Secure follows the issuer's scheme, as the SSO cookie it clears does
 	http.SetCookie(w, &http.Cookie{Name: c.Name, Value: "", Path: c.Path, MaxAge: -1, Expires: time.Unix(1, 0), HttpOnly: true, Secure: c.Secure,
 		SameSite: same})
-	s.h.audit(s.ctx, s.t.ID, s.bs.UserID, nil, audit.OutcomeSuccess, "single logout")
+	s.h.audit(s.ctx, s.t.ID, s.bs.UserID, nil, audit.OutcomeSuccess, "single logout from "+req.ServiceProviderMetadata.EntityID)
 	return s.h.SAML.ForgetParticipants(s.ctx, s.bs.ID)
 }
 
