@@ -1,19 +1,14 @@
 package main
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/xavyo/xavyo/app/apptest"
 	"github.com/xavyo/xavyo/internal/store"
@@ -43,16 +38,13 @@ func TestSAMLWithNodeSAML(t *testing.T) {
 	expect(t, resp, body, 201, "ada may use notes")
 	// The SP's signing key and certificate (node-saml signs its logout
 	// requests with them; its metadata carries the certificate).
-	key, _ := rsa.GenerateKey(rand.Reader, 2048)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "notes"}, NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(24 * time.Hour)}
-	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	key, cert := apptest.SelfSigned(t, "notes")
 	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
 	cmd := exec.Command("node", "saml.mjs")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "ADMIN="+h.Admin, "SLUG="+g.Slug, "TOKEN="+g.Tok, "ENTITLEMENT="+ent,
 		"USER_LOGIN=ada@"+g.Slug+".test", "OTHER_LOGIN=bob@"+g.Slug+".test", "PASSWORD=Corr3ct-horse-battery-9",
-		"SP_KEY="+string(keyPEM), "SP_CERT="+base64.StdEncoding.EncodeToString(der))
+		"SP_KEY="+string(keyPEM), "SP_CERT="+base64.StdEncoding.EncodeToString(cert.Raw))
 	out, err := cmd.CombinedOutput()
 	t.Logf("%s", out)
 	if err != nil || !strings.Contains(string(out), "saml: all passed") {

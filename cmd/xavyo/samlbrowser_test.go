@@ -3,12 +3,8 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/xml"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"net/url"
@@ -123,11 +119,7 @@ func TestBrowserSAMLCrossSite(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := "http://localhost:" + fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
-	key, _ := rsa.GenerateKey(rand.Reader, 2048)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "app"}, NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(24 * time.Hour)}
-	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	cert, _ := x509.ParseCertificate(der)
+	key, cert := apptest.SelfSigned(t, "app")
 	metaURL, _ := url.Parse(h.Admin + "/t/" + g.Slug + "/saml/metadata")
 	idp, err := samlsp.FetchMetadata(context.Background(), http.DefaultClient, *metaURL)
 	if err != nil {

@@ -265,14 +265,8 @@ func (s *Service) ConfirmTOTP(ctx context.Context, user, id uuid.UUID, code stri
 		if err := confirmFactorTx(ctx, tx, id, step, s.now()); err != nil {
 			return err
 		}
-		left, err := recoveryLeftTx(ctx, tx, user)
-		if err != nil {
+		if codes, err = s.firstCodesTx(ctx, tx, user); err != nil {
 			return err
-		}
-		if left == 0 {
-			if codes, err = s.newRecoveryTx(ctx, tx, user); err != nil {
-				return err
-			}
 		}
 		return audit.RecordChangeTx(ctx, tx, s.Audit, "user.mfa.enroll", "user", user.String(), map[string]string{"kind": KindTOTP, "factor": id.String()})
 	})
@@ -446,6 +440,16 @@ func (s *Service) match(f *factorRow, tenant, user uuid.UUID, code string, after
 		}
 	}
 	return 0, false
+}
+
+// firstCodesTx makes a person's recovery codes if they have none left (a
+// first factor comes with them); nil: they have some.
+func (s *Service) firstCodesTx(ctx context.Context, tx *store.Tx, user uuid.UUID) ([]string, error) {
+	left, err := recoveryLeftTx(ctx, tx, user)
+	if err != nil || left > 0 {
+		return nil, err
+	}
+	return s.newRecoveryTx(ctx, tx, user)
 }
 
 // newRecoveryTx makes a person's recovery codes: 10 of 50 random bits,

@@ -272,14 +272,8 @@ func (s *Service) FinishRegistration(ctx context.Context, user uuid.UUID, state 
 		if err := insertCredentialTx(ctx, tx, id, user, name, string(raw), credID, now); err != nil {
 			return err
 		}
-		left, err := recoveryLeftTx(ctx, tx, user)
-		if err != nil {
+		if codes, err = s.firstCodesTx(ctx, tx, user); err != nil {
 			return err
-		}
-		if left == 0 {
-			if codes, err = s.newRecoveryTx(ctx, tx, user); err != nil {
-				return err
-			}
 		}
 		return audit.RecordChangeTx(ctx, tx, s.Audit, "user.mfa.enroll", "user", user.String(),
 			map[string]any{"kind": KindWebAuthn, "factor": id.String(), "aaguid": aaguidOf(cred), "backup_eligible": cred.Flags.BackupEligible})

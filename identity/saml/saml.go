@@ -469,12 +469,7 @@ func firstKeyID(tenant uuid.UUID) uuid.UUID {
 func (s *Service) Keys(ctx context.Context, tenantName string) (*Key, []*x509.Certificate, error) {
 	tid, _ := store.TenantFrom(ctx)
 	for attempt := 0; ; attempt++ {
-		var rows []keyRow
-		err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-			var err error
-			rows, err = keysTx(ctx, tx)
-			return err
-		})
+		rows, err := s.readKeys(ctx)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -502,6 +497,17 @@ func (s *Service) Keys(ctx context.Context, tenantName string) (*Key, []*x509.Ce
 		}
 		return signing, others, nil
 	}
+}
+
+// readKeys reads the tenant's keys, the signing one first.
+func (s *Service) readKeys(ctx context.Context) ([]keyRow, error) {
+	var rows []keyRow
+	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		var err error
+		rows, err = keysTx(ctx, tx)
+		return err
+	})
+	return rows, err
 }
 
 // newKey makes a key: RSA 2048 with a self-signed certificate valid ten
@@ -535,12 +541,7 @@ func (s *Service) ListKeys(ctx context.Context, tenantName string) ([]KeyInfo, e
 		return nil, err
 	}
 	tid, _ := store.TenantFrom(ctx)
-	var rows []keyRow
-	err := s.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		var err error
-		rows, err = keysTx(ctx, tx)
-		return err
-	})
+	rows, err := s.readKeys(ctx)
 	if err != nil {
 		return nil, err
 	}

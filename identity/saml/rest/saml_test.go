@@ -4,20 +4,14 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"html"
 	"io"
-	"math/big"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -43,11 +37,7 @@ func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
 // metadata the identity provider serves.
 func newSP(t *testing.T, h *apptest.Harness, slug, base string) *crewjam.ServiceProvider {
 	t.Helper()
-	key, _ := rsa.GenerateKey(rand.Reader, 2048)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: base}, NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(24 * time.Hour)}
-	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	cert, _ := x509.ParseCertificate(der)
+	key, cert := apptest.SelfSigned(t, base)
 	metaURL, _ := url.Parse(h.Admin + "/t/" + slug + "/saml/metadata")
 	idp, err := samlsp.FetchMetadata(context.Background(), http.DefaultClient, *metaURL)
 	if err != nil {
@@ -107,43 +97,15 @@ func TestSAMLSingleSignOn(t *testing.T) {
 		"entitlement_id": ent})
 	apptest.Expect(t, resp, body, 201, "register the SP")
 
-	browser := func() *http.Client {
-		jar, _ := cookiejar.New(nil)
-		return &http.Client{Jar: jar, CheckRedirect: func(r *http.Request, _ []*http.Request) error {
-			if strings.HasSuffix(r.URL.Hostname(), ".example") { // a service provider: the test plays it
-				return http.ErrUseLastResponse
-			}
-			return nil
-		}}
-	}
-	do := func(c *http.Client, method, u string, form url.Values) (*http.Response, string) {
+	browser := func() *apptest.Browser { return apptest.NewBrowser(t) }
+	do := func(b *apptest.Browser, method, u string, form url.Values) (*http.Response, string) {
 		t.Helper()
-		var rd io.Reader
-		if form != nil {
-			rd = strings.NewReader(form.Encode())
-		}
-		req, _ := http.NewRequest(method, u, rd)
-		if form != nil {
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		}
-		r, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Body.Close()
-		raw, _ := io.ReadAll(r.Body)
-		return r, string(raw)
+		return b.Do(method, u, form)
 	}
-	field := func(page, name string) string {
-		m := regexp.MustCompile(`name="` + name + `" value="([^"]*)"`).FindStringSubmatch(page)
-		if m == nil {
-			t.Fatalf("no %s in %s", name, page)
-		}
-		return html.UnescapeString(m[1])
-	}
+	field := func(page, name string) string { t.Helper(); return apptest.Field(t, page, name) }
 	// authn sends an AuthnRequest with a binding and returns the page the
 	// browser ends on, with the request's id.
-	authn := func(c *http.Client, binding string) (string, string) {
+	authn := func(c *apptest.Browser, binding string) (string, string) {
 		t.Helper()
 		req, err := sp.MakeAuthenticationRequest(sp.GetSSOBindingLocation(binding), binding, crewjam.HTTPPostBinding)
 		if err != nil {
@@ -164,7 +126,7 @@ func TestSAMLSingleSignOn(t *testing.T) {
 			"RelayState": {"relay-1"}})
 		return page, req.ID
 	}
-	signIn := func(c *http.Client, page, who string) string {
+	signIn := func(c *apptest.Browser, page, who string) string {
 		t.Helper()
 		if !strings.Contains(page, `id="password"`) {
 			t.Fatalf("not the sign-in page: %s", page)
@@ -527,31 +489,17 @@ func TestSAMLKeyRollover(t *testing.T) {
 	}
 
 	// A response, IdP-initiated (the person signs in first).
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar}
+	b := apptest.NewBrowser(t)
 	get := func(u string, form url.Values) string {
 		t.Helper()
-		var r *http.Response
-		var err error
-		if form == nil {
-			r, err = c.Get(u)
-		} else {
-			r, err = c.PostForm(u, form)
+		method := "GET"
+		if form != nil {
+			method = "POST"
 		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Body.Close()
-		raw, _ := io.ReadAll(r.Body)
-		return string(raw)
+		_, page := b.Do(method, u, form)
+		return page
 	}
-	field := func(page, name string) string {
-		m := regexp.MustCompile(`name="` + name + `" value="([^"]*)"`).FindStringSubmatch(page)
-		if m == nil {
-			t.Fatalf("no %s in %s", name, page)
-		}
-		return html.UnescapeString(m[1])
-	}
+	field := func(page, name string) string { t.Helper(); return apptest.Field(t, page, name) }
 	page := get(h.Admin+"/t/"+g.Slug+"/saml/sso?sp=app", nil)
 	page = get(h.Admin+"/t/"+g.Slug+"/login", url.Values{"tx": {field(page, "tx")}, "csrf": {field(page, "csrf")}, "login": {"ada@" + g.Slug + ".test"},
 		"password": {"Corr3ct-horse-battery-9"}})
@@ -672,36 +620,17 @@ func TestSAMLAttributesAndNameID(t *testing.T) {
 		"nameid_format": "persistent", "attributes": mappings, "clock_skew_seconds": 30})
 	apptest.Expect(t, resp, body, 201, "register the SP")
 
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, CheckRedirect: func(r *http.Request, _ []*http.Request) error {
-		if strings.HasSuffix(r.URL.Hostname(), ".example") {
-			return http.ErrUseLastResponse
-		}
-		return nil
-	}}
+	b := apptest.NewBrowser(t)
 	get := func(u string, form url.Values) (int, string) {
 		t.Helper()
-		var r *http.Response
-		var err error
-		if form == nil {
-			r, err = c.Get(u)
-		} else {
-			r, err = c.PostForm(u, form)
+		method := "GET"
+		if form != nil {
+			method = "POST"
 		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Body.Close()
-		raw, _ := io.ReadAll(r.Body)
-		return r.StatusCode, string(raw)
+		r, page := b.Do(method, u, form)
+		return r.StatusCode, page
 	}
-	field := func(page, name string) string {
-		m := regexp.MustCompile(`name="` + name + `" value="([^"]*)"`).FindStringSubmatch(page)
-		if m == nil {
-			t.Fatalf("no %s in %s", name, page)
-		}
-		return html.UnescapeString(m[1])
-	}
+	field := func(page, name string) string { t.Helper(); return apptest.Field(t, page, name) }
 	request := func(age time.Duration) (*crewjam.AuthnRequest, string) {
 		t.Helper()
 		req, err := sp.MakeAuthenticationRequest(sp.GetSSOBindingLocation(crewjam.HTTPRedirectBinding), crewjam.HTTPRedirectBinding, crewjam.HTTPPostBinding)
@@ -772,36 +701,12 @@ func TestSAMLSignOutAtXavyo(t *testing.T) {
 		resp, body = h.DoAs(g.Tok, "POST", "/api/v1/saml-service-providers", map[string]any{"key": name, "metadata": string(meta), "entitlement_id": ent})
 		apptest.Expect(t, resp, body, 201, "register "+name)
 	}
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, CheckRedirect: func(r *http.Request, _ []*http.Request) error {
-		if strings.HasSuffix(r.URL.Hostname(), ".example") {
-			return http.ErrUseLastResponse
-		}
-		return nil
-	}}
+	b := apptest.NewBrowser(t)
 	do := func(method, u string, form url.Values) (*http.Response, string) {
 		t.Helper()
-		var r *http.Response
-		var err error
-		if form == nil {
-			r, err = c.Get(u)
-		} else {
-			r, err = c.PostForm(u, form)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Body.Close()
-		raw, _ := io.ReadAll(r.Body)
-		return r, string(raw)
+		return b.Do(method, u, form)
 	}
-	field := func(page, name string) string {
-		m := regexp.MustCompile(`name="` + name + `" value="([^"]*)"`).FindStringSubmatch(page)
-		if m == nil {
-			t.Fatalf("no %s in %s", name, page)
-		}
-		return html.UnescapeString(m[1])
-	}
+	field := func(page, name string) string { t.Helper(); return apptest.Field(t, page, name) }
 	_, page := do("GET", mustRedirect(t, sps["one.example"]), nil)
 	_, page = do("POST", h.Admin+"/t/"+g.Slug+"/login", url.Values{"tx": {field(page, "tx")}, "csrf": {field(page, "csrf")},
 		"login": {"ada@" + g.Slug + ".test"}, "password": {"Corr3ct-horse-battery-9"}})
