@@ -384,10 +384,13 @@ func peek(in request, param string) message {
 	return m
 }
 
-// check applies a service provider's rules to a message it sent: no DTD
-// ever, a signature where it must sign; it says whether the SP is marked
-// legacy (SHA-1 allowed).
-func (h *Handler) check(ctx context.Context, m message) (bool, error) {
+// check applies a service provider's rules to a message it sent (that
+// arrived at at): no DTD ever, a signature where it must sign, an
+// IssueInstant within its clock skew; it says whether the SP is marked
+// legacy (SHA-1 allowed). crewjam judges the age again against the
+// largest skew, at the time it answers: a person has the rest of ten
+// minutes to sign in.
+func (h *Handler) check(ctx context.Context, m message, at time.Time) (bool, error) {
 	if m.dtd {
 		return false, apperr.Invalid("SAMLRequest", "a DTD is not allowed in SAML messages")
 	}
@@ -401,7 +404,7 @@ func (h *Handler) check(ctx context.Context, m message) (bool, error) {
 	if sp.RequireSignedRequests && !m.signed {
 		return false, apperr.Invalid("SAMLRequest", "this service provider's messages must be signed")
 	}
-	if !m.issued.IsZero() && (time.Since(m.issued) > sp.Skew() || time.Until(m.issued) > sp.Skew()) {
+	if !m.issued.IsZero() && (at.Sub(m.issued) > sp.Skew() || m.issued.Sub(at) > sp.Skew()) {
 		return false, apperr.Invalid("SAMLRequest", "the message's IssueInstant is too far from now (check the service provider's clock)")
 	}
 	return sp.LegacySHA1, nil
@@ -593,6 +596,9 @@ type request struct {
 	Method string `json:"m"`
 	Query  string `json:"q,omitempty"`
 	Form   string `json:"f,omitempty"`
+	// At is when it arrived: its age is judged then, not after the
+	// sign-in it waited for.
+	At time.Time `json:"t"`
 }
 
 // sso answers an AuthnRequest: at once for a browser with an SSO session,
@@ -607,7 +613,7 @@ func (h *Handler) sso(c *fiber.Ctx) error {
 	if err != nil {
 		return authrest.Error(c, 503, "the sign-in is unavailable; try again")
 	}
-	req := request{Method: c.Method(), Query: string(c.Request().URI().QueryString())}
+	req := request{Method: c.Method(), Query: string(c.Request().URI().QueryString()), At: time.Now()}
 	if c.Method() == fiber.MethodPost {
 		req.Form = inflatePosted(string(c.Body()))
 	}
@@ -652,7 +658,7 @@ func (h *Handler) serve(c *fiber.Ctx, t *tenant.Tenant, in request, bs *auth.Bro
 	if in.Method == http.MethodPost {
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
-	legacy, err := h.check(ctx, peek(in, "SAMLRequest"))
+	legacy, err := h.check(ctx, peek(in, "SAMLRequest"), in.At)
 	if err != nil {
 		return authrest.Error(c, 400, apperr.PublicMessage(err))
 	}
@@ -868,12 +874,12 @@ func (h *Handler) slo(c *fiber.Ctx) error {
 	}
 	r.Header.Set("Content-Type", c.Get(fiber.HeaderContentType))
 	r.Header.Set("Cookie", c.Get(fiber.HeaderCookie))
-	in := request{Method: c.Method(), Query: string(c.Request().URI().QueryString()), Form: string(c.Body())}
+	in := request{Method: c.Method(), Query: string(c.Request().URI().QueryString()), Form: string(c.Body()), At: time.Now()}
 	param := "SAMLRequest"
 	if m := peek(in, "SAMLResponse"); m.present {
 		param = "SAMLResponse"
 	}
-	legacy, err := h.check(ctx, peek(in, param))
+	legacy, err := h.check(ctx, peek(in, param), in.At)
 	if err != nil {
 		return authrest.Error(c, 400, apperr.PublicMessage(err))
 	}

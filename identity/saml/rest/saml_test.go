@@ -679,6 +679,17 @@ func TestSAMLAttributesAndNameID(t *testing.T) {
 	if _, page := get(u, nil); !strings.Contains(page, "SAMLResponse") {
 		t.Fatalf("a request 10 s old: %s", page)
 	}
+	// Its age is judged when it arrived, not after the sign-in it waits
+	// for: 27 s old at arrival, 31 s when the person has signed in.
+	b = apptest.NewBrowser(t)
+	req, u = request(27 * time.Second)
+	_, page = get(u, nil)
+	time.Sleep(4 * time.Second)
+	_, page = get(h.Admin+"/t/"+g.Slug+"/login", url.Values{"tx": {field(page, "tx")}, "csrf": {field(page, "csrf")}, "login": {"ada@" + g.Slug + ".test"},
+		"password": {"Corr3ct-horse-battery-9"}})
+	if !strings.Contains(page, "SAMLResponse") {
+		t.Fatalf("a request that waited for a sign-in: %s", page)
+	}
 }
 
 // TestSAMLSignOutAtXavyo: a person signed in to two SAML apps signs out
