@@ -682,7 +682,7 @@ func TestSAMLAttributesAndNameID(t *testing.T) {
 	// Its age is judged when it arrived, not after the sign-in it waits
 	// for: 27 s old at arrival, 31 s when the person has signed in.
 	b = apptest.NewBrowser(t)
-	req, u = request(27 * time.Second)
+	_, u = request(27 * time.Second)
 	_, page = get(u, nil)
 	time.Sleep(4 * time.Second)
 	_, page = get(h.Admin+"/t/"+g.Slug+"/login", url.Values{"tx": {field(page, "tx")}, "csrf": {field(page, "csrf")}, "login": {"ada@" + g.Slug + ".test"},
