@@ -266,8 +266,7 @@ func invitationAndReset(t *testing.T, flavor store.Flavor) {
 			ID string `json:"id"`
 		}](t, body).ID+"/invitation", nil)
 		apptest.Expect(t, resp, body, 202, "invite "+who.email)
-		n := len(relay.Messages()) + 1
-		m := relay.Wait(n, 20*time.Second)[n-1]
+		m := relay.WaitFor("inviting "+who.email, func(m mailtest.Message) bool { return strings.Contains(m.To, who.email) }, 20*time.Second)
 		if m.Subject != who.subject || !strings.Contains(m.Header.Get("From"), "hr@acme.example.test") ||
 			m.Header.Get("X-MailFrom") != "no-reply@id.example.test" {
 			t.Fatalf("invitation of %s: %q from %q envelope %q", who.email, m.Subject, m.Header.Get("From"), m.Header.Get("X-MailFrom"))

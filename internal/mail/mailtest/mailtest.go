@@ -178,12 +178,39 @@ func (s *Server) Wait(n int, timeout time.Duration) []Message {
 		m := s.Messages()
 		if len(m) >= n || time.Now().After(deadline) {
 			if len(m) < n {
-				s.t.Fatalf("%d messages arrived, want %d", len(m), n)
+				s.t.Fatalf("%d messages arrived, want %d: %s", len(m), n, summary(m))
 			}
 			return m
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// WaitFor waits for a message that match accepts and returns the first.
+func (s *Server) WaitFor(what string, match func(Message) bool, timeout time.Duration) Message {
+	s.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		all := s.Messages()
+		for _, m := range all {
+			if match(m) {
+				return m
+			}
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("no message %s among %d: %s", what, len(all), summary(all))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// summary names messages by recipient and subject, for a failure.
+func summary(ms []Message) string {
+	var b strings.Builder
+	for i, m := range ms {
+		fmt.Fprintf(&b, "\n  %d. to %s: %q (%s)", i+1, m.To, m.Subject, m.Header.Get("Message-Id"))
+	}
+	return b.String()
 }
 
 func parse(t testing.TB, raw []byte) Message {
