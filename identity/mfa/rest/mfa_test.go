@@ -255,6 +255,7 @@ func totpAndRecovery(t *testing.T, flavor store.Flavor) {
 // enrols an authenticator app (QR code and key), confirms it, sees their
 // recovery codes once and goes on signed in with both factors.
 func TestRequiredMFA(t *testing.T) {
+	t.Parallel()
 	h := apptest.Start(t, apptest.Env(t, store.SQLite, t.TempDir()), apptest.Options{})
 	slug := apptest.UniqueSlug("req")
 	_, tok := h.TenantAdmin(t, slug)
@@ -408,6 +409,7 @@ func TestRequiredMFA(t *testing.T) {
 // insufficient_user_authentication (with acr_values and max_age), an API
 // key never passes, a fresh MFA sign-in does, and an old one no longer.
 func TestStepUp(t *testing.T) {
+	t.Parallel()
 	h := apptest.Start(t, apptest.Env(t, store.SQLite, t.TempDir()), apptest.Options{})
 	slug := apptest.UniqueSlug("step")
 	_, admin := h.TenantAdmin(t, slug)

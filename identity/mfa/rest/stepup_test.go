@@ -16,6 +16,7 @@ import (
 // (RFC 9470's challenge otherwise); low-risk grants do not. A passkey
 // sign-in is one.
 func TestStepUpOnHighRiskGrants(t *testing.T) {
+	t.Parallel()
 	h := apptest.Start(t, apptest.Env(t, store.SQLite, t.TempDir()), apptest.Options{})
 	g := apptest.NewGovTenant(t, h, "sg")
 	uma, _ := g.User("uma", "")

@@ -76,6 +76,7 @@ func mustRedirect(t *testing.T, sp *crewjam.ServiceProvider) string {
 // both SPs validate what they get; an SP of one tenant is unknown at
 // another.
 func TestSAMLSingleSignOn(t *testing.T) {
+	t.Parallel()
 	h := apptest.Start(t, apptest.Env(t, store.SQLite, t.TempDir()), apptest.Options{})
 	g := apptest.NewGovTenant(t, h, "saml")
 	adaID, _ := g.User("ada", "")
@@ -445,6 +446,7 @@ func TestSAMLSingleSignOn(t *testing.T) {
 // old copy does not; the old key is retired from the metadata, and the
 // signing key cannot be.
 func TestSAMLKeyRollover(t *testing.T) {
+	t.Parallel()
 	h := apptest.Start(t, apptest.Env(t, store.SQLite, t.TempDir()), apptest.Options{})
 	g := apptest.NewGovTenant(t, h, "roll")
 	adaID, _ := g.User("ada", "")
@@ -535,6 +537,7 @@ func TestSAMLKeyRollover(t *testing.T) {
 // is allowed; fetched then, and fetched again on demand (a new ACS is
 // taken; metadata of another entity changes nothing).
 func TestSAMLMetadataByURL(t *testing.T) {
+	t.Parallel()
 	var served atomic.Value
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/samlmetadata+xml")
@@ -595,6 +598,7 @@ func TestSAMLMetadataByURL(t *testing.T) {
 // name, groups) make the assertion's attributes, its NameID source the
 // NameID; its clock skew bounds how old its requests may be.
 func TestSAMLAttributesAndNameID(t *testing.T) {
+	t.Parallel()
 	h := apptest.Start(t, apptest.Env(t, store.SQLite, t.TempDir()), apptest.Options{})
 	g := apptest.NewGovTenant(t, h, "attr")
 	adaID, _ := g.User("ada", "")
@@ -697,6 +701,7 @@ func TestSAMLAttributesAndNameID(t *testing.T) {
 // the browser and answers, then the sign-out finishes (the signed-out
 // page) and the SSO session is gone.
 func TestSAMLSignOutAtXavyo(t *testing.T) {
+	t.Parallel()
 	h := apptest.Start(t, apptest.Env(t, store.SQLite, t.TempDir()), apptest.Options{})
 	g := apptest.NewGovTenant(t, h, "out")
 	adaID, _ := g.User("ada", "")
