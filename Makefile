@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: help build run test test-e2e test-saml test-short lint bench bench-oauth bench-governance bench-gateway bench-a2a fuzz assets generate verify tools clean
+.PHONY: help build run test test-integration test-e2e test-saml test-short lint bench bench-oauth bench-governance bench-gateway bench-a2a fuzz assets generate verify tools clean
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-18s %s\n", $$1, $$2}'
@@ -21,11 +21,15 @@ run: build ## Build and start xavyo on the embedded store (data in ./data); tool
 # The long suites that drive external components (the official MCP conformance
 # suite and SDKs, the A2A CLI, openid-client, Chromium (the docs page, a
 # person signing in), rsyslog, kill -9,
-# database outages) run with `make test-e2e`; CI runs both targets.
+# database outages) run with `make test-e2e`; the whole-server suite of
+# cmd/xavyo with `make test-integration`; CI runs all three targets.
 E2E_TESTS := ^(TestConformanceThroughGateway|TestA2AProxy|TestA2APushNotifications|TestInteropWithRealClients|TestGatewayInteropWithOfficialSDK|TestAnsweredCallsSurviveKill9|TestDatabaseOutageUnderLoad|TestAnswersDuringDatabaseOutage|TestAuditExportToSyslog|TestDocsPage|TestBrowserSignIn|TestBrowserPasskey|TestSAMLWithNodeSAML|TestBrowserSAMLCrossSite|TestMailSurvivesRelayOutage|TestBrowserAccountPages)$$
 
-test: ## Run the tests but the long end-to-end suites (PostgreSQL tests skip without a server unless XAVYO_REQUIRE_POSTGRES=1)
-	$(GO) test -race -count=1 -timeout 20m -parallel 4 -skip '$(E2E_TESTS)' ./...
+test: ## Run the tests of every package but the whole-server suite of cmd/xavyo (PostgreSQL tests skip without a server unless XAVYO_REQUIRE_POSTGRES=1)
+	$(GO) test -race -count=1 -timeout 20m -parallel 4 $$($(GO) list ./... | grep -v '/cmd/xavyo$$')
+
+test-integration: ## Run the whole-server suite (cmd/xavyo: the API's contracts, isolation, the gateway, A2A, governance through REST) but the end-to-end suites
+	$(GO) test -race -count=1 -timeout 20m -parallel 4 -skip '$(E2E_TESTS)' ./cmd/xavyo
 
 test-e2e: ## Run the long end-to-end suites: MCP conformance, SDK, A2A CLI and OIDC interop, the docs page and sign-in pages in Chromium, syslog export, kill -9, database outages
 	$(GO) test -race -count=1 -timeout 20m -parallel 4 -run '$(E2E_TESTS)' ./cmd/xavyo
@@ -80,7 +84,7 @@ assets: ## Refresh the docs page's renderer (Redoc's standalone bundle, npm pack
 generate: ## Rewrite generated files: docs/openapi.json from the routes, cmd/xavyo/testdata/discovery from the served documents
 	$(GO) test ./cmd/xavyo -run '^(TestOpenAPIDocumentIsCurrent|TestDiscoveryDocumentsAreCurrent)$$' -count=1 -update
 
-verify: lint test ## Everything CI runs
+verify: lint test test-integration test-e2e ## Everything CI runs (but the README quickstart)
 
 clean: ## Remove build output
 	rm -rf $(BIN)
