@@ -40,20 +40,27 @@ func NewBrowser(t testing.TB) *Browser {
 // response with its body.
 func (b *Browser) Do(method, u string, form url.Values) (*http.Response, string) {
 	b.t.Helper()
+	return Send(b.t, b.C, method, u, form)
+}
+
+// Send sends a request with c (a form when form is not nil) and returns
+// the last response with its body.
+func Send(t testing.TB, c *http.Client, method, u string, form url.Values) (*http.Response, string) {
+	t.Helper()
 	var rd io.Reader
 	if form != nil {
 		rd = strings.NewReader(form.Encode())
 	}
 	req, err := http.NewRequest(method, u, rd)
 	if err != nil {
-		b.t.Fatal(err)
+		t.Fatal(err)
 	}
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
-	r, err := b.C.Do(req)
+	r, err := c.Do(req)
 	if err != nil {
-		b.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer r.Body.Close()
 	raw, _ := io.ReadAll(r.Body)

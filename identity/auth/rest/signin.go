@@ -164,23 +164,12 @@ ol.codes{font-family:ui-monospace,monospace}</style></head>
 // code), a code to confirm it, then their recovery codes, once, before
 // the sign-in goes on (in a session that counts both factors).
 func (p *Pages) enrol(c *fiber.Ctx) error {
-	t, ctx, x, flow, user, ok, err := p.pending(c)
+	st, ok, err := p.secondStepOf(c)
 	if !ok {
 		return err
 	}
-	lang := Lang(c, t)
-	w := loginCatalog[lang]
-	iss := p.Issuer(t.Slug)
-	prompt, _ := flow.Describe(ctx, t, x)
-	u, err := p.Auth.SignInUser(ctx, t, user)
-	if err != nil {
-		return Error(c, 403, w.Wrong)
-	}
-	pol := tenant.PoliciesOf(t).MFA
-	need, err := p.MFA.NeedOf(ctx, pol, user, u.AdminRoles)
-	if err != nil {
-		return Error(c, 503, "the sign-in is unavailable; try again")
-	}
+	t, ctx, x, flow, u, need, lang, w, iss, prompt := st.t, st.ctx, st.x, st.flow, st.u, st.need, st.lang, st.w, st.iss, st.prompt
+	user, pol := u.ID, tenant.PoliciesOf(t).MFA
 	if !need.MustEnrol() {
 		// A person who has a factor that counts proves it: enrolling a
 		// new one here would skip it.
@@ -267,7 +256,7 @@ func (p *Pages) enrol(c *fiber.Ctx) error {
 			return Error(c, 503, "the sign-in is unavailable; try again")
 		}
 	}
-	if _, ok, err := p.finishSecondStep(c, t, x, user, amr); !ok {
+	if _, ok, err := p.finishSecondStep(c, st, amr); !ok {
 		return err
 	}
 	if len(codes) == 0 {
@@ -327,44 +316,61 @@ func (p *Pages) transactionOf(c *fiber.Ctx, t *tenant.Tenant, purpose string) (*
 	return x, true, nil
 }
 
-// pending reads the transaction a second-step page is for, with the
-// person who passed the first step in this browser (its cookie); ok
-// false: the page was answered (another browser is sent to sign in).
-func (p *Pages) pending(c *fiber.Ctx) (*tenant.Tenant, context.Context, *auth.Transaction, Flow, uuid.UUID, bool, error) {
+// secondStep is a second-step page's request: the transaction it is
+// for, its flow, and the person who passed the first step in this
+// browser, with what their sign-in owes.
+type secondStep struct {
+	t      *tenant.Tenant
+	ctx    context.Context
+	x      *auth.Transaction
+	flow   Flow
+	prompt Prompt
+	u      *directory.User
+	need   mfa.Need
+	lang   string
+	w      loginWords
+	iss    string
+}
+
+// secondStepOf reads the request of a second-step page; ok false: the
+// page was answered (another browser is sent to sign in).
+func (p *Pages) secondStepOf(c *fiber.Ctx) (*secondStep, bool, error) {
 	t, err := p.Tenants.Resolve(c.UserContext(), c.Params("slug"))
 	if err != nil {
-		return nil, nil, nil, nil, uuid.Nil, false, TenantPage(c, err)
+		return nil, false, TenantPage(c, err)
 	}
-	ctx := store.WithTenant(c.UserContext(), t.ID)
 	x, ok, err := p.transactionOf(c, t, "")
 	if !ok {
-		return nil, nil, nil, nil, uuid.Nil, false, err
+		return nil, false, err
 	}
-	flow := p.flows[x.Purpose]
 	user := x.Pending(c.Cookies(mfaCookie))
 	if user == uuid.Nil || p.MFA == nil {
 		// Not this browser's first step (or none): start again.
-		return nil, nil, nil, nil, uuid.Nil, false, p.SendTo(c, "/t/"+t.Slug+"/login", x)
+		return nil, false, p.SendTo(c, "/t/"+t.Slug+"/login", x)
 	}
-	return t, ctx, x, flow, user, true, nil
+	st := &secondStep{t: t, ctx: store.WithTenant(c.UserContext(), t.ID), x: x, flow: p.flows[x.Purpose], lang: Lang(c, t), iss: p.Issuer(t.Slug)}
+	st.w = loginCatalog[st.lang]
+	st.prompt, _ = st.flow.Describe(st.ctx, t, x)
+	if st.u, err = p.Auth.SignInUser(st.ctx, t, user); err != nil {
+		return nil, false, Error(c, 403, st.w.Wrong)
+	}
+	if st.need, err = p.MFA.NeedOf(st.ctx, tenant.PoliciesOf(t).MFA, user, st.u.AdminRoles); err != nil {
+		return nil, false, Error(c, 503, "the sign-in is unavailable; try again")
+	}
+	return st, true, nil
 }
 
 // finishSecondStep opens the session of a person who passed both steps,
 // records it on the transaction and clears the first step's cookie.
-func (p *Pages) finishSecondStep(c *fiber.Ctx, t *tenant.Tenant, x *auth.Transaction, user uuid.UUID, amr []string) (*auth.BrowserSession, bool, error) {
-	ctx := store.WithTenant(c.UserContext(), t.ID)
-	u, err := p.Auth.SignInUser(ctx, t, user)
-	if err != nil {
-		return nil, false, Error(c, 403, loginCatalog[Lang(c, t)].Wrong)
-	}
-	bs, err := p.OpenSession(c, t, u, amr)
+func (p *Pages) finishSecondStep(c *fiber.Ctx, st *secondStep, amr []string) (*auth.BrowserSession, bool, error) {
+	bs, err := p.OpenSession(c, st.t, st.u, amr)
 	if err != nil {
 		return nil, false, Error(c, 500, "the sign-in could not be completed")
 	}
-	if err := p.Auth.TransactionSignedIn(ctx, t, x, bs.ID); err != nil {
+	if err := p.Auth.TransactionSignedIn(st.ctx, st.t, st.x, bs.ID); err != nil {
 		return nil, false, Error(c, 400, apperr.PublicMessage(auth.ErrNoTransaction))
 	}
-	c.Cookie(&fiber.Cookie{Name: mfaCookie, Value: "", Path: "/t/" + t.Slug + "/login", Expires: time.Unix(1, 0), HTTPOnly: true})
+	c.Cookie(&fiber.Cookie{Name: mfaCookie, Value: "", Path: "/t/" + st.t.Slug + "/login", Expires: time.Unix(1, 0), HTTPOnly: true})
 	return bs, true, nil
 }
 
@@ -405,22 +411,12 @@ button{margin-top:1rem;padding:.5rem 1rem}.err{color:#b00020}</style></head>
 // authenticator app or a recovery code, in the browser that passed the
 // first step (its cookie), for the transaction that records it.
 func (p *Pages) secondFactor(c *fiber.Ctx) error {
-	t, ctx, x, flow, user, ok, err := p.pending(c)
+	st, ok, err := p.secondStepOf(c)
 	if !ok {
 		return err
 	}
-	lang := Lang(c, t)
-	w := loginCatalog[lang]
-	iss := p.Issuer(t.Slug)
-	prompt, _ := flow.Describe(ctx, t, x)
-	u, err := p.Auth.SignInUser(ctx, t, user)
-	if err != nil {
-		return Error(c, 403, w.Wrong)
-	}
-	need, err := p.MFA.NeedOf(ctx, tenant.PoliciesOf(t).MFA, user, u.AdminRoles)
-	if err != nil {
-		return Error(c, 503, "the sign-in is unavailable; try again")
-	}
+	t, ctx, x, flow, need, lang, w, iss, prompt := st.t, st.ctx, st.x, st.flow, st.need, st.lang, st.w, st.iss, st.prompt
+	user := st.u.ID
 	action := "/t/" + t.Slug + "/login/mfa"
 	show := func(status int, msg string) error {
 		token := FormToken(c, mfaCSRFCookie, "/t/"+t.Slug+"/login", iss)
@@ -458,7 +454,7 @@ func (p *Pages) secondFactor(c *fiber.Ctx) error {
 		return Error(c, 503, "the sign-in is unavailable; try again")
 	}
 	p.remember(c, t, user, need)
-	bs, ok, err := p.finishSecondStep(c, t, x, user, append(append([]string{"pwd"}, methods...), "mfa"))
+	bs, ok, err := p.finishSecondStep(c, st, append(append([]string{"pwd"}, methods...), "mfa"))
 	if !ok {
 		return err
 	}

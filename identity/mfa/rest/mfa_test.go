@@ -3,7 +3,6 @@ package rest_test
 import (
 	"encoding/json"
 	"html"
-	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -159,29 +158,9 @@ func totpAndRecovery(t *testing.T, flavor store.Flavor) {
 	}}
 	do := func(c *http.Client, method, u string, form url.Values) (*http.Response, string) {
 		t.Helper()
-		var rd io.Reader
-		if form != nil {
-			rd = strings.NewReader(form.Encode())
-		}
-		req, _ := http.NewRequest(method, u, rd)
-		if form != nil {
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		}
-		r, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Body.Close()
-		b, _ := io.ReadAll(r.Body)
-		return r, string(b)
+		return apptest.Send(t, c, method, u, form)
 	}
-	field := func(page, name string) string {
-		m := regexp.MustCompile(`name="` + name + `" value="([^"]*)"`).FindStringSubmatch(page)
-		if m == nil {
-			t.Fatalf("no %s in %s", name, page)
-		}
-		return m[1]
-	}
+	field := func(page, name string) string { t.Helper(); return apptest.Field(t, page, name) }
 	v := url.Values{"response_type": {"code"}, "client_id": {clientID}, "redirect_uri": {"https://notes.example/cb"}, "scope": {"openid"},
 		"code_challenge": {"E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"}, "code_challenge_method": {"S256"}, "state": {"s"}}
 	_, page := do(browser, "GET", h.Admin+"/t/"+slug+"/authorize?"+v.Encode(), nil)
@@ -303,29 +282,9 @@ func TestRequiredMFA(t *testing.T) {
 	b := &http.Client{Jar: jar}
 	do := func(method, u string, form url.Values) (*http.Response, string) {
 		t.Helper()
-		var rd io.Reader
-		if form != nil {
-			rd = strings.NewReader(form.Encode())
-		}
-		req, _ := http.NewRequest(method, u, rd)
-		if form != nil {
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		}
-		r, err := b.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Body.Close()
-		raw, _ := io.ReadAll(r.Body)
-		return r, string(raw)
+		return apptest.Send(t, b, method, u, form)
 	}
-	field := func(page, name string) string {
-		m := regexp.MustCompile(`name="` + name + `" value="([^"]*)"`).FindStringSubmatch(page)
-		if m == nil {
-			t.Fatalf("no %s in %s", name, page)
-		}
-		return m[1]
-	}
+	field := func(page, name string) string { t.Helper(); return apptest.Field(t, page, name) }
 	secretOf := func(page string) string {
 		m := regexp.MustCompile(`<code id="secret">([A-Z2-7]+)</code>`).FindStringSubmatch(page)
 		if m == nil || !strings.Contains(page, `src="data:image/png;base64,`) {
