@@ -40,6 +40,8 @@ import (
 	"github.com/xavyo/xavyo/identity/bootstrap"
 	"github.com/xavyo/xavyo/identity/directory"
 	directoryrest "github.com/xavyo/xavyo/identity/directory/rest"
+	"github.com/xavyo/xavyo/identity/federation"
+	fedrest "github.com/xavyo/xavyo/identity/federation/rest"
 	"github.com/xavyo/xavyo/identity/mfa"
 	mfarest "github.com/xavyo/xavyo/identity/mfa/rest"
 	"github.com/xavyo/xavyo/identity/nhi"
@@ -242,8 +244,17 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 	s.dir = &directory.Service{DB: s.db, Hasher: s.hasher, Policies: s.tenants, Audit: s.seq, Operators: s.tenants, Sessions: sessions}
 	rpID, rpOrigins := cfg.WebAuthn.RelyingParty(cfg.Admin.PublicURL)
 	factors := &mfa.Service{DB: s.db, Sealer: sealer, Audit: s.seq, RP: mfa.RelyingParty{ID: rpID, Origins: rpOrigins}, Groups: s.dir.GroupsAboveTx}
+	// Upstream identity providers: people sign in through their
+	// organization's; those it links may be barred from passwords.
+	fedClient, err := egress.New(egress.Config{AllowPrivate: cfg.Egress.AllowPrivate, Timeout: 10 * time.Second, MaxResponseBytes: 256 << 10,
+		RootCAs: c.FetchRoots})
+	if err != nil {
+		return nil, err
+	}
+	feds := &federation.Service{DB: s.db, Sealer: sealer, Audit: s.seq, Directory: s.dir, Client: fedClient,
+		Groups: func(ctx context.Context, id uuid.UUID) error { _, err := s.dir.GetGroup(ctx, id); return err }}
 	s.auth = &auth.Service{DB: s.db, Tenants: s.tenants, Directory: s.dir, Tokens: s.tokens, Hasher: s.hasher, SessionStore: sessions, Audit: s.seq,
-		MFA: factors}
+		MFA: factors, Passwords: feds}
 	s.nhis = &nhi.Service{DB: s.db, Audit: s.seq, Policies: s.tenants, Users: s.dir, StdioAllowlist: cfg.MCP.StdioAllowlist}
 	if s.ca, err = pki.New(ctx, pki.Config{DB: s.db, Sealer: sealer, TrustDomain: cfg.PKI.TrustDomain,
 		CRLURL: cfg.Agent.PublicURL + "/pki/crl", Audit: s.seq, Logger: log}); err != nil {
@@ -298,7 +309,7 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 		PairwiseKey: sealer.Derive("xavyo oidc pairwise subjects v1")})
 	authHandler.Subjects = s.oauth
 	// The sign-in pages every flow that needs a person goes through.
-	pages := &authrest.Pages{Auth: s.auth, Tenants: s.tenants, Issuer: s.oauth.Issuer, MFA: factors}
+	pages := &authrest.Pages{Auth: s.auth, Tenants: s.tenants, Issuer: s.oauth.Issuer, MFA: factors, Upstreams: feds}
 	(&mfarest.Handler{MFA: factors, Directory: s.dir, Tenants: s.tenants}).Mount(s.api)
 	(&apikeyrest.Handler{Keys: keys}).Mount(s.api)
 	pages.Mount(s.admin)
@@ -334,6 +345,9 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 	oh.SignOut = samlIdP.SignOut
 	samlIdP.Mount(s.api)
 	samlIdP.MountPages(s.admin)
+	fh := &fedrest.Handler{Federation: feds, Directory: s.dir, Tenants: s.tenants, Auth: s.auth, Pages: pages, Issuer: s.oauth.Issuer}
+	fh.Mount(s.api)
+	fh.MountPages(s.admin)
 	// Email: invitations, password resets, verification, notices; each
 	// message leaves through the outbox.
 	var relay *mail.Sender

@@ -38,6 +38,19 @@ const DefaultScope = "openid profile email"
 // tenant, unknown user, wrong password, locked or disabled account.
 var ErrInvalidCredentials = apperr.New(apperr.KindUnauthenticated, "invalid credentials")
 
+// ErrFederatedOnly answers the right password of a person whose
+// identity provider turned local passwords off: they sign in through it.
+var ErrFederatedOnly = apperr.New(apperr.KindPermissionDenied, "this account signs in through its organization's identity provider, not with a password")
+
+// LocalPasswords says whether a person may sign in with a password: a
+// person linked to an identity provider that turned local passwords off
+// may not.
+type LocalPasswords interface {
+	// PasswordOff names the provider that turned a user's password off
+	// ("": none did).
+	PasswordOff(ctx context.Context, user uuid.UUID) (string, error)
+}
+
 // Auditor is what auth needs of the audit log.
 type Auditor interface {
 	AppendSync(ctx context.Context, e audit.Entry) error
@@ -46,7 +59,9 @@ type Auditor interface {
 // Service signs users in and manages their sessions.
 type Service struct {
 	// MFA keeps second factors (nil: none are asked).
-	MFA       SecondFactor
+	MFA SecondFactor
+	// Passwords says who may not use one (nil: everyone may).
+	Passwords LocalPasswords
 	DB        *store.DB
 	Tenants   *tenant.Service
 	Directory *directory.Service
@@ -153,7 +168,7 @@ func (s *Service) secondStep(ctx context.Context, t *tenant.Tenant, user uuid.UU
 	if err != nil {
 		return nil, err
 	}
-	secret, err := s.TransactionPending(ctx, t, x, user)
+	secret, err := s.TransactionPending(ctx, t, x, user, []string{"pwd"})
 	if err != nil {
 		return nil, err
 	}
@@ -669,6 +684,16 @@ func (s *Service) CheckPassword(ctx context.Context, slug, login, password strin
 		}
 		s.audit(ctx, t.ID, "auth.login", audit.OutcomeDenied, u.ID.String(), map[string]string{"reason": reason})
 		return nil, nil, false, ErrInvalidCredentials
+	}
+	if s.Passwords != nil {
+		via, err := s.Passwords.PasswordOff(ctx, u.ID)
+		if err != nil {
+			return nil, nil, false, err
+		}
+		if via != "" {
+			s.audit(ctx, t.ID, "auth.login", audit.OutcomeDenied, u.ID.String(), map[string]string{"reason": "local passwords off", "identity_provider": via})
+			return nil, nil, false, ErrFederatedOnly
+		}
 	}
 	if rehash {
 		if h, err := s.Hasher.Hash(ctx, password); err == nil {

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -204,8 +205,9 @@ func insertTransactionTx(ctx context.Context, tx *store.Tx, hash string, x *Tran
 func transactionTx(ctx context.Context, tx *store.Tx, hash string) (*Transaction, error) {
 	var x Transaction
 	var session, pending *uuid.UUID
-	err := tx.QueryRow(ctx, `SELECT purpose, request, session_id, expires_at, pending_user, pending_hash FROM auth_transactions
-		WHERE tenant_id = $1 AND id_hash = $2`, tx.TenantID(), hash).Scan(&x.Purpose, &x.Request, &session, &x.ExpiresAt, &pending, &x.pendingHash)
+	var amr string
+	err := tx.QueryRow(ctx, `SELECT purpose, request, session_id, expires_at, pending_user, pending_hash, pending_amr FROM auth_transactions
+		WHERE tenant_id = $1 AND id_hash = $2`, tx.TenantID(), hash).Scan(&x.Purpose, &x.Request, &session, &x.ExpiresAt, &pending, &x.pendingHash, &amr)
 	if store.NoRows(err) {
 		return nil, nil
 	}
@@ -218,14 +220,15 @@ func transactionTx(ctx context.Context, tx *store.Tx, hash string) (*Transaction
 	if pending != nil {
 		x.PendingUser = *pending
 	}
+	x.PendingAMR = strings.Fields(amr)
 	return &x, nil
 }
 
 // setTransactionPendingTx records the person owing a second factor on a
 // live transaction, and reports whether there was one.
-func setTransactionPendingTx(ctx context.Context, tx *store.Tx, hash string, user uuid.UUID, secretHash string, now time.Time) (bool, error) {
-	r, err := tx.Exec(ctx, `UPDATE auth_transactions SET pending_user = $1, pending_hash = $2 WHERE tenant_id = $3 AND id_hash = $4 AND expires_at > $5`,
-		user, secretHash, tx.TenantID(), hash, now)
+func setTransactionPendingTx(ctx context.Context, tx *store.Tx, hash string, user uuid.UUID, secretHash string, amr []string, now time.Time) (bool, error) {
+	r, err := tx.Exec(ctx, `UPDATE auth_transactions SET pending_user = $1, pending_hash = $2, pending_amr = $6 WHERE tenant_id = $3 AND id_hash = $4
+		AND expires_at > $5`, user, secretHash, tx.TenantID(), hash, now, strings.Join(amr, " "))
 	if err != nil {
 		return false, err
 	}
@@ -236,7 +239,7 @@ func setTransactionPendingTx(ctx context.Context, tx *store.Tx, hash string, use
 // setTransactionSessionTx records the session of a live transaction and
 // reports whether there was one.
 func setTransactionSessionTx(ctx context.Context, tx *store.Tx, hash string, session uuid.UUID, now time.Time) (bool, error) {
-	r, err := tx.Exec(ctx, `UPDATE auth_transactions SET session_id = $1, pending_user = NULL, pending_hash = '' WHERE tenant_id = $2 AND id_hash = $3
+	r, err := tx.Exec(ctx, `UPDATE auth_transactions SET session_id = $1, pending_user = NULL, pending_hash = '', pending_amr = '' WHERE tenant_id = $2 AND id_hash = $3
 		AND expires_at > $4`,
 		session, tx.TenantID(), hash, now)
 	if err != nil {

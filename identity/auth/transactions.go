@@ -39,20 +39,24 @@ type Transaction struct {
 	// second (uuid.Nil: none); pendingHash binds that to the browser or
 	// client that passed the first.
 	PendingUser uuid.UUID
+	// PendingAMR says how the first step was passed (pwd, or fed and
+	// the upstream's methods).
+	PendingAMR  []string
 	pendingHash string
 }
 
 // TransactionPending records that user passed the first step of the
-// sign-in and owes a second factor; it returns the secret that must come
-// back with the second (a cookie, or the JSON API's mfa_token part).
-func (s *Service) TransactionPending(ctx context.Context, t *tenant.Tenant, x *Transaction, user uuid.UUID) (string, error) {
+// sign-in (as amr says) and owes a second factor; it returns the secret
+// that must come back with the second (a cookie, or the JSON API's
+// mfa_token part).
+func (s *Service) TransactionPending(ctx context.Context, t *tenant.Tenant, x *Transaction, user uuid.UUID, amr []string) (string, error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return "", err
 	}
 	secret := base64.RawURLEncoding.EncodeToString(b)
 	err := s.DB.InTenantTx(store.WithTenant(ctx, t.ID), func(tx *store.Tx) error {
-		ok, err := setTransactionPendingTx(ctx, tx, hashSecret([]byte(x.ID)), user, hashSecret([]byte(secret)), s.now())
+		ok, err := setTransactionPendingTx(ctx, tx, hashSecret([]byte(x.ID)), user, hashSecret([]byte(secret)), amr, s.now())
 		if err == nil && !ok {
 			return ErrNoTransaction
 		}
@@ -61,7 +65,7 @@ func (s *Service) TransactionPending(ctx context.Context, t *tenant.Tenant, x *T
 	if err != nil {
 		return "", err
 	}
-	x.PendingUser, x.pendingHash = user, hashSecret([]byte(secret))
+	x.PendingUser, x.pendingHash, x.PendingAMR = user, hashSecret([]byte(secret)), amr
 	return secret, nil
 }
 

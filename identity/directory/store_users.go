@@ -42,8 +42,12 @@ func updateUser(ctx context.Context, tx *store.Tx, u *User, norm string) error {
 	return err
 }
 
-// deleteUser removes a user (memberships and history go with it).
+// deleteUser removes a user (memberships and history go with it, and
+// its external identities).
 func deleteUser(ctx context.Context, tx *store.Tx, id uuid.UUID) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM user_links WHERE tenant_id = $1 AND user_id = $2`, tx.TenantID(), id); err != nil {
+		return err
+	}
 	_, err := tx.Exec(ctx, `DELETE FROM users WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id)
 	return err
 }

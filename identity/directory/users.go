@@ -166,10 +166,12 @@ func (u *User) PasswordHash() string { return u.passwordHash }
 
 // CreateUser creates a user in the tenant of ctx.
 func (s *Service) CreateUser(ctx context.Context, in CreateUserInput) (*User, error) {
-	return s.createUser(ctx, in)
+	return s.createUser(ctx, in, nil)
 }
 
-func (s *Service) createUser(ctx context.Context, in CreateUserInput) (*User, error) {
+// createUser creates a user; also, when not nil, runs in the same
+// transaction once the user is written.
+func (s *Service) createUser(ctx context.Context, in CreateUserInput, also func(tx *store.Tx, u *User) error) (*User, error) {
 	tid, err := tenantOf(ctx)
 	if err != nil {
 		return nil, err
@@ -246,6 +248,11 @@ func (s *Service) createUser(ctx context.Context, in CreateUserInput) (*User, er
 		}
 		if hash != nil {
 			if err := addHistory(ctx, tx, u.ID, *hash); err != nil {
+				return err
+			}
+		}
+		if also != nil {
+			if err := also(tx, u); err != nil {
 				return err
 			}
 		}

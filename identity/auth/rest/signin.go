@@ -18,6 +18,7 @@ import (
 	"html/template"
 	"image/png"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,6 +29,7 @@ import (
 
 	"github.com/xavyo/xavyo/identity/auth"
 	"github.com/xavyo/xavyo/identity/directory"
+	"github.com/xavyo/xavyo/identity/federation"
 	"github.com/xavyo/xavyo/identity/mfa"
 	"github.com/xavyo/xavyo/identity/tenant"
 	"github.com/xavyo/xavyo/internal/apperr"
@@ -43,7 +45,7 @@ type PageAuth interface {
 	Transaction(ctx context.Context, t *tenant.Tenant, id string) (*auth.Transaction, error)
 	TransactionSignedIn(ctx context.Context, t *tenant.Tenant, x *auth.Transaction, session uuid.UUID) error
 	EndTransaction(ctx context.Context, t *tenant.Tenant, x *auth.Transaction) error
-	TransactionPending(ctx context.Context, t *tenant.Tenant, x *auth.Transaction, user uuid.UUID) (string, error)
+	TransactionPending(ctx context.Context, t *tenant.Tenant, x *auth.Transaction, user uuid.UUID, amr []string) (string, error)
 	SignInUser(ctx context.Context, t *tenant.Tenant, id uuid.UUID) (*directory.User, error)
 	VerifySecond(ctx context.Context, need mfa.Need, user uuid.UUID, code, ceremony string, answer []byte) ([]string, error)
 }
@@ -59,6 +61,9 @@ type Prompt struct {
 	ReturnTo string
 	// Device: the person signs in to connect a device.
 	Device bool
+	// Link names the identity provider whose sign-in the person links to
+	// their account by signing in to it ("" : none).
+	Link string
 }
 
 // Flow is a flow that needs a signed-in person.
@@ -80,8 +85,18 @@ type Pages struct {
 	Issuer func(slug string) string
 	// MFA asks a person who enrolled a second factor for it, and has
 	// people enrol one where the tenant requires it (nil: none).
-	MFA   SecondFactors
-	flows map[string]Flow
+	MFA SecondFactors
+	// Upstreams are the tenant's identity providers (nil: none).
+	Upstreams Upstreams
+	flows     map[string]Flow
+}
+
+// Upstreams is what the pages need of identity/federation: the
+// providers to offer, and the one an address's domain sends its people
+// to.
+type Upstreams interface {
+	Buttons(ctx context.Context) ([]federation.Button, bool, error)
+	Route(ctx context.Context, email string) (string, error)
 }
 
 // SecondFactors is what the pages need of identity/mfa.
@@ -218,7 +233,7 @@ func (p *Pages) enrol(c *fiber.Ctx) error {
 		return fresh(403, w.Expired)
 	}
 	var codes []string
-	amr := []string{"pwd", "otp", "mfa"}
+	amr := append(st.first(), "otp", "mfa")
 	if answer := c.FormValue("credential"); answer != "" {
 		if need.Outdated {
 			// An upgrade: the person proves a factor they have first.
@@ -232,7 +247,7 @@ func (p *Pages) enrol(c *fiber.Ctx) error {
 		_, codes, err = p.MFA.FinishRegistration(ctx, user, c.FormValue("ceremony"), []byte(answer), "", pol)
 		switch k := apperr.KindOf(err); {
 		case err == nil:
-			amr = []string{"pwd", "hwk", "mfa"}
+			amr = append(st.first(), "hwk", "mfa")
 		case k == apperr.KindInvalidArgument || k == apperr.KindAlreadyExists || k == apperr.KindPermissionDenied:
 			return fresh(400, apperr.PublicMessage(err))
 		default:
@@ -300,6 +315,33 @@ func txID(c *fiber.Ctx) string {
 	return c.Query("tx")
 }
 
+// TransactionOf reads the live transaction a page request names (its tx
+// parameter), of a flow the pages know; ok false: the page was answered.
+func (p *Pages) TransactionOf(c *fiber.Ctx, t *tenant.Tenant) (*auth.Transaction, bool, error) {
+	return p.transactionOf(c, t, "")
+}
+
+// Continue goes on with the flow of transaction x (nil: a sign-in for
+// itself) in session bs, which the person has just signed in with.
+func (p *Pages) Continue(c *fiber.Ctx, t *tenant.Tenant, x *auth.Transaction, bs *auth.BrowserSession) error {
+	if x == nil {
+		Secure(c)
+		lang := Lang(c, t)
+		return Page(c, 200, signedInPage, map[string]any{"Lang": lang, "W": loginCatalog[lang], "Tenant": t.Name})
+	}
+	flow := p.flows[x.Purpose]
+	if flow == nil {
+		return Error(c, 400, apperr.PublicMessage(auth.ErrNoTransaction))
+	}
+	ctx := store.WithTenant(c.UserContext(), t.ID)
+	if err := p.Auth.TransactionSignedIn(ctx, t, x, bs.ID); err != nil {
+		return Error(c, 400, apperr.PublicMessage(auth.ErrNoTransaction))
+	}
+	prompt, _ := flow.Describe(ctx, t, x)
+	Secure(c, prompt.ReturnTo)
+	return flow.Resume(c, t, x, bs)
+}
+
 // transactionOf reads the live transaction a page request names, of a
 // flow the pages know (purpose "" for any); ok false: the page was
 // answered (an unknown or expired one, or a store that cannot say).
@@ -330,6 +372,14 @@ type secondStep struct {
 	lang   string
 	w      loginWords
 	iss    string
+}
+
+// first is how the person passed the first step.
+func (st *secondStep) first() []string {
+	if len(st.x.PendingAMR) == 0 {
+		return []string{"pwd"}
+	}
+	return slices.Clone(st.x.PendingAMR)
 }
 
 // secondStepOf reads the request of a second-step page; ok false: the
@@ -454,7 +504,7 @@ func (p *Pages) secondFactor(c *fiber.Ctx) error {
 		return Error(c, 503, "the sign-in is unavailable; try again")
 	}
 	p.remember(c, t, user, need)
-	bs, ok, err := p.finishSecondStep(c, st, append(append([]string{"pwd"}, methods...), "mfa"))
+	bs, ok, err := p.finishSecondStep(c, st, append(append(st.first(), methods...), "mfa"))
 	if !ok {
 		return err
 	}
@@ -471,13 +521,14 @@ var loginPage = withWA(template.Must(template.New("login").Parse(`<!doctype html
 label{display:block;margin:.8rem 0 .2rem}input[type=text],input[type=password]{width:100%;padding:.4rem}
 button{margin-top:1rem;padding:.5rem 1rem}.err{color:#b00020}</style></head>
 <body><h1>{{.W.Title}}</h1>
-{{if .Client}}<p><strong>{{.Client}}</strong> {{.W.Asks}}{{if .Asks}} ({{.Asks}}){{end}}.</p>{{else if .Device}}<p>{{.W.Device}}</p>{{else}}<p>{{.W.SignInTo}} <strong>{{.Tenant}}</strong>.</p>{{end}}
+{{if .Link}}<p id="link">{{printf .W.Link .Link}}</p>{{else if .Client}}<p><strong>{{.Client}}</strong> {{.W.Asks}}{{if .Asks}} ({{.Asks}}){{end}}.</p>{{else if .Device}}<p>{{.W.Device}}</p>{{else}}<p>{{.W.SignInTo}} <strong>{{.Tenant}}</strong>.</p>{{end}}
 {{if .Error}}<p class="err" role="alert">{{.Error}}</p>{{end}}
 <form method="post" action="{{.Action}}">
 <input type="hidden" name="tx" value="{{.Tx}}"><input type="hidden" name="csrf" value="{{.CSRF}}">
 <label for="login">{{.W.Login}}</label><input id="login" name="login" type="text" autocomplete="username" value="{{.LoginHint}}" required autofocus>
-<label for="password">{{.W.Secret}}</label><input id="password" name="password" type="password" autocomplete="current-password" required>
+<label for="password">{{.W.Secret}}</label><input id="password" name="password" type="password" autocomplete="current-password"{{if not .Routed}} required{{end}}>
 <button type="submit">{{.W.Button}}</button></form>
+{{if not .Link}}{{range .Upstreams}}<p><a class="idp" id="idp-{{.Key}}" href="{{.Href}}">{{printf $.W.ContinueWith .Name}}</a></p>{{end}}{{end}}
 {{template "wa" .}}
 <p><a href="{{.Forgot}}">{{.W.Forgot}}</a></p></body></html>`)))
 
@@ -493,6 +544,7 @@ type loginWords struct {
 	MFATitle, MFAIntro, MFACode, MFAButton, MFAWrong                                                               string
 	EnrolTitle, EnrolIntro, EnrolKey, CodesIntro, Continue                                                         string
 	Passkey, PasskeyFailed, UseKey, MFAKeyIntro, Remember, EnrolPasskey, EnrolOr, EnrolKeyOnly, EnrolProve         string
+	ContinueWith, Link                                                                                             string
 }
 
 var loginCatalog = map[string]loginWords{
@@ -509,7 +561,8 @@ var loginCatalog = map[string]loginWords{
 		UseKey: "Use your passkey or security key", MFAKeyIntro: "Confirm it is you with your passkey or security key.",
 		Remember: "Remember this browser for %d days", EnrolPasskey: "Set up a passkey or security key", EnrolOr: "Or use a passkey or security key instead:",
 		EnrolKeyOnly: "This organization requires a passkey or security key. Set one up on this device, or with a security key.",
-		EnrolProve:   "First, a code of your authenticator app or a recovery code"},
+		EnrolProve:   "First, a code of your authenticator app or a recovery code",
+		ContinueWith: "Continue with %s", Link: "An account with this email address exists. Sign in to it once to link your %s sign-in to it."},
 	"fr": { //nolint:gosec // G101: page words
 		Title: "Connexion", Asks: "demande à agir pour vous", Device: "Connectez-vous pour relier votre appareil.", SignInTo: "Connectez-vous à",
 		Login: "Adresse ou nom d'utilisateur", Secret: "Mot de passe", Button: "Se connecter", Forgot: "Mot de passe oublié ?",
@@ -526,7 +579,8 @@ var loginCatalog = map[string]loginWords{
 		Remember: "Se souvenir de ce navigateur pendant %d jours", EnrolPasskey: "Créer une clé d'accès ou enregistrer une clé de sécurité",
 		EnrolOr:      "Ou utilisez plutôt une clé d'accès ou une clé de sécurité :",
 		EnrolKeyOnly: "Cette organisation exige une clé d'accès ou une clé de sécurité. Créez-en une sur cet appareil, ou utilisez une clé de sécurité.",
-		EnrolProve:   "D'abord, un code de votre application d'authentification ou un code de secours"},
+		EnrolProve:   "D'abord, un code de votre application d'authentification ou un code de secours",
+		ContinueWith: "Continuer avec %s", Link: "Un compte existe avec cette adresse. Connectez-vous-y une fois pour y relier votre connexion %s."},
 }
 
 // Begin starts a sign-in for a flow and sends the browser to the sign-in
@@ -610,7 +664,17 @@ func (lv *loginView) show(status int, msg string) error {
 	token := FormToken(c, csrfCookie, "/t/"+t.Slug+"/login", lv.p.Issuer(t.Slug))
 	data := map[string]any{"Lang": lv.lang, "W": lv.w, "Tenant": t.Name, "Client": lv.prompt.Client, "Asks": lv.prompt.Asks,
 		"Device": lv.prompt.Device, "LoginHint": lv.prompt.LoginHint, "Error": msg, "CSRF": token, "Tx": lv.id, "Action": "/t/" + t.Slug + "/login",
-		"Forgot": "/t/" + t.Slug + "/password/forgot", "WA": lv.p.passkeyForm(c, t, lv.w, lv.id, token)}
+		"Forgot": "/t/" + t.Slug + "/password/forgot", "WA": lv.p.passkeyForm(c, t, lv.w, lv.id, token), "Link": lv.prompt.Link}
+	if lv.p.Upstreams != nil {
+		bs, routed, err := lv.p.Upstreams.Buttons(store.WithTenant(c.UserContext(), t.ID))
+		if err == nil {
+			ups := make([]map[string]string, 0, len(bs))
+			for _, b := range bs {
+				ups = append(ups, map[string]string{"Key": b.Key, "Name": b.Name, "Href": lv.p.upstreamURL(t, b.Key, lv.id, "")})
+			}
+			data["Upstreams"], data["Routed"] = ups, routed
+		}
+	}
 	SecureScript(c, nonceOf(data), lv.prompt.ReturnTo)
 	return Page(c, status, loginPage, data)
 }
@@ -626,19 +690,73 @@ func (p *Pages) login(c *fiber.Ctx) error {
 		return err
 	}
 	if c.Method() != fiber.MethodPost {
+		if lv.prompt.Link == "" {
+			if to := p.routed(c, t, lv.id, lv.prompt.LoginHint); to != "" {
+				return c.Redirect(to, fiber.StatusFound)
+			}
+		}
 		return lv.show(200, "")
 	}
 	if !FormTokenOK(c, csrfCookie) {
 		return lv.show(403, lv.w.Expired)
 	}
+	if lv.prompt.Link == "" {
+		if to := p.routed(c, t, lv.id, c.FormValue("login")); to != "" {
+			// Their organization signs them in: the password is not looked at.
+			return c.Redirect(to, fiber.StatusFound)
+		}
+	}
 	_, u, mustChange, err := p.Auth.CheckPassword(ctx, t.Slug, c.FormValue("login"), c.FormValue("password"))
 	if err != nil {
+		if errors.Is(err, auth.ErrFederatedOnly) {
+			return lv.show(403, apperr.PublicMessage(err))
+		}
 		return lv.show(401, lv.w.Wrong)
 	}
 	if mustChange {
 		return lv.show(403, lv.w.MustChange)
 	}
-	if p.MFA != nil {
+	return p.firstStepPassed(c, lv, u, []string{"pwd"}, false)
+}
+
+// upstreamURL starts a sign-in at a tenant's identity provider.
+func (p *Pages) upstreamURL(t *tenant.Tenant, key, tx, hint string) string {
+	q := url.Values{}
+	if tx != "" {
+		q.Set("tx", tx)
+	}
+	if hint != "" {
+		q.Set("login_hint", hint)
+	}
+	u := "/t/" + t.Slug + "/login/federation/" + url.PathEscape(key)
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	return u
+}
+
+// routed is where the sign-in of an address goes when its domain is an
+// identity provider's ("" : here).
+func (p *Pages) routed(c *fiber.Ctx, t *tenant.Tenant, tx, login string) string {
+	if p.Upstreams == nil || login == "" {
+		return ""
+	}
+	key, err := p.Upstreams.Route(store.WithTenant(c.UserContext(), t.ID), login)
+	if err != nil || key == "" {
+		return ""
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return p.upstreamURL(t, key, tx, strings.TrimSpace(login))
+}
+
+// firstStepPassed goes on with a sign-in whose first step u passed (as
+// amr says): to the second step when the tenant's policy asks for one
+// (unless factorDone: the first step counted two factors), else into a
+// new session and back to the flow.
+func (p *Pages) firstStepPassed(c *fiber.Ctx, lv *loginView, u *directory.User, amr []string, factorDone bool) error {
+	t := lv.t
+	ctx := store.WithTenant(c.UserContext(), t.ID)
+	if p.MFA != nil && !factorDone {
 		need, err := p.MFA.NeedOf(ctx, tenant.PoliciesOf(t).MFA, u.ID, u.AdminRoles)
 		if err != nil {
 			return Error(c, 503, "the sign-in is unavailable; try again")
@@ -652,7 +770,7 @@ func (p *Pages) login(c *fiber.Ctx) error {
 					return Error(c, 503, "the sign-in is unavailable; try again")
 				}
 			}
-			secret, err := p.Auth.TransactionPending(ctx, t, x, u.ID)
+			secret, err := p.Auth.TransactionPending(ctx, t, x, u.ID, amr)
 			if err != nil {
 				return Error(c, 400, apperr.PublicMessage(auth.ErrNoTransaction))
 			}
@@ -665,7 +783,27 @@ func (p *Pages) login(c *fiber.Ctx) error {
 			return p.SendTo(c, next, x)
 		}
 	}
-	return p.signedIn(c, t, lv, u.ID, []string{"pwd"})
+	return p.signedIn(c, t, lv, u.ID, amr)
+}
+
+// Authenticated goes on with transaction x (nil: a sign-in for itself)
+// once u proved who they are elsewhere than on the login page (an
+// upstream identity provider), as amr says; factorDone: that counted as
+// both factors.
+func (p *Pages) Authenticated(c *fiber.Ctx, t *tenant.Tenant, x *auth.Transaction, u *directory.User, amr []string, factorDone bool) error {
+	lv := &loginView{p: p, c: c, t: t, x: x, lang: Lang(c, t)}
+	lv.w = loginCatalog[lv.lang]
+	if x != nil {
+		lv.id, lv.flow = x.ID, p.flows[x.Purpose]
+		if lv.flow == nil {
+			return Error(c, 400, apperr.PublicMessage(auth.ErrNoTransaction))
+		}
+		var err error
+		if lv.prompt, err = lv.flow.Describe(store.WithTenant(c.UserContext(), t.ID), t, x); err != nil {
+			return Error(c, 400, apperr.PublicMessage(err))
+		}
+	}
+	return p.firstStepPassed(c, lv, u, amr, factorDone)
 }
 
 // OpenSession opens the SSO session of a person who has just
