@@ -13,7 +13,6 @@ package federation
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -53,7 +52,8 @@ type Provider struct {
 	Name    string    `json:"name" doc:"shown on the sign-in page (Continue with …)"`
 	Kind    string    `json:"kind" doc:"oidc or github"`
 	Enabled bool      `json:"enabled"`
-	Settings
+	// Settings (promoted: p.Issuer is p.Settings.Issuer).
+	Settings `json:"settings"`
 	// ClientSecretSet says a client secret is held (sealed, never shown).
 	ClientSecretSet bool `json:"client_secret_set"`
 	// ClientSecretRef is the reference the secret is read from, when it
@@ -332,7 +332,7 @@ func (s *Service) setSecret(ctx context.Context, p *Provider, v string) error {
 		if len(v) > 4096 {
 			return apperr.Invalid("client_secret", "at most 4096 characters")
 		}
-		p.secret = secretref.Sealed + base64.StdEncoding.EncodeToString(s.Sealer.Seal([]byte(v), secretAAD(tid, p.ID)))
+		p.secret = secretref.Seal(s.Sealer, v, secretAAD(tid, p.ID))
 		p.ClientSecretRef = ""
 	}
 	p.ClientSecretSet = p.secret != ""
