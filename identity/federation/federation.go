@@ -224,6 +224,9 @@ func (p *Provider) normalize() error {
 		if len(st.Scopes) == 0 {
 			st.Scopes = []string{"read:user", "user:email"}
 		}
+		if st.AuthMethod == "" {
+			st.AuthMethod = "client_secret_post" // as GitHub documents it
+		}
 	default:
 		return apperr.Invalid("kind", "oidc or github")
 	}
