@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: help build run test test-integration test-e2e test-saml test-short lint bench bench-oauth bench-governance bench-gateway bench-a2a fuzz assets generate verify tools clean
+.PHONY: help build run oidc-op test test-integration test-e2e test-saml test-short lint bench bench-oauth bench-governance bench-gateway bench-a2a fuzz assets generate verify tools clean
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-18s %s\n", $$1, $$2}'
@@ -25,8 +25,18 @@ run: build ## Build and start xavyo on the embedded store (data in ./data); tool
 # cmd/xavyo with `make test-integration`; CI runs all three targets.
 E2E_TESTS := ^(TestConformanceThroughGateway|TestA2AProxy|TestA2APushNotifications|TestInteropWithRealClients|TestGatewayInteropWithOfficialSDK|TestAnsweredCallsSurviveKill9|TestDatabaseOutageUnderLoad|TestAnswersDuringDatabaseOutage|TestAuditExportToSyslog|TestDocsPage|TestBrowserSignIn|TestBrowserPasskey|TestSAMLWithNodeSAML|TestBrowserSAMLCrossSite|TestMailSurvivesRelayOutage|TestBrowserAccountPages)$$
 
-test: ## Run the tests of every package but the whole-server suite of cmd/xavyo (PostgreSQL tests skip without a server unless XAVYO_REQUIRE_POSTGRES=1)
-	$(GO) test -race -count=1 -timeout 20m -parallel 4 $$($(GO) list ./... | grep -v '/cmd/xavyo$$')
+# A third-party OpenID provider the federation tests sign people in
+# through: zitadel's example provider (in memory, static users), from the
+# Go module proxy.
+OIDC_OP_VERSION := v3.52.0
+
+$(BIN)/oidc-op/server:
+	GOBIN=$(CURDIR)/$(BIN)/oidc-op $(GO) install github.com/zitadel/oidc/v3/example/server@$(OIDC_OP_VERSION)
+
+oidc-op: $(BIN)/oidc-op/server ## Install the third-party OpenID provider the federation tests use (bin/oidc-op/server)
+
+test: $(BIN)/oidc-op/server ## Run the tests of every package but the whole-server suite of cmd/xavyo (PostgreSQL tests skip without a server unless XAVYO_REQUIRE_POSTGRES=1)
+	XAVYO_OIDC_OP=$(CURDIR)/$(BIN)/oidc-op/server $(GO) test -race -count=1 -timeout 20m -parallel 4 $$($(GO) list ./... | grep -v '/cmd/xavyo$$')
 
 test-integration: ## Run the whole-server suite (cmd/xavyo: the API's contracts, isolation, the gateway, A2A, governance through REST) but the end-to-end suites
 	$(GO) test -race -count=1 -timeout 20m -parallel 4 -skip '$(E2E_TESTS)' ./cmd/xavyo
