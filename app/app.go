@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	_ "embed" // the docs page's renderer
@@ -244,6 +245,12 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 	s.dir = &directory.Service{DB: s.db, Hasher: s.hasher, Policies: s.tenants, Audit: s.seq, Operators: s.tenants, Sessions: sessions}
 	rpID, rpOrigins := cfg.WebAuthn.RelyingParty(cfg.Admin.PublicURL)
 	factors := &mfa.Service{DB: s.db, Sealer: sealer, Audit: s.seq, RP: mfa.RelyingParty{ID: rpID, Origins: rpOrigins}, Groups: s.dir.GroupsAboveTx}
+	samlFetch, err := egress.New(egress.Config{AllowPrivate: cfg.Egress.AllowPrivate, Timeout: 10 * time.Second, MaxResponseBytes: 256 << 10})
+	if err != nil {
+		return nil, err
+	}
+	s.saml = &saml.Service{DB: s.db, Sealer: sealer, Audit: s.seq, Fetch: samlFetch,
+		Entitlements: func(ctx context.Context, id uuid.UUID) error { _, err := s.gov.GetEntitlement(ctx, id); return err }}
 	// Upstream identity providers: people sign in through their
 	// organization's; those it links may be barred from passwords.
 	fedClient, err := egress.New(egress.Config{AllowPrivate: cfg.Egress.AllowPrivate, Timeout: 10 * time.Second, MaxResponseBytes: 256 << 10,
@@ -252,7 +259,25 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 		return nil, err
 	}
 	feds := &federation.Service{DB: s.db, Sealer: sealer, Audit: s.seq, Directory: s.dir, Client: fedClient,
-		Groups: func(ctx context.Context, id uuid.UUID) error { _, err := s.dir.GetGroup(ctx, id); return err }}
+		Groups: func(ctx context.Context, id uuid.UUID) error { _, err := s.dir.GetGroup(ctx, id); return err },
+		// As a SAML service provider: the tenant's SAML key and replay
+		// records; an upstream's single logout ends sessions.
+		SAMLKey: func(ctx context.Context) (*rsa.PrivateKey, *x509.Certificate, error) {
+			tid, _ := store.TenantFrom(ctx)
+			t, err := s.tenants.Get(ctx, tid)
+			if err != nil {
+				return nil, nil, err
+			}
+			k, _, err := s.saml.Keys(ctx, t.Name)
+			if err != nil {
+				return nil, nil, err
+			}
+			return k.Private, k.Certificate, nil
+		},
+		Replay: func(ctx context.Context, id string, until time.Time) error { return s.saml.Consume(ctx, id, until) },
+		EndSession: func(ctx context.Context, session, _ uuid.UUID) error {
+			return s.db.InTenantTx(ctx, func(tx *store.Tx) error { return sessions.EndTx(ctx, tx, session, "upstream single logout") })
+		}}
 	s.auth = &auth.Service{DB: s.db, Tenants: s.tenants, Directory: s.dir, Tokens: s.tokens, Hasher: s.hasher, SessionStore: sessions, Audit: s.seq,
 		MFA: factors, Passwords: feds}
 	s.nhis = &nhi.Service{DB: s.db, Audit: s.seq, Policies: s.tenants, Users: s.dir, StdioAllowlist: cfg.MCP.StdioAllowlist}
@@ -319,12 +344,6 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 	oh.MountClients(s.api)
 	// SAML: each tenant's identity provider; access to a service provider
 	// is an entitlement, decided like any other.
-	samlFetch, err := egress.New(egress.Config{AllowPrivate: cfg.Egress.AllowPrivate, Timeout: 10 * time.Second, MaxResponseBytes: 256 << 10})
-	if err != nil {
-		return nil, err
-	}
-	s.saml = &saml.Service{DB: s.db, Sealer: sealer, Audit: s.seq, Fetch: samlFetch,
-		Entitlements: func(ctx context.Context, id uuid.UUID) error { _, err := s.gov.GetEntitlement(ctx, id); return err }}
 	samlIdP := &samlrest.Handler{SAML: s.saml,
 		Tenants: s.tenants, Pages: pages, Issuer: s.oauth.Issuer, Audit: s.seq, Users: s.dir.GetUser, End: s.auth.EndBrowserSession, Log: log,
 		Groups: func(ctx context.Context, user uuid.UUID) ([]string, error) {
@@ -342,12 +361,14 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 			}
 			return snap.Permits(governance.Subject{Type: governance.SubjectUser, ID: user}, nil, ent, time.Now()), nil
 		}}
-	oh.SignOut = samlIdP.SignOut
 	samlIdP.Mount(s.api)
 	samlIdP.MountPages(s.admin)
 	fh := &fedrest.Handler{Federation: feds, Directory: s.dir, Tenants: s.tenants, Auth: s.auth, Pages: pages, Issuer: s.oauth.Issuer}
 	fh.Mount(s.api)
 	fh.MountPages(s.admin)
+	// Signing out at xavyo signs people out of the tenant's SAML service
+	// providers, then of the upstream provider they came from.
+	oh.SignOut = []oauthrest.SignOutHook{samlIdP.SignOut, fh.SignOut}
 	// Email: invitations, password resets, verification, notices; each
 	// message leaves through the outbox.
 	var relay *mail.Sender

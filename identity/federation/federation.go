@@ -13,6 +13,8 @@ package federation
 
 import (
 	"context"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -36,6 +38,7 @@ import (
 const (
 	KindOIDC   = "oidc"
 	KindGitHub = "github"
+	KindSAML   = "saml"
 )
 
 // Presets: well-known providers whose endpoints and quirks xavyo knows.
@@ -50,7 +53,7 @@ type Provider struct {
 	ID      uuid.UUID `json:"id"`
 	Key     string    `json:"key" doc:"stable, unique in the tenant; names the provider in its URLs"`
 	Name    string    `json:"name" doc:"shown on the sign-in page (Continue with …)"`
-	Kind    string    `json:"kind" doc:"oidc or github"`
+	Kind    string    `json:"kind" doc:"oidc, github or saml"`
 	Enabled bool      `json:"enabled"`
 	// Settings (promoted: p.Issuer is p.Settings.Issuer).
 	Settings `json:"settings"`
@@ -71,7 +74,13 @@ type Settings struct {
 	Preset string `json:"preset,omitempty" doc:"google, microsoft or github: the provider's known endpoints and claims"`
 	// Issuer is the OIDC issuer (discovery at issuer/.well-known/openid-configuration).
 	Issuer   string `json:"issuer,omitempty" doc:"OIDC issuer URL (presets fill it; microsoft: https://login.microsoftonline.com/<tenant id or organizations>/v2.0)"`
-	ClientID string `json:"client_id"`
+	ClientID string `json:"client_id,omitempty" doc:"oidc and github: the client id xavyo has at the provider"`
+	// Metadata is a SAML identity provider's metadata (an
+	// EntityDescriptor with an IDPSSODescriptor).
+	Metadata string `json:"metadata,omitempty" doc:"saml: the identity provider's metadata (XML); xavyo's own, as its service provider, is at /t/{slug}/federation/{key}/metadata"`
+	// SubjectAttribute names the SAML attribute identifying the person
+	// (default: the NameID, which must then be persistent or an address).
+	SubjectAttribute string `json:"subject_attribute,omitempty" doc:"saml: the attribute whose value identifies the person (default the NameID)"`
 	// AuthMethod is how xavyo authenticates at the token endpoint.
 	AuthMethod string   `json:"token_auth_method,omitempty" doc:"client_secret_basic (default) or client_secret_post"`
 	Scopes     []string `json:"scopes,omitempty" doc:"scopes asked for (default openid email profile; github: read:user user:email)"`
@@ -118,7 +127,7 @@ type GroupMapping struct {
 type Input struct {
 	Key     string `json:"key,omitempty" doc:"a-z, 0-9 and . _ -; required on creation, never changes"`
 	Name    string `json:"name,omitempty"`
-	Kind    string `json:"kind,omitempty" doc:"oidc (default) or github; a preset sets it"`
+	Kind    string `json:"kind,omitempty" doc:"oidc (default), github or saml; a preset sets it"`
 	Enabled *bool  `json:"enabled,omitempty" doc:"default true"`
 	// ClientSecret is the secret or a reference to it (env:NAME,
 	// file:/path[#key], vault:…); a plain value is sealed with the KEK.
@@ -138,7 +147,15 @@ type Service struct {
 	Client *http.Client
 	// Groups says whether a group exists in the tenant of ctx.
 	Groups func(ctx context.Context, id uuid.UUID) error
-	Now    func() time.Time
+	// SAMLKey is the tenant's SAML key and certificate (xavyo signs its
+	// requests and is sent encrypted assertions with it).
+	SAMLKey func(ctx context.Context) (*rsa.PrivateKey, *x509.Certificate, error)
+	// Replay records a SAML message id as used until it expires (apperr
+	// already exists: it was).
+	Replay func(ctx context.Context, id string, until time.Time) error
+	// EndSession ends an SSO session (the upstream signed its person out).
+	EndSession func(ctx context.Context, session, user uuid.UUID) error
+	Now        func() time.Time
 
 	discovered sync.Map // provider id + version → *upstream
 }
@@ -227,10 +244,26 @@ func (p *Provider) normalize() error {
 		if st.AuthMethod == "" {
 			st.AuthMethod = "client_secret_post" // as GitHub documents it
 		}
+	case KindSAML:
+		if st.Issuer != "" || st.BaseURL != "" || st.ClientID != "" || len(st.Scopes) > 0 {
+			return apperr.Invalid("settings", "a SAML provider is described by its metadata (no issuer, base_url, client_id or scopes)")
+		}
+		if _, err := ParseIDPMetadata(st.Metadata); err != nil {
+			return err
+		}
+		if st.SubjectAttribute != "" && (len(st.SubjectAttribute) > 256 || strings.ContainsAny(st.SubjectAttribute, "<>&\"'")) {
+			return apperr.Invalid("settings.subject_attribute", "an attribute name of at most 256 characters, without markup")
+		}
+		if st.GroupsClaim == "" {
+			st.GroupsClaim = "groups"
+		}
 	default:
-		return apperr.Invalid("kind", "oidc or github")
+		return apperr.Invalid("kind", "oidc, github or saml")
 	}
-	if st.ClientID == "" || len(st.ClientID) > 256 {
+	if p.Kind != KindSAML && (st.Metadata != "" || st.SubjectAttribute != "") {
+		return apperr.Invalid("settings.metadata", "only for saml")
+	}
+	if p.Kind != KindSAML && (st.ClientID == "" || len(st.ClientID) > 256) {
 		return apperr.Invalid("settings.client_id", "the client id xavyo has at the provider is required (at most 256 characters)")
 	}
 	switch st.AuthMethod {
@@ -246,7 +279,7 @@ func (p *Provider) normalize() error {
 			return apperr.Invalid("settings.scopes", "scope tokens without spaces or quotes")
 		}
 	}
-	if len(st.Algorithms) == 0 {
+	if len(st.Algorithms) == 0 && p.Kind != KindSAML {
 		st.Algorithms = []string{"RS256", "PS256", "ES256"}
 	}
 	for _, a := range st.Algorithms {

@@ -109,3 +109,70 @@ func takeAttemptTx(ctx context.Context, tx *store.Tx, stateHash string, provider
 	}
 	return data, nil
 }
+
+// sessionRow is an upstream SAML session an SSO session came from.
+type sessionRow struct {
+	id, provider, user, session uuid.UUID
+	nameID, format, index       string
+}
+
+// insertSessionTx records an upstream session of a sign-in, dropping the
+// tenant's rows of more than 31 days on the way (no SSO session lives as
+// long).
+func insertSessionTx(ctx context.Context, tx *store.Tx, id uuid.UUID, txHash string, provider, user uuid.UUID, ss *SAMLSession, now time.Time) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM federation_sessions WHERE tenant_id = $1 AND created_at < $2`, tx.TenantID(), now.Add(-31*24*time.Hour)); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO federation_sessions (tenant_id, id, tx_hash, provider_id, user_id, name_id, name_id_format, session_index, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, tx.TenantID(), id, txHash, provider, user, ss.NameID, ss.Format, ss.Index, now)
+	return err
+}
+
+// openSessionTx ties the upstream sessions of a transaction to the SSO
+// session it opened.
+func openSessionTx(ctx context.Context, tx *store.Tx, txHash string, session uuid.UUID) error {
+	_, err := tx.Exec(ctx, `UPDATE federation_sessions SET session_id = $1, tx_hash = '' WHERE tenant_id = $2 AND tx_hash = $3 AND session_id IS NULL`,
+		session, tx.TenantID(), txHash)
+	return err
+}
+
+func scanSessionRow(r store.Scanner) (sessionRow, error) {
+	var row sessionRow
+	var session *uuid.UUID
+	err := r.Scan(&row.id, &row.provider, &row.user, &session, &row.nameID, &row.format, &row.index)
+	if session != nil {
+		row.session = *session
+	}
+	return row, err
+}
+
+const sessionCols = `id, provider_id, user_id, session_id, name_id, name_id_format, session_index`
+
+// takeSessionsTx reads and removes the upstream sessions of an SSO session.
+func takeSessionsTx(ctx context.Context, tx *store.Tx, session uuid.UUID) ([]sessionRow, error) {
+	rows, err := store.Collect(ctx, tx, scanSessionRow, `SELECT `+sessionCols+` FROM federation_sessions WHERE tenant_id = $1 AND session_id = $2
+		ORDER BY id`, tx.TenantID(), session)
+	if err != nil || len(rows) == 0 {
+		return nil, err
+	}
+	_, err = tx.Exec(ctx, `DELETE FROM federation_sessions WHERE tenant_id = $1 AND session_id = $2`, tx.TenantID(), session)
+	return rows, err
+}
+
+// takeUpstreamSessionsTx reads and removes the rows of an upstream
+// session (a NameID, and its session index when given).
+func takeUpstreamSessionsTx(ctx context.Context, tx *store.Tx, provider uuid.UUID, nameID, index string) ([]sessionRow, error) {
+	q := `SELECT ` + sessionCols + ` FROM federation_sessions WHERE tenant_id = $1 AND provider_id = $2 AND name_id = $3`
+	args := []any{tx.TenantID(), provider, nameID}
+	if index != "" {
+		q += ` AND session_index = $4`
+		args = append(args, index)
+	}
+	rows, err := store.Collect(ctx, tx, scanSessionRow, q+` ORDER BY id`, args...)
+	for _, r := range rows {
+		if err == nil {
+			_, err = tx.Exec(ctx, `DELETE FROM federation_sessions WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), r.id)
+		}
+	}
+	return rows, err
+}

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -47,8 +48,14 @@ type Identity struct {
 type attempt struct {
 	Tx       string `json:"tx,omitempty"`
 	Nonce    string `json:"n,omitempty"`
-	Verifier string `json:"v"`
-	Browser  string `json:"b"`
+	Verifier string `json:"v,omitempty"`
+	// Browser is the SHA-256 of the browser's binding secret ("" : a
+	// logout, answered without the browser's cookies).
+	Browser string `json:"b,omitempty"`
+	// Request is the id of a SAML request sent (the answer's InResponseTo).
+	Request string `json:"r,omitempty"`
+	// Resume is where a sign-out goes on once the provider answered.
+	Resume string `json:"u,omitempty"`
 }
 
 // upstream is a provider's discovered endpoints and ID token verifier.
@@ -261,10 +268,7 @@ func refused(why string) error {
 
 func exchangeError(err error) string {
 	var re *oauth2.RetrieveError
-	if e, ok := err.(*oauth2.RetrieveError); ok {
-		re = e
-	}
-	if re != nil && re.ErrorCode != "" {
+	if errors.As(err, &re) && re.ErrorCode != "" {
 		return re.ErrorCode
 	}
 	return egressError(err)
@@ -305,10 +309,7 @@ func (s *Service) verifyOIDC(ctx context.Context, p *Provider, up *upstream, tok
 	if idt.Subject == "" || len(idt.Subject) > 255 {
 		return nil, refused("no subject")
 	}
-	id := &Identity{Subject: idt.Subject, Claims: claims, ACR: str(claims["acr"])}
-	for _, m := range list(claims["amr"]) {
-		id.AMR = append(id.AMR, m)
-	}
+	id := &Identity{Subject: idt.Subject, Claims: claims, ACR: str(claims["acr"]), AMR: list(claims["amr"])}
 	switch p.Preset {
 	case PresetMicrosoft:
 		tid, oid := str(claims["tid"]), str(claims["oid"])

@@ -5,7 +5,9 @@
 -- externalId, an import key, a connector's account), unique per tenant,
 -- source and external id; the sign-ins sent upstream and not yet back
 -- (found by the SHA-256 of their state, used once); and the first step
--- of a sign-in that owes a second one now records how it was passed.
+-- of a sign-in that owes a second one now records how it was passed;
+-- the upstream SAML sessions each SSO session came from (single logout
+-- both ways), tied to their sign-in's transaction until it opens one.
 -- PostgreSQL form.
 CREATE TABLE identity_providers (
     tenant_id   uuid NOT NULL,
@@ -44,6 +46,22 @@ CREATE TABLE federation_attempts (
     PRIMARY KEY (tenant_id, state_hash)
 );
 CREATE INDEX federation_attempts_expires ON federation_attempts (expires_at);
+CREATE TABLE federation_sessions (
+    tenant_id      uuid NOT NULL,
+    id             uuid NOT NULL,
+    tx_hash        text NOT NULL,
+    session_id     uuid,
+    provider_id    uuid NOT NULL,
+    user_id        uuid NOT NULL,
+    name_id        text NOT NULL,
+    name_id_format text NOT NULL,
+    session_index  text NOT NULL,
+    created_at     timestamptz NOT NULL,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX federation_sessions_tx ON federation_sessions (tenant_id, tx_hash);
+CREATE INDEX federation_sessions_session ON federation_sessions (tenant_id, session_id);
+CREATE INDEX federation_sessions_upstream ON federation_sessions (tenant_id, provider_id, name_id);
 ALTER TABLE auth_transactions ADD COLUMN pending_amr text NOT NULL DEFAULT '';
 ALTER TABLE identity_providers ENABLE ROW LEVEL SECURITY;
 ALTER TABLE identity_providers FORCE ROW LEVEL SECURITY;
@@ -58,5 +76,10 @@ CREATE POLICY tenant_isolation ON user_links
 ALTER TABLE federation_attempts ENABLE ROW LEVEL SECURITY;
 ALTER TABLE federation_attempts FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON federation_attempts
+    USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid OR current_setting('app.system', true) = 'on')
+    WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid OR current_setting('app.system', true) = 'on');
+ALTER TABLE federation_sessions ENABLE ROW LEVEL SECURITY;
+ALTER TABLE federation_sessions FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON federation_sessions
     USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid OR current_setting('app.system', true) = 'on')
     WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid OR current_setting('app.system', true) = 'on');

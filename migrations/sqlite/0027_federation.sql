@@ -5,7 +5,9 @@
 -- externalId, an import key, a connector's account), unique per tenant,
 -- source and external id; the sign-ins sent upstream and not yet back
 -- (found by the SHA-256 of their state, used once); and the first step
--- of a sign-in that owes a second one now records how it was passed.
+-- of a sign-in that owes a second one now records how it was passed;
+-- the upstream SAML sessions each SSO session came from (single logout
+-- both ways), tied to their sign-in's transaction until it opens one.
 -- SQLite form.
 CREATE TABLE identity_providers (
     tenant_id   TEXT NOT NULL,
@@ -44,4 +46,20 @@ CREATE TABLE federation_attempts (
     PRIMARY KEY (tenant_id, state_hash)
 );
 CREATE INDEX federation_attempts_expires ON federation_attempts (expires_at);
+CREATE TABLE federation_sessions (
+    tenant_id      TEXT NOT NULL,
+    id             TEXT NOT NULL,
+    tx_hash        TEXT NOT NULL,
+    session_id     TEXT,
+    provider_id    TEXT NOT NULL,
+    user_id        TEXT NOT NULL,
+    name_id        TEXT NOT NULL,
+    name_id_format TEXT NOT NULL,
+    session_index  TEXT NOT NULL,
+    created_at     TIMESTAMP NOT NULL,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX federation_sessions_tx ON federation_sessions (tenant_id, tx_hash);
+CREATE INDEX federation_sessions_session ON federation_sessions (tenant_id, session_id);
+CREATE INDEX federation_sessions_upstream ON federation_sessions (tenant_id, provider_id, name_id);
 ALTER TABLE auth_transactions ADD COLUMN pending_amr TEXT NOT NULL DEFAULT '';

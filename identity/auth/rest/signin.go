@@ -17,6 +17,7 @@ import (
 	"errors"
 	"html/template"
 	"image/png"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strings"
@@ -97,6 +98,8 @@ type Pages struct {
 type Upstreams interface {
 	Buttons(ctx context.Context) ([]federation.Button, bool, error)
 	Route(ctx context.Context, email string) (string, error)
+	// SessionOpened says a sign-in (transaction tx) opened session.
+	SessionOpened(ctx context.Context, tx string, session uuid.UUID) error
 }
 
 // SecondFactors is what the pages need of identity/mfa.
@@ -128,12 +131,13 @@ func (p *Pages) Mount(app *fiber.App) {
 	app.Post("/t/:slug/login/enrol", p.enrol)
 	app.Post("/t/:slug/login/continue", p.resume)
 	app.Post("/t/:slug/login/passkey", p.passkey)
-	p.Register(purposeSignIn, signInFlow{})
+	p.Register(PurposeSignIn, signInFlow{})
 }
 
-// purposeSignIn is a sign-in for itself (the page without a flow) that
-// owes a second factor.
-const purposeSignIn = "signin"
+// PurposeSignIn is a sign-in for itself (the page without a flow) that
+// needs a transaction: one owing a second factor, one through an
+// upstream identity provider.
+const PurposeSignIn = "signin"
 
 // signInFlow ends a sign-in for itself: the "signed in" page.
 type signInFlow struct{}
@@ -374,6 +378,15 @@ type secondStep struct {
 	iss    string
 }
 
+// opened tells the upstreams a transaction's sign-in opened a session.
+func (p *Pages) opened(ctx context.Context, x *auth.Transaction, bs *auth.BrowserSession) {
+	if p.Upstreams != nil && x != nil {
+		if err := p.Upstreams.SessionOpened(ctx, x.ID, bs.ID); err != nil {
+			slog.Default().Warn("recording the upstream session of a sign-in failed", "error", err)
+		}
+	}
+}
+
 // first is how the person passed the first step.
 func (st *secondStep) first() []string {
 	if len(st.x.PendingAMR) == 0 {
@@ -420,6 +433,7 @@ func (p *Pages) finishSecondStep(c *fiber.Ctx, st *secondStep, amr []string) (*a
 	if err := p.Auth.TransactionSignedIn(st.ctx, st.t, st.x, bs.ID); err != nil {
 		return nil, false, Error(c, 400, apperr.PublicMessage(auth.ErrNoTransaction))
 	}
+	p.opened(st.ctx, st.x, bs)
 	c.Cookie(&fiber.Cookie{Name: mfaCookie, Value: "", Path: "/t/" + st.t.Slug + "/login", Expires: time.Unix(1, 0), HTTPOnly: true})
 	return bs, true, nil
 }
@@ -766,7 +780,7 @@ func (p *Pages) firstStepPassed(c *fiber.Ctx, lv *loginView, u *directory.User, 
 			// a factor first): in this browser, for this transaction.
 			x := lv.x
 			if x == nil {
-				if x, err = p.Auth.StartTransaction(ctx, t, purposeSignIn, "", uuid.Nil); err != nil {
+				if x, err = p.Auth.StartTransaction(ctx, t, PurposeSignIn, "", uuid.Nil); err != nil {
 					return Error(c, 503, "the sign-in is unavailable; try again")
 				}
 			}

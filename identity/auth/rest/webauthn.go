@@ -163,6 +163,7 @@ func (p *Pages) signedIn(c *fiber.Ctx, t *tenant.Tenant, lp *loginView, user uui
 	if err := p.Auth.TransactionSignedIn(store.WithTenant(c.UserContext(), t.ID), t, lp.x, bs.ID); err != nil {
 		return Error(c, 400, apperr.PublicMessage(auth.ErrNoTransaction))
 	}
+	p.opened(store.WithTenant(c.UserContext(), t.ID), lp.x, bs)
 	Secure(c, lp.prompt.ReturnTo)
 	return lp.flow.Resume(c, t, lp.x, bs)
 }

@@ -38,11 +38,11 @@ var idpLink = regexp.MustCompile(`id="idp-([a-z0-9._-]+)" href="([^"]+)"`)
 // fedTenants is a tenant (up) whose people sign in to another (down)
 // through its OpenID provider: xavyo at both ends.
 type fedTenants struct {
-	h                  *apptest.Harness
-	up, down           string
-	upTok, downTok     string
-	provider           providerJSON
-	appClient, appSecr string
+	h              *apptest.Harness
+	up, down       string
+	upTok, downTok string
+	provider       providerJSON
+	appClient      string
 }
 
 func newFedTenants(t *testing.T, h *apptest.Harness) *fedTenants {

@@ -117,11 +117,11 @@ func TestMicrosoftPreset(t *testing.T) {
 // githubFake serves GitHub's OAuth endpoints and REST API (GitHub
 // Enterprise Server paths: /login/oauth/…, /api/v3/…) as documented.
 type githubFake struct {
-	srv             *httptest.Server
+	srv              *httptest.Server
 	clientID, secret string
-	mu              sync.Mutex
-	codes           map[string]bool
-	verified        bool
+	mu               sync.Mutex
+	codes            map[string]bool
+	verified         bool
 }
 
 func newGitHubFake(t *testing.T) *githubFake {

@@ -163,11 +163,20 @@ func (h *Handler) Mount(api *httpx.API) {
 func (h *Handler) MountPages(app *fiber.App) {
 	app.Get("/t/:slug/login/federation/:idp", h.start)
 	app.Get("/t/:slug/federation/:idp/callback", h.callback)
+	app.Get("/t/:slug/federation/:idp/metadata", h.metadata)
+	app.Post("/t/:slug/federation/:idp/acs", h.acs)
+	app.Get("/t/:slug/federation/:idp/slo", h.slo)
+	app.Post("/t/:slug/federation/:idp/slo", h.slo)
 	h.Pages.Register(purposeLink, linkFlow{h})
 }
 
 func (h *Handler) callbackURL(t *tenant.Tenant, p *federation.Provider) string {
-	return h.Issuer(t.Slug) + "/federation/" + p.Key + "/callback"
+	return h.base(t, p) + "/callback"
+}
+
+// base is the absolute URL of a provider's endpoints at xavyo.
+func (h *Handler) base(t *tenant.Tenant, p *federation.Provider) string {
+	return h.Issuer(t.Slug) + "/federation/" + p.Key
 }
 
 // provider resolves a page request's tenant and enabled provider; ok
@@ -202,17 +211,38 @@ func (h *Handler) start(c *fiber.Ctx) error {
 			return err
 		}
 		tx = x.ID
+	} else if p.Kind == federation.KindSAML {
+		// The upstream session is kept with the sign-in's transaction
+		// until the session it opens is known.
+		x, err := h.Auth.StartTransaction(ctx, t, authrest.PurposeSignIn, "", uuid.Nil)
+		if err != nil {
+			return authrest.Error(c, 503, "the sign-in is unavailable; try again")
+		}
+		tx = x.ID
 	}
 	browser := c.Cookies(bindCookie)
 	if len(browser) != 43 {
 		browser = federation.NewBrowserSecret()
 	}
-	to, err := h.Federation.Begin(ctx, p, tx, browser, h.callbackURL(t, p), c.Query("login_hint"))
+	var to string
+	if p.Kind == federation.KindSAML {
+		to, err = h.Federation.BeginSAML(ctx, p, tx, browser, h.base(t, p))
+	} else {
+		to, err = h.Federation.Begin(ctx, p, tx, browser, h.callbackURL(t, p), c.Query("login_hint"))
+	}
 	if err != nil {
 		return authrest.Error(c, 503, apperr.PublicMessage(err))
 	}
-	c.Cookie(&fiber.Cookie{Name: bindCookie, Value: browser, Path: "/t/" + t.Slug, HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode,
-		Secure: strings.HasPrefix(h.Issuer(t.Slug), "https://"), Expires: time.Now().Add(federation.AttemptLifetime)})
+	// Over TLS the binding cookie goes with the SAML provider's cross-site
+	// POST; on plain HTTP (development) the POST is bounced through a
+	// same-site form first.
+	secure := strings.HasPrefix(h.Issuer(t.Slug), "https://")
+	same := fiber.CookieSameSiteLaxMode
+	if secure {
+		same = fiber.CookieSameSiteNoneMode
+	}
+	c.Cookie(&fiber.Cookie{Name: bindCookie, Value: browser, Path: "/t/" + t.Slug, HTTPOnly: true, SameSite: same, Secure: secure,
+		Expires: time.Now().Add(federation.AttemptLifetime)})
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.Redirect(to, fiber.StatusFound)
 }
@@ -247,6 +277,14 @@ func (h *Handler) callback(c *fiber.Ctx) error {
 			return authrest.Error(c, 400, apperr.PublicMessage(auth.ErrNoTransaction))
 		}
 	}
+	return h.signedIn(c, t, ctx, p, id, x, nil)
+}
+
+// signedIn goes on with an upstream identity: the person it is (found,
+// created, or to be proved for a link) signs in, for transaction x; ss
+// is the SAML session it came from (nil: none).
+func (h *Handler) signedIn(c *fiber.Ctx, t *tenant.Tenant, ctx context.Context, p *federation.Provider, id *federation.Identity,
+	x *auth.Transaction, ss *federation.SAMLSession) error {
 	out, err := h.Federation.SignIn(ctx, p, id)
 	if err != nil {
 		status := 403
@@ -256,12 +294,27 @@ func (h *Handler) callback(c *fiber.Ctx) error {
 		return authrest.Error(c, status, apperr.PublicMessage(err))
 	}
 	if out.LinkTo != nil {
+		tx := ""
+		if x != nil {
+			tx = x.ID
+		}
 		sealed := h.Federation.SealLink(ctx, federation.PendingLink{Provider: p.Key, Subject: id.Subject, User: out.LinkTo.ID, Tx: tx})
 		lx, err := h.Auth.StartTransaction(ctx, t, purposeLink, sealed, uuid.Nil)
 		if err != nil {
 			return authrest.Error(c, 503, "the sign-in is unavailable; try again")
 		}
+		if ss != nil {
+			// The proof's sign-in opens the session.
+			if err := h.Federation.RecordSAMLSession(ctx, p, lx.ID, out.LinkTo.ID, ss); err != nil {
+				return authrest.Error(c, 503, "the sign-in is unavailable; try again")
+			}
+		}
 		return h.Pages.SendTo(c, "/t/"+t.Slug+"/login", lx)
+	}
+	if ss != nil && x != nil {
+		if err := h.Federation.RecordSAMLSession(ctx, p, x.ID, out.User.ID, ss); err != nil {
+			return authrest.Error(c, 503, "the sign-in is unavailable; try again")
+		}
 	}
 	amr := []string{"fed"}
 	for _, m := range id.AMR {

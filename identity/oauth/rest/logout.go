@@ -77,6 +77,8 @@ type signOutRequest struct {
 	ClientID string `json:"c,omitempty"`
 	Back     string `json:"b,omitempty"`
 	State    string `json:"s,omitempty"`
+	// Next is the sign-out hook to run next.
+	Next int `json:"n,omitempty"`
 }
 
 func (h *Handler) endSessionGet(c *fiber.Ctx) error  { return h.endSession(c, false) }
@@ -96,13 +98,14 @@ func (h *Handler) endSession(c *fiber.Ctx, posted bool) error {
 	// Back from signing out of other protocols' applications (SAML single
 	// logout): the sign-out the person confirmed goes on.
 	var resumed *auth.Transaction
+	next := 0
 	if id := c.Query("tx"); id != "" && !posted {
 		x, err := h.Auth.Transaction(ctx, t, id)
 		var cont signOutRequest
 		if err != nil || x.Purpose != purposeSignOut || json.Unmarshal([]byte(x.Request), &cont) != nil {
 			return authrest.Error(c, 400, "this sign-out can no longer go on; sign out again")
 		}
-		resumed, clientID, back, state = x, cont.ClientID, cont.Back, cont.State
+		resumed, clientID, back, state, next = x, cont.ClientID, cont.Back, cont.State, cont.Next
 	}
 	var hint *oauth.Hint
 	if raw := get("id_token_hint"); raw != "" {
@@ -136,15 +139,16 @@ func (h *Handler) endSession(c *fiber.Ctx, posted bool) error {
 			return h.confirmLogout(ctx, c, t, clientID, back, state)
 		}
 	}
-	if bs != nil && resumed == nil && h.SignOut != nil {
-		// Other protocols' applications first (their sign-out goes through
-		// the browser), then back here with the transaction to finish.
-		raw, _ := json.Marshal(signOutRequest{ClientID: clientID, Back: back, State: state})
+	for i := next; bs != nil && (resumed == nil || confirmed) && i < len(h.SignOut); i++ {
+		// Other protocols' applications and upstream providers first (their
+		// sign-out goes through the browser), each coming back here with
+		// the transaction to go on with the next.
+		raw, _ := json.Marshal(signOutRequest{ClientID: clientID, Back: back, State: state, Next: i + 1})
 		x, err := h.Auth.StartTransaction(ctx, t, purposeSignOut, string(raw), bs.ID)
 		if err != nil {
 			return authrest.Error(c, 503, "signing out is unavailable; try again")
 		}
-		taken, err := h.SignOut(c, t, bs, "/t/"+t.Slug+"/logout?"+url.Values{"tx": {x.ID}}.Encode())
+		taken, err := h.SignOut[i](c, t, bs, "/t/"+t.Slug+"/logout?"+url.Values{"tx": {x.ID}}.Encode())
 		if err != nil {
 			return authrest.Error(c, 503, "signing out is unavailable; try again")
 		}

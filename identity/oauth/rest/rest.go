@@ -40,7 +40,7 @@ type Handler struct {
 	AgentURL string
 	// SignOut signs people out of other protocols' applications first
 	// (nil: none).
-	SignOut SignOutHook
+	SignOut []SignOutHook
 }
 
 // SignOutHook signs a person out of other protocols' applications (SAML
