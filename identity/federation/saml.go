@@ -351,7 +351,7 @@ func (s *Service) SingleLogout(ctx context.Context, p *Provider, r *http.Request
 		if err != nil || a.Resume == "" {
 			return nil, ErrAttempt
 		}
-		if err := sp.ValidateLogoutResponseRequest(r); err != nil {
+		if _, err := sp.ParseLogoutResponse(r, []string{a.Request}); err != nil {
 			// The local sign-out goes on: the upstream did not confirm its own.
 			s.record(ctx, p, "federation.logout", uuid.Nil, &Identity{}, refused(samlReason(err)))
 		}

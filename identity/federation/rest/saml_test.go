@@ -187,8 +187,8 @@ func TestSAMLUpstream(t *testing.T) {
 	if resp, page := b.Do("GET", downURL+"/t/"+slug+"/login/federation/corp", nil); !strings.Contains(page, `id="password"`) {
 		t.Fatalf("the upstream session must have ended: %d %s", resp.StatusCode, page)
 	}
-	if a := audit(t, down, tok, "federation.logout"); !strings.Contains(a, `"identity_provider":"corp"`) {
-		t.Fatalf("upstream logout audit: %s", a)
+	if a := audit(t, down, tok, "federation.logout"); !strings.Contains(a, `"identity_provider":"corp"`) || strings.Contains(a, `"outcome":"denied"`) {
+		t.Fatalf("the upstream must have confirmed its logout: %s", a)
 	}
 
 	// Signing out upstream ends the session here.
