@@ -68,16 +68,18 @@ func TestUpstreamAnswersRefused(t *testing.T) {
 	eng := apptest.Decode[struct {
 		ID string `json:"id"`
 	}](t, body).ID
+	resp, body = h.DoAs(o.tok, "POST", "/api/v1/attribute-definitions", map[string]any{"name": "department", "type": "string"})
+	apptest.Expect(t, resp, body, 201, "attribute")
 	resp, body = h.DoAs(o.tok, "PATCH", "/api/v1/identity-providers/"+o.providerID, map[string]any{"settings": map[string]any{
 		"issuer": op.Issuer(), "client_id": op.clientID, "jit": true, "group_mappings": []map[string]any{{"upstream": "eng", "group_id": eng}},
-		"mapping": map[string]string{"display_name": "{given_name} {family_name} ({org.name})"}}})
+		"mapping": map[string]string{"display_name": "{given_name} {family_name} ({org.name})", "attributes.department": "{dept}"}}})
 	apptest.Expect(t, resp, body, 200, "mappings")
 
 	good := func(nonce, at string) map[string]any {
 		now := time.Now().Unix()
 		return map[string]any{"iss": op.Issuer(), "sub": "fx-1", "aud": op.clientID, "exp": now + 300, "iat": now, "nonce": nonce,
 			"at_hash": atHash(at), "email": "lin@fx.test", "email_verified": true, "given_name": "Lin", "family_name": "Shu",
-			"org": map[string]any{"name": "FX"}, "groups": []string{"eng", "ops"}, "amr": []string{"pwd", "mfa"}}
+			"org": map[string]any{"name": "FX"}, "groups": []string{"eng", "ops"}, "amr": []string{"pwd", "mfa"}, "dept": "R&D"}
 	}
 	with := func(change func(c map[string]any)) func(nonce, at string) map[string]any {
 		return func(nonce, at string) map[string]any {
@@ -127,8 +129,8 @@ func TestUpstreamAnswersRefused(t *testing.T) {
 	}
 	resp, body = h.DoAs(o.tok, "GET", "/api/v1/users/"+lin.ID, nil)
 	apptest.Expect(t, resp, body, 200, "lin")
-	if !strings.Contains(string(body), `"display_name":"Lin Shu (FX)"`) {
-		t.Fatalf("mapped display name: %s", body)
+	if !strings.Contains(string(body), `"display_name":"Lin Shu (FX)"`) || !strings.Contains(string(body), `"department":"R\u0026D"`) {
+		t.Fatalf("mapped display name and attribute: %s", body)
 	}
 	resp, body = h.DoAs(o.tok, "GET", "/api/v1/groups/"+eng+"/members", nil)
 	apptest.Expect(t, resp, body, 200, "members")
@@ -136,7 +138,7 @@ func TestUpstreamAnswersRefused(t *testing.T) {
 		t.Fatalf("the mapped group must hold the person: %s", body)
 	}
 	// The upstream takes her out of eng: her next sign-in follows.
-	op.set(func(op *testOP) { op.claims = with(func(c map[string]any) { c["groups"] = []string{"ops"} }) })
+	op.set(func(op *testOP) { op.claims = with(func(c map[string]any) { c["groups"], c["dept"] = []string{"ops"}, "Sales" }) })
 	if resp, page := o.signIn(t, "fx"); resp.StatusCode != 200 {
 		t.Fatalf("second sign-in: %d %s", resp.StatusCode, page)
 	}
@@ -144,6 +146,11 @@ func TestUpstreamAnswersRefused(t *testing.T) {
 	apptest.Expect(t, resp, body, 200, "members")
 	if strings.Contains(string(body), lin.ID) {
 		t.Fatalf("a membership the upstream dropped must go: %s", body)
+	}
+	resp, body = h.DoAs(o.tok, "GET", "/api/v1/users/"+lin.ID, nil)
+	apptest.Expect(t, resp, body, 200, "lin")
+	if !strings.Contains(string(body), `"department":"Sales"`) {
+		t.Fatalf("a mapped attribute must follow the upstream: %s", body)
 	}
 
 	// A return is used once, in the browser that started it.
