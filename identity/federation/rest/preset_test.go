@@ -25,6 +25,7 @@ import (
 // TestGooglePreset: Google's ID token shape (azp, hd, email_verified),
 // and hosted_domains keeping out accounts of other Workspace domains.
 func TestGooglePreset(t *testing.T) {
+	t.Parallel()
 	h := apptest.Start(t, append(apptest.Env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), apptest.Options{})
 	op := newTestOP(t, "")
 	o := newOIDCTenant(t, h, "gg", "google", op, map[string]any{"preset": "google", "jit": true, "hosted_domains": []string{"fx.example.com"}})
@@ -64,6 +65,7 @@ func TestGooglePreset(t *testing.T) {
 // people are found by tid and oid (sub differs per application); Entra
 // does not verify addresses, so none is trusted without trust_email.
 func TestMicrosoftPreset(t *testing.T) {
+	t.Parallel()
 	h := apptest.Start(t, append(apptest.Env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), apptest.Options{})
 	op := newTestOP(t, "/organizations/v2.0")
 	op.set(func(op *testOP) { op.discoIssuer = op.srv.URL + "/{tenantid}/v2.0" })
@@ -189,6 +191,7 @@ func newGitHubFake(t *testing.T) *githubFake {
 // user id, their address the primary one of /user/emails, created only
 // when GitHub verified it.
 func TestGitHubPreset(t *testing.T) {
+	t.Parallel()
 	h := apptest.Start(t, append(apptest.Env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), apptest.Options{})
 	g := newGitHubFake(t)
 	slug := apptest.UniqueSlug("gh")

@@ -43,6 +43,7 @@ func postForm(t *testing.T, b *apptest.Browser, page string, fields ...string) (
 // the person out upstream, and signing out upstream ends the session
 // here.
 func TestSAMLUpstream(t *testing.T) {
+	t.Parallel()
 	up := apptest.Start(t, apptest.Env(t, store.SQLite, t.TempDir()), apptest.Options{})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -60,6 +60,7 @@ func (o *oidcTenant) user(t *testing.T, email string) *userJSON {
 // with their mapped groups. A return to the callback is used once, in
 // the browser that started it, and only at the tenant that started it.
 func TestUpstreamAnswersRefused(t *testing.T) {
+	t.Parallel()
 	h := apptest.Start(t, append(apptest.Env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), apptest.Options{})
 	op := newTestOP(t, "")
 	o := newOIDCTenant(t, h, "fx", "fx", op, nil)
@@ -200,6 +201,7 @@ func TestUpstreamAnswersRefused(t *testing.T) {
 // factor like a password one, unless the provider is trusted for it and
 // says the person used several factors.
 func TestUpstreamSecondFactor(t *testing.T) {
+	t.Parallel()
 	h := apptest.Start(t, append(apptest.Env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), apptest.Options{})
 	op := newTestOP(t, "")
 	o := newOIDCTenant(t, h, "mf", "fx", op, map[string]any{"jit": true})

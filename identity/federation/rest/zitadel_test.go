@@ -103,6 +103,7 @@ func opUser(id, username, first, email string) map[string]any {
 // changed profile) brings the profile up to date, and an address that
 // has an account here is linked only once its owner signs in to it.
 func TestThirdPartyOpenIDProvider(t *testing.T) {
+	t.Parallel()
 	h := apptest.Start(t, append(apptest.Env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), apptest.Options{})
 	slug := apptest.UniqueSlug("zop")
 	_, tok := h.TenantAdmin(t, slug)
