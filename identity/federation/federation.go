@@ -71,7 +71,7 @@ type Provider struct {
 
 // Settings are a provider's settings, kept as JSON.
 type Settings struct {
-	Preset string `json:"preset,omitempty" doc:"google, microsoft or github: the provider's known endpoints and claims"`
+	Preset string `json:"preset,omitempty" doc:"google, microsoft, github or apple: the provider's known endpoints and claims"`
 	// Issuer is the OIDC issuer (discovery at issuer/.well-known/openid-configuration).
 	Issuer   string `json:"issuer,omitempty" doc:"OIDC issuer URL (presets fill it; microsoft: https://login.microsoftonline.com/<tenant id or organizations>/v2.0)"`
 	ClientID string `json:"client_id,omitempty" doc:"oidc and github: the client id xavyo has at the provider"`
@@ -85,6 +85,10 @@ type Settings struct {
 	AuthMethod string   `json:"token_auth_method,omitempty" doc:"client_secret_basic (default) or client_secret_post"`
 	Scopes     []string `json:"scopes,omitempty" doc:"scopes asked for (default openid email profile; github: read:user user:email)"`
 	Algorithms []string `json:"id_token_algorithms,omitempty" doc:"ID token signature algorithms accepted (default RS256, PS256, ES256); none is never accepted"`
+	// TeamID and KeyID name an Apple developer team and its key (the
+	// client_secret is then that key, PEM).
+	TeamID string `json:"team_id,omitempty" doc:"apple: the developer team id (the client_secret is the team's private key, the .p8 file)"`
+	KeyID  string `json:"key_id,omitempty" doc:"apple: the id of that key"`
 	// BaseURL is GitHub's web address (GitHub Enterprise Server: its own).
 	BaseURL string `json:"base_url,omitempty" doc:"github: https://github.com (default) or a GitHub Enterprise Server URL"`
 	// Userinfo: claims are completed from the userinfo endpoint.
@@ -207,8 +211,25 @@ func (p *Provider) normalize() error {
 		}
 	case PresetGitHub:
 		p.Kind = KindGitHub
+	case PresetApple:
+		p.Kind = KindOIDC
+		if st.Issuer == "" {
+			st.Issuer = "https://appleid.apple.com"
+		}
+		if len(st.Scopes) == 0 {
+			st.Scopes = []string{"openid", "name", "email"}
+		}
+		if st.AuthMethod == "" {
+			st.AuthMethod = "client_secret_post"
+		}
+		if !appleIDRE.MatchString(st.TeamID) || !appleIDRE.MatchString(st.KeyID) {
+			return apperr.Invalid("settings.team_id", "apple: team_id and key_id (10 characters each, A-Z and 0-9) are required")
+		}
 	default:
-		return apperr.Invalid("settings.preset", "google, microsoft or github")
+		return apperr.Invalid("settings.preset", "google, microsoft, github or apple")
+	}
+	if st.Preset != PresetApple && (st.TeamID != "" || st.KeyID != "") {
+		return apperr.Invalid("settings.team_id", "only for apple")
 	}
 	if p.Kind == "" {
 		p.Kind = KindOIDC
@@ -384,6 +405,9 @@ func (s *Service) clientSecret(ctx context.Context, p *Provider) (string, error)
 	v, err := secretref.Resolver{Sealer: s.Sealer}.Resolve(p.secret, secretAAD(tid, p.ID))
 	if err != nil {
 		return "", apperr.New(apperr.KindUnavailable, "the identity provider's client secret cannot be read: %v", err)
+	}
+	if p.Preset == PresetApple {
+		return s.appleSecret(p, v)
 	}
 	return v, nil
 }

@@ -65,7 +65,8 @@ func TestProviderSettings(t *testing.T) {
 		"settings.domains":             {Settings: Settings{Issuer: "https://op.example", ClientID: "c", Domains: []string{"not a domain"}}},
 		"settings.mapping":             {Settings: Settings{Issuer: "https://op.example", ClientID: "c", Mapping: map[string]string{"admin_roles": "{x}"}}},
 		"settings.metadata":            {Kind: KindSAML, Settings: Settings{Metadata: "<!DOCTYPE x><EntityDescriptor/>"}},
-		"settings.preset":              {Settings: Settings{Preset: "apple", ClientID: "c"}},
+		"settings.preset":              {Settings: Settings{Preset: "okta", ClientID: "c"}},
+		"settings.team_id":             {Settings: Settings{Preset: PresetApple, ClientID: "c"}},
 		"settings.base_url":            {Settings: Settings{Preset: PresetGitHub, ClientID: "c", BaseURL: "github.com"}},
 	} {
 		err := p.normalize()

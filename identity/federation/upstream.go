@@ -178,6 +178,9 @@ func (s *Service) Begin(ctx context.Context, p *Provider, tx, browser, redirectU
 	if p.Kind == KindOIDC {
 		a.Nonce = random(24)
 		opts = append(opts, oidc.Nonce(a.Nonce))
+		if p.Preset == PresetApple {
+			opts = append(opts, oauth2.SetAuthURLParam("response_mode", "form_post"))
+		}
 		if loginHint != "" && len(loginHint) <= 254 {
 			opts = append(opts, oauth2.SetAuthURLParam("login_hint", loginHint))
 		}
@@ -206,7 +209,7 @@ var ErrAttempt = apperr.New(apperr.KindUnauthenticated, "this sign-in has expire
 // names is used up (once, in the browser that started it), the code
 // exchanged with its PKCE verifier, and the answer verified. It returns
 // the identity and the auth transaction the sign-in is for ("" : none).
-func (s *Service) Finish(ctx context.Context, p *Provider, state, code, browser, redirectURI string) (*Identity, string, error) {
+func (s *Service) Finish(ctx context.Context, p *Provider, state, code, browser, redirectURI string, extra url.Values) (*Identity, string, error) {
 	if state == "" || len(state) > 100 || code == "" || len(code) > 4096 {
 		return nil, "", ErrAttempt
 	}
@@ -257,6 +260,9 @@ func (s *Service) Finish(ctx context.Context, p *Provider, state, code, browser,
 	}
 	if err != nil {
 		return nil, "", err
+	}
+	if p.Preset == PresetApple {
+		appleUser(extra.Get("user"), id.Claims)
 	}
 	return id, a.Tx, nil
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"html"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -46,6 +47,11 @@ type testOP struct {
 	codes    map[string]opCode
 	// asked are the authorization requests' parameters.
 	asked []url.Values
+	// clientAuth, when set, checks the token request's client
+	// authentication instead of HTTP Basic with the secret.
+	clientAuth func(r *http.Request) bool
+	// user is the "user" field of a form_post answer (Apple's).
+	user string
 }
 
 type opCode struct {
@@ -109,6 +115,16 @@ func (op *testOP) authorize(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad authorization request", 400)
 		return
 	}
+	if q.Get("response_mode") == "form_post" {
+		op.mu.Lock()
+		user := op.user
+		op.mu.Unlock()
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = w.Write([]byte(`<html><body><form method="post" action="` + html.EscapeString(q.Get("redirect_uri")) + `">` +
+			`<input type="hidden" name="code" value="` + code + `"><input type="hidden" name="state" value="` + html.EscapeString(q.Get("state")) + `">` +
+			`<input type="hidden" name="user" value="` + html.EscapeString(user) + `"></form></body></html>`))
+		return
+	}
 	to, _ := url.Parse(q.Get("redirect_uri"))
 	v := to.Query()
 	v.Set("code", code)
@@ -118,13 +134,16 @@ func (op *testOP) authorize(w http.ResponseWriter, r *http.Request) {
 }
 
 func (op *testOP) token(w http.ResponseWriter, r *http.Request) {
+	_ = r.ParseForm()
+	op.mu.Lock()
+	auth := op.clientAuth
+	op.mu.Unlock()
 	id, secret, ok := r.BasicAuth()
-	if !ok || id != op.clientID || secret != op.secret {
+	if (auth != nil && !auth(r)) || (auth == nil && (!ok || id != op.clientID || secret != op.secret)) {
 		w.WriteHeader(401)
 		_ = json.NewEncoder(w).Encode(map[string]string{"error": "invalid_client"})
 		return
 	}
-	_ = r.ParseForm()
 	op.mu.Lock()
 	c, found := op.codes[r.PostForm.Get("code")]
 	delete(op.codes, r.PostForm.Get("code"))

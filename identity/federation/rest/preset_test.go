@@ -1,7 +1,13 @@
 package rest_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
+	"html"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/google/uuid"
 
 	"github.com/xavyo/xavyo/app/apptest"
@@ -218,4 +226,80 @@ func TestGitHubPreset(t *testing.T) {
 	if !strings.Contains(string(body), `"username":"octocat"`) || !strings.Contains(string(body), `"display_name":"The Octocat"`) {
 		t.Fatalf("GitHub user: %s", body)
 	}
+}
+
+// TestApplePreset: Sign in with Apple's shapes: the client secret is an
+// ES256 JWT made with the team's key (iss the team, sub the client, aud
+// Apple, kid the key), the answer a form_post (a cross-site POST, bounced
+// when it comes without the binding cookie), the person's name in the
+// first answer's unsigned "user" field, email_verified a string.
+func TestApplePreset(t *testing.T) {
+	t.Parallel()
+	h := apptest.Start(t, append(apptest.Env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true"), apptest.Options{})
+	op := newTestOP(t, "")
+	team, keyID := "A1B2C3D4E5", "KEY1234567"
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(ecKey)
+	p8 := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	op.set(func(op *testOP) {
+		op.clientID = "com.example.web"
+		op.clientAuth = func(r *http.Request) bool {
+			tok, err := jwt.ParseSigned(r.PostForm.Get("client_secret"), []jose.SignatureAlgorithm{jose.ES256})
+			if err != nil || len(tok.Headers) != 1 || tok.Headers[0].KeyID != keyID || r.PostForm.Get("client_id") != op.clientID {
+				return false
+			}
+			var c jwt.Claims
+			if tok.Claims(&ecKey.PublicKey, &c) != nil {
+				return false
+			}
+			return c.Issuer == team && c.Subject == op.clientID && c.Audience.Contains(op.Issuer()) &&
+				c.ValidateWithLeeway(jwt.Expected{Time: time.Now()}, 0) == nil && c.Expiry.Time().Sub(c.IssuedAt.Time()) <= 6*30*24*time.Hour
+		}
+		op.user = `{"name":{"firstName":"Jun","lastName":"Park"},"email":"other@evil.test"}`
+		op.claims = func(nonce, at string) map[string]any {
+			now := time.Now().Unix()
+			// https://developer.apple.com/documentation/signinwithapple/authenticating-users-with-sign-in-with-apple
+			return map[string]any{"iss": op.Issuer(), "aud": op.clientID, "exp": now + 600, "iat": now, "sub": "001234.abcdef0123456789.0123",
+				"nonce": nonce, "c_hash": "x", "at_hash": atHash(at), "email": "jun@privaterelay.appleid.com", "email_verified": "true",
+				"is_private_email": "true", "auth_time": now, "nonce_supported": true}
+		}
+	})
+	slug := apptest.UniqueSlug("ap")
+	_, tok := h.TenantAdmin(t, slug)
+	resp, body := h.DoAs(tok, "POST", "/api/v1/identity-providers", map[string]any{"key": "apple", "name": "Apple", "client_secret": p8,
+		"settings": map[string]any{"preset": "apple", "issuer": op.Issuer(), "client_id": "com.example.web", "team_id": team, "key_id": keyID, "jit": true}})
+	apptest.Expect(t, resp, body, 201, "apple provider")
+	b := apptest.NewBrowser(t)
+	resp, page := b.Do("GET", h.Admin+"/t/"+slug+"/login/federation/apple", nil)
+	if resp.StatusCode != 200 || !strings.Contains(page, `name="user"`) {
+		t.Fatalf("Apple's form_post answer: %d %s", resp.StatusCode, page)
+	}
+	// The cross-site POST comes without the binding cookie: bounced.
+	bare := &http.Client{CheckRedirect: b.C.CheckRedirect}
+	resp, bounced := apptest.Send(t, bare, "POST", html.UnescapeString(formAction.FindStringSubmatch(page)[1]), url.Values{"code": {apptest.Field(t, page, "code")},
+		"state": {apptest.Field(t, page, "state")}, "user": {apptest.Field(t, page, "user")}})
+	if resp.StatusCode != 200 || !strings.Contains(bounced, `id="bounce"`) {
+		t.Fatalf("bounce: %d %s", resp.StatusCode, bounced)
+	}
+	resp, page = postForm(t, b, bounced, "code", "state", "user", "bounced")
+	if resp.StatusCode != 200 || !strings.Contains(page, `id="signed-in"`) {
+		t.Fatalf("Apple sign-in: %d %s", resp.StatusCode, page)
+	}
+	resp, body = h.DoAs(tok, "GET", "/api/v1/users?email=jun@privaterelay.appleid.com", nil)
+	apptest.Expect(t, resp, body, 200, "users")
+	if !strings.Contains(string(body), `"given_name":"Jun"`) || !strings.Contains(string(body), `"family_name":"Park"`) {
+		t.Fatalf("the name of Apple's first answer: %s", body)
+	}
+	resp, body = h.DoAs(tok, "GET", "/api/v1/users?email=other@evil.test", nil)
+	apptest.Expect(t, resp, body, 200, "users")
+	if strings.Contains(string(body), "other@evil.test") {
+		t.Fatalf("the unsigned user field's address must not be used: %s", body)
+	}
+	// A provider without team and key ids is refused.
+	resp, body = h.DoAs(tok, "POST", "/api/v1/identity-providers", map[string]any{"key": "apple2", "client_secret": p8,
+		"settings": map[string]any{"preset": "apple", "client_id": "c"}})
+	apptest.Expect(t, resp, body, 400, "apple without team")
 }

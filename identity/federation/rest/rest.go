@@ -7,6 +7,7 @@ package rest
 
 import (
 	"context"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -163,6 +164,7 @@ func (h *Handler) Mount(api *httpx.API) {
 func (h *Handler) MountPages(app *fiber.App) {
 	app.Get("/t/:slug/login/federation/:idp", h.start)
 	app.Get("/t/:slug/federation/:idp/callback", h.callback)
+	app.Post("/t/:slug/federation/:idp/callback", h.callback) // response_mode=form_post
 	app.Get("/t/:slug/federation/:idp/metadata", h.metadata)
 	app.Post("/t/:slug/federation/:idp/acs", h.acs)
 	app.Get("/t/:slug/federation/:idp/slo", h.slo)
@@ -259,11 +261,20 @@ func (h *Handler) callback(c *fiber.Ctx) error {
 	if !ok {
 		return err
 	}
-	if e := c.Query("error"); e != "" {
+	params := url.Values{}
+	if c.Method() == fiber.MethodPost {
+		c.Request().PostArgs().VisitAll(func(k, v []byte) { params.Add(string(k), string(v)) })
+		if c.Cookies(bindCookie) == "" && params.Get("bounced") == "" {
+			return h.bounce(c, h.callbackURL(t, p), params, "code", "state", "user", "error")
+		}
+	} else {
+		params, _ = url.ParseQuery(string(c.Request().URI().QueryString()))
+	}
+	if e := params.Get("error"); e != "" {
 		msg := "the sign-in at " + p.Name + " did not complete (" + trunc(e, 64) + ")"
 		return authrest.Error(c, 401, msg)
 	}
-	id, tx, err := h.Federation.Finish(ctx, p, c.Query("state"), c.Query("code"), c.Cookies(bindCookie), h.callbackURL(t, p))
+	id, tx, err := h.Federation.Finish(ctx, p, params.Get("state"), params.Get("code"), c.Cookies(bindCookie), h.callbackURL(t, p), params)
 	if err != nil {
 		status := 401
 		if k := apperr.KindOf(err); k == apperr.KindUnavailable || k == apperr.KindInternal {

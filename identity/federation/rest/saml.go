@@ -50,6 +50,20 @@ var bouncePage = template.Must(template.New("bounce").Parse(`<!doctype html>
 <input type="hidden" name="bounced" value="1"><noscript><button type="submit">Continue</button></noscript></form>
 <script nonce="{{.Nonce}}">document.getElementById("bounce").submit()</script></body></html>`))
 
+// bounce answers a cross-site POST that came without the binding cookie
+// with a page posting the same fields to the same place, from this site.
+func (h *Handler) bounce(c *fiber.Ctx, action string, form url.Values, fields ...string) error {
+	keep := map[string]string{}
+	for _, f := range fields {
+		if v := form.Get(f); v != "" {
+			keep[f] = v
+		}
+	}
+	nonce := authrest.Nonce()
+	authrest.SecureScript(c, nonce)
+	return authrest.Page(c, 200, bouncePage, map[string]any{"Action": action, "Nonce": nonce, "Fields": keep})
+}
+
 // acs is xavyo's assertion consumer service for a SAML provider.
 func (h *Handler) acs(c *fiber.Ctx) error {
 	t, p, ok, err := h.samlProvider(c)
@@ -61,10 +75,7 @@ func (h *Handler) acs(c *fiber.Ctx) error {
 	c.Request().PostArgs().VisitAll(func(k, v []byte) { form.Add(string(k), string(v)) })
 	browser := c.Cookies(bindCookie)
 	if browser == "" && form.Get("bounced") == "" {
-		nonce := authrest.Nonce()
-		authrest.SecureScript(c, nonce)
-		return authrest.Page(c, 200, bouncePage, map[string]any{"Action": h.base(t, p) + "/acs", "Nonce": nonce,
-			"Fields": map[string]string{"SAMLResponse": form.Get("SAMLResponse"), "RelayState": form.Get("RelayState")}})
+		return h.bounce(c, h.base(t, p)+"/acs", form, "SAMLResponse", "RelayState")
 	}
 	form.Del("bounced")
 	id, ss, tx, err := h.Federation.FinishSAML(ctx, p, form, browser, h.base(t, p))

@@ -139,7 +139,9 @@ func TestUpstreamAnswersRefused(t *testing.T) {
 		t.Fatalf("the mapped group must hold the person: %s", body)
 	}
 	// The upstream takes her out of eng: her next sign-in follows.
-	op.set(func(op *testOP) { op.claims = with(func(c map[string]any) { c["groups"], c["dept"] = []string{"ops"}, "Sales" }) })
+	op.set(func(op *testOP) {
+		op.claims = with(func(c map[string]any) { c["groups"], c["dept"] = []string{"ops"}, "Sales" })
+	})
 	if resp, page := o.signIn(t, "fx"); resp.StatusCode != 200 {
 		t.Fatalf("second sign-in: %d %s", resp.StatusCode, page)
 	}
