@@ -14,9 +14,6 @@ package federation
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
-	"encoding/base64"
-	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"net/http"
@@ -215,51 +212,6 @@ func samlReason(err error) string {
 		}
 	}
 	return "invalid response"
-}
-
-func (s *Service) saveAttempt(ctx context.Context, p *Provider, state string, a attempt) error {
-	tid, _ := store.TenantFrom(ctx)
-	raw, _ := json.Marshal(a)
-	now := s.now()
-	sealed := base64.StdEncoding.EncodeToString(s.Sealer.Seal(raw, attemptAAD(tid, p.ID, digest(state))))
-	return s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		return insertAttemptTx(ctx, tx, digest(state), p.ID, sealed, now.Add(AttemptLifetime), now)
-	})
-}
-
-// takeAttempt uses up the attempt state names, in the browser whose
-// binding secret is browser ("" : any, for returns that come without the
-// browser: a logout answer).
-func (s *Service) takeAttempt(ctx context.Context, p *Provider, state, browser string) (*attempt, error) {
-	if state == "" || len(state) > 100 {
-		return nil, ErrAttempt
-	}
-	tid, _ := store.TenantFrom(ctx)
-	var sealed string
-	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		var err error
-		sealed, err = takeAttemptTx(ctx, tx, digest(state), p.ID, s.now())
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	if sealed == "" {
-		return nil, ErrAttempt
-	}
-	ct, err := base64.StdEncoding.DecodeString(sealed)
-	if err != nil {
-		return nil, ErrAttempt
-	}
-	raw, err := s.Sealer.Open(ct, attemptAAD(tid, p.ID, digest(state)))
-	if err != nil {
-		return nil, ErrAttempt
-	}
-	var a attempt
-	if json.Unmarshal(raw, &a) != nil || (a.Browser != "" && subtle.ConstantTimeCompare([]byte(a.Browser), []byte(digest(browser))) != 1) {
-		return nil, ErrAttempt
-	}
-	return &a, nil
 }
 
 // RecordSAMLSession keeps the upstream session a sign-in (its auth

@@ -187,17 +187,56 @@ func (s *Service) Begin(ctx context.Context, p *Provider, tx, browser, redirectU
 	} else if loginHint != "" && len(loginHint) <= 254 {
 		opts = append(opts, oauth2.SetAuthURLParam("login", loginHint))
 	}
+	if err := s.saveAttempt(ctx, p, state, a); err != nil {
+		return "", err
+	}
+	return cfg.AuthCodeURL(state, opts...), nil
+}
+
+// saveAttempt records a sign-in sent upstream under its state.
+func (s *Service) saveAttempt(ctx context.Context, p *Provider, state string, a attempt) error {
 	tid, _ := store.TenantFrom(ctx)
 	raw, _ := json.Marshal(a)
 	now := s.now()
 	sealed := base64.StdEncoding.EncodeToString(s.Sealer.Seal(raw, attemptAAD(tid, p.ID, digest(state))))
-	err = s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+	return s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		return insertAttemptTx(ctx, tx, digest(state), p.ID, sealed, now.Add(AttemptLifetime), now)
 	})
-	if err != nil {
-		return "", err
+}
+
+// takeAttempt uses up the attempt state names, in the browser whose
+// binding secret is browser ("" : any, for returns that come without the
+// browser: a logout answer).
+func (s *Service) takeAttempt(ctx context.Context, p *Provider, state, browser string) (*attempt, error) {
+	if state == "" || len(state) > 100 {
+		return nil, ErrAttempt
 	}
-	return cfg.AuthCodeURL(state, opts...), nil
+	tid, _ := store.TenantFrom(ctx)
+	var sealed string
+	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
+		var err error
+		sealed, err = takeAttemptTx(ctx, tx, digest(state), p.ID, s.now())
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if sealed == "" {
+		return nil, ErrAttempt
+	}
+	ct, err := base64.StdEncoding.DecodeString(sealed)
+	if err != nil {
+		return nil, ErrAttempt
+	}
+	raw, err := s.Sealer.Open(ct, attemptAAD(tid, p.ID, digest(state)))
+	if err != nil {
+		return nil, ErrAttempt
+	}
+	var a attempt
+	if json.Unmarshal(raw, &a) != nil || (a.Browser != "" && subtle.ConstantTimeCompare([]byte(a.Browser), []byte(digest(browser))) != 1) {
+		return nil, ErrAttempt
+	}
+	return &a, nil
 }
 
 // ErrAttempt answers a return from upstream that matches no sign-in
@@ -213,30 +252,9 @@ func (s *Service) Finish(ctx context.Context, p *Provider, state, code, browser,
 	if state == "" || len(state) > 100 || code == "" || len(code) > 4096 {
 		return nil, "", ErrAttempt
 	}
-	tid, _ := store.TenantFrom(ctx)
-	var sealed string
-	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
-		var err error
-		sealed, err = takeAttemptTx(ctx, tx, digest(state), p.ID, s.now())
-		return err
-	})
+	a, err := s.takeAttempt(ctx, p, state, browser)
 	if err != nil {
 		return nil, "", err
-	}
-	if sealed == "" {
-		return nil, "", ErrAttempt
-	}
-	ct, err := base64.StdEncoding.DecodeString(sealed)
-	if err != nil {
-		return nil, "", ErrAttempt
-	}
-	raw, err := s.Sealer.Open(ct, attemptAAD(tid, p.ID, digest(state)))
-	if err != nil {
-		return nil, "", ErrAttempt
-	}
-	var a attempt
-	if json.Unmarshal(raw, &a) != nil || subtle.ConstantTimeCompare([]byte(a.Browser), []byte(digest(browser))) != 1 {
-		return nil, "", ErrAttempt
 	}
 	up, err := s.upstreamOf(ctx, p)
 	if err != nil {

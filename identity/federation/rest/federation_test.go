@@ -84,7 +84,13 @@ func (f *fedTenants) user(t *testing.T, tok, email, pw, given string) userJSON {
 
 func (f *fedTenants) downUser(t *testing.T, email string) *userJSON {
 	t.Helper()
-	resp, body := f.h.DoAs(f.downTok, "GET", "/api/v1/users?email="+url.QueryEscape(email), nil)
+	return findUser(t, f.h, f.downTok, email)
+}
+
+// findUser is the user of an address in the tenant of tok (nil: none).
+func findUser(t *testing.T, h *apptest.Harness, tok, email string) *userJSON {
+	t.Helper()
+	resp, body := h.DoAs(tok, "GET", "/api/v1/users?email="+url.QueryEscape(email), nil)
 	apptest.Expect(t, resp, body, 200, "users")
 	list := apptest.Decode[struct {
 		Items []userJSON `json:"items"`
@@ -271,15 +277,11 @@ func signInThroughAnotherTenant(t *testing.T, flavor store.Flavor) {
 
 func (f *fedTenants) upUser(t *testing.T, email string) userJSON {
 	t.Helper()
-	resp, body := f.h.DoAs(f.upTok, "GET", "/api/v1/users?email="+url.QueryEscape(email), nil)
-	apptest.Expect(t, resp, body, 200, "users")
-	list := apptest.Decode[struct {
-		Items []userJSON `json:"items"`
-	}](t, body)
-	if len(list.Items) != 1 {
-		t.Fatalf("upstream user %s: %s", email, body)
+	u := findUser(t, f.h, f.upTok, email)
+	if u == nil {
+		t.Fatalf("no upstream user %s", email)
 	}
-	return list.Items[0]
+	return *u
 }
 
 func (f *fedTenants) providerClientID(t *testing.T) string {

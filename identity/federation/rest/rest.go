@@ -276,19 +276,32 @@ func (h *Handler) callback(c *fiber.Ctx) error {
 	}
 	id, tx, err := h.Federation.Finish(ctx, p, params.Get("state"), params.Get("code"), c.Cookies(bindCookie), h.callbackURL(t, p), params)
 	if err != nil {
-		status := 401
-		if k := apperr.KindOf(err); k == apperr.KindUnavailable || k == apperr.KindInternal {
-			status = 503
-		}
-		return authrest.Error(c, status, apperr.PublicMessage(err))
+		return failed(c, 401, err)
 	}
+	return h.returned(c, t, ctx, p, id, tx, nil)
+}
+
+// failed answers a sign-in that cannot go on: status, or 503 when xavyo
+// or the provider cannot answer now.
+func failed(c *fiber.Ctx, status int, err error) error {
+	if k := apperr.KindOf(err); k == apperr.KindUnavailable || k == apperr.KindInternal {
+		status = 503
+	}
+	return authrest.Error(c, status, apperr.PublicMessage(err))
+}
+
+// returned goes on with an upstream identity, for the transaction tx
+// names ("" : a sign-in for itself).
+func (h *Handler) returned(c *fiber.Ctx, t *tenant.Tenant, ctx context.Context, p *federation.Provider, id *federation.Identity, tx string,
+	ss *federation.SAMLSession) error {
 	var x *auth.Transaction
 	if tx != "" {
+		var err error
 		if x, err = h.Auth.Transaction(ctx, t, tx); err != nil {
 			return authrest.Error(c, 400, apperr.PublicMessage(auth.ErrNoTransaction))
 		}
 	}
-	return h.signedIn(c, t, ctx, p, id, x, nil)
+	return h.signedIn(c, t, ctx, p, id, x, ss)
 }
 
 // signedIn goes on with an upstream identity: the person it is (found,
@@ -298,11 +311,7 @@ func (h *Handler) signedIn(c *fiber.Ctx, t *tenant.Tenant, ctx context.Context, 
 	x *auth.Transaction, ss *federation.SAMLSession) error {
 	out, err := h.Federation.SignIn(ctx, p, id)
 	if err != nil {
-		status := 403
-		if k := apperr.KindOf(err); k == apperr.KindUnavailable || k == apperr.KindInternal {
-			status = 503
-		}
-		return authrest.Error(c, status, apperr.PublicMessage(err))
+		return failed(c, 403, err)
 	}
 	if out.LinkTo != nil {
 		tx := ""

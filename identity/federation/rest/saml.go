@@ -80,19 +80,9 @@ func (h *Handler) acs(c *fiber.Ctx) error {
 	form.Del("bounced")
 	id, ss, tx, err := h.Federation.FinishSAML(ctx, p, form, browser, h.base(t, p))
 	if err != nil {
-		status := 401
-		if k := apperr.KindOf(err); k == apperr.KindUnavailable || k == apperr.KindInternal {
-			status = 503
-		}
-		return authrest.Error(c, status, apperr.PublicMessage(err))
+		return failed(c, 401, err)
 	}
-	var x *auth.Transaction
-	if tx != "" {
-		if x, err = h.Auth.Transaction(ctx, t, tx); err != nil {
-			return authrest.Error(c, 400, apperr.PublicMessage(auth.ErrNoTransaction))
-		}
-	}
-	return h.signedIn(c, t, ctx, p, id, x, ss)
+	return h.returned(c, t, ctx, p, id, tx, ss)
 }
 
 // slo is xavyo's single logout service for a SAML provider.
@@ -113,11 +103,7 @@ func (h *Handler) slo(c *fiber.Ctx) error {
 	r = r.WithContext(ctx)
 	ans, err := h.Federation.SingleLogout(ctx, p, r, h.base(t, p))
 	if err != nil {
-		status := 400
-		if k := apperr.KindOf(err); k == apperr.KindUnavailable || k == apperr.KindInternal {
-			status = 503
-		}
-		return authrest.Error(c, status, apperr.PublicMessage(err))
+		return failed(c, 400, err)
 	}
 	authrest.Secure(c)
 	c.Set(fiber.HeaderCacheControl, "no-store")

@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"html"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -230,21 +229,11 @@ func audit(t *testing.T, h *apptest.Harness, tok, action string) string {
 // sessions counts a person's live sessions.
 func sessions(t *testing.T, h *apptest.Harness, tok, email string) int {
 	t.Helper()
-	resp, body := h.DoAs(tok, "GET", "/api/v1/users?email="+url.QueryEscape(email), nil)
-	apptest.Expect(t, resp, body, 200, "users")
-	id := apptest.Decode[struct {
-		Items []userJSON `json:"items"`
-	}](t, body).Items[0].ID
-	req, _ := http.NewRequest("GET", h.Admin+"/api/v1/users/"+id+"/sessions", nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	r, err := h.HTTP.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	u := findUser(t, h, tok, email)
+	if u == nil {
+		t.Fatalf("no user %s", email)
 	}
-	defer r.Body.Close()
-	raw, _ := io.ReadAll(r.Body)
-	if r.StatusCode != 200 {
-		t.Fatalf("sessions: %d %s", r.StatusCode, raw)
-	}
-	return strings.Count(string(raw), `"id":`)
+	resp, body := h.DoAs(tok, "GET", "/api/v1/users/"+u.ID+"/sessions", nil)
+	apptest.Expect(t, resp, body, 200, "sessions")
+	return strings.Count(string(body), `"id":`)
 }

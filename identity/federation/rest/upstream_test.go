@@ -3,7 +3,6 @@ package rest_test
 import (
 	"maps"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -41,15 +40,7 @@ func (o *oidcTenant) signIn(t *testing.T, key string) (*http.Response, string) {
 
 func (o *oidcTenant) user(t *testing.T, email string) *userJSON {
 	t.Helper()
-	resp, body := o.h.DoAs(o.tok, "GET", "/api/v1/users?email="+url.QueryEscape(email), nil)
-	apptest.Expect(t, resp, body, 200, "users")
-	list := apptest.Decode[struct {
-		Items []userJSON `json:"items"`
-	}](t, body)
-	if len(list.Items) == 0 {
-		return nil
-	}
-	return &list.Items[0]
+	return findUser(t, o.h, o.tok, email)
 }
 
 // TestUpstreamAnswersRefused: an ID token xavyo did not ask for, or that
