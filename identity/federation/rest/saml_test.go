@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/xavyo/xavyo/app/apptest"
 	"github.com/xavyo/xavyo/internal/store"
@@ -142,6 +143,37 @@ func TestSAMLUpstream(t *testing.T) {
 		"RelayState": {apptest.Field(t, answer, "RelayState")}})
 	if resp.StatusCode != 401 {
 		t.Fatalf("a tampered response: %d %s", resp.StatusCode, page)
+	}
+
+	// Signature wrapping: the honest, signed response hidden inside an
+	// unsigned one that carries a forged assertion for an attacker.
+	bx := apptest.NewBrowser(t)
+	honest := toUpstream(bx, "corp")
+	raw, _ = base64.StdEncoding.DecodeString(apptest.Field(t, honest, "SAMLResponse"))
+	inResponseTo := regexp.MustCompile(`InResponseTo="([^"]+)"`).FindStringSubmatch(string(raw))[1]
+	acsURL := downURL + "/t/" + slug + "/federation/corp/acs"
+	now := time.Now().UTC()
+	forged := `<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="id-forged"` +
+		` InResponseTo="` + inResponseTo + `" Version="2.0" IssueInstant="` + now.Format(time.RFC3339) + `" Destination="` + acsURL + `">` +
+		`<saml:Issuer>` + up.Admin + "/t/" + g.Slug + `/saml/metadata</saml:Issuer><samlp:Extensions>` + string(raw) + `</samlp:Extensions>` +
+		`<samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>` +
+		`<saml:Assertion ID="id-evil" Version="2.0" IssueInstant="` + now.Format(time.RFC3339) + `"><saml:Issuer>` + up.Admin + "/t/" + g.Slug +
+		`/saml/metadata</saml:Issuer><saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent">attacker</saml:NameID>` +
+		`<saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData InResponseTo="` + inResponseTo +
+		`" Recipient="` + acsURL + `" NotOnOrAfter="` + now.Add(5*time.Minute).Format(time.RFC3339) + `"/></saml:SubjectConfirmation></saml:Subject>` +
+		`<saml:Conditions NotBefore="` + now.Add(-time.Minute).Format(time.RFC3339) + `" NotOnOrAfter="` + now.Add(5*time.Minute).Format(time.RFC3339) +
+		`"><saml:AudienceRestriction><saml:Audience>` + downURL + "/t/" + slug + `/federation/corp/metadata</saml:Audience></saml:AudienceRestriction>` +
+		`</saml:Conditions><saml:AuthnStatement AuthnInstant="` + now.Format(time.RFC3339) + `" SessionIndex="x"><saml:AuthnContext>` +
+		`<saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:Password</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement>` +
+		`<saml:AttributeStatement><saml:Attribute Name="email"><saml:AttributeValue>attacker@evil.test</saml:AttributeValue></saml:Attribute>` +
+		`</saml:AttributeStatement></saml:Assertion></samlp:Response>`
+	resp, page = bx.Do("POST", acsURL, url.Values{"SAMLResponse": {base64.StdEncoding.EncodeToString([]byte(forged))},
+		"RelayState": {apptest.Field(t, honest, "RelayState")}})
+	if resp.StatusCode != 401 || !strings.Contains(page, "(signature)") {
+		t.Fatalf("a wrapped signature: %d %s", resp.StatusCode, page)
+	}
+	if u := findUser(t, down, tok, "attacker@evil.test"); u != nil {
+		t.Fatalf("a forged assertion created %+v", u)
 	}
 
 	// The browser that started it, with an honest answer.
