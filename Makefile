@@ -23,7 +23,7 @@ run: build ## Build and start xavyo on the embedded store (data in ./data); tool
 # person signing in), rsyslog, kill -9,
 # database outages) run with `make test-e2e`; the whole-server suite of
 # cmd/xavyo with `make test-integration`; CI runs all three targets.
-E2E_TESTS := ^(TestConformanceThroughGateway|TestA2AProxy|TestA2APushNotifications|TestInteropWithRealClients|TestGatewayInteropWithOfficialSDK|TestAnsweredCallsSurviveKill9|TestDatabaseOutageUnderLoad|TestAnswersDuringDatabaseOutage|TestAuditExportToSyslog|TestDocsPage|TestBrowserSignIn|TestBrowserPasskey|TestSAMLWithNodeSAML|TestBrowserSAMLCrossSite|TestMailSurvivesRelayOutage|TestBrowserAccountPages)$$
+E2E_TESTS := ^(TestConformanceThroughGateway|TestA2AProxy|TestA2APushNotifications|TestInteropWithRealClients|TestGatewayInteropWithOfficialSDK|TestAnsweredCallsSurviveKill9|TestDatabaseOutageUnderLoad|TestAnswersDuringDatabaseOutage|TestAuditExportToSyslog|TestDocsPage|TestBrowserSignIn|TestBrowserPasskey|TestSAMLWithNodeSAML|TestBrowserSAMLCrossSite|TestBrowserFederatedSAML|TestMailSurvivesRelayOutage|TestBrowserAccountPages)$$
 
 # A third-party OpenID provider the federation tests sign people in
 # through: zitadel's example provider (in memory, static users), from the

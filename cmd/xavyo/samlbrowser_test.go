@@ -174,3 +174,84 @@ func TestBrowserSAMLCrossSite(t *testing.T) {
 	atApp("back at the app over HTTP-POST")
 	b.checkShots("saml-1-sign-in", "saml-2-app")
 }
+
+// TestBrowserFederatedSAML: in Chromium, a person signs in to a tenant at
+// localhost through another xavyo's SAML identity provider at 127.0.0.1
+// (another site): the provider's answer is a cross-site POST that brings
+// no SameSite=Lax cookie on plain HTTP, so xavyo's ACS posts it again
+// from its own page, where the cookie binding the sign-in to this browser
+// comes along; the person is signed in, then signs out here and upstream.
+func TestBrowserFederatedSAML(t *testing.T) {
+	b := newChrome(t, 900, 800)
+	up := start(t, env(t, store.SQLite, t.TempDir()), nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	downURL := fmt.Sprintf("http://localhost:%d", port)
+	down := start(t, append(env(t, store.SQLite, t.TempDir()), "XAVYO_EGRESS_ALLOW_PRIVATE=true", fmt.Sprintf("XAVYO_ADMIN_ADDR=127.0.0.1:%d", port),
+		"XAVYO_ADMIN_PUBLIC_URL="+downURL), nil)
+
+	g := apptest.NewGovTenant(t, up, "fidp")
+	adaID, _ := g.User("ada", "")
+	ent := g.Ent("apps.sso", nil)
+	resp, body := up.DoAs(g.Tok, "POST", "/api/v1/assignments", map[string]any{"subject_type": "user", "subject_id": adaID, "target_type": "entitlement",
+		"target_id": ent})
+	expect(t, resp, body, 201, "ada may sign in to the applications")
+	_, idpMeta, _ := apptest.Get(t, up.HTTP, up.Admin+"/t/"+g.Slug+"/saml/metadata")
+	slug := apptest.UniqueSlug("fapps")
+	_, tok := down.TenantAdmin(t, slug)
+	resp, body = down.DoAs(tok, "POST", "/api/v1/identity-providers", map[string]any{"key": "corp", "name": "Corp", "kind": "saml",
+		"settings": map[string]any{"metadata": string(idpMeta), "jit": true, "trust_email": true}})
+	expect(t, resp, body, 201, "SAML provider")
+	_, spMeta, _ := apptest.Get(t, down.HTTP, down.Admin+"/t/"+slug+"/federation/corp/metadata")
+	resp, body = up.DoAs(g.Tok, "POST", "/api/v1/saml-service-providers", map[string]any{"key": "apps", "metadata": string(spMeta),
+		"entitlement_id": ent, "nameid_format": "persistent", "attributes": []map[string]string{{"name": "email", "source": "email"}}})
+	expect(t, resp, body, 201, "register xavyo's service provider")
+
+	step, shot := b.step, b.shot
+	step("the sign-in page", chromedp.Navigate(downURL+"/t/"+slug+"/login"))
+	step("its provider button", chromedp.WaitVisible(chromedp.ID("idp-corp")))
+	shot("fed-1-sign-in")
+	step("continue with Corp", chromedp.Click(chromedp.ID("idp-corp")))
+	step("the provider's sign-in page", chromedp.WaitVisible(chromedp.ID("password")))
+	if loc := b.location(); !strings.HasPrefix(loc, up.Admin+"/t/"+g.Slug+"/login") {
+		t.Fatalf("not the provider's sign-in page: %s", loc)
+	}
+	step("type the login", chromedp.SendKeys(chromedp.ID("login"), "ada@"+g.Slug+".test"))
+	step("type the password", chromedp.SendKeys(chromedp.ID("password"), "Corr3ct-horse-battery-9"))
+	step("sign in", chromedp.Click(chromedp.CSS("button[type=submit]")))
+	step("signed in here", chromedp.WaitVisible(chromedp.ID("signed-in")))
+	shot("fed-2-signed-in")
+	if loc := b.location(); !strings.HasPrefix(loc, downURL+"/t/"+slug+"/federation/corp/acs") {
+		t.Fatalf("signed in at %s", loc)
+	}
+	resp, body = down.DoAs(tok, "GET", "/api/v1/users?email=ada@"+g.Slug+".test", nil)
+	expect(t, resp, body, 200, "users")
+	if !strings.Contains(string(body), "ada@"+g.Slug+".test") {
+		t.Fatalf("no just-in-time user: %s", body)
+	}
+
+	// Signing out here signs out upstream, through the browser.
+	step("the sign-out page", chromedp.Navigate(downURL+"/t/"+slug+"/logout"))
+	step("sign out", chromedp.Click(chromedp.CSS("button[type=submit]")))
+	// Through the provider and back (several navigations).
+	text, loc := "", ""
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end) && !strings.Contains(text, "You are signed out"); time.Sleep(200 * time.Millisecond) {
+		if l, err := chromedp.Run(b.ctx, chromedp.Location()); err == nil {
+			loc = l
+		}
+		if tx, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS("body"))); err == nil {
+			text = tx
+		}
+	}
+	if !strings.Contains(text, "You are signed out") || !strings.HasPrefix(loc, downURL+"/t/"+slug+"/logout") {
+		t.Fatalf("sign-out: %q at %s", text, loc)
+	}
+	shot("fed-3-signed-out")
+	step("the provider's sign-in again", chromedp.Navigate(downURL+"/t/"+slug+"/login/federation/corp"))
+	step("asked for a password upstream", chromedp.WaitVisible(chromedp.ID("password")))
+	b.checkShots("fed-1-sign-in", "fed-2-signed-in", "fed-3-signed-out")
+}

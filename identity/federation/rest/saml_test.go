@@ -246,8 +246,20 @@ func signOut(t *testing.T, b *apptest.Browser, base, slug string) (*http.Respons
 	if m == nil {
 		t.Fatalf("sign-out page: %s", page)
 	}
-	return b.Do("POST", base+html.UnescapeString(m[1]), url.Values{"csrf": {apptest.Field(t, page, "csrf")}, "confirm": {"yes"}})
+	resp, page := b.Do("POST", base+html.UnescapeString(m[1]), url.Values{"csrf": {apptest.Field(t, page, "csrf")}, "confirm": {"yes"}})
+	// A sign-out going on elsewhere leaves the form's page first (its
+	// CSP covers the form's redirects), by a refresh a browser follows.
+	if m := leaving.FindStringSubmatch(page); m != nil {
+		to := html.UnescapeString(m[1])
+		if strings.HasPrefix(to, "/") {
+			to = base + to
+		}
+		return b.Do("GET", to, nil)
+	}
+	return resp, page
 }
+
+var leaving = regexp.MustCompile(`<meta http-equiv="refresh" content="0;url=([^"]+)">`)
 
 func adaEmail(g *apptest.GovTenant) string { return "ada@" + g.Slug + ".test" }
 

@@ -153,6 +153,9 @@ func (h *Handler) endSession(c *fiber.Ctx, posted bool) error {
 			return authrest.Error(c, 503, "signing out is unavailable; try again")
 		}
 		if taken {
+			if posted {
+				return leaveForm(c, t)
+			}
 			return nil
 		}
 		_ = h.Auth.EndTransaction(ctx, t, x)
@@ -181,6 +184,27 @@ func (h *Handler) endSession(c *fiber.Ctx, posted bool) error {
 		return authrest.Page(c, 200, signedOutPage, map[string]any{"Lang": lang, "W": logoutCatalog[lang], "Tenant": t.Name})
 	}
 	return redirect(c, back, v)
+}
+
+// leavingPage goes on to another site from a page of its own: the
+// confirmation form's CSP (form-action) covers the redirects of its
+// submission, so a sign-out that continues at an application or an
+// upstream provider leaves the form's navigation first.
+var leavingPage = template.Must(template.New("leaving").Parse(`<!doctype html>
+<html lang="{{.Lang}}"><head><meta charset="utf-8"><meta http-equiv="refresh" content="0;url={{.To}}"><title>{{.W.SignOut}} — {{.Tenant}}</title></head>
+<body><p><a id="continue" href="{{.To}}">{{.W.Continue}}</a></p></body></html>`))
+
+// leaveForm turns a hook's redirect, answering the confirmation form,
+// into a page that goes on by itself.
+func leaveForm(c *fiber.Ctx, t *tenant.Tenant) error {
+	to := c.GetRespHeader(fiber.HeaderLocation)
+	if st := c.Response().StatusCode(); st < 300 || st > 399 || to == "" {
+		return nil // the hook answered with a page of its own
+	}
+	c.Response().Header.Del(fiber.HeaderLocation)
+	lang := authrest.Lang(c, t)
+	authrest.Secure(c)
+	return authrest.Page(c, 200, leavingPage, map[string]any{"Lang": lang, "W": logoutCatalog[lang], "Tenant": t.Name, "To": to})
 }
 
 // signedOutFrames answers the front-channel logout page: the relying
