@@ -73,6 +73,11 @@ func (h *Handler) Mount(api *httpx.API) {
 		Roles: WriteRoles, Response: directory.User{}, Handler: h.unlock}))
 	api.Handle(route(idUser, httpx.Route{Method: "GET", Path: "/users/:id/groups", OperationID: "listUserGroups", Summary: "Groups a user is in",
 		Response: []directory.Group{}, Handler: h.userGroups}))
+	api.Handle(route(idUser, httpx.Route{Method: "GET", Path: "/users/:id/links", OperationID: "listUserLinks",
+		Summary: "A user's external identities (upstream identity providers' subjects)", Response: []directory.Link{}, Handler: h.userLinks}))
+	api.Handle(route(idUser, httpx.Route{Method: "DELETE", Path: "/users/:id/links/:link_id", OperationID: "deleteUserLink",
+		Summary: "Unlink one of a user's external identities (its next upstream sign-in finds no account, or asks to link again)", Roles: WriteRoles,
+		Status: 204, Handler: h.unlink}))
 
 	api.Handle(httpx.Route{Method: "GET", Path: "/groups", OperationID: "listGroups", Summary: "List groups", Tags: g, Roles: ReadRoles,
 		Response: httpx.Page[directory.Group]{}, Handler: h.listGroups, Query: []httpx.Param{
@@ -179,6 +184,39 @@ func (h *Handler) userGroups(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(gs)
+}
+
+func (h *Handler) userLinks(c *fiber.Ctx) error {
+	id, err := httpx.PathUUID(c, "id")
+	if err != nil {
+		return err
+	}
+	if _, err := h.Directory.GetUser(c.UserContext(), id); err != nil {
+		return err
+	}
+	ls, err := h.Directory.Links(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	if ls == nil {
+		ls = []*directory.Link{}
+	}
+	return c.JSON(ls)
+}
+
+func (h *Handler) unlink(c *fiber.Ctx) error {
+	id, err := httpx.PathUUID(c, "id")
+	if err != nil {
+		return err
+	}
+	link, err := httpx.PathUUID(c, "link_id")
+	if err != nil {
+		return err
+	}
+	if err := h.Directory.Unlink(c.UserContext(), id, link); err != nil {
+		return err
+	}
+	return c.SendStatus(204)
 }
 
 func (h *Handler) listGroups(c *fiber.Ctx) error {

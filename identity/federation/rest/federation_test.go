@@ -250,6 +250,43 @@ func signInThroughAnotherTenant(t *testing.T, flavor store.Flavor) {
 	if g := f.downUser(t, "grace@corp.test"); g.GivenName != "Grace" || g.ID != graceHere.ID {
 		t.Fatalf("a linked account that existed before must keep its profile: %+v", g)
 	}
+	// Her links, as she and admins see them; the JIT person's is managed.
+	graceTok := h.Login(f.down, "grace@corp.test", "Compiler-pioneer-1952", 200).AccessToken
+	resp, body = h.DoAs(graceTok, "GET", "/api/v1/me/linked-identities", nil)
+	apptest.Expect(t, resp, body, 200, "my links")
+	mine := apptest.Decode[[]struct {
+		ID      string `json:"id"`
+		Source  string `json:"source"`
+		Managed bool   `json:"managed"`
+	}](t, body)
+	if len(mine) != 1 || mine[0].Source != "idp:corp" || mine[0].Managed {
+		t.Fatalf("grace's links: %s", body)
+	}
+	resp, body = h.DoAs(f.downTok, "GET", "/api/v1/users/"+ada.ID+"/links", nil)
+	apptest.Expect(t, resp, body, 200, "ada's links")
+	if !strings.Contains(string(body), `"managed":true`) || !strings.Contains(string(body), `"source":"idp:corp"`) {
+		t.Fatalf("ada's links: %s", body)
+	}
+	// Another person's link is not hers to remove.
+	adaLink := apptest.Decode[[]struct {
+		ID string `json:"id"`
+	}](t, body)[0].ID
+	resp, body = h.DoAs(graceTok, "DELETE", "/api/v1/me/linked-identities/"+adaLink, nil)
+	apptest.Expect(t, resp, body, 404, "another person's link")
+	// An admin unlinks her: her next upstream sign-in asks for proof again;
+	// she links once more.
+	resp, body = h.DoAs(f.downTok, "DELETE", "/api/v1/users/"+graceHere.ID+"/links/"+mine[0].ID, nil)
+	apptest.Expect(t, resp, body, 204, "unlink")
+	b6 := apptest.NewBrowser(t)
+	_, page = b6.Do("GET", h.Admin+"/t/"+f.down+"/login/federation/corp", nil)
+	if resp, page = f.upstreamLogin(t, b6, page, "grace@corp.test", "Upstream-secret-1906"); !strings.Contains(page, `id="link"`) {
+		t.Fatalf("after an unlink: %d %s", resp.StatusCode, page)
+	}
+	resp, page = b6.Do("POST", h.Admin+"/t/"+f.down+"/login", url.Values{"tx": {apptest.Field(t, page, "tx")}, "csrf": {apptest.Field(t, page, "csrf")},
+		"login": {"grace@corp.test"}, "password": {"Compiler-pioneer-1952"}})
+	if resp.StatusCode != 200 || !strings.Contains(page, `id="signed-in"`) {
+		t.Fatalf("linked again: %d %s", resp.StatusCode, page)
+	}
 
 	// The provider turns local passwords off for its people.
 	resp, body = h.DoAs(f.downTok, "PATCH", "/api/v1/identity-providers/"+f.provider.ID, map[string]any{"settings": map[string]any{
