@@ -142,6 +142,7 @@ type App struct {
 	webhooks *webhooks.Service
 	exports  *audit.Exporter
 	saml     *saml.Service
+	feds     *federation.Service
 	idem     *idempotency.Store
 	enforcer *gateway.Enforcer
 	bootNote string
@@ -258,7 +259,7 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
-	feds := &federation.Service{DB: s.db, Sealer: sealer, Audit: s.seq, Directory: s.dir, Client: fedClient,
+	s.feds = &federation.Service{DB: s.db, Sealer: sealer, Audit: s.seq, Directory: s.dir, Client: fedClient,
 		Groups: func(ctx context.Context, id uuid.UUID) error { _, err := s.dir.GetGroup(ctx, id); return err },
 		// As a SAML service provider: the tenant's SAML key and replay
 		// records; an upstream's single logout ends sessions.
@@ -279,7 +280,7 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 			return s.db.InTenantTx(ctx, func(tx *store.Tx) error { return sessions.EndTx(ctx, tx, session, "upstream single logout") })
 		}}
 	s.auth = &auth.Service{DB: s.db, Tenants: s.tenants, Directory: s.dir, Tokens: s.tokens, Hasher: s.hasher, SessionStore: sessions, Audit: s.seq,
-		MFA: factors, Passwords: feds}
+		MFA: factors, Passwords: s.feds}
 	s.nhis = &nhi.Service{DB: s.db, Audit: s.seq, Policies: s.tenants, Users: s.dir, StdioAllowlist: cfg.MCP.StdioAllowlist}
 	if s.ca, err = pki.New(ctx, pki.Config{DB: s.db, Sealer: sealer, TrustDomain: cfg.PKI.TrustDomain,
 		CRLURL: cfg.Agent.PublicURL + "/pki/crl", Audit: s.seq, Logger: log}); err != nil {
@@ -334,7 +335,7 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 		PairwiseKey: sealer.Derive("xavyo oidc pairwise subjects v1")})
 	authHandler.Subjects = s.oauth
 	// The sign-in pages every flow that needs a person goes through.
-	pages := &authrest.Pages{Auth: s.auth, Tenants: s.tenants, Issuer: s.oauth.Issuer, MFA: factors, Upstreams: feds}
+	pages := &authrest.Pages{Auth: s.auth, Tenants: s.tenants, Issuer: s.oauth.Issuer, MFA: factors, Upstreams: s.feds}
 	(&mfarest.Handler{MFA: factors, Directory: s.dir, Tenants: s.tenants}).Mount(s.api)
 	(&apikeyrest.Handler{Keys: keys}).Mount(s.api)
 	pages.Mount(s.admin)
@@ -363,7 +364,7 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 		}}
 	samlIdP.Mount(s.api)
 	samlIdP.MountPages(s.admin)
-	fh := &fedrest.Handler{Federation: feds, Directory: s.dir, Tenants: s.tenants, Auth: s.auth, Pages: pages, Issuer: s.oauth.Issuer}
+	fh := &fedrest.Handler{Federation: s.feds, Directory: s.dir, Tenants: s.tenants, Auth: s.auth, Pages: pages, Issuer: s.oauth.Issuer}
 	fh.Mount(s.api)
 	fh.MountPages(s.admin)
 	// Signing out at xavyo signs people out of the tenant's SAML service
@@ -706,6 +707,7 @@ func (s *App) workers() []worker {
 		{"NHI last-use writes", s.nhis.RunTouches},
 		{"token revocation reloads", s.tokens.RunRevocationReloads},
 		{"SAML metadata refresh", func(ctx context.Context) error { return s.saml.RunRefresh(ctx, time.Hour) }},
+		{"identity provider metadata refresh", func(ctx context.Context) error { return s.feds.RunRefresh(ctx, time.Hour) }},
 	}
 }
 

@@ -16,6 +16,9 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -29,6 +32,7 @@ import (
 	"github.com/xavyo/xavyo/identity/directory"
 	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/audit"
+	"github.com/xavyo/xavyo/internal/egress"
 	"github.com/xavyo/xavyo/internal/seal"
 	"github.com/xavyo/xavyo/internal/secretref"
 	"github.com/xavyo/xavyo/internal/store"
@@ -78,6 +82,11 @@ type Settings struct {
 	// Metadata is a SAML identity provider's metadata (an
 	// EntityDescriptor with an IDPSSODescriptor).
 	Metadata string `json:"metadata,omitempty" doc:"saml: the identity provider's metadata (XML); xavyo's own, as its service provider, is at /t/{slug}/federation/{key}/metadata"`
+	// MetadataURL is where the metadata is fetched from (at each save,
+	// and daily).
+	MetadataURL string `json:"metadata_url,omitempty" doc:"saml: or where to fetch the metadata (http(s), through the egress checks; fetched again daily)"`
+	// MetadataFetchedAt is when MetadataURL was last fetched.
+	MetadataFetchedAt *time.Time `json:"metadata_fetched_at,omitempty" doc:"saml: when metadata_url was last fetched (set by xavyo)"`
 	// SubjectAttribute names the SAML attribute identifying the person
 	// (default: the NameID, which must then be persistent or an address).
 	SubjectAttribute string `json:"subject_attribute,omitempty" doc:"saml: the attribute whose value identifies the person (default the NameID)"`
@@ -266,6 +275,9 @@ func (p *Provider) normalize() error {
 			st.AuthMethod = "client_secret_post" // as GitHub documents it
 		}
 	case KindSAML:
+		if st.MetadataURL == "" {
+			st.MetadataFetchedAt = nil
+		}
 		if st.Issuer != "" || st.BaseURL != "" || st.ClientID != "" || len(st.Scopes) > 0 {
 			return apperr.Invalid("settings", "a SAML provider is described by its metadata (no issuer, base_url, client_id or scopes)")
 		}
@@ -281,7 +293,7 @@ func (p *Provider) normalize() error {
 	default:
 		return apperr.Invalid("kind", "oidc, github or saml")
 	}
-	if p.Kind != KindSAML && (st.Metadata != "" || st.SubjectAttribute != "") {
+	if p.Kind != KindSAML && (st.Metadata != "" || st.MetadataURL != "" || st.SubjectAttribute != "") {
 		return apperr.Invalid("settings.metadata", "only for saml")
 	}
 	if p.Kind != KindSAML && (st.ClientID == "" || len(st.ClientID) > 256) {
@@ -454,6 +466,42 @@ func (in *Input) apply(ctx context.Context, s *Service, p *Provider) error {
 	return s.checkGroups(ctx, p)
 }
 
+// fetchMetadata fills a SAML provider's metadata from its URL when the
+// input gives one (before any transaction: it is a call out).
+func (s *Service) fetchMetadata(ctx context.Context, in *Input) error {
+	if in.Settings == nil || in.Settings.MetadataURL == "" {
+		return nil
+	}
+	if in.Settings.Metadata != "" {
+		return apperr.Invalid("settings.metadata", "give metadata or metadata_url, not both")
+	}
+	if err := validURL("settings.metadata_url", in.Settings.MetadataURL); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, in.Settings.MetadataURL, nil)
+	if err != nil {
+		return apperr.Invalid("settings.metadata_url", "an absolute http(s) URL")
+	}
+	req.Header.Set("Accept", "application/samlmetadata+xml, application/xml, text/xml")
+	resp, err := s.Client.Do(req)
+	if err != nil {
+		return egress.Unreachable("the metadata URL", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadata+1))
+	if err != nil {
+		return egress.Unreachable("the metadata URL", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return apperr.Invalid("settings.metadata_url", fmt.Sprintf("answered %d", resp.StatusCode))
+	}
+	now := s.now()
+	in.Settings.Metadata, in.Settings.MetadataFetchedAt = string(body), &now
+	return nil
+}
+
 // Create registers a provider.
 func (s *Service) Create(ctx context.Context, in Input) (*Provider, error) {
 	if !keyRE.MatchString(in.Key) {
@@ -461,6 +509,9 @@ func (s *Service) Create(ctx context.Context, in Input) (*Provider, error) {
 	}
 	if in.Settings == nil {
 		return nil, apperr.Invalid("settings", "required (at least client_id, and issuer or a preset)")
+	}
+	if err := s.fetchMetadata(ctx, &in); err != nil {
+		return nil, err
 	}
 	now := s.now()
 	p := &Provider{ID: uuid.Must(uuid.NewV7()), Key: in.Key, Name: in.Key, Enabled: true, CreatedAt: now, UpdatedAt: now, Version: 1}
@@ -484,6 +535,14 @@ func (s *Service) Update(ctx context.Context, id uuid.UUID, in Input, ifVersion 
 	if in.Key != "" {
 		return nil, apperr.Invalid("key", "cannot change")
 	}
+	if err := s.fetchMetadata(ctx, &in); err != nil {
+		return nil, err
+	}
+	return s.update(ctx, id, in, ifVersion)
+}
+
+// update changes a provider with its metadata already fetched.
+func (s *Service) update(ctx context.Context, id uuid.UUID, in Input, ifVersion int64) (*Provider, error) {
 	var p *Provider
 	err := s.DB.InTenantTx(ctx, func(tx *store.Tx) error {
 		var err error
@@ -506,6 +565,66 @@ func (s *Service) Update(ctx context.Context, id uuid.UUID, in Input, ifVersion 
 		return nil, err
 	}
 	return p, nil
+}
+
+// Refresh fetches a SAML provider's metadata again from its URL; a fetch
+// that fails, or metadata of another entity, changes nothing.
+func (s *Service) Refresh(ctx context.Context, id uuid.UUID) (*Provider, error) {
+	cur, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if cur.Kind != KindSAML || cur.MetadataURL == "" {
+		return nil, apperr.New(apperr.KindConflict, "this provider's metadata is not fetched from a URL")
+	}
+	st := cur.Settings
+	st.Metadata = ""
+	in := Input{Settings: &st}
+	if err := s.fetchMetadata(ctx, &in); err != nil {
+		return nil, err
+	}
+	was, _ := ParseIDPMetadata(cur.Metadata)
+	now, err := ParseIDPMetadata(st.Metadata)
+	if err != nil {
+		return nil, err
+	}
+	if was != nil && now.EntityID != was.EntityID {
+		return nil, apperr.Invalid("settings.metadata_url", "the metadata there is now of another entity ("+now.EntityID+"): register it anew")
+	}
+	return s.update(ctx, id, Input{Settings: &st}, cur.Version)
+}
+
+// RunRefresh fetches again, every interval, the metadata of SAML
+// providers registered by URL and fetched more than a day ago.
+func (s *Service) RunRefresh(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		var stale [][2]uuid.UUID
+		err := s.DB.SystemRead(ctx, func(tx *store.Tx) error {
+			var err error
+			stale, err = samlProvidersTx(ctx, tx)
+			return err
+		})
+		if err != nil && ctx.Err() == nil {
+			slog.Default().Error("identity provider metadata refresh failed", "error", err)
+		}
+		for _, p := range stale {
+			tctx := store.WithTenant(ctx, p[0])
+			cur, err := s.Get(tctx, p[1])
+			if err != nil || cur.MetadataURL == "" || (cur.MetadataFetchedAt != nil && s.now().Sub(*cur.MetadataFetchedAt) < 24*time.Hour) {
+				continue
+			}
+			if _, err := s.Refresh(tctx, p[1]); err != nil && ctx.Err() == nil {
+				slog.Default().Warn("identity provider metadata refresh failed", "tenant_id", p[0], "provider", p[1], "error", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }
 
 // Get reads a provider.

@@ -176,3 +176,12 @@ func takeUpstreamSessionsTx(ctx context.Context, tx *store.Tx, provider uuid.UUI
 	}
 	return rows, err
 }
+
+// samlProvidersTx lists every tenant's SAML providers (tenant, id).
+func samlProvidersTx(ctx context.Context, tx *store.Tx) ([][2]uuid.UUID, error) {
+	return store.Collect(ctx, tx, func(r store.Scanner) ([2]uuid.UUID, error) {
+		var p [2]uuid.UUID
+		err := r.Scan(&p[0], &p[1])
+		return p, err
+	}, `SELECT tenant_id, id FROM identity_providers WHERE kind = 'saml' ORDER BY tenant_id, id`)
+}

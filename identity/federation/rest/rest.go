@@ -115,6 +115,19 @@ func (h *Handler) Mount(api *httpx.API) {
 			}
 			return c.JSON(out)
 		}})
+	api.Handle(httpx.Route{Method: "POST", Path: "/identity-providers/:id/refresh", OperationID: "refreshIdentityProvider",
+		Summary: "Fetch a SAML provider's metadata again from its metadata_url (done daily anyway)", Tags: tags, Roles: admin,
+		Response: federation.Provider{}, Handler: func(c *fiber.Ctx) error {
+			id, err := httpx.PathUUID(c, "id")
+			if err != nil {
+				return err
+			}
+			out, err := h.Federation.Refresh(c.UserContext(), id)
+			if err != nil {
+				return err
+			}
+			return c.JSON(out)
+		}})
 	api.Handle(httpx.Route{Method: "DELETE", Path: "/identity-providers/:id", OperationID: "deleteIdentityProvider",
 		Summary: "Remove an upstream identity provider (the identities linked through it stay)", Tags: tags, Roles: admin, Status: 204,
 		Handler: func(c *fiber.Ctx) error {

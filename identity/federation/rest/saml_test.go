@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"html"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -83,11 +84,26 @@ func TestSAMLUpstream(t *testing.T) {
 	}](t, body).ID
 	provider := func(key string) {
 		t.Helper()
+		// corp2 is registered by its metadata's URL.
+		meta := map[string]any{"metadata": string(idpMeta)}
+		if key == "corp2" {
+			meta = map[string]any{"metadata_url": up.Admin + "/t/" + g.Slug + "/saml/metadata"}
+		}
+		settings := map[string]any{"jit": true, "trust_email": true,
+			"mapping":        map[string]string{"email": "{email}", "given_name": "{givenName}", "family_name": "{sn}"},
+			"group_mappings": []map[string]any{{"upstream": "eng", "group_id": engineers}}}
+		maps.Copy(settings, meta)
 		resp, body := down.DoAs(tok, "POST", "/api/v1/identity-providers", map[string]any{"key": key, "name": "Corp " + key, "kind": "saml",
-			"settings": map[string]any{"metadata": string(idpMeta), "jit": true, "trust_email": true,
-				"mapping":        map[string]string{"email": "{email}", "given_name": "{givenName}", "family_name": "{sn}"},
-				"group_mappings": []map[string]any{{"upstream": "eng", "group_id": engineers}}}})
+			"settings": settings})
 		apptest.Expect(t, resp, body, 201, "SAML provider "+key)
+		if key == "corp2" {
+			p := apptest.Decode[providerJSON](t, body)
+			if p.Settings["metadata_fetched_at"] == nil || !strings.Contains(fmt.Sprint(p.Settings["metadata"]), "IDPSSODescriptor") {
+				t.Fatalf("metadata by URL: %s", body)
+			}
+			resp, body = down.DoAs(tok, "POST", "/api/v1/identity-providers/"+p.ID+"/refresh", nil)
+			apptest.Expect(t, resp, body, 200, "refresh")
+		}
 		// The upstream registers xavyo's service provider by its metadata.
 		_, spMeta, _ := apptest.Get(t, down.HTTP, down.Admin+"/t/"+slug+"/federation/"+key+"/metadata")
 		if !strings.Contains(string(spMeta), downURL+"/t/"+slug+"/federation/"+key+"/acs") {
