@@ -147,6 +147,12 @@ func (signInFlow) Describe(context.Context, *tenant.Tenant, *auth.Transaction) (
 }
 
 func (signInFlow) Resume(c *fiber.Ctx, t *tenant.Tenant, _ *auth.Transaction, _ *auth.BrowserSession) error {
+	return signedInAnswer(c, t)
+}
+
+// signedInAnswer is the "signed in" page of a sign-in for itself.
+func signedInAnswer(c *fiber.Ctx, t *tenant.Tenant) error {
+	Secure(c)
 	lang := Lang(c, t)
 	return Page(c, 200, signedInPage, map[string]any{"Lang": lang, "W": loginCatalog[lang], "Tenant": t.Name})
 }
@@ -329,9 +335,7 @@ func (p *Pages) TransactionOf(c *fiber.Ctx, t *tenant.Tenant) (*auth.Transaction
 // itself) in session bs, which the person has just signed in with.
 func (p *Pages) Continue(c *fiber.Ctx, t *tenant.Tenant, x *auth.Transaction, bs *auth.BrowserSession) error {
 	if x == nil {
-		Secure(c)
-		lang := Lang(c, t)
-		return Page(c, 200, signedInPage, map[string]any{"Lang": lang, "W": loginCatalog[lang], "Tenant": t.Name})
+		return signedInAnswer(c, t)
 	}
 	flow := p.flows[x.Purpose]
 	if flow == nil {

@@ -157,8 +157,7 @@ func (p *Pages) signedIn(c *fiber.Ctx, t *tenant.Tenant, lp *loginView, user uui
 		return Error(c, 500, "the sign-in could not be completed")
 	}
 	if lp.x == nil {
-		Secure(c)
-		return Page(c, 200, signedInPage, map[string]any{"Lang": lp.lang, "W": lp.w, "Tenant": t.Name})
+		return signedInAnswer(c, t)
 	}
 	if err := p.Auth.TransactionSignedIn(store.WithTenant(c.UserContext(), t.ID), t, lp.x, bs.ID); err != nil {
 		return Error(c, 400, apperr.PublicMessage(auth.ErrNoTransaction))
