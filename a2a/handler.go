@@ -278,6 +278,9 @@ func (h *Handlers) authenticate(w http.ResponseWriter, r *http.Request, t *tenan
 	c, refusal := h.cfg.Enforcer.Authenticate(r, t, gateway.Resource{URL: resource, Scope: "a2a"})
 	if refusal != nil {
 		w.Header().Set("WWW-Authenticate", refusal.Challenge)
+		if refusal.Nonce != "" {
+			w.Header().Set("DPoP-Nonce", refusal.Nonce)
+		}
 		problem(w, refusal.Status, refusal.Message)
 		return nil, false
 	}

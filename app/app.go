@@ -59,6 +59,7 @@ import (
 	auditrest "github.com/xavyo/xavyo/internal/audit/rest"
 	"github.com/xavyo/xavyo/internal/config"
 	"github.com/xavyo/xavyo/internal/devtls"
+	"github.com/xavyo/xavyo/internal/dpop"
 	"github.com/xavyo/xavyo/internal/egress"
 	"github.com/xavyo/xavyo/internal/events"
 	"github.com/xavyo/xavyo/internal/health"
@@ -232,7 +233,12 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 	}
 
 	// Identity: tokens, the directory, sign-in.
-	if s.tokens, err = token.New(token.Config{DB: s.db, Sealer: sealer, Tenants: s.tenants, IssuerBase: cfg.Admin.PublicURL, Logger: log}); err != nil {
+	var nonces *dpop.Nonces
+	if cfg.DPoP.RequireNonce {
+		nonces = &dpop.Nonces{Key: sealer.Derive("xavyo dpop nonces v1")}
+	}
+	if s.tokens, err = token.New(token.Config{DB: s.db, Sealer: sealer, Tenants: s.tenants, IssuerBase: cfg.Admin.PublicURL, Logger: log,
+		DPoPNonces: nonces}); err != nil {
 		return nil, err
 	}
 	s.tokens.Watch(s.bus)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"github.com/xavyo/xavyo/identity/token"
 	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/audit"
+	"github.com/xavyo/xavyo/internal/dpop"
 	"github.com/xavyo/xavyo/internal/events"
 	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/reqid"
@@ -38,9 +40,12 @@ type Tenants interface {
 	Resolve(ctx context.Context, slug string) (*tenant.Tenant, error)
 }
 
-// Tokens verifies access tokens.
+// Tokens verifies access tokens and the DPoP proofs that come with
+// DPoP-bound ones.
 type Tokens interface {
 	Verify(ctx context.Context, raw string, want token.Expect) (*token.Claims, error)
+	CheckProof(ctx context.Context, tenant uuid.UUID, raw, method, target, accessToken string) (*dpop.Proof, error)
+	DPoPNonce() string
 }
 
 // Auditor is the audit log: decision records are appended durably
@@ -137,6 +142,17 @@ type Refusal struct {
 	Status    int
 	Challenge string
 	Message   string
+	// Nonce is a DPoP server nonce to send (DPoP-Nonce) with the refusal.
+	Nonce string
+}
+
+// origin is scheme://host of an absolute URL.
+func origin(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
 }
 
 // Authenticate finds the caller of a request to res in tenant t: a bearer
@@ -145,6 +161,7 @@ type Refusal struct {
 // (RFC 8705); or else an NHI of t by its client certificate (the agent
 // plane has verified it and put its principal in the context).
 func (e *Enforcer) Authenticate(r *http.Request, t *tenant.Tenant, res Resource) (*Caller, *Refusal) {
+	useDPoP := false
 	refuse := func(status int, params, msg string) *Refusal {
 		parts := []string{}
 		if res.Metadata != "" {
@@ -157,6 +174,11 @@ func (e *Enforcer) Authenticate(r *http.Request, t *tenant.Tenant, res Resource)
 			parts = append(parts, params)
 		}
 		h := "Bearer"
+		if useDPoP {
+			// RFC 9449 §7.1: the DPoP scheme's challenge, with the
+			// algorithms proofs may use.
+			h, parts = "DPoP", append(parts, `algs="`+strings.Join(dpop.AlgorithmNames(), " ")+`"`)
+		}
 		if len(parts) > 0 {
 			h += " " + strings.Join(parts, ", ")
 		}
@@ -165,17 +187,42 @@ func (e *Enforcer) Authenticate(r *http.Request, t *tenant.Tenant, res Resource)
 	if authz := r.Header.Get("Authorization"); authz != "" {
 		scheme, raw, _ := strings.Cut(authz, " ")
 		raw = strings.TrimSpace(raw)
-		if !strings.EqualFold(scheme, "Bearer") || raw == "" {
-			return nil, refuse(http.StatusUnauthorized, `error="invalid_request", error_description="use a Bearer token"`, "authentication required: use a Bearer token")
+		useDPoP = strings.EqualFold(scheme, "DPoP")
+		if (!strings.EqualFold(scheme, "Bearer") && !useDPoP) || raw == "" {
+			return nil, refuse(http.StatusUnauthorized, `error="invalid_request", error_description="use a Bearer or DPoP token"`,
+				"authentication required: use a Bearer or DPoP token")
 		}
 		thumb := ""
 		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 			sum := sha256.Sum256(r.TLS.PeerCertificates[0].Raw)
 			thumb = base64.RawURLEncoding.EncodeToString(sum[:])
 		}
-		c, err := e.cfg.Tokens.Verify(r.Context(), raw, token.Expect{Audience: res.URL, Tenant: t.ID, CertThumbprint: thumb})
+		jkt := ""
+		if useDPoP {
+			proofs := r.Header.Values("DPoP")
+			if len(proofs) != 1 {
+				return nil, refuse(http.StatusUnauthorized, `error="invalid_dpop_proof", error_description="one DPoP proof is required"`,
+					"invalid DPoP proof: one is required")
+			}
+			p, err := e.cfg.Tokens.CheckProof(r.Context(), t.ID, proofs[0], r.Method, origin(res.URL)+r.URL.EscapedPath(), raw)
+			switch {
+			case errors.Is(err, token.ErrUseNonce):
+				ref := refuse(http.StatusUnauthorized, `error="use_dpop_nonce", error_description="a DPoP proof must carry the server's nonce"`,
+					apperr.PublicMessage(err))
+				ref.Nonce = e.cfg.Tokens.DPoPNonce()
+				return nil, ref
+			case err != nil:
+				desc := strings.ReplaceAll(apperr.PublicMessage(err), `"`, `'`)
+				return nil, refuse(http.StatusUnauthorized, `error="invalid_dpop_proof", error_description="`+desc+`"`, desc)
+			}
+			jkt = p.JKT
+		}
+		c, err := e.cfg.Tokens.Verify(r.Context(), raw, token.Expect{Audience: res.URL, Tenant: t.ID, CertThumbprint: thumb, DPoPKey: jkt})
 		if err != nil {
 			desc := strings.ReplaceAll(apperr.PublicMessage(err), `"`, `'`)
+			if errors.Is(err, token.ErrDPoPBound) {
+				useDPoP = true // the client must learn to send proofs
+			}
 			return nil, refuse(http.StatusUnauthorized, `error="invalid_token", error_description="`+desc+`"`, "invalid token: "+desc)
 		}
 		p := token.Principal(c)

@@ -236,6 +236,9 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, ep *endpo
 	c, refusal := g.cfg.Enforcer.Authenticate(r, ep.tenant, gateway.Resource{URL: ep.url, Scope: "mcp", Metadata: prm})
 	if refusal != nil {
 		w.Header().Set("WWW-Authenticate", refusal.Challenge)
+		if refusal.Nonce != "" {
+			w.Header().Set("DPoP-Nonce", refusal.Nonce)
+		}
 		writeJSON(w, refusal.Status, errorBody(nil, rpcError{Code: codeInvalidRequest, Message: refusal.Message}))
 		return nil, false
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/xavyo/xavyo/identity/directory"
 	"github.com/xavyo/xavyo/identity/tenant"
 	"github.com/xavyo/xavyo/identity/token"
+	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/store"
 )
@@ -425,6 +426,9 @@ func (s *Server) RefreshForClient(ctx context.Context, rp RelyingParty, raw stri
 		return nil, oerr(400, "invalid_grant", "the refresh token is invalid")
 	}
 	g, next, err := s.cfg.Tokens.Refresh(ctx, raw)
+	if errors.Is(err, token.ErrRefreshKey) {
+		return nil, oerr(400, "invalid_grant", apperr.PublicMessage(err))
+	}
 	if err != nil {
 		return nil, oerr(400, "invalid_grant", "the refresh token is invalid, expired, revoked or reused")
 	}

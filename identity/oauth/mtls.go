@@ -17,6 +17,7 @@ import (
 	"github.com/xavyo/xavyo/identity/tenant"
 	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/clientcert"
+	"github.com/xavyo/xavyo/internal/dpop"
 	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/store"
 	"github.com/xavyo/xavyo/internal/textguard"
@@ -213,6 +214,9 @@ type ResourceMetadata struct {
 	ResourceName           string   `json:"resource_name,omitempty"`
 	// RFC 8705 certificate-bound tokens are accepted.
 	TLSClientCertificateBoundTokens bool `json:"tls_client_certificate_bound_access_tokens"`
+	// DPoP-bound tokens (RFC 9449) are accepted, with proofs signed so.
+	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported"`
+	DPoPBoundAccessTokensRequired bool     `json:"dpop_bound_access_tokens_required"`
 }
 
 // MountResourceMetadata registers the RFC 9728 documents.
@@ -233,7 +237,8 @@ func (h *MTLSHandlers) MountResourceMetadata(handle func(pattern string, hd http
 			res += "/" + server
 		}
 		h.writeJSON(w, r, ResourceMetadata{Resource: res, AuthorizationServers: []string{h.Server.Issuer(t.Slug)}, ScopesSupported: []string{"mcp"},
-			BearerMethodsSupported: []string{"header"}, ResourceName: t.Name + " MCP gateway", TLSClientCertificateBoundTokens: true}, nil)
+			BearerMethodsSupported: []string{"header"}, ResourceName: t.Name + " MCP gateway", TLSClientCertificateBoundTokens: true,
+			DPoPSigningAlgValuesSupported: dpop.AlgorithmNames()}, nil)
 	}
 	handle("GET /.well-known/oauth-protected-resource/t/{slug}/mcp", http.HandlerFunc(serve))
 	handle("GET /.well-known/oauth-protected-resource/t/{slug}/mcp/{server}", http.HandlerFunc(serve))

@@ -26,6 +26,7 @@ import (
 	"github.com/xavyo/xavyo/identity/token"
 	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/audit"
+	"github.com/xavyo/xavyo/internal/dpop"
 	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/reqid"
 	"github.com/xavyo/xavyo/internal/store"
@@ -109,6 +110,15 @@ func (s *Server) Render(ctx context.Context, err error) *Error {
 	}
 	return oe
 }
+
+// CheckProof checks a DPoP proof of a request to the tenant's
+// endpoints (see token.Service.CheckProof).
+func (s *Server) CheckProof(ctx context.Context, tenant uuid.UUID, raw, method, target string) (*dpop.Proof, error) {
+	return s.cfg.Tokens.CheckProof(ctx, tenant, raw, method, target, "")
+}
+
+// DPoPNonce is a fresh DPoP server nonce ("" : none are required).
+func (s *Server) DPoPNonce() string { return s.cfg.Tokens.DPoPNonce() }
 
 // clientFailure is a failed client lookup: the store's unavailability is
 // said as such; anything else is a failed authentication.

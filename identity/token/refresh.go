@@ -29,10 +29,17 @@ type RefreshGrant struct {
 	Scope     string
 	Audience  []string
 	ExpiresAt time.Time
+	// JKT is the DPoP key the family is bound to ("" : none): each use
+	// needs a proof with it.
+	JKT string
 }
 
 // ErrRefreshInvalid is the one answer to an unusable refresh token.
 var ErrRefreshInvalid = apperr.New(apperr.KindUnauthenticated, "refresh token is invalid, expired or revoked")
+
+// ErrRefreshKey answers a DPoP-bound refresh token presented without a
+// proof of its key.
+var ErrRefreshKey = apperr.New(apperr.KindUnauthenticated, "the refresh token is bound to a DPoP key: present a DPoP proof of that key")
 
 // ErrRefreshReused says a rotated-out refresh token was presented again:
 // the whole family (and its session) has been revoked.
@@ -74,6 +81,7 @@ func RefreshTenant(raw string) (uuid.UUID, error) {
 func (s *Service) NewRefreshInTx(ctx context.Context, tx *store.Tx, g *RefreshGrant) (string, error) {
 	if g.FamilyID == uuid.Nil {
 		g.FamilyID = uuid.Must(uuid.NewV7())
+		g.JKT = DPoPKey(ctx) // a new family is bound to the request's key
 	}
 	raw := newRefresh(g.TenantID)
 	return raw, insertRefresh(ctx, tx, g, refreshHash(raw))
@@ -102,6 +110,11 @@ func (s *Service) Refresh(ctx context.Context, raw string) (*RefreshGrant, strin
 		}
 		if err != nil {
 			return err
+		}
+		if g.JKT != "" && g.JKT != DPoPKey(ctx) {
+			// Bound to a DPoP key: useless without a proof of it, and
+			// refused without spending it.
+			return ErrRefreshKey
 		}
 		now := store.Now()
 		if usedAt != nil && revokedAt == nil {

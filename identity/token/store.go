@@ -84,9 +84,9 @@ func insertRefresh(ctx context.Context, tx *store.Tx, g *RefreshGrant, hash stri
 	if g.SessionID != uuid.Nil {
 		sid = g.SessionID
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO refresh_tokens (tenant_id, id, token_hash, family_id, session_id, subject, client_id, scope, audience, created_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-		g.TenantID, uuid.Must(uuid.NewV7()), hash, g.FamilyID, sid, g.Subject, g.ClientID, g.Scope, string(aud), store.Now(), g.ExpiresAt.UTC())
+	_, err := tx.Exec(ctx, `INSERT INTO refresh_tokens (tenant_id, id, token_hash, family_id, session_id, subject, client_id, scope, audience, created_at,
+		expires_at, jkt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		g.TenantID, uuid.Must(uuid.NewV7()), hash, g.FamilyID, sid, g.Subject, g.ClientID, g.Scope, string(aud), store.Now(), g.ExpiresAt.UTC(), g.JKT)
 	return err
 }
 
@@ -97,9 +97,9 @@ func lockRefresh(ctx context.Context, tx *store.Tx, tenant uuid.UUID, hash strin
 	var sid *uuid.UUID
 	var aud []byte
 	var usedAt, revokedAt *time.Time
-	err := tx.QueryRow(ctx, `SELECT id, family_id, session_id, subject, client_id, scope, audience, expires_at, used_at, revoked_at
+	err := tx.QueryRow(ctx, `SELECT id, family_id, session_id, subject, client_id, scope, audience, expires_at, used_at, revoked_at, jkt
 		FROM refresh_tokens WHERE tenant_id = $1 AND token_hash = $2 FOR UPDATE`, tenant, hash).
-		Scan(&id, &g.FamilyID, &sid, &g.Subject, &g.ClientID, &g.Scope, &aud, &g.ExpiresAt, &usedAt, &revokedAt)
+		Scan(&id, &g.FamilyID, &sid, &g.Subject, &g.ClientID, &g.Scope, &aud, &g.ExpiresAt, &usedAt, &revokedAt, &g.JKT)
 	if err != nil {
 		return id, nil, nil, err
 	}
@@ -177,4 +177,20 @@ func loadRevocations(ctx context.Context, tx *store.Tx, now time.Time) (map[revo
 func grantFamilies(ctx context.Context, tx *store.Tx, tenant uuid.UUID, subject, clientID string) ([]uuid.UUID, error) {
 	return store.Collect(ctx, tx, store.ScanUUID, `SELECT DISTINCT family_id FROM refresh_tokens
 		WHERE tenant_id = $1 AND subject = $2 AND client_id = $3 AND revoked_at IS NULL`, tenant, subject, clientID)
+}
+
+// useProofTx records an accepted DPoP proof; false: it was already.
+func useProofTx(ctx context.Context, tx *store.Tx, hash string, until, now time.Time, prune bool) (bool, error) {
+	if prune {
+		if _, err := tx.Exec(ctx, `DELETE FROM dpop_proofs WHERE tenant_id = $1 AND expires_at < $2`, tx.TenantID(), now); err != nil {
+			return false, err
+		}
+	}
+	r, err := tx.Exec(ctx, `INSERT INTO dpop_proofs (tenant_id, proof_hash, expires_at) VALUES ($1, $2, $3) ON CONFLICT (tenant_id, proof_hash) DO NOTHING`,
+		tx.TenantID(), hash, until)
+	if err != nil {
+		return false, err
+	}
+	n, err := r.RowsAffected()
+	return n == 1, err
 }

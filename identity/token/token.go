@@ -9,11 +9,13 @@ package token
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -21,6 +23,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/dpop"
 	"github.com/xavyo/xavyo/internal/events"
 	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/seal"
@@ -51,6 +54,8 @@ type Config struct {
 	Leeway time.Duration
 	// CacheSize bounds the verified-token cache (default 100k entries).
 	CacheSize int
+	// DPoPNonces, when set, are the server nonces DPoP proofs must carry.
+	DPoPNonces *dpop.Nonces
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -92,9 +97,26 @@ type Actor struct {
 	Act      *Actor `json:"act,omitempty"`
 }
 
-// Confirmation is the `cnf` claim (RFC 8705 certificate binding).
+// Confirmation is the `cnf` claim: a certificate (RFC 8705) or a DPoP
+// key (RFC 9449) the token is bound to.
 type Confirmation struct {
 	X5tS256 string `json:"x5t#S256,omitempty"`
+	JKT     string `json:"jkt,omitempty"`
+}
+
+type dpopKey struct{}
+
+// WithDPoPKey marks ctx as a request that proved a DPoP key (its
+// thumbprint): access tokens minted in it are bound to that key, and so
+// are new refresh families.
+func WithDPoPKey(ctx context.Context, jkt string) context.Context {
+	return context.WithValue(ctx, dpopKey{}, jkt)
+}
+
+// DPoPKey is the DPoP key ctx's request proved ("" : none).
+func DPoPKey(ctx context.Context) string {
+	s, _ := ctx.Value(dpopKey{}).(string)
+	return s
 }
 
 // Claims are the claims of xavyo access tokens.
@@ -143,6 +165,9 @@ type Service struct {
 	// reload asks RunRevocationReloads to read the revocations again (after
 	// a lost change feed: revocations made elsewhere may have been missed).
 	reload chan struct{}
+
+	// proofs counts DPoP proofs recorded (every 256th prunes the old).
+	proofs atomic.Uint64
 }
 
 type revocationKey struct {
@@ -209,6 +234,13 @@ func (s *Service) mint(ctx context.Context, c Claims, idToken bool) (string, err
 	if idToken {
 		return jwt.Signed(k.signer).Claims(c).Serialize()
 	}
+	if jkt := DPoPKey(ctx); jkt != "" {
+		cnf := Confirmation{JKT: jkt}
+		if c.Cnf != nil {
+			cnf.X5tS256 = c.Cnf.X5tS256
+		}
+		c.Cnf = &cnf
+	}
 	return jwt.Signed(k.atSigner).Claims(c).Serialize()
 }
 
@@ -222,10 +254,19 @@ type Expect struct {
 	// came with, if any: a certificate-bound token (cnf) is accepted only
 	// with its certificate (RFC 8705 §3).
 	CertThumbprint string
+	// DPoPKey is the thumbprint of the DPoP key the request proved, if
+	// any: a DPoP-bound token (cnf.jkt) is accepted only with a proof of
+	// its key, and a proof comes only with a token bound to it (RFC 9449
+	// §7).
+	DPoPKey string
 	// AnyHolder skips the binding check: for the authorization server's
 	// own uses (introspection, revocation, exchange subject tokens).
 	AnyHolder bool
 }
+
+// ErrDPoPBound answers a DPoP-bound token presented as a bearer token
+// (or with a proof of another key).
+var ErrDPoPBound = apperr.New(apperr.KindUnauthenticated, "the token is bound to a DPoP key: present it with a DPoP proof of that key")
 
 var errInvalid = apperr.New(apperr.KindUnauthenticated, "invalid token")
 
@@ -269,7 +310,74 @@ func (s *Service) Verify(ctx context.Context, raw string, want Expect) (*Claims,
 	if !want.AnyHolder && c.Cnf != nil && c.Cnf.X5tS256 != "" && c.Cnf.X5tS256 != want.CertThumbprint {
 		return nil, apperr.New(apperr.KindUnauthenticated, "certificate-bound token presented without its certificate")
 	}
+	if !want.AnyHolder {
+		bound := ""
+		if c.Cnf != nil {
+			bound = c.Cnf.JKT
+		}
+		switch {
+		case bound != "" && bound != want.DPoPKey:
+			return nil, ErrDPoPBound
+		case bound == "" && want.DPoPKey != "":
+			return nil, apperr.New(apperr.KindUnauthenticated, "a DPoP proof came with a token not bound to its key")
+		}
+	}
 	return c, nil
+}
+
+// ErrUseNonce answers a DPoP proof without a current server nonce where
+// one is required: the client retries with the nonce of DPoPNonce.
+var ErrUseNonce = apperr.New(apperr.KindUnauthenticated, "a DPoP proof must carry the server's nonce (DPoP-Nonce)")
+
+// DPoPNonce is a fresh server nonce ("" : nonces are not required).
+func (s *Service) DPoPNonce() string {
+	if s.cfg.DPoPNonces == nil {
+		return ""
+	}
+	return s.cfg.DPoPNonces.Issue(s.cfg.Now())
+}
+
+// CheckProof checks the DPoP proof of a request to tenant (method and
+// URL; accessToken "" at the token endpoint), its nonce when required,
+// and records it (a replay anywhere is refused).
+func (s *Service) CheckProof(ctx context.Context, tenant uuid.UUID, raw, method, target, accessToken string) (*dpop.Proof, error) {
+	now := s.cfg.Now()
+	p, err := dpop.Check(raw, method, target, accessToken, now)
+	if err != nil {
+		return nil, err
+	}
+	if s.cfg.DPoPNonces != nil && !s.cfg.DPoPNonces.Valid(p.Nonce, now) {
+		return nil, ErrUseNonce
+	}
+	if err := s.UseProof(ctx, tenant, p.JKT, p.JTI, p.Until); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// ErrProofReplayed answers a DPoP proof presented again.
+var ErrProofReplayed = apperr.New(apperr.KindUnauthenticated, "invalid DPoP proof: it was used before")
+
+// UseProof records a DPoP proof of tenant's (key thumbprint and jti)
+// until it expires; ErrProofReplayed: it was recorded before, here or on
+// another replica.
+func (s *Service) UseProof(ctx context.Context, tenant uuid.UUID, jkt, jti string, until time.Time) error {
+	sum := sha256.Sum256([]byte(jkt + "|" + jti))
+	now := s.cfg.Now().UTC()
+	prune := s.proofs.Add(1)%256 == 1
+	var fresh bool
+	err := s.cfg.DB.InTenantTx(store.WithTenant(ctx, tenant), func(tx *store.Tx) error {
+		var err error
+		fresh, err = useProofTx(ctx, tx, hex.EncodeToString(sum[:]), until.UTC(), now, prune)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if !fresh {
+		return ErrProofReplayed
+	}
+	return nil
 }
 
 // IDTokenHint returns the claims of an ID token this server issued in
@@ -362,7 +470,7 @@ func Principal(c *Claims) *principal.Principal {
 		p.Kind = principal.KindUser
 	}
 	if c.Cnf != nil {
-		p.CertThumbprint = c.Cnf.X5tS256
+		p.CertThumbprint, p.DPoPKey = c.Cnf.X5tS256, c.Cnf.JKT
 	}
 	p.AMR = c.AMR
 	if c.AuthTime != 0 {

@@ -447,3 +447,71 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestDPoPBinding: in a request that proved a DPoP key, access tokens
+// are minted bound to it (cnf.jkt, beside a certificate binding) and a
+// new refresh family too; the bound access token verifies only with a
+// proof of its key, the bound refresh token rotates only with one, and
+// refusing it spends nothing. A proof is recorded once per tenant.
+func TestDPoPBinding(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		f := setup(t, db)
+		ctx := token.WithDPoPKey(store.WithTenant(context.Background(), f.a), "jkt-1")
+		c := f.claims(f.a)
+		c.Cnf = &token.Confirmation{X5tS256: "cert-1"}
+		raw, err := f.svc.Mint(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := token.Expect{Audience: base + "/api/v1", CertThumbprint: "cert-1"}
+		if _, err := f.svc.Verify(ctx, raw, want); !errors.Is(err, token.ErrDPoPBound) {
+			t.Fatalf("as a bearer token: %v", err)
+		}
+		want.DPoPKey = "jkt-2"
+		if _, err := f.svc.Verify(ctx, raw, want); !errors.Is(err, token.ErrDPoPBound) {
+			t.Fatalf("with another key: %v", err)
+		}
+		want.DPoPKey = "jkt-1"
+		if got, err := f.svc.Verify(ctx, raw, want); err != nil || got.Cnf.JKT != "jkt-1" || got.Cnf.X5tS256 != "cert-1" {
+			t.Fatalf("with its key: %+v %v", got, err)
+		}
+		unbound, _ := f.svc.Mint(store.WithTenant(context.Background(), f.a), f.claims(f.a))
+		if _, err := f.svc.Verify(ctx, unbound, token.Expect{Audience: base + "/api/v1", DPoPKey: "jkt-1"}); err == nil {
+			t.Fatal("a proof with an unbound token")
+		}
+
+		var first string
+		err = db.InTenantTx(ctx, func(tx *store.Tx) error {
+			var err error
+			first, err = f.svc.NewRefreshInTx(ctx, tx, &token.RefreshGrant{TenantID: f.a, Subject: "user-1", ExpiresAt: time.Now().Add(time.Hour)})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := f.svc.Refresh(context.Background(), first); !errors.Is(err, token.ErrRefreshKey) {
+			t.Fatalf("a bound refresh token without a proof: %v", err)
+		}
+		if _, _, err := f.svc.Refresh(token.WithDPoPKey(context.Background(), "jkt-2"), first); !errors.Is(err, token.ErrRefreshKey) {
+			t.Fatalf("with another key: %v", err)
+		}
+		g, next, err := f.svc.Refresh(token.WithDPoPKey(context.Background(), "jkt-1"), first)
+		if err != nil || g.JKT != "jkt-1" {
+			t.Fatalf("with its key (and not spent by the refusals): %+v %v", g, err)
+		}
+		if _, _, err := f.svc.Refresh(context.Background(), next); !errors.Is(err, token.ErrRefreshKey) {
+			t.Fatalf("the rotated token stays bound: %v", err)
+		}
+
+		until := time.Now().Add(time.Minute)
+		if err := f.svc.UseProof(ctx, f.a, "jkt-1", "jti-1", until); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.svc.UseProof(ctx, f.a, "jkt-1", "jti-1", until); !errors.Is(err, token.ErrProofReplayed) {
+			t.Fatalf("replay: %v", err)
+		}
+		if err := f.svc.UseProof(ctx, f.b, "jkt-1", "jti-1", until); err != nil {
+			t.Fatalf("another tenant's record: %v", err)
+		}
+	})
+}

@@ -47,6 +47,7 @@ type Config struct {
 	Metrics        Metrics       `yaml:"metrics"`
 	SMTP           SMTP          `yaml:"smtp"`
 	WebAuthn       WebAuthn      `yaml:"webauthn"`
+	DPoP           DPoP          `yaml:"dpop"`
 	// ShutdownTimeout bounds how long in-flight requests may drain on SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" env:"XAVYO_SHUTDOWN_TIMEOUT" desc:"how long in-flight requests may drain at shutdown (default 15s)"`
 
@@ -139,6 +140,11 @@ type SMTP struct {
 	Password string `yaml:"password" env:"XAVYO_SMTP_PASSWORD" secret:"ref" desc:"SMTP AUTH password, or a secret reference to it (env:NAME, file:/path[#json.key])"`
 	From     string `yaml:"from" env:"XAVYO_SMTP_FROM" desc:"sender address, e.g. \"Example <no-reply@example.com>\" (required with smtp.host)"`
 	TLS      string `yaml:"tls" env:"XAVYO_SMTP_TLS" desc:"starttls (default: required), implicit (SMTPS) or none (a loopback relay only)"`
+}
+
+// DPoP is how DPoP proofs (RFC 9449) are taken.
+type DPoP struct {
+	RequireNonce bool `yaml:"require_nonce" env:"XAVYO_DPOP_REQUIRE_NONCE" desc:"DPoP proofs must carry a nonce xavyo gave (DPoP-Nonce), at the token endpoint and the gateway (default false)"`
 }
 
 // WebAuthn is the relying party passkeys and security keys are bound to.

@@ -79,7 +79,7 @@ func Check(raw, method, target, accessToken string, now time.Time) (*Proof, erro
 	if raw == "" || len(raw) > 8<<10 || strings.Count(raw, ".") != 2 {
 		return nil, invalid("not a compact JWS")
 	}
-	jws, err := jose.ParseSigned(raw, Algorithms)
+	jws, err := jose.ParseSignedCompact(raw, Algorithms)
 	if err != nil {
 		return nil, invalid("not a JWS signed with an accepted algorithm")
 	}

@@ -70,6 +70,9 @@ type Principal struct {
 	// CertThumbprint is the base64url SHA-256 of the client certificate
 	// (x5t#S256) the request was made with, if any.
 	CertThumbprint string
+	// DPoPKey is the thumbprint of the DPoP key the caller's token is
+	// bound to and the request proved ("" : none).
+	DPoPKey string
 	// TokenID is the jti of the access token, if any.
 	TokenID string
 	// SessionID is the login session the token belongs to (sid), if any.

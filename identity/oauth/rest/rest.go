@@ -14,12 +14,14 @@ import (
 
 	"github.com/xavyo/xavyo/identity/auth"
 	authrest "github.com/xavyo/xavyo/identity/auth/rest"
+	"github.com/xavyo/xavyo/identity/token"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/xavyo/xavyo/identity/oauth"
 	"github.com/xavyo/xavyo/identity/tenant"
 	"github.com/xavyo/xavyo/internal/apperr"
+	"github.com/xavyo/xavyo/internal/dpop"
 	"github.com/xavyo/xavyo/internal/httpx"
 	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/store"
@@ -87,7 +89,13 @@ func (h *Handler) Mount(app *fiber.App) {
 func (h *Handler) write(c *fiber.Ctx, v any, err error) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	c.Set(fiber.HeaderPragma, "no-cache")
+	if n := h.Server.DPoPNonce(); n != "" {
+		c.Set("DPoP-Nonce", n)
+	}
 	if err == nil {
+		if tr, ok := v.(*oauth.TokenResponse); ok && c.Locals(dpopBound) != nil {
+			tr.TokenType = "DPoP"
+		}
 		return c.JSON(v)
 	}
 	oe := h.Server.Render(c.UserContext(), err)
@@ -117,6 +125,7 @@ type Metadata struct {
 	RegistrationEndpoint                  string   `json:"registration_endpoint,omitempty"`
 	CIMDSupported                         bool     `json:"client_id_metadata_document_supported"`
 	CodeChallengeMethodsSupported         []string `json:"code_challenge_methods_supported"`
+	DPoPSigningAlgValuesSupported         []string `json:"dpop_signing_alg_values_supported"`
 	AuthorizationResponseISS              bool     `json:"authorization_response_iss_parameter_supported"`
 	TokenEndpoint                         string   `json:"token_endpoint"`
 	JWKSURI                               string   `json:"jwks_uri"`
@@ -165,8 +174,8 @@ func (h *Handler) metadata(c *fiber.Ctx) error {
 		DeviceAuthorizationEndpoint:   iss + "/device_authorization",
 		RegistrationEndpoint:          iss + "/register",
 		CIMDSupported:                 true,
-		CodeChallengeMethodsSupported: []string{"S256"},
-		AuthorizationResponseISS:      true,
+		CodeChallengeMethodsSupported: []string{"S256"}, DPoPSigningAlgValuesSupported: dpop.AlgorithmNames(),
+		AuthorizationResponseISS: true,
 		// Public clients ("none") use the token endpoint (code, refresh)
 		// and revoke their own tokens; introspection is for confidential
 		// clients only.
@@ -281,6 +290,34 @@ func multi(c *fiber.Ctx, key string) []string {
 	return out
 }
 
+// dpopBound marks a token request that proved a DPoP key: its tokens are
+// bound to it and of type DPoP.
+const dpopBound = "xavyo.dpop"
+
+// proveKey checks a token request's DPoP proof, if it has one (RFC 9449
+// §5), and returns ctx binding the tokens minted in it to its key.
+func (h *Handler) proveKey(c *fiber.Ctx, ctx context.Context, t *tenant.Tenant) (context.Context, error) {
+	proofs := c.Request().Header.PeekAll("DPoP")
+	if len(proofs) == 0 {
+		return ctx, nil
+	}
+	if len(proofs) > 1 {
+		return nil, &oauth.Error{Code: "invalid_dpop_proof", Description: "one DPoP proof per request", Status: 400}
+	}
+	p, err := h.Server.CheckProof(ctx, t.ID, string(proofs[0]), fiber.MethodPost, h.Server.Issuer(t.Slug)+"/token")
+	switch {
+	case err == nil:
+	case errors.Is(err, token.ErrUseNonce):
+		return nil, &oauth.Error{Code: "use_dpop_nonce", Description: apperr.PublicMessage(err), Status: 400}
+	case apperr.KindOf(err) == apperr.KindUnavailable || apperr.KindOf(err) == apperr.KindInternal:
+		return nil, err
+	default:
+		return nil, &oauth.Error{Code: "invalid_dpop_proof", Description: apperr.PublicMessage(err), Status: 400}
+	}
+	c.Locals(dpopBound, true)
+	return token.WithDPoPKey(ctx, p.JKT), nil
+}
+
 func (h *Handler) token(c *fiber.Ctx) error {
 	t, ctx, err := h.tenant(c)
 	if err != nil {
@@ -288,6 +325,9 @@ func (h *Handler) token(c *fiber.Ctx) error {
 	}
 	if !strings.HasPrefix(c.Get(fiber.HeaderContentType), fiber.MIMEApplicationForm) {
 		return h.write(c, nil, &oauth.Error{Code: "invalid_request", Description: "the token request is application/x-www-form-urlencoded", Status: 400})
+	}
+	if ctx, err = h.proveKey(c, ctx, t); err != nil {
+		return h.write(c, nil, err)
 	}
 	switch c.FormValue("grant_type") {
 	case oauth.GrantJWTBearer:
