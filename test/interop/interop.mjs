@@ -31,6 +31,26 @@ assert.equal(claims.sub, env('AGENT_ID'))
 assert.equal(claims.scope, 'mcp')
 step('client credentials (client_secret_basic), token verified against JWKS')
 
+// DPoP (RFC 9449) with openid-client's own support: a token bound to the
+// client's key, used at the MCP gateway with a proof per request; the
+// same token as a bearer token is refused.
+const dpopKeys = await client.randomDPoPKeyPair('ES256')
+const dpopHandle = client.getDPoPHandle(confidential, dpopKeys)
+const dcc = await client.clientCredentialsGrant(confidential, { scope: 'mcp' }, { DPoP: dpopHandle })
+assert.equal(dcc.token_type, 'dpop')
+claims = await verify(dcc.access_token, mcpResource)
+assert.equal(claims.cnf.jkt, await jose.calculateJwkThumbprint(await jose.exportJWK(dpopKeys.publicKey)))
+const mcpInit = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize',
+  params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'openid-client-dpop', version: '1' } } })
+const mcpHeaders = () => new Headers({ 'content-type': 'application/json', accept: 'application/json, text/event-stream' })
+const viaDPoP = await client.fetchProtectedResource(confidential, dcc.access_token, new URL(mcpResource), 'POST', mcpInit, mcpHeaders(),
+  { DPoP: dpopHandle })
+assert.equal(viaDPoP.status, 200, await viaDPoP.clone().text())
+assert.ok(viaDPoP.headers.get('mcp-session-id'))
+await assert.rejects(client.fetchProtectedResource(confidential, dcc.access_token, new URL(mcpResource), 'POST', mcpInit, mcpHeaders()),
+  (err) => err.status === 401 && err.cause?.[0]?.scheme === 'dpop' && err.cause[0].parameters.error === 'invalid_token')
+step('DPoP-bound token (openid-client) through the MCP gateway; as a bearer token refused')
+
 // Client credentials with private_key_jwt.
 const key = await jose.importJWK(JSON.parse(env('PRIVATE_JWK')), 'ES256')
 const pkjwt = await client.discovery(issuer, env('CLIENT_ID'), undefined, client.PrivateKeyJwt({ key, kid: 'interop-1' }), insecure)
