@@ -336,9 +336,34 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// holds says whether a person holds an entitlement now (SAML service
+	// providers and ID-JAG resource servers are guarded by one).
+	holds := func(ctx context.Context, tenant, user, ent uuid.UUID) (bool, error) {
+		snap, err := s.engine.Snapshot(ctx, tenant)
+		if err != nil {
+			return false, err
+		}
+		return snap.Permits(governance.Subject{Type: governance.SubjectUser, ID: user}, nil, ent, time.Now()), nil
+	}
 	s.oauth = oauth.New(oauth.Config{Tokens: s.tokens, NHIs: s.nhis, Tenants: s.tenants, DB: s.db, Logger: log,
 		AdminURL: cfg.Admin.PublicURL, AgentURL: cfg.Agent.PublicURL, Audit: s.seq, Auth: s.auth, Fetch: fetch,
-		PairwiseKey: sealer.Derive("xavyo oidc pairwise subjects v1")})
+		PairwiseKey: sealer.Derive("xavyo oidc pairwise subjects v1"),
+		RedeemIDJAG: func(ctx context.Context, raw, audience, clientID string) (*oauth.IdentityGrant, error) {
+			g, err := s.feds.RedeemIDJAG(ctx, raw, audience, clientID)
+			if err != nil {
+				return nil, err
+			}
+			return &oauth.IdentityGrant{User: g.User, Scope: g.Scope, Resource: g.Resource, AMR: g.AMR, AuthTime: g.AuthTime}, nil
+		},
+		Entitlements: func(ctx context.Context, id uuid.UUID) error { _, err := s.gov.GetEntitlement(ctx, id); return err },
+		Access:       holds,
+		Email: func(ctx context.Context, user uuid.UUID) (string, error) {
+			u, err := s.dir.GetUser(ctx, user)
+			if err != nil {
+				return "", err
+			}
+			return u.Email, nil
+		}})
 	authHandler.Subjects = s.oauth
 	// The sign-in pages every flow that needs a person goes through.
 	pages := &authrest.Pages{Auth: s.auth, Tenants: s.tenants, Issuer: s.oauth.Issuer, MFA: factors, Upstreams: s.feds}
@@ -361,13 +386,7 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 			}
 			return names, err
 		},
-		Access: func(ctx context.Context, tenant, user, ent uuid.UUID) (bool, error) {
-			snap, err := s.engine.Snapshot(ctx, tenant)
-			if err != nil {
-				return false, err
-			}
-			return snap.Permits(governance.Subject{Type: governance.SubjectUser, ID: user}, nil, ent, time.Now()), nil
-		}}
+		Access: holds}
 	samlIdP.Mount(s.api)
 	samlIdP.MountPages(s.admin)
 	fh := &fedrest.Handler{Federation: s.feds, Directory: s.dir, Tenants: s.tenants, Auth: s.auth, Pages: pages, Issuer: s.oauth.Issuer}

@@ -125,6 +125,9 @@ type Settings struct {
 	// TrustMFA counts an upstream sign-in that says it used several
 	// factors (amr mfa) as both of the tenant's.
 	TrustMFA bool `json:"trust_mfa,omitempty" doc:"an upstream sign-in with amr mfa satisfies the tenant's second-factor policy"`
+	// IDJAG accepts the provider's identity assertion authorization
+	// grants (ID-JAG) at the tenant's token endpoint.
+	IDJAG bool `json:"id_jag,omitempty" doc:"oidc: accept this provider's identity assertion grants (ID-JAG, typ oauth-id-jag+jwt) at the token endpoint, for the person they assert"`
 	// DisableLocalPasswords: people linked to this provider sign in only
 	// through it.
 	DisableLocalPasswords bool `json:"disable_local_passwords,omitempty" doc:"people linked to this provider cannot sign in with a password"`
@@ -295,6 +298,9 @@ func (p *Provider) normalize() error {
 	}
 	if p.Kind != KindSAML && (st.Metadata != "" || st.MetadataURL != "" || st.SubjectAttribute != "") {
 		return apperr.Invalid("settings.metadata", "only for saml")
+	}
+	if st.IDJAG && p.Kind != KindOIDC {
+		return apperr.Invalid("settings.id_jag", "only an OpenID Connect provider issues ID-JAGs")
 	}
 	if p.Kind != KindSAML && (st.ClientID == "" || len(st.ClientID) > 256) {
 		return apperr.Invalid("settings.client_id", "the client id xavyo has at the provider is required (at most 256 characters)")

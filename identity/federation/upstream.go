@@ -63,6 +63,8 @@ type upstream struct {
 	endpoint oauth2.Endpoint
 	oidc     *oidc.Provider
 	verifier *oidc.IDTokenVerifier
+	// keys is the provider's key set (ID-JAGs are verified with it).
+	keys oidc.KeySet
 	// template is a multi-tenant Microsoft issuer with {tenantid}.
 	template string
 	at       time.Time
@@ -125,7 +127,14 @@ func (s *Service) upstreamOf(ctx context.Context, p *Provider) (*upstream, error
 			return nil, apperr.New(apperr.KindUnavailable, "the identity provider's discovery failed: %v", egressError(err))
 		}
 		up.oidc, up.endpoint = op, op.Endpoint()
-		up.verifier = op.VerifierContext(dctx, &oidc.Config{ClientID: p.ClientID, SupportedSigningAlgs: p.Algorithms,
+		var meta struct {
+			JWKS string `json:"jwks_uri"`
+		}
+		if err := op.Claims(&meta); err != nil || meta.JWKS == "" {
+			return nil, apperr.New(apperr.KindUnavailable, "the identity provider's discovery document has no jwks_uri")
+		}
+		up.keys = oidc.NewRemoteKeySet(dctx, meta.JWKS)
+		up.verifier = oidc.NewVerifier(p.Issuer, up.keys, &oidc.Config{ClientID: p.ClientID, SupportedSigningAlgs: p.Algorithms,
 			SkipIssuerCheck: up.template != "", Now: s.now})
 	}
 	switch p.AuthMethod {

@@ -158,6 +158,17 @@ type Config struct {
 	// PairwiseKey keys the pairwise subjects of clients that ask for them
 	// (32 bytes derived from the KEK; nil: no client may ask).
 	PairwiseKey []byte
+	// RedeemIDJAG checks an identity assertion grant (ID-JAG) presented
+	// by a client to this tenant's authorization server (audience: its
+	// issuer) and finds the person it asserts (nil: none are accepted).
+	RedeemIDJAG func(ctx context.Context, raw, audience, clientID string) (*IdentityGrant, error)
+	// Entitlements says whether an entitlement exists in the tenant of
+	// ctx; Access whether a person holds one now (ID-JAGs are issued only
+	// to people holding their resource server's); Email is a person's
+	// address (nil: ID-JAGs are not issued).
+	Entitlements func(ctx context.Context, id uuid.UUID) error
+	Access       func(ctx context.Context, tenant, user, entitlement uuid.UUID) (bool, error)
+	Email        func(ctx context.Context, user uuid.UUID) (string, error)
 	// Logger logs the causes of the errors answered as server_error or
 	// temporarily_unavailable (default slog.Default()).
 	Logger *slog.Logger
@@ -435,6 +446,59 @@ func (s *Server) Exchange(ctx context.Context, slug string, c *Client, subjectTo
 	}
 	return &TokenResponse{AccessToken: raw, IssuedTokenType: TokenTypeAccess, TokenType: "Bearer", ExpiresIn: int(time.Until(exp).Seconds()),
 		Scope: strings.Join(granted, " ")}, nil
+}
+
+// IdentityGrant is what an accepted ID-JAG grants.
+type IdentityGrant struct {
+	User     uuid.UUID
+	Scope    []string
+	Resource string
+	AMR      []string
+	AuthTime time.Time
+}
+
+// RedeemIDJAG is the jwt-bearer grant with an identity assertion
+// authorization grant (ID-JAG) from an enterprise IdP the tenant trusts:
+// an authenticated client of the tenant presents it, and gets an access
+// token for the person it asserts, for a resource of the tenant, with
+// the scopes both the grant and the request name (a person's scopes).
+func (s *Server) RedeemIDJAG(ctx context.Context, slug string, rp RelyingParty, assertion string, scope, resources []string) (*TokenResponse, error) {
+	if s.cfg.RedeemIDJAG == nil {
+		return nil, oerr(400, "unsupported_grant_type", "identity assertion grants are not accepted here")
+	}
+	app, err := s.appClient(ctx, rp.ClientID)
+	if err != nil {
+		return nil, clientFailure(err)
+	}
+	if !app.Confidential() || !rp.Authenticated {
+		return nil, ErrInvalidClient
+	}
+	g, err := s.cfg.RedeemIDJAG(ctx, assertion, s.Issuer(slug), rp.ClientID)
+	switch k := apperr.KindOf(err); {
+	case err == nil:
+	case k == apperr.KindUnavailable || k == apperr.KindInternal:
+		return nil, err
+	default:
+		return nil, oerr(400, "invalid_grant", apperr.PublicMessage(err))
+	}
+	if len(scope) == 0 {
+		scope = g.Scope
+	}
+	granted := intersect(scope, g.Scope, userScopes)
+	if len(granted) == 0 || len(granted) != len(dedupe(scope)) {
+		return nil, oerr(400, "invalid_scope", "the requested scope exceeds what the identity assertion grants")
+	}
+	if len(resources) == 0 && g.Resource != "" {
+		resources = []string{g.Resource}
+	}
+	if g.Resource != "" && !slices.Contains(resources, g.Resource) {
+		return nil, oerr(400, "invalid_target", "the resource is not the one the identity assertion names")
+	}
+	auds, e := s.Resources(ctx, slug, resources)
+	if e != nil {
+		return nil, e
+	}
+	return s.userToken(ctx, g.User.String(), rp.ClientID, strings.Join(granted, " "), auds, "", uuid.Nil, rp.cnf(app), append([]string{"fed"}, g.AMR...), g.AuthTime)
 }
 
 // Introspection is RFC 7662's response.

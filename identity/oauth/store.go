@@ -319,3 +319,43 @@ func sessionClientsTx(ctx context.Context, tx *store.Tx, sid uuid.UUID) ([]sessi
 		UNION SELECT client_id, user_id FROM device_codes WHERE tenant_id = $1 AND session_id = $2 AND status IN ('approved', 'used')`,
 		tx.TenantID(), sid)
 }
+
+const rsCols = `id, key, name, issuer, settings, entitlement_id, created_at, updated_at, version`
+
+func scanResourceServer(r store.Scanner) (*ResourceServer, error) {
+	var rs ResourceServer
+	var settings string
+	if err := r.Scan(&rs.ID, &rs.Key, &rs.Name, &rs.Issuer, &settings, &rs.EntitlementID, &rs.CreatedAt, &rs.UpdatedAt, &rs.Version); err != nil {
+		return nil, err
+	}
+	_ = json.Unmarshal([]byte(settings), &rs.ResourceServerSettings)
+	return &rs, nil
+}
+
+func insertResourceServerTx(ctx context.Context, tx *store.Tx, rs *ResourceServer, settings string) error {
+	_, err := tx.Exec(ctx, `INSERT INTO resource_servers (tenant_id, `+rsCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		tx.TenantID(), rs.ID, rs.Key, rs.Name, rs.Issuer, settings, rs.EntitlementID, rs.CreatedAt, rs.UpdatedAt, rs.Version)
+	if apperr.KindOf(err) == apperr.KindAlreadyExists {
+		return apperr.New(apperr.KindAlreadyExists, "a resource server with this key already exists")
+	}
+	return err
+}
+
+// resourceServersTx lists the tenant's resource servers, or those of an
+// issuer when issuer is not "".
+func resourceServersTx(ctx context.Context, tx *store.Tx, issuer string) ([]*ResourceServer, error) {
+	if issuer != "" {
+		return store.Collect(ctx, tx, scanResourceServer, `SELECT `+rsCols+` FROM resource_servers WHERE tenant_id = $1 AND issuer = $2 ORDER BY key`,
+			tx.TenantID(), issuer)
+	}
+	return store.Collect(ctx, tx, scanResourceServer, `SELECT `+rsCols+` FROM resource_servers WHERE tenant_id = $1 ORDER BY key`, tx.TenantID())
+}
+
+func deleteResourceServerTx(ctx context.Context, tx *store.Tx, id uuid.UUID) (bool, error) {
+	r, err := tx.Exec(ctx, `DELETE FROM resource_servers WHERE tenant_id = $1 AND id = $2`, tx.TenantID(), id)
+	if err != nil {
+		return false, err
+	}
+	n, _ := r.RowsAffected()
+	return n > 0, nil
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/xavyo/xavyo/identity/auth"
 	authrest "github.com/xavyo/xavyo/identity/auth/rest"
+	"github.com/xavyo/xavyo/identity/federation"
 	"github.com/xavyo/xavyo/identity/token"
 
 	"github.com/gofiber/fiber/v2"
@@ -331,6 +332,17 @@ func (h *Handler) token(c *fiber.Ctx) error {
 	}
 	switch c.FormValue("grant_type") {
 	case oauth.GrantJWTBearer:
+		if federation.IsIDJAG(c.FormValue("assertion")) {
+			// An enterprise IdP's identity assertion grant: presented by
+			// the client it was issued for, which authenticates.
+			clientID, authenticated, err := h.relyingParty(c, ctx)
+			if err != nil {
+				return h.write(c, nil, err)
+			}
+			out, err := h.Server.RedeemIDJAG(ctx, t.Slug, oauth.RelyingParty{ClientID: clientID, Authenticated: authenticated}, c.FormValue("assertion"),
+				strings.Fields(c.FormValue("scope")), multi(c, "resource"))
+			return h.write(c, out, err)
+		}
 		// RFC 7523 §2.1: the assertion is the grant — signed by a key the
 		// NHI registered, about itself (iss = sub = its client_id).
 		if c.FormValue("client_secret") != "" || c.Get(fiber.HeaderAuthorization) != "" || c.FormValue("client_assertion") != "" {
@@ -342,6 +354,19 @@ func (h *Handler) token(c *fiber.Ctx) error {
 			return h.write(c, nil, &oauth.Error{Code: "invalid_grant", Description: "the assertion is not valid", Status: 400})
 		}
 		out, err := h.Server.ClientCredentials(ctx, t.Slug, cl, strings.Fields(c.FormValue("scope")), multi(c, "resource"))
+		return h.write(c, out, err)
+	case oauth.GrantTokenExchange:
+		if c.FormValue("requested_token_type") != oauth.TokenTypeIDJAG {
+			break
+		}
+		// An ID-JAG for a person's ID token: asked by the client the ID
+		// token was issued to.
+		clientID, authenticated, err := h.relyingParty(c, ctx)
+		if err != nil {
+			return h.write(c, nil, err)
+		}
+		out, err := h.Server.IssueIDJAG(ctx, t.Slug, oauth.RelyingParty{ClientID: clientID, Authenticated: authenticated}, c.FormValue("subject_token"),
+			c.FormValue("subject_token_type"), c.FormValue("audience"), multi(c, "resource"), strings.Fields(c.FormValue("scope")))
 		return h.write(c, out, err)
 	case oauth.GrantAuthorizationCode, oauth.GrantRefreshToken, oauth.GrantDeviceCode:
 		// Relying parties: a public client (auth method none) names
@@ -432,6 +457,43 @@ func (h *Handler) revoke(c *fiber.Ctx) error {
 func (h *Handler) MountClients(api *httpx.API) {
 	t := []string{"oauth clients"}
 	roles := []string{principal.RoleTenantAdmin}
+	rs := []string{"resource servers"}
+	api.Handle(httpx.Route{Method: "GET", Path: "/resource-servers", OperationID: "listResourceServers",
+		Summary: "Other organizations' authorization servers this tenant's people may reach with an ID-JAG", Tags: rs,
+		Roles: []string{principal.RoleTenantAdmin, principal.RoleAuditor}, Response: []oauth.ResourceServer{}, Handler: func(c *fiber.Ctx) error {
+			out, err := h.Server.ResourceServers(c.UserContext())
+			if err != nil {
+				return err
+			}
+			if out == nil {
+				out = []*oauth.ResourceServer{}
+			}
+			return c.JSON(out)
+		}})
+	api.Handle(httpx.Route{Method: "POST", Path: "/resource-servers", OperationID: "createResourceServer",
+		Summary: "Register an authorization server people may get ID-JAGs for (holders of its entitlement)", Tags: rs, Roles: roles,
+		Request: oauth.ResourceServerInput{}, Response: oauth.ResourceServer{}, Status: 201, Handler: func(c *fiber.Ctx) error {
+			var in oauth.ResourceServerInput
+			if err := httpx.DecodeJSON(c, &in); err != nil {
+				return err
+			}
+			out, err := h.Server.CreateResourceServer(c.UserContext(), in)
+			if err != nil {
+				return err
+			}
+			return c.Status(201).JSON(out)
+		}})
+	api.Handle(httpx.Route{Method: "DELETE", Path: "/resource-servers/:id", OperationID: "deleteResourceServer", Summary: "Remove a resource server",
+		Tags: rs, Roles: roles, Status: 204, Handler: func(c *fiber.Ctx) error {
+			id, err := httpx.PathUUID(c, "id")
+			if err != nil {
+				return err
+			}
+			if err := h.Server.DeleteResourceServer(c.UserContext(), id); err != nil {
+				return err
+			}
+			return c.SendStatus(204)
+		}})
 	api.Handle(httpx.Route{Method: "GET", Path: "/clients", OperationID: "listClients", Summary: "Relying-party OAuth clients", Tags: t,
 		Roles: []string{principal.RoleTenantAdmin, principal.RoleAuditor}, Response: []oauth.AppClient{},
 		Handler: func(c *fiber.Ctx) error {
