@@ -398,9 +398,13 @@ func (s *Server) userToken(ctx context.Context, sub, clientID, scope string, aud
 	if !authTime.IsZero() {
 		at = authTime.Unix()
 	}
+	fam := ""
+	if family != uuid.Nil {
+		fam = family.String()
+	}
 	raw, err := s.cfg.Tokens.Mint(ctx, token.Claims{
 		Claims:   jwt.Claims{Subject: sub, Audience: jwt.Audience(auds), Expiry: jwt.NewNumericDate(s.cfg.Now().Add(s.cfg.AccessTTL))},
-		TenantID: tid, Scope: scope, ClientID: clientID, SubjectKind: string(principal.KindUser), AMR: amr, Family: family.String(),
+		TenantID: tid, Scope: scope, ClientID: clientID, SubjectKind: string(principal.KindUser), AMR: amr, Family: fam,
 		Cnf: cnf, AuthTime: at,
 	})
 	if err != nil {
