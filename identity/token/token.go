@@ -390,7 +390,9 @@ func (s *Service) UseProof(ctx context.Context, tenant uuid.UUID, jkt, jti strin
 	now := s.cfg.Now().UTC()
 	prune := s.proofs.Add(1)%256 == 1
 	var fresh bool
-	err := s.cfg.DB.InTenantTx(store.WithTenant(ctx, tenant), func(tx *store.Tx) error {
+	// A record that survives a crash of this process (not of the machine):
+	// the price of one per gateway call.
+	err := s.cfg.DB.InTenantTxRelaxed(store.WithTenant(ctx, tenant), func(tx *store.Tx) error {
 		var err error
 		fresh, err = useProofTx(ctx, tx, hex.EncodeToString(sum[:]), until.UTC(), now, prune)
 		return err
