@@ -16,8 +16,6 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
-	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -481,27 +479,10 @@ func (s *Service) fetchMetadata(ctx context.Context, in *Input) error {
 	if in.Settings.Metadata != "" {
 		return apperr.Invalid("settings.metadata", "give metadata or metadata_url, not both")
 	}
-	if err := validURL("settings.metadata_url", in.Settings.MetadataURL); err != nil {
+	body, err := egress.FetchDocument(ctx, s.Client, in.Settings.MetadataURL, "application/samlmetadata+xml, application/xml, text/xml",
+		"settings.metadata_url", maxMetadata)
+	if err != nil {
 		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, in.Settings.MetadataURL, nil)
-	if err != nil {
-		return apperr.Invalid("settings.metadata_url", "an absolute http(s) URL")
-	}
-	req.Header.Set("Accept", "application/samlmetadata+xml, application/xml, text/xml")
-	resp, err := s.Client.Do(req)
-	if err != nil {
-		return egress.Unreachable("the metadata URL", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadata+1))
-	if err != nil {
-		return egress.Unreachable("the metadata URL", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return apperr.Invalid("settings.metadata_url", fmt.Sprintf("answered %d", resp.StatusCode))
 	}
 	now := s.now()
 	in.Settings.Metadata, in.Settings.MetadataFetchedAt = string(body), &now

@@ -18,12 +18,9 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"encoding/xml"
-	"fmt"
-	"io"
 	"log/slog"
 	"math/big"
 	"net/http"
-	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -237,33 +234,8 @@ func (in *Input) apply(sp *ServiceProvider) error {
 
 // fetch gets metadata by URL, through the egress checks.
 func (s *Service) fetch(ctx context.Context, raw string) (string, error) {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(raw) > 2048 {
-		return "", apperr.Invalid("metadata_url", "an absolute http(s) URL")
-	}
-	if s.Fetch == nil {
-		return "", apperr.New(apperr.KindUnavailable, "metadata cannot be fetched here")
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
-	if err != nil {
-		return "", apperr.Invalid("metadata_url", "an absolute http(s) URL")
-	}
-	req.Header.Set("Accept", "application/samlmetadata+xml, application/xml, text/xml")
-	resp, err := s.Fetch.Do(req)
-	if err != nil {
-		return "", egress.Unreachable("the metadata URL", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", apperr.Invalid("metadata_url", fmt.Sprintf("answered %d", resp.StatusCode))
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadata+1))
-	if err != nil {
-		return "", egress.Unreachable("the metadata URL", err)
-	}
-	return string(body), nil
+	b, err := egress.FetchDocument(ctx, s.Fetch, raw, "application/samlmetadata+xml, application/xml, text/xml", "metadata_url", maxMetadata)
+	return string(b), err
 }
 
 // resolve fills an input's metadata from its URL, if it has one.

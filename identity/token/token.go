@@ -207,14 +207,7 @@ func (s *Service) MintIDToken(ctx context.Context, c Claims) (string, error) {
 // oauth-id-jag+jwt) as Mint does, with extra claims beside c's (the
 // resource, the person's address).
 func (s *Service) MintIDJAG(ctx context.Context, c Claims, extra map[string]any) (string, error) {
-	if c.TenantID == uuid.Nil || c.Subject == "" || len(c.Audience) == 0 || c.Expiry == nil {
-		return "", errors.New("token: tid, sub, aud and exp are required")
-	}
-	slug, err := s.cfg.Tenants.SlugOf(ctx, c.TenantID)
-	if err != nil {
-		return "", err
-	}
-	k, err := s.activeKey(ctx, c.TenantID)
+	k, err := s.stamp(ctx, &c)
 	if err != nil {
 		return "", err
 	}
@@ -222,9 +215,32 @@ func (s *Service) MintIDJAG(ctx context.Context, c Claims, extra map[string]any)
 	if err != nil {
 		return "", err
 	}
-	now := s.cfg.Now()
-	c.Issuer, c.IssuedAt, c.ID = s.Issuer(slug), jwt.NewNumericDate(now), uuid.Must(uuid.NewV7()).String()
+	c.NotBefore = nil
 	return jwt.Signed(signer).Claims(c).Claims(extra).Serialize()
+}
+
+// stamp checks c's required claims and fills iss, iat, nbf and jti; it
+// returns the tenant's signing key.
+func (s *Service) stamp(ctx context.Context, c *Claims) (*keyEntry, error) {
+	if c.TenantID == uuid.Nil || c.Subject == "" || len(c.Audience) == 0 || c.Expiry == nil {
+		return nil, errors.New("token: tid, sub, aud and exp are required")
+	}
+	slug, err := s.cfg.Tenants.SlugOf(ctx, c.TenantID)
+	if err != nil {
+		return nil, err
+	}
+	k, err := s.activeKey(ctx, c.TenantID)
+	if err != nil {
+		return nil, err
+	}
+	now := s.cfg.Now()
+	c.Issuer = s.Issuer(slug)
+	c.IssuedAt = jwt.NewNumericDate(now)
+	c.NotBefore = jwt.NewNumericDate(now)
+	if c.ID == "" {
+		c.ID = uuid.Must(uuid.NewV7()).String()
+	}
+	return k, nil
 }
 
 // TenantIssuer is the issuer URL of a tenant's tokens.
@@ -237,23 +253,9 @@ func (s *Service) TenantIssuer(ctx context.Context, tenant uuid.UUID) (string, e
 }
 
 func (s *Service) mint(ctx context.Context, c Claims, idToken bool) (string, error) {
-	if c.TenantID == uuid.Nil || c.Subject == "" || len(c.Audience) == 0 || c.Expiry == nil {
-		return "", errors.New("token: tid, sub, aud and exp are required")
-	}
-	slug, err := s.cfg.Tenants.SlugOf(ctx, c.TenantID)
+	k, err := s.stamp(ctx, &c)
 	if err != nil {
 		return "", err
-	}
-	k, err := s.activeKey(ctx, c.TenantID)
-	if err != nil {
-		return "", err
-	}
-	now := s.cfg.Now()
-	c.Issuer = s.Issuer(slug)
-	c.IssuedAt = jwt.NewNumericDate(now)
-	c.NotBefore = jwt.NewNumericDate(now)
-	if c.ID == "" {
-		c.ID = uuid.Must(uuid.NewV7()).String()
 	}
 	if idToken {
 		return jwt.Signed(k.signer).Claims(c).Serialize()
