@@ -146,6 +146,15 @@ type Refusal struct {
 	Nonce string
 }
 
+type provenKey struct{}
+
+// WithProvenKey marks ctx as a request the gateway made itself inside a
+// connection whose opening request proved a DPoP key (jkt): a WebSocket's
+// messages, authenticated again one by one, carry no proof of their own.
+func WithProvenKey(ctx context.Context, jkt string) context.Context {
+	return context.WithValue(ctx, provenKey{}, jkt)
+}
+
 // origin is scheme://host of an absolute URL.
 func origin(raw string) string {
 	u, err := url.Parse(raw)
@@ -197,8 +206,8 @@ func (e *Enforcer) Authenticate(r *http.Request, t *tenant.Tenant, res Resource)
 			sum := sha256.Sum256(r.TLS.PeerCertificates[0].Raw)
 			thumb = base64.RawURLEncoding.EncodeToString(sum[:])
 		}
-		jkt := ""
-		if useDPoP {
+		jkt, _ := r.Context().Value(provenKey{}).(string)
+		if useDPoP && jkt == "" {
 			proofs := r.Header.Values("DPoP")
 			if len(proofs) != 1 {
 				return nil, refuse(http.StatusUnauthorized, `error="invalid_dpop_proof", error_description="one DPoP proof is required"`,

@@ -151,9 +151,14 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, ep *end
 		c.end() // the connection was the session's transport
 		_ = conn.Close()
 	}()
+	msgCtx := ctx
+	if p.DPoPKey != "" {
+		// The upgrade proved the token's DPoP key; messages carry no proofs.
+		msgCtx = gateway.WithProvenKey(ctx, p.DPoPKey)
+	}
 	request := func(body []byte) *http.Request {
 		// A copy of the upgrade request carries each message (never sent anywhere).
-		req := r.Clone(ctx)
+		req := r.Clone(msgCtx)
 		req.Method, req.Body, req.ContentLength = http.MethodPost, io.NopCloser(bytes.NewReader(body)), int64(len(body))
 		req.Header = http.Header{}
 		req.Header.Set("Content-Type", "application/json")

@@ -7,6 +7,9 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/xavyo/xavyo/app/apptest"
 	"github.com/xavyo/xavyo/internal/dpop/dpoptest"
@@ -123,6 +126,31 @@ func TestDPoP(t *testing.T) {
 	refused("an unbound token with the DPoP scheme", resp, "invalid_token")
 	if resp, out := call(one, m.endpoint, "Bearer "+bearer, "", ""); resp.StatusCode != 200 {
 		t.Fatalf("bearer tokens still work: %d %v", resp.StatusCode, out)
+	}
+
+	// Over WebSocket the upgrade proves the key once; its messages,
+	// authenticated one by one, need no proofs of their own.
+	dialer := websocket.Dialer{TLSClientConfig: one.TLS.Transport.(*http.Transport).TLSClientConfig, Subprotocols: []string{"mcp"},
+		HandshakeTimeout: 5 * time.Second}
+	wsURL := "wss" + strings.TrimPrefix(m.endpoint, "https")
+	if _, resp, err := dialer.Dial(wsURL, http.Header{"Authorization": {"Bearer " + tok}}); err == nil || resp == nil || resp.StatusCode != 401 {
+		t.Fatalf("a bound token's WebSocket without a proof: %v %v", err, resp)
+	}
+	conn, resp, err := dialer.Dial(wsURL, http.Header{"Authorization": {"DPoP " + tok}, "DPoP": {key.Proof("GET", m.endpoint, tok, "", nil)}})
+	if err != nil {
+		t.Fatalf("WebSocket with DPoP: %v %v", err, resp)
+	}
+	defer conn.Close()
+	for i, msg := range []string{`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"ws","version":"1"}}}`,
+		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"tools__echo","arguments":{"text":"over the socket"}}}`} {
+		if err := conn.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, frame, err := conn.ReadMessage()
+		if err != nil || !strings.Contains(string(frame), `"result"`) || (i == 1 && !strings.Contains(string(frame), "over the socket")) {
+			t.Fatalf("WebSocket message %d: %v %s", i, err, frame)
+		}
 	}
 
 	_, meta, _ := apptest.Get(t, one.HTTP, one.Admin+"/t/"+m.slug+"/.well-known/openid-configuration")
