@@ -336,14 +336,19 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
-	// holds says whether a person holds an entitlement now (SAML service
-	// providers and ID-JAG resource servers are guarded by one).
-	holds := func(ctx context.Context, tenant, user, ent uuid.UUID) (bool, error) {
+	// holds says whether a person (and the agent acting for them, unless
+	// uuid.Nil) holds an entitlement now: SAML service providers and
+	// ID-JAG resource servers are guarded by one.
+	holds := func(ctx context.Context, tenant, user, agent, ent uuid.UUID) (bool, error) {
 		snap, err := s.engine.Snapshot(ctx, tenant)
 		if err != nil {
 			return false, err
 		}
-		return snap.Permits(governance.Subject{Type: governance.SubjectUser, ID: user}, nil, ent, time.Now()), nil
+		var actor *governance.Subject
+		if agent != uuid.Nil {
+			actor = &governance.Subject{Type: governance.SubjectNHI, ID: agent}
+		}
+		return snap.Permits(governance.Subject{Type: governance.SubjectUser, ID: user}, actor, ent, time.Now()), nil
 	}
 	s.oauth = oauth.New(oauth.Config{Tokens: s.tokens, NHIs: s.nhis, Tenants: s.tenants, DB: s.db, Logger: log,
 		AdminURL: cfg.Admin.PublicURL, AgentURL: cfg.Agent.PublicURL, Audit: s.seq, Auth: s.auth, Fetch: fetch,
@@ -386,7 +391,9 @@ func New(ctx context.Context, c Config) (_ *App, err error) {
 			}
 			return names, err
 		},
-		Access: holds}
+		Access: func(ctx context.Context, tenant, user, ent uuid.UUID) (bool, error) {
+			return holds(ctx, tenant, user, uuid.Nil, ent)
+		}}
 	samlIdP.Mount(s.api)
 	samlIdP.MountPages(s.admin)
 	fh := &fedrest.Handler{Federation: s.feds, Directory: s.dir, Tenants: s.tenants, Auth: s.auth, Pages: pages, Issuer: s.oauth.Issuer}

@@ -23,6 +23,7 @@ import (
 	"github.com/xavyo/xavyo/identity/token"
 	"github.com/xavyo/xavyo/internal/apperr"
 	"github.com/xavyo/xavyo/internal/audit"
+	"github.com/xavyo/xavyo/internal/principal"
 	"github.com/xavyo/xavyo/internal/store"
 )
 
@@ -174,9 +175,53 @@ func (s *Server) IssueIDJAG(ctx context.Context, slug string, rp RelyingParty, s
 	if err != nil || id.Expiry == nil || !s.cfg.Now().Before(id.Expiry.Time()) || !slices.Contains(id.Audience, rp.ClientID) {
 		return nil, oerr(400, "invalid_grant", "the subject token is not a live ID token issued here to this client")
 	}
+	user, err := uuid.Parse(id.Subject)
+	if err != nil {
+		return nil, oerr(400, "invalid_grant", "the ID token's subject is not a person of this tenant")
+	}
+	return s.issueIDJAG(ctx, idjagRequest{user: user, clientID: rp.ClientID, audience: audience, resources: resources, scope: scope,
+		authTime: id.AuthTime, amr: id.AMR})
+}
+
+// IssueIDJAGForAgent is the token exchange of a person's access token
+// for an ID-JAG by an agent acting for them: the grant names the person,
+// with the agent as actor (act), and is issued only when both hold the
+// resource server's entitlement.
+func (s *Server) IssueIDJAGForAgent(ctx context.Context, c *Client, subjectToken, subjectType, audience string, resources, scope []string) (*TokenResponse, error) {
+	if (subjectType != TokenTypeAccess && subjectType != TokenTypeJWT) || subjectToken == "" || audience == "" {
+		return nil, oerr(400, "invalid_request", "an agent's ID-JAG is made from the person's access token for an audience")
+	}
+	tid, _ := store.TenantFrom(ctx)
+	sub, err := s.cfg.Tokens.Verify(ctx, subjectToken, token.Expect{Tenant: tid, AnyHolder: true})
+	if err != nil || (sub.SubjectKind != "" && sub.SubjectKind != string(principal.KindUser)) {
+		return nil, oerr(400, "invalid_grant", "the subject token is not a live token of a person of this tenant")
+	}
+	user, err := uuid.Parse(sub.Subject)
+	if err != nil {
+		return nil, oerr(400, "invalid_grant", "the subject token is not a live token of a person of this tenant")
+	}
+	return s.issueIDJAG(ctx, idjagRequest{user: user, agent: c, clientID: c.ID, audience: audience, resources: resources, scope: scope,
+		authTime: sub.AuthTime, amr: sub.AMR})
+}
+
+// idjagRequest is an ID-JAG to issue: for a person, by a client, with an
+// agent acting for the person when it is one.
+type idjagRequest struct {
+	user      uuid.UUID
+	agent     *Client
+	clientID  string
+	audience  string
+	resources []string
+	scope     []string
+	authTime  int64
+	amr       []string
+}
+
+func (s *Server) issueIDJAG(ctx context.Context, in idjagRequest) (*TokenResponse, error) {
+	tid, _ := store.TenantFrom(ctx)
 	var rs *ResourceServer
-	err = s.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
-		list, err := resourceServersTx(ctx, tx, audience)
+	err := s.cfg.DB.InTenantRead(ctx, func(tx *store.Tx) error {
+		list, err := resourceServersTx(ctx, tx, in.audience)
 		if len(list) > 0 {
 			rs = list[0]
 		}
@@ -190,14 +235,15 @@ func (s *Server) IssueIDJAG(ctx context.Context, slug string, rp RelyingParty, s
 	}
 	resource := ""
 	switch {
-	case len(resources) > 1:
+	case len(in.resources) > 1:
 		return nil, oerr(400, "invalid_target", "one resource per ID-JAG")
-	case len(resources) == 1:
-		resource = resources[0]
+	case len(in.resources) == 1:
+		resource = in.resources[0]
 		if len(rs.Resources) > 0 && !slices.Contains(rs.Resources, resource) {
 			return nil, oerr(400, "invalid_target", "the resource is not one of the resource server's")
 		}
 	}
+	scope := in.scope
 	if len(scope) == 0 {
 		scope = rs.Scopes
 	}
@@ -205,23 +251,30 @@ func (s *Server) IssueIDJAG(ctx context.Context, slug string, rp RelyingParty, s
 	if len(granted) != len(dedupe(scope)) {
 		return nil, oerr(400, "invalid_scope", "the requested scope exceeds what the resource server is registered for")
 	}
-	user, err := uuid.Parse(id.Subject)
-	if err != nil || s.cfg.Access == nil {
-		return nil, oerr(400, "invalid_grant", "the ID token's subject is not a person of this tenant")
+	if s.cfg.Access == nil {
+		return nil, oerr(400, "invalid_grant", "ID-JAGs are not issued here")
 	}
-	allowed, err := s.cfg.Access(ctx, tid, user, rs.EntitlementID)
+	agent := uuid.Nil
+	if in.agent != nil {
+		agent = in.agent.NHI.ID
+	}
+	allowed, err := s.cfg.Access(ctx, tid, in.user, agent, rs.EntitlementID)
 	if err != nil {
 		return nil, err
 	}
-	rec := audit.Entry{TenantID: tid, Action: "oauth.id_jag.issue", ActorKind: "user", ActorID: user.String(), TargetKind: "resource_server",
-		TargetID: rs.ID.String(), Details: map[string]any{"client_id": rp.ClientID, "audience": rs.Issuer, "resource": resource, "scope": granted}}
+	details := map[string]any{"client_id": in.clientID, "audience": rs.Issuer, "resource": resource, "scope": granted}
+	if in.agent != nil {
+		details["actor"] = agent.String()
+	}
+	rec := audit.Entry{TenantID: tid, Action: "oauth.id_jag.issue", ActorKind: "user", ActorID: in.user.String(), TargetKind: "resource_server",
+		TargetID: rs.ID.String(), Details: details}
 	if !allowed {
 		rec.Outcome = audit.OutcomeDenied
 		_ = s.cfg.Audit.AppendSync(ctx, rec)
-		return nil, oerr(400, "access_denied", "this person may not reach that resource server")
+		return nil, oerr(400, "access_denied", "this person (or the agent acting for them) may not reach that resource server")
 	}
-	theirs := rp.ClientID
-	if c, ok := rs.Clients[rp.ClientID]; ok && c != "" {
+	theirs := in.clientID
+	if c, ok := rs.Clients[in.clientID]; ok && c != "" {
 		theirs = c
 	}
 	extra := map[string]any{}
@@ -229,13 +282,17 @@ func (s *Server) IssueIDJAG(ctx context.Context, slug string, rp RelyingParty, s
 		extra["resource"] = resource
 	}
 	if s.cfg.Email != nil {
-		if email, err := s.cfg.Email(ctx, user); err == nil && email != "" {
+		if email, err := s.cfg.Email(ctx, in.user); err == nil && email != "" {
 			extra["email"] = email // for the authorization server to create the person just in time
 		}
 	}
-	exp := s.cfg.Now().Add(IDJAGLifetime)
-	raw, err := s.cfg.Tokens.MintIDJAG(ctx, token.Claims{Claims: jwt.Claims{Subject: user.String(), Audience: jwt.Audience{rs.Issuer},
-		Expiry: jwt.NewNumericDate(exp)}, TenantID: tid, ClientID: theirs, Scope: strings.Join(granted, " "), AuthTime: id.AuthTime, AMR: id.AMR}, extra)
+	c := token.Claims{Claims: jwt.Claims{Subject: in.user.String(), Audience: jwt.Audience{rs.Issuer},
+		Expiry: jwt.NewNumericDate(s.cfg.Now().Add(IDJAGLifetime))}, TenantID: tid, ClientID: theirs, Scope: strings.Join(granted, " "),
+		AuthTime: in.authTime, AMR: in.amr}
+	if in.agent != nil {
+		c.Act = &token.Actor{Subject: agent.String(), ClientID: in.agent.ID, Kind: string(principal.KindNHI)}
+	}
+	raw, err := s.cfg.Tokens.MintIDJAG(ctx, c, extra)
 	if err != nil {
 		return nil, err
 	}

@@ -163,11 +163,12 @@ type Config struct {
 	// issuer) and finds the person it asserts (nil: none are accepted).
 	RedeemIDJAG func(ctx context.Context, raw, audience, clientID string) (*IdentityGrant, error)
 	// Entitlements says whether an entitlement exists in the tenant of
-	// ctx; Access whether a person holds one now (ID-JAGs are issued only
-	// to people holding their resource server's); Email is a person's
-	// address (nil: ID-JAGs are not issued).
+	// ctx; Access whether a person (and the agent acting for them, when
+	// agent is not uuid.Nil) holds one now (ID-JAGs are issued only to
+	// people holding their resource server's); Email is a person's
+	// address (nil Access: ID-JAGs are not issued).
 	Entitlements func(ctx context.Context, id uuid.UUID) error
-	Access       func(ctx context.Context, tenant, user, entitlement uuid.UUID) (bool, error)
+	Access       func(ctx context.Context, tenant, user, agent, entitlement uuid.UUID) (bool, error)
 	Email        func(ctx context.Context, user uuid.UUID) (string, error)
 	// Logger logs the causes of the errors answered as server_error or
 	// temporarily_unavailable (default slog.Default()).

@@ -50,10 +50,22 @@ func TestIDJAGBetweenTenants(t *testing.T) {
 	corpClient := newClient(corp.Tok, "MCP client")
 	appsClient := newClient(appsTok, "MCP client")
 	otherClient := newClient(appsTok, "Another client")
+	// Agents of corp that act for people: one entitled too, one not.
+	agent := func(slug string) apptest.Agent {
+		t.Helper()
+		resp, body := h.DoAs(corp.Tok, "POST", "/api/v1/nhis", map[string]any{"kind": "agent", "slug": slug, "name": slug, "owner_id": adaID})
+		apptest.Expect(t, resp, body, 201, "agent "+slug)
+		return apptest.Decode[apptest.Agent](t, body)
+	}
+	helper, stranger := agent("helper"), agent("stranger")
+	resp, body = h.DoAs(corp.Tok, "POST", "/api/v1/assignments", map[string]any{"subject_type": "nhi", "subject_id": helper.ID, "target_type": "entitlement",
+		"target_id": ent})
+	apptest.Expect(t, resp, body, 201, "the helper agent may reach the apps tenant's tools")
 
 	// Corp registers the apps tenant's authorization server.
 	resp, body = h.DoAs(corp.Tok, "POST", "/api/v1/resource-servers", map[string]any{"key": "apps", "issuer": appsIssuer, "resources": []string{mcpURL},
-		"scopes": []string{"mcp"}, "entitlement_id": ent, "clients": map[string]string{corpClient.ClientID: appsClient.ClientID}})
+		"scopes": []string{"mcp"}, "entitlement_id": ent,
+		"clients": map[string]string{corpClient.ClientID: appsClient.ClientID, helper.ClientID: appsClient.ClientID, stranger.ClientID: appsClient.ClientID}})
 	apptest.Expect(t, resp, body, 201, "resource server")
 	// The apps tenant trusts corp for ID-JAGs.
 	resp, body = h.DoAs(appsTok, "POST", "/api/v1/identity-providers", map[string]any{"key": "corp", "name": "Corp",
@@ -61,8 +73,9 @@ func TestIDJAGBetweenTenants(t *testing.T) {
 	apptest.Expect(t, resp, body, 201, "trusted enterprise IdP")
 	corpProvider := apptest.Decode[providerJSON](t, body)
 
-	// idToken signs a person in at corp for its MCP client (code + PKCE).
-	idToken := func(who string) string {
+	// signIn signs a person in at corp for its MCP client (code + PKCE):
+	// their ID token and access token.
+	signIn := func(who string) (string, string) {
 		t.Helper()
 		b := apptest.NewBrowser(t)
 		verifier, challenge := pkce()
@@ -77,8 +90,9 @@ func TestIDJAGBetweenTenants(t *testing.T) {
 		if status != 200 || out["id_token"] == nil {
 			t.Fatalf("%s's ID token: %d %v", who, status, out)
 		}
-		return out["id_token"].(string)
+		return out["id_token"].(string), out["access_token"].(string)
 	}
+	idToken := func(who string) string { t.Helper(); idt, _ := signIn(who); return idt }
 	exchange := func(idt, audience string) (int, map[string]any) {
 		t.Helper()
 		return h.Form("/t/"+corp.Slug+"/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"},
@@ -91,7 +105,7 @@ func TestIDJAGBetweenTenants(t *testing.T) {
 			cl.ClientID, cl.ClientSecret)
 	}
 
-	adaIDT := idToken("ada")
+	adaIDT, adaAccess := signIn("ada")
 	status, out := exchange(adaIDT, appsIssuer)
 	if status != 200 || out["issued_token_type"] != "urn:ietf:params:oauth:token-type:id-jag" || out["token_type"] != "N_A" {
 		t.Fatalf("ID-JAG: %d %v", status, out)
@@ -139,6 +153,30 @@ func TestIDJAGBetweenTenants(t *testing.T) {
 	}
 	if status, out := redeem(apps, jag, appsClient); status != 400 || !strings.Contains(apptest.JSON(out), "used before") {
 		t.Fatalf("a replayed ID-JAG: %d %v", status, out)
+	}
+
+	// An agent acting for Ada exchanges her access token: the grant names
+	// her, with the agent as actor; an agent without the entitlement gets
+	// none.
+	agentExchange := func(a apptest.Agent) (int, map[string]any) {
+		t.Helper()
+		return h.Form("/t/"+corp.Slug+"/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"},
+			"requested_token_type": {"urn:ietf:params:oauth:token-type:id-jag"}, "audience": {appsIssuer}, "resource": {mcpURL}, "scope": {"mcp"},
+			"subject_token": {adaAccess}, "subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"}}, a.ClientID, a.ClientSecret)
+	}
+	status, out = agentExchange(helper)
+	if status != 200 {
+		t.Fatalf("an agent's ID-JAG: %d %v", status, out)
+	}
+	agentJAG := apptest.JWTClaims(t, out["access_token"].(string))
+	if act, _ := agentJAG["act"].(map[string]any); act == nil || act["sub"] != helper.ID || agentJAG["sub"] != adaID || agentJAG["client_id"] != appsClient.ClientID {
+		t.Fatalf("an agent's ID-JAG claims: %v", agentJAG)
+	}
+	if status, out := redeem(apps, out["access_token"].(string), appsClient); status != 200 {
+		t.Fatalf("redeem an agent's ID-JAG: %d %v", status, out)
+	}
+	if status, out := agentExchange(stranger); status != 400 || out["error"] != "access_denied" {
+		t.Fatalf("an agent without the entitlement: %d %v", status, out)
 	}
 
 	// At a tenant it was not made for (which trusts corp too): refused.

@@ -359,6 +359,16 @@ func (h *Handler) token(c *fiber.Ctx) error {
 		if c.FormValue("requested_token_type") != oauth.TokenTypeIDJAG {
 			break
 		}
+		if c.FormValue("subject_token_type") != oauth.TokenTypeIDToken {
+			// An agent acting for the person whose token it presents.
+			cl, err := h.client(c, ctx)
+			if err != nil {
+				return h.write(c, nil, err)
+			}
+			out, err := h.Server.IssueIDJAGForAgent(ctx, cl, c.FormValue("subject_token"), c.FormValue("subject_token_type"), c.FormValue("audience"),
+				multi(c, "resource"), strings.Fields(c.FormValue("scope")))
+			return h.write(c, out, err)
+		}
 		// An ID-JAG for a person's ID token: asked by the client the ID
 		// token was issued to.
 		clientID, authenticated, err := h.relyingParty(c, ctx)
