@@ -117,3 +117,16 @@ func FuzzIDPMetadata(f *testing.F) {
 		}
 	})
 }
+
+// FuzzIsIDJAG: telling an ID-JAG from another assertion reads untrusted
+// text: never a panic, and only a header typed oauth-id-jag+jwt says yes.
+func FuzzIsIDJAG(f *testing.F) {
+	f.Add("eyJ0eXAiOiJvYXV0aC1pZC1qYWcrand0IiwiYWxnIjoiUlMyNTYifQ.e30.x")
+	f.Add("eyJhbGciOiJub25lIn0.e30.")
+	f.Add("...")
+	f.Fuzz(func(t *testing.T, raw string) {
+		if IsIDJAG(raw) && !strings.Contains(raw, ".") {
+			t.Fatalf("an ID-JAG without a payload: %q", raw)
+		}
+	})
+}
