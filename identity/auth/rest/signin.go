@@ -310,6 +310,11 @@ func (p *Pages) resume(c *fiber.Ctx) error {
 	if !ok {
 		return err
 	}
+	return p.goOn(c, t, x, bs)
+}
+
+// goOn resumes the flow of transaction x in session bs.
+func (p *Pages) goOn(c *fiber.Ctx, t *tenant.Tenant, x *auth.Transaction, bs *auth.BrowserSession) error {
 	flow := p.flows[x.Purpose]
 	prompt, _ := flow.Describe(store.WithTenant(c.UserContext(), t.ID), t, x)
 	Secure(c, prompt.ReturnTo)
@@ -337,17 +342,13 @@ func (p *Pages) Continue(c *fiber.Ctx, t *tenant.Tenant, x *auth.Transaction, bs
 	if x == nil {
 		return signedInAnswer(c, t)
 	}
-	flow := p.flows[x.Purpose]
-	if flow == nil {
+	if p.flows[x.Purpose] == nil {
 		return Error(c, 400, apperr.PublicMessage(auth.ErrNoTransaction))
 	}
-	ctx := store.WithTenant(c.UserContext(), t.ID)
-	if err := p.Auth.TransactionSignedIn(ctx, t, x, bs.ID); err != nil {
+	if err := p.Auth.TransactionSignedIn(store.WithTenant(c.UserContext(), t.ID), t, x, bs.ID); err != nil {
 		return Error(c, 400, apperr.PublicMessage(auth.ErrNoTransaction))
 	}
-	prompt, _ := flow.Describe(ctx, t, x)
-	Secure(c, prompt.ReturnTo)
-	return flow.Resume(c, t, x, bs)
+	return p.goOn(c, t, x, bs)
 }
 
 // transactionOf reads the live transaction a page request names, of a
@@ -660,18 +661,32 @@ type loginView struct {
 // loginPageOf reads the transaction a login page request names, if any;
 // ok false: the page was answered.
 func (p *Pages) loginPageOf(c *fiber.Ctx, t *tenant.Tenant) (*loginView, bool, error) {
-	lv := &loginView{p: p, c: c, t: t, id: txID(c), lang: Lang(c, t)}
-	lv.w = loginCatalog[lv.lang]
-	if lv.id != "" {
+	var x *auth.Transaction
+	if txID(c) != "" {
 		var ok bool
 		var err error
-		if lv.x, ok, err = p.transactionOf(c, t, ""); !ok {
+		if x, ok, err = p.transactionOf(c, t, ""); !ok {
 			return nil, false, err
 		}
-		lv.flow = p.flows[lv.x.Purpose]
-		if lv.prompt, err = lv.flow.Describe(store.WithTenant(c.UserContext(), t.ID), t, lv.x); err != nil {
-			return nil, false, Error(c, 400, apperr.PublicMessage(err))
-		}
+	}
+	return p.viewOf(c, t, x)
+}
+
+// viewOf is the login page of transaction x (nil: a sign-in for
+// itself); ok false: the page was answered (a flow that cannot go on).
+func (p *Pages) viewOf(c *fiber.Ctx, t *tenant.Tenant, x *auth.Transaction) (*loginView, bool, error) {
+	lv := &loginView{p: p, c: c, t: t, x: x, lang: Lang(c, t)}
+	lv.w = loginCatalog[lv.lang]
+	if x == nil {
+		return lv, true, nil
+	}
+	lv.id, lv.flow = x.ID, p.flows[x.Purpose]
+	if lv.flow == nil {
+		return nil, false, Error(c, 400, apperr.PublicMessage(auth.ErrNoTransaction))
+	}
+	var err error
+	if lv.prompt, err = lv.flow.Describe(store.WithTenant(c.UserContext(), t.ID), t, x); err != nil {
+		return nil, false, Error(c, 400, apperr.PublicMessage(err))
 	}
 	return lv, true, nil
 }
@@ -809,17 +824,9 @@ func (p *Pages) firstStepPassed(c *fiber.Ctx, lv *loginView, u *directory.User, 
 // upstream identity provider), as amr says; factorDone: that counted as
 // both factors.
 func (p *Pages) Authenticated(c *fiber.Ctx, t *tenant.Tenant, x *auth.Transaction, u *directory.User, amr []string, factorDone bool) error {
-	lv := &loginView{p: p, c: c, t: t, x: x, lang: Lang(c, t)}
-	lv.w = loginCatalog[lv.lang]
-	if x != nil {
-		lv.id, lv.flow = x.ID, p.flows[x.Purpose]
-		if lv.flow == nil {
-			return Error(c, 400, apperr.PublicMessage(auth.ErrNoTransaction))
-		}
-		var err error
-		if lv.prompt, err = lv.flow.Describe(store.WithTenant(c.UserContext(), t.ID), t, x); err != nil {
-			return Error(c, 400, apperr.PublicMessage(err))
-		}
+	lv, ok, err := p.viewOf(c, t, x)
+	if !ok {
+		return err
 	}
 	return p.firstStepPassed(c, lv, u, amr, factorDone)
 }
